@@ -1,0 +1,112 @@
+// Package secrets defines the contract between credsign and the stores that
+// keep device secrets and API token hashes: the HashiCorp Vault KV v2 backend
+// (package secrets/vault) and the embedded encrypted file backend (package
+// secrets/filestore). Both pass the conformance suite in secrets/storetest.
+package secrets
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors every Store returns (wrapped) so callers can map them to
+// HTTP statuses with errors.Is.
+var (
+	// ErrNotFound means the device or token does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict means a compare-and-set write saw a different version
+	// (or, with version 0, that the record already exists).
+	ErrConflict = errors.New("version conflict")
+	// ErrUnavailable means the store cannot be reached right now (Vault sealed,
+	// down or timing out); the caller may retry later.
+	ErrUnavailable = errors.New("store unavailable")
+)
+
+// Device is a stored device record: the device document of design.md plus
+// the bookkeeping the store adds. Secret is write-only for API callers; it is
+// returned by the store only so the signing code can use it.
+type Device struct {
+	ID     string            `json:"id"`
+	Cloud  string            `json:"cloud"`
+	Params map[string]any    `json:"params"`
+	Secret string            `json:"secret"`
+	Labels map[string]string `json:"labels,omitempty"`
+	// Version starts at 1 and increases by one on every successful write.
+	Version   int64     `json:"version"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// Token roles.
+const (
+	RoleProvisioner = "provisioner"
+	RoleDevice      = "device"
+)
+
+// Token is a stored API token. Only the SHA-256 hash of the token text is
+// kept; the text itself is shown once to whoever created it.
+type Token struct {
+	ID        string     `json:"id"`
+	Hash      string     `json:"hash"` // lowercase hex SHA-256 of the token text
+	Role      string     `json:"role"`
+	DeviceID  string     `json:"deviceId,omitempty"` // set for RoleDevice
+	CreatedAt time.Time  `json:"createdAt"`
+	RevokedAt *time.Time `json:"revokedAt,omitempty"`
+}
+
+// ListOptions selects a page of devices.
+type ListOptions struct {
+	// Cloud, when set, keeps only devices of that cloud.
+	Cloud string
+	// After is the cursor: only devices whose ID sorts after it are returned.
+	After string
+	// Limit caps the page size; 0 means a default of 100.
+	Limit int
+}
+
+// Page is one page of a device listing, sorted by ID. Next is the cursor for
+// the following page, empty on the last page.
+type Page struct {
+	Devices []Device
+	Next    string
+}
+
+// DeviceStore keeps device records.
+type DeviceStore interface {
+	// GetDevice returns the device or ErrNotFound.
+	GetDevice(ctx context.Context, id string) (Device, error)
+	// PutDevice writes d (ID, Cloud, Params, Secret, Labels are used; the
+	// store sets Version, CreatedAt, UpdatedAt). ifVersion < 0 writes
+	// unconditionally; 0 requires that the device not exist; > 0 requires that
+	// the stored version equal it, else ErrConflict. It returns the stored record.
+	PutDevice(ctx context.Context, d Device, ifVersion int64) (Device, error)
+	// DeleteDevice removes the device and every version of its secret, or
+	// returns ErrNotFound.
+	DeleteDevice(ctx context.Context, id string) error
+	// ListDevices returns a page of devices sorted by ID.
+	ListDevices(ctx context.Context, opts ListOptions) (Page, error)
+}
+
+// TokenStore keeps API token records.
+type TokenStore interface {
+	// PutToken stores a new token record; ErrConflict if its ID exists.
+	PutToken(ctx context.Context, t Token) error
+	// TokenByHash finds a token by the hash of its text, or ErrNotFound.
+	// Revoked tokens are returned too (with RevokedAt set).
+	TokenByHash(ctx context.Context, hash string) (Token, error)
+	// GetToken finds a token by ID, or ErrNotFound.
+	GetToken(ctx context.Context, id string) (Token, error)
+	// RevokeToken marks the token revoked at the given time, or ErrNotFound.
+	RevokeToken(ctx context.Context, id string, at time.Time) error
+}
+
+// Store is everything the service needs from a backend.
+type Store interface {
+	DeviceStore
+	TokenStore
+	// Ping reports whether the store is reachable (ErrUnavailable if not).
+	Ping(ctx context.Context) error
+	// Close releases resources (renewal goroutines, file handles).
+	Close() error
+}
