@@ -1,0 +1,407 @@
+package signing
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Param types, as they appear in ParamSpec.Type and in the API's schemas.
+const (
+	TypeString  = "string"
+	TypeInteger = "integer"
+	TypeBoolean = "boolean"
+)
+
+// Secret formats, as they appear in Cloud.SecretFormat.
+const (
+	// SecretText means the secret is used as its raw UTF-8 bytes.
+	SecretText = "text"
+	// SecretBase64 means the secret is standard base64 and its decoded bytes are the key.
+	SecretBase64 = "base64"
+)
+
+// maxTTL is the longest lifetime any cloud here is asked to honour.
+const maxTTL = 365 * 24 * time.Hour
+
+// Cloud describes one supported cloud: its params and limits.
+type Cloud struct {
+	// Name is the identifier used in requests ("aliyun").
+	Name string `json:"name"`
+	// Title is a human name ("Alibaba Cloud IoT Platform").
+	Title string `json:"title"`
+	// SecretFormat is SecretText or SecretBase64.
+	SecretFormat string `json:"secretFormat"`
+	// Params lists every param the cloud accepts.
+	Params []ParamSpec `json:"params"`
+	// DefaultTTL is the lifetime used when none is asked for.
+	DefaultTTL time.Duration `json:"-"`
+	// MaxTTL is the longest lifetime that may be asked for. Some clouds
+	// allow less depending on params (Huawei with checkTimestamp).
+	MaxTTL time.Duration `json:"-"`
+
+	recipe func(input) (Credentials, error)
+	// checkParams validates relations between params after each is valid on its own.
+	checkParams func(params) error
+	// maxTTL, when set, narrows MaxTTL for the given params.
+	maxTTL func(params) time.Duration
+}
+
+// ParamSpec describes one param of a cloud.
+type ParamSpec struct {
+	Name        string `json:"name"`
+	Type        string `json:"type"`
+	Required    bool   `json:"required"`
+	Description string `json:"description"`
+	// Default is the value used when the param is absent; nil when there is
+	// none or it is derived from other params (see Description).
+	Default any `json:"default,omitempty"`
+	// Allowed lists the only values accepted; empty means any valid value.
+	Allowed []any `json:"allowed,omitempty"`
+
+	// check validates a string value beyond its type.
+	check func(string) error
+}
+
+var registry = map[string]*Cloud{}
+
+func register(c *Cloud) {
+	c.DefaultTTL = DefaultTTL
+	if c.MaxTTL == 0 {
+		c.MaxTTL = maxTTL
+	}
+	registry[c.Name] = c
+}
+
+// Clouds returns every supported cloud, sorted by name.
+func Clouds() []Cloud {
+	out := make([]Cloud, 0, len(registry))
+	for _, c := range registry {
+		out = append(out, *c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// LookupCloud returns the cloud with the given name.
+func LookupCloud(name string) (Cloud, bool) {
+	c, ok := registry[name]
+	if !ok {
+		return Cloud{}, false
+	}
+	return *c, true
+}
+
+func cloudNames() string {
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+func unknownCloud(name string) error {
+	if name == "" {
+		return invalid("cloud", "is required (one of %s)", cloudNames())
+	}
+	return invalid("cloud", "unknown cloud %q (supported: %s)", clip(name), cloudNames())
+}
+
+// NormalizeParams validates params for the named cloud and returns them with
+// typed values (string, int, bool). Missing optional params are not filled in.
+func NormalizeParams(cloud string, raw map[string]any) (map[string]any, error) {
+	c, ok := registry[cloud]
+	if !ok {
+		return nil, unknownCloud(cloud)
+	}
+	p, err := c.normalize(raw)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any(p), nil
+}
+
+// ValidateSecret checks that secret has the form the named cloud expects
+// (non-empty; base64 for clouds whose keys are base64). Its error never
+// contains the secret.
+func ValidateSecret(cloud, secret string) error {
+	c, ok := registry[cloud]
+	if !ok {
+		return unknownCloud(cloud)
+	}
+	return c.checkSecret(secret)
+}
+
+func (c *Cloud) spec(name string) *ParamSpec {
+	for i := range c.Params {
+		if c.Params[i].Name == name {
+			return &c.Params[i]
+		}
+	}
+	return nil
+}
+
+func (c *Cloud) paramNames() string {
+	names := make([]string, len(c.Params))
+	for i, s := range c.Params {
+		names[i] = s.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+func (c *Cloud) normalize(raw map[string]any) (params, error) {
+	out := make(params, len(raw))
+	for name, v := range raw {
+		s := c.spec(name)
+		if s == nil {
+			return nil, invalid("params."+clip(name), "unknown param for %s (accepted: %s)", c.Name, c.paramNames())
+		}
+		tv, err := s.convert(v)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = tv
+	}
+	for _, s := range c.Params {
+		if _, ok := out[s.Name]; s.Required && !ok {
+			return nil, invalid("params."+s.Name, "is required for %s", c.Name)
+		}
+	}
+	if err := checkPort(out); err != nil {
+		return nil, err
+	}
+	if c.checkParams != nil {
+		if err := c.checkParams(out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// convert turns a JSON or text value into the spec's type and checks it.
+func (s *ParamSpec) convert(v any) (any, error) {
+	field := "params." + s.Name
+	var out any
+	switch s.Type {
+	case TypeString:
+		str, ok := v.(string)
+		if !ok {
+			return nil, invalid(field, "must be a string, not %s", typeName(v))
+		}
+		if str == "" {
+			return nil, invalid(field, "must not be empty")
+		}
+		if !utf8.ValidString(str) {
+			return nil, invalid(field, "must be valid UTF-8")
+		}
+		for _, r := range str {
+			if unicode.IsSpace(r) || unicode.IsControl(r) {
+				return nil, invalid(field, "must not contain spaces or control characters")
+			}
+		}
+		if s.check != nil {
+			if err := s.check(str); err != nil {
+				return nil, invalid(field, "%s", err.Error())
+			}
+		}
+		out = str
+	case TypeInteger:
+		n, ok := toInt(v)
+		if !ok {
+			return nil, invalid(field, "must be an integer, not %s", describe(v))
+		}
+		out = n
+	case TypeBoolean:
+		switch b := v.(type) {
+		case bool:
+			out = b
+		case string:
+			switch b {
+			case "true":
+				out = true
+			case "false":
+				out = false
+			default:
+				return nil, invalid(field, "must be true or false, not %q", clip(b))
+			}
+		default:
+			return nil, invalid(field, "must be a boolean, not %s", typeName(v))
+		}
+	}
+	if len(s.Allowed) > 0 && !slices.Contains(s.Allowed, out) {
+		return nil, invalid(field, "must be one of %s, not %s", allowedList(s.Allowed), describe(out))
+	}
+	return out, nil
+}
+
+func toInt(v any) (int, bool) {
+	switch n := v.(type) {
+	case int:
+		return n, true
+	case int64:
+		if n < math.MinInt32 || n > math.MaxInt32 {
+			return 0, false
+		}
+		return int(n), true
+	case float64:
+		if n != math.Trunc(n) || math.Abs(n) > math.MaxInt32 {
+			return 0, false
+		}
+		return int(n), true
+	case json.Number:
+		i, err := strconv.ParseInt(string(n), 10, 32)
+		return int(i), err == nil
+	case string:
+		i, err := strconv.ParseInt(n, 10, 32)
+		return int(i), err == nil
+	}
+	return 0, false
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case float64, int, int64, json.Number:
+		return "a number"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+func describe(v any) string {
+	switch x := v.(type) {
+	case string:
+		return strconv.Quote(clip(x))
+	case int, bool:
+		return fmt.Sprint(x)
+	}
+	return typeName(v)
+}
+
+func allowedList(vals []any) string {
+	parts := make([]string, len(vals))
+	for i, v := range vals {
+		parts[i] = describe(v)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// clip shortens user-supplied text before it goes into an error message.
+func clip(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+func (c *Cloud) checkSecret(secret string) error {
+	if secret == "" {
+		return invalid("secret", "is required")
+	}
+	if c.SecretFormat == SecretBase64 {
+		if _, err := base64.StdEncoding.DecodeString(secret); err != nil {
+			return invalid("secret", "must be standard base64 (as the %s console shows it); it did not decode", c.Name)
+		}
+	}
+	return nil
+}
+
+func (c *Cloud) checkTTL(ttl time.Duration, p params) error {
+	if ttl < time.Second {
+		if ttl <= 0 {
+			return invalid("ttl", "must be positive")
+		}
+		return invalid("ttl", "must be at least 1s")
+	}
+	limit := c.MaxTTL
+	if c.maxTTL != nil {
+		limit = c.maxTTL(p)
+	}
+	if ttl > limit {
+		return invalid("ttl", "%s is longer than %s allows (%s)", ttl, c.Name, limit)
+	}
+	return nil
+}
+
+// params are validated, typed params.
+type params map[string]any
+
+func (p params) str(name, def string) string {
+	if v, ok := p[name].(string); ok {
+		return v
+	}
+	return def
+}
+
+func (p params) int(name string, def int) int {
+	if v, ok := p[name].(int); ok {
+		return v
+	}
+	return def
+}
+
+func (p params) bool(name string, def bool) bool {
+	if v, ok := p[name].(bool); ok {
+		return v
+	}
+	return def
+}
+
+// Shared param specs and checks.
+
+func hostParam(desc string) ParamSpec {
+	return ParamSpec{Name: "host", Type: TypeString, Description: desc, check: checkHost}
+}
+
+func portParam(desc string) ParamSpec {
+	return ParamSpec{Name: "port", Type: TypeInteger, Description: desc}
+}
+
+func checkHost(s string) error {
+	if len(s) > 253 {
+		return fmt.Errorf("must be a host name of at most 253 characters")
+	}
+	if strings.ContainsAny(s, "/?#@") {
+		return fmt.Errorf("must be a bare host name or address, without scheme, path or port")
+	}
+	return nil
+}
+
+func checkPort(p params) error {
+	if port, ok := p["port"].(int); ok && (port < 1 || port > 65535) {
+		return invalid("params.port", "must be between 1 and 65535, not %d", port)
+	}
+	return nil
+}
+
+// forbid returns a check that rejects any of the given characters.
+func forbid(chars string, why string) func(string) error {
+	return func(s string) error {
+		if i := strings.IndexAny(s, chars); i >= 0 {
+			return fmt.Errorf("must not contain %q (%s)", s[i], why)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,157 @@
+// Package signing turns a device's identity and secret into the MQTT
+// ClientId/Username/Password triple that an IoT cloud accepts, plus the broker
+// address and an honest expiry. It holds one recipe per cloud (aliyun, tencent,
+// huawei, azure), each a pure function of its inputs: the issue time is passed
+// in, never read from the clock. It imports only the standard library.
+package signing
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// DefaultTTL is the lifetime used when a Request leaves TTL at zero.
+const DefaultTTL = time.Hour
+
+// Request is everything a recipe needs to derive credentials.
+type Request struct {
+	// Cloud names the recipe: "aliyun", "tencent", "huawei" or "azure".
+	Cloud string
+	// DeviceID is copied to Credentials.DeviceID; when empty the cloud's own
+	// device name is used.
+	DeviceID string
+	// Params are the cloud's params (see Clouds). Values may be typed
+	// (string, bool, int, float64 from JSON) or their text forms ("8883", "true").
+	Params map[string]any
+	// Secret is the device secret (or key, or PSK) as the console shows it.
+	Secret string
+	// Now is the issue time. It must be set.
+	Now time.Time
+	// TTL is the requested lifetime; zero means DefaultTTL. It must be at
+	// least one second and at most the cloud's limit.
+	TTL time.Duration
+	// Rand supplies randomness (Tencent's connId); nil means crypto/rand.
+	Rand io.Reader
+}
+
+// Credentials is what a device needs to log in to its cloud's MQTT broker.
+// Its JSON form is the Credentials object of the API and of `credsign sign`.
+type Credentials struct {
+	DeviceID string `json:"deviceId"`
+	Cloud    string `json:"cloud"`
+	ClientID string `json:"clientId"`
+	Username string `json:"username"`
+	Password string `json:"password"`
+	Host     string `json:"host"`
+	Port     int    `json:"port"`
+	TLS      bool   `json:"tls"`
+	// IssuedAt is the issue time the triple was derived from.
+	IssuedAt time.Time `json:"issuedAt"`
+	// ExpiresAt is when the cloud stops accepting the triple; nil when
+	// nothing in it expires.
+	ExpiresAt *time.Time `json:"expiresAt"`
+	// ExpiryEnforced tells whether the cloud checks ExpiresAt.
+	ExpiryEnforced bool `json:"expiryEnforced"`
+	// RefreshAfter is when an agent should fetch a new triple: about two
+	// thirds of the way through the lifetime.
+	RefreshAfter time.Time `json:"refreshAfter"`
+}
+
+// InvalidError reports bad input: which field is wrong and why. Its text
+// never contains the secret.
+type InvalidError struct {
+	// Field is "cloud", "params.NAME", "secret", "ttl" or "now".
+	Field string
+	// Reason says what is wrong, for a human.
+	Reason string
+}
+
+// Error implements error.
+func (e *InvalidError) Error() string { return e.Field + ": " + e.Reason }
+
+func invalid(field, format string, args ...any) error {
+	return &InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// IsInvalid reports whether err is (or wraps) an *InvalidError.
+func IsInvalid(err error) bool {
+	var ie *InvalidError
+	return errors.As(err, &ie)
+}
+
+// Sign derives credentials for req.
+func Sign(req Request) (Credentials, error) {
+	return sign(req, nil)
+}
+
+// Explain derives credentials for req like Sign and also returns each step
+// of the recipe, with the secret redacted, for debugging a rejected CONNECT.
+func Explain(req Request) (Credentials, []Step, error) {
+	tr := &trace{}
+	c, err := sign(req, tr)
+	return c, tr.steps, err
+}
+
+func sign(req Request, tr *trace) (Credentials, error) {
+	cl, ok := registry[req.Cloud]
+	if !ok {
+		return Credentials{}, unknownCloud(req.Cloud)
+	}
+	p, err := cl.normalize(req.Params)
+	if err != nil {
+		return Credentials{}, err
+	}
+	if err := cl.checkSecret(req.Secret); err != nil {
+		return Credentials{}, err
+	}
+	if req.Now.IsZero() {
+		return Credentials{}, invalid("now", "the issue time is required")
+	}
+	ttl := req.TTL
+	if ttl == 0 {
+		ttl = DefaultTTL
+	}
+	if err := cl.checkTTL(ttl, p); err != nil {
+		return Credentials{}, err
+	}
+	rnd := req.Rand
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	in := input{params: p, secret: req.Secret, now: req.Now.UTC(), ttl: ttl, rand: rnd, trace: tr}
+	tr.add("cloud", "%s (%s)", cl.Name, cl.Title)
+	c, err := cl.recipe(in)
+	if err != nil {
+		return Credentials{}, err
+	}
+	c.Cloud = cl.Name
+	if req.DeviceID != "" {
+		c.DeviceID = req.DeviceID
+	}
+	c.IssuedAt = in.now
+	life := ttl
+	if c.ExpiresAt != nil && c.ExpiresAt.Sub(in.now) < life {
+		life = c.ExpiresAt.Sub(in.now)
+	}
+	c.RefreshAfter = in.now.Add(life * 2 / 3)
+	return c, nil
+}
+
+// input is what a recipe receives once the request has been validated.
+type input struct {
+	params params
+	secret string
+	now    time.Time // UTC
+	ttl    time.Duration
+	rand   io.Reader
+	trace  *trace
+}
+
+// expiry returns now+ttl truncated to whole Unix seconds, as the clouds that
+// carry an expiry in seconds do.
+func (in input) expiry() int64 {
+	return in.now.Add(in.ttl).Unix()
+}
