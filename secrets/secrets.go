@@ -1,12 +1,14 @@
 // Package secrets defines the contract between credsign and the stores that
 // keep device secrets and API token hashes: the HashiCorp Vault KV v2 backend
-// (package secrets/vault) and the embedded encrypted file backend (package
-// secrets/filestore). Both pass the conformance suite in secrets/storetest.
+// (package secrets/vaultstore) and the embedded encrypted file backend
+// (package secrets/filestore). Both pass the conformance suite in
+// secrets/storetest.
 package secrets
 
 import (
 	"context"
 	"errors"
+	"regexp"
 	"time"
 )
 
@@ -21,11 +23,44 @@ var (
 	// ErrUnavailable means the store cannot be reached right now (Vault sealed,
 	// down or timing out); the caller may retry later.
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrInvalid means an argument can never be stored: a device or token ID
+	// that ValidID rejects, or a token hash that ValidHash rejects. Callers
+	// map it to a client error (400), not to a server error.
+	ErrInvalid = errors.New("invalid argument")
 )
+
+// validID is the syntax of device and token IDs: it keeps them safe as a
+// single path segment in Vault and in URLs.
+var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+
+// ValidID reports whether id may name a device or a token: 1 to 128
+// characters from [A-Za-z0-9._:-], starting with a letter or digit.
+// Stores reject other IDs with an error wrapping ErrInvalid.
+func ValidID(id string) bool {
+	return validID.MatchString(id)
+}
+
+// ValidHash reports whether h has the form of Token.Hash: 64 lowercase
+// hexadecimal digits (a SHA-256 digest).
+func ValidHash(h string) bool {
+	if len(h) != 64 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // Device is a stored device record: the device document of design.md plus
 // the bookkeeping the store adds. Secret is write-only for API callers; it is
 // returned by the store only so the signing code can use it.
+//
+// Params come back as encoding/json decodes them into an any: strings,
+// float64 numbers and booleans, whatever the backend.
 type Device struct {
 	ID     string            `json:"id"`
 	Cloud  string            `json:"cloud"`
@@ -74,7 +109,8 @@ type Page struct {
 
 // DeviceStore keeps device records.
 type DeviceStore interface {
-	// GetDevice returns the device or ErrNotFound.
+	// GetDevice returns the device or ErrNotFound. The returned record is
+	// the caller's to modify.
 	GetDevice(ctx context.Context, id string) (Device, error)
 	// PutDevice writes d (ID, Cloud, Params, Secret, Labels are used; the
 	// store sets Version, CreatedAt, UpdatedAt). ifVersion < 0 writes
@@ -90,14 +126,16 @@ type DeviceStore interface {
 
 // TokenStore keeps API token records.
 type TokenStore interface {
-	// PutToken stores a new token record; ErrConflict if its ID exists.
+	// PutToken stores a new token record; ErrConflict if its ID or its hash
+	// exists. The store keeps t.RevokedAt as given.
 	PutToken(ctx context.Context, t Token) error
 	// TokenByHash finds a token by the hash of its text, or ErrNotFound.
 	// Revoked tokens are returned too (with RevokedAt set).
 	TokenByHash(ctx context.Context, hash string) (Token, error)
 	// GetToken finds a token by ID, or ErrNotFound.
 	GetToken(ctx context.Context, id string) (Token, error)
-	// RevokeToken marks the token revoked at the given time, or ErrNotFound.
+	// RevokeToken marks the token revoked at the given time, or returns
+	// ErrNotFound. Revoking a revoked token succeeds and keeps the first time.
 	RevokeToken(ctx context.Context, id string, at time.Time) error
 }
 
