@@ -54,10 +54,9 @@ func aliyun(in input) (Credentials, error) {
 	method := p.str("signMethod", "hmacsha256")
 	mode := p.int("secureMode", 2)
 
-	var ts [20]byte
-	timestamp := strconv.AppendInt(ts[:0], in.now.UnixMilli(), 10)
 
-	buf := make([]byte, 0, 128)
+	// Room for the content, the digest and the four output strings.
+	buf := make([]byte, 0, 3*len(clientID)+4*(len(pk)+len(dn))+len(p.str("host", ""))+len(p.str("instanceId", ""))+192)
 	buf = append(buf, "clientId"...)
 	buf = append(buf, clientID...)
 	buf = append(buf, "deviceName"...)
@@ -65,7 +64,9 @@ func aliyun(in input) (Credentials, error) {
 	buf = append(buf, "productKey"...)
 	buf = append(buf, pk...)
 	buf = append(buf, "timestamp"...)
-	buf = append(buf, timestamp...)
+	tsStart := len(buf)
+	buf = strconv.AppendInt(buf, in.now.UnixMilli(), 10)
+	timestamp := buf[tsStart:]
 
 	var newHash func() hash.Hash
 	switch method {
@@ -78,52 +79,52 @@ func aliyun(in input) (Credentials, error) {
 	}
 	mac := hmac.New(newHash, []byte(in.secret))
 	mac.Write(buf)
-	var sum [sha256.Size]byte
-	password := hex.EncodeToString(mac.Sum(sum[:0]))
+	digest := mac.Sum(buf[len(buf):])
+
+	// The output strings follow the content in the same buffer.
+	o := outBuf{b: digest[len(digest):]}
+	o.b = append(o.b, clientID...)
+	o.b = append(o.b, "|securemode="...)
+	o.b = strconv.AppendInt(o.b, int64(mode), 10)
+	o.b = append(o.b, ",signmethod="...)
+	o.b = append(o.b, method...)
+	o.b = append(o.b, ",timestamp="...)
+	o.b = append(o.b, timestamp...)
+	o.b = append(o.b, '|')
+	o.mark()
+	o.b = append(o.b, dn...)
+	o.b = append(o.b, '&')
+	o.b = append(o.b, pk...)
+	o.mark()
+	o.b = hex.AppendEncode(o.b, digest)
+	o.mark()
+	if host := p.str("host", ""); host != "" {
+		o.b = append(o.b, host...)
+	} else if inst := p.str("instanceId", ""); inst != "" {
+		o.b = append(o.b, inst...)
+		o.b = append(o.b, ".mqtt.iothub.aliyuncs.com"...)
+	} else {
+		o.b = append(o.b, pk...)
+		o.b = append(o.b, ".iot-as-mqtt."...)
+		o.b = append(o.b, p.str("regionId", "cn-shanghai")...)
+		o.b = append(o.b, ".aliyuncs.com"...)
+	}
+	o.mark()
+	c := Credentials{DeviceID: dn, Port: p.int("port", 1883), TLS: mode == 2}
+	o.fill(&c)
+
 	if in.trace.on() {
 		t := in.trace
-		t.add("timestamp", "issue time in milliseconds since the epoch: %s", timestamp)
+		t.add("timestamp", "issue time in milliseconds since the epoch: %d", in.now.UnixMilli())
 		t.add("content", "string signed (param names sorted, name then value, no separators; signmethod and securemode are not signed): %q", buf)
 		t.add("key", "deviceSecret as its raw UTF-8 bytes, not decoded: %s", redacted(in.secret))
 		t.add("algorithm", "%s, named in the ClientId as signmethod=%s", hmacName(method), method)
-		t.add("password", "lowercase hex of the HMAC (the platform accepts either case): %s", password)
-	}
-
-	buf = buf[:0]
-	buf = append(buf, clientID...)
-	buf = append(buf, "|securemode="...)
-	buf = strconv.AppendInt(buf, int64(mode), 10)
-	buf = append(buf, ",signmethod="...)
-	buf = append(buf, method...)
-	buf = append(buf, ",timestamp="...)
-	buf = append(buf, timestamp...)
-	buf = append(buf, '|')
-	mqttClientID := string(buf)
-	username := dn + "&" + pk
-	if in.trace.on() {
-		t := in.trace
-		t.add("clientId", "clientId + \"|securemode=M,signmethod=S,timestamp=T|\" (securemode 2 = TLS, 3 = plain TCP): %s", mqttClientID)
-		t.add("username", "deviceName + \"&\" + productKey: %s", username)
+		t.add("password", "lowercase hex of the HMAC (the platform accepts either case): %s", c.Password)
+		t.add("clientId", "clientId + \"|securemode=M,signmethod=S,timestamp=T|\" (securemode 2 = TLS, 3 = plain TCP): %s", c.ClientID)
+		t.add("username", "deviceName + \"&\" + productKey: %s", c.Username)
 		t.add("expiry", "none: the platform does not check the timestamp; the triple is valid until the secret changes")
 	}
-
-	host := p.str("host", "")
-	if host == "" {
-		if inst := p.str("instanceId", ""); inst != "" {
-			host = inst + ".mqtt.iothub.aliyuncs.com"
-		} else {
-			host = pk + ".iot-as-mqtt." + p.str("regionId", "cn-shanghai") + ".aliyuncs.com"
-		}
-	}
-	return Credentials{
-		DeviceID: dn,
-		ClientID: mqttClientID,
-		Username: username,
-		Password: password,
-		Host:     host,
-		Port:     p.int("port", 1883),
-		TLS:      mode == 2,
-	}, nil
+	return c, nil
 }
 
 func hmacName(method string) string {

@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"net/url"
 	"strconv"
 	"time"
 )
@@ -36,68 +35,85 @@ func azure(in input) (Credentials, error) {
 	policy := p.str("policyName", "")
 	apiVersion := p.str("apiVersion", "2021-04-12")
 
-	resource := hub + "/devices/" + deviceID
-	clientID := deviceID
-	identity := hub + "/" + deviceID
-	if moduleID != "" {
-		resource += "/modules/" + moduleID
-		clientID += "/" + moduleID
-		identity += "/" + moduleID
-	}
-	sr := url.QueryEscape(resource)
 	se := in.expiry()
 
-	buf := make([]byte, 0, len(sr)+128)
-	buf = append(buf, sr...)
+	// The string signed: sr + "\n" + se, with sr the URL-encoded resource.
+	// Room for the signed string, the digest and the four output strings.
+	buf := make([]byte, 0, 4*(len(hub)+len(deviceID)+len(moduleID))+len(policy)*3+len(apiVersion)+192)
+	buf = appendQueryEscape(buf, hub)
+	buf = append(buf, "%2Fdevices%2F"...)
+	buf = appendQueryEscape(buf, deviceID)
+	if moduleID != "" {
+		buf = append(buf, "%2Fmodules%2F"...)
+		buf = appendQueryEscape(buf, moduleID)
+	}
+	srLen := len(buf)
 	buf = append(buf, '\n')
 	buf = strconv.AppendInt(buf, se, 10)
-	signed := len(buf)
+	sr, signed := buf[:srLen], buf
 
 	key, _ := base64.StdEncoding.DecodeString(in.secret) // checked by checkSecret
-	sig := azureSig(key, buf)
+	mac := hmac.New(sha256.New, key)
+	mac.Write(signed)
+	var sig [44]byte
+	base64.StdEncoding.Encode(sig[:], mac.Sum(buf[len(buf):]))
 
-	pw := buf[signed:]
-	pw = append(pw, "SharedAccessSignature sr="...)
-	pw = append(pw, sr...)
-	pw = append(pw, "&sig="...)
-	pw = append(pw, url.QueryEscape(sig)...)
-	pw = append(pw, "&se="...)
-	pw = strconv.AppendInt(pw, se, 10)
-	if policy != "" {
-		pw = append(pw, "&skn="...)
-		pw = append(pw, url.QueryEscape(policy)...)
+	// The output strings follow the signed string in the same buffer.
+	o := outBuf{b: buf[len(buf):]}
+	o.b = append(o.b, deviceID...)
+	if moduleID != "" {
+		o.b = append(o.b, '/')
+		o.b = append(o.b, moduleID...)
 	}
-	password := string(pw)
-	username := identity + "/?api-version=" + apiVersion
-
+	o.mark()
+	o.b = append(o.b, hub...)
+	o.b = append(o.b, '/')
+	o.b = append(o.b, deviceID...)
+	if moduleID != "" {
+		o.b = append(o.b, '/')
+		o.b = append(o.b, moduleID...)
+	}
+	o.b = append(o.b, "/?api-version="...)
+	o.b = append(o.b, apiVersion...)
+	o.mark()
+	o.b = append(o.b, "SharedAccessSignature sr="...)
+	o.b = append(o.b, sr...)
+	o.b = append(o.b, "&sig="...)
+	o.b = appendQueryEscape(o.b, string(sig[:]))
+	o.b = append(o.b, "&se="...)
+	o.b = strconv.AppendInt(o.b, se, 10)
+	if policy != "" {
+		o.b = append(o.b, "&skn="...)
+		o.b = appendQueryEscape(o.b, policy)
+	}
+	o.mark()
+	o.b = append(o.b, p.str("host", hub)...)
+	o.mark()
 	exp := time.Unix(se, 0).UTC()
+	c := Credentials{DeviceID: deviceID, Port: p.int("port", 8883), TLS: true, ExpiresAt: &exp, ExpiryEnforced: true}
+	o.fill(&c)
+
 	if in.trace.on() {
 		t := in.trace
+		resource := hub + "/devices/" + deviceID
+		if moduleID != "" {
+			resource += "/modules/" + moduleID
+		}
 		t.add("resource", "hubHost/devices/deviceId[/modules/moduleId]: %s", resource)
 		t.add("sr", "URL-encoded resource: %s", sr)
 		t.add("se", "expiry in Unix seconds (issue time + ttl %s): %d; the hub disconnects the client then", in.ttl, se)
-		t.add("content", "string signed: sr + \"\\n\" + se = %q", buf[:signed])
+		t.add("content", "string signed: sr + \"\\n\" + se = %q", signed)
 		t.add("key", "%s", base64KeyNote(in.secret))
 		t.add("algorithm", "HMAC-SHA256")
-		t.add("sig", "standard base64 of the HMAC: %s, URL-encoded in the password", sig)
+		t.add("sig", "standard base64 of the HMAC: %s, URL-encoded in the password", sig[:])
 		if policy != "" {
 			t.add("skn", "shared access policy name (the key is a policy key): %s", policy)
 		}
-		t.add("password", "%s", password)
-		t.add("clientId", "deviceId[/moduleId]: %s", clientID)
-		t.add("username", "hubHost/deviceId[/moduleId]/?api-version=%s: %s", apiVersion, username)
+		t.add("password", "%s", c.Password)
+		t.add("clientId", "deviceId[/moduleId]: %s", c.ClientID)
+		t.add("username", "hubHost/deviceId[/moduleId]/?api-version=%s: %s", apiVersion, c.Username)
 	}
-	return Credentials{
-		DeviceID:       deviceID,
-		ClientID:       clientID,
-		Username:       username,
-		Password:       password,
-		Host:           p.str("host", hub),
-		Port:           p.int("port", 8883),
-		TLS:            true,
-		ExpiresAt:      &exp,
-		ExpiryEnforced: true,
-	}, nil
+	return c, nil
 }
 
 // azureSig is b64(HMAC-SHA256(key, msg)), the signature of a SAS token.

@@ -45,33 +45,33 @@ func huawei(in input) (Credentials, error) {
 	if check {
 		flag = '1'
 	}
-	buf := make([]byte, 0, len(deviceID)+16)
-	buf = append(buf, deviceID...)
-	buf = append(buf, "_0_"...)
-	buf = append(buf, flag, '_')
-	buf = append(buf, ts...)
-	clientID := string(buf)
-
 	// The timestamp is the key and the secret is the message.
+	scratch := make([]byte, 0, len(in.secret)+3*len(deviceID)+len(p.str("host", huaweiLegacyHost))+128)
+	scratch = append(scratch, in.secret...)
 	mac := hmac.New(sha256.New, ts)
-	mac.Write([]byte(in.secret))
-	var sum [sha256.Size]byte
-	password := hex.EncodeToString(mac.Sum(sum[:0]))
+	mac.Write(scratch)
+	digest := mac.Sum(scratch[len(scratch):])
 
 	tls := p.bool("tls", true)
 	port := 1883
 	if tls {
 		port = 8883
 	}
-	c := Credentials{
-		DeviceID: deviceID,
-		ClientID: clientID,
-		Username: deviceID,
-		Password: password,
-		Host:     p.str("host", huaweiLegacyHost),
-		Port:     p.int("port", port),
-		TLS:      tls,
-	}
+	// The output strings follow the digest in the same buffer.
+	o := outBuf{b: digest[len(digest):]}
+	o.b = append(o.b, deviceID...)
+	o.b = append(o.b, "_0_"...)
+	o.b = append(o.b, flag, '_')
+	o.b = append(o.b, ts...)
+	o.mark()
+	o.b = append(o.b, deviceID...)
+	o.mark()
+	o.b = hex.AppendEncode(o.b, digest)
+	o.mark()
+	o.b = append(o.b, p.str("host", huaweiLegacyHost)...)
+	o.mark()
+	c := Credentials{DeviceID: deviceID, Port: p.int("port", port), TLS: tls}
+	o.fill(&c)
 	if check {
 		end := in.now.Truncate(time.Hour).Add(time.Hour)
 		c.ExpiresAt = &end
@@ -80,12 +80,12 @@ func huawei(in input) (Credentials, error) {
 	if in.trace.on() {
 		t := in.trace
 		t.add("timestamp", "issue time in UTC as YYYYMMDDHH: %s", ts)
-		t.add("clientId", "deviceId + \"_0_\" + F + \"_\" + timestamp, F = %c (%s): %s", flag, map[bool]string{true: "platform checks the timestamp", false: "timestamp not checked"}[check], clientID)
-		t.add("username", "deviceId: %s", deviceID)
+		t.add("clientId", "deviceId + \"_0_\" + F + \"_\" + timestamp, F = %c (1: the platform checks the timestamp, 0: it does not): %s", flag, c.ClientID)
+		t.add("username", "deviceId: %s", c.Username)
 		t.add("key", "the timestamp %q as UTF-8 bytes (the timestamp is the key)", ts)
 		t.add("content", "message signed: the device secret as raw UTF-8 bytes, %s", redacted(in.secret))
 		t.add("algorithm", "HMAC-SHA256")
-		t.add("password", "lowercase hex of the HMAC: %s", password)
+		t.add("password", "lowercase hex of the HMAC: %s", c.Password)
 		if check {
 			t.add("expiry", "the platform rejects the timestamp once its hour has passed: %s", c.ExpiresAt.Format(time.RFC3339))
 		} else {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,8 +48,6 @@ type Cloud struct {
 	MaxTTL time.Duration `json:"-"`
 
 	recipe func(input) (Credentials, error)
-	// checkParams validates relations between params after each is valid on its own.
-	checkParams func(params) error
 	// maxTTL, when set, narrows MaxTTL for the given params.
 	maxTTL func(params) time.Duration
 }
@@ -74,6 +71,9 @@ type ParamSpec struct {
 var registry = map[string]*Cloud{}
 
 func register(c *Cloud) {
+	if len(c.Params) > maxParams {
+		panic("signing: too many params for " + c.Name)
+	}
 	c.DefaultTTL = DefaultTTL
 	if c.MaxTTL == 0 {
 		c.MaxTTL = maxTTL
@@ -127,7 +127,7 @@ func NormalizeParams(cloud string, raw map[string]any) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any(p), nil
+	return c.typed(p), nil
 }
 
 // ValidateSecret checks that secret has the form the named cloud expects
@@ -142,12 +142,19 @@ func ValidateSecret(cloud, secret string) error {
 }
 
 func (c *Cloud) spec(name string) *ParamSpec {
-	for i := range c.Params {
-		if c.Params[i].Name == name {
-			return &c.Params[i]
-		}
+	if i := c.index(name); i >= 0 {
+		return &c.Params[i]
 	}
 	return nil
+}
+
+func (c *Cloud) index(name string) int {
+	for i := range c.Params {
+		if c.Params[i].Name == name {
+			return i
+		}
+	}
+	return -1
 }
 
 func (c *Cloud) paramNames() string {
@@ -158,89 +165,123 @@ func (c *Cloud) paramNames() string {
 	return strings.Join(names, ", ")
 }
 
+// normalize validates raw and returns its values indexed by spec, read
+// through params' accessors, which convert text forms: the hot path copies
+// and hashes as little as it can.
 func (c *Cloud) normalize(raw map[string]any) (params, error) {
-	out := make(params, len(raw))
+	p := params{specs: c.Params}
 	for name, v := range raw {
-		s := c.spec(name)
-		if s == nil {
-			return nil, invalid("params."+clip(name), "unknown param for %s (accepted: %s)", c.Name, c.paramNames())
+		i := c.index(name)
+		if i < 0 {
+			return params{}, invalid("params."+clip(name), "unknown param for %s (accepted: %s)", c.Name, c.paramNames())
 		}
-		tv, err := s.convert(v)
-		if err != nil {
-			return nil, err
+		if err := c.Params[i].validate(v); err != nil {
+			return params{}, err
 		}
-		out[name] = tv
+		p.vals[i] = v
 	}
-	for _, s := range c.Params {
-		if _, ok := out[s.Name]; s.Required && !ok {
-			return nil, invalid("params."+s.Name, "is required for %s", c.Name)
-		}
-	}
-	if err := checkPort(out); err != nil {
-		return nil, err
-	}
-	if c.checkParams != nil {
-		if err := c.checkParams(out); err != nil {
-			return nil, err
+	for i := range c.Params {
+		if s := &c.Params[i]; s.Required && p.vals[i] == nil {
+			return params{}, invalid(s.field(), "is required for %s", c.Name)
 		}
 	}
-	return out, nil
+	if err := checkPort(p); err != nil {
+		return params{}, err
+	}
+	return p, nil
 }
 
-// convert turns a JSON or text value into the spec's type and checks it.
-func (s *ParamSpec) convert(v any) (any, error) {
-	field := "params." + s.Name
-	var out any
+// typed returns params with every value converted to its spec's type.
+func (c *Cloud) typed(p params) map[string]any {
+	out := make(map[string]any, len(c.Params))
+	for i, s := range c.Params {
+		if p.vals[i] == nil {
+			continue
+		}
+		switch s.Type {
+		case TypeString:
+			out[s.Name] = p.str(s.Name, "")
+		case TypeInteger:
+			out[s.Name] = p.int(s.Name, 0)
+		case TypeBoolean:
+			out[s.Name] = p.bool(s.Name, false)
+		}
+	}
+	return out
+}
+
+// validate checks that a JSON or text value suits the spec.
+func (s *ParamSpec) validate(v any) error {
 	switch s.Type {
 	case TypeString:
 		str, ok := v.(string)
 		if !ok {
-			return nil, invalid(field, "must be a string, not %s", typeName(v))
+			return invalid(s.field(), "must be a string, not %s", typeName(v))
 		}
 		if str == "" {
-			return nil, invalid(field, "must not be empty")
+			return invalid(s.field(), "must not be empty")
 		}
 		if !utf8.ValidString(str) {
-			return nil, invalid(field, "must be valid UTF-8")
+			return invalid(s.field(), "must be valid UTF-8")
 		}
 		for _, r := range str {
 			if unicode.IsSpace(r) || unicode.IsControl(r) {
-				return nil, invalid(field, "must not contain spaces or control characters")
+				return invalid(s.field(), "must not contain spaces or control characters")
 			}
 		}
 		if s.check != nil {
 			if err := s.check(str); err != nil {
-				return nil, invalid(field, "%s", err.Error())
+				return invalid(s.field(), "%s", err.Error())
 			}
 		}
-		out = str
+		for i, a := range s.Allowed {
+			if a.(string) == str {
+				break
+			}
+			if i == len(s.Allowed)-1 {
+				return invalid(s.field(), "must be one of %s, not %s", allowedList(s.Allowed), describe(str))
+			}
+		}
 	case TypeInteger:
 		n, ok := toInt(v)
 		if !ok {
-			return nil, invalid(field, "must be an integer, not %s", describe(v))
+			return invalid(s.field(), "must be an integer, not %s", describe(v))
 		}
-		out = n
-	case TypeBoolean:
-		switch b := v.(type) {
-		case bool:
-			out = b
-		case string:
-			switch b {
-			case "true":
-				out = true
-			case "false":
-				out = false
-			default:
-				return nil, invalid(field, "must be true or false, not %q", clip(b))
+		for i, a := range s.Allowed {
+			if a.(int) == n {
+				break
 			}
-		default:
-			return nil, invalid(field, "must be a boolean, not %s", typeName(v))
+			if i == len(s.Allowed)-1 {
+				return invalid(s.field(), "must be one of %s, not %d", allowedList(s.Allowed), n)
+			}
+		}
+	case TypeBoolean:
+		if _, ok := toBool(v); !ok {
+			if str, isStr := v.(string); isStr {
+				return invalid(s.field(), "must be true or false, not %q", clip(str))
+			}
+			return invalid(s.field(), "must be a boolean, not %s", typeName(v))
 		}
 	}
-	if len(s.Allowed) > 0 && !slices.Contains(s.Allowed, out) {
-		return nil, invalid(field, "must be one of %s, not %s", allowedList(s.Allowed), describe(out))
+	return nil
+}
+
+// field names the param in errors.
+func (s *ParamSpec) field() string { return "params." + s.Name }
+
+func toBool(v any) (b, ok bool) {
+	switch x := v.(type) {
+	case bool:
+		return x, true
+	case string:
+		switch x {
+		case "true":
+			return true, true
+		case "false":
+			return false, true
+		}
 	}
-	return out, nil
+	return false, false
 }
 
 func toInt(v any) (int, bool) {
@@ -345,25 +386,41 @@ func (c *Cloud) checkTTL(ttl time.Duration, p params) error {
 	return nil
 }
 
-// params are validated, typed params.
-type params map[string]any
+// maxParams bounds the number of params a cloud may declare.
+const maxParams = 12
 
-func (p params) str(name, def string) string {
-	if v, ok := p[name].(string); ok {
+// params are validated params, indexed like their cloud's specs and read
+// through accessors that convert the text forms of integers and booleans.
+type params struct {
+	specs []ParamSpec
+	vals  [maxParams]any // nil when absent
+}
+
+func (p *params) get(name string) any {
+	for i := range p.specs {
+		if p.specs[i].Name == name {
+			return p.vals[i]
+		}
+	}
+	return nil
+}
+
+func (p *params) str(name, def string) string {
+	if v, ok := p.get(name).(string); ok {
 		return v
 	}
 	return def
 }
 
-func (p params) int(name string, def int) int {
-	if v, ok := p[name].(int); ok {
+func (p *params) int(name string, def int) int {
+	if v, ok := toInt(p.get(name)); ok {
 		return v
 	}
 	return def
 }
 
-func (p params) bool(name string, def bool) bool {
-	if v, ok := p[name].(bool); ok {
+func (p *params) bool(name string, def bool) bool {
+	if v, ok := toBool(p.get(name)); ok {
 		return v
 	}
 	return def
@@ -390,7 +447,7 @@ func checkHost(s string) error {
 }
 
 func checkPort(p params) error {
-	if port, ok := p["port"].(int); ok && (port < 1 || port > 65535) {
+	if port, ok := toInt(p.get("port")); ok && (port < 1 || port > 65535) {
 		return invalid("params.port", "must be between 1 and 65535, not %d", port)
 	}
 	return nil

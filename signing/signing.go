@@ -122,7 +122,9 @@ func sign(req Request, tr *trace) (Credentials, error) {
 		rnd = rand.Reader
 	}
 	in := input{params: p, secret: req.Secret, now: req.Now.UTC(), ttl: ttl, rand: rnd, trace: tr}
-	tr.add("cloud", "%s (%s)", cl.Name, cl.Title)
+	if tr.on() {
+		tr.add("cloud", "%s (%s)", cl.Name, cl.Title)
+	}
 	c, err := cl.recipe(in)
 	if err != nil {
 		return Credentials{}, err
@@ -154,4 +156,43 @@ type input struct {
 // carry an expiry in seconds do.
 func (in input) expiry() int64 {
 	return in.now.Add(in.ttl).Unix()
+}
+
+// outBuf assembles a credential's ClientID, Username, Password and Host in
+// one allocation: each part is appended and marked, then all four are cut
+// from a single string. Signing is on the hot path of every issue.
+type outBuf struct {
+	b    []byte
+	ends [4]int
+	n    int
+}
+
+// mark ends the current part.
+func (o *outBuf) mark() {
+	o.ends[o.n] = len(o.b)
+	o.n++
+}
+
+// fill sets c's four strings from the marked parts.
+func (o *outBuf) fill(c *Credentials) {
+	s := string(o.b)
+	e := o.ends
+	c.ClientID, c.Username, c.Password, c.Host = s[:e[0]], s[e[0]:e[1]], s[e[1]:e[2]], s[e[2]:e[3]]
+}
+
+// appendQueryEscape appends url.QueryEscape(s) to dst without allocating.
+func appendQueryEscape(dst []byte, s string) []byte {
+	const upperhex = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case isAlnum(c) || c == '-' || c == '_' || c == '.' || c == '~':
+			dst = append(dst, c)
+		case c == ' ':
+			dst = append(dst, '+')
+		default:
+			dst = append(dst, '%', upperhex[c>>4], upperhex[c&15])
+		}
+	}
+	return dst
 }

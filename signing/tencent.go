@@ -90,18 +90,22 @@ func tencent(in input) (Credentials, error) {
 			return Credentials{}, err
 		}
 	}
-	clientID := productID + dn
 	expiry := in.expiry()
 
-	buf := make([]byte, 0, 96)
-	buf = append(buf, clientID...)
-	buf = append(buf, ';')
-	buf = append(buf, sdkAppID...)
-	buf = append(buf, ';')
-	buf = append(buf, connID...)
-	buf = append(buf, ';')
-	buf = strconv.AppendInt(buf, expiry, 10)
-	username := string(buf)
+	o := outBuf{b: make([]byte, 0, 4*(len(productID)+len(dn))+len(sdkAppID)+len(connID)+len(p.str("host", ""))+160)}
+	o.b = append(o.b, productID...)
+	o.b = append(o.b, dn...)
+	o.mark()
+	o.b = append(o.b, productID...)
+	o.b = append(o.b, dn...)
+	o.b = append(o.b, ';')
+	o.b = append(o.b, sdkAppID...)
+	o.b = append(o.b, ';')
+	o.b = append(o.b, connID...)
+	o.b = append(o.b, ';')
+	o.b = strconv.AppendInt(o.b, expiry, 10)
+	o.mark()
+	username := o.b[o.ends[0]:o.ends[1]]
 
 	key, _ := base64.StdEncoding.DecodeString(in.secret) // checked by checkSecret
 	newHash := sha256.New
@@ -109,39 +113,32 @@ func tencent(in input) (Credentials, error) {
 		newHash = func() hash.Hash { return sha1.New() }
 	}
 	mac := hmac.New(newHash, key)
-	mac.Write(buf)
+	mac.Write(username)
 	var sum [sha256.Size]byte
-	digest := mac.Sum(sum[:0])
-	pw := make([]byte, hex.EncodedLen(len(digest)), hex.EncodedLen(len(digest))+1+len(method))
-	hex.Encode(pw, digest)
-	pw = append(pw, ';')
-	pw = append(pw, method...)
-	password := string(pw)
+	o.b = hex.AppendEncode(o.b, mac.Sum(sum[:0]))
+	o.b = append(o.b, ';')
+	o.b = append(o.b, method...)
+	o.mark()
+	if host := p.str("host", ""); host != "" {
+		o.b = append(o.b, host...)
+	} else {
+		o.b = append(o.b, productID...)
+		o.b = append(o.b, ".iotcloud.tencentdevices.com"...)
+	}
+	o.mark()
+	exp := time.Unix(expiry, 0).UTC()
+	c := Credentials{DeviceID: dn, Port: p.int("port", 1883), ExpiresAt: &exp, ExpiryEnforced: true}
+	o.fill(&c)
 
-	exp := in.now.Add(in.ttl).Truncate(time.Second)
 	if in.trace.on() {
 		t := in.trace
-		t.add("clientId", "productId + deviceName, no separator: %s", clientID)
+		t.add("clientId", "productId + deviceName, no separator: %s", c.ClientID)
 		t.add("expiry", "expiry time in Unix seconds (issue time + ttl %s): %d; the platform enforces it", in.ttl, expiry)
-		t.add("username", "clientId;sdkAppId;connId;expiry: %s", username)
-		t.add("content", "string signed: the username, %q", username)
+		t.add("username", "clientId;sdkAppId;connId;expiry: %s", c.Username)
+		t.add("content", "string signed: the username, %q", c.Username)
 		t.add("key", "%s", base64KeyNote(in.secret))
 		t.add("algorithm", "%s", hmacName(method))
-		t.add("password", "lowercase hex of the HMAC + \";%s\": %s", method, password)
+		t.add("password", "lowercase hex of the HMAC + \";%s\": %s", method, c.Password)
 	}
-	host := p.str("host", "")
-	if host == "" {
-		host = productID + ".iotcloud.tencentdevices.com"
-	}
-	return Credentials{
-		DeviceID:       dn,
-		ClientID:       clientID,
-		Username:       username,
-		Password:       password,
-		Host:           host,
-		Port:           p.int("port", 1883),
-		TLS:            false,
-		ExpiresAt:      &exp,
-		ExpiryEnforced: true,
-	}, nil
+	return c, nil
 }

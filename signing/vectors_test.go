@@ -24,10 +24,10 @@ func mustSign(t *testing.T, req Request) Credentials {
 // TestAliyunVendorVectors checks the published Alibaba Cloud vectors.
 func TestAliyunVendorVectors(t *testing.T) {
 	tests := []struct {
-		name, source                      string
-		pk, dn, clientID, secret, method  string
-		mode                              int
-		ms                                int64
+		name, source                     string
+		pk, dn, clientID, secret, method string
+		mode                             int
+		ms                               int64
 		wantClientID, wantUser, wantPass string
 	}{
 		{
