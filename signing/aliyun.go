@@ -54,7 +54,6 @@ func aliyun(in input) (Credentials, error) {
 	method := p.str("signMethod", "hmacsha256")
 	mode := p.int("secureMode", 2)
 
-
 	// Room for the content, the digest and the four output strings.
 	buf := make([]byte, 0, 3*len(clientID)+4*(len(pk)+len(dn))+len(p.str("host", ""))+len(p.str("instanceId", ""))+192)
 	buf = append(buf, "clientId"...)
