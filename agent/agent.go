@@ -1,0 +1,439 @@
+// Package agent is the device side of credsign: it fetches short-lived MQTT
+// credentials with a device token, connects to the cloud broker with paho,
+// and keeps the connection up across credential refreshes, enforced
+// expiries, broker restarts and network loss, without ever holding the
+// device's cloud secret. cmd/credsign-agent wraps it; integrators can embed
+// it.
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
+)
+
+// ErrRejected is wrapped by errors reporting that the broker refused the
+// CONNECT (bad username or password, not authorized, identifier rejected).
+var ErrRejected = errors.New("broker rejected the credentials")
+
+// Config configures an Agent.
+type Config struct {
+	// Source hands out credentials; required.
+	Source Source
+	// BrokerRoots verifies the broker's TLS certificate; nil means the
+	// system roots.
+	BrokerRoots *x509.CertPool
+	// KeepAlive is the MQTT keep-alive; default 60s, inside every
+	// supported cloud's limits (Alibaba and Huawei accept 30 to 1200s).
+	KeepAlive time.Duration
+	// ConnectTimeout bounds one connection attempt; default 30s.
+	ConnectTimeout time.Duration
+	// Subscriptions are (re)made on every connection.
+	Subscriptions []Subscription
+	// OnMessage receives messages on the subscriptions; it may be called
+	// concurrently.
+	OnMessage func(Message)
+	// Backoff paces retries after any failure.
+	Backoff Backoff
+	// StableAfter is how long a connection must last for the back-off to
+	// start over; default 30s.
+	StableAfter time.Duration
+	// Logger receives progress and errors (never a password or token);
+	// default discards.
+	Logger *slog.Logger
+	// OnEvent, when set, is told of every step (for tests and monitoring).
+	OnEvent func(Event)
+}
+
+// Subscription is a topic filter and the QoS asked for it.
+type Subscription struct {
+	Topic string
+	QoS   byte
+}
+
+// Message is a message received on a subscription.
+type Message struct {
+	Topic    string
+	Payload  []byte
+	QoS      byte
+	Retained bool
+}
+
+// EventKind says what happened.
+type EventKind int
+
+// The events an Agent reports.
+const (
+	EventFetched       EventKind = iota // new credentials arrived
+	EventFetchFailed                    // credsign could not be asked or refused
+	EventConnected                      // the broker accepted the CONNECT
+	EventConnectFailed                  // the CONNECT failed (Err wraps ErrRejected when refused)
+	EventLost                           // an established connection dropped
+	EventRotate                         // reconnecting with fresh credentials before an enforced expiry
+	EventBackoff                        // waiting Delay before the next try
+)
+
+var eventNames = [...]string{"fetched", "fetch-failed", "connected", "connect-failed", "lost", "rotate", "backoff"}
+
+func (k EventKind) String() string {
+	if int(k) < len(eventNames) {
+		return eventNames[k]
+	}
+	return fmt.Sprintf("event(%d)", int(k))
+}
+
+// Event is one step of the agent's life.
+type Event struct {
+	Kind     EventKind
+	ClientID string
+	Err      error
+	Delay    time.Duration
+}
+
+// Agent keeps one device connected.
+type Agent struct {
+	cfg  Config
+	log  *slog.Logger
+	pubq chan *pending
+
+	// retry is the message being published when the last connection ended;
+	// only the (single, sequential) send loop touches it.
+	retry *pending
+
+	mu        sync.Mutex
+	connected bool
+}
+
+type pending struct {
+	topic   string
+	payload []byte
+	qos     byte
+	done    chan error
+}
+
+// New checks cfg and returns an agent; Run starts it.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Source == nil {
+		return nil, errors.New("agent: no credentials source")
+	}
+	for _, s := range cfg.Subscriptions {
+		if s.Topic == "" || s.QoS > 2 {
+			return nil, fmt.Errorf("agent: invalid subscription %q qos %d", s.Topic, s.QoS)
+		}
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 60 * time.Second
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 30 * time.Second
+	}
+	if cfg.StableAfter <= 0 {
+		cfg.StableAfter = 30 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Agent{cfg: cfg, log: log, pubq: make(chan *pending)}, nil
+}
+
+func (a *Agent) emit(e Event) {
+	if a.cfg.OnEvent != nil {
+		a.cfg.OnEvent(e)
+	}
+}
+
+// Connected reports whether the agent has a live connection.
+func (a *Agent) Connected() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.connected
+}
+
+func (a *Agent) setConnected(v bool) {
+	a.mu.Lock()
+	a.connected = v
+	a.mu.Unlock()
+}
+
+// Publish queues a message and returns once the broker acknowledged it
+// (QoS 1 and 2) or it was written (QoS 0). A message whose connection drops
+// before the acknowledgement is sent again on the next connection, so QoS 1
+// is delivered at least once. Publish blocks while the agent is
+// disconnected; when ctx ends first the message may still be sent.
+func (a *Agent) Publish(ctx context.Context, topic string, payload []byte, qos byte) error {
+	if qos > 2 {
+		return fmt.Errorf("publish to %s: invalid qos %d", topic, qos)
+	}
+	p := &pending{topic: topic, payload: payload, qos: qos, done: make(chan error, 1)}
+	select {
+	case a.pubq <- p:
+	case <-ctx.Done():
+		return fmt.Errorf("publish to %s: %w", topic, context.Cause(ctx))
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			return fmt.Errorf("publish to %s: %w", topic, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("publish to %s: %w", topic, context.Cause(ctx))
+	}
+}
+
+// Run keeps the device connected until ctx ends; it returns ctx's cause.
+func (a *Agent) Run(ctx context.Context) error {
+	var (
+		creds     *Credentials
+		refreshAt time.Time
+		failures  int
+	)
+	backoff := func(err error) error {
+		d := a.cfg.Backoff.Delay(failures)
+		failures++
+		var fe *FetchError
+		if errors.As(err, &fe) && fe.RetryAfter > d {
+			d = fe.RetryAfter
+		}
+		a.log.Info("retrying later", "in", d.Round(time.Millisecond))
+		a.emit(Event{Kind: EventBackoff, Delay: d})
+		return sleep(ctx, d)
+	}
+	for ctx.Err() == nil {
+		if creds == nil || due(refreshAt) || expired(*creds) {
+			c, err := a.cfg.Source.Fetch(ctx)
+			switch {
+			case ctx.Err() != nil:
+				return context.Cause(ctx)
+			case err != nil:
+				a.log.Warn("cannot fetch credentials", "err", err)
+				a.emit(Event{Kind: EventFetchFailed, Err: err})
+				if creds == nil || expired(*creds) {
+					if backoff(err) != nil {
+						return context.Cause(ctx)
+					}
+					continue
+				}
+				// The old triple is still good: use it, fetch again later.
+				refreshAt = time.Now().Add(a.cfg.Backoff.Delay(failures))
+			default:
+				creds, refreshAt = &c, c.RefreshAt()
+				a.log.Info("fetched credentials", "creds", c.String(), "refresh_at", refreshAt.UTC().Format(time.RFC3339))
+				a.emit(Event{Kind: EventFetched, ClientID: c.ClientID})
+			}
+		}
+		start := time.Now()
+		next, err := a.session(ctx, *creds, refreshAt)
+		switch {
+		case ctx.Err() != nil:
+			return context.Cause(ctx)
+		case next != nil:
+			// Fresh credentials before an enforced expiry: reconnect now.
+			creds, refreshAt, failures = next, next.RefreshAt(), 0
+			continue
+		case errors.Is(err, ErrRejected):
+			a.log.Error("broker refused the device's credentials; not retrying at once", "err", err)
+			creds = nil // ask credsign again: the device may have been fixed there
+		}
+		if time.Since(start) >= a.cfg.StableAfter {
+			failures = 0
+		}
+		if backoff(err) != nil {
+			return context.Cause(ctx)
+		}
+	}
+	return context.Cause(ctx)
+}
+
+func due(t time.Time) bool { return !t.IsZero() && !time.Now().Before(t) }
+
+// expired reports whether a triple is past an expiry the cloud enforces.
+func expired(c Credentials) bool {
+	return c.ExpiryEnforced && c.ExpiresAt != nil && !time.Now().Before(*c.ExpiresAt)
+}
+
+// session connects with c and serves the connection until it drops (the
+// error says why), ctx ends, or fresh credentials must replace c before an
+// enforced expiry (returned as next).
+func (a *Agent) session(ctx context.Context, c Credentials, refreshAt time.Time) (next *Credentials, err error) {
+	lost := make(chan error, 1)
+	cl, err := a.connect(ctx, c, lost)
+	if err != nil {
+		a.emit(Event{Kind: EventConnectFailed, ClientID: c.ClientID, Err: err})
+		if !errors.Is(err, ErrRejected) {
+			a.log.Warn("cannot connect", "broker", c.BrokerURL(), "err", err)
+		}
+		return nil, err
+	}
+	a.setConnected(true)
+	a.log.Info("connected", "broker", c.BrokerURL(), "client_id", c.ClientID)
+	a.emit(Event{Kind: EventConnected, ClientID: c.ClientID})
+
+	stop, dead := make(chan struct{}), make(chan struct{})
+	sent := make(chan struct{})
+	go func() { defer close(sent); a.sendLoop(cl, stop, dead) }()
+	end := func(quiesce uint) {
+		close(stop)
+		<-sent
+		a.setConnected(false)
+		cl.Disconnect(quiesce)
+	}
+
+	timer := time.NewTimer(until(refreshAt))
+	defer timer.Stop()
+	fetchFailures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			end(250)
+			return nil, context.Cause(ctx)
+		case err := <-lost:
+			close(dead)
+			end(0)
+			a.log.Warn("connection lost", "broker", c.BrokerURL(), "err", err)
+			a.emit(Event{Kind: EventLost, ClientID: c.ClientID, Err: err})
+			return nil, fmt.Errorf("connection to %s lost: %w", c.BrokerURL(), err)
+		case <-timer.C:
+			fresh, err := a.cfg.Source.Fetch(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					continue
+				}
+				d := a.cfg.Backoff.Delay(fetchFailures)
+				fetchFailures++
+				var fe *FetchError
+				if errors.As(err, &fe) && fe.RetryAfter > d {
+					d = fe.RetryAfter
+				}
+				a.log.Warn("cannot refresh credentials; staying connected", "err", err, "retry_in", d.Round(time.Millisecond))
+				a.emit(Event{Kind: EventFetchFailed, Err: err})
+				timer.Reset(d)
+				continue
+			}
+			a.log.Info("refreshed credentials", "creds", fresh.String())
+			a.emit(Event{Kind: EventFetched, ClientID: fresh.ClientID})
+			if c.ExpiryEnforced && c.ExpiresAt != nil {
+				a.log.Info("reconnecting with fresh credentials before the old ones expire", "expires_at", c.ExpiresAt.UTC().Format(time.RFC3339))
+				a.emit(Event{Kind: EventRotate, ClientID: fresh.ClientID})
+				end(1000)
+				return &fresh, nil
+			}
+			// Nothing will drop this connection: keep it, and use the fresh
+			// triple for the next one.
+			c, fetchFailures = fresh, 0
+			timer.Reset(until(fresh.RefreshAt()))
+		}
+	}
+}
+
+// until returns how long until t; a zero t means practically never.
+func until(t time.Time) time.Duration {
+	if t.IsZero() {
+		return 100 * 365 * 24 * time.Hour
+	}
+	return max(time.Until(t), 0)
+}
+
+// connect opens a paho connection with c. The ClientId is part of the
+// triple (Alibaba and Huawei put the issue time in it), so each triple gets
+// its own paho client; its credentials provider hands paho that triple at
+// CONNECT time.
+func (a *Agent) connect(ctx context.Context, c Credentials, lost chan<- error) (paho.Client, error) {
+	o := paho.NewClientOptions().
+		AddBroker(c.BrokerURL()).
+		SetClientID(c.ClientID).
+		SetCredentialsProvider(func() (string, string) { return c.Username, c.Password }).
+		SetProtocolVersion(4). // no silent retry as MQTT 3.1 after a refusal
+		SetCleanSession(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetKeepAlive(a.cfg.KeepAlive).
+		SetPingTimeout(10 * time.Second).
+		SetConnectTimeout(a.cfg.ConnectTimeout).
+		SetWriteTimeout(a.cfg.ConnectTimeout).
+		SetOrderMatters(false).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			select {
+			case lost <- err:
+			default:
+			}
+		})
+	if c.TLS {
+		o.SetTLSConfig(&tls.Config{RootCAs: a.cfg.BrokerRoots, ServerName: c.Host, MinVersion: tls.VersionTLS12})
+	}
+	cl := paho.NewClient(o)
+	if err := wait(ctx, cl.Connect()); err != nil {
+		cl.Disconnect(0)
+		if errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword) || errors.Is(err, packets.ErrorRefusedNotAuthorised) ||
+			errors.Is(err, packets.ErrorRefusedIDRejected) {
+			return nil, fmt.Errorf("%w: %s refused CONNECT of %s device %s (client id %q): %v; check the secret and params registered in credsign",
+				ErrRejected, c.Addr(), c.Cloud, c.DeviceID, c.ClientID, err)
+		}
+		return nil, fmt.Errorf("connect to %s: %w", c.BrokerURL(), err)
+	}
+	for _, s := range a.cfg.Subscriptions {
+		if err := wait(ctx, cl.Subscribe(s.Topic, s.QoS, a.handle)); err != nil {
+			cl.Disconnect(0)
+			return nil, fmt.Errorf("subscribe to %s: %w", s.Topic, err)
+		}
+	}
+	return cl, nil
+}
+
+func (a *Agent) handle(_ paho.Client, m paho.Message) {
+	if a.cfg.OnMessage != nil {
+		a.cfg.OnMessage(Message{Topic: m.Topic(), Payload: m.Payload(), QoS: m.Qos(), Retained: m.Retained()})
+	}
+}
+
+func wait(ctx context.Context, t paho.Token) error {
+	select {
+	case <-t.Done():
+		return t.Error()
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// sendLoop publishes queued messages on one connection. It returns when
+// stop is closed (after the message in flight is settled) or when the
+// connection is dead; a message not acknowledged by then is kept for the
+// next connection.
+func (a *Agent) sendLoop(cl paho.Client, stop, dead <-chan struct{}) {
+	for {
+		p := a.retry
+		if p == nil {
+			select {
+			case p = <-a.pubq:
+			case <-stop:
+				return
+			}
+		}
+		a.retry = p
+		tok := cl.Publish(p.topic, p.qos, false, p.payload)
+		select {
+		case <-tok.Done():
+		case <-dead:
+			return
+		}
+		if err := tok.Error(); err != nil {
+			if !cl.IsConnectionOpen() {
+				return // sent again on the next connection
+			}
+			p.done <- err
+		} else {
+			p.done <- nil
+		}
+		a.retry = nil
+	}
+}

@@ -1,0 +1,395 @@
+package agent_test
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/credsign/credsign/agent"
+	"github.com/credsign/credsign/internal/cloudemu"
+	"github.com/credsign/credsign/signing"
+)
+
+const (
+	azureKey   = "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg="
+	tencentPSK = "MTIzNDU2Nzg5MGFiY2RlZg=="
+)
+
+// device is one emulated device: the params credsign would hold for it
+// (without host/port) and the params the emulator identifies it by.
+type device struct {
+	cloud  string
+	params map[string]any
+	secret string
+	tls    bool
+}
+
+var devices = []device{
+	{cloudemu.Aliyun, map[string]any{"productKey": "a1pk", "deviceName": "lamp", "secureMode": 3}, "s3cret-aliyun", false},
+	{cloudemu.Tencent, map[string]any{"productId": "ABCDEFGHIJ", "deviceName": "lamp"}, tencentPSK, false},
+	{cloudemu.Huawei, map[string]any{"deviceId": "prod_lamp"}, "s3cret-huawei", true},
+	{cloudemu.Azure, map[string]any{"hubHost": "hub.azure-devices.net", "deviceId": "lamp"}, azureKey, true},
+}
+
+func strParams(p map[string]any) map[string]string {
+	out := map[string]string{}
+	for k, v := range p {
+		out[k] = fmt.Sprint(v)
+	}
+	return out
+}
+
+// emulate starts an emulator that knows d.
+func emulate(t *testing.T, d device, now func() time.Time) *cloudemu.Emulator {
+	t.Helper()
+	e, err := cloudemu.Start(cloudemu.Options{Cloud: d.cloud, TLS: d.tls, Now: now, ExpiryCheckInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	if err := e.AddDevice(strParams(d.params), d.secret); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// signer is a Source that signs locally (tests only) for a device whose
+// broker is e, counting its calls.
+type signer struct {
+	d      device
+	e      *cloudemu.Emulator
+	secret string
+	ttl    time.Duration
+	now    func() time.Time
+	calls  atomic.Int32
+}
+
+func (s *signer) Fetch(context.Context) (agent.Credentials, error) {
+	s.calls.Add(1)
+	p := map[string]any{"host": s.e.Host(), "port": s.e.Port()}
+	for k, v := range s.d.params {
+		p[k] = v
+	}
+	if s.d.cloud == cloudemu.Huawei {
+		p["tls"] = s.d.tls
+	}
+	now := time.Now
+	if s.now != nil {
+		now = s.now
+	}
+	secret := s.d.secret
+	if s.secret != "" {
+		secret = s.secret
+	}
+	c, err := signing.Sign(signing.Request{Cloud: s.d.cloud, DeviceID: "dev-" + s.d.cloud, Params: p, Secret: secret, Now: now(), TTL: s.ttl})
+	if err != nil {
+		return agent.Credentials{}, err
+	}
+	return agent.Credentials{
+		DeviceID: c.DeviceID, Cloud: c.Cloud, ClientID: c.ClientID, Username: c.Username, Password: c.Password,
+		Host: c.Host, Port: c.Port, TLS: c.TLS, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt,
+		ExpiryEnforced: c.ExpiryEnforced, RefreshAfter: c.RefreshAfter,
+	}, nil
+}
+
+func roots(e *cloudemu.Emulator) *x509.CertPool {
+	if !e.TLS() {
+		return nil
+	}
+	p := x509.NewCertPool()
+	p.AppendCertsFromPEM(e.CAPEM())
+	return p
+}
+
+// events records agent events for assertions.
+type events struct {
+	mu   sync.Mutex
+	list []agent.Event
+	ch   chan struct{}
+}
+
+func newEvents() *events { return &events{ch: make(chan struct{}, 1)} }
+
+func (ev *events) add(e agent.Event) {
+	ev.mu.Lock()
+	ev.list = append(ev.list, e)
+	ev.mu.Unlock()
+	select {
+	case ev.ch <- struct{}{}:
+	default:
+	}
+}
+
+func (ev *events) count(k agent.EventKind) int {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	n := 0
+	for _, e := range ev.list {
+		if e.Kind == k {
+			n++
+		}
+	}
+	return n
+}
+
+func (ev *events) wait(ctx context.Context, t *testing.T, k agent.EventKind, n int) {
+	t.Helper()
+	for ev.count(k) < n {
+		select {
+		case <-ev.ch:
+		case <-ctx.Done():
+			t.Fatalf("waiting for %d %s events: got %d", n, k, ev.count(k))
+		}
+	}
+}
+
+func (ev *events) first(k agent.EventKind) (agent.Event, bool) {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	for _, e := range ev.list {
+		if e.Kind == k {
+			return e, true
+		}
+	}
+	return agent.Event{}, false
+}
+
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// start runs an agent until the test ends.
+func start(t *testing.T, cfg agent.Config) *agent.Agent {
+	t.Helper()
+	a, err := agent.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("agent did not stop")
+		}
+	})
+	return a
+}
+
+func TestAgentConnectsPublishesAndReceives(t *testing.T) {
+	for _, d := range devices {
+		t.Run(d.cloud, func(t *testing.T) {
+			ctx := testCtx(t, 60*time.Second)
+			e := emulate(t, d, nil)
+			got := make(chan agent.Message, 1)
+			ev := newEvents()
+			a := start(t, agent.Config{
+				Source: &signer{d: d, e: e}, BrokerRoots: roots(e), OnEvent: ev.add,
+				Subscriptions: []agent.Subscription{{Topic: "down/#", QoS: 1}},
+				OnMessage:     func(m agent.Message) { got <- m },
+			})
+			if err := a.Publish(ctx, "up/"+d.cloud, []byte("hello"), 1); err != nil {
+				t.Fatal(err)
+			}
+			s, err := e.Wait(ctx, func(s cloudemu.State) bool { return len(s.Messages) > 0 })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m := s.Messages[0]; m.Topic != "up/"+d.cloud || string(m.Payload) != "hello" || m.QoS != 1 {
+				t.Fatalf("broker got %+v", m)
+			}
+			if err := e.Publish("down/cmd", []byte("on"), 1); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case m := <-got:
+				if m.Topic != "down/cmd" || string(m.Payload) != "on" {
+					t.Fatalf("agent got %+v", m)
+				}
+			case <-ctx.Done():
+				t.Fatal("no message reached the agent")
+			}
+		})
+	}
+}
+
+func TestAgentReconnectsBeforeEnforcedExpiryWithoutLosingMessages(t *testing.T) {
+	for _, d := range []device{devices[3]} { // Azure drops a client whose token lapses
+		t.Run(d.cloud, func(t *testing.T) {
+			ctx := testCtx(t, 90*time.Second)
+			e := emulate(t, d, nil)
+			ev := newEvents()
+			a := start(t, agent.Config{Source: &signer{d: d, e: e, ttl: 6 * time.Second}, BrokerRoots: roots(e), OnEvent: ev.add})
+			var sent []string
+			for i := 0; ev.count(agent.EventRotate) < 2; i++ {
+				msg := strconv.Itoa(i)
+				if err := a.Publish(ctx, "up", []byte(msg), 1); err != nil {
+					t.Fatal(err)
+				}
+				sent = append(sent, msg)
+				if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+					t.Fatalf("after %d messages, %d rotations: %v", len(sent), ev.count(agent.EventRotate), err)
+				}
+			}
+			s := e.Snapshot()
+			var got []string
+			for _, m := range s.Messages {
+				got = append(got, string(m.Payload))
+			}
+			for _, m := range sent {
+				if !slices.Contains(got, m) {
+					t.Fatalf("message %s was lost (broker has %d of %d)", m, len(got), len(sent))
+				}
+			}
+			if s.Expired != 0 {
+				t.Fatalf("the broker dropped %d expired sessions; the agent should have rotated first", s.Expired)
+			}
+			if n := ev.count(agent.EventConnected); n < 3 {
+				t.Fatalf("connected %d times, want 3 (two rotations)", n)
+			}
+		})
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// skewClock is real time plus an offset a test can move.
+type skewClock struct{ off atomic.Int64 }
+
+func (c *skewClock) Now() time.Time { return time.Now().Add(time.Duration(c.off.Load())) }
+
+func TestAgentComesBackAfterBrokerDropsExpiredSession(t *testing.T) {
+	ctx := testCtx(t, 60*time.Second)
+	d := devices[3]
+	clock := &skewClock{}
+	e := emulate(t, d, clock.Now)
+	ev := newEvents()
+	// credsign's clock and the hub's agree (both follow clock).
+	start(t, agent.Config{Source: &signer{d: d, e: e, now: clock.Now}, BrokerRoots: roots(e), OnEvent: ev.add,
+		Backoff: agent.Backoff{Initial: 50 * time.Millisecond, Max: time.Second}})
+	ev.wait(ctx, t, agent.EventConnected, 1)
+	clock.off.Add(int64(2 * time.Hour)) // past the token's se
+	ev.wait(ctx, t, agent.EventLost, 1)
+	ev.wait(ctx, t, agent.EventConnected, 2)
+	if s := e.Snapshot(); s.Expired != 1 {
+		t.Fatalf("expired sessions = %d, want 1", s.Expired)
+	}
+}
+
+func TestAgentRejectedCredentialsBackOff(t *testing.T) {
+	ctx := testCtx(t, 60*time.Second)
+	d := devices[2]
+	e := emulate(t, d, nil)
+	ev := newEvents()
+	start(t, agent.Config{Source: &signer{d: d, e: e, secret: "wrong"}, BrokerRoots: roots(e), OnEvent: ev.add,
+		Backoff: agent.Backoff{Initial: 200 * time.Millisecond, Max: time.Second}})
+	ev.wait(ctx, t, agent.EventConnectFailed, 1)
+	f, _ := ev.first(agent.EventConnectFailed)
+	if !errors.Is(f.Err, agent.ErrRejected) {
+		t.Fatalf("connect error %v, want ErrRejected", f.Err)
+	}
+	// Watch for 3s: with back-off 0.1–0.2, 0.2–0.4, 0.4–0.8, 0.5–1, … there
+	// are at most 7 CONNECTs; a tight loop would make hundreds.
+	first := time.Now()
+	_ = sleepCtx(ctx, 3*time.Second)
+	n := 0
+	for _, at := range e.Snapshot().Attempts {
+		if at.Err == nil {
+			t.Fatal("a CONNECT with the wrong secret was accepted")
+		}
+		if !at.At.Before(first) {
+			n++
+		}
+	}
+	if n < 1 || n > 7 {
+		t.Fatalf("%d CONNECT attempts in 3s, want 1..7", n)
+	}
+}
+
+func TestAgentRestartedBroker(t *testing.T) {
+	ctx := testCtx(t, 60*time.Second)
+	d := devices[0]
+	e := emulate(t, d, nil)
+	ev := newEvents()
+	a := start(t, agent.Config{Source: &signer{d: d, e: e}, BrokerRoots: roots(e), OnEvent: ev.add,
+		Backoff: agent.Backoff{Initial: 50 * time.Millisecond, Max: 500 * time.Millisecond}})
+	ev.wait(ctx, t, agent.EventConnected, 1)
+	if err := e.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	ev.wait(ctx, t, agent.EventLost, 1)
+	ev.wait(ctx, t, agent.EventConnected, 2)
+	if err := a.Publish(ctx, "up", []byte("after restart"), 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Wait(ctx, func(s cloudemu.State) bool { return len(s.Messages) == 1 }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHTTPSourceHonoursRetryAfter(t *testing.T) {
+	ctx := testCtx(t, 60*time.Second)
+	d := devices[0]
+	e := emulate(t, d, nil)
+	sig := &signer{d: d, e: e}
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/devices/dev-aliyun/credentials" || r.Header.Get("Authorization") != "Bearer csd_test" {
+			http.Error(w, "unexpected request", http.StatusBadRequest)
+			return
+		}
+		if calls.Add(1) == 1 {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = w.Write([]byte(`{"type":"about:blank","title":"Too Many Requests","status":429,"detail":"slow down"}`))
+			return
+		}
+		c, _ := sig.Fetch(r.Context())
+		w.Header().Set("Content-Type", "application/json")
+		_ = writeJSON(w, c)
+	}))
+	t.Cleanup(srv.Close)
+	src, err := agent.NewHTTPSource(agent.HTTPSourceConfig{Server: srv.URL, DeviceID: "dev-aliyun", Token: "csd_test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = src.Fetch(ctx)
+	var fe *agent.FetchError
+	if !errors.As(err, &fe) || fe.Status != 429 || fe.RetryAfter != time.Second || fe.Detail != "slow down" {
+		t.Fatalf("first fetch: %v, want 429 with Retry-After 1s", err)
+	}
+	calls.Store(0)
+	ev := newEvents()
+	began := time.Now()
+	// Back-off starts at 10ms, so only Retry-After can explain a 1s wait.
+	start(t, agent.Config{Source: src, OnEvent: ev.add, Backoff: agent.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}})
+	ev.wait(ctx, t, agent.EventConnected, 1)
+	if waited := time.Since(began); waited < time.Second {
+		t.Fatalf("connected after %s, before Retry-After", waited)
+	}
+	if b, ok := ev.first(agent.EventBackoff); !ok || b.Delay != time.Second {
+		t.Fatalf("back-off event %+v, want 1s", b)
+	}
+}

@@ -1,0 +1,202 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/credsign/credsign/agent/client"
+)
+
+// HTTPSource fetches credentials from a credsign server with a device token,
+// through the client generated from openapi.yaml.
+type HTTPSource struct {
+	c         *client.ClientWithResponses
+	deviceID  string
+	tokenFile string
+	token     string
+	ttl       time.Duration
+}
+
+// HTTPSourceConfig configures an HTTPSource.
+type HTTPSourceConfig struct {
+	// Server is the credsign base URL. Plain http:// is accepted for
+	// loopback addresses only.
+	Server string
+	// DeviceID is the device the token is bound to.
+	DeviceID string
+	// TokenFile holds the device token; it is read on every fetch so that a
+	// rotated token is picked up. Token is used when TokenFile is empty.
+	TokenFile string
+	Token     string
+	// CAFile is a PEM bundle trusted for the server in addition to the
+	// system roots.
+	CAFile string
+	// TTL asks for a credential lifetime; zero takes the cloud's default.
+	TTL time.Duration
+	// Timeout bounds one request; default 30s.
+	Timeout time.Duration
+}
+
+// NewHTTPSource checks the configuration and returns a source.
+func NewHTTPSource(cfg HTTPSourceConfig) (*HTTPSource, error) {
+	if cfg.Server == "" {
+		return nil, errors.New("no credsign server (--server or CREDSIGN_SERVER)")
+	}
+	if cfg.DeviceID == "" {
+		return nil, errors.New("no device id (--device or CREDSIGN_DEVICE)")
+	}
+	if cfg.TokenFile == "" && cfg.Token == "" {
+		return nil, errors.New("no device token (--token-file or CREDSIGN_TOKEN_FILE)")
+	}
+	u, err := url.Parse(cfg.Server)
+	if err != nil {
+		return nil, fmt.Errorf("server URL %q: %w", cfg.Server, err)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopback(u.Hostname()) {
+			return nil, fmt.Errorf("server URL %q: plain http is for loopback only; use https", cfg.Server)
+		}
+	default:
+		return nil, fmt.Errorf("server URL %q: want https:// (or http:// on loopback)", cfg.Server)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if cfg.CAFile != "" {
+		pool, err := CertPool(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("server CA bundle: %w", err)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	hc := &http.Client{Transport: tr, Timeout: cfg.Timeout}
+	c, err := client.NewClientWithResponses(cfg.Server, client.WithHTTPClient(hc))
+	if err != nil {
+		return nil, fmt.Errorf("credsign client: %w", err)
+	}
+	return &HTTPSource{c: c, deviceID: cfg.DeviceID, tokenFile: cfg.TokenFile, token: cfg.Token, ttl: cfg.TTL}, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// CertPool returns the system roots plus the PEM certificates in file.
+func CertPool(file string) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if file == "" {
+		return pool, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read CA bundle: %w", err)
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA bundle %s holds no PEM certificate", file)
+	}
+	return pool, nil
+}
+
+func (s *HTTPSource) readToken() (string, error) {
+	if s.tokenFile == "" {
+		return s.token, nil
+	}
+	b, err := os.ReadFile(s.tokenFile)
+	if err != nil {
+		return "", fmt.Errorf("read device token: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("device token file %s is empty", s.tokenFile)
+	}
+	return tok, nil
+}
+
+// Fetch implements Source.
+func (s *HTTPSource) Fetch(ctx context.Context) (Credentials, error) {
+	tok, err := s.readToken()
+	if err != nil {
+		return Credentials{}, err
+	}
+	var body client.CredentialsRequest
+	if s.ttl > 0 {
+		secs := int((s.ttl + time.Second - 1) / time.Second)
+		body.TtlSeconds = &secs
+	}
+	auth := func(_ context.Context, r *http.Request) error {
+		r.Header.Set("Authorization", "Bearer "+tok)
+		return nil
+	}
+	resp, err := s.c.IssueCredentialsWithResponse(ctx, s.deviceID, body, auth)
+	if err != nil {
+		// The URL is in the error, the token never is.
+		return Credentials{}, fmt.Errorf("fetch credentials: %w", err)
+	}
+	if c := resp.JSON200; c != nil {
+		out := Credentials{
+			DeviceID: c.DeviceId, Cloud: string(c.Cloud), ClientID: c.ClientId, Username: c.Username, Password: c.Password,
+			Host: c.Host, Port: c.Port, TLS: c.Tls, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt,
+			ExpiryEnforced: c.ExpiryEnforced, RefreshAfter: c.RefreshAfter,
+		}
+		if err := out.Validate(); err != nil {
+			return Credentials{}, fmt.Errorf("fetch credentials: %w", err)
+		}
+		return out, nil
+	}
+	fe := &FetchError{Status: resp.StatusCode(), Title: http.StatusText(resp.StatusCode())}
+	if p := problemOf(resp); p != nil {
+		fe.Title = p.Title
+		if p.Detail != nil {
+			fe.Detail = *p.Detail
+		}
+	}
+	if ra := resp.HTTPResponse.Header.Get("Retry-After"); ra != "" {
+		fe.RetryAfter = parseRetryAfter(ra, time.Now())
+	}
+	return Credentials{}, fe
+}
+
+func problemOf(r *client.IssueCredentialsResponse) *client.Problem {
+	for _, p := range []*client.Problem{
+		r.ApplicationproblemJSON400, r.ApplicationproblemJSON401, r.ApplicationproblemJSON403, r.ApplicationproblemJSON404,
+		r.ApplicationproblemJSON413, r.ApplicationproblemJSON415, r.ApplicationproblemJSON422, r.ApplicationproblemJSON429,
+		r.ApplicationproblemJSON500, r.ApplicationproblemJSON503,
+	} {
+		if p != nil {
+			return p
+		}
+	}
+	return nil
+}
+
+// parseRetryAfter reads Retry-After as delta seconds or an HTTP date; it
+// returns zero for anything else.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
