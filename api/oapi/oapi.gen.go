@@ -112,7 +112,7 @@ type Cloud struct {
 	Name   CloudName   `json:"name"`
 	Params []ParamSpec `json:"params"`
 
-	// SecretFormat What the device secret looks like.
+	// SecretFormat How the secret is used: `text` (its raw bytes) or `base64` (its decoded bytes are the key).
 	SecretFormat string `json:"secretFormat"`
 	Title        string `json:"title"`
 }
@@ -167,7 +167,7 @@ type Device struct {
 	Cloud     CloudName `json:"cloud"`
 	CreatedAt time.Time `json:"createdAt"`
 
-	// Id Letters, digits, `.`, `_`, `-`, `:` and `@`; starts with a letter or digit; at most 128 characters.
+	// Id Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 	//
 	// Example: lamp-7
 	Id DeviceId `json:"id"`
@@ -202,7 +202,7 @@ type DeviceDocument struct {
 	Secret *string `json:"secret,omitempty"`
 }
 
-// DeviceId Letters, digits, `.`, `_`, `-`, `:` and `@`; starts with a letter or digit; at most 128 characters.
+// DeviceId Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 //
 // Example: lamp-7
 type DeviceId = string
@@ -270,7 +270,7 @@ type Problem struct {
 
 // TokenCreated defines model for TokenCreated.
 type TokenCreated struct {
-	// DeviceId Letters, digits, `.`, `_`, `-`, `:` and `@`; starts with a letter or digit; at most 128 characters.
+	// DeviceId Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 	//
 	// Example: lamp-7
 	DeviceId *DeviceId `json:"deviceId,omitempty"`
@@ -297,7 +297,7 @@ type TokenRequest struct {
 // TokenRequestRole defines model for TokenRequest.Role.
 type TokenRequestRole string
 
-// DeviceIdPath Letters, digits, `.`, `_`, `-`, `:` and `@`; starts with a letter or digit; at most 128 characters.
+// DeviceIdPath Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 //
 // Example: lamp-7
 type DeviceIdPath = DeviceId
@@ -1264,6 +1264,22 @@ func (response ListClouds401ApplicationProblemPlusJSONResponse) VisitListCloudsR
 	return err
 }
 
+type ListClouds403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListClouds403ApplicationProblemPlusJSONResponse) VisitListCloudsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListClouds429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -1295,6 +1311,25 @@ func (response ListClouds500ApplicationProblemPlusJSONResponse) VisitListCloudsR
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListClouds503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListClouds503ApplicationProblemPlusJSONResponse) VisitListCloudsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }

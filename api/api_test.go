@@ -1,0 +1,465 @@
+package api
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fixture registers every cloud's device and mints the tokens a role
+// matrix needs.
+type fixture struct {
+	*env
+	prov, prov2       string // provisioner tokens
+	dev, devOther     string // device tokens for aliyun and tencent devices
+	revoked           string // revoked provisioner token
+	revokedDev        string // revoked device token
+	devTokenID        string
+	secrets, tokens   []string
+	provID, revokedID string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{env: newEnv(t, nil)}
+	f.tokens = append(f.tokens, testAdmin)
+	mk := func() (string, string) {
+		r := f.do("POST", "/v1/tokens", testAdmin, map[string]any{"role": "provisioner"})
+		mustStatus(t, r, 201, "create provisioner token")
+		var tc struct{ ID, Token, Role string }
+		r.json(t, &tc)
+		if !strings.HasPrefix(tc.Token, "csp_") || tc.Role != "provisioner" || len(tc.Token) < 4+64 {
+			t.Fatalf("bad provisioner token %+v", tc)
+		}
+		f.tokens = append(f.tokens, tc.Token)
+		return tc.ID, tc.Token
+	}
+	f.provID, f.prov = mk()
+	_, f.prov2 = mk()
+	f.revokedID, f.revoked = mk()
+	mustStatus(t, f.do("DELETE", "/v1/tokens/"+f.revokedID, testAdmin, nil), 204, "revoke provisioner")
+	for name, doc := range devices() {
+		f.secrets = append(f.secrets, doc["secret"].(string))
+		mustStatus(t, f.do("PUT", "/v1/devices/"+name+"-1", f.prov, doc), 201, "put "+name)
+	}
+	mint := func(id string) (string, string) {
+		r := f.do("POST", "/v1/devices/"+id+"/tokens", f.prov, nil)
+		mustStatus(t, r, 201, "mint device token")
+		var tc struct{ ID, Token, Role, DeviceID string }
+		r.json(t, &tc)
+		if !strings.HasPrefix(tc.Token, "csd_") || tc.DeviceID != id || tc.Role != "device" {
+			t.Fatalf("bad device token %+v", tc)
+		}
+		f.tokens = append(f.tokens, tc.Token)
+		return tc.ID, tc.Token
+	}
+	f.devTokenID, f.dev = mint("aliyun-1")
+	_, f.devOther = mint("tencent-1")
+	var rid string
+	rid, f.revokedDev = mint("aliyun-1")
+	mustStatus(t, f.do("DELETE", "/v1/devices/aliyun-1/tokens/"+rid, f.prov, nil), 204, "revoke device token")
+	return f
+}
+
+func TestRoleMatrix(t *testing.T) {
+	f := newFixture(t)
+	doc := devices()["huawei"]
+	type call struct {
+		name, method, path string
+		body               any
+	}
+	calls := []call{
+		{"clouds", "GET", "/v1/clouds", nil},
+		{"list", "GET", "/v1/devices", nil},
+		{"get", "GET", "/v1/devices/aliyun-1", nil},
+		{"put", "PUT", "/v1/devices/huawei-1", doc},
+		{"creds own", "POST", "/v1/devices/aliyun-1/credentials", nil},
+		{"creds other", "POST", "/v1/devices/huawei-1/credentials", nil},
+		{"mint device token", "POST", "/v1/devices/aliyun-1/tokens", nil},
+		{"revoke device token", "DELETE", "/v1/devices/aliyun-1/tokens/" + f.devTokenID, nil},
+		{"create token", "POST", "/v1/tokens", map[string]any{"role": "provisioner"}},
+		{"revoke token", "DELETE", "/v1/tokens/" + f.provID, nil},
+		{"delete", "DELETE", "/v1/devices/azure-1", nil},
+	}
+	// Expected status per role, in the order of calls. Destructive calls
+	// come last and run with admin last so earlier roles still see state.
+	type role struct {
+		name, token string
+		want        []int
+	}
+	roles := []role{
+		{"none", "", []int{401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401}},
+		{"garbage", "csp_nope", []int{401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401}},
+		{"revoked provisioner", f.revoked, []int{401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401}},
+		{"revoked device", f.revokedDev, []int{401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401}},
+		{"device other", f.devOther, []int{200, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403}},
+		{"device own", f.dev, []int{200, 403, 403, 403, 200, 403, 403, 403, 403, 403, 403}},
+		{"provisioner", f.prov2, []int{200, 200, 200, 200, 200, 200, 201, 204, 403, 403, 204}},
+	}
+	for _, ro := range roles {
+		for i, c := range calls {
+			r := f.do(c.method, c.path, ro.token, c.body)
+			if r.status != ro.want[i] {
+				t.Errorf("%s %s: status %d, want %d (%s)", ro.name, c.name, r.status, ro.want[i], r.body)
+			}
+			if r.status >= 400 {
+				r.problem(t)
+			}
+			if r.status == 401 && r.header.Get("WWW-Authenticate") == "" {
+				t.Errorf("%s %s: 401 without WWW-Authenticate", ro.name, c.name)
+			}
+		}
+	}
+	// The admin may create and revoke tokens.
+	mustStatus(t, f.do("POST", "/v1/tokens", testAdmin, map[string]any{"role": "provisioner"}), 201, "admin create token")
+	mustStatus(t, f.do("DELETE", "/v1/tokens/"+f.provID, testAdmin, nil), 204, "admin revoke token")
+	mustStatus(t, f.do("GET", "/v1/clouds", f.prov, nil), 401, "revoked by admin")
+	// The device token revoked above by the provisioner no longer works.
+	mustStatus(t, f.do("POST", "/v1/devices/aliyun-1/credentials", f.dev, nil), 401, "revoked device token")
+	// Wrong device for a device-token revocation is 404, not a revocation.
+	r := f.do("DELETE", "/v1/devices/tencent-1/tokens/"+f.devTokenID, testAdmin, nil)
+	mustStatus(t, r, 404, "revoke token of another device")
+	// Unknown token IDs.
+	mustStatus(t, f.do("DELETE", "/v1/tokens/ffffffffffffffffffff", testAdmin, nil), 404, "revoke unknown token")
+}
+
+func TestProvisionerNeverReadsSecret(t *testing.T) {
+	f := newFixture(t)
+	for name := range devices() {
+		r := f.do("GET", "/v1/devices/"+name+"-1", f.prov, nil)
+		mustStatus(t, r, 200, "get")
+		if strings.Contains(string(r.body), "secret") {
+			t.Errorf("%s: GET shows a secret field: %s", name, r.body)
+		}
+	}
+	r := f.do("GET", "/v1/devices", f.prov, nil)
+	for _, s := range f.secrets {
+		if strings.Contains(string(r.body), s) {
+			t.Errorf("listing contains a secret")
+		}
+	}
+}
+
+func TestCredentialsEveryCloud(t *testing.T) {
+	f := newFixture(t)
+	for name := range devices() {
+		id := name + "-1"
+		tok := f.dev
+		if name != "aliyun" {
+			r := f.do("POST", "/v1/devices/"+id+"/tokens", f.prov, nil)
+			mustStatus(t, r, 201, "mint")
+			var tc struct{ Token string }
+			r.json(t, &tc)
+			tok = tc.Token
+			f.tokens = append(f.tokens, tok)
+		}
+		r := f.do("POST", "/v1/devices/"+id+"/credentials", tok, map[string]any{"ttlSeconds": 600})
+		mustStatus(t, r, 200, name+" credentials")
+		if r.header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: Cache-Control %q", name, r.header.Get("Cache-Control"))
+		}
+		var c struct {
+			DeviceID, Cloud, ClientID, Username, Password, Host string
+			Port                                                int
+			ExpiresAt                                           *time.Time
+			ExpiryEnforced                                      bool
+		}
+		r.json(t, &c)
+		if c.DeviceID != id || c.Cloud != name || c.Password == "" || c.Host == "" || c.Port == 0 {
+			t.Errorf("%s: credentials %+v", name, c)
+		}
+		// Without a body the cloud's default lifetime applies.
+		mustStatus(t, f.do("POST", "/v1/devices/"+id+"/credentials", tok, nil), 200, name+" default ttl")
+	}
+	// Huawei with checkTimestamp honours at most an hour.
+	r := f.do("POST", "/v1/devices/huawei-1/credentials", f.prov, map[string]any{"ttlSeconds": 7200})
+	mustStatus(t, r, 422, "ttl over the cloud's maximum")
+	if p := r.problem(t); !strings.Contains(string(r.body), `"field":"ttlSeconds"`) {
+		t.Errorf("ttl problem does not name ttlSeconds: %v", p)
+	}
+	r = f.do("POST", "/v1/devices/nope/credentials", f.prov, nil)
+	mustStatus(t, r, 404, "unknown device")
+}
+
+func TestDeletedDeviceTokenStaysDead(t *testing.T) {
+	f := newFixture(t)
+	mustStatus(t, f.do("DELETE", "/v1/devices/aliyun-1", f.prov, nil), 204, "delete")
+	mustStatus(t, f.do("POST", "/v1/devices/aliyun-1/credentials", f.dev, nil), 404, "creds for deleted")
+	mustStatus(t, f.do("DELETE", "/v1/devices/aliyun-1", f.prov, nil), 404, "delete again")
+	time.Sleep(5 * time.Millisecond)
+	mustStatus(t, f.do("PUT", "/v1/devices/aliyun-1", f.prov, devices()["aliyun"]), 201, "recreate")
+	mustStatus(t, f.do("POST", "/v1/devices/aliyun-1/credentials", f.dev, nil), 403, "old token on new device")
+}
+
+// TestBadRequestsChangeNothing sends malformed, oversized, mistyped and
+// invalid documents and checks each gets problem JSON and leaves the store
+// as it was.
+func TestBadRequestsChangeNothing(t *testing.T) {
+	f := newFixture(t)
+	good := devices()["aliyun"]
+	with := func(k string, v any) map[string]any {
+		d := map[string]any{}
+		for kk, vv := range good {
+			d[kk] = vv
+		}
+		if v == nil {
+			delete(d, k)
+		} else {
+			d[k] = v
+		}
+		return d
+	}
+	cases := []struct {
+		name   string
+		body   any
+		hdr    []string
+		status int
+		field  string
+	}{
+		{"malformed", `{"cloud": "aliyun",`, nil, 400, "body"},
+		{"not an object", `[1,2]`, nil, 422, "body"},
+		{"empty body", "", nil, 422, "body"},
+		{"oversized", `{"cloud":"aliyun","secret":"` + strings.Repeat("x", 70<<10) + `"}`, nil, 413, ""},
+		{"text/plain", `{}`, []string{"Content-Type", "text/plain"}, 415, ""},
+		{"unknown field", with("owner", "bob"), nil, 422, ""},
+		{"missing secret", with("secret", nil), nil, 422, ""},
+		{"empty secret", with("secret", ""), nil, 422, "secret"},
+		{"secret wrong type", with("secret", 42), nil, 422, "secret"},
+		{"params wrong type", with("params", "pk"), nil, 422, "params"},
+		{"param value object", with("params", map[string]any{"productKey": map[string]any{"a": 1}, "deviceName": "d"}), nil, 422, "params.productKey"},
+		{"unknown cloud", with("cloud", "gcp"), nil, 422, "cloud"},
+		{"unknown param", with("params", map[string]any{"productKey": "pk", "deviceName": "d", "colour": "red"}), nil, 422, "params.colour"},
+		{"missing param", with("params", map[string]any{"productKey": "pk"}), nil, 422, "params.deviceName"},
+		{"bad param value", with("params", map[string]any{"productKey": "pk", "deviceName": "d", "secureMode": 7}), nil, 422, "params.secureMode"},
+		{"label wrong type", with("labels", map[string]any{"site": 1}), nil, 422, "labels.site"},
+		{"bad label key", with("labels", map[string]any{"!": "x"}), nil, 422, "labels"},
+		{"If-Match garbage", good, []string{"If-Match", "nonsense"}, 400, "header.If-Match"},
+		{"both preconditions", good, []string{"If-Match", `"1"`, "If-None-Match", "*"}, 400, ""},
+	}
+	before := f.do("GET", "/v1/devices/aliyun-1", f.prov, nil)
+	for _, c := range cases {
+		for _, id := range []string{"aliyun-1", "fresh-1"} {
+			r := f.do("PUT", "/v1/devices/"+id, f.prov, c.body, c.hdr...)
+			if r.status != c.status {
+				t.Errorf("%s (%s): status %d, want %d: %s", c.name, id, r.status, c.status, r.body)
+				continue
+			}
+			r.problem(t)
+			if c.field != "" && !strings.Contains(string(r.body), `"field":"`+c.field+`"`) {
+				t.Errorf("%s: problem does not name field %q: %s", c.name, c.field, r.body)
+			}
+			for _, s := range append(f.secrets, "aliyun-secret") {
+				if strings.Contains(string(r.body), s) {
+					t.Errorf("%s: problem echoes the secret", c.name)
+				}
+			}
+		}
+	}
+	// Azure and Tencent secrets must be base64.
+	az := devices()["azure"]
+	az["secret"] = "not base64!!"
+	r := f.do("PUT", "/v1/devices/azure-2", f.prov, az)
+	mustStatus(t, r, 422, "azure non-base64 secret")
+	if strings.Contains(string(r.body), "not base64!!") {
+		t.Errorf("problem echoes the secret: %s", r.body)
+	}
+	after := f.do("GET", "/v1/devices/aliyun-1", f.prov, nil)
+	if string(before.body) != string(after.body) {
+		t.Errorf("device changed:\n%s\n%s", before.body, after.body)
+	}
+	for _, id := range []string{"fresh-1", "azure-2"} {
+		mustStatus(t, f.do("GET", "/v1/devices/"+id, f.prov, nil), 404, "not created: "+id)
+	}
+	// Bad path and query parameters.
+	mustStatus(t, f.do("GET", "/v1/devices/-bad", f.prov, nil), 400, "bad device id")
+	mustStatus(t, f.do("GET", "/v1/devices?limit=0", f.prov, nil), 400, "limit 0")
+	mustStatus(t, f.do("GET", "/v1/devices?limit=abc", f.prov, nil), 400, "limit abc")
+	mustStatus(t, f.do("POST", "/v1/devices/aliyun-1/credentials", f.prov, map[string]any{"ttlSeconds": "60"}), 422, "ttl string")
+	mustStatus(t, f.do("POST", "/v1/devices/aliyun-1/credentials", f.prov, map[string]any{"ttl": 60}), 422, "ttl unknown field")
+	mustStatus(t, f.do("POST", "/v1/tokens", testAdmin, map[string]any{"role": "admin"}), 422, "token role admin")
+	mustStatus(t, f.do("GET", "/v1/nothing", f.prov, nil), 404, "unknown path")
+	mustStatus(t, f.do("PATCH", "/v1/devices/aliyun-1", f.prov, nil), 405, "wrong method")
+}
+
+func TestIfMatch(t *testing.T) {
+	f := newFixture(t)
+	doc := devices()["huawei"]
+	r := f.do("GET", "/v1/devices/huawei-1", f.prov, nil)
+	mustStatus(t, r, 200, "get")
+	tag := r.header.Get("ETag")
+	if tag != `"1"` {
+		t.Fatalf("ETag %q", tag)
+	}
+	mustStatus(t, f.do("PUT", "/v1/devices/huawei-1", f.prov, doc, "If-Match", `"7"`), 412, "stale If-Match")
+	mustStatus(t, f.do("PUT", "/v1/devices/huawei-1", f.prov, doc, "If-Match", `W/"1"`), 412, "weak If-Match")
+	r = f.do("PUT", "/v1/devices/huawei-1", f.prov, doc, "If-Match", tag)
+	mustStatus(t, r, 200, "matching If-Match")
+	if r.header.Get("ETag") != `"2"` {
+		t.Errorf("ETag after update %q", r.header.Get("ETag"))
+	}
+	mustStatus(t, f.do("PUT", "/v1/devices/huawei-1", f.prov, doc, "If-Match", tag), 412, "old tag again")
+	mustStatus(t, f.do("PUT", "/v1/devices/huawei-1", f.prov, doc, "If-Match", `"5", "2"`), 200, "tag list")
+	mustStatus(t, f.do("PUT", "/v1/devices/huawei-1", f.prov, doc, "If-Match", "*"), 200, "If-Match *")
+	mustStatus(t, f.do("PUT", "/v1/devices/ghost", f.prov, doc, "If-Match", "*"), 412, "If-Match * on missing")
+	mustStatus(t, f.do("PUT", "/v1/devices/ghost", f.prov, doc, "If-Match", `"1"`), 412, "If-Match on missing")
+	mustStatus(t, f.do("PUT", "/v1/devices/huawei-1", f.prov, doc, "If-None-Match", "*"), 409, "create-only on existing")
+	mustStatus(t, f.do("PUT", "/v1/devices/ghost", f.prov, doc, "If-None-Match", "*"), 201, "create-only on new")
+}
+
+func TestListDevices(t *testing.T) {
+	f := newFixture(t)
+	for i := 0; i < 5; i++ {
+		d := devices()["aliyun"]
+		d["labels"] = map[string]string{"site": "sz", "row": strconv.Itoa(i % 2)}
+		mustStatus(t, f.do("PUT", fmt.Sprintf("/v1/devices/lamp-%d", i), f.prov, d), 201, "put")
+	}
+	var all []string
+	after := ""
+	for pages := 0; ; pages++ {
+		q := "/v1/devices?limit=3"
+		if after != "" {
+			q += "&after=" + after
+		}
+		r := f.do("GET", q, f.prov, nil)
+		mustStatus(t, r, 200, "list")
+		var page struct {
+			Devices []struct{ ID string }
+			Next    *string
+		}
+		r.json(t, &page)
+		for _, d := range page.Devices {
+			all = append(all, d.ID)
+		}
+		if page.Next == nil {
+			break
+		}
+		after = *page.Next
+		if pages > 10 {
+			t.Fatal("pagination does not end")
+		}
+	}
+	if len(all) != 9 {
+		t.Errorf("listed %d devices: %v", len(all), all)
+	}
+	var page struct {
+		Devices []struct{ ID string }
+		Next    *string
+	}
+	f.do("GET", "/v1/devices?cloud=aliyun&label=row=1&label=site=sz", f.prov, nil).json(t, &page)
+	if len(page.Devices) != 2 || page.Devices[0].ID != "lamp-1" || page.Devices[1].ID != "lamp-3" {
+		t.Errorf("filtered: %+v", page.Devices)
+	}
+	f.do("GET", "/v1/devices?cloud=tencent", f.prov, nil).json(t, &page)
+	if len(page.Devices) != 1 || page.Devices[0].ID != "tencent-1" {
+		t.Errorf("by cloud: %+v", page.Devices)
+	}
+	mustStatus(t, f.do("GET", "/v1/devices?label=nolabel", f.prov, nil), 400, "label without =")
+}
+
+func TestRateLimit(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.RatePerMinute = 60; c.RateBurst = 3 })
+	for i := 0; i < 3; i++ {
+		mustStatus(t, e.do("GET", "/v1/clouds", testAdmin, nil), 200, "within burst")
+	}
+	r := e.do("GET", "/v1/clouds", testAdmin, nil)
+	mustStatus(t, r, 429, "over the limit")
+	r.problem(t)
+	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 {
+		t.Errorf("Retry-After %q", r.header.Get("Retry-After"))
+	}
+	// Public endpoints are not limited per token.
+	mustStatus(t, e.do("GET", "/healthz", "", nil), 200, "healthz")
+
+	off := newEnv(t, func(c *Config) { c.RatePerMinute = 0 })
+	for i := 0; i < 50; i++ {
+		mustStatus(t, off.do("GET", "/v1/clouds", testAdmin, nil), 200, "no limit")
+	}
+}
+
+func TestStoreUnavailable(t *testing.T) {
+	f := newFixture(t)
+	mustStatus(t, f.do("GET", "/readyz", "", nil), 200, "ready")
+	f.store.down.Store(true)
+	for _, c := range []struct{ method, path, token string }{
+		{"GET", "/readyz", ""},
+		{"GET", "/v1/devices/aliyun-1", testAdmin},
+		{"GET", "/v1/clouds", f.prov},
+	} {
+		r := f.do(c.method, c.path, c.token, nil)
+		mustStatus(t, r, 503, c.path)
+		r.problem(t)
+		if r.header.Get("Retry-After") == "" {
+			t.Errorf("%s: 503 without Retry-After", c.path)
+		}
+	}
+	mustStatus(t, f.do("GET", "/healthz", "", nil), 200, "healthz while store down")
+}
+
+func TestOperationsEndpoints(t *testing.T) {
+	f := newFixture(t)
+	r := f.do("GET", "/openapi.yaml", "", nil)
+	mustStatus(t, r, 200, "openapi.yaml")
+	if !strings.HasPrefix(string(r.body), "openapi: 3.0.3") {
+		t.Errorf("openapi.yaml body starts %q", r.body[:20])
+	}
+	mustStatus(t, f.do("POST", "/v1/devices/aliyun-1/credentials", f.dev, nil), 200, "issue")
+	mustStatus(t, f.do("POST", "/v1/devices/tencent-1/credentials", f.dev, nil), 403, "deny")
+	r = f.do("GET", "/metrics", "", nil)
+	mustStatus(t, r, 200, "metrics")
+	m := string(r.body)
+	for _, want := range []string{
+		`credsign_credentials_issued_total{cloud="aliyun",outcome="issued"} 1`,
+		`credsign_credentials_issued_total{cloud="none",outcome="denied"} 1`,
+		`credsign_http_request_duration_seconds_count{code="201",method="PUT",route="/v1/devices/{id}"}`,
+		`credsign_store_operation_duration_seconds_count{op="get_device"}`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	for _, bad := range append([]string{"aliyun-1", "tencent-1"}, f.tokens...) {
+		if strings.Contains(m, bad) {
+			t.Errorf("metrics contain %q", bad)
+		}
+	}
+}
+
+// TestNothingLeaks runs the whole flow and searches every log line and
+// every response body that is not the one issuing it for each secret and
+// token used.
+func TestNothingLeaks(t *testing.T) {
+	f := newFixture(t)
+	var passwords []string
+	for name := range devices() {
+		r := f.do("POST", "/v1/devices/"+name+"-1/credentials", f.prov, nil)
+		mustStatus(t, r, 200, "issue")
+		var c struct{ Password string }
+		r.json(t, &c)
+		passwords = append(passwords, c.Password)
+	}
+	logs := f.logs.String()
+	if !strings.Contains(logs, `"event":"credentials.issued"`) || !strings.Contains(logs, `"event":"token.created"`) ||
+		!strings.Contains(logs, `"event":"device.put"`) || !strings.Contains(logs, `"event":"token.revoked"`) {
+		t.Errorf("audit events missing from logs:\n%s", logs)
+	}
+	for _, s := range append(append(append([]string{}, f.secrets...), f.tokens...), passwords...) {
+		if strings.Contains(logs, s) {
+			t.Errorf("logs contain a secret, token or password (%.6s…)", s)
+		}
+	}
+	// Responses: every secret must be absent; tokens appear only in the
+	// bodies that created them, which the fixture read, so count them.
+	bodies := f.bodies.String()
+	for _, s := range f.secrets {
+		if strings.Contains(bodies, s) {
+			t.Errorf("a response contains a device secret (%.6s…)", s)
+		}
+	}
+	for _, tok := range f.tokens[1:] {
+		if n := strings.Count(bodies, tok); n != 1 {
+			t.Errorf("token %.8s… appears in %d responses, want exactly 1", tok, n)
+		}
+	}
+}

@@ -1,0 +1,203 @@
+// Package auth authenticates API callers by bearer token and mints the
+// provisioner and device tokens. Token texts are random (256 bits), carry a
+// prefix that secret scanners can recognise (csp_ provisioner, csd_ device),
+// are shown once and are stored only as their SHA-256 hash.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/credsign/credsign/api/problem"
+	"github.com/credsign/credsign/secrets"
+)
+
+// RoleAdmin is the role of the admin token given to the server at start.
+// The other roles are secrets.RoleProvisioner and secrets.RoleDevice.
+const RoleAdmin = "admin"
+
+// AdminTokenID is the token ID that audit events and logs show for the admin.
+const AdminTokenID = "admin"
+
+// Token text prefixes, so that leaked tokens are easy to find.
+const (
+	PrefixProvisioner = "csp_"
+	PrefixDevice      = "csd_"
+	PrefixAdmin       = "csa_"
+)
+
+// Principal is an authenticated caller.
+type Principal struct {
+	// TokenID identifies the token (never its text); AdminTokenID for the admin.
+	TokenID string
+	// Role is RoleAdmin, secrets.RoleProvisioner or secrets.RoleDevice.
+	Role string
+	// DeviceID is the device a device token is bound to.
+	DeviceID string
+	// CreatedAt is when the token was minted (zero for the admin).
+	CreatedAt time.Time
+}
+
+// Hash returns the lowercase hex SHA-256 of a token text, as stored.
+func Hash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// Minted is a newly created token: the record to store and the text to show once.
+type Minted struct {
+	Record secrets.Token
+	Text   string
+}
+
+// NewToken mints a token for role (secrets.RoleProvisioner or
+// secrets.RoleDevice, with deviceID for the latter).
+func NewToken(role, deviceID string, now time.Time) (Minted, error) {
+	var prefix string
+	switch role {
+	case secrets.RoleProvisioner:
+		prefix = PrefixProvisioner
+	case secrets.RoleDevice:
+		prefix = PrefixDevice
+	default:
+		return Minted{}, fmt.Errorf("minting a token: unknown role %q", role)
+	}
+	text, err := random(prefix, 32)
+	if err != nil {
+		return Minted{}, fmt.Errorf("minting a token: %w", err)
+	}
+	id, err := random("", 10)
+	if err != nil {
+		return Minted{}, fmt.Errorf("minting a token ID: %w", err)
+	}
+	return Minted{
+		Record: secrets.Token{ID: id, Hash: Hash(text), Role: role, DeviceID: deviceID, CreatedAt: now.UTC()},
+		Text:   text,
+	}, nil
+}
+
+// NewAdminToken returns a random admin token for development mode.
+func NewAdminToken() (string, error) {
+	t, err := random(PrefixAdmin, 32)
+	if err != nil {
+		return "", fmt.Errorf("generating the admin token: %w", err)
+	}
+	return t, nil
+}
+
+func random(prefix string, n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return prefix + hex.EncodeToString(b), nil
+}
+
+// ParseBearer extracts the token from an Authorization header value of the
+// form "Bearer <token>" (scheme case-insensitive). It refuses empty tokens
+// and tokens with characters outside printable ASCII.
+func ParseBearer(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimLeft(token, " ")
+	if token == "" || len(token) > 512 {
+		return "", false
+	}
+	for i := 0; i < len(token); i++ {
+		if c := token[i]; c <= ' ' || c > '~' {
+			return "", false
+		}
+	}
+	return token, true
+}
+
+// Authenticator resolves bearer tokens to principals.
+type Authenticator struct {
+	adminHash [sha256.Size]byte
+	tokens    secrets.TokenStore
+}
+
+// NewAuthenticator returns an Authenticator that accepts adminToken as the
+// admin and looks every other token up in tokens.
+func NewAuthenticator(adminToken string, tokens secrets.TokenStore) (*Authenticator, error) {
+	if len(adminToken) < 16 {
+		return nil, errors.New("the admin token must be at least 16 characters")
+	}
+	if _, ok := ParseBearer("Bearer " + adminToken); !ok {
+		return nil, errors.New("the admin token must be printable ASCII without spaces")
+	}
+	return &Authenticator{adminHash: sha256.Sum256([]byte(adminToken)), tokens: tokens}, nil
+}
+
+// errUnauthorized is the one answer to every failed authentication, so that
+// a caller cannot tell an unknown token from a revoked one.
+func errUnauthorized() *problem.Error {
+	e := problem.New(http.StatusUnauthorized, "a valid bearer token is required")
+	e.Header = http.Header{"Www-Authenticate": {`Bearer realm="credsign"`}}
+	return e
+}
+
+// Authenticate resolves the Authorization header value to a principal. It
+// returns a *problem.Error (401) for a missing, unknown or revoked token and
+// a wrapped store error when the store cannot answer.
+func (a *Authenticator) Authenticate(ctx context.Context, header string) (Principal, error) {
+	token, ok := ParseBearer(header)
+	if !ok {
+		return Principal{}, errUnauthorized()
+	}
+	sum := sha256.Sum256([]byte(token))
+	if subtle.ConstantTimeCompare(sum[:], a.adminHash[:]) == 1 {
+		return Principal{TokenID: AdminTokenID, Role: RoleAdmin}, nil
+	}
+	if !strings.HasPrefix(token, PrefixProvisioner) && !strings.HasPrefix(token, PrefixDevice) {
+		return Principal{}, errUnauthorized()
+	}
+	rec, err := a.tokens.TokenByHash(ctx, hex.EncodeToString(sum[:]))
+	switch {
+	case errors.Is(err, secrets.ErrNotFound):
+		return Principal{}, errUnauthorized()
+	case err != nil:
+		return Principal{}, fmt.Errorf("looking up a token: %w", err)
+	case rec.RevokedAt != nil:
+		return Principal{}, errUnauthorized()
+	}
+	return Principal{TokenID: rec.ID, Role: rec.Role, DeviceID: rec.DeviceID, CreatedAt: rec.CreatedAt}, nil
+}
+
+type ctxKey struct{}
+
+// WithPrincipal returns a context carrying p.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, ctxKey{}, p)
+}
+
+// FromContext returns the principal stored by WithPrincipal.
+func FromContext(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(ctxKey{}).(Principal)
+	return p, ok
+}
+
+// Require returns the caller if its role is one of roles, else a 403 (or a
+// 401 when the context has no caller).
+func Require(ctx context.Context, roles ...string) (Principal, error) {
+	p, ok := FromContext(ctx)
+	if !ok {
+		return Principal{}, errUnauthorized()
+	}
+	for _, r := range roles {
+		if p.Role == r {
+			return p, nil
+		}
+	}
+	return Principal{}, problem.New(http.StatusForbidden, "this token may not do that")
+}

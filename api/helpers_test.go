@@ -1,0 +1,264 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/rs/zerolog"
+
+	"github.com/credsign/credsign/secrets"
+	"github.com/credsign/credsign/secrets/filestore"
+)
+
+const testAdmin = "csa_test-admin-token-0123456789abcdef"
+
+// syncBuffer collects log output from concurrent handlers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// flakyStore is a real store that can be switched to answer ErrUnavailable.
+type flakyStore struct {
+	secrets.Store
+	down atomic.Bool
+}
+
+func (f *flakyStore) err() error {
+	if f.down.Load() {
+		return secrets.ErrUnavailable
+	}
+	return nil
+}
+
+func (f *flakyStore) GetDevice(ctx context.Context, id string) (secrets.Device, error) {
+	if err := f.err(); err != nil {
+		return secrets.Device{}, err
+	}
+	return f.Store.GetDevice(ctx, id)
+}
+
+func (f *flakyStore) PutDevice(ctx context.Context, d secrets.Device, v int64) (secrets.Device, error) {
+	if err := f.err(); err != nil {
+		return secrets.Device{}, err
+	}
+	return f.Store.PutDevice(ctx, d, v)
+}
+
+func (f *flakyStore) TokenByHash(ctx context.Context, h string) (secrets.Token, error) {
+	if err := f.err(); err != nil {
+		return secrets.Token{}, err
+	}
+	return f.Store.TokenByHash(ctx, h)
+}
+
+func (f *flakyStore) Ping(ctx context.Context) error {
+	if err := f.err(); err != nil {
+		return err
+	}
+	return f.Store.Ping(ctx)
+}
+
+// env is a server running for real on a loopback port, with its logs and
+// a client that checks every response against openapi.yaml.
+type env struct {
+	t      *testing.T
+	url    string
+	store  *flakyStore
+	logs   *syncBuffer
+	router routers.Router
+	// bodies collects every response body, to search for leaked secrets.
+	bodies *syncBuffer
+}
+
+func newEnv(t *testing.T, mod func(*Config)) *env {
+	t.Helper()
+	fs, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("opening filestore: %v", err)
+	}
+	st := &flakyStore{Store: fs}
+	logs := &syncBuffer{}
+	cfg := Config{
+		Store:      st,
+		AdminToken: testAdmin,
+		Logger:     zerolog.New(logs),
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		ts.Close()
+		_ = fs.Close()
+	})
+	router, err := specRouter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, url: ts.URL, store: st, logs: logs, router: router, bodies: &syncBuffer{}}
+}
+
+type resp struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r resp) json(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decoding %s: %v", r.body, err)
+	}
+}
+
+// problem decodes a problem body and checks its form.
+func (r resp) problem(t *testing.T) map[string]any {
+	t.Helper()
+	if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("Content-Type = %q, want application/problem+json (body %s)", ct, r.body)
+	}
+	var p map[string]any
+	r.json(t, &p)
+	if int(p["status"].(float64)) != r.status {
+		t.Fatalf("problem status %v != %d", p["status"], r.status)
+	}
+	return p
+}
+
+// do sends a request and validates the response against openapi.yaml.
+// body is JSON-encoded unless it is a string or []byte.
+func (e *env) do(method, path, token string, body any, hdr ...string) resp {
+	e.t.Helper()
+	var raw []byte
+	switch b := body.(type) {
+	case nil:
+	case string:
+		raw = []byte(b)
+	case []byte:
+		raw = b
+	default:
+		var err error
+		if raw, err = json.Marshal(b); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	req, err := http.NewRequest(method, e.url+path, bytes.NewReader(raw))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if raw != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	out, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	_, _ = e.bodies.Write(out)
+	e.validate(req, raw, res, out)
+	return resp{status: res.StatusCode, header: res.Header, body: out}
+}
+
+// validate checks a response against the operation's declared responses.
+func (e *env) validate(req *http.Request, reqBody []byte, res *http.Response, body []byte) {
+	e.t.Helper()
+	if res.Header.Get("X-Request-Id") == "" {
+		e.t.Errorf("%s %s: no X-Request-Id", req.Method, req.URL.Path)
+	}
+	vreq := req.Clone(context.Background())
+	vreq.Body = io.NopCloser(bytes.NewReader(reqBody))
+	route, params, err := e.router.FindRoute(vreq)
+	if err != nil {
+		// Not an operation of the contract: still a problem document.
+		if res.StatusCode >= 400 && res.Header.Get("Content-Type") != "application/problem+json" {
+			e.t.Errorf("%s %s: %d without problem JSON", req.Method, req.URL.Path, res.StatusCode)
+		}
+		return
+	}
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{
+			Request: vreq, PathParams: params, Route: route,
+			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
+		},
+		Status: res.StatusCode,
+		Header: res.Header,
+		Body:   io.NopCloser(bytes.NewReader(body)),
+		Options: &openapi3filter.Options{IncludeResponseStatus: true},
+	}
+	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+		e.t.Errorf("%s %s → %d does not match openapi.yaml: %v\nbody: %s", req.Method, req.URL.Path, res.StatusCode, err, body)
+	}
+}
+
+// devices returns a valid device document per cloud.
+func devices() map[string]map[string]any {
+	return map[string]map[string]any{
+		"aliyun": {
+			"cloud":  "aliyun",
+			"params": map[string]any{"productKey": "a1B2c3D4e5F", "deviceName": "lamp-7"},
+			"secret": "aliyun-secret-7f3c9e1d2b4a",
+			"labels": map[string]string{"site": "sz"},
+		},
+		"tencent": {
+			"cloud":  "tencent",
+			"params": map[string]any{"productId": "ABCDEFGHIJ", "deviceName": "dev1"},
+			"secret": "dGVuY2VudC1wc2stc2VjcmV0LTQ0MQ==",
+			"labels": map[string]string{"site": "bj"},
+		},
+		"huawei": {
+			"cloud":  "huawei",
+			"params": map[string]any{"deviceId": "64f1_node1", "checkTimestamp": true},
+			"secret": "huawei-secret-5b8e2d",
+		},
+		"azure": {
+			"cloud":  "azure",
+			"params": map[string]any{"hubHost": "myhub.azure-devices.net", "deviceId": "dev-az", "port": 8883},
+			"secret": "YXp1cmUtZGV2aWNlLWtleS0zMi1ieXRlcy1sb25nISE=",
+		},
+	}
+}
+
+// mustStatus fails unless r has the wanted status.
+func mustStatus(t *testing.T, r resp, want int, what string) {
+	t.Helper()
+	if r.status != want {
+		t.Fatalf("%s: status %d, want %d; body %s", what, r.status, want, strings.TrimSpace(string(r.body)))
+	}
+}

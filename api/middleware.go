@@ -1,0 +1,259 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/go-chi/chi/v5"
+	"github.com/rs/xid"
+	"github.com/rs/zerolog"
+
+	"github.com/credsign/credsign/api/auth"
+	"github.com/credsign/credsign/api/problem"
+)
+
+// validRequestID is the form of a caller-supplied X-Request-Id that the
+// server keeps; any other value is replaced by a fresh ID.
+var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+type requestKey struct{}
+
+// requestInfo is what the access log learns about a request from the
+// middleware and handlers further in.
+type requestInfo struct {
+	id string
+
+	mu     sync.Mutex
+	caller auth.Principal
+}
+
+func (ri *requestInfo) setCaller(p auth.Principal) {
+	ri.mu.Lock()
+	ri.caller = p
+	ri.mu.Unlock()
+}
+
+func (ri *requestInfo) getCaller() auth.Principal {
+	ri.mu.Lock()
+	defer ri.mu.Unlock()
+	return ri.caller
+}
+
+func requestID(ctx context.Context) string {
+	if ri, ok := ctx.Value(requestKey{}).(*requestInfo); ok {
+		return ri.id
+	}
+	return ""
+}
+
+// statusWriter records the status and size of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// observe gives each request an ID and a logger, and when it is done writes
+// the access log line and the latency metric. It logs neither headers nor
+// the query string nor bodies.
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if !validRequestID.MatchString(id) {
+			id = xid.New().String()
+		}
+		w.Header().Set("X-Request-Id", id)
+		info := &requestInfo{id: id}
+		logger := s.log.With().Str("requestId", id).Logger()
+		ctx := logger.WithContext(context.WithValue(r.Context(), requestKey{}, info))
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r.WithContext(ctx))
+
+		d := time.Since(start)
+		route := "unmatched"
+		if rc := chi.RouteContext(ctx); rc != nil && rc.RoutePattern() != "" {
+			route = rc.RoutePattern()
+		}
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		s.metrics.ObserveRequest(route, r.Method, sw.status, d)
+		caller := info.getCaller()
+		logger.Info().
+			Str("method", r.Method).
+			Str("path", r.URL.Path).
+			Str("route", route).
+			Int("status", sw.status).
+			Int64("bytes", sw.bytes).
+			Dur("duration", d).
+			Str("remote", r.RemoteAddr).
+			Str("tokenId", caller.TokenID).
+			Str("role", caller.Role).
+			Msg("request")
+	})
+}
+
+// recoverPanics turns a handler panic into a logged 500.
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				zerolog.Ctx(r.Context()).Error().Interface("panic", v).Msg("handler panicked")
+				problem.Write(w, errors.New("panic"), requestID(r.Context()))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// gate runs before every operation of the contract: it authenticates the
+// caller (unless the operation is public), applies the per-token rate
+// limit, caps and checks the body, and validates the request against
+// openapi.yaml. Handlers see only requests that passed all of it.
+func (s *Server) gate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		route, pathParams, err := s.router.FindRoute(r)
+		if err != nil {
+			s.fail(w, r, problem.New(http.StatusNotFound, "no such endpoint"))
+			return
+		}
+		if !public(route) {
+			p, err := s.authn.Authenticate(r.Context(), r.Header.Get("Authorization"))
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			if ri, ok := r.Context().Value(requestKey{}).(*requestInfo); ok {
+				ri.setCaller(p)
+			}
+			if ok, wait := s.limiter.Allow(p.TokenID, s.now()); !ok {
+				pe := problem.New(http.StatusTooManyRequests, "too many requests for this token; retry after "+strconv.Itoa(int(wait.Seconds()))+"s")
+				pe.RetryAfter = int(wait.Seconds())
+				s.fail(w, r, pe)
+				return
+			}
+			r = r.WithContext(auth.WithPrincipal(r.Context(), p))
+		}
+		if err := s.readBody(w, r, route); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		err = openapi3filter.ValidateRequest(r.Context(), &openapi3filter.RequestValidationInput{
+			Request:    r,
+			PathParams: pathParams,
+			Route:      route,
+			Options:    &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
+		})
+		if err != nil {
+			s.fail(w, r, validationProblem(err))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// public reports whether the operation declares no security requirement.
+func public(route *routers.Route) bool {
+	sec := route.Operation.Security
+	return sec != nil && len(*sec) == 0
+}
+
+// readBody reads the whole body under the size cap and checks that a body
+// sent to an operation that takes one is JSON. It leaves the body in r for
+// the validator and the handler.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, route *routers.Route) error {
+	if r.Body == nil || r.Body == http.NoBody || route.Operation.RequestBody == nil {
+		// Operations without a body ignore whatever was sent.
+		return nil
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return mbe
+		}
+		return problem.New(http.StatusBadRequest, "the request body could not be read")
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	if len(body) == 0 {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return problem.New(http.StatusUnsupportedMediaType, "the request body must be application/json")
+	}
+	if !json.Valid(body) {
+		return problem.New(http.StatusBadRequest, "the request body is not valid JSON",
+			problem.FieldError{Field: "body", Reason: "not valid JSON"})
+	}
+	return nil
+}
+
+// validationProblem turns a kin-openapi validation error into a problem
+// that names the field. Only schema reasons (which never quote the value)
+// and fixed texts reach the client.
+func validationProblem(err error) error {
+	var re *openapi3filter.RequestError
+	if !errors.As(err, &re) {
+		return problem.New(http.StatusBadRequest, "the request is malformed")
+	}
+	reason := "invalid value"
+	var se *openapi3.SchemaError
+	switch {
+	case errors.As(re.Err, &se):
+		reason = se.Reason
+	case errors.Is(re.Err, openapi3filter.ErrInvalidRequired):
+		reason = "required"
+	case re.Err == nil && re.Reason != "":
+		reason = re.Reason
+	}
+	if re.Parameter != nil {
+		return problem.New(http.StatusBadRequest, "the request is malformed",
+			problem.FieldError{Field: re.Parameter.In + "." + re.Parameter.Name, Reason: reason})
+	}
+	field := "body"
+	if se != nil {
+		if ptr := se.JSONPointer(); len(ptr) > 0 {
+			field = strings.Join(ptr, ".")
+		}
+	}
+	return problem.New(http.StatusUnprocessableEntity, "the request body is invalid",
+		problem.FieldError{Field: field, Reason: reason})
+}

@@ -1,0 +1,186 @@
+// Package api is credsign's HTTP layer: the handlers of the strict server
+// generated from openapi.yaml (package api/oapi), authentication and rate
+// limiting per token, request validation against the embedded contract,
+// RFC 9457 problem responses, the access log, audit events and metrics.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/credsign/credsign"
+	"github.com/credsign/credsign/api/auth"
+	"github.com/credsign/credsign/api/metrics"
+	"github.com/credsign/credsign/api/oapi"
+	"github.com/credsign/credsign/api/problem"
+	"github.com/credsign/credsign/api/ratelimit"
+	"github.com/credsign/credsign/secrets"
+)
+
+// DefaultMaxBodyBytes caps request bodies when Config.MaxBodyBytes is zero.
+const DefaultMaxBodyBytes = 64 << 10
+
+// Default per-token rate limit: generous enough that a device asking a few
+// times an hour, or a provisioning script, never notices it.
+const (
+	DefaultRatePerMinute = 60
+	DefaultRateBurst     = 20
+)
+
+// Config configures a Server.
+type Config struct {
+	// Store keeps devices and tokens. Required.
+	Store secrets.Store
+	// AdminToken is the admin's bearer token. Required (16 characters or more).
+	AdminToken string
+	// Logger receives the access log, audit events and errors (JSON).
+	Logger zerolog.Logger
+	// RatePerMinute is the per-token request rate; zero or less turns
+	// rate limiting off.
+	RatePerMinute float64
+	// RateBurst is how many requests a token may make at once.
+	RateBurst int
+	// MaxBodyBytes caps request bodies; zero means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server serves the API. It implements http.Handler.
+type Server struct {
+	store    secrets.Store
+	authn    *auth.Authenticator
+	limiter  *ratelimit.Limiter
+	log      zerolog.Logger
+	metrics  *metrics.Metrics
+	router   routers.Router
+	maxBody  int64
+	now      func() time.Time
+	handler  http.Handler
+	specYAML []byte
+}
+
+// New builds a Server from cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("api: a store is required")
+	}
+	m := metrics.New()
+	store := m.InstrumentStore(cfg.Store)
+	authn, err := auth.NewAuthenticator(cfg.AdminToken, store)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	router, err := specRouter()
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	s := &Server{
+		store:    store,
+		authn:    authn,
+		limiter:  ratelimit.New(cfg.RatePerMinute, cfg.RateBurst),
+		log:      cfg.Logger,
+		metrics:  m,
+		router:   router,
+		maxBody:  cfg.MaxBodyBytes,
+		now:      cfg.Now,
+		specYAML: credsign.OpenAPI,
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBodyBytes
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// specRouter loads the embedded contract and returns a router that finds
+// the operation of a request.
+func specRouter() (routers.Router, error) {
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(credsign.OpenAPI)
+	if err != nil {
+		return nil, fmt.Errorf("loading openapi.yaml: %w", err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		return nil, fmt.Errorf("validating openapi.yaml: %w", err)
+	}
+	r, err := legacy.NewRouter(doc)
+	if err != nil {
+		return nil, fmt.Errorf("routing openapi.yaml: %w", err)
+	}
+	return r, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.handler.ServeHTTP(w, r)
+}
+
+func (s *Server) routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(s.observe, s.recoverPanics)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, problem.New(http.StatusNotFound, "no such endpoint"))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, problem.New(http.StatusMethodNotAllowed, "method not allowed on this endpoint"))
+	})
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+
+	strict := oapi.NewStrictHandlerWithOptions(handlers{s}, nil, oapi.StrictHTTPServerOptions{
+		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, _ error) {
+			s.fail(w, r, problem.New(http.StatusBadRequest, "the request body could not be decoded"))
+		},
+		ResponseErrorHandlerFunc: s.fail,
+	})
+	oapi.HandlerWithOptions(strict, oapi.ChiServerOptions{
+		BaseRouter:       r.With(s.gate),
+		ErrorHandlerFunc: s.paramError,
+	})
+	return r
+}
+
+// fail writes the problem for err, logging it when it is internal.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if _, ok := problem.Classify(err); !ok {
+		zerolog.Ctx(r.Context()).Error().Err(err).Msg("request failed")
+	}
+	problem.Write(w, err, requestID(r.Context()))
+}
+
+// paramError answers a path, query or header parameter that the generated
+// router could not bind (validation normally catches these first).
+func (s *Server) paramError(w http.ResponseWriter, r *http.Request, err error) {
+	field := "request"
+	var (
+		fe *oapi.InvalidParamFormatError
+		re *oapi.RequiredParamError
+		he *oapi.RequiredHeaderError
+		te *oapi.TooManyValuesForParamError
+	)
+	switch {
+	case errors.As(err, &fe):
+		field = fe.ParamName
+	case errors.As(err, &re):
+		field = re.ParamName
+	case errors.As(err, &he):
+		field = he.ParamName
+	case errors.As(err, &te):
+		field = te.ParamName
+	}
+	s.fail(w, r, problem.New(http.StatusBadRequest, "the request is malformed",
+		problem.FieldError{Field: field, Reason: "invalid value"}))
+}
