@@ -22,11 +22,11 @@ func init() {
 		},
 		// The timestamp names an hour; with checkTimestamp the triple is good
 		// until that hour ends, so no longer lifetime can be honoured.
-		maxTTL: func(p params) time.Duration {
+		maxTTL: func(p params) (time.Duration, string) {
 			if p.bool("checkTimestamp", true) {
-				return time.Hour
+				return time.Hour, ": with checkTimestamp the timestamp names one hour; checkTimestamp=false makes a triple that does not expire"
 			}
-			return maxTTL
+			return maxTTL, ""
 		},
 		recipe: huawei,
 	})

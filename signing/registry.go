@@ -48,8 +48,8 @@ type Cloud struct {
 	MaxTTL time.Duration `json:"-"`
 
 	recipe func(input) (Credentials, error)
-	// maxTTL, when set, narrows MaxTTL for the given params.
-	maxTTL func(params) time.Duration
+	// maxTTL, when set, narrows MaxTTL for the given params and says why.
+	maxTTL func(params) (time.Duration, string)
 }
 
 // ParamSpec describes one param of a cloud.
@@ -376,12 +376,12 @@ func (c *Cloud) checkTTL(ttl time.Duration, p params) error {
 		}
 		return invalid("ttl", "must be at least 1s")
 	}
-	limit := c.MaxTTL
+	limit, why := c.MaxTTL, ""
 	if c.maxTTL != nil {
-		limit = c.maxTTL(p)
+		limit, why = c.maxTTL(p)
 	}
 	if ttl > limit {
-		return invalid("ttl", "%s is longer than %s allows (%s)", ttl, c.Name, limit)
+		return invalid("ttl", "%s is longer than %s allows (%s)%s", ttl, c.Name, limit, why)
 	}
 	return nil
 }

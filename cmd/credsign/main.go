@@ -1,0 +1,77 @@
+// Command credsign is the credsign service and its operator CLI.
+//
+//	credsign serve    run the HTTP API
+//	credsign sign     derive MQTT credentials offline and print them as JSON
+//	credsign explain  like sign, and print every step of the recipe (secret redacted)
+//	credsign clouds   list the supported clouds and their params
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+// exit statuses
+const (
+	exitOK    = 0
+	exitError = 1 // something failed while doing what was asked
+	exitUsage = 2 // bad input: nothing was done
+)
+
+// command runs one subcommand and returns its exit status.
+type command func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
+
+var commands = map[string]command{
+	"sign":    runSign,
+	"explain": runExplain,
+	"clouds":  runClouds,
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "credsign: unknown command %q (run 'credsign help')\n", args[0])
+		return exitUsage
+	}
+	return cmd(ctx, args[1:], stdin, stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(w, "usage: credsign <command> [flags]")
+	fmt.Fprintln(w, "commands:")
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-8s %s\n", n, summaries[n])
+	}
+	fmt.Fprintln(w, "run 'credsign <command> -h' for a command's flags")
+}
+
+var summaries = map[string]string{
+	"serve":   "run the HTTP API (credsign serve --dev for a local trial)",
+	"sign":    "derive MQTT credentials offline and print them as JSON",
+	"explain": "like sign, and show each step of the recipe with the secret redacted",
+	"clouds":  "list the supported clouds and their params",
+}
