@@ -118,7 +118,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			Str("route", route).
 			Int("status", sw.status).
 			Int64("bytes", sw.bytes).
-			Dur("duration", d).
+			Dur("durationMs", d).
 			Str("remote", r.RemoteAddr).
 			Str("tokenId", caller.TokenID).
 			Str("role", caller.Role).

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	stdlog "log"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/credsign/credsign/api"
+	"github.com/credsign/credsign/api/auth"
+	"github.com/credsign/credsign/internal/certreload"
+	"github.com/credsign/credsign/secrets"
+	"github.com/credsign/credsign/secrets/filestore"
+	"github.com/credsign/credsign/secrets/vaultstore"
+)
+
+// HTTP server limits.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 60 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+)
+
+// serveFlags are the flags of `credsign serve`.
+type serveFlags struct {
+	dev             bool
+	addr            string
+	dataDir         string
+	store           string
+	tlsCert         string
+	tlsKey          string
+	clientCA        string
+	insecureHTTP    bool
+	ratePerMinute   float64
+	rateBurst       int
+	maxBody         int64
+	adminTokenFile  string
+	shutdownTimeout time.Duration
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
+	var f serveFlags
+	fs := flag.NewFlagSet("credsign serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&f.dev, "dev", false, "development mode: generate and print an admin token when none is configured")
+	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen address (host:port; port 0 picks a free one)")
+	fs.StringVar(&f.dataDir, "data-dir", "data", "directory of the embedded encrypted store (--store file)")
+	fs.StringVar(&f.store, "store", "", "secret store: vault or file (default vault when VAULT_ADDR is set, else file)")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) file; serves HTTPS, reloaded when the file changes")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key file for --tls-cert")
+	fs.StringVar(&f.clientCA, "client-ca", "", "PEM CA bundle; when set, clients must present a certificate it signed")
+	fs.BoolVar(&f.insecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback address (behind a TLS-terminating proxy)")
+	fs.Float64Var(&f.ratePerMinute, "rate-limit", api.DefaultRatePerMinute, "requests per minute per token; 0 turns rate limiting off")
+	fs.IntVar(&f.rateBurst, "rate-burst", api.DefaultRateBurst, "requests a token may make in a burst")
+	fs.Int64Var(&f.maxBody, "max-body-bytes", api.DefaultMaxBodyBytes, "largest request body accepted")
+	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the admin token (else CREDSIGN_ADMIN_TOKEN)")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM/SIGINT")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: credsign serve [flags]\n\nRuns the HTTP API. Stop it with SIGTERM or SIGINT; in-flight requests finish first.\nThe admin token comes from --admin-token-file or CREDSIGN_ADMIN_TOKEN (with --dev, one is generated when neither is set).\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if fs.NArg() > 0 {
+		return f, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	switch {
+	case (f.tlsCert == "") != (f.tlsKey == ""):
+		return f, errors.New("--tls-cert and --tls-key go together")
+	case f.clientCA != "" && f.tlsCert == "":
+		return f, errors.New("--client-ca needs --tls-cert and --tls-key")
+	case f.store != "" && f.store != "vault" && f.store != "file":
+		return f, fmt.Errorf("--store is vault or file, not %q", f.store)
+	case f.rateBurst < 1 && f.ratePerMinute > 0:
+		return f, errors.New("--rate-burst must be at least 1")
+	}
+	if f.tlsCert == "" && !f.insecureHTTP {
+		ok, err := isLoopback(f.addr)
+		if err != nil {
+			return f, err
+		}
+		if !ok {
+			return f, fmt.Errorf("refusing plain HTTP on %s, which is not a loopback address: give --tls-cert and --tls-key, or --insecure-http behind a TLS-terminating proxy", f.addr)
+		}
+	}
+	return f, nil
+}
+
+// isLoopback reports whether a listen address binds only loopback.
+func isLoopback(addr string) (bool, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, fmt.Errorf("--addr %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return true, nil
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback(), nil
+}
+
+// runServe is `credsign serve`.
+func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	return serve(ctx, args, os.Getenv, stdout, stderr)
+}
+
+// serve runs the server until ctx is done. It writes JSON logs to stderr;
+// the "listening" line carries the actual address (useful with port 0).
+func serve(ctx context.Context, args []string, getenv func(string) string, _ io.Writer, stderr io.Writer) int {
+	f, err := parseServeFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "credsign serve: %v\n", err)
+		return exitUsage
+	}
+	logger := zerolog.New(stderr).With().Timestamp().Logger()
+
+	adminToken, generated, err := adminToken(f, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "credsign serve: %v\n", err)
+		return exitUsage
+	}
+
+	store, kind, err := openStore(ctx, f, getenv)
+	if err != nil {
+		logger.Error().Err(err).Msg("opening the secret store")
+		return exitError
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			logger.Error().Err(err).Msg("closing the secret store")
+		}
+	}()
+
+	handler, err := api.New(api.Config{
+		Store:         store,
+		AdminToken:    adminToken,
+		Logger:        logger,
+		RatePerMinute: f.ratePerMinute,
+		RateBurst:     f.rateBurst,
+		MaxBodyBytes:  f.maxBody,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "credsign serve: %v\n", err)
+		return exitUsage
+	}
+
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          stdlog.New(logger.With().Str("component", "http").Logger(), "", 0),
+	}
+	if f.tlsCert != "" {
+		if srv.TLSConfig, err = tlsConfig(f, logger); err != nil {
+			logger.Error().Err(err).Msg("configuring TLS")
+			return exitError
+		}
+	}
+
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		logger.Error().Err(err).Msg("listening")
+		return exitError
+	}
+	if generated {
+		fmt.Fprintf(stderr, "\n"+
+			"credsign serve --dev: generated an admin token for this run (shown once, not stored;\n"+
+			"set CREDSIGN_ADMIN_TOKEN to choose your own):\n\n"+
+			"    export CREDSIGN_ADMIN_TOKEN=%s\n\n", adminToken)
+	}
+	scheme := "http"
+	if srv.TLSConfig != nil {
+		scheme = "https"
+	}
+	logger.Info().Str("addr", ln.Addr().String()).Str("url", scheme+"://"+ln.Addr().String()).
+		Str("store", kind).Bool("dev", f.dev).Bool("tls", srv.TLSConfig != nil).
+		Bool("clientCerts", f.clientCA != "").Float64("ratePerMinute", f.ratePerMinute).Msg("listening")
+
+	errc := make(chan error, 1)
+	go func() {
+		if srv.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		logger.Error().Err(err).Msg("serving")
+		return exitError
+	case <-ctx.Done():
+	}
+	logger.Info().Dur("timeout", f.shutdownTimeout).Msg("shutting down; finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Error().Err(err).Msg("shutting down")
+		return exitError
+	}
+	<-errc
+	logger.Info().Msg("stopped")
+	return exitOK
+}
+
+// adminToken finds the admin token: --admin-token-file, else
+// CREDSIGN_ADMIN_TOKEN, else (with --dev) a generated one.
+func adminToken(f serveFlags, getenv func(string) string) (token string, generated bool, err error) {
+	if f.adminTokenFile != "" {
+		b, err := os.ReadFile(f.adminTokenFile)
+		if err != nil {
+			return "", false, fmt.Errorf("reading --admin-token-file: %w", err)
+		}
+		return strings.TrimSpace(string(b)), false, nil
+	}
+	if t := getenv("CREDSIGN_ADMIN_TOKEN"); t != "" {
+		return t, false, nil
+	}
+	if !f.dev {
+		return "", false, errors.New("no admin token: set CREDSIGN_ADMIN_TOKEN or --admin-token-file (or try --dev)")
+	}
+	t, err := auth.NewAdminToken()
+	return t, true, err
+}
+
+// openStore opens the store --store names (or the default).
+func openStore(ctx context.Context, f serveFlags, getenv func(string) string) (secrets.Store, string, error) {
+	kind := f.store
+	if kind == "" {
+		kind = "file"
+		if getenv("VAULT_ADDR") != "" {
+			kind = "vault"
+		}
+	}
+	if kind == "vault" {
+		cfg, err := vaultstore.ConfigFromEnv()
+		if err != nil {
+			return nil, kind, fmt.Errorf("configuring the Vault store: %w", err)
+		}
+		s, err := vaultstore.New(ctx, cfg)
+		if err != nil {
+			return nil, kind, fmt.Errorf("opening the Vault store: %w", err)
+		}
+		return s, kind, nil
+	}
+	s, err := filestore.Open(filestore.Config{Dir: f.dataDir})
+	if err != nil {
+		return nil, kind, fmt.Errorf("opening the file store in %s: %w", f.dataDir, err)
+	}
+	return s, kind, nil
+}
+
+// tlsConfig builds the TLS 1.2+ configuration with a reloading certificate
+// and, with --client-ca, required client certificates.
+func tlsConfig(f serveFlags, logger zerolog.Logger) (*tls.Config, error) {
+	rl, err := certreload.New(f.tlsCert, f.tlsKey, func(err error) {
+		if err != nil {
+			logger.Warn().Err(err).Msg("TLS certificate changed but could not be loaded; keeping the old one")
+			return
+		}
+		logger.Info().Str("file", f.tlsCert).Msg("TLS certificate reloaded")
+	})
+	if err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: rl.GetCertificate}
+	if f.clientCA != "" {
+		pem, err := os.ReadFile(f.clientCA)
+		if err != nil {
+			return nil, fmt.Errorf("reading --client-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--client-ca %s holds no PEM certificate", f.clientCA)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
