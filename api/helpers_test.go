@@ -217,9 +217,9 @@ func (e *env) validate(req *http.Request, reqBody []byte, res *http.Response, bo
 			Request: vreq, PathParams: params, Route: route,
 			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
 		},
-		Status: res.StatusCode,
-		Header: res.Header,
-		Body:   io.NopCloser(bytes.NewReader(body)),
+		Status:  res.StatusCode,
+		Header:  res.Header,
+		Body:    io.NopCloser(bytes.NewReader(body)),
 		Options: &openapi3filter.Options{IncludeResponseStatus: true},
 	}
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
