@@ -1,0 +1,88 @@
+// Command credsign-agent is the reference device agent of credsign: it
+// fetches short-lived MQTT credentials with a device token and keeps a
+// device connected to its cloud broker, without holding the cloud secret.
+//
+//	credsign-agent run   [flags] [--sub TOPIC]... [--pub-topic TOPIC]
+//	credsign-agent pub   [flags] -t TOPIC [-m MESSAGE]
+//	credsign-agent sub   [flags] -t TOPIC... [-C COUNT] [-v]
+//	credsign-agent creds [flags] [--format json|env]
+//	credsign-agent exec  [flags] -- COMMAND [ARG]...
+//
+// Common flags (each also an environment variable and a key of the
+// optional --config file, which uses the same NAME='value' lines as
+// `creds --format env`): --server CREDSIGN_SERVER, --device CREDSIGN_DEVICE,
+// --token-file CREDSIGN_TOKEN_FILE, --ca-file CREDSIGN_CA_FILE,
+// --broker-ca-file CREDSIGN_BROKER_CA_FILE, --ttl CREDSIGN_TTL,
+// --keepalive CREDSIGN_KEEPALIVE. Flags win over the environment, which
+// wins over the file.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `usage: credsign-agent COMMAND [flags]
+
+commands:
+  run    connect and stay connected; print what arrives on --sub topics,
+         publish stdin lines to --pub-topic
+  pub    publish one message (-m, or stdin) and exit
+  sub    subscribe (-t, repeatable) and print messages (-C to stop after N)
+  creds  print fresh credentials (--format json|env)
+  exec   run a command with credentials in CREDSIGN_MQTT_* and restart it
+         with fresh ones when they are refreshed: exec [flags] -- CMD ARG...
+
+Run "credsign-agent COMMAND -h" for the flags of a command.
+`
+
+// run is main without the process: it returns the exit status.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmds := map[string]func(context.Context, *command) error{
+		"run": cmdRun, "pub": cmdPub, "sub": cmdSub, "creds": cmdCreds, "exec": cmdExec,
+	}
+	f, ok := cmds[args[0]]
+	if !ok {
+		if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+		fmt.Fprintf(stderr, "credsign-agent: unknown command %q\n%s", args[0], usage)
+		return 2
+	}
+	c, err := parse(args[0], args[1:], getenv, stdin, stdout, stderr)
+	if err != nil {
+		if err == errHelp {
+			return 0
+		}
+		fmt.Fprintf(stderr, "credsign-agent %s: %v\n", args[0], err)
+		return 2
+	}
+	if err := f(ctx, c); err != nil {
+		if ctx.Err() != nil {
+			return 0 // stopped by a signal
+		}
+		var ee exitError
+		if asExit(err, &ee) {
+			return ee.code
+		}
+		fmt.Fprintf(stderr, "credsign-agent %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,289 @@
+package e2e
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/credsign/credsign/agent"
+	"github.com/credsign/credsign/internal/cloudemu"
+)
+
+const (
+	azureKey   = "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg="
+	tencentPSK = "MTIzNDU2Nzg5MGFiY2RlZg=="
+)
+
+// device is a device as registered in credsign (without host/port, which
+// point at the test broker) and how its emulator identifies it.
+type device struct {
+	id     string
+	cloud  string
+	params map[string]any
+	secret string
+	tls    bool
+}
+
+var devices = []device{
+	{"lamp-aliyun", cloudemu.Aliyun, map[string]any{"productKey": "a1pk", "deviceName": "lamp"}, "s3cret-aliyun", true},
+	{"lamp-tencent", cloudemu.Tencent, map[string]any{"productId": "ABCDEFGHIJ", "deviceName": "lamp"}, tencentPSK, false},
+	{"lamp-huawei", cloudemu.Huawei, map[string]any{"deviceId": "prod_lamp"}, "s3cret-huawei", true},
+	{"lamp-azure", cloudemu.Azure, map[string]any{"hubHost": "hub.azure-devices.net", "deviceId": "lamp"}, azureKey, true},
+}
+
+// clock is real time plus an offset a test can move; the service and the
+// emulator share it, as credsign and a cloud share real time.
+type clock struct{ off atomic.Int64 }
+
+func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *clock) Advance(d time.Duration) { c.off.Add(int64(d)) }
+
+// setup starts an emulator for d, registers d in svc pointing at it with
+// secret (d.secret when empty), and returns the emulator and an agent
+// config for the device.
+func setup(t *testing.T, svc *service, d device, secret string, now func() time.Time, ttl time.Duration) (*cloudemu.Emulator, agent.Config) {
+	t.Helper()
+	e, err := cloudemu.Start(cloudemu.Options{Cloud: d.cloud, TLS: d.tls, Now: now, ExpiryCheckInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	emu := map[string]string{}
+	for k, v := range d.params {
+		emu[k] = fmt.Sprint(v)
+	}
+	if err := e.AddDevice(emu, d.secret); err != nil {
+		t.Fatal(err)
+	}
+	params := map[string]any{"host": e.Host(), "port": e.Port()}
+	for k, v := range d.params {
+		params[k] = v
+	}
+	switch d.cloud {
+	case cloudemu.Aliyun:
+		params["secureMode"] = map[bool]int{true: 2, false: 3}[d.tls]
+	case cloudemu.Huawei:
+		params["tls"] = d.tls
+	}
+	if secret == "" {
+		secret = d.secret
+	}
+	tokenFile := svc.register(d.id, d.cloud, params, secret)
+	cfg := agent.Config{Source: svc.source(d.id, tokenFile, ttl)}
+	if d.tls {
+		cfg.BrokerRoots = x509.NewCertPool()
+		cfg.BrokerRoots.AppendCertsFromPEM(e.CAPEM())
+	}
+	return e, cfg
+}
+
+func TestDeviceConnectsAndPublishes(t *testing.T) {
+	svc := newService(t, nil)
+	svc.start()
+	for _, d := range devices {
+		t.Run(d.cloud, func(t *testing.T) {
+			ctx := testCtx(t, 60*time.Second)
+			e, cfg := setup(t, svc, d, "", nil, 0)
+			a := runAgent(t, cfg)
+			publish(ctx, t, a, "up/"+d.id, "hello from "+d.id)
+			s, err := e.Wait(ctx, func(s cloudemu.State) bool { return len(s.Messages) > 0 })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m := s.Messages[0]; m.QoS != 1 || string(m.Payload) != "hello from "+d.id {
+				t.Fatalf("broker got %+v", m)
+			}
+		})
+	}
+}
+
+// allDelivered fails the test unless every sent payload reached e.
+func allDelivered(t *testing.T, e *cloudemu.Emulator, sent []string) {
+	t.Helper()
+	var got []string
+	for _, m := range e.Snapshot().Messages {
+		got = append(got, string(m.Payload))
+	}
+	for _, m := range sent {
+		if !slices.Contains(got, m) {
+			t.Fatalf("QoS 1 message %q was lost (broker has %d messages, %d sent)", m, len(got), len(sent))
+		}
+	}
+}
+
+func TestShortTTLRotatesUnderRunningAgent(t *testing.T) {
+	ctx := testCtx(t, 120*time.Second)
+	svc := newService(t, nil)
+	svc.start()
+	d := devices[3] // Azure drops a client whose token lapses
+	e, cfg := setup(t, svc, d, "", nil, 6*time.Second)
+	ev := newEvents()
+	cfg.OnEvent = ev.add
+	a := runAgent(t, cfg)
+	var sent []string
+	for i := 0; len(ev.all(agent.EventRotate)) < 2; i++ {
+		sent = append(sent, strconv.Itoa(i))
+		publish(ctx, t, a, "devices/lamp/messages/events/", sent[i])
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatalf("%d rotations after %d messages", len(ev.all(agent.EventRotate)), len(sent))
+		}
+	}
+	allDelivered(t, e, sent)
+	if s := e.Snapshot(); s.Expired != 0 {
+		t.Fatalf("broker dropped %d sessions whose token lapsed; the agent should rotate first", s.Expired)
+	}
+}
+
+func TestExpiredCredentialsReconnectWithFreshOnes(t *testing.T) {
+	for _, d := range []device{devices[3], devices[1], devices[2]} {
+		t.Run(d.cloud, func(t *testing.T) {
+			ctx := testCtx(t, 60*time.Second)
+			clk := &clock{}
+			svc := newService(t, clk.Now)
+			svc.start()
+			e, cfg := setup(t, svc, d, "", clk.Now, 0)
+			ev := newEvents()
+			cfg.OnEvent = ev.add
+			cfg.Backoff = agent.Backoff{Initial: 50 * time.Millisecond, Max: 500 * time.Millisecond}
+			a := runAgent(t, cfg)
+			publish(ctx, t, a, "up", "before")
+			// Two hours pass for credsign and the cloud: every triple issued
+			// so far is stale. Azure drops the session now; Tencent and Huawei
+			// refuse the old triple at the next CONNECT, so drop it.
+			clk.Advance(2 * time.Hour)
+			if d.cloud != cloudemu.Azure {
+				if err := e.Restart(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ev.wait(ctx, t, agent.EventLost, 1)
+			publish(ctx, t, a, "up", "after") // blocks until reconnected
+			allDelivered(t, e, []string{"before", "after"})
+			if d.cloud == cloudemu.Azure && e.Snapshot().Expired != 1 {
+				t.Fatalf("expired sessions = %d, want 1", e.Snapshot().Expired)
+			}
+			ok := 0
+			for _, at := range e.Snapshot().Attempts {
+				if at.Err == nil {
+					ok++
+				}
+			}
+			if ok < 2 {
+				t.Fatalf("%d accepted CONNECTs, want a second one with fresh credentials", ok)
+			}
+		})
+	}
+}
+
+func TestWrongSecretIsReportedAndBacksOff(t *testing.T) {
+	ctx := testCtx(t, 60*time.Second)
+	svc := newService(t, nil)
+	svc.start()
+	d := devices[0]
+	e, cfg := setup(t, svc, d, "not-the-secret", nil, 0)
+	ev := newEvents()
+	cfg.OnEvent = ev.add
+	cfg.Backoff = agent.Backoff{Initial: 200 * time.Millisecond, Max: time.Second}
+	runAgent(t, cfg)
+	ev.wait(ctx, t, agent.EventConnectFailed, 1)
+	err := ev.all(agent.EventConnectFailed)[0].Err
+	if !errors.Is(err, agent.ErrRejected) || !strings.Contains(err.Error(), "refused CONNECT") || !strings.Contains(err.Error(), d.cloud) {
+		t.Fatalf("connect error %q: want a clear rejection naming the cloud", err)
+	}
+	if strings.Contains(err.Error(), "not-the-secret") {
+		t.Fatal("the error shows the secret")
+	}
+	from := time.Now()
+	_ = sleepCtx(ctx, 3*time.Second)
+	n := 0
+	for _, at := range e.Snapshot().Attempts {
+		if at.Err == nil {
+			t.Fatal("the broker accepted a triple signed with the wrong secret")
+		}
+		if !at.At.Before(from) {
+			n++
+		}
+	}
+	// Back-off 0.1–0.2s, 0.2–0.4s, 0.4–0.8s, then 0.5–1s: at most 7 tries in 3s.
+	if n < 1 || n > 7 {
+		t.Fatalf("%d CONNECT attempts in 3s: want back-off, 1 to 7", n)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func TestServiceDownAtBoot(t *testing.T) {
+	ctx := testCtx(t, 60*time.Second)
+	svc := newService(t, nil)
+	svc.start()
+	d := devices[2]
+	e, cfg := setup(t, svc, d, "", nil, 0)
+	svc.stop()
+	ev := newEvents()
+	cfg.OnEvent = ev.add
+	cfg.Backoff = agent.Backoff{Initial: 100 * time.Millisecond, Max: 500 * time.Millisecond}
+	a := runAgent(t, cfg)
+	ev.wait(ctx, t, agent.EventFetchFailed, 2)
+	if len(e.Snapshot().Attempts) != 0 {
+		t.Fatal("the agent connected without credentials")
+	}
+	svc.start()
+	ev.wait(ctx, t, agent.EventConnected, 1)
+	publish(ctx, t, a, "up", "service came up")
+	allDelivered(t, e, []string{"service came up"})
+}
+
+func TestBrokerRestart(t *testing.T) {
+	ctx := testCtx(t, 60*time.Second)
+	svc := newService(t, nil)
+	svc.start()
+	d := devices[3]
+	e, cfg := setup(t, svc, d, "", nil, 0)
+	ev := newEvents()
+	cfg.OnEvent = ev.add
+	cfg.Backoff = agent.Backoff{Initial: 100 * time.Millisecond, Max: 500 * time.Millisecond}
+	got := make(chan agent.Message, 4)
+	cfg.Subscriptions = []agent.Subscription{{Topic: "devices/lamp/messages/devicebound/#", QoS: 1}}
+	cfg.OnMessage = func(m agent.Message) { got <- m }
+	a := runAgent(t, cfg)
+	ev.wait(ctx, t, agent.EventConnected, 1)
+	if err := e.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	ev.wait(ctx, t, agent.EventLost, 1)
+	ev.wait(ctx, t, agent.EventConnectFailed, 1) // the broker is down for a while
+	if err := e.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	ev.wait(ctx, t, agent.EventConnected, 2)
+	publish(ctx, t, a, "devices/lamp/messages/events/", "back")
+	allDelivered(t, e, []string{"back"})
+	// The subscription was made again on the new connection.
+	if err := e.Publish("devices/lamp/messages/devicebound/x", []byte("cmd"), 1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if string(m.Payload) != "cmd" {
+			t.Fatalf("got %q", m.Payload)
+		}
+	case <-ctx.Done():
+		t.Fatal("no cloud-to-device message after the restart")
+	}
+}
