@@ -1,0 +1,489 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const srvAdmin = "csa_serve-test-admin-0123456789abcdef0123"
+
+// lockedBuffer collects the server's stderr.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// running is a `credsign serve` started in-process on 127.0.0.1:0.
+type running struct {
+	addr   string
+	stderr *lockedBuffer
+	stop   context.CancelFunc
+	exited chan struct{} // closed when serve returns
+	code   int           // serve's exit status, once exited is closed
+	check  sync.Once
+}
+
+var listenLine = regexp.MustCompile(`"addr":"([^"]+)"[^\n]*"message":"listening"`)
+
+// startServe runs serve with args (plus --addr 127.0.0.1:0 and a temporary
+// --data-dir unless given) and the environment env, and waits for its
+// "listening" log line.
+func startServe(t *testing.T, env map[string]string, args ...string) *running {
+	t.Helper()
+	joined := strings.Join(args, " ")
+	if !strings.Contains(joined, "--addr") {
+		args = append(args, "--addr", "127.0.0.1:0")
+	}
+	if !strings.Contains(joined, "--data-dir") {
+		args = append(args, "--data-dir", t.TempDir())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{stderr: &lockedBuffer{}, stop: cancel, exited: make(chan struct{})}
+	go func() {
+		r.code = serve(ctx, args, func(k string) string { return env[k] }, io.Discard, r.stderr)
+		close(r.exited)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := listenLine.FindStringSubmatch(r.stderr.String()); m != nil {
+			r.addr = m[1]
+			t.Cleanup(func() { r.shutdown(t) })
+			return r
+		}
+		select {
+		case <-r.exited:
+			t.Fatalf("serve exited %d before listening:\n%s", r.code, r.stderr)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	t.Fatalf("serve did not log its address:\n%s", r.stderr)
+	return nil
+}
+
+// shutdown stops the server and checks that it exits cleanly.
+func (r *running) shutdown(t *testing.T) {
+	t.Helper()
+	r.stop()
+	select {
+	case <-r.exited:
+		r.check.Do(func() {
+			if r.code != 0 {
+				t.Errorf("serve exited %d:\n%s", r.code, r.stderr)
+			}
+		})
+	case <-time.After(10 * time.Second):
+		t.Errorf("serve did not stop")
+	}
+}
+
+// call sends a JSON request and decodes a JSON answer into out (if non-nil).
+func call(t *testing.T, c *http.Client, method, url, token string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if out != nil && res.StatusCode < 300 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, url, err, b)
+		}
+	}
+	return res.StatusCode
+}
+
+func TestServeFlagErrors(t *testing.T) {
+	cases := []struct {
+		args []string
+		env  map[string]string
+		msg  string
+	}{
+		{[]string{"--addr", "0.0.0.0:0"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "refusing plain HTTP"},
+		{[]string{"--addr", ":8080"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "refusing plain HTTP"},
+		{[]string{"--addr", "127.0.0.1:0"}, nil, "no admin token"},
+		{[]string{"--tls-cert", "x.pem"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "go together"},
+		{[]string{"--client-ca", "ca.pem"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--client-ca needs"},
+		{[]string{"--store", "s3"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--store is vault or file"},
+		{[]string{"--addr", "127.0.0.1:0"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": "short"}, "at least 16"},
+		{[]string{"extra"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "unexpected arguments"},
+	}
+	for _, c := range cases {
+		var errb lockedBuffer
+		args := append(c.args, "--data-dir", t.TempDir())
+		code := serve(context.Background(), args, func(k string) string { return c.env[k] }, io.Discard, &errb)
+		if code != exitUsage || !strings.Contains(errb.String(), c.msg) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", c.args, code, errb.String(), exitUsage, c.msg)
+		}
+	}
+	// --insecure-http is the explicit opt-in for a non-loopback address.
+	if _, err := parseServeFlags([]string{"--addr", "0.0.0.0:8080", "--insecure-http"}, io.Discard); err != nil {
+		t.Errorf("--insecure-http refused: %v", err)
+	}
+	for _, a := range []string{"127.0.0.1:1", "[::1]:1", "localhost:1"} {
+		if ok, err := isLoopback(a); !ok || err != nil {
+			t.Errorf("isLoopback(%q) = %v, %v", a, ok, err)
+		}
+	}
+}
+
+func TestServeDevGeneratesAdminToken(t *testing.T) {
+	r := startServe(t, nil, "--dev")
+	out := r.stderr.String()
+	tokens := regexp.MustCompile(`export CREDSIGN_ADMIN_TOKEN=(csa_[0-9a-f]{64})`).FindAllStringSubmatch(out, -1)
+	if len(tokens) != 1 {
+		t.Fatalf("want the admin token printed once, got %d times:\n%s", len(tokens), out)
+	}
+	admin := tokens[0][1]
+	base := "http://" + r.addr
+	if code := call(t, http.DefaultClient, "GET", base+"/v1/clouds", admin, nil, nil); code != 200 {
+		t.Errorf("generated admin token: %d", code)
+	}
+	if code := call(t, http.DefaultClient, "GET", base+"/v1/clouds", "", nil, nil); code != 401 {
+		t.Errorf("no token: %d", code)
+	}
+	r.shutdown(t)
+	if n := strings.Count(r.stderr.String(), admin); n != 1 {
+		t.Errorf("the admin token appears %d times in stderr, want once", n)
+	}
+}
+
+// TestServeFullRunLeaksNothing walks the README flow for every cloud
+// against the real server, adds failed requests that carry secrets, stops
+// the server and searches everything it logged for each secret, token and
+// password.
+func TestServeFullRunLeaksNothing(t *testing.T) {
+	r := startServe(t, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--rate-limit", "0")
+	base := "http://" + r.addr
+	c := http.DefaultClient
+	var prov struct{ Token string }
+	if code := call(t, c, "POST", base+"/v1/tokens", srvAdmin, map[string]string{"role": "provisioner"}, &prov); code != 201 {
+		t.Fatalf("provisioner token: %d", code)
+	}
+	secrets := map[string]string{
+		"aliyun":  "aliyun-device-secret-9d7c",
+		"tencent": "dGVuY2VudC1wc2stZm9yLWxlYWstdGVzdA==",
+		"huawei":  "huawei-device-secret-3e1f",
+		"azure":   "bGVhay10ZXN0LWF6dXJlLWtleS0zMi1ieXRlcyEhIQ==",
+	}
+	params := map[string]map[string]any{
+		"aliyun":  {"productKey": "pkLeak", "deviceName": "dn1"},
+		"tencent": {"productId": "PIDLEAK001", "deviceName": "dn2"},
+		"huawei":  {"deviceId": "p_n3"},
+		"azure":   {"hubHost": "leak.azure-devices.net", "deviceId": "dn4"},
+	}
+	leaks := []string{srvAdmin, prov.Token}
+	for cloud, secret := range secrets {
+		leaks = append(leaks, secret)
+		id := "leak-" + cloud
+		doc := map[string]any{"cloud": cloud, "params": params[cloud], "secret": secret}
+		if code := call(t, c, "PUT", base+"/v1/devices/"+id, prov.Token, doc, nil); code != 201 {
+			t.Fatalf("put %s: %d", id, code)
+		}
+		bad := map[string]any{"cloud": cloud, "params": params[cloud], "secret": secret, "extra": secret}
+		if code := call(t, c, "PUT", base+"/v1/devices/"+id, prov.Token, bad, nil); code != 422 {
+			t.Errorf("unknown field: %d", code)
+		}
+		var dt struct{ Token string }
+		if code := call(t, c, "POST", base+"/v1/devices/"+id+"/tokens", prov.Token, nil, &dt); code != 201 {
+			t.Fatalf("device token: %d", code)
+		}
+		leaks = append(leaks, dt.Token)
+		var cr struct{ Password string }
+		if code := call(t, c, "POST", base+"/v1/devices/"+id+"/credentials", dt.Token, nil, &cr); code != 200 {
+			t.Fatalf("credentials for %s: %d", id, code)
+		}
+		leaks = append(leaks, cr.Password)
+	}
+	// A wrong token that looks real, and a token in the query string.
+	call(t, c, "GET", base+"/v1/devices?after="+prov.Token[4:20], "csp_"+strings.Repeat("0", 64), nil, nil)
+	r.shutdown(t)
+	logs := r.stderr.String()
+	for _, want := range []string{`"message":"listening"`, `"event":"credentials.issued"`, `"message":"stopped"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %s", want)
+		}
+	}
+	for _, s := range leaks {
+		if s == "" || strings.Contains(logs, s) {
+			t.Errorf("logs contain a secret, token or password (%.6s…)", s)
+		}
+	}
+	if strings.Contains(logs, prov.Token[4:20]) {
+		t.Errorf("logs contain the query string")
+	}
+}
+
+func TestServeRateLimitFlags(t *testing.T) {
+	r := startServe(t, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--rate-limit", "1", "--rate-burst", "2")
+	base := "http://" + r.addr
+	codes := []int{}
+	for i := 0; i < 3; i++ {
+		codes = append(codes, call(t, http.DefaultClient, "GET", base+"/v1/clouds", srvAdmin, nil, nil))
+	}
+	if fmt.Sprint(codes) != "[200 200 429]" {
+		t.Errorf("codes %v, want [200 200 429]", codes)
+	}
+}
+
+// TestServeGracefulShutdown starts a request, begins the shutdown while
+// its body is still arriving, and checks that the request completes, new
+// connections are refused and serve returns 0.
+func TestServeGracefulShutdown(t *testing.T) {
+	r := startServe(t, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin})
+	conn, err := net.Dial("tcp", r.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"role":"provisioner"}`
+	fmt.Fprintf(conn, "POST /v1/tokens HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		srvAdmin, len(body), body[:5])
+	time.Sleep(200 * time.Millisecond) // the server has read the headers: the request is in flight
+	r.stop()
+	if !waitUntil(func() bool { return strings.Contains(r.stderr.String(), "shutting down") }) {
+		t.Fatal("no shutdown began")
+	}
+	if !waitUntil(func() bool {
+		c, err := net.DialTimeout("tcp", r.addr, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	}) {
+		t.Error("the listener still accepts connections during shutdown")
+	}
+	if _, err := io.WriteString(conn, body[5:]); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("in-flight request lost: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 201 {
+		t.Errorf("in-flight request: %d", res.StatusCode)
+	}
+	select {
+	case <-r.exited:
+		if r.code != 0 {
+			t.Errorf("exit %d", r.code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not return")
+	}
+}
+
+func waitUntil(cond func() bool) bool {
+	for i := 0; i < 200; i++ {
+		if cond() {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
+
+// testPKI is a CA with helpers to issue leaf certificates.
+type testPKI struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+func newPKI(t *testing.T) *testPKI {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "credsign test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &testPKI{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// issue returns PEM certificate and key for a server (127.0.0.1) or client.
+func (p *testPKI) issue(t *testing.T, serial int64, client bool) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "credsign test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	if client {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.cert, &key.PublicKey, p.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// servedSerial connects with a fresh TLS connection and returns the
+// serial number of the server's certificate.
+func servedSerial(t *testing.T, addr string, cfg *tls.Config) int64 {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		t.Fatalf("TLS dial: %v", err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+}
+
+func TestServeTLS(t *testing.T) {
+	pki := newPKI(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	c, k := pki.issue(t, 100, false)
+	writeFile(t, certFile, c)
+	writeFile(t, keyFile, k)
+	r := startServe(t, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--tls-cert", certFile, "--tls-key", keyFile)
+	if !strings.Contains(r.stderr.String(), `"url":"https://`) {
+		t.Errorf("listening line does not say https")
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(pki.cert)
+	cfg := &tls.Config{RootCAs: roots}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
+	if code := call(t, client, "GET", "https://"+r.addr+"/v1/clouds", srvAdmin, nil, nil); code != 200 {
+		t.Errorf("HTTPS request: %d", code)
+	}
+	// TLS 1.1 is refused.
+	if conn, err := tls.Dial("tcp", r.addr, &tls.Config{RootCAs: roots, MaxVersion: tls.VersionTLS11}); err == nil {
+		conn.Close()
+		t.Error("a TLS 1.1 handshake succeeded")
+	}
+	// Plain HTTP to the TLS port fails.
+	if res, err := http.Get("http://" + r.addr + "/healthz"); err == nil {
+		if res.StatusCode == 200 {
+			t.Error("plain HTTP served on the TLS port")
+		}
+		res.Body.Close()
+	}
+	// A renewed certificate is picked up without a restart.
+	if got := servedSerial(t, r.addr, cfg); got != 100 {
+		t.Fatalf("serial %d, want 100", got)
+	}
+	c, k = pki.issue(t, 200, false)
+	writeFile(t, keyFile, k)
+	writeFile(t, certFile, c)
+	future := time.Now().Add(2 * time.Second)
+	for _, f := range []string{certFile, keyFile} {
+		if err := os.Chtimes(f, future, future); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if !waitUntil(func() bool { return servedSerial(t, r.addr, cfg) == 200 }) {
+		t.Errorf("renewed certificate not served")
+	}
+	if !strings.Contains(r.stderr.String(), "TLS certificate reloaded") {
+		t.Errorf("no reload log line")
+	}
+}
+
+func TestServeClientCertificates(t *testing.T) {
+	pki := newPKI(t)
+	dir := t.TempDir()
+	certFile, keyFile, caFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), filepath.Join(dir, "ca.pem")
+	c, k := pki.issue(t, 1, false)
+	writeFile(t, certFile, c)
+	writeFile(t, keyFile, k)
+	writeFile(t, caFile, pki.pem)
+	r := startServe(t, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin},
+		"--tls-cert", certFile, "--tls-key", keyFile, "--client-ca", caFile)
+	roots := x509.NewCertPool()
+	roots.AddCert(pki.cert)
+	noCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	if res, err := noCert.Get("https://" + r.addr + "/healthz"); err == nil {
+		res.Body.Close()
+		t.Error("a client without a certificate was served")
+	}
+	cc, ck := pki.issue(t, 2, true)
+	pair, err := tls.X509KeyPair(cc, ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}}}}
+	if code := call(t, withCert, "GET", "https://"+r.addr+"/healthz", "", nil, nil); code != 200 {
+		t.Errorf("client with certificate: %d", code)
+	}
+}
