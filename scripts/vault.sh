@@ -8,9 +8,10 @@
 # Cache: ${CREDSIGN_CACHE:-$HOME/.cache/credsign}/bin/vault-1.13.0 (the path
 # internal/vaulttest also looks at). The build is skipped when it exists.
 #
-# Later Vault tags do not build as a dependency because their go.mod replaces
-# api/ and sdk/ with local directories; 1.13.0 builds when those two modules
-# are pinned to the versions it was released with.
+# Vault's go.mod replaces api/ and sdk/ with its own directories, which a
+# module that depends on Vault does not see; 1.13.0 builds when those two
+# modules are pinned to the versions it was released with (later tags do not
+# build that way).
 set -euo pipefail
 
 VAULT_VERSION=1.13.0
@@ -34,10 +35,11 @@ export GOFLAGS="${GOFLAGS:-} -mod=mod"
 export GOTOOLCHAIN=local
 echo "vault.sh: building vault $VAULT_VERSION in $work (this takes several minutes)" >&2
 go mod init credsign.local/vaultbuild >&2
-go mod edit \
-	-require "github.com/hashicorp/vault@v$VAULT_VERSION" \
-	-require "github.com/hashicorp/vault/sdk@$SDK_VERSION" \
-	-require "github.com/hashicorp/vault/api@$API_VERSION"
+# Go 1.23+ rejects X.509 certificates with negative serial numbers; a CA
+# bundle compiled into a Vault 1.13 dependency (gosnowflake) has one and the
+# binary panics at start without this. The main module's godebug line sets
+# the default for the binary.
+go mod edit -godebug=x509negativeserial=1
 cat > tools.go <<'GO'
 //go:build tools
 
@@ -45,11 +47,11 @@ package tools
 
 import _ "github.com/hashicorp/vault"
 GO
-go mod download -x github.com/hashicorp/vault >&2 2>/dev/null || true
 go get "github.com/hashicorp/vault@v$VAULT_VERSION" \
 	"github.com/hashicorp/vault/sdk@$SDK_VERSION" \
 	"github.com/hashicorp/vault/api@$API_VERSION" >&2
 go build -trimpath -o "$bin.tmp" github.com/hashicorp/vault >&2
+"$bin.tmp" version >&2
 mv "$bin.tmp" "$bin"
 echo "vault.sh: built $bin" >&2
 echo "$bin"

@@ -255,9 +255,12 @@ func TestFailedWriteChangesNothing(t *testing.T) {
 	newer := secrets.Device{ID: "lamp-7", Cloud: "tencent", Secret: storetest.NewSecret()}
 	writes := map[string]func() error{
 		"PutDevice update": func() error { _, err := s.PutDevice(ctx, newer, 1); return err },
-		"PutDevice create": func() error { _, err := s.PutDevice(ctx, secrets.Device{ID: "new", Secret: newer.Secret}, 0); return err },
-		"DeleteDevice":     func() error { return s.DeleteDevice(ctx, "lamp-7") },
-		"PutToken":         func() error { return s.PutToken(ctx, secrets.Token{ID: "t", Hash: storetest.Hash("t")}) },
+		"PutDevice create": func() error {
+			_, err := s.PutDevice(ctx, secrets.Device{ID: "new", Secret: newer.Secret}, 0)
+			return err
+		},
+		"DeleteDevice": func() error { return s.DeleteDevice(ctx, "lamp-7") },
+		"PutToken":     func() error { return s.PutToken(ctx, secrets.Token{ID: "t", Hash: storetest.Hash("t")}) },
 	}
 	for name, write := range writes {
 		err := write()

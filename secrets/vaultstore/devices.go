@@ -1,0 +1,226 @@
+package vaultstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/credsign/credsign/secrets"
+)
+
+// defaultLimit is the page size when ListOptions.Limit is 0.
+const defaultLimit = 100
+
+// readConcurrency bounds the parallel reads of one listing.
+const readConcurrency = 8
+
+// casRetries bounds how often an unconditional write re-reads the version
+// after losing a race.
+const casRetries = 5
+
+// deviceData is what the store writes at <prefix>devices/<id>, and what
+// `vault kv get` shows. The version is the KV version, not a field.
+type deviceData struct {
+	ID        string            `json:"id"`
+	Cloud     string            `json:"cloud"`
+	Params    map[string]any    `json:"params,omitempty"`
+	Secret    string            `json:"secret"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	CreatedAt time.Time         `json:"createdAt"`
+	UpdatedAt time.Time         `json:"updatedAt"`
+}
+
+func (d deviceData) device(version int64) secrets.Device {
+	return secrets.Device{
+		ID: d.ID, Cloud: d.Cloud, Params: d.Params, Secret: d.Secret, Labels: d.Labels,
+		Version: version, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+	}
+}
+
+func deviceRel(id string) string { return "devices/" + id }
+
+// readDevice reads a device; ok is false when it does not exist (version may
+// still be set when its latest version was soft-deleted by hand).
+func (s *Store) readDevice(ctx context.Context, id string) (d secrets.Device, version int64, ok bool, err error) {
+	e, err := s.read(ctx, deviceRel(id))
+	if err != nil || e.data == nil {
+		return secrets.Device{}, e.version, false, err
+	}
+	var dd deviceData
+	if err := json.Unmarshal(e.data, &dd); err != nil {
+		return secrets.Device{}, 0, false, fmt.Errorf("decode record: %w", err)
+	}
+	dd.ID = id
+	return dd.device(e.version), e.version, true, nil
+}
+
+// GetDevice returns the device or an error wrapping secrets.ErrNotFound.
+func (s *Store) GetDevice(ctx context.Context, id string) (secrets.Device, error) {
+	if !secrets.ValidID(id) {
+		return secrets.Device{}, fmt.Errorf("vaultstore: get device %.64q: %w", id, secrets.ErrInvalid)
+	}
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	d, _, ok, err := s.readDevice(ctx, id)
+	if err == nil && !ok {
+		err = secrets.ErrNotFound
+	}
+	if err != nil {
+		return secrets.Device{}, fmt.Errorf("vaultstore: get device %q: %w", id, err)
+	}
+	return d, nil
+}
+
+// PutDevice writes d under the compare-and-set rules of
+// secrets.DeviceStore, using KV check-and-set.
+func (s *Store) PutDevice(ctx context.Context, d secrets.Device, ifVersion int64) (secrets.Device, error) {
+	if !secrets.ValidID(d.ID) {
+		return secrets.Device{}, fmt.Errorf("vaultstore: put device %.64q: %w", d.ID, secrets.ErrInvalid)
+	}
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	out, err := s.putDevice(ctx, d, ifVersion)
+	if err != nil {
+		return secrets.Device{}, fmt.Errorf("vaultstore: put device %q: %w", d.ID, err)
+	}
+	return out, nil
+}
+
+func (s *Store) putDevice(ctx context.Context, d secrets.Device, ifVersion int64) (secrets.Device, error) {
+	// Normalize params and labels as they will read back.
+	dd, err := normalize(deviceData{ID: d.ID, Cloud: d.Cloud, Params: d.Params, Secret: d.Secret, Labels: d.Labels})
+	if err != nil {
+		return secrets.Device{}, err
+	}
+	for attempt := 0; ; attempt++ {
+		cur, version, exists, err := s.readDevice(ctx, d.ID)
+		if err != nil {
+			return secrets.Device{}, err
+		}
+		switch {
+		case ifVersion == 0 && exists:
+			return secrets.Device{}, fmt.Errorf("%w: device exists", secrets.ErrConflict)
+		case ifVersion > 0 && !exists:
+			return secrets.Device{}, fmt.Errorf("%w: device does not exist", secrets.ErrConflict)
+		case ifVersion > 0 && version != ifVersion:
+			return secrets.Device{}, fmt.Errorf("%w: stored version is %d, not %d", secrets.ErrConflict, version, ifVersion)
+		}
+		now := time.Now().UTC()
+		dd.CreatedAt, dd.UpdatedAt = now, now
+		if exists {
+			dd.CreatedAt = cur.CreatedAt
+		}
+		v, err := s.write(ctx, deviceRel(d.ID), dd, version, d.Secret)
+		if errors.Is(err, secrets.ErrConflict) && ifVersion < 0 && attempt < casRetries {
+			continue // lost a race; an unconditional write tries again
+		}
+		if err != nil {
+			return secrets.Device{}, err
+		}
+		return dd.device(v), nil
+	}
+}
+
+// normalize returns dd as it will read back: Params and Labels through
+// encoding/json, so numbers are float64 and empty maps nil.
+func normalize(dd deviceData) (deviceData, error) {
+	b, err := json.Marshal(dd)
+	if err != nil {
+		return deviceData{}, fmt.Errorf("%w: params or labels cannot be encoded as JSON", secrets.ErrInvalid)
+	}
+	var out deviceData
+	if err := json.Unmarshal(b, &out); err != nil {
+		return deviceData{}, fmt.Errorf("%w: params or labels cannot be decoded", secrets.ErrInvalid)
+	}
+	clear(b)
+	return out, nil
+}
+
+// DeleteDevice deletes the device's KV metadata, which removes every version
+// of its secret, or returns an error wrapping secrets.ErrNotFound.
+func (s *Store) DeleteDevice(ctx context.Context, id string) error {
+	if !secrets.ValidID(id) {
+		return fmt.Errorf("vaultstore: delete device %.64q: %w", id, secrets.ErrInvalid)
+	}
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	ok, err := s.exists(ctx, deviceRel(id))
+	if err == nil && !ok {
+		err = secrets.ErrNotFound
+	}
+	if err == nil {
+		err = s.destroy(ctx, deviceRel(id))
+	}
+	if err != nil {
+		return fmt.Errorf("vaultstore: delete device %q: %w", id, err)
+	}
+	return nil
+}
+
+// ListDevices returns a page of devices sorted by ID. It lists the device
+// keys, then reads devices after the cursor (several at a time) until the
+// page is full; with a cloud filter it may read many to fill one page.
+func (s *Store) ListDevices(ctx context.Context, opts secrets.ListOptions) (secrets.Page, error) {
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	page, err := s.listDevices(ctx, opts)
+	if err != nil {
+		return secrets.Page{}, fmt.Errorf("vaultstore: list devices: %w", err)
+	}
+	return page, nil
+}
+
+func (s *Store) listDevices(ctx context.Context, opts secrets.ListOptions) (secrets.Page, error) {
+	limit := opts.Limit
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	keys, err := s.list(ctx, "devices/")
+	if err != nil {
+		return secrets.Page{}, err
+	}
+	ids := keys[:0]
+	for _, k := range keys {
+		if k > opts.After && secrets.ValidID(k) {
+			ids = append(ids, k)
+		}
+	}
+	slices.Sort(ids)
+	// Read one more than the limit so Next is set only if a page follows.
+	var found []secrets.Device
+	for len(ids) > 0 && len(found) <= limit {
+		batch := ids[:min(len(ids), max(limit+1-len(found), readConcurrency))]
+		ids = ids[len(batch):]
+		devs := make([]secrets.Device, len(batch))
+		ok := make([]bool, len(batch))
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(readConcurrency)
+		for i, id := range batch {
+			g.Go(func() error {
+				var err error
+				devs[i], _, ok[i], err = s.readDevice(gctx, id)
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return secrets.Page{}, err
+		}
+		for i := range batch {
+			if ok[i] && (opts.Cloud == "" || devs[i].Cloud == opts.Cloud) {
+				found = append(found, devs[i])
+			}
+		}
+	}
+	var page secrets.Page
+	if len(found) > limit {
+		found = found[:limit]
+		page.Next = found[limit-1].ID
+	}
+	page.Devices = found
+	return page, nil
+}

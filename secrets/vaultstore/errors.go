@@ -1,0 +1,87 @@
+package vaultstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/credsign/credsign/secrets"
+)
+
+// vaultError is an error from Vault or from the way to it, its text built
+// by the store (never Vault's raw error, which may be long) and scrubbed of
+// credentials. It unwraps to a secrets sentinel when one applies.
+type vaultError struct {
+	msg  string
+	kind error // secrets.ErrUnavailable, ErrConflict, ErrNotFound or nil
+	// status is Vault's HTTP status, 0 when there was no answer.
+	status int
+}
+
+func (e *vaultError) Error() string { return e.msg }
+func (e *vaultError) Unwrap() error { return e.kind }
+
+// redact replaces every non-empty credential in s.
+func redact(s string, creds ...string) string {
+	for _, c := range creds {
+		if c != "" {
+			s = strings.ReplaceAll(s, c, "<redacted>")
+		}
+	}
+	return s
+}
+
+// classify turns what the Vault client returned into a vaultError. ctx is
+// the call's context: if the caller cancelled it, its error is returned as
+// is, so a cancelled request is not reported as an unavailable store; a
+// deadline that passed means Vault did not answer in time. creds are
+// scrubbed from the text.
+func (s *Store) classify(ctx context.Context, err error, creds ...string) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return ctx.Err()
+	}
+	creds = append(creds, s.client.Token(), s.cfg.Token)
+	var re *api.ResponseError
+	if !errors.As(err, &re) {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+			return &vaultError{msg: fmt.Sprintf("Vault at %s did not answer within %v: %v", s.cfg.Address, s.cfg.Timeout, secrets.ErrUnavailable), kind: secrets.ErrUnavailable}
+		}
+		return &vaultError{msg: redact(fmt.Sprintf("cannot reach Vault: %v: %v", err, secrets.ErrUnavailable), creds...), kind: secrets.ErrUnavailable}
+	}
+	text := redact(strings.Join(re.Errors, "; "), creds...)
+	if len(text) > 300 {
+		text = text[:300] + "…"
+	}
+	e := &vaultError{status: re.StatusCode}
+	switch {
+	case re.StatusCode == http.StatusBadRequest && strings.Contains(text, "check-and-set"):
+		e.kind = secrets.ErrConflict
+	case re.StatusCode == http.StatusNotFound:
+		e.kind = secrets.ErrNotFound
+	case re.StatusCode == http.StatusForbidden:
+		// The token expired or lacks the policy: the store cannot work until
+		// that is fixed (or a re-login succeeds), as for a sealed Vault.
+		e.kind = secrets.ErrUnavailable
+		text = "permission denied (token expired, revoked, or missing the credsign policy)"
+	case re.StatusCode == http.StatusTooManyRequests || re.StatusCode >= 500:
+		e.kind = secrets.ErrUnavailable
+	}
+	e.msg = fmt.Sprintf("Vault answered %d: %s", re.StatusCode, text)
+	if e.kind != nil {
+		e.msg += ": " + e.kind.Error()
+	}
+	return e
+}
+
+// permissionDenied reports whether err is Vault's 403.
+func permissionDenied(err error) bool {
+	var ve *vaultError
+	return errors.As(err, &ve) && ve.status == http.StatusForbidden
+}

@@ -1,0 +1,257 @@
+package vaultstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/credsign/credsign/internal/vaulttest"
+	"github.com/credsign/credsign/secrets"
+	"github.com/credsign/credsign/secrets/storetest"
+)
+
+func randomName(prefix string) string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// policyToken installs deployments/vault/credsign-policy.hcl and returns a
+// token that has only that policy, so the tests prove it is enough.
+func policyToken(t *testing.T, srv *vaulttest.Server, ttl string) string {
+	t.Helper()
+	root := srv.Client(t)
+	hcl, err := os.ReadFile("../../deployments/vault/credsign-policy.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Sys().PutPolicy("credsign", string(hcl)); err != nil {
+		t.Fatalf("put policy: %v", err)
+	}
+	sec, err := root.Auth().Token().Create(&api.TokenCreateRequest{
+		Policies:        []string{"credsign"},
+		NoDefaultPolicy: true,
+		TTL:             ttl,
+		Renewable:       func() *bool { b := true; return &b }(),
+	})
+	if err != nil {
+		t.Fatalf("create token: %v", err)
+	}
+	return sec.Auth.ClientToken
+}
+
+// newStore opens a store on srv under a fresh prefix inside credsign/.
+func newStore(t *testing.T, cfg Config) *Store {
+	t.Helper()
+	s, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func baseConfig(srv *vaulttest.Server, token string) Config {
+	return Config{Address: srv.Addr, Token: token, Prefix: randomName("credsign/t-") + "/", Timeout: 5 * time.Second}
+}
+
+func TestConformance(t *testing.T) {
+	srv := vaulttest.Start(t)
+	token := policyToken(t, srv, "1h")
+	storetest.Run(t, func(t *testing.T) secrets.Store {
+		return newStore(t, baseConfig(srv, token))
+	})
+}
+
+// TestVaultCLIReadsDevice checks the documented command reads a device back:
+// vault kv get -mount=secret credsign/devices/lamp-7
+func TestVaultCLIReadsDevice(t *testing.T) {
+	srv := vaulttest.Start(t)
+	cfg := baseConfig(srv, policyToken(t, srv, "1h"))
+	cfg.Prefix = "" // the default, credsign/
+	s := newStore(t, cfg)
+	d := secrets.Device{ID: "lamp-7", Cloud: "aliyun", Params: map[string]any{"productKey": "a1", "deviceName": "lamp-7"},
+		Secret: storetest.NewSecret(), Labels: map[string]string{"site": "sz"}}
+	if _, err := s.PutDevice(context.Background(), d, 0); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := vaulttest.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "kv", "get", "-mount=secret", "-format=json", "credsign/devices/lamp-7")
+	cmd.Env = []string{"VAULT_ADDR=" + srv.Addr, "VAULT_TOKEN=" + srv.RootToken, "HOME=" + t.TempDir()}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("vault kv get: %v", err)
+	}
+	var got struct {
+		Data struct {
+			Data     map[string]any `json:"data"`
+			Metadata struct {
+				Version int64 `json:"version"`
+			} `json:"metadata"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("vault kv get output: %v", err)
+	}
+	data := got.Data.Data
+	if data["secret"] != d.Secret || data["cloud"] != "aliyun" || data["id"] != "lamp-7" || got.Data.Metadata.Version != 1 {
+		t.Fatalf("vault kv get shows cloud %v id %v version %d (secret matches: %v)",
+			data["cloud"], data["id"], got.Data.Metadata.Version, data["secret"] == d.Secret)
+	}
+}
+
+// TestDeleteRemovesEveryVersion reads KV metadata and old versions directly.
+func TestDeleteRemovesEveryVersion(t *testing.T) {
+	srv := vaulttest.Start(t)
+	cfg := baseConfig(srv, srv.RootToken)
+	s := newStore(t, cfg)
+	ctx := context.Background()
+	d := secrets.Device{ID: "doomed", Cloud: "aliyun", Secret: storetest.NewSecret()}
+	for v := int64(0); v < 3; v++ {
+		if _, err := s.PutDevice(ctx, d, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteDevice(ctx, "doomed"); err != nil {
+		t.Fatal(err)
+	}
+	root := srv.Client(t)
+	md, err := root.KVv2("secret").GetMetadata(ctx, cfg.Prefix+"devices/doomed")
+	if !errors.Is(err, api.ErrSecretNotFound) || md != nil {
+		t.Fatalf("metadata after delete: %+v, %v; want not found", md, err)
+	}
+	for v := 1; v <= 3; v++ {
+		sec, err := root.KVv2("secret").GetVersion(ctx, cfg.Prefix+"devices/doomed", v)
+		if !errors.Is(err, api.ErrSecretNotFound) || sec != nil {
+			t.Fatalf("version %d after delete: %v; want not found", v, err)
+		}
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	srv := vaulttest.Start(t)
+	closedPort := func() string {
+		s := vaulttest.Start(t)
+		s.Stop()
+		return s.Addr
+	}()
+	secretIDFile := filepath.Join(t.TempDir(), "secret-id")
+	os.WriteFile(secretIDFile, []byte("not-a-real-secret-id-123\n"), 0o600)
+	tests := []struct {
+		name      string
+		cfg       Config
+		wantMsg   string
+		wantErr   error
+		forbidden string // must not appear in the error
+	}{
+		{"no address", Config{Token: "x"}, "no Vault address", nil, ""},
+		{"no token", Config{Address: srv.Addr}, "no Vault token", nil, ""},
+		{"unknown auth", Config{Address: srv.Addr, Auth: "ldap"}, `unknown auth method "ldap"`, nil, ""},
+		{"approle without role", Config{Address: srv.Addr, Auth: AuthAppRole}, "CREDSIGN_VAULT_ROLE_ID", nil, ""},
+		{"kubernetes without role", Config{Address: srv.Addr, Auth: AuthKubernetes}, "CREDSIGN_VAULT_K8S_ROLE", nil, ""},
+		{"wrong token", Config{Address: srv.Addr, Token: "hvs.wrong-token-value"}, "rejected the token", secrets.ErrUnavailable, "wrong-token-value"},
+		{"nothing listening", Config{Address: closedPort, Token: srv.RootToken}, "cannot reach Vault", secrets.ErrUnavailable, srv.RootToken},
+		{"not http", Config{Address: "ftp://127.0.0.1:1", Token: srv.RootToken}, "cannot reach Vault", secrets.ErrUnavailable, srv.RootToken},
+		{"missing mount", Config{Address: srv.Addr, Token: srv.RootToken, Mount: "nope"}, `KV mount "nope" not found`, nil, srv.RootToken},
+		{"KV v1 mount", Config{Address: srv.Addr, Token: srv.RootToken, Mount: "cubbyhole"}, `not KV version 2`, nil, srv.RootToken},
+		{"missing CA file", Config{Address: srv.Addr, Token: srv.RootToken, CACert: "/nonexistent/ca.pem"}, "CA certificate", nil, ""},
+		{"approle not enabled", Config{Address: srv.Addr, Auth: AuthAppRole, RoleID: "r", SecretIDFile: secretIDFile}, "approle login", nil, "not-a-real-secret-id-123"},
+		{"secret ID file missing", Config{Address: srv.Addr, Auth: AuthAppRole, RoleID: "r", SecretIDFile: "/nonexistent"}, "secret ID file", nil, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Timeout = 5 * time.Second
+			start := time.Now()
+			s, err := New(context.Background(), tc.cfg)
+			if err == nil {
+				s.Close()
+				t.Fatal("New succeeded")
+			}
+			if d := time.Since(start); d > 6*time.Second {
+				t.Errorf("New took %v to fail", d)
+			}
+			if !strings.Contains(err.Error(), tc.wantMsg) || !strings.HasPrefix(err.Error(), "vaultstore: ") {
+				t.Errorf("error %q does not say %q", err, tc.wantMsg)
+			}
+			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Errorf("error %v is not %v", err, tc.wantErr)
+			}
+			if tc.forbidden != "" && strings.Contains(err.Error(), tc.forbidden) {
+				t.Errorf("error contains a credential: %v", err)
+			}
+		})
+	}
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    Config
+		wantErr string
+	}{
+		{
+			name: "defaults",
+			env:  map[string]string{"VAULT_ADDR": "http://127.0.0.1:8200", "VAULT_TOKEN": "tok"},
+			want: Config{Address: "http://127.0.0.1:8200", Token: "tok", Mount: "secret", Prefix: "credsign/",
+				Auth: AuthToken, K8sTokenFile: DefaultK8sTokenFile, Timeout: 10 * time.Second},
+		},
+		{
+			name: "everything",
+			env: map[string]string{
+				"VAULT_ADDR": "https://v:8200", "VAULT_CACERT": "/ca.pem", "VAULT_NAMESPACE": "ns1",
+				"CREDSIGN_VAULT_MOUNT": "kv", "CREDSIGN_VAULT_PREFIX": "iot/", "CREDSIGN_VAULT_AUTH": "approle",
+				"CREDSIGN_VAULT_AUTH_MOUNT": "approle-iot", "CREDSIGN_VAULT_ROLE_ID": "rid",
+				"CREDSIGN_VAULT_SECRET_ID_FILE": "/run/sid", "CREDSIGN_VAULT_K8S_ROLE": "credsign",
+				"CREDSIGN_VAULT_K8S_TOKEN_FILE": "/t", "CREDSIGN_VAULT_TIMEOUT": "1500ms",
+			},
+			want: Config{Address: "https://v:8200", CACert: "/ca.pem", Namespace: "ns1", Mount: "kv", Prefix: "iot/",
+				Auth: AuthAppRole, AuthMount: "approle-iot", RoleID: "rid", SecretIDFile: "/run/sid",
+				K8sRole: "credsign", K8sTokenFile: "/t", Timeout: 1500 * time.Millisecond},
+		},
+		{name: "bad timeout", env: map[string]string{"CREDSIGN_VAULT_TIMEOUT": "10"}, wantErr: "CREDSIGN_VAULT_TIMEOUT"},
+		{name: "negative timeout", env: map[string]string{"CREDSIGN_VAULT_TIMEOUT": "-1s"}, wantErr: "positive duration"},
+	}
+	vars := []string{"VAULT_ADDR", "VAULT_TOKEN", "VAULT_CACERT", "VAULT_NAMESPACE", "CREDSIGN_VAULT_MOUNT",
+		"CREDSIGN_VAULT_PREFIX", "CREDSIGN_VAULT_AUTH", "CREDSIGN_VAULT_AUTH_MOUNT", "CREDSIGN_VAULT_ROLE_ID",
+		"CREDSIGN_VAULT_SECRET_ID_FILE", "CREDSIGN_VAULT_K8S_ROLE", "CREDSIGN_VAULT_K8S_TOKEN_FILE", "CREDSIGN_VAULT_TIMEOUT"}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, v := range vars {
+				t.Setenv(v, tc.env[v])
+			}
+			got, err := ConfigFromEnv()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("ConfigFromEnv =\n%#v, %v\nwant\n%#v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestConfigStringRedactsToken(t *testing.T) {
+	cfg := Config{Address: "http://v", Token: "hvs.super-secret-token"}
+	for _, s := range []string{cfg.String(), cfg.GoString()} {
+		if strings.Contains(s, "super-secret") || !strings.Contains(s, "<redacted>") {
+			t.Fatalf("config prints as %s", s)
+		}
+	}
+}
