@@ -245,15 +245,20 @@ func TestAgentReconnectsBeforeEnforcedExpiryWithoutLosingMessages(t *testing.T) 
 					t.Fatalf("after %d messages, %d rotations: %v", len(sent), ev.count(agent.EventRotate), err)
 				}
 			}
-			s := e.Snapshot()
-			var got []string
-			for _, m := range s.Messages {
-				got = append(got, string(m.Payload))
-			}
-			for _, m := range sent {
-				if !slices.Contains(got, m) {
-					t.Fatalf("message %s was lost (broker has %d of %d)", m, len(got), len(sent))
+			s, err := e.Wait(ctx, func(s cloudemu.State) bool {
+				var got []string
+				for _, m := range s.Messages {
+					got = append(got, string(m.Payload))
 				}
+				for _, m := range sent {
+					if !slices.Contains(got, m) {
+						return false
+					}
+				}
+				return true
+			})
+			if err != nil {
+				t.Fatalf("a QoS 1 message was lost: %v", err)
 			}
 			if s.Expired != 0 {
 				t.Fatalf("the broker dropped %d expired sessions; the agent should have rotated first", s.Expired)

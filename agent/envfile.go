@@ -14,7 +14,10 @@ type EnvVar struct {
 }
 
 // FormatEnv writes vars as lines a POSIX shell can source and ParseEnv can
-// read back: NAME='value', with a single quote written as '\''.
+// read back, each value in single quotes and a quote inside it closed,
+// escaped and reopened:
+//
+//	NAME='it'\''s'
 func FormatEnv(w io.Writer, vars []EnvVar) error {
 	for _, v := range vars {
 		if !validName(v.Name) {

@@ -104,17 +104,27 @@ func TestDeviceConnectsAndPublishes(t *testing.T) {
 	}
 }
 
-// allDelivered fails the test unless every sent payload reached e.
+// allDelivered waits until every sent payload reached e (the broker
+// acknowledges a QoS 1 PUBLISH a moment before the emulator records it).
 func allDelivered(t *testing.T, e *cloudemu.Emulator, sent []string) {
 	t.Helper()
-	var got []string
-	for _, m := range e.Snapshot().Messages {
-		got = append(got, string(m.Payload))
-	}
-	for _, m := range sent {
-		if !slices.Contains(got, m) {
-			t.Fatalf("QoS 1 message %q was lost (broker has %d messages, %d sent)", m, len(got), len(sent))
+	ctx := testCtx(t, 30*time.Second)
+	missing := ""
+	_, err := e.Wait(ctx, func(s cloudemu.State) bool {
+		var got []string
+		for _, m := range s.Messages {
+			got = append(got, string(m.Payload))
 		}
+		for _, m := range sent {
+			if !slices.Contains(got, m) {
+				missing = m
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatalf("QoS 1 message %q was lost (%d sent): %v", missing, len(sent), err)
 	}
 }
 
