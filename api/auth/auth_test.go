@@ -1,0 +1,163 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/credsign/credsign/api/problem"
+	"github.com/credsign/credsign/secrets"
+)
+
+func TestParseBearer(t *testing.T) {
+	cases := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"Bearer abc", "abc", true},
+		{"bearer abc", "abc", true},
+		{"BEARER  abc", "abc", true},
+		{"Bearer", "", false},
+		{"Bearer ", "", false},
+		{"Basic abc", "", false},
+		{"Bearerabc", "", false},
+		{"Bearer a b", "", false},
+		{"Bearer a\x00", "", false},
+		{"Bearer é", "", false},
+		{"Bearer " + strings.Repeat("a", 513), "", false},
+		{"", "", false},
+	}
+	for _, c := range cases {
+		got, ok := ParseBearer(c.in)
+		if got != c.want || ok != c.ok {
+			t.Errorf("ParseBearer(%q) = %q, %v; want %q, %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+// FuzzParseBearer checks that an accepted token is printable ASCII without
+// spaces, bounded, and part of the header.
+func FuzzParseBearer(f *testing.F) {
+	for _, s := range []string{"Bearer csp_abc", "bearer  x", "Bearer", "Basic a", "Bearer \t", "Bearer a b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		tok, ok := ParseBearer(h)
+		if !ok {
+			if tok != "" {
+				t.Fatalf("%q: token %q with ok=false", h, tok)
+			}
+			return
+		}
+		if tok == "" || len(tok) > 512 || !strings.HasSuffix(h, tok) {
+			t.Fatalf("%q: bad token %q", h, tok)
+		}
+		for _, c := range []byte(tok) {
+			if c <= ' ' || c > '~' {
+				t.Fatalf("%q: token has byte %#x", h, c)
+			}
+		}
+	})
+}
+
+func TestNewToken(t *testing.T) {
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	seen := map[string]bool{}
+	for _, role := range []string{secrets.RoleProvisioner, secrets.RoleDevice} {
+		for i := 0; i < 50; i++ {
+			m, err := NewToken(role, "d1", now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prefix := map[string]string{secrets.RoleProvisioner: PrefixProvisioner, secrets.RoleDevice: PrefixDevice}[role]
+			if !strings.HasPrefix(m.Text, prefix) || len(m.Text) != len(prefix)+64 {
+				t.Errorf("token %q: want %s + 64 hex digits (256 bits)", m.Text, prefix)
+			}
+			if m.Record.Hash != Hash(m.Text) || !secrets.ValidHash(m.Record.Hash) || !secrets.ValidID(m.Record.ID) {
+				t.Errorf("record %+v", m.Record)
+			}
+			if strings.Contains(m.Record.ID, m.Text[4:12]) {
+				t.Errorf("the ID reveals the token")
+			}
+			if seen[m.Text] || seen[m.Record.ID] {
+				t.Fatal("repeated token or ID")
+			}
+			seen[m.Text], seen[m.Record.ID] = true, true
+		}
+	}
+	if _, err := NewToken("admin", "", now); err == nil {
+		t.Error("minted an admin token")
+	}
+}
+
+// tokens is a TokenStore with a fixed set of records.
+type tokens struct {
+	secrets.TokenStore
+	byHash map[string]secrets.Token
+	err    error
+}
+
+func (s tokens) TokenByHash(_ context.Context, h string) (secrets.Token, error) {
+	if s.err != nil {
+		return secrets.Token{}, s.err
+	}
+	t, ok := s.byHash[h]
+	if !ok {
+		return secrets.Token{}, secrets.ErrNotFound
+	}
+	return t, nil
+}
+
+func TestAuthenticate(t *testing.T) {
+	admin := "an-admin-token-of-some-length"
+	live, _ := NewToken(secrets.RoleDevice, "d1", time.Now())
+	dead, _ := NewToken(secrets.RoleProvisioner, "", time.Now())
+	at := time.Now()
+	dead.Record.RevokedAt = &at
+	st := tokens{byHash: map[string]secrets.Token{live.Record.Hash: live.Record, dead.Record.Hash: dead.Record}}
+	a, err := NewAuthenticator(admin, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if p, err := a.Authenticate(ctx, "Bearer "+admin); err != nil || p.Role != RoleAdmin {
+		t.Errorf("admin: %+v %v", p, err)
+	}
+	if p, err := a.Authenticate(ctx, "Bearer "+live.Text); err != nil || p.Role != secrets.RoleDevice || p.DeviceID != "d1" || p.TokenID != live.Record.ID {
+		t.Errorf("device: %+v %v", p, err)
+	}
+	for _, h := range []string{"", "Bearer " + dead.Text, "Bearer csp_unknown", "Bearer nope-no-prefix", "Basic " + admin, "Bearer " + admin + "x"} {
+		_, err := a.Authenticate(ctx, h)
+		var pe *problem.Error
+		if !errors.As(err, &pe) || pe.Status != http.StatusUnauthorized || pe.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("%q: %v, want 401 with a challenge", h, err)
+		}
+	}
+	down, _ := NewAuthenticator(admin, tokens{err: secrets.ErrUnavailable})
+	if _, err := down.Authenticate(ctx, "Bearer "+live.Text); !errors.Is(err, secrets.ErrUnavailable) {
+		t.Errorf("store down: %v", err)
+	}
+	if _, err := NewAuthenticator("short", st); err == nil {
+		t.Error("accepted a short admin token")
+	}
+	if _, err := NewAuthenticator("a token with spaces in it", st); err == nil {
+		t.Error("accepted an admin token with spaces")
+	}
+}
+
+func TestRequire(t *testing.T) {
+	ctx := WithPrincipal(context.Background(), Principal{Role: secrets.RoleDevice})
+	if _, err := Require(ctx, secrets.RoleDevice); err != nil {
+		t.Error(err)
+	}
+	var pe *problem.Error
+	if _, err := Require(ctx, RoleAdmin); !errors.As(err, &pe) || pe.Status != 403 {
+		t.Errorf("want 403, got %v", err)
+	}
+	if _, err := Require(context.Background(), RoleAdmin); !errors.As(err, &pe) || pe.Status != 401 {
+		t.Errorf("want 401, got %v", err)
+	}
+}
