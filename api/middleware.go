@@ -29,6 +29,10 @@ import (
 // server keeps; any other value is replaced by a fresh ID.
 var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
+// unsupportedProperty matches kin-openapi's reason for a field that
+// additionalProperties: false forbids.
+var unsupportedProperty = regexp.MustCompile(`^property "(.{1,128})" is unsupported$`)
+
 type requestKey struct{}
 
 // requestInfo is what the access log learns about a request from the
@@ -250,7 +254,12 @@ func validationProblem(err error) error {
 	}
 	field := "body"
 	if se != nil {
-		if ptr := se.JSONPointer(); len(ptr) > 0 {
+		ptr := se.JSONPointer()
+		if m := unsupportedProperty.FindStringSubmatch(se.Reason); m != nil {
+			// An unknown field: name the field itself, not its parent.
+			ptr = append(ptr, m[1])
+		}
+		if len(ptr) > 0 {
 			field = strings.Join(ptr, ".")
 		}
 	}
