@@ -30,6 +30,7 @@ var commands = map[string]command{
 	"sign":    runSign,
 	"explain": runExplain,
 	"clouds":  runClouds,
+	"serve":   runServe,
 }
 
 func main() {
