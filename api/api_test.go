@@ -439,6 +439,9 @@ func TestNothingLeaks(t *testing.T) {
 		r.json(t, &c)
 		passwords = append(passwords, c.Password)
 	}
+	// A token pasted into a path by mistake is not logged either.
+	mustStatus(t, f.do("GET", "/v1/devices/"+f.dev, testAdmin, nil), 404, "token as device ID")
+	mustStatus(t, f.do("GET", "/v1/x/"+f.prov, "", nil), 404, "token in unknown path")
 	logs := f.logs.String()
 	if !strings.Contains(logs, `"event":"credentials.issued"`) || !strings.Contains(logs, `"event":"token.created"`) ||
 		!strings.Contains(logs, `"event":"device.put"`) || !strings.Contains(logs, `"event":"token.revoked"`) {

@@ -118,7 +118,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		caller := info.getCaller()
 		logger.Info().
 			Str("method", r.Method).
-			Str("path", r.URL.Path).
+			Str("path", redactPath(r.URL.Path)).
 			Str("route", route).
 			Int("status", sw.status).
 			Int64("bytes", sw.bytes).
@@ -128,6 +128,23 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			Str("role", caller.Role).
 			Msg("request")
 	})
+}
+
+// redactPath replaces path segments that look like token texts, so that a
+// token pasted into a URL by mistake does not reach the log.
+func redactPath(p string) string {
+	if !strings.Contains(p, "_") {
+		return p
+	}
+	segs := strings.Split(p, "/")
+	for i, seg := range segs {
+		for _, prefix := range []string{auth.PrefixProvisioner, auth.PrefixDevice, auth.PrefixAdmin} {
+			if strings.HasPrefix(seg, prefix) {
+				segs[i] = "REDACTED"
+			}
+		}
+	}
+	return strings.Join(segs, "/")
 }
 
 // recoverPanics turns a handler panic into a logged 500.
