@@ -94,8 +94,8 @@ func TestRoleMatrix(t *testing.T) {
 		{"garbage", "csp_nope", []int{401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401}},
 		{"revoked provisioner", f.revoked, []int{401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401}},
 		{"revoked device", f.revokedDev, []int{401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401}},
-		{"device other", f.devOther, []int{200, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403}},
-		{"device own", f.dev, []int{200, 403, 403, 403, 200, 403, 403, 403, 403, 403, 403}},
+		{"device other", f.devOther, []int{403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403}},
+		{"device own", f.dev, []int{403, 403, 403, 403, 200, 403, 403, 403, 403, 403, 403}},
 		{"provisioner", f.prov2, []int{200, 200, 200, 200, 200, 200, 201, 204, 403, 403, 204}},
 	}
 	for _, ro := range roles {
@@ -464,5 +464,17 @@ func TestNothingLeaks(t *testing.T) {
 		if n := strings.Count(bodies, tok); n != 1 {
 			t.Errorf("token %.8s… appears in %d responses, want exactly 1", tok, n)
 		}
+	}
+}
+
+func TestCredentialsEmptyJSONBody(t *testing.T) {
+	f := newFixture(t)
+	r := f.do("POST", "/v1/devices/aliyun-1/credentials", f.dev, "", "Content-Type", "application/json")
+	mustStatus(t, r, 200, "empty body with JSON content type")
+	r = f.do("POST", "/v1/devices/aliyun-1/credentials", f.dev, "{}")
+	mustStatus(t, r, 200, "empty object")
+	r = f.do("POST", "/v1/devices/aliyun-1/credentials", f.dev, "null")
+	if r.status != 422 && r.status != 400 {
+		t.Errorf("null body: %d", r.status)
 	}
 }

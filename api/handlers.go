@@ -63,7 +63,7 @@ func (h handlers) GetOpenAPI(context.Context, oapi.GetOpenAPIRequestObject) (oap
 
 // ListClouds implements oapi.StrictServerInterface.
 func (h handlers) ListClouds(ctx context.Context, _ oapi.ListCloudsRequestObject) (oapi.ListCloudsResponseObject, error) {
-	if _, err := auth.Require(ctx, auth.RoleAdmin, secrets.RoleProvisioner, secrets.RoleDevice); err != nil {
+	if _, err := auth.Require(ctx, auth.RoleAdmin, secrets.RoleProvisioner); err != nil {
 		return nil, err
 	}
 	clouds := signing.Clouds()
