@@ -446,4 +446,5 @@ func (h *authHook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
 	})
 	h.e.notifyLocked()
 	h.e.mu.Unlock()
+	h.e.opts.Logger.Info("message", "client", cl.ID, "topic", pk.TopicName, "qos", pk.FixedHeader.Qos, "payload", string(pk.Payload))
 }
