@@ -1,13 +1,8 @@
 package signing
 
 import (
-	"crypto/hmac"
-	"crypto/md5"
-	"crypto/sha1"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"hash"
 	"strconv"
 	"unicode/utf8"
 )
@@ -53,10 +48,18 @@ func aliyun(in input) (Credentials, error) {
 	}
 	method := p.str("signMethod", "hmacsha256")
 	mode := p.int("secureMode", 2)
+	alg := macSHA256
+	switch method {
+	case "hmacsha1":
+		alg = macSHA1
+	case "hmacmd5":
+		alg = macMD5
+	}
 
-	// Room for the content, the digest and the four output strings.
-	buf := make([]byte, 0, 3*len(clientID)+4*(len(pk)+len(dn))+len(p.str("host", ""))+len(p.str("instanceId", ""))+192)
-	buf = append(buf, "clientId"...)
+	// One buffer holds the HMAC's pad, the content, the MAC and the output
+	// strings; for usual lengths it stays on the stack.
+	var arr [512]byte
+	buf := append(arr[:macBlock], "clientId"...)
 	buf = append(buf, clientID...)
 	buf = append(buf, "deviceName"...)
 	buf = append(buf, dn...)
@@ -66,21 +69,9 @@ func aliyun(in input) (Credentials, error) {
 	tsStart := len(buf)
 	buf = strconv.AppendInt(buf, in.now.UnixMilli(), 10)
 	timestamp := buf[tsStart:]
+	content := buf[macBlock:]
+	digest := hmacPadded(alg, in.key, buf, buf[len(buf):])
 
-	var newHash func() hash.Hash
-	switch method {
-	case "hmacsha1":
-		newHash = sha1.New
-	case "hmacmd5":
-		newHash = md5.New
-	default:
-		newHash = sha256.New
-	}
-	mac := hmac.New(newHash, []byte(in.secret))
-	mac.Write(buf)
-	digest := mac.Sum(buf[len(buf):])
-
-	// The output strings follow the content in the same buffer.
 	o := outBuf{b: digest[len(digest):]}
 	o.b = append(o.b, clientID...)
 	o.b = append(o.b, "|securemode="...)
@@ -115,7 +106,7 @@ func aliyun(in input) (Credentials, error) {
 	if in.trace.on() {
 		t := in.trace
 		t.add("timestamp", "issue time in milliseconds since the epoch: %d", in.now.UnixMilli())
-		t.add("content", "string signed (param names sorted, name then value, no separators; signmethod and securemode are not signed): %q", buf)
+		t.add("content", "string signed (param names sorted, name then value, no separators; signmethod and securemode are not signed): %q", string(content))
 		t.add("key", "deviceSecret as its raw UTF-8 bytes, not decoded: %s", redacted(in.secret))
 		t.add("algorithm", "%s, named in the ClientId as signmethod=%s", hmacName(method), method)
 		t.add("password", "lowercase hex of the HMAC (the platform accepts either case): %s", c.Password)

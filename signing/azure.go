@@ -1,8 +1,6 @@
 package signing
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"strconv"
 	"time"
@@ -37,29 +35,26 @@ func azure(in input) (Credentials, error) {
 
 	se := in.expiry()
 
-	// The string signed: sr + "\n" + se, with sr the URL-encoded resource.
-	// Room for the signed string, the digest and the four output strings.
-	buf := make([]byte, 0, 4*(len(hub)+len(deviceID)+len(moduleID))+len(policy)*3+len(apiVersion)+192)
-	buf = appendQueryEscape(buf, hub)
+	// One buffer holds the HMAC's pad, the string signed (sr + "\n" + se,
+	// sr the URL-encoded resource), the MAC and the output strings; for
+	// usual lengths it stays on the stack.
+	var arr [768]byte
+	buf := appendQueryEscape(arr[:macBlock], hub)
 	buf = append(buf, "%2Fdevices%2F"...)
 	buf = appendQueryEscape(buf, deviceID)
 	if moduleID != "" {
 		buf = append(buf, "%2Fmodules%2F"...)
 		buf = appendQueryEscape(buf, moduleID)
 	}
-	srLen := len(buf)
+	sr := buf[macBlock:]
 	buf = append(buf, '\n')
 	buf = strconv.AppendInt(buf, se, 10)
-	sr, signed := buf[:srLen], buf
-
-	key, _ := base64.StdEncoding.DecodeString(in.secret) // checked by checkSecret
-	mac := hmac.New(sha256.New, key)
-	mac.Write(signed)
+	signed := buf[macBlock:]
+	digest := hmacPadded(macSHA256, in.key, buf, buf[len(buf):])
 	var sig [44]byte
-	base64.StdEncoding.Encode(sig[:], mac.Sum(buf[len(buf):]))
+	base64.StdEncoding.Encode(sig[:], digest)
 
-	// The output strings follow the signed string in the same buffer.
-	o := outBuf{b: buf[len(buf):]}
+	o := outBuf{b: digest[len(digest):]}
 	o.b = append(o.b, deviceID...)
 	if moduleID != "" {
 		o.b = append(o.b, '/')
@@ -79,7 +74,7 @@ func azure(in input) (Credentials, error) {
 	o.b = append(o.b, "SharedAccessSignature sr="...)
 	o.b = append(o.b, sr...)
 	o.b = append(o.b, "&sig="...)
-	o.b = appendQueryEscape(o.b, string(sig[:]))
+	o.b = appendQueryEscape(o.b, sig[:])
 	o.b = append(o.b, "&se="...)
 	o.b = strconv.AppendInt(o.b, se, 10)
 	if policy != "" {
@@ -100,12 +95,12 @@ func azure(in input) (Credentials, error) {
 			resource += "/modules/" + moduleID
 		}
 		t.add("resource", "hubHost/devices/deviceId[/modules/moduleId]: %s", resource)
-		t.add("sr", "URL-encoded resource: %s", sr)
+		t.add("sr", "URL-encoded resource: %s", string(sr))
 		t.add("se", "expiry in Unix seconds (issue time + ttl %s): %d; the hub disconnects the client then", in.ttl, se)
-		t.add("content", "string signed: sr + \"\\n\" + se = %q", signed)
+		t.add("content", "string signed: sr + \"\\n\" + se = %q", string(signed))
 		t.add("key", "%s", base64KeyNote(in.secret))
 		t.add("algorithm", "HMAC-SHA256")
-		t.add("sig", "standard base64 of the HMAC: %s, URL-encoded in the password", sig[:])
+		t.add("sig", "standard base64 of the HMAC: %s, URL-encoded in the password", string(sig[:]))
 		if policy != "" {
 			t.add("skn", "shared access policy name (the key is a policy key): %s", policy)
 		}
@@ -114,14 +109,4 @@ func azure(in input) (Credentials, error) {
 		t.add("username", "hubHost/deviceId[/moduleId]/?api-version=%s: %s", apiVersion, c.Username)
 	}
 	return c, nil
-}
-
-// azureSig is b64(HMAC-SHA256(key, msg)), the signature of a SAS token.
-func azureSig(key, msg []byte) string {
-	mac := hmac.New(sha256.New, key)
-	mac.Write(msg)
-	var sum [sha256.Size]byte
-	var out [44]byte
-	base64.StdEncoding.Encode(out[:], mac.Sum(sum[:0]))
-	return string(out[:])
 }

@@ -56,6 +56,12 @@ func FuzzRecipes(f *testing.F) {
 	}
 	f.Add("aliyun", "a|b", "", int64(-1), int64(0), "Zm9v", "")
 	f.Fuzz(func(t *testing.T, cloud, id, host string, nowMs, ttlSec int64, secret, extra string) {
+		// Also compare Huawei's allocation-free timestamp with time.Format.
+		if now := time.UnixMilli(nowMs).UTC(); now.Year() >= 1970 && now.Year() <= 9999 {
+			if st := hourStamp(now); string(st[:]) != now.Format("2006010215") {
+				t.Fatalf("hourStamp(%s) = %s", now, st[:])
+			}
+		}
 		params := map[string]any{
 			"productKey": id, "deviceName": id, "productId": id, "deviceId": id, "hubHost": host,
 		}

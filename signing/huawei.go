@@ -1,8 +1,6 @@
 package signing
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/hex"
 	"time"
 )
@@ -39,25 +37,26 @@ func huawei(in input) (Credentials, error) {
 	p := in.params
 	deviceID := p.str("deviceId", "")
 	check := p.bool("checkTimestamp", true)
-	var tsBuf [10]byte
-	ts := in.now.AppendFormat(tsBuf[:0], "2006010215") // in.now is UTC
+	stamp := hourStamp(in.now) // in.now is UTC
+	ts := stamp[:]
 	flag := byte('0')
 	if check {
 		flag = '1'
 	}
 	// The timestamp is the key and the secret is the message.
-	scratch := make([]byte, 0, len(in.secret)+3*len(deviceID)+len(p.str("host", huaweiLegacyHost))+128)
-	scratch = append(scratch, in.secret...)
-	mac := hmac.New(sha256.New, ts)
-	mac.Write(scratch)
-	digest := mac.Sum(scratch[len(scratch):])
-
 	tls := p.bool("tls", true)
 	port := 1883
 	if tls {
 		port = 8883
 	}
-	// The output strings follow the digest in the same buffer.
+	// One buffer holds the HMAC's pad, the message (the secret), the MAC and
+	// the output strings; for usual lengths it stays on the stack. The
+	// timestamp is the key and the secret is the message.
+	var arr [512]byte
+	buf := append(arr[:macBlock], in.key...)
+	digest := hmacPadded(macSHA256, ts, buf, buf[len(buf):])
+	clear(buf[macBlock:]) // the output is cut from what follows; leave no copy of the secret behind
+
 	o := outBuf{b: digest[len(digest):]}
 	o.b = append(o.b, deviceID...)
 	o.b = append(o.b, "_0_"...)
@@ -79,10 +78,10 @@ func huawei(in input) (Credentials, error) {
 	}
 	if in.trace.on() {
 		t := in.trace
-		t.add("timestamp", "issue time in UTC as YYYYMMDDHH: %s", ts)
+		t.add("timestamp", "issue time in UTC as YYYYMMDDHH: %s", string(ts))
 		t.add("clientId", "deviceId + \"_0_\" + F + \"_\" + timestamp, F = %c (1: the platform checks the timestamp, 0: it does not): %s", flag, c.ClientID)
 		t.add("username", "deviceId: %s", c.Username)
-		t.add("key", "the timestamp %q as UTF-8 bytes (the timestamp is the key)", ts)
+		t.add("key", "the timestamp %q as UTF-8 bytes (the timestamp is the key)", string(ts))
 		t.add("content", "message signed: the device secret as raw UTF-8 bytes, %s", redacted(in.secret))
 		t.add("algorithm", "HMAC-SHA256")
 		t.add("password", "lowercase hex of the HMAC: %s", c.Password)
@@ -93,4 +92,16 @@ func huawei(in input) (Credentials, error) {
 		}
 	}
 	return c, nil
+}
+
+// hourStamp formats t as YYYYMMDDHH, as t.Format("2006010215") would for
+// the years 1970-9999 that Sign accepts, without allocating.
+func hourStamp(t time.Time) (b [10]byte) {
+	y, m, d := t.Date()
+	h := t.Hour()
+	return [10]byte{
+		byte('0' + y/1000), byte('0' + y/100%10), byte('0' + y/10%10), byte('0' + y%10),
+		byte('0' + m/10), byte('0' + m%10), byte('0' + d/10), byte('0' + d%10),
+		byte('0' + h/10), byte('0' + h%10),
+	}
 }

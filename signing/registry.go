@@ -170,19 +170,27 @@ func (c *Cloud) paramNames() string {
 // and hashes as little as it can.
 func (c *Cloud) normalize(raw map[string]any) (params, error) {
 	p := params{specs: c.Params}
-	for name, v := range raw {
-		i := c.index(name)
-		if i < 0 {
-			return params{}, invalid("params."+clip(name), "unknown param for %s (accepted: %s)", c.Name, c.paramNames())
+	found := 0
+	for i := range c.Params {
+		s := &c.Params[i]
+		v, ok := raw[s.Name]
+		if !ok {
+			if s.Required {
+				return params{}, invalid(s.field(), "is required for %s", c.Name)
+			}
+			continue
 		}
-		if err := c.Params[i].validate(v); err != nil {
+		if err := s.validate(v); err != nil {
 			return params{}, err
 		}
 		p.vals[i] = v
+		found++
 	}
-	for i := range c.Params {
-		if s := &c.Params[i]; s.Required && p.vals[i] == nil {
-			return params{}, invalid(s.field(), "is required for %s", c.Name)
+	if found != len(raw) {
+		for name := range raw {
+			if c.index(name) < 0 {
+				return params{}, invalid("params."+clip(name), "unknown param for %s (accepted: %s)", c.Name, c.paramNames())
+			}
 		}
 	}
 	if err := checkPort(p); err != nil {
@@ -358,15 +366,23 @@ func clip(s string) string {
 }
 
 func (c *Cloud) checkSecret(secret string) error {
+	_, err := c.secretKey(secret)
+	return err
+}
+
+// secretKey checks the secret and returns the key bytes it stands for.
+func (c *Cloud) secretKey(secret string) ([]byte, error) {
 	if secret == "" {
-		return invalid("secret", "is required")
+		return nil, invalid("secret", "is required")
 	}
-	if c.SecretFormat == SecretBase64 {
-		if _, err := base64.StdEncoding.DecodeString(secret); err != nil {
-			return invalid("secret", "must be standard base64 (as the %s console shows it); it did not decode", c.Name)
-		}
+	if c.SecretFormat != SecretBase64 {
+		return []byte(secret), nil
 	}
-	return nil
+	key, err := base64.StdEncoding.DecodeString(secret)
+	if err != nil {
+		return nil, invalid("secret", "must be standard base64 (as the %s console shows it); it did not decode", c.Name)
+	}
+	return key, nil
 }
 
 func (c *Cloud) checkTTL(ttl time.Duration, p params) error {

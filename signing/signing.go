@@ -96,32 +96,10 @@ func Explain(req Request) (Credentials, []Step, error) {
 }
 
 func sign(req Request, tr *trace) (Credentials, error) {
-	cl, ok := registry[req.Cloud]
-	if !ok {
-		return Credentials{}, unknownCloud(req.Cloud)
-	}
-	p, err := cl.normalize(req.Params)
+	cl, in, err := prepare(req, tr)
 	if err != nil {
 		return Credentials{}, err
 	}
-	if err := cl.checkSecret(req.Secret); err != nil {
-		return Credentials{}, err
-	}
-	if req.Now.IsZero() {
-		return Credentials{}, invalid("now", "the issue time is required")
-	}
-	ttl := req.TTL
-	if ttl == 0 {
-		ttl = DefaultTTL
-	}
-	if err := cl.checkTTL(ttl, p); err != nil {
-		return Credentials{}, err
-	}
-	rnd := req.Rand
-	if rnd == nil {
-		rnd = rand.Reader
-	}
-	in := input{params: p, secret: req.Secret, now: req.Now.UTC(), ttl: ttl, rand: rnd, trace: tr}
 	if tr.on() {
 		tr.add("cloud", "%s (%s)", cl.Name, cl.Title)
 	}
@@ -134,7 +112,7 @@ func sign(req Request, tr *trace) (Credentials, error) {
 		c.DeviceID = req.DeviceID
 	}
 	c.IssuedAt = in.now
-	life := ttl
+	life := in.ttl
 	if c.ExpiresAt != nil && c.ExpiresAt.Sub(in.now) < life {
 		life = c.ExpiresAt.Sub(in.now)
 	}
@@ -142,10 +120,46 @@ func sign(req Request, tr *trace) (Credentials, error) {
 	return c, nil
 }
 
+// prepare validates req and returns its cloud and the recipe's input.
+func prepare(req Request, tr *trace) (*Cloud, input, error) {
+	cl, ok := registry[req.Cloud]
+	if !ok {
+		return nil, input{}, unknownCloud(req.Cloud)
+	}
+	p, err := cl.normalize(req.Params)
+	if err != nil {
+		return nil, input{}, err
+	}
+	key, err := cl.secretKey(req.Secret)
+	if err != nil {
+		return nil, input{}, err
+	}
+	if req.Now.IsZero() {
+		return nil, input{}, invalid("now", "the issue time is required")
+	}
+	now := req.Now.UTC()
+	if y := now.Year(); y < 1970 || y > 9999 {
+		return nil, input{}, invalid("now", "the issue time must be between 1970 and 9999, not in %d", y)
+	}
+	ttl := req.TTL
+	if ttl == 0 {
+		ttl = DefaultTTL
+	}
+	if err := cl.checkTTL(ttl, p); err != nil {
+		return nil, input{}, err
+	}
+	rnd := req.Rand
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	return cl, input{params: p, secret: req.Secret, key: key, now: now, ttl: ttl, rand: rnd, trace: tr}, nil
+}
+
 // input is what a recipe receives once the request has been validated.
 type input struct {
 	params params
 	secret string
+	key    []byte    // the HMAC key: the secret's bytes, base64-decoded where the cloud says so
 	now    time.Time // UTC
 	ttl    time.Duration
 	rand   io.Reader
@@ -181,7 +195,7 @@ func (o *outBuf) fill(c *Credentials) {
 }
 
 // appendQueryEscape appends url.QueryEscape(s) to dst without allocating.
-func appendQueryEscape(dst []byte, s string) []byte {
+func appendQueryEscape[T string | []byte](dst []byte, s T) []byte {
 	const upperhex = "0123456789ABCDEF"
 	for i := 0; i < len(s); i++ {
 		c := s[i]

@@ -1,13 +1,8 @@
 package signing
 
 import (
-	"crypto/hmac"
-	"crypto/sha1"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"hash"
 	"io"
 	"strconv"
 	"time"
@@ -92,30 +87,32 @@ func tencent(in input) (Credentials, error) {
 	}
 	expiry := in.expiry()
 
-	o := outBuf{b: make([]byte, 0, 4*(len(productID)+len(dn))+len(sdkAppID)+len(connID)+len(p.str("host", ""))+160)}
-	o.b = append(o.b, productID...)
-	o.b = append(o.b, dn...)
-	o.mark()
-	o.b = append(o.b, productID...)
-	o.b = append(o.b, dn...)
-	o.b = append(o.b, ';')
-	o.b = append(o.b, sdkAppID...)
-	o.b = append(o.b, ';')
-	o.b = append(o.b, connID...)
-	o.b = append(o.b, ';')
-	o.b = strconv.AppendInt(o.b, expiry, 10)
-	o.mark()
-	username := o.b[o.ends[0]:o.ends[1]]
-
-	key, _ := base64.StdEncoding.DecodeString(in.secret) // checked by checkSecret
-	newHash := sha256.New
+	alg := macSHA256
 	if method == "hmacsha1" {
-		newHash = func() hash.Hash { return sha1.New() }
+		alg = macSHA1
 	}
-	mac := hmac.New(newHash, key)
-	mac.Write(username)
-	var sum [sha256.Size]byte
-	o.b = hex.AppendEncode(o.b, mac.Sum(sum[:0]))
+
+	// One buffer holds the HMAC's pad, the username (the message signed), the
+	// MAC and the output strings; for usual lengths it stays on the stack.
+	var arr [512]byte
+	buf := append(arr[:macBlock], productID...)
+	buf = append(buf, dn...)
+	buf = append(buf, ';')
+	buf = append(buf, sdkAppID...)
+	buf = append(buf, ';')
+	buf = append(buf, connID...)
+	buf = append(buf, ';')
+	buf = strconv.AppendInt(buf, expiry, 10)
+	username := buf[macBlock:]
+	digest := hmacPadded(alg, in.key, buf, buf[len(buf):])
+
+	o := outBuf{b: digest[len(digest):]}
+	o.b = append(o.b, productID...)
+	o.b = append(o.b, dn...)
+	o.mark()
+	o.b = append(o.b, username...)
+	o.mark()
+	o.b = hex.AppendEncode(o.b, digest)
 	o.b = append(o.b, ';')
 	o.b = append(o.b, method...)
 	o.mark()

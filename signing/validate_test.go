@@ -76,6 +76,7 @@ func TestValidation(t *testing.T) {
 		{"sub-second ttl", Request{Cloud: "azure", Params: validParams("azure"), Secret: testB64, TTL: time.Millisecond}, "ttl", "at least"},
 		{"ttl beyond a year", Request{Cloud: "azure", Params: validParams("azure"), Secret: testB64, TTL: 400 * 24 * time.Hour}, "ttl", "longer"},
 		{"huawei checked ttl beyond an hour", Request{Cloud: "huawei", Params: validParams("huawei"), Secret: secret, TTL: 2 * time.Hour}, "ttl", "longer"},
+		{"issue time before 1970", Request{Cloud: "huawei", Params: validParams("huawei"), Secret: secret, Now: time.Date(1969, 12, 31, 23, 0, 0, 0, time.UTC)}, "now", "between"},
 		{"no issue time", Request{Cloud: "huawei", Params: validParams("huawei"), Secret: secret, Now: time.Time{}}, "now", "required"},
 	}
 	for _, tt := range tests {

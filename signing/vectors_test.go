@@ -169,3 +169,10 @@ func TestTencentAlgorithm(t *testing.T) {
 		}
 	}
 }
+
+// azureSig is b64(HMAC-SHA256(key, msg)), the signature of a SAS token.
+func azureSig(key, msg []byte) string {
+	mac := hmac.New(sha256.New, key)
+	mac.Write(msg)
+	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
