@@ -373,7 +373,9 @@ func (h handlers) CreateDeviceToken(ctx context.Context, req oapi.CreateDeviceTo
 
 // mint creates, stores and audits a token.
 func (h handlers) mint(ctx context.Context, caller auth.Principal, role, deviceID string) (auth.Minted, error) {
-	m, err := auth.NewToken(role, deviceID, h.s.now())
+	// Token times are wall-clock times, like the store's device times they
+	// are compared with (Config.Now only moves the signing clock).
+	m, err := auth.NewToken(role, deviceID, time.Now())
 	if err != nil {
 		return auth.Minted{}, err
 	}
@@ -408,7 +410,7 @@ func (h handlers) RevokeDeviceToken(ctx context.Context, req oapi.RevokeDeviceTo
 }
 
 func (h handlers) revoke(ctx context.Context, caller auth.Principal, t secrets.Token) error {
-	if err := h.s.store.RevokeToken(ctx, t.ID, h.s.now().UTC()); err != nil {
+	if err := h.s.store.RevokeToken(ctx, t.ID, time.Now().UTC()); err != nil {
 		return fmt.Errorf("revoking token: %w", err)
 	}
 	ev := h.s.audit(ctx, caller, "token.revoked").Str("revokedTokenId", t.ID).Str("revokedRole", t.Role)

@@ -52,7 +52,9 @@ type Config struct {
 	RateBurst int
 	// MaxBodyBytes caps request bodies; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
-	// Now returns the current time; nil means time.Now.
+	// Now is the clock credentials are signed with (and the rate limiter
+	// runs on); nil means time.Now. Token and store records always use the
+	// wall clock.
 	Now func() time.Time
 }
 
