@@ -478,3 +478,22 @@ func TestCredentialsEmptyJSONBody(t *testing.T) {
 		t.Errorf("null body: %d", r.status)
 	}
 }
+
+// TestSigningClockLagsWallClock checks that an injected signing clock
+// behind the wall clock does not break device tokens.
+func TestSigningClockLagsWallClock(t *testing.T) {
+	past := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	e := newEnv(t, func(c *Config) { c.Now = func() time.Time { return past } })
+	mustStatus(t, e.do("PUT", "/v1/devices/d1", testAdmin, devices()["huawei"]), 201, "put")
+	r := e.do("POST", "/v1/devices/d1/tokens", testAdmin, nil)
+	mustStatus(t, r, 201, "mint")
+	var tc struct{ Token string }
+	r.json(t, &tc)
+	r = e.do("POST", "/v1/devices/d1/credentials", tc.Token, nil)
+	mustStatus(t, r, 200, "credentials")
+	var c struct{ IssuedAt time.Time }
+	r.json(t, &c)
+	if !c.IssuedAt.Equal(past) {
+		t.Errorf("issuedAt %v, want the injected clock's %v", c.IssuedAt, past)
+	}
+}
