@@ -68,7 +68,7 @@ func parse(name string, args []string, getenv func(string) string, stdin io.Read
 	for _, s := range settings {
 		flagVals[s.flag] = fs.String(s.flag, "", s.usage+" ($"+s.env+")")
 	}
-	config := fs.String("config", "", "optional file of NAME='value' lines (the variables above) ($CREDSIGN_CONFIG)")
+	config := fs.String("config", "", "optional file of CREDSIGN_*='value' lines, the variables named here ($CREDSIGN_CONFIG)")
 	switch name {
 	case "run":
 		fs.Var(&c.subs, "sub", "topic filter to subscribe to and print (repeatable)")
@@ -97,7 +97,7 @@ func parse(name string, args []string, getenv func(string) string, stdin io.Read
 	case name == "exec":
 		c.argv = fs.Args()
 		if len(c.argv) == 0 {
-			return nil, errors.New("exec needs a command: exec [flags] -- CMD ARG...")
+			return nil, errors.New("exec needs a command: exec [flags] -- CMD [ARG]")
 		}
 	case fs.NArg() > 0:
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
