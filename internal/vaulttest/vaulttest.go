@@ -245,23 +245,29 @@ func (s *Server) signal(t testing.TB, sig os.Signal) {
 	if err := s.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("vaulttest: %v: %v", sig, err)
 	}
+	if err := waitState(s.cmd.Process.Pid, sig == syscall.SIGSTOP); err != nil {
+		t.Fatalf("vaulttest: %v: %v", sig, err)
+	}
 }
 
 // Client returns a client of the server that authenticates with the root
-// token, for test setup and for checking what a store wrote.
+// token, for test setup and for checking what a store wrote. It keeps no
+// idle connections, so it leaves no goroutines behind for leak checks.
 func (s *Server) Client(t testing.TB) *api.Client {
 	t.Helper()
 	cfg := api.DefaultConfig()
 	cfg.Address = s.Addr
 	cfg.MaxRetries = 0
 	cfg.Timeout = 10 * time.Second
+	if tr, ok := cfg.HttpClient.Transport.(*http.Transport); ok {
+		tr.DisableKeepAlives = true
+	}
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		t.Fatalf("vaulttest: client: %v", err)
 	}
 	c.SetToken(s.RootToken)
-	c.SetNamespace("")
-	t.Cleanup(func() { cfg.HttpClient.CloseIdleConnections() })
+	c.ClearNamespace()
 	return c
 }
 

@@ -2,10 +2,14 @@ package vaultstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/vault/api"
 
@@ -51,7 +55,11 @@ func (s *Store) classify(ctx context.Context, err error, creds ...string) error 
 	var re *api.ResponseError
 	if !errors.As(err, &re) {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
-			return &vaultError{msg: fmt.Sprintf("Vault at %s did not answer within %v: %v", s.cfg.Address, s.cfg.Timeout, secrets.ErrUnavailable), kind: secrets.ErrUnavailable}
+			msg := fmt.Sprintf("Vault at %s did not answer within %v", s.cfg.Address, s.cfg.Timeout)
+			if last := lastAttempt(ctx); last != "" {
+				msg += " (last attempt: " + last + ")"
+			}
+			return &vaultError{msg: redact(msg+": "+secrets.ErrUnavailable.Error(), creds...), kind: secrets.ErrUnavailable}
 		}
 		return &vaultError{msg: redact(fmt.Sprintf("cannot reach Vault: %v: %v", err, secrets.ErrUnavailable), creds...), kind: secrets.ErrUnavailable}
 	}
@@ -84,4 +92,59 @@ func (s *Store) classify(ctx context.Context, err error, creds ...string) error 
 func permissionDenied(err error) bool {
 	var ve *vaultError
 	return errors.As(err, &ve) && ve.status == http.StatusForbidden
+}
+
+// attempts remembers why the last retried attempt of a call failed, so that
+// a call that runs out of time says why (refused, sealed, …) rather than
+// only that time ran out.
+type attempts struct {
+	mu   sync.Mutex
+	last string
+}
+
+type attemptsKey struct{}
+
+// withAttempts returns ctx carrying a fresh attempts record.
+func withAttempts(ctx context.Context) context.Context {
+	return context.WithValue(ctx, attemptsKey{}, &attempts{})
+}
+
+func lastAttempt(ctx context.Context) string {
+	a, _ := ctx.Value(attemptsKey{}).(*attempts)
+	if a == nil {
+		return ""
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.last
+}
+
+// checkRetry is api.DefaultRetryPolicy (retry connection errors, 412, 429
+// and 5xx but 501), recording why an attempt is retried.
+func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	retry, rerr := api.DefaultRetryPolicy(ctx, resp, err)
+	a, _ := ctx.Value(attemptsKey{}).(*attempts)
+	if !retry || a == nil {
+		return retry, rerr
+	}
+	var why string
+	switch {
+	case err != nil:
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL adds nothing here
+		}
+		why = err.Error()
+	case resp != nil:
+		// The client drains and closes the body of a retried response.
+		var body struct {
+			Errors []string `json:"errors"`
+		}
+		json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&body)
+		why = fmt.Sprintf("Vault answered %d: %s", resp.StatusCode, strings.Join(body.Errors, "; "))
+	}
+	a.mu.Lock()
+	a.last = why
+	a.mu.Unlock()
+	return retry, rerr
 }

@@ -76,6 +76,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	apiCfg.MaxRetries = maxRetries
 	apiCfg.MinRetryWait = minRetryWait
 	apiCfg.MaxRetryWait = maxRetryWait
+	apiCfg.CheckRetry = checkRetry
 	if cfg.CACert != "" {
 		if err := apiCfg.ConfigureTLS(&api.TLSConfig{CACert: cfg.CACert}); err != nil {
 			return nil, fmt.Errorf("vaultstore: CA certificate %s: %w", cfg.CACert, err)
@@ -109,7 +110,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 // than the first request. It retries less than later calls: an address
 // where nothing listens fails at once.
 func (s *Store) start(ctx context.Context) (*api.Secret, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
 	s.client.SetMaxRetries(1)
 	defer s.client.SetMaxRetries(maxRetries)
@@ -356,7 +357,7 @@ func (s *Store) runWatcher(ctx context.Context, w *api.LifetimeWatcher) (next *a
 func (s *Store) loginRetry(ctx context.Context) *api.Secret {
 	wait := 500 * time.Millisecond
 	for {
-		lctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+		lctx, cancel := s.callCtx(ctx)
 		_, err := s.login(lctx)
 		cancel()
 		if err == nil {
@@ -402,9 +403,9 @@ func (s *Store) closeIdle() {
 	s.client.CloneConfig().HttpClient.CloseIdleConnections()
 }
 
-// callCtx bounds one store call.
+// callCtx bounds one store call and records its retried attempts.
 func (s *Store) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, s.cfg.Timeout)
+	return context.WithTimeout(withAttempts(ctx), s.cfg.Timeout)
 }
 
 // call runs one Vault request; if Vault rejects the token and the store can
