@@ -1,5 +1,5 @@
 # Developer entry points; CI runs .ci/run, which runs `make test`.
-.PHONY: test run build vault bench fuzz
+.PHONY: test run build vault bench fuzz load
 
 test: ## every CI check: gofmt, vet, staticcheck, OpenAPI checks, go test -race
 	scripts/test.sh
@@ -18,3 +18,6 @@ bench: ## signing recipes beside their bare-HMAC baselines
 
 fuzz: ## a short run of each signing fuzz target
 	for f in FuzzNormalizeParams FuzzRecipes FuzzAppendQueryEscape; do go test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s ./signing || exit 1; done
+
+load: ## credential issuance beside a /healthz baseline on a loopback server
+	scripts/load.sh
