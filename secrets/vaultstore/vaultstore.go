@@ -169,7 +169,7 @@ func (s *Store) lookupSelf(ctx context.Context) (*api.Secret, error) {
 	if err != nil {
 		err = s.classify(ctx, err)
 		if permissionDenied(err) {
-			return nil, fmt.Errorf("Vault at %s rejected the token (VAULT_TOKEN): %w", s.cfg.Address, err)
+			return nil, fmt.Errorf("token (VAULT_TOKEN) rejected by Vault at %s: %w", s.cfg.Address, err)
 		}
 		return nil, fmt.Errorf("check token: %w", err)
 	}

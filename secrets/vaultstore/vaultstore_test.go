@@ -162,7 +162,7 @@ func TestNewErrors(t *testing.T) {
 		{"unknown auth", Config{Address: srv.Addr, Auth: "ldap"}, `unknown auth method "ldap"`, nil, ""},
 		{"approle without role", Config{Address: srv.Addr, Auth: AuthAppRole}, "CREDSIGN_VAULT_ROLE_ID", nil, ""},
 		{"kubernetes without role", Config{Address: srv.Addr, Auth: AuthKubernetes}, "CREDSIGN_VAULT_K8S_ROLE", nil, ""},
-		{"wrong token", Config{Address: srv.Addr, Token: "hvs.wrong-token-value"}, "rejected the token", secrets.ErrUnavailable, "wrong-token-value"},
+		{"wrong token", Config{Address: srv.Addr, Token: "hvs.wrong-token-value"}, "token (VAULT_TOKEN) rejected by Vault", secrets.ErrUnavailable, "wrong-token-value"},
 		{"nothing listening", Config{Address: closedPort, Token: srv.RootToken}, "cannot reach Vault", secrets.ErrUnavailable, srv.RootToken},
 		{"not http", Config{Address: "ftp://127.0.0.1:1", Token: srv.RootToken}, "cannot reach Vault", secrets.ErrUnavailable, srv.RootToken},
 		{"missing mount", Config{Address: srv.Addr, Token: srv.RootToken, Mount: "nope"}, `KV mount "nope" not found`, nil, srv.RootToken},
