@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -270,7 +271,7 @@ func TestApproleSetupScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "approle")
-	cmd := execCommand(t, "bash", "../../deployments/vault/approle-setup.sh", out)
+	cmd := exec.CommandContext(t.Context(), "bash", "../../deployments/vault/approle-setup.sh", out)
 	cmd.Env = []string{"PATH=" + pathDir + ":" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
 		"VAULT_ADDR=" + srv.Addr, "VAULT_TOKEN=" + srv.RootToken}
 	if b, err := cmd.CombinedOutput(); err != nil {

@@ -33,10 +33,10 @@ func serviceAccountJWT(t *testing.T, key *rsa.PrivateKey, jti string) string {
 		return base64.RawURLEncoding.EncodeToString(b)
 	}
 	signing := enc(map[string]string{"alg": "RS256", "typ": "JWT"}) + "." + enc(map[string]any{
-		"iss": "kubernetes/serviceaccount",
-		"sub": "system:serviceaccount:iot:credsign",
-		"jti": jti,
-		"kubernetes.io/serviceaccount/namespace":            "iot",
+		"iss":                                    "kubernetes/serviceaccount",
+		"sub":                                    "system:serviceaccount:iot:credsign",
+		"jti":                                    jti,
+		"kubernetes.io/serviceaccount/namespace": "iot",
 		"kubernetes.io/serviceaccount/service-account.name": "credsign",
 		"kubernetes.io/serviceaccount/service-account.uid":  "0b0e1f5e-uid",
 	})
