@@ -26,7 +26,10 @@ type vaultError struct {
 	status int
 }
 
+// Error returns the scrubbed message.
 func (e *vaultError) Error() string { return e.msg }
+
+// Unwrap returns the secrets sentinel the error is, or nil.
 func (e *vaultError) Unwrap() error { return e.kind }
 
 // redact replaces every non-empty credential in s.
