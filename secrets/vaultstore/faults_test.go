@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -225,6 +226,8 @@ func TestAppRoleRelogin(t *testing.T) {
 	cfg := baseConfig(srv, "")
 	cfg.Auth, cfg.RoleID, cfg.SecretIDFile = AuthAppRole, roleID, secretIDFile
 	cfg.Timeout = 2 * time.Second
+	var logs strings.Builder
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -256,6 +259,15 @@ func TestAppRoleRelogin(t *testing.T) {
 	}
 	s.Close()
 	goleak.VerifyNone(t, leaks)
+
+	if !strings.Contains(logs.String(), "logged in again") {
+		t.Errorf("no re-login in the log:\n%s", logs.String())
+	}
+	for tok := range tokens {
+		if strings.Contains(logs.String(), tok) || strings.Contains(logs.String(), secretID) {
+			t.Fatalf("log shows a token or the secret ID:\n%s", logs.String())
+		}
+	}
 }
 
 // TestApproleSetupScript runs deployments/vault/approle-setup.sh against a
