@@ -235,6 +235,12 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{"bad param value", with("params", map[string]any{"productKey": "pk", "deviceName": "d", "secureMode": 7}), nil, 422, "params.secureMode"},
 		{"label wrong type", with("labels", map[string]any{"site": 1}), nil, 422, "labels.site"},
 		{"bad label key", with("labels", map[string]any{"!": "x"}), nil, 422, "labels"},
+		{"invalid UTF-8 in secret", []byte("{\"cloud\":\"aliyun\",\"params\":{\"productKey\":\"pk\",\"deviceName\":\"d\"},\"secret\":\"s\xff\xfe\"}"), nil, 400, "body"},
+		{"invalid UTF-8 in label", []byte("{\"cloud\":\"aliyun\",\"params\":{\"productKey\":\"pk\",\"deviceName\":\"d\"},\"secret\":\"s\",\"labels\":{\"a\":\"\xc3\"}}"), nil, 400, "body"},
+		{"NUL in secret", with("secret", "aliyun-secret\x00x"), nil, 422, "secret"},
+		{"newline after secret", with("secret", "aliyun-secret\n"), nil, 422, "secret"},
+		{"control in param", with("params", map[string]any{"productKey": "pk", "deviceName": "d\r"}), nil, 422, "params.deviceName"},
+		{"control in label", with("labels", map[string]any{"site": "s\u0085z"}), nil, 422, "labels.site"},
 		{"If-Match garbage", good, []string{"If-Match", "nonsense"}, 400, "header.If-Match"},
 		{"both preconditions", good, []string{"If-Match", `"1"`, "If-None-Match", "*"}, 400, ""},
 	}
@@ -358,23 +364,91 @@ func TestListDevices(t *testing.T) {
 	mustStatus(t, f.do("GET", "/v1/devices?label=nolabel", f.prov, nil), 400, "label without =")
 }
 
+// TestRateLimit checks that device tokens and admin/provisioner tokens
+// have their own limits: a fleet tool (or a black-box checker) making a
+// few hundred calls with one provisioner token is not slowed by the
+// device limit, and each limit answers 429 with Retry-After.
 func TestRateLimit(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.RatePerMinute = 60; c.RateBurst = 3 })
-	for i := 0; i < 3; i++ {
-		mustStatus(t, e.do("GET", "/v1/clouds", testAdmin, nil), 200, "within burst")
+	cases := []struct {
+		name               string
+		cfg                func(*Config)
+		asAdmin, asDevice  int // requests made with each token
+		adminOK, devOK     int // how many of them succeed
+		adminLim, devLimit bool
+	}{
+		{"device limited, admin not", func(c *Config) { c.RatePerMinute = 60; c.RateBurst = 3 }, 50, 5, 50, 3, false, true},
+		{"both limited", func(c *Config) {
+			c.RatePerMinute, c.RateBurst = 60, 3
+			c.ProvisionerRatePerMinute, c.ProvisionerRateBurst = 60, 5
+		}, 7, 4, 5, 3, true, true},
+		{"serve defaults: 300 provisioner calls pass", func(c *Config) {
+			c.RatePerMinute, c.RateBurst = DefaultRatePerMinute, DefaultRateBurst
+			c.ProvisionerRatePerMinute, c.ProvisionerRateBurst = DefaultProvisionerRatePerMinute, DefaultProvisionerRateBurst
+		}, 300, DefaultRateBurst + 1, 300, DefaultRateBurst, false, true},
+		{"off", func(c *Config) { c.RatePerMinute = 0; c.ProvisionerRatePerMinute = 60; c.ProvisionerRateBurst = 1 }, 50, 50, 50, 50, false, false},
 	}
-	r := e.do("GET", "/v1/clouds", testAdmin, nil)
-	mustStatus(t, r, 429, "over the limit")
-	r.problem(t)
-	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 {
-		t.Errorf("Retry-After %q", r.header.Get("Retry-After"))
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, c.cfg)
+			mustStatus(t, e.do("PUT", "/v1/devices/hw-1", testAdmin, devices()["huawei"]), 201, "put")
+			r := e.do("POST", "/v1/devices/hw-1/tokens", testAdmin, nil)
+			mustStatus(t, r, 201, "mint")
+			var tok struct{ Token string }
+			r.json(t, &tok)
+			count := func(n int, token, method, path string) (ok int, last resp) {
+				for i := 0; i < n; i++ {
+					last = e.do(method, path, token, nil)
+					if last.status < 300 {
+						ok++
+					} else if last.status != 429 {
+						t.Fatalf("%s %s: status %d: %s", method, path, last.status, last.body)
+					}
+				}
+				return ok, last
+			}
+			// The admin made two calls above.
+			adminOK, adminLast := count(c.asAdmin-2, testAdmin, "GET", "/v1/devices/hw-1")
+			devOK, devLast := count(c.asDevice, tok.Token, "POST", "/v1/devices/hw-1/credentials")
+			if adminOK+2 != c.adminOK || devOK != c.devOK {
+				t.Errorf("admin %d/%d, device %d/%d succeeded; want %d and %d", adminOK+2, c.asAdmin, devOK, c.asDevice, c.adminOK, c.devOK)
+			}
+			for _, l := range []struct {
+				limited bool
+				r       resp
+			}{{c.adminLim, adminLast}, {c.devLimit, devLast}} {
+				if !l.limited {
+					continue
+				}
+				mustStatus(t, l.r, 429, "over the limit")
+				l.r.problem(t)
+				if ra, err := strconv.Atoi(l.r.header.Get("Retry-After")); err != nil || ra < 1 {
+					t.Errorf("Retry-After %q", l.r.header.Get("Retry-After"))
+				}
+			}
+			// Public endpoints are not limited per token.
+			mustStatus(t, e.do("GET", "/healthz", "", nil), 200, "healthz")
+		})
 	}
-	// Public endpoints are not limited per token.
-	mustStatus(t, e.do("GET", "/healthz", "", nil), 200, "healthz")
+}
 
-	off := newEnv(t, func(c *Config) { c.RatePerMinute = 0 })
-	for i := 0; i < 50; i++ {
-		mustStatus(t, off.do("GET", "/v1/clouds", testAdmin, nil), 200, "no limit")
+// TestMethodNotAllowed checks that a 405 names the methods the resource
+// has (RFC 9110 section 15.5.6) in a problem document.
+func TestMethodNotAllowed(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, c := range []struct{ method, path, allow string }{
+		{"PATCH", "/v1/devices/lamp-1", "GET, PUT, DELETE"},
+		{"GET", "/v1/devices/lamp-1/credentials", "POST"},
+		{"PUT", "/v1/tokens", "POST"},
+		{"POST", "/v1/devices", "GET"},
+		{"POST", "/metrics", "GET"},
+		{"DELETE", "/healthz", "GET"},
+	} {
+		r := e.do(c.method, c.path, testAdmin, nil)
+		mustStatus(t, r, 405, c.method+" "+c.path)
+		r.problem(t)
+		if got := r.header.Get("Allow"); got != c.allow {
+			t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, got, c.allow)
+		}
 	}
 }
 

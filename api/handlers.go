@@ -8,8 +8,10 @@ import (
 	"maps"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/rs/zerolog"
 
@@ -230,6 +232,9 @@ func (h handlers) PutDevice(ctx context.Context, req oapi.PutDeviceRequestObject
 // checkDocument validates a device document against its cloud's recipe,
 // including a trial signature, and returns the record to store.
 func (h handlers) checkDocument(id string, doc oapi.DeviceDocument) (secrets.Device, error) {
+	if fields := controlFields(doc); len(fields) > 0 {
+		return secrets.Device{}, problem.New(http.StatusUnprocessableEntity, "the request body is invalid", fields...)
+	}
 	params, err := signing.NormalizeParams(doc.Cloud, doc.Params)
 	if err != nil {
 		return secrets.Device{}, fmt.Errorf("checking params: %w", err)
@@ -251,6 +256,37 @@ func (h handlers) checkDocument(id string, doc oapi.DeviceDocument) (secrets.Dev
 		}
 	}
 	return secrets.Device{ID: id, Cloud: doc.Cloud, Params: params, Secret: *doc.Secret, Labels: labels}, nil
+}
+
+// controlFields names the text fields of a device document (secret, string
+// params, labels) that hold control characters. None of the clouds' secrets
+// or identifiers has any; a trailing newline from a file or a stray NUL
+// would otherwise be stored and signed with, and MQTT forbids NUL in the
+// ClientId, Username and Password.
+func controlFields(doc oapi.DeviceDocument) []problem.FieldError {
+	const reason = "must not contain control characters (a trailing newline?)"
+	var fields []problem.FieldError
+	if doc.Secret != nil && hasControl(*doc.Secret) {
+		fields = append(fields, problem.FieldError{Field: "secret", Reason: reason})
+	}
+	for _, k := range slices.Sorted(maps.Keys(doc.Params)) {
+		if v, ok := doc.Params[k].(string); ok && hasControl(v) {
+			fields = append(fields, problem.FieldError{Field: "params." + k, Reason: reason})
+		}
+	}
+	if doc.Labels != nil {
+		for _, k := range slices.Sorted(maps.Keys(*doc.Labels)) {
+			if hasControl((*doc.Labels)[k]) {
+				fields = append(fields, problem.FieldError{Field: "labels." + k, Reason: reason})
+			}
+		}
+	}
+	return fields
+}
+
+// hasControl reports whether s holds a Unicode control character.
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, unicode.IsControl) >= 0
 }
 
 // precondition turns If-Match / If-None-Match into the store's ifVersion.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -23,6 +24,8 @@ import (
 
 	"github.com/credsign/credsign/api/auth"
 	"github.com/credsign/credsign/api/problem"
+	"github.com/credsign/credsign/api/ratelimit"
+	"github.com/credsign/credsign/secrets"
 )
 
 // validRequestID is the form of a caller-supplied X-Request-Id that the
@@ -183,7 +186,7 @@ func (s *Server) gate(next http.Handler) http.Handler {
 			if ri, ok := r.Context().Value(requestKey{}).(*requestInfo); ok {
 				ri.setCaller(p)
 			}
-			if ok, wait := s.limiter.Allow(p.TokenID, s.now()); !ok {
+			if ok, wait := s.limiterFor(p).Allow(p.TokenID, s.now()); !ok {
 				pe := problem.New(http.StatusTooManyRequests, "too many requests for this token; retry after "+strconv.Itoa(int(wait.Seconds()))+"s")
 				pe.RetryAfter = int(wait.Seconds())
 				s.fail(w, r, pe)
@@ -207,6 +210,14 @@ func (s *Server) gate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// limiterFor returns the rate limiter of the caller's role.
+func (s *Server) limiterFor(p auth.Principal) *ratelimit.Limiter {
+	if p.Role == secrets.RoleDevice {
+		return s.deviceLimiter
+	}
+	return s.staffLimiter
 }
 
 // public reports whether the operation declares no security requirement.
@@ -243,6 +254,12 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, route *routers
 	if !json.Valid(body) {
 		return problem.New(http.StatusBadRequest, "the request body is not valid JSON",
 			problem.FieldError{Field: "body", Reason: "not valid JSON"})
+	}
+	if !utf8.Valid(body) {
+		// encoding/json would quietly turn the bad bytes into U+FFFD and
+		// store a secret other than the one sent.
+		return problem.New(http.StatusBadRequest, "the request body is not valid UTF-8",
+			problem.FieldError{Field: "body", Reason: "not valid UTF-8"})
 	}
 	return nil
 }

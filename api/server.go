@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -30,11 +31,15 @@ import (
 // DefaultMaxBodyBytes caps request bodies when Config.MaxBodyBytes is zero.
 const DefaultMaxBodyBytes = 64 << 10
 
-// Default per-token rate limit: generous enough that a device asking a few
-// times an hour, or a provisioning script, never notices it.
+// Default per-token rate limits. A device token may ask 60 times a minute
+// with bursts of 20, so a device asking a few times an hour never notices
+// it. Admin and provisioner tokens drive whole fleets (registering devices,
+// minting their tokens, checking them) and get a hundred times that rate.
 const (
-	DefaultRatePerMinute = 60
-	DefaultRateBurst     = 20
+	DefaultRatePerMinute            = 60
+	DefaultRateBurst                = 20
+	DefaultProvisionerRatePerMinute = 6000
+	DefaultProvisionerRateBurst     = 1000
 )
 
 // Config configures a Server.
@@ -45,11 +50,17 @@ type Config struct {
 	AdminToken string
 	// Logger receives the access log, audit events and errors (JSON).
 	Logger zerolog.Logger
-	// RatePerMinute is the per-token request rate; zero or less turns
-	// rate limiting off.
+	// RatePerMinute is the request rate of each device token; zero or
+	// less turns rate limiting off for every token.
 	RatePerMinute float64
-	// RateBurst is how many requests a token may make at once.
+	// RateBurst is how many requests a device token may make at once.
 	RateBurst int
+	// ProvisionerRatePerMinute is the request rate of each admin or
+	// provisioner token; zero or less leaves those tokens unlimited.
+	ProvisionerRatePerMinute float64
+	// ProvisionerRateBurst is how many requests an admin or provisioner
+	// token may make at once.
+	ProvisionerRateBurst int
 	// MaxBodyBytes caps request bodies; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// Now is the clock credentials are signed with (and the rate limiter
@@ -60,16 +71,19 @@ type Config struct {
 
 // Server serves the API. It implements http.Handler.
 type Server struct {
-	store    secrets.Store
-	authn    *auth.Authenticator
-	limiter  *ratelimit.Limiter
-	log      zerolog.Logger
-	metrics  *metrics.Metrics
-	router   routers.Router
-	maxBody  int64
-	now      func() time.Time
-	handler  http.Handler
-	specYAML []byte
+	store secrets.Store
+	authn *auth.Authenticator
+	// deviceLimiter limits device tokens, staffLimiter admin and
+	// provisioner tokens (nil: unlimited).
+	deviceLimiter *ratelimit.Limiter
+	staffLimiter  *ratelimit.Limiter
+	log           zerolog.Logger
+	metrics       *metrics.Metrics
+	router        routers.Router
+	maxBody       int64
+	now           func() time.Time
+	handler       http.Handler
+	specYAML      []byte
 }
 
 // New builds a Server from cfg.
@@ -90,13 +104,16 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		store:    store,
 		authn:    authn,
-		limiter:  ratelimit.New(cfg.RatePerMinute, cfg.RateBurst),
 		log:      cfg.Logger,
 		metrics:  m,
 		router:   router,
 		maxBody:  cfg.MaxBodyBytes,
 		now:      cfg.Now,
 		specYAML: credsign.OpenAPI,
+	}
+	if cfg.RatePerMinute > 0 {
+		s.deviceLimiter = ratelimit.New(cfg.RatePerMinute, cfg.RateBurst)
+		s.staffLimiter = ratelimit.New(cfg.ProvisionerRatePerMinute, cfg.ProvisionerRateBurst)
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
@@ -137,7 +154,16 @@ func (s *Server) routes() http.Handler {
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, problem.New(http.StatusNotFound, "no such endpoint"))
 	})
+	mux := r
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		// RFC 9110 section 15.5.6: a 405 lists the methods the resource has.
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete} {
+			if mux.Match(chi.NewRouteContext(), m, r.URL.Path) {
+				allow = append(allow, m)
+			}
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
 		s.fail(w, r, problem.New(http.StatusMethodNotAllowed, "method not allowed on this endpoint"))
 	})
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))

@@ -198,7 +198,7 @@ type DeviceDocument struct {
 	// Params The cloud's parameters (see `GET /v1/clouds`).
 	Params map[string]ParamValue `json:"params"`
 
-	// Secret The device secret as the cloud's console shows it. Write-only.
+	// Secret The device secret as the cloud's console shows it, without control characters (no trailing newline). Write-only.
 	Secret *string `json:"secret,omitempty"`
 }
 

@@ -46,6 +46,8 @@ type serveFlags struct {
 	insecureHTTP    bool
 	ratePerMinute   float64
 	rateBurst       int
+	provRate        float64
+	provBurst       int
 	maxBody         int64
 	adminTokenFile  string
 	shutdownTimeout time.Duration
@@ -63,8 +65,10 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key file for --tls-cert")
 	fs.StringVar(&f.clientCA, "client-ca", "", "PEM CA bundle; when set, clients must present a certificate it signed")
 	fs.BoolVar(&f.insecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback address (behind a TLS-terminating proxy)")
-	fs.Float64Var(&f.ratePerMinute, "rate-limit", api.DefaultRatePerMinute, "requests per minute per token; 0 turns rate limiting off")
-	fs.IntVar(&f.rateBurst, "rate-burst", api.DefaultRateBurst, "requests a token may make in a burst")
+	fs.Float64Var(&f.ratePerMinute, "rate-limit", api.DefaultRatePerMinute, "requests per minute per device token; 0 turns rate limiting off for every token")
+	fs.IntVar(&f.rateBurst, "rate-burst", api.DefaultRateBurst, "requests a device token may make in a burst")
+	fs.Float64Var(&f.provRate, "provisioner-rate-limit", api.DefaultProvisionerRatePerMinute, "requests per minute per admin or provisioner token; 0 leaves them unlimited")
+	fs.IntVar(&f.provBurst, "provisioner-rate-burst", api.DefaultProvisionerRateBurst, "requests an admin or provisioner token may make in a burst")
 	fs.Int64Var(&f.maxBody, "max-body-bytes", api.DefaultMaxBodyBytes, "largest request body accepted")
 	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the admin token (else CREDSIGN_ADMIN_TOKEN)")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM/SIGINT")
@@ -87,6 +91,8 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 		return f, fmt.Errorf("--store is vault or file, not %q", f.store)
 	case f.rateBurst < 1 && f.ratePerMinute > 0:
 		return f, errors.New("--rate-burst must be at least 1")
+	case f.provBurst < 1 && f.provRate > 0:
+		return f, errors.New("--provisioner-rate-burst must be at least 1")
 	}
 	if f.tlsCert == "" && !f.insecureHTTP {
 		ok, err := isLoopback(f.addr)
@@ -119,8 +125,9 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 }
 
 // serve runs the server until ctx is done. It writes JSON logs to stderr;
-// the "listening" line carries the actual address (useful with port 0).
-func serve(ctx context.Context, args []string, getenv func(string) string, _ io.Writer, stderr io.Writer) int {
+// the "listening" line carries the actual address (useful with port 0). A
+// generated admin token goes to stdout, never into the logs.
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	f, err := parseServeFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
@@ -149,12 +156,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, _ io.
 	}()
 
 	handler, err := api.New(api.Config{
-		Store:         store,
-		AdminToken:    adminToken,
-		Logger:        logger,
-		RatePerMinute: f.ratePerMinute,
-		RateBurst:     f.rateBurst,
-		MaxBodyBytes:  f.maxBody,
+		Store:                    store,
+		AdminToken:               adminToken,
+		Logger:                   logger,
+		RatePerMinute:            f.ratePerMinute,
+		RateBurst:                f.rateBurst,
+		ProvisionerRatePerMinute: f.provRate,
+		ProvisionerRateBurst:     f.provBurst,
+		MaxBodyBytes:             f.maxBody,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "credsign serve: %v\n", err)
@@ -183,10 +192,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, _ io.
 		return exitError
 	}
 	if generated {
-		fmt.Fprintf(stderr, "\n"+
+		fmt.Fprintf(stdout, "\n"+
 			"credsign serve --dev: generated an admin token for this run (shown once, not stored;\n"+
 			"set CREDSIGN_ADMIN_TOKEN to choose your own):\n\n"+
 			"    export CREDSIGN_ADMIN_TOKEN=%s\n\n", adminToken)
+	}
+	provRate := f.provRate
+	if f.ratePerMinute <= 0 {
+		provRate = 0 // --rate-limit 0 turns every limit off
 	}
 	scheme := "http"
 	if srv.TLSConfig != nil {
@@ -194,7 +207,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, _ io.
 	}
 	logger.Info().Str("addr", ln.Addr().String()).Str("url", scheme+"://"+ln.Addr().String()).
 		Str("store", kind).Bool("dev", f.dev).Bool("tls", srv.TLSConfig != nil).
-		Bool("clientCerts", f.clientCA != "").Float64("ratePerMinute", f.ratePerMinute).Msg("listening")
+		Bool("clientCerts", f.clientCA != "").Float64("ratePerMinute", f.ratePerMinute).
+		Float64("provisionerRatePerMinute", provRate).Msg("listening")
 
 	errc := make(chan error, 1)
 	go func() {

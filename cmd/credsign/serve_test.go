@@ -49,6 +49,7 @@ func (b *lockedBuffer) String() string {
 // running is a `credsign serve` started in-process on 127.0.0.1:0.
 type running struct {
 	addr   string
+	stdout *lockedBuffer
 	stderr *lockedBuffer
 	stop   context.CancelFunc
 	exited chan struct{} // closed when serve returns
@@ -71,9 +72,9 @@ func startServe(t *testing.T, env map[string]string, args ...string) *running {
 		args = append(args, "--data-dir", t.TempDir())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{stderr: &lockedBuffer{}, stop: cancel, exited: make(chan struct{})}
+	r := &running{stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, stop: cancel, exited: make(chan struct{})}
 	go func() {
-		r.code = serve(ctx, args, func(k string) string { return env[k] }, io.Discard, r.stderr)
+		r.code = serve(ctx, args, func(k string) string { return env[k] }, r.stdout, r.stderr)
 		close(r.exited)
 	}()
 	deadline := time.Now().Add(10 * time.Second)
@@ -159,6 +160,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--store", "s3"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--store is vault or file"},
 		{[]string{"--addr", "127.0.0.1:0"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": "short"}, "at least 16"},
 		{[]string{"extra"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "unexpected arguments"},
+		{[]string{"--provisioner-rate-burst", "0"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--provisioner-rate-burst must be at least 1"},
 	}
 	for _, c := range cases {
 		var errb lockedBuffer
@@ -179,9 +181,11 @@ func TestServeFlagErrors(t *testing.T) {
 	}
 }
 
+// TestServeDevGeneratesAdminToken checks that --dev prints a generated
+// admin token once, on stdout, so that the logs (stderr) never hold it.
 func TestServeDevGeneratesAdminToken(t *testing.T) {
 	r := startServe(t, nil, "--dev")
-	out := r.stderr.String()
+	out := r.stdout.String()
 	tokens := regexp.MustCompile(`export CREDSIGN_ADMIN_TOKEN=(csa_[0-9a-f]{64})`).FindAllStringSubmatch(out, -1)
 	if len(tokens) != 1 {
 		t.Fatalf("want the admin token printed once, got %d times:\n%s", len(tokens), out)
@@ -195,8 +199,11 @@ func TestServeDevGeneratesAdminToken(t *testing.T) {
 		t.Errorf("no token: %d", code)
 	}
 	r.shutdown(t)
-	if n := strings.Count(r.stderr.String(), admin); n != 1 {
-		t.Errorf("the admin token appears %d times in stderr, want once", n)
+	if n := strings.Count(r.stdout.String(), admin); n != 1 {
+		t.Errorf("the admin token appears %d times on stdout, want once", n)
+	}
+	if strings.Contains(r.stderr.String(), admin) {
+		t.Errorf("the admin token is in the logs (stderr):\n%s", r.stderr)
 	}
 }
 
@@ -266,15 +273,51 @@ func TestServeFullRunLeaksNothing(t *testing.T) {
 	}
 }
 
+// TestServeRateLimitFlags checks the device and the admin/provisioner
+// limits and their flags; with the defaults, a provisioner making a few
+// hundred calls in a row is never slowed.
 func TestServeRateLimitFlags(t *testing.T) {
+	cases := []struct {
+		name      string
+		args      []string
+		n         int
+		wantAdmin string // status of the admin's last call
+	}{
+		{"defaults", nil, 150, "200"},
+		{"provisioner limit", []string{"--provisioner-rate-limit", "1", "--provisioner-rate-burst", "2"}, 3, "429"},
+		{"device limit leaves admin alone", []string{"--rate-limit", "1", "--rate-burst", "2"}, 30, "200"},
+		{"all off", []string{"--rate-limit", "0", "--provisioner-rate-limit", "1", "--provisioner-rate-burst", "1"}, 30, "200"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := startServe(t, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, c.args...)
+			base := "http://" + r.addr
+			code := 0
+			for i := 0; i < c.n; i++ {
+				code = call(t, http.DefaultClient, "GET", base+"/v1/clouds", srvAdmin, nil, nil)
+			}
+			if fmt.Sprint(code) != c.wantAdmin {
+				t.Errorf("after %d admin calls: %d, want %s", c.n, code, c.wantAdmin)
+			}
+		})
+	}
+	// The device limit, through a device token.
 	r := startServe(t, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--rate-limit", "1", "--rate-burst", "2")
 	base := "http://" + r.addr
+	doc := map[string]any{"cloud": "huawei", "params": map[string]any{"deviceId": "p_n1"}, "secret": "rate-secret"}
+	if code := call(t, http.DefaultClient, "PUT", base+"/v1/devices/rl-1", srvAdmin, doc, nil); code != 201 {
+		t.Fatalf("put: %d", code)
+	}
+	var dt struct{ Token string }
+	if code := call(t, http.DefaultClient, "POST", base+"/v1/devices/rl-1/tokens", srvAdmin, nil, &dt); code != 201 {
+		t.Fatalf("mint: %d", code)
+	}
 	codes := []int{}
 	for i := 0; i < 3; i++ {
-		codes = append(codes, call(t, http.DefaultClient, "GET", base+"/v1/clouds", srvAdmin, nil, nil))
+		codes = append(codes, call(t, http.DefaultClient, "POST", base+"/v1/devices/rl-1/credentials", dt.Token, nil, nil))
 	}
 	if fmt.Sprint(codes) != "[200 200 429]" {
-		t.Errorf("codes %v, want [200 200 429]", codes)
+		t.Errorf("device token codes %v, want [200 200 429]", codes)
 	}
 }
 
