@@ -84,6 +84,8 @@ type Server struct {
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
+	// logStart is where the running server's output starts in the log.
+	logStart int
 }
 
 // Start starts a dev server on a free loopback port and stops it when the
@@ -140,6 +142,9 @@ func (s *Server) start() error {
 		return err
 	}
 	defer logf.Close()
+	if fi, err := logf.Stat(); err == nil {
+		s.logStart = int(fi.Size())
+	}
 	cmd := exec.Command(s.bin, "server", "-dev",
 		"-dev-root-token-id="+s.RootToken,
 		"-dev-listen-address="+s.listen,
@@ -283,18 +288,35 @@ func (s *Server) Seal(t testing.TB) {
 // Unseal unseals the server with the unseal key the dev server printed.
 func (s *Server) Unseal(t testing.TB) {
 	t.Helper()
-	b, err := os.ReadFile(s.log)
+	key, err := s.unsealKey()
 	if err != nil {
 		t.Fatalf("vaulttest: unseal: %v", err)
 	}
-	const label = "Unseal Key: "
-	i := strings.LastIndex(string(b), label)
-	if i < 0 {
-		t.Fatalf("vaulttest: unseal: no unseal key in the dev server's output")
-	}
-	key, _, _ := strings.Cut(string(b[i+len(label):]), "\n")
-	st, err := s.Client(t).Sys().Unseal(strings.TrimSpace(key))
+	st, err := s.Client(t).Sys().Unseal(key)
 	if err != nil || st.Sealed {
 		t.Fatalf("vaulttest: unseal: sealed=%v, %v", st != nil && st.Sealed, err)
+	}
+}
+
+// unsealKey reads the unseal key from the dev server's banner, which may
+// come out a little after the server answers.
+func (s *Server) unsealKey() (string, error) {
+	const label = "Unseal Key: "
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		b, err := os.ReadFile(s.log)
+		if err != nil {
+			return "", err
+		}
+		s.mu.Lock()
+		b = b[min(s.logStart, len(b)):]
+		s.mu.Unlock()
+		if i := strings.LastIndex(string(b), label); i >= 0 {
+			if key, _, ok := strings.Cut(string(b[i+len(label):]), "\n"); ok {
+				return strings.TrimSpace(key), nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", errors.New("no unseal key in the dev server's output")
+		}
 	}
 }
