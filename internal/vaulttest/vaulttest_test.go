@@ -67,6 +67,9 @@ func TestServerLifecycle(t *testing.T) {
 		t.Fatalf("restart moved the server from %s to %s", addr, s.Addr)
 	}
 	write()
+	s.Seal(t) // the restarted server has a new unseal key
+	s.Unseal(t)
+	write()
 	s.Stop()
 	s.Stop()
 	if _, err := s.Client(t).Sys().Health(); err == nil {
