@@ -241,6 +241,9 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{"newline after secret", with("secret", "aliyun-secret\n"), nil, 422, "secret"},
 		{"control in param", with("params", map[string]any{"productKey": "pk", "deviceName": "d\r"}), nil, 422, "params.deviceName"},
 		{"control in label", with("labels", map[string]any{"site": "s\u0085z"}), nil, 422, "labels.site"},
+		{"duplicate secret", `{"cloud":"aliyun","params":{"productKey":"pk","deviceName":"d"},"secret":"aliyun-secret","secret":"other"}`, nil, 400, "secret"},
+		{"duplicate param", `{"cloud":"aliyun","params":{"productKey":"pk","deviceName":"d","productKey":"pk2"},"secret":"aliyun-secret"}`, nil, 400, "params.productKey"},
+		{"duplicate after nested", `{"params":{"productKey":"pk","deviceName":"d"},"labels":{"a":"1"},"cloud":"aliyun","secret":"s","labels":{}}`, nil, 400, "labels"},
 		{"If-Match garbage", good, []string{"If-Match", "nonsense"}, 400, "header.If-Match"},
 		{"both preconditions", good, []string{"If-Match", `"1"`, "If-None-Match", "*"}, 400, ""},
 	}
@@ -356,6 +359,13 @@ func TestListDevices(t *testing.T) {
 	f.do("GET", "/v1/devices?cloud=aliyun&label=row=1&label=site=sz", f.prov, nil).json(t, &page)
 	if len(page.Devices) != 2 || page.Devices[0].ID != "lamp-1" || page.Devices[1].ID != "lamp-3" {
 		t.Errorf("filtered: %+v", page.Devices)
+	}
+	r := f.do("GET", "/v1/devices?label=row=1&label=row=0", f.prov, nil)
+	mustStatus(t, r, 200, "conflicting labels")
+	page.Devices = nil
+	r.json(t, &page)
+	if len(page.Devices) != 0 || page.Next != nil {
+		t.Errorf("row=1 and row=0 at once matched %+v", page.Devices)
 	}
 	f.do("GET", "/v1/devices?cloud=tencent", f.prov, nil).json(t, &page)
 	if len(page.Devices) != 1 || page.Devices[0].ID != "tencent-1" {
@@ -480,6 +490,10 @@ func TestOperationsEndpoints(t *testing.T) {
 	}
 	mustStatus(t, f.do("POST", "/v1/devices/aliyun-1/credentials", f.dev, nil), 200, "issue")
 	mustStatus(t, f.do("POST", "/v1/devices/tencent-1/credentials", f.dev, nil), 403, "deny")
+	// Made-up methods must not each become a metrics series.
+	for _, m := range []string{"FOOBAR1", "FOOBAR2", "csp_MADEUP"} {
+		mustStatus(t, f.do(m, "/healthz", "", nil), 405, m)
+	}
 	r = f.do("GET", "/metrics", "", nil)
 	mustStatus(t, r, 200, "metrics")
 	m := string(r.body)
@@ -488,12 +502,13 @@ func TestOperationsEndpoints(t *testing.T) {
 		`credsign_credentials_issued_total{cloud="none",outcome="denied"} 1`,
 		`credsign_http_request_duration_seconds_count{code="201",method="PUT",route="/v1/devices/{id}"}`,
 		`credsign_store_operation_duration_seconds_count{op="get_device"}`,
+		`credsign_http_request_duration_seconds_count{code="405",method="other",route="unmatched"} 3`,
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
-	for _, bad := range append([]string{"aliyun-1", "tencent-1"}, f.tokens...) {
+	for _, bad := range append([]string{"aliyun-1", "tencent-1", "FOOBAR", "MADEUP"}, f.tokens...) {
 		if strings.Contains(m, bad) {
 			t.Errorf("metrics contain %q", bad)
 		}

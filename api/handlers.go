@@ -109,6 +109,10 @@ func (h handlers) ListDevices(ctx context.Context, req oapi.ListDevicesRequestOb
 	if req.Params.Label != nil {
 		for _, l := range *req.Params.Label {
 			k, v, _ := strings.Cut(l, "=")
+			if w, ok := want[k]; ok && w != v {
+				// One label cannot have two values: nothing matches.
+				return oapi.ListDevices200JSONResponse{Devices: []oapi.Device{}}, nil
+			}
 			want[k] = v
 		}
 	}

@@ -255,6 +255,12 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, route *routers
 		return problem.New(http.StatusBadRequest, "the request body is not valid JSON",
 			problem.FieldError{Field: "body", Reason: "not valid JSON"})
 	}
+	if field, dup := duplicateMember(body); dup {
+		// Parsers disagree on which of two same-named members wins (Go
+		// keeps the last): refuse the ambiguity instead of guessing.
+		return problem.New(http.StatusBadRequest, "the request body names a member twice",
+			problem.FieldError{Field: field, Reason: "duplicate member name"})
+	}
 	if !utf8.Valid(body) {
 		// encoding/json would quietly turn the bad bytes into U+FFFD and
 		// store a secret other than the one sent.
@@ -262,6 +268,70 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, route *routers
 			problem.FieldError{Field: "body", Reason: "not valid UTF-8"})
 	}
 	return nil
+}
+
+// duplicateMember reports whether an object in the valid JSON document
+// body has two members of the same name, and names the first such member
+// by its path ("params.deviceId").
+func duplicateMember(body []byte) (string, bool) {
+	type frame struct {
+		object  bool
+		wantKey bool
+		key     string
+		keys    map[string]bool
+	}
+	var stack []*frame
+	path := func() string {
+		var p []string
+		for _, f := range stack {
+			if f.object {
+				p = append(p, f.key)
+			}
+		}
+		return strings.Join(p, ".")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false // io.EOF: the whole document was read
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{':
+				stack = append(stack, &frame{object: true, wantKey: true, keys: map[string]bool{}})
+			case '[':
+				stack = append(stack, &frame{})
+			default:
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].object {
+					stack[len(stack)-1].wantKey = true
+				}
+			}
+		case string:
+			if top != nil && top.object && top.wantKey {
+				top.key, top.wantKey = t, false
+				if top.keys[t] {
+					return path(), true
+				}
+				top.keys[t] = true
+				continue
+			}
+			if top != nil && top.object {
+				top.wantKey = true
+			}
+		default:
+			if top != nil && top.object {
+				top.wantKey = true
+			}
+		}
+	}
 }
 
 // validationProblem turns a kin-openapi validation error into a problem
