@@ -170,6 +170,14 @@ func TestCredentialsEveryCloud(t *testing.T) {
 		if c.DeviceID != id || c.Cloud != name || c.Password == "" || c.Host == "" || c.Port == 0 {
 			t.Errorf("%s: credentials %+v", name, c)
 		}
+		// The triple appears as it is, so that copying it from curl's
+		// output works: Aliyun usernames and Azure passwords hold '&',
+		// which encoding/json would write as \u0026.
+		for _, v := range []string{c.ClientID, c.Username, c.Password} {
+			if !strings.Contains(string(r.body), `"`+v+`"`) {
+				t.Errorf("%s: %q is escaped in the body %s", name, v, r.body)
+			}
+		}
 		// Without a body the cloud's default lifetime applies.
 		mustStatus(t, f.do("POST", "/v1/devices/"+id+"/credentials", tok, nil), 200, name+" default ttl")
 	}
@@ -287,6 +295,13 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 	mustStatus(t, f.do("GET", "/v1/devices?limit=abc", f.prov, nil), 400, "limit abc")
 	mustStatus(t, f.do("POST", "/v1/devices/aliyun-1/credentials", f.prov, map[string]any{"ttlSeconds": "60"}), 422, "ttl string")
 	mustStatus(t, f.do("POST", "/v1/devices/aliyun-1/credentials", f.prov, map[string]any{"ttl": 60}), 422, "ttl unknown field")
+	for _, body := range []string{`{"ttlSeconds": 60.0}`, `{"ttlSeconds": 6e1}`, `{"ttlSeconds": 1e400}`, `{"ttlSeconds": 1.5}`} {
+		r := f.do("POST", "/v1/devices/aliyun-1/credentials", f.prov, body)
+		mustStatus(t, r, 422, body)
+		if !strings.Contains(string(r.body), `"field":"ttlSeconds"`) {
+			t.Errorf("%s: problem does not name ttlSeconds: %s", body, r.body)
+		}
+	}
 	mustStatus(t, f.do("POST", "/v1/tokens", testAdmin, map[string]any{"role": "admin"}), 422, "token role admin")
 	mustStatus(t, f.do("GET", "/v1/nothing", f.prov, nil), 404, "unknown path")
 	mustStatus(t, f.do("PATCH", "/v1/devices/aliyun-1", f.prov, nil), 405, "wrong method")

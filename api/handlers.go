@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -382,14 +383,39 @@ func (h handlers) IssueCredentials(ctx context.Context, req oapi.IssueCredential
 		ev = ev.Time("expiresAt", *c.ExpiresAt)
 	}
 	ev.Msg("audit")
-	return oapi.IssueCredentials200JSONResponse{
+	return credentialsResponse(oapi.IssueCredentials200JSONResponse{
 		Body: oapi.Credentials{
 			DeviceId: c.DeviceID, Cloud: c.Cloud, ClientId: c.ClientID, Username: c.Username, Password: c.Password,
 			Host: c.Host, Port: c.Port, Tls: c.TLS, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt,
 			ExpiryEnforced: c.ExpiryEnforced, RefreshAfter: c.RefreshAfter,
 		},
 		Headers: oapi.IssueCredentials200ResponseHeaders{CacheControl: &noStore},
-	}, nil
+	}), nil
+}
+
+// credentialsResponse is the generated 200 response of issueCredentials,
+// written without encoding/json's HTML escaping: Aliyun usernames and Azure
+// passwords contain '&', and "\u0026" in the body is valid JSON but wrong
+// when copied from curl's output or cut out with sed into an MQTT client.
+type credentialsResponse oapi.IssueCredentials200JSONResponse
+
+// VisitIssueCredentialsResponse implements oapi.IssueCredentialsResponseObject.
+func (r credentialsResponse) VisitIssueCredentialsResponse(w http.ResponseWriter) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r.Body); err != nil {
+		return fmt.Errorf("encoding credentials: %w", err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if r.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", *r.Headers.CacheControl)
+	}
+	w.WriteHeader(http.StatusOK)
+	if _, err := buf.WriteTo(w); err != nil {
+		return fmt.Errorf("writing credentials: %w", err)
+	}
+	return nil
 }
 
 // CreateDeviceToken implements oapi.StrictServerInterface.

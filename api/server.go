@@ -6,9 +6,11 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -169,9 +171,7 @@ func (s *Server) routes() http.Handler {
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
 
 	strict := oapi.NewStrictHandlerWithOptions(handlers{s}, nil, oapi.StrictHTTPServerOptions{
-		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, _ error) {
-			s.fail(w, r, problem.New(http.StatusBadRequest, "the request body could not be decoded"))
-		},
+		RequestErrorHandlerFunc:  s.decodeError,
 		ResponseErrorHandlerFunc: s.fail,
 	})
 	oapi.HandlerWithOptions(strict, oapi.ChiServerOptions{
@@ -187,6 +187,27 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		zerolog.Ctx(r.Context()).Error().Err(err).Msg("request failed")
 	}
 	problem.Write(w, err, requestID(r.Context()))
+}
+
+// decodeError answers a body that passed validation against the contract
+// but does not decode into the generated types. The one case known is a
+// JSON number with a fraction or exponent where an integer is expected
+// ({"ttlSeconds": 60.0}), which the schema accepts as an integer and
+// encoding/json refuses: a 422 naming the field, like other wrong values.
+func (s *Server) decodeError(w http.ResponseWriter, r *http.Request, err error) {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		reason := "value has the wrong type"
+		switch te.Type.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			reason = "must be an integer written without a fraction or exponent"
+		}
+		s.fail(w, r, problem.New(http.StatusUnprocessableEntity, "the request body is invalid",
+			problem.FieldError{Field: te.Field, Reason: reason}))
+		return
+	}
+	s.fail(w, r, problem.New(http.StatusBadRequest, "the request body could not be decoded"))
 }
 
 // paramError answers a path, query or header parameter that the generated
