@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
 )
 
 // fixture registers every cloud's device and mints the tokens a role
@@ -599,5 +601,61 @@ func TestSigningClockLagsWallClock(t *testing.T) {
 	r.json(t, &c)
 	if !c.IssuedAt.Equal(past) {
 		t.Errorf("issuedAt %v, want the injected clock's %v", c.IssuedAt, past)
+	}
+}
+
+// TestAuthorizeBeforeBody checks that a caller who may not call an
+// operation gets 401 or 403 whatever body it sends: the role (declared by
+// x-credsign-roles in openapi.yaml) is checked before the body is read
+// and validated.
+func TestAuthorizeBeforeBody(t *testing.T) {
+	f := newFixture(t)
+	bodies := []any{`{"cloud":`, `[]`, map[string]any{"ttlSeconds": "x"}, strings.Repeat("x", 70<<10), devices()["huawei"]}
+	cases := []struct {
+		method, path, token string
+		status              int
+	}{
+		{"PUT", "/v1/devices/aliyun-1", f.dev, 403},
+		{"PUT", "/v1/devices/new-1", f.dev, 403},
+		{"POST", "/v1/devices/tencent-1/credentials", f.dev, 403},
+		{"POST", "/v1/devices/nope-1/credentials", f.dev, 403},
+		{"POST", "/v1/tokens", f.prov, 403},
+		{"POST", "/v1/tokens", f.dev, 403},
+		{"PUT", "/v1/devices/aliyun-1", "", 401},
+		{"POST", "/v1/devices/aliyun-1/credentials", f.revokedDev, 401},
+		{"POST", "/v1/tokens", f.revoked, 401},
+	}
+	for _, c := range cases {
+		for i, b := range bodies {
+			r := f.do(c.method, c.path, c.token, b)
+			if r.status != c.status {
+				t.Errorf("%s %s body %d: status %d, want %d: %s", c.method, c.path, i, r.status, c.status, r.body)
+				continue
+			}
+			r.problem(t)
+		}
+	}
+	mustStatus(t, f.do("GET", "/v1/devices/new-1", f.prov, nil), 404, "nothing created")
+}
+
+func TestOperationRoles(t *testing.T) {
+	cases := []struct {
+		ext  map[string]any
+		want string
+		ok   bool
+	}{
+		{map[string]any{rolesExtension: []any{"admin", "provisioner"}}, "[admin provisioner]", true},
+		{map[string]any{rolesExtension: []any{"device"}}, "[device]", true},
+		{nil, "", false},
+		{map[string]any{rolesExtension: []any{}}, "", false},
+		{map[string]any{rolesExtension: "admin"}, "", false},
+		{map[string]any{rolesExtension: []any{"admin", "root"}}, "", false},
+		{map[string]any{rolesExtension: []any{"admin", 1}}, "", false},
+	}
+	for _, c := range cases {
+		roles, err := operationRoles(&openapi3.Operation{OperationID: "op", Extensions: c.ext})
+		if (err == nil) != c.ok || (c.ok && fmt.Sprint(roles) != c.want) {
+			t.Errorf("%v: roles %v, err %v; want %s, ok %v", c.ext, roles, err, c.want, c.ok)
+		}
 	}
 }

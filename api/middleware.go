@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/credsign/credsign/api/auth"
+	"github.com/credsign/credsign/api/metrics"
 	"github.com/credsign/credsign/api/problem"
 	"github.com/credsign/credsign/api/ratelimit"
 	"github.com/credsign/credsign/secrets"
@@ -192,6 +195,13 @@ func (s *Server) gate(next http.Handler) http.Handler {
 				s.fail(w, r, pe)
 				return
 			}
+			if err := s.authorize(route, pathParams, p); err != nil {
+				if route.Operation.OperationID == "issueCredentials" {
+					s.metrics.Issued("", metrics.OutcomeDenied)
+				}
+				s.fail(w, r, err)
+				return
+			}
 			r = r.WithContext(auth.WithPrincipal(r.Context(), p))
 		}
 		if err := s.readBody(w, r, route); err != nil {
@@ -210,6 +220,50 @@ func (s *Server) gate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// rolesExtension is the operation extension of openapi.yaml that lists
+// the roles allowed to call an operation.
+const rolesExtension = "x-credsign-roles"
+
+// operationRoles returns the roles an operation of the contract allows.
+func operationRoles(op *openapi3.Operation) ([]string, error) {
+	raw, ok := op.Extensions[rolesExtension]
+	if !ok {
+		return nil, fmt.Errorf("operation %s has no %s", op.OperationID, rolesExtension)
+	}
+	list, ok := raw.([]any)
+	if !ok || len(list) == 0 {
+		return nil, fmt.Errorf("operation %s: %s is not a list of roles", op.OperationID, rolesExtension)
+	}
+	roles := make([]string, 0, len(list))
+	for _, v := range list {
+		switch role, _ := v.(string); role {
+		case auth.RoleAdmin, secrets.RoleProvisioner, secrets.RoleDevice:
+			roles = append(roles, role)
+		default:
+			return nil, fmt.Errorf("operation %s: unknown role %v in %s", op.OperationID, v, rolesExtension)
+		}
+	}
+	return roles, nil
+}
+
+// authorize checks, before the body is read, that the caller's role may
+// call the operation and that a device token names its own device, so
+// that a caller who may not do something learns only that (403), not
+// whether its body would have been valid.
+func (s *Server) authorize(route *routers.Route, pathParams map[string]string, p auth.Principal) error {
+	roles, err := operationRoles(route.Operation)
+	if err != nil {
+		return fmt.Errorf("authorizing: %w", err) // New refuses such a contract
+	}
+	if !slices.Contains(roles, p.Role) {
+		return problem.New(http.StatusForbidden, "this token may not do that")
+	}
+	if p.Role == secrets.RoleDevice && pathParams["id"] != p.DeviceID {
+		return problem.New(http.StatusForbidden, "a device token gets credentials for its own device only")
+	}
+	return nil
 }
 
 // limiterFor returns the rate limiter of the caller's role.

@@ -128,7 +128,8 @@ func New(cfg Config) (*Server, error) {
 }
 
 // specRouter loads the embedded contract and returns a router that finds
-// the operation of a request.
+// the operation of a request. It refuses a contract whose secured
+// operations do not all say which roles may call them.
 func specRouter() (routers.Router, error) {
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromData(credsign.OpenAPI)
@@ -137,6 +138,16 @@ func specRouter() (routers.Router, error) {
 	}
 	if err := doc.Validate(context.Background()); err != nil {
 		return nil, fmt.Errorf("validating openapi.yaml: %w", err)
+	}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if op.Security != nil && len(*op.Security) == 0 {
+				continue // public
+			}
+			if _, err := operationRoles(op); err != nil {
+				return nil, fmt.Errorf("openapi.yaml %s %s: %w", method, path, err)
+			}
+		}
 	}
 	r, err := legacy.NewRouter(doc)
 	if err != nil {
