@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -315,23 +316,39 @@ func TestIfMatch(t *testing.T) {
 	r := f.do("GET", "/v1/devices/huawei-1", f.prov, nil)
 	mustStatus(t, r, 200, "get")
 	tag := r.header.Get("ETag")
-	if tag != `"1"` {
+	if !regexp.MustCompile(`^"1\.[0-9]+"$`).MatchString(tag) {
 		t.Fatalf("ETag %q", tag)
 	}
-	mustStatus(t, f.do("PUT", "/v1/devices/huawei-1", f.prov, doc, "If-Match", `"7"`), 412, "stale If-Match")
-	mustStatus(t, f.do("PUT", "/v1/devices/huawei-1", f.prov, doc, "If-Match", `W/"1"`), 412, "weak If-Match")
+	created := strings.TrimSuffix(strings.TrimPrefix(tag, `"1.`), `"`)
+	mustStatus(t, f.do("PUT", "/v1/devices/huawei-1", f.prov, doc, "If-Match", `"7.`+created+`"`), 412, "stale If-Match")
+	mustStatus(t, f.do("PUT", "/v1/devices/huawei-1", f.prov, doc, "If-Match", `W/`+tag), 412, "weak If-Match")
+	mustStatus(t, f.do("PUT", "/v1/devices/huawei-1", f.prov, doc, "If-Match", `"1"`), 412, "bare version")
 	r = f.do("PUT", "/v1/devices/huawei-1", f.prov, doc, "If-Match", tag)
 	mustStatus(t, r, 200, "matching If-Match")
-	if r.header.Get("ETag") != `"2"` {
-		t.Errorf("ETag after update %q", r.header.Get("ETag"))
+	tag2 := r.header.Get("ETag")
+	if tag2 != `"2.`+created+`"` {
+		t.Errorf("ETag after update %q", tag2)
 	}
 	mustStatus(t, f.do("PUT", "/v1/devices/huawei-1", f.prov, doc, "If-Match", tag), 412, "old tag again")
-	mustStatus(t, f.do("PUT", "/v1/devices/huawei-1", f.prov, doc, "If-Match", `"5", "2"`), 200, "tag list")
+	mustStatus(t, f.do("PUT", "/v1/devices/huawei-1", f.prov, doc, "If-Match", `"5.1", `+tag2), 200, "tag list")
 	mustStatus(t, f.do("PUT", "/v1/devices/huawei-1", f.prov, doc, "If-Match", "*"), 200, "If-Match *")
 	mustStatus(t, f.do("PUT", "/v1/devices/ghost", f.prov, doc, "If-Match", "*"), 412, "If-Match * on missing")
-	mustStatus(t, f.do("PUT", "/v1/devices/ghost", f.prov, doc, "If-Match", `"1"`), 412, "If-Match on missing")
+	mustStatus(t, f.do("PUT", "/v1/devices/ghost", f.prov, doc, "If-Match", tag), 412, "If-Match on missing")
 	mustStatus(t, f.do("PUT", "/v1/devices/huawei-1", f.prov, doc, "If-None-Match", "*"), 409, "create-only on existing")
 	mustStatus(t, f.do("PUT", "/v1/devices/ghost", f.prov, doc, "If-None-Match", "*"), 201, "create-only on new")
+
+	// A tag read before the device was deleted and created again must not
+	// match the new device, although its version is 1 again.
+	r = f.do("GET", "/v1/devices/ghost", f.prov, nil)
+	old := r.header.Get("ETag")
+	mustStatus(t, f.do("DELETE", "/v1/devices/ghost", f.prov, nil), 204, "delete")
+	r = f.do("PUT", "/v1/devices/ghost", f.prov, doc)
+	mustStatus(t, r, 201, "create again")
+	if r.header.Get("ETag") == old {
+		t.Fatalf("the new device has the old ETag %s", old)
+	}
+	mustStatus(t, f.do("PUT", "/v1/devices/ghost", f.prov, doc, "If-Match", old), 412, "tag of the deleted device")
+	mustStatus(t, f.do("PUT", "/v1/devices/ghost", f.prov, doc, "If-Match", r.header.Get("ETag")), 200, "tag of the new device")
 }
 
 func TestListDevices(t *testing.T) {

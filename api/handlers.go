@@ -194,7 +194,7 @@ func (h handlers) GetDevice(ctx context.Context, req oapi.GetDeviceRequestObject
 	if err != nil {
 		return nil, fmt.Errorf("reading device: %w", err)
 	}
-	tag := etag(d.Version)
+	tag := etag(d)
 	return oapi.GetDevice200JSONResponse{Body: apiDevice(d), Headers: oapi.GetDevice200ResponseHeaders{ETag: &tag}}, nil
 }
 
@@ -227,7 +227,7 @@ func (h handlers) PutDevice(ctx context.Context, req oapi.PutDeviceRequestObject
 	}
 	h.s.audit(ctx, caller, "device.put").Str("deviceId", stored.ID).Str("cloud", stored.Cloud).
 		Int64("version", stored.Version).Msg("audit")
-	tag := etag(stored.Version)
+	tag := etag(stored)
 	if stored.Version == 1 {
 		return oapi.PutDevice201JSONResponse{Body: apiDevice(stored), Headers: oapi.PutDevice201ResponseHeaders{ETag: &tag}}, nil
 	}
@@ -310,16 +310,16 @@ func (h handlers) precondition(ctx context.Context, req oapi.PutDeviceRequestObj
 		return 0, problem.New(http.StatusBadRequest, "the request is malformed",
 			problem.FieldError{Field: "header.If-Match", Reason: "not a list of entity tags"})
 	}
-	if len(m.versions) == 1 {
-		return m.versions[0], nil
-	}
+	// Compare the whole tag with the current device, then let the store
+	// compare-and-set its version: a device deleted and created again in
+	// between would have to reach the same version to slip through.
 	cur, err := h.s.store.GetDevice(ctx, req.Id)
 	switch {
 	case errors.Is(err, secrets.ErrNotFound):
 		return 0, problem.New(http.StatusPreconditionFailed, "the device does not exist")
 	case err != nil:
 		return 0, fmt.Errorf("reading device for If-Match: %w", err)
-	case !m.matches(cur.Version):
+	case !m.matches(tagOf(cur)):
 		return 0, problem.New(http.StatusPreconditionFailed, "the device changed; read it again and retry")
 	}
 	return cur.Version, nil

@@ -3,22 +3,43 @@ package api
 import (
 	"strconv"
 	"strings"
+
+	"github.com/credsign/credsign/secrets"
 )
 
-// ifMatch is a parsed If-Match header: either "*" (any current version) or
-// a list of device versions taken from strong entity tags.
-type ifMatch struct {
-	any      bool
-	versions []int64
+// deviceTag is what a device's entity tag names: one version of one
+// incarnation of the device. The creation time tells a device deleted and
+// created again (whose versions start over at 1) from the one a client
+// read, so that an old tag can never match the new device.
+type deviceTag struct {
+	version int64
+	created int64 // CreatedAt in Unix nanoseconds
 }
 
-// matches reports whether a device at version v satisfies the condition.
-func (m ifMatch) matches(v int64) bool {
+// tagOf returns the tag of a stored device.
+func tagOf(d secrets.Device) deviceTag {
+	return deviceTag{version: d.Version, created: d.CreatedAt.UnixNano()}
+}
+
+// String returns the tag's opaque text: version.created.
+func (t deviceTag) String() string {
+	return strconv.FormatInt(t.version, 10) + "." + strconv.FormatInt(t.created, 10)
+}
+
+// ifMatch is a parsed If-Match header: either "*" (any current version) or
+// a list of device tags taken from strong entity tags.
+type ifMatch struct {
+	any  bool
+	tags []deviceTag
+}
+
+// matches reports whether a device with tag t satisfies the condition.
+func (m ifMatch) matches(t deviceTag) bool {
 	if m.any {
 		return true
 	}
-	for _, w := range m.versions {
-		if w == v {
+	for _, w := range m.tags {
+		if w == t {
 			return true
 		}
 	}
@@ -26,10 +47,10 @@ func (m ifMatch) matches(v int64) bool {
 }
 
 // parseIfMatch parses an If-Match header value (RFC 9110 section 13.1.1).
-// Weak tags and tags that are not device versions are skipped, since they
-// can never match under the strong comparison If-Match requires; a value
-// with no usable tag therefore matches nothing. ok is false when the value
-// is not a list of entity tags at all.
+// Weak tags and tags that are not device tags are skipped, since they can
+// never match under the strong comparison If-Match requires; a value with
+// no usable tag therefore matches nothing. ok is false when the value is
+// not a list of entity tags at all.
 func parseIfMatch(h string) (m ifMatch, ok bool) {
 	h = strings.TrimSpace(h)
 	if h == "*" {
@@ -50,10 +71,8 @@ func parseIfMatch(h string) (m ifMatch, ok bool) {
 		}
 		tag := h[1 : 1+end]
 		h = strings.TrimLeft(h[end+2:], " \t")
-		if !weak {
-			if v, err := strconv.ParseInt(tag, 10, 64); err == nil && v > 0 && strconv.FormatInt(v, 10) == tag {
-				m.versions = append(m.versions, v)
-			}
+		if t, ok := parseDeviceTag(tag); ok && !weak {
+			m.tags = append(m.tags, t)
 		}
 		if h == "" {
 			break
@@ -66,7 +85,23 @@ func parseIfMatch(h string) (m ifMatch, ok bool) {
 	return m, true
 }
 
-// etag returns the strong entity tag of a device version.
-func etag(version int64) string {
-	return `"` + strconv.FormatInt(version, 10) + `"`
+// parseDeviceTag parses the text of a device tag, accepting only the form
+// String writes.
+func parseDeviceTag(s string) (deviceTag, bool) {
+	vs, cs, ok := strings.Cut(s, ".")
+	if !ok {
+		return deviceTag{}, false
+	}
+	v, err1 := strconv.ParseInt(vs, 10, 64)
+	c, err2 := strconv.ParseInt(cs, 10, 64)
+	t := deviceTag{version: v, created: c}
+	if err1 != nil || err2 != nil || v <= 0 || t.String() != s {
+		return deviceTag{}, false
+	}
+	return t, true
+}
+
+// etag returns the strong entity tag of a stored device.
+func etag(d secrets.Device) string {
+	return `"` + tagOf(d).String() + `"`
 }
