@@ -309,17 +309,17 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, route *routers
 		return problem.New(http.StatusBadRequest, "the request body is not valid JSON",
 			problem.FieldError{Field: "body", Reason: "not valid JSON"})
 	}
-	if field, dup := duplicateMember(body); dup {
-		// Parsers disagree on which of two same-named members wins (Go
-		// keeps the last): refuse the ambiguity instead of guessing.
-		return problem.New(http.StatusBadRequest, "the request body names a member twice",
-			problem.FieldError{Field: field, Reason: "duplicate member name"})
-	}
 	if !utf8.Valid(body) {
 		// encoding/json would quietly turn the bad bytes into U+FFFD and
 		// store a secret other than the one sent.
 		return problem.New(http.StatusBadRequest, "the request body is not valid UTF-8",
 			problem.FieldError{Field: "body", Reason: "not valid UTF-8"})
+	}
+	if field, dup := duplicateMember(body); dup {
+		// Parsers disagree on which of two same-named members wins (Go
+		// keeps the last): refuse the ambiguity instead of guessing.
+		return problem.New(http.StatusBadRequest, "the request body names a member twice",
+			problem.FieldError{Field: field, Reason: "duplicate member name"})
 	}
 	return nil
 }
