@@ -480,18 +480,52 @@ func TestRateLimit(t *testing.T) {
 func TestMethodNotAllowed(t *testing.T) {
 	e := newEnv(t, nil)
 	for _, c := range []struct{ method, path, allow string }{
-		{"PATCH", "/v1/devices/lamp-1", "GET, PUT, DELETE"},
+		{"PATCH", "/v1/devices/lamp-1", "GET, HEAD, PUT, DELETE"},
 		{"GET", "/v1/devices/lamp-1/credentials", "POST"},
+		{"HEAD", "/v1/devices/lamp-1/credentials", "POST"},
 		{"PUT", "/v1/tokens", "POST"},
-		{"POST", "/v1/devices", "GET"},
-		{"POST", "/metrics", "GET"},
-		{"DELETE", "/healthz", "GET"},
+		{"POST", "/v1/devices", "GET, HEAD"},
+		{"POST", "/metrics", "GET, HEAD"},
+		{"DELETE", "/healthz", "GET, HEAD"},
 	} {
 		r := e.do(c.method, c.path, testAdmin, nil)
 		mustStatus(t, r, 405, c.method+" "+c.path)
-		r.problem(t)
+		if c.method != "HEAD" {
+			r.problem(t)
+		}
 		if got := r.header.Get("Allow"); got != c.allow {
 			t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, got, c.allow)
+		}
+	}
+}
+
+// TestHead checks that HEAD answers like GET, with the headers and no body.
+func TestHead(t *testing.T) {
+	f := newFixture(t)
+	for _, c := range []struct {
+		path, token string
+		status      int
+	}{
+		{"/healthz", "", 200},
+		{"/openapi.yaml", "", 200},
+		{"/metrics", "", 200},
+		{"/v1/devices/aliyun-1", f.prov, 200},
+		{"/v1/devices/nope-1", f.prov, 404},
+		{"/v1/devices/aliyun-1", "", 401},
+		{"/v1/devices/aliyun-1", f.dev, 403},
+	} {
+		get := f.do("GET", c.path, c.token, nil)
+		head := f.do("HEAD", c.path, c.token, nil)
+		if head.status != c.status || get.status != c.status {
+			t.Errorf("%s: HEAD %d, GET %d, want %d", c.path, head.status, get.status, c.status)
+		}
+		if len(head.body) != 0 {
+			t.Errorf("HEAD %s: body %q", c.path, head.body)
+		}
+		for _, h := range []string{"Content-Type", "ETag", "WWW-Authenticate"} {
+			if head.header.Get(h) != get.header.Get(h) {
+				t.Errorf("HEAD %s: %s %q, GET has %q", c.path, h, head.header.Get(h), get.header.Get(h))
+			}
 		}
 	}
 }

@@ -163,7 +163,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.observe, s.recoverPanics)
+	r.Use(s.observe, s.recoverPanics, headAsGet)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, problem.New(http.StatusNotFound, "no such endpoint"))
 	})
@@ -174,6 +174,9 @@ func (s *Server) routes() http.Handler {
 		for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete} {
 			if mux.Match(chi.NewRouteContext(), m, r.URL.Path) {
 				allow = append(allow, m)
+				if m == http.MethodGet {
+					allow = append(allow, http.MethodHead)
+				}
 			}
 		}
 		w.Header().Set("Allow", strings.Join(allow, ", "))
@@ -190,6 +193,20 @@ func (s *Server) routes() http.Handler {
 		ErrorHandlerFunc: s.paramError,
 	})
 	return r
+}
+
+// headAsGet serves a HEAD request as the GET it mirrors (RFC 9110 section
+// 9.3.2). net/http still knows the request was HEAD and sends only the
+// headers; the access log and metrics keep the method HEAD.
+func headAsGet(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			get := *r
+			get.Method = http.MethodGet
+			r = &get
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // fail writes the problem for err, logging it when it is internal.
