@@ -375,6 +375,14 @@ func (c *Cloud) secretKey(secret string) ([]byte, error) {
 	if secret == "" {
 		return nil, invalid("secret", "is required")
 	}
+	if !utf8.ValidString(secret) {
+		return nil, invalid("secret", "must be valid UTF-8 text")
+	}
+	for _, r := range secret {
+		if unicode.IsControl(r) {
+			return nil, invalid("secret", "must not contain control characters (a stray newline or NUL?)")
+		}
+	}
 	if c.SecretFormat != SecretBase64 {
 		return []byte(secret), nil
 	}

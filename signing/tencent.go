@@ -19,7 +19,7 @@ func init() {
 			{Name: "deviceName", Type: TypeString, Required: true, Description: "DeviceName.", check: forbid(";", "it delimits the username")},
 			{Name: "signMethod", Type: TypeString, Default: "hmacsha256", Allowed: []any{"hmacsha256", "hmacsha1"}, Description: "HMAC used for the password."},
 			{Name: "sdkAppId", Type: TypeString, Default: "12010126", Description: "SDK application id in the username (the official SDKs send 21010406; both are accepted).", check: checkDigits},
-			{Name: "connId", Type: TypeString, Description: "Connection id in the username; random 5 alphanumeric characters per issue when absent.", check: checkConnID},
+			{Name: "connId", Type: TypeString, Description: "Connection id in the username: 5 letters or digits; random per issue when absent.", check: checkConnID},
 			hostParam("Broker host (default ${productId}.iotcloud.tencentdevices.com)."),
 			portParam("Broker port (default 1883: HMAC passwords are checked on plain TCP)."),
 		},
@@ -37,8 +37,8 @@ func checkDigits(s string) error {
 }
 
 func checkConnID(s string) error {
-	if len(s) > 32 {
-		return fmt.Errorf("must be at most 32 characters")
+	if len(s) != 5 {
+		return fmt.Errorf("must be 5 characters, as the Tencent docs specify")
 	}
 	for i := 0; i < len(s); i++ {
 		if !isAlnum(s[i]) {
