@@ -276,7 +276,15 @@ func openStore(ctx context.Context, f serveFlags, getenv func(string) string) (s
 		}
 		return s, kind, nil
 	}
-	s, err := filestore.Open(filestore.Config{Dir: f.dataDir})
+	cfg := filestore.Config{Dir: f.dataDir}
+	if v := getenv(filestore.EnvKey); v != "" {
+		key, err := filestore.ParseKey([]byte(v))
+		if err != nil {
+			return nil, kind, fmt.Errorf("reading %s: %w", filestore.EnvKey, err)
+		}
+		cfg.Key = key
+	}
+	s, err := filestore.Open(cfg)
 	if err != nil {
 		return nil, kind, fmt.Errorf("opening the file store in %s: %w", f.dataDir, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -528,5 +529,39 @@ func TestServeClientCertificates(t *testing.T) {
 	withCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}}}}
 	if code := call(t, withCert, "GET", "https://"+r.addr+"/healthz", "", nil, nil); code != 200 {
 		t.Errorf("client with certificate: %d", code)
+	}
+}
+
+// TestServeStoreKeyFromEnv: with CREDSIGN_STORE_KEY the embedded store uses
+// that key and writes no key file; a restart with another key is refused
+// with a clear error instead of serving from a store it cannot read.
+func TestServeStoreKeyFromEnv(t *testing.T) {
+	dir := t.TempDir()
+	key := make([]byte, 32)
+	rand.Read(key)
+	env := map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin, "CREDSIGN_STORE_KEY": base64.StdEncoding.EncodeToString(key)}
+	r := startServe(t, env, "--data-dir", dir)
+	c := &http.Client{Timeout: 5 * time.Second}
+	doc := map[string]any{"cloud": "huawei", "params": map[string]any{"deviceId": "d1"}, "secret": "key-test-secret"}
+	if code := call(t, c, http.MethodPut, "http://"+r.addr+"/v1/devices/d1", srvAdmin, doc, nil); code != http.StatusCreated {
+		t.Fatalf("PUT = %d", code)
+	}
+	r.shutdown(t)
+	if _, err := os.Stat(filepath.Join(dir, "store.key")); !os.IsNotExist(err) {
+		t.Errorf("a key file was written although the key came from the environment: %v", err)
+	}
+
+	rand.Read(key)
+	env["CREDSIGN_STORE_KEY"] = base64.StdEncoding.EncodeToString(key)
+	for _, tt := range []struct{ key, want string }{
+		{base64.StdEncoding.EncodeToString(key), "wrong key"},
+		{"not-base64!", "CREDSIGN_STORE_KEY"},
+	} {
+		env["CREDSIGN_STORE_KEY"] = tt.key
+		stderr := &lockedBuffer{}
+		code := serve(context.Background(), []string{"--addr", "127.0.0.1:0", "--data-dir", dir}, func(k string) string { return env[k] }, io.Discard, stderr)
+		if code == 0 || !strings.Contains(stderr.String(), tt.want) {
+			t.Errorf("restart with key %q: exit %d, stderr %q, want it to say %q", tt.key, code, stderr.String(), tt.want)
+		}
 	}
 }
