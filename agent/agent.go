@@ -295,6 +295,7 @@ func (a *Agent) session(ctx context.Context, c Credentials, refreshAt time.Time)
 	for {
 		select {
 		case <-ctx.Done():
+			close(dead) // do not wait for an acknowledgement that may never come
 			end(250)
 			return nil, context.Cause(ctx)
 		case err := <-lost:

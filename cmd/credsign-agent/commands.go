@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"os"
 	"os/exec"
 	"sync"
 
@@ -34,18 +36,57 @@ func cmdRun(ctx context.Context, c *command) error {
 	if err != nil {
 		return err
 	}
+	publishLines := func(r io.Reader) {
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+		for sc.Scan() {
+			if err := a.Publish(ctx, c.pubTopic, []byte(sc.Text()), byte(c.qos)); err != nil {
+				cfg.Logger.Error("publish failed", "topic", c.pubTopic, "err", err)
+			}
+		}
+	}
 	if c.pubTopic != "" {
+		go publishLines(c.stdin)
+	}
+	if c.pubSocket != "" {
+		ln, err := listenUnix(c.pubSocket)
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
 		go func() {
-			sc := bufio.NewScanner(c.stdin)
-			sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
-			for sc.Scan() {
-				if err := a.Publish(ctx, c.pubTopic, []byte(sc.Text()), byte(c.qos)); err != nil {
-					cfg.Logger.Error("publish failed", "topic", c.pubTopic, "err", err)
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					return // closed
 				}
+				go func() {
+					defer conn.Close()
+					publishLines(conn)
+				}()
 			}
 		}()
 	}
 	return a.Run(ctx)
+}
+
+// listenUnix listens on a Unix socket only this user may write to,
+// replacing a stale socket left by an earlier run.
+func listenUnix(path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket: %w", err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("--pub-socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("--pub-socket: %w", err)
+	}
+	return ln, nil
 }
 
 // cmdPub publishes one message and exits once the broker has it.

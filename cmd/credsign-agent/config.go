@@ -40,15 +40,16 @@ type command struct {
 	fs     *flag.FlagSet
 
 	// Command flags.
-	subs     topicList
-	topic    topicList
-	message  string
-	pubTopic string
-	qos      int
-	count    int
-	verbose  bool
-	format   string
-	argv     []string
+	subs      topicList
+	topic     topicList
+	message   string
+	pubTopic  string
+	pubSocket string
+	qos       int
+	count     int
+	verbose   bool
+	format    string
+	argv      []string
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -73,6 +74,7 @@ func parse(name string, args []string, getenv func(string) string, stdin io.Read
 	case "run":
 		fs.Var(&c.subs, "sub", "topic filter to subscribe to and print (repeatable)")
 		fs.StringVar(&c.pubTopic, "pub-topic", "", "publish each stdin line to this topic")
+		fs.StringVar(&c.pubSocket, "pub-socket", "", "also publish each line written to this Unix socket (created mode 0600) to --pub-topic")
 		fs.IntVar(&c.qos, "qos", 1, "QoS of subscriptions and publications")
 	case "pub":
 		fs.Var(&c.topic, "t", "topic to publish to")
@@ -126,6 +128,9 @@ func parse(name string, args []string, getenv func(string) string, stdin io.Read
 		if set[s.flag] {
 			c.values[s.flag] = *flagVals[s.flag]
 		}
+	}
+	if c.pubSocket != "" && c.pubTopic == "" {
+		return nil, errors.New("--pub-socket needs --pub-topic")
 	}
 	if c.qos < 0 || c.qos > 2 {
 		return nil, fmt.Errorf("qos %d: want 0, 1 or 2", c.qos)

@@ -2,7 +2,7 @@
 // fetches short-lived MQTT credentials with a device token and keeps a
 // device connected to its cloud broker, without holding the cloud secret.
 //
-//	credsign-agent run   [flags] [--sub TOPIC]... [--pub-topic TOPIC]
+//	credsign-agent run   [flags] [--sub TOPIC]... [--pub-topic TOPIC [--pub-socket PATH]]
 //	credsign-agent pub   [flags] -t TOPIC [-m MESSAGE]
 //	credsign-agent sub   [flags] -t TOPIC... [-C COUNT] [-v]
 //	credsign-agent creds [flags] [--format json|env]
@@ -37,7 +37,7 @@ const usage = `usage: credsign-agent COMMAND [flags]
 
 commands:
   run    connect and stay connected; print what arrives on --sub topics,
-         publish stdin lines to --pub-topic
+         publish lines from stdin (and --pub-socket) to --pub-topic
   pub    publish one message (-m, or stdin) and exit
   sub    subscribe (-t, repeatable) and print messages (-C to stop after N)
   creds  print fresh credentials (--format json|env)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -76,6 +77,7 @@ func TestParseErrors(t *testing.T) {
 		{"exec without command", "exec", nil, "exec needs a command"},
 		{"stray argument", "pub", []string{"x"}, "unexpected arguments"},
 		{"bad qos", "sub", []string{"-q", "3"}, "want 0, 1 or 2"},
+		{"socket without topic", "run", []string{"--pub-socket", "/tmp/x.sock"}, "needs --pub-topic"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -236,20 +238,36 @@ func TestPubAndRun(t *testing.T) {
 	}
 	// run: stdin lines are published; cloud-to-device messages are printed.
 	stdinR, stdinW := io.Pipe()
+	sock := filepath.Join(t.TempDir(), "pub.sock")
 	runCtx, stop := context.WithCancel(ctx)
 	out := &syncBuffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- run(runCtx, []string{"run", "--broker-ca-file", f.caFile, "--pub-topic", "devices/lamp/messages/events/",
-			"--sub", "devices/lamp/messages/devicebound/#"}, stdinR, out, io.Discard, f.env())
+			"--sub", "devices/lamp/messages/devicebound/#", "--pub-socket", sock}, stdinR, out, io.Discard, f.env())
 	}()
 	if _, err := io.WriteString(stdinW, "two\nthree\n"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.emu.Wait(ctx, func(s cloudemu.State) bool { return len(s.Messages) == 3 }); err != nil {
+	var conn net.Conn
+	for conn == nil { // the socket appears once run has started
+		var err error
+		if conn, err = net.Dial("unix", sock); err != nil {
+			select {
+			case <-time.After(20 * time.Millisecond):
+			case <-ctx.Done():
+				t.Fatalf("dial %s: %v", sock, err)
+			}
+		}
+	}
+	if _, err := io.WriteString(conn, "four\n"); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"one", "two", "three"} {
+	_ = conn.Close()
+	if _, err := f.emu.Wait(ctx, func(s cloudemu.State) bool { return len(s.Messages) == 4 }); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"one", "two", "three", "four"} {
 		found := false
 		for _, m := range f.emu.Snapshot().Messages {
 			found = found || string(m.Payload) == want
