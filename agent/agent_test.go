@@ -205,6 +205,9 @@ func TestAgentConnectsPublishesAndReceives(t *testing.T) {
 			if err := a.Publish(ctx, "up/"+d.cloud, []byte("hello"), 1); err != nil {
 				t.Fatal(err)
 			}
+			if !a.Connected() {
+				t.Fatal("Connected() = false after an acknowledged publish")
+			}
 			s, err := e.Wait(ctx, func(s cloudemu.State) bool { return len(s.Messages) > 0 })
 			if err != nil {
 				t.Fatal(err)

@@ -73,7 +73,7 @@ func (c Credentials) Env() []EnvVar {
 // Validate reports whether the credentials can be used to connect.
 func (c Credentials) Validate() error {
 	switch {
-	case c.ClientID == "" && c.Cloud != "":
+	case c.ClientID == "":
 		return errors.New("credentials have no client id")
 	case c.Host == "":
 		return errors.New("credentials have no broker host")

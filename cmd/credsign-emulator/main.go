@@ -44,6 +44,12 @@ func (p params) Set(s string) error {
 	return nil
 }
 
+// names is a repeatable string flag.
+type names []string
+
+func (n *names) String() string     { return strings.Join(*n, ",") }
+func (n *names) Set(s string) error { *n = append(*n, s); return nil }
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	fs := flag.NewFlagSet("credsign-emulator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -53,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	caOut := fs.String("ca-out", "", "with --tls, write the CA certificate (PEM) here for --broker-ca-file")
 	secretEnv := fs.String("secret-env", "CREDSIGN_EMULATOR_SECRET", "environment variable holding the device secret (used when --secret is empty)")
 	secret := fs.String("secret", "", "the device secret the emulator accepts (visible in ps; prefer --secret-env)")
+	var hosts names
+	fs.Var(&hosts, "cert-host", "with --tls, another name or address the certificate is valid for (repeatable; localhost and 127.0.0.1 always are)")
 	p := params{}
 	fs.Var(p, "param", "device param as in the device document, name=value (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -69,7 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	e, err := cloudemu.Start(cloudemu.Options{Cloud: *cloud, Addr: *addr, TLS: *useTLS, Logger: log})
+	e, err := cloudemu.Start(cloudemu.Options{Cloud: *cloud, Addr: *addr, TLS: *useTLS, Hosts: hosts, Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "credsign-emulator: %v\n", err)
 		return 2

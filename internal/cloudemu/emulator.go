@@ -206,9 +206,6 @@ func identityKey(cloud string, p map[string]string) (string, error) {
 	return "", fmt.Errorf("unknown cloud %q", cloud)
 }
 
-// Cloud returns the cloud this emulator authenticates for.
-func (e *Emulator) Cloud() string { return e.opts.Cloud }
-
 // Addr returns the host:port the broker listens on.
 func (e *Emulator) Addr() string { return e.addr }
 

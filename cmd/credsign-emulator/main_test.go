@@ -1,0 +1,75 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRunErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"no secret", []string{"--cloud", "huawei", "--param", "deviceId=d"}, nil, "no device secret"},
+		{"unknown cloud", []string{"--cloud", "aws"}, map[string]string{"CREDSIGN_EMULATOR_SECRET": "s"}, "unknown cloud"},
+		{"missing param", []string{"--cloud", "aliyun", "--param", "productKey=pk"}, map[string]string{"CREDSIGN_EMULATOR_SECRET": "s"}, `needs param "deviceName"`},
+		{"ca-out without tls", []string{"--cloud", "huawei", "--param", "deviceId=d", "--ca-out", "x.pem"}, map[string]string{"CREDSIGN_EMULATOR_SECRET": "s"}, "--ca-out needs --tls"},
+		{"bad param", []string{"--cloud", "huawei", "--param", "deviceId"}, nil, "want name=value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var errb strings.Builder
+			code := run(context.Background(), tt.args, io.Discard, &errb, func(k string) string { return tt.env[k] })
+			if code != 2 || !strings.Contains(errb.String(), tt.want) {
+				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, errb.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestRunServesTLSForExtraHost(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	outR, outW := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--cloud", "huawei", "--param", "deviceId=d", "--secret", "s", "--tls", "--ca-out", ca, "--cert-host", "broker.test"},
+			outW, io.Discard, func(string) string { return "" })
+		_ = outW.Close()
+	}()
+	line, err := bufio.NewReader(outR).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no listening line: %v", err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, outR) }()
+	f := strings.Fields(line)
+	if len(f) < 5 || f[1] != "emulator" || f[2] != "listening" {
+		t.Fatalf("listening line %q", line)
+	}
+	pem, err := os.ReadFile(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	conn, err := tls.Dial("tcp", f[4], &tls.Config{RootCAs: pool, ServerName: "broker.test", MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatalf("TLS to %s as broker.test: %v", f[4], err)
+	}
+	_ = conn.Close()
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
