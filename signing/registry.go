@@ -170,27 +170,19 @@ func (c *Cloud) paramNames() string {
 // and hashes as little as it can.
 func (c *Cloud) normalize(raw map[string]any) (params, error) {
 	p := params{specs: c.Params}
-	found := 0
-	for i := range c.Params {
-		s := &c.Params[i]
-		v, ok := raw[s.Name]
-		if !ok {
-			if s.Required {
-				return params{}, invalid(s.field(), "is required for %s", c.Name)
-			}
-			continue
+	for name, v := range raw {
+		i := c.index(name)
+		if i < 0 {
+			return params{}, invalid("params."+clip(name), "unknown param for %s (accepted: %s)", c.Name, c.paramNames())
 		}
-		if err := s.validate(v); err != nil {
+		if err := c.Params[i].validate(v); err != nil {
 			return params{}, err
 		}
 		p.vals[i] = v
-		found++
 	}
-	if found != len(raw) {
-		for name := range raw {
-			if c.index(name) < 0 {
-				return params{}, invalid("params."+clip(name), "unknown param for %s (accepted: %s)", c.Name, c.paramNames())
-			}
+	for i := range c.Params {
+		if s := &c.Params[i]; s.Required && p.vals[i] == nil {
+			return params{}, invalid(s.field(), "is required for %s", c.Name)
 		}
 	}
 	if err := checkPort(p); err != nil {
@@ -232,10 +224,8 @@ func (s *ParamSpec) validate(v any) error {
 		if !utf8.ValidString(str) {
 			return invalid(s.field(), "must be valid UTF-8")
 		}
-		for _, r := range str {
-			if unicode.IsSpace(r) || unicode.IsControl(r) {
-				return invalid(s.field(), "must not contain spaces or control characters")
-			}
+		if containsFunc(str, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+			return invalid(s.field(), "must not contain spaces or control characters")
 		}
 		if s.check != nil {
 			if err := s.check(str); err != nil {
@@ -378,10 +368,8 @@ func (c *Cloud) secretKey(secret string) ([]byte, error) {
 	if !utf8.ValidString(secret) {
 		return nil, invalid("secret", "must be valid UTF-8 text")
 	}
-	for _, r := range secret {
-		if unicode.IsControl(r) {
-			return nil, invalid("secret", "must not contain control characters (a stray newline or NUL?)")
-		}
+	if containsFunc(secret, unicode.IsControl) {
+		return nil, invalid("secret", "must not contain control characters (a stray newline or NUL?)")
 	}
 	if c.SecretFormat != SecretBase64 {
 		return []byte(secret), nil
@@ -485,4 +473,15 @@ func forbid(chars string, why string) func(string) error {
 		}
 		return nil
 	}
+}
+
+// containsFunc reports whether s, valid UTF-8, has a rune for which bad is
+// true, treating printable ASCII, the common case, without calling it.
+func containsFunc(s string, bad func(rune) bool) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f {
+			return strings.ContainsFunc(s[i:], bad)
+		}
+	}
+	return false
 }
