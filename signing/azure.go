@@ -2,9 +2,7 @@ package signing
 
 import (
 	"encoding/base64"
-	"fmt"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -15,7 +13,7 @@ func init() {
 		Title:        "Azure IoT Hub",
 		SecretFormat: SecretBase64,
 		Params: []ParamSpec{
-			{Name: "hubHost", Type: TypeString, Required: true, Description: "IoT hub host name, {hub}.azure-devices.net.", check: checkHubHost},
+			{Name: "hubHost", Type: TypeString, Required: true, Description: "IoT hub host name, {hub}.azure-devices.net.", check: checkHost},
 			{Name: "deviceId", Type: TypeString, Required: true, Description: "Device id.", check: forbid("/", "it is a segment of the resource URI")},
 			{Name: "moduleId", Type: TypeString, Description: "Module id, for a module identity.", check: forbid("/", "it is a segment of the resource URI")},
 			{Name: "policyName", Type: TypeString, Description: "Shared access policy name, when the secret is a policy key rather than a device key (adds skn)."},
@@ -111,15 +109,4 @@ func azure(in input) (Credentials, error) {
 		t.add("username", "hubHost/deviceId[/moduleId]/?api-version=%s: %s", apiVersion, c.Username)
 	}
 	return c, nil
-}
-
-// checkHubHost wants a full host name: the hub's name alone is a common slip.
-func checkHubHost(s string) error {
-	if err := checkHost(s); err != nil {
-		return err
-	}
-	if !strings.Contains(s, ".") {
-		return fmt.Errorf("must be the hub's full host name, such as %s.azure-devices.net", s)
-	}
-	return nil
 }

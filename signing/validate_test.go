@@ -70,7 +70,6 @@ func TestValidation(t *testing.T) {
 		{"secret not UTF-8", Request{Cloud: "aliyun", Params: validParams("aliyun"), Secret: "ab\xffc"}, "secret", "UTF-8"},
 		{"tencent connId too long", Request{Cloud: "tencent", Params: with("tencent", "connId", "toolongconnid"), Secret: b64Secret}, "params.connId", "5 characters"},
 		{"tencent connId not alphanumeric", Request{Cloud: "tencent", Params: with("tencent", "connId", "ab-cd"), Secret: b64Secret}, "params.connId", "letters and digits"},
-		{"azure hub name without domain", Request{Cloud: "azure", Params: with("azure", "hubHost", "myhub"), Secret: testB64}, "params.hubHost", "full host name"},
 		{"empty secret", Request{Cloud: "huawei", Params: validParams("huawei")}, "secret", "required"},
 		{"zero port", Request{Cloud: "huawei", Params: with("huawei", "port", 0), Secret: secret}, "params.port", "between"},
 		{"port too big", Request{Cloud: "azure", Params: with("azure", "port", "70000"), Secret: testB64}, "params.port", "between"},
