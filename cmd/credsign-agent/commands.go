@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"sync"
@@ -151,19 +152,63 @@ func cmdSub(ctx context.Context, c *command) error {
 	})
 }
 
-// withAgent runs an agent while f runs.
+// withAgent runs an agent while f runs. An answer from credsign that
+// waiting cannot change (see oneShot) ends both with that answer.
 func withAgent(ctx context.Context, cfg agent.Config, f func(context.Context, *agent.Agent) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	cfg.Source = oneShot(cfg.Source, cancel)
 	a, err := agent.New(cfg)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	err = f(ctx, a)
-	cancel()
+	cancel(nil)
 	<-done
+	if fe := fatalCause(ctx); fe != nil {
+		return fe
+	}
 	return err
+}
+
+// fatalFetch is a credsign answer that retrying will not change.
+type fatalFetch struct{ err error }
+
+func (f *fatalFetch) Error() string {
+	return f.err.Error() + " (check --device, and the token in --token-file)"
+}
+
+func (f *fatalFetch) Unwrap() error { return f.err }
+
+// oneShot wraps the source of the one-shot commands (pub, sub, creds): a
+// 401, 403 or 404 from credsign (a wrong or revoked token, a token for
+// another device, an unknown device) stops them at once with that answer,
+// where run and exec keep retrying with back-off (a long-running agent may
+// get its token file rotated or its device registered meanwhile). Without
+// it a script calling `creds` with a bad token would wait forever.
+func oneShot(src agent.Source, stop context.CancelCauseFunc) agent.Source {
+	return agent.SourceFunc(func(ctx context.Context) (agent.Credentials, error) {
+		c, err := src.Fetch(ctx)
+		var fe *agent.FetchError
+		if errors.As(err, &fe) {
+			switch fe.Status {
+			case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+				stop(&fatalFetch{err})
+			}
+		}
+		return c, err
+	})
+}
+
+// fatalCause is the fatalFetch that ended ctx, or nil.
+func fatalCause(ctx context.Context) error {
+	var ff *fatalFetch
+	if errors.As(context.Cause(ctx), &ff) {
+		return ff
+	}
+	return nil
 }
 
 // cmdCreds prints fresh credentials: the one place a password is printed,
@@ -177,7 +222,12 @@ func cmdCreds(ctx context.Context, c *command) error {
 	if err != nil {
 		return err
 	}
-	cr, err := agent.FetchWithRetry(ctx, src, agent.Backoff{}, log)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	cr, err := agent.FetchWithRetry(ctx, oneShot(src, cancel), agent.Backoff{}, log)
+	if fe := fatalCause(ctx); fe != nil {
+		return fe
+	}
 	if err != nil {
 		return err
 	}

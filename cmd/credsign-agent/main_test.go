@@ -226,6 +226,46 @@ func TestCredsWrongTokenIsNotPrinted(t *testing.T) {
 	}
 }
 
+// A one-shot command (creds, pub, sub) given a token credsign refuses ends
+// at once with one line and status 1, instead of retrying until killed;
+// run keeps retrying (its token file may be rotated in place).
+func TestOneShotCommandsStopOnRefusedToken(t *testing.T) {
+	f := newFixture(t)
+	if err := os.WriteFile(f.tokenFile, []byte("csd_wrong_token_value\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"creds"},
+		{"pub", "--broker-ca-file", f.caFile, "-t", "devices/lamp/messages/events/", "-m", "x"},
+		{"sub", "--broker-ca-file", f.caFile, "-t", "devices/lamp/messages/devicebound/#"},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(testCtx(t), 20*time.Second)
+			defer cancel()
+			start := time.Now()
+			r := f.run(ctx, nil, args...)
+			if ctx.Err() != nil {
+				t.Fatalf("%s still retrying after %v: %q", args[0], time.Since(start), r.stderr)
+			}
+			want := "credsign-agent " + args[0] + ": credsign answered 401 Unauthorized (check --device, and the token in --token-file)\n"
+			if r.code != 1 || r.stderr != want {
+				t.Fatalf("exit %d, stderr %q; want 1 and %q", r.code, r.stderr, want)
+			}
+			if strings.Contains(r.stdout+r.stderr, "csd_wrong_token_value") {
+				t.Fatal("the token was printed")
+			}
+		})
+	}
+	t.Run("run retries", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(testCtx(t), 1500*time.Millisecond)
+		defer cancel()
+		r := f.run(ctx, nil, "run", "--broker-ca-file", f.caFile)
+		if r.code != 0 || strings.Count(r.stderr, "credsign answered 401") < 2 {
+			t.Fatalf("run: exit %d, stderr %q; want retries until stopped", r.code, r.stderr)
+		}
+	})
+}
+
 func TestPubAndRun(t *testing.T) {
 	f := newFixture(t)
 	ctx := testCtx(t)
