@@ -1,6 +1,7 @@
 package vaultstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/vault/api"
 
@@ -100,16 +102,31 @@ func permissionDenied(err error) bool {
 // attempts remembers why the last retried attempt of a call failed, so that
 // a call that runs out of time says why (refused, sealed, …) rather than
 // only that time ran out.
+//
+// It also carries the store's view of Vault's health: a call that starts
+// while Vault is known to be down (the last attempt of any call got no
+// answer, 429 or 5xx, and none answered since) makes one attempt instead of
+// retrying until its deadline, so that while Vault is stopped each request
+// fails at once with "unavailable" (503 with Retry-After) rather than after
+// the whole timeout. The first answer clears the mark.
 type attempts struct {
 	mu   sync.Mutex
 	last string
+	// down is the store's mark; noRetry is its value when the call started.
+	down    *atomic.Bool
+	noRetry bool
 }
 
 type attemptsKey struct{}
 
-// withAttempts returns ctx carrying a fresh attempts record.
-func withAttempts(ctx context.Context) context.Context {
-	return context.WithValue(ctx, attemptsKey{}, &attempts{})
+// withAttempts returns ctx carrying a fresh attempts record tied to the
+// store's down mark (nil: no mark).
+func withAttempts(ctx context.Context, down *atomic.Bool) context.Context {
+	a := &attempts{down: down}
+	if down != nil {
+		a.noRetry = down.Load()
+	}
+	return context.WithValue(ctx, attemptsKey{}, a)
 }
 
 func lastAttempt(ctx context.Context) string {
@@ -127,7 +144,15 @@ func lastAttempt(ctx context.Context) string {
 func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	retry, rerr := api.DefaultRetryPolicy(ctx, resp, err)
 	a, _ := ctx.Value(attemptsKey{}).(*attempts)
-	if !retry || a == nil {
+	if a == nil {
+		return retry, rerr
+	}
+	if a.down != nil && ctx.Err() == nil {
+		// An attempt that ran out of the call's time says nothing of Vault.
+		// 412 is a KV consistency retry (an answer); the rest are no answer, 429, 5xx.
+		a.down.Store(retry && rerr == nil && (resp == nil || resp.StatusCode != http.StatusPreconditionFailed))
+	}
+	if !retry {
 		return retry, rerr
 	}
 	var why string
@@ -139,15 +164,28 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 		}
 		why = err.Error()
 	case resp != nil:
-		// The client drains and closes the body of a retried response.
+		// The client drains and closes the body of a retried response; one
+		// not retried (Vault known down) goes back to the caller, so what
+		// was read is put back in front of the rest.
 		var body struct {
 			Errors []string `json:"errors"`
 		}
-		json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&body)
+		head, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		json.Unmarshal(head, &body)
+		resp.Body = readCloser{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
 		why = fmt.Sprintf("Vault answered %d: %s", resp.StatusCode, strings.Join(body.Errors, "; "))
 	}
 	a.mu.Lock()
 	a.last = why
 	a.mu.Unlock()
+	if a.noRetry {
+		return false, nil // Vault is known down: fail now, the client retries later
+	}
 	return retry, rerr
+}
+
+// readCloser reads from one reader and closes another.
+type readCloser struct {
+	io.Reader
+	io.Closer
 }

@@ -364,3 +364,80 @@ func TestPersistentServerErrors(t *testing.T) {
 		t.Fatalf("error contains the token: %v", err)
 	}
 }
+
+// TestFailFastWhileVaultDown: once a call found Vault stopped, later calls
+// fail at once (one attempt) instead of each waiting the whole timeout, and
+// the first answer from a restarted Vault lifts that.
+func TestFailFastWhileVaultDown(t *testing.T) {
+	srv := vaulttest.Start(t)
+	cfg := baseConfig(srv, srv.RootToken)
+	cfg.Timeout = 5 * time.Second
+	s, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustWork(t, s, "before")
+	srv.Stop()
+	if _, err := s.GetDevice(context.Background(), "lamp-7"); !errors.Is(err, secrets.ErrUnavailable) {
+		t.Fatalf("first call with Vault stopped: %v", err)
+	}
+	for _, o := range ops(storetest.NewSecret()) {
+		start := time.Now()
+		err := o.call(context.Background(), s)
+		if took := time.Since(start); !errors.Is(err, secrets.ErrUnavailable) || took > time.Second ||
+			!strings.Contains(err.Error(), "connection refused") {
+			t.Errorf("%s with Vault known down: %v after %v; want unavailable (connection refused) within 1s", o.name, err, took)
+		}
+	}
+	srv.Restart(t)
+	mustWork(t, s, "after restart")
+}
+
+// TestFailFastClearsOnAnswer: a Vault answering 500 is marked down after
+// one call; the next fails without retrying; once it answers again calls
+// work and retry as before.
+func TestFailFastClearsOnAnswer(t *testing.T) {
+	var failing atomic.Bool
+	var calls atomic.Int32
+	failing.Store(true)
+	srv := fakeVault(t, func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if failing.Load() {
+			w.WriteHeader(http.StatusInternalServerError)
+			fmt.Fprint(w, `{"errors":["storage backend exploded"]}`)
+			return
+		}
+		fmt.Fprint(w, `{"data":{"data":{"id":"lamp-7","cloud":"aliyun","secret":"s","createdAt":"2026-11-23T10:00:00Z","updatedAt":"2026-11-23T10:00:00Z"},"metadata":{"version":1}}}`)
+	})
+	s := newStore(t, Config{Address: srv.URL, Token: "fake-token", Timeout: 2 * time.Second})
+	if _, err := s.GetDevice(context.Background(), "lamp-7"); !errors.Is(err, secrets.ErrUnavailable) || calls.Load() < 2 {
+		t.Fatalf("first call: %v after %d attempts; want unavailable after retries", err, calls.Load())
+	}
+	calls.Store(0)
+	start := time.Now()
+	_, err := s.GetDevice(context.Background(), "lamp-7")
+	if !errors.Is(err, secrets.ErrUnavailable) || calls.Load() != 1 || time.Since(start) > 500*time.Millisecond ||
+		!strings.Contains(err.Error(), "storage backend exploded") {
+		t.Fatalf("second call: %v after %d attempts in %v; want one attempt, at once, saying why", err, calls.Load(), time.Since(start))
+	}
+	failing.Store(false)
+	if _, err := s.GetDevice(context.Background(), "lamp-7"); err != nil {
+		t.Fatalf("after recovery: %v", err)
+	}
+	// Back to normal: a transient 500 is retried again.
+	calls.Store(0)
+	var once atomic.Bool
+	failing.Store(true)
+	go func() {
+		for calls.Load() == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if once.CompareAndSwap(false, true) {
+			failing.Store(false)
+		}
+	}()
+	if _, err := s.GetDevice(context.Background(), "lamp-7"); err != nil {
+		t.Fatalf("transient 500 after recovery: %v (attempts %d)", err, calls.Load())
+	}
+}

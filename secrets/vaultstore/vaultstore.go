@@ -29,6 +29,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/vault/api"
@@ -47,6 +48,8 @@ type Store struct {
 	cancel   context.CancelFunc // stops the renewal goroutine
 	wg       sync.WaitGroup
 	once     sync.Once
+	// down marks Vault as not answering; see attempts.
+	down atomic.Bool
 }
 
 var _ secrets.Store = (*Store)(nil)
@@ -405,7 +408,7 @@ func (s *Store) closeIdle() {
 
 // callCtx bounds one store call and records its retried attempts.
 func (s *Store) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(withAttempts(ctx), s.cfg.Timeout)
+	return context.WithTimeout(withAttempts(ctx, &s.down), s.cfg.Timeout)
 }
 
 // call runs one Vault request; if Vault rejects the token and the store can
