@@ -69,6 +69,9 @@ func (s *Store) classify(ctx context.Context, err error, creds ...string) error 
 		return &vaultError{msg: redact(fmt.Sprintf("cannot reach Vault: %v: %v", err, secrets.ErrUnavailable), creds...), kind: secrets.ErrUnavailable}
 	}
 	text := redact(strings.Join(re.Errors, "; "), creds...)
+	if text == "" {
+		text = http.StatusText(re.StatusCode) // an empty body or none at all
+	}
 	if len(text) > 300 {
 		text = text[:300] + "…"
 	}

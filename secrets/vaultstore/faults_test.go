@@ -441,3 +441,15 @@ func TestFailFastClearsOnAnswer(t *testing.T) {
 		t.Fatalf("transient 500 after recovery: %v (attempts %d)", err, calls.Load())
 	}
 }
+
+// TestNotVaultAtAddress: an address where something other than Vault
+// answers 404 with an empty body fails New with a message that says so.
+func TestNotVaultAtAddress(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(srv.Close)
+	_, err := New(context.Background(), Config{Address: srv.URL, Token: "fake-token", Timeout: 2 * time.Second})
+	want := "vaultstore: check token: " + srv.URL + " answered 404 to /v1/auth/token/lookup-self: is VAULT_ADDR the address of a Vault server?"
+	if err == nil || err.Error() != want {
+		t.Fatalf("New: %v\nwant %s", err, want)
+	}
+}

@@ -24,6 +24,7 @@ package vaultstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -173,6 +174,11 @@ func (s *Store) lookupSelf(ctx context.Context) (*api.Secret, error) {
 		err = s.classify(ctx, err)
 		if permissionDenied(err) {
 			return nil, fmt.Errorf("token (VAULT_TOKEN) rejected by Vault at %s: %w", s.cfg.Address, err)
+		}
+		if errors.Is(err, secrets.ErrNotFound) {
+			// Vault always has this endpoint: something else answers there.
+			return nil, fmt.Errorf("check token: %s answered 404 to %s: is VAULT_ADDR the address of a Vault server?",
+				s.cfg.Address, "/v1/auth/token/lookup-self")
 		}
 		return nil, fmt.Errorf("check token: %w", err)
 	}
