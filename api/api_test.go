@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/credsign/credsign/secrets"
 )
 
 // fixture registers every cloud's device and mints the tokens a role
@@ -547,6 +549,10 @@ func TestStoreUnavailable(t *testing.T) {
 		}
 	}
 	mustStatus(t, f.do("GET", "/healthz", "", nil), 200, "healthz while store down")
+	// The operator sees why callers got 503s: a warning naming the store error.
+	if logs := f.logs.String(); !strings.Contains(logs, `"level":"warn"`) || !strings.Contains(logs, "secret store unavailable") || !strings.Contains(logs, secrets.ErrUnavailable.Error()) {
+		t.Errorf("no warning with the cause in the logs:\n%s", logs)
+	}
 }
 
 func TestOperationsEndpoints(t *testing.T) {

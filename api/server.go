@@ -211,8 +211,13 @@ func headAsGet(next http.Handler) http.Handler {
 
 // fail writes the problem for err, logging it when it is internal.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	if _, ok := problem.Classify(err); !ok {
+	switch _, ok := problem.Classify(err); {
+	case !ok:
 		zerolog.Ctx(r.Context()).Error().Err(err).Msg("request failed")
+	case errors.Is(err, secrets.ErrUnavailable):
+		// The store's errors name what failed (never a secret or token), which
+		// is what an operator needs to see when callers get 503s.
+		zerolog.Ctx(r.Context()).Warn().Err(err).Msg("secret store unavailable")
 	}
 	problem.Write(w, err, requestID(r.Context()))
 }
