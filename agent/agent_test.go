@@ -9,12 +9,12 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/credsign/credsign/agent"
+	"github.com/credsign/credsign/agent/agenttest"
 	"github.com/credsign/credsign/internal/cloudemu"
 	"github.com/credsign/credsign/signing"
 )
@@ -110,59 +110,6 @@ func roots(e *cloudemu.Emulator) *x509.CertPool {
 	return p
 }
 
-// events records agent events for assertions.
-type events struct {
-	mu   sync.Mutex
-	list []agent.Event
-	ch   chan struct{}
-}
-
-func newEvents() *events { return &events{ch: make(chan struct{}, 1)} }
-
-func (ev *events) add(e agent.Event) {
-	ev.mu.Lock()
-	ev.list = append(ev.list, e)
-	ev.mu.Unlock()
-	select {
-	case ev.ch <- struct{}{}:
-	default:
-	}
-}
-
-func (ev *events) count(k agent.EventKind) int {
-	ev.mu.Lock()
-	defer ev.mu.Unlock()
-	n := 0
-	for _, e := range ev.list {
-		if e.Kind == k {
-			n++
-		}
-	}
-	return n
-}
-
-func (ev *events) wait(ctx context.Context, t *testing.T, k agent.EventKind, n int) {
-	t.Helper()
-	for ev.count(k) < n {
-		select {
-		case <-ev.ch:
-		case <-ctx.Done():
-			t.Fatalf("waiting for %d %s events: got %d", n, k, ev.count(k))
-		}
-	}
-}
-
-func (ev *events) first(k agent.EventKind) (agent.Event, bool) {
-	ev.mu.Lock()
-	defer ev.mu.Unlock()
-	for _, e := range ev.list {
-		if e.Kind == k {
-			return e, true
-		}
-	}
-	return agent.Event{}, false
-}
-
 func testCtx(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
@@ -196,9 +143,9 @@ func TestAgentConnectsPublishesAndReceives(t *testing.T) {
 			ctx := testCtx(t, 60*time.Second)
 			e := emulate(t, d, nil)
 			got := make(chan agent.Message, 1)
-			ev := newEvents()
+			ev := agenttest.NewRecorder()
 			a := start(t, agent.Config{
-				Source: &signer{d: d, e: e}, BrokerRoots: roots(e), OnEvent: ev.add,
+				Source: &signer{d: d, e: e}, BrokerRoots: roots(e), OnEvent: ev.Add,
 				Subscriptions: []agent.Subscription{{Topic: "down/#", QoS: 1}},
 				OnMessage:     func(m agent.Message) { got <- m },
 			})
@@ -235,17 +182,17 @@ func TestAgentReconnectsBeforeEnforcedExpiryWithoutLosingMessages(t *testing.T) 
 		t.Run(d.cloud, func(t *testing.T) {
 			ctx := testCtx(t, 90*time.Second)
 			e := emulate(t, d, nil)
-			ev := newEvents()
-			a := start(t, agent.Config{Source: &signer{d: d, e: e, ttl: 6 * time.Second}, BrokerRoots: roots(e), OnEvent: ev.add})
+			ev := agenttest.NewRecorder()
+			a := start(t, agent.Config{Source: &signer{d: d, e: e, ttl: 6 * time.Second}, BrokerRoots: roots(e), OnEvent: ev.Add})
 			var sent []string
-			for i := 0; ev.count(agent.EventRotate) < 2; i++ {
+			for i := 0; ev.Count(agent.EventRotate) < 2; i++ {
 				msg := strconv.Itoa(i)
 				if err := a.Publish(ctx, "up", []byte(msg), 1); err != nil {
 					t.Fatal(err)
 				}
 				sent = append(sent, msg)
 				if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
-					t.Fatalf("after %d messages, %d rotations: %v", len(sent), ev.count(agent.EventRotate), err)
+					t.Fatalf("after %d messages, %d rotations: %v", len(sent), ev.Count(agent.EventRotate), err)
 				}
 			}
 			s, err := e.Wait(ctx, func(s cloudemu.State) bool {
@@ -266,7 +213,7 @@ func TestAgentReconnectsBeforeEnforcedExpiryWithoutLosingMessages(t *testing.T) 
 			if s.Expired != 0 {
 				t.Fatalf("the broker dropped %d expired sessions; the agent should have rotated first", s.Expired)
 			}
-			ev.wait(ctx, t, agent.EventConnected, 3) // first connect and two rotations
+			ev.Wait(ctx, t, agent.EventConnected, 3) // first connect and two rotations
 		})
 	}
 }
@@ -290,14 +237,14 @@ func TestAgentComesBackAfterBrokerDropsExpiredSession(t *testing.T) {
 	d := devices[3]
 	clock := &skewClock{}
 	e := emulate(t, d, clock.Now)
-	ev := newEvents()
+	ev := agenttest.NewRecorder()
 	// credsign's clock and the hub's agree (both follow clock).
-	start(t, agent.Config{Source: &signer{d: d, e: e, now: clock.Now}, BrokerRoots: roots(e), OnEvent: ev.add,
+	start(t, agent.Config{Source: &signer{d: d, e: e, now: clock.Now}, BrokerRoots: roots(e), OnEvent: ev.Add,
 		Backoff: agent.Backoff{Initial: 50 * time.Millisecond, Max: time.Second}})
-	ev.wait(ctx, t, agent.EventConnected, 1)
+	ev.Wait(ctx, t, agent.EventConnected, 1)
 	clock.off.Add(int64(2 * time.Hour)) // past the token's se
-	ev.wait(ctx, t, agent.EventLost, 1)
-	ev.wait(ctx, t, agent.EventConnected, 2)
+	ev.Wait(ctx, t, agent.EventLost, 1)
+	ev.Wait(ctx, t, agent.EventConnected, 2)
 	if s := e.Snapshot(); s.Expired != 1 {
 		t.Fatalf("expired sessions = %d, want 1", s.Expired)
 	}
@@ -307,11 +254,11 @@ func TestAgentRejectedCredentialsBackOff(t *testing.T) {
 	ctx := testCtx(t, 60*time.Second)
 	d := devices[2]
 	e := emulate(t, d, nil)
-	ev := newEvents()
-	start(t, agent.Config{Source: &signer{d: d, e: e, secret: "wrong"}, BrokerRoots: roots(e), OnEvent: ev.add,
+	ev := agenttest.NewRecorder()
+	start(t, agent.Config{Source: &signer{d: d, e: e, secret: "wrong"}, BrokerRoots: roots(e), OnEvent: ev.Add,
 		Backoff: agent.Backoff{Initial: 200 * time.Millisecond, Max: time.Second}})
-	ev.wait(ctx, t, agent.EventConnectFailed, 1)
-	f, _ := ev.first(agent.EventConnectFailed)
+	ev.Wait(ctx, t, agent.EventConnectFailed, 1)
+	f, _ := ev.First(agent.EventConnectFailed)
 	if !errors.Is(f.Err, agent.ErrRejected) {
 		t.Fatalf("connect error %v, want ErrRejected", f.Err)
 	}
@@ -337,15 +284,15 @@ func TestAgentRestartedBroker(t *testing.T) {
 	ctx := testCtx(t, 60*time.Second)
 	d := devices[0]
 	e := emulate(t, d, nil)
-	ev := newEvents()
-	a := start(t, agent.Config{Source: &signer{d: d, e: e}, BrokerRoots: roots(e), OnEvent: ev.add,
+	ev := agenttest.NewRecorder()
+	a := start(t, agent.Config{Source: &signer{d: d, e: e}, BrokerRoots: roots(e), OnEvent: ev.Add,
 		Backoff: agent.Backoff{Initial: 50 * time.Millisecond, Max: 500 * time.Millisecond}})
-	ev.wait(ctx, t, agent.EventConnected, 1)
+	ev.Wait(ctx, t, agent.EventConnected, 1)
 	if err := e.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	ev.wait(ctx, t, agent.EventLost, 1)
-	ev.wait(ctx, t, agent.EventConnected, 2)
+	ev.Wait(ctx, t, agent.EventLost, 1)
+	ev.Wait(ctx, t, agent.EventConnected, 2)
 	if err := a.Publish(ctx, "up", []byte("after restart"), 1); err != nil {
 		t.Fatal(err)
 	}
@@ -387,15 +334,15 @@ func TestHTTPSourceHonoursRetryAfter(t *testing.T) {
 		t.Fatalf("first fetch: %v, want 429 with Retry-After 1s", err)
 	}
 	calls.Store(0)
-	ev := newEvents()
+	ev := agenttest.NewRecorder()
 	began := time.Now()
 	// Back-off starts at 10ms, so only Retry-After can explain a 1s wait.
-	start(t, agent.Config{Source: src, OnEvent: ev.add, Backoff: agent.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}})
-	ev.wait(ctx, t, agent.EventConnected, 1)
+	start(t, agent.Config{Source: src, OnEvent: ev.Add, Backoff: agent.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}})
+	ev.Wait(ctx, t, agent.EventConnected, 1)
 	if waited := time.Since(began); waited < time.Second {
 		t.Fatalf("connected after %s, before Retry-After", waited)
 	}
-	if b, ok := ev.first(agent.EventBackoff); !ok || b.Delay != time.Second {
+	if b, ok := ev.First(agent.EventBackoff); !ok || b.Delay != time.Second {
 		t.Fatalf("back-off event %+v, want 1s", b)
 	}
 }

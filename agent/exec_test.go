@@ -1,34 +1,17 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/credsign/credsign/internal/testutil"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // counter issues credentials numbered 1, 2, … due for refresh after d.
 func counter(d time.Duration) (Source, *atomic.Int32) {
@@ -46,7 +29,7 @@ func TestExecRestartsChildWithFreshCredentials(t *testing.T) {
 		t.Skip("no sh")
 	}
 	src, _ := counter(300 * time.Millisecond)
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	done := make(chan error, 1)

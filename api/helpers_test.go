@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -18,27 +17,11 @@ import (
 
 	"github.com/credsign/credsign/secrets"
 	"github.com/credsign/credsign/secrets/filestore"
+
+	"github.com/credsign/credsign/internal/testutil"
 )
 
 const testAdmin = "csa_test-admin-token-0123456789abcdef"
-
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // flakyStore is a real store that can be switched to answer ErrUnavailable.
 type flakyStore struct {
@@ -87,10 +70,10 @@ type env struct {
 	t      *testing.T
 	url    string
 	store  *flakyStore
-	logs   *syncBuffer
+	logs   *testutil.SyncBuffer
 	router routers.Router
 	// bodies collects every response body, to search for leaked secrets.
-	bodies *syncBuffer
+	bodies *testutil.SyncBuffer
 }
 
 func newEnv(t *testing.T, mod func(*Config)) *env {
@@ -100,7 +83,7 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 		t.Fatalf("opening filestore: %v", err)
 	}
 	st := &flakyStore{Store: fs}
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	cfg := Config{
 		Store:      st,
 		AdminToken: testAdmin,
@@ -122,7 +105,7 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, url: ts.URL, store: st, logs: logs, router: router, bodies: &syncBuffer{}}
+	return &env{t: t, url: ts.URL, store: st, logs: logs, router: router, bodies: &testutil.SyncBuffer{}}
 }
 
 type resp struct {

@@ -12,13 +12,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/credsign/credsign/agent"
 	"github.com/credsign/credsign/internal/cloudemu"
 	"github.com/credsign/credsign/signing"
+
+	"github.com/credsign/credsign/internal/testutil"
 )
 
 const (
@@ -168,7 +169,7 @@ type result struct {
 
 func (f *fixture) run(ctx context.Context, stdin io.Reader, args ...string) result {
 	// Synchronized: a child of exec writes to them while the agent logs.
-	out, errb := &syncBuffer{}, &syncBuffer{}
+	out, errb := &testutil.SyncBuffer{}, &testutil.SyncBuffer{}
 	if stdin == nil {
 		stdin = strings.NewReader("")
 	}
@@ -280,7 +281,7 @@ func TestPubAndRun(t *testing.T) {
 	stdinR, stdinW := io.Pipe()
 	sock := filepath.Join(t.TempDir(), "pub.sock")
 	runCtx, stop := context.WithCancel(ctx)
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- run(runCtx, []string{"run", "--broker-ca-file", f.caFile, "--pub-topic", "devices/lamp/messages/events/",
@@ -378,21 +379,4 @@ func TestUsage(t *testing.T) {
 	if code := run(context.Background(), []string{"creds"}, nil, &out, &errb, env(nil)); code != 1 || !strings.Contains(errb.String(), "CREDSIGN_SERVER") {
 		t.Fatalf("no server: exit %d, %q", code, errb.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -25,33 +25,17 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/credsign/credsign/internal/testutil"
 )
 
 const srvAdmin = "csa_serve-test-admin-0123456789abcdef0123"
 
-// lockedBuffer collects the server's stderr.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // running is a `credsign serve` started in-process on 127.0.0.1:0.
 type running struct {
 	addr   string
-	stdout *lockedBuffer
-	stderr *lockedBuffer
+	stdout *testutil.SyncBuffer
+	stderr *testutil.SyncBuffer
 	stop   context.CancelFunc
 	exited chan struct{} // closed when serve returns
 	code   int           // serve's exit status, once exited is closed
@@ -73,7 +57,7 @@ func startServe(t *testing.T, env map[string]string, args ...string) *running {
 		args = append(args, "--data-dir", t.TempDir())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, stop: cancel, exited: make(chan struct{})}
+	r := &running{stdout: &testutil.SyncBuffer{}, stderr: &testutil.SyncBuffer{}, stop: cancel, exited: make(chan struct{})}
 	go func() {
 		r.code = serve(ctx, args, func(k string) string { return env[k] }, r.stdout, r.stderr)
 		close(r.exited)
@@ -164,7 +148,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--provisioner-rate-burst", "0"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--provisioner-rate-burst must be at least 1"},
 	}
 	for _, c := range cases {
-		var errb lockedBuffer
+		var errb testutil.SyncBuffer
 		args := append(c.args, "--data-dir", t.TempDir())
 		code := serve(context.Background(), args, func(k string) string { return c.env[k] }, io.Discard, &errb)
 		if code != exitUsage || !strings.Contains(errb.String(), c.msg) {
@@ -558,7 +542,7 @@ func TestServeStoreKeyFromEnv(t *testing.T) {
 		{"not-base64!", "CREDSIGN_STORE_KEY"},
 	} {
 		env["CREDSIGN_STORE_KEY"] = tt.key
-		stderr := &lockedBuffer{}
+		stderr := &testutil.SyncBuffer{}
 		code := serve(context.Background(), []string{"--addr", "127.0.0.1:0", "--data-dir", dir}, func(k string) string { return env[k] }, io.Discard, stderr)
 		if code == 0 || !strings.Contains(stderr.String(), tt.want) {
 			t.Errorf("restart with key %q: exit %d, stderr %q, want it to say %q", tt.key, code, stderr.String(), tt.want)

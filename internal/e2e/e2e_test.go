@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/credsign/credsign/agent"
+	"github.com/credsign/credsign/agent/agenttest"
 	"github.com/credsign/credsign/internal/cloudemu"
 )
 
@@ -134,17 +135,17 @@ func TestShortTTLRotatesUnderRunningAgent(t *testing.T) {
 	svc.start()
 	d := devices[3] // Azure drops a client whose token lapses
 	e, cfg := setup(t, svc, d, "", nil, 6*time.Second)
-	ev := newEvents()
-	cfg.OnEvent = ev.add
+	ev := agenttest.NewRecorder()
+	cfg.OnEvent = ev.Add
 	a := runAgent(t, cfg)
 	var sent []string
-	for i := 0; len(ev.all(agent.EventRotate)) < 2; i++ {
+	for i := 0; len(ev.All(agent.EventRotate)) < 2; i++ {
 		sent = append(sent, strconv.Itoa(i))
 		publish(ctx, t, a, "devices/lamp/messages/events/", sent[i])
 		select {
 		case <-time.After(50 * time.Millisecond):
 		case <-ctx.Done():
-			t.Fatalf("%d rotations after %d messages", len(ev.all(agent.EventRotate)), len(sent))
+			t.Fatalf("%d rotations after %d messages", len(ev.All(agent.EventRotate)), len(sent))
 		}
 	}
 	allDelivered(t, e, sent)
@@ -161,8 +162,8 @@ func TestExpiredCredentialsReconnectWithFreshOnes(t *testing.T) {
 			svc := newService(t, clk.Now)
 			svc.start()
 			e, cfg := setup(t, svc, d, "", clk.Now, 0)
-			ev := newEvents()
-			cfg.OnEvent = ev.add
+			ev := agenttest.NewRecorder()
+			cfg.OnEvent = ev.Add
 			cfg.Backoff = agent.Backoff{Initial: 50 * time.Millisecond, Max: 500 * time.Millisecond}
 			a := runAgent(t, cfg)
 			publish(ctx, t, a, "up", "before")
@@ -175,7 +176,7 @@ func TestExpiredCredentialsReconnectWithFreshOnes(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			ev.wait(ctx, t, agent.EventLost, 1)
+			ev.Wait(ctx, t, agent.EventLost, 1)
 			publish(ctx, t, a, "up", "after") // blocks until reconnected
 			allDelivered(t, e, []string{"before", "after"})
 			if d.cloud == cloudemu.Azure && e.Snapshot().Expired != 1 {
@@ -200,12 +201,12 @@ func TestWrongSecretIsReportedAndBacksOff(t *testing.T) {
 	svc.start()
 	d := devices[0]
 	e, cfg := setup(t, svc, d, "not-the-secret", nil, 0)
-	ev := newEvents()
-	cfg.OnEvent = ev.add
+	ev := agenttest.NewRecorder()
+	cfg.OnEvent = ev.Add
 	cfg.Backoff = agent.Backoff{Initial: 200 * time.Millisecond, Max: time.Second}
 	runAgent(t, cfg)
-	ev.wait(ctx, t, agent.EventConnectFailed, 1)
-	err := ev.all(agent.EventConnectFailed)[0].Err
+	ev.Wait(ctx, t, agent.EventConnectFailed, 1)
+	err := ev.All(agent.EventConnectFailed)[0].Err
 	if !errors.Is(err, agent.ErrRejected) || !strings.Contains(err.Error(), "refused CONNECT") || !strings.Contains(err.Error(), d.cloud) {
 		t.Fatalf("connect error %q: want a clear rejection naming the cloud", err)
 	}
@@ -245,16 +246,16 @@ func TestServiceDownAtBoot(t *testing.T) {
 	d := devices[2]
 	e, cfg := setup(t, svc, d, "", nil, 0)
 	svc.stop()
-	ev := newEvents()
-	cfg.OnEvent = ev.add
+	ev := agenttest.NewRecorder()
+	cfg.OnEvent = ev.Add
 	cfg.Backoff = agent.Backoff{Initial: 100 * time.Millisecond, Max: 500 * time.Millisecond}
 	a := runAgent(t, cfg)
-	ev.wait(ctx, t, agent.EventFetchFailed, 2)
+	ev.Wait(ctx, t, agent.EventFetchFailed, 2)
 	if len(e.Snapshot().Attempts) != 0 {
 		t.Fatal("the agent connected without credentials")
 	}
 	svc.start()
-	ev.wait(ctx, t, agent.EventConnected, 1)
+	ev.Wait(ctx, t, agent.EventConnected, 1)
 	publish(ctx, t, a, "up", "service came up")
 	allDelivered(t, e, []string{"service came up"})
 }
@@ -265,23 +266,23 @@ func TestBrokerRestart(t *testing.T) {
 	svc.start()
 	d := devices[3]
 	e, cfg := setup(t, svc, d, "", nil, 0)
-	ev := newEvents()
-	cfg.OnEvent = ev.add
+	ev := agenttest.NewRecorder()
+	cfg.OnEvent = ev.Add
 	cfg.Backoff = agent.Backoff{Initial: 100 * time.Millisecond, Max: 500 * time.Millisecond}
 	got := make(chan agent.Message, 4)
 	cfg.Subscriptions = []agent.Subscription{{Topic: "devices/lamp/messages/devicebound/#", QoS: 1}}
 	cfg.OnMessage = func(m agent.Message) { got <- m }
 	a := runAgent(t, cfg)
-	ev.wait(ctx, t, agent.EventConnected, 1)
+	ev.Wait(ctx, t, agent.EventConnected, 1)
 	if err := e.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	ev.wait(ctx, t, agent.EventLost, 1)
-	ev.wait(ctx, t, agent.EventConnectFailed, 1) // the broker is down for a while
+	ev.Wait(ctx, t, agent.EventLost, 1)
+	ev.Wait(ctx, t, agent.EventConnectFailed, 1) // the broker is down for a while
 	if err := e.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	ev.wait(ctx, t, agent.EventConnected, 2)
+	ev.Wait(ctx, t, agent.EventConnected, 2)
 	publish(ctx, t, a, "devices/lamp/messages/events/", "back")
 	allDelivered(t, e, []string{"back"})
 	// The subscription was made again on the new connection.

@@ -164,48 +164,6 @@ func (s *service) source(id, tokenFile string, ttl time.Duration) agent.Source {
 	return src
 }
 
-// events records agent events for assertions.
-type events struct {
-	mu   sync.Mutex
-	list []agent.Event
-	ch   chan struct{}
-}
-
-func newEvents() *events { return &events{ch: make(chan struct{}, 1)} }
-
-func (ev *events) add(e agent.Event) {
-	ev.mu.Lock()
-	ev.list = append(ev.list, e)
-	ev.mu.Unlock()
-	select {
-	case ev.ch <- struct{}{}:
-	default:
-	}
-}
-
-func (ev *events) all(k agent.EventKind) []agent.Event {
-	ev.mu.Lock()
-	defer ev.mu.Unlock()
-	var out []agent.Event
-	for _, e := range ev.list {
-		if e.Kind == k {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-func (ev *events) wait(ctx context.Context, t *testing.T, k agent.EventKind, n int) {
-	t.Helper()
-	for len(ev.all(k)) < n {
-		select {
-		case <-ev.ch:
-		case <-ctx.Done():
-			t.Fatalf("waiting for %d %s events: got %d", n, k, len(ev.all(k)))
-		}
-	}
-}
-
 func testCtx(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)

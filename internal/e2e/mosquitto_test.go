@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -10,33 +9,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/credsign/credsign/agent"
+	"github.com/credsign/credsign/agent/agenttest"
 	"github.com/credsign/credsign/internal/cloudemu"
+
+	"github.com/credsign/credsign/internal/testutil"
 )
-
-// lockedBuffer collects a child's output for failure messages.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // mosquitto is Debian's broker, started on a free loopback port.
 type mosquitto struct {
@@ -96,7 +79,7 @@ func startMosquitto(t *testing.T, withTLS bool) *mosquitto {
 	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out := &lockedBuffer{}
+	out := &testutil.SyncBuffer{}
 	cmd := exec.Command(bin, "-c", cf)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -173,9 +156,9 @@ func TestMosquittoInterop(t *testing.T) {
 			up := make(chan string, 1)
 			obs := m.observer(t, "/a1pk/"+id+"/user/up", up)
 			down := make(chan agent.Message, 1)
-			ev := newEvents()
+			ev := agenttest.NewRecorder()
 			a := runAgent(t, agent.Config{
-				Source: svc.source(id, tokenFile, 0), BrokerRoots: m.roots(), OnEvent: ev.add,
+				Source: svc.source(id, tokenFile, 0), BrokerRoots: m.roots(), OnEvent: ev.Add,
 				Subscriptions: []agent.Subscription{{Topic: "/a1pk/" + id + "/user/down", QoS: 1}},
 				OnMessage:     func(msg agent.Message) { down <- msg },
 			})
@@ -188,7 +171,7 @@ func TestMosquittoInterop(t *testing.T) {
 			case <-ctx.Done():
 				t.Fatal("the agent's message did not reach the observer")
 			}
-			ev.wait(ctx, t, agent.EventConnected, 1) // subscribed before Connected is reported
+			ev.Wait(ctx, t, agent.EventConnected, 1) // subscribed before Connected is reported
 			if tok := obs.Publish("/a1pk/"+id+"/user/down", 1, false, "hello agent"); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
 				t.Fatalf("observer publish: %v", tok.Error())
 			}

@@ -1,0 +1,68 @@
+// Package agenttest helps the tests of programs that embed the agent: a
+// Recorder collects the agent's events and waits for them.
+package agenttest
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/credsign/credsign/agent"
+)
+
+// Recorder records agent events; pass its Add as agent.Config.OnEvent.
+type Recorder struct {
+	mu   sync.Mutex
+	list []agent.Event
+	ch   chan struct{}
+}
+
+// NewRecorder returns an empty Recorder.
+func NewRecorder() *Recorder { return &Recorder{ch: make(chan struct{}, 1)} }
+
+// Add records e. It is safe for concurrent use.
+func (r *Recorder) Add(e agent.Event) {
+	r.mu.Lock()
+	r.list = append(r.list, e)
+	r.mu.Unlock()
+	select {
+	case r.ch <- struct{}{}:
+	default:
+	}
+}
+
+// All returns the events of kind k, oldest first.
+func (r *Recorder) All(k agent.EventKind) []agent.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []agent.Event
+	for _, e := range r.list {
+		if e.Kind == k {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Count returns how many events of kind k were recorded.
+func (r *Recorder) Count(k agent.EventKind) int { return len(r.All(k)) }
+
+// First returns the first event of kind k.
+func (r *Recorder) First(k agent.EventKind) (agent.Event, bool) {
+	if all := r.All(k); len(all) > 0 {
+		return all[0], true
+	}
+	return agent.Event{}, false
+}
+
+// Wait blocks until n events of kind k were recorded, failing t when ctx ends first.
+func (r *Recorder) Wait(ctx context.Context, t testing.TB, k agent.EventKind, n int) {
+	t.Helper()
+	for r.Count(k) < n {
+		select {
+		case <-r.ch:
+		case <-ctx.Done():
+			t.Fatalf("waiting for %d %s events: got %d", n, k, r.Count(k))
+		}
+	}
+}
