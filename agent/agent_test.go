@@ -110,41 +110,14 @@ func roots(e *cloudemu.Emulator) *x509.CertPool {
 	return p
 }
 
-func testCtx(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// start runs an agent until the test ends.
-func start(t *testing.T, cfg agent.Config) *agent.Agent {
-	t.Helper()
-	a, err := agent.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("agent did not stop")
-		}
-	})
-	return a
-}
-
 func TestAgentConnectsPublishesAndReceives(t *testing.T) {
 	for _, d := range devices {
 		t.Run(d.cloud, func(t *testing.T) {
-			ctx := testCtx(t, 60*time.Second)
+			ctx := agenttest.Context(t, 60*time.Second)
 			e := emulate(t, d, nil)
 			got := make(chan agent.Message, 1)
 			ev := agenttest.NewRecorder()
-			a := start(t, agent.Config{
+			a := agenttest.Run(t, agent.Config{
 				Source: &signer{d: d, e: e}, BrokerRoots: roots(e), OnEvent: ev.Add,
 				Subscriptions: []agent.Subscription{{Topic: "down/#", QoS: 1}},
 				OnMessage:     func(m agent.Message) { got <- m },
@@ -180,10 +153,10 @@ func TestAgentConnectsPublishesAndReceives(t *testing.T) {
 func TestAgentReconnectsBeforeEnforcedExpiryWithoutLosingMessages(t *testing.T) {
 	for _, d := range []device{devices[3]} { // Azure drops a client whose token lapses
 		t.Run(d.cloud, func(t *testing.T) {
-			ctx := testCtx(t, 90*time.Second)
+			ctx := agenttest.Context(t, 90*time.Second)
 			e := emulate(t, d, nil)
 			ev := agenttest.NewRecorder()
-			a := start(t, agent.Config{Source: &signer{d: d, e: e, ttl: 6 * time.Second}, BrokerRoots: roots(e), OnEvent: ev.Add})
+			a := agenttest.Run(t, agent.Config{Source: &signer{d: d, e: e, ttl: 6 * time.Second}, BrokerRoots: roots(e), OnEvent: ev.Add})
 			var sent []string
 			for i := 0; ev.Count(agent.EventRotate) < 2; i++ {
 				msg := strconv.Itoa(i)
@@ -233,13 +206,13 @@ type skewClock struct{ off atomic.Int64 }
 func (c *skewClock) Now() time.Time { return time.Now().Add(time.Duration(c.off.Load())) }
 
 func TestAgentComesBackAfterBrokerDropsExpiredSession(t *testing.T) {
-	ctx := testCtx(t, 60*time.Second)
+	ctx := agenttest.Context(t, 60*time.Second)
 	d := devices[3]
 	clock := &skewClock{}
 	e := emulate(t, d, clock.Now)
 	ev := agenttest.NewRecorder()
 	// credsign's clock and the hub's agree (both follow clock).
-	start(t, agent.Config{Source: &signer{d: d, e: e, now: clock.Now}, BrokerRoots: roots(e), OnEvent: ev.Add,
+	agenttest.Run(t, agent.Config{Source: &signer{d: d, e: e, now: clock.Now}, BrokerRoots: roots(e), OnEvent: ev.Add,
 		Backoff: agent.Backoff{Initial: 50 * time.Millisecond, Max: time.Second}})
 	ev.Wait(ctx, t, agent.EventConnected, 1)
 	clock.off.Add(int64(2 * time.Hour)) // past the token's se
@@ -251,11 +224,11 @@ func TestAgentComesBackAfterBrokerDropsExpiredSession(t *testing.T) {
 }
 
 func TestAgentRejectedCredentialsBackOff(t *testing.T) {
-	ctx := testCtx(t, 60*time.Second)
+	ctx := agenttest.Context(t, 60*time.Second)
 	d := devices[2]
 	e := emulate(t, d, nil)
 	ev := agenttest.NewRecorder()
-	start(t, agent.Config{Source: &signer{d: d, e: e, secret: "wrong"}, BrokerRoots: roots(e), OnEvent: ev.Add,
+	agenttest.Run(t, agent.Config{Source: &signer{d: d, e: e, secret: "wrong"}, BrokerRoots: roots(e), OnEvent: ev.Add,
 		Backoff: agent.Backoff{Initial: 200 * time.Millisecond, Max: time.Second}})
 	ev.Wait(ctx, t, agent.EventConnectFailed, 1)
 	f, _ := ev.First(agent.EventConnectFailed)
@@ -281,11 +254,11 @@ func TestAgentRejectedCredentialsBackOff(t *testing.T) {
 }
 
 func TestAgentRestartedBroker(t *testing.T) {
-	ctx := testCtx(t, 60*time.Second)
+	ctx := agenttest.Context(t, 60*time.Second)
 	d := devices[0]
 	e := emulate(t, d, nil)
 	ev := agenttest.NewRecorder()
-	a := start(t, agent.Config{Source: &signer{d: d, e: e}, BrokerRoots: roots(e), OnEvent: ev.Add,
+	a := agenttest.Run(t, agent.Config{Source: &signer{d: d, e: e}, BrokerRoots: roots(e), OnEvent: ev.Add,
 		Backoff: agent.Backoff{Initial: 50 * time.Millisecond, Max: 500 * time.Millisecond}})
 	ev.Wait(ctx, t, agent.EventConnected, 1)
 	if err := e.Restart(); err != nil {
@@ -302,7 +275,7 @@ func TestAgentRestartedBroker(t *testing.T) {
 }
 
 func TestHTTPSourceHonoursRetryAfter(t *testing.T) {
-	ctx := testCtx(t, 60*time.Second)
+	ctx := agenttest.Context(t, 60*time.Second)
 	d := devices[0]
 	e := emulate(t, d, nil)
 	sig := &signer{d: d, e: e}
@@ -337,7 +310,7 @@ func TestHTTPSourceHonoursRetryAfter(t *testing.T) {
 	ev := agenttest.NewRecorder()
 	began := time.Now()
 	// Back-off starts at 10ms, so only Retry-After can explain a 1s wait.
-	start(t, agent.Config{Source: src, OnEvent: ev.Add, Backoff: agent.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}})
+	agenttest.Run(t, agent.Config{Source: src, OnEvent: ev.Add, Backoff: agent.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}})
 	ev.Wait(ctx, t, agent.EventConnected, 1)
 	if waited := time.Since(began); waited < time.Second {
 		t.Fatalf("connected after %s, before Retry-After", waited)

@@ -4,8 +4,10 @@ package agenttest
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/credsign/credsign/agent"
 )
@@ -65,4 +67,37 @@ func (r *Recorder) Wait(ctx context.Context, t testing.TB, k agent.EventKind, n 
 			t.Fatalf("waiting for %d %s events: got %d", n, k, r.Count(k))
 		}
 	}
+}
+
+// Run starts an agent with cfg and stops it when the test ends, failing t if
+// it does not stop within 30 s or stops with an error other than the
+// cancellation.
+func Run(t testing.TB, cfg agent.Config) *agent.Agent {
+	t.Helper()
+	a, err := agent.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("agent stopped with %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("agent did not stop")
+		}
+	})
+	return a
+}
+
+// Context returns a context that ends after d or with the test.
+func Context(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
 }

@@ -90,9 +90,9 @@ func TestDeviceConnectsAndPublishes(t *testing.T) {
 	svc.start()
 	for _, d := range devices {
 		t.Run(d.cloud, func(t *testing.T) {
-			ctx := testCtx(t, 60*time.Second)
+			ctx := agenttest.Context(t, 60*time.Second)
 			e, cfg := setup(t, svc, d, "", nil, 0)
-			a := runAgent(t, cfg)
+			a := agenttest.Run(t, cfg)
 			publish(ctx, t, a, "up/"+d.id, "hello from "+d.id)
 			s, err := e.Wait(ctx, func(s cloudemu.State) bool { return len(s.Messages) > 0 })
 			if err != nil {
@@ -109,7 +109,7 @@ func TestDeviceConnectsAndPublishes(t *testing.T) {
 // acknowledges a QoS 1 PUBLISH a moment before the emulator records it).
 func allDelivered(t *testing.T, e *cloudemu.Emulator, sent []string) {
 	t.Helper()
-	ctx := testCtx(t, 30*time.Second)
+	ctx := agenttest.Context(t, 30*time.Second)
 	missing := ""
 	_, err := e.Wait(ctx, func(s cloudemu.State) bool {
 		var got []string
@@ -130,14 +130,14 @@ func allDelivered(t *testing.T, e *cloudemu.Emulator, sent []string) {
 }
 
 func TestShortTTLRotatesUnderRunningAgent(t *testing.T) {
-	ctx := testCtx(t, 120*time.Second)
+	ctx := agenttest.Context(t, 120*time.Second)
 	svc := newService(t, nil)
 	svc.start()
 	d := devices[3] // Azure drops a client whose token lapses
 	e, cfg := setup(t, svc, d, "", nil, 6*time.Second)
 	ev := agenttest.NewRecorder()
 	cfg.OnEvent = ev.Add
-	a := runAgent(t, cfg)
+	a := agenttest.Run(t, cfg)
 	var sent []string
 	for i := 0; len(ev.All(agent.EventRotate)) < 2; i++ {
 		sent = append(sent, strconv.Itoa(i))
@@ -157,7 +157,7 @@ func TestShortTTLRotatesUnderRunningAgent(t *testing.T) {
 func TestExpiredCredentialsReconnectWithFreshOnes(t *testing.T) {
 	for _, d := range []device{devices[3], devices[1], devices[2]} {
 		t.Run(d.cloud, func(t *testing.T) {
-			ctx := testCtx(t, 60*time.Second)
+			ctx := agenttest.Context(t, 60*time.Second)
 			clk := &clock{}
 			svc := newService(t, clk.Now)
 			svc.start()
@@ -165,7 +165,7 @@ func TestExpiredCredentialsReconnectWithFreshOnes(t *testing.T) {
 			ev := agenttest.NewRecorder()
 			cfg.OnEvent = ev.Add
 			cfg.Backoff = agent.Backoff{Initial: 50 * time.Millisecond, Max: 500 * time.Millisecond}
-			a := runAgent(t, cfg)
+			a := agenttest.Run(t, cfg)
 			publish(ctx, t, a, "up", "before")
 			// Two hours pass for credsign and the cloud: every triple issued
 			// so far is stale. Azure drops the session now; Tencent and Huawei
@@ -196,7 +196,7 @@ func TestExpiredCredentialsReconnectWithFreshOnes(t *testing.T) {
 }
 
 func TestWrongSecretIsReportedAndBacksOff(t *testing.T) {
-	ctx := testCtx(t, 60*time.Second)
+	ctx := agenttest.Context(t, 60*time.Second)
 	svc := newService(t, nil)
 	svc.start()
 	d := devices[0]
@@ -204,7 +204,7 @@ func TestWrongSecretIsReportedAndBacksOff(t *testing.T) {
 	ev := agenttest.NewRecorder()
 	cfg.OnEvent = ev.Add
 	cfg.Backoff = agent.Backoff{Initial: 200 * time.Millisecond, Max: time.Second}
-	runAgent(t, cfg)
+	agenttest.Run(t, cfg)
 	ev.Wait(ctx, t, agent.EventConnectFailed, 1)
 	err := ev.All(agent.EventConnectFailed)[0].Err
 	if !errors.Is(err, agent.ErrRejected) || !strings.Contains(err.Error(), "refused CONNECT") || !strings.Contains(err.Error(), d.cloud) {
@@ -240,7 +240,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 func TestServiceDownAtBoot(t *testing.T) {
-	ctx := testCtx(t, 60*time.Second)
+	ctx := agenttest.Context(t, 60*time.Second)
 	svc := newService(t, nil)
 	svc.start()
 	d := devices[2]
@@ -249,7 +249,7 @@ func TestServiceDownAtBoot(t *testing.T) {
 	ev := agenttest.NewRecorder()
 	cfg.OnEvent = ev.Add
 	cfg.Backoff = agent.Backoff{Initial: 100 * time.Millisecond, Max: 500 * time.Millisecond}
-	a := runAgent(t, cfg)
+	a := agenttest.Run(t, cfg)
 	ev.Wait(ctx, t, agent.EventFetchFailed, 2)
 	if len(e.Snapshot().Attempts) != 0 {
 		t.Fatal("the agent connected without credentials")
@@ -261,7 +261,7 @@ func TestServiceDownAtBoot(t *testing.T) {
 }
 
 func TestBrokerRestart(t *testing.T) {
-	ctx := testCtx(t, 60*time.Second)
+	ctx := agenttest.Context(t, 60*time.Second)
 	svc := newService(t, nil)
 	svc.start()
 	d := devices[3]
@@ -272,7 +272,7 @@ func TestBrokerRestart(t *testing.T) {
 	got := make(chan agent.Message, 4)
 	cfg.Subscriptions = []agent.Subscription{{Topic: "devices/lamp/messages/devicebound/#", QoS: 1}}
 	cfg.OnMessage = func(m agent.Message) { got <- m }
-	a := runAgent(t, cfg)
+	a := agenttest.Run(t, cfg)
 	ev.Wait(ctx, t, agent.EventConnected, 1)
 	if err := e.Stop(); err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -162,36 +161,6 @@ func (s *service) source(id, tokenFile string, ttl time.Duration) agent.Source {
 		s.t.Fatal(err)
 	}
 	return src
-}
-
-func testCtx(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// runAgent runs an agent until the test ends.
-func runAgent(t *testing.T, cfg agent.Config) *agent.Agent {
-	t.Helper()
-	a, err := agent.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if !errors.Is(err, context.Canceled) {
-				t.Errorf("agent stopped with %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("agent did not stop")
-		}
-	})
-	return a
 }
 
 func publish(ctx context.Context, t *testing.T, a *agent.Agent, topic, payload string) {

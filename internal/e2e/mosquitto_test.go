@@ -145,7 +145,7 @@ func TestMosquittoInterop(t *testing.T) {
 	svc.start()
 	for _, withTLS := range []bool{false, true} {
 		t.Run(map[bool]string{false: "plain", true: "tls"}[withTLS], func(t *testing.T) {
-			ctx := testCtx(t, 60*time.Second)
+			ctx := agenttest.Context(t, 60*time.Second)
 			m := startMosquitto(t, withTLS)
 			id := "mosq-" + strconv.FormatBool(withTLS)
 			// An Alibaba device reached at the loopback broker: securemode 2
@@ -157,7 +157,7 @@ func TestMosquittoInterop(t *testing.T) {
 			obs := m.observer(t, "/a1pk/"+id+"/user/up", up)
 			down := make(chan agent.Message, 1)
 			ev := agenttest.NewRecorder()
-			a := runAgent(t, agent.Config{
+			a := agenttest.Run(t, agent.Config{
 				Source: svc.source(id, tokenFile, 0), BrokerRoots: m.roots(), OnEvent: ev.Add,
 				Subscriptions: []agent.Subscription{{Topic: "/a1pk/" + id + "/user/down", QoS: 1}},
 				OnMessage:     func(msg agent.Message) { down <- msg },
