@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/hashicorp/vault/api"
 
@@ -115,6 +116,10 @@ func permissionDenied(err error) bool {
 type attempts struct {
 	mu   sync.Mutex
 	last string
+	// refused counts attempts whose connection was refused: nothing listens
+	// at the address, so after refusedRetries of them the call gives up
+	// rather than retrying until its deadline.
+	refused int
 	// down is the store's mark; noRetry is its value when the call started.
 	down    *atomic.Bool
 	noRetry bool
@@ -180,12 +185,21 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 	}
 	a.mu.Lock()
 	a.last = why
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		a.refused++
+	}
+	refused := a.refused
 	a.mu.Unlock()
-	if a.noRetry {
-		return false, nil // Vault is known down: fail now, the client retries later
+	if a.noRetry || refused > refusedRetries {
+		return false, nil // Vault is down: fail now, the caller retries later
 	}
 	return retry, rerr
 }
+
+// refusedRetries is how many times a refused connection is retried within a
+// call: enough to ride out a restart's brief gap, short of keeping a caller
+// waiting the whole timeout for a Vault that is not running.
+const refusedRetries = 1
 
 // readCloser reads from one reader and closes another.
 type readCloser struct {

@@ -379,8 +379,13 @@ func TestFailFastWhileVaultDown(t *testing.T) {
 	defer s.Close()
 	mustWork(t, s, "before")
 	srv.Stop()
+	start := time.Now()
 	if _, err := s.GetDevice(context.Background(), "lamp-7"); !errors.Is(err, secrets.ErrUnavailable) {
 		t.Fatalf("first call with Vault stopped: %v", err)
+	}
+	// Refused connections are retried briefly, not until the 5 s timeout.
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("first call with Vault stopped took %v; a refused connection should fail within 3s", took)
 	}
 	for _, o := range ops(storetest.NewSecret()) {
 		start := time.Now()
