@@ -88,6 +88,7 @@ type Emulator struct {
 	mu        sync.Mutex
 	secrets   map[string]string
 	server    *mqtt.Server
+	listener  *gatedTCP
 	connected map[*mqtt.Client]time.Time // live sessions and when they expire (zero: never)
 	state     State
 	changed   chan struct{}
@@ -150,7 +151,7 @@ func (e *Emulator) start() error {
 	if err := ln.Close(); err != nil {
 		return fmt.Errorf("cloudemu: release %s: %w", e.addr, err)
 	}
-	l := listeners.NewTCP(listeners.Config{ID: "emu", Address: e.addr, TLSConfig: e.tls})
+	l := &gatedTCP{TCP: listeners.NewTCP(listeners.Config{ID: "emu", Address: e.addr, TLSConfig: e.tls}), clients: &srv.Listeners.ClientsWg}
 	if err := srv.AddListener(l); err != nil {
 		return fmt.Errorf("cloudemu: listen on %s: %w", e.addr, err)
 	}
@@ -159,7 +160,7 @@ func (e *Emulator) start() error {
 	}
 	stop := make(chan struct{})
 	e.mu.Lock()
-	e.server, e.stop, e.connected = srv, stop, map[*mqtt.Client]time.Time{}
+	e.server, e.listener, e.stop, e.connected = srv, l, stop, map[*mqtt.Client]time.Time{}
 	e.mu.Unlock()
 	e.wg.Add(1)
 	go e.expiryLoop(stop)
@@ -293,13 +294,14 @@ func (e *Emulator) Publish(topic string, payload []byte, qos byte) error {
 // Stop closes the broker and drops every client; Restart starts it again.
 func (e *Emulator) Stop() error {
 	e.mu.Lock()
-	srv, stop := e.server, e.stop
-	e.server, e.stop = nil, nil
+	srv, l, stop := e.server, e.listener, e.stop
+	e.server, e.listener, e.stop = nil, nil, nil
 	e.mu.Unlock()
 	if srv == nil {
 		return nil
 	}
 	close(stop)
+	l.shut()
 	err := srv.Close()
 	e.wg.Wait()
 	if err != nil {
@@ -444,4 +446,41 @@ func (h *authHook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
 	h.e.notifyLocked()
 	h.e.mu.Unlock()
 	h.e.opts.Logger.Info("message", "client", cl.ID, "topic", pk.TopicName, "qos", pk.FixedHeader.Qos, "payload", string(pk.Payload))
+}
+
+// gatedTCP is mochi's TCP listener with a gate in front of each new
+// connection. It works around a race in mochi v2.7.9: attaching a client
+// calls Listeners.ClientsWg.Add(1) while Server.Close may already be in
+// ClientsWg.Wait (seen under -race when an agent reconnects as a test ends).
+// The gate adds to that WaitGroup itself, under a lock that Stop takes
+// before Close, so no connection is admitted once shutdown has begun and the
+// counter is never zero while an admitted one attaches.
+type gatedTCP struct {
+	*listeners.TCP
+	clients *sync.WaitGroup
+
+	mu      sync.Mutex
+	closing bool
+}
+
+// Serve serves connections through the gate.
+func (g *gatedTCP) Serve(establish listeners.EstablishFn) {
+	g.TCP.Serve(func(id string, c net.Conn) error {
+		g.mu.Lock()
+		if g.closing {
+			g.mu.Unlock()
+			return c.Close()
+		}
+		g.clients.Add(1)
+		g.mu.Unlock()
+		defer g.clients.Done()
+		return establish(id, c)
+	})
+}
+
+// shut closes the gate: connections accepted from now on are dropped.
+func (g *gatedTCP) shut() {
+	g.mu.Lock()
+	g.closing = true
+	g.mu.Unlock()
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"sync"
 	"testing"
@@ -182,4 +183,49 @@ func TestTencentEmulatorRefusesExpiredUsername(t *testing.T) {
 	if _, err := dial(t, e, "ABCDEFGHIJlamp", user, tencentPassword(t, psk, user), nil); !refused(err) {
 		t.Fatalf("expired username: %v, want refused", err)
 	}
+}
+
+// TestStopWhileClientsConnect stops and restarts the broker while clients keep
+// connecting. Under -race this caught mochi's ClientsWg.Add racing with
+// Server.Close's Wait (see gatedTCP); it must also never hang.
+func TestStopWhileClientsConnect(t *testing.T) {
+	e, err := Start(Options{Cloud: Huawei})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	addr := e.Addr()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+					c.Close()
+				}
+			}
+		}()
+	}
+	for range 5 {
+		time.Sleep(20 * time.Millisecond)
+		done := make(chan error, 1)
+		go func() { done <- e.Restart() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("restart: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("restart hung while clients connect")
+		}
+	}
+	close(stop)
+	wg.Wait()
 }
