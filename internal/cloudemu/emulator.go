@@ -242,6 +242,21 @@ func (e *Emulator) Snapshot() State {
 	return e.snapshotLocked()
 }
 
+// AttemptsSince counts the CONNECTs made at or after since: how many the
+// broker refused and how many it accepted.
+func (e *Emulator) AttemptsSince(since time.Time) (refused, accepted int) {
+	for _, at := range e.Snapshot().Attempts {
+		switch {
+		case at.At.Before(since):
+		case at.Err != nil:
+			refused++
+		default:
+			accepted++
+		}
+	}
+	return refused, accepted
+}
+
 func (e *Emulator) snapshotLocked() State {
 	s := State{
 		Attempts: append([]Attempt(nil), e.state.Attempts...),
