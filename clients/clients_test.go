@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -154,6 +156,15 @@ func cCommand(t *testing.T, s settings) *exec.Cmd {
 }
 
 func TestMain(m *testing.M) {
+	// The subtests mostly wait on timers in other processes (refresh and
+	// expiry take seconds by design), so run them all at once unless -parallel
+	// was given; the default, GOMAXPROCS, would run two at a time on CI.
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		_ = flag.Set("test.parallel", "32")
+	}
 	dir, err := os.MkdirTemp("", "credsign-clients-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -177,16 +188,22 @@ func testContext(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// beforeHour returns a clock that reads d before the next full hour now, and
-// runs on from there; credsign and the emulator share it, the clients keep
-// the real one. Huawei's triples lapse when the hour of their timestamp
-// ends, so its enforced expiry comes d into the test; for the other clouds
-// the offset shows that the clients time everything from issuedAt, not from
-// their own (here wrong) wall clock.
-func beforeHour(d time.Duration) (now func() time.Time, offset time.Duration) {
+// clock is real time plus an offset; credsign and the emulator share it,
+// the clients keep the real one.
+type clock struct{ off atomic.Int64 }
+
+func (c *clock) Now() time.Time              { return time.Now().Add(c.Offset()) }
+func (c *clock) Offset() time.Duration       { return time.Duration(c.off.Load()) }
+func (c *clock) setOffset(off time.Duration) { c.off.Store(int64(off)) }
+
+// endHourIn moves the clock so that its current hour ends d from now.
+// Huawei's triples lapse when the hour of their timestamp ends, so this
+// brings its enforced expiry into the test; for the other clouds the offset
+// shows that the clients time everything from issuedAt, not from their own
+// (here wrong) wall clock.
+func (c *clock) endHourIn(d time.Duration) {
 	t := time.Now()
-	offset = t.Truncate(time.Hour).Add(time.Hour).Add(-d).Sub(t)
-	return func() time.Time { return time.Now().Add(offset) }, offset
+	c.setOffset(t.Truncate(time.Hour).Add(time.Hour).Add(-d).Sub(t))
 }
 
 func count(e *cloudemu.Emulator) (accepted int, refused []error, messages int) {
@@ -223,9 +240,11 @@ func TestClientsThroughRefreshAndExpiry(t *testing.T) {
 			t.Run(rt.name+"/"+d.cloud, func(t *testing.T) {
 				t.Parallel()
 				ctx := testContext(t, 90*time.Second)
-				now, offset := beforeHour(9 * time.Second)
-				srv := startServer(t, serverOptions{https: rt.https, now: now})
-				r := srv.register(t, d, now)
+				clk := &clock{}
+				// The hour ends 8s after the first fetch, however long the
+				// client takes to start.
+				srv := startServer(t, serverOptions{https: rt.https, now: clk.Now, firstIssue: func() { clk.endHourIn(8 * time.Second) }})
+				r := srv.register(t, d, clk.Now)
 				p := start(t, rt.command(t, settingsFor(srv, r, 6)))
 				e := r.emu
 				messages := func() int { _, _, n := count(e); return n }
@@ -247,7 +266,7 @@ func TestClientsThroughRefreshAndExpiry(t *testing.T) {
 					if first.ExpiresAt == nil || !first.ExpiryEnforced {
 						t.Fatalf("%s triple: want an enforced expiry, got %+v", d.cloud, first.ExpiresAt)
 					}
-					lapse := first.ExpiresAt.Add(-offset) // on the real clock
+					lapse := first.ExpiresAt.Add(-clk.Offset()) // on the real clock
 					waitFor(ctx, t, "the first triple's expiry", func() bool { return time.Now().After(lapse.Add(500 * time.Millisecond)) })
 					n := messages()
 					waitFor(ctx, t, "messages after the first triple lapsed", func() bool { return messages() >= n+2 })

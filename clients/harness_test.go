@@ -72,6 +72,8 @@ type serverOptions struct {
 	https     bool
 	now       func() time.Time
 	ratePerMi float64 // device token rate a minute; 0: unlimited
+	// firstIssue runs once, before the first credentials request is served.
+	firstIssue func()
 }
 
 func startServer(t *testing.T, o serverOptions) *server {
@@ -104,7 +106,7 @@ func startServer(t *testing.T, o serverOptions) *server {
 		ln = tls.NewListener(ln, cfg)
 		s.url = "https://" + ln.Addr().String()
 	}
-	srv := &http.Server{Handler: s.record(h), ReadHeaderTimeout: 10 * time.Second, ErrorLog: nil}
+	srv := &http.Server{Handler: s.record(h, o.firstIssue), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -130,11 +132,15 @@ func (w *recordingWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-func (s *server) record(h http.Handler) http.Handler {
+func (s *server) record(h http.Handler, firstIssue func()) http.Handler {
+	var once sync.Once
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasSuffix(r.URL.Path, "/credentials") {
 			h.ServeHTTP(w, r)
 			return
+		}
+		if firstIssue != nil {
+			once.Do(firstIssue)
 		}
 		ex := exchange{at: time.Now()}
 		if s.unavailable.Add(-1) >= 0 {

@@ -336,11 +336,11 @@ static int fetch(const struct config *cfg, struct creds *c, double *retry_after)
 	explicit_bzero(&b, sizeof b);
 	/* Deadlines are durations after issuedAt on the monotonic clock, so a
 	 * device whose wall clock is wrong still refreshes on time. Jitter: up to
-	 * a quarter of the time between refreshAfter and the expiry (5% of the
-	 * lifetime when nothing expires). */
+	 * a quarter of the shorter of refreshAfter - issuedAt and expiresAt -
+	 * refreshAfter, so a fleet does not refresh in lockstep. */
 	c->tls = !strcmp(tls, "true");
 	c->enforced = has_exp && !strcmp(enforced, "true");
-	double window = has_exp ? (te - tr) / 4 : (tr - ti) / 20;
+	double window = (has_exp && te - tr < tr - ti ? te - tr : tr - ti) / 4;
 	c->refresh_at = now + (tr - ti) + uniform(0, window > 0 ? window : 0);
 	c->expires_at = has_exp ? now + (te - ti) : 0;
 	logf_("fetched credentials: %s device %s at %s:%ld tls=%d, client id %s, refresh in %.1fs, enforced expiry %s",

@@ -75,7 +75,9 @@ class Creds:
         issued = parse_time(c["issuedAt"])
         expires = parse_time(c.get("expiresAt"))
         refresh_ms = int((parse_time(c["refreshAfter"]) - issued) * 1000)
-        window = int((expires - issued) * 1000 - refresh_ms) // 4 if expires else refresh_ms // 20
+        window = refresh_ms // 4  # jitter, as in docs/devices.md
+        if expires:
+            window = min(window, (int((expires - issued) * 1000) - refresh_ms) // 4)
         self.c = c
         self.refresh_at = ticks_add(now, refresh_ms + rand(window))
         self.expires_at = ticks_add(now, int((expires - issued) * 1000)) if expires else None

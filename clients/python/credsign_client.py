@@ -80,9 +80,9 @@ class Creds:
         self.c = c
         refresh = parse_time(c["refreshAfter"]) - issued
         expires = parse_time(c.get("expiresAt"))
-        # Jitter: up to a quarter of the time between refreshAfter and the
-        # expiry (5% of the lifetime when nothing expires).
-        window = (expires - issued - refresh) / 4 if expires else refresh / 20
+        # Jitter: up to a quarter of the shorter of refreshAfter - issuedAt and
+        # expiresAt - refreshAfter, so a fleet does not refresh in lockstep.
+        window = min(refresh, expires - issued - refresh) / 4 if expires else refresh / 4
         self.refresh_at = now + refresh + random.uniform(0, max(window, 0))
         self.expires_at = now + (expires - issued) if expires else None
         self.enforced = bool(c.get("expiryEnforced")) and expires is not None
