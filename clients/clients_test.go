@@ -229,7 +229,7 @@ func issued(s *server) []credentials {
 }
 
 // TestClientsThroughRefreshAndExpiry runs each client for each cloud with
-// 6-second credentials: it must connect, publish, refresh at refreshAfter,
+// 9-second credentials: it must connect, publish, refresh at refreshAfter,
 // reconnect with the fresh triple before an enforced expiry (Azure drops a
 // session whose SAS token lapses; Tencent and Huawei refuse a stale triple
 // at CONNECT, which a broker restart forces), and keep the connection when
@@ -245,7 +245,7 @@ func TestClientsThroughRefreshAndExpiry(t *testing.T) {
 				// client takes to start.
 				srv := startServer(t, serverOptions{https: rt.https, now: clk.Now, firstIssue: func() { clk.endHourIn(8 * time.Second) }})
 				r := srv.register(t, d, clk.Now)
-				p := start(t, rt.command(t, settingsFor(srv, r, 6)))
+				p := start(t, rt.command(t, settingsFor(srv, r, 9)))
 				e := r.emu
 				messages := func() int { _, _, n := count(e); return n }
 				accepted := func() int { n, _, _ := count(e); return n }
@@ -319,7 +319,7 @@ func TestClientsThroughRefreshAndExpiry(t *testing.T) {
 
 // TestClientsHonourRetryAfter: the first credentials request is answered
 // 503 with Retry-After: 2 (a FAKE outage, from the test's recorder in front
-// of the real API), the second reaches the real API, whose rate limit (10 a
+// of the real API), the second reaches the real API, whose rate limit (6 a
 // minute, burst 1, spent by the test just before) answers 429 with its own
 // Retry-After. Each retry must wait at least that long.
 func TestClientsHonourRetryAfter(t *testing.T) {
@@ -327,7 +327,7 @@ func TestClientsHonourRetryAfter(t *testing.T) {
 		t.Run(rt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := testContext(t, 60*time.Second)
-			srv := startServer(t, serverOptions{https: rt.https, ratePerMi: 10})
+			srv := startServer(t, serverOptions{https: rt.https, ratePerMi: 6})
 			r := srv.register(t, devices[3], nil)
 			cmd := rt.command(t, settingsFor(srv, r, 0))
 			// Spend the device token's burst.

@@ -107,6 +107,13 @@ def tls_context(ca_file):
     return ctx
 
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """credsign never redirects; following one would send the token elsewhere."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
 def fetch(cfg):
     """POST /v1/devices/{id}/credentials with the device token."""
     try:
@@ -121,8 +128,9 @@ def fetch(cfg):
         headers={"Authorization": "Bearer " + token, "Content-Type": "application/json",
                  "Accept": "application/json"})
     ctx = tls_context(cfg["ca_file"]) if cfg["server"].startswith("https:") else None
+    opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=ctx))
     try:
-        with urllib.request.urlopen(req, timeout=30, context=ctx) as r:
+        with opener.open(req, timeout=30) as r:
             return Creds(json.load(r))
     except urllib.error.HTTPError as e:
         status, after = e.code, e.headers.get("Retry-After", "")
