@@ -245,7 +245,7 @@ func TestClientsThroughRefreshAndExpiry(t *testing.T) {
 				// client takes to start.
 				srv := startServer(t, serverOptions{https: rt.https, now: clk.Now, firstIssue: func() { clk.endHourIn(8 * time.Second) }})
 				r := srv.register(t, d, clk.Now)
-				p := start(t, rt.command(t, settingsFor(srv, r, 9)))
+				p := start(t, rt.command(t, settingsFor(srv, r, 9)), func() []string { return secretsOf(srv, r) })
 				e := r.emu
 				messages := func() int { _, _, n := count(e); return n }
 				accepted := func() int { n, _, _ := count(e); return n }
@@ -345,7 +345,7 @@ func TestClientsHonourRetryAfter(t *testing.T) {
 				t.Fatalf("spending the burst: %s", resp.Status)
 			}
 			srv.unavailable.Store(1)
-			p := start(t, cmd)
+			p := start(t, cmd, func() []string { return secretsOf(srv, r) })
 			waitFor(ctx, t, "a connection", func() bool { a, _, _ := count(r.emu); return a > 0 })
 			ex := srv.exchanges()[1:] // after the test's own request
 			if len(ex) != 3 || ex[0].status != 503 || ex[1].status != 429 || ex[2].status != 200 {
@@ -383,7 +383,7 @@ func TestClientsStopOnRevokedToken(t *testing.T) {
 			ctx := testContext(t, 60*time.Second)
 			srv := startServer(t, serverOptions{https: rt.https})
 			r := srv.register(t, devices[0], nil)
-			p := start(t, rt.command(t, settingsFor(srv, r, 3)))
+			p := start(t, rt.command(t, settingsFor(srv, r, 3)), func() []string { return secretsOf(srv, r) })
 			waitFor(ctx, t, "a message", func() bool { _, _, n := count(r.emu); return n > 0 })
 			srv.call(http.MethodDelete, "/v1/devices/"+r.id+"/tokens/"+r.tokenID, nil, nil)
 			select {

@@ -326,7 +326,9 @@ type process struct {
 	err  error // set when done is closed
 }
 
-func start(t *testing.T, c *exec.Cmd) *process {
+// start runs c; secrets lists what to blank out of its output when the test
+// fails and the output is shown.
+func start(t *testing.T, c *exec.Cmd, secrets func() []string) *process {
 	t.Helper()
 	p := &process{cmd: c, out: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	c.Stdout, c.Stderr = p.out, p.out
@@ -339,7 +341,13 @@ func start(t *testing.T, c *exec.Cmd) *process {
 		_ = c.Process.Kill()
 		<-p.done
 		if t.Failed() {
-			t.Logf("client output:\n%s", p.out.String())
+			out := p.out.String()
+			for _, s := range secrets() {
+				if s != "" {
+					out = strings.ReplaceAll(out, s, "[SECRET]")
+				}
+			}
+			t.Logf("client output:\n%s", out)
 		}
 	})
 	return p
