@@ -412,3 +412,25 @@ func TestClientsStopOnRevokedToken(t *testing.T) {
 		})
 	}
 }
+
+// TestCReader runs clients/c/reader_test.c: the C client's hand-written JSON
+// reader and RFC 3339 parser on escapes, nesting, truncation and bad input,
+// under AddressSanitizer and UBSan.
+func TestCReader(t *testing.T) {
+	b, err := cBuild()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.missing != "" {
+		missing(t, "%s", b.missing)
+	}
+	bin := filepath.Join(t.TempDir(), "reader_test")
+	if out, err := exec.Command("cc", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+		"-o", bin, filepath.Join("c", "reader_test.c"), "-lcurl", "-lpaho-mqtt3cs").CombinedOutput(); err != nil {
+		t.Fatalf("build reader_test.c: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "ok" {
+		t.Fatalf("reader_test: %v\n%s", err, out)
+	}
+}

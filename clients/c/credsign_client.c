@@ -14,7 +14,8 @@
  *
  * Exit status: 2 bad settings, 3 credsign refused the device for good
  * (401/403/404 or another 4xx); otherwise it runs until killed. Logs go to
- * stderr and never hold the token or the password.
+ * stderr and never hold the token or the password; keep Paho's own trace
+ * off (MQTT_C_CLIENT_TRACE unset), as it may show the CONNECT packet.
  *
  * Build: cc -O2 -Wall -o credsign-client credsign_client.c -lcurl -lpaho-mqtt3cs
  */
@@ -111,6 +112,15 @@ static void put_utf8(char **o, char *end, unsigned cp)
 		*(*o)++ = b[i];
 }
 
+/* Reads exactly four hex digits. */
+static int hex4(const char *p, unsigned *out)
+{
+	for (int i = 0; i < 4; i++)
+		if (!isxdigit((unsigned char)p[i]))
+			return 0;
+	return sscanf(p, "%4x", out) == 1;
+}
+
 /* Decodes the JSON string at p (at its opening quote) into out; returns the
  * character after the closing quote, or NULL when malformed or too long. */
 static const char *json_string(const char *p, char *out, size_t size)
@@ -132,10 +142,10 @@ static const char *json_string(const char *p, char *out, size_t size)
 			case 't': cp = '\t'; break;
 			case 'u': {
 				unsigned lo;
-				if (sscanf(p, "%4x", &cp) != 1)
+				if (!hex4(p, &cp))
 					return NULL;
 				p += 4;
-				if (cp >= 0xD800 && cp < 0xDC00 && p[0] == '\\' && p[1] == 'u' && sscanf(p + 2, "%4x", &lo) == 1) {
+				if (cp >= 0xD800 && cp < 0xDC00 && p[0] == '\\' && p[1] == 'u' && hex4(p + 2, &lo)) {
 					cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
 					p += 6;
 				}
