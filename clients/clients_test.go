@@ -434,3 +434,41 @@ func TestCReader(t *testing.T) {
 		t.Fatalf("reader_test: %v\n%s", err, out)
 	}
 }
+
+// TestClientsBackOffWhenBrokerRefuses: credsign holds a wrong secret, so the
+// broker refuses every triple. The client must not retry the same triple:
+// it fetches a new one after each refusal (the device may have been fixed in
+// credsign), and the waits between CONNECTs grow (0.5–1 s, 1–2 s, 2–4 s, …)
+// although each fetch succeeds.
+func TestClientsBackOffWhenBrokerRefuses(t *testing.T) {
+	for _, rt := range runtimes {
+		t.Run(rt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := testContext(t, 60*time.Second)
+			srv := startServer(t, serverOptions{https: rt.https})
+			d := devices[0]
+			d.wrongSecret = "not-the-secret"
+			r := srv.register(t, d, nil)
+			p := start(t, rt.command(t, settingsFor(srv, r, 0)), func() []string { return secretsOf(srv, r) })
+			waitFor(ctx, t, "a refused CONNECT", func() bool { _, refused, _ := count(r.emu); return len(refused) > 0 })
+			time.Sleep(5 * time.Second)
+			accepted, refused, _ := count(r.emu)
+			if accepted != 0 {
+				t.Fatalf("the broker accepted %d triples signed with the wrong secret", accepted)
+			}
+			// The first refusal at 0 s, then waits of at least 0.5, 1 and 2 s:
+			// at most 4 CONNECTs by 5 s. Waits that do not grow (0.5–1 s each)
+			// would make 6 or more.
+			if n := len(refused); n < 2 || n > 4 {
+				t.Errorf("%d refused CONNECTs in about 5 s; want 2 to 4 (growing back-off)", n)
+			}
+			if f := len(issued(srv)); f < len(refused) {
+				t.Errorf("%d fetches for %d refused CONNECTs; want a fresh triple before each CONNECT", f, len(refused))
+			}
+			if p.exited() {
+				t.Fatalf("the client exited (%v); a refused CONNECT is not permanent", p.err)
+			}
+			noSecrets(t, p, secretsOf(srv, r)...)
+		})
+	}
+}

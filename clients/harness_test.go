@@ -228,13 +228,16 @@ type device struct {
 	secret string
 	tls    bool
 	topic  string
+	// wrongSecret, when set, is registered in credsign instead of secret
+	// (the emulator keeps secret), so the broker refuses every triple.
+	wrongSecret string
 }
 
 var devices = []device{
-	{cloudemu.Aliyun, map[string]any{"productKey": "a1pk", "deviceName": "lamp"}, "s3cret-aliyun", true, "/a1pk/lamp/user/update"},
-	{cloudemu.Tencent, map[string]any{"productId": "ABCDEFGHIJ", "deviceName": "lamp"}, "MTIzNDU2Nzg5MGFiY2RlZg==", false, "ABCDEFGHIJ/lamp/data"},
-	{cloudemu.Huawei, map[string]any{"deviceId": "prod_lamp"}, "s3cret-huawei", true, "$oc/devices/prod_lamp/sys/properties/report"},
-	{cloudemu.Azure, map[string]any{"hubHost": "hub.azure-devices.net", "deviceId": "lamp"}, "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg=", true, "devices/lamp/messages/events/"},
+	{cloudemu.Aliyun, map[string]any{"productKey": "a1pk", "deviceName": "lamp"}, "s3cret-aliyun", true, "/a1pk/lamp/user/update", ""},
+	{cloudemu.Tencent, map[string]any{"productId": "ABCDEFGHIJ", "deviceName": "lamp"}, "MTIzNDU2Nzg5MGFiY2RlZg==", false, "ABCDEFGHIJ/lamp/data", ""},
+	{cloudemu.Huawei, map[string]any{"deviceId": "prod_lamp"}, "s3cret-huawei", true, "$oc/devices/prod_lamp/sys/properties/report", ""},
+	{cloudemu.Azure, map[string]any{"hubHost": "hub.azure-devices.net", "deviceId": "lamp"}, "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg=", true, "devices/lamp/messages/events/", ""},
 }
 
 // registered is a device registered in a server, with its emulator.
@@ -271,7 +274,11 @@ func (s *server) register(t *testing.T, d device, now func() time.Time) *registe
 		params["tls"] = d.tls
 	}
 	r := &registered{device: d, id: "lamp-" + d.cloud, emu: e}
-	s.call(http.MethodPut, "/v1/devices/"+r.id, map[string]any{"cloud": d.cloud, "params": params, "secret": d.secret}, nil)
+	secret := d.secret
+	if d.wrongSecret != "" {
+		secret = d.wrongSecret
+	}
+	s.call(http.MethodPut, "/v1/devices/"+r.id, map[string]any{"cloud": d.cloud, "params": params, "secret": secret}, nil)
 	var tok struct {
 		ID    string `json:"id"`
 		Token string `json:"token"`
@@ -377,7 +384,7 @@ func noSecrets(t *testing.T, p *process, secrets ...string) {
 // secretsOf lists what must never appear in a client's output: the device
 // token, the device secret and every password the server issued.
 func secretsOf(s *server, r *registered) []string {
-	out := []string{r.token, r.secret}
+	out := []string{r.token, r.secret, r.wrongSecret}
 	for _, ex := range s.exchanges() {
 		out = append(out, ex.creds.Password)
 	}

@@ -409,11 +409,15 @@ static void mqtt_close(MQTTClient *m)
 static int run(const struct config *cfg)
 {
 	struct creds creds, fresh;
-	int have = 0, failures = 0, sent = 0;
+	int have = 0, sent = 0;
+	int fetch_failures = 0; /* credsign failures in a row; reset by a successful fetch */
+	int conn_failures = 0;  /* broker failures in a row; reset by a connection up for 30 s */
 	MQTTClient m = NULL;
-	double next_pub = now_mono(), retry_after;
+	double next_pub = now_mono(), connected_at = 0, retry_after;
 	for (;;) {
 		double now = now_mono();
+		if (m && now - connected_at >= 30)
+			conn_failures = 0;
 		if (!have || expired(&creds) || now >= creds.refresh_at) {
 			int r = fetch(cfg, &fresh, &retry_after);
 			if (r == FETCH_PERMANENT) {
@@ -422,7 +426,7 @@ static int run(const struct config *cfg)
 				return 3;
 			}
 			if (r == FETCH_RETRY) {
-				double d = backoff(failures++, retry_after);
+				double d = backoff(fetch_failures++, retry_after);
 				if (!have || expired(&creds)) {
 					logf_("retrying in %.1fs", d);
 					sleep_s(d);
@@ -432,7 +436,7 @@ static int run(const struct config *cfg)
 				}
 				continue;
 			}
-			failures = 0;
+			fetch_failures = 0;
 			if (m && creds.enforced) {
 				logf_("reconnecting with fresh credentials before the old ones expire");
 				mqtt_close(&m);
@@ -444,7 +448,7 @@ static int run(const struct config *cfg)
 		if (!m) {
 			int rc = mqtt_connect(cfg, &creds, &m);
 			if (rc != 0) {
-				double d = backoff(failures++, 0);
+				double d = backoff(conn_failures++, 0);
 				if (rc == 4 || rc == 5) {
 					have = 0; /* refused: ask credsign again, the device may have been fixed */
 					logf_("broker refused the credentials (CONNACK %d); retrying in %.1fs", rc, d);
@@ -454,6 +458,7 @@ static int run(const struct config *cfg)
 				sleep_s(d);
 				continue;
 			}
+			connected_at = now_mono();
 			logf_("connected to %s:%ld", creds.host, creds.port);
 		}
 		MQTTClient_yield(); /* keep-alive and incoming packets */
@@ -475,7 +480,7 @@ static int run(const struct config *cfg)
 		}
 		if (!ok) {
 			mqtt_close(&m);
-			double d = backoff(failures++, 0);
+			double d = backoff(conn_failures++, 0);
 			logf_("connection lost; reconnecting in %.1fs", d);
 			sleep_s(d);
 			continue;

@@ -38,6 +38,7 @@ except ImportError:  # CPython, where the tests run this file
         time.sleep(ms / 1000)
 
 BACKOFF_INITIAL_MS, BACKOFF_MAX_MS = 1000, 120000
+STABLE_AFTER_MS = 30000  # a connection up this long starts the broker back-off over
 
 
 def log(msg):
@@ -167,10 +168,14 @@ def close(mq):
 
 
 def run(cfg):
-    creds, mq, failures, sent = None, None, 0, 0
-    next_pub = last_io = ticks_ms()
+    creds, mq, sent = None, None, 0
+    fetch_failures = 0  # credsign failures in a row; reset by a successful fetch
+    conn_failures = 0   # broker failures in a row; reset by a connection up for 30 s
+    next_pub = last_io = connected_at = ticks_ms()
     interval_ms = int(cfg.get("interval", 10) * 1000)
     while True:
+        if mq and ticks_diff(ticks_ms(), connected_at) >= STABLE_AFTER_MS:
+            conn_failures = 0
         if creds is None or creds.expired() or creds.due():
             try:
                 fresh = fetch(cfg)
@@ -180,8 +185,8 @@ def run(cfg):
                     close(mq)
                 return 3
             except Retry as e:
-                d = backoff_ms(failures, e.after_ms)
-                failures += 1
+                d = backoff_ms(fetch_failures, e.after_ms)
+                fetch_failures += 1
                 if creds is None or creds.expired():
                     log("%s; retrying in %dms" % (e, d))
                     sleep_ms(d)
@@ -192,7 +197,7 @@ def run(cfg):
             log("fetched credentials: %s device %s at %s:%d, client id %s, enforced expiry %s" % (
                 fresh.c["cloud"], fresh.c["deviceId"], fresh.c["host"], fresh.c["port"],
                 fresh.c["clientId"], fresh.enforced))
-            failures = 0
+            fetch_failures = 0
             if mq and creds.enforced:
                 log("reconnecting with fresh credentials before the old ones expire")
                 close(mq)
@@ -201,18 +206,18 @@ def run(cfg):
         if mq is None:
             try:
                 mq = connect(cfg, creds)
-                last_io = ticks_ms()
+                last_io = connected_at = ticks_ms()
                 log("connected to %s:%d" % (creds.c["host"], creds.c["port"]))
             except MQTTException as e:
                 creds = None  # refused: ask credsign again, the device may have been fixed
-                d = backoff_ms(failures)
-                failures += 1
+                d = backoff_ms(conn_failures)
+                conn_failures += 1
                 log("broker refused the credentials (CONNACK %s); retrying in %dms" % (e.args[0], d))
                 sleep_ms(d)
                 continue
             except OSError as e:
-                d = backoff_ms(failures)
-                failures += 1
+                d = backoff_ms(conn_failures)
+                conn_failures += 1
                 log("cannot connect to %s:%d: OSError %s; retrying in %dms" % (
                     creds.c["host"], creds.c["port"], e.args[0] if e.args else "", d))
                 sleep_ms(d)
@@ -231,8 +236,8 @@ def run(cfg):
         except (OSError, MQTTException) as e:
             close(mq)
             mq = None
-            d = backoff_ms(failures)
-            failures += 1
+            d = backoff_ms(conn_failures)
+            conn_failures += 1
             log("connection lost (%s); reconnecting in %dms" % (type(e).__name__, d))
             sleep_ms(d)
             continue

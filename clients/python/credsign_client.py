@@ -33,6 +33,7 @@ import urllib.request
 import paho.mqtt.client as mqtt
 
 BACKOFF_INITIAL, BACKOFF_MAX = 1.0, 120.0
+STABLE_AFTER = 30.0  # a connection up this long starts the broker back-off over
 
 
 def log(msg):
@@ -201,10 +202,14 @@ class Session:
 
 
 def run(cfg):
-    creds, session, failures, sent = None, None, 0, 0
-    next_pub = time.monotonic()
+    creds, session = None, None
+    fetch_failures = 0  # credsign failures in a row; reset by a successful fetch
+    conn_failures = 0   # broker failures in a row; reset by a connection up for 30 s
+    sent, next_pub, connected_at = 0, time.monotonic(), 0.0
     while True:
         now = time.monotonic()
+        if session and now - connected_at >= STABLE_AFTER:
+            conn_failures = 0
         if creds is None or creds.expired() or now >= creds.refresh_at:
             try:
                 fresh = fetch(cfg)
@@ -214,19 +219,17 @@ def run(cfg):
                     session.close()
                 return 3
             except Retry as e:
+                d = backoff(fetch_failures, e.after)
+                fetch_failures += 1
                 if creds is None or creds.expired():
-                    d = backoff(failures, e.after)
-                    failures += 1
                     log("%s; retrying in %.1fs" % (e, d))
                     time.sleep(d)
-                    continue
-                # The current triple still works: keep it, try again later.
-                creds.refresh_at = now + backoff(failures, e.after)
-                failures += 1
-                log("%s; staying connected, retrying in %.1fs" % (e, creds.refresh_at - now))
+                else:  # the current triple still works: keep it, try again later
+                    creds.refresh_at = now + d
+                    log("%s; staying connected, retrying in %.1fs" % (e, d))
                 continue
             log("fetched credentials: " + fresh.describe())
-            failures = 0
+            fetch_failures = 0
             if session and creds.enforced:
                 # Reconnect with the fresh triple before the old one lapses.
                 log("reconnecting with fresh credentials before the old ones expire")
@@ -236,35 +239,32 @@ def run(cfg):
         if session is None:
             try:
                 session = Session(cfg, creds)
+                connected_at = time.monotonic()
                 log("connected to %s:%d" % (creds.c["host"], creds.c["port"]))
-            except PermissionError as e:
-                creds = None  # ask credsign again: the device may have been fixed there
-                d = backoff(failures)
-                failures += 1
-                log("%s; retrying in %.1fs" % (e, d))
-                time.sleep(d)
-                continue
             except (OSError, ConnectionError) as e:
-                d = backoff(failures)
-                failures += 1
-                log("cannot connect to %s:%d: %s; retrying in %.1fs" % (
-                    creds.c["host"], creds.c["port"], type(e).__name__, d))
+                d = backoff(conn_failures)
+                conn_failures += 1
+                if isinstance(e, PermissionError):
+                    creds = None  # refused: ask credsign again, the device may have been fixed there
+                    log("%s; retrying in %.1fs" % (e, d))
+                else:
+                    log("cannot connect to %s:%d: %s; retrying in %.1fs" % (
+                        creds.c["host"], creds.c["port"], type(e).__name__, d))
                 time.sleep(d)
                 continue
         if now >= next_pub:
             try:
                 if session.lost:
                     raise ConnectionError("connection lost")
+                session.publish(cfg["topic"], "message %d from %s" % (sent + 1, cfg["device"]))
                 sent += 1
-                session.publish(cfg["topic"], "message %d from %s" % (sent, cfg["device"]))
                 log("published message %d" % sent)
                 next_pub = now + cfg["interval"]
             except (OSError, ConnectionError, RuntimeError, ValueError) as e:
-                sent -= 1
                 session.close()
                 session = None
-                d = backoff(failures)
-                failures += 1
+                d = backoff(conn_failures)
+                conn_failures += 1
                 log("%s; reconnecting in %.1fs" % (e, d))
                 time.sleep(d)
                 continue
