@@ -477,3 +477,29 @@ func TestClientsBackOffWhenBrokerRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestClientsRefusePlainHTTPElsewhere: the device token goes over plain HTTP
+// only to loopback; any other http:// server is a settings error (status 2)
+// before anything is sent.
+func TestClientsRefusePlainHTTPElsewhere(t *testing.T) {
+	for _, rt := range runtimes {
+		for name, server := range map[string]string{"remote": "http://credsign.example", "lookalike": "http://127.0.0.1.example:8080"} {
+			t.Run(rt.name+"/"+name, func(t *testing.T) {
+				t.Parallel()
+				ctx := testContext(t, 30*time.Second)
+				tok := writeFile(t, "device.token", []byte("csd_not-a-real-token\n"))
+				p := start(t, rt.command(t, settings{server: server, device: "lamp", tokenFile: tok, topic: "up", interval: 1}),
+					func() []string { return nil })
+				select {
+				case <-p.done:
+				case <-ctx.Done():
+					t.Fatal("the client kept running")
+				}
+				var ee *exec.ExitError
+				if !errors.As(p.err, &ee) || ee.ExitCode() != 2 || !strings.Contains(p.out.String(), "https://") {
+					t.Errorf("client ended with %v, output %q; want status 2 and a line asking for https://", p.err, p.out.String())
+				}
+			})
+		}
+	}
+}

@@ -489,10 +489,16 @@ static int run(const struct config *cfg)
 	}
 }
 
+/* Plain http:// is for loopback only. */
 static int loopback(const char *url)
 {
-	return !strncmp(url, "http://127.0.0.1", 16) || !strncmp(url, "http://localhost", 16) ||
-	       !strncmp(url, "http://[::1]", 12);
+	const char *hosts[] = {"http://127.0.0.1", "http://localhost", "http://[::1]"};
+	for (size_t i = 0; i < sizeof hosts / sizeof *hosts; i++) {
+		size_t n = strlen(hosts[i]);
+		if (!strncmp(url, hosts[i], n) && (url[n] == 0 || url[n] == ':' || url[n] == '/'))
+			return 1;
+	}
+	return 0;
 }
 
 int main(void)

@@ -167,7 +167,19 @@ def close(mq):
         pass  # the connection was already gone
 
 
+def plain_http_ok(url):
+    """Plain http:// is for loopback only."""
+    for host in ("localhost", "127.0.0.1", "[::1]"):
+        p = "http://" + host
+        if url.startswith(p) and url[len(p):len(p) + 1] in ("", ":", "/"):
+            return True
+    return False
+
+
 def run(cfg):
+    if not (cfg["server"].startswith("https://") or plain_http_ok(cfg["server"])):
+        log("server must be https:// (plain http only on loopback)")
+        return 2
     creds, mq, sent = None, None, 0
     fetch_failures = 0  # credsign failures in a row; reset by a successful fetch
     conn_failures = 0   # broker failures in a row; reset by a connection up for 30 s

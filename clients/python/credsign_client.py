@@ -28,6 +28,7 @@ import ssl
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import paho.mqtt.client as mqtt
@@ -284,6 +285,10 @@ def main():
     missing = [k for k in ("server", "device", "token_file", "topic") if not cfg[k]]
     if missing:
         log("missing settings: " + ", ".join("CREDSIGN_" + k.upper() for k in missing))
+        return 2
+    u = urllib.parse.urlsplit(cfg["server"])
+    if u.scheme != "https" and not (u.scheme == "http" and u.hostname in ("localhost", "127.0.0.1", "::1")):
+        log("CREDSIGN_SERVER must be https:// (plain http only on loopback)")
         return 2
     try:
         return run(cfg)
