@@ -7,7 +7,7 @@ import (
 	"unicode/utf8"
 )
 
-// Alibaba Cloud IoT Platform, one secret per device (clouds.md, "aliyun").
+// Alibaba Cloud IoT Platform, one secret per device (docs/clouds.md, "aliyun").
 func init() {
 	register(&Cloud{
 		Name:         "aliyun",
@@ -72,6 +72,7 @@ func aliyun(in input) (Credentials, error) {
 	content := buf[macBlock:]
 	digest := hmacPadded(alg, in.key, buf, buf[len(buf):])
 
+	c := Credentials{DeviceID: dn, Port: p.int("port", 1883), TLS: mode == 2}
 	o := outBuf{b: digest[len(digest):]}
 	o.b = append(o.b, clientID...)
 	o.b = append(o.b, "|securemode="...)
@@ -81,13 +82,13 @@ func aliyun(in input) (Credentials, error) {
 	o.b = append(o.b, ",timestamp="...)
 	o.b = append(o.b, timestamp...)
 	o.b = append(o.b, '|')
-	o.mark()
+	o.mark(&c.ClientID)
 	o.b = append(o.b, dn...)
 	o.b = append(o.b, '&')
 	o.b = append(o.b, pk...)
-	o.mark()
+	o.mark(&c.Username)
 	o.b = hex.AppendEncode(o.b, digest)
-	o.mark()
+	o.mark(&c.Password)
 	if host := p.str("host", ""); host != "" {
 		o.b = append(o.b, host...)
 	} else if inst := p.str("instanceId", ""); inst != "" {
@@ -99,9 +100,14 @@ func aliyun(in input) (Credentials, error) {
 		o.b = append(o.b, p.str("regionId", "cn-shanghai")...)
 		o.b = append(o.b, ".aliyuncs.com"...)
 	}
-	o.mark()
-	c := Credentials{DeviceID: dn, Port: p.int("port", 1883), TLS: mode == 2}
-	o.fill(&c)
+	o.mark(&c.Host)
+	// Topics: the product's default custom topics and the Alink property topics.
+	o.str(&c.Topics.Telemetry, "/", pk, "/", dn, "/user/update")
+	o.str(&c.Topics.Commands, "/", pk, "/", dn, "/user/get")
+	o.str(&c.Topics.PropertyReport, "/sys/", pk, "/", dn, "/thing/event/property/post")
+	o.str(&c.Topics.PropertyReply, "/sys/", pk, "/", dn, "/thing/event/property/post_reply")
+	o.str(&c.Topics.PropertySet, "/sys/", pk, "/", dn, "/thing/service/property/set")
+	o.fill()
 
 	if in.trace.on() {
 		t := in.trace

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Azure IoT Hub (clouds.md, "azure").
+// Azure IoT Hub (docs/clouds.md, "azure").
 func init() {
 	register(&Cloud{
 		Name:         "azure",
@@ -54,13 +54,15 @@ func azure(in input) (Credentials, error) {
 	var sig [44]byte
 	base64.StdEncoding.Encode(sig[:], digest)
 
+	exp := time.Unix(se, 0).UTC()
+	c := Credentials{DeviceID: deviceID, Port: p.int("port", 8883), TLS: true, ExpiresAt: &exp, ExpiryEnforced: true}
 	o := outBuf{b: digest[len(digest):]}
 	o.b = append(o.b, deviceID...)
 	if moduleID != "" {
 		o.b = append(o.b, '/')
 		o.b = append(o.b, moduleID...)
 	}
-	o.mark()
+	o.mark(&c.ClientID)
 	o.b = append(o.b, hub...)
 	o.b = append(o.b, '/')
 	o.b = append(o.b, deviceID...)
@@ -70,7 +72,7 @@ func azure(in input) (Credentials, error) {
 	}
 	o.b = append(o.b, "/?api-version="...)
 	o.b = append(o.b, apiVersion...)
-	o.mark()
+	o.mark(&c.Username)
 	o.b = append(o.b, "SharedAccessSignature sr="...)
 	o.b = append(o.b, sr...)
 	o.b = append(o.b, "&sig="...)
@@ -81,12 +83,24 @@ func azure(in input) (Credentials, error) {
 		o.b = append(o.b, "&skn="...)
 		o.b = appendQueryEscape(o.b, policy)
 	}
-	o.mark()
-	o.b = append(o.b, p.str("host", hub)...)
-	o.mark()
-	exp := time.Unix(se, 0).UTC()
-	c := Credentials{DeviceID: deviceID, Port: p.int("port", 8883), TLS: true, ExpiresAt: &exp, ExpiryEnforced: true}
-	o.fill(&c)
+	o.mark(&c.Password)
+	o.str(&c.Host, p.str("host", hub))
+	// Topics: device-to-cloud and cloud-to-device messages (a module's
+	// inputs), direct methods and the device twin.
+	if moduleID != "" {
+		o.str(&c.Topics.Telemetry, "devices/", deviceID, "/modules/", moduleID, "/messages/events/")
+		o.str(&c.Topics.Commands, "devices/", deviceID, "/modules/", moduleID, "/inputs/#")
+	} else {
+		o.str(&c.Topics.Telemetry, "devices/", deviceID, "/messages/events/")
+		o.str(&c.Topics.Commands, "devices/", deviceID, "/messages/devicebound/#")
+	}
+	o.fill()
+	c.Topics.Methods = "$iothub/methods/POST/#"
+	c.Topics.MethodResponse = "$iothub/methods/res/{status}/?$rid={rid}"
+	c.Topics.TwinResponse = "$iothub/twin/res/#"
+	c.Topics.TwinGet = "$iothub/twin/GET/?$rid={rid}"
+	c.Topics.TwinReported = "$iothub/twin/PATCH/properties/reported/?$rid={rid}"
+	c.Topics.TwinDesired = "$iothub/twin/PATCH/properties/desired/#"
 
 	if in.trace.on() {
 		t := in.trace

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Huawei Cloud IoTDA (clouds.md, "huawei").
+// Huawei Cloud IoTDA (docs/clouds.md, "huawei").
 func init() {
 	register(&Cloud{
 		Name:         "huawei",
@@ -30,7 +30,7 @@ func init() {
 	})
 }
 
-// huaweiLegacyHost is the legacy shared endpoint of clouds.md.
+// huaweiLegacyHost is the legacy shared endpoint of docs/clouds.md.
 const huaweiLegacyHost = "iot-mqtts.cn-north-4.myhuaweicloud.com"
 
 func huawei(in input) (Credentials, error) {
@@ -57,20 +57,25 @@ func huawei(in input) (Credentials, error) {
 	digest := hmacPadded(macSHA256, ts, buf, buf[len(buf):])
 	clear(buf[macBlock:]) // the output is cut from what follows; leave no copy of the secret behind
 
+	c := Credentials{DeviceID: deviceID, Port: p.int("port", port), TLS: tls}
 	o := outBuf{b: digest[len(digest):]}
 	o.b = append(o.b, deviceID...)
 	o.b = append(o.b, "_0_"...)
 	o.b = append(o.b, flag, '_')
 	o.b = append(o.b, ts...)
-	o.mark()
+	o.mark(&c.ClientID)
 	o.b = append(o.b, deviceID...)
-	o.mark()
+	o.mark(&c.Username)
 	o.b = hex.AppendEncode(o.b, digest)
-	o.mark()
-	o.b = append(o.b, p.str("host", huaweiLegacyHost)...)
-	o.mark()
-	c := Credentials{DeviceID: deviceID, Port: p.int("port", port), TLS: tls}
-	o.fill(&c)
+	o.mark(&c.Password)
+	o.str(&c.Host, p.str("host", huaweiLegacyHost))
+	// Topics: IoTDA's system topics.
+	o.str(&c.Topics.Telemetry, "$oc/devices/", deviceID, "/sys/messages/up")
+	o.str(&c.Topics.Commands, "$oc/devices/", deviceID, "/sys/commands/#")
+	o.str(&c.Topics.CommandResponse, "$oc/devices/", deviceID, "/sys/commands/response/request_id={request_id}")
+	o.str(&c.Topics.PropertyReport, "$oc/devices/", deviceID, "/sys/properties/report")
+	o.str(&c.Topics.PropertySet, "$oc/devices/", deviceID, "/sys/properties/set/#")
+	o.fill()
 	if check {
 		end := in.now.Truncate(time.Hour).Add(time.Hour)
 		c.ExpiresAt = &end

@@ -1,12 +1,17 @@
 // Package signing turns a device's identity and secret into the MQTT
 // ClientId/Username/Password triple that an IoT cloud accepts, plus the broker
-// address and an honest expiry. It holds one recipe per cloud (aliyun, tencent,
-// huawei, azure), each a pure function of its inputs: the issue time is passed
-// in, never read from the clock. It imports only the standard library.
+// address, the cloud's standard topics for the device and an honest expiry.
+// It holds one recipe per cloud (docs/clouds.md): the HMAC and hash family
+// (aliyun, tencent, huawei, azure, onenet, baidu, tuya) and the token family
+// (jwt, aws), which signs JWTs with a key pair the caller supplies
+// (TokenKey). Each recipe is a pure function of its inputs: the issue time
+// and any randomness are passed in, never read from the clock. It imports
+// only the standard library.
 package signing
 
 import (
 	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +23,7 @@ const DefaultTTL = time.Hour
 
 // Request is everything a recipe needs to derive credentials.
 type Request struct {
-	// Cloud names the recipe: "aliyun", "tencent", "huawei" or "azure".
+	// Cloud names the recipe (see Clouds).
 	Cloud string
 	// DeviceID is copied to Credentials.DeviceID; when empty the cloud's own
 	// device name is used.
@@ -26,14 +31,21 @@ type Request struct {
 	// Params are the cloud's params (see Clouds). Values may be typed
 	// (string, bool, int, float64 from JSON) or their text forms ("8883", "true").
 	Params map[string]any
-	// Secret is the device secret (or key, or PSK) as the console shows it.
+	// Secret is the device secret (or key, or PSK) as the console shows it;
+	// for aws the authorizer's token-signing private key (PEM); unused by jwt.
 	Secret string
+	// TokenKey signs the tokens of the token family (jwt, aws): the
+	// deployment's key pair, kept in the store. Other clouds ignore it.
+	TokenKey *TokenKey
+	// Issuer is the iss claim of those tokens: the server's public URL.
+	Issuer string
 	// Now is the issue time. It must be set.
 	Now time.Time
 	// TTL is the requested lifetime; zero means DefaultTTL. It must be at
 	// least one second and at most the cloud's limit.
 	TTL time.Duration
-	// Rand supplies randomness (Tencent's connId); nil means crypto/rand.
+	// Rand supplies randomness (Tencent's connId, a JWT's jti); nil means
+	// crypto/rand.
 	Rand io.Reader
 }
 
@@ -48,6 +60,11 @@ type Credentials struct {
 	Host     string `json:"host"`
 	Port     int    `json:"port"`
 	TLS      bool   `json:"tls"`
+	// ALPN is the TLS application protocol the broker requires ("mqtt" for
+	// AWS IoT on port 443); empty when none is needed.
+	ALPN string `json:"alpn,omitempty"`
+	// Topics are the cloud's standard topics for this device.
+	Topics Topics `json:"topics"`
 	// IssuedAt is the issue time the triple was derived from.
 	IssuedAt time.Time `json:"issuedAt"`
 	// ExpiresAt is when the cloud stops accepting the triple; nil when
@@ -63,7 +80,8 @@ type Credentials struct {
 // InvalidError reports bad input: which field is wrong and why. Its text
 // never contains the secret.
 type InvalidError struct {
-	// Field is "cloud", "params.NAME", "secret", "ttl" or "now".
+	// Field is "cloud", "params.NAME", "secret", "ttl", "now", "tokenKey" or
+	// "issuer".
 	Field string
 	// Reason says what is wrong, for a human.
 	Reason string
@@ -134,6 +152,21 @@ func prepare(req Request, tr *trace) (*Cloud, input, error) {
 	if err != nil {
 		return nil, input{}, err
 	}
+	var rsaKey *rsa.PrivateKey
+	if cl.SecretFormat == SecretPEM {
+		if rsaKey, err = parseRSASecret(key); err != nil {
+			return nil, input{}, err
+		}
+	}
+	var alg string
+	if cl.Tokens {
+		if alg, err = checkTokenKey(req.TokenKey); err != nil {
+			return nil, input{}, err
+		}
+		if req.Issuer == "" {
+			return nil, input{}, invalid("issuer", "%s tokens need an issuer (the server's public URL)", cl.Name)
+		}
+	}
 	if req.Now.IsZero() {
 		return nil, input{}, invalid("now", "the issue time is required")
 	}
@@ -152,18 +185,25 @@ func prepare(req Request, tr *trace) (*Cloud, input, error) {
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	return cl, input{params: p, secret: req.Secret, key: key, now: now, ttl: ttl, rand: rnd, trace: tr}, nil
+	return cl, input{params: p, secret: req.Secret, key: key, rsaKey: rsaKey, now: now, ttl: ttl, rand: rnd, trace: tr,
+		deviceID: req.DeviceID, tokenKey: req.TokenKey, alg: alg, issuer: req.Issuer}, nil
 }
 
 // input is what a recipe receives once the request has been validated.
 type input struct {
 	params params
 	secret string
-	key    []byte    // the HMAC key: the secret's bytes, base64-decoded where the cloud says so
-	now    time.Time // UTC
+	key    []byte          // the HMAC key: the secret's bytes, base64-decoded where the cloud says so
+	rsaKey *rsa.PrivateKey // the secret parsed, for clouds whose secret is a PEM key
+	now    time.Time       // UTC
 	ttl    time.Duration
 	rand   io.Reader
 	trace  *trace
+
+	deviceID string    // Request.DeviceID
+	tokenKey *TokenKey // token family only
+	alg      string    // tokenKey's JWS algorithm
+	issuer   string
 }
 
 // expiry returns now+ttl truncated to whole Unix seconds, as the clouds that
@@ -172,26 +212,43 @@ func (in input) expiry() int64 {
 	return in.now.Add(in.ttl).Unix()
 }
 
-// outBuf assembles a credential's ClientID, Username, Password and Host in
-// one allocation: each part is appended and marked, then all four are cut
-// from a single string. Signing is on the hot path of every issue.
+// outBuf assembles a credential's strings (ClientID, Username, Password,
+// Host and topics) in one allocation: each part is appended and marked with
+// the field it goes to, then all are cut from a single string. Signing is on
+// the hot path of every issue.
 type outBuf struct {
 	b    []byte
-	ends [4]int
+	ends [maxParts]int
+	dst  [maxParts]*string
 	n    int
 }
 
-// mark ends the current part.
-func (o *outBuf) mark() {
+// maxParts bounds the strings one outBuf assembles.
+const maxParts = 20
+
+// mark ends the current part, which fill will store in *dst.
+func (o *outBuf) mark(dst *string) {
 	o.ends[o.n] = len(o.b)
+	o.dst[o.n] = dst
 	o.n++
 }
 
-// fill sets c's four strings from the marked parts.
-func (o *outBuf) fill(c *Credentials) {
+// str appends s and marks it for *dst.
+func (o *outBuf) str(dst *string, parts ...string) {
+	for _, p := range parts {
+		o.b = append(o.b, p...)
+	}
+	o.mark(dst)
+}
+
+// fill sets every marked field from one string.
+func (o *outBuf) fill() {
 	s := string(o.b)
-	e := o.ends
-	c.ClientID, c.Username, c.Password, c.Host = s[:e[0]], s[e[0]:e[1]], s[e[1]:e[2]], s[e[2]:e[3]]
+	start := 0
+	for i := range o.n {
+		*o.dst[i] = s[start:o.ends[i]]
+		start = o.ends[i]
+	}
 }
 
 // appendQueryEscape appends url.QueryEscape(s) to dst without allocating.

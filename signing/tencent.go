@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Tencent Cloud IoT Hub and IoT Explorer (clouds.md, "tencent").
+// Tencent Cloud IoT Hub and IoT Explorer (docs/clouds.md, "tencent").
 func init() {
 	register(&Cloud{
 		Name:         "tencent",
@@ -106,26 +106,31 @@ func tencent(in input) (Credentials, error) {
 	username := buf[macBlock:]
 	digest := hmacPadded(alg, in.key, buf, buf[len(buf):])
 
+	exp := time.Unix(expiry, 0).UTC()
+	c := Credentials{DeviceID: dn, Port: p.int("port", 1883), ExpiresAt: &exp, ExpiryEnforced: true}
 	o := outBuf{b: digest[len(digest):]}
 	o.b = append(o.b, productID...)
 	o.b = append(o.b, dn...)
-	o.mark()
+	o.mark(&c.ClientID)
 	o.b = append(o.b, username...)
-	o.mark()
+	o.mark(&c.Username)
 	o.b = hex.AppendEncode(o.b, digest)
 	o.b = append(o.b, ';')
 	o.b = append(o.b, method...)
-	o.mark()
+	o.mark(&c.Password)
 	if host := p.str("host", ""); host != "" {
 		o.b = append(o.b, host...)
 	} else {
 		o.b = append(o.b, productID...)
 		o.b = append(o.b, ".iotcloud.tencentdevices.com"...)
 	}
-	o.mark()
-	exp := time.Unix(expiry, 0).UTC()
-	c := Credentials{DeviceID: dn, Port: p.int("port", 1883), ExpiresAt: &exp, ExpiryEnforced: true}
-	o.fill(&c)
+	o.mark(&c.Host)
+	// Topics: the product's default topic categories and the device shadow.
+	o.str(&c.Topics.Telemetry, productID, "/", dn, "/event")
+	o.str(&c.Topics.Commands, productID, "/", dn, "/control")
+	o.str(&c.Topics.ShadowUpdate, "$shadow/operation/", productID, "/", dn)
+	o.str(&c.Topics.ShadowDelta, "$shadow/operation/result/", productID, "/", dn)
+	o.fill()
 
 	if in.trace.on() {
 		t := in.trace
