@@ -58,7 +58,7 @@ func aliyun(in input) (Credentials, error) {
 
 	// One buffer holds the HMAC's pad, the content, the MAC and the output
 	// strings; for usual lengths it stays on the stack.
-	var arr [512]byte
+	var arr [1024]byte
 	buf := append(arr[:macBlock], "clientId"...)
 	buf = append(buf, clientID...)
 	buf = append(buf, "deviceName"...)
@@ -82,13 +82,13 @@ func aliyun(in input) (Credentials, error) {
 	o.b = append(o.b, ",timestamp="...)
 	o.b = append(o.b, timestamp...)
 	o.b = append(o.b, '|')
-	o.mark(&c.ClientID)
+	o.mark()
 	o.b = append(o.b, dn...)
 	o.b = append(o.b, '&')
 	o.b = append(o.b, pk...)
-	o.mark(&c.Username)
+	o.mark()
 	o.b = hex.AppendEncode(o.b, digest)
-	o.mark(&c.Password)
+	o.mark()
 	if host := p.str("host", ""); host != "" {
 		o.b = append(o.b, host...)
 	} else if inst := p.str("instanceId", ""); inst != "" {
@@ -100,14 +100,44 @@ func aliyun(in input) (Credentials, error) {
 		o.b = append(o.b, p.str("regionId", "cn-shanghai")...)
 		o.b = append(o.b, ".aliyuncs.com"...)
 	}
-	o.mark(&c.Host)
+	o.mark()
 	// Topics: the product's default custom topics and the Alink property topics.
-	o.str(&c.Topics.Telemetry, "/", pk, "/", dn, "/user/update")
-	o.str(&c.Topics.Commands, "/", pk, "/", dn, "/user/get")
-	o.str(&c.Topics.PropertyReport, "/sys/", pk, "/", dn, "/thing/event/property/post")
-	o.str(&c.Topics.PropertyReply, "/sys/", pk, "/", dn, "/thing/event/property/post_reply")
-	o.str(&c.Topics.PropertySet, "/sys/", pk, "/", dn, "/thing/service/property/set")
-	o.fill()
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, pk...)
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, dn...)
+	o.b = append(o.b, "/user/update"...)
+	o.mark()
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, pk...)
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, dn...)
+	o.b = append(o.b, "/user/get"...)
+	o.mark()
+	o.b = append(o.b, "/sys/"...)
+	o.b = append(o.b, pk...)
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, dn...)
+	o.b = append(o.b, "/thing/event/property/post"...)
+	o.mark()
+	o.b = append(o.b, "/sys/"...)
+	o.b = append(o.b, pk...)
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, dn...)
+	o.b = append(o.b, "/thing/event/property/post_reply"...)
+	o.mark()
+	o.b = append(o.b, "/sys/"...)
+	o.b = append(o.b, pk...)
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, dn...)
+	o.b = append(o.b, "/thing/service/property/set"...)
+	o.mark()
+	s := o.fill(&c)
+	c.Topics.Telemetry = o.cut(s, 4)
+	c.Topics.Commands = o.cut(s, 5)
+	c.Topics.PropertyReport = o.cut(s, 6)
+	c.Topics.PropertyReply = o.cut(s, 7)
+	c.Topics.PropertySet = o.cut(s, 8)
 
 	if in.trace.on() {
 		t := in.trace

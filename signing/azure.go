@@ -38,7 +38,7 @@ func azure(in input) (Credentials, error) {
 	// One buffer holds the HMAC's pad, the string signed (sr + "\n" + se,
 	// sr the URL-encoded resource), the MAC and the output strings; for
 	// usual lengths it stays on the stack.
-	var arr [768]byte
+	var arr [1024]byte
 	buf := appendQueryEscape(arr[:macBlock], hub)
 	buf = append(buf, "%2Fdevices%2F"...)
 	buf = appendQueryEscape(buf, deviceID)
@@ -62,7 +62,7 @@ func azure(in input) (Credentials, error) {
 		o.b = append(o.b, '/')
 		o.b = append(o.b, moduleID...)
 	}
-	o.mark(&c.ClientID)
+	o.mark()
 	o.b = append(o.b, hub...)
 	o.b = append(o.b, '/')
 	o.b = append(o.b, deviceID...)
@@ -72,7 +72,7 @@ func azure(in input) (Credentials, error) {
 	}
 	o.b = append(o.b, "/?api-version="...)
 	o.b = append(o.b, apiVersion...)
-	o.mark(&c.Username)
+	o.mark()
 	o.b = append(o.b, "SharedAccessSignature sr="...)
 	o.b = append(o.b, sr...)
 	o.b = append(o.b, "&sig="...)
@@ -83,18 +83,37 @@ func azure(in input) (Credentials, error) {
 		o.b = append(o.b, "&skn="...)
 		o.b = appendQueryEscape(o.b, policy)
 	}
-	o.mark(&c.Password)
-	o.str(&c.Host, p.str("host", hub))
+	o.mark()
+	o.b = append(o.b, p.str("host", hub)...)
+	o.mark()
 	// Topics: device-to-cloud and cloud-to-device messages (a module's
 	// inputs), direct methods and the device twin.
 	if moduleID != "" {
-		o.str(&c.Topics.Telemetry, "devices/", deviceID, "/modules/", moduleID, "/messages/events/")
-		o.str(&c.Topics.Commands, "devices/", deviceID, "/modules/", moduleID, "/inputs/#")
+		o.b = append(o.b, "devices/"...)
+		o.b = append(o.b, deviceID...)
+		o.b = append(o.b, "/modules/"...)
+		o.b = append(o.b, moduleID...)
+		o.b = append(o.b, "/messages/events/"...)
+		o.mark()
+		o.b = append(o.b, "devices/"...)
+		o.b = append(o.b, deviceID...)
+		o.b = append(o.b, "/modules/"...)
+		o.b = append(o.b, moduleID...)
+		o.b = append(o.b, "/inputs/#"...)
+		o.mark()
 	} else {
-		o.str(&c.Topics.Telemetry, "devices/", deviceID, "/messages/events/")
-		o.str(&c.Topics.Commands, "devices/", deviceID, "/messages/devicebound/#")
+		o.b = append(o.b, "devices/"...)
+		o.b = append(o.b, deviceID...)
+		o.b = append(o.b, "/messages/events/"...)
+		o.mark()
+		o.b = append(o.b, "devices/"...)
+		o.b = append(o.b, deviceID...)
+		o.b = append(o.b, "/messages/devicebound/#"...)
+		o.mark()
 	}
-	o.fill()
+	s := o.fill(&c)
+	c.Topics.Telemetry = o.cut(s, 4)
+	c.Topics.Commands = o.cut(s, 5)
 	c.Topics.Methods = "$iothub/methods/POST/#"
 	c.Topics.MethodResponse = "$iothub/methods/res/{status}/?$rid={rid}"
 	c.Topics.TwinResponse = "$iothub/twin/res/#"

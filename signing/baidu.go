@@ -42,7 +42,7 @@ func baidu(in input) (Credentials, error) {
 	ts := in.now.Unix()
 
 	// The password is H(deviceKey & timestamp & signMethod deviceSecret).
-	var arr [512]byte
+	var arr [1024]byte
 	buf := append(arr[:0], dk...)
 	buf = append(buf, '&')
 	tsStart := len(buf)
@@ -57,7 +57,8 @@ func baidu(in input) (Credentials, error) {
 
 	c := Credentials{DeviceID: dk, Port: p.int("port", port), TLS: tls}
 	o := outBuf{b: digest[len(digest):]}
-	o.str(&c.ClientID, p.str("clientId", dk))
+	o.b = append(o.b, p.str("clientId", dk)...)
+	o.mark()
 	o.b = append(o.b, "thingidp@"...)
 	o.b = append(o.b, core...)
 	o.b = append(o.b, '|')
@@ -66,20 +67,41 @@ func baidu(in input) (Credentials, error) {
 	o.b = append(o.b, stamp...)
 	o.b = append(o.b, '|')
 	o.b = append(o.b, method...)
-	o.mark(&c.Username)
+	o.mark()
 	o.b = hex.AppendEncode(o.b, digest)
-	o.mark(&c.Password)
+	o.mark()
 	if host := p.str("host", ""); host != "" {
-		o.str(&c.Host, host)
+		o.b = append(o.b, host...)
+		o.mark()
 	} else {
-		o.str(&c.Host, core, ".iot.", p.str("region", "gz"), ".baidubce.com")
+		o.b = append(o.b, core...)
+		o.b = append(o.b, ".iot."...)
+		o.b = append(o.b, p.str("region", "gz")...)
+		o.b = append(o.b, ".baidubce.com"...)
+		o.mark()
 	}
 	// Topics: credsign's names under the device's namespace, and the shadow.
-	o.str(&c.Topics.Telemetry, "$iot/", dk, "/user/telemetry")
-	o.str(&c.Topics.Commands, "$iot/", dk, "/user/commands")
-	o.str(&c.Topics.ShadowUpdate, "$iot/", dk, "/shadow/update/reported")
-	o.str(&c.Topics.ShadowDelta, "$iot/", dk, "/shadow/delta/desired")
-	o.fill()
+	o.b = append(o.b, "$iot/"...)
+	o.b = append(o.b, dk...)
+	o.b = append(o.b, "/user/telemetry"...)
+	o.mark()
+	o.b = append(o.b, "$iot/"...)
+	o.b = append(o.b, dk...)
+	o.b = append(o.b, "/user/commands"...)
+	o.mark()
+	o.b = append(o.b, "$iot/"...)
+	o.b = append(o.b, dk...)
+	o.b = append(o.b, "/shadow/update/reported"...)
+	o.mark()
+	o.b = append(o.b, "$iot/"...)
+	o.b = append(o.b, dk...)
+	o.b = append(o.b, "/shadow/delta/desired"...)
+	o.mark()
+	s := o.fill(&c)
+	c.Topics.Telemetry = o.cut(s, 4)
+	c.Topics.Commands = o.cut(s, 5)
+	c.Topics.ShadowUpdate = o.cut(s, 6)
+	c.Topics.ShadowDelta = o.cut(s, 7)
 
 	if in.trace.on() {
 		t := in.trace

@@ -50,7 +50,7 @@ func onenet(in input) (Credentials, error) {
 
 	// One buffer holds the HMAC's pad, the string signed
 	// (et \n method \n res \n version), the MAC and the output strings.
-	var arr [512]byte
+	var arr [1024]byte
 	buf := strconv.AppendInt(arr[:macBlock], et, 10)
 	etEnd := len(buf)
 	buf = append(buf, '\n')
@@ -74,8 +74,10 @@ func onenet(in input) (Credentials, error) {
 	exp := time.Unix(et, 0).UTC()
 	c := Credentials{DeviceID: dn, Port: p.int("port", port), TLS: tls, ExpiresAt: &exp, ExpiryEnforced: true}
 	o := outBuf{b: digest[len(digest):]}
-	o.str(&c.ClientID, dn)
-	o.str(&c.Username, pid)
+	o.b = append(o.b, dn...)
+	o.mark()
+	o.b = append(o.b, pid...)
+	o.mark()
 	o.b = append(o.b, "version="+onenetVersion+"&res="...)
 	o.b = appendQueryEscape(o.b, arr[resStart:resEnd])
 	o.b = append(o.b, "&et="...)
@@ -84,13 +86,32 @@ func onenet(in input) (Credentials, error) {
 	o.b = append(o.b, method...)
 	o.b = append(o.b, "&sign="...)
 	o.b = appendQueryEscape(o.b, sig[:n])
-	o.mark(&c.Password)
-	o.str(&c.Host, p.str("host", host))
+	o.mark()
+	o.b = append(o.b, p.str("host", host)...)
+	o.mark()
 	// Topics: OneJSON thing-model property topics.
-	o.str(&c.Topics.Telemetry, "$sys/", pid, "/", dn, "/thing/property/post")
-	o.str(&c.Topics.Commands, "$sys/", pid, "/", dn, "/thing/property/set")
-	o.str(&c.Topics.PropertyReply, "$sys/", pid, "/", dn, "/thing/property/post/reply")
-	o.fill()
+	o.b = append(o.b, "$sys/"...)
+	o.b = append(o.b, pid...)
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, dn...)
+	o.b = append(o.b, "/thing/property/post"...)
+	o.mark()
+	o.b = append(o.b, "$sys/"...)
+	o.b = append(o.b, pid...)
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, dn...)
+	o.b = append(o.b, "/thing/property/set"...)
+	o.mark()
+	o.b = append(o.b, "$sys/"...)
+	o.b = append(o.b, pid...)
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, dn...)
+	o.b = append(o.b, "/thing/property/post/reply"...)
+	o.mark()
+	s := o.fill(&c)
+	c.Topics.Telemetry = o.cut(s, 4)
+	c.Topics.Commands = o.cut(s, 5)
+	c.Topics.PropertyReply = o.cut(s, 6)
 	c.Topics.PropertyReport, c.Topics.PropertySet = c.Topics.Telemetry, c.Topics.Commands
 
 	if in.trace.on() {

@@ -213,42 +213,42 @@ func (in input) expiry() int64 {
 }
 
 // outBuf assembles a credential's strings (ClientID, Username, Password,
-// Host and topics) in one allocation: each part is appended and marked with
-// the field it goes to, then all are cut from a single string. Signing is on
-// the hot path of every issue.
+// Host and topics) in one allocation: each part is appended and marked, then
+// all are cut from a single string. Signing is on the hot path of every
+// issue, so the parts are addressed by index, not by pointer, and recipes
+// append to o.b themselves: escape analysis is field-insensitive, and an
+// append through a pointer to o would move the stack buffer to the heap.
 type outBuf struct {
 	b    []byte
 	ends [maxParts]int
-	dst  [maxParts]*string
 	n    int
 }
 
 // maxParts bounds the strings one outBuf assembles.
-const maxParts = 20
+const maxParts = 16
 
-// mark ends the current part, which fill will store in *dst.
-func (o *outBuf) mark(dst *string) {
+// mark ends the current part.
+func (o *outBuf) mark() {
 	o.ends[o.n] = len(o.b)
-	o.dst[o.n] = dst
 	o.n++
 }
 
-// str appends s and marks it for *dst.
-func (o *outBuf) str(dst *string, parts ...string) {
-	for _, p := range parts {
-		o.b = append(o.b, p...)
-	}
-	o.mark(dst)
+// fill makes the one string, sets c's first four fields from parts 0-3
+// and returns the string, for cut. (The string is not kept in o: escape
+// analysis would then let the buffer escape with it.)
+func (o *outBuf) fill(c *Credentials) string {
+	s := string(o.b)
+	c.ClientID, c.Username, c.Password, c.Host = o.cut(s, 0), o.cut(s, 1), o.cut(s, 2), o.cut(s, 3)
+	return s
 }
 
-// fill sets every marked field from one string.
-func (o *outBuf) fill() {
-	s := string(o.b)
+// cut returns the i-th marked part of s, the string fill returned.
+func (o *outBuf) cut(s string, i int) string {
 	start := 0
-	for i := range o.n {
-		*o.dst[i] = s[start:o.ends[i]]
-		start = o.ends[i]
+	if i > 0 {
+		start = o.ends[i-1]
 	}
+	return s[start:o.ends[i]]
 }
 
 // appendQueryEscape appends url.QueryEscape(s) to dst without allocating.

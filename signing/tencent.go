@@ -94,7 +94,7 @@ func tencent(in input) (Credentials, error) {
 
 	// One buffer holds the HMAC's pad, the username (the message signed), the
 	// MAC and the output strings; for usual lengths it stays on the stack.
-	var arr [512]byte
+	var arr [1024]byte
 	buf := append(arr[:macBlock], productID...)
 	buf = append(buf, dn...)
 	buf = append(buf, ';')
@@ -111,26 +111,46 @@ func tencent(in input) (Credentials, error) {
 	o := outBuf{b: digest[len(digest):]}
 	o.b = append(o.b, productID...)
 	o.b = append(o.b, dn...)
-	o.mark(&c.ClientID)
+	o.mark()
 	o.b = append(o.b, username...)
-	o.mark(&c.Username)
+	o.mark()
 	o.b = hex.AppendEncode(o.b, digest)
 	o.b = append(o.b, ';')
 	o.b = append(o.b, method...)
-	o.mark(&c.Password)
+	o.mark()
 	if host := p.str("host", ""); host != "" {
 		o.b = append(o.b, host...)
 	} else {
 		o.b = append(o.b, productID...)
 		o.b = append(o.b, ".iotcloud.tencentdevices.com"...)
 	}
-	o.mark(&c.Host)
+	o.mark()
 	// Topics: the product's default topic categories and the device shadow.
-	o.str(&c.Topics.Telemetry, productID, "/", dn, "/event")
-	o.str(&c.Topics.Commands, productID, "/", dn, "/control")
-	o.str(&c.Topics.ShadowUpdate, "$shadow/operation/", productID, "/", dn)
-	o.str(&c.Topics.ShadowDelta, "$shadow/operation/result/", productID, "/", dn)
-	o.fill()
+	o.b = append(o.b, productID...)
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, dn...)
+	o.b = append(o.b, "/event"...)
+	o.mark()
+	o.b = append(o.b, productID...)
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, dn...)
+	o.b = append(o.b, "/control"...)
+	o.mark()
+	o.b = append(o.b, "$shadow/operation/"...)
+	o.b = append(o.b, productID...)
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, dn...)
+	o.mark()
+	o.b = append(o.b, "$shadow/operation/result/"...)
+	o.b = append(o.b, productID...)
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, dn...)
+	o.mark()
+	s := o.fill(&c)
+	c.Topics.Telemetry = o.cut(s, 4)
+	c.Topics.Commands = o.cut(s, 5)
+	c.Topics.ShadowUpdate = o.cut(s, 6)
+	c.Topics.ShadowDelta = o.cut(s, 7)
 
 	if in.trace.on() {
 		t := in.trace

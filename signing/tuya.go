@@ -27,7 +27,7 @@ func tuya(in input) (Credentials, error) {
 	ts := in.now.Unix()
 
 	// One buffer holds the HMAC's pad, the content, the MAC and the output.
-	var arr [512]byte
+	var arr [1024]byte
 	buf := append(arr[:macBlock], "deviceId="...)
 	buf = append(buf, id...)
 	buf = append(buf, ",timestamp="...)
@@ -40,25 +40,47 @@ func tuya(in input) (Credentials, error) {
 
 	c := Credentials{DeviceID: id, Port: p.int("port", 8883), TLS: true}
 	o := outBuf{b: digest[len(digest):]}
-	o.str(&c.ClientID, "tuyalink_", id)
+	o.b = append(o.b, "tuyalink_"...)
+	o.b = append(o.b, id...)
+	o.mark()
 	o.b = append(o.b, id...)
 	o.b = append(o.b, "|signMethod=hmacSha256,timestamp="...)
 	o.b = append(o.b, stamp...)
 	o.b = append(o.b, ",secureMode=1,accessType=1"...)
-	o.mark(&c.Username)
+	o.mark()
 	o.b = hex.AppendEncode(o.b, digest)
-	o.mark(&c.Password)
+	o.mark()
 	if host := p.str("host", ""); host != "" {
-		o.str(&c.Host, host)
+		o.b = append(o.b, host...)
+		o.mark()
 	} else {
-		o.str(&c.Host, "m1.tuya", p.str("region", "cn"), ".com")
+		o.b = append(o.b, "m1.tuya"...)
+		o.b = append(o.b, p.str("region", "cn")...)
+		o.b = append(o.b, ".com"...)
+		o.mark()
 	}
 	// Topics: the TuyaLink thing-model topics.
-	o.str(&c.Topics.Telemetry, "tylink/", id, "/thing/property/report")
-	o.str(&c.Topics.Commands, "tylink/", id, "/thing/property/set")
-	o.str(&c.Topics.Actions, "tylink/", id, "/thing/action/execute")
-	o.str(&c.Topics.Events, "tylink/", id, "/thing/event/trigger")
-	o.fill()
+	o.b = append(o.b, "tylink/"...)
+	o.b = append(o.b, id...)
+	o.b = append(o.b, "/thing/property/report"...)
+	o.mark()
+	o.b = append(o.b, "tylink/"...)
+	o.b = append(o.b, id...)
+	o.b = append(o.b, "/thing/property/set"...)
+	o.mark()
+	o.b = append(o.b, "tylink/"...)
+	o.b = append(o.b, id...)
+	o.b = append(o.b, "/thing/action/execute"...)
+	o.mark()
+	o.b = append(o.b, "tylink/"...)
+	o.b = append(o.b, id...)
+	o.b = append(o.b, "/thing/event/trigger"...)
+	o.mark()
+	s := o.fill(&c)
+	c.Topics.Telemetry = o.cut(s, 4)
+	c.Topics.Commands = o.cut(s, 5)
+	c.Topics.Actions = o.cut(s, 6)
+	c.Topics.Events = o.cut(s, 7)
 	c.Topics.PropertyReport, c.Topics.PropertySet = c.Topics.Telemetry, c.Topics.Commands
 
 	if in.trace.on() {
