@@ -23,7 +23,9 @@ func TestTopics(t *testing.T) {
 				return tp.PropertyReport == "/sys/pk/dn/thing/event/property/post" && tp.PropertySet == "/sys/pk/dn/thing/service/property/set"
 			}},
 		{"tencent", map[string]any{"productId": "P1", "deviceName": "dn"}, testB64, "P1/dn/event", "P1/dn/control",
-			func(tp Topics) bool { return tp.ShadowUpdate == "$shadow/operation/P1/dn" && tp.ShadowDelta == "$shadow/operation/result/P1/dn" }},
+			func(tp Topics) bool {
+				return tp.ShadowUpdate == "$shadow/operation/P1/dn" && tp.ShadowDelta == "$shadow/operation/result/P1/dn"
+			}},
 		{"huawei", map[string]any{"deviceId": "p_n"}, "s", "$oc/devices/p_n/sys/messages/up", "$oc/devices/p_n/sys/commands/#",
 			func(tp Topics) bool {
 				return tp.PropertyReport == "$oc/devices/p_n/sys/properties/report" && strings.HasSuffix(tp.CommandResponse, "request_id={request_id}")
@@ -39,7 +41,9 @@ func TestTopics(t *testing.T) {
 		{"baidu", map[string]any{"iotCoreId": "c", "deviceKey": "k", "host": "127.0.0.1"}, "s", "$iot/k/user/telemetry", "$iot/k/user/commands",
 			func(tp Topics) bool { return tp.ShadowDelta == "$iot/k/shadow/delta/desired" }},
 		{"tuya", map[string]any{"deviceId": "t1", "host": "127.0.0.1"}, "s", "tylink/t1/thing/property/report", "tylink/t1/thing/property/set",
-			func(tp Topics) bool { return tp.Actions == "tylink/t1/thing/action/execute" && tp.Events == "tylink/t1/thing/event/trigger" }},
+			func(tp Topics) bool {
+				return tp.Actions == "tylink/t1/thing/action/execute" && tp.Events == "tylink/t1/thing/event/trigger"
+			}},
 		{"jwt", map[string]any{"host": "h", "clientId": "c1", "telemetryTopic": "site/a/c1/up"}, "", "site/a/c1/up", "devices/c1/commands/#", nil},
 		{"aws", map[string]any{"endpoint": "e", "authorizerName": "a", "clientId": "c1"}, testRSAPEM(t), "dt/credsign/c1/telemetry", "cmd/credsign/c1/#",
 			func(tp Topics) bool { return tp.ShadowUpdate == "$aws/things/c1/shadow/update" }},
