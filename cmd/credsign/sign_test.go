@@ -19,8 +19,8 @@ func runCLI(t *testing.T, stdin string, args ...string) (stdout, stderr string, 
 	return out.String(), errb.String(), code
 }
 
-// TestSignDesignExample runs the exact command of design.md: the published
-// Aliyun vector (Alibaba Cloud docs, via shared/clouds.md).
+// TestSignDesignExample runs the design's offline-signing example: the published
+// Aliyun vector (Alibaba Cloud docs, via docs/clouds.md).
 func TestSignDesignExample(t *testing.T) {
 	out, errOut, code := runCLI(t, "", "sign", "--cloud", "aliyun", "--param", "productKey=pk", "--param", "deviceName=device", "--param", "clientId=12345",
 		"--param", "signMethod=hmacsha1", "--param", "secureMode=3", "--secret", "secret", "--now", "1970-01-01T00:00:00.789Z", "--ttl", "1h")
@@ -59,7 +59,7 @@ func TestSignInputs(t *testing.T) {
 	os.WriteFile(secretFile, []byte("12345678\r\n"), 0o600)
 	devFile := filepath.Join(dir, "dev.json")
 	os.WriteFile(devFile, []byte(`{"cloud":"huawei","params":{"deviceId":"d","checkTimestamp":true},"secret":"12345678","labels":{"site":"sz"}}`), 0o600)
-	// Huawei vector (Huawei IoTDA docs via shared/clouds.md): ts 2025041401.
+	// Huawei vector (Huawei IoTDA docs via docs/clouds.md): ts 2025041401.
 	const want = "c75150e6cb841417396819e4d2ee4358a416344a03a083e3a8567074ddec820a"
 	for _, tt := range []struct {
 		name  string
