@@ -24,6 +24,14 @@ func TestOneNETVendorVectors(t *testing.T) {
 	if c.Topics.Telemetry != "$sys/123123/dev1/thing/property/post" || c.Topics.Commands != "$sys/123123/dev1/thing/property/set" {
 		t.Errorf("topics = %+v", c.Topics)
 	}
+
+	// Source: ALIENTEK (正点原子) "lwIP+OneNET+MQTT" demo, lwip_demo.h: a token
+	// made with OneNET's token tool for product 8q4Ad1z2jn and its access key.
+	c = mustSign(t, Request{Cloud: "onenet", Params: map[string]any{"productId": "8q4Ad1z2jn", "deviceName": "MY_MQTT", "signMethod": "sha1", "keyScope": "product"},
+		Secret: "s6W5Qf29VVc1gaUfA5VBt+XZbyPBC/Wpk7Ntf7vNE0E=", Now: time.Unix(1893456000-600, 0), TTL: 10 * time.Minute})
+	if want := "version=2018-10-31&res=products%2F8q4Ad1z2jn&et=1893456000&method=sha1&sign=vw2LFxZMrYawijQhxQRSJ3aC4CQ%3D"; c.Password != want {
+		t.Errorf("password = %s\nwant       %s", c.Password, want)
+	}
 }
 
 // TestBaiduVendorVectors checks Baidu's published password vector.
