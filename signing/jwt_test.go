@@ -325,3 +325,25 @@ func TestTokenValidation(t *testing.T) {
 }
 
 func errorsAs(err error, target **InvalidError) bool { return errors.As(err, target) }
+
+// TestValidateWithoutTokenKey: a jwt or aws device can be checked at
+// registration, before the server's key is at hand; bad input is still refused.
+func TestValidateWithoutTokenKey(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	if err := Validate(Request{Cloud: "jwt", Params: validParams("jwt"), Now: now}); err != nil {
+		t.Errorf("jwt: %v", err)
+	}
+	if err := Validate(Request{Cloud: "aws", Params: validParams("aws"), Secret: testRSAPEM(t), Now: now}); err != nil {
+		t.Errorf("aws: %v", err)
+	}
+	var ie *InvalidError
+	if err := Validate(Request{Cloud: "aws", Params: validParams("aws"), Secret: "not a key", Now: now}); !errorsAs(err, &ie) || ie.Field != "secret" {
+		t.Errorf("aws bad secret: %v", err)
+	}
+	if err := Validate(Request{Cloud: "jwt", Params: with("jwt", "claims", map[string]any{"sub": "x"}), Now: now}); !errorsAs(err, &ie) || ie.Field != "params.claims" {
+		t.Errorf("jwt reserved claim: %v", err)
+	}
+	if err := Validate(Request{Cloud: "tuya", Params: validParams("tuya"), Now: now}); !errorsAs(err, &ie) || ie.Field != "secret" {
+		t.Errorf("tuya without secret: %v", err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 )
 
@@ -266,4 +267,38 @@ func appendQueryEscape[T string | []byte](dst []byte, s T) []byte {
 		}
 	}
 	return dst
+}
+
+// Validate reports whether req would sign, without a token key: for the
+// token family (jwt, aws) a missing TokenKey or Issuer is filled with a
+// throwaway key, so that a device can be checked when it is registered,
+// before the server's key pair is at hand. Its error is an *InvalidError
+// for bad input and never contains the secret.
+func Validate(req Request) error {
+	if cl, ok := registry[req.Cloud]; ok && cl.Tokens {
+		if req.TokenKey == nil {
+			k, err := validationKey()
+			if err != nil {
+				return err
+			}
+			req.TokenKey = k
+		}
+		if req.Issuer == "" {
+			req.Issuer = "urn:credsign:validate"
+		}
+	}
+	_, err := Sign(req)
+	return err
+}
+
+var (
+	valKeyOnce sync.Once
+	valKey     *TokenKey
+	valKeyErr  error
+)
+
+// validationKey is the throwaway key Validate signs with (Ed25519: cheap).
+func validationKey() (*TokenKey, error) {
+	valKeyOnce.Do(func() { valKey, valKeyErr = GenerateTokenKey(AlgEdDSA) })
+	return valKey, valKeyErr
 }
