@@ -113,13 +113,19 @@ type CloudInfo struct {
 // token family (jwt, aws), whose passwords credsign signs with a key pair
 // of the deployment, is listed only when the service has one.
 func (s *Service) Clouds() []CloudInfo {
+	return DescribeClouds(s.maxDeviceTTL, s.tokenKey != nil)
+}
+
+// DescribeClouds lists the supported clouds with the lifetimes a server
+// whose device cap is maxDeviceTTL allows, with the token family or not.
+func DescribeClouds(maxDeviceTTL time.Duration, tokens bool) []CloudInfo {
 	clouds := signing.Clouds()
 	out := make([]CloudInfo, 0, len(clouds))
 	for _, c := range clouds {
-		if c.Tokens && s.tokenKey == nil {
+		if c.Tokens && !tokens {
 			continue
 		}
-		out = append(out, CloudInfo{Cloud: c, MaxDeviceTTL: min(c.MaxTTL, s.maxDeviceTTL)})
+		out = append(out, CloudInfo{Cloud: c, MaxDeviceTTL: min(c.MaxTTL, maxDeviceTTL)})
 	}
 	return out
 }

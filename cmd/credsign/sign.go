@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/credsign/credsign/api"
+	"github.com/credsign/credsign/service"
 	"github.com/credsign/credsign/signing"
 )
 
@@ -369,16 +371,22 @@ func runClouds(_ context.Context, args []string, _ io.Reader, stdout, stderr io.
 	if fs.NArg() > 0 {
 		return fail(stderr, "clouds", usagef("unexpected argument %q", fs.Arg(0)))
 	}
-	clouds := signing.Clouds()
+	// What `credsign serve` offers by default, in the shape of GET /v1/clouds.
+	clouds := service.DescribeClouds(service.DefaultMaxDeviceTTL, true)
 	if *asJSON {
-		return writeJSON(stdout, stderr, clouds)
+		return writeJSON(stdout, stderr, api.CloudList(clouds))
 	}
 	for _, c := range clouds {
 		tokens := ""
 		if c.Tokens {
 			tokens = "; password: a JWT signed with --token-key"
 		}
-		fmt.Fprintf(stdout, "%s — %s (secret: %s%s; ttl default %s, max %s)\n", c.Name, c.Title, c.SecretFormat, tokens, c.DefaultTTL, c.MaxTTL)
+		note := ""
+		if c.MaxTTLNote != "" {
+			note = " (" + c.MaxTTLNote + ")"
+		}
+		fmt.Fprintf(stdout, "%s — %s (secret: %s%s; ttl seconds: default %d, max %d%s, device tokens at most %d)\n",
+			c.Name, c.Title, c.SecretFormat, tokens, int64(c.DefaultTTL/time.Second), int64(c.MaxTTL/time.Second), note, int64(c.MaxDeviceTTL/time.Second))
 		for _, p := range c.Params {
 			req := "optional"
 			if p.Required {

@@ -182,13 +182,22 @@ func TestExplain(t *testing.T) {
 }
 
 func TestCloudsAndHelp(t *testing.T) {
+	// The API's shape: {"clouds":[…]} as GET /v1/clouds answers.
 	out, _, code := runCLI(t, "", "clouds", "--json")
-	var clouds []struct {
-		Name   string
-		Params []struct{ Name string }
+	var list struct {
+		Clouds []struct {
+			Name                               string
+			Params                             []struct{ Name string }
+			MaxTtlSeconds, MaxDeviceTtlSeconds int64
+		}
 	}
-	if code != 0 || json.Unmarshal([]byte(out), &clouds) != nil || len(clouds) != 9 || clouds[0].Name != "aliyun" {
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list.Clouds) != 9 || list.Clouds[0].Name != "aliyun" {
 		t.Errorf("clouds --json: exit %d, %s", code, out)
+	}
+	for _, c := range list.Clouds {
+		if c.Name == "huawei" && (c.MaxTtlSeconds != 3600 || c.MaxDeviceTtlSeconds != 3600) {
+			t.Errorf("huawei: max %d, device max %d; want 3600 (what serve allows)", c.MaxTtlSeconds, c.MaxDeviceTtlSeconds)
+		}
 	}
 	out, _, code = runCLI(t, "", "clouds")
 	if code != 0 || !strings.Contains(out, "productKey") || !strings.Contains(out, "hubHost") {
