@@ -105,6 +105,24 @@ func (e PutDeviceParamsIfNoneMatch) Valid() bool {
 	}
 }
 
+// Defines values for ImportDevicesParamsMode.
+const (
+	ImportDevicesParamsModeCreate ImportDevicesParamsMode = "create"
+	ImportDevicesParamsModeUpsert ImportDevicesParamsMode = "upsert"
+)
+
+// Valid indicates whether the value is a known member of the ImportDevicesParamsMode enum.
+func (e ImportDevicesParamsMode) Valid() bool {
+	switch e {
+	case ImportDevicesParamsModeCreate:
+		return true
+	case ImportDevicesParamsModeUpsert:
+		return true
+	default:
+		return false
+	}
+}
+
 // Cloud defines model for Cloud.
 type Cloud struct {
 	// DefaultTtlSeconds The lifetime issued when none is asked for.
@@ -255,6 +273,68 @@ type Health struct {
 // HealthStatus defines model for Health.Status.
 type HealthStatus string
 
+// ImportDevice One line of an import (`POST /v1/imports`) - a device document with its ID.
+type ImportDevice struct {
+	// Cloud A cloud name from `GET /v1/clouds`.
+	//
+	// Example: aliyun
+	Cloud CloudName `json:"cloud"`
+
+	// Id Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
+	//
+	// Example: lamp-7
+	Id DeviceId `json:"id"`
+
+	// Labels Free-form labels for listing and filtering; keys are letters, digits, `.`, `_`, `/`, `-`.
+	//
+	// Example: {"site":"sz"}
+	Labels *Labels `json:"labels,omitempty"`
+
+	// Params The cloud's parameters (see `GET /v1/clouds`).
+	Params map[string]ParamValue `json:"params"`
+
+	// Secret The device secret, as in `DeviceDocument`. Write-only.
+	Secret *string `json:"secret,omitempty"`
+}
+
+// ImportLine One line of an import's answer: the result of one input line (`line`
+// set), or, last, the `summary`.
+type ImportLine struct {
+	// Id The device ID the line names, when it could be read.
+	Id *string `json:"id,omitempty"`
+
+	// Line The input line this result is for (the first is 1).
+	Line *int64 `json:"line,omitempty"`
+
+	// Problem RFC 9457 problem details.
+	Problem *Problem `json:"problem,omitempty"`
+
+	// Status What happened to the line, as an HTTP status (201 created, 200 replaced, 4xx/5xx refused).
+	Status *int `json:"status,omitempty"`
+
+	// Summary The last line of an import's answer.
+	Summary *ImportSummary `json:"summary,omitempty"`
+
+	// Token The device token (with `tokens=true`); shown only here.
+	Token *string `json:"token,omitempty"`
+
+	// TokenId Example: 3f9a0c7d2b1e4a6f8c5d
+	TokenId *TokenId `json:"tokenId,omitempty"`
+}
+
+// ImportSummary The last line of an import's answer.
+type ImportSummary struct {
+	Created int64 `json:"created"`
+	Failed  int64 `json:"failed"`
+
+	// Lines Input lines read (blank ones included).
+	Lines int64 `json:"lines"`
+
+	// Tokens Device tokens minted.
+	Tokens  int64 `json:"tokens"`
+	Updated int64 `json:"updated"`
+}
+
 // Labels Free-form labels for listing and filtering; keys are letters, digits, `.`, `_`, `/`, `-`.
 //
 // Example: {"site":"sz"}
@@ -400,6 +480,18 @@ type PutDeviceParams struct {
 // PutDeviceParamsIfNoneMatch defines parameters for PutDevice.
 type PutDeviceParamsIfNoneMatch string
 
+// ImportDevicesParams defines parameters for ImportDevices.
+type ImportDevicesParams struct {
+	// Mode `create` refuses existing devices (409 on their line); `upsert` replaces them.
+	Mode *ImportDevicesParamsMode `form:"mode,omitempty" json:"mode,omitempty"`
+
+	// Tokens Mint a device token for each device written.
+	Tokens *bool `form:"tokens,omitempty" json:"tokens,omitempty"`
+}
+
+// ImportDevicesParamsMode defines parameters for ImportDevices.
+type ImportDevicesParamsMode string
+
 // PutDeviceJSONRequestBody defines body for PutDevice for application/json ContentType.
 type PutDeviceJSONRequestBody = DeviceDocument
 
@@ -444,6 +536,9 @@ type ServerInterface interface {
 	// RevokeDeviceToken Revoke a device token
 	// (DELETE /v1/devices/{id}/tokens/{tokenId})
 	RevokeDeviceToken(w http.ResponseWriter, r *http.Request, id DeviceIdPath, tokenId TokenIdPath)
+	// ImportDevices Register many devices from one NDJSON stream
+	// (POST /v1/imports)
+	ImportDevices(w http.ResponseWriter, r *http.Request, params ImportDevicesParams)
 	// CreateToken Create a provisioner token
 	// (POST /v1/tokens)
 	CreateToken(w http.ResponseWriter, r *http.Request)
@@ -519,6 +614,12 @@ func (_ Unimplemented) CreateDeviceToken(w http.ResponseWriter, r *http.Request,
 // RevokeDeviceToken Revoke a device token
 // (DELETE /v1/devices/{id}/tokens/{tokenId})
 func (_ Unimplemented) RevokeDeviceToken(w http.ResponseWriter, r *http.Request, id DeviceIdPath, tokenId TokenIdPath) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ImportDevices Register many devices from one NDJSON stream
+// (POST /v1/imports)
+func (_ Unimplemented) ImportDevices(w http.ResponseWriter, r *http.Request, params ImportDevicesParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -879,6 +980,52 @@ func (siw *ServerInterfaceWrapper) RevokeDeviceToken(w http.ResponseWriter, r *h
 	handler.ServeHTTP(w, r)
 }
 
+// ImportDevices operation middleware
+func (siw *ServerInterfaceWrapper) ImportDevices(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ImportDevicesParams
+
+	// ------------- Optional query parameter "mode" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "mode", r.URL.Query(), &params.Mode, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "mode"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "mode", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "tokens" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "tokens", r.URL.Query(), &params.Tokens, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "tokens"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tokens", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ImportDevices(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // CreateToken operation middleware
 func (siw *ServerInterfaceWrapper) CreateToken(w http.ResponseWriter, r *http.Request) {
 
@@ -1064,6 +1211,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Delete(options.BaseURL+"/v1/devices/{id}/tokens/{tokenId}", wrapper.RevokeDeviceToken)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/imports", wrapper.ImportDevices)
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/tokens", wrapper.CreateToken)
@@ -2535,6 +2685,219 @@ func (response RevokeDeviceToken503ApplicationProblemPlusJSONResponse) VisitRevo
 	return err
 }
 
+type ImportDevicesRequestObject struct {
+	Params ImportDevicesParams
+	Body   io.Reader
+}
+
+type ImportDevicesResponseObject interface {
+	VisitImportDevicesResponse(w http.ResponseWriter) error
+}
+
+type ImportDevices200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type ImportDevices200ApplicationxNdjsonResponse struct {
+	Body          io.Reader
+	Headers       ImportDevices200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ImportDevices200ApplicationxNdjsonResponse) VisitImportDevicesResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		// If w doesn't support flushing, fall back to io.Copy.
+		_, err := io.Copy(w, response.Body)
+		return err
+	}
+	// text/event-stream messages are typically small; use a
+	// modest buffer and flush after each chunk so clients see
+	// events immediately instead of waiting on OS buffering.
+	buf := make([]byte, 4096)
+	for {
+		n, err := response.Body.Read(buf)
+		if n > 0 {
+			if _, writeErr := w.Write(buf[:n]); writeErr != nil {
+				return writeErr
+			}
+			flusher.Flush()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+type ImportDevices400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ImportDevices400ApplicationProblemPlusJSONResponse) VisitImportDevicesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportDevices401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ImportDevices401ApplicationProblemPlusJSONResponse) VisitImportDevicesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportDevices403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ImportDevices403ApplicationProblemPlusJSONResponse) VisitImportDevicesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportDevices413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ImportDevices413ApplicationProblemPlusJSONResponse) VisitImportDevicesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportDevices415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ImportDevices415ApplicationProblemPlusJSONResponse) VisitImportDevicesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportDevices422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableApplicationProblemPlusJSONResponse
+}
+
+func (response ImportDevices422ApplicationProblemPlusJSONResponse) VisitImportDevicesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportDevices429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ImportDevices429ApplicationProblemPlusJSONResponse) VisitImportDevicesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportDevices500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ImportDevices500ApplicationProblemPlusJSONResponse) VisitImportDevicesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportDevices503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ImportDevices503ApplicationProblemPlusJSONResponse) VisitImportDevicesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateTokenRequestObject struct {
 	Body *CreateTokenJSONRequestBody
 }
@@ -2892,6 +3255,9 @@ type StrictServerInterface interface {
 	// RevokeDeviceToken Revoke a device token
 	// (DELETE /v1/devices/{id}/tokens/{tokenId})
 	RevokeDeviceToken(ctx context.Context, request RevokeDeviceTokenRequestObject) (RevokeDeviceTokenResponseObject, error)
+	// ImportDevices Register many devices from one NDJSON stream
+	// (POST /v1/imports)
+	ImportDevices(ctx context.Context, request ImportDevicesRequestObject) (ImportDevicesResponseObject, error)
 	// CreateToken Create a provisioner token
 	// (POST /v1/tokens)
 	CreateToken(ctx context.Context, request CreateTokenRequestObject) (CreateTokenResponseObject, error)
@@ -3229,6 +3595,34 @@ func (sh *strictHandler) RevokeDeviceToken(w http.ResponseWriter, r *http.Reques
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(RevokeDeviceTokenResponseObject); ok {
 		if err := validResponse.VisitRevokeDeviceTokenResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ImportDevices operation middleware
+func (sh *strictHandler) ImportDevices(w http.ResponseWriter, r *http.Request, params ImportDevicesParams) {
+	var request ImportDevicesRequestObject
+
+	request.Params = params
+
+	request.Body = r.Body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ImportDevices(ctx, request.(ImportDevicesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ImportDevices")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ImportDevicesResponseObject); ok {
+		if err := validResponse.VisitImportDevicesResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
