@@ -39,10 +39,10 @@ const (
 	// read and write timeouts, which bound a whole request, for as long as
 	// the import makes progress.
 	importIdleTimeout = 60 * time.Second
-	// importFlushEvery bounds how many results wait in buffers while the
-	// client keeps sending; results are flushed sooner whenever the server
-	// has read every line it was sent.
-	importFlushEvery = 256
+	// importBatch bounds how many lines are written together (and how
+	// many results wait) while the client keeps sending; a batch is
+	// written sooner whenever the server has read every line it was sent.
+	importBatch = 256
 )
 
 // streamBody is the gate's check of a streamed (NDJSON) body: the media
@@ -111,8 +111,9 @@ type importStream struct {
 	schema *openapi3.Schema
 	upsert bool
 	mint   bool
-	// seen maps each device ID written by this import to its line, to
-	// refuse a second line with the same ID (memory: one entry a device).
+	// seen maps each device ID this import wrote (or is writing) to its
+	// line, to refuse a second line with the same ID (memory: one entry a
+	// device).
 	seen    map[string]int64
 	summary oapi.ImportSummary
 }
@@ -159,8 +160,29 @@ func (st *importStream) VisitImportDevicesResponse(w http.ResponseWriter) error 
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	in := bufio.NewReaderSize(st.body, maxImportLine+2) // the line, "\r\n"
-	pending := 0
 	var stop *problem.Document
+	// Lines are answered in batches: the valid lines read so far are
+	// written together (importBatch at most, or as soon as reading on
+	// would wait for the client), then every result is written in order.
+	var batch []importResult
+	var items []service.ImportItem
+	var slots []int // slots[k]: the result of items[k] in batch
+	flush := func() bool {
+		if len(items) > 0 {
+			st.write(items, slots, batch)
+		}
+		for _, r := range batch {
+			if r.Status == 0 {
+				continue // a blank line
+			}
+			if err := enc.Encode(r); err != nil {
+				log.Info().Err(err).Int64("line", r.Line).Msg("import: the client stopped reading")
+				return false
+			}
+		}
+		batch, items, slots = batch[:0], items[:0], slots[:0]
+		return rc.Flush() == nil
+	}
 	for line := int64(1); ; line++ {
 		raw, tooLong, err := readLine(in)
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -171,23 +193,23 @@ func (st *importStream) VisitImportDevicesResponse(w http.ResponseWriter) error 
 			break
 		}
 		st.summary.Lines = line
-		if r, ok := st.line(line, raw, tooLong); ok {
-			if werr := enc.Encode(r); werr != nil {
-				log.Info().Err(werr).Int64("line", line).Msg("import: the client stopped reading")
-				return nil
-			}
-			pending++
+		r, item := st.check(line, raw, tooLong)
+		batch = append(batch, r)
+		if item != nil {
+			items, slots = append(items, *item), append(slots, len(batch)-1)
 		}
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		extend()
-		if pending >= importFlushEvery || (pending > 0 && in.Buffered() == 0) {
-			if err := rc.Flush(); err != nil {
+		if len(batch) >= importBatch || in.Buffered() == 0 {
+			if !flush() {
 				return nil
 			}
-			pending = 0
 		}
+	}
+	if !flush() {
+		return nil
 	}
 	sum := st.summary
 	if err := enc.Encode(importResult{Summary: &sum, Problem: stop}); err == nil {
@@ -226,24 +248,20 @@ func readLine(in *bufio.Reader) (line []byte, tooLong bool, err error) {
 	return line, false, err
 }
 
-// line handles one input line; ok is false for a blank line (no result).
-func (st *importStream) line(n int64, raw []byte, tooLong bool) (importResult, bool) {
+// check reads one input line: its result when it is refused (or blank:
+// Status 0), else a result to be completed and the device to write.
+func (st *importStream) check(n int64, raw []byte, tooLong bool) (importResult, *service.ImportItem) {
 	r := importResult{Line: n}
-	fail := func(err error) (importResult, bool) {
-		pe, ok := problem.Classify(err)
-		if !ok {
-			zerolog.Ctx(st.ctx).Error().Err(err).Int64("line", n).Str("deviceId", r.ID).Msg("import: line failed")
-		}
-		r.Status, r.Problem = pe.Status, document(pe)
-		st.summary.Failed++
-		return r, true
+	fail := func(err error) (importResult, *service.ImportItem) {
+		st.fail(&r, err)
+		return r, nil
 	}
 	if tooLong {
 		return fail(problem.New(http.StatusRequestEntityTooLarge,
 			"the line is longer than "+strconv.Itoa(maxImportLine)+" bytes"))
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
-		return r, false
+		return r, nil
 	}
 	if !utf8.Valid(raw) {
 		return fail(problem.New(http.StatusBadRequest, "the line is not valid UTF-8",
@@ -284,28 +302,43 @@ func (st *importStream) line(n int64, raw []byte, tooLong bool) (importResult, b
 	if first, dup := st.seen[d.ID]; dup {
 		return fail(problem.New(http.StatusConflict, "the id is on line "+strconv.FormatInt(first, 10)+" of this import already"))
 	}
-	doc := service.Document{Cloud: d.Cloud, Params: d.Params, Secret: d.Secret, Labels: d.Labels}
-	got, err := st.s.svc.ImportDevice(st.ctx, caller(st.ctx), d.ID, doc, st.upsert, st.mint)
-	if got.Device.ID != "" {
-		st.seen[d.ID] = n // written (even when its token failed)
+	st.seen[d.ID] = n
+	return r, &service.ImportItem{ID: d.ID, Doc: service.Document{Cloud: d.Cloud, Params: d.Params, Secret: d.Secret, Labels: d.Labels}}
+}
+
+// write writes a batch of devices and completes their results.
+func (st *importStream) write(items []service.ImportItem, slots []int, batch []importResult) {
+	for k, got := range st.s.svc.ImportDevices(st.ctx, caller(st.ctx), items, st.upsert, st.mint) {
+		r := &batch[slots[k]]
+		if got.Err != nil {
+			if got.Device.ID == "" {
+				delete(st.seen, items[k].ID) // not written: a later line may write it
+			}
+			st.fail(r, got.Err)
+			continue
+		}
+		if got.Created {
+			r.Status = http.StatusCreated
+			st.summary.Created++
+		} else {
+			r.Status = http.StatusOK
+			st.summary.Updated++
+		}
+		if got.Token != nil {
+			r.TokenID, r.Token = got.Token.Record.ID, got.Token.Text
+			st.summary.Tokens++
+		}
 	}
-	if err != nil {
-		return fail(err)
+}
+
+// fail completes r with the problem of err.
+func (st *importStream) fail(r *importResult, err error) {
+	pe, ok := problem.Classify(err)
+	if !ok {
+		zerolog.Ctx(st.ctx).Error().Err(err).Int64("line", r.Line).Str("deviceId", r.ID).Msg("import: line failed")
 	}
-	if got.Created {
-		st.summary.Created++
-	} else {
-		st.summary.Updated++
-	}
-	r.Status = http.StatusOK
-	if got.Created {
-		r.Status = http.StatusCreated
-	}
-	if got.Token != nil {
-		r.TokenID, r.Token = got.Token.Record.ID, got.Token.Text
-		st.summary.Tokens++
-	}
-	return r, true
+	r.Status, r.Problem = pe.Status, document(pe)
+	st.summary.Failed++
 }
 
 // document is the problem document of pe, as a line of the answer holds it.

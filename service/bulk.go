@@ -44,3 +44,29 @@ func (s *Service) ImportDevice(ctx context.Context, caller Principal, id string,
 	out.Token = &m
 	return out, nil
 }
+
+// ImportItem is one device of a bulk import.
+type ImportItem struct {
+	ID  string
+	Doc Document
+}
+
+// ImportResult is the outcome of one ImportItem: Imported, or Err (with
+// Imported.Device set if the device was written but its token was not).
+type ImportResult struct {
+	Imported
+	Err error
+}
+
+// ImportDevices writes items as ImportDevice does, each on its own, and
+// returns one result per item in order; one item failing does not stop the
+// others. It takes a batch so that a store able to write many devices in
+// one transaction can be given them at once; today it writes them one by
+// one.
+func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []ImportItem, upsert, mint bool) []ImportResult {
+	out := make([]ImportResult, len(items))
+	for i, it := range items {
+		out[i].Imported, out[i].Err = s.ImportDevice(ctx, caller, it.ID, it.Doc, upsert, mint)
+	}
+	return out
+}
