@@ -348,3 +348,42 @@ func createProvisioner(t *testing.T, e *env) string {
 	r.json(t, &tc)
 	return tc.Token
 }
+
+// TestImportBatches: more lines than one batch, bad ones among them, are
+// answered one result per line in order, with an id repeated across a
+// batch boundary refused.
+func TestImportBatches(t *testing.T) {
+	e := newEnv(t, nil)
+	prov := createProvisioner(t, e)
+	const n = importBatch + 40
+	var lines []any
+	for i := 1; i <= n; i++ {
+		switch {
+		case i%50 == 0:
+			lines = append(lines, `{"id":`)
+		case i == n:
+			lines = append(lines, withID("aliyun", "b-1"))
+		default:
+			lines = append(lines, withID("aliyun", fmt.Sprintf("b-%d", i)))
+		}
+	}
+	results, sum, _ := importResults(t, e, prov, importclient.ImportDevicesParams{}, strings.NewReader(string(importLines(lines...))))
+	if len(results) != n {
+		t.Fatalf("%d results for %d lines", len(results), n)
+	}
+	for i, r := range results {
+		want := 201
+		switch line := i + 1; {
+		case line%50 == 0:
+			want = 400
+		case line == n:
+			want = 409
+		}
+		if *r.Line != int64(i+1) || *r.Status != want {
+			t.Fatalf("result %d: %s, want line %d status %d", i, mustJSON(r), i+1, want)
+		}
+	}
+	if sum.Created != n-1-n/50 || sum.Failed != 1+n/50 || sum.Lines != n {
+		t.Errorf("summary %+v", sum)
+	}
+}
