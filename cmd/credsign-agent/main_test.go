@@ -304,4 +304,3 @@ func TestExecPassesCredentialsAndStatus(t *testing.T) {
 		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
-

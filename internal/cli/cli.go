@@ -4,6 +4,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -50,22 +51,29 @@ func versionLine(name string, bi *debug.BuildInfo) string {
 
 // Logger returns a logger that writes to w one JSON object a line, as the
 // credsign server does (zerolog, with its field names: level, time,
-// message, and error for an error attribute), from level up.
-func Logger(w io.Writer, level slog.Level) *slog.Logger {
-	z := zerolog.New(w).Level(zerologLevel(level)).With().Timestamp().Logger()
-	return slog.New(zerolog.NewSlogHandler(z))
+// message, and error for an error attribute), from level up. A
+// *slog.LevelVar as level can be changed while the logger is in use.
+func Logger(w io.Writer, level slog.Leveler) *slog.Logger {
+	z := zerolog.New(w).Level(zerolog.TraceLevel).With().Timestamp().Logger()
+	return slog.New(leveled{zerolog.NewSlogHandler(z), level})
 }
 
-func zerologLevel(l slog.Level) zerolog.Level {
-	switch {
-	case l < slog.LevelInfo:
-		return zerolog.DebugLevel
-	case l < slog.LevelWarn:
-		return zerolog.InfoLevel
-	case l < slog.LevelError:
-		return zerolog.WarnLevel
-	}
-	return zerolog.ErrorLevel
+// leveled passes on the records from level up.
+type leveled struct {
+	slog.Handler
+	level slog.Leveler
+}
+
+func (h leveled) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.level.Level() && h.Handler.Enabled(ctx, l)
+}
+
+func (h leveled) WithAttrs(as []slog.Attr) slog.Handler {
+	return leveled{h.Handler.WithAttrs(as), h.level}
+}
+
+func (h leveled) WithGroup(name string) slog.Handler {
+	return leveled{h.Handler.WithGroup(name), h.level}
 }
 
 // ParseLevel reads a --log-level: debug, info, warn or error.

@@ -66,6 +66,19 @@ func TestLoggerWritesTheServersFields(t *testing.T) {
 	}
 }
 
+func TestLoggerLevelCanChange(t *testing.T) {
+	var buf bytes.Buffer
+	var lv slog.LevelVar
+	lv.Set(slog.LevelWarn)
+	log := Logger(&buf, &lv).With("emulator", "huawei")
+	log.Info("starting")
+	lv.Set(slog.LevelInfo)
+	log.Info("CONNECT accepted")
+	if got := buf.String(); strings.Contains(got, "starting") || !strings.Contains(got, `"emulator":"huawei"`) || !strings.Contains(got, `"message":"CONNECT accepted"`) {
+		t.Fatalf("log %q", got)
+	}
+}
+
 func TestParseLevel(t *testing.T) {
 	for s, want := range map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError} {
 		if l, err := ParseLevel(s); err != nil || l != want {
