@@ -252,11 +252,7 @@ func cmdSub(ctx context.Context, c *command) error {
 // cmdCreds prints fresh credentials: the one place a password is printed,
 // because the user asked for it.
 func cmdCreds(ctx context.Context, c *command) error {
-	log, err := c.logger(slog.LevelError)
-	if err != nil {
-		return err
-	}
-	src, err := c.source()
+	src, log, err := c.sourceAndLog(slog.LevelError)
 	if err != nil {
 		return err
 	}
@@ -280,11 +276,7 @@ func cmdCreds(ctx context.Context, c *command) error {
 // cmdExec runs a command with credentials in its environment, restarting it
 // when they are refreshed; it exits with the command's status.
 func cmdExec(ctx context.Context, c *command) error {
-	log, err := c.logger(slog.LevelInfo)
-	if err != nil {
-		return err
-	}
-	src, err := c.source()
+	src, log, err := c.sourceAndLog(slog.LevelInfo)
 	if err != nil {
 		return err
 	}

@@ -245,6 +245,20 @@ func (c *command) source() (*agent.HTTPSource, error) {
 	return src, nil
 }
 
+// sourceAndLog returns the credsign client and the logger (at def unless
+// --log-level says otherwise) every command needs.
+func (c *command) sourceAndLog(def slog.Level) (*agent.HTTPSource, *slog.Logger, error) {
+	log, err := c.logger(def)
+	if err != nil {
+		return nil, nil, err
+	}
+	src, err := c.source()
+	if err != nil {
+		return nil, nil, err
+	}
+	return src, log, nil
+}
+
 // agentConfig is the agent.Config shared by run, pub and sub.
 func (c *command) agentConfig(def slog.Level) (agent.Config, error) {
 	ka, err := c.duration("keepalive")
@@ -254,11 +268,7 @@ func (c *command) agentConfig(def slog.Level) (agent.Config, error) {
 	if ka != 0 && (ka < 30*time.Second || ka > 1200*time.Second) {
 		return agent.Config{}, usagef("--keepalive %s: the clouds accept 30s to 1200s", ka)
 	}
-	log, err := c.logger(def)
-	if err != nil {
-		return agent.Config{}, err
-	}
-	src, err := c.source()
+	src, log, err := c.sourceAndLog(def)
 	if err != nil {
 		return agent.Config{}, err
 	}

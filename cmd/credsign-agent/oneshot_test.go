@@ -16,14 +16,20 @@ import (
 	"github.com/credsign/credsign/internal/e2e"
 )
 
-// closedPort returns a loopback port nothing listens on.
-func closedPort(t *testing.T) int {
+// listen listens on a free loopback port until the test ends.
+func listen(t *testing.T) (net.Listener, int) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
+	t.Cleanup(func() { _ = ln.Close() })
+	return ln, ln.Addr().(*net.TCPAddr).Port
+}
+
+// closedPort returns a loopback port nothing listens on.
+func closedPort(t *testing.T) int {
+	ln, port := listen(t)
 	_ = ln.Close()
 	return port
 }
@@ -196,12 +202,7 @@ func TestOneShotTimeout(t *testing.T) {
 // connack4Broker listens on loopback and answers every MQTT CONNECT with
 // CONNACK return code 4 (bad user name or password); it returns the port.
 func connack4Broker(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
+	ln, port := listen(t)
 	go func() {
 		for {
 			conn, err := ln.Accept()
@@ -220,5 +221,5 @@ func connack4Broker(t *testing.T) int {
 			}()
 		}
 	}()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
