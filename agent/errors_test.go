@@ -37,9 +37,9 @@ func TestPermanent(t *testing.T) {
 }
 
 func TestFetchErrorNamesEveryReason(t *testing.T) {
-	e := &FetchError{Status: 422, Title: "Unprocessable Content", Detail: "the request is invalid",
-		Errors: []FieldError{{"ttlSeconds", "2h0m0s is longer than huawei allows (1h0m0s)"}, {"", "and another"}}}
-	want := "credsign answered 422 Unprocessable Content: the request is invalid (ttlSeconds: 2h0m0s is longer than huawei allows (1h0m0s); and another)"
+	e := &FetchError{Status: 422, Title: "Unprocessable Entity", Detail: "the request body is invalid",
+		Errors: []FieldError{{"ttlSeconds", "7200 seconds is longer than huawei allows (at most 3600)"}, {"", "and another"}}}
+	want := "credsign answered 422 Unprocessable Entity: the request body is invalid (ttlSeconds: 7200 seconds is longer than huawei allows (at most 3600); and another)"
 	if e.Error() != want {
 		t.Fatalf("got  %q\nwant %q", e.Error(), want)
 	}
