@@ -54,7 +54,11 @@ created="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
 ctr="$("${b[@]}" from scratch)"
 "${b[@]}" copy "$ctr" "$root/" / >/dev/null
-"${b[@]}" copy --chown 65532:65532 "$ctr" "$root/home/nonroot" /home/nonroot >/dev/null
+# The home directory belongs to nonroot (copy would make it root's).
+m="$("${b[@]}" mount "$ctr")"
+chown 65532:65532 "$m/home/nonroot"
+chmod 0700 "$m/home/nonroot"
+"${b[@]}" umount "$ctr" >/dev/null
 "${b[@]}" config \
 	--user 65532:65532 \
 	--workingdir /home/nonroot \
@@ -67,7 +71,6 @@ ctr="$("${b[@]}" from scratch)"
 	--label "org.opencontainers.image.version=$version" \
 	--label "org.opencontainers.image.revision=$revision" \
 	--label "org.opencontainers.image.created=$created" \
-	--label org.opencontainers.image.licenses=Apache-2.0 \
 	"$ctr"
 "${b[@]}" commit --quiet --format oci --rm "$ctr" credsign:check >/dev/null
 ctr=""
