@@ -115,8 +115,10 @@ else
 		fail "credsign help failed in the image"
 	echo "image.sh: ok: credsign help ran in the image (credsign has no --version yet)"
 fi
-agenthelp="$("${b[@]}" run --isolation chroot "$ctr" -- /usr/local/bin/credsign-agent --help 2>&1 >/dev/null | head -1 || true)"
-[ -n "$agenthelp" ] || fail "credsign-agent --help printed nothing in the image"
+agenthelp="$("${b[@]}" run --isolation chroot "$ctr" -- /usr/local/bin/credsign-agent --help 2>&1)" ||
+	fail "credsign-agent --help failed in the image"
+grep -q '^usage: credsign-agent' <<<"$agenthelp" || fail "credsign-agent --help in the image printed no usage: $agenthelp"
+echo "image.sh: ok: credsign-agent --help ran in the image"
 
 size="$("${b[@]}" images --format '{{.Size}}' credsign:check)"
 echo "image.sh: image credsign:check: $size ($(du -sh "$root/usr/local/bin" | cut -f1) of binaries)"
