@@ -63,13 +63,14 @@ if kc "$work/bad.yaml" > "$work/bad.out" 2>&1; then
 fi
 
 chart=deployments/helm/credsign
-"$HELM" lint --strict "$chart" >/dev/null || { "$HELM" lint --strict "$chart"; fail "helm lint $chart"; }
+kv=(--kube-version "${K8S_VERSION#v}")
+"$HELM" lint --strict "${kv[@]}" "$chart" >/dev/null || { "$HELM" lint --strict "${kv[@]}" "$chart"; fail "helm lint $chart"; }
 for values in default "$chart"/ci/*-values.yaml; do
 	args=()
 	[ "$values" = default ] || args=(-f "$values")
 	name="$(basename "$values" .yaml)"
-	"$HELM" lint --strict "$chart" "${args[@]}" >/dev/null || fail "helm lint $chart with $values"
-	"$HELM" template credsign "$chart" --namespace iot "${args[@]}" > "$work/$name.yaml" ||
+	"$HELM" lint --strict "${kv[@]}" "$chart" "${args[@]}" >/dev/null || fail "helm lint $chart with $values"
+	"$HELM" template credsign "$chart" "${kv[@]}" --namespace iot "${args[@]}" > "$work/$name.yaml" ||
 		fail "helm template $chart with $values"
 	kc "$work/$name.yaml" || fail "$chart rendered with $values does not validate"
 	# The chart's promises, read from what it renders.
@@ -91,10 +92,10 @@ done
 grep -q 'CREDSIGN_VAULT_K8S_ROLE' "$work/default.yaml" || fail "the default values do not use Vault's Kubernetes auth"
 grep -q 'CREDSIGN_VAULT_SECRET_ID_FILE' "$work/approle-certmanager-values.yaml" || fail "approle values do not read the secret id from a Secret"
 # A bad value is refused, not rendered.
-if "$HELM" template credsign "$chart" --set vault.auth=token >/dev/null 2>&1; then
+if "$HELM" template credsign "$chart" "${kv[@]}" --set vault.auth=token >/dev/null 2>&1; then
 	fail "$chart renders with vault.auth=token"
 fi
-if "$HELM" template credsign "$chart" --set autoscaling.minReplicas=1 >/dev/null 2>&1; then
+if "$HELM" template credsign "$chart" "${kv[@]}" --set autoscaling.minReplicas=1 >/dev/null 2>&1; then
 	fail "$chart renders with autoscaling.minReplicas=1"
 fi
 

@@ -7,6 +7,7 @@
 #   COMPOSE      compose-check: compose-go (the library `docker compose` loads
 #                files with) in a ten-line main, so no Docker engine or CLI
 #                plugin is needed
+#   K8S_VERSION  the Kubernetes version of those schemas (helm --kube-version)
 #   K8S_SCHEMAS  a directory of JSON schemas for every Kubernetes kind, made by
 #                scripts/k8sschema from the OpenAPI document in the
 #                k8s.io/kubernetes module, plus the ServiceMonitor and
@@ -111,7 +112,7 @@ if [ ! -f "$schemas/.complete" ]; then
 	cm="$(dir "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION")"
 	[ -n "$k8s" ] && [ -n "$po" ] && [ -n "$cm" ] || { echo "deploy-tools.sh: a module download failed" >&2; exit 1; }
 	rm -rf "$schemas"
-	(cd "$here" && go run ./scripts/k8sschema -out "$schemas" -swagger "$k8s/api/openapi-spec/swagger.json" \
+	(cd "$here" && GOFLAGS= go run ./scripts/k8sschema -out "$schemas" -swagger "$k8s/api/openapi-spec/swagger.json" \
 		"$po/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" \
 		"$po/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" \
 		"$cm/deploy/crds/crd-certificates.yaml") >&2
@@ -122,3 +123,4 @@ echo "HELM=$helm"
 echo "KUBECONFORM=$kubeconform"
 echo "COMPOSE=$compose"
 echo "K8S_SCHEMAS=$schemas"
+echo "K8S_VERSION=$K8S_VERSION"

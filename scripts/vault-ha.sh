@@ -30,22 +30,25 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Six free loopback ports (an API and a cluster port per node).
-free_port() {
-	local p
+# Six free loopback ports (an API and a cluster port per node): a port is
+# taken when nothing answers on it and it was not handed out already.
+used=" "
+free_port() { # sets port
 	for _ in $(seq 50); do
-		p=$(( 20000 + RANDOM % 40000 ))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			case " ${used:-} " in *" $p "*) continue ;; esac
-			used="${used:-} $p"
-			echo "$p"
+		port=$(( 20000 + RANDOM % 40000 ))
+		case "$used" in *" $port "*) continue ;; esac
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			used="$used$port "
 			return
 		fi
 	done
 	fail "no free port"
 }
 api=() cl=()
-for n in 0 1 2; do api[n]=$(free_port); cl[n]=$(free_port); done
+for n in 0 1 2; do
+	free_port; api[n]=$port
+	free_port; cl[n]=$port
+done
 
 for n in 0 1 2; do
 	mkdir -p "$work/v$n"
