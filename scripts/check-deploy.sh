@@ -86,9 +86,10 @@ for values in default "$chart"/ci/*-values.yaml; do
 done
 # Everything the issue asks of the chart appears in some value set.
 all="$(cat "$work"/*.yaml)"
-for kind in Deployment Service ServiceAccount PodDisruptionBudget HorizontalPodAutoscaler ServiceMonitor NetworkPolicy Certificate; do
+for kind in Deployment Service ServiceAccount PodDisruptionBudget HorizontalPodAutoscaler ServiceMonitor PrometheusRule NetworkPolicy Certificate; do
 	grep -q "^kind: $kind$" <<<"$all" || fail "no value set renders a $kind"
 done
+grep -q 'alert: CredsignStoreUnavailable' "$work/approle-certmanager-values.yaml" || fail "the PrometheusRule lacks the rules"
 grep -q 'CREDSIGN_VAULT_K8S_ROLE' "$work/default.yaml" || fail "the default values do not use Vault's Kubernetes auth"
 grep -q 'CREDSIGN_VAULT_SECRET_ID_FILE' "$work/approle-certmanager-values.yaml" || fail "approle values do not read the secret id from a Secret"
 # A bad value is refused, not rendered.
