@@ -74,7 +74,7 @@ for values in default "$chart"/ci/*-values.yaml; do
 		fail "helm template $chart with $values"
 	kc "$work/$name.yaml" || fail "$chart rendered with $values does not validate"
 	# The chart's promises, read from what it renders.
-	dep="$(awk '/^kind: Deployment/{p=1} p' "$work/$name.yaml" | awk 'NR>1 && /^---/{exit} {print}')"
+	dep="$(awk '/^kind: Deployment/ { p = 1 } p && /^---/ { exit } p' "$work/$name.yaml")"
 	for want in 'path: /healthz' 'path: /readyz' 'runAsNonRoot: true' 'readOnlyRootFilesystem: true' \
 		'allowPrivilegeEscalation: false' 'limits:' 'requests:'; do
 		grep -q -- "$want" <<<"$dep" || fail "$chart with $values: the Deployment lacks '$want'"

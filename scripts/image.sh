@@ -96,7 +96,8 @@ mnt="$("${b[@]}" mount "$ctr")"
 for bin in credsign credsign-agent credsign-emulator; do
 	f="$mnt/usr/local/bin/$bin"
 	[ -x "$f" ] || fail "/usr/local/bin/$bin is missing from the image"
-	go version -m "$f" | grep -q 'CGO_ENABLED=0' || fail "$bin was not built with CGO_ENABLED=0"
+	info="$(go version -m "$f")"
+	grep -q 'CGO_ENABLED=0' <<<"$info" || fail "$bin was not built with CGO_ENABLED=0"
 	# A dynamically linked ELF names its interpreter (/lib64/ld-linux...).
 	if grep -qa 'ld-linux' "$f"; then fail "$bin is dynamically linked"; fi
 done
