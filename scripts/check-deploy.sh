@@ -38,6 +38,14 @@ grep -q 'CREDSIGN_VAULT_ROLE_ID: role-id-for-check' "$work/compose.yaml" ||
 grep -q 'read_only: true' "$work/compose.yaml" || fail "$compose: credsign is not read_only"
 echo "check-deploy.sh: ok: $compose"
 
+# The build context (compose's `build: ..`, docker build .) leaves out
+# history, local data and secrets.
+for pat in .git data/ '**/*.key' '**/admin-token*' deployments/vault-approle/ deployments/tls/ bin/; do
+	grep -qxF -- "$pat" .dockerignore || fail ".dockerignore does not exclude $pat"
+done
+if grep -q '^!' .dockerignore; then fail ".dockerignore re-includes something: $(grep '^!' .dockerignore)"; fi
+echo "check-deploy.sh: ok: .dockerignore"
+
 # --- Kubernetes ----------------------------------------------------------
 kc() { # FILE...: strict schema validation, every object must have a schema
 	"$KUBECONFORM" -strict -summary -output text \
@@ -96,9 +104,11 @@ grep -q 'CREDSIGN_VAULT_SECRET_ID_FILE' "$work/approle-certmanager-values.yaml" 
 if "$HELM" template credsign "$chart" "${kv[@]}" --set vault.auth=token >/dev/null 2>&1; then
 	fail "$chart renders with vault.auth=token"
 fi
-if "$HELM" template credsign "$chart" "${kv[@]}" --set autoscaling.minReplicas=1 >/dev/null 2>&1; then
-	fail "$chart renders with autoscaling.minReplicas=1"
-fi
+for bad in autoscaling.minReplicas=1 replicaCount=1 vault.addr=vault:8200 shutdownTimeout=1m; do
+	if "$HELM" template credsign "$chart" "${kv[@]}" --set "$bad" >/dev/null 2>&1; then
+		fail "$chart renders with $bad"
+	fi
+done
 
 kc deployments/kubernetes/credsign.yaml || fail "deployments/kubernetes/credsign.yaml does not validate"
 echo "check-deploy.sh: ok: deployments/kubernetes/credsign.yaml"
