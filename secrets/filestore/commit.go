@@ -1,0 +1,127 @@
+package filestore
+
+import (
+	"errors"
+	"sync/atomic"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// writeFn is one write. It runs inside a read-write transaction that other
+// writes may share. What it returns is what the caller gets once the
+// transaction commits: nil, or an error such as a conflict; a write that
+// fails so must have changed nothing. An error wrapped by abort is a
+// failure of the transaction itself (bbolt refusing a Put): the transaction
+// rolls back and each write in it runs again alone. A writeFn may run more
+// than once and must set its results anew each time.
+type writeFn func(tx *bolt.Tx) error
+
+// abortError marks a writeFn's error that must roll the transaction back.
+type abortError struct{ err error }
+
+func (e *abortError) Error() string { return e.err.Error() }
+
+// abort marks err (if any) as a failure of the transaction.
+func abort(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &abortError{err}
+}
+
+// maxBatch bounds the writes one transaction carries.
+const maxBatch = 1000
+
+type writeOp struct {
+	fn   writeFn
+	done chan error
+}
+
+// committer is the store's one writer: a goroutine that takes every write
+// waiting when it is free and runs them in one bbolt transaction, so that
+// concurrent writers share a commit and its fsync (group commit) while each
+// still returns only once its write is durable. A lone writer waits for no
+// one: its transaction starts at once. Unlike bbolt's DB.Batch there is no
+// delay to gather a batch, and a write's refusal (a conflict) does not roll
+// back the others.
+type committer struct {
+	db      *bolt.DB
+	ops     chan writeOp
+	stopped chan struct{}
+	// commits counts the transactions committed.
+	commits atomic.Int64
+}
+
+func newCommitter(db *bolt.DB) *committer {
+	w := &committer{db: db, ops: make(chan writeOp, maxBatch), stopped: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// submit queues fn and returns the channel its outcome arrives on. It must
+// not be called after stop.
+func (w *committer) submit(fn writeFn) <-chan error {
+	done := make(chan error, 1)
+	w.ops <- writeOp{fn: fn, done: done}
+	return done
+}
+
+// stop ends the writer once the writes already submitted are done.
+func (w *committer) stop() {
+	close(w.ops)
+	<-w.stopped
+}
+
+func (w *committer) run() {
+	defer close(w.stopped)
+	batch := make([]writeOp, 0, maxBatch)
+	for op := range w.ops {
+		batch = append(batch[:0], op)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case op, ok := <-w.ops:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, op)
+			default:
+				break fill
+			}
+		}
+		w.commit(batch)
+	}
+}
+
+// commit runs batch in one transaction and delivers each outcome. If the
+// transaction fails, each write runs again in a transaction of its own, so
+// that only the one at fault reports the failure.
+func (w *committer) commit(batch []writeOp) {
+	outcomes := make([]error, len(batch))
+	err := w.db.Update(func(tx *bolt.Tx) error {
+		for i, op := range batch {
+			err := op.fn(tx)
+			if ae, ok := errors.AsType[*abortError](err); ok {
+				return ae.err
+			}
+			outcomes[i] = err
+		}
+		return nil
+	})
+	if err == nil {
+		w.commits.Add(1)
+	}
+	if err != nil && len(batch) > 1 {
+		for _, op := range batch {
+			w.commit([]writeOp{op})
+		}
+		return
+	}
+	for i, op := range batch {
+		if err != nil {
+			op.done <- err
+		} else {
+			op.done <- outcomes[i]
+		}
+	}
+}
