@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	stdlog "log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -144,7 +145,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return exitUsage
 	}
 
-	store, kind, err := openStore(ctx, f, getenv)
+	store, kind, err := openStore(ctx, f, getenv, slog.New(zerolog.NewSlogHandler(logger)))
 	if err != nil {
 		logger.Error().Err(err).Msg("opening the secret store")
 		return exitError
@@ -256,8 +257,9 @@ func adminToken(f serveFlags, getenv func(string) string) (token string, generat
 	return t, true, err
 }
 
-// openStore opens the store --store names (or the default).
-func openStore(ctx context.Context, f serveFlags, getenv func(string) string) (secrets.Store, string, error) {
+// openStore opens the store --store names (or the default); the Vault store
+// logs its token renewal and re-login events to logger.
+func openStore(ctx context.Context, f serveFlags, getenv func(string) string, logger *slog.Logger) (secrets.Store, string, error) {
 	kind := f.store
 	if kind == "" {
 		kind = "file"
@@ -270,7 +272,7 @@ func openStore(ctx context.Context, f serveFlags, getenv func(string) string) (s
 		if err != nil {
 			return nil, kind, fmt.Errorf("configuring the Vault store: %w", err)
 		}
-		s, err := vaultstore.New(ctx, cfg)
+		s, err := vaultstore.New(ctx, cfg, logger)
 		if err != nil {
 			return nil, kind, fmt.Errorf("opening the Vault store: %w", err)
 		}
