@@ -75,3 +75,37 @@ func BenchmarkIssuanceReads(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkBulkImport writes devices with their tokens through PutDevices
+// in batches of 1,000, as an NDJSON import would.
+func BenchmarkBulkImport(b *testing.B) {
+	s, err := Open(Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	const batch = 1000
+	puts := make([]secrets.DevicePut, 0, batch)
+	flush := func() {
+		for _, r := range s.PutDevices(ctx, puts) {
+			if r.Err != nil {
+				b.Fatal(r.Err)
+			}
+		}
+		puts = puts[:0]
+	}
+	for i := range b.N {
+		id := fmt.Sprintf("dev-%09d", i)
+		puts = append(puts, secrets.DevicePut{
+			Device: secrets.Device{ID: id, Cloud: "aliyun", Params: map[string]any{"productKey": "pk", "deviceName": id}, Secret: storetest.NewSecret()},
+			Token:  &secrets.Token{ID: "tok-" + id, Hash: storetest.Hash(id), Role: secrets.RoleDevice, DeviceID: id},
+		})
+		if len(puts) == batch {
+			flush()
+		}
+	}
+	flush()
+	st := s.db.Stats()
+	b.Logf("commits %d, tx stats: write time %v, spill %v, rebalance %v, writes %d", s.w.commits.Load(), st.TxStats.GetWriteTime(), st.TxStats.GetSpillTime(), st.TxStats.GetRebalanceTime(), st.TxStats.GetWrite())
+}

@@ -33,9 +33,18 @@ func abort(err error) error {
 // maxBatch bounds the writes one transaction carries.
 const maxBatch = 1000
 
+// writeOp is what one caller submits: one write, or the writes of a bulk
+// call, which go into the same transaction.
 type writeOp struct {
-	fn   writeFn
-	done chan error
+	fns  []writeFn
+	errs []error // the outcome of each fn, set before done closes
+	done chan struct{}
+}
+
+// wait returns the outcome of each write once they are durable.
+func (op *writeOp) wait() []error {
+	<-op.done
+	return op.errs
 }
 
 // committer is the store's one writer: a goroutine that takes every write
@@ -49,24 +58,24 @@ type writeOp struct {
 // does not roll back the others.
 type committer struct {
 	db      *bolt.DB
-	ops     chan writeOp
+	ops     chan *writeOp
 	stopped chan struct{}
 	// commits counts the transactions committed.
 	commits atomic.Int64
 }
 
 func newCommitter(db *bolt.DB) *committer {
-	w := &committer{db: db, ops: make(chan writeOp, maxBatch), stopped: make(chan struct{})}
+	w := &committer{db: db, ops: make(chan *writeOp, maxBatch), stopped: make(chan struct{})}
 	go w.run()
 	return w
 }
 
-// submit queues fn and returns the channel its outcome arrives on. It must
+// submit queues fns (at most maxBatch) to run in one transaction. It must
 // not be called after stop.
-func (w *committer) submit(fn writeFn) <-chan error {
-	done := make(chan error, 1)
-	w.ops <- writeOp{fn: fn, done: done}
-	return done
+func (w *committer) submit(fns ...writeFn) *writeOp {
+	op := &writeOp{fns: fns, errs: make([]error, len(fns)), done: make(chan struct{})}
+	w.ops <- op
+	return op
 }
 
 // stop ends the writer once the writes already submitted are done.
@@ -77,11 +86,11 @@ func (w *committer) stop() {
 
 func (w *committer) run() {
 	defer close(w.stopped)
-	batch := make([]writeOp, 0, maxBatch)
-	prev := 1 // size of the last batch: about how many writers there are
+	batch := make([]*writeOp, 0, maxBatch)
+	prev := 1 // writes in the last batch: about how many writers there are
 	for op := range w.ops {
 		batch = append(batch[:0], op)
-		if w.drain(&batch) && len(batch) < prev {
+		if w.drain(&batch) && writes(batch) < prev {
 			// The writers of the last batch are coming back (their
 			// results have only just been delivered): wait a moment for
 			// them, so that they share this commit rather than the next.
@@ -89,19 +98,28 @@ func (w *committer) run() {
 			w.gather(&batch, prev, t.C)
 			t.Stop()
 		}
-		prev = len(batch)
+		prev = writes(batch)
 		w.commit(batch)
 	}
+}
+
+// writes counts the writes of batch.
+func writes(batch []*writeOp) int {
+	n := 0
+	for _, op := range batch {
+		n += len(op.fns)
+	}
+	return n
 }
 
 // gatherWait bounds the wait for more writes once some are in hand, a
 // fraction of a commit's two fsyncs. A lone writer never waits.
 const gatherWait = time.Millisecond
 
-// drain appends the writes already queued to batch, up to maxBatch, without
-// waiting. It reports false once the queue is closed.
-func (w *committer) drain(batch *[]writeOp) bool {
-	for len(*batch) < maxBatch {
+// drain appends the ops already queued to batch, up to maxBatch writes,
+// without waiting. It reports false once the queue is closed.
+func (w *committer) drain(batch *[]*writeOp) bool {
+	for writes(*batch) < maxBatch {
 		select {
 		case op, ok := <-w.ops:
 			if !ok {
@@ -115,10 +133,10 @@ func (w *committer) drain(batch *[]writeOp) bool {
 	return true
 }
 
-// gather appends writes to batch until it holds want (at most maxBatch) or
-// timeout fires.
-func (w *committer) gather(batch *[]writeOp, want int, timeout <-chan time.Time) {
-	for len(*batch) < min(want, maxBatch) {
+// gather appends ops to batch until it holds want writes (at most
+// maxBatch) or timeout fires.
+func (w *committer) gather(batch *[]*writeOp, want int, timeout <-chan time.Time) {
+	for writes(*batch) < min(want, maxBatch) {
 		select {
 		case op, ok := <-w.ops:
 			if !ok {
@@ -134,32 +152,52 @@ func (w *committer) gather(batch *[]writeOp, want int, timeout <-chan time.Time)
 // commit runs batch in one transaction and delivers each outcome. If the
 // transaction fails, each write runs again in a transaction of its own, so
 // that only the one at fault reports the failure.
-func (w *committer) commit(batch []writeOp) {
-	outcomes := make([]error, len(batch))
+func (w *committer) commit(batch []*writeOp) {
 	err := w.db.Update(func(tx *bolt.Tx) error {
-		for i, op := range batch {
-			err := op.fn(tx)
-			if ae, ok := errors.AsType[*abortError](err); ok {
-				return ae.err
+		for _, op := range batch {
+			for i, fn := range op.fns {
+				err := fn(tx)
+				if ae, ok := errors.AsType[*abortError](err); ok {
+					return ae.err
+				}
+				op.errs[i] = err
 			}
-			outcomes[i] = err
 		}
 		return nil
 	})
 	if err == nil {
 		w.commits.Add(1)
-	}
-	if err != nil && len(batch) > 1 {
+	} else if writes(batch) > 1 {
 		for _, op := range batch {
-			w.commit([]writeOp{op})
+			for i, fn := range op.fns {
+				op.errs[i] = w.commitOne(fn)
+			}
 		}
-		return
-	}
-	for i, op := range batch {
-		if err != nil {
-			op.done <- err
-		} else {
-			op.done <- outcomes[i]
+	} else {
+		for _, op := range batch {
+			for i := range op.errs {
+				op.errs[i] = err
+			}
 		}
 	}
+	for _, op := range batch {
+		close(op.done)
+	}
+}
+
+// commitOne runs fn in a transaction of its own and returns its outcome.
+func (w *committer) commitOne(fn writeFn) error {
+	var outcome error
+	err := w.db.Update(func(tx *bolt.Tx) error {
+		outcome = fn(tx)
+		if ae, ok := errors.AsType[*abortError](outcome); ok {
+			return ae.err
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	w.commits.Add(1)
+	return outcome
 }

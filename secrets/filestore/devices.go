@@ -50,30 +50,42 @@ func (s *Store) PutDevice(ctx context.Context, d secrets.Device, ifVersion int64
 // transaction per thousand items.
 func (s *Store) PutDevices(ctx context.Context, puts []secrets.DevicePut) []secrets.DevicePutResult {
 	out := make([]secrets.DevicePutResult, len(puts))
-	dones := make([]<-chan error, len(puts))
+	var (
+		fns   []writeFn
+		index []int // index[j]: the item of fns[j]
+	)
+	for i, p := range puts {
+		fn, err := s.putDeviceFn(p, &out[i].Device)
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		fns, index = append(fns, fn), append(index, i)
+	}
 	err := ctx.Err()
+	var ops []*writeOp
 	if err == nil {
 		s.mu.RLock()
 		if s.closed {
 			err = errClosed
 		} else {
-			for i, p := range puts {
-				fn, err := s.putDeviceFn(p, &out[i].Device)
-				if err != nil {
-					out[i].Err = err
-					continue
-				}
-				dones[i] = s.w.submit(fn)
+			for lo := 0; lo < len(fns); lo += maxBatch {
+				ops = append(ops, s.w.submit(fns[lo:min(lo+maxBatch, len(fns))]...))
 			}
 		}
 		s.mu.RUnlock()
 	}
-	for i, p := range puts {
-		if dones[i] != nil {
-			out[i].Err = <-dones[i]
-		} else if out[i].Err == nil {
-			out[i].Err = err
+	j := 0
+	for _, op := range ops {
+		for _, e := range op.wait() {
+			out[index[j]].Err = e
+			j++
 		}
+	}
+	for ; j < len(index); j++ {
+		out[index[j]].Err = err
+	}
+	for i, p := range puts {
 		if out[i].Err != nil {
 			out[i] = secrets.DevicePutResult{Err: fmt.Errorf("filestore: put device %.64q: %w", p.Device.ID, out[i].Err)}
 		}
@@ -82,50 +94,65 @@ func (s *Store) PutDevices(ctx context.Context, puts []secrets.DevicePut) []secr
 }
 
 // putDeviceFn checks p and returns the write that stores it, setting *res.
+// What needs no transaction is done here, in the caller's goroutine: the
+// record of a create and the token are sealed ahead, so that the one writer
+// only seals again for an update.
 func (s *Store) putDeviceFn(p secrets.DevicePut, res *secrets.Device) (writeFn, error) {
 	if !secrets.ValidID(p.Device.ID) {
 		return nil, secrets.ErrInvalid
 	}
-	if p.Token != nil && (!secrets.ValidID(p.Token.ID) || !secrets.ValidHash(p.Token.Hash)) {
-		return nil, fmt.Errorf("token %.64q: bad ID or hash: %w", p.Token.ID, secrets.ErrInvalid)
+	var tok *sealedToken
+	if p.Token != nil {
+		if !secrets.ValidID(p.Token.ID) || !secrets.ValidHash(p.Token.Hash) {
+			return nil, fmt.Errorf("token %.64q: bad ID or hash: %w", p.Token.ID, secrets.ErrInvalid)
+		}
+		var err error
+		if tok, err = s.sealToken(*p.Token); err != nil {
+			return nil, err
+		}
 	}
-	n, err := secrets.NormalizeDevice(p.Device)
+	created, err := secrets.NormalizeDevice(p.Device)
 	if err != nil {
 		return nil, err
 	}
-	key := []byte(n.ID)
+	now := time.Now().UTC()
+	created.Version, created.CreatedAt, created.UpdatedAt = 1, now, now
+	var sealedCreate []byte
+	if p.IfVersion <= 0 {
+		if sealedCreate, err = s.c.sealDevice(created); err != nil {
+			return nil, err
+		}
+	}
+	key := []byte(created.ID)
 	return func(tx *bolt.Tx) error {
 		*res = secrets.Device{}
 		b := tx.Bucket(bucketDevices)
-		now := time.Now().UTC()
-		rec := n
-		rec.Version, rec.CreatedAt, rec.UpdatedAt = 1, now, now
+		rec, sealed := created, sealedCreate
 		if v := b.Get(key); v != nil {
 			old, err := s.c.openDevice(key, v)
 			if err != nil {
 				return err
 			}
-			rec.Version, rec.CreatedAt = old.Version+1, old.CreatedAt
 			if err := secrets.CheckVersion(old.Version, p.IfVersion); err != nil {
+				return err
+			}
+			rec.Version, rec.CreatedAt = old.Version+1, old.CreatedAt
+			if sealed, err = s.c.sealDevice(rec); err != nil {
 				return err
 			}
 		} else if err := secrets.CheckVersion(0, p.IfVersion); err != nil {
 			return err
 		}
-		if p.Token != nil {
-			if err := s.tokenConflict(tx, *p.Token); err != nil {
+		if tok != nil {
+			if err := tok.conflict(tx); err != nil {
 				return err
 			}
-		}
-		sealed, err := s.c.sealDevice(rec)
-		if err != nil {
-			return err
 		}
 		if err := b.Put(key, sealed); err != nil {
 			return abort(err)
 		}
-		if p.Token != nil {
-			if err := s.putTokenRecord(tx, *p.Token); err != nil {
+		if tok != nil {
+			if err := tok.put(tx); err != nil {
 				return abort(err)
 			}
 		}

@@ -287,7 +287,11 @@ func (s *Store) create(tx *bolt.Tx, legacy *legacyFile) error {
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(legacy.state.Tokens)) {
-		if err := s.putTokenRecord(tx, legacy.state.Tokens[id]); err != nil {
+		st, err := s.sealToken(legacy.state.Tokens[id])
+		if err == nil {
+			err = st.put(tx)
+		}
+		if err != nil {
 			return fmt.Errorf("migrate token %q: %w", id, err)
 		}
 	}
@@ -317,9 +321,9 @@ func (s *Store) write(ctx context.Context, fn writeFn) error {
 		s.mu.RUnlock()
 		return errClosed
 	}
-	done := s.w.submit(fn)
+	op := s.w.submit(fn)
 	s.mu.RUnlock()
-	return <-done
+	return op.wait()[0]
 }
 
 // Ping reports whether the store is open and its data file still there.

@@ -394,14 +394,17 @@ func TestAbortedWriteChangesNothing(t *testing.T) {
 	// Hold the writer so that the four writes queue up for one transaction.
 	release := make(chan struct{})
 	held := s.w.submit(func(*bolt.Tx) error { <-release; return nil })
-	dones := []<-chan error{s.w.submit(put("a")), s.w.submit(bad), s.w.submit(conflict), s.w.submit(put("c"))}
+	ops := []*writeOp{s.w.submit(put("a")), s.w.submit(bad, conflict), s.w.submit(put("c"))}
 	close(release)
-	if err := <-held; err != nil {
+	if err := held.wait()[0]; err != nil {
 		t.Fatal(err)
 	}
+	var errs []error
+	for _, op := range ops {
+		errs = append(errs, op.wait()...)
+	}
 	want := []string{"", "disk on fire", "version conflict", ""}
-	for i, d := range dones {
-		err := <-d
+	for i, err := range errs {
 		if got := fmt.Sprint(err); (err == nil) != (want[i] == "") || (err != nil && !strings.Contains(got, want[i])) {
 			t.Errorf("write %d: %v, want %q", i, err, want[i])
 		}

@@ -10,28 +10,38 @@ import (
 	"github.com/credsign/credsign/secrets"
 )
 
-// tokenConflict reports whether t's ID or hash is taken.
-func (s *Store) tokenConflict(tx *bolt.Tx, t secrets.Token) error {
-	if tx.Bucket(bucketTokens).Get([]byte(t.ID)) != nil {
+// sealedToken is a token record ready to write: its ID, sealed value and
+// index key.
+type sealedToken struct {
+	id, value, hashKey []byte
+}
+
+func (s *Store) sealToken(t secrets.Token) (*sealedToken, error) {
+	t.CreatedAt = t.CreatedAt.UTC()
+	v, err := s.c.sealToken(t)
+	if err != nil {
+		return nil, err
+	}
+	return &sealedToken{id: []byte(t.ID), value: v, hashKey: s.c.hashKey(t.Hash)}, nil
+}
+
+// conflict reports whether the token's ID or hash is taken.
+func (t *sealedToken) conflict(tx *bolt.Tx) error {
+	if tx.Bucket(bucketTokens).Get(t.id) != nil {
 		return fmt.Errorf("%w: token ID exists", secrets.ErrConflict)
 	}
-	if tx.Bucket(bucketTokenHashes).Get(s.c.hashKey(t.Hash)) != nil {
+	if tx.Bucket(bucketTokenHashes).Get(t.hashKey) != nil {
 		return fmt.Errorf("%w: token hash exists", secrets.ErrConflict)
 	}
 	return nil
 }
 
-// putTokenRecord writes t and its index entry; the caller checked
-// tokenConflict (or is replacing t itself).
-func (s *Store) putTokenRecord(tx *bolt.Tx, t secrets.Token) error {
-	sealed, err := s.c.sealToken(t)
-	if err != nil {
+// put writes the record and its index entry; the caller checked conflict.
+func (t *sealedToken) put(tx *bolt.Tx) error {
+	if err := tx.Bucket(bucketTokens).Put(t.id, t.value); err != nil {
 		return err
 	}
-	if err := tx.Bucket(bucketTokens).Put([]byte(t.ID), sealed); err != nil {
-		return err
-	}
-	return tx.Bucket(bucketTokenHashes).Put(s.c.hashKey(t.Hash), []byte(t.ID))
+	return tx.Bucket(bucketTokenHashes).Put(t.hashKey, t.id)
 }
 
 // PutToken stores a new token record and its hash index entry. Cost: two
@@ -40,13 +50,15 @@ func (s *Store) PutToken(ctx context.Context, t secrets.Token) error {
 	if !secrets.ValidID(t.ID) || !secrets.ValidHash(t.Hash) {
 		return fmt.Errorf("filestore: put token %.64q: bad ID or hash: %w", t.ID, secrets.ErrInvalid)
 	}
-	t.CreatedAt = t.CreatedAt.UTC()
-	err := s.write(ctx, func(tx *bolt.Tx) error {
-		if err := s.tokenConflict(tx, t); err != nil {
-			return err
-		}
-		return abort(s.putTokenRecord(tx, t))
-	})
+	st, err := s.sealToken(t)
+	if err == nil {
+		err = s.write(ctx, func(tx *bolt.Tx) error {
+			if err := st.conflict(tx); err != nil {
+				return err
+			}
+			return abort(st.put(tx))
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("filestore: put token %q: %w", t.ID, err)
 	}
