@@ -232,7 +232,7 @@ func fleet(dir string, n, lookups int) error {
 	open := time.Since(start)
 	fmt.Printf("fleet: %d devices and %d tokens: open (and first read) %v; data file %d bytes, %.0f bytes per device (with its token)\n",
 		n, n, open.Round(time.Microsecond), fi.Size(), float64(fi.Size())/float64(n))
-	fmt.Printf("fleet: RSS %s before open, %s after open (the file is memory-mapped: RSS counts the pages read)\n", rssBefore, rss())
+	fmt.Printf("fleet: RSS %s before open; %s after open\n", rssBefore, rss())
 	start = time.Now()
 	for range lookups {
 		i := rand.IntN(n)
@@ -269,16 +269,19 @@ func parallel(c int, fn func() error) error {
 	return first
 }
 
-// rss returns the process's resident set size from /proc, or "?".
+// rss returns the process's resident set size from /proc: the total, its
+// anonymous part (Go heap, stacks) and its file part (pages of the
+// memory-mapped data file, which the kernel can drop at any time), or "?".
 func rss() string {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return "?"
 	}
+	fields := map[string]string{}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			return strings.TrimSpace(v)
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			fields[k] = strings.TrimSpace(v)
 		}
 	}
-	return "?"
+	return fmt.Sprintf("%s (anonymous %s, file %s)", fields["VmRSS"], fields["RssAnon"], fields["RssFile"])
 }

@@ -57,15 +57,17 @@ func (op *writeOp) wait() []error {
 // fixed delay (10 ms by default there), and a write's refusal (a conflict)
 // does not roll back the others.
 type committer struct {
-	db      *bolt.DB
+	db *bolt.DB
+	// prepare runs at the start of every transaction.
+	prepare func(tx *bolt.Tx)
 	ops     chan *writeOp
 	stopped chan struct{}
 	// commits counts the transactions committed.
 	commits atomic.Int64
 }
 
-func newCommitter(db *bolt.DB) *committer {
-	w := &committer{db: db, ops: make(chan *writeOp, maxBatch), stopped: make(chan struct{})}
+func newCommitter(db *bolt.DB, prepare func(tx *bolt.Tx)) *committer {
+	w := &committer{db: db, prepare: prepare, ops: make(chan *writeOp, maxBatch), stopped: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -154,6 +156,7 @@ func (w *committer) gather(batch *[]*writeOp, want int, timeout <-chan time.Time
 // that only the one at fault reports the failure.
 func (w *committer) commit(batch []*writeOp) {
 	err := w.db.Update(func(tx *bolt.Tx) error {
+		w.prepare(tx)
 		for _, op := range batch {
 			for i, fn := range op.fns {
 				err := fn(tx)
@@ -189,6 +192,7 @@ func (w *committer) commit(batch []*writeOp) {
 func (w *committer) commitOne(fn writeFn) error {
 	var outcome error
 	err := w.db.Update(func(tx *bolt.Tx) error {
+		w.prepare(tx)
 		outcome = fn(tx)
 		if ae, ok := errors.AsType[*abortError](outcome); ok {
 			return ae.err

@@ -181,8 +181,20 @@ func openDir(dir string, cfg Config) (*Store, error) {
 			return nil, err
 		}
 	}
-	s.w = newCommitter(db)
+	s.w = newCommitter(db, packBuckets)
 	return s, nil
+}
+
+// fillPercent is how full bbolt fills a page of devices or tokens before it
+// splits it (its default is 0.5). IDs often come in order (a factory batch,
+// dev-000001, dev-000002, …), which leaves half-empty pages behind at 0.5;
+// random IDs still split pages as they fill.
+const fillPercent = 0.9
+
+// packBuckets sets fillPercent on the record buckets of tx.
+func packBuckets(tx *bolt.Tx) {
+	tx.Bucket(bucketDevices).FillPercent = fillPercent
+	tx.Bucket(bucketTokens).FillPercent = fillPercent
 }
 
 func exists(path string) (bool, error) {
@@ -276,6 +288,7 @@ func (s *Store) create(tx *bolt.Tx, legacy *legacyFile) error {
 	if legacy == nil {
 		return nil
 	}
+	packBuckets(tx)
 	devices := tx.Bucket(bucketDevices)
 	for _, id := range slices.Sorted(maps.Keys(legacy.state.Devices)) {
 		v, err := s.c.sealDevice(legacy.state.Devices[id])
