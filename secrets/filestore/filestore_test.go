@@ -630,3 +630,41 @@ func FuzzParseKey(f *testing.F) {
 		}
 	})
 }
+
+// TestPutDevicesHelper checks secrets.PutDevices on a store with the bulk
+// method and, through a wrapper that hides it, on one without.
+func TestPutDevicesHelper(t *testing.T) {
+	ctx := context.Background()
+	for _, bulk := range []bool{true, false} {
+		t.Run(fmt.Sprintf("bulk=%v", bulk), func(t *testing.T) {
+			var s secrets.Store = open(t, Config{Dir: t.TempDir()})
+			if !bulk {
+				s = struct{ secrets.Store }{s}
+			}
+			if _, ok := s.(secrets.BulkDeviceStore); ok != bulk {
+				t.Fatalf("store is a BulkDeviceStore: %v", ok)
+			}
+			if err := s.PutToken(ctx, secrets.Token{ID: "taken", Hash: storetest.Hash("taken")}); err != nil {
+				t.Fatal(err)
+			}
+			res := secrets.PutDevices(ctx, s, []secrets.DevicePut{
+				{Device: secrets.Device{ID: "a", Cloud: "aliyun", Secret: "x"}, Token: &secrets.Token{ID: "tok-a", Hash: storetest.Hash("a")}},
+				{Device: secrets.Device{ID: "b", Cloud: "aliyun", Secret: "x"}, Token: &secrets.Token{ID: "taken", Hash: storetest.Hash("b")}},
+			})
+			if res[0].Err != nil || res[0].Device.Version != 1 {
+				t.Fatalf("first item: %+v", res[0])
+			}
+			if !errors.Is(res[1].Err, secrets.ErrConflict) {
+				t.Fatalf("second item: %v, want a token conflict", res[1].Err)
+			}
+			// Only the bulk store writes device and token atomically.
+			_, err := s.GetDevice(ctx, "b")
+			if bulk != errors.Is(err, secrets.ErrNotFound) {
+				t.Fatalf("device of the failed item: %v (bulk %v)", err, bulk)
+			}
+			if !bulk && !strings.Contains(res[1].Err.Error(), "written, its token not") {
+				t.Fatalf("fallback error does not say the device was written: %v", res[1].Err)
+			}
+		})
+	}
+}
