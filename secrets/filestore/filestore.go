@@ -85,7 +85,6 @@ type Config struct {
 
 // Store is the embedded secrets.Store. Create it with Open.
 type Store struct {
-	dir  string
 	path string
 	db   *bolt.DB
 	c    *sealer
@@ -166,8 +165,8 @@ func openDir(dir string, cfg Config) (*Store, error) {
 	case err != nil:
 		return nil, fmt.Errorf("%s: %w", DataFileName, err)
 	}
-	s := &Store{dir: dir, path: path, db: db, c: c}
-	if err := s.init(legacy); err != nil {
+	s := &Store{path: path, db: db, c: c}
+	if err := s.setup(legacy); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -238,10 +237,10 @@ func readLegacy(path string, key []byte) (*legacyFile, error) {
 	return &legacyFile{state: st, digest: sha256.Sum256(data)}, nil
 }
 
-// init creates the buckets and the key check of a new data file, copying
+// setup creates the buckets and the key check of a new data file, copying
 // legacy's records in the same transaction, or checks an existing file's
 // format and key.
-func (s *Store) init(legacy *legacyFile) error {
+func (s *Store) setup(legacy *legacyFile) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
