@@ -116,7 +116,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 
 	auth, err := s.start(ctx)
 	if err != nil {
-		s.cancel()
+		s.stop()
 		s.wg.Wait()
 		s.closeIdle()
 		return nil, fmt.Errorf("vaultstore: %w", err)
@@ -418,11 +418,19 @@ func (s *Store) Ping(ctx context.Context) error {
 // It is safe to call more than once.
 func (s *Store) Close() error {
 	s.once.Do(func() {
-		s.cancel()
+		s.stop()
 		s.wg.Wait()
 		s.closeIdle()
 	})
 	return nil
+}
+
+// stop ends the store's context; under the silence lock, so that no probe
+// starts (s.wg.Add) once the caller waits for the goroutines.
+func (s *Store) stop() {
+	s.silent.mu.Lock()
+	defer s.silent.mu.Unlock()
+	s.cancel()
 }
 
 func (s *Store) closeIdle() {
