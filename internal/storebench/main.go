@@ -11,9 +11,10 @@
 // through bbolt's db.Batch, in the same run.
 //
 // fleet: fills a store with -devices devices and their tokens through
-// PutDevices (the bulk write), closes it, and reports the bulk rate, the open
-// time, disk bytes per device, and the process RSS after opening and after
-// -lookups random issuance-path reads (TokenByHash then GetDevice).
+// PutDevices (the bulk write), closes it, and reports the bulk rate; then a
+// fresh process (storebench -mode open) reports the open time, disk bytes
+// per device, and its RSS after opening and after -lookups random
+// issuance-path reads (TokenByHash then GetDevice).
 //
 // The data directory is a temporary one under -dir, removed at the end.
 package main
@@ -27,7 +28,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,7 +43,8 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", "register", "register or fleet")
+	mode := flag.String("mode", "register", "register or fleet (open: the second half of fleet)")
+	data := flag.String("data", "", "the store to open (-mode open; its key in "+filestore.EnvKey+")")
 	devices := flag.Int("devices", 100000, "number of devices")
 	concurrency := flag.Int("concurrency", 32, "concurrent writers (register)")
 	lookups := flag.Int("lookups", 100000, "random reads after opening (fleet)")
@@ -50,6 +54,12 @@ func main() {
 	if flag.NArg() > 0 || *devices <= 0 || *concurrency <= 0 {
 		fmt.Fprintln(os.Stderr, "usage: storebench [-mode register|fleet] [-devices N] [-concurrency C] [-lookups N] [-baseline N] [-dir DIR]")
 		os.Exit(2)
+	}
+	if *mode == "open" {
+		if err := openFleet(*data, *devices, *lookups); err != nil {
+			fail(err)
+		}
+		return
 	}
 	work, err := os.MkdirTemp(*dir, "storebench-")
 	if err != nil {
@@ -215,13 +225,28 @@ func fleet(dir string, n, lookups int) error {
 	if err := s.Close(); err != nil {
 		return err
 	}
+	// The rest in a fresh process, so that its RSS is that of a server
+	// starting on this data, not of the one that wrote it.
+	cmd := exec.Command(os.Args[0], "-mode", "open", "-data", path, "-devices", strconv.Itoa(n), "-lookups", strconv.Itoa(lookups))
+	cmd.Env = append(os.Environ(), filestore.EnvKey+"="+filestore.FormatKey(key))
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	return cmd.Run()
+}
+
+// openFleet opens the store fleet wrote and reads from it.
+func openFleet(path string, n, lookups int) error {
+	key, err := filestore.KeyFromEnv()
+	if err != nil || key == nil {
+		return fmt.Errorf("-mode open needs the key in %s (%v)", filestore.EnvKey, err)
+	}
+	ctx := context.Background()
 	fi, err := os.Stat(filepath.Join(path, filestore.DataFileName))
 	if err != nil {
 		return err
 	}
 	rssBefore := rss()
-	start = time.Now()
-	s, err = filestore.Open(cfg)
+	start := time.Now()
+	s, err := filestore.Open(filestore.Config{Dir: path, Key: key})
 	if err != nil {
 		return err
 	}
@@ -232,7 +257,7 @@ func fleet(dir string, n, lookups int) error {
 	open := time.Since(start)
 	fmt.Printf("fleet: %d devices and %d tokens: open (and first read) %v; data file %d bytes, %.0f bytes per device (with its token)\n",
 		n, n, open.Round(time.Microsecond), fi.Size(), float64(fi.Size())/float64(n))
-	fmt.Printf("fleet: RSS %s before open; %s after open\n", rssBefore, rss())
+	fmt.Printf("fleet: RSS of a fresh process %s before open; %s after open\n", rssBefore, rss())
 	start = time.Now()
 	for range lookups {
 		i := rand.IntN(n)
@@ -244,7 +269,7 @@ func fleet(dir string, n, lookups int) error {
 			return err
 		}
 	}
-	took = time.Since(start)
+	took := time.Since(start)
 	fmt.Printf("fleet: %d random TokenByHash+GetDevice: %v each; RSS after %s\n", lookups, (took / time.Duration(lookups)).Round(100*time.Nanosecond), rss())
 	return nil
 }

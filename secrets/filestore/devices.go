@@ -50,40 +50,42 @@ func (s *Store) PutDevice(ctx context.Context, d secrets.Device, ifVersion int64
 // transaction per thousand items.
 func (s *Store) PutDevices(ctx context.Context, puts []secrets.DevicePut) []secrets.DevicePutResult {
 	out := make([]secrets.DevicePutResult, len(puts))
-	var (
-		fns   []writeFn
-		index []int // index[j]: the item of fns[j]
-	)
-	for i, p := range puts {
-		fn, err := s.putDeviceFn(p, &out[i].Device)
-		if err != nil {
-			out[i].Err = err
+	type chunk struct {
+		op    *writeOp
+		items []int // items[j]: the item of op.fns[j]
+	}
+	var chunks []chunk
+	// Chunk by chunk, so that the writer commits one while this goroutine
+	// prepares (normalizes and seals) the next.
+	for lo := 0; lo < len(puts); lo += maxBatch {
+		var (
+			fns   []writeFn
+			items []int
+		)
+		for i := lo; i < min(lo+maxBatch, len(puts)); i++ {
+			fn, err := s.putDeviceFn(puts[i], &out[i].Device)
+			if err != nil {
+				out[i].Err = err
+				continue
+			}
+			fns, items = append(fns, fn), append(items, i)
+		}
+		if len(fns) == 0 {
 			continue
 		}
-		fns, index = append(fns, fn), append(index, i)
-	}
-	err := ctx.Err()
-	var ops []*writeOp
-	if err == nil {
-		s.mu.RLock()
-		if s.closed {
-			err = errClosed
-		} else {
-			for lo := 0; lo < len(fns); lo += maxBatch {
-				ops = append(ops, s.w.submit(fns[lo:min(lo+maxBatch, len(fns))]...))
+		op, err := s.submit(ctx, fns)
+		if err != nil {
+			for _, i := range items {
+				out[i].Err = err
 			}
+			continue
 		}
-		s.mu.RUnlock()
+		chunks = append(chunks, chunk{op, items})
 	}
-	j := 0
-	for _, op := range ops {
-		for _, e := range op.wait() {
-			out[index[j]].Err = e
-			j++
+	for _, c := range chunks {
+		for j, err := range c.op.wait() {
+			out[c.items[j]].Err = err
 		}
-	}
-	for ; j < len(index); j++ {
-		out[index[j]].Err = err
 	}
 	for i, p := range puts {
 		if out[i].Err != nil {

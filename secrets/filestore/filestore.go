@@ -325,17 +325,25 @@ func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 // write runs fn in a shared read-write transaction (see committer) and
 // returns its outcome once the transaction is durable.
 func (s *Store) write(ctx context.Context, fn writeFn) error {
-	if err := ctx.Err(); err != nil {
+	op, err := s.submit(ctx, []writeFn{fn})
+	if err != nil {
 		return err
 	}
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return errClosed
-	}
-	op := s.w.submit(fn)
-	s.mu.RUnlock()
 	return op.wait()[0]
+}
+
+// submit hands fns (at most maxBatch) to the writer, unless ctx is done or
+// the store closed.
+func (s *Store) submit(ctx context.Context, fns []writeFn) (*writeOp, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, errClosed
+	}
+	return s.w.submit(fns...), nil
 }
 
 // Ping reports whether the store is open and its data file still there.
