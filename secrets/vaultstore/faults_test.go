@@ -200,10 +200,19 @@ func TestExpiredTokenIsUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := baseConfig(srv, sec.Auth.ClientToken)
-	s := newStore(t, cfg)
+	var logs testutil.SyncBuffer
+	s, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	mustWork(t, s, "fresh token")
 	time.Sleep(3 * time.Second)
 	expectUnavailable(t, s, "no-secret-here", sec.Auth.ClientToken, "permission denied")
+	want := `level=WARN msg="vaultstore: VAULT_TOKEN can no longer be renewed and will expire`
+	if !strings.Contains(logs.String(), want) || strings.Contains(logs.String(), sec.Auth.ClientToken) {
+		t.Fatalf("log lacks %q or shows the token:\n%s", want, logs.String())
+	}
 }
 
 // setupAppRole enables AppRole on srv with a role whose tokens live ttl and
