@@ -279,8 +279,7 @@ func openStore(ctx context.Context, f serveFlags, getenv func(string) string, lo
 		}
 		// The Vault store logs token renewal, re-login and expiry warnings
 		// through log/slog; they go to the server's log like everything else.
-		cfg.Logger = slog.New(zerolog.NewSlogHandler(logger.With().Str("component", "vault").Logger()))
-		s, err := vaultstore.New(ctx, cfg)
+		s, err := vaultstore.New(ctx, cfg, slog.New(zerolog.NewSlogHandler(logger.With().Str("component", "vault").Logger())))
 		if err != nil {
 			return nil, kind, fmt.Errorf("opening the Vault store: %w", err)
 		}
