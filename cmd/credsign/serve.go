@@ -56,10 +56,12 @@ type serveFlags struct {
 	cache           service.CacheConfig
 }
 
-func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
+// parseServeFlags parses the flags of serve; -h writes the usage to help.
+func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 	var f serveFlags
 	fs := flag.NewFlagSet("credsign serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// Errors are one line (written by serve); the usage only on -h, to stdout.
+	fs.SetOutput(io.Discard)
 	fs.BoolVar(&f.dev, "dev", false, "development mode: generate and print an admin token when none is configured")
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen address (host:port; port 0 picks a free one)")
 	fs.StringVar(&f.dataDir, "data-dir", "data", "directory of the embedded encrypted store (--store file)")
@@ -79,11 +81,16 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.DurationVar(&f.cache.TTL, "cache-ttl", service.DefaultCacheTTL, "how long a cached record is used without a store read: the bound on how late another replica's revoke or delete is honoured here; negative turns the cache off")
 	fs.DurationVar(&f.cache.StaleFor, "cache-stale", service.DefaultStaleFor, "how long past --cache-ttl devices in the cache keep getting credentials while the store does not answer; negative never")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM/SIGINT")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: credsign serve [flags]\n\nRuns the HTTP API. Stop it with SIGTERM or SIGINT; in-flight requests finish first.\nThe admin token comes from --admin-token-file or CREDSIGN_ADMIN_TOKEN (with --dev, one is generated when neither is set).\n\nflags:")
+	fs.Usage = func() {} // the flag package calls it on every error
+	usage := func() {
+		fs.SetOutput(help)
+		fmt.Fprintln(help, "usage: credsign serve [flags]\n\nRuns the HTTP API. Stop it with SIGTERM or SIGINT; in-flight requests finish first.\nThe admin token comes from --admin-token-file or CREDSIGN_ADMIN_TOKEN (with --dev, one is generated when neither is set).\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage()
+		}
 		return f, err
 	}
 	if fs.NArg() > 0 {
@@ -139,7 +146,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 // the "listening" line carries the actual address (useful with port 0). A
 // generated admin token goes to stdout, never into the logs.
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	f, err := parseServeFlags(args, stderr)
+	f, err := parseServeFlags(args, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
