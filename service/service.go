@@ -56,6 +56,7 @@ type Config struct {
 type Service struct {
 	store        secrets.Store
 	cache        *cache
+	devTokens    *deviceTokens
 	authn        *Authenticator
 	metrics      *metrics.Metrics
 	now          func() time.Time
@@ -81,7 +82,9 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
-	s := &Service{store: cfg.Store, cache: c, authn: authn, metrics: m, now: cfg.Now, maxDeviceTTL: cfg.MaxDeviceTTL,
+	dt := &deviceTokens{store: cfg.Store, ttl: c.ttl, staleFor: c.staleFor, now: time.Now}
+	authn.v2 = dt
+	s := &Service{store: cfg.Store, cache: c, authn: authn, devTokens: dt, metrics: m, now: cfg.Now, maxDeviceTTL: cfg.MaxDeviceTTL,
 		tokenKey: cfg.TokenKey, issuer: cfg.Issuer}
 	if s.now == nil {
 		s.now = time.Now
