@@ -3,14 +3,14 @@
 // cluster and the replicas, then runs it.
 //
 // It registers devices through the first server, then for -duration sends
-// credential requests at a steady -rate spread over every server, and one
-// writer per device replaces its device (a label carrying a sequence
-// number) through the servers in turn. At -kill-after it runs -kill (a
+// credential requests for them at a steady -rate spread over every server,
+// while one writer per device replaces a device of its own (a label carrying
+// a sequence number) through the servers in turn. At -kill-after it runs -kill (a
 // shell command: the script kills the active Vault node). At the end it
 // reads every device back through each server: an acknowledged write whose
 // sequence number is no longer there is a lost write. Output: one JSON
-// report on stdout; exit 1 when a write was lost or the service never
-// recovered.
+// report on stdout; exit 1 when a write was lost, the service never
+// recovered, or more than -max-errors credential requests failed.
 //
 // It only talks to the servers it is given; vault-ha.sh gives it loopback
 // addresses.
@@ -50,6 +50,7 @@ type options struct {
 	killAfter time.Duration
 	kill      string
 	timeout   time.Duration
+	maxErrors int
 }
 
 // result is one request's outcome.
@@ -102,6 +103,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.killAfter, "kill-after", 10*time.Second, "when to run -kill, from the start of the load")
 	fs.StringVar(&o.kill, "kill", "", "shell command run at -kill-after (kills the active Vault node)")
 	fs.DurationVar(&o.timeout, "timeout", 15*time.Second, "per-request timeout")
+	fs.IntVar(&o.maxErrors, "max-errors", -1, "fail when more credential requests than this fail (-1: no limit); 0 asserts issuance never stopped")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -131,6 +133,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	case r.Recovery < 0:
 		fmt.Fprintln(stderr, "vaultha: the service did not recover before the end of the run")
+		return exitFail
+	case o.maxErrors >= 0 && r.Errors > o.maxErrors:
+		fmt.Fprintf(stderr, "vaultha: %d credential requests failed, more than -max-errors %d\n", r.Errors, o.maxErrors)
 		return exitFail
 	}
 	return exitOK
@@ -186,7 +191,16 @@ func drive(ctx context.Context, o options, stderr io.Writer) (Report, error) {
 		}},
 		admin: o.admin,
 	}
-	// Register the devices and their tokens through the first server.
+	// Register the devices and their tokens through the first server, and
+	// the writers' devices (kept apart: a write drops a device from the
+	// replicas' caches, and the issuance devices must show what the cache
+	// does for devices nobody is changing).
+	for i := range o.devices {
+		id := fmt.Sprintf("vaultha-w-%d", i)
+		if st, b, err := c.do(ctx, http.MethodPut, o.servers[0]+"/v1/devices/"+id, o.admin, device(1000+i, 0)); err != nil || st/100 != 2 {
+			return Report{}, fmt.Errorf("registering %s: %d %s %v", id, st, b, err)
+		}
+	}
 	tokens := make([]string, o.devices)
 	for i := range o.devices {
 		id := fmt.Sprintf("vaultha-%d", i)
@@ -206,6 +220,7 @@ func drive(ctx context.Context, o options, stderr io.Writer) (Report, error) {
 	defer func() {
 		for i := range o.devices {
 			_, _, _ = c.do(context.Background(), http.MethodDelete, fmt.Sprintf("%s/v1/devices/vaultha-%d", o.servers[0], i), o.admin, nil)
+			_, _, _ = c.do(context.Background(), http.MethodDelete, fmt.Sprintf("%s/v1/devices/vaultha-w-%d", o.servers[0], i), o.admin, nil)
 		}
 	}()
 
@@ -275,7 +290,7 @@ func drive(ctx context.Context, o options, stderr io.Writer) (Report, error) {
 			defer wg.Done()
 			for seq := 1; ctx.Err() == nil; seq++ {
 				srv := o.servers[seq%len(o.servers)]
-				st, _, _ := c.do(context.Background(), http.MethodPut, fmt.Sprintf("%s/v1/devices/vaultha-%d", srv, i), o.admin, device(i, seq))
+				st, _, _ := c.do(context.Background(), http.MethodPut, fmt.Sprintf("%s/v1/devices/vaultha-w-%d", srv, i), o.admin, device(1000+i, seq))
 				mu.Lock()
 				if st/100 == 2 {
 					acked[i] = seq
@@ -304,7 +319,7 @@ func drive(ctx context.Context, o options, stderr io.Writer) (Report, error) {
 			var seq int
 			var lastErr string
 			for try := 0; try < 20; try++ { // the store may still be settling
-				st, b, err := c.do(context.Background(), http.MethodGet, fmt.Sprintf("%s/v1/devices/vaultha-%d", srv, i), o.admin, nil)
+				st, b, err := c.do(context.Background(), http.MethodGet, fmt.Sprintf("%s/v1/devices/vaultha-w-%d", srv, i), o.admin, nil)
 				if err == nil && st == http.StatusOK {
 					var d struct {
 						Labels map[string]string `json:"labels"`
@@ -319,11 +334,11 @@ func drive(ctx context.Context, o options, stderr io.Writer) (Report, error) {
 				time.Sleep(500 * time.Millisecond)
 			}
 			if lastErr != "" {
-				return r, fmt.Errorf("reading vaultha-%d back through %s: %s", i, srv, lastErr)
+				return r, fmt.Errorf("reading vaultha-w-%d back through %s: %s", i, srv, lastErr)
 			}
 			if seq < acked[i] {
 				r.WritesLost++
-				r.LostWriteDetail = append(r.LostWriteDetail, fmt.Sprintf("vaultha-%d via %s: seq %d, acknowledged %d", i, srv, seq, acked[i]))
+				r.LostWriteDetail = append(r.LostWriteDetail, fmt.Sprintf("vaultha-w-%d via %s: seq %d, acknowledged %d", i, srv, seq, acked[i]))
 			}
 		}
 	}
