@@ -1,0 +1,423 @@
+//go:build linux
+
+package doctest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/credsign/credsign/internal/vaulttest"
+)
+
+// initEnv, set to a script's path, makes the test binary a namespace's
+// first process: it brings the loopback interface up and becomes bash
+// running the script (see TestMain).
+const initEnv = "CREDSIGN_DOCTEST_INIT"
+
+// fileTimeout bounds the run of one document; a cold first `go run` or
+// `make build` is most of it.
+const fileTimeout = 8 * time.Minute
+
+func TestMain(m *testing.M) {
+	if script := os.Getenv(initEnv); script != "" {
+		nsInit(script) // does not return
+	}
+	os.Exit(m.Run())
+}
+
+// nsInit runs as process 1 of a fresh PID and network namespace: it brings
+// up that namespace's own loopback (so a document can listen on
+// 127.0.0.1:8080 while anything else on the machine does too) and execs bash
+// on script. When bash exits or is killed, the kernel kills every process
+// the document left running in the namespace.
+func nsInit(script string) {
+	if err := loopbackUp(); err != nil {
+		fmt.Fprintf(os.Stderr, "doctest: bringing up the namespace's loopback: %v\n", err)
+		os.Exit(125)
+	}
+	bash, err := exec.LookPath("bash")
+	if err == nil {
+		env := make([]string, 0, len(os.Environ()))
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, initEnv+"=") {
+				env = append(env, kv)
+			}
+		}
+		err = syscall.Exec(bash, []string{"bash", script}, env)
+	}
+	fmt.Fprintf(os.Stderr, "doctest: running bash: %v\n", err)
+	os.Exit(125)
+}
+
+// loopbackUp sets the IFF_UP flag of "lo" in the current network namespace.
+func loopbackUp() error {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	var ifr struct { // struct ifreq with its ifr_flags member
+		name  [syscall.IFNAMSIZ]byte
+		flags uint16
+		_     [22]byte
+	}
+	copy(ifr.name[:], "lo")
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), syscall.SIOCGIFFLAGS, uintptr(unsafe.Pointer(&ifr))); e != 0 {
+		return fmt.Errorf("SIOCGIFFLAGS: %w", e)
+	}
+	ifr.flags |= syscall.IFF_UP
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), syscall.SIOCSIFFLAGS, uintptr(unsafe.Pointer(&ifr))); e != 0 {
+		return fmt.Errorf("SIOCSIFFLAGS: %w", e)
+	}
+	return nil
+}
+
+// harness is what every document's run shares: the repository's files, the
+// binaries built once, and the optional servers found on this machine.
+type harness struct {
+	root  string   // the repository
+	files []string // its files (tracked, or untracked and not ignored)
+	tmp   string
+	env   []string // the environment of every document's shell
+	have  map[string]bool
+}
+
+// TestDocs runs, for README.md and each docs/*.md in turn, the shell blocks
+// a reader is told to run, in order, in one bash whose working directory is
+// a fresh copy of the repository (a reader who cloned it), with credsign,
+// credsign-agent and credsign-emulator on PATH, in a network namespace of
+// its own: the documented ports (127.0.0.1:8080, 8200, 18883) are the
+// document's alone, and every server a block started in the background is
+// killed when the document ends. A command that fails (bash -e -o pipefail)
+// fails the document with its block, line and output; an output block marked
+// with <!-- doctest: output --> is checked against what its block printed.
+func TestDocs(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"README.md"}
+	more, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range more {
+		names = append(names, filepath.Join("docs", filepath.Base(m)))
+	}
+	docs := make([]*Doc, len(names))
+	for i, name := range names {
+		src, err := os.ReadFile(filepath.Join(root, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if docs[i], err = Parse(src); err != nil {
+			t.Fatalf("%s:%v", name, strings.TrimPrefix(err.Error(), "line "))
+		}
+	}
+
+	h := newHarness(t, root)
+	var ran, skipped int
+	for i, name := range names {
+		t.Run(name, func(t *testing.T) {
+			r, s := h.runDoc(t, name, docs[i])
+			ran += r
+			skipped += s
+		})
+	}
+	t.Logf("%d documents: %d shell blocks run, %d skipped", len(names), ran, skipped)
+}
+
+func newHarness(t *testing.T, root string) *harness {
+	t.Helper()
+	h := &harness{root: root, tmp: t.TempDir(), have: map[string]bool{}}
+
+	out, err := exec.Command("git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output()
+	if err != nil {
+		t.Fatalf("listing the repository's files with git: %v", err)
+	}
+	for _, f := range strings.Split(string(out), "\x00") {
+		if f != "" {
+			h.files = append(h.files, f)
+		}
+	}
+
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("no go on PATH: %v", err)
+	}
+	bin := filepath.Join(h.tmp, "bin")
+	// The flags of `make build`, so a document's own build finds them cached.
+	start := time.Now()
+	build := exec.Command(goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", bin+"/",
+		"./cmd/credsign", "./cmd/credsign-agent", "./cmd/credsign-emulator")
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the binaries: %v\n%s", err, out)
+	}
+	t.Logf("built credsign, credsign-agent, credsign-emulator in %v", time.Since(start).Round(time.Millisecond))
+
+	h.env = []string{
+		"PATH=" + bin + ":" + filepath.Dir(goBin) + ":" + os.Getenv("PATH"),
+		"HOME=" + os.Getenv("HOME"),
+		"LANG=C.UTF-8",
+		"TERM=dumb",
+	}
+	// The machine's Go settings (caches, proxy), so `go run` works as it
+	// would for this machine's user; nothing of credsign's or Vault's.
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "GO") || strings.HasPrefix(kv, "USER=") {
+			h.env = append(h.env, kv)
+		}
+	}
+
+	// Vault, as a reader who ran scripts/vault.sh has it: `vault` on PATH
+	// and the cache scripts/vault.sh looks at, so it answers at once.
+	if vault, err := vaulttest.Binary(); err == nil {
+		cache := filepath.Join(h.tmp, "cache")
+		if err := os.MkdirAll(filepath.Join(cache, "bin"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, link := range []string{filepath.Join(bin, "vault"), filepath.Join(cache, "bin", "vault-"+vaulttest.Version)} {
+			if err := os.Symlink(vault, link); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h.env = append(h.env, vaulttest.EnvCache+"="+cache)
+		h.have["vault"] = true
+	}
+	if _, err := exec.LookPath("mosquitto"); err == nil {
+		h.have["mosquitto"] = true
+	} else if _, err := os.Stat("/usr/sbin/mosquitto"); err == nil {
+		h.have["mosquitto"] = true
+	}
+	return h
+}
+
+// copyRepo copies the repository's files into dir.
+func (h *harness) copyRepo(dir string) error {
+	for _, f := range h.files {
+		src, dst := filepath.Join(h.root, f), filepath.Join(dir, f)
+		fi, err := os.Lstat(src)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted in the working tree
+		} else if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			target, err := os.Readlink(src)
+			if err == nil {
+				err = os.Symlink(target, dst)
+			}
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		b, err := os.ReadFile(src)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(dst, b, fi.Mode().Perm()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runDoc runs one document's shell blocks and checks its output blocks. It
+// returns how many shell blocks it ran and how many it skipped.
+func (h *harness) runDoc(t *testing.T, name string, doc *Doc) (ran, skipped int) {
+	var runs []int // indexes in doc.Blocks of the blocks to run
+	nth := map[int]int{}
+	for i, b := range doc.Blocks {
+		if !b.Run {
+			continue
+		}
+		nth[i] = len(nth) + 1
+		if b.Skip != "" {
+			skipped++
+			t.Logf("%s:%d: shell block %d skipped: %s", name, b.Line, nth[i], b.Skip)
+			continue
+		}
+		runs = append(runs, i)
+	}
+	if len(runs) == 0 {
+		t.Logf("%s: no shell block to run (%d skipped)", name, skipped)
+		return 0, skipped
+	}
+	for _, need := range doc.Needs {
+		if h.have[need] {
+			continue
+		}
+		env := map[string]string{"vault": vaulttest.EnvRequire, "mosquitto": "CREDSIGN_REQUIRE_MOSQUITTO"}[need]
+		if os.Getenv(env) == "1" {
+			t.Fatalf("%s needs %s, which is not on this machine (%s=1)", name, need, env)
+		}
+		t.Skipf("%s needs %s, which is not on this machine (scripts/vault.sh, apt-get install mosquitto)", name, need)
+	}
+
+	work := filepath.Join(h.tmp, strings.ReplaceAll(name, "/", "_"))
+	repo, blocks, tmp := filepath.Join(work, "repo"), filepath.Join(work, "blocks"), filepath.Join(work, "tmp")
+	for _, d := range []string{repo, blocks, tmp} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.copyRepo(repo); err != nil {
+		t.Fatalf("copying the repository: %v", err)
+	}
+
+	// One bash runs the blocks in order, as a reader types them into one
+	// terminal: variables, exports and cd carry over. Each block's output
+	// goes to files of its own; the ERR trap records where a command failed.
+	var driver strings.Builder
+	fmt.Fprintf(&driver, "set -eEo pipefail\n"+
+		"trap 'printf \"%%s\\t%%s\\t%%s\\t%%s\\n\" \"$?\" \"$LINENO\" \"${BASH_SOURCE[0]}\" \"$BASH_COMMAND\" >%q' ERR\n"+
+		"cd %q\n", filepath.Join(blocks, "failed"), repo)
+	for _, i := range runs {
+		n := nth[i]
+		f := filepath.Join(blocks, strconv.Itoa(n))
+		if err := os.WriteFile(f+".sh", []byte(doc.Blocks[i].Code), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&driver, "echo %d >%q\n. %q >%q 2>%q\n", n, filepath.Join(blocks, "current"), f+".sh", f+".out", f+".err")
+	}
+	fmt.Fprintf(&driver, "echo done >%q\n", filepath.Join(blocks, "current"))
+	script := filepath.Join(work, "driver.sh")
+	if err := os.WriteFile(script, []byte(driver.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	timeout := fileTimeout
+	if dl, ok := t.Deadline(); ok && time.Until(dl)-30*time.Second < timeout {
+		timeout = time.Until(dl) - 30*time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	shellLog, err := os.Create(filepath.Join(work, "shell.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shellLog.Close()
+	cmd := exec.CommandContext(ctx, os.Args[0])
+	cmd.Dir = repo
+	cmd.Env = append(h.env, "TMPDIR="+tmp, initEnv+"="+script)
+	cmd.Stdout, cmd.Stderr = shellLog, shellLog
+	cmd.SysProcAttr = namespaces()
+	start := time.Now()
+	err = cmd.Run()
+	elapsed := time.Since(start).Round(time.Millisecond)
+
+	current, _ := os.ReadFile(filepath.Join(blocks, "current"))
+	if cur := strings.TrimSpace(string(current)); err != nil || cur != "done" {
+		n, _ := strconv.Atoi(cur)
+		var b Block
+		for i, k := range nth {
+			if k == n {
+				b = doc.Blocks[i]
+			}
+		}
+		where := fmt.Sprintf("%s: shell block %d (line %d)", name, n, b.Line)
+		f := filepath.Join(blocks, cur)
+		switch failed, _ := os.ReadFile(filepath.Join(blocks, "failed")); {
+		case ctx.Err() != nil:
+			where += fmt.Sprintf(" did not finish within %v", timeout.Round(time.Second))
+		case len(failed) > 0:
+			// status, line, file, command (of the failing command, which
+			// may be in a function an earlier block defined)
+			rec := strings.SplitN(strings.TrimRight(string(failed), "\n"), "\t", 4)
+			for len(rec) < 4 {
+				rec = append(rec, "")
+			}
+			line, _ := strconv.Atoi(rec[1])
+			if rec[2] == f+".sh" {
+				where += fmt.Sprintf(": exit status %s at line %d: %s", rec[0], b.Line+line, codeLine(b.Code, line))
+			} else {
+				where += fmt.Sprintf(": exit status %s in a function, running %q", rec[0], rec[3])
+			}
+		default:
+			where += fmt.Sprintf(": %v", err)
+		}
+		t.Fatalf("%s\n--- stdout ---\n%s--- stderr ---\n%s--- shell ---\n%s", where,
+			tail(f+".out"), tail(f+".err"), tail(shellLog.Name()))
+	}
+	t.Logf("%s: %d shell blocks run in %v, %d skipped", name, len(runs), elapsed, skipped)
+
+	for _, b := range doc.Blocks {
+		if b.Output == 0 {
+			continue
+		}
+		src := doc.Blocks[b.Output-1]
+		if src.Skip != "" {
+			t.Logf("%s:%d: output not checked: its shell block (line %d) is skipped", name, b.Line, src.Line)
+			continue
+		}
+		got, err := os.ReadFile(filepath.Join(blocks, strconv.Itoa(nth[b.Output-1])+".out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckOutput(b, got); err != nil {
+			t.Errorf("%s:%d: output of shell block %d (line %d): %v\n--- stdout ---\n%s", name, b.Line,
+				nth[b.Output-1], src.Line, err, cut(got))
+		}
+	}
+	return len(runs), skipped
+}
+
+// namespaces puts the document's shell in new PID and network namespaces
+// (as root; otherwise in a user namespace too, mapping the caller's ids),
+// and kills it if the test process dies.
+func namespaces() *syscall.SysProcAttr {
+	a := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}
+	if uid, gid := os.Getuid(), os.Getgid(); uid != 0 {
+		a.Cloneflags |= syscall.CLONE_NEWUSER
+		a.UidMappings = []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}}
+		a.GidMappings = []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}}
+	}
+	return a
+}
+
+// codeLine returns line n (1-based) of code, or "" when there is none.
+func codeLine(code string, n int) string {
+	lines := strings.Split(code, "\n")
+	if n < 1 || n > len(lines) {
+		return ""
+	}
+	return strings.TrimSpace(lines[n-1])
+}
+
+// tail returns the end of a file for a failure message.
+func tail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(none)\n"
+	}
+	return cut(b)
+}
+
+func cut(b []byte) string {
+	const max = 8 << 10
+	if len(b) > max {
+		b = append([]byte("…\n"), b[len(b)-max:]...)
+	}
+	if len(b) > 0 && !bytes.HasSuffix(b, []byte("\n")) {
+		b = append(b, '\n')
+	}
+	return string(b)
+}
