@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,9 +132,12 @@ func TestDocs(t *testing.T) {
 	var ran, skipped int
 	for i, name := range names {
 		t.Run(name, func(t *testing.T) {
-			r, s := h.runDoc(t, name, docs[i])
+			r, s, err := h.runDoc(t, name, docs[i])
 			ran += r
 			skipped += s
+			if err != nil {
+				t.Fatal(err)
+			}
 		})
 	}
 	t.Logf("%d documents: %d shell blocks run, %d skipped", len(names), ran, skipped)
@@ -240,9 +244,26 @@ func (h *harness) copyRepo(dir string) error {
 	return nil
 }
 
+// How a reader gets what <!-- doctest: needs NAME --> names, and the
+// variable that makes its absence a failure.
+var needs = map[string]struct{ how, require string }{
+	"vault":     {"scripts/vault.sh builds it", vaulttest.EnvRequire},
+	"mosquitto": {"apt-get install -y mosquitto", "CREDSIGN_REQUIRE_MOSQUITTO"},
+}
+
 // runDoc runs one document's shell blocks and checks its output blocks. It
-// returns how many shell blocks it ran and how many it skipped.
-func (h *harness) runDoc(t *testing.T, name string, doc *Doc) (ran, skipped int) {
+// returns how many shell blocks it ran and skipped, and an error saying
+// which block failed, where, and what it printed.
+func (h *harness) runDoc(t *testing.T, name string, doc *Doc) (ran, skipped int, err error) {
+	for _, need := range doc.Needs {
+		if h.have[need] {
+			continue
+		}
+		if os.Getenv(needs[need].require) == "1" {
+			return 0, 0, fmt.Errorf("%s needs %s, which is not on this machine (%s=1; %s)", name, need, needs[need].require, needs[need].how)
+		}
+		t.Skipf("%s needs %s, which is not on this machine (%s)", name, need, needs[need].how)
+	}
 	var runs []int // indexes in doc.Blocks of the blocks to run
 	nth := map[int]int{}
 	for i, b := range doc.Blocks {
@@ -259,17 +280,7 @@ func (h *harness) runDoc(t *testing.T, name string, doc *Doc) (ran, skipped int)
 	}
 	if len(runs) == 0 {
 		t.Logf("%s: no shell block to run (%d skipped)", name, skipped)
-		return 0, skipped
-	}
-	for _, need := range doc.Needs {
-		if h.have[need] {
-			continue
-		}
-		env := map[string]string{"vault": vaulttest.EnvRequire, "mosquitto": "CREDSIGN_REQUIRE_MOSQUITTO"}[need]
-		if os.Getenv(env) == "1" {
-			t.Fatalf("%s needs %s, which is not on this machine (%s=1)", name, need, env)
-		}
-		t.Skipf("%s needs %s, which is not on this machine (scripts/vault.sh, apt-get install mosquitto)", name, need)
+		return 0, skipped, nil
 	}
 
 	work := filepath.Join(h.tmp, strings.ReplaceAll(name, "/", "_"))
@@ -354,11 +365,12 @@ func (h *harness) runDoc(t *testing.T, name string, doc *Doc) (ran, skipped int)
 		default:
 			where += fmt.Sprintf(": %v", err)
 		}
-		t.Fatalf("%s\n--- stdout ---\n%s--- stderr ---\n%s--- shell ---\n%s", where,
+		return len(runs), skipped, fmt.Errorf("%s\n--- stdout ---\n%s--- stderr ---\n%s--- shell ---\n%s", where,
 			tail(f+".out"), tail(f+".err"), tail(shellLog.Name()))
 	}
 	t.Logf("%s: %d shell blocks run in %v, %d skipped", name, len(runs), elapsed, skipped)
 
+	var errs []error
 	for _, b := range doc.Blocks {
 		if b.Output == 0 {
 			continue
@@ -373,11 +385,11 @@ func (h *harness) runDoc(t *testing.T, name string, doc *Doc) (ran, skipped int)
 			t.Fatal(err)
 		}
 		if err := CheckOutput(b, got); err != nil {
-			t.Errorf("%s:%d: output of shell block %d (line %d): %v\n--- stdout ---\n%s", name, b.Line,
-				nth[b.Output-1], src.Line, err, cut(got))
+			errs = append(errs, fmt.Errorf("%s:%d: output of shell block %d (line %d): %w\n--- stdout ---\n%s", name, b.Line,
+				nth[b.Output-1], src.Line, err, cut(got)))
 		}
 	}
-	return len(runs), skipped
+	return len(runs), skipped, errors.Join(errs...)
 }
 
 // namespaces puts the document's shell in new PID and network namespaces
@@ -420,4 +432,100 @@ func cut(b []byte) string {
 		b = append(b, '\n')
 	}
 	return string(b)
+}
+
+// TestHarness runs the harness on small documents: it must report a failing
+// command with its block and line, carry state from block to block, give
+// each document 127.0.0.1:8080 although the host's is taken, kill what a
+// document left running, and check output blocks.
+func TestHarness(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, root)
+	// The host's 8080 is taken: by this listener, or by whatever holds it.
+	if ln, err := net.Listen("tcp", "127.0.0.1:8080"); err == nil {
+		defer ln.Close()
+	}
+	alive := filepath.Join(t.TempDir(), "alive")
+
+	tests := []struct {
+		name          string
+		doc           string
+		ran, skipped  int
+		err, notInErr []string // substrings the error must (not) contain; none for success
+	}{
+		{
+			name: "state carries over, a server gets 8080, the output is checked",
+			doc: "```sh\nX=carried\ncd \"$(mktemp -d)\"\n" +
+				"credsign serve --dev --addr 127.0.0.1:8080 >/dev/null 2>serve.log &\n" +
+				"(while :; do date +%s%N >" + alive + "; sleep 0.05; done) &\n" +
+				"until curl -fsS http://127.0.0.1:8080/readyz >/dev/null 2>&1; do sleep 0.1; done\n```\n" +
+				"```sh\necho \"$X in $(basename \"$PWD\")\"\ncurl -sS http://127.0.0.1:8080/v1/clouds\n```\n" +
+				"<!-- doctest: output -->\n```text\ncarried in tmp.…\n{\"type\":\"about:blank\",\"title\":\"Unauthorized\",\"status\":401,…}\n```\n",
+			ran: 2,
+		},
+		{
+			name: "a failing command names its block and line",
+			doc:  "intro\n```sh\ntrue\n```\n```sh\necho before\nfalse\necho after\n```\n",
+			ran:  2,
+			err:  []string{"doc.md: shell block 2 (line 5): exit status 1 at line 7: false", "--- stdout ---\nbefore\n"}, notInErr: []string{"after"},
+		},
+		{
+			name: "a failing pipeline, in a function of an earlier block",
+			doc:  "```sh\nf() { curl -sS http://127.0.0.1:1/ | cat; }\n```\n```sh\nf\n```\n",
+			ran:  2,
+			err:  []string{"shell block 2 (line 4): exit status 7 in a function, running \"cat\"", "Failed to connect"},
+		},
+		{
+			name: "skipped blocks do not run",
+			doc:  "<!-- doctest: skip (needs a Docker engine) -->\n```sh\nexit 3\n```\n```sh\ntrue\n```\n",
+			ran:  1, skipped: 1,
+		},
+		{
+			name: "an output of another shape",
+			doc:  "```sh\necho '{\"a\":1}'\n```\n<!-- doctest: output -->\n```json\n{\"b\":1}\n```\n",
+			ran:  1,
+			err:  []string{"doc.md:5: output of shell block 1 (line 1): the output differs from the document's: $ lacks b; $ has a"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc, err := Parse([]byte(tt.doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ran, skipped, err := h.runDoc(t, "doc.md", doc)
+			if ran != tt.ran || skipped != tt.skipped {
+				t.Errorf("ran %d and skipped %d shell blocks, want %d and %d", ran, skipped, tt.ran, tt.skipped)
+			}
+			switch {
+			case len(tt.err) == 0 && err != nil:
+				t.Fatalf("runDoc: %v", err)
+			case len(tt.err) > 0 && err == nil:
+				t.Fatalf("runDoc succeeded, want an error containing %q", tt.err)
+			}
+			for _, s := range tt.err {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("the error lacks %q:\n%v", s, err)
+				}
+			}
+			for _, s := range tt.notInErr {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("the error has %q:\n%v", s, err)
+				}
+			}
+		})
+	}
+
+	// The first document's background loop died with it.
+	before, err := os.ReadFile(alive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if after, _ := os.ReadFile(alive); !bytes.Equal(before, after) {
+		t.Errorf("a process the document started in the background still runs after it ended")
+	}
 }
