@@ -336,7 +336,12 @@ func (h *harness) runDoc(t *testing.T, name string, doc *Doc) (ran, skipped int,
 	elapsed := time.Since(start).Round(time.Millisecond)
 
 	current, _ := os.ReadFile(filepath.Join(blocks, "current"))
-	if cur := strings.TrimSpace(string(current)); err != nil || cur != "done" {
+	cur := strings.TrimSpace(string(current))
+	if cur == "" {
+		return 0, skipped, fmt.Errorf("%s: starting its shell in new network and PID namespaces (root, or unprivileged user namespaces, needed): %v\n%s",
+			name, err, tail(shellLog.Name()))
+	}
+	if err != nil || cur != "done" {
 		n, _ := strconv.Atoi(cur)
 		var b Block
 		for i, k := range nth {
