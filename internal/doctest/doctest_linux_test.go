@@ -93,6 +93,8 @@ type harness struct {
 	tmp   string
 	env   []string // the environment of every document's shell
 	have  map[string]bool
+	// timeout bounds the run of one document.
+	timeout time.Duration
 }
 
 // TestDocs runs, for README.md and each docs/*.md in turn, the shell blocks
@@ -145,7 +147,7 @@ func TestDocs(t *testing.T) {
 
 func newHarness(t *testing.T, root string) *harness {
 	t.Helper()
-	h := &harness{root: root, tmp: t.TempDir(), have: map[string]bool{}}
+	h := &harness{root: root, tmp: t.TempDir(), have: map[string]bool{}, timeout: fileTimeout}
 
 	out, err := exec.Command("git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output()
 	if err != nil {
@@ -315,7 +317,7 @@ func (h *harness) runDoc(t *testing.T, name string, doc *Doc) (ran, skipped int,
 		t.Fatal(err)
 	}
 
-	timeout := fileTimeout
+	timeout := h.timeout
 	if dl, ok := t.Deadline(); ok && time.Until(dl)-30*time.Second < timeout {
 		timeout = time.Until(dl) - 30*time.Second
 	}
@@ -370,8 +372,8 @@ func (h *harness) runDoc(t *testing.T, name string, doc *Doc) (ran, skipped int,
 		default:
 			where += fmt.Sprintf(": %v", err)
 		}
-		return len(runs), skipped, fmt.Errorf("%s\n--- stdout ---\n%s--- stderr ---\n%s--- shell ---\n%s", where,
-			tail(f+".out"), tail(f+".err"), tail(shellLog.Name()))
+		return len(runs), skipped, fmt.Errorf("%s\n--- stdout ---\n%s--- stderr ---\n%s--- shell ---\n%s%s", where,
+			tail(f+".out"), tail(f+".err"), tail(shellLog.Name()), logsSince(start, repo, tmp))
 	}
 	t.Logf("%s: %d shell blocks run in %v, %d skipped", name, len(runs), elapsed, skipped)
 
@@ -408,6 +410,25 @@ func namespaces() *syscall.SysProcAttr {
 		a.GidMappings = []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}}
 	}
 	return a
+}
+
+// logsSince returns the ends of the *.log files under dirs written since
+// start: where a document sends the output of the servers it starts, which
+// is often why a wait for one never ends.
+func logsSince(start time.Time, dirs ...string) string {
+	var b strings.Builder
+	for _, dir := range dirs {
+		filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".log") {
+				return nil
+			}
+			if fi, err := d.Info(); err == nil && fi.ModTime().After(start) {
+				fmt.Fprintf(&b, "--- %s ---\n%s", strings.TrimPrefix(path, dir+"/"), tail(path))
+			}
+			return nil
+		})
+	}
+	return b.String()
 }
 
 // codeLine returns line n (1-based) of code, or "" when there is none.
@@ -459,7 +480,8 @@ func TestHarness(t *testing.T) {
 		name          string
 		doc           string
 		ran, skipped  int
-		err, notInErr []string // substrings the error must (not) contain; none for success
+		timeout       time.Duration // of the document, when not fileTimeout
+		err, notInErr []string      // substrings the error must (not) contain; none for success
 	}{
 		{
 			name: "state carries over, a server gets 8080, the output is checked",
@@ -476,6 +498,12 @@ func TestHarness(t *testing.T) {
 			doc:  "intro\n```sh\ntrue\n```\n```sh\necho before\nfalse\necho after\n```\n",
 			ran:  2,
 			err:  []string{"doc.md: shell block 2 (line 5): exit status 1 at line 7: false", "--- stdout ---\nbefore\n"}, notInErr: []string{"after"},
+		},
+		{
+			name: "a wait that never ends shows the logs written",
+			doc:  "```sh\necho 'listen tcp 127.0.0.1:8080: address already in use' >server.log\nsleep 1000\n```\n",
+			ran:  1, timeout: 5 * time.Second,
+			err: []string{"shell block 1 (line 1) did not finish within 5s", "--- server.log ---\nlisten tcp 127.0.0.1:8080: address already in use\n"},
 		},
 		{
 			name: "a failing pipeline, in a function of an earlier block",
@@ -500,6 +528,10 @@ func TestHarness(t *testing.T) {
 			doc, err := Parse([]byte(tt.doc))
 			if err != nil {
 				t.Fatal(err)
+			}
+			h.timeout = fileTimeout
+			if tt.timeout != 0 {
+				h.timeout = tt.timeout
 			}
 			ran, skipped, err := h.runDoc(t, "doc.md", doc)
 			if ran != tt.ran || skipped != tt.skipped {
