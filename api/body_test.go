@@ -2,11 +2,15 @@ package api
 
 import (
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/credsign/credsign/api/problem"
 )
 
-func TestDuplicateMember(t *testing.T) {
+func TestCheckJSONDuplicateMember(t *testing.T) {
 	cases := []struct {
 		body  string
 		field string
@@ -29,14 +33,18 @@ func TestDuplicateMember(t *testing.T) {
 		if !json.Valid([]byte(c.body)) {
 			t.Fatalf("%s is not valid JSON", c.body)
 		}
-		field, dup := duplicateMember([]byte(c.body))
+		field, dup := "", false
+		if err := checkJSON([]byte(c.body)); err != nil {
+			pe, _ := problem.Classify(err)
+			field, dup = pe.Fields[0].Field, pe.Fields[0].Reason == "duplicate member name"
+		}
 		if dup != c.dup || field != c.field {
-			t.Errorf("duplicateMember(%s) = %q, %v; want %q, %v", c.body, field, dup, c.field, c.dup)
+			t.Errorf("checkJSON(%s) names %q, dup %v; want %q, %v", c.body, field, dup, c.field, c.dup)
 		}
 	}
 }
 
-func FuzzDuplicateMember(f *testing.F) {
+func FuzzCheckJSON(f *testing.F) {
 	for _, s := range []string{`{"a":1,"a":2}`, `[{"a":{"b":[]}}]`, `{"x":"x"}`} {
 		f.Add(s)
 	}
@@ -44,7 +52,7 @@ func FuzzDuplicateMember(f *testing.F) {
 		if !json.Valid([]byte(s)) {
 			return
 		}
-		_, dup := duplicateMember([]byte(s)) // must not panic
+		err := checkJSON([]byte(s)) // must not panic
 		// Whatever the input, a value re-encoded from its decoding has no
 		// duplicate members and must never be flagged.
 		var v any
@@ -57,8 +65,59 @@ func FuzzDuplicateMember(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if _, d := duplicateMember(b); d {
-			t.Errorf("re-encoded %s flagged as duplicate (original dup=%v)", b, dup)
+		if e := checkJSON(b); e != nil {
+			if pe, _ := problem.Classify(e); pe.Fields[0].Reason == "duplicate member name" {
+				t.Errorf("re-encoded %s flagged as duplicate (original: %v)", b, err)
+			}
 		}
 	})
+}
+
+func TestCheckJSONDepthAndSurrogates(t *testing.T) {
+	cases := []struct {
+		body   string
+		status int // 0: accepted
+	}{
+		{`{"a":{"b":{"c":[1,2,{"d":"x"}]}}}`, 0},
+		{strings.Repeat("[", maxBodyDepth) + strings.Repeat("]", maxBodyDepth), 0},
+		{strings.Repeat("[", maxBodyDepth+1) + strings.Repeat("]", maxBodyDepth+1), http.StatusUnprocessableEntity},
+		{`{"params":{"deviceId":` + strings.Repeat(`{"a":`, 9) + "1" + strings.Repeat("}", 9) + `}}`, http.StatusUnprocessableEntity},
+		{`{"secret":"\ud83d\ude00"}`, 0},                     // a pair: U+1F600
+		{`{"secret":"\\ud800"}`, 0},                          // an escaped backslash, then text
+		{`{"secret":"\u00e9\u0041"}`, 0},                     // ordinary escapes
+		{`{"secret":"\ud800"}`, http.StatusBadRequest},       // high half alone
+		{`{"secret":"\udc00\ud800"}`, http.StatusBadRequest}, // halves reversed
+		{`{"secret":"\uD800x"}`, http.StatusBadRequest},      // upper-case hex, alone
+		{`{"secret":"\ud800\u0041"}`, http.StatusBadRequest}, // high half, then not a low half
+		{`{"k":"a\ud800"}`, http.StatusBadRequest},
+		{`["\ud800\udfff"]`, 0},
+	}
+	for _, c := range cases {
+		if !json.Valid([]byte(c.body)) {
+			t.Fatalf("%s is not valid JSON", c.body)
+		}
+		got := 0
+		if err := checkJSON([]byte(c.body)); err != nil {
+			pe, _ := problem.Classify(err)
+			got = pe.Status
+		}
+		if got != c.status {
+			t.Errorf("checkJSON(%.60s) status %d, want %d", c.body, got, c.status)
+		}
+	}
+}
+
+// TestCheckJSONCostIsLinear: refusing a hostile body costs one pass, not a
+// validator's quadratic walk (a 20 KB nested param once took 13 s and 3.5 GB).
+func TestCheckJSONCostIsLinear(t *testing.T) {
+	for _, body := range []string{
+		`{"p":` + strings.Repeat(`{"a":`, 30000) + "1" + strings.Repeat("}", 30000) + `}`,
+		`{"p":` + strings.Repeat(`[`, 9000) + strings.Repeat(`]`, 9000) + `}`,
+	} {
+		start := time.Now()
+		err := checkJSON([]byte(body))
+		if d := time.Since(start); err == nil || d > 50*time.Millisecond {
+			t.Errorf("%d-byte nested body: err %v after %v, want a refusal in milliseconds", len(body), err, d)
+		}
+	}
 }

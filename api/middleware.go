@@ -10,7 +10,6 @@ import (
 	"mime"
 	"net/http"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,12 +22,12 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/xid"
 	"github.com/rs/zerolog"
+	"github.com/rs/zerolog/hlog"
 
-	"github.com/credsign/credsign/api/auth"
-	"github.com/credsign/credsign/api/metrics"
 	"github.com/credsign/credsign/api/problem"
 	"github.com/credsign/credsign/api/ratelimit"
 	"github.com/credsign/credsign/secrets"
+	"github.com/credsign/credsign/service"
 )
 
 // validRequestID is the form of a caller-supplied X-Request-Id that the
@@ -42,21 +41,21 @@ var unsupportedProperty = regexp.MustCompile(`^property "(.{1,128})" is unsuppor
 type requestKey struct{}
 
 // requestInfo is what the access log learns about a request from the
-// middleware and handlers further in.
+// middleware further in.
 type requestInfo struct {
 	id string
 
 	mu     sync.Mutex
-	caller auth.Principal
+	caller service.Principal
 }
 
-func (ri *requestInfo) setCaller(p auth.Principal) {
+func (ri *requestInfo) setCaller(p service.Principal) {
 	ri.mu.Lock()
 	ri.caller = p
 	ri.mu.Unlock()
 }
 
-func (ri *requestInfo) getCaller() auth.Principal {
+func (ri *requestInfo) getCaller() service.Principal {
 	ri.mu.Lock()
 	defer ri.mu.Unlock()
 	return ri.caller
@@ -69,38 +68,20 @@ func requestID(ctx context.Context) string {
 	return ""
 }
 
-// statusWriter records the status and size of a response.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
+// caller returns the authenticated caller of the request (the gate put it
+// in the context of every secured operation).
+func caller(ctx context.Context) service.Principal {
+	if ri, ok := ctx.Value(requestKey{}).(*requestInfo); ok {
+		return ri.getCaller()
 	}
-	w.ResponseWriter.WriteHeader(code)
+	return service.Principal{}
 }
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(b)
-	w.bytes += int64(n)
-	return n, err
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // observe gives each request an ID and a logger, and when it is done writes
 // the access log line and the latency metric. It logs neither headers nor
-// the query string nor bodies.
+// the query string nor bodies, and no token found in the path.
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
 		if !validRequestID.MatchString(id) {
 			id = xid.New().String()
@@ -109,48 +90,30 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		info := &requestInfo{id: id}
 		logger := s.log.With().Str("requestId", id).Logger()
 		ctx := logger.WithContext(context.WithValue(r.Context(), requestKey{}, info))
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r.WithContext(ctx))
-
-		d := time.Since(start)
-		route := "unmatched"
-		if rc := chi.RouteContext(ctx); rc != nil && rc.RoutePattern() != "" {
-			route = rc.RoutePattern()
-		}
-		if sw.status == 0 {
-			sw.status = http.StatusOK
-		}
-		s.metrics.ObserveRequest(route, r.Method, sw.status, d)
-		caller := info.getCaller()
-		logger.Info().
-			Str("method", r.Method).
-			Str("path", redactPath(r.URL.Path)).
-			Str("route", route).
-			Int("status", sw.status).
-			Int64("bytes", sw.bytes).
-			Dur("durationMs", d).
-			Str("remote", r.RemoteAddr).
-			Str("tokenId", caller.TokenID).
-			Str("role", caller.Role).
-			Msg("request")
-	})
-}
-
-// redactPath replaces path segments that look like token texts, so that a
-// token pasted into a URL by mistake does not reach the log.
-func redactPath(p string) string {
-	if !strings.Contains(p, "_") {
-		return p
-	}
-	segs := strings.Split(p, "/")
-	for i, seg := range segs {
-		for _, prefix := range []string{auth.PrefixProvisioner, auth.PrefixDevice, auth.PrefixAdmin} {
-			if strings.HasPrefix(seg, prefix) {
-				segs[i] = "REDACTED"
+		access := hlog.AccessHandler(func(r *http.Request, status, size int, d time.Duration) {
+			route := "unmatched"
+			if rc := chi.RouteContext(ctx); rc != nil && rc.RoutePattern() != "" {
+				route = rc.RoutePattern()
 			}
-		}
-	}
-	return strings.Join(segs, "/")
+			if status == 0 {
+				status = http.StatusOK
+			}
+			s.metrics.ObserveRequest(route, r.Method, status, d)
+			caller := info.getCaller()
+			logger.Info().
+				Str("method", r.Method).
+				Str("path", s.redact.path(r.URL.Path)).
+				Str("route", route).
+				Int("status", status).
+				Int("bytes", size).
+				Dur("durationMs", d).
+				Str("remote", r.RemoteAddr).
+				Str("tokenId", caller.TokenID).
+				Str("role", caller.Role).
+				Msg("request")
+		})
+		access(next).ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 // recoverPanics turns a handler panic into a logged 500.
@@ -169,19 +132,34 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 	})
 }
 
-// gate runs before every operation of the contract: it authenticates the
-// caller (unless the operation is public), applies the per-token rate
-// limit, caps and checks the body, and validates the request against
+// gate runs before every operation of the contract, after chi routed it:
+// it authenticates the caller (unless the operation is public), applies the
+// per-token rate limit, authorizes the caller by the roles the contract
+// declares, caps and checks the body, and validates the request against
 // openapi.yaml. Handlers see only requests that passed all of it.
 func (s *Server) gate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		route, pathParams, err := s.router.FindRoute(r)
-		if err != nil {
-			s.fail(w, r, problem.New(http.StatusNotFound, "no such endpoint"))
+		rc := chi.RouteContext(r.Context())
+		method := r.Method
+		if method == http.MethodHead {
+			method = http.MethodGet
+		}
+		op, ok := s.ops[method+" "+rc.RoutePattern()]
+		if !ok {
+			s.fail(w, r, fmt.Errorf("no operation of openapi.yaml for %s %s", method, rc.RoutePattern()))
 			return
 		}
-		if !public(route) {
-			p, err := s.authn.Authenticate(r.Context(), r.Header.Get("Authorization"))
+		if len(r.Header.Values("Authorization")) > 1 {
+			// Which one did a proxy in front check? Refuse to guess.
+			s.fail(w, r, problem.New(http.StatusBadRequest, "the request has more than one Authorization header"))
+			return
+		}
+		pathParams := make(map[string]string, len(rc.URLParams.Keys))
+		for i, k := range rc.URLParams.Keys {
+			pathParams[k] = rc.URLParams.Values[i]
+		}
+		if op.roles != nil {
+			p, err := s.svc.Authenticate(r.Context(), r.Header.Get("Authorization"))
 			if err != nil {
 				s.fail(w, r, err)
 				return
@@ -195,24 +173,28 @@ func (s *Server) gate(next http.Handler) http.Handler {
 				s.fail(w, r, pe)
 				return
 			}
-			if err := s.authorize(route, pathParams, p); err != nil {
-				if route.Operation.OperationID == "issueCredentials" {
-					s.metrics.Issued("", metrics.OutcomeDenied)
-				}
+			err = s.svc.Authorize(p, service.Operation{
+				Roles:    op.roles,
+				DeviceID: pathParams["id"],
+				Issues:   op.route.Operation.OperationID == "issueCredentials",
+			})
+			if err != nil {
 				s.fail(w, r, err)
 				return
 			}
-			r = r.WithContext(auth.WithPrincipal(r.Context(), p))
 		}
-		if err := s.readBody(w, r, route); err != nil {
+		if err := s.readBody(w, r, op.route); err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		err = openapi3filter.ValidateRequest(r.Context(), &openapi3filter.RequestValidationInput{
+		err := openapi3filter.ValidateRequest(r.Context(), &openapi3filter.RequestValidationInput{
 			Request:    r,
 			PathParams: pathParams,
-			Route:      route,
-			Options:    &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
+			Route:      op.route,
+			Options: &openapi3filter.Options{
+				AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+				MultiError:         true,
+			},
 		})
 		if err != nil {
 			s.fail(w, r, validationProblem(err))
@@ -239,7 +221,7 @@ func operationRoles(op *openapi3.Operation) ([]string, error) {
 	roles := make([]string, 0, len(list))
 	for _, v := range list {
 		switch role, _ := v.(string); role {
-		case auth.RoleAdmin, secrets.RoleProvisioner, secrets.RoleDevice:
+		case service.RoleAdmin, secrets.RoleProvisioner, secrets.RoleDevice:
 			roles = append(roles, role)
 		default:
 			return nil, fmt.Errorf("operation %s: unknown role %v in %s", op.OperationID, v, rolesExtension)
@@ -248,36 +230,12 @@ func operationRoles(op *openapi3.Operation) ([]string, error) {
 	return roles, nil
 }
 
-// authorize checks, before the body is read, that the caller's role may
-// call the operation and that a device token names its own device, so
-// that a caller who may not do something learns only that (403), not
-// whether its body would have been valid.
-func (s *Server) authorize(route *routers.Route, pathParams map[string]string, p auth.Principal) error {
-	roles, err := operationRoles(route.Operation)
-	if err != nil {
-		return fmt.Errorf("authorizing: %w", err) // New refuses such a contract
-	}
-	if !slices.Contains(roles, p.Role) {
-		return problem.New(http.StatusForbidden, "this token may not do that")
-	}
-	if p.Role == secrets.RoleDevice && pathParams["id"] != p.DeviceID {
-		return problem.New(http.StatusForbidden, "a device token gets credentials for its own device only")
-	}
-	return nil
-}
-
 // limiterFor returns the rate limiter of the caller's role.
-func (s *Server) limiterFor(p auth.Principal) *ratelimit.Limiter {
+func (s *Server) limiterFor(p service.Principal) *ratelimit.Limiter {
 	if p.Role == secrets.RoleDevice {
 		return s.deviceLimiter
 	}
 	return s.staffLimiter
-}
-
-// public reports whether the operation declares no security requirement.
-func public(route *routers.Route) bool {
-	sec := route.Operation.Security
-	return sec != nil && len(*sec) == 0
 }
 
 // readBody reads the whole body under the size cap and checks that a body
@@ -301,6 +259,17 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, route *routers
 	if len(body) == 0 {
 		return nil
 	}
+	for _, ce := range r.Header.Values("Content-Encoding") {
+		for _, c := range strings.Split(ce, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				// Reading compressed bytes as JSON would guess; RFC 9110
+				// section 8.4.1 says refuse an unsupported coding with 415.
+				e := problem.New(http.StatusUnsupportedMediaType, "the request body must not be content-encoded (send it uncompressed)")
+				e.Header = http.Header{"Accept-Encoding": {"identity"}}
+				return e
+			}
+		}
+	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
 		return problem.New(http.StatusUnsupportedMediaType, "the request body must be application/json")
@@ -315,103 +284,75 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, route *routers
 		return problem.New(http.StatusBadRequest, "the request body is not valid UTF-8",
 			problem.FieldError{Field: "body", Reason: "not valid UTF-8"})
 	}
-	if field, dup := duplicateMember(body); dup {
-		// Parsers disagree on which of two same-named members wins (Go
-		// keeps the last): refuse the ambiguity instead of guessing.
-		return problem.New(http.StatusBadRequest, "the request body names a member twice",
-			problem.FieldError{Field: field, Reason: "duplicate member name"})
-	}
-	return nil
+	return checkJSON(body)
 }
 
-// duplicateMember reports whether an object in the valid JSON document
-// body has two members of the same name, and names the first such member
-// by its path ("params.deviceId").
-func duplicateMember(body []byte) (string, bool) {
-	type frame struct {
-		object  bool
-		wantKey bool
-		key     string
-		keys    map[string]bool
-	}
-	var stack []*frame
-	path := func() string {
-		var p []string
-		for _, f := range stack {
-			if f.object {
-				p = append(p, f.key)
-			}
-		}
-		return strings.Join(p, ".")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return "", false // io.EOF: the whole document was read
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		switch t := tok.(type) {
-		case json.Delim:
-			switch t {
-			case '{':
-				stack = append(stack, &frame{object: true, wantKey: true, keys: map[string]bool{}})
-			case '[':
-				stack = append(stack, &frame{})
-			default:
-				stack = stack[:len(stack)-1]
-				if len(stack) > 0 && stack[len(stack)-1].object {
-					stack[len(stack)-1].wantKey = true
-				}
-			}
-		case string:
-			if top != nil && top.object && top.wantKey {
-				top.key, top.wantKey = t, false
-				if top.keys[t] {
-					return path(), true
-				}
-				top.keys[t] = true
-				continue
-			}
-			if top != nil && top.object {
-				top.wantKey = true
-			}
-		default:
-			if top != nil && top.object {
-				top.wantKey = true
-			}
-		}
-	}
-}
-
-// validationProblem turns a kin-openapi validation error into a problem
-// that names the field. Only schema reasons (which never quote the value)
-// and fixed texts reach the client.
+// validationProblem turns kin-openapi validation errors into one problem
+// that names every offending field. Only schema reasons (which never quote
+// the value) and fixed texts reach the client.
 func validationProblem(err error) error {
-	var re *openapi3filter.RequestError
-	if !errors.As(err, &re) {
-		return problem.New(http.StatusBadRequest, "the request is malformed")
+	var errs []error
+	var me openapi3.MultiError
+	if errors.As(err, &me) {
+		errs = me
+	} else {
+		errs = []error{err}
+	}
+	var fields []problem.FieldError
+	status := http.StatusUnprocessableEntity
+	for _, e := range errs {
+		var re *openapi3filter.RequestError
+		if !errors.As(e, &re) {
+			return problem.New(http.StatusBadRequest, "the request is malformed")
+		}
+		if re.Parameter != nil {
+			status = http.StatusBadRequest
+		}
+		fields = append(fields, requestErrorFields(re)...)
+	}
+	if status == http.StatusBadRequest {
+		return problem.New(status, "the request is malformed", fields...)
+	}
+	return problem.New(status, service.DetailInvalid, fields...)
+}
+
+// requestErrorFields names the fields one kin-openapi request error is about.
+func requestErrorFields(re *openapi3filter.RequestError) []problem.FieldError {
+	var schemaErrs []*openapi3.SchemaError
+	var me openapi3.MultiError
+	if errors.As(re.Err, &me) {
+		for _, e := range me {
+			var se *openapi3.SchemaError
+			if errors.As(e, &se) {
+				schemaErrs = append(schemaErrs, se)
+			}
+		}
+	} else {
+		var se *openapi3.SchemaError
+		if errors.As(re.Err, &se) {
+			schemaErrs = append(schemaErrs, se)
+		}
 	}
 	reason := "invalid value"
-	var se *openapi3.SchemaError
 	switch {
-	case errors.As(re.Err, &se):
-		reason = se.Reason
 	case errors.Is(re.Err, openapi3filter.ErrInvalidRequired):
 		reason = "required"
 	case re.Err == nil && re.Reason != "":
 		reason = re.Reason
 	}
 	if re.Parameter != nil {
-		return problem.New(http.StatusBadRequest, "the request is malformed",
-			problem.FieldError{Field: re.Parameter.In + "." + re.Parameter.Name, Reason: reason})
+		if len(schemaErrs) > 0 {
+			reason = integerNumbers(schemaErrs[0].Reason)
+		}
+		return []problem.FieldError{{Field: re.Parameter.In + "." + re.Parameter.Name, Reason: reason}}
 	}
-	field := "body"
-	if se != nil {
+	if len(schemaErrs) == 0 {
+		return []problem.FieldError{{Field: "body", Reason: reason}}
+	}
+	var fields []problem.FieldError
+	seen := map[string]bool{}
+	for _, se := range schemaErrs {
+		field := "body"
 		ptr := se.JSONPointer()
 		if m := unsupportedProperty.FindStringSubmatch(se.Reason); m != nil {
 			// An unknown field: name the field itself, not its parent.
@@ -420,7 +361,26 @@ func validationProblem(err error) error {
 		if len(ptr) > 0 {
 			field = strings.Join(ptr, ".")
 		}
+		f := problem.FieldError{Field: field, Reason: integerNumbers(se.Reason)}
+		if !seen[f.Field+"\x00"+f.Reason] {
+			seen[f.Field+"\x00"+f.Reason] = true
+			fields = append(fields, f)
+		}
 	}
-	return problem.New(http.StatusUnprocessableEntity, "the request body is invalid",
-		problem.FieldError{Field: field, Reason: reason})
+	return fields
+}
+
+// floatNumber matches a number kin-openapi wrote in exponent form.
+var floatNumber = regexp.MustCompile(`\b\d+(\.\d+)?e[+-]?\d+\b`)
+
+// integerNumbers rewrites numbers in exponent form that are integers
+// ("3.1536e+07") as plain integers ("31536000").
+func integerNumbers(reason string) string {
+	return floatNumber.ReplaceAllStringFunc(reason, func(n string) string {
+		f, err := strconv.ParseFloat(n, 64)
+		if err != nil || f != float64(int64(f)) {
+			return n
+		}
+		return strconv.FormatInt(int64(f), 10)
+	})
 }

@@ -16,18 +16,18 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/legacy"
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
 	"github.com/credsign/credsign"
-	"github.com/credsign/credsign/api/auth"
-	"github.com/credsign/credsign/api/metrics"
 	"github.com/credsign/credsign/api/oapi"
 	"github.com/credsign/credsign/api/problem"
 	"github.com/credsign/credsign/api/ratelimit"
+	"github.com/credsign/credsign/internal/metrics"
 	"github.com/credsign/credsign/secrets"
+	"github.com/credsign/credsign/service"
 )
 
 // DefaultMaxBodyBytes caps request bodies when Config.MaxBodyBytes is zero.
@@ -69,23 +69,35 @@ type Config struct {
 	// runs on); nil means time.Now. Token and store records always use the
 	// wall clock.
 	Now func() time.Time
+	// MaxDeviceTTL caps the credential lifetime a device token may ask
+	// for; zero means service.DefaultMaxDeviceTTL.
+	MaxDeviceTTL time.Duration
 }
 
 // Server serves the API. It implements http.Handler.
 type Server struct {
-	store secrets.Store
-	authn *auth.Authenticator
+	svc *service.Service
+	// ops are the operations of the contract by method and route pattern.
+	ops map[string]*operation
+	// redact hides token texts in logged paths.
+	redact *redactor
 	// deviceLimiter limits device tokens, staffLimiter admin and
 	// provisioner tokens (nil: unlimited).
 	deviceLimiter *ratelimit.Limiter
 	staffLimiter  *ratelimit.Limiter
 	log           zerolog.Logger
 	metrics       *metrics.Metrics
-	router        routers.Router
 	maxBody       int64
 	now           func() time.Time
 	handler       http.Handler
 	specYAML      []byte
+}
+
+// operation is one operation of the contract, as the gate needs it.
+type operation struct {
+	route *routers.Route
+	// roles may call it; nil for a public operation.
+	roles []string
 }
 
 // New builds a Server from cfg.
@@ -94,21 +106,26 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("api: a store is required")
 	}
 	m := metrics.New()
-	store := m.InstrumentStore(cfg.Store)
-	authn, err := auth.NewAuthenticator(cfg.AdminToken, store)
+	svc, err := service.New(service.Config{
+		Store:        m.InstrumentStore(cfg.Store),
+		AdminToken:   cfg.AdminToken,
+		Metrics:      m,
+		Now:          cfg.Now,
+		MaxDeviceTTL: cfg.MaxDeviceTTL,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	router, err := specRouter()
+	ops, err := specOperations()
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
 	s := &Server{
-		store:    store,
-		authn:    authn,
+		svc:      svc,
+		ops:      ops,
+		redact:   newRedactor(cfg.AdminToken),
 		log:      cfg.Logger,
 		metrics:  m,
-		router:   router,
 		maxBody:  cfg.MaxBodyBytes,
 		now:      cfg.Now,
 		specYAML: credsign.OpenAPI,
@@ -127,10 +144,12 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// specRouter loads the embedded contract and returns a router that finds
-// the operation of a request. It refuses a contract whose secured
-// operations do not all say which roles may call them.
-func specRouter() (routers.Router, error) {
+// specOperations loads the embedded contract and indexes its operations by
+// method and path template, which are also chi's route patterns. It
+// refuses a contract whose secured operations do not all say which roles
+// may call them: x-credsign-roles is the one declaration of who may call
+// what.
+func specOperations() (map[string]*operation, error) {
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromData(credsign.OpenAPI)
 	if err != nil {
@@ -139,21 +158,19 @@ func specRouter() (routers.Router, error) {
 	if err := doc.Validate(context.Background()); err != nil {
 		return nil, fmt.Errorf("validating openapi.yaml: %w", err)
 	}
+	ops := map[string]*operation{}
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
-			if op.Security != nil && len(*op.Security) == 0 {
-				continue // public
+			o := &operation{route: &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}}
+			if op.Security == nil || len(*op.Security) > 0 {
+				if o.roles, err = operationRoles(op); err != nil {
+					return nil, fmt.Errorf("openapi.yaml %s %s: %w", method, path, err)
+				}
 			}
-			if _, err := operationRoles(op); err != nil {
-				return nil, fmt.Errorf("openapi.yaml %s %s: %w", method, path, err)
-			}
+			ops[method+" "+path] = o
 		}
 	}
-	r, err := legacy.NewRouter(doc)
-	if err != nil {
-		return nil, fmt.Errorf("routing openapi.yaml: %w", err)
-	}
-	return r, nil
+	return ops, nil
 }
 
 // ServeHTTP implements http.Handler.
@@ -163,7 +180,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.observe, s.recoverPanics, headAsGet)
+	// GetHead serves HEAD as the GET it mirrors (RFC 9110 section 9.3.2);
+	// net/http sends only the headers, and the log keeps the method HEAD.
+	r.Use(s.observe, s.recoverPanics, middleware.GetHead)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, problem.New(http.StatusNotFound, "no such endpoint"))
 	})
@@ -193,20 +212,6 @@ func (s *Server) routes() http.Handler {
 		ErrorHandlerFunc: s.paramError,
 	})
 	return r
-}
-
-// headAsGet serves a HEAD request as the GET it mirrors (RFC 9110 section
-// 9.3.2). net/http still knows the request was HEAD and sends only the
-// headers; the access log and metrics keep the method HEAD.
-func headAsGet(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodHead {
-			get := *r
-			get.Method = http.MethodGet
-			r = &get
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // fail writes the problem for err, logging it when it is internal.

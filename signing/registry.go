@@ -3,8 +3,10 @@ package signing
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,9 +45,13 @@ type Cloud struct {
 	Params []ParamSpec `json:"params"`
 	// DefaultTTL is the lifetime used when none is asked for.
 	DefaultTTL time.Duration `json:"-"`
-	// MaxTTL is the longest lifetime that may be asked for. Some clouds
-	// allow less depending on params (Huawei with checkTimestamp).
+	// MaxTTL is the longest lifetime that may be asked for with the
+	// cloud's default params. Some clouds allow another depending on params
+	// (Huawei allows one hour with checkTimestamp, its default, and a year
+	// without): MaxTTLNote then says how.
 	MaxTTL time.Duration `json:"-"`
+	// MaxTTLNote says how params change MaxTTL; empty when they do not.
+	MaxTTLNote string `json:"-"`
 
 	recipe func(input) (Credentials, error)
 	// maxTTL, when set, narrows MaxTTL for the given params and says why.
@@ -75,8 +81,12 @@ func register(c *Cloud) {
 		panic("signing: too many params for " + c.Name)
 	}
 	c.DefaultTTL = DefaultTTL
-	if c.MaxTTL == 0 {
-		c.MaxTTL = maxTTL
+	c.MaxTTL = maxTTL
+	if c.maxTTL != nil {
+		// What the cloud allows with its default params is its maximum;
+		// the note says how other params change it.
+		c.MaxTTL, c.MaxTTLNote = c.maxTTL(params{specs: c.Params})
+		c.MaxTTLNote = strings.TrimPrefix(c.MaxTTLNote, ": ")
 	}
 	registry[c.Name] = c
 }
@@ -170,25 +180,35 @@ func (c *Cloud) paramNames() string {
 // and hashes as little as it can.
 func (c *Cloud) normalize(raw map[string]any) (params, error) {
 	p := params{specs: c.Params}
+	var errs []error // every fault, so that a caller can fix them at once
 	for name, v := range raw {
 		i := c.index(name)
 		if i < 0 {
-			return params{}, invalid("params."+clip(name), "unknown param for %s (accepted: %s)", c.Name, c.paramNames())
+			errs = append(errs, invalid("params."+clip(name), "unknown param for %s (accepted: %s)", c.Name, c.paramNames()))
+			continue
 		}
 		if err := c.Params[i].validate(v); err != nil {
-			return params{}, err
+			errs = append(errs, err)
+			continue
 		}
 		p.vals[i] = v
 	}
 	for i := range c.Params {
-		if s := &c.Params[i]; s.Required && p.vals[i] == nil {
-			return params{}, invalid(s.field(), "is required for %s", c.Name)
+		if s := &c.Params[i]; s.Required && p.vals[i] == nil && raw[s.Name] == nil {
+			errs = append(errs, invalid(s.field(), "is required for %s", c.Name))
 		}
 	}
-	if err := checkPort(p); err != nil {
-		return params{}, err
+	if len(errs) == 0 {
+		if err := checkPort(p); err != nil {
+			return params{}, err
+		}
+		return p, nil
 	}
-	return p, nil
+	// Map order is random: sort, so the first error is always the same.
+	slices.SortFunc(errs, func(a, b error) int {
+		return strings.Compare(a.(*InvalidError).Field, b.(*InvalidError).Field)
+	})
+	return params{}, errors.Join(errs...)
 }
 
 // typed returns params with every value converted to its spec's type.
@@ -393,7 +413,7 @@ func (c *Cloud) checkTTL(ttl time.Duration, p params) error {
 		limit, why = c.maxTTL(p)
 	}
 	if ttl > limit {
-		return invalid("ttl", "%s is longer than %s allows (%s)%s", ttl, c.Name, limit, why)
+		return invalid("ttl", "%d seconds is longer than %s allows (at most %d)%s", int64(ttl/time.Second), c.Name, int64(limit/time.Second), why)
 	}
 	return nil
 }

@@ -204,7 +204,13 @@ type ClientInterface interface {
 	// Signs a fresh ClientId/Username/Password triple with the device's secret.
 	// `ttlSeconds` asks for a lifetime (the cloud's default when absent; more
 	// than the cloud's maximum is refused). A device token may ask only for its
-	// own device.
+	// own device, and for at most the server's device cap (`maxDeviceTtlSeconds`
+	// in `GET /v1/clouds`, 86400 by default, `credsign serve --max-device-ttl`).
+	// The body is optional: no body, or `{}`, asks for the default lifetime.
+	//
+	// A token of a device that has been deleted gets 404 (the device does not
+	// exist); once a device of the same id is created again, the old token gets
+	// 403 (it was minted for the earlier device) and never works again.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -216,7 +222,13 @@ type ClientInterface interface {
 	// Signs a fresh ClientId/Username/Password triple with the device's secret.
 	// `ttlSeconds` asks for a lifetime (the cloud's default when absent; more
 	// than the cloud's maximum is refused). A device token may ask only for its
-	// own device.
+	// own device, and for at most the server's device cap (`maxDeviceTtlSeconds`
+	// in `GET /v1/clouds`, 86400 by default, `credsign serve --max-device-ttl`).
+	// The body is optional: no body, or `{}`, asks for the default lifetime.
+	//
+	// A token of a device that has been deleted gets 404 (the device does not
+	// exist); once a device of the same id is created again, the old token gets
+	// 403 (it was minted for the earlier device) and never works again.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -229,7 +241,13 @@ type ClientInterface interface {
 // Signs a fresh ClientId/Username/Password triple with the device's secret.
 // `ttlSeconds` asks for a lifetime (the cloud's default when absent; more
 // than the cloud's maximum is refused). A device token may ask only for its
-// own device.
+// own device, and for at most the server's device cap (`maxDeviceTtlSeconds`
+// in `GET /v1/clouds`, 86400 by default, `credsign serve --max-device-ttl`).
+// The body is optional: no body, or `{}`, asks for the default lifetime.
+//
+// A token of a device that has been deleted gets 404 (the device does not
+// exist); once a device of the same id is created again, the old token gets
+// 403 (it was minted for the earlier device) and never works again.
 //
 // Takes any type of body and a specified content type.
 //
@@ -251,7 +269,13 @@ func (c *Client) IssueCredentialsWithBody(ctx context.Context, id DeviceIdPath, 
 // Signs a fresh ClientId/Username/Password triple with the device's secret.
 // `ttlSeconds` asks for a lifetime (the cloud's default when absent; more
 // than the cloud's maximum is refused). A device token may ask only for its
-// own device.
+// own device, and for at most the server's device cap (`maxDeviceTtlSeconds`
+// in `GET /v1/clouds`, 86400 by default, `credsign serve --max-device-ttl`).
+// The body is optional: no body, or `{}`, asks for the default lifetime.
+//
+// A token of a device that has been deleted gets 404 (the device does not
+// exist); once a device of the same id is created again, the old token gets
+// 403 (it was minted for the earlier device) and never works again.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -364,7 +388,13 @@ type ClientWithResponsesInterface interface {
 	// Signs a fresh ClientId/Username/Password triple with the device's secret.
 	// `ttlSeconds` asks for a lifetime (the cloud's default when absent; more
 	// than the cloud's maximum is refused). A device token may ask only for its
-	// own device.
+	// own device, and for at most the server's device cap (`maxDeviceTtlSeconds`
+	// in `GET /v1/clouds`, 86400 by default, `credsign serve --max-device-ttl`).
+	// The body is optional: no body, or `{}`, asks for the default lifetime.
+	//
+	// A token of a device that has been deleted gets 404 (the device does not
+	// exist); once a device of the same id is created again, the old token gets
+	// 403 (it was minted for the earlier device) and never works again.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -376,7 +406,13 @@ type ClientWithResponsesInterface interface {
 	// Signs a fresh ClientId/Username/Password triple with the device's secret.
 	// `ttlSeconds` asks for a lifetime (the cloud's default when absent; more
 	// than the cloud's maximum is refused). A device token may ask only for its
-	// own device.
+	// own device, and for at most the server's device cap (`maxDeviceTtlSeconds`
+	// in `GET /v1/clouds`, 86400 by default, `credsign serve --max-device-ttl`).
+	// The body is optional: no body, or `{}`, asks for the default lifetime.
+	//
+	// A token of a device that has been deleted gets 404 (the device does not
+	// exist); once a device of the same id is created again, the old token gets
+	// 403 (it was minted for the earlier device) and never works again.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -528,7 +564,13 @@ func (r IssueCredentialsResponse) ContentType() string {
 // Signs a fresh ClientId/Username/Password triple with the device's secret.
 // `ttlSeconds` asks for a lifetime (the cloud's default when absent; more
 // than the cloud's maximum is refused). A device token may ask only for its
-// own device.
+// own device, and for at most the server's device cap (`maxDeviceTtlSeconds`
+// in `GET /v1/clouds`, 86400 by default, `credsign serve --max-device-ttl`).
+// The body is optional: no body, or `{}`, asks for the default lifetime.
+//
+// A token of a device that has been deleted gets 404 (the device does not
+// exist); once a device of the same id is created again, the old token gets
+// 403 (it was minted for the earlier device) and never works again.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -546,7 +588,13 @@ func (c *ClientWithResponses) IssueCredentialsWithBodyWithResponse(ctx context.C
 // Signs a fresh ClientId/Username/Password triple with the device's secret.
 // `ttlSeconds` asks for a lifetime (the cloud's default when absent; more
 // than the cloud's maximum is refused). A device token may ask only for its
-// own device.
+// own device, and for at most the server's device cap (`maxDeviceTtlSeconds`
+// in `GET /v1/clouds`, 86400 by default, `credsign serve --max-device-ttl`).
+// The body is optional: no body, or `{}`, asks for the default lifetime.
+//
+// A token of a device that has been deleted gets 404 (the device does not
+// exist); once a device of the same id is created again, the old token gets
+// 403 (it was minted for the earlier device) and never works again.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -3,4 +3,4 @@
 // go generate ./agent/client after changing the contract.
 package client
 
-//go:generate go run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@v2.8.2 -generate types,client -include-operation-ids issueCredentials -package client -o client.gen.go ../../openapi.yaml
+//go:generate go run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@v2.8.2 --config client.yaml ../../openapi.yaml

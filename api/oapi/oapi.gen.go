@@ -19,13 +19,13 @@ import (
 
 // Defines values for HealthStatus.
 const (
-	Ok HealthStatus = "ok"
+	HealthStatusOk HealthStatus = "ok"
 )
 
 // Valid indicates whether the value is a known member of the HealthStatus enum.
 func (e HealthStatus) Valid() bool {
 	switch e {
-	case Ok:
+	case HealthStatusOk:
 		return true
 	default:
 		return false
@@ -34,19 +34,19 @@ func (e HealthStatus) Valid() bool {
 
 // Defines values for ParamSpecType.
 const (
-	Boolean ParamSpecType = "boolean"
-	Integer ParamSpecType = "integer"
-	String  ParamSpecType = "string"
+	ParamSpecTypeBoolean ParamSpecType = "boolean"
+	ParamSpecTypeInteger ParamSpecType = "integer"
+	ParamSpecTypeString  ParamSpecType = "string"
 )
 
 // Valid indicates whether the value is a known member of the ParamSpecType enum.
 func (e ParamSpecType) Valid() bool {
 	switch e {
-	case Boolean:
+	case ParamSpecTypeBoolean:
 		return true
-	case Integer:
+	case ParamSpecTypeInteger:
 		return true
-	case String:
+	case ParamSpecTypeString:
 		return true
 	default:
 		return false
@@ -88,13 +88,13 @@ func (e TokenRequestRole) Valid() bool {
 
 // Defines values for PutDeviceParamsIfNoneMatch.
 const (
-	Asterisk PutDeviceParamsIfNoneMatch = "*"
+	PutDeviceParamsIfNoneMatchAsterisk PutDeviceParamsIfNoneMatch = "*"
 )
 
 // Valid indicates whether the value is a known member of the PutDeviceParamsIfNoneMatch enum.
 func (e PutDeviceParamsIfNoneMatch) Valid() bool {
 	switch e {
-	case Asterisk:
+	case PutDeviceParamsIfNoneMatchAsterisk:
 		return true
 	default:
 		return false
@@ -103,8 +103,17 @@ func (e PutDeviceParamsIfNoneMatch) Valid() bool {
 
 // Cloud defines model for Cloud.
 type Cloud struct {
+	// DefaultTtlSeconds The lifetime issued when none is asked for.
 	DefaultTtlSeconds int64 `json:"defaultTtlSeconds"`
-	MaxTtlSeconds     int64 `json:"maxTtlSeconds"`
+
+	// MaxDeviceTtlSeconds The longest lifetime a device token may ask for (`maxTtlSeconds` or the server's device cap, whichever is shorter).
+	MaxDeviceTtlSeconds int64 `json:"maxDeviceTtlSeconds"`
+
+	// MaxTtlNote How params change `maxTtlSeconds`, when they do (Huawei without `checkTimestamp`).
+	MaxTtlNote *string `json:"maxTtlNote,omitempty"`
+
+	// MaxTtlSeconds The longest lifetime an admin or provisioner may ask for, with the cloud's default params.
+	MaxTtlSeconds int64 `json:"maxTtlSeconds"`
 
 	// Name A cloud name from `GET /v1/clouds`.
 	//

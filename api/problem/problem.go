@@ -12,7 +12,7 @@ import (
 	"strconv"
 
 	"github.com/credsign/credsign/secrets"
-	"github.com/credsign/credsign/signing"
+	"github.com/credsign/credsign/service"
 )
 
 // ContentType is the media type of every problem document.
@@ -23,9 +23,16 @@ const ContentType = "application/problem+json"
 const UnavailableRetryAfter = 5
 
 // FieldError names one offending field and why it was refused.
-type FieldError struct {
-	Field  string `json:"field"`
-	Reason string `json:"reason"`
+type FieldError = service.FieldError
+
+// statusOf maps each code of the domain to its HTTP status.
+var statusOf = map[service.Code]int{
+	service.CodeInvalid:      http.StatusUnprocessableEntity,
+	service.CodeUnauthorized: http.StatusUnauthorized,
+	service.CodeForbidden:    http.StatusForbidden,
+	service.CodeNotFound:     http.StatusNotFound,
+	service.CodeConflict:     http.StatusConflict,
+	service.CodePrecondition: http.StatusPreconditionFailed,
 }
 
 // Document is the JSON body of a problem response.
@@ -67,15 +74,18 @@ func New(status int, detail string, fields ...FieldError) *Error {
 func Classify(err error) (*Error, bool) {
 	var (
 		pe  *Error
-		ie  *signing.InvalidError
+		se  *service.Error
 		mbe *http.MaxBytesError
 	)
 	switch {
 	case errors.As(err, &pe):
 		return pe, true
-	case errors.As(err, &ie):
-		return New(http.StatusUnprocessableEntity, "the request is invalid",
-			FieldError{Field: apiField(ie.Field), Reason: ie.Reason}), true
+	case errors.As(err, &se) && se.Code != service.CodeInvalid:
+		e := New(statusOf[se.Code], se.Detail, se.Fields...)
+		if e.Status == http.StatusUnauthorized {
+			e.Header = http.Header{"Www-Authenticate": {`Bearer realm="credsign"`}}
+		}
+		return e, true
 	case errors.As(err, &mbe):
 		return New(http.StatusRequestEntityTooLarge,
 			"the request body is larger than "+strconv.FormatInt(mbe.Limit, 10)+" bytes"), true
@@ -90,15 +100,10 @@ func Classify(err error) (*Error, bool) {
 		e.RetryAfter = UnavailableRetryAfter
 		return e, true
 	}
-	return New(http.StatusInternalServerError, "internal error"), false
-}
-
-// apiField turns a signing field name into the name the API uses.
-func apiField(f string) string {
-	if f == "ttl" {
-		return "ttlSeconds"
+	if fields := service.InvalidFields(err); len(fields) > 0 {
+		return New(http.StatusUnprocessableEntity, service.DetailInvalid, fields...), true
 	}
-	return f
+	return New(http.StatusInternalServerError, "internal error"), false
 }
 
 // Write sends the problem for err. requestID, when set, goes into the body.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	stdlog "log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,11 +19,11 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/credsign/credsign/api"
-	"github.com/credsign/credsign/api/auth"
 	"github.com/credsign/credsign/internal/certreload"
 	"github.com/credsign/credsign/secrets"
 	"github.com/credsign/credsign/secrets/filestore"
 	"github.com/credsign/credsign/secrets/vaultstore"
+	"github.com/credsign/credsign/service"
 )
 
 // HTTP server limits.
@@ -51,6 +52,7 @@ type serveFlags struct {
 	maxBody         int64
 	adminTokenFile  string
 	shutdownTimeout time.Duration
+	maxDeviceTTL    time.Duration
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
@@ -71,6 +73,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.IntVar(&f.provBurst, "provisioner-rate-burst", api.DefaultProvisionerRateBurst, "requests an admin or provisioner token may make in a burst")
 	fs.Int64Var(&f.maxBody, "max-body-bytes", api.DefaultMaxBodyBytes, "largest request body accepted")
 	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the admin token (else CREDSIGN_ADMIN_TOKEN)")
+	fs.DurationVar(&f.maxDeviceTTL, "max-device-ttl", service.DefaultMaxDeviceTTL, "longest credential lifetime a device token may ask for (admin and provisioner tokens may ask up to the cloud's maximum)")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM/SIGINT")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: credsign serve [flags]\n\nRuns the HTTP API. Stop it with SIGTERM or SIGINT; in-flight requests finish first.\nThe admin token comes from --admin-token-file or CREDSIGN_ADMIN_TOKEN (with --dev, one is generated when neither is set).\n\nflags:")
@@ -93,6 +96,8 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 		return f, errors.New("--rate-burst must be at least 1")
 	case f.provBurst < 1 && f.provRate > 0:
 		return f, errors.New("--provisioner-rate-burst must be at least 1")
+	case f.maxDeviceTTL < time.Second:
+		return f, errors.New("--max-device-ttl must be at least 1s")
 	}
 	if f.tlsCert == "" && !f.insecureHTTP {
 		ok, err := isLoopback(f.addr)
@@ -144,9 +149,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return exitUsage
 	}
 
-	store, kind, err := openStore(ctx, f, getenv)
+	store, kind, err := openStore(ctx, f, getenv, logger)
 	if err != nil {
-		logger.Error().Err(err).Msg("opening the secret store")
+		fmt.Fprintf(stderr, "credsign serve: %v\n", err)
 		return exitError
 	}
 	defer func() {
@@ -164,6 +169,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ProvisionerRatePerMinute: f.provRate,
 		ProvisionerRateBurst:     f.provBurst,
 		MaxBodyBytes:             f.maxBody,
+		MaxDeviceTTL:             f.maxDeviceTTL,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "credsign serve: %v\n", err)
@@ -181,14 +187,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if f.tlsCert != "" {
 		if srv.TLSConfig, err = tlsConfig(f, logger); err != nil {
-			logger.Error().Err(err).Msg("configuring TLS")
+			fmt.Fprintf(stderr, "credsign serve: configuring TLS: %v\n", err)
 			return exitError
 		}
 	}
 
 	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
-		logger.Error().Err(err).Msg("listening")
+		// One plain line: "listen tcp 127.0.0.1:8080: bind: address already in use".
+		fmt.Fprintf(stderr, "credsign serve: cannot listen on %s: %v\n", f.addr, errors.Unwrap(err))
 		return exitError
 	}
 	if generated {
@@ -252,12 +259,12 @@ func adminToken(f serveFlags, getenv func(string) string) (token string, generat
 	if !f.dev {
 		return "", false, errors.New("no admin token: set CREDSIGN_ADMIN_TOKEN or --admin-token-file (or try --dev)")
 	}
-	t, err := auth.NewAdminToken()
+	t, err := service.NewAdminToken()
 	return t, true, err
 }
 
 // openStore opens the store --store names (or the default).
-func openStore(ctx context.Context, f serveFlags, getenv func(string) string) (secrets.Store, string, error) {
+func openStore(ctx context.Context, f serveFlags, getenv func(string) string, logger zerolog.Logger) (secrets.Store, string, error) {
 	kind := f.store
 	if kind == "" {
 		kind = "file"
@@ -270,6 +277,9 @@ func openStore(ctx context.Context, f serveFlags, getenv func(string) string) (s
 		if err != nil {
 			return nil, kind, fmt.Errorf("configuring the Vault store: %w", err)
 		}
+		// The Vault store logs token renewal, re-login and expiry warnings
+		// through log/slog; they go to the server's log like everything else.
+		cfg.Logger = slog.New(zerolog.NewSlogHandler(logger.With().Str("component", "vault").Logger()))
 		s, err := vaultstore.New(ctx, cfg)
 		if err != nil {
 			return nil, kind, fmt.Errorf("opening the Vault store: %w", err)

@@ -1,8 +1,9 @@
-// Package auth authenticates API callers by bearer token and mints the
-// provisioner and device tokens. Token texts are random (256 bits), carry a
-// prefix that secret scanners can recognise (csp_ provisioner, csd_ device),
-// are shown once and are stored only as their SHA-256 hash.
-package auth
+package service
+
+// Callers authenticate by bearer token. Token texts are random (256 bits),
+// carry a prefix that secret scanners can recognise (csp_ provisioner, csd_
+// device, csa_ a generated admin token), are shown once and are stored only
+// as their SHA-256 hash.
 
 import (
 	"context"
@@ -12,11 +13,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
-	"github.com/credsign/credsign/api/problem"
 	"github.com/credsign/credsign/secrets"
 )
 
@@ -141,14 +140,12 @@ func NewAuthenticator(adminToken string, tokens secrets.TokenStore) (*Authentica
 
 // errUnauthorized is the one answer to every failed authentication, so that
 // a caller cannot tell an unknown token from a revoked one.
-func errUnauthorized() *problem.Error {
-	e := problem.New(http.StatusUnauthorized, "a valid bearer token is required")
-	e.Header = http.Header{"Www-Authenticate": {`Bearer realm="credsign"`}}
-	return e
+func errUnauthorized() *Error {
+	return newError(CodeUnauthorized, "a valid bearer token is required")
 }
 
 // Authenticate resolves the Authorization header value to a principal. It
-// returns a *problem.Error (401) for a missing, unknown or revoked token and
+// returns a CodeUnauthorized *Error for a missing, unknown or revoked token and
 // a wrapped store error when the store cannot answer.
 func (a *Authenticator) Authenticate(ctx context.Context, header string) (Principal, error) {
 	token, ok := ParseBearer(header)
@@ -172,32 +169,4 @@ func (a *Authenticator) Authenticate(ctx context.Context, header string) (Princi
 		return Principal{}, errUnauthorized()
 	}
 	return Principal{TokenID: rec.ID, Role: rec.Role, DeviceID: rec.DeviceID, CreatedAt: rec.CreatedAt}, nil
-}
-
-type ctxKey struct{}
-
-// WithPrincipal returns a context carrying p.
-func WithPrincipal(ctx context.Context, p Principal) context.Context {
-	return context.WithValue(ctx, ctxKey{}, p)
-}
-
-// FromContext returns the principal stored by WithPrincipal.
-func FromContext(ctx context.Context) (Principal, bool) {
-	p, ok := ctx.Value(ctxKey{}).(Principal)
-	return p, ok
-}
-
-// Require returns the caller if its role is one of roles, else a 403 (or a
-// 401 when the context has no caller).
-func Require(ctx context.Context, roles ...string) (Principal, error) {
-	p, ok := FromContext(ctx)
-	if !ok {
-		return Principal{}, errUnauthorized()
-	}
-	for _, r := range roles {
-		if p.Role == r {
-			return p, nil
-		}
-	}
-	return Principal{}, problem.New(http.StatusForbidden, "this token may not do that")
 }

@@ -1,0 +1,256 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode"
+
+	"github.com/credsign/credsign/secrets"
+	"github.com/credsign/credsign/signing"
+)
+
+// Document is a device document as a caller sends it.
+type Document struct {
+	Cloud  string
+	Params map[string]any
+	// Secret is write-only: nothing the service returns or logs holds it.
+	Secret *string
+	Labels map[string]string
+}
+
+// Precondition is a caller's condition on the current device for a write.
+type Precondition struct {
+	// MustNotExist makes the write a create (If-None-Match: *).
+	MustNotExist bool
+	// Match, when set, must accept the current device (If-Match); the
+	// write then applies only to the version it accepted.
+	Match func(secrets.Device) bool
+}
+
+var validLabelKey = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$`)
+
+// PutDevice validates doc against its cloud's recipe (including a trial
+// signature) and stores it as device id, creating it or replacing it as
+// cond allows. created reports whether the device is new. A document with
+// several faults is refused naming every faulty field.
+//
+// Cost: one store write; with cond.Match one read before it.
+func (s *Service) PutDevice(ctx context.Context, caller Principal, id string, doc Document, cond Precondition) (d secrets.Device, created bool, err error) {
+	d, err = s.checkDocument(id, doc)
+	if err != nil {
+		return secrets.Device{}, false, err
+	}
+	ifVersion := int64(-1)
+	switch {
+	case cond.MustNotExist:
+		ifVersion = 0
+	case cond.Match != nil:
+		// Compare the whole condition with the current device, then let
+		// the store compare-and-set its version: a device deleted and
+		// created again in between would have to reach the same version to
+		// slip through.
+		cur, err := s.store.GetDevice(ctx, id)
+		switch {
+		case errors.Is(err, secrets.ErrNotFound):
+			return secrets.Device{}, false, newError(CodePrecondition, "the device does not exist")
+		case err != nil:
+			return secrets.Device{}, false, fmt.Errorf("reading device for If-Match: %w", err)
+		case !cond.Match(cur):
+			return secrets.Device{}, false, errChanged
+		}
+		ifVersion = cur.Version
+	}
+	stored, err := s.store.PutDevice(ctx, d, ifVersion)
+	switch {
+	case errors.Is(err, secrets.ErrConflict) && ifVersion == 0:
+		return secrets.Device{}, false, newError(CodeConflict, "the device already exists")
+	case (errors.Is(err, secrets.ErrConflict) || errors.Is(err, secrets.ErrNotFound)) && ifVersion > 0:
+		return secrets.Device{}, false, errChanged
+	case err != nil:
+		return secrets.Device{}, false, fmt.Errorf("storing device: %w", err)
+	}
+	audit(ctx, caller, "device.put").Str("deviceId", stored.ID).Str("cloud", stored.Cloud).
+		Int64("version", stored.Version).Msg("audit")
+	return stored, stored.Version == 1, nil
+}
+
+var errChanged = newError(CodePrecondition, "the device changed; read it again and retry")
+
+// checkDocument validates a device document and returns the record to
+// store. It names every faulty field, not only the first.
+func (s *Service) checkDocument(id string, doc Document) (secrets.Device, error) {
+	fields := controlFields(doc)
+	bad := func(f string) bool {
+		return slices.ContainsFunc(fields, func(e FieldError) bool { return e.Field == f })
+	}
+	params, err := signing.NormalizeParams(doc.Cloud, doc.Params)
+	for _, f := range InvalidFields(err) {
+		if !bad(f.Field) {
+			fields = append(fields, f)
+		}
+	}
+	if err != nil && len(InvalidFields(err)) == 0 {
+		return secrets.Device{}, fmt.Errorf("checking params: %w", err)
+	}
+	if doc.Secret == nil {
+		fields = append(fields, FieldError{Field: "secret", Reason: "required"})
+	} else if !bad("secret") && doc.Cloud != "" {
+		if err := signing.ValidateSecret(doc.Cloud, *doc.Secret); err != nil && !bad("cloud") {
+			fields = append(fields, InvalidFields(err)...)
+		}
+	}
+	labels := make(map[string]string, len(doc.Labels))
+	for _, k := range slices.Sorted(maps.Keys(doc.Labels)) {
+		if !validLabelKey.MatchString(k) {
+			fields = append(fields, FieldError{Field: "labels",
+				Reason: "label keys are 1 to 63 letters, digits, '.', '_', '/', '-', starting with a letter or digit"})
+			continue
+		}
+		labels[k] = doc.Labels[k]
+	}
+	if len(fields) > 0 {
+		return secrets.Device{}, invalid(fields...)
+	}
+	if _, err := signing.Sign(signing.Request{Cloud: doc.Cloud, DeviceID: id, Params: params, Secret: *doc.Secret, Now: s.now()}); err != nil {
+		if f := InvalidFields(err); len(f) > 0 {
+			return secrets.Device{}, invalid(f...)
+		}
+		return secrets.Device{}, fmt.Errorf("trial signature: %w", err)
+	}
+	return secrets.Device{ID: id, Cloud: doc.Cloud, Params: params, Secret: *doc.Secret, Labels: labels}, nil
+}
+
+// clip shortens a caller's name for an error message.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+// controlFields names the text fields of a device document (secret, string
+// params, labels) that hold control characters. None of the clouds' secrets
+// or identifiers has any; a trailing newline from a file or a stray NUL
+// would otherwise be stored and signed with, and MQTT forbids NUL in the
+// ClientId, Username and Password.
+func controlFields(doc Document) []FieldError {
+	const reason = "must not contain control characters (a trailing newline?)"
+	var fields []FieldError
+	if doc.Secret != nil && hasControl(*doc.Secret) {
+		fields = append(fields, FieldError{Field: "secret", Reason: reason})
+	}
+	for _, k := range slices.Sorted(maps.Keys(doc.Params)) {
+		if v, ok := doc.Params[k].(string); ok && hasControl(v) {
+			fields = append(fields, FieldError{Field: "params." + clip(k), Reason: reason})
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(doc.Labels)) {
+		if hasControl(doc.Labels[k]) {
+			fields = append(fields, FieldError{Field: "labels." + clip(k), Reason: reason})
+		}
+	}
+	return fields
+}
+
+// hasControl reports whether s holds a Unicode control character.
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, unicode.IsControl) >= 0
+}
+
+// GetDevice returns device id without its secret.
+func (s *Service) GetDevice(ctx context.Context, id string) (secrets.Device, error) {
+	d, err := s.store.GetDevice(ctx, id)
+	if err != nil {
+		return secrets.Device{}, fmt.Errorf("reading device: %w", err)
+	}
+	d.Secret = ""
+	return d, nil
+}
+
+// DeleteDevice deletes device id. Its device tokens stop working at once
+// (they name a device that does not exist, 404) and stay dead if a device
+// of the same id is created later (they are older than it, 403).
+func (s *Service) DeleteDevice(ctx context.Context, caller Principal, id string) error {
+	if err := s.store.DeleteDevice(ctx, id); err != nil {
+		return fmt.Errorf("deleting device: %w", err)
+	}
+	audit(ctx, caller, "device.deleted").Str("deviceId", id).Msg("audit")
+	return nil
+}
+
+// maxListScan bounds how many store pages one filtered listing reads.
+const maxListScan = 20
+
+// ListQuery selects devices.
+type ListQuery struct {
+	// Cloud, when set, keeps only that cloud's devices.
+	Cloud string
+	// Labels keeps devices that have every label with the value given.
+	Labels map[string]string
+	// After is the cursor of a previous page.
+	After string
+	// Limit is the page size (1 to 1000; 0 means 100).
+	Limit int
+}
+
+// ListDevices returns one page of devices (without secrets) sorted by ID,
+// and the cursor of the next page, "" on the last one. A label filter that
+// matches few devices reads at most maxListScan store pages and may return
+// a short page with a cursor to continue from.
+func (s *Service) ListDevices(ctx context.Context, q ListQuery) ([]secrets.Device, string, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	opts := secrets.ListOptions{Limit: limit, Cloud: q.Cloud, After: q.After}
+	devices := make([]secrets.Device, 0, limit)
+	for scanned := 0; ; scanned++ {
+		page, err := s.store.ListDevices(ctx, opts)
+		if err != nil {
+			return nil, "", fmt.Errorf("listing devices: %w", err)
+		}
+		for i, d := range page.Devices {
+			if !hasLabels(d.Labels, q.Labels) {
+				continue
+			}
+			d.Secret = ""
+			devices = append(devices, d)
+			if len(devices) < limit {
+				continue
+			}
+			// The page is full. Another follows only if a device after
+			// this one could match.
+			rest := page.Devices[i+1:]
+			if slices.ContainsFunc(rest, func(d secrets.Device) bool { return hasLabels(d.Labels, q.Labels) }) {
+				return devices, d.ID, nil
+			}
+			if page.Next != "" {
+				return devices, page.Next, nil
+			}
+			return devices, "", nil
+		}
+		if page.Next == "" {
+			return devices, "", nil
+		}
+		if scanned+1 >= maxListScan {
+			// A filter that matches few devices: return what was found
+			// and let the caller continue from where the scan stopped.
+			return devices, page.Next, nil
+		}
+		opts.After = page.Next
+	}
+}
+
+func hasLabels(have, want map[string]string) bool {
+	for k, v := range want {
+		if got, ok := have[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,65 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/credsign/credsign/internal/metrics"
+	"github.com/credsign/credsign/secrets"
+	"github.com/credsign/credsign/signing"
+)
+
+// Issue signs fresh credentials for device id on behalf of caller. ttl
+// zero asks for the cloud's default lifetime (for a device token, at most
+// the server's cap). The caller passed Authorize for id; a device token
+// gets nothing for a device created after the token was minted.
+//
+// Cost: one store read of the device (the caller's token was read by
+// Authenticate), one HMAC.
+func (s *Service) Issue(ctx context.Context, caller Principal, id string, ttl time.Duration) (signing.Credentials, error) {
+	d, err := s.store.GetDevice(ctx, id)
+	if err != nil {
+		outcome := metrics.OutcomeError
+		if errors.Is(err, secrets.ErrNotFound) {
+			outcome = metrics.OutcomeNotFound
+		}
+		s.metrics.Issued("", outcome)
+		return signing.Credentials{}, fmt.Errorf("reading device: %w", err)
+	}
+	if caller.Role == secrets.RoleDevice && caller.CreatedAt.Before(d.CreatedAt) {
+		// The token was minted for an earlier device of the same ID.
+		s.metrics.Issued(d.Cloud, metrics.OutcomeDenied)
+		return signing.Credentials{}, newError(CodeForbidden, "this token was minted for a device that has since been deleted")
+	}
+	if caller.Role == secrets.RoleDevice {
+		switch {
+		case ttl > s.maxDeviceTTL:
+			s.metrics.Issued(d.Cloud, metrics.OutcomeRejected)
+			return signing.Credentials{}, invalid(FieldError{Field: "ttlSeconds",
+				Reason: strconv.FormatInt(int64(ttl/time.Second), 10) + " seconds is longer than a device token may ask for (at most " +
+					strconv.FormatInt(int64(s.maxDeviceTTL/time.Second), 10) + ")"})
+		case ttl == 0 && signing.DefaultTTL > s.maxDeviceTTL:
+			ttl = s.maxDeviceTTL
+		}
+	}
+	c, err := signing.Sign(signing.Request{Cloud: d.Cloud, DeviceID: d.ID, Params: d.Params, Secret: d.Secret, Now: s.now(), TTL: ttl})
+	if err != nil {
+		outcome := metrics.OutcomeError
+		if signing.IsInvalid(err) {
+			outcome = metrics.OutcomeRejected
+		}
+		s.metrics.Issued(d.Cloud, outcome)
+		return signing.Credentials{}, fmt.Errorf("signing: %w", err)
+	}
+	s.metrics.Issued(d.Cloud, metrics.OutcomeIssued)
+	ev := audit(ctx, caller, "credentials.issued").Str("deviceId", d.ID).Str("cloud", d.Cloud).
+		Time("issuedAt", c.IssuedAt).Bool("expiryEnforced", c.ExpiryEnforced)
+	if c.ExpiresAt != nil {
+		ev = ev.Time("expiresAt", *c.ExpiresAt)
+	}
+	ev.Msg("audit")
+	return c, nil
+}

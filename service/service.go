@@ -1,0 +1,120 @@
+// Package service is credsign's domain layer: issuing credentials,
+// registering and deleting devices, minting and revoking tokens, the rules
+// between them, the audit events and the outcome metrics. The HTTP handlers
+// (package api), the CLI and the tests call it; it calls the signing core
+// and the secret store, and nothing of the HTTP layer.
+//
+// Who may call an operation is declared once, in openapi.yaml, and
+// enforced by the API before a request reaches the service; the service
+// enforces the rules about data: a device token acts on its own device
+// only, and not on a device created after the token was minted.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/credsign/credsign/internal/metrics"
+	"github.com/credsign/credsign/secrets"
+	"github.com/credsign/credsign/signing"
+)
+
+// DefaultMaxDeviceTTL caps the lifetime a device token may ask for when
+// Config.MaxDeviceTTL is zero. Some credentials cannot be revoked short of
+// rotating the device key (an Azure SAS), so a stolen device token must not
+// be able to mint one that outlives the theft by a year.
+const DefaultMaxDeviceTTL = 24 * time.Hour
+
+// Config configures a Service.
+type Config struct {
+	// Store keeps devices and tokens. Required.
+	Store secrets.Store
+	// AdminToken is the admin's bearer token. Required (16 characters or more).
+	AdminToken string
+	// Metrics receives the issuance outcomes; nil creates a private set.
+	Metrics *metrics.Metrics
+	// Now is the clock credentials are signed with; nil means time.Now.
+	// Token and store records always use the wall clock.
+	Now func() time.Time
+	// MaxDeviceTTL caps the lifetime a device token may ask for (admin and
+	// provisioner callers may ask up to the cloud's maximum); zero means
+	// DefaultMaxDeviceTTL.
+	MaxDeviceTTL time.Duration
+}
+
+// Service is the domain layer. It is safe for concurrent use.
+type Service struct {
+	store        secrets.Store
+	authn        *Authenticator
+	metrics      *metrics.Metrics
+	now          func() time.Time
+	maxDeviceTTL time.Duration
+}
+
+// New returns a Service for cfg.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("service: a store is required")
+	}
+	authn, err := NewAuthenticator(cfg.AdminToken, cfg.Store)
+	if err != nil {
+		return nil, fmt.Errorf("service: %w", err)
+	}
+	s := &Service{store: cfg.Store, authn: authn, metrics: cfg.Metrics, now: cfg.Now, maxDeviceTTL: cfg.MaxDeviceTTL}
+	if s.metrics == nil {
+		s.metrics = metrics.New()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.maxDeviceTTL <= 0 {
+		s.maxDeviceTTL = DefaultMaxDeviceTTL
+	}
+	if s.maxDeviceTTL < time.Second {
+		return nil, errors.New("service: the device TTL cap must be at least 1s")
+	}
+	return s, nil
+}
+
+// Authenticate resolves an Authorization header value to its caller.
+func (s *Service) Authenticate(ctx context.Context, header string) (Principal, error) {
+	return s.authn.Authenticate(ctx, header)
+}
+
+// Ping reports whether the store answers.
+func (s *Service) Ping(ctx context.Context) error {
+	if err := s.store.Ping(ctx); err != nil {
+		return fmt.Errorf("pinging the store: %w", err)
+	}
+	return nil
+}
+
+// CloudInfo is a supported cloud with the lifetimes this service allows.
+type CloudInfo struct {
+	signing.Cloud
+	// MaxDeviceTTL is the longest lifetime a device token may ask for
+	// (with the default params): the cloud's maximum or the server's cap,
+	// whichever is shorter.
+	MaxDeviceTTL time.Duration
+}
+
+// Clouds lists the supported clouds, sorted by name.
+func (s *Service) Clouds() []CloudInfo {
+	clouds := signing.Clouds()
+	out := make([]CloudInfo, len(clouds))
+	for i, c := range clouds {
+		out[i] = CloudInfo{Cloud: c, MaxDeviceTTL: min(c.MaxTTL, s.maxDeviceTTL)}
+	}
+	return out
+}
+
+// audit starts an audit event: who (token ID and role) did what. The
+// logger comes from ctx (the API's carries the request ID).
+func audit(ctx context.Context, caller Principal, event string) *zerolog.Event {
+	return zerolog.Ctx(ctx).Info().Bool("audit", true).Str("event", event).
+		Str("tokenId", caller.TokenID).Str("role", caller.Role)
+}
