@@ -74,11 +74,10 @@ func CloudList(clouds []service.CloudInfo) oapi.CloudList {
 			DefaultTtlSeconds:   int64(c.DefaultTTL / time.Second),
 			MaxTtlSeconds:       int64(c.MaxTTL / time.Second),
 			MaxDeviceTtlSeconds: int64(c.MaxDeviceTTL / time.Second),
+			Tokens:              &c.Tokens,
 			Params:              make([]oapi.ParamSpec, 0, len(c.Params)),
 		}
-		if c.MaxTTLNote != "" {
-			oc.MaxTtlNote = &c.MaxTTLNote
-		}
+		oc.MaxTtlNote = optional(c.MaxTTLNote)
 		for _, p := range c.Params {
 			ps := oapi.ParamSpec{Name: p.Name, Type: oapi.ParamSpecType(p.Type), Description: p.Description, Required: p.Required}
 			if p.Default != nil {
@@ -227,8 +226,16 @@ func apiCredentials(c signing.Credentials) oapi.Credentials {
 	return oapi.Credentials{
 		DeviceId: c.DeviceID, Cloud: c.Cloud, ClientId: c.ClientID, Username: c.Username, Password: c.Password,
 		Host: c.Host, Port: c.Port, Tls: c.TLS, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt,
-		ExpiryEnforced: c.ExpiryEnforced, RefreshAfter: c.RefreshAfter,
+		ExpiryEnforced: c.ExpiryEnforced, RefreshAfter: c.RefreshAfter, Topics: c.Topics, Alpn: optional(c.ALPN),
 	}
+}
+
+// optional returns nil for "", else a pointer to s.
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // credentialsResponse is the generated 200 response of issueCredentials,

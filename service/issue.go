@@ -45,7 +45,8 @@ func (s *Service) Issue(ctx context.Context, caller Principal, id string, ttl ti
 			ttl = s.maxDeviceTTL
 		}
 	}
-	c, err := signing.Sign(signing.Request{Cloud: d.Cloud, DeviceID: d.ID, Params: d.Params, Secret: d.Secret, Now: s.now(), TTL: ttl})
+	c, err := signing.Sign(signing.Request{Cloud: d.Cloud, DeviceID: d.ID, Params: d.Params, Secret: d.Secret, Now: s.now(), TTL: ttl,
+		TokenKey: s.tokenKey, Issuer: s.issuer})
 	if err != nil {
 		outcome := metrics.OutcomeError
 		if signing.IsInvalid(err) {

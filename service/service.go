@@ -44,6 +44,10 @@ type Config struct {
 	// provisioner callers may ask up to the cloud's maximum); zero means
 	// DefaultMaxDeviceTTL.
 	MaxDeviceTTL time.Duration
+	// TokenKey signs the passwords of the token family (jwt, aws) and
+	// Issuer is their iss claim; without a key those clouds are not offered.
+	TokenKey *signing.TokenKey
+	Issuer   string
 }
 
 // Service is the domain layer. It is safe for concurrent use.
@@ -53,6 +57,8 @@ type Service struct {
 	metrics      *metrics.Metrics
 	now          func() time.Time
 	maxDeviceTTL time.Duration
+	tokenKey     *signing.TokenKey
+	issuer       string
 }
 
 // New returns a Service for cfg.
@@ -64,7 +70,8 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
-	s := &Service{store: cfg.Store, authn: authn, metrics: cfg.Metrics, now: cfg.Now, maxDeviceTTL: cfg.MaxDeviceTTL}
+	s := &Service{store: cfg.Store, authn: authn, metrics: cfg.Metrics, now: cfg.Now, maxDeviceTTL: cfg.MaxDeviceTTL,
+		tokenKey: cfg.TokenKey, issuer: cfg.Issuer}
 	if s.metrics == nil {
 		s.metrics = metrics.New()
 	}
@@ -102,14 +109,34 @@ type CloudInfo struct {
 	MaxDeviceTTL time.Duration
 }
 
-// Clouds lists the supported clouds, sorted by name.
+// Clouds lists the clouds this service issues for, sorted by name. The
+// token family (jwt, aws), whose passwords credsign signs with a key pair
+// of the deployment, is listed only when the service has one.
 func (s *Service) Clouds() []CloudInfo {
+	return DescribeClouds(s.maxDeviceTTL, s.tokenKey != nil)
+}
+
+// DescribeClouds lists the supported clouds with the lifetimes a server
+// whose device cap is maxDeviceTTL allows, with the token family or not.
+func DescribeClouds(maxDeviceTTL time.Duration, tokens bool) []CloudInfo {
 	clouds := signing.Clouds()
-	out := make([]CloudInfo, len(clouds))
-	for i, c := range clouds {
-		out[i] = CloudInfo{Cloud: c, MaxDeviceTTL: min(c.MaxTTL, s.maxDeviceTTL)}
+	out := make([]CloudInfo, 0, len(clouds))
+	for _, c := range clouds {
+		if c.Tokens && !tokens {
+			continue
+		}
+		out = append(out, CloudInfo{Cloud: c, MaxDeviceTTL: min(c.MaxTTL, maxDeviceTTL)})
 	}
 	return out
+}
+
+// cloud returns the named cloud if this service issues for it.
+func (s *Service) cloud(name string) (signing.Cloud, bool) {
+	c, ok := signing.LookupCloud(name)
+	if !ok || (c.Tokens && s.tokenKey == nil) {
+		return signing.Cloud{}, false
+	}
+	return c, true
 }
 
 // audit starts an audit event: who (token ID and role) did what. The

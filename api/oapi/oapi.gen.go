@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/credsign/credsign/signing"
 	"github.com/go-chi/chi/v5"
 	"github.com/oapi-codegen/runtime"
 )
@@ -36,6 +37,7 @@ func (e HealthStatus) Valid() bool {
 const (
 	ParamSpecTypeBoolean ParamSpecType = "boolean"
 	ParamSpecTypeInteger ParamSpecType = "integer"
+	ParamSpecTypeObject  ParamSpecType = "object"
 	ParamSpecTypeString  ParamSpecType = "string"
 )
 
@@ -45,6 +47,8 @@ func (e ParamSpecType) Valid() bool {
 	case ParamSpecTypeBoolean:
 		return true
 	case ParamSpecTypeInteger:
+		return true
+	case ParamSpecTypeObject:
 		return true
 	case ParamSpecTypeString:
 		return true
@@ -121,9 +125,12 @@ type Cloud struct {
 	Name   CloudName   `json:"name"`
 	Params []ParamSpec `json:"params"`
 
-	// SecretFormat How the secret is used: `text` (its raw bytes) or `base64` (its decoded bytes are the key).
+	// SecretFormat How the secret is used: `text` (its raw bytes), `base64` (its decoded bytes are the key), `pem` (a PEM private key) or `none` (the cloud needs no device secret).
 	SecretFormat string `json:"secretFormat"`
 	Title        string `json:"title"`
+
+	// Tokens Whether the password is a token that credsign signs with the deployment's key pair (`jwt`, `aws`).
+	Tokens *bool `json:"tokens,omitempty"`
 }
 
 // CloudList defines model for CloudList.
@@ -138,7 +145,9 @@ type CloudName = string
 
 // Credentials An MQTT CONNECT triple and where to connect.
 type Credentials struct {
-	ClientId string `json:"clientId"`
+	// Alpn The TLS application protocol the broker requires (`mqtt` for AWS IoT on port 443); absent when none is needed.
+	Alpn     *string `json:"alpn,omitempty"`
+	ClientId string  `json:"clientId"`
 
 	// Cloud A cloud name from `GET /v1/clouds`.
 	//
@@ -159,7 +168,14 @@ type Credentials struct {
 	// RefreshAfter When an agent should fetch a new triple.
 	RefreshAfter time.Time `json:"refreshAfter"`
 	Tls          bool      `json:"tls"`
-	Username     string    `json:"username"`
+
+	// Topics The cloud's standard MQTT topics for this device, so that firmware can publish
+	// telemetry and receive commands without knowing the cloud. `telemetry` and
+	// `commands` are always present; the others where the cloud has them.
+	// Placeholders in braces (`{rid}`, `{request_id}`) are filled by the device.
+	// `docs/clouds.md` gives each cloud's topics and their sources.
+	Topics   Topics `json:"topics"`
+	Username string `json:"username"`
 }
 
 // CredentialsRequest defines model for CredentialsRequest.
@@ -305,6 +321,13 @@ type TokenRequest struct {
 
 // TokenRequestRole defines model for TokenRequest.Role.
 type TokenRequestRole string
+
+// Topics The cloud's standard MQTT topics for this device, so that firmware can publish
+// telemetry and receive commands without knowing the cloud. `telemetry` and
+// `commands` are always present; the others where the cloud has them.
+// Placeholders in braces (`{rid}`, `{request_id}`) are filled by the device.
+// `docs/clouds.md` gives each cloud's topics and their sources.
+type Topics = signing.Topics
 
 // DeviceIdPath Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 //

@@ -53,7 +53,10 @@ func (n *names) Set(s string) error { *n = append(*n, s); return nil }
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	fs := flag.NewFlagSet("credsign-emulator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cloud := fs.String("cloud", "", "aliyun, tencent, huawei or azure")
+	cloud := fs.String("cloud", "", "aliyun, tencent, huawei, azure, onenet, baidu, tuya, jwt or aws")
+	jwks := fs.String("jwks", "", "jwt and aws: the issuer's JWKS, a URL (credsign's /.well-known/jwks.json) or a file")
+	issuer := fs.String("issuer", "", "jwt and aws: the iss claim tokens must carry (default: any)")
+	audience := fs.String("audience", "", "jwt: an aud claim tokens must carry (default: none required)")
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	useTLS := fs.Bool("tls", false, "listen with TLS (certificate from a CA generated at start)")
 	caOut := fs.String("ca-out", "", "with --tls, write the CA certificate (PEM) here for --broker-ca-file")
@@ -72,12 +75,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if *secret == "" {
 		*secret = getenv(*secretEnv)
 	}
-	if *secret == "" {
+	if *secret == "" && *cloud != cloudemu.JWT {
 		fmt.Fprintln(stderr, "credsign-emulator: no device secret: --secret or $"+*secretEnv)
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	e, err := cloudemu.Start(cloudemu.Options{Cloud: *cloud, Addr: *addr, TLS: *useTLS, Hosts: hosts, Logger: log})
+	e, err := cloudemu.Start(cloudemu.Options{Cloud: *cloud, Addr: *addr, TLS: *useTLS, Hosts: hosts, Logger: log,
+		JWKSURL: *jwks, Issuer: *issuer, Audience: *audience})
 	if err != nil {
 		fmt.Fprintf(stderr, "credsign-emulator: %v\n", err)
 		return 2

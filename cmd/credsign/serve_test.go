@@ -146,6 +146,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--addr", "127.0.0.1:0"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": "short"}, "at least 16"},
 		{[]string{"extra"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "unexpected arguments"},
 		{[]string{"--provisioner-rate-burst", "0"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--provisioner-rate-burst must be at least 1"},
+		{[]string{"--max-device-ttl", "0s"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--max-device-ttl must be at least 1s"},
 	}
 	for _, c := range cases {
 		var errb testutil.SyncBuffer
@@ -168,6 +169,25 @@ func TestServeFlagErrors(t *testing.T) {
 
 // TestServeDevGeneratesAdminToken checks that --dev prints a generated
 // admin token once, on stdout, so that the logs (stderr) never hold it.
+// TestServePortInUse: a startup failure is one plain line, not a log record.
+func TestServePortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var errb testutil.SyncBuffer
+	args := []string{"--addr", ln.Addr().String(), "--data-dir", t.TempDir()}
+	code := serve(context.Background(), args, func(k string) string { return map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}[k] }, io.Discard, &errb)
+	out := errb.String()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	last := lines[len(lines)-1]
+	if code != exitError || !strings.HasPrefix(last, "credsign serve: cannot listen on "+ln.Addr().String()) ||
+		!strings.Contains(last, "address already in use") || strings.HasPrefix(last, "{") {
+		t.Errorf("exit %d, stderr %q; want exit 1 and one plain line saying the address is in use", code, out)
+	}
+}
+
 func TestServeDevGeneratesAdminToken(t *testing.T) {
 	r := startServe(t, nil, "--dev")
 	out := r.stdout.String()
