@@ -93,6 +93,11 @@ type harness struct {
 	tmp   string
 	env   []string // the environment of every document's shell
 	have  map[string]bool
+	bash  string
+	// isolated is true when each document runs in namespaces of its own;
+	// false where the kernel refuses them (no root, no unprivileged user
+	// namespaces): then documents share the host's loopback.
+	isolated bool
 	// timeout bounds the run of one document.
 	timeout time.Duration
 }
@@ -100,10 +105,12 @@ type harness struct {
 // TestDocs runs, for README.md and each docs/*.md in turn, the shell blocks
 // a reader is told to run, in order, in one bash whose working directory is
 // a fresh copy of the repository (a reader who cloned it), with credsign,
-// credsign-agent and credsign-emulator on PATH, in a network namespace of
-// its own: the documented ports (127.0.0.1:8080, 8200, 18883) are the
-// document's alone, and every server a block started in the background is
-// killed when the document ends. A command that fails (bash -e -o pipefail)
+// credsign-agent and credsign-emulator on PATH, in network and PID
+// namespaces of its own: the documented ports (127.0.0.1:8080, 8200, 18883)
+// are the document's alone, and every server a block started in the
+// background is killed when the document ends. (Where the kernel refuses
+// namespaces, documents share the host's loopback and their process group
+// is killed.) A command that fails (bash -e -o pipefail)
 // fails the document with its block, line and output; an output block marked
 // with <!-- doctest: output --> is checked against what its block printed.
 func TestDocs(t *testing.T) {
@@ -163,6 +170,9 @@ func newHarness(t *testing.T, root string) *harness {
 	if err != nil {
 		t.Fatalf("no go on PATH: %v", err)
 	}
+	if h.bash, err = exec.LookPath("bash"); err != nil {
+		t.Fatalf("no bash on PATH: %v", err)
+	}
 	bin := filepath.Join(h.tmp, "bin")
 	// The flags of `make build`, so a document's own build finds them cached.
 	start := time.Now()
@@ -203,6 +213,15 @@ func newHarness(t *testing.T, root string) *harness {
 		}
 		h.env = append(h.env, vaulttest.EnvCache+"="+cache)
 		h.have["vault"] = true
+	}
+	probe := exec.Command(os.Args[0])
+	probe.Env = append(h.env, initEnv+"="+os.DevNull)
+	probe.SysProcAttr = namespaces()
+	if out, err := probe.CombinedOutput(); err != nil {
+		t.Logf("no namespaces for the documents (%v %s): they share the host's loopback, "+
+			"where the ports they use must be free, and only what stays in their process group is stopped", err, out)
+	} else {
+		h.isolated = true
 	}
 	if _, err := exec.LookPath("mosquitto"); err == nil {
 		h.have["mosquitto"] = true
@@ -328,20 +347,34 @@ func (h *harness) runDoc(t *testing.T, name string, doc *Doc) (ran, skipped int,
 		t.Fatal(err)
 	}
 	defer shellLog.Close()
-	cmd := exec.CommandContext(ctx, os.Args[0])
+	var cmd *exec.Cmd
+	if h.isolated {
+		cmd = exec.CommandContext(ctx, os.Args[0])
+		cmd.Env = append(h.env, "TMPDIR="+tmp, initEnv+"="+script)
+		cmd.SysProcAttr = namespaces()
+	} else {
+		cmd = exec.CommandContext(ctx, h.bash, script)
+		cmd.Env = append(h.env, "TMPDIR="+tmp)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	}
 	cmd.Dir = repo
-	cmd.Env = append(h.env, "TMPDIR="+tmp, initEnv+"="+script)
 	cmd.Stdout, cmd.Stderr = shellLog, shellLog
-	cmd.SysProcAttr = namespaces()
+	// The process group: everything the document started, also where
+	// there is no PID namespace to end with its shell.
+	killGroup := func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.Cancel = killGroup
 	start := time.Now()
 	err = cmd.Run()
+	if cmd.Process != nil {
+		killGroup()
+	}
 	elapsed := time.Since(start).Round(time.Millisecond)
 
 	current, _ := os.ReadFile(filepath.Join(blocks, "current"))
 	cur := strings.TrimSpace(string(current))
 	if cur == "" {
-		return 0, skipped, fmt.Errorf("%s: starting its shell in new network and PID namespaces (root, or unprivileged user namespaces, needed): %v\n%s",
-			name, err, tail(shellLog.Name()))
+		return 0, skipped, fmt.Errorf("%s: starting its shell (in namespaces of its own: %v): %v\n%s",
+			name, h.isolated, err, tail(shellLog.Name()))
 	}
 	if err != nil || cur != "done" {
 		n, _ := strconv.Atoi(cur)
@@ -400,10 +433,10 @@ func (h *harness) runDoc(t *testing.T, name string, doc *Doc) (ran, skipped int,
 }
 
 // namespaces puts the document's shell in new PID and network namespaces
-// (as root; otherwise in a user namespace too, mapping the caller's ids),
-// and kills it if the test process dies.
+// (as root; otherwise in a user namespace too, mapping the caller's ids)
+// and a process group of its own, and kills it if the test process dies.
 func namespaces() *syscall.SysProcAttr {
-	a := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}
+	a := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWPID, Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if uid, gid := os.Getuid(), os.Getgid(); uid != 0 {
 		a.Cloneflags |= syscall.CLONE_NEWUSER
 		a.UidMappings = []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}}
@@ -480,6 +513,7 @@ func TestHarness(t *testing.T) {
 		name          string
 		doc           string
 		ran, skipped  int
+		isolated      bool          // the case needs namespaces
 		timeout       time.Duration // of the document, when not fileTimeout
 		err, notInErr []string      // substrings the error must (not) contain; none for success
 	}{
@@ -491,7 +525,7 @@ func TestHarness(t *testing.T) {
 				"until curl -fsS http://127.0.0.1:8080/readyz >/dev/null 2>&1; do sleep 0.1; done\n```\n" +
 				"```sh\necho \"$X in $(basename \"$PWD\")\"\ncurl -sS http://127.0.0.1:8080/v1/clouds\n```\n" +
 				"<!-- doctest: output -->\n```text\ncarried in tmp.…\n{\"type\":\"about:blank\",\"title\":\"Unauthorized\",\"status\":401,…}\n```\n",
-			ran: 2,
+			ran: 2, isolated: true,
 		},
 		{
 			name: "a failing command names its block and line",
@@ -525,6 +559,9 @@ func TestHarness(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.isolated && !h.isolated {
+				t.Skip("the kernel refuses namespaces here")
+			}
 			doc, err := Parse([]byte(tt.doc))
 			if err != nil {
 				t.Fatal(err)
@@ -556,7 +593,31 @@ func TestHarness(t *testing.T) {
 		})
 	}
 
-	// The first document's background loop died with it.
+	if h.isolated {
+		// The first document's background loop died with it.
+		assertStopped(t, alive)
+	}
+
+	// Without namespaces, the process group is killed.
+	t.Run("without namespaces", func(t *testing.T) {
+		host := *h
+		host.isolated = false
+		alive := filepath.Join(t.TempDir(), "alive")
+		doc, err := Parse([]byte("```sh\n(while :; do date +%s%N >" + alive + "; sleep 0.05; done) &\nsleep 0.2\n```\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := host.runDoc(t, "doc.md", doc); err != nil {
+			t.Fatal(err)
+		}
+		assertStopped(t, alive)
+	})
+}
+
+// assertStopped fails the test when the file a background loop rewrites
+// every 50 ms still changes.
+func assertStopped(t *testing.T, alive string) {
+	t.Helper()
 	before, err := os.ReadFile(alive)
 	if err != nil {
 		t.Fatal(err)
