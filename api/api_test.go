@@ -585,7 +585,12 @@ func TestHead(t *testing.T) {
 }
 
 func TestStoreUnavailable(t *testing.T) {
-	f := newFixture(t)
+	f := &fixture{env: newEnv(t, func(c *Config) { c.Cache.TTL = -1 })} // no cache
+	mustStatus(t, f.do("POST", "/v1/tokens", testAdmin, map[string]any{"role": "provisioner"}), 201, "token")
+	var tc struct{ Token string }
+	f.do("POST", "/v1/tokens", testAdmin, map[string]any{"role": "provisioner"}).json(t, &tc)
+	f.prov = tc.Token
+	mustStatus(t, f.do("PUT", "/v1/devices/aliyun-1", f.prov, devices()["aliyun"]), 201, "put")
 	mustStatus(t, f.do("GET", "/readyz", "", nil), 200, "ready")
 	f.store.down.Store(true)
 	for _, c := range []struct{ method, path, token string }{

@@ -42,9 +42,15 @@ func (h handlers) GetHealthz(context.Context, oapi.GetHealthzRequestObject) (oap
 func (h handlers) GetReadyz(ctx context.Context, _ oapi.GetReadyzRequestObject) (oapi.GetReadyzResponseObject, error) {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
-	if err := h.s.svc.Ping(ctx); err != nil {
+	health, err := h.s.svc.Ping(ctx)
+	if err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Msg("store not ready")
 		return nil, err
+	}
+	if health.Degraded {
+		detail := "the secret store is unavailable; devices in the cache get credentials, nothing can be written"
+		zerolog.Ctx(ctx).Warn().Time("staleUntil", health.StaleUntil).Msg("store unavailable; serving cached devices")
+		return oapi.GetReadyz200JSONResponse{Status: oapi.HealthStatusDegraded, Detail: &detail, StaleUntil: &health.StaleUntil}, nil
 	}
 	return oapi.GetReadyz200JSONResponse{Status: oapi.HealthStatusOk}, nil
 }

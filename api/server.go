@@ -72,6 +72,8 @@ type Config struct {
 	// MaxDeviceTTL caps the credential lifetime a device token may ask
 	// for; zero means service.DefaultMaxDeviceTTL.
 	MaxDeviceTTL time.Duration
+	// Cache sizes the service's record cache.
+	Cache service.CacheConfig
 }
 
 // Server serves the API. It implements http.Handler.
@@ -112,6 +114,7 @@ func New(cfg Config) (*Server, error) {
 		Metrics:      m,
 		Now:          cfg.Now,
 		MaxDeviceTTL: cfg.MaxDeviceTTL,
+		Cache:        cfg.Cache,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)

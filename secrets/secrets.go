@@ -55,7 +55,7 @@ func ValidHash(h string) bool {
 	return true
 }
 
-// Device is a stored device record: the device document of design.md plus
+// Device is a stored device record: the device document of openapi.yaml (DeviceDocument) plus
 // the bookkeeping the store adds. Secret is write-only for API callers; it is
 // returned by the store only so the signing code can use it.
 //

@@ -123,12 +123,17 @@ func ParseBearer(header string) (string, bool) {
 // Authenticator resolves bearer tokens to principals.
 type Authenticator struct {
 	adminHash [sha256.Size]byte
-	tokens    secrets.TokenStore
+	tokens    tokenFinder
+}
+
+// tokenFinder finds token records by the hash of their text.
+type tokenFinder interface {
+	TokenByHash(ctx context.Context, hash string) (secrets.Token, error)
 }
 
 // NewAuthenticator returns an Authenticator that accepts adminToken as the
 // admin and looks every other token up in tokens.
-func NewAuthenticator(adminToken string, tokens secrets.TokenStore) (*Authenticator, error) {
+func NewAuthenticator(adminToken string, tokens tokenFinder) (*Authenticator, error) {
 	if len(adminToken) < 16 {
 		return nil, errors.New("the admin token must be at least 16 characters")
 	}

@@ -48,11 +48,14 @@ type Config struct {
 	// Issuer is their iss claim; without a key those clouds are not offered.
 	TokenKey *signing.TokenKey
 	Issuer   string
+	// Cache sizes the record cache of the issuing path.
+	Cache CacheConfig
 }
 
 // Service is the domain layer. It is safe for concurrent use.
 type Service struct {
 	store        secrets.Store
+	cache        *cache
 	authn        *Authenticator
 	metrics      *metrics.Metrics
 	now          func() time.Time
@@ -66,15 +69,20 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("service: a store is required")
 	}
-	authn, err := NewAuthenticator(cfg.AdminToken, cfg.Store)
+	m := cfg.Metrics
+	if m == nil {
+		m = metrics.New()
+	}
+	c, err := newCache(cfg.Store, m, cfg.Cache)
 	if err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
-	s := &Service{store: cfg.Store, authn: authn, metrics: cfg.Metrics, now: cfg.Now, maxDeviceTTL: cfg.MaxDeviceTTL,
-		tokenKey: cfg.TokenKey, issuer: cfg.Issuer}
-	if s.metrics == nil {
-		s.metrics = metrics.New()
+	authn, err := NewAuthenticator(cfg.AdminToken, c)
+	if err != nil {
+		return nil, fmt.Errorf("service: %w", err)
 	}
+	s := &Service{store: cfg.Store, cache: c, authn: authn, metrics: m, now: cfg.Now, maxDeviceTTL: cfg.MaxDeviceTTL,
+		tokenKey: cfg.TokenKey, issuer: cfg.Issuer}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -92,12 +100,30 @@ func (s *Service) Authenticate(ctx context.Context, header string) (Principal, e
 	return s.authn.Authenticate(ctx, header)
 }
 
-// Ping reports whether the store answers.
-func (s *Service) Ping(ctx context.Context) error {
-	if err := s.store.Ping(ctx); err != nil {
-		return fmt.Errorf("pinging the store: %w", err)
+// Health is what Ping learned.
+type Health struct {
+	// Degraded is true while the store does not answer but devices the
+	// cache knows still get credentials, until StaleUntil at most.
+	Degraded   bool
+	StaleUntil time.Time
+}
+
+// Ping reports whether the store answers. When it does not, but the cache
+// still serves known devices, it says so (Health.Degraded) and returns nil:
+// the replica still does useful work and should stay in rotation.
+func (s *Service) Ping(ctx context.Context) (Health, error) {
+	err := s.store.Ping(ctx)
+	if err == nil {
+		s.cache.up()
+		return Health{}, nil
 	}
-	return nil
+	if errors.Is(err, secrets.ErrUnavailable) {
+		s.cache.down()
+		if ok, until := s.cache.degraded(); ok {
+			return Health{Degraded: true, StaleUntil: until}, nil
+		}
+	}
+	return Health{}, fmt.Errorf("pinging the store: %w", err)
 }
 
 // CloudInfo is a supported cloud with the lifetimes this service allows.

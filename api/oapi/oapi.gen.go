@@ -20,12 +20,15 @@ import (
 
 // Defines values for HealthStatus.
 const (
-	HealthStatusOk HealthStatus = "ok"
+	HealthStatusDegraded HealthStatus = "degraded"
+	HealthStatusOk       HealthStatus = "ok"
 )
 
 // Valid indicates whether the value is a known member of the HealthStatus enum.
 func (e HealthStatus) Valid() bool {
 	switch e {
+	case HealthStatusDegraded:
+		return true
 	case HealthStatusOk:
 		return true
 	default:
@@ -249,7 +252,12 @@ type FieldError struct {
 
 // Health defines model for Health.
 type Health struct {
-	Status HealthStatus `json:"status"`
+	// Detail Why the status is `degraded`.
+	Detail *string `json:"detail,omitempty"`
+
+	// StaleUntil While `degraded`, when cached devices stop being served at the latest.
+	StaleUntil *time.Time   `json:"staleUntil,omitempty"`
+	Status     HealthStatus `json:"status"`
 }
 
 // HealthStatus defines model for Health.Status.

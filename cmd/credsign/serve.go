@@ -53,6 +53,7 @@ type serveFlags struct {
 	adminTokenFile  string
 	shutdownTimeout time.Duration
 	maxDeviceTTL    time.Duration
+	cache           service.CacheConfig
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
@@ -74,6 +75,9 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.Int64Var(&f.maxBody, "max-body-bytes", api.DefaultMaxBodyBytes, "largest request body accepted")
 	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the admin token (else CREDSIGN_ADMIN_TOKEN)")
 	fs.DurationVar(&f.maxDeviceTTL, "max-device-ttl", service.DefaultMaxDeviceTTL, "longest credential lifetime a device token may ask for (admin and provisioner tokens may ask up to the cloud's maximum)")
+	fs.IntVar(&f.cache.Size, "cache-size", service.DefaultCacheSize, "device records, and token records, cached for issuing")
+	fs.DurationVar(&f.cache.TTL, "cache-ttl", service.DefaultCacheTTL, "how long a cached record is used without a store read: the bound on how late another replica's revoke or delete is honoured here; negative turns the cache off")
+	fs.DurationVar(&f.cache.StaleFor, "cache-stale", service.DefaultStaleFor, "how long past --cache-ttl devices in the cache keep getting credentials while the store does not answer; negative never")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM/SIGINT")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: credsign serve [flags]\n\nRuns the HTTP API. Stop it with SIGTERM or SIGINT; in-flight requests finish first.\nThe admin token comes from --admin-token-file or CREDSIGN_ADMIN_TOKEN (with --dev, one is generated when neither is set).\n\nflags:")
@@ -96,6 +100,8 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 		return f, errors.New("--rate-burst must be at least 1")
 	case f.provBurst < 1 && f.provRate > 0:
 		return f, errors.New("--provisioner-rate-burst must be at least 1")
+	case f.cache.TTL == 0 || f.cache.StaleFor == 0:
+		return f, errors.New("--cache-ttl and --cache-stale are durations (negative turns them off), not 0")
 	case f.maxDeviceTTL < time.Second:
 		return f, errors.New("--max-device-ttl must be at least 1s")
 	}
@@ -170,6 +176,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ProvisionerRateBurst:     f.provBurst,
 		MaxBodyBytes:             f.maxBody,
 		MaxDeviceTTL:             f.maxDeviceTTL,
+		Cache:                    f.cache,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "credsign serve: %v\n", err)
@@ -279,8 +286,7 @@ func openStore(ctx context.Context, f serveFlags, getenv func(string) string, lo
 		}
 		// The Vault store logs token renewal, re-login and expiry warnings
 		// through log/slog; they go to the server's log like everything else.
-		cfg.Logger = slog.New(zerolog.NewSlogHandler(logger.With().Str("component", "vault").Logger()))
-		s, err := vaultstore.New(ctx, cfg)
+		s, err := vaultstore.New(ctx, cfg, slog.New(zerolog.NewSlogHandler(logger.With().Str("component", "vault").Logger())))
 		if err != nil {
 			return nil, kind, fmt.Errorf("opening the Vault store: %w", err)
 		}

@@ -34,6 +34,7 @@ type Metrics struct {
 	httpDuration *prometheus.HistogramVec
 	storeLatency *prometheus.HistogramVec
 	storeErrors  *prometheus.CounterVec
+	cache        *prometheus.CounterVec
 }
 
 // New creates and registers the collectors.
@@ -58,8 +59,12 @@ func New() *Metrics {
 			Name: "credsign_store_errors_total",
 			Help: "Secret store operations that failed, by operation and kind (not_found, conflict, invalid, unavailable, other).",
 		}, []string{"op", "kind"}),
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "credsign_cache_lookups_total",
+			Help: "Record cache lookups by kind (device, token) and result (hit, miss, stale: served from cache while the store is unavailable).",
+		}, []string{"kind", "result"}),
 	}
-	m.Registry.MustRegister(m.issuances, m.httpDuration, m.storeLatency, m.storeErrors,
+	m.Registry.MustRegister(m.issuances, m.httpDuration, m.storeLatency, m.storeErrors, m.cache,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -71,6 +76,12 @@ func (m *Metrics) Issued(cloud, outcome string) {
 		cloud = "none"
 	}
 	m.issuances.WithLabelValues(cloud, outcome).Inc()
+}
+
+// Cache counts one cache lookup of kind ("device", "token") with result
+// ("hit", "miss", "stale").
+func (m *Metrics) Cache(kind, result string) {
+	m.cache.WithLabelValues(kind, result).Inc()
 }
 
 // ObserveRequest records the latency of one HTTP request. Methods other
