@@ -54,6 +54,8 @@ type serveFlags struct {
 	shutdownTimeout time.Duration
 	maxDeviceTTL    time.Duration
 	cache           service.CacheConfig
+	jwtAlg          string
+	issuer          string
 }
 
 // parseServeFlags parses the flags of serve; -h writes the usage to help.
@@ -80,6 +82,8 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 	fs.IntVar(&f.cache.Size, "cache-size", service.DefaultCacheSize, "device records, and token records, cached for issuing")
 	fs.DurationVar(&f.cache.TTL, "cache-ttl", service.DefaultCacheTTL, "how long a cached record is used without a store read: the bound on how late another replica's revoke or delete is honoured here; negative turns the cache off")
 	fs.DurationVar(&f.cache.StaleFor, "cache-stale", service.DefaultStaleFor, "how long past --cache-ttl devices in the cache keep getting credentials while the store does not answer; negative never")
+	fs.StringVar(&f.jwtAlg, "jwt-alg", "ES256", "algorithm of the JWT signing key created on first use (jwt and aws clouds): ES256, RS256 or EdDSA")
+	fs.StringVar(&f.issuer, "issuer", "", "iss claim of the JWTs credsign signs: this server's public URL (default http(s)://ADDR)")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM/SIGINT")
 	fs.Usage = func() {} // the flag package calls it on every error
 	usage := func() {
@@ -122,6 +126,17 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 		}
 	}
 	return f, nil
+}
+
+// issuerURL is --issuer, or the URL of the listen address.
+func (f serveFlags) issuerURL() string {
+	if f.issuer != "" {
+		return f.issuer
+	}
+	if f.tlsCert != "" {
+		return "https://" + f.addr
+	}
+	return "http://" + f.addr
 }
 
 // isLoopback reports whether a listen address binds only loopback.
@@ -184,6 +199,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		MaxBodyBytes:             f.maxBody,
 		MaxDeviceTTL:             f.maxDeviceTTL,
 		Cache:                    f.cache,
+		JWTAlg:                   f.jwtAlg,
+		Issuer:                   f.issuerURL(),
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "credsign serve: %v\n", err)
