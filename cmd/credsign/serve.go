@@ -188,6 +188,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}()
 
+	var expiries []api.Expiry
+	if v, ok := store.(interface{ TokenExpiry() time.Time }); ok {
+		expiries = append(expiries, api.Expiry{Name: "credsign_vault_token_expiry_timestamp_seconds",
+			Help: "When the Vault token credsign uses expires unless renewed (Unix seconds; 0: it does not expire).", At: v.TokenExpiry})
+	}
+	var reloader *certreload.Reloader
+	if f.tlsCert != "" {
+		if reloader, err = certReloader(f, logger); err != nil {
+			fmt.Fprintf(stderr, "credsign serve: configuring TLS: %v\n", err)
+			return exitError
+		}
+		expiries = append(expiries, api.Expiry{Name: "credsign_tls_certificate_expiry_timestamp_seconds",
+			Help: "When the TLS certificate being served expires (Unix seconds).", At: reloader.NotAfter})
+	}
+
 	handler, err := api.New(api.Config{
 		Store:                    store,
 		AdminToken:               adminToken,
@@ -201,6 +216,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Cache:                    f.cache,
 		JWTAlg:                   f.jwtAlg,
 		Issuer:                   f.issuerURL(),
+		Expiries:                 expiries,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "credsign serve: %v\n", err)
@@ -216,8 +232,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          stdlog.New(logger.With().Str("component", "http").Logger(), "", 0),
 	}
-	if f.tlsCert != "" {
-		if srv.TLSConfig, err = tlsConfig(f, logger); err != nil {
+	if reloader != nil {
+		if srv.TLSConfig, err = tlsConfig(f, reloader); err != nil {
 			fmt.Fprintf(stderr, "credsign serve: configuring TLS: %v\n", err)
 			return exitError
 		}
@@ -331,19 +347,20 @@ func openStore(ctx context.Context, f serveFlags, getenv func(string) string, lo
 	return s, kind, nil
 }
 
-// tlsConfig builds the TLS 1.2+ configuration with a reloading certificate
-// and, with --client-ca, required client certificates.
-func tlsConfig(f serveFlags, logger zerolog.Logger) (*tls.Config, error) {
-	rl, err := certreload.New(f.tlsCert, f.tlsKey, func(err error) {
+// certReloader loads --tls-cert and --tls-key and reloads them when they change.
+func certReloader(f serveFlags, logger zerolog.Logger) (*certreload.Reloader, error) {
+	return certreload.New(f.tlsCert, f.tlsKey, func(err error) {
 		if err != nil {
 			logger.Warn().Err(err).Msg("TLS certificate changed but could not be loaded; keeping the old one")
 			return
 		}
 		logger.Info().Str("file", f.tlsCert).Msg("TLS certificate reloaded")
 	})
-	if err != nil {
-		return nil, err
-	}
+}
+
+// tlsConfig builds the TLS 1.2+ configuration with a reloading certificate
+// and, with --client-ca, required client certificates.
+func tlsConfig(f serveFlags, rl *certreload.Reloader) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: rl.GetCertificate}
 	if f.clientCA != "" {
 		pem, err := os.ReadFile(f.clientCA)

@@ -15,12 +15,14 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"math"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -474,6 +476,10 @@ func TestServeTLS(t *testing.T) {
 	if code := call(t, client, "GET", "https://"+r.addr+"/v1/clouds", srvAdmin, nil, nil); code != 200 {
 		t.Errorf("HTTPS request: %d", code)
 	}
+	// The certificate's expiry is a metric the alerting rules watch.
+	if v := metricValue(t, client, "https://"+r.addr, "credsign_tls_certificate_expiry_timestamp_seconds"); v < float64(time.Now().Add(50*time.Minute).Unix()) || v > float64(time.Now().Add(61*time.Minute).Unix()) {
+		t.Errorf("credsign_tls_certificate_expiry_timestamp_seconds = %v, want about an hour from now (the certificate's NotAfter)", v)
+	}
 	// TLS 1.1 is refused.
 	if conn, err := tls.Dial("tcp", r.addr, &tls.Config{RootCAs: roots, MaxVersion: tls.VersionTLS11}); err == nil {
 		conn.Close()
@@ -568,4 +574,26 @@ func TestServeStoreKeyFromEnv(t *testing.T) {
 			t.Errorf("restart with key %q: exit %d, stderr %q, want it to say %q", tt.key, code, stderr.String(), tt.want)
 		}
 	}
+}
+
+// metricValue scrapes base/metrics and returns the value of a metric
+// without labels (NaN when absent).
+func metricValue(t *testing.T, c *http.Client, base, name string) float64 {
+	t.Helper()
+	res, err := c.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return math.NaN()
 }
