@@ -2,11 +2,14 @@ package credsign
 
 import (
 	"context"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/credsign/credsign/signing"
 )
 
 func loadSpec(t *testing.T) *openapi3.T {
@@ -82,14 +85,28 @@ func TestOpenAPIRules(t *testing.T) {
 	if _, ok := doc.Components.Schemas["Device"].Value.Properties["secret"]; ok {
 		t.Errorf("Device must not have a secret")
 	}
-	// Credentials carry exactly the fields of design.md.
+	// Credentials carry exactly the fields the signing core writes (the
+	// design's twelve, plus topics and alpn), and the design's twelve are
+	// all required.
 	got := []string{}
 	for name := range doc.Components.Schemas["Credentials"].Value.Properties {
 		got = append(got, name)
 	}
 	slices.Sort(got)
-	want := []string{"clientId", "cloud", "deviceId", "expiresAt", "expiryEnforced", "host", "issuedAt", "password", "port", "refreshAfter", "tls", "username"}
+	var want []string
+	ct := reflect.TypeFor[signing.Credentials]()
+	for i := range ct.NumField() {
+		name, _, _ := strings.Cut(ct.Field(i).Tag.Get("json"), ",")
+		want = append(want, name)
+	}
+	slices.Sort(want)
 	if !slices.Equal(got, want) {
-		t.Errorf("Credentials properties %v, want %v", got, want)
+		t.Errorf("Credentials properties %v, want those of signing.Credentials %v", got, want)
+	}
+	required := doc.Components.Schemas["Credentials"].Value.Required
+	for _, f := range []string{"clientId", "cloud", "deviceId", "expiresAt", "expiryEnforced", "host", "issuedAt", "password", "port", "refreshAfter", "tls", "username", "topics"} {
+		if !slices.Contains(required, f) {
+			t.Errorf("Credentials.%s is not required", f)
+		}
 	}
 }

@@ -11,7 +11,7 @@ import (
 )
 
 // Credentials is what credsign issues for a device: an MQTT CONNECT triple,
-// where to connect, and how long it lasts. Its JSON is design.md's.
+// where to connect, and how long it lasts. Its JSON is the Credentials object of openapi.yaml.
 type Credentials struct {
 	DeviceID       string     `json:"deviceId"`
 	Cloud          string     `json:"cloud"`

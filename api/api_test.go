@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/credsign/credsign"
 	"github.com/credsign/credsign/secrets"
 )
 
@@ -68,64 +70,115 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
+// TestRoleMatrix derives who may call what from openapi.yaml (the one
+// declaration, x-credsign-roles) and checks every secured operation with
+// every kind of caller: a role the contract lists gets the operation's
+// success status, any other 403, and a missing, unknown or revoked token
+// 401. Loosening or tightening the contract without the server following
+// (or the reverse) fails here; so does an operation this test does not call.
 func TestRoleMatrix(t *testing.T) {
-	f := newFixture(t)
-	doc := devices()["huawei"]
 	type call struct {
-		name, method, path string
-		body               any
+		method, path string
+		body         any
+		ok           int
+		// own: a device token names its own device in path (else another).
+		own bool
 	}
-	calls := []call{
-		{"clouds", "GET", "/v1/clouds", nil},
-		{"list", "GET", "/v1/devices", nil},
-		{"get", "GET", "/v1/devices/aliyun-1", nil},
-		{"put", "PUT", "/v1/devices/huawei-1", doc},
-		{"creds own", "POST", "/v1/devices/aliyun-1/credentials", nil},
-		{"creds other", "POST", "/v1/devices/huawei-1/credentials", nil},
-		{"mint device token", "POST", "/v1/devices/aliyun-1/tokens", nil},
-		{"revoke device token", "DELETE", "/v1/devices/aliyun-1/tokens/" + f.devTokenID, nil},
-		{"create token", "POST", "/v1/tokens", map[string]any{"role": "provisioner"}},
-		{"revoke token", "DELETE", "/v1/tokens/" + f.provID, nil},
-		{"delete", "DELETE", "/v1/devices/azure-1", nil},
+	calls := map[string]call{
+		"listClouds":        {"GET", "/v1/clouds", nil, 200, false},
+		"listDevices":       {"GET", "/v1/devices", nil, 200, false},
+		"getDevice":         {"GET", "/v1/devices/aliyun-1", nil, 200, true},
+		"putDevice":         {"PUT", "/v1/devices/aliyun-1", devices()["aliyun"], 200, true},
+		"deleteDevice":      {"DELETE", "/v1/devices/aliyun-1", nil, 204, true},
+		"issueCredentials":  {"POST", "/v1/devices/aliyun-1/credentials", nil, 200, true},
+		"createDeviceToken": {"POST", "/v1/devices/aliyun-1/tokens", nil, 201, true},
+		"createToken":       {"POST", "/v1/tokens", map[string]any{"role": "provisioner"}, 201, false},
+		"rotateJWTKey":      {"POST", "/v1/keys/jwt/rotate", nil, 200, false},
 	}
-	// Expected status per role, in the order of calls. Destructive calls
-	// come last and run with admin last so earlier roles still see state.
-	type role struct {
-		name, token string
-		want        []int
+	doc, err := openapi3.NewLoader().LoadFromData(credsign.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
 	}
-	roles := []role{
-		{"none", "", []int{401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401}},
-		{"garbage", "csp_nope", []int{401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401}},
-		{"revoked provisioner", f.revoked, []int{401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401}},
-		{"revoked device", f.revokedDev, []int{401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401}},
-		{"device other", f.devOther, []int{403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403}},
-		{"device own", f.dev, []int{403, 403, 403, 403, 200, 403, 403, 403, 403, 403, 403}},
-		{"provisioner", f.prov2, []int{200, 200, 200, 200, 200, 200, 201, 204, 403, 403, 204}},
+	type secured struct {
+		id    string
+		roles []string
 	}
-	for _, ro := range roles {
-		for i, c := range calls {
-			r := f.do(c.method, c.path, ro.token, c.body)
-			if r.status != ro.want[i] {
-				t.Errorf("%s %s: status %d, want %d (%s)", ro.name, c.name, r.status, ro.want[i], r.body)
+	var ops []secured
+	for _, item := range doc.Paths.Map() {
+		for _, op := range item.Operations() {
+			if op.Security != nil && len(*op.Security) == 0 {
+				continue // public
+			}
+			roles, err := operationRoles(op)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ops = append(ops, secured{op.OperationID, roles})
+		}
+	}
+	slices.SortFunc(ops, func(a, b secured) int { return strings.Compare(a.id, b.id) })
+	callers := []struct {
+		name string
+		tok  func(f *fixture) string
+		role string // "" for callers that must get 401
+	}{
+		{"none", func(*fixture) string { return "" }, ""},
+		{"garbage", func(*fixture) string { return "csp_nope" }, ""},
+		{"revoked provisioner", func(f *fixture) string { return f.revoked }, ""},
+		{"revoked device", func(f *fixture) string { return f.revokedDev }, ""},
+		{"admin", func(*fixture) string { return testAdmin }, "admin"},
+		{"provisioner", func(f *fixture) string { return f.prov2 }, "provisioner"},
+		{"device own", func(f *fixture) string { return f.dev }, "device"},
+		{"device other", func(f *fixture) string { return f.devOther }, "device-other"},
+	}
+	var f *fixture
+	for _, op := range ops {
+		for _, c := range callers {
+			if f == nil {
+				f = newFixture(t)
+			}
+			cl, ok := calls[op.id]
+			switch op.id {
+			case "revokeDeviceToken":
+				cl, ok = call{"DELETE", "/v1/devices/aliyun-1/tokens/" + f.devTokenID, nil, 204, true}, true
+			case "revokeToken":
+				cl, ok = call{"DELETE", "/v1/tokens/" + f.provID, nil, 204, false}, true
+			}
+			if !ok {
+				t.Fatalf("operation %s of openapi.yaml is not in the role matrix", op.id)
+			}
+			want := 403
+			switch {
+			case c.role == "":
+				want = 401
+			case c.role == "device-other":
+				// Another device's token: never allowed on aliyun-1.
+			case slices.Contains(op.roles, c.role) && (c.role != "device" || cl.own):
+				want = cl.ok
+			}
+			r := f.do(cl.method, cl.path, c.tok(f), cl.body)
+			if r.status < 300 && cl.method == "DELETE" {
+				f = nil // a new fixture for the next caller
+			}
+			if r.status != want {
+				t.Errorf("%s as %s: status %d, want %d (%s)", op.id, c.name, r.status, want, r.body)
 			}
 			if r.status >= 400 {
 				r.problem(t)
 			}
 			if r.status == 401 && r.header.Get("WWW-Authenticate") == "" {
-				t.Errorf("%s %s: 401 without WWW-Authenticate", ro.name, c.name)
+				t.Errorf("%s as %s: 401 without WWW-Authenticate", op.id, c.name)
 			}
 		}
 	}
-	// The admin may create and revoke tokens.
-	mustStatus(t, f.do("POST", "/v1/tokens", testAdmin, map[string]any{"role": "provisioner"}), 201, "admin create token")
+	f = newFixture(t)
+	// A revoked token stops working at once.
 	mustStatus(t, f.do("DELETE", "/v1/tokens/"+f.provID, testAdmin, nil), 204, "admin revoke token")
 	mustStatus(t, f.do("GET", "/v1/clouds", f.prov, nil), 401, "revoked by admin")
-	// The device token revoked above by the provisioner no longer works.
-	mustStatus(t, f.do("POST", "/v1/devices/aliyun-1/credentials", f.dev, nil), 401, "revoked device token")
 	// Wrong device for a device-token revocation is 404, not a revocation.
 	r := f.do("DELETE", "/v1/devices/tencent-1/tokens/"+f.devTokenID, testAdmin, nil)
 	mustStatus(t, r, 404, "revoke token of another device")
+	mustStatus(t, f.do("POST", "/v1/devices/aliyun-1/credentials", f.dev, nil), 200, "not revoked by the 404")
 	// Unknown token IDs.
 	mustStatus(t, f.do("DELETE", "/v1/tokens/ffffffffffffffffffff", testAdmin, nil), 404, "revoke unknown token")
 }
@@ -533,7 +586,12 @@ func TestHead(t *testing.T) {
 }
 
 func TestStoreUnavailable(t *testing.T) {
-	f := newFixture(t)
+	f := &fixture{env: newEnv(t, func(c *Config) { c.Cache.TTL = -1 })} // no cache
+	mustStatus(t, f.do("POST", "/v1/tokens", testAdmin, map[string]any{"role": "provisioner"}), 201, "token")
+	var tc struct{ Token string }
+	f.do("POST", "/v1/tokens", testAdmin, map[string]any{"role": "provisioner"}).json(t, &tc)
+	f.prov = tc.Token
+	mustStatus(t, f.do("PUT", "/v1/devices/aliyun-1", f.prov, devices()["aliyun"]), 201, "put")
 	mustStatus(t, f.do("GET", "/readyz", "", nil), 200, "ready")
 	f.store.down.Store(true)
 	for _, c := range []struct{ method, path, token string }{

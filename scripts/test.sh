@@ -23,6 +23,15 @@ if [ -n "$unformatted" ]; then
 	echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 
+step "go mod tidy"
+# The module files must be what `go mod tidy` writes: no missing or stray
+# requirements, direct ones not marked indirect.
+tidy_before="$(cat go.mod go.sum | sha256sum)"
+go mod tidy
+if [ "$(cat go.mod go.sum | sha256sum)" != "$tidy_before" ]; then
+	echo "go mod tidy changed go.mod/go.sum; run it and commit:"; git --no-pager diff -- go.mod go.sum; exit 1
+fi
+
 step "go vet"
 go vet ./...
 

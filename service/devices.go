@@ -66,6 +66,7 @@ func (s *Service) PutDevice(ctx context.Context, caller Principal, id string, do
 		ifVersion = cur.Version
 	}
 	stored, err := s.store.PutDevice(ctx, d, ifVersion)
+	s.cache.forgetDevice(id) // even on error: the write may have landed
 	switch {
 	case errors.Is(err, secrets.ErrConflict) && ifVersion == 0:
 		return secrets.Device{}, false, newError(CodeConflict, "the device already exists")
@@ -85,6 +86,10 @@ var errChanged = newError(CodePrecondition, "the device changed; read it again a
 // store. It names every faulty field, not only the first.
 func (s *Service) checkDocument(id string, doc Document) (secrets.Device, error) {
 	fields := controlFields(doc)
+	cl, known := s.cloud(doc.Cloud)
+	if !known {
+		return secrets.Device{}, invalid(append(fields, FieldError{Field: "cloud", Reason: "unknown cloud (see GET /v1/clouds)"})...)
+	}
 	bad := func(f string) bool {
 		return slices.ContainsFunc(fields, func(e FieldError) bool { return e.Field == f })
 	}
@@ -97,12 +102,17 @@ func (s *Service) checkDocument(id string, doc Document) (secrets.Device, error)
 	if err != nil && len(InvalidFields(err)) == 0 {
 		return secrets.Device{}, fmt.Errorf("checking params: %w", err)
 	}
-	if doc.Secret == nil {
-		fields = append(fields, FieldError{Field: "secret", Reason: "required"})
-	} else if !bad("secret") && doc.Cloud != "" {
-		if err := signing.ValidateSecret(doc.Cloud, *doc.Secret); err != nil && !bad("cloud") {
-			fields = append(fields, InvalidFields(err)...)
+	secret := ""
+	switch {
+	case doc.Secret != nil:
+		secret = *doc.Secret
+		if !bad("secret") {
+			if err := signing.ValidateSecret(doc.Cloud, secret); err != nil {
+				fields = append(fields, InvalidFields(err)...)
+			}
 		}
+	case cl.SecretFormat != signing.SecretNone:
+		fields = append(fields, FieldError{Field: "secret", Reason: "required"})
 	}
 	labels := make(map[string]string, len(doc.Labels))
 	for _, k := range slices.Sorted(maps.Keys(doc.Labels)) {
@@ -116,13 +126,14 @@ func (s *Service) checkDocument(id string, doc Document) (secrets.Device, error)
 	if len(fields) > 0 {
 		return secrets.Device{}, invalid(fields...)
 	}
-	if _, err := signing.Sign(signing.Request{Cloud: doc.Cloud, DeviceID: id, Params: params, Secret: *doc.Secret, Now: s.now()}); err != nil {
+	err = signing.Validate(signing.Request{Cloud: doc.Cloud, DeviceID: id, Params: params, Secret: secret, Now: s.now()})
+	if err != nil {
 		if f := InvalidFields(err); len(f) > 0 {
 			return secrets.Device{}, invalid(f...)
 		}
 		return secrets.Device{}, fmt.Errorf("trial signature: %w", err)
 	}
-	return secrets.Device{ID: id, Cloud: doc.Cloud, Params: params, Secret: *doc.Secret, Labels: labels}, nil
+	return secrets.Device{ID: id, Cloud: doc.Cloud, Params: params, Secret: secret, Labels: labels}, nil
 }
 
 // clip shortens a caller's name for an error message.
@@ -176,7 +187,9 @@ func (s *Service) GetDevice(ctx context.Context, id string) (secrets.Device, err
 // (they name a device that does not exist, 404) and stay dead if a device
 // of the same id is created later (they are older than it, 403).
 func (s *Service) DeleteDevice(ctx context.Context, caller Principal, id string) error {
-	if err := s.store.DeleteDevice(ctx, id); err != nil {
+	err := s.store.DeleteDevice(ctx, id)
+	s.cache.forgetDevice(id)
+	if err != nil {
 		return fmt.Errorf("deleting device: %w", err)
 	}
 	audit(ctx, caller, "device.deleted").Str("deviceId", id).Msg("audit")

@@ -7,7 +7,7 @@ import (
 	"unicode/utf8"
 )
 
-// Alibaba Cloud IoT Platform, one secret per device (clouds.md, "aliyun").
+// Alibaba Cloud IoT Platform, one secret per device (docs/clouds.md, "aliyun").
 func init() {
 	register(&Cloud{
 		Name:         "aliyun",
@@ -58,7 +58,7 @@ func aliyun(in input) (Credentials, error) {
 
 	// One buffer holds the HMAC's pad, the content, the MAC and the output
 	// strings; for usual lengths it stays on the stack.
-	var arr [512]byte
+	var arr [1024]byte
 	buf := append(arr[:macBlock], "clientId"...)
 	buf = append(buf, clientID...)
 	buf = append(buf, "deviceName"...)
@@ -72,6 +72,7 @@ func aliyun(in input) (Credentials, error) {
 	content := buf[macBlock:]
 	digest := hmacPadded(alg, in.key, buf, buf[len(buf):])
 
+	c := Credentials{DeviceID: dn, Port: p.int("port", 1883), TLS: mode == 2}
 	o := outBuf{b: digest[len(digest):]}
 	o.b = append(o.b, clientID...)
 	o.b = append(o.b, "|securemode="...)
@@ -100,8 +101,43 @@ func aliyun(in input) (Credentials, error) {
 		o.b = append(o.b, ".aliyuncs.com"...)
 	}
 	o.mark()
-	c := Credentials{DeviceID: dn, Port: p.int("port", 1883), TLS: mode == 2}
-	o.fill(&c)
+	// Topics: the product's default custom topics and the Alink property topics.
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, pk...)
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, dn...)
+	o.b = append(o.b, "/user/update"...)
+	o.mark()
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, pk...)
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, dn...)
+	o.b = append(o.b, "/user/get"...)
+	o.mark()
+	o.b = append(o.b, "/sys/"...)
+	o.b = append(o.b, pk...)
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, dn...)
+	o.b = append(o.b, "/thing/event/property/post"...)
+	o.mark()
+	o.b = append(o.b, "/sys/"...)
+	o.b = append(o.b, pk...)
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, dn...)
+	o.b = append(o.b, "/thing/event/property/post_reply"...)
+	o.mark()
+	o.b = append(o.b, "/sys/"...)
+	o.b = append(o.b, pk...)
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, dn...)
+	o.b = append(o.b, "/thing/service/property/set"...)
+	o.mark()
+	s := o.fill(&c)
+	c.Topics.Telemetry = o.cut(s, 4)
+	c.Topics.Commands = o.cut(s, 5)
+	c.Topics.PropertyReport = o.cut(s, 6)
+	c.Topics.PropertyReply = o.cut(s, 7)
+	c.Topics.PropertySet = o.cut(s, 8)
 
 	if in.trace.on() {
 		t := in.trace

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Azure IoT Hub (clouds.md, "azure").
+// Azure IoT Hub (docs/clouds.md, "azure").
 func init() {
 	register(&Cloud{
 		Name:         "azure",
@@ -38,7 +38,7 @@ func azure(in input) (Credentials, error) {
 	// One buffer holds the HMAC's pad, the string signed (sr + "\n" + se,
 	// sr the URL-encoded resource), the MAC and the output strings; for
 	// usual lengths it stays on the stack.
-	var arr [768]byte
+	var arr [1024]byte
 	buf := appendQueryEscape(arr[:macBlock], hub)
 	buf = append(buf, "%2Fdevices%2F"...)
 	buf = appendQueryEscape(buf, deviceID)
@@ -54,6 +54,8 @@ func azure(in input) (Credentials, error) {
 	var sig [44]byte
 	base64.StdEncoding.Encode(sig[:], digest)
 
+	exp := time.Unix(se, 0).UTC()
+	c := Credentials{DeviceID: deviceID, Port: p.int("port", 8883), TLS: true, ExpiresAt: &exp, ExpiryEnforced: true}
 	o := outBuf{b: digest[len(digest):]}
 	o.b = append(o.b, deviceID...)
 	if moduleID != "" {
@@ -84,9 +86,40 @@ func azure(in input) (Credentials, error) {
 	o.mark()
 	o.b = append(o.b, p.str("host", hub)...)
 	o.mark()
-	exp := time.Unix(se, 0).UTC()
-	c := Credentials{DeviceID: deviceID, Port: p.int("port", 8883), TLS: true, ExpiresAt: &exp, ExpiryEnforced: true}
-	o.fill(&c)
+	// Topics: device-to-cloud and cloud-to-device messages (a module's
+	// inputs), direct methods and the device twin.
+	if moduleID != "" {
+		o.b = append(o.b, "devices/"...)
+		o.b = append(o.b, deviceID...)
+		o.b = append(o.b, "/modules/"...)
+		o.b = append(o.b, moduleID...)
+		o.b = append(o.b, "/messages/events/"...)
+		o.mark()
+		o.b = append(o.b, "devices/"...)
+		o.b = append(o.b, deviceID...)
+		o.b = append(o.b, "/modules/"...)
+		o.b = append(o.b, moduleID...)
+		o.b = append(o.b, "/inputs/#"...)
+		o.mark()
+	} else {
+		o.b = append(o.b, "devices/"...)
+		o.b = append(o.b, deviceID...)
+		o.b = append(o.b, "/messages/events/"...)
+		o.mark()
+		o.b = append(o.b, "devices/"...)
+		o.b = append(o.b, deviceID...)
+		o.b = append(o.b, "/messages/devicebound/#"...)
+		o.mark()
+	}
+	s := o.fill(&c)
+	c.Topics.Telemetry = o.cut(s, 4)
+	c.Topics.Commands = o.cut(s, 5)
+	c.Topics.Methods = "$iothub/methods/POST/#"
+	c.Topics.MethodResponse = "$iothub/methods/res/{status}/?$rid={rid}"
+	c.Topics.TwinResponse = "$iothub/twin/res/#"
+	c.Topics.TwinGet = "$iothub/twin/GET/?$rid={rid}"
+	c.Topics.TwinReported = "$iothub/twin/PATCH/properties/reported/?$rid={rid}"
+	c.Topics.TwinDesired = "$iothub/twin/PATCH/properties/desired/#"
 
 	if in.trace.on() {
 		t := in.trace

@@ -1,11 +1,15 @@
 package signing
 
 import (
+	"crypto"
 	"crypto/hmac"
 	"crypto/md5"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"hash"
+	"strings"
 	"testing"
 	"time"
 )
@@ -104,5 +108,92 @@ func BenchmarkAzure(b *testing.B) {
 	benchRecipe(b, req)
 	b.Run("bareHMAC", func(b *testing.B) {
 		benchBareHMAC(b, sha256.New, key, []byte("myiothub.azure-devices.net%2Fdevices%2Fmy_device\n1700003600"))
+	})
+}
+
+func BenchmarkOneNET(b *testing.B) {
+	req := Request{Cloud: "onenet", Params: map[string]any{"productId": "123123", "deviceName": "lamp7"}, Secret: testB64, Now: benchNow}
+	key, _ := base64.StdEncoding.DecodeString(testB64)
+	benchRecipe(b, req)
+	b.Run("bareHMAC", func(b *testing.B) {
+		benchBareHMAC(b, sha256.New, key, []byte("1700003600\nsha256\nproducts/123123/devices/lamp7\n2018-10-31"))
+	})
+}
+
+func BenchmarkBaidu(b *testing.B) {
+	req := Request{Cloud: "baidu", Params: map[string]any{"iotCoreId": "abcd123", "deviceKey": "mydevice"}, Secret: "ImSeCrEt0I1M2jkl", Now: benchNow}
+	benchRecipe(b, req)
+	// Baidu's password is a plain hash: the baseline is that hash alone.
+	b.Run("bareHash", func(b *testing.B) {
+		msg := []byte("mydevice&1700000000&MD5ImSeCrEt0I1M2jkl")
+		b.ReportAllocs()
+		for b.Loop() {
+			s := md5.Sum(msg)
+			macSink = s[:]
+		}
+	})
+}
+
+func BenchmarkTuya(b *testing.B) {
+	req := Request{Cloud: "tuya", Params: map[string]any{"deviceId": "6c95875d0f5ba69607nzfl"}, Secret: "fb803786602df760", Now: benchNow}
+	benchRecipe(b, req)
+	b.Run("bareHMAC", func(b *testing.B) {
+		benchBareHMAC(b, sha256.New, []byte(req.Secret), []byte("deviceId=6c95875d0f5ba69607nzfl,timestamp=1700000000,secureMode=1,accessType=1"))
+	})
+}
+
+// benchBareJWS is the token family's baseline: the JWS signature alone
+// (crypto/ecdsa, crypto/rsa or crypto/ed25519) over a signing input of
+// the same length as the recipe's.
+func benchBareJWS(b *testing.B, key *TokenKey, input []byte) {
+	alg, _ := key.Alg()
+	b.ReportAllocs()
+	for b.Loop() {
+		sig, err := signJWS(key.Signer, alg, input, rand.Reader)
+		if err != nil {
+			b.Fatal(err)
+		}
+		macSink = sig
+	}
+}
+
+func BenchmarkJWT(b *testing.B) {
+	for _, alg := range []string{AlgES256, AlgRS256, AlgEdDSA} {
+		b.Run(alg, func(b *testing.B) {
+			key := testTokenKey(b, alg)
+			req := Request{Cloud: "jwt", DeviceID: "lamp-7", Params: map[string]any{"host": "emqx.example"}, TokenKey: key, Issuer: "https://credsign.example", Now: benchNow}
+			benchRecipe(b, req)
+			c, _ := Sign(req)
+			input := []byte(c.Password[:strings.LastIndexByte(c.Password, '.')])
+			b.Run("bareJWS", func(b *testing.B) { benchBareJWS(b, key, input) })
+		})
+	}
+}
+
+func BenchmarkAWS(b *testing.B) {
+	key := testTokenKey(b, AlgES256)
+	req := Request{Cloud: "aws", DeviceID: "lamp-7", Params: map[string]any{"endpoint": "abc-ats.iot.eu-west-1.amazonaws.com", "authorizerName": "credsign"},
+		Secret: testRSAPEM(b), TokenKey: key, Issuer: "https://credsign.example", Now: benchNow}
+	benchRecipe(b, req)
+	// The baseline: the two signatures any implementation pays, ES256 over
+	// the token's signing input and RSA-SHA256 over the token.
+	b.Run("bareSignatures", func(b *testing.B) {
+		c, _ := Sign(req)
+		_, q, _ := strings.Cut(c.Username, "&token=")
+		input := []byte(q[:strings.LastIndexByte(q, '.')])
+		_, in, _ := prepare(req, nil)
+		rk := in.rsaKey
+		b.ReportAllocs()
+		for b.Loop() {
+			sig, err := signJWS(key.Signer, AlgES256, input, rand.Reader)
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := sha256.Sum256([]byte(q))
+			macSink, err = rsa.SignPKCS1v15(nil, rk, crypto.SHA256, h[:])
+			if err != nil || len(sig) != 64 {
+				b.Fatal(err)
+			}
+		}
 	})
 }

@@ -15,6 +15,12 @@ func FuzzNormalizeParams(f *testing.F) {
 	f.Add("huawei", `{"deviceId":"d","checkTimestamp":"false","port":"1883"}`)
 	f.Add("azure", `{"hubHost":"h","deviceId":"d","port":1e9}`)
 	f.Add("tencent", `{"productId":"p","deviceName":"d","connId":"x;y"}`)
+	f.Add("onenet", `{"productId":"p","deviceName":"d","keyScope":"product","tls":"true"}`)
+	f.Add("baidu", `{"iotCoreId":"c","deviceKey":"d","signMethod":"SHA256"}`)
+	f.Add("tuya", `{"deviceId":"d","region":"eu"}`)
+	f.Add("jwt", `{"host":"h","claims":{"acl":[{"topic":"#"}]},"commandsTopic":"a/+/#"}`)
+	f.Add("jwt", `{"host":"h","claims":"{\"exp\":1}"}`)
+	f.Add("aws", `{"endpoint":"e","authorizerName":"a","tokenKeyName":"t","port":443}`)
 	f.Fuzz(func(t *testing.T, cloud, doc string) {
 		var raw map[string]any
 		if json.Unmarshal([]byte(doc), &raw) != nil {
@@ -43,6 +49,10 @@ func FuzzNormalizeParams(f *testing.F) {
 				if _, ok := v.(bool); !ok {
 					t.Fatalf("%s = %#v, want bool", name, v)
 				}
+			case TypeObject:
+				if _, ok := v.(map[string]any); !ok {
+					t.Fatalf("%s = %#v, want object", name, v)
+				}
 			}
 		}
 	})
@@ -51,9 +61,11 @@ func FuzzNormalizeParams(f *testing.F) {
 // FuzzRecipes: every recipe, on any params, secret, time and TTL, either
 // signs or refuses with an error that does not contain the secret; never a panic.
 func FuzzRecipes(f *testing.F) {
-	for _, c := range []string{"aliyun", "tencent", "huawei", "azure"} {
+	for _, c := range []string{"aliyun", "tencent", "huawei", "azure", "onenet", "baidu", "tuya", "jwt"} {
 		f.Add(c, "id-1", "host.example", int64(1700000000123), int64(3600), testB64, "p2")
 	}
+	f.Add("aws", "id-1", "e.example", int64(1700000000123), int64(3600), testRSAPEM(f), "p2")
+	key := testTokenKey(f, AlgEdDSA)
 	f.Add("aliyun", "a|b", "", int64(-1), int64(0), "Zm9v", "")
 	f.Fuzz(func(t *testing.T, cloud, id, host string, nowMs, ttlSec int64, secret, extra string) {
 		// Also compare Huawei's allocation-free timestamp with time.Format.
@@ -64,6 +76,7 @@ func FuzzRecipes(f *testing.F) {
 		}
 		params := map[string]any{
 			"productKey": id, "deviceName": id, "productId": id, "deviceId": id, "hubHost": host,
+			"iotCoreId": id, "deviceKey": id, "host": host, "endpoint": host, "authorizerName": id,
 		}
 		if extra != "" {
 			params["moduleId"] = extra
@@ -78,7 +91,8 @@ func FuzzRecipes(f *testing.F) {
 				delete(params, k)
 			}
 		}
-		req := Request{Cloud: cloud, Params: params, Secret: secret, Now: time.UnixMilli(nowMs), TTL: time.Duration(ttlSec) * time.Second}
+		req := Request{Cloud: cloud, Params: params, Secret: secret, Now: time.UnixMilli(nowMs), TTL: time.Duration(ttlSec) * time.Second,
+			TokenKey: key, Issuer: "https://credsign.example"}
 		cred, err := Sign(req)
 		if err != nil {
 			if len(secret) >= 4 && strings.Contains(err.Error(), secret) {
@@ -86,7 +100,8 @@ func FuzzRecipes(f *testing.F) {
 			}
 			return
 		}
-		if cred.ClientID == "" || cred.Username == "" || cred.Password == "" || cred.Host == "" || cred.Port == 0 {
+		if cred.ClientID == "" || cred.Username == "" || (cred.Password == "" && cloud != "aws") || cred.Host == "" || cred.Port == 0 ||
+			cred.Topics.Telemetry == "" || cred.Topics.Commands == "" {
 			t.Fatalf("incomplete credentials %+v", cred)
 		}
 		if cred.ExpiresAt != nil && cred.RefreshAfter.After(*cred.ExpiresAt) {

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Huawei Cloud IoTDA (clouds.md, "huawei").
+// Huawei Cloud IoTDA (docs/clouds.md, "huawei").
 func init() {
 	register(&Cloud{
 		Name:         "huawei",
@@ -30,7 +30,7 @@ func init() {
 	})
 }
 
-// huaweiLegacyHost is the legacy shared endpoint of clouds.md.
+// huaweiLegacyHost is the legacy shared endpoint of docs/clouds.md.
 const huaweiLegacyHost = "iot-mqtts.cn-north-4.myhuaweicloud.com"
 
 func huawei(in input) (Credentials, error) {
@@ -52,11 +52,12 @@ func huawei(in input) (Credentials, error) {
 	// One buffer holds the HMAC's pad, the message (the secret), the MAC and
 	// the output strings; for usual lengths it stays on the stack. The
 	// timestamp is the key and the secret is the message.
-	var arr [512]byte
+	var arr [1024]byte
 	buf := append(arr[:macBlock], in.key...)
 	digest := hmacPadded(macSHA256, ts, buf, buf[len(buf):])
 	clear(buf[macBlock:]) // the output is cut from what follows; leave no copy of the secret behind
 
+	c := Credentials{DeviceID: deviceID, Port: p.int("port", port), TLS: tls}
 	o := outBuf{b: digest[len(digest):]}
 	o.b = append(o.b, deviceID...)
 	o.b = append(o.b, "_0_"...)
@@ -69,8 +70,33 @@ func huawei(in input) (Credentials, error) {
 	o.mark()
 	o.b = append(o.b, p.str("host", huaweiLegacyHost)...)
 	o.mark()
-	c := Credentials{DeviceID: deviceID, Port: p.int("port", port), TLS: tls}
-	o.fill(&c)
+	// Topics: IoTDA's system topics.
+	o.b = append(o.b, "$oc/devices/"...)
+	o.b = append(o.b, deviceID...)
+	o.b = append(o.b, "/sys/messages/up"...)
+	o.mark()
+	o.b = append(o.b, "$oc/devices/"...)
+	o.b = append(o.b, deviceID...)
+	o.b = append(o.b, "/sys/commands/#"...)
+	o.mark()
+	o.b = append(o.b, "$oc/devices/"...)
+	o.b = append(o.b, deviceID...)
+	o.b = append(o.b, "/sys/commands/response/request_id={request_id}"...)
+	o.mark()
+	o.b = append(o.b, "$oc/devices/"...)
+	o.b = append(o.b, deviceID...)
+	o.b = append(o.b, "/sys/properties/report"...)
+	o.mark()
+	o.b = append(o.b, "$oc/devices/"...)
+	o.b = append(o.b, deviceID...)
+	o.b = append(o.b, "/sys/properties/set/#"...)
+	o.mark()
+	s := o.fill(&c)
+	c.Topics.Telemetry = o.cut(s, 4)
+	c.Topics.Commands = o.cut(s, 5)
+	c.Topics.CommandResponse = o.cut(s, 6)
+	c.Topics.PropertyReport = o.cut(s, 7)
+	c.Topics.PropertySet = o.cut(s, 8)
 	if check {
 		end := in.now.Truncate(time.Hour).Add(time.Hour)
 		c.ExpiresAt = &end

@@ -19,7 +19,7 @@ func hmacSHA256(key, msg []byte) []byte {
 
 // TestClassicMistakes shows, for each cloud, that the classic hand-written
 // mistake gives a different answer from credsign's, while the recipe of
-// clouds.md gives the same one: a mis-implemented recipe would fail here.
+// docs/clouds.md gives the same one: a mis-implemented recipe would fail here.
 func TestClassicMistakes(t *testing.T) {
 	aliyunNow := time.UnixMilli(1539421321846)
 	aliyun := mustSign(t, Request{Cloud: "aliyun", Params: map[string]any{"productKey": "a14Xib5kdYd", "deviceName": "light1983432", "clientId": "SN1928339", "signMethod": "hmacsha1"},
@@ -48,7 +48,7 @@ func TestClassicMistakes(t *testing.T) {
 	tests := []struct {
 		name  string
 		got   string
-		right string // the recipe of clouds.md, computed here
+		right string // the recipe of docs/clouds.md, computed here
 		wrong string // the classic mistake
 	}{
 		{"aliyun: timestamp in seconds", aliyun.Password,

@@ -20,6 +20,8 @@ const (
 	TypeString  = "string"
 	TypeInteger = "integer"
 	TypeBoolean = "boolean"
+	// TypeObject is a JSON object (its text form on the command line).
+	TypeObject = "object"
 )
 
 // Secret formats, as they appear in Cloud.SecretFormat.
@@ -28,6 +30,12 @@ const (
 	SecretText = "text"
 	// SecretBase64 means the secret is standard base64 and its decoded bytes are the key.
 	SecretBase64 = "base64"
+	// SecretPEM means the secret is a PEM-encoded RSA private key of at
+	// least 2048 bits (PKCS #1 or PKCS #8).
+	SecretPEM = "pem"
+	// SecretNone means the cloud uses no per-device secret: the token is
+	// signed with the server's TokenKey. A secret, if given, is not used.
+	SecretNone = "none"
 )
 
 // maxTTL is the longest lifetime any cloud here is asked to honour.
@@ -39,7 +47,7 @@ type Cloud struct {
 	Name string `json:"name"`
 	// Title is a human name ("Alibaba Cloud IoT Platform").
 	Title string `json:"title"`
-	// SecretFormat is SecretText or SecretBase64.
+	// SecretFormat is SecretText, SecretBase64, SecretPEM or SecretNone.
 	SecretFormat string `json:"secretFormat"`
 	// Params lists every param the cloud accepts.
 	Params []ParamSpec `json:"params"`
@@ -52,6 +60,10 @@ type Cloud struct {
 	MaxTTL time.Duration `json:"-"`
 	// MaxTTLNote says how params change MaxTTL; empty when they do not.
 	MaxTTLNote string `json:"-"`
+
+	// Tokens tells whether the cloud's password is a JWT that credsign
+	// signs with the Request's TokenKey (the token family: jwt, aws).
+	Tokens bool `json:"tokens"`
 
 	recipe func(input) (Credentials, error)
 	// maxTTL, when set, narrows MaxTTL for the given params and says why.
@@ -225,6 +237,8 @@ func (c *Cloud) typed(p params) map[string]any {
 			out[s.Name] = p.int(s.Name, 0)
 		case TypeBoolean:
 			out[s.Name] = p.bool(s.Name, false)
+		case TypeObject:
+			out[s.Name], _ = toObject(p.get(s.Name))
 		}
 	}
 	return out
@@ -271,6 +285,15 @@ func (s *ParamSpec) validate(v any) error {
 			}
 			if i == len(s.Allowed)-1 {
 				return invalid(s.field(), "must be one of %s, not %d", allowedList(s.Allowed), n)
+			}
+		}
+	case TypeObject:
+		if _, err := toObject(v); err != nil {
+			return invalid(s.field(), "%s", err.Error())
+		}
+		if s.check != nil {
+			if err := s.checkObj(v); err != nil {
+				return err
 			}
 		}
 	case TypeBoolean:
@@ -376,17 +399,27 @@ func clip(s string) string {
 }
 
 func (c *Cloud) checkSecret(secret string) error {
-	_, err := c.secretKey(secret)
+	key, err := c.secretKey(secret)
+	if err == nil && c.SecretFormat == SecretPEM {
+		_, err = parseRSASecret(key)
+	}
 	return err
 }
 
 // secretKey checks the secret and returns the key bytes it stands for.
 func (c *Cloud) secretKey(secret string) ([]byte, error) {
+	if c.SecretFormat == SecretNone {
+		return nil, nil
+	}
 	if secret == "" {
 		return nil, invalid("secret", "is required")
 	}
 	if !utf8.ValidString(secret) {
 		return nil, invalid("secret", "must be valid UTF-8 text")
+	}
+	if c.SecretFormat == SecretPEM {
+		// A PEM block has line breaks; parseRSASecret checks the rest.
+		return []byte(secret), nil
 	}
 	if containsFunc(secret, unicode.IsControl) {
 		return nil, invalid("secret", "must not contain control characters (a stray newline or NUL?)")
@@ -451,6 +484,11 @@ func (p *params) int(name string, def int) int {
 	return def
 }
 
+func (p *params) obj(name string) map[string]any {
+	m, _ := toObject(p.get(name))
+	return m
+}
+
 func (p *params) bool(name string, def bool) bool {
 	if v, ok := toBool(p.get(name)); ok {
 		return v
@@ -504,4 +542,48 @@ func containsFunc(s string, bad func(rune) bool) bool {
 		}
 	}
 	return false
+}
+
+// maxObject bounds the JSON text of an object param.
+const maxObject = 4096
+
+// toObject returns a JSON object param: a decoded object as the API gives
+// it, or its JSON text as the command line gives it.
+func toObject(v any) (map[string]any, error) {
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case map[string]any:
+		b, err := json.Marshal(x)
+		if err != nil {
+			return nil, fmt.Errorf("must be a JSON object: %v", err)
+		}
+		if len(b) > maxObject {
+			return nil, fmt.Errorf("must be at most %d bytes of JSON, not %d", maxObject, len(b))
+		}
+		return x, nil
+	case string:
+		if len(x) > maxObject {
+			return nil, fmt.Errorf("must be at most %d bytes of JSON, not %d", maxObject, len(x))
+		}
+		var m map[string]any
+		dec := json.NewDecoder(strings.NewReader(x))
+		dec.UseNumber()
+		if err := dec.Decode(&m); err != nil || m == nil || dec.More() {
+			return nil, fmt.Errorf("must be a JSON object such as {\"acl\":[]}")
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("must be a JSON object, not %s", typeName(v))
+}
+
+// checkObj runs the spec's check on each key of an object param.
+func (s *ParamSpec) checkObj(v any) error {
+	m, _ := toObject(v)
+	for k := range m {
+		if err := s.check(k); err != nil {
+			return invalid(s.field(), "%s", err.Error())
+		}
+	}
+	return nil
 }

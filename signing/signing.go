@@ -1,15 +1,21 @@
 // Package signing turns a device's identity and secret into the MQTT
 // ClientId/Username/Password triple that an IoT cloud accepts, plus the broker
-// address and an honest expiry. It holds one recipe per cloud (aliyun, tencent,
-// huawei, azure), each a pure function of its inputs: the issue time is passed
-// in, never read from the clock. It imports only the standard library.
+// address, the cloud's standard topics for the device and an honest expiry.
+// It holds one recipe per cloud (docs/clouds.md): the HMAC and hash family
+// (aliyun, tencent, huawei, azure, onenet, baidu, tuya) and the token family
+// (jwt, aws), which signs JWTs with a key pair the caller supplies
+// (TokenKey). Each recipe is a pure function of its inputs: the issue time
+// and any randomness are passed in, never read from the clock. It imports
+// only the standard library.
 package signing
 
 import (
 	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 )
 
@@ -18,7 +24,7 @@ const DefaultTTL = time.Hour
 
 // Request is everything a recipe needs to derive credentials.
 type Request struct {
-	// Cloud names the recipe: "aliyun", "tencent", "huawei" or "azure".
+	// Cloud names the recipe (see Clouds).
 	Cloud string
 	// DeviceID is copied to Credentials.DeviceID; when empty the cloud's own
 	// device name is used.
@@ -26,14 +32,21 @@ type Request struct {
 	// Params are the cloud's params (see Clouds). Values may be typed
 	// (string, bool, int, float64 from JSON) or their text forms ("8883", "true").
 	Params map[string]any
-	// Secret is the device secret (or key, or PSK) as the console shows it.
+	// Secret is the device secret (or key, or PSK) as the console shows it;
+	// for aws the authorizer's token-signing private key (PEM); unused by jwt.
 	Secret string
+	// TokenKey signs the tokens of the token family (jwt, aws): the
+	// deployment's key pair, kept in the store. Other clouds ignore it.
+	TokenKey *TokenKey
+	// Issuer is the iss claim of those tokens: the server's public URL.
+	Issuer string
 	// Now is the issue time. It must be set.
 	Now time.Time
 	// TTL is the requested lifetime; zero means DefaultTTL. It must be at
 	// least one second and at most the cloud's limit.
 	TTL time.Duration
-	// Rand supplies randomness (Tencent's connId); nil means crypto/rand.
+	// Rand supplies randomness (Tencent's connId, a JWT's jti); nil means
+	// crypto/rand.
 	Rand io.Reader
 }
 
@@ -48,6 +61,11 @@ type Credentials struct {
 	Host     string `json:"host"`
 	Port     int    `json:"port"`
 	TLS      bool   `json:"tls"`
+	// ALPN is the TLS application protocol the broker requires ("mqtt" for
+	// AWS IoT on port 443); empty when none is needed.
+	ALPN string `json:"alpn,omitempty"`
+	// Topics are the cloud's standard topics for this device.
+	Topics Topics `json:"topics"`
 	// IssuedAt is the issue time the triple was derived from.
 	IssuedAt time.Time `json:"issuedAt"`
 	// ExpiresAt is when the cloud stops accepting the triple; nil when
@@ -63,7 +81,8 @@ type Credentials struct {
 // InvalidError reports bad input: which field is wrong and why. Its text
 // never contains the secret.
 type InvalidError struct {
-	// Field is "cloud", "params.NAME", "secret", "ttl" or "now".
+	// Field is "cloud", "params.NAME", "secret", "ttl", "now", "tokenKey" or
+	// "issuer".
 	Field string
 	// Reason says what is wrong, for a human.
 	Reason string
@@ -134,6 +153,21 @@ func prepare(req Request, tr *trace) (*Cloud, input, error) {
 	if err != nil {
 		return nil, input{}, err
 	}
+	var rsaKey *rsa.PrivateKey
+	if cl.SecretFormat == SecretPEM {
+		if rsaKey, err = parseRSASecret(key); err != nil {
+			return nil, input{}, err
+		}
+	}
+	var alg string
+	if cl.Tokens {
+		if alg, err = checkTokenKey(req.TokenKey); err != nil {
+			return nil, input{}, err
+		}
+		if req.Issuer == "" {
+			return nil, input{}, invalid("issuer", "%s tokens need an issuer (the server's public URL)", cl.Name)
+		}
+	}
 	if req.Now.IsZero() {
 		return nil, input{}, invalid("now", "the issue time is required")
 	}
@@ -152,18 +186,25 @@ func prepare(req Request, tr *trace) (*Cloud, input, error) {
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	return cl, input{params: p, secret: req.Secret, key: key, now: now, ttl: ttl, rand: rnd, trace: tr}, nil
+	return cl, input{params: p, secret: req.Secret, key: key, rsaKey: rsaKey, now: now, ttl: ttl, rand: rnd, trace: tr,
+		deviceID: req.DeviceID, tokenKey: req.TokenKey, alg: alg, issuer: req.Issuer}, nil
 }
 
 // input is what a recipe receives once the request has been validated.
 type input struct {
 	params params
 	secret string
-	key    []byte    // the HMAC key: the secret's bytes, base64-decoded where the cloud says so
-	now    time.Time // UTC
+	key    []byte          // the HMAC key: the secret's bytes, base64-decoded where the cloud says so
+	rsaKey *rsa.PrivateKey // the secret parsed, for clouds whose secret is a PEM key
+	now    time.Time       // UTC
 	ttl    time.Duration
 	rand   io.Reader
 	trace  *trace
+
+	deviceID string    // Request.DeviceID
+	tokenKey *TokenKey // token family only
+	alg      string    // tokenKey's JWS algorithm
+	issuer   string
 }
 
 // expiry returns now+ttl truncated to whole Unix seconds, as the clouds that
@@ -172,14 +213,20 @@ func (in input) expiry() int64 {
 	return in.now.Add(in.ttl).Unix()
 }
 
-// outBuf assembles a credential's ClientID, Username, Password and Host in
-// one allocation: each part is appended and marked, then all four are cut
-// from a single string. Signing is on the hot path of every issue.
+// outBuf assembles a credential's strings (ClientID, Username, Password,
+// Host and topics) in one allocation: each part is appended and marked, then
+// all are cut from a single string. Signing is on the hot path of every
+// issue, so the parts are addressed by index, not by pointer, and recipes
+// append to o.b themselves: escape analysis is field-insensitive, and an
+// append through a pointer to o would move the stack buffer to the heap.
 type outBuf struct {
 	b    []byte
-	ends [4]int
+	ends [maxParts]int
 	n    int
 }
+
+// maxParts bounds the strings one outBuf assembles.
+const maxParts = 16
 
 // mark ends the current part.
 func (o *outBuf) mark() {
@@ -187,11 +234,22 @@ func (o *outBuf) mark() {
 	o.n++
 }
 
-// fill sets c's four strings from the marked parts.
-func (o *outBuf) fill(c *Credentials) {
+// fill makes the one string, sets c's first four fields from parts 0-3
+// and returns the string, for cut. (The string is not kept in o: escape
+// analysis would then let the buffer escape with it.)
+func (o *outBuf) fill(c *Credentials) string {
 	s := string(o.b)
-	e := o.ends
-	c.ClientID, c.Username, c.Password, c.Host = s[:e[0]], s[e[0]:e[1]], s[e[1]:e[2]], s[e[2]:e[3]]
+	c.ClientID, c.Username, c.Password, c.Host = o.cut(s, 0), o.cut(s, 1), o.cut(s, 2), o.cut(s, 3)
+	return s
+}
+
+// cut returns the i-th marked part of s, the string fill returned.
+func (o *outBuf) cut(s string, i int) string {
+	start := 0
+	if i > 0 {
+		start = o.ends[i-1]
+	}
+	return s[start:o.ends[i]]
 }
 
 // appendQueryEscape appends url.QueryEscape(s) to dst without allocating.
@@ -209,4 +267,38 @@ func appendQueryEscape[T string | []byte](dst []byte, s T) []byte {
 		}
 	}
 	return dst
+}
+
+// Validate reports whether req would sign, without a token key: for the
+// token family (jwt, aws) a missing TokenKey or Issuer is filled with a
+// throwaway key, so that a device can be checked when it is registered,
+// before the server's key pair is at hand. Its error is an *InvalidError
+// for bad input and never contains the secret.
+func Validate(req Request) error {
+	if cl, ok := registry[req.Cloud]; ok && cl.Tokens {
+		if req.TokenKey == nil {
+			k, err := validationKey()
+			if err != nil {
+				return err
+			}
+			req.TokenKey = k
+		}
+		if req.Issuer == "" {
+			req.Issuer = "urn:credsign:validate"
+		}
+	}
+	_, err := Sign(req)
+	return err
+}
+
+var (
+	valKeyOnce sync.Once
+	valKey     *TokenKey
+	valKeyErr  error
+)
+
+// validationKey is the throwaway key Validate signs with (Ed25519: cheap).
+func validationKey() (*TokenKey, error) {
+	valKeyOnce.Do(func() { valKey, valKeyErr = GenerateTokenKey(AlgEdDSA) })
+	return valKey, valKeyErr
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Tencent Cloud IoT Hub and IoT Explorer (clouds.md, "tencent").
+// Tencent Cloud IoT Hub and IoT Explorer (docs/clouds.md, "tencent").
 func init() {
 	register(&Cloud{
 		Name:         "tencent",
@@ -94,7 +94,7 @@ func tencent(in input) (Credentials, error) {
 
 	// One buffer holds the HMAC's pad, the username (the message signed), the
 	// MAC and the output strings; for usual lengths it stays on the stack.
-	var arr [512]byte
+	var arr [1024]byte
 	buf := append(arr[:macBlock], productID...)
 	buf = append(buf, dn...)
 	buf = append(buf, ';')
@@ -106,6 +106,8 @@ func tencent(in input) (Credentials, error) {
 	username := buf[macBlock:]
 	digest := hmacPadded(alg, in.key, buf, buf[len(buf):])
 
+	exp := time.Unix(expiry, 0).UTC()
+	c := Credentials{DeviceID: dn, Port: p.int("port", 1883), ExpiresAt: &exp, ExpiryEnforced: true}
 	o := outBuf{b: digest[len(digest):]}
 	o.b = append(o.b, productID...)
 	o.b = append(o.b, dn...)
@@ -123,9 +125,32 @@ func tencent(in input) (Credentials, error) {
 		o.b = append(o.b, ".iotcloud.tencentdevices.com"...)
 	}
 	o.mark()
-	exp := time.Unix(expiry, 0).UTC()
-	c := Credentials{DeviceID: dn, Port: p.int("port", 1883), ExpiresAt: &exp, ExpiryEnforced: true}
-	o.fill(&c)
+	// Topics: the product's default topic categories and the device shadow.
+	o.b = append(o.b, productID...)
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, dn...)
+	o.b = append(o.b, "/event"...)
+	o.mark()
+	o.b = append(o.b, productID...)
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, dn...)
+	o.b = append(o.b, "/control"...)
+	o.mark()
+	o.b = append(o.b, "$shadow/operation/"...)
+	o.b = append(o.b, productID...)
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, dn...)
+	o.mark()
+	o.b = append(o.b, "$shadow/operation/result/"...)
+	o.b = append(o.b, productID...)
+	o.b = append(o.b, "/"...)
+	o.b = append(o.b, dn...)
+	o.mark()
+	s := o.fill(&c)
+	c.Topics.Telemetry = o.cut(s, 4)
+	c.Topics.Commands = o.cut(s, 5)
+	c.Topics.ShadowUpdate = o.cut(s, 6)
+	c.Topics.ShadowDelta = o.cut(s, 7)
 
 	if in.trace.on() {
 		t := in.trace

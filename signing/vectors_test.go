@@ -32,7 +32,7 @@ func TestAliyunVendorVectors(t *testing.T) {
 	}{
 		{
 			name:   "pk/device",
-			source: "Alibaba Cloud IoT Platform docs, MQTT-TCP connection example (shared/clouds.md, first aliyun vector)",
+			source: "Alibaba Cloud IoT Platform docs, MQTT-TCP connection example (docs/clouds.md, first aliyun vector)",
 			pk:     "pk", dn: "device", clientID: "12345", secret: "secret", method: "hmacsha1", mode: 3, ms: 789,
 			wantClientID: "12345|securemode=3,signmethod=hmacsha1,timestamp=789|",
 			wantUser:     "device&pk",
@@ -40,7 +40,7 @@ func TestAliyunVendorVectors(t *testing.T) {
 		},
 		{
 			name:   "light1983432",
-			source: "Alibaba Cloud IoT Platform docs, signature example for light1983432 (shared/clouds.md, second aliyun vector)",
+			source: "Alibaba Cloud IoT Platform docs, signature example for light1983432 (docs/clouds.md, second aliyun vector)",
 			pk:     "a14Xib5kdYd", dn: "light1983432", clientID: "SN1928339", secret: "oLyaKqVxtRvjH284LdhqVgVUx1UPy6zq", method: "hmacsha1", mode: 2, ms: 1539421321846,
 			wantClientID: "SN1928339|securemode=2,signmethod=hmacsha1,timestamp=1539421321846|",
 			wantUser:     "light1983432&a14Xib5kdYd",
@@ -73,7 +73,7 @@ func TestAliyunVendorVectors(t *testing.T) {
 
 // TestHuaweiVendorVector checks the published Huawei IoTDA vector, from any time zone.
 func TestHuaweiVendorVector(t *testing.T) {
-	// Source: Huawei Cloud IoTDA docs, MQTT CONNECT authentication (shared/clouds.md huawei vector):
+	// Source: Huawei Cloud IoTDA docs, MQTT CONNECT authentication (docs/clouds.md huawei vector):
 	// secret 12345678, ts 2025041401 -> c75150e6...
 	const want = "c75150e6cb841417396819e4d2ee4358a416344a03a083e3a8567074ddec820a"
 	shanghai := time.FixedZone("UTC+8", 8*3600)
@@ -104,14 +104,14 @@ func TestHuaweiVendorVector(t *testing.T) {
 // TestAzureVendorVectors checks the HMAC primitive against the Azure SDK's
 // published vector and the SAS layout against the Azure IoT Hub docs' example.
 func TestAzureVendorVectors(t *testing.T) {
-	// Source: Azure SDK SAS tests (shared/clouds.md first azure vector).
+	// Source: Azure SDK SAS tests (docs/clouds.md first azure vector).
 	const key = "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg="
 	kb, _ := base64.StdEncoding.DecodeString(key)
 	if got := azureSig(kb, []byte("sign this message")); got != "8NJRMT83CcplGrAGaUVIUM/md5914KpWVNngSVoF9/M=" {
 		t.Fatalf("azureSig = %s", got)
 	}
 	// Source: Azure IoT Hub docs, "Control access to IoT Hub" SAS example
-	// (shared/clouds.md second azure vector): hub myiothub.azure-devices.net,
+	// (docs/clouds.md second azure vector): hub myiothub.azure-devices.net,
 	// device my_device, se 1578941692.
 	const toSign = "myiothub.azure-devices.net%2Fdevices%2Fmy_device\n1578941692"
 	mac := hmac.New(sha256.New, kb)

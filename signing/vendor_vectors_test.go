@@ -6,7 +6,7 @@ import (
 )
 
 // TestPublishedVendorVectors runs vectors published by the vendors (SDK tests
-// and documentation) that are not in shared/clouds.md: Azure policy keys (skn)
+// and documentation) that are not in docs/clouds.md: Azure policy keys (skn)
 // and module identities, and Huawei ClientIds issued from non-UTC clocks.
 // Every expected value below is copied from the source named beside its row;
 // an empty expectation means the source does not publish that field.

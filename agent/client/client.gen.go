@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/credsign/credsign/signing"
 	"github.com/oapi-codegen/runtime"
 )
 
@@ -24,7 +25,9 @@ type CloudName = string
 
 // Credentials An MQTT CONNECT triple and where to connect.
 type Credentials struct {
-	ClientId string `json:"clientId"`
+	// Alpn The TLS application protocol the broker requires (`mqtt` for AWS IoT on port 443); absent when none is needed.
+	Alpn     *string `json:"alpn,omitempty"`
+	ClientId string  `json:"clientId"`
 
 	// Cloud A cloud name from `GET /v1/clouds`.
 	//
@@ -45,7 +48,14 @@ type Credentials struct {
 	// RefreshAfter When an agent should fetch a new triple.
 	RefreshAfter time.Time `json:"refreshAfter"`
 	Tls          bool      `json:"tls"`
-	Username     string    `json:"username"`
+
+	// Topics The cloud's standard MQTT topics for this device, so that firmware can publish
+	// telemetry and receive commands without knowing the cloud. `telemetry` and
+	// `commands` are always present; the others where the cloud has them.
+	// Placeholders in braces (`{rid}`, `{request_id}`) are filled by the device.
+	// `docs/clouds.md` gives each cloud's topics and their sources.
+	Topics   Topics `json:"topics"`
+	Username string `json:"username"`
 }
 
 // CredentialsRequest defines model for CredentialsRequest.
@@ -83,6 +93,13 @@ type Problem struct {
 
 // TokenId Example: 3f9a0c7d2b1e4a6f8c5d
 type TokenId = string
+
+// Topics The cloud's standard MQTT topics for this device, so that firmware can publish
+// telemetry and receive commands without knowing the cloud. `telemetry` and
+// `commands` are always present; the others where the cloud has them.
+// Placeholders in braces (`{rid}`, `{request_id}`) are filled by the device.
+// `docs/clouds.md` gives each cloud's topics and their sources.
+type Topics = signing.Topics
 
 // DeviceIdPath Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 //

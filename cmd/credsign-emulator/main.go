@@ -53,6 +53,7 @@ func (n *names) String() string     { return strings.Join(*n, ",") }
 func (n *names) Set(s string) error { *n = append(*n, s); return nil }
 
 const synopsis = `usage: credsign-emulator --cloud CLOUD --param NAME=VALUE... [--secret-env VAR | --secret S]
+                         [--jwks URL [--issuer ISS] [--audience AUD]]
                          [--addr HOST:PORT] [--tls [--ca-out FILE] [--cert-host NAME]...]
        credsign-emulator --version
 
@@ -88,7 +89,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	fs := flag.NewFlagSet("credsign-emulator", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors become one line; -h prints help below
 	fs.Usage = func() {}
-	cloud := fs.String("cloud", "", "`CLOUD`: aliyun, tencent, huawei or azure (required)")
+	cloud := fs.String("cloud", "", "`CLOUD`: "+strings.Join(clouds, ", ")+" (required)")
+	jwks := fs.String("jwks", "", "jwt and aws (required): the issuer's JWKS, a `URL` (credsign's /.well-known/jwks.json) or a file")
+	issuer := fs.String("issuer", "", "jwt and aws: the iss claim tokens must carry (default: any)")
+	audience := fs.String("audience", "", "jwt: an aud claim tokens must carry (default: none required)")
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	useTLS := fs.Bool("tls", false, "listen with TLS (certificate from a CA generated at start)")
 	caOut := fs.String("ca-out", "", "with --tls, write the CA certificate (PEM) to `FILE` for --broker-ca-file")
@@ -119,17 +123,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return usageError{fmt.Errorf("--cloud %q: want one of %s", *cloud, strings.Join(clouds, ", "))}
 	case *caOut != "" && !*useTLS:
 		return usageError{errors.New("--ca-out needs --tls")}
+	case (*cloud == cloudemu.JWT || *cloud == cloudemu.AWS) && *jwks == "":
+		return usageError{fmt.Errorf("--cloud %s needs the issuer's JWKS: --jwks URL or FILE", *cloud)}
 	}
 	if *secret == "" {
 		*secret = getenv(*secretEnv)
 	}
-	if *secret == "" {
+	if *secret == "" && *cloud != cloudemu.JWT {
 		return usageError{fmt.Errorf("no device secret: --secret or $%s", *secretEnv)}
 	}
 	// Quiet until serving: a failure to start is one line, not log records.
 	var level slog.LevelVar
 	level.Set(slog.LevelError + 1)
-	e, err := cloudemu.Start(cloudemu.Options{Cloud: *cloud, Addr: *addr, TLS: *useTLS, Hosts: hosts, Logger: cli.Logger(stderr, &level)})
+	e, err := cloudemu.Start(cloudemu.Options{Cloud: *cloud, Addr: *addr, TLS: *useTLS, Hosts: hosts, Logger: cli.Logger(stderr, &level),
+		JWKSURL: *jwks, Issuer: *issuer, Audience: *audience})
 	if err != nil {
 		return err
 	}
@@ -149,4 +156,4 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	return nil
 }
 
-var clouds = []string{cloudemu.Aliyun, cloudemu.Tencent, cloudemu.Huawei, cloudemu.Azure}
+var clouds = []string{cloudemu.Aliyun, cloudemu.Tencent, cloudemu.Huawei, cloudemu.Azure, cloudemu.OneNET, cloudemu.Baidu, cloudemu.Tuya, cloudemu.JWT, cloudemu.AWS}

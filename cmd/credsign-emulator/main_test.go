@@ -22,13 +22,14 @@ func TestRunErrors(t *testing.T) {
 		want string
 	}{
 		{"no secret", []string{"--cloud", "huawei", "--param", "deviceId=d"}, nil, "no device secret"},
-		{"unknown cloud", []string{"--cloud", "aws"}, map[string]string{"CREDSIGN_EMULATOR_SECRET": "s"}, `--cloud "aws": want one of aliyun, tencent, huawei, azure`},
+		{"unknown cloud", []string{"--cloud", "gcp"}, map[string]string{"CREDSIGN_EMULATOR_SECRET": "s"}, `--cloud "gcp": want one of aliyun, tencent, huawei, azure, onenet, baidu, tuya, jwt, aws`},
 		{"no cloud", []string{"--param", "deviceId=d"}, map[string]string{"CREDSIGN_EMULATOR_SECRET": "s"}, `--cloud "": want one of`},
 		{"unknown flag", []string{"--cloud", "huawei", "--port", "1"}, nil, "flag provided but not defined: -port"},
 		{"stray argument", []string{"--cloud", "huawei", "x"}, nil, `unexpected arguments ["x"]`},
 		{"missing param", []string{"--cloud", "aliyun", "--param", "productKey=pk"}, map[string]string{"CREDSIGN_EMULATOR_SECRET": "s"}, `needs param "deviceName"`},
 		{"ca-out without tls", []string{"--cloud", "huawei", "--param", "deviceId=d", "--ca-out", "x.pem"}, map[string]string{"CREDSIGN_EMULATOR_SECRET": "s"}, "--ca-out needs --tls"},
 		{"bad param", []string{"--cloud", "huawei", "--param", "deviceId"}, nil, "want name=value"},
+		{"jwt without jwks", []string{"--cloud", "jwt", "--param", "deviceId=d"}, nil, "needs the issuer's JWKS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

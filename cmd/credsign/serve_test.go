@@ -15,12 +15,14 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"math"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -146,6 +148,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--addr", "127.0.0.1:0"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": "short"}, "at least 16"},
 		{[]string{"extra"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "unexpected arguments"},
 		{[]string{"--provisioner-rate-burst", "0"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--provisioner-rate-burst must be at least 1"},
+		{[]string{"--max-device-ttl", "0s"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--max-device-ttl must be at least 1s"},
 	}
 	for _, c := range cases {
 		var errb testutil.SyncBuffer
@@ -168,6 +171,25 @@ func TestServeFlagErrors(t *testing.T) {
 
 // TestServeDevGeneratesAdminToken checks that --dev prints a generated
 // admin token once, on stdout, so that the logs (stderr) never hold it.
+// TestServePortInUse: a startup failure is one plain line, not a log record.
+func TestServePortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var errb testutil.SyncBuffer
+	args := []string{"--addr", ln.Addr().String(), "--data-dir", t.TempDir()}
+	code := serve(context.Background(), args, func(k string) string { return map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}[k] }, io.Discard, &errb)
+	out := errb.String()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	last := lines[len(lines)-1]
+	if code != exitError || !strings.HasPrefix(last, "credsign serve: cannot listen on "+ln.Addr().String()) ||
+		!strings.Contains(last, "address already in use") || strings.HasPrefix(last, "{") {
+		t.Errorf("exit %d, stderr %q; want exit 1 and one plain line saying the address is in use", code, out)
+	}
+}
+
 func TestServeDevGeneratesAdminToken(t *testing.T) {
 	r := startServe(t, nil, "--dev")
 	out := r.stdout.String()
@@ -454,6 +476,10 @@ func TestServeTLS(t *testing.T) {
 	if code := call(t, client, "GET", "https://"+r.addr+"/v1/clouds", srvAdmin, nil, nil); code != 200 {
 		t.Errorf("HTTPS request: %d", code)
 	}
+	// The certificate's expiry is a metric the alerting rules watch.
+	if v := metricValue(t, client, "https://"+r.addr, "credsign_tls_certificate_expiry_timestamp_seconds"); v < float64(time.Now().Add(50*time.Minute).Unix()) || v > float64(time.Now().Add(61*time.Minute).Unix()) {
+		t.Errorf("credsign_tls_certificate_expiry_timestamp_seconds = %v, want about an hour from now (the certificate's NotAfter)", v)
+	}
 	// TLS 1.1 is refused.
 	if conn, err := tls.Dial("tcp", r.addr, &tls.Config{RootCAs: roots, MaxVersion: tls.VersionTLS11}); err == nil {
 		conn.Close()
@@ -548,4 +574,26 @@ func TestServeStoreKeyFromEnv(t *testing.T) {
 			t.Errorf("restart with key %q: exit %d, stderr %q, want it to say %q", tt.key, code, stderr.String(), tt.want)
 		}
 	}
+}
+
+// metricValue scrapes base/metrics and returns the value of a metric
+// without labels (NaN when absent).
+func metricValue(t *testing.T, c *http.Client, base, name string) float64 {
+	t.Helper()
+	res, err := c.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return math.NaN()
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/credsign/credsign/api"
+	"github.com/credsign/credsign/service"
 	"github.com/credsign/credsign/signing"
 )
 
@@ -42,7 +44,7 @@ func (p paramFlags) Set(v string) error {
 	return nil
 }
 
-// deviceDoc is the device document of design.md, as --device reads it.
+// deviceDoc is the device document (docs/api.md), as --device reads it.
 type deviceDoc struct {
 	Cloud  string            `json:"cloud"`
 	Params map[string]any    `json:"params"`
@@ -60,17 +62,23 @@ type signFlags struct {
 	device     string
 	now        string
 	ttl        string
+	deviceID   string
+	tokenKey   string
+	issuer     string
 }
 
 func newSignFlags(name string) *signFlags {
 	f := &signFlags{fs: flag.NewFlagSet(name, flag.ContinueOnError), params: paramFlags{}}
-	f.fs.StringVar(&f.cloud, "cloud", "", "cloud: aliyun, tencent, huawei or azure (see 'credsign clouds')")
+	f.fs.StringVar(&f.cloud, "cloud", "", "cloud: one of "+cloudList()+" (see 'credsign clouds')")
 	f.fs.Var(f.params, "param", "a cloud param as name=value; repeat for each")
 	f.fs.StringVar(&f.secret, "secret", "", "the device secret (visible in the process list: prefer --secret-file)")
 	f.fs.StringVar(&f.secretFile, "secret-file", "", "read the secret from `FILE` ('-' for standard input); one trailing newline is dropped")
 	f.fs.StringVar(&f.device, "device", "", "read a device document {cloud, params, secret, labels} from `FILE` ('-' for standard input)")
 	f.fs.StringVar(&f.now, "now", "", "issue time: RFC 3339 (fractional seconds allowed) or Unix seconds (default: the clock)")
 	f.fs.StringVar(&f.ttl, "ttl", "", "lifetime: a Go duration such as 1h or 90s, or whole seconds (default 1h)")
+	f.fs.StringVar(&f.deviceID, "device-id", "", "the device id (the token subject of jwt and aws; default their clientId param)")
+	f.fs.StringVar(&f.tokenKey, "token-key", "", "jwt and aws: the token-signing private key, PKCS #8 PEM `FILE` (ES256, RS256 or EdDSA)")
+	f.fs.StringVar(&f.issuer, "issuer", "urn:credsign:offline", "jwt and aws: the iss claim (the server's public URL)")
 	return f
 }
 
@@ -126,8 +134,24 @@ func (f *signFlags) request(args []string, stdin io.Reader, clock func() time.Ti
 		}
 		req.Secret = s
 	}
-	if req.Secret == "" {
+	cl, known := signing.LookupCloud(req.Cloud)
+	if req.Secret == "" && !(known && cl.SecretFormat == signing.SecretNone) {
 		return signing.Request{}, usagef("a secret is required: --secret, --secret-file FILE, --secret-file - or a device document with one")
+	}
+	req.DeviceID, req.Issuer = f.deviceID, f.issuer
+	if f.tokenKey != "" {
+		if !known || !cl.Tokens {
+			return signing.Request{}, usagef("--token-key: %s tokens are not signed with a token key", req.Cloud)
+		}
+		b, err := os.ReadFile(f.tokenKey)
+		if err != nil {
+			return signing.Request{}, usagef("--token-key: %v", pathError(err))
+		}
+		k, err := signing.ParseTokenKeyPEM(b)
+		if err != nil {
+			return signing.Request{}, usagef("--token-key %s: %v", f.tokenKey, strings.TrimPrefix(err.Error(), "signing: "))
+		}
+		req.TokenKey = k
 	}
 	now, err := parseNow(f.now, clock)
 	if err != nil {
@@ -267,8 +291,10 @@ func flagName(ie *signing.InvalidError) string {
 	switch {
 	case strings.HasPrefix(ie.Field, "params."):
 		return "--param " + strings.TrimPrefix(ie.Field, "params.") + ": " + ie.Reason
-	case ie.Field == "cloud", ie.Field == "ttl", ie.Field == "now":
+	case ie.Field == "cloud", ie.Field == "ttl", ie.Field == "now", ie.Field == "issuer":
 		return "--" + ie.Field + ": " + ie.Reason
+	case ie.Field == "tokenKey":
+		return "--token-key: " + ie.Reason
 	}
 	return ie.Field + ": " + ie.Reason
 }
@@ -276,6 +302,7 @@ func flagName(ie *signing.InvalidError) string {
 func printFlags(w io.Writer, f *signFlags, what string) {
 	fmt.Fprintf(w, "usage: credsign %s --cloud CLOUD --param name=value ... (--secret S | --secret-file FILE|-) [--now T] [--ttl D]\n", f.fs.Name())
 	fmt.Fprintf(w, "   or: credsign %s --device FILE|- [--param name=value ...] [--now T] [--ttl D]\n", f.fs.Name())
+	fmt.Fprintf(w, "   or: credsign %s --cloud jwt|aws --token-key FILE [--issuer URL] [--device-id ID] --param name=value ... [--secret-file FILE]\n", f.fs.Name())
 	fmt.Fprintf(w, "%s\n\nflags:\n", what)
 	f.fs.SetOutput(w)
 	f.fs.PrintDefaults()
@@ -344,12 +371,22 @@ func runClouds(_ context.Context, args []string, _ io.Reader, stdout, stderr io.
 	if fs.NArg() > 0 {
 		return fail(stderr, "clouds", usagef("unexpected argument %q", fs.Arg(0)))
 	}
-	clouds := signing.Clouds()
+	// What `credsign serve` offers by default, in the shape of GET /v1/clouds.
+	clouds := service.DescribeClouds(service.DefaultMaxDeviceTTL)
 	if *asJSON {
-		return writeJSON(stdout, stderr, clouds)
+		return writeJSON(stdout, stderr, api.CloudList(clouds))
 	}
 	for _, c := range clouds {
-		fmt.Fprintf(stdout, "%s — %s (secret: %s; ttl default %s, max %s)\n", c.Name, c.Title, c.SecretFormat, c.DefaultTTL, c.MaxTTL)
+		tokens := ""
+		if c.Tokens {
+			tokens = "; password: a JWT signed with --token-key"
+		}
+		note := ""
+		if c.MaxTTLNote != "" {
+			note = " (" + c.MaxTTLNote + ")"
+		}
+		fmt.Fprintf(stdout, "%s — %s (secret: %s%s; ttl seconds: default %d, max %d%s, device tokens at most %d)\n",
+			c.Name, c.Title, c.SecretFormat, tokens, int64(c.DefaultTTL/time.Second), int64(c.MaxTTL/time.Second), note, int64(c.MaxDeviceTTL/time.Second))
 		for _, p := range c.Params {
 			req := "optional"
 			if p.Required {
@@ -366,4 +403,13 @@ func runClouds(_ context.Context, args []string, _ io.Reader, stdout, stderr io.
 		}
 	}
 	return exitOK
+}
+
+// cloudList names the supported clouds, for the usage text.
+func cloudList() string {
+	var names []string
+	for _, c := range signing.Clouds() {
+		names = append(names, c.Name)
+	}
+	return strings.Join(names, ", ")
 }

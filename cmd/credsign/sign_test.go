@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/credsign/credsign/signing"
 )
 
 func runCLI(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
@@ -17,8 +19,8 @@ func runCLI(t *testing.T, stdin string, args ...string) (stdout, stderr string, 
 	return out.String(), errb.String(), code
 }
 
-// TestSignDesignExample runs the exact command of design.md: the published
-// Aliyun vector (Alibaba Cloud docs, via shared/clouds.md).
+// TestSignDesignExample runs the design's offline-signing example: the published
+// Aliyun vector (Alibaba Cloud docs, via docs/clouds.md).
 func TestSignDesignExample(t *testing.T) {
 	out, errOut, code := runCLI(t, "", "sign", "--cloud", "aliyun", "--param", "productKey=pk", "--param", "deviceName=device", "--param", "clientId=12345",
 		"--param", "signMethod=hmacsha1", "--param", "secureMode=3", "--secret", "secret", "--now", "1970-01-01T00:00:00.789Z", "--ttl", "1h")
@@ -40,8 +42,12 @@ func TestSignDesignExample(t *testing.T) {
 			t.Errorf("%s = %#v, want %#v", k, c[k], v)
 		}
 	}
-	if len(c) != len(want) {
-		t.Errorf("output has %d fields, want %d: %s", len(c), len(want), out)
+	topics, _ := c["topics"].(map[string]any)
+	if topics["telemetry"] != "/pk/device/user/update" || topics["commands"] != "/pk/device/user/get" {
+		t.Errorf("topics = %v", c["topics"])
+	}
+	if len(c) != len(want)+1 {
+		t.Errorf("output has %d fields, want %d: %s", len(c), len(want)+1, out)
 	}
 }
 
@@ -53,7 +59,7 @@ func TestSignInputs(t *testing.T) {
 	os.WriteFile(secretFile, []byte("12345678\r\n"), 0o600)
 	devFile := filepath.Join(dir, "dev.json")
 	os.WriteFile(devFile, []byte(`{"cloud":"huawei","params":{"deviceId":"d","checkTimestamp":true},"secret":"12345678","labels":{"site":"sz"}}`), 0o600)
-	// Huawei vector (Huawei IoTDA docs via shared/clouds.md): ts 2025041401.
+	// Huawei vector (Huawei IoTDA docs via docs/clouds.md): ts 2025041401.
 	const want = "c75150e6cb841417396819e4d2ee4358a416344a03a083e3a8567074ddec820a"
 	for _, tt := range []struct {
 		name  string
@@ -90,7 +96,7 @@ func TestSignBadInput(t *testing.T) {
 		args  []string
 		want  string
 	}{
-		{"unknown cloud", "", []string{"--cloud", "aws", "--secret", secret}, "unknown cloud"},
+		{"unknown cloud", "", []string{"--cloud", "gcp", "--secret", secret}, "unknown cloud"},
 		{"no cloud", "", []string{"--secret", secret}, "--cloud is required"},
 		{"missing param", "", []string{"--cloud", "aliyun", "--param", "productKey=p", "--secret", secret}, "--param deviceName: is required"},
 		{"unknown param", "", []string{"--cloud", "huawei", "--param", "deviceId=d", "--param", "region=x", "--secret", secret}, "--param region: unknown param"},
@@ -115,6 +121,19 @@ func TestSignBadInput(t *testing.T) {
 		{"device cloud contradicted", `{"cloud":"huawei","params":{"deviceId":"d"},"secret":"` + secret + `"}`, []string{"--device", "-", "--cloud", "azure"}, "contradicts"},
 		{"undefined flag", "", []string{"--colour", "red"}, "not defined"},
 		{"stray argument", "", []string{"--cloud", "huawei", "extra"}, "unexpected argument"},
+		{"onenet key not base64", "", []string{"--cloud", "onenet", "--param", "productId=P", "--param", "deviceName=d", "--secret", secret}, "base64"},
+		{"onenet keyScope", "", []string{"--cloud", "onenet", "--param", "productId=P", "--param", "deviceName=d", "--param", "keyScope=user", "--secret", "YWJj"}, "--param keyScope: must be one of"},
+		{"onenet deviceName with slash", "", []string{"--cloud", "onenet", "--param", "productId=P", "--param", "deviceName=a/b", "--secret", "YWJj"}, "--param deviceName"},
+		{"baidu signMethod", "", []string{"--cloud", "baidu", "--param", "iotCoreId=c", "--param", "deviceKey=k", "--param", "signMethod=md5", "--secret", secret}, "--param signMethod: must be one of"},
+		{"baidu deviceKey with pipe", "", []string{"--cloud", "baidu", "--param", "iotCoreId=c", "--param", "deviceKey=a|b", "--secret", secret}, "--param deviceKey"},
+		{"baidu no iotCoreId", "", []string{"--cloud", "baidu", "--param", "deviceKey=k", "--secret", secret}, "--param iotCoreId: is required"},
+		{"tuya region", "", []string{"--cloud", "tuya", "--param", "deviceId=d", "--param", "region=mars", "--secret", secret}, "--param region: must be one of"},
+		{"tuya deviceId with comma", "", []string{"--cloud", "tuya", "--param", "deviceId=a,b", "--secret", secret}, "--param deviceId"},
+		{"jwt without token key", "", []string{"--cloud", "jwt", "--param", "host=h", "--device-id", "d"}, "--token-key"},
+		{"jwt claims not JSON", "", []string{"--cloud", "jwt", "--param", "host=h", "--param", "claims={", "--device-id", "d"}, "--param claims"},
+		{"jwt missing token key file", "", []string{"--cloud", "jwt", "--param", "host=h", "--token-key", "/nonexistent/key.pem"}, "no such file"},
+		{"token key for an HMAC cloud", "", []string{"--cloud", "huawei", "--param", "deviceId=d", "--secret", secret, "--token-key", "/nonexistent/key.pem"}, "not signed with a token key"},
+		{"aws secret not PEM", "", []string{"--cloud", "aws", "--param", "endpoint=e", "--param", "authorizerName=a", "--device-id", "d", "--secret", secret}, "PEM"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -163,13 +182,22 @@ func TestExplain(t *testing.T) {
 }
 
 func TestCloudsAndHelp(t *testing.T) {
+	// The API's shape: {"clouds":[…]} as GET /v1/clouds answers.
 	out, _, code := runCLI(t, "", "clouds", "--json")
-	var clouds []struct {
-		Name   string
-		Params []struct{ Name string }
+	var list struct {
+		Clouds []struct {
+			Name                               string
+			Params                             []struct{ Name string }
+			MaxTtlSeconds, MaxDeviceTtlSeconds int64
+		}
 	}
-	if code != 0 || json.Unmarshal([]byte(out), &clouds) != nil || len(clouds) != 4 || clouds[0].Name != "aliyun" {
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list.Clouds) != 9 || list.Clouds[0].Name != "aliyun" {
 		t.Errorf("clouds --json: exit %d, %s", code, out)
+	}
+	for _, c := range list.Clouds {
+		if c.Name == "huawei" && (c.MaxTtlSeconds != 3600 || c.MaxDeviceTtlSeconds != 3600) {
+			t.Errorf("huawei: max %d, device max %d; want 3600 (what serve allows)", c.MaxTtlSeconds, c.MaxDeviceTtlSeconds)
+		}
 	}
 	out, _, code = runCLI(t, "", "clouds")
 	if code != 0 || !strings.Contains(out, "productKey") || !strings.Contains(out, "hubHost") {
@@ -181,5 +209,57 @@ func TestCloudsAndHelp(t *testing.T) {
 	}
 	if _, errOut, code := runCLI(t, "", "nonsense"); code != 2 || !strings.Contains(errOut, "unknown command") {
 		t.Errorf("unknown command: exit %d %q", code, errOut)
+	}
+}
+
+// TestSignMoreClouds: the published vectors of docs/clouds.md for onenet,
+// baidu and tuya through the CLI, and a jwt token from a key file.
+func TestSignMoreClouds(t *testing.T) {
+	for _, tt := range []struct {
+		name, source string
+		args         []string
+		want         map[string]string
+	}{
+		{"onenet", "OneNET token algorithm doc (docs/clouds.md)",
+			[]string{"--cloud", "onenet", "--param", "productId=123123", "--param", "deviceName=d", "--param", "signMethod=sha1", "--param", "keyScope=product",
+				"--secret", "KuF3NT/jUBJ62LNBB/A8XZA9CqS3Cu79B/ABmfA1UCw=", "--now", "1537251923", "--ttl", "1h"},
+			map[string]string{"password": "version=2018-10-31&res=products%2F123123&et=1537255523&method=sha1&sign=lsaPSiiGvEFFjXu5WU7a6IkScqE%3D", "username": "123123", "clientId": "d"}},
+		{"baidu", "Baidu IoT Core MQTT doc (docs/clouds.md)",
+			[]string{"--cloud", "baidu", "--param", "iotCoreId=abcd123", "--param", "deviceKey=mydevice", "--secret", "ImSeCrEt0I1M2jkl", "--now", "1583826857"},
+			map[string]string{"password": "7f0e63d2c6e122100edde19e34e7df5b", "username": "thingidp@abcd123|mydevice|1583826857|MD5"}},
+		{"tuya", "shared/clouds-more.md tuya vector (docs/clouds.md)",
+			[]string{"--cloud", "tuya", "--param", "deviceId=6c95875d0f5ba69607nzfl", "--secret", "fb803786602df760", "--now", "1700000000"},
+			map[string]string{"password": "1560ae9a5d22067b47f6e98347c6e408fd9e9b63cd6c1f354fedbe452b0375db", "clientId": "tuyalink_6c95875d0f5ba69607nzfl"}},
+	} {
+		out, errOut, code := runCLI(t, "", append([]string{"sign"}, tt.args...)...)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", tt.name, code, errOut)
+		}
+		var c map[string]any
+		json.Unmarshal([]byte(out), &c)
+		for k, v := range tt.want {
+			if c[k] != v {
+				t.Errorf("%s: %s = %v, want %s (%s)", tt.name, k, c[k], v, tt.source)
+			}
+		}
+	}
+
+	key, err := signing.GenerateTokenKey(signing.AlgEdDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemKey, _ := key.MarshalPEM()
+	keyFile := filepath.Join(t.TempDir(), "token-key.pem")
+	os.WriteFile(keyFile, pemKey, 0o600)
+	out, errOut, code := runCLI(t, "", "explain", "--cloud", "jwt", "--param", "host=emqx.local", "--param", `claims={"acl":[]}`,
+		"--device-id", "lamp-7", "--token-key", keyFile, "--issuer", "https://credsign.example", "--now", "1700000000")
+	if code != 0 {
+		t.Fatalf("jwt: exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, key.ID) || !strings.Contains(out, `"sub":"lamp-7"`) || !strings.Contains(out, `"acl":[]`) || !strings.Contains(out, "EdDSA") {
+		t.Errorf("jwt explain lacks the kid, claims or algorithm:\n%s", out)
+	}
+	if strings.Contains(out, "PRIVATE KEY") {
+		t.Error("explain shows the token key")
 	}
 }

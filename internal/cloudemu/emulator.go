@@ -1,8 +1,11 @@
 // Package cloudemu runs in-process MQTT brokers (mochi-mqtt) that
-// authenticate devices the way Alibaba, Tencent, Huawei and Azure IoT do,
-// for tests and local development. Each verifier is written from the
-// vendors' documents, independently of package signing, and enforces expiry
-// the way its cloud does.
+// authenticate devices the way Alibaba, Tencent, Huawei, Azure, OneNET,
+// Baidu and Tuya IoT do, the way a self-hosted broker checks a JWT, and the
+// way AWS IoT Core with a custom authorizer does, for tests and local
+// development. Each verifier is written from the vendors' documents
+// (docs/clouds.md), independently of package signing (JWTs are checked
+// with go-jose against the issuer's JWKS), and enforces expiry the way its
+// cloud does.
 package cloudemu
 
 import (
@@ -18,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -29,12 +33,28 @@ const (
 	Tencent = "tencent"
 	Huawei  = "huawei"
 	Azure   = "azure"
+	OneNET  = "onenet"
+	Baidu   = "baidu"
+	Tuya    = "tuya"
+	JWT     = "jwt"
+	AWS     = "aws"
 )
 
 // Options configures an Emulator.
 type Options struct {
-	// Cloud is one of Aliyun, Tencent, Huawei, Azure.
+	// Cloud is one of Aliyun, Tencent, Huawei, Azure, OneNET, Baidu, Tuya,
+	// JWT, AWS.
 	Cloud string
+	// JWKS is the token issuer's JSON Web Key Set (jwt, aws).
+	JWKS []byte
+	// JWKSURL is where to fetch the JWKS when JWKS is nil: an http(s) URL
+	// (credsign's /.well-known/jwks.json) or a file path. It is fetched
+	// again when a token names a key id the cached set lacks.
+	JWKSURL string
+	// Issuer, when set, is the iss claim tokens must carry (jwt, aws).
+	Issuer string
+	// Audience, when set, is an aud claim jwt tokens must carry.
+	Audience string
 	// Addr is the address to listen on; default 127.0.0.1:0.
 	Addr string
 	// TLS makes the listener speak TLS with a certificate from CA.
@@ -47,7 +67,7 @@ type Options struct {
 	// Now is the emulator's clock; default time.Now.
 	Now func() time.Time
 	// ExpiryCheckInterval is how often connected clients are checked for an
-	// expired token (Azure); default 100ms.
+	// expired token (Azure, jwt, aws); default 100ms.
 	ExpiryCheckInterval time.Duration
 	// Logger receives connection events (never a password); default discards.
 	Logger *slog.Logger
@@ -87,6 +107,7 @@ type Emulator struct {
 
 	mu        sync.Mutex
 	secrets   map[string]string
+	jwks      *jose.JSONWebKeySet // cached key set (jwt, aws)
 	server    *mqtt.Server
 	listener  *gatedTCP
 	connected map[*mqtt.Client]time.Time // live sessions and when they expire (zero: never)
@@ -99,7 +120,11 @@ type Emulator struct {
 // Start creates an emulator and starts its listener.
 func Start(opts Options) (*Emulator, error) {
 	switch opts.Cloud {
-	case Aliyun, Tencent, Huawei, Azure:
+	case Aliyun, Tencent, Huawei, Azure, OneNET, Baidu, Tuya:
+	case JWT, AWS:
+		if opts.JWKS == nil && opts.JWKSURL == "" {
+			return nil, fmt.Errorf("cloudemu: %s needs the issuer's JWKS (Options.JWKS or JWKSURL)", opts.Cloud)
+		}
 	default:
 		return nil, fmt.Errorf("cloudemu: unknown cloud %q", opts.Cloud)
 	}
@@ -128,6 +153,9 @@ func Start(opts Options) (*Emulator, error) {
 		cfg, err := e.ca.ServerConfig(opts.Hosts...)
 		if err != nil {
 			return nil, fmt.Errorf("cloudemu: %w", err)
+		}
+		if opts.Cloud == AWS {
+			requireALPN(cfg, "mqtt")
 		}
 		e.tls = cfg
 	}
@@ -167,19 +195,63 @@ func (e *Emulator) start() error {
 	return nil
 }
 
-// AddDevice registers a device by its design.md params (aliyun: productKey,
-// deviceName; tencent: productId, deviceName; huawei: deviceId; azure:
-// hubHost, deviceId, optional moduleId, or hubHost and policyName for a
-// shared-access policy key) and the secret the emulator accepts for it.
+// AddDevice registers a device by its device-document params (aliyun:
+// productKey, deviceName; tencent: productId, deviceName; huawei: deviceId;
+// azure: hubHost, deviceId, optional moduleId, or hubHost and policyName for
+// a shared-access policy key; onenet: productId, deviceName, optional
+// keyScope=product for a product key; baidu: iotCoreId, deviceKey; tuya:
+// deviceId; jwt: deviceId (the token subject), optional clientId; aws:
+// authorizerName, clientId, optional tokenKeyName and endpoint) and the
+// secret the emulator accepts for it (jwt: none; aws: the authorizer's
+// token-signing key, public or private, PEM).
 func (e *Emulator) AddDevice(params map[string]string, secret string) error {
-	key, err := identityKey(e.opts.Cloud, params)
+	entries, err := deviceEntries(e.opts.Cloud, params, secret)
 	if err != nil {
 		return fmt.Errorf("cloudemu: add device: %w", err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.secrets[key] = secret
+	for k, v := range entries {
+		e.secrets[k] = v
+	}
 	return nil
+}
+
+// deviceEntries returns the lookup entries a device adds.
+func deviceEntries(cloud string, p map[string]string, secret string) (map[string]string, error) {
+	or := func(v, def string) string {
+		if v == "" {
+			return def
+		}
+		return v
+	}
+	switch cloud {
+	case JWT:
+		sub := or(p["deviceId"], p["clientId"])
+		if sub == "" {
+			return nil, fmt.Errorf("jwt device needs param \"deviceId\"")
+		}
+		return map[string]string{"jwt/" + sub: or(p["clientId"], sub)}, nil
+	case AWS:
+		name, id := p["authorizerName"], or(p["clientId"], p["deviceId"])
+		if name == "" || id == "" {
+			return nil, fmt.Errorf("aws device needs params \"authorizerName\" and \"clientId\"")
+		}
+		if _, err := rsaPublicKey(secret); err != nil {
+			return nil, err
+		}
+		return map[string]string{
+			"authorizers/" + name:                   secret,
+			"authorizers/" + name + "/tokenKeyName": or(p["tokenKeyName"], "token"),
+			"authorizers/" + name + "/endpoint":     p["endpoint"],
+			"jwt/" + id:                             id,
+		}, nil
+	}
+	key, err := identityKey(cloud, p)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{key: secret}, nil
 }
 
 func identityKey(cloud string, p map[string]string) (string, error) {
@@ -203,6 +275,15 @@ func identityKey(cloud string, p map[string]string) (string, error) {
 			return p["hubHost"] + "/policies/" + p["policyName"], need("hubHost")
 		}
 		return azureKey(p["hubHost"], p["deviceId"], p["moduleId"]), need("hubHost", "deviceId")
+	case OneNET:
+		if p["keyScope"] == "product" {
+			return "products/" + p["productId"], need("productId")
+		}
+		return "products/" + p["productId"] + "/devices/" + p["deviceName"], need("productId", "deviceName")
+	case Baidu:
+		return p["iotCoreId"] + "/" + p["deviceKey"], need("iotCoreId", "deviceKey")
+	case Tuya:
+		return p["deviceId"], need("deviceId")
 	}
 	return "", fmt.Errorf("unknown cloud %q", cloud)
 }
@@ -393,6 +474,16 @@ func (e *Emulator) verify(clientID, username, password string) (verdict, error) 
 		return verifyTencent(clientID, username, password, now, find)
 	case Huawei:
 		return verifyHuawei(clientID, username, password, now, find)
+	case OneNET:
+		return verifyOneNET(clientID, username, password, now, find)
+	case Baidu:
+		return verifyBaidu(username, password, find)
+	case Tuya:
+		return verifyTuya(clientID, username, password, find)
+	case JWT:
+		return e.verifyToken(clientID, password, "", now, find)
+	case AWS:
+		return e.verifyAWS(clientID, username, e.TLS(), now, find)
 	default:
 		return verifyAzure(clientID, username, password, e.TLS(), now, find)
 	}
@@ -515,4 +606,18 @@ func (g *gatedTCP) shut() {
 	g.mu.Lock()
 	g.closing = true
 	g.mu.Unlock()
+}
+
+// requireALPN makes cfg refuse TLS clients that do not offer proto, as AWS
+// IoT Core does for MQTT with custom authentication on port 443.
+func requireALPN(cfg *tls.Config, proto string) {
+	cfg.NextProtos = []string{proto}
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		for _, p := range hello.SupportedProtos {
+			if p == proto {
+				return nil, nil
+			}
+		}
+		return nil, fmt.Errorf("cloudemu: client offered ALPN %q, AWS IoT needs %q on this port", hello.SupportedProtos, proto)
+	}
 }

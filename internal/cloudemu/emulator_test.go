@@ -118,10 +118,10 @@ func TestEmulatorRefusesAndRestarts(t *testing.T) {
 		secret                           string
 		tls                              bool
 	}{
-		// Alibaba published vector (clouds.md).
+		// Alibaba published vector (docs/clouds.md).
 		{Aliyun, "12345|securemode=3,signmethod=hmacsha1,timestamp=789|", "device&pk", "FAFD82A3D602B37FB0FA8B7892F24A477F851A14", "FAFD82A3D602B37FB0FA8B7892F24A477F851A15",
 			map[string]string{"productKey": "pk", "deviceName": "device"}, "secret", false},
-		// Huawei published vector with F=0 (clouds.md).
+		// Huawei published vector with F=0 (docs/clouds.md).
 		{Huawei, "prod_node1_0_0_2025041401", "prod_node1", "c75150e6cb841417396819e4d2ee4358a416344a03a083e3a8567074ddec820a", "00",
 			map[string]string{"deviceId": "prod_node1"}, "12345678", true},
 	}

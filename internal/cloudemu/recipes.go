@@ -17,7 +17,7 @@ import (
 	"time"
 )
 
-// The verifiers below are written from shared/clouds.md and the vendors'
+// The verifiers below are written from docs/clouds.md and the vendors'
 // documents, independently of package signing: a bug there must not be
 // mirrored here.
 

@@ -55,10 +55,10 @@ func TestVerifyAliyun(t *testing.T) {
 		tls                                bool
 		want                               error
 	}{
-		// Published vector: Alibaba Cloud "MQTT-TCP connection" document, Java/C SDK examples (clouds.md).
+		// Published vector: Alibaba Cloud "MQTT-TCP connection" document, Java/C SDK examples (docs/clouds.md).
 		{"published sha1 upper", "12345|securemode=3,signmethod=hmacsha1,timestamp=789|", "device&pk", "FAFD82A3D602B37FB0FA8B7892F24A477F851A14", false, nil},
 		{"published sha1 lower", "12345|securemode=3,signmethod=hmacsha1,timestamp=789|", "device&pk", "fafd82a3d602b37fb0fa8b7892f24a477f851a14", false, nil},
-		// Published vector: Alibaba Cloud "sign MQTT CONNECT" example, light1983432 (clouds.md).
+		// Published vector: Alibaba Cloud "sign MQTT CONNECT" example, light1983432 (docs/clouds.md).
 		{"published light", "SN1928339|securemode=2,signmethod=hmacsha1,timestamp=1539421321846|", "light1983432&a14Xib5kdYd", "b2488041f64f425016b467ee1c94959ebd592ad1", true, nil},
 		{"mislabelled sign method", "12345|securemode=3,signmethod=hmacsha256,timestamp=789|", "device&pk", "FAFD82A3D602B37FB0FA8B7892F24A477F851A14", false, ErrBadCredentials},
 		{"timestamp not signed", "12345|securemode=3,signmethod=hmacsha1,timestamp=790|", "device&pk", "FAFD82A3D602B37FB0FA8B7892F24A477F851A14", false, ErrBadCredentials},
@@ -79,7 +79,7 @@ func TestVerifyAliyun(t *testing.T) {
 
 func TestVerifyHuawei(t *testing.T) {
 	// Published vector: Huawei IoTDA "device connection authentication" parameter tool
-	// (secret 12345678, ts 2025041401), clouds.md.
+	// (secret 12345678, ts 2025041401), docs/clouds.md.
 	const pw = "c75150e6cb841417396819e4d2ee4358a416344a03a083e3a8567074ddec820a"
 	devs := finder(map[string]string{"prod_node1": "12345678"})
 	at := func(s string) time.Time { tm, _ := time.Parse(time.RFC3339, s); return tm }
@@ -109,7 +109,7 @@ func TestVerifyHuawei(t *testing.T) {
 }
 
 func TestAzureSignaturePrimitive(t *testing.T) {
-	// Published vector: Azure SDK SAS tests / clouds.md.
+	// Published vector: Azure SDK SAS tests / docs/clouds.md.
 	got := azureSig(t, "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg=", "sign this message")
 	if want := "8NJRMT83CcplGrAGaUVIUM/md5914KpWVNngSVoF9/M="; got != want {
 		t.Fatalf("sig = %s, want %s", got, want)
@@ -170,7 +170,7 @@ func hmacRaw(key []byte, msg string) []byte {
 }
 
 func TestVerifyTencent(t *testing.T) {
-	// No vendor publishes a (PSK, username) → password pair (clouds.md); the
+	// No vendor publishes a (PSK, username) → password pair (docs/clouds.md); the
 	// password below is built from the documented algorithm.
 	const psk = "MTIzNDU2Nzg5MGFiY2RlZg==" // base64 of "1234567890abcdef"
 	devs := finder(map[string]string{"ABCDEFGHIJlamp": psk})

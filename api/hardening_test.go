@@ -1,0 +1,266 @@
+package api
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestAmbiguousRequestsRefused: what could be read two ways is refused,
+// never guessed, and changes nothing.
+func TestAmbiguousRequestsRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	doc := `{"cloud":"huawei","params":{"deviceId":"d_1"},"secret":"s3cret-value"}`
+	cases := []struct {
+		name   string
+		body   string
+		hdr    []string
+		status int
+	}{
+		// A proxy may have checked either header.
+		{"two Authorization headers", doc, []string{"Authorization", "Bearer csp_other"}, http.StatusBadRequest},
+		// Compressed bytes read as JSON would be a guess.
+		{"gzip body", doc, []string{"Content-Encoding", "gzip"}, http.StatusUnsupportedMediaType},
+		{"br, identity", doc, []string{"Content-Encoding", "identity, br"}, http.StatusUnsupportedMediaType},
+		// encoding/json turns a lone surrogate into U+FFFD: another secret.
+		{"lone high surrogate in secret", strings.Replace(doc, "s3cret-value", `s3cret\ud800value`, 1), nil, http.StatusBadRequest},
+		{"lone low surrogate in secret", strings.Replace(doc, "s3cret-value", `s3cret\udfffvalue`, 1), nil, http.StatusBadRequest},
+		{"lone surrogate in a param", strings.Replace(doc, "d_1", `d_\uD801`, 1), nil, http.StatusBadRequest},
+	}
+	for _, c := range cases {
+		req, err := http.NewRequest(http.MethodPut, e.url+"/v1/devices/amb", strings.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Add("Authorization", "Bearer "+testAdmin)
+		for i := 0; i+1 < len(c.hdr); i += 2 {
+			req.Header.Add(c.hdr[i], c.hdr[i+1])
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != c.status || res.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s: %d %s, want %d problem JSON", c.name, res.StatusCode, res.Header.Get("Content-Type"), c.status)
+		}
+	}
+	mustStatus(t, e.do(http.MethodGet, "/v1/devices/amb", testAdmin, nil), http.StatusNotFound, "nothing stored")
+	// A surrogate pair is a character: accepted.
+	r := e.do(http.MethodPut, "/v1/devices/amb", testAdmin, strings.Replace(doc, "s3cret-value", `s3cret\ud83d\ude00`, 1))
+	mustStatus(t, r, http.StatusCreated, "surrogate pair")
+}
+
+// TestNoTokenInLogs: a token pasted into a URL never reaches the log,
+// whatever its form; the operator chooses the admin token's.
+func TestNoTokenInLogs(t *testing.T) {
+	const admin = "operator-chosen-admin-secret-42"
+	e := newEnv(t, func(c *Config) { c.AdminToken = admin })
+	r := e.do(http.MethodPost, "/v1/tokens", admin, map[string]any{"role": "provisioner"})
+	mustStatus(t, r, http.StatusCreated, "provisioner token")
+	var tc struct{ Token string }
+	r.json(t, &tc)
+	for _, p := range []string{
+		"/v1/devices/" + admin,
+		"/v1/devices/x" + admin + "y/credentials",
+		"/v1/" + admin,
+		"/" + admin + "/v1/devices",
+		"/v1/devices/" + tc.Token,
+		"/v1/devices/Bearer%20" + tc.Token,
+		"/v1/devices/lamp?token=" + admin,
+	} {
+		e.do(http.MethodGet, p, admin, nil)
+		e.do(http.MethodGet, p, "", nil)
+	}
+	logs := e.logs.String()
+	for _, secret := range []string{admin, tc.Token, strings.TrimPrefix(tc.Token, "csp_")} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("a token reached the log:\n%s", logs)
+		}
+	}
+	if !strings.Contains(logs, "REDACTED") {
+		t.Errorf("no redacted path in the log:\n%s", logs)
+	}
+}
+
+// TestDeviceTTLCap: a device token cannot mint a long-lived credential;
+// provisioners can, up to the cloud's maximum; /v1/clouds says both.
+func TestDeviceTTLCap(t *testing.T) {
+	f := newFixture(t)
+	ttl := func(n int) map[string]any { return map[string]any{"ttlSeconds": n} }
+	p := f.do(http.MethodPost, "/v1/devices/aliyun-1/credentials", f.dev, ttl(86401)).problem(t)
+	if p["status"].(float64) != 422 || !strings.Contains(p["errors"].([]any)[0].(map[string]any)["reason"].(string), "86400") {
+		t.Errorf("device asking 86401 s: %v", p)
+	}
+	mustStatus(t, f.do(http.MethodPost, "/v1/devices/aliyun-1/credentials", f.dev, ttl(86400)), 200, "device at the cap")
+	mustStatus(t, f.do(http.MethodPost, "/v1/devices/aliyun-1/credentials", f.prov, ttl(30*86400)), 200, "provisioner past the device cap")
+
+	short := newEnv(t, func(c *Config) { c.MaxDeviceTTL = 10 * time.Minute })
+	var list struct {
+		Clouds []struct {
+			Name                               string
+			MaxTtlSeconds, MaxDeviceTtlSeconds int64
+			DefaultTtlSeconds                  int64
+		}
+	}
+	short.do(http.MethodGet, "/v1/clouds", testAdmin, nil).json(t, &list)
+	for _, c := range list.Clouds {
+		if c.MaxDeviceTtlSeconds != 600 {
+			t.Errorf("%s: maxDeviceTtlSeconds %d, want 600", c.Name, c.MaxDeviceTtlSeconds)
+		}
+		if c.Name == "huawei" && c.MaxTtlSeconds != 3600 {
+			// One truth: the server refuses more than an hour with the
+			// default checkTimestamp, so that is the maximum it shows.
+			t.Errorf("huawei maxTtlSeconds %d, want 3600", c.MaxTtlSeconds)
+		}
+	}
+	// With the cap below the default lifetime, a device asking for none
+	// gets the cap.
+	mint := short.do(http.MethodPut, "/v1/devices/h1", testAdmin, devices()["azure"])
+	mustStatus(t, mint, 201, "put")
+	var tok struct{ Token string }
+	short.do(http.MethodPost, "/v1/devices/h1/tokens", testAdmin, nil).json(t, &tok)
+	var c struct{ IssuedAt, ExpiresAt time.Time }
+	r := short.do(http.MethodPost, "/v1/devices/h1/credentials", tok.Token, nil)
+	mustStatus(t, r, 200, "device default")
+	r.json(t, &c)
+	if life := c.ExpiresAt.Sub(c.IssuedAt); life > 10*time.Minute+time.Second {
+		t.Errorf("device default lifetime %v over the 10m cap", life)
+	}
+}
+
+// TestInvalidNamesEveryField: a 422 names every offending field with one
+// detail, and numbers in reasons are integers.
+func TestInvalidNamesEveryField(t *testing.T) {
+	e := newEnv(t, nil)
+	fields := func(p map[string]any) []string {
+		var out []string
+		for _, fe := range p["errors"].([]any) {
+			out = append(out, fe.(map[string]any)["field"].(string))
+		}
+		return out
+	}
+	bad := map[string]any{
+		"cloud":  "aliyun",
+		"params": map[string]any{"productKey": "", "bogus": 1, "signMethod": "hmacsha512"},
+		"secret": "line\n",
+		"labels": map[string]string{"!": "x"},
+	}
+	p := e.do(http.MethodPut, "/v1/devices/many", testAdmin, bad).problem(t)
+	got := fields(p)
+	for _, want := range []string{"labels", "params.bogus", "params.deviceName", "params.productKey", "params.signMethod", "secret"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("422 names %v, missing %s", got, want)
+		}
+	}
+	if p["detail"] != "the request body is invalid" {
+		t.Errorf("detail %q", p["detail"])
+	}
+	// Schema errors too: two bad fields, both named.
+	p = e.do(http.MethodPut, "/v1/devices/many", testAdmin, `{"cloud":"huawei","params":{},"secret":"","zzz":1}`).problem(t)
+	if got := fields(p); !slices.Contains(got, "secret") || !slices.Contains(got, "zzz") || p["detail"] != "the request body is invalid" {
+		t.Errorf("schema 422 names %v (detail %q), want secret and zzz", got, p["detail"])
+	}
+	mustStatus(t, e.do(http.MethodPut, "/v1/devices/h", testAdmin, devices()["huawei"]), 201, "put")
+	r := e.do(http.MethodPost, "/v1/devices/h/credentials", testAdmin, map[string]any{"ttlSeconds": 99999999999})
+	if !strings.Contains(string(r.body), "31536000") || strings.Contains(string(r.body), "e+") {
+		t.Errorf("reason numbers not integers: %s", r.body)
+	}
+	r = e.do(http.MethodPost, "/v1/devices/h/credentials", testAdmin, map[string]any{"ttlSeconds": 7200})
+	if r.status != 422 || !strings.Contains(string(r.body), "at most 3600") {
+		t.Errorf("huawei 7200 s: %d %s", r.status, r.body)
+	}
+}
+
+// TestLastPageHasNoNext: a last page that is exactly full has no cursor.
+func TestLastPageHasNoNext(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, id := range []string{"a1", "a2", "a3", "a4"} {
+		mustStatus(t, e.do(http.MethodPut, "/v1/devices/"+id, testAdmin, devices()["huawei"]), 201, "put")
+	}
+	for _, c := range []struct {
+		q        string
+		n        int
+		wantNext bool
+	}{
+		{"limit=2", 2, true},
+		{"limit=2&after=a2", 2, false},
+		{"limit=4", 4, false},
+		{"limit=3&label=x=y", 0, false},
+	} {
+		var page struct {
+			Devices []struct{ ID string }
+			Next    *string
+		}
+		e.do(http.MethodGet, "/v1/devices?"+c.q, testAdmin, nil).json(t, &page)
+		if len(page.Devices) != c.n || (page.Next != nil) != c.wantNext {
+			t.Errorf("%s: %d devices, next %v; want %d, next %v", c.q, len(page.Devices), page.Next, c.n, c.wantNext)
+		}
+	}
+}
+
+// TestCacheServesWhileStoreDown: devices the cache knows keep getting
+// credentials for a bounded time while the store does not answer, /readyz
+// says so, writes fail, and after the bound everything is 503.
+func TestCacheServesWhileStoreDown(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.Cache.TTL = 300 * time.Millisecond
+		c.Cache.StaleFor = 1500 * time.Millisecond
+	})
+	mustStatus(t, e.do(http.MethodPut, "/v1/devices/az", testAdmin, devices()["azure"]), 201, "put")
+	var tok struct{ Token string }
+	e.do(http.MethodPost, "/v1/devices/az/tokens", testAdmin, nil).json(t, &tok)
+	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 200, "warm the cache")
+
+	e.store.down.Store(true)
+	start := time.Now()
+	time.Sleep(400 * time.Millisecond) // past the TTL: only stale entries are left
+	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 200, "cached device while the store is down")
+	var h struct{ Status, Detail string }
+	r := e.do(http.MethodGet, "/readyz", "", nil)
+	mustStatus(t, r, 200, "readyz degraded")
+	r.json(t, &h)
+	if h.Status != "degraded" || h.Detail == "" {
+		t.Errorf("readyz %+v, want degraded with a detail", h)
+	}
+	mustStatus(t, e.do(http.MethodPut, "/v1/devices/az2", testAdmin, devices()["azure"]), 503, "write while down")
+	// A device the cache never saw is not served.
+	mustStatus(t, e.do(http.MethodPost, "/v1/devices/other/credentials", testAdmin, nil), 503, "unknown device while down")
+	if !strings.Contains(e.logs.String(), "serving cached devices") {
+		t.Errorf("no log line says cached devices are being served")
+	}
+	time.Sleep(time.Until(start.Add(2500 * time.Millisecond))) // past every bound: the entry's, and readyz's from when the outage was seen
+	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 503, "past the stale bound")
+	mustStatus(t, e.do(http.MethodGet, "/readyz", "", nil), 503, "readyz past the bound")
+
+	e.store.down.Store(false)
+	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 200, "store back")
+	mustStatus(t, e.do(http.MethodGet, "/readyz", "", nil), 200, "ready again")
+}
+
+// TestOwnWritesTakeEffectAtOnce: this replica's revokes and deletes are
+// honoured at once, whatever the cache holds.
+func TestOwnWritesTakeEffectAtOnce(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Cache.TTL = time.Hour })
+	mustStatus(t, e.do(http.MethodPut, "/v1/devices/az", testAdmin, devices()["azure"]), 201, "put")
+	var tok struct{ ID, Token string }
+	e.do(http.MethodPost, "/v1/devices/az/tokens", testAdmin, nil).json(t, &tok)
+	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 200, "cached")
+	mustStatus(t, e.do(http.MethodDelete, "/v1/devices/az/tokens/"+tok.ID, testAdmin, nil), 204, "revoke")
+	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 401, "revoked token")
+
+	e.do(http.MethodPost, "/v1/devices/az/tokens", testAdmin, nil).json(t, &tok)
+	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 200, "cached")
+	mustStatus(t, e.do(http.MethodDelete, "/v1/devices/az", testAdmin, nil), 204, "delete")
+	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 404, "deleted device")
+	mustStatus(t, e.do(http.MethodPut, "/v1/devices/az", testAdmin, devices()["azure"]), 201, "recreate")
+	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 403, "token older than the device")
+	// An unknown token is cached as unknown; a token minted later with
+	// that text cannot exist, but a new token works at once.
+	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", "csd_0000", nil), 401, "unknown")
+	e.do(http.MethodPost, "/v1/devices/az/tokens", testAdmin, nil).json(t, &tok)
+	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 200, "new token")
+}

@@ -1,0 +1,404 @@
+// Package clients_test runs the device clients of clients/python,
+// clients/micropython and clients/c as separate processes against credsign's
+// API (embedded store, in-process on loopback) and the cloud emulators of
+// internal/cloudemu, which verify each cloud's recipe and enforce expiry.
+package clients_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/credsign/credsign/api"
+	"github.com/credsign/credsign/internal/cloudemu"
+	"github.com/credsign/credsign/internal/testutil"
+	"github.com/credsign/credsign/secrets/filestore"
+)
+
+// exchange is one credentials request as the server answered it.
+type exchange struct {
+	at         time.Time
+	status     int
+	retryAfter string
+	creds      credentials // zero unless status is 200
+}
+
+type credentials struct {
+	ClientID       string     `json:"clientId"`
+	Username       string     `json:"username"`
+	Password       string     `json:"password"`
+	IssuedAt       time.Time  `json:"issuedAt"`
+	ExpiresAt      *time.Time `json:"expiresAt"`
+	ExpiryEnforced bool       `json:"expiryEnforced"`
+	RefreshAfter   time.Time  `json:"refreshAfter"`
+}
+
+// server is credsign's real API handler behind a recorder that keeps every
+// credentials exchange (to time the clients' retries and to know every
+// password issued, for the secret search of their output).
+type server struct {
+	t      *testing.T
+	url    string
+	admin  string
+	caFile string // PEM of the CA that signed the HTTPS certificate; "" for http
+
+	// unavailable is a FAKE: while positive, the recorder answers that many
+	// credentials requests with 503 and Retry-After: 2 itself (a store
+	// outage is hard to produce on demand with the embedded store).
+	unavailable atomic.Int32
+
+	mu  sync.Mutex
+	log []exchange
+}
+
+type serverOptions struct {
+	https     bool
+	now       func() time.Time
+	ratePerMi float64 // device token rate a minute; 0: unlimited
+	// firstIssue runs once, before the first credentials request is served.
+	firstIssue func()
+}
+
+func startServer(t *testing.T, o serverOptions) *server {
+	t.Helper()
+	store, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	s := &server{t: t, admin: randomHex(t, 24)}
+	h, err := api.New(api.Config{Store: store, AdminToken: s.admin, Logger: zerolog.Nop(), Now: o.now,
+		RatePerMinute: o.ratePerMi, RateBurst: 1})
+	if err != nil {
+		t.Fatalf("api: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.url = "http://" + ln.Addr().String()
+	if o.https {
+		ca, err := cloudemu.NewTestCA()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := ca.ServerConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.caFile = writeFile(t, "credsign-ca.pem", ca.CertPEM())
+		ln = tls.NewListener(ln, cfg)
+		s.url = "https://" + ln.Addr().String()
+	}
+	srv := &http.Server{Handler: s.record(h, o.firstIssue), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		_ = store.Close()
+	})
+	return s
+}
+
+type recordingWriter struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+func (w *recordingWriter) WriteHeader(code int) { w.status = code; w.ResponseWriter.WriteHeader(code) }
+func (w *recordingWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.body.Write(b)
+	return w.ResponseWriter.Write(b)
+}
+
+func (s *server) record(h http.Handler, firstIssue func()) http.Handler {
+	var once sync.Once
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/credentials") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if firstIssue != nil {
+			once.Do(firstIssue)
+		}
+		ex := exchange{at: time.Now()}
+		if s.unavailable.Add(-1) >= 0 {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.Header().Set("Retry-After", "2")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, `{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"fake outage from the test"}`)
+			ex.status, ex.retryAfter = http.StatusServiceUnavailable, "2"
+		} else {
+			s.unavailable.Store(0)
+			rw := &recordingWriter{ResponseWriter: w}
+			h.ServeHTTP(rw, r)
+			ex.status, ex.retryAfter = rw.status, w.Header().Get("Retry-After")
+			if rw.status == http.StatusOK {
+				if err := json.Unmarshal(rw.body.Bytes(), &ex.creds); err != nil {
+					s.t.Errorf("credentials answer: %v", err)
+				}
+			}
+		}
+		s.mu.Lock()
+		s.log = append(s.log, ex)
+		s.mu.Unlock()
+	})
+}
+
+// exchanges returns a copy of the credentials exchanges so far.
+func (s *server) exchanges() []exchange {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]exchange(nil), s.log...)
+}
+
+// call does an admin request and decodes a JSON answer into out.
+func (s *server) call(method, path string, body, out any) {
+	s.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, s.url+path, rd)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.admin)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := s.httpClient().Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		s.t.Fatalf("%s %s: %s: %s", method, path, resp.Status, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			s.t.Fatalf("%s %s: decode: %v", method, path, err)
+		}
+	}
+}
+
+func (s *server) httpClient() *http.Client {
+	if s.caFile == "" {
+		return http.DefaultClient
+	}
+	pem, err := os.ReadFile(s.caFile)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	pool := x509Pool(pem)
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+}
+
+// device is a device as registered in credsign (host and port are added to
+// point at its emulator) and how the emulator knows it.
+type device struct {
+	cloud  string
+	params map[string]any
+	secret string
+	tls    bool
+	topic  string
+	// wrongSecret, when set, is registered in credsign instead of secret
+	// (the emulator keeps secret), so the broker refuses every triple.
+	wrongSecret string
+}
+
+var devices = []device{
+	{cloudemu.Aliyun, map[string]any{"productKey": "a1pk", "deviceName": "lamp"}, "s3cret-aliyun", true, "/a1pk/lamp/user/update", ""},
+	{cloudemu.Tencent, map[string]any{"productId": "ABCDEFGHIJ", "deviceName": "lamp"}, "MTIzNDU2Nzg5MGFiY2RlZg==", false, "ABCDEFGHIJ/lamp/data", ""},
+	{cloudemu.Huawei, map[string]any{"deviceId": "prod_lamp"}, "s3cret-huawei", true, "$oc/devices/prod_lamp/sys/properties/report", ""},
+	{cloudemu.Azure, map[string]any{"hubHost": "hub.azure-devices.net", "deviceId": "lamp"}, "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg=", true, "devices/lamp/messages/events/", ""},
+}
+
+// registered is a device registered in a server, with its emulator.
+type registered struct {
+	device
+	id        string
+	emu       *cloudemu.Emulator
+	token     string
+	tokenID   string
+	tokenFile string
+	caFile    string // the emulator's CA, for TLS brokers
+}
+
+func (s *server) register(t *testing.T, d device, now func() time.Time) *registered {
+	t.Helper()
+	e, err := cloudemu.Start(cloudemu.Options{Cloud: d.cloud, TLS: d.tls, Now: now, ExpiryCheckInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	emu := map[string]string{}
+	params := map[string]any{"host": e.Host(), "port": e.Port()}
+	for k, v := range d.params {
+		emu[k] = fmt.Sprint(v)
+		params[k] = v
+	}
+	if err := e.AddDevice(emu, d.secret); err != nil {
+		t.Fatal(err)
+	}
+	switch d.cloud {
+	case cloudemu.Aliyun:
+		params["secureMode"] = map[bool]int{true: 2, false: 3}[d.tls]
+	case cloudemu.Huawei:
+		params["tls"] = d.tls
+	}
+	r := &registered{device: d, id: "lamp-" + d.cloud, emu: e}
+	secret := d.secret
+	if d.wrongSecret != "" {
+		secret = d.wrongSecret
+	}
+	s.call(http.MethodPut, "/v1/devices/"+r.id, map[string]any{"cloud": d.cloud, "params": params, "secret": secret}, nil)
+	var tok struct {
+		ID    string `json:"id"`
+		Token string `json:"token"`
+	}
+	s.call(http.MethodPost, "/v1/devices/"+r.id+"/tokens", nil, &tok)
+	if tok.Token == "" || tok.ID == "" {
+		t.Fatal("no device token in the answer")
+	}
+	r.token, r.tokenID = tok.Token, tok.ID
+	r.tokenFile = writeFile(t, r.id+".token", []byte(tok.Token+"\n"))
+	if d.tls {
+		r.caFile = writeFile(t, d.cloud+"-ca.pem", e.CAPEM())
+	}
+	return r
+}
+
+func writeFile(t *testing.T, name string, b []byte) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(f, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func randomHex(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// settings are what every client is told, each in its own way.
+type settings struct {
+	server, device, tokenFile, caFile, brokerCAFile, topic string
+	ttl                                                    int
+	interval                                               float64
+}
+
+func settingsFor(s *server, r *registered, ttl int) settings {
+	return settings{server: s.url, device: r.id, tokenFile: r.tokenFile, caFile: s.caFile,
+		brokerCAFile: r.caFile, topic: r.topic, ttl: ttl, interval: 0.3}
+}
+
+// process is a running client.
+type process struct {
+	cmd  *exec.Cmd
+	out  *testutil.SyncBuffer // stdout and stderr
+	done chan struct{}
+	err  error // set when done is closed
+}
+
+// start runs c; secrets lists what to blank out of its output when the test
+// fails and the output is shown.
+func start(t *testing.T, c *exec.Cmd, secrets func() []string) *process {
+	t.Helper()
+	p := &process{cmd: c, out: &testutil.SyncBuffer{}, done: make(chan struct{})}
+	c.Stdout, c.Stderr = p.out, p.out
+	c.WaitDelay = 5 * time.Second
+	if err := c.Start(); err != nil {
+		t.Fatalf("start %s: %v", c.Path, err)
+	}
+	go func() { p.err = c.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = c.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			out := p.out.String()
+			for _, s := range secrets() {
+				if s != "" {
+					out = strings.ReplaceAll(out, s, "[SECRET]")
+				}
+			}
+			t.Logf("client output:\n%s", out)
+		}
+	})
+	return p
+}
+
+// exited reports whether the process ended on its own.
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// noSecrets fails t if the client's output holds any of secrets.
+func noSecrets(t *testing.T, p *process, secrets ...string) {
+	t.Helper()
+	out := p.out.String()
+	for _, s := range secrets {
+		if s != "" && strings.Contains(out, s) {
+			t.Errorf("the client's output holds a secret (%d characters, starting %.4q)", len(s), s)
+		}
+	}
+}
+
+// secretsOf lists what must never appear in a client's output: the device
+// token, the device secret and every password the server issued.
+func secretsOf(s *server, r *registered) []string {
+	out := []string{r.token, r.secret, r.wrongSecret}
+	for _, ex := range s.exchanges() {
+		out = append(out, ex.creds.Password)
+	}
+	return out
+}
+
+// waitFor polls cond every 50ms until it holds or ctx ends.
+func waitFor(ctx context.Context, t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,300 @@
+#!/usr/bin/env python3
+"""credsign device client: Python 3, paho-mqtt (1.x or 2.x) and urllib.
+
+Fetches short-lived MQTT credentials from credsign with the device token,
+connects to the cloud's broker, publishes a message every CREDSIGN_INTERVAL
+seconds, refreshes at refreshAfter (plus jitter), reconnects before an
+enforced expiry, backs off on failures (honouring Retry-After), and stops on
+a permanent refusal. docs/devices.md is the protocol it follows.
+
+Settings (environment):
+  CREDSIGN_SERVER          credsign base URL (https://…; http:// on loopback)
+  CREDSIGN_DEVICE          device id the token is bound to
+  CREDSIGN_TOKEN_FILE      file holding the device token (re-read at every fetch)
+  CREDSIGN_CA_FILE         optional PEM trusted for credsign besides system roots
+  CREDSIGN_BROKER_CA_FILE  optional PEM trusted for the broker besides system roots
+  CREDSIGN_TTL             optional lifetime to ask for, in seconds
+  CREDSIGN_TOPIC           topic to publish to (QoS 1)
+  CREDSIGN_INTERVAL        seconds between messages (default 10)
+
+Exit status: 2 bad settings, 3 credsign refused the device for good
+(401/403/404 or another 4xx); otherwise it runs until killed. Logs go to
+stderr and never hold the token or the password.
+"""
+import json
+import os
+import random
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import paho.mqtt.client as mqtt
+
+BACKOFF_INITIAL, BACKOFF_MAX = 1.0, 120.0
+STABLE_AFTER = 30.0  # a connection up this long starts the broker back-off over
+
+
+def log(msg):
+    print("credsign-client: " + msg, file=sys.stderr, flush=True)
+
+
+class Permanent(Exception):
+    """credsign refused the device; asking again will not help."""
+
+
+class Retry(Exception):
+    """A failure worth retrying; after is the server's Retry-After (seconds)."""
+
+    def __init__(self, msg, after=0.0):
+        super().__init__(msg)
+        self.after = after
+
+
+def parse_time(s):
+    """RFC 3339 UTC time ("2026-11-23T19:38:04.514154053Z") to Unix seconds."""
+    if s is None:
+        return None
+    date, clock = s.rstrip("Z").split("T")
+    y, mo, d = (int(x) for x in date.split("-"))
+    hms, _, frac = clock.partition(".")
+    h, mi, sec = (int(x) for x in hms.split(":"))
+    # Days from 1970-01-01 to y-mo-d (proleptic Gregorian).
+    y -= mo <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (mo + (-3 if mo > 2 else 9)) + 2) // 5 + d - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    return days * 86400 + h * 3600 + mi * 60 + sec + (float("0." + frac) if frac else 0.0)
+
+
+class Creds:
+    """A triple plus its deadlines on this device's monotonic clock.
+
+    Deadlines are durations from issuedAt, so a device whose own clock is
+    wrong (no RTC, no NTP yet) still refreshes on time."""
+
+    def __init__(self, c):
+        now = time.monotonic()
+        issued = parse_time(c["issuedAt"])
+        self.c = c
+        refresh = parse_time(c["refreshAfter"]) - issued
+        expires = parse_time(c.get("expiresAt"))
+        # Jitter: up to a quarter of the shorter of refreshAfter - issuedAt and
+        # expiresAt - refreshAfter, so a fleet does not refresh in lockstep.
+        window = min(refresh, expires - issued - refresh) / 4 if expires else refresh / 4
+        self.refresh_at = now + refresh + random.uniform(0, max(window, 0))
+        self.expires_at = now + (expires - issued) if expires else None
+        self.enforced = bool(c.get("expiryEnforced")) and expires is not None
+
+    def expired(self):
+        return self.enforced and time.monotonic() >= self.expires_at
+
+    def describe(self):
+        c = self.c
+        exp = "never" if self.expires_at is None else "in %.1fs%s" % (
+            self.expires_at - time.monotonic(), "" if self.enforced else " (not enforced)")
+        return "%s device %s at %s:%d tls=%s, client id %s, refresh in %.1fs, expires %s" % (
+            c["cloud"], c["deviceId"], c["host"], c["port"], c["tls"], c["clientId"],
+            self.refresh_at - time.monotonic(), exp)
+
+
+def tls_context(ca_file):
+    ctx = ssl.create_default_context()  # system roots, hostname check, TLS 1.2+
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if ca_file:
+        ctx.load_verify_locations(cafile=ca_file)
+    return ctx
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """credsign never redirects; following one would send the token elsewhere."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+def fetch(cfg):
+    """POST /v1/devices/{id}/credentials with the device token."""
+    try:
+        with open(cfg["token_file"]) as f:  # re-read: a rotated token is picked up
+            token = f.read().strip()
+    except OSError as e:
+        raise Retry("cannot read the device token file: %s" % e.strerror)
+    body = {"ttlSeconds": cfg["ttl"]} if cfg["ttl"] else {}
+    req = urllib.request.Request(
+        cfg["server"].rstrip("/") + "/v1/devices/%s/credentials" % cfg["device"],
+        data=json.dumps(body).encode(), method="POST",
+        headers={"Authorization": "Bearer " + token, "Content-Type": "application/json",
+                 "Accept": "application/json"})
+    ctx = tls_context(cfg["ca_file"]) if cfg["server"].startswith("https:") else None
+    opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=ctx))
+    try:
+        with opener.open(req, timeout=30) as r:
+            return Creds(json.load(r))
+    except urllib.error.HTTPError as e:
+        status, after = e.code, e.headers.get("Retry-After", "")
+        try:
+            p = json.load(e)  # RFC 9457 problem: title and detail, never a secret
+            why = "%s: %s" % (p.get("title", ""), p.get("detail", ""))
+        except ValueError:
+            why = e.reason
+        msg = "credsign answered %d %s" % (status, why)
+        if 400 <= status < 500 and status not in (408, 429):
+            raise Permanent(msg)
+        raise Retry(msg, float(after) if after.isdigit() else 0.0)
+    except (OSError, ValueError, KeyError) as e:  # network, TLS, bad JSON
+        raise Retry("cannot reach credsign: %s" % (getattr(e, "reason", None) or type(e).__name__))
+
+
+def backoff(failures, after=0.0):
+    """Exponential back-off with jitter in [d/2, d], or Retry-After when longer."""
+    d = min(BACKOFF_MAX, BACKOFF_INITIAL * 2 ** failures)
+    return max(random.uniform(d / 2, d), after)
+
+
+class Session:
+    """One paho client for one triple (the ClientId may change per triple)."""
+
+    def __init__(self, cfg, creds):
+        c = creds.c
+        if hasattr(mqtt, "CallbackAPIVersion"):  # paho-mqtt 2.x
+            self.m = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=c["clientId"],
+                                 protocol=mqtt.MQTTv311, clean_session=True)
+        else:  # paho-mqtt 1.x (Debian bookworm: 1.6.1)
+            self.m = mqtt.Client(client_id=c["clientId"], protocol=mqtt.MQTTv311, clean_session=True)
+        self.m.username_pw_set(c["username"], c["password"])
+        if c["tls"]:
+            self.m.tls_set_context(tls_context(cfg["broker_ca_file"]))
+        self.rc, self.lost = None, False
+        self.m.on_connect = self._on_connect
+        self.m.on_disconnect = self._on_disconnect
+        self.m.connect(c["host"], c["port"], keepalive=60)  # raises OSError, ssl.SSLError
+        self.m.loop_start()
+        deadline = time.monotonic() + 30
+        while self.rc is None and not self.lost and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if self.rc != 0:
+            self.close()
+            code = getattr(self.rc, "value", self.rc)
+            if code in (4, 5, 134, 135):  # bad user name or password / not authorized
+                raise PermissionError("broker refused the credentials (CONNACK %s)" % code)
+            raise ConnectionError("no CONNACK (%s)" % code)
+
+    def _on_connect(self, client, userdata, flags, rc, properties=None):
+        self.rc = rc
+
+    def _on_disconnect(self, client, userdata, *args):
+        self.lost = True
+
+    def publish(self, topic, payload):
+        info = self.m.publish(topic, payload, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise ConnectionError("publish failed (rc %d)" % info.rc)
+        info.wait_for_publish(timeout=30)
+        if not info.is_published():
+            raise ConnectionError("no PUBACK")
+
+    def close(self):
+        self.m.disconnect()
+        self.m.loop_stop()
+
+
+def run(cfg):
+    creds, session = None, None
+    fetch_failures = 0  # credsign failures in a row; reset by a successful fetch
+    conn_failures = 0   # broker failures in a row; reset by a connection up for 30 s
+    sent, next_pub, connected_at = 0, time.monotonic(), 0.0
+    while True:
+        now = time.monotonic()
+        if session and now - connected_at >= STABLE_AFTER:
+            conn_failures = 0
+        if creds is None or creds.expired() or now >= creds.refresh_at:
+            try:
+                fresh = fetch(cfg)
+            except Permanent as e:
+                log("%s; this will not change by retrying, stopping" % e)
+                if session:
+                    session.close()
+                return 3
+            except Retry as e:
+                d = backoff(fetch_failures, e.after)
+                fetch_failures += 1
+                if creds is None or creds.expired():
+                    log("%s; retrying in %.1fs" % (e, d))
+                    time.sleep(d)
+                else:  # the current triple still works: keep it, try again later
+                    creds.refresh_at = now + d
+                    log("%s; staying connected, retrying in %.1fs" % (e, d))
+                continue
+            log("fetched credentials: " + fresh.describe())
+            fetch_failures = 0
+            if session and creds.enforced:
+                # Reconnect with the fresh triple before the old one lapses.
+                log("reconnecting with fresh credentials before the old ones expire")
+                session.close()
+                session = None
+            creds = fresh
+        if session is None:
+            try:
+                session = Session(cfg, creds)
+                connected_at = time.monotonic()
+                log("connected to %s:%d" % (creds.c["host"], creds.c["port"]))
+            except (OSError, ConnectionError) as e:
+                d = backoff(conn_failures)
+                conn_failures += 1
+                if isinstance(e, PermissionError):
+                    creds = None  # refused: ask credsign again, the device may have been fixed there
+                    log("%s; retrying in %.1fs" % (e, d))
+                else:
+                    log("cannot connect to %s:%d: %s; retrying in %.1fs" % (
+                        creds.c["host"], creds.c["port"], type(e).__name__, d))
+                time.sleep(d)
+                continue
+        if now >= next_pub:
+            try:
+                if session.lost:
+                    raise ConnectionError("connection lost")
+                session.publish(cfg["topic"], "message %d from %s" % (sent + 1, cfg["device"]))
+                sent += 1
+                log("published message %d" % sent)
+                next_pub = now + cfg["interval"]
+            except (OSError, ConnectionError, RuntimeError, ValueError) as e:
+                session.close()
+                session = None
+                d = backoff(conn_failures)
+                conn_failures += 1
+                log("%s; reconnecting in %.1fs" % (e, d))
+                time.sleep(d)
+                continue
+        time.sleep(0.05)
+
+
+def main():
+    env = os.environ.get
+    try:
+        cfg = {"server": env("CREDSIGN_SERVER", ""), "device": env("CREDSIGN_DEVICE", ""),
+               "token_file": env("CREDSIGN_TOKEN_FILE", ""), "ca_file": env("CREDSIGN_CA_FILE"),
+               "broker_ca_file": env("CREDSIGN_BROKER_CA_FILE"), "ttl": int(env("CREDSIGN_TTL") or 0),
+               "topic": env("CREDSIGN_TOPIC", ""), "interval": float(env("CREDSIGN_INTERVAL") or 10)}
+    except ValueError:
+        log("CREDSIGN_TTL and CREDSIGN_INTERVAL must be numbers")
+        return 2
+    missing = [k for k in ("server", "device", "token_file", "topic") if not cfg[k]]
+    if missing:
+        log("missing settings: " + ", ".join("CREDSIGN_" + k.upper() for k in missing))
+        return 2
+    u = urllib.parse.urlsplit(cfg["server"])
+    if u.scheme != "https" and not (u.scheme == "http" and u.hostname in ("localhost", "127.0.0.1", "::1")):
+        log("CREDSIGN_SERVER must be https:// (plain http only on loopback)")
+        return 2
+    try:
+        return run(cfg)
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+package cloudemu
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	josejwt "github.com/go-jose/go-jose/v4/jwt"
+)
+
+// Token verification for the jwt and aws clouds, with go-jose: a library
+// independent of package signing, against the JWKS the issuer publishes.
+
+// tokenAlgs are the algorithms a broker configured for credsign accepts.
+var tokenAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.RS256, jose.EdDSA}
+
+// keySet returns the issuer's JWKS: Options.JWKS, else fetched from
+// Options.JWKSURL (a file path or an http(s) URL). A URL is fetched again
+// when a token names a kid the cached set lacks, as brokers do after a key
+// rotation.
+func (e *Emulator) keySet(kid string) (jose.JSONWebKeySet, error) {
+	e.mu.Lock()
+	cached := e.jwks
+	e.mu.Unlock()
+	if cached != nil && len(cached.Key(kid)) > 0 {
+		return *cached, nil
+	}
+	raw := e.opts.JWKS
+	if raw == nil {
+		if e.opts.JWKSURL == "" {
+			return jose.JSONWebKeySet{}, errors.New("no JWKS configured (Options.JWKS or JWKSURL)")
+		}
+		b, err := fetchJWKS(e.opts.JWKSURL)
+		if err != nil {
+			return jose.JSONWebKeySet{}, err
+		}
+		raw = b
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(raw, &set); err != nil {
+		return jose.JSONWebKeySet{}, fmt.Errorf("JWKS is not a JSON Web Key Set: %w", err)
+	}
+	e.mu.Lock()
+	e.jwks = &set
+	e.mu.Unlock()
+	return set, nil
+}
+
+func fetchJWKS(src string) ([]byte, error) {
+	if !strings.HasPrefix(src, "http://") && !strings.HasPrefix(src, "https://") {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			return nil, fmt.Errorf("read JWKS: %w", err)
+		}
+		return b, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+	if err != nil {
+		return nil, fmt.Errorf("fetch JWKS: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch JWKS: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("fetch JWKS from %s: %s", src, resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("fetch JWKS: %w", err)
+	}
+	return b, nil
+}
+
+// verifyToken checks a JWT as a broker's JWT authenticator does: signature
+// against the issuer's JWKS, iss (Options.Issuer) and aud when configured,
+// nbf and exp by the emulator's clock, and sub naming a registered device
+// whose ClientId is clientID. The session ends at exp.
+func (e *Emulator) verifyToken(clientID, token, audience string, now time.Time, find secrets) (verdict, error) {
+	tok, err := josejwt.ParseSigned(token, tokenAlgs)
+	if err != nil {
+		return verdict{}, fmt.Errorf("%w: token is not a JWS: %w", ErrBadCredentials, err)
+	}
+	kid := ""
+	if len(tok.Headers) == 1 {
+		kid = tok.Headers[0].KeyID
+	}
+	set, err := e.keySet(kid)
+	if err != nil {
+		return verdict{}, fmt.Errorf("%w: %w", ErrBadCredentials, err)
+	}
+	var claims josejwt.Claims
+	if err := tok.Claims(set, &claims); err != nil {
+		return verdict{}, fmt.Errorf("%w: token signature does not verify against the JWKS: %w", ErrBadCredentials, err)
+	}
+	want := josejwt.Expected{Issuer: e.opts.Issuer, Time: now}
+	if audience == "" {
+		audience = e.opts.Audience
+	}
+	if audience != "" {
+		want.AnyAudience = josejwt.Audience{audience}
+	}
+	if err := claims.ValidateWithLeeway(want, 0); err != nil {
+		if errors.Is(err, josejwt.ErrExpired) {
+			return verdict{}, fmt.Errorf("%w: token expired at %s", ErrExpired, claims.Expiry.Time().UTC().Format(time.RFC3339))
+		}
+		return verdict{}, fmt.Errorf("%w: token claims: %w", ErrBadCredentials, err)
+	}
+	if claims.Expiry == nil {
+		return verdict{}, fmt.Errorf("%w: token has no exp", ErrBadCredentials)
+	}
+	wantClient, ok := find("jwt/" + claims.Subject)
+	if !ok {
+		return verdict{}, fmt.Errorf("%w: token subject %q", ErrUnknownDevice, claims.Subject)
+	}
+	if wantClient != clientID {
+		return verdict{}, fmt.Errorf("%w: ClientId %q is not the subject's %q", ErrBadCredentials, clientID, wantClient)
+	}
+	return verdict{expires: claims.Expiry.Time()}, nil
+}

@@ -1,0 +1,216 @@
+package cloudemu
+
+import (
+	"crypto"
+	"crypto/hmac"
+	"crypto/md5"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"hash"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Verifiers for OneNET, Baidu, Tuya (docs/clouds.md) and for the token
+// family (jwt, aws), again written from the vendors' documents and
+// independently of package signing.
+
+// verifyOneNET checks a OneNET Studio token. OneNET refuses a token whose
+// et has passed at CONNECT ("the platform considers the access expired"),
+// and does not cut a live session.
+func verifyOneNET(clientID, username, password string, now time.Time, find secrets) (verdict, error) {
+	q, err := url.ParseQuery(password)
+	if err != nil {
+		return verdict{}, fmt.Errorf("%w: onenet token is not a query string: %w", ErrBadCredentials, err)
+	}
+	version, res, et, method, sign := q.Get("version"), q.Get("res"), q.Get("et"), q.Get("method"), q.Get("sign")
+	if version != "2018-10-31" || res == "" || et == "" || sign == "" {
+		return verdict{}, fmt.Errorf("%w: onenet token needs version=2018-10-31, res, et, method and sign", ErrBadCredentials)
+	}
+	if res != "products/"+username && res != "products/"+username+"/devices/"+clientID {
+		return verdict{}, fmt.Errorf("%w: onenet res %q does not name product %q or its device %q", ErrBadCredentials, res, username, clientID)
+	}
+	var h func() hash.Hash
+	switch method {
+	case "sha256":
+		h = sha256.New
+	case "sha1":
+		h = sha1.New
+	case "md5":
+		h = md5.New
+	default:
+		return verdict{}, fmt.Errorf("%w: onenet method %q", ErrBadCredentials, method)
+	}
+	sec, err := strconv.ParseInt(et, 10, 64)
+	if err != nil {
+		return verdict{}, fmt.Errorf("%w: onenet et %q is not Unix seconds", ErrBadCredentials, et)
+	}
+	b64key, ok := find(res)
+	if !ok {
+		return verdict{}, fmt.Errorf("%w: onenet %s", ErrUnknownDevice, res)
+	}
+	key, err := base64.StdEncoding.DecodeString(b64key)
+	if err != nil {
+		return verdict{}, fmt.Errorf("onenet %s: key is not base64: %w", res, err)
+	}
+	m := hmac.New(h, key)
+	m.Write([]byte(et + "\n" + method + "\n" + res + "\n" + version))
+	if subtle.ConstantTimeCompare([]byte(base64.StdEncoding.EncodeToString(m.Sum(nil))), []byte(sign)) != 1 {
+		return verdict{}, fmt.Errorf("%w: onenet sign does not match", ErrBadCredentials)
+	}
+	if exp := time.Unix(sec, 0); exp.Before(now) {
+		return verdict{}, fmt.Errorf("%w: onenet token expired at %s", ErrExpired, exp.UTC().Format(time.RFC3339))
+	}
+	return verdict{}, nil
+}
+
+// verifyBaidu checks a Baidu IoT Core username and hashed password. The
+// timestamp is optional and Baidu documents no window for it: not enforced.
+func verifyBaidu(username, password string, find secrets) (verdict, error) {
+	rest, ok := strings.CutPrefix(username, "thingidp@")
+	if !ok {
+		return verdict{}, fmt.Errorf("%w: baidu username must start with thingidp@", ErrBadCredentials)
+	}
+	f := strings.Split(rest, "|")
+	var core, dk, ts, method string
+	switch len(f) {
+	case 4:
+		core, dk, ts, method = f[0], f[1], f[2], f[3]
+	case 3:
+		core, dk, method = f[0], f[1], f[2]
+	default:
+		return verdict{}, fmt.Errorf("%w: baidu username: want thingidp@core|key|timestamp|method", ErrBadCredentials)
+	}
+	secret, ok := find(core + "/" + dk)
+	if !ok {
+		return verdict{}, fmt.Errorf("%w: baidu %s/%s", ErrUnknownDevice, core, dk)
+	}
+	msg := []byte(dk + "&" + ts + "&" + method + secret)
+	var sum string
+	switch method {
+	case "MD5":
+		s := md5.Sum(msg)
+		sum = hex.EncodeToString(s[:])
+	case "SHA256":
+		s := sha256.Sum256(msg)
+		sum = hex.EncodeToString(s[:])
+	default:
+		return verdict{}, fmt.Errorf("%w: baidu algorithm %q", ErrBadCredentials, method)
+	}
+	if !equalFold(sum, password) {
+		return verdict{}, fmt.Errorf("%w: baidu password does not match", ErrBadCredentials)
+	}
+	return verdict{}, nil
+}
+
+// verifyTuya checks a TuyaLink triple. Tuya documents no validity window
+// for the timestamp: not enforced.
+func verifyTuya(clientID, username, password string, find secrets) (verdict, error) {
+	id, ok := strings.CutPrefix(clientID, "tuyalink_")
+	if !ok {
+		return verdict{}, fmt.Errorf("%w: tuya ClientId must be tuyalink_{deviceId}", ErrBadCredentials)
+	}
+	uid, opts, ok := strings.Cut(username, "|")
+	if !ok || uid != id {
+		return verdict{}, fmt.Errorf("%w: tuya username must be {deviceId}|… for ClientId %q", ErrBadCredentials, clientID)
+	}
+	kv := map[string]string{}
+	for _, part := range strings.Split(opts, ",") {
+		k, v, _ := strings.Cut(part, "=")
+		kv[strings.ToLower(k)] = v
+	}
+	if kv["signmethod"] != "hmacSha256" || kv["timestamp"] == "" {
+		return verdict{}, fmt.Errorf("%w: tuya username needs signMethod=hmacSha256 and a timestamp", ErrBadCredentials)
+	}
+	secret, ok := find(id)
+	if !ok {
+		return verdict{}, fmt.Errorf("%w: tuya %s", ErrUnknownDevice, id)
+	}
+	content := "deviceId=" + id + ",timestamp=" + kv["timestamp"] + ",secureMode=" + kv["securemode"] + ",accessType=" + kv["accesstype"]
+	if !equalFold(hmacHex(sha256.New, []byte(secret), []byte(content)), password) {
+		return verdict{}, fmt.Errorf("%w: tuya password does not match", ErrBadCredentials)
+	}
+	return verdict{}, nil
+}
+
+// verifyAWS plays AWS IoT Core and a custom authorizer function: AWS checks
+// the token signature with the authorizer's token-signing public key, then
+// the function verifies the JWT against the issuer's JWKS and answers
+// disconnectAfterInSeconds = exp - now, so the session ends at exp.
+func (e *Emulator) verifyAWS(clientID, username string, tls bool, now time.Time, find secrets) (verdict, error) {
+	if !tls {
+		return verdict{}, fmt.Errorf("%w: aws custom authentication needs TLS", ErrBadCredentials)
+	}
+	_, query, ok := strings.Cut(username, "?")
+	if !ok {
+		return verdict{}, fmt.Errorf("%w: aws username has no query string", ErrBadCredentials)
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return verdict{}, fmt.Errorf("%w: aws username query: %w", ErrBadCredentials, err)
+	}
+	name := q.Get("x-amz-customauthorizer-name")
+	pemKey, ok := find("authorizers/" + name)
+	if !ok {
+		return verdict{}, fmt.Errorf("%w: aws authorizer %q", ErrUnknownDevice, name)
+	}
+	keyName, _ := find("authorizers/" + name + "/tokenKeyName")
+	token := q.Get(keyName)
+	sig, err := base64.StdEncoding.DecodeString(q.Get("x-amz-customauthorizer-signature"))
+	if token == "" || err != nil {
+		return verdict{}, fmt.Errorf("%w: aws username needs %s and a base64 x-amz-customauthorizer-signature", ErrBadCredentials, keyName)
+	}
+	pub, err := rsaPublicKey(pemKey)
+	if err != nil {
+		return verdict{}, fmt.Errorf("aws authorizer %s: %w", name, err)
+	}
+	h := sha256.Sum256([]byte(token))
+	if rsa.VerifyPKCS1v15(pub, crypto.SHA256, h[:], sig) != nil {
+		return verdict{}, fmt.Errorf("%w: aws token signature does not verify with the authorizer's public key", ErrBadCredentials)
+	}
+	endpoint, _ := find("authorizers/" + name + "/endpoint")
+	return e.verifyToken(clientID, token, endpoint, now, find)
+}
+
+// rsaPublicKey reads the authorizer's token-signing key: a public key, or
+// the private key whose public half it is.
+func rsaPublicKey(s string) (*rsa.PublicKey, error) {
+	block, _ := pem.Decode([]byte(s))
+	if block == nil {
+		return nil, errors.New("token-signing key is not PEM")
+	}
+	var key any
+	var err error
+	switch block.Type {
+	case "PUBLIC KEY":
+		key, err = x509.ParsePKIXPublicKey(block.Bytes)
+	case "RSA PUBLIC KEY":
+		key, err = x509.ParsePKCS1PublicKey(block.Bytes)
+	case "PRIVATE KEY":
+		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	default:
+		return nil, fmt.Errorf("PEM block %q is not an RSA key", block.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("token-signing key: %w", err)
+	}
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		return k, nil
+	case *rsa.PrivateKey:
+		return &k.PublicKey, nil
+	}
+	return nil, fmt.Errorf("token-signing key is %T, not RSA", key)
+}
