@@ -3,9 +3,9 @@ package api
 import (
 	"encoding/json"
 	"io"
-	"strings"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
