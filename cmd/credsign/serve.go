@@ -56,6 +56,7 @@ type serveFlags struct {
 	cache           service.CacheConfig
 	jwtAlg          string
 	issuer          string
+	storeKeyFile    string
 }
 
 // parseServeFlags parses the flags of serve; -h writes the usage to help.
@@ -67,6 +68,7 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 	fs.BoolVar(&f.dev, "dev", false, "development mode: generate and print an admin token when none is configured")
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen address (host:port; port 0 picks a free one)")
 	fs.StringVar(&f.dataDir, "data-dir", "data", "directory of the embedded encrypted store (--store file)")
+	fs.StringVar(&f.storeKeyFile, "store-key-file", "", "file holding the embedded store's key (base64 of 32 bytes), e.g. a systemd credential; else CREDSIGN_STORE_KEY, else the key file in --data-dir")
 	fs.StringVar(&f.store, "store", "", "secret store: vault or file (default vault when VAULT_ADDR is set, else file)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) file; serves HTTPS, reloaded when the file changes")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key file for --tls-cert")
@@ -333,7 +335,18 @@ func openStore(ctx context.Context, f serveFlags, getenv func(string) string, lo
 		return s, kind, nil
 	}
 	cfg := filestore.Config{Dir: f.dataDir}
-	if v := getenv(filestore.EnvKey); v != "" {
+	if f.storeKeyFile != "" {
+		b, err := os.ReadFile(f.storeKeyFile)
+		if err != nil {
+			return nil, kind, fmt.Errorf("reading --store-key-file: %w", err)
+		}
+		key, err := filestore.ParseKey(b)
+		clear(b)
+		if err != nil {
+			return nil, kind, fmt.Errorf("--store-key-file %s: %w", f.storeKeyFile, err)
+		}
+		cfg.Key = key
+	} else if v := getenv(filestore.EnvKey); v != "" {
 		key, err := filestore.ParseKey([]byte(v))
 		if err != nil {
 			return nil, kind, fmt.Errorf("reading %s: %w", filestore.EnvKey, err)
