@@ -11,7 +11,7 @@ import (
 )
 
 // Credentials is what credsign issues for a device: an MQTT CONNECT triple,
-// where to connect, and how long it lasts. Its JSON is design.md's.
+// where to connect, and how long it lasts. Its JSON is the Credentials object of openapi.yaml.
 type Credentials struct {
 	DeviceID       string     `json:"deviceId"`
 	Cloud          string     `json:"cloud"`
@@ -114,26 +114,3 @@ type SourceFunc func(ctx context.Context) (Credentials, error)
 
 // Fetch calls f.
 func (f SourceFunc) Fetch(ctx context.Context) (Credentials, error) { return f(ctx) }
-
-// FetchError is an error answer (RFC 9457 problem) from credsign.
-type FetchError struct {
-	Status int
-	Title  string
-	Detail string
-	// RetryAfter is the server's Retry-After (429, 503), zero when absent.
-	RetryAfter time.Duration
-}
-
-func (e *FetchError) Error() string {
-	s := fmt.Sprintf("credsign answered %d", e.Status)
-	if e.Title != "" {
-		s += " " + e.Title
-	}
-	if e.Detail != "" {
-		s += ": " + e.Detail
-	}
-	if e.RetryAfter > 0 {
-		s += fmt.Sprintf(" (retry after %s)", e.RetryAfter)
-	}
-	return s
-}

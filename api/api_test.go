@@ -94,6 +94,7 @@ func TestRoleMatrix(t *testing.T) {
 		"createDeviceToken": {"POST", "/v1/devices/aliyun-1/tokens", nil, 201, true},
 		"createToken":       {"POST", "/v1/tokens", map[string]any{"role": "provisioner"}, 201, false},
 		"importDevices":     {"POST", "/v1/imports?mode=upsert", importLines(map[string]any{"id": "aliyun-9", "cloud": "aliyun", "params": devices()["aliyun"]["params"], "secret": "aliyun-secret-9"}), 200, false},
+		"rotateJWTKey":      {"POST", "/v1/keys/jwt/rotate", nil, 200, false},
 	}
 	doc, err := openapi3.NewLoader().LoadFromData(credsign.OpenAPI)
 	if err != nil {
@@ -586,7 +587,12 @@ func TestHead(t *testing.T) {
 }
 
 func TestStoreUnavailable(t *testing.T) {
-	f := newFixture(t)
+	f := &fixture{env: newEnv(t, func(c *Config) { c.Cache.TTL = -1 })} // no cache
+	mustStatus(t, f.do("POST", "/v1/tokens", testAdmin, map[string]any{"role": "provisioner"}), 201, "token")
+	var tc struct{ Token string }
+	f.do("POST", "/v1/tokens", testAdmin, map[string]any{"role": "provisioner"}).json(t, &tc)
+	f.prov = tc.Token
+	mustStatus(t, f.do("PUT", "/v1/devices/aliyun-1", f.prov, devices()["aliyun"]), 201, "put")
 	mustStatus(t, f.do("GET", "/readyz", "", nil), 200, "ready")
 	f.store.down.Store(true)
 	for _, c := range []struct{ method, path, token string }{

@@ -42,9 +42,15 @@ func (h handlers) GetHealthz(context.Context, oapi.GetHealthzRequestObject) (oap
 func (h handlers) GetReadyz(ctx context.Context, _ oapi.GetReadyzRequestObject) (oapi.GetReadyzResponseObject, error) {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
-	if err := h.s.svc.Ping(ctx); err != nil {
+	health, err := h.s.svc.Ping(ctx)
+	if err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Msg("store not ready")
 		return nil, err
+	}
+	if health.Degraded {
+		detail := "the secret store is unavailable; devices in the cache get credentials, nothing can be written"
+		zerolog.Ctx(ctx).Warn().Time("staleUntil", health.StaleUntil).Msg("store unavailable; serving cached devices")
+		return oapi.GetReadyz200JSONResponse{Status: oapi.HealthStatusDegraded, Detail: &detail, StaleUntil: &health.StaleUntil}, nil
 	}
 	return oapi.GetReadyz200JSONResponse{Status: oapi.HealthStatusOk}, nil
 }
@@ -302,4 +308,37 @@ func (h handlers) RevokeToken(ctx context.Context, req oapi.RevokeTokenRequestOb
 		return nil, err
 	}
 	return oapi.RevokeToken204Response{}, nil
+}
+
+// GetJWKS implements oapi.StrictServerInterface.
+func (h handlers) GetJWKS(ctx context.Context, _ oapi.GetJWKSRequestObject) (oapi.GetJWKSResponseObject, error) {
+	set, err := h.s.svc.JWKS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return jwksResponse(set), nil
+}
+
+// jwksResponse is the key set as the signing core wrote it (the generated
+// type would drop the members of each key that are not in the contract).
+type jwksResponse []byte
+
+// VisitGetJWKSResponse implements oapi.GetJWKSResponseObject.
+func (r jwksResponse) VisitGetJWKSResponse(w http.ResponseWriter) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.WriteHeader(http.StatusOK)
+	if _, err := w.Write(r); err != nil {
+		return fmt.Errorf("writing the JWKS: %w", err)
+	}
+	return nil
+}
+
+// RotateJWTKey implements oapi.StrictServerInterface.
+func (h handlers) RotateJWTKey(ctx context.Context, _ oapi.RotateJWTKeyRequestObject) (oapi.RotateJWTKeyResponseObject, error) {
+	kid, err := h.s.svc.RotateJWTKey(ctx, caller(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return oapi.RotateJWTKey200JSONResponse{Kid: kid}, nil
 }

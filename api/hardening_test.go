@@ -201,3 +201,66 @@ func TestLastPageHasNoNext(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheServesWhileStoreDown: devices the cache knows keep getting
+// credentials for a bounded time while the store does not answer, /readyz
+// says so, writes fail, and after the bound everything is 503.
+func TestCacheServesWhileStoreDown(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.Cache.TTL = 300 * time.Millisecond
+		c.Cache.StaleFor = 1500 * time.Millisecond
+	})
+	mustStatus(t, e.do(http.MethodPut, "/v1/devices/az", testAdmin, devices()["azure"]), 201, "put")
+	var tok struct{ Token string }
+	e.do(http.MethodPost, "/v1/devices/az/tokens", testAdmin, nil).json(t, &tok)
+	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 200, "warm the cache")
+
+	e.store.down.Store(true)
+	start := time.Now()
+	time.Sleep(400 * time.Millisecond) // past the TTL: only stale entries are left
+	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 200, "cached device while the store is down")
+	var h struct{ Status, Detail string }
+	r := e.do(http.MethodGet, "/readyz", "", nil)
+	mustStatus(t, r, 200, "readyz degraded")
+	r.json(t, &h)
+	if h.Status != "degraded" || h.Detail == "" {
+		t.Errorf("readyz %+v, want degraded with a detail", h)
+	}
+	mustStatus(t, e.do(http.MethodPut, "/v1/devices/az2", testAdmin, devices()["azure"]), 503, "write while down")
+	// A device the cache never saw is not served.
+	mustStatus(t, e.do(http.MethodPost, "/v1/devices/other/credentials", testAdmin, nil), 503, "unknown device while down")
+	if !strings.Contains(e.logs.String(), "serving cached devices") {
+		t.Errorf("no log line says cached devices are being served")
+	}
+	time.Sleep(time.Until(start.Add(2500 * time.Millisecond))) // past every bound: the entry's, and readyz's from when the outage was seen
+	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 503, "past the stale bound")
+	mustStatus(t, e.do(http.MethodGet, "/readyz", "", nil), 503, "readyz past the bound")
+
+	e.store.down.Store(false)
+	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 200, "store back")
+	mustStatus(t, e.do(http.MethodGet, "/readyz", "", nil), 200, "ready again")
+}
+
+// TestOwnWritesTakeEffectAtOnce: this replica's revokes and deletes are
+// honoured at once, whatever the cache holds.
+func TestOwnWritesTakeEffectAtOnce(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Cache.TTL = time.Hour })
+	mustStatus(t, e.do(http.MethodPut, "/v1/devices/az", testAdmin, devices()["azure"]), 201, "put")
+	var tok struct{ ID, Token string }
+	e.do(http.MethodPost, "/v1/devices/az/tokens", testAdmin, nil).json(t, &tok)
+	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 200, "cached")
+	mustStatus(t, e.do(http.MethodDelete, "/v1/devices/az/tokens/"+tok.ID, testAdmin, nil), 204, "revoke")
+	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 401, "revoked token")
+
+	e.do(http.MethodPost, "/v1/devices/az/tokens", testAdmin, nil).json(t, &tok)
+	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 200, "cached")
+	mustStatus(t, e.do(http.MethodDelete, "/v1/devices/az", testAdmin, nil), 204, "delete")
+	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 404, "deleted device")
+	mustStatus(t, e.do(http.MethodPut, "/v1/devices/az", testAdmin, devices()["azure"]), 201, "recreate")
+	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 403, "token older than the device")
+	// An unknown token is cached as unknown; a token minted later with
+	// that text cannot exist, but a new token works at once.
+	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", "csd_0000", nil), 401, "unknown")
+	e.do(http.MethodPost, "/v1/devices/az/tokens", testAdmin, nil).json(t, &tok)
+	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 200, "new token")
+}

@@ -72,6 +72,18 @@ type Config struct {
 	// MaxDeviceTTL caps the credential lifetime a device token may ask
 	// for; zero means service.DefaultMaxDeviceTTL.
 	MaxDeviceTTL time.Duration
+	// Cache sizes the service's record cache.
+	Cache service.CacheConfig
+	// JWTAlg and Issuer configure the token family's JWTs (see service.Config).
+	JWTAlg, Issuer string
+	// Expiries are times /metrics exports for the alerting rules.
+	Expiries []Expiry
+}
+
+// Expiry is a time exported as a gauge of Unix seconds.
+type Expiry struct {
+	Name, Help string
+	At         func() time.Time
 }
 
 // Server serves the API. It implements http.Handler.
@@ -109,12 +121,18 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("api: a store is required")
 	}
 	m := metrics.New()
+	for _, e := range cfg.Expiries {
+		m.Expiry(e.Name, e.Help, e.At)
+	}
 	svc, err := service.New(service.Config{
 		Store:        m.InstrumentStore(cfg.Store),
 		AdminToken:   cfg.AdminToken,
 		Metrics:      m,
 		Now:          cfg.Now,
 		MaxDeviceTTL: cfg.MaxDeviceTTL,
+		Cache:        cfg.Cache,
+		JWTAlg:       cfg.JWTAlg,
+		Issuer:       cfg.Issuer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)

@@ -66,6 +66,7 @@ func (s *Service) PutDevice(ctx context.Context, caller Principal, id string, do
 		ifVersion = cur.Version
 	}
 	stored, err := s.store.PutDevice(ctx, d, ifVersion)
+	s.cache.forgetDevice(id) // even on error: the write may have landed
 	switch {
 	case errors.Is(err, secrets.ErrConflict) && ifVersion == 0:
 		return secrets.Device{}, false, newError(CodeConflict, "the device already exists")
@@ -186,7 +187,9 @@ func (s *Service) GetDevice(ctx context.Context, id string) (secrets.Device, err
 // (they name a device that does not exist, 404) and stay dead if a device
 // of the same id is created later (they are older than it, 403).
 func (s *Service) DeleteDevice(ctx context.Context, caller Principal, id string) error {
-	if err := s.store.DeleteDevice(ctx, id); err != nil {
+	err := s.store.DeleteDevice(ctx, id)
+	s.cache.forgetDevice(id)
+	if err != nil {
 		return fmt.Errorf("deleting device: %w", err)
 	}
 	audit(ctx, caller, "device.deleted").Str("deviceId", id).Msg("audit")

@@ -44,20 +44,26 @@ type Config struct {
 	// provisioner callers may ask up to the cloud's maximum); zero means
 	// DefaultMaxDeviceTTL.
 	MaxDeviceTTL time.Duration
-	// TokenKey signs the passwords of the token family (jwt, aws) and
-	// Issuer is their iss claim; without a key those clouds are not offered.
-	TokenKey *signing.TokenKey
-	Issuer   string
+	// JWTAlg is the algorithm of the deployment's JWT signing key (the
+	// token family: jwt, aws), created in the store on first use:
+	// signing.AlgES256 (the default when empty), AlgRS256 or AlgEdDSA.
+	JWTAlg string
+	// Issuer is the iss claim of those tokens: the server's public URL.
+	Issuer string
+	// Cache sizes the record cache of the issuing path.
+	Cache CacheConfig
 }
 
 // Service is the domain layer. It is safe for concurrent use.
 type Service struct {
 	store        secrets.Store
+	cache        *cache
+	devTokens    *deviceTokens
 	authn        *Authenticator
 	metrics      *metrics.Metrics
 	now          func() time.Time
 	maxDeviceTTL time.Duration
-	tokenKey     *signing.TokenKey
+	jwt          *jwtKeys
 	issuer       string
 }
 
@@ -66,15 +72,30 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("service: a store is required")
 	}
-	authn, err := NewAuthenticator(cfg.AdminToken, cfg.Store)
+	m := cfg.Metrics
+	if m == nil {
+		m = metrics.New()
+	}
+	c, err := newCache(cfg.Store, m, cfg.Cache)
 	if err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
-	s := &Service{store: cfg.Store, authn: authn, metrics: cfg.Metrics, now: cfg.Now, maxDeviceTTL: cfg.MaxDeviceTTL,
-		tokenKey: cfg.TokenKey, issuer: cfg.Issuer}
-	if s.metrics == nil {
-		s.metrics = metrics.New()
+	authn, err := NewAuthenticator(cfg.AdminToken, c)
+	if err != nil {
+		return nil, fmt.Errorf("service: %w", err)
 	}
+	dt := &deviceTokens{store: cfg.Store, ttl: c.ttl, staleFor: c.staleFor, now: time.Now}
+	authn.v2 = dt
+	s := &Service{store: cfg.Store, cache: c, authn: authn, devTokens: dt, metrics: m, now: cfg.Now, maxDeviceTTL: cfg.MaxDeviceTTL,
+		issuer: cfg.Issuer}
+	alg := cfg.JWTAlg
+	if alg == "" {
+		alg = signing.AlgES256
+	}
+	if alg != signing.AlgES256 && alg != signing.AlgRS256 && alg != signing.AlgEdDSA {
+		return nil, fmt.Errorf("service: JWT algorithm %q is not ES256, RS256 or EdDSA", alg)
+	}
+	s.jwt = &jwtKeys{store: cfg.Store, alg: alg, ttl: c.ttl, now: time.Now}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -92,12 +113,30 @@ func (s *Service) Authenticate(ctx context.Context, header string) (Principal, e
 	return s.authn.Authenticate(ctx, header)
 }
 
-// Ping reports whether the store answers.
-func (s *Service) Ping(ctx context.Context) error {
-	if err := s.store.Ping(ctx); err != nil {
-		return fmt.Errorf("pinging the store: %w", err)
+// Health is what Ping learned.
+type Health struct {
+	// Degraded is true while the store does not answer but devices the
+	// cache knows still get credentials, until StaleUntil at most.
+	Degraded   bool
+	StaleUntil time.Time
+}
+
+// Ping reports whether the store answers. When it does not, but the cache
+// still serves known devices, it says so (Health.Degraded) and returns nil:
+// the replica still does useful work and should stay in rotation.
+func (s *Service) Ping(ctx context.Context) (Health, error) {
+	err := s.store.Ping(ctx)
+	if err == nil {
+		s.cache.up()
+		return Health{}, nil
 	}
-	return nil
+	if errors.Is(err, secrets.ErrUnavailable) {
+		s.cache.down()
+		if ok, until := s.cache.degraded(); ok {
+			return Health{Degraded: true, StaleUntil: until}, nil
+		}
+	}
+	return Health{}, fmt.Errorf("pinging the store: %w", err)
 }
 
 // CloudInfo is a supported cloud with the lifetimes this service allows.
@@ -109,22 +148,17 @@ type CloudInfo struct {
 	MaxDeviceTTL time.Duration
 }
 
-// Clouds lists the clouds this service issues for, sorted by name. The
-// token family (jwt, aws), whose passwords credsign signs with a key pair
-// of the deployment, is listed only when the service has one.
+// Clouds lists the clouds this service issues for, sorted by name.
 func (s *Service) Clouds() []CloudInfo {
-	return DescribeClouds(s.maxDeviceTTL, s.tokenKey != nil)
+	return DescribeClouds(s.maxDeviceTTL)
 }
 
 // DescribeClouds lists the supported clouds with the lifetimes a server
-// whose device cap is maxDeviceTTL allows, with the token family or not.
-func DescribeClouds(maxDeviceTTL time.Duration, tokens bool) []CloudInfo {
+// whose device cap is maxDeviceTTL allows.
+func DescribeClouds(maxDeviceTTL time.Duration) []CloudInfo {
 	clouds := signing.Clouds()
 	out := make([]CloudInfo, 0, len(clouds))
 	for _, c := range clouds {
-		if c.Tokens && !tokens {
-			continue
-		}
 		out = append(out, CloudInfo{Cloud: c, MaxDeviceTTL: min(c.MaxTTL, maxDeviceTTL)})
 	}
 	return out
@@ -133,7 +167,7 @@ func DescribeClouds(maxDeviceTTL time.Duration, tokens bool) []CloudInfo {
 // cloud returns the named cloud if this service issues for it.
 func (s *Service) cloud(name string) (signing.Cloud, bool) {
 	c, ok := signing.LookupCloud(name)
-	if !ok || (c.Tokens && s.tokenKey == nil) {
+	if !ok {
 		return signing.Cloud{}, false
 	}
 	return c, true

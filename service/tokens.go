@@ -32,7 +32,16 @@ func (s *Service) mint(ctx context.Context, caller Principal, role, deviceID str
 	if err != nil {
 		return Minted{}, err
 	}
-	if err := s.store.PutToken(ctx, m.Record); err != nil {
+	if role == secrets.RoleDevice {
+		// A token that carries its binding (see deviceTokens).
+		if m.Text, err = s.devTokens.mint(ctx, m.Record); err != nil {
+			return Minted{}, fmt.Errorf("minting a device token: %w", err)
+		}
+		m.Record.Hash = Hash(m.Text)
+	}
+	err = s.store.PutToken(ctx, m.Record)
+	s.cache.forgetHash(m.Record.Hash)
+	if err != nil {
 		return Minted{}, fmt.Errorf("storing token: %w", err)
 	}
 	ev := audit(ctx, caller, "token.created").Str("createdTokenId", m.Record.ID).Str("createdRole", role)
@@ -66,7 +75,15 @@ func (s *Service) RevokeToken(ctx context.Context, caller Principal, tokenID str
 }
 
 func (s *Service) revoke(ctx context.Context, caller Principal, t secrets.Token) error {
-	if err := s.store.RevokeToken(ctx, t.ID, time.Now().UTC()); err != nil {
+	if t.Role == secrets.RoleDevice {
+		// First on the list every replica checks device tokens against.
+		if err := s.devTokens.revoke(ctx, t.ID); err != nil {
+			return fmt.Errorf("revoking token: %w", err)
+		}
+	}
+	err := s.store.RevokeToken(ctx, t.ID, time.Now().UTC())
+	s.cache.forgetHash(t.Hash)
+	if err != nil {
 		return fmt.Errorf("revoking token: %w", err)
 	}
 	ev := audit(ctx, caller, "token.revoked").Str("revokedTokenId", t.ID).Str("revokedRole", t.Role)

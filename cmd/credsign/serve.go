@@ -53,15 +53,22 @@ type serveFlags struct {
 	adminTokenFile  string
 	shutdownTimeout time.Duration
 	maxDeviceTTL    time.Duration
+	cache           service.CacheConfig
+	jwtAlg          string
+	issuer          string
+	storeKeyFile    string
 }
 
-func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
+// parseServeFlags parses the flags of serve; -h writes the usage to help.
+func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 	var f serveFlags
 	fs := flag.NewFlagSet("credsign serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// Errors are one line (written by serve); the usage only on -h, to stdout.
+	fs.SetOutput(io.Discard)
 	fs.BoolVar(&f.dev, "dev", false, "development mode: generate and print an admin token when none is configured")
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen address (host:port; port 0 picks a free one)")
 	fs.StringVar(&f.dataDir, "data-dir", "data", "directory of the embedded encrypted store (--store file)")
+	fs.StringVar(&f.storeKeyFile, "store-key-file", "", "file holding the embedded store's key (base64 of 32 bytes), e.g. a systemd credential; else CREDSIGN_STORE_KEY, else the key file in --data-dir")
 	fs.StringVar(&f.store, "store", "", "secret store: vault or file (default vault when VAULT_ADDR is set, else file)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) file; serves HTTPS, reloaded when the file changes")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key file for --tls-cert")
@@ -74,12 +81,22 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.Int64Var(&f.maxBody, "max-body-bytes", api.DefaultMaxBodyBytes, "largest request body accepted")
 	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the admin token (else CREDSIGN_ADMIN_TOKEN)")
 	fs.DurationVar(&f.maxDeviceTTL, "max-device-ttl", service.DefaultMaxDeviceTTL, "longest credential lifetime a device token may ask for (admin and provisioner tokens may ask up to the cloud's maximum)")
+	fs.IntVar(&f.cache.Size, "cache-size", service.DefaultCacheSize, "device records, and token records, cached for issuing")
+	fs.DurationVar(&f.cache.TTL, "cache-ttl", service.DefaultCacheTTL, "how long a cached record is used without a store read: the bound on how late another replica's revoke or delete is honoured here; negative turns the cache off")
+	fs.DurationVar(&f.cache.StaleFor, "cache-stale", service.DefaultStaleFor, "how long past --cache-ttl devices in the cache keep getting credentials while the store does not answer; negative never")
+	fs.StringVar(&f.jwtAlg, "jwt-alg", "ES256", "algorithm of the JWT signing key created on first use (jwt and aws clouds): ES256, RS256 or EdDSA")
+	fs.StringVar(&f.issuer, "issuer", "", "iss claim of the JWTs credsign signs: this server's public URL (default http(s)://ADDR)")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM/SIGINT")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: credsign serve [flags]\n\nRuns the HTTP API. Stop it with SIGTERM or SIGINT; in-flight requests finish first.\nThe admin token comes from --admin-token-file or CREDSIGN_ADMIN_TOKEN (with --dev, one is generated when neither is set).\n\nflags:")
+	fs.Usage = func() {} // the flag package calls it on every error
+	usage := func() {
+		fs.SetOutput(help)
+		fmt.Fprintln(help, "usage: credsign serve [flags]\n\nRuns the HTTP API. Stop it with SIGTERM or SIGINT; in-flight requests finish first.\nThe admin token comes from --admin-token-file or CREDSIGN_ADMIN_TOKEN (with --dev, one is generated when neither is set).\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage()
+		}
 		return f, err
 	}
 	if fs.NArg() > 0 {
@@ -96,6 +113,8 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 		return f, errors.New("--rate-burst must be at least 1")
 	case f.provBurst < 1 && f.provRate > 0:
 		return f, errors.New("--provisioner-rate-burst must be at least 1")
+	case f.cache.TTL == 0 || f.cache.StaleFor == 0:
+		return f, errors.New("--cache-ttl and --cache-stale are durations (negative turns them off), not 0")
 	case f.maxDeviceTTL < time.Second:
 		return f, errors.New("--max-device-ttl must be at least 1s")
 	}
@@ -109,6 +128,17 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 		}
 	}
 	return f, nil
+}
+
+// issuerURL is --issuer, or the URL of the listen address.
+func (f serveFlags) issuerURL() string {
+	if f.issuer != "" {
+		return f.issuer
+	}
+	if f.tlsCert != "" {
+		return "https://" + f.addr
+	}
+	return "http://" + f.addr
 }
 
 // isLoopback reports whether a listen address binds only loopback.
@@ -133,7 +163,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 // the "listening" line carries the actual address (useful with port 0). A
 // generated admin token goes to stdout, never into the logs.
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	f, err := parseServeFlags(args, stderr)
+	f, err := parseServeFlags(args, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
@@ -160,6 +190,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}()
 
+	var expiries []api.Expiry
+	if v, ok := store.(interface{ TokenExpiry() time.Time }); ok {
+		expiries = append(expiries, api.Expiry{Name: "credsign_vault_token_expiry_timestamp_seconds",
+			Help: "When the Vault token credsign uses expires unless renewed (Unix seconds; 0: it does not expire).", At: v.TokenExpiry})
+	}
+	var reloader *certreload.Reloader
+	if f.tlsCert != "" {
+		if reloader, err = certReloader(f, logger); err != nil {
+			fmt.Fprintf(stderr, "credsign serve: configuring TLS: %v\n", err)
+			return exitError
+		}
+		expiries = append(expiries, api.Expiry{Name: "credsign_tls_certificate_expiry_timestamp_seconds",
+			Help: "When the TLS certificate being served expires (Unix seconds).", At: reloader.NotAfter})
+	}
+
 	handler, err := api.New(api.Config{
 		Store:                    store,
 		AdminToken:               adminToken,
@@ -170,6 +215,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ProvisionerRateBurst:     f.provBurst,
 		MaxBodyBytes:             f.maxBody,
 		MaxDeviceTTL:             f.maxDeviceTTL,
+		Cache:                    f.cache,
+		JWTAlg:                   f.jwtAlg,
+		Issuer:                   f.issuerURL(),
+		Expiries:                 expiries,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "credsign serve: %v\n", err)
@@ -185,8 +234,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          stdlog.New(logger.With().Str("component", "http").Logger(), "", 0),
 	}
-	if f.tlsCert != "" {
-		if srv.TLSConfig, err = tlsConfig(f, logger); err != nil {
+	if reloader != nil {
+		if srv.TLSConfig, err = tlsConfig(f, reloader); err != nil {
 			fmt.Fprintf(stderr, "credsign serve: configuring TLS: %v\n", err)
 			return exitError
 		}
@@ -279,15 +328,25 @@ func openStore(ctx context.Context, f serveFlags, getenv func(string) string, lo
 		}
 		// The Vault store logs token renewal, re-login and expiry warnings
 		// through log/slog; they go to the server's log like everything else.
-		cfg.Logger = slog.New(zerolog.NewSlogHandler(logger.With().Str("component", "vault").Logger()))
-		s, err := vaultstore.New(ctx, cfg)
+		s, err := vaultstore.New(ctx, cfg, slog.New(zerolog.NewSlogHandler(logger.With().Str("component", "vault").Logger())))
 		if err != nil {
 			return nil, kind, fmt.Errorf("opening the Vault store: %w", err)
 		}
 		return s, kind, nil
 	}
 	cfg := filestore.Config{Dir: f.dataDir}
-	if v := getenv(filestore.EnvKey); v != "" {
+	if f.storeKeyFile != "" {
+		b, err := os.ReadFile(f.storeKeyFile)
+		if err != nil {
+			return nil, kind, fmt.Errorf("reading --store-key-file: %w", err)
+		}
+		key, err := filestore.ParseKey(b)
+		clear(b)
+		if err != nil {
+			return nil, kind, fmt.Errorf("--store-key-file %s: %w", f.storeKeyFile, err)
+		}
+		cfg.Key = key
+	} else if v := getenv(filestore.EnvKey); v != "" {
 		key, err := filestore.ParseKey([]byte(v))
 		if err != nil {
 			return nil, kind, fmt.Errorf("reading %s: %w", filestore.EnvKey, err)
@@ -301,19 +360,20 @@ func openStore(ctx context.Context, f serveFlags, getenv func(string) string, lo
 	return s, kind, nil
 }
 
-// tlsConfig builds the TLS 1.2+ configuration with a reloading certificate
-// and, with --client-ca, required client certificates.
-func tlsConfig(f serveFlags, logger zerolog.Logger) (*tls.Config, error) {
-	rl, err := certreload.New(f.tlsCert, f.tlsKey, func(err error) {
+// certReloader loads --tls-cert and --tls-key and reloads them when they change.
+func certReloader(f serveFlags, logger zerolog.Logger) (*certreload.Reloader, error) {
+	return certreload.New(f.tlsCert, f.tlsKey, func(err error) {
 		if err != nil {
 			logger.Warn().Err(err).Msg("TLS certificate changed but could not be loaded; keeping the old one")
 			return
 		}
 		logger.Info().Str("file", f.tlsCert).Msg("TLS certificate reloaded")
 	})
-	if err != nil {
-		return nil, err
-	}
+}
+
+// tlsConfig builds the TLS 1.2+ configuration with a reloading certificate
+// and, with --client-ca, required client certificates.
+func tlsConfig(f serveFlags, rl *certreload.Reloader) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: rl.GetCertificate}
 	if f.clientCA != "" {
 		pem, err := os.ReadFile(f.clientCA)

@@ -34,6 +34,7 @@ type Metrics struct {
 	httpDuration *prometheus.HistogramVec
 	storeLatency *prometheus.HistogramVec
 	storeErrors  *prometheus.CounterVec
+	cache        *prometheus.CounterVec
 }
 
 // New creates and registers the collectors.
@@ -58,8 +59,12 @@ func New() *Metrics {
 			Name: "credsign_store_errors_total",
 			Help: "Secret store operations that failed, by operation and kind (not_found, conflict, invalid, unavailable, other).",
 		}, []string{"op", "kind"}),
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "credsign_cache_lookups_total",
+			Help: "Record cache lookups by kind (device, token) and result (hit, miss, stale: served from cache while the store is unavailable).",
+		}, []string{"kind", "result"}),
 	}
-	m.Registry.MustRegister(m.issuances, m.httpDuration, m.storeLatency, m.storeErrors,
+	m.Registry.MustRegister(m.issuances, m.httpDuration, m.storeLatency, m.storeErrors, m.cache,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -71,6 +76,25 @@ func (m *Metrics) Issued(cloud, outcome string) {
 		cloud = "none"
 	}
 	m.issuances.WithLabelValues(cloud, outcome).Inc()
+}
+
+// Expiry exports at() as a gauge of Unix seconds named name (an expiry the
+// alerting rules watch: the Vault token's, the TLS certificate's). A zero
+// time is exported as 0.
+func (m *Metrics) Expiry(name, help string, at func() time.Time) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+		t := at()
+		if t.IsZero() {
+			return 0
+		}
+		return float64(t.UnixNano()) / 1e9
+	}))
+}
+
+// Cache counts one cache lookup of kind ("device", "token") with result
+// ("hit", "miss", "stale").
+func (m *Metrics) Cache(kind, result string) {
+	m.cache.WithLabelValues(kind, result).Inc()
 }
 
 // ObserveRequest records the latency of one HTTP request. Methods other
@@ -169,6 +193,20 @@ func (s *store) RevokeToken(ctx context.Context, id string, at time.Time) error 
 	err := s.s.RevokeToken(ctx, id, at)
 	s.m.observeStore("revoke_token", start, err)
 	return err
+}
+
+func (s *store) GetKey(ctx context.Context, name string) ([]byte, int64, error) {
+	start := time.Now()
+	v, version, err := s.s.GetKey(ctx, name)
+	s.m.observeStore("get_key", start, err)
+	return v, version, err
+}
+
+func (s *store) PutKey(ctx context.Context, name string, value []byte, ifVersion int64) (int64, error) {
+	start := time.Now()
+	v, err := s.s.PutKey(ctx, name, value, ifVersion)
+	s.m.observeStore("put_key", start, err)
+	return v, err
 }
 
 func (s *store) Ping(ctx context.Context) error {

@@ -1,51 +1,72 @@
-// Package filestore is the embedded secrets.Store: one encrypted file in a
-// data directory, the default backend when no Vault is configured.
+// Package filestore is the embedded secrets.Store, the default backend when
+// no Vault is configured: a bbolt database (go.etcd.io/bbolt, the engine
+// under etcd) in a data directory.
 //
-// The data file (Dir/store.enc) holds every record as one AES-256-GCM
-// ciphertext with a fresh random nonce per write; its header (format version
-// and a key check) is authenticated too. The 32-byte key never goes into the
-// data file: it is given in Config.Key (see KeyFromEnv) or kept in a key
-// file, Dir/store.key by default, created with mode 0600 on first start.
+// The data file, Dir/store.db, holds one record per key: a device per
+// device ID, a token per token ID, and an index from token hash to token ID.
+// Every device and token value is sealed on its own with AES-256-GCM under
+// a fresh random nonce, its bucket and key bound in as associated data, so a
+// value changed, or moved to another key, fails authentication instead of
+// being read as another record. Keys are plain: device and token IDs show in
+// the file, their contents (params, secret, labels, role, device, times) and
+// token hashes do not. The 32-byte key never goes into the data file: it is
+// given in Config.Key (see KeyFromEnv) or kept in a key file, Dir/store.key
+// by default, created with mode 0600 on first start.
 //
-// Every write replaces the whole file atomically and durably: the new
-// contents go to a temporary file in the same directory, which is synced,
-// renamed over the data file, and the directory synced. A crash therefore
-// leaves either the old or the new file, never a half-written one, and a
-// write that fails leaves the previous state both on disk and in memory.
+// Writes are bbolt transactions, so a crash (kill -9 included) leaves every
+// acknowledged write and nothing half-written. A write rewrites only the
+// pages of the B+tree path to its record: its cost is O(record), not
+// O(store). Concurrent writes share transactions (group commit, see
+// committer), so they share an fsync; every write returns only once its
+// transaction is durable. docs/store.md gives the cost of each operation.
 //
-// A Store is safe for concurrent use. On Linux and the BSDs an exclusive
-// lock on Dir/store.lock keeps a second process from opening the same
-// directory.
+// A data directory written by the earlier one-file format (Dir/store.enc)
+// is migrated on first start and the old file renamed to
+// store.enc.migrated.
+//
+// A Store is safe for concurrent use. bbolt's flock on store.db keeps a
+// second process out of the directory.
 package filestore
 
 import (
+	"bytes"
 	"context"
-	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
 	"github.com/credsign/credsign/secrets"
 )
 
 // File names inside Config.Dir.
 const (
-	DataFileName = "store.enc"
+	DataFileName = "store.db"
 	KeyFileName  = "store.key"
+	// LegacyFileName is the data file of the earlier format; Open migrates
+	// it and renames it to LegacyFileName+MigratedSuffix.
+	LegacyFileName = "store.enc"
+	MigratedSuffix = ".migrated"
+	// LockFileName is the earlier format's lock file, taken while migrating
+	// so that no older credsign writes the legacy file meanwhile.
 	LockFileName = "store.lock"
-	tempPattern  = DataFileName + ".tmp-*"
 )
 
 // defaultLimit is the page size when ListOptions.Limit is 0.
 const defaultLimit = 100
 
-// renameFile is os.Rename; tests replace it to make a write fail.
-var renameFile = os.Rename
+// DefaultLockTimeout is how long Open waits for another process to release
+// the data file.
+const DefaultLockTimeout = 2 * time.Second
 
 // Config says where the store lives and which key opens it.
 type Config struct {
@@ -54,28 +75,34 @@ type Config struct {
 	// Key is the 32-byte AES-256 key. When nil, the key is read from KeyFile.
 	Key []byte
 	// KeyFile holds the key as base64 text; default Dir/store.key. It is
-	// created with a new random key (mode 0600) when neither it nor the data
-	// file exists yet. It may not be the data file itself.
+	// created with a new random key (mode 0600) when neither it nor a data
+	// file exists yet. It may not be a data file itself.
 	KeyFile string
+	// LockTimeout bounds the wait for another process holding the data
+	// file; default DefaultLockTimeout.
+	LockTimeout time.Duration
 }
 
 // Store is the embedded secrets.Store. Create it with Open.
 type Store struct {
-	dir  string
 	path string
-	key  []byte
-	lock *os.File
+	db   *bolt.DB
+	c    *sealer
+	w    *committer
 
-	mu     sync.RWMutex
-	st     *state
+	mu     sync.RWMutex // write submission against Close
 	closed bool
 }
 
-var _ secrets.Store = (*Store)(nil)
+var (
+	_ secrets.Store           = (*Store)(nil)
+	_ secrets.BulkDeviceStore = (*Store)(nil)
+)
 
 var errClosed = fmt.Errorf("store closed: %w", secrets.ErrUnavailable)
 
-// Open opens (or creates) the store in cfg.Dir.
+// Open opens (or creates) the store in cfg.Dir, migrating a legacy data
+// file if there is one.
 func Open(cfg Config) (*Store, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("filestore: open: no data directory configured")
@@ -87,394 +114,244 @@ func Open(cfg Config) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("filestore: open: %w", err)
 	}
-	s := &Store{dir: dir, path: filepath.Join(dir, DataFileName)}
-	if s.lock, err = lockDir(filepath.Join(dir, LockFileName)); err != nil {
-		return nil, fmt.Errorf("filestore: open %s: %w", dir, err)
-	}
-	if err := s.load(cfg); err != nil {
-		s.lock.Close()
+	s, err := openDir(dir, cfg)
+	if err != nil {
 		return nil, fmt.Errorf("filestore: open %s: %w", dir, err)
 	}
 	return s, nil
 }
 
-// load reads the key and the data file, and removes temporary files a crash
-// may have left.
-func (s *Store) load(cfg Config) error {
-	_, err := os.Stat(s.path)
-	dataExists := err == nil
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if cfg.Key != nil {
-		if len(cfg.Key) != KeySize {
-			return fmt.Errorf("key is %d bytes, want %d", len(cfg.Key), KeySize)
-		}
-		s.key = slices.Clone(cfg.Key)
-	} else {
-		keyFile := cfg.KeyFile
-		if keyFile == "" {
-			keyFile = filepath.Join(s.dir, KeyFileName)
-		}
-		if s.key, err = loadKeyFile(keyFile, s.path, dataExists); err != nil {
-			return err
-		}
-	}
-	stale, _ := filepath.Glob(filepath.Join(s.dir, tempPattern))
-	for _, p := range stale {
-		os.Remove(p)
-	}
-	if !dataExists {
-		s.st = newState()
-		return nil
-	}
-	data, err := os.ReadFile(s.path)
-	if err != nil {
-		return err
-	}
-	if s.st, err = decode(s.key, data); err != nil {
-		return fmt.Errorf("%s: %w", DataFileName, err)
-	}
-	return nil
-}
-
-// loadKeyFile reads the key file, creating it with a new key when neither it
-// nor the data file exists.
-func loadKeyFile(keyFile, dataFile string, dataExists bool) ([]byte, error) {
-	absKey, err := filepath.Abs(keyFile)
+func openDir(dir string, cfg Config) (*Store, error) {
+	path := filepath.Join(dir, DataFileName)
+	legacyPath := filepath.Join(dir, LegacyFileName)
+	dbExists, err := exists(path)
 	if err != nil {
 		return nil, err
 	}
-	if absKey == dataFile {
-		return nil, errors.New("key file may not be the data file")
+	legacyExists, err := exists(legacyPath)
+	if err != nil {
+		return nil, err
 	}
-	text, err := os.ReadFile(absKey)
+	key, err := storeKey(dir, cfg, dbExists || legacyExists, path, legacyPath)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(key)
+	c, err := newSealer(key)
+	if err != nil {
+		return nil, err
+	}
+	var legacy *legacyFile
+	if legacyExists {
+		lock, err := lockDir(filepath.Join(dir, LockFileName))
+		if err != nil {
+			return nil, err
+		}
+		defer lock.Close()
+		if legacy, err = readLegacy(legacyPath, key); err != nil {
+			return nil, err
+		}
+	}
+	timeout := cfg.LockTimeout
+	if timeout <= 0 {
+		timeout = DefaultLockTimeout
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, FreelistType: bolt.FreelistMapType})
 	switch {
-	case err == nil:
-		key, err := ParseKey(text)
-		if err != nil {
-			return nil, fmt.Errorf("key file %s: %w", absKey, err)
+	case errors.Is(err, berrors.ErrTimeout):
+		return nil, fmt.Errorf("lock: %s is in use by another process (still locked after %v)", DataFileName, timeout)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
+		return nil, fmt.Errorf("%s: %w: %w", DataFileName, ErrDamaged, err)
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", DataFileName, err)
+	}
+	s := &Store{path: path, db: db, c: c}
+	if err := s.setup(legacy); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if legacy != nil {
+		if err := os.Rename(legacyPath, legacyPath+MigratedSuffix); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("migrated %s but cannot rename it: %w", LegacyFileName, err)
 		}
-		return key, nil
-	case !errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("key file: %w", err)
-	case dataExists:
-		return nil, fmt.Errorf("key file %s is missing but %s exists: restore the key file or set %s", absKey, DataFileName, EnvKey)
-	}
-	key := make([]byte, KeySize)
-	if _, err := rand.Read(key); err != nil {
-		return nil, fmt.Errorf("new key: %w", err)
-	}
-	if err := createKeyFile(absKey, key); err != nil {
-		return nil, fmt.Errorf("create key file %s: %w", absKey, err)
-	}
-	return key, nil
-}
-
-// createKeyFile writes key to path (mode 0600) without ever leaving a partial
-// key file and without replacing one created meanwhile.
-func createKeyFile(path string, key []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	tmp, err := writeTemp(dir, filepath.Base(path)+".tmp-*", []byte(FormatKey(key)+"\n"))
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-// writeTemp writes data to a new file (mode 0600) in dir, syncs and closes
-// it, and returns its name. On error nothing is left behind.
-func writeTemp(dir, pattern string, data []byte) (name string, err error) {
-	f, err := os.CreateTemp(dir, pattern)
-	if err != nil {
-		return "", err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
+		if err := syncDir(dir); err != nil {
+			db.Close()
+			return nil, err
 		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return "", err
 	}
-	if err := f.Sync(); err != nil {
-		return "", err
-	}
-	return f.Name(), f.Close()
+	s.w = newCommitter(db, packBuckets)
+	return s, nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+// fillPercent is how full bbolt fills a page of devices or tokens before it
+// splits it (its default is 0.5). IDs often come in order (a factory batch,
+// dev-000001, dev-000002, …), which leaves half-empty pages behind at 0.5;
+// random IDs still split pages as they fill.
+const fillPercent = 0.9
+
+// packBuckets sets fillPercent on the record buckets of tx.
+func packBuckets(tx *bolt.Tx) {
+	tx.Bucket(bucketDevices).FillPercent = fillPercent
+	tx.Bucket(bucketTokens).FillPercent = fillPercent
+}
+
+func exists(path string) (bool, error) {
+	_, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// storeKey returns cfg.Key or the key file's key.
+func storeKey(dir string, cfg Config, dataExists bool, dataFiles ...string) ([]byte, error) {
+	if cfg.Key != nil {
+		if len(cfg.Key) != KeySize {
+			return nil, fmt.Errorf("key is %d bytes, want %d", len(cfg.Key), KeySize)
+		}
+		return slices.Clone(cfg.Key), nil
+	}
+	keyFile := cfg.KeyFile
+	if keyFile == "" {
+		keyFile = filepath.Join(dir, KeyFileName)
+	}
+	return loadKeyFile(keyFile, dataExists, dataFiles...)
+}
+
+// legacyFile is a decoded legacy data file and the digest of its bytes.
+type legacyFile struct {
+	state  *legacyState
+	digest [sha256.Size]byte
+}
+
+func readLegacy(path string, key []byte) (*legacyFile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := decodeLegacy(key, data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", LegacyFileName, err)
+	}
+	return &legacyFile{state: st, digest: sha256.Sum256(data)}, nil
+}
+
+// setup creates the buckets and the key check of a new data file, copying
+// legacy's records in the same transaction, or checks an existing file's
+// format and key.
+func (s *Store) setup(legacy *legacyFile) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			if err := tx.ForEach(func([]byte, *bolt.Bucket) error { return errors.New("has buckets") }); err != nil {
+				return fmt.Errorf("%s: %w: a bbolt file, but not a credsign store", DataFileName, ErrDamaged)
+			}
+			return s.create(tx, legacy)
+		}
+		if v := meta.Get(metaFormat); string(v) != formatVersion {
+			return fmt.Errorf("%s: unsupported format version %q (this build reads %s)", DataFileName, v, formatVersion)
+		}
+		if !bytes.Equal(meta.Get(metaKeyCheck), s.c.keyCheck) {
+			return fmt.Errorf("%s: %w: the key does not match the one the file was written with", DataFileName, ErrWrongKey)
+		}
+		if legacy != nil && !bytes.Equal(meta.Get(metaMigrated), legacy.digest[:]) {
+			return fmt.Errorf("both %s and %s exist and %s was not migrated into %s: move one of them aside",
+				DataFileName, LegacyFileName, LegacyFileName, DataFileName)
+		}
+		for _, b := range [][]byte{bucketDevices, bucketTokens, bucketTokenHashes} {
+			if tx.Bucket(b) == nil {
+				return fmt.Errorf("%s: %w: bucket %s missing", DataFileName, ErrDamaged, b)
+			}
+		}
+		// Files written before the service kept keys here lack the bucket.
+		_, err := tx.CreateBucketIfNotExists(bucketKeys)
+		return err
+	})
+}
+
+func (s *Store) create(tx *bolt.Tx, legacy *legacyFile) error {
+	meta, err := tx.CreateBucket(bucketMeta)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// persist writes st as the new data file, atomically and durably.
-func (s *Store) persist(st *state) error {
-	data, err := encode(s.key, st)
-	if err != nil {
+	for _, b := range [][]byte{bucketDevices, bucketTokens, bucketTokenHashes, bucketKeys} {
+		if _, err := tx.CreateBucket(b); err != nil {
+			return err
+		}
+	}
+	if err := meta.Put(metaFormat, []byte(formatVersion)); err != nil {
 		return err
 	}
-	tmp, err := writeTemp(s.dir, tempPattern, data)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", DataFileName, err)
+	if err := meta.Put(metaKeyCheck, s.c.keyCheck); err != nil {
+		return err
 	}
-	if err := renameFile(tmp, s.path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", DataFileName, err)
+	if legacy == nil {
+		return nil
 	}
-	if err := syncDir(s.dir); err != nil {
-		return fmt.Errorf("write %s: sync directory: %w", DataFileName, err)
+	packBuckets(tx)
+	devices := tx.Bucket(bucketDevices)
+	for _, id := range slices.Sorted(maps.Keys(legacy.state.Devices)) {
+		v, err := s.c.sealDevice(legacy.state.Devices[id])
+		if err != nil {
+			return fmt.Errorf("migrate device %q: %w", id, err)
+		}
+		if err := devices.Put([]byte(id), v); err != nil {
+			return err
+		}
 	}
-	return nil
+	for _, id := range slices.Sorted(maps.Keys(legacy.state.Tokens)) {
+		st, err := s.sealToken(legacy.state.Tokens[id])
+		if err == nil {
+			err = st.put(tx)
+		}
+		if err != nil {
+			return fmt.Errorf("migrate token %q: %w", id, err)
+		}
+	}
+	return meta.Put(metaMigrated, legacy.digest[:])
 }
 
-// update applies fn to a copy of the state, writes the copy to disk and only
-// then makes it current. If fn or the write fails nothing changes.
-func (s *Store) update(ctx context.Context, fn func(st *state) error) error {
+// view runs fn in a read transaction.
+func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	err := s.db.View(fn)
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return errClosed
 	}
-	next := s.st.clone()
-	if err := fn(next); err != nil {
-		return err
-	}
-	if err := s.persist(next); err != nil {
-		return err
-	}
-	s.st = next
-	return nil
+	return err
 }
 
-// view runs fn on the current state under the read lock.
-func (s *Store) view(ctx context.Context, fn func(st *state) error) error {
-	if err := ctx.Err(); err != nil {
+// write runs fn in a shared read-write transaction (see committer) and
+// returns its outcome once the transaction is durable.
+func (s *Store) write(ctx context.Context, fn writeFn) error {
+	op, err := s.submit(ctx, []writeFn{fn})
+	if err != nil {
 		return err
+	}
+	return op.wait()[0]
+}
+
+// submit hands fns (at most maxBatch) to the writer, unless ctx is done or
+// the store closed.
+func (s *Store) submit(ctx context.Context, fns []writeFn) (*writeOp, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
-		return errClosed
+		return nil, errClosed
 	}
-	return fn(s.st)
+	return s.w.submit(fns...), nil
 }
 
-// GetDevice returns the device or an error wrapping secrets.ErrNotFound.
-func (s *Store) GetDevice(ctx context.Context, id string) (secrets.Device, error) {
-	if !secrets.ValidID(id) {
-		return secrets.Device{}, fmt.Errorf("filestore: get device %.64q: %w", id, secrets.ErrInvalid)
-	}
-	var d secrets.Device
-	err := s.view(ctx, func(st *state) error {
-		stored, ok := st.Devices[id]
-		if !ok {
-			return secrets.ErrNotFound
-		}
-		d = cloneDevice(stored)
-		return nil
-	})
-	if err != nil {
-		return secrets.Device{}, fmt.Errorf("filestore: get device %q: %w", id, err)
-	}
-	return d, nil
-}
-
-// PutDevice writes d under compare-and-set rules of secrets.DeviceStore.
-func (s *Store) PutDevice(ctx context.Context, d secrets.Device, ifVersion int64) (secrets.Device, error) {
-	if !secrets.ValidID(d.ID) {
-		return secrets.Device{}, fmt.Errorf("filestore: put device %.64q: %w", d.ID, secrets.ErrInvalid)
-	}
-	var out secrets.Device
-	err := s.update(ctx, func(st *state) error {
-		old, exists := st.Devices[d.ID]
-		switch {
-		case ifVersion == 0 && exists:
-			return fmt.Errorf("%w: device exists", secrets.ErrConflict)
-		case ifVersion > 0 && !exists:
-			return fmt.Errorf("%w: device does not exist", secrets.ErrConflict)
-		case ifVersion > 0 && old.Version != ifVersion:
-			return fmt.Errorf("%w: stored version is %d, not %d", secrets.ErrConflict, old.Version, ifVersion)
-		}
-		now := time.Now().UTC()
-		rec := secrets.Device{
-			ID: d.ID, Cloud: d.Cloud, Params: d.Params, Secret: d.Secret, Labels: d.Labels,
-			Version: 1, CreatedAt: now, UpdatedAt: now,
-		}
-		if exists {
-			rec.Version = old.Version + 1
-			rec.CreatedAt = old.CreatedAt
-		}
-		rec, err := normalize(rec)
-		if err != nil {
-			return err
-		}
-		st.Devices[d.ID] = rec
-		out = cloneDevice(rec)
-		return nil
-	})
-	if err != nil {
-		return secrets.Device{}, fmt.Errorf("filestore: put device %q: %w", d.ID, err)
-	}
-	return out, nil
-}
-
-// DeleteDevice removes the device, or returns an error wrapping
-// secrets.ErrNotFound. The secret is gone from the data file once it returns.
-func (s *Store) DeleteDevice(ctx context.Context, id string) error {
-	if !secrets.ValidID(id) {
-		return fmt.Errorf("filestore: delete device %.64q: %w", id, secrets.ErrInvalid)
-	}
-	err := s.update(ctx, func(st *state) error {
-		if _, ok := st.Devices[id]; !ok {
-			return secrets.ErrNotFound
-		}
-		delete(st.Devices, id)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("filestore: delete device %q: %w", id, err)
-	}
-	return nil
-}
-
-// ListDevices returns a page of devices sorted by ID.
-func (s *Store) ListDevices(ctx context.Context, opts secrets.ListOptions) (secrets.Page, error) {
-	limit := opts.Limit
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	var page secrets.Page
-	err := s.view(ctx, func(st *state) error {
-		ids := make([]string, 0, len(st.Devices))
-		for id, d := range st.Devices {
-			if id > opts.After && (opts.Cloud == "" || d.Cloud == opts.Cloud) {
-				ids = append(ids, id)
-			}
-		}
-		slices.Sort(ids)
-		if len(ids) > limit {
-			ids = ids[:limit]
-			page.Next = ids[limit-1]
-		}
-		page.Devices = make([]secrets.Device, len(ids))
-		for i, id := range ids {
-			page.Devices[i] = cloneDevice(st.Devices[id])
-		}
-		return nil
-	})
-	if err != nil {
-		return secrets.Page{}, fmt.Errorf("filestore: list devices: %w", err)
-	}
-	return page, nil
-}
-
-// PutToken stores a new token record.
-func (s *Store) PutToken(ctx context.Context, t secrets.Token) error {
-	if !secrets.ValidID(t.ID) || !secrets.ValidHash(t.Hash) {
-		return fmt.Errorf("filestore: put token %.64q: bad ID or hash: %w", t.ID, secrets.ErrInvalid)
-	}
-	err := s.update(ctx, func(st *state) error {
-		if _, ok := st.Tokens[t.ID]; ok {
-			return fmt.Errorf("%w: token ID exists", secrets.ErrConflict)
-		}
-		for _, o := range st.Tokens {
-			if o.Hash == t.Hash {
-				return fmt.Errorf("%w: token hash exists", secrets.ErrConflict)
-			}
-		}
-		st.Tokens[t.ID] = cloneToken(t)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("filestore: put token %q: %w", t.ID, err)
-	}
-	return nil
-}
-
-// TokenByHash finds a token by the hash of its text.
-func (s *Store) TokenByHash(ctx context.Context, hash string) (secrets.Token, error) {
-	if !secrets.ValidHash(hash) {
-		return secrets.Token{}, fmt.Errorf("filestore: token by hash: %w", secrets.ErrInvalid)
-	}
-	var t secrets.Token
-	err := s.view(ctx, func(st *state) error {
-		for _, o := range st.Tokens {
-			if o.Hash == hash {
-				t = cloneToken(o)
-				return nil
-			}
-		}
-		return secrets.ErrNotFound
-	})
-	if err != nil {
-		return secrets.Token{}, fmt.Errorf("filestore: token by hash: %w", err)
-	}
-	return t, nil
-}
-
-// GetToken finds a token by ID.
-func (s *Store) GetToken(ctx context.Context, id string) (secrets.Token, error) {
-	if !secrets.ValidID(id) {
-		return secrets.Token{}, fmt.Errorf("filestore: get token %.64q: %w", id, secrets.ErrInvalid)
-	}
-	var t secrets.Token
-	err := s.view(ctx, func(st *state) error {
-		o, ok := st.Tokens[id]
-		if !ok {
-			return secrets.ErrNotFound
-		}
-		t = cloneToken(o)
-		return nil
-	})
-	if err != nil {
-		return secrets.Token{}, fmt.Errorf("filestore: get token %q: %w", id, err)
-	}
-	return t, nil
-}
-
-// RevokeToken marks the token revoked at the given time.
-func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error {
-	if !secrets.ValidID(id) {
-		return fmt.Errorf("filestore: revoke token %.64q: %w", id, secrets.ErrInvalid)
-	}
-	err := s.update(ctx, func(st *state) error {
-		t, ok := st.Tokens[id]
-		if !ok {
-			return secrets.ErrNotFound
-		}
-		if t.RevokedAt == nil {
-			at := at.UTC()
-			t.RevokedAt = &at
-			st.Tokens[id] = t
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("filestore: revoke token %q: %w", id, err)
-	}
-	return nil
-}
-
-// Ping reports whether the store is open and its directory still there.
+// Ping reports whether the store is open and its data file still there.
 func (s *Store) Ping(ctx context.Context) error {
-	err := s.view(ctx, func(*state) error {
-		_, err := os.Stat(s.dir)
+	err := s.view(ctx, func(*bolt.Tx) error {
+		_, err := os.Stat(s.path)
 		return err
 	})
 	if err != nil && !errors.Is(err, secrets.ErrUnavailable) {
@@ -486,16 +363,17 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close releases the directory lock. Later calls fail with an error wrapping
-// secrets.ErrUnavailable.
+// Close waits for the writes under way and closes the data file, which
+// releases its lock. Later calls fail with an error wrapping
+// secrets.ErrUnavailable. It is safe to call more than once.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
-	clear(s.key)
-	s.st = nil
-	return s.lock.Close()
+	s.mu.Unlock()
+	s.w.stop()
+	return s.db.Close()
 }

@@ -1,70 +1,156 @@
 package filestore
 
 import (
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 
 	"github.com/credsign/credsign/secrets"
 )
 
-// normalize returns d as it reads back from the data file: Params and Labels
-// go through encoding/json, so numbers become float64 and empty maps nil.
-// The result shares nothing with d.
-func normalize(d secrets.Device) (secrets.Device, error) {
-	b, err := json.Marshal(d)
+// Buckets of the bbolt file. Keys are plain: device IDs in devices, token
+// IDs in tokens, HMAC-SHA256(index key, token hash) in tokenHashes. Values
+// of devices and tokens are sealed records; values of tokenHashes are token
+// IDs; meta holds the format version, the key check and the migration mark.
+var (
+	bucketMeta        = []byte("meta")
+	bucketDevices     = []byte("devices")
+	bucketTokens      = []byte("tokens")
+	bucketTokenHashes = []byte("token-hashes")
+)
+
+// Keys of bucketMeta.
+var (
+	metaFormat   = []byte("format")
+	metaKeyCheck = []byte("key-check")
+	// metaMigrated is the SHA-256 of the legacy file whose records were
+	// copied in, so that a start interrupted between the copy and the
+	// renaming of that file finishes the job rather than failing.
+	metaMigrated = []byte("migrated-from")
+)
+
+// formatVersion is the value of metaFormat this build writes and reads.
+const formatVersion = "2"
+
+// Labels under which the subkeys are derived from the store key.
+const (
+	recordKeyLabel = "credsign filestore v2 record key"
+	indexKeyLabel  = "credsign filestore v2 token index key"
+	keyCheckLabel  = "credsign filestore v2 key check"
+)
+
+// recordFormat is the first byte of every sealed value.
+const recordFormat byte = 1
+
+// nonceSize is the GCM nonce length; sealed values are
+//
+//	recordFormat (1 byte) | random nonce (12) | ciphertext and GCM tag (16)
+//
+// and the associated data is recordFormat | bucket | 0x00 | key, so a value
+// moved to another key or bucket fails authentication.
+const nonceSize = 12
+
+// sealer seals and opens record values and computes token index keys.
+type sealer struct {
+	aead     cipher.AEAD
+	indexKey []byte
+	keyCheck []byte
+}
+
+func newSealer(key []byte) (*sealer, error) {
+	aead, err := newGCM(derive(key, recordKeyLabel))
 	if err != nil {
-		return secrets.Device{}, fmt.Errorf("%w: params or labels cannot be encoded as JSON", secrets.ErrInvalid)
+		return nil, err
 	}
-	var out secrets.Device
-	if err := json.Unmarshal(b, &out); err != nil {
-		return secrets.Device{}, fmt.Errorf("%w: params or labels cannot be decoded", secrets.ErrInvalid)
-	}
-	return out, nil
+	return &sealer{aead: aead, indexKey: derive(key, indexKeyLabel), keyCheck: derive(key, keyCheckLabel)[:8]}, nil
 }
 
-// cloneDevice returns a deep copy of d, so callers can change what they get
-// without touching the store.
-func cloneDevice(d secrets.Device) secrets.Device {
-	if d.Params != nil {
-		d.Params = cloneValue(d.Params).(map[string]any)
-	}
-	if d.Labels != nil {
-		labels := make(map[string]string, len(d.Labels))
-		for k, v := range d.Labels {
-			labels[k] = v
-		}
-		d.Labels = labels
-	}
-	return d
+func associatedData(bucket, key []byte) []byte {
+	ad := make([]byte, 0, 2+len(bucket)+len(key))
+	ad = append(ad, recordFormat)
+	ad = append(ad, bucket...)
+	ad = append(ad, 0)
+	return append(ad, key...)
 }
 
-// cloneValue deep-copies a value decoded by encoding/json.
-func cloneValue(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		m := make(map[string]any, len(v))
-		for k, e := range v {
-			m[k] = cloneValue(e)
-		}
-		return m
-	case []any:
-		s := make([]any, len(v))
-		for i, e := range v {
-			s[i] = cloneValue(e)
-		}
-		return s
-	default:
-		return v
+// seal encrypts plain for bucket/key with a fresh random nonce.
+func (c *sealer) seal(bucket, key, plain []byte) ([]byte, error) {
+	out := make([]byte, 1+nonceSize, 1+nonceSize+len(plain)+c.aead.Overhead())
+	out[0] = recordFormat
+	if _, err := rand.Read(out[1:]); err != nil {
+		return nil, fmt.Errorf("nonce: %w", err)
 	}
+	return c.aead.Seal(out, out[1:1+nonceSize], plain, associatedData(bucket, key)), nil
 }
 
-// cloneToken returns a copy of t that shares no pointer with it, its times
-// in UTC.
-func cloneToken(t secrets.Token) secrets.Token {
+// open authenticates and decrypts a value sealed for bucket/key. A value
+// changed, truncated or sealed for another place gives an error wrapping
+// ErrDamaged.
+func (c *sealer) open(bucket, key, value []byte) ([]byte, error) {
+	if len(value) < 1+nonceSize+c.aead.Overhead() || value[0] != recordFormat {
+		return nil, fmt.Errorf("%w: record %s/%.64q is truncated or of an unknown format", ErrDamaged, bucket, key)
+	}
+	plain, err := c.aead.Open(nil, value[1:1+nonceSize], value[1+nonceSize:], associatedData(bucket, key))
+	if err != nil {
+		return nil, fmt.Errorf("%w: record %s/%.64q fails authentication", ErrDamaged, bucket, key)
+	}
+	return plain, nil
+}
+
+// hashKey is the token index key of a token hash: keyed, so the data file
+// does not show token hashes.
+func (c *sealer) hashKey(hash string) []byte {
+	m := hmac.New(sha256.New, c.indexKey)
+	m.Write([]byte(hash))
+	return m.Sum(nil)
+}
+
+func (c *sealer) sealDevice(d secrets.Device) ([]byte, error) {
+	plain, err := json.Marshal(d)
+	if err != nil {
+		return nil, fmt.Errorf("%w: params or labels cannot be encoded as JSON", secrets.ErrInvalid)
+	}
+	defer clear(plain)
+	return c.seal(bucketDevices, []byte(d.ID), plain)
+}
+
+func (c *sealer) openDevice(id, value []byte) (secrets.Device, error) {
+	plain, err := c.open(bucketDevices, id, value)
+	if err != nil {
+		return secrets.Device{}, err
+	}
+	defer clear(plain)
+	var d secrets.Device
+	if err := json.Unmarshal(plain, &d); err != nil || d.ID != string(id) {
+		return secrets.Device{}, fmt.Errorf("%w: device record %.64q does not decode", ErrDamaged, id)
+	}
+	return d, nil
+}
+
+func (c *sealer) sealToken(t secrets.Token) ([]byte, error) {
+	plain, err := json.Marshal(t)
+	if err != nil {
+		return nil, fmt.Errorf("encode token: %w", err)
+	}
+	return c.seal(bucketTokens, []byte(t.ID), plain)
+}
+
+func (c *sealer) openToken(id, value []byte) (secrets.Token, error) {
+	plain, err := c.open(bucketTokens, id, value)
+	if err != nil {
+		return secrets.Token{}, err
+	}
+	var t secrets.Token
+	if err := json.Unmarshal(plain, &t); err != nil || t.ID != string(id) {
+		return secrets.Token{}, fmt.Errorf("%w: token record %.64q does not decode", ErrDamaged, id)
+	}
 	t.CreatedAt = t.CreatedAt.UTC()
 	if t.RevokedAt != nil {
 		at := t.RevokedAt.UTC()
 		t.RevokedAt = &at
 	}
-	return t
+	return t, nil
 }

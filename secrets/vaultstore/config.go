@@ -3,7 +3,6 @@ package vaultstore
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -53,10 +52,6 @@ type Config struct {
 	// Timeout bounds each store call, retries included
 	// (CREDSIGN_VAULT_TIMEOUT, a Go duration, default 10s).
 	Timeout time.Duration
-
-	// Logger receives token renewal and re-login events; nil discards them.
-	// Nothing secret is ever logged.
-	Logger *slog.Logger
 }
 
 // ConfigFromEnv reads the Config from the environment variables named in
@@ -138,9 +133,6 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	default:
 		return c, fmt.Errorf("unknown auth method %q (CREDSIGN_VAULT_AUTH: token, approle or kubernetes)", c.Auth)
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c, nil
 }

@@ -92,29 +92,26 @@ func (s *Store) PutDevice(ctx context.Context, d secrets.Device, ifVersion int64
 }
 
 func (s *Store) putDevice(ctx context.Context, d secrets.Device, ifVersion int64) (secrets.Device, error) {
-	// Normalize params and labels as they will read back.
-	dd, err := normalize(deviceData{ID: d.ID, Cloud: d.Cloud, Params: d.Params, Secret: d.Secret, Labels: d.Labels})
+	n, err := secrets.NormalizeDevice(d)
 	if err != nil {
 		return secrets.Device{}, err
 	}
+	dd := deviceData{ID: n.ID, Cloud: n.Cloud, Params: n.Params, Secret: n.Secret, Labels: n.Labels}
 	for attempt := 0; ; attempt++ {
 		cur, version, exists, err := s.readDevice(ctx, d.ID)
 		if err != nil {
 			return secrets.Device{}, err
 		}
-		switch {
-		case ifVersion == 0 && exists:
-			return secrets.Device{}, fmt.Errorf("%w: device exists", secrets.ErrConflict)
-		case ifVersion > 0 && !exists:
-			return secrets.Device{}, fmt.Errorf("%w: device does not exist", secrets.ErrConflict)
-		case ifVersion > 0 && version != ifVersion:
-			return secrets.Device{}, fmt.Errorf("%w: stored version is %d, not %d", secrets.ErrConflict, version, ifVersion)
+		if err := secrets.CheckVersion(cur.Version, ifVersion); err != nil {
+			return secrets.Device{}, err
 		}
 		now := time.Now().UTC()
 		dd.CreatedAt, dd.UpdatedAt = now, now
 		if exists {
 			dd.CreatedAt = cur.CreatedAt
 		}
+		// version, not cur.Version: a device whose latest KV version was
+		// soft-deleted by hand does not exist but has a version to pass.
 		v, err := s.write(ctx, deviceRel(d.ID), dd, version, d.Secret)
 		if errors.Is(err, secrets.ErrConflict) && ifVersion < 0 && attempt < casRetries {
 			continue // lost a race; an unconditional write tries again
@@ -124,21 +121,6 @@ func (s *Store) putDevice(ctx context.Context, d secrets.Device, ifVersion int64
 		}
 		return dd.device(v), nil
 	}
-}
-
-// normalize returns dd as it will read back: Params and Labels through
-// encoding/json, so numbers are float64 and empty maps nil.
-func normalize(dd deviceData) (deviceData, error) {
-	b, err := json.Marshal(dd)
-	if err != nil {
-		return deviceData{}, fmt.Errorf("%w: params or labels cannot be encoded as JSON", secrets.ErrInvalid)
-	}
-	var out deviceData
-	if err := json.Unmarshal(b, &out); err != nil {
-		return deviceData{}, fmt.Errorf("%w: params or labels cannot be decoded", secrets.ErrInvalid)
-	}
-	clear(b)
-	return out, nil
 }
 
 // DeleteDevice deletes the device's KV metadata, which removes every version

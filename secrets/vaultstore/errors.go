@@ -61,6 +61,9 @@ func (s *Store) classify(ctx context.Context, err error, creds ...string) error 
 	var re *api.ResponseError
 	if !errors.As(err, &re) {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+			if context.Cause(ctx) == errCallTimeout && !answered(ctx) {
+				s.markSilent()
+			}
 			msg := fmt.Sprintf("Vault at %s did not answer within %v", s.cfg.Address, s.cfg.Timeout)
 			if last := lastAttempt(ctx); last != "" {
 				msg += " (last attempt: " + last + ")"
@@ -123,6 +126,8 @@ type attempts struct {
 	// down is the store's mark; noRetry is its value when the call started.
 	down    *atomic.Bool
 	noRetry bool
+	// answered is set once any attempt of the call got an HTTP answer.
+	answered bool
 }
 
 type attemptsKey struct{}
@@ -135,6 +140,17 @@ func withAttempts(ctx context.Context, down *atomic.Bool) context.Context {
 		a.noRetry = down.Load()
 	}
 	return context.WithValue(ctx, attemptsKey{}, a)
+}
+
+// answered reports whether any attempt of the call in ctx got an answer.
+func answered(ctx context.Context) bool {
+	a, _ := ctx.Value(attemptsKey{}).(*attempts)
+	if a == nil {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.answered
 }
 
 func lastAttempt(ctx context.Context) string {
@@ -154,6 +170,11 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 	a, _ := ctx.Value(attemptsKey{}).(*attempts)
 	if a == nil {
 		return retry, rerr
+	}
+	if resp != nil {
+		a.mu.Lock()
+		a.answered = true
+		a.mu.Unlock()
 	}
 	if a.down != nil && ctx.Err() == nil {
 		// An attempt that ran out of the call's time says nothing of Vault.

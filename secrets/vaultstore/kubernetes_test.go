@@ -106,7 +106,7 @@ func TestKubernetesLogin(t *testing.T) {
 	}
 	cfg := baseConfig(srv, "")
 	cfg.Auth, cfg.K8sRole, cfg.K8sTokenFile, cfg.Timeout = AuthKubernetes, "credsign", tokenFile, 2*time.Second
-	s, err := New(context.Background(), cfg)
+	s, err := New(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatalf("New with kubernetes auth: %v", err)
 	}

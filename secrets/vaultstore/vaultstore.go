@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -43,14 +44,41 @@ import (
 type Store struct {
 	cfg    Config
 	client *api.Client // main client; its token changes on re-login
+	log    *slog.Logger
+	// ctx lives until Close; the renewal and probe goroutines run under it.
+	ctx context.Context
 
 	loginMu  sync.Mutex         // serializes logins
 	loggedIn chan *api.Secret   // newest login, for the renewal goroutine
 	cancel   context.CancelFunc // stops the renewal goroutine
 	wg       sync.WaitGroup
 	once     sync.Once
-	// down marks Vault as not answering; see attempts.
+	// down marks Vault as answering badly or refusing connections; see
+	// attempts.
 	down atomic.Bool
+	// silent marks Vault as not answering at all; see health.go.
+	silent silence
+	// expiry is when the current token expires (Unix nanoseconds), 0 when
+	// it does not.
+	expiry atomic.Int64
+}
+
+// TokenExpiry returns when the store's current Vault token expires unless
+// renewed or replaced, or the zero time for a token that does not expire.
+func (s *Store) TokenExpiry() time.Time {
+	if n := s.expiry.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// noteLease records the lifetime of the token just issued or renewed.
+func (s *Store) noteLease(auth *api.SecretAuth) {
+	if auth == nil || auth.LeaseDuration <= 0 {
+		s.expiry.Store(0)
+		return
+	}
+	s.expiry.Store(time.Now().Add(time.Duration(auth.LeaseDuration) * time.Second).UnixNano())
 }
 
 var _ secrets.Store = (*Store)(nil)
@@ -66,7 +94,13 @@ const (
 // New connects to Vault, logs in (AppRole, Kubernetes) or checks the token,
 // and starts token renewal. It fails within cfg.Timeout with a clear error
 // when Vault cannot be reached or rejects the credentials.
-func New(ctx context.Context, cfg Config) (*Store, error) {
+//
+// logger receives what happens between calls, never a secret: token renewal
+// (debug), renewal failures and a token that will expire (warn), logging in
+// again (info; a failed login is a warning while it is retried and an error
+// when a request needed it), and Vault going silent or answering again (warn,
+// info). nil discards them.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("vaultstore: config: %w", err)
@@ -95,17 +129,21 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Auth != AuthToken {
 		client.ClearToken()
 	}
-	s := &Store{cfg: cfg, client: client, loggedIn: make(chan *api.Secret, 1)}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{cfg: cfg, client: client, log: logger, loggedIn: make(chan *api.Secret, 1)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	auth, err := s.start(ctx)
 	if err != nil {
+		s.stop()
+		s.wg.Wait()
 		s.closeIdle()
 		return nil, fmt.Errorf("vaultstore: %w", err)
 	}
-	rctx, stop := context.WithCancel(context.Background())
-	s.cancel = stop
 	s.wg.Add(1)
-	go s.keepToken(rctx, auth)
+	go s.keepToken(s.ctx, auth)
 	return s, nil
 }
 
@@ -260,10 +298,10 @@ func (s *Store) relogin(ctx context.Context, stale string) bool {
 		return true
 	}
 	if _, err := s.login(ctx); err != nil {
-		s.cfg.Logger.Warn("vaultstore: re-login after permission denied failed", "err", err)
+		s.log.Error("vaultstore: Vault rejected the token and logging in again failed", "err", err)
 		return false
 	}
-	s.cfg.Logger.Info("vaultstore: logged in again after Vault rejected the token", "auth", s.cfg.Auth)
+	s.log.Info("vaultstore: logged in again after Vault rejected the token", "auth", s.cfg.Auth)
 	return true
 }
 
@@ -284,6 +322,7 @@ func (s *Store) keepToken(ctx context.Context, auth *api.Secret) {
 // watch renews auth until renewal ends and returns the token to watch next:
 // one from a newer login, or nil when the store closes.
 func (s *Store) watch(ctx context.Context, auth *api.Secret) *api.Secret {
+	s.noteLease(auth.Auth)
 	expires := auth.Auth != nil && auth.Auth.LeaseDuration > 0
 	if expires {
 		next, stop, err := s.renew(ctx, auth)
@@ -291,9 +330,9 @@ func (s *Store) watch(ctx context.Context, auth *api.Secret) *api.Secret {
 			return next
 		}
 		if err != nil {
-			s.cfg.Logger.Warn("vaultstore: token renewal failed", "err", err)
+			s.log.Warn("vaultstore: token renewal failed", "err", err)
 		} else {
-			s.cfg.Logger.Info("vaultstore: token renewal ended", "auth", s.cfg.Auth)
+			s.log.Info("vaultstore: token renewal ended", "auth", s.cfg.Auth)
 		}
 	}
 	switch {
@@ -301,7 +340,7 @@ func (s *Store) watch(ctx context.Context, auth *api.Secret) *api.Secret {
 		// A root or non-expiring token needs nothing; an expiring one given
 		// as VAULT_TOKEN cannot be replaced by the store.
 		if expires {
-			s.cfg.Logger.Warn("vaultstore: VAULT_TOKEN can no longer be renewed and will expire; use approle or kubernetes auth to log in again automatically")
+			s.log.Warn("vaultstore: VAULT_TOKEN can no longer be renewed and will expire; use approle or kubernetes auth to log in again automatically")
 		}
 		<-ctx.Done()
 		return nil
@@ -351,7 +390,8 @@ func (s *Store) runWatcher(ctx context.Context, w *api.LifetimeWatcher) (next *a
 			return fresh, false, nil
 		case r := <-w.RenewCh():
 			if r.Secret != nil && r.Secret.Auth != nil {
-				s.cfg.Logger.Debug("vaultstore: token renewed", "ttl", time.Duration(r.Secret.Auth.LeaseDuration)*time.Second)
+				s.noteLease(r.Secret.Auth)
+				s.log.Debug("vaultstore: token renewed", "ttl", time.Duration(r.Secret.Auth.LeaseDuration)*time.Second)
 			}
 		case err := <-done:
 			if err != nil {
@@ -370,11 +410,11 @@ func (s *Store) loginRetry(ctx context.Context) *api.Secret {
 		_, err := s.login(lctx)
 		cancel()
 		if err == nil {
-			s.cfg.Logger.Info("vaultstore: logged in again", "auth", s.cfg.Auth)
+			s.log.Info("vaultstore: logged in again", "auth", s.cfg.Auth)
 			// login queued its token (or a newer login replaced it).
 			return <-s.loggedIn
 		}
-		s.cfg.Logger.Warn("vaultstore: login failed, will retry", "err", err, "in", wait)
+		s.log.Warn("vaultstore: login failed, will retry", "err", err, "in", wait)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -401,26 +441,41 @@ func (s *Store) Ping(ctx context.Context) error {
 // It is safe to call more than once.
 func (s *Store) Close() error {
 	s.once.Do(func() {
-		s.cancel()
+		s.stop()
 		s.wg.Wait()
 		s.closeIdle()
 	})
 	return nil
 }
 
+// stop ends the store's context; under the silence lock, so that no probe
+// starts (s.wg.Add) once the caller waits for the goroutines.
+func (s *Store) stop() {
+	s.silent.mu.Lock()
+	defer s.silent.mu.Unlock()
+	s.cancel()
+}
+
 func (s *Store) closeIdle() {
 	s.client.CloneConfig().HttpClient.CloseIdleConnections()
 }
 
+// errCallTimeout is the cause of a call's context when Config.Timeout ran
+// out (rather than a deadline of the caller's).
+var errCallTimeout = errors.New("vaultstore: call timeout")
+
 // callCtx bounds one store call and records its retried attempts.
 func (s *Store) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(withAttempts(ctx, &s.down), s.cfg.Timeout)
+	return context.WithTimeoutCause(withAttempts(ctx, &s.down), s.cfg.Timeout, errCallTimeout)
 }
 
 // call runs one Vault request; if Vault rejects the token and the store can
 // log in again, it does and runs the request once more. Errors come back
-// classified.
+// classified. While Vault is known to be silent it fails at once.
 func (s *Store) call(ctx context.Context, op func() (*api.Secret, error), creds ...string) (*api.Secret, error) {
+	if err := s.silentErr(); err != nil {
+		return nil, err
+	}
 	tok := s.client.Token()
 	sec, err := op()
 	err = s.classify(ctx, err, creds...)

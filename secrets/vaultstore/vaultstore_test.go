@@ -53,7 +53,7 @@ func policyToken(t *testing.T, srv *vaulttest.Server, ttl string) string {
 // newStore opens a store on srv under a fresh prefix inside credsign/.
 func newStore(t *testing.T, cfg Config) *Store {
 	t.Helper()
-	s, err := New(context.Background(), cfg)
+	s, err := New(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -175,7 +175,7 @@ func TestNewErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.Timeout = 5 * time.Second
 			start := time.Now()
-			s, err := New(context.Background(), tc.cfg)
+			s, err := New(context.Background(), tc.cfg, nil)
 			if err == nil {
 				s.Close()
 				t.Fatal("New succeeded")

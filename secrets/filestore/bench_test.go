@@ -1,0 +1,111 @@
+package filestore
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/credsign/credsign/secrets"
+	"github.com/credsign/credsign/secrets/storetest"
+)
+
+// BenchmarkRegister registers devices as the API does, one PutDevice and
+// one PutToken each, from 32 goroutines per CPU (b.SetParallelism), with
+// every write durable: the rate is bound by fsync, shared by group commit.
+func BenchmarkRegister(b *testing.B) {
+	s, err := Open(Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	var n atomic.Int64
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			id := fmt.Sprintf("dev-%09d", n.Add(1))
+			if _, err := s.PutDevice(ctx, secrets.Device{ID: id, Cloud: "aliyun", Params: map[string]any{"productKey": "pk", "deviceName": id}, Secret: storetest.NewSecret()}, 0); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := s.PutToken(ctx, secrets.Token{ID: "tok-" + id, Hash: storetest.Hash(id), Role: secrets.RoleDevice, DeviceID: id}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkIssuanceReads is the store's part of a cold issuance: the
+// caller's token by hash, then its device, among 10,000 devices.
+func BenchmarkIssuanceReads(b *testing.B) {
+	s, err := Open(Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	const devices = 10000
+	puts := make([]secrets.DevicePut, devices)
+	for i := range puts {
+		id := fmt.Sprintf("dev-%05d", i)
+		puts[i] = secrets.DevicePut{Device: secrets.Device{ID: id, Cloud: "aliyun", Secret: "x"},
+			Token: &secrets.Token{ID: "tok-" + id, Hash: storetest.Hash(id), Role: secrets.RoleDevice, DeviceID: id}}
+	}
+	for _, r := range s.PutDevices(ctx, puts) {
+		if r.Err != nil {
+			b.Fatal(r.Err)
+		}
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			t, err := s.TokenByHash(ctx, storetest.Hash(fmt.Sprintf("dev-%05d", i%devices)))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if _, err := s.GetDevice(ctx, t.DeviceID); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkBulkImport writes devices with their tokens through PutDevices
+// in batches of 1,000, as an NDJSON import would.
+func BenchmarkBulkImport(b *testing.B) {
+	s, err := Open(Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	const batch = 1000
+	puts := make([]secrets.DevicePut, 0, batch)
+	flush := func() {
+		for _, r := range s.PutDevices(ctx, puts) {
+			if r.Err != nil {
+				b.Fatal(r.Err)
+			}
+		}
+		puts = puts[:0]
+	}
+	for i := range b.N {
+		id := fmt.Sprintf("dev-%09d", i)
+		puts = append(puts, secrets.DevicePut{
+			Device: secrets.Device{ID: id, Cloud: "aliyun", Params: map[string]any{"productKey": "pk", "deviceName": id}, Secret: storetest.NewSecret()},
+			Token:  &secrets.Token{ID: "tok-" + id, Hash: storetest.Hash(id), Role: secrets.RoleDevice, DeviceID: id},
+		})
+		if len(puts) == batch {
+			flush()
+		}
+	}
+	flush()
+	st := s.db.Stats()
+	b.Logf("commits %d, tx stats: write time %v, spill %v, rebalance %v, writes %d", s.w.commits.Load(), st.TxStats.GetWriteTime(), st.TxStats.GetSpillTime(), st.TxStats.GetRebalanceTime(), st.TxStats.GetWrite())
+}

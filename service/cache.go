@@ -1,0 +1,202 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/credsign/credsign/internal/metrics"
+	"github.com/credsign/credsign/secrets"
+)
+
+// Cache defaults.
+const (
+	// DefaultCacheSize is how many device records, and how many token
+	// records, one replica keeps (about 1 KiB each).
+	DefaultCacheSize = 200_000
+	// DefaultCacheTTL is how long a record is used without asking the
+	// store again. It bounds how stale another replica's view can be: a
+	// revoke or delete on replica A is honoured by replica B within it.
+	DefaultCacheTTL = 30 * time.Second
+	// DefaultStaleFor is how long after the store stops answering devices
+	// the cache knows keep getting credentials.
+	DefaultStaleFor = 5 * time.Minute
+)
+
+// CacheConfig sizes the cache of device and token records that sits
+// between the issuing path and the store.
+type CacheConfig struct {
+	// Size caps the records kept of each kind; zero means DefaultCacheSize.
+	Size int
+	// TTL is how long a record is served without a store read; zero means
+	// DefaultCacheTTL, negative turns the cache off.
+	TTL time.Duration
+	// StaleFor is how long past its TTL a record may still be served
+	// while the store is unavailable; zero means DefaultStaleFor, negative
+	// never.
+	StaleFor time.Duration
+}
+
+// entry is a cached answer of the store: a record, or "not found".
+type entry[T any] struct {
+	val      T
+	notFound bool
+	at       time.Time
+}
+
+// cache keeps the records the issuing path reads (devices by ID, tokens by
+// hash), with single-flight on misses and negative entries for unknown
+// tokens, so that a flood of bad tokens or a boot storm of one fleet does
+// not become a flood of store reads. Records it returns are shared: callers
+// must not modify their maps. This replica's own writes, revokes and
+// deletes take effect at once (the entry is dropped); other replicas' within
+// the TTL.
+type cache struct {
+	store    secrets.Store
+	metrics  *metrics.Metrics
+	ttl      time.Duration
+	staleFor time.Duration
+	now      func() time.Time
+
+	devices *lru.Cache[string, entry[secrets.Device]]
+	tokens  *lru.Cache[string, entry[secrets.Token]]
+	flight  singleflight.Group
+	// downSince is when the store was first seen unavailable (Unix nanos),
+	// zero while it answers.
+	downSince atomic.Int64
+	// gen counts this replica's invalidations: a read that started before
+	// one does not cache what it read, which may predate the write.
+	gen atomic.Uint64
+}
+
+func newCache(store secrets.Store, m *metrics.Metrics, cfg CacheConfig) (*cache, error) {
+	c := &cache{store: store, metrics: m, ttl: cfg.TTL, staleFor: cfg.StaleFor, now: time.Now}
+	if c.ttl == 0 {
+		c.ttl = DefaultCacheTTL
+	}
+	if c.staleFor == 0 {
+		c.staleFor = DefaultStaleFor
+	}
+	size := cfg.Size
+	if size <= 0 {
+		size = DefaultCacheSize
+	}
+	var err error
+	if c.devices, err = lru.New[string, entry[secrets.Device]](size); err != nil {
+		return nil, err
+	}
+	c.tokens, err = lru.New[string, entry[secrets.Token]](size)
+	return c, err
+}
+
+// enabled reports whether records are cached at all.
+func (c *cache) enabled() bool { return c.ttl > 0 }
+
+// device returns device id, from the cache when fresh.
+func (c *cache) device(ctx context.Context, id string) (secrets.Device, error) {
+	if !c.enabled() {
+		return c.store.GetDevice(ctx, id)
+	}
+	return lookup(ctx, c, c.devices, "device", "d:"+id, id, func(ctx context.Context) (secrets.Device, error) {
+		return c.store.GetDevice(ctx, id)
+	})
+}
+
+// TokenByHash returns the token whose text hashes to hash, from the cache
+// when fresh.
+func (c *cache) TokenByHash(ctx context.Context, hash string) (secrets.Token, error) {
+	if !c.enabled() {
+		return c.store.TokenByHash(ctx, hash)
+	}
+	return lookup(ctx, c, c.tokens, "token", "t:"+hash, hash, func(ctx context.Context) (secrets.Token, error) {
+		return c.store.TokenByHash(ctx, hash)
+	})
+}
+
+// lookup serves key from lc when its entry is fresh; otherwise it reads
+// the store once for every concurrent caller (single flight) and caches
+// the answer, found or not found. When the store is unavailable, an entry
+// younger than TTL+StaleFor is served instead of the error.
+func lookup[T any](ctx context.Context, c *cache, lc *lru.Cache[string, entry[T]], kind, flightKey, key string, read func(context.Context) (T, error)) (T, error) {
+	var zero T
+	e, ok := lc.Get(key)
+	if ok && c.now().Sub(e.at) < c.ttl {
+		c.metrics.Cache(kind, "hit")
+		if e.notFound {
+			return zero, secrets.ErrNotFound
+		}
+		return e.val, nil
+	}
+	c.metrics.Cache(kind, "miss")
+	// The read is shared by every caller waiting for it, so one caller's
+	// cancellation must not fail the others; the store bounds its own calls.
+	ch := c.flight.DoChan(flightKey, func() (any, error) {
+		gen := c.gen.Load()
+		v, err := read(context.WithoutCancel(ctx))
+		switch {
+		case err == nil:
+			c.up()
+			if c.gen.Load() == gen {
+				lc.Add(key, entry[T]{val: v, at: c.now()})
+			}
+		case errors.Is(err, secrets.ErrNotFound):
+			c.up()
+			if c.gen.Load() == gen {
+				lc.Add(key, entry[T]{notFound: true, at: c.now()})
+			}
+		case errors.Is(err, secrets.ErrUnavailable):
+			c.down()
+		}
+		return v, err
+	})
+	var res singleflight.Result
+	select {
+	case res = <-ch:
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+	if errors.Is(res.Err, secrets.ErrUnavailable) && ok && !e.notFound && c.staleFor > 0 && c.now().Sub(e.at) < c.ttl+c.staleFor {
+		c.metrics.Cache(kind, "stale")
+		return e.val, nil
+	}
+	if res.Err != nil {
+		return zero, res.Err
+	}
+	return res.Val.(T), nil
+}
+
+func (c *cache) up() { c.downSince.Store(0) }
+
+func (c *cache) down() { c.downSince.CompareAndSwap(0, c.now().UnixNano()) }
+
+// degraded reports whether the store has been seen unavailable and known
+// devices are still being served from the cache, and until when at most.
+func (c *cache) degraded() (bool, time.Time) {
+	since := c.downSince.Load()
+	if since == 0 || !c.enabled() || c.staleFor <= 0 {
+		return false, time.Time{}
+	}
+	until := time.Unix(0, since).Add(c.ttl + c.staleFor)
+	return c.now().Before(until), until
+}
+
+// forgetDevice drops device id after this replica wrote or deleted it.
+func (c *cache) forgetDevice(id string) {
+	if c.enabled() {
+		c.gen.Add(1)
+		c.devices.Remove(id)
+	}
+}
+
+// forgetHash drops the token with this hash after this replica stored or
+// revoked it.
+func (c *cache) forgetHash(hash string) {
+	if c.enabled() {
+		c.gen.Add(1)
+		c.tokens.Remove(hash)
+	}
+}
