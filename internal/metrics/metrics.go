@@ -153,6 +153,14 @@ func (s *store) PutDevice(ctx context.Context, d secrets.Device, ifVersion int64
 	return d, err
 }
 
+// PutDevices passes a bulk write on (in bulk when the store writes in bulk).
+func (s *store) PutDevices(ctx context.Context, puts []secrets.DevicePut) []secrets.DevicePutResult {
+	start := time.Now()
+	out := secrets.PutDevices(ctx, s.s, puts)
+	s.m.observeStore("put_devices", start, nil)
+	return out
+}
+
 func (s *store) DeleteDevice(ctx context.Context, id string) error {
 	start := time.Now()
 	err := s.s.DeleteDevice(ctx, id)
