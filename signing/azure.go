@@ -89,26 +89,14 @@ func azure(in input) (Credentials, error) {
 	// Topics: device-to-cloud and cloud-to-device messages (a module's
 	// inputs), direct methods and the device twin.
 	if moduleID != "" {
-		o.b = append(o.b, "devices/"...)
-		o.b = append(o.b, deviceID...)
-		o.b = append(o.b, "/modules/"...)
-		o.b = append(o.b, moduleID...)
-		o.b = append(o.b, "/messages/events/"...)
+		o.b = appendJoin(o.b, "devices/", deviceID, "/modules/", moduleID, "/messages/events/")
 		o.mark()
-		o.b = append(o.b, "devices/"...)
-		o.b = append(o.b, deviceID...)
-		o.b = append(o.b, "/modules/"...)
-		o.b = append(o.b, moduleID...)
-		o.b = append(o.b, "/inputs/#"...)
+		o.b = appendJoin(o.b, "devices/", deviceID, "/modules/", moduleID, "/inputs/#")
 		o.mark()
 	} else {
-		o.b = append(o.b, "devices/"...)
-		o.b = append(o.b, deviceID...)
-		o.b = append(o.b, "/messages/events/"...)
+		o.b = appendJoin(o.b, "devices/", deviceID, "/messages/events/")
 		o.mark()
-		o.b = append(o.b, "devices/"...)
-		o.b = append(o.b, deviceID...)
-		o.b = append(o.b, "/messages/devicebound/#"...)
+		o.b = appendJoin(o.b, "devices/", deviceID, "/messages/devicebound/#")
 		o.mark()
 	}
 	s := o.fill(&c)

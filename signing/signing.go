@@ -252,6 +252,24 @@ func (o *outBuf) cut(s string, i int) string {
 	return s[start:o.ends[i]]
 }
 
+// appendJoin appends each of parts to dst in turn. It keeps nothing, so
+// the buffer it is given stays where the caller put it.
+func appendJoin(dst []byte, parts ...string) []byte {
+	for _, s := range parts {
+		dst = append(dst, s...)
+	}
+	return dst
+}
+
+// appendHost appends host, the host param, when it is set, and else the
+// cloud's default host joined from parts.
+func appendHost(dst []byte, host string, parts ...string) []byte {
+	if host != "" {
+		return append(dst, host...)
+	}
+	return appendJoin(dst, parts...)
+}
+
 // appendQueryEscape appends url.QueryEscape(s) to dst without allocating.
 func appendQueryEscape[T string | []byte](dst []byte, s T) []byte {
 	const upperhex = "0123456789ABCDEF"
