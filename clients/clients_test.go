@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/credsign/credsign/internal/cloudemu"
+	"github.com/credsign/credsign/internal/testutil"
 )
 
 // requireClients makes a missing runtime (python3 with paho-mqtt, a C
@@ -104,7 +105,7 @@ func micropythonCommand(t *testing.T, s settings) *exec.Cmd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := exec.Command(py, "-u", filepath.Join("micropython", "credsign_client.py"), writeFile(t, "credsign.json", b))
+	c := exec.Command(py, "-u", filepath.Join("micropython", "credsign_client.py"), testutil.WriteFile(t, "credsign.json", b))
 	c.Env = append(env(s), "PYTHONPATH="+filepath.Join("micropython", "cpython-standins"))
 	return c
 }
@@ -237,7 +238,7 @@ func issued(s *server) []credentials {
 func TestClientsThroughRefreshAndExpiry(t *testing.T) {
 	for _, rt := range runtimes {
 		for _, d := range devices {
-			t.Run(rt.name+"/"+d.cloud, func(t *testing.T) {
+			t.Run(rt.name+"/"+d.Cloud, func(t *testing.T) {
 				t.Parallel()
 				ctx := testContext(t, 90*time.Second)
 				clk := &clock{}
@@ -250,30 +251,30 @@ func TestClientsThroughRefreshAndExpiry(t *testing.T) {
 				messages := func() int { _, _, n := count(e); return n }
 				accepted := func() int { n, _, _ := count(e); return n }
 
-				waitFor(ctx, t, "a first message", func() bool { return messages() > 0 })
+				testutil.WaitFor(ctx, t, "a first message", func() bool { return messages() > 0 })
 				first := issued(srv)[0]
-				if d.cloud == cloudemu.Aliyun {
+				if d.Cloud == cloudemu.Aliyun {
 					if first.ExpiresAt != nil || first.ExpiryEnforced {
 						t.Fatalf("aliyun triple expires at %v (enforced %t); this test wants one that does not", first.ExpiresAt, first.ExpiryEnforced)
 					}
-					waitFor(ctx, t, "a refresh", func() bool { return len(issued(srv)) >= 2 })
+					testutil.WaitFor(ctx, t, "a refresh", func() bool { return len(issued(srv)) >= 2 })
 					n := messages()
-					waitFor(ctx, t, "messages after the refresh", func() bool { return messages() >= n+2 })
+					testutil.WaitFor(ctx, t, "messages after the refresh", func() bool { return messages() >= n+2 })
 					if a := accepted(); a != 1 {
 						t.Errorf("%d accepted CONNECTs; a refresh of a triple whose expiry is not enforced should keep the connection", a)
 					}
 				} else {
 					if first.ExpiresAt == nil || !first.ExpiryEnforced {
-						t.Fatalf("%s triple: want an enforced expiry, got %+v", d.cloud, first.ExpiresAt)
+						t.Fatalf("%s triple: want an enforced expiry, got %+v", d.Cloud, first.ExpiresAt)
 					}
 					lapse := first.ExpiresAt.Add(-clk.Offset()) // on the real clock
-					waitFor(ctx, t, "the first triple's expiry", func() bool { return time.Now().After(lapse.Add(500 * time.Millisecond)) })
+					testutil.WaitFor(ctx, t, "the first triple's expiry", func() bool { return time.Now().After(lapse.Add(500 * time.Millisecond)) })
 					n := messages()
-					waitFor(ctx, t, "messages after the first triple lapsed", func() bool { return messages() >= n+2 })
+					testutil.WaitFor(ctx, t, "messages after the first triple lapsed", func() bool { return messages() >= n+2 })
 					if a := accepted(); a < 2 {
 						t.Errorf("%d accepted CONNECTs; want a reconnect with fresh credentials before the enforced expiry", a)
 					}
-					if d.cloud == cloudemu.Azure {
+					if d.Cloud == cloudemu.Azure {
 						if x := e.Snapshot().Expired; x != 0 {
 							t.Errorf("the hub dropped %d sessions whose token lapsed; the client should reconnect first", x)
 						}
@@ -283,11 +284,11 @@ func TestClientsThroughRefreshAndExpiry(t *testing.T) {
 						if err := e.Restart(); err != nil {
 							t.Fatal(err)
 						}
-						waitFor(ctx, t, "a reconnect after the broker restart", func() bool { return accepted() > a })
+						testutil.WaitFor(ctx, t, "a reconnect after the broker restart", func() bool { return accepted() > a })
 						n := messages()
-						waitFor(ctx, t, "messages after the broker restart", func() bool { return messages() >= n+2 })
+						testutil.WaitFor(ctx, t, "messages after the broker restart", func() bool { return messages() >= n+2 })
 					}
-					if d.cloud == cloudemu.Huawei {
+					if d.Cloud == cloudemu.Huawei {
 						ids := map[string]bool{}
 						for _, at := range e.Snapshot().Attempts {
 							if at.Err == nil {
@@ -304,7 +305,7 @@ func TestClientsThroughRefreshAndExpiry(t *testing.T) {
 					// Credsign hands out Huawei triples up to the end of
 					// their hour, however near; one can lapse between the
 					// fetch and the CONNECT. Any other refusal is a bug.
-					if d.cloud != cloudemu.Huawei || !errors.Is(err, cloudemu.ErrExpired) {
+					if d.Cloud != cloudemu.Huawei || !errors.Is(err, cloudemu.ErrExpired) {
 						t.Errorf("broker refused a CONNECT: %v", err)
 					}
 				}
@@ -346,7 +347,7 @@ func TestClientsHonourRetryAfter(t *testing.T) {
 			}
 			srv.unavailable.Store(1)
 			p := start(t, cmd, func() []string { return secretsOf(srv, r) })
-			waitFor(ctx, t, "a connection", func() bool { a, _, _ := count(r.emu); return a > 0 })
+			testutil.WaitFor(ctx, t, "a connection", func() bool { a, _, _ := count(r.emu); return a > 0 })
 			ex := srv.exchanges()[1:] // after the test's own request
 			if len(ex) != 3 || ex[0].status != 503 || ex[1].status != 429 || ex[2].status != 200 {
 				var got []int
@@ -384,7 +385,7 @@ func TestClientsStopOnRevokedToken(t *testing.T) {
 			srv := startServer(t, serverOptions{https: rt.https})
 			r := srv.register(t, devices[0], nil)
 			p := start(t, rt.command(t, settingsFor(srv, r, 3)), func() []string { return secretsOf(srv, r) })
-			waitFor(ctx, t, "a message", func() bool { _, _, n := count(r.emu); return n > 0 })
+			testutil.WaitFor(ctx, t, "a message", func() bool { _, _, n := count(r.emu); return n > 0 })
 			srv.call(http.MethodDelete, "/v1/devices/"+r.id+"/tokens/"+r.tokenID, nil, nil)
 			select {
 			case <-p.done:
@@ -451,7 +452,7 @@ func TestClientsBackOffWhenBrokerRefuses(t *testing.T) {
 			r := srv.register(t, d, nil)
 			p := start(t, rt.command(t, settingsFor(srv, r, 0)), func() []string { return secretsOf(srv, r) })
 			var attempts []cloudemu.Attempt
-			waitFor(ctx, t, "five refused CONNECTs", func() bool { attempts = r.emu.Snapshot().Attempts; return len(attempts) >= 5 })
+			testutil.WaitFor(ctx, t, "five refused CONNECTs", func() bool { attempts = r.emu.Snapshot().Attempts; return len(attempts) >= 5 })
 			refused := 0
 			for i, at := range attempts {
 				if at.Err == nil {
@@ -487,7 +488,7 @@ func TestClientsRefusePlainHTTPElsewhere(t *testing.T) {
 			t.Run(rt.name+"/"+name, func(t *testing.T) {
 				t.Parallel()
 				ctx := testContext(t, 30*time.Second)
-				tok := writeFile(t, "device.token", []byte("csd_not-a-real-token\n"))
+				tok := testutil.WriteFile(t, "device.token", []byte("csd_not-a-real-token\n"))
 				p := start(t, rt.command(t, settings{server: server, device: "lamp", tokenFile: tok, topic: "up", interval: 1}),
 					func() []string { return nil })
 				select {
