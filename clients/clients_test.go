@@ -20,6 +20,7 @@ import (
 
 	"github.com/credsign/credsign/internal/cloudemu"
 	"github.com/credsign/credsign/internal/testutil"
+	"github.com/credsign/credsign/signing"
 )
 
 // requireClients makes a missing runtime (python3 with paho-mqtt, a C
@@ -219,8 +220,8 @@ func count(e *cloudemu.Emulator) (accepted int, refused []error, messages int) {
 	return accepted, refused, len(s.Messages)
 }
 
-func issued(s *server) []credentials {
-	var out []credentials
+func issued(s *server) []signing.Credentials {
+	var out []signing.Credentials
 	for _, ex := range s.exchanges() {
 		if ex.status == http.StatusOK {
 			out = append(out, ex.creds)
@@ -246,7 +247,7 @@ func TestClientsThroughRefreshAndExpiry(t *testing.T) {
 				// client takes to start.
 				srv := startServer(t, serverOptions{https: rt.https, now: clk.Now, firstIssue: func() { clk.endHourIn(8 * time.Second) }})
 				r := srv.register(t, d, clk.Now)
-				p := start(t, rt.command(t, settingsFor(srv, r, 9)), func() []string { return secretsOf(srv, r) })
+				p := startFor(t, rt.command(t, settingsFor(srv, r, 9)), srv, r)
 				e := r.emu
 				messages := func() int { _, _, n := count(e); return n }
 				accepted := func() int { n, _, _ := count(e); return n }
@@ -309,10 +310,7 @@ func TestClientsThroughRefreshAndExpiry(t *testing.T) {
 						t.Errorf("broker refused a CONNECT: %v", err)
 					}
 				}
-				if p.exited() {
-					t.Fatalf("the client exited (%v)", p.err)
-				}
-				noSecrets(t, p, secretsOf(srv, r)...)
+				healthy(t, p, srv, r)
 			})
 		}
 	}
@@ -346,7 +344,7 @@ func TestClientsHonourRetryAfter(t *testing.T) {
 				t.Fatalf("spending the burst: %s", resp.Status)
 			}
 			srv.unavailable.Store(1)
-			p := start(t, cmd, func() []string { return secretsOf(srv, r) })
+			p := startFor(t, cmd, srv, r)
 			testutil.WaitFor(ctx, t, "a connection", func() bool { a, _, _ := count(r.emu); return a > 0 })
 			ex := srv.exchanges()[1:] // after the test's own request
 			if len(ex) != 3 || ex[0].status != 503 || ex[1].status != 429 || ex[2].status != 200 {
@@ -366,10 +364,7 @@ func TestClientsHonourRetryAfter(t *testing.T) {
 					t.Errorf("retried %v after a %d with Retry-After: %d", gap.Round(time.Millisecond), ex[i].status, ra)
 				}
 			}
-			if p.exited() {
-				t.Fatalf("the client exited (%v)", p.err)
-			}
-			noSecrets(t, p, secretsOf(srv, r)...)
+			healthy(t, p, srv, r)
 		})
 	}
 }
@@ -384,7 +379,7 @@ func TestClientsStopOnRevokedToken(t *testing.T) {
 			ctx := testContext(t, 60*time.Second)
 			srv := startServer(t, serverOptions{https: rt.https})
 			r := srv.register(t, devices[0], nil)
-			p := start(t, rt.command(t, settingsFor(srv, r, 3)), func() []string { return secretsOf(srv, r) })
+			p := startFor(t, rt.command(t, settingsFor(srv, r, 3)), srv, r)
 			testutil.WaitFor(ctx, t, "a message", func() bool { _, _, n := count(r.emu); return n > 0 })
 			srv.call(http.MethodDelete, "/v1/devices/"+r.id+"/tokens/"+r.tokenID, nil, nil)
 			select {
@@ -450,7 +445,7 @@ func TestClientsBackOffWhenBrokerRefuses(t *testing.T) {
 			d := devices[0]
 			d.wrongSecret = "not-the-secret"
 			r := srv.register(t, d, nil)
-			p := start(t, rt.command(t, settingsFor(srv, r, 0)), func() []string { return secretsOf(srv, r) })
+			p := startFor(t, rt.command(t, settingsFor(srv, r, 0)), srv, r)
 			var attempts []cloudemu.Attempt
 			testutil.WaitFor(ctx, t, "five refused CONNECTs", func() bool { attempts = r.emu.Snapshot().Attempts; return len(attempts) >= 5 })
 			refused := 0

@@ -27,6 +27,7 @@ import (
 	"github.com/credsign/credsign/internal/emutest"
 	"github.com/credsign/credsign/internal/testutil"
 	"github.com/credsign/credsign/secrets/filestore"
+	"github.com/credsign/credsign/signing"
 )
 
 // exchange is one credentials request as the server answered it.
@@ -34,17 +35,7 @@ type exchange struct {
 	at         time.Time
 	status     int
 	retryAfter string
-	creds      credentials // zero unless status is 200
-}
-
-type credentials struct {
-	ClientID       string     `json:"clientId"`
-	Username       string     `json:"username"`
-	Password       string     `json:"password"`
-	IssuedAt       time.Time  `json:"issuedAt"`
-	ExpiresAt      *time.Time `json:"expiresAt"`
-	ExpiryEnforced bool       `json:"expiryEnforced"`
-	RefreshAfter   time.Time  `json:"refreshAfter"`
+	creds      signing.Credentials // the API's answer; zero unless status is 200
 }
 
 // server is credsign's real API handler behind a recorder that keeps every
@@ -292,6 +283,23 @@ func (p *process) exited() bool {
 	default:
 		return false
 	}
+}
+
+// startFor starts cmd as the client of r on srv: r's secrets (secretsOf)
+// are blanked from its output when the test fails and the output is shown.
+func startFor(t *testing.T, cmd *exec.Cmd, srv *server, r *registered) *process {
+	t.Helper()
+	return start(t, cmd, func() []string { return secretsOf(srv, r) })
+}
+
+// healthy fails t if the client has exited or its output holds a secret
+// of r's.
+func healthy(t *testing.T, p *process, srv *server, r *registered) {
+	t.Helper()
+	if p.exited() {
+		t.Fatalf("the client exited (%v)", p.err)
+	}
+	noSecrets(t, p, secretsOf(srv, r)...)
 }
 
 // noSecrets fails t if the client's output holds any of secrets.
