@@ -93,6 +93,7 @@ func TestRoleMatrix(t *testing.T) {
 		"issueCredentials":  {"POST", "/v1/devices/aliyun-1/credentials", nil, 200, true},
 		"createDeviceToken": {"POST", "/v1/devices/aliyun-1/tokens", nil, 201, true},
 		"createToken":       {"POST", "/v1/tokens", map[string]any{"role": "provisioner"}, 201, false},
+		"rotateJWTKey":      {"POST", "/v1/keys/jwt/rotate", nil, 200, false},
 	}
 	doc, err := openapi3.NewLoader().LoadFromData(credsign.OpenAPI)
 	if err != nil {

@@ -309,3 +309,36 @@ func (h handlers) RevokeToken(ctx context.Context, req oapi.RevokeTokenRequestOb
 	}
 	return oapi.RevokeToken204Response{}, nil
 }
+
+// GetJWKS implements oapi.StrictServerInterface.
+func (h handlers) GetJWKS(ctx context.Context, _ oapi.GetJWKSRequestObject) (oapi.GetJWKSResponseObject, error) {
+	set, err := h.s.svc.JWKS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return jwksResponse(set), nil
+}
+
+// jwksResponse is the key set as the signing core wrote it (the generated
+// type would drop the members of each key that are not in the contract).
+type jwksResponse []byte
+
+// VisitGetJWKSResponse implements oapi.GetJWKSResponseObject.
+func (r jwksResponse) VisitGetJWKSResponse(w http.ResponseWriter) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.WriteHeader(http.StatusOK)
+	if _, err := w.Write(r); err != nil {
+		return fmt.Errorf("writing the JWKS: %w", err)
+	}
+	return nil
+}
+
+// RotateJWTKey implements oapi.StrictServerInterface.
+func (h handlers) RotateJWTKey(ctx context.Context, _ oapi.RotateJWTKeyRequestObject) (oapi.RotateJWTKeyResponseObject, error) {
+	kid, err := h.s.svc.RotateJWTKey(ctx, caller(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return oapi.RotateJWTKey200JSONResponse{Kid: kid}, nil
+}

@@ -74,6 +74,8 @@ type Config struct {
 	MaxDeviceTTL time.Duration
 	// Cache sizes the service's record cache.
 	Cache service.CacheConfig
+	// JWTAlg and Issuer configure the token family's JWTs (see service.Config).
+	JWTAlg, Issuer string
 }
 
 // Server serves the API. It implements http.Handler.
@@ -115,6 +117,8 @@ func New(cfg Config) (*Server, error) {
 		Now:          cfg.Now,
 		MaxDeviceTTL: cfg.MaxDeviceTTL,
 		Cache:        cfg.Cache,
+		JWTAlg:       cfg.JWTAlg,
+		Issuer:       cfg.Issuer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)

@@ -139,10 +139,23 @@ type TokenStore interface {
 	RevokeToken(ctx context.Context, id string, at time.Time) error
 }
 
+// KeyStore keeps the service's own keys and small shared values (the MAC
+// key of device tokens, the list of revoked ones): named, opaque, versioned
+// for compare-and-set, and shared by every replica on the same store.
+type KeyStore interface {
+	// GetKey returns the value stored under name and its version (1 or
+	// more), or ErrNotFound.
+	GetKey(ctx context.Context, name string) ([]byte, int64, error)
+	// PutKey stores value under name if the stored version is ifVersion (0:
+	// name must not exist), else ErrConflict; it returns the new version.
+	PutKey(ctx context.Context, name string, value []byte, ifVersion int64) (int64, error)
+}
+
 // Store is everything the service needs from a backend.
 type Store interface {
 	DeviceStore
 	TokenStore
+	KeyStore
 	// Ping reports whether the store is reachable (ErrUnavailable if not).
 	Ping(ctx context.Context) error
 	// Close releases resources (renewal goroutines, file handles).

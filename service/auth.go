@@ -124,6 +124,8 @@ func ParseBearer(header string) (string, bool) {
 type Authenticator struct {
 	adminHash [sha256.Size]byte
 	tokens    tokenFinder
+	// v2 checks device tokens that carry their binding; nil: none are accepted.
+	v2 *deviceTokens
 }
 
 // tokenFinder finds token records by the hash of their text.
@@ -163,6 +165,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, header string) (Princi
 	}
 	if !strings.HasPrefix(token, PrefixProvisioner) && !strings.HasPrefix(token, PrefixDevice) {
 		return Principal{}, errUnauthorized()
+	}
+	if strings.HasPrefix(token, deviceTokenV2) && a.v2 != nil {
+		return a.v2.check(ctx, token) // no store read: see deviceTokens
 	}
 	rec, err := a.tokens.TokenByHash(ctx, hex.EncodeToString(sum[:]))
 	switch {

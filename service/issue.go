@@ -47,8 +47,16 @@ func (s *Service) Issue(ctx context.Context, caller Principal, id string, ttl ti
 			ttl = s.maxDeviceTTL
 		}
 	}
+	var key *signing.TokenKey
+	if cl, _ := signing.LookupCloud(d.Cloud); cl.Tokens {
+		// The token family signs with the deployment's key pair.
+		if key, _, err = s.jwt.keys(ctx); err != nil {
+			s.metrics.Issued(d.Cloud, metrics.OutcomeError)
+			return signing.Credentials{}, err
+		}
+	}
 	c, err := signing.Sign(signing.Request{Cloud: d.Cloud, DeviceID: d.ID, Params: d.Params, Secret: d.Secret, Now: s.now(), TTL: ttl,
-		TokenKey: s.tokenKey, Issuer: s.issuer})
+		TokenKey: key, Issuer: s.issuer})
 	if err != nil {
 		outcome := metrics.OutcomeError
 		if signing.IsInvalid(err) {

@@ -44,10 +44,12 @@ type Config struct {
 	// provisioner callers may ask up to the cloud's maximum); zero means
 	// DefaultMaxDeviceTTL.
 	MaxDeviceTTL time.Duration
-	// TokenKey signs the passwords of the token family (jwt, aws) and
-	// Issuer is their iss claim; without a key those clouds are not offered.
-	TokenKey *signing.TokenKey
-	Issuer   string
+	// JWTAlg is the algorithm of the deployment's JWT signing key (the
+	// token family: jwt, aws), created in the store on first use:
+	// signing.AlgES256 (the default when empty), AlgRS256 or AlgEdDSA.
+	JWTAlg string
+	// Issuer is the iss claim of those tokens: the server's public URL.
+	Issuer string
 	// Cache sizes the record cache of the issuing path.
 	Cache CacheConfig
 }
@@ -56,11 +58,12 @@ type Config struct {
 type Service struct {
 	store        secrets.Store
 	cache        *cache
+	devTokens    *deviceTokens
 	authn        *Authenticator
 	metrics      *metrics.Metrics
 	now          func() time.Time
 	maxDeviceTTL time.Duration
-	tokenKey     *signing.TokenKey
+	jwt          *jwtKeys
 	issuer       string
 }
 
@@ -81,8 +84,18 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
-	s := &Service{store: cfg.Store, cache: c, authn: authn, metrics: m, now: cfg.Now, maxDeviceTTL: cfg.MaxDeviceTTL,
-		tokenKey: cfg.TokenKey, issuer: cfg.Issuer}
+	dt := &deviceTokens{store: cfg.Store, ttl: c.ttl, staleFor: c.staleFor, now: time.Now}
+	authn.v2 = dt
+	s := &Service{store: cfg.Store, cache: c, authn: authn, devTokens: dt, metrics: m, now: cfg.Now, maxDeviceTTL: cfg.MaxDeviceTTL,
+		issuer: cfg.Issuer}
+	alg := cfg.JWTAlg
+	if alg == "" {
+		alg = signing.AlgES256
+	}
+	if alg != signing.AlgES256 && alg != signing.AlgRS256 && alg != signing.AlgEdDSA {
+		return nil, fmt.Errorf("service: JWT algorithm %q is not ES256, RS256 or EdDSA", alg)
+	}
+	s.jwt = &jwtKeys{store: cfg.Store, alg: alg, ttl: c.ttl, now: time.Now}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -135,22 +148,17 @@ type CloudInfo struct {
 	MaxDeviceTTL time.Duration
 }
 
-// Clouds lists the clouds this service issues for, sorted by name. The
-// token family (jwt, aws), whose passwords credsign signs with a key pair
-// of the deployment, is listed only when the service has one.
+// Clouds lists the clouds this service issues for, sorted by name.
 func (s *Service) Clouds() []CloudInfo {
-	return DescribeClouds(s.maxDeviceTTL, s.tokenKey != nil)
+	return DescribeClouds(s.maxDeviceTTL)
 }
 
 // DescribeClouds lists the supported clouds with the lifetimes a server
-// whose device cap is maxDeviceTTL allows, with the token family or not.
-func DescribeClouds(maxDeviceTTL time.Duration, tokens bool) []CloudInfo {
+// whose device cap is maxDeviceTTL allows.
+func DescribeClouds(maxDeviceTTL time.Duration) []CloudInfo {
 	clouds := signing.Clouds()
 	out := make([]CloudInfo, 0, len(clouds))
 	for _, c := range clouds {
-		if c.Tokens && !tokens {
-			continue
-		}
 		out = append(out, CloudInfo{Cloud: c, MaxDeviceTTL: min(c.MaxTTL, maxDeviceTTL)})
 	}
 	return out
@@ -159,7 +167,7 @@ func DescribeClouds(maxDeviceTTL time.Duration, tokens bool) []CloudInfo {
 // cloud returns the named cloud if this service issues for it.
 func (s *Service) cloud(name string) (signing.Cloud, bool) {
 	c, ok := signing.LookupCloud(name)
-	if !ok || (c.Tokens && s.tokenKey == nil) {
+	if !ok {
 		return signing.Cloud{}, false
 	}
 	return c, true

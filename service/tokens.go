@@ -32,6 +32,13 @@ func (s *Service) mint(ctx context.Context, caller Principal, role, deviceID str
 	if err != nil {
 		return Minted{}, err
 	}
+	if role == secrets.RoleDevice {
+		// A token that carries its binding (see deviceTokens).
+		if m.Text, err = s.devTokens.mint(ctx, m.Record); err != nil {
+			return Minted{}, fmt.Errorf("minting a device token: %w", err)
+		}
+		m.Record.Hash = Hash(m.Text)
+	}
 	err = s.store.PutToken(ctx, m.Record)
 	s.cache.forgetHash(m.Record.Hash)
 	if err != nil {
@@ -68,6 +75,12 @@ func (s *Service) RevokeToken(ctx context.Context, caller Principal, tokenID str
 }
 
 func (s *Service) revoke(ctx context.Context, caller Principal, t secrets.Token) error {
+	if t.Role == secrets.RoleDevice {
+		// First on the list every replica checks device tokens against.
+		if err := s.devTokens.revoke(ctx, t.ID); err != nil {
+			return fmt.Errorf("revoking token: %w", err)
+		}
+	}
 	err := s.store.RevokeToken(ctx, t.ID, time.Now().UTC())
 	s.cache.forgetHash(t.Hash)
 	if err != nil {

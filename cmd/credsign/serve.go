@@ -54,12 +54,16 @@ type serveFlags struct {
 	shutdownTimeout time.Duration
 	maxDeviceTTL    time.Duration
 	cache           service.CacheConfig
+	jwtAlg          string
+	issuer          string
 }
 
-func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
+// parseServeFlags parses the flags of serve; -h writes the usage to help.
+func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 	var f serveFlags
 	fs := flag.NewFlagSet("credsign serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// Errors are one line (written by serve); the usage only on -h, to stdout.
+	fs.SetOutput(io.Discard)
 	fs.BoolVar(&f.dev, "dev", false, "development mode: generate and print an admin token when none is configured")
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen address (host:port; port 0 picks a free one)")
 	fs.StringVar(&f.dataDir, "data-dir", "data", "directory of the embedded encrypted store (--store file)")
@@ -78,12 +82,19 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.IntVar(&f.cache.Size, "cache-size", service.DefaultCacheSize, "device records, and token records, cached for issuing")
 	fs.DurationVar(&f.cache.TTL, "cache-ttl", service.DefaultCacheTTL, "how long a cached record is used without a store read: the bound on how late another replica's revoke or delete is honoured here; negative turns the cache off")
 	fs.DurationVar(&f.cache.StaleFor, "cache-stale", service.DefaultStaleFor, "how long past --cache-ttl devices in the cache keep getting credentials while the store does not answer; negative never")
+	fs.StringVar(&f.jwtAlg, "jwt-alg", "ES256", "algorithm of the JWT signing key created on first use (jwt and aws clouds): ES256, RS256 or EdDSA")
+	fs.StringVar(&f.issuer, "issuer", "", "iss claim of the JWTs credsign signs: this server's public URL (default http(s)://ADDR)")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM/SIGINT")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: credsign serve [flags]\n\nRuns the HTTP API. Stop it with SIGTERM or SIGINT; in-flight requests finish first.\nThe admin token comes from --admin-token-file or CREDSIGN_ADMIN_TOKEN (with --dev, one is generated when neither is set).\n\nflags:")
+	fs.Usage = func() {} // the flag package calls it on every error
+	usage := func() {
+		fs.SetOutput(help)
+		fmt.Fprintln(help, "usage: credsign serve [flags]\n\nRuns the HTTP API. Stop it with SIGTERM or SIGINT; in-flight requests finish first.\nThe admin token comes from --admin-token-file or CREDSIGN_ADMIN_TOKEN (with --dev, one is generated when neither is set).\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage()
+		}
 		return f, err
 	}
 	if fs.NArg() > 0 {
@@ -117,6 +128,17 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	return f, nil
 }
 
+// issuerURL is --issuer, or the URL of the listen address.
+func (f serveFlags) issuerURL() string {
+	if f.issuer != "" {
+		return f.issuer
+	}
+	if f.tlsCert != "" {
+		return "https://" + f.addr
+	}
+	return "http://" + f.addr
+}
+
 // isLoopback reports whether a listen address binds only loopback.
 func isLoopback(addr string) (bool, error) {
 	host, _, err := net.SplitHostPort(addr)
@@ -139,7 +161,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 // the "listening" line carries the actual address (useful with port 0). A
 // generated admin token goes to stdout, never into the logs.
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	f, err := parseServeFlags(args, stderr)
+	f, err := parseServeFlags(args, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
@@ -177,6 +199,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		MaxBodyBytes:             f.maxBody,
 		MaxDeviceTTL:             f.maxDeviceTTL,
 		Cache:                    f.cache,
+		JWTAlg:                   f.jwtAlg,
+		Issuer:                   f.issuerURL(),
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "credsign serve: %v\n", err)

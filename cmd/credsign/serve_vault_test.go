@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/credsign/credsign/internal/testutil"
 	"github.com/credsign/credsign/internal/vaulttest"
 )
 
@@ -69,7 +75,9 @@ func TestServeVaultOutage(t *testing.T) {
 	t.Setenv("VAULT_TOKEN", v.RootToken)
 	t.Setenv("CREDSIGN_VAULT_TIMEOUT", "2s")
 	env := map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin, "VAULT_ADDR": v.Addr}
-	r := startServe(t, env, "--rate-limit", "0")
+	// Without the cache: every store-backed call sees the outage
+	// (TestServeReplicasShareVault covers the cache).
+	r := startServe(t, env, "--rate-limit", "0", "--cache-ttl", "-1s")
 	base := "http://" + r.addr
 	c := &http.Client{Timeout: 20 * time.Second}
 
@@ -155,5 +163,130 @@ func TestServeVaultOutage(t *testing.T) {
 	r.shutdown(t)
 	if logs := r.stderr.String(); strings.Contains(logs, v.RootToken) {
 		t.Error("logs contain the Vault token")
+	}
+}
+
+// TestMain lets a test run this binary's main as a separate process: with
+// CREDSIGN_TEST_MAIN=1 the test binary is credsign itself.
+func TestMain(m *testing.M) {
+	if os.Getenv("CREDSIGN_TEST_MAIN") == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+// process is credsign serve running as a process of its own.
+type process struct {
+	cmd    *exec.Cmd
+	base   string
+	stderr *testutil.SyncBuffer
+}
+
+// startProcess runs `credsign serve args...` as a separate process (this
+// test binary, see TestMain) with env added, and waits until it listens.
+func startProcess(t *testing.T, env []string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, args...)...)
+	cmd.Env = append(append(os.Environ(), "CREDSIGN_TEST_MAIN=1"), env...)
+	p := &process{cmd: cmd, stderr: &testutil.SyncBuffer{}}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := listenLine.FindStringSubmatch(p.stderr.String()); m != nil {
+			p.base = "http://" + m[1]
+			return p
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("credsign serve did not listen:\n%s", p.stderr)
+	return nil
+}
+
+// TestServeReplicasShareVault runs two credsign processes on one real
+// Vault, as two replicas would run. It measures the staleness bound the
+// docs state: a revoke or delete on replica A is honoured by A at once and
+// by B within --cache-ttl; and while Vault is frozen, devices B's cache
+// knows keep getting credentials, /readyz says degraded, and writes fail.
+func TestServeReplicasShareVault(t *testing.T) {
+	v := vaulttest.Start(t)
+	const ttl = 2 * time.Second
+	env := []string{"VAULT_ADDR=" + v.Addr, "VAULT_TOKEN=" + v.RootToken, "CREDSIGN_ADMIN_TOKEN=" + srvAdmin, "CREDSIGN_VAULT_TIMEOUT=2s"}
+	args := []string{"--rate-limit", "0", "--cache-ttl", ttl.String(), "--cache-stale", "1m"}
+	a := startProcess(t, env, args...)
+	b := startProcess(t, env, args...)
+	c := &http.Client{Timeout: 20 * time.Second}
+
+	doc := map[string]any{"cloud": "azure", "params": map[string]any{"hubHost": "h.azure-devices.net", "deviceId": "d1"}, "secret": "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg="}
+	var toks [2]struct{ ID, Token string }
+	for i, id := range []string{"d1", "d2"} {
+		if code := call(t, c, "PUT", a.base+"/v1/devices/"+id, srvAdmin, doc, nil); code != 201 {
+			t.Fatalf("put %s: %d", id, code)
+		}
+		if code := call(t, c, "POST", a.base+"/v1/devices/"+id+"/tokens", srvAdmin, nil, &toks[i]); code != 201 {
+			t.Fatalf("token %s: %d", id, code)
+		}
+	}
+	issue := func(p *process, i int) int {
+		return call(t, c, "POST", p.base+"/v1/devices/"+[]string{"d1", "d2"}[i]+"/credentials", toks[i].Token, nil, nil)
+	}
+	for _, p := range []*process{a, b} {
+		for i := range toks {
+			if code := issue(p, i); code != 200 {
+				t.Fatalf("warm %s: %d", p.base, code)
+			}
+		}
+	}
+
+	// Revoke d1's token on A: A refuses at once, B within the TTL.
+	if code := call(t, c, "DELETE", a.base+"/v1/devices/d1/tokens/"+toks[0].ID, srvAdmin, nil, nil); code != 204 {
+		t.Fatalf("revoke: %d", code)
+	}
+	revoked := time.Now()
+	if code := issue(a, 0); code != 401 {
+		t.Errorf("replica A after its own revoke: %d, want 401 at once", code)
+	}
+	for issue(b, 0) != 401 {
+		if time.Since(revoked) > ttl+time.Second {
+			t.Fatalf("replica B still honours a token revoked on A %v ago (cache TTL %v)", time.Since(revoked), ttl)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("replica B honoured the revoke after %v (bound: --cache-ttl %v)", time.Since(revoked).Round(time.Millisecond), ttl)
+
+	// Freeze Vault: d2, known to B's cache, keeps getting credentials.
+	if code := issue(b, 1); code != 200 {
+		t.Fatalf("d2 on B: %d", code)
+	}
+	v.Pause(t)
+	defer v.Resume(t)
+	time.Sleep(ttl) // every cached record is past its TTL: only the stale window serves
+	start := time.Now()
+	for i := 0; i < 5; i++ {
+		if code := issue(b, 1); code != 200 {
+			t.Errorf("d2 on B with Vault frozen: %d, want 200 from the cache", code)
+		}
+	}
+	t.Logf("5 issuances from the cache with Vault frozen took %v", time.Since(start).Round(time.Millisecond))
+	var h struct{ Status string }
+	if code := call(t, c, "GET", b.base+"/readyz", "", nil, &h); code != 200 || h.Status != "degraded" {
+		t.Errorf("readyz on B with Vault frozen: %d %q, want 200 degraded", code, h.Status)
+	}
+	if code := call(t, c, "PUT", b.base+"/v1/devices/d3", srvAdmin, doc, nil); code != 503 {
+		t.Errorf("write with Vault frozen: %d, want 503", code)
+	}
+	for _, p := range []*process{a, b} {
+		if logs := p.stderr.String(); strings.Contains(logs, v.RootToken) || strings.Contains(logs, toks[1].Token) {
+			t.Error("a log holds the Vault token or a device token")
+		}
 	}
 }

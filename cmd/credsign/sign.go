@@ -372,7 +372,7 @@ func runClouds(_ context.Context, args []string, _ io.Reader, stdout, stderr io.
 		return fail(stderr, "clouds", usagef("unexpected argument %q", fs.Arg(0)))
 	}
 	// What `credsign serve` offers by default, in the shape of GET /v1/clouds.
-	clouds := service.DescribeClouds(service.DefaultMaxDeviceTTL, true)
+	clouds := service.DescribeClouds(service.DefaultMaxDeviceTTL)
 	if *asJSON {
 		return writeJSON(stdout, stderr, api.CloudList(clouds))
 	}

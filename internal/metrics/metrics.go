@@ -182,6 +182,20 @@ func (s *store) RevokeToken(ctx context.Context, id string, at time.Time) error 
 	return err
 }
 
+func (s *store) GetKey(ctx context.Context, name string) ([]byte, int64, error) {
+	start := time.Now()
+	v, version, err := s.s.GetKey(ctx, name)
+	s.m.observeStore("get_key", start, err)
+	return v, version, err
+}
+
+func (s *store) PutKey(ctx context.Context, name string, value []byte, ifVersion int64) (int64, error) {
+	start := time.Now()
+	v, err := s.s.PutKey(ctx, name, value, ifVersion)
+	s.m.observeStore("put_key", start, err)
+	return v, err
+}
+
 func (s *store) Ping(ctx context.Context) error {
 	start := time.Now()
 	err := s.s.Ping(ctx)

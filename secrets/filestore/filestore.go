@@ -264,7 +264,9 @@ func (s *Store) setup(legacy *legacyFile) error {
 				return fmt.Errorf("%s: %w: bucket %s missing", DataFileName, ErrDamaged, b)
 			}
 		}
-		return nil
+		// Files written before the service kept keys here lack the bucket.
+		_, err := tx.CreateBucketIfNotExists(bucketKeys)
+		return err
 	})
 }
 
@@ -273,7 +275,7 @@ func (s *Store) create(tx *bolt.Tx, legacy *legacyFile) error {
 	if err != nil {
 		return err
 	}
-	for _, b := range [][]byte{bucketDevices, bucketTokens, bucketTokenHashes} {
+	for _, b := range [][]byte{bucketDevices, bucketTokens, bucketTokenHashes, bucketKeys} {
 		if _, err := tx.CreateBucket(b); err != nil {
 			return err
 		}

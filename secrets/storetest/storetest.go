@@ -8,6 +8,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -18,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) secrets.Store) {
 		{"ListConcurrentWriters", testListConcurrentWriters},
 		{"Tokens", testTokens},
 		{"Ping", testPing},
+		{"Keys", testKeys},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -619,5 +622,57 @@ func testTokens(t *testing.T, s secrets.Store) {
 func testPing(t *testing.T, s secrets.Store) {
 	if err := s.Ping(ctx(t)); err != nil {
 		t.Fatalf("Ping: %v", err)
+	}
+}
+
+// testKeys checks the KeyStore: create once, compare-and-set updates, one
+// winner among concurrent creators, binary values intact, bad names refused.
+func testKeys(t *testing.T, s secrets.Store) {
+	c := ctx(t)
+	if _, _, err := s.GetKey(c, "mac"); !errors.Is(err, secrets.ErrNotFound) {
+		t.Fatalf("GetKey of a missing key: %v, want ErrNotFound", err)
+	}
+	v1 := []byte{0, 1, 2, 0xff, 'k', 0}
+	ver, err := s.PutKey(c, "mac", v1, 0)
+	if err != nil || ver < 1 {
+		t.Fatalf("PutKey create: version %d, %v", ver, err)
+	}
+	got, gv, err := s.GetKey(c, "mac")
+	if err != nil || !bytes.Equal(got, v1) || gv != ver {
+		t.Fatalf("GetKey: %x v%d %v, want %x v%d", got, gv, err, v1, ver)
+	}
+	if _, err := s.PutKey(c, "mac", []byte("other"), 0); !errors.Is(err, secrets.ErrConflict) {
+		t.Errorf("second create: %v, want ErrConflict", err)
+	}
+	if _, err := s.PutKey(c, "mac", []byte("other"), ver+7); !errors.Is(err, secrets.ErrConflict) {
+		t.Errorf("update from a wrong version: %v, want ErrConflict", err)
+	}
+	ver2, err := s.PutKey(c, "mac", []byte("second"), ver)
+	if err != nil || ver2 <= ver {
+		t.Fatalf("update: version %d, %v", ver2, err)
+	}
+	if got, _, _ := s.GetKey(c, "mac"); string(got) != "second" {
+		t.Errorf("after update: %q", got)
+	}
+	if _, _, err := s.GetKey(c, "../x"); !errors.Is(err, secrets.ErrInvalid) {
+		t.Errorf("bad name: %v, want ErrInvalid", err)
+	}
+	// Replicas starting together: one creator wins, the rest see ErrConflict.
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.PutKey(c, "race", []byte{byte(i)}, 0); err == nil {
+				wins.Add(1)
+			} else if !errors.Is(err, secrets.ErrConflict) {
+				t.Errorf("racing create: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Errorf("%d racing creates won, want 1", wins.Load())
 	}
 }

@@ -1,0 +1,228 @@
+package service
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/credsign/credsign/secrets"
+)
+
+// Device tokens carry their binding. A device token's text is
+//
+//	csd_2.<token ID>.<device ID, base64url>.<minted, Unix nanoseconds>.<MAC, base64url>
+//
+// where the MAC is HMAC-SHA256 under a key kept in the store (KeyStore name
+// macKeyName, created by the first replica that needs it) over the version,
+// ID, device and time. A replica checks such a token with no store read: the
+// MAC proves it was minted here, and a list of revoked token IDs (KeyStore
+// name revokedKeyName, read at most once per cache TTL) says whether it still
+// counts. Its record is stored too (by the hash of its text, as every token),
+// so that revoking by ID works as before. Device tokens minted before this
+// format (csd_ and 64 hex digits) keep working through the record lookup.
+const (
+	deviceTokenV2 = PrefixDevice + "2."
+	macKeyName    = "device-token-mac"
+	// revokedKeyName holds the JSON list of revoked v2 device token IDs.
+	revokedKeyName = "revoked-device-tokens"
+)
+
+var b64 = base64.RawURLEncoding
+
+// deviceTokens mints and checks v2 device tokens.
+type deviceTokens struct {
+	store secrets.KeyStore
+	// ttl and staleFor are the cache's: how old the revocation list may be,
+	// and how much older while the store does not answer.
+	ttl, staleFor time.Duration
+	now           func() time.Time
+
+	keyMu sync.Mutex
+	key   []byte
+
+	mu      sync.RWMutex
+	revoked map[string]bool
+	fetched time.Time // zero: never read
+	flight  singleflight.Group
+}
+
+// macKey returns the MAC key, creating it in the store on first use.
+func (dt *deviceTokens) macKey(ctx context.Context) ([]byte, error) {
+	dt.keyMu.Lock()
+	defer dt.keyMu.Unlock()
+	if dt.key != nil {
+		return dt.key, nil
+	}
+	key, _, err := dt.store.GetKey(ctx, macKeyName)
+	if errors.Is(err, secrets.ErrNotFound) {
+		fresh := make([]byte, 32)
+		if _, err := rand.Read(fresh); err != nil {
+			return nil, fmt.Errorf("generating the device token key: %w", err)
+		}
+		_, err = dt.store.PutKey(ctx, macKeyName, fresh, 0)
+		switch {
+		case err == nil:
+			key = fresh
+		case errors.Is(err, secrets.ErrConflict):
+			// Another replica created it first: use theirs.
+			key, _, err = dt.store.GetKey(ctx, macKeyName)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the device token key: %w", err)
+	}
+	if len(key) != 32 {
+		return nil, fmt.Errorf("the device token key in the store is %d bytes, want 32", len(key))
+	}
+	dt.key = key
+	return key, nil
+}
+
+func mac(key []byte, id, deviceID string, minted int64) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("credsign device token v2\x00" + id + "\x00" + deviceID + "\x00" + strconv.FormatInt(minted, 10)))
+	return m.Sum(nil)
+}
+
+// mint returns the text of a v2 token for the token record r.
+func (dt *deviceTokens) mint(ctx context.Context, r secrets.Token) (string, error) {
+	key, err := dt.macKey(ctx)
+	if err != nil {
+		return "", err
+	}
+	minted := r.CreatedAt.UnixNano()
+	return deviceTokenV2 + r.ID + "." + b64.EncodeToString([]byte(r.DeviceID)) + "." +
+		strconv.FormatInt(minted, 10) + "." + b64.EncodeToString(mac(key, r.ID, r.DeviceID, minted)), nil
+}
+
+// check resolves a v2 token text to its caller, or CodeUnauthorized.
+func (dt *deviceTokens) check(ctx context.Context, text string) (Principal, error) {
+	parts := strings.Split(strings.TrimPrefix(text, deviceTokenV2), ".")
+	if len(parts) != 4 {
+		return Principal{}, errUnauthorized()
+	}
+	dev, err1 := b64.DecodeString(parts[1])
+	minted, err2 := strconv.ParseInt(parts[2], 10, 64)
+	sum, err3 := b64.DecodeString(parts[3])
+	if err1 != nil || err2 != nil || err3 != nil || !secrets.ValidID(parts[0]) {
+		return Principal{}, errUnauthorized()
+	}
+	key, err := dt.macKey(ctx)
+	if err != nil {
+		return Principal{}, err
+	}
+	if !hmac.Equal(sum, mac(key, parts[0], string(dev), minted)) {
+		return Principal{}, errUnauthorized()
+	}
+	revoked, err := dt.isRevoked(ctx, parts[0])
+	if err != nil {
+		return Principal{}, err
+	}
+	if revoked {
+		return Principal{}, errUnauthorized()
+	}
+	return Principal{TokenID: parts[0], Role: secrets.RoleDevice, DeviceID: string(dev), CreatedAt: time.Unix(0, minted).UTC()}, nil
+}
+
+// isRevoked reports whether token id is on the revocation list, reading
+// the list again when it is older than the TTL (once for all callers).
+// While the store does not answer, a list younger than TTL+StaleFor serves.
+func (dt *deviceTokens) isRevoked(ctx context.Context, id string) (bool, error) {
+	dt.mu.RLock()
+	age, known := dt.now().Sub(dt.fetched), !dt.fetched.IsZero()
+	revoked := dt.revoked[id]
+	dt.mu.RUnlock()
+	if known && dt.ttl > 0 && age < dt.ttl {
+		return revoked, nil
+	}
+	_, err, _ := dt.flight.Do("revoked", func() (any, error) {
+		ids, _, err := dt.readRevoked(context.WithoutCancel(ctx))
+		if err != nil {
+			return nil, err
+		}
+		set := make(map[string]bool, len(ids))
+		for _, r := range ids {
+			set[r] = true
+		}
+		dt.mu.Lock()
+		dt.revoked, dt.fetched = set, dt.now()
+		dt.mu.Unlock()
+		return nil, nil
+	})
+	if err != nil {
+		if errors.Is(err, secrets.ErrUnavailable) && known && dt.staleFor > 0 && age < dt.ttl+dt.staleFor {
+			return revoked, nil
+		}
+		return false, fmt.Errorf("reading the revoked device tokens: %w", err)
+	}
+	dt.mu.RLock()
+	defer dt.mu.RUnlock()
+	return dt.revoked[id], nil
+}
+
+// readRevoked reads the revocation list and its version (0: none yet).
+func (dt *deviceTokens) readRevoked(ctx context.Context) ([]string, int64, error) {
+	raw, version, err := dt.store.GetKey(ctx, revokedKeyName)
+	if errors.Is(err, secrets.ErrNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	var ids []string
+	if err := json.Unmarshal(raw, &ids); err != nil {
+		return nil, 0, fmt.Errorf("decoding the revoked device tokens: %w", err)
+	}
+	return ids, version, nil
+}
+
+// revoke puts token id on the revocation list (compare-and-set, retried
+// when another replica wrote it meanwhile), and on this replica's copy at
+// once.
+func (dt *deviceTokens) revoke(ctx context.Context, id string) error {
+	for attempt := 0; ; attempt++ {
+		ids, version, err := dt.readRevoked(ctx)
+		if err != nil {
+			return fmt.Errorf("reading the revoked device tokens: %w", err)
+		}
+		for _, r := range ids {
+			if r == id {
+				dt.markRevoked(id)
+				return nil
+			}
+		}
+		raw, err := json.Marshal(append(ids, id))
+		if err != nil {
+			return err
+		}
+		_, err = dt.store.PutKey(ctx, revokedKeyName, raw, version)
+		if errors.Is(err, secrets.ErrConflict) && attempt < 20 {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("writing the revoked device tokens: %w", err)
+		}
+		dt.markRevoked(id)
+		return nil
+	}
+}
+
+func (dt *deviceTokens) markRevoked(id string) {
+	dt.mu.Lock()
+	if dt.revoked == nil {
+		dt.revoked = map[string]bool{}
+	}
+	dt.revoked[id] = true
+	dt.mu.Unlock()
+}
