@@ -285,6 +285,17 @@ func (p *process) exited() bool {
 	}
 }
 
+// eachRuntime runs test for each client runtime, in parallel subtests named
+// after it, each with a minute to run.
+func eachRuntime(t *testing.T, test func(ctx context.Context, t *testing.T, rt runtime)) {
+	for _, rt := range runtimes {
+		t.Run(rt.name, func(t *testing.T) {
+			t.Parallel()
+			test(testContext(t, 60*time.Second), t, rt)
+		})
+	}
+}
+
 // startFor starts cmd as the client of r on srv: r's secrets (secretsOf)
 // are blanked from its output when the test fails and the output is shown.
 func startFor(t *testing.T, cmd *exec.Cmd, srv *server, r *registered) *process {
