@@ -10,26 +10,43 @@ import (
 	"github.com/credsign/credsign/secrets/storetest"
 )
 
-// BenchmarkRegister registers devices as the API does, one PutDevice and
-// one PutToken each, from 32 goroutines per CPU (b.SetParallelism), with
-// every write durable: the rate is bound by fsync, shared by group commit.
-func BenchmarkRegister(b *testing.B) {
+// openBench opens a store in a temporary directory, closed when b ends.
+func openBench(b *testing.B) *Store {
+	b.Helper()
 	s, err := Open(Config{Dir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
+	b.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// benchDevice is an aliyun device id with a fresh secret and a device
+// token whose hash is storetest.Hash(id).
+func benchDevice(id string) secrets.DevicePut {
+	return secrets.DevicePut{
+		Device: secrets.Device{ID: id, Cloud: "aliyun", Params: map[string]any{"productKey": "pk", "deviceName": id}, Secret: storetest.NewSecret()},
+		Token:  &secrets.Token{ID: "tok-" + id, Hash: storetest.Hash(id), Role: secrets.RoleDevice, DeviceID: id},
+	}
+}
+
+// BenchmarkRegister registers devices as the API does, one PutDevice and
+// one PutToken each, from 32 goroutines per CPU (b.SetParallelism), with
+// every write durable: the rate is bound by fsync, shared by group commit.
+func BenchmarkRegister(b *testing.B) {
+	s := openBench(b)
 	ctx := context.Background()
 	var n atomic.Int64
 	b.SetParallelism(32)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			id := fmt.Sprintf("dev-%09d", n.Add(1))
-			if _, err := s.PutDevice(ctx, secrets.Device{ID: id, Cloud: "aliyun", Params: map[string]any{"productKey": "pk", "deviceName": id}, Secret: storetest.NewSecret()}, 0); err != nil {
+			p := benchDevice(id)
+			if _, err := s.PutDevice(ctx, p.Device, 0); err != nil {
 				b.Error(err)
 				return
 			}
-			if err := s.PutToken(ctx, secrets.Token{ID: "tok-" + id, Hash: storetest.Hash(id), Role: secrets.RoleDevice, DeviceID: id}); err != nil {
+			if err := s.PutToken(ctx, *p.Token); err != nil {
 				b.Error(err)
 				return
 			}
@@ -40,11 +57,7 @@ func BenchmarkRegister(b *testing.B) {
 // BenchmarkIssuanceReads is the store's part of a cold issuance: the
 // caller's token by hash, then its device, among 10,000 devices.
 func BenchmarkIssuanceReads(b *testing.B) {
-	s, err := Open(Config{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s := openBench(b)
 	ctx := context.Background()
 	const devices = 10000
 	puts := make([]secrets.DevicePut, devices)
@@ -79,11 +92,7 @@ func BenchmarkIssuanceReads(b *testing.B) {
 // BenchmarkBulkImport writes devices with their tokens through PutDevices
 // in batches of 1,000, as an NDJSON import would.
 func BenchmarkBulkImport(b *testing.B) {
-	s, err := Open(Config{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s := openBench(b)
 	ctx := context.Background()
 	const batch = 1000
 	puts := make([]secrets.DevicePut, 0, batch)
@@ -97,10 +106,7 @@ func BenchmarkBulkImport(b *testing.B) {
 	}
 	for i := range b.N {
 		id := fmt.Sprintf("dev-%09d", i)
-		puts = append(puts, secrets.DevicePut{
-			Device: secrets.Device{ID: id, Cloud: "aliyun", Params: map[string]any{"productKey": "pk", "deviceName": id}, Secret: storetest.NewSecret()},
-			Token:  &secrets.Token{ID: "tok-" + id, Hash: storetest.Hash(id), Role: secrets.RoleDevice, DeviceID: id},
-		})
+		puts = append(puts, benchDevice(id))
 		if len(puts) == batch {
 			flush()
 		}
