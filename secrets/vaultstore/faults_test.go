@@ -118,10 +118,7 @@ func TestVaultDownAndBack(t *testing.T) {
 	srv := vaulttest.Start(t)
 	cfg := baseConfig(srv, srv.RootToken)
 	cfg.Timeout = 1500 * time.Millisecond
-	s, err := New(context.Background(), cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, cfg)
 	defer s.Close()
 	secret := storetest.NewSecret()
 	mustWork(t, s, "before")
@@ -172,10 +169,7 @@ func TestTokenRenewal(t *testing.T) {
 	token := policyToken(t, srv, "4s")
 	cfg := baseConfig(srv, token)
 	cfg.Timeout = 2 * time.Second
-	s, err := New(context.Background(), cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, cfg)
 	defer s.Close()
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
 		mustWork(t, s, "with a renewed token")
@@ -403,10 +397,7 @@ func TestFailFastWhileVaultDown(t *testing.T) {
 	srv := vaulttest.Start(t)
 	cfg := baseConfig(srv, srv.RootToken)
 	cfg.Timeout = 5 * time.Second
-	s, err := New(context.Background(), cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, cfg)
 	defer s.Close()
 	mustWork(t, s, "before")
 	srv.Stop()

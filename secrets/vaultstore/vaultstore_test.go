@@ -50,14 +50,21 @@ func policyToken(t *testing.T, srv *vaulttest.Server, ttl string) string {
 	return sec.Auth.ClientToken
 }
 
-// newStore opens a store on srv under a fresh prefix inside credsign/.
+// newStore opens a store with cfg, closed when t ends.
 func newStore(t *testing.T, cfg Config) *Store {
+	t.Helper()
+	s := openStore(t, cfg)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// openStore opens a store with cfg; the caller closes it.
+func openStore(t *testing.T, cfg Config) *Store {
 	t.Helper()
 	s, err := New(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	t.Cleanup(func() { s.Close() })
 	return s
 }
 
