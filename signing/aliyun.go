@@ -106,12 +106,7 @@ func aliyun(in input) (Credentials, error) {
 	o.mark()
 	o.b = appendJoin(o.b, "/sys/", pk, "/", dn, "/thing/service/property/set")
 	o.mark()
-	s := o.fill(&c)
-	c.Topics.Telemetry = o.cut(s, 4)
-	c.Topics.Commands = o.cut(s, 5)
-	c.Topics.PropertyReport = o.cut(s, 6)
-	c.Topics.PropertyReply = o.cut(s, 7)
-	c.Topics.PropertySet = o.cut(s, 8)
+	o.fillTopics(&c, &c.Topics.Telemetry, &c.Topics.Commands, &c.Topics.PropertyReport, &c.Topics.PropertyReply, &c.Topics.PropertySet)
 
 	if in.trace.on() {
 		t := in.trace

@@ -99,9 +99,7 @@ func azure(in input) (Credentials, error) {
 		o.b = appendJoin(o.b, "devices/", deviceID, "/messages/devicebound/#")
 		o.mark()
 	}
-	s := o.fill(&c)
-	c.Topics.Telemetry = o.cut(s, 4)
-	c.Topics.Commands = o.cut(s, 5)
+	o.fillTopics(&c, &c.Topics.Telemetry, &c.Topics.Commands)
 	c.Topics.Methods = "$iothub/methods/POST/#"
 	c.Topics.MethodResponse = "$iothub/methods/res/{status}/?$rid={rid}"
 	c.Topics.TwinResponse = "$iothub/twin/res/#"

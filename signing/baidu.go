@@ -76,11 +76,7 @@ func baidu(in input) (Credentials, error) {
 	o.mark()
 	o.b = appendJoin(o.b, "$iot/", dk, "/shadow/delta/desired")
 	o.mark()
-	s := o.fill(&c)
-	c.Topics.Telemetry = o.cut(s, 4)
-	c.Topics.Commands = o.cut(s, 5)
-	c.Topics.ShadowUpdate = o.cut(s, 6)
-	c.Topics.ShadowDelta = o.cut(s, 7)
+	o.fillTopics(&c, &c.Topics.Telemetry, &c.Topics.Commands, &c.Topics.ShadowUpdate, &c.Topics.ShadowDelta)
 
 	if in.trace.on() {
 		t := in.trace

@@ -80,12 +80,7 @@ func huawei(in input) (Credentials, error) {
 	o.mark()
 	o.b = appendJoin(o.b, "$oc/devices/", deviceID, "/sys/properties/set/#")
 	o.mark()
-	s := o.fill(&c)
-	c.Topics.Telemetry = o.cut(s, 4)
-	c.Topics.Commands = o.cut(s, 5)
-	c.Topics.CommandResponse = o.cut(s, 6)
-	c.Topics.PropertyReport = o.cut(s, 7)
-	c.Topics.PropertySet = o.cut(s, 8)
+	o.fillTopics(&c, &c.Topics.Telemetry, &c.Topics.Commands, &c.Topics.CommandResponse, &c.Topics.PropertyReport, &c.Topics.PropertySet)
 	if check {
 		end := in.now.Truncate(time.Hour).Add(time.Hour)
 		c.ExpiresAt = &end

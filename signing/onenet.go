@@ -96,10 +96,7 @@ func onenet(in input) (Credentials, error) {
 	o.mark()
 	o.b = appendJoin(o.b, "$sys/", pid, "/", dn, "/thing/property/post/reply")
 	o.mark()
-	s := o.fill(&c)
-	c.Topics.Telemetry = o.cut(s, 4)
-	c.Topics.Commands = o.cut(s, 5)
-	c.Topics.PropertyReply = o.cut(s, 6)
+	o.fillTopics(&c, &c.Topics.Telemetry, &c.Topics.Commands, &c.Topics.PropertyReply)
 	c.Topics.PropertyReport, c.Topics.PropertySet = c.Topics.Telemetry, c.Topics.Commands
 
 	if in.trace.on() {

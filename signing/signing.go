@@ -243,6 +243,15 @@ func (o *outBuf) fill(c *Credentials) string {
 	return s
 }
 
+// fillTopics is fill, then sets each of topics to the next part from
+// part 4 on, in order.
+func (o *outBuf) fillTopics(c *Credentials, topics ...*string) {
+	s := o.fill(c)
+	for i, t := range topics {
+		*t = o.cut(s, 4+i)
+	}
+}
+
 // cut returns the i-th marked part of s, the string fill returned.
 func (o *outBuf) cut(s string, i int) string {
 	start := 0

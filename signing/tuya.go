@@ -59,11 +59,7 @@ func tuya(in input) (Credentials, error) {
 	o.mark()
 	o.b = appendJoin(o.b, "tylink/", id, "/thing/event/trigger")
 	o.mark()
-	s := o.fill(&c)
-	c.Topics.Telemetry = o.cut(s, 4)
-	c.Topics.Commands = o.cut(s, 5)
-	c.Topics.Actions = o.cut(s, 6)
-	c.Topics.Events = o.cut(s, 7)
+	o.fillTopics(&c, &c.Topics.Telemetry, &c.Topics.Commands, &c.Topics.Actions, &c.Topics.Events)
 	c.Topics.PropertyReport, c.Topics.PropertySet = c.Topics.Telemetry, c.Topics.Commands
 
 	if in.trace.on() {
