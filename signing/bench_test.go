@@ -184,3 +184,29 @@ func BenchmarkAWS(b *testing.B) {
 		}
 	})
 }
+
+// TestRecipeAllocations holds the HMAC and hash family's recipes to the
+// allocations they make today: the one string outBuf cuts every part from,
+// plus the ExpiresAt of the clouds that enforce one. A recipe whose stack
+// buffer escaped to the heap (an outBuf method no longer inlined, say)
+// would allocate more.
+func TestRecipeAllocations(t *testing.T) {
+	for cloud, want := range map[string]float64{"aliyun": 1, "tencent": 2, "huawei": 2, "azure": 2, "onenet": 2, "baidu": 1, "tuya": 1} {
+		req := Request{Cloud: cloud, Params: with(cloud, "connId", "abcde"), Secret: testB64, Now: benchNow}
+		if cloud != "tencent" {
+			req.Params = validParams(cloud)
+		}
+		cl, in, err := prepare(req, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", cloud, err)
+		}
+		got := testing.AllocsPerRun(100, func() {
+			if credSink, err = cl.recipe(in); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if got > want {
+			t.Errorf("%s: %v allocations a sign, want at most %v", cloud, got, want)
+		}
+	}
+}
