@@ -30,6 +30,16 @@ func benchDevice(id string) secrets.DevicePut {
 	}
 }
 
+// putDevices writes puts in one PutDevices call and fails b on any error.
+func putDevices(b *testing.B, s *Store, puts []secrets.DevicePut) {
+	b.Helper()
+	for _, r := range s.PutDevices(context.Background(), puts) {
+		if r.Err != nil {
+			b.Fatal(r.Err)
+		}
+	}
+}
+
 // BenchmarkRegister registers devices as the API does, one PutDevice and
 // one PutToken each, from 32 goroutines per CPU (b.SetParallelism), with
 // every write durable: the rate is bound by fsync, shared by group commit.
@@ -66,11 +76,7 @@ func BenchmarkIssuanceReads(b *testing.B) {
 		puts[i] = secrets.DevicePut{Device: secrets.Device{ID: id, Cloud: "aliyun", Secret: "x"},
 			Token: &secrets.Token{ID: "tok-" + id, Hash: storetest.Hash(id), Role: secrets.RoleDevice, DeviceID: id}}
 	}
-	for _, r := range s.PutDevices(ctx, puts) {
-		if r.Err != nil {
-			b.Fatal(r.Err)
-		}
-	}
+	putDevices(b, s, puts)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
@@ -93,15 +99,10 @@ func BenchmarkIssuanceReads(b *testing.B) {
 // in batches of 1,000, as an NDJSON import would.
 func BenchmarkBulkImport(b *testing.B) {
 	s := openBench(b)
-	ctx := context.Background()
 	const batch = 1000
 	puts := make([]secrets.DevicePut, 0, batch)
 	flush := func() {
-		for _, r := range s.PutDevices(ctx, puts) {
-			if r.Err != nil {
-				b.Fatal(r.Err)
-			}
-		}
+		putDevices(b, s, puts)
 		puts = puts[:0]
 	}
 	for i := range b.N {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,15 +54,16 @@ func policyToken(t *testing.T, srv *vaulttest.Server, ttl string) string {
 // newStore opens a store with cfg, closed when t ends.
 func newStore(t *testing.T, cfg Config) *Store {
 	t.Helper()
-	s := openStore(t, cfg)
+	s := openStore(t, cfg, nil)
 	t.Cleanup(func() { s.Close() })
 	return s
 }
 
-// openStore opens a store with cfg; the caller closes it.
-func openStore(t *testing.T, cfg Config) *Store {
+// openStore opens a store with cfg and logger (nil: none); the caller
+// closes it.
+func openStore(t *testing.T, cfg Config, logger *slog.Logger) *Store {
 	t.Helper()
-	s, err := New(context.Background(), cfg, nil)
+	s, err := New(context.Background(), cfg, logger)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
