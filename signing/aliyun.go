@@ -96,16 +96,11 @@ func aliyun(in input) (Credentials, error) {
 	}
 	o.mark()
 	// Topics: the product's default custom topics and the Alink property topics.
-	o.b = appendJoin(o.b, "/", pk, "/", dn, "/user/update")
-	o.mark()
-	o.b = appendJoin(o.b, "/", pk, "/", dn, "/user/get")
-	o.mark()
-	o.b = appendJoin(o.b, "/sys/", pk, "/", dn, "/thing/event/property/post")
-	o.mark()
-	o.b = appendJoin(o.b, "/sys/", pk, "/", dn, "/thing/event/property/post_reply")
-	o.mark()
-	o.b = appendJoin(o.b, "/sys/", pk, "/", dn, "/thing/service/property/set")
-	o.mark()
+	o = o.add("/", pk, "/", dn, "/user/update")
+	o = o.add("/", pk, "/", dn, "/user/get")
+	o = o.add("/sys/", pk, "/", dn, "/thing/event/property/post")
+	o = o.add("/sys/", pk, "/", dn, "/thing/event/property/post_reply")
+	o = o.add("/sys/", pk, "/", dn, "/thing/service/property/set")
 	o.fillTopics(&c, &c.Topics.Telemetry, &c.Topics.Commands, &c.Topics.PropertyReport, &c.Topics.PropertyReply, &c.Topics.PropertySet)
 
 	if in.trace.on() {

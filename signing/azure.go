@@ -89,15 +89,11 @@ func azure(in input) (Credentials, error) {
 	// Topics: device-to-cloud and cloud-to-device messages (a module's
 	// inputs), direct methods and the device twin.
 	if moduleID != "" {
-		o.b = appendJoin(o.b, "devices/", deviceID, "/modules/", moduleID, "/messages/events/")
-		o.mark()
-		o.b = appendJoin(o.b, "devices/", deviceID, "/modules/", moduleID, "/inputs/#")
-		o.mark()
+		o = o.add("devices/", deviceID, "/modules/", moduleID, "/messages/events/")
+		o = o.add("devices/", deviceID, "/modules/", moduleID, "/inputs/#")
 	} else {
-		o.b = appendJoin(o.b, "devices/", deviceID, "/messages/events/")
-		o.mark()
-		o.b = appendJoin(o.b, "devices/", deviceID, "/messages/devicebound/#")
-		o.mark()
+		o = o.add("devices/", deviceID, "/messages/events/")
+		o = o.add("devices/", deviceID, "/messages/devicebound/#")
 	}
 	o.fillTopics(&c, &c.Topics.Telemetry, &c.Topics.Commands)
 	c.Topics.Methods = "$iothub/methods/POST/#"

@@ -90,12 +90,9 @@ func onenet(in input) (Credentials, error) {
 	o.b = append(o.b, p.str("host", host)...)
 	o.mark()
 	// Topics: OneJSON thing-model property topics.
-	o.b = appendJoin(o.b, "$sys/", pid, "/", dn, "/thing/property/post")
-	o.mark()
-	o.b = appendJoin(o.b, "$sys/", pid, "/", dn, "/thing/property/set")
-	o.mark()
-	o.b = appendJoin(o.b, "$sys/", pid, "/", dn, "/thing/property/post/reply")
-	o.mark()
+	o = o.add("$sys/", pid, "/", dn, "/thing/property/post")
+	o = o.add("$sys/", pid, "/", dn, "/thing/property/set")
+	o = o.add("$sys/", pid, "/", dn, "/thing/property/post/reply")
 	o.fillTopics(&c, &c.Topics.Telemetry, &c.Topics.Commands, &c.Topics.PropertyReply)
 	c.Topics.PropertyReport, c.Topics.PropertySet = c.Topics.Telemetry, c.Topics.Commands
 

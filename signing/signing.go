@@ -234,6 +234,15 @@ func (o *outBuf) mark() {
 	o.n++
 }
 
+// add appends parts, joined, as the next part. It takes and returns o by
+// value, as append does: a method on *outBuf that appended would move the
+// recipe's stack buffer to the heap (TestRecipeAllocations).
+func (o outBuf) add(parts ...string) outBuf {
+	o.b = appendJoin(o.b, parts...)
+	o.mark()
+	return o
+}
+
 // fill makes the one string, sets c's first four fields from parts 0-3
 // and returns the string, for cut. (The string is not kept in o: escape
 // analysis would then let the buffer escape with it.)

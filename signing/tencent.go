@@ -109,24 +109,18 @@ func tencent(in input) (Credentials, error) {
 	exp := time.Unix(expiry, 0).UTC()
 	c := Credentials{DeviceID: dn, Port: p.int("port", 1883), ExpiresAt: &exp, ExpiryEnforced: true}
 	o := outBuf{b: digest[len(digest):]}
-	o.b = appendJoin(o.b, productID, dn)
-	o.mark()
+	o = o.add(productID, dn)
 	o.b = append(o.b, username...)
 	o.mark()
 	o.b = hex.AppendEncode(o.b, digest)
-	o.b = appendJoin(o.b, ";", method)
-	o.mark()
+	o = o.add(";", method)
 	o.b = appendHost(o.b, p.str("host", ""), productID, ".iotcloud.tencentdevices.com")
 	o.mark()
 	// Topics: the product's default topic categories and the device shadow.
-	o.b = appendJoin(o.b, productID, "/", dn, "/event")
-	o.mark()
-	o.b = appendJoin(o.b, productID, "/", dn, "/control")
-	o.mark()
-	o.b = appendJoin(o.b, "$shadow/operation/", productID, "/", dn)
-	o.mark()
-	o.b = appendJoin(o.b, "$shadow/operation/result/", productID, "/", dn)
-	o.mark()
+	o = o.add(productID, "/", dn, "/event")
+	o = o.add(productID, "/", dn, "/control")
+	o = o.add("$shadow/operation/", productID, "/", dn)
+	o = o.add("$shadow/operation/result/", productID, "/", dn)
 	o.fillTopics(&c, &c.Topics.Telemetry, &c.Topics.Commands, &c.Topics.ShadowUpdate, &c.Topics.ShadowDelta)
 
 	if in.trace.on() {

@@ -40,8 +40,7 @@ func tuya(in input) (Credentials, error) {
 
 	c := Credentials{DeviceID: id, Port: p.int("port", 8883), TLS: true}
 	o := outBuf{b: digest[len(digest):]}
-	o.b = appendJoin(o.b, "tuyalink_", id)
-	o.mark()
+	o = o.add("tuyalink_", id)
 	o.b = appendJoin(o.b, id, "|signMethod=hmacSha256,timestamp=")
 	o.b = append(o.b, stamp...)
 	o.b = append(o.b, ",secureMode=1,accessType=1"...)
@@ -51,14 +50,10 @@ func tuya(in input) (Credentials, error) {
 	o.b = appendHost(o.b, p.str("host", ""), "m1.tuya", p.str("region", "cn"), ".com")
 	o.mark()
 	// Topics: the TuyaLink thing-model topics.
-	o.b = appendJoin(o.b, "tylink/", id, "/thing/property/report")
-	o.mark()
-	o.b = appendJoin(o.b, "tylink/", id, "/thing/property/set")
-	o.mark()
-	o.b = appendJoin(o.b, "tylink/", id, "/thing/action/execute")
-	o.mark()
-	o.b = appendJoin(o.b, "tylink/", id, "/thing/event/trigger")
-	o.mark()
+	o = o.add("tylink/", id, "/thing/property/report")
+	o = o.add("tylink/", id, "/thing/property/set")
+	o = o.add("tylink/", id, "/thing/action/execute")
+	o = o.add("tylink/", id, "/thing/event/trigger")
 	o.fillTopics(&c, &c.Topics.Telemetry, &c.Topics.Commands, &c.Topics.Actions, &c.Topics.Events)
 	c.Topics.PropertyReport, c.Topics.PropertySet = c.Topics.Telemetry, c.Topics.Commands
 
