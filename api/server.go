@@ -76,6 +76,14 @@ type Config struct {
 	Cache service.CacheConfig
 	// JWTAlg and Issuer configure the token family's JWTs (see service.Config).
 	JWTAlg, Issuer string
+	// Expiries are times /metrics exports for the alerting rules.
+	Expiries []Expiry
+}
+
+// Expiry is a time exported as a gauge of Unix seconds.
+type Expiry struct {
+	Name, Help string
+	At         func() time.Time
 }
 
 // Server serves the API. It implements http.Handler.
@@ -110,6 +118,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("api: a store is required")
 	}
 	m := metrics.New()
+	for _, e := range cfg.Expiries {
+		m.Expiry(e.Name, e.Help, e.At)
+	}
 	svc, err := service.New(service.Config{
 		Store:        m.InstrumentStore(cfg.Store),
 		AdminToken:   cfg.AdminToken,

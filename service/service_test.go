@@ -36,7 +36,7 @@ func (c *counting) GetKey(ctx context.Context, name string) ([]byte, int64, erro
 	return c.Store.GetKey(ctx, name)
 }
 
-func newService(t *testing.T, cfg Config) (*Service, *counting) {
+func newService(t testing.TB, cfg Config) (*Service, *counting) {
 	t.Helper()
 	fs, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
 	if err != nil {

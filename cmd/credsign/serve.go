@@ -56,6 +56,7 @@ type serveFlags struct {
 	cache           service.CacheConfig
 	jwtAlg          string
 	issuer          string
+	storeKeyFile    string
 }
 
 // parseServeFlags parses the flags of serve; -h writes the usage to help.
@@ -67,6 +68,7 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 	fs.BoolVar(&f.dev, "dev", false, "development mode: generate and print an admin token when none is configured")
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen address (host:port; port 0 picks a free one)")
 	fs.StringVar(&f.dataDir, "data-dir", "data", "directory of the embedded encrypted store (--store file)")
+	fs.StringVar(&f.storeKeyFile, "store-key-file", "", "file holding the embedded store's key (base64 of 32 bytes), e.g. a systemd credential; else CREDSIGN_STORE_KEY, else the key file in --data-dir")
 	fs.StringVar(&f.store, "store", "", "secret store: vault or file (default vault when VAULT_ADDR is set, else file)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) file; serves HTTPS, reloaded when the file changes")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key file for --tls-cert")
@@ -188,6 +190,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}()
 
+	var expiries []api.Expiry
+	if v, ok := store.(interface{ TokenExpiry() time.Time }); ok {
+		expiries = append(expiries, api.Expiry{Name: "credsign_vault_token_expiry_timestamp_seconds",
+			Help: "When the Vault token credsign uses expires unless renewed (Unix seconds; 0: it does not expire).", At: v.TokenExpiry})
+	}
+	var reloader *certreload.Reloader
+	if f.tlsCert != "" {
+		if reloader, err = certReloader(f, logger); err != nil {
+			fmt.Fprintf(stderr, "credsign serve: configuring TLS: %v\n", err)
+			return exitError
+		}
+		expiries = append(expiries, api.Expiry{Name: "credsign_tls_certificate_expiry_timestamp_seconds",
+			Help: "When the TLS certificate being served expires (Unix seconds).", At: reloader.NotAfter})
+	}
+
 	handler, err := api.New(api.Config{
 		Store:                    store,
 		AdminToken:               adminToken,
@@ -201,6 +218,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Cache:                    f.cache,
 		JWTAlg:                   f.jwtAlg,
 		Issuer:                   f.issuerURL(),
+		Expiries:                 expiries,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "credsign serve: %v\n", err)
@@ -216,8 +234,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          stdlog.New(logger.With().Str("component", "http").Logger(), "", 0),
 	}
-	if f.tlsCert != "" {
-		if srv.TLSConfig, err = tlsConfig(f, logger); err != nil {
+	if reloader != nil {
+		if srv.TLSConfig, err = tlsConfig(f, reloader); err != nil {
 			fmt.Fprintf(stderr, "credsign serve: configuring TLS: %v\n", err)
 			return exitError
 		}
@@ -317,7 +335,18 @@ func openStore(ctx context.Context, f serveFlags, getenv func(string) string, lo
 		return s, kind, nil
 	}
 	cfg := filestore.Config{Dir: f.dataDir}
-	if v := getenv(filestore.EnvKey); v != "" {
+	if f.storeKeyFile != "" {
+		b, err := os.ReadFile(f.storeKeyFile)
+		if err != nil {
+			return nil, kind, fmt.Errorf("reading --store-key-file: %w", err)
+		}
+		key, err := filestore.ParseKey(b)
+		clear(b)
+		if err != nil {
+			return nil, kind, fmt.Errorf("--store-key-file %s: %w", f.storeKeyFile, err)
+		}
+		cfg.Key = key
+	} else if v := getenv(filestore.EnvKey); v != "" {
 		key, err := filestore.ParseKey([]byte(v))
 		if err != nil {
 			return nil, kind, fmt.Errorf("reading %s: %w", filestore.EnvKey, err)
@@ -331,19 +360,20 @@ func openStore(ctx context.Context, f serveFlags, getenv func(string) string, lo
 	return s, kind, nil
 }
 
-// tlsConfig builds the TLS 1.2+ configuration with a reloading certificate
-// and, with --client-ca, required client certificates.
-func tlsConfig(f serveFlags, logger zerolog.Logger) (*tls.Config, error) {
-	rl, err := certreload.New(f.tlsCert, f.tlsKey, func(err error) {
+// certReloader loads --tls-cert and --tls-key and reloads them when they change.
+func certReloader(f serveFlags, logger zerolog.Logger) (*certreload.Reloader, error) {
+	return certreload.New(f.tlsCert, f.tlsKey, func(err error) {
 		if err != nil {
 			logger.Warn().Err(err).Msg("TLS certificate changed but could not be loaded; keeping the old one")
 			return
 		}
 		logger.Info().Str("file", f.tlsCert).Msg("TLS certificate reloaded")
 	})
-	if err != nil {
-		return nil, err
-	}
+}
+
+// tlsConfig builds the TLS 1.2+ configuration with a reloading certificate
+// and, with --client-ca, required client certificates.
+func tlsConfig(f serveFlags, rl *certreload.Reloader) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: rl.GetCertificate}
 	if f.clientCA != "" {
 		pem, err := os.ReadFile(f.clientCA)

@@ -15,12 +15,14 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"math"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -474,6 +476,10 @@ func TestServeTLS(t *testing.T) {
 	if code := call(t, client, "GET", "https://"+r.addr+"/v1/clouds", srvAdmin, nil, nil); code != 200 {
 		t.Errorf("HTTPS request: %d", code)
 	}
+	// The certificate's expiry is a metric the alerting rules watch.
+	if v := metricValue(t, client, "https://"+r.addr, "credsign_tls_certificate_expiry_timestamp_seconds"); v < float64(time.Now().Add(50*time.Minute).Unix()) || v > float64(time.Now().Add(61*time.Minute).Unix()) {
+		t.Errorf("credsign_tls_certificate_expiry_timestamp_seconds = %v, want about an hour from now (the certificate's NotAfter)", v)
+	}
 	// TLS 1.1 is refused.
 	if conn, err := tls.Dial("tcp", r.addr, &tls.Config{RootCAs: roots, MaxVersion: tls.VersionTLS11}); err == nil {
 		conn.Close()
@@ -568,4 +574,70 @@ func TestServeStoreKeyFromEnv(t *testing.T) {
 			t.Errorf("restart with key %q: exit %d, stderr %q, want it to say %q", tt.key, code, stderr.String(), tt.want)
 		}
 	}
+}
+
+// TestServeStoreKeyFile: the key from a file (a systemd credential), not
+// written beside the data; a wrong or bad key file stops the start.
+func TestServeStoreKeyFile(t *testing.T) {
+	dir, keyDir := t.TempDir(), t.TempDir()
+	key := make([]byte, 32)
+	rand.Read(key)
+	keyFile := filepath.Join(keyDir, "store-key")
+	writeFile(t, keyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"))
+	env := map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}
+	r := startServe(t, env, "--data-dir", dir, "--store-key-file", keyFile)
+	c := &http.Client{Timeout: 5 * time.Second}
+	doc := map[string]any{"cloud": "huawei", "params": map[string]any{"deviceId": "d1"}, "secret": "key-file-secret"}
+	if code := call(t, c, http.MethodPut, "http://"+r.addr+"/v1/devices/d1", srvAdmin, doc, nil); code != http.StatusCreated {
+		t.Fatalf("PUT = %d", code)
+	}
+	r.shutdown(t)
+	if _, err := os.Stat(filepath.Join(dir, "store.key")); !os.IsNotExist(err) {
+		t.Errorf("a key file was written beside the data although --store-key-file was given: %v", err)
+	}
+	// The same key from the environment opens the same data.
+	env["CREDSIGN_STORE_KEY"] = base64.StdEncoding.EncodeToString(key)
+	r = startServe(t, env, "--data-dir", dir)
+	if code := call(t, c, http.MethodGet, "http://"+r.addr+"/v1/devices/d1", srvAdmin, nil, nil); code != http.StatusOK {
+		t.Errorf("GET with the key from the environment = %d", code)
+	}
+	r.shutdown(t)
+	delete(env, "CREDSIGN_STORE_KEY")
+	rand.Read(key)
+	writeFile(t, keyFile, []byte(base64.StdEncoding.EncodeToString(key)))
+	bad := filepath.Join(keyDir, "bad")
+	writeFile(t, bad, []byte("not a key"))
+	for _, tt := range []struct{ file, want string }{
+		{keyFile, "wrong key"},
+		{bad, "--store-key-file"},
+		{filepath.Join(keyDir, "missing"), "reading --store-key-file"},
+	} {
+		stderr := &testutil.SyncBuffer{}
+		code := serve(context.Background(), []string{"--addr", "127.0.0.1:0", "--data-dir", dir, "--store-key-file", tt.file}, func(k string) string { return env[k] }, io.Discard, stderr)
+		if code == 0 || !strings.Contains(stderr.String(), tt.want) || strings.Contains(stderr.String(), "not a key") {
+			t.Errorf("key file %s: exit %d, stderr %q, want it to say %q", tt.file, code, stderr.String(), tt.want)
+		}
+	}
+}
+
+// metricValue scrapes base/metrics and returns the value of a metric
+// without labels (NaN when absent).
+func metricValue(t *testing.T, c *http.Client, base, name string) float64 {
+	t.Helper()
+	res, err := c.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return math.NaN()
 }

@@ -33,6 +33,10 @@ func TestServeVault(t *testing.T) {
 	if code := call(t, c, "GET", base+"/readyz", "", nil, nil); code != 200 {
 		t.Errorf("readyz: %d", code)
 	}
+	// A dev server's root token does not expire: the gauge says 0.
+	if v := metricValue(t, c, base, "credsign_vault_token_expiry_timestamp_seconds"); v != 0 {
+		t.Errorf("credsign_vault_token_expiry_timestamp_seconds = %v, want 0 for a root token", v)
+	}
 	var prov, dev struct{ Token string }
 	if code := call(t, c, "POST", base+"/v1/tokens", srvAdmin, map[string]string{"role": "provisioner"}, &prov); code != 201 {
 		t.Fatalf("provisioner token: %d", code)

@@ -55,6 +55,16 @@ func (r *Reloader) currentStamp() (string, error) {
 	return s, nil
 }
 
+// NotAfter returns when the certificate being served expires.
+func (r *Reloader) NotAfter() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cert.Leaf != nil {
+		return r.cert.Leaf.NotAfter
+	}
+	return time.Time{}
+}
+
 // GetCertificate implements tls.Config.GetCertificate. When the files
 // changed it loads them again; if that fails it keeps serving the
 // certificate it has.

@@ -304,7 +304,12 @@ func (h *harness) runDoc(t *testing.T, name string, doc *Doc) (ran, skipped int,
 		return 0, skipped, nil
 	}
 
-	work := filepath.Join(h.tmp, strings.ReplaceAll(name, "/", "_"))
+	// A directory of its own for each run: the same document name may run
+	// more than once in one harness (the harness's own tests do).
+	work, err := os.MkdirTemp(h.tmp, strings.ReplaceAll(name, "/", "_")+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	repo, blocks, tmp := filepath.Join(work, "repo"), filepath.Join(work, "blocks"), filepath.Join(work, "tmp")
 	for _, d := range []string{repo, blocks, tmp} {
 		if err := os.MkdirAll(d, 0o755); err != nil {

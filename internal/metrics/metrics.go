@@ -76,6 +76,19 @@ func (m *Metrics) Issued(cloud, outcome string) {
 	m.issuances.WithLabelValues(cloud, outcome).Inc()
 }
 
+// Expiry exports at() as a gauge of Unix seconds named name (an expiry the
+// alerting rules watch: the Vault token's, the TLS certificate's). A zero
+// time is exported as 0.
+func (m *Metrics) Expiry(name, help string, at func() time.Time) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+		t := at()
+		if t.IsZero() {
+			return 0
+		}
+		return float64(t.UnixNano()) / 1e9
+	}))
+}
+
 // Cache counts one cache lookup of kind ("device", "token") with result
 // ("hit", "miss", "stale").
 func (m *Metrics) Cache(kind, result string) {

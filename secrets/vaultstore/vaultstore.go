@@ -58,6 +58,27 @@ type Store struct {
 	down atomic.Bool
 	// silent marks Vault as not answering at all; see health.go.
 	silent silence
+	// expiry is when the current token expires (Unix nanoseconds), 0 when
+	// it does not.
+	expiry atomic.Int64
+}
+
+// TokenExpiry returns when the store's current Vault token expires unless
+// renewed or replaced, or the zero time for a token that does not expire.
+func (s *Store) TokenExpiry() time.Time {
+	if n := s.expiry.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// noteLease records the lifetime of the token just issued or renewed.
+func (s *Store) noteLease(auth *api.SecretAuth) {
+	if auth == nil || auth.LeaseDuration <= 0 {
+		s.expiry.Store(0)
+		return
+	}
+	s.expiry.Store(time.Now().Add(time.Duration(auth.LeaseDuration) * time.Second).UnixNano())
 }
 
 var _ secrets.Store = (*Store)(nil)
@@ -301,6 +322,7 @@ func (s *Store) keepToken(ctx context.Context, auth *api.Secret) {
 // watch renews auth until renewal ends and returns the token to watch next:
 // one from a newer login, or nil when the store closes.
 func (s *Store) watch(ctx context.Context, auth *api.Secret) *api.Secret {
+	s.noteLease(auth.Auth)
 	expires := auth.Auth != nil && auth.Auth.LeaseDuration > 0
 	if expires {
 		next, stop, err := s.renew(ctx, auth)
@@ -368,6 +390,7 @@ func (s *Store) runWatcher(ctx context.Context, w *api.LifetimeWatcher) (next *a
 			return fresh, false, nil
 		case r := <-w.RenewCh():
 			if r.Secret != nil && r.Secret.Auth != nil {
+				s.noteLease(r.Secret.Auth)
 				s.log.Debug("vaultstore: token renewed", "ttl", time.Duration(r.Secret.Auth.LeaseDuration)*time.Second)
 			}
 		case err := <-done:
