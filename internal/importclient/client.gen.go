@@ -117,7 +117,7 @@ type ImportSummary struct {
 // Example: {"site":"sz"}
 type Labels map[string]string
 
-// ParamValue A parameter value; a string, a number or a boolean as the parameter's type says.
+// ParamValue A parameter value; a string, a number, a boolean or (the `jwt` cloud's `claims`) an object, as the parameter's type says.
 type ParamValue = any
 
 // Problem RFC 9457 problem details.
