@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -125,6 +126,10 @@ func Diagnose(req Request, got Triple, connack int) (Diagnosis, error) {
 	d := &doctor{cloud: cl, p: p, secret: req.Secret, key: key, now: req.Now.UTC(), got: got}
 	dr(d)
 	d.connack(connack)
+	// clientId, username, password, then the broker's code; each part's
+	// findings in the order they were made.
+	order := map[string]int{PartClientID: 0, PartUsername: 1, PartPassword: 2, PartBroker: 3}
+	sort.SliceStable(d.findings, func(i, j int) bool { return order[d.findings[i].Part] < order[d.findings[j].Part] })
 	out := Diagnosis{Cloud: cl.Name, Match: true, Findings: d.findings, At: d.now}
 	for _, f := range d.findings {
 		if f.Status == StatusDiffers {
@@ -586,6 +591,9 @@ func doctorAliyun(d *doctor) {
 	context := ""
 	if hasTS {
 		context = " with the timestamp " + ts + " the ClientId sends"
+		if digits(ts) && len(ts) >= 13 {
+			context += " (read as milliseconds)"
+		}
 	}
 	d.passwordFinding(dims, sel, ok, context, hexShape(d.got.Password, sentMethod))
 }
