@@ -397,7 +397,7 @@ func (d *doctor) checkExpiry(part, name, raw string) {
 		return
 	}
 	if len(raw) >= 13 {
-		d.add(part, StatusDiffers, Likely, "the %s %s is in milliseconds where Unix seconds are expected (it reads as the year %s)", name, raw, yearOf(raw))
+		d.add(part, StatusDiffers, Likely, "the %s %s is in milliseconds where Unix seconds are expected (read as seconds it lies %s)", name, raw, yearOf(raw))
 		return
 	}
 	n, err := strconv.ParseInt(raw, 10, 64)
@@ -419,13 +419,13 @@ func (d *doctor) checkExpiry(part, name, raw string) {
 	}
 }
 
-// yearOf reads a 13-digit timestamp as seconds and names its year.
+// yearOf reads a 13-digit timestamp as seconds and says when that is.
 func yearOf(raw string) string {
 	n, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil || n > 253402300799 {
-		return "after 9999"
+		return "beyond the year 9999"
 	}
-	return strconv.Itoa(time.Unix(n, 0).UTC().Year())
+	return "in the year " + strconv.Itoa(time.Unix(n, 0).UTC().Year())
 }
 
 // unitDim offers the timestamp as written, converted to seconds (when it
