@@ -12,7 +12,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -20,10 +19,6 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
-
-// ErrRejected is wrapped by errors reporting that the broker refused the
-// CONNECT (bad username or password, not authorized, identifier rejected).
-var ErrRejected = errors.New("broker rejected the credentials")
 
 // Config configures an Agent.
 type Config struct {
@@ -44,6 +39,11 @@ type Config struct {
 	OnMessage func(Message)
 	// Backoff paces retries after any failure.
 	Backoff Backoff
+	// Fatal, when set, picks the errors Run gives up on: Run returns the
+	// first error (of fetching credentials or connecting) that Fatal
+	// reports true for, instead of retrying it. Nil retries everything, as
+	// a device in the field must; one-shot tools pass Permanent.
+	Fatal func(error) bool
 	// StableAfter is how long a connection must last for the back-off to
 	// start over; default 30s.
 	StableAfter time.Duration
@@ -139,16 +139,15 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.StableAfter <= 0 {
 		cfg.StableAfter = 30 * time.Second
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	return &Agent{cfg: cfg, log: log, pubq: make(chan *pending)}, nil
+	return &Agent{cfg: cfg, log: orDiscard(cfg.Logger), pubq: make(chan *pending)}, nil
 }
 
-func (a *Agent) emit(e Event) {
-	if a.cfg.OnEvent != nil {
-		a.cfg.OnEvent(e)
+func (a *Agent) emit(e Event) { emit(a.cfg.OnEvent, e) }
+
+// emit tells f of e, when f is set.
+func emit(f func(Event), e Event) {
+	if f != nil {
+		f(e)
 	}
 }
 
@@ -191,21 +190,18 @@ func (a *Agent) Publish(ctx context.Context, topic string, payload []byte, qos b
 	}
 }
 
-// Run keeps the device connected until ctx ends; it returns ctx's cause.
+// Run keeps the device connected until ctx ends; it returns ctx's cause,
+// or the error Config.Fatal gave up on.
 func (a *Agent) Run(ctx context.Context) error {
 	var (
 		creds     *Credentials
 		refreshAt time.Time
-		failures  int
+		retry     = retries{b: a.cfg.Backoff}
 	)
+	fatal := func(err error) bool { return a.cfg.Fatal != nil && a.cfg.Fatal(err) }
 	backoff := func(err error) error {
-		d := a.cfg.Backoff.Delay(failures)
-		failures++
-		var fe *FetchError
-		if errors.As(err, &fe) && fe.RetryAfter > d {
-			d = fe.RetryAfter
-		}
-		a.log.Info("retrying later", "in", d.Round(time.Millisecond))
+		d := retry.next(err)
+		a.log.Info("retrying later", "in", d.Round(time.Millisecond).String())
 		a.emit(Event{Kind: EventBackoff, Delay: d})
 		return sleep(ctx, d)
 	}
@@ -216,8 +212,11 @@ func (a *Agent) Run(ctx context.Context) error {
 			case ctx.Err() != nil:
 				return context.Cause(ctx)
 			case err != nil:
-				a.log.Warn("cannot fetch credentials", "err", err)
 				a.emit(Event{Kind: EventFetchFailed, Err: err})
+				if fatal(err) {
+					return err
+				}
+				a.log.Warn("cannot fetch credentials", "error", err)
 				if creds == nil || expired(*creds) {
 					if backoff(err) != nil {
 						return context.Cause(ctx)
@@ -225,7 +224,7 @@ func (a *Agent) Run(ctx context.Context) error {
 					continue
 				}
 				// The old triple is still good: use it, fetch again later.
-				refreshAt = time.Now().Add(a.cfg.Backoff.Delay(failures))
+				refreshAt = time.Now().Add(retry.next(err))
 			default:
 				creds, refreshAt = &c, c.RefreshAt()
 				a.log.Info("fetched credentials", "creds", c.String(), "refresh_at", refreshAt.UTC().Format(time.RFC3339))
@@ -239,14 +238,17 @@ func (a *Agent) Run(ctx context.Context) error {
 			return context.Cause(ctx)
 		case next != nil:
 			// Fresh credentials before an enforced expiry: reconnect now.
-			creds, refreshAt, failures = next, next.RefreshAt(), 0
+			creds, refreshAt = next, next.RefreshAt()
+			retry.reset()
 			continue
+		case fatal(err):
+			return err
 		case errors.Is(err, ErrRejected):
-			a.log.Error("broker refused the device's credentials; not retrying at once", "err", err)
+			a.log.Error("broker refused the device's credentials; not retrying at once", "error", err)
 			creds = nil // ask credsign again: the device may have been fixed there
 		}
 		if time.Since(start) >= a.cfg.StableAfter {
-			failures = 0
+			retry.reset()
 		}
 		if backoff(err) != nil {
 			return context.Cause(ctx)
@@ -271,7 +273,7 @@ func (a *Agent) session(ctx context.Context, c Credentials, refreshAt time.Time)
 	if err != nil {
 		a.emit(Event{Kind: EventConnectFailed, ClientID: c.ClientID, Err: err})
 		if !errors.Is(err, ErrRejected) {
-			a.log.Warn("cannot connect", "broker", c.BrokerURL(), "err", err)
+			a.log.Warn("cannot connect", "broker", c.BrokerURL(), "error", err)
 		}
 		return nil, err
 	}
@@ -291,7 +293,7 @@ func (a *Agent) session(ctx context.Context, c Credentials, refreshAt time.Time)
 
 	timer := time.NewTimer(until(refreshAt))
 	defer timer.Stop()
-	fetchFailures := 0
+	retry := retries{b: a.cfg.Backoff}
 	for {
 		select {
 		case <-ctx.Done():
@@ -301,7 +303,7 @@ func (a *Agent) session(ctx context.Context, c Credentials, refreshAt time.Time)
 		case err := <-lost:
 			close(dead)
 			end(0)
-			a.log.Warn("connection lost", "broker", c.BrokerURL(), "err", err)
+			a.log.Warn("connection lost", "broker", c.BrokerURL(), "error", err)
 			a.emit(Event{Kind: EventLost, ClientID: c.ClientID, Err: err})
 			return nil, fmt.Errorf("connection to %s lost: %w", c.BrokerURL(), err)
 		case <-timer.C:
@@ -310,13 +312,8 @@ func (a *Agent) session(ctx context.Context, c Credentials, refreshAt time.Time)
 				if ctx.Err() != nil {
 					continue
 				}
-				d := a.cfg.Backoff.Delay(fetchFailures)
-				fetchFailures++
-				var fe *FetchError
-				if errors.As(err, &fe) && fe.RetryAfter > d {
-					d = fe.RetryAfter
-				}
-				a.log.Warn("cannot refresh credentials; staying connected", "err", err, "retry_in", d.Round(time.Millisecond))
+				d := retry.next(err)
+				a.log.Warn("cannot refresh credentials; staying connected", "error", err, "retry_in", d.Round(time.Millisecond).String())
 				a.emit(Event{Kind: EventFetchFailed, Err: err})
 				timer.Reset(d)
 				continue
@@ -331,7 +328,8 @@ func (a *Agent) session(ctx context.Context, c Credentials, refreshAt time.Time)
 			}
 			// Nothing will drop this connection: keep it, and use the fresh
 			// triple for the next one.
-			c, fetchFailures = fresh, 0
+			c = fresh
+			retry.reset()
 			timer.Reset(until(fresh.RefreshAt()))
 		}
 	}

@@ -235,16 +235,41 @@ func TestAgentRejectedCredentialsBackOff(t *testing.T) {
 	if !errors.Is(f.Err, agent.ErrRejected) {
 		t.Fatalf("connect error %v, want ErrRejected", f.Err)
 	}
-	// Watch for 3s: with back-off 0.1–0.2, 0.2–0.4, 0.4–0.8, 0.5–1, … there
-	// are at most 7 CONNECTs; a tight loop would make hundreds.
+	// Watch for 3s: with back-off ceilings 0.2, 0.4, 0.8, 1, 1 … s (full
+	// jitter: half that on average) there are about 8 CONNECTs; 20 would
+	// take luck below one in a million; a tight loop makes hundreds.
 	first := time.Now()
 	_ = sleepCtx(ctx, 3*time.Second)
 	n, _ := e.AttemptsSince(first)
 	if _, accepted := e.AttemptsSince(time.Time{}); accepted > 0 {
 		t.Fatal("a CONNECT with the wrong secret was accepted")
 	}
-	if n < 1 || n > 7 {
-		t.Fatalf("%d CONNECT attempts in 3s, want 1..7", n)
+	if n < 1 || n > 20 {
+		t.Fatalf("%d CONNECT attempts in 3s, want 1..20", n)
+	}
+}
+
+// With Fatal set (as the one-shot commands do), a refused CONNECT ends Run
+// with the refusal instead of a retry.
+func TestAgentFatalRejectionEndsRun(t *testing.T) {
+	ctx := agenttest.Context(t, 60*time.Second)
+	for _, d := range []device{devices[2], devices[3]} {
+		e := emulate(t, d, nil)
+		ev := agenttest.NewRecorder()
+		// A well-formed key (base64, as Azure's are) that is not the device's.
+		wrong := "d3Jvbmcta2V5LW9mLXRoZS1yaWdodC1zaGFwZQ=="
+		a, err := agent.New(agent.Config{Source: &signer{d: d, e: e, secret: wrong}, BrokerRoots: roots(e), OnEvent: ev.Add,
+			Fatal: agent.Permanent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = a.Run(ctx)
+		if !errors.Is(err, agent.ErrRejected) || ctx.Err() != nil {
+			t.Fatalf("%s: Run = %v, want the refusal at once", d.cloud, err)
+		}
+		if n := ev.Count(agent.EventBackoff); n != 0 {
+			t.Fatalf("%s: %d back-offs before giving up", d.cloud, n)
+		}
 	}
 }
 

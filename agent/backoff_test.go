@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -9,24 +10,67 @@ import (
 func TestBackoffDelay(t *testing.T) {
 	b := Backoff{Initial: 100 * time.Millisecond, Max: time.Second}
 	tests := []struct {
-		n        int
-		min, max time.Duration
+		n       int
+		ceiling time.Duration
 	}{
-		{0, 50 * time.Millisecond, 100 * time.Millisecond},
-		{1, 100 * time.Millisecond, 200 * time.Millisecond},
-		{3, 400 * time.Millisecond, 800 * time.Millisecond},
-		{4, 500 * time.Millisecond, time.Second},
-		{60, 500 * time.Millisecond, time.Second},
+		{0, 100 * time.Millisecond},
+		{1, 200 * time.Millisecond},
+		{3, 800 * time.Millisecond},
+		{4, time.Second},
+		{60, time.Second},
 	}
 	for _, tt := range tests {
-		for range 50 {
-			if d := b.Delay(tt.n); d < tt.min || d > tt.max {
-				t.Fatalf("Delay(%d) = %s, want in [%s, %s]", tt.n, d, tt.min, tt.max)
+		if c := b.Ceiling(tt.n); c != tt.ceiling {
+			t.Fatalf("Ceiling(%d) = %s, want %s", tt.n, c, tt.ceiling)
+		}
+		// Full jitter: anywhere in [0, ceiling], the lower half included.
+		low := false
+		for range 200 {
+			d := b.Delay(tt.n)
+			if d < 0 || d > tt.ceiling {
+				t.Fatalf("Delay(%d) = %s, want in [0, %s]", tt.n, d, tt.ceiling)
 			}
+			low = low || d < tt.ceiling/2
+		}
+		if !low {
+			t.Fatalf("Delay(%d): 200 waits, none below half the ceiling: not full jitter", tt.n)
 		}
 	}
-	if d := (Backoff{}).Delay(0); d < 500*time.Millisecond || d > time.Second {
-		t.Fatalf("default first delay %s, want 0.5–1s", d)
+	if c := (Backoff{}).Ceiling(0); c != time.Second {
+		t.Fatalf("default first ceiling %s, want 1s", c)
+	}
+	if c := (Backoff{}).Ceiling(100); c != 2*time.Minute {
+		t.Fatalf("default cap %s, want 2m", c)
+	}
+	top := Backoff{Initial: time.Second, Jitter: func(c time.Duration) time.Duration { return 2 * c }}
+	if d := top.Delay(2); d != 4*time.Second {
+		t.Fatalf("a Jitter beyond the ceiling gave %s, want the ceiling 4s", d)
+	}
+}
+
+func TestRetriesHonourRetryAfterAndReset(t *testing.T) {
+	r := retries{b: Backoff{Initial: 10 * time.Millisecond, Max: 80 * time.Millisecond, Jitter: func(c time.Duration) time.Duration { return c }}}
+	plain := errors.New("connection refused")
+	slow := &FetchError{Status: 503, RetryAfter: 5 * time.Second}
+	steps := []struct {
+		err  error
+		want time.Duration
+	}{
+		{plain, 10 * time.Millisecond},
+		{plain, 20 * time.Millisecond},
+		{slow, 5 * time.Second}, // Retry-After longer than the back-off wins
+		{plain, 80 * time.Millisecond},
+		{plain, 80 * time.Millisecond}, // capped
+		{&FetchError{Status: 429, RetryAfter: time.Millisecond}, 80 * time.Millisecond},
+	}
+	for i, s := range steps {
+		if d := r.next(s.err); d != s.want {
+			t.Fatalf("wait %d after %v = %s, want %s", i, s.err, d, s.want)
+		}
+	}
+	r.reset()
+	if d := r.next(plain); d != 10*time.Millisecond {
+		t.Fatalf("after reset: %s, want the first step again", d)
 	}
 }
 

@@ -114,26 +114,3 @@ type SourceFunc func(ctx context.Context) (Credentials, error)
 
 // Fetch calls f.
 func (f SourceFunc) Fetch(ctx context.Context) (Credentials, error) { return f(ctx) }
-
-// FetchError is an error answer (RFC 9457 problem) from credsign.
-type FetchError struct {
-	Status int
-	Title  string
-	Detail string
-	// RetryAfter is the server's Retry-After (429, 503), zero when absent.
-	RetryAfter time.Duration
-}
-
-func (e *FetchError) Error() string {
-	s := fmt.Sprintf("credsign answered %d", e.Status)
-	if e.Title != "" {
-		s += " " + e.Title
-	}
-	if e.Detail != "" {
-		s += ": " + e.Detail
-	}
-	if e.RetryAfter > 0 {
-		s += fmt.Sprintf(" (retry after %s)", e.RetryAfter)
-	}
-	return s
-}

@@ -12,29 +12,52 @@ import (
 	"time"
 )
 
+// FetchConfig says how FetchWithRetry retries.
+type FetchConfig struct {
+	// Backoff paces the retries.
+	Backoff Backoff
+	// Fatal, when set, picks the errors to give up on at once (see
+	// Config.Fatal).
+	Fatal func(error) bool
+	// Logger receives each failure and the wait after it; default discards.
+	Logger *slog.Logger
+	// OnEvent, when set, is told of each fetch, failure and back-off.
+	OnEvent func(Event)
+}
+
 // FetchWithRetry asks src until it answers, waiting with back-off (or the
-// server's Retry-After) between tries; it gives up only when ctx ends.
-func FetchWithRetry(ctx context.Context, src Source, b Backoff, log *slog.Logger) (Credentials, error) {
-	for n := 0; ; n++ {
+// server's Retry-After) between tries; it gives up when ctx ends, or at once
+// on an error cfg.Fatal reports true for (returned as it is, unlogged).
+func FetchWithRetry(ctx context.Context, src Source, cfg FetchConfig) (Credentials, error) {
+	log := orDiscard(cfg.Logger)
+	retry := retries{b: cfg.Backoff}
+	for {
 		c, err := src.Fetch(ctx)
 		if err == nil {
+			emit(cfg.OnEvent, Event{Kind: EventFetched, ClientID: c.ClientID})
 			return c, nil
 		}
+		emit(cfg.OnEvent, Event{Kind: EventFetchFailed, Err: err})
 		if ctx.Err() != nil {
 			return Credentials{}, fmt.Errorf("fetch credentials: %w (last error: %w)", context.Cause(ctx), err)
 		}
-		d := b.Delay(n)
-		var fe *FetchError
-		if errors.As(err, &fe) && fe.RetryAfter > d {
-			d = fe.RetryAfter
+		if cfg.Fatal != nil && cfg.Fatal(err) {
+			return Credentials{}, err
 		}
-		if log != nil {
-			log.Warn("cannot fetch credentials", "err", err, "retry_in", d.Round(time.Millisecond))
-		}
+		d := retry.next(err)
+		log.Warn("cannot fetch credentials", "error", err, "retry_in", d.Round(time.Millisecond).String())
+		emit(cfg.OnEvent, Event{Kind: EventBackoff, Delay: d})
 		if serr := sleep(ctx, d); serr != nil {
 			return Credentials{}, fmt.Errorf("fetch credentials: %w (last error: %w)", serr, err)
 		}
 	}
+}
+
+func orDiscard(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
 }
 
 // ExecConfig configures Exec.
@@ -46,13 +69,15 @@ type ExecConfig struct {
 	// Stdin, Stdout and Stderr are the child's; nil means the null device.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
-	// Backoff paces fetch retries.
+	// Backoff paces fetch retries, at start and at each refresh.
 	Backoff Backoff
 	// StopTimeout is how long the child has to exit after SIGTERM before it
 	// is killed; default 10s.
 	StopTimeout time.Duration
 	// Logger receives progress (never a password); default discards.
 	Logger *slog.Logger
+	// OnEvent, when set, is told of each fetch, failure and back-off.
+	OnEvent func(Event)
 }
 
 // Exec runs a command with the device's credentials in its environment
@@ -67,11 +92,9 @@ func Exec(ctx context.Context, cfg ExecConfig) error {
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = 10 * time.Second
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	creds, err := FetchWithRetry(ctx, cfg.Source, cfg.Backoff, log)
+	log := orDiscard(cfg.Logger)
+	fc := FetchConfig{Backoff: cfg.Backoff, Logger: log, OnEvent: cfg.OnEvent}
+	creds, err := FetchWithRetry(ctx, cfg.Source, fc)
 	if err != nil {
 		return err
 	}
@@ -90,6 +113,7 @@ func Exec(ctx context.Context, cfg ExecConfig) error {
 		go func() { exited <- cmd.Wait() }()
 
 		timer := time.NewTimer(until(creds.RefreshAt()))
+		retry := retries{b: cfg.Backoff}
 		var fresh *Credentials
 		for fresh == nil {
 			select {
@@ -106,15 +130,14 @@ func Exec(ctx context.Context, cfg ExecConfig) error {
 			case <-timer.C:
 				c, err := cfg.Source.Fetch(ctx)
 				if err != nil {
-					d := cfg.Backoff.Delay(0)
-					var fe *FetchError
-					if errors.As(err, &fe) && fe.RetryAfter > d {
-						d = fe.RetryAfter
-					}
-					log.Warn("cannot refresh credentials; child keeps the old ones", "err", err, "retry_in", d.Round(time.Millisecond))
+					d := retry.next(err)
+					log.Warn("cannot refresh credentials; child keeps the old ones", "error", err, "retry_in", d.Round(time.Millisecond).String())
+					emit(cfg.OnEvent, Event{Kind: EventFetchFailed, Err: err})
+					emit(cfg.OnEvent, Event{Kind: EventBackoff, Delay: d})
 					timer.Reset(d)
 					continue
 				}
+				emit(cfg.OnEvent, Event{Kind: EventFetched, ClientID: c.ClientID})
 				fresh = &c
 			}
 		}

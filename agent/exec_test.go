@@ -3,9 +3,11 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,8 +52,15 @@ func TestExecRestartsChildWithFreshCredentials(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Exec = %v, want context.Canceled", err)
 	}
-	if !strings.HasPrefix(out.String(), "c1 p1 127.0.0.1:1883\nc2 p2 ") {
-		t.Fatalf("output %q", out.String())
+	// Each child saw its own triple, in the order fetched. (A child stopped
+	// before its shell got to echo, on a loaded machine, prints nothing.)
+	last := 0
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var n, m int
+		if _, err := fmt.Sscanf(line, "c%d p%d 127.0.0.1:1883", &n, &m); err != nil || n != m || n <= last {
+			t.Fatalf("output %q: line %q out of order or mismatched", out.String(), line)
+		}
+		last = n
 	}
 }
 
@@ -66,5 +75,65 @@ func TestExecReturnsChildStatus(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
 		t.Fatalf("Exec = %v, want exit status 3", err)
+	}
+}
+
+// Exec backs off between failed refreshes like the rest of the agent: the
+// waits double (1, 2, 4, 8 × Initial with the ceiling as jitter), and each
+// is really waited.
+func TestExecRefreshBacksOff(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh")
+	}
+	var mu sync.Mutex
+	var calls []time.Time
+	src := SourceFunc(func(context.Context) (Credentials, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, time.Now())
+		if len(calls) == 1 {
+			now := time.Now()
+			return Credentials{Cloud: "aliyun", ClientID: "c", Host: "127.0.0.1", Port: 1883, IssuedAt: now, RefreshAfter: now}, nil
+		}
+		return Credentials{}, &FetchError{Status: 503, Title: "Service Unavailable"}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const initial = 40 * time.Millisecond
+	var delays []time.Duration
+	ev := make(chan Event, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- Exec(ctx, ExecConfig{Source: src, Argv: []string{"sleep", "60"}, OnEvent: func(e Event) { ev <- e },
+			Backoff: Backoff{Initial: initial, Max: time.Minute, Jitter: func(c time.Duration) time.Duration { return c }}})
+	}()
+	for len(delays) < 4 {
+		select {
+		case e := <-ev:
+			if e.Kind == EventBackoff {
+				delays = append(delays, e.Delay)
+			}
+		case err := <-done:
+			t.Fatalf("Exec returned %v", err)
+		case <-ctx.Done():
+			t.Fatalf("back-off events %v", delays)
+		}
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Exec = %v, want context.Canceled", err)
+	}
+	for i, d := range delays {
+		if want := initial << i; d != want {
+			t.Fatalf("waits %v: want %v doubling", delays, initial)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// calls[1] is the first failed refresh; each later try came after its wait.
+	for i := 2; i < len(calls) && i-2 < len(delays); i++ {
+		if gap := calls[i].Sub(calls[i-1]); gap < delays[i-2] {
+			t.Fatalf("try %d came %s after the last, before its back-off %s", i, gap, delays[i-2])
+		}
 	}
 }

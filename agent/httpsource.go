@@ -38,9 +38,9 @@ type HTTPSourceConfig struct {
 	// rotated token is picked up. Token is used when TokenFile is empty.
 	TokenFile string
 	Token     string
-	// CAFile is a PEM bundle trusted for the server in addition to the
-	// system roots.
-	CAFile string
+	// Roots verifies the server's TLS certificate; nil means the system
+	// roots (CertPool adds a PEM bundle to them).
+	Roots *x509.CertPool
 	// TTL asks for a credential lifetime; zero takes the cloud's default.
 	TTL time.Duration
 	// Timeout bounds one request; default 30s.
@@ -75,12 +75,8 @@ func NewHTTPSource(cfg HTTPSourceConfig) (*HTTPSource, error) {
 		cfg.Timeout = 30 * time.Second
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if cfg.CAFile != "" {
-		pool, err := CertPool(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("server CA bundle: %w", err)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if cfg.Roots != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: cfg.Roots, MinVersion: tls.VersionTLS12}
 	}
 	hc := &http.Client{Transport: tr, Timeout: cfg.Timeout}
 	c, err := client.NewClientWithResponses(cfg.Server, client.WithHTTPClient(hc))
@@ -123,11 +119,11 @@ func (s *HTTPSource) readToken() (string, error) {
 	}
 	b, err := os.ReadFile(s.tokenFile)
 	if err != nil {
-		return "", fmt.Errorf("read device token: %w", err)
+		return "", fmt.Errorf("%w: %w", ErrNoToken, err)
 	}
 	tok := strings.TrimSpace(string(b))
 	if tok == "" {
-		return "", fmt.Errorf("device token file %s is empty", s.tokenFile)
+		return "", fmt.Errorf("%w: token file %s is empty", ErrNoToken, s.tokenFile)
 	}
 	return tok, nil
 }
@@ -168,6 +164,11 @@ func (s *HTTPSource) Fetch(ctx context.Context) (Credentials, error) {
 		fe.Title = p.Title
 		if p.Detail != nil {
 			fe.Detail = *p.Detail
+		}
+		if p.Errors != nil {
+			for _, f := range *p.Errors {
+				fe.Errors = append(fe.Errors, FieldError{Field: f.Field, Reason: f.Reason})
+			}
 		}
 	}
 	if ra := resp.HTTPResponse.Header.Get("Retry-After"); ra != "" {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,9 +14,113 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"time"
 
 	"github.com/credsign/credsign/agent"
 )
+
+// commands are the subcommands, by name.
+var commands = map[string]spec{
+	"run": {
+		synopsis: "[flags] [--sub TOPIC]... [--pub-topic TOPIC [--pub-socket PATH]]",
+		help: `Connect and stay connected, retrying every failure with back-off. Print
+"topic payload" for each message on the --sub topics; publish each line of
+stdin (and of each connection to --pub-socket) to --pub-topic.
+`,
+		broker: true,
+		flags: func(fs *flag.FlagSet, c *command) {
+			fs.Var(&c.subs, "sub", "topic `FILTER` to subscribe to and print (repeatable)")
+			fs.StringVar(&c.pubTopic, "pub-topic", "", "publish each stdin line to this topic")
+			fs.StringVar(&c.pubSocket, "pub-socket", "", "also publish each line written to this Unix socket (created mode 0600) to --pub-topic")
+			fs.IntVar(&c.qos, "qos", 1, "QoS of subscriptions and publications")
+		},
+		check: func(c *command) error {
+			if c.pubSocket != "" && c.pubTopic == "" {
+				return usagef("--pub-socket needs --pub-topic")
+			}
+			return nil
+		},
+		run: cmdRun,
+	},
+	"pub": {
+		synopsis: "[flags] -t TOPIC [-m MESSAGE]",
+		help: `Publish one message (-m, or all of stdin) to TOPIC (-t, required), wait
+for the broker's acknowledgement and exit. Stops with status 1 at once when
+credsign or the broker refuses for good, or after --timeout.
+`,
+		broker: true, timeout: true,
+		flags: func(fs *flag.FlagSet, c *command) {
+			fs.Var(&c.topic, "t", "`TOPIC` to publish to (required)")
+			fs.StringVar(&c.message, "m", "", "message (default: all of stdin)")
+			fs.IntVar(&c.qos, "q", 1, "QoS")
+		},
+		check: func(c *command) error {
+			if len(c.topic) != 1 {
+				return usagef("pub needs exactly one -t TOPIC")
+			}
+			return nil
+		},
+		run: cmdPub,
+	},
+	"sub": {
+		synopsis: "[flags] -t TOPIC... [-C COUNT] [-v]",
+		help: `Subscribe to each TOPIC filter (-t, required, repeatable) and print the
+messages that arrive; exit after -C of them. Stops with status 1 at once
+when credsign or the broker refuses for good, or when not subscribed within
+--timeout; once subscribed it runs until -C messages or a signal.
+`,
+		broker: true, timeout: true,
+		flags: func(fs *flag.FlagSet, c *command) {
+			fs.Var(&c.topic, "t", "topic `FILTER` to subscribe to (required, repeatable)")
+			fs.IntVar(&c.qos, "q", 1, "QoS")
+			fs.IntVar(&c.count, "C", 0, "exit after this many messages (0: never)")
+			fs.BoolVar(&c.verbose, "v", false, "print the topic before each message")
+		},
+		check: func(c *command) error {
+			if len(c.topic) == 0 {
+				return usagef("sub needs at least one -t TOPIC")
+			}
+			if c.count < 0 {
+				return usagef("-C %d: want 0 or more", c.count)
+			}
+			return nil
+		},
+		run: cmdSub,
+	},
+	"creds": {
+		synopsis: "[flags] [--format json|env]",
+		help: `Fetch fresh credentials and print them: the Credentials JSON, or
+CREDSIGN_MQTT_*='…' lines a shell can eval. Stops with status 1 at once when
+credsign refuses for good, or after --timeout.
+`,
+		timeout: true,
+		flags: func(fs *flag.FlagSet, c *command) {
+			fs.StringVar(&c.format, "format", "json", "json or env")
+		},
+		check: func(c *command) error {
+			if c.format != "json" && c.format != "env" {
+				return usagef("--format %q: want json or env", c.format)
+			}
+			return nil
+		},
+		run: cmdCreds,
+	},
+	"exec": {
+		synopsis: "[flags] -- CMD [ARG]...",
+		help: `Run CMD with the credentials in CREDSIGN_MQTT_HOST, _PORT, _TLS,
+_CLIENT_ID, _USERNAME, _PASSWORD, _EXPIRES_AT and _CLOUD; when they are due
+for refresh, stop it (SIGTERM, SIGKILL after 10s) and start it again with
+fresh ones. Failures are retried with back-off. Exits with CMD's status.
+`,
+		check: func(c *command) error {
+			if len(c.argv) == 0 {
+				return usagef("exec needs a command: exec [flags] -- CMD [ARG]...")
+			}
+			return nil
+		},
+		run: cmdExec,
+	},
+}
 
 // cmdRun keeps the device connected, prints messages on --sub topics and
 // publishes stdin lines to --pub-topic.
@@ -42,7 +147,7 @@ func cmdRun(ctx context.Context, c *command) error {
 		sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
 		for sc.Scan() {
 			if err := a.Publish(ctx, c.pubTopic, []byte(sc.Text()), byte(c.qos)); err != nil {
-				cfg.Logger.Error("publish failed", "topic", c.pubTopic, "err", err)
+				cfg.Logger.Error("publish failed", "topic", c.pubTopic, "error", err)
 			}
 		}
 	}
@@ -76,7 +181,7 @@ func cmdRun(ctx context.Context, c *command) error {
 func listenUnix(path string) (net.Listener, error) {
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
 		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("remove stale socket: %w", err)
+			return nil, fmt.Errorf("--pub-socket: remove stale socket: %w", err)
 		}
 	}
 	ln, err := net.Listen("unix", path)
@@ -92,32 +197,24 @@ func listenUnix(path string) (net.Listener, error) {
 
 // cmdPub publishes one message and exits once the broker has it.
 func cmdPub(ctx context.Context, c *command) error {
-	if len(c.topic) != 1 {
-		return errors.New("pub needs exactly one -t TOPIC")
-	}
-	msg := []byte(c.message)
-	if c.message == "" {
-		b, err := io.ReadAll(c.stdin)
-		if err != nil {
-			return fmt.Errorf("read message from stdin: %w", err)
-		}
-		msg = b
-	}
-	cfg, err := c.agentConfig(slog.LevelWarn)
+	cfg, err := c.agentConfig(slog.LevelError)
 	if err != nil {
 		return err
 	}
-	return withAgent(ctx, cfg, func(ctx context.Context, a *agent.Agent) error {
+	msg := []byte(c.message)
+	if !c.hasMsg {
+		if msg, err = io.ReadAll(c.stdin); err != nil {
+			return fmt.Errorf("read message from stdin: %w", err)
+		}
+	}
+	return c.oneShot(ctx, cfg, false, func(ctx context.Context, a *agent.Agent) error {
 		return a.Publish(ctx, c.topic[0], msg, byte(c.qos))
 	})
 }
 
 // cmdSub prints messages on -t topics, and exits after -C of them.
 func cmdSub(ctx context.Context, c *command) error {
-	if len(c.topic) == 0 {
-		return errors.New("sub needs at least one -t TOPIC")
-	}
-	cfg, err := c.agentConfig(slog.LevelWarn)
+	cfg, err := c.agentConfig(slog.LevelError)
 	if err != nil {
 		return err
 	}
@@ -142,7 +239,7 @@ func cmdSub(ctx context.Context, c *command) error {
 			close(enough)
 		}
 	}
-	return withAgent(ctx, cfg, func(ctx context.Context, _ *agent.Agent) error {
+	return c.oneShot(ctx, cfg, true, func(ctx context.Context, _ *agent.Agent) error {
 		select {
 		case <-enough:
 			return nil
@@ -152,107 +249,34 @@ func cmdSub(ctx context.Context, c *command) error {
 	})
 }
 
-// withAgent runs an agent while f runs. An answer from credsign that
-// waiting cannot change (see oneShot) ends both with that answer.
-func withAgent(ctx context.Context, cfg agent.Config, f func(context.Context, *agent.Agent) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	cfg.Source = oneShot(cfg.Source, cancel)
-	a, err := agent.New(cfg)
-	if err != nil {
-		return err
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	err = f(ctx, a)
-	cancel(nil)
-	<-done
-	if fe := fatalCause(ctx); fe != nil {
-		return fe
-	}
-	return err
-}
-
-// fatalFetch is a credsign answer that retrying will not change.
-type fatalFetch struct{ err error }
-
-func (f *fatalFetch) Error() string {
-	return f.err.Error() + " (check --device, and the token in --token-file)"
-}
-
-func (f *fatalFetch) Unwrap() error { return f.err }
-
-// oneShot wraps the source of the one-shot commands (pub, sub, creds): a
-// 401, 403 or 404 from credsign (a wrong or revoked token, a token for
-// another device, an unknown device) stops them at once with that answer,
-// where run and exec keep retrying with back-off (a long-running agent may
-// get its token file rotated or its device registered meanwhile). Without
-// it a script calling `creds` with a bad token would wait forever.
-func oneShot(src agent.Source, stop context.CancelCauseFunc) agent.Source {
-	return agent.SourceFunc(func(ctx context.Context) (agent.Credentials, error) {
-		c, err := src.Fetch(ctx)
-		var fe *agent.FetchError
-		if errors.As(err, &fe) {
-			switch fe.Status {
-			case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
-				stop(&fatalFetch{err})
-			}
-		}
-		return c, err
-	})
-}
-
-// fatalCause is the fatalFetch that ended ctx, or nil.
-func fatalCause(ctx context.Context) error {
-	var ff *fatalFetch
-	if errors.As(context.Cause(ctx), &ff) {
-		return ff
-	}
-	return nil
-}
-
 // cmdCreds prints fresh credentials: the one place a password is printed,
 // because the user asked for it.
 func cmdCreds(ctx context.Context, c *command) error {
-	src, err := c.source()
+	src, log, err := c.sourceAndLog(slog.LevelError)
 	if err != nil {
 		return err
 	}
-	log, err := c.logger(slog.LevelWarn)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
+	ctx, cancel, last := c.deadline(ctx)
 	defer cancel(nil)
-	cr, err := agent.FetchWithRetry(ctx, oneShot(src, cancel), agent.Backoff{}, log)
-	if fe := fatalCause(ctx); fe != nil {
-		return fe
-	}
+	cr, err := agent.FetchWithRetry(ctx, src, agent.FetchConfig{Fatal: agent.Permanent, Logger: log, OnEvent: last.record})
 	if err != nil {
-		return err
+		return last.explain(ctx, err)
 	}
-	switch c.format {
-	case "json":
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(cr); err != nil {
-			return fmt.Errorf("write credentials: %w", err)
-		}
-		return nil
-	case "env":
+	if c.format == "env" {
 		return agent.FormatEnv(c.stdout, cr.Env())
 	}
-	return fmt.Errorf("--format %q: want json or env", c.format)
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(cr); err != nil {
+		return fmt.Errorf("write credentials: %w", err)
+	}
+	return nil
 }
 
 // cmdExec runs a command with credentials in its environment, restarting it
 // when they are refreshed; it exits with the command's status.
 func cmdExec(ctx context.Context, c *command) error {
-	src, err := c.source()
-	if err != nil {
-		return err
-	}
-	log, err := c.logger(slog.LevelInfo)
+	src, log, err := c.sourceAndLog(slog.LevelInfo)
 	if err != nil {
 		return err
 	}
@@ -262,4 +286,114 @@ func cmdExec(ctx context.Context, c *command) error {
 		return exitError{ee.ExitCode()}
 	}
 	return err
+}
+
+// oneShot runs an agent while f runs, as pub and sub do: an error that
+// waiting will not clear (agent.Permanent) ends both at once with that
+// error, and so does --timeout, which with untilConnected only bounds the
+// time until the broker accepts the connection.
+func (c *command) oneShot(ctx context.Context, cfg agent.Config, untilConnected bool, f func(context.Context, *agent.Agent) error) error {
+	ctx, cancel, last := c.deadline(ctx)
+	defer cancel(nil)
+	cfg.Fatal = agent.Permanent
+	cfg.OnEvent = func(e agent.Event) {
+		last.record(e)
+		if e.Kind == agent.EventConnected && untilConnected {
+			last.connected()
+		}
+	}
+	a, err := agent.New(cfg)
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() {
+		err := a.Run(ctx)
+		cancel(err) // a fatal error ends f too
+		done <- err
+	}()
+	err = f(ctx, a)
+	cancel(nil)
+	if runErr := <-done; err != nil && agent.Permanent(runErr) {
+		return hint(runErr)
+	}
+	if err != nil {
+		return last.explain(ctx, err)
+	}
+	return nil
+}
+
+// hint adds what to check to a refusal from credsign of the token or the
+// device.
+func hint(err error) error {
+	var fe *agent.FetchError
+	if errors.As(err, &fe) {
+		switch fe.Status {
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+			return fmt.Errorf("%w (check --device, and the token in --token-file)", err)
+		}
+	}
+	return err
+}
+
+// timedOut ends a one-shot command's context after --timeout.
+type timedOut struct{ after time.Duration }
+
+func (t timedOut) Error() string { return fmt.Sprintf("timed out after %s (--timeout)", t.after) }
+
+// attempts remembers the last failure of a one-shot command, which is the
+// cause its one line names when it times out.
+type attempts struct {
+	mu    sync.Mutex
+	last  error
+	timer *time.Timer
+}
+
+// deadline returns ctx bounded by --timeout, and the attempts that explain
+// an error once it ends.
+func (c *command) deadline(ctx context.Context) (context.Context, context.CancelCauseFunc, *attempts) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	at := &attempts{}
+	if c.timeout > 0 {
+		t := time.AfterFunc(c.timeout, func() { cancel(timedOut{c.timeout}) })
+		at.timer = t
+		return ctx, func(err error) { t.Stop(); cancel(err) }, at
+	}
+	return ctx, cancel, at
+}
+
+// record keeps the error of a failed step, unless the step failed because
+// the command was ending.
+func (a *attempts) record(e agent.Event) {
+	var to timedOut
+	if e.Err != nil && !errors.As(e.Err, &to) && !errors.Is(e.Err, context.Canceled) {
+		a.mu.Lock()
+		a.last = e.Err
+		a.mu.Unlock()
+	}
+}
+
+// connected stops the --timeout clock.
+func (a *attempts) connected() {
+	if a.timer != nil {
+		a.timer.Stop()
+	}
+}
+
+// explain turns err, met as ctx ended, into the command's one line: a
+// permanent refusal as it is, a timeout with the last failure seen.
+func (a *attempts) explain(ctx context.Context, err error) error {
+	if agent.Permanent(err) {
+		return hint(err)
+	}
+	var to timedOut
+	if !errors.As(context.Cause(ctx), &to) {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.last == nil {
+		return to
+	}
+	return fmt.Errorf("%w; last error: %w", to, a.last)
 }

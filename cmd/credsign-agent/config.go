@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,43 +13,66 @@ import (
 	"time"
 
 	"github.com/credsign/credsign/agent"
+	"github.com/credsign/credsign/internal/cli"
 )
 
 var errHelp = errors.New("help requested")
+
+// usageError is a wrong command line or setting: one line on stderr, exit 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
 // setting is one common option: a flag, an environment variable and a key
 // of the config file.
 type setting struct {
 	flag, env, usage string
+	broker           bool // only for the commands that connect (run, pub, sub)
 }
 
 var settings = []setting{
-	{"server", "CREDSIGN_SERVER", "credsign base URL (https://…; http:// on loopback only)"},
-	{"device", "CREDSIGN_DEVICE", "device id the token is bound to"},
-	{"token-file", "CREDSIGN_TOKEN_FILE", "file holding the device token (read on every fetch)"},
-	{"ca-file", "CREDSIGN_CA_FILE", "PEM bundle trusted for the credsign server, besides the system roots"},
-	{"broker-ca-file", "CREDSIGN_BROKER_CA_FILE", "PEM bundle trusted for the MQTT broker, besides the system roots"},
-	{"ttl", "CREDSIGN_TTL", "credential lifetime to ask for, such as 1h (default: the cloud's)"},
-	{"keepalive", "CREDSIGN_KEEPALIVE", "MQTT keep-alive (default 60s)"},
-	{"log-level", "CREDSIGN_LOG_LEVEL", "debug, info, warn or error"},
+	{"server", "CREDSIGN_SERVER", "credsign base URL (https://…; http:// on loopback only)", false},
+	{"device", "CREDSIGN_DEVICE", "device id the token is bound to", false},
+	{"token-file", "CREDSIGN_TOKEN_FILE", "file holding the device token (read on every fetch)", false},
+	{"ca-file", "CREDSIGN_CA_FILE", "PEM bundle trusted for the credsign server, besides the system roots", false},
+	{"broker-ca-file", "CREDSIGN_BROKER_CA_FILE", "PEM bundle trusted for the MQTT broker, besides the system roots", true},
+	{"ttl", "CREDSIGN_TTL", "credential lifetime to ask for, such as 1h (default: the cloud's)", false},
+	{"keepalive", "CREDSIGN_KEEPALIVE", "MQTT keep-alive, 30s to 1200s (default 60s)", true},
+	{"log-level", "CREDSIGN_LOG_LEVEL", "debug, info, warn or error (default: info for run and exec, error otherwise)", false},
+}
+
+// spec describes a command: its synopsis and help, its own flags, and the
+// checks of its command line.
+type spec struct {
+	synopsis string // after "credsign-agent NAME "
+	help     string
+	broker   bool // connects to the broker: takes the broker settings
+	timeout  bool // one-shot: takes --timeout
+	flags    func(*flag.FlagSet, *command)
+	check    func(*command) error
+	run      func(context.Context, *command) error
 }
 
 // command is a parsed command line.
 type command struct {
 	name   string
 	values map[string]string // by flag name, after flag > env > file
-	fs     *flag.FlagSet
 
 	// Command flags.
 	subs      topicList
 	topic     topicList
 	message   string
+	hasMsg    bool
 	pubTopic  string
 	pubSocket string
 	qos       int
 	count     int
 	verbose   bool
 	format    string
+	timeout   time.Duration
 	argv      []string
 
 	stdin          io.Reader
@@ -61,48 +85,41 @@ type topicList []string
 func (t *topicList) String() string     { return strings.Join(*t, ",") }
 func (t *topicList) Set(s string) error { *t = append(*t, s); return nil }
 
+// parse reads the command line of command name (a key of commands); it
+// returns errHelp after printing the command's help to stdout for -h, and a
+// usageError for anything wrong.
 func parse(name string, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) (*command, error) {
+	sp := commands[name]
 	c := &command{name: name, values: map[string]string{}, stdin: stdin, stdout: stdout, stderr: stderr}
 	fs := flag.NewFlagSet("credsign-agent "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // errors become one line; -h prints help below
+	fs.Usage = func() {}
 	flagVals := map[string]*string{}
 	for _, s := range settings {
-		flagVals[s.flag] = fs.String(s.flag, "", s.usage+" ($"+s.env+")")
+		if !s.broker || sp.broker {
+			flagVals[s.flag] = fs.String(s.flag, "", s.usage+" ($"+s.env+")")
+		}
 	}
 	config := fs.String("config", "", "optional file of CREDSIGN_*='value' lines, the variables named here ($CREDSIGN_CONFIG)")
-	switch name {
-	case "run":
-		fs.Var(&c.subs, "sub", "topic filter to subscribe to and print (repeatable)")
-		fs.StringVar(&c.pubTopic, "pub-topic", "", "publish each stdin line to this topic")
-		fs.StringVar(&c.pubSocket, "pub-socket", "", "also publish each line written to this Unix socket (created mode 0600) to --pub-topic")
-		fs.IntVar(&c.qos, "qos", 1, "QoS of subscriptions and publications")
-	case "pub":
-		fs.Var(&c.topic, "t", "topic to publish to")
-		fs.StringVar(&c.message, "m", "", "message (default: all of stdin)")
-		fs.IntVar(&c.qos, "q", 1, "QoS")
-	case "sub":
-		fs.Var(&c.topic, "t", "topic filter (repeatable)")
-		fs.IntVar(&c.qos, "q", 1, "QoS")
-		fs.IntVar(&c.count, "C", 0, "exit after this many messages (0: never)")
-		fs.BoolVar(&c.verbose, "v", false, "print the topic before each message")
-	case "creds":
-		fs.StringVar(&c.format, "format", "json", "json or env")
+	if sp.timeout {
+		fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "give up (exit 1) after this long; 0 waits for ever")
+	}
+	if sp.flags != nil {
+		sp.flags(fs, c)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			printHelp(stdout, name, sp, fs)
 			return nil, errHelp
 		}
-		return nil, err
+		return nil, usageError{err}
 	}
-	c.fs = fs
-	switch {
-	case name == "exec":
-		c.argv = fs.Args()
-		if len(c.argv) == 0 {
-			return nil, errors.New("exec needs a command: exec [flags] -- CMD [ARG]")
-		}
-	case fs.NArg() > 0:
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	c.hasMsg = set["m"]
+	c.argv = fs.Args()
+	if name != "exec" && fs.NArg() > 0 {
+		return nil, usagef("unexpected arguments %q", fs.Args())
 	}
 
 	// Lowest precedence first: file, environment, flags.
@@ -119,8 +136,6 @@ func parse(name string, args []string, getenv func(string) string, stdin io.Read
 			c.values[v.Name] = v.Value
 		}
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for _, s := range settings {
 		if v := getenv(s.env); v != "" {
 			c.values[s.flag] = v
@@ -129,20 +144,33 @@ func parse(name string, args []string, getenv func(string) string, stdin io.Read
 			c.values[s.flag] = *flagVals[s.flag]
 		}
 	}
-	if c.pubSocket != "" && c.pubTopic == "" {
-		return nil, errors.New("--pub-socket needs --pub-topic")
-	}
 	if c.qos < 0 || c.qos > 2 {
-		return nil, fmt.Errorf("qos %d: want 0, 1 or 2", c.qos)
+		return nil, usagef("qos %d: want 0, 1 or 2", c.qos)
+	}
+	if c.timeout < 0 {
+		return nil, usagef("--timeout %s: want 0 or more", c.timeout)
+	}
+	if sp.check != nil {
+		if err := sp.check(c); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }
 
-// readConfig reads a config file and maps its variables to flag names.
+func printHelp(w io.Writer, name string, sp spec, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "usage: credsign-agent %s %s\n\n%s\nflags:\n", name, sp.synopsis, sp.help)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+// readConfig reads a config file and maps its variables to flag names. A
+// file that cannot be read is a usage error like a wrong flag.
 func readConfig(file string) ([]agent.EnvVar, error) {
 	f, err := os.Open(file)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, usageError{fmt.Errorf("config: %w", err)}
 	}
 	defer f.Close()
 	return configVars(f, file)
@@ -151,13 +179,13 @@ func readConfig(file string) ([]agent.EnvVar, error) {
 func configVars(r io.Reader, name string) ([]agent.EnvVar, error) {
 	vars, err := agent.ParseEnv(r)
 	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", name, err)
+		return nil, usageError{fmt.Errorf("config %s: %w", name, err)}
 	}
 	out := make([]agent.EnvVar, 0, len(vars))
 	for _, v := range vars {
 		i := indexEnv(v.Name)
 		if i < 0 {
-			return nil, fmt.Errorf("config %s: unknown variable %s", name, v.Name)
+			return nil, usagef("config %s: unknown variable %s", name, v.Name)
 		}
 		out = append(out, agent.EnvVar{Name: settings[i].flag, Value: v.Value})
 	}
@@ -180,20 +208,22 @@ func (c *command) duration(name string) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 {
-		return 0, fmt.Errorf("--%s %q: want a duration such as 90s or 1h", name, v)
+		return 0, usagef("--%s %q: want a duration such as 90s or 1h", name, v)
 	}
 	return d, nil
 }
 
-// logger logs to stderr at --log-level (default: the command's).
+// logger logs the server's JSON lines to stderr at --log-level (default:
+// the command's).
 func (c *command) logger(def slog.Level) (*slog.Logger, error) {
 	lvl := def
 	if v := c.values["log-level"]; v != "" {
-		if err := lvl.UnmarshalText([]byte(v)); err != nil {
-			return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", v)
+		var err error
+		if lvl, err = cli.ParseLevel(v); err != nil {
+			return nil, usageError{err}
 		}
 	}
-	return slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: lvl})), nil
+	return cli.Logger(c.stderr, lvl), nil
 }
 
 // source builds the credsign client from the common settings.
@@ -202,32 +232,49 @@ func (c *command) source() (*agent.HTTPSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	return agent.NewHTTPSource(agent.HTTPSourceConfig{
-		Server: c.values["server"], DeviceID: c.values["device"], TokenFile: c.values["token-file"],
-		CAFile: c.values["ca-file"], TTL: ttl,
-	})
+	cfg := agent.HTTPSourceConfig{Server: c.values["server"], DeviceID: c.values["device"], TokenFile: c.values["token-file"], TTL: ttl}
+	if f := c.values["ca-file"]; f != "" {
+		if cfg.Roots, err = agent.CertPool(f); err != nil {
+			return nil, fmt.Errorf("--ca-file: %w", err)
+		}
+	}
+	src, err := agent.NewHTTPSource(cfg)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return src, nil
+}
+
+// sourceAndLog returns the credsign client and the logger (at def unless
+// --log-level says otherwise) every command needs.
+func (c *command) sourceAndLog(def slog.Level) (*agent.HTTPSource, *slog.Logger, error) {
+	log, err := c.logger(def)
+	if err != nil {
+		return nil, nil, err
+	}
+	src, err := c.source()
+	if err != nil {
+		return nil, nil, err
+	}
+	return src, log, nil
 }
 
 // agentConfig is the agent.Config shared by run, pub and sub.
 func (c *command) agentConfig(def slog.Level) (agent.Config, error) {
-	src, err := c.source()
-	if err != nil {
-		return agent.Config{}, err
-	}
-	log, err := c.logger(def)
-	if err != nil {
-		return agent.Config{}, err
-	}
-	roots, err := agent.CertPool(c.values["broker-ca-file"])
-	if err != nil {
-		return agent.Config{}, fmt.Errorf("broker CA bundle: %w", err)
-	}
 	ka, err := c.duration("keepalive")
 	if err != nil {
 		return agent.Config{}, err
 	}
 	if ka != 0 && (ka < 30*time.Second || ka > 1200*time.Second) {
-		return agent.Config{}, fmt.Errorf("--keepalive %s: the clouds accept 30s to 1200s", ka)
+		return agent.Config{}, usagef("--keepalive %s: the clouds accept 30s to 1200s", ka)
+	}
+	src, log, err := c.sourceAndLog(def)
+	if err != nil {
+		return agent.Config{}, err
+	}
+	roots, err := agent.CertPool(c.values["broker-ca-file"])
+	if err != nil {
+		return agent.Config{}, fmt.Errorf("--broker-ca-file: %w", err)
 	}
 	return agent.Config{Source: src, BrokerRoots: roots, KeepAlive: ka, Logger: log}, nil
 }
@@ -236,5 +283,3 @@ func (c *command) agentConfig(def slog.Level) (agent.Config, error) {
 type exitError struct{ code int }
 
 func (e exitError) Error() string { return "exit status " + strconv.Itoa(e.code) }
-
-func asExit(err error, out *exitError) bool { return errors.As(err, out) }

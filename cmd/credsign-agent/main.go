@@ -7,23 +7,31 @@
 //	credsign-agent sub   [flags] -t TOPIC... [-C COUNT] [-v]
 //	credsign-agent creds [flags] [--format json|env]
 //	credsign-agent exec  [flags] -- COMMAND [ARG]...
+//	credsign-agent --version
 //
 // Common flags (each also an environment variable and a key of the
 // optional --config file, which uses the same NAME='value' lines as
 // `creds --format env`): --server CREDSIGN_SERVER, --device CREDSIGN_DEVICE,
-// --token-file CREDSIGN_TOKEN_FILE, --ca-file CREDSIGN_CA_FILE,
-// --broker-ca-file CREDSIGN_BROKER_CA_FILE, --ttl CREDSIGN_TTL,
-// --keepalive CREDSIGN_KEEPALIVE. Flags win over the environment, which
-// wins over the file.
+// --token-file CREDSIGN_TOKEN_FILE, --ca-file CREDSIGN_CA_FILE, --ttl
+// CREDSIGN_TTL, --log-level CREDSIGN_LOG_LEVEL, and for run, pub and sub
+// --broker-ca-file CREDSIGN_BROKER_CA_FILE and --keepalive
+// CREDSIGN_KEEPALIVE. Flags win over the environment, which wins over the
+// file.
+//
+// Exit status: 0 done, 1 failed (one line on stderr says why), 2 a usage
+// error; exec exits with its command's status.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/credsign/credsign/internal/cli"
 )
 
 func main() {
@@ -34,6 +42,7 @@ func main() {
 }
 
 const usage = `usage: credsign-agent COMMAND [flags]
+       credsign-agent --version
 
 commands:
   run    connect and stay connected; print what arrives on --sub topics,
@@ -50,39 +59,41 @@ Run "credsign-agent COMMAND -h" for the flags of a command.
 // run is main without the process: it returns the exit status.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprintln(stderr, `credsign-agent: no command; run "credsign-agent -h" for the list`)
 		return 2
 	}
-	cmds := map[string]func(context.Context, *command) error{
-		"run": cmdRun, "pub": cmdPub, "sub": cmdSub, "creds": cmdCreds, "exec": cmdExec,
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "-version", "--version", "version":
+		fmt.Fprintln(stdout, cli.Version("credsign-agent"))
+		return 0
 	}
-	f, ok := cmds[args[0]]
+	sp, ok := commands[args[0]]
 	if !ok {
-		if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-			fmt.Fprint(stdout, usage)
-			return 0
-		}
-		fmt.Fprintf(stderr, "credsign-agent: unknown command %q\n%s", args[0], usage)
+		fmt.Fprintf(stderr, "credsign-agent: unknown command %q; run \"credsign-agent -h\" for the list\n", args[0])
 		return 2
 	}
 	c, err := parse(args[0], args[1:], getenv, stdin, stdout, stderr)
-	if err != nil {
-		if err == errHelp {
-			return 0
-		}
-		fmt.Fprintf(stderr, "credsign-agent %s: %v\n", args[0], err)
+	if err == nil {
+		err = sp.run(ctx, c)
+	}
+	var ue usageError
+	var ee exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "credsign-agent %s: %v (see credsign-agent %s -h)\n", args[0], err, args[0])
 		return 2
+	case ctx.Err() != nil:
+		return 0 // stopped by a signal
+	case errors.As(err, &ee):
+		return ee.code
 	}
-	if err := f(ctx, c); err != nil {
-		if ctx.Err() != nil {
-			return 0 // stopped by a signal
-		}
-		var ee exitError
-		if asExit(err, &ee) {
-			return ee.code
-		}
-		fmt.Fprintf(stderr, "credsign-agent %s: %v\n", args[0], err)
-		return 1
-	}
-	return 0
+	fmt.Fprintf(stderr, "credsign-agent %s: %v\n", args[0], err)
+	return 1
 }

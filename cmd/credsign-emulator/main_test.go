@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,7 +22,10 @@ func TestRunErrors(t *testing.T) {
 		want string
 	}{
 		{"no secret", []string{"--cloud", "huawei", "--param", "deviceId=d"}, nil, "no device secret"},
-		{"unknown cloud", []string{"--cloud", "gcp"}, map[string]string{"CREDSIGN_EMULATOR_SECRET": "s"}, "unknown cloud"},
+		{"unknown cloud", []string{"--cloud", "gcp"}, map[string]string{"CREDSIGN_EMULATOR_SECRET": "s"}, `--cloud "gcp": want one of aliyun, tencent, huawei, azure, onenet, baidu, tuya, jwt, aws`},
+		{"no cloud", []string{"--param", "deviceId=d"}, map[string]string{"CREDSIGN_EMULATOR_SECRET": "s"}, `--cloud "": want one of`},
+		{"unknown flag", []string{"--cloud", "huawei", "--port", "1"}, nil, "flag provided but not defined: -port"},
+		{"stray argument", []string{"--cloud", "huawei", "x"}, nil, `unexpected arguments ["x"]`},
 		{"missing param", []string{"--cloud", "aliyun", "--param", "productKey=pk"}, map[string]string{"CREDSIGN_EMULATOR_SECRET": "s"}, `needs param "deviceName"`},
 		{"ca-out without tls", []string{"--cloud", "huawei", "--param", "deviceId=d", "--ca-out", "x.pem"}, map[string]string{"CREDSIGN_EMULATOR_SECRET": "s"}, "--ca-out needs --tls"},
 		{"bad param", []string{"--cloud", "huawei", "--param", "deviceId"}, nil, "want name=value"},
@@ -31,8 +35,8 @@ func TestRunErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var errb strings.Builder
 			code := run(context.Background(), tt.args, io.Discard, &errb, func(k string) string { return tt.env[k] })
-			if code != 2 || !strings.Contains(errb.String(), tt.want) {
-				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, errb.String(), tt.want)
+			if code != 2 || !strings.Contains(errb.String(), tt.want) || strings.Count(errb.String(), "\n") != 1 {
+				t.Fatalf("exit %d, stderr %q; want 2 and one line with %q", code, errb.String(), tt.want)
 			}
 		})
 	}
@@ -72,5 +76,36 @@ func TestRunServesTLSForExtraHost(t *testing.T) {
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("exit %d", code)
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	var out, errb strings.Builder
+	if code := run(context.Background(), []string{"--version"}, &out, &errb, func(string) string { return "" }); code != 0 ||
+		!strings.HasPrefix(out.String(), "credsign-emulator ") || strings.Count(out.String(), "\n") != 1 || errb.Len() != 0 {
+		t.Fatalf("--version: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"-h"}, &out, &errb, func(string) string { return "" }); code != 0 ||
+		!strings.HasPrefix(out.String(), "usage: credsign-emulator --cloud CLOUD --param NAME=VALUE...") ||
+		!strings.Contains(out.String(), "  -cloud CLOUD\n") || errb.Len() != 0 {
+		t.Fatalf("-h: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+}
+
+// A port in use is a failure to start: one plain line and status 1, not a
+// log record.
+func TestPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var out, errb strings.Builder
+	code := run(context.Background(), []string{"--cloud", "huawei", "--param", "deviceId=d", "--secret", "s", "--addr", ln.Addr().String()}, &out, &errb,
+		func(string) string { return "" })
+	if code != 1 || strings.Count(errb.String(), "\n") != 1 || !strings.HasPrefix(errb.String(), "credsign-emulator: ") ||
+		!strings.Contains(errb.String(), "address already in use") || out.Len() != 0 {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want 1 and one line", code, out.String(), errb.String())
 	}
 }

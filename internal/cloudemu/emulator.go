@@ -179,7 +179,7 @@ func (e *Emulator) start() error {
 	if err := ln.Close(); err != nil {
 		return fmt.Errorf("cloudemu: release %s: %w", e.addr, err)
 	}
-	l := &gatedTCP{TCP: listeners.NewTCP(listeners.Config{ID: "emu", Address: e.addr, TLSConfig: e.tls}), clients: &srv.Listeners.ClientsWg}
+	l := &gatedTCP{TCP: listeners.NewTCP(listeners.Config{ID: "emu", Address: e.addr, TLSConfig: e.tls}), clients: &srv.Listeners.ClientsWg, srv: srv}
 	if err := srv.AddListener(l); err != nil {
 		return fmt.Errorf("cloudemu: listen on %s: %w", e.addr, err)
 	}
@@ -564,6 +564,7 @@ func (h *authHook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
 type gatedTCP struct {
 	*listeners.TCP
 	clients *sync.WaitGroup
+	srv     *mqtt.Server
 
 	mu      sync.Mutex
 	closing bool
@@ -581,6 +582,22 @@ func (g *gatedTCP) Serve(establish listeners.EstablishFn) {
 		g.mu.Unlock()
 		defer g.clients.Done()
 		return establish(id, c)
+	})
+}
+
+// Close closes the listener and disconnects its clients. It stands in for
+// mochi v2.7.9's closeListenerClients, whose Clients.GetByListener takes the
+// client list's read lock twice (RLock, then Len's RLock): a client that
+// disconnects in between waits in Clients.Delete for the write lock, which
+// blocks the second RLock, and Server.Close deadlocks (seen under -race when
+// an agent stops as a test ends). GetAll read-locks once.
+func (g *gatedTCP) Close(listeners.CloseFn) {
+	g.TCP.Close(func(id string) {
+		for _, cl := range g.srv.Clients.GetAll() {
+			if cl.Net.Listener == id && !cl.Closed() {
+				_ = g.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			}
+		}
 	})
 }
 

@@ -1,0 +1,64 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestPermanent(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{&FetchError{Status: 401}, true},
+		{&FetchError{Status: 403}, true},
+		{&FetchError{Status: 404}, true},
+		{&FetchError{Status: 400}, true},
+		{&FetchError{Status: 415}, true},
+		{fmt.Errorf("fetch: %w", &FetchError{Status: 422}), true},
+		{&FetchError{Status: 408}, false},
+		{&FetchError{Status: 429}, false},
+		{&FetchError{Status: 500}, false},
+		{&FetchError{Status: 503}, false},
+		{fmt.Errorf("%w: 127.0.0.1:1883 refused CONNECT", ErrRejected), true},
+		{fmt.Errorf("%w: token file x is empty", ErrNoToken), true},
+		{errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), false},
+		{context.DeadlineExceeded, false},
+	}
+	for _, tt := range tests {
+		if got := Permanent(tt.err); got != tt.want {
+			t.Errorf("Permanent(%v) = %t, want %t", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestFetchErrorNamesEveryReason(t *testing.T) {
+	e := &FetchError{Status: 422, Title: "Unprocessable Entity", Detail: "the request body is invalid",
+		Errors: []FieldError{{"ttlSeconds", "7200 seconds is longer than huawei allows (at most 3600)"}, {"", "and another"}}}
+	want := "credsign answered 422 Unprocessable Entity: the request body is invalid (ttlSeconds: 7200 seconds is longer than huawei allows (at most 3600); and another)"
+	if e.Error() != want {
+		t.Fatalf("got  %q\nwant %q", e.Error(), want)
+	}
+}
+
+func TestTokenFileErrorsArePermanent(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte(" \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{filepath.Join(dir, "missing"), empty} {
+		src, err := NewHTTPSource(HTTPSourceConfig{Server: "http://127.0.0.1:1", DeviceID: "lamp", TokenFile: file})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = src.Fetch(context.Background())
+		if !errors.Is(err, ErrNoToken) || !Permanent(err) {
+			t.Fatalf("token file %s: %v, want a permanent ErrNoToken", file, err)
+		}
+	}
+}

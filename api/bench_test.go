@@ -1,0 +1,84 @@
+package api
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/credsign/credsign/secrets/filestore"
+)
+
+// BenchmarkIssueHTTP is one warm issuance over HTTP on loopback (a device
+// token, no body), beside BenchmarkBareHandler, a bare net/http handler
+// returning a credentials-sized JSON over the same client, in the same
+// process: their ratio is what the API and the service cost.
+func BenchmarkIssueHTTP(b *testing.B) {
+	fs, err := filestore.Open(filestore.Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fs.Close()
+	srv, err := New(Config{Store: fs, AdminToken: testAdmin, Logger: zerolog.New(io.Discard)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	req := func(method, path, token, body string) *http.Request {
+		r, _ := http.NewRequest(method, ts.URL+path, nil)
+		if body != "" {
+			r, _ = http.NewRequest(method, ts.URL+path, stringsReader(body))
+			r.Header.Set("Content-Type", "application/json")
+		}
+		r.Header.Set("Authorization", "Bearer "+token)
+		return r
+	}
+	mustDo(b, req(http.MethodPut, "/v1/devices/bench", testAdmin, `{"cloud":"azure","params":{"hubHost":"h.azure-devices.net","deviceId":"d"},"secret":"c2VjcmV0LWtleS0xMjM0NTY3ODkw"}`), 201)
+	tok := mustDo(b, req(http.MethodPost, "/v1/devices/bench/tokens", testAdmin, ""), 201)
+	var minted struct{ Token string }
+	decode(b, tok, &minted)
+	issue := req(http.MethodPost, "/v1/devices/bench/credentials", minted.Token, "")
+	body := mustDo(b, issue, 200)
+	b.Run("issue", func(b *testing.B) {
+		for b.Loop() {
+			mustDo(b, issue.Clone(issue.Context()), 200)
+		}
+	})
+	bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	}))
+	defer bare.Close()
+	b.Run("bare", func(b *testing.B) {
+		r, _ := http.NewRequest(http.MethodPost, bare.URL+"/v1/devices/bench/credentials", nil)
+		for b.Loop() {
+			mustDo(b, r.Clone(r.Context()), 200)
+		}
+	})
+}
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+
+func mustDo(b testing.TB, r *http.Request, want int) []byte {
+	res, err := http.DefaultClient.Do(r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != want {
+		b.Fatalf("%s %s: %d %s", r.Method, r.URL.Path, res.StatusCode, body)
+	}
+	return body
+}
+
+func decode(b testing.TB, body []byte, v any) {
+	if err := json.Unmarshal(body, v); err != nil {
+		b.Fatal(err)
+	}
+}
