@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -64,7 +65,10 @@ func TestDoctorCLI(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"doctor"}, "--device FILE|- is required"},
+		{[]string{"doctor"}, "--device FILE|- or --id DEVICE is required"},
+		{[]string{"doctor", "--device", dev, "--id", "x", "--client-id", "c", "--username", "u", "--password", "p"}, "not both"},
+		{[]string{"doctor", "--device", dev, "--token", "x", "--client-id", "c", "--username", "u", "--password", "p"}, "--url and --token go with --id"},
+		{[]string{"doctor", "--id", "x", "--url", "ftp://h", "--token", "t", "--client-id", "c", "--username", "u", "--password", "p"}, "--url \"ftp://h\""},
 		{[]string{"doctor", "--device", dev, "--username", "u", "--password", "p"}, "--client-id is required"},
 		{[]string{"doctor", "--device", dev, "--client-id", "c", "--username", "u"}, "give the password the device sent once"},
 		{[]string{"doctor", "--device", dev, "--client-id", "c", "--username", "u", "--password", "p", "--password-file", pwFile}, "give the password the device sent once"},
@@ -91,5 +95,62 @@ func TestDoctorCLI(t *testing.T) {
 	out, _, code = runCLI(t, "", "doctor", "-h")
 	if code != 0 || !strings.Contains(out, "--password-file") {
 		t.Errorf("help: exit %d\n%s", code, out)
+	}
+}
+
+// TestDoctorCLIServer runs credsign doctor --id against a real server
+// started in-process (credsign serve), with the server and the token taken
+// from $CREDSIGN_URL and $CREDSIGN_TOKEN.
+func TestDoctorCLIServer(t *testing.T) {
+	r := startServe(t, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--rate-limit", "0")
+	base := "http://" + r.addr
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(doctorDevice), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if code := call(t, http.DefaultClient, "PUT", base+"/v1/devices/az-1", srvAdmin, doc, nil); code != 201 {
+		t.Fatalf("put device: %d", code)
+	}
+	var creds struct{ ClientID, Username, Password string }
+	if code := call(t, http.DefaultClient, "POST", base+"/v1/devices/az-1/credentials", srvAdmin, nil, &creds); code != 200 {
+		t.Fatalf("issue: %d", code)
+	}
+	t.Setenv("CREDSIGN_URL", base)
+	t.Setenv("CREDSIGN_TOKEN", srvAdmin)
+	args := []string{"doctor", "--id", "az-1", "--client-id", creds.ClientID, "--username", creds.Username}
+
+	out, errOut, code := runCLI(t, "", append(args, "--password", creds.Password)...)
+	if code != 0 || !strings.Contains(out, "azure: the triple matches the recipe") {
+		t.Errorf("issued triple: exit %d\n%s%s", code, out, errOut)
+	}
+	// The sig left out of URL-encoding: sig=a%2Bb%3D becomes sig=a+b=.
+	sig := strings.Split(strings.Split(creds.Password, "sig=")[1], "&")[0]
+	plain, _ := url.QueryUnescape(sig)
+	bad := strings.Replace(creds.Password, sig, plain, 1)
+	if bad == creds.Password {
+		t.Fatalf("the signature %q needs no URL-encoding; the test shows nothing", sig)
+	}
+	out, errOut, code = runCLI(t, "", append(args, "--password", bad, "--json")...)
+	var dg signing.Diagnosis
+	if code != 1 || json.Unmarshal([]byte(out), &dg) != nil || dg.Match || !strings.Contains(out, "not URL-encoded in the password") {
+		t.Errorf("sig not URL-encoded: exit %d\n%s%s", code, out, errOut)
+	}
+	_, errOut, code = runCLI(t, "", "doctor", "--id", "nope", "--client-id", "c", "--username", "u", "--password", "p")
+	if code != 2 || !strings.Contains(errOut, "404") || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("unknown device: exit %d, %q", code, errOut)
+	}
+	_, errOut, code = runCLI(t, "", "doctor", "--id", "az-1", "--token", "csp_nope", "--client-id", "c", "--username", "u", "--password", "p")
+	if code != 1 || !strings.Contains(errOut, "401") {
+		t.Errorf("bad token: exit %d, %q", code, errOut)
+	}
+	r.shutdown(t)
+	logs := r.stderr.String()
+	if !strings.Contains(logs, `"event":"device.doctor"`) {
+		t.Errorf("no audit event device.doctor in the server's log")
+	}
+	for _, s := range []string{creds.Password, bad, sig, plain, "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg="} {
+		if strings.Contains(logs, s) {
+			t.Errorf("the server logged a secret value")
+		}
 	}
 }
