@@ -543,7 +543,6 @@ func doctorAliyun(d *doctor) {
 	contentDim := dim{{},
 		{cause: "the whole ClientId (with its |securemode=…| part) was signed as clientId instead of the bare id"},
 		{cause: "the timestamp was left out of the signed content while the ClientId sends one"},
-		{cause: "the signed content has a timestamp the ClientId does not send"},
 		{cause: "productKey and deviceName were swapped in the signed content"},
 	}
 	encDim := dim{{}, {cause: "upper-case hex, which the platform accepts", benign: true}, {cause: "the HMAC is base64-encoded instead of hex"}}
@@ -568,11 +567,6 @@ func doctorAliyun(d *doctor) {
 			}
 			t = ""
 		case 3:
-			if hasTS {
-				return ""
-			}
-			t = strconv.FormatInt(d.now.UnixMilli(), 10) // cannot be known; the best guess
-		case 4:
 			p, n = dn, pk
 		}
 		content := "clientId" + cid + "deviceName" + n + "productKey" + p
