@@ -4,6 +4,7 @@
 //	credsign sign     derive MQTT credentials offline and print them as JSON
 //	credsign explain  like sign, and print every step of the recipe (secret redacted)
 //	credsign clouds   list the supported clouds and their params
+//	credsign doctor   say which part of a device's refused triple differs and why
 package main
 
 import (
@@ -32,6 +33,7 @@ var commands = map[string]command{
 	"explain": runExplain,
 	"clouds":  runClouds,
 	"serve":   runServe,
+	"doctor":  runDoctor,
 }
 
 func main() {
@@ -101,4 +103,5 @@ var summaries = map[string]string{
 	"sign":    "derive MQTT credentials offline and print them as JSON",
 	"explain": "like sign, and show each step of the recipe with the secret redacted",
 	"clouds":  "list the supported clouds and their params",
+	"doctor":  "say why a device's captured MQTT triple is refused (which part differs and the likely cause)",
 }
