@@ -18,6 +18,72 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for FindingConfidence.
+const (
+	FindingConfidenceCertain  FindingConfidence = "certain"
+	FindingConfidenceLikely   FindingConfidence = "likely"
+	FindingConfidencePossible FindingConfidence = "possible"
+)
+
+// Valid indicates whether the value is a known member of the FindingConfidence enum.
+func (e FindingConfidence) Valid() bool {
+	switch e {
+	case FindingConfidenceCertain:
+		return true
+	case FindingConfidenceLikely:
+		return true
+	case FindingConfidencePossible:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for FindingPart.
+const (
+	FindingPartClientId FindingPart = "clientId"
+	FindingPartConnack  FindingPart = "connack"
+	FindingPartPassword FindingPart = "password"
+	FindingPartUsername FindingPart = "username"
+)
+
+// Valid indicates whether the value is a known member of the FindingPart enum.
+func (e FindingPart) Valid() bool {
+	switch e {
+	case FindingPartClientId:
+		return true
+	case FindingPartConnack:
+		return true
+	case FindingPartPassword:
+		return true
+	case FindingPartUsername:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for FindingStatus.
+const (
+	FindingStatusDiffers FindingStatus = "differs"
+	FindingStatusMatch   FindingStatus = "match"
+	FindingStatusNote    FindingStatus = "note"
+)
+
+// Valid indicates whether the value is a known member of the FindingStatus enum.
+func (e FindingStatus) Valid() bool {
+	switch e {
+	case FindingStatusDiffers:
+		return true
+	case FindingStatusMatch:
+		return true
+	case FindingStatusNote:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HealthStatus.
 const (
 	HealthStatusDegraded HealthStatus = "degraded"
@@ -261,12 +327,69 @@ type DeviceList struct {
 	Next *string `json:"next"`
 }
 
+// Diagnosis defines model for Diagnosis.
+type Diagnosis struct {
+	// At The time the triple was judged at.
+	At time.Time `json:"at"`
+
+	// Cloud A cloud name from `GET /v1/clouds`.
+	//
+	// Example: aliyun
+	Cloud CloudName `json:"cloud"`
+
+	// Findings Conclusions on the clientId, the username and the password, in that order, then on the CONNACK code.
+	Findings []Finding `json:"findings"`
+
+	// Match True when every part matches what the recipe produces and nothing in it has expired.
+	Match bool `json:"match"`
+}
+
+// DoctorRequest A triple captured from a device the broker refused.
+type DoctorRequest struct {
+	// At When the device was refused; the server's clock when absent.
+	At *time.Time `json:"at,omitempty"`
+
+	// ClientId The MQTT ClientId the device sent.
+	ClientId string `json:"clientId"`
+
+	// Connack The broker's CONNACK return code (MQTT 3.1.1, 0-5) or reason code (MQTT 5, such as 134), if known.
+	Connack *int `json:"connack,omitempty"`
+
+	// Password The MQTT password the device sent. It is compared, never echoed or logged.
+	Password string `json:"password"`
+
+	// Username The MQTT username the device sent.
+	Username string `json:"username"`
+}
+
 // FieldError defines model for FieldError.
 type FieldError struct {
 	// Field Where the problem is, such as `params.productKey`, `secret`, `ttlSeconds`, `query.limit`.
 	Field  string `json:"field"`
 	Reason string `json:"reason"`
 }
+
+// Finding defines model for Finding.
+type Finding struct {
+	// Cause What differs and the likely reason, or what matched. Never the secret or a password.
+	Cause string `json:"cause"`
+
+	// Confidence `certain`: the captured value was reproduced with the recipe and the named variation; `likely`: read from the triple's form; `possible`: nothing tried explains it.
+	Confidence FindingConfidence `json:"confidence"`
+	Part       FindingPart       `json:"part"`
+
+	// Status `note`: information that neither proves nor rules out a fault.
+	Status FindingStatus `json:"status"`
+}
+
+// FindingConfidence `certain`: the captured value was reproduced with the recipe and the named variation; `likely`: read from the triple's form; `possible`: nothing tried explains it.
+type FindingConfidence string
+
+// FindingPart defines model for Finding.Part.
+type FindingPart string
+
+// FindingStatus `note`: information that neither proves nor rules out a fault.
+type FindingStatus string
 
 // Health defines model for Health.
 type Health struct {
@@ -520,6 +643,9 @@ type PutDeviceJSONRequestBody = DeviceDocument
 // IssueCredentialsJSONRequestBody defines body for IssueCredentials for application/json ContentType.
 type IssueCredentialsJSONRequestBody = CredentialsRequest
 
+// DoctorDeviceJSONRequestBody defines body for DoctorDevice for application/json ContentType.
+type DoctorDeviceJSONRequestBody = DoctorRequest
+
 // CreateTokenJSONRequestBody defines body for CreateToken for application/json ContentType.
 type CreateTokenJSONRequestBody = TokenRequest
 
@@ -664,6 +790,9 @@ type ServerInterface interface {
 	// IssueCredentials Issue MQTT credentials for a device
 	// (POST /v1/devices/{id}/credentials)
 	IssueCredentials(w http.ResponseWriter, r *http.Request, id DeviceIdPath)
+	// DoctorDevice Say why a device's captured MQTT triple is refused
+	// (POST /v1/devices/{id}/doctor)
+	DoctorDevice(w http.ResponseWriter, r *http.Request, id DeviceIdPath)
 	// CreateDeviceToken Mint a device token bound to this device
 	// (POST /v1/devices/{id}/tokens)
 	CreateDeviceToken(w http.ResponseWriter, r *http.Request, id DeviceIdPath)
@@ -745,6 +874,12 @@ func (_ Unimplemented) PutDevice(w http.ResponseWriter, r *http.Request, id Devi
 // IssueCredentials Issue MQTT credentials for a device
 // (POST /v1/devices/{id}/credentials)
 func (_ Unimplemented) IssueCredentials(w http.ResponseWriter, r *http.Request, id DeviceIdPath) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// DoctorDevice Say why a device's captured MQTT triple is refused
+// (POST /v1/devices/{id}/doctor)
+func (_ Unimplemented) DoctorDevice(w http.ResponseWriter, r *http.Request, id DeviceIdPath) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -1082,6 +1217,32 @@ func (siw *ServerInterfaceWrapper) IssueCredentials(w http.ResponseWriter, r *ht
 	handler.ServeHTTP(w, r)
 }
 
+// DoctorDevice operation middleware
+func (siw *ServerInterfaceWrapper) DoctorDevice(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id DeviceIdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", chi.URLParam(r, "id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DoctorDevice(w, r, id)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // CreateDeviceToken operation middleware
 func (siw *ServerInterfaceWrapper) CreateDeviceToken(w http.ResponseWriter, r *http.Request) {
 
@@ -1388,6 +1549,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/devices/{id}/credentials", wrapper.IssueCredentials)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/devices/{id}/doctor", wrapper.DoctorDevice)
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/devices/{id}/tokens", wrapper.CreateDeviceToken)
@@ -2643,6 +2807,208 @@ func (response IssueCredentials503ApplicationProblemPlusJSONResponse) VisitIssue
 	return err
 }
 
+type DoctorDeviceRequestObject struct {
+	Id   DeviceIdPath `json:"id"`
+	Body *DoctorDeviceJSONRequestBody
+}
+
+type DoctorDeviceResponseObject interface {
+	VisitDoctorDeviceResponse(w http.ResponseWriter) error
+}
+
+type DoctorDevice200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type DoctorDevice200JSONResponse struct {
+	Body    Diagnosis
+	Headers DoctorDevice200ResponseHeaders
+}
+
+func (response DoctorDevice200JSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DoctorDevice400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DoctorDevice400ApplicationProblemPlusJSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DoctorDevice401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DoctorDevice401ApplicationProblemPlusJSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DoctorDevice403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DoctorDevice403ApplicationProblemPlusJSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DoctorDevice404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DoctorDevice404ApplicationProblemPlusJSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DoctorDevice413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response DoctorDevice413ApplicationProblemPlusJSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DoctorDevice415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response DoctorDevice415ApplicationProblemPlusJSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DoctorDevice422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableApplicationProblemPlusJSONResponse
+}
+
+func (response DoctorDevice422ApplicationProblemPlusJSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DoctorDevice429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DoctorDevice429ApplicationProblemPlusJSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DoctorDevice500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response DoctorDevice500ApplicationProblemPlusJSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DoctorDevice503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DoctorDevice503ApplicationProblemPlusJSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateDeviceTokenRequestObject struct {
 	Id DeviceIdPath `json:"id"`
 }
@@ -3614,6 +3980,9 @@ type StrictServerInterface interface {
 	// IssueCredentials Issue MQTT credentials for a device
 	// (POST /v1/devices/{id}/credentials)
 	IssueCredentials(ctx context.Context, request IssueCredentialsRequestObject) (IssueCredentialsResponseObject, error)
+	// DoctorDevice Say why a device's captured MQTT triple is refused
+	// (POST /v1/devices/{id}/doctor)
+	DoctorDevice(ctx context.Context, request DoctorDeviceRequestObject) (DoctorDeviceResponseObject, error)
 	// CreateDeviceToken Mint a device token bound to this device
 	// (POST /v1/devices/{id}/tokens)
 	CreateDeviceToken(ctx context.Context, request CreateDeviceTokenRequestObject) (CreateDeviceTokenResponseObject, error)
@@ -3934,6 +4303,39 @@ func (sh *strictHandler) IssueCredentials(w http.ResponseWriter, r *http.Request
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(IssueCredentialsResponseObject); ok {
 		if err := validResponse.VisitIssueCredentialsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// DoctorDevice operation middleware
+func (sh *strictHandler) DoctorDevice(w http.ResponseWriter, r *http.Request, id DeviceIdPath) {
+	var request DoctorDeviceRequestObject
+
+	request.Id = id
+
+	var body DoctorDeviceJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.DoctorDevice(ctx, request.(DoctorDeviceRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DoctorDevice")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(DoctorDeviceResponseObject); ok {
+		if err := validResponse.VisitDoctorDeviceResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

@@ -5,6 +5,7 @@
 //	credsign explain  like sign, and print every step of the recipe (secret redacted)
 //	credsign clouds   list the supported clouds and their params
 //	credsign import   register devices in bulk from an NDJSON file
+//	credsign doctor   say which part of a device's refused triple differs and why
 package main
 
 import (
@@ -34,6 +35,7 @@ var commands = map[string]command{
 	"clouds":  runClouds,
 	"serve":   runServe,
 	"import":  runImport,
+	"doctor":  runDoctor,
 }
 
 func main() {
@@ -104,4 +106,5 @@ var summaries = map[string]string{
 	"explain": "like sign, and show each step of the recipe with the secret redacted",
 	"clouds":  "list the supported clouds and their params",
 	"import":  "register devices in bulk from an NDJSON file (POST /v1/imports)",
+	"doctor":  "say why a device's captured MQTT triple is refused (which part differs and the likely cause)",
 }
