@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/credsign/credsign/secrets"
 )
@@ -19,33 +20,6 @@ type Imported struct {
 	Token *Minted
 }
 
-// ImportDevice writes one device of a bulk import and, when mint is set,
-// mints its device token in the same pass. With upsert an existing device
-// is replaced; without, it is refused (CodeConflict). The device write is
-// atomic on its own, like PutDevice. When the token cannot be minted the
-// device stays written and the error says so: importing it again with
-// upsert repairs it.
-//
-// Cost: one store write, plus one for the token (no read: the device was
-// just written, so MintDeviceToken's existence check is not needed).
-func (s *Service) ImportDevice(ctx context.Context, caller Principal, id string, doc Document, upsert, mint bool) (Imported, error) {
-	d, created, err := s.PutDevice(ctx, caller, id, doc, Precondition{MustNotExist: !upsert})
-	if err != nil {
-		return Imported{}, err
-	}
-	d.Secret = ""
-	out := Imported{Device: d, Created: created}
-	if !mint {
-		return out, nil
-	}
-	m, err := s.mint(ctx, caller, secrets.RoleDevice, id)
-	if err != nil {
-		return out, fmt.Errorf("device written, minting its token: %w", err)
-	}
-	out.Token = &m
-	return out, nil
-}
-
 // ImportItem is one device of a bulk import.
 type ImportItem struct {
 	ID  string
@@ -59,27 +33,23 @@ type ImportResult struct {
 	Err error
 }
 
-// ImportDevices writes items as ImportDevice does, each as its own atomic
-// create or upsert, and returns one result per item in order; one item
-// failing does not stop the others.
+// ImportDevices writes items, each as its own atomic create (refused with
+// CodeConflict when the device exists) or, with upsert, create or replace,
+// and returns one result per item in order; one item failing does not stop
+// the others. When a token cannot be minted the device stays written and
+// the error says so: importing it again with upsert repairs it.
 //
-// Without tokens the whole batch goes to the store in one
-// secrets.PutDevices (one transaction and one fsync for the batch on the
-// embedded store). With tokens each item is written and then given its
-// token one by one: a token stored with its device in the store's bulk
-// write would be stamped before the store stamps the device, and a device
-// token older than its device is refused.
+// The devices of the batch go to the store in one secrets.PutDevices (one
+// transaction and one fsync for the batch on the embedded store). With
+// tokens, each written device is then given its token, up to mintParallel
+// at once (the embedded store commits concurrent writes together): minted
+// after its device is stamped, as a device token older than its device is
+// refused.
 //
-// Cost: without tokens one bulk store write; with tokens two store writes
-// an item.
+// Cost: one bulk store write, and with tokens one token write an item
+// (sharing commits).
 func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []ImportItem, upsert, mint bool) []ImportResult {
 	out := make([]ImportResult, len(items))
-	if mint {
-		for i, it := range items {
-			out[i].Imported, out[i].Err = s.ImportDevice(ctx, caller, it.ID, it.Doc, upsert, true)
-		}
-		return out
-	}
 	ifVersion := int64(-1)
 	if !upsert {
 		ifVersion = 0
@@ -113,5 +83,34 @@ func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []I
 			out[i].Imported = Imported{Device: r.Device, Created: r.Device.Version == 1}
 		}
 	}
+	if mint {
+		s.mintAll(ctx, caller, out, idx)
+	}
 	return out
+}
+
+// mintParallel bounds the token writes of one import batch under way at once.
+const mintParallel = 32
+
+// mintAll mints the device token of every written device of out[idx].
+func (s *Service) mintAll(ctx context.Context, caller Principal, out []ImportResult, idx []int) {
+	sem := make(chan struct{}, mintParallel)
+	var wg sync.WaitGroup
+	for _, i := range idx {
+		if out[i].Err != nil {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			m, err := s.mint(ctx, caller, secrets.RoleDevice, out[i].Device.ID)
+			if err != nil {
+				out[i].Err = fmt.Errorf("device written, minting its token: %w", err)
+				return
+			}
+			out[i].Token = &m
+		}()
+	}
+	wg.Wait()
 }
