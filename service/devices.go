@@ -85,8 +85,8 @@ var errChanged = newError(CodePrecondition, "the device changed; read it again a
 // checkDocument validates a device document and returns the record to
 // store. It names every faulty field, not only the first.
 func (s *Service) checkDocument(id string, doc Document) (secrets.Device, error) {
-	fields := controlFields(doc)
 	cl, known := s.cloud(doc.Cloud)
+	fields := controlFields(doc, known && cl.SecretFormat == signing.SecretPEM)
 	if !known {
 		return secrets.Device{}, invalid(append(fields, FieldError{Field: "cloud", Reason: "unknown cloud (see GET /v1/clouds)"})...)
 	}
@@ -149,10 +149,20 @@ func clip(s string) string {
 // or identifiers has any; a trailing newline from a file or a stray NUL
 // would otherwise be stored and signed with, and MQTT forbids NUL in the
 // ClientId, Username and Password.
-func controlFields(doc Document) []FieldError {
+//
+// A PEM secret (pemSecret: the aws cloud's key) is lines of text: its line
+// breaks are allowed, no other control character is.
+func controlFields(doc Document, pemSecret bool) []FieldError {
 	const reason = "must not contain control characters (a trailing newline?)"
 	var fields []FieldError
-	if doc.Secret != nil && hasControl(*doc.Secret) {
+	secret := ""
+	if doc.Secret != nil {
+		secret = *doc.Secret
+		if pemSecret {
+			secret = strings.NewReplacer("\r\n", "", "\n", "").Replace(secret)
+		}
+	}
+	if doc.Secret != nil && hasControl(secret) {
 		fields = append(fields, FieldError{Field: "secret", Reason: reason})
 	}
 	for _, k := range slices.Sorted(maps.Keys(doc.Params)) {
