@@ -56,8 +56,13 @@ type Config struct {
 
 // Subscription is a topic filter and the QoS asked for it.
 type Subscription struct {
+	// Topic is the filter; empty when Commands is set.
 	Topic string
-	QoS   byte
+	// Commands subscribes, instead of Topic, to the commands topic of the
+	// credentials of each connection (Credentials.Topics.Commands), so a
+	// device re-registered on another cloud follows it.
+	Commands bool
+	QoS      byte
 }
 
 // Message is a message received on a subscription.
@@ -114,10 +119,11 @@ type Agent struct {
 }
 
 type pending struct {
-	topic   string
-	payload []byte
-	qos     byte
-	done    chan error
+	topic     string
+	telemetry bool // publish to the connection's Topics.Telemetry instead of topic
+	payload   []byte
+	qos       byte
+	done      chan error
 }
 
 // New checks cfg and returns an agent; Run starts it.
@@ -126,8 +132,8 @@ func New(cfg Config) (*Agent, error) {
 		return nil, errors.New("agent: no credentials source")
 	}
 	for _, s := range cfg.Subscriptions {
-		if s.Topic == "" || s.QoS > 2 {
-			return nil, fmt.Errorf("agent: invalid subscription %q qos %d", s.Topic, s.QoS)
+		if (s.Topic == "") == !s.Commands || s.QoS > 2 {
+			return nil, fmt.Errorf("agent: invalid subscription %q (commands %t) qos %d: want a topic or Commands, QoS 0 to 2", s.Topic, s.Commands, s.QoS)
 		}
 	}
 	if cfg.KeepAlive <= 0 {
@@ -170,10 +176,23 @@ func (a *Agent) setConnected(v bool) {
 // is delivered at least once. Publish blocks while the agent is
 // disconnected; when ctx ends first the message may still be sent.
 func (a *Agent) Publish(ctx context.Context, topic string, payload []byte, qos byte) error {
-	if qos > 2 {
-		return fmt.Errorf("publish to %s: invalid qos %d", topic, qos)
+	return a.publish(ctx, &pending{topic: topic, payload: payload, qos: qos})
+}
+
+// PublishTelemetry is Publish to the telemetry topic of the credentials the
+// message goes out with (Credentials.Topics.Telemetry): whatever cloud the
+// device is registered on when the message is sent, and the new cloud's
+// topic after a re-registration.
+func (a *Agent) PublishTelemetry(ctx context.Context, payload []byte, qos byte) error {
+	return a.publish(ctx, &pending{topic: "telemetry", telemetry: true, payload: payload, qos: qos})
+}
+
+func (a *Agent) publish(ctx context.Context, p *pending) error {
+	topic := p.topic
+	if p.qos > 2 {
+		return fmt.Errorf("publish to %s: invalid qos %d", topic, p.qos)
 	}
-	p := &pending{topic: topic, payload: payload, qos: qos, done: make(chan error, 1)}
+	p.done = make(chan error, 1)
 	select {
 	case a.pubq <- p:
 	case <-ctx.Done():
@@ -283,7 +302,7 @@ func (a *Agent) session(ctx context.Context, c Credentials, refreshAt time.Time)
 
 	stop, dead := make(chan struct{}), make(chan struct{})
 	sent := make(chan struct{})
-	go func() { defer close(sent); a.sendLoop(cl, stop, dead) }()
+	go func() { defer close(sent); a.sendLoop(cl, c.Topics, stop, dead) }()
 	end := func(quiesce uint) {
 		close(stop)
 		<-sent
@@ -368,7 +387,11 @@ func (a *Agent) connect(ctx context.Context, c Credentials, lost chan<- error) (
 			}
 		})
 	if c.TLS {
-		o.SetTLSConfig(&tls.Config{RootCAs: a.cfg.BrokerRoots, ServerName: c.Host, MinVersion: tls.VersionTLS12})
+		tc := &tls.Config{RootCAs: a.cfg.BrokerRoots, ServerName: c.Host, MinVersion: tls.VersionTLS12}
+		if c.ALPN != "" {
+			tc.NextProtos = []string{c.ALPN} // AWS IoT on 443 refuses the handshake without it
+		}
+		o.SetTLSConfig(tc)
 	}
 	cl := paho.NewClient(o)
 	if err := wait(ctx, cl.Connect()); err != nil {
@@ -381,9 +404,16 @@ func (a *Agent) connect(ctx context.Context, c Credentials, lost chan<- error) (
 		return nil, fmt.Errorf("connect to %s: %w", c.BrokerURL(), err)
 	}
 	for _, s := range a.cfg.Subscriptions {
-		if err := wait(ctx, cl.Subscribe(s.Topic, s.QoS, a.handle)); err != nil {
+		topic := s.Topic
+		if s.Commands {
+			if topic = c.Topics.Commands; topic == "" {
+				cl.Disconnect(0)
+				return nil, fmt.Errorf("subscribe to commands: the %s credentials name no commands topic (a credsign older than topics?)", c.Cloud)
+			}
+		}
+		if err := wait(ctx, cl.Subscribe(topic, s.QoS, a.handle)); err != nil {
 			cl.Disconnect(0)
-			return nil, fmt.Errorf("subscribe to %s: %w", s.Topic, err)
+			return nil, fmt.Errorf("subscribe to %s: %w", topic, err)
 		}
 	}
 	return cl, nil
@@ -404,11 +434,11 @@ func wait(ctx context.Context, t paho.Token) error {
 	}
 }
 
-// sendLoop publishes queued messages on one connection. It returns when
-// stop is closed (after the message in flight is settled) or when the
-// connection is dead; a message not acknowledged by then is kept for the
-// next connection.
-func (a *Agent) sendLoop(cl paho.Client, stop, dead <-chan struct{}) {
+// sendLoop publishes queued messages on one connection, telemetry to the
+// connection's telemetry topic. It returns when stop is closed (after the
+// message in flight is settled) or when the connection is dead; a message
+// not acknowledged by then is kept for the next connection.
+func (a *Agent) sendLoop(cl paho.Client, topics Topics, stop, dead <-chan struct{}) {
 	for {
 		p := a.retry
 		if p == nil {
@@ -419,7 +449,15 @@ func (a *Agent) sendLoop(cl paho.Client, stop, dead <-chan struct{}) {
 			}
 		}
 		a.retry = p
-		tok := cl.Publish(p.topic, p.qos, false, p.payload)
+		topic := p.topic
+		if p.telemetry {
+			if topic = topics.Telemetry; topic == "" {
+				p.done <- errors.New("the credentials name no telemetry topic (a credsign older than topics?)")
+				a.retry = nil
+				continue
+			}
+		}
+		tok := cl.Publish(topic, p.qos, false, p.payload)
 		select {
 		case <-tok.Done():
 		case <-dead:
