@@ -83,7 +83,7 @@ const (
 	EventConnected                      // the broker accepted the CONNECT
 	EventConnectFailed                  // the CONNECT failed (Err wraps ErrRejected when refused)
 	EventLost                           // an established connection dropped
-	EventRotate                         // reconnecting with fresh credentials before an enforced expiry
+	EventRotate                         // reconnecting with fresh credentials: before an enforced expiry, or they name another broker
 	EventBackoff                        // waiting Delay before the next try
 )
 
@@ -339,6 +339,14 @@ func (a *Agent) session(ctx context.Context, c Credentials, refreshAt time.Time)
 			}
 			a.log.Info("refreshed credentials", "creds", fresh.String())
 			a.emit(Event{Kind: EventFetched, ClientID: fresh.ClientID})
+			if moved(c, fresh) {
+				// Re-registered on another cloud or broker: the old one may
+				// keep this session, but the device now lives elsewhere.
+				a.log.Info("the fresh credentials name another broker or topics; reconnecting", "from", c.BrokerURL(), "to", fresh.BrokerURL(), "cloud", fresh.Cloud)
+				a.emit(Event{Kind: EventRotate, ClientID: fresh.ClientID})
+				end(1000)
+				return &fresh, nil
+			}
 			if c.ExpiryEnforced && c.ExpiresAt != nil {
 				a.log.Info("reconnecting with fresh credentials before the old ones expire", "expires_at", c.ExpiresAt.UTC().Format(time.RFC3339))
 				a.emit(Event{Kind: EventRotate, ClientID: fresh.ClientID})
@@ -352,6 +360,14 @@ func (a *Agent) session(ctx context.Context, c Credentials, refreshAt time.Time)
 			timer.Reset(until(fresh.RefreshAt()))
 		}
 	}
+}
+
+// moved reports whether fresh credentials are for another connection than
+// old: another cloud, broker, transport or set of topics (the device was
+// re-registered), rather than a new triple for the same one.
+func moved(old, fresh Credentials) bool {
+	return old.Cloud != fresh.Cloud || old.Host != fresh.Host || old.Port != fresh.Port || old.TLS != fresh.TLS ||
+		old.ALPN != fresh.ALPN || old.Topics != fresh.Topics
 }
 
 // until returns how long until t; a zero t means practically never.
