@@ -93,7 +93,9 @@ func TestRoleMatrix(t *testing.T) {
 		"issueCredentials":  {"POST", "/v1/devices/aliyun-1/credentials", nil, 200, true},
 		"createDeviceToken": {"POST", "/v1/devices/aliyun-1/tokens", nil, 201, true},
 		"createToken":       {"POST", "/v1/tokens", map[string]any{"role": "provisioner"}, 201, false},
+		"importDevices":     {"POST", "/v1/imports?mode=upsert", importLines(map[string]any{"id": "aliyun-9", "cloud": "aliyun", "params": devices()["aliyun"]["params"], "secret": "aliyun-secret-9"}), 200, false},
 		"rotateJWTKey":      {"POST", "/v1/keys/jwt/rotate", nil, 200, false},
+		"doctorDevice":      {"POST", "/v1/devices/aliyun-1/doctor", map[string]any{"clientId": "c", "username": "u", "password": "p"}, 200, true},
 	}
 	doc, err := openapi3.NewLoader().LoadFromData(credsign.OpenAPI)
 	if err != nil {

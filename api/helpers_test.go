@@ -136,12 +136,16 @@ func (r resp) problem(t *testing.T) map[string]any {
 }
 
 // do sends a request and validates the response against openapi.yaml.
-// body is JSON-encoded unless it is a string or []byte.
+// body is JSON-encoded unless it is a string or []byte (sent as JSON) or
+// an ndjsonBody.
 func (e *env) do(method, path, token string, body any, hdr ...string) resp {
 	e.t.Helper()
 	var raw []byte
+	ct := "application/json"
 	switch b := body.(type) {
 	case nil:
+	case ndjsonBody:
+		raw, ct = []byte(b), ndjson
 	case string:
 		raw = []byte(b)
 	case []byte:
@@ -157,7 +161,7 @@ func (e *env) do(method, path, token string, body any, hdr ...string) resp {
 		e.t.Fatal(err)
 	}
 	if raw != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", ct)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)

@@ -110,6 +110,9 @@ type operation struct {
 	route *routers.Route
 	// roles may call it; nil for a public operation.
 	roles []string
+	// stream: the body is NDJSON, read line by line by the handler
+	// (see streamBody), not read whole and validated by the gate.
+	stream bool
 }
 
 // New builds a Server from cfg.
@@ -180,6 +183,7 @@ func specOperations() (map[string]*operation, error) {
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			o := &operation{route: &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}}
+			o.stream = op.RequestBody != nil && op.RequestBody.Value.Content.Get(ndjson) != nil
 			if op.Security == nil || len(*op.Security) > 0 {
 				if o.roles, err = operationRoles(op); err != nil {
 					return nil, fmt.Errorf("openapi.yaml %s %s: %w", method, path, err)

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/credsign/credsign/internal/cloudemu"
+	"github.com/credsign/credsign/internal/testutil"
+	"github.com/credsign/credsign/signing"
 )
 
 // requireClients makes a missing runtime (python3 with paho-mqtt, a C
@@ -104,7 +106,7 @@ func micropythonCommand(t *testing.T, s settings) *exec.Cmd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := exec.Command(py, "-u", filepath.Join("micropython", "credsign_client.py"), writeFile(t, "credsign.json", b))
+	c := exec.Command(py, "-u", filepath.Join("micropython", "credsign_client.py"), testutil.WriteFile(t, "credsign.json", b))
 	c.Env = append(env(s), "PYTHONPATH="+filepath.Join("micropython", "cpython-standins"))
 	return c
 }
@@ -218,8 +220,8 @@ func count(e *cloudemu.Emulator) (accepted int, refused []error, messages int) {
 	return accepted, refused, len(s.Messages)
 }
 
-func issued(s *server) []credentials {
-	var out []credentials
+func issued(s *server) []signing.Credentials {
+	var out []signing.Credentials
 	for _, ex := range s.exchanges() {
 		if ex.status == http.StatusOK {
 			out = append(out, ex.creds)
@@ -237,7 +239,7 @@ func issued(s *server) []credentials {
 func TestClientsThroughRefreshAndExpiry(t *testing.T) {
 	for _, rt := range runtimes {
 		for _, d := range devices {
-			t.Run(rt.name+"/"+d.cloud, func(t *testing.T) {
+			t.Run(rt.name+"/"+d.Cloud, func(t *testing.T) {
 				t.Parallel()
 				ctx := testContext(t, 90*time.Second)
 				clk := &clock{}
@@ -245,35 +247,35 @@ func TestClientsThroughRefreshAndExpiry(t *testing.T) {
 				// client takes to start.
 				srv := startServer(t, serverOptions{https: rt.https, now: clk.Now, firstIssue: func() { clk.endHourIn(8 * time.Second) }})
 				r := srv.register(t, d, clk.Now)
-				p := start(t, rt.command(t, settingsFor(srv, r, 9)), func() []string { return secretsOf(srv, r) })
+				p := startFor(t, rt.command(t, settingsFor(srv, r, 9)), srv, r)
 				e := r.emu
 				messages := func() int { _, _, n := count(e); return n }
 				accepted := func() int { n, _, _ := count(e); return n }
 
-				waitFor(ctx, t, "a first message", func() bool { return messages() > 0 })
+				testutil.WaitFor(ctx, t, "a first message", func() bool { return messages() > 0 })
 				first := issued(srv)[0]
-				if d.cloud == cloudemu.Aliyun {
+				if d.Cloud == cloudemu.Aliyun {
 					if first.ExpiresAt != nil || first.ExpiryEnforced {
 						t.Fatalf("aliyun triple expires at %v (enforced %t); this test wants one that does not", first.ExpiresAt, first.ExpiryEnforced)
 					}
-					waitFor(ctx, t, "a refresh", func() bool { return len(issued(srv)) >= 2 })
+					testutil.WaitFor(ctx, t, "a refresh", func() bool { return len(issued(srv)) >= 2 })
 					n := messages()
-					waitFor(ctx, t, "messages after the refresh", func() bool { return messages() >= n+2 })
+					testutil.WaitFor(ctx, t, "messages after the refresh", func() bool { return messages() >= n+2 })
 					if a := accepted(); a != 1 {
 						t.Errorf("%d accepted CONNECTs; a refresh of a triple whose expiry is not enforced should keep the connection", a)
 					}
 				} else {
 					if first.ExpiresAt == nil || !first.ExpiryEnforced {
-						t.Fatalf("%s triple: want an enforced expiry, got %+v", d.cloud, first.ExpiresAt)
+						t.Fatalf("%s triple: want an enforced expiry, got %+v", d.Cloud, first.ExpiresAt)
 					}
 					lapse := first.ExpiresAt.Add(-clk.Offset()) // on the real clock
-					waitFor(ctx, t, "the first triple's expiry", func() bool { return time.Now().After(lapse.Add(500 * time.Millisecond)) })
+					testutil.WaitFor(ctx, t, "the first triple's expiry", func() bool { return time.Now().After(lapse.Add(500 * time.Millisecond)) })
 					n := messages()
-					waitFor(ctx, t, "messages after the first triple lapsed", func() bool { return messages() >= n+2 })
+					testutil.WaitFor(ctx, t, "messages after the first triple lapsed", func() bool { return messages() >= n+2 })
 					if a := accepted(); a < 2 {
 						t.Errorf("%d accepted CONNECTs; want a reconnect with fresh credentials before the enforced expiry", a)
 					}
-					if d.cloud == cloudemu.Azure {
+					if d.Cloud == cloudemu.Azure {
 						if x := e.Snapshot().Expired; x != 0 {
 							t.Errorf("the hub dropped %d sessions whose token lapsed; the client should reconnect first", x)
 						}
@@ -283,11 +285,11 @@ func TestClientsThroughRefreshAndExpiry(t *testing.T) {
 						if err := e.Restart(); err != nil {
 							t.Fatal(err)
 						}
-						waitFor(ctx, t, "a reconnect after the broker restart", func() bool { return accepted() > a })
+						testutil.WaitFor(ctx, t, "a reconnect after the broker restart", func() bool { return accepted() > a })
 						n := messages()
-						waitFor(ctx, t, "messages after the broker restart", func() bool { return messages() >= n+2 })
+						testutil.WaitFor(ctx, t, "messages after the broker restart", func() bool { return messages() >= n+2 })
 					}
-					if d.cloud == cloudemu.Huawei {
+					if d.Cloud == cloudemu.Huawei {
 						ids := map[string]bool{}
 						for _, at := range e.Snapshot().Attempts {
 							if at.Err == nil {
@@ -304,14 +306,11 @@ func TestClientsThroughRefreshAndExpiry(t *testing.T) {
 					// Credsign hands out Huawei triples up to the end of
 					// their hour, however near; one can lapse between the
 					// fetch and the CONNECT. Any other refusal is a bug.
-					if d.cloud != cloudemu.Huawei || !errors.Is(err, cloudemu.ErrExpired) {
+					if d.Cloud != cloudemu.Huawei || !errors.Is(err, cloudemu.ErrExpired) {
 						t.Errorf("broker refused a CONNECT: %v", err)
 					}
 				}
-				if p.exited() {
-					t.Fatalf("the client exited (%v)", p.err)
-				}
-				noSecrets(t, p, secretsOf(srv, r)...)
+				healthy(t, p, srv, r)
 			})
 		}
 	}
@@ -323,94 +322,83 @@ func TestClientsThroughRefreshAndExpiry(t *testing.T) {
 // minute, burst 1, spent by the test just before) answers 429 with its own
 // Retry-After. Each retry must wait at least that long.
 func TestClientsHonourRetryAfter(t *testing.T) {
-	for _, rt := range runtimes {
-		t.Run(rt.name, func(t *testing.T) {
-			t.Parallel()
-			ctx := testContext(t, 60*time.Second)
-			srv := startServer(t, serverOptions{https: rt.https, ratePerMi: 6})
-			r := srv.register(t, devices[3], nil)
-			cmd := rt.command(t, settingsFor(srv, r, 0))
-			// Spend the device token's burst.
-			req, err := http.NewRequest(http.MethodPost, srv.url+"/v1/devices/"+r.id+"/credentials", nil)
-			if err != nil {
-				t.Fatal(err)
+	eachRuntime(t, func(ctx context.Context, t *testing.T, rt runtime) {
+		srv := startServer(t, serverOptions{https: rt.https, ratePerMi: 6})
+		r := srv.register(t, devices[3], nil)
+		cmd := rt.command(t, settingsFor(srv, r, 0))
+		// Spend the device token's burst.
+		req, err := http.NewRequest(http.MethodPost, srv.url+"/v1/devices/"+r.id+"/credentials", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+r.token)
+		resp, err := srv.httpClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("spending the burst: %s", resp.Status)
+		}
+		srv.unavailable.Store(1)
+		p := startFor(t, cmd, srv, r)
+		testutil.WaitFor(ctx, t, "a connection", func() bool { a, _, _ := count(r.emu); return a > 0 })
+		ex := srv.exchanges()[1:] // after the test's own request
+		if len(ex) != 3 || ex[0].status != 503 || ex[1].status != 429 || ex[2].status != 200 {
+			var got []int
+			for _, x := range ex {
+				got = append(got, x.status)
 			}
-			req.Header.Set("Authorization", "Bearer "+r.token)
-			resp, err := srv.httpClient().Do(req)
-			if err != nil {
-				t.Fatal(err)
+			t.Fatalf("credentials answers %v, want [503 429 200]", got)
+		}
+		for i := range 2 {
+			ra, err := strconv.Atoi(ex[i].retryAfter)
+			if err != nil || ra < 1 {
+				t.Fatalf("answer %d has Retry-After %q", ex[i].status, ex[i].retryAfter)
 			}
-			_ = resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("spending the burst: %s", resp.Status)
+			// Allow 100ms for the recorder's timestamps.
+			if gap := ex[i+1].at.Sub(ex[i].at); gap < time.Duration(ra)*time.Second-100*time.Millisecond {
+				t.Errorf("retried %v after a %d with Retry-After: %d", gap.Round(time.Millisecond), ex[i].status, ra)
 			}
-			srv.unavailable.Store(1)
-			p := start(t, cmd, func() []string { return secretsOf(srv, r) })
-			waitFor(ctx, t, "a connection", func() bool { a, _, _ := count(r.emu); return a > 0 })
-			ex := srv.exchanges()[1:] // after the test's own request
-			if len(ex) != 3 || ex[0].status != 503 || ex[1].status != 429 || ex[2].status != 200 {
-				var got []int
-				for _, x := range ex {
-					got = append(got, x.status)
-				}
-				t.Fatalf("credentials answers %v, want [503 429 200]", got)
-			}
-			for i := range 2 {
-				ra, err := strconv.Atoi(ex[i].retryAfter)
-				if err != nil || ra < 1 {
-					t.Fatalf("answer %d has Retry-After %q", ex[i].status, ex[i].retryAfter)
-				}
-				// Allow 100ms for the recorder's timestamps.
-				if gap := ex[i+1].at.Sub(ex[i].at); gap < time.Duration(ra)*time.Second-100*time.Millisecond {
-					t.Errorf("retried %v after a %d with Retry-After: %d", gap.Round(time.Millisecond), ex[i].status, ra)
-				}
-			}
-			if p.exited() {
-				t.Fatalf("the client exited (%v)", p.err)
-			}
-			noSecrets(t, p, secretsOf(srv, r)...)
-		})
-	}
+		}
+		healthy(t, p, srv, r)
+	})
 }
 
 // TestClientsStopOnRevokedToken: once the device token is revoked, the next
 // refresh gets 401, which retrying cannot fix: the client must stop with
 // status 3 after that one request.
 func TestClientsStopOnRevokedToken(t *testing.T) {
-	for _, rt := range runtimes {
-		t.Run(rt.name, func(t *testing.T) {
-			t.Parallel()
-			ctx := testContext(t, 60*time.Second)
-			srv := startServer(t, serverOptions{https: rt.https})
-			r := srv.register(t, devices[0], nil)
-			p := start(t, rt.command(t, settingsFor(srv, r, 3)), func() []string { return secretsOf(srv, r) })
-			waitFor(ctx, t, "a message", func() bool { _, _, n := count(r.emu); return n > 0 })
-			srv.call(http.MethodDelete, "/v1/devices/"+r.id+"/tokens/"+r.tokenID, nil, nil)
-			select {
-			case <-p.done:
-			case <-ctx.Done():
-				t.Fatal("the client kept running after its token was revoked")
+	eachRuntime(t, func(ctx context.Context, t *testing.T, rt runtime) {
+		srv := startServer(t, serverOptions{https: rt.https})
+		r := srv.register(t, devices[0], nil)
+		p := startFor(t, rt.command(t, settingsFor(srv, r, 3)), srv, r)
+		testutil.WaitFor(ctx, t, "a message", func() bool { _, _, n := count(r.emu); return n > 0 })
+		srv.call(http.MethodDelete, "/v1/devices/"+r.id+"/tokens/"+r.tokenID, nil, nil)
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			t.Fatal("the client kept running after its token was revoked")
+		}
+		var ee *exec.ExitError
+		if !errors.As(p.err, &ee) || ee.ExitCode() != 3 {
+			t.Errorf("client ended with %v, want exit status 3", p.err)
+		}
+		ex := srv.exchanges()
+		unauthorized := 0
+		for _, x := range ex {
+			if x.status == http.StatusUnauthorized {
+				unauthorized++
 			}
-			var ee *exec.ExitError
-			if !errors.As(p.err, &ee) || ee.ExitCode() != 3 {
-				t.Errorf("client ended with %v, want exit status 3", p.err)
-			}
-			ex := srv.exchanges()
-			unauthorized := 0
-			for _, x := range ex {
-				if x.status == http.StatusUnauthorized {
-					unauthorized++
-				}
-			}
-			if unauthorized != 1 || ex[len(ex)-1].status != http.StatusUnauthorized {
-				t.Errorf("%d answers of 401 (last %d); want one, then nothing", unauthorized, ex[len(ex)-1].status)
-			}
-			if !strings.Contains(p.out.String(), "401") {
-				t.Errorf("the client did not say why it stopped:\n%s", p.out.String())
-			}
-			noSecrets(t, p, secretsOf(srv, r)...)
-		})
-	}
+		}
+		if unauthorized != 1 || ex[len(ex)-1].status != http.StatusUnauthorized {
+			t.Errorf("%d answers of 401 (last %d); want one, then nothing", unauthorized, ex[len(ex)-1].status)
+		}
+		if !strings.Contains(p.out.String(), "401") {
+			t.Errorf("the client did not say why it stopped:\n%s", p.out.String())
+		}
+		noSecrets(t, p, secretsOf(srv, r)...)
+	})
 }
 
 // TestCReader runs clients/c/reader_test.c: the C client's hand-written JSON
@@ -441,41 +429,37 @@ func TestCReader(t *testing.T) {
 // credsign), and the waits between CONNECTs grow (0.5–1 s, 1–2 s, 2–4 s,
 // 4–8 s) although each fetch succeeds.
 func TestClientsBackOffWhenBrokerRefuses(t *testing.T) {
-	for _, rt := range runtimes {
-		t.Run(rt.name, func(t *testing.T) {
-			t.Parallel()
-			ctx := testContext(t, 60*time.Second)
-			srv := startServer(t, serverOptions{https: rt.https})
-			d := devices[0]
-			d.wrongSecret = "not-the-secret"
-			r := srv.register(t, d, nil)
-			p := start(t, rt.command(t, settingsFor(srv, r, 0)), func() []string { return secretsOf(srv, r) })
-			var attempts []cloudemu.Attempt
-			waitFor(ctx, t, "five refused CONNECTs", func() bool { attempts = r.emu.Snapshot().Attempts; return len(attempts) >= 5 })
-			refused := 0
-			for i, at := range attempts {
-				if at.Err == nil {
-					t.Fatal("the broker accepted a triple signed with the wrong secret")
-				}
-				refused++
-				if i == 0 {
-					continue
-				}
-				// Waits of at least 0.5, 1, 2 and 4 s (the lower half of
-				// each jittered delay); waits that do not grow stay near 1 s.
-				if gap, least := at.At.Sub(attempts[i-1].At), 250*time.Millisecond<<i; gap < least-50*time.Millisecond {
-					t.Errorf("CONNECT %d came %v after the previous refusal; want at least %v", i+1, gap.Round(time.Millisecond), least)
-				}
+	eachRuntime(t, func(ctx context.Context, t *testing.T, rt runtime) {
+		srv := startServer(t, serverOptions{https: rt.https})
+		d := devices[0]
+		d.wrongSecret = "not-the-secret"
+		r := srv.register(t, d, nil)
+		p := startFor(t, rt.command(t, settingsFor(srv, r, 0)), srv, r)
+		var attempts []cloudemu.Attempt
+		testutil.WaitFor(ctx, t, "five refused CONNECTs", func() bool { attempts = r.emu.Snapshot().Attempts; return len(attempts) >= 5 })
+		refused := 0
+		for i, at := range attempts {
+			if at.Err == nil {
+				t.Fatal("the broker accepted a triple signed with the wrong secret")
 			}
-			if f := len(issued(srv)); f < refused {
-				t.Errorf("%d fetches for %d refused CONNECTs; want a fresh triple before each CONNECT", f, refused)
+			refused++
+			if i == 0 {
+				continue
 			}
-			if p.exited() {
-				t.Fatalf("the client exited (%v); a refused CONNECT is not permanent", p.err)
+			// Waits of at least 0.5, 1, 2 and 4 s (the lower half of
+			// each jittered delay); waits that do not grow stay near 1 s.
+			if gap, least := at.At.Sub(attempts[i-1].At), 250*time.Millisecond<<i; gap < least-50*time.Millisecond {
+				t.Errorf("CONNECT %d came %v after the previous refusal; want at least %v", i+1, gap.Round(time.Millisecond), least)
 			}
-			noSecrets(t, p, secretsOf(srv, r)...)
-		})
-	}
+		}
+		if f := len(issued(srv)); f < refused {
+			t.Errorf("%d fetches for %d refused CONNECTs; want a fresh triple before each CONNECT", f, refused)
+		}
+		if p.exited() {
+			t.Fatalf("the client exited (%v); a refused CONNECT is not permanent", p.err)
+		}
+		noSecrets(t, p, secretsOf(srv, r)...)
+	})
 }
 
 // TestClientsRefusePlainHTTPElsewhere: the device token goes over plain HTTP
@@ -487,7 +471,7 @@ func TestClientsRefusePlainHTTPElsewhere(t *testing.T) {
 			t.Run(rt.name+"/"+name, func(t *testing.T) {
 				t.Parallel()
 				ctx := testContext(t, 30*time.Second)
-				tok := writeFile(t, "device.token", []byte("csd_not-a-real-token\n"))
+				tok := testutil.WriteFile(t, "device.token", []byte("csd_not-a-real-token\n"))
 				p := start(t, rt.command(t, settings{server: server, device: "lamp", tokenFile: tok, topic: "up", interval: 1}),
 					func() []string { return nil })
 				select {

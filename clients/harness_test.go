@@ -7,17 +7,13 @@ package clients_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,8 +24,10 @@ import (
 
 	"github.com/credsign/credsign/api"
 	"github.com/credsign/credsign/internal/cloudemu"
+	"github.com/credsign/credsign/internal/emutest"
 	"github.com/credsign/credsign/internal/testutil"
 	"github.com/credsign/credsign/secrets/filestore"
+	"github.com/credsign/credsign/signing"
 )
 
 // exchange is one credentials request as the server answered it.
@@ -37,27 +35,17 @@ type exchange struct {
 	at         time.Time
 	status     int
 	retryAfter string
-	creds      credentials // zero unless status is 200
-}
-
-type credentials struct {
-	ClientID       string     `json:"clientId"`
-	Username       string     `json:"username"`
-	Password       string     `json:"password"`
-	IssuedAt       time.Time  `json:"issuedAt"`
-	ExpiresAt      *time.Time `json:"expiresAt"`
-	ExpiryEnforced bool       `json:"expiryEnforced"`
-	RefreshAfter   time.Time  `json:"refreshAfter"`
+	creds      signing.Credentials // the API's answer; zero unless status is 200
 }
 
 // server is credsign's real API handler behind a recorder that keeps every
 // credentials exchange (to time the clients' retries and to know every
 // password issued, for the secret search of their output).
 type server struct {
-	t      *testing.T
-	url    string
-	admin  string
-	caFile string // PEM of the CA that signed the HTTPS certificate; "" for http
+	t          *testing.T
+	url        string
+	adminToken string
+	caFile     string // PEM of the CA that signed the HTTPS certificate; "" for http
 
 	// unavailable is a FAKE: while positive, the recorder answers that many
 	// credentials requests with 503 and Retry-After: 2 itself (a store
@@ -82,8 +70,8 @@ func startServer(t *testing.T, o serverOptions) *server {
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
-	s := &server{t: t, admin: randomHex(t, 24)}
-	h, err := api.New(api.Config{Store: store, AdminToken: s.admin, Logger: zerolog.Nop(), Now: o.now,
+	s := &server{t: t, adminToken: testutil.RandomHex(t, 24)}
+	h, err := api.New(api.Config{Store: store, AdminToken: s.adminToken, Logger: zerolog.Nop(), Now: o.now,
 		RatePerMinute: o.ratePerMi, RateBurst: 1})
 	if err != nil {
 		t.Fatalf("api: %v", err)
@@ -102,7 +90,7 @@ func startServer(t *testing.T, o serverOptions) *server {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.caFile = writeFile(t, "credsign-ca.pem", ca.CertPEM())
+		s.caFile = testutil.WriteFile(t, "credsign-ca.pem", ca.CertPEM())
 		ln = tls.NewListener(ln, cfg)
 		s.url = "https://" + ln.Addr().String()
 	}
@@ -176,36 +164,12 @@ func (s *server) exchanges() []exchange {
 // call does an admin request and decodes a JSON answer into out.
 func (s *server) call(method, path string, body, out any) {
 	s.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, s.url+path, rd)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+s.admin)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := s.httpClient().Do(req)
-	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		s.t.Fatalf("%s %s: %s: %s", method, path, resp.Status, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			s.t.Fatalf("%s %s: decode: %v", method, path, err)
-		}
-	}
+	s.admin().Call(method, path, body, out)
+}
+
+// admin is the admin client of s.
+func (s *server) admin() testutil.Admin {
+	return testutil.Admin{T: s.t, URL: s.url, Token: s.adminToken, Client: s.httpClient()}
 }
 
 func (s *server) httpClient() *http.Client {
@@ -220,24 +184,21 @@ func (s *server) httpClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
 }
 
-// device is a device as registered in credsign (host and port are added to
-// point at its emulator) and how the emulator knows it.
+// device is a test device as registered in credsign (host and port are
+// added to point at its emulator), with the topic its client publishes to.
 type device struct {
-	cloud  string
-	params map[string]any
-	secret string
-	tls    bool
-	topic  string
-	// wrongSecret, when set, is registered in credsign instead of secret
-	// (the emulator keeps secret), so the broker refuses every triple.
+	emutest.Device
+	topic string
+	// wrongSecret, when set, is registered in credsign instead of Secret
+	// (the emulator keeps Secret), so the broker refuses every triple.
 	wrongSecret string
 }
 
 var devices = []device{
-	{cloudemu.Aliyun, map[string]any{"productKey": "a1pk", "deviceName": "lamp"}, "s3cret-aliyun", true, "/a1pk/lamp/user/update", ""},
-	{cloudemu.Tencent, map[string]any{"productId": "ABCDEFGHIJ", "deviceName": "lamp"}, "MTIzNDU2Nzg5MGFiY2RlZg==", false, "ABCDEFGHIJ/lamp/data", ""},
-	{cloudemu.Huawei, map[string]any{"deviceId": "prod_lamp"}, "s3cret-huawei", true, "$oc/devices/prod_lamp/sys/properties/report", ""},
-	{cloudemu.Azure, map[string]any{"hubHost": "hub.azure-devices.net", "deviceId": "lamp"}, "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg=", true, "devices/lamp/messages/events/", ""},
+	{Device: emutest.Devices[0], topic: "/a1pk/lamp/user/update"},
+	{Device: emutest.Devices[1], topic: "ABCDEFGHIJ/lamp/data"},
+	{Device: emutest.Devices[2], topic: "$oc/devices/prod_lamp/sys/properties/report"},
+	{Device: emutest.Devices[3], topic: "devices/lamp/messages/events/"},
 }
 
 // registered is a device registered in a server, with its emulator.
@@ -253,64 +214,18 @@ type registered struct {
 
 func (s *server) register(t *testing.T, d device, now func() time.Time) *registered {
 	t.Helper()
-	e, err := cloudemu.Start(cloudemu.Options{Cloud: d.cloud, TLS: d.tls, Now: now, ExpiryCheckInterval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.Close() })
-	emu := map[string]string{}
-	params := map[string]any{"host": e.Host(), "port": e.Port()}
-	for k, v := range d.params {
-		emu[k] = fmt.Sprint(v)
-		params[k] = v
-	}
-	if err := e.AddDevice(emu, d.secret); err != nil {
-		t.Fatal(err)
-	}
-	switch d.cloud {
-	case cloudemu.Aliyun:
-		params["secureMode"] = map[bool]int{true: 2, false: 3}[d.tls]
-	case cloudemu.Huawei:
-		params["tls"] = d.tls
-	}
-	r := &registered{device: d, id: "lamp-" + d.cloud, emu: e}
-	secret := d.secret
+	e, params := emutest.Start(t, d.Device, now)
+	r := &registered{device: d, id: "lamp-" + d.Cloud, emu: e}
+	secret := d.Secret
 	if d.wrongSecret != "" {
 		secret = d.wrongSecret
 	}
-	s.call(http.MethodPut, "/v1/devices/"+r.id, map[string]any{"cloud": d.cloud, "params": params, "secret": secret}, nil)
-	var tok struct {
-		ID    string `json:"id"`
-		Token string `json:"token"`
-	}
-	s.call(http.MethodPost, "/v1/devices/"+r.id+"/tokens", nil, &tok)
-	if tok.Token == "" || tok.ID == "" {
-		t.Fatal("no device token in the answer")
-	}
-	r.token, r.tokenID = tok.Token, tok.ID
-	r.tokenFile = writeFile(t, r.id+".token", []byte(tok.Token+"\n"))
-	if d.tls {
-		r.caFile = writeFile(t, d.cloud+"-ca.pem", e.CAPEM())
+	r.tokenID, r.token = s.admin().Register(r.id, d.Cloud, params, secret)
+	r.tokenFile = testutil.WriteFile(t, r.id+".token", []byte(r.token+"\n"))
+	if d.TLS {
+		r.caFile = testutil.WriteFile(t, d.Cloud+"-ca.pem", e.CAPEM())
 	}
 	return r
-}
-
-func writeFile(t *testing.T, name string, b []byte) string {
-	t.Helper()
-	f := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(f, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
-func randomHex(t *testing.T, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }
 
 // settings are what every client is told, each in its own way.
@@ -370,6 +285,34 @@ func (p *process) exited() bool {
 	}
 }
 
+// eachRuntime runs test for each client runtime, in parallel subtests named
+// after it, each with a minute to run.
+func eachRuntime(t *testing.T, test func(ctx context.Context, t *testing.T, rt runtime)) {
+	for _, rt := range runtimes {
+		t.Run(rt.name, func(t *testing.T) {
+			t.Parallel()
+			test(testContext(t, 60*time.Second), t, rt)
+		})
+	}
+}
+
+// startFor starts cmd as the client of r on srv: r's secrets (secretsOf)
+// are blanked from its output when the test fails and the output is shown.
+func startFor(t *testing.T, cmd *exec.Cmd, srv *server, r *registered) *process {
+	t.Helper()
+	return start(t, cmd, func() []string { return secretsOf(srv, r) })
+}
+
+// healthy fails t if the client has exited or its output holds a secret
+// of r's.
+func healthy(t *testing.T, p *process, srv *server, r *registered) {
+	t.Helper()
+	if p.exited() {
+		t.Fatalf("the client exited (%v)", p.err)
+	}
+	noSecrets(t, p, secretsOf(srv, r)...)
+}
+
 // noSecrets fails t if the client's output holds any of secrets.
 func noSecrets(t *testing.T, p *process, secrets ...string) {
 	t.Helper()
@@ -384,21 +327,9 @@ func noSecrets(t *testing.T, p *process, secrets ...string) {
 // secretsOf lists what must never appear in a client's output: the device
 // token, the device secret and every password the server issued.
 func secretsOf(s *server, r *registered) []string {
-	out := []string{r.token, r.secret, r.wrongSecret}
+	out := []string{r.token, r.Secret, r.wrongSecret}
 	for _, ex := range s.exchanges() {
 		out = append(out, ex.creds.Password)
 	}
 	return out
-}
-
-// waitFor polls cond every 50ms until it holds or ctx ends.
-func waitFor(ctx context.Context, t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }

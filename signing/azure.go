@@ -89,31 +89,13 @@ func azure(in input) (Credentials, error) {
 	// Topics: device-to-cloud and cloud-to-device messages (a module's
 	// inputs), direct methods and the device twin.
 	if moduleID != "" {
-		o.b = append(o.b, "devices/"...)
-		o.b = append(o.b, deviceID...)
-		o.b = append(o.b, "/modules/"...)
-		o.b = append(o.b, moduleID...)
-		o.b = append(o.b, "/messages/events/"...)
-		o.mark()
-		o.b = append(o.b, "devices/"...)
-		o.b = append(o.b, deviceID...)
-		o.b = append(o.b, "/modules/"...)
-		o.b = append(o.b, moduleID...)
-		o.b = append(o.b, "/inputs/#"...)
-		o.mark()
+		o = o.add("devices/", deviceID, "/modules/", moduleID, "/messages/events/")
+		o = o.add("devices/", deviceID, "/modules/", moduleID, "/inputs/#")
 	} else {
-		o.b = append(o.b, "devices/"...)
-		o.b = append(o.b, deviceID...)
-		o.b = append(o.b, "/messages/events/"...)
-		o.mark()
-		o.b = append(o.b, "devices/"...)
-		o.b = append(o.b, deviceID...)
-		o.b = append(o.b, "/messages/devicebound/#"...)
-		o.mark()
+		o = o.add("devices/", deviceID, "/messages/events/")
+		o = o.add("devices/", deviceID, "/messages/devicebound/#")
 	}
-	s := o.fill(&c)
-	c.Topics.Telemetry = o.cut(s, 4)
-	c.Topics.Commands = o.cut(s, 5)
+	o.fillTopics(&c, &c.Topics.Telemetry, &c.Topics.Commands)
 	c.Topics.Methods = "$iothub/methods/POST/#"
 	c.Topics.MethodResponse = "$iothub/methods/res/{status}/?$rid={rid}"
 	c.Topics.TwinResponse = "$iothub/twin/res/#"

@@ -6,15 +6,43 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"hash"
 	"net/url"
 	"testing"
 	"time"
 )
 
-func hmacSHA256(key, msg []byte) []byte {
-	m := hmac.New(sha256.New, key)
+// hmacSum is the HMAC of msg under key, computed with crypto/hmac.
+func hmacSum(newHash func() hash.Hash, key, msg []byte) []byte {
+	m := hmac.New(newHash, key)
 	m.Write(msg)
 	return m.Sum(nil)
+}
+
+func hmacSHA256(key, msg []byte) []byte { return hmacSum(sha256.New, key, msg) }
+
+// mistake is one classic hand-written mistake in a cloud's recipe.
+type mistake struct {
+	name  string
+	got   string // credsign's answer
+	right string // the recipe of docs/clouds.md, computed here
+	wrong string // the classic mistake
+}
+
+// runMistakes checks each mistake: it must give another answer than the
+// recipe (else the case shows nothing), and credsign must give the recipe's.
+func runMistakes(t *testing.T, tests []mistake) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.right == tt.wrong {
+				t.Fatalf("the mistake gives the same answer; the test shows nothing")
+			}
+			if tt.got != tt.right {
+				t.Errorf("credsign gave %q, want %q", tt.got, tt.right)
+			}
+		})
+	}
 }
 
 // TestClassicMistakes shows, for each cloud, that the classic hand-written
@@ -25,9 +53,7 @@ func TestClassicMistakes(t *testing.T) {
 	aliyun := mustSign(t, Request{Cloud: "aliyun", Params: map[string]any{"productKey": "a14Xib5kdYd", "deviceName": "light1983432", "clientId": "SN1928339", "signMethod": "hmacsha1"},
 		Secret: "oLyaKqVxtRvjH284LdhqVgVUx1UPy6zq", Now: aliyunNow})
 	sha1Hex := func(msg string) string {
-		m := hmac.New(sha1.New, []byte("oLyaKqVxtRvjH284LdhqVgVUx1UPy6zq"))
-		m.Write([]byte(msg))
-		return hex.EncodeToString(m.Sum(nil))
+		return hex.EncodeToString(hmacSum(sha1.New, []byte("oLyaKqVxtRvjH284LdhqVgVUx1UPy6zq"), []byte(msg)))
 	}
 
 	const psk = "c2VjcmV0LXBzay1ieXRlcw==" // "secret-psk-bytes"
@@ -45,12 +71,7 @@ func TestClassicMistakes(t *testing.T) {
 		return "SharedAccessSignature sr=" + sr + "&sig=" + url.QueryEscape(base64.StdEncoding.EncodeToString(sig)) + "&se=" + se
 	}
 
-	tests := []struct {
-		name  string
-		got   string
-		right string // the recipe of docs/clouds.md, computed here
-		wrong string // the classic mistake
-	}{
+	tests := []mistake{
 		{"aliyun: timestamp in seconds", aliyun.Password,
 			sha1Hex("clientIdSN1928339deviceNamelight1983432productKeya14Xib5kdYdtimestamp1539421321846"),
 			sha1Hex("clientIdSN1928339deviceNamelight1983432productKeya14Xib5kdYdtimestamp1539421321")},
@@ -83,14 +104,5 @@ func TestClassicMistakes(t *testing.T) {
 			azPass(hmacSHA256(azKeyBytes, []byte(sr+"\n1578941692")), "1578941692"),
 			azPass(hmacSHA256(azKeyBytes, []byte("myiothub.azure-devices.net/devices/my_device\n1578941692")), "1578941692")},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if tt.right == tt.wrong {
-				t.Fatalf("the mistake gives the same answer; the test shows nothing")
-			}
-			if tt.got != tt.right {
-				t.Errorf("credsign gave %q, want %q", tt.got, tt.right)
-			}
-		})
-	}
+	runMistakes(t, tests)
 }

@@ -234,6 +234,15 @@ func (o *outBuf) mark() {
 	o.n++
 }
 
+// add appends parts, joined, as the next part. It takes and returns o by
+// value, as append does: a method on *outBuf that appended would move the
+// recipe's stack buffer to the heap (TestRecipeAllocations).
+func (o outBuf) add(parts ...string) outBuf {
+	o.b = appendJoin(o.b, parts...)
+	o.mark()
+	return o
+}
+
 // fill makes the one string, sets c's first four fields from parts 0-3
 // and returns the string, for cut. (The string is not kept in o: escape
 // analysis would then let the buffer escape with it.)
@@ -243,6 +252,15 @@ func (o *outBuf) fill(c *Credentials) string {
 	return s
 }
 
+// fillTopics is fill, then sets each of topics to the next part from
+// part 4 on, in order.
+func (o *outBuf) fillTopics(c *Credentials, topics ...*string) {
+	s := o.fill(c)
+	for i, t := range topics {
+		*t = o.cut(s, 4+i)
+	}
+}
+
 // cut returns the i-th marked part of s, the string fill returned.
 func (o *outBuf) cut(s string, i int) string {
 	start := 0
@@ -250,6 +268,24 @@ func (o *outBuf) cut(s string, i int) string {
 		start = o.ends[i-1]
 	}
 	return s[start:o.ends[i]]
+}
+
+// appendJoin appends each of parts to dst in turn. It keeps nothing, so
+// the buffer it is given stays where the caller put it.
+func appendJoin(dst []byte, parts ...string) []byte {
+	for _, s := range parts {
+		dst = append(dst, s...)
+	}
+	return dst
+}
+
+// appendHost appends host, the host param, when it is set, and else the
+// cloud's default host joined from parts.
+func appendHost(dst []byte, host string, parts ...string) []byte {
+	if host != "" {
+		return append(dst, host...)
+	}
+	return appendJoin(dst, parts...)
 }
 
 // appendQueryEscape appends url.QueryEscape(s) to dst without allocating.

@@ -112,23 +112,13 @@ func NewTokenKey(signer crypto.Signer) (*TokenKey, error) {
 // ParseTokenKeyPEM reads a PKCS #8 private key ("PRIVATE KEY"; PKCS #1 "RSA
 // PRIVATE KEY" and SEC 1 "EC PRIVATE KEY" too). The error never quotes the key.
 func ParseTokenKeyPEM(b []byte) (*TokenKey, error) {
-	block, _ := pem.Decode(b)
-	if block == nil {
+	key, blockType, err := parsePrivateKeyPEM(b, true)
+	switch err {
+	case errNoPEM:
 		return nil, errors.New("signing: token key: no PEM block")
-	}
-	var key any
-	var err error
-	switch block.Type {
-	case "PRIVATE KEY":
-		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	case "RSA PRIVATE KEY":
-		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(block.Bytes)
-	default:
-		return nil, fmt.Errorf("signing: token key: PEM block %q is not a private key", block.Type)
-	}
-	if err != nil {
+	case errPEMType:
+		return nil, fmt.Errorf("signing: token key: PEM block %q is not a private key", blockType)
+	case errPEMKey:
 		return nil, errors.New("signing: token key: the PEM block does not hold a valid private key")
 	}
 	signer, ok := key.(crypto.Signer)
@@ -265,21 +255,13 @@ func signJWS(k crypto.Signer, alg string, input []byte, rnd io.Reader) ([]byte, 
 // parseRSASecret reads a cloud secret that is a PEM RSA private key (AWS's
 // token-signing key). Its errors never quote the key.
 func parseRSASecret(b []byte) (*rsa.PrivateKey, error) {
-	block, _ := pem.Decode(b)
-	if block == nil {
+	key, blockType, err := parsePrivateKeyPEM(b, false)
+	switch err {
+	case errNoPEM:
 		return nil, invalid("secret", "must be a PEM-encoded RSA private key (-----BEGIN PRIVATE KEY-----)")
-	}
-	var key any
-	var err error
-	switch block.Type {
-	case "PRIVATE KEY":
-		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	case "RSA PRIVATE KEY":
-		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	default:
-		return nil, invalid("secret", "PEM block %q is not an RSA private key", clip(block.Type))
-	}
-	if err != nil {
+	case errPEMType:
+		return nil, invalid("secret", "PEM block %q is not an RSA private key", clip(blockType))
+	case errPEMKey:
 		return nil, invalid("secret", "the PEM block does not hold a valid private key")
 	}
 	rk, ok := key.(*rsa.PrivateKey)
@@ -290,4 +272,37 @@ func parseRSASecret(b []byte) (*rsa.PrivateKey, error) {
 		return nil, invalid("secret", "the RSA key has %d bits; AWS requires at least %d", n, minRSABits)
 	}
 	return rk, nil
+}
+
+// The failures of parsePrivateKeyPEM, which each caller words for its own
+// reader. None of them quotes the key.
+var (
+	errNoPEM   = errors.New("no PEM block")
+	errPEMType = errors.New("the PEM block is of another type")
+	errPEMKey  = errors.New("the PEM block does not hold a valid private key")
+)
+
+// parsePrivateKeyPEM reads the first PEM block of b as a private key: PKCS #8
+// ("PRIVATE KEY"), PKCS #1 ("RSA PRIVATE KEY") and, when ec is set, SEC 1
+// ("EC PRIVATE KEY"). It returns the block's type too, for the errPEMType
+// message.
+func parsePrivateKeyPEM(b []byte, ec bool) (key any, blockType string, err error) {
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, "", errNoPEM
+	}
+	switch {
+	case block.Type == "PRIVATE KEY":
+		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	case block.Type == "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	case block.Type == "EC PRIVATE KEY" && ec:
+		key, err = x509.ParseECPrivateKey(block.Bytes)
+	default:
+		return nil, block.Type, errPEMType
+	}
+	if err != nil {
+		return nil, block.Type, errPEMKey
+	}
+	return key, block.Type, nil
 }

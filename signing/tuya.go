@@ -40,47 +40,21 @@ func tuya(in input) (Credentials, error) {
 
 	c := Credentials{DeviceID: id, Port: p.int("port", 8883), TLS: true}
 	o := outBuf{b: digest[len(digest):]}
-	o.b = append(o.b, "tuyalink_"...)
-	o.b = append(o.b, id...)
-	o.mark()
-	o.b = append(o.b, id...)
-	o.b = append(o.b, "|signMethod=hmacSha256,timestamp="...)
+	o = o.add("tuyalink_", id)
+	o.b = appendJoin(o.b, id, "|signMethod=hmacSha256,timestamp=")
 	o.b = append(o.b, stamp...)
 	o.b = append(o.b, ",secureMode=1,accessType=1"...)
 	o.mark()
 	o.b = hex.AppendEncode(o.b, digest)
 	o.mark()
-	if host := p.str("host", ""); host != "" {
-		o.b = append(o.b, host...)
-		o.mark()
-	} else {
-		o.b = append(o.b, "m1.tuya"...)
-		o.b = append(o.b, p.str("region", "cn")...)
-		o.b = append(o.b, ".com"...)
-		o.mark()
-	}
+	o.b = appendHost(o.b, p.str("host", ""), "m1.tuya", p.str("region", "cn"), ".com")
+	o.mark()
 	// Topics: the TuyaLink thing-model topics.
-	o.b = append(o.b, "tylink/"...)
-	o.b = append(o.b, id...)
-	o.b = append(o.b, "/thing/property/report"...)
-	o.mark()
-	o.b = append(o.b, "tylink/"...)
-	o.b = append(o.b, id...)
-	o.b = append(o.b, "/thing/property/set"...)
-	o.mark()
-	o.b = append(o.b, "tylink/"...)
-	o.b = append(o.b, id...)
-	o.b = append(o.b, "/thing/action/execute"...)
-	o.mark()
-	o.b = append(o.b, "tylink/"...)
-	o.b = append(o.b, id...)
-	o.b = append(o.b, "/thing/event/trigger"...)
-	o.mark()
-	s := o.fill(&c)
-	c.Topics.Telemetry = o.cut(s, 4)
-	c.Topics.Commands = o.cut(s, 5)
-	c.Topics.Actions = o.cut(s, 6)
-	c.Topics.Events = o.cut(s, 7)
+	o = o.add("tylink/", id, "/thing/property/report")
+	o = o.add("tylink/", id, "/thing/property/set")
+	o = o.add("tylink/", id, "/thing/action/execute")
+	o = o.add("tylink/", id, "/thing/event/trigger")
+	o.fillTopics(&c, &c.Topics.Telemetry, &c.Topics.Commands, &c.Topics.Actions, &c.Topics.Events)
 	c.Topics.PropertyReport, c.Topics.PropertySet = c.Topics.Telemetry, c.Topics.Commands
 
 	if in.trace.on() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"maps"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,29 +13,22 @@ import (
 
 const testB64 = "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg="
 
-func validParams(cloud string) map[string]any {
-	switch cloud {
-	case "aliyun":
-		return map[string]any{"productKey": "pk", "deviceName": "dn"}
-	case "tencent":
-		return map[string]any{"productId": "PID", "deviceName": "dn"}
-	case "huawei":
-		return map[string]any{"deviceId": "p_n"}
-	case "azure":
-		return map[string]any{"hubHost": "h.azure-devices.net", "deviceId": "d"}
-	case "onenet":
-		return map[string]any{"productId": "PID", "deviceName": "dn"}
-	case "baidu":
-		return map[string]any{"iotCoreId": "core1", "deviceKey": "dk"}
-	case "tuya":
-		return map[string]any{"deviceId": "tid"}
-	case "jwt":
-		return map[string]any{"host": "broker.example", "clientId": "dev1"}
-	case "aws":
-		return map[string]any{"endpoint": "abc-ats.iot.eu-west-1.amazonaws.com", "authorizerName": "credsign", "clientId": "dev1"}
-	}
-	return nil
+// validByCloud holds, for each cloud, params that sign.
+var validByCloud = map[string]map[string]any{
+	"aliyun":  {"productKey": "pk", "deviceName": "dn"},
+	"tencent": {"productId": "PID", "deviceName": "dn"},
+	"huawei":  {"deviceId": "p_n"},
+	"azure":   {"hubHost": "h.azure-devices.net", "deviceId": "d"},
+	"onenet":  {"productId": "PID", "deviceName": "dn"},
+	"baidu":   {"iotCoreId": "core1", "deviceKey": "dk"},
+	"tuya":    {"deviceId": "tid"},
+	"jwt":     {"host": "broker.example", "clientId": "dev1"},
+	"aws":     {"endpoint": "abc-ats.iot.eu-west-1.amazonaws.com", "authorizerName": "credsign", "clientId": "dev1"},
 }
+
+// validParams returns a copy of the cloud's valid params (nil for an
+// unknown cloud), for a test to change.
+func validParams(cloud string) map[string]any { return maps.Clone(validByCloud[cloud]) }
 
 func with(cloud string, kv ...any) map[string]any {
 	p := validParams(cloud)

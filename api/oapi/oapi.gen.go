@@ -18,6 +18,72 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for FindingConfidence.
+const (
+	FindingConfidenceCertain  FindingConfidence = "certain"
+	FindingConfidenceLikely   FindingConfidence = "likely"
+	FindingConfidencePossible FindingConfidence = "possible"
+)
+
+// Valid indicates whether the value is a known member of the FindingConfidence enum.
+func (e FindingConfidence) Valid() bool {
+	switch e {
+	case FindingConfidenceCertain:
+		return true
+	case FindingConfidenceLikely:
+		return true
+	case FindingConfidencePossible:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for FindingPart.
+const (
+	FindingPartClientId FindingPart = "clientId"
+	FindingPartConnack  FindingPart = "connack"
+	FindingPartPassword FindingPart = "password"
+	FindingPartUsername FindingPart = "username"
+)
+
+// Valid indicates whether the value is a known member of the FindingPart enum.
+func (e FindingPart) Valid() bool {
+	switch e {
+	case FindingPartClientId:
+		return true
+	case FindingPartConnack:
+		return true
+	case FindingPartPassword:
+		return true
+	case FindingPartUsername:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for FindingStatus.
+const (
+	FindingStatusDiffers FindingStatus = "differs"
+	FindingStatusMatch   FindingStatus = "match"
+	FindingStatusNote    FindingStatus = "note"
+)
+
+// Valid indicates whether the value is a known member of the FindingStatus enum.
+func (e FindingStatus) Valid() bool {
+	switch e {
+	case FindingStatusDiffers:
+		return true
+	case FindingStatusMatch:
+		return true
+	case FindingStatusNote:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HealthStatus.
 const (
 	HealthStatusDegraded HealthStatus = "degraded"
@@ -102,6 +168,24 @@ const (
 func (e PutDeviceParamsIfNoneMatch) Valid() bool {
 	switch e {
 	case PutDeviceParamsIfNoneMatchAsterisk:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ImportDevicesParamsMode.
+const (
+	ImportDevicesParamsModeCreate ImportDevicesParamsMode = "create"
+	ImportDevicesParamsModeUpsert ImportDevicesParamsMode = "upsert"
+)
+
+// Valid indicates whether the value is a known member of the ImportDevicesParamsMode enum.
+func (e ImportDevicesParamsMode) Valid() bool {
+	switch e {
+	case ImportDevicesParamsModeCreate:
+		return true
+	case ImportDevicesParamsModeUpsert:
 		return true
 	default:
 		return false
@@ -243,12 +327,69 @@ type DeviceList struct {
 	Next *string `json:"next"`
 }
 
+// Diagnosis defines model for Diagnosis.
+type Diagnosis struct {
+	// At The time the triple was judged at.
+	At time.Time `json:"at"`
+
+	// Cloud A cloud name from `GET /v1/clouds`.
+	//
+	// Example: aliyun
+	Cloud CloudName `json:"cloud"`
+
+	// Findings Conclusions on the clientId, the username and the password, in that order, then on the CONNACK code.
+	Findings []Finding `json:"findings"`
+
+	// Match True when every part matches what the recipe produces and nothing in it has expired.
+	Match bool `json:"match"`
+}
+
+// DoctorRequest A triple captured from a device the broker refused.
+type DoctorRequest struct {
+	// At When the device was refused; the server's clock when absent.
+	At *time.Time `json:"at,omitempty"`
+
+	// ClientId The MQTT ClientId the device sent.
+	ClientId string `json:"clientId"`
+
+	// Connack The broker's CONNACK return code (MQTT 3.1.1, 0-5) or reason code (MQTT 5, such as 134), if known.
+	Connack *int `json:"connack,omitempty"`
+
+	// Password The MQTT password the device sent. It is compared, never echoed or logged.
+	Password string `json:"password"`
+
+	// Username The MQTT username the device sent.
+	Username string `json:"username"`
+}
+
 // FieldError defines model for FieldError.
 type FieldError struct {
 	// Field Where the problem is, such as `params.productKey`, `secret`, `ttlSeconds`, `query.limit`.
 	Field  string `json:"field"`
 	Reason string `json:"reason"`
 }
+
+// Finding defines model for Finding.
+type Finding struct {
+	// Cause What differs and the likely reason, or what matched. Never the secret or a password.
+	Cause string `json:"cause"`
+
+	// Confidence `certain`: the captured value was reproduced with the recipe and the named variation; `likely`: read from the triple's form; `possible`: nothing tried explains it.
+	Confidence FindingConfidence `json:"confidence"`
+	Part       FindingPart       `json:"part"`
+
+	// Status `note`: information that neither proves nor rules out a fault.
+	Status FindingStatus `json:"status"`
+}
+
+// FindingConfidence `certain`: the captured value was reproduced with the recipe and the named variation; `likely`: read from the triple's form; `possible`: nothing tried explains it.
+type FindingConfidence string
+
+// FindingPart defines model for Finding.Part.
+type FindingPart string
+
+// FindingStatus `note`: information that neither proves nor rules out a fault.
+type FindingStatus string
 
 // Health defines model for Health.
 type Health struct {
@@ -262,6 +403,68 @@ type Health struct {
 
 // HealthStatus defines model for Health.Status.
 type HealthStatus string
+
+// ImportDevice One line of an import (`POST /v1/imports`) - a device document with its ID.
+type ImportDevice struct {
+	// Cloud A cloud name from `GET /v1/clouds`.
+	//
+	// Example: aliyun
+	Cloud CloudName `json:"cloud"`
+
+	// Id Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
+	//
+	// Example: lamp-7
+	Id DeviceId `json:"id"`
+
+	// Labels Free-form labels for listing and filtering; keys are letters, digits, `.`, `_`, `/`, `-`.
+	//
+	// Example: {"site":"sz"}
+	Labels *Labels `json:"labels,omitempty"`
+
+	// Params The cloud's parameters (see `GET /v1/clouds`).
+	Params map[string]ParamValue `json:"params"`
+
+	// Secret The device secret, as in `DeviceDocument`. Write-only.
+	Secret *string `json:"secret,omitempty"`
+}
+
+// ImportLine One line of an import's answer: the result of one input line (`line`
+// set), or, last, the `summary`.
+type ImportLine struct {
+	// Id The device ID the line names, when it could be read.
+	Id *string `json:"id,omitempty"`
+
+	// Line The input line this result is for (the first is 1).
+	Line *int64 `json:"line,omitempty"`
+
+	// Problem RFC 9457 problem details.
+	Problem *Problem `json:"problem,omitempty"`
+
+	// Status What happened to the line, as an HTTP status (201 created, 200 replaced, 4xx/5xx refused).
+	Status *int `json:"status,omitempty"`
+
+	// Summary The last line of an import's answer.
+	Summary *ImportSummary `json:"summary,omitempty"`
+
+	// Token The device token (with `tokens=true`); shown only here.
+	Token *string `json:"token,omitempty"`
+
+	// TokenId Example: 3f9a0c7d2b1e4a6f8c5d
+	TokenId *TokenId `json:"tokenId,omitempty"`
+}
+
+// ImportSummary The last line of an import's answer.
+type ImportSummary struct {
+	Created int64 `json:"created"`
+	Failed  int64 `json:"failed"`
+
+	// Lines Input lines read (blank ones included).
+	Lines int64 `json:"lines"`
+
+	// Tokens Device tokens minted.
+	Tokens  int64 `json:"tokens"`
+	Updated int64 `json:"updated"`
+}
 
 // JWKS defines model for JWKS.
 type JWKS struct {
@@ -422,11 +625,26 @@ type PutDeviceParams struct {
 // PutDeviceParamsIfNoneMatch defines parameters for PutDevice.
 type PutDeviceParamsIfNoneMatch string
 
+// ImportDevicesParams defines parameters for ImportDevices.
+type ImportDevicesParams struct {
+	// Mode `create` refuses existing devices (409 on their line); `upsert` replaces them.
+	Mode *ImportDevicesParamsMode `form:"mode,omitempty" json:"mode,omitempty"`
+
+	// Tokens Mint a device token for each device written.
+	Tokens *bool `form:"tokens,omitempty" json:"tokens,omitempty"`
+}
+
+// ImportDevicesParamsMode defines parameters for ImportDevices.
+type ImportDevicesParamsMode string
+
 // PutDeviceJSONRequestBody defines body for PutDevice for application/json ContentType.
 type PutDeviceJSONRequestBody = DeviceDocument
 
 // IssueCredentialsJSONRequestBody defines body for IssueCredentials for application/json ContentType.
 type IssueCredentialsJSONRequestBody = CredentialsRequest
+
+// DoctorDeviceJSONRequestBody defines body for DoctorDevice for application/json ContentType.
+type DoctorDeviceJSONRequestBody = DoctorRequest
 
 // CreateTokenJSONRequestBody defines body for CreateToken for application/json ContentType.
 type CreateTokenJSONRequestBody = TokenRequest
@@ -572,12 +790,18 @@ type ServerInterface interface {
 	// IssueCredentials Issue MQTT credentials for a device
 	// (POST /v1/devices/{id}/credentials)
 	IssueCredentials(w http.ResponseWriter, r *http.Request, id DeviceIdPath)
+	// DoctorDevice Say why a device's captured MQTT triple is refused
+	// (POST /v1/devices/{id}/doctor)
+	DoctorDevice(w http.ResponseWriter, r *http.Request, id DeviceIdPath)
 	// CreateDeviceToken Mint a device token bound to this device
 	// (POST /v1/devices/{id}/tokens)
 	CreateDeviceToken(w http.ResponseWriter, r *http.Request, id DeviceIdPath)
 	// RevokeDeviceToken Revoke a device token
 	// (DELETE /v1/devices/{id}/tokens/{tokenId})
 	RevokeDeviceToken(w http.ResponseWriter, r *http.Request, id DeviceIdPath, tokenId TokenIdPath)
+	// ImportDevices Register many devices from one NDJSON stream
+	// (POST /v1/imports)
+	ImportDevices(w http.ResponseWriter, r *http.Request, params ImportDevicesParams)
 	// RotateJWTKey Rotate the JWT signing key
 	// (POST /v1/keys/jwt/rotate)
 	RotateJWTKey(w http.ResponseWriter, r *http.Request)
@@ -653,6 +877,12 @@ func (_ Unimplemented) IssueCredentials(w http.ResponseWriter, r *http.Request, 
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// DoctorDevice Say why a device's captured MQTT triple is refused
+// (POST /v1/devices/{id}/doctor)
+func (_ Unimplemented) DoctorDevice(w http.ResponseWriter, r *http.Request, id DeviceIdPath) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // CreateDeviceToken Mint a device token bound to this device
 // (POST /v1/devices/{id}/tokens)
 func (_ Unimplemented) CreateDeviceToken(w http.ResponseWriter, r *http.Request, id DeviceIdPath) {
@@ -662,6 +892,12 @@ func (_ Unimplemented) CreateDeviceToken(w http.ResponseWriter, r *http.Request,
 // RevokeDeviceToken Revoke a device token
 // (DELETE /v1/devices/{id}/tokens/{tokenId})
 func (_ Unimplemented) RevokeDeviceToken(w http.ResponseWriter, r *http.Request, id DeviceIdPath, tokenId TokenIdPath) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ImportDevices Register many devices from one NDJSON stream
+// (POST /v1/imports)
+func (_ Unimplemented) ImportDevices(w http.ResponseWriter, r *http.Request, params ImportDevicesParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -981,6 +1217,32 @@ func (siw *ServerInterfaceWrapper) IssueCredentials(w http.ResponseWriter, r *ht
 	handler.ServeHTTP(w, r)
 }
 
+// DoctorDevice operation middleware
+func (siw *ServerInterfaceWrapper) DoctorDevice(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id DeviceIdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", chi.URLParam(r, "id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DoctorDevice(w, r, id)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // CreateDeviceToken operation middleware
 func (siw *ServerInterfaceWrapper) CreateDeviceToken(w http.ResponseWriter, r *http.Request) {
 
@@ -1033,6 +1295,52 @@ func (siw *ServerInterfaceWrapper) RevokeDeviceToken(w http.ResponseWriter, r *h
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.RevokeDeviceToken(w, r, id, tokenId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ImportDevices operation middleware
+func (siw *ServerInterfaceWrapper) ImportDevices(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ImportDevicesParams
+
+	// ------------- Optional query parameter "mode" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "mode", r.URL.Query(), &params.Mode, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "mode"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "mode", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "tokens" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "tokens", r.URL.Query(), &params.Tokens, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "tokens"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tokens", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ImportDevices(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1243,10 +1551,16 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Post(options.BaseURL+"/v1/devices/{id}/credentials", wrapper.IssueCredentials)
 	})
 	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/devices/{id}/doctor", wrapper.DoctorDevice)
+	})
+	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/devices/{id}/tokens", wrapper.CreateDeviceToken)
 	})
 	r.Group(func(r chi.Router) {
 		r.Delete(options.BaseURL+"/v1/devices/{id}/tokens/{tokenId}", wrapper.RevokeDeviceToken)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/imports", wrapper.ImportDevices)
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/tokens", wrapper.CreateToken)
@@ -2493,6 +2807,208 @@ func (response IssueCredentials503ApplicationProblemPlusJSONResponse) VisitIssue
 	return err
 }
 
+type DoctorDeviceRequestObject struct {
+	Id   DeviceIdPath `json:"id"`
+	Body *DoctorDeviceJSONRequestBody
+}
+
+type DoctorDeviceResponseObject interface {
+	VisitDoctorDeviceResponse(w http.ResponseWriter) error
+}
+
+type DoctorDevice200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type DoctorDevice200JSONResponse struct {
+	Body    Diagnosis
+	Headers DoctorDevice200ResponseHeaders
+}
+
+func (response DoctorDevice200JSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DoctorDevice400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DoctorDevice400ApplicationProblemPlusJSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DoctorDevice401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DoctorDevice401ApplicationProblemPlusJSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DoctorDevice403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DoctorDevice403ApplicationProblemPlusJSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DoctorDevice404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DoctorDevice404ApplicationProblemPlusJSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DoctorDevice413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response DoctorDevice413ApplicationProblemPlusJSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DoctorDevice415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response DoctorDevice415ApplicationProblemPlusJSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DoctorDevice422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableApplicationProblemPlusJSONResponse
+}
+
+func (response DoctorDevice422ApplicationProblemPlusJSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DoctorDevice429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DoctorDevice429ApplicationProblemPlusJSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DoctorDevice500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response DoctorDevice500ApplicationProblemPlusJSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DoctorDevice503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DoctorDevice503ApplicationProblemPlusJSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateDeviceTokenRequestObject struct {
 	Id DeviceIdPath `json:"id"`
 }
@@ -2770,6 +3286,219 @@ type RevokeDeviceToken503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response RevokeDeviceToken503ApplicationProblemPlusJSONResponse) VisitRevokeDeviceTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportDevicesRequestObject struct {
+	Params ImportDevicesParams
+	Body   io.Reader
+}
+
+type ImportDevicesResponseObject interface {
+	VisitImportDevicesResponse(w http.ResponseWriter) error
+}
+
+type ImportDevices200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type ImportDevices200ApplicationxNdjsonResponse struct {
+	Body          io.Reader
+	Headers       ImportDevices200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ImportDevices200ApplicationxNdjsonResponse) VisitImportDevicesResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		// If w doesn't support flushing, fall back to io.Copy.
+		_, err := io.Copy(w, response.Body)
+		return err
+	}
+	// text/event-stream messages are typically small; use a
+	// modest buffer and flush after each chunk so clients see
+	// events immediately instead of waiting on OS buffering.
+	buf := make([]byte, 4096)
+	for {
+		n, err := response.Body.Read(buf)
+		if n > 0 {
+			if _, writeErr := w.Write(buf[:n]); writeErr != nil {
+				return writeErr
+			}
+			flusher.Flush()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+type ImportDevices400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ImportDevices400ApplicationProblemPlusJSONResponse) VisitImportDevicesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportDevices401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ImportDevices401ApplicationProblemPlusJSONResponse) VisitImportDevicesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportDevices403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ImportDevices403ApplicationProblemPlusJSONResponse) VisitImportDevicesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportDevices413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ImportDevices413ApplicationProblemPlusJSONResponse) VisitImportDevicesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportDevices415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ImportDevices415ApplicationProblemPlusJSONResponse) VisitImportDevicesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportDevices422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableApplicationProblemPlusJSONResponse
+}
+
+func (response ImportDevices422ApplicationProblemPlusJSONResponse) VisitImportDevicesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportDevices429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ImportDevices429ApplicationProblemPlusJSONResponse) VisitImportDevicesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportDevices500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ImportDevices500ApplicationProblemPlusJSONResponse) VisitImportDevicesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportDevices503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ImportDevices503ApplicationProblemPlusJSONResponse) VisitImportDevicesResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -3251,12 +3980,18 @@ type StrictServerInterface interface {
 	// IssueCredentials Issue MQTT credentials for a device
 	// (POST /v1/devices/{id}/credentials)
 	IssueCredentials(ctx context.Context, request IssueCredentialsRequestObject) (IssueCredentialsResponseObject, error)
+	// DoctorDevice Say why a device's captured MQTT triple is refused
+	// (POST /v1/devices/{id}/doctor)
+	DoctorDevice(ctx context.Context, request DoctorDeviceRequestObject) (DoctorDeviceResponseObject, error)
 	// CreateDeviceToken Mint a device token bound to this device
 	// (POST /v1/devices/{id}/tokens)
 	CreateDeviceToken(ctx context.Context, request CreateDeviceTokenRequestObject) (CreateDeviceTokenResponseObject, error)
 	// RevokeDeviceToken Revoke a device token
 	// (DELETE /v1/devices/{id}/tokens/{tokenId})
 	RevokeDeviceToken(ctx context.Context, request RevokeDeviceTokenRequestObject) (RevokeDeviceTokenResponseObject, error)
+	// ImportDevices Register many devices from one NDJSON stream
+	// (POST /v1/imports)
+	ImportDevices(ctx context.Context, request ImportDevicesRequestObject) (ImportDevicesResponseObject, error)
 	// RotateJWTKey Rotate the JWT signing key
 	// (POST /v1/keys/jwt/rotate)
 	RotateJWTKey(ctx context.Context, request RotateJWTKeyRequestObject) (RotateJWTKeyResponseObject, error)
@@ -3575,6 +4310,39 @@ func (sh *strictHandler) IssueCredentials(w http.ResponseWriter, r *http.Request
 	}
 }
 
+// DoctorDevice operation middleware
+func (sh *strictHandler) DoctorDevice(w http.ResponseWriter, r *http.Request, id DeviceIdPath) {
+	var request DoctorDeviceRequestObject
+
+	request.Id = id
+
+	var body DoctorDeviceJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.DoctorDevice(ctx, request.(DoctorDeviceRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DoctorDevice")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(DoctorDeviceResponseObject); ok {
+		if err := validResponse.VisitDoctorDeviceResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // CreateDeviceToken operation middleware
 func (sh *strictHandler) CreateDeviceToken(w http.ResponseWriter, r *http.Request, id DeviceIdPath) {
 	var request CreateDeviceTokenRequestObject
@@ -3621,6 +4389,34 @@ func (sh *strictHandler) RevokeDeviceToken(w http.ResponseWriter, r *http.Reques
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(RevokeDeviceTokenResponseObject); ok {
 		if err := validResponse.VisitRevokeDeviceTokenResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ImportDevices operation middleware
+func (sh *strictHandler) ImportDevices(w http.ResponseWriter, r *http.Request, params ImportDevicesParams) {
+	var request ImportDevicesRequestObject
+
+	request.Params = params
+
+	request.Body = r.Body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ImportDevices(ctx, request.(ImportDevicesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ImportDevices")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ImportDevicesResponseObject); ok {
+		if err := validResponse.VisitImportDevicesResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

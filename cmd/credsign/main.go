@@ -4,6 +4,8 @@
 //	credsign sign     derive MQTT credentials offline and print them as JSON
 //	credsign explain  like sign, and print every step of the recipe (secret redacted)
 //	credsign clouds   list the supported clouds and their params
+//	credsign import   register devices in bulk from an NDJSON file
+//	credsign doctor   say which part of a device's refused triple differs and why
 package main
 
 import (
@@ -32,6 +34,8 @@ var commands = map[string]command{
 	"explain": runExplain,
 	"clouds":  runClouds,
 	"serve":   runServe,
+	"import":  runImport,
+	"doctor":  runDoctor,
 }
 
 func main() {
@@ -101,4 +105,6 @@ var summaries = map[string]string{
 	"sign":    "derive MQTT credentials offline and print them as JSON",
 	"explain": "like sign, and show each step of the recipe with the secret redacted",
 	"clouds":  "list the supported clouds and their params",
+	"import":  "register devices in bulk from an NDJSON file (POST /v1/imports)",
+	"doctor":  "say why a device's captured MQTT triple is refused (which part differs and the likely cause)",
 }

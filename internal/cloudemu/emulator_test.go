@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credsign/credsign/signing"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
@@ -35,31 +36,42 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func dial(t *testing.T, e *Emulator, clientID, user, pass string, lost chan<- error) (paho.Client, error) {
+// dialCreds connects with credsign's credentials, offering their ALPN.
+func dialCreds(t *testing.T, e *Emulator, c signing.Credentials, lost chan<- error) (paho.Client, error) {
 	t.Helper()
-	scheme := "tcp"
-	o := paho.NewClientOptions().SetClientID(clientID).SetUsername(user).SetPassword(pass).
+	o := paho.NewClientOptions().SetClientID(c.ClientID).SetUsername(c.Username).SetPassword(c.Password).
 		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(10 * time.Second)
+	scheme := "tcp"
 	if e.TLS() {
 		scheme = "ssl"
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(e.CAPEM())
-		o.SetTLSConfig(&tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12})
+		cfg := &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
+		if c.ALPN != "" {
+			cfg.NextProtos = []string{c.ALPN}
+		}
+		o.SetTLSConfig(cfg)
 	}
 	o.AddBroker(fmt.Sprintf("%s://%s", scheme, e.Addr()))
 	if lost != nil {
 		o.SetConnectionLostHandler(func(_ paho.Client, err error) { lost <- err })
 	}
-	c := paho.NewClient(o)
-	tok := c.Connect()
+	cl := paho.NewClient(o)
+	tok := cl.Connect()
 	if !tok.WaitTimeout(20 * time.Second) {
 		return nil, errors.New("connect timed out")
 	}
 	if err := tok.Error(); err != nil {
 		return nil, err
 	}
-	t.Cleanup(func() { c.Disconnect(0) })
-	return c, nil
+	t.Cleanup(func() { cl.Disconnect(0) })
+	return cl, nil
+}
+
+// dial connects to e with the triple given, as dialCreds does.
+func dial(t *testing.T, e *Emulator, clientID, user, pass string, lost chan<- error) (paho.Client, error) {
+	t.Helper()
+	return dialCreds(t, e, signing.Credentials{ClientID: clientID, Username: user, Password: pass}, lost)
 }
 
 // refused reports whether a CONNECT was answered "bad user name or password"

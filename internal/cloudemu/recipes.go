@@ -42,10 +42,28 @@ type verdict struct {
 // secrets finds a device's secret by the cloud's identity key.
 type secrets func(key string) (string, bool)
 
-func hmacHex(newHash func() hash.Hash, key, msg []byte) string {
+func hmacSum(newHash func() hash.Hash, key, msg []byte) []byte {
 	m := hmac.New(newHash, key)
 	m.Write(msg)
-	return hex.EncodeToString(m.Sum(nil))
+	return m.Sum(nil)
+}
+
+func hmacHex(newHash func() hash.Hash, key, msg []byte) string {
+	return hex.EncodeToString(hmacSum(newHash, key, msg))
+}
+
+// base64Secret finds the secret kept under lookup and decodes it from
+// standard base64, as tencent, azure and onenet keep theirs.
+func base64Secret(find secrets, cloud, lookup string) ([]byte, error) {
+	s, ok := find(lookup)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s %s", ErrUnknownDevice, cloud, lookup)
+	}
+	key, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: key is not base64: %w", cloud, lookup, err)
+	}
+	return key, nil
 }
 
 func equalFold(a, b string) bool {
@@ -111,15 +129,8 @@ func verifyAliyun(clientID, username, password string, tls bool, find secrets) (
 	if !ok {
 		return verdict{}, fmt.Errorf("%w: aliyun %s/%s", ErrUnknownDevice, pk, dn)
 	}
-	var h func() hash.Hash
-	switch cid.signMethod {
-	case "hmacsha256":
-		h = sha256.New
-	case "hmacsha1":
-		h = sha1.New
-	case "hmacmd5":
-		h = md5.New
-	default:
+	h, ok := map[string]func() hash.Hash{"hmacsha256": sha256.New, "hmacsha1": sha1.New, "hmacmd5": md5.New}[cid.signMethod]
+	if !ok {
 		return verdict{}, fmt.Errorf("%w: aliyun signmethod %q", ErrBadCredentials, cid.signMethod)
 	}
 	content := "clientId" + cid.id + "deviceName" + dn + "productKey" + pk
@@ -166,25 +177,16 @@ func verifyTencent(clientID, username, password string, now time.Time, find secr
 	if u.clientID != clientID {
 		return verdict{}, fmt.Errorf("%w: tencent username names client %q, ClientId is %q", ErrBadCredentials, u.clientID, clientID)
 	}
-	psk, ok := find(clientID)
-	if !ok {
-		return verdict{}, fmt.Errorf("%w: tencent %s", ErrUnknownDevice, clientID)
-	}
-	key, err := base64.StdEncoding.DecodeString(psk)
+	key, err := base64Secret(find, "tencent", clientID)
 	if err != nil {
-		return verdict{}, fmt.Errorf("tencent device %s: PSK is not base64: %w", clientID, err)
+		return verdict{}, err
 	}
 	sig, method, ok := strings.Cut(password, ";")
 	if !ok {
 		return verdict{}, fmt.Errorf("%w: tencent password: want hex;method", ErrBadCredentials)
 	}
-	var h func() hash.Hash
-	switch method {
-	case "hmacsha256":
-		h = sha256.New
-	case "hmacsha1":
-		h = sha1.New
-	default:
+	h, ok := map[string]func() hash.Hash{"hmacsha256": sha256.New, "hmacsha1": sha1.New}[method]
+	if !ok {
 		return verdict{}, fmt.Errorf("%w: tencent sign method %q", ErrBadCredentials, method)
 	}
 	if !equalFold(hmacHex(h, key, []byte(username)), sig) {
@@ -382,21 +384,15 @@ func verifyAzure(clientID, username, password string, tls bool, now time.Time, f
 	if sas.skn != "" {
 		lookup = u.hubHost + "/policies/" + sas.skn
 	}
-	b64key, ok := find(lookup)
-	if !ok {
-		return verdict{}, fmt.Errorf("%w: azure %s", ErrUnknownDevice, lookup)
-	}
-	key, err := base64.StdEncoding.DecodeString(b64key)
+	key, err := base64Secret(find, "azure", lookup)
 	if err != nil {
-		return verdict{}, fmt.Errorf("azure %s: key is not base64: %w", lookup, err)
+		return verdict{}, err
 	}
 	sig, err := url.QueryUnescape(sas.sig)
 	if err != nil {
 		return verdict{}, fmt.Errorf("%w: azure sig is not URL-encoded: %w", ErrBadCredentials, err)
 	}
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(sas.sr + "\n" + strconv.FormatInt(sas.se, 10)))
-	want := base64.StdEncoding.EncodeToString(m.Sum(nil))
+	want := base64.StdEncoding.EncodeToString(hmacSum(sha256.New, key, []byte(sas.sr+"\n"+strconv.FormatInt(sas.se, 10))))
 	if subtle.ConstantTimeCompare([]byte(want), []byte(sig)) != 1 {
 		return verdict{}, fmt.Errorf("%w: azure signature does not match", ErrBadCredentials)
 	}

@@ -2,7 +2,6 @@ package cloudemu
 
 import (
 	"crypto"
-	"crypto/hmac"
 	"crypto/md5"
 	"crypto/rsa"
 	"crypto/sha1"
@@ -40,32 +39,20 @@ func verifyOneNET(clientID, username, password string, now time.Time, find secre
 	if res != "products/"+username && res != "products/"+username+"/devices/"+clientID {
 		return verdict{}, fmt.Errorf("%w: onenet res %q does not name product %q or its device %q", ErrBadCredentials, res, username, clientID)
 	}
-	var h func() hash.Hash
-	switch method {
-	case "sha256":
-		h = sha256.New
-	case "sha1":
-		h = sha1.New
-	case "md5":
-		h = md5.New
-	default:
+	h, ok := map[string]func() hash.Hash{"sha256": sha256.New, "sha1": sha1.New, "md5": md5.New}[method]
+	if !ok {
 		return verdict{}, fmt.Errorf("%w: onenet method %q", ErrBadCredentials, method)
 	}
 	sec, err := strconv.ParseInt(et, 10, 64)
 	if err != nil {
 		return verdict{}, fmt.Errorf("%w: onenet et %q is not Unix seconds", ErrBadCredentials, et)
 	}
-	b64key, ok := find(res)
-	if !ok {
-		return verdict{}, fmt.Errorf("%w: onenet %s", ErrUnknownDevice, res)
-	}
-	key, err := base64.StdEncoding.DecodeString(b64key)
+	key, err := base64Secret(find, "onenet", res)
 	if err != nil {
-		return verdict{}, fmt.Errorf("onenet %s: key is not base64: %w", res, err)
+		return verdict{}, err
 	}
-	m := hmac.New(h, key)
-	m.Write([]byte(et + "\n" + method + "\n" + res + "\n" + version))
-	if subtle.ConstantTimeCompare([]byte(base64.StdEncoding.EncodeToString(m.Sum(nil))), []byte(sign)) != 1 {
+	want := base64.StdEncoding.EncodeToString(hmacSum(h, key, []byte(et+"\n"+method+"\n"+res+"\n"+version)))
+	if subtle.ConstantTimeCompare([]byte(want), []byte(sign)) != 1 {
 		return verdict{}, fmt.Errorf("%w: onenet sign does not match", ErrBadCredentials)
 	}
 	if exp := time.Unix(sec, 0); exp.Before(now) {
@@ -96,18 +83,13 @@ func verifyBaidu(username, password string, find secrets) (verdict, error) {
 		return verdict{}, fmt.Errorf("%w: baidu %s/%s", ErrUnknownDevice, core, dk)
 	}
 	msg := []byte(dk + "&" + ts + "&" + method + secret)
-	var sum string
-	switch method {
-	case "MD5":
-		s := md5.Sum(msg)
-		sum = hex.EncodeToString(s[:])
-	case "SHA256":
-		s := sha256.Sum256(msg)
-		sum = hex.EncodeToString(s[:])
-	default:
+	h, ok := map[string]func() hash.Hash{"MD5": md5.New, "SHA256": sha256.New}[method]
+	if !ok {
 		return verdict{}, fmt.Errorf("%w: baidu algorithm %q", ErrBadCredentials, method)
 	}
-	if !equalFold(sum, password) {
+	sum := h()
+	sum.Write(msg)
+	if !equalFold(hex.EncodeToString(sum.Sum(nil)), password) {
 		return verdict{}, fmt.Errorf("%w: baidu password does not match", ErrBadCredentials)
 	}
 	return verdict{}, nil

@@ -5,7 +5,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -18,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
 	jose "github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
 
@@ -46,9 +44,7 @@ func TestVerifyOneNET(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := verifyOneNET(tt.clientID, tt.username, tt.password, tt.now, devs)
-			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
-				t.Fatalf("verifyOneNET = %v, want %v", err, tt.want)
-			}
+			wantErr(t, "verifyOneNET", err, tt.want)
 		})
 	}
 }
@@ -87,38 +83,6 @@ func TestVerifyBaiduAndTuya(t *testing.T) {
 			t.Errorf("verifyTuya(%q, %q) = %v, want %v", tt.clientID, tt.user, err, tt.want)
 		}
 	}
-}
-
-// dialCreds connects with credsign's credentials, offering their ALPN.
-func dialCreds(t *testing.T, e *Emulator, c signing.Credentials, lost chan<- error) (paho.Client, error) {
-	t.Helper()
-	o := paho.NewClientOptions().SetClientID(c.ClientID).SetUsername(c.Username).SetPassword(c.Password).
-		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(10 * time.Second)
-	scheme := "tcp"
-	if e.TLS() {
-		scheme = "ssl"
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(e.CAPEM())
-		cfg := &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
-		if c.ALPN != "" {
-			cfg.NextProtos = []string{c.ALPN}
-		}
-		o.SetTLSConfig(cfg)
-	}
-	o.AddBroker(fmt.Sprintf("%s://%s", scheme, e.Addr()))
-	if lost != nil {
-		o.SetConnectionLostHandler(func(_ paho.Client, err error) { lost <- err })
-	}
-	cl := paho.NewClient(o)
-	tok := cl.Connect()
-	if !tok.WaitTimeout(20 * time.Second) {
-		return nil, errors.New("connect timed out")
-	}
-	if err := tok.Error(); err != nil {
-		return nil, err
-	}
-	t.Cleanup(func() { cl.Disconnect(0) })
-	return cl, nil
 }
 
 func rsaPEMs(t *testing.T) (private, public string) {

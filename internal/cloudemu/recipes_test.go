@@ -12,6 +12,14 @@ import (
 	"time"
 )
 
+// wantErr fails t unless err is (or wraps) want; a nil want means no error.
+func wantErr(t *testing.T, fn string, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) || (want == nil) != (err == nil) {
+		t.Fatalf("%s = %v, want %v", fn, err, want)
+	}
+}
+
 func finder(m map[string]string) secrets {
 	return func(k string) (string, bool) { s, ok := m[k]; return s, ok }
 }
@@ -19,13 +27,7 @@ func finder(m map[string]string) secrets {
 // azureSig is b64(HMAC-SHA256(b64d(key), msg)), the SAS signature primitive.
 func azureSig(t *testing.T, key, msg string) string {
 	t.Helper()
-	k, err := base64.StdEncoding.DecodeString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := hmac.New(sha256.New, k)
-	m.Write([]byte(msg))
-	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+	return base64.StdEncoding.EncodeToString(hmacRaw(b64(t, key), msg))
 }
 
 func sasToken(t *testing.T, key, resource string, se int64) string {
@@ -36,13 +38,17 @@ func sasToken(t *testing.T, key, resource string, se int64) string {
 
 func tencentPassword(t *testing.T, psk, username string) string {
 	t.Helper()
-	k, err := base64.StdEncoding.DecodeString(psk)
+	return hex.EncodeToString(hmacRaw(b64(t, psk), username)) + ";hmacsha256"
+}
+
+// b64 decodes the standard base64 s.
+func b64(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := hmac.New(sha256.New, k)
-	m.Write([]byte(username))
-	return hex.EncodeToString(m.Sum(nil)) + ";hmacsha256"
+	return b
 }
 
 func TestVerifyAliyun(t *testing.T) {
@@ -70,9 +76,7 @@ func TestVerifyAliyun(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := verifyAliyun(tt.clientID, tt.username, tt.password, tt.tls, devs)
-			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
-				t.Fatalf("verifyAliyun = %v, want %v", err, tt.want)
-			}
+			wantErr(t, "verifyAliyun", err, tt.want)
 		})
 	}
 }
@@ -101,9 +105,7 @@ func TestVerifyHuawei(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := verifyHuawei(tt.clientID, tt.username, tt.password, tt.now, devs)
-			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
-				t.Fatalf("verifyHuawei = %v, want %v", err, tt.want)
-			}
+			wantErr(t, "verifyHuawei", err, tt.want)
 		})
 	}
 }
@@ -153,9 +155,7 @@ func TestVerifyAzure(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			v, err := verifyAzure(tt.clientID, tt.username, tt.password, tt.tls, tt.now, devs)
-			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
-				t.Fatalf("verifyAzure = %v, want %v", err, tt.want)
-			}
+			wantErr(t, "verifyAzure", err, tt.want)
 			if err == nil && !v.expires.Equal(time.Unix(se, 0)) {
 				t.Fatalf("expires = %v, want se", v.expires)
 			}
@@ -163,6 +163,7 @@ func TestVerifyAzure(t *testing.T) {
 	}
 }
 
+// hmacRaw is HMAC-SHA256, computed here with crypto/hmac.
 func hmacRaw(key []byte, msg string) []byte {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(msg))
@@ -195,9 +196,7 @@ func TestVerifyTencent(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := verifyTencent(tt.clientID, tt.username, tt.password, tt.now, devs)
-			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
-				t.Fatalf("verifyTencent = %v, want %v", err, tt.want)
-			}
+			wantErr(t, "verifyTencent", err, tt.want)
 		})
 	}
 }

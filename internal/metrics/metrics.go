@@ -41,32 +41,30 @@ type Metrics struct {
 func New() *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
-		issuances: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "credsign_credentials_issued_total",
-			Help: "Credential requests by cloud and outcome (issued, rejected, denied, not_found, error).",
-		}, []string{"cloud", "outcome"}),
-		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "credsign_http_request_duration_seconds",
-			Help:    "HTTP request latency by route template, method and status code.",
-			Buckets: prometheus.DefBuckets,
-		}, []string{"route", "method", "code"}),
-		storeLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "credsign_store_operation_duration_seconds",
-			Help:    "Secret store operation latency by operation.",
-			Buckets: prometheus.DefBuckets,
-		}, []string{"op"}),
-		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "credsign_store_errors_total",
-			Help: "Secret store operations that failed, by operation and kind (not_found, conflict, invalid, unavailable, other).",
-		}, []string{"op", "kind"}),
-		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "credsign_cache_lookups_total",
-			Help: "Record cache lookups by kind (device, token) and result (hit, miss, stale: served from cache while the store is unavailable).",
-		}, []string{"kind", "result"}),
+		issuances: counter("credsign_credentials_issued_total",
+			"Credential requests by cloud and outcome (issued, rejected, denied, not_found, error).", "cloud", "outcome"),
+		httpDuration: histogram("credsign_http_request_duration_seconds",
+			"HTTP request latency by route template, method and status code.", "route", "method", "code"),
+		storeLatency: histogram("credsign_store_operation_duration_seconds",
+			"Secret store operation latency by operation.", "op"),
+		storeErrors: counter("credsign_store_errors_total",
+			"Secret store operations that failed, by operation and kind (not_found, conflict, invalid, unavailable, other).", "op", "kind"),
+		cache: counter("credsign_cache_lookups_total",
+			"Record cache lookups by kind (device, token) and result (hit, miss, stale: served from cache while the store is unavailable).", "kind", "result"),
 	}
 	m.Registry.MustRegister(m.issuances, m.httpDuration, m.storeLatency, m.storeErrors, m.cache,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// counter is a counter vector.
+func counter(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+}
+
+// histogram is a latency histogram in seconds, with the default buckets.
+func histogram(name, help string, labels ...string) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: prometheus.DefBuckets}, labels)
 }
 
 // Issued counts one credential request for cloud ("none" when the device
@@ -129,6 +127,21 @@ func (m *Metrics) observeStore(op string, start time.Time, err error) {
 	m.storeErrors.WithLabelValues(op, kind).Inc()
 }
 
+// timed runs call as the store operation op: it times it and counts its
+// error by kind.
+func timed[T any](m *Metrics, op string, call func() (T, error)) (T, error) {
+	start := time.Now()
+	v, err := call()
+	m.observeStore(op, start, err)
+	return v, err
+}
+
+// timedErr is timed for an operation that returns only an error.
+func timedErr(m *Metrics, op string, call func() error) error {
+	_, err := timed(m, op, func() (struct{}, error) { return struct{}{}, call() })
+	return err
+}
+
 // InstrumentStore wraps s so that every call is timed and its errors counted.
 func (m *Metrics) InstrumentStore(s secrets.Store) secrets.Store {
 	return &store{s: s, m: m}
@@ -140,80 +153,60 @@ type store struct {
 }
 
 func (s *store) GetDevice(ctx context.Context, id string) (secrets.Device, error) {
-	start := time.Now()
-	d, err := s.s.GetDevice(ctx, id)
-	s.m.observeStore("get_device", start, err)
-	return d, err
+	return timed(s.m, "get_device", func() (secrets.Device, error) { return s.s.GetDevice(ctx, id) })
 }
 
 func (s *store) PutDevice(ctx context.Context, d secrets.Device, ifVersion int64) (secrets.Device, error) {
+	return timed(s.m, "put_device", func() (secrets.Device, error) { return s.s.PutDevice(ctx, d, ifVersion) })
+}
+
+// PutDevices passes a bulk write on (in bulk when the store writes in bulk).
+func (s *store) PutDevices(ctx context.Context, puts []secrets.DevicePut) []secrets.DevicePutResult {
 	start := time.Now()
-	d, err := s.s.PutDevice(ctx, d, ifVersion)
-	s.m.observeStore("put_device", start, err)
-	return d, err
+	out := secrets.PutDevices(ctx, s.s, puts)
+	s.m.observeStore("put_devices", start, nil)
+	return out
 }
 
 func (s *store) DeleteDevice(ctx context.Context, id string) error {
-	start := time.Now()
-	err := s.s.DeleteDevice(ctx, id)
-	s.m.observeStore("delete_device", start, err)
-	return err
+	return timedErr(s.m, "delete_device", func() error { return s.s.DeleteDevice(ctx, id) })
 }
 
 func (s *store) ListDevices(ctx context.Context, opts secrets.ListOptions) (secrets.Page, error) {
-	start := time.Now()
-	p, err := s.s.ListDevices(ctx, opts)
-	s.m.observeStore("list_devices", start, err)
-	return p, err
+	return timed(s.m, "list_devices", func() (secrets.Page, error) { return s.s.ListDevices(ctx, opts) })
 }
 
 func (s *store) PutToken(ctx context.Context, t secrets.Token) error {
-	start := time.Now()
-	err := s.s.PutToken(ctx, t)
-	s.m.observeStore("put_token", start, err)
-	return err
+	return timedErr(s.m, "put_token", func() error { return s.s.PutToken(ctx, t) })
 }
 
 func (s *store) TokenByHash(ctx context.Context, hash string) (secrets.Token, error) {
-	start := time.Now()
-	t, err := s.s.TokenByHash(ctx, hash)
-	s.m.observeStore("token_by_hash", start, err)
-	return t, err
+	return timed(s.m, "token_by_hash", func() (secrets.Token, error) { return s.s.TokenByHash(ctx, hash) })
 }
 
 func (s *store) GetToken(ctx context.Context, id string) (secrets.Token, error) {
-	start := time.Now()
-	t, err := s.s.GetToken(ctx, id)
-	s.m.observeStore("get_token", start, err)
-	return t, err
+	return timed(s.m, "get_token", func() (secrets.Token, error) { return s.s.GetToken(ctx, id) })
 }
 
 func (s *store) RevokeToken(ctx context.Context, id string, at time.Time) error {
-	start := time.Now()
-	err := s.s.RevokeToken(ctx, id, at)
-	s.m.observeStore("revoke_token", start, err)
-	return err
+	return timedErr(s.m, "revoke_token", func() error { return s.s.RevokeToken(ctx, id, at) })
 }
 
 func (s *store) GetKey(ctx context.Context, name string) ([]byte, int64, error) {
-	start := time.Now()
-	v, version, err := s.s.GetKey(ctx, name)
-	s.m.observeStore("get_key", start, err)
+	var version int64
+	v, err := timed(s.m, "get_key", func() (v []byte, err error) {
+		v, version, err = s.s.GetKey(ctx, name)
+		return v, err
+	})
 	return v, version, err
 }
 
 func (s *store) PutKey(ctx context.Context, name string, value []byte, ifVersion int64) (int64, error) {
-	start := time.Now()
-	v, err := s.s.PutKey(ctx, name, value, ifVersion)
-	s.m.observeStore("put_key", start, err)
-	return v, err
+	return timed(s.m, "put_key", func() (int64, error) { return s.s.PutKey(ctx, name, value, ifVersion) })
 }
 
 func (s *store) Ping(ctx context.Context) error {
-	start := time.Now()
-	err := s.s.Ping(ctx)
-	s.m.observeStore("ping", start, err)
-	return err
+	return timedErr(s.m, "ping", func() error { return s.s.Ping(ctx) })
 }
 
 func (s *store) Close() error { return s.s.Close() }

@@ -1,4 +1,6 @@
-// Package testutil holds small helpers that the tests of several packages share.
+// Package testutil holds small helpers that the tests of several packages
+// share: a log buffer, temporary files, polling, and admin calls to a
+// credsign server under test. It imports nothing of credsign.
 package testutil
 
 import (

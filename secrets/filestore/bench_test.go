@@ -10,26 +10,53 @@ import (
 	"github.com/credsign/credsign/secrets/storetest"
 )
 
-// BenchmarkRegister registers devices as the API does, one PutDevice and
-// one PutToken each, from 32 goroutines per CPU (b.SetParallelism), with
-// every write durable: the rate is bound by fsync, shared by group commit.
-func BenchmarkRegister(b *testing.B) {
+// openBench opens a store in a temporary directory, closed when b ends.
+func openBench(b *testing.B) *Store {
+	b.Helper()
 	s, err := Open(Config{Dir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
+	b.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// benchDevice is an aliyun device id with a fresh secret and a device
+// token whose hash is storetest.Hash(id).
+func benchDevice(id string) secrets.DevicePut {
+	return secrets.DevicePut{
+		Device: secrets.Device{ID: id, Cloud: "aliyun", Params: map[string]any{"productKey": "pk", "deviceName": id}, Secret: storetest.NewSecret()},
+		Token:  &secrets.Token{ID: "tok-" + id, Hash: storetest.Hash(id), Role: secrets.RoleDevice, DeviceID: id},
+	}
+}
+
+// putDevices writes puts in one PutDevices call and fails b on any error.
+func putDevices(b *testing.B, s *Store, puts []secrets.DevicePut) {
+	b.Helper()
+	for _, r := range s.PutDevices(context.Background(), puts) {
+		if r.Err != nil {
+			b.Fatal(r.Err)
+		}
+	}
+}
+
+// BenchmarkRegister registers devices as the API does, one PutDevice and
+// one PutToken each, from 32 goroutines per CPU (b.SetParallelism), with
+// every write durable: the rate is bound by fsync, shared by group commit.
+func BenchmarkRegister(b *testing.B) {
+	s := openBench(b)
 	ctx := context.Background()
 	var n atomic.Int64
 	b.SetParallelism(32)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			id := fmt.Sprintf("dev-%09d", n.Add(1))
-			if _, err := s.PutDevice(ctx, secrets.Device{ID: id, Cloud: "aliyun", Params: map[string]any{"productKey": "pk", "deviceName": id}, Secret: storetest.NewSecret()}, 0); err != nil {
+			p := benchDevice(id)
+			if _, err := s.PutDevice(ctx, p.Device, 0); err != nil {
 				b.Error(err)
 				return
 			}
-			if err := s.PutToken(ctx, secrets.Token{ID: "tok-" + id, Hash: storetest.Hash(id), Role: secrets.RoleDevice, DeviceID: id}); err != nil {
+			if err := s.PutToken(ctx, *p.Token); err != nil {
 				b.Error(err)
 				return
 			}
@@ -40,11 +67,7 @@ func BenchmarkRegister(b *testing.B) {
 // BenchmarkIssuanceReads is the store's part of a cold issuance: the
 // caller's token by hash, then its device, among 10,000 devices.
 func BenchmarkIssuanceReads(b *testing.B) {
-	s, err := Open(Config{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s := openBench(b)
 	ctx := context.Background()
 	const devices = 10000
 	puts := make([]secrets.DevicePut, devices)
@@ -53,11 +76,7 @@ func BenchmarkIssuanceReads(b *testing.B) {
 		puts[i] = secrets.DevicePut{Device: secrets.Device{ID: id, Cloud: "aliyun", Secret: "x"},
 			Token: &secrets.Token{ID: "tok-" + id, Hash: storetest.Hash(id), Role: secrets.RoleDevice, DeviceID: id}}
 	}
-	for _, r := range s.PutDevices(ctx, puts) {
-		if r.Err != nil {
-			b.Fatal(r.Err)
-		}
-	}
+	putDevices(b, s, puts)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
@@ -79,28 +98,16 @@ func BenchmarkIssuanceReads(b *testing.B) {
 // BenchmarkBulkImport writes devices with their tokens through PutDevices
 // in batches of 1,000, as an NDJSON import would.
 func BenchmarkBulkImport(b *testing.B) {
-	s, err := Open(Config{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	ctx := context.Background()
+	s := openBench(b)
 	const batch = 1000
 	puts := make([]secrets.DevicePut, 0, batch)
 	flush := func() {
-		for _, r := range s.PutDevices(ctx, puts) {
-			if r.Err != nil {
-				b.Fatal(r.Err)
-			}
-		}
+		putDevices(b, s, puts)
 		puts = puts[:0]
 	}
 	for i := range b.N {
 		id := fmt.Sprintf("dev-%09d", i)
-		puts = append(puts, secrets.DevicePut{
-			Device: secrets.Device{ID: id, Cloud: "aliyun", Params: map[string]any{"productKey": "pk", "deviceName": id}, Secret: storetest.NewSecret()},
-			Token:  &secrets.Token{ID: "tok-" + id, Hash: storetest.Hash(id), Role: secrets.RoleDevice, DeviceID: id},
-		})
+		puts = append(puts, benchDevice(id))
 		if len(puts) == batch {
 			flush()
 		}

@@ -118,10 +118,7 @@ func TestVaultDownAndBack(t *testing.T) {
 	srv := vaulttest.Start(t)
 	cfg := baseConfig(srv, srv.RootToken)
 	cfg.Timeout = 1500 * time.Millisecond
-	s, err := New(context.Background(), cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, cfg, nil)
 	defer s.Close()
 	secret := storetest.NewSecret()
 	mustWork(t, s, "before")
@@ -172,10 +169,7 @@ func TestTokenRenewal(t *testing.T) {
 	token := policyToken(t, srv, "4s")
 	cfg := baseConfig(srv, token)
 	cfg.Timeout = 2 * time.Second
-	s, err := New(context.Background(), cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, cfg, nil)
 	defer s.Close()
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
 		mustWork(t, s, "with a renewed token")
@@ -203,10 +197,7 @@ func TestExpiredTokenIsUnavailable(t *testing.T) {
 	}
 	cfg := baseConfig(srv, sec.Auth.ClientToken)
 	var logs testutil.SyncBuffer
-	s, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	defer s.Close()
 	mustWork(t, s, "fresh token")
 	time.Sleep(3 * time.Second)
@@ -403,10 +394,7 @@ func TestFailFastWhileVaultDown(t *testing.T) {
 	srv := vaulttest.Start(t)
 	cfg := baseConfig(srv, srv.RootToken)
 	cfg.Timeout = 5 * time.Second
-	s, err := New(context.Background(), cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, cfg, nil)
 	defer s.Close()
 	mustWork(t, s, "before")
 	srv.Stop()
@@ -441,10 +429,7 @@ func TestFrozenVaultFailsFast(t *testing.T) {
 	cfg := baseConfig(srv, srv.RootToken)
 	cfg.Timeout = 2 * time.Second
 	var logs testutil.SyncBuffer
-	s, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	defer s.Close()
 	mustWork(t, s, "before")
 
@@ -456,7 +441,7 @@ func TestFrozenVaultFailsFast(t *testing.T) {
 		}
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	_, err = s.GetDevice(ctx, "lamp-7")
+	_, err := s.GetDevice(ctx, "lamp-7")
 	cancel()
 	if err == nil || s.silentErr() != nil {
 		t.Fatalf("a caller's 200ms deadline: %v; marked Vault silent: %v", err, s.silentErr() != nil)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,14 +51,22 @@ func policyToken(t *testing.T, srv *vaulttest.Server, ttl string) string {
 	return sec.Auth.ClientToken
 }
 
-// newStore opens a store on srv under a fresh prefix inside credsign/.
+// newStore opens a store with cfg, closed when t ends.
 func newStore(t *testing.T, cfg Config) *Store {
 	t.Helper()
-	s, err := New(context.Background(), cfg, nil)
+	s := openStore(t, cfg, nil)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// openStore opens a store with cfg and logger (nil: none); the caller
+// closes it.
+func openStore(t *testing.T, cfg Config, logger *slog.Logger) *Store {
+	t.Helper()
+	s, err := New(context.Background(), cfg, logger)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	t.Cleanup(func() { s.Close() })
 	return s
 }
 

@@ -1,0 +1,353 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/rs/zerolog"
+
+	"github.com/credsign/credsign/api/oapi"
+	"github.com/credsign/credsign/api/problem"
+	"github.com/credsign/credsign/service"
+)
+
+// ndjson is the media type of streamed bodies: one JSON document a line.
+const ndjson = "application/x-ndjson"
+
+// Limits of an import (POST /v1/imports). A line is one device document,
+// capped like a normal request body; the whole stream may be far longer,
+// since it is never held in memory: the cap only bounds one request's
+// hold on the server (1 GiB is some three million devices).
+const (
+	maxImportLine  = DefaultMaxBodyBytes
+	maxImportBytes = 1 << 30
+	// importIdleTimeout is how long an import may wait for its next line
+	// or for the client to take its results. It replaces the server's
+	// read and write timeouts, which bound a whole request, for as long as
+	// the import makes progress.
+	importIdleTimeout = 60 * time.Second
+	// importBatch bounds how many lines are written together (and how
+	// many results wait) while the client keeps sending; a batch is
+	// written sooner whenever the server has read every line it was sent.
+	importBatch = 256
+)
+
+// streamBody is the gate's check of a streamed (NDJSON) body: the media
+// type, no content coding, and the total size cap. The handler reads and
+// checks the lines one at a time.
+func (s *Server) streamBody(w http.ResponseWriter, r *http.Request, _ *routers.Route) error {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil // an empty import: a summary of no lines
+	}
+	for _, ce := range r.Header.Values("Content-Encoding") {
+		for _, c := range strings.Split(ce, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				e := problem.New(http.StatusUnsupportedMediaType, "the request body must not be content-encoded (send it uncompressed)")
+				e.Header = http.Header{"Accept-Encoding": {"identity"}}
+				return e
+			}
+		}
+	}
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != ndjson {
+		return problem.New(http.StatusUnsupportedMediaType, "the request body must be "+ndjson)
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return problem.New(http.StatusUnsupportedMediaType, "the request body must be UTF-8")
+	}
+	if r.ContentLength > maxImportBytes {
+		return &http.MaxBytesError{Limit: maxImportBytes}
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxImportBytes)
+	return nil
+}
+
+// ImportDevices implements oapi.StrictServerInterface. The work happens
+// while the answer is written (importStream), one line at a time.
+func (h handlers) ImportDevices(ctx context.Context, req oapi.ImportDevicesRequestObject) (oapi.ImportDevicesResponseObject, error) {
+	var schema *openapi3.Schema
+	for _, op := range h.s.ops {
+		if op.stream && op.route.Operation.OperationID == "importDevices" {
+			schema = op.route.Operation.RequestBody.Value.Content.Get(ndjson).Schema.Value
+		}
+	}
+	if schema == nil {
+		return nil, errors.New("openapi.yaml has no NDJSON schema for importDevices")
+	}
+	body := req.Body
+	if body == nil {
+		body = http.NoBody
+	}
+	return &importStream{
+		s:      h.s,
+		ctx:    ctx,
+		body:   body,
+		schema: schema,
+		upsert: req.Params.Mode != nil && *req.Params.Mode == oapi.ImportDevicesParamsModeUpsert,
+		mint:   req.Params.Tokens != nil && *req.Params.Tokens,
+		seen:   map[string]int64{},
+	}, nil
+}
+
+// importStream is one import: it reads the request's lines and writes a
+// result for each as it goes.
+type importStream struct {
+	s      *Server
+	ctx    context.Context
+	body   io.Reader
+	schema *openapi3.Schema
+	upsert bool
+	mint   bool
+	// seen maps each device ID this import wrote (or is writing) to its
+	// line, to refuse a second line with the same ID (memory: one entry a
+	// device).
+	seen    map[string]int64
+	summary oapi.ImportSummary
+}
+
+// importResult is one line of the answer (ImportLine in openapi.yaml).
+type importResult struct {
+	Line    int64               `json:"line,omitempty"`
+	ID      string              `json:"id,omitempty"`
+	Status  int                 `json:"status,omitempty"`
+	Problem *problem.Document   `json:"problem,omitempty"`
+	TokenID string              `json:"tokenId,omitempty"`
+	Token   string              `json:"token,omitempty"`
+	Summary *oapi.ImportSummary `json:"summary,omitempty"`
+}
+
+// VisitImportDevicesResponse implements oapi.ImportDevicesResponseObject.
+// It always answers 200 and a stream: what goes wrong after that is said
+// in the stream (a line's problem, or a problem beside the summary).
+func (st *importStream) VisitImportDevicesResponse(w http.ResponseWriter) error {
+	log := zerolog.Ctx(st.ctx)
+	rc := http.NewResponseController(w)
+	// Answer while the body is still arriving. net/http would otherwise
+	// discard the unread body at the first write. HTTP/2 is full duplex
+	// already and says ErrNotSupported.
+	if err := rc.EnableFullDuplex(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		log.Warn().Err(err).Msg("import: full duplex")
+	}
+	lastExtend := time.Time{}
+	extend := func() {
+		now := time.Now()
+		if now.Sub(lastExtend) < time.Second {
+			return
+		}
+		lastExtend = now
+		_ = rc.SetReadDeadline(now.Add(importIdleTimeout))
+		_ = rc.SetWriteDeadline(now.Add(importIdleTimeout))
+	}
+	extend()
+	w.Header().Set("Content-Type", ndjson)
+	w.Header().Set("Cache-Control", noStore)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	in := bufio.NewReaderSize(st.body, maxImportLine+2) // the line, "\r\n"
+	var stop *problem.Document
+	// Lines are answered in batches: the valid lines read so far are
+	// written together (importBatch at most, or as soon as reading on
+	// would wait for the client), then every result is written in order.
+	var batch []importResult
+	var items []service.ImportItem
+	var slots []int // slots[k]: the result of items[k] in batch
+	flush := func() bool {
+		if len(items) > 0 {
+			st.write(items, slots, batch)
+		}
+		for _, r := range batch {
+			if r.Status == 0 {
+				continue // a blank line
+			}
+			if err := enc.Encode(r); err != nil {
+				log.Info().Err(err).Int64("line", r.Line).Msg("import: the client stopped reading")
+				return false
+			}
+		}
+		batch, items, slots = batch[:0], items[:0], slots[:0]
+		return rc.Flush() == nil
+	}
+	for line := int64(1); ; line++ {
+		raw, tooLong, err := readLine(in)
+		if err != nil && !errors.Is(err, io.EOF) {
+			stop = readProblem(err)
+			break
+		}
+		if len(raw) == 0 && !tooLong && errors.Is(err, io.EOF) {
+			break
+		}
+		st.summary.Lines = line
+		r, item := st.check(line, raw, tooLong)
+		batch = append(batch, r)
+		if item != nil {
+			items, slots = append(items, *item), append(slots, len(batch)-1)
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		extend()
+		if len(batch) >= importBatch || in.Buffered() == 0 {
+			if !flush() {
+				return nil
+			}
+		}
+	}
+	if !flush() {
+		return nil
+	}
+	sum := st.summary
+	if err := enc.Encode(importResult{Summary: &sum, Problem: stop}); err == nil {
+		_ = rc.Flush()
+	}
+	log.Info().Int64("lines", sum.Lines).Int64("created", sum.Created).Int64("updated", sum.Updated).
+		Int64("failed", sum.Failed).Int64("tokens", sum.Tokens).Bool("complete", stop == nil).Msg("import done")
+	return nil
+}
+
+// readProblem describes a body that could not be read to its end.
+func readProblem(err error) *problem.Document {
+	pe, _ := problem.Classify(err) // a *http.MaxBytesError is a 413
+	if pe.Status == http.StatusInternalServerError {
+		pe = problem.New(http.StatusBadRequest, "the request body could not be read to its end")
+	}
+	return document(pe)
+}
+
+// readLine reads one line without its end of line. A line longer than
+// maxImportLine is skipped to its end and reported as tooLong. err is
+// io.EOF with the last line when the body ends without a newline.
+func readLine(in *bufio.Reader) (line []byte, tooLong bool, err error) {
+	line, err = in.ReadSlice('\n')
+	for errors.Is(err, bufio.ErrBufferFull) {
+		tooLong = true
+		_, err = in.ReadSlice('\n')
+	}
+	if tooLong {
+		return nil, true, err
+	}
+	line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+	if len(line) > maxImportLine {
+		return nil, true, err
+	}
+	return line, false, err
+}
+
+// check reads one input line: its result when it is refused (or blank:
+// Status 0), else a result to be completed and the device to write.
+func (st *importStream) check(n int64, raw []byte, tooLong bool) (importResult, *service.ImportItem) {
+	r := importResult{Line: n}
+	fail := func(err error) (importResult, *service.ImportItem) {
+		st.fail(&r, err)
+		return r, nil
+	}
+	if tooLong {
+		return fail(problem.New(http.StatusRequestEntityTooLarge,
+			"the line is longer than "+strconv.Itoa(maxImportLine)+" bytes"))
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return r, nil
+	}
+	if !utf8.Valid(raw) {
+		return fail(problem.New(http.StatusBadRequest, "the line is not valid UTF-8",
+			problem.FieldError{Field: "body", Reason: "not valid UTF-8"}))
+	}
+	if !json.Valid(raw) {
+		return fail(problem.New(http.StatusBadRequest, "the line is not valid JSON",
+			problem.FieldError{Field: "body", Reason: "not valid JSON"}))
+	}
+	// The limits of every request body, per line: depth, width, members
+	// named twice, lone surrogates.
+	if err := checkJSON(raw); err != nil {
+		return fail(err)
+	}
+	var generic any
+	if err := json.Unmarshal(raw, &generic); err != nil {
+		return fail(problem.New(http.StatusBadRequest, "the line is not valid JSON"))
+	}
+	if obj, ok := generic.(map[string]any); ok {
+		if id, ok := obj["id"].(string); ok && len(id) <= 128 {
+			r.ID = id
+		}
+	}
+	if err := st.schema.VisitJSON(generic, openapi3.VisitAsRequest(), openapi3.MultiErrors()); err != nil {
+		fields := requestErrorFields(&openapi3filter.RequestError{Err: err})
+		return fail(problem.New(http.StatusUnprocessableEntity, service.DetailInvalid, fields...))
+	}
+	var d struct {
+		ID     string            `json:"id"`
+		Cloud  string            `json:"cloud"`
+		Params map[string]any    `json:"params"`
+		Secret *string           `json:"secret"`
+		Labels map[string]string `json:"labels"`
+	}
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return fail(problem.New(http.StatusBadRequest, "the line could not be decoded"))
+	}
+	if first, dup := st.seen[d.ID]; dup {
+		return fail(problem.New(http.StatusConflict, "the id is on line "+strconv.FormatInt(first, 10)+" of this import already"))
+	}
+	st.seen[d.ID] = n
+	return r, &service.ImportItem{ID: d.ID, Doc: service.Document{Cloud: d.Cloud, Params: d.Params, Secret: d.Secret, Labels: d.Labels}}
+}
+
+// write writes a batch of devices and completes their results.
+func (st *importStream) write(items []service.ImportItem, slots []int, batch []importResult) {
+	for k, got := range st.s.svc.ImportDevices(st.ctx, caller(st.ctx), items, st.upsert, st.mint) {
+		r := &batch[slots[k]]
+		if got.Err != nil {
+			if got.Device.ID == "" {
+				delete(st.seen, items[k].ID) // not written: a later line may write it
+			}
+			st.fail(r, got.Err)
+			continue
+		}
+		if got.Created {
+			r.Status = http.StatusCreated
+			st.summary.Created++
+		} else {
+			r.Status = http.StatusOK
+			st.summary.Updated++
+		}
+		if got.Token != nil {
+			r.TokenID, r.Token = got.Token.Record.ID, got.Token.Text
+			st.summary.Tokens++
+		}
+	}
+}
+
+// fail completes r with the problem of err.
+func (st *importStream) fail(r *importResult, err error) {
+	pe, ok := problem.Classify(err)
+	if !ok {
+		zerolog.Ctx(st.ctx).Error().Err(err).Int64("line", r.Line).Str("deviceId", r.ID).Msg("import: line failed")
+	}
+	r.Status, r.Problem = pe.Status, document(pe)
+	st.summary.Failed++
+}
+
+// document is the problem document of pe, as a line of the answer holds it.
+func document(pe *problem.Error) *problem.Document {
+	return &problem.Document{
+		Type:   "about:blank",
+		Title:  http.StatusText(pe.Status),
+		Status: pe.Status,
+		Detail: pe.Detail,
+		Errors: pe.Fields,
+	}
+}

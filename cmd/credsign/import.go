@@ -1,0 +1,495 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/credsign/credsign/internal/importclient"
+)
+
+// maxFailuresShown is how many failed lines the summary lists.
+const maxFailuresShown = 10
+
+// importFlags are the flags of `credsign import`.
+type importFlags struct {
+	url          string
+	tokenFile    string
+	mode         string
+	tokens       bool
+	tokensOut    string
+	tokensFormat string
+	fromLine     int64
+	file         string
+}
+
+func parseImportFlags(args []string, stderr io.Writer) (importFlags, error) {
+	var f importFlags
+	fs := flag.NewFlagSet("credsign import", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	defURL := os.Getenv("CREDSIGN_URL")
+	if defURL == "" {
+		defURL = "http://127.0.0.1:8080"
+	}
+	fs.StringVar(&f.url, "url", defURL, "credsign base URL (else CREDSIGN_URL); plain http:// only to a loopback host")
+	fs.StringVar(&f.tokenFile, "token-file", "", "file holding an admin or provisioner token (else CREDSIGN_TOKEN)")
+	fs.StringVar(&f.mode, "mode", "create", "create: refuse devices that exist (409 on their line); upsert: replace them")
+	fs.BoolVar(&f.tokens, "tokens", false, "mint each device's token in the same pass (implied by --tokens-out)")
+	fs.StringVar(&f.tokensOut, "tokens-out", "", "write the minted tokens to this new file (mode 0600)")
+	fs.StringVar(&f.tokensFormat, "tokens-format", "", "csv (id,token) or ndjson; default from the --tokens-out name (.ndjson/.jsonl: ndjson, else csv)")
+	fs.Int64Var(&f.fromLine, "from-line", 1, "start at this line of FILE (resume after the last line answered)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: credsign import [flags] FILE\n\nRegisters the devices of FILE (NDJSON: one device document with its \"id\" per line;\n\"-\" reads stdin) through POST /v1/imports. Each line is written on its own: a bad\nline is reported with its line number and the rest is imported. Exits 1 if any line\nfailed. To resume an import cut short, run it again (devices that exist answer 409\nin create mode) or start after the last line answered with --from-line.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if fs.NArg() != 1 {
+		return f, errors.New("give one FILE (or - for stdin)")
+	}
+	f.file = fs.Arg(0)
+	if f.tokensOut != "" {
+		f.tokens = true
+		if f.tokensFormat == "" {
+			f.tokensFormat = "csv"
+			if ext := filepath.Ext(f.tokensOut); ext == ".ndjson" || ext == ".jsonl" {
+				f.tokensFormat = "ndjson"
+			}
+		}
+	}
+	switch {
+	case f.mode != "create" && f.mode != "upsert":
+		return f, fmt.Errorf("--mode is create or upsert, not %q", f.mode)
+	case f.tokensFormat != "" && f.tokensFormat != "csv" && f.tokensFormat != "ndjson":
+		return f, fmt.Errorf("--tokens-format is csv or ndjson, not %q", f.tokensFormat)
+	case f.tokensFormat != "" && f.tokensOut == "":
+		return f, errors.New("--tokens-format needs --tokens-out")
+	case f.fromLine < 1:
+		return f, errors.New("--from-line must be 1 or more")
+	}
+	return f, checkURL(f.url)
+}
+
+// checkURL refuses a URL a token should not be sent to: plain http:// is
+// allowed to a loopback host only.
+func checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("--url %q is not an http(s) URL", raw)
+	}
+	if u.Scheme == "http" {
+		host := u.Hostname()
+		ip := net.ParseIP(host)
+		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("refusing to send a token over plain http:// to %s, which is not loopback; use https://", host)
+		}
+	}
+	return nil
+}
+
+// readToken returns the API token from --token-file or CREDSIGN_TOKEN.
+func readToken(file string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("reading --token-file: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	if t := os.Getenv("CREDSIGN_TOKEN"); t != "" {
+		return t, nil
+	}
+	return "", errors.New("no token: set CREDSIGN_TOKEN or give --token-file")
+}
+
+// importTally is what the answer said so far.
+type importTally struct {
+	answered                 atomic.Int64 // results received
+	created, updated, failed int64
+	tokens                   int64
+	failures                 []string
+	summary                  *importclient.ImportSummary
+	cut                      string // why the stream ended early, if it did
+}
+
+func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	f, err := parseImportFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "credsign import: %v\n", err)
+		return exitUsage
+	}
+	token, err := readToken(f.tokenFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "credsign import: %v\n", err)
+		return exitUsage
+	}
+	in, total, closeIn, err := openImportFile(f.file, stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "credsign import: %v\n", err)
+		return exitUsage
+	}
+	defer closeIn()
+	var tokensOut *os.File
+	if f.tokensOut != "" {
+		// A new file only: tokens from an earlier run are not overwritten.
+		tokensOut, err = os.OpenFile(f.tokensOut, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			fmt.Fprintf(stderr, "credsign import: --tokens-out: %v\n", err)
+			return exitUsage
+		}
+		defer tokensOut.Close()
+	}
+	br := bufio.NewReaderSize(in, 64<<10)
+	if err := skipLines(br, f.fromLine-1); err != nil {
+		fmt.Fprintf(stderr, "credsign import: %s: %v\n", f.file, err)
+		return exitError
+	}
+	if total > 0 {
+		total -= f.fromLine - 1
+	}
+
+	client, err := importclient.NewClient(f.url, importclient.WithHTTPClient(&http.Client{}),
+		importclient.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
+			r.Header.Set("Authorization", "Bearer "+token)
+			return nil
+		}))
+	if err != nil {
+		fmt.Fprintf(stderr, "credsign import: %v\n", err)
+		return exitUsage
+	}
+	mode := importclient.ImportDevicesParamsMode(f.mode)
+	params := &importclient.ImportDevicesParams{Mode: &mode, Tokens: &f.tokens}
+	t := &importTally{}
+	stopProgress := startProgress(stderr, t, total)
+	start := time.Now()
+	res, err := client.ImportDevicesWithBody(ctx, params, "application/x-ndjson", br)
+	if err != nil {
+		stopProgress()
+		fmt.Fprintf(stderr, "credsign import: %v\n", err)
+		return exitError
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		stopProgress()
+		fmt.Fprintf(stderr, "credsign import: the server refused the import: %s\n", problemText(res))
+		return exitError
+	}
+	var tw tokenWriter
+	if tokensOut != nil {
+		tw = newTokenWriter(tokensOut, f.tokensFormat)
+	}
+	readResults(res.Body, f.fromLine-1, t, tw)
+	stopProgress()
+	if tw != nil {
+		if err := tw.close(); err != nil {
+			fmt.Fprintf(stderr, "credsign import: writing --tokens-out: %v\n", err)
+			t.cut = "the tokens file could not be written"
+		}
+	}
+	printImportSummary(stdout, f, t, time.Since(start))
+	if t.failed > 0 || t.cut != "" {
+		return exitError
+	}
+	return exitOK
+}
+
+// openImportFile opens FILE (or stdin for "-") and counts its lines when
+// it is a regular file (0 when unknown).
+func openImportFile(name string, stdin io.Reader) (io.Reader, int64, func(), error) {
+	if name == "-" {
+		return stdin, 0, func() {}, nil
+	}
+	fh, err := os.Open(name)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	st, err := fh.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return fh, 0, func() { fh.Close() }, nil
+	}
+	n, err := countLines(fh)
+	if err != nil {
+		fh.Close()
+		return nil, 0, nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+	if _, err := fh.Seek(0, io.SeekStart); err != nil {
+		fh.Close()
+		return nil, 0, nil, err
+	}
+	return fh, n, func() { fh.Close() }, nil
+}
+
+// countLines counts the lines of r (a last line without a newline too).
+func countLines(r io.Reader) (int64, error) {
+	buf := make([]byte, 256<<10)
+	var n int64
+	last := byte('\n')
+	for {
+		k, err := r.Read(buf)
+		if k > 0 {
+			n += int64(bytes.Count(buf[:k], []byte{'\n'}))
+			last = buf[k-1]
+		}
+		if errors.Is(err, io.EOF) {
+			if last != '\n' {
+				n++
+			}
+			return n, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+}
+
+// skipLines reads past n lines of br, however long they are.
+func skipLines(br *bufio.Reader, n int64) error {
+	for ; n > 0; n-- {
+		for {
+			_, err := br.ReadSlice('\n')
+			if errors.Is(err, bufio.ErrBufferFull) {
+				continue
+			}
+			if errors.Is(err, io.EOF) {
+				return errors.New("--from-line is past the end of the file")
+			}
+			if err != nil {
+				return err
+			}
+			break
+		}
+	}
+	return nil
+}
+
+// readResults reads the answer's lines; offset turns their line numbers
+// into lines of the file.
+func readResults(body io.Reader, offset int64, t *importTally, tw tokenWriter) {
+	sc := bufio.NewScanner(body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var l importclient.ImportLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.cut = "the server's answer could not be read"
+			return
+		}
+		if l.Summary != nil {
+			t.summary = l.Summary
+			if l.Problem != nil {
+				t.cut = fmt.Sprintf("the server stopped reading: %d %s", l.Problem.Status, deref(l.Problem.Detail))
+			}
+			return
+		}
+		if l.Line == nil || l.Status == nil {
+			continue
+		}
+		t.answered.Store(*l.Line)
+		line := *l.Line + offset
+		switch *l.Status {
+		case http.StatusCreated:
+			t.created++
+		case http.StatusOK:
+			t.updated++
+		default:
+			t.failed++
+			if len(t.failures) < maxFailuresShown {
+				t.failures = append(t.failures, failureText(line, l))
+			}
+		}
+		if l.Token != nil && l.Id != nil {
+			t.tokens++
+			if tw != nil {
+				tw.write(*l.Id, deref(l.TokenId), *l.Token)
+			}
+		}
+	}
+	if t.summary == nil && t.cut == "" {
+		t.cut = "the answer ended early"
+		if err := sc.Err(); err != nil {
+			t.cut += ": " + err.Error()
+		}
+	}
+}
+
+func failureText(line int64, l importclient.ImportLine) string {
+	s := fmt.Sprintf("line %d", line)
+	if l.Id != nil {
+		s += " (" + *l.Id + ")"
+	}
+	s += fmt.Sprintf(": %d", *l.Status)
+	if p := l.Problem; p != nil {
+		s += " " + deref(p.Detail)
+		if p.Errors != nil {
+			var fields []string
+			for _, e := range *p.Errors {
+				fields = append(fields, e.Field+": "+e.Reason)
+			}
+			if len(fields) > 0 {
+				s += " (" + strings.Join(fields, "; ") + ")"
+			}
+		}
+	}
+	return s
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// problemText is the status and detail of a refused request.
+func problemText(res *http.Response) string {
+	var p struct{ Detail string }
+	_ = json.NewDecoder(io.LimitReader(res.Body, 64<<10)).Decode(&p)
+	if p.Detail == "" {
+		return res.Status
+	}
+	return res.Status + ": " + p.Detail
+}
+
+func printImportSummary(w io.Writer, f importFlags, t *importTally, took time.Duration) {
+	lines := t.answered.Load()
+	if t.summary != nil {
+		lines = t.summary.Lines
+	}
+	rate := 0.0
+	if took > 0 {
+		rate = float64(t.created+t.updated) / took.Seconds()
+	}
+	fmt.Fprintf(w, "%s: %d lines from line %d: %d created, %d updated, %d failed, %d tokens (%.1fs, %.0f devices/s)\n",
+		f.file, lines, f.fromLine, t.created, t.updated, t.failed, t.tokens, took.Seconds(), rate)
+	if t.tokens > 0 && f.tokensOut != "" {
+		fmt.Fprintf(w, "tokens written to %s (%s)\n", f.tokensOut, f.tokensFormat)
+	}
+	if len(t.failures) > 0 {
+		fmt.Fprintf(w, "failed lines (first %d of %d):\n", len(t.failures), t.failed)
+		for _, s := range t.failures {
+			fmt.Fprintln(w, "  "+s)
+		}
+	}
+	if t.cut != "" {
+		fmt.Fprintf(w, "the import stopped early (%s); resume with --from-line %d\n", t.cut, f.fromLine+t.answered.Load())
+	}
+}
+
+// startProgress reports progress on stderr until the returned func is
+// called: a line redrawn in place on a terminal, a plain line every 5 s
+// otherwise.
+func startProgress(stderr io.Writer, t *importTally, total int64) func() {
+	tty := false
+	if fh, ok := stderr.(*os.File); ok {
+		if st, err := fh.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	every := 5 * time.Second
+	if tty {
+		every = 250 * time.Millisecond
+	}
+	start := time.Now()
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	report := func(end string) {
+		n := t.answered.Load()
+		rate := float64(n) / time.Since(start).Seconds()
+		of := ""
+		if total > 0 {
+			of = fmt.Sprintf("/%d (%d%%)", total, n*100/max(total, 1))
+		}
+		prefix := ""
+		if tty {
+			prefix = "\r"
+		}
+		fmt.Fprintf(stderr, "%simport: %d%s lines, %.0f/s%s", prefix, n, of, rate, end)
+	}
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				if tty {
+					report("\n")
+				}
+				return
+			case <-tick.C:
+				if tty {
+					report("\033[K")
+				} else {
+					report("\n")
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+	}
+}
+
+// tokenWriter writes minted tokens for a factory to flash.
+type tokenWriter interface {
+	write(id, tokenID, token string)
+	close() error
+}
+
+func newTokenWriter(fh *os.File, format string) tokenWriter {
+	bw := bufio.NewWriter(fh)
+	if format == "ndjson" {
+		return &ndjsonTokens{fh: fh, bw: bw, enc: json.NewEncoder(bw)}
+	}
+	cw := csv.NewWriter(bw)
+	_ = cw.Write([]string{"id", "token"})
+	return &csvTokens{fh: fh, bw: bw, cw: cw}
+}
+
+type csvTokens struct {
+	fh *os.File
+	bw *bufio.Writer
+	cw *csv.Writer
+}
+
+func (c *csvTokens) write(id, _, token string) { _ = c.cw.Write([]string{id, token}) }
+
+func (c *csvTokens) close() error {
+	c.cw.Flush()
+	return errors.Join(c.cw.Error(), c.bw.Flush(), c.fh.Sync())
+}
+
+type ndjsonTokens struct {
+	fh  *os.File
+	bw  *bufio.Writer
+	enc *json.Encoder
+	err error
+}
+
+func (n *ndjsonTokens) write(id, tokenID, token string) {
+	if n.err == nil {
+		n.err = n.enc.Encode(map[string]string{"id": id, "tokenId": tokenID, "token": token})
+	}
+}
+
+func (n *ndjsonTokens) close() error {
+	return errors.Join(n.err, n.bw.Flush(), n.fh.Sync())
+}

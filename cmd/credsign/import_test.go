@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/credsign/credsign/api"
+	"github.com/credsign/credsign/secrets/filestore"
+)
+
+const importAdmin = "csa_import-test-admin-0123456789"
+
+// importServer is a real API server on loopback with an embedded store.
+func importServer(t *testing.T) string {
+	t.Helper()
+	st, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := api.New(api.Config{Store: st, AdminToken: importAdmin, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		ts.Close()
+		_ = st.Close()
+	})
+	return ts.URL
+}
+
+func aliyunLine(id, secret string) string {
+	return `{"id":"` + id + `","cloud":"aliyun","params":{"productKey":"a1B2c3D4e5F","deviceName":"` + id + `"},"secret":"` + secret + `"}`
+}
+
+// runCLI runs credsign with args, the token in CREDSIGN_TOKEN.
+func runImportCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	t.Setenv("CREDSIGN_TOKEN", importAdmin)
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// TestImportFile: a file with malformed lines (bad JSON, unknown cloud,
+// missing id, an id twice) imports every other line, names the bad ones by
+// line number, exits 1 and writes the minted tokens (0600) that then get
+// credentials; a second run resumes with --from-line.
+func TestImportFile(t *testing.T) {
+	url := importServer(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "batch.ndjson")
+	lines := []string{
+		aliyunLine("f-1", "secret-one-1"),
+		`{"id":"f-2","cloud":"aliyun",`,
+		`{"id":"f-3","cloud":"nimbus","params":{},"secret":"secret-three"}`,
+		`{"cloud":"aliyun","params":{"productKey":"a1B2c3D4e5F","deviceName":"x"},"secret":"secret-four"}`,
+		aliyunLine("f-1", "secret-five-5"),
+		aliyunLine("f-6", "secret-six-6"),
+	}
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokens := filepath.Join(dir, "tokens.csv")
+	code, out, errs := runImportCLI(t, "import", "--url", url, "--tokens-out", tokens, file)
+	if code != exitError {
+		t.Fatalf("exit %d, want 1; stdout %s stderr %s", code, out, errs)
+	}
+	for _, want := range []string{
+		"6 lines from line 1: 2 created, 0 updated, 4 failed, 2 tokens",
+		"line 2: 400 the line is not valid JSON",
+		"line 3 (f-3): 422 the request body is invalid (cloud: unknown cloud",
+		"line 4: 422",
+		"line 5 (f-1): 409 the id is on line 1 of this import already",
+		"tokens written to " + tokens,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out+errs, "secret-") || strings.Contains(out+errs, "csd_") {
+		t.Errorf("a secret or token in the output:\n%s%s", out, errs)
+	}
+	st, err := os.Stat(tokens)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("tokens file: %v %v", st, err)
+	}
+	fh, _ := os.Open(tokens)
+	recs, err := csv.NewReader(fh).ReadAll()
+	fh.Close()
+	if err != nil || len(recs) != 3 || recs[0][0] != "id" || recs[1][0] != "f-1" || recs[2][0] != "f-6" {
+		t.Fatalf("tokens file: %v %v", recs, err)
+	}
+	for _, r := range recs[1:] {
+		req, _ := http.NewRequest("POST", url+"/v1/devices/"+r[0]+"/credentials", nil)
+		req.Header.Set("Authorization", "Bearer "+r[1])
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Errorf("credentials with the token of %s: %d", r[0], res.StatusCode)
+		}
+	}
+
+	// Resume from line 6 in create mode: f-6 exists (409, named as line 6
+	// of the file); tokens are not asked for, and a new tokens file must
+	// be new.
+	code, out, _ = runImportCLI(t, "import", "--url", url, "--from-line", "6", file)
+	if code != exitError || !strings.Contains(out, "1 lines from line 6: 0 created, 0 updated, 1 failed") || !strings.Contains(out, "line 6 (f-6): 409") {
+		t.Errorf("resume: exit %d\n%s", code, out)
+	}
+	// Upsert replaces f-1 and f-6 (and still refuses the bad lines).
+	code, out, _ = runImportCLI(t, "import", "--url", url, "--mode", "upsert", "--tokens-out", filepath.Join(dir, "t.ndjson"), file)
+	if code != exitError || !strings.Contains(out, "0 created, 2 updated, 4 failed, 2 tokens") {
+		t.Errorf("upsert: exit %d\n%s", code, out)
+	}
+	raw, _ := os.ReadFile(filepath.Join(dir, "t.ndjson"))
+	var tok struct{ ID, TokenID, Token string }
+	if err := json.Unmarshal(bytes.SplitN(raw, []byte("\n"), 2)[0], &tok); err != nil || tok.ID != "f-1" || !strings.HasPrefix(tok.Token, "csd_") || tok.TokenID == "" {
+		t.Errorf("ndjson tokens: %s %v", raw, err)
+	}
+}
+
+// TestImportAllGood: exit 0 when every line is written; stdin works.
+func TestImportAllGood(t *testing.T) {
+	url := importServer(t)
+	t.Setenv("CREDSIGN_TOKEN", importAdmin)
+	var out, errb bytes.Buffer
+	in := strings.NewReader(aliyunLine("g-1", "secret-g1") + "\n" + aliyunLine("g-2", "secret-g2"))
+	code := run(context.Background(), []string{"import", "--url", url, "-"}, in, &out, &errb)
+	if code != exitOK || !strings.Contains(out.String(), "2 lines from line 1: 2 created, 0 updated, 0 failed, 0 tokens") {
+		t.Errorf("exit %d\n%s%s", code, out.String(), errb.String())
+	}
+}
+
+// TestImportUsage: bad invocations exit 2 with one line on stderr and
+// send nothing.
+func TestImportUsage(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f.ndjson")
+	_ = os.WriteFile(file, []byte(aliyunLine("u-1", "secret-u1")+"\n"), 0o600)
+	exists := filepath.Join(dir, "exists.csv")
+	_ = os.WriteFile(exists, nil, 0o600)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no file", []string{"import"}, "give one FILE"},
+		{"two files", []string{"import", file, file}, "give one FILE"},
+		{"bad mode", []string{"import", "--mode", "merge", file}, "--mode is create or upsert"},
+		{"bad format", []string{"import", "--tokens-out", filepath.Join(dir, "x"), "--tokens-format", "xml", file}, "--tokens-format is csv or ndjson"},
+		{"format alone", []string{"import", "--tokens-format", "csv", file}, "--tokens-format needs --tokens-out"},
+		{"from line 0", []string{"import", "--from-line", "0", file}, "--from-line must be 1 or more"},
+		{"plain http", []string{"import", "--url", "http://credsign.example.com", file}, "not loopback"},
+		{"look-alike", []string{"import", "--url", "http://127.0.0.1.example.com", file}, "not loopback"},
+		{"no such file", []string{"import", "--url", "http://127.0.0.1:1", filepath.Join(dir, "nope")}, "no such file"},
+		{"tokens file exists", []string{"import", "--url", "http://127.0.0.1:1", "--tokens-out", exists, file}, "file exists"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := runImportCLI(t, tc.args...)
+			if code != exitUsage || out != "" || !strings.Contains(errs, tc.want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want 2 and %q", code, out, errs, tc.want)
+			}
+			if strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+				t.Errorf("more than one line on stderr: %q", errs)
+			}
+		})
+	}
+	t.Setenv("CREDSIGN_TOKEN", "")
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"import", file}, strings.NewReader(""), &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "no token") {
+		t.Errorf("no token: exit %d %q", code, errb.String())
+	}
+}
+
+// TestImportRefused: a server refusing the import (a wrong token) is exit
+// 1 with its answer.
+func TestImportRefused(t *testing.T) {
+	url := importServer(t)
+	file := filepath.Join(t.TempDir(), "f.ndjson")
+	_ = os.WriteFile(file, []byte(aliyunLine("r-1", "secret-r1")+"\n"), 0o600)
+	t.Setenv("CREDSIGN_TOKEN", "csp_wrong")
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"import", "--url", url, file}, strings.NewReader(""), &out, &errb)
+	if code != exitError || !strings.Contains(errb.String(), "401") {
+		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+}

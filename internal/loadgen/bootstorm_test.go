@@ -1,0 +1,83 @@
+package loadgen
+
+import (
+	"context"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/credsign/credsign/api"
+	"github.com/credsign/credsign/internal/vaulttest"
+	"github.com/credsign/credsign/secrets"
+	"github.com/credsign/credsign/secrets/filestore"
+)
+
+// TestBootStorm runs a small storm against a real server (embedded store,
+// loopback) beside a real Vault: every device is registered by the bulk
+// import and gets credentials cold and warm with no error, the bare
+// handler and Vault baselines are measured with as many requests, and the
+// ratios are computed from them.
+func TestBootStorm(t *testing.T) {
+	vault := vaulttest.Start(t)
+	st, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const admin = "csa_bootstorm-test-admin-0123456789"
+	srv, err := api.New(api.Config{Store: st, AdminToken: admin, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+
+	const n = 24
+	r, err := BootStorm(context.Background(), StormOptions{Server: ts.URL, AdminToken: admin, Devices: n, Concurrency: 4,
+		Prefix: "bs-", VaultAddr: vault.Addr, VaultToken: vault.RootToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Import.Devices != n || r.Import.Failed != 0 || r.Import.PerSecond <= 0 {
+		t.Errorf("import: %+v", r.Import)
+	}
+	for name, s := range map[string]Stats{"cold": r.Cold, "warm": r.Warm, "bare": r.Bare, "vault": *r.Vault} {
+		if s.Requests != n || s.Errors != 0 || s.PerSecond <= 0 || s.P50 <= 0 || s.P99 < s.P50 {
+			t.Errorf("%s: %+v", name, s)
+		}
+	}
+	if r.WarmVsBare != r.Warm.PerSecond/r.Bare.PerSecond || r.WarmVsVault != r.Warm.PerSecond/r.Vault.PerSecond || r.ColdVsBare <= 0 {
+		t.Errorf("ratios: %+v", r)
+	}
+	for _, want := range []string{"boot storm: 24 devices", "warm/bare x", "warm/Vault x", "Vault KV GET"} {
+		if !strings.Contains(r.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, r)
+		}
+	}
+	page, err := st.ListDevices(context.Background(), secrets.ListOptions{Limit: 100})
+	if err != nil || len(page.Devices) != n || page.Devices[0].ID != "bs-0" {
+		t.Errorf("devices: %d, %v", len(page.Devices), err)
+	}
+}
+
+// TestBootStormRefused: a wrong token fails the storm with the server's
+// answer.
+func TestBootStormRefused(t *testing.T) {
+	st, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	srv, err := api.New(api.Config{Store: st, AdminToken: "csa_the-right-admin-token-0123", Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	_, err = BootStorm(context.Background(), StormOptions{Server: ts.URL, ProvisionerToken: "csp_wrong", Devices: 2})
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("err = %v, want a 401", err)
+	}
+}

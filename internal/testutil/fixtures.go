@@ -1,0 +1,112 @@
+package testutil
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// RandomHex returns n random bytes in hex, for admin tokens and the like.
+func RandomHex(t testing.TB, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// WriteFile writes b, mode 0600, to a file name in a new temporary directory
+// of t and returns its path.
+func WriteFile(t testing.TB, name string, b []byte) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(f, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// WaitFor polls cond every 50ms until it holds, and fails t if ctx ends first.
+func WaitFor(ctx context.Context, t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Admin makes admin requests to a credsign server under test.
+type Admin struct {
+	T      testing.TB
+	URL    string       // base URL of the server
+	Token  string       // the admin bearer token
+	Client *http.Client // nil: http.DefaultClient
+}
+
+// Call sends body (when not nil) as JSON, fails the test unless the answer
+// is 2xx, and decodes a JSON answer into out (when not nil).
+func (a Admin) Call(method, path string, body, out any) {
+	a.T.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			a.T.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, a.URL+path, rd)
+	if err != nil {
+		a.T.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+a.Token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	client := a.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		a.T.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		a.T.Fatalf("%s %s: %s: %s", method, path, resp.Status, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			a.T.Fatalf("%s %s: decode: %v", method, path, err)
+		}
+	}
+}
+
+// Register creates (or replaces) device id and mints a device token for it,
+// and returns the token's id and the token.
+func (a Admin) Register(id, cloud string, params map[string]any, secret string) (tokenID, token string) {
+	a.T.Helper()
+	a.Call(http.MethodPut, "/v1/devices/"+id, map[string]any{"cloud": cloud, "params": params, "secret": secret}, nil)
+	var tok struct {
+		ID    string `json:"id"`
+		Token string `json:"token"`
+	}
+	a.Call(http.MethodPost, "/v1/devices/"+id+"/tokens", nil, &tok)
+	if tok.Token == "" || tok.ID == "" {
+		a.T.Fatal("no device token in the answer")
+	}
+	return tok.ID, tok.Token
+}

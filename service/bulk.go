@@ -1,0 +1,116 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/credsign/credsign/secrets"
+)
+
+// Imported is the outcome of one device of a bulk import.
+type Imported struct {
+	// Device is the stored record (its Secret is blanked).
+	Device secrets.Device
+	// Created reports whether the device is new.
+	Created bool
+	// Token is the device token minted with it, when one was asked for;
+	// its text is shown once.
+	Token *Minted
+}
+
+// ImportItem is one device of a bulk import.
+type ImportItem struct {
+	ID  string
+	Doc Document
+}
+
+// ImportResult is the outcome of one ImportItem: Imported, or Err (with
+// Imported.Device set if the device was written but its token was not).
+type ImportResult struct {
+	Imported
+	Err error
+}
+
+// ImportDevices writes items, each as its own atomic create (refused with
+// CodeConflict when the device exists) or, with upsert, create or replace,
+// and returns one result per item in order; one item failing does not stop
+// the others. When a token cannot be minted the device stays written and
+// the error says so: importing it again with upsert repairs it.
+//
+// The devices of the batch go to the store in one secrets.PutDevices (one
+// transaction and one fsync for the batch on the embedded store). With
+// tokens, each written device is then given its token, up to mintParallel
+// at once (the embedded store commits concurrent writes together): minted
+// after its device is stamped, as a device token older than its device is
+// refused.
+//
+// Cost: one bulk store write, and with tokens one token write an item
+// (sharing commits).
+func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []ImportItem, upsert, mint bool) []ImportResult {
+	out := make([]ImportResult, len(items))
+	ifVersion := int64(-1)
+	if !upsert {
+		ifVersion = 0
+	}
+	puts := make([]secrets.DevicePut, 0, len(items))
+	idx := make([]int, 0, len(items))
+	for i, it := range items {
+		d, err := s.checkDocument(it.ID, it.Doc)
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		puts = append(puts, secrets.DevicePut{Device: d, IfVersion: ifVersion})
+		idx = append(idx, i)
+	}
+	if len(puts) == 0 {
+		return out
+	}
+	for k, r := range secrets.PutDevices(ctx, s.store, puts) {
+		i := idx[k]
+		s.cache.forgetDevice(puts[k].Device.ID) // even on error: the write may have landed
+		switch {
+		case errors.Is(r.Err, secrets.ErrConflict) && !upsert:
+			out[i].Err = newError(CodeConflict, "the device already exists")
+		case r.Err != nil:
+			out[i].Err = fmt.Errorf("storing device: %w", r.Err)
+		default:
+			audit(ctx, caller, "device.put").Str("deviceId", r.Device.ID).Str("cloud", r.Device.Cloud).
+				Int64("version", r.Device.Version).Msg("audit")
+			r.Device.Secret = ""
+			out[i].Imported = Imported{Device: r.Device, Created: r.Device.Version == 1}
+		}
+	}
+	if mint {
+		s.mintAll(ctx, caller, out, idx)
+	}
+	return out
+}
+
+// mintParallel bounds the token writes of one import batch under way at once.
+const mintParallel = 32
+
+// mintAll mints the device token of every written device of out[idx].
+func (s *Service) mintAll(ctx context.Context, caller Principal, out []ImportResult, idx []int) {
+	sem := make(chan struct{}, mintParallel)
+	var wg sync.WaitGroup
+	for _, i := range idx {
+		if out[i].Err != nil {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			m, err := s.mint(ctx, caller, secrets.RoleDevice, out[i].Device.ID)
+			if err != nil {
+				out[i].Err = fmt.Errorf("device written, minting its token: %w", err)
+				return
+			}
+			out[i].Token = &m
+		}()
+	}
+	wg.Wait()
+}
