@@ -104,9 +104,11 @@ func TestDeviceMovesBetweenCloudsWithoutNewFirmware(t *testing.T) {
 			}
 		}
 		if i > 0 {
-			// The old cloud gets nothing more once the device has moved.
-			old := emus[i-1].Snapshot()
-			if len(old.Connected) != 0 {
+			// The agent left the old cloud, which gets nothing more.
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			old, err := emus[i-1].Wait(wctx, func(s cloudemu.State) bool { return len(s.Connected) == 0 })
+			cancel()
+			if err != nil {
 				t.Fatalf("the agent is still connected to %s", stops[i-1].dev.Cloud)
 			}
 			time.Sleep(200 * time.Millisecond)
