@@ -232,7 +232,23 @@ func apiCredentials(c signing.Credentials) oapi.Credentials {
 	return oapi.Credentials{
 		DeviceId: c.DeviceID, Cloud: c.Cloud, ClientId: c.ClientID, Username: c.Username, Password: c.Password,
 		Host: c.Host, Port: c.Port, Tls: c.TLS, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt,
-		ExpiryEnforced: c.ExpiryEnforced, RefreshAfter: c.RefreshAfter, Topics: c.Topics, Alpn: optional(c.ALPN),
+		ExpiryEnforced: c.ExpiryEnforced, RefreshAfter: c.RefreshAfter, Topics: apiTopics(c.Topics), Alpn: optional(c.ALPN),
+	}
+}
+
+// apiTopics is the API's form of a cloud's topics. (The agent's client is
+// generated from the same contract, so the contract's type stays its own
+// rather than the signing core's: the agent carries no recipe code.)
+func apiTopics(t signing.Topics) oapi.Topics {
+	return oapi.Topics{
+		Telemetry: t.Telemetry, Commands: t.Commands,
+		CommandResponse: optional(t.CommandResponse), PropertyReport: optional(t.PropertyReport),
+		PropertyReply: optional(t.PropertyReply), PropertySet: optional(t.PropertySet),
+		Actions: optional(t.Actions), Events: optional(t.Events),
+		ShadowUpdate: optional(t.ShadowUpdate), ShadowDelta: optional(t.ShadowDelta),
+		Methods: optional(t.Methods), MethodResponse: optional(t.MethodResponse),
+		TwinResponse: optional(t.TwinResponse), TwinGet: optional(t.TwinGet),
+		TwinReported: optional(t.TwinReported), TwinDesired: optional(t.TwinDesired),
 	}
 }
 

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/credsign/credsign/signing"
 	"github.com/go-chi/chi/v5"
 	"github.com/oapi-codegen/runtime"
 )
@@ -552,7 +551,55 @@ type TokenRequestRole string
 // `commands` are always present; the others where the cloud has them.
 // Placeholders in braces (`{rid}`, `{request_id}`) are filled by the device.
 // `docs/clouds.md` gives each cloud's topics and their sources.
-type Topics = signing.Topics
+type Topics struct {
+	// Actions Where the cloud asks the device to perform an action (subscribe).
+	Actions *string `json:"actions,omitempty"`
+
+	// CommandResponse Where the device publishes a command's result.
+	CommandResponse *string `json:"commandResponse,omitempty"`
+
+	// Commands The topic or filter to subscribe to for messages and commands from the cloud.
+	Commands string `json:"commands"`
+
+	// Events Where the device publishes thing-model events.
+	Events *string `json:"events,omitempty"`
+
+	// MethodResponse Where the device answers a direct method.
+	MethodResponse *string `json:"methodResponse,omitempty"`
+
+	// Methods Azure direct-method request filter (subscribe).
+	Methods *string `json:"methods,omitempty"`
+
+	// PropertyReply Where the cloud answers a property report (subscribe).
+	PropertyReply *string `json:"propertyReply,omitempty"`
+
+	// PropertyReport Where the device publishes thing-model properties.
+	PropertyReport *string `json:"propertyReport,omitempty"`
+
+	// PropertySet Where the cloud sets properties (subscribe).
+	PropertySet *string `json:"propertySet,omitempty"`
+
+	// ShadowDelta Where desired-state changes arrive (subscribe).
+	ShadowDelta *string `json:"shadowDelta,omitempty"`
+
+	// ShadowUpdate Where the device publishes its reported state.
+	ShadowUpdate *string `json:"shadowUpdate,omitempty"`
+
+	// Telemetry Where the device publishes its data.
+	Telemetry string `json:"telemetry"`
+
+	// TwinDesired Where desired-property changes arrive (subscribe).
+	TwinDesired *string `json:"twinDesired,omitempty"`
+
+	// TwinGet Publish here to get the whole twin.
+	TwinGet *string `json:"twinGet,omitempty"`
+
+	// TwinReported Publish here to update the twin's reported properties.
+	TwinReported *string `json:"twinReported,omitempty"`
+
+	// TwinResponse Where Azure answers twin requests (subscribe).
+	TwinResponse *string `json:"twinResponse,omitempty"`
+}
 
 // DeviceIdPath Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 //
