@@ -1,6 +1,7 @@
 package cloudemu
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -360,7 +361,10 @@ func TestOneNETDevicePublishesOnSysTopics(t *testing.T) {
 	if tok := cl.Publish(c.Topics.Telemetry, 1, false, "t"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("publish to %s: not acknowledged (%v)", c.Topics.Telemetry, tok.Error())
 	}
-	if s := e.Snapshot(); len(s.Messages) != 1 || s.Messages[0].Topic != c.Topics.Telemetry {
+	// The broker acknowledges a moment before the emulator records.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if s, err := e.Wait(ctx, func(s State) bool { return len(s.Messages) > 0 }); err != nil || len(s.Messages) != 1 || s.Messages[0].Topic != c.Topics.Telemetry {
 		t.Fatalf("recorded %+v, want one message on %s", s.Messages, c.Topics.Telemetry)
 	}
 	cmd := strings.NewReplacer("#", "x", "+", "x").Replace(c.Topics.Commands)
