@@ -56,8 +56,13 @@ type Config struct {
 
 // Subscription is a topic filter and the QoS asked for it.
 type Subscription struct {
+	// Topic is the filter; empty when Commands is set.
 	Topic string
-	QoS   byte
+	// Commands subscribes, instead of Topic, to the commands topic of the
+	// credentials of each connection (Credentials.Topics.Commands), so a
+	// device re-registered on another cloud follows it.
+	Commands bool
+	QoS      byte
 }
 
 // Message is a message received on a subscription.
@@ -78,7 +83,7 @@ const (
 	EventConnected                      // the broker accepted the CONNECT
 	EventConnectFailed                  // the CONNECT failed (Err wraps ErrRejected when refused)
 	EventLost                           // an established connection dropped
-	EventRotate                         // reconnecting with fresh credentials before an enforced expiry
+	EventRotate                         // reconnecting with fresh credentials: before an enforced expiry, or they name another broker
 	EventBackoff                        // waiting Delay before the next try
 )
 
@@ -114,10 +119,11 @@ type Agent struct {
 }
 
 type pending struct {
-	topic   string
-	payload []byte
-	qos     byte
-	done    chan error
+	topic     string
+	telemetry bool // publish to the connection's Topics.Telemetry instead of topic
+	payload   []byte
+	qos       byte
+	done      chan error
 }
 
 // New checks cfg and returns an agent; Run starts it.
@@ -126,8 +132,8 @@ func New(cfg Config) (*Agent, error) {
 		return nil, errors.New("agent: no credentials source")
 	}
 	for _, s := range cfg.Subscriptions {
-		if s.Topic == "" || s.QoS > 2 {
-			return nil, fmt.Errorf("agent: invalid subscription %q qos %d", s.Topic, s.QoS)
+		if (s.Topic == "") == !s.Commands || s.QoS > 2 {
+			return nil, fmt.Errorf("agent: invalid subscription %q (commands %t) qos %d: want a topic or Commands, QoS 0 to 2", s.Topic, s.Commands, s.QoS)
 		}
 	}
 	if cfg.KeepAlive <= 0 {
@@ -170,10 +176,23 @@ func (a *Agent) setConnected(v bool) {
 // is delivered at least once. Publish blocks while the agent is
 // disconnected; when ctx ends first the message may still be sent.
 func (a *Agent) Publish(ctx context.Context, topic string, payload []byte, qos byte) error {
-	if qos > 2 {
-		return fmt.Errorf("publish to %s: invalid qos %d", topic, qos)
+	return a.publish(ctx, &pending{topic: topic, payload: payload, qos: qos})
+}
+
+// PublishTelemetry is Publish to the telemetry topic of the credentials the
+// message goes out with (Credentials.Topics.Telemetry): whatever cloud the
+// device is registered on when the message is sent, and the new cloud's
+// topic after a re-registration.
+func (a *Agent) PublishTelemetry(ctx context.Context, payload []byte, qos byte) error {
+	return a.publish(ctx, &pending{topic: "telemetry", telemetry: true, payload: payload, qos: qos})
+}
+
+func (a *Agent) publish(ctx context.Context, p *pending) error {
+	topic := p.topic
+	if p.qos > 2 {
+		return fmt.Errorf("publish to %s: invalid qos %d", topic, p.qos)
 	}
-	p := &pending{topic: topic, payload: payload, qos: qos, done: make(chan error, 1)}
+	p.done = make(chan error, 1)
 	select {
 	case a.pubq <- p:
 	case <-ctx.Done():
@@ -283,7 +302,7 @@ func (a *Agent) session(ctx context.Context, c Credentials, refreshAt time.Time)
 
 	stop, dead := make(chan struct{}), make(chan struct{})
 	sent := make(chan struct{})
-	go func() { defer close(sent); a.sendLoop(cl, stop, dead) }()
+	go func() { defer close(sent); a.sendLoop(cl, c.Topics, stop, dead) }()
 	end := func(quiesce uint) {
 		close(stop)
 		<-sent
@@ -320,6 +339,14 @@ func (a *Agent) session(ctx context.Context, c Credentials, refreshAt time.Time)
 			}
 			a.log.Info("refreshed credentials", "creds", fresh.String())
 			a.emit(Event{Kind: EventFetched, ClientID: fresh.ClientID})
+			if moved(c, fresh) {
+				// Re-registered on another cloud or broker: the old one may
+				// keep this session, but the device now lives elsewhere.
+				a.log.Info("the fresh credentials name another broker or topics; reconnecting", "from", c.BrokerURL(), "to", fresh.BrokerURL(), "cloud", fresh.Cloud)
+				a.emit(Event{Kind: EventRotate, ClientID: fresh.ClientID})
+				end(1000)
+				return &fresh, nil
+			}
 			if c.ExpiryEnforced && c.ExpiresAt != nil {
 				a.log.Info("reconnecting with fresh credentials before the old ones expire", "expires_at", c.ExpiresAt.UTC().Format(time.RFC3339))
 				a.emit(Event{Kind: EventRotate, ClientID: fresh.ClientID})
@@ -333,6 +360,14 @@ func (a *Agent) session(ctx context.Context, c Credentials, refreshAt time.Time)
 			timer.Reset(until(fresh.RefreshAt()))
 		}
 	}
+}
+
+// moved reports whether fresh credentials are for another connection than
+// old: another cloud, broker, transport or set of topics (the device was
+// re-registered), rather than a new triple for the same one.
+func moved(old, fresh Credentials) bool {
+	return old.Cloud != fresh.Cloud || old.Host != fresh.Host || old.Port != fresh.Port || old.TLS != fresh.TLS ||
+		old.ALPN != fresh.ALPN || old.Topics != fresh.Topics
 }
 
 // until returns how long until t; a zero t means practically never.
@@ -368,7 +403,11 @@ func (a *Agent) connect(ctx context.Context, c Credentials, lost chan<- error) (
 			}
 		})
 	if c.TLS {
-		o.SetTLSConfig(&tls.Config{RootCAs: a.cfg.BrokerRoots, ServerName: c.Host, MinVersion: tls.VersionTLS12})
+		tc := &tls.Config{RootCAs: a.cfg.BrokerRoots, ServerName: c.Host, MinVersion: tls.VersionTLS12}
+		if c.ALPN != "" {
+			tc.NextProtos = []string{c.ALPN} // AWS IoT on 443 refuses the handshake without it
+		}
+		o.SetTLSConfig(tc)
 	}
 	cl := paho.NewClient(o)
 	if err := wait(ctx, cl.Connect()); err != nil {
@@ -381,9 +420,16 @@ func (a *Agent) connect(ctx context.Context, c Credentials, lost chan<- error) (
 		return nil, fmt.Errorf("connect to %s: %w", c.BrokerURL(), err)
 	}
 	for _, s := range a.cfg.Subscriptions {
-		if err := wait(ctx, cl.Subscribe(s.Topic, s.QoS, a.handle)); err != nil {
+		topic := s.Topic
+		if s.Commands {
+			if topic = c.Topics.Commands; topic == "" {
+				cl.Disconnect(0)
+				return nil, fmt.Errorf("subscribe to commands: the %s credentials name no commands topic (a credsign older than topics?)", c.Cloud)
+			}
+		}
+		if err := wait(ctx, cl.Subscribe(topic, s.QoS, a.handle)); err != nil {
 			cl.Disconnect(0)
-			return nil, fmt.Errorf("subscribe to %s: %w", s.Topic, err)
+			return nil, fmt.Errorf("subscribe to %s: %w", topic, err)
 		}
 	}
 	return cl, nil
@@ -404,11 +450,11 @@ func wait(ctx context.Context, t paho.Token) error {
 	}
 }
 
-// sendLoop publishes queued messages on one connection. It returns when
-// stop is closed (after the message in flight is settled) or when the
-// connection is dead; a message not acknowledged by then is kept for the
-// next connection.
-func (a *Agent) sendLoop(cl paho.Client, stop, dead <-chan struct{}) {
+// sendLoop publishes queued messages on one connection, telemetry to the
+// connection's telemetry topic. It returns when stop is closed (after the
+// message in flight is settled) or when the connection is dead; a message
+// not acknowledged by then is kept for the next connection.
+func (a *Agent) sendLoop(cl paho.Client, topics Topics, stop, dead <-chan struct{}) {
 	for {
 		p := a.retry
 		if p == nil {
@@ -419,7 +465,15 @@ func (a *Agent) sendLoop(cl paho.Client, stop, dead <-chan struct{}) {
 			}
 		}
 		a.retry = p
-		tok := cl.Publish(p.topic, p.qos, false, p.payload)
+		topic := p.topic
+		if p.telemetry {
+			if topic = topics.Telemetry; topic == "" {
+				p.done <- errors.New("the credentials name no telemetry topic (a credsign older than topics?)")
+				a.retry = nil
+				continue
+			}
+		}
+		tok := cl.Publish(topic, p.qos, false, p.payload)
 		select {
 		case <-tok.Done():
 		case <-dead:

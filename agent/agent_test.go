@@ -97,7 +97,7 @@ func (s *signer) Fetch(context.Context) (agent.Credentials, error) {
 	return agent.Credentials{
 		DeviceID: c.DeviceID, Cloud: c.Cloud, ClientID: c.ClientID, Username: c.Username, Password: c.Password,
 		Host: c.Host, Port: c.Port, TLS: c.TLS, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt,
-		ExpiryEnforced: c.ExpiryEnforced, RefreshAfter: c.RefreshAfter,
+		ExpiryEnforced: c.ExpiryEnforced, RefreshAfter: c.RefreshAfter, ALPN: c.ALPN, Topics: agent.Topics(c.Topics),
 	}, nil
 }
 

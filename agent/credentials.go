@@ -25,6 +25,38 @@ type Credentials struct {
 	ExpiresAt      *time.Time `json:"expiresAt"`
 	ExpiryEnforced bool       `json:"expiryEnforced"`
 	RefreshAfter   time.Time  `json:"refreshAfter"`
+	// ALPN is the TLS application protocol the broker requires ("mqtt"
+	// for AWS IoT on port 443); empty when none is needed.
+	ALPN string `json:"alpn,omitempty"`
+	// Topics are the cloud's standard topics for this device.
+	Topics Topics `json:"topics"`
+}
+
+// Topics are a cloud's standard MQTT topics for one device, as credsign
+// issues them, so that firmware can publish telemetry and receive commands
+// without knowing the cloud. Telemetry and Commands are set by every
+// credsign that knows topics; the others only where the cloud has them.
+// Placeholders in braces ({rid}, {request_id}) are filled per message.
+type Topics struct {
+	// Telemetry is where the device publishes its data.
+	Telemetry string `json:"telemetry"`
+	// Commands is the topic or filter to subscribe to for messages and
+	// commands from the cloud.
+	Commands        string `json:"commands"`
+	CommandResponse string `json:"commandResponse,omitempty"`
+	PropertyReport  string `json:"propertyReport,omitempty"`
+	PropertyReply   string `json:"propertyReply,omitempty"`
+	PropertySet     string `json:"propertySet,omitempty"`
+	Actions         string `json:"actions,omitempty"`
+	Events          string `json:"events,omitempty"`
+	ShadowUpdate    string `json:"shadowUpdate,omitempty"`
+	ShadowDelta     string `json:"shadowDelta,omitempty"`
+	Methods         string `json:"methods,omitempty"`
+	MethodResponse  string `json:"methodResponse,omitempty"`
+	TwinResponse    string `json:"twinResponse,omitempty"`
+	TwinGet         string `json:"twinGet,omitempty"`
+	TwinReported    string `json:"twinReported,omitempty"`
+	TwinDesired     string `json:"twinDesired,omitempty"`
 }
 
 // String describes the credentials without the password.
@@ -36,7 +68,11 @@ func (c Credentials) String() string {
 			exp += " (not enforced)"
 		}
 	}
-	return fmt.Sprintf("%s device %s at %s (tls=%t), client id %q, expires %s", c.Cloud, c.DeviceID, c.Addr(), c.TLS, c.ClientID, exp)
+	alpn := ""
+	if c.ALPN != "" {
+		alpn = ", alpn " + c.ALPN
+	}
+	return fmt.Sprintf("%s device %s at %s (tls=%t%s), client id %q, expires %s", c.Cloud, c.DeviceID, c.Addr(), c.TLS, alpn, c.ClientID, exp)
 }
 
 // Addr returns host:port of the broker.
@@ -52,7 +88,8 @@ func (c Credentials) BrokerURL() string {
 
 // Env returns the credentials as environment variables for a child process:
 // CREDSIGN_MQTT_HOST, _PORT, _TLS, _CLIENT_ID, _USERNAME, _PASSWORD,
-// _EXPIRES_AT (empty when nothing expires) and _CLOUD.
+// _EXPIRES_AT (empty when nothing expires), _CLOUD, _ALPN (empty when none
+// is needed), _TELEMETRY_TOPIC and _COMMANDS_TOPIC.
 func (c Credentials) Env() []EnvVar {
 	exp := ""
 	if c.ExpiresAt != nil {
@@ -67,6 +104,9 @@ func (c Credentials) Env() []EnvVar {
 		{"CREDSIGN_MQTT_PASSWORD", c.Password},
 		{"CREDSIGN_MQTT_EXPIRES_AT", exp},
 		{"CREDSIGN_MQTT_CLOUD", c.Cloud},
+		{"CREDSIGN_MQTT_ALPN", c.ALPN},
+		{"CREDSIGN_MQTT_TELEMETRY_TOPIC", c.Topics.Telemetry},
+		{"CREDSIGN_MQTT_COMMANDS_TOPIC", c.Topics.Commands},
 	}
 }
 

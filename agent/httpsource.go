@@ -152,7 +152,7 @@ func (s *HTTPSource) Fetch(ctx context.Context) (Credentials, error) {
 		out := Credentials{
 			DeviceID: c.DeviceId, Cloud: string(c.Cloud), ClientID: c.ClientId, Username: c.Username, Password: c.Password,
 			Host: c.Host, Port: c.Port, TLS: c.Tls, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt,
-			ExpiryEnforced: c.ExpiryEnforced, RefreshAfter: c.RefreshAfter,
+			ExpiryEnforced: c.ExpiryEnforced, RefreshAfter: c.RefreshAfter, ALPN: deref(c.Alpn), Topics: topicsOf(c.Topics),
 		}
 		if err := out.Validate(); err != nil {
 			return Credentials{}, fmt.Errorf("fetch credentials: %w", err)
@@ -175,6 +175,23 @@ func (s *HTTPSource) Fetch(ctx context.Context) (Credentials, error) {
 		fe.RetryAfter = parseRetryAfter(ra, time.Now())
 	}
 	return Credentials{}, fe
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func topicsOf(t client.Topics) Topics {
+	return Topics{
+		Telemetry: t.Telemetry, Commands: t.Commands, CommandResponse: deref(t.CommandResponse),
+		PropertyReport: deref(t.PropertyReport), PropertyReply: deref(t.PropertyReply), PropertySet: deref(t.PropertySet),
+		Actions: deref(t.Actions), Events: deref(t.Events), ShadowUpdate: deref(t.ShadowUpdate), ShadowDelta: deref(t.ShadowDelta),
+		Methods: deref(t.Methods), MethodResponse: deref(t.MethodResponse), TwinResponse: deref(t.TwinResponse),
+		TwinGet: deref(t.TwinGet), TwinReported: deref(t.TwinReported), TwinDesired: deref(t.TwinDesired),
+	}
 }
 
 func problemOf(r *client.IssueCredentialsResponse) *client.Problem {

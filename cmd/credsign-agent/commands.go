@@ -22,63 +22,76 @@ import (
 // commands are the subcommands, by name.
 var commands = map[string]spec{
 	"run": {
-		synopsis: "[flags] [--sub TOPIC]... [--pub-topic TOPIC [--pub-socket PATH]]",
+		synopsis: "[flags] [--sub TOPIC]... [--sub-commands] [--pub-topic TOPIC | --pub-telemetry] [--pub-socket PATH]",
 		help: `Connect and stay connected, retrying every failure with back-off. Print
-"topic payload" for each message on the --sub topics; publish each line of
-stdin (and of each connection to --pub-socket) to --pub-topic.
+"topic payload" for each message on the --sub topics (and, with
+--sub-commands, on the cloud's commands topic); publish each line of stdin
+(and of each connection to --pub-socket) to --pub-topic, or with
+--pub-telemetry to the cloud's telemetry topic. The cloud's topics come
+with each set of credentials, so a device re-registered on another cloud
+follows it at its next reconnection.
 `,
 		broker: true,
 		flags: func(fs *flag.FlagSet, c *command) {
 			fs.Var(&c.subs, "sub", "topic `FILTER` to subscribe to and print (repeatable)")
+			fs.BoolVar(&c.commands, "sub-commands", false, "also subscribe to the cloud's commands topic and print what arrives")
 			fs.StringVar(&c.pubTopic, "pub-topic", "", "publish each stdin line to this topic")
-			fs.StringVar(&c.pubSocket, "pub-socket", "", "also publish each line written to this Unix socket (created mode 0600) to --pub-topic")
+			fs.BoolVar(&c.telemetry, "pub-telemetry", false, "publish each stdin line to the cloud's telemetry topic")
+			fs.StringVar(&c.pubSocket, "pub-socket", "", "also publish each line written to this Unix socket (created mode 0600) as stdin's")
 			fs.IntVar(&c.qos, "qos", 1, "QoS of subscriptions and publications")
 		},
 		check: func(c *command) error {
-			if c.pubSocket != "" && c.pubTopic == "" {
-				return usagef("--pub-socket needs --pub-topic")
+			if c.pubTopic != "" && c.telemetry {
+				return usagef("--pub-topic and --pub-telemetry: give one")
+			}
+			if c.pubSocket != "" && c.pubTopic == "" && !c.telemetry {
+				return usagef("--pub-socket needs --pub-topic or --pub-telemetry")
 			}
 			return nil
 		},
 		run: cmdRun,
 	},
 	"pub": {
-		synopsis: "[flags] -t TOPIC [-m MESSAGE]",
-		help: `Publish one message (-m, or all of stdin) to TOPIC (-t, required), wait
-for the broker's acknowledgement and exit. Stops with status 1 at once when
-credsign or the broker refuses for good, or after --timeout.
+		synopsis: "[flags] (-t TOPIC | --telemetry) [-m MESSAGE]",
+		help: `Publish one message (-m, or all of stdin) to TOPIC (-t), or with
+--telemetry to the telemetry topic credsign names for the device's cloud,
+wait for the broker's acknowledgement and exit. Stops with status 1 at once
+when credsign or the broker refuses for good, or after --timeout.
 `,
 		broker: true, timeout: true,
 		flags: func(fs *flag.FlagSet, c *command) {
-			fs.Var(&c.topic, "t", "`TOPIC` to publish to (required)")
+			fs.Var(&c.topic, "t", "`TOPIC` to publish to")
+			fs.BoolVar(&c.telemetry, "telemetry", false, "publish to the cloud's telemetry topic instead of -t")
 			fs.StringVar(&c.message, "m", "", "message (default: all of stdin)")
 			fs.IntVar(&c.qos, "q", 1, "QoS")
 		},
 		check: func(c *command) error {
-			if len(c.topic) != 1 {
-				return usagef("pub needs exactly one -t TOPIC")
+			if len(c.topic)+btoi(c.telemetry) != 1 {
+				return usagef("pub needs exactly one -t TOPIC or --telemetry")
 			}
 			return nil
 		},
 		run: cmdPub,
 	},
 	"sub": {
-		synopsis: "[flags] -t TOPIC... [-C COUNT] [-v]",
-		help: `Subscribe to each TOPIC filter (-t, required, repeatable) and print the
+		synopsis: "[flags] (-t TOPIC... | --commands) [-C COUNT] [-v]",
+		help: `Subscribe to each TOPIC filter (-t, repeatable) and, with --commands, to
+the commands topic credsign names for the device's cloud, and print the
 messages that arrive; exit after -C of them. Stops with status 1 at once
 when credsign or the broker refuses for good, or when not subscribed within
 --timeout; once subscribed it runs until -C messages or a signal.
 `,
 		broker: true, timeout: true,
 		flags: func(fs *flag.FlagSet, c *command) {
-			fs.Var(&c.topic, "t", "topic `FILTER` to subscribe to (required, repeatable)")
+			fs.Var(&c.topic, "t", "topic `FILTER` to subscribe to (repeatable)")
+			fs.BoolVar(&c.commands, "commands", false, "subscribe to the cloud's commands topic")
 			fs.IntVar(&c.qos, "q", 1, "QoS")
 			fs.IntVar(&c.count, "C", 0, "exit after this many messages (0: never)")
 			fs.BoolVar(&c.verbose, "v", false, "print the topic before each message")
 		},
 		check: func(c *command) error {
-			if len(c.topic) == 0 {
-				return usagef("sub needs at least one -t TOPIC")
+			if len(c.topic) == 0 && !c.commands {
+				return usagef("sub needs -t TOPIC or --commands")
 			}
 			if c.count < 0 {
 				return usagef("-C %d: want 0 or more", c.count)
@@ -129,9 +142,7 @@ func cmdRun(ctx context.Context, c *command) error {
 	if err != nil {
 		return err
 	}
-	for _, t := range c.subs {
-		cfg.Subscriptions = append(cfg.Subscriptions, agent.Subscription{Topic: t, QoS: byte(c.qos)})
-	}
+	cfg.Subscriptions = c.subscriptions(c.subs)
 	var outMu sync.Mutex
 	cfg.OnMessage = func(m agent.Message) {
 		outMu.Lock()
@@ -146,12 +157,12 @@ func cmdRun(ctx context.Context, c *command) error {
 		sc := bufio.NewScanner(r)
 		sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
 		for sc.Scan() {
-			if err := a.Publish(ctx, c.pubTopic, []byte(sc.Text()), byte(c.qos)); err != nil {
-				cfg.Logger.Error("publish failed", "topic", c.pubTopic, "error", err)
+			if err := c.publish(ctx, a, []byte(sc.Text())); err != nil {
+				cfg.Logger.Error("publish failed", "error", err)
 			}
 		}
 	}
-	if c.pubTopic != "" {
+	if c.pubTopic != "" || c.telemetry {
 		go publishLines(c.stdin)
 	}
 	if c.pubSocket != "" {
@@ -208,8 +219,41 @@ func cmdPub(ctx context.Context, c *command) error {
 		}
 	}
 	return c.oneShot(ctx, cfg, false, func(ctx context.Context, a *agent.Agent) error {
-		return a.Publish(ctx, c.topic[0], msg, byte(c.qos))
+		return c.publish(ctx, a, msg)
 	})
+}
+
+// publish sends msg to the telemetry topic (--telemetry, --pub-telemetry)
+// or to the topic given (-t, --pub-topic).
+func (c *command) publish(ctx context.Context, a *agent.Agent, msg []byte) error {
+	if c.telemetry {
+		return a.PublishTelemetry(ctx, msg, byte(c.qos))
+	}
+	topic := c.pubTopic
+	if c.name == "pub" {
+		topic = c.topic[0]
+	}
+	return a.Publish(ctx, topic, msg, byte(c.qos))
+}
+
+// subscriptions are the filters given, and the cloud's commands topic when
+// asked for (--commands, --sub-commands).
+func (c *command) subscriptions(filters []string) []agent.Subscription {
+	var out []agent.Subscription
+	for _, t := range filters {
+		out = append(out, agent.Subscription{Topic: t, QoS: byte(c.qos)})
+	}
+	if c.commands {
+		out = append(out, agent.Subscription{Commands: true, QoS: byte(c.qos)})
+	}
+	return out
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // cmdSub prints messages on -t topics, and exits after -C of them.
@@ -218,9 +262,7 @@ func cmdSub(ctx context.Context, c *command) error {
 	if err != nil {
 		return err
 	}
-	for _, t := range c.topic {
-		cfg.Subscriptions = append(cfg.Subscriptions, agent.Subscription{Topic: t, QoS: byte(c.qos)})
-	}
+	cfg.Subscriptions = c.subscriptions(c.topic)
 	enough := make(chan struct{})
 	var mu sync.Mutex
 	n := 0

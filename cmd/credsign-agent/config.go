@@ -68,6 +68,8 @@ type command struct {
 	hasMsg    bool
 	pubTopic  string
 	pubSocket string
+	telemetry bool // pub --telemetry, run --pub-telemetry
+	commands  bool // sub --commands, run --sub-commands
 	qos       int
 	count     int
 	verbose   bool

@@ -2,9 +2,9 @@
 // fetches short-lived MQTT credentials with a device token and keeps a
 // device connected to its cloud broker, without holding the cloud secret.
 //
-//	credsign-agent run   [flags] [--sub TOPIC]... [--pub-topic TOPIC [--pub-socket PATH]]
-//	credsign-agent pub   [flags] -t TOPIC [-m MESSAGE]
-//	credsign-agent sub   [flags] -t TOPIC... [-C COUNT] [-v]
+//	credsign-agent run   [flags] [--sub TOPIC]... [--sub-commands] [--pub-topic TOPIC | --pub-telemetry] [--pub-socket PATH]
+//	credsign-agent pub   [flags] (-t TOPIC | --telemetry) [-m MESSAGE]
+//	credsign-agent sub   [flags] (-t TOPIC... | --commands) [-C COUNT] [-v]
 //	credsign-agent creds [flags] [--format json|env]
 //	credsign-agent exec  [flags] -- COMMAND [ARG]...
 //	credsign-agent --version
@@ -17,6 +17,11 @@
 // --broker-ca-file CREDSIGN_BROKER_CA_FILE and --keepalive
 // CREDSIGN_KEEPALIVE. Flags win over the environment, which wins over the
 // file.
+//
+// --telemetry (pub), --commands (sub), --pub-telemetry and --sub-commands
+// (run) use the topics credsign names for the device's cloud in each set of
+// credentials, so the same command line works on every cloud and follows a
+// device re-registered on another one.
 //
 // Exit status: 0 done, 1 failed (one line on stderr says why), 2 a usage
 // error; exec exits with its command's status.
@@ -45,10 +50,13 @@ const usage = `usage: credsign-agent COMMAND [flags]
        credsign-agent --version
 
 commands:
-  run    connect and stay connected; print what arrives on --sub topics,
-         publish lines from stdin (and --pub-socket) to --pub-topic
-  pub    publish one message (-m, or stdin) and exit
-  sub    subscribe (-t, repeatable) and print messages (-C to stop after N)
+  run    connect and stay connected; print what arrives on --sub topics
+         (--sub-commands: the cloud's commands topic), publish lines from
+         stdin (and --pub-socket) to --pub-topic (--pub-telemetry: the
+         cloud's telemetry topic)
+  pub    publish one message (-m, or stdin) to -t or --telemetry and exit
+  sub    subscribe (-t, repeatable, or --commands) and print messages
+         (-C to stop after N)
   creds  print fresh credentials (--format json|env)
   exec   run a command with credentials in CREDSIGN_MQTT_* and restart it
          with fresh ones when they are refreshed: exec [flags] -- CMD ARG...

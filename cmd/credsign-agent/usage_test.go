@@ -27,12 +27,15 @@ func TestCommandHelp(t *testing.T) {
 		has      []string
 		hasNot   []string
 	}{
-		{"run", "usage: credsign-agent run [flags] [--sub TOPIC]... [--pub-topic TOPIC [--pub-socket PATH]]\n",
-			[]string{"-sub ", "-pub-socket ", "-broker-ca-file ", "-keepalive ", "-server "}, []string{"-timeout", "-format", "  -t "}},
-		{"pub", "usage: credsign-agent pub [flags] -t TOPIC [-m MESSAGE]\n",
-			[]string{"TOPIC (-t, required)", "  -t TOPIC\n    \tTOPIC to publish to (required)", "-timeout duration", "-broker-ca-file "}, []string{"-sub ", "-format", "-C "}},
-		{"sub", "usage: credsign-agent sub [flags] -t TOPIC... [-C COUNT] [-v]\n",
-			[]string{"  -t FILTER\n", "(required, repeatable)", "-C int", "-timeout duration"}, []string{"-pub-topic", "-format", "  -m "}},
+		{"run", "usage: credsign-agent run [flags] [--sub TOPIC]... [--sub-commands] [--pub-topic TOPIC | --pub-telemetry] [--pub-socket PATH]\n",
+			[]string{"-sub ", "-sub-commands\n", "-pub-telemetry\n", "-pub-socket ", "-broker-ca-file ", "-keepalive ", "-server "},
+			[]string{"-timeout", "-format", "  -t ", "  -telemetry", "  -commands"}},
+		{"pub", "usage: credsign-agent pub [flags] (-t TOPIC | --telemetry) [-m MESSAGE]\n",
+			[]string{"TOPIC (-t)", "  -t TOPIC\n    \tTOPIC to publish to\n", "  -telemetry\n", "-timeout duration", "-broker-ca-file "},
+			[]string{"-sub ", "-format", "-C ", "-commands", "-pub-telemetry"}},
+		{"sub", "usage: credsign-agent sub [flags] (-t TOPIC... | --commands) [-C COUNT] [-v]\n",
+			[]string{"  -t FILTER\n", "(repeatable)", "  -commands\n", "-C int", "-timeout duration"},
+			[]string{"-pub-topic", "-format", "  -m ", "-telemetry"}},
 		{"creds", "usage: credsign-agent creds [flags] [--format json|env]\n",
 			[]string{"-format string", "-timeout duration", "-ttl "}, []string{"-broker-ca-file", "-keepalive", "-qos", "  -t "}},
 		{"exec", "usage: credsign-agent exec [flags] -- CMD [ARG]...\n",
@@ -75,8 +78,11 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown command", full, []string{"frob"}, `unknown command "frob"`},
 		{"unknown flag", full, []string{"pub", "-x"}, "flag provided but not defined: -x"},
 		{"flag of another command", full, []string{"creds", "--broker-ca-file", "ca.pem"}, "flag provided but not defined: -broker-ca-file"},
-		{"pub without -t", full, []string{"pub", "-m", "x"}, "pub needs exactly one -t TOPIC"},
-		{"sub without -t", full, []string{"sub"}, "sub needs at least one -t TOPIC"},
+		{"pub without -t", full, []string{"pub", "-m", "x"}, "pub needs exactly one -t TOPIC or --telemetry"},
+		{"pub with -t and --telemetry", full, []string{"pub", "-t", "x", "--telemetry"}, "pub needs exactly one -t TOPIC or --telemetry"},
+		{"pub with two -t", full, []string{"pub", "-t", "x", "-t", "y"}, "pub needs exactly one -t TOPIC or --telemetry"},
+		{"sub without -t", full, []string{"sub"}, "sub needs -t TOPIC or --commands"},
+		{"run with two publish topics", full, []string{"run", "--pub-topic", "x", "--pub-telemetry"}, "--pub-topic and --pub-telemetry: give one"},
 		{"exec without a command", full, []string{"exec"}, "exec needs a command"},
 		{"bad format", full, []string{"creds", "--format", "yaml"}, `--format "yaml": want json or env`},
 		{"bad qos", full, []string{"sub", "-t", "x", "-q", "3"}, "want 0, 1 or 2"},
@@ -88,7 +94,7 @@ func TestUsageErrors(t *testing.T) {
 		{"no server", nil, []string{"creds"}, "no credsign server (--server or CREDSIGN_SERVER)"},
 		{"plain http elsewhere", map[string]string{"CREDSIGN_SERVER": "http://credsign.example", "CREDSIGN_DEVICE": "d", "CREDSIGN_TOKEN_FILE": "t"}, []string{"creds"}, "plain http is for loopback only"},
 		{"missing config", full, []string{"creds", "--config", "/nonexistent/agent.env"}, "no such file"},
-		{"socket without topic", full, []string{"run", "--pub-socket", "/tmp/x.sock"}, "--pub-socket needs --pub-topic"},
+		{"socket without topic", full, []string{"run", "--pub-socket", "/tmp/x.sock"}, "--pub-socket needs --pub-topic or --pub-telemetry"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

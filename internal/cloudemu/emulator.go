@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -500,8 +501,24 @@ func (h *authHook) ID() string { return "cloudemu-" + h.e.opts.Cloud }
 func (h *authHook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablished,
-		mqtt.OnDisconnect, mqtt.OnPublished,
+		mqtt.OnDisconnect, mqtt.OnPublished, mqtt.OnPacketRead,
 	}, []byte{b})
+}
+
+// sysEscape hides a leading "$sys/" from mochi. OneNET's device topics
+// start with "$sys/" (docs/clouds.md), which mochi v2.7.9 compares with
+// "$SYS" regardless of case and drops without an acknowledgement
+// (IsValidFilter), so OneNET devices could never publish; the prefix is
+// taken off again where the message is recorded.
+const sysEscape = "cloudemu-escaped:"
+
+// OnPacketRead escapes the topic of a device's PUBLISH to a "$sys/" topic
+// (not "$SYS/", which stays refused).
+func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Publish && !cl.Net.Inline && strings.HasPrefix(pk.TopicName, "$sys/") {
+		pk.TopicName = sysEscape + pk.TopicName
+	}
+	return pk, nil
 }
 
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
@@ -547,11 +564,11 @@ func (h *authHook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
 	}
 	h.e.mu.Lock()
 	h.e.state.Messages = append(h.e.state.Messages, Message{
-		ClientID: cl.ID, Topic: pk.TopicName, Payload: append([]byte(nil), pk.Payload...), QoS: pk.FixedHeader.Qos,
+		ClientID: cl.ID, Topic: strings.TrimPrefix(pk.TopicName, sysEscape), Payload: append([]byte(nil), pk.Payload...), QoS: pk.FixedHeader.Qos,
 	})
 	h.e.notifyLocked()
 	h.e.mu.Unlock()
-	h.e.opts.Logger.Info("message", "client", cl.ID, "topic", pk.TopicName, "qos", pk.FixedHeader.Qos, "payload", string(pk.Payload))
+	h.e.opts.Logger.Info("message", "client", cl.ID, "topic", strings.TrimPrefix(pk.TopicName, sysEscape), "qos", pk.FixedHeader.Qos, "payload", string(pk.Payload))
 }
 
 // gatedTCP is mochi's TCP listener with a gate in front of each new

@@ -1,6 +1,7 @@
 package cloudemu
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -12,10 +13,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	jose "github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
 
@@ -328,4 +331,52 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestOneNETDevicePublishesOnSysTopics: OneNET's device topics start with
+// "$sys/"; the emulator acknowledges and records a PUBLISH there (mochi
+// alone drops it as a "$SYS" topic) and still delivers "$sys/" commands.
+func TestOneNETDevicePublishesOnSysTopics(t *testing.T) {
+	const key = "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI="
+	e, err := Start(Options{Cloud: OneNET})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	if err := e.AddDevice(map[string]string{"productId": "P1", "deviceName": "lamp"}, key); err != nil {
+		t.Fatal(err)
+	}
+	c, err := signing.Sign(signing.Request{Cloud: OneNET, Params: map[string]any{"productId": "P1", "deviceName": "lamp"}, Secret: key, Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := dialCreds(t, e, c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	if tok := cl.Subscribe(c.Topics.Commands, 1, func(_ paho.Client, m paho.Message) { got <- m.Topic() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe to %s: %v", c.Topics.Commands, tok.Error())
+	}
+	if tok := cl.Publish(c.Topics.Telemetry, 1, false, "t"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish to %s: not acknowledged (%v)", c.Topics.Telemetry, tok.Error())
+	}
+	// The broker acknowledges a moment before the emulator records.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if s, err := e.Wait(ctx, func(s State) bool { return len(s.Messages) > 0 }); err != nil || len(s.Messages) != 1 || s.Messages[0].Topic != c.Topics.Telemetry {
+		t.Fatalf("recorded %+v, want one message on %s", s.Messages, c.Topics.Telemetry)
+	}
+	cmd := strings.NewReplacer("#", "x", "+", "x").Replace(c.Topics.Commands)
+	if err := e.Publish(cmd, []byte("on"), 1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case topic := <-got:
+		if topic != cmd {
+			t.Fatalf("command arrived on %s, want %s", topic, cmd)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no command on %s", cmd)
+	}
 }

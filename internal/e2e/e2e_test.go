@@ -3,7 +3,6 @@ package e2e
 import (
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,21 +20,11 @@ const (
 	tencentPSK = "MTIzNDU2Nzg5MGFiY2RlZg=="
 )
 
-// device is a device as registered in credsign (without host/port, which
-// point at the test broker) and how its emulator identifies it.
-type device struct {
-	id     string
-	cloud  string
-	params map[string]any
-	secret string
-	tls    bool
-}
-
-var devices = []device{
-	{"lamp-aliyun", cloudemu.Aliyun, map[string]any{"productKey": "a1pk", "deviceName": "lamp"}, "s3cret-aliyun", true},
-	{"lamp-tencent", cloudemu.Tencent, map[string]any{"productId": "ABCDEFGHIJ", "deviceName": "lamp"}, tencentPSK, false},
-	{"lamp-huawei", cloudemu.Huawei, map[string]any{"deviceId": "prod_lamp"}, "s3cret-huawei", true},
-	{"lamp-azure", cloudemu.Azure, map[string]any{"hubHost": "hub.azure-devices.net", "deviceId": "lamp"}, azureKey, true},
+var devices = []Device{
+	{ID: "lamp-aliyun", Cloud: cloudemu.Aliyun, Params: map[string]any{"productKey": "a1pk", "deviceName": "lamp"}, Secret: "s3cret-aliyun", TLS: true},
+	{ID: "lamp-tencent", Cloud: cloudemu.Tencent, Params: map[string]any{"productId": "ABCDEFGHIJ", "deviceName": "lamp"}, Secret: tencentPSK},
+	{ID: "lamp-huawei", Cloud: cloudemu.Huawei, Params: map[string]any{"deviceId": "prod_lamp"}, Secret: "s3cret-huawei", TLS: true},
+	{ID: "lamp-azure", Cloud: cloudemu.Azure, Params: map[string]any{"hubHost": "hub.azure-devices.net", "deviceId": "lamp"}, Secret: azureKey, TLS: true},
 }
 
 // clock is real time plus an offset a test can move; the service and the
@@ -46,38 +35,20 @@ func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c
 func (c *clock) Advance(d time.Duration) { c.off.Add(int64(d)) }
 
 // setup starts an emulator for d, registers d in svc pointing at it with
-// secret (d.secret when empty), and returns the emulator and an agent
+// secret (d.Secret when empty), and returns the emulator and an agent
 // config for the device.
-func setup(t *testing.T, svc *Service, d device, secret string, now func() time.Time, ttl time.Duration) (*cloudemu.Emulator, agent.Config) {
+func setup(t *testing.T, svc *Service, d Device, secret string, now func() time.Time, ttl time.Duration) (*cloudemu.Emulator, agent.Config) {
 	t.Helper()
-	e, err := cloudemu.Start(cloudemu.Options{Cloud: d.cloud, TLS: d.tls, Now: now, ExpiryCheckInterval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.Close() })
-	emu := map[string]string{}
-	for k, v := range d.params {
-		emu[k] = fmt.Sprint(v)
-	}
-	if err := e.AddDevice(emu, d.secret); err != nil {
-		t.Fatal(err)
-	}
-	params := map[string]any{"host": e.Host(), "port": e.Port()}
-	for k, v := range d.params {
-		params[k] = v
-	}
-	switch d.cloud {
-	case cloudemu.Aliyun:
-		params["secureMode"] = map[bool]int{true: 2, false: 3}[d.tls]
-	case cloudemu.Huawei:
-		params["tls"] = d.tls
+	e, params := Emulate(t, svc, d, now)
+	if d.Cloud == cloudemu.AWS {
+		skipIfPEMRefused(t, svc)
 	}
 	if secret == "" {
-		secret = d.secret
+		secret = d.Secret
 	}
-	tokenFile := svc.Register(d.id, d.cloud, params, secret)
-	cfg := agent.Config{Source: svc.Source(d.id, tokenFile, ttl)}
-	if d.tls {
+	tokenFile := svc.Register(d.ID, d.Cloud, params, secret)
+	cfg := agent.Config{Source: svc.Source(d.ID, tokenFile, ttl)}
+	if e.TLS() {
 		cfg.BrokerRoots = x509.NewCertPool()
 		cfg.BrokerRoots.AppendCertsFromPEM(e.CAPEM())
 	}
@@ -88,16 +59,16 @@ func TestDeviceConnectsAndPublishes(t *testing.T) {
 	svc := NewService(t, nil)
 	svc.Start()
 	for _, d := range devices {
-		t.Run(d.cloud, func(t *testing.T) {
+		t.Run(d.Cloud, func(t *testing.T) {
 			ctx := agenttest.Context(t, 60*time.Second)
 			e, cfg := setup(t, svc, d, "", nil, 0)
 			a := agenttest.Run(t, cfg)
-			publish(ctx, t, a, "up/"+d.id, "hello from "+d.id)
+			publish(ctx, t, a, "up/"+d.ID, "hello from "+d.ID)
 			s, err := e.Wait(ctx, func(s cloudemu.State) bool { return len(s.Messages) > 0 })
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m := s.Messages[0]; m.QoS != 1 || string(m.Payload) != "hello from "+d.id {
+			if m := s.Messages[0]; m.QoS != 1 || string(m.Payload) != "hello from "+d.ID {
 				t.Fatalf("broker got %+v", m)
 			}
 		})
@@ -154,8 +125,9 @@ func TestShortTTLRotatesUnderRunningAgent(t *testing.T) {
 }
 
 func TestExpiredCredentialsReconnectWithFreshOnes(t *testing.T) {
-	for _, d := range []device{devices[3], devices[1], devices[2]} {
-		t.Run(d.cloud, func(t *testing.T) {
+	more := newCloudDevices(t)
+	for _, d := range []Device{devices[3], devices[1], devices[2], more[0], more[3], more[4]} {
+		t.Run(d.Cloud, func(t *testing.T) {
 			ctx := agenttest.Context(t, 60*time.Second)
 			clk := &clock{}
 			svc := NewService(t, clk.Now)
@@ -167,10 +139,11 @@ func TestExpiredCredentialsReconnectWithFreshOnes(t *testing.T) {
 			a := agenttest.Run(t, cfg)
 			publish(ctx, t, a, "up", "before")
 			// Two hours pass for credsign and the cloud: every triple issued
-			// so far is stale. Azure drops the session now; Tencent and Huawei
-			// refuse the old triple at the next CONNECT, so drop it.
+			// so far is stale. Azure and the token clouds drop the session
+			// now; Tencent, Huawei and OneNET refuse the old triple at the
+			// next CONNECT, so drop it.
 			clk.Advance(2 * time.Hour)
-			if d.cloud != cloudemu.Azure {
+			if !dropsAtExpiry(d.Cloud) {
 				if err := e.Restart(); err != nil {
 					t.Fatal(err)
 				}
@@ -178,7 +151,7 @@ func TestExpiredCredentialsReconnectWithFreshOnes(t *testing.T) {
 			ev.Wait(ctx, t, agent.EventLost, 1)
 			publish(ctx, t, a, "up", "after") // blocks until reconnected
 			allDelivered(t, e, []string{"before", "after"})
-			if d.cloud == cloudemu.Azure && e.Snapshot().Expired != 1 {
+			if dropsAtExpiry(d.Cloud) && e.Snapshot().Expired != 1 {
 				t.Fatalf("expired sessions = %d, want 1", e.Snapshot().Expired)
 			}
 			ok := 0
@@ -194,6 +167,12 @@ func TestExpiredCredentialsReconnectWithFreshOnes(t *testing.T) {
 	}
 }
 
+// dropsAtExpiry reports whether the cloud ends a live session when its
+// credentials expire.
+func dropsAtExpiry(cloud string) bool {
+	return cloud == cloudemu.Azure || cloud == cloudemu.JWT || cloud == cloudemu.AWS
+}
+
 func TestWrongSecretIsReportedAndBacksOff(t *testing.T) {
 	ctx := agenttest.Context(t, 60*time.Second)
 	svc := NewService(t, nil)
@@ -206,7 +185,7 @@ func TestWrongSecretIsReportedAndBacksOff(t *testing.T) {
 	agenttest.Run(t, cfg)
 	ev.Wait(ctx, t, agent.EventConnectFailed, 1)
 	err := ev.All(agent.EventConnectFailed)[0].Err
-	if !errors.Is(err, agent.ErrRejected) || !strings.Contains(err.Error(), "refused CONNECT") || !strings.Contains(err.Error(), d.cloud) {
+	if !errors.Is(err, agent.ErrRejected) || !strings.Contains(err.Error(), "refused CONNECT") || !strings.Contains(err.Error(), d.Cloud) {
 		t.Fatalf("connect error %q: want a clear rejection naming the cloud", err)
 	}
 	if strings.Contains(err.Error(), "not-the-secret") {

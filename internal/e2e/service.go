@@ -74,7 +74,7 @@ func (s *Service) Start() {
 	if err != nil {
 		s.t.Fatalf("open store: %v", err)
 	}
-	h, err := api.New(api.Config{Store: store, AdminToken: s.admin, Logger: zerolog.Nop(), Now: s.now})
+	h, err := api.New(api.Config{Store: store, AdminToken: s.admin, Logger: zerolog.Nop(), Now: s.now, Issuer: s.URL()})
 	if err != nil {
 		s.t.Fatalf("api: %v", err)
 	}
@@ -104,8 +104,23 @@ func (s *Service) Stop() {
 	_ = store.Close()
 }
 
-// Call does an admin request and decodes a JSON answer into out.
+// Call does an admin request and decodes a JSON answer into out; it fails
+// the test on a status of 300 or more.
 func (s *Service) Call(method, path string, body, out any) {
+	s.t.Helper()
+	status, b := s.Do(method, path, body)
+	if status >= 300 {
+		s.t.Fatalf("%s %s: %d: %s", method, path, status, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			s.t.Fatalf("%s %s: decode: %v", method, path, err)
+		}
+	}
+}
+
+// Do does an admin request and returns the status and body of the answer.
+func (s *Service) Do(method, path string, body any) (int, []byte) {
 	s.t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -128,22 +143,46 @@ func (s *Service) Call(method, path string, body, out any) {
 		s.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		s.t.Fatalf("%s %s: %s: %s", method, path, resp.Status, b)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatalf("%s %s: read answer: %v", method, path, err)
 	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			s.t.Fatalf("%s %s: decode: %v", method, path, err)
-		}
+	return resp.StatusCode, b
+}
+
+// Put creates or replaces a device (PUT /v1/devices/{id}): registering an
+// existing device on another cloud is how it moves; its tokens stay.
+func (s *Service) Put(id, cloud string, params map[string]any, secret string) {
+	s.t.Helper()
+	body := map[string]any{"cloud": cloud, "params": params}
+	if secret != "" { // jwt devices have none
+		body["secret"] = secret
 	}
+	s.Call(http.MethodPut, "/v1/devices/"+id, body, nil)
+}
+
+// JWKSURL is where the service publishes its JWT keys.
+func (s *Service) JWKSURL() string { return s.URL() + "/.well-known/jwks.json" }
+
+// RotateJWTKey makes a new JWT signing key current (POST
+// /v1/keys/jwt/rotate as admin) and returns its kid.
+func (s *Service) RotateJWTKey() string {
+	s.t.Helper()
+	var out struct {
+		Kid string `json:"kid"`
+	}
+	s.Call(http.MethodPost, "/v1/keys/jwt/rotate", nil, &out)
+	if out.Kid == "" {
+		s.t.Fatal("no kid in the rotation's answer")
+	}
+	return out.Kid
 }
 
 // Register creates a device and a device token, and returns the path of a
 // token file for the agent.
 func (s *Service) Register(id, cloud string, params map[string]any, secret string) string {
 	s.t.Helper()
-	s.Call(http.MethodPut, "/v1/devices/"+id, map[string]any{"cloud": cloud, "params": params, "secret": secret}, nil)
+	s.Put(id, cloud, params, secret)
 	var tok struct {
 		Token string `json:"token"`
 	}
