@@ -40,9 +40,6 @@ func (c *clock) Advance(d time.Duration) { c.off.Add(int64(d)) }
 func setup(t *testing.T, svc *Service, d Device, secret string, now func() time.Time, ttl time.Duration) (*cloudemu.Emulator, agent.Config) {
 	t.Helper()
 	e, params := Emulate(t, svc, d, now)
-	if d.Cloud == cloudemu.AWS {
-		skipIfPEMRefused(t, svc)
-	}
 	if secret == "" {
 		secret = d.Secret
 	}
