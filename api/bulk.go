@@ -52,14 +52,8 @@ func (s *Server) streamBody(w http.ResponseWriter, r *http.Request, _ *routers.R
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil // an empty import: a summary of no lines
 	}
-	for _, ce := range r.Header.Values("Content-Encoding") {
-		for _, c := range strings.Split(ce, ",") {
-			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
-				e := problem.New(http.StatusUnsupportedMediaType, "the request body must not be content-encoded (send it uncompressed)")
-				e.Header = http.Header{"Accept-Encoding": {"identity"}}
-				return e
-			}
-		}
+	if err := notEncoded(r); err != nil {
+		return err
 	}
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != ndjson {

@@ -272,16 +272,8 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, route *routers
 	if len(body) == 0 {
 		return nil
 	}
-	for _, ce := range r.Header.Values("Content-Encoding") {
-		for _, c := range strings.Split(ce, ",") {
-			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
-				// Reading compressed bytes as JSON would guess; RFC 9110
-				// section 8.4.1 says refuse an unsupported coding with 415.
-				e := problem.New(http.StatusUnsupportedMediaType, "the request body must not be content-encoded (send it uncompressed)")
-				e.Header = http.Header{"Accept-Encoding": {"identity"}}
-				return e
-			}
-		}
+	if err := notEncoded(r); err != nil {
+		return err
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
@@ -396,4 +388,20 @@ func integerNumbers(reason string) string {
 		}
 		return strconv.FormatInt(int64(f), 10)
 	})
+}
+
+// notEncoded refuses a body with a Content-Encoding other than identity:
+// reading compressed bytes as JSON would be a guess, and RFC 9110 section
+// 8.4.1 says to answer an unsupported coding with 415.
+func notEncoded(r *http.Request) error {
+	for _, ce := range r.Header.Values("Content-Encoding") {
+		for _, c := range strings.Split(ce, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				e := problem.New(http.StatusUnsupportedMediaType, "the request body must not be content-encoded (send it uncompressed)")
+				e.Header = http.Header{"Accept-Encoding": {"identity"}}
+				return e
+			}
+		}
+	}
+	return nil
 }

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -263,35 +262,21 @@ func importFleet(ctx context.Context, o StormOptions) ([]string, ImportStats, er
 // storm sends every request once, conc at a time, and summarizes.
 func storm(ctx context.Context, client *http.Client, reqs []request, conc int) Stats {
 	var next atomic.Int64
-	var mu sync.Mutex
-	var all []time.Duration
-	errs := 0
 	start := time.Now()
-	var wg sync.WaitGroup
-	for range min(conc, len(reqs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var lat []time.Duration
-			bad := 0
-			for ctx.Err() == nil {
-				i := int(next.Add(1)) - 1
-				if i >= len(reqs) {
-					break
-				}
-				t0 := time.Now()
-				if err := send(ctx, client, reqs[i], nil); err != nil {
-					bad++
-					continue
-				}
-				lat = append(lat, time.Since(t0))
+	all, errs := workers(min(conc, len(reqs)), func(_ int, ok func(time.Time), failed func()) {
+		for ctx.Err() == nil {
+			i := int(next.Add(1)) - 1
+			if i >= len(reqs) {
+				return
 			}
-			mu.Lock()
-			all, errs = append(all, lat...), errs+bad
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+			t0 := time.Now()
+			if err := send(ctx, client, reqs[i], nil); err != nil {
+				failed()
+				continue
+			}
+			ok(t0)
+		}
+	})
 	return summarize(all, errs, time.Since(start))
 }
 

@@ -181,37 +181,47 @@ func (c *caller) register(ctx context.Context) ([]target, func(), error) {
 func (c *caller) phase(ctx context.Context, targets []target) ([]time.Duration, int, time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, c.o.Phase)
 	defer cancel()
+	start := time.Now()
+	all, errs := workers(c.o.Concurrency, func(w int, ok func(time.Time), failed func()) {
+		for i := w; ctx.Err() == nil; i++ {
+			t := targets[i%len(targets)]
+			t0 := time.Now()
+			err := c.do(ctx, t.method, t.path, t.token, nil, nil)
+			switch {
+			case ctx.Err() != nil:
+				return // the phase ended mid-request: count nothing
+			case err != nil:
+				failed()
+			default:
+				ok(t0)
+			}
+		}
+	})
+	return all, errs, time.Since(start)
+}
+
+// workers runs n workers, each calling ok with the start of every request
+// that succeeded and failed for every one that did not, and gathers their
+// latencies and error counts.
+func workers(n int, work func(w int, ok func(time.Time), failed func())) ([]time.Duration, int) {
 	var mu sync.Mutex
 	var all []time.Duration
 	errs := 0
-	start := time.Now()
 	var wg sync.WaitGroup
-	for w := range c.o.Concurrency {
+	for w := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var lat []time.Duration
 			bad := 0
-			for i := w; ctx.Err() == nil; i++ {
-				t := targets[i%len(targets)]
-				t0 := time.Now()
-				err := c.do(ctx, t.method, t.path, t.token, nil, nil)
-				if ctx.Err() != nil {
-					break // the phase ended mid-request: count nothing
-				}
-				if err != nil {
-					bad++
-					continue
-				}
-				lat = append(lat, time.Since(t0))
-			}
+			work(w, func(t0 time.Time) { lat = append(lat, time.Since(t0)) }, func() { bad++ })
 			mu.Lock()
 			all, errs = append(all, lat...), errs+bad
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	return all, errs, time.Since(start)
+	return all, errs
 }
 
 // do sends one request and decodes a 2xx JSON answer into out (if not nil).
