@@ -71,6 +71,11 @@ func TestTelemetryAndCommandsFollowTheCloud(t *testing.T) {
 
 	src.moved.Store(true)
 	ev.Wait(ctx, t, agent.EventRotate, 1) // the next refresh names Huawei
+	// A message published while the agent still holds the old session goes
+	// to the old cloud, as it should: publish once it is on the new one.
+	if _, err := e2.Wait(ctx, func(s cloudemu.State) bool { return len(s.Connected) > 0 }); err != nil {
+		t.Fatal("the agent did not connect to the new cloud")
+	}
 	if err := a.PublishTelemetry(ctx, []byte("t2"), 1); err != nil {
 		t.Fatal(err)
 	}
