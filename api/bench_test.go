@@ -32,7 +32,7 @@ func BenchmarkIssueHTTP(b *testing.B) {
 	req := func(method, path, token, body string) *http.Request {
 		r, _ := http.NewRequest(method, ts.URL+path, nil)
 		if body != "" {
-			r, _ = http.NewRequest(method, ts.URL+path, stringsReader(body))
+			r, _ = http.NewRequest(method, ts.URL+path, strings.NewReader(body))
 			r.Header.Set("Content-Type", "application/json")
 		}
 		r.Header.Set("Authorization", "Bearer "+token)
@@ -61,8 +61,6 @@ func BenchmarkIssueHTTP(b *testing.B) {
 		}
 	})
 }
-
-func stringsReader(s string) io.Reader { return strings.NewReader(s) }
 
 func mustDo(b testing.TB, r *http.Request, want int) []byte {
 	res, err := http.DefaultClient.Do(r)

@@ -85,7 +85,7 @@ var errChanged = newError(CodePrecondition, "the device changed; read it again a
 // checkDocument validates a device document and returns the record to
 // store. It names every faulty field, not only the first.
 func (s *Service) checkDocument(id string, doc Document) (secrets.Device, error) {
-	cl, known := s.cloud(doc.Cloud)
+	cl, known := signing.LookupCloud(doc.Cloud)
 	fields := controlFields(doc, known && cl.SecretFormat == signing.SecretPEM)
 	if !known {
 		return secrets.Device{}, invalid(append(fields, FieldError{Field: "cloud", Reason: "unknown cloud (see GET /v1/clouds)"})...)
@@ -94,13 +94,14 @@ func (s *Service) checkDocument(id string, doc Document) (secrets.Device, error)
 		return slices.ContainsFunc(fields, func(e FieldError) bool { return e.Field == f })
 	}
 	params, err := signing.NormalizeParams(doc.Cloud, doc.Params)
-	for _, f := range InvalidFields(err) {
+	paramFaults := InvalidFields(err)
+	if err != nil && len(paramFaults) == 0 {
+		return secrets.Device{}, fmt.Errorf("checking params: %w", err)
+	}
+	for _, f := range paramFaults {
 		if !bad(f.Field) {
 			fields = append(fields, f)
 		}
-	}
-	if err != nil && len(InvalidFields(err)) == 0 {
-		return secrets.Device{}, fmt.Errorf("checking params: %w", err)
 	}
 	secret := ""
 	switch {

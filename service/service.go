@@ -164,15 +164,6 @@ func DescribeClouds(maxDeviceTTL time.Duration) []CloudInfo {
 	return out
 }
 
-// cloud returns the named cloud if this service issues for it.
-func (s *Service) cloud(name string) (signing.Cloud, bool) {
-	c, ok := signing.LookupCloud(name)
-	if !ok {
-		return signing.Cloud{}, false
-	}
-	return c, true
-}
-
 // audit starts an audit event: who (token ID and role) did what. The
 // logger comes from ctx (the API's carries the request ID).
 func audit(ctx context.Context, caller Principal, event string) *zerolog.Event {

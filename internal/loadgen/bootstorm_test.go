@@ -2,16 +2,11 @@ package loadgen
 
 import (
 	"context"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/rs/zerolog"
-
-	"github.com/credsign/credsign/api"
 	"github.com/credsign/credsign/internal/vaulttest"
 	"github.com/credsign/credsign/secrets"
-	"github.com/credsign/credsign/secrets/filestore"
 )
 
 // TestBootStorm runs a small storm against a real server (embedded store,
@@ -21,18 +16,8 @@ import (
 // ratios are computed from them.
 func TestBootStorm(t *testing.T) {
 	vault := vaulttest.Start(t)
-	st, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	const admin = "csa_bootstorm-test-admin-0123456789"
-	srv, err := api.New(api.Config{Store: st, AdminToken: admin, Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
+	ts, st := startServer(t, admin)
 
 	const n = 24
 	r, err := BootStorm(context.Background(), StormOptions{Server: ts.URL, AdminToken: admin, Devices: n, Concurrency: 4,
@@ -65,18 +50,8 @@ func TestBootStorm(t *testing.T) {
 // TestBootStormRefused: a wrong token fails the storm with the server's
 // answer.
 func TestBootStormRefused(t *testing.T) {
-	st, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	srv, err := api.New(api.Config{Store: st, AdminToken: "csa_the-right-admin-token-0123", Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	_, err = BootStorm(context.Background(), StormOptions{Server: ts.URL, ProvisionerToken: "csp_wrong", Devices: 2})
+	ts, _ := startServer(t, "csa_the-right-admin-token-0123")
+	_, err := BootStorm(context.Background(), StormOptions{Server: ts.URL, ProvisionerToken: "csp_wrong", Devices: 2})
 	if err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("err = %v, want a 401", err)
 	}

@@ -18,18 +18,8 @@ import (
 // for a short run: every request must succeed, both kinds must be measured,
 // and the devices it registered must be gone afterwards.
 func TestRunAgainstRealServer(t *testing.T) {
-	st, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	const admin = "csa_loadgen-test-admin-0123456789"
-	srv, err := api.New(api.Config{Store: st, AdminToken: admin, Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
+	ts, st := startServer(t, admin)
 
 	r, err := Run(context.Background(), Options{Server: ts.URL, AdminToken: admin, Devices: 1, Concurrency: 2, Phase: 200 * time.Millisecond, Rounds: 1})
 	if err != nil {
@@ -53,19 +43,27 @@ func TestRunAgainstRealServer(t *testing.T) {
 // TestRunReportsRefusals: a wrong admin token fails the run with the server's
 // answer, not a hang or a zero report.
 func TestRunReportsRefusals(t *testing.T) {
+	ts, _ := startServer(t, "csa_the-right-admin-token-0123")
+	_, err := Run(context.Background(), Options{Server: ts.URL, AdminToken: "csa_a-wrong-admin-token-000000", Phase: 50 * time.Millisecond, Rounds: 1})
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("err = %v, want a 401", err)
+	}
+}
+
+// startServer runs a real server on the embedded store on loopback for the
+// test, with admin as its admin token.
+func startServer(t *testing.T, admin string) (*httptest.Server, *filestore.Store) {
+	t.Helper()
 	st, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	srv, err := api.New(api.Config{Store: st, AdminToken: "csa_the-right-admin-token-0123", Logger: zerolog.Nop()})
+	t.Cleanup(func() { _ = st.Close() })
+	srv, err := api.New(api.Config{Store: st, AdminToken: admin, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	_, err = Run(context.Background(), Options{Server: ts.URL, AdminToken: "csa_a-wrong-admin-token-000000", Phase: 50 * time.Millisecond, Rounds: 1})
-	if err == nil || !strings.Contains(err.Error(), "401") {
-		t.Errorf("err = %v, want a 401", err)
-	}
+	t.Cleanup(ts.Close)
+	return ts, st
 }
