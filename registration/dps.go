@@ -77,8 +77,12 @@ var hostRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(
 
 // safeRE matches what of a server's answer may go into an error: short
 // codes and tracking ids, never anything shaped like base64 or
-// percent-encoded text (a signature echoed back by a misbehaving server).
-var safeRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,48}$`)
+// percent-encoded text (a signature echoed back by a misbehaving server);
+// hexRunRE finds what looks like a hex signature.
+var (
+	safeRE   = regexp.MustCompile(`^[A-Za-z0-9._-]{1,48}$`)
+	hexRunRE = regexp.MustCompile(`[0-9A-Fa-f]{20}`)
+)
 
 // safe returns v's text when it may go into an error.
 func safe(v any) string {
@@ -93,7 +97,7 @@ func safe(v any) string {
 	default:
 		return ""
 	}
-	if !safeRE.MatchString(s) {
+	if !safeRE.MatchString(s) || hexRunRE.MatchString(s) {
 		return "(withheld)"
 	}
 	return s
