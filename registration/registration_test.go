@@ -261,7 +261,7 @@ func TestDPSDeviceSignsIntoHub(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(broker.CAPEM())
 	connect := func(c signing.Credentials) error {
-		o := paho.NewClientOptions().AddBroker("ssl://"+broker.Addr()).SetClientID(c.ClientID).SetUsername(c.Username).SetPassword(c.Password).
+		o := paho.NewClientOptions().AddBroker("ssl://" + broker.Addr()).SetClientID(c.ClientID).SetUsername(c.Username).SetPassword(c.Password).
 			SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(10 * time.Second).
 			SetTLSConfig(&tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12})
 		cl := paho.NewClient(o)
