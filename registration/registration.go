@@ -25,6 +25,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -53,8 +54,8 @@ var (
 type Request struct {
 	// Kind is KindAzureDPS, KindAliyunDynamic or KindTencentDynamic.
 	Kind string
-	// Params are the kind's params (see Validate), with the device id
-	// already substituted.
+	// Params are the kind's params (see Validate). "{deviceId}" in a value
+	// stands for DeviceID (DeviceIDPlaceholder).
 	Params map[string]string
 	// GroupSecret is the enrollment group's primary key (azure-dps,
 	// standard base64) or the product secret (aliyun-dynamic,
@@ -246,9 +247,19 @@ func checkHost(h string) error {
 	return nil
 }
 
+// DeviceIDPlaceholder in a param value stands for the request's DeviceID.
+const DeviceIDPlaceholder = "{deviceId}"
+
 // Register performs r's registration with its cloud and returns what the
 // cloud assigned. It waits at most until ctx ends.
 func (c *Client) Register(ctx context.Context, r Request) (Result, error) {
+	if len(r.Params) > 0 {
+		p := make(map[string]string, len(r.Params))
+		for k, v := range r.Params {
+			p[k] = strings.ReplaceAll(v, DeviceIDPlaceholder, r.DeviceID)
+		}
+		r.Params = p
+	}
 	if errs := Validate(r.Kind, r.Params); len(errs) > 0 {
 		return Result{}, fmt.Errorf("%w: %s", ErrInvalid, errs[0].Error())
 	}

@@ -318,6 +318,7 @@ func TestAliyunRegister(t *testing.T) {
 		{name: "hmacsha1", params: map[string]string{"signMethod": "hmacsha1"}, secret: "ps-aliyun-product-secret-1", device: "sensor-1", requests: 1},
 		{name: "hmacmd5", params: map[string]string{"signMethod": "hmacmd5"}, secret: "ps-aliyun-product-secret-1", device: "sensor-1", requests: 1},
 		{name: "device name from params", params: map[string]string{"deviceName": "sensor-1"}, secret: "ps-aliyun-product-secret-1", device: "ignored", requests: 1},
+		{name: "device name template", params: map[string]string{"deviceName": "sensor-{deviceId}"}, secret: "ps-aliyun-product-secret-1", device: "1", requests: 1},
 		{name: "wrong product secret", params: map[string]string{}, secret: "not-the-product-secret", device: "sensor-1", want: ErrRefused, requests: 1},
 		{name: "device not pre-registered", params: map[string]string{}, secret: "ps-aliyun-product-secret-1", device: "sensor-9", want: ErrRefused, requests: 1},
 		{name: "unknown product", params: map[string]string{"productKey": "a1nope"}, secret: "ps-aliyun-product-secret-1", device: "sensor-1", want: ErrRefused, requests: 1},
