@@ -124,3 +124,19 @@ func FuzzSafe(f *testing.F) {
 		}
 	})
 }
+
+// Tencent Cloud docs, "Dynamic Registration API Description" (动态注册接口说明,
+// tencentcloud.com/document/product/1105/41820), "Payload data parsing
+// sample": product secret hzvf5LF9S0isvBhDSauWMaIk, this payload decrypts to
+// {"encryptionType":2,"psk":"lDZ6Uqt+I9E0wW7rvDUs7Q=="} (53 bytes, the Len
+// of the docs' response example).
+func TestTencentPayloadVendorVector(t *testing.T) {
+	const payload = "s6FB3a1BA/YYbcmSE12XpeDVmQNDcf1QgVD141RRbmmAnFwQfp1ECAu5O016mCOvYlJJ6V59yM4OqQSiWphfTg=="
+	for _, n := range []int{53, 0} {
+		body, _ := json.Marshal(map[string]any{"Response": map[string]any{"Len": n, "Payload": payload, "RequestId": "r"}})
+		psk, code, err := parseTencent(body, "hzvf5LF9S0isvBhDSauWMaIk")
+		if err != nil || code != "" || psk != "lDZ6Uqt+I9E0wW7rvDUs7Q==" {
+			t.Fatalf("Len %d: psk %q, code %q, err %v", n, psk, code, err)
+		}
+	}
+}

@@ -294,3 +294,18 @@ func TestInjectedFaultsAndLog(t *testing.T) {
 		t.Fatalf("log = %+v", log)
 	}
 }
+
+// Tencent Cloud docs, "Dynamic Registration API Description" (动态注册接口说明,
+// tencentcloud.com/document/product/1105/41820), "Payload data parsing
+// sample": with product secret hzvf5LF9S0isvBhDSauWMaIk the JSON below
+// encrypts to the published payload (the IV is fixed, so the cipher text is
+// too; the zero padding shows in the decrypted sample).
+func TestTencentPayloadVendorVector(t *testing.T) {
+	got, err := tencentEncrypt("hzvf5LF9S0isvBhDSauWMaIk", []byte(`{"encryptionType":2,"psk":"lDZ6Uqt+I9E0wW7rvDUs7Q=="}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "s6FB3a1BA/YYbcmSE12XpeDVmQNDcf1QgVD141RRbmmAnFwQfp1ECAu5O016mCOvYlJJ6V59yM4OqQSiWphfTg=="; got != want {
+		t.Fatalf("payload %s, Tencent publishes %s", got, want)
+	}
+}
