@@ -72,6 +72,11 @@ func parseDPSOperation(b []byte) (dpsOperation, error) {
 	return op, nil
 }
 
+// regIDRE is the form of a DPS registration id (Register Device's
+// DeviceRegistration.registrationId: up to 128 alphanumerics and . _ : -,
+// no special character first or last).
+var regIDRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._:-]{0,126}[A-Za-z0-9])?$`)
+
 // hostRE matches a host name a DPS may assign (an IoT hub host).
 var hostRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(:[0-9]{1,5})?$`)
 
@@ -142,8 +147,8 @@ func (c *Client) registerDPS(ctx context.Context, r Request) (Result, error) {
 	scope := r.Params["idScope"]
 	regID := param(r.Params, "registrationId", r.DeviceID)
 	what := "azure-dps " + host
-	if regID == "" {
-		return Result{}, fmt.Errorf("%s: %w: no registration id (device id or params.registrationId)", what, ErrInvalid)
+	if !regIDRE.MatchString(regID) {
+		return Result{}, fmt.Errorf("%s: %w: the registration id (device id or params.registrationId) must be 1 to 128 letters, digits or . _ : - and begin and end with a letter or digit", what, ErrInvalid)
 	}
 	deviceKey, err := signing.DeriveGroupKey(r.GroupSecret, regID)
 	if err != nil {

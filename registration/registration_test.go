@@ -501,6 +501,7 @@ func TestRegisterInvalid(t *testing.T) {
 		{"missing idScope", Request{Kind: KindAzureDPS, Params: map[string]string{}, GroupSecret: msGroupKey, DeviceID: "d"}},
 		{"group key not base64", Request{Kind: KindAzureDPS, Params: map[string]string{"idScope": scope}, GroupSecret: "not base64!", DeviceID: "d"}},
 		{"no registration id", Request{Kind: KindAzureDPS, Params: map[string]string{"idScope": scope}, GroupSecret: msGroupKey}},
+		{"registration id with a slash", Request{Kind: KindAzureDPS, Params: map[string]string{"idScope": scope}, GroupSecret: msGroupKey, DeviceID: "a/b"}},
 		{"tencent secret too short", Request{Kind: KindTencentDynamic, Params: map[string]string{"productId": "P"}, GroupSecret: "short", DeviceID: "d"}},
 		{"aliyun no device name", Request{Kind: KindAliyunDynamic, Params: map[string]string{"productKey": "pk"}, GroupSecret: "aliyun-product-secret"}},
 		{"host with a path", Request{Kind: KindAliyunDynamic, Params: map[string]string{"productKey": "pk", "host": "evil.example/x"}, GroupSecret: "aliyun-product-secret", DeviceID: "d"}},
