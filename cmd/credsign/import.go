@@ -48,7 +48,6 @@ type importFlags struct {
 func parseImportFlags(args []string, stderr io.Writer) (importFlags, error) {
 	var f importFlags
 	fs := flag.NewFlagSet("credsign import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	defURL := os.Getenv("CREDSIGN_URL")
 	if defURL == "" {
 		defURL = "http://127.0.0.1:8080"
@@ -66,10 +65,17 @@ func parseImportFlags(args []string, stderr io.Writer) (importFlags, error) {
 	fs.Func("label", "`k=v`: a label every device of a CSV file gets (repeatable)", keyValue(f.labels, "--label"))
 	fs.StringVar(&f.idTemplate, "id-template", "", "device id of a CSV row: {param} and {line} placeholders; default per format (see docs/import.md)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: credsign import [flags] FILE\n\nRegisters the devices of FILE (NDJSON: one device document with its \"id\" per line,\nor a console's batch CSV file, see --format; \"-\" reads stdin) through POST /v1/imports. Each line is written on its own: a bad\nline is reported with its line number and the rest is imported. Exits 1 if any line\nfailed. To resume an import cut short, run it again (devices that exist answer 409\nin create mode) or start after the last line answered with --from-line.\n\nflags:")
+		fmt.Fprintln(fs.Output(), "usage: credsign import [flags] FILE\n\nRegisters the devices of FILE through POST /v1/imports. FILE is NDJSON (one device\ndocument with its \"id\" per line) or a console's batch CSV file (see --format and\ndocs/import.md); \"-\" reads stdin. Each line is written on its own: a bad\nline is reported with its line number and the rest is imported. Exits 1 if any line\nfailed. To resume an import cut short, run it again (devices that exist answer 409\nin create mode) or start after the last line answered with --from-line.\n\nflags:")
 		fs.PrintDefaults()
 	}
+	// A bad flag is one line on stderr (runImport prints it); -h prints
+	// the usage.
+	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fs.Usage()
+		}
 		return f, err
 	}
 	if fs.NArg() != 1 {
