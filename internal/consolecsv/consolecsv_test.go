@@ -208,7 +208,7 @@ func TestHeaderVariants(t *testing.T) {
 		{"node_id,device_id,product_id,secret", "huawei-csv"},
 		{"密钥,设备标识码,产品ID", "huawei-csv"},
 		{"Device ID,Secret", "huawei-csv"},
-		{"设备名称,设备密钥", ""},               // aliyun or tencent: give --format
+		{"设备名称,设备密钥", ""},                   // aliyun or tencent: give --format
 		{"ProductKey,device_id,secret", ""}, // aliyun and huawei
 		{`{"id":"lamp-1","cloud":"aliyun"}`, ""},
 		{"id,token", ""},
