@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,9 +36,7 @@ func pickImportFormat(f importFlags, br *bufio.Reader) string {
 	if f.format != "" {
 		return f.format
 	}
-	b, _ := br.Peek(br.Size())
-	first, _, _ := bytes.Cut(b, []byte{'\n'})
-	if name := consolecsv.Detect(string(first)); name != "" {
+	if name := consolecsv.Detect(consolecsv.FirstLine(br)); name != "" {
 		return name
 	}
 	return "ndjson"

@@ -10,6 +10,7 @@ package consolecsv
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -20,6 +21,9 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/encoding/simplifiedchinese"
+	"golang.org/x/text/transform"
 )
 
 // Options says how rows become devices.
@@ -79,6 +83,7 @@ type Reader struct {
 	idParts []idPart
 	seen    map[string]int64 // device id -> line first seen
 	done    bool
+	gbk     bool // the file is in GB18030 (GBK), decoded as it is read
 }
 
 // idPart is a literal (param == "") or a placeholder of an id template.
@@ -94,12 +99,18 @@ var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
 // empty), when a required param has neither a column nor a value in
 // Options.Params, or when the id template is invalid.
 func NewReader(r io.Reader, opts Options) (*Reader, error) {
-	br := bufio.NewReader(r)
+	br := bufio.NewReaderSize(r, 64<<10)
 	if b, err := br.Peek(3); err == nil && string(b) == "\ufeff" {
 		_, _ = br.Discard(3)
 	}
-	cr := csv.NewReader(br)
-	cr.ReuseRecord = false
+	var src io.Reader = br
+	head := []byte(FirstLine(br))
+	gbk := !utf8.Valid(head) && isGB18030(head)
+	if gbk {
+		// Excel on a Chinese Windows saves "CSV" in the GBK code page.
+		src = transform.NewReader(br, simplifiedchinese.GB18030.NewDecoder())
+	}
+	cr := csv.NewReader(src)
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
 		return nil, errors.New("the file is empty: a header row is needed")
@@ -108,7 +119,7 @@ func NewReader(r io.Reader, opts Options) (*Reader, error) {
 		return nil, fmt.Errorf("reading the header row: %w", err)
 	}
 	if !utf8.ValidString(strings.Join(header, "")) {
-		return nil, errors.New("the header row is not UTF-8: save the file as \"CSV UTF-8\"")
+		return nil, errors.New("the header row is neither UTF-8 nor GBK: save the file as \"CSV UTF-8\"")
 	}
 	folded := make([]string, len(header))
 	for i, h := range header {
@@ -118,7 +129,7 @@ func NewReader(r io.Reader, opts Options) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	rd := &Reader{format: f, csv: cr, cols: len(header), secret: -1, params: map[string]int{},
+	rd := &Reader{format: f, csv: cr, cols: len(header), secret: -1, params: map[string]int{}, gbk: gbk,
 		extra: opts.Params, labels: opts.Labels, seen: map[string]int64{}}
 	cr.FieldsPerRecord = len(header)
 	for i, h := range folded {
@@ -209,9 +220,36 @@ func pickFormat(name string, folded []string) (*Format, error) {
 // header is not one of a known console file.
 var ErrUnknownHeader = errors.New("the header row is not that of a known console CSV file")
 
-// Detect reports the format whose header the first line of a file has,
-// or "" when none does unambiguously.
+// FirstLine returns the first line of br (without its newline, at most
+// br.Size() bytes) without consuming it, reading no further than needed.
+func FirstLine(br *bufio.Reader) string {
+	for n := 1; ; n = min(br.Buffered()+1, br.Size()) {
+		_, err := br.Peek(n) // blocks until n bytes are there
+		b, _ := br.Peek(br.Buffered())
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			return string(b[:i])
+		}
+		if err != nil || len(b) >= br.Size() {
+			return string(b)
+		}
+	}
+}
+
+// isGB18030 reports whether b, not UTF-8, is text in GB18030 (of which
+// GBK is a part): it decodes without a replacement character.
+func isGB18030(b []byte) bool {
+	d, err := simplifiedchinese.GB18030.NewDecoder().Bytes(b)
+	return err == nil && utf8.Valid(d) && !bytes.ContainsRune(d, utf8.RuneError)
+}
+
+// Detect reports the format whose header the first line of a file has
+// (UTF-8, or GB18030 as Excel on a Chinese Windows saves it), or "" when
+// none does unambiguously.
 func Detect(firstLine string) string {
+	if b := []byte(firstLine); !utf8.Valid(b) && isGB18030(b) {
+		d, _ := simplifiedchinese.GB18030.NewDecoder().Bytes(b)
+		firstLine = string(d)
+	}
 	rec, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(firstLine, "\ufeff"))).Read()
 	if err != nil {
 		return ""
@@ -332,6 +370,9 @@ func (r *Reader) row(line int64, rec []string) Row {
 	for i, v := range rec {
 		if !utf8.ValidString(v) {
 			return rowErr(line, "", fmt.Sprintf("column %d is not UTF-8: save the file as \"CSV UTF-8\"", i+1))
+		}
+		if r.gbk && strings.ContainsRune(v, utf8.RuneError) {
+			return rowErr(line, "", fmt.Sprintf("column %d is not GBK text like the header: save the file as \"CSV UTF-8\"", i+1))
 		}
 	}
 	vals := map[string]string{}

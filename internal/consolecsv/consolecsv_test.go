@@ -103,6 +103,16 @@ func TestSamples(t *testing.T) {
 			secrets: []string{"c2VjcmV0LXBzay0wMQ==", "c2VjcmV0LXBzay0wMw=="},
 		},
 		{
+			file: "tencent-batch-gbk.csv", wantFormat: "tencent-csv",
+			opts: Options{Format: "tencent-csv", Params: map[string]any{"productId": "9KX2P7QDRF"}},
+			rows: []want{
+				{line: 2, id: "9KX2P7QDRF.thermo-gbk-1", params: map[string]any{"productId": "9KX2P7QDRF", "deviceName": "thermo-gbk-1"}, secret: "c2VjcmV0LXBzay0wMQ=="},
+				{line: 3, id: "9KX2P7QDRF.thermo-gbk-2", params: map[string]any{"productId": "9KX2P7QDRF", "deviceName": "thermo-gbk-2"}, secret: "c2VjcmV0LXBzay0wMg=="},
+				{line: 4, errPart: "line 4: column 3 is not GBK text like the header"},
+			},
+			secrets: []string{"c2VjcmV0LXBzay0wMw=="},
+		},
+		{
 			file: "huawei-batch.csv", wantFormat: "huawei-csv",
 			opts: Options{Params: map[string]any{"host": "a1b2c3.st1.iotda-device.cn-north-4.myhuaweicloud.com"}},
 			rows: []want{
@@ -208,8 +218,9 @@ func TestHeaderVariants(t *testing.T) {
 		{"node_id,device_id,product_id,secret", "huawei-csv"},
 		{"密钥,设备标识码,产品ID", "huawei-csv"},
 		{"Device ID,Secret", "huawei-csv"},
-		{"设备名称,设备密钥", ""},                   // aliyun or tencent: give --format
-		{"ProductKey,device_id,secret", ""}, // aliyun and huawei
+		{"\xc9\xe8\xb1\xb8\xc3\xfb\xb3\xc6,devicepsk", "tencent-csv"}, // 设备名称 in GBK
+		{"设备名称,设备密钥", ""},                                             // aliyun or tencent: give --format
+		{"ProductKey,device_id,secret", ""},                           // aliyun and huawei
 		{`{"id":"lamp-1","cloud":"aliyun"}`, ""},
 		{"id,token", ""},
 	}
@@ -238,7 +249,7 @@ func TestNewReaderErrors(t *testing.T) {
 		{"bad template", "ProductKey,DeviceName,DeviceSecret\n", Options{IDTemplate: "{deviceName"}, "a '{' without its '}'"},
 		{"secret in template", "ProductKey,DeviceName,DeviceSecret\n", Options{IDTemplate: "x-{secret}"}, "the secret cannot be part of the id"},
 		{"unknown format", "a\n", Options{Format: "aws-csv"}, "unknown format"},
-		{"header not utf-8", "\xc9\xe8\xb1\xb8,DeviceSecret,ProductKey\n", Options{}, "not UTF-8"},
+		{"header neither utf-8 nor gbk", "\xffabc,DeviceSecret,ProductKey\n", Options{}, "neither UTF-8 nor GBK"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -290,12 +301,15 @@ func TestIDTemplate(t *testing.T) {
 func TestLazy(t *testing.T) {
 	pr, pw := io.Pipe()
 	go func() {
-		_, _ = io.WriteString(pw, "ProductKey,DeviceName,DeviceSecret\npk1,dev-0001,s1\n")
+		_, _ = io.WriteString(pw, "ProductKey,DeviceName,DeviceSecret\n")
 	}()
-	rd, err := NewReader(pr, Options{})
+	rd, err := NewReader(pr, Options{}) // the header alone is enough
 	if err != nil {
 		t.Fatal(err)
 	}
+	go func() {
+		_, _ = io.WriteString(pw, "pk1,dev-0001,s1\n")
+	}()
 	row, err := rd.Next()
 	if err != nil || row.ID != "pk1.dev-0001" {
 		t.Fatalf("first row %+v %v", row, err)
