@@ -13,6 +13,8 @@ import (
 // name; the Chinese names are the consoles' Chinese labels for the same
 // fields. Columns are found by header name, never by position, and
 // columns not listed here (Nickname/备注名称, IotId, 状态, …) are ignored.
+// A UTF-8 BOM and CRLF line ends are fine; a file whose header is not
+// UTF-8 but GB18030 (Excel's "CSV" on a Chinese Windows) is decoded.
 //
 // aliyun-csv: Alibaba Cloud IoT Platform, one secret per device.
 //   - Devices > Devices > Batch Add (批量添加): after a batch is created,
