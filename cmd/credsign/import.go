@@ -440,8 +440,9 @@ func printImportSummary(w io.Writer, f importFlags, t *importTally, took time.Du
 	}
 	unit := "lines"
 	if t.csv {
+		// Every row was created, updated or failed (here or on the server).
 		unit = "rows"
-		lines += t.rows
+		lines = t.created + t.updated + t.failed
 	}
 	fmt.Fprintf(w, "%s: %d %s from line %d: %d created, %d updated, %d failed, %d tokens (%.1fs, %.0f devices/s)\n",
 		f.file, lines, unit, f.fromLine, t.created, t.updated, t.failed, t.tokens, took.Seconds(), rate)

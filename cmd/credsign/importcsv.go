@@ -64,7 +64,7 @@ func newCSVSource(r io.Reader, f importFlags, format string) (*csvSource, error)
 		opts.Labels = f.labels
 	}
 	cloud := strings.TrimSuffix(format, "-csv")
-	params, err := typedParams(cloud, f.params)
+	params, err := typedParams(cloud, consolecsv.ColumnParams(format), f.params)
 	if err != nil {
 		return nil, err
 	}
@@ -76,14 +76,19 @@ func newCSVSource(r io.Reader, f importFlags, format string) (*csvSource, error)
 	return &csvSource{rd: rd}, nil
 }
 
-// typedParams gives each --param value the type its cloud's param has.
-func typedParams(cloud string, raw map[string]string) (map[string]any, error) {
+// typedParams gives each --param value the type its cloud's param has;
+// those standing for a column of the file are text.
+func typedParams(cloud string, columns []string, raw map[string]string) (map[string]any, error) {
 	c, ok := signing.LookupCloud(cloud)
 	if !ok {
 		return nil, fmt.Errorf("no cloud %q", cloud)
 	}
 	out := make(map[string]any, len(raw))
 	for k, v := range raw {
+		if slices.Contains(columns, k) {
+			out[k] = v
+			continue
+		}
 		i := slices.IndexFunc(c.Params, func(p signing.ParamSpec) bool { return p.Name == k })
 		if i < 0 {
 			return nil, fmt.Errorf("--param %s: %s has no such param (see credsign clouds)", k, cloud)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -139,6 +141,27 @@ func TestImportConsoleCSV(t *testing.T) {
 	if c, _ := getDevice(t, url, "64f0c3a1b2_valve-01"); c != 404 {
 		t.Errorf("valve-01 before --from-line: %d", c)
 	}
+
+	// A sheet with node ids only: the product id comes from --param, read
+	// from stdin.
+	code, out, errs = runImportStdin(t, "node_id,secret\nvalve-09,s3cr3t-valve-09\n",
+		"import", "--url", url, "--format", "huawei-csv", "--param", "productId=64f0c3a1b2", "-")
+	if code != exitOK || !strings.Contains(out, "-: 1 rows from line 1: 1 created") {
+		t.Errorf("huawei from stdin: exit %d\n%s%s", code, out, errs)
+	}
+	if c, d := getDevice(t, url, "64f0c3a1b2_valve-09"); c != 200 || !reflect.DeepEqual(d["params"],
+		map[string]any{"deviceId": "64f0c3a1b2_valve-09"}) {
+		t.Errorf("valve-09: %d %v", c, d)
+	}
+}
+
+// runImportStdin runs credsign with stdin, the token in CREDSIGN_TOKEN.
+func runImportStdin(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	t.Setenv("CREDSIGN_TOKEN", importAdmin)
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
 }
 
 // TestImportConsoleCSVUsage: a CSV that cannot be read as its format, or

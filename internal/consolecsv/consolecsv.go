@@ -441,13 +441,14 @@ func (r *Reader) row(line int64, rec []string) Row {
 	r.seen[id] = line
 	params := make(map[string]any, len(vals)+len(r.extra))
 	for k, v := range r.extra {
-		params[k] = v
+		if !slices.Contains(f.only, k) {
+			params[k] = v
+		}
 	}
 	for k, v := range vals {
-		if k == "nodeId" || (k == "productId" && f.Cloud == "huawei") {
-			continue // identity columns the huawei recipe does not take
+		if !slices.Contains(f.only, k) {
+			params[k] = v
 		}
-		params[k] = v
 	}
 	b, err := json.Marshal(doc{ID: id, Cloud: f.Cloud, Params: params, Secret: secret, Labels: r.labels})
 	if err != nil {

@@ -80,6 +80,9 @@ type Format struct {
 	secretOK func(secret string) string
 	// derive fills params derivable from others (huawei deviceId).
 	derive func(params map[string]string)
+	// only lists the columns that make the id but are not params of the
+	// cloud (huawei nodeId, productId).
+	only []string
 }
 
 // column is one CSV column: the param (or "secret") it feeds and the
@@ -181,12 +184,29 @@ var formats = []*Format{
 			}
 			return ""
 		},
+		only: []string{"nodeId", "productId"},
 		derive: func(p map[string]string) {
 			if p["deviceId"] == "" && p["productId"] != "" && p["nodeId"] != "" {
 				p["deviceId"] = p["productId"] + "_" + p["nodeId"]
 			}
 		},
 	},
+}
+
+// ColumnParams returns the names of the params format's columns feed
+// ("productKey", "deviceName", …); nil for an unknown format. A caller may
+// give them as Options.Params when the file lacks the column.
+func ColumnParams(format string) []string {
+	for _, f := range formats {
+		if f.Name == format {
+			var names []string
+			for _, c := range f.Params {
+				names = append(names, c.param)
+			}
+			return names
+		}
+	}
+	return nil
 }
 
 // Formats returns the names of the formats, for usage text.
