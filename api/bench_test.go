@@ -20,17 +20,7 @@ import (
 // returning a credentials-sized JSON over the same client, in the same
 // process: their ratio is what the API and the service cost.
 func BenchmarkIssueHTTP(b *testing.B) {
-	fs, err := filestore.Open(filestore.Config{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer fs.Close()
-	srv, err := New(Config{Store: fs, AdminToken: testAdmin, Logger: zerolog.New(io.Discard)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
+	ts := benchServer(b)
 	req := func(method, path, token, body string) *http.Request {
 		r, _ := http.NewRequest(method, ts.URL+path, nil)
 		if body != "" {
@@ -64,6 +54,23 @@ func BenchmarkIssueHTTP(b *testing.B) {
 	})
 }
 
+// benchServer runs a server on a fresh embedded store, its logs discarded,
+// until b ends.
+func benchServer(b *testing.B) *httptest.Server {
+	fs, err := filestore.Open(filestore.Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = fs.Close() })
+	srv, err := New(Config{Store: fs, AdminToken: testAdmin, Logger: zerolog.New(io.Discard)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	b.Cleanup(ts.Close)
+	return ts
+}
+
 func mustDo(b testing.TB, r *http.Request, want int) []byte {
 	res, err := http.DefaultClient.Do(r)
 	if err != nil {
@@ -88,17 +95,7 @@ func decode(b testing.TB, body []byte, v any) {
 // devices/s is the import's throughput; its CPU profile shows what a line
 // costs the server.
 func BenchmarkImportHTTP(b *testing.B) {
-	fs, err := filestore.Open(filestore.Config{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer fs.Close()
-	srv, err := New(Config{Store: fs, AdminToken: testAdmin, Logger: zerolog.New(io.Discard)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
+	ts := benchServer(b)
 	const n = 10000
 	run := 0
 	for b.Loop() {
