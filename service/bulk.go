@@ -57,7 +57,7 @@ func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []I
 	puts := make([]secrets.DevicePut, 0, len(items))
 	idx := make([]int, 0, len(items))
 	for i, it := range items {
-		d, err := s.checkDocument(it.ID, it.Doc)
+		d, err := s.checkDocument(it.ID, it.Doc, nil)
 		if err != nil {
 			out[i].Err = err
 			continue
