@@ -483,3 +483,92 @@ func TestEnrolRegistration(t *testing.T) {
 		t.Error("the registered secret was not stored")
 	}
 }
+
+// opCounter counts the store operations an enrolment makes.
+type opCounter struct {
+	secrets.Store
+	mu  sync.Mutex
+	ops map[string]int
+}
+
+func (o *opCounter) count(op string) {
+	o.mu.Lock()
+	o.ops[op]++
+	o.mu.Unlock()
+}
+
+func (o *opCounter) take() map[string]int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := o.ops
+	o.ops = map[string]int{}
+	return out
+}
+
+func (o *opCounter) GetKey(ctx context.Context, n string) ([]byte, int64, error) {
+	o.count("GetKey")
+	return o.Store.GetKey(ctx, n)
+}
+
+func (o *opCounter) PutKey(ctx context.Context, n string, v []byte, ifv int64) (int64, error) {
+	o.count("PutKey")
+	return o.Store.PutKey(ctx, n, v, ifv)
+}
+
+func (o *opCounter) GetGroup(ctx context.Context, id string) (secrets.Group, error) {
+	o.count("GetGroup")
+	return o.Store.GetGroup(ctx, id)
+}
+
+func (o *opCounter) GetDevice(ctx context.Context, id string) (secrets.Device, error) {
+	o.count("GetDevice")
+	return o.Store.GetDevice(ctx, id)
+}
+
+func (o *opCounter) PutDevice(ctx context.Context, d secrets.Device, ifv int64) (secrets.Device, error) {
+	o.count("PutDevice")
+	return o.Store.PutDevice(ctx, d, ifv)
+}
+
+func (o *opCounter) PutToken(ctx context.Context, tk secrets.Token) error {
+	o.count("PutToken")
+	return o.Store.PutToken(ctx, tk)
+}
+
+func (o *opCounter) TokenByHash(ctx context.Context, h string) (secrets.Token, error) {
+	o.count("TokenByHash")
+	return o.Store.TokenByHash(ctx, h)
+}
+
+// TestEnrolStoreCost pins what docs/enrolment.md says an enrolment costs:
+// one read (the enrolment token, by Authenticate), one group read when the
+// group is not cached, and three writes (the use, the device, its token).
+func TestEnrolStoreCost(t *testing.T) {
+	s0, st := newService(t, Config{})
+	ctx := context.Background()
+	if _, _, err := s0.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
+		t.Fatal(err)
+	}
+	_, text := mintEnrolment(t, s0, "lamps", EnrolmentTokenRequest{MaxUses: 10, TTL: time.Hour})
+	if _, err := s0.Enrol(ctx, mustAuth(t, s0, text), "warm-up"); err != nil { // creates the device-token MAC key
+		t.Fatal(err)
+	}
+	oc := &opCounter{Store: st.Store, ops: map[string]int{}}
+	s, err := New(Config{Store: oc, AdminToken: admin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []map[string]int{
+		// cold: the MAC key once per replica, the group once per cache TTL
+		{"GetKey": 2, "GetGroup": 1, "PutKey": 1, "PutDevice": 1, "PutToken": 1},
+		{"GetKey": 1, "PutKey": 1, "PutDevice": 1, "PutToken": 1},
+	} {
+		p := mustAuth(t, s, text)
+		if _, err := s.Enrol(ctx, p, fmt.Sprintf("cost-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		if got := oc.take(); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("enrolment %d: store operations %v, want %v", i, got, want)
+		}
+	}
+}

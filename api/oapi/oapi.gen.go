@@ -813,6 +813,9 @@ type Conflict = Problem
 // Forbidden RFC 9457 problem details.
 type Forbidden = Problem
 
+// GroupGone RFC 9457 problem details.
+type GroupGone = Problem
+
 // InternalError RFC 9457 problem details.
 type InternalError = Problem
 
@@ -2170,6 +2173,8 @@ type ConflictApplicationProblemPlusJSONResponse Problem
 
 type ForbiddenApplicationProblemPlusJSONResponse Problem
 
+type GroupGoneApplicationProblemPlusJSONResponse Problem
+
 type InternalErrorApplicationProblemPlusJSONResponse Problem
 
 type NotFoundApplicationProblemPlusJSONResponse Problem
@@ -3178,6 +3183,22 @@ func (response PutDevice500ApplicationProblemPlusJSONResponse) VisitPutDeviceRes
 	return err
 }
 
+type PutDevice502ApplicationProblemPlusJSONResponse struct {
+	BadGatewayApplicationProblemPlusJSONResponse
+}
+
+func (response PutDevice502ApplicationProblemPlusJSONResponse) VisitPutDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PutDevice503ApplicationProblemPlusJSONResponse struct {
 	UnavailableApplicationProblemPlusJSONResponse
 }
@@ -3293,6 +3314,22 @@ func (response IssueCredentials404ApplicationProblemPlusJSONResponse) VisitIssue
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IssueCredentials409ApplicationProblemPlusJSONResponse struct {
+	GroupGoneApplicationProblemPlusJSONResponse
+}
+
+func (response IssueCredentials409ApplicationProblemPlusJSONResponse) VisitIssueCredentialsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
