@@ -67,7 +67,7 @@ type cache struct {
 	// groups holds the groups of devices without a secret of their own,
 	// read when such a device is issued for (few: one per group).
 	groups *lru.Cache[string, entry[secrets.Group]]
-	flight  singleflight.Group
+	flight singleflight.Group
 	// downSince is when the store was first seen unavailable (Unix nanos),
 	// zero while it answers.
 	downSince atomic.Int64
