@@ -42,7 +42,7 @@ const (
 	// importBatch bounds how many lines are written together (and how
 	// many results wait) while the client keeps sending; a batch is
 	// written sooner whenever the server has read every line it was sent.
-	importBatch = 256
+	importBatch = 1000
 )
 
 // streamBody is the gate's check of a streamed (NDJSON) body: the media
@@ -107,7 +107,7 @@ type importStream struct {
 	mint   bool
 	// seen maps each device ID this import wrote (or is writing) to its
 	// line, to refuse a second line with the same ID (memory: one entry a
-	// device).
+	// device). The writer alone uses it, and the summary.
 	seen    map[string]int64
 	summary oapi.ImportSummary
 }
@@ -154,29 +154,36 @@ func (st *importStream) VisitImportDevicesResponse(w http.ResponseWriter) error 
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	in := bufio.NewReaderSize(st.body, maxImportLine+2) // the line, "\r\n"
-	var stop *problem.Document
-	// Lines are answered in batches: the valid lines read so far are
-	// written together (importBatch at most, or as soon as reading on
-	// would wait for the client), then every result is written in order.
-	var batch []importResult
-	var items []service.ImportItem
-	var slots []int // slots[k]: the result of items[k] in batch
-	flush := func() bool {
-		if len(items) > 0 {
-			st.write(items, slots, batch)
-		}
-		for _, r := range batch {
-			if r.Status == 0 {
-				continue // a blank line
-			}
-			if err := enc.Encode(r); err != nil {
-				log.Info().Err(err).Int64("line", r.Line).Msg("import: the client stopped reading")
-				return false
+	// Two stages, so that reading and checking the next lines overlaps
+	// writing the previous ones to the store: this goroutine reads and
+	// checks lines into batches (importBatch at most, or fewer as soon as
+	// reading on would wait for the client); the writer stores each batch
+	// and answers its lines in order. One batch waits between them.
+	batches := make(chan *importBatchWork, 1)
+	stopped := make(chan struct{}) // closed when the client stops reading
+	written := make(chan struct{}) // closed when the writer is done
+	go func() {
+		defer close(written)
+		for b := range batches {
+			if !st.write(b) || !st.answer(enc, b, rc) {
+				close(stopped)
+				for range batches { // let the reader finish
+				}
+				return
 			}
 		}
-		batch, items, slots = batch[:0], items[:0], slots[:0]
-		return rc.Flush() == nil
+	}()
+	send := func(b *importBatchWork) bool {
+		select {
+		case batches <- b:
+			return true
+		case <-stopped:
+			return false
+		}
 	}
+	var stop *problem.Document
+	var lines int64
+	cur := &importBatchWork{}
 	for line := int64(1); ; line++ {
 		raw, tooLong, err := readLine(in)
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -186,32 +193,76 @@ func (st *importStream) VisitImportDevicesResponse(w http.ResponseWriter) error 
 		if len(raw) == 0 && !tooLong && errors.Is(err, io.EOF) {
 			break
 		}
-		st.summary.Lines = line
+		lines = line
 		r, item := st.check(line, raw, tooLong)
-		batch = append(batch, r)
+		cur.results = append(cur.results, r)
 		if item != nil {
-			items, slots = append(items, *item), append(slots, len(batch)-1)
+			cur.items, cur.slots = append(cur.items, *item), append(cur.slots, len(cur.results)-1)
 		}
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		extend()
-		if len(batch) >= importBatch || in.Buffered() == 0 {
-			if !flush() {
-				return nil
+		if len(cur.results) >= importBatch || in.Buffered() == 0 {
+			if !send(cur) {
+				break
 			}
+			cur = &importBatchWork{}
 		}
 	}
-	if !flush() {
+	if len(cur.results) > 0 {
+		send(cur)
+	}
+	close(batches)
+	<-written
+	select {
+	case <-stopped:
 		return nil
+	default:
 	}
 	sum := st.summary
+	sum.Lines = lines
 	if err := enc.Encode(importResult{Summary: &sum, Problem: stop}); err == nil {
 		_ = rc.Flush()
 	}
 	log.Info().Int64("lines", sum.Lines).Int64("created", sum.Created).Int64("updated", sum.Updated).
 		Int64("failed", sum.Failed).Int64("tokens", sum.Tokens).Bool("complete", stop == nil).Msg("import done")
 	return nil
+}
+
+// importBatchWork is one batch of lines between the reader and the writer:
+// every line's result (Status 0 for a blank line), and the devices to
+// write with the result each completes (items[k] completes
+// results[slots[k]]).
+type importBatchWork struct {
+	results []importResult
+	items   []service.ImportItem
+	slots   []int
+}
+
+// answer writes the results of b in order, counts them in the summary, and
+// flushes; false when the client stopped reading.
+func (st *importStream) answer(enc *json.Encoder, b *importBatchWork, rc *http.ResponseController) bool {
+	for _, r := range b.results {
+		switch {
+		case r.Status == 0:
+			continue // a blank line
+		case r.Status == http.StatusCreated:
+			st.summary.Created++
+		case r.Status < 300:
+			st.summary.Updated++
+		default:
+			st.summary.Failed++
+		}
+		if r.Token != "" {
+			st.summary.Tokens++
+		}
+		if err := enc.Encode(r); err != nil {
+			zerolog.Ctx(st.ctx).Info().Err(err).Int64("line", r.Line).Msg("import: the client stopped reading")
+			return false
+		}
+	}
+	return rc.Flush() == nil
 }
 
 // readProblem describes a body that could not be read to its end.
@@ -293,17 +344,28 @@ func (st *importStream) check(n int64, raw []byte, tooLong bool) (importResult, 
 	if err := json.Unmarshal(raw, &d); err != nil {
 		return fail(problem.New(http.StatusBadRequest, "the line could not be decoded"))
 	}
-	if first, dup := st.seen[d.ID]; dup {
-		return fail(problem.New(http.StatusConflict, "the id is on line "+strconv.FormatInt(first, 10)+" of this import already"))
-	}
-	st.seen[d.ID] = n
 	return r, &service.ImportItem{ID: d.ID, Doc: service.Document{Cloud: d.Cloud, Params: d.Params, Secret: d.Secret, Labels: d.Labels}}
 }
 
-// write writes a batch of devices and completes their results.
-func (st *importStream) write(items []service.ImportItem, slots []int, batch []importResult) {
+// write writes the devices of b and completes their results. A device ID
+// this import wrote already (or is writing) is refused; one that failed
+// unwritten may come again on a later line. It always returns true.
+func (st *importStream) write(b *importBatchWork) bool {
+	items, slots := b.items[:0], b.slots[:0]
+	for k, it := range b.items {
+		r := &b.results[b.slots[k]]
+		if first, dup := st.seen[it.ID]; dup {
+			st.fail(r, problem.New(http.StatusConflict, "the id is on line "+strconv.FormatInt(first, 10)+" of this import already"))
+			continue
+		}
+		st.seen[it.ID] = r.Line
+		items, slots = append(items, it), append(slots, b.slots[k])
+	}
+	if len(items) == 0 {
+		return true
+	}
 	for k, got := range st.s.svc.ImportDevices(st.ctx, caller(st.ctx), items, st.upsert, st.mint) {
-		r := &batch[slots[k]]
+		r := &b.results[slots[k]]
 		if got.Err != nil {
 			if got.Device.ID == "" {
 				delete(st.seen, items[k].ID) // not written: a later line may write it
@@ -311,18 +373,15 @@ func (st *importStream) write(items []service.ImportItem, slots []int, batch []i
 			st.fail(r, got.Err)
 			continue
 		}
+		r.Status = http.StatusOK
 		if got.Created {
 			r.Status = http.StatusCreated
-			st.summary.Created++
-		} else {
-			r.Status = http.StatusOK
-			st.summary.Updated++
 		}
 		if got.Token != nil {
 			r.TokenID, r.Token = got.Token.Record.ID, got.Token.Text
-			st.summary.Tokens++
 		}
 	}
+	return true
 }
 
 // fail completes r with the problem of err.
@@ -332,7 +391,6 @@ func (st *importStream) fail(r *importResult, err error) {
 		zerolog.Ctx(st.ctx).Error().Err(err).Int64("line", r.Line).Str("deviceId", r.ID).Msg("import: line failed")
 	}
 	r.Status, r.Problem = pe.Status, document(pe)
-	st.summary.Failed++
 }
 
 // document is the problem document of pe, as a line of the answer holds it.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/credsign/credsign/secrets"
 )
@@ -39,30 +40,44 @@ type ImportResult struct {
 // the others. When a token cannot be minted the device stays written and
 // the error says so: importing it again with upsert repairs it.
 //
-// The devices of the batch go to the store in one secrets.PutDevices (one
-// transaction and one fsync for the batch on the embedded store). With
-// tokens, each written device is then given its token, up to mintParallel
-// at once (the embedded store commits concurrent writes together): minted
-// after its device is stamped, as a device token older than its device is
-// refused.
+// The devices of the batch go to the store in one secrets.PutDevices. On a
+// store that writes in bulk (the embedded one: one transaction and one
+// fsync for up to a thousand items), each device's token goes into the same
+// atomic write, minted at the instant the store stamps on a created device
+// (a device token older than its device is refused). On other stores (Vault)
+// each written device is then given its token, up to mintParallel at once.
 //
-// Cost: one bulk store write, and with tokens one token write an item
-// (sharing commits).
+// Cost: one bulk store write; on a store without bulk writes, with tokens,
+// one more token write an item.
 func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []ImportItem, upsert, mint bool) []ImportResult {
 	out := make([]ImportResult, len(items))
 	ifVersion := int64(-1)
 	if !upsert {
 		ifVersion = 0
 	}
+	_, bulk := s.store.(secrets.BulkDeviceStore)
+	together := mint && bulk // tokens written with their devices
+	now := time.Now()
 	puts := make([]secrets.DevicePut, 0, len(items))
 	idx := make([]int, 0, len(items))
+	minted := make([]Minted, 0, len(items)) // minted[k]: the token of puts[k], when together
 	for i, it := range items {
 		d, err := s.checkDocument(it.ID, it.Doc, nil)
 		if err != nil {
 			out[i].Err = err
 			continue
 		}
-		puts = append(puts, secrets.DevicePut{Device: d, IfVersion: ifVersion})
+		p := secrets.DevicePut{Device: d, IfVersion: ifVersion}
+		if together {
+			m, err := s.newToken(ctx, secrets.RoleDevice, d.ID, now)
+			if err != nil {
+				out[i].Err = err
+				continue
+			}
+			minted = append(minted, m)
+			p.Token = &minted[len(minted)-1].Record
+		}
+		puts = append(puts, p)
 		idx = append(idx, i)
 	}
 	if len(puts) == 0 {
@@ -71,6 +86,9 @@ func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []I
 	for k, r := range secrets.PutDevices(ctx, s.store, puts) {
 		i := idx[k]
 		s.cache.forgetDevice(puts[k].Device.ID) // even on error: the write may have landed
+		if together {
+			s.cache.forgetHash(minted[k].Record.Hash)
+		}
 		switch {
 		case errors.Is(r.Err, secrets.ErrConflict) && !upsert:
 			out[i].Err = newError(CodeConflict, "the device already exists")
@@ -81,9 +99,13 @@ func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []I
 				Int64("version", r.Device.Version).Msg("audit")
 			r.Device.Secret = ""
 			out[i].Imported = Imported{Device: r.Device, Created: r.Device.Version == 1}
+			if together {
+				auditMinted(ctx, caller, minted[k].Record)
+				out[i].Token = &minted[k]
+			}
 		}
 	}
-	if mint {
+	if mint && !together {
 		s.mintAll(ctx, caller, out, idx)
 	}
 	return out

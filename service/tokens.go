@@ -26,9 +26,24 @@ func (s *Service) MintProvisionerToken(ctx context.Context, caller Principal) (M
 
 // mint creates, stores and audits a token.
 func (s *Service) mint(ctx context.Context, caller Principal, role, deviceID string) (Minted, error) {
-	// Token times are wall-clock times, like the store's device times they
-	// are compared with (Config.Now only moves the signing clock).
-	m, err := NewToken(role, deviceID, time.Now())
+	m, err := s.newToken(ctx, role, deviceID, time.Now())
+	if err != nil {
+		return Minted{}, err
+	}
+	err = s.store.PutToken(ctx, m.Record)
+	s.cache.forgetHash(m.Record.Hash)
+	if err != nil {
+		return Minted{}, fmt.Errorf("storing token: %w", err)
+	}
+	auditMinted(ctx, caller, m.Record)
+	return m, nil
+}
+
+// newToken creates a token minted at now, without storing it. Token times
+// are wall-clock times, like the store's device times they are compared
+// with (Config.Now only moves the signing clock).
+func (s *Service) newToken(ctx context.Context, role, deviceID string, now time.Time) (Minted, error) {
+	m, err := NewToken(role, deviceID, now)
 	if err != nil {
 		return Minted{}, err
 	}
@@ -39,17 +54,16 @@ func (s *Service) mint(ctx context.Context, caller Principal, role, deviceID str
 		}
 		m.Record.Hash = Hash(m.Text)
 	}
-	err = s.store.PutToken(ctx, m.Record)
-	s.cache.forgetHash(m.Record.Hash)
-	if err != nil {
-		return Minted{}, fmt.Errorf("storing token: %w", err)
-	}
-	ev := audit(ctx, caller, "token.created").Str("createdTokenId", m.Record.ID).Str("createdRole", role)
-	if deviceID != "" {
-		ev = ev.Str("deviceId", deviceID)
+	return m, nil
+}
+
+// auditMinted records that caller created token t.
+func auditMinted(ctx context.Context, caller Principal, t secrets.Token) {
+	ev := audit(ctx, caller, "token.created").Str("createdTokenId", t.ID).Str("createdRole", t.Role)
+	if t.DeviceID != "" {
+		ev = ev.Str("deviceId", t.DeviceID)
 	}
 	ev.Msg("audit")
-	return m, nil
 }
 
 // RevokeDeviceToken revokes token tokenID of device id; a token of another

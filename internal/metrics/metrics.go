@@ -160,8 +160,13 @@ func timedErr(m *Metrics, op string, call func() error) error {
 	return err
 }
 
-// InstrumentStore wraps s so that every call is timed and its errors counted.
+// InstrumentStore wraps s so that every call is timed and its errors
+// counted. The wrapper writes in bulk (secrets.BulkDeviceStore) exactly
+// when s does.
 func (m *Metrics) InstrumentStore(s secrets.Store) secrets.Store {
+	if _, ok := s.(secrets.BulkDeviceStore); ok {
+		return &bulkStore{store{s: s, m: m}}
+	}
 	return &store{s: s, m: m}
 }
 
@@ -178,8 +183,11 @@ func (s *store) PutDevice(ctx context.Context, d secrets.Device, ifVersion int64
 	return timed(s.m, "put_device", func() (secrets.Device, error) { return s.s.PutDevice(ctx, d, ifVersion) })
 }
 
-// PutDevices passes a bulk write on (in bulk when the store writes in bulk).
-func (s *store) PutDevices(ctx context.Context, puts []secrets.DevicePut) []secrets.DevicePutResult {
+// bulkStore is the wrapper of a store that writes in bulk.
+type bulkStore struct{ store }
+
+// PutDevices passes a bulk write on.
+func (s *bulkStore) PutDevices(ctx context.Context, puts []secrets.DevicePut) []secrets.DevicePutResult {
 	start := time.Now()
 	out := secrets.PutDevices(ctx, s.s, puts)
 	s.m.observeStore("put_devices", start, nil)

@@ -98,3 +98,28 @@ func TestInstrumentStore(t *testing.T) {
 		t.Errorf("%d store error series, want 2:\n%s", n, text)
 	}
 }
+
+// TestInstrumentStoreKeepsBulk checks that the instrumented store writes in
+// bulk exactly when the store it wraps does: the service mints a device's
+// token into the same bulk write only then.
+func TestInstrumentStoreKeepsBulk(t *testing.T) {
+	fs, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	m := New()
+	for _, tt := range []struct {
+		name  string
+		store secrets.Store
+		bulk  bool
+	}{
+		{"filestore", fs, true},
+		{"without bulk writes", struct{ secrets.Store }{fs}, false},
+	} {
+		_, ok := m.InstrumentStore(tt.store).(secrets.BulkDeviceStore)
+		if ok != tt.bulk {
+			t.Errorf("%s: instrumented store is a BulkDeviceStore: %v, want %v", tt.name, ok, tt.bulk)
+		}
+	}
+}

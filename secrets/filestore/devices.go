@@ -118,6 +118,10 @@ func (s *Store) putDeviceFn(p secrets.DevicePut, res *secrets.Device) (writeFn, 
 		return nil, err
 	}
 	now := time.Now().UTC()
+	if tok != nil {
+		// Born with its first token (see secrets.DevicePut.Token).
+		now = p.Token.CreatedAt.UTC()
+	}
 	created.Version, created.CreatedAt, created.UpdatedAt = 1, now, now
 	var sealedCreate []byte
 	if p.IfVersion <= 0 {

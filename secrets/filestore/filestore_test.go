@@ -446,7 +446,8 @@ func TestPutDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := func(id string) *secrets.Token {
-		return &secrets.Token{ID: "tok-" + id, Hash: storetest.Hash(id), Role: secrets.RoleDevice, DeviceID: id}
+		return &secrets.Token{ID: "tok-" + id, Hash: storetest.Hash(id), Role: secrets.RoleDevice, DeviceID: id,
+			CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 678, time.UTC)}
 	}
 	puts := []secrets.DevicePut{
 		{Device: secrets.Device{ID: "new-1", Cloud: "aliyun", Secret: "s1"}, Token: tok("new-1")},
@@ -471,6 +472,10 @@ func TestPutDevices(t *testing.T) {
 	}
 	if res[2].Device.Version != 2 || res[0].Device.Version != 1 {
 		t.Errorf("versions %d and %d, want 1 and 2", res[0].Device.Version, res[2].Device.Version)
+	}
+	// A device created with its first token is stamped with the token's time.
+	if got, _ := s.GetDevice(ctx, "new-1"); !got.CreatedAt.Equal(puts[0].Token.CreatedAt) || !got.UpdatedAt.Equal(got.CreatedAt) {
+		t.Errorf("new-1 stamped %v/%v, want its token's time %v", got.CreatedAt, got.UpdatedAt, puts[0].Token.CreatedAt)
 	}
 	if got, err := s.TokenByHash(ctx, storetest.Hash("new-1")); err != nil || got.DeviceID != "new-1" {
 		t.Errorf("token of new-1: %+v, %v", got, err)
@@ -650,7 +655,14 @@ func TestPutDevicesHelper(t *testing.T) {
 			res := secrets.PutDevices(ctx, s, []secrets.DevicePut{
 				{Device: secrets.Device{ID: "a", Cloud: "aliyun", Secret: "x"}, Token: &secrets.Token{ID: "tok-a", Hash: storetest.Hash("a")}},
 				{Device: secrets.Device{ID: "b", Cloud: "aliyun", Secret: "x"}, Token: &secrets.Token{ID: "taken", Hash: storetest.Hash("b")}},
+				// One ID three times: written in order, whatever the concurrency.
+				{Device: secrets.Device{ID: "c", Cloud: "aliyun", Secret: "x"}, IfVersion: 0},
+				{Device: secrets.Device{ID: "c", Cloud: "tencent", Secret: "y"}, IfVersion: 0},
+				{Device: secrets.Device{ID: "c", Cloud: "huawei", Secret: "z"}, IfVersion: 1},
 			})
+			if res[2].Err != nil || !errors.Is(res[3].Err, secrets.ErrConflict) || res[4].Err != nil || res[4].Device.Version != 2 {
+				t.Fatalf("one ID three times: %v, %v, %+v; want created, conflict, version 2", res[2].Err, res[3].Err, res[4])
+			}
 			if res[0].Err != nil || res[0].Device.Version != 1 {
 				t.Fatalf("first item: %+v", res[0])
 			}

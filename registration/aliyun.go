@@ -1,0 +1,130 @@
+package registration
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Alibaba Cloud IoT Platform, dynamic registration of a directly connected
+// device with the product secret, pre-registration variant ("one secret per
+// product", 一型一密预注册) over HTTPS. Sources: Alibaba Cloud docs
+// "HTTPS-based dynamic registration of directly connected devices" (直连设备
+// 使用HTTPS动态注册; help.aliyun.com/document_detail/89298, "Register
+// devices") and its Java sample "Dynamic registration for
+// unique-certificate-per-product via HTTPS"
+// (help.aliyun.com/en/iot/use-cases/https-based-dynamic-registration):
+//
+//	POST https://iot-auth.{regionId}.aliyuncs.com/auth/register/device
+//	Content-Type: application/x-www-form-urlencoded
+//	productKey, deviceName, random, signMethod, sign
+//	sign = hex(HMAC_signMethod(productSecret, "deviceName" + dn + "productKey" + pk + "random" + random))
+//	→ {"code": 200, "data": {"productKey", "deviceName", "deviceSecret"}, "message": "success"}
+//
+// The device must have been created in the product beforehand; the answer
+// is its DeviceSecret.
+
+// AliyunRegion is the default region of aliyun-dynamic.
+const AliyunRegion = "cn-shanghai"
+
+var aliyunSignMethods = map[string]func() hash.Hash{"hmacsha256": sha256.New, "hmacsha1": sha1.New, "hmacmd5": md5.New}
+
+// aliyunSign is the sign of a dynamic registration.
+func aliyunSign(method, productSecret, productKey, deviceName, random string) string {
+	m := hmac.New(aliyunSignMethods[method], []byte(productSecret))
+	m.Write([]byte("deviceName" + deviceName + "productKey" + productKey + "random" + random))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// aliyunAnswer is the JSON answer of /auth/register/device.
+type aliyunAnswer struct {
+	Code any `json:"code"`
+	Data *struct {
+		ProductKey   string `json:"productKey"`
+		DeviceName   string `json:"deviceName"`
+		DeviceSecret string `json:"deviceSecret"`
+	} `json:"data"`
+}
+
+// parseAliyun decodes an answer: the device secret on code 200, or the
+// code otherwise.
+func parseAliyun(b []byte) (secret, code string, err error) {
+	var a aliyunAnswer
+	if err := json.Unmarshal(b, &a); err != nil {
+		return "", "", fmt.Errorf("answer is not JSON")
+	}
+	code = safe(a.Code)
+	if code != "200" {
+		if code == "" {
+			return "", "", fmt.Errorf("answer has no code")
+		}
+		return "", code, nil
+	}
+	if a.Data == nil || a.Data.DeviceSecret == "" {
+		return "", code, fmt.Errorf("code 200 without data.deviceSecret")
+	}
+	return a.Data.DeviceSecret, code, nil
+}
+
+func (c *Client) registerAliyun(ctx context.Context, r Request) (Result, error) {
+	pk := r.Params["productKey"]
+	dn := param(r.Params, "deviceName", r.DeviceID)
+	method := param(r.Params, "signMethod", "hmacsha256")
+	host := param(r.Params, "host", "iot-auth."+param(r.Params, "regionId", AliyunRegion)+".aliyuncs.com")
+	what := "aliyun-dynamic " + host
+	if dn == "" {
+		return Result{}, fmt.Errorf("%s: %w: no device name (device id or params.deviceName)", what, ErrInvalid)
+	}
+	u := "https://" + host + "/auth/register/device"
+	a, err := c.send(ctx, what+" register "+pk+"/"+dn, func() (*http.Request, error) {
+		var nonce [8]byte
+		if _, err := io.ReadFull(c.rand(), nonce[:]); err != nil {
+			return nil, fmt.Errorf("random: %w", err)
+		}
+		random := hex.EncodeToString(nonce[:])
+		form := url.Values{
+			"productKey": {pk}, "deviceName": {dn}, "random": {random}, "signMethod": {method},
+			"sign": {aliyunSign(method, r.GroupSecret, pk, dn, random)},
+		}
+		req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+		if err != nil {
+			return nil, fmt.Errorf("build request: %s", redactURL(u))
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Accept", "application/json")
+		req.Header.Set("User-Agent", "credsign-registration")
+		return req, nil
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	secret, code, perr := parseAliyun(a.body)
+	switch {
+	case a.status >= 400 && a.status < 500:
+		return Result{}, fmt.Errorf("%s: device %s/%s: %w: HTTP %d, code %s", what, pk, dn, ErrRefused, a.status, orText(code, "none"))
+	case a.status != http.StatusOK:
+		return Result{}, fmt.Errorf("%s: device %s/%s: %w: unexpected HTTP %d", what, pk, dn, ErrUnavailable, a.status)
+	case perr != nil:
+		return Result{}, fmt.Errorf("%s: device %s/%s: %w: %w", what, pk, dn, ErrUnavailable, perr)
+	case secret == "":
+		return Result{}, fmt.Errorf("%s: device %s/%s: %w: code %s", what, pk, dn, ErrRefused, code)
+	}
+	return Result{Params: map[string]any{"productKey": pk, "deviceName": dn}, Secret: secret}, nil
+}
+
+func orText(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

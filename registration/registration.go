@@ -1,0 +1,444 @@
+// Package registration performs, on credsign's behalf, the device
+// registration calls of the clouds whose devices enrol by group or product
+// (docs/clouds.md, "Registration"): Azure IoT Hub Device Provisioning
+// Service with a symmetric-key enrollment group ("azure-dps"), Alibaba
+// Cloud IoT dynamic registration with a product secret ("aliyun-dynamic")
+// and Tencent Cloud IoT dynamic registration ("tencent-dynamic"). The group
+// or product secret stays in the server: devices never see it.
+//
+// Errors wrap ErrRefused when the cloud said no, ErrUnavailable when it
+// could not be reached or answered with a transient failure, and ErrInvalid
+// when the request itself is wrong. No error ever contains the group
+// secret, a derived key, a SAS token or a signature.
+//
+// It imports only the standard library and package signing.
+package registration
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Registration kinds.
+const (
+	KindAzureDPS       = "azure-dps"
+	KindAliyunDynamic  = "aliyun-dynamic"
+	KindTencentDynamic = "tencent-dynamic"
+)
+
+var (
+	// ErrRefused is wrapped when the cloud refused the registration: a 4xx
+	// answer, a bad signature, an unknown device, a failed or disabled
+	// assignment.
+	ErrRefused = errors.New("registration refused")
+	// ErrUnavailable is wrapped when the cloud could not be reached or
+	// answered with a transient failure (network error, timeout, 5xx, 429)
+	// after the client's retries, or when the context ended first.
+	ErrUnavailable = errors.New("registration service unavailable")
+	// ErrInvalid is wrapped when the request is wrong before anything is
+	// sent: unknown kind, bad params, a group secret of the wrong form.
+	ErrInvalid = errors.New("invalid registration request")
+)
+
+// Request asks for one device's registration.
+type Request struct {
+	// Kind is KindAzureDPS, KindAliyunDynamic or KindTencentDynamic.
+	Kind string
+	// Params are the kind's params (see Validate). "{deviceId}" in a value
+	// stands for DeviceID (DeviceIDPlaceholder).
+	Params map[string]string
+	// GroupSecret is the enrollment group's primary key (azure-dps,
+	// standard base64) or the product secret (aliyun-dynamic,
+	// tencent-dynamic).
+	GroupSecret string
+	// DeviceID is the device's id in credsign; it is the registration id
+	// (azure-dps) or device name (aliyun, tencent) unless Params name one.
+	DeviceID string
+}
+
+// Result is what the cloud assigned.
+type Result struct {
+	// Params are the device's params for its signing recipe: azure
+	// {"hubHost","deviceId"}, aliyun {"productKey","deviceName"}, tencent
+	// {"productId","deviceName"}.
+	Params map[string]any
+	// Secret is the device secret the cloud issued (aliyun deviceSecret,
+	// tencent psk); empty for azure-dps, whose device key the service
+	// derives from the group key when it signs.
+	Secret string
+}
+
+// Client performs registrations over HTTPS. Its zero value is usable.
+type Client struct {
+	// HTTP sends the requests; nil means http.DefaultClient. Tests put the
+	// emulator's CA in its transport.
+	HTTP *http.Client
+	// Now is the clock for SAS expiry and signature timestamps; nil means
+	// time.Now.
+	Now func() time.Time
+	// Rand supplies nonces; nil means crypto/rand.
+	Rand io.Reader
+	// Attempts bounds the tries of each HTTP call that fails transiently
+	// (network error, 5xx, 429); 0 means 3.
+	Attempts int
+	// Backoff is the first wait between such tries when the cloud sends no
+	// Retry-After; it doubles each time. 0 means 500ms.
+	Backoff time.Duration
+	// PollInterval is the wait between DPS operation polls when the answer
+	// has no Retry-After; 0 means 2s (as Azure's device SDKs).
+	PollInterval time.Duration
+	// MaxWait caps any single wait, Retry-After included; 0 means 1 minute.
+	MaxWait time.Duration
+	// SASTTL is the lifetime of DPS SAS tokens; 0 means 1 hour.
+	SASTTL time.Duration
+}
+
+// FieldError is one thing wrong with a kind or its params, for an API's 422.
+type FieldError struct {
+	// Field is "kind" or "params.NAME" (or "secret" from ValidateSecret).
+	Field string
+	// Reason says what is wrong, for a human.
+	Reason string
+}
+
+// Error implements error.
+func (e FieldError) Error() string { return e.Field + ": " + e.Reason }
+
+// kindSpec lists a kind's params.
+type kindSpec struct {
+	required []string
+	optional []string
+}
+
+var kinds = map[string]kindSpec{
+	KindAzureDPS:       {required: []string{"idScope"}, optional: []string{"host", "registrationId"}},
+	KindAliyunDynamic:  {required: []string{"productKey"}, optional: []string{"regionId", "host", "deviceName", "signMethod"}},
+	KindTencentDynamic: {required: []string{"productId"}, optional: []string{"host", "deviceName"}},
+}
+
+// Kinds returns the registration kinds, sorted.
+func Kinds() []string {
+	out := make([]string, 0, len(kinds))
+	for k := range kinds {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+var (
+	regionRE = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+	tokenRE  = regexp.MustCompile(`^[A-Za-z0-9._:@{}-]+$`)
+)
+
+// Validate checks a kind and its params (unsubstituted templates allowed):
+// unknown kind, unknown params, missing required params and malformed
+// values. It returns nil when all is well. Params:
+//
+//   - azure-dps: idScope (required), host (default
+//     global.azure-devices-provisioning.net), registrationId (default the
+//     device id).
+//   - aliyun-dynamic: productKey (required), regionId (default cn-shanghai),
+//     host (default iot-auth.{regionId}.aliyuncs.com), deviceName (default
+//     the device id), signMethod (hmacsha256 default, hmacsha1, hmacmd5).
+//   - tencent-dynamic: productId (required), host (default
+//     ap-guangzhou.gateway.tencentdevices.com), deviceName (default the
+//     device id).
+func Validate(kind string, params map[string]string) []FieldError {
+	spec, ok := kinds[kind]
+	if !ok {
+		return []FieldError{{Field: "kind", Reason: fmt.Sprintf("unknown registration kind %q (one of %v)", kind, Kinds())}}
+	}
+	var out []FieldError
+	known := map[string]bool{}
+	for _, n := range spec.required {
+		known[n] = true
+		if params[n] == "" {
+			out = append(out, FieldError{Field: "params." + n, Reason: "required"})
+		}
+	}
+	for _, n := range spec.optional {
+		known[n] = true
+	}
+	names := make([]string, 0, len(params))
+	for n := range params {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		v := params[n]
+		switch {
+		case !known[n]:
+			out = append(out, FieldError{Field: "params." + n, Reason: fmt.Sprintf("unknown param for %s", kind)})
+		case v == "":
+			if !contains(spec.required, n) {
+				out = append(out, FieldError{Field: "params." + n, Reason: "empty"})
+			}
+		case n == "host":
+			if err := checkHost(v); err != nil {
+				out = append(out, FieldError{Field: "params.host", Reason: err.Error()})
+			}
+		case n == "regionId":
+			if !regionRE.MatchString(v) {
+				out = append(out, FieldError{Field: "params.regionId", Reason: "want a region id such as cn-shanghai"})
+			}
+		case n == "signMethod":
+			if _, ok := aliyunSignMethods[v]; !ok {
+				out = append(out, FieldError{Field: "params.signMethod", Reason: "want hmacsha256, hmacsha1 or hmacmd5"})
+			}
+		default:
+			if len(v) > 128 || !tokenRE.MatchString(v) {
+				out = append(out, FieldError{Field: "params." + n, Reason: "want 1 to 128 letters, digits or . _ : @ - (and {placeholders})"})
+			}
+		}
+	}
+	return out
+}
+
+// ValidateSecret checks the form of a group or product secret without
+// echoing it: azure-dps wants standard base64, tencent-dynamic at least 16
+// characters (its first 16 are the AES key of the answer), aliyun-dynamic
+// any non-empty text.
+func ValidateSecret(kind, secret string) *FieldError {
+	if _, ok := kinds[kind]; !ok {
+		return &FieldError{Field: "kind", Reason: fmt.Sprintf("unknown registration kind %q", kind)}
+	}
+	switch {
+	case secret == "":
+		return &FieldError{Field: "secret", Reason: "required"}
+	case kind == KindAzureDPS && !isBase64(secret):
+		return &FieldError{Field: "secret", Reason: "the enrollment group key must be standard base64"}
+	case kind == KindTencentDynamic && len(secret) < 16:
+		return &FieldError{Field: "secret", Reason: "the product secret must have at least 16 characters"}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// checkHost accepts host or host:port, nothing else.
+func checkHost(h string) error {
+	u, err := url.Parse("https://" + h)
+	if err != nil || u.Host != h || u.User != nil || u.Hostname() == "" {
+		return fmt.Errorf("want host or host:port, without scheme or path")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("bad port")
+		}
+	}
+	return nil
+}
+
+// DeviceIDPlaceholder in a param value stands for the request's DeviceID.
+const DeviceIDPlaceholder = "{deviceId}"
+
+// Register performs r's registration with its cloud and returns what the
+// cloud assigned. It waits at most until ctx ends.
+func (c *Client) Register(ctx context.Context, r Request) (Result, error) {
+	if len(r.Params) > 0 {
+		p := make(map[string]string, len(r.Params))
+		for k, v := range r.Params {
+			p[k] = strings.ReplaceAll(v, DeviceIDPlaceholder, r.DeviceID)
+		}
+		r.Params = p
+	}
+	if errs := Validate(r.Kind, r.Params); len(errs) > 0 {
+		return Result{}, fmt.Errorf("%w: %s", ErrInvalid, errs[0].Error())
+	}
+	if fe := ValidateSecret(r.Kind, r.GroupSecret); fe != nil {
+		return Result{}, fmt.Errorf("%w: %s", ErrInvalid, fe.Error())
+	}
+	switch r.Kind {
+	case KindAzureDPS:
+		return c.registerDPS(ctx, r)
+	case KindAliyunDynamic:
+		return c.registerAliyun(ctx, r)
+	default:
+		return c.registerTencent(ctx, r)
+	}
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return http.DefaultClient
+}
+
+func (c *Client) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *Client) rand() io.Reader {
+	if c.Rand != nil {
+		return c.Rand
+	}
+	return rand.Reader
+}
+
+func orDuration(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+func param(p map[string]string, name, def string) string {
+	if v := p[name]; v != "" {
+		return v
+	}
+	return def
+}
+
+// answer is an HTTP response read in full.
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// maxBody bounds what is read of an answer.
+const maxBody = 1 << 16
+
+// send performs one HTTP call built by build (called again for each try, so
+// that signatures and timestamps are fresh), retrying transient failures
+// (network errors, 5xx, 429) up to c.Attempts tries with Retry-After or
+// exponential backoff. It returns the first non-transient answer; what
+// names the call in errors.
+func (c *Client) send(ctx context.Context, what string, build func() (*http.Request, error)) (answer, error) {
+	attempts := c.Attempts
+	if attempts <= 0 {
+		attempts = 3
+	}
+	backoff := orDuration(c.Backoff, 500*time.Millisecond)
+	var last error
+	for try := 1; ; try++ {
+		req, err := build()
+		if err != nil {
+			return answer{}, fmt.Errorf("%s: %w", what, err)
+		}
+		a, wait, err := c.once(ctx, req.WithContext(ctx))
+		if err == nil {
+			return a, nil
+		}
+		last = fmt.Errorf("%s: %w", what, err)
+		if ctx.Err() != nil || try >= attempts {
+			return answer{}, last
+		}
+		if wait <= 0 {
+			wait = backoff
+			backoff *= 2
+		}
+		if err := c.sleep(ctx, wait); err != nil {
+			return answer{}, fmt.Errorf("%w (waiting to retry after: %v)", last, err)
+		}
+	}
+}
+
+// once performs one HTTP call. A transient failure comes back as an error
+// wrapping ErrUnavailable, with the Retry-After to honour when the server
+// sent one.
+func (c *Client) once(ctx context.Context, req *http.Request) (answer, time.Duration, error) {
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return answer{}, 0, fmt.Errorf("%w: %w", ErrUnavailable, context.Cause(ctx))
+		}
+		return answer{}, 0, fmt.Errorf("%w: %s", ErrUnavailable, describeNetErr(err))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return answer{}, 0, fmt.Errorf("%w: reading the answer: %s", ErrUnavailable, describeNetErr(err))
+	}
+	a := answer{status: resp.StatusCode, header: resp.Header, body: body}
+	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+		wait, _ := ParseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+		return a, c.capWait(wait), fmt.Errorf("%w: HTTP %d", ErrUnavailable, resp.StatusCode)
+	}
+	return a, 0, nil
+}
+
+// describeNetErr names a transport failure without the request URL's query.
+func describeNetErr(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Op + " " + redactURL(ue.URL) + ": " + ue.Err.Error()
+	}
+	return err.Error()
+}
+
+// redactURL keeps scheme, host and path.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(url)"
+	}
+	return u.Scheme + "://" + u.Host + u.Path
+}
+
+func (c *Client) capWait(d time.Duration) time.Duration {
+	if m := orDuration(c.MaxWait, time.Minute); d > m {
+		return m
+	}
+	return d
+}
+
+// sleep waits d or until ctx ends.
+func (c *Client) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrUnavailable, context.Cause(ctx))
+	}
+}
+
+// ParseRetryAfter reads a Retry-After header (RFC 9110 §10.2.3): delay
+// seconds or an HTTP date, relative to now. It reports false when the
+// header is absent or malformed; a date in the past is a zero wait.
+func ParseRetryAfter(h string, now time.Time) (time.Duration, bool) {
+	if h == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(h, 10, 64); err == nil {
+		if n < 0 {
+			return 0, false
+		}
+		if n > 1<<31 {
+			n = 1 << 31
+		}
+		return time.Duration(n) * time.Second, true
+	}
+	t, err := http.ParseTime(h)
+	if err != nil {
+		return 0, false
+	}
+	if d := t.Sub(now); d > 0 {
+		return d, true
+	}
+	return 0, true
+}
