@@ -34,6 +34,10 @@ var (
 	ErrCloudRefused = newError(CodeCloudRefused, "the cloud refused to register the device")
 	// ErrCloudUnreachable means the cloud did not answer (network, timeout, 5xx).
 	ErrCloudUnreachable = newError(CodeCloudUnavailable, "the cloud could not be reached to register the device; retry later")
+	// ErrRegistrationInvalid means the group's registration cannot be
+	// performed as it stands (its params or its secret do not fit its
+	// kind): nothing was sent, the group needs fixing.
+	ErrRegistrationInvalid = newError(CodeConflict, "the group's registration settings or secret are not valid for its kind; fix the group")
 )
 
 // FieldError names one offending field and why it was refused. Reasons

@@ -58,8 +58,9 @@ type RegistrationResult struct {
 // Registrar registers a new device of a group with its cloud, at enrolment
 // and when a device of a group that has a Registration is written without
 // a secret. Errors wrap ErrCloudRefused when the cloud answered with a
-// refusal, ErrCloudUnreachable when it could not be reached; their text is
-// logged, never sent to the client, and must not hold the group secret.
+// refusal, ErrCloudUnreachable when it could not be reached, and
+// ErrRegistrationInvalid when the group's settings cannot work; only those
+// errors' details reach the client, and no error may hold the group secret.
 type Registrar interface {
 	Register(ctx context.Context, req RegistrationRequest) (RegistrationResult, error)
 }
