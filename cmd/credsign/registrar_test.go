@@ -143,7 +143,7 @@ func TestEnrolThroughDPS(t *testing.T) {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(broker.CAPEM())
-	o := paho.NewClientOptions().AddBroker("ssl://"+net.JoinHostPort(creds.Host, strconv.Itoa(creds.Port))).SetClientID(creds.ClientID).
+	o := paho.NewClientOptions().AddBroker("ssl://" + net.JoinHostPort(creds.Host, strconv.Itoa(creds.Port))).SetClientID(creds.ClientID).
 		SetUsername(creds.Username).SetPassword(creds.Password).SetProtocolVersion(4).SetAutoReconnect(false).
 		SetConnectTimeout(10 * time.Second).SetTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
 	cl := paho.NewClient(o)
@@ -199,5 +199,3 @@ func TestEnrolThroughDPS(t *testing.T) {
 		}
 	}
 }
-
-
