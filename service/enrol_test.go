@@ -572,3 +572,34 @@ func TestEnrolStoreCost(t *testing.T) {
 		}
 	}
 }
+
+// FuzzEnrolmentToken: whatever text a caller sends as an enrolment token,
+// Authenticate neither panics nor accepts anything but the minted text,
+// and its answer never quotes the text.
+func FuzzEnrolmentToken(f *testing.F) {
+	s, _ := newService(f, Config{})
+	ctx := context.Background()
+	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
+		f.Fatal(err)
+	}
+	et, text, err := s.CreateEnrolmentToken(ctx, adminCaller, "lamps", EnrolmentTokenRequest{MaxUses: 1, TTL: time.Hour})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range []string{text, text + "0", PrefixEnrolment, PrefixEnrolment + et.ID, PrefixEnrolment + et.ID + ".",
+		PrefixEnrolment + "." + strings.Repeat("a", 64), PrefixEnrolment + et.ID + "..x", PrefixEnrolment + "ZZ.x", PrefixEnrolment + "../../keys/x.y"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, tok string) {
+		p, err := s.Authenticate(ctx, "Bearer "+tok)
+		if err == nil {
+			if tok != text || p.Role != RoleEnrolment || p.TokenID != et.ID {
+				t.Fatalf("accepted %q as %+v", tok, p)
+			}
+			return
+		}
+		if len(tok) > 8 && strings.Contains(err.Error(), tok) {
+			t.Fatalf("the error quotes the token: %v", err)
+		}
+	})
+}

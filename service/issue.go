@@ -59,7 +59,12 @@ func (s *Service) Issue(ctx context.Context, caller Principal, id string, ttl ti
 	}
 	secret, err := s.deviceSecret(ctx, d)
 	if err != nil {
-		s.metrics.Issued(d.Cloud, metrics.OutcomeError)
+		outcome := metrics.OutcomeError
+		var se *Error
+		if errors.As(err, &se) {
+			outcome = metrics.OutcomeRejected // no key to sign with: the device's group is gone or derives none
+		}
+		s.metrics.Issued(d.Cloud, outcome)
 		return signing.Credentials{}, err
 	}
 	c, err := signing.Sign(signing.Request{Cloud: d.Cloud, DeviceID: d.ID, Params: d.Params, Secret: secret, Now: s.now(), TTL: ttl,
