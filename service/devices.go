@@ -90,8 +90,11 @@ func (s *Service) PutDevice(ctx context.Context, caller Principal, id string, do
 	case err != nil:
 		return secrets.Device{}, false, fmt.Errorf("storing device: %w", err)
 	}
-	audit(ctx, caller, "device.put").Str("deviceId", stored.ID).Str("cloud", stored.Cloud).Str("group", stored.Group).
-		Int64("version", stored.Version).Msg("audit")
+	ev := audit(ctx, caller, "device.put").Str("deviceId", stored.ID).Str("cloud", stored.Cloud).Int64("version", stored.Version)
+	if stored.Group != "" {
+		ev = ev.Str("group", stored.Group)
+	}
+	ev.Msg("audit")
 	return stored, stored.Version == 1, nil
 }
 
