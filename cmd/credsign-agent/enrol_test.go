@@ -268,3 +268,41 @@ func TestEnrolThenPublish(t *testing.T) {
 		t.Error("no audit events for enrolments")
 	}
 }
+
+// enrol's usage errors are one line and status 2; its settings come from
+// flags, the environment or the config file like every command's, and
+// only enrol takes the enrolment token.
+func TestEnrolUsage(t *testing.T) {
+	ctx := testCtx(t)
+	dir := t.TempDir()
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"no enrolment token", map[string]string{"CREDSIGN_SERVER": "http://127.0.0.1:1", "CREDSIGN_DEVICE": "d", "CREDSIGN_TOKEN_FILE": dir + "/t"},
+			[]string{"enrol"}, "enrol needs --enrolment-token-file (CREDSIGN_ENROLMENT_TOKEN_FILE)"},
+		{"no device", map[string]string{"CREDSIGN_SERVER": "http://127.0.0.1:1", "CREDSIGN_ENROLMENT_TOKEN_FILE": dir + "/e"},
+			[]string{"enrol", "--token-out", dir + "/t"}, "enrol needs --device (CREDSIGN_DEVICE)"},
+		{"no token file", map[string]string{"CREDSIGN_SERVER": "http://127.0.0.1:1", "CREDSIGN_ENROLMENT_TOKEN_FILE": dir + "/e"},
+			[]string{"enrol", "--device-id", "d"}, "enrol needs --token-file (CREDSIGN_TOKEN_FILE)"},
+		{"run takes no enrolment token", nil, []string{"run", "--enrolment-token-file", dir + "/e"}, "flag provided but not defined: -enrolment-token-file"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runWith(ctx, nil, env(tc.env), tc.args...)
+			if r.code != 2 {
+				t.Fatalf("exit %d, stderr %q; want 2", r.code, r.stderr)
+			}
+			oneLine(t, r.stderr, tc.want)
+		})
+	}
+	// A missing enrolment token file is a failure (1), not a usage error.
+	r := runWith(ctx, nil, env(map[string]string{"CREDSIGN_SERVER": "http://127.0.0.1:1"}), "enrol",
+		"--enrolment-token-file", dir+"/missing", "--device", "d", "--token-file", dir+"/t")
+	if r.code != 1 {
+		t.Fatalf("missing enrolment token file: exit %d, %q", r.code, r.stderr)
+	}
+	oneLine(t, r.stderr, "credsign-agent enrol: enrolment token file: open "+dir+"/missing")
+}
