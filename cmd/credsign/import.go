@@ -15,10 +15,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/credsign/credsign/internal/consolecsv"
 	"github.com/credsign/credsign/internal/importclient"
 )
 
@@ -35,12 +37,17 @@ type importFlags struct {
 	tokensFormat string
 	fromLine     int64
 	file         string
+	// Console CSV files (consolecsv): the format ("" detects it) and
+	// what the rows lack.
+	format     string
+	params     map[string]string
+	labels     map[string]string
+	idTemplate string
 }
 
 func parseImportFlags(args []string, stderr io.Writer) (importFlags, error) {
 	var f importFlags
 	fs := flag.NewFlagSet("credsign import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	defURL := os.Getenv("CREDSIGN_URL")
 	if defURL == "" {
 		defURL = "http://127.0.0.1:8080"
@@ -52,11 +59,23 @@ func parseImportFlags(args []string, stderr io.Writer) (importFlags, error) {
 	fs.StringVar(&f.tokensOut, "tokens-out", "", "write the minted tokens to this new file (mode 0600)")
 	fs.StringVar(&f.tokensFormat, "tokens-format", "", "csv (id,token) or ndjson; default from the --tokens-out name (.ndjson/.jsonl: ndjson, else csv)")
 	fs.Int64Var(&f.fromLine, "from-line", 1, "start at this line of FILE (resume after the last line answered)")
+	fs.StringVar(&f.format, "format", "", "ndjson, or a console CSV file: "+strings.Join(consolecsv.Formats(), ", ")+"; default from the first line")
+	f.params, f.labels = map[string]string{}, map[string]string{}
+	fs.Func("param", "`k=v`: a param every device of a CSV file gets (repeatable), e.g. regionId=cn-shanghai", keyValue(f.params, "--param"))
+	fs.Func("label", "`k=v`: a label every device of a CSV file gets (repeatable)", keyValue(f.labels, "--label"))
+	fs.StringVar(&f.idTemplate, "id-template", "", "device id of a CSV row: {param} and {line} placeholders; default per format (see docs/import.md)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: credsign import [flags] FILE\n\nRegisters the devices of FILE (NDJSON: one device document with its \"id\" per line;\n\"-\" reads stdin) through POST /v1/imports. Each line is written on its own: a bad\nline is reported with its line number and the rest is imported. Exits 1 if any line\nfailed. To resume an import cut short, run it again (devices that exist answer 409\nin create mode) or start after the last line answered with --from-line.\n\nflags:")
+		fmt.Fprintln(fs.Output(), "usage: credsign import [flags] FILE\n\nRegisters the devices of FILE through POST /v1/imports. FILE is NDJSON (one device\ndocument with its \"id\" per line) or a console's batch CSV file (see --format and\ndocs/import.md); \"-\" reads stdin. Each line is written on its own: a bad\nline is reported with its line number and the rest is imported. Exits 1 if any line\nfailed. To resume an import cut short, run it again (devices that exist answer 409\nin create mode) or start after the last line answered with --from-line.\n\nflags:")
 		fs.PrintDefaults()
 	}
+	// A bad flag is one line on stderr (runImport prints it); -h prints
+	// the usage.
+	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fs.Usage()
+		}
 		return f, err
 	}
 	if fs.NArg() != 1 {
@@ -81,6 +100,10 @@ func parseImportFlags(args []string, stderr io.Writer) (importFlags, error) {
 		return f, errors.New("--tokens-format needs --tokens-out")
 	case f.fromLine < 1:
 		return f, errors.New("--from-line must be 1 or more")
+	case f.format != "" && f.format != "ndjson" && !slices.Contains(consolecsv.Formats(), f.format):
+		return f, fmt.Errorf("--format is ndjson or one of %s, not %q", strings.Join(consolecsv.Formats(), ", "), f.format)
+	case f.format == "ndjson" && (len(f.params) > 0 || len(f.labels) > 0 || f.idTemplate != ""):
+		return f, errors.New("--param, --label and --id-template are for console CSV files; an NDJSON line carries its own")
 	}
 	return f, checkURL(f.url)
 }
@@ -122,9 +145,22 @@ type importTally struct {
 	answered                 atomic.Int64 // results received
 	created, updated, failed int64
 	tokens                   int64
-	failures                 []string
+	failures                 []failure // the first maxFailuresShown, by line
 	summary                  *importclient.ImportSummary
 	cut                      string // why the stream ended early, if it did
+
+	// lineOf turns a line number of the answer into a line of the file.
+	lineOf func(int64) int64
+	// csv is set for a console CSV file: answered holds a line of the
+	// file, and rows refused before sending count as lines too.
+	csv  bool
+	rows int64 // CSV rows refused before sending
+}
+
+// failure is one failed line of the summary.
+type failure struct {
+	line int64
+	text string
 }
 
 func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -147,6 +183,17 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return exitUsage
 	}
 	defer closeIn()
+	br := bufio.NewReaderSize(in, 64<<10)
+	var src *csvSource
+	if format := pickImportFormat(f, br); format != "ndjson" {
+		if src, err = newCSVSource(br, f, format); err != nil {
+			fmt.Fprintf(stderr, "credsign import: %s: %v\n", f.file, err)
+			return exitUsage
+		}
+	} else if len(f.params) > 0 || len(f.labels) > 0 || f.idTemplate != "" {
+		fmt.Fprintf(stderr, "credsign import: %s: the first line is not the header of a console CSV file (%s); give --format\n", f.file, strings.Join(consolecsv.Formats(), ", "))
+		return exitUsage
+	}
 	var tokensOut *os.File
 	if f.tokensOut != "" {
 		// A new file only: tokens from an earlier run are not overwritten.
@@ -157,13 +204,21 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 		defer tokensOut.Close()
 	}
-	br := bufio.NewReaderSize(in, 64<<10)
-	if err := skipLines(br, f.fromLine-1); err != nil {
-		fmt.Fprintf(stderr, "credsign import: %s: %v\n", f.file, err)
-		return exitError
-	}
-	if total > 0 {
-		total -= f.fromLine - 1
+	t := &importTally{lineOf: func(n int64) int64 { return n + f.fromLine - 1 }}
+	var body io.Reader = br
+	if src != nil {
+		// Results name lines of the NDJSON sent; src maps them to CSV lines.
+		t.csv, t.lineOf = true, src.csvLine
+		body = src.start(f.fromLine)
+		defer src.stop()
+	} else {
+		if err := skipLines(br, f.fromLine-1); err != nil {
+			fmt.Fprintf(stderr, "credsign import: %s: %v\n", f.file, err)
+			return exitError
+		}
+		if total > 0 {
+			total -= f.fromLine - 1
+		}
 	}
 
 	client, err := importclient.NewClient(f.url, importclient.WithHTTPClient(&http.Client{}),
@@ -177,10 +232,9 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	mode := importclient.ImportDevicesParamsMode(f.mode)
 	params := &importclient.ImportDevicesParams{Mode: &mode, Tokens: &f.tokens}
-	t := &importTally{}
 	stopProgress := startProgress(stderr, t, total)
 	start := time.Now()
-	res, err := client.ImportDevicesWithBody(ctx, params, "application/x-ndjson", br)
+	res, err := client.ImportDevicesWithBody(ctx, params, "application/x-ndjson", body)
 	if err != nil {
 		stopProgress()
 		fmt.Fprintf(stderr, "credsign import: %v\n", err)
@@ -196,7 +250,11 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if tokensOut != nil {
 		tw = newTokenWriter(tokensOut, f.tokensFormat)
 	}
-	readResults(res.Body, f.fromLine-1, t, tw)
+	readResults(res.Body, t, tw)
+	if src != nil {
+		src.stop()
+		src.merge(t)
+	}
 	stopProgress()
 	if tw != nil {
 		if err := tw.close(); err != nil {
@@ -280,9 +338,9 @@ func skipLines(br *bufio.Reader, n int64) error {
 	return nil
 }
 
-// readResults reads the answer's lines; offset turns their line numbers
+// readResults reads the answer's lines; t.lineOf turns their line numbers
 // into lines of the file.
-func readResults(body io.Reader, offset int64, t *importTally, tw tokenWriter) {
+func readResults(body io.Reader, t *importTally, tw tokenWriter) {
 	sc := bufio.NewScanner(body)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
@@ -301,8 +359,12 @@ func readResults(body io.Reader, offset int64, t *importTally, tw tokenWriter) {
 		if l.Line == nil || l.Status == nil {
 			continue
 		}
-		t.answered.Store(*l.Line)
-		line := *l.Line + offset
+		line := t.lineOf(*l.Line)
+		if t.csv {
+			t.answered.Store(line)
+		} else {
+			t.answered.Store(*l.Line)
+		}
 		switch *l.Status {
 		case http.StatusCreated:
 			t.created++
@@ -311,7 +373,7 @@ func readResults(body io.Reader, offset int64, t *importTally, tw tokenWriter) {
 		default:
 			t.failed++
 			if len(t.failures) < maxFailuresShown {
-				t.failures = append(t.failures, failureText(line, l))
+				t.failures = append(t.failures, failure{line, failureText(line, l)})
 			}
 		}
 		if l.Token != nil && l.Id != nil {
@@ -376,19 +438,29 @@ func printImportSummary(w io.Writer, f importFlags, t *importTally, took time.Du
 	if took > 0 {
 		rate = float64(t.created+t.updated) / took.Seconds()
 	}
-	fmt.Fprintf(w, "%s: %d lines from line %d: %d created, %d updated, %d failed, %d tokens (%.1fs, %.0f devices/s)\n",
-		f.file, lines, f.fromLine, t.created, t.updated, t.failed, t.tokens, took.Seconds(), rate)
+	unit := "lines"
+	if t.csv {
+		// Every row was created, updated or failed (here or on the server).
+		unit = "rows"
+		lines = t.created + t.updated + t.failed
+	}
+	fmt.Fprintf(w, "%s: %d %s from line %d: %d created, %d updated, %d failed, %d tokens (%.1fs, %.0f devices/s)\n",
+		f.file, lines, unit, f.fromLine, t.created, t.updated, t.failed, t.tokens, took.Seconds(), rate)
 	if t.tokens > 0 && f.tokensOut != "" {
 		fmt.Fprintf(w, "tokens written to %s (%s)\n", f.tokensOut, f.tokensFormat)
 	}
 	if len(t.failures) > 0 {
 		fmt.Fprintf(w, "failed lines (first %d of %d):\n", len(t.failures), t.failed)
 		for _, s := range t.failures {
-			fmt.Fprintln(w, "  "+s)
+			fmt.Fprintln(w, "  "+s.text)
 		}
 	}
 	if t.cut != "" {
-		fmt.Fprintf(w, "the import stopped early (%s); resume with --from-line %d\n", t.cut, f.fromLine+t.answered.Load())
+		resume := f.fromLine + t.answered.Load()
+		if t.csv {
+			resume = max(f.fromLine, t.answered.Load()+1)
+		}
+		fmt.Fprintf(w, "the import stopped early (%s); resume with --from-line %d\n", t.cut, resume)
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -91,6 +92,9 @@ const (
 	maxRetryWait = 1500 * time.Millisecond
 )
 
+// maxIdleConns is how many idle connections to Vault the client keeps.
+const maxIdleConns = 256
+
 // New connects to Vault, logs in (AppRole, Kubernetes) or checks the token,
 // and starts token renewal. It fails within cfg.Timeout with a clear error
 // when Vault cannot be reached or rejects the credentials.
@@ -111,6 +115,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 	}
 	apiCfg.Address = cfg.Address
 	apiCfg.Timeout = cfg.Timeout
+	// Keep a connection for each request a boot storm has under way at once:
+	// the default pool keeps GOMAXPROCS+1, and every other request would
+	// open a connection and close it (in TIME_WAIT) when done.
+	if t, ok := apiCfg.HttpClient.Transport.(*http.Transport); ok {
+		t.MaxIdleConns, t.MaxIdleConnsPerHost = maxIdleConns, maxIdleConns
+	}
 	apiCfg.MaxRetries = maxRetries
 	apiCfg.MinRetryWait = minRetryWait
 	apiCfg.MaxRetryWait = maxRetryWait
@@ -500,24 +510,53 @@ func (s *Store) metadataPath(rel string) string {
 	return s.cfg.Mount + "/metadata/" + s.cfg.Prefix + rel
 }
 
-// read reads the latest version of rel.
+// read reads the latest version of rel. The answer is decoded once, into
+// just what the store uses (the api package's Secret would decode every
+// member into maps first).
 func (s *Store) read(ctx context.Context, rel string) (kvEntry, error) {
-	sec, err := s.call(ctx, func() (*api.Secret, error) {
-		return s.client.Logical().ReadWithContext(ctx, s.dataPath(rel))
+	var e kvEntry
+	_, err := s.call(ctx, func() (*api.Secret, error) {
+		resp, err := s.client.Logical().ReadRawWithContext(ctx, s.dataPath(rel))
+		if resp != nil {
+			defer resp.Body.Close()
+		}
+		if resp != nil && resp.StatusCode == http.StatusNotFound {
+			// Never written, or its latest version deleted: then the
+			// answer still carries the metadata (and its version).
+			e = kvEntry{}
+			var ans kvAnswer
+			if json.NewDecoder(resp.Body).Decode(&ans) == nil {
+				e.version = ans.Data.Metadata.Version
+			}
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		var ans kvAnswer
+		if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", rel, err)
+		}
+		e = kvEntry{version: ans.Data.Metadata.Version}
+		if d := ans.Data.Data; len(d) > 0 && string(d) != "null" {
+			e.data = d
+		}
+		return nil, nil
 	})
-	if err != nil || sec == nil || sec.Data == nil {
+	if err != nil {
 		return kvEntry{}, err
 	}
-	var e kvEntry
-	if md, ok := sec.Data["metadata"].(map[string]any); ok {
-		e.version, _ = asInt(md["version"])
-	}
-	if d, ok := sec.Data["data"].(map[string]any); ok && d != nil {
-		if e.data, err = json.Marshal(d); err != nil {
-			return kvEntry{}, fmt.Errorf("decode %s: %w", rel, err)
-		}
-	}
 	return e, nil
+}
+
+// kvAnswer is the part of a KV v2 read answer the store uses.
+type kvAnswer struct {
+	Data struct {
+		Data     json.RawMessage `json:"data"`
+		Metadata struct {
+			Version int64 `json:"version"`
+		} `json:"metadata"`
+	} `json:"data"`
 }
 
 // write writes data to rel with check-and-set version cas (0: only if

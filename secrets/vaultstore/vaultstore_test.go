@@ -123,6 +123,41 @@ func TestVaultCLIReadsDevice(t *testing.T) {
 }
 
 // TestDeleteRemovesEveryVersion reads KV metadata and old versions directly.
+// TestSoftDeletedDevice: a device whose latest KV version an operator
+// deleted by hand (vault kv delete) reads as absent, and a create (one
+// check-and-set write of 0, refused by Vault here) writes over it.
+func TestSoftDeletedDevice(t *testing.T) {
+	srv := vaulttest.Start(t)
+	cfg := baseConfig(srv, srv.RootToken)
+	s := newStore(t, cfg)
+	ctx := context.Background()
+	d := secrets.Device{ID: "soft", Cloud: "aliyun", Secret: storetest.NewSecret()}
+	for v := int64(0); v < 2; v++ {
+		if _, err := s.PutDevice(ctx, d, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Client(t).KVv2("secret").Delete(ctx, cfg.Prefix+"devices/soft"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetDevice(ctx, "soft"); !errors.Is(err, secrets.ErrNotFound) {
+		t.Fatalf("GetDevice of a soft-deleted device: %v, want not found", err)
+	}
+	got, err := s.PutDevice(ctx, d, 0)
+	if err != nil {
+		t.Fatalf("create over a soft-deleted device: %v", err)
+	}
+	if got.Version != 3 {
+		t.Fatalf("version %d, want 3 (the KV version after two writes and a delete)", got.Version)
+	}
+	if _, err := s.PutDevice(ctx, d, 0); !errors.Is(err, secrets.ErrConflict) {
+		t.Fatalf("second create: %v, want a conflict", err)
+	}
+	if back, err := s.GetDevice(ctx, "soft"); err != nil || back.Secret != d.Secret {
+		t.Fatalf("GetDevice after the create: %v", err)
+	}
+}
+
 func TestDeleteRemovesEveryVersion(t *testing.T) {
 	srv := vaulttest.Start(t)
 	cfg := baseConfig(srv, srv.RootToken)
