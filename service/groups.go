@@ -65,6 +65,17 @@ type Registrar interface {
 	Register(ctx context.Context, req RegistrationRequest) (RegistrationResult, error)
 }
 
+// RegistrationChecker is an optional interface of a Registrar: when the
+// Registrar implements it, a group's registration is checked when the group
+// is written (422 naming each field) rather than failing its first
+// enrolment.
+type RegistrationChecker interface {
+	// CheckRegistration says what is wrong with a registration's kind and
+	// params and the group secret, as fields "kind", "params.NAME" and
+	// "secret"; reasons never quote the secret.
+	CheckRegistration(kind string, params map[string]string, groupSecret string) []FieldError
+}
+
 // GroupDocument is a group as a caller sends it.
 type GroupDocument struct {
 	Cloud  string
@@ -120,6 +131,21 @@ func (s *Service) checkGroup(id string, doc GroupDocument) (secrets.Group, error
 		}
 		if s.registrar == nil {
 			fields = append(fields, FieldError{Field: "registration", Reason: "this server has no registrar configured"})
+		}
+		if rc, ok := s.registrar.(RegistrationChecker); ok && !hasControl(doc.Secret) {
+			for _, f := range rc.CheckRegistration(r.Kind, r.Params, doc.Secret) {
+				switch {
+				case f.Field == "kind":
+					continue // said above
+				case f.Field == "secret":
+					if slices.ContainsFunc(fields, func(e FieldError) bool { return e.Field == "secret" }) {
+						continue
+					}
+				default:
+					f.Field = "registration." + f.Field
+				}
+				fields = append(fields, f)
+			}
 		}
 		for _, k := range slices.Sorted(maps.Keys(r.Params)) {
 			if hasControl(r.Params[k]) {

@@ -33,3 +33,16 @@ func (r registrar) Register(ctx context.Context, req service.RegistrationRequest
 	}
 	return service.RegistrationResult{}, err
 }
+
+// CheckRegistration implements service.RegistrationChecker: a group's
+// registration is checked when the group is written.
+func (r registrar) CheckRegistration(kind string, params map[string]string, groupSecret string) []service.FieldError {
+	var out []service.FieldError
+	for _, f := range registration.Validate(kind, params) {
+		out = append(out, service.FieldError{Field: f.Field, Reason: f.Reason})
+	}
+	if fe := registration.ValidateSecret(kind, groupSecret); fe != nil {
+		out = append(out, service.FieldError{Field: fe.Field, Reason: fe.Reason})
+	}
+	return out
+}

@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -24,6 +26,7 @@ import (
 	"github.com/credsign/credsign/internal/testutil"
 	"github.com/credsign/credsign/registration"
 	"github.com/credsign/credsign/secrets/filestore"
+	"github.com/credsign/credsign/service"
 )
 
 // TestEnrolThroughDPS: a device of an azure group with an azure-dps
@@ -169,7 +172,6 @@ func TestEnrolThroughDPS(t *testing.T) {
 	}{
 		{"DPS refuses a key of another group", otherKey, dps.Addr(), scope, 502},
 		{"DPS cannot be reached", groupKey, closedAddr, scope, 503},
-		{"a registration that cannot work", groupKey, dps.Addr(), "not a scope!", 409},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id := "g-" + strconv.Itoa(tc.status)
@@ -191,11 +193,52 @@ func TestEnrolThroughDPS(t *testing.T) {
 			}
 		})
 	}
+	// A registration that cannot work is refused when the group is written.
+	st, _, b = do("PUT", "/v1/groups/bad", admin, map[string]any{
+		"cloud": "azure", "secret": groupKey, "params": map[string]any{},
+		"registration": map[string]any{"kind": "azure-dps", "params": map[string]string{"idScope": "not a scope!", "colour": "red"}},
+	})
+	if st != 422 || !strings.Contains(string(b), `"registration.params.idScope"`) || !strings.Contains(string(b), `"registration.params.colour"`) {
+		t.Errorf("group with a bad registration: %d %s", st, b)
+	}
+	st, _, b = do("PUT", "/v1/groups/bad", admin, map[string]any{
+		"cloud": "tencent", "secret": "short", "params": map[string]any{},
+		"registration": map[string]any{"kind": "tencent-dynamic", "params": map[string]string{"productId": "ABCDEFGHIJ"}},
+	})
+	if st != 422 || !strings.Contains(string(b), `"field":"secret"`) || strings.Contains(string(b), "short") {
+		t.Errorf("group with a product secret too short: %d %s", st, b)
+	}
 	for what, s := range map[string]string{"answers": answers.String(), "logs": logs.String()} {
 		for _, secret := range []string{groupKey, otherKey, dev.Key, "SharedAccessSignature sr=" + scope} {
 			if strings.Contains(s, secret) {
 				t.Errorf("a secret appears in the %s", what)
 			}
+		}
+	}
+}
+
+// The registrar maps each of the registration package's failures to the
+// service error that sets the caller's status.
+func TestRegistrarErrors(t *testing.T) {
+	r := newRegistrar(&registration.Client{Attempts: 1, Backoff: time.Millisecond})
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := closed.Addr().String()
+	_ = closed.Close()
+	key := base64.StdEncoding.EncodeToString([]byte("group-key-of-32-bytes-for-a-test"))
+	for _, tc := range []struct {
+		name   string
+		params map[string]string
+		want   error
+	}{
+		{"invalid params", map[string]string{"idScope": "not a scope!"}, service.ErrRegistrationInvalid},
+		{"unreachable", map[string]string{"idScope": "0ne00C0FFEE", "host": addr}, service.ErrCloudUnreachable},
+	} {
+		_, err := r.Register(context.Background(), service.RegistrationRequest{Kind: "azure-dps", Params: tc.params, GroupSecret: key, DeviceID: "d"})
+		if !errors.Is(err, tc.want) || strings.Contains(err.Error(), key) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 		}
 	}
 }
