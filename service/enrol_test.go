@@ -359,6 +359,12 @@ func TestEnrolMintChecks(t *testing.T) {
 // token: exactly one wins, and exactly one device exists afterwards.
 func TestEnrolConcurrentAtLimit(t *testing.T) {
 	s, st := newService(t, Config{})
+	racingEnrolments(t, s, st)
+}
+
+// racingEnrolments races enrolments for the last uses of tokens of s, whose
+// store is st.
+func racingEnrolments(t *testing.T, s *Service, st secrets.Store) {
 	ctx := context.Background()
 	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
 		t.Fatal(err)
