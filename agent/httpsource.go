@@ -58,32 +58,43 @@ func NewHTTPSource(cfg HTTPSourceConfig) (*HTTPSource, error) {
 	if cfg.TokenFile == "" && cfg.Token == "" {
 		return nil, errors.New("no device token (--token-file or CREDSIGN_TOKEN_FILE)")
 	}
-	u, err := url.Parse(cfg.Server)
+	c, err := newClient(cfg.Server, cfg.Roots, cfg.Timeout)
 	if err != nil {
-		return nil, fmt.Errorf("server URL %q: %w", cfg.Server, err)
+		return nil, err
+	}
+	return &HTTPSource{c: c, deviceID: cfg.DeviceID, tokenFile: cfg.TokenFile, token: cfg.Token, ttl: cfg.TTL}, nil
+}
+
+// newClient returns the generated client for server (https://, or http://
+// on loopback only), trusting roots (nil: the system's), each request
+// bounded by timeout (default 30s).
+func newClient(server string, roots *x509.CertPool, timeout time.Duration) (*client.ClientWithResponses, error) {
+	u, err := url.Parse(server)
+	if err != nil {
+		return nil, fmt.Errorf("server URL %q: %w", server, err)
 	}
 	switch u.Scheme {
 	case "https":
 	case "http":
 		if !isLoopback(u.Hostname()) {
-			return nil, fmt.Errorf("server URL %q: plain http is for loopback only; use https", cfg.Server)
+			return nil, fmt.Errorf("server URL %q: plain http is for loopback only; use https", server)
 		}
 	default:
-		return nil, fmt.Errorf("server URL %q: want https:// (or http:// on loopback)", cfg.Server)
+		return nil, fmt.Errorf("server URL %q: want https:// (or http:// on loopback)", server)
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 30 * time.Second
+	if timeout <= 0 {
+		timeout = 30 * time.Second
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if cfg.Roots != nil {
-		tr.TLSClientConfig = &tls.Config{RootCAs: cfg.Roots, MinVersion: tls.VersionTLS12}
+	if roots != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	}
-	hc := &http.Client{Transport: tr, Timeout: cfg.Timeout}
-	c, err := client.NewClientWithResponses(cfg.Server, client.WithHTTPClient(hc))
+	hc := &http.Client{Transport: tr, Timeout: timeout}
+	c, err := client.NewClientWithResponses(server, client.WithHTTPClient(hc))
 	if err != nil {
 		return nil, fmt.Errorf("credsign client: %w", err)
 	}
-	return &HTTPSource{c: c, deviceID: cfg.DeviceID, tokenFile: cfg.TokenFile, token: cfg.Token, ttl: cfg.TTL}, nil
+	return c, nil
 }
 
 func isLoopback(host string) bool {
@@ -159,8 +170,14 @@ func (s *HTTPSource) Fetch(ctx context.Context) (Credentials, error) {
 		}
 		return out, nil
 	}
-	fe := &FetchError{Status: resp.StatusCode(), Title: http.StatusText(resp.StatusCode())}
-	if p := problemOf(resp); p != nil {
+	return Credentials{}, fetchError(resp.HTTPResponse, problemOf(resp))
+}
+
+// fetchError is the FetchError of an error answer and its problem (nil if
+// it had none).
+func fetchError(resp *http.Response, p *client.Problem) *FetchError {
+	fe := &FetchError{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode)}
+	if p != nil {
 		fe.Title = p.Title
 		if p.Detail != nil {
 			fe.Detail = *p.Detail
@@ -171,10 +188,10 @@ func (s *HTTPSource) Fetch(ctx context.Context) (Credentials, error) {
 			}
 		}
 	}
-	if ra := resp.HTTPResponse.Header.Get("Retry-After"); ra != "" {
+	if ra := resp.Header.Get("Retry-After"); ra != "" {
 		fe.RetryAfter = parseRetryAfter(ra, time.Now())
 	}
-	return Credentials{}, fe
+	return fe
 }
 
 func deref(s *string) string {
@@ -196,7 +213,7 @@ func topicsOf(t client.Topics) Topics {
 
 func problemOf(r *client.IssueCredentialsResponse) *client.Problem {
 	for _, p := range []*client.Problem{
-		r.ApplicationproblemJSON400, r.ApplicationproblemJSON401, r.ApplicationproblemJSON403, r.ApplicationproblemJSON404,
+		r.ApplicationproblemJSON400, r.ApplicationproblemJSON401, r.ApplicationproblemJSON403, r.ApplicationproblemJSON404, r.ApplicationproblemJSON409,
 		r.ApplicationproblemJSON413, r.ApplicationproblemJSON415, r.ApplicationproblemJSON422, r.ApplicationproblemJSON429,
 		r.ApplicationproblemJSON500, r.ApplicationproblemJSON503,
 	} {

@@ -26,6 +26,17 @@ type fixture struct {
 	devTokenID        string
 	secrets, tokens   []string
 	provID, revokedID string
+	// An azure group "grp", an enrolment token of it (and its ID), and a
+	// revoked one.
+	enrol, enrolID, revokedEnrol string
+}
+
+// testGroupKey is the group key of the fixture's group (base64 of 32 bytes).
+const testGroupKey = "Z3JvdXAta2V5LW9mLXRoZS1maXh0dXJlLTMyYnl0ZXM="
+
+func groupDoc() map[string]any {
+	return map[string]any{"cloud": "azure", "params": map[string]any{"hubHost": "myhub.azure-devices.net", "deviceId": "{deviceId}"},
+		"secret": testGroupKey, "labels": map[string]string{"fleet": "lamps"}}
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -62,6 +73,23 @@ func newFixture(t *testing.T) *fixture {
 		f.tokens = append(f.tokens, tc.Token)
 		return tc.ID, tc.Token
 	}
+	mustStatus(t, f.do("PUT", "/v1/groups/grp", f.prov, groupDoc()), 201, "put group")
+	f.secrets = append(f.secrets, testGroupKey)
+	mintEnrol := func() (string, string) {
+		r := f.do("POST", "/v1/groups/grp/enrolment-tokens", f.prov, map[string]any{"maxUses": 100, "ttlSeconds": 3600})
+		mustStatus(t, r, 201, "mint enrolment token")
+		var et struct{ ID, Token string }
+		r.json(t, &et)
+		if !strings.HasPrefix(et.Token, "cse_"+et.ID+".") {
+			t.Fatalf("bad enrolment token %+v", et)
+		}
+		f.tokens = append(f.tokens, et.Token)
+		return et.ID, et.Token
+	}
+	f.enrolID, f.enrol = mintEnrol()
+	var rid0 string
+	rid0, f.revokedEnrol = mintEnrol()
+	mustStatus(t, f.do("DELETE", "/v1/groups/grp/enrolment-tokens/"+rid0, f.prov, nil), 204, "revoke enrolment token")
 	f.devTokenID, f.dev = mint("aliyun-1")
 	_, f.devOther = mint("tencent-1")
 	var rid string
@@ -85,17 +113,23 @@ func TestRoleMatrix(t *testing.T) {
 		own bool
 	}
 	calls := map[string]call{
-		"listClouds":        {"GET", "/v1/clouds", nil, 200, false},
-		"listDevices":       {"GET", "/v1/devices", nil, 200, false},
-		"getDevice":         {"GET", "/v1/devices/aliyun-1", nil, 200, true},
-		"putDevice":         {"PUT", "/v1/devices/aliyun-1", devices()["aliyun"], 200, true},
-		"deleteDevice":      {"DELETE", "/v1/devices/aliyun-1", nil, 204, true},
-		"issueCredentials":  {"POST", "/v1/devices/aliyun-1/credentials", nil, 200, true},
-		"createDeviceToken": {"POST", "/v1/devices/aliyun-1/tokens", nil, 201, true},
-		"createToken":       {"POST", "/v1/tokens", map[string]any{"role": "provisioner"}, 201, false},
-		"importDevices":     {"POST", "/v1/imports?mode=upsert", importLines(map[string]any{"id": "aliyun-9", "cloud": "aliyun", "params": devices()["aliyun"]["params"], "secret": "aliyun-secret-9"}), 200, false},
-		"rotateJWTKey":      {"POST", "/v1/keys/jwt/rotate", nil, 200, false},
-		"doctorDevice":      {"POST", "/v1/devices/aliyun-1/doctor", map[string]any{"clientId": "c", "username": "u", "password": "p"}, 200, true},
+		"listClouds":           {"GET", "/v1/clouds", nil, 200, false},
+		"listDevices":          {"GET", "/v1/devices", nil, 200, false},
+		"getDevice":            {"GET", "/v1/devices/aliyun-1", nil, 200, true},
+		"putDevice":            {"PUT", "/v1/devices/aliyun-1", devices()["aliyun"], 200, true},
+		"deleteDevice":         {"DELETE", "/v1/devices/aliyun-1", nil, 204, true},
+		"issueCredentials":     {"POST", "/v1/devices/aliyun-1/credentials", nil, 200, true},
+		"createDeviceToken":    {"POST", "/v1/devices/aliyun-1/tokens", nil, 201, true},
+		"createToken":          {"POST", "/v1/tokens", map[string]any{"role": "provisioner"}, 201, false},
+		"importDevices":        {"POST", "/v1/imports?mode=upsert", importLines(map[string]any{"id": "aliyun-9", "cloud": "aliyun", "params": devices()["aliyun"]["params"], "secret": "aliyun-secret-9"}), 200, false},
+		"rotateJWTKey":         {"POST", "/v1/keys/jwt/rotate", nil, 200, false},
+		"doctorDevice":         {"POST", "/v1/devices/aliyun-1/doctor", map[string]any{"clientId": "c", "username": "u", "password": "p"}, 200, true},
+		"listGroups":           {"GET", "/v1/groups", nil, 200, false},
+		"getGroup":             {"GET", "/v1/groups/grp", nil, 200, false},
+		"putGroup":             {"PUT", "/v1/groups/grp", groupDoc(), 200, false},
+		"deleteGroup":          {"DELETE", "/v1/groups/grp", nil, 204, false},
+		"createEnrolmentToken": {"POST", "/v1/groups/grp/enrolment-tokens", map[string]any{"maxUses": 1, "ttlSeconds": 60}, 201, false},
+		"enrol":                {"POST", "/v1/enrol", map[string]any{"deviceId": "enrolled-1"}, 201, false},
 	}
 	doc, err := openapi3.NewLoader().LoadFromData(credsign.OpenAPI)
 	if err != nil {
@@ -132,6 +166,8 @@ func TestRoleMatrix(t *testing.T) {
 		{"provisioner", func(f *fixture) string { return f.prov2 }, "provisioner"},
 		{"device own", func(f *fixture) string { return f.dev }, "device"},
 		{"device other", func(f *fixture) string { return f.devOther }, "device-other"},
+		{"enrolment", func(f *fixture) string { return f.enrol }, "enrolment"},
+		{"revoked enrolment", func(f *fixture) string { return f.revokedEnrol }, ""},
 	}
 	var f *fixture
 	for _, op := range ops {
@@ -145,6 +181,10 @@ func TestRoleMatrix(t *testing.T) {
 				cl, ok = call{"DELETE", "/v1/devices/aliyun-1/tokens/" + f.devTokenID, nil, 204, true}, true
 			case "revokeToken":
 				cl, ok = call{"DELETE", "/v1/tokens/" + f.provID, nil, 204, false}, true
+			case "getEnrolmentToken":
+				cl, ok = call{"GET", "/v1/groups/grp/enrolment-tokens/" + f.enrolID, nil, 200, false}, true
+			case "revokeEnrolmentToken":
+				cl, ok = call{"DELETE", "/v1/groups/grp/enrolment-tokens/" + f.enrolID, nil, 204, false}, true
 			}
 			if !ok {
 				t.Fatalf("operation %s of openapi.yaml is not in the role matrix", op.id)

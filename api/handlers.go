@@ -146,6 +146,7 @@ func apiDevice(d secrets.Device) oapi.Device {
 	return oapi.Device{
 		Id:        d.ID,
 		Cloud:     d.Cloud,
+		Group:     optional(d.Group),
 		Params:    params,
 		Labels:    labels,
 		Version:   d.Version,
@@ -172,9 +173,18 @@ func (h handlers) PutDevice(ctx context.Context, req oapi.PutDeviceRequestObject
 	}
 	var doc service.Document
 	if req.Body != nil {
-		doc = service.Document{Cloud: req.Body.Cloud, Params: req.Body.Params, Secret: req.Body.Secret}
+		doc = service.Document{Secret: req.Body.Secret}
+		if req.Body.Cloud != nil {
+			doc.Cloud = *req.Body.Cloud
+		}
+		if req.Body.Params != nil {
+			doc.Params = *req.Body.Params
+		}
 		if req.Body.Labels != nil {
 			doc.Labels = *req.Body.Labels
+		}
+		if req.Body.Group != nil {
+			doc.Group = *req.Body.Group
 		}
 	}
 	stored, created, err := h.s.svc.PutDevice(ctx, caller(ctx), req.Id, doc, cond)

@@ -234,7 +234,7 @@ func operationRoles(op *openapi3.Operation) ([]string, error) {
 	roles := make([]string, 0, len(list))
 	for _, v := range list {
 		switch role, _ := v.(string); role {
-		case service.RoleAdmin, secrets.RoleProvisioner, secrets.RoleDevice:
+		case service.RoleAdmin, secrets.RoleProvisioner, secrets.RoleDevice, service.RoleEnrolment:
 			roles = append(roles, role)
 		default:
 			return nil, fmt.Errorf("operation %s: unknown role %v in %s", op.OperationID, v, rolesExtension)
@@ -243,7 +243,9 @@ func operationRoles(op *openapi3.Operation) ([]string, error) {
 	return roles, nil
 }
 
-// limiterFor returns the rate limiter of the caller's role.
+// limiterFor returns the rate limiter of the caller's role. An enrolment
+// token, shared by a batch of devices that may all boot at once, has the
+// staff rate; its use limit bounds what it can do.
 func (s *Server) limiterFor(p service.Principal) *ratelimit.Limiter {
 	if p.Role == secrets.RoleDevice {
 		return s.deviceLimiter

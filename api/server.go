@@ -78,6 +78,9 @@ type Config struct {
 	JWTAlg, Issuer string
 	// Expiries are times /metrics exports for the alerting rules.
 	Expiries []Expiry
+	// Registrar registers new devices of groups with a registration
+	// (service.Config.Registrar); nil: such groups are refused.
+	Registrar service.Registrar
 }
 
 // Expiry is a time exported as a gauge of Unix seconds.
@@ -131,6 +134,7 @@ func New(cfg Config) (*Server, error) {
 		Now:          cfg.Now,
 		MaxDeviceTTL: cfg.MaxDeviceTTL,
 		Cache:        cfg.Cache,
+		Registrar:    cfg.Registrar,
 		JWTAlg:       cfg.JWTAlg,
 		Issuer:       cfg.Issuer,
 	})

@@ -24,13 +24,13 @@ func CheckVersion(stored, ifVersion int64) error {
 }
 
 // NormalizeDevice returns the fields a caller writes (ID, Cloud, Params,
-// Secret, Labels) as every store reads them back: Params and Labels go
+// Secret, Labels, Group) as every store reads them back: Params and Labels go
 // through encoding/json, so numbers become float64 and empty maps nil. The
 // result shares nothing with d and has no bookkeeping (Version, CreatedAt,
 // UpdatedAt are zero). Params or labels JSON cannot encode (NaN, a channel)
 // give an error wrapping ErrInvalid that quotes nothing of d.
 func NormalizeDevice(d Device) (Device, error) {
-	in := Device{ID: d.ID, Cloud: d.Cloud, Params: d.Params, Secret: d.Secret, Labels: d.Labels}
+	in := Device{ID: d.ID, Cloud: d.Cloud, Params: d.Params, Secret: d.Secret, Labels: d.Labels, Group: d.Group}
 	b, err := json.Marshal(in)
 	if err != nil {
 		return Device{}, fmt.Errorf("%w: params or labels cannot be encoded as JSON", ErrInvalid)
@@ -45,6 +45,32 @@ func NormalizeDevice(d Device) (Device, error) {
 	}
 	if len(out.Labels) == 0 {
 		out.Labels = nil
+	}
+	return out, nil
+}
+
+// NormalizeGroup is NormalizeDevice for a group: the fields a caller writes
+// (ID, Cloud, Params, Secret, Labels, Registration) as every store reads
+// them back, sharing nothing with g, without bookkeeping.
+func NormalizeGroup(g Group) (Group, error) {
+	in := Group{ID: g.ID, Cloud: g.Cloud, Params: g.Params, Secret: g.Secret, Labels: g.Labels, Registration: g.Registration}
+	b, err := json.Marshal(in)
+	if err != nil {
+		return Group{}, fmt.Errorf("%w: params or labels cannot be encoded as JSON", ErrInvalid)
+	}
+	defer clear(b)
+	var out Group
+	if err := json.Unmarshal(b, &out); err != nil {
+		return Group{}, fmt.Errorf("%w: params or labels cannot be decoded", ErrInvalid)
+	}
+	if len(out.Params) == 0 {
+		out.Params = nil
+	}
+	if len(out.Labels) == 0 {
+		out.Labels = nil
+	}
+	if out.Registration != nil && len(out.Registration.Params) == 0 {
+		out.Registration.Params = nil
 	}
 	return out, nil
 }

@@ -67,6 +67,10 @@ type Device struct {
 	Params map[string]any    `json:"params"`
 	Secret string            `json:"secret"`
 	Labels map[string]string `json:"labels,omitempty"`
+	// Group names the group the device belongs to, "" for none. A device
+	// of a group may have no Secret: the service derives it from the
+	// group's.
+	Group string `json:"group,omitempty"`
 	// Version starts at 1 and increases by one on every successful write.
 	Version   int64     `json:"version"`
 	CreatedAt time.Time `json:"createdAt"`
@@ -154,10 +158,59 @@ type KeyStore interface {
 // Store is everything the service needs from a backend.
 type Store interface {
 	DeviceStore
+	GroupStore
 	TokenStore
 	KeyStore
 	// Ping reports whether the store is reachable (ErrUnavailable if not).
 	Ping(ctx context.Context) error
 	// Close releases resources (renewal goroutines, file handles).
 	Close() error
+}
+
+// Registration says how the service registers a new device of a group with
+// its cloud: Kind names the procedure ("azure-dps", "aliyun-dynamic",
+// "tencent-dynamic") and Params are its settings (such as a DPS ID scope).
+type Registration struct {
+	Kind   string            `json:"kind"`
+	Params map[string]string `json:"params,omitempty"`
+}
+
+// Group is a stored group of devices: the cloud they share, the template of
+// their params (in string values "{deviceId}" stands for the device's ID),
+// the group key or product secret, labels, and optionally how new devices
+// are registered with the cloud. Secret is write-only for API callers, like
+// a device secret.
+type Group struct {
+	ID           string            `json:"id"`
+	Cloud        string            `json:"cloud"`
+	Params       map[string]any    `json:"params,omitempty"`
+	Secret       string            `json:"secret"`
+	Labels       map[string]string `json:"labels,omitempty"`
+	Registration *Registration     `json:"registration,omitempty"`
+	// Version starts at 1 and increases by one on every successful write.
+	Version   int64     `json:"version"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// GroupPage is one page of a group listing, sorted by ID. Next is the
+// cursor for the following page, empty on the last page.
+type GroupPage struct {
+	Groups []Group
+	Next   string
+}
+
+// GroupStore keeps group records, under the same rules as DeviceStore.
+type GroupStore interface {
+	// GetGroup returns the group or ErrNotFound.
+	GetGroup(ctx context.Context, id string) (Group, error)
+	// PutGroup writes g (ID, Cloud, Params, Secret, Labels, Registration
+	// are used; the store sets Version, CreatedAt, UpdatedAt) under the
+	// compare-and-set rules of DeviceStore.PutDevice (CheckVersion).
+	PutGroup(ctx context.Context, g Group, ifVersion int64) (Group, error)
+	// DeleteGroup removes the group and its secret, or returns ErrNotFound.
+	DeleteGroup(ctx context.Context, id string) error
+	// ListGroups returns up to limit groups (0: 100) whose IDs sort after
+	// after, sorted by ID.
+	ListGroups(ctx context.Context, after string, limit int) (GroupPage, error)
 }

@@ -38,12 +38,15 @@ const (
 type Principal struct {
 	// TokenID identifies the token (never its text); AdminTokenID for the admin.
 	TokenID string
-	// Role is RoleAdmin, secrets.RoleProvisioner or secrets.RoleDevice.
+	// Role is RoleAdmin, secrets.RoleProvisioner, secrets.RoleDevice or
+	// RoleEnrolment.
 	Role string
 	// DeviceID is the device a device token is bound to.
 	DeviceID string
 	// CreatedAt is when the token was minted (zero for the admin).
 	CreatedAt time.Time
+	// enrol is the enrolment token record Authenticate read, for Enrol.
+	enrol *enrolState
 }
 
 // Hash returns the lowercase hex SHA-256 of a token text, as stored.
@@ -142,6 +145,8 @@ type Authenticator struct {
 	tokens    tokenFinder
 	// v2 checks device tokens that carry their binding; nil: none are accepted.
 	v2 *deviceTokens
+	// keys holds enrolment token records; nil: none are accepted.
+	keys secrets.KeyStore
 }
 
 // tokenFinder finds token records by the hash of their text.
@@ -178,6 +183,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, header string) (Princi
 	sum := sha256.Sum256([]byte(token))
 	if subtle.ConstantTimeCompare(sum[:], a.adminHash[:]) == 1 {
 		return Principal{TokenID: AdminTokenID, Role: RoleAdmin}, nil
+	}
+	if strings.HasPrefix(token, PrefixEnrolment) {
+		return a.authenticateEnrolment(ctx, token)
 	}
 	if !strings.HasPrefix(token, PrefixProvisioner) && !strings.HasPrefix(token, PrefixDevice) {
 		return Principal{}, errUnauthorized()

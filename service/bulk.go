@@ -62,7 +62,7 @@ func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []I
 	idx := make([]int, 0, len(items))
 	minted := make([]Minted, 0, len(items)) // minted[k]: the token of puts[k], when together
 	for i, it := range items {
-		d, err := s.checkDocument(it.ID, it.Doc)
+		d, err := s.checkDocument(it.ID, it.Doc, nil)
 		if err != nil {
 			out[i].Err = err
 			continue

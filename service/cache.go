@@ -49,7 +49,7 @@ type entry[T any] struct {
 }
 
 // cache keeps the records the issuing path reads (devices by ID, tokens by
-// hash), with single-flight on misses and negative entries for unknown
+// hash, groups by ID), with single-flight on misses and negative entries for unknown
 // tokens, so that a flood of bad tokens or a boot storm of one fleet does
 // not become a flood of store reads. Records it returns are shared: callers
 // must not modify their maps. This replica's own writes, revokes and
@@ -64,7 +64,10 @@ type cache struct {
 
 	devices *lru.Cache[string, entry[secrets.Device]]
 	tokens  *lru.Cache[string, entry[secrets.Token]]
-	flight  singleflight.Group
+	// groups holds the groups of devices without a secret of their own,
+	// read when such a device is issued for (few: one per group).
+	groups *lru.Cache[string, entry[secrets.Group]]
+	flight singleflight.Group
 	// downSince is when the store was first seen unavailable (Unix nanos),
 	// zero while it answers.
 	downSince atomic.Int64
@@ -89,7 +92,10 @@ func newCache(store secrets.Store, m *metrics.Metrics, cfg CacheConfig) (*cache,
 	if c.devices, err = lru.New[string, entry[secrets.Device]](size); err != nil {
 		return nil, err
 	}
-	c.tokens, err = lru.New[string, entry[secrets.Token]](size)
+	if c.tokens, err = lru.New[string, entry[secrets.Token]](size); err != nil {
+		return nil, err
+	}
+	c.groups, err = lru.New[string, entry[secrets.Group]](size)
 	return c, err
 }
 
@@ -103,6 +109,16 @@ func (c *cache) device(ctx context.Context, id string) (secrets.Device, error) {
 	}
 	return lookup(ctx, c, c.devices, "device", "d:"+id, id, func(ctx context.Context) (secrets.Device, error) {
 		return c.store.GetDevice(ctx, id)
+	})
+}
+
+// group returns group id, from the cache when fresh.
+func (c *cache) group(ctx context.Context, id string) (secrets.Group, error) {
+	if !c.enabled() {
+		return c.store.GetGroup(ctx, id)
+	}
+	return lookup(ctx, c, c.groups, "group", "g:"+id, id, func(ctx context.Context) (secrets.Group, error) {
+		return c.store.GetGroup(ctx, id)
 	})
 }
 
@@ -189,6 +205,14 @@ func (c *cache) forgetDevice(id string) {
 	if c.enabled() {
 		c.gen.Add(1)
 		c.devices.Remove(id)
+	}
+}
+
+// forgetGroup drops group id after this replica wrote or deleted it.
+func (c *cache) forgetGroup(id string) {
+	if c.enabled() {
+		c.gen.Add(1)
+		c.groups.Remove(id)
 	}
 }
 

@@ -21,6 +21,9 @@ type Document struct {
 	// Secret is write-only: nothing the service returns or logs holds it.
 	Secret *string
 	Labels map[string]string
+	// Group names the device's group, "" for none. The group gives the
+	// cloud and the params template; the secret may then be left out.
+	Group string
 }
 
 // Precondition is a caller's condition on the current device for a write.
@@ -39,9 +42,21 @@ var validLabelKey = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$`)
 // cond allows. created reports whether the device is new. A document with
 // several faults is refused naming every faulty field.
 //
-// Cost: one store write; with cond.Match one read before it.
+// A device of a group (doc.Group) takes its cloud and params template
+// from the group; without a secret of its own it is registered with the
+// cloud when the group says so, else (azure) its key is derived from the
+// group key whenever it signs.
+//
+// Cost: one store write; with cond.Match one read before it; with a group
+// one read of the group.
 func (s *Service) PutDevice(ctx context.Context, caller Principal, id string, doc Document, cond Precondition) (d secrets.Device, created bool, err error) {
-	d, err = s.checkDocument(id, doc)
+	var g *secrets.Group
+	if doc.Group != "" {
+		if doc, g, err = s.groupDocument(ctx, id, doc); err != nil {
+			return secrets.Device{}, false, err
+		}
+	}
+	d, err = s.checkDocument(id, doc, g)
 	if err != nil {
 		return secrets.Device{}, false, err
 	}
@@ -75,19 +90,38 @@ func (s *Service) PutDevice(ctx context.Context, caller Principal, id string, do
 	case err != nil:
 		return secrets.Device{}, false, fmt.Errorf("storing device: %w", err)
 	}
-	audit(ctx, caller, "device.put").Str("deviceId", stored.ID).Str("cloud", stored.Cloud).
-		Int64("version", stored.Version).Msg("audit")
+	ev := audit(ctx, caller, "device.put").Str("deviceId", stored.ID).Str("cloud", stored.Cloud).Int64("version", stored.Version)
+	if stored.Group != "" {
+		ev = ev.Str("group", stored.Group)
+	}
+	ev.Msg("audit")
 	return stored, stored.Version == 1, nil
 }
 
 var errChanged = newError(CodePrecondition, "the device changed; read it again and retry")
 
 // checkDocument validates a device document and returns the record to
-// store. It names every faulty field, not only the first.
-func (s *Service) checkDocument(id string, doc Document) (secrets.Device, error) {
+// store. It names every faulty field, not only the first. g is the
+// device's group (doc.Group), nil for none: it gives the cloud and the
+// params template, and an azure device of a group without a secret of its
+// own is checked with the key derived from the group key.
+func (s *Service) checkDocument(id string, doc Document, g *secrets.Group) (secrets.Device, error) {
+	var groupFault []FieldError
+	if g != nil {
+		switch {
+		case doc.Cloud == "":
+			doc.Cloud = g.Cloud
+		case doc.Cloud != g.Cloud:
+			groupFault = append(groupFault, FieldError{Field: "cloud", Reason: "differs from the cloud of the device's group"})
+		}
+		doc.Params = templateParams(*g, id, doc.Params)
+	}
 	cl, known := signing.LookupCloud(doc.Cloud)
-	fields := controlFields(doc, known && cl.SecretFormat == signing.SecretPEM)
-	if !known {
+	fields := append(controlFields(doc, known && cl.SecretFormat == signing.SecretPEM), groupFault...)
+	switch {
+	case doc.Cloud == "" && g == nil:
+		return secrets.Device{}, invalid(append(fields, FieldError{Field: "cloud", Reason: "required"})...)
+	case !known:
 		return secrets.Device{}, invalid(append(fields, FieldError{Field: "cloud", Reason: "unknown cloud (see GET /v1/clouds)"})...)
 	}
 	bad := func(f string) bool {
@@ -103,16 +137,24 @@ func (s *Service) checkDocument(id string, doc Document) (secrets.Device, error)
 			fields = append(fields, f)
 		}
 	}
-	secret := ""
+	secret, trialSecret := "", ""
 	switch {
 	case doc.Secret != nil:
 		secret = *doc.Secret
+		trialSecret = secret
 		if !bad("secret") {
 			if err := signing.ValidateSecret(doc.Cloud, secret); err != nil {
 				fields = append(fields, InvalidFields(err)...)
 			}
 		}
-	case cl.SecretFormat != signing.SecretNone:
+	case cl.SecretFormat == signing.SecretNone:
+	case g != nil && doc.Cloud == groupDerives && g.Cloud == groupDerives:
+		key, err := groupSecret(*g, secrets.Device{ID: id, Cloud: doc.Cloud, Params: params})
+		if err != nil {
+			return secrets.Device{}, err
+		}
+		trialSecret = key
+	default:
 		fields = append(fields, FieldError{Field: "secret", Reason: "required"})
 	}
 	labels := make(map[string]string, len(doc.Labels))
@@ -127,14 +169,18 @@ func (s *Service) checkDocument(id string, doc Document) (secrets.Device, error)
 	if len(fields) > 0 {
 		return secrets.Device{}, invalid(fields...)
 	}
-	err = signing.Validate(signing.Request{Cloud: doc.Cloud, DeviceID: id, Params: params, Secret: secret, Now: s.now()})
+	err = signing.Validate(signing.Request{Cloud: doc.Cloud, DeviceID: id, Params: params, Secret: trialSecret, Now: s.now()})
 	if err != nil {
 		if f := InvalidFields(err); len(f) > 0 {
 			return secrets.Device{}, invalid(f...)
 		}
 		return secrets.Device{}, fmt.Errorf("trial signature: %w", err)
 	}
-	return secrets.Device{ID: id, Cloud: doc.Cloud, Params: params, Secret: secret, Labels: labels}, nil
+	d := secrets.Device{ID: id, Cloud: doc.Cloud, Params: params, Secret: secret, Labels: labels}
+	if g != nil {
+		d.Group = g.ID
+	}
+	return d, nil
 }
 
 // clip shortens a caller's name for an error message.

@@ -20,6 +20,24 @@ const (
 	CodeNotFound     Code = "not_found"    // no such device or token (404)
 	CodeConflict     Code = "conflict"     // it already exists (409)
 	CodePrecondition Code = "precondition" // the caller's precondition failed (412)
+	// CodeCloudRefused: the cloud answered a registration with a refusal (502).
+	CodeCloudRefused Code = "cloud_refused"
+	// CodeCloudUnavailable: the cloud could not be reached to register a device (503).
+	CodeCloudUnavailable Code = "cloud_unavailable"
+)
+
+// Errors a Registrar wraps (fmt.Errorf("...: %w", ErrCloudRefused)) so that
+// the caller learns which of the two happened; the wrapping text is logged,
+// only the Detail below reaches the client.
+var (
+	// ErrCloudRefused means the cloud answered and refused the registration.
+	ErrCloudRefused = newError(CodeCloudRefused, "the cloud refused to register the device")
+	// ErrCloudUnreachable means the cloud did not answer (network, timeout, 5xx).
+	ErrCloudUnreachable = newError(CodeCloudUnavailable, "the cloud could not be reached to register the device; retry later")
+	// ErrRegistrationInvalid means the group's registration cannot be
+	// performed as it stands (its params or its secret do not fit its
+	// kind): nothing was sent, the group needs fixing.
+	ErrRegistrationInvalid = newError(CodeConflict, "the group's registration settings or secret are not valid for its kind; fix the group")
 )
 
 // FieldError names one offending field and why it was refused. Reasons

@@ -19,7 +19,9 @@ import (
 //
 // Cost: one HMAC, and one store read of the device when the cache has no
 // fresh copy (the caller's token was read, or found in the cache, by
-// Authenticate). While the store is unavailable, a device the cache knows
+// Authenticate); a device of a group without a secret of its own costs
+// one more HMAC (the key derived from the group key) and, when the cache
+// has no fresh copy of its group, one more read. While the store is unavailable, a device the cache knows
 // is served for CacheConfig.StaleFor past its TTL.
 func (s *Service) Issue(ctx context.Context, caller Principal, id string, ttl time.Duration) (signing.Credentials, error) {
 	d, err := s.cache.device(ctx, id)
@@ -55,7 +57,17 @@ func (s *Service) Issue(ctx context.Context, caller Principal, id string, ttl ti
 			return signing.Credentials{}, err
 		}
 	}
-	c, err := signing.Sign(signing.Request{Cloud: d.Cloud, DeviceID: d.ID, Params: d.Params, Secret: d.Secret, Now: s.now(), TTL: ttl,
+	secret, err := s.deviceSecret(ctx, d)
+	if err != nil {
+		outcome := metrics.OutcomeError
+		var se *Error
+		if errors.As(err, &se) {
+			outcome = metrics.OutcomeRejected // no key to sign with: the device's group is gone or derives none
+		}
+		s.metrics.Issued(d.Cloud, outcome)
+		return signing.Credentials{}, err
+	}
+	c, err := signing.Sign(signing.Request{Cloud: d.Cloud, DeviceID: d.ID, Params: d.Params, Secret: secret, Now: s.now(), TTL: ttl,
 		TokenKey: key, Issuer: s.issuer})
 	if err != nil {
 		outcome := metrics.OutcomeError

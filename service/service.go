@@ -52,6 +52,9 @@ type Config struct {
 	Issuer string
 	// Cache sizes the record cache of the issuing path.
 	Cache CacheConfig
+	// Registrar registers new devices of groups that name a Registration
+	// with their cloud; nil: such groups are refused.
+	Registrar Registrar
 }
 
 // Service is the domain layer. It is safe for concurrent use.
@@ -65,6 +68,7 @@ type Service struct {
 	maxDeviceTTL time.Duration
 	jwt          *jwtKeys
 	issuer       string
+	registrar    Registrar
 }
 
 // New returns a Service for cfg.
@@ -86,8 +90,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	dt := &deviceTokens{store: cfg.Store, ttl: c.ttl, staleFor: c.staleFor, now: time.Now}
 	authn.v2 = dt
+	authn.keys = cfg.Store
 	s := &Service{store: cfg.Store, cache: c, authn: authn, devTokens: dt, metrics: m, now: cfg.Now, maxDeviceTTL: cfg.MaxDeviceTTL,
-		issuer: cfg.Issuer}
+		issuer: cfg.Issuer, registrar: cfg.Registrar}
 	alg := cfg.JWTAlg
 	if alg == "" {
 		alg = signing.AlgES256

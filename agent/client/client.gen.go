@@ -68,6 +68,33 @@ type CredentialsRequest struct {
 // Example: lamp-7
 type DeviceId = string
 
+// EnrolRequest defines model for EnrolRequest.
+type EnrolRequest struct {
+	// DeviceId Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
+	//
+	// Example: lamp-7
+	DeviceId DeviceId `json:"deviceId"`
+}
+
+// Enrolled defines model for Enrolled.
+type Enrolled struct {
+	// DeviceId Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
+	//
+	// Example: lamp-7
+	DeviceId DeviceId `json:"deviceId"`
+
+	// Group Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
+	//
+	// Example: lamp-7
+	Group DeviceId `json:"group"`
+
+	// Token The device's own device token (`csd_…`); shown only here.
+	Token string `json:"token"`
+
+	// TokenId Example: 3f9a0c7d2b1e4a6f8c5d
+	TokenId TokenId `json:"tokenId"`
+}
+
 // FieldError defines model for FieldError.
 type FieldError struct {
 	// Field Where the problem is, such as `params.productKey`, `secret`, `ttlSeconds`, `query.limit`.
@@ -153,14 +180,28 @@ type Topics struct {
 // Example: lamp-7
 type DeviceIdPath = DeviceId
 
+// GroupIdPath Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
+//
+// Example: lamp-7
+type GroupIdPath = DeviceId
+
 // TokenIdPath Example: 3f9a0c7d2b1e4a6f8c5d
 type TokenIdPath = TokenId
+
+// BadGateway RFC 9457 problem details.
+type BadGateway = Problem
 
 // BadRequest RFC 9457 problem details.
 type BadRequest = Problem
 
+// Conflict RFC 9457 problem details.
+type Conflict = Problem
+
 // Forbidden RFC 9457 problem details.
 type Forbidden = Problem
+
+// GroupGone RFC 9457 problem details.
+type GroupGone = Problem
 
 // InternalError RFC 9457 problem details.
 type InternalError = Problem
@@ -188,6 +229,9 @@ type UnsupportedMediaType = Problem
 
 // IssueCredentialsJSONRequestBody defines body for IssueCredentials for application/json ContentType.
 type IssueCredentialsJSONRequestBody = CredentialsRequest
+
+// EnrolJSONRequestBody defines body for Enrol for application/json ContentType.
+type EnrolJSONRequestBody = EnrolRequest
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -298,6 +342,38 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/devices/{id}/credentials (the `IssueCredentials` operationId).
 	IssueCredentials(ctx context.Context, id DeviceIdPath, body IssueCredentialsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// EnrolWithBody Enrol a device with an enrolment token
+	//
+	// Called by a device with its enrolment token as the bearer token (the
+	// only operation such a token may call). Creates device `deviceId` in the
+	// token's group (registering it with the cloud when the group says so)
+	// and returns the device's own device token, shown only here; from then
+	// on the device uses that token as any device does. Refused when the
+	// token is revoked or expired (401), has been used `maxUses` times
+	// (403), or `deviceId` does not match its `idPattern` (403); a device
+	// that already exists is never enrolled again (409).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/enrol (the `Enrol` operationId).
+	EnrolWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// Enrol Enrol a device with an enrolment token
+	//
+	// Called by a device with its enrolment token as the bearer token (the
+	// only operation such a token may call). Creates device `deviceId` in the
+	// token's group (registering it with the cloud when the group says so)
+	// and returns the device's own device token, shown only here; from then
+	// on the device uses that token as any device does. Refused when the
+	// token is revoked or expired (401), has been used `maxUses` times
+	// (403), or `deviceId` does not match its `idPattern` (403); a device
+	// that already exists is never enrolled again (409).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/enrol (the `Enrol` operationId).
+	Enrol(ctx context.Context, body EnrolJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // IssueCredentialsWithBody Issue MQTT credentials for a device
@@ -356,6 +432,58 @@ func (c *Client) IssueCredentials(ctx context.Context, id DeviceIdPath, body Iss
 	return c.Client.Do(req)
 }
 
+// EnrolWithBody Enrol a device with an enrolment token
+//
+// Called by a device with its enrolment token as the bearer token (the
+// only operation such a token may call). Creates device `deviceId` in the
+// token's group (registering it with the cloud when the group says so)
+// and returns the device's own device token, shown only here; from then
+// on the device uses that token as any device does. Refused when the
+// token is revoked or expired (401), has been used `maxUses` times
+// (403), or `deviceId` does not match its `idPattern` (403); a device
+// that already exists is never enrolled again (409).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/enrol (the `Enrol` operationId).
+func (c *Client) EnrolWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEnrolRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// Enrol Enrol a device with an enrolment token
+//
+// Called by a device with its enrolment token as the bearer token (the
+// only operation such a token may call). Creates device `deviceId` in the
+// token's group (registering it with the cloud when the group says so)
+// and returns the device's own device token, shown only here; from then
+// on the device uses that token as any device does. Refused when the
+// token is revoked or expired (401), has been used `maxUses` times
+// (403), or `deviceId` does not match its `idPattern` (403); a device
+// that already exists is never enrolled again (409).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/enrol (the `Enrol` operationId).
+func (c *Client) Enrol(ctx context.Context, body EnrolJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEnrolRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // NewIssueCredentialsRequest calls the generic IssueCredentials builder with application/json body
 func NewIssueCredentialsRequest(server string, id DeviceIdPath, body IssueCredentialsJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -384,6 +512,46 @@ func NewIssueCredentialsRequestWithBody(server string, id DeviceIdPath, contentT
 	}
 
 	operationPath := fmt.Sprintf("/v1/devices/%s/credentials", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewEnrolRequest calls the generic Enrol builder with application/json body
+func NewEnrolRequest(server string, body EnrolJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewEnrolRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewEnrolRequestWithBody constructs an http.Request for the Enrol method, with any body, and a specified content type
+func NewEnrolRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/enrol")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -482,6 +650,38 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/devices/{id}/credentials (the `IssueCredentials` operationId).
 	IssueCredentialsWithResponse(ctx context.Context, id DeviceIdPath, body IssueCredentialsJSONRequestBody, reqEditors ...RequestEditorFn) (*IssueCredentialsResponse, error)
+
+	// EnrolWithBodyWithResponse Enrol a device with an enrolment token
+	//
+	// Called by a device with its enrolment token as the bearer token (the
+	// only operation such a token may call). Creates device `deviceId` in the
+	// token's group (registering it with the cloud when the group says so)
+	// and returns the device's own device token, shown only here; from then
+	// on the device uses that token as any device does. Refused when the
+	// token is revoked or expired (401), has been used `maxUses` times
+	// (403), or `deviceId` does not match its `idPattern` (403); a device
+	// that already exists is never enrolled again (409).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/enrol (the `Enrol` operationId).
+	EnrolWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*EnrolResponse, error)
+
+	// EnrolWithResponse Enrol a device with an enrolment token
+	//
+	// Called by a device with its enrolment token as the bearer token (the
+	// only operation such a token may call). Creates device `deviceId` in the
+	// token's group (registering it with the cloud when the group says so)
+	// and returns the device's own device token, shown only here; from then
+	// on the device uses that token as any device does. Refused when the
+	// token is revoked or expired (401), has been used `maxUses` times
+	// (403), or `deviceId` does not match its `idPattern` (403); a device
+	// that already exists is never enrolled again (409).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/enrol (the `Enrol` operationId).
+	EnrolWithResponse(ctx context.Context, body EnrolJSONRequestBody, reqEditors ...RequestEditorFn) (*EnrolResponse, error)
 }
 
 // IssueCredentialsResponse200Headers the declared response headers of an HTTP 200 response for IssueCredentials
@@ -517,6 +717,8 @@ type IssueCredentialsResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *GroupGone
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -562,6 +764,11 @@ func (r IssueCredentialsResponse) GetApplicationproblemJSON403() *Forbidden {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r IssueCredentialsResponse) GetApplicationproblemJSON404() *NotFound {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r IssueCredentialsResponse) GetApplicationproblemJSON409() *GroupGone {
+	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -623,6 +830,152 @@ func (r IssueCredentialsResponse) ContentType() string {
 	return ""
 }
 
+// EnrolResponse201Headers the declared response headers of an HTTP 201 response for Enrol
+type EnrolResponse201Headers struct {
+	CacheControl *string
+}
+
+// EnrolResponse401Headers the declared response headers of an HTTP 401 response for Enrol
+type EnrolResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// EnrolResponse429Headers the declared response headers of an HTTP 429 response for Enrol
+type EnrolResponse429Headers struct {
+	RetryAfter *int
+}
+
+// EnrolResponse503Headers the declared response headers of an HTTP 503 response for Enrol
+type EnrolResponse503Headers struct {
+	RetryAfter *int
+}
+
+type EnrolResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Enrolled
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Unprocessable
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON502 the response for an HTTP 502 `application/problem+json` response
+	ApplicationproblemJSON502 *BadGateway
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *EnrolResponse201Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *EnrolResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *EnrolResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *EnrolResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r EnrolResponse) GetJSON201() *Enrolled {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r EnrolResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r EnrolResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r EnrolResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r EnrolResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r EnrolResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r EnrolResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r EnrolResponse) GetApplicationproblemJSON422() *Unprocessable {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r EnrolResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r EnrolResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON502 returns the response for an HTTP 502 `application/problem+json` response
+func (r EnrolResponse) GetApplicationproblemJSON502() *BadGateway {
+	return r.ApplicationproblemJSON502
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r EnrolResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r EnrolResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r EnrolResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r EnrolResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r EnrolResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // IssueCredentialsWithBodyWithResponse Issue MQTT credentials for a device
 //
 // Signs a fresh ClientId/Username/Password triple with the device's secret.
@@ -669,6 +1022,50 @@ func (c *ClientWithResponses) IssueCredentialsWithResponse(ctx context.Context, 
 		return nil, err
 	}
 	return ParseIssueCredentialsResponse(rsp)
+}
+
+// EnrolWithBodyWithResponse Enrol a device with an enrolment token
+//
+// Called by a device with its enrolment token as the bearer token (the
+// only operation such a token may call). Creates device `deviceId` in the
+// token's group (registering it with the cloud when the group says so)
+// and returns the device's own device token, shown only here; from then
+// on the device uses that token as any device does. Refused when the
+// token is revoked or expired (401), has been used `maxUses` times
+// (403), or `deviceId` does not match its `idPattern` (403); a device
+// that already exists is never enrolled again (409).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/enrol (the `Enrol` operationId).
+func (c *ClientWithResponses) EnrolWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*EnrolResponse, error) {
+	rsp, err := c.EnrolWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEnrolResponse(rsp)
+}
+
+// EnrolWithResponse Enrol a device with an enrolment token
+//
+// Called by a device with its enrolment token as the bearer token (the
+// only operation such a token may call). Creates device `deviceId` in the
+// token's group (registering it with the cloud when the group says so)
+// and returns the device's own device token, shown only here; from then
+// on the device uses that token as any device does. Refused when the
+// token is revoked or expired (401), has been used `maxUses` times
+// (403), or `deviceId` does not match its `idPattern` (403); a device
+// that already exists is never enrolled again (409).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/enrol (the `Enrol` operationId).
+func (c *ClientWithResponses) EnrolWithResponse(ctx context.Context, body EnrolJSONRequestBody, reqEditors ...RequestEditorFn) (*EnrolResponse, error) {
+	rsp, err := c.Enrol(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEnrolResponse(rsp)
 }
 
 // ParseIssueCredentialsResponse parses an HTTP response from a IssueCredentialsWithResponse call
@@ -719,6 +1116,13 @@ func ParseIssueCredentialsResponse(rsp *http.Response) (*IssueCredentialsRespons
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest GroupGone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest PayloadTooLarge
@@ -797,6 +1201,152 @@ func ParseIssueCredentialsResponse(rsp *http.Response) (*IssueCredentialsRespons
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers IssueCredentialsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseEnrolResponse parses an HTTP response from a EnrolWithResponse call
+func ParseEnrolResponse(rsp *http.Response) (*EnrolResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &EnrolResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Enrolled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Unprocessable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
+		var dest BadGateway
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON502 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers EnrolResponse201Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 401:
+		var headers EnrolResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers EnrolResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers EnrolResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

@@ -33,6 +33,10 @@ var statusOf = map[service.Code]int{
 	service.CodeNotFound:     http.StatusNotFound,
 	service.CodeConflict:     http.StatusConflict,
 	service.CodePrecondition: http.StatusPreconditionFailed,
+	// A registration with the cloud: refused (the gateway's upstream said
+	// no) or unreachable (retry later).
+	service.CodeCloudRefused:     http.StatusBadGateway,
+	service.CodeCloudUnavailable: http.StatusServiceUnavailable,
 }
 
 // Document is the JSON body of a problem response.
@@ -84,6 +88,9 @@ func Classify(err error) (*Error, bool) {
 		e := New(statusOf[se.Code], se.Detail, se.Fields...)
 		if e.Status == http.StatusUnauthorized {
 			e.Header = http.Header{"Www-Authenticate": {`Bearer realm="credsign"`}}
+		}
+		if se.Code == service.CodeCloudUnavailable {
+			e.RetryAfter = UnavailableRetryAfter
 		}
 		return e, true
 	case errors.As(err, &mbe):

@@ -100,6 +100,34 @@ when credsign or the broker refuses for good, or when not subscribed within
 		},
 		run: cmdSub,
 	},
+	"enrol": {
+		synopsis: "[flags] --enrolment-token-file FILE --device ID --token-file FILE",
+		help: `Enrol this device with its enrolment token (flashed with the firmware):
+credsign creates device ID in the token's group and answers with the
+device's own token, which is written to --token-file (created mode 0600,
+never printed) for run, pub, sub, creds and exec to use. Does nothing and
+exits 0 when --token-file exists (the device enrolled before). Retries
+what may clear (the network, 429, 503) until --timeout; stops with status 1
+at once when credsign refuses (a revoked, expired or used-up enrolment
+token, an ID outside its pattern, a device that exists).
+--device-id and --token-out are synonyms of --device and --token-file.
+`,
+		enrol: true, timeout: true,
+		flags: func(fs *flag.FlagSet, c *command) {
+			fs.StringVar(&c.deviceID, "device-id", "", "same as --device")
+			fs.StringVar(&c.tokenOut, "token-out", "", "same as --token-file")
+		},
+		check: func(c *command) error {
+			if c.deviceID != "" {
+				c.values["device"] = c.deviceID
+			}
+			if c.tokenOut != "" {
+				c.values["token-file"] = c.tokenOut
+			}
+			return nil
+		},
+		run: cmdEnrol,
+	},
 	"creds": {
 		synopsis: "[flags] [--format json|env]",
 		help: `Fetch fresh credentials and print them: the Credentials JSON, or
@@ -312,6 +340,47 @@ func cmdCreds(ctx context.Context, c *command) error {
 	if err := enc.Encode(cr); err != nil {
 		return fmt.Errorf("write credentials: %w", err)
 	}
+	return nil
+}
+
+// cmdEnrol enrols the device and writes its device token file; it prints
+// one line saying so, never the token.
+func cmdEnrol(ctx context.Context, c *command) error {
+	log, err := c.logger(slog.LevelError)
+	if err != nil {
+		return err
+	}
+	cfg := agent.EnrolConfig{Server: c.values["server"], DeviceID: c.values["device"], TokenFile: c.values["token-file"],
+		EnrolmentTokenFile: c.values["enrolment-token-file"], Logger: log}
+	for _, need := range []struct{ key, what string }{
+		{"server", "--server (CREDSIGN_SERVER)"}, {"device", "--device (CREDSIGN_DEVICE)"},
+		{"enrolment-token-file", "--enrolment-token-file (CREDSIGN_ENROLMENT_TOKEN_FILE)"},
+		{"token-file", "--token-file (CREDSIGN_TOKEN_FILE)"},
+	} {
+		if c.values[need.key] == "" {
+			return usagef("enrol needs %s", need.what)
+		}
+	}
+	if f := c.values["ca-file"]; f != "" {
+		if cfg.Roots, err = agent.CertPool(f); err != nil {
+			return fmt.Errorf("--ca-file: %w", err)
+		}
+	}
+	ctx, cancel, _ := c.deadline(ctx)
+	defer cancel(nil)
+	e, err := agent.Enrol(ctx, cfg)
+	switch {
+	case errors.Is(err, agent.ErrEnrolled):
+		fmt.Fprintf(c.stderr, "credsign-agent enrol: %v; nothing to do\n", err)
+		return nil
+	case err != nil:
+		var fe *agent.FetchError
+		if errors.As(err, &fe) && (fe.Status == http.StatusUnauthorized || fe.Status == http.StatusForbidden) {
+			return fmt.Errorf("%w (check the enrolment token in --enrolment-token-file, and --device)", err)
+		}
+		return err
+	}
+	fmt.Fprintf(c.stdout, "enrolled %s in group %s; device token written to %s\n", e.DeviceID, e.Group, cfg.TokenFile)
 	return nil
 }
 

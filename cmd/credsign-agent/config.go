@@ -31,17 +31,19 @@ func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format
 type setting struct {
 	flag, env, usage string
 	broker           bool // only for the commands that connect (run, pub, sub)
+	enrol            bool // only for enrol
 }
 
 var settings = []setting{
-	{"server", "CREDSIGN_SERVER", "credsign base URL (https://…; http:// on loopback only)", false},
-	{"device", "CREDSIGN_DEVICE", "device id the token is bound to", false},
-	{"token-file", "CREDSIGN_TOKEN_FILE", "file holding the device token (read on every fetch)", false},
-	{"ca-file", "CREDSIGN_CA_FILE", "PEM bundle trusted for the credsign server, besides the system roots", false},
-	{"broker-ca-file", "CREDSIGN_BROKER_CA_FILE", "PEM bundle trusted for the MQTT broker, besides the system roots", true},
-	{"ttl", "CREDSIGN_TTL", "credential lifetime to ask for, such as 1h (default: the cloud's)", false},
-	{"keepalive", "CREDSIGN_KEEPALIVE", "MQTT keep-alive, 30s to 1200s (default 60s)", true},
-	{"log-level", "CREDSIGN_LOG_LEVEL", "debug, info, warn or error (default: info for run and exec, error otherwise)", false},
+	{"server", "CREDSIGN_SERVER", "credsign base URL (https://…; http:// on loopback only)", false, false},
+	{"device", "CREDSIGN_DEVICE", "device id the token is bound to", false, false},
+	{"token-file", "CREDSIGN_TOKEN_FILE", "file holding the device token (read on every fetch)", false, false},
+	{"ca-file", "CREDSIGN_CA_FILE", "PEM bundle trusted for the credsign server, besides the system roots", false, false},
+	{"broker-ca-file", "CREDSIGN_BROKER_CA_FILE", "PEM bundle trusted for the MQTT broker, besides the system roots", true, false},
+	{"ttl", "CREDSIGN_TTL", "credential lifetime to ask for, such as 1h (default: the cloud's)", false, false},
+	{"keepalive", "CREDSIGN_KEEPALIVE", "MQTT keep-alive, 30s to 1200s (default 60s)", true, false},
+	{"log-level", "CREDSIGN_LOG_LEVEL", "debug, info, warn or error (default: info for run and exec, error otherwise)", false, false},
+	{flag: "enrolment-token-file", env: "CREDSIGN_ENROLMENT_TOKEN_FILE", usage: "file holding the enrolment token (cse_…)", enrol: true},
 }
 
 // spec describes a command: its synopsis and help, its own flags, and the
@@ -50,6 +52,7 @@ type spec struct {
 	synopsis string // after "credsign-agent NAME "
 	help     string
 	broker   bool // connects to the broker: takes the broker settings
+	enrol    bool // enrols: takes the enrolment settings
 	timeout  bool // one-shot: takes --timeout
 	flags    func(*flag.FlagSet, *command)
 	check    func(*command) error
@@ -74,6 +77,8 @@ type command struct {
 	count     int
 	verbose   bool
 	format    string
+	deviceID  string // enrol --device-id, a synonym of --device
+	tokenOut  string // enrol --token-out, a synonym of --token-file
 	timeout   time.Duration
 	argv      []string
 
@@ -98,7 +103,7 @@ func parse(name string, args []string, getenv func(string) string, stdin io.Read
 	fs.Usage = func() {}
 	flagVals := map[string]*string{}
 	for _, s := range settings {
-		if !s.broker || sp.broker {
+		if (!s.broker || sp.broker) && (!s.enrol || sp.enrol) {
 			flagVals[s.flag] = fs.String(s.flag, "", s.usage+" ($"+s.env+")")
 		}
 	}
@@ -139,6 +144,9 @@ func parse(name string, args []string, getenv func(string) string, stdin io.Read
 		}
 	}
 	for _, s := range settings {
+		if _, taken := flagVals[s.flag]; !taken {
+			continue
+		}
 		if v := getenv(s.env); v != "" {
 			c.values[s.flag] = v
 		}

@@ -7,6 +7,7 @@
 //	credsign-agent sub   [flags] (-t TOPIC... | --commands) [-C COUNT] [-v]
 //	credsign-agent creds [flags] [--format json|env]
 //	credsign-agent exec  [flags] -- COMMAND [ARG]...
+//	credsign-agent enrol [flags] --enrolment-token-file FILE --device ID --token-file FILE
 //	credsign-agent --version
 //
 // Common flags (each also an environment variable and a key of the
@@ -60,6 +61,8 @@ commands:
   creds  print fresh credentials (--format json|env)
   exec   run a command with credentials in CREDSIGN_MQTT_* and restart it
          with fresh ones when they are refreshed: exec [flags] -- CMD ARG...
+  enrol  enrol the device with its enrolment token and write its device
+         token to --token-file (first boot; nothing to do when it exists)
 
 Run "credsign-agent COMMAND -h" for the flags of a command.
 `

@@ -143,6 +143,11 @@ type TokenId = string
 // Example: lamp-7
 type DeviceIdPath = DeviceId
 
+// GroupIdPath Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
+//
+// Example: lamp-7
+type GroupIdPath = DeviceId
+
 // TokenIdPath Example: 3f9a0c7d2b1e4a6f8c5d
 type TokenIdPath = TokenId
 

@@ -25,6 +25,12 @@ const (
 	OutcomeError    = "error"
 )
 
+// Enrolment outcomes (besides OutcomeRejected, OutcomeDenied, OutcomeError).
+const (
+	OutcomeEnrolled = "enrolled"
+	OutcomeExists   = "exists" // the device ID is taken: an enrolment never hands out a token for it
+)
+
 // Metrics are the collectors of one server, registered on their own registry.
 type Metrics struct {
 	// Registry holds every collector below plus the Go and process collectors.
@@ -35,6 +41,7 @@ type Metrics struct {
 	storeLatency *prometheus.HistogramVec
 	storeErrors  *prometheus.CounterVec
 	cache        *prometheus.CounterVec
+	enrolments   *prometheus.CounterVec
 }
 
 // New creates and registers the collectors.
@@ -50,9 +57,11 @@ func New() *Metrics {
 		storeErrors: counter("credsign_store_errors_total",
 			"Secret store operations that failed, by operation and kind (not_found, conflict, invalid, unavailable, other).", "op", "kind"),
 		cache: counter("credsign_cache_lookups_total",
-			"Record cache lookups by kind (device, token) and result (hit, miss, stale: served from cache while the store is unavailable).", "kind", "result"),
+			"Record cache lookups by kind (device, token, group) and result (hit, miss, stale: served from cache while the store is unavailable).", "kind", "result"),
+		enrolments: counter("credsign_enrolments_total",
+			"Enrolments with an enrolment token by cloud and outcome (enrolled, rejected, denied, exists, error).", "cloud", "outcome"),
 	}
-	m.Registry.MustRegister(m.issuances, m.httpDuration, m.storeLatency, m.storeErrors, m.cache,
+	m.Registry.MustRegister(m.issuances, m.httpDuration, m.storeLatency, m.storeErrors, m.cache, m.enrolments,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -74,6 +83,15 @@ func (m *Metrics) Issued(cloud, outcome string) {
 		cloud = "none"
 	}
 	m.issuances.WithLabelValues(cloud, outcome).Inc()
+}
+
+// Enrolled counts one enrolment for cloud ("none" when the group was not
+// read) with the given outcome.
+func (m *Metrics) Enrolled(cloud, outcome string) {
+	if cloud == "" {
+		cloud = "none"
+	}
+	m.enrolments.WithLabelValues(cloud, outcome).Inc()
 }
 
 // Expiry exports at() as a gauge of Unix seconds named name (an expiry the
@@ -182,6 +200,22 @@ func (s *store) DeleteDevice(ctx context.Context, id string) error {
 
 func (s *store) ListDevices(ctx context.Context, opts secrets.ListOptions) (secrets.Page, error) {
 	return timed(s.m, "list_devices", func() (secrets.Page, error) { return s.s.ListDevices(ctx, opts) })
+}
+
+func (s *store) GetGroup(ctx context.Context, id string) (secrets.Group, error) {
+	return timed(s.m, "get_group", func() (secrets.Group, error) { return s.s.GetGroup(ctx, id) })
+}
+
+func (s *store) PutGroup(ctx context.Context, g secrets.Group, ifVersion int64) (secrets.Group, error) {
+	return timed(s.m, "put_group", func() (secrets.Group, error) { return s.s.PutGroup(ctx, g, ifVersion) })
+}
+
+func (s *store) DeleteGroup(ctx context.Context, id string) error {
+	return timedErr(s.m, "delete_group", func() error { return s.s.DeleteGroup(ctx, id) })
+}
+
+func (s *store) ListGroups(ctx context.Context, after string, limit int) (secrets.GroupPage, error) {
+	return timed(s.m, "list_groups", func() (secrets.GroupPage, error) { return s.s.ListGroups(ctx, after, limit) })
 }
 
 func (s *store) PutToken(ctx context.Context, t secrets.Token) error {

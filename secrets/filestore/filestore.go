@@ -264,9 +264,14 @@ func (s *Store) setup(legacy *legacyFile) error {
 				return fmt.Errorf("%s: %w: bucket %s missing", DataFileName, ErrDamaged, b)
 			}
 		}
-		// Files written before the service kept keys here lack the bucket.
-		_, err := tx.CreateBucketIfNotExists(bucketKeys)
-		return err
+		// Files written before the service kept keys (or groups) here
+		// lack the bucket.
+		for _, b := range [][]byte{bucketKeys, bucketGroups} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
@@ -275,7 +280,7 @@ func (s *Store) create(tx *bolt.Tx, legacy *legacyFile) error {
 	if err != nil {
 		return err
 	}
-	for _, b := range [][]byte{bucketDevices, bucketTokens, bucketTokenHashes, bucketKeys} {
+	for _, b := range [][]byte{bucketDevices, bucketTokens, bucketTokenHashes, bucketKeys, bucketGroups} {
 		if _, err := tx.CreateBucket(b); err != nil {
 			return err
 		}

@@ -55,6 +55,10 @@ func TestKeyFileAndNoPlaintext(t *testing.T) {
 	if err := s.PutToken(ctx, tok); err != nil {
 		t.Fatal(err)
 	}
+	g := secrets.Group{ID: "lamps", Cloud: "azure", Secret: storetest.NewSecret(), Params: map[string]any{"hubHost": "group-template-host"}}
+	if _, err := s.PutGroup(ctx, g, 0); err != nil {
+		t.Fatal(err)
+	}
 	s.Close()
 	for name, want := range map[string]os.FileMode{"": 0o700, KeyFileName: 0o600, DataFileName: 0o600} {
 		fi, err := os.Stat(filepath.Join(dir, name))
@@ -84,6 +88,8 @@ func TestKeyFileAndNoPlaintext(t *testing.T) {
 		"param value":    []byte("kitchen-lamp-name"),
 		"label value":    []byte("shenzhen-site"),
 		"token hash":     []byte(tok.Hash),
+		"group secret":   []byte(g.Secret),
+		"group template": []byte("group-template-host"),
 		"secret (UTF16)": []byte(strings.Join(strings.Split(d.Secret, ""), "\x00")),
 	} {
 		if bytes.Contains(data, needle) {

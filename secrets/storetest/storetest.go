@@ -46,6 +46,8 @@ func Run(t *testing.T, newStore func(t *testing.T) secrets.Store) {
 		{"Tokens", testTokens},
 		{"Ping", testPing},
 		{"Keys", testKeys},
+		{"Groups", testGroups},
+		{"DeviceGroup", testDeviceGroup},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -31,13 +31,14 @@ type deviceData struct {
 	Params    map[string]any    `json:"params,omitempty"`
 	Secret    string            `json:"secret"`
 	Labels    map[string]string `json:"labels,omitempty"`
+	Group     string            `json:"group,omitempty"`
 	CreatedAt time.Time         `json:"createdAt"`
 	UpdatedAt time.Time         `json:"updatedAt"`
 }
 
 func (d deviceData) device(version int64) secrets.Device {
 	return secrets.Device{
-		ID: d.ID, Cloud: d.Cloud, Params: d.Params, Secret: d.Secret, Labels: d.Labels,
+		ID: d.ID, Cloud: d.Cloud, Params: d.Params, Secret: d.Secret, Labels: d.Labels, Group: d.Group,
 		Version: version, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
 	}
 }
@@ -98,7 +99,7 @@ func (s *Store) putDevice(ctx context.Context, d secrets.Device, ifVersion int64
 	if err != nil {
 		return secrets.Device{}, err
 	}
-	dd := deviceData{ID: n.ID, Cloud: n.Cloud, Params: n.Params, Secret: n.Secret, Labels: n.Labels}
+	dd := deviceData{ID: n.ID, Cloud: n.Cloud, Params: n.Params, Secret: n.Secret, Labels: n.Labels, Group: n.Group}
 	if ifVersion == 0 {
 		// A create is one write with check-and-set 0, which Vault refuses
 		// when the entry has any version. Only then is it read: an entry

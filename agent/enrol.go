@@ -1,0 +1,166 @@
+package agent
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/credsign/credsign/agent/client"
+)
+
+// ErrEnrolled is returned by Enrol when the device token file already
+// exists: the device enrolled before (an enrolment token never enrols a
+// device twice), so there is nothing to do.
+var ErrEnrolled = errors.New("already enrolled: the device token file exists")
+
+// EnrolConfig configures Enrol.
+type EnrolConfig struct {
+	// Server is the credsign base URL (https://, or http:// on loopback).
+	Server string
+	// Roots verifies the server's TLS certificate; nil: the system roots.
+	Roots *x509.CertPool
+	// EnrolmentTokenFile holds the enrolment token (cse_…), flashed on the
+	// device with its firmware.
+	EnrolmentTokenFile string
+	// DeviceID is the ID to enrol the device as.
+	DeviceID string
+	// TokenFile is where the device token goes: created mode 0600, never
+	// replacing a file.
+	TokenFile string
+	// Timeout bounds one request; default 30s.
+	Timeout time.Duration
+	// Backoff paces the retries of failures that may clear (network, 429,
+	// 503); the zero value is the agent's default.
+	Backoff Backoff
+	// Logger receives the retries; nil discards them.
+	Logger *slog.Logger
+}
+
+// Enrolment is what an enrolment gave, besides the device token written
+// to the token file.
+type Enrolment struct {
+	DeviceID, Group, TokenID string
+}
+
+// Enrol enrols the device with its enrolment token and writes the device
+// token it receives to cfg.TokenFile, atomically and mode 0600; the token
+// is never logged or returned. It retries failures that may clear (the
+// network, 429, 5xx) with back-off until ctx ends, and stops at once on a
+// refusal (a FetchError that Permanent reports). When the token file
+// exists already it returns ErrEnrolled without asking the server.
+func Enrol(ctx context.Context, cfg EnrolConfig) (Enrolment, error) {
+	switch {
+	case cfg.Server == "":
+		return Enrolment{}, errors.New("no credsign server (--server or CREDSIGN_SERVER)")
+	case cfg.DeviceID == "":
+		return Enrolment{}, errors.New("no device id (--device or CREDSIGN_DEVICE)")
+	case cfg.EnrolmentTokenFile == "":
+		return Enrolment{}, errors.New("no enrolment token (--enrolment-token-file or CREDSIGN_ENROLMENT_TOKEN_FILE)")
+	case cfg.TokenFile == "":
+		return Enrolment{}, errors.New("no device token file to write (--token-file or CREDSIGN_TOKEN_FILE)")
+	}
+	if _, err := os.Lstat(cfg.TokenFile); err == nil {
+		return Enrolment{}, fmt.Errorf("%w (%s)", ErrEnrolled, cfg.TokenFile)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return Enrolment{}, fmt.Errorf("token file: %w", err)
+	}
+	b, err := os.ReadFile(cfg.EnrolmentTokenFile)
+	if err != nil {
+		return Enrolment{}, fmt.Errorf("enrolment token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return Enrolment{}, fmt.Errorf("enrolment token file %s is empty", cfg.EnrolmentTokenFile)
+	}
+	c, err := newClient(cfg.Server, cfg.Roots, cfg.Timeout)
+	if err != nil {
+		return Enrolment{}, err
+	}
+	log := orDiscard(cfg.Logger)
+	auth := func(_ context.Context, r *http.Request) error {
+		r.Header.Set("Authorization", "Bearer "+tok)
+		return nil
+	}
+	retry := retries{b: cfg.Backoff}
+	for {
+		resp, err := c.EnrolWithResponse(ctx, client.EnrolRequest{DeviceId: cfg.DeviceID}, auth)
+		if err == nil && resp.JSON201 != nil {
+			e := resp.JSON201
+			if err := writeNew(cfg.TokenFile, []byte(e.Token+"\n")); err != nil {
+				return Enrolment{}, fmt.Errorf("enrolled as %s, but the device token could not be written (delete the device and enrol again): %w", e.DeviceId, err)
+			}
+			return Enrolment{DeviceID: e.DeviceId, Group: e.Group, TokenID: e.TokenId}, nil
+		}
+		if err == nil {
+			err = fetchError(resp.HTTPResponse, problemIn(resp.Body))
+		} else {
+			// The URL is in the error, the token never is.
+			err = fmt.Errorf("enrol: %w", err)
+		}
+		if Permanent(err) {
+			return Enrolment{}, err
+		}
+		if ctx.Err() != nil {
+			return Enrolment{}, fmt.Errorf("enrol: %w (last error: %w)", context.Cause(ctx), err)
+		}
+		d := retry.next(err)
+		log.Warn("cannot enrol", "error", err, "retry_in", d.Round(time.Millisecond).String())
+		if serr := sleep(ctx, d); serr != nil {
+			return Enrolment{}, fmt.Errorf("enrol: %w (last error: %w)", serr, err)
+		}
+	}
+}
+
+// problemIn decodes an RFC 9457 body, nil when it is none.
+func problemIn(body []byte) *client.Problem {
+	var p client.Problem
+	if err := json.Unmarshal(body, &p); err != nil || p.Status == 0 {
+		return nil
+	}
+	return &p
+}
+
+// writeNew writes data to a new file path, mode 0600, all or nothing: a
+// temporary file in the same directory, synced, then linked into place,
+// which fails rather than replace a file created meanwhile.
+func writeNew(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Link(tmp, path); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/credsign/credsign/registration"
+	"github.com/credsign/credsign/service"
+)
+
+// registrar performs the registrations of groups (service.Registrar) with
+// package registration: the same request and result, and the package's
+// errors mapped to the service's, which say which status the caller gets
+// (a refusal 502, an unreachable cloud 503, settings that cannot work 409).
+type registrar struct{ c *registration.Client }
+
+// newRegistrar returns the service.Registrar that registers through c.
+func newRegistrar(c *registration.Client) service.Registrar { return registrar{c: c} }
+
+// Register implements service.Registrar.
+func (r registrar) Register(ctx context.Context, req service.RegistrationRequest) (service.RegistrationResult, error) {
+	res, err := r.c.Register(ctx, registration.Request{Kind: req.Kind, Params: req.Params, GroupSecret: req.GroupSecret, DeviceID: req.DeviceID})
+	switch {
+	case err == nil:
+		return service.RegistrationResult{Params: res.Params, Secret: res.Secret}, nil
+	case errors.Is(err, registration.ErrRefused):
+		return service.RegistrationResult{}, fmt.Errorf("%w: %w", service.ErrCloudRefused, err)
+	case errors.Is(err, registration.ErrUnavailable):
+		return service.RegistrationResult{}, fmt.Errorf("%w: %w", service.ErrCloudUnreachable, err)
+	case errors.Is(err, registration.ErrInvalid):
+		return service.RegistrationResult{}, fmt.Errorf("%w: %w", service.ErrRegistrationInvalid, err)
+	}
+	return service.RegistrationResult{}, err
+}
+
+// CheckRegistration implements service.RegistrationChecker: a group's
+// registration is checked when the group is written.
+func (r registrar) CheckRegistration(kind string, params map[string]string, groupSecret string) []service.FieldError {
+	var out []service.FieldError
+	for _, f := range registration.Validate(kind, params) {
+		out = append(out, service.FieldError{Field: f.Field, Reason: f.Reason})
+	}
+	if fe := registration.ValidateSecret(kind, groupSecret); fe != nil {
+		out = append(out, service.FieldError{Field: fe.Field, Reason: fe.Reason})
+	}
+	return out
+}

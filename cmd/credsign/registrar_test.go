@@ -1,0 +1,244 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/rs/zerolog"
+
+	"github.com/credsign/credsign/api"
+	"github.com/credsign/credsign/internal/cloudemu"
+	"github.com/credsign/credsign/internal/testutil"
+	"github.com/credsign/credsign/registration"
+	"github.com/credsign/credsign/secrets/filestore"
+	"github.com/credsign/credsign/service"
+)
+
+// TestEnrolThroughDPS: a device of an azure group with an azure-dps
+// registration enrols through credsign, which registers it with the
+// (emulated, verifying) Device Provisioning Service through the registrar
+// of this package, learns the hub DPS assigned, and issues hub credentials
+// that an emulated hub accepts with the key DPS derived on its own. A DPS
+// that refuses gives 502, one that cannot be reached 503, a registration
+// that cannot work 409; each gives its use back. The group key appears in
+// no answer and no log line.
+func TestEnrolThroughDPS(t *testing.T) {
+	const scope, hub = "0ne00C0FFEE", "lamps-hub.azure-devices.net"
+	keyBytes := make([]byte, 64)
+	if _, err := rand.Read(keyBytes); err != nil {
+		t.Fatal(err)
+	}
+	groupKey := base64.StdEncoding.EncodeToString(keyBytes)
+	dps, err := cloudemu.StartDPS(cloudemu.DPSOptions{IDScope: scope, AssigningPolls: 1, RetryAfter: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dps.Close() })
+	if err := dps.AddGroup(cloudemu.DPSGroup{Key: groupKey, Hub: hub}); err != nil {
+		t.Fatal(err)
+	}
+	broker, err := cloudemu.Start(cloudemu.Options{Cloud: cloudemu.Azure, TLS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = broker.Close() })
+
+	store, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	logs, answers := &testutil.SyncBuffer{}, &testutil.SyncBuffer{}
+	const admin = "csa_registrar-test-admin-0123456789"
+	h, err := api.New(api.Config{Store: store, AdminToken: admin, Logger: zerolog.New(logs),
+		Registrar: newRegistrar(&registration.Client{HTTP: dps.Client(), Backoff: 10 * time.Millisecond, PollInterval: 20 * time.Millisecond})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	do := func(method, path, token string, body any) (int, http.Header, []byte) {
+		t.Helper()
+		var rd io.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		}
+		req, _ := http.NewRequest(method, srv.URL+path, rd)
+		req.Header.Set("Authorization", "Bearer "+token)
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		answers.Write(b)
+		return resp.StatusCode, resp.Header, b
+	}
+	group := func(id, key, dpsHost, idScope string) {
+		t.Helper()
+		st, _, b := do("PUT", "/v1/groups/"+id, admin, map[string]any{
+			"cloud": "azure", "secret": key,
+			// host/port send the device to the emulated hub; DPS gives hubHost and deviceId.
+			"params":       map[string]any{"host": broker.Host(), "port": broker.Port()},
+			"registration": map[string]any{"kind": "azure-dps", "params": map[string]string{"idScope": idScope, "host": dpsHost}},
+		})
+		if st != 201 {
+			t.Fatalf("put group %s: %d %s", id, st, b)
+		}
+	}
+	mint := func(groupID string) (string, string) {
+		t.Helper()
+		st, _, b := do("POST", "/v1/groups/"+groupID+"/enrolment-tokens", admin, map[string]any{"maxUses": 5, "ttlSeconds": 600})
+		var et struct{ ID, Token string }
+		if err := json.Unmarshal(b, &et); st != 201 || err != nil {
+			t.Fatalf("mint: %d %s", st, b)
+		}
+		return et.ID, et.Token
+	}
+	group("lamps", groupKey, dps.Addr(), scope)
+	_, tok := mint("lamps")
+	const regID = "lamp-dps-01"
+	st, _, b := do("POST", "/v1/enrol", tok, map[string]any{"deviceId": regID})
+	var enrolled struct{ DeviceID, Token string }
+	if err := json.Unmarshal(b, &enrolled); st != 201 || err != nil || !strings.HasPrefix(enrolled.Token, "csd_2.") {
+		t.Fatalf("enrol: %d %s", st, b)
+	}
+	dev, ok := dps.Device(regID)
+	if !ok || dev.Hub != hub {
+		t.Fatalf("DPS assigned %+v, %v", dev, ok)
+	}
+	var stored map[string]any
+	_, _, b = do("GET", "/v1/devices/"+regID, admin, nil)
+	if err := json.Unmarshal(b, &stored); err != nil || stored["params"].(map[string]any)["hubHost"] != hub {
+		t.Fatalf("stored device %s", b)
+	}
+	// The hub knows the device by the key DPS derived.
+	if err := broker.AddDevice(map[string]string{"hubHost": dev.Hub, "deviceId": dev.DeviceID}, dev.Key); err != nil {
+		t.Fatal(err)
+	}
+	st, _, b = do("POST", "/v1/devices/"+regID+"/credentials", enrolled.Token, nil)
+	var creds struct {
+		ClientID, Username, Password string
+		Host                         string
+		Port                         int
+	}
+	if err := json.Unmarshal(b, &creds); st != 200 || err != nil {
+		t.Fatalf("credentials: %d %s", st, b)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(broker.CAPEM())
+	o := paho.NewClientOptions().AddBroker("ssl://" + net.JoinHostPort(creds.Host, strconv.Itoa(creds.Port))).SetClientID(creds.ClientID).
+		SetUsername(creds.Username).SetPassword(creds.Password).SetProtocolVersion(4).SetAutoReconnect(false).
+		SetConnectTimeout(10 * time.Second).SetTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+	cl := paho.NewClient(o)
+	if ct := cl.Connect(); !ct.WaitTimeout(20*time.Second) || ct.Error() != nil {
+		t.Fatalf("the hub refused the enrolled device: %v", ct.Error())
+	}
+	cl.Disconnect(0)
+	if refused, accepted := broker.AttemptsSince(time.Time{}); refused != 0 || accepted != 1 {
+		t.Fatalf("hub: %d refused, %d accepted", refused, accepted)
+	}
+
+	// Failures: the status says which, and the use is given back.
+	otherKey := base64.StdEncoding.EncodeToString(keyBytes[:32])
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := closed.Addr().String()
+	_ = closed.Close()
+	for _, tc := range []struct {
+		name, key, host, scope string
+		status                 int
+	}{
+		{"DPS refuses a key of another group", otherKey, dps.Addr(), scope, 502},
+		{"DPS cannot be reached", groupKey, closedAddr, scope, 503},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "g-" + strconv.Itoa(tc.status)
+			group(id, tc.key, tc.host, tc.scope)
+			etID, tok := mint(id)
+			st, hdr, b := do("POST", "/v1/enrol", tok, map[string]any{"deviceId": "lamp-" + id})
+			if st != tc.status {
+				t.Fatalf("enrol: %d %s, want %d", st, b, tc.status)
+			}
+			if st == 503 && hdr.Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
+			}
+			_, _, b = do("GET", "/v1/groups/"+id+"/enrolment-tokens/"+etID, admin, nil)
+			if !strings.Contains(string(b), `"uses":0`) {
+				t.Errorf("the use was not given back: %s", b)
+			}
+			if st, _, _ := do("GET", "/v1/devices/lamp-"+id, admin, nil); st != 404 {
+				t.Errorf("a device was created: %d", st)
+			}
+		})
+	}
+	// A registration that cannot work is refused when the group is written.
+	st, _, b = do("PUT", "/v1/groups/bad", admin, map[string]any{
+		"cloud": "azure", "secret": groupKey, "params": map[string]any{},
+		"registration": map[string]any{"kind": "azure-dps", "params": map[string]string{"idScope": "not a scope!", "colour": "red"}},
+	})
+	if st != 422 || !strings.Contains(string(b), `"registration.params.idScope"`) || !strings.Contains(string(b), `"registration.params.colour"`) {
+		t.Errorf("group with a bad registration: %d %s", st, b)
+	}
+	st, _, b = do("PUT", "/v1/groups/bad", admin, map[string]any{
+		"cloud": "tencent", "secret": "short", "params": map[string]any{},
+		"registration": map[string]any{"kind": "tencent-dynamic", "params": map[string]string{"productId": "ABCDEFGHIJ"}},
+	})
+	if st != 422 || !strings.Contains(string(b), `"field":"secret"`) || strings.Contains(string(b), "short") {
+		t.Errorf("group with a product secret too short: %d %s", st, b)
+	}
+	for what, s := range map[string]string{"answers": answers.String(), "logs": logs.String()} {
+		for _, secret := range []string{groupKey, otherKey, dev.Key, "SharedAccessSignature sr=" + scope} {
+			if strings.Contains(s, secret) {
+				t.Errorf("a secret appears in the %s", what)
+			}
+		}
+	}
+}
+
+// The registrar maps each of the registration package's failures to the
+// service error that sets the caller's status.
+func TestRegistrarErrors(t *testing.T) {
+	r := newRegistrar(&registration.Client{Attempts: 1, Backoff: time.Millisecond})
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := closed.Addr().String()
+	_ = closed.Close()
+	key := base64.StdEncoding.EncodeToString([]byte("group-key-of-32-bytes-for-a-test"))
+	for _, tc := range []struct {
+		name   string
+		params map[string]string
+		want   error
+	}{
+		{"invalid params", map[string]string{"idScope": "not a scope!"}, service.ErrRegistrationInvalid},
+		{"unreachable", map[string]string{"idScope": "0ne00C0FFEE", "host": addr}, service.ErrCloudUnreachable},
+	} {
+		_, err := r.Register(context.Background(), service.RegistrationRequest{Kind: "azure-dps", Params: tc.params, GroupSecret: key, DeviceID: "d"})
+		if !errors.Is(err, tc.want) || strings.Contains(err.Error(), key) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,160 @@
+package filestore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/credsign/credsign/secrets"
+)
+
+// bucketGroups holds group records (secrets.GroupStore), sealed like device
+// records under their group ID. Files written before groups existed get the
+// bucket at open.
+var bucketGroups = []byte("groups")
+
+func (c *sealer) sealGroup(g secrets.Group) ([]byte, error) {
+	plain, err := json.Marshal(g)
+	if err != nil {
+		return nil, fmt.Errorf("%w: params or labels cannot be encoded as JSON", secrets.ErrInvalid)
+	}
+	defer clear(plain)
+	return c.seal(bucketGroups, []byte(g.ID), plain)
+}
+
+func (c *sealer) openGroup(id, value []byte) (secrets.Group, error) {
+	plain, err := c.open(bucketGroups, id, value)
+	if err != nil {
+		return secrets.Group{}, err
+	}
+	defer clear(plain)
+	var g secrets.Group
+	if err := json.Unmarshal(plain, &g); err != nil || g.ID != string(id) {
+		return secrets.Group{}, fmt.Errorf("%w: group record %.64q does not decode", ErrDamaged, id)
+	}
+	return g, nil
+}
+
+// GetGroup implements secrets.GroupStore. Cost: one read transaction, one
+// lookup, one record opened.
+func (s *Store) GetGroup(ctx context.Context, id string) (secrets.Group, error) {
+	if !secrets.ValidID(id) {
+		return secrets.Group{}, fmt.Errorf("filestore: get group %.64q: %w", id, secrets.ErrInvalid)
+	}
+	var g secrets.Group
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketGroups).Get([]byte(id))
+		if v == nil {
+			return secrets.ErrNotFound
+		}
+		var err error
+		g, err = s.c.openGroup([]byte(id), v)
+		return err
+	})
+	if err != nil {
+		return secrets.Group{}, fmt.Errorf("filestore: get group %q: %w", id, err)
+	}
+	return g, nil
+}
+
+// PutGroup implements secrets.GroupStore. Cost: one record sealed and
+// written in a shared read-write transaction.
+func (s *Store) PutGroup(ctx context.Context, g secrets.Group, ifVersion int64) (secrets.Group, error) {
+	if !secrets.ValidID(g.ID) {
+		return secrets.Group{}, fmt.Errorf("filestore: put group %.64q: %w", g.ID, secrets.ErrInvalid)
+	}
+	rec, err := secrets.NormalizeGroup(g)
+	if err != nil {
+		return secrets.Group{}, fmt.Errorf("filestore: put group %q: %w", g.ID, err)
+	}
+	key := []byte(rec.ID)
+	var out secrets.Group
+	err = s.write(ctx, func(tx *bolt.Tx) error {
+		out = secrets.Group{}
+		b := tx.Bucket(bucketGroups)
+		now := time.Now().UTC()
+		next := rec
+		next.Version, next.CreatedAt, next.UpdatedAt = 1, now, now
+		if v := b.Get(key); v != nil {
+			old, err := s.c.openGroup(key, v)
+			if err != nil {
+				return err
+			}
+			if err := secrets.CheckVersion(old.Version, ifVersion); err != nil {
+				return err
+			}
+			next.Version, next.CreatedAt = old.Version+1, old.CreatedAt
+		} else if err := secrets.CheckVersion(0, ifVersion); err != nil {
+			return err
+		}
+		sealed, err := s.c.sealGroup(next)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(key, sealed); err != nil {
+			return abort(err)
+		}
+		out = next
+		return nil
+	})
+	if err != nil {
+		return secrets.Group{}, fmt.Errorf("filestore: put group %q: %w", g.ID, err)
+	}
+	return out, nil
+}
+
+// DeleteGroup implements secrets.GroupStore.
+func (s *Store) DeleteGroup(ctx context.Context, id string) error {
+	if !secrets.ValidID(id) {
+		return fmt.Errorf("filestore: delete group %.64q: %w", id, secrets.ErrInvalid)
+	}
+	key := []byte(id)
+	err := s.write(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketGroups)
+		if b.Get(key) == nil {
+			return secrets.ErrNotFound
+		}
+		return abort(b.Delete(key))
+	})
+	if err != nil {
+		return fmt.Errorf("filestore: delete group %q: %w", id, err)
+	}
+	return nil
+}
+
+// ListGroups implements secrets.GroupStore. Cost: one read transaction, a
+// cursor seek, one record opened per group returned.
+func (s *Store) ListGroups(ctx context.Context, after string, limit int) (secrets.GroupPage, error) {
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	var page secrets.GroupPage
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		page = secrets.GroupPage{}
+		cur := tx.Bucket(bucketGroups).Cursor()
+		k, v := cur.Seek([]byte(after))
+		if k != nil && bytes.Equal(k, []byte(after)) {
+			k, v = cur.Next()
+		}
+		for ; k != nil; k, v = cur.Next() {
+			if len(page.Groups) == limit {
+				page.Next = page.Groups[limit-1].ID
+				return nil
+			}
+			g, err := s.c.openGroup(k, v)
+			if err != nil {
+				return err
+			}
+			page.Groups = append(page.Groups, g)
+		}
+		return nil
+	})
+	if err != nil {
+		return secrets.GroupPage{}, fmt.Errorf("filestore: list groups: %w", err)
+	}
+	return page, nil
+}

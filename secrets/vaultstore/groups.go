@@ -1,0 +1,168 @@
+package vaultstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/credsign/credsign/secrets"
+)
+
+// groupData is what the store writes at <prefix>groups/<id>. The version is
+// the KV version, not a field.
+type groupData struct {
+	ID           string                `json:"id"`
+	Cloud        string                `json:"cloud"`
+	Params       map[string]any        `json:"params,omitempty"`
+	Secret       string                `json:"secret"`
+	Labels       map[string]string     `json:"labels,omitempty"`
+	Registration *secrets.Registration `json:"registration,omitempty"`
+	CreatedAt    time.Time             `json:"createdAt"`
+	UpdatedAt    time.Time             `json:"updatedAt"`
+}
+
+func (g groupData) group(version int64) secrets.Group {
+	return secrets.Group{
+		ID: g.ID, Cloud: g.Cloud, Params: g.Params, Secret: g.Secret, Labels: g.Labels, Registration: g.Registration,
+		Version: version, CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt,
+	}
+}
+
+func groupRel(id string) string { return "groups/" + id }
+
+// readGroup reads a group; ok is false when it does not exist.
+func (s *Store) readGroup(ctx context.Context, id string) (g secrets.Group, version int64, ok bool, err error) {
+	e, err := s.read(ctx, groupRel(id))
+	if err != nil || e.data == nil {
+		return secrets.Group{}, e.version, false, err
+	}
+	var gd groupData
+	if err := json.Unmarshal(e.data, &gd); err != nil {
+		return secrets.Group{}, 0, false, fmt.Errorf("decode record: %w", err)
+	}
+	gd.ID = id
+	return gd.group(e.version), e.version, true, nil
+}
+
+// GetGroup implements secrets.GroupStore. Cost: one Vault read.
+func (s *Store) GetGroup(ctx context.Context, id string) (secrets.Group, error) {
+	if !secrets.ValidID(id) {
+		return secrets.Group{}, fmt.Errorf("vaultstore: get group %.64q: %w", id, secrets.ErrInvalid)
+	}
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	g, _, ok, err := s.readGroup(ctx, id)
+	if err == nil && !ok {
+		err = secrets.ErrNotFound
+	}
+	if err != nil {
+		return secrets.Group{}, fmt.Errorf("vaultstore: get group %q: %w", id, err)
+	}
+	return g, nil
+}
+
+// PutGroup implements secrets.GroupStore with KV check-and-set. Cost: one
+// Vault read and one write.
+func (s *Store) PutGroup(ctx context.Context, g secrets.Group, ifVersion int64) (secrets.Group, error) {
+	if !secrets.ValidID(g.ID) {
+		return secrets.Group{}, fmt.Errorf("vaultstore: put group %.64q: %w", g.ID, secrets.ErrInvalid)
+	}
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	out, err := s.putGroup(ctx, g, ifVersion)
+	if err != nil {
+		return secrets.Group{}, fmt.Errorf("vaultstore: put group %q: %w", g.ID, err)
+	}
+	return out, nil
+}
+
+func (s *Store) putGroup(ctx context.Context, g secrets.Group, ifVersion int64) (secrets.Group, error) {
+	n, err := secrets.NormalizeGroup(g)
+	if err != nil {
+		return secrets.Group{}, err
+	}
+	gd := groupData{ID: n.ID, Cloud: n.Cloud, Params: n.Params, Secret: n.Secret, Labels: n.Labels, Registration: n.Registration}
+	for attempt := 0; ; attempt++ {
+		cur, version, exists, err := s.readGroup(ctx, g.ID)
+		if err != nil {
+			return secrets.Group{}, err
+		}
+		if err := secrets.CheckVersion(cur.Version, ifVersion); err != nil {
+			return secrets.Group{}, err
+		}
+		now := time.Now().UTC()
+		gd.CreatedAt, gd.UpdatedAt = now, now
+		if exists {
+			gd.CreatedAt = cur.CreatedAt
+		}
+		v, err := s.write(ctx, groupRel(g.ID), gd, version, g.Secret)
+		if errors.Is(err, secrets.ErrConflict) && ifVersion < 0 && attempt < casRetries {
+			continue
+		}
+		if err != nil {
+			return secrets.Group{}, err
+		}
+		return gd.group(v), nil
+	}
+}
+
+// DeleteGroup implements secrets.GroupStore: it deletes the group's KV
+// metadata, which removes every version of its secret.
+func (s *Store) DeleteGroup(ctx context.Context, id string) error {
+	if !secrets.ValidID(id) {
+		return fmt.Errorf("vaultstore: delete group %.64q: %w", id, secrets.ErrInvalid)
+	}
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	ok, err := s.exists(ctx, groupRel(id))
+	if err == nil && !ok {
+		err = secrets.ErrNotFound
+	}
+	if err == nil {
+		err = s.destroy(ctx, groupRel(id))
+	}
+	if err != nil {
+		return fmt.Errorf("vaultstore: delete group %q: %w", id, err)
+	}
+	return nil
+}
+
+// ListGroups implements secrets.GroupStore: one list, then one read per
+// group of the page (groups are few; they are read one after the other).
+func (s *Store) ListGroups(ctx context.Context, after string, limit int) (secrets.GroupPage, error) {
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	keys, err := s.list(ctx, "groups/")
+	if err != nil {
+		return secrets.GroupPage{}, fmt.Errorf("vaultstore: list groups: %w", err)
+	}
+	ids := keys[:0]
+	for _, k := range keys {
+		if k > after && secrets.ValidID(k) {
+			ids = append(ids, k)
+		}
+	}
+	slices.Sort(ids)
+	var page secrets.GroupPage
+	for _, id := range ids {
+		g, _, ok, err := s.readGroup(ctx, id)
+		if err != nil {
+			return secrets.GroupPage{}, fmt.Errorf("vaultstore: list groups: %w", err)
+		}
+		if !ok {
+			continue
+		}
+		if len(page.Groups) == limit {
+			page.Next = page.Groups[limit-1].ID
+			break
+		}
+		page.Groups = append(page.Groups, g)
+	}
+	return page, nil
+}

@@ -1,0 +1,325 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/credsign/credsign/secrets"
+	"github.com/credsign/credsign/signing"
+)
+
+// Registration kinds a group may name (secrets.Registration.Kind). The
+// Registrar given in Config performs them.
+const (
+	RegistrationAzureDPS       = "azure-dps"
+	RegistrationAliyunDynamic  = "aliyun-dynamic"
+	RegistrationTencentDynamic = "tencent-dynamic"
+)
+
+// groupDerives is the cloud whose devices' keys are derived from the group
+// key when they have none of their own (Azure DPS symmetric-key group
+// enrollment, signing.DeriveGroupKey).
+const groupDerives = "azure"
+
+// DeviceIDPlaceholder is replaced by the device's ID in the string values
+// of a group's params template.
+const DeviceIDPlaceholder = "{deviceId}"
+
+// RegistrationRequest asks a Registrar to register one device of a group
+// with its cloud.
+type RegistrationRequest struct {
+	// Kind is the group's Registration.Kind ("azure-dps", "aliyun-dynamic",
+	// "tencent-dynamic").
+	Kind string
+	// Params are the group's Registration.Params.
+	Params map[string]string
+	// GroupSecret is the group key or product secret. It must not appear
+	// in any error, log line or request other than the cloud's.
+	GroupSecret string
+	// DeviceID is the ID of the device to register.
+	DeviceID string
+}
+
+// RegistrationResult is what the cloud's registration gave.
+type RegistrationResult struct {
+	// Params are merged over the device's params (the group's template and
+	// the caller's own): the assigned hub, the cloud's device name.
+	Params map[string]any
+	// Secret is the device secret the cloud returned, stored with the
+	// device; "" means none (an azure device's key is then derived from the
+	// group key when it signs).
+	Secret string
+}
+
+// Registrar registers a new device of a group with its cloud, at enrolment
+// and when a device of a group that has a Registration is written without
+// a secret. Errors wrap ErrCloudRefused when the cloud answered with a
+// refusal, ErrCloudUnreachable when it could not be reached, and
+// ErrRegistrationInvalid when the group's settings cannot work; only those
+// errors' details reach the client, and no error may hold the group secret.
+type Registrar interface {
+	Register(ctx context.Context, req RegistrationRequest) (RegistrationResult, error)
+}
+
+// RegistrationChecker is an optional interface of a Registrar: when the
+// Registrar implements it, a group's registration is checked when the group
+// is written (422 naming each field) rather than failing its first
+// enrolment.
+type RegistrationChecker interface {
+	// CheckRegistration says what is wrong with a registration's kind and
+	// params and the group secret, as fields "kind", "params.NAME" and
+	// "secret"; reasons never quote the secret.
+	CheckRegistration(kind string, params map[string]string, groupSecret string) []FieldError
+}
+
+// GroupDocument is a group as a caller sends it.
+type GroupDocument struct {
+	Cloud  string
+	Params map[string]any
+	// Secret is write-only: nothing the service returns or logs holds it.
+	Secret       string
+	Labels       map[string]string
+	Registration *secrets.Registration
+}
+
+// sampleDeviceID stands for a device when a group's template is checked.
+const sampleDeviceID = "credsign-group-check"
+
+// PutGroup validates doc and stores it as group id, creating it or
+// replacing it. The template is checked as a device of the group would
+// be, with a trial signature (for an azure group with a key derived from
+// the group key). created reports whether the group is new.
+//
+// Cost: one store write (a Vault store reads the version first).
+func (s *Service) PutGroup(ctx context.Context, caller Principal, id string, doc GroupDocument) (secrets.Group, bool, error) {
+	g, err := s.checkGroup(id, doc)
+	if err != nil {
+		return secrets.Group{}, false, err
+	}
+	stored, err := s.store.PutGroup(ctx, g, -1)
+	s.cache.forgetGroup(id)
+	if err != nil {
+		return secrets.Group{}, false, fmt.Errorf("storing group: %w", err)
+	}
+	ev := audit(ctx, caller, "group.put").Str("group", stored.ID).Str("cloud", stored.Cloud).Int64("version", stored.Version)
+	if stored.Registration != nil {
+		ev = ev.Str("registration", stored.Registration.Kind)
+	}
+	ev.Msg("audit")
+	stored.Secret = ""
+	return stored, stored.Version == 1, nil
+}
+
+// checkGroup validates a group document and returns the record to store.
+func (s *Service) checkGroup(id string, doc GroupDocument) (secrets.Group, error) {
+	cl, known := signing.LookupCloud(doc.Cloud)
+	secret := doc.Secret
+	fields := controlFields(Document{Params: doc.Params, Secret: &secret, Labels: doc.Labels}, known && cl.SecretFormat == signing.SecretPEM)
+	if !known {
+		return secrets.Group{}, invalid(append(fields, FieldError{Field: "cloud", Reason: "unknown cloud (see GET /v1/clouds)"})...)
+	}
+	if doc.Secret == "" {
+		fields = append(fields, FieldError{Field: "secret", Reason: "required"})
+	}
+	if r := doc.Registration; r != nil {
+		if !slices.Contains([]string{RegistrationAzureDPS, RegistrationAliyunDynamic, RegistrationTencentDynamic}, r.Kind) {
+			fields = append(fields, FieldError{Field: "registration.kind", Reason: "unknown registration kind"})
+		}
+		if s.registrar == nil {
+			fields = append(fields, FieldError{Field: "registration", Reason: "this server has no registrar configured"})
+		}
+		if rc, ok := s.registrar.(RegistrationChecker); ok && !hasControl(doc.Secret) {
+			for _, f := range rc.CheckRegistration(r.Kind, r.Params, doc.Secret) {
+				switch {
+				case f.Field == "kind":
+					continue // said above
+				case f.Field == "secret":
+					if slices.ContainsFunc(fields, func(e FieldError) bool { return e.Field == "secret" }) {
+						continue
+					}
+				default:
+					f.Field = "registration." + f.Field
+				}
+				fields = append(fields, f)
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(r.Params)) {
+			if hasControl(r.Params[k]) {
+				fields = append(fields, FieldError{Field: "registration.params." + clip(k), Reason: "must not contain control characters"})
+			}
+		}
+	}
+	if doc.Cloud == groupDerives && doc.Secret != "" && !hasControl(doc.Secret) {
+		if err := signing.ValidateSecret(doc.Cloud, doc.Secret); err != nil {
+			fields = append(fields, InvalidFields(err)...)
+		}
+	}
+	if len(fields) > 0 {
+		return secrets.Group{}, invalid(fields...)
+	}
+	g := secrets.Group{ID: id, Cloud: doc.Cloud, Params: doc.Params, Secret: doc.Secret, Labels: doc.Labels, Registration: doc.Registration}
+	if doc.Registration == nil {
+		// Check the template as a device of the group is checked; with a
+		// registration, the cloud fills in what the template leaves out.
+		if _, err := s.checkDocument(sampleDeviceID, Document{Group: id, Labels: doc.Labels}, &g); err != nil {
+			var se *Error
+			if errors.As(err, &se) && se.Code == CodeInvalid {
+				return secrets.Group{}, invalid(groupFields(se.Fields)...)
+			}
+			return secrets.Group{}, err
+		}
+	}
+	return g, nil
+}
+
+// groupFields renames the fields of a device check of the template to
+// what the group document calls them.
+func groupFields(fields []FieldError) []FieldError {
+	out := make([]FieldError, len(fields))
+	for i, f := range fields {
+		if f.Field == "secret" && f.Reason == "required" {
+			f.Reason = "required: the group's cloud does not derive device keys, so its devices need a secret of their own or a registration"
+		}
+		out[i] = f
+	}
+	return out
+}
+
+// GetGroup returns group id without its secret.
+func (s *Service) GetGroup(ctx context.Context, id string) (secrets.Group, error) {
+	g, err := s.store.GetGroup(ctx, id)
+	if err != nil {
+		return secrets.Group{}, fmt.Errorf("reading group: %w", err)
+	}
+	g.Secret = ""
+	return g, nil
+}
+
+// DeleteGroup deletes group id and its secret. Its devices stay; those
+// without a secret of their own get no credentials until a group of that
+// ID exists again.
+func (s *Service) DeleteGroup(ctx context.Context, caller Principal, id string) error {
+	err := s.store.DeleteGroup(ctx, id)
+	s.cache.forgetGroup(id)
+	if err != nil {
+		return fmt.Errorf("deleting group: %w", err)
+	}
+	audit(ctx, caller, "group.deleted").Str("group", id).Msg("audit")
+	return nil
+}
+
+// ListGroups returns a page of groups (without secrets) sorted by ID and
+// the cursor of the next page, "" on the last one.
+func (s *Service) ListGroups(ctx context.Context, after string, limit int) ([]secrets.Group, string, error) {
+	p, err := s.store.ListGroups(ctx, after, limit)
+	if err != nil {
+		return nil, "", fmt.Errorf("listing groups: %w", err)
+	}
+	for i := range p.Groups {
+		p.Groups[i].Secret = ""
+	}
+	return p.Groups, p.Next, nil
+}
+
+// templateParams returns the params of device id of group g: the group's
+// template with DeviceIDPlaceholder replaced in string values, then the
+// device's own params over it.
+func templateParams(g secrets.Group, id string, own map[string]any) map[string]any {
+	out := make(map[string]any, len(g.Params)+len(own))
+	for k, v := range g.Params {
+		if str, ok := v.(string); ok {
+			v = strings.ReplaceAll(str, DeviceIDPlaceholder, id)
+		}
+		out[k] = v
+	}
+	maps.Copy(out, own)
+	return out
+}
+
+// registrationID is the ID an azure device of a group derives its key
+// with: its deviceId param (the DPS registration ID), else its ID.
+func registrationID(d secrets.Device) string {
+	if v, ok := d.Params["deviceId"].(string); ok && v != "" {
+		return v
+	}
+	return d.ID
+}
+
+// deviceSecret returns the secret device d signs with: its own, or for a
+// device of an azure group without one, the key derived from the group
+// key. A cold call for such a device costs one store read (the group).
+func (s *Service) deviceSecret(ctx context.Context, d secrets.Device) (string, error) {
+	if d.Secret != "" || d.Group == "" {
+		return d.Secret, nil
+	}
+	g, err := s.cache.group(ctx, d.Group)
+	switch {
+	case errors.Is(err, secrets.ErrNotFound):
+		return "", newError(CodeConflict, "the device has no secret of its own and its group no longer exists")
+	case err != nil:
+		return "", fmt.Errorf("reading the device's group: %w", err)
+	}
+	return groupSecret(g, d)
+}
+
+// groupDocument reads group doc.Group for a device document and, when the
+// group registers its devices and the document brings no secret, registers
+// device id with the cloud: the result's params go over the document's,
+// its secret becomes the device's. A group that does not exist is a fault
+// of the document.
+func (s *Service) groupDocument(ctx context.Context, id string, doc Document) (Document, *secrets.Group, error) {
+	g, err := s.store.GetGroup(ctx, doc.Group)
+	switch {
+	case errors.Is(err, secrets.ErrNotFound):
+		return doc, nil, invalid(FieldError{Field: "group", Reason: "no such group"})
+	case errors.Is(err, secrets.ErrInvalid):
+		return doc, nil, invalid(FieldError{Field: "group", Reason: "not a valid group ID"})
+	case err != nil:
+		return doc, nil, fmt.Errorf("reading the device's group: %w", err)
+	}
+	doc, err = s.register(ctx, g, id, doc)
+	return doc, &g, err
+}
+
+// register registers device id of group g with the cloud when the group
+// says so and doc brings no secret of its own.
+func (s *Service) register(ctx context.Context, g secrets.Group, id string, doc Document) (Document, error) {
+	if g.Registration == nil || doc.Secret != nil {
+		return doc, nil
+	}
+	if s.registrar == nil {
+		return doc, newError(CodeConflict, "the group registers its devices with the cloud, but this server has no registrar")
+	}
+	res, err := s.registrar.Register(ctx, RegistrationRequest{
+		Kind: g.Registration.Kind, Params: maps.Clone(g.Registration.Params), GroupSecret: g.Secret, DeviceID: id,
+	})
+	if err != nil {
+		return doc, fmt.Errorf("registering device %q (%s): %w", id, g.Registration.Kind, err)
+	}
+	params := maps.Clone(doc.Params)
+	if params == nil {
+		params = map[string]any{}
+	}
+	maps.Copy(params, res.Params)
+	doc.Params = params
+	if res.Secret != "" {
+		doc.Secret = &res.Secret
+	}
+	return doc, nil
+}
+
+// groupSecret derives the key of device d of group g.
+func groupSecret(g secrets.Group, d secrets.Device) (string, error) {
+	if g.Cloud != groupDerives || d.Cloud != groupDerives {
+		return "", newError(CodeConflict, "the device has no secret of its own and its group's cloud does not derive one (register it, or give it a secret)")
+	}
+	key, err := signing.DeriveGroupKey(g.Secret, registrationID(d))
+	if err != nil {
+		return "", fmt.Errorf("deriving the device key from the group key: %w", err)
+	}
+	return key, nil
+}
