@@ -2,12 +2,42 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
+	"os"
+	"time"
 
 	"github.com/credsign/credsign/registration"
 	"github.com/credsign/credsign/service"
 )
+
+// registrationTimeout bounds one registration call to a cloud, its
+// retries and the polling of an Azure DPS assignment included.
+const registrationTimeout = 30 * time.Second
+
+// newRegistrationClient returns the client of the clouds' registration
+// APIs: the system's roots, plus those of caFile when set.
+func newRegistrationClient(caFile string) (*registration.Client, error) {
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cloud-ca-file: %w", err)
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--cloud-ca-file: %s holds no PEM certificate", caFile)
+		}
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	return &registration.Client{HTTP: &http.Client{Transport: t, Timeout: registrationTimeout}}, nil
+}
 
 // registrar performs the registrations of groups (service.Registrar) with
 // package registration: the same request and result, and the package's

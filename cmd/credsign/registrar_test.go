@@ -13,6 +13,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -241,4 +243,64 @@ func TestRegistrarErrors(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 		}
 	}
+}
+
+// TestServeCloudCA: `serve --cloud-ca-file` makes the registrar trust a
+// cloud endpoint signed by that CA (here the emulated DPS); without it the
+// same enrolment fails as a cloud that cannot be reached, with its use given
+// back; a file with no certificate stops serve with one line.
+func TestServeCloudCA(t *testing.T) {
+	const scope = "0ne00CAFE01"
+	dps, err := cloudemu.StartDPS(cloudemu.DPSOptions{IDScope: scope, RetryAfter: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dps.Close() })
+	groupKey := base64.StdEncoding.EncodeToString([]byte("a group key of the serve test, 32+ bytes long"))
+	if err := dps.AddGroup(cloudemu.DPSGroup{Key: groupKey, Hub: "serve-hub.azure-devices.net"}); err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "cloud-ca.pem")
+	if err := os.WriteFile(caFile, dps.CAPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		status int
+	}{
+		{"trusted", []string{"--cloud-ca-file", caFile}, 201},
+		{"untrusted", nil, 503},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := startServe(t, env, tc.args...)
+			base := "http://" + r.addr
+			group := map[string]any{"cloud": "azure", "secret": groupKey, "params": map[string]any{},
+				"registration": map[string]any{"kind": "azure-dps", "params": map[string]string{"idScope": scope, "host": dps.Addr()}}}
+			if code := call(t, http.DefaultClient, "PUT", base+"/v1/groups/g", srvAdmin, group, nil); code != 201 {
+				t.Fatalf("put group: %d", code)
+			}
+			var et struct{ Token string }
+			if code := call(t, http.DefaultClient, "POST", base+"/v1/groups/g/enrolment-tokens", srvAdmin, map[string]any{"maxUses": 1, "ttlSeconds": 60}, &et); code != 201 {
+				t.Fatalf("mint: %d", code)
+			}
+			if code := call(t, http.DefaultClient, "POST", base+"/v1/enrol", et.Token, map[string]any{"deviceId": "dev-" + tc.name}, nil); code != tc.status {
+				t.Fatalf("enrol: %d, want %d", code, tc.status)
+			}
+		})
+	}
+	t.Run("not a certificate", func(t *testing.T) {
+		bad := filepath.Join(t.TempDir(), "bad.pem")
+		if err := os.WriteFile(bad, []byte("not PEM\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var errb testutil.SyncBuffer
+		code := serve(context.Background(), []string{"--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--cloud-ca-file", bad},
+			func(k string) string { return env[k] }, io.Discard, &errb)
+		out := strings.TrimSpace(errb.String())
+		if code != exitUsage || strings.Count(out, "\n") != 0 || !strings.Contains(out, "--cloud-ca-file") {
+			t.Fatalf("exit %d, stderr %q; want exit 2 and one line naming the flag", code, out)
+		}
+	})
 }

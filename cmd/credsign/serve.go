@@ -57,6 +57,7 @@ type serveFlags struct {
 	jwtAlg          string
 	issuer          string
 	storeKeyFile    string
+	cloudCAFile     string
 }
 
 // parseServeFlags parses the flags of serve; -h writes the usage to help.
@@ -86,6 +87,7 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 	fs.DurationVar(&f.cache.StaleFor, "cache-stale", service.DefaultStaleFor, "how long past --cache-ttl devices in the cache keep getting credentials while the store does not answer; negative never")
 	fs.StringVar(&f.jwtAlg, "jwt-alg", "ES256", "algorithm of the JWT signing key created on first use (jwt and aws clouds): ES256, RS256 or EdDSA")
 	fs.StringVar(&f.issuer, "issuer", "", "iss claim of the JWTs credsign signs: this server's public URL (default http(s)://ADDR)")
+	fs.StringVar(&f.cloudCAFile, "cloud-ca-file", "", "PEM CA bundle trusted, beside the system's roots, for the clouds' registration APIs (a TLS-inspecting proxy, an emulator)")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM/SIGINT")
 	fs.Usage = func() {} // the flag package calls it on every error
 	usage := func() {
@@ -205,6 +207,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			Help: "When the TLS certificate being served expires (Unix seconds).", At: reloader.NotAfter})
 	}
 
+	regClient, err := newRegistrationClient(f.cloudCAFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "credsign serve: %v\n", err)
+		return exitUsage
+	}
 	handler, err := api.New(api.Config{
 		Store:                    store,
 		AdminToken:               adminToken,
@@ -219,6 +226,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		JWTAlg:                   f.jwtAlg,
 		Issuer:                   f.issuerURL(),
 		Expiries:                 expiries,
+		Registrar:                newRegistrar(regClient),
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "credsign serve: %v\n", err)
