@@ -340,11 +340,12 @@ func (st *importStream) check(n int64, raw []byte, tooLong bool) (importResult, 
 		Params map[string]any    `json:"params"`
 		Secret *string           `json:"secret"`
 		Labels map[string]string `json:"labels"`
+		Group  string            `json:"group"`
 	}
 	if err := json.Unmarshal(raw, &d); err != nil {
 		return fail(problem.New(http.StatusBadRequest, "the line could not be decoded"))
 	}
-	return r, &service.ImportItem{ID: d.ID, Doc: service.Document{Cloud: d.Cloud, Params: d.Params, Secret: d.Secret, Labels: d.Labels}}
+	return r, &service.ImportItem{ID: d.ID, Doc: service.Document{Cloud: d.Cloud, Params: d.Params, Secret: d.Secret, Labels: d.Labels, Group: d.Group}}
 }
 
 // write writes the devices of b and completes their results. A device ID

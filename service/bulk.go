@@ -61,8 +61,26 @@ func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []I
 	puts := make([]secrets.DevicePut, 0, len(items))
 	idx := make([]int, 0, len(items))
 	minted := make([]Minted, 0, len(items)) // minted[k]: the token of puts[k], when together
+	groups := map[string]groupRead{} // each group of the batch, read once
 	for i, it := range items {
-		d, err := s.checkDocument(it.ID, it.Doc, nil)
+		var g *secrets.Group
+		if name := it.Doc.Group; name != "" {
+			gr, ok := groups[name]
+			if !ok {
+				gr.g, gr.err = s.readGroup(ctx, name)
+				groups[name] = gr
+			}
+			if gr.err != nil {
+				out[i].Err = gr.err
+				continue
+			}
+			if gr.g.Registration != nil && it.Doc.Secret == nil {
+				out[i].Err = invalid(FieldError{Field: "group", Reason: "the group registers each device with its cloud: enrol its devices, or PUT them one at a time"})
+				continue
+			}
+			g = &gr.g
+		}
+		d, err := s.checkDocument(it.ID, it.Doc, g)
 		if err != nil {
 			out[i].Err = err
 			continue
@@ -109,6 +127,12 @@ func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []I
 		s.mintAll(ctx, caller, out, idx)
 	}
 	return out
+}
+
+// groupRead is a group as read for a batch: the group or why not.
+type groupRead struct {
+	g   secrets.Group
+	err error
 }
 
 // mintParallel bounds the token writes of one import batch under way at once.

@@ -113,3 +113,52 @@ func BenchmarkImport(b *testing.B) {
 		}
 	}
 }
+
+// TestImportIntoGroup: an imported device may name a group and leave out
+// its secret: it takes the group's cloud and template, and its token gets
+// credentials signed with the key derived from the group key. A group that
+// does not exist, or one that registers each device with its cloud, is
+// refused for its line only.
+func TestImportIntoGroup(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newService(t, Config{Registrar: &standInRegistrar{}})
+	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
+		t.Fatal(err)
+	}
+	reg := GroupDocument{Cloud: "aliyun", Secret: "product-secret-0123456789",
+		Params:       map[string]any{"productKey": "a1B2c3D4e5F", "deviceName": "{deviceId}"},
+		Registration: &secrets.Registration{Kind: RegistrationAliyunDynamic, Params: map[string]string{"productKey": "a1B2c3D4e5F"}}}
+	if _, _, err := s.PutGroup(ctx, adminCaller, "registered", reg); err != nil {
+		t.Fatal(err)
+	}
+	items := []ImportItem{
+		{ID: "lamp-1", Doc: Document{Group: "lamps"}},
+		{ID: "lamp-2", Doc: Document{Group: "nowhere"}},
+		{ID: "lamp-3", Doc: Document{Group: "registered"}},
+		{ID: "lamp-4", Doc: Document{Group: "lamps", Params: map[string]any{"hubHost": "other.azure-devices.net"}}},
+	}
+	res := s.ImportDevices(ctx, adminCaller, items, false, true)
+	for _, i := range []int{1, 2} {
+		if fields := InvalidFields(res[i].Err); len(fields) != 1 || fields[0].Field != "group" {
+			t.Errorf("%s: %v, want one fault naming group", items[i].ID, res[i].Err)
+		}
+	}
+	for _, i := range []int{0, 3} {
+		r := res[i]
+		if r.Err != nil || r.Token == nil || r.Device.Group != "lamps" || r.Device.Cloud != "azure" {
+			t.Fatalf("%s: %+v", items[i].ID, r)
+		}
+		p, err := s.Authenticate(ctx, "Bearer "+r.Token.Text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := s.Issue(ctx, p, items[i].ID, 0)
+		if err != nil {
+			t.Fatalf("%s: issuing: %v", items[i].ID, err)
+		}
+		want := map[int]string{0: "lamps.azure-devices.net", 3: "other.azure-devices.net"}[i]
+		if c.Host != want || c.ClientID != items[i].ID {
+			t.Errorf("%s: host %q client %q, want %q and the device ID (template, then the device's params)", items[i].ID, c.Host, c.ClientID, want)
+		}
+	}
+}

@@ -272,17 +272,26 @@ func (s *Service) deviceSecret(ctx context.Context, d secrets.Device) (string, e
 // its secret becomes the device's. A group that does not exist is a fault
 // of the document.
 func (s *Service) groupDocument(ctx context.Context, id string, doc Document) (Document, *secrets.Group, error) {
-	g, err := s.store.GetGroup(ctx, doc.Group)
-	switch {
-	case errors.Is(err, secrets.ErrNotFound):
-		return doc, nil, invalid(FieldError{Field: "group", Reason: "no such group"})
-	case errors.Is(err, secrets.ErrInvalid):
-		return doc, nil, invalid(FieldError{Field: "group", Reason: "not a valid group ID"})
-	case err != nil:
-		return doc, nil, fmt.Errorf("reading the device's group: %w", err)
+	g, err := s.readGroup(ctx, doc.Group)
+	if err != nil {
+		return doc, nil, err
 	}
 	doc, err = s.register(ctx, g, id, doc)
 	return doc, &g, err
+}
+
+// readGroup reads the group a device document names, from the store.
+func (s *Service) readGroup(ctx context.Context, id string) (secrets.Group, error) {
+	g, err := s.store.GetGroup(ctx, id)
+	switch {
+	case errors.Is(err, secrets.ErrNotFound):
+		return g, invalid(FieldError{Field: "group", Reason: "no such group"})
+	case errors.Is(err, secrets.ErrInvalid):
+		return g, invalid(FieldError{Field: "group", Reason: "not a valid group ID"})
+	case err != nil:
+		return g, fmt.Errorf("reading the device's group: %w", err)
+	}
+	return g, nil
 }
 
 // register registers device id of group g with the cloud when the group

@@ -50,12 +50,21 @@ type FieldError struct {
 	Reason string `json:"reason"`
 }
 
-// ImportDevice One line of an import (`POST /v1/imports`) - a device document with its ID.
+// ImportDevice One line of an import (`POST /v1/imports`): a device document with its
+// ID. As in `DeviceDocument`, a device that names a `group` takes its
+// cloud and params template from the group and may leave out its secret
+// (not for a group with a `registration`: its devices enrol, or are
+// written one at a time).
 type ImportDevice struct {
 	// Cloud A cloud name from `GET /v1/clouds`.
 	//
 	// Example: aliyun
-	Cloud CloudName `json:"cloud"`
+	Cloud *CloudName `json:"cloud,omitempty"`
+
+	// Group Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
+	//
+	// Example: lamp-7
+	Group *DeviceId `json:"group,omitempty"`
 
 	// Id Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 	//
@@ -68,7 +77,7 @@ type ImportDevice struct {
 	Labels *Labels `json:"labels,omitempty"`
 
 	// Params The cloud's parameters (see `GET /v1/clouds`).
-	Params map[string]ParamValue `json:"params"`
+	Params *map[string]ParamValue `json:"params,omitempty"`
 
 	// Secret The device secret, as in `DeviceDocument`. Write-only.
 	Secret *string `json:"secret,omitempty"`
