@@ -61,7 +61,7 @@ func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []I
 	puts := make([]secrets.DevicePut, 0, len(items))
 	idx := make([]int, 0, len(items))
 	minted := make([]Minted, 0, len(items)) // minted[k]: the token of puts[k], when together
-	groups := map[string]groupRead{} // each group of the batch, read once
+	groups := map[string]groupRead{}        // each group of the batch, read once
 	for i, it := range items {
 		var g *secrets.Group
 		if name := it.Doc.Group; name != "" {
