@@ -2,6 +2,7 @@ package credsign
 
 import (
 	"context"
+	"net/http"
 	"reflect"
 	"slices"
 	"strings"
@@ -57,7 +58,9 @@ func TestOpenAPIRules(t *testing.T) {
 			if len(item.Parameters) > 0 || len(op.Parameters) > 0 {
 				want = append(want, "400")
 			}
-			if strings.Contains(path, "{") {
+			// What a path names may not exist; a PUT creates it instead
+			// (putDevice still says 404, for If-Match on no device).
+			if strings.Contains(path, "{") && method != http.MethodPut {
 				want = append(want, "404")
 			}
 			for _, code := range want {
