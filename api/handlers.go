@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -278,8 +279,14 @@ type credentialsResponse oapi.IssueCredentials200JSONResponse
 
 // VisitIssueCredentialsResponse implements oapi.IssueCredentialsResponseObject.
 func (r credentialsResponse) VisitIssueCredentialsResponse(w http.ResponseWriter) error {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
+	buf := credentialBufs.Get().(*bytes.Buffer)
+	defer func() {
+		// The buffer held a password: wipe it before it is used again.
+		clear(buf.Bytes()[:buf.Cap()])
+		buf.Reset()
+		credentialBufs.Put(buf)
+	}()
+	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(r.Body); err != nil {
 		return fmt.Errorf("encoding credentials: %w", err)
@@ -289,11 +296,15 @@ func (r credentialsResponse) VisitIssueCredentialsResponse(w http.ResponseWriter
 		w.Header().Set("Cache-Control", *r.Headers.CacheControl)
 	}
 	w.WriteHeader(http.StatusOK)
-	if _, err := buf.WriteTo(w); err != nil {
+	if _, err := w.Write(buf.Bytes()); err != nil {
 		return fmt.Errorf("writing credentials: %w", err)
 	}
 	return nil
 }
+
+// credentialBufs keeps the buffers credentials are encoded in, each wiped
+// before it goes back.
+var credentialBufs = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 2048)) }}
 
 // CreateDeviceToken implements oapi.StrictServerInterface.
 func (h handlers) CreateDeviceToken(ctx context.Context, req oapi.CreateDeviceTokenRequestObject) (oapi.CreateDeviceTokenResponseObject, error) {

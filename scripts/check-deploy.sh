@@ -84,7 +84,7 @@ for values in default "$chart"/ci/*-values.yaml; do
 	# The chart's promises, read from what it renders.
 	dep="$(awk '/^kind: Deployment/ { p = 1 } p && /^---/ { exit } p' "$work/$name.yaml")"
 	for want in 'path: /healthz' 'path: /readyz' 'runAsNonRoot: true' 'readOnlyRootFilesystem: true' \
-		'allowPrivilegeEscalation: false' 'limits:' 'requests:'; do
+		'allowPrivilegeEscalation: false' 'limits:' 'requests:' 'name: GOMEMLIMIT' '--cache-size='; do
 		grep -q -- "$want" <<<"$dep" || fail "$chart with $values: the Deployment lacks '$want'"
 	done
 	replicas="$(sed -n 's/^  replicas: //p' <<<"$dep")"

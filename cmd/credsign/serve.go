@@ -20,6 +20,7 @@ import (
 
 	"github.com/credsign/credsign/api"
 	"github.com/credsign/credsign/internal/certreload"
+	"github.com/credsign/credsign/internal/logbuf"
 	"github.com/credsign/credsign/secrets"
 	"github.com/credsign/credsign/secrets/filestore"
 	"github.com/credsign/credsign/secrets/vaultstore"
@@ -58,6 +59,7 @@ type serveFlags struct {
 	issuer          string
 	storeKeyFile    string
 	cloudCAFile     string
+	logFlush        time.Duration
 }
 
 // parseServeFlags parses the flags of serve; -h writes the usage to help.
@@ -88,6 +90,7 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 	fs.StringVar(&f.jwtAlg, "jwt-alg", "ES256", "algorithm of the JWT signing key created on first use (jwt and aws clouds): ES256, RS256 or EdDSA")
 	fs.StringVar(&f.issuer, "issuer", "", "iss claim of the JWTs credsign signs: this server's public URL (default http(s)://ADDR)")
 	fs.StringVar(&f.cloudCAFile, "cloud-ca-file", "", "PEM CA bundle trusted, beside the system's roots, for the clouds' registration APIs (a TLS-inspecting proxy, an emulator)")
+	fs.DurationVar(&f.logFlush, "log-flush-interval", 50*time.Millisecond, "how often log lines are written out in one batch (a crash loses at most this much of the log); 0 writes each line at once")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM/SIGINT")
 	fs.Usage = func() {} // the flag package calls it on every error
 	usage := func() {
@@ -173,7 +176,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		fmt.Fprintf(stderr, "credsign serve: %v\n", err)
 		return exitUsage
 	}
-	logger := zerolog.New(stderr).With().Timestamp().Logger()
+	// Log lines go out in batches; what serve writes to stderr itself goes
+	// through the same buffer, so that the order holds, and out on return.
+	logOut := logbuf.New(stderr, f.logFlush)
+	defer logOut.Close()
+	stderr = logOut
+	logger := zerolog.New(logOut).With().Timestamp().Logger()
 
 	adminToken, generated, err := adminToken(f, getenv)
 	if err != nil {
