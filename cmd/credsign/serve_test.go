@@ -509,7 +509,8 @@ func TestServeTLS(t *testing.T) {
 	if !waitUntil(func() bool { return servedSerial(t, r.addr, cfg) == 200 }) {
 		t.Errorf("renewed certificate not served")
 	}
-	if !strings.Contains(r.stderr.String(), "TLS certificate reloaded") {
+	// Log lines go out every --log-flush-interval.
+	if !waitUntil(func() bool { return strings.Contains(r.stderr.String(), "TLS certificate reloaded") }) {
 		t.Errorf("no reload log line")
 	}
 }
