@@ -2,8 +2,6 @@ package vaultstore
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -48,16 +46,12 @@ func deviceRel(id string) string { return "devices/" + id }
 // readDevice reads a device; ok is false when it does not exist (version may
 // still be set when its latest version was soft-deleted by hand).
 func (s *Store) readDevice(ctx context.Context, id string) (d secrets.Device, version int64, ok bool, err error) {
-	e, err := s.read(ctx, deviceRel(id))
-	if err != nil || e.data == nil {
-		return secrets.Device{}, e.version, false, err
-	}
-	var dd deviceData
-	if err := json.Unmarshal(e.data, &dd); err != nil {
-		return secrets.Device{}, 0, false, fmt.Errorf("decode record: %w", err)
+	dd, version, ok, err := readRecord[deviceData](ctx, s, deviceRel(id))
+	if err != nil || !ok {
+		return secrets.Device{}, version, false, err
 	}
 	dd.ID = id
-	return dd.device(e.version), e.version, true, nil
+	return dd.device(version), version, true, nil
 }
 
 // GetDevice returns the device or an error wrapping secrets.ErrNotFound.
@@ -92,53 +86,18 @@ func (s *Store) PutDevice(ctx context.Context, d secrets.Device, ifVersion int64
 	return out, nil
 }
 
-// putDevice writes d. Cost: a create, one Vault write; anything else, one
-// read and one write (again on a lost race, for an unconditional write).
+// putDevice writes d (see putRecord for its cost).
 func (s *Store) putDevice(ctx context.Context, d secrets.Device, ifVersion int64) (secrets.Device, error) {
 	n, err := secrets.NormalizeDevice(d)
 	if err != nil {
 		return secrets.Device{}, err
 	}
 	dd := deviceData{ID: n.ID, Cloud: n.Cloud, Params: n.Params, Secret: n.Secret, Labels: n.Labels, Group: n.Group}
-	if ifVersion == 0 {
-		// A create is one write with check-and-set 0, which Vault refuses
-		// when the entry has any version. Only then is it read: an entry
-		// whose latest version was soft-deleted by hand is no device, and
-		// is written over below.
-		now := time.Now().UTC()
-		dd.CreatedAt, dd.UpdatedAt = now, now
-		v, err := s.write(ctx, deviceRel(d.ID), dd, 0, d.Secret)
-		if err == nil {
-			return dd.device(v), nil
-		}
-		if !errors.Is(err, secrets.ErrConflict) {
-			return secrets.Device{}, err
-		}
+	out, v, err := putRecord(ctx, s, deviceRel(d.ID), dd, ifVersion, d.Secret)
+	if err != nil {
+		return secrets.Device{}, err
 	}
-	for attempt := 0; ; attempt++ {
-		cur, version, exists, err := s.readDevice(ctx, d.ID)
-		if err != nil {
-			return secrets.Device{}, err
-		}
-		if err := secrets.CheckVersion(cur.Version, ifVersion); err != nil {
-			return secrets.Device{}, err
-		}
-		now := time.Now().UTC()
-		dd.CreatedAt, dd.UpdatedAt = now, now
-		if exists {
-			dd.CreatedAt = cur.CreatedAt
-		}
-		// version, not cur.Version: a device whose latest KV version was
-		// soft-deleted by hand does not exist but has a version to pass.
-		v, err := s.write(ctx, deviceRel(d.ID), dd, version, d.Secret)
-		if errors.Is(err, secrets.ErrConflict) && ifVersion < 0 && attempt < casRetries {
-			continue // lost a race; an unconditional write tries again
-		}
-		if err != nil {
-			return secrets.Device{}, err
-		}
-		return dd.device(v), nil
-	}
+	return out.device(v), nil
 }
 
 // DeleteDevice deletes the device's KV metadata, which removes every version

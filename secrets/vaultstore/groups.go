@@ -2,8 +2,6 @@ package vaultstore
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -35,16 +33,12 @@ func groupRel(id string) string { return "groups/" + id }
 
 // readGroup reads a group; ok is false when it does not exist.
 func (s *Store) readGroup(ctx context.Context, id string) (g secrets.Group, version int64, ok bool, err error) {
-	e, err := s.read(ctx, groupRel(id))
-	if err != nil || e.data == nil {
-		return secrets.Group{}, e.version, false, err
-	}
-	var gd groupData
-	if err := json.Unmarshal(e.data, &gd); err != nil {
-		return secrets.Group{}, 0, false, fmt.Errorf("decode record: %w", err)
+	gd, version, ok, err := readRecord[groupData](ctx, s, groupRel(id))
+	if err != nil || !ok {
+		return secrets.Group{}, version, false, err
 	}
 	gd.ID = id
-	return gd.group(e.version), e.version, true, nil
+	return gd.group(version), version, true, nil
 }
 
 // GetGroup implements secrets.GroupStore. Cost: one Vault read.
@@ -64,8 +58,8 @@ func (s *Store) GetGroup(ctx context.Context, id string) (secrets.Group, error) 
 	return g, nil
 }
 
-// PutGroup implements secrets.GroupStore with KV check-and-set. Cost: one
-// Vault read and one write.
+// PutGroup implements secrets.GroupStore with KV check-and-set (see
+// putRecord for its cost).
 func (s *Store) PutGroup(ctx context.Context, g secrets.Group, ifVersion int64) (secrets.Group, error) {
 	if !secrets.ValidID(g.ID) {
 		return secrets.Group{}, fmt.Errorf("vaultstore: put group %.64q: %w", g.ID, secrets.ErrInvalid)
@@ -85,28 +79,11 @@ func (s *Store) putGroup(ctx context.Context, g secrets.Group, ifVersion int64) 
 		return secrets.Group{}, err
 	}
 	gd := groupData{ID: n.ID, Cloud: n.Cloud, Params: n.Params, Secret: n.Secret, Labels: n.Labels, Registration: n.Registration}
-	for attempt := 0; ; attempt++ {
-		cur, version, exists, err := s.readGroup(ctx, g.ID)
-		if err != nil {
-			return secrets.Group{}, err
-		}
-		if err := secrets.CheckVersion(cur.Version, ifVersion); err != nil {
-			return secrets.Group{}, err
-		}
-		now := time.Now().UTC()
-		gd.CreatedAt, gd.UpdatedAt = now, now
-		if exists {
-			gd.CreatedAt = cur.CreatedAt
-		}
-		v, err := s.write(ctx, groupRel(g.ID), gd, version, g.Secret)
-		if errors.Is(err, secrets.ErrConflict) && ifVersion < 0 && attempt < casRetries {
-			continue
-		}
-		if err != nil {
-			return secrets.Group{}, err
-		}
-		return gd.group(v), nil
+	out, v, err := putRecord(ctx, s, groupRel(g.ID), gd, ifVersion, g.Secret)
+	if err != nil {
+		return secrets.Group{}, err
 	}
+	return out.group(v), nil
 }
 
 // DeleteGroup implements secrets.GroupStore: it deletes the group's KV
