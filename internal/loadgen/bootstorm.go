@@ -76,8 +76,12 @@ func (r StormReport) String() string {
 	fmt.Fprintf(&b, "import (POST /v1/imports, tokens=true): %d devices in %s, %.0f devices/s, %d failed\n",
 		r.Import.Devices, r.Import.Took.Round(time.Millisecond), r.Import.PerSecond, r.Import.Failed)
 	row := func(name string, s Stats) {
-		fmt.Fprintf(&b, "%-34s %8.0f req/s  p50 %-10s p99 %-10s errors %d of %d\n", name, s.PerSecond,
+		fmt.Fprintf(&b, "%-34s %8.0f req/s  p50 %-10s p99 %-10s errors %d of %d", name, s.PerSecond,
 			s.P50.Round(time.Microsecond), s.P99.Round(time.Microsecond), s.Errors, s.Requests)
+		if s.FirstError != "" {
+			fmt.Fprintf(&b, " (first: %s)", s.FirstError)
+		}
+		b.WriteByte('\n')
 	}
 	row("cold: every device asks once", r.Cold)
 	row("warm: every device asks again", r.Warm)
@@ -263,7 +267,7 @@ func importFleet(ctx context.Context, o StormOptions) ([]string, ImportStats, er
 func storm(ctx context.Context, client *http.Client, reqs []request, conc int) Stats {
 	var next atomic.Int64
 	start := time.Now()
-	all, errs := workers(min(conc, len(reqs)), func(_ int, ok func(time.Time), failed func()) {
+	all, errs, first := workers(min(conc, len(reqs)), func(_ int, ok func(time.Time), failed func(error)) {
 		for ctx.Err() == nil {
 			i := int(next.Add(1)) - 1
 			if i >= len(reqs) {
@@ -271,13 +275,17 @@ func storm(ctx context.Context, client *http.Client, reqs []request, conc int) S
 			}
 			t0 := time.Now()
 			if err := send(ctx, client, reqs[i], nil); err != nil {
-				failed()
+				failed(err)
 				continue
 			}
 			ok(t0)
 		}
 	})
-	return summarize(all, errs, time.Since(start))
+	st := summarize(all, errs, time.Since(start))
+	if first != nil {
+		st.FirstError = first.Error()
+	}
+	return st
 }
 
 // send makes one request (POST for credsign, GET for Vault) and reads the

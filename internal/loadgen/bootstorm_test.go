@@ -2,7 +2,10 @@ package loadgen
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/credsign/credsign/internal/vaulttest"
@@ -54,5 +57,32 @@ func TestBootStormRefused(t *testing.T) {
 	_, err := BootStorm(context.Background(), StormOptions{Server: ts.URL, ProvisionerToken: "csp_wrong", Devices: 2})
 	if err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("err = %v, want a 401", err)
+	}
+}
+
+// TestStormFirstError: a storm against a server that refuses some requests
+// counts them and says what the first one got, without the token.
+func TestStormFirstError(t *testing.T) {
+	var n atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if n.Add(1)%3 == 0 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer ts.Close()
+	const token = "csd_2.secret-token-text"
+	reqs := make([]request, 30)
+	for i := range reqs {
+		reqs[i] = request{url: ts.URL + "/v1/devices/d/credentials", token: "Bearer " + token, header: "Authorization"}
+	}
+	s := storm(context.Background(), ts.Client(), reqs, 4)
+	if s.Requests != 30 || s.Errors != 10 || !strings.Contains(s.FirstError, "503") || strings.Contains(s.FirstError, token) {
+		t.Fatalf("stats %+v: want 10 errors of 30, the first a 503, no token", s)
+	}
+	report := StormReport{Cold: s}.String()
+	if !strings.Contains(report, "errors 10 of 30 (first: ") {
+		t.Errorf("report does not say the first error:\n%s", report)
 	}
 }

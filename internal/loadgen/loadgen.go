@@ -46,6 +46,9 @@ type Stats struct {
 	PerSecond float64       `json:"perSecond"`
 	P50       time.Duration `json:"p50"`
 	P99       time.Duration `json:"p99"`
+	// FirstError says what the first failed request got (a status or a
+	// transport error; never a token), when one failed.
+	FirstError string `json:"firstError,omitempty"`
 }
 
 // Report is the result of a run.
@@ -182,7 +185,7 @@ func (c *caller) phase(ctx context.Context, targets []target) ([]time.Duration, 
 	ctx, cancel := context.WithTimeout(ctx, c.o.Phase)
 	defer cancel()
 	start := time.Now()
-	all, errs := workers(c.o.Concurrency, func(w int, ok func(time.Time), failed func()) {
+	all, errs, _ := workers(c.o.Concurrency, func(w int, ok func(time.Time), failed func(error)) {
 		for i := w; ctx.Err() == nil; i++ {
 			t := targets[i%len(targets)]
 			t0 := time.Now()
@@ -191,7 +194,7 @@ func (c *caller) phase(ctx context.Context, targets []target) ([]time.Duration, 
 			case ctx.Err() != nil:
 				return // the phase ended mid-request: count nothing
 			case err != nil:
-				failed()
+				failed(err)
 			default:
 				ok(t0)
 			}
@@ -201,12 +204,13 @@ func (c *caller) phase(ctx context.Context, targets []target) ([]time.Duration, 
 }
 
 // workers runs n workers, each calling ok with the start of every request
-// that succeeded and failed for every one that did not, and gathers their
-// latencies and error counts.
-func workers(n int, work func(w int, ok func(time.Time), failed func())) ([]time.Duration, int) {
+// that succeeded and failed with the error of every one that did not, and
+// gathers their latencies, error counts and the first error.
+func workers(n int, work func(w int, ok func(time.Time), failed func(error))) ([]time.Duration, int, error) {
 	var mu sync.Mutex
 	var all []time.Duration
 	errs := 0
+	var first error
 	var wg sync.WaitGroup
 	for w := range n {
 		wg.Add(1)
@@ -214,14 +218,23 @@ func workers(n int, work func(w int, ok func(time.Time), failed func())) ([]time
 			defer wg.Done()
 			var lat []time.Duration
 			bad := 0
-			work(w, func(t0 time.Time) { lat = append(lat, time.Since(t0)) }, func() { bad++ })
+			var mine error
+			work(w, func(t0 time.Time) { lat = append(lat, time.Since(t0)) }, func(err error) {
+				bad++
+				if mine == nil {
+					mine = err
+				}
+			})
 			mu.Lock()
 			all, errs = append(all, lat...), errs+bad
+			if first == nil {
+				first = mine
+			}
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	return all, errs
+	return all, errs, first
 }
 
 // do sends one request and decodes a 2xx JSON answer into out (if not nil).
