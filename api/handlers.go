@@ -251,15 +251,22 @@ func apiCredentials(c signing.Credentials) oapi.Credentials {
 // generated from the same contract, so the contract's type stays its own
 // rather than the signing core's: the agent carries no recipe code.)
 func apiTopics(t signing.Topics) oapi.Topics {
+	// The optional topics point into one array: one allocation, not one
+	// a topic.
+	backing := &[14]string{t.CommandResponse, t.PropertyReport, t.PropertyReply, t.PropertySet, t.Actions, t.Events,
+		t.ShadowUpdate, t.ShadowDelta, t.Methods, t.MethodResponse, t.TwinResponse, t.TwinGet, t.TwinReported, t.TwinDesired}
+	opt := func(i int) *string {
+		if backing[i] == "" {
+			return nil
+		}
+		return &backing[i]
+	}
 	return oapi.Topics{
 		Telemetry: t.Telemetry, Commands: t.Commands,
-		CommandResponse: optional(t.CommandResponse), PropertyReport: optional(t.PropertyReport),
-		PropertyReply: optional(t.PropertyReply), PropertySet: optional(t.PropertySet),
-		Actions: optional(t.Actions), Events: optional(t.Events),
-		ShadowUpdate: optional(t.ShadowUpdate), ShadowDelta: optional(t.ShadowDelta),
-		Methods: optional(t.Methods), MethodResponse: optional(t.MethodResponse),
-		TwinResponse: optional(t.TwinResponse), TwinGet: optional(t.TwinGet),
-		TwinReported: optional(t.TwinReported), TwinDesired: optional(t.TwinDesired),
+		CommandResponse: opt(0), PropertyReport: opt(1), PropertyReply: opt(2), PropertySet: opt(3),
+		Actions: opt(4), Events: opt(5), ShadowUpdate: opt(6), ShadowDelta: opt(7),
+		Methods: opt(8), MethodResponse: opt(9), TwinResponse: opt(10), TwinGet: opt(11),
+		TwinReported: opt(12), TwinDesired: opt(13),
 	}
 }
 

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,10 +91,31 @@ func (dt *deviceTokens) macKey(ctx context.Context) ([]byte, error) {
 	return key, nil
 }
 
-func mac(key []byte, id, deviceID string, minted int64) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte("credsign device token v2\x00" + id + "\x00" + deviceID + "\x00" + strconv.FormatInt(minted, 10)))
-	return m.Sum(nil)
+// macState is a pooled HMAC-SHA256 under one key: checking a token's MAC
+// on every issuance then allocates nothing.
+type macState struct {
+	key []byte
+	h   hash.Hash
+}
+
+var macStates sync.Pool
+
+// mac returns the MAC of a v2 token's binding, appended to dst.
+func mac(dst, key []byte, id, deviceID string, minted int64) []byte {
+	st, _ := macStates.Get().(*macState)
+	if st == nil || !bytes.Equal(st.key, key) {
+		st = &macState{key: bytes.Clone(key), h: hmac.New(sha256.New, key)}
+	}
+	st.h.Reset()
+	var arr [256]byte
+	msg := append(arr[:0], "credsign device token v2\x00"...)
+	msg = append(append(msg, id...), 0)
+	msg = append(append(msg, deviceID...), 0)
+	msg = strconv.AppendInt(msg, minted, 10)
+	st.h.Write(msg)
+	out := st.h.Sum(dst)
+	macStates.Put(st)
+	return out
 }
 
 // mint returns the text of a v2 token for the token record r.
@@ -103,7 +126,7 @@ func (dt *deviceTokens) mint(ctx context.Context, r secrets.Token) (string, erro
 	}
 	minted := r.CreatedAt.UnixNano()
 	return deviceTokenV2 + r.ID + "." + b64.EncodeToString([]byte(r.DeviceID)) + "." +
-		strconv.FormatInt(minted, 10) + "." + b64.EncodeToString(mac(key, r.ID, r.DeviceID, minted)), nil
+		strconv.FormatInt(minted, 10) + "." + b64.EncodeToString(mac(nil, key, r.ID, r.DeviceID, minted)), nil
 }
 
 // check resolves a v2 token text to its caller, or CodeUnauthorized.
@@ -122,7 +145,8 @@ func (dt *deviceTokens) check(ctx context.Context, text string) (Principal, erro
 	if err != nil {
 		return Principal{}, err
 	}
-	if !hmac.Equal(sum, mac(key, parts[0], string(dev), minted)) {
+	var want [sha256.Size]byte
+	if !hmac.Equal(sum, mac(want[:0], key, parts[0], string(dev), minted)) {
 		return Principal{}, errUnauthorized()
 	}
 	revoked, err := dt.isRevoked(ctx, parts[0])
