@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,16 +29,23 @@ import (
 // where the MAC is HMAC-SHA256 under a key kept in the store (KeyStore name
 // macKeyName, created by the first replica that needs it) over the version,
 // ID, device and time. A replica checks such a token with no store read: the
-// MAC proves it was minted here, and a list of revoked token IDs (KeyStore
-// name revokedKeyName, read at most once per cache TTL) says whether it still
-// counts. Its record is stored too (by the hash of its text, as every token),
+// MAC proves it was minted here, and the list of revoked token IDs its ID
+// falls in (one of revokedShards KeyStore names, each read at most once per
+// cache TTL) says whether it still counts. Its record is stored too (by the hash of its text, as every token),
 // so that revoking by ID works as before. Device tokens minted before this
 // format (csd_ and 64 hex digits) keep working through the record lookup.
 const (
 	deviceTokenV2 = PrefixDevice + "2."
 	macKeyName    = "device-token-mac"
-	// revokedKeyName holds the JSON list of revoked v2 device token IDs.
+	// revokedKeyName holds the JSON list of revoked v2 device token IDs
+	// that credsign wrote before the lists were sharded; it is still read.
+	// Revocations now go to revokedKeyName + ".NN", NN the two hex digits
+	// of the first byte of the SHA-256 of the ID, modulo revokedShards:
+	// small lists, so that a revoke rewrites about 1/64 of them and none
+	// outgrows a store's value limit (Vault's Raft storage: 1 MiB, some
+	// 40,000 IDs).
 	revokedKeyName = "revoked-device-tokens"
+	revokedShards  = 64
 )
 
 var b64 = base64.RawURLEncoding
@@ -53,10 +61,21 @@ type deviceTokens struct {
 	keyMu sync.Mutex
 	key   []byte
 
-	mu      sync.RWMutex
-	revoked map[string]bool
-	fetched time.Time // zero: never read
-	flight  singleflight.Group
+	mu     sync.RWMutex
+	lists  map[string]*revokedList // by KeyStore name
+	flight singleflight.Group
+}
+
+// revokedList is this replica's copy of one list of revoked token IDs.
+type revokedList struct {
+	ids     map[string]bool
+	fetched time.Time
+}
+
+// revokedListName is the list token id is revoked on.
+func revokedListName(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return revokedKeyName + "." + strconv.FormatUint(uint64(sum[0]%revokedShards)+0x100, 16)[1:]
 }
 
 // macKey returns the MAC key, creating it in the store on first use.
@@ -159,19 +178,34 @@ func (dt *deviceTokens) check(ctx context.Context, text string) (Principal, erro
 	return Principal{TokenID: parts[0], Role: secrets.RoleDevice, DeviceID: string(dev), CreatedAt: time.Unix(0, minted).UTC()}, nil
 }
 
-// isRevoked reports whether token id is on the revocation list, reading
-// the list again when it is older than the TTL (once for all callers).
-// While the store does not answer, a list younger than TTL+StaleFor serves.
+// isRevoked reports whether token id is revoked: on its list, or on the
+// list of the versions before the shards.
 func (dt *deviceTokens) isRevoked(ctx context.Context, id string) (bool, error) {
+	for _, name := range [2]string{revokedListName(id), revokedKeyName} {
+		if revoked, err := dt.onList(ctx, name, id); err != nil || revoked {
+			return revoked, err
+		}
+	}
+	return false, nil
+}
+
+// onList reports whether id is on list name, reading the list again when
+// this replica's copy is older than the TTL (once for all callers). While
+// the store does not answer, a copy younger than TTL+StaleFor serves.
+func (dt *deviceTokens) onList(ctx context.Context, name, id string) (bool, error) {
 	dt.mu.RLock()
-	age, known := dt.now().Sub(dt.fetched), !dt.fetched.IsZero()
-	revoked := dt.revoked[id]
+	l := dt.lists[name]
+	var age time.Duration
+	revoked, known := false, l != nil
+	if known {
+		age, revoked = dt.now().Sub(l.fetched), l.ids[id]
+	}
 	dt.mu.RUnlock()
 	if known && dt.ttl > 0 && age < dt.ttl {
 		return revoked, nil
 	}
-	_, err, _ := dt.flight.Do("revoked", func() (any, error) {
-		ids, _, err := dt.readRevoked(context.WithoutCancel(ctx))
+	_, err, _ := dt.flight.Do(name, func() (any, error) {
+		ids, _, err := dt.readRevoked(context.WithoutCancel(ctx), name)
 		if err != nil {
 			return nil, err
 		}
@@ -180,7 +214,10 @@ func (dt *deviceTokens) isRevoked(ctx context.Context, id string) (bool, error) 
 			set[r] = true
 		}
 		dt.mu.Lock()
-		dt.revoked, dt.fetched = set, dt.now()
+		if dt.lists == nil {
+			dt.lists = map[string]*revokedList{}
+		}
+		dt.lists[name] = &revokedList{ids: set, fetched: dt.now()}
 		dt.mu.Unlock()
 		return nil, nil
 	})
@@ -192,12 +229,13 @@ func (dt *deviceTokens) isRevoked(ctx context.Context, id string) (bool, error) 
 	}
 	dt.mu.RLock()
 	defer dt.mu.RUnlock()
-	return dt.revoked[id], nil
+	return dt.lists[name].ids[id], nil
 }
 
-// readRevoked reads the revocation list and its version (0: none yet).
-func (dt *deviceTokens) readRevoked(ctx context.Context) ([]string, int64, error) {
-	raw, version, err := dt.store.GetKey(ctx, revokedKeyName)
+// readRevoked reads a list of revoked token IDs and its version (0: none
+// yet).
+func (dt *deviceTokens) readRevoked(ctx context.Context, name string) ([]string, int64, error) {
+	raw, version, err := dt.store.GetKey(ctx, name)
 	if errors.Is(err, secrets.ErrNotFound) {
 		return nil, 0, nil
 	}
@@ -211,42 +249,49 @@ func (dt *deviceTokens) readRevoked(ctx context.Context) ([]string, int64, error
 	return ids, version, nil
 }
 
-// revoke puts token id on the revocation list (compare-and-set, retried
-// when another replica wrote it meanwhile), and on this replica's copy at
-// once.
+// revoke puts token id on its list of revoked tokens (compare-and-set,
+// retried when another replica wrote it meanwhile), and on this replica's
+// copy at once. Cost: one read and one write of that list, about 1/64 of
+// the revoked IDs.
 func (dt *deviceTokens) revoke(ctx context.Context, id string) error {
+	name := revokedListName(id)
 	for attempt := 0; ; attempt++ {
-		ids, version, err := dt.readRevoked(ctx)
+		ids, version, err := dt.readRevoked(ctx, name)
 		if err != nil {
 			return fmt.Errorf("reading the revoked device tokens: %w", err)
 		}
-		for _, r := range ids {
-			if r == id {
-				dt.markRevoked(id)
-				return nil
-			}
+		if slices.Contains(ids, id) {
+			dt.markRevoked(name, id)
+			return nil
 		}
 		raw, err := json.Marshal(append(ids, id))
 		if err != nil {
 			return err
 		}
-		_, err = dt.store.PutKey(ctx, revokedKeyName, raw, version)
+		_, err = dt.store.PutKey(ctx, name, raw, version)
 		if errors.Is(err, secrets.ErrConflict) && attempt < 20 {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("writing the revoked device tokens: %w", err)
 		}
-		dt.markRevoked(id)
+		dt.markRevoked(name, id)
 		return nil
 	}
 }
 
-func (dt *deviceTokens) markRevoked(id string) {
+// markRevoked puts id on this replica's copy of list name.
+func (dt *deviceTokens) markRevoked(name, id string) {
 	dt.mu.Lock()
-	if dt.revoked == nil {
-		dt.revoked = map[string]bool{}
+	defer dt.mu.Unlock()
+	if dt.lists == nil {
+		dt.lists = map[string]*revokedList{}
 	}
-	dt.revoked[id] = true
-	dt.mu.Unlock()
+	l := dt.lists[name]
+	if l == nil {
+		// Not read yet: the next check reads it (fetched is zero).
+		l = &revokedList{ids: map[string]bool{}}
+		dt.lists[name] = l
+	}
+	l.ids[id] = true
 }

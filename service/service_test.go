@@ -2,7 +2,9 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +21,8 @@ const admin = "service-test-admin-token-0123"
 type counting struct {
 	secrets.Store
 	reads atomic.Int64
+	// keys counts the reads of reads that were GetKey.
+	keys atomic.Int64
 }
 
 func (c *counting) GetDevice(ctx context.Context, id string) (secrets.Device, error) {
@@ -33,6 +37,7 @@ func (c *counting) TokenByHash(ctx context.Context, h string) (secrets.Token, er
 
 func (c *counting) GetKey(ctx context.Context, name string) ([]byte, int64, error) {
 	c.reads.Add(1)
+	c.keys.Add(1)
 	return c.Store.GetKey(ctx, name)
 }
 
@@ -59,8 +64,9 @@ func azure(secret string) Document {
 }
 
 // TestColdIssuanceOneRead: a boot storm's cold path costs one store read per
-// device (the device record); the token is checked by its MAC, and the
-// revocation list is read once per TTL for all devices.
+// device (the device record); the token is checked by its MAC, and each of
+// the revokedShards lists of revoked tokens is read once per TTL for all
+// devices.
 func TestColdIssuanceOneRead(t *testing.T) {
 	s, st := newService(t, Config{})
 	ctx := context.Background()
@@ -94,14 +100,16 @@ func TestColdIssuanceOneRead(t *testing.T) {
 	if err := issue(s2, tokens[0]); err != nil {
 		t.Fatal(err)
 	}
-	before := st.reads.Load()
+	before, keysBefore := st.reads.Load(), st.keys.Load()
 	for _, tok := range tokens[1:] {
 		if err := issue(s2, tok); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if reads := st.reads.Load() - before; reads != n-1 {
-		t.Errorf("%d cold issuances made %d store reads, want %d (one each)", n-1, reads, n-1)
+	keys := st.keys.Load() - keysBefore
+	if reads := st.reads.Load() - before - keys; reads != n-1 || keys > revokedShards {
+		t.Errorf("%d cold issuances made %d record reads and %d list reads, want %d (one each) and at most %d (each list once)",
+			n-1, reads, keys, n-1, revokedShards)
 	}
 	before = st.reads.Load()
 	for _, tok := range tokens {
@@ -205,5 +213,69 @@ func TestDeviceTokenChecks(t *testing.T) {
 	}
 	if p, err := s3.Authenticate(ctx, "Bearer "+old.Text); err != nil || p.DeviceID != "d2" {
 		t.Errorf("earlier-format token: %+v %v", p, err)
+	}
+}
+
+// TestRevokedLists: revocations spread over the sharded lists (none holds
+// more than its share), and a token on the list written before the shards
+// is still refused.
+func TestRevokedLists(t *testing.T) {
+	s, st := newService(t, Config{Cache: CacheConfig{TTL: time.Hour}})
+	ctx := context.Background()
+	if _, _, err := s.PutDevice(ctx, adminCaller, "d1", azure("c2VjcmV0LWtleS0xMjM0NTY3ODkw"), Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 256
+	minted := make([]Minted, n)
+	for i := range minted {
+		m, err := s.MintDeviceToken(ctx, adminCaller, "d1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		minted[i] = m
+	}
+	// The oldest token goes on the list of the versions before the shards,
+	// as they wrote it; the rest are revoked through the service.
+	legacy, _ := json.Marshal([]string{minted[0].Record.ID})
+	if _, err := st.PutKey(ctx, revokedKeyName, legacy, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range minted[1:] {
+		if err := s.RevokeDeviceToken(ctx, adminCaller, "d1", m.Record.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	largest, lists := 0, 0
+	for i := range revokedShards {
+		name := revokedKeyName + "." + fmt.Sprintf("%02x", i)
+		raw, _, err := st.GetKey(ctx, name)
+		if errors.Is(err, secrets.ErrNotFound) {
+			continue
+		}
+		var ids []string
+		if err != nil || json.Unmarshal(raw, &ids) != nil {
+			t.Fatalf("list %s: %v", name, err)
+		}
+		lists++
+		largest = max(largest, len(ids))
+	}
+	if lists < revokedShards/2 || largest > 4*n/revokedShards+4 {
+		t.Errorf("%d revocations went to %d lists, the largest holding %d: not spread", n-1, lists, largest)
+	}
+	fresh, err := New(Config{Store: st, AdminToken: admin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range minted {
+		if _, err := fresh.Authenticate(ctx, "Bearer "+m.Text); err == nil {
+			t.Fatalf("token %d accepted after its revocation", i)
+		}
+	}
+	other, err := s.MintDeviceToken(ctx, adminCaller, "d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fresh.Authenticate(ctx, "Bearer "+other.Text); err != nil {
+		t.Fatalf("a token never revoked is refused: %v", err)
 	}
 }
