@@ -14,23 +14,7 @@ import (
 // GetDevice returns the device or an error wrapping secrets.ErrNotFound.
 // Cost: one read transaction, one B+tree lookup, one record opened.
 func (s *Store) GetDevice(ctx context.Context, id string) (secrets.Device, error) {
-	if !secrets.ValidID(id) {
-		return secrets.Device{}, fmt.Errorf("filestore: get device %.64q: %w", id, secrets.ErrInvalid)
-	}
-	var d secrets.Device
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketDevices).Get([]byte(id))
-		if v == nil {
-			return secrets.ErrNotFound
-		}
-		var err error
-		d, err = s.c.openDevice([]byte(id), v)
-		return err
-	})
-	if err != nil {
-		return secrets.Device{}, fmt.Errorf("filestore: get device %q: %w", id, err)
-	}
-	return d, nil
+	return getRecord(ctx, s, bucketDevices, "device", id, s.c.openDevice)
 }
 
 // PutDevice writes d under the compare-and-set rules of
@@ -172,21 +156,7 @@ func (s *Store) putDeviceFn(p secrets.DevicePut, res *secrets.Device) (writeFn, 
 // transaction. The freed pages keep the sealed record until bbolt reuses
 // them (see docs/store.md).
 func (s *Store) DeleteDevice(ctx context.Context, id string) error {
-	if !secrets.ValidID(id) {
-		return fmt.Errorf("filestore: delete device %.64q: %w", id, secrets.ErrInvalid)
-	}
-	key := []byte(id)
-	err := s.write(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketDevices)
-		if b.Get(key) == nil {
-			return secrets.ErrNotFound
-		}
-		return abort(b.Delete(key))
-	})
-	if err != nil {
-		return fmt.Errorf("filestore: delete device %q: %w", id, err)
-	}
-	return nil
+	return s.deleteRecord(ctx, bucketDevices, "device", id)
 }
 
 // ListDevices returns a page of devices sorted by ID. Cost: one read

@@ -42,23 +42,7 @@ func (c *sealer) openGroup(id, value []byte) (secrets.Group, error) {
 // GetGroup implements secrets.GroupStore. Cost: one read transaction, one
 // lookup, one record opened.
 func (s *Store) GetGroup(ctx context.Context, id string) (secrets.Group, error) {
-	if !secrets.ValidID(id) {
-		return secrets.Group{}, fmt.Errorf("filestore: get group %.64q: %w", id, secrets.ErrInvalid)
-	}
-	var g secrets.Group
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketGroups).Get([]byte(id))
-		if v == nil {
-			return secrets.ErrNotFound
-		}
-		var err error
-		g, err = s.c.openGroup([]byte(id), v)
-		return err
-	})
-	if err != nil {
-		return secrets.Group{}, fmt.Errorf("filestore: get group %q: %w", id, err)
-	}
-	return g, nil
+	return getRecord(ctx, s, bucketGroups, "group", id, s.c.openGroup)
 }
 
 // PutGroup implements secrets.GroupStore. Cost: one record sealed and
@@ -109,21 +93,7 @@ func (s *Store) PutGroup(ctx context.Context, g secrets.Group, ifVersion int64) 
 
 // DeleteGroup implements secrets.GroupStore.
 func (s *Store) DeleteGroup(ctx context.Context, id string) error {
-	if !secrets.ValidID(id) {
-		return fmt.Errorf("filestore: delete group %.64q: %w", id, secrets.ErrInvalid)
-	}
-	key := []byte(id)
-	err := s.write(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketGroups)
-		if b.Get(key) == nil {
-			return secrets.ErrNotFound
-		}
-		return abort(b.Delete(key))
-	})
-	if err != nil {
-		return fmt.Errorf("filestore: delete group %q: %w", id, err)
-	}
-	return nil
+	return s.deleteRecord(ctx, bucketGroups, "group", id)
 }
 
 // ListGroups implements secrets.GroupStore. Cost: one read transaction, a

@@ -103,22 +103,7 @@ func (s *Store) putDevice(ctx context.Context, d secrets.Device, ifVersion int64
 // DeleteDevice deletes the device's KV metadata, which removes every version
 // of its secret, or returns an error wrapping secrets.ErrNotFound.
 func (s *Store) DeleteDevice(ctx context.Context, id string) error {
-	if !secrets.ValidID(id) {
-		return fmt.Errorf("vaultstore: delete device %.64q: %w", id, secrets.ErrInvalid)
-	}
-	ctx, cancel := s.callCtx(ctx)
-	defer cancel()
-	ok, err := s.exists(ctx, deviceRel(id))
-	if err == nil && !ok {
-		err = secrets.ErrNotFound
-	}
-	if err == nil {
-		err = s.destroy(ctx, deviceRel(id))
-	}
-	if err != nil {
-		return fmt.Errorf("vaultstore: delete device %q: %w", id, err)
-	}
-	return nil
+	return s.deleteRecord(ctx, "device", id, deviceRel(id))
 }
 
 // ListDevices returns a page of devices sorted by ID. It lists the device

@@ -89,22 +89,7 @@ func (s *Store) putGroup(ctx context.Context, g secrets.Group, ifVersion int64) 
 // DeleteGroup implements secrets.GroupStore: it deletes the group's KV
 // metadata, which removes every version of its secret.
 func (s *Store) DeleteGroup(ctx context.Context, id string) error {
-	if !secrets.ValidID(id) {
-		return fmt.Errorf("vaultstore: delete group %.64q: %w", id, secrets.ErrInvalid)
-	}
-	ctx, cancel := s.callCtx(ctx)
-	defer cancel()
-	ok, err := s.exists(ctx, groupRel(id))
-	if err == nil && !ok {
-		err = secrets.ErrNotFound
-	}
-	if err == nil {
-		err = s.destroy(ctx, groupRel(id))
-	}
-	if err != nil {
-		return fmt.Errorf("vaultstore: delete group %q: %w", id, err)
-	}
-	return nil
+	return s.deleteRecord(ctx, "group", id, groupRel(id))
 }
 
 // ListGroups implements secrets.GroupStore: one list, then one read per

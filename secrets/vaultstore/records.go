@@ -89,3 +89,25 @@ func putRecord[T any, P stamped[T]](ctx context.Context, s *Store, rel string, r
 		return rec, v, nil
 	}
 }
+
+// deleteRecord removes every version of the record of kind ("device",
+// "group") at rel, or returns an error wrapping secrets.ErrNotFound.
+// Cost: one metadata read and one delete.
+func (s *Store) deleteRecord(ctx context.Context, kind, id, rel string) error {
+	if !secrets.ValidID(id) {
+		return fmt.Errorf("vaultstore: delete %s %.64q: %w", kind, id, secrets.ErrInvalid)
+	}
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	ok, err := s.exists(ctx, rel)
+	if err == nil && !ok {
+		err = secrets.ErrNotFound
+	}
+	if err == nil {
+		err = s.destroy(ctx, rel)
+	}
+	if err != nil {
+		return fmt.Errorf("vaultstore: delete %s %q: %w", kind, id, err)
+	}
+	return nil
+}
