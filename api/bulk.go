@@ -165,7 +165,8 @@ func (st *importStream) VisitImportDevicesResponse(w http.ResponseWriter) error 
 	go func() {
 		defer close(written)
 		for b := range batches {
-			if !st.write(b) || !st.answer(enc, b, rc) {
+			st.write(b)
+			if !st.answer(enc, b, rc) {
 				close(stopped)
 				for range batches { // let the reader finish
 				}
@@ -350,8 +351,8 @@ func (st *importStream) check(n int64, raw []byte, tooLong bool) (importResult, 
 
 // write writes the devices of b and completes their results. A device ID
 // this import wrote already (or is writing) is refused; one that failed
-// unwritten may come again on a later line. It always returns true.
-func (st *importStream) write(b *importBatchWork) bool {
+// unwritten may come again on a later line.
+func (st *importStream) write(b *importBatchWork) {
 	items, slots := b.items[:0], b.slots[:0]
 	for k, it := range b.items {
 		r := &b.results[b.slots[k]]
@@ -363,7 +364,7 @@ func (st *importStream) write(b *importBatchWork) bool {
 		items, slots = append(items, it), append(slots, b.slots[k])
 	}
 	if len(items) == 0 {
-		return true
+		return
 	}
 	for k, got := range st.s.svc.ImportDevices(st.ctx, caller(st.ctx), items, st.upsert, st.mint) {
 		r := &b.results[slots[k]]
@@ -382,7 +383,6 @@ func (st *importStream) write(b *importBatchWork) bool {
 			r.TokenID, r.Token = got.Token.Record.ID, got.Token.Text
 		}
 	}
-	return true
 }
 
 // fail completes r with the problem of err.
