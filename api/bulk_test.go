@@ -387,3 +387,33 @@ func TestImportBatches(t *testing.T) {
 		t.Errorf("summary %+v", sum)
 	}
 }
+
+// TestImportIntoGroup: an import line may name a group and leave out its
+// cloud, params and secret (the ImportDevice schema allows it, the group
+// fills them in), and its token then gets credentials; a line naming no
+// existing group is refused for itself alone.
+func TestImportIntoGroup(t *testing.T) {
+	e := newEnv(t, nil)
+	prov := createProvisioner(t, e)
+	mustStatus(t, e.do("PUT", "/v1/groups/lamps", prov, map[string]any{
+		"cloud": "azure", "secret": "YXp1cmUtZ3JvdXAta2V5LTMyLWJ5dGVzLWxvbmchISE=",
+		"params": map[string]any{"hubHost": "lamps.azure-devices.net", "deviceId": "{deviceId}"},
+	}), 201, "put group")
+	body := importLines(
+		map[string]any{"id": "lamp-1", "group": "lamps"},
+		map[string]any{"id": "lamp-2", "group": "nowhere"},
+	)
+	lines, sum, raw := importResults(t, e, prov, mode(importclient.ImportDevicesParamsModeCreate, true), strings.NewReader(string(body)))
+	if len(lines) != 2 || *lines[0].Status != 201 || lines[0].Token == nil || *lines[1].Status != 422 ||
+		lines[1].Problem == nil || lines[1].Problem.Errors == nil || !hasField(*lines[1].Problem.Errors, "group") {
+		t.Fatalf("results:\n%s", raw)
+	}
+	if sum.Created != 1 || sum.Failed != 1 {
+		t.Errorf("summary %+v", sum)
+	}
+	r := e.do("POST", "/v1/devices/lamp-1/credentials", *lines[0].Token, nil)
+	mustStatus(t, r, 200, "credentials of the imported group device")
+	if !strings.Contains(string(r.body), `"lamps.azure-devices.net"`) {
+		t.Errorf("credentials do not use the group's template: %s", r.body)
+	}
+}
