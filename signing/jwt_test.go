@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net/url"
 	"strings"
@@ -400,5 +401,64 @@ func TestParsePrivateKeyPEM(t *testing.T) {
 		if err != tt.wantErr || typ != tt.wantType || (err == nil) != (key != nil) {
 			t.Errorf("%s: got key %T, type %q, err %v; want type %q, err %v", tt.name, key, typ, err, tt.wantType, tt.wantErr)
 		}
+	}
+}
+
+// TestAWSUsernameAsPythonSDK builds the username with a port of
+// aws/aws-iot-device-sdk-python-v2 awsiot/mqtt_connection_builder.py
+// (_with_custom_authorizer and _add_to_username_parameter: the name and
+// the token appended as they are, the signature through
+// urllib.parse.quote, which keeps '/') and compares it byte for byte.
+func TestAWSUsernameAsPythonSDK(t *testing.T) {
+	pemKey := testRSAPEM(t)
+	key := testTokenKey(t, AlgES256)
+	// pyQuote is urllib.parse.quote(s) with its default safe="/".
+	pyQuote := func(s string) string {
+		var b strings.Builder
+		for _, r := range []byte(s) {
+			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.IndexByte("_.-~/", r) >= 0 {
+				b.WriteByte(r)
+			} else {
+				fmt.Fprintf(&b, "%%%02X", r)
+			}
+		}
+		return b.String()
+	}
+	addToUsername := func(in, value, pretext string) string {
+		if strings.Contains(in, "?") {
+			in += "&"
+		} else {
+			in += "?"
+		}
+		if strings.Contains(value, pretext) {
+			return in + value
+		}
+		return in + pretext + value
+	}
+	slashes := 0
+	for i := 0; i < 8; i++ {
+		c := mustSign(t, Request{Cloud: "aws", DeviceID: fmt.Sprintf("lamp-%d", i),
+			Params: map[string]any{"endpoint": "abc123-ats.iot.eu-west-1.amazonaws.com", "authorizerName": "credsign-authorizer", "tokenKeyName": "x-token"},
+			Secret: pemKey, TokenKey: key, Issuer: "https://credsign.example", Now: time.Unix(1700000000, 0)})
+		q, err := url.ParseQuery(strings.SplitN(c.Username, "?", 2)[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, sig := q.Get("x-token"), q.Get("x-amz-customauthorizer-signature")
+		want := c.ClientID
+		want = addToUsername(want, "credsign-authorizer", "x-amz-customauthorizer-name=")
+		enc := sig
+		if !strings.Contains(enc, "%") {
+			enc = pyQuote(enc)
+		}
+		want = addToUsername(want, enc, "x-amz-customauthorizer-signature=")
+		want = addToUsername(want, tok, "x-token=")
+		if c.Username != want {
+			t.Fatalf("username\n%s\nwant (Python SDK)\n%s", c.Username, want)
+		}
+		slashes += strings.Count(sig, "/")
+	}
+	if slashes == 0 {
+		t.Fatal("no signature had a '/': the escaping of '/' went untested")
 	}
 }
