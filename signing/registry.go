@@ -51,7 +51,8 @@ type Cloud struct {
 	SecretFormat string `json:"secretFormat"`
 	// Params lists every param the cloud accepts.
 	Params []ParamSpec `json:"params"`
-	// DefaultTTL is the lifetime used when none is asked for.
+	// DefaultTTL is the lifetime used when none is asked for: the
+	// package's DefaultTTL, or MaxTTL when that is shorter.
 	DefaultTTL time.Duration `json:"-"`
 	// MaxTTL is the longest lifetime that may be asked for with the
 	// cloud's default params. Some clouds allow another depending on params
@@ -99,6 +100,7 @@ func register(c *Cloud) {
 		// the note says how other params change it.
 		c.MaxTTL, c.MaxTTLNote = c.maxTTL(params{specs: c.Params})
 		c.MaxTTLNote = strings.TrimPrefix(c.MaxTTLNote, ": ")
+		c.DefaultTTL = min(c.DefaultTTL, c.MaxTTL)
 	}
 	registry[c.Name] = c
 }

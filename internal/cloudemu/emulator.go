@@ -478,7 +478,7 @@ func (e *Emulator) verify(clientID, username, password string) (verdict, error) 
 	case OneNET:
 		return verifyOneNET(clientID, username, password, now, find)
 	case Baidu:
-		return verifyBaidu(username, password, find)
+		return verifyBaidu(username, password, now, find)
 	case Tuya:
 		return verifyTuya(clientID, username, password, find)
 	case JWT:

@@ -34,7 +34,7 @@ func FuzzVerifiers(f *testing.F) {
 		}
 		_, err := verifyOneNET(clientID, username, password, now, devs)
 		check("onenet", err)
-		_, err = verifyBaidu(username, password, devs)
+		_, err = verifyBaidu(username, password, time.Now(), devs)
 		check("baidu", err)
 		_, err = verifyTuya(clientID, username, password, devs)
 		check("tuya", err)

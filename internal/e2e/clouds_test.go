@@ -56,7 +56,7 @@ func pemSecretAccepted(t *testing.T, svc *Service) {
 // enforced reports whether the cloud refuses or drops a triple past its
 // expiry: OneNET (et, at CONNECT), the token clouds (exp, also mid-session).
 func enforced(cloud string) bool {
-	return cloud == cloudemu.OneNET || cloud == cloudemu.JWT || cloud == cloudemu.AWS
+	return cloud == cloudemu.OneNET || cloud == cloudemu.Baidu || cloud == cloudemu.JWT || cloud == cloudemu.AWS
 }
 
 // recording is a Source that keeps the last credentials it handed out.
