@@ -67,6 +67,9 @@ type Cloud struct {
 	Tokens bool `json:"tokens"`
 
 	recipe func(input) (Credentials, error)
+	// secretCheck, when set, checks the secret's text beyond its format;
+	// its error never contains the secret.
+	secretCheck func(string) error
 	// maxTTL, when set, narrows MaxTTL for the given params and says why.
 	maxTTL func(params) (time.Duration, string)
 }
@@ -425,6 +428,11 @@ func (c *Cloud) secretKey(secret string) ([]byte, error) {
 	}
 	if containsFunc(secret, unicode.IsControl) {
 		return nil, invalid("secret", "must not contain control characters (a stray newline or NUL?)")
+	}
+	if c.secretCheck != nil {
+		if err := c.secretCheck(secret); err != nil {
+			return nil, invalid("secret", "%s", err.Error())
+		}
 	}
 	if c.SecretFormat != SecretBase64 {
 		return []byte(secret), nil
