@@ -147,6 +147,32 @@ func verifyTuya(clientID, username, password string, find secrets) (verdict, err
 	return verdict{}, nil
 }
 
+// verifyTuyaLegacy checks a login of Tuya's older device protocol, as
+// Tuya's own SDKs build it (no Tuya document describes the broker side):
+// tuya/tuya-connect-kit-for-mqtt-embedded-c src/mqtt_service.c
+// tuya_mqtt_signature_tool, activated branch, and
+// tuya/tuyaos-link-sdk-python tuyalinksdk/mqtt_builder.py login_sign:
+// ClientId and username the devId, password the 16 hex digits printed
+// "%02x" from bytes 4 to 11 of MD5(secKey). The password never expires.
+func verifyTuyaLegacy(clientID, username, password string, find secrets) (verdict, error) {
+	if clientID == "" || username != clientID {
+		return verdict{}, fmt.Errorf("%w: tuyalegacy ClientId and username must both be the devId", ErrBadCredentials)
+	}
+	secKey, ok := find(clientID)
+	if !ok {
+		return verdict{}, fmt.Errorf("%w: tuyalegacy %s", ErrUnknownDevice, clientID)
+	}
+	digest := md5.Sum([]byte(secKey))
+	var want strings.Builder
+	for i := 0; i < 8; i++ {
+		fmt.Fprintf(&want, "%02x", digest[i+4])
+	}
+	if subtle.ConstantTimeCompare([]byte(want.String()), []byte(password)) != 1 {
+		return verdict{}, fmt.Errorf("%w: tuyalegacy password does not match", ErrBadCredentials)
+	}
+	return verdict{}, nil
+}
+
 // verifyAWS plays AWS IoT Core and a custom authorizer function: AWS checks
 // the token signature with the authorizer's token-signing public key, then
 // the function verifies the JWT against the issuer's JWKS and answers

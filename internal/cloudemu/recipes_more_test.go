@@ -81,6 +81,22 @@ func TestVerifyBaiduAndTuya(t *testing.T) {
 			t.Errorf("verifyBaidu(%q) at %s = %v, want %v", tt.user, tt.now.UTC().Format(time.RFC3339), err, tt.want)
 		}
 	}
+	// tuyalegacy: vectors derived by running tuya/tuyaos-link-sdk-python's
+	// own login_sign expression, md5(signkey).hexdigest()[8:8+8*2].
+	legacy := finder(map[string]string{"d1": "0123456789abcdef"})
+	for _, tt := range []struct {
+		clientID, user, pass string
+		want                 error
+	}{
+		{"d1", "d1", "61035123906e58e0", nil},
+		{"d1", "d1", "0a8beee19351c1c8", ErrBadCredentials},
+		{"d1", "d2", "61035123906e58e0", ErrBadCredentials},
+		{"d2", "d2", "61035123906e58e0", ErrUnknownDevice},
+	} {
+		if _, err := verifyTuyaLegacy(tt.clientID, tt.user, tt.pass, legacy); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+			t.Errorf("verifyTuyaLegacy(%q, %q) = %v, want %v", tt.clientID, tt.user, err, tt.want)
+		}
+	}
 	tuya := finder(map[string]string{"6c95875d0f5ba69607nzfl": "fb803786602df760"})
 	const user = "6c95875d0f5ba69607nzfl|signMethod=hmacSha256,timestamp=1700000000,secureMode=1,accessType=1"
 	const pass = "1560ae9a5d22067b47f6e98347c6e408fd9e9b63cd6c1f354fedbe452b0375db" // shared/clouds-more.md tuya vector
@@ -164,6 +180,8 @@ func TestEmulatorMoreClouds(t *testing.T) {
 			map[string]any{"iotCoreId": "core1", "deviceKey": "lamp", "signMethod": "SHA256"}, "s3cr3t", "s3cr3u", nil},
 		{Baidu, true, map[string]string{"iotCoreId": "core1", "deviceKey": "lamp"}, "s3cr3t",
 			map[string]any{"iotCoreId": "core1", "deviceKey": "lamp", "checkTimestamp": false, "tls": true}, "s3cr3t", "s3cr3u", nil},
+		{TuyaLegacy, true, map[string]string{"deviceId": "tlamp"}, "seckey-0123",
+			map[string]any{"deviceId": "tlamp"}, "seckey-0123", "seckey-0124", nil},
 		{Tuya, true, map[string]string{"deviceId": "tlamp"}, "s3cr3t-tuya-0016",
 			map[string]any{"deviceId": "tlamp"}, "s3cr3t-tuya-0016", "s3cr3u-tuya-0016", nil},
 		{JWT, true, map[string]string{"deviceId": "lamp-7"}, "",
