@@ -58,6 +58,15 @@ type Options struct {
 	Issuer string
 	// Audience, when set, is an aud claim jwt tokens must carry.
 	Audience string
+	// JWTFrom is the CONNECT field a jwt broker reads the token from:
+	// "password" (the default, EMQX's default "from") or "username" (EMQX
+	// with from = username; mosquitto-go-auth always).
+	JWTFrom string
+	// GoAuthSecret, when set, makes the jwt broker check tokens as
+	// mosquitto-go-auth's JWT backend in local mode does with
+	// auth_opt_jwt_secret set to it, instead of against the JWKS (see
+	// verifyGoAuthLocal); JWTFrom is then "username" whatever it says.
+	GoAuthSecret []byte
 	// Addr is the address to listen on; default 127.0.0.1:0.
 	Addr string
 	// TLS makes the listener speak TLS with a certificate from CA.
@@ -125,7 +134,7 @@ func Start(opts Options) (*Emulator, error) {
 	switch opts.Cloud {
 	case Aliyun, Tencent, Huawei, Azure, OneNET, Baidu, Tuya, TuyaLegacy:
 	case JWT, AWS:
-		if opts.JWKS == nil && opts.JWKSURL == "" {
+		if opts.JWKS == nil && opts.JWKSURL == "" && (opts.Cloud != JWT || opts.GoAuthSecret == nil) {
 			return nil, fmt.Errorf("cloudemu: %s needs the issuer's JWKS (Options.JWKS or JWKSURL)", opts.Cloud)
 		}
 	default:
@@ -486,7 +495,14 @@ func (e *Emulator) verify(clientID, username, password string) (verdict, error) 
 	case TuyaLegacy:
 		return verifyTuyaLegacy(clientID, username, password, find)
 	case JWT:
-		return e.verifyToken(clientID, password, "", now, find)
+		if e.opts.GoAuthSecret != nil {
+			return verifyGoAuthLocal(username, e.opts.GoAuthSecret, now, find)
+		}
+		token := password
+		if e.opts.JWTFrom == "username" {
+			token = username
+		}
+		return e.verifyToken(clientID, token, "", now, find)
 	case AWS:
 		return e.verifyAWS(clientID, username, e.TLS(), now, find)
 	default:

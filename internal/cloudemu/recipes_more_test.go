@@ -456,3 +456,60 @@ func TestOneNETDevicePublishesOnSysTopics(t *testing.T) {
 		t.Fatalf("no command on %s", cmd)
 	}
 }
+
+// TestJWTBrokersAsDocumented: the jwt recipe against the brokers
+// docs/jwt.md names, each as it reads and checks the token: EMQX with
+// from = password and from = username (JWKS), and mosquitto-go-auth's
+// JWT backend in local mode (token in the username, HS256 with the
+// shared jwt_secret, sub looked up). go-auth refuses credsign's ES256
+// tokens and a token sent in the password.
+func TestJWTBrokersAsDocumented(t *testing.T) {
+	key, _ := signing.GenerateTokenKey(signing.AlgES256)
+	jwks, _ := signing.JWKS(key)
+	shared := "go-auth-jwt-secret-of-32-bytes!!"
+	tests := []struct {
+		name   string
+		opts   Options
+		params map[string]any
+		secret string
+		want   bool
+	}{
+		{"emqx from password", Options{JWKS: jwks}, map[string]any{}, "", true},
+		{"emqx from username", Options{JWKS: jwks, JWTFrom: "username"}, map[string]any{"tokenIn": "username"}, "", true},
+		{"emqx from username, token in the password", Options{JWKS: jwks, JWTFrom: "username"}, map[string]any{}, "", false},
+		{"go-auth local, HS256 in the username", Options{GoAuthSecret: []byte(shared)}, map[string]any{"tokenIn": "username", "alg": "HS256"}, shared, true},
+		{"go-auth local, HS256 in the password", Options{GoAuthSecret: []byte(shared)}, map[string]any{"alg": "HS256"}, shared, false},
+		{"go-auth local, ES256 in the username", Options{GoAuthSecret: []byte(shared)}, map[string]any{"tokenIn": "username"}, "", false},
+		{"go-auth local, another secret", Options{GoAuthSecret: []byte(shared)}, map[string]any{"tokenIn": "username", "alg": "HS256"}, shared + "x", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := tt.opts
+			opts.Cloud = JWT
+			e, err := Start(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = e.Close() })
+			if err := e.AddDevice(map[string]string{"deviceId": "lamp-7"}, ""); err != nil {
+				t.Fatal(err)
+			}
+			p := map[string]any{"host": e.Host(), "port": e.Port(), "tls": false}
+			for k, v := range tt.params {
+				p[k] = v
+			}
+			c, err := signing.Sign(signing.Request{Cloud: JWT, DeviceID: "lamp-7", Params: p, Secret: tt.secret, TokenKey: key,
+				Issuer: "https://credsign.example", Now: time.Now(), TTL: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = dialCreds(t, e, c, nil)
+			if tt.want && err != nil {
+				t.Fatalf("refused: %v (attempts %v)", err, e.Snapshot().Attempts)
+			}
+			if !tt.want && !refused(err) {
+				t.Fatalf("err = %v, want refused", err)
+			}
+		})
+	}
+}
