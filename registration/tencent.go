@@ -129,7 +129,13 @@ func (c *Client) registerTencent(ctx context.Context, r Request) (Result, error)
 		return Result{}, fmt.Errorf("%s: %w: no device name (device id or params.deviceName)", what, ErrInvalid)
 	}
 	u := "https://" + host + "/device/register"
-	body, _ := json.Marshal(map[string]string{"ProductId": pid, "DeviceName": dn})
+	// ProductId then DeviceName, as tencentyun/iot-device-python hub/hub.py
+	// dynregDevice writes it ("{\"ProductId\":\"%s\",\"DeviceName\":\"%s\"}"):
+	// the signature hashes these bytes.
+	body, _ := json.Marshal(struct {
+		ProductID  string `json:"ProductId"`
+		DeviceName string `json:"DeviceName"`
+	}{pid, dn})
 	a, err := c.send(ctx, what+" register "+pid+"/"+dn, func() (*http.Request, error) {
 		var nb [4]byte
 		if _, err := io.ReadFull(c.rand(), nb[:]); err != nil {

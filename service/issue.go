@@ -45,7 +45,7 @@ func (s *Service) Issue(ctx context.Context, caller Principal, id string, ttl ti
 			return signing.Credentials{}, invalid(FieldError{Field: "ttlSeconds",
 				Reason: strconv.FormatInt(int64(ttl/time.Second), 10) + " seconds is longer than a device token may ask for (at most " +
 					strconv.FormatInt(int64(s.maxDeviceTTL/time.Second), 10) + ")"})
-		case ttl == 0 && signing.DefaultTTL > s.maxDeviceTTL:
+		case ttl == 0 && defaultTTL(d.Cloud) > s.maxDeviceTTL:
 			ttl = s.maxDeviceTTL
 		}
 	}
@@ -85,4 +85,13 @@ func (s *Service) Issue(ctx context.Context, caller Principal, id string, ttl ti
 	}
 	ev.Msg("audit")
 	return c, nil
+}
+
+// defaultTTL is the lifetime a cloud's credentials get when none is asked
+// for (shorter than signing.DefaultTTL for Baidu's 10-minute window).
+func defaultTTL(cloud string) time.Duration {
+	if cl, ok := signing.LookupCloud(cloud); ok {
+		return cl.DefaultTTL
+	}
+	return signing.DefaultTTL
 }

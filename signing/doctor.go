@@ -84,7 +84,7 @@ type Diagnosis struct {
 	At time.Time `json:"at"`
 }
 
-// DoctorClouds lists the clouds Diagnose covers. The others (baidu, tuya
+// DoctorClouds lists the clouds Diagnose covers. The others (baidu, tuya, tuyalegacy
 // and the token family jwt, aws) are refused with an *InvalidError.
 var DoctorClouds = []string{"aliyun", "azure", "huawei", "onenet", "tencent"}
 

@@ -1,6 +1,8 @@
 package signing
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -13,7 +15,7 @@ import (
 func init() {
 	register(&Cloud{
 		Name:         "jwt",
-		Title:        "Self-hosted broker with JWT authentication (EMQX, HiveMQ, NanoMQ, Mosquitto go-auth)",
+		Title:        "Self-hosted broker with JWT authentication (EMQX, Mosquitto with mosquitto-go-auth)",
 		SecretFormat: SecretNone,
 		Tokens:       true,
 		Params: []ParamSpec{
@@ -22,7 +24,9 @@ func init() {
 			{Name: "tls", Type: TypeBoolean, Default: true, Description: "TLS, or with false plain MQTT."},
 			{Name: "audience", Type: TypeString, Description: "aud claim: what the broker expects (none by default)."},
 			{Name: "clientId", Type: TypeString, Description: "MQTT ClientId (default the device id).", check: checkTopicLevel},
-			{Name: "username", Type: TypeString, Description: "MQTT username (default the device id)."},
+			{Name: "username", Type: TypeString, Description: "MQTT username (default the device id); not with tokenIn=username."},
+			{Name: "tokenIn", Type: TypeString, Default: "password", Allowed: []any{"password", "username"}, Description: "Which CONNECT field carries the token: the password (EMQX's default \"from\"), or the username, where mosquitto-go-auth's JWT backend reads it (the password is then empty)."},
+			{Name: "alg", Type: TypeString, Allowed: []any{"HS256"}, Description: "HS256 signs with the device's secret, the broker's shared HMAC secret (mosquitto-go-auth's jwt_secret, EMQX's hmac-based secret), at least 32 bytes; absent, the server's token key (ES256, RS256 or EdDSA, published in the JWKS)."},
 			{Name: "claims", Type: TypeObject, Description: "JSON object of extra claims merged into the token (EMQX's acl, for instance); registered claims cannot be overridden.", check: checkExtraClaim},
 			{Name: "telemetryTopic", Type: TypeString, Description: "Telemetry topic (default devices/{device id}/telemetry).", check: checkTopicName},
 			{Name: "commandsTopic", Type: TypeString, Description: "Commands topic filter (default devices/{device id}/commands/#).", check: checkTopicFilter},
@@ -67,6 +71,9 @@ func checkTopicFilter(s string) error {
 type token struct {
 	subject, audience string
 	extra             map[string]any
+	// hmacKey, when set, signs the token HS256 (RFC 7518 §3.2) instead of
+	// with the server's token key; the header then names no kid.
+	hmacKey []byte
 }
 
 // sign returns the compact JWS of t's claims, issued now and expiring at exp.
@@ -88,11 +95,15 @@ func (in input) signToken(t token, exp int64) (string, map[string]any, error) {
 	if err != nil {
 		return "", nil, invalid("params.claims", "cannot be encoded as JSON: %v", err)
 	}
+	alg, kid := in.alg, in.tokenKey.ID
+	if t.hmacKey != nil {
+		alg, kid = algHS256, ""
+	}
 	header, err := json.Marshal(struct {
 		Alg string `json:"alg"`
-		Kid string `json:"kid"`
+		Kid string `json:"kid,omitempty"`
 		Typ string `json:"typ"`
-	}{in.alg, in.tokenKey.ID, "JWT"})
+	}{alg, kid, "JWT"})
 	if err != nil {
 		return "", nil, fmt.Errorf("signing: token header: %w", err)
 	}
@@ -101,8 +112,12 @@ func (in input) signToken(t token, exp int64) (string, map[string]any, error) {
 	buf = enc.AppendEncode(buf, header)
 	buf = append(buf, '.')
 	buf = enc.AppendEncode(buf, payload)
-	sig, err := signJWS(in.tokenKey.Signer, in.alg, buf, in.rand)
-	if err != nil {
+	var sig []byte
+	if t.hmacKey != nil {
+		m := hmac.New(sha256.New, t.hmacKey)
+		m.Write(buf)
+		sig = m.Sum(nil)
+	} else if sig, err = signJWS(in.tokenKey.Signer, in.alg, buf, in.rand); err != nil {
 		return "", nil, err
 	}
 	buf = append(buf, '.')
@@ -134,14 +149,33 @@ func (in input) subject(field string) (string, error) {
 	return id, nil
 }
 
+// algHS256 is the JWS algorithm of tokens signed with a shared secret.
+const algHS256 = "HS256"
+
+// minHS256Key is the shortest HS256 key: "a key of the same size as the
+// hash output (for instance, 256 bits for HS256) or larger MUST be used"
+// (RFC 7518 §3.2).
+const minHS256Key = 32
+
 func jwtCloud(in input) (Credentials, error) {
 	p := in.params
 	sub, err := in.subject("params.clientId")
 	if err != nil {
 		return Credentials{}, err
 	}
+	inUsername := p.str("tokenIn", "password") == "username"
+	if inUsername && p.get("username") != nil {
+		return Credentials{}, invalid("params.username", "cannot be set with tokenIn=username: the token is the username")
+	}
+	t := token{subject: sub, audience: p.str("audience", ""), extra: p.obj("claims")}
+	if p.str("alg", "") == algHS256 {
+		if len(in.secret) < minHS256Key {
+			return Credentials{}, invalid("secret", "alg HS256 signs with the device's secret, the broker's shared HMAC secret: it must be at least %d bytes (RFC 7518 §3.2), not %d", minHS256Key, len(in.secret))
+		}
+		t.hmacKey = []byte(in.secret)
+	}
 	exp := in.expiry()
-	tok, claims, err := in.signToken(token{subject: sub, audience: p.str("audience", ""), extra: p.obj("claims")}, exp)
+	tok, claims, err := in.signToken(t, exp)
 	if err != nil {
 		return Credentials{}, err
 	}
@@ -159,15 +193,37 @@ func jwtCloud(in input) (Credentials, error) {
 			Commands:  p.str("commandsTopic", "devices/"+sub+"/commands/#"),
 		},
 	}
+	if inUsername {
+		c.Username, c.Password = tok, ""
+	}
 	if in.trace.on() {
-		traceToken(in, claims)
+		if t.hmacKey != nil {
+			traceHS256(in, claims)
+		} else {
+			traceToken(in, claims)
+		}
 		t := in.trace
-		t.add("password", "the JWT: b64url(header) . b64url(claims) . b64url(signature): %s", tok)
+		if inUsername {
+			t.add("username", "the JWT (tokenIn=username): b64url(header) . b64url(claims) . b64url(signature): %s", tok)
+			t.add("password", "empty: the broker reads the token from the username")
+		} else {
+			t.add("password", "the JWT: b64url(header) . b64url(claims) . b64url(signature): %s", tok)
+			t.add("username", "username param, else the device id: %s", c.Username)
+		}
 		t.add("clientId", "clientId param, else the device id: %s", c.ClientID)
-		t.add("username", "username param, else the device id: %s", c.Username)
 		t.add("expiry", "exp %d (issue time + ttl %s); brokers refuse the token after it", exp, in.ttl)
 	}
 	return c, nil
+}
+
+// traceHS256 explains how an HS256 token was made.
+func traceHS256(in input, claims map[string]any) {
+	t := in.trace
+	t.add("key", "the device's secret %s, the broker's shared HMAC secret (alg HS256); the server's token key is not used", redacted(in.secret))
+	t.add("header", `{"alg":"HS256","typ":"JWT"}`)
+	b, _ := json.Marshal(claims)
+	t.add("content", "claims: %s", b)
+	t.add("algorithm", "HS256: HMAC-SHA256 over b64url(header) + \".\" + b64url(claims)")
 }
 
 // traceToken explains how a token was made.

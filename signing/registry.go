@@ -51,7 +51,8 @@ type Cloud struct {
 	SecretFormat string `json:"secretFormat"`
 	// Params lists every param the cloud accepts.
 	Params []ParamSpec `json:"params"`
-	// DefaultTTL is the lifetime used when none is asked for.
+	// DefaultTTL is the lifetime used when none is asked for: the
+	// package's DefaultTTL, or MaxTTL when that is shorter.
 	DefaultTTL time.Duration `json:"-"`
 	// MaxTTL is the longest lifetime that may be asked for with the
 	// cloud's default params. Some clouds allow another depending on params
@@ -66,6 +67,9 @@ type Cloud struct {
 	Tokens bool `json:"tokens"`
 
 	recipe func(input) (Credentials, error)
+	// secretCheck, when set, checks the secret's text beyond its format;
+	// its error never contains the secret.
+	secretCheck func(string) error
 	// maxTTL, when set, narrows MaxTTL for the given params and says why.
 	maxTTL func(params) (time.Duration, string)
 }
@@ -99,6 +103,7 @@ func register(c *Cloud) {
 		// the note says how other params change it.
 		c.MaxTTL, c.MaxTTLNote = c.maxTTL(params{specs: c.Params})
 		c.MaxTTLNote = strings.TrimPrefix(c.MaxTTLNote, ": ")
+		c.DefaultTTL = min(c.DefaultTTL, c.MaxTTL)
 	}
 	registry[c.Name] = c
 }
@@ -423,6 +428,11 @@ func (c *Cloud) secretKey(secret string) ([]byte, error) {
 	}
 	if containsFunc(secret, unicode.IsControl) {
 		return nil, invalid("secret", "must not contain control characters (a stray newline or NUL?)")
+	}
+	if c.secretCheck != nil {
+		if err := c.secretCheck(secret); err != nil {
+			return nil, invalid("secret", "%s", err.Error())
+		}
 	}
 	if c.SecretFormat != SecretBase64 {
 		return []byte(secret), nil
