@@ -24,8 +24,8 @@ import (
 )
 
 // requireClients makes a missing runtime (python3 with paho-mqtt, a C
-// compiler with libcurl and Paho MQTT C) a failure instead of a skip; CI
-// sets it.
+// compiler with libcurl and Paho MQTT C, MicroPython's unix port in
+// ../shared/tools/micropython) a failure instead of a skip; CI sets it.
 var requireClients = os.Getenv("CREDSIGN_REQUIRE_CLIENTS") == "1"
 
 func missing(t *testing.T, format string, args ...any) {
@@ -34,24 +34,31 @@ func missing(t *testing.T, format string, args ...any) {
 	if requireClients {
 		t.Fatalf("%s (CREDSIGN_REQUIRE_CLIENTS=1)", msg)
 	}
-	t.Skipf("%s; apt-get install python3-paho-mqtt libpaho-mqtt-dev libcurl4-openssl-dev build-essential", msg)
+	t.Skipf("%s; apt-get install python3-paho-mqtt libpaho-mqtt-dev libcurl4-openssl-dev build-essential libffi8, "+
+		"and put shared/tools/micropython beside the repository (CI does) or set CREDSIGN_MICROPYTHON_DIR", msg)
 }
 
 // runtime starts one of the clients with the given settings.
 type runtime struct {
-	name string
-	// https: the client is tested against credsign over HTTPS with a
-	// private CA. The MicroPython client talks plain HTTP on loopback in
-	// the tests: its urequests stand-in cannot be told a CA.
-	https   bool
+	name    string
 	command func(t *testing.T, s settings) *exec.Cmd
 }
 
+// The MicroPython client runs on MicroPython's unix port twice: the
+// standard build with micropython-lib's current umqtt.simple (1.8.0), and
+// the build with 32-bit floats (as on ESP32, ESP8266, RP2 and most STM32
+// boards) with umqtt.simple 1.4.0 (frozen into ESP32 firmware 1.23-1.24),
+// which takes no ssl_params.
 var runtimes = []runtime{
-	{"python", true, pythonCommand},
-	{"micropython", false, micropythonCommand},
-	{"c", true, cCommand},
+	{"python", pythonCommand},
+	{"micropython", micropythonCommand("micropython", "")},
+	{"micropython-float32-umqtt1.4", micropythonCommand("micropython-float32", "lib-umqtt-1.4.0")},
+	{"c", cCommand},
 }
+
+// isMicroPython tells the MicroPython runtimes apart (tests of failures only
+// a fake server can produce run on them).
+func (rt runtime) isMicroPython() bool { return strings.HasPrefix(rt.name, "micropython") }
 
 // python finds an interpreter that has paho-mqtt: Debian's python3-paho-mqtt
 // installs for /usr/bin/python3, which may not be the first python3 on PATH.
@@ -75,9 +82,13 @@ func env(s settings) []string {
 			out = append(out, kv)
 		}
 	}
-	return append(out, "CREDSIGN_SERVER="+s.server, "CREDSIGN_DEVICE="+s.device, "CREDSIGN_TOKEN_FILE="+s.tokenFile,
-		"CREDSIGN_CA_FILE="+s.caFile, "CREDSIGN_BROKER_CA_FILE="+s.brokerCAFile, "CREDSIGN_TOPIC="+s.topic,
+	out = append(out, "CREDSIGN_SERVER="+s.server, "CREDSIGN_DEVICE="+s.device, "CREDSIGN_TOKEN_FILE="+s.tokenFile,
+		"CREDSIGN_CA_FILE="+s.caFile, "CREDSIGN_BROKER_CA_FILE="+s.brokerCAFile,
 		"CREDSIGN_TTL="+strconv.Itoa(s.ttl), "CREDSIGN_INTERVAL="+strconv.FormatFloat(s.interval, 'f', -1, 64))
+	if s.topic != "" {
+		out = append(out, "CREDSIGN_TOPIC="+s.topic)
+	}
+	return out
 }
 
 func pythonCommand(t *testing.T, s settings) *exec.Cmd {
@@ -91,24 +102,51 @@ func pythonCommand(t *testing.T, s settings) *exec.Cmd {
 	return c
 }
 
-// micropythonCommand runs the MicroPython client under CPython with the
-// STAND-INS of clients/micropython/cpython-standins for urequests and
-// umqtt.simple: no MicroPython runtime is available here.
-func micropythonCommand(t *testing.T, s settings) *exec.Cmd {
-	t.Helper()
-	py := python()
-	if py == "" {
-		missing(t, "no python3 with paho-mqtt (for the MicroPython client's CPython stand-ins)")
+// micropythonDir is where the MicroPython interpreters and micropython-lib
+// modules are (shared/tools/micropython/README.md): $CREDSIGN_MICROPYTHON_DIR,
+// or shared/tools/micropython beside the repository, as in CI.
+func micropythonDir() string {
+	if d := os.Getenv("CREDSIGN_MICROPYTHON_DIR"); d != "" {
+		return d
 	}
-	cfg := map[string]any{"server": s.server, "device": s.device, "token_file": s.tokenFile,
-		"broker_ca_file": s.brokerCAFile, "ttl": s.ttl, "topic": s.topic, "interval": s.interval}
-	b, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
+	return filepath.Join("..", "..", "shared", "tools", "micropython")
+}
+
+// micropythonCommand runs clients/micropython/credsign_client.py on the
+// unix port's binary bin, with micropython-lib's modules and, when lib is
+// set, that folder's before them (another umqtt.simple release).
+func micropythonCommand(bin, lib string) func(t *testing.T, s settings) *exec.Cmd {
+	return func(t *testing.T, s settings) *exec.Cmd {
+		t.Helper()
+		dir, err := filepath.Abs(micropythonDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		exe := filepath.Join(dir, bin)
+		if _, err := os.Stat(exe); err != nil {
+			missing(t, "no MicroPython interpreter at %s", exe)
+		}
+		if out, err := exec.Command(exe, "-c", "print(1)").CombinedOutput(); err != nil {
+			missing(t, "%s does not run (it needs libffi8): %v %s", exe, err, out)
+		}
+		path := filepath.Join(dir, "lib")
+		if lib != "" {
+			path = filepath.Join(dir, lib) + ":" + path
+		}
+		cfg := map[string]any{"server": s.server, "device": s.device, "token_file": s.tokenFile, "ca_file": s.caFile,
+			"broker_ca_file": s.brokerCAFile, "ttl": s.ttl, "interval": s.interval, "timeout": s.timeout}
+		if s.topic != "" {
+			cfg["topic"] = s.topic
+		}
+		b, err := json.Marshal(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		args := append(s.mpArgs, filepath.Join("micropython", "credsign_client.py"), testutil.WriteFile(t, "credsign.json", b))
+		c := exec.Command(exe, args...)
+		c.Env = append(env(s), "MICROPYPATH="+path)
+		return c
 	}
-	c := exec.Command(py, "-u", filepath.Join("micropython", "credsign_client.py"), testutil.WriteFile(t, "credsign.json", b))
-	c.Env = append(env(s), "PYTHONPATH="+filepath.Join("micropython", "cpython-standins"))
-	return c
 }
 
 var (
@@ -245,7 +283,7 @@ func TestClientsThroughRefreshAndExpiry(t *testing.T) {
 				clk := &clock{}
 				// The hour ends 8s after the first fetch, however long the
 				// client takes to start.
-				srv := startServer(t, serverOptions{https: rt.https, now: clk.Now, firstIssue: func() { clk.endHourIn(8 * time.Second) }})
+				srv := startServer(t, serverOptions{now: clk.Now, firstIssue: func() { clk.endHourIn(8 * time.Second) }})
 				r := srv.register(t, d, clk.Now)
 				p := startFor(t, rt.command(t, settingsFor(srv, r, 9)), srv, r)
 				e := r.emu
@@ -323,7 +361,7 @@ func TestClientsThroughRefreshAndExpiry(t *testing.T) {
 // Retry-After. Each retry must wait at least that long.
 func TestClientsHonourRetryAfter(t *testing.T) {
 	eachRuntime(t, func(ctx context.Context, t *testing.T, rt runtime) {
-		srv := startServer(t, serverOptions{https: rt.https, ratePerMi: 6})
+		srv := startServer(t, serverOptions{ratePerMi: 6})
 		r := srv.register(t, devices[3], nil)
 		cmd := rt.command(t, settingsFor(srv, r, 0))
 		// Spend the device token's burst.
@@ -370,7 +408,7 @@ func TestClientsHonourRetryAfter(t *testing.T) {
 // status 3 after that one request.
 func TestClientsStopOnRevokedToken(t *testing.T) {
 	eachRuntime(t, func(ctx context.Context, t *testing.T, rt runtime) {
-		srv := startServer(t, serverOptions{https: rt.https})
+		srv := startServer(t, serverOptions{})
 		r := srv.register(t, devices[0], nil)
 		p := startFor(t, rt.command(t, settingsFor(srv, r, 3)), srv, r)
 		testutil.WaitFor(ctx, t, "a message", func() bool { _, _, n := count(r.emu); return n > 0 })
@@ -430,7 +468,7 @@ func TestCReader(t *testing.T) {
 // 4–8 s) although each fetch succeeds.
 func TestClientsBackOffWhenBrokerRefuses(t *testing.T) {
 	eachRuntime(t, func(ctx context.Context, t *testing.T, rt runtime) {
-		srv := startServer(t, serverOptions{https: rt.https})
+		srv := startServer(t, serverOptions{})
 		d := devices[0]
 		d.wrongSecret = "not-the-secret"
 		r := srv.register(t, d, nil)
