@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/credsign/credsign/internal/cloudemu"
+	"github.com/credsign/credsign/internal/emutest"
 	"github.com/credsign/credsign/internal/testutil"
 	"github.com/credsign/credsign/signing"
 )
@@ -292,6 +293,8 @@ func TestClientsThroughRefreshAndExpiry(t *testing.T) {
 
 				testutil.WaitFor(ctx, t, "a first message", func() bool { return messages() > 0 })
 				first := issued(srv)[0]
+				start := time.Now()
+				commanded(ctx, t, p, e, first.Topics.Commands)
 				if d.Cloud == cloudemu.Aliyun {
 					if first.ExpiresAt != nil || first.ExpiryEnforced {
 						t.Fatalf("aliyun triple expires at %v (enforced %t); this test wants one that does not", first.ExpiresAt, first.ExpiryEnforced)
@@ -338,6 +341,14 @@ func TestClientsThroughRefreshAndExpiry(t *testing.T) {
 							t.Errorf("accepted ClientIds %v: want the next hour's after the hour rolled", ids)
 						}
 					}
+				}
+				onTelemetry(t, e, first.Topics.Telemetry)
+				// One fetch per refreshAfter (6 s here) and one per refused
+				// CONNECT at most: a client that thinks a triple expired on
+				// arrival (time kept in 32-bit floats rounds to 128 s)
+				// fetches again at once.
+				if n, most := len(srv.exchanges()), 3+int(time.Since(start)/(5*time.Second)); n > most {
+					t.Errorf("%d credentials requests in %v; want at most %d", n, time.Since(start).Round(time.Second), most)
 				}
 				_, refused, _ := count(e)
 				for _, err := range refused {
@@ -524,4 +535,74 @@ func TestClientsRefusePlainHTTPElsewhere(t *testing.T) {
 			})
 		}
 	}
+}
+
+// commanded publishes to the device's commands topic (a filter: its
+// wildcards filled in) until the client says it received a message there.
+func commanded(ctx context.Context, t *testing.T, p *process, e *cloudemu.Emulator, commands string) {
+	t.Helper()
+	if commands == "" {
+		t.Fatal("the credentials name no commands topic")
+	}
+	topic := strings.NewReplacer("#", "cmd", "+", "x").Replace(commands)
+	testutil.WaitFor(ctx, t, "the client to receive a command on "+topic, func() bool {
+		if err := e.Publish(topic, []byte("reboot"), 1); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(p.out.String(), "received a message on "+topic)
+	})
+}
+
+// onTelemetry fails t unless every message e received went to topic.
+func onTelemetry(t *testing.T, e *cloudemu.Emulator, topic string) {
+	t.Helper()
+	if topic == "" {
+		t.Fatal("the credentials name no telemetry topic")
+	}
+	for _, m := range e.Snapshot().Messages {
+		if m.Topic != topic {
+			t.Errorf("a message on %q; want the credentials' telemetry topic %q", m.Topic, topic)
+			return
+		}
+	}
+}
+
+// TestClientsFollowAMove: the device is moved from Alibaba (TLS, an expiry
+// that is not enforced, so only the move calls for a reconnect) to Tencent
+// (plain MQTT) in credsign; at its next refresh each client must leave the
+// old broker and publish on the new one, to the new telemetry topic, and
+// listen on the new commands topic.
+func TestClientsFollowAMove(t *testing.T) {
+	eachRuntime(t, func(ctx context.Context, t *testing.T, rt runtime) {
+		srv := startServer(t, serverOptions{})
+		from := srv.register(t, devices[0], nil)
+		to := devices[1]
+		toEmu, toParams := emutest.Start(t, to.Device, nil)
+		s := settingsFor(srv, from, 6)
+		p := startFor(t, rt.command(t, s), srv, from)
+		testutil.WaitFor(ctx, t, "a message at the first cloud", func() bool { _, _, n := count(from.emu); return n > 0 })
+		srv.call(http.MethodPut, "/v1/devices/"+from.id, map[string]any{"cloud": to.Cloud, "params": toParams, "secret": to.Secret}, nil)
+		moved := time.Now()
+		testutil.WaitFor(ctx, t, "messages at the second cloud", func() bool { _, _, n := count(toEmu); return n >= 2 })
+		var creds signing.Credentials
+		for _, c := range issued(srv) {
+			if c.Cloud == to.Cloud {
+				creds = c
+				break
+			}
+		}
+		onTelemetry(t, toEmu, creds.Topics.Telemetry)
+		commanded(ctx, t, p, toEmu, creds.Topics.Commands)
+		// Nothing more at the old broker once the new one took over (the
+		// refresh may have come up to 3 s after the PUT).
+		n := len(from.emu.Snapshot().Messages)
+		time.Sleep(time.Second)
+		if m := len(from.emu.Snapshot().Messages); m != n {
+			t.Errorf("%d messages at the old cloud after the move", m-n)
+		}
+		if len(from.emu.Snapshot().Connected) != 0 {
+			t.Errorf("still connected to the old cloud %v after the move", time.Since(moved).Round(time.Second))
+		}
+		healthy(t, p, srv, from)
+	})
 }
