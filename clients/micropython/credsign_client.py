@@ -466,7 +466,11 @@ def main():
     except (OSError, ValueError) as e:
         log("cannot read the settings %s: %s" % (path, why(e)))
         return 2
-    return run(cfg)
+    try:
+        return run(cfg)
+    except MemoryError:  # while setting up (the loop itself backs off)
+        log("not enough memory to start")
+        return 1
 
 
 if __name__ == "__main__":
