@@ -130,8 +130,11 @@ func loopbackTLS(t *testing.T) (*tls.Config, string) {
 // Ways a fake misbehaves, after reading what the client sent first.
 var (
 	silent = func(c net.Conn, r *bufio.Reader) { _, _ = io.Copy(io.Discard, r) }
+	// hangUp reads what the client sends until it pauses, then closes
+	// cleanly (the client reads an end of stream, not a reset).
 	hangUp = func(c net.Conn, r *bufio.Reader) {
-		_, _ = r.Peek(r.Buffered())
+		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		_, _ = io.Copy(io.Discard, r)
 	}
 	answer = func(resp string) func(c net.Conn, r *bufio.Reader) {
 		return func(c net.Conn, r *bufio.Reader) {
@@ -148,14 +151,37 @@ var (
 			_, _ = io.WriteString(c, resp)
 		}
 	}
-	// connackThenSilent accepts any CONNECT and then answers nothing (no
-	// SUBACK, no PUBACK, no PINGRESP).
-	connackThenSilent = func(c net.Conn, r *bufio.Reader) {
-		if _, err := r.Peek(2); err != nil {
-			return
+	// noPuback answers CONNECT and SUBSCRIBE but never a PUBLISH (nor a
+	// PINGREQ): a broker that stopped working after the session began.
+	noPuback = func(c net.Conn, r *bufio.Reader) {
+		for {
+			typ, err := r.ReadByte()
+			if err != nil {
+				return
+			}
+			n, shift := 0, 0
+			for {
+				b, err := r.ReadByte()
+				if err != nil {
+					return
+				}
+				n |= int(b&0x7f) << shift
+				if b&0x80 == 0 {
+					break
+				}
+				shift += 7
+			}
+			body := make([]byte, n)
+			if _, err := io.ReadFull(r, body); err != nil {
+				return
+			}
+			switch typ >> 4 {
+			case 1: // CONNECT
+				_, _ = c.Write([]byte{0x20, 0x02, 0, 0})
+			case 8: // SUBSCRIBE: SUBACK with its packet id, QoS 1 granted
+				_, _ = c.Write([]byte{0x90, 0x03, body[0], body[1], 1})
+			}
 		}
-		_, _ = c.Write([]byte{0x20, 0x02, 0, 0})
-		_, _ = io.Copy(io.Discard, r)
 	}
 )
 
@@ -193,7 +219,8 @@ func TestMicroPythonSurvivesMisbehavingServers(t *testing.T) {
 		{"broker certificate for another name", false, evil, evilCA, silent, false},
 		{"broker silent", false, nil, "", silent, true},
 		{"broker closes before CONNACK", false, nil, "", hangUp, true},
-		{"broker never acknowledges", false, nil, "", connackThenSilent, true},
+		{"broker never acknowledges a PUBLISH", false, nil, "", noPuback, true},
+		{"broker over TLS never acknowledges a PUBLISH", false, good, goodCA, noPuback, true},
 	}
 	for _, rt := range runtimes {
 		if !rt.isMicroPython() {
