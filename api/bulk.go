@@ -169,12 +169,21 @@ func (h handlers) ImportDevices(ctx context.Context, req oapi.ImportDevicesReque
 	if err != nil {
 		return nil, err
 	}
+	mode := service.ImportCreate
+	if req.Params.Mode != nil {
+		switch *req.Params.Mode {
+		case oapi.ImportDevicesParamsModeUpsert:
+			mode = service.ImportUpsert
+		case oapi.ImportDevicesParamsModeResume:
+			mode = service.ImportResume
+		}
+	}
 	return &importStream{
 		s:       h.s,
 		ctx:     ctx,
 		body:    body,
 		schema:  schema,
-		upsert:  req.Params.Mode != nil && *req.Params.Mode == oapi.ImportDevicesParamsModeUpsert,
+		mode:    mode,
 		mint:    req.Params.Tokens != nil && *req.Params.Tokens,
 		seen:    map[uint64]int64{},
 		seed:    maphash.MakeSeed(),
@@ -189,7 +198,7 @@ type importStream struct {
 	ctx    context.Context
 	body   io.Reader
 	schema *openapi3.Schema
-	upsert bool
+	mode   service.ImportMode
 	mint   bool
 	// seen maps a hash (seeded afresh for each import) of each device ID
 	// this import wrote (or is writing) to its line, to refuse a second
@@ -204,13 +213,14 @@ type importStream struct {
 
 // importResult is one line of the answer (ImportLine in openapi.yaml).
 type importResult struct {
-	Line    int64               `json:"line,omitempty"`
-	ID      string              `json:"id,omitempty"`
-	Status  int                 `json:"status,omitempty"`
-	Problem *problem.Document   `json:"problem,omitempty"`
-	TokenID string              `json:"tokenId,omitempty"`
-	Token   string              `json:"token,omitempty"`
-	Summary *oapi.ImportSummary `json:"summary,omitempty"`
+	Line     int64               `json:"line,omitempty"`
+	ID       string              `json:"id,omitempty"`
+	Status   int                 `json:"status,omitempty"`
+	Existing bool                `json:"existing,omitempty"`
+	Problem  *problem.Document   `json:"problem,omitempty"`
+	TokenID  string              `json:"tokenId,omitempty"`
+	Token    string              `json:"token,omitempty"`
+	Summary  *oapi.ImportSummary `json:"summary,omitempty"`
 }
 
 // VisitImportDevicesResponse implements oapi.ImportDevicesResponseObject.
@@ -386,6 +396,8 @@ func (st *importStream) answer(enc *json.Encoder, b *importBatchWork, rc *http.R
 			continue // a blank line
 		case r.Status == http.StatusCreated:
 			st.summary.Created++
+		case r.Existing:
+			st.summary.Existing++
 		case r.Status < 300:
 			st.summary.Updated++
 		default:
@@ -503,7 +515,7 @@ func (st *importStream) write(ctx context.Context, b *importBatchWork) {
 	if len(items) == 0 {
 		return
 	}
-	for k, got := range st.s.svc.ImportDevices(ctx, caller(ctx), items, st.upsert, st.mint) {
+	for k, got := range st.s.svc.ImportDevices(ctx, caller(ctx), items, st.mode, st.mint) {
 		r := &b.results[slots[k]]
 		if got.Err != nil {
 			if got.Device.ID == "" {
@@ -512,7 +524,7 @@ func (st *importStream) write(ctx context.Context, b *importBatchWork) {
 			st.fail(r, got.Err)
 			continue
 		}
-		r.Status = http.StatusOK
+		r.Status, r.Existing = http.StatusOK, got.Existing
 		if got.Created {
 			r.Status = http.StatusCreated
 		}

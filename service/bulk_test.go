@@ -49,7 +49,7 @@ func TestImportTokensWork(t *testing.T) {
 			s := newImportService(t, bulk)
 			items := importItems(50, "imp")
 			items = append(items, items[7]) // the same ID again: refused
-			res := s.ImportDevices(ctx, adminCaller, items, false, true)
+			res := s.ImportDevices(ctx, adminCaller, items, ImportCreate, true)
 			for i, r := range res[:50] {
 				if r.Err != nil || r.Token == nil || !r.Created {
 					t.Fatalf("item %d: %+v", i, r)
@@ -72,7 +72,7 @@ func TestImportTokensWork(t *testing.T) {
 			if last := res[50]; last.Err == nil || last.Token != nil {
 				t.Fatalf("repeated create: %+v, want a conflict and no token", last)
 			}
-			up := s.ImportDevices(ctx, adminCaller, items[:3], true, true)
+			up := s.ImportDevices(ctx, adminCaller, items[:3], ImportUpsert, true)
 			for i, r := range up {
 				if r.Err != nil || r.Created || r.Device.Version != 2 || r.Token == nil {
 					t.Fatalf("upsert %d: %+v", i, r)
@@ -102,7 +102,7 @@ func BenchmarkImport(b *testing.B) {
 				for b.Loop() {
 					items := importItems(size, fmt.Sprint("b", n))
 					n++
-					for _, r := range s.ImportDevices(ctx, adminCaller, items, false, mint) {
+					for _, r := range s.ImportDevices(ctx, adminCaller, items, ImportCreate, mint) {
 						if r.Err != nil {
 							b.Fatal(r.Err)
 						}
@@ -137,7 +137,7 @@ func TestImportIntoGroup(t *testing.T) {
 		{ID: "lamp-3", Doc: Document{Group: "registered"}},
 		{ID: "lamp-4", Doc: Document{Group: "lamps", Params: map[string]any{"hubHost": "other.azure-devices.net"}}},
 	}
-	res := s.ImportDevices(ctx, adminCaller, items, false, true)
+	res := s.ImportDevices(ctx, adminCaller, items, ImportCreate, true)
 	for _, i := range []int{1, 2} {
 		if fields := InvalidFields(res[i].Err); len(fields) != 1 || fields[0].Field != "group" {
 			t.Errorf("%s: %v, want one fault naming group", items[i].ID, res[i].Err)
