@@ -266,7 +266,8 @@ func (st *importStream) VisitImportDevicesResponse(w http.ResponseWriter) error 
 	// Two stages, so that reading and checking the next lines overlaps
 	// writing the previous ones to the store: this goroutine reads and
 	// checks lines into batches (importBatch lines or importBatchBytes at
-	// most, fewer as soon as reading on would wait for the client); the
+	// most, fewer as soon as reading the next line would wait for the
+	// client); the
 	// writer stores each batch and answers its lines in order. One batch
 	// waits between them.
 	//
@@ -346,7 +347,7 @@ func (st *importStream) VisitImportDevicesResponse(w http.ResponseWriter) error 
 			readAll.Store(true)
 			break
 		}
-		if len(cur.results) >= importBatch || cur.bytes >= importBatchBytes || in.Buffered() == 0 {
+		if len(cur.results) >= importBatch || cur.bytes >= importBatchBytes || !lineBuffered(in) {
 			start := time.Now()
 			if !send(cur) {
 				break
@@ -412,6 +413,16 @@ func (st *importStream) answer(enc *json.Encoder, b *importBatchWork, rc *http.R
 		}
 	}
 	return rc.Flush() == nil
+}
+
+// lineBuffered reports whether in holds a whole line already read, so that
+// reading it will not wait for the client. (A part of a line does not
+// count: the batch before it is answered while the rest is on its way.)
+// It looks as far as the next end of line: over a whole import, one more
+// pass over the body.
+func lineBuffered(in *bufio.Reader) bool {
+	b, _ := in.Peek(in.Buffered())
+	return bytes.IndexByte(b, '\n') >= 0
 }
 
 // readProblem describes a body that could not be read to its end.

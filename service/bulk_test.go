@@ -2,11 +2,15 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
+	"time"
 
+	"github.com/credsign/credsign/internal/vaulttest"
 	"github.com/credsign/credsign/secrets"
 	"github.com/credsign/credsign/secrets/filestore"
+	"github.com/credsign/credsign/secrets/vaultstore"
 )
 
 // newImportService returns a service on a fresh embedded store, written in
@@ -160,5 +164,74 @@ func TestImportIntoGroup(t *testing.T) {
 		if c.Host != want || c.ClientID != items[i].ID {
 			t.Errorf("%s: host %q client %q, want %q and the device ID (template, then the device's params)", items[i].ID, c.Host, c.ClientID, want)
 		}
+	}
+}
+
+// TestImportResume: in ImportResume, on the embedded store (bulk and one
+// device at a time) and on a real Vault, a device that exists as its item
+// describes it is kept and given a new token that works (the earlier one
+// too), a missing one is created with its token, and one that differs is
+// refused, left as it was and given no token.
+func TestImportResume(t *testing.T) {
+	ctx := context.Background()
+	stores := map[string]func(t *testing.T) *Service{
+		"file bulk":   func(t *testing.T) *Service { return newImportService(t, true) },
+		"file single": func(t *testing.T) *Service { return newImportService(t, false) },
+		"vault": func(t *testing.T) *Service {
+			srv := vaulttest.Start(t)
+			st, err := vaultstore.New(ctx, vaultstore.Config{Address: srv.Addr, Token: srv.RootToken,
+				Prefix: "credsign/resume-test/", Timeout: 10 * time.Second}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = st.Close() })
+			s, err := New(Config{Store: st, AdminToken: admin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+	}
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			s := open(t)
+			items := importItems(10, "res")
+			first := s.ImportDevices(ctx, adminCaller, items[:6], ImportCreate, true) // their tokens "reach nobody"
+			changed := items[3]
+			changed.Doc = azure("YW5vdGhlci1rZXktMTIzNDU2Nzg5MA==")
+			resumed := append([]ImportItem{}, items...)
+			resumed[3] = changed
+			res := s.ImportDevices(ctx, adminCaller, resumed, ImportResume, true)
+			for i, r := range res {
+				switch {
+				case i == 3:
+					var se *Error
+					if !errors.As(r.Err, &se) || se.Code != CodeConflict || r.Token != nil {
+						t.Errorf("item 3, which differs: %+v", r)
+					}
+				case r.Err != nil || r.Token == nil || r.Existing != (i < 6) || r.Created != (i >= 6):
+					t.Errorf("item %d: %+v", i, r)
+				default:
+					p, err := s.Authenticate(ctx, "Bearer "+r.Token.Text)
+					if err != nil || p.DeviceID != items[i].ID {
+						t.Errorf("item %d: new token: %+v, %v", i, p, err)
+					}
+				}
+			}
+			if _, err := s.Authenticate(ctx, "Bearer "+first[0].Token.Text); err != nil {
+				t.Errorf("the first run's token stopped working: %v", err)
+			}
+			d, err := s.store.GetDevice(ctx, items[3].ID)
+			if err != nil || d.Secret != *items[3].Doc.Secret || d.Version != 1 {
+				t.Errorf("the device that differs was changed: %+v, %v", d, err)
+			}
+			// Without tokens: the devices are counted as existing and
+			// none is minted.
+			for i, r := range s.ImportDevices(ctx, adminCaller, items, ImportResume, false) {
+				if i != 3 && (r.Err != nil || !r.Existing || r.Token != nil) {
+					t.Errorf("item %d, again without tokens: %+v", i, r)
+				}
+			}
+		})
 	}
 }
