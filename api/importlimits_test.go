@@ -200,7 +200,7 @@ func TestImportIdleTimeout(t *testing.T) {
 
 	pw, rd, _ := pipeImport(t, e, prov, "")
 	start := time.Now()
-	go func() {
+	go func(pw *io.PipeWriter, start time.Time) {
 		_, _ = io.WriteString(pw, string(importLines(withID("aliyun", "idle-1"))))
 		for time.Since(start) < 20*idle {
 			time.Sleep(idle / 4)
@@ -209,7 +209,7 @@ func TestImportIdleTimeout(t *testing.T) {
 			}
 		}
 		pw.Close()
-	}()
+	}(pw, start)
 	var lines []string
 	for {
 		l, err := rd.ReadString('\n')
@@ -232,7 +232,7 @@ func TestImportIdleTimeout(t *testing.T) {
 	// timeout, and it ends when the client ends it.
 	pw, rd, _ = pipeImport(t, e, prov, "")
 	start = time.Now()
-	go func() {
+	go func(pw *io.PipeWriter, start time.Time) {
 		for i := 0; time.Since(start) < 4*idle; i++ {
 			if _, err := io.WriteString(pw, string(importLines(withID("aliyun", "slow-"+strconv.Itoa(i))))); err != nil {
 				return
@@ -240,7 +240,7 @@ func TestImportIdleTimeout(t *testing.T) {
 			time.Sleep(idle / 4)
 		}
 		pw.Close()
-	}()
+	}(pw, start)
 	rest, err := io.ReadAll(rd)
 	if err != nil || strings.Contains(string(rest), `"status":408`) || !strings.Contains(string(rest), `"summary"`) {
 		t.Fatalf("slow import: %v\n%s", err, rest)
