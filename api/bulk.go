@@ -48,14 +48,15 @@ const (
 	DefaultImports         = 8
 	DefaultImportsPerToken = 2
 	// DefaultImportMaxLines is how many lines one import may have (blank
-	// ones included): what the import remembers of its lines (a 64-bit
-	// hash of each device ID, with its line) stays bounded. credsign import sends a
-	// longer file as several imports, one after the other.
+	// ones included), so that what it remembers of its lines (a 64-bit
+	// hash of each device ID, with its line) stays bounded. The summary
+	// of a longer one names the first line not read, for the client to
+	// send the rest in another import.
 	DefaultImportMaxLines = 100_000
 	// importBatch and importBatchBytes bound a batch: how many lines are
 	// written together, and how many results wait, while the client keeps
-	// sending. A batch is written sooner whenever the server has read
-	// every line it was sent. The bytes are the lines' as sent, plus
+	// sending. A batch is written sooner whenever the next line has not
+	// arrived whole. The bytes are the lines' as sent, plus
 	// importLineCost for each line's result.
 	importBatch      = 1000
 	importBatchBytes = 1 << 20
