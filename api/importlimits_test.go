@@ -371,3 +371,44 @@ func TestImportResumeAfterDisconnect(t *testing.T) {
 	}
 	t.Logf("resume: %d created, %d existing (%d of them answered in the first run)", sum.Created, sum.Existing, len(heard))
 }
+
+// TestImportStopsWhenClientGone: once the connection drops, the batch the
+// server had read but not begun to write is not written (nobody would
+// hear of it); the batch the store was writing completes.
+func TestImportStopsWhenClientGone(t *testing.T) {
+	e := newEnv(t, nil)
+	prov := createProvisioner(t, e)
+	pw, _, cancel := pipeImport(t, e, prov, "")
+	h := &heldPuts{entered: make(chan string, 16), release: make(chan struct{})}
+	e.store.hold.Store(h)
+	if _, err := io.WriteString(pw, string(importLines(withID("aliyun", "gone-a")))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-h.entered: // the writer is in the store with gone-a
+	case <-time.After(10 * time.Second):
+		t.Fatal("gone-a never reached the store")
+	}
+	if _, err := io.WriteString(pw, string(importLines(withID("aliyun", "gone-b")))); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the server reads gone-b: its batch waits for the writer
+	cancel()
+	time.Sleep(300 * time.Millisecond) // the server sees the connection drop
+	e.store.hold.Store(nil)
+	close(h.release)
+	deadline := time.Now().Add(5 * time.Second)
+	for e.do(http.MethodGet, "/v1/devices/gone-a", prov, nil).status != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("gone-a, whose write had begun, was not written")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case id := <-h.entered:
+		t.Errorf("%s was written after the client went away", id)
+	default:
+	}
+	mustStatus(t, e.do(http.MethodGet, "/v1/devices/gone-b", prov, nil), http.StatusNotFound, "gone-b, read after nothing more could be answered")
+}
