@@ -128,6 +128,10 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 		return f, errors.New("--cache-ttl and --cache-stale are durations (negative turns them off), not 0")
 	case f.maxDeviceTTL < time.Second:
 		return f, errors.New("--max-device-ttl must be at least 1s")
+	case f.importIdle < time.Second:
+		return f, errors.New("--import-idle-timeout must be at least 1s")
+	case f.imports < 1 || f.importsPerToken < 1:
+		return f, errors.New("--imports and --imports-per-token must be at least 1")
 	}
 	if f.tlsCert == "" && !f.insecureHTTP {
 		ok, err := isLoopback(f.addr)
