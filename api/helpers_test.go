@@ -26,10 +26,20 @@ import (
 
 const testAdmin = "csa_test-admin-token-0123456789abcdef"
 
-// flakyStore is a real store that can be switched to answer ErrUnavailable.
+// flakyStore is a real store that can be switched to answer ErrUnavailable,
+// or to hold device writes until the test lets them go (a slow store, at
+// the instant a test needs it).
 type flakyStore struct {
 	secrets.Store
 	down atomic.Bool
+	hold atomic.Pointer[heldPuts]
+}
+
+// heldPuts holds device writes: each says its device ID on entered, then
+// waits until release is closed.
+type heldPuts struct {
+	entered chan string
+	release chan struct{}
 }
 
 func (f *flakyStore) err() error {
@@ -47,6 +57,10 @@ func (f *flakyStore) GetDevice(ctx context.Context, id string) (secrets.Device, 
 }
 
 func (f *flakyStore) PutDevice(ctx context.Context, d secrets.Device, v int64) (secrets.Device, error) {
+	if h := f.hold.Load(); h != nil {
+		h.entered <- d.ID
+		<-h.release
+	}
 	if err := f.err(); err != nil {
 		return secrets.Device{}, err
 	}

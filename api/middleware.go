@@ -369,13 +369,22 @@ func requestErrorFields(re *openapi3filter.RequestError) []problem.FieldError {
 			field = strings.Join(ptr, ".")
 		}
 		f := problem.FieldError{Field: field, Reason: integerNumbers(se.Reason)}
-		if !seen[f.Field+"\x00"+f.Reason] {
-			seen[f.Field+"\x00"+f.Reason] = true
-			fields = append(fields, f)
+		if seen[f.Field+"\x00"+f.Reason] {
+			continue
 		}
+		if len(fields) == maxProblemFields {
+			return append(fields, problem.FieldError{Field: "body", Reason: "more fields are invalid (the first " + strconv.Itoa(maxProblemFields) + " are listed)"})
+		}
+		seen[f.Field+"\x00"+f.Reason] = true
+		fields = append(fields, f)
 	}
 	return fields
 }
+
+// maxProblemFields is how many fields one problem document names: what a
+// refusal costs, and what an import holds for a refused line until it is
+// answered, stays small whatever the document held.
+const maxProblemFields = 32
 
 // floatNumber matches a number kin-openapi wrote in exponent form.
 var floatNumber = regexp.MustCompile(`\b\d+(\.\d+)?e[+-]?\d+\b`)

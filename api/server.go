@@ -81,6 +81,17 @@ type Config struct {
 	// Registrar registers new devices of groups with a registration
 	// (service.Config.Registrar); nil: such groups are refused.
 	Registrar service.Registrar
+	// ImportIdleTimeout ends an import (POST /v1/imports) that sends no
+	// device line, or takes none of its results, for this long; zero means
+	// DefaultImportIdleTimeout.
+	ImportIdleTimeout time.Duration
+	// Imports bounds the imports under way at once in all, and
+	// ImportsPerToken those of one token; more are answered 429. Zero
+	// means DefaultImports and DefaultImportsPerToken.
+	Imports, ImportsPerToken int
+	// ImportMaxLines is how many lines one import may have; zero means
+	// DefaultImportMaxLines.
+	ImportMaxLines int64
 }
 
 // Expiry is a time exported as a gauge of Unix seconds.
@@ -106,6 +117,7 @@ type Server struct {
 	now           func() time.Time
 	handler       http.Handler
 	specYAML      []byte
+	imports       *importLimits
 }
 
 // operation is one operation of the contract, as the gate needs it.
@@ -165,6 +177,7 @@ func New(cfg Config) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.imports = newImportLimits(cfg)
 	s.handler = s.routes()
 	return s, nil
 }

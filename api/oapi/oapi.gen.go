@@ -197,6 +197,7 @@ func (e PutDeviceParamsIfNoneMatch) Valid() bool {
 // Defines values for ImportDevicesParamsMode.
 const (
 	ImportDevicesParamsModeCreate ImportDevicesParamsMode = "create"
+	ImportDevicesParamsModeResume ImportDevicesParamsMode = "resume"
 	ImportDevicesParamsModeUpsert ImportDevicesParamsMode = "upsert"
 )
 
@@ -204,6 +205,8 @@ const (
 func (e ImportDevicesParamsMode) Valid() bool {
 	switch e {
 	case ImportDevicesParamsModeCreate:
+		return true
+	case ImportDevicesParamsModeResume:
 		return true
 	case ImportDevicesParamsModeUpsert:
 		return true
@@ -626,6 +629,9 @@ type ImportDevice struct {
 // ImportLine One line of an import's answer: the result of one input line (`line`
 // set), or, last, the `summary`.
 type ImportLine struct {
+	// Existing `mode=resume`: the device existed as the line describes it and was kept.
+	Existing *bool `json:"existing,omitempty"`
+
 	// Id The device ID the line names, when it could be read.
 	Id *string `json:"id,omitempty"`
 
@@ -635,7 +641,7 @@ type ImportLine struct {
 	// Problem RFC 9457 problem details.
 	Problem *Problem `json:"problem,omitempty"`
 
-	// Status What happened to the line, as an HTTP status (201 created, 200 replaced, 4xx/5xx refused).
+	// Status What happened to the line, as an HTTP status (201 created, 200 replaced or, with `existing`, kept, 4xx/5xx refused).
 	Status *int `json:"status,omitempty"`
 
 	// Summary The last line of an import's answer.
@@ -651,7 +657,10 @@ type ImportLine struct {
 // ImportSummary The last line of an import's answer.
 type ImportSummary struct {
 	Created int64 `json:"created"`
-	Failed  int64 `json:"failed"`
+
+	// Existing Devices kept as they were (`mode=resume`).
+	Existing int64 `json:"existing"`
+	Failed   int64 `json:"failed"`
 
 	// Lines Input lines read (blank ones included).
 	Lines int64 `json:"lines"`
@@ -890,7 +899,7 @@ type ListGroupsParams struct {
 
 // ImportDevicesParams defines parameters for ImportDevices.
 type ImportDevicesParams struct {
-	// Mode `create` refuses existing devices (409 on their line); `upsert` replaces them.
+	// Mode `create` refuses existing devices (409 on their line); `upsert` replaces them; `resume` keeps a device that exists as its line describes it (200, `existing: true`; with `tokens=true` it gets a new token) and refuses one that differs (409).
 	Mode *ImportDevicesParamsMode `form:"mode,omitempty" json:"mode,omitempty"`
 
 	// Tokens Mint a device token for each device written.

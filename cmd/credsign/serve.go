@@ -51,6 +51,9 @@ type serveFlags struct {
 	provRate        float64
 	provBurst       int
 	maxBody         int64
+	importIdle      time.Duration
+	imports         int
+	importsPerToken int
 	adminTokenFile  string
 	shutdownTimeout time.Duration
 	maxDeviceTTL    time.Duration
@@ -82,6 +85,9 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 	fs.Float64Var(&f.provRate, "provisioner-rate-limit", api.DefaultProvisionerRatePerMinute, "requests per minute per admin or provisioner token; 0 leaves them unlimited")
 	fs.IntVar(&f.provBurst, "provisioner-rate-burst", api.DefaultProvisionerRateBurst, "requests an admin or provisioner token may make in a burst")
 	fs.Int64Var(&f.maxBody, "max-body-bytes", api.DefaultMaxBodyBytes, "largest request body accepted")
+	fs.DurationVar(&f.importIdle, "import-idle-timeout", api.DefaultImportIdleTimeout, "an import (POST /v1/imports) that sends no device line, or takes none of its results, this long is ended")
+	fs.IntVar(&f.imports, "imports", api.DefaultImports, "imports under way at once on this server; more are answered 429")
+	fs.IntVar(&f.importsPerToken, "imports-per-token", api.DefaultImportsPerToken, "imports under way at once for one token; more are answered 429")
 	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the admin token (else CREDSIGN_ADMIN_TOKEN)")
 	fs.DurationVar(&f.maxDeviceTTL, "max-device-ttl", service.DefaultMaxDeviceTTL, "longest credential lifetime a device token may ask for (admin and provisioner tokens may ask up to the cloud's maximum)")
 	fs.IntVar(&f.cache.Size, "cache-size", service.DefaultCacheSize, "device records, and token records, cached for issuing")
@@ -122,6 +128,10 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 		return f, errors.New("--cache-ttl and --cache-stale are durations (negative turns them off), not 0")
 	case f.maxDeviceTTL < time.Second:
 		return f, errors.New("--max-device-ttl must be at least 1s")
+	case f.importIdle < time.Second:
+		return f, errors.New("--import-idle-timeout must be at least 1s")
+	case f.imports < 1 || f.importsPerToken < 1:
+		return f, errors.New("--imports and --imports-per-token must be at least 1")
 	}
 	if f.tlsCert == "" && !f.insecureHTTP {
 		ok, err := isLoopback(f.addr)
@@ -229,6 +239,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ProvisionerRatePerMinute: f.provRate,
 		ProvisionerRateBurst:     f.provBurst,
 		MaxBodyBytes:             f.maxBody,
+		ImportIdleTimeout:        f.importIdle,
+		Imports:                  f.imports,
+		ImportsPerToken:          f.importsPerToken,
 		MaxDeviceTTL:             f.maxDeviceTTL,
 		Cache:                    f.cache,
 		JWTAlg:                   f.jwtAlg,

@@ -148,6 +148,8 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--addr", "127.0.0.1:0"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": "short"}, "at least 16"},
 		{[]string{"extra"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "unexpected arguments"},
 		{[]string{"--provisioner-rate-burst", "0"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--provisioner-rate-burst must be at least 1"},
+		{[]string{"--import-idle-timeout", "0s"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--import-idle-timeout must be at least 1s"},
+		{[]string{"--imports-per-token", "0"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--imports and --imports-per-token must be at least 1"},
 		{[]string{"--max-device-ttl", "0s"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--max-device-ttl must be at least 1s"},
 	}
 	for _, c := range cases {
