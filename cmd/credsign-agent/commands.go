@@ -435,8 +435,11 @@ func (c *command) oneShot(ctx context.Context, cfg agent.Config, untilConnected 
 }
 
 // hint adds what to check to a refusal from credsign of the token or the
-// device.
+// device, and to a broker certificate that did not verify.
 func hint(err error) error {
+	if errors.Is(err, agent.ErrBrokerCertificate) {
+		return fmt.Errorf("%w (check --broker-ca-file, and the broker host registered in credsign)", err)
+	}
 	var fe *agent.FetchError
 	if errors.As(err, &fe) {
 		switch fe.Status {
