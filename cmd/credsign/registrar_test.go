@@ -321,8 +321,17 @@ func TestServeCloudCA(t *testing.T) {
 // is given back, one log line names the cause without the group key or
 // SAS); with --registration-allow-private the same enrolment succeeds. A
 // registration kind of another cloud is refused too, and a malformed
-// --registration-allow-host stops serve with one line.
+// --registration-allow-host stops serve with one line. The enrolled device,
+// whose key is derived from the group key, is diagnosed by the doctor with
+// that key. On the embedded store here, on Vault in
+// TestServeRegistrationPolicyVault.
 func TestServeRegistrationPolicy(t *testing.T) {
+	registrationPolicy(t, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin})
+}
+
+// registrationPolicy is TestServeRegistrationPolicy with serve's
+// environment env.
+func registrationPolicy(t *testing.T, env map[string]string) {
 	const scope = "0ne00CAFE02"
 	dps, err := cloudemu.StartDPS(cloudemu.DPSOptions{IDScope: scope, RetryAfter: -1})
 	if err != nil {
@@ -338,7 +347,6 @@ func TestServeRegistrationPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, port, _ := net.SplitHostPort(dps.Addr())
-	env := map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}
 	group := func(cloud, kind, host string) map[string]any {
 		return map[string]any{"cloud": cloud, "secret": groupKey, "params": map[string]any{},
 			"registration": map[string]any{"kind": kind, "params": map[string]string{"idScope": scope, "host": host}}}
@@ -428,6 +436,19 @@ func TestServeRegistrationPolicy(t *testing.T) {
 		}
 		if code, uses := enrol(t, base, "g", "dev-allowed"); code != 201 || uses != "1" {
 			t.Fatalf("enrol: %d, uses %s", code, uses)
+		}
+		// The doctor derives the device's key from the group key, as issuing does.
+		var cr struct {
+			ClientID, Username, Password string
+			IssuedAt                     time.Time
+		}
+		if code := call(t, http.DefaultClient, "POST", base+"/v1/devices/dev-allowed/credentials", srvAdmin, nil, &cr); code != 200 {
+			t.Fatalf("credentials: %d", code)
+		}
+		var dg struct{ Match bool }
+		if code := call(t, http.DefaultClient, "POST", base+"/v1/devices/dev-allowed/doctor", srvAdmin,
+			map[string]any{"clientId": cr.ClientID, "username": cr.Username, "password": cr.Password, "at": cr.IssuedAt}, &dg); code != 200 || !dg.Match {
+			t.Fatalf("doctor of the enrolled device: %d, match %t", code, dg.Match)
 		}
 	})
 	t.Run("bad flag", func(t *testing.T) {
