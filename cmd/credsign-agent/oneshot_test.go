@@ -332,3 +332,40 @@ func TestOneShotCommandsStopOnBrokerCertificate(t *testing.T) {
 		}
 	})
 }
+
+// The same for credsign's own certificate: creds, pub, sub and enrol stop
+// at once with one line when the server's certificate is of an authority
+// --ca-file does not hold. The server is a fake (the handshake fails before
+// any request), the failure a real one would give.
+func TestOneShotCommandsStopOnServerCertificate(t *testing.T) {
+	port, _ := tlsOnlyBroker(t, func(*x509.Certificate) {})
+	dir := t.TempDir()
+	for name, content := range map[string]string{"device.token": "csd_2.some-device-token-text\n", "enrol.token": "cse_x.some-enrolment-token\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	getenv := env(map[string]string{"CREDSIGN_SERVER": "https://127.0.0.1:" + strconv.Itoa(port), "CREDSIGN_DEVICE": "lamp",
+		"CREDSIGN_TOKEN_FILE": filepath.Join(dir, "device.token")})
+	for _, args := range [][]string{
+		{"creds"},
+		{"pub", "-t", "t", "-m", "x"},
+		{"sub", "-t", "t"},
+		{"enrol", "--enrolment-token-file", filepath.Join(dir, "enrol.token"), "--token-file", filepath.Join(dir, "new.token")},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			start := time.Now()
+			r := runWith(testCtx(t), nil, getenv, append(args, "--timeout", "30s")...)
+			if took := time.Since(start); took > 10*time.Second {
+				t.Fatalf("%s took %s: it retried", args[0], took)
+			}
+			if r.code != 1 {
+				t.Fatalf("exit %d, stderr %q; want 1", r.code, r.stderr)
+			}
+			oneLine(t, r.stderr, "credsign-agent "+args[0]+": ", "certificate signed by unknown authority", "(check --ca-file, and --server)")
+			if strings.Contains(r.stderr, "some-device-token-text") || strings.Contains(r.stderr, "some-enrolment-token") {
+				t.Fatal("a token was printed")
+			}
+		})
+	}
+}
