@@ -324,7 +324,8 @@ func TestServeCloudCA(t *testing.T) {
 // --registration-allow-host stops serve with one line. The enrolled device,
 // whose key is derived from the group key, is diagnosed by the doctor with
 // that key. On the embedded store here, on Vault in
-// TestServeRegistrationPolicyVault.
+// TestServeRegistrationPolicyVault (one store for every subtest there, so
+// each uses its own group).
 func TestServeRegistrationPolicy(t *testing.T) {
 	registrationPolicy(t, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin})
 }
@@ -401,11 +402,11 @@ func registrationPolicy(t *testing.T, env map[string]string) {
 	t.Run("allowed name resolving to loopback", func(t *testing.T) {
 		r := startServe(t, env, "--cloud-ca-file", caFile, "--registration-allow-host", "localhost")
 		base := "http://" + r.addr
-		if code, body := putGroup(t, base, "g", group("azure", "azure-dps", "localhost:"+port)); code != 201 {
+		if code, body := putGroup(t, base, "g-loopback", group("azure", "azure-dps", "localhost:"+port)); code != 201 {
 			t.Fatalf("put group: %d %s", code, body)
 		}
 		before := len(dps.Requests())
-		code, uses := enrol(t, base, "g", "dev-loopback")
+		code, uses := enrol(t, base, "g-loopback", "dev-loopback")
 		if code != 409 || uses != "0" {
 			t.Fatalf("enrol: %d, uses %s; want 409 and the use given back", code, uses)
 		}
@@ -420,7 +421,7 @@ func registrationPolicy(t *testing.T, env map[string]string) {
 				}
 			}
 		}
-		for _, want := range []string{`"deviceId":"dev-loopback"`, `"group":"g"`, `"registration":"azure-dps"`, "a loopback address, not a public address", "--registration-allow-private"} {
+		for _, want := range []string{`"deviceId":"dev-loopback"`, `"group":"g-loopback"`, `"registration":"azure-dps"`, "a loopback address, not a public address", "--registration-allow-private"} {
 			if !strings.Contains(line, want) {
 				t.Errorf("log line %q lacks %q", line, want)
 			}
@@ -431,10 +432,10 @@ func registrationPolicy(t *testing.T, env map[string]string) {
 	})
 	t.Run("allowed name and private addresses", func(t *testing.T) {
 		base := "http://" + startServe(t, env, "--cloud-ca-file", caFile, "--registration-allow-host", "localhost,127.0.0.1", "--registration-allow-private").addr
-		if code, body := putGroup(t, base, "g", group("azure", "azure-dps", "localhost:"+port)); code != 201 {
+		if code, body := putGroup(t, base, "g-allowed", group("azure", "azure-dps", "localhost:"+port)); code != 201 {
 			t.Fatalf("put group: %d %s", code, body)
 		}
-		if code, uses := enrol(t, base, "g", "dev-allowed"); code != 201 || uses != "1" {
+		if code, uses := enrol(t, base, "g-allowed", "dev-allowed"); code != 201 || uses != "1" {
 			t.Fatalf("enrol: %d, uses %s", code, uses)
 		}
 		// The doctor derives the device's key from the group key, as issuing does.
