@@ -6,6 +6,8 @@ import (
 	"crypto/cipher"
 	"encoding/base64"
 	"encoding/json"
+	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -139,4 +141,58 @@ func TestTencentPayloadVendorVector(t *testing.T) {
 			t.Fatalf("Len %d: psk %q, code %q, err %v", n, psk, code, err)
 		}
 	}
+}
+
+// FuzzCheckHost: whatever host a group names, the default policy accepts it
+// only when it is a name under the kind's documented domain (never an
+// address, never a name that merely contains the domain), and AddressReason
+// judges an IPv4-mapped address as its IPv4 address.
+func FuzzCheckHost(f *testing.F) {
+	for _, s := range []string{"global.azure-devices-provisioning.net", "x.azure-devices-provisioning.net:443", "127.0.0.1", "[::1]:8443",
+		"localhost", "azure-devices-provisioning.net", "a.azure-devices-provisioning.net.evil", "A.AZURE-DEVICES-PROVISIONING.NET.",
+		"a.azure-devices-provisioning.net%2f", "[::ffff:a9fe:a9fe]", "user@a.azure-devices-provisioning.net"} {
+		f.Add(s)
+	}
+	c := &Client{}
+	f.Fuzz(func(t *testing.T, host string) {
+		errs := c.Check(KindAzureDPS, map[string]string{"idScope": scope, "host": host})
+		if len(errs) > 0 {
+			return
+		}
+		name := host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			name = h
+		}
+		name = strings.TrimSuffix(strings.ToLower(name), ".")
+		if _, err := netip.ParseAddr(strings.Trim(name, "[]")); err == nil {
+			t.Fatalf("accepted the address %q", host)
+		}
+		if !strings.HasSuffix(name, ".azure-devices-provisioning.net") || len(name) <= len(".azure-devices-provisioning.net") {
+			t.Fatalf("accepted %q, outside *.azure-devices-provisioning.net", host)
+		}
+		if strings.ContainsAny(name, "/@?#%\\ ") {
+			t.Fatalf("accepted %q", host)
+		}
+	})
+}
+
+func FuzzAddressReason(f *testing.F) {
+	f.Add([]byte{127, 0, 0, 1})
+	f.Add([]byte{8, 8, 8, 8})
+	f.Add([]byte{169, 254, 169, 254})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) != 4 {
+			return
+		}
+		v4 := netip.AddrFrom4([4]byte(b))
+		mapped := netip.AddrFrom16(v4.As16())
+		if AddressReason(v4) != AddressReason(mapped) {
+			t.Fatalf("%s: %q, mapped %s: %q", v4, AddressReason(v4), mapped, AddressReason(mapped))
+		}
+		if v4.IsLoopback() || v4.IsPrivate() || v4.IsLinkLocalUnicast() || v4.IsUnspecified() || v4.IsMulticast() {
+			if AddressReason(v4) == "" {
+				t.Fatalf("%s called public", v4)
+			}
+		}
+	})
 }

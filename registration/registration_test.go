@@ -40,9 +40,10 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// clientFor is a Client that trusts the emulator's CA, with short waits.
+// clientFor is a Client that trusts the emulator's CA, with short waits,
+// allowed to call the emulators on loopback.
 func clientFor(h *http.Client) *Client {
-	return &Client{HTTP: h, Backoff: 20 * time.Millisecond, PollInterval: 50 * time.Millisecond}
+	return &Client{HTTP: h, Backoff: 20 * time.Millisecond, PollInterval: 50 * time.Millisecond, AllowPrivate: true, AllowHosts: []string{"127.0.0.1"}}
 }
 
 // closedAddr is a loopback address nothing listens on.
@@ -421,7 +422,7 @@ func TestTencentRegister(t *testing.T) {
 
 func TestUnreachableDynamic(t *testing.T) {
 	t.Parallel()
-	c := &Client{Backoff: time.Millisecond}
+	c := &Client{Backoff: time.Millisecond, AllowPrivate: true, AllowHosts: []string{"127.0.0.1"}}
 	for _, r := range []Request{
 		{Kind: KindAliyunDynamic, Params: map[string]string{"productKey": "pk", "host": closedAddr(t)}, GroupSecret: "product-secret-123", DeviceID: "d"},
 		{Kind: KindTencentDynamic, Params: map[string]string{"productId": "P", "host": closedAddr(t)}, GroupSecret: "product-secret-123", DeviceID: "d"},

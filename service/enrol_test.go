@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -12,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/credsign/credsign/secrets"
 	"github.com/credsign/credsign/signing"
@@ -469,11 +472,30 @@ func TestEnrolRegistration(t *testing.T) {
 	for _, tc := range []struct {
 		fail error
 		want Code
-	}{{ErrCloudRefused, CodeCloudRefused}, {ErrCloudUnreachable, CodeCloudUnavailable}} {
+	}{{ErrCloudRefused, CodeCloudRefused}, {ErrCloudUnreachable, CodeCloudUnavailable}, {ErrRegistrationInvalid, CodeConflict}} {
 		reg.fail = tc.fail
-		_, err := s.Enrol(ctx, mustAuth(t, s, text), "s-2")
+		var logs bytes.Buffer
+		_, err := s.Enrol(zerolog.New(&logs).WithContext(ctx), mustAuth(t, s, text), "s-2")
 		if code(err) != tc.want || strings.Contains(err.Error(), "product-secret-1") {
 			t.Errorf("registrar failing with %v: %v, want %s", tc.fail, err, tc.want)
+		}
+		// The cause is logged, once, with the group and device; never the secret.
+		line := ""
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "registration with the cloud failed") {
+				if line != "" {
+					t.Errorf("logged twice: %s", logs.String())
+				}
+				line = l
+			}
+		}
+		for _, want := range []string{`"level":"warn"`, `"group":"sensors"`, `"deviceId":"s-2"`, `"registration":"aliyun-dynamic"`, "stand-in registration of s-2", tc.fail.Error()} {
+			if !strings.Contains(line, want) {
+				t.Errorf("registrar failing with %v: log line %q lacks %q", tc.fail, line, want)
+			}
+		}
+		if strings.Contains(logs.String(), "product-secret-1") {
+			t.Error("the product secret was logged")
 		}
 	}
 	if got, _ := s.GetEnrolmentToken(ctx, "sensors", et.ID); got.Uses != 1 {
@@ -487,6 +509,51 @@ func TestEnrolRegistration(t *testing.T) {
 	}
 	if d, _ := st.GetDevice(ctx, "s-3"); d.Secret != "dyn-secret-s-3" {
 		t.Error("the registered secret was not stored")
+	}
+}
+
+// TestRegistrationKindMatchesCloud: a registration kind registers devices
+// of one cloud; a group of another cloud naming it is refused when written
+// (422 naming registration.kind), for every pair, and one stored before
+// this was checked fails its enrolments with 409 without asking the cloud.
+func TestRegistrationKindMatchesCloud(t *testing.T) {
+	reg := &standInRegistrar{}
+	s, st := newService(t, Config{Registrar: reg})
+	ctx := context.Background()
+	secretFor := map[string]string{"azure": groupKey, "aliyun": "product-secret-0123456789", "tencent": "product-secret-0123456789"}
+	for kind, kindCloud := range registrationClouds {
+		for _, cloud := range []string{"azure", "aliyun", "tencent", "huawei"} {
+			doc := GroupDocument{Cloud: cloud, Secret: secretFor[cloud], Params: map[string]any{},
+				Registration: &secrets.Registration{Kind: kind, Params: map[string]string{}}}
+			if doc.Secret == "" {
+				doc.Secret = "huawei-secret-0123456789"
+			}
+			_, _, err := s.PutGroup(ctx, adminCaller, "g-"+cloud, doc)
+			fields := InvalidFields(err)
+			refusedKind := false
+			for _, f := range fields {
+				if f.Field == "registration.kind" && strings.Contains(f.Reason, kind+" registers "+kindCloud+" devices, but the group's cloud is "+cloud) {
+					refusedKind = true
+				}
+			}
+			if refusedKind != (cloud != kindCloud) {
+				t.Errorf("%s group with %s: %v", cloud, kind, err)
+			}
+		}
+	}
+	// Stored directly, as by an earlier version.
+	if _, err := st.PutGroup(ctx, secrets.Group{ID: "old", Cloud: "azure", Secret: groupKey,
+		Registration: &secrets.Registration{Kind: RegistrationAliyunDynamic, Params: map[string]string{"productKey": "pk"}}}, -1); err != nil {
+		t.Fatal(err)
+	}
+	_, text := mintEnrolment(t, s, "old", EnrolmentTokenRequest{MaxUses: 5, TTL: time.Hour})
+	calls := reg.calls.Load()
+	_, err := s.Enrol(ctx, mustAuth(t, s, text), "dev-1")
+	if code(err) != CodeConflict || !strings.Contains(err.Error(), "aliyun-dynamic registers aliyun devices, but the group's cloud is azure") {
+		t.Errorf("enrol in a mismatched group: %v", err)
+	}
+	if reg.calls.Load() != calls {
+		t.Error("the cloud was asked to register a device its group cannot sign for")
 	}
 }
 

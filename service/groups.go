@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/rs/zerolog"
+
 	"github.com/credsign/credsign/secrets"
 	"github.com/credsign/credsign/signing"
 )
@@ -19,6 +21,24 @@ const (
 	RegistrationAliyunDynamic  = "aliyun-dynamic"
 	RegistrationTencentDynamic = "tencent-dynamic"
 )
+
+// registrationClouds is the cloud whose devices each registration kind
+// registers: a group's cloud must be its registration's.
+var registrationClouds = map[string]string{
+	RegistrationAzureDPS:       "azure",
+	RegistrationAliyunDynamic:  "aliyun",
+	RegistrationTencentDynamic: "tencent",
+}
+
+// registrationMismatch says why group g's registration cannot register
+// devices of its cloud, "" when it can.
+func registrationMismatch(cloud string, r *secrets.Registration) string {
+	want, ok := registrationClouds[r.Kind]
+	if !ok || want == cloud {
+		return ""
+	}
+	return fmt.Sprintf("%s registers %s devices, but the group's cloud is %s", r.Kind, want, cloud)
+}
 
 // groupDerives is the cloud whose devices' keys are derived from the group
 // key when they have none of their own (Azure DPS symmetric-key group
@@ -126,8 +146,10 @@ func (s *Service) checkGroup(id string, doc GroupDocument) (secrets.Group, error
 		fields = append(fields, FieldError{Field: "secret", Reason: "required"})
 	}
 	if r := doc.Registration; r != nil {
-		if !slices.Contains([]string{RegistrationAzureDPS, RegistrationAliyunDynamic, RegistrationTencentDynamic}, r.Kind) {
+		if _, ok := registrationClouds[r.Kind]; !ok {
 			fields = append(fields, FieldError{Field: "registration.kind", Reason: "unknown registration kind"})
+		} else if why := registrationMismatch(doc.Cloud, r); why != "" {
+			fields = append(fields, FieldError{Field: "registration.kind", Reason: why})
 		}
 		if s.registrar == nil {
 			fields = append(fields, FieldError{Field: "registration", Reason: "this server has no registrar configured"})
@@ -253,10 +275,15 @@ func registrationID(d secrets.Device) string {
 // device of an azure group without one, the key derived from the group
 // key. A cold call for such a device costs one store read (the group).
 func (s *Service) deviceSecret(ctx context.Context, d secrets.Device) (string, error) {
+	return deviceSecretFrom(ctx, d, s.cache.group)
+}
+
+// deviceSecretFrom is deviceSecret with the group read by getGroup.
+func deviceSecretFrom(ctx context.Context, d secrets.Device, getGroup func(context.Context, string) (secrets.Group, error)) (string, error) {
 	if d.Secret != "" || d.Group == "" {
 		return d.Secret, nil
 	}
-	g, err := s.cache.group(ctx, d.Group)
+	g, err := getGroup(ctx, d.Group)
 	switch {
 	case errors.Is(err, secrets.ErrNotFound):
 		return "", newError(CodeConflict, "the device has no secret of its own and its group no longer exists")
@@ -303,10 +330,18 @@ func (s *Service) register(ctx context.Context, g secrets.Group, id string, doc 
 	if s.registrar == nil {
 		return doc, newError(CodeConflict, "the group registers its devices with the cloud, but this server has no registrar")
 	}
+	if why := registrationMismatch(g.Cloud, g.Registration); why != "" {
+		// A group stored before this was checked: nothing is sent.
+		return doc, newError(CodeConflict, "the group's registration cannot register its devices ("+why+"); fix the group")
+	}
 	res, err := s.registrar.Register(ctx, RegistrationRequest{
 		Kind: g.Registration.Kind, Params: maps.Clone(g.Registration.Params), GroupSecret: g.Secret, DeviceID: id,
 	})
 	if err != nil {
+		// The client learns only the kind of failure; the cause, which
+		// the Registrar keeps free of secrets, goes to the log.
+		zerolog.Ctx(ctx).Warn().Err(err).Str("group", g.ID).Str("deviceId", id).Str("registration", g.Registration.Kind).
+			Msg("registration with the cloud failed")
 		return doc, fmt.Errorf("registering device %q (%s): %w", id, g.Registration.Kind, err)
 	}
 	params := maps.Clone(doc.Params)

@@ -3554,6 +3554,22 @@ func (response DoctorDevice404ApplicationProblemPlusJSONResponse) VisitDoctorDev
 	return err
 }
 
+type DoctorDevice409ApplicationProblemPlusJSONResponse struct {
+	GroupGoneApplicationProblemPlusJSONResponse
+}
+
+func (response DoctorDevice409ApplicationProblemPlusJSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DoctorDevice413ApplicationProblemPlusJSONResponse struct {
 	PayloadTooLargeApplicationProblemPlusJSONResponse
 }

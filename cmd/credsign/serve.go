@@ -21,6 +21,7 @@ import (
 	"github.com/credsign/credsign/api"
 	"github.com/credsign/credsign/internal/certreload"
 	"github.com/credsign/credsign/internal/logbuf"
+	"github.com/credsign/credsign/registration"
 	"github.com/credsign/credsign/secrets"
 	"github.com/credsign/credsign/secrets/filestore"
 	"github.com/credsign/credsign/secrets/vaultstore"
@@ -63,6 +64,28 @@ type serveFlags struct {
 	storeKeyFile    string
 	cloudCAFile     string
 	logFlush        time.Duration
+	// regAllowPrivate and regAllowHosts widen where group registrations
+	// may call (registration.Client.AllowPrivate, AllowHosts).
+	regAllowPrivate bool
+	regAllowHosts   hostList
+}
+
+// hostList is a repeatable flag of allowed hosts, each also a
+// comma-separated list.
+type hostList []string
+
+func (h *hostList) String() string { return strings.Join(*h, ",") }
+
+// Set implements flag.Value.
+func (h *hostList) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		p = strings.TrimSpace(p)
+		if err := registration.CheckHostPattern(p); err != nil {
+			return err
+		}
+		*h = append(*h, p)
+	}
+	return nil
 }
 
 // parseServeFlags parses the flags of serve; -h writes the usage to help.
@@ -96,6 +119,8 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 	fs.StringVar(&f.jwtAlg, "jwt-alg", "ES256", "algorithm of the JWT signing key created on first use (jwt and aws clouds): ES256, RS256 or EdDSA")
 	fs.StringVar(&f.issuer, "issuer", "", "iss claim of the JWTs credsign signs: this server's public URL (default http(s)://ADDR)")
 	fs.StringVar(&f.cloudCAFile, "cloud-ca-file", "", "PEM CA bundle trusted, beside the system's roots, for the clouds' registration APIs (a TLS-inspecting proxy, an emulator)")
+	fs.BoolVar(&f.regAllowPrivate, "registration-allow-private", false, "let group registrations reach addresses that are not public (loopback, private, link-local, ...): an emulator, a private endpoint; checked on each address dialled")
+	fs.Var(&f.regAllowHosts, "registration-allow-host", "host a group registration may call besides the clouds' documented domains: name, *.domain or IP address; repeat or separate with commas")
 	fs.DurationVar(&f.logFlush, "log-flush-interval", 50*time.Millisecond, "how often log lines are written out in one batch (a crash loses at most this much of the log); 0 writes each line at once")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM/SIGINT")
 	fs.Usage = func() {} // the flag package calls it on every error
@@ -230,6 +255,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		fmt.Fprintf(stderr, "credsign serve: %v\n", err)
 		return exitUsage
 	}
+	regClient.AllowPrivate, regClient.AllowHosts = f.regAllowPrivate, f.regAllowHosts
 	handler, err := api.New(api.Config{
 		Store:                    store,
 		AdminToken:               adminToken,

@@ -294,3 +294,12 @@ func TestServeReplicasShareVault(t *testing.T) {
 		}
 	}
 }
+
+// TestServeRegistrationPolicyVault is TestServeRegistrationPolicy with a
+// real Vault as the store.
+func TestServeRegistrationPolicyVault(t *testing.T) {
+	v := vaulttest.Start(t)
+	t.Setenv("VAULT_ADDR", v.Addr)
+	t.Setenv("VAULT_TOKEN", v.RootToken)
+	registrationPolicy(t, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin, "VAULT_ADDR": v.Addr})
+}
