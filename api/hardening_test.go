@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/credsign/credsign/service"
 )
 
 // TestAmbiguousRequestsRefused: what could be read two ways is refused,
@@ -55,35 +57,91 @@ func TestAmbiguousRequestsRefused(t *testing.T) {
 }
 
 // TestNoTokenInLogs: a token pasted into a URL never reaches the log,
-// whatever its form; the operator chooses the admin token's.
+// whatever its kind (every row of service.TokenKinds: provisioner, device,
+// enrolment, admin) or form; the operator chooses the admin token's.
 func TestNoTokenInLogs(t *testing.T) {
 	const admin = "operator-chosen-admin-secret-42"
+	f := newFixture(t)
 	e := newEnv(t, func(c *Config) { c.AdminToken = admin })
-	r := e.do(http.MethodPost, "/v1/tokens", admin, map[string]any{"role": "provisioner"})
-	mustStatus(t, r, http.StatusCreated, "provisioner token")
-	var tc struct{ Token string }
-	r.json(t, &tc)
-	for _, p := range []string{
-		"/v1/devices/" + admin,
-		"/v1/devices/x" + admin + "y/credentials",
-		"/v1/" + admin,
-		"/" + admin + "/v1/devices",
-		"/v1/devices/" + tc.Token,
-		"/v1/devices/Bearer%20" + tc.Token,
-		"/v1/devices/lamp?token=" + admin,
-	} {
-		e.do(http.MethodGet, p, admin, nil)
-		e.do(http.MethodGet, p, "", nil)
+	generated, err := service.NewAdminToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := []string{admin, f.prov, f.dev, f.enrol, generated}
+	if len(tokens)-1 != len(service.TokenKinds) {
+		t.Fatalf("%d kinds of token in service.TokenKinds, %d tried here: add the new kind", len(service.TokenKinds), len(tokens)-1)
+	}
+	for _, tok := range tokens[1:] {
+		// The random part alone, as if the prefix were cut off (a device
+		// token of the second form has a MAC instead).
+		if tail := tok[len(tok)-service.TokenRandomHexDigits:]; hexRun(tail, service.TokenRandomHexDigits) {
+			tokens = append(tokens, tail)
+		}
+	}
+	for _, tok := range tokens {
+		for _, p := range []string{
+			"/v1/devices/" + tok,
+			"/v1/devices/x" + tok + "y/credentials",
+			"/v1/" + tok,
+			"/" + tok + "/v1/devices",
+			"/v1/devices/Bearer%20" + tok,
+			"/v1/devices/lamp?token=" + tok,
+		} {
+			e.do(http.MethodGet, p, admin, nil)
+			e.do(http.MethodGet, p, "", nil)
+		}
 	}
 	logs := e.logs.String()
-	for _, secret := range []string{admin, tc.Token, strings.TrimPrefix(tc.Token, "csp_")} {
+	for _, secret := range tokens {
 		if strings.Contains(logs, secret) {
-			t.Errorf("a token reached the log:\n%s", logs)
+			t.Errorf("token %.8s… reached the log:\n%s", secret, logs)
 		}
 	}
 	if !strings.Contains(logs, "REDACTED") {
 		t.Errorf("no redacted path in the log:\n%s", logs)
 	}
+}
+
+// TestRedactor: what the access log shows of a path, for every kind of
+// token and for a kind added later (a prefix appended to the list).
+func TestRedactor(t *testing.T) {
+	kinds := append(slices.Clone(service.TokenKinds), service.TokenKind{Prefix: "csz_", Role: "future"})
+	rd := newRedactor("adm/in-secret", kinds)
+	hex64 := strings.Repeat("0123456789abcdef", 4)
+	for _, c := range []struct{ in, want string }{
+		{"/v1/devices/lamp-7/credentials", "/v1/devices/lamp-7/credentials"},
+		{"/v1/devices/csp_" + hex64, "/v1/devices/REDACTED"},
+		{"/v1/devices/csd_2.abc.bGFtcA.1.mac/credentials", "/v1/devices/REDACTED/credentials"},
+		{"/v1/groups/g/enrolment-tokens/cse_0a1b2c.", "/v1/groups/g/enrolment-tokens/REDACTED"},
+		{"/csa_x", "/REDACTED"},
+		{"/v1/devices/csz_future", "/v1/devices/REDACTED"},
+		{"/v1/devices/x" + hex64 + "y", "/v1/devices/REDACTED"},
+		{"/v1/devices/" + hex64[:63], "/v1/devices/" + hex64[:63]},
+		{"/v1/devices/adm/in-secret/x", "REDACTED"},
+		{"/v1/devices/cs_d", "/v1/devices/cs_d"},
+	} {
+		if got := rd.path(c.in); got != c.want {
+			t.Errorf("path(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	if got := newRedactor("", service.TokenKinds).path("/v1/devices/csz_future"); got != "/v1/devices/csz_future" {
+		t.Errorf("a prefix not on the list redacted: %q", got)
+	}
+}
+
+// FuzzRedactor: no token text in a path survives redaction.
+func FuzzRedactor(f *testing.F) {
+	f.Add("/v1/devices/", "csp_"+strings.Repeat("ab", 32), "/credentials")
+	f.Add("", "cse_x.y", "")
+	rd := newRedactor("admin-secret", service.TokenKinds)
+	f.Fuzz(func(t *testing.T, before, tok, after string) {
+		for _, k := range service.TokenKinds {
+			text := k.Prefix + tok
+			if got := rd.path(before + text + after); strings.Contains(got, text) {
+				t.Errorf("path(%q) = %q keeps %q", before+text+after, got, text)
+			}
+		}
+	})
 }
 
 // TestDeviceTTLCap: a device token cannot mint a long-lived credential;

@@ -148,7 +148,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		svc:      svc,
 		ops:      ops,
-		redact:   newRedactor(cfg.AdminToken),
+		redact:   newRedactor(cfg.AdminToken, service.TokenKinds),
 		log:      cfg.Logger,
 		metrics:  m,
 		maxBody:  cfg.MaxBodyBytes,
