@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -296,7 +297,27 @@ func TestCacheServesWhileStoreDown(t *testing.T) {
 
 	e.store.down.Store(false)
 	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 200, "store back")
-	mustStatus(t, e.do(http.MethodGet, "/readyz", "", nil), 200, "ready again")
+	readyzWithin(t, e, DefaultReadyCacheFor+time.Second, "ok")
+}
+
+// readyzWithin fails unless /readyz answers 200 with status want within d.
+func readyzWithin(t *testing.T, e *env, d time.Duration, want string) {
+	t.Helper()
+	start := time.Now()
+	for {
+		var h struct{ Status string }
+		r := e.do(http.MethodGet, "/readyz", "", nil)
+		if r.status == http.StatusOK {
+			r.json(t, &h)
+			if h.Status == want {
+				return
+			}
+		}
+		if time.Since(start) > d {
+			t.Fatalf("/readyz not %q within %v: %d %s", want, d, r.status, r.body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // TestOwnWritesTakeEffectAtOnce: this replica's revokes and deletes are
@@ -321,4 +342,32 @@ func TestOwnWritesTakeEffectAtOnce(t *testing.T) {
 	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", "csd_0000", nil), 401, "unknown")
 	e.do(http.MethodPost, "/v1/devices/az/tokens", testAdmin, nil).json(t, &tok)
 	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 200, "new token")
+}
+
+// TestReadyzPingsOnce: concurrent /readyz calls share one store ping, and
+// its answer serves for DefaultReadyCacheFor; a store that stops answering
+// shows within that.
+func TestReadyzPingsOnce(t *testing.T) {
+	e := newEnv(t, nil)
+	e.store.pingDelay = 50 * time.Millisecond
+	const n = 32
+	var wg sync.WaitGroup
+	codes := make([]int, n)
+	for i := range n {
+		wg.Go(func() { codes[i] = e.do(http.MethodGet, "/readyz", "", nil).status })
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != http.StatusOK {
+			t.Errorf("call %d: %d", i, c)
+		}
+	}
+	if got := e.store.pings.Load(); got != 1 {
+		t.Errorf("%d concurrent /readyz calls pinged the store %d times, want 1", n, got)
+	}
+	e.store.down.Store(true)
+	readyzWithin(t, e, DefaultReadyCacheFor+time.Second, "degraded")
+	if got := e.store.pings.Load(); got != 2 {
+		t.Errorf("%d pings after the answer aged out, want 2", got)
+	}
 }

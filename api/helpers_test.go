@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -27,9 +28,12 @@ import (
 const testAdmin = "csa_test-admin-token-0123456789abcdef"
 
 // flakyStore is a real store that can be switched to answer ErrUnavailable.
+// It counts its pings, each of which takes pingDelay.
 type flakyStore struct {
 	secrets.Store
-	down atomic.Bool
+	down      atomic.Bool
+	pings     atomic.Int64
+	pingDelay time.Duration
 }
 
 func (f *flakyStore) err() error {
@@ -61,6 +65,8 @@ func (f *flakyStore) TokenByHash(ctx context.Context, h string) (secrets.Token, 
 }
 
 func (f *flakyStore) Ping(ctx context.Context) error {
+	f.pings.Add(1)
+	time.Sleep(f.pingDelay)
 	if err := f.err(); err != nil {
 		return err
 	}

@@ -81,6 +81,9 @@ type Config struct {
 	// Registrar registers new devices of groups with a registration
 	// (service.Config.Registrar); nil: such groups are refused.
 	Registrar service.Registrar
+	// ReadyCacheFor is how long /readyz answers from its last store ping;
+	// zero means DefaultReadyCacheFor, negative pings on every call.
+	ReadyCacheFor time.Duration
 }
 
 // Expiry is a time exported as a gauge of Unix seconds.
@@ -106,6 +109,7 @@ type Server struct {
 	now           func() time.Time
 	handler       http.Handler
 	specYAML      []byte
+	ready         *readiness
 }
 
 // operation is one operation of the contract, as the gate needs it.
@@ -164,6 +168,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	s.ready = &readiness{ping: svc.Ping, now: s.now, cacheFor: cfg.ReadyCacheFor}
+	if s.ready.cacheFor == 0 {
+		s.ready.cacheFor = DefaultReadyCacheFor
 	}
 	s.handler = s.routes()
 	return s, nil
