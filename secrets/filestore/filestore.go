@@ -168,7 +168,7 @@ func openDir(dir string, cfg Config) (*Store, error) {
 	case err != nil:
 		return nil, fmt.Errorf("%s: %w", DataFileName, err)
 	}
-	s := &Store{path: path, db: db, c: c}
+	s := &Store{path: path, db: db, c: c, tally: tallyState{mac: c.newTallyMAC()}}
 	if err := s.setup(legacy); err != nil {
 		db.Close()
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -38,9 +39,12 @@ var talliedBuckets = [][]byte{bucketDevices, bucketTokens, bucketTokenHashes, bu
 // no longer adds up.
 type tally [sha256.Size]byte
 
-// term is the contribution of one record.
-func (c *sealer) term(bucket, key, value []byte) tally {
-	m := hmac.New(sha256.New, c.tallyKey)
+// newTallyMAC returns the HMAC that computes record terms.
+func (c *sealer) newTallyMAC() hash.Hash { return hmac.New(sha256.New, c.tallyKey) }
+
+// term is the contribution of one record, computed with m (newTallyMAC).
+func term(m hash.Hash, bucket, key, value []byte) tally {
+	m.Reset()
 	var n [8]byte
 	for _, part := range [][]byte{bucket, key, value} {
 		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
@@ -63,18 +67,19 @@ func (t *tally) xor(u tally) {
 // it starts) touches it.
 type tallyState struct {
 	sum, pending tally
+	mac          hash.Hash // newTallyMAC, for the writes
 }
 
 // put writes value under key in bucket, keeping the pending tally.
 func (s *Store) put(tx *bolt.Tx, bucket, key, value []byte) error {
 	b := tx.Bucket(bucket)
 	if old := b.Get(key); old != nil {
-		s.tally.pending.xor(s.c.term(bucket, key, old))
+		s.tally.pending.xor(term(s.tally.mac, bucket, key, old))
 	}
 	if err := b.Put(key, value); err != nil {
 		return err
 	}
-	s.tally.pending.xor(s.c.term(bucket, key, value))
+	s.tally.pending.xor(term(s.tally.mac, bucket, key, value))
 	return nil
 }
 
@@ -85,7 +90,7 @@ func (s *Store) del(tx *bolt.Tx, bucket, key []byte) error {
 	if old == nil {
 		return nil
 	}
-	t := s.c.term(bucket, key, old)
+	t := term(s.tally.mac, bucket, key, old)
 	if err := b.Delete(key); err != nil {
 		return err
 	}
@@ -122,9 +127,10 @@ func (s *Store) writeTally(tx *bolt.Tx, t tally) error {
 // record (docs/store.md gives the time for a large file).
 func (s *Store) count(tx *bolt.Tx) (tally, error) {
 	var t tally
+	m := s.c.newTallyMAC()
 	for _, name := range talliedBuckets {
 		err := tx.Bucket(name).ForEach(func(k, v []byte) error {
-			t.xor(s.c.term(name, k, v))
+			t.xor(term(m, name, k, v))
 			return nil
 		})
 		if err != nil {
