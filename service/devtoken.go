@@ -243,7 +243,9 @@ func (dt *deviceTokens) onList(ctx context.Context, name, id string) (bool, erro
 		return nil, nil
 	})
 	if err != nil {
-		if errors.Is(err, secrets.ErrUnavailable) && known && dt.ttl > 0 && age < dt.ttl {
+		// The age now, after the failed read (which may have waited out
+		// the store's timeout).
+		if errors.Is(err, secrets.ErrUnavailable) && known && dt.ttl > 0 && dt.now().Sub(l.fetched) < dt.ttl {
 			return false, nil
 		}
 		return false, fmt.Errorf("reading the revoked device tokens: %w", err)

@@ -19,15 +19,21 @@ type partitioned struct {
 	secrets.Store
 	mu   sync.Mutex
 	down bool
+	// wait runs before a read fails: the time a real store's timeout takes.
+	wait func()
 }
 
 func (p *partitioned) err() error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.down {
-		return secrets.ErrUnavailable
+	down, wait := p.down, p.wait
+	p.mu.Unlock()
+	if !down {
+		return nil
 	}
-	return nil
+	if wait != nil {
+		wait()
+	}
+	return secrets.ErrUnavailable
 }
 
 func (p *partitioned) setDown(down bool) {
@@ -193,5 +199,67 @@ func TestRevocationAcrossOutage(t *testing.T) {
 		if err := use(tk.m.Text); code(err) != CodeUnauthorized {
 			t.Errorf("%s revoked on A, B with the store back: %v, want unauthorized", tk.name, err)
 		}
+	}
+}
+
+// TestRevocationStaleAfterTimeout: the age of what vouches for a token is
+// taken after a failed read, which may have waited out the store's timeout:
+// a copy young enough when the request came is too old once the read gave
+// up.
+func TestRevocationStaleAfterTimeout(t *testing.T) {
+	const ttl = 30 * time.Second
+	ctx := context.Background()
+	clk := &clock{t: time.Now()}
+	s, _ := newService(t, Config{Cache: CacheConfig{TTL: ttl}})
+	// The first read to fail in each outage waits out a timeout of ttl/2.
+	var timedOut bool
+	link := &partitioned{Store: s.store, wait: func() {
+		if !timedOut {
+			timedOut = true
+			clk.advance(ttl / 2)
+		}
+	}}
+	b, err := New(Config{Store: link, AdminToken: admin, Cache: CacheConfig{TTL: ttl}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.cache.now, b.devTokens.now = clk.now, clk.now
+	if _, _, err := s.PutDevice(ctx, adminCaller, "lamp", azure("c2VjcmV0LWtleS0xMjM0NTY3ODkw"), Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	prov, err := s.MintProvisionerToken(ctx, adminCaller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := s.MintDeviceToken(ctx, adminCaller, "lamp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []Minted{dev, prov} {
+		link.setDown(false)
+		clk.advance(ttl) // what B holds is past its TTL: it reads again
+		if _, err := b.Authenticate(ctx, "Bearer "+m.Text); err != nil {
+			t.Fatal(err)
+		}
+		link.setDown(true)
+		timedOut = false
+		clk.advance(ttl * 2 / 3) // past half the TTL: B reads again, and the read takes ttl/2 to fail
+		if _, err := b.Authenticate(ctx, "Bearer "+m.Text); !errors.Is(err, secrets.ErrUnavailable) {
+			t.Errorf("%s token vouched for by a copy %v old: %v, want unavailable", m.Record.Role, ttl*2/3+ttl/2, err)
+		}
+	}
+	// One list alone (a device token is checked against two, and the
+	// second read would catch what the first let through).
+	link.setDown(false)
+	clk.advance(ttl)
+	name := revokedListName(dev.Record.ID)
+	if _, err := b.devTokens.onList(ctx, name, dev.Record.ID); err != nil {
+		t.Fatal(err)
+	}
+	link.setDown(true)
+	timedOut = false
+	clk.advance(ttl * 2 / 3)
+	if _, err := b.devTokens.onList(ctx, name, dev.Record.ID); !errors.Is(err, secrets.ErrUnavailable) {
+		t.Errorf("a list %v old vouched: %v, want unavailable", ttl*2/3+ttl/2, err)
 	}
 }
