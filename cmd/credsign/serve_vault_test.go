@@ -286,7 +286,8 @@ func TestServeReplicasShareVault(t *testing.T) {
 			if code != 503 && code != 401 {
 				t.Errorf("d2's revoked token on B with Vault frozen: %d, want 503 or 401", code)
 			}
-			t.Logf("replica B refused a token revoked on A just before Vault froze after %v (%d; bound: --cache-ttl %v)", time.Since(revoked).Round(time.Millisecond), code, ttl)
+			t.Logf("replica B refused a token revoked on A just before Vault froze: %d to a request made %v after the revoke, answered after %v (bound: --cache-ttl %v; CREDSIGN_VAULT_TIMEOUT 2s)",
+				code, asked.Round(time.Millisecond), time.Since(revoked).Round(time.Millisecond), ttl)
 			break
 		}
 		if asked > ttl {
