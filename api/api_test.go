@@ -628,7 +628,7 @@ func TestHead(t *testing.T) {
 }
 
 func TestStoreUnavailable(t *testing.T) {
-	f := &fixture{env: newEnv(t, func(c *Config) { c.Cache.TTL = -1 })} // no cache
+	f := &fixture{env: newEnv(t, func(c *Config) { c.Cache.TTL, c.ReadyCacheFor = -1, -1 })} // no cache, /readyz pings every time
 	mustStatus(t, f.do("POST", "/v1/tokens", testAdmin, map[string]any{"role": "provisioner"}), 201, "token")
 	var tc struct{ Token string }
 	f.do("POST", "/v1/tokens", testAdmin, map[string]any{"role": "provisioner"}).json(t, &tc)

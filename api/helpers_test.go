@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -28,11 +29,14 @@ const testAdmin = "csa_test-admin-token-0123456789abcdef"
 
 // flakyStore is a real store that can be switched to answer ErrUnavailable,
 // or to hold device writes until the test lets them go (a slow store, at
-// the instant a test needs it).
+// the instant a test needs it). It counts its pings, each of which takes
+// pingDelay.
 type flakyStore struct {
 	secrets.Store
-	down atomic.Bool
-	hold atomic.Pointer[heldPuts]
+	down      atomic.Bool
+	hold      atomic.Pointer[heldPuts]
+	pings     atomic.Int64
+	pingDelay time.Duration
 }
 
 // heldPuts holds device writes: each says its device ID on entered, then
@@ -75,6 +79,8 @@ func (f *flakyStore) TokenByHash(ctx context.Context, h string) (secrets.Token, 
 }
 
 func (f *flakyStore) Ping(ctx context.Context) error {
+	f.pings.Add(1)
+	time.Sleep(f.pingDelay)
 	if err := f.err(); err != nil {
 		return err
 	}

@@ -92,6 +92,9 @@ type Config struct {
 	// ImportMaxLines is how many lines one import may have; zero means
 	// DefaultImportMaxLines.
 	ImportMaxLines int64
+	// ReadyCacheFor is how long /readyz answers from its last store ping;
+	// zero means DefaultReadyCacheFor, negative pings on every call.
+	ReadyCacheFor time.Duration
 }
 
 // Expiry is a time exported as a gauge of Unix seconds.
@@ -118,6 +121,7 @@ type Server struct {
 	handler       http.Handler
 	specYAML      []byte
 	imports       *importLimits
+	ready         *readiness
 }
 
 // operation is one operation of the contract, as the gate needs it.
@@ -160,7 +164,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		svc:      svc,
 		ops:      ops,
-		redact:   newRedactor(cfg.AdminToken),
+		redact:   newRedactor(cfg.AdminToken, service.TokenKinds),
 		log:      cfg.Logger,
 		metrics:  m,
 		maxBody:  cfg.MaxBodyBytes,
@@ -178,6 +182,10 @@ func New(cfg Config) (*Server, error) {
 		s.now = time.Now
 	}
 	s.imports = newImportLimits(cfg)
+	s.ready = &readiness{ping: svc.Ping, now: s.now, cacheFor: cfg.ReadyCacheFor}
+	if s.ready.cacheFor == 0 {
+		s.ready.cacheFor = DefaultReadyCacheFor
+	}
 	s.handler = s.routes()
 	return s, nil
 }

@@ -20,10 +20,11 @@ const (
 	DefaultCacheSize = 200_000
 	// DefaultCacheTTL is how long a record is used without asking the
 	// store again. It bounds how stale another replica's view can be: a
-	// revoke or delete on replica A is honoured by replica B within it.
+	// revoke on replica A is honoured by replica B within it, store outage
+	// or not; a delete or replace within it while B reaches the store.
 	DefaultCacheTTL = 30 * time.Second
-	// DefaultStaleFor is how long after the store stops answering devices
-	// the cache knows keep getting credentials.
+	// DefaultStaleFor is how long past the TTL device and group records
+	// the cache knows keep serving while the store does not answer.
 	DefaultStaleFor = 5 * time.Minute
 )
 
@@ -35,9 +36,11 @@ type CacheConfig struct {
 	// TTL is how long a record is served without a store read; zero means
 	// DefaultCacheTTL, negative turns the cache off.
 	TTL time.Duration
-	// StaleFor is how long past its TTL a record may still be served
-	// while the store is unavailable; zero means DefaultStaleFor, negative
-	// never.
+	// StaleFor is how long past its TTL a device or group record may
+	// still be served while the store is unavailable; zero means
+	// DefaultStaleFor, negative never. Token records, and the lists of
+	// revoked device tokens, are never served past the TTL: they say
+	// whether a token still counts.
 	StaleFor time.Duration
 }
 
@@ -45,7 +48,31 @@ type CacheConfig struct {
 type entry[T any] struct {
 	val      T
 	notFound bool
-	at       time.Time
+	// at is when the read that got it began.
+	at time.Time
+}
+
+// freshness says how long a cached answer serves: until fresh old without
+// a store read, and until stale old while the store does not answer.
+type freshness struct{ fresh, stale time.Duration }
+
+// recordFreshness is for device and group records: TTL, then the stale
+// window while the store does not answer.
+func (c *cache) recordFreshness() freshness {
+	f := freshness{fresh: c.ttl, stale: c.ttl}
+	if c.staleFor > 0 {
+		f.stale += c.staleFor
+	}
+	return f
+}
+
+// revocableFreshness is for token records, which a revoke changes: read
+// again at half the TTL, so that a store outage shorter than that goes
+// unnoticed, and never served past the TTL, so that a revoke on another
+// replica is honoured here within the TTL even while the store does not
+// answer.
+func (c *cache) revocableFreshness() freshness {
+	return freshness{fresh: c.ttl / 2, stale: c.ttl}
 }
 
 // cache keeps the records the issuing path reads (devices by ID, tokens by
@@ -107,7 +134,7 @@ func (c *cache) device(ctx context.Context, id string) (secrets.Device, error) {
 	if !c.enabled() {
 		return c.store.GetDevice(ctx, id)
 	}
-	return lookup(ctx, c, c.devices, "device", "d:"+id, id, func(ctx context.Context) (secrets.Device, error) {
+	return lookup(ctx, c, c.devices, c.recordFreshness(), "device", "d:"+id, id, func(ctx context.Context) (secrets.Device, error) {
 		return c.store.GetDevice(ctx, id)
 	})
 }
@@ -117,7 +144,7 @@ func (c *cache) group(ctx context.Context, id string) (secrets.Group, error) {
 	if !c.enabled() {
 		return c.store.GetGroup(ctx, id)
 	}
-	return lookup(ctx, c, c.groups, "group", "g:"+id, id, func(ctx context.Context) (secrets.Group, error) {
+	return lookup(ctx, c, c.groups, c.recordFreshness(), "group", "g:"+id, id, func(ctx context.Context) (secrets.Group, error) {
 		return c.store.GetGroup(ctx, id)
 	})
 }
@@ -128,19 +155,19 @@ func (c *cache) TokenByHash(ctx context.Context, hash string) (secrets.Token, er
 	if !c.enabled() {
 		return c.store.TokenByHash(ctx, hash)
 	}
-	return lookup(ctx, c, c.tokens, "token", "t:"+hash, hash, func(ctx context.Context) (secrets.Token, error) {
+	return lookup(ctx, c, c.tokens, c.revocableFreshness(), "token", "t:"+hash, hash, func(ctx context.Context) (secrets.Token, error) {
 		return c.store.TokenByHash(ctx, hash)
 	})
 }
 
-// lookup serves key from lc when its entry is fresh; otherwise it reads
-// the store once for every concurrent caller (single flight) and caches
-// the answer, found or not found. When the store is unavailable, an entry
-// younger than TTL+StaleFor is served instead of the error.
-func lookup[T any](ctx context.Context, c *cache, lc *lru.Cache[string, entry[T]], kind, flightKey, key string, read func(context.Context) (T, error)) (T, error) {
+// lookup serves key from lc when its entry is younger than f.fresh;
+// otherwise it reads the store once for every concurrent caller (single
+// flight) and caches the answer, found or not found. When the store is
+// unavailable, an entry younger than f.stale is served instead of the error.
+func lookup[T any](ctx context.Context, c *cache, lc *lru.Cache[string, entry[T]], f freshness, kind, flightKey, key string, read func(context.Context) (T, error)) (T, error) {
 	var zero T
 	e, ok := lc.Get(key)
-	if ok && c.now().Sub(e.at) < c.ttl {
+	if ok && c.now().Sub(e.at) < f.fresh {
 		c.metrics.Cache(kind, "hit")
 		if e.notFound {
 			return zero, secrets.ErrNotFound
@@ -152,17 +179,18 @@ func lookup[T any](ctx context.Context, c *cache, lc *lru.Cache[string, entry[T]
 	// cancellation must not fail the others; the store bounds its own calls.
 	ch := c.flight.DoChan(flightKey, func() (any, error) {
 		gen := c.gen.Load()
+		start := c.now()
 		v, err := read(context.WithoutCancel(ctx))
 		switch {
 		case err == nil:
 			c.up()
 			if c.gen.Load() == gen {
-				lc.Add(key, entry[T]{val: v, at: c.now()})
+				lc.Add(key, entry[T]{val: v, at: start})
 			}
 		case errors.Is(err, secrets.ErrNotFound):
 			c.up()
 			if c.gen.Load() == gen {
-				lc.Add(key, entry[T]{notFound: true, at: c.now()})
+				lc.Add(key, entry[T]{notFound: true, at: start})
 			}
 		case errors.Is(err, secrets.ErrUnavailable):
 			c.down()
@@ -175,7 +203,7 @@ func lookup[T any](ctx context.Context, c *cache, lc *lru.Cache[string, entry[T]
 	case <-ctx.Done():
 		return zero, ctx.Err()
 	}
-	if errors.Is(res.Err, secrets.ErrUnavailable) && ok && !e.notFound && c.staleFor > 0 && c.now().Sub(e.at) < c.ttl+c.staleFor {
+	if errors.Is(res.Err, secrets.ErrUnavailable) && ok && !e.notFound && c.now().Sub(e.at) < f.stale {
 		c.metrics.Cache(kind, "stale")
 		return e.val, nil
 	}

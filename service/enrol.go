@@ -148,7 +148,7 @@ func (s *Service) CreateEnrolmentToken(ctx context.Context, caller Principal, gr
 	if err != nil {
 		return EnrolmentToken{}, "", fmt.Errorf("minting an enrolment token ID: %w", err)
 	}
-	secret, err := random("", 32)
+	secret, err := random("", TokenRandomHexDigits/2)
 	if err != nil {
 		return EnrolmentToken{}, "", fmt.Errorf("minting an enrolment token: %w", err)
 	}

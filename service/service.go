@@ -88,7 +88,7 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
-	dt := &deviceTokens{store: cfg.Store, ttl: c.ttl, staleFor: c.staleFor, now: time.Now}
+	dt := &deviceTokens{store: cfg.Store, ttl: c.ttl, now: time.Now}
 	authn.v2 = dt
 	authn.keys = cfg.Store
 	s := &Service{store: cfg.Store, cache: c, authn: authn, devTokens: dt, metrics: m, now: cfg.Now, maxDeviceTTL: cfg.MaxDeviceTTL,
