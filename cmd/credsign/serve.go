@@ -50,6 +50,9 @@ type serveFlags struct {
 	rateBurst       int
 	provRate        float64
 	provBurst       int
+	enrolRate       float64
+	enrolBurst      int
+	enrolFailures   int64
 	maxBody         int64
 	adminTokenFile  string
 	shutdownTimeout time.Duration
@@ -81,6 +84,9 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 	fs.IntVar(&f.rateBurst, "rate-burst", api.DefaultRateBurst, "requests a device token may make in a burst")
 	fs.Float64Var(&f.provRate, "provisioner-rate-limit", api.DefaultProvisionerRatePerMinute, "requests per minute per admin or provisioner token; 0 leaves them unlimited")
 	fs.IntVar(&f.provBurst, "provisioner-rate-burst", api.DefaultProvisionerRateBurst, "requests an admin or provisioner token may make in a burst")
+	fs.Float64Var(&f.enrolRate, "enrolment-rate-limit", api.DefaultEnrolmentRatePerMinute, "requests per minute per enrolment token (a batch of devices shares one); negative leaves them unlimited")
+	fs.IntVar(&f.enrolBurst, "enrolment-rate-burst", api.DefaultEnrolmentRateBurst, "requests an enrolment token may make in a burst")
+	fs.Int64Var(&f.enrolFailures, "enrolment-max-failures", service.DefaultMaxEnrolmentFailures, "failed registrations with the cloud after which an enrolment token enrols nobody (mint a new one)")
 	fs.Int64Var(&f.maxBody, "max-body-bytes", api.DefaultMaxBodyBytes, "largest request body accepted")
 	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the admin token (else CREDSIGN_ADMIN_TOKEN)")
 	fs.DurationVar(&f.maxDeviceTTL, "max-device-ttl", service.DefaultMaxDeviceTTL, "longest credential lifetime a device token may ask for (admin and provisioner tokens may ask up to the cloud's maximum)")
@@ -118,6 +124,12 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 		return f, errors.New("--rate-burst must be at least 1")
 	case f.provBurst < 1 && f.provRate > 0:
 		return f, errors.New("--provisioner-rate-burst must be at least 1")
+	case f.enrolRate == 0:
+		return f, errors.New("--enrolment-rate-limit is a rate per minute (negative leaves enrolment tokens unlimited), not 0")
+	case f.enrolBurst < 1 && f.enrolRate > 0:
+		return f, errors.New("--enrolment-rate-burst must be at least 1")
+	case f.enrolFailures < 1:
+		return f, errors.New("--enrolment-max-failures must be at least 1")
 	case f.cache.TTL == 0 || f.cache.StaleFor == 0:
 		return f, errors.New("--cache-ttl and --cache-stale are durations (negative turns them off), not 0")
 	case f.maxDeviceTTL < time.Second:
@@ -228,6 +240,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		RateBurst:                f.rateBurst,
 		ProvisionerRatePerMinute: f.provRate,
 		ProvisionerRateBurst:     f.provBurst,
+		EnrolmentRatePerMinute:   f.enrolRate,
+		EnrolmentRateBurst:       f.enrolBurst,
+		MaxEnrolmentFailures:     f.enrolFailures,
 		MaxBodyBytes:             f.maxBody,
 		MaxDeviceTTL:             f.maxDeviceTTL,
 		Cache:                    f.cache,
@@ -273,6 +288,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if f.ratePerMinute <= 0 {
 		provRate = 0 // --rate-limit 0 turns every limit off
 	}
+	enrolRate := max(f.enrolRate, 0)
+	if f.ratePerMinute <= 0 {
+		enrolRate = 0
+	}
 	scheme := "http"
 	if srv.TLSConfig != nil {
 		scheme = "https"
@@ -280,7 +299,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	logger.Info().Str("addr", ln.Addr().String()).Str("url", scheme+"://"+ln.Addr().String()).
 		Str("store", kind).Bool("dev", f.dev).Bool("tls", srv.TLSConfig != nil).
 		Bool("clientCerts", f.clientCA != "").Float64("ratePerMinute", f.ratePerMinute).
-		Float64("provisionerRatePerMinute", provRate).Msg("listening")
+		Float64("provisionerRatePerMinute", provRate).Float64("enrolmentRatePerMinute", enrolRate).Msg("listening")
 
 	errc := make(chan error, 1)
 	go func() {
