@@ -443,8 +443,9 @@ type Enrolled struct {
 // enrolments never exceed the limit. In a group that registers its
 // devices with the cloud, one enrolment per token at a time does so (on
 // this replica), and a failure after the cloud was called counts against
-// the token's budget of failures (Config.MaxEnrolmentFailures). A device that exists is never enrolled (CodeConflict):
-// an enrolment token does not hand out tokens for existing devices.
+// the token's budget of failures (Config.MaxEnrolmentFailures). A device
+// that exists is never enrolled (CodeConflict): an enrolment token does
+// not hand out tokens for existing devices.
 //
 // Cost, with the group in the cache: the token read by Authenticate, one
 // write counting the use (more under contention), one write of the device,
