@@ -149,6 +149,8 @@ func TestIDPatternWholeExpression(t *testing.T) {
 		{pattern: `(?m)lamp$|^x`, ok: true, match: []string{"lamp", "x"}, refuse: []string{"a-lamp", "x-1"}},
 		{pattern: `(?i)LAMP-\d+`, ok: true, match: []string{"lamp-7"}, refuse: []string{"my-lamp-7"}},
 		{pattern: `.*`, ok: true, match: []string{"anything"}},
+		// \Q quotes to the end: spliced, it would swallow the closing anchor.
+		{pattern: `\Qlamp-1.`, ok: true, match: []string{"lamp-1."}, refuse: []string{"lamp-1x", "lamp-1.x"}},
 	} {
 		_, text, err := s.CreateEnrolmentToken(ctx, adminCaller, "lamps", EnrolmentTokenRequest{MaxUses: 10, TTL: time.Hour, IDPattern: tc.pattern})
 		if !tc.ok {
@@ -201,13 +203,14 @@ func TestIDPatternWholeExpression(t *testing.T) {
 	}
 }
 
-// FuzzIDPattern: compilePattern never panics; a pattern it accepts is
-// matched against whole IDs (what splicing gives for a pattern that is one
-// expression, the oracle here), and every ID it accepts matches the
-// pattern somewhere.
+// FuzzIDPattern: compilePattern never panics, and a pattern it accepts
+// matches exactly the IDs the pattern matches as a whole. The oracle is
+// leftmost-longest search with the pattern unanchored (a whole match exists
+// exactly when the longest match at the leftmost start spans the ID), not
+// string splicing, which "\\Q" or "a)|(.*" would defeat.
 func FuzzIDPattern(f *testing.F) {
 	for _, seed := range [][2]string{{`lamp-[0-9]{3}`, "lamp-001"}, {`a)|(.*`, "x"}, {`(?m)a$|^b`, "a"}, {`^lamp`, "lamp-1"},
-		{`\`, "x"}, {`(?s).*`, "anything"}, {`a|b|`, ""}, {`lamp-[0-9]{3})|(lamp-[0-9]{3}`, "anything-lamp-001"}} {
+		{`\`, "x"}, {`(?s).*`, "anything"}, {`a|b|`, ""}, {`lamp-[0-9]{3})|(lamp-[0-9]{3}`, "anything-lamp-001"}, {`\Q`, "0"}} {
 		f.Add(seed[0], seed[1])
 	}
 	f.Fuzz(func(t *testing.T, p, id string) {
@@ -215,16 +218,15 @@ func FuzzIDPattern(f *testing.F) {
 		if err != nil {
 			return
 		}
-		oracle, err := regexp.Compile(`\A(?:` + p + `)\z`)
+		oracle, err := regexp.Compile(p)
 		if err != nil {
-			t.Fatalf("pattern %q accepted, but not one expression", p)
+			t.Fatalf("pattern %q accepted, but does not compile on its own", p)
 		}
-		got := re.MatchString(id)
-		if got != oracle.MatchString(id) {
-			t.Fatalf("pattern %q, ID %q: matched %v, whole-ID match %v", p, id, got, !got)
-		}
-		if got && !regexp.MustCompile(p).MatchString(id) {
-			t.Fatalf("pattern %q matched %q as a whole but not in part", p, id)
+		oracle.Longest()
+		loc := oracle.FindStringIndex(id)
+		whole := loc != nil && loc[0] == 0 && loc[1] == len(id)
+		if got := re.MatchString(id); got != whole {
+			t.Fatalf("pattern %q, ID %q: matched %v, matches as a whole %v", p, id, got, whole)
 		}
 	})
 }
