@@ -243,12 +243,16 @@ func operationRoles(op *openapi3.Operation) ([]string, error) {
 	return roles, nil
 }
 
-// limiterFor returns the rate limiter of the caller's role. An enrolment
-// token, shared by a batch of devices that may all boot at once, has the
-// staff rate; its use limit bounds what it can do.
+// limiterFor returns the rate limiter of the caller's role: device tokens,
+// enrolment tokens (a bucket of their own, lower than the staff rate: such
+// a token can be read from any device of its batch), and admin and
+// provisioner tokens.
 func (s *Server) limiterFor(p service.Principal) *ratelimit.Limiter {
-	if p.Role == secrets.RoleDevice {
+	switch p.Role {
+	case secrets.RoleDevice:
 		return s.deviceLimiter
+	case service.RoleEnrolment:
+		return s.enrolLimiter
 	}
 	return s.staffLimiter
 }

@@ -37,11 +37,17 @@ const DefaultMaxBodyBytes = 64 << 10
 // with bursts of 20, so a device asking a few times an hour never notices
 // it. Admin and provisioner tokens drive whole fleets (registering devices,
 // minting their tokens, checking them) and get a hundred times that rate.
+// An enrolment token is shared by a batch of devices that may boot at once,
+// but it is also a secret read from any one device's flash, and each of its
+// calls may be a signed registration call to the cloud: it gets a tenth of
+// the staff rate.
 const (
 	DefaultRatePerMinute            = 60
 	DefaultRateBurst                = 20
 	DefaultProvisionerRatePerMinute = 6000
 	DefaultProvisionerRateBurst     = 1000
+	DefaultEnrolmentRatePerMinute   = 600
+	DefaultEnrolmentRateBurst       = 60
 )
 
 // Config configures a Server.
@@ -63,6 +69,15 @@ type Config struct {
 	// ProvisionerRateBurst is how many requests an admin or provisioner
 	// token may make at once.
 	ProvisionerRateBurst int
+	// EnrolmentRatePerMinute is the request rate of each enrolment token;
+	// zero means DefaultEnrolmentRatePerMinute, less than zero leaves them
+	// unlimited (as does RatePerMinute zero or less).
+	EnrolmentRatePerMinute float64
+	// EnrolmentRateBurst is how many requests an enrolment token may make
+	// at once; zero means DefaultEnrolmentRateBurst.
+	EnrolmentRateBurst int
+	// MaxEnrolmentFailures is service.Config.MaxEnrolmentFailures.
+	MaxEnrolmentFailures int64
 	// MaxBodyBytes caps request bodies; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// Now is the clock credentials are signed with (and the rate limiter
@@ -111,9 +126,10 @@ type Server struct {
 	// redact hides token texts in logged paths.
 	redact *redactor
 	// deviceLimiter limits device tokens, staffLimiter admin and
-	// provisioner tokens (nil: unlimited).
+	// provisioner tokens, enrolLimiter enrolment tokens (nil: unlimited).
 	deviceLimiter *ratelimit.Limiter
 	staffLimiter  *ratelimit.Limiter
+	enrolLimiter  *ratelimit.Limiter
 	log           zerolog.Logger
 	metrics       *metrics.Metrics
 	maxBody       int64
@@ -153,6 +169,8 @@ func New(cfg Config) (*Server, error) {
 		Registrar:    cfg.Registrar,
 		JWTAlg:       cfg.JWTAlg,
 		Issuer:       cfg.Issuer,
+
+		MaxEnrolmentFailures: cfg.MaxEnrolmentFailures,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
@@ -174,6 +192,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RatePerMinute > 0 {
 		s.deviceLimiter = ratelimit.New(cfg.RatePerMinute, cfg.RateBurst)
 		s.staffLimiter = ratelimit.New(cfg.ProvisionerRatePerMinute, cfg.ProvisionerRateBurst)
+		rate, burst := cfg.EnrolmentRatePerMinute, cfg.EnrolmentRateBurst
+		if rate == 0 {
+			rate = DefaultEnrolmentRatePerMinute
+		}
+		if burst == 0 {
+			burst = DefaultEnrolmentRateBurst
+		}
+		s.enrolLimiter = ratelimit.New(rate, burst)
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes

@@ -168,8 +168,9 @@ type Authenticator struct {
 	tokens    tokenFinder
 	// v2 checks device tokens that carry their binding; nil: none are accepted.
 	v2 *deviceTokens
-	// keys holds enrolment token records; nil: none are accepted.
-	keys secrets.KeyStore
+	// enrolments reads enrolment token records, caching unknown IDs and
+	// known hashes; nil: none are accepted.
+	enrolments *cache
 }
 
 // tokenFinder finds token records by the hash of their text.

@@ -102,6 +102,10 @@ func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []I
 				out[i].Err = invalid(FieldError{Field: "group", Reason: "the group registers each device with its cloud: enrol its devices, or PUT them one at a time"})
 				continue
 			}
+			if f := identityFields(gr.g, it.ID, it.Doc.Params); len(f) > 0 {
+				out[i].Err = invalid(f...)
+				continue
+			}
 			g = &gr.g
 		}
 		d, err := s.checkDocument(it.ID, it.Doc, g)

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"sync/atomic"
 	"time"
@@ -94,7 +95,12 @@ type cache struct {
 	// groups holds the groups of devices without a secret of their own,
 	// read when such a device is issued for (few: one per group).
 	groups *lru.Cache[string, entry[secrets.Group]]
-	flight singleflight.Group
+	// enrolments holds, per enrolment token ID, the SHA-256 of its text
+	// (which never changes: records are revoked, never rewritten with
+	// another text, never deleted) or that the ID is unknown (for TTL).
+	// A forged token whose ID is cached costs no store read.
+	enrolments *lru.Cache[string, entry[string]]
+	flight     singleflight.Group
 	// downSince is when the store was first seen unavailable (Unix nanos),
 	// zero while it answers.
 	downSince atomic.Int64
@@ -122,7 +128,10 @@ func newCache(store secrets.Store, m *metrics.Metrics, cfg CacheConfig) (*cache,
 	if c.tokens, err = lru.New[string, entry[secrets.Token]](size); err != nil {
 		return nil, err
 	}
-	c.groups, err = lru.New[string, entry[secrets.Group]](size)
+	if c.groups, err = lru.New[string, entry[secrets.Group]](size); err != nil {
+		return nil, err
+	}
+	c.enrolments, err = lru.New[string, entry[string]](size)
 	return c, err
 }
 
@@ -158,6 +167,85 @@ func (c *cache) TokenByHash(ctx context.Context, hash string) (secrets.Token, er
 	return lookup(ctx, c, c.tokens, c.revocableFreshness(), "token", "t:"+hash, hash, func(ctx context.Context) (secrets.Token, error) {
 		return c.store.TokenByHash(ctx, hash)
 	})
+}
+
+// errWrongText says that an enrolment token's text is not the one minted
+// for its ID: the cache knew the hash, so the store was not asked.
+var errWrongText = errors.New("the enrolment token text does not match its ID")
+
+// enrolment reads the record of enrolment token id for a text whose
+// SHA-256 (lowercase hex) is hash: its value and version, ErrNotFound for
+// an ID that does not exist, errWrongText for a text whose ID is known but
+// whose hash is not the record's. An unknown ID is answered from the cache
+// for TTL and a known ID's hash for as long as it stays cached, so a flood
+// of forged enrolment tokens reads the store once per ID, not once per
+// request; a known, matching text always reads the record (its uses,
+// revocation and version must be current). Concurrent reads of one ID are
+// one read (single flight). rememberHash records the hash of a record read.
+func (c *cache) enrolment(ctx context.Context, id, hash string) ([]byte, int64, error) {
+	read := func(ctx context.Context) ([]byte, int64, error) {
+		return c.store.GetKey(ctx, enrolmentKeyPrefix+id)
+	}
+	if !c.enabled() {
+		return read(ctx)
+	}
+	if e, ok := c.enrolments.Get(id); ok {
+		switch {
+		case e.notFound && c.now().Sub(e.at) < c.ttl:
+			c.metrics.Cache("enrolment", "hit")
+			return nil, 0, secrets.ErrNotFound
+		case !e.notFound && subtle.ConstantTimeCompare([]byte(e.val), []byte(hash)) != 1:
+			c.metrics.Cache("enrolment", "hit")
+			return nil, 0, errWrongText
+		}
+	}
+	c.metrics.Cache("enrolment", "miss")
+	type got struct {
+		b []byte
+		v int64
+	}
+	ch := c.flight.DoChan("e:"+id, func() (any, error) {
+		gen := c.gen.Load()
+		b, v, err := read(context.WithoutCancel(ctx))
+		switch {
+		case err == nil:
+			c.up()
+		case errors.Is(err, secrets.ErrNotFound):
+			c.up()
+			if c.gen.Load() == gen {
+				c.enrolments.Add(id, entry[string]{notFound: true, at: c.now()})
+			}
+		case errors.Is(err, secrets.ErrUnavailable):
+			c.down()
+		}
+		return got{b, v}, err
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, 0, res.Err
+		}
+		g := res.Val.(got)
+		return g.b, g.v, nil
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	}
+}
+
+// rememberHash records the hash of enrolment token id, read from its record.
+func (c *cache) rememberHash(id, hash string) {
+	if c.enabled() {
+		c.enrolments.Add(id, entry[string]{val: hash, at: c.now()})
+	}
+}
+
+// forgetEnrolment drops what the cache knows of enrolment token id after
+// this replica minted it.
+func (c *cache) forgetEnrolment(id string) {
+	if c.enabled() {
+		c.gen.Add(1)
+		c.enrolments.Remove(id)
+	}
 }
 
 // lookup serves key from lc when its entry is younger than f.fresh;

@@ -99,14 +99,32 @@ func TestGroupDerivedIssuance(t *testing.T) {
 	if got.Password != want.Password || got.Username != want.Username {
 		t.Fatalf("derived credentials differ:\n got %s\nwant %s", got.Password, want.Password)
 	}
-	// Device params override the template; the registration ID is the deviceId param.
-	d2, _, err := s.PutDevice(ctx, adminCaller, "lamp-2", Document{Group: "lamps", Params: map[string]any{"deviceId": "reg-2"}}, Precondition{})
-	if err != nil || d2.Params["deviceId"] != "reg-2" {
-		t.Fatalf("override: %+v %v", d2, err)
+	// A device's params override the template, but not those the template
+	// derives from the device ID (its identity at the cloud, and its key):
+	// "lamp-2" may not name itself "lamp-1" (or anything else).
+	for _, own := range []string{"lamp-1", "reg-2"} {
+		_, _, err := s.PutDevice(ctx, adminCaller, "lamp-2", Document{Group: "lamps", Params: map[string]any{"deviceId": own}}, Precondition{})
+		if !hasField(err, "params.deviceId") {
+			t.Errorf("lamp-2 naming itself %q: %v, want 422 on params.deviceId", own, err)
+		}
 	}
-	c2, _ := s.Issue(ctx, adminCaller, "lamp-2", time.Hour)
-	w2, _ := signing.Sign(signing.Request{Cloud: "azure", Params: d2.Params, Secret: deriveIndependently(t, groupKey, "reg-2"), Now: now, TTL: time.Hour})
-	if c2.Password != w2.Password {
+	d2, _, err := s.PutDevice(ctx, adminCaller, "lamp-2", Document{Group: "lamps", Params: map[string]any{"deviceId": "lamp-2", "hubHost": "other.azure-devices.net"}}, Precondition{})
+	if err != nil || d2.Params["deviceId"] != "lamp-2" || d2.Params["hubHost"] != "other.azure-devices.net" {
+		t.Fatalf("the template's own value, and another param overridden: %+v %v", d2, err)
+	}
+	// The registration ID is the deviceId param.
+	regGroup := azureGroup()
+	regGroup.Params["deviceId"] = "reg-{deviceId}"
+	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps-reg", regGroup); err != nil {
+		t.Fatal(err)
+	}
+	d3, _, err := s.PutDevice(ctx, adminCaller, "lamp-3", Document{Group: "lamps-reg"}, Precondition{})
+	if err != nil || d3.Params["deviceId"] != "reg-lamp-3" {
+		t.Fatalf("device of lamps-reg: %+v %v", d3, err)
+	}
+	c3, _ := s.Issue(ctx, adminCaller, "lamp-3", time.Hour)
+	w3, _ := signing.Sign(signing.Request{Cloud: "azure", Params: d3.Params, Secret: deriveIndependently(t, groupKey, "reg-lamp-3"), Now: now, TTL: time.Hour})
+	if c3.Password != w3.Password {
 		t.Error("the key is not derived from the deviceId param")
 	}
 	// Reads: a fresh replica on the same store.

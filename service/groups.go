@@ -114,15 +114,37 @@ const sampleDeviceID = "credsign-group-check"
 // be, with a trial signature (for an azure group with a key derived from
 // the group key). created reports whether the group is new.
 //
-// Cost: one store write (a Vault store reads the version first).
+// A replace must keep the template's params that contain the device ID
+// placeholder as they are (CodeConflict otherwise): they make each device's
+// identity at the cloud, and a new recipe could give a new device the
+// identity an existing device got from the old one ("{deviceId}" then
+// "x-{deviceId}": device "x-a" of the first and "a" of the second).
+//
+// Cost: one store read, one compare-and-set write (a Vault store reads the
+// version first).
 func (s *Service) PutGroup(ctx context.Context, caller Principal, id string, doc GroupDocument) (secrets.Group, bool, error) {
 	g, err := s.checkGroup(id, doc)
 	if err != nil {
 		return secrets.Group{}, false, err
 	}
-	stored, err := s.store.PutGroup(ctx, g, -1)
+	ifVersion := int64(0)
+	cur, err := s.store.GetGroup(ctx, id)
+	switch {
+	case err == nil:
+		if !maps.Equal(identityTemplate(cur), identityTemplate(g)) {
+			return secrets.Group{}, false, newError(CodeConflict, "the params of the template that contain "+DeviceIDPlaceholder+
+				" make each device's identity at the cloud and cannot change while the group exists; make a new group")
+		}
+		ifVersion = cur.Version
+	case !errors.Is(err, secrets.ErrNotFound):
+		return secrets.Group{}, false, fmt.Errorf("reading group: %w", err)
+	}
+	stored, err := s.store.PutGroup(ctx, g, ifVersion)
 	s.cache.forgetGroup(id)
-	if err != nil {
+	switch {
+	case errors.Is(err, secrets.ErrConflict):
+		return secrets.Group{}, false, newError(CodeConflict, "the group changed while it was being written; read it and retry")
+	case err != nil:
 		return secrets.Group{}, false, fmt.Errorf("storing group: %w", err)
 	}
 	ev := audit(ctx, caller, "group.put").Str("group", stored.ID).Str("cloud", stored.Cloud).Int64("version", stored.Version)
@@ -184,6 +206,11 @@ func (s *Service) checkGroup(id string, doc GroupDocument) (secrets.Group, error
 		return secrets.Group{}, invalid(fields...)
 	}
 	g := secrets.Group{ID: id, Cloud: doc.Cloud, Params: doc.Params, Secret: doc.Secret, Labels: doc.Labels, Registration: doc.Registration}
+	if doc.Registration == nil && doc.Cloud == groupDerives {
+		if f := distinctKeys(g); len(f) > 0 {
+			return secrets.Group{}, invalid(f...)
+		}
+	}
 	if doc.Registration == nil {
 		// Check the template as a device of the group is checked; with a
 		// registration, the cloud fills in what the template leaves out.
@@ -262,6 +289,58 @@ func templateParams(g secrets.Group, id string, own map[string]any) map[string]a
 	return out
 }
 
+// identityFields refuses the params a caller gives device id of group g
+// (own) that would replace a param the group's template derives from the
+// device's ID with another value. Those params are the device's identity
+// at the cloud (its device name, its DPS registration ID, hence its
+// derived key); were a device free to set them, it could take the identity
+// of another device of the group (a device "site1.lamp-050" naming itself
+// "lamp-050" at the cloud, then "lamp-050" enrolling), and two devices of a
+// group would sign as one. A template string with the placeholder maps
+// distinct IDs to distinct values (the ID is spliced between fixed text),
+// so within a group a device's identity is taken exactly when its ID is:
+// the store's create-only write already refuses that, and the check costs
+// no store round trip at any number of devices.
+func identityFields(g secrets.Group, id string, own map[string]any) []FieldError {
+	var fields []FieldError
+	for _, k := range slices.Sorted(maps.Keys(own)) {
+		tmpl, ok := g.Params[k].(string)
+		if !ok || !strings.Contains(tmpl, DeviceIDPlaceholder) {
+			continue
+		}
+		if v, ok := own[k].(string); ok && v == strings.ReplaceAll(tmpl, DeviceIDPlaceholder, id) {
+			continue // the value the template gives (a device read and written back)
+		}
+		fields = append(fields, FieldError{Field: "params." + clip(k),
+			Reason: "the group's template derives it from the device ID (" + DeviceIDPlaceholder + "); a device of the group must not set it to another value, which could be another device's identity at the cloud"})
+	}
+	return fields
+}
+
+// identityTemplate returns the params of g's template whose value contains
+// the device ID placeholder (see identityFields).
+func identityTemplate(g secrets.Group) map[string]string {
+	out := map[string]string{}
+	for k, v := range g.Params {
+		if str, ok := v.(string); ok && strings.Contains(str, DeviceIDPlaceholder) {
+			out[k] = str
+		}
+	}
+	return out
+}
+
+// distinctKeys checks that the template of group g, whose devices derive
+// their keys from the group key, gives two devices two registration IDs
+// (hence two keys): else every device of the group signs as one.
+func distinctKeys(g secrets.Group) []FieldError {
+	a := registrationID(secrets.Device{ID: sampleDeviceID, Params: templateParams(g, sampleDeviceID, nil)})
+	b := registrationID(secrets.Device{ID: sampleDeviceID + "-2", Params: templateParams(g, sampleDeviceID+"-2", nil)})
+	if a != b {
+		return nil
+	}
+	return []FieldError{{Field: "params.deviceId", Reason: "must contain " + DeviceIDPlaceholder + ": device keys are derived from it, and with one value every device of the group would have the same key"}}
+}
+
 // registrationID is the ID an azure device of a group derives its key
 // with: its deviceId param (the DPS registration ID), else its ID.
 func registrationID(d secrets.Device) string {
@@ -302,6 +381,9 @@ func (s *Service) groupDocument(ctx context.Context, id string, doc Document) (D
 	g, err := s.readGroup(ctx, doc.Group)
 	if err != nil {
 		return doc, nil, err
+	}
+	if f := identityFields(g, id, doc.Params); len(f) > 0 {
+		return doc, nil, invalid(f...)
 	}
 	doc, err = s.register(ctx, g, id, doc)
 	return doc, &g, err

@@ -55,6 +55,11 @@ type Config struct {
 	// Registrar registers new devices of groups that name a Registration
 	// with their cloud; nil: such groups are refused.
 	Registrar Registrar
+	// MaxEnrolmentFailures is how many enrolments with one enrolment token
+	// may fail after calling the cloud's registration before the token is
+	// refused (each such failure is a signed call to the cloud that
+	// created nothing); zero means DefaultMaxEnrolmentFailures.
+	MaxEnrolmentFailures int64
 }
 
 // Service is the domain layer. It is safe for concurrent use.
@@ -69,6 +74,10 @@ type Service struct {
 	jwt          *jwtKeys
 	issuer       string
 	registrar    Registrar
+	// maxEnrolFailures is Config.MaxEnrolmentFailures with its default.
+	maxEnrolFailures int64
+	patterns         patterns
+	inflight         inflight
 }
 
 // New returns a Service for cfg.
@@ -90,7 +99,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	dt := &deviceTokens{store: cfg.Store, ttl: c.ttl, now: time.Now}
 	authn.v2 = dt
-	authn.keys = cfg.Store
+	authn.enrolments = c
 	s := &Service{store: cfg.Store, cache: c, authn: authn, devTokens: dt, metrics: m, now: cfg.Now, maxDeviceTTL: cfg.MaxDeviceTTL,
 		issuer: cfg.Issuer, registrar: cfg.Registrar}
 	alg := cfg.JWTAlg
@@ -103,6 +112,10 @@ func New(cfg Config) (*Service, error) {
 	s.jwt = &jwtKeys{store: cfg.Store, alg: alg, ttl: c.ttl, now: time.Now}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	s.maxEnrolFailures = cfg.MaxEnrolmentFailures
+	if s.maxEnrolFailures <= 0 {
+		s.maxEnrolFailures = DefaultMaxEnrolmentFailures
 	}
 	if s.maxDeviceTTL <= 0 {
 		s.maxDeviceTTL = DefaultMaxDeviceTTL

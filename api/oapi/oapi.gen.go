@@ -432,6 +432,9 @@ type EnrolmentToken struct {
 	CreatedAt time.Time `json:"createdAt"`
 	ExpiresAt time.Time `json:"expiresAt"`
 
+	// Failures Enrolments that called the cloud's registration and failed (their use was given back). At the server's limit (`credsign serve --enrolment-max-failures`, 10 by default) the token enrols nobody.
+	Failures int64 `json:"failures"`
+
 	// Group Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 	//
 	// Example: lamp-7
@@ -451,6 +454,9 @@ type EnrolmentToken struct {
 type EnrolmentTokenCreated struct {
 	CreatedAt time.Time `json:"createdAt"`
 	ExpiresAt time.Time `json:"expiresAt"`
+
+	// Failures Enrolments that called the cloud's registration and failed (their use was given back). At the server's limit (`credsign serve --enrolment-max-failures`, 10 by default) the token enrols nobody.
+	Failures int64 `json:"failures"`
 
 	// Group Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 	//
@@ -475,7 +481,7 @@ type EnrolmentTokenRequest struct {
 	// ExpiresAt When the token stops enrolling (instead of `ttlSeconds`; within a year).
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
 
-	// IdPattern An RE2 regular expression that every device ID enrolled must match as a whole (it is anchored at both ends).
+	// IdPattern One RE2 regular expression that every device ID enrolled must match as a whole. It is parsed on its own (text such as `a)|(.*` that only makes sense spliced into something else is refused) and anchored at both ends whatever it contains.
 	IdPattern *string `json:"idPattern,omitempty"`
 
 	// MaxUses How many devices the token may enrol.

@@ -51,6 +51,9 @@ type serveFlags struct {
 	rateBurst       int
 	provRate        float64
 	provBurst       int
+	enrolRate       float64
+	enrolBurst      int
+	enrolFailures   int64
 	maxBody         int64
 	importIdle      time.Duration
 	imports         int
@@ -107,6 +110,9 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 	fs.IntVar(&f.rateBurst, "rate-burst", api.DefaultRateBurst, "requests a device token may make in a burst")
 	fs.Float64Var(&f.provRate, "provisioner-rate-limit", api.DefaultProvisionerRatePerMinute, "requests per minute per admin or provisioner token; 0 leaves them unlimited")
 	fs.IntVar(&f.provBurst, "provisioner-rate-burst", api.DefaultProvisionerRateBurst, "requests an admin or provisioner token may make in a burst")
+	fs.Float64Var(&f.enrolRate, "enrolment-rate-limit", api.DefaultEnrolmentRatePerMinute, "requests per minute per enrolment token (a batch of devices shares one); negative leaves them unlimited")
+	fs.IntVar(&f.enrolBurst, "enrolment-rate-burst", api.DefaultEnrolmentRateBurst, "requests an enrolment token may make in a burst")
+	fs.Int64Var(&f.enrolFailures, "enrolment-max-failures", service.DefaultMaxEnrolmentFailures, "failed registrations with the cloud after which an enrolment token enrols nobody (mint a new one)")
 	fs.Int64Var(&f.maxBody, "max-body-bytes", api.DefaultMaxBodyBytes, "largest request body accepted")
 	fs.DurationVar(&f.importIdle, "import-idle-timeout", api.DefaultImportIdleTimeout, "an import (POST /v1/imports) that sends no device line, or takes none of its results, this long is ended")
 	fs.IntVar(&f.imports, "imports", api.DefaultImports, "imports under way at once on this server; more are answered 429")
@@ -149,6 +155,12 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 		return f, errors.New("--rate-burst must be at least 1")
 	case f.provBurst < 1 && f.provRate > 0:
 		return f, errors.New("--provisioner-rate-burst must be at least 1")
+	case f.enrolRate == 0:
+		return f, errors.New("--enrolment-rate-limit is a rate per minute (negative leaves enrolment tokens unlimited), not 0")
+	case f.enrolBurst < 1 && f.enrolRate > 0:
+		return f, errors.New("--enrolment-rate-burst must be at least 1")
+	case f.enrolFailures < 1:
+		return f, errors.New("--enrolment-max-failures must be at least 1")
 	case f.cache.TTL == 0 || f.cache.StaleFor == 0:
 		return f, errors.New("--cache-ttl and --cache-stale are durations (negative turns them off), not 0")
 	case f.maxDeviceTTL < time.Second:
@@ -264,6 +276,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		RateBurst:                f.rateBurst,
 		ProvisionerRatePerMinute: f.provRate,
 		ProvisionerRateBurst:     f.provBurst,
+		EnrolmentRatePerMinute:   f.enrolRate,
+		EnrolmentRateBurst:       f.enrolBurst,
+		MaxEnrolmentFailures:     f.enrolFailures,
 		MaxBodyBytes:             f.maxBody,
 		ImportIdleTimeout:        f.importIdle,
 		Imports:                  f.imports,
@@ -312,6 +327,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if f.ratePerMinute <= 0 {
 		provRate = 0 // --rate-limit 0 turns every limit off
 	}
+	enrolRate := max(f.enrolRate, 0)
+	if f.ratePerMinute <= 0 {
+		enrolRate = 0
+	}
 	scheme := "http"
 	if srv.TLSConfig != nil {
 		scheme = "https"
@@ -319,7 +338,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	logger.Info().Str("addr", ln.Addr().String()).Str("url", scheme+"://"+ln.Addr().String()).
 		Str("store", kind).Bool("dev", f.dev).Bool("tls", srv.TLSConfig != nil).
 		Bool("clientCerts", f.clientCA != "").Float64("ratePerMinute", f.ratePerMinute).
-		Float64("provisionerRatePerMinute", provRate).Msg("listening")
+		Float64("provisionerRatePerMinute", provRate).Float64("enrolmentRatePerMinute", enrolRate).Msg("listening")
 
 	errc := make(chan error, 1)
 	go func() {
