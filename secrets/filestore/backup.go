@@ -1,0 +1,274 @@
+package filestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/credsign/credsign/secrets"
+)
+
+var (
+	_ secrets.Snapshotter = (*Store)(nil)
+	_ secrets.Enumerator  = (*Store)(nil)
+)
+
+// Snapshot implements secrets.Snapshotter: it writes the data file as of
+// one instant to w from a bbolt read transaction (tx.WriteTo), while writes
+// go on. The copy is a complete data file, meta bucket (format, key check
+// and any record tally) included, sealed under the same key: it opens with
+// Open given that key, in a directory of its own as DataFileName. Cost: one
+// sequential read of the file; writers do not wait, but pages they free
+// cannot be reused until the copy ends, so the file may grow meanwhile by
+// what is written during the copy.
+func (s *Store) Snapshot(ctx context.Context, w io.Writer, size func(n int64)) (int64, error) {
+	var n int64
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		if size != nil {
+			size(tx.Size())
+		}
+		var err error
+		n, err = tx.WriteTo(ctxWriter{ctx: ctx, w: w})
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("filestore: snapshot: %w", err)
+	}
+	return n, nil
+}
+
+// ctxWriter stops a long copy when its context ends.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
+}
+
+// IDs implements secrets.Enumerator. Cost: one read transaction walking one
+// bucket's keys; no record is opened.
+func (s *Store) IDs(ctx context.Context, kind secrets.Kind) ([]string, error) {
+	bucket, ok := kindBuckets[kind]
+	if !ok {
+		return nil, fmt.Errorf("filestore: list %q: %w", kind, secrets.ErrInvalid)
+	}
+	var ids []string
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		ids = nil
+		return tx.Bucket(bucket).ForEach(func(k, _ []byte) error {
+			ids = append(ids, string(k))
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("filestore: list %s: %w", kind, err)
+	}
+	return ids, nil
+}
+
+// kindBuckets maps each kind of record to its bucket.
+var kindBuckets = map[secrets.Kind][]byte{
+	secrets.KindDevice: bucketDevices,
+	secrets.KindGroup:  bucketGroups,
+	secrets.KindToken:  bucketTokens,
+	secrets.KindKey:    bucketKeys,
+}
+
+// Counts is how many records of each kind a store holds.
+type Counts map[secrets.Kind]int
+
+// Check reads every record of the store as one instant sees it: it checks
+// bbolt's page structure (tx.Check), opens every device, group, token and
+// key record (so each one authenticates under the key), and checks that the
+// token hash index and the tokens match one for one. It returns the count
+// of each kind. Cost: one read transaction over the whole file, one AES-GCM
+// open per record.
+func (s *Store) Check(ctx context.Context) (Counts, error) {
+	counts := Counts{}
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		clear(counts)
+		var damage error
+		for err := range tx.Check() { // drained: Check's goroutine sends until done
+			if damage == nil {
+				damage = fmt.Errorf("%w: %w", ErrDamaged, err)
+			}
+		}
+		if damage != nil {
+			return damage
+		}
+		open := map[secrets.Kind]func(k, v []byte) error{
+			secrets.KindDevice: func(k, v []byte) error { _, err := s.c.openDevice(k, v); return err },
+			secrets.KindGroup:  func(k, v []byte) error { _, err := s.c.openGroup(k, v); return err },
+			secrets.KindKey: func(k, _ []byte) error {
+				_, _, err := s.readKey(tx, string(k))
+				return err
+			},
+			secrets.KindToken: func(k, v []byte) error {
+				t, err := s.c.openToken(k, v)
+				if err != nil {
+					return err
+				}
+				if id := tx.Bucket(bucketTokenHashes).Get(s.c.hashKey(t.Hash)); string(id) != t.ID {
+					return fmt.Errorf("%w: token %q is missing from the hash index", ErrDamaged, t.ID)
+				}
+				return nil
+			},
+		}
+		for _, kind := range secrets.Kinds {
+			err := tx.Bucket(kindBuckets[kind]).ForEach(func(k, v []byte) error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				counts[kind]++
+				return open[kind](k, v)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if n := tx.Bucket(bucketTokenHashes).Stats().KeyN; n != counts[secrets.KindToken] {
+			return fmt.Errorf("%w: the token hash index has %d entries for %d tokens", ErrDamaged, n, counts[secrets.KindToken])
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("filestore: check: %w", err)
+	}
+	return counts, nil
+}
+
+// VerifyBackup checks that the file at path, a Snapshot, is a store that
+// key opens and that every record in it reads: it copies the file into a
+// new temporary directory, opens the copy with Open (so every check Open
+// makes applies, the key check and any record tally included), runs Check
+// and removes the copy. The file itself is never written. Cost: one copy of
+// the file and one pass over it.
+func VerifyBackup(ctx context.Context, path string, key []byte) (Counts, error) {
+	tmp, err := os.MkdirTemp("", "credsign-verify-*")
+	if err != nil {
+		return nil, fmt.Errorf("filestore: verify %s: %w", path, err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := copyFile(ctx, path, filepath.Join(tmp, DataFileName)); err != nil {
+		return nil, fmt.Errorf("filestore: verify %s: %w", path, err)
+	}
+	s, err := Open(Config{Dir: tmp, Key: key, LockTimeout: 100 * time.Millisecond})
+	if err != nil {
+		return nil, fmt.Errorf("filestore: verify %s: %w", path, err)
+	}
+	defer s.Close()
+	counts, err := s.Check(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("filestore: verify %s: %w", path, err)
+	}
+	return counts, nil
+}
+
+// ErrInUse means the data directory's store is open in another process.
+var ErrInUse = errors.New("store in use by another process")
+
+// Restore installs the backup file at path as the data file of cfg.Dir,
+// after VerifyBackup has checked it with cfg's key (Config.Key, else
+// Config.KeyFile, else Dir/store.key). A data file already in Dir is
+// refused unless replace is set; then it must not be open in any process
+// (ErrInUse: stop the server first) and is kept beside the new one as
+// DataFileName+".replaced-<time>". The new file is written next to its
+// place, synced, and renamed into it, so a crash leaves either store whole.
+// It returns the backup's counts.
+func Restore(ctx context.Context, path string, cfg Config, replace bool) (Counts, error) {
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil || cfg.Dir == "" {
+		return nil, errors.New("filestore: restore: no data directory given")
+	}
+	dst := filepath.Join(dir, DataFileName)
+	dbExists, err := exists(dst)
+	if err != nil {
+		return nil, fmt.Errorf("filestore: restore: %w", err)
+	}
+	if dbExists && !replace {
+		return nil, fmt.Errorf("filestore: restore: %s already holds a store; move it aside or replace it (stop the server first)", dir)
+	}
+	key, err := storeKey(dir, cfg, true, dst)
+	if err != nil {
+		return nil, fmt.Errorf("filestore: restore: %w", err)
+	}
+	defer clear(key)
+	counts, err := VerifyBackup(ctx, path, key)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("filestore: restore: %w", err)
+	}
+	tmp := dst + ".restoring"
+	if err := copyFile(ctx, path, tmp); err != nil {
+		os.Remove(tmp)
+		return nil, fmt.Errorf("filestore: restore: %w", err)
+	}
+	defer os.Remove(tmp)
+	if dbExists {
+		// Hold the lock while the files change places, so that no server
+		// opens the old file meanwhile.
+		db, err := bolt.Open(dst, 0o600, &bolt.Options{Timeout: 200 * time.Millisecond})
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("filestore: restore: %s: %w (stop the server first)", dst, ErrInUse)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("filestore: restore: %s: %w", dst, err)
+		}
+		defer db.Close()
+		if err := os.Rename(dst, dst+".replaced-"+time.Now().UTC().Format("20060102T150405Z")); err != nil {
+			return nil, fmt.Errorf("filestore: restore: %w", err)
+		}
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return nil, fmt.Errorf("filestore: restore: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, fmt.Errorf("filestore: restore: %w", err)
+	}
+	return counts, nil
+}
+
+// WriteKeyFile writes key, in the text form ParseKey reads, to a new file
+// at path (mode 0600); it never replaces an existing file.
+func WriteKeyFile(path string, key []byte) error {
+	if err := createKeyFile(path, key); err != nil {
+		return fmt.Errorf("filestore: write key file %s: %w", path, err)
+	}
+	return nil
+}
+
+// copyFile copies src to a new file dst (mode 0600) and syncs it.
+func copyFile(ctx context.Context, src, dst string) (err error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	if _, err := io.Copy(ctxWriter{ctx: ctx, w: out}, in); err != nil {
+		return err
+	}
+	return out.Sync()
+}
