@@ -2,8 +2,10 @@ package filestore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
@@ -161,6 +163,9 @@ func VerifyBackup(ctx context.Context, path string, key []byte) (Counts, error) 
 		return nil, fmt.Errorf("filestore: verify %s: %w", path, err)
 	}
 	defer os.RemoveAll(tmp)
+	if err := checkLength(path); err != nil {
+		return nil, fmt.Errorf("filestore: verify %s: %w", path, err)
+	}
 	if err := copyFile(ctx, path, filepath.Join(tmp, DataFileName)); err != nil {
 		return nil, fmt.Errorf("filestore: verify %s: %w", path, err)
 	}
@@ -174,6 +179,66 @@ func VerifyBackup(ctx context.Context, path string, key []byte) (Counts, error) 
 		return nil, fmt.Errorf("filestore: verify %s: %w", path, err)
 	}
 	return counts, nil
+}
+
+// bbolt's meta page, as far as checkLength reads it: after the 16-byte
+// page header, magic (4 bytes), version (4), page size (4), flags (4), root
+// bucket (16), freelist page (8), high water mark (8, the page count),
+// transaction ID (8), then an FNV-64a checksum of the 64 bytes before it.
+const (
+	boltMagic     = 0xED0CDAED
+	metaOffset    = 16
+	metaSumOffset = 56
+	metaPageSize  = 8
+	metaHWM       = 40
+	metaTxID      = 48
+)
+
+// checkLength refuses a data file shorter than its newest valid meta page
+// says it is (a copy cut short), before bbolt opens it: bbolt trusts that
+// length and would read past the end of the file.
+func checkLength(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	var first [metaOffset + metaSumOffset + 8]byte
+	if _, err := io.ReadFull(f, first[:]); err != nil {
+		return fmt.Errorf("%w: too short to be a store (%d bytes)", ErrDamaged, st.Size())
+	}
+	pageSize := int64(binary.LittleEndian.Uint32(first[metaOffset+metaPageSize:]))
+	if pageSize < 512 || pageSize > 1<<20 {
+		pageSize = 4096 // a damaged first meta: try the second at the usual place
+	}
+	var newest struct{ txid, pages uint64 }
+	found := false
+	for i := int64(0); i < 2; i++ {
+		var m [metaOffset + metaSumOffset + 8]byte
+		if _, err := f.ReadAt(m[:], i*pageSize); err != nil {
+			continue
+		}
+		meta := m[metaOffset:]
+		h := fnv.New64a()
+		h.Write(meta[:metaSumOffset])
+		if binary.LittleEndian.Uint32(meta) != boltMagic || h.Sum64() != binary.LittleEndian.Uint64(meta[metaSumOffset:]) {
+			continue
+		}
+		if txid := binary.LittleEndian.Uint64(meta[metaTxID:]); !found || txid > newest.txid {
+			newest.txid, newest.pages, found = txid, binary.LittleEndian.Uint64(meta[metaHWM:]), true
+		}
+	}
+	if !found {
+		return fmt.Errorf("%w: not a bbolt file (no valid meta page)", ErrDamaged)
+	}
+	if want := int64(newest.pages) * pageSize; st.Size() < want {
+		return fmt.Errorf("%w: %d bytes, but the file says it has %d: the copy was cut short", ErrDamaged, st.Size(), want)
+	}
+	return nil
 }
 
 // ErrInUse means the data directory's store is open in another process.
