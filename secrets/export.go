@@ -65,3 +65,17 @@ func As[T any](s Store) (T, bool) {
 	var zero T
 	return zero, false
 }
+
+// Importer is implemented by stores that can write a device or a group as
+// another store holds it, its creation and update times included. A copy
+// needs them: a device token minted before its device's CreatedAt is
+// refused (a token of an earlier device of the same ID), so a device
+// stamped anew by its destination would refuse every token it had.
+type Importer interface {
+	// ImportDevice writes d as PutDevice does, under the same
+	// compare-and-set rule, but keeps d.CreatedAt and d.UpdatedAt. The
+	// store still sets Version.
+	ImportDevice(ctx context.Context, d Device, ifVersion int64) (Device, error)
+	// ImportGroup is ImportDevice for a group.
+	ImportGroup(ctx context.Context, g Group, ifVersion int64) (Group, error)
+}

@@ -6,10 +6,11 @@
 // values (the MAC key device tokens are checked with, the lists of revoked
 // device tokens, the JWT signing key ring, enrolment tokens). Tokens are
 // stored only by hash, so copying the records keeps every token working;
-// nothing is re-issued. What a store sets itself is not carried: device,
-// group and key versions start again at 1 at the destination (so do the
-// ETags derived from them), and device and group times are stamped when
-// they are written there.
+// nothing is re-issued. Devices and groups keep their creation and update
+// times (secrets.Importer: a device token minted before its device's
+// creation time is refused). Versions are the destination's own: device,
+// group and key versions start again at 1 (so do the ETags derived from
+// them).
 //
 // A copy is resumable: a record already at the destination and equal to
 // the source's is skipped, one that differs is left alone and counted as a
@@ -38,8 +39,8 @@ type Options struct {
 	// Parallel bounds the reads and writes under way at once (each a round
 	// trip to Vault); 0 means 32.
 	Parallel int
-	// Batch is how many records are read before they are written (a bulk
-	// write on the embedded store); 0 means 500.
+	// Batch is how many records are read before they are written; 0 means
+	// 500.
 	Batch int
 	// Progress, when set, is called after each batch with the counts so far.
 	Progress func(Report)
@@ -69,16 +70,21 @@ type Report map[secrets.Kind]Tally
 var ErrConflicts = errors.New("records differ at the destination")
 
 // Copy copies every record of from into to, kind by kind in the order of
-// secrets.Kinds. from must be a secrets.Enumerator (both credsign stores
-// are). Cost per record: one read at the source, one at the destination,
-// one write when it is copied (tokens: two reads at each end on Vault, by
-// ID and by hash), Options.Parallel at once; on the embedded store a batch
-// of devices is one transaction. It returns the counts so far with the
-// first error that stopped it.
+// secrets.Kinds. from must be a secrets.Enumerator and to a
+// secrets.Importer (both credsign stores are both). Cost per record: one
+// read at the source, one at the destination, one write when it is copied
+// (tokens: two reads at each end on Vault, by ID and by hash, and two
+// writes), Options.Parallel at once; the embedded store commits concurrent
+// writes together. It returns the counts so far with the first error that
+// stopped it.
 func Copy(ctx context.Context, from, to secrets.Store, opts Options) (Report, error) {
-	enum, ok := from.(secrets.Enumerator)
+	enum, ok := secrets.As[secrets.Enumerator](from)
 	if !ok {
 		return nil, errors.New("migrate: the source store cannot list its records")
+	}
+	imp, ok := secrets.As[secrets.Importer](to)
+	if !ok {
+		return nil, errors.New("migrate: the destination store cannot keep the records' times")
 	}
 	if opts.Parallel <= 0 {
 		opts.Parallel = 32
@@ -86,7 +92,7 @@ func Copy(ctx context.Context, from, to secrets.Store, opts Options) (Report, er
 	if opts.Batch <= 0 {
 		opts.Batch = 500
 	}
-	c := &copier{from: from, to: to, opts: opts, report: Report{}}
+	c := &copier{from: from, to: to, imp: imp, opts: opts, report: Report{}}
 	for _, kind := range secrets.Kinds {
 		ids, err := enum.IDs(ctx, kind)
 		if err != nil {
@@ -117,6 +123,7 @@ func Copy(ctx context.Context, from, to secrets.Store, opts Options) (Report, er
 
 type copier struct {
 	from, to secrets.Store
+	imp      secrets.Importer // to, as an Importer
 	opts     Options
 	mu       sync.Mutex
 	report   Report
@@ -166,9 +173,6 @@ func (c *copier) batch(ctx context.Context, kind secrets.Kind, ids []string) err
 	}
 	if c.opts.DryRun || len(writes) == 0 {
 		return nil
-	}
-	if kind == secrets.KindDevice {
-		return c.putDevices(ctx, items, writes)
 	}
 	return c.each(ctx, len(writes), func(j int) error {
 		return c.write(ctx, kind, items[writes[j]])
@@ -259,8 +263,10 @@ func (c *copier) compare(ctx context.Context, kind secrets.Kind, id string) (ite
 		}
 		a, errA := secrets.NormalizeDevice(src)
 		b, errB := secrets.NormalizeDevice(dst)
+		equal := errA == nil && errB == nil && reflect.DeepEqual(a, b) && src.CreatedAt.Equal(dst.CreatedAt)
+		a.CreatedAt, a.UpdatedAt = src.CreatedAt, src.UpdatedAt
 		it.device, it.version = a, dst.Version
-		it.need = c.decide(found, errA == nil && errB == nil && reflect.DeepEqual(a, b))
+		it.need = c.decide(found, equal)
 		return it, errA
 	case secrets.KindGroup:
 		src, err := c.from.GetGroup(ctx, id)
@@ -278,8 +284,10 @@ func (c *copier) compare(ctx context.Context, kind secrets.Kind, id string) (ite
 		}
 		a, errA := secrets.NormalizeGroup(src)
 		b, errB := secrets.NormalizeGroup(dst)
+		equal := errA == nil && errB == nil && reflect.DeepEqual(a, b) && src.CreatedAt.Equal(dst.CreatedAt)
+		a.CreatedAt, a.UpdatedAt = src.CreatedAt, src.UpdatedAt
 		it.group, it.version = a, dst.Version
-		it.need = c.decide(found, errA == nil && errB == nil && reflect.DeepEqual(a, b))
+		it.need = c.decide(found, equal)
 		return it, errA
 	case secrets.KindToken:
 		src, err := c.from.GetToken(ctx, id)
@@ -355,15 +363,18 @@ func sameToken(a, b secrets.Token) bool {
 	return a.RevokedAt.Equal(*b.RevokedAt)
 }
 
-// write writes one group, token or key that needs it.
+// write writes one record that needs it.
 func (c *copier) write(ctx context.Context, kind secrets.Kind, it item) error {
 	ifVersion := int64(0)
 	if it.need == update {
 		ifVersion = it.version
 	}
 	switch kind {
+	case secrets.KindDevice:
+		_, err := c.imp.ImportDevice(ctx, it.device, ifVersion)
+		return err
 	case secrets.KindGroup:
-		_, err := c.to.PutGroup(ctx, it.group, ifVersion)
+		_, err := c.imp.ImportGroup(ctx, it.group, ifVersion)
 		return err
 	case secrets.KindKey:
 		_, err := c.to.PutKey(ctx, it.id, it.key, ifVersion)
@@ -375,24 +386,4 @@ func (c *copier) write(ctx context.Context, kind secrets.Kind, it item) error {
 		return c.to.PutToken(ctx, it.token)
 	}
 	return fmt.Errorf("unknown kind %q", kind)
-}
-
-// putDevices writes the devices of items at writes in one bulk call
-// (secrets.PutDevices: one transaction on the embedded store, Parallel
-// writes on Vault).
-func (c *copier) putDevices(ctx context.Context, items []item, writes []int) error {
-	puts := make([]secrets.DevicePut, len(writes))
-	for j, i := range writes {
-		puts[j] = secrets.DevicePut{Device: items[i].device}
-		if items[i].need == update {
-			puts[j].IfVersion = items[i].version
-		}
-	}
-	var errs []error
-	for j, r := range secrets.PutDevices(ctx, c.to, puts) {
-		if r.Err != nil {
-			errs = append(errs, fmt.Errorf("device %q: %w", puts[j].Device.ID, r.Err))
-		}
-	}
-	return errors.Join(errs...)
 }

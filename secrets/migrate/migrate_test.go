@@ -58,6 +58,7 @@ func fill(t *testing.T, s secrets.Store, n int) {
 		if _, err := s.PutDevice(ctx, d, 0); err != nil {
 			t.Fatal(err)
 		}
+		time.Sleep(time.Millisecond) // devices of distinct times
 		tok := secrets.Token{ID: fmt.Sprintf("t%04d", i), Hash: hash(i), Role: secrets.RoleDevice, DeviceID: d.ID, CreatedAt: created}
 		if i%5 == 0 {
 			at := created.Add(time.Hour)
@@ -77,8 +78,8 @@ func fill(t *testing.T, s secrets.Store, n int) {
 	}
 }
 
-// dump reads every record of s as a comparable text, bookkeeping the
-// stores set themselves (versions, device and group times) left out.
+// dump reads every record of s as a comparable text, versions (which
+// each store sets itself) left out and times in.
 func dump(t *testing.T, s secrets.Store) map[string]string {
 	t.Helper()
 	ctx := context.Background()
@@ -97,13 +98,17 @@ func dump(t *testing.T, s secrets.Store) map[string]string {
 				if err != nil {
 					t.Fatal(err)
 				}
-				v, _ = secrets.NormalizeDevice(d)
+				n, _ := secrets.NormalizeDevice(d)
+				n.CreatedAt, n.UpdatedAt = d.CreatedAt.UTC(), d.UpdatedAt.UTC()
+				v = n
 			case secrets.KindGroup:
 				g, err := s.GetGroup(ctx, id)
 				if err != nil {
 					t.Fatal(err)
 				}
-				v, _ = secrets.NormalizeGroup(g)
+				n, _ := secrets.NormalizeGroup(g)
+				n.CreatedAt, n.UpdatedAt = g.CreatedAt.UTC(), g.UpdatedAt.UTC()
+				v = n
 			case secrets.KindToken:
 				tok, err := s.GetToken(ctx, id)
 				if err != nil {
@@ -242,11 +247,16 @@ func testCopy(t *testing.T, from, to secrets.Store) {
 	}
 }
 
-// TestCopyNeedsEnumerator: a source that cannot list its records is
-// refused before anything is written.
+// TestCopyNeedsEnumerator: a source that cannot list its records, or a
+// destination that cannot keep their times, is refused before anything is
+// written.
 func TestCopyNeedsEnumerator(t *testing.T) {
 	from := struct{ secrets.Store }{fileStore(t)}
 	if _, err := migrate.Copy(context.Background(), from, fileStore(t), migrate.Options{}); err == nil {
 		t.Fatal("no error")
+	}
+	to := struct{ secrets.Store }{fileStore(t)}
+	if _, err := migrate.Copy(context.Background(), fileStore(t), to, migrate.Options{}); err == nil {
+		t.Fatal("no error for a destination that cannot keep times")
 	}
 }
