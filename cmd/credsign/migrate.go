@@ -100,8 +100,13 @@ flags:`)
 		t := report[k]
 		fmt.Fprintf(stdout, "%-8s %8d %8d %8d %8d %9d\n", k, t.Source, t.Copied, t.Same, t.Updated, t.Conflicts)
 	}
-	devs := report[secrets.KindDevice].Source
-	fmt.Fprintf(stdout, "%s in %s (%.0f devices/s)\n", *from+" -> "+*to, d.Round(time.Millisecond), float64(devs)/max(d.Seconds(), 1e-3))
+	records := 0
+	for _, t := range report {
+		records += t.Source
+	}
+	secs := max(d.Seconds(), 1e-3)
+	fmt.Fprintf(stdout, "%s -> %s: %d records in %s (%.0f records/s, %.0f devices/s)\n", *from, *to, records, d.Round(time.Millisecond),
+		float64(records)/secs, float64(report[secrets.KindDevice].Source)/secs)
 	if err != nil {
 		return fail(exitError, err)
 	}
