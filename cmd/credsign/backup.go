@@ -115,6 +115,9 @@ func parseCLI(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, done
 
 // backupDir copies the data directory's store (not open elsewhere).
 func backupDir(ctx context.Context, f backupFlags, w io.Writer) (int64, error) {
+	if err := haveStore(f.dataDir); err != nil {
+		return 0, err
+	}
 	store, _, err := openStore(ctx, serveFlags{store: "file", dataDir: f.dataDir, storeKeyFile: f.keyFile}, os.Getenv, zerolog.Nop())
 	if err != nil {
 		return 0, err
@@ -125,6 +128,17 @@ func backupDir(ctx context.Context, f backupFlags, w io.Writer) (int64, error) {
 		return 0, errors.New("the store cannot be copied")
 	}
 	return snap.Snapshot(ctx, w, nil)
+}
+
+// haveStore refuses a data directory without a store, which opening would
+// create (a mistyped directory is not an empty store to copy).
+func haveStore(dir string) error {
+	for _, name := range []string{filestore.DataFileName, filestore.LegacyFileName} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s holds no store (no %s)", dir, filestore.DataFileName)
 }
 
 // backupServer fetches GET /v1/admin/backup into w and checks that all of

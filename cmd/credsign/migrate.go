@@ -65,6 +65,11 @@ flags:`)
 	case *parallel < 1:
 		return fail(exitUsage, errors.New("--parallel must be 1 or more"))
 	}
+	if src.store == "file" {
+		if err := haveStore(src.dataDir); err != nil {
+			return fail(exitError, fmt.Errorf("source: %w", err))
+		}
+	}
 	source, _, err := openStore(ctx, src, os.Getenv, zerolog.Nop())
 	if err != nil {
 		return fail(exitError, fmt.Errorf("source: %w", err))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -237,6 +238,26 @@ func TestMigrateUsage(t *testing.T) {
 		code, out, errOut := cli(t, args...)
 		if code != exitUsage || out != "" || strings.Count(errOut, "\n") != 1 {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+}
+
+// TestNoStoreNoCopy: a source directory without a store (a mistyped path)
+// is refused, not opened as a new empty store and copied.
+func TestNoStoreNoCopy(t *testing.T) {
+	empty, dst := t.TempDir(), t.TempDir()
+	for _, args := range [][]string{
+		{"migrate", "--from", "file:" + empty, "--to", "file:" + dst},
+		{"backup", "--data-dir", empty, "-o", dst + "/b.db"},
+	} {
+		code, _, errOut := cli(t, args...)
+		if code != exitError || !strings.Contains(errOut, "holds no store") {
+			t.Errorf("%q: exit %d, %s", args, code, errOut)
+		}
+	}
+	for _, d := range []string{empty, dst} {
+		if entries, _ := os.ReadDir(d); len(entries) != 0 {
+			t.Errorf("%s: %d files created", d, len(entries))
 		}
 	}
 }

@@ -166,16 +166,19 @@ func (c *copier) batch(ctx context.Context, kind secrets.Kind, ids []string) err
 	}
 	var writes []int
 	for i, it := range items {
-		c.count(kind, it.need)
-		if it.need == create || it.need == update {
-			writes = append(writes, i)
+		if (it.need == create || it.need == update) && !c.opts.DryRun {
+			writes = append(writes, i) // counted once written
+			continue
 		}
-	}
-	if c.opts.DryRun || len(writes) == 0 {
-		return nil
+		c.count(kind, it.need)
 	}
 	return c.each(ctx, len(writes), func(j int) error {
-		return c.write(ctx, kind, items[writes[j]])
+		it := items[writes[j]]
+		if err := c.write(ctx, kind, it); err != nil {
+			return fmt.Errorf("%q: %w", it.id, err)
+		}
+		c.count(kind, it.need)
+		return nil
 	})
 }
 
