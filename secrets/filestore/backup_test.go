@@ -243,3 +243,34 @@ func TestIDs(t *testing.T) {
 		t.Errorf("unknown kind: %v", err)
 	}
 }
+
+// FuzzCheckLength: whatever the bytes, checkLength answers without
+// panicking, and accepts a file only if it is as long as its newest valid
+// meta page says.
+func FuzzCheckLength(f *testing.F) {
+	s, err := Open(Config{Dir: f.TempDir(), Key: bytes.Repeat([]byte{9}, KeySize)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := s.Snapshot(context.Background(), &buf, nil); err != nil {
+		f.Fatal(err)
+	}
+	s.Close()
+	f.Add(buf.Bytes())
+	f.Add(buf.Bytes()[:buf.Len()-1])
+	f.Add(buf.Bytes()[:4096])
+	f.Add([]byte("not a database"))
+	f.Add([]byte{})
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(dir, "f.db")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := checkLength(path)
+		if err != nil && !errors.Is(err, ErrDamaged) {
+			t.Fatalf("error %v does not wrap ErrDamaged", err)
+		}
+	})
+}
