@@ -93,6 +93,7 @@ type env struct {
 	t      *testing.T
 	url    string
 	store  *flakyStore
+	dir    string // the data directory of the file store under store
 	logs   *testutil.SyncBuffer
 	router routers.Router
 	// bodies collects every response body, to search for leaked secrets.
@@ -101,7 +102,8 @@ type env struct {
 
 func newEnv(t *testing.T, mod func(*Config)) *env {
 	t.Helper()
-	fs, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
+	dir := t.TempDir()
+	fs, err := filestore.Open(filestore.Config{Dir: dir})
 	if err != nil {
 		t.Fatalf("opening filestore: %v", err)
 	}
@@ -125,7 +127,7 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 		_ = fs.Close()
 	})
 	router := testRouter(t)
-	return &env{t: t, url: ts.URL, store: st, logs: logs, router: router, bodies: &testutil.SyncBuffer{}}
+	return &env{t: t, url: ts.URL, store: st, dir: dir, logs: logs, router: router, bodies: &testutil.SyncBuffer{}}
 }
 
 type resp struct {
