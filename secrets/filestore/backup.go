@@ -395,7 +395,7 @@ func importRecord[T any](ctx context.Context, s *Store, bucket []byte, id string
 		if err != nil {
 			return err
 		}
-		if err := b.Put(key, sealed); err != nil {
+		if err := s.put(tx, bucket, key, sealed); err != nil {
 			return abort(err)
 		}
 		out = next

@@ -147,7 +147,7 @@ func TestVerifyBackupRefuses(t *testing.T) {
 	}{
 		{"truncated", write(raw[:len(raw)/2]), key, ErrDamaged, ""},
 		{"other key", good, bytes.Repeat([]byte{2}, KeySize), ErrWrongKey, ""},
-		{"record changed", tampered, key, ErrDamaged, "d007"},
+		{"record changed", tampered, key, ErrDamaged, ""}, // the record tally refuses it at open, before any record is read
 		{"not a store", write([]byte("hello, not a database")), key, nil, "b.db"},
 		{"missing", filepath.Join(t.TempDir(), "none.db"), key, os.ErrNotExist, ""},
 	} {

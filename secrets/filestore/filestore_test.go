@@ -459,7 +459,7 @@ func TestRollbackDetected(t *testing.T) {
 			before(t, s)
 			s.Close()
 			snapshot := filepath.Join(t.TempDir(), "earlier.db")
-			copyFile(t, filepath.Join(dir, DataFileName), snapshot)
+			copyTestFile(t, filepath.Join(dir, DataFileName), snapshot)
 			s = open(t, Config{Dir: dir, Key: key})
 			after(t, s)
 			s.Close()
@@ -490,11 +490,11 @@ func TestRollbackDetected(t *testing.T) {
 		before(t, s)
 		s.Close()
 		snapshot := filepath.Join(t.TempDir(), "earlier.db")
-		copyFile(t, filepath.Join(dir, DataFileName), snapshot)
+		copyTestFile(t, filepath.Join(dir, DataFileName), snapshot)
 		s = open(t, Config{Dir: dir, Key: key})
 		after(t, s)
 		s.Close()
-		copyFile(t, snapshot, filepath.Join(dir, DataFileName))
+		copyTestFile(t, snapshot, filepath.Join(dir, DataFileName))
 		s = open(t, Config{Dir: dir, Key: key})
 		if tok, err := s.GetToken(ctx, "tok-lamp"); err != nil || tok.RevokedAt != nil {
 			t.Errorf("the earlier file's token: %+v, %v; want it as it was, unrevoked", tok, err)
@@ -502,7 +502,7 @@ func TestRollbackDetected(t *testing.T) {
 	})
 }
 
-func copyFile(t *testing.T, from, to string) {
+func copyTestFile(t *testing.T, from, to string) {
 	t.Helper()
 	b, err := os.ReadFile(from)
 	if err != nil {
