@@ -1,13 +1,16 @@
-// Package signing turns a device's identity and secret into the MQTT
-// ClientId/Username/Password triple that an IoT cloud accepts, plus the broker
-// address, the cloud's standard topics for the device and an honest expiry.
-// It holds one recipe per cloud (docs/clouds.md): the HMAC and hash family
-// (aliyun, tencent, huawei, azure, onenet, baidu, tuya) and the token family
-// (jwt, aws), which signs JWTs with a key pair the caller supplies
-// (TokenKey). Each recipe is a pure function of its inputs: the issue time
-// and any randomness are passed in, never read from the clock. It imports
-// only the standard library.
-package signing
+// Package cloud holds what every cloud shares: the request and the
+// credentials (the MQTT ClientId/Username/Password triple that an IoT cloud
+// accepts, plus the broker address, the cloud's standard topics for the
+// device and an honest expiry), params and their validation, the errors,
+// the doctor's search engine and the Registry that the server, the CLI and
+// the tests ask for a cloud and its abilities. Each cloud is a package
+// under cloud/ (docs/clouds.md) that gives a Backend: its description and
+// recipe, and the optional abilities it has (Diagnoser, GroupKeyDeriver,
+// Registerer, ConsoleLayout); cloud/clouds lists them. A recipe is a pure
+// function of its inputs: the issue time and any randomness are passed in,
+// never read from the clock. It imports only the standard library and its
+// own subpackage cloud/registration.
+package cloud
 
 import (
 	"crypto/rand"
@@ -91,7 +94,8 @@ type InvalidError struct {
 // Error implements error.
 func (e *InvalidError) Error() string { return e.Field + ": " + e.Reason }
 
-func invalid(field, format string, args ...any) error {
+// Invalid returns an *InvalidError for field, its reason formatted.
+func Invalid(field, format string, args ...any) error {
 	return &InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
@@ -102,27 +106,27 @@ func IsInvalid(err error) bool {
 }
 
 // Sign derives credentials for req.
-func Sign(req Request) (Credentials, error) {
-	return sign(req, nil)
+func (r *Registry) Sign(req Request) (Credentials, error) {
+	return r.sign(req, nil)
 }
 
 // Explain derives credentials for req like Sign and also returns each step
 // of the recipe, with the secret redacted, for debugging a rejected CONNECT.
-func Explain(req Request) (Credentials, []Step, error) {
-	tr := &trace{}
-	c, err := sign(req, tr)
+func (r *Registry) Explain(req Request) (Credentials, []Step, error) {
+	tr := &Trace{}
+	c, err := r.sign(req, tr)
 	return c, tr.steps, err
 }
 
-func sign(req Request, tr *trace) (Credentials, error) {
-	cl, in, err := prepare(req, tr)
+func (r *Registry) sign(req Request, tr *Trace) (Credentials, error) {
+	cl, in, err := r.prepare(req, tr)
 	if err != nil {
 		return Credentials{}, err
 	}
-	if tr.on() {
-		tr.add("cloud", "%s (%s)", cl.Name, cl.Title)
+	if tr.On() {
+		tr.Add("cloud", "%s (%s)", cl.Name, cl.Title)
 	}
-	c, err := cl.recipe(in)
+	c, err := cl.Recipe(in)
 	if err != nil {
 		return Credentials{}, err
 	}
@@ -130,139 +134,147 @@ func sign(req Request, tr *trace) (Credentials, error) {
 	if req.DeviceID != "" {
 		c.DeviceID = req.DeviceID
 	}
-	c.IssuedAt = in.now
-	life := in.ttl
-	if c.ExpiresAt != nil && c.ExpiresAt.Sub(in.now) < life {
-		life = c.ExpiresAt.Sub(in.now)
+	c.IssuedAt = in.Now
+	life := in.TTL
+	if c.ExpiresAt != nil && c.ExpiresAt.Sub(in.Now) < life {
+		life = c.ExpiresAt.Sub(in.Now)
 	}
-	c.RefreshAfter = in.now.Add(life * 2 / 3)
+	c.RefreshAfter = in.Now.Add(life * 2 / 3)
 	return c, nil
 }
 
+// Prepare validates req and returns its cloud and the recipe's input: Sign
+// is Prepare, the cloud's Recipe and the fields every cloud shares. The
+// benchmarks time a recipe alone with it.
+func (r *Registry) Prepare(req Request) (*Cloud, Input, error) {
+	return r.prepare(req, nil)
+}
+
 // prepare validates req and returns its cloud and the recipe's input.
-func prepare(req Request, tr *trace) (*Cloud, input, error) {
-	cl, ok := registry[req.Cloud]
+func (r *Registry) prepare(req Request, tr *Trace) (*Cloud, Input, error) {
+	cl, ok := r.clouds[req.Cloud]
 	if !ok {
-		return nil, input{}, unknownCloud(req.Cloud)
+		return nil, Input{}, r.unknownCloud(req.Cloud)
 	}
 	p, err := cl.normalize(req.Params)
 	if err != nil {
-		return nil, input{}, err
+		return nil, Input{}, err
 	}
 	key, err := cl.secretKey(req.Secret)
 	if err != nil {
-		return nil, input{}, err
+		return nil, Input{}, err
 	}
 	var rsaKey *rsa.PrivateKey
 	if cl.SecretFormat == SecretPEM {
 		if rsaKey, err = parseRSASecret(key); err != nil {
-			return nil, input{}, err
+			return nil, Input{}, err
 		}
 	}
 	var alg string
 	if cl.Tokens {
 		if alg, err = checkTokenKey(req.TokenKey); err != nil {
-			return nil, input{}, err
+			return nil, Input{}, err
 		}
 		if req.Issuer == "" {
-			return nil, input{}, invalid("issuer", "%s tokens need an issuer (the server's public URL)", cl.Name)
+			return nil, Input{}, Invalid("issuer", "%s tokens need an issuer (the server's public URL)", cl.Name)
 		}
 	}
 	if req.Now.IsZero() {
-		return nil, input{}, invalid("now", "the issue time is required")
+		return nil, Input{}, Invalid("now", "the issue time is required")
 	}
 	now := req.Now.UTC()
 	if y := now.Year(); y < 1970 || y > 9999 {
-		return nil, input{}, invalid("now", "the issue time must be between 1970 and 9999, not in %d", y)
+		return nil, Input{}, Invalid("now", "the issue time must be between 1970 and 9999, not in %d", y)
 	}
 	ttl := req.TTL
 	if ttl == 0 {
 		ttl = DefaultTTL
 	}
 	if err := cl.checkTTL(ttl, p); err != nil {
-		return nil, input{}, err
+		return nil, Input{}, err
 	}
 	rnd := req.Rand
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	return cl, input{params: p, secret: req.Secret, key: key, rsaKey: rsaKey, now: now, ttl: ttl, rand: rnd, trace: tr,
-		deviceID: req.DeviceID, tokenKey: req.TokenKey, alg: alg, issuer: req.Issuer}, nil
+	return cl, Input{Params: p, Secret: req.Secret, Key: key, RSAKey: rsaKey, Now: now, TTL: ttl, Rand: rnd, Trace: tr,
+		DeviceID: req.DeviceID, TokenKey: req.TokenKey, Alg: alg, Issuer: req.Issuer}, nil
 }
 
-// input is what a recipe receives once the request has been validated.
-type input struct {
-	params params
-	secret string
-	key    []byte          // the HMAC key: the secret's bytes, base64-decoded where the cloud says so
-	rsaKey *rsa.PrivateKey // the secret parsed, for clouds whose secret is a PEM key
-	now    time.Time       // UTC
-	ttl    time.Duration
-	rand   io.Reader
-	trace  *trace
+// Input is what a recipe receives once the request has been validated.
+type Input struct {
+	Params Params
+	Secret string
+	Key    []byte          // the HMAC key: the secret's bytes, base64-decoded where the cloud says so
+	RSAKey *rsa.PrivateKey // the secret parsed, for clouds whose secret is a PEM key
+	Now    time.Time       // UTC
+	TTL    time.Duration
+	Rand   io.Reader
+	Trace  *Trace
 
-	deviceID string    // Request.DeviceID
-	tokenKey *TokenKey // token family only
-	alg      string    // tokenKey's JWS algorithm
-	issuer   string
+	DeviceID string    // Request.DeviceID
+	TokenKey *TokenKey // token family only
+	Alg      string    // tokenKey's JWS algorithm
+	Issuer   string
 }
 
-// expiry returns now+ttl truncated to whole Unix seconds, as the clouds that
+// Expiry returns now+ttl truncated to whole Unix seconds, as the clouds that
 // carry an expiry in seconds do.
-func (in input) expiry() int64 {
-	return in.now.Add(in.ttl).Unix()
+func (in Input) Expiry() int64 {
+	return in.Now.Add(in.TTL).Unix()
 }
 
-// outBuf assembles a credential's strings (ClientID, Username, Password,
+// OutBuf assembles a credential's strings (ClientID, Username, Password,
 // Host and topics) in one allocation: each part is appended and marked, then
 // all are cut from a single string. Signing is on the hot path of every
 // issue, so the parts are addressed by index, not by pointer, and recipes
-// append to o.b themselves: escape analysis is field-insensitive, and an
+// append to o.B themselves: escape analysis is field-insensitive, and an
 // append through a pointer to o would move the stack buffer to the heap.
-type outBuf struct {
-	b    []byte
+type OutBuf struct {
+	// B is the buffer the recipe appends the current part to.
+	B    []byte
 	ends [maxParts]int
 	n    int
 }
 
-// maxParts bounds the strings one outBuf assembles.
+// maxParts bounds the strings one OutBuf assembles.
 const maxParts = 16
 
-// mark ends the current part.
-func (o *outBuf) mark() {
-	o.ends[o.n] = len(o.b)
+// Mark ends the current part.
+func (o *OutBuf) Mark() {
+	o.ends[o.n] = len(o.B)
 	o.n++
 }
 
-// add appends parts, joined, as the next part. It takes and returns o by
-// value, as append does: a method on *outBuf that appended would move the
+// Add appends parts, joined, as the next part. It takes and returns o by
+// value, as append does: a method on *OutBuf that appended would move the
 // recipe's stack buffer to the heap (TestRecipeAllocations).
-func (o outBuf) add(parts ...string) outBuf {
-	o.b = appendJoin(o.b, parts...)
-	o.mark()
+func (o OutBuf) Add(parts ...string) OutBuf {
+	o.B = AppendJoin(o.B, parts...)
+	o.Mark()
 	return o
 }
 
-// fill makes the one string, sets c's first four fields from parts 0-3
-// and returns the string, for cut. (The string is not kept in o: escape
+// Fill makes the one string, sets c's first four fields from parts 0-3
+// and returns the string, for Cut. (The string is not kept in o: escape
 // analysis would then let the buffer escape with it.)
-func (o *outBuf) fill(c *Credentials) string {
-	s := string(o.b)
-	c.ClientID, c.Username, c.Password, c.Host = o.cut(s, 0), o.cut(s, 1), o.cut(s, 2), o.cut(s, 3)
+func (o *OutBuf) Fill(c *Credentials) string {
+	s := string(o.B)
+	c.ClientID, c.Username, c.Password, c.Host = o.Cut(s, 0), o.Cut(s, 1), o.Cut(s, 2), o.Cut(s, 3)
 	return s
 }
 
-// fillTopics is fill, then sets each of topics to the next part from
+// FillTopics is Fill, then sets each of topics to the next part from
 // part 4 on, in order.
-func (o *outBuf) fillTopics(c *Credentials, topics ...*string) {
-	s := o.fill(c)
+func (o *OutBuf) FillTopics(c *Credentials, topics ...*string) {
+	s := o.Fill(c)
 	for i, t := range topics {
-		*t = o.cut(s, 4+i)
+		*t = o.Cut(s, 4+i)
 	}
 }
 
-// cut returns the i-th marked part of s, the string fill returned.
-func (o *outBuf) cut(s string, i int) string {
+// Cut returns the i-th marked part of s, the string Fill returned.
+func (o *OutBuf) Cut(s string, i int) string {
 	start := 0
 	if i > 0 {
 		start = o.ends[i-1]
@@ -270,31 +282,31 @@ func (o *outBuf) cut(s string, i int) string {
 	return s[start:o.ends[i]]
 }
 
-// appendJoin appends each of parts to dst in turn. It keeps nothing, so
+// AppendJoin appends each of parts to dst in turn. It keeps nothing, so
 // the buffer it is given stays where the caller put it.
-func appendJoin(dst []byte, parts ...string) []byte {
+func AppendJoin(dst []byte, parts ...string) []byte {
 	for _, s := range parts {
 		dst = append(dst, s...)
 	}
 	return dst
 }
 
-// appendHost appends host, the host param, when it is set, and else the
+// AppendHost appends host, the host param, when it is set, and else the
 // cloud's default host joined from parts.
-func appendHost(dst []byte, host string, parts ...string) []byte {
+func AppendHost(dst []byte, host string, parts ...string) []byte {
 	if host != "" {
 		return append(dst, host...)
 	}
-	return appendJoin(dst, parts...)
+	return AppendJoin(dst, parts...)
 }
 
-// appendQueryEscape appends url.QueryEscape(s) to dst without allocating.
-func appendQueryEscape[T string | []byte](dst []byte, s T) []byte {
+// AppendQueryEscape appends url.QueryEscape(s) to dst without allocating.
+func AppendQueryEscape[T string | []byte](dst []byte, s T) []byte {
 	const upperhex = "0123456789ABCDEF"
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
-		case isAlnum(c) || c == '-' || c == '_' || c == '.' || c == '~':
+		case IsAlnum(c) || c == '-' || c == '_' || c == '.' || c == '~':
 			dst = append(dst, c)
 		case c == ' ':
 			dst = append(dst, '+')
@@ -310,8 +322,8 @@ func appendQueryEscape[T string | []byte](dst []byte, s T) []byte {
 // throwaway key, so that a device can be checked when it is registered,
 // before the server's key pair is at hand. Its error is an *InvalidError
 // for bad input and never contains the secret.
-func Validate(req Request) error {
-	if cl, ok := registry[req.Cloud]; ok && cl.Tokens {
+func (r *Registry) Validate(req Request) error {
+	if cl, ok := r.clouds[req.Cloud]; ok && cl.Tokens {
 		if req.TokenKey == nil {
 			k, err := validationKey()
 			if err != nil {
@@ -323,7 +335,7 @@ func Validate(req Request) error {
 			req.Issuer = "urn:credsign:validate"
 		}
 	}
-	_, err := Sign(req)
+	_, err := r.Sign(req)
 	return err
 }
 

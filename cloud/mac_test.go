@@ -1,4 +1,4 @@
-package signing
+package cloud
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 )
 
 var macHashes = []struct {
-	alg  macAlg
+	alg  MACAlg
 	name string
 	h    func() hash.Hash
 }{{macSHA256, "sha256", sha256.New}, {macSHA1, "sha1", sha1.New}, {macMD5, "md5", md5.New}}

@@ -1,4 +1,4 @@
-package signing
+package cloud
 
 import (
 	"encoding/base64"
@@ -38,8 +38,8 @@ const (
 	SecretNone = "none"
 )
 
-// maxTTL is the longest lifetime any cloud here is asked to honour.
-const maxTTL = 365 * 24 * time.Hour
+// LongestTTL is the longest lifetime any cloud here is asked to honour.
+const LongestTTL = 365 * 24 * time.Hour
 
 // Cloud describes one supported cloud: its params and limits.
 type Cloud struct {
@@ -65,9 +65,11 @@ type Cloud struct {
 	// signs with the Request's TokenKey (the token family: jwt, aws).
 	Tokens bool `json:"tokens"`
 
-	recipe func(input) (Credentials, error)
-	// maxTTL, when set, narrows MaxTTL for the given params and says why.
-	maxTTL func(params) (time.Duration, string)
+	// Recipe derives the credentials from a validated request.
+	Recipe func(Input) (Credentials, error) `json:"-"`
+	// MaxTTLFor, when set, narrows MaxTTL for the given params and says
+	// why (the reason starts with ": ").
+	MaxTTLFor func(Params) (time.Duration, string) `json:"-"`
 }
 
 // ParamSpec describes one param of a cloud.
@@ -82,31 +84,33 @@ type ParamSpec struct {
 	// Allowed lists the only values accepted; empty means any valid value.
 	Allowed []any `json:"allowed,omitempty"`
 
-	// check validates a string value beyond its type.
-	check func(string) error
+	// Check validates a string value beyond its type (each key of an
+	// object); its message must not repeat the value.
+	Check func(string) error `json:"-"`
 }
 
-var registry = map[string]*Cloud{}
-
-func register(c *Cloud) {
+func (r *Registry) register(c *Cloud) {
 	if len(c.Params) > maxParams {
 		panic("signing: too many params for " + c.Name)
 	}
+	if _, dup := r.clouds[c.Name]; dup || c.Name == "" || c.Recipe == nil {
+		panic("cloud: a cloud without a name or a recipe, or listed twice: " + c.Name)
+	}
 	c.DefaultTTL = DefaultTTL
-	c.MaxTTL = maxTTL
-	if c.maxTTL != nil {
+	c.MaxTTL = LongestTTL
+	if c.MaxTTLFor != nil {
 		// What the cloud allows with its default params is its maximum;
 		// the note says how other params change it.
-		c.MaxTTL, c.MaxTTLNote = c.maxTTL(params{specs: c.Params})
+		c.MaxTTL, c.MaxTTLNote = c.MaxTTLFor(Params{specs: c.Params})
 		c.MaxTTLNote = strings.TrimPrefix(c.MaxTTLNote, ": ")
 	}
-	registry[c.Name] = c
+	r.clouds[c.Name] = c
 }
 
 // Clouds returns every supported cloud, sorted by name.
-func Clouds() []Cloud {
-	out := make([]Cloud, 0, len(registry))
-	for _, c := range registry {
+func (r *Registry) Clouds() []Cloud {
+	out := make([]Cloud, 0, len(r.clouds))
+	for _, c := range r.clouds {
 		out = append(out, *c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -114,36 +118,31 @@ func Clouds() []Cloud {
 }
 
 // LookupCloud returns the cloud with the given name.
-func LookupCloud(name string) (Cloud, bool) {
-	c, ok := registry[name]
+func (r *Registry) LookupCloud(name string) (Cloud, bool) {
+	c, ok := r.clouds[name]
 	if !ok {
 		return Cloud{}, false
 	}
 	return *c, true
 }
 
-func cloudNames() string {
-	names := make([]string, 0, len(registry))
-	for n := range registry {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return strings.Join(names, ", ")
+func (r *Registry) cloudNames() string {
+	return strings.Join(r.Names(), ", ")
 }
 
-func unknownCloud(name string) error {
+func (r *Registry) unknownCloud(name string) error {
 	if name == "" {
-		return invalid("cloud", "is required (one of %s)", cloudNames())
+		return Invalid("cloud", "is required (one of %s)", r.cloudNames())
 	}
-	return invalid("cloud", "unknown cloud %q (supported: %s)", clip(name), cloudNames())
+	return Invalid("cloud", "unknown cloud %q (supported: %s)", Clip(name), r.cloudNames())
 }
 
 // NormalizeParams validates params for the named cloud and returns them with
 // typed values (string, int, bool). Missing optional params are not filled in.
-func NormalizeParams(cloud string, raw map[string]any) (map[string]any, error) {
-	c, ok := registry[cloud]
+func (r *Registry) NormalizeParams(cloud string, raw map[string]any) (map[string]any, error) {
+	c, ok := r.clouds[cloud]
 	if !ok {
-		return nil, unknownCloud(cloud)
+		return nil, r.unknownCloud(cloud)
 	}
 	p, err := c.normalize(raw)
 	if err != nil {
@@ -155,15 +154,16 @@ func NormalizeParams(cloud string, raw map[string]any) (map[string]any, error) {
 // ValidateSecret checks that secret has the form the named cloud expects
 // (non-empty; base64 for clouds whose keys are base64). Its error never
 // contains the secret.
-func ValidateSecret(cloud, secret string) error {
-	c, ok := registry[cloud]
+func (r *Registry) ValidateSecret(cloud, secret string) error {
+	c, ok := r.clouds[cloud]
 	if !ok {
-		return unknownCloud(cloud)
+		return r.unknownCloud(cloud)
 	}
 	return c.checkSecret(secret)
 }
 
-func (c *Cloud) spec(name string) *ParamSpec {
+// Spec returns the named param's spec, nil when the cloud has none.
+func (c *Cloud) Spec(name string) *ParamSpec {
 	if i := c.index(name); i >= 0 {
 		return &c.Params[i]
 	}
@@ -190,13 +190,13 @@ func (c *Cloud) paramNames() string {
 // normalize validates raw and returns its values indexed by spec, read
 // through params' accessors, which convert text forms: the hot path copies
 // and hashes as little as it can.
-func (c *Cloud) normalize(raw map[string]any) (params, error) {
-	p := params{specs: c.Params}
+func (c *Cloud) normalize(raw map[string]any) (Params, error) {
+	p := Params{specs: c.Params}
 	var errs []error // every fault, so that a caller can fix them at once
 	for name, v := range raw {
 		i := c.index(name)
 		if i < 0 {
-			errs = append(errs, invalid("params."+clip(name), "unknown param for %s (accepted: %s)", c.Name, c.paramNames()))
+			errs = append(errs, Invalid("params."+Clip(name), "unknown param for %s (accepted: %s)", c.Name, c.paramNames()))
 			continue
 		}
 		if err := c.Params[i].validate(v); err != nil {
@@ -207,12 +207,12 @@ func (c *Cloud) normalize(raw map[string]any) (params, error) {
 	}
 	for i := range c.Params {
 		if s := &c.Params[i]; s.Required && p.vals[i] == nil && raw[s.Name] == nil {
-			errs = append(errs, invalid(s.field(), "is required for %s", c.Name))
+			errs = append(errs, Invalid(s.field(), "is required for %s", c.Name))
 		}
 	}
 	if len(errs) == 0 {
 		if err := checkPort(p); err != nil {
-			return params{}, err
+			return Params{}, err
 		}
 		return p, nil
 	}
@@ -220,11 +220,11 @@ func (c *Cloud) normalize(raw map[string]any) (params, error) {
 	slices.SortFunc(errs, func(a, b error) int {
 		return strings.Compare(a.(*InvalidError).Field, b.(*InvalidError).Field)
 	})
-	return params{}, errors.Join(errs...)
+	return Params{}, errors.Join(errs...)
 }
 
 // typed returns params with every value converted to its spec's type.
-func (c *Cloud) typed(p params) map[string]any {
+func (c *Cloud) typed(p Params) map[string]any {
 	out := make(map[string]any, len(c.Params))
 	for i, s := range c.Params {
 		if p.vals[i] == nil {
@@ -232,13 +232,13 @@ func (c *Cloud) typed(p params) map[string]any {
 		}
 		switch s.Type {
 		case TypeString:
-			out[s.Name] = p.str(s.Name, "")
+			out[s.Name] = p.Str(s.Name, "")
 		case TypeInteger:
-			out[s.Name] = p.int(s.Name, 0)
+			out[s.Name] = p.Int(s.Name, 0)
 		case TypeBoolean:
-			out[s.Name] = p.bool(s.Name, false)
+			out[s.Name] = p.Bool(s.Name, false)
 		case TypeObject:
-			out[s.Name], _ = toObject(p.get(s.Name))
+			out[s.Name], _ = toObject(p.Get(s.Name))
 		}
 	}
 	return out
@@ -250,20 +250,20 @@ func (s *ParamSpec) validate(v any) error {
 	case TypeString:
 		str, ok := v.(string)
 		if !ok {
-			return invalid(s.field(), "must be a string, not %s", typeName(v))
+			return Invalid(s.field(), "must be a string, not %s", typeName(v))
 		}
 		if str == "" {
-			return invalid(s.field(), "must not be empty")
+			return Invalid(s.field(), "must not be empty")
 		}
 		if !utf8.ValidString(str) {
-			return invalid(s.field(), "must be valid UTF-8")
+			return Invalid(s.field(), "must be valid UTF-8")
 		}
 		if containsFunc(str, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
-			return invalid(s.field(), "must not contain spaces or control characters")
+			return Invalid(s.field(), "must not contain spaces or control characters")
 		}
-		if s.check != nil {
-			if err := s.check(str); err != nil {
-				return invalid(s.field(), "%s", err.Error())
+		if s.Check != nil {
+			if err := s.Check(str); err != nil {
+				return Invalid(s.field(), "%s", err.Error())
 			}
 		}
 		for i, a := range s.Allowed {
@@ -271,27 +271,27 @@ func (s *ParamSpec) validate(v any) error {
 				break
 			}
 			if i == len(s.Allowed)-1 {
-				return invalid(s.field(), "must be one of %s, not %s", allowedList(s.Allowed), describe(str))
+				return Invalid(s.field(), "must be one of %s, not %s", allowedList(s.Allowed), describe(str))
 			}
 		}
 	case TypeInteger:
 		n, ok := toInt(v)
 		if !ok {
-			return invalid(s.field(), "must be an integer, not %s", describe(v))
+			return Invalid(s.field(), "must be an integer, not %s", describe(v))
 		}
 		for i, a := range s.Allowed {
 			if a.(int) == n {
 				break
 			}
 			if i == len(s.Allowed)-1 {
-				return invalid(s.field(), "must be one of %s, not %d", allowedList(s.Allowed), n)
+				return Invalid(s.field(), "must be one of %s, not %d", allowedList(s.Allowed), n)
 			}
 		}
 	case TypeObject:
 		if _, err := toObject(v); err != nil {
-			return invalid(s.field(), "%s", err.Error())
+			return Invalid(s.field(), "%s", err.Error())
 		}
-		if s.check != nil {
+		if s.Check != nil {
 			if err := s.checkObj(v); err != nil {
 				return err
 			}
@@ -299,9 +299,9 @@ func (s *ParamSpec) validate(v any) error {
 	case TypeBoolean:
 		if _, ok := toBool(v); !ok {
 			if str, isStr := v.(string); isStr {
-				return invalid(s.field(), "must be true or false, not %q", clip(str))
+				return Invalid(s.field(), "must be true or false, not %q", Clip(str))
 			}
-			return invalid(s.field(), "must be a boolean, not %s", typeName(v))
+			return Invalid(s.field(), "must be a boolean, not %s", typeName(v))
 		}
 	}
 	return nil
@@ -370,7 +370,7 @@ func typeName(v any) string {
 func describe(v any) string {
 	switch x := v.(type) {
 	case string:
-		return strconv.Quote(clip(x))
+		return strconv.Quote(Clip(x))
 	case int, bool:
 		return fmt.Sprint(x)
 	}
@@ -385,8 +385,8 @@ func allowedList(vals []any) string {
 	return strings.Join(parts, ", ")
 }
 
-// clip shortens user-supplied text before it goes into an error message.
-func clip(s string) string {
+// Clip shortens user-supplied text before it goes into an error message.
+func Clip(s string) string {
 	const max = 64
 	if len(s) <= max {
 		return s
@@ -412,41 +412,41 @@ func (c *Cloud) secretKey(secret string) ([]byte, error) {
 		return nil, nil
 	}
 	if secret == "" {
-		return nil, invalid("secret", "is required")
+		return nil, Invalid("secret", "is required")
 	}
 	if !utf8.ValidString(secret) {
-		return nil, invalid("secret", "must be valid UTF-8 text")
+		return nil, Invalid("secret", "must be valid UTF-8 text")
 	}
 	if c.SecretFormat == SecretPEM {
 		// A PEM block has line breaks; parseRSASecret checks the rest.
 		return []byte(secret), nil
 	}
 	if containsFunc(secret, unicode.IsControl) {
-		return nil, invalid("secret", "must not contain control characters (a stray newline or NUL?)")
+		return nil, Invalid("secret", "must not contain control characters (a stray newline or NUL?)")
 	}
 	if c.SecretFormat != SecretBase64 {
 		return []byte(secret), nil
 	}
 	key, err := base64.StdEncoding.DecodeString(secret)
 	if err != nil {
-		return nil, invalid("secret", "must be standard base64 (as the %s console shows it); it did not decode", c.Name)
+		return nil, Invalid("secret", "must be standard base64 (as the %s console shows it); it did not decode", c.Name)
 	}
 	return key, nil
 }
 
-func (c *Cloud) checkTTL(ttl time.Duration, p params) error {
+func (c *Cloud) checkTTL(ttl time.Duration, p Params) error {
 	if ttl < time.Second {
 		if ttl <= 0 {
-			return invalid("ttl", "must be positive")
+			return Invalid("ttl", "must be positive")
 		}
-		return invalid("ttl", "must be at least 1s")
+		return Invalid("ttl", "must be at least 1s")
 	}
 	limit, why := c.MaxTTL, ""
-	if c.maxTTL != nil {
-		limit, why = c.maxTTL(p)
+	if c.MaxTTLFor != nil {
+		limit, why = c.MaxTTLFor(p)
 	}
 	if ttl > limit {
-		return invalid("ttl", "%d seconds is longer than %s allows (at most %d)%s", int64(ttl/time.Second), c.Name, int64(limit/time.Second), why)
+		return Invalid("ttl", "%d seconds is longer than %s allows (at most %d)%s", int64(ttl/time.Second), c.Name, int64(limit/time.Second), why)
 	}
 	return nil
 }
@@ -454,14 +454,15 @@ func (c *Cloud) checkTTL(ttl time.Duration, p params) error {
 // maxParams bounds the number of params a cloud may declare.
 const maxParams = 12
 
-// params are validated params, indexed like their cloud's specs and read
+// Params are validated params, indexed like their cloud's specs and read
 // through accessors that convert the text forms of integers and booleans.
-type params struct {
+type Params struct {
 	specs []ParamSpec
 	vals  [maxParams]any // nil when absent
 }
 
-func (p *params) get(name string) any {
+// Get returns the named param's value as given; nil when absent.
+func (p *Params) Get(name string) any {
 	for i := range p.specs {
 		if p.specs[i].Name == name {
 			return p.vals[i]
@@ -470,27 +471,31 @@ func (p *params) get(name string) any {
 	return nil
 }
 
-func (p *params) str(name, def string) string {
-	if v, ok := p.get(name).(string); ok {
+// Str returns the named string param, def when absent.
+func (p *Params) Str(name, def string) string {
+	if v, ok := p.Get(name).(string); ok {
 		return v
 	}
 	return def
 }
 
-func (p *params) int(name string, def int) int {
-	if v, ok := toInt(p.get(name)); ok {
+// Int returns the named integer param, def when absent.
+func (p *Params) Int(name string, def int) int {
+	if v, ok := toInt(p.Get(name)); ok {
 		return v
 	}
 	return def
 }
 
-func (p *params) obj(name string) map[string]any {
-	m, _ := toObject(p.get(name))
+// Obj returns the named object param, nil when absent.
+func (p *Params) Obj(name string) map[string]any {
+	m, _ := toObject(p.Get(name))
 	return m
 }
 
-func (p *params) bool(name string, def bool) bool {
-	if v, ok := toBool(p.get(name)); ok {
+// Bool returns the named boolean param, def when absent.
+func (p *Params) Bool(name string, def bool) bool {
+	if v, ok := toBool(p.Get(name)); ok {
 		return v
 	}
 	return def
@@ -498,15 +503,18 @@ func (p *params) bool(name string, def bool) bool {
 
 // Shared param specs and checks.
 
-func hostParam(desc string) ParamSpec {
-	return ParamSpec{Name: "host", Type: TypeString, Description: desc, check: checkHost}
+// HostParam is the optional host param, which overrides the broker host.
+func HostParam(desc string) ParamSpec {
+	return ParamSpec{Name: "host", Type: TypeString, Description: desc, Check: CheckHost}
 }
 
-func portParam(desc string) ParamSpec {
+// PortParam is the optional port param, which overrides the broker port.
+func PortParam(desc string) ParamSpec {
 	return ParamSpec{Name: "port", Type: TypeInteger, Description: desc}
 }
 
-func checkHost(s string) error {
+// CheckHost accepts a bare host name or address.
+func CheckHost(s string) error {
 	if len(s) > 253 {
 		return fmt.Errorf("must be a host name of at most 253 characters")
 	}
@@ -516,15 +524,15 @@ func checkHost(s string) error {
 	return nil
 }
 
-func checkPort(p params) error {
-	if port, ok := toInt(p.get("port")); ok && (port < 1 || port > 65535) {
-		return invalid("params.port", "must be between 1 and 65535, not %d", port)
+func checkPort(p Params) error {
+	if port, ok := toInt(p.Get("port")); ok && (port < 1 || port > 65535) {
+		return Invalid("params.port", "must be between 1 and 65535, not %d", port)
 	}
 	return nil
 }
 
-// forbid returns a check that rejects any of the given characters.
-func forbid(chars string, why string) func(string) error {
+// Forbid returns a check that rejects any of the given characters.
+func Forbid(chars string, why string) func(string) error {
 	return func(s string) error {
 		if i := strings.IndexAny(s, chars); i >= 0 {
 			return fmt.Errorf("must not contain %q (%s)", s[i], why)
@@ -581,8 +589,8 @@ func toObject(v any) (map[string]any, error) {
 func (s *ParamSpec) checkObj(v any) error {
 	m, _ := toObject(v)
 	for k := range m {
-		if err := s.check(k); err != nil {
-			return invalid(s.field(), "%s", err.Error())
+		if err := s.Check(k); err != nil {
+			return Invalid(s.field(), "%s", err.Error())
 		}
 	}
 	return nil

@@ -1,4 +1,4 @@
-package signing
+package cloud
 
 import (
 	"crypto"
@@ -66,14 +66,14 @@ func (k *TokenKey) Alg() (string, error) {
 
 func checkTokenKey(k *TokenKey) (string, error) {
 	if k == nil || k.Signer == nil {
-		return "", invalid("tokenKey", "no token-signing key was given (the server's key pair; credsign sign --token-key FILE)")
+		return "", Invalid("tokenKey", "no token-signing key was given (the server's key pair; credsign sign --token-key FILE)")
 	}
 	if k.ID == "" {
-		return "", invalid("tokenKey", "the key has no id (kid)")
+		return "", Invalid("tokenKey", "the key has no id (kid)")
 	}
 	alg, err := k.Alg()
 	if err != nil {
-		return "", invalid("tokenKey", "%s", err.Error())
+		return "", Invalid("tokenKey", "%s", err.Error())
 	}
 	return alg, nil
 }
@@ -206,9 +206,9 @@ func JWKS(keys ...*TokenKey) ([]byte, error) {
 	return b, nil
 }
 
-// signJWS returns the JWS signature of input (RFC 7515 §5.1) with the key
+// SignJWS returns the JWS signature of input (RFC 7515 §5.1) with the key
 // for alg: ES256 as the 64-byte r‖s of RFC 7518 §3.4, not ASN.1.
-func signJWS(k crypto.Signer, alg string, input []byte, rnd io.Reader) ([]byte, error) {
+func SignJWS(k crypto.Signer, alg string, input []byte, rnd io.Reader) ([]byte, error) {
 	if alg == AlgEdDSA {
 		sig, err := k.Sign(rnd, input, crypto.Hash(0))
 		if err != nil {
@@ -258,18 +258,18 @@ func parseRSASecret(b []byte) (*rsa.PrivateKey, error) {
 	key, blockType, err := parsePrivateKeyPEM(b, false)
 	switch err {
 	case errNoPEM:
-		return nil, invalid("secret", "must be a PEM-encoded RSA private key (-----BEGIN PRIVATE KEY-----)")
+		return nil, Invalid("secret", "must be a PEM-encoded RSA private key (-----BEGIN PRIVATE KEY-----)")
 	case errPEMType:
-		return nil, invalid("secret", "PEM block %q is not an RSA private key", clip(blockType))
+		return nil, Invalid("secret", "PEM block %q is not an RSA private key", Clip(blockType))
 	case errPEMKey:
-		return nil, invalid("secret", "the PEM block does not hold a valid private key")
+		return nil, Invalid("secret", "the PEM block does not hold a valid private key")
 	}
 	rk, ok := key.(*rsa.PrivateKey)
 	if !ok {
-		return nil, invalid("secret", "must be an RSA private key (AWS token signing), not %T", key)
+		return nil, Invalid("secret", "must be an RSA private key (AWS token signing), not %T", key)
 	}
 	if n := rk.N.BitLen(); n < minRSABits {
-		return nil, invalid("secret", "the RSA key has %d bits; AWS requires at least %d", n, minRSABits)
+		return nil, Invalid("secret", "the RSA key has %d bits; AWS requires at least %d", n, minRSABits)
 	}
 	return rk, nil
 }

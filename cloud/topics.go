@@ -1,4 +1,4 @@
-package signing
+package cloud
 
 // Topics are a cloud's standard MQTT topics for one device (docs/clouds.md,
 // "Topics"), so that firmware can publish telemetry and receive commands

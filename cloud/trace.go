@@ -1,4 +1,4 @@
-package signing
+package cloud
 
 import (
 	"encoding/base64"
@@ -14,30 +14,31 @@ type Step struct {
 	Detail string `json:"detail"`
 }
 
-// trace collects steps when explaining; a nil *trace records nothing, so
+// Trace collects steps when explaining; a nil *Trace records nothing, so
 // Sign pays nothing for it.
-type trace struct {
+type Trace struct {
 	steps []Step
 }
 
-func (t *trace) add(name, format string, args ...any) {
+// Add records a step, its detail formatted.
+func (t *Trace) Add(name, format string, args ...any) {
 	if t == nil {
 		return
 	}
 	t.steps = append(t.steps, Step{Name: name, Detail: fmt.Sprintf(format, args...)})
 }
 
-// on reports whether steps are being recorded, so callers can skip building
+// On reports whether steps are being recorded, so callers can skip building
 // details that cost time.
-func (t *trace) on() bool { return t != nil }
+func (t *Trace) On() bool { return t != nil }
 
-// redacted describes a secret without revealing it.
-func redacted(secret string) string {
+// Redacted describes a secret without revealing it.
+func Redacted(secret string) string {
 	return fmt.Sprintf("<secret: %d bytes, redacted>", len(secret))
 }
 
-// keyNote describes the key bytes of a base64 secret without revealing them.
-func base64KeyNote(secret string) string {
+// Base64KeyNote describes the key bytes of a base64 secret without revealing them.
+func Base64KeyNote(secret string) string {
 	n := base64.StdEncoding.DecodedLen(len(secret)) - strings.Count(secret, "=")
 	return fmt.Sprintf("base64-decoded secret: %d key bytes from %d characters of base64 (redacted)", n, len(secret))
 }

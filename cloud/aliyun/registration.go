@@ -1,4 +1,4 @@
-package registration
+package aliyun
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/credsign/credsign/cloud/registration"
 )
 
 // Alibaba Cloud IoT Platform, dynamic registration of a directly connected
@@ -63,7 +65,7 @@ func parseAliyun(b []byte) (secret, code string, err error) {
 	if err := json.Unmarshal(b, &a); err != nil {
 		return "", "", fmt.Errorf("answer is not JSON")
 	}
-	code = safe(a.Code)
+	code = registration.Safe(a.Code)
 	if code != "200" {
 		if code == "" {
 			return "", "", fmt.Errorf("answer has no code")
@@ -76,19 +78,19 @@ func parseAliyun(b []byte) (secret, code string, err error) {
 	return a.Data.DeviceSecret, code, nil
 }
 
-func (c *Client) registerAliyun(ctx context.Context, r Request) (Result, error) {
+func registerAliyun(ctx context.Context, c *registration.Client, r registration.Request) (registration.Result, error) {
 	pk := r.Params["productKey"]
-	dn := param(r.Params, "deviceName", r.DeviceID)
-	method := param(r.Params, "signMethod", "hmacsha256")
-	host := param(r.Params, "host", "iot-auth."+param(r.Params, "regionId", AliyunRegion)+".aliyuncs.com")
+	dn := registration.Param(r.Params, "deviceName", r.DeviceID)
+	method := registration.Param(r.Params, "signMethod", "hmacsha256")
+	host := registration.Param(r.Params, "host", "iot-auth."+registration.Param(r.Params, "regionId", AliyunRegion)+".aliyuncs.com")
 	what := "aliyun-dynamic " + host
 	if dn == "" {
-		return Result{}, fmt.Errorf("%s: %w: no device name (device id or params.deviceName)", what, ErrInvalid)
+		return registration.Result{}, fmt.Errorf("%s: %w: no device name (device id or params.deviceName)", what, registration.ErrInvalid)
 	}
 	u := "https://" + host + "/auth/register/device"
-	a, err := c.send(ctx, what+" register "+pk+"/"+dn, func() (*http.Request, error) {
+	a, err := c.Send(ctx, what+" register "+pk+"/"+dn, func() (*http.Request, error) {
 		var nonce [8]byte
-		if _, err := io.ReadFull(c.rand(), nonce[:]); err != nil {
+		if _, err := io.ReadFull(c.Random(), nonce[:]); err != nil {
 			return nil, fmt.Errorf("random: %w", err)
 		}
 		random := hex.EncodeToString(nonce[:])
@@ -98,7 +100,7 @@ func (c *Client) registerAliyun(ctx context.Context, r Request) (Result, error) 
 		}
 		req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
 		if err != nil {
-			return nil, fmt.Errorf("build request: %s", redactURL(u))
+			return nil, fmt.Errorf("build request: %s", registration.RedactURL(u))
 		}
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Accept", "application/json")
@@ -106,25 +108,43 @@ func (c *Client) registerAliyun(ctx context.Context, r Request) (Result, error) 
 		return req, nil
 	})
 	if err != nil {
-		return Result{}, err
+		return registration.Result{}, err
 	}
-	secret, code, perr := parseAliyun(a.body)
+	secret, code, perr := parseAliyun(a.Body)
 	switch {
-	case a.status >= 400 && a.status < 500:
-		return Result{}, fmt.Errorf("%s: device %s/%s: %w: HTTP %d, code %s", what, pk, dn, ErrRefused, a.status, orText(code, "none"))
-	case a.status != http.StatusOK:
-		return Result{}, fmt.Errorf("%s: device %s/%s: %w: unexpected HTTP %d", what, pk, dn, ErrUnavailable, a.status)
+	case a.Status >= 400 && a.Status < 500:
+		return registration.Result{}, fmt.Errorf("%s: device %s/%s: %w: HTTP %d, code %s", what, pk, dn, registration.ErrRefused, a.Status, registration.OrText(code, "none"))
+	case a.Status != http.StatusOK:
+		return registration.Result{}, fmt.Errorf("%s: device %s/%s: %w: unexpected HTTP %d", what, pk, dn, registration.ErrUnavailable, a.Status)
 	case perr != nil:
-		return Result{}, fmt.Errorf("%s: device %s/%s: %w: %w", what, pk, dn, ErrUnavailable, perr)
+		return registration.Result{}, fmt.Errorf("%s: device %s/%s: %w: %w", what, pk, dn, registration.ErrUnavailable, perr)
 	case secret == "":
-		return Result{}, fmt.Errorf("%s: device %s/%s: %w: code %s", what, pk, dn, ErrRefused, code)
+		return registration.Result{}, fmt.Errorf("%s: device %s/%s: %w: code %s", what, pk, dn, registration.ErrRefused, code)
 	}
-	return Result{Params: map[string]any{"productKey": pk, "deviceName": dn}, Secret: secret}, nil
+	return registration.Result{Params: map[string]any{"productKey": pk, "deviceName": dn}, Secret: secret}, nil
 }
 
-func orText(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
+// KindDynamic is the registration kind of Alibaba Cloud IoT dynamic
+// registration with the product secret. Params: productKey (required),
+// regionId (default cn-shanghai), host (default
+// iot-auth.{regionId}.aliyuncs.com), deviceName (default the device id),
+// signMethod (hmacsha256 default, hmacsha1, hmacmd5). The group secret is
+// the product secret, any non-empty text.
+const KindDynamic = "aliyun-dynamic"
+
+// RegistrationKinds implements cloud.Registerer.
+func (Backend) RegistrationKinds() []registration.Kind {
+	return []registration.Kind{{
+		Name:     KindDynamic,
+		Cloud:    "aliyun",
+		Required: []string{"productKey"},
+		Optional: []string{"regionId", "host", "deviceName", "signMethod"},
+		Checks: map[string]func(string) string{"signMethod": func(v string) string {
+			if _, ok := aliyunSignMethods[v]; !ok {
+				return "want hmacsha256, hmacsha1 or hmacmd5"
+			}
+			return ""
+		}},
+		Register: registerAliyun,
+	}}
 }

@@ -1,101 +1,109 @@
-package signing
+package azure
 
 import (
 	"encoding/base64"
 	"strconv"
 	"time"
+
+	"github.com/credsign/credsign/cloud"
 )
 
-// Azure IoT Hub (docs/clouds.md, "azure").
-func init() {
-	register(&Cloud{
+// Backend is Azure IoT Hub (docs/clouds.md, "azure").
+type Backend struct{}
+
+// New returns the cloud, for cloud.NewRegistry.
+func New() Backend { return Backend{} }
+
+// Describe implements cloud.Backend: the cloud's name, params, limits and recipe.
+func (Backend) Describe() *cloud.Cloud {
+	return &cloud.Cloud{
 		Name:         "azure",
 		Title:        "Azure IoT Hub",
-		SecretFormat: SecretBase64,
-		Params: []ParamSpec{
-			{Name: "hubHost", Type: TypeString, Required: true, Description: "IoT hub host name, {hub}.azure-devices.net.", check: checkHost},
-			{Name: "deviceId", Type: TypeString, Required: true, Description: "Device id.", check: forbid("/", "it is a segment of the resource URI")},
-			{Name: "moduleId", Type: TypeString, Description: "Module id, for a module identity.", check: forbid("/", "it is a segment of the resource URI")},
-			{Name: "policyName", Type: TypeString, Description: "Shared access policy name, when the secret is a policy key rather than a device key (adds skn)."},
-			{Name: "apiVersion", Type: TypeString, Default: "2021-04-12", Description: "api-version in the username."},
-			hostParam("Broker host (default hubHost)."),
-			portParam("Broker port (default 8883; TLS is mandatory)."),
+		SecretFormat: cloud.SecretBase64,
+		Params: []cloud.ParamSpec{
+			{Name: "hubHost", Type: cloud.TypeString, Required: true, Description: "IoT hub host name, {hub}.azure-devices.net.", Check: cloud.CheckHost},
+			{Name: "deviceId", Type: cloud.TypeString, Required: true, Description: "Device id.", Check: cloud.Forbid("/", "it is a segment of the resource URI")},
+			{Name: "moduleId", Type: cloud.TypeString, Description: "Module id, for a module identity.", Check: cloud.Forbid("/", "it is a segment of the resource URI")},
+			{Name: "policyName", Type: cloud.TypeString, Description: "Shared access policy name, when the secret is a policy key rather than a device key (adds skn)."},
+			{Name: "apiVersion", Type: cloud.TypeString, Default: "2021-04-12", Description: "api-version in the username."},
+			cloud.HostParam("Broker host (default hubHost)."),
+			cloud.PortParam("Broker port (default 8883; TLS is mandatory)."),
 		},
-		recipe: azure,
-	})
+		Recipe: azure,
+	}
 }
 
-func azure(in input) (Credentials, error) {
-	p := in.params
-	hub := p.str("hubHost", "")
-	deviceID := p.str("deviceId", "")
-	moduleID := p.str("moduleId", "")
-	policy := p.str("policyName", "")
-	apiVersion := p.str("apiVersion", "2021-04-12")
+func azure(in cloud.Input) (cloud.Credentials, error) {
+	p := in.Params
+	hub := p.Str("hubHost", "")
+	deviceID := p.Str("deviceId", "")
+	moduleID := p.Str("moduleId", "")
+	policy := p.Str("policyName", "")
+	apiVersion := p.Str("apiVersion", "2021-04-12")
 
-	se := in.expiry()
+	se := in.Expiry()
 
 	// One buffer holds the HMAC's pad, the string signed (sr + "\n" + se,
 	// sr the URL-encoded resource), the MAC and the output strings; for
 	// usual lengths it stays on the stack.
 	var arr [1024]byte
-	buf := appendQueryEscape(arr[:macBlock], hub)
+	buf := cloud.AppendQueryEscape(arr[:cloud.MACBlock], hub)
 	buf = append(buf, "%2Fdevices%2F"...)
-	buf = appendQueryEscape(buf, deviceID)
+	buf = cloud.AppendQueryEscape(buf, deviceID)
 	if moduleID != "" {
 		buf = append(buf, "%2Fmodules%2F"...)
-		buf = appendQueryEscape(buf, moduleID)
+		buf = cloud.AppendQueryEscape(buf, moduleID)
 	}
-	sr := buf[macBlock:]
+	sr := buf[cloud.MACBlock:]
 	buf = append(buf, '\n')
 	buf = strconv.AppendInt(buf, se, 10)
-	signed := buf[macBlock:]
-	digest := hmacPadded(macSHA256, in.key, buf, buf[len(buf):])
+	signed := buf[cloud.MACBlock:]
+	digest := cloud.HMACPadded(cloud.MACSHA256, in.Key, buf, buf[len(buf):])
 	var sig [44]byte
 	base64.StdEncoding.Encode(sig[:], digest)
 
 	exp := time.Unix(se, 0).UTC()
-	c := Credentials{DeviceID: deviceID, Port: p.int("port", 8883), TLS: true, ExpiresAt: &exp, ExpiryEnforced: true}
-	o := outBuf{b: digest[len(digest):]}
-	o.b = append(o.b, deviceID...)
+	c := cloud.Credentials{DeviceID: deviceID, Port: p.Int("port", 8883), TLS: true, ExpiresAt: &exp, ExpiryEnforced: true}
+	o := cloud.OutBuf{B: digest[len(digest):]}
+	o.B = append(o.B, deviceID...)
 	if moduleID != "" {
-		o.b = append(o.b, '/')
-		o.b = append(o.b, moduleID...)
+		o.B = append(o.B, '/')
+		o.B = append(o.B, moduleID...)
 	}
-	o.mark()
-	o.b = append(o.b, hub...)
-	o.b = append(o.b, '/')
-	o.b = append(o.b, deviceID...)
+	o.Mark()
+	o.B = append(o.B, hub...)
+	o.B = append(o.B, '/')
+	o.B = append(o.B, deviceID...)
 	if moduleID != "" {
-		o.b = append(o.b, '/')
-		o.b = append(o.b, moduleID...)
+		o.B = append(o.B, '/')
+		o.B = append(o.B, moduleID...)
 	}
-	o.b = append(o.b, "/?api-version="...)
-	o.b = append(o.b, apiVersion...)
-	o.mark()
-	o.b = append(o.b, "SharedAccessSignature sr="...)
-	o.b = append(o.b, sr...)
-	o.b = append(o.b, "&sig="...)
-	o.b = appendQueryEscape(o.b, sig[:])
-	o.b = append(o.b, "&se="...)
-	o.b = strconv.AppendInt(o.b, se, 10)
+	o.B = append(o.B, "/?api-version="...)
+	o.B = append(o.B, apiVersion...)
+	o.Mark()
+	o.B = append(o.B, "SharedAccessSignature sr="...)
+	o.B = append(o.B, sr...)
+	o.B = append(o.B, "&sig="...)
+	o.B = cloud.AppendQueryEscape(o.B, sig[:])
+	o.B = append(o.B, "&se="...)
+	o.B = strconv.AppendInt(o.B, se, 10)
 	if policy != "" {
-		o.b = append(o.b, "&skn="...)
-		o.b = appendQueryEscape(o.b, policy)
+		o.B = append(o.B, "&skn="...)
+		o.B = cloud.AppendQueryEscape(o.B, policy)
 	}
-	o.mark()
-	o.b = append(o.b, p.str("host", hub)...)
-	o.mark()
+	o.Mark()
+	o.B = append(o.B, p.Str("host", hub)...)
+	o.Mark()
 	// Topics: device-to-cloud and cloud-to-device messages (a module's
 	// inputs), direct methods and the device twin.
 	if moduleID != "" {
-		o = o.add("devices/", deviceID, "/modules/", moduleID, "/messages/events/")
-		o = o.add("devices/", deviceID, "/modules/", moduleID, "/inputs/#")
+		o = o.Add("devices/", deviceID, "/modules/", moduleID, "/messages/events/")
+		o = o.Add("devices/", deviceID, "/modules/", moduleID, "/inputs/#")
 	} else {
-		o = o.add("devices/", deviceID, "/messages/events/")
-		o = o.add("devices/", deviceID, "/messages/devicebound/#")
+		o = o.Add("devices/", deviceID, "/messages/events/")
+		o = o.Add("devices/", deviceID, "/messages/devicebound/#")
 	}
-	o.fillTopics(&c, &c.Topics.Telemetry, &c.Topics.Commands)
+	o.FillTopics(&c, &c.Topics.Telemetry, &c.Topics.Commands)
 	c.Topics.Methods = "$iothub/methods/POST/#"
 	c.Topics.MethodResponse = "$iothub/methods/res/{status}/?$rid={rid}"
 	c.Topics.TwinResponse = "$iothub/twin/res/#"
@@ -103,25 +111,25 @@ func azure(in input) (Credentials, error) {
 	c.Topics.TwinReported = "$iothub/twin/PATCH/properties/reported/?$rid={rid}"
 	c.Topics.TwinDesired = "$iothub/twin/PATCH/properties/desired/#"
 
-	if in.trace.on() {
-		t := in.trace
+	if in.Trace.On() {
+		t := in.Trace
 		resource := hub + "/devices/" + deviceID
 		if moduleID != "" {
 			resource += "/modules/" + moduleID
 		}
-		t.add("resource", "hubHost/devices/deviceId[/modules/moduleId]: %s", resource)
-		t.add("sr", "URL-encoded resource: %s", string(sr))
-		t.add("se", "expiry in Unix seconds (issue time + ttl %s): %d; the hub disconnects the client then", in.ttl, se)
-		t.add("content", "string signed: sr + \"\\n\" + se = %q", string(signed))
-		t.add("key", "%s", base64KeyNote(in.secret))
-		t.add("algorithm", "HMAC-SHA256")
-		t.add("sig", "standard base64 of the HMAC: %s, URL-encoded in the password", string(sig[:]))
+		t.Add("resource", "hubHost/devices/deviceId[/modules/moduleId]: %s", resource)
+		t.Add("sr", "URL-encoded resource: %s", string(sr))
+		t.Add("se", "expiry in Unix seconds (issue time + ttl %s): %d; the hub disconnects the client then", in.TTL, se)
+		t.Add("content", "string signed: sr + \"\\n\" + se = %q", string(signed))
+		t.Add("key", "%s", cloud.Base64KeyNote(in.Secret))
+		t.Add("algorithm", "HMAC-SHA256")
+		t.Add("sig", "standard base64 of the HMAC: %s, URL-encoded in the password", string(sig[:]))
 		if policy != "" {
-			t.add("skn", "shared access policy name (the key is a policy key): %s", policy)
+			t.Add("skn", "shared access policy name (the key is a policy key): %s", policy)
 		}
-		t.add("password", "%s", c.Password)
-		t.add("clientId", "deviceId[/moduleId]: %s", c.ClientID)
-		t.add("username", "hubHost/deviceId[/moduleId]/?api-version=%s: %s", apiVersion, c.Username)
+		t.Add("password", "%s", c.Password)
+		t.Add("clientId", "deviceId[/moduleId]: %s", c.ClientID)
+		t.Add("username", "hubHost/deviceId[/moduleId]/?api-version=%s: %s", apiVersion, c.Username)
 	}
 	return c, nil
 }

@@ -1,11 +1,18 @@
-package signing
+package azure
 
 import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+
+	"github.com/credsign/credsign/cloud"
 )
+
+// DeriveGroupKey implements cloud.GroupKeyDeriver.
+func (Backend) DeriveGroupKey(groupKey, registrationID string) (string, error) {
+	return DeriveGroupKey(groupKey, registrationID)
+}
 
 // DeriveGroupKey returns the device key of an Azure Device Provisioning
 // Service symmetric-key group enrollment:
@@ -16,7 +23,7 @@ import (
 func DeriveGroupKey(groupKey, registrationID string) (string, error) {
 	key, err := base64.StdEncoding.DecodeString(groupKey)
 	if err != nil || len(key) == 0 {
-		return "", &InvalidError{Field: "secret", Reason: "the group key must be non-empty standard base64"}
+		return "", &cloud.InvalidError{Field: "secret", Reason: "the group key must be non-empty standard base64"}
 	}
 	if registrationID == "" {
 		return "", fmt.Errorf("derive group key: empty registration id")

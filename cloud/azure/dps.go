@@ -1,4 +1,4 @@
-package registration
+package azure
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/credsign/credsign/signing"
+	"github.com/credsign/credsign/cloud/registration"
 )
 
 // Azure IoT Hub Device Provisioning Service, HTTPS registration with a
@@ -80,44 +80,16 @@ var regIDRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._:-]{0,126}[A-Za-z0-9]
 // hostRE matches a host name a DPS may assign (an IoT hub host).
 var hostRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(:[0-9]{1,5})?$`)
 
-// safeRE matches what of a server's answer may go into an error: short
-// codes and tracking ids, never anything shaped like base64 or
-// percent-encoded text (a signature echoed back by a misbehaving server);
-// hexRunRE finds what looks like a hex signature.
-var (
-	safeRE   = regexp.MustCompile(`^[A-Za-z0-9._-]{1,48}$`)
-	hexRunRE = regexp.MustCompile(`[0-9A-Fa-f]{20}`)
-)
-
-// safe returns v's text when it may go into an error.
-func safe(v any) string {
-	var s string
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		s = x
-	case float64:
-		s = strconv.FormatFloat(x, 'f', -1, 64)
-	default:
-		return ""
-	}
-	if !safeRE.MatchString(s) || hexRunRE.MatchString(s) {
-		return "(withheld)"
-	}
-	return s
-}
-
 // dpsFailure describes a DPS error answer by status, error code and
 // tracking id.
-func dpsFailure(a answer) string {
+func dpsFailure(a registration.Answer) string {
 	var d dpsErrorDetails
-	_ = json.Unmarshal(a.body, &d)
-	out := "HTTP " + strconv.Itoa(a.status)
-	if c := safe(d.ErrorCode); c != "" {
+	_ = json.Unmarshal(a.Body, &d)
+	out := "HTTP " + strconv.Itoa(a.Status)
+	if c := registration.Safe(d.ErrorCode); c != "" {
 		out += ", errorCode " + c
 	}
-	if t := safe(d.TrackingID); t != "" {
+	if t := registration.Safe(d.TrackingID); t != "" {
 		out += ", trackingId " + t
 	}
 	return out
@@ -142,30 +114,30 @@ func dpsSAS(deviceKey, idScope, regID string, expiry time.Time) (string, error) 
 	return "SharedAccessSignature sr=" + sr + "&sig=" + url.QueryEscape(sig) + "&se=" + se + "&skn=registration", nil
 }
 
-func (c *Client) registerDPS(ctx context.Context, r Request) (Result, error) {
-	host := param(r.Params, "host", DPSHost)
+func registerDPS(ctx context.Context, c *registration.Client, r registration.Request) (registration.Result, error) {
+	host := registration.Param(r.Params, "host", DPSHost)
 	scope := r.Params["idScope"]
-	regID := param(r.Params, "registrationId", r.DeviceID)
+	regID := registration.Param(r.Params, "registrationId", r.DeviceID)
 	what := "azure-dps " + host
 	if !regIDRE.MatchString(regID) {
-		return Result{}, fmt.Errorf("%s: %w: the registration id (device id or params.registrationId) must be 1 to 128 letters, digits or . _ : - and begin and end with a letter or digit", what, ErrInvalid)
+		return registration.Result{}, fmt.Errorf("%s: %w: the registration id (device id or params.registrationId) must be 1 to 128 letters, digits or . _ : - and begin and end with a letter or digit", what, registration.ErrInvalid)
 	}
-	deviceKey, err := signing.DeriveGroupKey(r.GroupSecret, regID)
+	deviceKey, err := DeriveGroupKey(r.GroupSecret, regID)
 	if err != nil {
-		return Result{}, fmt.Errorf("%s: %w: %w", what, ErrInvalid, err)
+		return registration.Result{}, fmt.Errorf("%s: %w: %w", what, registration.ErrInvalid, err)
 	}
 	base := "https://" + host + "/" + url.PathEscape(scope) + "/registrations/" + url.PathEscape(regID)
 	body, _ := json.Marshal(map[string]string{"registrationId": regID})
-	ttl := orDuration(c.SASTTL, time.Hour)
+	ttl := registration.OrDuration(c.SASTTL, time.Hour)
 	build := func(method, u string, body []byte) func() (*http.Request, error) {
 		return func() (*http.Request, error) {
-			sas, err := dpsSAS(deviceKey, scope, regID, c.now().Add(ttl))
+			sas, err := dpsSAS(deviceKey, scope, regID, c.Clock().Add(ttl))
 			if err != nil {
 				return nil, err
 			}
 			req, err := http.NewRequest(method, u, bytes.NewReader(body))
 			if err != nil {
-				return nil, fmt.Errorf("build request: %s", redactURL(u))
+				return nil, fmt.Errorf("build request: %s", registration.RedactURL(u))
 			}
 			req.Header.Set("Authorization", sas)
 			req.Header.Set("Accept", "application/json")
@@ -176,53 +148,78 @@ func (c *Client) registerDPS(ctx context.Context, r Request) (Result, error) {
 			return req, nil
 		}
 	}
-	a, err := c.send(ctx, what+" register "+regID, build(http.MethodPut, base+"/register?api-version="+DPSAPIVersion, body))
+	a, err := c.Send(ctx, what+" register "+regID, build(http.MethodPut, base+"/register?api-version="+DPSAPIVersion, body))
 	if err != nil {
-		return Result{}, err
+		return registration.Result{}, err
 	}
 	for polls := 0; ; polls++ {
-		if a.status != http.StatusOK && a.status != http.StatusAccepted {
-			if a.status >= 400 && a.status < 500 {
-				return Result{}, fmt.Errorf("%s: registration %s: %w: %s", what, regID, ErrRefused, dpsFailure(a))
+		if a.Status != http.StatusOK && a.Status != http.StatusAccepted {
+			if a.Status >= 400 && a.Status < 500 {
+				return registration.Result{}, fmt.Errorf("%s: registration %s: %w: %s", what, regID, registration.ErrRefused, dpsFailure(a))
 			}
-			return Result{}, fmt.Errorf("%s: registration %s: %w: unexpected HTTP %d", what, regID, ErrUnavailable, a.status)
+			return registration.Result{}, fmt.Errorf("%s: registration %s: %w: unexpected HTTP %d", what, regID, registration.ErrUnavailable, a.Status)
 		}
-		op, err := parseDPSOperation(a.body)
+		op, err := parseDPSOperation(a.Body)
 		if err != nil {
-			return Result{}, fmt.Errorf("%s: registration %s: %w: %w", what, regID, ErrUnavailable, err)
+			return registration.Result{}, fmt.Errorf("%s: registration %s: %w: %w", what, regID, registration.ErrUnavailable, err)
 		}
 		switch op.Status {
 		case "assigned":
 			st := op.RegistrationState
 			if st == nil || !hostRE.MatchString(st.AssignedHub) || st.DeviceID == "" {
-				return Result{}, fmt.Errorf("%s: registration %s: %w: assigned without a valid assignedHub and deviceId", what, regID, ErrUnavailable)
+				return registration.Result{}, fmt.Errorf("%s: registration %s: %w: assigned without a valid assignedHub and deviceId", what, regID, registration.ErrUnavailable)
 			}
-			return Result{Params: map[string]any{"hubHost": st.AssignedHub, "deviceId": st.DeviceID}}, nil
+			return registration.Result{Params: map[string]any{"hubHost": st.AssignedHub, "deviceId": st.DeviceID}}, nil
 		case "failed", "disabled":
 			detail := ""
 			if st := op.RegistrationState; st != nil {
-				if code := safe(st.ErrorCode); code != "" {
+				if code := registration.Safe(st.ErrorCode); code != "" {
 					detail = ", errorCode " + code
 				}
 			}
-			return Result{}, fmt.Errorf("%s: registration %s: %w: status %s%s", what, regID, ErrRefused, op.Status, detail)
+			return registration.Result{}, fmt.Errorf("%s: registration %s: %w: status %s%s", what, regID, registration.ErrRefused, op.Status, detail)
 		case "assigning", "unassigned":
 		default:
-			return Result{}, fmt.Errorf("%s: registration %s: %w: unknown status %q", what, regID, ErrUnavailable, safe(op.Status))
+			return registration.Result{}, fmt.Errorf("%s: registration %s: %w: unknown status %q", what, regID, registration.ErrUnavailable, registration.Safe(op.Status))
 		}
 		if op.OperationID == "" {
-			return Result{}, fmt.Errorf("%s: registration %s: %w: %s without an operationId", what, regID, ErrUnavailable, op.Status)
+			return registration.Result{}, fmt.Errorf("%s: registration %s: %w: %s without an operationId", what, regID, registration.ErrUnavailable, op.Status)
 		}
-		wait, ok := ParseRetryAfter(a.header.Get("Retry-After"), c.now())
+		wait, ok := registration.ParseRetryAfter(a.Header.Get("Retry-After"), c.Clock())
 		if !ok {
-			wait = orDuration(c.PollInterval, 2*time.Second)
+			wait = registration.OrDuration(c.PollInterval, 2*time.Second)
 		}
-		if err := c.sleep(ctx, c.capWait(wait)); err != nil {
-			return Result{}, fmt.Errorf("%s: registration %s still %s after %d polls: %w", what, regID, op.Status, polls, err)
+		if err := c.Sleep(ctx, c.CapWait(wait)); err != nil {
+			return registration.Result{}, fmt.Errorf("%s: registration %s still %s after %d polls: %w", what, regID, op.Status, polls, err)
 		}
 		u := base + "/operations/" + url.PathEscape(op.OperationID) + "?api-version=" + DPSAPIVersion
-		if a, err = c.send(ctx, what+" operation status "+regID, build(http.MethodGet, u, nil)); err != nil {
-			return Result{}, err
+		if a, err = c.Send(ctx, what+" operation status "+regID, build(http.MethodGet, u, nil)); err != nil {
+			return registration.Result{}, err
 		}
 	}
+}
+
+// KindDPS is the registration kind of Azure IoT Hub Device Provisioning
+// Service with a symmetric-key enrollment group. Params: idScope
+// (required), host (default global.azure-devices-provisioning.net),
+// registrationId (default the device id). The group secret is the
+// enrollment group's primary key, standard base64; devices keep no secret
+// of their own (DeriveGroupKey).
+const KindDPS = "azure-dps"
+
+// RegistrationKinds implements cloud.Registerer.
+func (Backend) RegistrationKinds() []registration.Kind {
+	return []registration.Kind{{
+		Name:     KindDPS,
+		Cloud:    "azure",
+		Required: []string{"idScope"},
+		Optional: []string{"host", "registrationId"},
+		CheckSecret: func(secret string) string {
+			if !isBase64(secret) {
+				return "the enrollment group key must be standard base64"
+			}
+			return ""
+		},
+		Register: registerDPS,
+	}}
 }

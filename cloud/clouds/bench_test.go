@@ -1,4 +1,4 @@
-package signing
+package clouds
 
 import (
 	"crypto"
@@ -68,7 +68,7 @@ func benchRecipe(b *testing.B, req Request) {
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			c, err := cl.recipe(in)
+			c, err := cl.Recipe(in)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -169,7 +169,7 @@ func BenchmarkAWS(b *testing.B) {
 		_, q, _ := strings.Cut(c.Username, "&token=")
 		input := []byte(q[:strings.LastIndexByte(q, '.')])
 		_, in, _ := prepare(req, nil)
-		rk := in.rsaKey
+		rk := in.RSAKey
 		b.ReportAllocs()
 		for b.Loop() {
 			sig, err := signJWS(key.Signer, AlgES256, input, rand.Reader)
@@ -201,7 +201,7 @@ func TestRecipeAllocations(t *testing.T) {
 			t.Fatalf("%s: %v", cloud, err)
 		}
 		got := testing.AllocsPerRun(100, func() {
-			if credSink, err = cl.recipe(in); err != nil {
+			if credSink, err = cl.Recipe(in); err != nil {
 				t.Fatal(err)
 			}
 		})

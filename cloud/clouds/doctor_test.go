@@ -1,4 +1,4 @@
-package signing
+package clouds
 
 import (
 	"crypto/hmac"

@@ -1,4 +1,4 @@
-package signing
+package clouds
 
 import (
 	"encoding/json"
@@ -35,7 +35,7 @@ func FuzzNormalizeParams(f *testing.F) {
 		}
 		c, _ := LookupCloud(cloud)
 		for name, v := range p {
-			switch c.spec(name).Type {
+			switch c.Spec(name).Type {
 			case TypeString:
 				_, ok := v.(string)
 				if !ok {
@@ -87,7 +87,7 @@ func FuzzRecipes(f *testing.F) {
 			return
 		}
 		for k := range params {
-			if c.spec(k) == nil {
+			if c.Spec(k) == nil {
 				delete(params, k)
 			}
 		}

@@ -1,11 +1,9 @@
-package signing
+package clouds
 
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -369,36 +367,5 @@ func TestValidateWithoutTokenKey(t *testing.T) {
 	}
 	if err := Validate(Request{Cloud: "tuya", Params: validParams("tuya"), Now: now}); !errorsAs(err, &ie) || ie.Field != "secret" {
 		t.Errorf("tuya without secret: %v", err)
-	}
-}
-
-// TestParsePrivateKeyPEM: the parser both PEM readers share takes the three
-// private key encodings (SEC 1 only when asked), and names each failure.
-func TestParsePrivateKeyPEM(t *testing.T) {
-	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ecDER, _ := x509.MarshalECPrivateKey(ecKey)
-	ecPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: ecDER})
-	tests := []struct {
-		name     string
-		in       []byte
-		ec       bool
-		wantType string
-		wantErr  error
-	}{
-		{"PKCS #8 RSA", []byte(testRSAPEM(t)), false, "PRIVATE KEY", nil},
-		{"SEC 1 EC", ecPEM, true, "EC PRIVATE KEY", nil},
-		{"SEC 1 EC not asked for", ecPEM, false, "EC PRIVATE KEY", errPEMType},
-		{"no PEM", []byte("not a key"), true, "", errNoPEM},
-		{"certificate", []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), true, "CERTIFICATE", errPEMType},
-		{"garbage", []byte("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n"), true, "RSA PRIVATE KEY", errPEMKey},
-	}
-	for _, tt := range tests {
-		key, typ, err := parsePrivateKeyPEM(tt.in, tt.ec)
-		if err != tt.wantErr || typ != tt.wantType || (err == nil) != (key != nil) {
-			t.Errorf("%s: got key %T, type %q, err %v; want type %q, err %v", tt.name, key, typ, err, tt.wantType, tt.wantErr)
-		}
 	}
 }

@@ -1,4 +1,4 @@
-package registration
+package clouds_test
 
 import (
 	"context"
@@ -14,7 +14,8 @@ import (
 	"time"
 
 	"github.com/credsign/credsign/internal/cloudemu"
-	"github.com/credsign/credsign/signing"
+	"github.com/credsign/credsign/cloud"
+	"github.com/credsign/credsign/cloud/azure"
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
@@ -42,7 +43,7 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 
 // clientFor is a Client that trusts the emulator's CA, with short waits.
 func clientFor(h *http.Client) *Client {
-	return &Client{HTTP: h, Backoff: 20 * time.Millisecond, PollInterval: 50 * time.Millisecond}
+	return &Client{Kinds: reg.RegistrationKinds(), HTTP: h, Backoff: 20 * time.Millisecond, PollInterval: 50 * time.Millisecond}
 }
 
 // closedAddr is a loopback address nothing listens on.
@@ -88,7 +89,7 @@ func noLeak(t *testing.T, err error, secrets ...string) {
 // dpsSecrets are the strings no DPS error may contain: the group key, the
 // derived key and signatures a request could carry.
 func dpsSecrets(t *testing.T, groupKey, regID string) []string {
-	dk, err := signing.DeriveGroupKey(groupKey, regID)
+	dk, err := azure.DeriveGroupKey(groupKey, regID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,11 +248,11 @@ func TestDPSDeviceSignsIntoHub(t *testing.T) {
 	if err := broker.AddDevice(map[string]string{"hubHost": dev.Hub, "deviceId": dev.DeviceID}, dev.Key); err != nil {
 		t.Fatal(err)
 	}
-	key, err := signing.DeriveGroupKey(msGroupKey, regID)
+	key, err := azure.DeriveGroupKey(msGroupKey, regID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds, err := signing.Sign(signing.Request{Cloud: "azure", Params: res.Params, Secret: key, Now: time.Now()})
+	creds, err := reg.Sign(cloud.Request{Cloud: "azure", Params: res.Params, Secret: key, Now: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +261,7 @@ func TestDPSDeviceSignsIntoHub(t *testing.T) {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(broker.CAPEM())
-	connect := func(c signing.Credentials) error {
+	connect := func(c cloud.Credentials) error {
 		o := paho.NewClientOptions().AddBroker("ssl://" + broker.Addr()).SetClientID(c.ClientID).SetUsername(c.Username).SetPassword(c.Password).
 			SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(10 * time.Second).
 			SetTLSConfig(&tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12})
@@ -281,8 +282,8 @@ func TestDPSDeviceSignsIntoHub(t *testing.T) {
 		t.Fatalf("hub: %d refused, %d accepted", refused, accepted)
 	}
 	// A key derived from the wrong group does not get in.
-	wrong, _ := signing.DeriveGroupKey(otherGroupKey, regID)
-	bad, err := signing.Sign(signing.Request{Cloud: "azure", Params: res.Params, Secret: wrong, Now: time.Now()})
+	wrong, _ := azure.DeriveGroupKey(otherGroupKey, regID)
+	bad, err := reg.Sign(cloud.Request{Cloud: "azure", Params: res.Params, Secret: wrong, Now: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +422,7 @@ func TestTencentRegister(t *testing.T) {
 
 func TestUnreachableDynamic(t *testing.T) {
 	t.Parallel()
-	c := &Client{Backoff: time.Millisecond}
+	c := &Client{Kinds: reg.RegistrationKinds(), Backoff: time.Millisecond}
 	for _, r := range []Request{
 		{Kind: KindAliyunDynamic, Params: map[string]string{"productKey": "pk", "host": closedAddr(t)}, GroupSecret: "product-secret-123", DeviceID: "d"},
 		{Kind: KindTencentDynamic, Params: map[string]string{"productId": "P", "host": closedAddr(t)}, GroupSecret: "product-secret-123", DeviceID: "d"},
@@ -492,7 +493,7 @@ func TestErrorsWithholdEchoedSecrets(t *testing.T) {
 
 func TestRegisterInvalid(t *testing.T) {
 	t.Parallel()
-	c := &Client{}
+	c := &Client{Kinds: reg.RegistrationKinds()}
 	cases := []struct {
 		name string
 		r    Request

@@ -1,4 +1,4 @@
-package signing
+package clouds
 
 import (
 	"bytes"
@@ -233,13 +233,13 @@ func TestRegistry(t *testing.T) {
 		t.Errorf("clouds = %v", names)
 	}
 	c, ok := LookupCloud("aliyun")
-	if !ok || c.spec("signMethod").Default != "hmacsha256" || c.spec("secureMode").Default != 2 || !c.spec("productKey").Required {
+	if !ok || c.Spec("signMethod").Default != "hmacsha256" || c.Spec("secureMode").Default != 2 || !c.Spec("productKey").Required {
 		t.Errorf("aliyun spec wrong: %+v", c)
 	}
 	if _, ok := LookupCloud("gcp"); ok {
 		t.Error("gcp must not be registered")
 	}
-	if c, _ := LookupCloud("jwt"); !c.Tokens || c.SecretFormat != SecretNone || !c.spec("host").Required {
+	if c, _ := LookupCloud("jwt"); !c.Tokens || c.SecretFormat != SecretNone || !c.Spec("host").Required {
 		t.Errorf("jwt spec wrong: %+v", c)
 	}
 	p, err := NormalizeParams("huawei", map[string]any{"deviceId": "d", "checkTimestamp": "false", "port": 8883.0})

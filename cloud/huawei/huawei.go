@@ -1,50 +1,58 @@
-package signing
+package huawei
 
 import (
 	"encoding/hex"
 	"time"
+
+	"github.com/credsign/credsign/cloud"
 )
 
-// Huawei Cloud IoTDA (docs/clouds.md, "huawei").
-func init() {
-	register(&Cloud{
+// Backend is Huawei Cloud IoTDA (docs/clouds.md, "huawei").
+type Backend struct{}
+
+// New returns the cloud, for cloud.NewRegistry.
+func New() Backend { return Backend{} }
+
+// Describe implements cloud.Backend: the cloud's name, params, limits and recipe.
+func (Backend) Describe() *cloud.Cloud {
+	return &cloud.Cloud{
 		Name:         "huawei",
 		Title:        "Huawei Cloud IoTDA",
-		SecretFormat: SecretText,
-		Params: []ParamSpec{
-			{Name: "deviceId", Type: TypeString, Required: true, Description: "Device id, usually ${productId}_${nodeId}."},
-			{Name: "checkTimestamp", Type: TypeBoolean, Default: true, Description: "Whether the platform checks the timestamp (ClientId flag 1); with false nothing expires."},
-			hostParam("Broker host (default the legacy shared endpoint iot-mqtts.cn-north-4.myhuaweicloud.com; use your instance's from the console)."),
-			{Name: "tls", Type: TypeBoolean, Default: true, Description: "TLS (port 8883) or, with false, plain MQTT (port 1883)."},
-			portParam("Broker port (default 8883 with TLS, 1883 without)."),
+		SecretFormat: cloud.SecretText,
+		Params: []cloud.ParamSpec{
+			{Name: "deviceId", Type: cloud.TypeString, Required: true, Description: "Device id, usually ${productId}_${nodeId}."},
+			{Name: "checkTimestamp", Type: cloud.TypeBoolean, Default: true, Description: "Whether the platform checks the timestamp (ClientId flag 1); with false nothing expires."},
+			cloud.HostParam("Broker host (default the legacy shared endpoint iot-mqtts.cn-north-4.myhuaweicloud.com; use your instance's from the console)."),
+			{Name: "tls", Type: cloud.TypeBoolean, Default: true, Description: "TLS (port 8883) or, with false, plain MQTT (port 1883)."},
+			cloud.PortParam("Broker port (default 8883 with TLS, 1883 without)."),
 		},
 		// The timestamp names an hour; with checkTimestamp the triple is good
 		// until that hour ends, so no longer lifetime can be honoured.
-		maxTTL: func(p params) (time.Duration, string) {
-			if p.bool("checkTimestamp", true) {
+		MaxTTLFor: func(p cloud.Params) (time.Duration, string) {
+			if p.Bool("checkTimestamp", true) {
 				return time.Hour, ": with checkTimestamp the timestamp names one hour; checkTimestamp=false makes a triple that does not expire"
 			}
-			return maxTTL, ""
+			return cloud.LongestTTL, ""
 		},
-		recipe: huawei,
-	})
+		Recipe: huawei,
+	}
 }
 
 // huaweiLegacyHost is the legacy shared endpoint of docs/clouds.md.
 const huaweiLegacyHost = "iot-mqtts.cn-north-4.myhuaweicloud.com"
 
-func huawei(in input) (Credentials, error) {
-	p := in.params
-	deviceID := p.str("deviceId", "")
-	check := p.bool("checkTimestamp", true)
-	stamp := hourStamp(in.now) // in.now is UTC
+func huawei(in cloud.Input) (cloud.Credentials, error) {
+	p := in.Params
+	deviceID := p.Str("deviceId", "")
+	check := p.Bool("checkTimestamp", true)
+	stamp := HourStamp(in.Now) // in.Now is UTC
 	ts := stamp[:]
 	flag := byte('0')
 	if check {
 		flag = '1'
 	}
 	// The timestamp is the key and the secret is the message.
-	tls := p.bool("tls", true)
+	tls := p.Bool("tls", true)
 	port := 1883
 	if tls {
 		port = 8883
@@ -53,55 +61,55 @@ func huawei(in input) (Credentials, error) {
 	// the output strings; for usual lengths it stays on the stack. The
 	// timestamp is the key and the secret is the message.
 	var arr [1024]byte
-	buf := append(arr[:macBlock], in.key...)
-	digest := hmacPadded(macSHA256, ts, buf, buf[len(buf):])
-	clear(buf[macBlock:]) // the output is cut from what follows; leave no copy of the secret behind
+	buf := append(arr[:cloud.MACBlock], in.Key...)
+	digest := cloud.HMACPadded(cloud.MACSHA256, ts, buf, buf[len(buf):])
+	clear(buf[cloud.MACBlock:]) // the output is cut from what follows; leave no copy of the secret behind
 
-	c := Credentials{DeviceID: deviceID, Port: p.int("port", port), TLS: tls}
-	o := outBuf{b: digest[len(digest):]}
-	o.b = appendJoin(o.b, deviceID, "_0_")
-	o.b = append(o.b, flag, '_')
-	o.b = append(o.b, ts...)
-	o.mark()
-	o.b = append(o.b, deviceID...)
-	o.mark()
-	o.b = hex.AppendEncode(o.b, digest)
-	o.mark()
-	o.b = append(o.b, p.str("host", huaweiLegacyHost)...)
-	o.mark()
+	c := cloud.Credentials{DeviceID: deviceID, Port: p.Int("port", port), TLS: tls}
+	o := cloud.OutBuf{B: digest[len(digest):]}
+	o.B = cloud.AppendJoin(o.B, deviceID, "_0_")
+	o.B = append(o.B, flag, '_')
+	o.B = append(o.B, ts...)
+	o.Mark()
+	o.B = append(o.B, deviceID...)
+	o.Mark()
+	o.B = hex.AppendEncode(o.B, digest)
+	o.Mark()
+	o.B = append(o.B, p.Str("host", huaweiLegacyHost)...)
+	o.Mark()
 	// Topics: IoTDA's system topics.
-	o = o.add("$oc/devices/", deviceID, "/sys/messages/up")
-	o = o.add("$oc/devices/", deviceID, "/sys/commands/#")
-	o = o.add("$oc/devices/", deviceID, "/sys/commands/response/request_id={request_id}")
-	o = o.add("$oc/devices/", deviceID, "/sys/properties/report")
-	o = o.add("$oc/devices/", deviceID, "/sys/properties/set/#")
-	o.fillTopics(&c, &c.Topics.Telemetry, &c.Topics.Commands, &c.Topics.CommandResponse, &c.Topics.PropertyReport, &c.Topics.PropertySet)
+	o = o.Add("$oc/devices/", deviceID, "/sys/messages/up")
+	o = o.Add("$oc/devices/", deviceID, "/sys/commands/#")
+	o = o.Add("$oc/devices/", deviceID, "/sys/commands/response/request_id={request_id}")
+	o = o.Add("$oc/devices/", deviceID, "/sys/properties/report")
+	o = o.Add("$oc/devices/", deviceID, "/sys/properties/set/#")
+	o.FillTopics(&c, &c.Topics.Telemetry, &c.Topics.Commands, &c.Topics.CommandResponse, &c.Topics.PropertyReport, &c.Topics.PropertySet)
 	if check {
-		end := in.now.Truncate(time.Hour).Add(time.Hour)
+		end := in.Now.Truncate(time.Hour).Add(time.Hour)
 		c.ExpiresAt = &end
 		c.ExpiryEnforced = true
 	}
-	if in.trace.on() {
-		t := in.trace
-		t.add("timestamp", "issue time in UTC as YYYYMMDDHH: %s", string(ts))
-		t.add("clientId", "deviceId + \"_0_\" + F + \"_\" + timestamp, F = %c (1: the platform checks the timestamp, 0: it does not): %s", flag, c.ClientID)
-		t.add("username", "deviceId: %s", c.Username)
-		t.add("key", "the timestamp %q as UTF-8 bytes (the timestamp is the key)", string(ts))
-		t.add("content", "message signed: the device secret as raw UTF-8 bytes, %s", redacted(in.secret))
-		t.add("algorithm", "HMAC-SHA256")
-		t.add("password", "lowercase hex of the HMAC: %s", c.Password)
+	if in.Trace.On() {
+		t := in.Trace
+		t.Add("timestamp", "issue time in UTC as YYYYMMDDHH: %s", string(ts))
+		t.Add("clientId", "deviceId + \"_0_\" + F + \"_\" + timestamp, F = %c (1: the platform checks the timestamp, 0: it does not): %s", flag, c.ClientID)
+		t.Add("username", "deviceId: %s", c.Username)
+		t.Add("key", "the timestamp %q as UTF-8 bytes (the timestamp is the key)", string(ts))
+		t.Add("content", "message signed: the device secret as raw UTF-8 bytes, %s", cloud.Redacted(in.Secret))
+		t.Add("algorithm", "HMAC-SHA256")
+		t.Add("password", "lowercase hex of the HMAC: %s", c.Password)
 		if check {
-			t.add("expiry", "the platform rejects the timestamp once its hour has passed: %s", c.ExpiresAt.Format(time.RFC3339))
+			t.Add("expiry", "the platform rejects the timestamp once its hour has passed: %s", c.ExpiresAt.Format(time.RFC3339))
 		} else {
-			t.add("expiry", "none: with F = 0 the platform does not check the timestamp")
+			t.Add("expiry", "none: with F = 0 the platform does not check the timestamp")
 		}
 	}
 	return c, nil
 }
 
-// hourStamp formats t as YYYYMMDDHH, as t.Format("2006010215") would for
+// HourStamp formats t as YYYYMMDDHH, as t.Format("2006010215") would for
 // the years 1970-9999 that Sign accepts, without allocating.
-func hourStamp(t time.Time) (b [10]byte) {
+func HourStamp(t time.Time) (b [10]byte) {
 	y, m, d := t.Date()
 	h := t.Hour()
 	return [10]byte{

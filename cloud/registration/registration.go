@@ -1,17 +1,17 @@
 // Package registration performs, on credsign's behalf, the device
 // registration calls of the clouds whose devices enrol by group or product
-// (docs/clouds.md, "Registration"): Azure IoT Hub Device Provisioning
-// Service with a symmetric-key enrollment group ("azure-dps"), Alibaba
-// Cloud IoT dynamic registration with a product secret ("aliyun-dynamic")
-// and Tencent Cloud IoT dynamic registration ("tencent-dynamic"). The group
-// or product secret stays in the server: devices never see it.
+// (docs/clouds.md, "Registration"): the HTTP client, its retries and
+// errors, and the validation every kind shares. Each kind (a Kind: Azure
+// DPS in cloud/azure, Aliyun and Tencent dynamic registration in
+// cloud/aliyun and cloud/tencent) is given by its cloud's package. The
+// group or product secret stays in the server: devices never see it.
 //
 // Errors wrap ErrRefused when the cloud said no, ErrUnavailable when it
 // could not be reached or answered with a transient failure, and ErrInvalid
 // when the request itself is wrong. No error ever contains the group
 // secret, a derived key, a SAS token or a signature.
 //
-// It imports only the standard library and package signing.
+// It imports only the standard library.
 package registration
 
 import (
@@ -27,13 +27,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
-
-// Registration kinds.
-const (
-	KindAzureDPS       = "azure-dps"
-	KindAliyunDynamic  = "aliyun-dynamic"
-	KindTencentDynamic = "tencent-dynamic"
 )
 
 var (
@@ -52,7 +45,7 @@ var (
 
 // Request asks for one device's registration.
 type Request struct {
-	// Kind is KindAzureDPS, KindAliyunDynamic or KindTencentDynamic.
+	// Kind names the registration kind (Kind.Name).
 	Kind string
 	// Params are the kind's params (see Validate). "{deviceId}" in a value
 	// stands for DeviceID (DeviceIDPlaceholder).
@@ -78,8 +71,13 @@ type Result struct {
 	Secret string
 }
 
-// Client performs registrations over HTTPS. Its zero value is usable.
+// Client performs registrations over HTTPS. Its zero value is usable but
+// knows no kind.
 type Client struct {
+	// Kinds are the registration kinds it performs
+	// (cloud.Registry.RegistrationKinds).
+	Kinds Kinds
+
 	// HTTP sends the requests; nil means http.DefaultClient. Tests put the
 	// emulator's CA in its transport.
 	HTTP *http.Client
@@ -114,22 +112,33 @@ type FieldError struct {
 // Error implements error.
 func (e FieldError) Error() string { return e.Field + ": " + e.Reason }
 
-// kindSpec lists a kind's params.
-type kindSpec struct {
-	required []string
-	optional []string
+// Kind is one registration flow a cloud offers: its params and the calls
+// it makes.
+type Kind struct {
+	// Name is the kind's name in a group's registration ("azure-dps").
+	Name string
+	// Cloud names the cloud whose devices it registers.
+	Cloud string
+	// Required and Optional list the kind's params.
+	Required, Optional []string
+	// Checks holds the checks of the params that have their own, in place
+	// of the common rule: each returns why the value is wrong, "" when it
+	// is right, without repeating the value.
+	Checks map[string]func(value string) string
+	// CheckSecret returns why a group or product secret has the wrong
+	// form, "" when it is fine; it never repeats the secret.
+	CheckSecret func(secret string) string
+	// Register performs the registration of r, validated, with c.
+	Register func(ctx context.Context, c *Client, r Request) (Result, error)
 }
 
-var kinds = map[string]kindSpec{
-	KindAzureDPS:       {required: []string{"idScope"}, optional: []string{"host", "registrationId"}},
-	KindAliyunDynamic:  {required: []string{"productKey"}, optional: []string{"regionId", "host", "deviceName", "signMethod"}},
-	KindTencentDynamic: {required: []string{"productId"}, optional: []string{"host", "deviceName"}},
-}
+// Kinds are registration kinds by name.
+type Kinds map[string]Kind
 
-// Kinds returns the registration kinds, sorted.
-func Kinds() []string {
-	out := make([]string, 0, len(kinds))
-	for k := range kinds {
+// Names returns the kinds' names, sorted.
+func (ks Kinds) Names() []string {
+	out := make([]string, 0, len(ks))
+	for k := range ks {
 		out = append(out, k)
 	}
 	sort.Strings(out)
@@ -143,31 +152,22 @@ var (
 
 // Validate checks a kind and its params (unsubstituted templates allowed):
 // unknown kind, unknown params, missing required params and malformed
-// values. It returns nil when all is well. Params:
-//
-//   - azure-dps: idScope (required), host (default
-//     global.azure-devices-provisioning.net), registrationId (default the
-//     device id).
-//   - aliyun-dynamic: productKey (required), regionId (default cn-shanghai),
-//     host (default iot-auth.{regionId}.aliyuncs.com), deviceName (default
-//     the device id), signMethod (hmacsha256 default, hmacsha1, hmacmd5).
-//   - tencent-dynamic: productId (required), host (default
-//     ap-guangzhou.gateway.tencentdevices.com), deviceName (default the
-//     device id).
-func Validate(kind string, params map[string]string) []FieldError {
-	spec, ok := kinds[kind]
+// values. It returns nil when all is well. Each kind's params are listed
+// beside it in its cloud's package (docs/enrolment.md).
+func (ks Kinds) Validate(kind string, params map[string]string) []FieldError {
+	spec, ok := ks[kind]
 	if !ok {
-		return []FieldError{{Field: "kind", Reason: fmt.Sprintf("unknown registration kind %q (one of %v)", kind, Kinds())}}
+		return []FieldError{{Field: "kind", Reason: fmt.Sprintf("unknown registration kind %q (one of %v)", kind, ks.Names())}}
 	}
 	var out []FieldError
 	known := map[string]bool{}
-	for _, n := range spec.required {
+	for _, n := range spec.Required {
 		known[n] = true
 		if params[n] == "" {
 			out = append(out, FieldError{Field: "params." + n, Reason: "required"})
 		}
 	}
-	for _, n := range spec.optional {
+	for _, n := range spec.Optional {
 		known[n] = true
 	}
 	names := make([]string, 0, len(params))
@@ -181,7 +181,7 @@ func Validate(kind string, params map[string]string) []FieldError {
 		case !known[n]:
 			out = append(out, FieldError{Field: "params." + n, Reason: fmt.Sprintf("unknown param for %s", kind)})
 		case v == "":
-			if !contains(spec.required, n) {
+			if !contains(spec.Required, n) {
 				out = append(out, FieldError{Field: "params." + n, Reason: "empty"})
 			}
 		case n == "host":
@@ -192,9 +192,9 @@ func Validate(kind string, params map[string]string) []FieldError {
 			if !regionRE.MatchString(v) {
 				out = append(out, FieldError{Field: "params.regionId", Reason: "want a region id such as cn-shanghai"})
 			}
-		case n == "signMethod":
-			if _, ok := aliyunSignMethods[v]; !ok {
-				out = append(out, FieldError{Field: "params.signMethod", Reason: "want hmacsha256, hmacsha1 or hmacmd5"})
+		case spec.Checks[n] != nil:
+			if why := spec.Checks[n](v); why != "" {
+				out = append(out, FieldError{Field: "params." + n, Reason: why})
 			}
 		default:
 			if len(v) > 128 || !tokenRE.MatchString(v) {
@@ -206,20 +206,19 @@ func Validate(kind string, params map[string]string) []FieldError {
 }
 
 // ValidateSecret checks the form of a group or product secret without
-// echoing it: azure-dps wants standard base64, tencent-dynamic at least 16
-// characters (its first 16 are the AES key of the answer), aliyun-dynamic
-// any non-empty text.
-func ValidateSecret(kind, secret string) *FieldError {
-	if _, ok := kinds[kind]; !ok {
+// echoing it: non-empty, and what the kind's CheckSecret asks.
+func (ks Kinds) ValidateSecret(kind, secret string) *FieldError {
+	spec, ok := ks[kind]
+	if !ok {
 		return &FieldError{Field: "kind", Reason: fmt.Sprintf("unknown registration kind %q", kind)}
 	}
 	switch {
 	case secret == "":
 		return &FieldError{Field: "secret", Reason: "required"}
-	case kind == KindAzureDPS && !isBase64(secret):
-		return &FieldError{Field: "secret", Reason: "the enrollment group key must be standard base64"}
-	case kind == KindTencentDynamic && len(secret) < 16:
-		return &FieldError{Field: "secret", Reason: "the product secret must have at least 16 characters"}
+	case spec.CheckSecret != nil:
+		if why := spec.CheckSecret(secret); why != "" {
+			return &FieldError{Field: "secret", Reason: why}
+		}
 	}
 	return nil
 }
@@ -260,20 +259,13 @@ func (c *Client) Register(ctx context.Context, r Request) (Result, error) {
 		}
 		r.Params = p
 	}
-	if errs := Validate(r.Kind, r.Params); len(errs) > 0 {
+	if errs := c.Kinds.Validate(r.Kind, r.Params); len(errs) > 0 {
 		return Result{}, fmt.Errorf("%w: %s", ErrInvalid, errs[0].Error())
 	}
-	if fe := ValidateSecret(r.Kind, r.GroupSecret); fe != nil {
+	if fe := c.Kinds.ValidateSecret(r.Kind, r.GroupSecret); fe != nil {
 		return Result{}, fmt.Errorf("%w: %s", ErrInvalid, fe.Error())
 	}
-	switch r.Kind {
-	case KindAzureDPS:
-		return c.registerDPS(ctx, r)
-	case KindAliyunDynamic:
-		return c.registerAliyun(ctx, r)
-	default:
-		return c.registerTencent(ctx, r)
-	}
+	return c.Kinds[r.Kind].Register(ctx, c, r)
 }
 
 func (c *Client) httpClient() *http.Client {
@@ -442,3 +434,78 @@ func ParseRetryAfter(h string, now time.Time) (time.Duration, bool) {
 	}
 	return 0, true
 }
+
+// safeRE matches what of a server's answer may go into an error: short
+// codes and tracking ids, never anything shaped like base64 or
+// percent-encoded text (a signature echoed back by a misbehaving server);
+// hexRunRE finds what looks like a hex signature.
+var (
+	safeRE   = regexp.MustCompile(`^[A-Za-z0-9._-]{1,48}$`)
+	hexRunRE = regexp.MustCompile(`[0-9A-Fa-f]{20}`)
+)
+
+// Safe returns v's text when it may go into an error.
+func Safe(v any) string {
+	var s string
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		s = x
+	case float64:
+		s = strconv.FormatFloat(x, 'f', -1, 64)
+	default:
+		return ""
+	}
+	if !safeRE.MatchString(s) || hexRunRE.MatchString(s) {
+		return "(withheld)"
+	}
+	return s
+}
+
+// OrText returns s, def when empty.
+func OrText(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// What a Kind's Register uses of the client.
+
+// Answer is an HTTP response read in full.
+type Answer struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Send performs one HTTP call built by build (called again for each try,
+// so that signatures and timestamps are fresh), retrying transient
+// failures with Retry-After or exponential backoff; what names the call in
+// errors.
+func (c *Client) Send(ctx context.Context, what string, build func() (*http.Request, error)) (Answer, error) {
+	a, err := c.send(ctx, what, build)
+	return Answer{Status: a.status, Header: a.header, Body: a.body}, err
+}
+
+// Clock returns the time by c.Now, else time.Now.
+func (c *Client) Clock() time.Time { return c.now() }
+
+// Random returns c.Rand, else crypto/rand.
+func (c *Client) Random() io.Reader { return c.rand() }
+
+// Sleep waits d or until ctx ends.
+func (c *Client) Sleep(ctx context.Context, d time.Duration) error { return c.sleep(ctx, d) }
+
+// CapWait caps a wait at c.MaxWait.
+func (c *Client) CapWait(d time.Duration) time.Duration { return c.capWait(d) }
+
+// RedactURL keeps a URL's scheme, host and path, for an error.
+func RedactURL(s string) string { return redactURL(s) }
+
+// OrDuration returns d when positive, else def.
+func OrDuration(d, def time.Duration) time.Duration { return orDuration(d, def) }
+
+// Param returns the named param, def when empty.
+func Param(p map[string]string, name, def string) string { return param(p, name, def) }

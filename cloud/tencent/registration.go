@@ -1,4 +1,4 @@
-package registration
+package tencent
 
 import (
 	"bytes"
@@ -17,6 +17,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/credsign/credsign/cloud/registration"
 )
 
 // Tencent Cloud IoT Hub / IoT Explorer dynamic registration with the
@@ -72,7 +74,7 @@ func parseTencent(b []byte, productSecret string) (psk, code string, err error) 
 		return "", "", fmt.Errorf("answer is not a Tencent Response")
 	}
 	if e := a.Response.Error; e != nil {
-		return "", orText(safe(e.Code), "unknown"), nil
+		return "", registration.OrText(registration.Safe(e.Code), "unknown"), nil
 	}
 	plain, err := tencentDecrypt(productSecret, a.Response.Payload, a.Response.Len)
 	if err != nil {
@@ -87,7 +89,7 @@ func parseTencent(b []byte, productSecret string) (psk, code string, err error) 
 	}
 	if p.PSK == "" {
 		if p.EncryptionType == 1 {
-			return "", "", fmt.Errorf("%w: the product uses certificate authentication; credsign needs key (psk) authentication", ErrRefused)
+			return "", "", fmt.Errorf("%w: the product uses certificate authentication; credsign needs key (psk) authentication", registration.ErrRefused)
 		}
 		return "", "", fmt.Errorf("payload has no psk")
 	}
@@ -120,26 +122,26 @@ func tencentDecrypt(productSecret, payload string, n int) ([]byte, error) {
 	return nil, fmt.Errorf("payload Len %d out of range", n)
 }
 
-func (c *Client) registerTencent(ctx context.Context, r Request) (Result, error) {
+func registerTencent(ctx context.Context, c *registration.Client, r registration.Request) (registration.Result, error) {
 	pid := r.Params["productId"]
-	dn := param(r.Params, "deviceName", r.DeviceID)
-	host := param(r.Params, "host", TencentHost)
+	dn := registration.Param(r.Params, "deviceName", r.DeviceID)
+	host := registration.Param(r.Params, "host", TencentHost)
 	what := "tencent-dynamic " + host
 	if dn == "" {
-		return Result{}, fmt.Errorf("%s: %w: no device name (device id or params.deviceName)", what, ErrInvalid)
+		return registration.Result{}, fmt.Errorf("%s: %w: no device name (device id or params.deviceName)", what, registration.ErrInvalid)
 	}
 	u := "https://" + host + "/device/register"
 	body, _ := json.Marshal(map[string]string{"ProductId": pid, "DeviceName": dn})
-	a, err := c.send(ctx, what+" register "+pid+"/"+dn, func() (*http.Request, error) {
+	a, err := c.Send(ctx, what+" register "+pid+"/"+dn, func() (*http.Request, error) {
 		var nb [4]byte
-		if _, err := io.ReadFull(c.rand(), nb[:]); err != nil {
+		if _, err := io.ReadFull(c.Random(), nb[:]); err != nil {
 			return nil, fmt.Errorf("random: %w", err)
 		}
 		nonce := strconv.FormatUint(uint64(binary.BigEndian.Uint32(nb[:])>>1), 10)
-		ts := strconv.FormatInt(c.now().Unix(), 10)
+		ts := strconv.FormatInt(c.Clock().Unix(), 10)
 		req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
 		if err != nil {
-			return nil, fmt.Errorf("build request: %s", redactURL(u))
+			return nil, fmt.Errorf("build request: %s", registration.RedactURL(u))
 		}
 		req.Header.Set("Content-Type", "application/json; charset=utf-8")
 		req.Header.Set("Accept", "application/json")
@@ -151,20 +153,44 @@ func (c *Client) registerTencent(ctx context.Context, r Request) (Result, error)
 		return req, nil
 	})
 	if err != nil {
-		return Result{}, err
+		return registration.Result{}, err
 	}
-	psk, code, perr := parseTencent(a.body, r.GroupSecret)
+	psk, code, perr := parseTencent(a.Body, r.GroupSecret)
 	switch {
-	case a.status >= 400 && a.status < 500:
-		return Result{}, fmt.Errorf("%s: device %s/%s: %w: HTTP %d, code %s", what, pid, dn, ErrRefused, a.status, orText(code, "none"))
-	case a.status != http.StatusOK:
-		return Result{}, fmt.Errorf("%s: device %s/%s: %w: unexpected HTTP %d", what, pid, dn, ErrUnavailable, a.status)
+	case a.Status >= 400 && a.Status < 500:
+		return registration.Result{}, fmt.Errorf("%s: device %s/%s: %w: HTTP %d, code %s", what, pid, dn, registration.ErrRefused, a.Status, registration.OrText(code, "none"))
+	case a.Status != http.StatusOK:
+		return registration.Result{}, fmt.Errorf("%s: device %s/%s: %w: unexpected HTTP %d", what, pid, dn, registration.ErrUnavailable, a.Status)
 	case code != "":
-		return Result{}, fmt.Errorf("%s: device %s/%s: %w: code %s", what, pid, dn, ErrRefused, code)
-	case errors.Is(perr, ErrRefused):
-		return Result{}, fmt.Errorf("%s: device %s/%s: %w", what, pid, dn, perr)
+		return registration.Result{}, fmt.Errorf("%s: device %s/%s: %w: code %s", what, pid, dn, registration.ErrRefused, code)
+	case errors.Is(perr, registration.ErrRefused):
+		return registration.Result{}, fmt.Errorf("%s: device %s/%s: %w", what, pid, dn, perr)
 	case perr != nil:
-		return Result{}, fmt.Errorf("%s: device %s/%s: %w: %w", what, pid, dn, ErrUnavailable, perr)
+		return registration.Result{}, fmt.Errorf("%s: device %s/%s: %w: %w", what, pid, dn, registration.ErrUnavailable, perr)
 	}
-	return Result{Params: map[string]any{"productId": pid, "deviceName": dn}, Secret: psk}, nil
+	return registration.Result{Params: map[string]any{"productId": pid, "deviceName": dn}, Secret: psk}, nil
+}
+
+// KindDynamic is the registration kind of Tencent Cloud IoT dynamic
+// registration with the product secret. Params: productId (required),
+// host (default ap-guangzhou.gateway.tencentdevices.com), deviceName
+// (default the device id). The group secret is the product secret, at
+// least 16 characters (its first 16 are the AES key of the answer).
+const KindDynamic = "tencent-dynamic"
+
+// RegistrationKinds implements cloud.Registerer.
+func (Backend) RegistrationKinds() []registration.Kind {
+	return []registration.Kind{{
+		Name:     KindDynamic,
+		Cloud:    "tencent",
+		Required: []string{"productId"},
+		Optional: []string{"host", "deviceName"},
+		CheckSecret: func(secret string) string {
+			if len(secret) < 16 {
+				return "the product secret must have at least 16 characters"
+			}
+			return ""
+		},
+		Register: registerTencent,
+	}}
 }

@@ -1,4 +1,4 @@
-package signing
+package tencent
 
 import (
 	"encoding/hex"
@@ -6,25 +6,33 @@ import (
 	"io"
 	"strconv"
 	"time"
+
+	"github.com/credsign/credsign/cloud"
 )
 
-// Tencent Cloud IoT Hub and IoT Explorer (docs/clouds.md, "tencent").
-func init() {
-	register(&Cloud{
+// Backend is Tencent Cloud IoT Hub and IoT Explorer (docs/clouds.md, "tencent").
+type Backend struct{}
+
+// New returns the cloud, for cloud.NewRegistry.
+func New() Backend { return Backend{} }
+
+// Describe implements cloud.Backend: the cloud's name, params, limits and recipe.
+func (Backend) Describe() *cloud.Cloud {
+	return &cloud.Cloud{
 		Name:         "tencent",
 		Title:        "Tencent Cloud IoT Hub / IoT Explorer",
-		SecretFormat: SecretBase64,
-		Params: []ParamSpec{
-			{Name: "productId", Type: TypeString, Required: true, Description: "ProductId of the device's product.", check: forbid(";", "it delimits the username")},
-			{Name: "deviceName", Type: TypeString, Required: true, Description: "DeviceName.", check: forbid(";", "it delimits the username")},
-			{Name: "signMethod", Type: TypeString, Default: "hmacsha256", Allowed: []any{"hmacsha256", "hmacsha1"}, Description: "HMAC used for the password."},
-			{Name: "sdkAppId", Type: TypeString, Default: "12010126", Description: "SDK application id in the username (the official SDKs send 21010406; both are accepted).", check: checkDigits},
-			{Name: "connId", Type: TypeString, Description: "Connection id in the username: 5 letters or digits; random per issue when absent.", check: checkConnID},
-			hostParam("Broker host (default ${productId}.iotcloud.tencentdevices.com)."),
-			portParam("Broker port (default 1883: HMAC passwords are checked on plain TCP)."),
+		SecretFormat: cloud.SecretBase64,
+		Params: []cloud.ParamSpec{
+			{Name: "productId", Type: cloud.TypeString, Required: true, Description: "ProductId of the device's product.", Check: cloud.Forbid(";", "it delimits the username")},
+			{Name: "deviceName", Type: cloud.TypeString, Required: true, Description: "DeviceName.", Check: cloud.Forbid(";", "it delimits the username")},
+			{Name: "signMethod", Type: cloud.TypeString, Default: "hmacsha256", Allowed: []any{"hmacsha256", "hmacsha1"}, Description: "HMAC used for the password."},
+			{Name: "sdkAppId", Type: cloud.TypeString, Default: "12010126", Description: "SDK application id in the username (the official SDKs send 21010406; both are accepted).", Check: checkDigits},
+			{Name: "connId", Type: cloud.TypeString, Description: "Connection id in the username: 5 letters or digits; random per issue when absent.", Check: CheckConnID},
+			cloud.HostParam("Broker host (default ${productId}.iotcloud.tencentdevices.com)."),
+			cloud.PortParam("Broker port (default 1883: HMAC passwords are checked on plain TCP)."),
 		},
-		recipe: tencent,
-	})
+		Recipe: tencent,
+	}
 }
 
 func checkDigits(s string) error {
@@ -36,20 +44,17 @@ func checkDigits(s string) error {
 	return nil
 }
 
-func checkConnID(s string) error {
+// CheckConnID checks a connId: 5 letters or digits.
+func CheckConnID(s string) error {
 	if len(s) != 5 {
 		return fmt.Errorf("must be 5 characters, as the Tencent docs specify")
 	}
 	for i := 0; i < len(s); i++ {
-		if !isAlnum(s[i]) {
+		if !cloud.IsAlnum(s[i]) {
 			return fmt.Errorf("must be letters and digits only")
 		}
 	}
 	return nil
-}
-
-func isAlnum(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 const alnum = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -72,30 +77,30 @@ func randomConnID(r io.Reader, n int) (string, error) {
 	return string(out), nil
 }
 
-func tencent(in input) (Credentials, error) {
-	p := in.params
-	productID := p.str("productId", "")
-	dn := p.str("deviceName", "")
-	method := p.str("signMethod", "hmacsha256")
-	sdkAppID := p.str("sdkAppId", "12010126")
-	connID := p.str("connId", "")
+func tencent(in cloud.Input) (cloud.Credentials, error) {
+	p := in.Params
+	productID := p.Str("productId", "")
+	dn := p.Str("deviceName", "")
+	method := p.Str("signMethod", "hmacsha256")
+	sdkAppID := p.Str("sdkAppId", "12010126")
+	connID := p.Str("connId", "")
 	if connID == "" {
 		var err error
-		if connID, err = randomConnID(in.rand, 5); err != nil {
-			return Credentials{}, err
+		if connID, err = randomConnID(in.Rand, 5); err != nil {
+			return cloud.Credentials{}, err
 		}
 	}
-	expiry := in.expiry()
+	expiry := in.Expiry()
 
-	alg := macSHA256
+	alg := cloud.MACSHA256
 	if method == "hmacsha1" {
-		alg = macSHA1
+		alg = cloud.MACSHA1
 	}
 
 	// One buffer holds the HMAC's pad, the username (the message signed), the
 	// MAC and the output strings; for usual lengths it stays on the stack.
 	var arr [1024]byte
-	buf := append(arr[:macBlock], productID...)
+	buf := append(arr[:cloud.MACBlock], productID...)
 	buf = append(buf, dn...)
 	buf = append(buf, ';')
 	buf = append(buf, sdkAppID...)
@@ -103,35 +108,35 @@ func tencent(in input) (Credentials, error) {
 	buf = append(buf, connID...)
 	buf = append(buf, ';')
 	buf = strconv.AppendInt(buf, expiry, 10)
-	username := buf[macBlock:]
-	digest := hmacPadded(alg, in.key, buf, buf[len(buf):])
+	username := buf[cloud.MACBlock:]
+	digest := cloud.HMACPadded(alg, in.Key, buf, buf[len(buf):])
 
 	exp := time.Unix(expiry, 0).UTC()
-	c := Credentials{DeviceID: dn, Port: p.int("port", 1883), ExpiresAt: &exp, ExpiryEnforced: true}
-	o := outBuf{b: digest[len(digest):]}
-	o = o.add(productID, dn)
-	o.b = append(o.b, username...)
-	o.mark()
-	o.b = hex.AppendEncode(o.b, digest)
-	o = o.add(";", method)
-	o.b = appendHost(o.b, p.str("host", ""), productID, ".iotcloud.tencentdevices.com")
-	o.mark()
+	c := cloud.Credentials{DeviceID: dn, Port: p.Int("port", 1883), ExpiresAt: &exp, ExpiryEnforced: true}
+	o := cloud.OutBuf{B: digest[len(digest):]}
+	o = o.Add(productID, dn)
+	o.B = append(o.B, username...)
+	o.Mark()
+	o.B = hex.AppendEncode(o.B, digest)
+	o = o.Add(";", method)
+	o.B = cloud.AppendHost(o.B, p.Str("host", ""), productID, ".iotcloud.tencentdevices.com")
+	o.Mark()
 	// Topics: the product's default topic categories and the device shadow.
-	o = o.add(productID, "/", dn, "/event")
-	o = o.add(productID, "/", dn, "/control")
-	o = o.add("$shadow/operation/", productID, "/", dn)
-	o = o.add("$shadow/operation/result/", productID, "/", dn)
-	o.fillTopics(&c, &c.Topics.Telemetry, &c.Topics.Commands, &c.Topics.ShadowUpdate, &c.Topics.ShadowDelta)
+	o = o.Add(productID, "/", dn, "/event")
+	o = o.Add(productID, "/", dn, "/control")
+	o = o.Add("$shadow/operation/", productID, "/", dn)
+	o = o.Add("$shadow/operation/result/", productID, "/", dn)
+	o.FillTopics(&c, &c.Topics.Telemetry, &c.Topics.Commands, &c.Topics.ShadowUpdate, &c.Topics.ShadowDelta)
 
-	if in.trace.on() {
-		t := in.trace
-		t.add("clientId", "productId + deviceName, no separator: %s", c.ClientID)
-		t.add("expiry", "expiry time in Unix seconds (issue time + ttl %s): %d; the platform enforces it", in.ttl, expiry)
-		t.add("username", "clientId;sdkAppId;connId;expiry: %s", c.Username)
-		t.add("content", "string signed: the username, %q", c.Username)
-		t.add("key", "%s", base64KeyNote(in.secret))
-		t.add("algorithm", "%s", hmacName(method))
-		t.add("password", "lowercase hex of the HMAC + \";%s\": %s", method, c.Password)
+	if in.Trace.On() {
+		t := in.Trace
+		t.Add("clientId", "productId + deviceName, no separator: %s", c.ClientID)
+		t.Add("expiry", "expiry time in Unix seconds (issue time + ttl %s): %d; the platform enforces it", in.TTL, expiry)
+		t.Add("username", "clientId;sdkAppId;connId;expiry: %s", c.Username)
+		t.Add("content", "string signed: the username, %q", c.Username)
+		t.Add("key", "%s", cloud.Base64KeyNote(in.Secret))
+		t.Add("algorithm", "%s", cloud.HMACName(method))
+		t.Add("password", "lowercase hex of the HMAC + \";%s\": %s", method, c.Password)
 	}
 	return c, nil
 }

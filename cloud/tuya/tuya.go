@@ -1,72 +1,80 @@
-package signing
+package tuya
 
 import (
 	"encoding/hex"
 	"strconv"
+
+	"github.com/credsign/credsign/cloud"
 )
 
-// Tuya, TuyaLink open MQTT protocol (docs/clouds.md, "tuya").
-func init() {
-	register(&Cloud{
+// Backend is Tuya, TuyaLink open MQTT protocol (docs/clouds.md, "tuya").
+type Backend struct{}
+
+// New returns the cloud, for cloud.NewRegistry.
+func New() Backend { return Backend{} }
+
+// Describe implements cloud.Backend: the cloud's name, params, limits and recipe.
+func (Backend) Describe() *cloud.Cloud {
+	return &cloud.Cloud{
 		Name:         "tuya",
 		Title:        "Tuya (TuyaLink)",
-		SecretFormat: SecretText,
-		Params: []ParamSpec{
-			{Name: "deviceId", Type: TypeString, Required: true, Description: "Device ID.", check: forbid("|,=/+#", "it is part of the username, the string signed and the topics")},
-			{Name: "region", Type: TypeString, Default: "cn", Allowed: []any{"cn", "us", "eu", "in"}, Description: "Data centre; the host is m1.tuya{region}.com."},
-			hostParam("Broker host (default m1.tuya{region}.com)."),
-			portParam("Broker port (default 8883, TLS)."),
+		SecretFormat: cloud.SecretText,
+		Params: []cloud.ParamSpec{
+			{Name: "deviceId", Type: cloud.TypeString, Required: true, Description: "Device ID.", Check: cloud.Forbid("|,=/+#", "it is part of the username, the string signed and the topics")},
+			{Name: "region", Type: cloud.TypeString, Default: "cn", Allowed: []any{"cn", "us", "eu", "in"}, Description: "Data centre; the host is m1.tuya{region}.com."},
+			cloud.HostParam("Broker host (default m1.tuya{region}.com)."),
+			cloud.PortParam("Broker port (default 8883, TLS)."),
 		},
-		recipe: tuya,
-	})
+		Recipe: tuya,
+	}
 }
 
-func tuya(in input) (Credentials, error) {
-	p := in.params
-	id := p.str("deviceId", "")
-	ts := in.now.Unix()
+func tuya(in cloud.Input) (cloud.Credentials, error) {
+	p := in.Params
+	id := p.Str("deviceId", "")
+	ts := in.Now.Unix()
 
 	// One buffer holds the HMAC's pad, the content, the MAC and the output.
 	var arr [1024]byte
-	buf := append(arr[:macBlock], "deviceId="...)
+	buf := append(arr[:cloud.MACBlock], "deviceId="...)
 	buf = append(buf, id...)
 	buf = append(buf, ",timestamp="...)
 	tsStart := len(buf)
 	buf = strconv.AppendInt(buf, ts, 10)
 	stamp := buf[tsStart:]
 	buf = append(buf, ",secureMode=1,accessType=1"...)
-	content := buf[macBlock:]
-	digest := hmacPadded(macSHA256, in.key, buf, buf[len(buf):])
+	content := buf[cloud.MACBlock:]
+	digest := cloud.HMACPadded(cloud.MACSHA256, in.Key, buf, buf[len(buf):])
 
-	c := Credentials{DeviceID: id, Port: p.int("port", 8883), TLS: true}
-	o := outBuf{b: digest[len(digest):]}
-	o = o.add("tuyalink_", id)
-	o.b = appendJoin(o.b, id, "|signMethod=hmacSha256,timestamp=")
-	o.b = append(o.b, stamp...)
-	o.b = append(o.b, ",secureMode=1,accessType=1"...)
-	o.mark()
-	o.b = hex.AppendEncode(o.b, digest)
-	o.mark()
-	o.b = appendHost(o.b, p.str("host", ""), "m1.tuya", p.str("region", "cn"), ".com")
-	o.mark()
+	c := cloud.Credentials{DeviceID: id, Port: p.Int("port", 8883), TLS: true}
+	o := cloud.OutBuf{B: digest[len(digest):]}
+	o = o.Add("tuyalink_", id)
+	o.B = cloud.AppendJoin(o.B, id, "|signMethod=hmacSha256,timestamp=")
+	o.B = append(o.B, stamp...)
+	o.B = append(o.B, ",secureMode=1,accessType=1"...)
+	o.Mark()
+	o.B = hex.AppendEncode(o.B, digest)
+	o.Mark()
+	o.B = cloud.AppendHost(o.B, p.Str("host", ""), "m1.tuya", p.Str("region", "cn"), ".com")
+	o.Mark()
 	// Topics: the TuyaLink thing-model topics.
-	o = o.add("tylink/", id, "/thing/property/report")
-	o = o.add("tylink/", id, "/thing/property/set")
-	o = o.add("tylink/", id, "/thing/action/execute")
-	o = o.add("tylink/", id, "/thing/event/trigger")
-	o.fillTopics(&c, &c.Topics.Telemetry, &c.Topics.Commands, &c.Topics.Actions, &c.Topics.Events)
+	o = o.Add("tylink/", id, "/thing/property/report")
+	o = o.Add("tylink/", id, "/thing/property/set")
+	o = o.Add("tylink/", id, "/thing/action/execute")
+	o = o.Add("tylink/", id, "/thing/event/trigger")
+	o.FillTopics(&c, &c.Topics.Telemetry, &c.Topics.Commands, &c.Topics.Actions, &c.Topics.Events)
 	c.Topics.PropertyReport, c.Topics.PropertySet = c.Topics.Telemetry, c.Topics.Commands
 
-	if in.trace.on() {
-		t := in.trace
-		t.add("timestamp", "issue time in Unix seconds: %d (Tuya documents no validity window)", ts)
-		t.add("content", "string signed: %q", string(content))
-		t.add("key", "device secret as its raw UTF-8 bytes: %s", redacted(in.secret))
-		t.add("algorithm", "HMAC-SHA256")
-		t.add("password", "lowercase hex of the HMAC: %s", c.Password)
-		t.add("clientId", "\"tuyalink_\" + deviceId: %s", c.ClientID)
-		t.add("username", "deviceId|signMethod=hmacSha256,timestamp=T,secureMode=1,accessType=1: %s", c.Username)
-		t.add("expiry", "none documented: the triple is valid until the secret changes")
+	if in.Trace.On() {
+		t := in.Trace
+		t.Add("timestamp", "issue time in Unix seconds: %d (Tuya documents no validity window)", ts)
+		t.Add("content", "string signed: %q", string(content))
+		t.Add("key", "device secret as its raw UTF-8 bytes: %s", cloud.Redacted(in.Secret))
+		t.Add("algorithm", "HMAC-SHA256")
+		t.Add("password", "lowercase hex of the HMAC: %s", c.Password)
+		t.Add("clientId", "\"tuyalink_\" + deviceId: %s", c.ClientID)
+		t.Add("username", "deviceId|signMethod=hmacSha256,timestamp=T,secureMode=1,accessType=1: %s", c.Username)
+		t.Add("expiry", "none documented: the triple is valid until the secret changes")
 	}
 	return c, nil
 }

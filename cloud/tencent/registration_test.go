@@ -1,4 +1,4 @@
-package registration
+package tencent
 
 import (
 	"bytes"
@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 )
 
 // encryptTencent is the answer's encryption as Tencent documents it
@@ -50,37 +49,6 @@ func TestTencentDecryptRoundTrip(t *testing.T) {
 	}
 }
 
-func FuzzParseDPSOperation(f *testing.F) {
-	f.Add([]byte(`{"operationId":"4.abc","status":"assigning"}`))
-	f.Add([]byte(`{"operationId":"4.abc","status":"assigned","registrationState":{"assignedHub":"h.azure-devices.net","deviceId":"d","errorCode":400209}}`))
-	f.Add([]byte(`{"status":"failed","registrationState":{"errorCode":"x"}}`))
-	f.Add([]byte(`[]`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		op, err := parseDPSOperation(b)
-		if err == nil && op.Status == "" {
-			t.Fatal("accepted an operation without a status")
-		}
-		if err != nil && op.Status != "" {
-			t.Fatal("error with a status")
-		}
-	})
-}
-
-func FuzzParseAliyun(f *testing.F) {
-	f.Add([]byte(`{"code":200,"data":{"productKey":"pk","deviceName":"d","deviceSecret":"s"},"message":"success"}`))
-	f.Add([]byte(`{"code":6251,"message":"sign check failed"}`))
-	f.Add([]byte(`{"code":"200"}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		secret, code, err := parseAliyun(b)
-		if secret != "" && (code != "200" || err != nil) {
-			t.Fatalf("secret with code %q, err %v", code, err)
-		}
-		if code != "" && code != safe(code) {
-			t.Fatalf("code %q not safe for an error", code)
-		}
-	})
-}
-
 func FuzzParseTencent(f *testing.F) {
 	const secret = "Y3QY9pWCMCmlbYDPZ6YkvW4O"
 	f.Add(tencentBody(f, secret, `{"encryptionType":2,"psk":"cHNr"}`, 33), secret)
@@ -93,34 +61,6 @@ func FuzzParseTencent(f *testing.F) {
 		}
 		if err != nil && len(secret) >= 8 && strings.Contains(err.Error(), secret) { // shorter ones are in any text
 			t.Fatalf("error holds the secret: %v", err)
-		}
-	})
-}
-
-func FuzzParseRetryAfter(f *testing.F) {
-	for _, s := range []string{"0", "120", "-5", "Wed, 21 Oct 2015 07:28:00 GMT", "99999999999999999999", ""} {
-		f.Add(s)
-	}
-	now := time.Date(2015, 10, 21, 7, 0, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, h string) {
-		d, ok := ParseRetryAfter(h, now)
-		if d < 0 || (!ok && d != 0) {
-			t.Fatalf("ParseRetryAfter(%q) = %v, %v", h, d, ok)
-		}
-	})
-}
-
-func FuzzSafe(f *testing.F) {
-	f.Add("401002")
-	f.Add("SharedAccessSignature sr=a%2Fb&sig=abc%3D")
-	f.Add("0123456789abcdef0123456789abcdef")
-	f.Fuzz(func(t *testing.T, s string) {
-		out := safe(s)
-		if out == "(withheld)" || out == "" {
-			return
-		}
-		if out != s || strings.ContainsAny(out, "=%+/ ") || hexRunRE.MatchString(out) || len(out) > 48 {
-			t.Fatalf("safe(%q) = %q", s, out)
 		}
 	})
 }
