@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/credsign/credsign/cloud"
 	"net/http"
 	"reflect"
 	"strings"
@@ -81,6 +82,9 @@ type Config struct {
 	// Registrar registers new devices of groups with a registration
 	// (service.Config.Registrar); nil: such groups are refused.
 	Registrar service.Registrar
+	// Clouds are the clouds served (service.Config.Clouds); nil means
+	// every cloud credsign has.
+	Clouds *cloud.Registry
 }
 
 // Expiry is a time exported as a gauge of Unix seconds.
@@ -135,6 +139,7 @@ func New(cfg Config) (*Server, error) {
 		MaxDeviceTTL: cfg.MaxDeviceTTL,
 		Cache:        cfg.Cache,
 		Registrar:    cfg.Registrar,
+		Clouds:       cfg.Clouds,
 		JWTAlg:       cfg.JWTAlg,
 		Issuer:       cfg.Issuer,
 	})

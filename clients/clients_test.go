@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credsign/credsign/cloud"
 	"github.com/credsign/credsign/internal/cloudemu"
 	"github.com/credsign/credsign/internal/testutil"
-	"github.com/credsign/credsign/signing"
 )
 
 // requireClients makes a missing runtime (python3 with paho-mqtt, a C
@@ -220,8 +220,8 @@ func count(e *cloudemu.Emulator) (accepted int, refused []error, messages int) {
 	return accepted, refused, len(s.Messages)
 }
 
-func issued(s *server) []signing.Credentials {
-	var out []signing.Credentials
+func issued(s *server) []cloud.Credentials {
+	var out []cloud.Credentials
 	for _, ex := range s.exchanges() {
 		if ex.status == http.StatusOK {
 			out = append(out, ex.creds)

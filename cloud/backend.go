@@ -52,6 +52,7 @@ type ConsoleLayout interface {
 type Registry struct {
 	clouds   map[string]*Cloud
 	backends map[string]Backend
+	order    []string // the clouds as listed
 	kinds    registration.Kinds
 }
 
@@ -63,6 +64,7 @@ func NewRegistry(backends ...Backend) *Registry {
 		c := b.Describe()
 		r.register(c)
 		r.backends[c.Name] = b
+		r.order = append(r.order, c.Name)
 		if rg, ok := b.(Registerer); ok {
 			for _, k := range rg.RegistrationKinds() {
 				if _, dup := r.kinds[k.Name]; dup || k.Cloud != c.Name {
@@ -109,10 +111,11 @@ func (r *Registry) GroupKeyDeriver(cloud string) (GroupKeyDeriver, bool) {
 func (r *Registry) RegistrationKinds() registration.Kinds { return r.kinds }
 
 // ConsoleFormats returns the console file layouts of every cloud that has
-// one, in the order of the clouds' names.
+// one, in the order the clouds were listed (a file whose header fits two
+// layouts is read by the first).
 func (r *Registry) ConsoleFormats() []*ConsoleFormat {
 	var out []*ConsoleFormat
-	for _, n := range r.Names() {
+	for _, n := range r.order {
 		if l, ok := r.backends[n].(ConsoleLayout); ok {
 			out = append(out, l.ConsoleFormat())
 		}

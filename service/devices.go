@@ -10,8 +10,8 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/credsign/credsign/cloud"
 	"github.com/credsign/credsign/secrets"
-	"github.com/credsign/credsign/signing"
 )
 
 // Document is a device document as a caller sends it.
@@ -116,8 +116,8 @@ func (s *Service) checkDocument(id string, doc Document, g *secrets.Group) (secr
 		}
 		doc.Params = templateParams(*g, id, doc.Params)
 	}
-	cl, known := signing.LookupCloud(doc.Cloud)
-	fields := append(controlFields(doc, known && cl.SecretFormat == signing.SecretPEM), groupFault...)
+	cl, known := s.clouds.LookupCloud(doc.Cloud)
+	fields := append(controlFields(doc, known && cl.SecretFormat == cloud.SecretPEM), groupFault...)
 	switch {
 	case doc.Cloud == "" && g == nil:
 		return secrets.Device{}, invalid(append(fields, FieldError{Field: "cloud", Reason: "required"})...)
@@ -127,7 +127,7 @@ func (s *Service) checkDocument(id string, doc Document, g *secrets.Group) (secr
 	bad := func(f string) bool {
 		return slices.ContainsFunc(fields, func(e FieldError) bool { return e.Field == f })
 	}
-	params, err := signing.NormalizeParams(doc.Cloud, doc.Params)
+	params, err := s.clouds.NormalizeParams(doc.Cloud, doc.Params)
 	paramFaults := InvalidFields(err)
 	if err != nil && len(paramFaults) == 0 {
 		return secrets.Device{}, fmt.Errorf("checking params: %w", err)
@@ -143,13 +143,13 @@ func (s *Service) checkDocument(id string, doc Document, g *secrets.Group) (secr
 		secret = *doc.Secret
 		trialSecret = secret
 		if !bad("secret") {
-			if err := signing.ValidateSecret(doc.Cloud, secret); err != nil {
+			if err := s.clouds.ValidateSecret(doc.Cloud, secret); err != nil {
 				fields = append(fields, InvalidFields(err)...)
 			}
 		}
-	case cl.SecretFormat == signing.SecretNone:
-	case g != nil && doc.Cloud == groupDerives && g.Cloud == groupDerives:
-		key, err := groupSecret(*g, secrets.Device{ID: id, Cloud: doc.Cloud, Params: params})
+	case cl.SecretFormat == cloud.SecretNone:
+	case g != nil && doc.Cloud == g.Cloud && s.derivesKeys(g.Cloud):
+		key, err := s.groupSecret(*g, secrets.Device{ID: id, Cloud: doc.Cloud, Params: params})
 		if err != nil {
 			return secrets.Device{}, err
 		}
@@ -169,7 +169,7 @@ func (s *Service) checkDocument(id string, doc Document, g *secrets.Group) (secr
 	if len(fields) > 0 {
 		return secrets.Device{}, invalid(fields...)
 	}
-	err = signing.Validate(signing.Request{Cloud: doc.Cloud, DeviceID: id, Params: params, Secret: trialSecret, Now: s.now()})
+	err = s.clouds.Validate(cloud.Request{Cloud: doc.Cloud, DeviceID: id, Params: params, Secret: trialSecret, Now: s.now()})
 	if err != nil {
 		if f := InvalidFields(err); len(f) > 0 {
 			return secrets.Device{}, invalid(f...)

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/credsign/credsign/signing"
+	"github.com/credsign/credsign/cloud"
 )
 
 // Doctor compares a triple captured from device id (the ClientId,
 // Username and Password it sent, and the broker's CONNACK code or
-// signing.NoConnack) with what the device's recipe produces and says which
+// cloud.NoConnack) with what the device's recipe produces and says which
 // part differs and the likely cause (signing.Diagnose). at is when the
 // device was refused; zero means now. The device is read from the store,
 // not the cache, so that the diagnosis uses the secret as it is now. The
@@ -19,21 +19,21 @@ import (
 // does not cover is refused with CodeInvalid naming the field cloud.
 //
 // Cost: one store read and at most a few hundred HMACs.
-func (s *Service) Doctor(ctx context.Context, caller Principal, id string, got signing.Triple, connack int, at time.Time) (signing.Diagnosis, error) {
+func (s *Service) Doctor(ctx context.Context, caller Principal, id string, got cloud.Triple, connack int, at time.Time) (cloud.Diagnosis, error) {
 	d, err := s.store.GetDevice(ctx, id)
 	if err != nil {
-		return signing.Diagnosis{}, fmt.Errorf("reading device: %w", err)
+		return cloud.Diagnosis{}, fmt.Errorf("reading device: %w", err)
 	}
 	if at.IsZero() {
 		at = s.now()
 	}
-	dg, err := signing.Diagnose(signing.Request{Cloud: d.Cloud, DeviceID: d.ID, Params: d.Params, Secret: d.Secret, Now: at}, got, connack)
+	dg, err := s.clouds.Diagnose(cloud.Request{Cloud: d.Cloud, DeviceID: d.ID, Params: d.Params, Secret: d.Secret, Now: at}, got, connack)
 	if err != nil {
-		return signing.Diagnosis{}, fmt.Errorf("diagnosing device %s: %w", d.ID, err)
+		return cloud.Diagnosis{}, fmt.Errorf("diagnosing device %s: %w", d.ID, err)
 	}
 	var differs []string
 	for _, f := range dg.Findings {
-		if f.Status == signing.StatusDiffers {
+		if f.Status == cloud.StatusDiffers {
 			differs = append(differs, f.Part)
 		}
 	}

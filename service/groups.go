@@ -8,22 +8,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/credsign/credsign/cloud"
 	"github.com/credsign/credsign/secrets"
-	"github.com/credsign/credsign/signing"
 )
-
-// Registration kinds a group may name (secrets.Registration.Kind). The
-// Registrar given in Config performs them.
-const (
-	RegistrationAzureDPS       = "azure-dps"
-	RegistrationAliyunDynamic  = "aliyun-dynamic"
-	RegistrationTencentDynamic = "tencent-dynamic"
-)
-
-// groupDerives is the cloud whose devices' keys are derived from the group
-// key when they have none of their own (Azure DPS symmetric-key group
-// enrollment, signing.DeriveGroupKey).
-const groupDerives = "azure"
 
 // DeviceIDPlaceholder is replaced by the device's ID in the string values
 // of a group's params template.
@@ -32,8 +19,8 @@ const DeviceIDPlaceholder = "{deviceId}"
 // RegistrationRequest asks a Registrar to register one device of a group
 // with its cloud.
 type RegistrationRequest struct {
-	// Kind is the group's Registration.Kind ("azure-dps", "aliyun-dynamic",
-	// "tencent-dynamic").
+	// Kind is the group's Registration.Kind, one of the registry's
+	// (cloud.Registry.RegistrationKinds).
 	Kind string
 	// Params are the group's Registration.Params.
 	Params map[string]string
@@ -116,9 +103,9 @@ func (s *Service) PutGroup(ctx context.Context, caller Principal, id string, doc
 
 // checkGroup validates a group document and returns the record to store.
 func (s *Service) checkGroup(id string, doc GroupDocument) (secrets.Group, error) {
-	cl, known := signing.LookupCloud(doc.Cloud)
+	cl, known := s.clouds.LookupCloud(doc.Cloud)
 	secret := doc.Secret
-	fields := controlFields(Document{Params: doc.Params, Secret: &secret, Labels: doc.Labels}, known && cl.SecretFormat == signing.SecretPEM)
+	fields := controlFields(Document{Params: doc.Params, Secret: &secret, Labels: doc.Labels}, known && cl.SecretFormat == cloud.SecretPEM)
 	if !known {
 		return secrets.Group{}, invalid(append(fields, FieldError{Field: "cloud", Reason: "unknown cloud (see GET /v1/clouds)"})...)
 	}
@@ -126,8 +113,13 @@ func (s *Service) checkGroup(id string, doc GroupDocument) (secrets.Group, error
 		fields = append(fields, FieldError{Field: "secret", Reason: "required"})
 	}
 	if r := doc.Registration; r != nil {
-		if !slices.Contains([]string{RegistrationAzureDPS, RegistrationAliyunDynamic, RegistrationTencentDynamic}, r.Kind) {
+		// The registration kinds a group may name are its clouds'; the
+		// Registrar given in Config performs them.
+		switch k, ok := s.clouds.RegistrationKinds()[r.Kind]; {
+		case !ok:
 			fields = append(fields, FieldError{Field: "registration.kind", Reason: "unknown registration kind"})
+		case k.Cloud != doc.Cloud:
+			fields = append(fields, FieldError{Field: "registration.kind", Reason: "registers " + k.Cloud + " devices, not " + clip(doc.Cloud) + " ones"})
 		}
 		if s.registrar == nil {
 			fields = append(fields, FieldError{Field: "registration", Reason: "this server has no registrar configured"})
@@ -153,8 +145,10 @@ func (s *Service) checkGroup(id string, doc GroupDocument) (secrets.Group, error
 			}
 		}
 	}
-	if doc.Cloud == groupDerives && doc.Secret != "" && !hasControl(doc.Secret) {
-		if err := signing.ValidateSecret(doc.Cloud, doc.Secret); err != nil {
+	// A cloud that derives its devices' keys from the group key checks
+	// that key now, as it would a device's.
+	if s.derivesKeys(doc.Cloud) && doc.Secret != "" && !hasControl(doc.Secret) {
+		if err := s.clouds.ValidateSecret(doc.Cloud, doc.Secret); err != nil {
 			fields = append(fields, InvalidFields(err)...)
 		}
 	}
@@ -263,7 +257,7 @@ func (s *Service) deviceSecret(ctx context.Context, d secrets.Device) (string, e
 	case err != nil:
 		return "", fmt.Errorf("reading the device's group: %w", err)
 	}
-	return groupSecret(g, d)
+	return s.groupSecret(g, d)
 }
 
 // groupDocument reads group doc.Group for a device document and, when the
@@ -322,13 +316,21 @@ func (s *Service) register(ctx context.Context, g secrets.Group, id string, doc 
 }
 
 // groupSecret derives the key of device d of group g.
-func groupSecret(g secrets.Group, d secrets.Device) (string, error) {
-	if g.Cloud != groupDerives || d.Cloud != groupDerives {
+func (s *Service) groupSecret(g secrets.Group, d secrets.Device) (string, error) {
+	deriver, derives := s.clouds.GroupKeyDeriver(g.Cloud)
+	if !derives || d.Cloud != g.Cloud {
 		return "", newError(CodeConflict, "the device has no secret of its own and its group's cloud does not derive one (register it, or give it a secret)")
 	}
-	key, err := signing.DeriveGroupKey(g.Secret, registrationID(d))
+	key, err := deriver.DeriveGroupKey(g.Secret, registrationID(d))
 	if err != nil {
 		return "", fmt.Errorf("deriving the device key from the group key: %w", err)
 	}
 	return key, nil
+}
+
+// derivesKeys reports whether the named cloud derives its devices' keys
+// from their group's key (cloud.GroupKeyDeriver).
+func (s *Service) derivesKeys(cloud string) bool {
+	_, ok := s.clouds.GroupKeyDeriver(cloud)
+	return ok
 }

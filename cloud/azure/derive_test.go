@@ -13,7 +13,7 @@ func TestDeriveGroupKey(t *testing.T) {
 		// Vector: Microsoft Learn, "How to use symmetric keys with group
 		// enrollments" (azure/iot-dps/how-to-legacy-device-symm-key), the
 		// derived key for registration id sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6
-		// (../shared/clouds-more.md).
+		// (docs/clouds.md, "Registration").
 		{name: "microsoft learn vector", key: groupKey, regID: "sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6", want: "Jsm0lyGpjaVYVP2g3FnmnmG9dI/9qU24wNoykUmermc="},
 		{name: "key not base64", key: "not base64!", regID: "d1", wantErr: "standard base64"},
 		{name: "empty key", key: "", regID: "d1", wantErr: "non-empty"},

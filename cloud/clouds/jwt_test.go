@@ -24,7 +24,7 @@ import (
 )
 
 // The JWTs credsign issues are checked here with go-jose, an independent
-// JOSE implementation, against the JWKS that package signing publishes.
+// JOSE implementation, against the JWKS that package cloud publishes.
 
 var (
 	tokenKeysMu sync.Mutex

@@ -13,16 +13,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credsign/credsign/internal/cloudemu"
 	"github.com/credsign/credsign/cloud"
 	"github.com/credsign/credsign/cloud/azure"
+	"github.com/credsign/credsign/internal/cloudemu"
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
 // Microsoft's published group enrollment derivation vector ("How to
 // provision devices using symmetric key enrollment groups",
 // learn.microsoft.com/azure/iot-dps/how-to-legacy-device-symm-key; also in
-// docs/clouds.md and signing/derive_test.go).
+// docs/clouds.md and cloud/azure/derive_test.go).
 const (
 	msGroupKey  = "8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw=="
 	msRegID     = "sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6"

@@ -8,7 +8,7 @@ import (
 // TestOneNETVendorVectors checks OneNET's published token vector.
 func TestOneNETVendorVectors(t *testing.T) {
 	// Source: OneNET Studio docs, "Token algorithm" (token算法) example, as in
-	// shared/clouds-more.md: key KuF3NT..., res products/123123, et 1537255523, sha1.
+	// docs/clouds.md: key KuF3NT..., res products/123123, et 1537255523, sha1.
 	const want = "version=2018-10-31&res=products%2F123123&et=1537255523&method=sha1&sign=lsaPSiiGvEFFjXu5WU7a6IkScqE%3D"
 	c := mustSign(t, Request{Cloud: "onenet", Params: map[string]any{"productId": "123123", "deviceName": "dev1", "signMethod": "sha1", "keyScope": "product"},
 		Secret: "KuF3NT/jUBJ62LNBB/A8XZA9CqS3Cu79B/ABmfA1UCw=", Now: time.Unix(1537255523-3600, 0), TTL: time.Hour})
@@ -37,7 +37,7 @@ func TestOneNETVendorVectors(t *testing.T) {
 // TestBaiduVendorVectors checks Baidu's published password vector.
 func TestBaiduVendorVectors(t *testing.T) {
 	// Source: Baidu AI Cloud IoT Core docs, "通过MQTT连接及收发消息" password
-	// example, as in shared/clouds-more.md: abcd123 / mydevice / ImSeCrEt0I1M2jkl / 1583826857 / MD5.
+	// example, as in docs/clouds.md: abcd123 / mydevice / ImSeCrEt0I1M2jkl / 1583826857 / MD5.
 	c := mustSign(t, Request{Cloud: "baidu", Params: map[string]any{"iotCoreId": "abcd123", "deviceKey": "mydevice"},
 		Secret: "ImSeCrEt0I1M2jkl", Now: time.Unix(1583826857, 0)})
 	if c.Password != "7f0e63d2c6e122100edde19e34e7df5b" {
@@ -53,7 +53,7 @@ func TestBaiduVendorVectors(t *testing.T) {
 
 // TestTuyaVendorVectors checks Tuya's vector and the documented layout.
 func TestTuyaVendorVectors(t *testing.T) {
-	// Source: shared/clouds-more.md tuya vector (deviceId 6c95875d0f5ba69607nzfl,
+	// Source: docs/clouds.md tuya vector (deviceId 6c95875d0f5ba69607nzfl,
 	// secret fb803786602df760, timestamp 1700000000); ClientId and username
 	// layout: Tuya "Open MQTT Protocol" (developer.tuya.com, id=Kb3nzwbv28sgk).
 	c := mustSign(t, Request{Cloud: "tuya", Params: map[string]any{"deviceId": "6c95875d0f5ba69607nzfl"},

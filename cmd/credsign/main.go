@@ -11,6 +11,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/credsign/credsign/cloud/clouds"
 	"io"
 	"os"
 	"os/signal"
@@ -18,6 +19,10 @@ import (
 	"sort"
 	"syscall"
 )
+
+// registry is every cloud credsign serves (cloud/clouds): the server, the
+// offline signer and the doctor ask it.
+var registry = clouds.Registry()
 
 // exit statuses
 const (

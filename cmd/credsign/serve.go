@@ -235,6 +235,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Issuer:                   f.issuerURL(),
 		Expiries:                 expiries,
 		Registrar:                newRegistrar(regClient),
+		Clouds:                   registry,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "credsign serve: %v\n", err)
