@@ -279,8 +279,8 @@ func optional(s string) *string {
 }
 
 // credentialsResponse is the generated 200 response of issueCredentials,
-// written without encoding/json's HTML escaping: Aliyun usernames and Azure
-// passwords contain '&', and "\u0026" in the body is valid JSON but wrong
+// written without encoding/json's HTML escaping: usernames and passwords
+// of several clouds contain '&', and "\u0026" in the body is valid JSON but wrong
 // when copied from curl's output or cut out with sed into an MQTT client.
 type credentialsResponse oapi.IssueCredentials200JSONResponse
 

@@ -26,9 +26,9 @@ type Diagnoser interface {
 // (Azure DPS symmetric-key group enrollments), so that a group keeps one
 // key and its devices none.
 type GroupKeyDeriver interface {
-	// DeriveGroupKey returns the key of the device registrationID of the
-	// group keyed groupKey. Its error never contains a key.
-	DeriveGroupKey(groupKey, registrationID string) (string, error)
+	// DeriveDeviceKey returns the key of device deviceID, of the given
+	// params, in the group keyed groupKey. Its error never contains a key.
+	DeriveDeviceKey(groupKey, deviceID string, params map[string]any) (string, error)
 }
 
 // Registerer is a Backend whose devices credsign can register with the

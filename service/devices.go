@@ -44,8 +44,9 @@ var validLabelKey = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$`)
 //
 // A device of a group (doc.Group) takes its cloud and params template
 // from the group; without a secret of its own it is registered with the
-// cloud when the group says so, else (azure) its key is derived from the
-// group key whenever it signs.
+// cloud when the group says so, else, when its cloud derives keys
+// (cloud.GroupKeyDeriver), its key is derived from the group key whenever
+// it signs.
 //
 // Cost: one store write; with cond.Match one read before it; with a group
 // one read of the group.
@@ -103,8 +104,9 @@ var errChanged = newError(CodePrecondition, "the device changed; read it again a
 // checkDocument validates a device document and returns the record to
 // store. It names every faulty field, not only the first. g is the
 // device's group (doc.Group), nil for none: it gives the cloud and the
-// params template, and an azure device of a group without a secret of its
-// own is checked with the key derived from the group key.
+// params template, and a device without a secret of its own of a group
+// whose cloud derives keys is checked with the key derived from the group
+// key.
 func (s *Service) checkDocument(id string, doc Document, g *secrets.Group) (secrets.Device, error) {
 	var groupFault []FieldError
 	if g != nil {

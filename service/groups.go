@@ -37,7 +37,8 @@ type RegistrationResult struct {
 	// the caller's own): the assigned hub, the cloud's device name.
 	Params map[string]any
 	// Secret is the device secret the cloud returned, stored with the
-	// device; "" means none (an azure device's key is then derived from the
+	// device; "" means none (when the cloud derives keys,
+	// cloud.GroupKeyDeriver, the device's key is then derived from the
 	// group key when it signs).
 	Secret string
 }
@@ -78,8 +79,8 @@ const sampleDeviceID = "credsign-group-check"
 
 // PutGroup validates doc and stores it as group id, creating it or
 // replacing it. The template is checked as a device of the group would
-// be, with a trial signature (for an azure group with a key derived from
-// the group key). created reports whether the group is new.
+// be, with a trial signature (with a key derived from the group key when
+// the cloud derives keys). created reports whether the group is new.
 //
 // Cost: one store write (a Vault store reads the version first).
 func (s *Service) PutGroup(ctx context.Context, caller Principal, id string, doc GroupDocument) (secrets.Group, bool, error) {
@@ -234,18 +235,9 @@ func templateParams(g secrets.Group, id string, own map[string]any) map[string]a
 	return out
 }
 
-// registrationID is the ID an azure device of a group derives its key
-// with: its deviceId param (the DPS registration ID), else its ID.
-func registrationID(d secrets.Device) string {
-	if v, ok := d.Params["deviceId"].(string); ok && v != "" {
-		return v
-	}
-	return d.ID
-}
-
 // deviceSecret returns the secret device d signs with: its own, or for a
-// device of an azure group without one, the key derived from the group
-// key. A cold call for such a device costs one store read (the group).
+// device without one of a group whose cloud derives keys
+// (cloud.GroupKeyDeriver), the key derived from the group key. A cold call for such a device costs one store read (the group).
 func (s *Service) deviceSecret(ctx context.Context, d secrets.Device) (string, error) {
 	if d.Secret != "" || d.Group == "" {
 		return d.Secret, nil
@@ -321,7 +313,7 @@ func (s *Service) groupSecret(g secrets.Group, d secrets.Device) (string, error)
 	if !derives || d.Cloud != g.Cloud {
 		return "", newError(CodeConflict, "the device has no secret of its own and its group's cloud does not derive one (register it, or give it a secret)")
 	}
-	key, err := deriver.DeriveGroupKey(g.Secret, registrationID(d))
+	key, err := deriver.DeriveDeviceKey(g.Secret, d.ID, d.Params)
 	if err != nil {
 		return "", fmt.Errorf("deriving the device key from the group key: %w", err)
 	}

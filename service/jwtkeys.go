@@ -28,7 +28,7 @@ type keyRing struct {
 }
 
 // jwtKeys is the deployment's JWT signing key pair for the token family
-// (jwt, aws): created by the first replica that needs it, kept in the store
+// (cloud.Cloud.Tokens): created by the first replica that needs it, kept in the store
 // so every replica signs with the same key, rotated with overlap, and read
 // again at most once per cache TTL so that a rotation on one replica
 // reaches the others within it.

@@ -26,7 +26,7 @@ import (
 
 // DefaultMaxDeviceTTL caps the lifetime a device token may ask for when
 // Config.MaxDeviceTTL is zero. Some credentials cannot be revoked short of
-// rotating the device key (an Azure SAS), so a stolen device token must not
+// rotating the device key (a SAS token), so a stolen device token must not
 // be able to mint one that outlives the theft by a year.
 const DefaultMaxDeviceTTL = 24 * time.Hour
 
@@ -46,7 +46,7 @@ type Config struct {
 	// DefaultMaxDeviceTTL.
 	MaxDeviceTTL time.Duration
 	// JWTAlg is the algorithm of the deployment's JWT signing key (the
-	// token family: jwt, aws), created in the store on first use:
+	// token family, cloud.Cloud.Tokens), created in the store on first use:
 	// cloud.AlgES256 (the default when empty), AlgRS256 or AlgEdDSA.
 	JWTAlg string
 	// Issuer is the iss claim of those tokens: the server's public URL.

@@ -9,9 +9,13 @@ import (
 	"github.com/credsign/credsign/cloud"
 )
 
-// DeriveGroupKey implements cloud.GroupKeyDeriver.
-func (Backend) DeriveGroupKey(groupKey, registrationID string) (string, error) {
-	return DeriveGroupKey(groupKey, registrationID)
+// DeriveDeviceKey implements cloud.GroupKeyDeriver: the device's
+// registration ID is its deviceId param, else its ID.
+func (Backend) DeriveDeviceKey(groupKey, deviceID string, params map[string]any) (string, error) {
+	if v, ok := params["deviceId"].(string); ok && v != "" {
+		deviceID = v
+	}
+	return DeriveGroupKey(groupKey, deviceID)
 }
 
 // DeriveGroupKey returns the device key of an Azure Device Provisioning
