@@ -7,8 +7,6 @@ import (
 
 // The names the tests of this package were written with, before the
 // recipes moved to their own packages and these helpers were exported.
-type macAlg = MACAlg
-
 const (
 	macSHA256 = MACSHA256
 	macSHA1   = MACSHA1

@@ -12,9 +12,6 @@ import (
 // Backend is Alibaba Cloud IoT Platform, one secret per device (docs/clouds.md, "aliyun").
 type Backend struct{}
 
-// New returns the cloud, for cloud.NewRegistry.
-func New() Backend { return Backend{} }
-
 // Describe implements cloud.Backend: the cloud's name, params, limits and recipe.
 func (Backend) Describe() *cloud.Cloud {
 	return &cloud.Cloud{

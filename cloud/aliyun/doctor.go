@@ -11,12 +11,9 @@ import (
 	"github.com/credsign/credsign/cloud"
 )
 
-// Diagnose implements cloud.Diagnoser.
-func (Backend) Diagnose(d *cloud.Doctor) { doctorAliyun(d) }
-
-// Aliyun: ClientId "id|securemode=M,signmethod=S,timestamp=T|", username
+// Diagnose implements cloud.Diagnoser. Aliyun: ClientId "id|securemode=M,signmethod=S,timestamp=T|", username
 // "deviceName&productKey", password hex(HMAC-S(secret, content)).
-func doctorAliyun(d *cloud.Doctor) {
+func (Backend) Diagnose(d *cloud.Doctor) {
 	pk, dn := d.P.Str("productKey", ""), d.P.Str("deviceName", "")
 	wantID := d.P.Str("clientId", pk+"."+dn)
 	method := d.P.Str("signMethod", "hmacsha256")

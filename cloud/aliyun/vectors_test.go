@@ -1,6 +1,7 @@
 package aliyun_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,15 +11,10 @@ import (
 	"github.com/credsign/credsign/cloud/cloudtest"
 )
 
-// The vendor's vectors, each with its source, signed through a registry of
-// this cloud alone.
-
-var reg = cloud.NewRegistry(aliyun.New())
-
-// Request is cloud.Request, as the vectors were written.
-type Request = cloud.Request
-
-func mustSign(t *testing.T, req Request) cloud.Credentials { return cloudtest.MustSign(t, reg, req) }
+// mustSign signs req with this cloud alone.
+func mustSign(t *testing.T, req cloud.Request) cloud.Credentials {
+	return cloudtest.MustSign(t, cloud.NewRegistry(aliyun.Backend{}), req)
+}
 
 // TestAliyunVendorVectors checks the published Alibaba Cloud vectors.
 func TestAliyunVendorVectors(t *testing.T) {
@@ -48,7 +44,7 @@ func TestAliyunVendorVectors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := mustSign(t, Request{
+			c := mustSign(t, cloud.Request{
 				Cloud:  "aliyun",
 				Params: map[string]any{"productKey": tt.pk, "deviceName": tt.dn, "clientId": tt.clientID, "signMethod": tt.method, "secureMode": tt.mode},
 				Secret: tt.secret, Now: time.UnixMilli(tt.ms),
@@ -68,4 +64,11 @@ func TestAliyunVendorVectors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Example signs Alibaba Cloud's documented example device (docs/clouds.md, "aliyun").
+func Example() {
+	c, err := cloud.NewRegistry(aliyun.Backend{}).Sign(cloud.Request{Cloud: "aliyun", Params: map[string]any{"productKey": "a14Xib5kdYd", "deviceName": "light1983432", "clientId": "SN1928339"}, Secret: "oLyaKqVxtRvjH284LdhqVgVUx1UPy6zq", Now: time.UnixMilli(1528018257135)})
+	fmt.Println(c.ClientID, c.Password, err)
+	// Output: SN1928339|securemode=2,signmethod=hmacsha256,timestamp=1528018257135| 8109ca350bbcbe1a6a275bfdf312a5817c6ecbb9cc64a1848c35ade9ef48f5e1 <nil>
 }

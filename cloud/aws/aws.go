@@ -14,9 +14,6 @@ import (
 // Backend is AWS IoT Core custom authentication (docs/clouds.md, "aws"; docs/aws.md).
 type Backend struct{}
 
-// New returns the cloud, for cloud.NewRegistry.
-func New() Backend { return Backend{} }
-
 // Describe implements cloud.Backend: the cloud's name, params, limits and recipe.
 func (Backend) Describe() *cloud.Cloud {
 	return &cloud.Cloud{

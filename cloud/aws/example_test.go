@@ -30,7 +30,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	reg := cloud.NewRegistry(aws.New())
+	reg := cloud.NewRegistry(aws.Backend{})
 	c, err := reg.Sign(cloud.Request{Cloud: "aws", DeviceID: "lamp-7",
 		Params: map[string]any{"endpoint": "abc-ats.iot.eu-west-1.amazonaws.com", "authorizerName": "credsign"},
 		Secret: secret, TokenKey: key, Issuer: "https://credsign.example", Now: time.Unix(1700000000, 0)})

@@ -7,13 +7,10 @@ import (
 	"github.com/credsign/credsign/cloud"
 )
 
-// Diagnose implements cloud.Diagnoser.
-func (Backend) Diagnose(d *cloud.Doctor) { doctorAzure(d) }
-
-// Azure: ClientId deviceId[/moduleId], username
+// Diagnose implements cloud.Diagnoser. Azure: ClientId deviceId[/moduleId], username
 // "hub/deviceId[/moduleId]/?api-version=V", password
 // "SharedAccessSignature sr=urlenc(resource)&sig=urlenc(b64(HMAC-SHA256(b64d(key), sr+"\n"+se)))&se=SE[&skn=policy]".
-func doctorAzure(d *cloud.Doctor) {
+func (Backend) Diagnose(d *cloud.Doctor) {
 	hub, dev, mod := d.P.Str("hubHost", ""), d.P.Str("deviceId", ""), d.P.Str("moduleId", "")
 	policy := d.P.Str("policyName", "")
 	id := dev

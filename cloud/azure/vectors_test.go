@@ -3,6 +3,7 @@ package azure_test
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"net/url"
 	"testing"
 	"time"
@@ -12,15 +13,10 @@ import (
 	"github.com/credsign/credsign/cloud/cloudtest"
 )
 
-// The vendor's vectors, each with its source, signed through a registry of
-// this cloud alone.
-
-var reg = cloud.NewRegistry(azure.New())
-
-// Request is cloud.Request, as the vectors were written.
-type Request = cloud.Request
-
-func mustSign(t *testing.T, req Request) cloud.Credentials { return cloudtest.MustSign(t, reg, req) }
+// mustSign signs req with this cloud alone.
+func mustSign(t *testing.T, req cloud.Request) cloud.Credentials {
+	return cloudtest.MustSign(t, cloud.NewRegistry(azure.Backend{}), req)
+}
 
 // TestAzureVendorVectors checks the HMAC primitive against the Azure SDK's
 // published vector and the SAS layout against the Azure IoT Hub docs' example.
@@ -37,7 +33,7 @@ func TestAzureVendorVectors(t *testing.T) {
 	const toSign = "myiothub.azure-devices.net%2Fdevices%2Fmy_device\n1578941692"
 	sig := azureSig(kb, []byte(toSign))
 	want := "SharedAccessSignature sr=myiothub.azure-devices.net%2Fdevices%2Fmy_device&sig=" + url.QueryEscape(sig) + "&se=1578941692"
-	c := mustSign(t, Request{Cloud: "azure", Params: map[string]any{"hubHost": "myiothub.azure-devices.net", "deviceId": "my_device"},
+	c := mustSign(t, cloud.Request{Cloud: "azure", Params: map[string]any{"hubHost": "myiothub.azure-devices.net", "deviceId": "my_device"},
 		Secret: key, Now: time.Unix(1578941692-3600, 0), TTL: time.Hour})
 	if c.Password != want {
 		t.Errorf("password = %s\nwant       %s", c.Password, want)
@@ -55,7 +51,7 @@ func TestAzureVendorVectors(t *testing.T) {
 func TestAzureModuleAndPolicy(t *testing.T) {
 	const key = "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg="
 	kb, _ := base64.StdEncoding.DecodeString(key)
-	c := mustSign(t, Request{Cloud: "azure", Params: map[string]any{"hubHost": "h.azure-devices.net", "deviceId": "d1", "moduleId": "m1", "policyName": "registryReadWrite"},
+	c := mustSign(t, cloud.Request{Cloud: "azure", Params: map[string]any{"hubHost": "h.azure-devices.net", "deviceId": "d1", "moduleId": "m1", "policyName": "registryReadWrite"},
 		Secret: key, Now: time.Unix(1000, 0), TTL: 10 * time.Second})
 	sr := "h.azure-devices.net%2Fdevices%2Fd1%2Fmodules%2Fm1"
 	want := "SharedAccessSignature sr=" + sr + "&sig=" + url.QueryEscape(azureSig(kb, []byte(sr+"\n1010"))) + "&se=1010&skn=registryReadWrite"
@@ -71,3 +67,10 @@ func azureSig(key, msg []byte) string {
 
 // hmacSHA256 is HMAC-SHA256 by crypto/hmac, as the test was written.
 func hmacSHA256(key, msg []byte) []byte { return cloudtest.HMAC(sha256.New, key, msg) }
+
+// Example signs the device of Microsoft's SAS example (docs/clouds.md, "azure").
+func Example() {
+	c, err := cloud.NewRegistry(azure.Backend{}).Sign(cloud.Request{Cloud: "azure", Params: map[string]any{"hubHost": "myiothub.azure-devices.net", "deviceId": "my_device"}, Secret: "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg=", Now: time.Unix(1700000000, 0)})
+	fmt.Println(c.Password, err)
+	// Output: SharedAccessSignature sr=myiothub.azure-devices.net%2Fdevices%2Fmy_device&sig=7ya4p0GKB4cPBFx3ayVL%2BqKGQKhpd4UYCcqy1C8%2Bba4%3D&se=1700003600 <nil>
+}

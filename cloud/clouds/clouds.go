@@ -18,14 +18,14 @@ import (
 // Registry returns the registry of every cloud.
 func Registry() *cloud.Registry {
 	return cloud.NewRegistry(
-		aliyun.New(),
-		tencent.New(),
-		huawei.New(),
-		azure.New(),
-		onenet.New(),
-		baidu.New(),
-		tuya.New(),
-		aws.New(),
-		jwt.New(),
+		aliyun.Backend{},
+		tencent.Backend{},
+		huawei.Backend{},
+		azure.Backend{},
+		onenet.Backend{},
+		baidu.Backend{},
+		tuya.Backend{},
+		aws.Backend{},
+		jwt.Backend{},
 	)
 }

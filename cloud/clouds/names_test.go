@@ -2,7 +2,6 @@ package clouds
 
 import (
 	"github.com/credsign/credsign/cloud"
-	"github.com/credsign/credsign/cloud/azure"
 	"github.com/credsign/credsign/cloud/huawei"
 	"github.com/credsign/credsign/cloud/tencent"
 )
@@ -19,10 +18,7 @@ type (
 	Topics       = cloud.Topics
 	Triple       = cloud.Triple
 	Diagnosis    = cloud.Diagnosis
-	Finding      = cloud.Finding
 	Cloud        = cloud.Cloud
-	ParamSpec    = cloud.ParamSpec
-	Step         = cloud.Step
 	TokenKey     = cloud.TokenKey
 	InvalidError = cloud.InvalidError
 	JWK          = cloud.JWK
@@ -37,23 +33,14 @@ const (
 	PartClientID  = cloud.PartClientID
 	PartUsername  = cloud.PartUsername
 	PartPassword  = cloud.PartPassword
-	PartBroker    = cloud.PartBroker
-	StatusMatch   = cloud.StatusMatch
 	StatusDiffers = cloud.StatusDiffers
-	StatusNote    = cloud.StatusNote
-	Certain       = cloud.Certain
-	Likely        = cloud.Likely
-	Possible      = cloud.Possible
 
 	TypeString  = cloud.TypeString
 	TypeInteger = cloud.TypeInteger
 	TypeBoolean = cloud.TypeBoolean
 	TypeObject  = cloud.TypeObject
 
-	SecretText   = cloud.SecretText
-	SecretBase64 = cloud.SecretBase64
-	SecretPEM    = cloud.SecretPEM
-	SecretNone   = cloud.SecretNone
+	SecretNone = cloud.SecretNone
 
 	DefaultTTL = cloud.DefaultTTL
 )
@@ -72,7 +59,6 @@ var (
 	NewTokenKey      = cloud.NewTokenKey
 	ParseTokenKeyPEM = cloud.ParseTokenKeyPEM
 	JWKS             = cloud.JWKS
-	DeriveGroupKey   = azure.DeriveGroupKey
 	signJWS          = cloud.SignJWS
 	hourStamp        = huawei.HourStamp
 	checkConnID      = tencent.CheckConnID

@@ -10,12 +10,9 @@ import (
 	"github.com/credsign/credsign/cloud"
 )
 
-// Diagnose implements cloud.Diagnoser.
-func (Backend) Diagnose(d *cloud.Doctor) { doctorHuawei(d) }
-
-// Huawei: ClientId "deviceId_0_F_YYYYMMDDHH", username deviceId, password
+// Diagnose implements cloud.Diagnoser. Huawei: ClientId "deviceId_0_F_YYYYMMDDHH", username deviceId, password
 // hex(HMAC-SHA256(key = timestamp, msg = secret)).
-func doctorHuawei(d *cloud.Doctor) {
+func (Backend) Diagnose(d *cloud.Doctor) {
 	deviceID := d.P.Str("deviceId", "")
 	check := d.P.Bool("checkTimestamp", true)
 	d.CompareField(cloud.PartUsername, d.Got.Username, deviceID, nil)

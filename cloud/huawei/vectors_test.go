@@ -1,6 +1,7 @@
 package huawei_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -9,15 +10,10 @@ import (
 	"github.com/credsign/credsign/cloud/huawei"
 )
 
-// The vendor's vectors, each with its source, signed through a registry of
-// this cloud alone.
-
-var reg = cloud.NewRegistry(huawei.New())
-
-// Request is cloud.Request, as the vectors were written.
-type Request = cloud.Request
-
-func mustSign(t *testing.T, req Request) cloud.Credentials { return cloudtest.MustSign(t, reg, req) }
+// mustSign signs req with this cloud alone.
+func mustSign(t *testing.T, req cloud.Request) cloud.Credentials {
+	return cloudtest.MustSign(t, cloud.NewRegistry(huawei.Backend{}), req)
+}
 
 // TestHuaweiVendorVector checks the published Huawei IoTDA vector, from any time zone.
 func TestHuaweiVendorVector(t *testing.T) {
@@ -30,7 +26,7 @@ func TestHuaweiVendorVector(t *testing.T) {
 		time.Date(2025, 4, 14, 1, 59, 59, 999e6, time.UTC),
 		time.Date(2025, 4, 14, 9, 30, 0, 0, shanghai), // 01:30 UTC
 	} {
-		c := mustSign(t, Request{Cloud: "huawei", Params: map[string]any{"deviceId": "dev_1"}, Secret: "12345678", Now: now})
+		c := mustSign(t, cloud.Request{Cloud: "huawei", Params: map[string]any{"deviceId": "dev_1"}, Secret: "12345678", Now: now})
 		if c.Password != want {
 			t.Errorf("now %s: password = %s, want %s", now, c.Password, want)
 		}
@@ -42,9 +38,16 @@ func TestHuaweiVendorVector(t *testing.T) {
 			t.Errorf("now %s: expiresAt %v enforced %v, want %s true", now, c.ExpiresAt, c.ExpiryEnforced, end)
 		}
 	}
-	c := mustSign(t, Request{Cloud: "huawei", Params: map[string]any{"deviceId": "d", "checkTimestamp": false, "tls": false},
+	c := mustSign(t, cloud.Request{Cloud: "huawei", Params: map[string]any{"deviceId": "d", "checkTimestamp": false, "tls": false},
 		Secret: "12345678", Now: time.Date(2025, 4, 14, 1, 0, 0, 0, time.UTC)})
 	if c.ClientID != "d_0_0_2025041401" || c.Password != want || c.ExpiresAt != nil || c.ExpiryEnforced || c.Port != 1883 || c.TLS {
 		t.Errorf("checkTimestamp=false, tls=false: got %+v", c)
 	}
+}
+
+// Example signs a device of Huawei Cloud IoTDA (docs/clouds.md, "huawei").
+func Example() {
+	c, err := cloud.NewRegistry(huawei.Backend{}).Sign(cloud.Request{Cloud: "huawei", Params: map[string]any{"deviceId": "dev_1"}, Secret: "12345678", Now: time.Date(2019, 12, 4, 9, 30, 0, 0, time.UTC)})
+	fmt.Println(c.ClientID, c.Username, c.Password, c.ExpiresAt, err)
+	// Output: dev_1_0_1_2019120409 dev_1 dc089b6d4b3adbe3265343ed55f6aeae096b87c81c563a3d88b208bf06820e91 2019-12-04 10:00:00 +0000 UTC <nil>
 }

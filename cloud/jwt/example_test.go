@@ -21,7 +21,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	reg := cloud.NewRegistry(jwt.New())
+	reg := cloud.NewRegistry(jwt.Backend{})
 	c, err := reg.Sign(cloud.Request{Cloud: "jwt", DeviceID: "lamp-7", Params: map[string]any{"host": "emqx.example"},
 		TokenKey: key, Issuer: "https://credsign.example", Now: time.Unix(1700000000, 0), Rand: bytes.NewReader(make([]byte, 16))})
 	if err != nil {

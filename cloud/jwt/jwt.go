@@ -10,9 +10,6 @@ import (
 // Backend is Self-hosted brokers that verify a JWT password (docs/clouds.md, "jwt").
 type Backend struct{}
 
-// New returns the cloud, for cloud.NewRegistry.
-func New() Backend { return Backend{} }
-
 // Describe implements cloud.Backend: the cloud's name, params, limits and recipe.
 func (Backend) Describe() *cloud.Cloud {
 	return &cloud.Cloud{

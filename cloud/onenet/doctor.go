@@ -8,12 +8,9 @@ import (
 	"github.com/credsign/credsign/cloud"
 )
 
-// Diagnose implements cloud.Diagnoser.
-func (Backend) Diagnose(d *cloud.Doctor) { doctorOneNET(d) }
-
-// OneNET: ClientId deviceName, username productId, password
+// Diagnose implements cloud.Diagnoser. OneNET: ClientId deviceName, username productId, password
 // "version=2018-10-31&res=urlenc(res)&et=ET&method=M&sign=urlenc(b64(HMAC-M(b64d(key), et\nmethod\nres\nversion)))".
-func doctorOneNET(d *cloud.Doctor) {
+func (Backend) Diagnose(d *cloud.Doctor) {
 	pid, dn := d.P.Str("productId", ""), d.P.Str("deviceName", "")
 	method := d.P.Str("signMethod", "sha256")
 	swapped := d.Got.ClientID == pid && d.Got.Username == dn && pid != dn

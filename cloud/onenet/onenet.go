@@ -11,9 +11,6 @@ import (
 // Backend is China Mobile OneNET Studio (docs/clouds.md, "onenet").
 type Backend struct{}
 
-// New returns the cloud, for cloud.NewRegistry.
-func New() Backend { return Backend{} }
-
 // Describe implements cloud.Backend: the cloud's name, params, limits and recipe.
 func (Backend) Describe() *cloud.Cloud {
 	return &cloud.Cloud{

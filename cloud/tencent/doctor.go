@@ -8,13 +8,10 @@ import (
 	"github.com/credsign/credsign/cloud"
 )
 
-// Diagnose implements cloud.Diagnoser.
-func (Backend) Diagnose(d *cloud.Doctor) { doctorTencent(d) }
-
-// Tencent: ClientId productId+deviceName, username
+// Diagnose implements cloud.Diagnoser. Tencent: ClientId productId+deviceName, username
 // "clientId;sdkAppId;connId;expiry", password
 // hex(HMAC(b64d(PSK), username)) + ";" + method.
-func doctorTencent(d *cloud.Doctor) {
+func (Backend) Diagnose(d *cloud.Doctor) {
 	pid, dn := d.P.Str("productId", ""), d.P.Str("deviceName", "")
 	method := d.P.Str("signMethod", "hmacsha256")
 	d.CompareField(cloud.PartClientID, d.Got.ClientID, pid+dn, map[string]string{

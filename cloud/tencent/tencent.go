@@ -13,9 +13,6 @@ import (
 // Backend is Tencent Cloud IoT Hub and IoT Explorer (docs/clouds.md, "tencent").
 type Backend struct{}
 
-// New returns the cloud, for cloud.NewRegistry.
-func New() Backend { return Backend{} }
-
 // Describe implements cloud.Backend: the cloud's name, params, limits and recipe.
 func (Backend) Describe() *cloud.Cloud {
 	return &cloud.Cloud{

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"testing"
 	"time"
 
@@ -13,15 +14,10 @@ import (
 	"github.com/credsign/credsign/cloud/tencent"
 )
 
-// The vendor's vectors, each with its source, signed through a registry of
-// this cloud alone.
-
-var reg = cloud.NewRegistry(tencent.New())
-
-// Request is cloud.Request, as the vectors were written.
-type Request = cloud.Request
-
-func mustSign(t *testing.T, req Request) cloud.Credentials { return cloudtest.MustSign(t, reg, req) }
+// mustSign signs req with this cloud alone.
+func mustSign(t *testing.T, req cloud.Request) cloud.Credentials {
+	return cloudtest.MustSign(t, cloud.NewRegistry(tencent.Backend{}), req)
+}
 
 // TestTencentAlgorithm checks Tencent's recipe against the algorithm of the
 // Tencent IoT Hub docs ("device connection with key authentication"). No vendor
@@ -30,7 +26,7 @@ func mustSign(t *testing.T, req Request) cloud.Credentials { return cloudtest.Mu
 func TestTencentAlgorithm(t *testing.T) {
 	psk := base64.StdEncoding.EncodeToString([]byte("tencent-psk-bytes"))
 	for _, tt := range []struct{ method string }{{"hmacsha256"}, {"hmacsha1"}} {
-		c := mustSign(t, Request{Cloud: "tencent", Params: map[string]any{"productId": "PID1234567", "deviceName": "dev1", "connId": "mYsTr", "signMethod": tt.method},
+		c := mustSign(t, cloud.Request{Cloud: "tencent", Params: map[string]any{"productId": "PID1234567", "deviceName": "dev1", "connId": "mYsTr", "signMethod": tt.method},
 			Secret: psk, Now: time.Unix(1700000000, 5e8), TTL: time.Hour})
 		wantUser := "PID1234567dev1;12010126;mYsTr;1700003600"
 		newHash := sha256.New
@@ -49,3 +45,10 @@ func TestTencentAlgorithm(t *testing.T) {
 
 // hmacSum is cloudtest.HMAC, as the test was written.
 var hmacSum = cloudtest.HMAC
+
+// Example signs a device of Tencent Cloud IoT Hub (docs/clouds.md, "tencent"), with its connId pinned.
+func Example() {
+	c, err := cloud.NewRegistry(tencent.Backend{}).Sign(cloud.Request{Cloud: "tencent", Params: map[string]any{"productId": "PID1234567", "deviceName": "dev1", "connId": "mYsTr"}, Secret: "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg=", Now: time.Unix(1700000000, 0)})
+	fmt.Println(c.Username, c.Password, err)
+	// Output: PID1234567dev1;12010126;mYsTr;1700003600 a0128fef3a18be1ca25db196d08edbb247f9b70aa04531882d4602ed51245c70;hmacsha256 <nil>
+}
