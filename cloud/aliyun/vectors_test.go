@@ -11,11 +11,6 @@ import (
 	"github.com/credsign/credsign/cloud/cloudtest"
 )
 
-// mustSign signs req with this cloud alone.
-func mustSign(t *testing.T, req cloud.Request) cloud.Credentials {
-	return cloudtest.MustSign(t, cloud.NewRegistry(aliyun.Backend{}), req)
-}
-
 // TestAliyunVendorVectors checks the published Alibaba Cloud vectors.
 func TestAliyunVendorVectors(t *testing.T) {
 	tests := []struct {
@@ -72,3 +67,8 @@ func Example() {
 	fmt.Println(c.ClientID, c.Password, err)
 	// Output: SN1928339|securemode=2,signmethod=hmacsha256,timestamp=1528018257135| 8109ca350bbcbe1a6a275bfdf312a5817c6ecbb9cc64a1848c35ade9ef48f5e1 <nil>
 }
+
+// mustSign signs req with this cloud alone.
+func mustSign(t *testing.T, req cloud.Request) cloud.Credentials { return cloudtest.MustSign(t, reg, req) }
+
+var reg = cloud.NewRegistry(aliyun.Backend{})

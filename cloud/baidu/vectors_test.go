@@ -10,11 +10,6 @@ import (
 	"github.com/credsign/credsign/cloud/cloudtest"
 )
 
-// mustSign signs req with this cloud alone.
-func mustSign(t *testing.T, req cloud.Request) cloud.Credentials {
-	return cloudtest.MustSign(t, cloud.NewRegistry(baidu.Backend{}), req)
-}
-
 // TestBaiduVendorVectors checks Baidu's published password vector.
 func TestBaiduVendorVectors(t *testing.T) {
 	// Source: Baidu AI Cloud IoT Core docs, "通过MQTT连接及收发消息" password
@@ -38,3 +33,8 @@ func Example() {
 	fmt.Println(c.Username, c.Password, c.Port, err)
 	// Output: thingidp@abcd123|mydevice|1583826857|MD5 7f0e63d2c6e122100edde19e34e7df5b 1884 <nil>
 }
+
+// mustSign signs req with this cloud alone.
+func mustSign(t *testing.T, req cloud.Request) cloud.Credentials { return cloudtest.MustSign(t, reg, req) }
+
+var reg = cloud.NewRegistry(baidu.Backend{})

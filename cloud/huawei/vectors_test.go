@@ -10,11 +10,6 @@ import (
 	"github.com/credsign/credsign/cloud/huawei"
 )
 
-// mustSign signs req with this cloud alone.
-func mustSign(t *testing.T, req cloud.Request) cloud.Credentials {
-	return cloudtest.MustSign(t, cloud.NewRegistry(huawei.Backend{}), req)
-}
-
 // TestHuaweiVendorVector checks the published Huawei IoTDA vector, from any time zone.
 func TestHuaweiVendorVector(t *testing.T) {
 	// Source: Huawei Cloud IoTDA docs, MQTT CONNECT authentication (docs/clouds.md huawei vector):
@@ -51,3 +46,8 @@ func Example() {
 	fmt.Println(c.ClientID, c.Username, c.Password, c.ExpiresAt, err)
 	// Output: dev_1_0_1_2019120409 dev_1 dc089b6d4b3adbe3265343ed55f6aeae096b87c81c563a3d88b208bf06820e91 2019-12-04 10:00:00 +0000 UTC <nil>
 }
+
+// mustSign signs req with this cloud alone.
+func mustSign(t *testing.T, req cloud.Request) cloud.Credentials { return cloudtest.MustSign(t, reg, req) }
+
+var reg = cloud.NewRegistry(huawei.Backend{})

@@ -10,11 +10,6 @@ import (
 	"github.com/credsign/credsign/cloud/onenet"
 )
 
-// mustSign signs req with this cloud alone.
-func mustSign(t *testing.T, req cloud.Request) cloud.Credentials {
-	return cloudtest.MustSign(t, cloud.NewRegistry(onenet.Backend{}), req)
-}
-
 // TestOneNETVendorVectors checks OneNET's published token vector.
 func TestOneNETVendorVectors(t *testing.T) {
 	// Source: OneNET Studio docs, "Token algorithm" (token算法) example, as in
@@ -50,3 +45,8 @@ func Example() {
 	fmt.Println(c.Password, c.Host, err)
 	// Output: version=2018-10-31&res=products%2F123123&et=1537255523&method=sha1&sign=lsaPSiiGvEFFjXu5WU7a6IkScqE%3D mqtts.heclouds.com <nil>
 }
+
+// mustSign signs req with this cloud alone.
+func mustSign(t *testing.T, req cloud.Request) cloud.Credentials { return cloudtest.MustSign(t, reg, req) }
+
+var reg = cloud.NewRegistry(onenet.Backend{})

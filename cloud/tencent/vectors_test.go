@@ -14,11 +14,6 @@ import (
 	"github.com/credsign/credsign/cloud/tencent"
 )
 
-// mustSign signs req with this cloud alone.
-func mustSign(t *testing.T, req cloud.Request) cloud.Credentials {
-	return cloudtest.MustSign(t, cloud.NewRegistry(tencent.Backend{}), req)
-}
-
 // TestTencentAlgorithm checks Tencent's recipe against the algorithm of the
 // Tencent IoT Hub docs ("device connection with key authentication"). No vendor
 // publishes a (PSK, username) -> password pair, so the expected value is the
@@ -52,3 +47,8 @@ func Example() {
 	fmt.Println(c.Username, c.Password, err)
 	// Output: PID1234567dev1;12010126;mYsTr;1700003600 a0128fef3a18be1ca25db196d08edbb247f9b70aa04531882d4602ed51245c70;hmacsha256 <nil>
 }
+
+// mustSign signs req with this cloud alone.
+func mustSign(t *testing.T, req cloud.Request) cloud.Credentials { return cloudtest.MustSign(t, reg, req) }
+
+var reg = cloud.NewRegistry(tencent.Backend{})

@@ -10,11 +10,6 @@ import (
 	"github.com/credsign/credsign/cloud/tuya"
 )
 
-// mustSign signs req with this cloud alone.
-func mustSign(t *testing.T, req cloud.Request) cloud.Credentials {
-	return cloudtest.MustSign(t, cloud.NewRegistry(tuya.Backend{}), req)
-}
-
 // TestTuyaVendorVectors checks Tuya's vector and the documented layout.
 func TestTuyaVendorVectors(t *testing.T) {
 	// Source: docs/clouds.md tuya vector (deviceId 6c95875d0f5ba69607nzfl,
@@ -43,3 +38,8 @@ func Example() {
 	fmt.Println(c.ClientID, c.Username, c.Password, err)
 	// Output: tuyalink_6c95875d0f5ba69607nzfl 6c95875d0f5ba69607nzfl|signMethod=hmacSha256,timestamp=1607635284,secureMode=1,accessType=1 9625b57c76e594181b8696c9a7c54d51e3f595c3672991832ed65d89819aae81 <nil>
 }
+
+// mustSign signs req with this cloud alone.
+func mustSign(t *testing.T, req cloud.Request) cloud.Credentials { return cloudtest.MustSign(t, reg, req) }
+
+var reg = cloud.NewRegistry(tuya.Backend{})
