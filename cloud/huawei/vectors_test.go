@@ -48,6 +48,8 @@ func Example() {
 }
 
 // mustSign signs req with this cloud alone.
-func mustSign(t *testing.T, req cloud.Request) cloud.Credentials { return cloudtest.MustSign(t, reg, req) }
+func mustSign(t *testing.T, req cloud.Request) cloud.Credentials {
+	return cloudtest.MustSign(t, reg, req)
+}
 
 var reg = cloud.NewRegistry(huawei.Backend{})
