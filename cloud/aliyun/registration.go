@@ -134,17 +134,14 @@ const KindDynamic = "aliyun-dynamic"
 
 // RegistrationKinds implements cloud.Registerer.
 func (Backend) RegistrationKinds() []registration.Kind {
-	return []registration.Kind{{
-		Name:     KindDynamic,
-		Cloud:    "aliyun",
-		Required: []string{"productKey"},
-		Optional: []string{"regionId", "host", "deviceName", "signMethod"},
-		Checks: map[string]func(string) string{"signMethod": func(v string) string {
-			if _, ok := aliyunSignMethods[v]; !ok {
-				return "want hmacsha256, hmacsha1 or hmacmd5"
-			}
-			return ""
-		}},
-		Register: registerAliyun,
-	}}
+	return []registration.Kind{{Name: KindDynamic, Cloud: "aliyun", Required: []string{"productKey"}, Optional: []string{"regionId", "host", "deviceName", "signMethod"},
+		Checks: map[string]func(string) string{"signMethod": checkSignMethod}, Register: registerAliyun}}
+}
+
+// checkSignMethod says why a sign method is not one of aliyunSignMethods.
+func checkSignMethod(v string) string {
+	if _, ok := aliyunSignMethods[v]; ok {
+		return ""
+	}
+	return "want hmacsha256, hmacsha1 or hmacmd5"
 }

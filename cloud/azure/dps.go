@@ -209,17 +209,14 @@ const KindDPS = "azure-dps"
 
 // RegistrationKinds implements cloud.Registerer.
 func (Backend) RegistrationKinds() []registration.Kind {
-	return []registration.Kind{{
-		Name:     KindDPS,
-		Cloud:    "azure",
-		Required: []string{"idScope"},
-		Optional: []string{"host", "registrationId"},
-		CheckSecret: func(secret string) string {
-			if !isBase64(secret) {
-				return "the enrollment group key must be standard base64"
-			}
-			return ""
-		},
-		Register: registerDPS,
-	}}
+	return []registration.Kind{{Name: KindDPS, Cloud: "azure", Required: []string{"idScope"}, Optional: []string{"host", "registrationId"},
+		CheckSecret: checkGroupKey, Register: registerDPS}}
+}
+
+// checkGroupKey says why an enrollment group key is not standard base64.
+func checkGroupKey(secret string) string {
+	if isBase64(secret) {
+		return ""
+	}
+	return "the enrollment group key must be standard base64"
 }

@@ -25,45 +25,18 @@ type (
 )
 
 const (
-	AlgES256  = cloud.AlgES256
-	AlgRS256  = cloud.AlgRS256
-	AlgEdDSA  = cloud.AlgEdDSA
-	NoConnack = cloud.NoConnack
-
-	PartClientID  = cloud.PartClientID
-	PartUsername  = cloud.PartUsername
-	PartPassword  = cloud.PartPassword
-	StatusDiffers = cloud.StatusDiffers
-
-	TypeString  = cloud.TypeString
-	TypeInteger = cloud.TypeInteger
-	TypeBoolean = cloud.TypeBoolean
-	TypeObject  = cloud.TypeObject
-
-	SecretNone = cloud.SecretNone
-
-	DefaultTTL = cloud.DefaultTTL
+	AlgES256, AlgRS256, AlgEdDSA, NoConnack, DefaultTTL          = cloud.AlgES256, cloud.AlgRS256, cloud.AlgEdDSA, cloud.NoConnack, cloud.DefaultTTL
+	PartClientID, PartUsername, PartPassword, StatusDiffers      = cloud.PartClientID, cloud.PartUsername, cloud.PartPassword, cloud.StatusDiffers
+	TypeString, TypeInteger, TypeBoolean, TypeObject, SecretNone = cloud.TypeString, cloud.TypeInteger, cloud.TypeBoolean, cloud.TypeObject, cloud.SecretNone
 )
 
 var (
-	Sign             = reg.Sign
-	Explain          = reg.Explain
-	Validate         = reg.Validate
-	NormalizeParams  = reg.NormalizeParams
-	ValidateSecret   = reg.ValidateSecret
-	Diagnose         = reg.Diagnose
-	Clouds           = reg.Clouds
-	LookupCloud      = reg.LookupCloud
-	IsInvalid        = cloud.IsInvalid
-	GenerateTokenKey = cloud.GenerateTokenKey
-	NewTokenKey      = cloud.NewTokenKey
-	ParseTokenKeyPEM = cloud.ParseTokenKeyPEM
-	JWKS             = cloud.JWKS
-	signJWS          = cloud.SignJWS
-	hourStamp        = huawei.HourStamp
-	checkConnID      = tencent.CheckConnID
-
-	appendQueryEscape = cloud.AppendQueryEscape[string]
+	Sign, Explain, Validate, Diagnose         = reg.Sign, reg.Explain, reg.Validate, reg.Diagnose
+	NormalizeParams, ValidateSecret           = reg.NormalizeParams, reg.ValidateSecret
+	Clouds, LookupCloud, IsInvalid            = reg.Clouds, reg.LookupCloud, cloud.IsInvalid
+	GenerateTokenKey, NewTokenKey             = cloud.GenerateTokenKey, cloud.NewTokenKey
+	ParseTokenKeyPEM, JWKS, signJWS           = cloud.ParseTokenKeyPEM, cloud.JWKS, cloud.SignJWS
+	hourStamp, checkConnID, appendQueryEscape = huawei.HourStamp, tencent.CheckConnID, cloud.AppendQueryEscape[string]
 )
 
 // prepare is Registry.Prepare, as the benchmarks were written.

@@ -18,17 +18,10 @@ type (
 	Request = registration.Request
 )
 
-const (
-	KindAzureDPS       = azure.KindDPS
-	KindAliyunDynamic  = aliyun.KindDynamic
-	KindTencentDynamic = tencent.KindDynamic
-)
+const KindAzureDPS, KindAliyunDynamic, KindTencentDynamic = azure.KindDPS, aliyun.KindDynamic, tencent.KindDynamic
 
 var (
-	ErrRefused      = registration.ErrRefused
-	ErrUnavailable  = registration.ErrUnavailable
-	ErrInvalid      = registration.ErrInvalid
-	ParseRetryAfter = registration.ParseRetryAfter
-	Validate        = reg.RegistrationKinds().Validate
-	ValidateSecret  = reg.RegistrationKinds().ValidateSecret
+	ErrRefused, ErrUnavailable, ErrInvalid = registration.ErrRefused, registration.ErrUnavailable, registration.ErrInvalid
+	ParseRetryAfter                        = registration.ParseRetryAfter
+	Validate, ValidateSecret               = reg.RegistrationKinds().Validate, reg.RegistrationKinds().ValidateSecret
 )

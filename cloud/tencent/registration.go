@@ -180,17 +180,15 @@ const KindDynamic = "tencent-dynamic"
 
 // RegistrationKinds implements cloud.Registerer.
 func (Backend) RegistrationKinds() []registration.Kind {
-	return []registration.Kind{{
-		Name:     KindDynamic,
-		Cloud:    "tencent",
-		Required: []string{"productId"},
-		Optional: []string{"host", "deviceName"},
-		CheckSecret: func(secret string) string {
-			if len(secret) < 16 {
-				return "the product secret must have at least 16 characters"
-			}
-			return ""
-		},
-		Register: registerTencent,
-	}}
+	return []registration.Kind{{Name: KindDynamic, Cloud: "tencent", Required: []string{"productId"}, Optional: []string{"host", "deviceName"},
+		CheckSecret: checkProductSecret, Register: registerTencent}}
+}
+
+// checkProductSecret says why a product secret is too short to hold the
+// answer's AES key.
+func checkProductSecret(secret string) string {
+	if len(secret) >= 16 {
+		return ""
+	}
+	return "the product secret must have at least 16 characters"
 }
