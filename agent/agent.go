@@ -417,6 +417,9 @@ func (a *Agent) connect(ctx context.Context, c Credentials, lost chan<- error) (
 			return nil, fmt.Errorf("%w: %s refused CONNECT of %s device %s (client id %q): %v; check the secret and params registered in credsign",
 				ErrRejected, c.Addr(), c.Cloud, c.DeviceID, c.ClientID, err)
 		}
+		if certificateError(err) {
+			return nil, fmt.Errorf("%w: connect to %s: %w", ErrBrokerCertificate, c.BrokerURL(), err)
+		}
 		return nil, fmt.Errorf("connect to %s: %w", c.BrokerURL(), err)
 	}
 	for _, s := range a.cfg.Subscriptions {

@@ -104,6 +104,15 @@ func TestRefreshAtStaysBeforeExpiry(t *testing.T) {
 			t.Fatalf("RefreshAt = %s, want in [%s, %s]", r, c.RefreshAfter, latest)
 		}
 	}
+	// Baidu: a 4-second ttl inside its fixed 10-minute window refreshes
+	// within half the time to refreshAfter, not a quarter of the window.
+	bexp := issued.Add(10 * time.Minute)
+	b := Credentials{IssuedAt: issued, ExpiresAt: &bexp, RefreshAfter: issued.Add(2 * time.Second)}
+	for range 100 {
+		if r := b.RefreshAt(); r.Before(b.RefreshAfter) || r.After(b.RefreshAfter.Add(time.Second)) {
+			t.Fatalf("baidu RefreshAt = %s, want within a second of %s", r, b.RefreshAfter)
+		}
+	}
 	if !(Credentials{}).RefreshAt().IsZero() {
 		t.Fatal("no refreshAfter should mean never")
 	}

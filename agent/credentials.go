@@ -131,10 +131,13 @@ func (c Credentials) RefreshAt() time.Time {
 		return time.Time{}
 	}
 	// Up to a quarter of the remaining window, or 5% of the lifetime so far
-	// when nothing expires.
+	// when nothing expires. A cloud's fixed window (Baidu's 10 minutes,
+	// Huawei's hour) can outlast a short requested ttl by far: the jitter
+	// then stays within half the time to refreshAfter, so that the ttl
+	// still sets the pace.
 	window := c.RefreshAfter.Sub(c.IssuedAt) / 20
 	if c.ExpiresAt != nil {
-		window = c.ExpiresAt.Sub(c.RefreshAfter) / 4
+		window = min(c.ExpiresAt.Sub(c.RefreshAfter)/4, c.RefreshAfter.Sub(c.IssuedAt)/2)
 	}
 	if window <= 0 {
 		return c.RefreshAfter

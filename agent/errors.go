@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +14,11 @@ import (
 // CONNECT (CONNACK 4 bad username or password, 5 not authorized, 2
 // identifier rejected).
 var ErrRejected = errors.New("broker rejected the credentials")
+
+// ErrBrokerCertificate is wrapped by errors reporting that the broker's TLS
+// certificate did not verify (an unknown authority, a name that is not the
+// broker's host, a certificate expired or not yet valid).
+var ErrBrokerCertificate = errors.New("the broker's TLS certificate was not accepted")
 
 // ErrNoToken is wrapped by errors reporting that the device token file is
 // missing, unreadable or empty.
@@ -62,15 +69,29 @@ func (e *FetchError) Error() string {
 
 // Permanent reports whether err will not clear by waiting: credsign refused
 // the request for good (a 4xx other than 408 Request Timeout and 429 Too
-// Many Requests), the device token file is missing or empty, or the broker
-// refused the credentials. One-shot tools stop on these; a device in the
+// Many Requests), the device token file is missing or empty, the broker
+// refused the credentials, or a TLS certificate (the broker's or
+// credsign's) did not verify. One-shot tools stop on these; a device in the
 // field retries them with back-off (a token may be rotated in place, a
-// device fixed in credsign).
+// device fixed in credsign, a certificate renewed).
 func Permanent(err error) bool {
 	var fe *FetchError
 	if errors.As(err, &fe) {
 		return fe.Status >= 400 && fe.Status < 500 &&
 			fe.Status != http.StatusRequestTimeout && fe.Status != http.StatusTooManyRequests
 	}
-	return errors.Is(err, ErrNoToken) || errors.Is(err, ErrRejected)
+	return errors.Is(err, ErrNoToken) || errors.Is(err, ErrRejected) || errors.Is(err, ErrBrokerCertificate) || certificateError(err)
+}
+
+// certificateError reports whether err is a failure to verify a peer's
+// certificate: crypto/tls wraps every one in a CertificateVerificationError;
+// the x509 errors are also matched for a TLS stack that returns them bare.
+func certificateError(err error) bool {
+	var (
+		cve *tls.CertificateVerificationError
+		uae x509.UnknownAuthorityError
+		he  x509.HostnameError
+		cie x509.CertificateInvalidError
+	)
+	return errors.As(err, &cve) || errors.As(err, &uae) || errors.As(err, &he) || errors.As(err, &cie)
 }

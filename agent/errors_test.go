@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -26,6 +28,11 @@ func TestPermanent(t *testing.T) {
 		{&FetchError{Status: 503}, false},
 		{fmt.Errorf("%w: 127.0.0.1:1883 refused CONNECT", ErrRejected), true},
 		{fmt.Errorf("%w: token file x is empty", ErrNoToken), true},
+		{fmt.Errorf("%w: connect to ssl://127.0.0.1:8883: x", ErrBrokerCertificate), true},
+		{fmt.Errorf("fetch: %w", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}), true},
+		{fmt.Errorf("network Error : %w", x509.HostnameError{Host: "127.0.0.1"}), true},
+		{x509.CertificateInvalidError{Reason: x509.Expired}, true},
+		{errors.New("tls: handshake failure"), false},
 		{errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), false},
 		{context.DeadlineExceeded, false},
 	}

@@ -123,6 +123,7 @@ func TestRoleMatrix(t *testing.T) {
 		"createToken":          {"POST", "/v1/tokens", map[string]any{"role": "provisioner"}, 201, false},
 		"importDevices":        {"POST", "/v1/imports?mode=upsert", importLines(map[string]any{"id": "aliyun-9", "cloud": "aliyun", "params": devices()["aliyun"]["params"], "secret": "aliyun-secret-9"}), 200, false},
 		"rotateJWTKey":         {"POST", "/v1/keys/jwt/rotate", nil, 200, false},
+		"getBackup":            {"GET", "/v1/admin/backup", nil, 200, false},
 		"doctorDevice":         {"POST", "/v1/devices/aliyun-1/doctor", map[string]any{"clientId": "c", "username": "u", "password": "p"}, 200, true},
 		"listGroups":           {"GET", "/v1/groups", nil, 200, false},
 		"getGroup":             {"GET", "/v1/groups/grp", nil, 200, false},
@@ -628,7 +629,7 @@ func TestHead(t *testing.T) {
 }
 
 func TestStoreUnavailable(t *testing.T) {
-	f := &fixture{env: newEnv(t, func(c *Config) { c.Cache.TTL = -1 })} // no cache
+	f := &fixture{env: newEnv(t, func(c *Config) { c.Cache.TTL, c.ReadyCacheFor = -1, -1 })} // no cache, /readyz pings every time
 	mustStatus(t, f.do("POST", "/v1/tokens", testAdmin, map[string]any{"role": "provisioner"}), 201, "token")
 	var tc struct{ Token string }
 	f.do("POST", "/v1/tokens", testAdmin, map[string]any{"role": "provisioner"}).json(t, &tc)

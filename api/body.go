@@ -23,13 +23,31 @@ const maxBodyDepth = 8
 // from walking (and quoting in its errors) a huge array or object.
 const maxBodyMembers = 256
 
+// maxBodyValues is how many values (members of objects and elements of
+// arrays, at every level) a whole request body, or an import line, may
+// hold. The contract's largest document (a device with its few params, a
+// claims object and 64 labels) holds under 200; a body within the depth
+// and width limits could otherwise hold some 30,000 in 64 KiB, and what
+// the schema validator and the decoders spend on a document grows with
+// them (an import of 2,000 refused lines of 6,200 members each took a
+// server from 25 MB to 1 GB).
+const maxBodyValues = 1024
+
+// maxMemberName is the longest member name (in bytes, as sent) a body may
+// use. The contract's names are under 64 bytes; problem documents quote
+// names in their fields, and this keeps what they quote small.
+const maxMemberName = 128
+
 // checkJSON refuses, before the body reaches the schema validator, what the
 // validator and encoding/json would either spend unbounded effort on or
-// silently change: nesting deeper than maxBodyDepth, an object naming a
-// member twice (parsers disagree on which wins), and a \u escape of a lone
-// UTF-16 surrogate (encoding/json turns it into U+FFFD, so a secret other
-// than the one sent would be stored). body must be valid JSON. It costs one
-// pass over the body and memory proportional to the nesting depth.
+// silently change: nesting deeper than maxBodyDepth, more than
+// maxBodyMembers in one container or maxBodyValues in all, a member name
+// longer than maxMemberName, an object naming a member twice (parsers
+// disagree on which wins), and a \u escape of a lone UTF-16 surrogate
+// (encoding/json turns it into U+FFFD, so a secret other than the one sent
+// would be stored). body must be valid JSON. It costs at most one pass over
+// the body, stops at the first value over a limit, and its memory is
+// bounded by maxBodyValues whatever the body holds.
 func checkJSON(body []byte) error {
 	if field, ok := loneSurrogate(body); ok {
 		return problem.New(http.StatusBadRequest, "the request body is not valid UTF-8",
@@ -47,6 +65,7 @@ func checkJSON(body []byte) error {
 			problem.FieldError{Field: field, Reason: "more than " + strconv.Itoa(maxBodyMembers) + " members"})
 	}
 	var stack []*frame
+	values := 0 // in the whole document
 	path := func() string {
 		var p []string
 		for _, f := range stack {
@@ -75,6 +94,10 @@ func checkJSON(body []byte) error {
 					if top.n++; top.n > maxBodyMembers {
 						return tooMany(path())
 					}
+					if values++; values > maxBodyValues {
+						return problem.New(http.StatusUnprocessableEntity, "the request body is invalid",
+							problem.FieldError{Field: path(), Reason: "the document holds more than " + strconv.Itoa(maxBodyValues) + " values in all"})
+					}
 				}
 			}
 		}
@@ -99,6 +122,11 @@ func checkJSON(body []byte) error {
 			}
 		case string:
 			if top != nil && top.object && top.wantKey {
+				if len(t) > maxMemberName {
+					top.key = "" // name the object, not its previous member
+					return problem.New(http.StatusUnprocessableEntity, "the request body is invalid",
+						problem.FieldError{Field: path(), Reason: "a member name longer than " + strconv.Itoa(maxMemberName) + " bytes"})
+				}
 				top.key, top.wantKey = t, false
 				if top.keys[t] {
 					// Parsers disagree on which of two same-named members

@@ -300,7 +300,7 @@ func TestImportStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(rest), `"line":4,"id":"s-4","status":201`) || !strings.Contains(string(rest), `"summary":{"created":3,"failed":1,"lines":4,"tokens":0,"updated":0}`) {
+	if !strings.Contains(string(rest), `"line":4,"id":"s-4","status":201`) || !strings.Contains(string(rest), `"summary":{"created":3,"existing":0,"failed":1,"lines":4,"tokens":0,"updated":0}`) {
 		t.Errorf("the end of the answer: %s", rest)
 	}
 }
@@ -319,7 +319,7 @@ func TestImportRefusals(t *testing.T) {
 	mustStatus(t, e.do("POST", "/v1/imports", "", line), 401, "no token")
 	r := e.do("POST", "/v1/imports", prov, ndjsonBody(""))
 	mustStatus(t, r, 200, "empty import")
-	if strings.TrimSpace(string(r.body)) != `{"summary":{"created":0,"failed":0,"lines":0,"tokens":0,"updated":0}}` {
+	if strings.TrimSpace(string(r.body)) != `{"summary":{"created":0,"existing":0,"failed":0,"lines":0,"tokens":0,"updated":0}}` {
 		t.Errorf("empty import: %s", r.body)
 	}
 	mustStatus(t, e.do("GET", "/v1/devices/r-1", prov, nil), 404, "nothing written")

@@ -84,3 +84,54 @@ func TestDoctorAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestDoctorGroupDevice: a device without a secret of its own, whose key
+// is derived from its azure group's key, is diagnosed with that key as it
+// is issued credentials with it: its own triple matches, one signed with a
+// key derived from another group differs; once the group is gone, 409 as
+// for issuing. The group key appears in no answer and no log line.
+func TestDoctorGroupDevice(t *testing.T) {
+	f := newFixture(t)
+	mustStatus(t, f.do("PUT", "/v1/groups/lamps", testAdmin, groupDoc()), 201, "put group")
+	mustStatus(t, f.do("PUT", "/v1/devices/lamp-7", f.prov, map[string]any{"group": "lamps"}), 201, "put group device")
+	r := f.do("POST", "/v1/devices/lamp-7/credentials", f.prov, nil)
+	mustStatus(t, r, 200, "issue")
+	var c struct {
+		ClientID, Username, Password string
+		IssuedAt                     time.Time
+	}
+	r.json(t, &c)
+	var dg struct {
+		Match    bool
+		Findings []struct{ Part, Status, Cause string }
+	}
+	r = f.do("POST", "/v1/devices/lamp-7/doctor", f.prov, map[string]any{"clientId": c.ClientID, "username": c.Username, "password": c.Password, "at": c.IssuedAt})
+	mustStatus(t, r, 200, "doctor of a group device")
+	r.json(t, &dg)
+	if !dg.Match {
+		t.Errorf("the device's own triple does not match: %s", r.body)
+	}
+	// The same device's triple with a password signed by another group's key
+	// (for its own device: a group derives keys from {deviceId}).
+	mustStatus(t, f.do("PUT", "/v1/groups/other", testAdmin, map[string]any{"cloud": "azure", "secret": "b3RoZXIgZ3JvdXAga2V5IG9mIDMyIGJ5dGVzIGxvbmchIQ==",
+		"params": map[string]any{"hubHost": "lamps.azure-devices.net", "deviceId": "{deviceId}"}}), 201, "put other group")
+	mustStatus(t, f.do("PUT", "/v1/devices/lamp-7-other", f.prov, map[string]any{"group": "other"}), 201, "put other device")
+	r = f.do("POST", "/v1/devices/lamp-7-other/credentials", f.prov, nil)
+	mustStatus(t, r, 200, "issue other")
+	var o struct{ Password string }
+	r.json(t, &o)
+	r = f.do("POST", "/v1/devices/lamp-7/doctor", f.prov, map[string]any{"clientId": c.ClientID, "username": c.Username, "password": o.Password, "at": c.IssuedAt})
+	mustStatus(t, r, 200, "doctor of a wrong key")
+	dg.Match = false
+	r.json(t, &dg)
+	if dg.Match || !strings.Contains(string(r.body), `"part":"password","status":"differs"`) {
+		t.Errorf("a key of another group: %s", r.body)
+	}
+	mustStatus(t, f.do("DELETE", "/v1/groups/lamps", testAdmin, nil), 204, "delete group")
+	r = f.do("POST", "/v1/devices/lamp-7/doctor", f.prov, map[string]any{"clientId": c.ClientID, "username": c.Username, "password": c.Password})
+	mustStatus(t, r, 409, "doctor of a device whose group is gone")
+	r.problem(t)
+	if strings.Contains(f.bodies.String()+f.logs.String(), testGroupKey) {
+		t.Error("the group key was answered or logged")
+	}
+}

@@ -104,7 +104,7 @@ func (h handlers) ListGroups(ctx context.Context, req oapi.ListGroupsRequestObje
 // apiEnrolmentToken is the API's form of an enrolment token (never its text).
 func apiEnrolmentToken(t service.EnrolmentToken) oapi.EnrolmentToken {
 	out := oapi.EnrolmentToken{
-		Id: t.ID, Group: t.Group, MaxUses: t.MaxUses, Uses: t.Uses,
+		Id: t.ID, Group: t.Group, MaxUses: t.MaxUses, Uses: t.Uses, Failures: t.Failures,
 		ExpiresAt: t.ExpiresAt.UTC(), CreatedAt: t.CreatedAt.UTC(), IdPattern: optional(t.IDPattern),
 	}
 	if t.RevokedAt != nil {
@@ -134,7 +134,7 @@ func (h handlers) CreateEnrolmentToken(ctx context.Context, req oapi.CreateEnrol
 	pub := apiEnrolmentToken(t)
 	return oapi.CreateEnrolmentToken201JSONResponse{
 		Body: oapi.EnrolmentTokenCreated{
-			Id: pub.Id, Group: pub.Group, MaxUses: pub.MaxUses, Uses: pub.Uses, ExpiresAt: pub.ExpiresAt,
+			Id: pub.Id, Group: pub.Group, MaxUses: pub.MaxUses, Uses: pub.Uses, Failures: pub.Failures, ExpiresAt: pub.ExpiresAt,
 			CreatedAt: pub.CreatedAt, IdPattern: pub.IdPattern, RevokedAt: pub.RevokedAt, Token: text,
 		},
 		Headers: oapi.CreateEnrolmentToken201ResponseHeaders{CacheControl: &noStore},

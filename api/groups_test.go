@@ -98,3 +98,49 @@ func TestGroupsAndEnrolment(t *testing.T) {
 	r = e.do("POST", "/v1/devices/lamp-1/credentials", testAdmin, nil)
 	mustStatus(t, r, 409, "issue for a device whose group is gone")
 }
+
+// TestEnrolmentRateLimit (issue #18, 4): enrolment tokens have a bucket of
+// their own, lower than the staff rate: one token exhausting it gets 429
+// with Retry-After, while another enrolment token and the provisioner are
+// not slowed. The enrolment-token document shows its failures.
+func TestEnrolmentRateLimit(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.RatePerMinute, c.RateBurst = DefaultRatePerMinute, DefaultRateBurst
+		c.ProvisionerRatePerMinute, c.ProvisionerRateBurst = DefaultProvisionerRatePerMinute, DefaultProvisionerRateBurst
+		c.EnrolmentRatePerMinute, c.EnrolmentRateBurst = 60, 3
+	})
+	mustStatus(t, e.do("PUT", "/v1/groups/g0", testAdmin, groupDoc()), 201, "put group")
+	var tokens [2]struct{ ID, Token string }
+	for i := range tokens {
+		r := e.do("POST", "/v1/groups/g0/enrolment-tokens", testAdmin, map[string]any{"maxUses": 100, "ttlSeconds": 60})
+		mustStatus(t, r, 201, "mint")
+		r.json(t, &tokens[i])
+	}
+	var last resp
+	ok := 0
+	for i := range 6 {
+		last = e.do("POST", "/v1/enrol", tokens[0].Token, map[string]any{"deviceId": fmt.Sprintf("rl-%d", i)})
+		if last.status == 201 {
+			ok++
+		} else if last.status != 429 {
+			t.Fatalf("enrol: %d %s", last.status, last.body)
+		}
+	}
+	if ok != 3 || last.status != 429 || last.header.Get("Retry-After") == "" {
+		t.Errorf("%d of 6 enrolments with one token passed (want the burst, 3); last %d, Retry-After %q", ok, last.status, last.header.Get("Retry-After"))
+	}
+	mustStatus(t, e.do("POST", "/v1/enrol", tokens[1].Token, map[string]any{"deviceId": "other-1"}), 201, "another enrolment token")
+	for range 10 {
+		mustStatus(t, e.do("GET", "/v1/groups/g0", testAdmin, nil), 200, "the admin is not slowed")
+	}
+	var info map[string]any
+	e.do("GET", "/v1/groups/g0/enrolment-tokens/"+tokens[0].ID, testAdmin, nil).json(t, &info)
+	if info["uses"] != float64(3) || info["failures"] != float64(0) {
+		t.Errorf("token document %v, want uses 3 and failures 0", info)
+	}
+	// Deleted and created again: the old tokens enrol nobody.
+	mustStatus(t, e.do("DELETE", "/v1/groups/g0", testAdmin, nil), 204, "delete group")
+	mustStatus(t, e.do("PUT", "/v1/groups/g0", testAdmin, groupDoc()), 201, "create group again")
+	mustStatus(t, e.do("POST", "/v1/enrol", tokens[1].Token, map[string]any{"deviceId": "other-2"}), 403, "old token, new group")
+	mustStatus(t, e.do("GET", "/v1/groups/g0/enrolment-tokens/"+tokens[1].ID, testAdmin, nil), 404, "old token under the new group")
+}

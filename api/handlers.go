@@ -41,9 +41,7 @@ func (h handlers) GetHealthz(context.Context, oapi.GetHealthzRequestObject) (oap
 
 // GetReadyz implements oapi.StrictServerInterface.
 func (h handlers) GetReadyz(ctx context.Context, _ oapi.GetReadyzRequestObject) (oapi.GetReadyzResponseObject, error) {
-	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
-	defer cancel()
-	health, err := h.s.svc.Ping(ctx)
+	health, err := h.s.ready.check(ctx)
 	if err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Msg("store not ready")
 		return nil, err

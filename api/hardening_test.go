@@ -4,8 +4,11 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/credsign/credsign/service"
 )
 
 // TestAmbiguousRequestsRefused: what could be read two ways is refused,
@@ -55,35 +58,91 @@ func TestAmbiguousRequestsRefused(t *testing.T) {
 }
 
 // TestNoTokenInLogs: a token pasted into a URL never reaches the log,
-// whatever its form; the operator chooses the admin token's.
+// whatever its kind (every row of service.TokenKinds: provisioner, device,
+// enrolment, admin) or form; the operator chooses the admin token's.
 func TestNoTokenInLogs(t *testing.T) {
 	const admin = "operator-chosen-admin-secret-42"
+	f := newFixture(t)
 	e := newEnv(t, func(c *Config) { c.AdminToken = admin })
-	r := e.do(http.MethodPost, "/v1/tokens", admin, map[string]any{"role": "provisioner"})
-	mustStatus(t, r, http.StatusCreated, "provisioner token")
-	var tc struct{ Token string }
-	r.json(t, &tc)
-	for _, p := range []string{
-		"/v1/devices/" + admin,
-		"/v1/devices/x" + admin + "y/credentials",
-		"/v1/" + admin,
-		"/" + admin + "/v1/devices",
-		"/v1/devices/" + tc.Token,
-		"/v1/devices/Bearer%20" + tc.Token,
-		"/v1/devices/lamp?token=" + admin,
-	} {
-		e.do(http.MethodGet, p, admin, nil)
-		e.do(http.MethodGet, p, "", nil)
+	generated, err := service.NewAdminToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := []string{admin, f.prov, f.dev, f.enrol, generated}
+	if len(tokens)-1 != len(service.TokenKinds) {
+		t.Fatalf("%d kinds of token in service.TokenKinds, %d tried here: add the new kind", len(service.TokenKinds), len(tokens)-1)
+	}
+	for _, tok := range tokens[1:] {
+		// The random part alone, as if the prefix were cut off (a device
+		// token of the second form has a MAC instead).
+		if tail := tok[len(tok)-service.TokenRandomHexDigits:]; hexRun(tail, service.TokenRandomHexDigits) {
+			tokens = append(tokens, tail)
+		}
+	}
+	for _, tok := range tokens {
+		for _, p := range []string{
+			"/v1/devices/" + tok,
+			"/v1/devices/x" + tok + "y/credentials",
+			"/v1/" + tok,
+			"/" + tok + "/v1/devices",
+			"/v1/devices/Bearer%20" + tok,
+			"/v1/devices/lamp?token=" + tok,
+		} {
+			e.do(http.MethodGet, p, admin, nil)
+			e.do(http.MethodGet, p, "", nil)
+		}
 	}
 	logs := e.logs.String()
-	for _, secret := range []string{admin, tc.Token, strings.TrimPrefix(tc.Token, "csp_")} {
+	for _, secret := range tokens {
 		if strings.Contains(logs, secret) {
-			t.Errorf("a token reached the log:\n%s", logs)
+			t.Errorf("token %.8s… reached the log:\n%s", secret, logs)
 		}
 	}
 	if !strings.Contains(logs, "REDACTED") {
 		t.Errorf("no redacted path in the log:\n%s", logs)
 	}
+}
+
+// TestRedactor: what the access log shows of a path, for every kind of
+// token and for a kind added later (a prefix appended to the list).
+func TestRedactor(t *testing.T) {
+	kinds := append(slices.Clone(service.TokenKinds), service.TokenKind{Prefix: "csz_", Role: "future"})
+	rd := newRedactor("adm/in-secret", kinds)
+	hex64 := strings.Repeat("0123456789abcdef", 4)
+	for _, c := range []struct{ in, want string }{
+		{"/v1/devices/lamp-7/credentials", "/v1/devices/lamp-7/credentials"},
+		{"/v1/devices/csp_" + hex64, "/v1/devices/REDACTED"},
+		{"/v1/devices/csd_2.abc.bGFtcA.1.mac/credentials", "/v1/devices/REDACTED/credentials"},
+		{"/v1/groups/g/enrolment-tokens/cse_0a1b2c.", "/v1/groups/g/enrolment-tokens/REDACTED"},
+		{"/csa_x", "/REDACTED"},
+		{"/v1/devices/csz_future", "/v1/devices/REDACTED"},
+		{"/v1/devices/x" + hex64 + "y", "/v1/devices/REDACTED"},
+		{"/v1/devices/" + hex64[:63], "/v1/devices/" + hex64[:63]},
+		{"/v1/devices/adm/in-secret/x", "REDACTED"},
+		{"/v1/devices/cs_d", "/v1/devices/cs_d"},
+	} {
+		if got := rd.path(c.in); got != c.want {
+			t.Errorf("path(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	if got := newRedactor("", service.TokenKinds).path("/v1/devices/csz_future"); got != "/v1/devices/csz_future" {
+		t.Errorf("a prefix not on the list redacted: %q", got)
+	}
+}
+
+// FuzzRedactor: no token text in a path survives redaction.
+func FuzzRedactor(f *testing.F) {
+	f.Add("/v1/devices/", "csp_"+strings.Repeat("ab", 32), "/credentials")
+	f.Add("", "cse_x.y", "")
+	rd := newRedactor("admin-secret", service.TokenKinds)
+	f.Fuzz(func(t *testing.T, before, tok, after string) {
+		for _, k := range service.TokenKinds {
+			text := k.Prefix + tok
+			if got := rd.path(before + text + after); strings.Contains(got, text) {
+				t.Errorf("path(%q) = %q keeps %q", before+text+after, got, text)
+			}
+		}
+	})
 }
 
 // TestDeviceTTLCap: a device token cannot mint a long-lived credential;
@@ -238,7 +297,27 @@ func TestCacheServesWhileStoreDown(t *testing.T) {
 
 	e.store.down.Store(false)
 	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 200, "store back")
-	mustStatus(t, e.do(http.MethodGet, "/readyz", "", nil), 200, "ready again")
+	readyzWithin(t, e, DefaultReadyCacheFor+time.Second, "ok")
+}
+
+// readyzWithin fails unless /readyz answers 200 with status want within d.
+func readyzWithin(t *testing.T, e *env, d time.Duration, want string) {
+	t.Helper()
+	start := time.Now()
+	for {
+		var h struct{ Status string }
+		r := e.do(http.MethodGet, "/readyz", "", nil)
+		if r.status == http.StatusOK {
+			r.json(t, &h)
+			if h.Status == want {
+				return
+			}
+		}
+		if time.Since(start) > d {
+			t.Fatalf("/readyz not %q within %v: %d %s", want, d, r.status, r.body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // TestOwnWritesTakeEffectAtOnce: this replica's revokes and deletes are
@@ -263,4 +342,32 @@ func TestOwnWritesTakeEffectAtOnce(t *testing.T) {
 	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", "csd_0000", nil), 401, "unknown")
 	e.do(http.MethodPost, "/v1/devices/az/tokens", testAdmin, nil).json(t, &tok)
 	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 200, "new token")
+}
+
+// TestReadyzPingsOnce: concurrent /readyz calls share one store ping, and
+// its answer serves for DefaultReadyCacheFor; a store that stops answering
+// shows within that.
+func TestReadyzPingsOnce(t *testing.T) {
+	e := newEnv(t, nil)
+	e.store.pingDelay = 50 * time.Millisecond
+	const n = 32
+	var wg sync.WaitGroup
+	codes := make([]int, n)
+	for i := range n {
+		wg.Go(func() { codes[i] = e.do(http.MethodGet, "/readyz", "", nil).status })
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != http.StatusOK {
+			t.Errorf("call %d: %d", i, c)
+		}
+	}
+	if got := e.store.pings.Load(); got != 1 {
+		t.Errorf("%d concurrent /readyz calls pinged the store %d times, want 1", n, got)
+	}
+	e.store.down.Store(true)
+	readyzWithin(t, e, DefaultReadyCacheFor+time.Second, "degraded")
+	if got := e.store.pings.Load(); got != 2 {
+		t.Errorf("%d pings after the answer aged out, want 2", got)
+	}
 }

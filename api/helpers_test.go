@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -26,10 +27,23 @@ import (
 
 const testAdmin = "csa_test-admin-token-0123456789abcdef"
 
-// flakyStore is a real store that can be switched to answer ErrUnavailable.
+// flakyStore is a real store that can be switched to answer ErrUnavailable,
+// or to hold device writes until the test lets them go (a slow store, at
+// the instant a test needs it). It counts its pings, each of which takes
+// pingDelay.
 type flakyStore struct {
 	secrets.Store
-	down atomic.Bool
+	down      atomic.Bool
+	hold      atomic.Pointer[heldPuts]
+	pings     atomic.Int64
+	pingDelay time.Duration
+}
+
+// heldPuts holds device writes: each says its device ID on entered, then
+// waits until release is closed.
+type heldPuts struct {
+	entered chan string
+	release chan struct{}
 }
 
 func (f *flakyStore) err() error {
@@ -47,6 +61,10 @@ func (f *flakyStore) GetDevice(ctx context.Context, id string) (secrets.Device, 
 }
 
 func (f *flakyStore) PutDevice(ctx context.Context, d secrets.Device, v int64) (secrets.Device, error) {
+	if h := f.hold.Load(); h != nil {
+		h.entered <- d.ID
+		<-h.release
+	}
 	if err := f.err(); err != nil {
 		return secrets.Device{}, err
 	}
@@ -61,6 +79,8 @@ func (f *flakyStore) TokenByHash(ctx context.Context, h string) (secrets.Token, 
 }
 
 func (f *flakyStore) Ping(ctx context.Context) error {
+	f.pings.Add(1)
+	time.Sleep(f.pingDelay)
 	if err := f.err(); err != nil {
 		return err
 	}
@@ -73,6 +93,7 @@ type env struct {
 	t      *testing.T
 	url    string
 	store  *flakyStore
+	dir    string // the data directory of the file store under store
 	logs   *testutil.SyncBuffer
 	router routers.Router
 	// bodies collects every response body, to search for leaked secrets.
@@ -81,7 +102,8 @@ type env struct {
 
 func newEnv(t *testing.T, mod func(*Config)) *env {
 	t.Helper()
-	fs, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
+	dir := t.TempDir()
+	fs, err := filestore.Open(filestore.Config{Dir: dir})
 	if err != nil {
 		t.Fatalf("opening filestore: %v", err)
 	}
@@ -105,7 +127,7 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 		_ = fs.Close()
 	})
 	router := testRouter(t)
-	return &env{t: t, url: ts.URL, store: st, logs: logs, router: router, bodies: &testutil.SyncBuffer{}}
+	return &env{t: t, url: ts.URL, store: st, dir: dir, logs: logs, router: router, bodies: &testutil.SyncBuffer{}}
 }
 
 type resp struct {

@@ -243,12 +243,16 @@ func operationRoles(op *openapi3.Operation) ([]string, error) {
 	return roles, nil
 }
 
-// limiterFor returns the rate limiter of the caller's role. An enrolment
-// token, shared by a batch of devices that may all boot at once, has the
-// staff rate; its use limit bounds what it can do.
+// limiterFor returns the rate limiter of the caller's role: device tokens,
+// enrolment tokens (a bucket of their own, lower than the staff rate: such
+// a token can be read from any device of its batch), and admin and
+// provisioner tokens.
 func (s *Server) limiterFor(p service.Principal) *ratelimit.Limiter {
-	if p.Role == secrets.RoleDevice {
+	switch p.Role {
+	case secrets.RoleDevice:
 		return s.deviceLimiter
+	case service.RoleEnrolment:
+		return s.enrolLimiter
 	}
 	return s.staffLimiter
 }
@@ -369,13 +373,22 @@ func requestErrorFields(re *openapi3filter.RequestError) []problem.FieldError {
 			field = strings.Join(ptr, ".")
 		}
 		f := problem.FieldError{Field: field, Reason: integerNumbers(se.Reason)}
-		if !seen[f.Field+"\x00"+f.Reason] {
-			seen[f.Field+"\x00"+f.Reason] = true
-			fields = append(fields, f)
+		if seen[f.Field+"\x00"+f.Reason] {
+			continue
 		}
+		if len(fields) == maxProblemFields {
+			return append(fields, problem.FieldError{Field: "body", Reason: "more fields are invalid (the first " + strconv.Itoa(maxProblemFields) + " are listed)"})
+		}
+		seen[f.Field+"\x00"+f.Reason] = true
+		fields = append(fields, f)
 	}
 	return fields
 }
+
+// maxProblemFields is how many fields one problem document names: what a
+// refusal costs, and what an import holds for a refused line until it is
+// answered, stays small whatever the document held.
+const maxProblemFields = 32
 
 // floatNumber matches a number kin-openapi wrote in exponent form.
 var floatNumber = regexp.MustCompile(`\b\d+(\.\d+)?e[+-]?\d+\b`)

@@ -8,18 +8,23 @@ import (
 
 // redactor hides token texts that a caller pasted into a URL by mistake,
 // so that they never reach the access log: any path segment that holds the
-// admin token (whatever its form: the operator chooses it) or something
-// that starts like a minted token.
+// admin token (whatever its form: the operator chooses it), the prefix of
+// any kind of minted token (service.TokenKinds), or a run of hex digits as
+// long as a minted token's random part (a token pasted without its prefix).
 type redactor struct {
 	admin string
+	marks []string
 }
 
-func newRedactor(adminToken string) *redactor {
-	return &redactor{admin: adminToken}
+// newRedactor returns the redactor of the admin token and of every kind of
+// token in kinds (service.TokenKinds).
+func newRedactor(adminToken string, kinds []service.TokenKind) *redactor {
+	rd := &redactor{admin: adminToken}
+	for _, k := range kinds {
+		rd.marks = append(rd.marks, k.Prefix)
+	}
+	return rd
 }
-
-// tokenMarks are the prefixes of minted tokens.
-var tokenMarks = []string{service.PrefixProvisioner, service.PrefixDevice, service.PrefixAdmin}
 
 // path returns p with every segment that holds a token replaced by REDACTED.
 func (rd *redactor) path(p string) string {
@@ -44,9 +49,25 @@ func (rd *redactor) holdsToken(s string) bool {
 	if rd.admin != "" && strings.Contains(s, rd.admin) {
 		return true
 	}
-	for _, m := range tokenMarks {
+	for _, m := range rd.marks {
 		if strings.Contains(s, m) {
 			return true
+		}
+	}
+	return hexRun(s, service.TokenRandomHexDigits)
+}
+
+// hexRun reports whether s holds n hex digits in a row.
+func hexRun(s string, n int) bool {
+	run := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' {
+			if run++; run >= n {
+				return true
+			}
+		} else {
+			run = 0
 		}
 	}
 	return false

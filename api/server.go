@@ -38,11 +38,17 @@ const DefaultMaxBodyBytes = 64 << 10
 // with bursts of 20, so a device asking a few times an hour never notices
 // it. Admin and provisioner tokens drive whole fleets (registering devices,
 // minting their tokens, checking them) and get a hundred times that rate.
+// An enrolment token is shared by a batch of devices that may boot at once,
+// but it is also a secret read from any one device's flash, and each of its
+// calls may be a signed registration call to the cloud: it gets a tenth of
+// the staff rate.
 const (
 	DefaultRatePerMinute            = 60
 	DefaultRateBurst                = 20
 	DefaultProvisionerRatePerMinute = 6000
 	DefaultProvisionerRateBurst     = 1000
+	DefaultEnrolmentRatePerMinute   = 600
+	DefaultEnrolmentRateBurst       = 60
 )
 
 // Config configures a Server.
@@ -64,6 +70,15 @@ type Config struct {
 	// ProvisionerRateBurst is how many requests an admin or provisioner
 	// token may make at once.
 	ProvisionerRateBurst int
+	// EnrolmentRatePerMinute is the request rate of each enrolment token;
+	// zero means DefaultEnrolmentRatePerMinute, less than zero leaves them
+	// unlimited (as does RatePerMinute zero or less).
+	EnrolmentRatePerMinute float64
+	// EnrolmentRateBurst is how many requests an enrolment token may make
+	// at once; zero means DefaultEnrolmentRateBurst.
+	EnrolmentRateBurst int
+	// MaxEnrolmentFailures is service.Config.MaxEnrolmentFailures.
+	MaxEnrolmentFailures int64
 	// MaxBodyBytes caps request bodies; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// Now is the clock credentials are signed with (and the rate limiter
@@ -85,6 +100,20 @@ type Config struct {
 	// Clouds are the clouds served (service.Config.Clouds); nil means
 	// every cloud credsign has.
 	Clouds *cloud.Registry
+	// ImportIdleTimeout ends an import (POST /v1/imports) that sends no
+	// device line, or takes none of its results, for this long; zero means
+	// DefaultImportIdleTimeout.
+	ImportIdleTimeout time.Duration
+	// Imports bounds the imports under way at once in all, and
+	// ImportsPerToken those of one token; more are answered 429. Zero
+	// means DefaultImports and DefaultImportsPerToken.
+	Imports, ImportsPerToken int
+	// ImportMaxLines is how many lines one import may have; zero means
+	// DefaultImportMaxLines.
+	ImportMaxLines int64
+	// ReadyCacheFor is how long /readyz answers from its last store ping;
+	// zero means DefaultReadyCacheFor, negative pings on every call.
+	ReadyCacheFor time.Duration
 }
 
 // Expiry is a time exported as a gauge of Unix seconds.
@@ -101,15 +130,18 @@ type Server struct {
 	// redact hides token texts in logged paths.
 	redact *redactor
 	// deviceLimiter limits device tokens, staffLimiter admin and
-	// provisioner tokens (nil: unlimited).
+	// provisioner tokens, enrolLimiter enrolment tokens (nil: unlimited).
 	deviceLimiter *ratelimit.Limiter
 	staffLimiter  *ratelimit.Limiter
+	enrolLimiter  *ratelimit.Limiter
 	log           zerolog.Logger
 	metrics       *metrics.Metrics
 	maxBody       int64
 	now           func() time.Time
 	handler       http.Handler
 	specYAML      []byte
+	imports       *importLimits
+	ready         *readiness
 }
 
 // operation is one operation of the contract, as the gate needs it.
@@ -142,6 +174,8 @@ func New(cfg Config) (*Server, error) {
 		Clouds:       cfg.Clouds,
 		JWTAlg:       cfg.JWTAlg,
 		Issuer:       cfg.Issuer,
+
+		MaxEnrolmentFailures: cfg.MaxEnrolmentFailures,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
@@ -153,7 +187,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		svc:      svc,
 		ops:      ops,
-		redact:   newRedactor(cfg.AdminToken),
+		redact:   newRedactor(cfg.AdminToken, service.TokenKinds),
 		log:      cfg.Logger,
 		metrics:  m,
 		maxBody:  cfg.MaxBodyBytes,
@@ -163,12 +197,25 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RatePerMinute > 0 {
 		s.deviceLimiter = ratelimit.New(cfg.RatePerMinute, cfg.RateBurst)
 		s.staffLimiter = ratelimit.New(cfg.ProvisionerRatePerMinute, cfg.ProvisionerRateBurst)
+		rate, burst := cfg.EnrolmentRatePerMinute, cfg.EnrolmentRateBurst
+		if rate == 0 {
+			rate = DefaultEnrolmentRatePerMinute
+		}
+		if burst == 0 {
+			burst = DefaultEnrolmentRateBurst
+		}
+		s.enrolLimiter = ratelimit.New(rate, burst)
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	s.imports = newImportLimits(cfg)
+	s.ready = &readiness{ping: svc.Ping, now: s.now, cacheFor: cfg.ReadyCacheFor}
+	if s.ready.cacheFor == 0 {
+		s.ready.cacheFor = DefaultReadyCacheFor
 	}
 	s.handler = s.routes()
 	return s, nil

@@ -20,12 +20,13 @@ import (
 
 	"github.com/credsign/credsign/cloud"
 	"github.com/credsign/credsign/internal/cloudemu"
+	"github.com/credsign/credsign/internal/emutest"
 	"github.com/credsign/credsign/internal/testutil"
 )
 
 // requireClients makes a missing runtime (python3 with paho-mqtt, a C
-// compiler with libcurl and Paho MQTT C) a failure instead of a skip; CI
-// sets it.
+// compiler with libcurl and Paho MQTT C, MicroPython's unix port in
+// ../shared/tools/micropython) a failure instead of a skip; CI sets it.
 var requireClients = os.Getenv("CREDSIGN_REQUIRE_CLIENTS") == "1"
 
 func missing(t *testing.T, format string, args ...any) {
@@ -34,24 +35,31 @@ func missing(t *testing.T, format string, args ...any) {
 	if requireClients {
 		t.Fatalf("%s (CREDSIGN_REQUIRE_CLIENTS=1)", msg)
 	}
-	t.Skipf("%s; apt-get install python3-paho-mqtt libpaho-mqtt-dev libcurl4-openssl-dev build-essential", msg)
+	t.Skipf("%s; apt-get install python3-paho-mqtt libpaho-mqtt-dev libcurl4-openssl-dev build-essential libffi8, "+
+		"and put shared/tools/micropython beside the repository (CI does) or set CREDSIGN_MICROPYTHON_DIR", msg)
 }
 
 // runtime starts one of the clients with the given settings.
 type runtime struct {
-	name string
-	// https: the client is tested against credsign over HTTPS with a
-	// private CA. The MicroPython client talks plain HTTP on loopback in
-	// the tests: its urequests stand-in cannot be told a CA.
-	https   bool
+	name    string
 	command func(t *testing.T, s settings) *exec.Cmd
 }
 
+// The MicroPython client runs on MicroPython's unix port twice: the
+// standard build with micropython-lib's current umqtt.simple (1.8.0), and
+// the build with 32-bit floats (as on ESP32, ESP8266, RP2 and most STM32
+// boards) with umqtt.simple 1.4.0 (frozen into ESP32 firmware 1.23-1.24),
+// which takes no ssl_params.
 var runtimes = []runtime{
-	{"python", true, pythonCommand},
-	{"micropython", false, micropythonCommand},
-	{"c", true, cCommand},
+	{"python", pythonCommand},
+	{"micropython", micropythonCommand("micropython", "")},
+	{"micropython-float32-umqtt1.4", micropythonCommand("micropython-float32", "lib-umqtt-1.4.0")},
+	{"c", cCommand},
 }
+
+// isMicroPython tells the MicroPython runtimes apart (tests of failures only
+// a fake server can produce run on them).
+func (rt runtime) isMicroPython() bool { return strings.HasPrefix(rt.name, "micropython") }
 
 // python finds an interpreter that has paho-mqtt: Debian's python3-paho-mqtt
 // installs for /usr/bin/python3, which may not be the first python3 on PATH.
@@ -75,9 +83,13 @@ func env(s settings) []string {
 			out = append(out, kv)
 		}
 	}
-	return append(out, "CREDSIGN_SERVER="+s.server, "CREDSIGN_DEVICE="+s.device, "CREDSIGN_TOKEN_FILE="+s.tokenFile,
-		"CREDSIGN_CA_FILE="+s.caFile, "CREDSIGN_BROKER_CA_FILE="+s.brokerCAFile, "CREDSIGN_TOPIC="+s.topic,
+	out = append(out, "CREDSIGN_SERVER="+s.server, "CREDSIGN_DEVICE="+s.device, "CREDSIGN_TOKEN_FILE="+s.tokenFile,
+		"CREDSIGN_CA_FILE="+s.caFile, "CREDSIGN_BROKER_CA_FILE="+s.brokerCAFile,
 		"CREDSIGN_TTL="+strconv.Itoa(s.ttl), "CREDSIGN_INTERVAL="+strconv.FormatFloat(s.interval, 'f', -1, 64))
+	if s.topic != "" {
+		out = append(out, "CREDSIGN_TOPIC="+s.topic)
+	}
+	return out
 }
 
 func pythonCommand(t *testing.T, s settings) *exec.Cmd {
@@ -91,24 +103,51 @@ func pythonCommand(t *testing.T, s settings) *exec.Cmd {
 	return c
 }
 
-// micropythonCommand runs the MicroPython client under CPython with the
-// STAND-INS of clients/micropython/cpython-standins for urequests and
-// umqtt.simple: no MicroPython runtime is available here.
-func micropythonCommand(t *testing.T, s settings) *exec.Cmd {
-	t.Helper()
-	py := python()
-	if py == "" {
-		missing(t, "no python3 with paho-mqtt (for the MicroPython client's CPython stand-ins)")
+// micropythonDir is where the MicroPython interpreters and micropython-lib
+// modules are (shared/tools/micropython/README.md): $CREDSIGN_MICROPYTHON_DIR,
+// or shared/tools/micropython beside the repository, as in CI.
+func micropythonDir() string {
+	if d := os.Getenv("CREDSIGN_MICROPYTHON_DIR"); d != "" {
+		return d
 	}
-	cfg := map[string]any{"server": s.server, "device": s.device, "token_file": s.tokenFile,
-		"broker_ca_file": s.brokerCAFile, "ttl": s.ttl, "topic": s.topic, "interval": s.interval}
-	b, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
+	return filepath.Join("..", "..", "shared", "tools", "micropython")
+}
+
+// micropythonCommand runs clients/micropython/credsign_client.py on the
+// unix port's binary bin, with micropython-lib's modules and, when lib is
+// set, that folder's before them (another umqtt.simple release).
+func micropythonCommand(bin, lib string) func(t *testing.T, s settings) *exec.Cmd {
+	return func(t *testing.T, s settings) *exec.Cmd {
+		t.Helper()
+		dir, err := filepath.Abs(micropythonDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		exe := filepath.Join(dir, bin)
+		if _, err := os.Stat(exe); err != nil {
+			missing(t, "no MicroPython interpreter at %s", exe)
+		}
+		if out, err := exec.Command(exe, "-c", "print(1)").CombinedOutput(); err != nil {
+			missing(t, "%s does not run (it needs libffi8): %v %s", exe, err, out)
+		}
+		path := filepath.Join(dir, "lib")
+		if lib != "" {
+			path = filepath.Join(dir, lib) + ":" + path
+		}
+		cfg := map[string]any{"server": s.server, "device": s.device, "token_file": s.tokenFile, "ca_file": s.caFile,
+			"broker_ca_file": s.brokerCAFile, "ttl": s.ttl, "interval": s.interval, "timeout": s.timeout}
+		if s.topic != "" {
+			cfg["topic"] = s.topic
+		}
+		b, err := json.Marshal(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		args := append(s.mpArgs, filepath.Join("micropython", "credsign_client.py"), testutil.WriteFile(t, "credsign.json", b))
+		c := exec.Command(exe, args...)
+		c.Env = append(env(s), "MICROPYPATH="+path)
+		return c
 	}
-	c := exec.Command(py, "-u", filepath.Join("micropython", "credsign_client.py"), testutil.WriteFile(t, "credsign.json", b))
-	c.Env = append(env(s), "PYTHONPATH="+filepath.Join("micropython", "cpython-standins"))
-	return c
 }
 
 var (
@@ -245,7 +284,7 @@ func TestClientsThroughRefreshAndExpiry(t *testing.T) {
 				clk := &clock{}
 				// The hour ends 8s after the first fetch, however long the
 				// client takes to start.
-				srv := startServer(t, serverOptions{https: rt.https, now: clk.Now, firstIssue: func() { clk.endHourIn(8 * time.Second) }})
+				srv := startServer(t, serverOptions{now: clk.Now, firstIssue: func() { clk.endHourIn(8 * time.Second) }})
 				r := srv.register(t, d, clk.Now)
 				p := startFor(t, rt.command(t, settingsFor(srv, r, 9)), srv, r)
 				e := r.emu
@@ -254,6 +293,8 @@ func TestClientsThroughRefreshAndExpiry(t *testing.T) {
 
 				testutil.WaitFor(ctx, t, "a first message", func() bool { return messages() > 0 })
 				first := issued(srv)[0]
+				start := time.Now()
+				commanded(ctx, t, p, e, first.Topics.Commands)
 				if d.Cloud == cloudemu.Aliyun {
 					if first.ExpiresAt != nil || first.ExpiryEnforced {
 						t.Fatalf("aliyun triple expires at %v (enforced %t); this test wants one that does not", first.ExpiresAt, first.ExpiryEnforced)
@@ -301,6 +342,14 @@ func TestClientsThroughRefreshAndExpiry(t *testing.T) {
 						}
 					}
 				}
+				onTelemetry(t, e, first.Topics.Telemetry)
+				// One fetch per refreshAfter (6 s here) and one per refused
+				// CONNECT at most: a client that thinks a triple expired on
+				// arrival (time kept in 32-bit floats rounds to 128 s)
+				// fetches again at once.
+				if n, most := len(srv.exchanges()), 3+int(time.Since(start)/(5*time.Second)); n > most {
+					t.Errorf("%d credentials requests in %v; want at most %d", n, time.Since(start).Round(time.Second), most)
+				}
 				_, refused, _ := count(e)
 				for _, err := range refused {
 					// Credsign hands out Huawei triples up to the end of
@@ -323,7 +372,7 @@ func TestClientsThroughRefreshAndExpiry(t *testing.T) {
 // Retry-After. Each retry must wait at least that long.
 func TestClientsHonourRetryAfter(t *testing.T) {
 	eachRuntime(t, func(ctx context.Context, t *testing.T, rt runtime) {
-		srv := startServer(t, serverOptions{https: rt.https, ratePerMi: 6})
+		srv := startServer(t, serverOptions{ratePerMi: 6})
 		r := srv.register(t, devices[3], nil)
 		cmd := rt.command(t, settingsFor(srv, r, 0))
 		// Spend the device token's burst.
@@ -370,7 +419,7 @@ func TestClientsHonourRetryAfter(t *testing.T) {
 // status 3 after that one request.
 func TestClientsStopOnRevokedToken(t *testing.T) {
 	eachRuntime(t, func(ctx context.Context, t *testing.T, rt runtime) {
-		srv := startServer(t, serverOptions{https: rt.https})
+		srv := startServer(t, serverOptions{})
 		r := srv.register(t, devices[0], nil)
 		p := startFor(t, rt.command(t, settingsFor(srv, r, 3)), srv, r)
 		testutil.WaitFor(ctx, t, "a message", func() bool { _, _, n := count(r.emu); return n > 0 })
@@ -430,7 +479,7 @@ func TestCReader(t *testing.T) {
 // 4–8 s) although each fetch succeeds.
 func TestClientsBackOffWhenBrokerRefuses(t *testing.T) {
 	eachRuntime(t, func(ctx context.Context, t *testing.T, rt runtime) {
-		srv := startServer(t, serverOptions{https: rt.https})
+		srv := startServer(t, serverOptions{})
 		d := devices[0]
 		d.wrongSecret = "not-the-secret"
 		r := srv.register(t, d, nil)
@@ -486,4 +535,74 @@ func TestClientsRefusePlainHTTPElsewhere(t *testing.T) {
 			})
 		}
 	}
+}
+
+// commanded publishes to the device's commands topic (a filter: its
+// wildcards filled in) until the client says it received a message there.
+func commanded(ctx context.Context, t *testing.T, p *process, e *cloudemu.Emulator, commands string) {
+	t.Helper()
+	if commands == "" {
+		t.Fatal("the credentials name no commands topic")
+	}
+	topic := strings.NewReplacer("#", "cmd", "+", "x").Replace(commands)
+	testutil.WaitFor(ctx, t, "the client to receive a command on "+topic, func() bool {
+		if err := e.Publish(topic, []byte("reboot"), 1); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(p.out.String(), "received a message on "+topic)
+	})
+}
+
+// onTelemetry fails t unless every message e received went to topic.
+func onTelemetry(t *testing.T, e *cloudemu.Emulator, topic string) {
+	t.Helper()
+	if topic == "" {
+		t.Fatal("the credentials name no telemetry topic")
+	}
+	for _, m := range e.Snapshot().Messages {
+		if m.Topic != topic {
+			t.Errorf("a message on %q; want the credentials' telemetry topic %q", m.Topic, topic)
+			return
+		}
+	}
+}
+
+// TestClientsFollowAMove: the device is moved from Alibaba (TLS, an expiry
+// that is not enforced, so only the move calls for a reconnect) to Tencent
+// (plain MQTT) in credsign; at its next refresh each client must leave the
+// old broker and publish on the new one, to the new telemetry topic, and
+// listen on the new commands topic.
+func TestClientsFollowAMove(t *testing.T) {
+	eachRuntime(t, func(ctx context.Context, t *testing.T, rt runtime) {
+		srv := startServer(t, serverOptions{})
+		from := srv.register(t, devices[0], nil)
+		to := devices[1]
+		toEmu, toParams := emutest.Start(t, to.Device, nil)
+		s := settingsFor(srv, from, 6)
+		p := startFor(t, rt.command(t, s), srv, from)
+		testutil.WaitFor(ctx, t, "a message at the first cloud", func() bool { _, _, n := count(from.emu); return n > 0 })
+		srv.call(http.MethodPut, "/v1/devices/"+from.id, map[string]any{"cloud": to.Cloud, "params": toParams, "secret": to.Secret}, nil)
+		moved := time.Now()
+		testutil.WaitFor(ctx, t, "messages at the second cloud", func() bool { _, _, n := count(toEmu); return n >= 2 })
+		var creds cloud.Credentials
+		for _, c := range issued(srv) {
+			if c.Cloud == to.Cloud {
+				creds = c
+				break
+			}
+		}
+		onTelemetry(t, toEmu, creds.Topics.Telemetry)
+		commanded(ctx, t, p, toEmu, creds.Topics.Commands)
+		// Nothing more at the old broker once the new one took over (the
+		// refresh may have come up to 3 s after the PUT).
+		n := len(from.emu.Snapshot().Messages)
+		time.Sleep(time.Second)
+		if m := len(from.emu.Snapshot().Messages); m != n {
+			t.Errorf("%d messages at the old cloud after the move", m-n)
+		}
+		if len(from.emu.Snapshot().Connected) != 0 {
+			t.Errorf("still connected to the old cloud %v after the move", time.Since(moved).Round(time.Second))
+		}
+		healthy(t, p, srv, from)
+	})
 }

@@ -45,7 +45,7 @@ type server struct {
 	t          *testing.T
 	url        string
 	adminToken string
-	caFile     string // PEM of the CA that signed the HTTPS certificate; "" for http
+	caFile     string // PEM of the CA that signed the HTTPS certificate
 
 	// unavailable is a FAKE: while positive, the recorder answers that many
 	// credentials requests with 503 and Retry-After: 2 itself (a store
@@ -57,7 +57,6 @@ type server struct {
 }
 
 type serverOptions struct {
-	https     bool
 	now       func() time.Time
 	ratePerMi float64 // device token rate a minute; 0: unlimited
 	// firstIssue runs once, before the first credentials request is served.
@@ -80,20 +79,17 @@ func startServer(t *testing.T, o serverOptions) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.url = "http://" + ln.Addr().String()
-	if o.https {
-		ca, err := cloudemu.NewTestCA()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := ca.ServerConfig()
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.caFile = testutil.WriteFile(t, "credsign-ca.pem", ca.CertPEM())
-		ln = tls.NewListener(ln, cfg)
-		s.url = "https://" + ln.Addr().String()
+	ca, err := cloudemu.NewTestCA()
+	if err != nil {
+		t.Fatal(err)
 	}
+	cfg, err := ca.ServerConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.caFile = testutil.WriteFile(t, "credsign-ca.pem", ca.CertPEM())
+	ln = tls.NewListener(ln, cfg)
+	s.url = "https://" + ln.Addr().String()
 	srv := &http.Server{Handler: s.record(h, o.firstIssue), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {
@@ -173,9 +169,6 @@ func (s *server) admin() testutil.Admin {
 }
 
 func (s *server) httpClient() *http.Client {
-	if s.caFile == "" {
-		return http.DefaultClient
-	}
 	pem, err := os.ReadFile(s.caFile)
 	if err != nil {
 		s.t.Fatal(err)
@@ -185,20 +178,19 @@ func (s *server) httpClient() *http.Client {
 }
 
 // device is a test device as registered in credsign (host and port are
-// added to point at its emulator), with the topic its client publishes to.
+// added to point at its emulator).
 type device struct {
 	emutest.Device
-	topic string
 	// wrongSecret, when set, is registered in credsign instead of Secret
 	// (the emulator keeps Secret), so the broker refuses every triple.
 	wrongSecret string
 }
 
 var devices = []device{
-	{Device: emutest.Devices[0], topic: "/a1pk/lamp/user/update"},
-	{Device: emutest.Devices[1], topic: "ABCDEFGHIJ/lamp/data"},
-	{Device: emutest.Devices[2], topic: "$oc/devices/prod_lamp/sys/properties/report"},
-	{Device: emutest.Devices[3], topic: "devices/lamp/messages/events/"},
+	{Device: emutest.Devices[0]},
+	{Device: emutest.Devices[1]},
+	{Device: emutest.Devices[2]},
+	{Device: emutest.Devices[3]},
 }
 
 // registered is a device registered in a server, with its emulator.
@@ -230,14 +222,21 @@ func (s *server) register(t *testing.T, d device, now func() time.Time) *registe
 
 // settings are what every client is told, each in its own way.
 type settings struct {
-	server, device, tokenFile, caFile, brokerCAFile, topic string
-	ttl                                                    int
-	interval                                               float64
+	server, device, tokenFile, caFile, brokerCAFile string
+	// topic, when set, overrides the credentials' telemetry topic.
+	topic    string
+	ttl      int
+	interval float64
+	// timeout is how long each network step may take, in seconds
+	// (MicroPython client; 0: its default).
+	timeout int
+	// mpArgs go before the script on MicroPython's command line (-X heapsize=…).
+	mpArgs []string
 }
 
 func settingsFor(s *server, r *registered, ttl int) settings {
 	return settings{server: s.url, device: r.id, tokenFile: r.tokenFile, caFile: s.caFile,
-		brokerCAFile: r.caFile, topic: r.topic, ttl: ttl, interval: 0.3}
+		brokerCAFile: r.caFile, ttl: ttl, interval: 0.3, timeout: 3}
 }
 
 // process is a running client.

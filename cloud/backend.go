@@ -29,6 +29,10 @@ type GroupKeyDeriver interface {
 	// DeriveDeviceKey returns the key of device deviceID, of the given
 	// params, in the group keyed groupKey. Its error never contains a key.
 	DeriveDeviceKey(groupKey, deviceID string, params map[string]any) (string, error)
+	// DeviceIDParam names the param that, when set, stands for the
+	// device ID in the derivation (Azure's deviceId, the DPS registration
+	// ID): a group's template must make it differ between devices.
+	DeviceIDParam() string
 }
 
 // Registerer is a Backend whose devices credsign can register with the
@@ -67,8 +71,8 @@ func NewRegistry(backends ...Backend) *Registry {
 		r.order = append(r.order, c.Name)
 		if rg, ok := b.(Registerer); ok {
 			for _, k := range rg.RegistrationKinds() {
-				if _, dup := r.kinds[k.Name]; dup || k.Cloud != c.Name {
-					panic("cloud: registration kind " + k.Name + " listed twice or for another cloud than " + c.Name)
+				if _, dup := r.kinds[k.Name]; dup || k.Cloud != c.Name || k.Host == nil || len(k.Hosts) == 0 || k.Register == nil {
+					panic("cloud: registration kind " + k.Name + " listed twice, for another cloud than " + c.Name + ", or without its hosts or calls")
 				}
 				r.kinds[k.Name] = k
 			}

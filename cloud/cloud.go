@@ -45,8 +45,9 @@ type Request struct {
 	Issuer string
 	// Now is the issue time. It must be set.
 	Now time.Time
-	// TTL is the requested lifetime; zero means DefaultTTL. It must be at
-	// least one second and at most the cloud's limit.
+	// TTL is the requested lifetime; zero means DefaultTTL, or the cloud's
+	// limit for the params when that is shorter (Baidu's 10 minutes). It
+	// must be at least one second and at most the cloud's limit.
 	TTL time.Duration
 	// Rand supplies randomness (Tencent's connId, a JWT's jti); nil means
 	// crypto/rand.
@@ -189,6 +190,10 @@ func (r *Registry) prepare(req Request, tr *Trace) (*Cloud, Input, error) {
 	ttl := req.TTL
 	if ttl == 0 {
 		ttl = DefaultTTL
+		if cl.MaxTTLFor != nil {
+			limit, _ := cl.MaxTTLFor(p)
+			ttl = min(ttl, limit)
+		}
 	}
 	if err := cl.checkTTL(ttl, p); err != nil {
 		return nil, Input{}, err

@@ -51,7 +51,8 @@ type Cloud struct {
 	SecretFormat string `json:"secretFormat"`
 	// Params lists every param the cloud accepts.
 	Params []ParamSpec `json:"params"`
-	// DefaultTTL is the lifetime used when none is asked for.
+	// DefaultTTL is the lifetime used when none is asked for: the
+	// package's DefaultTTL, or MaxTTL when that is shorter.
 	DefaultTTL time.Duration `json:"-"`
 	// MaxTTL is the longest lifetime that may be asked for with the
 	// cloud's default params. Some clouds allow another depending on params
@@ -67,6 +68,9 @@ type Cloud struct {
 
 	// Recipe derives the credentials from a validated request.
 	Recipe func(Input) (Credentials, error) `json:"-"`
+	// SecretCheck, when set, checks the secret's text beyond its format;
+	// its error never contains the secret.
+	SecretCheck func(string) error `json:"-"`
 	// MaxTTLFor, when set, narrows MaxTTL for the given params and says
 	// why (the reason starts with ": ").
 	MaxTTLFor func(Params) (time.Duration, string) `json:"-"`
@@ -103,6 +107,7 @@ func (r *Registry) register(c *Cloud) {
 		// the note says how other params change it.
 		c.MaxTTL, c.MaxTTLNote = c.MaxTTLFor(Params{specs: c.Params})
 		c.MaxTTLNote = strings.TrimPrefix(c.MaxTTLNote, ": ")
+		c.DefaultTTL = min(c.DefaultTTL, c.MaxTTL)
 	}
 	r.clouds[c.Name] = c
 }
@@ -423,6 +428,11 @@ func (c *Cloud) secretKey(secret string) ([]byte, error) {
 	}
 	if containsFunc(secret, unicode.IsControl) {
 		return nil, Invalid("secret", "must not contain control characters (a stray newline or NUL?)")
+	}
+	if c.SecretCheck != nil {
+		if err := c.SecretCheck(secret); err != nil {
+			return nil, Invalid("secret", "%s", err.Error())
+		}
 	}
 	if c.SecretFormat != SecretBase64 {
 		return []byte(secret), nil

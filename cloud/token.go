@@ -1,6 +1,8 @@
 package cloud
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -42,7 +44,18 @@ func CheckTopicFilter(s string) error {
 type Token struct {
 	Subject, Audience string
 	Extra             map[string]any
+	// HMACKey, when set, signs the token HS256 (RFC 7518 §3.2) instead of
+	// with the server's token key; the header then names no kid.
+	HMACKey []byte
 }
+
+// AlgHS256 is the JWS algorithm of tokens signed with a shared secret.
+const AlgHS256 = "HS256"
+
+// MinHS256Key is the shortest HS256 key: "a key of the same size as the
+// hash output (for instance, 256 bits for HS256) or larger MUST be used"
+// (RFC 7518 §3.2).
+const MinHS256Key = 32
 
 // SignToken returns the compact JWS of t's claims, issued now and expiring at exp.
 func (in Input) SignToken(t Token, exp int64) (string, map[string]any, error) {
@@ -63,11 +76,15 @@ func (in Input) SignToken(t Token, exp int64) (string, map[string]any, error) {
 	if err != nil {
 		return "", nil, Invalid("params.claims", "cannot be encoded as JSON: %v", err)
 	}
+	alg, kid := in.Alg, in.TokenKey.ID
+	if t.HMACKey != nil {
+		alg, kid = AlgHS256, ""
+	}
 	header, err := json.Marshal(struct {
 		Alg string `json:"alg"`
-		Kid string `json:"kid"`
+		Kid string `json:"kid,omitempty"`
 		Typ string `json:"typ"`
-	}{in.Alg, in.TokenKey.ID, "JWT"})
+	}{alg, kid, "JWT"})
 	if err != nil {
 		return "", nil, fmt.Errorf("signing: token header: %w", err)
 	}
@@ -76,8 +93,12 @@ func (in Input) SignToken(t Token, exp int64) (string, map[string]any, error) {
 	buf = enc.AppendEncode(buf, header)
 	buf = append(buf, '.')
 	buf = enc.AppendEncode(buf, payload)
-	sig, err := SignJWS(in.TokenKey.Signer, in.Alg, buf, in.Rand)
-	if err != nil {
+	var sig []byte
+	if t.HMACKey != nil {
+		m := hmac.New(sha256.New, t.HMACKey)
+		m.Write(buf)
+		sig = m.Sum(nil)
+	} else if sig, err = SignJWS(in.TokenKey.Signer, in.Alg, buf, in.Rand); err != nil {
 		return "", nil, err
 	}
 	buf = append(buf, '.')
@@ -107,6 +128,16 @@ func (in Input) Subject(field string) (string, error) {
 		return "", Invalid(field, "device id %q cannot name the device's topics: it has '+', '#' or '/'", Clip(id))
 	}
 	return id, nil
+}
+
+// TraceHS256 explains how an HS256 token was made.
+func TraceHS256(in Input, claims map[string]any) {
+	t := in.Trace
+	t.Add("key", "the device's secret %s, the broker's shared HMAC secret (alg HS256); the server's token key is not used", Redacted(in.Secret))
+	t.Add("header", `{"alg":"HS256","typ":"JWT"}`)
+	b, _ := json.Marshal(claims)
+	t.Add("content", "claims: %s", b)
+	t.Add("algorithm", "HS256: HMAC-SHA256 over b64url(header) + \".\" + b64url(claims)")
 }
 
 // TraceToken explains how a token was made.

@@ -170,6 +170,7 @@ echo "vault-ha.sh: error log lines of the replicas: $errs; messages: $(cat "$wor
 for secret in "$token" "$root" "$unseal" "$CREDSIGN_ADMIN_TOKEN"; do
 	if grep -qF -- "$secret" "$work"/credsign*.log; then fail "a secret is in a credsign log"; fi
 done
-if grep -q 'csd_[0-9a-f]' "$work"/credsign*.log; then fail "a device token is in a credsign log"; fi
+# Any minted token: the prefixes of service.TokenKinds (csa_ csp_ csd_ cse_).
+if grep -qE 'cs[apde]_[0-9a-f]' "$work"/credsign*.log; then fail "a token is in a credsign log"; fi
 [ "$rc" = 0 ] || fail "vaultha exited $rc (lost writes or no recovery: see the report above)"
 echo "vault-ha.sh: ok"

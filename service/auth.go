@@ -1,9 +1,8 @@
 package service
 
 // Callers authenticate by bearer token. Token texts are random (256 bits),
-// carry a prefix that secret scanners can recognise (csp_ provisioner, csd_
-// device, csa_ a generated admin token), are shown once and are stored only
-// as their SHA-256 hash.
+// carry a prefix that secret scanners can recognise (TokenKinds lists them),
+// are shown once and are stored only as their SHA-256 hash.
 
 import (
 	"context"
@@ -27,12 +26,36 @@ const RoleAdmin = "admin"
 // AdminTokenID is the token ID that audit events and logs show for the admin.
 const AdminTokenID = "admin"
 
-// Token text prefixes, so that leaked tokens are easy to find.
+// Token text prefixes, so that leaked tokens are easy to find. A new kind
+// of token gets its prefix here and a row in TokenKinds.
 const (
 	PrefixProvisioner = "csp_"
 	PrefixDevice      = "csd_"
 	PrefixAdmin       = "csa_"
 )
+
+// TokenKind is one kind of token text credsign mints.
+type TokenKind struct {
+	// Prefix starts every text of this kind.
+	Prefix string
+	// Role is the role its bearer acts in.
+	Role string
+}
+
+// TokenKinds is every kind of token text credsign mints, the one list that
+// the access log's redaction, TestTokenKindsDocumented (docs/api.md) and
+// anything else that looks for leaked tokens read.
+var TokenKinds = []TokenKind{
+	{Prefix: PrefixAdmin, Role: RoleAdmin},
+	{Prefix: PrefixProvisioner, Role: secrets.RoleProvisioner},
+	{Prefix: PrefixDevice, Role: secrets.RoleDevice},
+	{Prefix: PrefixEnrolment, Role: RoleEnrolment},
+}
+
+// TokenRandomHexDigits is the length of the random part of every minted
+// token text (256 bits as hex digits): a run of that many hex digits looks
+// like a token even without its prefix.
+const TokenRandomHexDigits = 64
 
 // Principal is an authenticated caller.
 type Principal struct {
@@ -73,7 +96,7 @@ func NewToken(role, deviceID string, now time.Time) (Minted, error) {
 	default:
 		return Minted{}, fmt.Errorf("minting a token: unknown role %q", role)
 	}
-	text, err := random(prefix, 32)
+	text, err := random(prefix, TokenRandomHexDigits/2)
 	if err != nil {
 		return Minted{}, fmt.Errorf("minting a token: %w", err)
 	}
@@ -89,7 +112,7 @@ func NewToken(role, deviceID string, now time.Time) (Minted, error) {
 
 // NewAdminToken returns a random admin token for development mode.
 func NewAdminToken() (string, error) {
-	t, err := random(PrefixAdmin, 32)
+	t, err := random(PrefixAdmin, TokenRandomHexDigits/2)
 	if err != nil {
 		return "", fmt.Errorf("generating the admin token: %w", err)
 	}
@@ -145,8 +168,9 @@ type Authenticator struct {
 	tokens    tokenFinder
 	// v2 checks device tokens that carry their binding; nil: none are accepted.
 	v2 *deviceTokens
-	// keys holds enrolment token records; nil: none are accepted.
-	keys secrets.KeyStore
+	// enrolments reads enrolment token records, caching unknown IDs and
+	// known hashes; nil: none are accepted.
+	enrolments *cache
 }
 
 // tokenFinder finds token records by the hash of their text.

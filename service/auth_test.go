@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -143,5 +144,34 @@ func TestAuthenticate(t *testing.T) {
 	}
 	if _, err := NewAuthenticator("a token with spaces in it", st); err == nil {
 		t.Error("accepted an admin token with spaces")
+	}
+}
+
+// TestTokenKindsDocumented: docs/api.md names the prefix of every kind of
+// token in TokenKinds, in the sentence that lists them, and every kind's
+// minted text starts with its prefix.
+func TestTokenKindsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sentence, ok := strings.Cut(string(doc), "Tokens carry a prefix (")
+	sentence, _, _ = strings.Cut(sentence, ")")
+	if !ok {
+		t.Fatal(`docs/api.md has no "Tokens carry a prefix (" sentence`)
+	}
+	seen := map[string]bool{}
+	for _, k := range TokenKinds {
+		if seen[k.Prefix] || !strings.HasSuffix(k.Prefix, "_") {
+			t.Errorf("prefix %q repeated or not ending in _", k.Prefix)
+		}
+		seen[k.Prefix] = true
+		if !strings.Contains(sentence, "`"+k.Prefix+"`") {
+			t.Errorf("docs/api.md does not list the %s prefix %q: %q", k.Role, k.Prefix, sentence)
+		}
+	}
+	admin, err := NewAdminToken()
+	if err != nil || !strings.HasPrefix(admin, PrefixAdmin) {
+		t.Errorf("admin token %.4q…, %v", admin, err)
 	}
 }

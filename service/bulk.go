@@ -1,7 +1,10 @@
 package service
 
 import (
+	"bytes"
 	"context"
+	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -16,10 +19,30 @@ type Imported struct {
 	Device secrets.Device
 	// Created reports whether the device is new.
 	Created bool
+	// Existing reports that the device existed as the item describes it
+	// and was kept (ImportResume).
+	Existing bool
 	// Token is the device token minted with it, when one was asked for;
 	// its text is shown once.
 	Token *Minted
 }
+
+// ImportMode says what an import does with a device that exists.
+type ImportMode int
+
+// Import modes.
+const (
+	// ImportCreate refuses a device that exists (CodeConflict).
+	ImportCreate ImportMode = iota
+	// ImportUpsert replaces it.
+	ImportUpsert
+	// ImportResume keeps it when it is what the item describes (the same
+	// cloud, group, params, labels and secret: Imported.Existing, and its
+	// token minted when asked for) and refuses it otherwise
+	// (CodeConflict). Re-running an import cut short in this mode ends
+	// with every device written and, with mint, a token for each.
+	ImportResume
+)
 
 // ImportItem is one device of a bulk import.
 type ImportItem struct {
@@ -34,9 +57,8 @@ type ImportResult struct {
 	Err error
 }
 
-// ImportDevices writes items, each as its own atomic create (refused with
-// CodeConflict when the device exists) or, with upsert, create or replace,
-// and returns one result per item in order; one item failing does not stop
+// ImportDevices writes items, each as its own atomic create (what happens
+// when the device exists is the mode's), and returns one result per item in order; one item failing does not stop
 // the others. When a token cannot be minted the device stays written and
 // the error says so: importing it again with upsert repairs it.
 //
@@ -48,9 +70,11 @@ type ImportResult struct {
 // each written device is then given its token, up to mintParallel at once.
 //
 // Cost: one bulk store write; on a store without bulk writes, with tokens,
-// one more token write an item.
-func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []ImportItem, upsert, mint bool) []ImportResult {
+// one more token write an item; in ImportResume, one read and (with mint)
+// one token write for each device that exists.
+func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []ImportItem, mode ImportMode, mint bool) []ImportResult {
 	out := make([]ImportResult, len(items))
+	upsert := mode == ImportUpsert
 	ifVersion := int64(-1)
 	if !upsert {
 		ifVersion = 0
@@ -78,6 +102,10 @@ func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []I
 				out[i].Err = invalid(FieldError{Field: "group", Reason: "the group registers each device with its cloud: enrol its devices, or PUT them one at a time"})
 				continue
 			}
+			if f := identityFields(gr.g, it.ID, it.Doc.Params); len(f) > 0 {
+				out[i].Err = invalid(f...)
+				continue
+			}
 			g = &gr.g
 		}
 		d, err := s.checkDocument(it.ID, it.Doc, g)
@@ -101,6 +129,7 @@ func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []I
 	if len(puts) == 0 {
 		return out
 	}
+	var existing []int // ImportResume: the devices kept as they are
 	for k, r := range secrets.PutDevices(ctx, s.store, puts) {
 		i := idx[k]
 		s.cache.forgetDevice(puts[k].Device.ID) // even on error: the write may have landed
@@ -108,6 +137,11 @@ func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []I
 			s.cache.forgetHash(minted[k].Record.Hash)
 		}
 		switch {
+		case errors.Is(r.Err, secrets.ErrConflict) && mode == ImportResume:
+			out[i].Imported, out[i].Err = s.keepExisting(ctx, puts[k].Device)
+			if out[i].Err == nil {
+				existing = append(existing, i)
+			}
 		case errors.Is(r.Err, secrets.ErrConflict) && !upsert:
 			out[i].Err = newError(CodeConflict, "the device already exists")
 		case r.Err != nil:
@@ -125,8 +159,42 @@ func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []I
 	}
 	if mint && !together {
 		s.mintAll(ctx, caller, out, idx)
+	} else if mint {
+		s.mintAll(ctx, caller, out, existing)
 	}
 	return out
+}
+
+// keepExisting reads the device that want's create found, and returns it
+// (its Secret blanked) when it is what want describes, or CodeConflict.
+func (s *Service) keepExisting(ctx context.Context, want secrets.Device) (Imported, error) {
+	got, err := s.store.GetDevice(ctx, want.ID)
+	if err != nil {
+		return Imported{}, fmt.Errorf("reading the existing device: %w", err)
+	}
+	if !sameDevice(got, want) {
+		return Imported{}, newError(CodeConflict, "the device exists and differs from the line (mode=upsert replaces it)")
+	}
+	got.Secret = ""
+	return Imported{Device: got, Existing: true}, nil
+}
+
+// sameDevice reports whether two device records describe the same device:
+// cloud, group, secret, labels and params (compared as JSON, so that a
+// number read back from the store equals the one checked).
+func sameDevice(a, b secrets.Device) bool {
+	if a.Cloud != b.Cloud || a.Group != b.Group || subtle.ConstantTimeCompare([]byte(a.Secret), []byte(b.Secret)) != 1 ||
+		len(a.Labels) != len(b.Labels) || len(a.Params) != len(b.Params) {
+		return false
+	}
+	for k, v := range a.Labels {
+		if w, ok := b.Labels[k]; !ok || w != v {
+			return false
+		}
+	}
+	pa, errA := json.Marshal(a.Params)
+	pb, errB := json.Marshal(b.Params)
+	return errA == nil && errB == nil && bytes.Equal(pa, pb)
 }
 
 // groupRead is a group as read for a batch: the group or why not.

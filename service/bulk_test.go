@@ -2,11 +2,15 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
+	"time"
 
+	"github.com/credsign/credsign/internal/vaulttest"
 	"github.com/credsign/credsign/secrets"
 	"github.com/credsign/credsign/secrets/filestore"
+	"github.com/credsign/credsign/secrets/vaultstore"
 )
 
 // newImportService returns a service on a fresh embedded store, written in
@@ -49,7 +53,7 @@ func TestImportTokensWork(t *testing.T) {
 			s := newImportService(t, bulk)
 			items := importItems(50, "imp")
 			items = append(items, items[7]) // the same ID again: refused
-			res := s.ImportDevices(ctx, adminCaller, items, false, true)
+			res := s.ImportDevices(ctx, adminCaller, items, ImportCreate, true)
 			for i, r := range res[:50] {
 				if r.Err != nil || r.Token == nil || !r.Created {
 					t.Fatalf("item %d: %+v", i, r)
@@ -72,7 +76,7 @@ func TestImportTokensWork(t *testing.T) {
 			if last := res[50]; last.Err == nil || last.Token != nil {
 				t.Fatalf("repeated create: %+v, want a conflict and no token", last)
 			}
-			up := s.ImportDevices(ctx, adminCaller, items[:3], true, true)
+			up := s.ImportDevices(ctx, adminCaller, items[:3], ImportUpsert, true)
 			for i, r := range up {
 				if r.Err != nil || r.Created || r.Device.Version != 2 || r.Token == nil {
 					t.Fatalf("upsert %d: %+v", i, r)
@@ -102,7 +106,7 @@ func BenchmarkImport(b *testing.B) {
 				for b.Loop() {
 					items := importItems(size, fmt.Sprint("b", n))
 					n++
-					for _, r := range s.ImportDevices(ctx, adminCaller, items, false, mint) {
+					for _, r := range s.ImportDevices(ctx, adminCaller, items, ImportCreate, mint) {
 						if r.Err != nil {
 							b.Fatal(r.Err)
 						}
@@ -137,7 +141,7 @@ func TestImportIntoGroup(t *testing.T) {
 		{ID: "lamp-3", Doc: Document{Group: "registered"}},
 		{ID: "lamp-4", Doc: Document{Group: "lamps", Params: map[string]any{"hubHost": "other.azure-devices.net"}}},
 	}
-	res := s.ImportDevices(ctx, adminCaller, items, false, true)
+	res := s.ImportDevices(ctx, adminCaller, items, ImportCreate, true)
 	for _, i := range []int{1, 2} {
 		if fields := InvalidFields(res[i].Err); len(fields) != 1 || fields[0].Field != "group" {
 			t.Errorf("%s: %v, want one fault naming group", items[i].ID, res[i].Err)
@@ -160,5 +164,74 @@ func TestImportIntoGroup(t *testing.T) {
 		if c.Host != want || c.ClientID != items[i].ID {
 			t.Errorf("%s: host %q client %q, want %q and the device ID (template, then the device's params)", items[i].ID, c.Host, c.ClientID, want)
 		}
+	}
+}
+
+// TestImportResume: in ImportResume, on the embedded store (bulk and one
+// device at a time) and on a real Vault, a device that exists as its item
+// describes it is kept and given a new token that works (the earlier one
+// too), a missing one is created with its token, and one that differs is
+// refused, left as it was and given no token.
+func TestImportResume(t *testing.T) {
+	ctx := context.Background()
+	stores := map[string]func(t *testing.T) *Service{
+		"file bulk":   func(t *testing.T) *Service { return newImportService(t, true) },
+		"file single": func(t *testing.T) *Service { return newImportService(t, false) },
+		"vault": func(t *testing.T) *Service {
+			srv := vaulttest.Start(t)
+			st, err := vaultstore.New(ctx, vaultstore.Config{Address: srv.Addr, Token: srv.RootToken,
+				Prefix: "credsign/resume-test/", Timeout: 10 * time.Second}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = st.Close() })
+			s, err := New(Config{Store: st, AdminToken: admin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+	}
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			s := open(t)
+			items := importItems(10, "res")
+			first := s.ImportDevices(ctx, adminCaller, items[:6], ImportCreate, true) // their tokens "reach nobody"
+			changed := items[3]
+			changed.Doc = azure("YW5vdGhlci1rZXktMTIzNDU2Nzg5MA==")
+			resumed := append([]ImportItem{}, items...)
+			resumed[3] = changed
+			res := s.ImportDevices(ctx, adminCaller, resumed, ImportResume, true)
+			for i, r := range res {
+				switch {
+				case i == 3:
+					var se *Error
+					if !errors.As(r.Err, &se) || se.Code != CodeConflict || r.Token != nil {
+						t.Errorf("item 3, which differs: %+v", r)
+					}
+				case r.Err != nil || r.Token == nil || r.Existing != (i < 6) || r.Created != (i >= 6):
+					t.Errorf("item %d: %+v", i, r)
+				default:
+					p, err := s.Authenticate(ctx, "Bearer "+r.Token.Text)
+					if err != nil || p.DeviceID != items[i].ID {
+						t.Errorf("item %d: new token: %+v, %v", i, p, err)
+					}
+				}
+			}
+			if _, err := s.Authenticate(ctx, "Bearer "+first[0].Token.Text); err != nil {
+				t.Errorf("the first run's token stopped working: %v", err)
+			}
+			d, err := s.store.GetDevice(ctx, items[3].ID)
+			if err != nil || d.Secret != *items[3].Doc.Secret || d.Version != 1 {
+				t.Errorf("the device that differs was changed: %+v, %v", d, err)
+			}
+			// Without tokens: the devices are counted as existing and
+			// none is minted.
+			for i, r := range s.ImportDevices(ctx, adminCaller, items, ImportResume, false) {
+				if i != 3 && (r.Err != nil || !r.Existing || r.Token != nil) {
+					t.Errorf("item %d, again without tokens: %+v", i, r)
+				}
+			}
+		})
 	}
 }

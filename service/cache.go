@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"sync/atomic"
 	"time"
@@ -20,10 +21,11 @@ const (
 	DefaultCacheSize = 200_000
 	// DefaultCacheTTL is how long a record is used without asking the
 	// store again. It bounds how stale another replica's view can be: a
-	// revoke or delete on replica A is honoured by replica B within it.
+	// revoke on replica A is honoured by replica B within it, store outage
+	// or not; a delete or replace within it while B reaches the store.
 	DefaultCacheTTL = 30 * time.Second
-	// DefaultStaleFor is how long after the store stops answering devices
-	// the cache knows keep getting credentials.
+	// DefaultStaleFor is how long past the TTL device and group records
+	// the cache knows keep serving while the store does not answer.
 	DefaultStaleFor = 5 * time.Minute
 )
 
@@ -35,9 +37,11 @@ type CacheConfig struct {
 	// TTL is how long a record is served without a store read; zero means
 	// DefaultCacheTTL, negative turns the cache off.
 	TTL time.Duration
-	// StaleFor is how long past its TTL a record may still be served
-	// while the store is unavailable; zero means DefaultStaleFor, negative
-	// never.
+	// StaleFor is how long past its TTL a device or group record may
+	// still be served while the store is unavailable; zero means
+	// DefaultStaleFor, negative never. Token records, and the lists of
+	// revoked device tokens, are never served past the TTL: they say
+	// whether a token still counts.
 	StaleFor time.Duration
 }
 
@@ -45,7 +49,31 @@ type CacheConfig struct {
 type entry[T any] struct {
 	val      T
 	notFound bool
-	at       time.Time
+	// at is when the read that got it began.
+	at time.Time
+}
+
+// freshness says how long a cached answer serves: until fresh old without
+// a store read, and until stale old while the store does not answer.
+type freshness struct{ fresh, stale time.Duration }
+
+// recordFreshness is for device and group records: TTL, then the stale
+// window while the store does not answer.
+func (c *cache) recordFreshness() freshness {
+	f := freshness{fresh: c.ttl, stale: c.ttl}
+	if c.staleFor > 0 {
+		f.stale += c.staleFor
+	}
+	return f
+}
+
+// revocableFreshness is for token records, which a revoke changes: read
+// again at half the TTL, so that a store outage shorter than that goes
+// unnoticed, and never served past the TTL, so that a revoke on another
+// replica is honoured here within the TTL even while the store does not
+// answer.
+func (c *cache) revocableFreshness() freshness {
+	return freshness{fresh: c.ttl / 2, stale: c.ttl}
 }
 
 // cache keeps the records the issuing path reads (devices by ID, tokens by
@@ -67,7 +95,12 @@ type cache struct {
 	// groups holds the groups of devices without a secret of their own,
 	// read when such a device is issued for (few: one per group).
 	groups *lru.Cache[string, entry[secrets.Group]]
-	flight singleflight.Group
+	// enrolments holds, per enrolment token ID, the SHA-256 of its text
+	// (which never changes: records are revoked, never rewritten with
+	// another text, never deleted) or that the ID is unknown (for TTL).
+	// A forged token whose ID is cached costs no store read.
+	enrolments *lru.Cache[string, entry[string]]
+	flight     singleflight.Group
 	// downSince is when the store was first seen unavailable (Unix nanos),
 	// zero while it answers.
 	downSince atomic.Int64
@@ -95,7 +128,10 @@ func newCache(store secrets.Store, m *metrics.Metrics, cfg CacheConfig) (*cache,
 	if c.tokens, err = lru.New[string, entry[secrets.Token]](size); err != nil {
 		return nil, err
 	}
-	c.groups, err = lru.New[string, entry[secrets.Group]](size)
+	if c.groups, err = lru.New[string, entry[secrets.Group]](size); err != nil {
+		return nil, err
+	}
+	c.enrolments, err = lru.New[string, entry[string]](size)
 	return c, err
 }
 
@@ -107,7 +143,7 @@ func (c *cache) device(ctx context.Context, id string) (secrets.Device, error) {
 	if !c.enabled() {
 		return c.store.GetDevice(ctx, id)
 	}
-	return lookup(ctx, c, c.devices, "device", "d:"+id, id, func(ctx context.Context) (secrets.Device, error) {
+	return lookup(ctx, c, c.devices, c.recordFreshness(), "device", "d:"+id, id, func(ctx context.Context) (secrets.Device, error) {
 		return c.store.GetDevice(ctx, id)
 	})
 }
@@ -117,7 +153,7 @@ func (c *cache) group(ctx context.Context, id string) (secrets.Group, error) {
 	if !c.enabled() {
 		return c.store.GetGroup(ctx, id)
 	}
-	return lookup(ctx, c, c.groups, "group", "g:"+id, id, func(ctx context.Context) (secrets.Group, error) {
+	return lookup(ctx, c, c.groups, c.recordFreshness(), "group", "g:"+id, id, func(ctx context.Context) (secrets.Group, error) {
 		return c.store.GetGroup(ctx, id)
 	})
 }
@@ -128,19 +164,98 @@ func (c *cache) TokenByHash(ctx context.Context, hash string) (secrets.Token, er
 	if !c.enabled() {
 		return c.store.TokenByHash(ctx, hash)
 	}
-	return lookup(ctx, c, c.tokens, "token", "t:"+hash, hash, func(ctx context.Context) (secrets.Token, error) {
+	return lookup(ctx, c, c.tokens, c.revocableFreshness(), "token", "t:"+hash, hash, func(ctx context.Context) (secrets.Token, error) {
 		return c.store.TokenByHash(ctx, hash)
 	})
 }
 
-// lookup serves key from lc when its entry is fresh; otherwise it reads
-// the store once for every concurrent caller (single flight) and caches
-// the answer, found or not found. When the store is unavailable, an entry
-// younger than TTL+StaleFor is served instead of the error.
-func lookup[T any](ctx context.Context, c *cache, lc *lru.Cache[string, entry[T]], kind, flightKey, key string, read func(context.Context) (T, error)) (T, error) {
+// errWrongText says that an enrolment token's text is not the one minted
+// for its ID: the cache knew the hash, so the store was not asked.
+var errWrongText = errors.New("the enrolment token text does not match its ID")
+
+// enrolment reads the record of enrolment token id for a text whose
+// SHA-256 (lowercase hex) is hash: its value and version, ErrNotFound for
+// an ID that does not exist, errWrongText for a text whose ID is known but
+// whose hash is not the record's. An unknown ID is answered from the cache
+// for TTL and a known ID's hash for as long as it stays cached, so a flood
+// of forged enrolment tokens reads the store once per ID, not once per
+// request; a known, matching text always reads the record (its uses,
+// revocation and version must be current). Concurrent reads of one ID are
+// one read (single flight). rememberHash records the hash of a record read.
+func (c *cache) enrolment(ctx context.Context, id, hash string) ([]byte, int64, error) {
+	read := func(ctx context.Context) ([]byte, int64, error) {
+		return c.store.GetKey(ctx, enrolmentKeyPrefix+id)
+	}
+	if !c.enabled() {
+		return read(ctx)
+	}
+	if e, ok := c.enrolments.Get(id); ok {
+		switch {
+		case e.notFound && c.now().Sub(e.at) < c.ttl:
+			c.metrics.Cache("enrolment", "hit")
+			return nil, 0, secrets.ErrNotFound
+		case !e.notFound && subtle.ConstantTimeCompare([]byte(e.val), []byte(hash)) != 1:
+			c.metrics.Cache("enrolment", "hit")
+			return nil, 0, errWrongText
+		}
+	}
+	c.metrics.Cache("enrolment", "miss")
+	type got struct {
+		b []byte
+		v int64
+	}
+	ch := c.flight.DoChan("e:"+id, func() (any, error) {
+		gen := c.gen.Load()
+		b, v, err := read(context.WithoutCancel(ctx))
+		switch {
+		case err == nil:
+			c.up()
+		case errors.Is(err, secrets.ErrNotFound):
+			c.up()
+			if c.gen.Load() == gen {
+				c.enrolments.Add(id, entry[string]{notFound: true, at: c.now()})
+			}
+		case errors.Is(err, secrets.ErrUnavailable):
+			c.down()
+		}
+		return got{b, v}, err
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, 0, res.Err
+		}
+		g := res.Val.(got)
+		return g.b, g.v, nil
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	}
+}
+
+// rememberHash records the hash of enrolment token id, read from its record.
+func (c *cache) rememberHash(id, hash string) {
+	if c.enabled() {
+		c.enrolments.Add(id, entry[string]{val: hash, at: c.now()})
+	}
+}
+
+// forgetEnrolment drops what the cache knows of enrolment token id after
+// this replica minted it.
+func (c *cache) forgetEnrolment(id string) {
+	if c.enabled() {
+		c.gen.Add(1)
+		c.enrolments.Remove(id)
+	}
+}
+
+// lookup serves key from lc when its entry is younger than f.fresh;
+// otherwise it reads the store once for every concurrent caller (single
+// flight) and caches the answer, found or not found. When the store is
+// unavailable, an entry younger than f.stale is served instead of the error.
+func lookup[T any](ctx context.Context, c *cache, lc *lru.Cache[string, entry[T]], f freshness, kind, flightKey, key string, read func(context.Context) (T, error)) (T, error) {
 	var zero T
 	e, ok := lc.Get(key)
-	if ok && c.now().Sub(e.at) < c.ttl {
+	if ok && c.now().Sub(e.at) < f.fresh {
 		c.metrics.Cache(kind, "hit")
 		if e.notFound {
 			return zero, secrets.ErrNotFound
@@ -152,17 +267,18 @@ func lookup[T any](ctx context.Context, c *cache, lc *lru.Cache[string, entry[T]
 	// cancellation must not fail the others; the store bounds its own calls.
 	ch := c.flight.DoChan(flightKey, func() (any, error) {
 		gen := c.gen.Load()
+		start := c.now()
 		v, err := read(context.WithoutCancel(ctx))
 		switch {
 		case err == nil:
 			c.up()
 			if c.gen.Load() == gen {
-				lc.Add(key, entry[T]{val: v, at: c.now()})
+				lc.Add(key, entry[T]{val: v, at: start})
 			}
 		case errors.Is(err, secrets.ErrNotFound):
 			c.up()
 			if c.gen.Load() == gen {
-				lc.Add(key, entry[T]{notFound: true, at: c.now()})
+				lc.Add(key, entry[T]{notFound: true, at: start})
 			}
 		case errors.Is(err, secrets.ErrUnavailable):
 			c.down()
@@ -175,7 +291,7 @@ func lookup[T any](ctx context.Context, c *cache, lc *lru.Cache[string, entry[T]
 	case <-ctx.Done():
 		return zero, ctx.Err()
 	}
-	if errors.Is(res.Err, secrets.ErrUnavailable) && ok && !e.notFound && c.staleFor > 0 && c.now().Sub(e.at) < c.ttl+c.staleFor {
+	if errors.Is(res.Err, secrets.ErrUnavailable) && ok && !e.notFound && c.now().Sub(e.at) < f.stale {
 		c.metrics.Cache(kind, "stale")
 		return e.val, nil
 	}

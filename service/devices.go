@@ -199,7 +199,7 @@ func clip(s string) string {
 // would otherwise be stored and signed with, and MQTT forbids NUL in the
 // ClientId, Username and Password.
 //
-// A PEM secret (pemSecret: the aws cloud's key) is lines of text: its line
+// A PEM secret (pemSecret: a PEM private key, as the token family's) is lines of text: its line
 // breaks are allowed, no other control character is.
 func controlFields(doc Document, pemSecret bool) []FieldError {
 	const reason = "must not contain control characters (a trailing newline?)"

@@ -30,7 +30,7 @@ import (
 // macKeyName, created by the first replica that needs it) over the version,
 // ID, device and time. A replica checks such a token with no store read: the
 // MAC proves it was minted here, and the list of revoked token IDs its ID
-// falls in (one of revokedShards KeyStore names, each read at most once per
+// falls in (one of revokedShards KeyStore names, each read at most twice per
 // cache TTL) says whether it still counts. Its record is stored too (by the hash of its text, as every token),
 // so that revoking by ID works as before. Device tokens minted before this
 // format (csd_ and 64 hex digits) keep working through the record lookup.
@@ -53,10 +53,13 @@ var b64 = base64.RawURLEncoding
 // deviceTokens mints and checks v2 device tokens.
 type deviceTokens struct {
 	store secrets.KeyStore
-	// ttl and staleFor are the cache's: how old the revocation list may be,
-	// and how much older while the store does not answer.
-	ttl, staleFor time.Duration
-	now           func() time.Time
+	// ttl is the cache's: no copy of a list older than that (counted from
+	// when its read began) ever vouches for a token, store outage or not,
+	// so that a revoke on another replica is honoured here within ttl. A
+	// copy is read again once it is half that old, so that a store outage
+	// shorter than ttl/2 goes unnoticed.
+	ttl time.Duration
+	now func() time.Time
 
 	keyMu sync.Mutex
 	key   []byte
@@ -190,21 +193,31 @@ func (dt *deviceTokens) isRevoked(ctx context.Context, id string) (bool, error) 
 }
 
 // onList reports whether id is on list name, reading the list again when
-// this replica's copy is older than the TTL (once for all callers). While
-// the store does not answer, a copy younger than TTL+StaleFor serves.
+// this replica's copy is older than half the TTL (once for all callers).
+// While the store does not answer, a copy younger than the TTL still
+// serves; an older one vouches for nothing, and the caller gets an error
+// wrapping secrets.ErrUnavailable (503): a revoke on another replica may
+// be on the list by now.
 func (dt *deviceTokens) onList(ctx context.Context, name, id string) (bool, error) {
 	dt.mu.RLock()
 	l := dt.lists[name]
 	var age time.Duration
-	revoked, known := false, l != nil
+	revoked, known := false, l != nil && !l.fetched.IsZero()
 	if known {
-		age, revoked = dt.now().Sub(l.fetched), l.ids[id]
+		age = dt.now().Sub(l.fetched)
+	}
+	if l != nil {
+		revoked = l.ids[id]
 	}
 	dt.mu.RUnlock()
-	if known && dt.ttl > 0 && age < dt.ttl {
-		return revoked, nil
+	if revoked {
+		return true, nil
+	}
+	if known && dt.ttl > 0 && age < dt.ttl/2 {
+		return false, nil
 	}
 	_, err, _ := dt.flight.Do(name, func() (any, error) {
+		start := dt.now()
 		ids, _, err := dt.readRevoked(context.WithoutCancel(ctx), name)
 		if err != nil {
 			return nil, err
@@ -217,13 +230,23 @@ func (dt *deviceTokens) onList(ctx context.Context, name, id string) (bool, erro
 		if dt.lists == nil {
 			dt.lists = map[string]*revokedList{}
 		}
-		dt.lists[name] = &revokedList{ids: set, fetched: dt.now()}
+		if old := dt.lists[name]; old != nil {
+			// A revoke is for good: keep what this replica knew,
+			// its own revokes made while the read was under way
+			// included.
+			for r := range old.ids {
+				set[r] = true
+			}
+		}
+		dt.lists[name] = &revokedList{ids: set, fetched: start}
 		dt.mu.Unlock()
 		return nil, nil
 	})
 	if err != nil {
-		if errors.Is(err, secrets.ErrUnavailable) && known && dt.staleFor > 0 && age < dt.ttl+dt.staleFor {
-			return revoked, nil
+		// The age now, after the failed read (which may have waited out
+		// the store's timeout).
+		if errors.Is(err, secrets.ErrUnavailable) && known && dt.ttl > 0 && dt.now().Sub(l.fetched) < dt.ttl {
+			return false, nil
 		}
 		return false, fmt.Errorf("reading the revoked device tokens: %w", err)
 	}

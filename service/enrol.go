@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"math/big"
 	"regexp"
+	"regexp/syntax"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -43,6 +45,10 @@ const (
 	MaxEnrolmentUses   = 1_000_000
 	MaxEnrolmentTTL    = 365 * 24 * time.Hour
 	maxIDPatternLength = 256
+	// DefaultMaxEnrolmentFailures is how many failed registrations with
+	// the cloud an enrolment token may cause before it is refused
+	// (Config.MaxEnrolmentFailures).
+	DefaultMaxEnrolmentFailures = 10
 	// casAttempts bounds the compare-and-set rounds of one use counted or
 	// released, when many devices enrol with the same token at once.
 	casAttempts = 64
@@ -61,6 +67,14 @@ type enrolmentRecord struct {
 	IDPattern string     `json:"idPattern,omitempty"`
 	CreatedAt time.Time  `json:"createdAt"`
 	RevokedAt *time.Time `json:"revokedAt,omitempty"`
+	// GroupCreatedAt is the CreatedAt of the group the token was minted
+	// for: a group of the same ID created again later is another group,
+	// and the token enrols nobody in it. Zero in records written before
+	// it was kept (see sameGroup).
+	GroupCreatedAt time.Time `json:"groupCreatedAt"`
+	// Failures counts the enrolments that called the cloud's registration
+	// and failed (their use was given back).
+	Failures int64 `json:"failures,omitempty"`
 }
 
 // EnrolmentToken is what the API shows of an enrolment token (never its
@@ -74,11 +88,30 @@ type EnrolmentToken struct {
 	IDPattern string
 	CreatedAt time.Time
 	RevokedAt *time.Time
+	// Failures counts failed registrations with the cloud; at the server's
+	// limit (Config.MaxEnrolmentFailures) the token enrols nobody.
+	Failures int64
 }
 
 func (r enrolmentRecord) public() EnrolmentToken {
 	return EnrolmentToken{ID: r.ID, Group: r.Group, MaxUses: r.MaxUses, Uses: r.Uses, ExpiresAt: r.ExpiresAt,
-		IDPattern: r.IDPattern, CreatedAt: r.CreatedAt, RevokedAt: r.RevokedAt}
+		IDPattern: r.IDPattern, CreatedAt: r.CreatedAt, RevokedAt: r.RevokedAt, Failures: r.Failures}
+}
+
+// sameGroup reports whether g is the group enrolment token rec was minted
+// for, not only a group of the same ID: a group deleted and created again
+// has a new CreatedAt (the store sets it at creation and keeps it on every
+// replace). A record from before GroupCreatedAt was kept belongs to g when
+// it was minted after g was created (it cannot be for an earlier group of
+// that ID, which was gone by then).
+func sameGroup(rec enrolmentRecord, g secrets.Group) bool {
+	if rec.Group != g.ID {
+		return false
+	}
+	if rec.GroupCreatedAt.IsZero() {
+		return !rec.CreatedAt.Before(g.CreatedAt)
+	}
+	return rec.GroupCreatedAt.Equal(g.CreatedAt)
 }
 
 // EnrolmentTokenRequest is what a provisioner asks for.
@@ -88,8 +121,8 @@ type EnrolmentTokenRequest struct {
 	// TTL or ExpiresAt (exactly one) says when the token stops enrolling.
 	TTL       time.Duration
 	ExpiresAt *time.Time
-	// IDPattern, when set, is an RE2 expression every enrolled device ID
-	// must match as a whole.
+	// IDPattern, when set, is one RE2 expression every enrolled device ID
+	// must match as a whole (see compilePattern).
 	IDPattern string
 }
 
@@ -100,15 +133,111 @@ type enrolState struct {
 	version int64
 }
 
-// compilePattern compiles an ID pattern anchored at both ends.
+// compilePattern compiles an ID pattern so that it matches whole IDs only,
+// whatever it contains. The pattern is parsed on its own, as one
+// expression (text that only makes sense spliced into something else, such
+// as "a)|(.*", does not parse), and the parsed expression is placed between
+// \A and \z in the syntax tree, never by joining strings; flags it sets
+// ((?m), (?s)) stay inside it. The result is the expression compiled.
 func compilePattern(p string) (*regexp.Regexp, error) {
-	return regexp.Compile(`^(?:` + p + `)$`)
+	if len(p) > maxIDPatternLength {
+		return nil, errors.New("the ID pattern is longer than 256 bytes")
+	}
+	re, err := syntax.Parse(p, syntax.Perl)
+	if err != nil {
+		return nil, fmt.Errorf("the ID pattern is not a valid RE2 expression: %w", err)
+	}
+	anchored := &syntax.Regexp{Op: syntax.OpConcat, Flags: syntax.Perl, Sub: []*syntax.Regexp{
+		{Op: syntax.OpBeginText, Flags: syntax.Perl},
+		re,
+		{Op: syntax.OpEndText, Flags: syntax.Perl},
+	}}
+	return regexp.Compile(anchored.String())
+}
+
+// patterns compiles each enrolment token's ID pattern once per replica:
+// every token minted with the same pattern shares it.
+type patterns struct {
+	mu sync.Mutex
+	m  map[string]*regexp.Regexp
+}
+
+// maxPatterns bounds the compiled patterns one replica keeps; past it the
+// set starts again (patterns are few: one per batch of devices).
+const maxPatterns = 4096
+
+// get returns pattern p compiled (compilePattern).
+func (ps *patterns) get(p string) (*regexp.Regexp, error) {
+	ps.mu.Lock()
+	re, ok := ps.m[p]
+	ps.mu.Unlock()
+	if ok {
+		return re, nil
+	}
+	re, err := compilePattern(p)
+	if err != nil {
+		return nil, err
+	}
+	ps.mu.Lock()
+	if ps.m == nil || len(ps.m) >= maxPatterns {
+		ps.m = map[string]*regexp.Regexp{}
+	}
+	ps.m[p] = re
+	ps.mu.Unlock()
+	return re, nil
+}
+
+// inflight lets one enrolment per enrolment token at a time call the
+// cloud's registration on this replica: the others wait for it (or for
+// their request to end). With R replicas a token has at most R
+// registrations under way.
+type inflight struct {
+	mu   sync.Mutex
+	lock map[string]*tokenLock
+}
+
+type tokenLock struct {
+	sem     chan struct{}
+	waiters int
+}
+
+// acquire waits until no other enrolment with token id is registering on
+// this replica, or until ctx ends; release must be called after success.
+func (f *inflight) acquire(ctx context.Context, id string) (release func(), err error) {
+	f.mu.Lock()
+	if f.lock == nil {
+		f.lock = map[string]*tokenLock{}
+	}
+	l := f.lock[id]
+	if l == nil {
+		l = &tokenLock{sem: make(chan struct{}, 1)}
+		f.lock[id] = l
+	}
+	l.waiters++
+	f.mu.Unlock()
+	done := func() {
+		f.mu.Lock()
+		if l.waiters--; l.waiters == 0 {
+			delete(f.lock, id)
+		}
+		f.mu.Unlock()
+	}
+	select {
+	case l.sem <- struct{}{}:
+		return func() { <-l.sem; done() }, nil
+	case <-ctx.Done():
+		done()
+		return nil, fmt.Errorf("waiting for the registration under way with this enrolment token: %w", ctx.Err())
+	}
 }
 
 // CreateEnrolmentToken mints an enrolment token for group, which must
 // exist. The text is returned once; the store keeps its hash.
 //
 // Cost: one store read (the group), one write.
+//
+// The token belongs to this group, not to its ID: if the group is deleted
+// and a group of the same ID created, the token enrols nobody in it.
 func (s *Service) CreateEnrolmentToken(ctx context.Context, caller Principal, group string, req EnrolmentTokenRequest) (EnrolmentToken, string, error) {
 	now := time.Now().UTC()
 	var fields []FieldError
@@ -134,28 +263,31 @@ func (s *Service) CreateEnrolmentToken(ctx context.Context, caller Principal, gr
 	if req.IDPattern != "" {
 		if len(req.IDPattern) > maxIDPatternLength {
 			fields = append(fields, FieldError{Field: "idPattern", Reason: "longer than 256 bytes"})
-		} else if _, err := compilePattern(req.IDPattern); err != nil {
-			fields = append(fields, FieldError{Field: "idPattern", Reason: "not a valid RE2 regular expression"})
+		} else if _, err := s.patterns.get(req.IDPattern); err != nil {
+			fields = append(fields, FieldError{Field: "idPattern", Reason: "not one valid RE2 regular expression"})
 		}
 	}
 	if len(fields) > 0 {
 		return EnrolmentToken{}, "", invalid(fields...)
 	}
-	if _, err := s.store.GetGroup(ctx, group); err != nil {
+	g, err := s.store.GetGroup(ctx, group)
+	if err != nil {
 		return EnrolmentToken{}, "", fmt.Errorf("reading group: %w", err)
 	}
 	id, err := random("", 10)
 	if err != nil {
 		return EnrolmentToken{}, "", fmt.Errorf("minting an enrolment token ID: %w", err)
 	}
-	secret, err := random("", 32)
+	secret, err := random("", TokenRandomHexDigits/2)
 	if err != nil {
 		return EnrolmentToken{}, "", fmt.Errorf("minting an enrolment token: %w", err)
 	}
 	text := PrefixEnrolment + id + "." + secret
 	rec := enrolmentRecord{ID: id, Hash: Hash(text), Group: group, MaxUses: req.MaxUses, ExpiresAt: expires,
-		IDPattern: req.IDPattern, CreatedAt: now}
-	if _, err := s.putEnrolment(ctx, rec, 0); err != nil {
+		IDPattern: req.IDPattern, CreatedAt: now, GroupCreatedAt: g.CreatedAt}
+	_, err = s.putEnrolment(ctx, rec, 0)
+	s.cache.forgetEnrolment(id)
+	if err != nil {
 		return EnrolmentToken{}, "", err
 	}
 	audit(ctx, caller, "enrolment_token.created").Str("enrolmentTokenId", id).Str("group", group).
@@ -195,16 +327,37 @@ func (s *Service) readEnrolment(ctx context.Context, id string) (enrolmentRecord
 }
 
 // GetEnrolmentToken returns enrolment token id of group (CodeNotFound for
-// a token of another group).
+// a token of another group, or of an earlier group of the same ID).
+//
+// Cost: two store reads (the token, the group).
 func (s *Service) GetEnrolmentToken(ctx context.Context, group, id string) (EnrolmentToken, error) {
 	rec, _, err := s.readEnrolment(ctx, id)
 	if err != nil {
 		return EnrolmentToken{}, err
 	}
-	if rec.Group != group {
-		return EnrolmentToken{}, newError(CodeNotFound, "this group has no such enrolment token")
+	if err := s.tokenOfGroup(ctx, rec, group); err != nil {
+		return EnrolmentToken{}, err
 	}
 	return rec.public(), nil
+}
+
+// tokenOfGroup returns nil when enrolment token rec was minted for group
+// as it exists now, else CodeNotFound.
+func (s *Service) tokenOfGroup(ctx context.Context, rec enrolmentRecord, group string) error {
+	notOurs := newError(CodeNotFound, "this group has no such enrolment token")
+	if rec.Group != group {
+		return notOurs
+	}
+	g, err := s.store.GetGroup(ctx, group)
+	switch {
+	case errors.Is(err, secrets.ErrNotFound):
+		return notOurs
+	case err != nil:
+		return fmt.Errorf("reading group: %w", err)
+	case !sameGroup(rec, g):
+		return notOurs
+	}
+	return nil
 }
 
 // RevokeEnrolmentToken revokes enrolment token id of group: it enrols
@@ -216,8 +369,8 @@ func (s *Service) RevokeEnrolmentToken(ctx context.Context, caller Principal, gr
 		if err != nil {
 			return err
 		}
-		if rec.Group != group {
-			return newError(CodeNotFound, "this group has no such enrolment token")
+		if err := s.tokenOfGroup(ctx, rec, group); err != nil {
+			return err
 		}
 		if rec.RevokedAt != nil {
 			return nil
@@ -241,15 +394,17 @@ var errBusy = fmt.Errorf("too many concurrent updates: %w", secrets.ErrUnavailab
 
 // authenticateEnrolment checks an enrolment token text: the record named
 // by the ID inside it, its hash compared in constant time, not revoked,
-// not expired. Cost: one store read.
+// not expired. Cost: one store read; none for an ID the cache knows to be
+// unknown, or whose record's hash it knows to differ (see cache.enrolment).
 func (a *Authenticator) authenticateEnrolment(ctx context.Context, token string) (Principal, error) {
 	id, _, ok := strings.Cut(strings.TrimPrefix(token, PrefixEnrolment), ".")
-	if !ok || !validTokenID.MatchString(id) || a.keys == nil {
+	if !ok || !validTokenID.MatchString(id) || a.enrolments == nil {
 		return Principal{}, errUnauthorized()
 	}
-	b, v, err := a.keys.GetKey(ctx, enrolmentKeyPrefix+id)
+	sum := sha256.Sum256([]byte(token))
+	b, v, err := a.enrolments.enrolment(ctx, id, hex.EncodeToString(sum[:]))
 	switch {
-	case errors.Is(err, secrets.ErrNotFound):
+	case errors.Is(err, secrets.ErrNotFound), errors.Is(err, errWrongText):
 		return Principal{}, errUnauthorized()
 	case err != nil:
 		return Principal{}, fmt.Errorf("looking up an enrolment token: %w", err)
@@ -259,8 +414,11 @@ func (a *Authenticator) authenticateEnrolment(ctx context.Context, token string)
 		return Principal{}, fmt.Errorf("enrolment token %q: the record does not decode", id)
 	}
 	want, err := hex.DecodeString(rec.Hash)
-	sum := sha256.Sum256([]byte(token))
-	if err != nil || subtle.ConstantTimeCompare(sum[:], want) != 1 {
+	if err != nil || len(want) != sha256.Size {
+		return Principal{}, fmt.Errorf("enrolment token %q: the record does not decode", id)
+	}
+	a.enrolments.rememberHash(id, rec.Hash)
+	if subtle.ConstantTimeCompare(sum[:], want) != 1 {
 		return Principal{}, errUnauthorized()
 	}
 	if rec.RevokedAt != nil || !time.Now().Before(rec.ExpiresAt) {
@@ -278,11 +436,16 @@ type Enrolled struct {
 
 // Enrol creates device id in the group of the caller's enrolment token and
 // mints its device token. The token must not be revoked or expired, must
-// have uses left, and id must match its pattern. A use is counted (a
-// compare-and-set of the token record) before the device is created, and
-// given back if creating it fails, so that concurrent enrolments never
-// exceed the limit. A device that exists is never enrolled (CodeConflict):
-// an enrolment token does not hand out tokens for existing devices.
+// have uses left and registration failures to spare, its group must be
+// the one it was minted for, and id must match its pattern. A use is
+// counted (a compare-and-set of the token record) before the device is
+// created, and given back if creating it fails, so that concurrent
+// enrolments never exceed the limit. In a group that registers its
+// devices with the cloud, one enrolment per token at a time does so (on
+// this replica), and a failure after the cloud was called counts against
+// the token's budget of failures (Config.MaxEnrolmentFailures). A device
+// that exists is never enrolled (CodeConflict): an enrolment token does
+// not hand out tokens for existing devices.
 //
 // Cost, with the group in the cache: the token read by Authenticate, one
 // write counting the use (more under contention), one write of the device,
@@ -302,9 +465,10 @@ func (s *Service) Enrol(ctx context.Context, caller Principal, id string) (Enrol
 		return Enrolled{}, err
 	}
 	if st.rec.IDPattern != "" {
-		re, err := compilePattern(st.rec.IDPattern)
+		re, err := s.patterns.get(st.rec.IDPattern)
 		if err != nil {
-			return fail(metrics.OutcomeError, fmt.Errorf("enrolment token %q: its ID pattern does not compile", st.rec.ID))
+			// A token minted before patterns were parsed on their own.
+			return fail(metrics.OutcomeDenied, newError(CodeForbidden, "this enrolment token's ID pattern is not one well-formed expression; mint a new token"))
 		}
 		if !re.MatchString(id) {
 			return fail(metrics.OutcomeDenied, newError(CodeForbidden, "the device ID does not match this enrolment token's ID pattern"))
@@ -312,13 +476,21 @@ func (s *Service) Enrol(ctx context.Context, caller Principal, id string) (Enrol
 	}
 	g, err := s.cache.group(ctx, st.rec.Group)
 	switch {
-	case errors.Is(err, secrets.ErrNotFound):
+	case errors.Is(err, secrets.ErrNotFound), err == nil && !sameGroup(st.rec, g):
 		return fail(metrics.OutcomeDenied, newError(CodeForbidden, "this enrolment token's group no longer exists"))
 	case err != nil:
 		return fail(metrics.OutcomeError, fmt.Errorf("reading the group: %w", err))
 	}
 	cloud = g.Cloud
-	if g.Registration != nil {
+	registers := g.Registration != nil
+	if registers {
+		// One registration with the cloud per token at a time: a token
+		// read from a device cannot fan out signed calls to the cloud.
+		release, err := s.inflight.acquire(ctx, st.rec.ID)
+		if err != nil {
+			return fail(metrics.OutcomeError, err)
+		}
+		defer release()
 		// Do not register an existing device with the cloud only to refuse it.
 		if _, err := s.store.GetDevice(ctx, id); err == nil {
 			return fail(metrics.OutcomeExists, newError(CodeConflict, "the device already exists"))
@@ -337,7 +509,7 @@ func (s *Service) Enrol(ctx context.Context, caller Principal, id string) (Enrol
 	}
 	d, err := s.createEnrolled(ctx, g, id)
 	if err != nil {
-		s.giveUse(ctx, st.rec.ID)
+		s.giveUse(ctx, st.rec.ID, registers)
 		switch {
 		case errors.Is(err, secrets.ErrConflict):
 			return fail(metrics.OutcomeExists, newError(CodeConflict, "the device already exists"))
@@ -352,7 +524,7 @@ func (s *Service) Enrol(ctx context.Context, caller Principal, id string) (Enrol
 		derr := s.store.DeleteDevice(context.WithoutCancel(ctx), id)
 		s.cache.forgetDevice(id)
 		if derr == nil {
-			s.giveUse(ctx, st.rec.ID)
+			s.giveUse(ctx, st.rec.ID, registers)
 		} else {
 			zerolog.Ctx(ctx).Error().Err(derr).Str("deviceId", id).Msg("enrolment: could not remove the device whose token failed")
 		}
@@ -400,6 +572,8 @@ func (s *Service) takeUse(ctx context.Context, st enrolState) (enrolState, error
 		switch {
 		case st.rec.RevokedAt != nil, !time.Now().Before(st.rec.ExpiresAt):
 			return st, errUnauthorized()
+		case st.rec.Failures >= s.maxEnrolFailures:
+			return st, newError(CodeForbidden, "this enrolment token has had too many failed registrations with the cloud; mint a new one")
 		case st.rec.Uses >= st.rec.MaxUses:
 			return st, newError(CodeForbidden, "this enrolment token has been used up")
 		}
@@ -417,10 +591,11 @@ func (s *Service) takeUse(ctx context.Context, st enrolState) (enrolState, error
 	return st, fmt.Errorf("counting an enrolment: %w", errBusy)
 }
 
-// giveUse gives back a use counted for an enrolment that failed. A failure
-// to do so is logged: the token then counts one use too many, never one
-// too few.
-func (s *Service) giveUse(ctx context.Context, id string) {
+// giveUse gives back a use counted for an enrolment that failed, and when
+// failed (the cloud's registration was called) counts a failure, in one
+// compare-and-set. A failure to do so is logged: the token then counts one
+// use too many, never one too few (and misses one failure).
+func (s *Service) giveUse(ctx context.Context, id string, failed bool) {
 	ctx = context.WithoutCancel(ctx)
 	for attempt := range casAttempts {
 		rec, v, err := s.readEnrolment(ctx, id)
@@ -428,10 +603,13 @@ func (s *Service) giveUse(ctx context.Context, id string) {
 			zerolog.Ctx(ctx).Error().Err(err).Str("enrolmentTokenId", id).Msg("enrolment: could not give back a use")
 			return
 		}
-		if rec.Uses == 0 {
+		if rec.Uses == 0 && !failed {
 			return
 		}
-		rec.Uses--
+		rec.Uses = max(rec.Uses-1, 0)
+		if failed {
+			rec.Failures++
+		}
 		if _, err = s.putEnrolment(ctx, rec, v); err == nil {
 			return
 		}

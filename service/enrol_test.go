@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -12,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/credsign/credsign/cloud"
 	"github.com/credsign/credsign/cloud/clouds"
@@ -97,14 +100,32 @@ func TestGroupDerivedIssuance(t *testing.T) {
 	if got.Password != want.Password || got.Username != want.Username {
 		t.Fatalf("derived credentials differ:\n got %s\nwant %s", got.Password, want.Password)
 	}
-	// Device params override the template; the registration ID is the deviceId param.
-	d2, _, err := s.PutDevice(ctx, adminCaller, "lamp-2", Document{Group: "lamps", Params: map[string]any{"deviceId": "reg-2"}}, Precondition{})
-	if err != nil || d2.Params["deviceId"] != "reg-2" {
-		t.Fatalf("override: %+v %v", d2, err)
+	// A device's params override the template, but not those the template
+	// derives from the device ID (its identity at the cloud, and its key):
+	// "lamp-2" may not name itself "lamp-1" (or anything else).
+	for _, own := range []string{"lamp-1", "reg-2"} {
+		_, _, err := s.PutDevice(ctx, adminCaller, "lamp-2", Document{Group: "lamps", Params: map[string]any{"deviceId": own}}, Precondition{})
+		if !hasField(err, "params.deviceId") {
+			t.Errorf("lamp-2 naming itself %q: %v, want 422 on params.deviceId", own, err)
+		}
 	}
-	c2, _ := s.Issue(ctx, adminCaller, "lamp-2", time.Hour)
-	w2, _ := clouds.Registry().Sign(cloud.Request{Cloud: "azure", Params: d2.Params, Secret: deriveIndependently(t, groupKey, "reg-2"), Now: now, TTL: time.Hour})
-	if c2.Password != w2.Password {
+	d2, _, err := s.PutDevice(ctx, adminCaller, "lamp-2", Document{Group: "lamps", Params: map[string]any{"deviceId": "lamp-2", "hubHost": "other.azure-devices.net"}}, Precondition{})
+	if err != nil || d2.Params["deviceId"] != "lamp-2" || d2.Params["hubHost"] != "other.azure-devices.net" {
+		t.Fatalf("the template's own value, and another param overridden: %+v %v", d2, err)
+	}
+	// The registration ID is the deviceId param.
+	regGroup := azureGroup()
+	regGroup.Params["deviceId"] = "reg-{deviceId}"
+	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps-reg", regGroup); err != nil {
+		t.Fatal(err)
+	}
+	d3, _, err := s.PutDevice(ctx, adminCaller, "lamp-3", Document{Group: "lamps-reg"}, Precondition{})
+	if err != nil || d3.Params["deviceId"] != "reg-lamp-3" {
+		t.Fatalf("device of lamps-reg: %+v %v", d3, err)
+	}
+	c3, _ := s.Issue(ctx, adminCaller, "lamp-3", time.Hour)
+	w3, _ := clouds.Registry().Sign(cloud.Request{Cloud: "azure", Params: d3.Params, Secret: deriveIndependently(t, groupKey, "reg-lamp-3"), Now: now, TTL: time.Hour})
+	if c3.Password != w3.Password {
 		t.Error("the key is not derived from the deviceId param")
 	}
 	// Reads: a fresh replica on the same store.
@@ -470,11 +491,30 @@ func TestEnrolRegistration(t *testing.T) {
 	for _, tc := range []struct {
 		fail error
 		want Code
-	}{{ErrCloudRefused, CodeCloudRefused}, {ErrCloudUnreachable, CodeCloudUnavailable}} {
+	}{{ErrCloudRefused, CodeCloudRefused}, {ErrCloudUnreachable, CodeCloudUnavailable}, {ErrRegistrationInvalid, CodeConflict}} {
 		reg.fail = tc.fail
-		_, err := s.Enrol(ctx, mustAuth(t, s, text), "s-2")
+		var logs bytes.Buffer
+		_, err := s.Enrol(zerolog.New(&logs).WithContext(ctx), mustAuth(t, s, text), "s-2")
 		if code(err) != tc.want || strings.Contains(err.Error(), "product-secret-1") {
 			t.Errorf("registrar failing with %v: %v, want %s", tc.fail, err, tc.want)
+		}
+		// The cause is logged, once, with the group and device; never the secret.
+		line := ""
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "registration with the cloud failed") {
+				if line != "" {
+					t.Errorf("logged twice: %s", logs.String())
+				}
+				line = l
+			}
+		}
+		for _, want := range []string{`"level":"warn"`, `"group":"sensors"`, `"deviceId":"s-2"`, `"registration":"aliyun-dynamic"`, "stand-in registration of s-2", tc.fail.Error()} {
+			if !strings.Contains(line, want) {
+				t.Errorf("registrar failing with %v: log line %q lacks %q", tc.fail, line, want)
+			}
+		}
+		if strings.Contains(logs.String(), "product-secret-1") {
+			t.Error("the product secret was logged")
 		}
 	}
 	if got, _ := s.GetEnrolmentToken(ctx, "sensors", et.ID); got.Uses != 1 {
@@ -488,6 +528,51 @@ func TestEnrolRegistration(t *testing.T) {
 	}
 	if d, _ := st.GetDevice(ctx, "s-3"); d.Secret != "dyn-secret-s-3" {
 		t.Error("the registered secret was not stored")
+	}
+}
+
+// TestRegistrationKindMatchesCloud: a registration kind registers devices
+// of one cloud; a group of another cloud naming it is refused when written
+// (422 naming registration.kind), for every pair, and one stored before
+// this was checked fails its enrolments with 409 without asking the cloud.
+func TestRegistrationKindMatchesCloud(t *testing.T) {
+	reg := &standInRegistrar{}
+	s, st := newService(t, Config{Registrar: reg})
+	ctx := context.Background()
+	secretFor := map[string]string{"azure": groupKey, "aliyun": "product-secret-0123456789", "tencent": "product-secret-0123456789"}
+	for kind, kindCloud := range registrationClouds {
+		for _, cloud := range []string{"azure", "aliyun", "tencent", "huawei"} {
+			doc := GroupDocument{Cloud: cloud, Secret: secretFor[cloud], Params: map[string]any{},
+				Registration: &secrets.Registration{Kind: kind, Params: map[string]string{}}}
+			if doc.Secret == "" {
+				doc.Secret = "huawei-secret-0123456789"
+			}
+			_, _, err := s.PutGroup(ctx, adminCaller, "g-"+cloud, doc)
+			fields := InvalidFields(err)
+			refusedKind := false
+			for _, f := range fields {
+				if f.Field == "registration.kind" && strings.Contains(f.Reason, kind+" registers "+kindCloud+" devices, but the group's cloud is "+cloud) {
+					refusedKind = true
+				}
+			}
+			if refusedKind != (cloud != kindCloud) {
+				t.Errorf("%s group with %s: %v", cloud, kind, err)
+			}
+		}
+	}
+	// Stored directly, as by an earlier version.
+	if _, err := st.PutGroup(ctx, secrets.Group{ID: "old", Cloud: "azure", Secret: groupKey,
+		Registration: &secrets.Registration{Kind: RegistrationAliyunDynamic, Params: map[string]string{"productKey": "pk"}}}, -1); err != nil {
+		t.Fatal(err)
+	}
+	_, text := mintEnrolment(t, s, "old", EnrolmentTokenRequest{MaxUses: 5, TTL: time.Hour})
+	calls := reg.calls.Load()
+	_, err := s.Enrol(ctx, mustAuth(t, s, text), "dev-1")
+	if code(err) != CodeConflict || !strings.Contains(err.Error(), "aliyun-dynamic registers aliyun devices, but the group's cloud is azure") {
+		t.Errorf("enrol in a mismatched group: %v", err)
+	}
+	if reg.calls.Load() != calls {
+		t.Error("the cloud was asked to register a device its group cannot sign for")
 	}
 }
 

@@ -36,8 +36,9 @@ var (
 	ErrCloudUnreachable = newError(CodeCloudUnavailable, "the cloud could not be reached to register the device; retry later")
 	// ErrRegistrationInvalid means the group's registration cannot be
 	// performed as it stands (its params or its secret do not fit its
-	// kind): nothing was sent, the group needs fixing.
-	ErrRegistrationInvalid = newError(CodeConflict, "the group's registration settings or secret are not valid for its kind; fix the group")
+	// kind, or its host is not one this server may call): nothing was
+	// sent, the group (or the server's flags) needs fixing.
+	ErrRegistrationInvalid = newError(CodeConflict, "the group's registration settings or secret are not valid for its kind, or its host is not one this server may call; fix the group (the server's log names the cause)")
 )
 
 // FieldError names one offending field and why it was refused. Reasons

@@ -8,9 +8,21 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/rs/zerolog"
+
 	"github.com/credsign/credsign/cloud"
 	"github.com/credsign/credsign/secrets"
 )
+
+// registrationMismatch says why registration r cannot register devices of
+// cloud cloudName, "" when it can (or when its kind is unknown).
+func (s *Service) registrationMismatch(cloudName string, r *secrets.Registration) string {
+	k, ok := s.clouds.RegistrationKinds()[r.Kind]
+	if !ok || k.Cloud == cloudName {
+		return ""
+	}
+	return fmt.Sprintf("%s registers %s devices, but the group's cloud is %s", r.Kind, k.Cloud, clip(cloudName))
+}
 
 // DeviceIDPlaceholder is replaced by the device's ID in the string values
 // of a group's params template.
@@ -82,15 +94,37 @@ const sampleDeviceID = "credsign-group-check"
 // be, with a trial signature (with a key derived from the group key when
 // the cloud derives keys). created reports whether the group is new.
 //
-// Cost: one store write (a Vault store reads the version first).
+// A replace must keep the template's params that contain the device ID
+// placeholder as they are (CodeConflict otherwise): they make each device's
+// identity at the cloud, and a new recipe could give a new device the
+// identity an existing device got from the old one ("{deviceId}" then
+// "x-{deviceId}": device "x-a" of the first and "a" of the second).
+//
+// Cost: one store read, one compare-and-set write (a Vault store reads the
+// version first).
 func (s *Service) PutGroup(ctx context.Context, caller Principal, id string, doc GroupDocument) (secrets.Group, bool, error) {
 	g, err := s.checkGroup(id, doc)
 	if err != nil {
 		return secrets.Group{}, false, err
 	}
-	stored, err := s.store.PutGroup(ctx, g, -1)
+	ifVersion := int64(0)
+	cur, err := s.store.GetGroup(ctx, id)
+	switch {
+	case err == nil:
+		if !maps.Equal(identityTemplate(cur), identityTemplate(g)) {
+			return secrets.Group{}, false, newError(CodeConflict, "the params of the template that contain "+DeviceIDPlaceholder+
+				" make each device's identity at the cloud and cannot change while the group exists; make a new group")
+		}
+		ifVersion = cur.Version
+	case !errors.Is(err, secrets.ErrNotFound):
+		return secrets.Group{}, false, fmt.Errorf("reading group: %w", err)
+	}
+	stored, err := s.store.PutGroup(ctx, g, ifVersion)
 	s.cache.forgetGroup(id)
-	if err != nil {
+	switch {
+	case errors.Is(err, secrets.ErrConflict):
+		return secrets.Group{}, false, newError(CodeConflict, "the group changed while it was being written; read it and retry")
+	case err != nil:
 		return secrets.Group{}, false, fmt.Errorf("storing group: %w", err)
 	}
 	ev := audit(ctx, caller, "group.put").Str("group", stored.ID).Str("cloud", stored.Cloud).Int64("version", stored.Version)
@@ -116,11 +150,10 @@ func (s *Service) checkGroup(id string, doc GroupDocument) (secrets.Group, error
 	if r := doc.Registration; r != nil {
 		// The registration kinds a group may name are its clouds'; the
 		// Registrar given in Config performs them.
-		switch k, ok := s.clouds.RegistrationKinds()[r.Kind]; {
-		case !ok:
+		if _, ok := s.clouds.RegistrationKinds()[r.Kind]; !ok {
 			fields = append(fields, FieldError{Field: "registration.kind", Reason: "unknown registration kind"})
-		case k.Cloud != doc.Cloud:
-			fields = append(fields, FieldError{Field: "registration.kind", Reason: "registers " + k.Cloud + " devices, not " + clip(doc.Cloud) + " ones"})
+		} else if why := s.registrationMismatch(doc.Cloud, r); why != "" {
+			fields = append(fields, FieldError{Field: "registration.kind", Reason: why})
 		}
 		if s.registrar == nil {
 			fields = append(fields, FieldError{Field: "registration", Reason: "this server has no registrar configured"})
@@ -157,6 +190,11 @@ func (s *Service) checkGroup(id string, doc GroupDocument) (secrets.Group, error
 		return secrets.Group{}, invalid(fields...)
 	}
 	g := secrets.Group{ID: id, Cloud: doc.Cloud, Params: doc.Params, Secret: doc.Secret, Labels: doc.Labels, Registration: doc.Registration}
+	if deriver, ok := s.clouds.GroupKeyDeriver(doc.Cloud); ok && doc.Registration == nil {
+		if f := distinctKeys(g, deriver); len(f) > 0 {
+			return secrets.Group{}, invalid(f...)
+		}
+	}
 	if doc.Registration == nil {
 		// Check the template as a device of the group is checked; with a
 		// registration, the cloud fills in what the template leaves out.
@@ -235,14 +273,71 @@ func templateParams(g secrets.Group, id string, own map[string]any) map[string]a
 	return out
 }
 
+// identityFields refuses the params a caller gives device id of group g
+// (own) that would replace a param the group's template derives from the
+// device's ID with another value. Those params are the device's identity
+// at the cloud (its device name, its registration ID, hence its
+// derived key); were a device free to set them, it could take the identity
+// of another device of the group (a device "site1.lamp-050" naming itself
+// "lamp-050" at the cloud, then "lamp-050" enrolling), and two devices of a
+// group would sign as one. A template string with the placeholder maps
+// distinct IDs to distinct values (the ID is spliced between fixed text),
+// so within a group a device's identity is taken exactly when its ID is:
+// the store's create-only write already refuses that, and the check costs
+// no store round trip at any number of devices.
+func identityFields(g secrets.Group, id string, own map[string]any) []FieldError {
+	var fields []FieldError
+	for _, k := range slices.Sorted(maps.Keys(own)) {
+		tmpl, ok := g.Params[k].(string)
+		if !ok || !strings.Contains(tmpl, DeviceIDPlaceholder) {
+			continue
+		}
+		if v, ok := own[k].(string); ok && v == strings.ReplaceAll(tmpl, DeviceIDPlaceholder, id) {
+			continue // the value the template gives (a device read and written back)
+		}
+		fields = append(fields, FieldError{Field: "params." + clip(k),
+			Reason: "the group's template derives it from the device ID (" + DeviceIDPlaceholder + "); a device of the group must not set it to another value, which could be another device's identity at the cloud"})
+	}
+	return fields
+}
+
+// identityTemplate returns the params of g's template whose value contains
+// the device ID placeholder (see identityFields).
+func identityTemplate(g secrets.Group) map[string]string {
+	out := map[string]string{}
+	for k, v := range g.Params {
+		if str, ok := v.(string); ok && strings.Contains(str, DeviceIDPlaceholder) {
+			out[k] = str
+		}
+	}
+	return out
+}
+
+// distinctKeys checks that the template of group g, whose devices derive
+// their keys from the group key with deriver, gives two devices two keys:
+// else every device of the group signs as one.
+func distinctKeys(g secrets.Group, deriver cloud.GroupKeyDeriver) []FieldError {
+	a, errA := deriver.DeriveDeviceKey(g.Secret, sampleDeviceID, templateParams(g, sampleDeviceID, nil))
+	b, errB := deriver.DeriveDeviceKey(g.Secret, sampleDeviceID+"-2", templateParams(g, sampleDeviceID+"-2", nil))
+	if errA != nil || errB != nil || a != b {
+		return nil // a key that cannot be derived is the secret's check's to report
+	}
+	return []FieldError{{Field: "params." + deriver.DeviceIDParam(), Reason: "must contain " + DeviceIDPlaceholder + ": device keys are derived from it, and with one value every device of the group would have the same key"}}
+}
+
 // deviceSecret returns the secret device d signs with: its own, or for a
 // device without one of a group whose cloud derives keys
 // (cloud.GroupKeyDeriver), the key derived from the group key. A cold call for such a device costs one store read (the group).
 func (s *Service) deviceSecret(ctx context.Context, d secrets.Device) (string, error) {
+	return s.deviceSecretFrom(ctx, d, s.cache.group)
+}
+
+// deviceSecretFrom is deviceSecret with the group read by getGroup.
+func (s *Service) deviceSecretFrom(ctx context.Context, d secrets.Device, getGroup func(context.Context, string) (secrets.Group, error)) (string, error) {
 	if d.Secret != "" || d.Group == "" {
 		return d.Secret, nil
 	}
-	g, err := s.cache.group(ctx, d.Group)
+	g, err := getGroup(ctx, d.Group)
 	switch {
 	case errors.Is(err, secrets.ErrNotFound):
 		return "", newError(CodeConflict, "the device has no secret of its own and its group no longer exists")
@@ -261,6 +356,9 @@ func (s *Service) groupDocument(ctx context.Context, id string, doc Document) (D
 	g, err := s.readGroup(ctx, doc.Group)
 	if err != nil {
 		return doc, nil, err
+	}
+	if f := identityFields(g, id, doc.Params); len(f) > 0 {
+		return doc, nil, invalid(f...)
 	}
 	doc, err = s.register(ctx, g, id, doc)
 	return doc, &g, err
@@ -289,10 +387,18 @@ func (s *Service) register(ctx context.Context, g secrets.Group, id string, doc 
 	if s.registrar == nil {
 		return doc, newError(CodeConflict, "the group registers its devices with the cloud, but this server has no registrar")
 	}
+	if why := s.registrationMismatch(g.Cloud, g.Registration); why != "" {
+		// A group stored before this was checked: nothing is sent.
+		return doc, newError(CodeConflict, "the group's registration cannot register its devices ("+why+"); fix the group")
+	}
 	res, err := s.registrar.Register(ctx, RegistrationRequest{
 		Kind: g.Registration.Kind, Params: maps.Clone(g.Registration.Params), GroupSecret: g.Secret, DeviceID: id,
 	})
 	if err != nil {
+		// The client learns only the kind of failure; the cause, which
+		// the Registrar keeps free of secrets, goes to the log.
+		zerolog.Ctx(ctx).Warn().Err(err).Str("group", g.ID).Str("deviceId", id).Str("registration", g.Registration.Kind).
+			Msg("registration with the cloud failed")
 		return doc, fmt.Errorf("registering device %q (%s): %w", id, g.Registration.Kind, err)
 	}
 	params := maps.Clone(doc.Params)

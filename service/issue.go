@@ -45,7 +45,7 @@ func (s *Service) Issue(ctx context.Context, caller Principal, id string, ttl ti
 			return cloud.Credentials{}, invalid(FieldError{Field: "ttlSeconds",
 				Reason: strconv.FormatInt(int64(ttl/time.Second), 10) + " seconds is longer than a device token may ask for (at most " +
 					strconv.FormatInt(int64(s.maxDeviceTTL/time.Second), 10) + ")"})
-		case ttl == 0 && cloud.DefaultTTL > s.maxDeviceTTL:
+		case ttl == 0 && s.defaultTTL(d.Cloud) > s.maxDeviceTTL:
 			ttl = s.maxDeviceTTL
 		}
 	}
@@ -85,4 +85,13 @@ func (s *Service) Issue(ctx context.Context, caller Principal, id string, ttl ti
 	}
 	ev.Msg("audit")
 	return c, nil
+}
+
+// defaultTTL is the lifetime the named cloud's credentials get when none
+// is asked for (shorter than cloud.DefaultTTL for a cloud whose limit is).
+func (s *Service) defaultTTL(name string) time.Duration {
+	if cl, ok := s.clouds.LookupCloud(name); ok {
+		return cl.DefaultTTL
+	}
+	return cloud.DefaultTTL
 }

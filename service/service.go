@@ -59,6 +59,11 @@ type Config struct {
 	// Clouds are the clouds the service issues for, and their abilities;
 	// nil means clouds.Registry(), every cloud credsign has.
 	Clouds *cloud.Registry
+	// MaxEnrolmentFailures is how many enrolments with one enrolment token
+	// may fail after calling the cloud's registration before the token is
+	// refused (each such failure is a signed call to the cloud that
+	// created nothing); zero means DefaultMaxEnrolmentFailures.
+	MaxEnrolmentFailures int64
 }
 
 // Service is the domain layer. It is safe for concurrent use.
@@ -74,6 +79,10 @@ type Service struct {
 	issuer       string
 	registrar    Registrar
 	clouds       *cloud.Registry
+	// maxEnrolFailures is Config.MaxEnrolmentFailures with its default.
+	maxEnrolFailures int64
+	patterns         patterns
+	inflight         inflight
 }
 
 // New returns a Service for cfg.
@@ -93,9 +102,9 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
-	dt := &deviceTokens{store: cfg.Store, ttl: c.ttl, staleFor: c.staleFor, now: time.Now}
+	dt := &deviceTokens{store: cfg.Store, ttl: c.ttl, now: time.Now}
 	authn.v2 = dt
-	authn.keys = cfg.Store
+	authn.enrolments = c
 	s := &Service{store: cfg.Store, cache: c, authn: authn, devTokens: dt, metrics: m, now: cfg.Now, maxDeviceTTL: cfg.MaxDeviceTTL,
 		issuer: cfg.Issuer, registrar: cfg.Registrar, clouds: cfg.Clouds}
 	if s.clouds == nil {
@@ -111,6 +120,10 @@ func New(cfg Config) (*Service, error) {
 	s.jwt = &jwtKeys{store: cfg.Store, alg: alg, ttl: c.ttl, now: time.Now}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	s.maxEnrolFailures = cfg.MaxEnrolmentFailures
+	if s.maxEnrolFailures <= 0 {
+		s.maxEnrolFailures = DefaultMaxEnrolmentFailures
 	}
 	if s.maxDeviceTTL <= 0 {
 		s.maxDeviceTTL = DefaultMaxDeviceTTL

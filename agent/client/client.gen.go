@@ -351,8 +351,12 @@ type ClientInterface interface {
 	// and returns the device's own device token, shown only here; from then
 	// on the device uses that token as any device does. Refused when the
 	// token is revoked or expired (401), has been used `maxUses` times
-	// (403), or `deviceId` does not match its `idPattern` (403); a device
-	// that already exists is never enrolled again (409).
+	// (403), has had too many failed registrations with the cloud (403,
+	// see `failures`), its group was deleted (even if a group of the same
+	// ID exists again: 403), or `deviceId` does not match its `idPattern`
+	// (403); a device that already exists is never enrolled again (409).
+	// Enrolment tokens have a rate limit of their own (429), lower than
+	// provisioners'.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -367,8 +371,12 @@ type ClientInterface interface {
 	// and returns the device's own device token, shown only here; from then
 	// on the device uses that token as any device does. Refused when the
 	// token is revoked or expired (401), has been used `maxUses` times
-	// (403), or `deviceId` does not match its `idPattern` (403); a device
-	// that already exists is never enrolled again (409).
+	// (403), has had too many failed registrations with the cloud (403,
+	// see `failures`), its group was deleted (even if a group of the same
+	// ID exists again: 403), or `deviceId` does not match its `idPattern`
+	// (403); a device that already exists is never enrolled again (409).
+	// Enrolment tokens have a rate limit of their own (429), lower than
+	// provisioners'.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -440,8 +448,12 @@ func (c *Client) IssueCredentials(ctx context.Context, id DeviceIdPath, body Iss
 // and returns the device's own device token, shown only here; from then
 // on the device uses that token as any device does. Refused when the
 // token is revoked or expired (401), has been used `maxUses` times
-// (403), or `deviceId` does not match its `idPattern` (403); a device
-// that already exists is never enrolled again (409).
+// (403), has had too many failed registrations with the cloud (403,
+// see `failures`), its group was deleted (even if a group of the same
+// ID exists again: 403), or `deviceId` does not match its `idPattern`
+// (403); a device that already exists is never enrolled again (409).
+// Enrolment tokens have a rate limit of their own (429), lower than
+// provisioners'.
 //
 // Takes any type of body and a specified content type.
 //
@@ -466,8 +478,12 @@ func (c *Client) EnrolWithBody(ctx context.Context, contentType string, body io.
 // and returns the device's own device token, shown only here; from then
 // on the device uses that token as any device does. Refused when the
 // token is revoked or expired (401), has been used `maxUses` times
-// (403), or `deviceId` does not match its `idPattern` (403); a device
-// that already exists is never enrolled again (409).
+// (403), has had too many failed registrations with the cloud (403,
+// see `failures`), its group was deleted (even if a group of the same
+// ID exists again: 403), or `deviceId` does not match its `idPattern`
+// (403); a device that already exists is never enrolled again (409).
+// Enrolment tokens have a rate limit of their own (429), lower than
+// provisioners'.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -659,8 +675,12 @@ type ClientWithResponsesInterface interface {
 	// and returns the device's own device token, shown only here; from then
 	// on the device uses that token as any device does. Refused when the
 	// token is revoked or expired (401), has been used `maxUses` times
-	// (403), or `deviceId` does not match its `idPattern` (403); a device
-	// that already exists is never enrolled again (409).
+	// (403), has had too many failed registrations with the cloud (403,
+	// see `failures`), its group was deleted (even if a group of the same
+	// ID exists again: 403), or `deviceId` does not match its `idPattern`
+	// (403); a device that already exists is never enrolled again (409).
+	// Enrolment tokens have a rate limit of their own (429), lower than
+	// provisioners'.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -675,8 +695,12 @@ type ClientWithResponsesInterface interface {
 	// and returns the device's own device token, shown only here; from then
 	// on the device uses that token as any device does. Refused when the
 	// token is revoked or expired (401), has been used `maxUses` times
-	// (403), or `deviceId` does not match its `idPattern` (403); a device
-	// that already exists is never enrolled again (409).
+	// (403), has had too many failed registrations with the cloud (403,
+	// see `failures`), its group was deleted (even if a group of the same
+	// ID exists again: 403), or `deviceId` does not match its `idPattern`
+	// (403); a device that already exists is never enrolled again (409).
+	// Enrolment tokens have a rate limit of their own (429), lower than
+	// provisioners'.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1032,8 +1056,12 @@ func (c *ClientWithResponses) IssueCredentialsWithResponse(ctx context.Context, 
 // and returns the device's own device token, shown only here; from then
 // on the device uses that token as any device does. Refused when the
 // token is revoked or expired (401), has been used `maxUses` times
-// (403), or `deviceId` does not match its `idPattern` (403); a device
-// that already exists is never enrolled again (409).
+// (403), has had too many failed registrations with the cloud (403,
+// see `failures`), its group was deleted (even if a group of the same
+// ID exists again: 403), or `deviceId` does not match its `idPattern`
+// (403); a device that already exists is never enrolled again (409).
+// Enrolment tokens have a rate limit of their own (429), lower than
+// provisioners'.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -1054,8 +1082,12 @@ func (c *ClientWithResponses) EnrolWithBodyWithResponse(ctx context.Context, con
 // and returns the device's own device token, shown only here; from then
 // on the device uses that token as any device does. Refused when the
 // token is revoked or expired (401), has been used `maxUses` times
-// (403), or `deviceId` does not match its `idPattern` (403); a device
-// that already exists is never enrolled again (409).
+// (403), has had too many failed registrations with the cloud (403,
+// see `failures`), its group was deleted (even if a group of the same
+// ID exists again: 403), or `deviceId` does not match its `idPattern`
+// (403); a device that already exists is never enrolled again (409).
+// Enrolment tokens have a rate limit of their own (429), lower than
+// provisioners'.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

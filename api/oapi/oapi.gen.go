@@ -197,6 +197,7 @@ func (e PutDeviceParamsIfNoneMatch) Valid() bool {
 // Defines values for ImportDevicesParamsMode.
 const (
 	ImportDevicesParamsModeCreate ImportDevicesParamsMode = "create"
+	ImportDevicesParamsModeResume ImportDevicesParamsMode = "resume"
 	ImportDevicesParamsModeUpsert ImportDevicesParamsMode = "upsert"
 )
 
@@ -204,6 +205,8 @@ const (
 func (e ImportDevicesParamsMode) Valid() bool {
 	switch e {
 	case ImportDevicesParamsModeCreate:
+		return true
+	case ImportDevicesParamsModeResume:
 		return true
 	case ImportDevicesParamsModeUpsert:
 		return true
@@ -429,6 +432,9 @@ type EnrolmentToken struct {
 	CreatedAt time.Time `json:"createdAt"`
 	ExpiresAt time.Time `json:"expiresAt"`
 
+	// Failures Enrolments that called the cloud's registration and failed (their use was given back). At the server's limit (`credsign serve --enrolment-max-failures`, 10 by default) the token enrols nobody.
+	Failures int64 `json:"failures"`
+
 	// Group Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 	//
 	// Example: lamp-7
@@ -448,6 +454,9 @@ type EnrolmentToken struct {
 type EnrolmentTokenCreated struct {
 	CreatedAt time.Time `json:"createdAt"`
 	ExpiresAt time.Time `json:"expiresAt"`
+
+	// Failures Enrolments that called the cloud's registration and failed (their use was given back). At the server's limit (`credsign serve --enrolment-max-failures`, 10 by default) the token enrols nobody.
+	Failures int64 `json:"failures"`
 
 	// Group Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 	//
@@ -472,7 +481,7 @@ type EnrolmentTokenRequest struct {
 	// ExpiresAt When the token stops enrolling (instead of `ttlSeconds`; within a year).
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
 
-	// IdPattern An RE2 regular expression that every device ID enrolled must match as a whole (it is anchored at both ends).
+	// IdPattern One RE2 regular expression that every device ID enrolled must match as a whole. It is parsed on its own (text such as `a)|(.*` that only makes sense spliced into something else is refused) and anchored at both ends whatever it contains.
 	IdPattern *string `json:"idPattern,omitempty"`
 
 	// MaxUses How many devices the token may enrol.
@@ -626,6 +635,9 @@ type ImportDevice struct {
 // ImportLine One line of an import's answer: the result of one input line (`line`
 // set), or, last, the `summary`.
 type ImportLine struct {
+	// Existing `mode=resume`: the device existed as the line describes it and was kept.
+	Existing *bool `json:"existing,omitempty"`
+
 	// Id The device ID the line names, when it could be read.
 	Id *string `json:"id,omitempty"`
 
@@ -635,7 +647,7 @@ type ImportLine struct {
 	// Problem RFC 9457 problem details.
 	Problem *Problem `json:"problem,omitempty"`
 
-	// Status What happened to the line, as an HTTP status (201 created, 200 replaced, 4xx/5xx refused).
+	// Status What happened to the line, as an HTTP status (201 created, 200 replaced or, with `existing`, kept, 4xx/5xx refused).
 	Status *int `json:"status,omitempty"`
 
 	// Summary The last line of an import's answer.
@@ -651,7 +663,10 @@ type ImportLine struct {
 // ImportSummary The last line of an import's answer.
 type ImportSummary struct {
 	Created int64 `json:"created"`
-	Failed  int64 `json:"failed"`
+
+	// Existing Devices kept as they were (`mode=resume`).
+	Existing int64 `json:"existing"`
+	Failed   int64 `json:"failed"`
 
 	// Lines Input lines read (blank ones included).
 	Lines int64 `json:"lines"`
@@ -890,7 +905,7 @@ type ListGroupsParams struct {
 
 // ImportDevicesParams defines parameters for ImportDevices.
 type ImportDevicesParams struct {
-	// Mode `create` refuses existing devices (409 on their line); `upsert` replaces them.
+	// Mode `create` refuses existing devices (409 on their line); `upsert` replaces them; `resume` keeps a device that exists as its line describes it (200, `existing: true`; with `tokens=true` it gets a new token) and refuses one that differs (409).
 	Mode *ImportDevicesParamsMode `form:"mode,omitempty" json:"mode,omitempty"`
 
 	// Tokens Mint a device token for each device written.
@@ -1044,6 +1059,9 @@ type ServerInterface interface {
 	// GetReadyz Readiness (store reachable)
 	// (GET /readyz)
 	GetReadyz(w http.ResponseWriter, r *http.Request)
+	// GetBackup Stream a consistent backup of the embedded store
+	// (GET /v1/admin/backup)
+	GetBackup(w http.ResponseWriter, r *http.Request)
 	// ListClouds Supported clouds and their device parameters
 	// (GET /v1/clouds)
 	ListClouds(w http.ResponseWriter, r *http.Request)
@@ -1134,6 +1152,12 @@ func (_ Unimplemented) GetOpenAPI(w http.ResponseWriter, r *http.Request) {
 // GetReadyz Readiness (store reachable)
 // (GET /readyz)
 func (_ Unimplemented) GetReadyz(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// GetBackup Stream a consistent backup of the embedded store
+// (GET /v1/admin/backup)
+func (_ Unimplemented) GetBackup(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -1319,6 +1343,20 @@ func (siw *ServerInterfaceWrapper) GetReadyz(w http.ResponseWriter, r *http.Requ
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetReadyz(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetBackup operation middleware
+func (siw *ServerInterfaceWrapper) GetBackup(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetBackup(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -2111,6 +2149,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Post(options.BaseURL+"/v1/keys/jwt/rotate", wrapper.RotateJWTKey)
 	})
 	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/admin/backup", wrapper.GetBackup)
+	})
+	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/clouds", wrapper.ListClouds)
 	})
 	r.Group(func(r chi.Router) {
@@ -2411,6 +2452,144 @@ type GetReadyz503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetReadyz503ApplicationProblemPlusJSONResponse) VisitGetReadyzResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetBackupRequestObject struct {
+}
+
+type GetBackupResponseObject interface {
+	VisitGetBackupResponse(w http.ResponseWriter) error
+}
+
+type GetBackup200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type GetBackup200ApplicationoctetStreamResponse struct {
+	Body          io.Reader
+	Headers       GetBackup200ResponseHeaders
+	ContentLength int64
+}
+
+func (response GetBackup200ApplicationoctetStreamResponse) VisitGetBackupResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetBackup401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetBackup401ApplicationProblemPlusJSONResponse) VisitGetBackupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetBackup403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetBackup403ApplicationProblemPlusJSONResponse) VisitGetBackupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetBackup409ApplicationProblemPlusJSONResponse Problem
+
+func (response GetBackup409ApplicationProblemPlusJSONResponse) VisitGetBackupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetBackup429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetBackup429ApplicationProblemPlusJSONResponse) VisitGetBackupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetBackup500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetBackup500ApplicationProblemPlusJSONResponse) VisitGetBackupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetBackup503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetBackup503ApplicationProblemPlusJSONResponse) VisitGetBackupResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -3541,6 +3720,22 @@ func (response DoctorDevice404ApplicationProblemPlusJSONResponse) VisitDoctorDev
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DoctorDevice409ApplicationProblemPlusJSONResponse struct {
+	GroupGoneApplicationProblemPlusJSONResponse
+}
+
+func (response DoctorDevice409ApplicationProblemPlusJSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5914,6 +6109,9 @@ type StrictServerInterface interface {
 	// GetReadyz Readiness (store reachable)
 	// (GET /readyz)
 	GetReadyz(ctx context.Context, request GetReadyzRequestObject) (GetReadyzResponseObject, error)
+	// GetBackup Stream a consistent backup of the embedded store
+	// (GET /v1/admin/backup)
+	GetBackup(ctx context.Context, request GetBackupRequestObject) (GetBackupResponseObject, error)
 	// ListClouds Supported clouds and their device parameters
 	// (GET /v1/clouds)
 	ListClouds(ctx context.Context, request ListCloudsRequestObject) (ListCloudsResponseObject, error)
@@ -6107,6 +6305,30 @@ func (sh *strictHandler) GetReadyz(w http.ResponseWriter, r *http.Request) {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(GetReadyzResponseObject); ok {
 		if err := validResponse.VisitGetReadyzResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetBackup operation middleware
+func (sh *strictHandler) GetBackup(w http.ResponseWriter, r *http.Request) {
+	var request GetBackupRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetBackup(ctx, request.(GetBackupRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetBackup")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetBackupResponseObject); ok {
+		if err := validResponse.VisitGetBackupResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

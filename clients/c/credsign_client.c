@@ -3,14 +3,18 @@
  *
  * Fetches short-lived MQTT credentials from credsign with the device token,
  * connects to the cloud's broker, publishes a message every CREDSIGN_INTERVAL
- * seconds, refreshes at refreshAfter (plus jitter), reconnects before an
- * enforced expiry, backs off on failures (honouring Retry-After), and stops on
- * a permanent refusal. docs/devices.md is the protocol it follows.
+ * seconds to the credentials' telemetry topic and listens on their commands
+ * topic, refreshes at refreshAfter (plus jitter), reconnects before an
+ * enforced expiry or when the device moved (cloud, host, port or topics
+ * changed), backs off on failures (honouring Retry-After), and stops on a
+ * permanent refusal. docs/devices.md is the protocol it follows.
  *
  * Settings (environment): CREDSIGN_SERVER, CREDSIGN_DEVICE, CREDSIGN_TOKEN_FILE,
  * CREDSIGN_CA_FILE (PEM for credsign; when set, the only CA trusted),
  * CREDSIGN_BROKER_CA_FILE (PEM for the broker; likewise), CREDSIGN_TTL
- * (seconds), CREDSIGN_TOPIC, CREDSIGN_INTERVAL (seconds, default 10).
+ * (seconds), CREDSIGN_INTERVAL (seconds, default 10), and optionally
+ * CREDSIGN_TOPIC and CREDSIGN_COMMANDS_TOPIC instead of the credentials'
+ * telemetry and commands topics.
  *
  * Exit status: 2 bad settings, 3 credsign refused the device for good
  * (401/403/404 or another 4xx); otherwise it runs until killed. Logs go to
@@ -35,13 +39,14 @@
 enum { FETCH_OK, FETCH_RETRY, FETCH_PERMANENT };
 
 struct config {
-	const char *server, *device, *token_file, *ca_file, *broker_ca_file, *topic;
+	const char *server, *device, *token_file, *ca_file, *broker_ca_file, *topic, *commands_topic;
 	long ttl;
 	double interval;
 };
 
 struct creds {
 	char cloud[32], device[256], client_id[512], username[512], password[1024], host[256];
+	char telemetry[512], commands[512];
 	long port;
 	int tls, enforced;
 	double refresh_at, expires_at; /* monotonic seconds; expires_at 0: never */
@@ -189,9 +194,9 @@ static const char *json_skip(const char *p)
 	return p;
 }
 
-/* Finds key in the top-level object js and copies its value into out (a
- * string decoded, a number or literal as written). Returns 1 when found. */
-static int json_get(const char *js, const char *key, char *out, size_t size)
+/* Finds key in the top-level object js: its value's first character, or
+ * NULL. */
+static const char *json_find(const char *js, const char *key)
 {
 	char k[64];
 	const char *p = skip_ws(js);
@@ -205,20 +210,29 @@ static int json_get(const char *js, const char *key, char *out, size_t size)
 		if (*p++ != ':')
 			return 0;
 		p = skip_ws(p);
-		if (strcmp(k, key) == 0) {
-			if (*p == '"')
-				return json_string(p, out, size) != NULL;
-			size_t n = strcspn(p, ",} \t\r\n");
-			if (n >= size)
-				return 0;
-			memcpy(out, p, n);
-			out[n] = 0;
-			return 1;
-		}
+		if (strcmp(k, key) == 0)
+			return p;
 		p = skip_ws(json_skip(p));
 		if (*p++ != ',')
-			return 0;
+			return NULL;
 	}
+}
+
+/* Finds key in the top-level object js and copies its value into out (a
+ * string decoded, a number or literal as written). Returns 1 when found. */
+static int json_get(const char *js, const char *key, char *out, size_t size)
+{
+	const char *p = json_find(js, key);
+	if (!p)
+		return 0;
+	if (*p == '"')
+		return json_string(p, out, size) != NULL;
+	size_t n = strcspn(p, ",} \t\r\n");
+	if (n >= size)
+		return 0;
+	memcpy(out, p, n);
+	out[n] = 0;
+	return 1;
 }
 
 /* RFC 3339 UTC time ("2026-11-23T19:38:04.514154053Z") to Unix seconds. */
@@ -337,6 +351,12 @@ static int fetch(const struct config *cfg, struct creds *c, double *retry_after)
 		 json_get(b.data, "issuedAt", issued, sizeof issued) && parse_time(issued, &ti) &&
 		 json_get(b.data, "refreshAfter", refresh, sizeof refresh) && parse_time(refresh, &tr) &&
 		 (!has_exp || parse_time(expires, &te));
+	const char *topics = json_find(b.data, "topics");
+	c->telemetry[0] = c->commands[0] = 0;
+	if (ok && topics && *topics == '{') { /* both optional: the settings may name them */
+		json_get(topics, "telemetry", c->telemetry, sizeof c->telemetry);
+		json_get(topics, "commands", c->commands, sizeof c->commands);
+	}
 	c->port = ok ? atol(port) : 0;
 	if (c->port <= 0 || c->port > 65535) {
 		explicit_bzero(&b, sizeof b);
@@ -359,6 +379,13 @@ static int fetch(const struct config *cfg, struct creds *c, double *retry_after)
 }
 
 static int expired(const struct creds *c) { return c->enforced && now_mono() >= c->expires_at; }
+
+/* Whether b is somewhere else than a: another cloud, broker or topics. */
+static int moved(const struct creds *a, const struct creds *b)
+{
+	return strcmp(a->cloud, b->cloud) || strcmp(a->host, b->host) || a->port != b->port || a->tls != b->tls ||
+	       strcmp(a->telemetry, b->telemetry) || strcmp(a->commands, b->commands);
+}
 
 /* ---- MQTT ---- */
 
@@ -393,6 +420,9 @@ static int mqtt_connect(const struct config *cfg, const struct creds *c, MQTTCli
 		MQTTClient_destroy(&m);
 		return rc;
 	}
+	const char *commands = cfg->commands_topic && *cfg->commands_topic ? cfg->commands_topic : c->commands;
+	if (*commands && MQTTClient_subscribe(m, commands, 1) != MQTTCLIENT_SUCCESS)
+		logf_("the broker refused the subscription to %s", commands);
 	*out = m;
 	return 0;
 }
@@ -437,7 +467,10 @@ static int run(const struct config *cfg)
 				continue;
 			}
 			fetch_failures = 0;
-			if (m && creds.enforced) {
+			if (m && have && moved(&creds, &fresh)) {
+				logf_("the device moved to %s at %s:%ld; reconnecting", fresh.cloud, fresh.host, fresh.port);
+				mqtt_close(&m);
+			} else if (m && creds.enforced) {
 				logf_("reconnecting with fresh credentials before the old ones expire");
 				mqtt_close(&m);
 			}
@@ -461,7 +494,21 @@ static int run(const struct config *cfg)
 			connected_at = now_mono();
 			logf_("connected to %s:%ld", creds.host, creds.port);
 		}
-		MQTTClient_yield(); /* keep-alive and incoming packets */
+		const char *topic = cfg->topic && *cfg->topic ? cfg->topic : creds.telemetry;
+		if (!*topic) {
+			logf_("the credentials name no telemetry topic; set CREDSIGN_TOPIC");
+			mqtt_close(&m);
+			return 2;
+		}
+		char *in_topic = NULL;
+		int in_len = 0;
+		MQTTClient_message *in = NULL;
+		/* keep-alive and incoming packets, for up to 50 ms */
+		if (MQTTClient_receive(m, &in_topic, &in_len, &in, 50) >= 0 && in) {
+			logf_("received a message on %s (%d bytes)", in_topic, in->payloadlen);
+			MQTTClient_freeMessage(&in);
+			MQTTClient_free(in_topic);
+		}
 		int ok = MQTTClient_isConnected(m);
 		if (ok && now >= next_pub) {
 			char msg[300];
@@ -471,10 +518,10 @@ static int run(const struct config *cfg)
 			pm.payload = msg;
 			pm.payloadlen = (int)strlen(msg);
 			pm.qos = 1;
-			ok = MQTTClient_publishMessage(m, cfg->topic, &pm, &dt) == MQTTCLIENT_SUCCESS &&
+			ok = MQTTClient_publishMessage(m, topic, &pm, &dt) == MQTTCLIENT_SUCCESS &&
 			     MQTTClient_waitForCompletion(m, dt, 30000L) == MQTTCLIENT_SUCCESS;
 			if (ok) {
-				logf_("published message %d", ++sent);
+				logf_("published message %d to %s", ++sent, topic);
 				next_pub = now + cfg->interval;
 			}
 		}
@@ -485,7 +532,6 @@ static int run(const struct config *cfg)
 			sleep_s(d);
 			continue;
 		}
-		sleep_s(0.05);
 	}
 }
 
@@ -505,10 +551,10 @@ int main(void)
 {
 	struct config cfg = {getenv("CREDSIGN_SERVER"), getenv("CREDSIGN_DEVICE"), getenv("CREDSIGN_TOKEN_FILE"),
 			     getenv("CREDSIGN_CA_FILE"), getenv("CREDSIGN_BROKER_CA_FILE"), getenv("CREDSIGN_TOPIC"),
-			     0, 10};
+			     getenv("CREDSIGN_COMMANDS_TOPIC"), 0, 10};
 	const char *ttl = getenv("CREDSIGN_TTL"), *iv = getenv("CREDSIGN_INTERVAL");
-	if (!cfg.server || !cfg.device || !cfg.token_file || !cfg.topic) {
-		logf_("set CREDSIGN_SERVER, CREDSIGN_DEVICE, CREDSIGN_TOKEN_FILE and CREDSIGN_TOPIC");
+	if (!cfg.server || !cfg.device || !cfg.token_file) {
+		logf_("set CREDSIGN_SERVER, CREDSIGN_DEVICE and CREDSIGN_TOKEN_FILE");
 		return 2;
 	}
 	if (strncmp(cfg.server, "https://", 8) != 0 && !loopback(cfg.server)) {

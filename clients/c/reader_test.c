@@ -34,6 +34,9 @@ int main(void)
 	check(!json_get("{\"p\":\"unterminated", "p", out, sizeof out), "unterminated string");
 	check(!json_get("{\"p\":\"abcd\"}", "p", small, sizeof small), "value longer than the buffer");
 	check(!json_get("[\"p\"]", "p", out, sizeof out), "not an object");
+	const char *topics = json_find("{\"topics\": {\"commands\":\"c/#\",\"telemetry\":\"t/up\"},\"x\":1}", "topics");
+	check(topics && json_get(topics, "telemetry", out, sizeof out) && !strcmp(out, "t/up"), "a key of a nested object");
+	check(!json_find(js, "x"), "a key of a nested object is not top-level");
 	check(parse_time("1970-01-01T00:00:00Z", &t) && t == 0, "epoch");
 	check(parse_time("2026-11-23T19:38:04.5Z", &t) && t == 1795462684.5, "fraction");
 	check(parse_time("2000-02-29T00:00:00Z", &t) && t == 951782400, "leap day");

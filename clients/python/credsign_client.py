@@ -3,9 +3,11 @@
 
 Fetches short-lived MQTT credentials from credsign with the device token,
 connects to the cloud's broker, publishes a message every CREDSIGN_INTERVAL
-seconds, refreshes at refreshAfter (plus jitter), reconnects before an
-enforced expiry, backs off on failures (honouring Retry-After), and stops on
-a permanent refusal. docs/devices.md is the protocol it follows.
+seconds to the credentials' telemetry topic and listens on their commands
+topic, refreshes at refreshAfter (plus jitter), reconnects before an
+enforced expiry or when the device moved (cloud, host, port or topics
+changed), backs off on failures (honouring Retry-After), and stops on a
+permanent refusal. docs/devices.md is the protocol it follows.
 
 Settings (environment):
   CREDSIGN_SERVER          credsign base URL (https://…; http:// on loopback)
@@ -14,7 +16,10 @@ Settings (environment):
   CREDSIGN_CA_FILE         optional PEM trusted for credsign besides system roots
   CREDSIGN_BROKER_CA_FILE  optional PEM trusted for the broker besides system roots
   CREDSIGN_TTL             optional lifetime to ask for, in seconds
-  CREDSIGN_TOPIC           topic to publish to (QoS 1)
+  CREDSIGN_TOPIC           optional topic to publish to (QoS 1) instead of the
+                           credentials' telemetry topic
+  CREDSIGN_COMMANDS_TOPIC  optional topic filter to subscribe to instead of the
+                           credentials' commands topic
   CREDSIGN_INTERVAL        seconds between messages (default 10)
 
 Exit status: 2 bad settings, 3 credsign refused the device for good
@@ -88,6 +93,14 @@ class Creds:
         self.refresh_at = now + refresh + random.uniform(0, max(window, 0))
         self.expires_at = now + (expires - issued) if expires else None
         self.enforced = bool(c.get("expiryEnforced")) and expires is not None
+        topics = c.get("topics") or {}
+        self.telemetry = topics.get("telemetry") or ""
+        self.commands = topics.get("commands") or ""
+
+    def where(self):
+        """What a session depends on besides the triple: a change is a move."""
+        c = self.c
+        return (c["cloud"], c["host"], c["port"], c["tls"], self.telemetry, self.commands)
 
     def expired(self):
         return self.enforced and time.monotonic() >= self.expires_at
@@ -171,6 +184,8 @@ class Session:
         self.rc, self.lost = None, False
         self.m.on_connect = self._on_connect
         self.m.on_disconnect = self._on_disconnect
+        self.m.on_message = self._on_message
+        self.commands = cfg["commands_topic"] or creds.commands
         self.m.connect(c["host"], c["port"], keepalive=60)  # raises OSError, ssl.SSLError
         self.m.loop_start()
         deadline = time.monotonic() + 30
@@ -184,7 +199,12 @@ class Session:
             raise ConnectionError("no CONNACK (%s)" % code)
 
     def _on_connect(self, client, userdata, flags, rc, properties=None):
+        if rc == 0 and self.commands:
+            client.subscribe(self.commands, qos=1)
         self.rc = rc
+
+    def _on_message(self, client, userdata, msg):
+        log("received a message on %s (%d bytes)" % (msg.topic, len(msg.payload)))
 
     def _on_disconnect(self, client, userdata, *args):
         self.lost = True
@@ -231,12 +251,19 @@ def run(cfg):
                 continue
             log("fetched credentials: " + fresh.describe())
             fetch_failures = 0
-            if session and creds.enforced:
-                # Reconnect with the fresh triple before the old one lapses.
-                log("reconnecting with fresh credentials before the old ones expire")
+            if session and (creds.enforced or creds.where() != fresh.where()):
+                if creds.where() != fresh.where():
+                    log("the device moved to %s at %s:%d; reconnecting" % (fresh.c["cloud"], fresh.c["host"], fresh.c["port"]))
+                else:
+                    # Reconnect with the fresh triple before the old one lapses.
+                    log("reconnecting with fresh credentials before the old ones expire")
                 session.close()
                 session = None
             creds = fresh
+        topic = cfg["topic"] or creds.telemetry
+        if not topic:
+            log("the credentials name no telemetry topic; set CREDSIGN_TOPIC")
+            return 2
         if session is None:
             try:
                 session = Session(cfg, creds)
@@ -257,9 +284,9 @@ def run(cfg):
             try:
                 if session.lost:
                     raise ConnectionError("connection lost")
-                session.publish(cfg["topic"], "message %d from %s" % (sent + 1, cfg["device"]))
+                session.publish(topic, "message %d from %s" % (sent + 1, cfg["device"]))
                 sent += 1
-                log("published message %d" % sent)
+                log("published message %d to %s" % (sent, topic))
                 next_pub = now + cfg["interval"]
             except (OSError, ConnectionError, RuntimeError, ValueError) as e:
                 session.close()
@@ -278,11 +305,12 @@ def main():
         cfg = {"server": env("CREDSIGN_SERVER", ""), "device": env("CREDSIGN_DEVICE", ""),
                "token_file": env("CREDSIGN_TOKEN_FILE", ""), "ca_file": env("CREDSIGN_CA_FILE"),
                "broker_ca_file": env("CREDSIGN_BROKER_CA_FILE"), "ttl": int(env("CREDSIGN_TTL") or 0),
-               "topic": env("CREDSIGN_TOPIC", ""), "interval": float(env("CREDSIGN_INTERVAL") or 10)}
+               "topic": env("CREDSIGN_TOPIC", ""), "commands_topic": env("CREDSIGN_COMMANDS_TOPIC", ""),
+               "interval": float(env("CREDSIGN_INTERVAL") or 10)}
     except ValueError:
         log("CREDSIGN_TTL and CREDSIGN_INTERVAL must be numbers")
         return 2
-    missing = [k for k in ("server", "device", "token_file", "topic") if not cfg[k]]
+    missing = [k for k in ("server", "device", "token_file") if not cfg[k]]
     if missing:
         log("missing settings: " + ", ".join("CREDSIGN_" + k.upper() for k in missing))
         return 2

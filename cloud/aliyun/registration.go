@@ -29,8 +29,8 @@ import (
 //
 //	POST https://iot-auth.{regionId}.aliyuncs.com/auth/register/device
 //	Content-Type: application/x-www-form-urlencoded
-//	productKey, deviceName, random, signMethod, sign
-//	sign = hex(HMAC_signMethod(productSecret, "deviceName" + dn + "productKey" + pk + "random" + random))
+//	productKey, deviceName, random, sign, signMethod (iotkit-embedded's order)
+//	sign = upperhex(HMAC_signMethod(productSecret, "deviceName" + dn + "productKey" + pk + "random" + random))
 //	→ {"code": 200, "data": {"productKey", "deviceName", "deviceSecret"}, "message": "success"}
 //
 // The device must have been created in the product beforehand; the answer
@@ -41,11 +41,14 @@ const AliyunRegion = "cn-shanghai"
 
 var aliyunSignMethods = map[string]func() hash.Hash{"hmacsha256": sha256.New, "hmacsha1": sha1.New, "hmacmd5": md5.New}
 
-// aliyunSign is the sign of a dynamic registration.
+// aliyunSign is the sign of a dynamic registration, in upper-case hex as
+// both official C SDKs send it: aliyun/iotkit-embedded
+// src/dynamic_register/dynreg.c _calc_dynreg_sign formats the HMAC with
+// infra_hex2str (src/infra/infra_string.c, "0123456789ABCDEF").
 func aliyunSign(method, productSecret, productKey, deviceName, random string) string {
 	m := hmac.New(aliyunSignMethods[method], []byte(productSecret))
 	m.Write([]byte("deviceName" + deviceName + "productKey" + productKey + "random" + random))
-	return hex.EncodeToString(m.Sum(nil))
+	return strings.ToUpper(hex.EncodeToString(m.Sum(nil)))
 }
 
 // aliyunAnswer is the JSON answer of /auth/register/device.
@@ -78,11 +81,17 @@ func parseAliyun(b []byte) (secret, code string, err error) {
 	return a.Data.DeviceSecret, code, nil
 }
 
+// aliyunHost is the host of an aliyun-dynamic call: params.host, else the
+// region's iot-auth endpoint.
+func aliyunHost(p map[string]string) string {
+	return registration.Param(p, "host", "iot-auth."+registration.Param(p, "regionId", AliyunRegion)+".aliyuncs.com")
+}
+
 func registerAliyun(ctx context.Context, c *registration.Client, r registration.Request) (registration.Result, error) {
 	pk := r.Params["productKey"]
 	dn := registration.Param(r.Params, "deviceName", r.DeviceID)
 	method := registration.Param(r.Params, "signMethod", "hmacsha256")
-	host := registration.Param(r.Params, "host", "iot-auth."+registration.Param(r.Params, "regionId", AliyunRegion)+".aliyuncs.com")
+	host := aliyunHost(r.Params)
 	what := "aliyun-dynamic " + host
 	if dn == "" {
 		return registration.Result{}, fmt.Errorf("%s: %w: no device name (device id or params.deviceName)", what, registration.ErrInvalid)
@@ -94,11 +103,11 @@ func registerAliyun(ctx context.Context, c *registration.Client, r registration.
 			return nil, fmt.Errorf("random: %w", err)
 		}
 		random := hex.EncodeToString(nonce[:])
-		form := url.Values{
-			"productKey": {pk}, "deviceName": {dn}, "random": {random}, "signMethod": {method},
-			"sign": {aliyunSign(method, r.GroupSecret, pk, dn, random)},
-		}
-		req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+		// The fields in the order of iotkit-embedded's dynreg.c
+		// ("productKey=%s&deviceName=%s&random=%s&sign=%s&signMethod=%s").
+		form := "productKey=" + url.QueryEscape(pk) + "&deviceName=" + url.QueryEscape(dn) + "&random=" + random +
+			"&sign=" + aliyunSign(method, r.GroupSecret, pk, dn, random) + "&signMethod=" + method
+		req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form))
 		if err != nil {
 			return nil, fmt.Errorf("build request: %s", registration.RedactURL(u))
 		}
@@ -135,6 +144,9 @@ const KindDynamic = "aliyun-dynamic"
 // RegistrationKinds implements cloud.Registerer.
 func (Backend) RegistrationKinds() []registration.Kind {
 	return []registration.Kind{{Name: KindDynamic, Cloud: "aliyun", Required: []string{"productKey"}, Optional: []string{"regionId", "host", "deviceName", "signMethod"},
+		// iot-auth.{regionId}.aliyuncs.com, and instance endpoints under
+		// aliyuncs.com.
+		Hosts: []string{"*.aliyuncs.com"}, Host: aliyunHost,
 		Checks: map[string]func(string) string{"signMethod": checkSignMethod}, Register: registerAliyun}}
 }
 

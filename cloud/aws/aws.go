@@ -43,6 +43,25 @@ func checkQueryWord(s string) error {
 	return nil
 }
 
+// appendPyQuote escapes a base64 signature as AWS's device SDK does:
+// aws/aws-iot-device-sdk-python-v2 awsiot/mqtt_connection_builder.py
+// _with_custom_authorizer applies urllib.parse.quote, whose safe set is
+// letters, digits, "_.-~" and "/", so '+' and '=' are escaped and '/' is
+// kept. The authorizer name and the token it appends unescaped; their
+// checks (checkQueryWord, the JWT alphabet) leave nothing to escape.
+func appendPyQuote(dst []byte, s string) []byte {
+	const upperhex = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if cloud.IsAlnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/' {
+			dst = append(dst, c)
+			continue
+		}
+		dst = append(dst, '%', upperhex[c>>4], upperhex[c&15])
+	}
+	return dst
+}
+
 func checkAWSClientID(s string) error {
 	if err := cloud.CheckTopicLevel(s); err != nil {
 		return err
@@ -87,7 +106,7 @@ func aws(in cloud.Input) (cloud.Credentials, error) {
 	u = append(u, "?x-amz-customauthorizer-name="...)
 	u = cloud.AppendQueryEscape(u, name)
 	u = append(u, "&x-amz-customauthorizer-signature="...)
-	u = cloud.AppendQueryEscape(u, b64sig)
+	u = appendPyQuote(u, b64sig)
 	u = append(u, '&')
 	u = cloud.AppendQueryEscape(u, keyName)
 	u = append(u, '=')
@@ -104,7 +123,7 @@ func aws(in cloud.Input) (cloud.Credentials, error) {
 		t := in.Trace
 		t.Add("token", "the JWT, verified by the authorizer function against credsign's JWKS: %s", tok)
 		t.Add("signature", "b64(RSA-SHA256(token-signing key, token)) with the device's secret %s, checked by AWS with the authorizer's public key: %s", cloud.Redacted(in.Secret), b64sig)
-		t.Add("username", "clientId?x-amz-customauthorizer-name=NAME&x-amz-customauthorizer-signature=urlenc(signature)&%s=urlenc(token): %s", keyName, c.Username)
+		t.Add("username", "clientId?x-amz-customauthorizer-name=NAME&x-amz-customauthorizer-signature=quote(signature)&%s=token (quote: Python urllib.parse.quote, which keeps '/', as AWS's Python SDK escapes it): %s", keyName, c.Username)
 		t.Add("password", "empty: the authorizer reads the token from the username")
 		t.Add("clientId", "clientId param, else the device id: %s", c.ClientID)
 		if c.ALPN != "" {

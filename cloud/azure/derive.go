@@ -18,6 +18,10 @@ func (Backend) DeriveDeviceKey(groupKey, deviceID string, params map[string]any)
 	return DeriveGroupKey(groupKey, deviceID)
 }
 
+// DeviceIDParam implements cloud.GroupKeyDeriver: deviceId, the DPS
+// registration ID.
+func (Backend) DeviceIDParam() string { return "deviceId" }
+
 // DeriveGroupKey returns the device key of an Azure Device Provisioning
 // Service symmetric-key group enrollment:
 // base64(HMAC-SHA256(base64decode(groupKey), UTF-8(registrationID))).

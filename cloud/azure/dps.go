@@ -210,6 +210,9 @@ const KindDPS = "azure-dps"
 // RegistrationKinds implements cloud.Registerer.
 func (Backend) RegistrationKinds() []registration.Kind {
 	return []registration.Kind{{Name: KindDPS, Cloud: "azure", Required: []string{"idScope"}, Optional: []string{"host", "registrationId"},
+		// global.azure-devices-provisioning.net and the DPS instances' own
+		// {name}.azure-devices-provisioning.net (Azure public cloud).
+		Hosts: []string{"*.azure-devices-provisioning.net"}, Host: func(p map[string]string) string { return registration.Param(p, "host", DPSHost) },
 		CheckSecret: checkGroupKey, Register: registerDPS}}
 }
 

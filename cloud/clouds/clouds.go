@@ -13,6 +13,7 @@ import (
 	"github.com/credsign/credsign/cloud/onenet"
 	"github.com/credsign/credsign/cloud/tencent"
 	"github.com/credsign/credsign/cloud/tuya"
+	"github.com/credsign/credsign/cloud/tuyalegacy"
 )
 
 // Registry returns the registry of every cloud.
@@ -25,6 +26,7 @@ func Registry() *cloud.Registry {
 		onenet.Backend{},
 		baidu.Backend{},
 		tuya.Backend{},
+		tuyalegacy.Backend{},
 		aws.Backend{},
 		jwt.Backend{},
 	)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -12,6 +13,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net/url"
 	"strings"
@@ -367,5 +369,145 @@ func TestValidateWithoutTokenKey(t *testing.T) {
 	}
 	if err := Validate(Request{Cloud: "tuya", Params: validParams("tuya"), Now: now}); !errorsAs(err, &ie) || ie.Field != "secret" {
 		t.Errorf("tuya without secret: %v", err)
+	}
+}
+
+// TestAWSUsernameAsPythonSDK builds the username with a port of
+// aws/aws-iot-device-sdk-python-v2 awsiot/mqtt_connection_builder.py
+// (_with_custom_authorizer and _add_to_username_parameter: the name and
+// the token appended as they are, the signature through
+// urllib.parse.quote, which keeps '/') and compares it byte for byte.
+func TestAWSUsernameAsPythonSDK(t *testing.T) {
+	pemKey := testRSAPEM(t)
+	key := testTokenKey(t, AlgES256)
+	// pyQuote is urllib.parse.quote(s) with its default safe="/".
+	pyQuote := func(s string) string {
+		var b strings.Builder
+		for _, r := range []byte(s) {
+			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.IndexByte("_.-~/", r) >= 0 {
+				b.WriteByte(r)
+			} else {
+				fmt.Fprintf(&b, "%%%02X", r)
+			}
+		}
+		return b.String()
+	}
+	addToUsername := func(in, value, pretext string) string {
+		if strings.Contains(in, "?") {
+			in += "&"
+		} else {
+			in += "?"
+		}
+		if strings.Contains(value, pretext) {
+			return in + value
+		}
+		return in + pretext + value
+	}
+	slashes := 0
+	for i := 0; i < 8; i++ {
+		c := mustSign(t, Request{Cloud: "aws", DeviceID: fmt.Sprintf("lamp-%d", i),
+			Params: map[string]any{"endpoint": "abc123-ats.iot.eu-west-1.amazonaws.com", "authorizerName": "credsign-authorizer", "tokenKeyName": "x-token"},
+			Secret: pemKey, TokenKey: key, Issuer: "https://credsign.example", Now: time.Unix(1700000000, 0)})
+		q, err := url.ParseQuery(strings.SplitN(c.Username, "?", 2)[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, sig := q.Get("x-token"), q.Get("x-amz-customauthorizer-signature")
+		want := c.ClientID
+		want = addToUsername(want, "credsign-authorizer", "x-amz-customauthorizer-name=")
+		enc := sig
+		if !strings.Contains(enc, "%") {
+			enc = pyQuote(enc)
+		}
+		want = addToUsername(want, enc, "x-amz-customauthorizer-signature=")
+		want = addToUsername(want, tok, "x-token=")
+		if c.Username != want {
+			t.Fatalf("username\n%s\nwant (Python SDK)\n%s", c.Username, want)
+		}
+		slashes += strings.Count(sig, "/")
+	}
+	if slashes == 0 {
+		t.Fatal("no signature had a '/': the escaping of '/' went untested")
+	}
+}
+
+// TestJWTForMosquittoGoAuth: with tokenIn=username and alg=HS256 the
+// username is a JWT that a port of iegomez/mosquitto-go-auth's
+// backends/jwt.go getJWTClaims and getUsernameForToken accepts (golang-jwt
+// v3: the key function returns []byte(jwt_secret), so only HMAC methods
+// verify; MapClaims.Valid checks exp, iat, nbf; the user is the sub
+// claim), and the password is empty. The default ES256 token fails that
+// check, as it fails mosquitto-go-auth's local and js modes.
+func TestJWTForMosquittoGoAuth(t *testing.T) {
+	const secret = "go-auth-jwt-secret-of-32-bytes!!"
+	now := time.Unix(1765000000, 0)
+	key := testTokenKey(t, AlgES256)
+	goAuth := func(token string, at time.Time) (string, error) {
+		parts := strings.Split(token, ".")
+		if len(parts) != 3 {
+			return "", fmt.Errorf("token contains an invalid number of segments")
+		}
+		var header struct{ Alg string }
+		hb, _ := base64.RawURLEncoding.DecodeString(parts[0])
+		if json.Unmarshal(hb, &header) != nil || header.Alg != "HS256" {
+			return "", fmt.Errorf("key is of invalid type for %q", header.Alg)
+		}
+		m := hmac.New(sha256.New, []byte(secret))
+		m.Write([]byte(parts[0] + "." + parts[1]))
+		if sig, _ := base64.RawURLEncoding.DecodeString(parts[2]); !hmac.Equal(sig, m.Sum(nil)) {
+			return "", fmt.Errorf("signature is invalid")
+		}
+		var claims map[string]any
+		cb, _ := base64.RawURLEncoding.DecodeString(parts[1])
+		if err := json.Unmarshal(cb, &claims); err != nil {
+			return "", err
+		}
+		if exp, ok := claims["exp"].(float64); ok && at.Unix() > int64(exp) {
+			return "", fmt.Errorf("token is expired")
+		}
+		if iat, ok := claims["iat"].(float64); ok && at.Unix() < int64(iat) {
+			return "", fmt.Errorf("token used before issued")
+		}
+		if nbf, ok := claims["nbf"].(float64); ok && at.Unix() < int64(nbf) {
+			return "", fmt.Errorf("token is not valid yet")
+		}
+		user, _ := claims["sub"].(string)
+		return user, nil
+	}
+	c := mustSign(t, Request{Cloud: "jwt", DeviceID: "lamp-7", Params: map[string]any{"host": "h", "tokenIn": "username", "alg": "HS256"},
+		Secret: secret, TokenKey: key, Issuer: "https://credsign.example", Now: now, TTL: time.Hour})
+	if c.Password != "" || c.ClientID != "lamp-7" || !c.ExpiryEnforced || c.ExpiresAt.Unix() != now.Add(time.Hour).Unix() {
+		t.Errorf("credentials = %+v", c)
+	}
+	if user, err := goAuth(c.Username, now); err != nil || user != "lamp-7" {
+		t.Errorf("mosquitto-go-auth local mode: user %q, err %v; want lamp-7", user, err)
+	}
+	if _, err := goAuth(c.Username, now.Add(time.Hour+time.Second)); err == nil {
+		t.Error("mosquitto-go-auth accepted the token after exp")
+	}
+	if hb, _ := base64.RawURLEncoding.DecodeString(strings.Split(c.Username, ".")[0]); string(hb) != `{"alg":"HS256","typ":"JWT"}` {
+		t.Errorf("header %s", hb)
+	}
+	es := mustSign(t, Request{Cloud: "jwt", DeviceID: "lamp-7", Params: map[string]any{"host": "h", "tokenIn": "username"},
+		TokenKey: key, Issuer: "https://credsign.example", Now: now})
+	if _, err := goAuth(es.Username, now); err == nil {
+		t.Error("an ES256 token passed mosquitto-go-auth's HMAC-only check")
+	}
+	for _, tt := range []struct {
+		params map[string]any
+		secret string
+		field  string
+	}{
+		{map[string]any{"host": "h", "alg": "HS256"}, "short", "secret"},
+		{map[string]any{"host": "h", "alg": "HS256"}, "", "secret"},
+		{map[string]any{"host": "h", "tokenIn": "username", "username": "u"}, "", "params.username"},
+		{map[string]any{"host": "h", "tokenIn": "clientId"}, "", "params.tokenIn"},
+		{map[string]any{"host": "h", "alg": "HS512"}, secret, "params.alg"},
+	} {
+		_, err := Sign(Request{Cloud: "jwt", DeviceID: "d", Params: tt.params, Secret: tt.secret, TokenKey: key, Issuer: "i", Now: now})
+		var ie *InvalidError
+		if !errors.As(err, &ie) || ie.Field != tt.field || (tt.secret != "" && strings.Contains(err.Error(), tt.secret)) {
+			t.Errorf("%v: err = %v, want invalid %s without the secret", tt.params, err, tt.field)
+		}
 	}
 }

@@ -41,9 +41,10 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// clientFor is a Client that trusts the emulator's CA, with short waits.
+// clientFor is a Client that trusts the emulator's CA, with short waits,
+// allowed to call the emulators on loopback.
 func clientFor(h *http.Client) *Client {
-	return &Client{Kinds: reg.RegistrationKinds(), HTTP: h, Backoff: 20 * time.Millisecond, PollInterval: 50 * time.Millisecond}
+	return &Client{Kinds: reg.RegistrationKinds(), HTTP: h, Backoff: 20 * time.Millisecond, PollInterval: 50 * time.Millisecond, AllowPrivate: true, AllowHosts: []string{"127.0.0.1"}}
 }
 
 // closedAddr is a loopback address nothing listens on.
@@ -422,7 +423,7 @@ func TestTencentRegister(t *testing.T) {
 
 func TestUnreachableDynamic(t *testing.T) {
 	t.Parallel()
-	c := &Client{Kinds: reg.RegistrationKinds(), Backoff: time.Millisecond}
+	c := &Client{Kinds: reg.RegistrationKinds(), Backoff: time.Millisecond, AllowPrivate: true, AllowHosts: []string{"127.0.0.1"}}
 	for _, r := range []Request{
 		{Kind: KindAliyunDynamic, Params: map[string]string{"productKey": "pk", "host": closedAddr(t)}, GroupSecret: "product-secret-123", DeviceID: "d"},
 		{Kind: KindTencentDynamic, Params: map[string]string{"productId": "P", "host": closedAddr(t)}, GroupSecret: "product-secret-123", DeviceID: "d"},

@@ -40,7 +40,7 @@ func TestTopics(t *testing.T) {
 			func(tp Topics) bool { return tp.PropertyReply == "$sys/P/d/thing/property/post/reply" }},
 		{"baidu", map[string]any{"iotCoreId": "c", "deviceKey": "k", "host": "127.0.0.1"}, "s", "$iot/k/user/telemetry", "$iot/k/user/commands",
 			func(tp Topics) bool { return tp.ShadowDelta == "$iot/k/shadow/delta/desired" }},
-		{"tuya", map[string]any{"deviceId": "t1", "host": "127.0.0.1"}, "s", "tylink/t1/thing/property/report", "tylink/t1/thing/property/set",
+		{"tuya", map[string]any{"deviceId": "t1", "host": "127.0.0.1"}, "s000000000000000", "tylink/t1/thing/property/report", "tylink/t1/thing/property/set",
 			func(tp Topics) bool {
 				return tp.Actions == "tylink/t1/thing/action/execute" && tp.Events == "tylink/t1/thing/event/trigger"
 			}},

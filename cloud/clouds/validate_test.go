@@ -15,15 +15,16 @@ const testB64 = "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg="
 
 // validByCloud holds, for each cloud, params that sign.
 var validByCloud = map[string]map[string]any{
-	"aliyun":  {"productKey": "pk", "deviceName": "dn"},
-	"tencent": {"productId": "PID", "deviceName": "dn"},
-	"huawei":  {"deviceId": "p_n"},
-	"azure":   {"hubHost": "h.azure-devices.net", "deviceId": "d"},
-	"onenet":  {"productId": "PID", "deviceName": "dn"},
-	"baidu":   {"iotCoreId": "core1", "deviceKey": "dk"},
-	"tuya":    {"deviceId": "tid"},
-	"jwt":     {"host": "broker.example", "clientId": "dev1"},
-	"aws":     {"endpoint": "abc-ats.iot.eu-west-1.amazonaws.com", "authorizerName": "credsign", "clientId": "dev1"},
+	"aliyun":     {"productKey": "pk", "deviceName": "dn"},
+	"tencent":    {"productId": "PID", "deviceName": "dn"},
+	"huawei":     {"deviceId": "p_n"},
+	"azure":      {"hubHost": "h.azure-devices.net", "deviceId": "d"},
+	"onenet":     {"productId": "PID", "deviceName": "dn"},
+	"baidu":      {"iotCoreId": "core1", "deviceKey": "dk"},
+	"tuya":       {"deviceId": "tid"},
+	"tuyalegacy": {"deviceId": "tid"},
+	"jwt":        {"host": "broker.example", "clientId": "dev1"},
+	"aws":        {"endpoint": "abc-ats.iot.eu-west-1.amazonaws.com", "authorizerName": "credsign", "clientId": "dev1"},
 }
 
 // validParams returns a copy of the cloud's valid params (nil for an
@@ -229,7 +230,7 @@ func TestRegistry(t *testing.T) {
 			}
 		}
 	}
-	if strings.Join(names, ",") != "aliyun,aws,azure,baidu,huawei,jwt,onenet,tencent,tuya" {
+	if strings.Join(names, ",") != "aliyun,aws,azure,baidu,huawei,jwt,onenet,tencent,tuya,tuyalegacy" {
 		t.Errorf("clouds = %v", names)
 	}
 	c, ok := LookupCloud("aliyun")
@@ -255,7 +256,7 @@ func TestRegistry(t *testing.T) {
 // never shows the secret, and its credentials equal Sign's.
 func TestExplainRedactsSecret(t *testing.T) {
 	secrets := map[string]string{"aliyun": "AliSecretZZ", "huawei": "HuaweiSecretZZ", "tencent": testB64, "azure": testB64,
-		"onenet": testB64, "baidu": "BaiduSecretZZ", "tuya": "TuyaSecretZZ", "aws": testRSAPEM(t)}
+		"onenet": testB64, "baidu": "BaiduSecretZZ", "tuya": "TuyaSecretZZ0000", "tuyalegacy": "TuyaSecKeyZZ", "aws": testRSAPEM(t)}
 	for _, cl := range Clouds() {
 		req := Request{Cloud: cl.Name, Params: validParams(cl.Name), Secret: secrets[cl.Name], Now: time.Unix(1700000000, 0),
 			TokenKey: testTokenKey(t, AlgES256), Issuer: "https://credsign.example", Rand: bytes.NewReader(make([]byte, 64))}

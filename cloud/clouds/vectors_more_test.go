@@ -27,7 +27,11 @@ func TestDefaultHosts(t *testing.T) {
 		{"tuya", []any{"host", "broker.example"}, "broker.example"},
 	}
 	for _, tt := range tests {
-		c := mustSign(t, Request{Cloud: tt.cloud, Params: with(tt.cloud, tt.kv...), Secret: testB64, Now: time.Unix(1700000000, 0)})
+		secret := testB64
+		if tt.cloud == "tuya" {
+			secret = testB64[:16] // Tuya's secrets are 16 characters
+		}
+		c := mustSign(t, Request{Cloud: tt.cloud, Params: with(tt.cloud, tt.kv...), Secret: secret, Now: time.Unix(1700000000, 0)})
 		if c.Host != tt.want {
 			t.Errorf("%s %v: host %q, want %q", tt.cloud, tt.kv, c.Host, tt.want)
 		}

@@ -14,7 +14,7 @@ type Backend struct{}
 func (Backend) Describe() *cloud.Cloud {
 	return &cloud.Cloud{
 		Name:         "jwt",
-		Title:        "Self-hosted broker with JWT authentication (EMQX, HiveMQ, NanoMQ, Mosquitto go-auth)",
+		Title:        "Self-hosted broker with JWT authentication (EMQX, Mosquitto with mosquitto-go-auth)",
 		SecretFormat: cloud.SecretNone,
 		Tokens:       true,
 		Params: []cloud.ParamSpec{
@@ -23,7 +23,9 @@ func (Backend) Describe() *cloud.Cloud {
 			{Name: "tls", Type: cloud.TypeBoolean, Default: true, Description: "TLS, or with false plain MQTT."},
 			{Name: "audience", Type: cloud.TypeString, Description: "aud claim: what the broker expects (none by default)."},
 			{Name: "clientId", Type: cloud.TypeString, Description: "MQTT ClientId (default the device id).", Check: cloud.CheckTopicLevel},
-			{Name: "username", Type: cloud.TypeString, Description: "MQTT username (default the device id)."},
+			{Name: "username", Type: cloud.TypeString, Description: "MQTT username (default the device id); not with tokenIn=username."},
+			{Name: "tokenIn", Type: cloud.TypeString, Default: "password", Allowed: []any{"password", "username"}, Description: "Which CONNECT field carries the token: the password (EMQX's default \"from\"), or the username, where mosquitto-go-auth's JWT backend reads it (the password is then empty)."},
+			{Name: "alg", Type: cloud.TypeString, Allowed: []any{"HS256"}, Description: "HS256 signs with the device's secret, the broker's shared HMAC secret (mosquitto-go-auth's jwt_secret, EMQX's hmac-based secret), at least 32 bytes; absent, the server's token key (ES256, RS256 or EdDSA, published in the JWKS)."},
 			{Name: "claims", Type: cloud.TypeObject, Description: "JSON object of extra claims merged into the token (EMQX's acl, for instance); registered claims cannot be overridden.", Check: checkExtraClaim},
 			{Name: "telemetryTopic", Type: cloud.TypeString, Description: "Telemetry topic (default devices/{device id}/telemetry).", Check: cloud.CheckTopicName},
 			{Name: "commandsTopic", Type: cloud.TypeString, Description: "Commands topic filter (default devices/{device id}/commands/#).", Check: cloud.CheckTopicFilter},
@@ -47,8 +49,19 @@ func jwtCloud(in cloud.Input) (cloud.Credentials, error) {
 	if err != nil {
 		return cloud.Credentials{}, err
 	}
+	inUsername := p.Str("tokenIn", "password") == "username"
+	if inUsername && p.Get("username") != nil {
+		return cloud.Credentials{}, cloud.Invalid("params.username", "cannot be set with tokenIn=username: the token is the username")
+	}
+	t := cloud.Token{Subject: sub, Audience: p.Str("audience", ""), Extra: p.Obj("claims")}
+	if p.Str("alg", "") == cloud.AlgHS256 {
+		if len(in.Secret) < cloud.MinHS256Key {
+			return cloud.Credentials{}, cloud.Invalid("secret", "alg HS256 signs with the device's secret, the broker's shared HMAC secret: it must be at least %d bytes (RFC 7518 §3.2), not %d", cloud.MinHS256Key, len(in.Secret))
+		}
+		t.HMACKey = []byte(in.Secret)
+	}
 	exp := in.Expiry()
-	tok, claims, err := in.SignToken(cloud.Token{Subject: sub, Audience: p.Str("audience", ""), Extra: p.Obj("claims")}, exp)
+	tok, claims, err := in.SignToken(t, exp)
 	if err != nil {
 		return cloud.Credentials{}, err
 	}
@@ -66,12 +79,24 @@ func jwtCloud(in cloud.Input) (cloud.Credentials, error) {
 			Commands:  p.Str("commandsTopic", "devices/"+sub+"/commands/#"),
 		},
 	}
+	if inUsername {
+		c.Username, c.Password = tok, ""
+	}
 	if in.Trace.On() {
-		cloud.TraceToken(in, claims)
+		if t.HMACKey != nil {
+			cloud.TraceHS256(in, claims)
+		} else {
+			cloud.TraceToken(in, claims)
+		}
 		t := in.Trace
-		t.Add("password", "the JWT: b64url(header) . b64url(claims) . b64url(signature): %s", tok)
+		if inUsername {
+			t.Add("username", "the JWT (tokenIn=username): b64url(header) . b64url(claims) . b64url(signature): %s", tok)
+			t.Add("password", "empty: the broker reads the token from the username")
+		} else {
+			t.Add("password", "the JWT: b64url(header) . b64url(claims) . b64url(signature): %s", tok)
+			t.Add("username", "username param, else the device id: %s", c.Username)
+		}
 		t.Add("clientId", "clientId param, else the device id: %s", c.ClientID)
-		t.Add("username", "username param, else the device id: %s", c.Username)
 		t.Add("expiry", "exp %d (issue time + ttl %s); brokers refuse the token after it", exp, in.TTL)
 	}
 	return c, nil

@@ -6,10 +6,12 @@
 // cloud/aliyun and cloud/tencent) is given by its cloud's package. The
 // group or product secret stays in the server: devices never see it.
 //
-// Errors wrap ErrRefused when the cloud said no, ErrUnavailable when it
-// could not be reached or answered with a transient failure, and ErrInvalid
-// when the request itself is wrong. No error ever contains the group
-// secret, a derived key, a SAS token or a signature.
+// Errors wrap ErrRefused when the cloud said no (or answered with a
+// redirect, which is never followed), ErrUnavailable when it could not be
+// reached or answered with a transient failure, and ErrInvalid when the
+// request itself is wrong (a host outside the allowed ones, an address that
+// is not public). No error ever contains the group secret, a derived key,
+// a SAS token or a signature. Where the calls may go is in guard.go.
 //
 // It imports only the standard library.
 package registration
@@ -26,6 +28,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -72,15 +75,30 @@ type Result struct {
 }
 
 // Client performs registrations over HTTPS. Its zero value is usable but
-// knows no kind.
+// knows no kind; it must not be copied after first use.
+//
+// By default it calls only each kind's documented hosts (Kind.Hosts),
+// connects only to public addresses and follows no redirect (see
+// AddressReason, RedirectError).
 type Client struct {
 	// Kinds are the registration kinds it performs
 	// (cloud.Registry.RegistrationKinds).
 	Kinds Kinds
 
-	// HTTP sends the requests; nil means http.DefaultClient. Tests put the
-	// emulator's CA in its transport.
+	// HTTP is the client whose transport (an *http.Transport, or nil for
+	// http.DefaultTransport) and timeout the requests use; nil means
+	// http.DefaultClient. Its transport is copied with a dialer that checks
+	// every address dialled, and without proxy; its CheckRedirect is
+	// replaced by one that refuses. Tests put the emulator's CA in it.
 	HTTP *http.Client
+	// AllowPrivate lets the requests reach addresses that are not public
+	// (loopback, private, link-local, ...): an emulator, a private
+	// endpoint. Off, such a host is refused before anything is sent.
+	AllowPrivate bool
+	// AllowHosts adds host names to every kind's Hosts: "name",
+	// "*.domain" (names ending in .domain) or an IP address
+	// (CheckHostPattern).
+	AllowHosts []string
 	// Now is the clock for SAS expiry and signature timestamps; nil means
 	// time.Now.
 	Now func() time.Time
@@ -99,6 +117,10 @@ type Client struct {
 	MaxWait time.Duration
 	// SASTTL is the lifetime of DPS SAS tokens; 0 means 1 hour.
 	SASTTL time.Duration
+
+	buildOnce sync.Once
+	hc        *http.Client
+	hcErr     error
 }
 
 // FieldError is one thing wrong with a kind or its params, for an API's 422.
@@ -128,6 +150,14 @@ type Kind struct {
 	// CheckSecret returns why a group or product secret has the wrong
 	// form, "" when it is fine; it never repeats the secret.
 	CheckSecret func(secret string) string
+	// Hosts are the host names the kind's calls may go to without
+	// Client.AllowHosts: the cloud's documented registration endpoints. A
+	// pattern "*.example.com" matches any name ending in ".example.com"
+	// (guard.go).
+	Hosts []string
+	// Host returns the host (host or host:port) the kind's calls go to
+	// for the given, validated params: params.host or the kind's default.
+	Host func(params map[string]string) string
 	// Register performs the registration of r, validated, with c.
 	Register func(ctx context.Context, c *Client, r Request) (Result, error)
 }
@@ -205,6 +235,22 @@ func (ks Kinds) Validate(kind string, params map[string]string) []FieldError {
 	return out
 }
 
+// Check is Validate with c's policy on hosts: the host a kind's calls go
+// to (params.host, or the kind's default) must be one of the kind's
+// documented hosts or c.AllowHosts, and an IP address must be public unless
+// c.AllowPrivate. A host name is checked again on each address it resolves
+// to when the call is made.
+func (c *Client) Check(kind string, params map[string]string) []FieldError {
+	out := c.Kinds.Validate(kind, params)
+	if len(out) > 0 {
+		return out
+	}
+	if err := c.checkAllowed(kind, c.Kinds[kind].Host(params)); err != nil {
+		out = append(out, FieldError{Field: "params.host", Reason: err.Error()})
+	}
+	return out
+}
+
 // ValidateSecret checks the form of a group or product secret without
 // echoing it: non-empty, and what the kind's CheckSecret asks.
 func (ks Kinds) ValidateSecret(kind, secret string) *FieldError {
@@ -259,7 +305,7 @@ func (c *Client) Register(ctx context.Context, r Request) (Result, error) {
 		}
 		r.Params = p
 	}
-	if errs := c.Kinds.Validate(r.Kind, r.Params); len(errs) > 0 {
+	if errs := c.Check(r.Kind, r.Params); len(errs) > 0 {
 		return Result{}, fmt.Errorf("%w: %s", ErrInvalid, errs[0].Error())
 	}
 	if fe := c.Kinds.ValidateSecret(r.Kind, r.GroupSecret); fe != nil {
@@ -268,11 +314,10 @@ func (c *Client) Register(ctx context.Context, r Request) (Result, error) {
 	return c.Kinds[r.Kind].Register(ctx, c, r)
 }
 
-func (c *Client) httpClient() *http.Client {
-	if c.HTTP != nil {
-		return c.HTTP
-	}
-	return http.DefaultClient
+// httpClient returns the client built from c.HTTP (build), once.
+func (c *Client) httpClient() (*http.Client, error) {
+	c.buildOnce.Do(func() { c.hc, c.hcErr = c.build() })
+	return c.hc, c.hcErr
 }
 
 func (c *Client) now() time.Time {
@@ -317,7 +362,8 @@ const maxBody = 1 << 16
 // that signatures and timestamps are fresh), retrying transient failures
 // (network errors, 5xx, 429) up to c.Attempts tries with Retry-After or
 // exponential backoff. It returns the first non-transient answer; what
-// names the call in errors.
+// names the call in errors. A refused address or a redirect ends it at
+// once.
 func (c *Client) send(ctx context.Context, what string, build func() (*http.Request, error)) (answer, error) {
 	attempts := c.Attempts
 	if attempts <= 0 {
@@ -335,7 +381,7 @@ func (c *Client) send(ctx context.Context, what string, build func() (*http.Requ
 			return a, nil
 		}
 		last = fmt.Errorf("%s: %w", what, err)
-		if ctx.Err() != nil || try >= attempts {
+		if ctx.Err() != nil || try >= attempts || !errors.Is(err, ErrUnavailable) {
 			return answer{}, last
 		}
 		if wait <= 0 {
@@ -352,14 +398,24 @@ func (c *Client) send(ctx context.Context, what string, build func() (*http.Requ
 // wrapping ErrUnavailable, with the Retry-After to honour when the server
 // sent one.
 func (c *Client) once(ctx context.Context, req *http.Request) (answer, time.Duration, error) {
-	resp, err := c.httpClient().Do(req)
+	hc, err := c.httpClient()
 	if err != nil {
+		return answer{}, 0, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		if perr := classify(err); perr != nil {
+			return answer{}, 0, perr
+		}
 		if ctx.Err() != nil {
 			return answer{}, 0, fmt.Errorf("%w: %w", ErrUnavailable, context.Cause(ctx))
 		}
 		return answer{}, 0, fmt.Errorf("%w: %s", ErrUnavailable, describeNetErr(err))
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return answer{}, 0, fmt.Errorf("%w: %w", ErrRefused, redirectOf(resp))
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
 		return answer{}, 0, fmt.Errorf("%w: reading the answer: %s", ErrUnavailable, describeNetErr(err))

@@ -131,7 +131,13 @@ func registerTencent(ctx context.Context, c *registration.Client, r registration
 		return registration.Result{}, fmt.Errorf("%s: %w: no device name (device id or params.deviceName)", what, registration.ErrInvalid)
 	}
 	u := "https://" + host + "/device/register"
-	body, _ := json.Marshal(map[string]string{"ProductId": pid, "DeviceName": dn})
+	// ProductId then DeviceName, as tencentyun/iot-device-python hub/hub.py
+	// dynregDevice writes it ("{\"ProductId\":\"%s\",\"DeviceName\":\"%s\"}"):
+	// the signature hashes these bytes.
+	body, _ := json.Marshal(struct {
+		ProductID  string `json:"ProductId"`
+		DeviceName string `json:"DeviceName"`
+	}{pid, dn})
 	a, err := c.Send(ctx, what+" register "+pid+"/"+dn, func() (*http.Request, error) {
 		var nb [4]byte
 		if _, err := io.ReadFull(c.Random(), nb[:]); err != nil {
@@ -181,6 +187,8 @@ const KindDynamic = "tencent-dynamic"
 // RegistrationKinds implements cloud.Registerer.
 func (Backend) RegistrationKinds() []registration.Kind {
 	return []registration.Kind{{Name: KindDynamic, Cloud: "tencent", Required: []string{"productId"}, Optional: []string{"host", "deviceName"},
+		// ap-guangzhou.gateway.tencentdevices.com and the other regions'.
+		Hosts: []string{"*.tencentdevices.com"}, Host: func(p map[string]string) string { return registration.Param(p, "host", TencentHost) },
 		CheckSecret: checkProductSecret, Register: registerTencent}}
 }
 

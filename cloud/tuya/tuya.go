@@ -2,10 +2,28 @@ package tuya
 
 import (
 	"encoding/hex"
+	"fmt"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/credsign/credsign/cloud"
 )
+
+// tuyaSecretLen is the length of a TuyaLink device secret. Tuya's C SDK
+// keys the HMAC with the secret's first 16 bytes whatever its length
+// (tuya/tuya-connect-kit-for-mqtt-embedded-c, branch iotcore-develop,
+// src/tuyalink_core.c: hmac_sha256_once calls mbedtls_message_digest_hmac
+// with keylen 16), while Tuya's "Open MQTT Protocol" document and its
+// Java demo key it with the whole secret: the two agree only for the
+// 16-character secrets the console issues, so credsign takes only those.
+const tuyaSecretLen = 16
+
+func checkTuyaSecret(s string) error {
+	if n := utf8.RuneCountInString(s); len(s) != tuyaSecretLen {
+		return fmt.Errorf("must be the 16-character device secret the Tuya console shows, not %d characters (Tuya's C SDK keys the HMAC with the first 16 bytes, its documentation with the whole secret: they agree only on 16)", n)
+	}
+	return nil
+}
 
 // Backend is Tuya, TuyaLink open MQTT protocol (docs/clouds.md, "tuya").
 type Backend struct{}
@@ -22,7 +40,8 @@ func (Backend) Describe() *cloud.Cloud {
 			cloud.HostParam("Broker host (default m1.tuya{region}.com)."),
 			cloud.PortParam("Broker port (default 8883, TLS)."),
 		},
-		Recipe: tuya,
+		SecretCheck: checkTuyaSecret,
+		Recipe:      tuya,
 	}
 }
 

@@ -1,7 +1,10 @@
 package tuya_test
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,6 +32,45 @@ func TestTuyaVendorVectors(t *testing.T) {
 	}
 	if c.Topics.Telemetry != "tylink/6c95875d0f5ba69607nzfl/thing/property/report" || c.Topics.Commands != "tylink/6c95875d0f5ba69607nzfl/thing/property/set" {
 		t.Errorf("topics = %+v", c.Topics)
+	}
+}
+
+// TestTuyaAsOfficialSDKs ports the official SDK's signing function and
+// compares it byte for byte with credsign's, on inputs of its own:
+// tuya/tuya-connect-kit-for-mqtt-embedded-c, branch iotcore-develop
+// (bdfb4ac2), src/tuyalink_core.c, tuya_mqtt_auth_signature_calculate:
+// username "%s|signMethod=hmacSha256,timestamp=%d,secureMode=1,accessType=1",
+// ClientId "tuyalink_%s", password "%02x" of HMAC-SHA256 keyed with the
+// secret's first 16 bytes over
+// "deviceId=%s,timestamp=%d,secureMode=1,accessType=1". credsign takes
+// only 16-character secrets (where that and the docs' whole-secret key
+// agree) and refuses others. (tuyalegacy's half of this test is
+// TestTuyaLegacyAsOfficialSDKs in cloud/tuyalegacy.)
+func TestTuyaAsOfficialSDKs(t *testing.T) {
+	now := time.Unix(1765000123, 0)
+	for _, tt := range []struct{ id, secret string }{
+		{"bf3a9c0e2d41f7a8c5xq1z", "0f1e2d3c4b5a6978"},
+		{"6c12ab34cd56ef7890abcd", "Zz9-Yy8_Xx7.Ww6~"},
+	} {
+		c := mustSign(t, cloud.Request{Cloud: "tuya", Params: map[string]any{"deviceId": tt.id}, Secret: tt.secret, Now: now})
+		ts := int32(now.Unix())
+		m := hmac.New(sha256.New, []byte(tt.secret)[:16])
+		m.Write([]byte(fmt.Sprintf("deviceId=%s,timestamp=%d,secureMode=1,accessType=1", tt.id, ts)))
+		var pw strings.Builder
+		for _, b := range m.Sum(nil) {
+			fmt.Fprintf(&pw, "%02x", b)
+		}
+		if want := fmt.Sprintf("%s|signMethod=hmacSha256,timestamp=%d,secureMode=1,accessType=1", tt.id, ts); c.Username != want {
+			t.Errorf("username %s, want %s", c.Username, want)
+		}
+		if c.ClientID != "tuyalink_"+tt.id || c.Password != pw.String() {
+			t.Errorf("clientId, password = %s, %s; want tuyalink_%s, %s", c.ClientID, c.Password, tt.id, pw.String())
+		}
+	}
+	for _, bad := range []string{"fb803786602df76", "fb803786602df7600", "fb803786602df760fb803786602df760"} {
+		if _, err := reg.Sign(cloud.Request{Cloud: "tuya", Params: map[string]any{"deviceId": "d1"}, Secret: bad, Now: now}); !cloud.IsInvalid(err) || strings.Contains(err.Error(), bad) {
+			t.Errorf("tuya secret of %d characters: err = %v, want invalid without the secret", len(bad), err)
+		}
 	}
 }
 

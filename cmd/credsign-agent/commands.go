@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -378,6 +379,9 @@ func cmdEnrol(ctx context.Context, c *command) error {
 		if errors.As(err, &fe) && (fe.Status == http.StatusUnauthorized || fe.Status == http.StatusForbidden) {
 			return fmt.Errorf("%w (check the enrolment token in --enrolment-token-file, and --device)", err)
 		}
+		if h, ok := certHint(err); ok {
+			return h
+		}
 		return err
 	}
 	fmt.Fprintf(c.stdout, "enrolled %s in group %s; device token written to %s\n", e.DeviceID, e.Group, cfg.TokenFile)
@@ -435,8 +439,12 @@ func (c *command) oneShot(ctx context.Context, cfg agent.Config, untilConnected 
 }
 
 // hint adds what to check to a refusal from credsign of the token or the
-// device.
+// device, and to a certificate (the broker's or credsign's) that did not
+// verify.
 func hint(err error) error {
+	if h, ok := certHint(err); ok {
+		return h
+	}
 	var fe *agent.FetchError
 	if errors.As(err, &fe) {
 		switch fe.Status {
@@ -445,6 +453,19 @@ func hint(err error) error {
 		}
 	}
 	return err
+}
+
+// certHint adds what to check to a certificate that did not verify, the
+// broker's or credsign's; false for other errors.
+func certHint(err error) (error, bool) {
+	var cve *tls.CertificateVerificationError
+	switch {
+	case errors.Is(err, agent.ErrBrokerCertificate):
+		return fmt.Errorf("%w (check --broker-ca-file, and the broker host registered in credsign)", err), true
+	case errors.As(err, &cve):
+		return fmt.Errorf("%w (check --ca-file, and --server)", err), true
+	}
+	return err, false
 }
 
 // timedOut ends a one-shot command's context after --timeout.

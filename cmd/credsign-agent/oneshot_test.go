@@ -2,7 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +21,7 @@ import (
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
+	"github.com/credsign/credsign/internal/cloudemu"
 	"github.com/credsign/credsign/internal/e2e"
 )
 
@@ -222,4 +231,141 @@ func connack4Broker(t *testing.T) int {
 		}
 	}()
 	return port
+}
+
+// tlsOnlyBroker serves TLS handshakes on loopback with a self-signed
+// certificate made by edit from a template valid for 127.0.0.1 now, and
+// returns its port and a CA file trusting that certificate. It is a fake
+// (no MQTT behind it): the failures it stands for (a certificate for
+// another name, an expired one) end the handshake before any MQTT.
+func tlsOnlyBroker(t *testing.T, edit func(*x509.Certificate)) (int, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "test broker"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, BasicConstraintsValid: true, IsCA: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	edit(tmpl)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "fake-ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, port := listen(t)
+	cfg := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+				_ = tls.Server(conn, cfg).Handshake()
+			}()
+		}
+	}()
+	return port, caFile
+}
+
+// A broker certificate that does not verify (an authority not trusted, a
+// certificate for another name, an expired one) will not clear by waiting:
+// pub and sub stop at once, with status 1 and one line naming it, instead of
+// retrying until --timeout. run, a device in the field, keeps retrying.
+func TestOneShotCommandsStopOnBrokerCertificate(t *testing.T) {
+	f := newFixture(t)
+	otherCA, err := cloudemu.NewTestCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherCAFile := filepath.Join(t.TempDir(), "other-ca.pem")
+	if err := os.WriteFile(otherCAFile, otherCA.CertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	namePort, nameCA := tlsOnlyBroker(t, func(c *x509.Certificate) { c.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 2)} })
+	expiredPort, expiredCA := tlsOnlyBroker(t, func(c *x509.Certificate) {
+		c.NotBefore, c.NotAfter = time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour)
+	})
+	nameToken := f.register("lamp-name", azureKey, "127.0.0.1", namePort)
+	expiredToken := f.register("lamp-expired", azureKey, "127.0.0.1", expiredPort)
+	tests := []struct {
+		name, device, token, caFile string
+		want                        string
+	}{
+		{"unknown authority", "lamp", f.tokenFile, otherCAFile, "certificate signed by unknown authority"},
+		{"another name", "lamp-name", nameToken, nameCA, "certificate is valid for 127.0.0.2, not 127.0.0.1"},
+		{"expired", "lamp-expired", expiredToken, expiredCA, "certificate has expired"},
+	}
+	for _, tt := range tests {
+		for _, cmd := range [][]string{
+			{"pub", "-t", "devices/lamp/messages/events/", "-m", "x"},
+			{"sub", "-t", "devices/lamp/messages/devicebound/#"},
+		} {
+			t.Run(tt.name+"/"+cmd[0], func(t *testing.T) {
+				getenv := env(map[string]string{"CREDSIGN_SERVER": f.server, "CREDSIGN_DEVICE": tt.device, "CREDSIGN_TOKEN_FILE": tt.token})
+				start := time.Now()
+				r := runWith(testCtx(t), nil, getenv, append(cmd, "--broker-ca-file", tt.caFile, "--timeout", "30s")...)
+				if took := time.Since(start); took > 10*time.Second {
+					t.Fatalf("%s took %s: it retried", cmd[0], took)
+				}
+				if r.code != 1 {
+					t.Fatalf("exit %d, stderr %q; want 1", r.code, r.stderr)
+				}
+				oneLine(t, r.stderr, "credsign-agent "+cmd[0]+": ", "the broker's TLS certificate was not accepted", tt.want, "(check --broker-ca-file")
+			})
+		}
+	}
+	t.Run("run retries", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(testCtx(t), 3*time.Second)
+		defer cancel()
+		getenv := env(map[string]string{"CREDSIGN_SERVER": f.server, "CREDSIGN_DEVICE": "lamp-expired", "CREDSIGN_TOKEN_FILE": expiredToken})
+		r := runWith(ctx, nil, getenv, "run", "--broker-ca-file", expiredCA)
+		if n := strings.Count(r.stderr, "certificate has expired"); n < 2 {
+			t.Fatalf("run logged the expired certificate %d times in 3s, want retries: %q", n, r.stderr)
+		}
+	})
+}
+
+// The same for credsign's own certificate: creds, pub, sub and enrol stop
+// at once with one line when the server's certificate is of an authority
+// --ca-file does not hold. The server is a fake (the handshake fails before
+// any request), the failure a real one would give.
+func TestOneShotCommandsStopOnServerCertificate(t *testing.T) {
+	port, _ := tlsOnlyBroker(t, func(*x509.Certificate) {})
+	dir := t.TempDir()
+	for name, content := range map[string]string{"device.token": "csd_2.some-device-token-text\n", "enrol.token": "cse_x.some-enrolment-token\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	getenv := env(map[string]string{"CREDSIGN_SERVER": "https://127.0.0.1:" + strconv.Itoa(port), "CREDSIGN_DEVICE": "lamp",
+		"CREDSIGN_TOKEN_FILE": filepath.Join(dir, "device.token")})
+	for _, args := range [][]string{
+		{"creds"},
+		{"pub", "-t", "t", "-m", "x"},
+		{"sub", "-t", "t"},
+		{"enrol", "--enrolment-token-file", filepath.Join(dir, "enrol.token"), "--token-file", filepath.Join(dir, "new.token")},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			start := time.Now()
+			r := runWith(testCtx(t), nil, getenv, append(args, "--timeout", "30s")...)
+			if took := time.Since(start); took > 10*time.Second {
+				t.Fatalf("%s took %s: it retried", args[0], took)
+			}
+			if r.code != 1 {
+				t.Fatalf("exit %d, stderr %q; want 1", r.code, r.stderr)
+			}
+			oneLine(t, r.stderr, "credsign-agent "+args[0]+": ", "certificate signed by unknown authority", "(check --ca-file, and --server)")
+			if strings.Contains(r.stderr, "some-device-token-text") || strings.Contains(r.stderr, "some-enrolment-token") {
+				t.Fatal("a token was printed")
+			}
+		})
+	}
 }

@@ -156,4 +156,4 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	return nil
 }
 
-var clouds = []string{cloudemu.Aliyun, cloudemu.Tencent, cloudemu.Huawei, cloudemu.Azure, cloudemu.OneNET, cloudemu.Baidu, cloudemu.Tuya, cloudemu.JWT, cloudemu.AWS}
+var clouds = []string{cloudemu.Aliyun, cloudemu.Tencent, cloudemu.Huawei, cloudemu.Azure, cloudemu.OneNET, cloudemu.Baidu, cloudemu.Tuya, cloudemu.TuyaLegacy, cloudemu.JWT, cloudemu.AWS}

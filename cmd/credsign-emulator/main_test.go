@@ -22,7 +22,7 @@ func TestRunErrors(t *testing.T) {
 		want string
 	}{
 		{"no secret", []string{"--cloud", "huawei", "--param", "deviceId=d"}, nil, "no device secret"},
-		{"unknown cloud", []string{"--cloud", "gcp"}, map[string]string{"CREDSIGN_EMULATOR_SECRET": "s"}, `--cloud "gcp": want one of aliyun, tencent, huawei, azure, onenet, baidu, tuya, jwt, aws`},
+		{"unknown cloud", []string{"--cloud", "gcp"}, map[string]string{"CREDSIGN_EMULATOR_SECRET": "s"}, `--cloud "gcp": want one of aliyun, tencent, huawei, azure, onenet, baidu, tuya, tuyalegacy, jwt, aws`},
 		{"no cloud", []string{"--param", "deviceId=d"}, map[string]string{"CREDSIGN_EMULATOR_SECRET": "s"}, `--cloud "": want one of`},
 		{"unknown flag", []string{"--cloud", "huawei", "--port", "1"}, nil, "flag provided but not defined: -port"},
 		{"stray argument", []string{"--cloud", "huawei", "x"}, nil, `unexpected arguments ["x"]`},

@@ -86,7 +86,7 @@ func TestDoctorCLI(t *testing.T) {
 
 	// A cloud the doctor does not cover is a usage error that says so.
 	other := filepath.Join(dir, "tuya.json")
-	writeFile(t, other, []byte(`{"cloud":"tuya","params":{"deviceId":"d"},"secret":"s"}`))
+	writeFile(t, other, []byte(`{"cloud":"tuya","params":{"deviceId":"d"},"secret":"s000000000000000"}`))
 	_, errOut, code = runCLI(t, "", "doctor", "--device", other, "--client-id", "c", "--username", "u", "--password", "p")
 	if code != 2 || !strings.Contains(errOut, "does not diagnose tuya") {
 		t.Errorf("tuya: exit %d, %q", code, errOut)

@@ -54,7 +54,7 @@ func parseImportFlags(args []string, stderr io.Writer) (importFlags, error) {
 	}
 	fs.StringVar(&f.url, "url", defURL, "credsign base URL (else CREDSIGN_URL); plain http:// only to a loopback host")
 	fs.StringVar(&f.tokenFile, "token-file", "", "file holding an admin or provisioner token (else CREDSIGN_TOKEN)")
-	fs.StringVar(&f.mode, "mode", "create", "create: refuse devices that exist (409 on their line); upsert: replace them")
+	fs.StringVar(&f.mode, "mode", "create", "create: refuse devices that exist (409 on their line); upsert: replace them; resume: keep a device that exists as its line says (counted apart; with --tokens it gets a new token), refuse one that differs")
 	fs.BoolVar(&f.tokens, "tokens", false, "mint each device's token in the same pass (implied by --tokens-out)")
 	fs.StringVar(&f.tokensOut, "tokens-out", "", "write the minted tokens to this new file (mode 0600)")
 	fs.StringVar(&f.tokensFormat, "tokens-format", "", "csv (id,token) or ndjson; default from the --tokens-out name (.ndjson/.jsonl: ndjson, else csv)")
@@ -65,7 +65,7 @@ func parseImportFlags(args []string, stderr io.Writer) (importFlags, error) {
 	fs.Func("label", "`k=v`: a label every device of a CSV file gets (repeatable)", keyValue(f.labels, "--label"))
 	fs.StringVar(&f.idTemplate, "id-template", "", "device id of a CSV row: {param} and {line} placeholders; default per format (see docs/import.md)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: credsign import [flags] FILE\n\nRegisters the devices of FILE through POST /v1/imports. FILE is NDJSON (one device\ndocument with its \"id\" per line) or a console's batch CSV file (see --format and\ndocs/import.md); \"-\" reads stdin. Each line is written on its own: a bad\nline is reported with its line number and the rest is imported. Exits 1 if any line\nfailed. To resume an import cut short, run it again (devices that exist answer 409\nin create mode) or start after the last line answered with --from-line.\n\nflags:")
+		fmt.Fprintln(fs.Output(), "usage: credsign import [flags] FILE\n\nRegisters the devices of FILE through POST /v1/imports. FILE is NDJSON (one device\ndocument with its \"id\" per line) or a console's batch CSV file (see --format and\ndocs/import.md); \"-\" reads stdin. Each line is written on its own: a bad\nline is reported with its line number and the rest is imported. Exits 1 if any line\nfailed. To resume an import cut short, run it again with --mode resume (and the same\n--tokens; with --from-line N to start at the first line not answered).\n\nflags:")
 		fs.PrintDefaults()
 	}
 	// A bad flag is one line on stderr (runImport prints it); -h prints
@@ -92,8 +92,8 @@ func parseImportFlags(args []string, stderr io.Writer) (importFlags, error) {
 		}
 	}
 	switch {
-	case f.mode != "create" && f.mode != "upsert":
-		return f, fmt.Errorf("--mode is create or upsert, not %q", f.mode)
+	case f.mode != "create" && f.mode != "upsert" && f.mode != "resume":
+		return f, fmt.Errorf("--mode is create, upsert or resume, not %q", f.mode)
 	case f.tokensFormat != "" && f.tokensFormat != "csv" && f.tokensFormat != "ndjson":
 		return f, fmt.Errorf("--tokens-format is csv or ndjson, not %q", f.tokensFormat)
 	case f.tokensFormat != "" && f.tokensOut == "":
@@ -144,6 +144,7 @@ func readToken(file string) (string, error) {
 type importTally struct {
 	answered                 atomic.Int64 // results received
 	created, updated, failed int64
+	existing                 int64 // kept as they were (--mode resume)
 	tokens                   int64
 	failures                 []failure // the first maxFailuresShown, by line
 	summary                  *importclient.ImportSummary
@@ -365,10 +366,12 @@ func readResults(body io.Reader, t *importTally, tw tokenWriter) {
 		} else {
 			t.answered.Store(*l.Line)
 		}
-		switch *l.Status {
-		case http.StatusCreated:
+		switch {
+		case *l.Status == http.StatusCreated:
 			t.created++
-		case http.StatusOK:
+		case l.Existing != nil && *l.Existing:
+			t.existing++
+		case *l.Status == http.StatusOK:
 			t.updated++
 		default:
 			t.failed++
@@ -444,8 +447,12 @@ func printImportSummary(w io.Writer, f importFlags, t *importTally, took time.Du
 		unit = "rows"
 		lines = t.created + t.updated + t.failed
 	}
-	fmt.Fprintf(w, "%s: %d %s from line %d: %d created, %d updated, %d failed, %d tokens (%.1fs, %.0f devices/s)\n",
-		f.file, lines, unit, f.fromLine, t.created, t.updated, t.failed, t.tokens, took.Seconds(), rate)
+	existing := ""
+	if f.mode == "resume" {
+		existing = fmt.Sprintf(", %d existing", t.existing)
+	}
+	fmt.Fprintf(w, "%s: %d %s from line %d: %d created, %d updated%s, %d failed, %d tokens (%.1fs, %.0f devices/s)\n",
+		f.file, lines, unit, f.fromLine, t.created, t.updated, existing, t.failed, t.tokens, took.Seconds(), rate)
 	if t.tokens > 0 && f.tokensOut != "" {
 		fmt.Fprintf(w, "tokens written to %s (%s)\n", f.tokensOut, f.tokensFormat)
 	}
@@ -460,7 +467,14 @@ func printImportSummary(w io.Writer, f importFlags, t *importTally, took time.Du
 		if t.csv {
 			resume = max(f.fromLine, t.answered.Load()+1)
 		}
-		fmt.Fprintf(w, "the import stopped early (%s); resume with --from-line %d\n", t.cut, resume)
+		tokens := ""
+		switch {
+		case f.tokensOut != "":
+			tokens = " --tokens-out NEW-FILE"
+		case f.tokens:
+			tokens = " --tokens"
+		}
+		fmt.Fprintf(w, "the import stopped early (%s); resume with --mode resume%s --from-line %d\n", t.cut, tokens, resume)
 	}
 }
 

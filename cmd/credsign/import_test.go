@@ -133,6 +133,62 @@ func TestImportFile(t *testing.T) {
 	}
 }
 
+// TestImportResumeMode: --mode resume after a run whose tokens were lost
+// exits 0, counts the devices that exist apart, and writes a working
+// token for every device of the file; a device that differs from its line
+// fails the run.
+func TestImportResumeMode(t *testing.T) {
+	url := importServer(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "batch.ndjson")
+	lines := []string{aliyunLine("m-1", "secret-m1"), aliyunLine("m-2", "secret-m2"), aliyunLine("m-3", "secret-m3")}
+	if err := os.WriteFile(file, []byte(strings.Join(lines[:2], "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The first run's tokens "reach nobody".
+	if code, out, errs := runImportCLI(t, "import", "--url", url, "--tokens", file); code != exitOK {
+		t.Fatalf("first run: exit %d\n%s%s", code, out, errs)
+	}
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokens := filepath.Join(dir, "tokens.csv")
+	code, out, errs := runImportCLI(t, "import", "--url", url, "--mode", "resume", "--tokens-out", tokens, file)
+	if code != exitOK || !strings.Contains(out, "3 lines from line 1: 1 created, 0 updated, 2 existing, 0 failed, 3 tokens") {
+		t.Fatalf("resume: exit %d\n%s%s", code, out, errs)
+	}
+	fh, err := os.Open(tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(fh).ReadAll()
+	fh.Close()
+	if err != nil || len(recs) != 4 {
+		t.Fatalf("tokens file: %v %v", recs, err)
+	}
+	for _, r := range recs[1:] {
+		req, _ := http.NewRequest("POST", url+"/v1/devices/"+r[0]+"/credentials", nil)
+		req.Header.Set("Authorization", "Bearer "+r[1])
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Errorf("credentials with the resumed token of %s: %d", r[0], res.StatusCode)
+		}
+	}
+	// Without tokens, and with m-2 changed in the file: m-2 fails.
+	lines[1] = aliyunLine("m-2", "secret-changed")
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = runImportCLI(t, "import", "--url", url, "--mode", "resume", file)
+	if code != exitError || !strings.Contains(out, "0 created, 0 updated, 2 existing, 1 failed, 0 tokens") || !strings.Contains(out, "line 2 (m-2): 409") {
+		t.Errorf("resume with a changed line: exit %d\n%s", code, out)
+	}
+}
+
 // TestImportAllGood: exit 0 when every line is written; stdin works.
 func TestImportAllGood(t *testing.T) {
 	url := importServer(t)
@@ -160,7 +216,7 @@ func TestImportUsage(t *testing.T) {
 	}{
 		{"no file", []string{"import"}, "give one FILE"},
 		{"two files", []string{"import", file, file}, "give one FILE"},
-		{"bad mode", []string{"import", "--mode", "merge", file}, "--mode is create or upsert"},
+		{"bad mode", []string{"import", "--mode", "merge", file}, "--mode is create, upsert or resume"},
 		{"bad format", []string{"import", "--tokens-out", filepath.Join(dir, "x"), "--tokens-format", "xml", file}, "--tokens-format is csv or ndjson"},
 		{"format alone", []string{"import", "--tokens-format", "csv", file}, "--tokens-format needs --tokens-out"},
 		{"from line 0", []string{"import", "--from-line", "0", file}, "--from-line must be 1 or more"},

@@ -6,6 +6,9 @@
 //	credsign clouds   list the supported clouds and their params
 //	credsign import   register devices in bulk from an NDJSON file
 //	credsign doctor   say which part of a device's refused triple differs and why
+//	credsign backup   copy the embedded store while it serves; backup verify checks a copy
+//	credsign restore  install a backup as a data directory's store
+//	credsign migrate  copy every record from one store to another (file to Vault and back)
 package main
 
 import (
@@ -41,6 +44,9 @@ var commands = map[string]command{
 	"serve":   runServe,
 	"import":  runImport,
 	"doctor":  runDoctor,
+	"backup":  runBackup,
+	"restore": runRestore,
+	"migrate": runMigrate,
 }
 
 func main() {
@@ -112,4 +118,7 @@ var summaries = map[string]string{
 	"clouds":  "list the supported clouds and their params",
 	"import":  "register devices in bulk from an NDJSON file (POST /v1/imports)",
 	"doctor":  "say why a device's captured MQTT triple is refused (which part differs and the likely cause)",
+	"backup":  "copy the embedded store while the server runs (GET /v1/admin/backup); 'backup verify FILE' checks a copy",
+	"restore": "install a backup as the store of a data directory",
+	"migrate": "copy every device, group, token and key from one store to another (file:DIR, vault)",
 }

@@ -71,10 +71,11 @@ func (r registrar) Register(ctx context.Context, req service.RegistrationRequest
 }
 
 // CheckRegistration implements service.RegistrationChecker: a group's
-// registration is checked when the group is written.
+// registration is checked when the group is written, its host against the
+// client's policy (registration.Client.Check) included.
 func (r registrar) CheckRegistration(kind string, params map[string]string, groupSecret string) []service.FieldError {
 	var out []service.FieldError
-	for _, f := range r.c.Kinds.Validate(kind, params) {
+	for _, f := range r.c.Check(kind, params) {
 		out = append(out, service.FieldError{Field: f.Field, Reason: f.Reason})
 	}
 	if fe := r.c.Kinds.ValidateSecret(kind, groupSecret); fe != nil {

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -68,7 +69,8 @@ func TestEnrolThroughDPS(t *testing.T) {
 	logs, answers := &testutil.SyncBuffer{}, &testutil.SyncBuffer{}
 	const admin = "csa_registrar-test-admin-0123456789"
 	h, err := api.New(api.Config{Store: store, AdminToken: admin, Logger: zerolog.New(logs),
-		Registrar: newRegistrar(&registration.Client{HTTP: dps.Client(), Backoff: 10 * time.Millisecond, PollInterval: 20 * time.Millisecond})})
+		Registrar: newRegistrar(&registration.Client{HTTP: dps.Client(), Backoff: 10 * time.Millisecond, PollInterval: 20 * time.Millisecond,
+			AllowPrivate: true, AllowHosts: []string{"127.0.0.1"}})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +224,8 @@ func TestEnrolThroughDPS(t *testing.T) {
 // The registrar maps each of the registration package's failures to the
 // service error that sets the caller's status.
 func TestRegistrarErrors(t *testing.T) {
-	r := newRegistrar(&registration.Client{Attempts: 1, Backoff: time.Millisecond})
+	r := newRegistrar(&registration.Client{Attempts: 1, Backoff: time.Millisecond, AllowPrivate: true, AllowHosts: []string{"127.0.0.1"}})
+	strict := newRegistrar(&registration.Client{Attempts: 1, Backoff: time.Millisecond})
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -232,13 +235,17 @@ func TestRegistrarErrors(t *testing.T) {
 	key := base64.StdEncoding.EncodeToString([]byte("group-key-of-32-bytes-for-a-test"))
 	for _, tc := range []struct {
 		name   string
+		r      service.Registrar
 		params map[string]string
 		want   error
 	}{
-		{"invalid params", map[string]string{"idScope": "not a scope!"}, service.ErrRegistrationInvalid},
-		{"unreachable", map[string]string{"idScope": "0ne00C0FFEE", "host": addr}, service.ErrCloudUnreachable},
+		{"invalid params", r, map[string]string{"idScope": "not a scope!"}, service.ErrRegistrationInvalid},
+		{"unreachable", r, map[string]string{"idScope": "0ne00C0FFEE", "host": addr}, service.ErrCloudUnreachable},
+		{"loopback, by default", strict, map[string]string{"idScope": "0ne00C0FFEE", "host": addr}, service.ErrRegistrationInvalid},
+		{"localhost, by default", strict, map[string]string{"idScope": "0ne00C0FFEE", "host": "localhost"}, service.ErrRegistrationInvalid},
+		{"metadata address, by default", strict, map[string]string{"idScope": "0ne00C0FFEE", "host": "169.254.169.254"}, service.ErrRegistrationInvalid},
 	} {
-		_, err := r.Register(context.Background(), service.RegistrationRequest{Kind: "azure-dps", Params: tc.params, GroupSecret: key, DeviceID: "d"})
+		_, err := tc.r.Register(context.Background(), service.RegistrationRequest{Kind: "azure-dps", Params: tc.params, GroupSecret: key, DeviceID: "d"})
 		if !errors.Is(err, tc.want) || strings.Contains(err.Error(), key) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 		}
@@ -270,8 +277,8 @@ func TestServeCloudCA(t *testing.T) {
 		args   []string
 		status int
 	}{
-		{"trusted", []string{"--cloud-ca-file", caFile}, 201},
-		{"untrusted", nil, 503},
+		{"trusted", []string{"--cloud-ca-file", caFile, "--registration-allow-private", "--registration-allow-host", "127.0.0.1"}, 201},
+		{"untrusted", []string{"--registration-allow-private", "--registration-allow-host", "127.0.0.1"}, 503},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := startServe(t, env, tc.args...)
@@ -301,6 +308,159 @@ func TestServeCloudCA(t *testing.T) {
 		out := strings.TrimSpace(errb.String())
 		if code != exitUsage || strings.Count(out, "\n") != 0 || !strings.Contains(out, "--cloud-ca-file") {
 			t.Fatalf("exit %d, stderr %q; want exit 2 and one line naming the flag", code, out)
+		}
+	})
+}
+
+// TestServeRegistrationPolicy: by default serve's registrar calls only the
+// clouds' documented domains and public addresses. A group naming a
+// loopback address, or a name outside those domains, is refused when
+// written (422 naming registration.params.host); a name the operator
+// allowed (--registration-allow-host localhost) that resolves to loopback
+// is refused when dialled (409, nothing reaches the DPS emulator, the use
+// is given back, one log line names the cause without the group key or
+// SAS); with --registration-allow-private the same enrolment succeeds. A
+// registration kind of another cloud is refused too, and a malformed
+// --registration-allow-host stops serve with one line. The enrolled device,
+// whose key is derived from the group key, is diagnosed by the doctor with
+// that key. On the embedded store here, on Vault in
+// TestServeRegistrationPolicyVault (one store for every subtest there, so
+// each uses its own group).
+func TestServeRegistrationPolicy(t *testing.T) {
+	registrationPolicy(t, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin})
+}
+
+// registrationPolicy is TestServeRegistrationPolicy with serve's
+// environment env.
+func registrationPolicy(t *testing.T, env map[string]string) {
+	const scope = "0ne00CAFE02"
+	dps, err := cloudemu.StartDPS(cloudemu.DPSOptions{IDScope: scope, RetryAfter: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dps.Close() })
+	groupKey := base64.StdEncoding.EncodeToString([]byte("a group key of the policy test, 32+ bytes"))
+	if err := dps.AddGroup(cloudemu.DPSGroup{Key: groupKey, Hub: "policy-hub.azure-devices.net"}); err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "cloud-ca.pem")
+	if err := os.WriteFile(caFile, dps.CAPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(dps.Addr())
+	group := func(cloud, kind, host string) map[string]any {
+		return map[string]any{"cloud": cloud, "secret": groupKey, "params": map[string]any{},
+			"registration": map[string]any{"kind": kind, "params": map[string]string{"idScope": scope, "host": host}}}
+	}
+	putGroup := func(t *testing.T, base, id string, doc map[string]any) (int, string) {
+		t.Helper()
+		b, _ := json.Marshal(doc)
+		req, _ := http.NewRequest("PUT", base+"/v1/groups/"+id, bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer "+srvAdmin)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(out)
+	}
+	enrol := func(t *testing.T, base, groupID, device string) (int, string) {
+		t.Helper()
+		var et struct{ ID, Token string }
+		if code := call(t, http.DefaultClient, "POST", base+"/v1/groups/"+groupID+"/enrolment-tokens", srvAdmin, map[string]any{"maxUses": 1, "ttlSeconds": 60}, &et); code != 201 {
+			t.Fatalf("mint: %d", code)
+		}
+		code := call(t, http.DefaultClient, "POST", base+"/v1/enrol", et.Token, map[string]any{"deviceId": device}, nil)
+		var info map[string]any
+		call(t, http.DefaultClient, "GET", base+"/v1/groups/"+groupID+"/enrolment-tokens/"+et.ID, srvAdmin, nil, &info)
+		return code, fmt.Sprint(info["uses"])
+	}
+
+	t.Run("default", func(t *testing.T) {
+		base := "http://" + startServe(t, env, "--cloud-ca-file", caFile).addr
+		for _, tc := range []struct{ cloud, kind, host, want string }{
+			{"azure", "azure-dps", dps.Addr(), "127.0.0.1 is a loopback address"},
+			{"azure", "azure-dps", "[::1]:" + port, "::1 is a loopback address"},
+			{"azure", "azure-dps", "169.254.169.254", "169.254.169.254 is a link-local address"},
+			{"azure", "azure-dps", "10.0.0.8:443", "10.0.0.8 is a private address"},
+			{"azure", "azure-dps", "localhost:" + port, "localhost is not a documented azure-dps host"},
+			{"azure", "azure-dps", "dps.example.com", "dps.example.com is not a documented azure-dps host"},
+		} {
+			code, body := putGroup(t, base, "g", group(tc.cloud, tc.kind, tc.host))
+			if code != 422 || !strings.Contains(body, `"registration.params.host"`) || !strings.Contains(body, tc.want) {
+				t.Errorf("group with host %s: %d %s, want 422 naming %q", tc.host, code, body, tc.want)
+			}
+		}
+		code, body := putGroup(t, base, "g", map[string]any{"cloud": "azure", "secret": groupKey, "params": map[string]any{},
+			"registration": map[string]any{"kind": "aliyun-dynamic", "params": map[string]string{"productKey": "a1pk"}}})
+		if code != 422 || !strings.Contains(body, "aliyun-dynamic registers aliyun devices, but the group's cloud is azure") {
+			t.Errorf("azure group with aliyun-dynamic: %d %s", code, body)
+		}
+	})
+	t.Run("allowed name resolving to loopback", func(t *testing.T) {
+		r := startServe(t, env, "--cloud-ca-file", caFile, "--registration-allow-host", "localhost")
+		base := "http://" + r.addr
+		if code, body := putGroup(t, base, "g-loopback", group("azure", "azure-dps", "localhost:"+port)); code != 201 {
+			t.Fatalf("put group: %d %s", code, body)
+		}
+		before := len(dps.Requests())
+		code, uses := enrol(t, base, "g-loopback", "dev-loopback")
+		if code != 409 || uses != "0" {
+			t.Fatalf("enrol: %d, uses %s; want 409 and the use given back", code, uses)
+		}
+		if n := len(dps.Requests()) - before; n != 0 {
+			t.Fatalf("the DPS emulator got %d requests", n)
+		}
+		var line string
+		for deadline := time.Now().Add(5 * time.Second); line == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			for _, l := range strings.Split(r.stderr.String(), "\n") { // written in batches (--log-flush-interval)
+				if strings.Contains(l, "registration with the cloud failed") {
+					line = l
+				}
+			}
+		}
+		for _, want := range []string{`"deviceId":"dev-loopback"`, `"group":"g-loopback"`, `"registration":"azure-dps"`, "a loopback address, not a public address", "--registration-allow-private"} {
+			if !strings.Contains(line, want) {
+				t.Errorf("log line %q lacks %q", line, want)
+			}
+		}
+		if s := r.stderr.String(); strings.Contains(s, groupKey) || strings.Contains(s, "SharedAccessSignature") {
+			t.Error("the group key or a SAS was logged")
+		}
+	})
+	t.Run("allowed name and private addresses", func(t *testing.T) {
+		base := "http://" + startServe(t, env, "--cloud-ca-file", caFile, "--registration-allow-host", "localhost,127.0.0.1", "--registration-allow-private").addr
+		if code, body := putGroup(t, base, "g-allowed", group("azure", "azure-dps", "localhost:"+port)); code != 201 {
+			t.Fatalf("put group: %d %s", code, body)
+		}
+		if code, uses := enrol(t, base, "g-allowed", "dev-allowed"); code != 201 || uses != "1" {
+			t.Fatalf("enrol: %d, uses %s", code, uses)
+		}
+		// The doctor derives the device's key from the group key, as issuing does.
+		var cr struct {
+			ClientID, Username, Password string
+			IssuedAt                     time.Time
+		}
+		if code := call(t, http.DefaultClient, "POST", base+"/v1/devices/dev-allowed/credentials", srvAdmin, nil, &cr); code != 200 {
+			t.Fatalf("credentials: %d", code)
+		}
+		var dg struct{ Match bool }
+		if code := call(t, http.DefaultClient, "POST", base+"/v1/devices/dev-allowed/doctor", srvAdmin,
+			map[string]any{"clientId": cr.ClientID, "username": cr.Username, "password": cr.Password, "at": cr.IssuedAt}, &dg); code != 200 || !dg.Match {
+			t.Fatalf("doctor of the enrolled device: %d, match %t", code, dg.Match)
+		}
+	})
+	t.Run("bad flag", func(t *testing.T) {
+		for _, v := range []string{"https://dps.example.com", "*", "dps.example.com:443"} {
+			var errb testutil.SyncBuffer
+			code := serve(context.Background(), []string{"--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--registration-allow-host", v},
+				func(k string) string { return env[k] }, io.Discard, &errb)
+			out := strings.TrimSpace(errb.String())
+			if code != exitUsage || strings.Count(out, "\n") != 0 || !strings.Contains(out, "registration-allow-host") {
+				t.Errorf("--registration-allow-host %s: exit %d, stderr %q; want exit 2 and one line naming the flag", v, code, out)
+			}
 		}
 	})
 }

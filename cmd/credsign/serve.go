@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/credsign/credsign/api"
+	"github.com/credsign/credsign/cloud/registration"
 	"github.com/credsign/credsign/internal/certreload"
 	"github.com/credsign/credsign/internal/logbuf"
 	"github.com/credsign/credsign/secrets"
@@ -50,7 +51,13 @@ type serveFlags struct {
 	rateBurst       int
 	provRate        float64
 	provBurst       int
+	enrolRate       float64
+	enrolBurst      int
+	enrolFailures   int64
 	maxBody         int64
+	importIdle      time.Duration
+	imports         int
+	importsPerToken int
 	adminTokenFile  string
 	shutdownTimeout time.Duration
 	maxDeviceTTL    time.Duration
@@ -60,6 +67,28 @@ type serveFlags struct {
 	storeKeyFile    string
 	cloudCAFile     string
 	logFlush        time.Duration
+	// regAllowPrivate and regAllowHosts widen where group registrations
+	// may call (registration.Client.AllowPrivate, AllowHosts).
+	regAllowPrivate bool
+	regAllowHosts   hostList
+}
+
+// hostList is a repeatable flag of allowed hosts, each also a
+// comma-separated list.
+type hostList []string
+
+func (h *hostList) String() string { return strings.Join(*h, ",") }
+
+// Set implements flag.Value.
+func (h *hostList) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		p = strings.TrimSpace(p)
+		if err := registration.CheckHostPattern(p); err != nil {
+			return err
+		}
+		*h = append(*h, p)
+	}
+	return nil
 }
 
 // parseServeFlags parses the flags of serve; -h writes the usage to help.
@@ -81,15 +110,23 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 	fs.IntVar(&f.rateBurst, "rate-burst", api.DefaultRateBurst, "requests a device token may make in a burst")
 	fs.Float64Var(&f.provRate, "provisioner-rate-limit", api.DefaultProvisionerRatePerMinute, "requests per minute per admin or provisioner token; 0 leaves them unlimited")
 	fs.IntVar(&f.provBurst, "provisioner-rate-burst", api.DefaultProvisionerRateBurst, "requests an admin or provisioner token may make in a burst")
+	fs.Float64Var(&f.enrolRate, "enrolment-rate-limit", api.DefaultEnrolmentRatePerMinute, "requests per minute per enrolment token (a batch of devices shares one); negative leaves them unlimited")
+	fs.IntVar(&f.enrolBurst, "enrolment-rate-burst", api.DefaultEnrolmentRateBurst, "requests an enrolment token may make in a burst")
+	fs.Int64Var(&f.enrolFailures, "enrolment-max-failures", service.DefaultMaxEnrolmentFailures, "failed registrations with the cloud after which an enrolment token enrols nobody (mint a new one)")
 	fs.Int64Var(&f.maxBody, "max-body-bytes", api.DefaultMaxBodyBytes, "largest request body accepted")
+	fs.DurationVar(&f.importIdle, "import-idle-timeout", api.DefaultImportIdleTimeout, "an import (POST /v1/imports) that sends no device line, or takes none of its results, this long is ended")
+	fs.IntVar(&f.imports, "imports", api.DefaultImports, "imports under way at once on this server; more are answered 429")
+	fs.IntVar(&f.importsPerToken, "imports-per-token", api.DefaultImportsPerToken, "imports under way at once for one token; more are answered 429")
 	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the admin token (else CREDSIGN_ADMIN_TOKEN)")
 	fs.DurationVar(&f.maxDeviceTTL, "max-device-ttl", service.DefaultMaxDeviceTTL, "longest credential lifetime a device token may ask for (admin and provisioner tokens may ask up to the cloud's maximum)")
 	fs.IntVar(&f.cache.Size, "cache-size", service.DefaultCacheSize, "device records, and token records, cached for issuing")
-	fs.DurationVar(&f.cache.TTL, "cache-ttl", service.DefaultCacheTTL, "how long a cached record is used without a store read: the bound on how late another replica's revoke or delete is honoured here; negative turns the cache off")
-	fs.DurationVar(&f.cache.StaleFor, "cache-stale", service.DefaultStaleFor, "how long past --cache-ttl devices in the cache keep getting credentials while the store does not answer; negative never")
+	fs.DurationVar(&f.cache.TTL, "cache-ttl", service.DefaultCacheTTL, "how long a cached record is used without a store read: the bound on how late another replica's revoke (store outage or not) or delete (while the store answers) is honoured here; negative turns the cache off")
+	fs.DurationVar(&f.cache.StaleFor, "cache-stale", service.DefaultStaleFor, "how long past --cache-ttl cached device and group records keep serving while the store does not answer (never token records or revocation lists); negative never")
 	fs.StringVar(&f.jwtAlg, "jwt-alg", "ES256", "algorithm of the JWT signing key created on first use (jwt and aws clouds): ES256, RS256 or EdDSA")
 	fs.StringVar(&f.issuer, "issuer", "", "iss claim of the JWTs credsign signs: this server's public URL (default http(s)://ADDR)")
 	fs.StringVar(&f.cloudCAFile, "cloud-ca-file", "", "PEM CA bundle trusted, beside the system's roots, for the clouds' registration APIs (a TLS-inspecting proxy, an emulator)")
+	fs.BoolVar(&f.regAllowPrivate, "registration-allow-private", false, "let group registrations reach addresses that are not public (loopback, private, link-local, ...): an emulator, a private endpoint; checked on each address dialled")
+	fs.Var(&f.regAllowHosts, "registration-allow-host", "host a group registration may call besides the clouds' documented domains: name, *.domain or IP address; repeat or separate with commas")
 	fs.DurationVar(&f.logFlush, "log-flush-interval", 50*time.Millisecond, "how often log lines are written out in one batch (a crash loses at most this much of the log); 0 writes each line at once")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM/SIGINT")
 	fs.Usage = func() {} // the flag package calls it on every error
@@ -118,10 +155,20 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 		return f, errors.New("--rate-burst must be at least 1")
 	case f.provBurst < 1 && f.provRate > 0:
 		return f, errors.New("--provisioner-rate-burst must be at least 1")
+	case f.enrolRate == 0:
+		return f, errors.New("--enrolment-rate-limit is a rate per minute (negative leaves enrolment tokens unlimited), not 0")
+	case f.enrolBurst < 1 && f.enrolRate > 0:
+		return f, errors.New("--enrolment-rate-burst must be at least 1")
+	case f.enrolFailures < 1:
+		return f, errors.New("--enrolment-max-failures must be at least 1")
 	case f.cache.TTL == 0 || f.cache.StaleFor == 0:
 		return f, errors.New("--cache-ttl and --cache-stale are durations (negative turns them off), not 0")
 	case f.maxDeviceTTL < time.Second:
 		return f, errors.New("--max-device-ttl must be at least 1s")
+	case f.importIdle < time.Second:
+		return f, errors.New("--import-idle-timeout must be at least 1s")
+	case f.imports < 1 || f.importsPerToken < 1:
+		return f, errors.New("--imports and --imports-per-token must be at least 1")
 	}
 	if f.tlsCert == "" && !f.insecureHTTP {
 		ok, err := isLoopback(f.addr)
@@ -220,6 +267,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		fmt.Fprintf(stderr, "credsign serve: %v\n", err)
 		return exitUsage
 	}
+	regClient.AllowPrivate, regClient.AllowHosts = f.regAllowPrivate, f.regAllowHosts
 	handler, err := api.New(api.Config{
 		Store:                    store,
 		AdminToken:               adminToken,
@@ -228,7 +276,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		RateBurst:                f.rateBurst,
 		ProvisionerRatePerMinute: f.provRate,
 		ProvisionerRateBurst:     f.provBurst,
+		EnrolmentRatePerMinute:   f.enrolRate,
+		EnrolmentRateBurst:       f.enrolBurst,
+		MaxEnrolmentFailures:     f.enrolFailures,
 		MaxBodyBytes:             f.maxBody,
+		ImportIdleTimeout:        f.importIdle,
+		Imports:                  f.imports,
+		ImportsPerToken:          f.importsPerToken,
 		MaxDeviceTTL:             f.maxDeviceTTL,
 		Cache:                    f.cache,
 		JWTAlg:                   f.jwtAlg,
@@ -274,6 +328,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if f.ratePerMinute <= 0 {
 		provRate = 0 // --rate-limit 0 turns every limit off
 	}
+	enrolRate := max(f.enrolRate, 0)
+	if f.ratePerMinute <= 0 {
+		enrolRate = 0
+	}
 	scheme := "http"
 	if srv.TLSConfig != nil {
 		scheme = "https"
@@ -281,7 +339,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	logger.Info().Str("addr", ln.Addr().String()).Str("url", scheme+"://"+ln.Addr().String()).
 		Str("store", kind).Bool("dev", f.dev).Bool("tls", srv.TLSConfig != nil).
 		Bool("clientCerts", f.clientCA != "").Float64("ratePerMinute", f.ratePerMinute).
-		Float64("provisionerRatePerMinute", provRate).Msg("listening")
+		Float64("provisionerRatePerMinute", provRate).Float64("enrolmentRatePerMinute", enrolRate).Msg("listening")
 
 	errc := make(chan error, 1)
 	go func() {

@@ -148,6 +148,11 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--addr", "127.0.0.1:0"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": "short"}, "at least 16"},
 		{[]string{"extra"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "unexpected arguments"},
 		{[]string{"--provisioner-rate-burst", "0"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--provisioner-rate-burst must be at least 1"},
+		{[]string{"--import-idle-timeout", "0s"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--import-idle-timeout must be at least 1s"},
+		{[]string{"--imports-per-token", "0"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--imports and --imports-per-token must be at least 1"},
+		{[]string{"--enrolment-rate-limit", "0"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--enrolment-rate-limit is a rate per minute (negative leaves enrolment tokens unlimited), not 0"},
+		{[]string{"--enrolment-rate-burst", "0"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--enrolment-rate-burst must be at least 1"},
+		{[]string{"--enrolment-max-failures", "0"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--enrolment-max-failures must be at least 1"},
 		{[]string{"--max-device-ttl", "0s"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--max-device-ttl must be at least 1s"},
 	}
 	for _, c := range cases {

@@ -218,9 +218,10 @@ func startProcess(t *testing.T, env []string, args ...string) *process {
 
 // TestServeReplicasShareVault runs two credsign processes on one real
 // Vault, as two replicas would run. It measures the staleness bound the
-// docs state: a revoke or delete on replica A is honoured by A at once and
-// by B within --cache-ttl; and while Vault is frozen, devices B's cache
-// knows keep getting credentials, /readyz says degraded, and writes fail.
+// docs state: a revoke on replica A is honoured by A at once and by B
+// within --cache-ttl, even when Vault freezes just after it; and while
+// Vault is frozen, devices B's cache knows keep getting credentials for
+// the admin, /readyz says degraded, and writes fail.
 func TestServeReplicasShareVault(t *testing.T) {
 	v := vaulttest.Start(t)
 	const ttl = 2 * time.Second
@@ -267,17 +268,40 @@ func TestServeReplicasShareVault(t *testing.T) {
 	}
 	t.Logf("replica B honoured the revoke after %v (bound: --cache-ttl %v)", time.Since(revoked).Round(time.Millisecond), ttl)
 
-	// Freeze Vault: d2, known to B's cache, keeps getting credentials.
+	// Revoke d2's token on A and freeze Vault at once: B refuses the token
+	// within the TTL all the same (503 once it cannot vouch for it).
 	if code := issue(b, 1); code != 200 {
 		t.Fatalf("d2 on B: %d", code)
 	}
+	if code := call(t, c, "DELETE", a.base+"/v1/devices/d2/tokens/"+toks[1].ID, srvAdmin, nil, nil); code != 204 {
+		t.Fatalf("revoke d2: %d", code)
+	}
+	revoked = time.Now()
 	v.Pause(t)
 	defer v.Resume(t)
+	for {
+		asked := time.Since(revoked)
+		code := issue(b, 1)
+		if code != 200 {
+			if code != 503 && code != 401 {
+				t.Errorf("d2's revoked token on B with Vault frozen: %d, want 503 or 401", code)
+			}
+			t.Logf("replica B refused a token revoked on A just before Vault froze: %d to a request made %v after the revoke, answered after %v (bound: --cache-ttl %v; CREDSIGN_VAULT_TIMEOUT 2s)",
+				code, asked.Round(time.Millisecond), time.Since(revoked).Round(time.Millisecond), ttl)
+			break
+		}
+		if asked > ttl {
+			t.Fatalf("replica B served a token revoked on A %v earlier, Vault frozen since (cache TTL %v)", asked, ttl)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// d2, known to B's cache, keeps getting credentials for the admin.
 	time.Sleep(ttl) // every cached record is past its TTL: only the stale window serves
 	start := time.Now()
 	for i := 0; i < 5; i++ {
-		if code := issue(b, 1); code != 200 {
-			t.Errorf("d2 on B with Vault frozen: %d, want 200 from the cache", code)
+		if code := call(t, c, "POST", b.base+"/v1/devices/d2/credentials", srvAdmin, nil, nil); code != 200 {
+			t.Errorf("d2 for the admin on B with Vault frozen: %d, want 200 from the cache", code)
 		}
 	}
 	t.Logf("5 issuances from the cache with Vault frozen took %v", time.Since(start).Round(time.Millisecond))
@@ -293,4 +317,13 @@ func TestServeReplicasShareVault(t *testing.T) {
 			t.Error("a log holds the Vault token or a device token")
 		}
 	}
+}
+
+// TestServeRegistrationPolicyVault is TestServeRegistrationPolicy with a
+// real Vault as the store.
+func TestServeRegistrationPolicyVault(t *testing.T) {
+	v := vaulttest.Start(t)
+	t.Setenv("VAULT_ADDR", v.Addr)
+	t.Setenv("VAULT_TOKEN", v.RootToken)
+	registrationPolicy(t, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin, "VAULT_ADDR": v.Addr})
 }

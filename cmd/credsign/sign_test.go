@@ -191,7 +191,7 @@ func TestCloudsAndHelp(t *testing.T) {
 			MaxTtlSeconds, MaxDeviceTtlSeconds int64
 		}
 	}
-	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list.Clouds) != 9 || list.Clouds[0].Name != "aliyun" {
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list.Clouds) != 10 || list.Clouds[0].Name != "aliyun" {
 		t.Errorf("clouds --json: exit %d, %s", code, out)
 	}
 	for _, c := range list.Clouds {

@@ -33,6 +33,23 @@ type dynReg struct {
 	products      map[string]string
 	devices       map[string]string
 	registrations int
+	lastBody      []byte
+	lastHeader    http.Header
+}
+
+// LastRequest returns the body and headers of the last request the
+// emulator read, as sent, so that tests can compare them byte for byte
+// with what the vendor's SDK sends.
+func (d *dynReg) LastRequest() ([]byte, http.Header) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return bytes.Clone(d.lastBody), d.lastHeader.Clone()
+}
+
+func (d *dynReg) record(body []byte, h http.Header) {
+	d.mu.Lock()
+	d.lastBody, d.lastHeader = bytes.Clone(body), h.Clone()
+	d.mu.Unlock()
 }
 
 // AddProduct adds a product with dynamic registration switched on.
@@ -123,7 +140,13 @@ func (a *AliyunDynReg) serve(w http.ResponseWriter, r *http.Request) {
 		aliyunAnswer(w, http.StatusBadRequest, 460, "content type must be application/x-www-form-urlencoded", nil)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 1<<16)
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<16))
+	if err != nil {
+		aliyunAnswer(w, http.StatusBadRequest, 460, "bad form", nil)
+		return
+	}
+	a.record(raw, r.Header)
+	r.Body = io.NopCloser(bytes.NewReader(raw))
 	if err := r.ParseForm(); err != nil {
 		aliyunAnswer(w, http.StatusBadRequest, 460, "bad form", nil)
 		return
@@ -238,6 +261,7 @@ func (t *TencentDynReg) serve(w http.ResponseWriter, r *http.Request) {
 		tencentError(w, http.StatusBadRequest, "InvalidParameter", "unreadable body")
 		return
 	}
+	t.record(body, r.Header)
 	var req struct{ ProductId, DeviceName string }
 	if json.Unmarshal(body, &req) != nil || req.ProductId == "" || req.DeviceName == "" {
 		tencentError(w, http.StatusBadRequest, "InvalidParameter", "ProductId and DeviceName are required")

@@ -1,6 +1,6 @@
 // Package cloudemu runs in-process MQTT brokers (mochi-mqtt) that
 // authenticate devices the way Alibaba, Tencent, Huawei, Azure, OneNET,
-// Baidu and Tuya IoT do, the way a self-hosted broker checks a JWT, and the
+// Baidu and Tuya IoT (TuyaLink and Tuya's older device protocol) do, the way a self-hosted broker checks a JWT, and the
 // way AWS IoT Core with a custom authorizer does, for tests and local
 // development. Each verifier is written from the vendors' documents
 // (docs/clouds.md), independently of the recipes in cloud/ (JWTs are checked
@@ -37,14 +37,16 @@ const (
 	OneNET  = "onenet"
 	Baidu   = "baidu"
 	Tuya    = "tuya"
-	JWT     = "jwt"
-	AWS     = "aws"
+	// TuyaLegacy is Tuya's older device protocol (tuya-connect-kit).
+	TuyaLegacy = "tuyalegacy"
+	JWT        = "jwt"
+	AWS        = "aws"
 )
 
 // Options configures an Emulator.
 type Options struct {
 	// Cloud is one of Aliyun, Tencent, Huawei, Azure, OneNET, Baidu, Tuya,
-	// JWT, AWS.
+	// TuyaLegacy, JWT, AWS.
 	Cloud string
 	// JWKS is the token issuer's JSON Web Key Set (jwt, aws).
 	JWKS []byte
@@ -56,6 +58,15 @@ type Options struct {
 	Issuer string
 	// Audience, when set, is an aud claim jwt tokens must carry.
 	Audience string
+	// JWTFrom is the CONNECT field a jwt broker reads the token from:
+	// "password" (the default, EMQX's default "from") or "username" (EMQX
+	// with from = username; mosquitto-go-auth always).
+	JWTFrom string
+	// GoAuthSecret, when set, makes the jwt broker check tokens as
+	// mosquitto-go-auth's JWT backend in local mode does with
+	// auth_opt_jwt_secret set to it, instead of against the JWKS (see
+	// verifyGoAuthLocal); JWTFrom is then "username" whatever it says.
+	GoAuthSecret []byte
 	// Addr is the address to listen on; default 127.0.0.1:0.
 	Addr string
 	// TLS makes the listener speak TLS with a certificate from CA.
@@ -121,9 +132,9 @@ type Emulator struct {
 // Start creates an emulator and starts its listener.
 func Start(opts Options) (*Emulator, error) {
 	switch opts.Cloud {
-	case Aliyun, Tencent, Huawei, Azure, OneNET, Baidu, Tuya:
+	case Aliyun, Tencent, Huawei, Azure, OneNET, Baidu, Tuya, TuyaLegacy:
 	case JWT, AWS:
-		if opts.JWKS == nil && opts.JWKSURL == "" {
+		if opts.JWKS == nil && opts.JWKSURL == "" && (opts.Cloud != JWT || opts.GoAuthSecret == nil) {
 			return nil, fmt.Errorf("cloudemu: %s needs the issuer's JWKS (Options.JWKS or JWKSURL)", opts.Cloud)
 		}
 	default:
@@ -200,8 +211,8 @@ func (e *Emulator) start() error {
 // productKey, deviceName; tencent: productId, deviceName; huawei: deviceId;
 // azure: hubHost, deviceId, optional moduleId, or hubHost and policyName for
 // a shared-access policy key; onenet: productId, deviceName, optional
-// keyScope=product for a product key; baidu: iotCoreId, deviceKey; tuya:
-// deviceId; jwt: deviceId (the token subject), optional clientId; aws:
+// keyScope=product for a product key; baidu: iotCoreId, deviceKey; tuya,
+// tuyalegacy: deviceId; jwt: deviceId (the token subject), optional clientId; aws:
 // authorizerName, clientId, optional tokenKeyName and endpoint) and the
 // secret the emulator accepts for it (jwt: none; aws: the authorizer's
 // token-signing key, public or private, PEM).
@@ -283,7 +294,7 @@ func identityKey(cloud string, p map[string]string) (string, error) {
 		return "products/" + p["productId"] + "/devices/" + p["deviceName"], need("productId", "deviceName")
 	case Baidu:
 		return p["iotCoreId"] + "/" + p["deviceKey"], need("iotCoreId", "deviceKey")
-	case Tuya:
+	case Tuya, TuyaLegacy:
 		return p["deviceId"], need("deviceId")
 	}
 	return "", fmt.Errorf("unknown cloud %q", cloud)
@@ -478,11 +489,20 @@ func (e *Emulator) verify(clientID, username, password string) (verdict, error) 
 	case OneNET:
 		return verifyOneNET(clientID, username, password, now, find)
 	case Baidu:
-		return verifyBaidu(username, password, find)
+		return verifyBaidu(username, password, now, find)
 	case Tuya:
 		return verifyTuya(clientID, username, password, find)
+	case TuyaLegacy:
+		return verifyTuyaLegacy(clientID, username, password, find)
 	case JWT:
-		return e.verifyToken(clientID, password, "", now, find)
+		if e.opts.GoAuthSecret != nil {
+			return verifyGoAuthLocal(username, e.opts.GoAuthSecret, now, find)
+		}
+		token := password
+		if e.opts.JWTFrom == "username" {
+			token = username
+		}
+		return e.verifyToken(clientID, token, "", now, find)
 	case AWS:
 		return e.verifyAWS(clientID, username, e.TLS(), now, find)
 	default:

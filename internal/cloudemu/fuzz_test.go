@@ -34,8 +34,10 @@ func FuzzVerifiers(f *testing.F) {
 		}
 		_, err := verifyOneNET(clientID, username, password, now, devs)
 		check("onenet", err)
-		_, err = verifyBaidu(username, password, devs)
+		_, err = verifyBaidu(username, password, now, devs)
 		check("baidu", err)
+		_, err = verifyTuyaLegacy(clientID, username, password, devs)
+		check("tuyalegacy", err)
 		_, err = verifyTuya(clientID, username, password, devs)
 		check("tuya", err)
 		_, err = e.verifyToken(clientID, password, "", now, devs)

@@ -1,10 +1,16 @@
 package cloudemu
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"os"
@@ -127,4 +133,88 @@ func (e *Emulator) verifyToken(clientID, token, audience string, now time.Time, 
 		return verdict{}, fmt.Errorf("%w: ClientId %q is not the subject's %q", ErrBadCredentials, clientID, wantClient)
 	}
 	return verdict{expires: claims.Expiry.Time()}, nil
+}
+
+// verifyGoAuthLocal checks a CONNECT as mosquitto-go-auth's JWT backend in
+// local mode does (iegomez/mosquitto-go-auth, 20ee9310: go-auth.go
+// authUnpwdCheck hands the MQTT username to backends/jwt.go GetUser as
+// the token; getJWTClaims parses it with golang-jwt v3 ParseWithClaims and
+// a key function that returns []byte(jwt_secret) whatever the header
+// says, so only the HMAC methods HS256, HS384 and HS512 can verify, and
+// MapClaims.Valid refuses a token past exp, before nbf or with iat in the
+// future; getUsernameForToken then takes the sub claim, and
+// backends/jwt_local.go getLocalUser asks the database whether that user
+// exists: here, whether a device of that id is registered). Neither the
+// ClientId nor iss nor aud is checked; the session is not cut at exp.
+func verifyGoAuthLocal(token string, secret []byte, now time.Time, find secrets) (verdict, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return verdict{}, fmt.Errorf("%w: mosquitto-go-auth: the username is not a JWT", ErrBadCredentials)
+	}
+	enc := base64.RawURLEncoding
+	hb, err := enc.DecodeString(parts[0])
+	if err != nil {
+		return verdict{}, fmt.Errorf("%w: mosquitto-go-auth: token header is not base64url", ErrBadCredentials)
+	}
+	var header struct {
+		Alg string `json:"alg"`
+	}
+	if json.Unmarshal(hb, &header) != nil {
+		return verdict{}, fmt.Errorf("%w: mosquitto-go-auth: token header is not JSON", ErrBadCredentials)
+	}
+	h, ok := map[string]func() hash.Hash{"HS256": sha256.New, "HS384": sha512.New384, "HS512": sha512.New}[header.Alg]
+	if !ok {
+		// golang-jwt's ECDSA, RSA and EdDSA methods refuse a []byte key.
+		return verdict{}, fmt.Errorf("%w: mosquitto-go-auth: alg %q cannot verify with the shared jwt_secret (key is of invalid type)", ErrBadCredentials, header.Alg)
+	}
+	sig, err := enc.DecodeString(parts[2])
+	if err != nil {
+		return verdict{}, fmt.Errorf("%w: mosquitto-go-auth: token signature is not base64url", ErrBadCredentials)
+	}
+	m := hmac.New(h, secret)
+	m.Write([]byte(parts[0] + "." + parts[1]))
+	if !hmac.Equal(m.Sum(nil), sig) {
+		return verdict{}, fmt.Errorf("%w: mosquitto-go-auth: signature is invalid", ErrBadCredentials)
+	}
+	cb, err := enc.DecodeString(parts[1])
+	if err != nil {
+		return verdict{}, fmt.Errorf("%w: mosquitto-go-auth: token claims are not base64url", ErrBadCredentials)
+	}
+	var claims map[string]any
+	dec := json.NewDecoder(bytes.NewReader(cb))
+	dec.UseNumber()
+	if dec.Decode(&claims) != nil {
+		return verdict{}, fmt.Errorf("%w: mosquitto-go-auth: token claims are not a JSON object", ErrBadCredentials)
+	}
+	// golang-jwt v3 MapClaims.Valid: VerifyExpiresAt(now, false),
+	// VerifyIssuedAt(now, false), VerifyNotBefore(now, false).
+	unix := now.Unix()
+	if exp, ok := numClaim(claims, "exp"); ok && unix > exp {
+		return verdict{}, fmt.Errorf("%w: mosquitto-go-auth: token is expired", ErrExpired)
+	}
+	if iat, ok := numClaim(claims, "iat"); ok && unix < iat {
+		return verdict{}, fmt.Errorf("%w: mosquitto-go-auth: token used before issued", ErrBadCredentials)
+	}
+	if nbf, ok := numClaim(claims, "nbf"); ok && unix < nbf {
+		return verdict{}, fmt.Errorf("%w: mosquitto-go-auth: token is not valid yet", ErrBadCredentials)
+	}
+	user, _ := claims["sub"].(string)
+	if _, ok := find("jwt/" + user); !ok || user == "" {
+		return verdict{}, fmt.Errorf("%w: mosquitto-go-auth: no user %q", ErrUnknownDevice, user)
+	}
+	return verdict{}, nil
+}
+
+// numClaim reads a NumericDate claim as golang-jwt v3 MapClaims does
+// (a JSON number, truncated to an integer).
+func numClaim(claims map[string]any, name string) (int64, bool) {
+	n, ok := claims[name].(json.Number)
+	if !ok {
+		return 0, false
+	}
+	f, err := n.Float64()
+	if err != nil {
+		return 0, false
+	}
+	return int64(f), true
 }

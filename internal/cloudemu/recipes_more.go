@@ -61,20 +61,33 @@ func verifyOneNET(clientID, username, password string, now time.Time, find secre
 	return verdict{}, nil
 }
 
-// verifyBaidu checks a Baidu IoT Core username and hashed password. The
-// timestamp is optional and Baidu documents no window for it: not enforced.
-func verifyBaidu(username, password string, find secrets) (verdict, error) {
+// baiduSkew is the error Baidu allows between the timestamp and its clock:
+// "时间戳会与服务器时间判比，最大误差允许10min；若无法保证时间准确性，计算时需传入0
+// 进行占位" (Baidu AI Cloud IoT Core docs, "通过MQTT连接及收发消息",
+// cloud.baidu.com/doc/IoTCore/s/Akck4811r).
+const baiduSkew = 10 * time.Minute
+
+// verifyBaidu checks a Baidu IoT Core username and hashed password as the
+// same page documents them: thingidp@{IoTCoreId}|{DeviceKey}|{timestamp}|{algorithm},
+// the timestamp and algorithm optional (MD5 by default, 0 in the string
+// hashed when no timestamp is sent), the password the lower-case hex of
+// MD5 or SHA-256 over {DeviceKey}&{timestamp}&{algorithm}{DeviceSecret}.
+// A timestamp more than 10 minutes from the clock is refused at CONNECT;
+// 0 is never checked. A live session is not cut.
+func verifyBaidu(username, password string, now time.Time, find secrets) (verdict, error) {
 	rest, ok := strings.CutPrefix(username, "thingidp@")
 	if !ok {
 		return verdict{}, fmt.Errorf("%w: baidu username must start with thingidp@", ErrBadCredentials)
 	}
 	f := strings.Split(rest, "|")
-	var core, dk, ts, method string
+	core, dk, ts, method := "", "", "0", "MD5"
 	switch len(f) {
 	case 4:
 		core, dk, ts, method = f[0], f[1], f[2], f[3]
 	case 3:
 		core, dk, method = f[0], f[1], f[2]
+	case 2:
+		core, dk = f[0], f[1]
 	default:
 		return verdict{}, fmt.Errorf("%w: baidu username: want thingidp@core|key|timestamp|method", ErrBadCredentials)
 	}
@@ -91,6 +104,15 @@ func verifyBaidu(username, password string, find secrets) (verdict, error) {
 	sum.Write(msg)
 	if !equalFold(hex.EncodeToString(sum.Sum(nil)), password) {
 		return verdict{}, fmt.Errorf("%w: baidu password does not match", ErrBadCredentials)
+	}
+	if ts != "0" {
+		sec, err := strconv.ParseInt(ts, 10, 64)
+		if err != nil {
+			return verdict{}, fmt.Errorf("%w: baidu timestamp %q is not Unix seconds", ErrBadCredentials, ts)
+		}
+		if d := now.Sub(time.Unix(sec, 0)); d > baiduSkew || d < -baiduSkew {
+			return verdict{}, fmt.Errorf("%w: baidu timestamp %s is more than 10 minutes from %s", ErrExpired, time.Unix(sec, 0).UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+		}
 	}
 	return verdict{}, nil
 }
@@ -121,6 +143,32 @@ func verifyTuya(clientID, username, password string, find secrets) (verdict, err
 	content := "deviceId=" + id + ",timestamp=" + kv["timestamp"] + ",secureMode=" + kv["securemode"] + ",accessType=" + kv["accesstype"]
 	if !equalFold(hmacHex(sha256.New, []byte(secret), []byte(content)), password) {
 		return verdict{}, fmt.Errorf("%w: tuya password does not match", ErrBadCredentials)
+	}
+	return verdict{}, nil
+}
+
+// verifyTuyaLegacy checks a login of Tuya's older device protocol, as
+// Tuya's own SDKs build it (no Tuya document describes the broker side):
+// tuya/tuya-connect-kit-for-mqtt-embedded-c src/mqtt_service.c
+// tuya_mqtt_signature_tool, activated branch, and
+// tuya/tuyaos-link-sdk-python tuyalinksdk/mqtt_builder.py login_sign:
+// ClientId and username the devId, password the 16 hex digits printed
+// "%02x" from bytes 4 to 11 of MD5(secKey). The password never expires.
+func verifyTuyaLegacy(clientID, username, password string, find secrets) (verdict, error) {
+	if clientID == "" || username != clientID {
+		return verdict{}, fmt.Errorf("%w: tuyalegacy ClientId and username must both be the devId", ErrBadCredentials)
+	}
+	secKey, ok := find(clientID)
+	if !ok {
+		return verdict{}, fmt.Errorf("%w: tuyalegacy %s", ErrUnknownDevice, clientID)
+	}
+	digest := md5.Sum([]byte(secKey))
+	var want strings.Builder
+	for i := 0; i < 8; i++ {
+		fmt.Fprintf(&want, "%02x", digest[i+4])
+	}
+	if subtle.ConstantTimeCompare([]byte(want.String()), []byte(password)) != 1 {
+		return verdict{}, fmt.Errorf("%w: tuyalegacy password does not match", ErrBadCredentials)
 	}
 	return verdict{}, nil
 }

@@ -56,18 +56,46 @@ func TestVerifyOneNET(t *testing.T) {
 // a changed byte or a classic mistake does not.
 func TestVerifyBaiduAndTuya(t *testing.T) {
 	baidu := finder(map[string]string{"abcd123/mydevice": "ImSeCrEt0I1M2jkl"})
+	// Vectors and window: Baidu IoT Core docs, "通过MQTT连接及收发消息"
+	// (cloud.baidu.com/doc/IoTCore/s/Akck4811r): the timestamped example,
+	// the example without a timestamp (0, or none in the username), and
+	// "最大误差允许10min" (at most 10 minutes from the server's clock).
+	at := time.Unix(1583826857, 0)
 	for _, tt := range []struct {
 		user, pass string
+		now        time.Time
 		want       error
 	}{
-		{"thingidp@abcd123|mydevice|1583826857|MD5", "7f0e63d2c6e122100edde19e34e7df5b", nil}, // Baidu IoT Core docs
-		{"thingidp@abcd123|mydevice|1583826858|MD5", "7f0e63d2c6e122100edde19e34e7df5b", ErrBadCredentials},
-		{"thingidp@abcd123|mydevice|1583826857|md5", "7f0e63d2c6e122100edde19e34e7df5b", ErrBadCredentials},
-		{"thingidp@abcd123|other|1583826857|MD5", "7f0e63d2c6e122100edde19e34e7df5b", ErrUnknownDevice},
-		{"abcd123|mydevice|1583826857|MD5", "7f0e63d2c6e122100edde19e34e7df5b", ErrBadCredentials},
+		{"thingidp@abcd123|mydevice|1583826857|MD5", "7f0e63d2c6e122100edde19e34e7df5b", at, nil},
+		{"thingidp@abcd123|mydevice|1583826857|MD5", "7f0e63d2c6e122100edde19e34e7df5b", at.Add(10 * time.Minute), nil},
+		{"thingidp@abcd123|mydevice|1583826857|MD5", "7f0e63d2c6e122100edde19e34e7df5b", at.Add(-10 * time.Minute), nil},
+		{"thingidp@abcd123|mydevice|1583826857|MD5", "7f0e63d2c6e122100edde19e34e7df5b", at.Add(10*time.Minute + time.Second), ErrExpired},
+		{"thingidp@abcd123|mydevice|1583826857|MD5", "7f0e63d2c6e122100edde19e34e7df5b", at.Add(-10*time.Minute - time.Second), ErrExpired},
+		{"thingidp@abcd123|mydevice|0|MD5", "22bc75231495220c7a2202fe15f7d286", at.Add(1000 * time.Hour), nil},
+		{"thingidp@abcd123|mydevice", "22bc75231495220c7a2202fe15f7d286", at.Add(1000 * time.Hour), nil},
+		{"thingidp@abcd123|mydevice|1583826858|MD5", "7f0e63d2c6e122100edde19e34e7df5b", at, ErrBadCredentials},
+		{"thingidp@abcd123|mydevice|1583826857|md5", "7f0e63d2c6e122100edde19e34e7df5b", at, ErrBadCredentials},
+		{"thingidp@abcd123|other|1583826857|MD5", "7f0e63d2c6e122100edde19e34e7df5b", at, ErrUnknownDevice},
+		{"abcd123|mydevice|1583826857|MD5", "7f0e63d2c6e122100edde19e34e7df5b", at, ErrBadCredentials},
 	} {
-		if _, err := verifyBaidu(tt.user, tt.pass, baidu); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
-			t.Errorf("verifyBaidu(%q) = %v, want %v", tt.user, err, tt.want)
+		if _, err := verifyBaidu(tt.user, tt.pass, tt.now, baidu); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+			t.Errorf("verifyBaidu(%q) at %s = %v, want %v", tt.user, tt.now.UTC().Format(time.RFC3339), err, tt.want)
+		}
+	}
+	// tuyalegacy: vectors derived by running tuya/tuyaos-link-sdk-python's
+	// own login_sign expression, md5(signkey).hexdigest()[8:8+8*2].
+	legacy := finder(map[string]string{"d1": "0123456789abcdef"})
+	for _, tt := range []struct {
+		clientID, user, pass string
+		want                 error
+	}{
+		{"d1", "d1", "61035123906e58e0", nil},
+		{"d1", "d1", "0a8beee19351c1c8", ErrBadCredentials},
+		{"d1", "d2", "61035123906e58e0", ErrBadCredentials},
+		{"d2", "d2", "61035123906e58e0", ErrUnknownDevice},
+	} {
+		if _, err := verifyTuyaLegacy(tt.clientID, tt.user, tt.pass, legacy); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+			t.Errorf("verifyTuyaLegacy(%q, %q) = %v, want %v", tt.clientID, tt.user, err, tt.want)
 		}
 	}
 	tuya := finder(map[string]string{"6c95875d0f5ba69607nzfl": "fb803786602df760"})
@@ -149,10 +177,14 @@ func TestEmulatorMoreClouds(t *testing.T) {
 			map[string]any{"productId": "P1", "deviceName": "lamp"}, b64, "YWJjZA==", nil},
 		{OneNET, true, map[string]string{"productId": "P1", "keyScope": "product"}, b64,
 			map[string]any{"productId": "P1", "deviceName": "lamp", "keyScope": "product", "signMethod": "md5", "tls": true}, b64, "YWJjZA==", nil},
-		{Baidu, true, map[string]string{"iotCoreId": "core1", "deviceKey": "lamp"}, "s3cr3t",
+		{Baidu, false, map[string]string{"iotCoreId": "core1", "deviceKey": "lamp"}, "s3cr3t",
 			map[string]any{"iotCoreId": "core1", "deviceKey": "lamp", "signMethod": "SHA256"}, "s3cr3t", "s3cr3u", nil},
-		{Tuya, true, map[string]string{"deviceId": "tlamp"}, "s3cr3t",
-			map[string]any{"deviceId": "tlamp"}, "s3cr3t", "s3cr3u", nil},
+		{Baidu, true, map[string]string{"iotCoreId": "core1", "deviceKey": "lamp"}, "s3cr3t",
+			map[string]any{"iotCoreId": "core1", "deviceKey": "lamp", "checkTimestamp": false, "tls": true}, "s3cr3t", "s3cr3u", nil},
+		{TuyaLegacy, true, map[string]string{"deviceId": "tlamp"}, "seckey-0123",
+			map[string]any{"deviceId": "tlamp"}, "seckey-0123", "seckey-0124", nil},
+		{Tuya, true, map[string]string{"deviceId": "tlamp"}, "s3cr3t-tuya-0016",
+			map[string]any{"deviceId": "tlamp"}, "s3cr3t-tuya-0016", "s3cr3u-tuya-0016", nil},
 		{JWT, true, map[string]string{"deviceId": "lamp-7"}, "",
 			map[string]any{"audience": "emqx"}, "", "", rogue},
 		{AWS, true, map[string]string{"authorizerName": "credsign", "clientId": "lamp-7", "endpoint": "abc-ats.iot.eu-west-1.amazonaws.com"}, awsPub,
@@ -183,7 +215,7 @@ func TestEmulatorMoreClouds(t *testing.T) {
 					p["port"] = e.Port()
 				}
 				c, err := clouds.Registry().Sign(cloud.Request{Cloud: tt.cloud, DeviceID: "lamp-7", Params: p, Secret: secret,
-					TokenKey: key, Issuer: "https://credsign.example", Now: time.Now(), TTL: time.Hour})
+					TokenKey: key, Issuer: "https://credsign.example", Now: time.Now(), TTL: 10 * time.Minute})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -201,6 +233,50 @@ func TestEmulatorMoreClouds(t *testing.T) {
 			}
 			if _, err := dialCreds(t, e, sign(tt.secret, tokenKey), nil); err != nil {
 				t.Fatalf("connect with credsign's credentials: %v (attempts %v)", err, e.Snapshot().Attempts)
+			}
+		})
+	}
+}
+
+// TestBaiduWindowOnBroker: a Baidu triple signed with the issue time is
+// refused by a broker whose clock is past the 10 minutes Baidu documents,
+// and accepted within them; the never-checked timestamp 0 is accepted at
+// any time.
+func TestBaiduWindowOnBroker(t *testing.T) {
+	issued := time.Now()
+	for _, tt := range []struct {
+		name   string
+		offset time.Duration
+		check  bool
+		want   bool
+	}{
+		{"within 10 minutes", 9 * time.Minute, true, true},
+		{"past 10 minutes", 10*time.Minute + 5*time.Second, true, false},
+		{"timestamp 0, a day later", 24 * time.Hour, false, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := Start(Options{Cloud: Baidu, Now: func() time.Time { return issued.Add(tt.offset) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = e.Close() })
+			if err := e.AddDevice(map[string]string{"iotCoreId": "core1", "deviceKey": "lamp"}, "s3cr3t"); err != nil {
+				t.Fatal(err)
+			}
+			c, err := clouds.Registry().Sign(cloud.Request{Cloud: Baidu, Params: map[string]any{"iotCoreId": "core1", "deviceKey": "lamp", "checkTimestamp": tt.check,
+				"host": e.Host(), "port": e.Port()}, Secret: "s3cr3t", Now: issued})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.check && (c.ExpiresAt == nil || !c.ExpiresAt.Equal(time.Unix(issued.Unix(), 0).Add(10*time.Minute))) {
+				t.Fatalf("expiresAt %v, want the timestamp + 10 minutes", c.ExpiresAt)
+			}
+			_, err = dialCreds(t, e, c, nil)
+			if tt.want && err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if !tt.want && !refused(err) {
+				t.Fatalf("err = %v, want refused", err)
 			}
 		})
 	}
@@ -379,5 +455,62 @@ func TestOneNETDevicePublishesOnSysTopics(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatalf("no command on %s", cmd)
+	}
+}
+
+// TestJWTBrokersAsDocumented: the jwt recipe against the brokers
+// docs/jwt.md names, each as it reads and checks the token: EMQX with
+// from = password and from = username (JWKS), and mosquitto-go-auth's
+// JWT backend in local mode (token in the username, HS256 with the
+// shared jwt_secret, sub looked up). go-auth refuses credsign's ES256
+// tokens and a token sent in the password.
+func TestJWTBrokersAsDocumented(t *testing.T) {
+	key, _ := cloud.GenerateTokenKey(cloud.AlgES256)
+	jwks, _ := cloud.JWKS(key)
+	shared := "go-auth-jwt-secret-of-32-bytes!!"
+	tests := []struct {
+		name   string
+		opts   Options
+		params map[string]any
+		secret string
+		want   bool
+	}{
+		{"emqx from password", Options{JWKS: jwks}, map[string]any{}, "", true},
+		{"emqx from username", Options{JWKS: jwks, JWTFrom: "username"}, map[string]any{"tokenIn": "username"}, "", true},
+		{"emqx from username, token in the password", Options{JWKS: jwks, JWTFrom: "username"}, map[string]any{}, "", false},
+		{"go-auth local, HS256 in the username", Options{GoAuthSecret: []byte(shared)}, map[string]any{"tokenIn": "username", "alg": "HS256"}, shared, true},
+		{"go-auth local, HS256 in the password", Options{GoAuthSecret: []byte(shared)}, map[string]any{"alg": "HS256"}, shared, false},
+		{"go-auth local, ES256 in the username", Options{GoAuthSecret: []byte(shared)}, map[string]any{"tokenIn": "username"}, "", false},
+		{"go-auth local, another secret", Options{GoAuthSecret: []byte(shared)}, map[string]any{"tokenIn": "username", "alg": "HS256"}, shared + "x", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := tt.opts
+			opts.Cloud = JWT
+			e, err := Start(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = e.Close() })
+			if err := e.AddDevice(map[string]string{"deviceId": "lamp-7"}, ""); err != nil {
+				t.Fatal(err)
+			}
+			p := map[string]any{"host": e.Host(), "port": e.Port(), "tls": false}
+			for k, v := range tt.params {
+				p[k] = v
+			}
+			c, err := clouds.Registry().Sign(cloud.Request{Cloud: JWT, DeviceID: "lamp-7", Params: p, Secret: tt.secret, TokenKey: key,
+				Issuer: "https://credsign.example", Now: time.Now(), TTL: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = dialCreds(t, e, c, nil)
+			if tt.want && err != nil {
+				t.Fatalf("refused: %v (attempts %v)", err, e.Snapshot().Attempts)
+			}
+			if !tt.want && !refused(err) {
+				t.Fatalf("err = %v, want refused", err)
+			}
+		})
 	}
 }

@@ -29,7 +29,7 @@ func newCloudDevices(t *testing.T) []Device {
 	return []Device{
 		{ID: "lamp-onenet", Cloud: cloudemu.OneNET, Params: map[string]any{"productId": "Pq1x2", "deviceName": "lamp-onenet"}, Secret: oneNETKey, TLS: true},
 		{ID: "lamp-baidu", Cloud: cloudemu.Baidu, Params: map[string]any{"iotCoreId": "afyxkdm", "deviceKey": "lamp"}, Secret: "s3cret-baidu", TLS: true},
-		{ID: "lamp-tuya", Cloud: cloudemu.Tuya, Params: map[string]any{"deviceId": "6c8a1b2c3d4e5f"}, Secret: "s3cret-tuya", TLS: true},
+		{ID: "lamp-tuya", Cloud: cloudemu.Tuya, Params: map[string]any{"deviceId": "6c8a1b2c3d4e5f"}, Secret: "s3cret-tuya-0016", TLS: true},
 		{ID: "lamp-jwt", Cloud: cloudemu.JWT, TLS: true},
 		{ID: "lamp-aws", Cloud: cloudemu.AWS, Params: map[string]any{"authorizerName": "credsign-auth"}, Secret: priv, BrokerSecret: pub, TLS: true},
 	}
@@ -56,7 +56,7 @@ func pemSecretAccepted(t *testing.T, svc *Service) {
 // enforced reports whether the cloud refuses or drops a triple past its
 // expiry: OneNET (et, at CONNECT), the token clouds (exp, also mid-session).
 func enforced(cloud string) bool {
-	return cloud == cloudemu.OneNET || cloud == cloudemu.JWT || cloud == cloudemu.AWS
+	return cloud == cloudemu.OneNET || cloud == cloudemu.Baidu || cloud == cloudemu.JWT || cloud == cloudemu.AWS
 }
 
 // recording is a Source that keeps the last credentials it handed out.
@@ -195,7 +195,7 @@ func TestNewCloudsWrongSecretRefused(t *testing.T) {
 	wrong := map[string]string{
 		cloudemu.OneNET: base64.StdEncoding.EncodeToString([]byte("not-the-device-key-of-this-lamp!")),
 		cloudemu.Baidu:  "not-the-secret",
-		cloudemu.Tuya:   "not-the-secret",
+		cloudemu.Tuya:   "not-the-secret00",
 		cloudemu.AWS:    otherPriv,
 	}
 	for _, d := range newCloudDevices(t) {

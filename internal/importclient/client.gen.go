@@ -18,6 +18,7 @@ import (
 // Defines values for ImportDevicesParamsMode.
 const (
 	ImportDevicesParamsModeCreate ImportDevicesParamsMode = "create"
+	ImportDevicesParamsModeResume ImportDevicesParamsMode = "resume"
 	ImportDevicesParamsModeUpsert ImportDevicesParamsMode = "upsert"
 )
 
@@ -25,6 +26,8 @@ const (
 func (e ImportDevicesParamsMode) Valid() bool {
 	switch e {
 	case ImportDevicesParamsModeCreate:
+		return true
+	case ImportDevicesParamsModeResume:
 		return true
 	case ImportDevicesParamsModeUpsert:
 		return true
@@ -86,6 +89,9 @@ type ImportDevice struct {
 // ImportLine One line of an import's answer: the result of one input line (`line`
 // set), or, last, the `summary`.
 type ImportLine struct {
+	// Existing `mode=resume`: the device existed as the line describes it and was kept.
+	Existing *bool `json:"existing,omitempty"`
+
 	// Id The device ID the line names, when it could be read.
 	Id *string `json:"id,omitempty"`
 
@@ -95,7 +101,7 @@ type ImportLine struct {
 	// Problem RFC 9457 problem details.
 	Problem *Problem `json:"problem,omitempty"`
 
-	// Status What happened to the line, as an HTTP status (201 created, 200 replaced, 4xx/5xx refused).
+	// Status What happened to the line, as an HTTP status (201 created, 200 replaced or, with `existing`, kept, 4xx/5xx refused).
 	Status *int `json:"status,omitempty"`
 
 	// Summary The last line of an import's answer.
@@ -111,7 +117,10 @@ type ImportLine struct {
 // ImportSummary The last line of an import's answer.
 type ImportSummary struct {
 	Created int64 `json:"created"`
-	Failed  int64 `json:"failed"`
+
+	// Existing Devices kept as they were (`mode=resume`).
+	Existing int64 `json:"existing"`
+	Failed   int64 `json:"failed"`
 
 	// Lines Input lines read (blank ones included).
 	Lines int64 `json:"lines"`
@@ -189,7 +198,7 @@ type UnsupportedMediaType = Problem
 
 // ImportDevicesParams defines parameters for ImportDevices.
 type ImportDevicesParams struct {
-	// Mode `create` refuses existing devices (409 on their line); `upsert` replaces them.
+	// Mode `create` refuses existing devices (409 on their line); `upsert` replaces them; `resume` keeps a device that exists as its line describes it (200, `existing: true`; with `tokens=true` it gets a new token) and refuses one that differs (409).
 	Mode *ImportDevicesParamsMode `form:"mode,omitempty" json:"mode,omitempty"`
 
 	// Tokens Mint a device token for each device written.
@@ -305,10 +314,23 @@ type ClientInterface interface {
 	// replaces them. `tokens=true` mints each written device's token in the
 	// same pass: the token text is in that line of the answer only.
 	//
-	// Resuming: an import cut short can be sent again as it is with
-	// `mode=create`; devices written the first time come back 409 and the
-	// rest are written (`credsign import --from-line N` skips the lines
-	// already answered). A device secret never appears in the answer.
+	// Resuming: when the connection is lost, lines the client never got
+	// an answer for may have been written (the server writes no further
+	// batch once it sees the client gone). Send the lines from the first
+	// unanswered one (or the whole file) again with `mode=resume` and the
+	// same `tokens`: a device that exists as its line describes it is kept
+	// and, with `tokens=true`, given a new token (the one minted before
+	// reached nobody; it works until revoked), so the re-run ends with
+	// every device written and a token for each.
+	//
+	// Limits: each line holds at most 1,024 JSON values and member names
+	// of 128 bytes (and the limits of every body); an import is at most
+	// 100,000 lines (the summary then carries a 413 naming the first line
+	// not read); an import that sends no device line, or takes none of
+	// its results, for the server's idle timeout (60 s by default) ends
+	// with a 408 beside the summary; a token may have 2 imports under way
+	// and the server 8 (by default), more are answered 429 with
+	// `Retry-After`. A device secret never appears in the answer.
 	// Admin and provisioner only; the whole import counts as one request
 	// against the caller's rate limit.
 	//
@@ -350,10 +372,23 @@ type ClientInterface interface {
 // replaces them. `tokens=true` mints each written device's token in the
 // same pass: the token text is in that line of the answer only.
 //
-// Resuming: an import cut short can be sent again as it is with
-// `mode=create`; devices written the first time come back 409 and the
-// rest are written (`credsign import --from-line N` skips the lines
-// already answered). A device secret never appears in the answer.
+// Resuming: when the connection is lost, lines the client never got
+// an answer for may have been written (the server writes no further
+// batch once it sees the client gone). Send the lines from the first
+// unanswered one (or the whole file) again with `mode=resume` and the
+// same `tokens`: a device that exists as its line describes it is kept
+// and, with `tokens=true`, given a new token (the one minted before
+// reached nobody; it works until revoked), so the re-run ends with
+// every device written and a token for each.
+//
+// Limits: each line holds at most 1,024 JSON values and member names
+// of 128 bytes (and the limits of every body); an import is at most
+// 100,000 lines (the summary then carries a 413 naming the first line
+// not read); an import that sends no device line, or takes none of
+// its results, for the server's idle timeout (60 s by default) ends
+// with a 408 beside the summary; a token may have 2 imports under way
+// and the server 8 (by default), more are answered 429 with
+// `Retry-After`. A device secret never appears in the answer.
 // Admin and provisioner only; the whole import counts as one request
 // against the caller's rate limit.
 //
@@ -516,10 +551,23 @@ type ClientWithResponsesInterface interface {
 	// replaces them. `tokens=true` mints each written device's token in the
 	// same pass: the token text is in that line of the answer only.
 	//
-	// Resuming: an import cut short can be sent again as it is with
-	// `mode=create`; devices written the first time come back 409 and the
-	// rest are written (`credsign import --from-line N` skips the lines
-	// already answered). A device secret never appears in the answer.
+	// Resuming: when the connection is lost, lines the client never got
+	// an answer for may have been written (the server writes no further
+	// batch once it sees the client gone). Send the lines from the first
+	// unanswered one (or the whole file) again with `mode=resume` and the
+	// same `tokens`: a device that exists as its line describes it is kept
+	// and, with `tokens=true`, given a new token (the one minted before
+	// reached nobody; it works until revoked), so the re-run ends with
+	// every device written and a token for each.
+	//
+	// Limits: each line holds at most 1,024 JSON values and member names
+	// of 128 bytes (and the limits of every body); an import is at most
+	// 100,000 lines (the summary then carries a 413 naming the first line
+	// not read); an import that sends no device line, or takes none of
+	// its results, for the server's idle timeout (60 s by default) ends
+	// with a 408 beside the summary; a token may have 2 imports under way
+	// and the server 8 (by default), more are answered 429 with
+	// `Retry-After`. A device secret never appears in the answer.
 	// Admin and provisioner only; the whole import counts as one request
 	// against the caller's rate limit.
 	//
@@ -686,10 +734,23 @@ func (r ImportDevicesResponse) ContentType() string {
 // replaces them. `tokens=true` mints each written device's token in the
 // same pass: the token text is in that line of the answer only.
 //
-// Resuming: an import cut short can be sent again as it is with
-// `mode=create`; devices written the first time come back 409 and the
-// rest are written (`credsign import --from-line N` skips the lines
-// already answered). A device secret never appears in the answer.
+// Resuming: when the connection is lost, lines the client never got
+// an answer for may have been written (the server writes no further
+// batch once it sees the client gone). Send the lines from the first
+// unanswered one (or the whole file) again with `mode=resume` and the
+// same `tokens`: a device that exists as its line describes it is kept
+// and, with `tokens=true`, given a new token (the one minted before
+// reached nobody; it works until revoked), so the re-run ends with
+// every device written and a token for each.
+//
+// Limits: each line holds at most 1,024 JSON values and member names
+// of 128 bytes (and the limits of every body); an import is at most
+// 100,000 lines (the summary then carries a 413 naming the first line
+// not read); an import that sends no device line, or takes none of
+// its results, for the server's idle timeout (60 s by default) ends
+// with a 408 beside the summary; a token may have 2 imports under way
+// and the server 8 (by default), more are answered 429 with
+// `Retry-After`. A device secret never appears in the answer.
 // Admin and provisioner only; the whole import counts as one request
 // against the caller's rate limit.
 //

@@ -187,9 +187,14 @@ func newClient(conns int) *http.Client {
 	}}
 }
 
+// importLines is how many devices one import carries: the server refuses
+// an import past its line cap (serve --import-max-lines, 100,000 by
+// default), so a larger fleet goes in several imports.
+const importLines = 50_000
+
 // importFleet registers the devices through POST /v1/imports (upsert,
-// tokens=true), generating the NDJSON as it is sent, and returns each
-// device's token by index.
+// tokens=true), importLines at a time, generating the NDJSON as it is sent,
+// and returns each device's token by index.
 func importFleet(ctx context.Context, o StormOptions) ([]string, ImportStats, error) {
 	st := ImportStats{Devices: o.Devices}
 	c, err := importclient.NewClient(o.Server, importclient.WithHTTPClient(&http.Client{}),
@@ -200,12 +205,37 @@ func importFleet(ctx context.Context, o StormOptions) ([]string, ImportStats, er
 	if err != nil {
 		return nil, st, err
 	}
+	tokens := make([]string, o.Devices)
+	start := time.Now()
+	var firstErr string
+	for from := 0; from < o.Devices; from += importLines {
+		failed, first, err := importRange(ctx, c, o, from, min(from+importLines, o.Devices), tokens)
+		if err != nil {
+			return nil, st, err
+		}
+		st.Failed += failed
+		if firstErr == "" {
+			firstErr = first
+		}
+	}
+	st.Took = time.Since(start)
+	st.PerSecond = float64(o.Devices-st.Failed) / st.Took.Seconds()
+	if st.Failed > 0 {
+		return nil, st, fmt.Errorf("bootstorm: import incomplete (%d failed; first: %s)", st.Failed, firstErr)
+	}
+	return tokens, st, nil
+}
+
+// importRange imports devices [from, to) in one request and writes their
+// tokens into tokens. It returns how many lines failed (an import cut short
+// counts its unanswered lines) and the first failed line's text.
+func importRange(ctx context.Context, c *importclient.Client, o StormOptions, from, to int, tokens []string) (int, string, error) {
 	pr, pw := io.Pipe()
 	go func() {
 		bw := bufio.NewWriterSize(pw, 64<<10)
 		enc := json.NewEncoder(bw)
 		clouds := []string{"aliyun", "tencent", "huawei", "azure"}
-		for i := range o.Devices {
+		for i := from; i < to; i++ {
 			doc := testDevices(i)[clouds[i%len(clouds)]]
 			doc["id"] = o.Prefix + strconv.Itoa(i)
 			if err := enc.Encode(doc); err != nil {
@@ -216,38 +246,39 @@ func importFleet(ctx context.Context, o StormOptions) ([]string, ImportStats, er
 		pw.CloseWithError(bw.Flush())
 	}()
 	mode, yes := importclient.ImportDevicesParamsModeUpsert, true
-	start := time.Now()
 	res, err := c.ImportDevicesWithBody(ctx, &importclient.ImportDevicesParams{Mode: &mode, Tokens: &yes}, "application/x-ndjson", pr)
 	if err != nil {
 		pr.CloseWithError(err)
-		return nil, st, fmt.Errorf("bootstorm: import: %w", err)
+		return 0, "", fmt.Errorf("bootstorm: import: %w", err)
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
 		pr.CloseWithError(errors.New("refused"))
 		b, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
-		return nil, st, fmt.Errorf("bootstorm: import: %s: %s", res.Status, bytes.TrimSpace(b))
+		return 0, "", fmt.Errorf("bootstorm: import: %s: %s", res.Status, bytes.TrimSpace(b))
 	}
-	tokens := make([]string, o.Devices)
 	sc := bufio.NewScanner(res.Body)
 	sc.Buffer(nil, 1<<20)
+	var failed, answered int
 	var firstErr string
-	done := false
 	for sc.Scan() {
 		var l importclient.ImportLine
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			return nil, st, fmt.Errorf("bootstorm: import answer: %w", err)
+			return 0, "", fmt.Errorf("bootstorm: import answer: %w", err)
 		}
 		if l.Summary != nil {
-			done = l.Problem == nil
+			if l.Problem != nil && firstErr == "" {
+				firstErr = sc.Text()
+			}
 			break
 		}
+		answered++
 		i := -1
 		if l.Id != nil {
 			i, _ = strconv.Atoi(strings.TrimPrefix(*l.Id, o.Prefix))
 		}
-		if l.Token == nil || i < 0 || i >= o.Devices {
-			st.Failed++
+		if l.Token == nil || i < from || i >= to {
+			failed++
 			if firstErr == "" {
 				firstErr = sc.Text()
 			}
@@ -255,12 +286,9 @@ func importFleet(ctx context.Context, o StormOptions) ([]string, ImportStats, er
 		}
 		tokens[i] = *l.Token
 	}
-	st.Took = time.Since(start)
-	st.PerSecond = float64(o.Devices-st.Failed) / st.Took.Seconds()
-	if !done || st.Failed > 0 {
-		return nil, st, fmt.Errorf("bootstorm: import incomplete (%d failed; first: %s)", st.Failed, firstErr)
-	}
-	return tokens, st, nil
+	// Lines never answered (the import was cut short) failed too.
+	failed += to - from - answered
+	return failed, firstErr, nil
 }
 
 // storm sends every request once, conc at a time, and summarizes.

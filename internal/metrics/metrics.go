@@ -175,6 +175,9 @@ type store struct {
 	m *Metrics
 }
 
+// Unwrap implements secrets.Wrapper.
+func (s *store) Unwrap() secrets.Store { return s.s }
+
 func (s *store) GetDevice(ctx context.Context, id string) (secrets.Device, error) {
 	return timed(s.m, "get_device", func() (secrets.Device, error) { return s.s.GetDevice(ctx, id) })
 }

@@ -116,3 +116,30 @@ func BenchmarkBulkImport(b *testing.B) {
 	st := s.db.Stats()
 	b.Logf("commits %d, tx stats: write time %v, spill %v, rebalance %v, writes %d", s.w.commits.Load(), st.TxStats.GetWriteTime(), st.TxStats.GetSpillTime(), st.TxStats.GetRebalanceTime(), st.TxStats.GetWrite())
 }
+
+// BenchmarkOpen opens a data file of 100,000 devices with their tokens
+// (300,000 records): Open checks the tally of every record.
+func BenchmarkOpen(b *testing.B) {
+	dir := b.TempDir()
+	s, err := Open(Config{Dir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const devices, batch = 100_000, 1000
+	for i := 0; i < devices; i += batch {
+		puts := make([]secrets.DevicePut, batch)
+		for j := range puts {
+			puts[j] = benchDevice(fmt.Sprintf("dev-%09d", i+j))
+		}
+		putDevices(b, s, puts)
+	}
+	s.Close()
+	b.ResetTimer()
+	for b.Loop() {
+		s, err := Open(Config{Dir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+	}
+}

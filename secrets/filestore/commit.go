@@ -57,17 +57,26 @@ func (op *writeOp) wait() []error {
 // fixed delay (10 ms by default there), and a write's refusal (a conflict)
 // does not roll back the others.
 type committer struct {
-	db *bolt.DB
-	// prepare runs at the start of every transaction.
-	prepare func(tx *bolt.Tx)
+	db      *bolt.DB
+	hooks   txHooks
 	ops     chan *writeOp
 	stopped chan struct{}
 	// commits counts the transactions committed.
 	commits atomic.Int64
 }
 
-func newCommitter(db *bolt.DB, prepare func(tx *bolt.Tx)) *committer {
-	w := &committer{db: db, prepare: prepare, ops: make(chan *writeOp, maxBatch), stopped: make(chan struct{})}
+// txHooks runs around every transaction of the committer.
+type txHooks interface {
+	// begin runs at the start of the transaction.
+	begin(tx *bolt.Tx)
+	// end runs after its writes; an error rolls it back.
+	end(tx *bolt.Tx) error
+	// committed runs once it has committed.
+	committed()
+}
+
+func newCommitter(db *bolt.DB, hooks txHooks) *committer {
+	w := &committer{db: db, hooks: hooks, ops: make(chan *writeOp, maxBatch), stopped: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -156,7 +165,7 @@ func (w *committer) gather(batch *[]*writeOp, want int, timeout <-chan time.Time
 // that only the one at fault reports the failure.
 func (w *committer) commit(batch []*writeOp) {
 	err := w.db.Update(func(tx *bolt.Tx) error {
-		w.prepare(tx)
+		w.hooks.begin(tx)
 		for _, op := range batch {
 			for i, fn := range op.fns {
 				err := fn(tx)
@@ -166,9 +175,10 @@ func (w *committer) commit(batch []*writeOp) {
 				op.errs[i] = err
 			}
 		}
-		return nil
+		return w.hooks.end(tx)
 	})
 	if err == nil {
+		w.hooks.committed()
 		w.commits.Add(1)
 	} else if writes(batch) > 1 {
 		for _, op := range batch {
@@ -192,16 +202,17 @@ func (w *committer) commit(batch []*writeOp) {
 func (w *committer) commitOne(fn writeFn) error {
 	var outcome error
 	err := w.db.Update(func(tx *bolt.Tx) error {
-		w.prepare(tx)
+		w.hooks.begin(tx)
 		outcome = fn(tx)
 		if ae, ok := errors.AsType[*abortError](outcome); ok {
 			return ae.err
 		}
-		return nil
+		return w.hooks.end(tx)
 	})
 	if err != nil {
 		return err
 	}
+	w.hooks.committed()
 	w.commits.Add(1)
 	return outcome
 }

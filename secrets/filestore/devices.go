@@ -138,11 +138,11 @@ func (s *Store) putDeviceFn(p secrets.DevicePut, res *secrets.Device) (writeFn, 
 				return err
 			}
 		}
-		if err := b.Put(key, sealed); err != nil {
+		if err := s.put(tx, bucketDevices, key, sealed); err != nil {
 			return abort(err)
 		}
 		if tok != nil {
-			if err := tok.put(tx); err != nil {
+			if err := s.putToken(tx, tok); err != nil {
 				return abort(err)
 			}
 		}

@@ -89,6 +89,9 @@ type Store struct {
 	db   *bolt.DB
 	c    *sealer
 	w    *committer
+	// tally is the keyed hash of every record (see tally); the committer
+	// keeps it.
+	tally tallyState
 
 	mu     sync.RWMutex // write submission against Close
 	closed bool
@@ -165,7 +168,7 @@ func openDir(dir string, cfg Config) (*Store, error) {
 	case err != nil:
 		return nil, fmt.Errorf("%s: %w", DataFileName, err)
 	}
-	s := &Store{path: path, db: db, c: c}
+	s := &Store{path: path, db: db, c: c, tally: tallyState{mac: c.newTallyMAC()}}
 	if err := s.setup(legacy); err != nil {
 		db.Close()
 		return nil, err
@@ -180,7 +183,7 @@ func openDir(dir string, cfg Config) (*Store, error) {
 			return nil, err
 		}
 	}
-	s.w = newCommitter(db, packBuckets)
+	s.w = newCommitter(db, s)
 	return s, nil
 }
 
@@ -247,7 +250,10 @@ func (s *Store) setup(legacy *legacyFile) error {
 			if err := tx.ForEach(func([]byte, *bolt.Bucket) error { return errors.New("has buckets") }); err != nil {
 				return fmt.Errorf("%s: %w: a bbolt file, but not a credsign store", DataFileName, ErrDamaged)
 			}
-			return s.create(tx, legacy)
+			if err := s.create(tx, legacy); err != nil {
+				return err
+			}
+			return s.checkTally(tx)
 		}
 		if v := meta.Get(metaFormat); string(v) != formatVersion {
 			return fmt.Errorf("%s: unsupported format version %q (this build reads %s)", DataFileName, v, formatVersion)
@@ -271,7 +277,7 @@ func (s *Store) setup(legacy *legacyFile) error {
 				return err
 			}
 		}
-		return nil
+		return s.checkTally(tx)
 	})
 }
 
@@ -295,20 +301,19 @@ func (s *Store) create(tx *bolt.Tx, legacy *legacyFile) error {
 		return nil
 	}
 	packBuckets(tx)
-	devices := tx.Bucket(bucketDevices)
 	for _, id := range slices.Sorted(maps.Keys(legacy.state.Devices)) {
 		v, err := s.c.sealDevice(legacy.state.Devices[id])
 		if err != nil {
 			return fmt.Errorf("migrate device %q: %w", id, err)
 		}
-		if err := devices.Put([]byte(id), v); err != nil {
+		if err := s.put(tx, bucketDevices, []byte(id), v); err != nil {
 			return err
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(legacy.state.Tokens)) {
 		st, err := s.sealToken(legacy.state.Tokens[id])
 		if err == nil {
-			err = st.put(tx)
+			err = s.putToken(tx, st)
 		}
 		if err != nil {
 			return fmt.Errorf("migrate token %q: %w", id, err)

@@ -79,7 +79,7 @@ func (s *Store) PutGroup(ctx context.Context, g secrets.Group, ifVersion int64) 
 		if err != nil {
 			return err
 		}
-		if err := b.Put(key, sealed); err != nil {
+		if err := s.put(tx, bucketGroups, key, sealed); err != nil {
 			return abort(err)
 		}
 		out = next

@@ -47,7 +47,7 @@ func (s *Store) deleteRecord(ctx context.Context, bucket []byte, kind, id string
 		if b.Get(key) == nil {
 			return secrets.ErrNotFound
 		}
-		return abort(b.Delete(key))
+		return abort(s.del(tx, bucket, key))
 	})
 	if err != nil {
 		return fmt.Errorf("filestore: delete %s %q: %w", kind, id, err)

@@ -58,6 +58,7 @@ type sealer struct {
 	aead     cipher.AEAD
 	indexKey []byte
 	keyCheck []byte
+	tallyKey []byte
 }
 
 func newSealer(key []byte) (*sealer, error) {
@@ -65,7 +66,8 @@ func newSealer(key []byte) (*sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sealer{aead: aead, indexKey: derive(key, indexKeyLabel), keyCheck: derive(key, keyCheckLabel)[:8]}, nil
+	return &sealer{aead: aead, indexKey: derive(key, indexKeyLabel), keyCheck: derive(key, keyCheckLabel)[:8],
+		tallyKey: derive(key, tallyKeyLabel)}, nil
 }
 
 func associatedData(bucket, key []byte) []byte {

@@ -36,12 +36,13 @@ func (t *sealedToken) conflict(tx *bolt.Tx) error {
 	return nil
 }
 
-// put writes the record and its index entry; the caller checked conflict.
-func (t *sealedToken) put(tx *bolt.Tx) error {
-	if err := tx.Bucket(bucketTokens).Put(t.id, t.value); err != nil {
+// putToken writes the record and its index entry; the caller checked
+// conflict.
+func (s *Store) putToken(tx *bolt.Tx, t *sealedToken) error {
+	if err := s.put(tx, bucketTokens, t.id, t.value); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketTokenHashes).Put(t.hashKey, t.id)
+	return s.put(tx, bucketTokenHashes, t.hashKey, t.id)
 }
 
 // PutToken stores a new token record and its hash index entry. Cost: two
@@ -56,7 +57,7 @@ func (s *Store) PutToken(ctx context.Context, t secrets.Token) error {
 			if err := st.conflict(tx); err != nil {
 				return err
 			}
-			return abort(st.put(tx))
+			return abort(s.putToken(tx, st))
 		})
 	}
 	if err != nil {
@@ -137,7 +138,7 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error 
 		if err != nil {
 			return err
 		}
-		return abort(tx.Bucket(bucketTokens).Put([]byte(id), sealed))
+		return abort(s.put(tx, bucketTokens, []byte(id), sealed))
 	})
 	if err != nil {
 		return fmt.Errorf("filestore: revoke token %q: %w", id, err)

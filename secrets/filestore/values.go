@@ -70,7 +70,7 @@ func (s *Store) PutKey(ctx context.Context, name string, value []byte, ifVersion
 			if cur != ifVersion {
 				return fmt.Errorf("%w: key %q is at version %d, not %d", secrets.ErrConflict, name, cur, ifVersion)
 			}
-			return abort(tx.Bucket(bucketKeys).Put([]byte(name), sealed))
+			return abort(s.put(tx, bucketKeys, []byte(name), sealed))
 		})
 	}
 	if err != nil {

@@ -135,7 +135,13 @@ func testGroups(t *testing.T, s secrets.Store) {
 	if p, err := s.ListDevices(c, secrets.ListOptions{}); err != nil || len(p.Devices) != 0 {
 		t.Errorf("devices after writing groups: %d, %v", len(p.Devices), err)
 	}
-	// Delete.
+	// Delete. A group created again under the same ID is another group:
+	// its CreatedAt differs (enrolment tokens tell the two apart by it), and
+	// CreatedAt reads back exactly as PutGroup returned it.
+	before, err := s.GetGroup(c, "lamps")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := s.DeleteGroup(c, "lamps"); err != nil {
 		t.Fatalf("DeleteGroup: %v", err)
 	}
@@ -145,8 +151,15 @@ func testGroups(t *testing.T, s secrets.Store) {
 	if err := s.DeleteGroup(c, "lamps"); !errors.Is(err, secrets.ErrNotFound) {
 		t.Errorf("second DeleteGroup: %v, want ErrNotFound", err)
 	}
-	if g, err := s.PutGroup(c, secrets.Group{ID: "lamps", Cloud: "azure", Secret: secret}, 0); err != nil || g.Version != 1 {
-		t.Errorf("create after delete: version %d, %v", g.Version, err)
+	again, err := s.PutGroup(c, secrets.Group{ID: "lamps", Cloud: "azure", Secret: secret}, 0)
+	if err != nil || again.Version != 1 {
+		t.Errorf("create after delete: version %d, %v", again.Version, err)
+	}
+	if again.CreatedAt.Equal(before.CreatedAt) {
+		t.Errorf("a group created again has the CreatedAt of the one deleted (%v)", before.CreatedAt)
+	}
+	if read, err := s.GetGroup(c, "lamps"); err != nil || !read.CreatedAt.Equal(again.CreatedAt) {
+		t.Errorf("CreatedAt read back %v, written %v (%v)", read.CreatedAt, again.CreatedAt, err)
 	}
 }
 

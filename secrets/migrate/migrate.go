@@ -1,0 +1,392 @@
+// Package migrate copies every record of one secrets.Store into another:
+// from the embedded store to Vault (a trial going to production) and back.
+//
+// Records move as the service wrote them: devices and groups with their
+// secrets, token records with their hashes and times, and the KeyStore
+// values (the MAC key device tokens are checked with, the lists of revoked
+// device tokens, the JWT signing key ring, enrolment tokens). Tokens are
+// stored only by hash, so copying the records keeps every token working;
+// nothing is re-issued. Devices and groups keep their creation and update
+// times (secrets.Importer: a device token minted before its device's
+// creation time is refused). Versions are the destination's own: device,
+// group and key versions start again at 1 (so do the ETags derived from
+// them).
+//
+// A copy is resumable: a record already at the destination and equal to
+// the source's is skipped, one that differs is left alone and counted as a
+// conflict unless Options.Force overwrites it. A revoked source token whose
+// copy is not revoked is revoked at the destination (a token revoked
+// between two runs). Options.DryRun counts without writing.
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+
+	"github.com/credsign/credsign/secrets"
+)
+
+// Options tunes Copy.
+type Options struct {
+	// DryRun reads both stores and counts what would be written, writing
+	// nothing.
+	DryRun bool
+	// Force overwrites records that differ at the destination.
+	Force bool
+	// Parallel bounds the reads and writes under way at once (each a round
+	// trip to Vault); 0 means 32.
+	Parallel int
+	// Batch is how many records are read before they are written; 0 means
+	// 500.
+	Batch int
+	// Progress, when set, is called after each batch with the counts so far.
+	Progress func(Report)
+}
+
+// Tally counts the records of one kind.
+type Tally struct {
+	// Source is how many records the source holds.
+	Source int `json:"source"`
+	// Copied were absent at the destination and written (or, in a dry run,
+	// would be).
+	Copied int `json:"copied"`
+	// Same were already equal at the destination.
+	Same int `json:"same"`
+	// Updated differed and were overwritten (Force), or were tokens revoked
+	// at the source only.
+	Updated int `json:"updated"`
+	// Conflicts differ at the destination and were left alone.
+	Conflicts int `json:"conflicts"`
+}
+
+// Report is the outcome of Copy, by kind.
+type Report map[secrets.Kind]Tally
+
+// ErrConflicts is returned (wrapped) when records differ at the destination
+// and Options.Force is not set; everything else was copied.
+var ErrConflicts = errors.New("records differ at the destination")
+
+// Copy copies every record of from into to, kind by kind in the order of
+// secrets.Kinds. from must be a secrets.Enumerator and to a
+// secrets.Importer (both credsign stores are both). Cost per record: one
+// read at the source, one at the destination, one write when it is copied
+// (tokens: two reads at each end on Vault, by ID and by hash, and two
+// writes), Options.Parallel at once; the embedded store commits concurrent
+// writes together. It returns the counts so far with the first error that
+// stopped it.
+func Copy(ctx context.Context, from, to secrets.Store, opts Options) (Report, error) {
+	enum, ok := secrets.As[secrets.Enumerator](from)
+	if !ok {
+		return nil, errors.New("migrate: the source store cannot list its records")
+	}
+	imp, ok := secrets.As[secrets.Importer](to)
+	if !ok {
+		return nil, errors.New("migrate: the destination store cannot keep the records' times")
+	}
+	if opts.Parallel <= 0 {
+		opts.Parallel = 32
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = 500
+	}
+	c := &copier{from: from, to: to, imp: imp, opts: opts, report: Report{}}
+	for _, kind := range secrets.Kinds {
+		ids, err := enum.IDs(ctx, kind)
+		if err != nil {
+			return c.report, fmt.Errorf("migrate: %w", err)
+		}
+		t := c.report[kind]
+		t.Source = len(ids)
+		c.report[kind] = t
+		for start := 0; start < len(ids); start += opts.Batch {
+			batch := ids[start:min(start+opts.Batch, len(ids))]
+			if err := c.batch(ctx, kind, batch); err != nil {
+				return c.report, fmt.Errorf("migrate: %s: %w", kind, err)
+			}
+			if opts.Progress != nil {
+				opts.Progress(c.report)
+			}
+		}
+	}
+	var conflicts int
+	for _, t := range c.report {
+		conflicts += t.Conflicts
+	}
+	if conflicts > 0 {
+		return c.report, fmt.Errorf("migrate: %d %w (left as they are; rerun with force to overwrite them)", conflicts, ErrConflicts)
+	}
+	return c.report, nil
+}
+
+type copier struct {
+	from, to secrets.Store
+	imp      secrets.Importer // to, as an Importer
+	opts     Options
+	mu       sync.Mutex
+	report   Report
+}
+
+// outcome is what one record needs.
+type outcome int
+
+const (
+	same outcome = iota
+	create
+	update
+	conflict
+	gone // deleted at the source since it was listed
+)
+
+// item is one record of a batch: what was read at both ends and what it
+// needs.
+type item struct {
+	id   string
+	need outcome
+	// the source record and the destination's version (for an overwrite)
+	device  secrets.Device
+	group   secrets.Group
+	token   secrets.Token
+	key     []byte
+	version int64
+}
+
+// batch reads ids at both ends (Parallel at once), then writes what they
+// need.
+func (c *copier) batch(ctx context.Context, kind secrets.Kind, ids []string) error {
+	items := make([]item, len(ids))
+	if err := c.each(ctx, len(ids), func(i int) error {
+		var err error
+		items[i], err = c.compare(ctx, kind, ids[i])
+		return err
+	}); err != nil {
+		return err
+	}
+	var writes []int
+	for i, it := range items {
+		if (it.need == create || it.need == update) && !c.opts.DryRun {
+			writes = append(writes, i) // counted once written
+			continue
+		}
+		c.count(kind, it.need)
+	}
+	return c.each(ctx, len(writes), func(j int) error {
+		it := items[writes[j]]
+		if err := c.write(ctx, kind, it); err != nil {
+			return fmt.Errorf("%q: %w", it.id, err)
+		}
+		c.count(kind, it.need)
+		return nil
+	})
+}
+
+// count adds one record's outcome to the report.
+func (c *copier) count(kind secrets.Kind, o outcome) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.report[kind]
+	switch o {
+	case same:
+		t.Same++
+	case create:
+		t.Copied++
+	case update:
+		t.Updated++
+	case conflict:
+		t.Conflicts++
+	case gone:
+		t.Source--
+	}
+	c.report[kind] = t
+}
+
+// each runs fn(0..n-1), Parallel at once, and returns the first error.
+func (c *copier) each(ctx context.Context, n int, fn func(i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, c.opts.Parallel)
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	for i := range n {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := fn(i); err != nil {
+				once.Do(func() { first = err; cancel() })
+			}
+		}()
+	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err() // the caller's context ended
+	}
+	return first
+}
+
+// decide says what a record needs given whether the destination has one
+// and whether it is equal.
+func (c *copier) decide(found, equal bool) outcome {
+	switch {
+	case !found:
+		return create
+	case equal:
+		return same
+	case c.opts.Force:
+		return update
+	}
+	return conflict
+}
+
+// compare reads record id of kind at both ends.
+func (c *copier) compare(ctx context.Context, kind secrets.Kind, id string) (item, error) {
+	it := item{id: id}
+	switch kind {
+	case secrets.KindDevice:
+		src, err := c.from.GetDevice(ctx, id)
+		if errors.Is(err, secrets.ErrNotFound) {
+			it.need = gone
+			return it, nil
+		}
+		if err != nil {
+			return it, err
+		}
+		dst, err := c.to.GetDevice(ctx, id)
+		found, err := present(err)
+		if err != nil {
+			return it, err
+		}
+		a, errA := secrets.NormalizeDevice(src)
+		b, errB := secrets.NormalizeDevice(dst)
+		equal := errA == nil && errB == nil && reflect.DeepEqual(a, b) && src.CreatedAt.Equal(dst.CreatedAt)
+		a.CreatedAt, a.UpdatedAt = src.CreatedAt, src.UpdatedAt
+		it.device, it.version = a, dst.Version
+		it.need = c.decide(found, equal)
+		return it, errA
+	case secrets.KindGroup:
+		src, err := c.from.GetGroup(ctx, id)
+		if errors.Is(err, secrets.ErrNotFound) {
+			it.need = gone
+			return it, nil
+		}
+		if err != nil {
+			return it, err
+		}
+		dst, err := c.to.GetGroup(ctx, id)
+		found, err := present(err)
+		if err != nil {
+			return it, err
+		}
+		a, errA := secrets.NormalizeGroup(src)
+		b, errB := secrets.NormalizeGroup(dst)
+		equal := errA == nil && errB == nil && reflect.DeepEqual(a, b) && src.CreatedAt.Equal(dst.CreatedAt)
+		a.CreatedAt, a.UpdatedAt = src.CreatedAt, src.UpdatedAt
+		it.group, it.version = a, dst.Version
+		it.need = c.decide(found, equal)
+		return it, errA
+	case secrets.KindToken:
+		src, err := c.from.GetToken(ctx, id)
+		if errors.Is(err, secrets.ErrNotFound) {
+			it.need = gone
+			return it, nil
+		}
+		if err != nil {
+			return it, err
+		}
+		dst, err := c.to.GetToken(ctx, id)
+		found, err := present(err)
+		if err != nil {
+			return it, err
+		}
+		it.token = src
+		switch {
+		case !found:
+			it.need = create
+		case sameToken(src, dst):
+			it.need = same
+		case src.RevokedAt != nil && dst.RevokedAt == nil && sameToken(unrevoked(src), dst):
+			it.need = update // revoked at the source since the last run
+		default:
+			// A token record cannot be rewritten (its hash is its key),
+			// so even Force leaves it: the operator must look.
+			it.need = conflict
+		}
+		return it, nil
+	case secrets.KindKey:
+		src, _, err := c.from.GetKey(ctx, id)
+		if errors.Is(err, secrets.ErrNotFound) {
+			it.need = gone
+			return it, nil
+		}
+		if err != nil {
+			return it, err
+		}
+		dst, version, err := c.to.GetKey(ctx, id)
+		found, err := present(err)
+		if err != nil {
+			return it, err
+		}
+		it.key, it.version = src, version
+		it.need = c.decide(found, string(src) == string(dst))
+		return it, nil
+	}
+	return it, fmt.Errorf("unknown kind %q", kind)
+}
+
+// present turns a destination read's error into whether the record exists.
+func present(err error) (bool, error) {
+	if errors.Is(err, secrets.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// unrevoked returns t as it was before it was revoked.
+func unrevoked(t secrets.Token) secrets.Token {
+	t.RevokedAt = nil
+	return t
+}
+
+// sameToken reports whether two token records are equal.
+func sameToken(a, b secrets.Token) bool {
+	if a.ID != b.ID || a.Hash != b.Hash || a.Role != b.Role || a.DeviceID != b.DeviceID || !a.CreatedAt.Equal(b.CreatedAt) {
+		return false
+	}
+	if a.RevokedAt == nil || b.RevokedAt == nil {
+		return a.RevokedAt == nil && b.RevokedAt == nil
+	}
+	return a.RevokedAt.Equal(*b.RevokedAt)
+}
+
+// write writes one record that needs it.
+func (c *copier) write(ctx context.Context, kind secrets.Kind, it item) error {
+	ifVersion := int64(0)
+	if it.need == update {
+		ifVersion = it.version
+	}
+	switch kind {
+	case secrets.KindDevice:
+		_, err := c.imp.ImportDevice(ctx, it.device, ifVersion)
+		return err
+	case secrets.KindGroup:
+		_, err := c.imp.ImportGroup(ctx, it.group, ifVersion)
+		return err
+	case secrets.KindKey:
+		_, err := c.to.PutKey(ctx, it.id, it.key, ifVersion)
+		return err
+	case secrets.KindToken:
+		if it.need == update {
+			return c.to.RevokeToken(ctx, it.id, *it.token.RevokedAt)
+		}
+		return c.to.PutToken(ctx, it.token)
+	}
+	return fmt.Errorf("unknown kind %q", kind)
+}
