@@ -13,11 +13,11 @@ build: ## stripped static binaries in bin/
 vault: ## build (once) and print the path of the Vault 1.13.0 binary the tests use
 	scripts/vault.sh
 
-bench: ## signing recipes beside their bare-HMAC baselines
-	go test -run '^$$' -bench . -benchmem -count 5 ./signing
+bench: ## the clouds' recipes beside their bare-HMAC baselines
+	go test -run '^$$' -bench . -benchmem -count 5 ./cloud/clouds
 
-fuzz: ## a short run of each signing fuzz target
-	for f in FuzzNormalizeParams FuzzRecipes FuzzAppendQueryEscape; do go test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s ./signing || exit 1; done
+fuzz: ## a short run of each recipe fuzz target
+	for f in FuzzNormalizeParams FuzzRecipes FuzzAppendQueryEscape; do go test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s ./cloud/clouds || exit 1; done
 
 load: ## credential issuance beside a /healthz baseline on a loopback server
 	scripts/load.sh

@@ -10,7 +10,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
-	"github.com/credsign/credsign/signing"
+	"github.com/credsign/credsign/cloud"
 )
 
 func loadSpec(t *testing.T) *openapi3.T {
@@ -88,7 +88,7 @@ func TestOpenAPIRules(t *testing.T) {
 	if _, ok := doc.Components.Schemas["Device"].Value.Properties["secret"]; ok {
 		t.Errorf("Device must not have a secret")
 	}
-	// Credentials carry exactly the fields the signing core writes (the
+	// Credentials carry exactly the fields the cloud core writes (the
 	// design's twelve, plus topics and alpn), and the design's twelve are
 	// all required.
 	got := []string{}
@@ -97,14 +97,14 @@ func TestOpenAPIRules(t *testing.T) {
 	}
 	slices.Sort(got)
 	var want []string
-	ct := reflect.TypeFor[signing.Credentials]()
+	ct := reflect.TypeFor[cloud.Credentials]()
 	for i := range ct.NumField() {
 		name, _, _ := strings.Cut(ct.Field(i).Tag.Get("json"), ",")
 		want = append(want, name)
 	}
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
-		t.Errorf("Credentials properties %v, want those of signing.Credentials %v", got, want)
+		t.Errorf("Credentials properties %v, want those of cloud.Credentials %v", got, want)
 	}
 	required := doc.Components.Schemas["Credentials"].Value.Required
 	for _, f := range []string{"clientId", "cloud", "deviceId", "expiresAt", "expiryEnforced", "host", "issuedAt", "password", "port", "refreshAfter", "tls", "username", "topics"} {

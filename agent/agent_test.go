@@ -15,8 +15,9 @@ import (
 
 	"github.com/credsign/credsign/agent"
 	"github.com/credsign/credsign/agent/agenttest"
+	"github.com/credsign/credsign/cloud"
+	"github.com/credsign/credsign/cloud/clouds"
 	"github.com/credsign/credsign/internal/cloudemu"
-	"github.com/credsign/credsign/signing"
 )
 
 const (
@@ -90,7 +91,7 @@ func (s *signer) Fetch(context.Context) (agent.Credentials, error) {
 	if s.secret != "" {
 		secret = s.secret
 	}
-	c, err := signing.Sign(signing.Request{Cloud: s.d.cloud, DeviceID: "dev-" + s.d.cloud, Params: p, Secret: secret, Now: now(), TTL: s.ttl})
+	c, err := clouds.Registry().Sign(cloud.Request{Cloud: s.d.cloud, DeviceID: "dev-" + s.d.cloud, Params: p, Secret: secret, Now: now(), TTL: s.ttl})
 	if err != nil {
 		return agent.Credentials{}, err
 	}

@@ -5,15 +5,15 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/credsign/credsign/signing"
+	"github.com/credsign/credsign/cloud"
 )
 
-// TestAPITopicsKeepsEveryTopic: the converter from the signing core's
+// TestAPITopicsKeepsEveryTopic: the converter from the cloud core's
 // topics to the contract's loses none (every field set to its own value
-// comes out in the same JSON member), so a topic added to signing.Topics
+// comes out in the same JSON member), so a topic added to cloud.Topics
 // and not to openapi.yaml or apiTopics fails here.
 func TestAPITopicsKeepsEveryTopic(t *testing.T) {
-	var in signing.Topics
+	var in cloud.Topics
 	v := reflect.ValueOf(&in).Elem()
 	for i := range v.NumField() {
 		v.Field(i).SetString("topic/" + v.Type().Field(i).Name)
@@ -37,7 +37,7 @@ func TestAPITopicsKeepsEveryTopic(t *testing.T) {
 		t.Errorf("apiTopics(%s) = %s", want, got)
 	}
 	// Empty optional topics stay absent.
-	got, _ = json.Marshal(apiTopics(signing.Topics{Telemetry: "t", Commands: "c"}))
+	got, _ = json.Marshal(apiTopics(cloud.Topics{Telemetry: "t", Commands: "c"}))
 	if string(got) != `{"commands":"c","telemetry":"t"}` {
 		t.Errorf("minimal topics: %s", got)
 	}

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/credsign/credsign/api/oapi"
-	"github.com/credsign/credsign/signing"
+	"github.com/credsign/credsign/cloud"
 )
 
 // DoctorDevice implements oapi.StrictServerInterface: it diagnoses a
@@ -14,7 +14,7 @@ import (
 func (h handlers) DoctorDevice(ctx context.Context, req oapi.DoctorDeviceRequestObject) (oapi.DoctorDeviceResponseObject, error) {
 	// The contract requires the body; the validator refused a request without one.
 	b := req.Body
-	connack := signing.NoConnack
+	connack := cloud.NoConnack
 	if b.Connack != nil {
 		connack = *b.Connack
 	}
@@ -22,7 +22,7 @@ func (h handlers) DoctorDevice(ctx context.Context, req oapi.DoctorDeviceRequest
 	if b.At != nil {
 		at = *b.At
 	}
-	dg, err := h.s.svc.Doctor(ctx, caller(ctx), req.Id, signing.Triple{ClientID: b.ClientId, Username: b.Username, Password: b.Password}, connack, at)
+	dg, err := h.s.svc.Doctor(ctx, caller(ctx), req.Id, cloud.Triple{ClientID: b.ClientId, Username: b.Username, Password: b.Password}, connack, at)
 	if err != nil {
 		return nil, err
 	}

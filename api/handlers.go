@@ -15,9 +15,9 @@ import (
 
 	"github.com/credsign/credsign/api/oapi"
 	"github.com/credsign/credsign/api/problem"
+	"github.com/credsign/credsign/cloud"
 	"github.com/credsign/credsign/secrets"
 	"github.com/credsign/credsign/service"
-	"github.com/credsign/credsign/signing"
 )
 
 // handlers implements the strict server interface generated from
@@ -237,7 +237,7 @@ func (h handlers) IssueCredentials(ctx context.Context, req oapi.IssueCredential
 }
 
 // apiCredentials is the API's form of signed credentials.
-func apiCredentials(c signing.Credentials) oapi.Credentials {
+func apiCredentials(c cloud.Credentials) oapi.Credentials {
 	return oapi.Credentials{
 		DeviceId: c.DeviceID, Cloud: c.Cloud, ClientId: c.ClientID, Username: c.Username, Password: c.Password,
 		Host: c.Host, Port: c.Port, Tls: c.TLS, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt,
@@ -247,8 +247,8 @@ func apiCredentials(c signing.Credentials) oapi.Credentials {
 
 // apiTopics is the API's form of a cloud's topics. (The agent's client is
 // generated from the same contract, so the contract's type stays its own
-// rather than the signing core's: the agent carries no recipe code.)
-func apiTopics(t signing.Topics) oapi.Topics {
+// rather than the cloud core's: the agent carries no recipe code.)
+func apiTopics(t cloud.Topics) oapi.Topics {
 	// The optional topics point into one array: one allocation, not one
 	// a topic.
 	backing := &[14]string{t.CommandResponse, t.PropertyReport, t.PropertyReply, t.PropertySet, t.Actions, t.Events,
@@ -277,8 +277,8 @@ func optional(s string) *string {
 }
 
 // credentialsResponse is the generated 200 response of issueCredentials,
-// written without encoding/json's HTML escaping: Aliyun usernames and Azure
-// passwords contain '&', and "\u0026" in the body is valid JSON but wrong
+// written without encoding/json's HTML escaping: usernames and passwords
+// of several clouds contain '&', and "\u0026" in the body is valid JSON but wrong
 // when copied from curl's output or cut out with sed into an MQTT client.
 type credentialsResponse oapi.IssueCredentials200JSONResponse
 
@@ -361,7 +361,7 @@ func (h handlers) GetJWKS(ctx context.Context, _ oapi.GetJWKSRequestObject) (oap
 	return jwksResponse(set), nil
 }
 
-// jwksResponse is the key set as the signing core wrote it (the generated
+// jwksResponse is the key set as the cloud core wrote it (the generated
 // type would drop the members of each key that are not in the contract).
 type jwksResponse []byte
 

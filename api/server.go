@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/credsign/credsign/cloud"
 	"net/http"
 	"reflect"
 	"strings"
@@ -96,6 +97,9 @@ type Config struct {
 	// Registrar registers new devices of groups with a registration
 	// (service.Config.Registrar); nil: such groups are refused.
 	Registrar service.Registrar
+	// Clouds are the clouds served (service.Config.Clouds); nil means
+	// every cloud credsign has.
+	Clouds *cloud.Registry
 	// ImportIdleTimeout ends an import (POST /v1/imports) that sends no
 	// device line, or takes none of its results, for this long; zero means
 	// DefaultImportIdleTimeout.
@@ -167,6 +171,7 @@ func New(cfg Config) (*Server, error) {
 		MaxDeviceTTL: cfg.MaxDeviceTTL,
 		Cache:        cfg.Cache,
 		Registrar:    cfg.Registrar,
+		Clouds:       cfg.Clouds,
 		JWTAlg:       cfg.JWTAlg,
 		Issuer:       cfg.Issuer,
 

@@ -18,10 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credsign/credsign/cloud"
 	"github.com/credsign/credsign/internal/cloudemu"
 	"github.com/credsign/credsign/internal/emutest"
 	"github.com/credsign/credsign/internal/testutil"
-	"github.com/credsign/credsign/signing"
 )
 
 // requireClients makes a missing runtime (python3 with paho-mqtt, a C
@@ -259,8 +259,8 @@ func count(e *cloudemu.Emulator) (accepted int, refused []error, messages int) {
 	return accepted, refused, len(s.Messages)
 }
 
-func issued(s *server) []signing.Credentials {
-	var out []signing.Credentials
+func issued(s *server) []cloud.Credentials {
+	var out []cloud.Credentials
 	for _, ex := range s.exchanges() {
 		if ex.status == http.StatusOK {
 			out = append(out, ex.creds)
@@ -584,7 +584,7 @@ func TestClientsFollowAMove(t *testing.T) {
 		srv.call(http.MethodPut, "/v1/devices/"+from.id, map[string]any{"cloud": to.Cloud, "params": toParams, "secret": to.Secret}, nil)
 		moved := time.Now()
 		testutil.WaitFor(ctx, t, "messages at the second cloud", func() bool { _, _, n := count(toEmu); return n >= 2 })
-		var creds signing.Credentials
+		var creds cloud.Credentials
 		for _, c := range issued(srv) {
 			if c.Cloud == to.Cloud {
 				creds = c

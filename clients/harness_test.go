@@ -23,11 +23,11 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/credsign/credsign/api"
+	"github.com/credsign/credsign/cloud"
 	"github.com/credsign/credsign/internal/cloudemu"
 	"github.com/credsign/credsign/internal/emutest"
 	"github.com/credsign/credsign/internal/testutil"
 	"github.com/credsign/credsign/secrets/filestore"
-	"github.com/credsign/credsign/signing"
 )
 
 // exchange is one credentials request as the server answered it.
@@ -35,7 +35,7 @@ type exchange struct {
 	at         time.Time
 	status     int
 	retryAfter string
-	creds      signing.Credentials // the API's answer; zero unless status is 200
+	creds      cloud.Credentials // the API's answer; zero unless status is 200
 }
 
 // server is credsign's real API handler behind a recorder that keeps every

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 out=${1:-bin/cross}
 mkdir -p "$out"
 
-if go list -deps ./cmd/credsign-agent | grep -E 'vault|credsign/(api|secrets|signing)'; then
+if go list -deps ./cmd/credsign-agent | grep -E 'vault|credsign/(api|secrets|service|cloud)'; then
 	echo "cross-agent: credsign-agent must not import Vault or server code (above)" >&2
 	exit 1
 fi

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/credsign/credsign/cloud"
 	"github.com/credsign/credsign/secrets"
-	"github.com/credsign/credsign/signing"
 )
 
 // Document is a device document as a caller sends it.
@@ -44,8 +44,9 @@ var validLabelKey = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$`)
 //
 // A device of a group (doc.Group) takes its cloud and params template
 // from the group; without a secret of its own it is registered with the
-// cloud when the group says so, else (azure) its key is derived from the
-// group key whenever it signs.
+// cloud when the group says so, else, when its cloud derives keys
+// (cloud.GroupKeyDeriver), its key is derived from the group key whenever
+// it signs.
 //
 // Cost: one store write; with cond.Match one read before it; with a group
 // one read of the group.
@@ -103,8 +104,9 @@ var errChanged = newError(CodePrecondition, "the device changed; read it again a
 // checkDocument validates a device document and returns the record to
 // store. It names every faulty field, not only the first. g is the
 // device's group (doc.Group), nil for none: it gives the cloud and the
-// params template, and an azure device of a group without a secret of its
-// own is checked with the key derived from the group key.
+// params template, and a device without a secret of its own of a group
+// whose cloud derives keys is checked with the key derived from the group
+// key.
 func (s *Service) checkDocument(id string, doc Document, g *secrets.Group) (secrets.Device, error) {
 	var groupFault []FieldError
 	if g != nil {
@@ -116,8 +118,8 @@ func (s *Service) checkDocument(id string, doc Document, g *secrets.Group) (secr
 		}
 		doc.Params = templateParams(*g, id, doc.Params)
 	}
-	cl, known := signing.LookupCloud(doc.Cloud)
-	fields := append(controlFields(doc, known && cl.SecretFormat == signing.SecretPEM), groupFault...)
+	cl, known := s.clouds.LookupCloud(doc.Cloud)
+	fields := append(controlFields(doc, known && cl.SecretFormat == cloud.SecretPEM), groupFault...)
 	switch {
 	case doc.Cloud == "" && g == nil:
 		return secrets.Device{}, invalid(append(fields, FieldError{Field: "cloud", Reason: "required"})...)
@@ -127,7 +129,7 @@ func (s *Service) checkDocument(id string, doc Document, g *secrets.Group) (secr
 	bad := func(f string) bool {
 		return slices.ContainsFunc(fields, func(e FieldError) bool { return e.Field == f })
 	}
-	params, err := signing.NormalizeParams(doc.Cloud, doc.Params)
+	params, err := s.clouds.NormalizeParams(doc.Cloud, doc.Params)
 	paramFaults := InvalidFields(err)
 	if err != nil && len(paramFaults) == 0 {
 		return secrets.Device{}, fmt.Errorf("checking params: %w", err)
@@ -143,13 +145,13 @@ func (s *Service) checkDocument(id string, doc Document, g *secrets.Group) (secr
 		secret = *doc.Secret
 		trialSecret = secret
 		if !bad("secret") {
-			if err := signing.ValidateSecret(doc.Cloud, secret); err != nil {
+			if err := s.clouds.ValidateSecret(doc.Cloud, secret); err != nil {
 				fields = append(fields, InvalidFields(err)...)
 			}
 		}
-	case cl.SecretFormat == signing.SecretNone:
-	case g != nil && doc.Cloud == groupDerives && g.Cloud == groupDerives:
-		key, err := groupSecret(*g, secrets.Device{ID: id, Cloud: doc.Cloud, Params: params})
+	case cl.SecretFormat == cloud.SecretNone:
+	case g != nil && doc.Cloud == g.Cloud && s.derivesKeys(g.Cloud):
+		key, err := s.groupSecret(*g, secrets.Device{ID: id, Cloud: doc.Cloud, Params: params})
 		if err != nil {
 			return secrets.Device{}, err
 		}
@@ -169,7 +171,7 @@ func (s *Service) checkDocument(id string, doc Document, g *secrets.Group) (secr
 	if len(fields) > 0 {
 		return secrets.Device{}, invalid(fields...)
 	}
-	err = signing.Validate(signing.Request{Cloud: doc.Cloud, DeviceID: id, Params: params, Secret: trialSecret, Now: s.now()})
+	err = s.clouds.Validate(cloud.Request{Cloud: doc.Cloud, DeviceID: id, Params: params, Secret: trialSecret, Now: s.now()})
 	if err != nil {
 		if f := InvalidFields(err); len(f) > 0 {
 			return secrets.Device{}, invalid(f...)
@@ -197,7 +199,7 @@ func clip(s string) string {
 // would otherwise be stored and signed with, and MQTT forbids NUL in the
 // ClientId, Username and Password.
 //
-// A PEM secret (pemSecret: the aws cloud's key) is lines of text: its line
+// A PEM secret (pemSecret: a PEM private key, as the token family's) is lines of text: its line
 // breaks are allowed, no other control character is.
 func controlFields(doc Document, pemSecret bool) []FieldError {
 	const reason = "must not contain control characters (a trailing newline?)"

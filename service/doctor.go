@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/credsign/credsign/signing"
+	"github.com/credsign/credsign/cloud"
 )
 
 // Doctor compares a triple captured from device id (the ClientId,
 // Username and Password it sent, and the broker's CONNACK code or
-// signing.NoConnack) with what the device's recipe produces and says which
-// part differs and the likely cause (signing.Diagnose). at is when the
+// cloud.NoConnack) with what the device's recipe produces and says which
+// part differs and the likely cause (cloud.Registry.Diagnose). at is when the
 // device was refused; zero means now. The device is read from the store,
 // not the cache, so that the diagnosis uses the secret as it is now; so is
 // the group of a device that has no secret of its own, whose key is derived
@@ -23,25 +23,25 @@ import (
 //
 // Cost: one store read (two for a device whose key is derived from its
 // group's) and at most a few hundred HMACs.
-func (s *Service) Doctor(ctx context.Context, caller Principal, id string, got signing.Triple, connack int, at time.Time) (signing.Diagnosis, error) {
+func (s *Service) Doctor(ctx context.Context, caller Principal, id string, got cloud.Triple, connack int, at time.Time) (cloud.Diagnosis, error) {
 	d, err := s.store.GetDevice(ctx, id)
 	if err != nil {
-		return signing.Diagnosis{}, fmt.Errorf("reading device: %w", err)
+		return cloud.Diagnosis{}, fmt.Errorf("reading device: %w", err)
 	}
 	if at.IsZero() {
 		at = s.now()
 	}
-	secret, err := deviceSecretFrom(ctx, d, s.store.GetGroup)
+	secret, err := s.deviceSecretFrom(ctx, d, s.store.GetGroup)
 	if err != nil {
-		return signing.Diagnosis{}, err
+		return cloud.Diagnosis{}, err
 	}
-	dg, err := signing.Diagnose(signing.Request{Cloud: d.Cloud, DeviceID: d.ID, Params: d.Params, Secret: secret, Now: at}, got, connack)
+	dg, err := s.clouds.Diagnose(cloud.Request{Cloud: d.Cloud, DeviceID: d.ID, Params: d.Params, Secret: secret, Now: at}, got, connack)
 	if err != nil {
-		return signing.Diagnosis{}, fmt.Errorf("diagnosing device %s: %w", d.ID, err)
+		return cloud.Diagnosis{}, fmt.Errorf("diagnosing device %s: %w", d.ID, err)
 	}
 	var differs []string
 	for _, f := range dg.Findings {
-		if f.Status == signing.StatusDiffers {
+		if f.Status == cloud.StatusDiffers {
 			differs = append(differs, f.Part)
 		}
 	}

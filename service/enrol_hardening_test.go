@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credsign/credsign/cloud"
+	"github.com/credsign/credsign/cloud/clouds"
 	"github.com/credsign/credsign/secrets"
-	"github.com/credsign/credsign/signing"
 )
 
 // otherGroupKey is a second DPS group key, for a group created again.
@@ -75,7 +76,7 @@ func enrolGroupCreatedAgain(t *testing.T, s *Service, st secrets.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := signing.Sign(signing.Request{Cloud: "azure", Params: map[string]any{"hubHost": "lamps.azure-devices.net", "deviceId": "after-3"},
+	want, _ := clouds.Registry().Sign(cloud.Request{Cloud: "azure", Params: map[string]any{"hubHost": "lamps.azure-devices.net", "deviceId": "after-3"},
 		Secret: deriveIndependently(t, otherGroupKey, "after-3"), Now: s.now(), TTL: time.Duration(c.ExpiresAt.Sub(c.IssuedAt))})
 	if c.Password != want.Password {
 		t.Error("the device of the new group does not sign with the new group key")
@@ -518,4 +519,13 @@ func TestGroupIdentity(t *testing.T) {
 	if _, _, err := s.PutDevice(ctx, adminCaller, "lamp-050", Document{Group: "lamps", Params: params}, Precondition{}); err != nil {
 		t.Errorf("writing back a device as read: %v", err)
 	}
+}
+
+// registrationID is the ID an azure device of a group derives its key
+// with (cloud/azure's DeriveDeviceKey): its deviceId param, else its ID.
+func registrationID(d secrets.Device) string {
+	if v, ok := d.Params["deviceId"].(string); ok && v != "" {
+		return v
+	}
+	return d.ID
 }

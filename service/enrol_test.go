@@ -16,15 +16,16 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/credsign/credsign/cloud"
+	"github.com/credsign/credsign/cloud/clouds"
 	"github.com/credsign/credsign/secrets"
-	"github.com/credsign/credsign/signing"
 )
 
 // groupKey is an Azure DPS group key (base64 of 64 bytes, as the portal makes them).
 const groupKey = "8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw=="
 
 // deriveIndependently is the Azure DPS group derivation written out here,
-// without signing.DeriveGroupKey: base64(HMAC-SHA256(base64dec(key), id)).
+// without azure.DeriveGroupKey: base64(HMAC-SHA256(base64dec(key), id)).
 func deriveIndependently(t testing.TB, key, id string) string {
 	t.Helper()
 	k, err := base64.StdEncoding.DecodeString(key)
@@ -91,7 +92,7 @@ func TestGroupDerivedIssuance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := signing.Sign(signing.Request{Cloud: "azure", DeviceID: "lamp-1", Params: d.Params,
+	want, err := clouds.Registry().Sign(cloud.Request{Cloud: "azure", DeviceID: "lamp-1", Params: d.Params,
 		Secret: deriveIndependently(t, groupKey, "lamp-1"), Now: now, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +124,7 @@ func TestGroupDerivedIssuance(t *testing.T) {
 		t.Fatalf("device of lamps-reg: %+v %v", d3, err)
 	}
 	c3, _ := s.Issue(ctx, adminCaller, "lamp-3", time.Hour)
-	w3, _ := signing.Sign(signing.Request{Cloud: "azure", Params: d3.Params, Secret: deriveIndependently(t, groupKey, "reg-lamp-3"), Now: now, TTL: time.Hour})
+	w3, _ := clouds.Registry().Sign(cloud.Request{Cloud: "azure", Params: d3.Params, Secret: deriveIndependently(t, groupKey, "reg-lamp-3"), Now: now, TTL: time.Hour})
 	if c3.Password != w3.Password {
 		t.Error("the key is not derived from the deviceId param")
 	}
@@ -478,7 +479,7 @@ func TestEnrolRegistration(t *testing.T) {
 		t.Errorf("stored %+v", stored)
 	}
 	c, err := s.Issue(ctx, mustAuth(t, s, e.Token.Text), "s-1", 0)
-	want, _ := signing.Sign(signing.Request{Cloud: "aliyun", DeviceID: "s-1", Params: stored.Params, Secret: "dyn-secret-s-1", Now: now})
+	want, _ := clouds.Registry().Sign(cloud.Request{Cloud: "aliyun", DeviceID: "s-1", Params: stored.Params, Secret: "dyn-secret-s-1", Now: now})
 	if err != nil || c.Password != want.Password {
 		t.Errorf("issue for a registered device: %v", err)
 	}

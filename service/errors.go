@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/credsign/credsign/signing"
+	"github.com/credsign/credsign/cloud"
 )
 
 // Code says what kind of failure an *Error is. The API maps each code to
@@ -81,7 +81,7 @@ func invalid(fields ...FieldError) *Error {
 }
 
 // InvalidFields returns every field that err (possibly joined or wrapped)
-// says is invalid: the signing core's *signing.InvalidError values and
+// says is invalid: the cloud core's *cloud.InvalidError values and
 // the fields of a CodeInvalid *Error.
 func InvalidFields(err error) []FieldError {
 	var out []FieldError
@@ -90,7 +90,7 @@ func InvalidFields(err error) []FieldError {
 		switch e := err.(type) {
 		case nil:
 			return
-		case *signing.InvalidError:
+		case *cloud.InvalidError:
 			out = append(out, FieldError{Field: apiField(e.Field), Reason: e.Reason})
 			return
 		case *Error:

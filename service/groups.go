@@ -10,40 +10,19 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/credsign/credsign/cloud"
 	"github.com/credsign/credsign/secrets"
-	"github.com/credsign/credsign/signing"
 )
 
-// Registration kinds a group may name (secrets.Registration.Kind). The
-// Registrar given in Config performs them.
-const (
-	RegistrationAzureDPS       = "azure-dps"
-	RegistrationAliyunDynamic  = "aliyun-dynamic"
-	RegistrationTencentDynamic = "tencent-dynamic"
-)
-
-// registrationClouds is the cloud whose devices each registration kind
-// registers: a group's cloud must be its registration's.
-var registrationClouds = map[string]string{
-	RegistrationAzureDPS:       "azure",
-	RegistrationAliyunDynamic:  "aliyun",
-	RegistrationTencentDynamic: "tencent",
-}
-
-// registrationMismatch says why group g's registration cannot register
-// devices of its cloud, "" when it can.
-func registrationMismatch(cloud string, r *secrets.Registration) string {
-	want, ok := registrationClouds[r.Kind]
-	if !ok || want == cloud {
+// registrationMismatch says why registration r cannot register devices of
+// cloud cloudName, "" when it can (or when its kind is unknown).
+func (s *Service) registrationMismatch(cloudName string, r *secrets.Registration) string {
+	k, ok := s.clouds.RegistrationKinds()[r.Kind]
+	if !ok || k.Cloud == cloudName {
 		return ""
 	}
-	return fmt.Sprintf("%s registers %s devices, but the group's cloud is %s", r.Kind, want, cloud)
+	return fmt.Sprintf("%s registers %s devices, but the group's cloud is %s", r.Kind, k.Cloud, clip(cloudName))
 }
-
-// groupDerives is the cloud whose devices' keys are derived from the group
-// key when they have none of their own (Azure DPS symmetric-key group
-// enrollment, signing.DeriveGroupKey).
-const groupDerives = "azure"
 
 // DeviceIDPlaceholder is replaced by the device's ID in the string values
 // of a group's params template.
@@ -52,8 +31,8 @@ const DeviceIDPlaceholder = "{deviceId}"
 // RegistrationRequest asks a Registrar to register one device of a group
 // with its cloud.
 type RegistrationRequest struct {
-	// Kind is the group's Registration.Kind ("azure-dps", "aliyun-dynamic",
-	// "tencent-dynamic").
+	// Kind is the group's Registration.Kind, one of the registry's
+	// (cloud.Registry.RegistrationKinds).
 	Kind string
 	// Params are the group's Registration.Params.
 	Params map[string]string
@@ -70,7 +49,8 @@ type RegistrationResult struct {
 	// the caller's own): the assigned hub, the cloud's device name.
 	Params map[string]any
 	// Secret is the device secret the cloud returned, stored with the
-	// device; "" means none (an azure device's key is then derived from the
+	// device; "" means none (when the cloud derives keys,
+	// cloud.GroupKeyDeriver, the device's key is then derived from the
 	// group key when it signs).
 	Secret string
 }
@@ -111,8 +91,8 @@ const sampleDeviceID = "credsign-group-check"
 
 // PutGroup validates doc and stores it as group id, creating it or
 // replacing it. The template is checked as a device of the group would
-// be, with a trial signature (for an azure group with a key derived from
-// the group key). created reports whether the group is new.
+// be, with a trial signature (with a key derived from the group key when
+// the cloud derives keys). created reports whether the group is new.
 //
 // A replace must keep the template's params that contain the device ID
 // placeholder as they are (CodeConflict otherwise): they make each device's
@@ -158,9 +138,9 @@ func (s *Service) PutGroup(ctx context.Context, caller Principal, id string, doc
 
 // checkGroup validates a group document and returns the record to store.
 func (s *Service) checkGroup(id string, doc GroupDocument) (secrets.Group, error) {
-	cl, known := signing.LookupCloud(doc.Cloud)
+	cl, known := s.clouds.LookupCloud(doc.Cloud)
 	secret := doc.Secret
-	fields := controlFields(Document{Params: doc.Params, Secret: &secret, Labels: doc.Labels}, known && cl.SecretFormat == signing.SecretPEM)
+	fields := controlFields(Document{Params: doc.Params, Secret: &secret, Labels: doc.Labels}, known && cl.SecretFormat == cloud.SecretPEM)
 	if !known {
 		return secrets.Group{}, invalid(append(fields, FieldError{Field: "cloud", Reason: "unknown cloud (see GET /v1/clouds)"})...)
 	}
@@ -168,9 +148,11 @@ func (s *Service) checkGroup(id string, doc GroupDocument) (secrets.Group, error
 		fields = append(fields, FieldError{Field: "secret", Reason: "required"})
 	}
 	if r := doc.Registration; r != nil {
-		if _, ok := registrationClouds[r.Kind]; !ok {
+		// The registration kinds a group may name are its clouds'; the
+		// Registrar given in Config performs them.
+		if _, ok := s.clouds.RegistrationKinds()[r.Kind]; !ok {
 			fields = append(fields, FieldError{Field: "registration.kind", Reason: "unknown registration kind"})
-		} else if why := registrationMismatch(doc.Cloud, r); why != "" {
+		} else if why := s.registrationMismatch(doc.Cloud, r); why != "" {
 			fields = append(fields, FieldError{Field: "registration.kind", Reason: why})
 		}
 		if s.registrar == nil {
@@ -197,8 +179,10 @@ func (s *Service) checkGroup(id string, doc GroupDocument) (secrets.Group, error
 			}
 		}
 	}
-	if doc.Cloud == groupDerives && doc.Secret != "" && !hasControl(doc.Secret) {
-		if err := signing.ValidateSecret(doc.Cloud, doc.Secret); err != nil {
+	// A cloud that derives its devices' keys from the group key checks
+	// that key now, as it would a device's.
+	if s.derivesKeys(doc.Cloud) && doc.Secret != "" && !hasControl(doc.Secret) {
+		if err := s.clouds.ValidateSecret(doc.Cloud, doc.Secret); err != nil {
 			fields = append(fields, InvalidFields(err)...)
 		}
 	}
@@ -206,8 +190,8 @@ func (s *Service) checkGroup(id string, doc GroupDocument) (secrets.Group, error
 		return secrets.Group{}, invalid(fields...)
 	}
 	g := secrets.Group{ID: id, Cloud: doc.Cloud, Params: doc.Params, Secret: doc.Secret, Labels: doc.Labels, Registration: doc.Registration}
-	if doc.Registration == nil && doc.Cloud == groupDerives {
-		if f := distinctKeys(g); len(f) > 0 {
+	if deriver, ok := s.clouds.GroupKeyDeriver(doc.Cloud); ok && doc.Registration == nil {
+		if f := distinctKeys(g, deriver); len(f) > 0 {
 			return secrets.Group{}, invalid(f...)
 		}
 	}
@@ -292,7 +276,7 @@ func templateParams(g secrets.Group, id string, own map[string]any) map[string]a
 // identityFields refuses the params a caller gives device id of group g
 // (own) that would replace a param the group's template derives from the
 // device's ID with another value. Those params are the device's identity
-// at the cloud (its device name, its DPS registration ID, hence its
+// at the cloud (its device name, its registration ID, hence its
 // derived key); were a device free to set them, it could take the identity
 // of another device of the group (a device "site1.lamp-050" naming itself
 // "lamp-050" at the cloud, then "lamp-050" enrolling), and two devices of a
@@ -330,35 +314,26 @@ func identityTemplate(g secrets.Group) map[string]string {
 }
 
 // distinctKeys checks that the template of group g, whose devices derive
-// their keys from the group key, gives two devices two registration IDs
-// (hence two keys): else every device of the group signs as one.
-func distinctKeys(g secrets.Group) []FieldError {
-	a := registrationID(secrets.Device{ID: sampleDeviceID, Params: templateParams(g, sampleDeviceID, nil)})
-	b := registrationID(secrets.Device{ID: sampleDeviceID + "-2", Params: templateParams(g, sampleDeviceID+"-2", nil)})
-	if a != b {
-		return nil
+// their keys from the group key with deriver, gives two devices two keys:
+// else every device of the group signs as one.
+func distinctKeys(g secrets.Group, deriver cloud.GroupKeyDeriver) []FieldError {
+	a, errA := deriver.DeriveDeviceKey(g.Secret, sampleDeviceID, templateParams(g, sampleDeviceID, nil))
+	b, errB := deriver.DeriveDeviceKey(g.Secret, sampleDeviceID+"-2", templateParams(g, sampleDeviceID+"-2", nil))
+	if errA != nil || errB != nil || a != b {
+		return nil // a key that cannot be derived is the secret's check's to report
 	}
-	return []FieldError{{Field: "params.deviceId", Reason: "must contain " + DeviceIDPlaceholder + ": device keys are derived from it, and with one value every device of the group would have the same key"}}
-}
-
-// registrationID is the ID an azure device of a group derives its key
-// with: its deviceId param (the DPS registration ID), else its ID.
-func registrationID(d secrets.Device) string {
-	if v, ok := d.Params["deviceId"].(string); ok && v != "" {
-		return v
-	}
-	return d.ID
+	return []FieldError{{Field: "params." + deriver.DeviceIDParam(), Reason: "must contain " + DeviceIDPlaceholder + ": device keys are derived from it, and with one value every device of the group would have the same key"}}
 }
 
 // deviceSecret returns the secret device d signs with: its own, or for a
-// device of an azure group without one, the key derived from the group
-// key. A cold call for such a device costs one store read (the group).
+// device without one of a group whose cloud derives keys
+// (cloud.GroupKeyDeriver), the key derived from the group key. A cold call for such a device costs one store read (the group).
 func (s *Service) deviceSecret(ctx context.Context, d secrets.Device) (string, error) {
-	return deviceSecretFrom(ctx, d, s.cache.group)
+	return s.deviceSecretFrom(ctx, d, s.cache.group)
 }
 
 // deviceSecretFrom is deviceSecret with the group read by getGroup.
-func deviceSecretFrom(ctx context.Context, d secrets.Device, getGroup func(context.Context, string) (secrets.Group, error)) (string, error) {
+func (s *Service) deviceSecretFrom(ctx context.Context, d secrets.Device, getGroup func(context.Context, string) (secrets.Group, error)) (string, error) {
 	if d.Secret != "" || d.Group == "" {
 		return d.Secret, nil
 	}
@@ -369,7 +344,7 @@ func deviceSecretFrom(ctx context.Context, d secrets.Device, getGroup func(conte
 	case err != nil:
 		return "", fmt.Errorf("reading the device's group: %w", err)
 	}
-	return groupSecret(g, d)
+	return s.groupSecret(g, d)
 }
 
 // groupDocument reads group doc.Group for a device document and, when the
@@ -412,7 +387,7 @@ func (s *Service) register(ctx context.Context, g secrets.Group, id string, doc 
 	if s.registrar == nil {
 		return doc, newError(CodeConflict, "the group registers its devices with the cloud, but this server has no registrar")
 	}
-	if why := registrationMismatch(g.Cloud, g.Registration); why != "" {
+	if why := s.registrationMismatch(g.Cloud, g.Registration); why != "" {
 		// A group stored before this was checked: nothing is sent.
 		return doc, newError(CodeConflict, "the group's registration cannot register its devices ("+why+"); fix the group")
 	}
@@ -439,13 +414,21 @@ func (s *Service) register(ctx context.Context, g secrets.Group, id string, doc 
 }
 
 // groupSecret derives the key of device d of group g.
-func groupSecret(g secrets.Group, d secrets.Device) (string, error) {
-	if g.Cloud != groupDerives || d.Cloud != groupDerives {
+func (s *Service) groupSecret(g secrets.Group, d secrets.Device) (string, error) {
+	deriver, derives := s.clouds.GroupKeyDeriver(g.Cloud)
+	if !derives || d.Cloud != g.Cloud {
 		return "", newError(CodeConflict, "the device has no secret of its own and its group's cloud does not derive one (register it, or give it a secret)")
 	}
-	key, err := signing.DeriveGroupKey(g.Secret, registrationID(d))
+	key, err := deriver.DeriveDeviceKey(g.Secret, d.ID, d.Params)
 	if err != nil {
 		return "", fmt.Errorf("deriving the device key from the group key: %w", err)
 	}
 	return key, nil
+}
+
+// derivesKeys reports whether the named cloud derives its devices' keys
+// from their group's key (cloud.GroupKeyDeriver).
+func (s *Service) derivesKeys(cloud string) bool {
+	_, ok := s.clouds.GroupKeyDeriver(cloud)
+	return ok
 }

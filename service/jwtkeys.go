@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/credsign/credsign/cloud"
 	"github.com/credsign/credsign/secrets"
-	"github.com/credsign/credsign/signing"
 )
 
 // jwtKeysName is the KeyStore name of the deployment's JWT key ring.
@@ -28,7 +28,7 @@ type keyRing struct {
 }
 
 // jwtKeys is the deployment's JWT signing key pair for the token family
-// (jwt, aws): created by the first replica that needs it, kept in the store
+// (cloud.Cloud.Tokens): created by the first replica that needs it, kept in the store
 // so every replica signs with the same key, rotated with overlap, and read
 // again at most once per cache TTL so that a rotation on one replica
 // reaches the others within it.
@@ -39,15 +39,15 @@ type jwtKeys struct {
 	now   func() time.Time
 
 	mu      sync.RWMutex
-	current *signing.TokenKey
-	all     []*signing.TokenKey // current first
+	current *cloud.TokenKey
+	all     []*cloud.TokenKey // current first
 	fetched time.Time
 	flight  singleflight.Group
 }
 
 // keys returns the signing key and every published key, reading the ring
 // again when it is older than the TTL, creating it on first use.
-func (k *jwtKeys) keys(ctx context.Context) (*signing.TokenKey, []*signing.TokenKey, error) {
+func (k *jwtKeys) keys(ctx context.Context) (*cloud.TokenKey, []*cloud.TokenKey, error) {
 	k.mu.RLock()
 	cur, all, fetched := k.current, k.all, k.fetched
 	k.mu.RUnlock()
@@ -110,7 +110,7 @@ func (k *jwtKeys) write(ctx context.Context, ring keyRing, ifVersion int64) erro
 }
 
 func (k *jwtKeys) generate() (string, error) {
-	key, err := signing.GenerateTokenKey(k.alg)
+	key, err := cloud.GenerateTokenKey(k.alg)
 	if err != nil {
 		return "", fmt.Errorf("generating a JWT signing key: %w", err)
 	}
@@ -120,9 +120,9 @@ func (k *jwtKeys) generate() (string, error) {
 
 // use parses ring and makes it this replica's.
 func (k *jwtKeys) use(ring keyRing) error {
-	var all []*signing.TokenKey
+	var all []*cloud.TokenKey
 	for _, p := range append([]string{ring.Current}, ring.Previous...) {
-		key, err := signing.ParseTokenKeyPEM([]byte(p))
+		key, err := cloud.ParseTokenKeyPEM([]byte(p))
 		if err != nil {
 			return fmt.Errorf("the JWT key ring in the store: %w", err)
 		}
@@ -135,7 +135,7 @@ func (k *jwtKeys) use(ring keyRing) error {
 }
 
 // rotate makes a new key current, keeping the last ones published.
-func (k *jwtKeys) rotate(ctx context.Context) (*signing.TokenKey, error) {
+func (k *jwtKeys) rotate(ctx context.Context) (*cloud.TokenKey, error) {
 	for attempt := 0; ; attempt++ {
 		ring, version, err := k.read(ctx)
 		if errors.Is(err, secrets.ErrNotFound) {
@@ -178,7 +178,7 @@ func (s *Service) JWKS(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return signing.JWKS(all...)
+	return cloud.JWKS(all...)
 }
 
 // RotateJWTKey makes a new JWT signing key current; tokens signed with the

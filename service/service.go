@@ -1,7 +1,7 @@
 // Package service is credsign's domain layer: issuing credentials,
 // registering and deleting devices, minting and revoking tokens, the rules
 // between them, the audit events and the outcome metrics. The HTTP handlers
-// (package api), the CLI and the tests call it; it calls the signing core
+// (package api), the CLI and the tests call it; it calls the cloud core
 // and the secret store, and nothing of the HTTP layer.
 //
 // Who may call an operation is declared once, in openapi.yaml, and
@@ -18,14 +18,15 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/credsign/credsign/cloud"
+	"github.com/credsign/credsign/cloud/clouds"
 	"github.com/credsign/credsign/internal/metrics"
 	"github.com/credsign/credsign/secrets"
-	"github.com/credsign/credsign/signing"
 )
 
 // DefaultMaxDeviceTTL caps the lifetime a device token may ask for when
 // Config.MaxDeviceTTL is zero. Some credentials cannot be revoked short of
-// rotating the device key (an Azure SAS), so a stolen device token must not
+// rotating the device key (a SAS token), so a stolen device token must not
 // be able to mint one that outlives the theft by a year.
 const DefaultMaxDeviceTTL = 24 * time.Hour
 
@@ -45,8 +46,8 @@ type Config struct {
 	// DefaultMaxDeviceTTL.
 	MaxDeviceTTL time.Duration
 	// JWTAlg is the algorithm of the deployment's JWT signing key (the
-	// token family: jwt, aws), created in the store on first use:
-	// signing.AlgES256 (the default when empty), AlgRS256 or AlgEdDSA.
+	// token family, cloud.Cloud.Tokens), created in the store on first use:
+	// cloud.AlgES256 (the default when empty), AlgRS256 or AlgEdDSA.
 	JWTAlg string
 	// Issuer is the iss claim of those tokens: the server's public URL.
 	Issuer string
@@ -55,6 +56,9 @@ type Config struct {
 	// Registrar registers new devices of groups that name a Registration
 	// with their cloud; nil: such groups are refused.
 	Registrar Registrar
+	// Clouds are the clouds the service issues for, and their abilities;
+	// nil means clouds.Registry(), every cloud credsign has.
+	Clouds *cloud.Registry
 	// MaxEnrolmentFailures is how many enrolments with one enrolment token
 	// may fail after calling the cloud's registration before the token is
 	// refused (each such failure is a signed call to the cloud that
@@ -74,6 +78,7 @@ type Service struct {
 	jwt          *jwtKeys
 	issuer       string
 	registrar    Registrar
+	clouds       *cloud.Registry
 	// maxEnrolFailures is Config.MaxEnrolmentFailures with its default.
 	maxEnrolFailures int64
 	patterns         patterns
@@ -101,12 +106,15 @@ func New(cfg Config) (*Service, error) {
 	authn.v2 = dt
 	authn.enrolments = c
 	s := &Service{store: cfg.Store, cache: c, authn: authn, devTokens: dt, metrics: m, now: cfg.Now, maxDeviceTTL: cfg.MaxDeviceTTL,
-		issuer: cfg.Issuer, registrar: cfg.Registrar}
+		issuer: cfg.Issuer, registrar: cfg.Registrar, clouds: cfg.Clouds}
+	if s.clouds == nil {
+		s.clouds = clouds.Registry()
+	}
 	alg := cfg.JWTAlg
 	if alg == "" {
-		alg = signing.AlgES256
+		alg = cloud.AlgES256
 	}
-	if alg != signing.AlgES256 && alg != signing.AlgRS256 && alg != signing.AlgEdDSA {
+	if alg != cloud.AlgES256 && alg != cloud.AlgRS256 && alg != cloud.AlgEdDSA {
 		return nil, fmt.Errorf("service: JWT algorithm %q is not ES256, RS256 or EdDSA", alg)
 	}
 	s.jwt = &jwtKeys{store: cfg.Store, alg: alg, ttl: c.ttl, now: time.Now}
@@ -159,7 +167,7 @@ func (s *Service) Ping(ctx context.Context) (Health, error) {
 
 // CloudInfo is a supported cloud with the lifetimes this service allows.
 type CloudInfo struct {
-	signing.Cloud
+	cloud.Cloud
 	// MaxDeviceTTL is the longest lifetime a device token may ask for
 	// (with the default params): the cloud's maximum or the server's cap,
 	// whichever is shorter.
@@ -168,13 +176,13 @@ type CloudInfo struct {
 
 // Clouds lists the clouds this service issues for, sorted by name.
 func (s *Service) Clouds() []CloudInfo {
-	return DescribeClouds(s.maxDeviceTTL)
+	return DescribeClouds(s.clouds, s.maxDeviceTTL)
 }
 
-// DescribeClouds lists the supported clouds with the lifetimes a server
+// DescribeClouds lists the clouds of reg with the lifetimes a server
 // whose device cap is maxDeviceTTL allows.
-func DescribeClouds(maxDeviceTTL time.Duration) []CloudInfo {
-	clouds := signing.Clouds()
+func DescribeClouds(reg *cloud.Registry, maxDeviceTTL time.Duration) []CloudInfo {
+	clouds := reg.Clouds()
 	out := make([]CloudInfo, 0, len(clouds))
 	for _, c := range clouds {
 		out = append(out, CloudInfo{Cloud: c, MaxDeviceTTL: min(c.MaxTTL, maxDeviceTTL)})

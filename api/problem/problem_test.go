@@ -8,8 +8,8 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/credsign/credsign/cloud"
 	"github.com/credsign/credsign/secrets"
-	"github.com/credsign/credsign/signing"
 )
 
 func TestClassify(t *testing.T) {
@@ -23,7 +23,7 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("writing: %w", secrets.ErrConflict), 409, true},
 		{fmt.Errorf("id: %w", secrets.ErrInvalid), 400, true},
 		{fmt.Errorf("vault: %w", secrets.ErrUnavailable), 503, true},
-		{fmt.Errorf("sign: %w", &signing.InvalidError{Field: "ttl", Reason: "too long"}), 422, true},
+		{fmt.Errorf("sign: %w", &cloud.InvalidError{Field: "ttl", Reason: "too long"}), 422, true},
 		{&http.MaxBytesError{Limit: 10}, 413, true},
 		{errors.New("db password is hunter2"), 500, false},
 	}
@@ -51,7 +51,7 @@ func TestWrite(t *testing.T) {
 		t.Errorf("500: %d %+v", rec.Code, d)
 	}
 	rec = httptest.NewRecorder()
-	Write(rec, &signing.InvalidError{Field: "ttl", Reason: "too long"}, "")
+	Write(rec, &cloud.InvalidError{Field: "ttl", Reason: "too long"}, "")
 	if err := json.Unmarshal(rec.Body.Bytes(), &d); err != nil {
 		t.Fatal(err)
 	}

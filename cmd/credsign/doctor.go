@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/credsign/credsign/signing"
+	"github.com/credsign/credsign/cloud"
 )
 
 // doctorFlags are the flags of credsign doctor.
@@ -56,8 +56,8 @@ func newDoctorFlags() *doctorFlags {
 
 // doctorInput is a parsed doctor command line.
 type doctorInput struct {
-	req     signing.Request
-	got     signing.Triple
+	req     cloud.Request
+	got     cloud.Triple
 	connack int
 }
 
@@ -98,9 +98,9 @@ func (f *doctorFlags) input(args []string, stdin io.Reader, clock func() time.Ti
 	if f.passwordFile == "-" && f.secretFile == "-" {
 		return doctorInput{}, usagef("--password-file - and --secret-file - cannot both read standard input")
 	}
-	in := doctorInput{connack: signing.NoConnack}
+	in := doctorInput{connack: cloud.NoConnack}
 	var err error
-	in.got = signing.Triple{ClientID: f.clientID, Username: f.username, Password: f.password}
+	in.got = cloud.Triple{ClientID: f.clientID, Username: f.username, Password: f.password}
 	if set["password-file"] {
 		if in.got.Password, err = readFile("--password-file", f.passwordFile, stdin); err != nil {
 			return doctorInput{}, err
@@ -166,9 +166,9 @@ const doctorTimeout = 30 * time.Second
 
 // remoteDiagnose asks the server to diagnose device f.id
 // (POST /v1/devices/{id}/doctor).
-func (f *doctorFlags) remoteDiagnose(ctx context.Context, in doctorInput) (signing.Diagnosis, error) {
+func (f *doctorFlags) remoteDiagnose(ctx context.Context, in doctorInput) (cloud.Diagnosis, error) {
 	body := map[string]any{"clientId": in.got.ClientID, "username": in.got.Username, "password": in.got.Password}
-	if in.connack != signing.NoConnack {
+	if in.connack != cloud.NoConnack {
 		body["connack"] = in.connack
 	}
 	if f.now != "" {
@@ -176,25 +176,25 @@ func (f *doctorFlags) remoteDiagnose(ctx context.Context, in doctorInput) (signi
 	}
 	b, err := json.Marshal(body)
 	if err != nil {
-		return signing.Diagnosis{}, fmt.Errorf("encoding the request: %w", err)
+		return cloud.Diagnosis{}, fmt.Errorf("encoding the request: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, doctorTimeout)
 	defer cancel()
 	endpoint := strings.TrimSuffix(f.url, "/") + "/v1/devices/" + url.PathEscape(f.id) + "/doctor"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(b))
 	if err != nil {
-		return signing.Diagnosis{}, usagef("--url %q: %v", f.url, err)
+		return cloud.Diagnosis{}, usagef("--url %q: %v", f.url, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+f.token)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return signing.Diagnosis{}, fmt.Errorf("calling %s: %w", f.url, errors.Unwrap(err))
+		return cloud.Diagnosis{}, fmt.Errorf("calling %s: %w", f.url, errors.Unwrap(err))
 	}
 	defer res.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 	if err != nil {
-		return signing.Diagnosis{}, fmt.Errorf("reading the answer of %s: %w", f.url, err)
+		return cloud.Diagnosis{}, fmt.Errorf("reading the answer of %s: %w", f.url, err)
 	}
 	if res.StatusCode != http.StatusOK {
 		var p struct {
@@ -214,13 +214,13 @@ func (f *doctorFlags) remoteDiagnose(ctx context.Context, in doctorInput) (signi
 		}
 		switch res.StatusCode {
 		case http.StatusBadRequest, http.StatusNotFound, http.StatusUnprocessableEntity:
-			return signing.Diagnosis{}, usagef("%s", msg)
+			return cloud.Diagnosis{}, usagef("%s", msg)
 		}
-		return signing.Diagnosis{}, errors.New(msg)
+		return cloud.Diagnosis{}, errors.New(msg)
 	}
-	var dg signing.Diagnosis
+	var dg cloud.Diagnosis
 	if err := json.Unmarshal(raw, &dg); err != nil {
-		return signing.Diagnosis{}, fmt.Errorf("decoding the answer of %s: %w", f.url, err)
+		return cloud.Diagnosis{}, fmt.Errorf("decoding the answer of %s: %w", f.url, err)
 	}
 	return dg, nil
 }
@@ -245,18 +245,18 @@ func runDoctor(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			fmt.Fprintln(stdout, "       (with $CREDSIGN_URL and $CREDSIGN_TOKEN, an admin or provisioner token: the server reads the device)")
 			fmt.Fprintln(stdout, "Compares a triple captured from a device that the broker refused with what the recipe produces for the device,")
 			fmt.Fprintln(stdout, "and names the part that differs and the likely cause, without printing the secret or the expected password.")
-			fmt.Fprintf(stdout, "Clouds diagnosed: %s. Exit status 0 when the triple matches, 1 when something differs, 2 on bad input.\n\nflags:\n", strings.Join(signing.DoctorClouds, ", "))
+			fmt.Fprintf(stdout, "Clouds diagnosed: %s. Exit status 0 when the triple matches, 1 when something differs, 2 on bad input.\n\nflags:\n", strings.Join(registry.DoctorClouds(), ", "))
 			f.fs.SetOutput(stdout)
 			f.fs.PrintDefaults()
 			return exitOK
 		}
 		return fail(stderr, "doctor", err)
 	}
-	var dg signing.Diagnosis
+	var dg cloud.Diagnosis
 	if f.id != "" {
 		dg, err = f.remoteDiagnose(ctx, in)
 	} else {
-		dg, err = signing.Diagnose(in.req, in.got, in.connack)
+		dg, err = registry.Diagnose(in.req, in.got, in.connack)
 	}
 	if err != nil {
 		return fail(stderr, "doctor", err)
@@ -275,7 +275,7 @@ func runDoctor(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 }
 
 // printDiagnosis writes the human report.
-func printDiagnosis(w io.Writer, dg signing.Diagnosis) {
+func printDiagnosis(w io.Writer, dg cloud.Diagnosis) {
 	verdict := "the triple matches the recipe"
 	if !dg.Match {
 		verdict = "the triple differs from what the recipe produces"

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credsign/credsign/signing"
+	"github.com/credsign/credsign/cloud"
 )
 
 // The device of the doctor's CLI tests: Azure's documented example key.
@@ -26,7 +26,7 @@ func TestDoctorCLI(t *testing.T) {
 	dev := filepath.Join(dir, "dev.json")
 	writeFile(t, dev, []byte(doctorDevice))
 	now := time.Unix(1700000000, 0)
-	good, err := signing.Sign(signing.Request{Cloud: "azure", Params: map[string]any{"hubHost": "myiothub.azure-devices.net", "deviceId": "my_device"},
+	good, err := registry.Sign(cloud.Request{Cloud: "azure", Params: map[string]any{"hubHost": "myiothub.azure-devices.net", "deviceId": "my_device"},
 		Secret: "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg=", Now: now})
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +56,7 @@ func TestDoctorCLI(t *testing.T) {
 
 	// --json, the device document on standard input, the password from a file.
 	out, errOut, code = runCLI(t, doctorDevice, "doctor", "--device", "-", "--client-id", "other", "--username", "u", "--password-file", pwFile, "--json", "--now", "1700000060")
-	var dg signing.Diagnosis
+	var dg cloud.Diagnosis
 	if code != 1 || json.Unmarshal([]byte(out), &dg) != nil || dg.Match || dg.Findings[0].Part != "clientId" || dg.Findings[0].Status != "differs" {
 		t.Errorf("--json: exit %d\n%s%s", code, out, errOut)
 	}
@@ -131,7 +131,7 @@ func TestDoctorCLIServer(t *testing.T) {
 		t.Fatalf("the signature %q needs no URL-encoding; the test shows nothing", sig)
 	}
 	out, errOut, code = runCLI(t, "", append(args, "--password", bad, "--json")...)
-	var dg signing.Diagnosis
+	var dg cloud.Diagnosis
 	if code != 1 || json.Unmarshal([]byte(out), &dg) != nil || dg.Match || !strings.Contains(out, "not URL-encoded in the password") {
 		t.Errorf("sig not URL-encoded: exit %d\n%s%s", code, out, errOut)
 	}

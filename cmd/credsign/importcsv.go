@@ -11,8 +11,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/credsign/credsign/cloud"
 	"github.com/credsign/credsign/internal/consolecsv"
-	"github.com/credsign/credsign/signing"
 )
 
 // keyValue is a flag.Func adding k=v to m.
@@ -78,10 +78,10 @@ func newCSVSource(r io.Reader, f importFlags, format string) (*csvSource, error)
 
 // typedParams gives each --param value the type its cloud's param has;
 // those standing for a column of the file are text.
-func typedParams(cloud string, columns []string, raw map[string]string) (map[string]any, error) {
-	c, ok := signing.LookupCloud(cloud)
+func typedParams(cloudName string, columns []string, raw map[string]string) (map[string]any, error) {
+	c, ok := registry.LookupCloud(cloudName)
 	if !ok {
-		return nil, fmt.Errorf("no cloud %q", cloud)
+		return nil, fmt.Errorf("no cloud %q", cloudName)
 	}
 	out := make(map[string]any, len(raw))
 	for k, v := range raw {
@@ -89,24 +89,24 @@ func typedParams(cloud string, columns []string, raw map[string]string) (map[str
 			out[k] = v
 			continue
 		}
-		i := slices.IndexFunc(c.Params, func(p signing.ParamSpec) bool { return p.Name == k })
+		i := slices.IndexFunc(c.Params, func(p cloud.ParamSpec) bool { return p.Name == k })
 		if i < 0 {
-			return nil, fmt.Errorf("--param %s: %s has no such param (see credsign clouds)", k, cloud)
+			return nil, fmt.Errorf("--param %s: %s has no such param (see credsign clouds)", k, cloudName)
 		}
 		switch c.Params[i].Type {
-		case signing.TypeInteger:
+		case cloud.TypeInteger:
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
 				return nil, fmt.Errorf("--param %s: %q is not an integer", k, v)
 			}
 			out[k] = n
-		case signing.TypeBoolean:
+		case cloud.TypeBoolean:
 			b, err := strconv.ParseBool(v)
 			if err != nil {
 				return nil, fmt.Errorf("--param %s: %q is not true or false", k, v)
 			}
 			out[k] = b
-		case signing.TypeObject:
+		case cloud.TypeObject:
 			var o map[string]any
 			if err := json.Unmarshal([]byte(v), &o); err != nil {
 				return nil, fmt.Errorf("--param %s: not a JSON object", k)

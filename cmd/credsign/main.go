@@ -14,6 +14,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/credsign/credsign/cloud/clouds"
 	"io"
 	"os"
 	"os/signal"
@@ -21,6 +22,10 @@ import (
 	"sort"
 	"syscall"
 )
+
+// registry is every cloud credsign serves (cloud/clouds): the server, the
+// offline signer and the doctor ask it.
+var registry = clouds.Registry()
 
 // exit statuses
 const (

@@ -10,7 +10,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/credsign/credsign/registration"
+	"github.com/credsign/credsign/cloud/registration"
 	"github.com/credsign/credsign/service"
 )
 
@@ -36,7 +36,7 @@ func newRegistrationClient(caFile string) (*registration.Client, error) {
 	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-	return &registration.Client{HTTP: &http.Client{Transport: t, Timeout: registrationTimeout}}, nil
+	return &registration.Client{Kinds: registry.RegistrationKinds(), HTTP: &http.Client{Transport: t, Timeout: registrationTimeout}}, nil
 }
 
 // registrar performs the registrations of groups (service.Registrar) with
@@ -45,8 +45,14 @@ func newRegistrationClient(caFile string) (*registration.Client, error) {
 // (a refusal 502, an unreachable cloud 503, settings that cannot work 409).
 type registrar struct{ c *registration.Client }
 
-// newRegistrar returns the service.Registrar that registers through c.
-func newRegistrar(c *registration.Client) service.Registrar { return registrar{c: c} }
+// newRegistrar returns the service.Registrar that registers through c,
+// with the registration kinds of every cloud when c names none.
+func newRegistrar(c *registration.Client) service.Registrar {
+	if c.Kinds == nil {
+		c.Kinds = registry.RegistrationKinds()
+	}
+	return registrar{c: c}
+}
 
 // Register implements service.Registrar.
 func (r registrar) Register(ctx context.Context, req service.RegistrationRequest) (service.RegistrationResult, error) {
@@ -72,7 +78,7 @@ func (r registrar) CheckRegistration(kind string, params map[string]string, grou
 	for _, f := range r.c.Check(kind, params) {
 		out = append(out, service.FieldError{Field: f.Field, Reason: f.Reason})
 	}
-	if fe := registration.ValidateSecret(kind, groupSecret); fe != nil {
+	if fe := r.c.Kinds.ValidateSecret(kind, groupSecret); fe != nil {
 		out = append(out, service.FieldError{Field: fe.Field, Reason: fe.Reason})
 	}
 	return out

@@ -25,9 +25,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/credsign/credsign/api"
+	"github.com/credsign/credsign/cloud/registration"
 	"github.com/credsign/credsign/internal/cloudemu"
 	"github.com/credsign/credsign/internal/testutil"
-	"github.com/credsign/credsign/registration"
 	"github.com/credsign/credsign/secrets/filestore"
 	"github.com/credsign/credsign/service"
 )

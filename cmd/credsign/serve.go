@@ -19,9 +19,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/credsign/credsign/api"
+	"github.com/credsign/credsign/cloud/registration"
 	"github.com/credsign/credsign/internal/certreload"
 	"github.com/credsign/credsign/internal/logbuf"
-	"github.com/credsign/credsign/registration"
 	"github.com/credsign/credsign/secrets"
 	"github.com/credsign/credsign/secrets/filestore"
 	"github.com/credsign/credsign/secrets/vaultstore"
@@ -289,6 +289,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Issuer:                   f.issuerURL(),
 		Expiries:                 expiries,
 		Registrar:                newRegistrar(regClient),
+		Clouds:                   registry,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "credsign serve: %v\n", err)

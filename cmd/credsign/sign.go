@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/credsign/credsign/api"
+	"github.com/credsign/credsign/cloud"
 	"github.com/credsign/credsign/service"
-	"github.com/credsign/credsign/signing"
 )
 
 // usageError is bad input: printed as one line, exit status 2.
@@ -83,23 +83,23 @@ func newSignFlags(name string) *signFlags {
 }
 
 // request turns the parsed flags into a signing request.
-func (f *signFlags) request(args []string, stdin io.Reader, clock func() time.Time) (signing.Request, error) {
+func (f *signFlags) request(args []string, stdin io.Reader, clock func() time.Time) (cloud.Request, error) {
 	f.fs.SetOutput(io.Discard)
 	if err := f.fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return signing.Request{}, err
+			return cloud.Request{}, err
 		}
-		return signing.Request{}, usagef("%v", err)
+		return cloud.Request{}, usagef("%v", err)
 	}
 	if f.fs.NArg() > 0 {
-		return signing.Request{}, usagef("unexpected argument %q", f.fs.Arg(0))
+		return cloud.Request{}, usagef("unexpected argument %q", f.fs.Arg(0))
 	}
-	req := signing.Request{Params: map[string]any{}}
+	req := cloud.Request{Params: map[string]any{}}
 	stdinUsed := false
 	if f.device != "" {
 		doc, err := readDevice(f.device, stdin)
 		if err != nil {
-			return signing.Request{}, err
+			return cloud.Request{}, err
 		}
 		stdinUsed = f.device == "-"
 		req.Cloud, req.Secret = doc.Cloud, doc.Secret
@@ -109,59 +109,59 @@ func (f *signFlags) request(args []string, stdin io.Reader, clock func() time.Ti
 	}
 	if f.cloud != "" {
 		if req.Cloud != "" && req.Cloud != f.cloud {
-			return signing.Request{}, usagef("--cloud %s contradicts the device document's cloud %s", f.cloud, req.Cloud)
+			return cloud.Request{}, usagef("--cloud %s contradicts the device document's cloud %s", f.cloud, req.Cloud)
 		}
 		req.Cloud = f.cloud
 	}
 	if req.Cloud == "" {
-		return signing.Request{}, usagef("--cloud is required (or --device with a device document)")
+		return cloud.Request{}, usagef("--cloud is required (or --device with a device document)")
 	}
 	for k, v := range f.params {
 		req.Params[k] = v
 	}
 	switch {
 	case f.secret != "" && f.secretFile != "":
-		return signing.Request{}, usagef("give the secret once: --secret or --secret-file, not both")
+		return cloud.Request{}, usagef("give the secret once: --secret or --secret-file, not both")
 	case f.secret != "":
 		req.Secret = f.secret
 	case f.secretFile != "":
 		if f.secretFile == "-" && stdinUsed {
-			return signing.Request{}, usagef("--device - and --secret-file - cannot both read standard input")
+			return cloud.Request{}, usagef("--device - and --secret-file - cannot both read standard input")
 		}
 		s, err := readSecret(f.secretFile, stdin)
 		if err != nil {
-			return signing.Request{}, err
+			return cloud.Request{}, err
 		}
 		req.Secret = s
 	}
-	cl, known := signing.LookupCloud(req.Cloud)
-	if req.Secret == "" && !(known && cl.SecretFormat == signing.SecretNone) {
-		return signing.Request{}, usagef("a secret is required: --secret, --secret-file FILE, --secret-file - or a device document with one")
+	cl, known := registry.LookupCloud(req.Cloud)
+	if req.Secret == "" && !(known && cl.SecretFormat == cloud.SecretNone) {
+		return cloud.Request{}, usagef("a secret is required: --secret, --secret-file FILE, --secret-file - or a device document with one")
 	}
 	req.DeviceID, req.Issuer = f.deviceID, f.issuer
 	if f.tokenKey != "" {
 		if !known || !cl.Tokens {
-			return signing.Request{}, usagef("--token-key: %s tokens are not signed with a token key", req.Cloud)
+			return cloud.Request{}, usagef("--token-key: %s tokens are not signed with a token key", req.Cloud)
 		}
 		b, err := os.ReadFile(f.tokenKey)
 		if err != nil {
-			return signing.Request{}, usagef("--token-key: %v", pathError(err))
+			return cloud.Request{}, usagef("--token-key: %v", pathError(err))
 		}
-		k, err := signing.ParseTokenKeyPEM(b)
+		k, err := cloud.ParseTokenKeyPEM(b)
 		if err != nil {
-			return signing.Request{}, usagef("--token-key %s: %v", f.tokenKey, strings.TrimPrefix(err.Error(), "signing: "))
+			return cloud.Request{}, usagef("--token-key %s: %v", f.tokenKey, strings.TrimPrefix(err.Error(), "signing: "))
 		}
 		req.TokenKey = k
 	}
 	now, err := parseNow(f.now, clock)
 	if err != nil {
-		return signing.Request{}, err
+		return cloud.Request{}, err
 	}
 	req.Now = now
 	if f.ttl != "" {
 		ttl, err := parseTTL(f.ttl)
 		if err != nil {
-			return signing.Request{}, err
+			return cloud.Request{}, err
 		}
 		req.TTL = ttl
 	}
@@ -273,7 +273,7 @@ func parseTTL(s string) (time.Duration, error) {
 // fail prints err as one line and returns the exit status for it.
 func fail(stderr io.Writer, cmd string, err error) int {
 	var ue *usageError
-	var ie *signing.InvalidError
+	var ie *cloud.InvalidError
 	switch {
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "credsign %s: %s\n", cmd, ue.msg)
@@ -287,7 +287,7 @@ func fail(stderr io.Writer, cmd string, err error) int {
 }
 
 // flagName phrases a signing error in terms of the CLI's flags.
-func flagName(ie *signing.InvalidError) string {
+func flagName(ie *cloud.InvalidError) string {
 	switch {
 	case strings.HasPrefix(ie.Field, "params."):
 		return "--param " + strings.TrimPrefix(ie.Field, "params.") + ": " + ie.Reason
@@ -318,7 +318,7 @@ func runSign(_ context.Context, args []string, stdin io.Reader, stdout, stderr i
 		}
 		return fail(stderr, "sign", err)
 	}
-	creds, err := signing.Sign(req)
+	creds, err := registry.Sign(req)
 	if err != nil {
 		return fail(stderr, "sign", err)
 	}
@@ -335,7 +335,7 @@ func runExplain(_ context.Context, args []string, stdin io.Reader, stdout, stder
 		}
 		return fail(stderr, "explain", err)
 	}
-	creds, steps, err := signing.Explain(req)
+	creds, steps, err := registry.Explain(req)
 	if err != nil {
 		return fail(stderr, "explain", err)
 	}
@@ -372,7 +372,7 @@ func runClouds(_ context.Context, args []string, _ io.Reader, stdout, stderr io.
 		return fail(stderr, "clouds", usagef("unexpected argument %q", fs.Arg(0)))
 	}
 	// What `credsign serve` offers by default, in the shape of GET /v1/clouds.
-	clouds := service.DescribeClouds(service.DefaultMaxDeviceTTL)
+	clouds := service.DescribeClouds(registry, service.DefaultMaxDeviceTTL)
 	if *asJSON {
 		return writeJSON(stdout, stderr, api.CloudList(clouds))
 	}
@@ -408,7 +408,7 @@ func runClouds(_ context.Context, args []string, _ io.Reader, stdout, stderr io.
 // cloudList names the supported clouds, for the usage text.
 func cloudList() string {
 	var names []string
-	for _, c := range signing.Clouds() {
+	for _, c := range registry.Clouds() {
 		names = append(names, c.Name)
 	}
 	return strings.Join(names, ", ")

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/credsign/credsign/signing"
+	"github.com/credsign/credsign/cloud"
 )
 
 func runCLI(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
@@ -227,7 +227,7 @@ func TestSignMoreClouds(t *testing.T) {
 		{"baidu", "Baidu IoT Core MQTT doc (docs/clouds.md)",
 			[]string{"--cloud", "baidu", "--param", "iotCoreId=abcd123", "--param", "deviceKey=mydevice", "--secret", "ImSeCrEt0I1M2jkl", "--now", "1583826857"},
 			map[string]string{"password": "7f0e63d2c6e122100edde19e34e7df5b", "username": "thingidp@abcd123|mydevice|1583826857|MD5"}},
-		{"tuya", "shared/clouds-more.md tuya vector (docs/clouds.md)",
+		{"tuya", "docs/clouds.md tuya vector",
 			[]string{"--cloud", "tuya", "--param", "deviceId=6c95875d0f5ba69607nzfl", "--secret", "fb803786602df760", "--now", "1700000000"},
 			map[string]string{"password": "1560ae9a5d22067b47f6e98347c6e408fd9e9b63cd6c1f354fedbe452b0375db", "clientId": "tuyalink_6c95875d0f5ba69607nzfl"}},
 	} {
@@ -244,7 +244,7 @@ func TestSignMoreClouds(t *testing.T) {
 		}
 	}
 
-	key, err := signing.GenerateTokenKey(signing.AlgEdDSA)
+	key, err := cloud.GenerateTokenKey(cloud.AlgEdDSA)
 	if err != nil {
 		t.Fatal(err)
 	}

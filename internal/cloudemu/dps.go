@@ -21,7 +21,7 @@ import (
 // "Runtime Registration - Operation Status Lookup",
 // learn.microsoft.com/rest/api/iot-dps/device/runtime-registration) and the
 // DPS docs "Control access with SAS tokens" and "How to provision devices
-// using symmetric key enrollment groups", independently of package signing:
+// using symmetric key enrollment groups", independently of the recipes in cloud/:
 //
 //	PUT /{idScope}/registrations/{registrationId}/register?api-version=…
 //	GET /{idScope}/registrations/{registrationId}/operations/{operationId}?api-version=…

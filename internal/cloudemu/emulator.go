@@ -3,7 +3,7 @@
 // Baidu and Tuya IoT (TuyaLink and Tuya's older device protocol) do, the way a self-hosted broker checks a JWT, and the
 // way AWS IoT Core with a custom authorizer does, for tests and local
 // development. Each verifier is written from the vendors' documents
-// (docs/clouds.md), independently of package signing (JWTs are checked
+// (docs/clouds.md), independently of the recipes in cloud/ (JWTs are checked
 // with go-jose against the issuer's JWKS), and enforces expiry the way its
 // cloud does.
 package cloudemu

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credsign/credsign/signing"
+	"github.com/credsign/credsign/cloud"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
@@ -37,7 +37,7 @@ func ctxT(t *testing.T) context.Context {
 }
 
 // dialCreds connects with credsign's credentials, offering their ALPN.
-func dialCreds(t *testing.T, e *Emulator, c signing.Credentials, lost chan<- error) (paho.Client, error) {
+func dialCreds(t *testing.T, e *Emulator, c cloud.Credentials, lost chan<- error) (paho.Client, error) {
 	t.Helper()
 	o := paho.NewClientOptions().SetClientID(c.ClientID).SetUsername(c.Username).SetPassword(c.Password).
 		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(10 * time.Second)
@@ -71,7 +71,7 @@ func dialCreds(t *testing.T, e *Emulator, c signing.Credentials, lost chan<- err
 // dial connects to e with the triple given, as dialCreds does.
 func dial(t *testing.T, e *Emulator, clientID, user, pass string, lost chan<- error) (paho.Client, error) {
 	t.Helper()
-	return dialCreds(t, e, signing.Credentials{ClientID: clientID, Username: user, Password: pass}, lost)
+	return dialCreds(t, e, cloud.Credentials{ClientID: clientID, Username: user, Password: pass}, lost)
 }
 
 // refused reports whether a CONNECT was answered "bad user name or password"

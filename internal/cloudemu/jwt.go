@@ -22,7 +22,7 @@ import (
 )
 
 // Token verification for the jwt and aws clouds, with go-jose: a library
-// independent of package signing, against the JWKS the issuer publishes.
+// independent of the recipes in cloud/, against the JWKS the issuer publishes.
 
 // tokenAlgs are the algorithms a broker configured for credsign accepts.
 var tokenAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.RS256, jose.EdDSA}

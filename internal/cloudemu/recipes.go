@@ -18,7 +18,7 @@ import (
 )
 
 // The verifiers below are written from docs/clouds.md and the vendors'
-// documents, independently of package signing: a bug there must not be
+// documents, independently of the recipes in cloud/: a bug there must not be
 // mirrored here.
 
 // ErrBadCredentials is wrapped by every verification failure caused by a

@@ -22,7 +22,7 @@ import (
 
 // Verifiers for OneNET, Baidu, Tuya (docs/clouds.md) and for the token
 // family (jwt, aws), again written from the vendors' documents and
-// independently of package signing.
+// independently of the recipes in cloud/.
 
 // verifyOneNET checks a OneNET Studio token. OneNET refuses a token whose
 // et has passed at CONNECT ("the platform considers the access expired"),

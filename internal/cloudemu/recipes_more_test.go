@@ -22,7 +22,8 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/credsign/credsign/signing"
+	"github.com/credsign/credsign/cloud"
+	"github.com/credsign/credsign/cloud/clouds"
 )
 
 // TestVerifyOneNET: the published token (OneNET token algorithm doc, as in
@@ -99,7 +100,7 @@ func TestVerifyBaiduAndTuya(t *testing.T) {
 	}
 	tuya := finder(map[string]string{"6c95875d0f5ba69607nzfl": "fb803786602df760"})
 	const user = "6c95875d0f5ba69607nzfl|signMethod=hmacSha256,timestamp=1700000000,secureMode=1,accessType=1"
-	const pass = "1560ae9a5d22067b47f6e98347c6e408fd9e9b63cd6c1f354fedbe452b0375db" // shared/clouds-more.md tuya vector
+	const pass = "1560ae9a5d22067b47f6e98347c6e408fd9e9b63cd6c1f354fedbe452b0375db" // docs/clouds.md tuya vector
 	for _, tt := range []struct {
 		clientID, user, pass string
 		want                 error
@@ -142,24 +143,24 @@ func (s *jwksServer) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(s.body)
 }
 
-func (s *jwksServer) set(keys ...*signing.TokenKey) error {
-	b, err := signing.JWKS(keys...)
+func (s *jwksServer) set(keys ...*cloud.TokenKey) error {
+	b, err := cloud.JWKS(keys...)
 	s.mu.Lock()
 	s.body = b
 	s.mu.Unlock()
 	return err
 }
 
-// TestEmulatorMoreClouds: credentials from package signing connect to the
+// TestEmulatorMoreClouds: credentials from the recipes in cloud/ connect to the
 // independent verifiers of every new cloud; a wrong secret or a token from
 // an unpublished key is refused.
 func TestEmulatorMoreClouds(t *testing.T) {
-	tokenKey, err := signing.GenerateTokenKey(signing.AlgES256)
+	tokenKey, err := cloud.GenerateTokenKey(cloud.AlgES256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rogue, _ := signing.GenerateTokenKey(signing.AlgES256)
-	jwks, _ := signing.JWKS(tokenKey)
+	rogue, _ := cloud.GenerateTokenKey(cloud.AlgES256)
+	jwks, _ := cloud.JWKS(tokenKey)
 	awsPriv, awsPub := rsaPEMs(t)
 	otherPriv, _ := rsaPEMs(t)
 	const b64 = "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg="
@@ -170,7 +171,7 @@ func TestEmulatorMoreClouds(t *testing.T) {
 		emuSecret     string
 		signParams    map[string]any
 		secret, wrong string
-		wrongKey      *signing.TokenKey
+		wrongKey      *cloud.TokenKey
 	}{
 		{OneNET, false, map[string]string{"productId": "P1", "deviceName": "lamp"}, b64,
 			map[string]any{"productId": "P1", "deviceName": "lamp"}, b64, "YWJjZA==", nil},
@@ -199,7 +200,7 @@ func TestEmulatorMoreClouds(t *testing.T) {
 			if err := e.AddDevice(tt.emuParams, tt.emuSecret); err != nil {
 				t.Fatal(err)
 			}
-			sign := func(secret string, key *signing.TokenKey) signing.Credentials {
+			sign := func(secret string, key *cloud.TokenKey) cloud.Credentials {
 				p := map[string]any{}
 				for k, v := range tt.signParams {
 					p[k] = v
@@ -213,7 +214,7 @@ func TestEmulatorMoreClouds(t *testing.T) {
 					p["host"] = e.Host()
 					p["port"] = e.Port()
 				}
-				c, err := signing.Sign(signing.Request{Cloud: tt.cloud, DeviceID: "lamp-7", Params: p, Secret: secret,
+				c, err := clouds.Registry().Sign(cloud.Request{Cloud: tt.cloud, DeviceID: "lamp-7", Params: p, Secret: secret,
 					TokenKey: key, Issuer: "https://credsign.example", Now: time.Now(), TTL: 10 * time.Minute})
 				if err != nil {
 					t.Fatal(err)
@@ -262,7 +263,7 @@ func TestBaiduWindowOnBroker(t *testing.T) {
 			if err := e.AddDevice(map[string]string{"iotCoreId": "core1", "deviceKey": "lamp"}, "s3cr3t"); err != nil {
 				t.Fatal(err)
 			}
-			c, err := signing.Sign(signing.Request{Cloud: Baidu, Params: map[string]any{"iotCoreId": "core1", "deviceKey": "lamp", "checkTimestamp": tt.check,
+			c, err := clouds.Registry().Sign(cloud.Request{Cloud: Baidu, Params: map[string]any{"iotCoreId": "core1", "deviceKey": "lamp", "checkTimestamp": tt.check,
 				"host": e.Host(), "port": e.Port()}, Secret: "s3cr3t", Now: issued})
 			if err != nil {
 				t.Fatal(err)
@@ -284,8 +285,8 @@ func TestBaiduWindowOnBroker(t *testing.T) {
 // TestAWSEmulatorNeedsALPN: on AWS's port 443 a client that does not offer
 // ALPN mqtt fails the TLS handshake.
 func TestAWSEmulatorNeedsALPN(t *testing.T) {
-	key, _ := signing.GenerateTokenKey(signing.AlgEdDSA)
-	jwks, _ := signing.JWKS(key)
+	key, _ := cloud.GenerateTokenKey(cloud.AlgEdDSA)
+	jwks, _ := cloud.JWKS(key)
 	priv, pub := rsaPEMs(t)
 	e, err := Start(Options{Cloud: AWS, TLS: true, JWKS: jwks})
 	if err != nil {
@@ -295,7 +296,7 @@ func TestAWSEmulatorNeedsALPN(t *testing.T) {
 	if err := e.AddDevice(map[string]string{"authorizerName": "a", "clientId": "d"}, pub); err != nil {
 		t.Fatal(err)
 	}
-	c, err := signing.Sign(signing.Request{Cloud: AWS, Params: map[string]any{"endpoint": "e", "authorizerName": "a", "clientId": "d"},
+	c, err := clouds.Registry().Sign(cloud.Request{Cloud: AWS, Params: map[string]any{"endpoint": "e", "authorizerName": "a", "clientId": "d"},
 		Secret: priv, TokenKey: key, Issuer: "i", Now: time.Now()})
 	if err != nil {
 		t.Fatal(err)
@@ -314,8 +315,8 @@ func TestAWSEmulatorNeedsALPN(t *testing.T) {
 // independently with go-jose is accepted too; the session is dropped at exp
 // and an expired token is refused.
 func TestJWTEmulatorExpiryAndRotation(t *testing.T) {
-	k1, _ := signing.GenerateTokenKey(signing.AlgRS256)
-	k2, _ := signing.GenerateTokenKey(signing.AlgEdDSA)
+	k1, _ := cloud.GenerateTokenKey(cloud.AlgRS256)
+	k2, _ := cloud.GenerateTokenKey(cloud.AlgEdDSA)
 	srv := &jwksServer{}
 	if err := srv.set(k1); err != nil {
 		t.Fatal(err)
@@ -331,8 +332,8 @@ func TestJWTEmulatorExpiryAndRotation(t *testing.T) {
 	if err := e.AddDevice(map[string]string{"deviceId": "lamp-7"}, ""); err != nil {
 		t.Fatal(err)
 	}
-	sign := func(k *signing.TokenKey, ttl time.Duration) signing.Credentials {
-		c, err := signing.Sign(signing.Request{Cloud: JWT, DeviceID: "lamp-7", Params: map[string]any{"host": e.Host()},
+	sign := func(k *cloud.TokenKey, ttl time.Duration) cloud.Credentials {
+		c, err := clouds.Registry().Sign(cloud.Request{Cloud: JWT, DeviceID: "lamp-7", Params: map[string]any{"host": e.Host()},
 			TokenKey: k, Issuer: "iss", Now: clock.Now(), TTL: ttl})
 		if err != nil {
 			t.Fatal(err)
@@ -374,7 +375,7 @@ func TestJWTEmulatorExpiryAndRotation(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = e2.Close() })
 	_ = e2.AddDevice(map[string]string{"deviceId": "lamp-7"}, "")
-	if _, err := dialCreds(t, e2, signing.Credentials{ClientID: "lamp-7", Username: "lamp-7", Password: raw}, nil); err != nil {
+	if _, err := dialCreds(t, e2, cloud.Credentials{ClientID: "lamp-7", Username: "lamp-7", Password: raw}, nil); err != nil {
 		t.Fatalf("go-jose token: %v", err)
 	}
 
@@ -422,7 +423,7 @@ func TestOneNETDevicePublishesOnSysTopics(t *testing.T) {
 	if err := e.AddDevice(map[string]string{"productId": "P1", "deviceName": "lamp"}, key); err != nil {
 		t.Fatal(err)
 	}
-	c, err := signing.Sign(signing.Request{Cloud: OneNET, Params: map[string]any{"productId": "P1", "deviceName": "lamp"}, Secret: key, Now: time.Now()})
+	c, err := clouds.Registry().Sign(cloud.Request{Cloud: OneNET, Params: map[string]any{"productId": "P1", "deviceName": "lamp"}, Secret: key, Now: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,8 +465,8 @@ func TestOneNETDevicePublishesOnSysTopics(t *testing.T) {
 // shared jwt_secret, sub looked up). go-auth refuses credsign's ES256
 // tokens and a token sent in the password.
 func TestJWTBrokersAsDocumented(t *testing.T) {
-	key, _ := signing.GenerateTokenKey(signing.AlgES256)
-	jwks, _ := signing.JWKS(key)
+	key, _ := cloud.GenerateTokenKey(cloud.AlgES256)
+	jwks, _ := cloud.JWKS(key)
 	shared := "go-auth-jwt-secret-of-32-bytes!!"
 	tests := []struct {
 		name   string
@@ -498,7 +499,7 @@ func TestJWTBrokersAsDocumented(t *testing.T) {
 			for k, v := range tt.params {
 				p[k] = v
 			}
-			c, err := signing.Sign(signing.Request{Cloud: JWT, DeviceID: "lamp-7", Params: p, Secret: tt.secret, TokenKey: key,
+			c, err := clouds.Registry().Sign(cloud.Request{Cloud: JWT, DeviceID: "lamp-7", Params: p, Secret: tt.secret, TokenKey: key,
 				Issuer: "https://credsign.example", Now: time.Now(), TTL: time.Hour})
 			if err != nil {
 				t.Fatal(err)

@@ -5,7 +5,7 @@
 // line), lazily, one row at a time. A malformed row becomes a RowError
 // naming its CSV line; the secret of a row never appears in any error.
 //
-// The layouts and their sources are in formats.go and docs/import.md.
+// The layouts and their sources are in the clouds' packages (cloud.ConsoleLayout) and docs/import.md.
 package consolecsv
 
 import (
@@ -134,24 +134,24 @@ func NewReader(r io.Reader, opts Options) (*Reader, error) {
 	cr.FieldsPerRecord = len(header)
 	for i, h := range folded {
 		switch {
-		case slices.Contains(f.Secret.names, h):
+		case slices.Contains(f.Secret.Names, h):
 			if rd.secret >= 0 {
 				return nil, fmt.Errorf("%s: columns %d and %d both hold the secret", f.Name, rd.secret+1, i+1)
 			}
 			rd.secret = i
 		default:
 			for _, c := range f.Params {
-				if slices.Contains(c.names, h) {
-					if j, ok := rd.params[c.param]; ok {
-						return nil, fmt.Errorf("%s: columns %d and %d both hold %s", f.Name, j+1, i+1, c.param)
+				if slices.Contains(c.Names, h) {
+					if j, ok := rd.params[c.Param]; ok {
+						return nil, fmt.Errorf("%s: columns %d and %d both hold %s", f.Name, j+1, i+1, c.Param)
 					}
-					rd.params[c.param] = i
+					rd.params[c.Param] = i
 				}
 			}
 		}
 	}
 	if rd.secret < 0 {
-		return nil, fmt.Errorf("%s: no secret column (one of %s)", f.Name, strings.Join(f.Secret.names, ", "))
+		return nil, fmt.Errorf("%s: no secret column (one of %s)", f.Name, strings.Join(f.Secret.Names, ", "))
 	}
 	for name := range opts.Params {
 		if _, ok := rd.params[name]; ok {
@@ -165,7 +165,7 @@ func NewReader(r io.Reader, opts Options) (*Reader, error) {
 		if _, ok := opts.Params[p]; ok {
 			continue
 		}
-		if p == "deviceId" && f.derive != nil {
+		if p == "deviceId" && f.Derive != nil {
 			_, hasNode := rd.params["nodeId"]
 			_, hasProduct := rd.params["productId"]
 			_, givenProduct := opts.Params["productId"]
@@ -198,7 +198,7 @@ func pickFormat(name string, folded []string) (*Format, error) {
 	}
 	var fits []*Format
 	for _, f := range formats {
-		if slices.ContainsFunc(f.signature, func(s string) bool { return slices.Contains(folded, s) }) {
+		if slices.ContainsFunc(f.Signature, func(s string) bool { return slices.Contains(folded, s) }) {
 			fits = append(fits, f)
 		}
 	}
@@ -379,7 +379,7 @@ func (r *Reader) row(line int64, rec []string) Row {
 	for name, i := range r.params {
 		vals[name] = strings.TrimSpace(rec[i])
 	}
-	if f.derive != nil {
+	if f.Derive != nil {
 		given := map[string]string{}
 		for k, v := range vals {
 			given[k] = v
@@ -389,26 +389,26 @@ func (r *Reader) row(line int64, rec []string) Row {
 				given[k] = s
 			}
 		}
-		f.derive(given)
+		f.Derive(given)
 		if vals["deviceId"] == "" && given["deviceId"] != "" {
 			vals["deviceId"] = given["deviceId"]
 		}
 	}
 	// Check the params in a fixed order, for stable messages.
 	for _, c := range f.Params {
-		v, ok := vals[c.param]
+		v, ok := vals[c.Param]
 		if !ok {
 			continue
 		}
 		if v == "" {
-			if slices.Contains(f.Required, c.param) {
-				return rowErr(line, "", "no "+c.param)
+			if slices.Contains(f.Required, c.Param) {
+				return rowErr(line, "", "no "+c.Param)
 			}
-			delete(vals, c.param)
+			delete(vals, c.Param)
 			continue
 		}
-		if msg := f.check(c.param, v); msg != "" {
-			return rowErr(line, "", c.param+" "+msg)
+		if msg := f.Check(c.Param, v); msg != "" {
+			return rowErr(line, "", c.Param+" "+msg)
 		}
 	}
 	for _, p := range f.Required {
@@ -432,7 +432,7 @@ func (r *Reader) row(line int64, rec []string) Row {
 	if secret != strings.TrimSpace(secret) {
 		return rowErr(line, id, "the secret starts or ends with a space")
 	}
-	if msg := f.secretOK(secret); msg != "" {
+	if msg := f.SecretOK(secret); msg != "" {
 		return rowErr(line, id, "the secret "+msg)
 	}
 	if first, ok := r.seen[id]; ok {
@@ -441,12 +441,12 @@ func (r *Reader) row(line int64, rec []string) Row {
 	r.seen[id] = line
 	params := make(map[string]any, len(vals)+len(r.extra))
 	for k, v := range r.extra {
-		if !slices.Contains(f.only, k) {
+		if !slices.Contains(f.Only, k) {
 			params[k] = v
 		}
 	}
 	for k, v := range vals {
-		if !slices.Contains(f.only, k) {
+		if !slices.Contains(f.Only, k) {
 			params[k] = v
 		}
 	}
