@@ -5,8 +5,8 @@ package apidocs
 
 import (
 	"crypto/sha256"
-	"encoding/base64"
 	_ "embed"
+	"encoding/base64"
 	"regexp"
 	"strings"
 )
