@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # check-generate.sh regenerates every package with a //go:generate line
-# (the oapi-codegen server in api/oapi and the agent's client, both from
-# openapi.yaml) and fails if the result differs from what is committed:
-# generated code must always match the contract.
+# (the oapi-codegen server in api/oapi, the clients, the /docs page in
+# internal/apidocs, all from openapi.yaml) and fails if the result differs
+# from what is committed: generated code must always match the contract.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"

@@ -15,10 +15,28 @@ fi
 
 limit=$((10 * 1024 * 1024))
 status=0
-for target in linux/amd64 linux/arm/7 linux/arm64 linux/mipsle linux/riscv64; do
-	IFS=/ read -r goos goarch goarm <<<"$target"
-	name="credsign-agent-$goos-$goarch${goarm:+v$goarm}"
-	if ! CGO_ENABLED=0 GOOS=$goos GOARCH=$goarch GOARM=${goarm:-} \
+# The boards are the release's (.goreleaser.yaml, between the agent-targets
+# markers), as GoReleaser writes them: GOOS_GOARCH_VARIANT, the variant being
+# GOAMD64, GOARM, GOARM64, GOMIPS or GORISCV64 by architecture.
+mapfile -t targets < <(sed -n '/# agent-targets begin/,/# agent-targets end/s/^ *- *\([a-z0-9_.]*\) *$/\1/p' .goreleaser.yaml)
+if [ "${#targets[@]}" -eq 0 ]; then
+	echo "cross-agent: no agent targets in .goreleaser.yaml" >&2
+	exit 1
+fi
+for t in "${targets[@]}"; do
+	IFS=_ read -r goos goarch variant <<<"$t"
+	target="$goos/$goarch${variant:+/$variant}"
+	unset GOAMD64 GOARM GOARM64 GOMIPS GORISCV64
+	case $goarch in
+	amd64) export GOAMD64=$variant ;;
+	arm) export GOARM=$variant ;;
+	arm64) export GOARM64=$variant ;;
+	mips | mipsle) export GOMIPS=$variant ;;
+	riscv64) export GORISCV64=$variant ;;
+	esac
+	name="credsign-agent-$goos-$goarch"
+	[ "$goarch" = arm ] && name+="v$variant"
+	if ! CGO_ENABLED=0 GOOS=$goos GOARCH=$goarch \
 		go build -trimpath -ldflags='-s -w' -o "$out/$name" ./cmd/credsign-agent; then
 		echo "FAIL $target: build failed" >&2
 		status=1

@@ -11,12 +11,6 @@ go test -count=1 -run '^TestOpenAPI' .
 
 # A mainstream linter too: Redocly CLI's "recommended" rules, with the rules
 # turned off named and justified in redocly.yaml. Installed once from npm
-# into the cache (pinned), so later runs work offline.
-REDOCLY_VERSION=2.77.0
-npm_dir="${CREDSIGN_CACHE:-$HOME/.cache/credsign}/npm-redocly-$REDOCLY_VERSION"
-if [ ! -x "$npm_dir/node_modules/.bin/redocly" ]; then
-	command -v npm >/dev/null || { echo "lint-openapi.sh: npm is needed to install @redocly/cli"; exit 1; }
-	mkdir -p "$npm_dir"
-	npm install --prefix "$npm_dir" --no-audit --no-fund --silent "@redocly/cli@$REDOCLY_VERSION" >/dev/null
-fi
-REDOCLY_TELEMETRY=off "$npm_dir/node_modules/.bin/redocly" lint --config redocly.yaml --format=summary openapi.yaml 2>&1 | grep -v '^ *[╔║╚]'
+# into the cache (pinned, scripts/redocly.sh), so later runs work offline.
+redocly="$(scripts/redocly.sh | tail -n1)"
+REDOCLY_TELEMETRY=off "$redocly" lint --config redocly.yaml --format=summary openapi.yaml 2>&1 | grep -v '^ *[╔║╚]'
