@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credsign/credsign/internal/testutil"
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 // counter issues credentials numbered 1, 2, … due for refresh after d.

@@ -22,7 +22,7 @@ import (
 	"github.com/credsign/credsign/secrets"
 	"github.com/credsign/credsign/secrets/filestore"
 
-	"github.com/credsign/credsign/internal/testutil"
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 const testAdmin = "csa_test-admin-token-0123456789abcdef"

@@ -20,8 +20,8 @@ import (
 
 	"github.com/credsign/credsign/cloud"
 	"github.com/credsign/credsign/internal/cloudemu"
-	"github.com/credsign/credsign/internal/emutest"
-	"github.com/credsign/credsign/internal/testutil"
+	"github.com/credsign/credsign/internal/testing/emutest"
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 // requireClients makes a missing runtime (python3 with paho-mqtt, a C

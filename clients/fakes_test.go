@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/credsign/credsign/internal/cloudemu"
-	"github.com/credsign/credsign/internal/testutil"
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 // fake is a FAKE server on loopback for failures a real credsign or broker

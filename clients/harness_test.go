@@ -25,8 +25,8 @@ import (
 	"github.com/credsign/credsign/api"
 	"github.com/credsign/credsign/cloud"
 	"github.com/credsign/credsign/internal/cloudemu"
-	"github.com/credsign/credsign/internal/emutest"
-	"github.com/credsign/credsign/internal/testutil"
+	"github.com/credsign/credsign/internal/testing/emutest"
+	"github.com/credsign/credsign/internal/testing/testutil"
 	"github.com/credsign/credsign/secrets/filestore"
 )
 

@@ -6,7 +6,7 @@
 #   VAULT_BIN=$(scripts/vault.sh | tail -n1)
 #
 # Cache: ${CREDSIGN_CACHE:-$HOME/.cache/credsign}/bin/vault-1.13.0 (the path
-# internal/vaulttest also looks at). The build is skipped when it exists.
+# internal/testing/vaulttest also looks at). The build is skipped when it exists.
 #
 # Vault's go.mod replaces api/ and sdk/ with its own directories, which a
 # module that depends on Vault does not see; 1.13.0 builds when those two

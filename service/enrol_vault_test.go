@@ -8,7 +8,7 @@ import (
 
 	vault "github.com/hashicorp/vault/api"
 
-	"github.com/credsign/credsign/internal/vaulttest"
+	"github.com/credsign/credsign/internal/testing/vaulttest"
 	"github.com/credsign/credsign/secrets"
 	"github.com/credsign/credsign/secrets/vaultstore"
 )

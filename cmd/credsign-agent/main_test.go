@@ -14,8 +14,8 @@ import (
 
 	"github.com/credsign/credsign/agent"
 	"github.com/credsign/credsign/internal/cloudemu"
-	"github.com/credsign/credsign/internal/e2e"
-	"github.com/credsign/credsign/internal/testutil"
+	"github.com/credsign/credsign/internal/testing/e2e"
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 const (

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/credsign/credsign/internal/cloudemu"
-	"github.com/credsign/credsign/internal/e2e"
-	"github.com/credsign/credsign/internal/testutil"
+	"github.com/credsign/credsign/internal/testing/e2e"
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 // TestDeviceMovesBetweenCloudsWithoutNewFirmware: one `run --pub-telemetry

@@ -22,7 +22,7 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/credsign/credsign/internal/cloudemu"
-	"github.com/credsign/credsign/internal/e2e"
+	"github.com/credsign/credsign/internal/testing/e2e"
 )
 
 // listen listens on a free loopback port until the test ends.

@@ -26,7 +26,7 @@ import (
 	"os/signal"
 	"time"
 
-	"github.com/credsign/credsign/internal/loadgen"
+	"github.com/credsign/credsign/internal/tools/loadgen"
 )
 
 func main() {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/credsign/credsign/internal/vaulttest"
+	"github.com/credsign/credsign/internal/testing/vaulttest"
 )
 
 // fleet is what a test puts in a store through a running server: devices

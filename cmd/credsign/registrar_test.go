@@ -27,7 +27,7 @@ import (
 	"github.com/credsign/credsign/api"
 	"github.com/credsign/credsign/cloud/registration"
 	"github.com/credsign/credsign/internal/cloudemu"
-	"github.com/credsign/credsign/internal/testutil"
+	"github.com/credsign/credsign/internal/testing/testutil"
 	"github.com/credsign/credsign/secrets/filestore"
 	"github.com/credsign/credsign/service"
 )

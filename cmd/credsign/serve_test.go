@@ -28,7 +28,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credsign/credsign/internal/testutil"
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 const srvAdmin = "csa_serve-test-admin-0123456789abcdef0123"

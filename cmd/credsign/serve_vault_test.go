@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credsign/credsign/internal/testutil"
-	"github.com/credsign/credsign/internal/vaulttest"
+	"github.com/credsign/credsign/internal/testing/testutil"
+	"github.com/credsign/credsign/internal/testing/vaulttest"
 )
 
 // TestServeVault runs the server against a real Vault dev server: with

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/credsign/credsign/internal/vaulttest"
+	"github.com/credsign/credsign/internal/testing/vaulttest"
 	"github.com/credsign/credsign/secrets"
 )
 

@@ -19,8 +19,8 @@ import (
 	"github.com/hashicorp/vault/api"
 	"go.uber.org/goleak"
 
-	"github.com/credsign/credsign/internal/testutil"
-	"github.com/credsign/credsign/internal/vaulttest"
+	"github.com/credsign/credsign/internal/testing/testutil"
+	"github.com/credsign/credsign/internal/testing/vaulttest"
 	"github.com/credsign/credsign/secrets"
 	"github.com/credsign/credsign/secrets/storetest"
 )

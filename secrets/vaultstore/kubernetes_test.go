@@ -20,7 +20,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
-	"github.com/credsign/credsign/internal/vaulttest"
+	"github.com/credsign/credsign/internal/testing/vaulttest"
 )
 
 // serviceAccountJWT returns a service account token in the legacy format

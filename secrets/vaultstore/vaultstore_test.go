@@ -16,7 +16,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
-	"github.com/credsign/credsign/internal/vaulttest"
+	"github.com/credsign/credsign/internal/testing/vaulttest"
 	"github.com/credsign/credsign/secrets"
 	"github.com/credsign/credsign/secrets/storetest"
 )

@@ -1,8 +1,8 @@
 // Command storebench measures the embedded store (secrets/filestore) at
 // fleet scale, printing one line per measure:
 //
-//	go run ./internal/storebench -mode register -devices 100000 -concurrency 32
-//	go run ./internal/storebench -mode fleet -devices 1000000
+//	go run ./internal/tools/storebench -mode register -devices 100000 -concurrency 32
+//	go run ./internal/tools/storebench -mode fleet -devices 1000000
 //
 // register: every device is one PutDevice and one PutToken, from
 // -concurrency workers, as a provisioning system registering through the

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/credsign/credsign/internal/cloudemu"
-	"github.com/credsign/credsign/internal/testutil"
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 // Mosquitto is Debian's broker, started on a free loopback port.

@@ -19,7 +19,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/credsign/credsign/internal/vaulttest"
+	"github.com/credsign/credsign/internal/testing/vaulttest"
 )
 
 // initEnv, set to a script's path, makes the test binary a namespace's
@@ -114,7 +114,7 @@ type harness struct {
 // fails the document with its block, line and output; an output block marked
 // with <!-- doctest: output --> is checked against what its block printed.
 func TestDocs(t *testing.T) {
-	root, err := filepath.Abs("../..")
+	root, err := filepath.Abs("../../..")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -503,7 +503,7 @@ func cut(b []byte) string {
 // each document 127.0.0.1:8080 although the host's is taken, kill what a
 // document left running, and check output blocks.
 func TestHarness(t *testing.T) {
-	root, err := filepath.Abs("../..")
+	root, err := filepath.Abs("../../..")
 	if err != nil {
 		t.Fatal(err)
 	}

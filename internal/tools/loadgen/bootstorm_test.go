@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/credsign/credsign/internal/vaulttest"
+	"github.com/credsign/credsign/internal/testing/vaulttest"
 	"github.com/credsign/credsign/secrets"
 )
 

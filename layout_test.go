@@ -1,0 +1,48 @@
+package credsign
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestInternalLayout holds internal/ to the split docs/architecture.md
+// describes: test harnesses (internal/testing/...) are imported by tests and
+// by each other only, and neither they nor the tools (internal/tools/...)
+// end up in a shipped binary.
+func TestInternalLayout(t *testing.T) {
+	const mod = "github.com/credsign/credsign/"
+	list := func(t *testing.T, args ...string) []string {
+		t.Helper()
+		out, err := exec.Command("go", append([]string{"list"}, args...)...).Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", strings.Join(args, " "), err)
+		}
+		return strings.Split(strings.TrimSpace(string(out)), "\n")
+	}
+
+	t.Run("harnesses imported by tests only", func(t *testing.T) {
+		// One line per package: its path, then its non-test imports.
+		for _, line := range list(t, "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...") {
+			pkg, imports, _ := strings.Cut(line, " ")
+			if strings.HasPrefix(pkg, mod+"internal/testing/") {
+				continue
+			}
+			for _, imp := range strings.Fields(imports) {
+				if strings.HasPrefix(imp, mod+"internal/testing/") {
+					t.Errorf("%s imports the test harness %s outside its tests", pkg, imp)
+				}
+			}
+		}
+	})
+
+	for _, cmd := range []string{"./cmd/credsign", "./cmd/credsign-agent", "./cmd/credsign-emulator"} {
+		t.Run(cmd+" links no harness or tool", func(t *testing.T) {
+			for _, dep := range list(t, "-deps", cmd) {
+				if strings.HasPrefix(dep, mod+"internal/testing/") || strings.HasPrefix(dep, mod+"internal/tools/") {
+					t.Errorf("%s links %s", cmd, dep)
+				}
+			}
+		})
+	}
+}
