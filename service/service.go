@@ -110,6 +110,7 @@ func New(cfg Config) (*Service, error) {
 	if s.clouds == nil {
 		s.clouds = clouds.Registry()
 	}
+	m.Clouds(s.clouds.Names()...)
 	alg := cfg.JWTAlg
 	if alg == "" {
 		alg = cloud.AlgES256

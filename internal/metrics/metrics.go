@@ -63,7 +63,28 @@ func New() *Metrics {
 	}
 	m.Registry.MustRegister(m.issuances, m.httpDuration, m.storeLatency, m.storeErrors, m.cache, m.enrolments,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Export the enrolment counter from the start, not from the first
+	// enrolment: these are the outcomes an enrolment can have before its
+	// group (and so its cloud) is read. Clouds adds the per-cloud series.
+	for _, o := range []string{OutcomeDenied, OutcomeError} {
+		m.enrolments.WithLabelValues("none", o)
+	}
 	return m
+}
+
+// enrolmentOutcomes are every outcome an enrolment for a known cloud can
+// have.
+var enrolmentOutcomes = []string{OutcomeEnrolled, OutcomeRejected, OutcomeDenied, OutcomeExists, OutcomeError}
+
+// Clouds exports the enrolment counter at zero for every outcome of each of
+// the named clouds, so that a rate over it exists before the first
+// enrolment.
+func (m *Metrics) Clouds(names ...string) {
+	for _, c := range names {
+		for _, o := range enrolmentOutcomes {
+			m.enrolments.WithLabelValues(c, o)
+		}
+	}
 }
 
 // counter is a counter vector.
