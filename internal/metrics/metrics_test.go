@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -165,5 +166,19 @@ func TestEnrolmentsExportedFromStart(t *testing.T) {
 	}
 	if n := strings.Count(text, "credsign_enrolments_total{"); n != 12 {
 		t.Errorf("%d enrolment series, want 12 (2 without a cloud, 5 for each of 2 clouds):\n%s", n, text)
+	}
+}
+
+// TestBuildInfo scrapes a new registry for credsign_build_info: one series,
+// value 1, with the Go version this test runs on. (A test binary records
+// no module version or VCS revision: "(devel)" and "".)
+func TestBuildInfo(t *testing.T) {
+	text := exposition(t, New())
+	want := `credsign_build_info{goversion="` + runtime.Version() + `",revision="",version="(devel)"} 1`
+	if !strings.Contains(text, want) {
+		t.Errorf("exposition lacks %s:\n%s", want, text)
+	}
+	if n := strings.Count(text, "credsign_build_info{"); n != 1 {
+		t.Errorf("%d build_info series, want 1", n)
 	}
 }
