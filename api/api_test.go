@@ -675,6 +675,7 @@ func TestOperationsEndpoints(t *testing.T) {
 	for _, want := range []string{
 		`credsign_credentials_issued_total{cloud="aliyun",outcome="issued"} 1`,
 		`credsign_credentials_issued_total{cloud="none",outcome="denied"} 1`,
+		`credsign_enrolments_total{cloud="aliyun",outcome="enrolled"} 0`, // exported before the first enrolment
 		`credsign_http_request_duration_seconds_count{code="201",method="PUT",route="/v1/devices/{id}"}`,
 		`credsign_store_operation_duration_seconds_count{op="get_device"}`,
 		`credsign_http_request_duration_seconds_count{code="405",method="other",route="unmatched"} 3`,

@@ -110,6 +110,7 @@ func New(cfg Config) (*Service, error) {
 	if s.clouds == nil {
 		s.clouds = clouds.Registry()
 	}
+	m.Clouds(s.clouds.Names()...)
 	alg := cfg.JWTAlg
 	if alg == "" {
 		alg = cloud.AlgES256
@@ -193,6 +194,10 @@ func DescribeClouds(reg *cloud.Registry, maxDeviceTTL time.Duration) []CloudInfo
 // audit starts an audit event: who (token ID and role) did what. The
 // logger comes from ctx (the API's carries the request ID).
 func audit(ctx context.Context, caller Principal, event string) *zerolog.Event {
-	return zerolog.Ctx(ctx).Info().Bool("audit", true).Str("event", event).
+	// Log, not Info: an audit line is written whatever the logger's level
+	// (credsign serve --log-level warn must not drop the audit trail); the
+	// level field is added by hand, so it follows the context's fields.
+	return zerolog.Ctx(ctx).Log().Str(zerolog.LevelFieldName, zerolog.LevelFieldMarshalFunc(zerolog.InfoLevel)).
+		Bool("audit", true).Str("event", event).
 		Str("tokenId", caller.TokenID).Str("role", caller.Role)
 }

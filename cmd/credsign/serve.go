@@ -67,6 +67,7 @@ type serveFlags struct {
 	storeKeyFile    string
 	cloudCAFile     string
 	logFlush        time.Duration
+	logLevel        string
 	// regAllowPrivate and regAllowHosts widen where group registrations
 	// may call (registration.Client.AllowPrivate, AllowHosts).
 	regAllowPrivate bool
@@ -89,6 +90,17 @@ func (h *hostList) Set(v string) error {
 		*h = append(*h, p)
 	}
 	return nil
+}
+
+// logLevels are the values of --log-level.
+var logLevels = map[string]zerolog.Level{
+	"debug": zerolog.DebugLevel, "info": zerolog.InfoLevel, "warn": zerolog.WarnLevel, "error": zerolog.ErrorLevel,
+}
+
+// validLogLevel reports whether v is one of logLevels.
+func validLogLevel(v string) bool {
+	_, ok := logLevels[v]
+	return ok
 }
 
 // parseServeFlags parses the flags of serve; -h writes the usage to help.
@@ -128,6 +140,7 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 	fs.BoolVar(&f.regAllowPrivate, "registration-allow-private", false, "let group registrations reach addresses that are not public (loopback, private, link-local, ...): an emulator, a private endpoint; checked on each address dialled")
 	fs.Var(&f.regAllowHosts, "registration-allow-host", "host a group registration may call besides the clouds' documented domains: name, *.domain or IP address; repeat or separate with commas")
 	fs.DurationVar(&f.logFlush, "log-flush-interval", 50*time.Millisecond, "how often log lines are written out in one batch (a crash loses at most this much of the log); 0 writes each line at once")
+	fs.StringVar(&f.logLevel, "log-level", "info", "least severe log lines written: debug, info, warn or error (audit lines and the listening, shutting down and stopped lines are always written)")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM/SIGINT")
 	fs.Usage = func() {} // the flag package calls it on every error
 	usage := func() {
@@ -169,6 +182,8 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 		return f, errors.New("--import-idle-timeout must be at least 1s")
 	case f.imports < 1 || f.importsPerToken < 1:
 		return f, errors.New("--imports and --imports-per-token must be at least 1")
+	case !validLogLevel(f.logLevel):
+		return f, fmt.Errorf("--log-level is debug, info, warn or error, not %q", f.logLevel)
 	}
 	if f.tlsCert == "" && !f.insecureHTTP {
 		ok, err := isLoopback(f.addr)
@@ -228,7 +243,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	logOut := logbuf.New(stderr, f.logFlush)
 	defer logOut.Close()
 	stderr = logOut
-	logger := zerolog.New(logOut).With().Timestamp().Logger()
+	// life writes the lines that say the server is listening and stopping
+	// whatever --log-level says (the listening line carries the address);
+	// logger writes the rest at --log-level and above.
+	life := zerolog.New(logOut).With().Timestamp().Logger()
+	logger := life.Level(logLevels[f.logLevel])
 
 	adminToken, generated, err := adminToken(f, getenv)
 	if err != nil {
@@ -336,7 +355,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if srv.TLSConfig != nil {
 		scheme = "https"
 	}
-	logger.Info().Str("addr", ln.Addr().String()).Str("url", scheme+"://"+ln.Addr().String()).
+	life.Info().Str("addr", ln.Addr().String()).Str("url", scheme+"://"+ln.Addr().String()).
 		Str("store", kind).Bool("dev", f.dev).Bool("tls", srv.TLSConfig != nil).
 		Bool("clientCerts", f.clientCA != "").Float64("ratePerMinute", f.ratePerMinute).
 		Float64("provisionerRatePerMinute", provRate).Float64("enrolmentRatePerMinute", enrolRate).Msg("listening")
@@ -355,7 +374,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return exitError
 	case <-ctx.Done():
 	}
-	logger.Info().Dur("timeout", f.shutdownTimeout).Msg("shutting down; finishing in-flight requests")
+	life.Info().Dur("timeout", f.shutdownTimeout).Msg("shutting down; finishing in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -363,7 +382,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return exitError
 	}
 	<-errc
-	logger.Info().Msg("stopped")
+	life.Info().Msg("stopped")
 	return exitOK
 }
 

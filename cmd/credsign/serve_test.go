@@ -154,6 +154,8 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--enrolment-rate-burst", "0"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--enrolment-rate-burst must be at least 1"},
 		{[]string{"--enrolment-max-failures", "0"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--enrolment-max-failures must be at least 1"},
 		{[]string{"--max-device-ttl", "0s"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--max-device-ttl must be at least 1s"},
+		{[]string{"--log-level", "verbose"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, `--log-level is debug, info, warn or error, not "verbose"`},
+		{[]string{"--log-level", "trace"}, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, `--log-level is debug, info, warn or error, not "trace"`},
 	}
 	for _, c := range cases {
 		var errb testutil.SyncBuffer
@@ -282,6 +284,34 @@ func TestServeFullRunLeaksNothing(t *testing.T) {
 	}
 	if strings.Contains(logs, prov.Token[4:20]) {
 		t.Errorf("logs contain the query string")
+	}
+}
+
+// TestServeLogLevel runs the server at --log-level warn and at the
+// default: warn drops the request lines (info) but never the audit lines
+// nor the lines saying the server is listening and stopped.
+func TestServeLogLevel(t *testing.T) {
+	for _, tt := range []struct {
+		args     []string
+		requests bool
+	}{
+		{nil, true},
+		{[]string{"--log-level", "warn"}, false},
+	} {
+		r := startServe(t, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, tt.args...)
+		if code := call(t, http.DefaultClient, "POST", "http://"+r.addr+"/v1/tokens", srvAdmin, map[string]string{"role": "provisioner"}, nil); code != 201 {
+			t.Fatalf("%v: provisioner token: %d", tt.args, code)
+		}
+		r.shutdown(t)
+		logs := r.stderr.String()
+		for _, want := range []string{`"message":"listening"`, `"level":"info","audit":true,"event":"token.created"`, `"message":"stopped"`} {
+			if !strings.Contains(logs, want) {
+				t.Errorf("%v: logs lack %s:\n%s", tt.args, want, logs)
+			}
+		}
+		if got := strings.Contains(logs, `"message":"request"`); got != tt.requests {
+			t.Errorf("%v: request lines logged: %v, want %v:\n%s", tt.args, got, tt.requests, logs)
+		}
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -61,9 +63,57 @@ func New() *Metrics {
 		enrolments: counter("credsign_enrolments_total",
 			"Enrolments with an enrolment token by cloud and outcome (enrolled, rejected, denied, exists, error).", "cloud", "outcome"),
 	}
-	m.Registry.MustRegister(m.issuances, m.httpDuration, m.storeLatency, m.storeErrors, m.cache, m.enrolments,
+	m.Registry.MustRegister(m.issuances, m.httpDuration, m.storeLatency, m.storeErrors, m.cache, m.enrolments, buildInfo(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Export the enrolment counter from the start, not from the first
+	// enrolment: these are the outcomes an enrolment can have before its
+	// group (and so its cloud) is read. Clouds adds the per-cloud series.
+	for _, o := range []string{OutcomeDenied, OutcomeError} {
+		m.enrolments.WithLabelValues("none", o)
+	}
 	return m
+}
+
+// enrolmentOutcomes are every outcome an enrolment for a known cloud can
+// have.
+var enrolmentOutcomes = []string{OutcomeEnrolled, OutcomeRejected, OutcomeDenied, OutcomeExists, OutcomeError}
+
+// Clouds exports the enrolment counter at zero for every outcome of each of
+// the named clouds, so that a rate over it exists before the first
+// enrolment.
+func (m *Metrics) Clouds(names ...string) {
+	for _, c := range names {
+		for _, o := range enrolmentOutcomes {
+			m.enrolments.WithLabelValues(c, o)
+		}
+	}
+}
+
+// buildInfo is credsign_build_info: 1, labelled with the build's module
+// version ("(devel)" for a build from a checkout), VCS revision (empty when
+// the build recorded none, "-dirty" appended for a modified tree) and Go
+// version, as `credsign --version` reads them.
+func buildInfo() prometheus.Collector {
+	version, revision, goversion := "(unknown)", "", runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		version = bi.Main.Version
+		dirty := false
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				revision = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
+		if dirty && revision != "" {
+			revision += "-dirty"
+		}
+	}
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "credsign_build_info",
+		Help: "1, labelled with the build's version, VCS revision and Go version."}, []string{"version", "revision", "goversion"})
+	g.WithLabelValues(version, revision, goversion).Set(1)
+	return g
 }
 
 // counter is a counter vector.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -66,15 +67,7 @@ func TestInstrumentStore(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	f := filepath.Join(t.TempDir(), "metrics.prom")
-	if err := prometheus.WriteToTextfile(f, m.Registry); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(b)
+	text := exposition(t, m)
 	for _, want := range []string{
 		`credsign_store_operation_duration_seconds_count{op="put_device"} 1`,
 		`credsign_store_operation_duration_seconds_count{op="get_device"} 1`,
@@ -121,5 +114,71 @@ func TestInstrumentStoreKeepsBulk(t *testing.T) {
 		if ok != tt.bulk {
 			t.Errorf("%s: instrumented store is a BulkDeviceStore: %v, want %v", tt.name, ok, tt.bulk)
 		}
+	}
+}
+
+// exposition returns m's registry in the text format, as /metrics serves it.
+func exposition(t *testing.T, m *Metrics) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "metrics.prom")
+	if err := prometheus.WriteToTextfile(f, m.Registry); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestEnrolmentsExportedFromStart scrapes a new registry: the enrolment
+// counter is there at zero before any enrolment (a rule's rate over it
+// must not be empty), and Clouds adds every outcome of each cloud named.
+func TestEnrolmentsExportedFromStart(t *testing.T) {
+	m := New()
+	text := exposition(t, m)
+	for _, want := range []string{
+		`credsign_enrolments_total{cloud="none",outcome="denied"} 0`,
+		`credsign_enrolments_total{cloud="none",outcome="error"} 0`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("new registry's exposition lacks %s:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, `cloud="aliyun"`) {
+		t.Errorf("new registry exports a cloud no one named:\n%s", text)
+	}
+
+	m.Clouds("aliyun", "tencent")
+	m.Enrolled("aliyun", OutcomeEnrolled)
+	text = exposition(t, m)
+	for _, c := range []string{"aliyun", "tencent"} {
+		for _, o := range enrolmentOutcomes {
+			v := "0"
+			if c == "aliyun" && o == OutcomeEnrolled {
+				v = "1"
+			}
+			want := `credsign_enrolments_total{cloud="` + c + `",outcome="` + o + `"} ` + v
+			if !strings.Contains(text, want) {
+				t.Errorf("after Clouds, exposition lacks %s", want)
+			}
+		}
+	}
+	if n := strings.Count(text, "credsign_enrolments_total{"); n != 12 {
+		t.Errorf("%d enrolment series, want 12 (2 without a cloud, 5 for each of 2 clouds):\n%s", n, text)
+	}
+}
+
+// TestBuildInfo scrapes a new registry for credsign_build_info: one series,
+// value 1, with the Go version this test runs on. (A test binary records
+// no module version or VCS revision: "(devel)" and "".)
+func TestBuildInfo(t *testing.T) {
+	text := exposition(t, New())
+	want := `credsign_build_info{goversion="` + runtime.Version() + `",revision="",version="(devel)"} 1`
+	if !strings.Contains(text, want) {
+		t.Errorf("exposition lacks %s:\n%s", want, text)
+	}
+	if n := strings.Count(text, "credsign_build_info{"); n != 1 {
+		t.Errorf("%d build_info series, want 1", n)
 	}
 }
