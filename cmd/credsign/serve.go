@@ -358,13 +358,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		// Notify before the listening line: from then on a SIGHUP reloads.
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
+		tick := time.NewTicker(adminTokenPoll)
 		wctx, stopWatch := context.WithCancel(ctx)
 		watched := make(chan struct{})
 		go func() {
 			defer close(watched)
-			watchAdminTokens(wctx, f.adminTokenFile, adminSum, hup, handler, logger)
+			watchAdminTokens(wctx, f.adminTokenFile, adminSum, hup, tick.C, handler, logger)
 		}()
-		defer func() { stopWatch(); <-watched; signal.Stop(hup) }()
+		defer func() { stopWatch(); <-watched; signal.Stop(hup); tick.Stop() }()
 	}
 	scheme := "http"
 	if srv.TLSConfig != nil {
@@ -460,12 +461,11 @@ func parseAdminTokens(text string) ([]string, error) {
 var adminTokenPoll = 5 * time.Second
 
 // watchAdminTokens reloads --admin-token-file into h on a signal from hup
-// and when its content changes from the one whose SHA-256 is last, until ctx
+// and, at each tick, when its content changed from the one whose SHA-256 is
+// last, until ctx
 // is done. A file that cannot be used leaves the tokens as they were, with
 // one warning (no token text) per change.
-func watchAdminTokens(ctx context.Context, path string, last [sha256.Size]byte, hup <-chan os.Signal, h *api.Server, logger zerolog.Logger) {
-	tick := time.NewTicker(adminTokenPoll)
-	defer tick.Stop()
+func watchAdminTokens(ctx context.Context, path string, last [sha256.Size]byte, hup <-chan os.Signal, tick <-chan time.Time, h *api.Server, logger zerolog.Logger) {
 	for {
 		var trigger string
 		select {
@@ -473,7 +473,7 @@ func watchAdminTokens(ctx context.Context, path string, last [sha256.Size]byte, 
 			return
 		case <-hup:
 			trigger = "SIGHUP"
-		case <-tick.C:
+		case <-tick:
 			trigger = "change"
 		}
 		ts, sum, err := readAdminTokens(path)
