@@ -462,8 +462,7 @@ var adminTokenPoll = 5 * time.Second
 
 // watchAdminTokens reloads --admin-token-file into h on a signal from hup
 // and, at each tick, when its content changed from the one whose SHA-256 is
-// last, until ctx
-// is done. A file that cannot be used leaves the tokens as they were, with
+// last, until ctx is done. A file that cannot be used leaves the tokens as they were, with
 // one warning (no token text) per change.
 func watchAdminTokens(ctx context.Context, path string, last [sha256.Size]byte, hup <-chan os.Signal, tick <-chan time.Time, h *api.Server, logger zerolog.Logger) {
 	for {
