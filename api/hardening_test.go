@@ -107,7 +107,7 @@ func TestNoTokenInLogs(t *testing.T) {
 // token and for a kind added later (a prefix appended to the list).
 func TestRedactor(t *testing.T) {
 	kinds := append(slices.Clone(service.TokenKinds), service.TokenKind{Prefix: "csz_", Role: "future"})
-	rd := newRedactor("adm/in-secret", kinds)
+	rd := newRedactor([]string{"adm/in-secret"}, kinds)
 	hex64 := strings.Repeat("0123456789abcdef", 4)
 	for _, c := range []struct{ in, want string }{
 		{"/v1/devices/lamp-7/credentials", "/v1/devices/lamp-7/credentials"},
@@ -125,7 +125,7 @@ func TestRedactor(t *testing.T) {
 			t.Errorf("path(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
-	if got := newRedactor("", service.TokenKinds).path("/v1/devices/csz_future"); got != "/v1/devices/csz_future" {
+	if got := newRedactor(nil, service.TokenKinds).path("/v1/devices/csz_future"); got != "/v1/devices/csz_future" {
 		t.Errorf("a prefix not on the list redacted: %q", got)
 	}
 }
@@ -134,7 +134,7 @@ func TestRedactor(t *testing.T) {
 func FuzzRedactor(f *testing.F) {
 	f.Add("/v1/devices/", "csp_"+strings.Repeat("ab", 32), "/credentials")
 	f.Add("", "cse_x.y", "")
-	rd := newRedactor("admin-secret", service.TokenKinds)
+	rd := newRedactor([]string{"admin-secret"}, service.TokenKinds)
 	f.Fuzz(func(t *testing.T, before, tok, after string) {
 		for _, k := range service.TokenKinds {
 			text := k.Prefix + tok

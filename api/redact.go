@@ -1,7 +1,9 @@
 package api
 
 import (
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/credsign/credsign/service"
 )
@@ -12,18 +14,33 @@ import (
 // any kind of minted token (service.TokenKinds), or a run of hex digits as
 // long as a minted token's random part (a token pasted without its prefix).
 type redactor struct {
-	admin string
 	marks []string
+
+	mu     sync.RWMutex
+	admins []string
 }
 
-// newRedactor returns the redactor of the admin token and of every kind of
+// newRedactor returns the redactor of the admin tokens and of every kind of
 // token in kinds (service.TokenKinds).
-func newRedactor(adminToken string, kinds []service.TokenKind) *redactor {
-	rd := &redactor{admin: adminToken}
+func newRedactor(adminTokens []string, kinds []service.TokenKind) *redactor {
+	rd := &redactor{}
+	rd.addAdmins(adminTokens)
 	for _, k := range kinds {
 		rd.marks = append(rd.marks, k.Prefix)
 	}
 	return rd
+}
+
+// addAdmins makes the redactor hide adminTokens too, and keep hiding the
+// ones it already hides.
+func (rd *redactor) addAdmins(adminTokens []string) {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	for _, t := range adminTokens {
+		if t != "" && !slices.Contains(rd.admins, t) {
+			rd.admins = append(rd.admins, t)
+		}
+	}
 }
 
 // path returns p with every segment that holds a token replaced by REDACTED.
@@ -46,9 +63,14 @@ func (rd *redactor) path(p string) string {
 }
 
 func (rd *redactor) holdsToken(s string) bool {
-	if rd.admin != "" && strings.Contains(s, rd.admin) {
-		return true
+	rd.mu.RLock()
+	for _, a := range rd.admins {
+		if strings.Contains(s, a) {
+			rd.mu.RUnlock()
+			return true
+		}
 	}
+	rd.mu.RUnlock()
 	for _, m := range rd.marks {
 		if strings.Contains(s, m) {
 			return true

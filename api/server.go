@@ -57,6 +57,9 @@ type Config struct {
 	Store secrets.Store
 	// AdminToken is the admin's bearer token. Required (16 characters or more).
 	AdminToken string
+	// AdminTokens are more admin tokens, valid as well as AdminToken (which
+	// may then be empty); Server.SetAdminTokens replaces them all.
+	AdminTokens []string
 	// Logger receives the access log, audit events and errors (JSON).
 	Logger zerolog.Logger
 	// RatePerMinute is the request rate of each device token; zero or
@@ -166,6 +169,7 @@ func New(cfg Config) (*Server, error) {
 	svc, err := service.New(service.Config{
 		Store:        m.InstrumentStore(cfg.Store),
 		AdminToken:   cfg.AdminToken,
+		AdminTokens:  cfg.AdminTokens,
 		Metrics:      m,
 		Now:          cfg.Now,
 		MaxDeviceTTL: cfg.MaxDeviceTTL,
@@ -187,7 +191,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		svc:      svc,
 		ops:      ops,
-		redact:   newRedactor(cfg.AdminToken, service.TokenKinds),
+		redact:   newRedactor(append([]string{cfg.AdminToken}, cfg.AdminTokens...), service.TokenKinds),
 		log:      cfg.Logger,
 		metrics:  m,
 		maxBody:  cfg.MaxBodyBytes,
@@ -252,6 +256,24 @@ func specOperations() (map[string]*operation, error) {
 }
 
 // ServeHTTP implements http.Handler.
+// SetAdminTokens makes tokens the admin tokens, all valid at once, in place
+// of the ones before, without a restart; the access log keeps redacting the
+// old ones as well. If any is unfit or there is none it changes nothing. It
+// writes the audit event admin.tokens.reloaded (with the count, never a
+// token's text) to the Server's logger.
+func (s *Server) SetAdminTokens(ctx context.Context, tokens []string) error {
+	for _, t := range tokens {
+		if err := service.CheckAdminToken(t); err != nil {
+			return fmt.Errorf("api: %w", err)
+		}
+	}
+	s.redact.addAdmins(tokens) // before they are valid: a pasted one is never logged
+	if err := s.svc.SetAdminTokens(s.log.WithContext(ctx), tokens); err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	return nil
+}
+
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.handler.ServeHTTP(w, r)
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/credsign/credsign/secrets"
@@ -164,8 +165,10 @@ func ParseBearer(header string) (string, bool) {
 
 // Authenticator resolves bearer tokens to principals.
 type Authenticator struct {
-	adminHash [sha256.Size]byte
-	tokens    tokenFinder
+	// admins holds the SHA-256 of every valid admin token; SetAdminTokens
+	// swaps the whole set at once.
+	admins atomic.Pointer[[][sha256.Size]byte]
+	tokens tokenFinder
 	// v2 checks device tokens that carry their binding; nil: none are accepted.
 	v2 *deviceTokens
 	// enrolments reads enrolment token records, caching unknown IDs and
@@ -181,13 +184,53 @@ type tokenFinder interface {
 // NewAuthenticator returns an Authenticator that accepts adminToken as the
 // admin and looks every other token up in tokens.
 func NewAuthenticator(adminToken string, tokens tokenFinder) (*Authenticator, error) {
-	if len(adminToken) < 16 {
-		return nil, errors.New("the admin token must be at least 16 characters")
+	a := &Authenticator{tokens: tokens}
+	if err := a.SetAdminTokens([]string{adminToken}); err != nil {
+		return nil, err
 	}
-	if _, ok := ParseBearer("Bearer " + adminToken); !ok {
-		return nil, errors.New("the admin token must be printable ASCII without spaces")
+	return a, nil
+}
+
+// CheckAdminToken reports why t cannot be an admin token (nil: it can).
+// The error never holds the token's text.
+func CheckAdminToken(t string) error {
+	if len(t) < 16 {
+		return errors.New("the admin token must be at least 16 characters")
 	}
-	return &Authenticator{adminHash: sha256.Sum256([]byte(adminToken)), tokens: tokens}, nil
+	if _, ok := ParseBearer("Bearer " + t); !ok {
+		return errors.New("the admin token must be printable ASCII without spaces")
+	}
+	return nil
+}
+
+// SetAdminTokens makes tokens (one or more) the admin tokens, all valid at
+// once, in place of the ones before. If any is unfit (see CheckAdminToken)
+// or there is none, it changes nothing.
+func (a *Authenticator) SetAdminTokens(tokens []string) error {
+	if len(tokens) == 0 {
+		return errors.New("no admin token")
+	}
+	hashes := make([][sha256.Size]byte, 0, len(tokens))
+	for i, t := range tokens {
+		if err := CheckAdminToken(t); err != nil {
+			if len(tokens) == 1 {
+				return err
+			}
+			return fmt.Errorf("admin token %d of %d: %w", i+1, len(tokens), err)
+		}
+		hashes = append(hashes, sha256.Sum256([]byte(t)))
+	}
+	a.admins.Store(&hashes)
+	return nil
+}
+
+// isAdmin compares sum with every admin token's hash, each in constant time.
+func (a *Authenticator) isAdmin(sum [sha256.Size]byte) bool {
+	match := 0
+	for _, h := range *a.admins.Load() {
+		match |= subtle.ConstantTimeCompare(sum[:], h[:])
+	}
+	return match == 1
 }
 
 // errUnauthorized is the one answer to every failed authentication, so that
@@ -205,7 +248,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, header string) (Princi
 		return Principal{}, errUnauthorized()
 	}
 	sum := sha256.Sum256([]byte(token))
-	if subtle.ConstantTimeCompare(sum[:], a.adminHash[:]) == 1 {
+	if a.isAdmin(sum) {
 		return Principal{TokenID: AdminTokenID, Role: RoleAdmin}, nil
 	}
 	if strings.HasPrefix(token, PrefixEnrolment) {

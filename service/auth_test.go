@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -173,5 +174,53 @@ func TestTokenKindsDocumented(t *testing.T) {
 	admin, err := NewAdminToken()
 	if err != nil || !strings.HasPrefix(admin, PrefixAdmin) {
 		t.Errorf("admin token %.4q…, %v", admin, err)
+	}
+}
+
+// TestSetAdminTokens: every admin token of the set is valid; after a swap
+// the removed one is refused and the new one accepted; an unfit set (none,
+// one too short) changes nothing and its error holds no token text.
+func TestSetAdminTokens(t *testing.T) {
+	const a, b, c = "first-admin-token-0001", "second-admin-token-0002", "third-admin-token-0003"
+	st := tokens{byHash: map[string]secrets.Token{}}
+	auth, err := NewAuthenticator(a, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	check := func(step string, valid ...string) {
+		t.Helper()
+		for _, tok := range []string{a, b, c} {
+			p, err := auth.Authenticate(ctx, "Bearer "+tok)
+			var se *Error
+			switch {
+			case slices.Contains(valid, tok) && (err != nil || p.Role != RoleAdmin || p.TokenID != AdminTokenID):
+				t.Errorf("%s: %.6s… refused: %+v %v", step, tok, p, err)
+			case !slices.Contains(valid, tok) && (!errors.As(err, &se) || se.Code != CodeUnauthorized):
+				t.Errorf("%s: %.6s… not refused: %+v %v", step, tok, p, err)
+			}
+		}
+	}
+	check("one", a)
+	for _, set := range []struct {
+		name   string
+		tokens []string
+		valid  []string
+	}{
+		{"two", []string{a, b}, []string{a, b}},
+		{"swap", []string{b, c}, []string{b, c}},
+		{"none", nil, []string{b, c}},
+		{"one too short", []string{a, "short-token"}, []string{b, c}},
+		{"one with a space", []string{"has a space in it!"}, []string{b, c}},
+		{"back to one", []string{c}, []string{c}},
+	} {
+		err := auth.SetAdminTokens(set.tokens)
+		if fit := len(set.tokens) > 0 && slices.Equal(set.tokens, set.valid); fit != (err == nil) {
+			t.Errorf("%s: %v", set.name, err)
+		}
+		if err != nil && strings.Contains(err.Error(), a) {
+			t.Errorf("%s: error holds a token: %v", set.name, err)
+		}
+		check(set.name, set.valid...)
 	}
 }

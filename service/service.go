@@ -36,6 +36,9 @@ type Config struct {
 	Store secrets.Store
 	// AdminToken is the admin's bearer token. Required (16 characters or more).
 	AdminToken string
+	// AdminTokens are more admin tokens, valid as well as AdminToken (which
+	// may then be empty); Service.SetAdminTokens replaces them all.
+	AdminTokens []string
 	// Metrics receives the issuance outcomes; nil creates a private set.
 	Metrics *metrics.Metrics
 	// Now is the clock credentials are signed with; nil means time.Now.
@@ -98,8 +101,8 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
-	authn, err := NewAuthenticator(cfg.AdminToken, c)
-	if err != nil {
+	authn := &Authenticator{tokens: c}
+	if err := authn.SetAdminTokens(adminTokens(cfg)); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
 	dt := &deviceTokens{store: cfg.Store, ttl: c.ttl, now: time.Now}
@@ -189,6 +192,29 @@ func DescribeClouds(reg *cloud.Registry, maxDeviceTTL time.Duration) []CloudInfo
 		out = append(out, CloudInfo{Cloud: c, MaxDeviceTTL: min(c.MaxTTL, maxDeviceTTL)})
 	}
 	return out
+}
+
+// adminTokens is cfg.AdminToken (if set) and cfg.AdminTokens.
+func adminTokens(cfg Config) []string {
+	var ts []string
+	if cfg.AdminToken != "" || len(cfg.AdminTokens) == 0 {
+		ts = append(ts, cfg.AdminToken)
+	}
+	return append(ts, cfg.AdminTokens...)
+}
+
+// SetAdminTokens makes tokens the admin tokens, all valid at once, in place
+// of the ones before, without a restart (credsign serve calls it when its
+// --admin-token-file changes). If any is unfit or there is none it changes
+// nothing and says why, never with a token's text. A change writes the audit
+// event admin.tokens.reloaded with the count of tokens (never their text)
+// to the logger in ctx.
+func (s *Service) SetAdminTokens(ctx context.Context, tokens []string) error {
+	if err := s.authn.SetAdminTokens(tokens); err != nil {
+		return fmt.Errorf("setting the admin tokens: %w", err)
+	}
+	audit(ctx, Principal{}, "admin.tokens.reloaded").Int("count", len(tokens)).Msg("audit")
+	return nil
 }
 
 // audit starts an audit event: who (token ID and role) did what. The

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -13,7 +14,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -129,7 +132,7 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 	fs.DurationVar(&f.importIdle, "import-idle-timeout", api.DefaultImportIdleTimeout, "an import (POST /v1/imports) that sends no device line, or takes none of its results, this long is ended")
 	fs.IntVar(&f.imports, "imports", api.DefaultImports, "imports under way at once on this server; more are answered 429")
 	fs.IntVar(&f.importsPerToken, "imports-per-token", api.DefaultImportsPerToken, "imports under way at once for one token; more are answered 429")
-	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the admin token (else CREDSIGN_ADMIN_TOKEN)")
+	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the admin tokens, one a line, all valid (else CREDSIGN_ADMIN_TOKEN); reloaded on change and on SIGHUP")
 	fs.DurationVar(&f.maxDeviceTTL, "max-device-ttl", service.DefaultMaxDeviceTTL, "longest credential lifetime a device token may ask for (admin and provisioner tokens may ask up to the cloud's maximum)")
 	fs.IntVar(&f.cache.Size, "cache-size", service.DefaultCacheSize, "device records, and token records, cached for issuing")
 	fs.DurationVar(&f.cache.TTL, "cache-ttl", service.DefaultCacheTTL, "how long a cached record is used without a store read: the bound on how late another replica's revoke (store outage or not) or delete (while the store answers) is honoured here; negative turns the cache off")
@@ -249,7 +252,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	life := zerolog.New(logOut).With().Timestamp().Logger()
 	logger := life.Level(logLevels[f.logLevel])
 
-	adminToken, generated, err := adminToken(f, getenv)
+	adminTokens, adminSum, generated, err := adminTokens(f, getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "credsign serve: %v\n", err)
 		return exitUsage
@@ -289,7 +292,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	regClient.AllowPrivate, regClient.AllowHosts = f.regAllowPrivate, f.regAllowHosts
 	handler, err := api.New(api.Config{
 		Store:                    store,
-		AdminToken:               adminToken,
+		AdminTokens:              adminTokens,
 		Logger:                   logger,
 		RatePerMinute:            f.ratePerMinute,
 		RateBurst:                f.rateBurst,
@@ -341,7 +344,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		fmt.Fprintf(stdout, "\n"+
 			"credsign serve --dev: generated an admin token for this run (shown once, not stored;\n"+
 			"set CREDSIGN_ADMIN_TOKEN to choose your own):\n\n"+
-			"    export CREDSIGN_ADMIN_TOKEN=%s\n\n", adminToken)
+			"    export CREDSIGN_ADMIN_TOKEN=%s\n\n", adminTokens[0])
 	}
 	provRate := f.provRate
 	if f.ratePerMinute <= 0 {
@@ -350,6 +353,19 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	enrolRate := max(f.enrolRate, 0)
 	if f.ratePerMinute <= 0 {
 		enrolRate = 0
+	}
+	if f.adminTokenFile != "" {
+		// Notify before the listening line: from then on a SIGHUP reloads.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		tick := time.NewTicker(adminTokenPoll)
+		wctx, stopWatch := context.WithCancel(ctx)
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			watchAdminTokens(wctx, f.adminTokenFile, adminSum, hup, tick.C, handler, logger)
+		}()
+		defer func() { stopWatch(); <-watched; signal.Stop(hup); tick.Stop() }()
 	}
 	scheme := "http"
 	if srv.TLSConfig != nil {
@@ -386,24 +402,93 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return exitOK
 }
 
-// adminToken finds the admin token: --admin-token-file, else
+// adminTokens finds the admin tokens: --admin-token-file, else
 // CREDSIGN_ADMIN_TOKEN, else (with --dev) a generated one.
-func adminToken(f serveFlags, getenv func(string) string) (token string, generated bool, err error) {
+// With the file, sum is the SHA-256 of what it read.
+func adminTokens(f serveFlags, getenv func(string) string) (tokens []string, sum [sha256.Size]byte, generated bool, err error) {
 	if f.adminTokenFile != "" {
-		b, err := os.ReadFile(f.adminTokenFile)
-		if err != nil {
-			return "", false, fmt.Errorf("reading --admin-token-file: %w", err)
-		}
-		return strings.TrimSpace(string(b)), false, nil
+		ts, sum, err := readAdminTokens(f.adminTokenFile)
+		return ts, sum, false, err
 	}
 	if t := getenv("CREDSIGN_ADMIN_TOKEN"); t != "" {
-		return t, false, nil
+		return []string{t}, sum, false, nil
 	}
 	if !f.dev {
-		return "", false, errors.New("no admin token: set CREDSIGN_ADMIN_TOKEN or --admin-token-file (or try --dev)")
+		return nil, sum, false, errors.New("no admin token: set CREDSIGN_ADMIN_TOKEN or --admin-token-file (or try --dev)")
 	}
 	t, err := service.NewAdminToken()
-	return t, true, err
+	return []string{t}, sum, true, err
+}
+
+// readAdminTokens reads an --admin-token-file and returns its tokens and
+// the SHA-256 of its content. Errors never hold a token's text.
+func readAdminTokens(path string) ([]string, [sha256.Size]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, [sha256.Size]byte{}, fmt.Errorf("reading --admin-token-file: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	ts, err := parseAdminTokens(string(b))
+	if err != nil {
+		return nil, sum, fmt.Errorf("--admin-token-file %s: %w", path, err)
+	}
+	return ts, sum, nil
+}
+
+// parseAdminTokens returns the tokens of an admin token file: one a line,
+// blank lines and lines starting with # left out; at least one, each fit to
+// be an admin token (service.CheckAdminToken).
+func parseAdminTokens(text string) ([]string, error) {
+	var ts []string
+	for i, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if err := service.CheckAdminToken(line); err != nil {
+			return nil, fmt.Errorf("line %d: %w", i+1, err)
+		}
+		ts = append(ts, line)
+	}
+	if len(ts) == 0 {
+		return nil, errors.New("holds no admin token")
+	}
+	return ts, nil
+}
+
+// adminTokenPoll is how often serve looks at --admin-token-file for a
+// change (a variable so that tests can look more often).
+var adminTokenPoll = 5 * time.Second
+
+// watchAdminTokens reloads --admin-token-file into h on a signal from hup
+// and, at each tick, when its content changed from the one whose SHA-256 is
+// last, until ctx is done. A file that cannot be used leaves the tokens as they were, with
+// one warning (no token text) per change.
+func watchAdminTokens(ctx context.Context, path string, last [sha256.Size]byte, hup <-chan os.Signal, tick <-chan time.Time, h *api.Server, logger zerolog.Logger) {
+	for {
+		var trigger string
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			trigger = "SIGHUP"
+		case <-tick:
+			trigger = "change"
+		}
+		ts, sum, err := readAdminTokens(path)
+		if trigger == "change" && sum == last {
+			continue
+		}
+		last = sum
+		if err == nil {
+			err = h.SetAdminTokens(ctx, ts)
+		}
+		if err != nil {
+			logger.Warn().Err(err).Str("trigger", trigger).Msg("admin token file could not be used; keeping the admin tokens in use")
+			continue
+		}
+		logger.Info().Str("file", path).Str("trigger", trigger).Int("count", len(ts)).Msg("admin tokens reloaded")
+	}
 }
 
 // openStore opens the store --store names (or the default).
