@@ -22,19 +22,12 @@ dash=deployments/grafana/credsign-dashboard.json
 # loopback `serve --dev` scraped here (cmd/credsign's tests check them).
 CONDITIONAL="credsign_vault_token_expiry_timestamp_seconds credsign_tls_certificate_expiry_timestamp_seconds"
 
-fail() { echo "check-prometheus.sh: FAIL: $*" >&2; exit 1; }
+NAME=check-prometheus.sh
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 for t in promtool prometheus curl jq; do
 	command -v "$t" >/dev/null || fail "$t is not installed"
 done
-
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
 
 # 1. Rules.
 promtool check rules --lint=all --lint-fatal "$rules" >/dev/null || fail "promtool check rules $rules"
@@ -73,13 +66,8 @@ admin="csa_promcheck_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 CREDSIGN_ADMIN_TOKEN="$admin" "$work/credsign" serve --dev --addr 127.0.0.1:0 \
 	--data-dir "$work/data" --rate-limit 1 --rate-burst 2 2>"$work/credsign.log" >/dev/null &
 pids+=($!)
-addr=""
-for _ in $(seq 100); do
-	addr="$(sed -n 's/.*"addr":"\([^"]*\)".*"message":"listening".*/\1/p' "$work/credsign.log")"
-	[ -n "$addr" ] && break
-	sleep 0.1
-done
-[ -n "$addr" ] || { cat "$work/credsign.log" >&2; fail "credsign did not start"; }
+wait_listening "$work/credsign.log"
+addr=$listen
 base="http://$addr"
 
 api() { # METHOD PATH TOKEN [BODY]: prints the status code

@@ -19,36 +19,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
-fail() { echo "vault-ha.sh: FAIL: $*" >&2; exit 1; }
+NAME=vault-ha.sh
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 command -v jq >/dev/null || fail "jq is not installed"
 command -v curl >/dev/null || fail "curl is not installed"
 VAULT_BIN="${VAULT_BIN:-$(scripts/vault.sh | tail -n1)}"
 
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-# Six free loopback ports (an API and a cluster port per node), below the
-# kernel's ephemeral range (32768 and up) so no outgoing connection holds
-# one: a port is taken when no socket in /proc/net/tcp uses it and it was not
-# handed out already.
-used=" "
-free_port() { # sets port
-	for _ in $(seq 100); do
-		port=$(( 10000 + RANDOM % 22000 ))
-		case "$used" in *" $port "*) continue ;; esac
-		if ! awk -v p="$(printf ':%04X' "$port")" '$2 ~ p"$" { f=1 } END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
-			used="$used$port "
-			return
-		fi
-	done
-	fail "no free port"
-}
+# Six free loopback ports: an API and a cluster port per node.
 api=() cl=()
 for n in 0 1 2; do
 	free_port; api[n]=$port
@@ -133,13 +111,8 @@ for r in 0 1; do
 	VAULT_ADDR="$(addr "$n")" VAULT_TOKEN="$token" CREDSIGN_VAULT_TIMEOUT="${CREDSIGN_VAULT_TIMEOUT:-10s}" \
 		"$work/credsign" serve --addr 127.0.0.1:0 --rate-limit 0 2>"$work/credsign$r.log" >/dev/null &
 	pids+=($!)
-	a=""
-	for _ in $(seq 100); do
-		a="$(sed -n 's/.*"addr":"\([^"]*\)".*"message":"listening".*/\1/p' "$work/credsign$r.log")"
-		[ -n "$a" ] && break
-		sleep 0.1
-	done
-	[ -n "$a" ] || { cat "$work/credsign$r.log" >&2; fail "credsign replica $r did not start"; }
+	wait_listening "$work/credsign$r.log"
+	a=$listen
 	curl -sf "http://$a/readyz" >/dev/null || fail "credsign replica $r is not ready (Vault at $(addr "$n"))"
 	servers="${servers:+$servers,}http://$a"
 done

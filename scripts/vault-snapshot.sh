@@ -21,33 +21,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
-fail() { echo "vault-snapshot.sh: FAIL: $*" >&2; exit 1; }
+NAME=vault-snapshot.sh
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 command -v jq >/dev/null || fail "jq is not installed"
 command -v curl >/dev/null || fail "curl is not installed"
 VAULT_BIN="${VAULT_BIN:-$(scripts/vault.sh | tail -n1)}"
 devices="${1:-2000}"
-
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-used=" "
-free_port() { # sets port (see vault-ha.sh)
-	for _ in $(seq 100); do
-		port=$(( 10000 + RANDOM % 22000 ))
-		case "$used" in *" $port "*) continue ;; esac
-		if ! awk -v p="$(printf ':%04X' "$port")" '$2 ~ p"$" { f=1 } END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
-			used="$used$port "
-			return
-		fi
-	done
-	fail "no free port"
-}
 
 declare -A api
 addr() { echo "http://127.0.0.1:${api[$1]}"; } # NODE, e.g. a0
@@ -115,14 +95,8 @@ EOF
 start_credsign() {
 	VAULT_ADDR="$(addr "$1")" VAULT_TOKEN="$2" "$work/credsign" serve --addr 127.0.0.1:0 --rate-limit 0 2>"$work/$3" >/dev/null &
 	pids+=($!)
-	srv=""
-	for _ in $(seq 100); do
-		srv="$(sed -n 's/.*"addr":"\([^"]*\)".*"message":"listening".*/\1/p' "$work/$3")"
-		[ -n "$srv" ] && break
-		sleep 0.1
-	done
-	[ -n "$srv" ] || { cat "$work/$3" >&2; fail "credsign did not start"; }
-	srv="http://$srv"
+	wait_listening "$work/$3"
+	srv="http://$listen"
 	curl -sf "$srv/readyz" >/dev/null || fail "credsign on $1 is not ready"
 }
 
