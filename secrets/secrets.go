@@ -27,6 +27,11 @@ var (
 	// that ValidID rejects, or a token hash that ValidHash rejects. Callers
 	// map it to a client error (400), not to a server error.
 	ErrInvalid = errors.New("invalid argument")
+	// ErrNewerLayout means the store's data was written by a newer credsign
+	// (a layout version this build does not know). Opening refuses it and
+	// changes nothing: a downgrade must not corrupt what the newer release
+	// wrote. Run that release, or restore a backup taken before the upgrade.
+	ErrNewerLayout = errors.New("written by a newer credsign: downgrade refused")
 )
 
 // validID is the syntax of device and token IDs: it keeps them safe as a

@@ -255,8 +255,8 @@ func (s *Store) setup(legacy *legacyFile) error {
 			}
 			return s.checkTally(tx)
 		}
-		if v := meta.Get(metaFormat); string(v) != formatVersion {
-			return fmt.Errorf("%s: unsupported format version %q (this build reads %s)", DataFileName, v, formatVersion)
+		if err := checkFormat(meta.Get(metaFormat)); err != nil {
+			return fmt.Errorf("%s: %w", DataFileName, err)
 		}
 		if !bytes.Equal(meta.Get(metaKeyCheck), s.c.keyCheck) {
 			return fmt.Errorf("%s: %w: the key does not match the one the file was written with", DataFileName, ErrWrongKey)

@@ -227,7 +227,17 @@ func TestOpenErrors(t *testing.T) {
 			dir := written(t)
 			editDB(t, dir, func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(metaFormat, []byte("3")) })
 			return Config{Dir: dir}
-		}, nil, `unsupported format version "3"`},
+		}, secrets.ErrNewerLayout, `store format version 3, this build reads up to 2`},
+		{"format not a number", func(t *testing.T) Config {
+			dir := written(t)
+			editDB(t, dir, func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(metaFormat, []byte("x")) })
+			return Config{Dir: dir}
+		}, ErrDamaged, `format version "x" is not a number`},
+		{"format older than any migrated", func(t *testing.T) Config {
+			dir := written(t)
+			editDB(t, dir, func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(metaFormat, []byte("1")) })
+			return Config{Dir: dir}
+		}, nil, `store format version 1 is older than any this build migrates`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

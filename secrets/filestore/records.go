@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/credsign/credsign/secrets"
 )
@@ -32,8 +33,28 @@ var (
 	metaMigrated = []byte("migrated-from")
 )
 
-// formatVersion is the value of metaFormat this build writes and reads.
+// formatVersion is the value of metaFormat this build writes and reads: the
+// version of the file's layout (buckets, keys, record encoding). A change
+// that an older build would misread raises it, with a migration from the
+// previous value in setup and an upgrade fixture made by the release that
+// wrote it (internal/testing/upgrade).
 const formatVersion = "2"
+
+// checkFormat accepts the layout versions this build reads (only
+// formatVersion today) and refuses a newer one with secrets.ErrNewerLayout.
+func checkFormat(v []byte) error {
+	n, err := strconv.Atoi(string(v))
+	want, _ := strconv.Atoi(formatVersion)
+	switch {
+	case err != nil || n < 1:
+		return fmt.Errorf("%w: format version %q is not a number", ErrDamaged, v)
+	case n > want:
+		return fmt.Errorf("store format version %d, this build reads up to %d: %w (run that release, or restore a backup taken before the upgrade)", n, want, secrets.ErrNewerLayout)
+	case n < want:
+		return fmt.Errorf("store format version %d is older than any this build migrates (it reads %d)", n, want)
+	}
+	return nil
+}
 
 // Labels under which the subkeys are derived from the store key.
 const (

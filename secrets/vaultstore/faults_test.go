@@ -338,6 +338,8 @@ func fakeVault(t *testing.T, data http.HandlerFunc) *httptest.Server {
 		case strings.HasPrefix(r.URL.Path, "/v1/secret/metadata/"):
 			w.WriteHeader(http.StatusNotFound)
 			fmt.Fprint(w, `{"errors":[]}`)
+		case r.URL.Path == "/v1/secret/data/credsign/meta/layout":
+			fmt.Fprint(w, `{"data":{"data":{"format":1},"metadata":{"version":1}}}`)
 		default:
 			data(w, r)
 		}

@@ -184,6 +184,9 @@ func (s *Store) start(ctx context.Context) (*api.Secret, error) {
 	if _, err := s.list(ctx, "devices/"); err != nil {
 		return nil, fmt.Errorf("list %s: %w", s.metadataPath("devices/"), err)
 	}
+	if err := s.checkLayout(ctx); err != nil {
+		return nil, err
+	}
 	return auth, nil
 }
 
