@@ -170,7 +170,7 @@ func TestServeFlagErrors(t *testing.T) {
 		t.Errorf("--insecure-http refused: %v", err)
 	}
 	for _, a := range []string{"127.0.0.1:1", "[::1]:1", "localhost:1"} {
-		if ok, err := isLoopback(a); !ok || err != nil {
+		if ok, err := isLoopback("--addr", a); !ok || err != nil {
 			t.Errorf("isLoopback(%q) = %v, %v", a, ok, err)
 		}
 	}
