@@ -61,7 +61,7 @@ func startServe(t *testing.T, env map[string]string, args ...string) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{stdout: &testutil.SyncBuffer{}, stderr: &testutil.SyncBuffer{}, stop: cancel, exited: make(chan struct{})}
 	go func() {
-		r.code = serve(ctx, args, func(k string) string { return env[k] }, r.stdout, r.stderr)
+		r.code = serve(ctx, args, testEnv(env), r.stdout, r.stderr)
 		close(r.exited)
 	}()
 	deadline := time.Now().Add(10 * time.Second)
@@ -80,6 +80,21 @@ func startServe(t *testing.T, env map[string]string, args ...string) *running {
 	cancel()
 	t.Fatalf("serve did not log its address:\n%s", r.stderr)
 	return nil
+}
+
+// testEnv is the environment of a test's serve: env, plus the Vault
+// store's settings other than VAULT_ADDR (which chooses the store) from
+// the process's environment, where Vault tests set them.
+func testEnv(env map[string]string) func(string) string {
+	return func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
+		if k != "VAULT_ADDR" && (strings.HasPrefix(k, "VAULT_") || strings.HasPrefix(k, "CREDSIGN_VAULT_")) {
+			return os.Getenv(k)
+		}
+		return ""
+	}
 }
 
 // shutdown stops the server and checks that it exits cleanly.
