@@ -19,8 +19,8 @@ import (
 
 	"github.com/credsign/credsign/api"
 	"github.com/credsign/credsign/cloud/registration"
-	"github.com/credsign/credsign/internal/metrics"
 	"github.com/credsign/credsign/internal/logbuf"
+	"github.com/credsign/credsign/internal/metrics"
 	"github.com/credsign/credsign/secrets"
 	"github.com/credsign/credsign/secrets/filestore"
 	"github.com/credsign/credsign/secrets/vaultstore"
@@ -248,7 +248,7 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 		return f, errors.New("--admin-client-ca needs --admin-tls-cert and --admin-tls-key")
 	case f.adminAddr == "" && (f.adminTLSCert != "" || f.adminClientCA != ""):
 		return f, errors.New("--admin-tls-cert and --admin-client-ca need --admin-addr")
-	case f.adminAddr != "" && f.adminAddr == f.addr:
+	case f.adminAddr != "" && f.adminAddr == f.addr && !strings.HasSuffix(f.addr, ":0"):
 		return f, errors.New("--admin-addr must differ from --addr")
 	case f.accessLogSample < 0:
 		return f, errors.New("--access-log-sample is a count (1 logs every successful issue, 0 none), not negative")

@@ -51,11 +51,11 @@ var listenLine = regexp.MustCompile(`"addr":"([^"]+)"[^\n]*"message":"listening"
 // "listening" log line.
 func startServe(t *testing.T, env map[string]string, args ...string) *running {
 	t.Helper()
-	joined := strings.Join(args, " ")
-	if !strings.Contains(joined, "--addr") {
+	joined := " " + strings.Join(args, " ")
+	if !strings.Contains(joined, " --addr") {
 		args = append(args, "--addr", "127.0.0.1:0")
 	}
-	if !strings.Contains(joined, "--data-dir") {
+	if !strings.Contains(joined, " --data-dir") {
 		args = append(args, "--data-dir", t.TempDir())
 	}
 	ctx, cancel := context.WithCancel(context.Background())

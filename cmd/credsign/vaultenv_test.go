@@ -62,7 +62,6 @@ func TestVaultConfigFromEnv(t *testing.T) {
 	}
 }
 
-
 // TestVaultEnvListed holds serve -h's list of Vault variables to the ones
 // vaultConfigFromEnv reads.
 func TestVaultEnvListed(t *testing.T) {
