@@ -29,6 +29,12 @@ import (
 // auditKey is the context key of the audit logger (WithAudit).
 type auditKey struct{}
 
+// auditCtx is the audit logger of a call and its request ID.
+type auditCtx struct {
+	l         *zerolog.Logger
+	requestID string
+}
+
 // auditWriter is the service's audit sink with its failure handling.
 type auditWriter struct {
 	sink    io.Writer
@@ -59,24 +65,24 @@ func (s *Service) WithAudit(ctx context.Context, requestID string) context.Conte
 	if s.audit == nil {
 		return ctx
 	}
-	l := *s.audit
-	if requestID != "" {
-		l = l.With().Str("requestId", requestID).Logger()
-	}
-	return context.WithValue(ctx, auditKey{}, &l)
+	return context.WithValue(ctx, auditKey{}, &auditCtx{l: s.audit, requestID: requestID})
 }
 
 // audit starts an audit event: who (token ID and role) did what. It goes
 // to the audit logger in ctx (WithAudit), else to the logger in ctx.
 func audit(ctx context.Context, caller Principal, event string) *zerolog.Event {
-	l, ok := ctx.Value(auditKey{}).(*zerolog.Logger)
-	if !ok {
-		l = zerolog.Ctx(ctx)
-	}
 	// Log, not Info: an audit line is written whatever the logger's level
 	// (credsign serve --log-level warn must not drop the audit trail); the
 	// level field is added by hand, so it follows the context's fields.
-	return l.Log().Str(zerolog.LevelFieldName, zerolog.LevelFieldMarshalFunc(zerolog.InfoLevel)).
-		Bool("audit", true).Str("event", event).
+	var ev *zerolog.Event
+	if ac, ok := ctx.Value(auditKey{}).(*auditCtx); ok {
+		ev = ac.l.Log().Str(zerolog.LevelFieldName, zerolog.LevelFieldMarshalFunc(zerolog.InfoLevel))
+		if ac.requestID != "" {
+			ev = ev.Str("requestId", ac.requestID)
+		}
+	} else {
+		ev = zerolog.Ctx(ctx).Log().Str(zerolog.LevelFieldName, zerolog.LevelFieldMarshalFunc(zerolog.InfoLevel))
+	}
+	return ev.Bool("audit", true).Str("event", event).
 		Str("tokenId", caller.TokenID).Str("role", caller.Role)
 }
