@@ -11,6 +11,7 @@ import (
 
 	"github.com/credsign/credsign/internal/testing/testutil"
 	"github.com/credsign/credsign/secrets/filestore"
+	"github.com/credsign/credsign/service"
 )
 
 // TestSetAdminTokens: two admin tokens are valid at once; after a swap the
@@ -25,7 +26,7 @@ func TestSetAdminTokens(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = fs.Close() })
 	logs := &testutil.SyncBuffer{}
-	srv, err := New(Config{Store: fs, AdminTokens: []string{a, b}, Logger: zerolog.New(logs)})
+	srv, err := newServer(service.Config{Store: fs, AdminTokens: []string{a, b}}, Config{Logger: zerolog.New(logs)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -513,21 +513,21 @@ func TestListDevices(t *testing.T) {
 func TestRateLimit(t *testing.T) {
 	cases := []struct {
 		name               string
-		cfg                func(*Config)
+		cfg                func(*envConfig)
 		asAdmin, asDevice  int // requests made with each token
 		adminOK, devOK     int // how many of them succeed
 		adminLim, devLimit bool
 	}{
-		{"device limited, admin not", func(c *Config) { c.RatePerMinute = 60; c.RateBurst = 3 }, 50, 5, 50, 3, false, true},
-		{"both limited", func(c *Config) {
+		{"device limited, admin not", func(c *envConfig) { c.RatePerMinute = 60; c.RateBurst = 3 }, 50, 5, 50, 3, false, true},
+		{"both limited", func(c *envConfig) {
 			c.RatePerMinute, c.RateBurst = 60, 3
 			c.ProvisionerRatePerMinute, c.ProvisionerRateBurst = 60, 5
 		}, 7, 4, 5, 3, true, true},
-		{"serve defaults: 300 provisioner calls pass", func(c *Config) {
+		{"serve defaults: 300 provisioner calls pass", func(c *envConfig) {
 			c.RatePerMinute, c.RateBurst = DefaultRatePerMinute, DefaultRateBurst
 			c.ProvisionerRatePerMinute, c.ProvisionerRateBurst = DefaultProvisionerRatePerMinute, DefaultProvisionerRateBurst
 		}, 300, DefaultRateBurst + 1, 300, DefaultRateBurst, false, true},
-		{"off", func(c *Config) { c.RatePerMinute = 0; c.ProvisionerRatePerMinute = 60; c.ProvisionerRateBurst = 1 }, 50, 50, 50, 50, false, false},
+		{"off", func(c *envConfig) { c.RatePerMinute = 0; c.ProvisionerRatePerMinute = 60; c.ProvisionerRateBurst = 1 }, 50, 50, 50, 50, false, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -629,7 +629,7 @@ func TestHead(t *testing.T) {
 }
 
 func TestStoreUnavailable(t *testing.T) {
-	f := &fixture{env: newEnv(t, func(c *Config) { c.Cache.TTL, c.ReadyCacheFor = -1, -1 })} // no cache, /readyz pings every time
+	f := &fixture{env: newEnv(t, func(c *envConfig) { c.Cache.TTL, c.ReadyCacheFor = -1, -1 })} // no cache, /readyz pings every time
 	mustStatus(t, f.do("POST", "/v1/tokens", testAdmin, map[string]any{"role": "provisioner"}), 201, "token")
 	var tc struct{ Token string }
 	f.do("POST", "/v1/tokens", testAdmin, map[string]any{"role": "provisioner"}).json(t, &tc)
@@ -748,7 +748,7 @@ func TestCredentialsEmptyJSONBody(t *testing.T) {
 // behind the wall clock does not break device tokens.
 func TestSigningClockLagsWallClock(t *testing.T) {
 	past := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
-	e := newEnv(t, func(c *Config) { c.Now = func() time.Time { return past } })
+	e := newEnv(t, func(c *envConfig) { c.Now = func() time.Time { return past } })
 	mustStatus(t, e.do("PUT", "/v1/devices/d1", testAdmin, devices()["huawei"]), 201, "put")
 	r := e.do("POST", "/v1/devices/d1/tokens", testAdmin, nil)
 	mustStatus(t, r, 201, "mint")

@@ -135,7 +135,7 @@ func TestBackupWhileServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { restored.Close() })
-	e := newEnv(t, func(c *Config) { c.Store = restored })
+	e := newEnv(t, func(c *envConfig) { c.Store = restored })
 	for _, c := range []struct {
 		what, method, path, token string
 		body                      any
@@ -166,7 +166,7 @@ func TestBackupRefused(t *testing.T) {
 	mustStatus(t, r, 503, "backup of a store that is down")
 	r.problem(t)
 
-	plain := newEnv(t, func(c *Config) { c.Store = struct{ secrets.Store }{c.Store} })
+	plain := newEnv(t, func(c *envConfig) { c.Store = struct{ secrets.Store }{c.Store} })
 	r = plain.do("GET", "/v1/admin/backup", testAdmin, nil)
 	mustStatus(t, r, 409, "backup of a store without snapshots")
 	if p := r.problem(t); !bytes.Contains([]byte(fmt.Sprint(p["detail"])), []byte("raft snapshot")) {

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/credsign/credsign/secrets/filestore"
+	"github.com/credsign/credsign/service"
 )
 
 // BenchmarkIssueHTTP is one warm issuance over HTTP on loopback (a device
@@ -62,7 +63,7 @@ func benchServer(b *testing.B) *httptest.Server {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = fs.Close() })
-	srv, err := New(Config{Store: fs, AdminToken: testAdmin, Logger: zerolog.New(io.Discard)})
+	srv, err := newServer(service.Config{Store: fs, AdminToken: testAdmin}, Config{Logger: zerolog.New(io.Discard)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -104,7 +104,7 @@ func TestGroupsAndEnrolment(t *testing.T) {
 // with Retry-After, while another enrolment token and the provisioner are
 // not slowed. The enrolment-token document shows its failures.
 func TestEnrolmentRateLimit(t *testing.T) {
-	e := newEnv(t, func(c *Config) {
+	e := newEnv(t, func(c *envConfig) {
 		c.RatePerMinute, c.RateBurst = DefaultRatePerMinute, DefaultRateBurst
 		c.ProvisionerRatePerMinute, c.ProvisionerRateBurst = DefaultProvisionerRatePerMinute, DefaultProvisionerRateBurst
 		c.EnrolmentRatePerMinute, c.EnrolmentRateBurst = 60, 3

@@ -63,7 +63,7 @@ func TestAmbiguousRequestsRefused(t *testing.T) {
 func TestNoTokenInLogs(t *testing.T) {
 	const admin = "operator-chosen-admin-secret-42"
 	f := newFixture(t)
-	e := newEnv(t, func(c *Config) { c.AdminToken = admin })
+	e := newEnv(t, func(c *envConfig) { c.AdminToken = admin })
 	generated, err := service.NewAdminToken()
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +157,7 @@ func TestDeviceTTLCap(t *testing.T) {
 	mustStatus(t, f.do(http.MethodPost, "/v1/devices/aliyun-1/credentials", f.dev, ttl(86400)), 200, "device at the cap")
 	mustStatus(t, f.do(http.MethodPost, "/v1/devices/aliyun-1/credentials", f.prov, ttl(30*86400)), 200, "provisioner past the device cap")
 
-	short := newEnv(t, func(c *Config) { c.MaxDeviceTTL = 10 * time.Minute })
+	short := newEnv(t, func(c *envConfig) { c.MaxDeviceTTL = 10 * time.Minute })
 	var list struct {
 		Clouds []struct {
 			Name                               string
@@ -265,7 +265,7 @@ func TestLastPageHasNoNext(t *testing.T) {
 // credentials for a bounded time while the store does not answer, /readyz
 // says so, writes fail, and after the bound everything is 503.
 func TestCacheServesWhileStoreDown(t *testing.T) {
-	e := newEnv(t, func(c *Config) {
+	e := newEnv(t, func(c *envConfig) {
 		c.Cache.TTL = 300 * time.Millisecond
 		c.Cache.StaleFor = 1500 * time.Millisecond
 	})
@@ -323,7 +323,7 @@ func readyzWithin(t *testing.T, e *env, d time.Duration, want string) {
 // TestOwnWritesTakeEffectAtOnce: this replica's revokes and deletes are
 // honoured at once, whatever the cache holds.
 func TestOwnWritesTakeEffectAtOnce(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.Cache.TTL = time.Hour })
+	e := newEnv(t, func(c *envConfig) { c.Cache.TTL = time.Hour })
 	mustStatus(t, e.do(http.MethodPut, "/v1/devices/az", testAdmin, devices()["azure"]), 201, "put")
 	var tok struct{ ID, Token string }
 	e.do(http.MethodPost, "/v1/devices/az/tokens", testAdmin, nil).json(t, &tok)

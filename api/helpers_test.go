@@ -19,8 +19,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/credsign/credsign"
+	"github.com/credsign/credsign/internal/metrics"
 	"github.com/credsign/credsign/secrets"
 	"github.com/credsign/credsign/secrets/filestore"
+	"github.com/credsign/credsign/service"
 
 	"github.com/credsign/credsign/internal/testing/testutil"
 )
@@ -100,7 +102,32 @@ type env struct {
 	bodies *testutil.SyncBuffer
 }
 
-func newEnv(t *testing.T, mod func(*Config)) *env {
+// envConfig is what newEnv builds a server from: the service's settings
+// and the HTTP layer's.
+type envConfig struct {
+	service.Config
+	httpConfig
+}
+
+// httpConfig is Config, under a name that can be embedded beside
+// service.Config.
+type httpConfig = Config
+
+// newServer builds the service of sc, with its store instrumented as
+// credsign serve does, and the Server of it.
+func newServer(sc service.Config, c Config) (*Server, error) {
+	if sc.Metrics == nil {
+		sc.Metrics = metrics.New()
+	}
+	sc.Store = sc.Metrics.InstrumentStore(sc.Store)
+	svc, err := service.New(sc)
+	if err != nil {
+		return nil, err
+	}
+	return New(svc, c)
+}
+
+func newEnv(t *testing.T, mod func(*envConfig)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	fs, err := filestore.Open(filestore.Config{Dir: dir})
@@ -109,15 +136,17 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 	}
 	st := &flakyStore{Store: fs}
 	logs := &testutil.SyncBuffer{}
-	cfg := Config{
-		Store:      st,
-		AdminToken: testAdmin,
-		Logger:     zerolog.New(logs),
+	cfg := envConfig{
+		httpConfig: Config{Logger: zerolog.New(logs)},
+		Config: service.Config{
+			Store:      st,
+			AdminToken: testAdmin,
+		},
 	}
 	if mod != nil {
 		mod(&cfg)
 	}
-	srv, err := New(cfg)
+	srv, err := newServer(cfg.Config, cfg.httpConfig)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -195,7 +195,7 @@ func pipeImport(t *testing.T, e *env, token, query string) (*io.PipeWriter, *buf
 // device lines as slowly is not.
 func TestImportIdleTimeout(t *testing.T) {
 	const idle = 400 * time.Millisecond
-	e := newEnv(t, func(c *Config) { c.ImportIdleTimeout = idle })
+	e := newEnv(t, func(c *envConfig) { c.ImportIdleTimeout = idle })
 	prov := createProvisioner(t, e)
 
 	pw, rd, _ := pipeImport(t, e, prov, "")
@@ -251,7 +251,7 @@ func TestImportIdleTimeout(t *testing.T) {
 // way and the server Imports; more are refused with 429 and Retry-After,
 // and the slot is free again when an import ends.
 func TestImportConcurrencyCap(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.Imports, c.ImportsPerToken = 2, 1 })
+	e := newEnv(t, func(c *envConfig) { c.Imports, c.ImportsPerToken = 2, 1 })
 	a, b, c := createProvisioner(t, e), createProvisioner(t, e), createProvisioner(t, e)
 	line := importLines(withID("aliyun", "cc-1"))
 
@@ -289,7 +289,7 @@ func TestImportConcurrencyCap(t *testing.T) {
 // lines answered and a 413 beside the summary that names the first line
 // not read.
 func TestImportLineCap(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.ImportMaxLines = 5 })
+	e := newEnv(t, func(c *envConfig) { c.ImportMaxLines = 5 })
 	prov := createProvisioner(t, e)
 	var lines []any
 	for i := 1; i <= 8; i++ {

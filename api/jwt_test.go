@@ -16,7 +16,7 @@ import (
 // against the JWKS the server serves, before and after a rotation.
 func TestJWTIssuerAndRotation(t *testing.T) {
 	const issuer = "https://credsign.test"
-	e := newEnv(t, func(c *Config) { c.Issuer = issuer })
+	e := newEnv(t, func(c *envConfig) { c.Issuer = issuer })
 	doc := map[string]any{"cloud": "jwt", "params": map[string]any{"host": "broker.test", "audience": "emqx"}}
 	mustStatus(t, e.do(http.MethodPut, "/v1/devices/j1", testAdmin, doc), 201, "put jwt device")
 

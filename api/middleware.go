@@ -77,44 +77,57 @@ func caller(ctx context.Context) service.Principal {
 	return service.Principal{}
 }
 
-// observe gives each request an ID and a logger, and when it is done writes
-// the access log line and the latency metric. It logs neither headers nor
-// the query string nor bodies, and no token found in the path.
-func (s *Server) observe(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-Id")
-		if !validRequestID.MatchString(id) {
-			id = xid.New().String()
-		}
-		w.Header().Set("X-Request-Id", id)
-		info := &requestInfo{id: id}
-		logger := s.log.With().Str("requestId", id).Logger()
-		ctx := logger.WithContext(context.WithValue(r.Context(), requestKey{}, info))
-		access := hlog.AccessHandler(func(r *http.Request, status, size int, d time.Duration) {
-			route := "unmatched"
-			if rc := chi.RouteContext(ctx); rc != nil && rc.RoutePattern() != "" {
-				route = rc.RoutePattern()
+// observe gives each request an ID, a logger and the service's audit
+// logger, and when it is done writes the access log line and the latency
+// metric. It logs neither headers nor the query string nor bodies, and no
+// token found in the path. Successful credential issues are logged as
+// Config.AccessLogSample says; every other request always.
+func (s *Server) observe(p Plane) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id := r.Header.Get("X-Request-Id")
+			if !validRequestID.MatchString(id) {
+				id = xid.New().String()
 			}
-			if status == 0 {
-				status = http.StatusOK
-			}
-			s.metrics.ObserveRequest(route, r.Method, status, d)
-			caller := info.getCaller()
-			logger.Info().
-				Str("method", r.Method).
-				Str("path", s.redact.path(r.URL.Path)).
-				Str("route", route).
-				Int("status", status).
-				Int("bytes", size).
-				Dur("durationMs", d).
-				Str("remote", r.RemoteAddr).
-				Str("tokenId", caller.TokenID).
-				Str("role", caller.Role).
-				Msg("request")
+			w.Header().Set("X-Request-Id", id)
+			info := &requestInfo{id: id}
+			logger := s.log.With().Str("requestId", id).Logger()
+			ctx := logger.WithContext(context.WithValue(r.Context(), requestKey{}, info))
+			ctx = s.svc.WithAudit(ctx, id)
+			access := hlog.AccessHandler(func(r *http.Request, status, size int, d time.Duration) {
+				route := "unmatched"
+				if rc := chi.RouteContext(ctx); rc != nil && rc.RoutePattern() != "" {
+					route = rc.RoutePattern()
+				}
+				if status == 0 {
+					status = http.StatusOK
+				}
+				s.metrics.ObserveRequest(route, r.Method, status, d)
+				if status < 300 && r.Method == http.MethodPost && route == issueRoute && !s.sample.take() {
+					return
+				}
+				caller := info.getCaller()
+				logger.Info().
+					Str("plane", string(p)).
+					Str("method", r.Method).
+					Str("path", s.redact.path(r.URL.Path)).
+					Str("route", route).
+					Int("status", status).
+					Int("bytes", size).
+					Dur("durationMs", d).
+					Str("remote", r.RemoteAddr).
+					Str("tokenId", caller.TokenID).
+					Str("role", caller.Role).
+					Msg("request")
+			})
+			access(next).ServeHTTP(w, r.WithContext(ctx))
 		})
-		access(next).ServeHTTP(w, r.WithContext(ctx))
-	})
+	}
 }
+
+// issueRoute is the route of issueCredentials, whose successful calls the
+// access log samples (Config.AccessLogSample).
+const issueRoute = "/v1/devices/{id}/credentials"
 
 // recoverPanics turns a handler panic into a logged 500.
 func (s *Server) recoverPanics(next http.Handler) http.Handler {
@@ -136,8 +149,14 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 // it authenticates the caller (unless the operation is public), applies the
 // per-token rate limit, authorizes the caller by the roles the contract
 // declares, caps and checks the body, and validates the request against
-// openapi.yaml. Handlers see only requests that passed all of it.
-func (s *Server) gate(next http.Handler) http.Handler {
+// openapi.yaml. Handlers see only requests that passed all of it. An
+// operation that plane p does not serve is answered 404, before anything
+// else, as a path that does not exist is.
+func (s *Server) gate(p Plane) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler { return s.gatePlane(p, next) }
+}
+
+func (s *Server) gatePlane(plane Plane, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := chi.RouteContext(r.Context())
 		method := r.Method
@@ -147,6 +166,10 @@ func (s *Server) gate(next http.Handler) http.Handler {
 		op, ok := s.ops[method+" "+rc.RoutePattern()]
 		if !ok {
 			s.fail(w, r, fmt.Errorf("no operation of openapi.yaml for %s %s", method, rc.RoutePattern()))
+			return
+		}
+		if !op.planes.has(plane) {
+			s.fail(w, r, problem.New(http.StatusNotFound, "no such endpoint"))
 			return
 		}
 		if len(r.Header.Values("Authorization")) > 1 {

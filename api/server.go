@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/credsign/credsign/cloud"
 	"net/http"
 	"reflect"
 	"strings"
@@ -51,16 +50,11 @@ const (
 	DefaultEnrolmentRateBurst       = 60
 )
 
-// Config configures a Server.
+// Config holds the HTTP settings of a Server; what the domain needs
+// (store, tokens, clocks, caches, clouds) is the service's (service.Config).
 type Config struct {
-	// Store keeps devices and tokens. Required.
-	Store secrets.Store
-	// AdminToken is the admin's bearer token. Required (16 characters or more).
-	AdminToken string
-	// AdminTokens are more admin tokens, valid as well as AdminToken (which
-	// may then be empty); Server.SetAdminTokens replaces them all.
-	AdminTokens []string
-	// Logger receives the access log, audit events and errors (JSON).
+	// Logger receives the access log and errors (JSON), and the audit
+	// events when the service has no audit sink of its own.
 	Logger zerolog.Logger
 	// RatePerMinute is the request rate of each device token; zero or
 	// less turns rate limiting off for every token.
@@ -80,29 +74,8 @@ type Config struct {
 	// EnrolmentRateBurst is how many requests an enrolment token may make
 	// at once; zero means DefaultEnrolmentRateBurst.
 	EnrolmentRateBurst int
-	// MaxEnrolmentFailures is service.Config.MaxEnrolmentFailures.
-	MaxEnrolmentFailures int64
 	// MaxBodyBytes caps request bodies; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
-	// Now is the clock credentials are signed with (and the rate limiter
-	// runs on); nil means time.Now. Token and store records always use the
-	// wall clock.
-	Now func() time.Time
-	// MaxDeviceTTL caps the credential lifetime a device token may ask
-	// for; zero means service.DefaultMaxDeviceTTL.
-	MaxDeviceTTL time.Duration
-	// Cache sizes the service's record cache.
-	Cache service.CacheConfig
-	// JWTAlg and Issuer configure the token family's JWTs (see service.Config).
-	JWTAlg, Issuer string
-	// Expiries are times /metrics exports for the alerting rules.
-	Expiries []Expiry
-	// Registrar registers new devices of groups with a registration
-	// (service.Config.Registrar); nil: such groups are refused.
-	Registrar service.Registrar
-	// Clouds are the clouds served (service.Config.Clouds); nil means
-	// every cloud credsign has.
-	Clouds *cloud.Registry
 	// ImportIdleTimeout ends an import (POST /v1/imports) that sends no
 	// device line, or takes none of its results, for this long; zero means
 	// DefaultImportIdleTimeout.
@@ -117,12 +90,13 @@ type Config struct {
 	// ReadyCacheFor is how long /readyz answers from its last store ping;
 	// zero means DefaultReadyCacheFor, negative pings on every call.
 	ReadyCacheFor time.Duration
-}
-
-// Expiry is a time exported as a gauge of Unix seconds.
-type Expiry struct {
-	Name, Help string
-	At         func() time.Time
+	// AccessLogSample writes the access line of one in this many
+	// successful credential issues (2xx of issueCredentials); 1 or less
+	// writes every one, and AccessLogOff none. Every other request, and
+	// every failed one, is always logged.
+	AccessLogSample int
+	// AccessLogOff writes no access line for successful credential issues.
+	AccessLogOff bool
 }
 
 // Server serves the API. It implements http.Handler.
@@ -145,6 +119,10 @@ type Server struct {
 	specYAML      []byte
 	imports       *importLimits
 	ready         *readiness
+	// planes are the handlers of each plane (Handler).
+	planes map[Plane]http.Handler
+	// sample decides which successful issues get an access line.
+	sample *sampler
 }
 
 // operation is one operation of the contract, as the gate needs it.
@@ -155,34 +133,15 @@ type operation struct {
 	// stream: the body is NDJSON, read line by line by the handler
 	// (see streamBody), not read whole and validated by the gate.
 	stream bool
+	// planes are the planes that serve it (see operationPlanes).
+	planes planeSet
 }
 
-// New builds a Server from cfg.
-func New(cfg Config) (*Server, error) {
-	if cfg.Store == nil {
-		return nil, errors.New("api: a store is required")
-	}
-	m := metrics.New()
-	for _, e := range cfg.Expiries {
-		m.Expiry(e.Name, e.Help, e.At)
-	}
-	svc, err := service.New(service.Config{
-		Store:        m.InstrumentStore(cfg.Store),
-		AdminToken:   cfg.AdminToken,
-		AdminTokens:  cfg.AdminTokens,
-		Metrics:      m,
-		Now:          cfg.Now,
-		MaxDeviceTTL: cfg.MaxDeviceTTL,
-		Cache:        cfg.Cache,
-		Registrar:    cfg.Registrar,
-		Clouds:       cfg.Clouds,
-		JWTAlg:       cfg.JWTAlg,
-		Issuer:       cfg.Issuer,
-
-		MaxEnrolmentFailures: cfg.MaxEnrolmentFailures,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("api: %w", err)
+// New builds the HTTP layer of svc. The Server serves every operation
+// (one listener, for development); Handler gives the handler of one plane.
+func New(svc *service.Service, cfg Config) (*Server, error) {
+	if svc == nil {
+		return nil, errors.New("api: a service is required")
 	}
 	ops, err := specOperations()
 	if err != nil {
@@ -191,12 +150,13 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		svc:      svc,
 		ops:      ops,
-		redact:   newRedactor(append([]string{cfg.AdminToken}, cfg.AdminTokens...), service.TokenKinds),
+		redact:   newRedactor(svc.AdminTokens(), service.TokenKinds),
 		log:      cfg.Logger,
-		metrics:  m,
+		metrics:  svc.Metrics(),
 		maxBody:  cfg.MaxBodyBytes,
-		now:      cfg.Now,
+		now:      svc.Now,
 		specYAML: credsign.OpenAPI,
+		sample:   newSampler(cfg.AccessLogSample, cfg.AccessLogOff),
 	}
 	if cfg.RatePerMinute > 0 {
 		s.deviceLimiter = ratelimit.New(cfg.RatePerMinute, cfg.RateBurst)
@@ -213,15 +173,13 @@ func New(cfg Config) (*Server, error) {
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
 	}
-	if s.now == nil {
-		s.now = time.Now
-	}
 	s.imports = newImportLimits(cfg)
 	s.ready = &readiness{ping: svc.Ping, now: s.now, cacheFor: cfg.ReadyCacheFor}
 	if s.ready.cacheFor == 0 {
 		s.ready.cacheFor = DefaultReadyCacheFor
 	}
-	s.handler = s.routes()
+	s.handler = s.routes(PlaneAll)
+	s.planes = map[Plane]http.Handler{PlaneAll: s.handler, PlaneDevice: s.routes(PlaneDevice), PlaneAdmin: s.routes(PlaneAdmin)}
 	return s, nil
 }
 
@@ -249,13 +207,15 @@ func specOperations() (map[string]*operation, error) {
 					return nil, fmt.Errorf("openapi.yaml %s %s: %w", method, path, err)
 				}
 			}
+			if o.planes, err = operationPlanes(op, o.roles); err != nil {
+				return nil, fmt.Errorf("openapi.yaml %s %s: %w", method, path, err)
+			}
 			ops[method+" "+path] = o
 		}
 	}
 	return ops, nil
 }
 
-// ServeHTTP implements http.Handler.
 // SetAdminTokens makes tokens the admin tokens, all valid at once, in place
 // of the ones before, without a restart; the access log keeps redacting the
 // old ones as well. If any is unfit or there is none it changes nothing. It
@@ -274,41 +234,62 @@ func (s *Server) SetAdminTokens(ctx context.Context, tokens []string) error {
 	return nil
 }
 
+// ServeHTTP implements http.Handler: every operation of every plane, for
+// one listener (development).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.handler.ServeHTTP(w, r)
 }
 
-func (s *Server) routes() http.Handler {
+// Handler returns the handler of one plane: what another plane serves is
+// answered 404, as a path that does not exist is.
+func (s *Server) Handler(p Plane) http.Handler {
+	return s.planes[p]
+}
+
+// routes builds the handler of plane p.
+func (s *Server) routes(p Plane) http.Handler {
 	r := chi.NewRouter()
 	// GetHead serves HEAD as the GET it mirrors (RFC 9110 section 9.3.2);
 	// net/http sends only the headers, and the log keeps the method HEAD.
-	r.Use(s.observe, s.recoverPanics, middleware.GetHead)
+	r.Use(s.observe(p), s.recoverPanics, middleware.GetHead)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, problem.New(http.StatusNotFound, "no such endpoint"))
 	})
 	mux := r
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		// RFC 9110 section 15.5.6: a 405 lists the methods the resource has.
+		// Only the methods this plane serves: another plane's are not there.
 		var allow []string
-		for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete} {
-			if mux.Match(chi.NewRouteContext(), m, r.URL.Path) {
-				allow = append(allow, m)
-				if m == http.MethodGet {
-					allow = append(allow, http.MethodHead)
-				}
+		for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodPatch} {
+			rc := chi.NewRouteContext()
+			if !mux.Match(rc, m, r.URL.Path) {
+				continue
 			}
+			if op, ok := s.ops[m+" "+rc.RoutePattern()]; ok && !op.planes.has(p) {
+				continue
+			}
+			allow = append(allow, m)
+			if m == http.MethodGet {
+				allow = append(allow, http.MethodHead)
+			}
+		}
+		if len(allow) == 0 {
+			s.fail(w, r, problem.New(http.StatusNotFound, "no such endpoint"))
+			return
 		}
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		s.fail(w, r, problem.New(http.StatusMethodNotAllowed, "method not allowed on this endpoint"))
 	})
-	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	if p != PlaneDevice {
+		r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	}
 
 	strict := oapi.NewStrictHandlerWithOptions(handlers{s}, nil, oapi.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc:  s.decodeError,
 		ResponseErrorHandlerFunc: s.fail,
 	})
 	oapi.HandlerWithOptions(strict, oapi.ChiServerOptions{
-		BaseRouter:       r.With(s.gate),
+		BaseRouter:       r.With(s.gate(p)),
 		ErrorHandlerFunc: s.paramError,
 	})
 	return r

@@ -28,6 +28,7 @@ import (
 	"github.com/credsign/credsign/internal/testing/emutest"
 	"github.com/credsign/credsign/internal/testing/testutil"
 	"github.com/credsign/credsign/secrets/filestore"
+	"github.com/credsign/credsign/service"
 )
 
 // exchange is one credentials request as the server answered it.
@@ -70,8 +71,11 @@ func startServer(t *testing.T, o serverOptions) *server {
 		t.Fatalf("open store: %v", err)
 	}
 	s := &server{t: t, adminToken: testutil.RandomHex(t, 24)}
-	h, err := api.New(api.Config{Store: store, AdminToken: s.adminToken, Logger: zerolog.Nop(), Now: o.now,
-		RatePerMinute: o.ratePerMi, RateBurst: 1})
+	svc, err := service.New(service.Config{Store: store, AdminToken: s.adminToken, Now: o.now})
+	if err != nil {
+		t.Fatalf("service: %v", err)
+	}
+	h, err := api.New(svc, api.Config{Logger: zerolog.Nop(), RatePerMinute: o.ratePerMi, RateBurst: 1})
 	if err != nil {
 		t.Fatalf("api: %v", err)
 	}

@@ -36,6 +36,10 @@ CREDSIGN_VAULT_ROLE_ID=role-id-for-check "$COMPOSE" "$compose" > "$work/compose.
 grep -q 'CREDSIGN_VAULT_ROLE_ID: role-id-for-check' "$work/compose.yaml" ||
 	fail "$compose: CREDSIGN_VAULT_ROLE_ID is not passed to credsign"
 grep -q 'read_only: true' "$work/compose.yaml" || fail "$compose: credsign is not read_only"
+# Two planes: the device plane published, the admin plane on loopback only.
+grep -q -- '--admin-addr=:9443' "$work/compose.yaml" || fail "$compose: credsign has no admin plane"
+grep -B3 'target: 9443' "$work/compose.yaml" | grep -q 'host_ip: 127.0.0.1' ||
+	fail "$compose: the admin plane's port is published beyond the host's loopback"
 echo "check-deploy.sh: ok: $compose"
 
 # The build context (compose's `build: ..`, docker build .) leaves out
@@ -70,6 +74,38 @@ if kc "$work/bad.yaml" > "$work/bad.out" 2>&1; then
 	fail "kubeconform accepted an invalid Deployment: the schemas in $K8S_SCHEMAS are too lax"
 fi
 
+# check_planes FILE WHAT: the rendered objects keep the planes apart: an
+# Ingress has only the device plane's Service (port https) as backend,
+# never the admin Service; the ServiceMonitor scrapes the admin Service's
+# port; a NetworkPolicy admits the admin port from its own peers and lets
+# registrations out on 443.
+check_planes() {
+	local file="$1" what="$2" dir devsvc doc svcs ports
+	dir="$(mktemp -d -p "$work")"
+	awk -v d="$dir" '/^---/ { n++; next } { print > (d "/" n + 0 ".yaml") }' "$file"
+	devsvc="$(awk '/^kind: Service$/ { p = 1 } p && /^  name: / { print $2; exit }' "$file")"
+	[ -n "$devsvc" ] || fail "$what: no Service"
+	grep -q "^  name: $devsvc-admin$" "$file" || fail "$what: no admin Service $devsvc-admin"
+	for doc in "$dir"/*.yaml; do
+		case "$(sed -n 's/^kind: //p' "$doc")" in
+		Ingress)
+			svcs="$(awk '/ service:$/ { getline; sub(/^ *name: */, ""); print }' "$doc" | sort -u)"
+			ports="$(awk '/ port:$/ { getline; sub(/^ *(name|number): */, ""); print }' "$doc" | sort -u)"
+			[ "$svcs" = "$devsvc" ] || fail "$what: the Ingress routes to '$svcs'; only the device plane's Service $devsvc may be published"
+			[ "$ports" = https ] || fail "$what: the Ingress routes to port '$ports'; only the device plane's port https may be published"
+			;;
+		ServiceMonitor)
+			grep -q 'app.kubernetes.io/component: admin-plane' "$doc" && grep -q -- '- port: admin$' "$doc" ||
+				fail "$what: the ServiceMonitor does not scrape the admin plane (/metrics is not on the device plane)"
+			;;
+		NetworkPolicy)
+			grep -Eq -- '- \{?port: admin' "$doc" || fail "$what: the NetworkPolicy does not admit the admin port"
+			grep -q -- '{port: 443, protocol: TCP}' "$doc" || fail "$what: the NetworkPolicy lets no registration out on 443"
+			;;
+		esac
+	done
+}
+
 chart=deployments/helm/credsign
 kv=(--kube-version "${K8S_VERSION#v}")
 "$HELM" lint --strict "${kv[@]}" "$chart" >/dev/null || { "$HELM" lint --strict "${kv[@]}" "$chart"; fail "helm lint $chart"; }
@@ -87,6 +123,10 @@ for values in default "$chart"/ci/*-values.yaml; do
 		'allowPrivilegeEscalation: false' 'limits:' 'requests:' 'name: GOMEMLIMIT' '--cache-size='; do
 		grep -q -- "$want" <<<"$dep" || fail "$chart with $values: the Deployment lacks '$want'"
 	done
+	for want in '--admin-addr=:9443' '--admin-tls-cert=' 'name: admin' 'containerPort: 9443'; do
+		grep -q -- "$want" <<<"$dep" || fail "$chart with $values: the Deployment lacks '$want' (the admin plane)"
+	done
+	check_planes "$work/$name.yaml" "$chart with $values"
 	replicas="$(sed -n 's/^  replicas: //p' <<<"$dep")"
 	minrep="$(sed -n 's/^  minReplicas: //p' "$work/$name.yaml")"
 	[ "${replicas:-${minrep:-0}}" -ge 2 ] || fail "$chart with $values: fewer than 2 replicas"
@@ -94,12 +134,19 @@ for values in default "$chart"/ci/*-values.yaml; do
 done
 # Everything the issue asks of the chart appears in some value set.
 all="$(cat "$work"/*.yaml)"
-for kind in Deployment Service ServiceAccount PodDisruptionBudget HorizontalPodAutoscaler ServiceMonitor PrometheusRule NetworkPolicy Certificate; do
+for kind in Deployment Service ServiceAccount PodDisruptionBudget HorizontalPodAutoscaler ServiceMonitor PrometheusRule NetworkPolicy Certificate Ingress; do
 	grep -q "^kind: $kind$" <<<"$all" || fail "no value set renders a $kind"
 done
 grep -q 'alert: CredsignStoreUnavailable' "$work/approle-certmanager-values.yaml" || fail "the PrometheusRule lacks the rules"
 grep -q 'CREDSIGN_VAULT_K8S_ROLE' "$work/default.yaml" || fail "the default values do not use Vault's Kubernetes auth"
 grep -q 'CREDSIGN_VAULT_SECRET_ID_FILE' "$work/approle-certmanager-values.yaml" || fail "approle values do not read the secret id from a Secret"
+# check_planes must catch an Ingress that publishes the admin plane, or a
+# green run above proves nothing.
+sed 's/^                name: credsign$/                name: credsign-admin/' "$work/approle-certmanager-values.yaml" > "$work/tampered.yaml"
+cmp -s "$work/tampered.yaml" "$work/approle-certmanager-values.yaml" && fail "could not tamper with the Ingress"
+if (check_planes "$work/tampered.yaml" tampered) 2>/dev/null; then fail "check_planes accepted an Ingress to the admin Service"; fi
+sed 's/^                  name: https$/                  name: admin/' "$work/approle-certmanager-values.yaml" > "$work/tampered.yaml"
+if (check_planes "$work/tampered.yaml" tampered) 2>/dev/null; then fail "check_planes accepted an Ingress to the admin port"; fi
 # A bad value is refused, not rendered.
 if "$HELM" template credsign "$chart" "${kv[@]}" --set vault.auth=token >/dev/null 2>&1; then
 	fail "$chart renders with vault.auth=token"
@@ -111,6 +158,7 @@ for bad in autoscaling.minReplicas=1 replicaCount=1 vault.addr=vault:8200 shutdo
 done
 
 kc deployments/kubernetes/credsign.yaml || fail "deployments/kubernetes/credsign.yaml does not validate"
+check_planes deployments/kubernetes/credsign.yaml deployments/kubernetes/credsign.yaml
 echo "check-deploy.sh: ok: deployments/kubernetes/credsign.yaml"
 
 # --- systemd -------------------------------------------------------------

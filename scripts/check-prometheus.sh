@@ -18,9 +18,9 @@ export PATH="/usr/local/go/bin:$PATH"
 rules=deployments/prometheus/credsign-rules.yaml
 tests=deployments/prometheus/credsign-rules_test.yaml
 dash=deployments/grafana/credsign-dashboard.json
-# Exported only with the Vault store or --tls-cert, so absent from the
+# Exported only with the Vault store, --tls-cert or --admin-tls-cert, so absent from the
 # loopback `serve --dev` scraped here (cmd/credsign's tests check them).
-CONDITIONAL="credsign_vault_token_expiry_timestamp_seconds credsign_tls_certificate_expiry_timestamp_seconds"
+CONDITIONAL="credsign_vault_token_expiry_timestamp_seconds credsign_tls_certificate_expiry_timestamp_seconds credsign_admin_tls_certificate_expiry_timestamp_seconds"
 
 NAME=check-prometheus.sh
 # shellcheck source=scripts/lib.sh

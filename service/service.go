@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -67,6 +68,13 @@ type Config struct {
 	// refused (each such failure is a signed call to the cloud that
 	// created nothing); zero means DefaultMaxEnrolmentFailures.
 	MaxEnrolmentFailures int64
+	// Audit is the audit sink: one JSON object a Write, one Write an event
+	// (see audit.go); nil writes the events to the logger in each call's
+	// context, with the diagnostic log.
+	Audit io.Writer
+	// Log is the diagnostic log, where an audit event that Audit failed to
+	// take is written instead.
+	Log zerolog.Logger
 }
 
 // Service is the domain layer. It is safe for concurrent use.
@@ -86,6 +94,10 @@ type Service struct {
 	maxEnrolFailures int64
 	patterns         patterns
 	inflight         inflight
+	// audit is the logger of Config.Audit; nil without one.
+	audit *zerolog.Logger
+	// adminTokens are the admin tokens the service was built with.
+	adminTokens []string
 }
 
 // New returns a Service for cfg.
@@ -113,6 +125,11 @@ func New(cfg Config) (*Service, error) {
 	if s.clouds == nil {
 		s.clouds = clouds.Registry()
 	}
+	s.adminTokens = adminTokens(cfg)
+	if cfg.Audit != nil {
+		l := zerolog.New(&auditWriter{sink: cfg.Audit, metrics: m, diag: cfg.Log}).With().Timestamp().Logger()
+		s.audit = &l
+	}
 	m.Clouds(s.clouds.Names()...)
 	alg := cfg.JWTAlg
 	if alg == "" {
@@ -137,6 +154,16 @@ func New(cfg Config) (*Service, error) {
 	}
 	return s, nil
 }
+
+// Metrics are the service's metrics, on whose registry the API exports its own.
+func (s *Service) Metrics() *metrics.Metrics { return s.metrics }
+
+// Now is the service's clock (Config.Now).
+func (s *Service) Now() time.Time { return s.now() }
+
+// AdminTokens are the admin tokens the service was built with, for the
+// API's access log to hide should one be pasted into a URL.
+func (s *Service) AdminTokens() []string { return s.adminTokens }
 
 // Authenticate resolves an Authorization header value to its caller.
 func (s *Service) Authenticate(ctx context.Context, header string) (Principal, error) {
@@ -213,17 +240,6 @@ func (s *Service) SetAdminTokens(ctx context.Context, tokens []string) error {
 	if err := s.authn.SetAdminTokens(tokens); err != nil {
 		return fmt.Errorf("setting the admin tokens: %w", err)
 	}
-	audit(ctx, Principal{}, "admin.tokens.reloaded").Int("count", len(tokens)).Msg("audit")
+	audit(s.WithAudit(ctx, ""), Principal{}, "admin.tokens.reloaded").Int("count", len(tokens)).Msg("audit")
 	return nil
-}
-
-// audit starts an audit event: who (token ID and role) did what. The
-// logger comes from ctx (the API's carries the request ID).
-func audit(ctx context.Context, caller Principal, event string) *zerolog.Event {
-	// Log, not Info: an audit line is written whatever the logger's level
-	// (credsign serve --log-level warn must not drop the audit trail); the
-	// level field is added by hand, so it follows the context's fields.
-	return zerolog.Ctx(ctx).Log().Str(zerolog.LevelFieldName, zerolog.LevelFieldMarshalFunc(zerolog.InfoLevel)).
-		Bool("audit", true).Str("event", event).
-		Str("tokenId", caller.TokenID).Str("role", caller.Role)
 }

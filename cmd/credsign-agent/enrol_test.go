@@ -22,6 +22,7 @@ import (
 	"github.com/credsign/credsign/internal/cloudemu"
 	"github.com/credsign/credsign/internal/testing/testutil"
 	"github.com/credsign/credsign/secrets/filestore"
+	"github.com/credsign/credsign/service"
 )
 
 // enrolFixture is a real credsign (the API on its embedded store, its logs
@@ -46,7 +47,11 @@ func newEnrolFixture(t *testing.T) *enrolFixture {
 	}
 	t.Cleanup(func() { _ = store.Close() })
 	f := &enrolFixture{t: t, admin: "csa_" + randomB64(t, 24), logs: &testutil.SyncBuffer{}, responses: &testutil.SyncBuffer{}, dir: t.TempDir()}
-	h, err := api.New(api.Config{Store: store, AdminToken: f.admin, Logger: zerolog.New(f.logs)})
+	svc, err := service.New(service.Config{Store: store, AdminToken: f.admin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := api.New(svc, api.Config{Logger: zerolog.New(f.logs)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/credsign/credsign/api"
 	"github.com/credsign/credsign/secrets/filestore"
+	"github.com/credsign/credsign/service"
 )
 
 const importAdmin = "csa_import-test-admin-0123456789"
@@ -27,7 +28,11 @@ func importServer(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(api.Config{Store: st, AdminToken: importAdmin, Logger: zerolog.Nop()})
+	svc, err := service.New(service.Config{Store: st, AdminToken: importAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := api.New(svc, api.Config{Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}

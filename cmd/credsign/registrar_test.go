@@ -68,9 +68,13 @@ func TestEnrolThroughDPS(t *testing.T) {
 	t.Cleanup(func() { _ = store.Close() })
 	logs, answers := &testutil.SyncBuffer{}, &testutil.SyncBuffer{}
 	const admin = "csa_registrar-test-admin-0123456789"
-	h, err := api.New(api.Config{Store: store, AdminToken: admin, Logger: zerolog.New(logs),
+	svc, err := service.New(service.Config{Store: store, AdminToken: admin,
 		Registrar: newRegistrar(&registration.Client{HTTP: dps.Client(), Backoff: 10 * time.Millisecond, PollInterval: 20 * time.Millisecond,
 			AllowPrivate: true, AllowHosts: []string{"127.0.0.1"}})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := api.New(svc, api.Config{Logger: zerolog.New(logs)})
 	if err != nil {
 		t.Fatal(err)
 	}

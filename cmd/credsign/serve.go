@@ -3,16 +3,12 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	stdlog "log"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -23,8 +19,8 @@ import (
 
 	"github.com/credsign/credsign/api"
 	"github.com/credsign/credsign/cloud/registration"
-	"github.com/credsign/credsign/internal/certreload"
 	"github.com/credsign/credsign/internal/logbuf"
+	"github.com/credsign/credsign/internal/metrics"
 	"github.com/credsign/credsign/secrets"
 	"github.com/credsign/credsign/secrets/filestore"
 	"github.com/credsign/credsign/secrets/vaultstore"
@@ -40,16 +36,35 @@ const (
 	maxHeaderBytes    = 64 << 10
 )
 
-// serveFlags are the flags of `credsign serve`.
+// serveFlags are the settings of `credsign serve`, each read from its flag
+// in parseServeFlags (the Vault store's from the environment, in
+// vaultConfigFromEnv).
 type serveFlags struct {
-	dev             bool
+	// listen and TLS: the device plane, or every plane with one address
 	addr            string
-	dataDir         string
-	store           string
 	tlsCert         string
 	tlsKey          string
 	clientCA        string
 	insecureHTTP    bool
+	issuer          string
+	shutdownTimeout time.Duration
+	// the admin plane
+	adminAddr     string
+	adminTLSCert  string
+	adminTLSKey   string
+	adminClientCA string
+	// tokens and signing
+	dev            bool
+	adminTokenFile string
+	maxDeviceTTL   time.Duration
+	jwtAlg         string
+	// store
+	store        string
+	dataDir      string
+	storeKeyFile string
+	// cache
+	cache service.CacheConfig
+	// limits
 	ratePerMinute   float64
 	rateBurst       int
 	provRate        float64
@@ -61,20 +76,17 @@ type serveFlags struct {
 	importIdle      time.Duration
 	imports         int
 	importsPerToken int
-	adminTokenFile  string
-	shutdownTimeout time.Duration
-	maxDeviceTTL    time.Duration
-	cache           service.CacheConfig
-	jwtAlg          string
-	issuer          string
-	storeKeyFile    string
+	// cloud registration: regAllowPrivate and regAllowHosts widen where
+	// group registrations may call (registration.Client.AllowPrivate,
+	// AllowHosts).
 	cloudCAFile     string
-	logFlush        time.Duration
-	logLevel        string
-	// regAllowPrivate and regAllowHosts widen where group registrations
-	// may call (registration.Client.AllowPrivate, AllowHosts).
 	regAllowPrivate bool
 	regAllowHosts   hostList
+	// logging and audit
+	logFlush        time.Duration
+	logLevel        string
+	accessLogSample int
+	auditFile       string
 }
 
 // hostList is a repeatable flag of allowed hosts, each also a
@@ -106,21 +118,95 @@ func validLogLevel(v string) bool {
 	return ok
 }
 
+// flagGroup is a titled group of serve's flags, as -h shows them.
+type flagGroup struct {
+	title string
+	names []string
+	// notes are lines printed after the group's flags.
+	notes []string
+}
+
+// serveFlagGroups orders `credsign serve -h`; every flag is in one group
+// (TestServeHelpGroups).
+func serveFlagGroups() []flagGroup {
+	vault := make([]string, 0, len(vaultEnv))
+	for _, v := range vaultEnv {
+		vault = append(vault, fmt.Sprintf("  %s\n    \t%s", v[0], v[1]))
+	}
+	return []flagGroup{
+		{title: "Listen and TLS (the device plane; every plane when --admin-addr is not set)",
+			names: []string{"addr", "tls-cert", "tls-key", "client-ca", "insecure-http", "issuer", "shutdown-timeout"}},
+		{title: "Admin plane (admin and provisioner operations, /metrics, /openapi.yaml, /docs)",
+			names: []string{"admin-addr", "admin-tls-cert", "admin-tls-key", "admin-client-ca"}},
+		{title: "Tokens and signing", names: []string{"dev", "admin-token-file", "max-device-ttl", "jwt-alg"}},
+		{title: "Store", names: []string{"store", "data-dir", "store-key-file"}},
+		{title: "Vault (--store vault; environment variables)", notes: vault},
+		{title: "Cache", names: []string{"cache-size", "cache-ttl", "cache-stale"}},
+		{title: "Limits", names: []string{"rate-limit", "rate-burst", "provisioner-rate-limit", "provisioner-rate-burst",
+			"enrolment-rate-limit", "enrolment-rate-burst", "enrolment-max-failures", "max-body-bytes",
+			"import-idle-timeout", "imports", "imports-per-token"}},
+		{title: "Cloud registration", names: []string{"cloud-ca-file", "registration-allow-private", "registration-allow-host"}},
+		{title: "Logging and audit", names: []string{"log-level", "log-flush-interval", "access-log-sample", "audit-file"}},
+	}
+}
+
+// printServeUsage writes serve's flags to w, group by group.
+func printServeUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintln(w, "usage: credsign serve [flags]\n\nRuns the HTTP API. Stop it with SIGTERM or SIGINT; in-flight requests finish first.\nThe admin token comes from --admin-token-file or CREDSIGN_ADMIN_TOKEN (with --dev, one is generated when neither is set).")
+	for _, g := range serveFlagGroups() {
+		fmt.Fprintf(w, "\n%s:\n", g.title)
+		for _, name := range g.names {
+			f := fs.Lookup(name)
+			kind, usage := flag.UnquoteUsage(f)
+			line := "  --" + f.Name
+			if kind != "" {
+				line += " " + kind
+			}
+			line += "\n    \t" + strings.ReplaceAll(usage, "\n", "\n    \t")
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+				line += fmt.Sprintf(" (default %s)", f.DefValue)
+			}
+			fmt.Fprintln(w, line)
+		}
+		for _, n := range g.notes {
+			fmt.Fprintln(w, n)
+		}
+	}
+}
+
 // parseServeFlags parses the flags of serve; -h writes the usage to help.
 func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 	var f serveFlags
 	fs := flag.NewFlagSet("credsign serve", flag.ContinueOnError)
 	// Errors are one line (written by serve); the usage only on -h, to stdout.
 	fs.SetOutput(io.Discard)
-	fs.BoolVar(&f.dev, "dev", false, "development mode: generate and print an admin token when none is configured")
+	// listen and TLS
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen address (host:port; port 0 picks a free one)")
-	fs.StringVar(&f.dataDir, "data-dir", "data", "directory of the embedded encrypted store (--store file)")
-	fs.StringVar(&f.storeKeyFile, "store-key-file", "", "file holding the embedded store's key (base64 of 32 bytes), e.g. a systemd credential; else CREDSIGN_STORE_KEY, else the key file in --data-dir")
-	fs.StringVar(&f.store, "store", "", "secret store: vault or file (default vault when VAULT_ADDR is set, else file)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) file; serves HTTPS, reloaded when the file changes")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key file for --tls-cert")
 	fs.StringVar(&f.clientCA, "client-ca", "", "PEM CA bundle; when set, clients must present a certificate it signed")
-	fs.BoolVar(&f.insecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback address (behind a TLS-terminating proxy)")
+	fs.BoolVar(&f.insecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback address (behind a TLS-terminating proxy), on either plane")
+	fs.StringVar(&f.issuer, "issuer", "", "iss claim of the JWTs credsign signs: this server's public URL (default http(s)://ADDR)")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM/SIGINT")
+	// admin plane
+	fs.StringVar(&f.adminAddr, "admin-addr", "", "listen address of the admin plane; when set, --addr serves the device plane only (credentials, enrolment, JWKS, health) and 404s the rest")
+	fs.StringVar(&f.adminTLSCert, "admin-tls-cert", "", "PEM certificate (chain) file of the admin plane; serves it over HTTPS, reloaded when the file changes")
+	fs.StringVar(&f.adminTLSKey, "admin-tls-key", "", "PEM private key file for --admin-tls-cert")
+	fs.StringVar(&f.adminClientCA, "admin-client-ca", "", "PEM CA bundle; when set, admin plane clients must present a certificate it signed")
+	// tokens and signing
+	fs.BoolVar(&f.dev, "dev", false, "development mode: generate and print an admin token when none is configured")
+	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the admin tokens, one a line, all valid (else CREDSIGN_ADMIN_TOKEN); reloaded on change and on SIGHUP")
+	fs.DurationVar(&f.maxDeviceTTL, "max-device-ttl", service.DefaultMaxDeviceTTL, "longest credential lifetime a device token may ask for (admin and provisioner tokens may ask up to the cloud's maximum)")
+	fs.StringVar(&f.jwtAlg, "jwt-alg", "ES256", "algorithm of the JWT signing key created on first use (jwt and aws clouds): ES256, RS256 or EdDSA")
+	// store
+	fs.StringVar(&f.store, "store", "", "secret store: vault or file (default vault when VAULT_ADDR is set, else file)")
+	fs.StringVar(&f.dataDir, "data-dir", "data", "directory of the embedded encrypted store (--store file)")
+	fs.StringVar(&f.storeKeyFile, "store-key-file", "", "file holding the embedded store's key (base64 of 32 bytes), e.g. a systemd credential; else CREDSIGN_STORE_KEY, else the key file in --data-dir")
+	// cache
+	fs.IntVar(&f.cache.Size, "cache-size", service.DefaultCacheSize, "device records, and token records, cached for issuing")
+	fs.DurationVar(&f.cache.TTL, "cache-ttl", service.DefaultCacheTTL, "how long a cached record is used without a store read: the bound on how late another replica's revoke (store outage or not) or delete (while the store answers) is honoured here; negative turns the cache off")
+	fs.DurationVar(&f.cache.StaleFor, "cache-stale", service.DefaultStaleFor, "how long past --cache-ttl cached device and group records keep serving while the store does not answer (never token records or revocation lists); negative never")
+	// limits
 	fs.Float64Var(&f.ratePerMinute, "rate-limit", api.DefaultRatePerMinute, "requests per minute per device token; 0 turns rate limiting off for every token")
 	fs.IntVar(&f.rateBurst, "rate-burst", api.DefaultRateBurst, "requests a device token may make in a burst")
 	fs.Float64Var(&f.provRate, "provisioner-rate-limit", api.DefaultProvisionerRatePerMinute, "requests per minute per admin or provisioner token; 0 leaves them unlimited")
@@ -132,28 +218,19 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 	fs.DurationVar(&f.importIdle, "import-idle-timeout", api.DefaultImportIdleTimeout, "an import (POST /v1/imports) that sends no device line, or takes none of its results, this long is ended")
 	fs.IntVar(&f.imports, "imports", api.DefaultImports, "imports under way at once on this server; more are answered 429")
 	fs.IntVar(&f.importsPerToken, "imports-per-token", api.DefaultImportsPerToken, "imports under way at once for one token; more are answered 429")
-	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the admin tokens, one a line, all valid (else CREDSIGN_ADMIN_TOKEN); reloaded on change and on SIGHUP")
-	fs.DurationVar(&f.maxDeviceTTL, "max-device-ttl", service.DefaultMaxDeviceTTL, "longest credential lifetime a device token may ask for (admin and provisioner tokens may ask up to the cloud's maximum)")
-	fs.IntVar(&f.cache.Size, "cache-size", service.DefaultCacheSize, "device records, and token records, cached for issuing")
-	fs.DurationVar(&f.cache.TTL, "cache-ttl", service.DefaultCacheTTL, "how long a cached record is used without a store read: the bound on how late another replica's revoke (store outage or not) or delete (while the store answers) is honoured here; negative turns the cache off")
-	fs.DurationVar(&f.cache.StaleFor, "cache-stale", service.DefaultStaleFor, "how long past --cache-ttl cached device and group records keep serving while the store does not answer (never token records or revocation lists); negative never")
-	fs.StringVar(&f.jwtAlg, "jwt-alg", "ES256", "algorithm of the JWT signing key created on first use (jwt and aws clouds): ES256, RS256 or EdDSA")
-	fs.StringVar(&f.issuer, "issuer", "", "iss claim of the JWTs credsign signs: this server's public URL (default http(s)://ADDR)")
+	// cloud registration
 	fs.StringVar(&f.cloudCAFile, "cloud-ca-file", "", "PEM CA bundle trusted, beside the system's roots, for the clouds' registration APIs (a TLS-inspecting proxy, an emulator)")
 	fs.BoolVar(&f.regAllowPrivate, "registration-allow-private", false, "let group registrations reach addresses that are not public (loopback, private, link-local, ...): an emulator, a private endpoint; checked on each address dialled")
 	fs.Var(&f.regAllowHosts, "registration-allow-host", "host a group registration may call besides the clouds' documented domains: name, *.domain or IP address; repeat or separate with commas")
-	fs.DurationVar(&f.logFlush, "log-flush-interval", 50*time.Millisecond, "how often log lines are written out in one batch (a crash loses at most this much of the log); 0 writes each line at once")
+	// logging and audit
 	fs.StringVar(&f.logLevel, "log-level", "info", "least severe log lines written: debug, info, warn or error (audit lines and the listening, shutting down and stopped lines are always written)")
-	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM/SIGINT")
+	fs.DurationVar(&f.logFlush, "log-flush-interval", 50*time.Millisecond, "how often log lines are written out in one batch (a crash loses at most this much of the log); 0 writes each line at once")
+	fs.IntVar(&f.accessLogSample, "access-log-sample", 1, "write the access line of one in `N` successful credential issues; 0 writes none (failed requests and every other request are always logged)")
+	fs.StringVar(&f.auditFile, "audit-file", "", "file the audit events are appended to, one JSON line each, written per event; - for stdout; default: with the diagnostic log on stderr")
 	fs.Usage = func() {} // the flag package calls it on every error
-	usage := func() {
-		fs.SetOutput(help)
-		fmt.Fprintln(help, "usage: credsign serve [flags]\n\nRuns the HTTP API. Stop it with SIGTERM or SIGINT; in-flight requests finish first.\nThe admin token comes from --admin-token-file or CREDSIGN_ADMIN_TOKEN (with --dev, one is generated when neither is set).\n\nflags:")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			usage()
+			printServeUsage(help, fs)
 		}
 		return f, err
 	}
@@ -165,6 +242,16 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 		return f, errors.New("--tls-cert and --tls-key go together")
 	case f.clientCA != "" && f.tlsCert == "":
 		return f, errors.New("--client-ca needs --tls-cert and --tls-key")
+	case (f.adminTLSCert == "") != (f.adminTLSKey == ""):
+		return f, errors.New("--admin-tls-cert and --admin-tls-key go together")
+	case f.adminClientCA != "" && f.adminTLSCert == "":
+		return f, errors.New("--admin-client-ca needs --admin-tls-cert and --admin-tls-key")
+	case f.adminAddr == "" && (f.adminTLSCert != "" || f.adminClientCA != ""):
+		return f, errors.New("--admin-tls-cert and --admin-client-ca need --admin-addr")
+	case f.adminAddr != "" && f.adminAddr == f.addr && !strings.HasSuffix(f.addr, ":0"):
+		return f, errors.New("--admin-addr must differ from --addr")
+	case f.accessLogSample < 0:
+		return f, errors.New("--access-log-sample is a count (1 logs every successful issue, 0 none), not negative")
 	case f.store != "" && f.store != "vault" && f.store != "file":
 		return f, fmt.Errorf("--store is vault or file, not %q", f.store)
 	case f.rateBurst < 1 && f.ratePerMinute > 0:
@@ -188,16 +275,31 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 	case !validLogLevel(f.logLevel):
 		return f, fmt.Errorf("--log-level is debug, info, warn or error, not %q", f.logLevel)
 	}
-	if f.tlsCert == "" && !f.insecureHTTP {
-		ok, err := isLoopback(f.addr)
-		if err != nil {
+	if err := plainHTTPAllowed("--addr", f.addr, f.tlsCert != "", "--tls-cert and --tls-key", f.insecureHTTP); err != nil {
+		return f, err
+	}
+	if f.adminAddr != "" {
+		if err := plainHTTPAllowed("--admin-addr", f.adminAddr, f.adminTLSCert != "", "--admin-tls-cert and --admin-tls-key", f.insecureHTTP); err != nil {
 			return f, err
-		}
-		if !ok {
-			return f, fmt.Errorf("refusing plain HTTP on %s, which is not a loopback address: give --tls-cert and --tls-key, or --insecure-http behind a TLS-terminating proxy", f.addr)
 		}
 	}
 	return f, nil
+}
+
+// plainHTTPAllowed refuses plain HTTP on an address that is not loopback,
+// unless --insecure-http says a TLS-terminating proxy is in front.
+func plainHTTPAllowed(flagName, addr string, tls bool, tlsFlags string, insecure bool) error {
+	if tls || insecure {
+		return nil
+	}
+	ok, err := isLoopback(flagName, addr)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("refusing plain HTTP on %s, which is not a loopback address: give %s, or --insecure-http behind a TLS-terminating proxy", addr, tlsFlags)
+	}
+	return nil
 }
 
 // issuerURL is --issuer, or the URL of the listen address.
@@ -211,11 +313,12 @@ func (f serveFlags) issuerURL() string {
 	return "http://" + f.addr
 }
 
-// isLoopback reports whether a listen address binds only loopback.
-func isLoopback(addr string) (bool, error) {
+// isLoopback reports whether a listen address (of flag flagName) binds
+// only loopback.
+func isLoopback(flagName, addr string) (bool, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return false, fmt.Errorf("--addr %q: %w", addr, err)
+		return false, fmt.Errorf("%s %q: %w", flagName, addr, err)
 	}
 	if host == "localhost" {
 		return true, nil
@@ -268,31 +371,56 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			logger.Error().Err(err).Msg("closing the secret store")
 		}
 	}()
-
-	var expiries []api.Expiry
-	if v, ok := store.(interface{ TokenExpiry() time.Time }); ok {
-		expiries = append(expiries, api.Expiry{Name: "credsign_vault_token_expiry_timestamp_seconds",
-			Help: "When the Vault token credsign uses expires unless renewed (Unix seconds; 0: it does not expire).", At: v.TokenExpiry})
+	auditSink, err := openAuditSink(f.auditFile, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "credsign serve: %v\n", err)
+		return exitError
 	}
-	var reloader *certreload.Reloader
-	if f.tlsCert != "" {
-		if reloader, err = certReloader(f, logger); err != nil {
-			fmt.Fprintf(stderr, "credsign serve: configuring TLS: %v\n", err)
-			return exitError
-		}
-		expiries = append(expiries, api.Expiry{Name: "credsign_tls_certificate_expiry_timestamp_seconds",
-			Help: "When the TLS certificate being served expires (Unix seconds).", At: reloader.NotAfter})
-	}
+	defer auditSink.Close()
 
+	planes, err := newPlanes(f, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "credsign serve: configuring TLS: %v\n", err)
+		return exitError
+	}
 	regClient, err := newRegistrationClient(f.cloudCAFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "credsign serve: %v\n", err)
 		return exitUsage
 	}
 	regClient.AllowPrivate, regClient.AllowHosts = f.regAllowPrivate, f.regAllowHosts
-	handler, err := api.New(api.Config{
-		Store:                    store,
-		AdminTokens:              adminTokens,
+
+	// The composition root: metrics, the instrumented store, the service
+	// and its HTTP layer.
+	m := metrics.New()
+	if v, ok := store.(interface{ TokenExpiry() time.Time }); ok {
+		m.Expiry("credsign_vault_token_expiry_timestamp_seconds",
+			"When the Vault token credsign uses expires unless renewed (Unix seconds; 0: it does not expire).", v.TokenExpiry)
+	}
+	for _, pl := range planes {
+		if pl.certs != nil {
+			m.Expiry(pl.expiryMetric, "When the TLS certificate being served on the "+pl.what+" expires (Unix seconds).", pl.certs.NotAfter)
+		}
+	}
+	svc, err := service.New(service.Config{
+		Store:                m.InstrumentStore(store),
+		AdminTokens:          adminTokens,
+		Metrics:              m,
+		MaxDeviceTTL:         f.maxDeviceTTL,
+		Cache:                f.cache,
+		Registrar:            newRegistrar(regClient),
+		Clouds:               registry,
+		JWTAlg:               f.jwtAlg,
+		Issuer:               f.issuerURL(),
+		MaxEnrolmentFailures: f.enrolFailures,
+		Audit:                auditSink.writer(),
+		Log:                  logger,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "credsign serve: %v\n", err)
+		return exitUsage
+	}
+	handler, err := api.New(svc, api.Config{
 		Logger:                   logger,
 		RatePerMinute:            f.ratePerMinute,
 		RateBurst:                f.rateBurst,
@@ -300,45 +428,24 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ProvisionerRateBurst:     f.provBurst,
 		EnrolmentRatePerMinute:   f.enrolRate,
 		EnrolmentRateBurst:       f.enrolBurst,
-		MaxEnrolmentFailures:     f.enrolFailures,
 		MaxBodyBytes:             f.maxBody,
 		ImportIdleTimeout:        f.importIdle,
 		Imports:                  f.imports,
 		ImportsPerToken:          f.importsPerToken,
-		MaxDeviceTTL:             f.maxDeviceTTL,
-		Cache:                    f.cache,
-		JWTAlg:                   f.jwtAlg,
-		Issuer:                   f.issuerURL(),
-		Expiries:                 expiries,
-		Registrar:                newRegistrar(regClient),
-		Clouds:                   registry,
+		AccessLogSample:          f.accessLogSample,
+		AccessLogOff:             f.accessLogSample == 0,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "credsign serve: %v\n", err)
 		return exitUsage
 	}
 
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          stdlog.New(logger.With().Str("component", "http").Logger(), "", 0),
-	}
-	if reloader != nil {
-		if srv.TLSConfig, err = tlsConfig(f, reloader); err != nil {
-			fmt.Fprintf(stderr, "credsign serve: configuring TLS: %v\n", err)
+	for _, pl := range planes {
+		if err := pl.listen(handler.Handler(pl.plane), logger); err != nil {
+			fmt.Fprintf(stderr, "credsign serve: %v\n", err)
+			closePlanes(planes)
 			return exitError
 		}
-	}
-
-	ln, err := net.Listen("tcp", f.addr)
-	if err != nil {
-		// One plain line: "listen tcp 127.0.0.1:8080: bind: address already in use".
-		fmt.Fprintf(stderr, "credsign serve: cannot listen on %s: %v\n", f.addr, errors.Unwrap(err))
-		return exitError
 	}
 	if generated {
 		fmt.Fprintf(stdout, "\n"+
@@ -367,37 +474,45 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}()
 		defer func() { stopWatch(); <-watched; signal.Stop(hup); tick.Stop() }()
 	}
-	scheme := "http"
-	if srv.TLSConfig != nil {
-		scheme = "https"
-	}
-	life.Info().Str("addr", ln.Addr().String()).Str("url", scheme+"://"+ln.Addr().String()).
-		Str("store", kind).Bool("dev", f.dev).Bool("tls", srv.TLSConfig != nil).
+	dp := planes[0]
+	ev := life.Info().Str("addr", dp.ln.Addr().String()).Str("url", dp.url()).Str("plane", string(dp.plane)).
+		Str("store", kind).Bool("dev", f.dev).Bool("tls", dp.tls != nil).
 		Bool("clientCerts", f.clientCA != "").Float64("ratePerMinute", f.ratePerMinute).
-		Float64("provisionerRatePerMinute", provRate).Float64("enrolmentRatePerMinute", enrolRate).Msg("listening")
+		Float64("provisionerRatePerMinute", provRate).Float64("enrolmentRatePerMinute", enrolRate).
+		Str("audit", auditSink.name)
+	if len(planes) > 1 {
+		ap := planes[1]
+		ev = ev.Str("adminAddr", ap.ln.Addr().String()).Str("adminUrl", ap.url()).Bool("adminClientCerts", f.adminClientCA != "")
+	}
+	ev.Msg("listening")
 
-	errc := make(chan error, 1)
-	go func() {
-		if srv.TLSConfig != nil {
-			errc <- srv.ServeTLS(ln, "", "")
-		} else {
-			errc <- srv.Serve(ln)
-		}
-	}()
+	errc := make(chan error, len(planes))
+	for _, pl := range planes {
+		go func() { errc <- pl.serve() }()
+	}
 	select {
 	case err := <-errc:
 		logger.Error().Err(err).Msg("serving")
+		closePlanes(planes)
 		return exitError
 	case <-ctx.Done():
 	}
 	life.Info().Dur("timeout", f.shutdownTimeout).Msg("shutting down; finishing in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		logger.Error().Err(err).Msg("shutting down")
-		return exitError
+	code := exitOK
+	for _, pl := range planes {
+		if err := pl.srv.Shutdown(sctx); err != nil {
+			logger.Error().Err(err).Str("plane", string(pl.plane)).Msg("shutting down")
+			code = exitError
+		}
 	}
-	<-errc
+	if code != exitOK {
+		return code
+	}
+	for range planes {
+		<-errc
+	}
 	life.Info().Msg("stopped")
 	return exitOK
 }
@@ -501,7 +616,7 @@ func openStore(ctx context.Context, f serveFlags, getenv func(string) string, lo
 		}
 	}
 	if kind == "vault" {
-		cfg, err := vaultstore.ConfigFromEnv()
+		cfg, err := vaultConfigFromEnv(getenv)
 		if err != nil {
 			return nil, kind, fmt.Errorf("configuring the Vault store: %w", err)
 		}
@@ -537,34 +652,4 @@ func openStore(ctx context.Context, f serveFlags, getenv func(string) string, lo
 		return nil, kind, fmt.Errorf("opening the file store in %s: %w", f.dataDir, err)
 	}
 	return s, kind, nil
-}
-
-// certReloader loads --tls-cert and --tls-key and reloads them when they change.
-func certReloader(f serveFlags, logger zerolog.Logger) (*certreload.Reloader, error) {
-	return certreload.New(f.tlsCert, f.tlsKey, func(err error) {
-		if err != nil {
-			logger.Warn().Err(err).Msg("TLS certificate changed but could not be loaded; keeping the old one")
-			return
-		}
-		logger.Info().Str("file", f.tlsCert).Msg("TLS certificate reloaded")
-	})
-}
-
-// tlsConfig builds the TLS 1.2+ configuration with a reloading certificate
-// and, with --client-ca, required client certificates.
-func tlsConfig(f serveFlags, rl *certreload.Reloader) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: rl.GetCertificate}
-	if f.clientCA != "" {
-		pem, err := os.ReadFile(f.clientCA)
-		if err != nil {
-			return nil, fmt.Errorf("reading --client-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--client-ca %s holds no PEM certificate", f.clientCA)
-		}
-		cfg.ClientCAs = pool
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return cfg, nil
 }

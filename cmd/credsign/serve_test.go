@@ -51,17 +51,17 @@ var listenLine = regexp.MustCompile(`"addr":"([^"]+)"[^\n]*"message":"listening"
 // "listening" log line.
 func startServe(t *testing.T, env map[string]string, args ...string) *running {
 	t.Helper()
-	joined := strings.Join(args, " ")
-	if !strings.Contains(joined, "--addr") {
+	joined := " " + strings.Join(args, " ")
+	if !strings.Contains(joined, " --addr") {
 		args = append(args, "--addr", "127.0.0.1:0")
 	}
-	if !strings.Contains(joined, "--data-dir") {
+	if !strings.Contains(joined, " --data-dir") {
 		args = append(args, "--data-dir", t.TempDir())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{stdout: &testutil.SyncBuffer{}, stderr: &testutil.SyncBuffer{}, stop: cancel, exited: make(chan struct{})}
 	go func() {
-		r.code = serve(ctx, args, func(k string) string { return env[k] }, r.stdout, r.stderr)
+		r.code = serve(ctx, args, testEnv(env), r.stdout, r.stderr)
 		close(r.exited)
 	}()
 	deadline := time.Now().Add(10 * time.Second)
@@ -80,6 +80,21 @@ func startServe(t *testing.T, env map[string]string, args ...string) *running {
 	cancel()
 	t.Fatalf("serve did not log its address:\n%s", r.stderr)
 	return nil
+}
+
+// testEnv is the environment of a test's serve: env, plus the Vault
+// store's settings other than VAULT_ADDR (which chooses the store) from
+// the process's environment, where Vault tests set them.
+func testEnv(env map[string]string) func(string) string {
+	return func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
+		if k != "VAULT_ADDR" && (strings.HasPrefix(k, "VAULT_") || strings.HasPrefix(k, "CREDSIGN_VAULT_")) {
+			return os.Getenv(k)
+		}
+		return ""
+	}
 }
 
 // shutdown stops the server and checks that it exits cleanly.
@@ -170,7 +185,7 @@ func TestServeFlagErrors(t *testing.T) {
 		t.Errorf("--insecure-http refused: %v", err)
 	}
 	for _, a := range []string{"127.0.0.1:1", "[::1]:1", "localhost:1"} {
-		if ok, err := isLoopback(a); !ok || err != nil {
+		if ok, err := isLoopback("--addr", a); !ok || err != nil {
 			t.Errorf("isLoopback(%q) = %v, %v", a, ok, err)
 		}
 	}

@@ -23,7 +23,7 @@ func TestServeVault(t *testing.T) {
 	v := vaulttest.Start(t)
 	t.Setenv("VAULT_ADDR", v.Addr)
 	t.Setenv("VAULT_TOKEN", v.RootToken)
-	env := map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin, "VAULT_ADDR": v.Addr}
+	env := map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin, "VAULT_ADDR": v.Addr, "VAULT_TOKEN": v.RootToken}
 	r := startServe(t, env)
 	if !strings.Contains(r.stderr.String(), `"store":"vault"`) {
 		t.Fatalf("VAULT_ADDR set but the store is not vault:\n%s", r.stderr)
@@ -78,7 +78,7 @@ func TestServeVaultOutage(t *testing.T) {
 	t.Setenv("VAULT_ADDR", v.Addr)
 	t.Setenv("VAULT_TOKEN", v.RootToken)
 	t.Setenv("CREDSIGN_VAULT_TIMEOUT", "2s")
-	env := map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin, "VAULT_ADDR": v.Addr}
+	env := map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin, "VAULT_ADDR": v.Addr, "VAULT_TOKEN": v.RootToken, "CREDSIGN_VAULT_TIMEOUT": "2s"}
 	// Without the cache: every store-backed call sees the outage
 	// (TestServeReplicasShareVault covers the cache).
 	r := startServe(t, env, "--rate-limit", "0", "--cache-ttl", "-1s")

@@ -44,6 +44,7 @@ type Metrics struct {
 	storeErrors  *prometheus.CounterVec
 	cache        *prometheus.CounterVec
 	enrolments   *prometheus.CounterVec
+	auditFailed  prometheus.Counter
 }
 
 // New creates and registers the collectors.
@@ -62,8 +63,10 @@ func New() *Metrics {
 			"Record cache lookups by kind (device, token, group) and result (hit, miss, stale: served from cache while the store is unavailable).", "kind", "result"),
 		enrolments: counter("credsign_enrolments_total",
 			"Enrolments with an enrolment token by cloud and outcome (enrolled, rejected, denied, exists, error).", "cloud", "outcome"),
+		auditFailed: prometheus.NewCounter(prometheus.CounterOpts{Name: "credsign_audit_write_failures_total",
+			Help: "Audit events the audit sink (--audit-file) failed to take; each was written to the diagnostic log instead."}),
 	}
-	m.Registry.MustRegister(m.issuances, m.httpDuration, m.storeLatency, m.storeErrors, m.cache, m.enrolments, buildInfo(),
+	m.Registry.MustRegister(m.issuances, m.httpDuration, m.storeLatency, m.storeErrors, m.cache, m.enrolments, m.auditFailed, buildInfo(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Export the enrolment counter from the start, not from the first
 	// enrolment: these are the outcomes an enrolment can have before its
@@ -143,6 +146,9 @@ func (m *Metrics) Enrolled(cloud, outcome string) {
 	}
 	m.enrolments.WithLabelValues(cloud, outcome).Inc()
 }
+
+// AuditWriteFailed counts an audit event the audit sink failed to take.
+func (m *Metrics) AuditWriteFailed() { m.auditFailed.Inc() }
 
 // Expiry exports at() as a gauge of Unix seconds named name (an expiry the
 // alerting rules watch: the Vault token's, the TLS certificate's). A zero

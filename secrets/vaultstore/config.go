@@ -3,7 +3,6 @@ package vaultstore
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 )
@@ -22,7 +21,7 @@ const (
 	AuthKubernetes = "kubernetes"
 )
 
-// Defaults applied by New (and shown by ConfigFromEnv) for unset fields.
+// Defaults applied by New for unset fields.
 const (
 	DefaultMount        = "secret"
 	DefaultPrefix       = "credsign/"
@@ -30,9 +29,9 @@ const (
 	DefaultK8sTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 )
 
-// Config says which Vault to use and how to log in. ConfigFromEnv fills it
-// from the environment; the environment variable of each field is named
-// beside it.
+// Config says which Vault to use and how to log in. The library reads no
+// environment: credsign serve fills it from the environment variables
+// named beside each field (cmd/credsign, vaultConfigFromEnv).
 type Config struct {
 	Address   string // VAULT_ADDR, e.g. https://vault.example:8200
 	Token     string // VAULT_TOKEN, for AuthToken
@@ -52,41 +51,6 @@ type Config struct {
 	// Timeout bounds each store call, retries included
 	// (CREDSIGN_VAULT_TIMEOUT, a Go duration, default 10s).
 	Timeout time.Duration
-}
-
-// ConfigFromEnv reads the Config from the environment variables named in
-// its fields' comments. It only parses; New checks the result.
-func ConfigFromEnv() (Config, error) {
-	cfg := Config{
-		Address:      os.Getenv("VAULT_ADDR"),
-		Token:        os.Getenv("VAULT_TOKEN"),
-		CACert:       os.Getenv("VAULT_CACERT"),
-		Namespace:    os.Getenv("VAULT_NAMESPACE"),
-		Mount:        envOr("CREDSIGN_VAULT_MOUNT", DefaultMount),
-		Prefix:       envOr("CREDSIGN_VAULT_PREFIX", DefaultPrefix),
-		Auth:         envOr("CREDSIGN_VAULT_AUTH", AuthToken),
-		AuthMount:    os.Getenv("CREDSIGN_VAULT_AUTH_MOUNT"),
-		RoleID:       os.Getenv("CREDSIGN_VAULT_ROLE_ID"),
-		SecretIDFile: os.Getenv("CREDSIGN_VAULT_SECRET_ID_FILE"),
-		K8sRole:      os.Getenv("CREDSIGN_VAULT_K8S_ROLE"),
-		K8sTokenFile: envOr("CREDSIGN_VAULT_K8S_TOKEN_FILE", DefaultK8sTokenFile),
-		Timeout:      DefaultTimeout,
-	}
-	if v := os.Getenv("CREDSIGN_VAULT_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return Config{}, fmt.Errorf("vaultstore: CREDSIGN_VAULT_TIMEOUT=%q: want a positive duration such as 10s", v)
-		}
-		cfg.Timeout = d
-	}
-	return cfg, nil
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }
 
 // withDefaults fills unset fields and checks the rest.

@@ -240,57 +240,6 @@ func TestNewErrors(t *testing.T) {
 	}
 }
 
-func TestConfigFromEnv(t *testing.T) {
-	tests := []struct {
-		name    string
-		env     map[string]string
-		want    Config
-		wantErr string
-	}{
-		{
-			name: "defaults",
-			env:  map[string]string{"VAULT_ADDR": "http://127.0.0.1:8200", "VAULT_TOKEN": "tok"},
-			want: Config{Address: "http://127.0.0.1:8200", Token: "tok", Mount: "secret", Prefix: "credsign/",
-				Auth: AuthToken, K8sTokenFile: DefaultK8sTokenFile, Timeout: 10 * time.Second},
-		},
-		{
-			name: "everything",
-			env: map[string]string{
-				"VAULT_ADDR": "https://v:8200", "VAULT_CACERT": "/ca.pem", "VAULT_NAMESPACE": "ns1",
-				"CREDSIGN_VAULT_MOUNT": "kv", "CREDSIGN_VAULT_PREFIX": "iot/", "CREDSIGN_VAULT_AUTH": "approle",
-				"CREDSIGN_VAULT_AUTH_MOUNT": "approle-iot", "CREDSIGN_VAULT_ROLE_ID": "rid",
-				"CREDSIGN_VAULT_SECRET_ID_FILE": "/run/sid", "CREDSIGN_VAULT_K8S_ROLE": "credsign",
-				"CREDSIGN_VAULT_K8S_TOKEN_FILE": "/t", "CREDSIGN_VAULT_TIMEOUT": "1500ms",
-			},
-			want: Config{Address: "https://v:8200", CACert: "/ca.pem", Namespace: "ns1", Mount: "kv", Prefix: "iot/",
-				Auth: AuthAppRole, AuthMount: "approle-iot", RoleID: "rid", SecretIDFile: "/run/sid",
-				K8sRole: "credsign", K8sTokenFile: "/t", Timeout: 1500 * time.Millisecond},
-		},
-		{name: "bad timeout", env: map[string]string{"CREDSIGN_VAULT_TIMEOUT": "10"}, wantErr: "CREDSIGN_VAULT_TIMEOUT"},
-		{name: "negative timeout", env: map[string]string{"CREDSIGN_VAULT_TIMEOUT": "-1s"}, wantErr: "positive duration"},
-	}
-	vars := []string{"VAULT_ADDR", "VAULT_TOKEN", "VAULT_CACERT", "VAULT_NAMESPACE", "CREDSIGN_VAULT_MOUNT",
-		"CREDSIGN_VAULT_PREFIX", "CREDSIGN_VAULT_AUTH", "CREDSIGN_VAULT_AUTH_MOUNT", "CREDSIGN_VAULT_ROLE_ID",
-		"CREDSIGN_VAULT_SECRET_ID_FILE", "CREDSIGN_VAULT_K8S_ROLE", "CREDSIGN_VAULT_K8S_TOKEN_FILE", "CREDSIGN_VAULT_TIMEOUT"}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			for _, v := range vars {
-				t.Setenv(v, tc.env[v])
-			}
-			got, err := ConfigFromEnv()
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error = %v, want %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil || got != tc.want {
-				t.Fatalf("ConfigFromEnv =\n%#v, %v\nwant\n%#v", got, err, tc.want)
-			}
-		})
-	}
-}
-
 func TestConfigStringRedactsToken(t *testing.T) {
 	cfg := Config{Address: "http://v", Token: "hvs.super-secret-token"}
 	for _, s := range []string{cfg.String(), cfg.GoString()} {

@@ -25,6 +25,7 @@ import (
 	"github.com/credsign/credsign/agent"
 	"github.com/credsign/credsign/api"
 	"github.com/credsign/credsign/secrets/filestore"
+	"github.com/credsign/credsign/service"
 )
 
 // Service is credsign's API with the embedded store, on a fixed loopback
@@ -74,7 +75,11 @@ func (s *Service) Start() {
 	if err != nil {
 		s.t.Fatalf("open store: %v", err)
 	}
-	h, err := api.New(api.Config{Store: store, AdminToken: s.admin, Logger: zerolog.Nop(), Now: s.now, Issuer: s.URL()})
+	svc, err := service.New(service.Config{Store: store, AdminToken: s.admin, Now: s.now, Issuer: s.URL()})
+	if err != nil {
+		s.t.Fatalf("service: %v", err)
+	}
+	h, err := api.New(svc, api.Config{Logger: zerolog.Nop()})
 	if err != nil {
 		s.t.Fatalf("api: %v", err)
 	}

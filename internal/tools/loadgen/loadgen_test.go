@@ -12,6 +12,7 @@ import (
 	"github.com/credsign/credsign/api"
 	"github.com/credsign/credsign/secrets"
 	"github.com/credsign/credsign/secrets/filestore"
+	"github.com/credsign/credsign/service"
 )
 
 // TestRunAgainstRealServer drives a real server (embedded store, loopback)
@@ -59,7 +60,11 @@ func startServer(t *testing.T, admin string) (*httptest.Server, *filestore.Store
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	srv, err := api.New(api.Config{Store: st, AdminToken: admin, Logger: zerolog.Nop()})
+	svc, err := service.New(service.Config{Store: st, AdminToken: admin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := api.New(svc, api.Config{Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
