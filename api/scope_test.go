@@ -1,0 +1,372 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/credsign/credsign"
+	"github.com/credsign/credsign/internal/testing/vaulttest"
+	"github.com/credsign/credsign/secrets"
+	"github.com/credsign/credsign/secrets/vaultstore"
+	"github.com/credsign/credsign/service"
+)
+
+// scopeWorld is a server with a scoped provisioner token and, for each
+// kind of record, one inside its scope and others outside:
+//
+//	scope: groups [line-1], labels {site: sz}
+//	groups: line-1 {site: sz} inside; line-2 {site: sz} outside (not listed)
+//	devices: in-1 (line-1, site sz) inside; out-1 (line-2, site sz) and
+//	out-2 (line-1, site bj) outside; loose-1 (no group, site sz) outside
+//
+// and a device token and an enrolment token of each.
+type scopeWorld struct {
+	*env
+	scoped string
+	// tokens of the records by their name: device token IDs of devices,
+	// enrolment token IDs of groups.
+	tokenIDs map[string]string
+}
+
+// scopedGroup is the document of group id, labelled site=sz.
+func scopedGroup() map[string]any {
+	g := groupDoc()
+	g["labels"] = map[string]string{"site": "sz"}
+	return g
+}
+
+func newScopeWorld(t *testing.T, e *env) *scopeWorld {
+	t.Helper()
+	w := &scopeWorld{env: e, tokenIDs: map[string]string{}}
+	r := w.do("POST", "/v1/tokens", testAdmin, map[string]any{"role": "provisioner",
+		"scope": map[string]any{"groups": []string{"line-1"}, "labels": map[string]string{"site": "sz"}}})
+	mustStatus(t, r, 201, "mint a scoped token")
+	var tc struct {
+		Token string
+		Scope struct {
+			Groups []string
+			Labels map[string]string
+		}
+	}
+	r.json(t, &tc)
+	if !slices.Equal(tc.Scope.Groups, []string{"line-1"}) || tc.Scope.Labels["site"] != "sz" {
+		t.Fatalf("the token's scope is not shown as given: %s", r.body)
+	}
+	w.scoped = tc.Token
+	for _, g := range []string{"line-1", "line-2"} {
+		mustStatus(t, w.do("PUT", "/v1/groups/"+g, testAdmin, scopedGroup()), 201, "put group "+g)
+		r := w.do("POST", "/v1/groups/"+g+"/enrolment-tokens", testAdmin, map[string]any{"maxUses": 5, "ttlSeconds": 3600})
+		mustStatus(t, r, 201, "mint enrolment token")
+		var et struct{ ID string }
+		r.json(t, &et)
+		w.tokenIDs[g] = et.ID
+	}
+	for id, doc := range map[string]map[string]any{
+		"in-1":    {"group": "line-1", "labels": map[string]string{"site": "sz"}},
+		"out-1":   {"group": "line-2", "labels": map[string]string{"site": "sz"}},
+		"out-2":   {"group": "line-1", "labels": map[string]string{"site": "bj"}},
+		"loose-1": devices()["aliyun"],
+	} {
+		mustStatus(t, w.do("PUT", "/v1/devices/"+id, testAdmin, doc), 201, "put "+id)
+		r := w.do("POST", "/v1/devices/"+id+"/tokens", testAdmin, nil)
+		mustStatus(t, r, 201, "mint device token")
+		var dt struct{ ID string }
+		r.json(t, &dt)
+		w.tokenIDs[id] = dt.ID
+	}
+	return w
+}
+
+// path fills the spec's path template for the device or group name.
+func (w *scopeWorld) path(template, name string) string {
+	p := strings.NewReplacer("{id}", name, "{groupId}", name).Replace(template)
+	if tok, ok := w.tokenIDs[name]; ok {
+		p = strings.ReplaceAll(p, "{tokenId}", tok)
+	}
+	return p
+}
+
+// withoutRequestID is a problem body without its requestId, to compare
+// two answers.
+func withoutRequestID(t *testing.T, body []byte) string {
+	t.Helper()
+	var p map[string]any
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatalf("not JSON: %s", body)
+	}
+	delete(p, "requestId")
+	b, _ := json.Marshal(p)
+	return string(b)
+}
+
+// TestScopeMatrix derives, for every operation of openapi.yaml, what a
+// scoped provisioner token gets inside and outside its scope from the
+// operation's x-credsign-scope (and x-credsign-roles), against the
+// embedded store and against Vault. An operation without the annotation,
+// or a filter operation this test has no check for, fails it.
+//
+//   - device, group: inside, the operation's success; outside (another
+//     group, another label, no group) 404 with the very body of a device
+//     or group that does not exist, which a missing one also gets.
+//   - filter: its own check below (lists show only what is inside; an
+//     import refuses the lines outside, one by one).
+//   - none: what any provisioner gets (TestRoleMatrix).
+func TestScopeMatrix(t *testing.T) {
+	t.Run("filestore", func(t *testing.T) { testScopeMatrix(t, func() *env { return newEnv(t, nil) }) })
+	t.Run("vault", func(t *testing.T) {
+		srv := vaulttest.Start(t)
+		testScopeMatrix(t, func() *env {
+			return newEnv(t, func(c *Config) {
+				vs, err := vaultstore.New(context.Background(), vaultstore.Config{Address: srv.Addr, Token: srv.RootToken,
+					Prefix: "credsign/scope-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "/", Timeout: 5 * time.Second}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { vs.Close() })
+				c.Store = &flakyStore{Store: vs}
+			})
+		})
+	})
+}
+
+func testScopeMatrix(t *testing.T, newE func() *env) {
+	// What each operation sends, and its success status (as TestRoleMatrix).
+	type call struct {
+		body func() any
+		ok   int
+	}
+	none := func() any { return nil }
+	calls := map[string]call{
+		"getDevice": {none, 200},
+		"putDevice": {func() any {
+			return map[string]any{"group": "line-1", "labels": map[string]string{"site": "sz", "x": "y"}}
+		}, 200},
+		"deleteDevice":         {none, 204},
+		"issueCredentials":     {none, 200},
+		"doctorDevice":         {func() any { return map[string]any{"clientId": "c", "username": "u", "password": "p"} }, 200},
+		"createDeviceToken":    {none, 201},
+		"revokeDeviceToken":    {none, 204},
+		"getGroup":             {none, 200},
+		"putGroup":             {func() any { return scopedGroup() }, 200},
+		"deleteGroup":          {none, 204},
+		"createEnrolmentToken": {func() any { return map[string]any{"maxUses": 1, "ttlSeconds": 60} }, 201},
+		"getEnrolmentToken":    {none, 200},
+		"revokeEnrolmentToken": {none, 204},
+	}
+	filters := map[string]func(t *testing.T, w *scopeWorld){
+		"listDevices":   checkScopedListDevices,
+		"listGroups":    checkScopedListGroups,
+		"importDevices": checkScopedImport,
+	}
+	doc, err := openapi3.NewLoader().LoadFromData(credsign.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newE()
+	missing := e.do("GET", "/v1/devices/absent-1", testAdmin, nil)
+	mustStatus(t, missing, 404, "a device that does not exist")
+	notFound := withoutRequestID(t, missing.body)
+	if r := e.do("GET", "/v1/groups/absent-1", testAdmin, nil); withoutRequestID(t, r.body) != notFound {
+		t.Fatalf("a missing group answers %s, a missing device %s", r.body, notFound)
+	}
+	type operation struct {
+		id, method, path, scope string
+		roles                   []string
+	}
+	var ops []operation
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			scope, err := operationScope(path, op)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var roles []string
+			if op.Security == nil || len(*op.Security) > 0 {
+				if roles, err = operationRoles(op); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ops = append(ops, operation{op.OperationID, method, path, scope, roles})
+		}
+	}
+	slices.SortFunc(ops, func(a, b operation) int { return strings.Compare(a.id, b.id) })
+	for _, op := range ops {
+		t.Run(op.id, func(t *testing.T) {
+			if !slices.Contains(op.roles, secrets.RoleProvisioner) {
+				// Public, or not a provisioner's: scoped or not, the same
+				// answer as any provisioner (TestRoleMatrix checks it); a
+				// scoped token may do nothing more.
+				if op.roles != nil {
+					w := newScopeWorld(t, newE())
+					r := w.do(op.method, w.path(op.path, "in-1"), w.scoped, nil)
+					if r.status != 403 {
+						t.Errorf("%s by a scoped token: %d, want 403", op.id, r.status)
+					}
+				}
+				return
+			}
+			switch op.scope {
+			case service.ScopeNone:
+				w := newScopeWorld(t, newE())
+				if r := w.do(op.method, op.path, w.scoped, nil); r.status >= 300 {
+					t.Errorf("%s by a scoped token: %d %s", op.id, r.status, r.body)
+				}
+			case service.ScopeFilter:
+				check, ok := filters[op.id]
+				if !ok {
+					t.Fatalf("operation %s (x-credsign-scope: filter) has no check in TestScopeMatrix", op.id)
+				}
+				check(t, newScopeWorld(t, newE()))
+			case service.ScopeDevice, service.ScopeGroup:
+				c, ok := calls[op.id]
+				if !ok {
+					t.Fatalf("operation %s is not in TestScopeMatrix", op.id)
+				}
+				inside, outside := "in-1", []string{"out-1", "out-2", "loose-1", "absent-1"}
+				if op.scope == service.ScopeGroup {
+					inside, outside = "line-1", []string{"line-2", "absent-1"}
+				}
+				for _, name := range outside {
+					if name == "absent-1" && op.method == "PUT" {
+						continue // a create: see TestScopedWrites
+					}
+					w := newScopeWorld(t, newE())
+					r := w.do(op.method, w.path(op.path, name), w.scoped, c.body())
+					if r.status != 404 || withoutRequestID(t, r.body) != notFound {
+						t.Errorf("%s of %s (outside the scope): %d %s, want 404 %s", op.id, name, r.status, r.body, notFound)
+					}
+					// Nothing changed: the admin still sees it as it was.
+					if name != "absent-1" && op.method != "GET" && op.method != "POST" {
+						res := "devices"
+						if op.scope == service.ScopeGroup {
+							res = "groups"
+						}
+						if g := w.do("GET", "/v1/"+res+"/"+name, testAdmin, nil); g.status != 200 || !bytes.Contains(g.body, []byte(`"version":1`)) {
+							t.Errorf("%s of %s changed it: %d %s", op.id, name, g.status, g.body)
+						}
+					}
+				}
+				w := newScopeWorld(t, newE())
+				if r := w.do(op.method, w.path(op.path, inside), w.scoped, c.body()); r.status != c.ok {
+					t.Errorf("%s of %s (inside the scope): %d %s, want %d", op.id, inside, r.status, r.body, c.ok)
+				}
+			default:
+				t.Fatalf("operation %s: x-credsign-scope %q", op.id, op.scope)
+			}
+		})
+	}
+}
+
+// checkScopedListDevices: a scoped list holds the devices inside only,
+// with the caller's own filters applied as well, and pages that are never
+// empty before the end.
+func checkScopedListDevices(t *testing.T, w *scopeWorld) {
+	for i := range 3 {
+		id := "in-" + string(rune('2'+i))
+		mustStatus(t, w.do("PUT", "/v1/devices/"+id, w.scoped, map[string]any{"group": "line-1", "labels": map[string]string{"site": "sz"}}), 201, "put "+id)
+	}
+	var seen []string
+	after := ""
+	for range 10 {
+		r := w.do("GET", "/v1/devices?limit=1"+after, w.scoped, nil)
+		mustStatus(t, r, 200, "list")
+		var page struct {
+			Devices []struct{ ID string }
+			Next    *string
+		}
+		r.json(t, &page)
+		for _, d := range page.Devices {
+			seen = append(seen, d.ID)
+		}
+		if page.Next == nil {
+			break
+		}
+		if len(page.Devices) == 0 {
+			t.Fatalf("an empty page with a next: %s", r.body)
+		}
+		after = "&after=" + *page.Next
+	}
+	if want := []string{"in-1", "in-2", "in-3", "in-4"}; !slices.Equal(seen, want) {
+		t.Errorf("scoped list: %v, want %v", seen, want)
+	}
+	r := w.do("GET", "/v1/devices?label=site=bj", w.scoped, nil)
+	mustStatus(t, r, 200, "list with a filter outside the scope")
+	if bytes.Contains(r.body, []byte("out-2")) {
+		t.Errorf("a label filter reaches past the scope: %s", r.body)
+	}
+}
+
+// checkScopedListGroups: a scoped list holds the groups inside only.
+func checkScopedListGroups(t *testing.T, w *scopeWorld) {
+	r := w.do("GET", "/v1/groups", w.scoped, nil)
+	mustStatus(t, r, 200, "list groups")
+	var page struct {
+		Groups []struct{ ID string }
+		Next   *string
+	}
+	r.json(t, &page)
+	if len(page.Groups) != 1 || page.Groups[0].ID != "line-1" || page.Next != nil {
+		t.Errorf("scoped group list: %s", r.body)
+	}
+}
+
+// checkScopedImport: lines outside the scope are refused one by one and
+// counted as failed; the others are written; a device that exists outside
+// the scope is neither replaced nor compared.
+func checkScopedImport(t *testing.T, w *scopeWorld) {
+	in := func(id string) map[string]any {
+		return map[string]any{"id": id, "group": "line-1", "labels": map[string]string{"site": "sz"}}
+	}
+	for _, mode := range []string{"upsert", "create", "resume"} {
+		lines := []any{
+			in("in-9" + mode),
+			map[string]any{"id": "new-out", "group": "line-2", "labels": map[string]string{"site": "sz"}},
+			map[string]any{"id": "new-bj", "group": "line-1", "labels": map[string]string{"site": "bj"}},
+			in("out-1"), // exists outside the scope
+			in("in-1"),  // exists inside
+		}
+		r := w.do("POST", "/v1/imports?mode="+mode, w.scoped, importLines(lines...))
+		mustStatus(t, r, 200, "import")
+		status := map[string]int{}
+		var sum struct{ Failed, Created, Updated int }
+		for _, l := range bytes.Split(bytes.TrimSpace(r.body), []byte("\n")) {
+			var il struct {
+				ID      string
+				Status  int
+				Summary *struct{ Failed, Created, Updated int }
+			}
+			if err := json.Unmarshal(l, &il); err != nil {
+				t.Fatalf("import answer line %s: %v", l, err)
+			}
+			if il.Summary != nil {
+				sum = *il.Summary
+			} else {
+				status[il.ID] = il.Status
+			}
+		}
+		if status["new-out"] != 422 || status["new-bj"] != 422 || status["out-1"] != 404 {
+			t.Errorf("mode %s: lines outside the scope: %v (%s)", mode, status, r.body)
+		}
+		if status["in-9"+mode] >= 300 || (mode == "upsert" && status["in-1"] != 200) {
+			t.Errorf("mode %s: lines inside the scope: %v (%s)", mode, status, r.body)
+		}
+		if sum.Failed < 3 {
+			t.Errorf("mode %s: summary %+v counts fewer than 3 failed lines", mode, sum)
+		}
+	}
+	for _, id := range []string{"new-out", "new-bj"} {
+		mustStatus(t, w.do("GET", "/v1/devices/"+id, testAdmin, nil), 404, id+" was written")
+	}
+	g := w.do("GET", "/v1/devices/out-1", testAdmin, nil)
+	if !bytes.Contains(g.body, []byte(`"group":"line-2"`)) || !bytes.Contains(g.body, []byte(`"version":1`)) {
+		t.Errorf("the import changed a device outside the scope: %s", g.body)
+	}
+}
