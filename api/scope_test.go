@@ -370,3 +370,95 @@ func checkScopedImport(t *testing.T, w *scopeWorld) {
 		t.Errorf("the import changed a device outside the scope: %s", g.body)
 	}
 }
+
+// TestScopedWrites: a scoped token writes only inside its scope. A write
+// that would put a device or group outside it is refused (422) naming the
+// fields, and changes nothing; a group outside a labels scope is a group
+// that does not exist; the scope is checked when minted; the audit names
+// the scoped token.
+func TestScopedWrites(t *testing.T) {
+	w := newScopeWorld(t, newEnv(t, nil))
+	inside := func(extra map[string]string) map[string]any {
+		labels := map[string]string{"site": "sz"}
+		for k, v := range extra {
+			labels[k] = v
+		}
+		return map[string]any{"group": "line-1", "labels": labels}
+	}
+	cases := []struct {
+		name, method, path string
+		body               any
+		status             int
+		fields             []string
+	}{
+		{"create inside", "PUT", "/v1/devices/new-1", inside(nil), 201, nil},
+		{"create in another group", "PUT", "/v1/devices/new-2", map[string]any{"group": "line-2", "labels": map[string]string{"site": "sz"}}, 422, []string{"group"}},
+		{"create without a group", "PUT", "/v1/devices/new-3", devices()["aliyun"], 422, []string{"group"}},
+		{"create without the label", "PUT", "/v1/devices/new-4", map[string]any{"group": "line-1"}, 422, []string{"labels.site"}},
+		{"move out by label", "PUT", "/v1/devices/in-1", map[string]any{"group": "line-1", "labels": map[string]string{"site": "bj"}}, 422, []string{"labels.site"}},
+		{"move out by group", "PUT", "/v1/devices/in-1", map[string]any{"group": "line-2", "labels": map[string]string{"site": "sz"}}, 422, []string{"group"}},
+		{"relabel inside", "PUT", "/v1/devices/in-1", inside(map[string]string{"row": "3"}), 200, nil},
+		{"create a group outside", "PUT", "/v1/groups/line-3", scopedGroup(), 422, []string{"groupId"}},
+		{"move a group out", "PUT", "/v1/groups/line-1", groupDoc(), 422, []string{"labels.site"}},
+	}
+	for _, c := range cases {
+		r := w.do(c.method, c.path, w.scoped, c.body)
+		if r.status != c.status {
+			t.Errorf("%s: %d %s, want %d", c.name, r.status, r.body, c.status)
+			continue
+		}
+		for _, f := range c.fields {
+			if !bytes.Contains(r.body, []byte(`"field":"`+f+`","reason":"outside this token's scope`)) {
+				t.Errorf("%s: the problem does not name %s: %s", c.name, f, r.body)
+			}
+		}
+	}
+	for _, id := range []string{"new-2", "new-3", "new-4"} {
+		mustStatus(t, w.do("GET", "/v1/devices/"+id, testAdmin, nil), 404, id+" was written")
+	}
+	mustStatus(t, w.do("GET", "/v1/groups/line-3", testAdmin, nil), 404, "line-3 was written")
+	if g := w.do("GET", "/v1/devices/in-1", testAdmin, nil); !bytes.Contains(g.body, []byte(`"row":"3"`)) {
+		t.Errorf("in-1 after the writes: %s", g.body)
+	}
+
+	// A labels-only scope: a group whose labels are outside it is, for a
+	// device written into it, a group that does not exist.
+	r := w.do("POST", "/v1/tokens", testAdmin, map[string]any{"role": "provisioner", "scope": map[string]any{"labels": map[string]string{"site": "bj"}}})
+	mustStatus(t, r, 201, "mint a labels-only token")
+	var tc struct{ ID, Token string }
+	r.json(t, &tc)
+	doc := map[string]any{"group": "line-1", "labels": map[string]string{"site": "bj"}}
+	outside := w.do("PUT", "/v1/devices/bj-1", tc.Token, doc)
+	doc["group"] = "no-such-group"
+	absent := w.do("PUT", "/v1/devices/bj-1", tc.Token, doc)
+	if outside.status != 422 || withoutRequestID(t, outside.body) != withoutRequestID(t, absent.body) {
+		t.Errorf("a group outside the scope answers %d %s, a missing one %s", outside.status, outside.body, absent.body)
+	}
+	mustStatus(t, w.do("PUT", "/v1/devices/bj-1", tc.Token, devices()["aliyun"]), 422, "a device without the label")
+	d := devices()["aliyun"]
+	d["labels"] = map[string]string{"site": "bj"}
+	mustStatus(t, w.do("PUT", "/v1/devices/bj-1", tc.Token, d), 201, "a device of no group with the label")
+	audited := false
+	for _, l := range strings.Split(w.logs.String(), "\n") {
+		audited = audited || strings.Contains(l, `"event":"device.put","tokenId":"`+tc.ID+`"`)
+	}
+	if !audited {
+		t.Errorf("no audit event device.put names the scoped token %s", tc.ID)
+	}
+
+	// The scope as minted.
+	for _, bad := range []map[string]any{
+		{},
+		{"groups": []string{}},
+		{"labels": map[string]string{}},
+		{"groups": []string{"bad id"}},
+		{"labels": map[string]string{"bad key": "x"}},
+		{"tenant": "x"},
+	} {
+		r := w.do("POST", "/v1/tokens", testAdmin, map[string]any{"role": "provisioner", "scope": bad})
+		if r.status != 422 {
+			t.Errorf("scope %v: %d %s, want 422", bad, r.status, r.body)
+		}
+	}
+	mustStatus(t, w.do("POST", "/v1/tokens", w.scoped, map[string]any{"role": "provisioner"}), 403, "a scoped token mints a token")
+}
