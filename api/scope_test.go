@@ -462,3 +462,35 @@ func TestScopedWrites(t *testing.T) {
 	}
 	mustStatus(t, w.do("POST", "/v1/tokens", w.scoped, map[string]any{"role": "provisioner"}), 403, "a scoped token mints a token")
 }
+
+// TestScopedPutRace: a device moved out of the scope between the gate's
+// check and the scoped token's write is not written over: the write is a
+// compare-and-set on the version read inside the scope.
+func TestScopedPutRace(t *testing.T) {
+	w := newScopeWorld(t, newEnv(t, nil))
+	h := &heldPuts{entered: make(chan string, 1), release: make(chan struct{})}
+	w.store.hold.Store(h)
+	done := make(chan resp, 1)
+	go func() {
+		done <- w.do("PUT", "/v1/devices/in-1", w.scoped, map[string]any{"group": "line-1", "labels": map[string]string{"site": "sz", "row": "1"}})
+	}()
+	<-h.entered
+	w.store.hold.Store(nil)
+	// Meanwhile, straight to the store, the device moves to line-2.
+	cur, err := w.store.Store.GetDevice(context.Background(), "in-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Group = "line-2"
+	if _, err := w.store.Store.PutDevice(context.Background(), cur, cur.Version); err != nil {
+		t.Fatal(err)
+	}
+	close(h.release)
+	r := <-done
+	if r.status != 412 {
+		t.Errorf("the scoped write over a device moved out: %d %s, want 412", r.status, r.body)
+	}
+	if g := w.do("GET", "/v1/devices/in-1", testAdmin, nil); !bytes.Contains(g.body, []byte(`"group":"line-2"`)) || bytes.Contains(g.body, []byte(`"row"`)) {
+		t.Errorf("the device moved out was written over: %s", g.body)
+	}
+}

@@ -53,8 +53,9 @@ var validLabelKey = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$`)
 // would put it there are named (CodeInvalid) before anything is read, and
 // a group outside the scope is a group that does not exist.
 //
-// Cost: one store write; with cond.Match one read before it; with a group
-// one read of the group.
+// Cost: one store write; with cond.Match, or for a scoped caller, one read
+// before it (the write is then a compare-and-set on the version read);
+// with a group one read of the group.
 func (s *Service) PutDevice(ctx context.Context, caller Principal, id string, doc Document, cond Precondition) (d secrets.Device, created bool, err error) {
 	if err := checkLanding(caller, doc.Group, doc.Labels); err != nil {
 		return secrets.Device{}, false, err
@@ -84,17 +85,24 @@ func (s *Service) PutDevice(ctx context.Context, caller Principal, id string, do
 			return secrets.Device{}, false, newError(CodePrecondition, "the device does not exist")
 		case err != nil:
 			return secrets.Device{}, false, fmt.Errorf("reading device for If-Match: %w", err)
+		case !scopeHasDevice(caller.Scope, cur):
+			return secrets.Device{}, false, errOutsideScope
 		case !cond.Match(cur):
 			return secrets.Device{}, false, errChanged
 		}
 		ifVersion = cur.Version
+	case caller.Scope != nil:
+		// Write over the device only as it was seen inside the scope.
+		if ifVersion, err = s.scopedVersion(ctx, caller.Scope, id); err != nil {
+			return secrets.Device{}, false, err
+		}
 	}
 	stored, err := s.store.PutDevice(ctx, d, ifVersion)
 	s.cache.forgetDevice(id) // even on error: the write may have landed
 	switch {
-	case errors.Is(err, secrets.ErrConflict) && ifVersion == 0:
+	case errors.Is(err, secrets.ErrConflict) && ifVersion == 0 && cond.MustNotExist:
 		return secrets.Device{}, false, newError(CodeConflict, "the device already exists")
-	case (errors.Is(err, secrets.ErrConflict) || errors.Is(err, secrets.ErrNotFound)) && ifVersion > 0:
+	case (errors.Is(err, secrets.ErrConflict) || errors.Is(err, secrets.ErrNotFound)) && ifVersion >= 0:
 		return secrets.Device{}, false, errChanged
 	case err != nil:
 		return secrets.Device{}, false, fmt.Errorf("storing device: %w", err)
