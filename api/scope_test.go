@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -492,5 +493,96 @@ func TestScopedPutRace(t *testing.T) {
 	}
 	if g := w.do("GET", "/v1/devices/in-1", testAdmin, nil); !bytes.Contains(g.body, []byte(`"group":"line-2"`)) || bytes.Contains(g.body, []byte(`"row"`)) {
 		t.Errorf("the device moved out was written over: %s", g.body)
+	}
+}
+
+// countingStore counts the device and group reads and writes that reach
+// the store.
+type countingStore struct {
+	secrets.Store
+	reads, writes atomic.Int64
+}
+
+func (c *countingStore) GetDevice(ctx context.Context, id string) (secrets.Device, error) {
+	c.reads.Add(1)
+	return c.Store.GetDevice(ctx, id)
+}
+
+func (c *countingStore) GetGroup(ctx context.Context, id string) (secrets.Group, error) {
+	c.reads.Add(1)
+	return c.Store.GetGroup(ctx, id)
+}
+
+func (c *countingStore) ListDevices(ctx context.Context, o secrets.ListOptions) (secrets.Page, error) {
+	c.reads.Add(1)
+	return c.Store.ListDevices(ctx, o)
+}
+
+func (c *countingStore) ListGroups(ctx context.Context, after string, limit int) (secrets.GroupPage, error) {
+	c.reads.Add(1)
+	return c.Store.ListGroups(ctx, after, limit)
+}
+
+func (c *countingStore) PutDevice(ctx context.Context, d secrets.Device, v int64) (secrets.Device, error) {
+	c.writes.Add(1)
+	return c.Store.PutDevice(ctx, d, v)
+}
+
+func (c *countingStore) DeleteDevice(ctx context.Context, id string) error {
+	c.writes.Add(1)
+	return c.Store.DeleteDevice(ctx, id)
+}
+
+// TestScopeCost measures the device and group reads and writes one
+// request makes, by an unscoped and by a scoped provisioner token, with a
+// cold record cache and then a warm one; the scoped token's may exceed the
+// unscoped one's by the documented cost (docs/api.md) and no more.
+func TestScopeCost(t *testing.T) {
+	cases := []struct {
+		method, path string
+		body         any
+		// extra reads of a scoped token, cold and warm cache
+		cold, warm int64
+	}{
+		{"GET", "/v1/devices/in-1", nil, 1, 0},
+		{"POST", "/v1/devices/in-1/credentials", nil, 0, 0}, // issuing reads through the cache too
+		// The gate's read (the cache a write emptied) and the read the
+		// compare-and-set write needs.
+		{"PUT", "/v1/devices/in-1", map[string]any{"group": "line-1", "labels": map[string]string{"site": "sz"}}, 2, 2},
+		{"GET", "/v1/groups/line-1", nil, 1, 0},
+		{"GET", "/v1/devices", nil, 0, 0},
+		{"GET", "/v1/groups", nil, 0, 0},
+	}
+	for _, c := range cases {
+		var got [2][2][2]int64 // [scoped][warm]{reads, writes}
+		for scoped := range 2 {
+			cs := &countingStore{}
+			w := newScopeWorld(t, newEnv(t, func(cfg *Config) { cs.Store = cfg.Store; cfg.Store = cs }))
+			tok := w.scoped
+			if scoped == 0 {
+				r := w.do("POST", "/v1/tokens", testAdmin, map[string]any{"role": "provisioner"})
+				var tc struct{ Token string }
+				r.json(t, &tc)
+				tok = tc.Token
+			}
+			for warm := range 2 {
+				r0, w0 := cs.reads.Load(), cs.writes.Load()
+				r := w.do(c.method, c.path, tok, c.body)
+				if r.status >= 300 {
+					t.Fatalf("%s %s: %d %s", c.method, c.path, r.status, r.body)
+				}
+				got[scoped][warm] = [2]int64{cs.reads.Load() - r0, cs.writes.Load() - w0}
+			}
+		}
+		for warm, want := range []int64{c.cold, c.warm} {
+			extraReads := got[1][warm][0] - got[0][warm][0]
+			extraWrites := got[1][warm][1] - got[0][warm][1]
+			t.Logf("%s %s (%s cache): unscoped %d reads %d writes, scoped %d reads %d writes",
+				c.method, c.path, []string{"cold", "warm"}[warm], got[0][warm][0], got[0][warm][1], got[1][warm][0], got[1][warm][1])
+			if extraReads > want || extraWrites != 0 {
+				t.Errorf("%s %s (%s cache): a scoped token costs %d more reads and %d more writes, want at most %d and 0",
+					c.method, c.path, []string{"cold", "warm"}[warm], extraReads, extraWrites, want)
+			}
+		}
 	}
 }
