@@ -1,7 +1,9 @@
 package service
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -93,5 +95,53 @@ func TestCheckScope(t *testing.T) {
 	out.Labels["k"] = "changed"
 	if in.Labels["k"] != "v" || in.Groups[0] != "b" {
 		t.Errorf("CheckScope changed or shares its input: %+v", in)
+	}
+}
+
+// TestScopedImport: on both write paths, with and without tokens, a scoped
+// caller's import writes the lines inside its scope, refuses the lines
+// that would land outside (CodeInvalid) and a device that exists outside
+// (CodeNotFound, in every mode), and leaves that device as it was.
+func TestScopedImport(t *testing.T) {
+	ctx := context.Background()
+	scoped := Principal{TokenID: "scoped", Role: secrets.RoleProvisioner, Scope: &secrets.Scope{Labels: map[string]string{"site": "sz"}}}
+	labelled := func(site string) Document {
+		d := azure("c2VjcmV0LWtleS0xMjM0NTY3ODkw")
+		d.Labels = map[string]string{"site": site}
+		return d
+	}
+	for _, bulk := range []bool{true, false} {
+		for _, mode := range []ImportMode{ImportCreate, ImportUpsert, ImportResume} {
+			t.Run(fmt.Sprintf("bulk=%v/mode=%d", bulk, mode), func(t *testing.T) {
+				s := newImportService(t, bulk)
+				for _, it := range []ImportItem{{"in", labelled("sz")}, {"out", labelled("bj")}} {
+					if r := s.ImportDevices(ctx, adminCaller, []ImportItem{it}, ImportCreate, false); r[0].Err != nil {
+						t.Fatal(r[0].Err)
+					}
+				}
+				res := s.ImportDevices(ctx, scoped, []ImportItem{
+					{"new", labelled("sz")}, {"new-out", labelled("bj")}, {"out", labelled("sz")}, {"in", labelled("sz")},
+				}, mode, true)
+				var se *Error
+				if res[0].Err != nil || res[0].Token == nil {
+					t.Errorf("a line inside: %+v", res[0])
+				}
+				if !errors.As(res[1].Err, &se) || se.Code != CodeInvalid || res[1].Token != nil {
+					t.Errorf("a line landing outside: %+v", res[1])
+				}
+				if !errors.Is(res[2].Err, secrets.ErrNotFound) || res[2].Token != nil {
+					t.Errorf("a line over a device outside: %+v", res[2])
+				}
+				if mode == ImportUpsert && res[3].Err != nil {
+					t.Errorf("an upsert of a device inside: %+v", res[3])
+				}
+				if d, err := s.GetDevice(ctx, "out"); err != nil || d.Version != 1 || d.Labels["site"] != "bj" {
+					t.Errorf("the device outside after the import: %+v, %v", d, err)
+				}
+				if _, err := s.GetDevice(ctx, "new-out"); !errors.Is(err, secrets.ErrNotFound) {
+					t.Errorf("new-out was written: %v", err)
+				}
+			})
+		}
 	}
 }
