@@ -89,7 +89,7 @@ func (h handlers) ListGroups(ctx context.Context, req oapi.ListGroupsRequestObje
 	if req.Params.Limit != nil {
 		limit = *req.Params.Limit
 	}
-	found, next, err := h.s.svc.ListGroups(ctx, after, limit)
+	found, next, err := h.s.svc.ListGroups(ctx, caller(ctx), after, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -122,6 +123,7 @@ func (h handlers) ListDevices(ctx context.Context, req oapi.ListDevicesRequestOb
 	if req.Params.After != nil {
 		q.After = *req.Params.After
 	}
+	q.Scope = caller(ctx).Scope
 	found, next, err := h.s.svc.ListDevices(ctx, q)
 	if err != nil {
 		return nil, err
@@ -333,15 +335,42 @@ func (h handlers) RevokeDeviceToken(ctx context.Context, req oapi.RevokeDeviceTo
 
 // CreateToken implements oapi.StrictServerInterface. The contract allows
 // only the provisioner role in the body.
-func (h handlers) CreateToken(ctx context.Context, _ oapi.CreateTokenRequestObject) (oapi.CreateTokenResponseObject, error) {
-	m, err := h.s.svc.MintProvisionerToken(ctx, caller(ctx))
+func (h handlers) CreateToken(ctx context.Context, req oapi.CreateTokenRequestObject) (oapi.CreateTokenResponseObject, error) {
+	var scope *secrets.Scope
+	if req.Body != nil && req.Body.Scope != nil {
+		scope = &secrets.Scope{}
+		if req.Body.Scope.Groups != nil {
+			scope.Groups = *req.Body.Scope.Groups
+		}
+		if req.Body.Scope.Labels != nil {
+			scope.Labels = *req.Body.Scope.Labels
+		}
+	}
+	m, err := h.s.svc.MintProvisionerToken(ctx, caller(ctx), scope)
 	if err != nil {
 		return nil, err
 	}
 	return oapi.CreateToken201JSONResponse{
-		Body:    oapi.TokenCreated{Id: m.Record.ID, Token: m.Text, Role: oapi.TokenCreatedRoleProvisioner},
+		Body:    oapi.TokenCreated{Id: m.Record.ID, Token: m.Text, Role: oapi.TokenCreatedRoleProvisioner, Scope: apiScope(m.Record.Scope)},
 		Headers: oapi.CreateToken201ResponseHeaders{CacheControl: &noStore},
 	}, nil
+}
+
+// apiScope is the API's form of a token's scope (nil: unscoped).
+func apiScope(sc *secrets.Scope) *oapi.TokenScope {
+	if sc == nil {
+		return nil
+	}
+	out := &oapi.TokenScope{}
+	if len(sc.Groups) > 0 {
+		groups := slices.Clone(sc.Groups)
+		out.Groups = &groups
+	}
+	if len(sc.Labels) > 0 {
+		labels := maps.Clone(sc.Labels)
+		out.Labels = &labels
+	}
+	return out
 }
 
 // RevokeToken implements oapi.StrictServerInterface.

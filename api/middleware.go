@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -205,6 +206,13 @@ func (s *Server) gatePlane(plane Plane, next http.Handler) http.Handler {
 				s.fail(w, r, err)
 				return
 			}
+			// A scoped token: the device or group the path names must be
+			// inside its scope, or the answer is that of a missing one.
+			err = s.svc.AuthorizeScope(r.Context(), p, op.scope, pathParams[scopeParams[op.scope]], method == http.MethodPut)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
 		}
 		readBody := s.readBody
 		if op.stream {
@@ -264,6 +272,32 @@ func operationRoles(op *openapi3.Operation) ([]string, error) {
 		}
 	}
 	return roles, nil
+}
+
+// scopeExtension is the operation extension of openapi.yaml that says how
+// a scoped token's scope applies to an operation (service.ScopeKinds).
+const scopeExtension = "x-credsign-scope"
+
+// scopeParams names the path parameter that holds the device or group an
+// operation of each scope kind acts on.
+var scopeParams = map[string]string{service.ScopeDevice: "id", service.ScopeGroup: "groupId"}
+
+// operationScope returns how the scope applies to an operation of the
+// contract at path; every operation must say, and a device or group
+// operation must name its device or group in the path.
+func operationScope(path string, op *openapi3.Operation) (string, error) {
+	raw, ok := op.Extensions[scopeExtension]
+	if !ok {
+		return "", fmt.Errorf("operation %s has no %s", op.OperationID, scopeExtension)
+	}
+	kind, _ := raw.(string)
+	if !slices.Contains(service.ScopeKinds, kind) {
+		return "", fmt.Errorf("operation %s: %s is %v, not one of %v", op.OperationID, scopeExtension, raw, service.ScopeKinds)
+	}
+	if p, ok := scopeParams[kind]; ok && !strings.Contains(path, "{"+p+"}") {
+		return "", fmt.Errorf("operation %s: %s %s, but its path has no {%s}", op.OperationID, scopeExtension, kind, p)
+	}
+	return kind, nil
 }
 
 // limiterFor returns the rate limiter of the caller's role: device tokens,

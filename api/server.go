@@ -135,6 +135,9 @@ type operation struct {
 	stream bool
 	// planes are the planes that serve it (see operationPlanes).
 	planes planeSet
+	// scope says how a scoped token's scope applies (x-credsign-scope:
+	// service.ScopeDevice, ScopeGroup, ScopeFilter or ScopeNone).
+	scope string
 }
 
 // New builds the HTTP layer of svc. The Server serves every operation
@@ -187,7 +190,8 @@ func New(svc *service.Service, cfg Config) (*Server, error) {
 // method and path template, which are also chi's route patterns. It
 // refuses a contract whose secured operations do not all say which roles
 // may call them: x-credsign-roles is the one declaration of who may call
-// what.
+// what; and one whose operations do not all say how a token's scope
+// applies (x-credsign-scope).
 func specOperations() (map[string]*operation, error) {
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromData(credsign.OpenAPI)
@@ -202,6 +206,9 @@ func specOperations() (map[string]*operation, error) {
 		for method, op := range item.Operations() {
 			o := &operation{route: &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}}
 			o.stream = op.RequestBody != nil && op.RequestBody.Value.Content.Get(ndjson) != nil
+			if o.scope, err = operationScope(path, op); err != nil {
+				return nil, fmt.Errorf("openapi.yaml %s %s: %w", method, path, err)
+			}
 			if op.Security == nil || len(*op.Security) > 0 {
 				if o.roles, err = operationRoles(op); err != nil {
 					return nil, fmt.Errorf("openapi.yaml %s %s: %w", method, path, err)

@@ -97,6 +97,21 @@ type Token struct {
 	DeviceID  string     `json:"deviceId,omitempty"` // set for RoleDevice
 	CreatedAt time.Time  `json:"createdAt"`
 	RevokedAt *time.Time `json:"revokedAt,omitempty"`
+	// Scope limits a provisioner token to some devices and groups; nil
+	// for an unscoped token (every device and group).
+	Scope *Scope `json:"scope,omitempty"`
+}
+
+// Scope is what a scoped provisioner token may act on: the devices of
+// some groups and/or those that carry some labels. Its meaning (which
+// records are inside) is the service's; the store keeps it as given.
+type Scope struct {
+	// Groups, when not empty, keeps devices of one of these groups, and
+	// these groups.
+	Groups []string `json:"groups,omitempty"`
+	// Labels, when not empty, keeps devices and groups that have every
+	// one of these labels with the value given.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // ListOptions selects a page of devices.

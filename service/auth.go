@@ -69,6 +69,9 @@ type Principal struct {
 	DeviceID string
 	// CreatedAt is when the token was minted (zero for the admin).
 	CreatedAt time.Time
+	// Scope limits a scoped provisioner token (see scope.go); nil for
+	// every other caller.
+	Scope *secrets.Scope
 	// enrol is the enrolment token record Authenticate read, for Enrol.
 	enrol *enrolState
 }
@@ -269,5 +272,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, header string) (Princi
 	case rec.RevokedAt != nil:
 		return Principal{}, errUnauthorized()
 	}
-	return Principal{TokenID: rec.ID, Role: rec.Role, DeviceID: rec.DeviceID, CreatedAt: rec.CreatedAt}, nil
+	p := Principal{TokenID: rec.ID, Role: rec.Role, DeviceID: rec.DeviceID, CreatedAt: rec.CreatedAt}
+	if rec.Role == secrets.RoleProvisioner {
+		p.Scope = rec.Scope
+	}
+	return p, nil
 }

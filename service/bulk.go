@@ -71,7 +71,13 @@ type ImportResult struct {
 //
 // Cost: one bulk store write; on a store without bulk writes, with tokens,
 // one more token write an item; in ImportResume, one read and (with mint)
-// one token write for each device that exists.
+// one token write for each device that exists. A scoped caller's lines
+// that would put a device outside its scope are refused each with the
+// fields named, and a device that exists outside it is refused as a PUT
+// refuses it (CodeNotFound): that costs, for a scoped caller, one read a
+// line in ImportUpsert (the write is then a compare-and-set on the version
+// read) and one read for each line that finds its device existing in
+// ImportCreate.
 func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []ImportItem, mode ImportMode, mint bool) []ImportResult {
 	out := make([]ImportResult, len(items))
 	upsert := mode == ImportUpsert
@@ -87,11 +93,15 @@ func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []I
 	minted := make([]Minted, 0, len(items)) // minted[k]: the token of puts[k], when together
 	groups := map[string]groupRead{}        // each group of the batch, read once
 	for i, it := range items {
+		if err := checkLanding(caller, it.Doc.Group, it.Doc.Labels); err != nil {
+			out[i].Err = err
+			continue
+		}
 		var g *secrets.Group
 		if name := it.Doc.Group; name != "" {
 			gr, ok := groups[name]
 			if !ok {
-				gr.g, gr.err = s.readGroup(ctx, name)
+				gr.g, gr.err = s.readGroup(ctx, caller.Scope, name)
 				groups[name] = gr
 			}
 			if gr.err != nil {
@@ -114,6 +124,13 @@ func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []I
 			continue
 		}
 		p := secrets.DevicePut{Device: d, IfVersion: ifVersion}
+		if upsert && caller.Scope != nil {
+			// Replace only a device inside the scope, as it was read.
+			if p.IfVersion, err = s.scopedVersion(ctx, caller.Scope, it.ID); err != nil {
+				out[i].Err = err
+				continue
+			}
+		}
 		if together {
 			m, err := s.newToken(ctx, secrets.RoleDevice, d.ID, now)
 			if err != nil {
@@ -138,12 +155,14 @@ func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []I
 		}
 		switch {
 		case errors.Is(r.Err, secrets.ErrConflict) && mode == ImportResume:
-			out[i].Imported, out[i].Err = s.keepExisting(ctx, puts[k].Device)
+			out[i].Imported, out[i].Err = s.keepExisting(ctx, caller.Scope, puts[k].Device)
 			if out[i].Err == nil {
 				existing = append(existing, i)
 			}
 		case errors.Is(r.Err, secrets.ErrConflict) && !upsert:
-			out[i].Err = newError(CodeConflict, "the device already exists")
+			out[i].Err = s.existsError(ctx, caller.Scope, puts[k].Device.ID)
+		case (errors.Is(r.Err, secrets.ErrConflict) || errors.Is(r.Err, secrets.ErrNotFound)) && puts[k].IfVersion >= 0 && upsert:
+			out[i].Err = errChanged
 		case r.Err != nil:
 			out[i].Err = fmt.Errorf("storing device: %w", r.Err)
 		default:
@@ -166,11 +185,16 @@ func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []I
 }
 
 // keepExisting reads the device that want's create found, and returns it
-// (its Secret blanked) when it is what want describes, or CodeConflict.
-func (s *Service) keepExisting(ctx context.Context, want secrets.Device) (Imported, error) {
+// (its Secret blanked) when it is what want describes, or CodeConflict; a
+// device outside scope sc is not compared (that would tell whether the
+// line holds its secret) and is CodeNotFound, as a PUT answers.
+func (s *Service) keepExisting(ctx context.Context, sc *secrets.Scope, want secrets.Device) (Imported, error) {
 	got, err := s.store.GetDevice(ctx, want.ID)
 	if err != nil {
 		return Imported{}, fmt.Errorf("reading the existing device: %w", err)
+	}
+	if !scopeHasDevice(sc, got) {
+		return Imported{}, errOutsideScope
 	}
 	if !sameDevice(got, want) {
 		return Imported{}, newError(CodeConflict, "the device exists and differs from the line (mode=upsert replaces it)")

@@ -48,12 +48,21 @@ var validLabelKey = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$`)
 // (cloud.GroupKeyDeriver), its key is derived from the group key whenever
 // it signs.
 //
-// Cost: one store write; with cond.Match one read before it; with a group
-// one read of the group.
+// A scoped caller (whose gate checked that the device is inside its scope
+// or absent) may not write a device outside its scope: the fields that
+// would put it there are named (CodeInvalid) before anything is read, and
+// a group outside the scope is a group that does not exist.
+//
+// Cost: one store write; with cond.Match, or for a scoped caller, one read
+// before it (the write is then a compare-and-set on the version read);
+// with a group one read of the group.
 func (s *Service) PutDevice(ctx context.Context, caller Principal, id string, doc Document, cond Precondition) (d secrets.Device, created bool, err error) {
+	if err := checkLanding(caller, doc.Group, doc.Labels); err != nil {
+		return secrets.Device{}, false, err
+	}
 	var g *secrets.Group
 	if doc.Group != "" {
-		if doc, g, err = s.groupDocument(ctx, id, doc); err != nil {
+		if doc, g, err = s.groupDocument(ctx, caller.Scope, id, doc); err != nil {
 			return secrets.Device{}, false, err
 		}
 	}
@@ -76,17 +85,24 @@ func (s *Service) PutDevice(ctx context.Context, caller Principal, id string, do
 			return secrets.Device{}, false, newError(CodePrecondition, "the device does not exist")
 		case err != nil:
 			return secrets.Device{}, false, fmt.Errorf("reading device for If-Match: %w", err)
+		case !scopeHasDevice(caller.Scope, cur):
+			return secrets.Device{}, false, errOutsideScope
 		case !cond.Match(cur):
 			return secrets.Device{}, false, errChanged
 		}
 		ifVersion = cur.Version
+	case caller.Scope != nil:
+		// Write over the device only as it was seen inside the scope.
+		if ifVersion, err = s.scopedVersion(ctx, caller.Scope, id); err != nil {
+			return secrets.Device{}, false, err
+		}
 	}
 	stored, err := s.store.PutDevice(ctx, d, ifVersion)
 	s.cache.forgetDevice(id) // even on error: the write may have landed
 	switch {
-	case errors.Is(err, secrets.ErrConflict) && ifVersion == 0:
+	case errors.Is(err, secrets.ErrConflict) && ifVersion == 0 && cond.MustNotExist:
 		return secrets.Device{}, false, newError(CodeConflict, "the device already exists")
-	case (errors.Is(err, secrets.ErrConflict) || errors.Is(err, secrets.ErrNotFound)) && ifVersion > 0:
+	case (errors.Is(err, secrets.ErrConflict) || errors.Is(err, secrets.ErrNotFound)) && ifVersion >= 0:
 		return secrets.Device{}, false, errChanged
 	case err != nil:
 		return secrets.Device{}, false, fmt.Errorf("storing device: %w", err)
@@ -268,6 +284,15 @@ type ListQuery struct {
 	After string
 	// Limit is the page size (1 to 1000; 0 means 100).
 	Limit int
+	// Scope, when set, keeps only the devices inside it (the caller's
+	// scope): one more filter, applied with the others.
+	Scope *secrets.Scope
+}
+
+// matches reports whether device d passes the query's filters read from
+// each record (labels, scope).
+func (q ListQuery) matches(d secrets.Device) bool {
+	return hasLabels(d.Labels, q.Labels) && scopeHasDevice(q.Scope, d)
 }
 
 // ListDevices returns one page of devices (without secrets) sorted by ID,
@@ -287,7 +312,7 @@ func (s *Service) ListDevices(ctx context.Context, q ListQuery) ([]secrets.Devic
 			return nil, "", fmt.Errorf("listing devices: %w", err)
 		}
 		for i, d := range page.Devices {
-			if !hasLabels(d.Labels, q.Labels) {
+			if !q.matches(d) {
 				continue
 			}
 			d.Secret = ""
@@ -298,7 +323,7 @@ func (s *Service) ListDevices(ctx context.Context, q ListQuery) ([]secrets.Devic
 			// The page is full. Another follows only if a device after
 			// this one could match.
 			rest := page.Devices[i+1:]
-			if slices.ContainsFunc(rest, func(d secrets.Device) bool { return hasLabels(d.Labels, q.Labels) }) {
+			if slices.ContainsFunc(rest, q.matches) {
 				return devices, d.ID, nil
 			}
 			if page.Next != "" {

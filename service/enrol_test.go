@@ -212,7 +212,7 @@ func TestGroupChecks(t *testing.T) {
 	if err != nil || g.Secret != "" {
 		t.Errorf("GetGroup returns the secret or fails: %v", err)
 	}
-	list, next, err := s.ListGroups(ctx, "", 10)
+	list, next, err := s.ListGroups(ctx, Principal{}, "", 10)
 	if err != nil || len(list) != 1 || next != "" || list[0].Secret != "" {
 		t.Errorf("ListGroups: %d groups, next %q, %v", len(list), next, err)
 	}

@@ -103,6 +103,9 @@ const sampleDeviceID = "credsign-group-check"
 // Cost: one store read, one compare-and-set write (a Vault store reads the
 // version first).
 func (s *Service) PutGroup(ctx context.Context, caller Principal, id string, doc GroupDocument) (secrets.Group, bool, error) {
+	if err := checkGroupLanding(caller, id, doc.Labels); err != nil {
+		return secrets.Group{}, false, err
+	}
 	g, err := s.checkGroup(id, doc)
 	if err != nil {
 		return secrets.Group{}, false, err
@@ -110,6 +113,8 @@ func (s *Service) PutGroup(ctx context.Context, caller Principal, id string, doc
 	ifVersion := int64(0)
 	cur, err := s.store.GetGroup(ctx, id)
 	switch {
+	case err == nil && !scopeHasGroup(caller.Scope, cur):
+		return secrets.Group{}, false, errOutsideScope
 	case err == nil:
 		if !maps.Equal(identityTemplate(cur), identityTemplate(g)) {
 			return secrets.Group{}, false, newError(CodeConflict, "the params of the template that contain "+DeviceIDPlaceholder+
@@ -246,8 +251,12 @@ func (s *Service) DeleteGroup(ctx context.Context, caller Principal, id string) 
 }
 
 // ListGroups returns a page of groups (without secrets) sorted by ID and
-// the cursor of the next page, "" on the last one.
-func (s *Service) ListGroups(ctx context.Context, after string, limit int) ([]secrets.Group, string, error) {
+// the cursor of the next page, "" on the last one. A scoped caller sees
+// only the groups inside its scope (listScopedGroups).
+func (s *Service) ListGroups(ctx context.Context, caller Principal, after string, limit int) ([]secrets.Group, string, error) {
+	if caller.Scope != nil {
+		return s.listScopedGroups(ctx, caller.Scope, after, limit)
+	}
 	p, err := s.store.ListGroups(ctx, after, limit)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing groups: %w", err)
@@ -352,8 +361,8 @@ func (s *Service) deviceSecretFrom(ctx context.Context, d secrets.Device, getGro
 // device id with the cloud: the result's params go over the document's,
 // its secret becomes the device's. A group that does not exist is a fault
 // of the document.
-func (s *Service) groupDocument(ctx context.Context, id string, doc Document) (Document, *secrets.Group, error) {
-	g, err := s.readGroup(ctx, doc.Group)
+func (s *Service) groupDocument(ctx context.Context, sc *secrets.Scope, id string, doc Document) (Document, *secrets.Group, error) {
+	g, err := s.readGroup(ctx, sc, doc.Group)
 	if err != nil {
 		return doc, nil, err
 	}
@@ -364,9 +373,13 @@ func (s *Service) groupDocument(ctx context.Context, id string, doc Document) (D
 	return doc, &g, err
 }
 
-// readGroup reads the group a device document names, from the store.
-func (s *Service) readGroup(ctx context.Context, id string) (secrets.Group, error) {
+// readGroup reads the group a device document names, from the store; a
+// group outside scope sc is a group that does not exist.
+func (s *Service) readGroup(ctx context.Context, sc *secrets.Scope, id string) (secrets.Group, error) {
 	g, err := s.store.GetGroup(ctx, id)
+	if err == nil && !scopeHasGroup(sc, g) {
+		err = secrets.ErrNotFound
+	}
 	switch {
 	case errors.Is(err, secrets.ErrNotFound):
 		return g, invalid(FieldError{Field: "group", Reason: "no such group"})

@@ -118,7 +118,7 @@ func TestRevocationAcrossOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prov, err := a.MintProvisionerToken(ctx, adminCaller)
+	prov, err := a.MintProvisionerToken(ctx, adminCaller, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestRevocationStaleAfterTimeout(t *testing.T) {
 	if _, _, err := s.PutDevice(ctx, adminCaller, "lamp", azure("c2VjcmV0LWtleS0xMjM0NTY3ODkw"), Precondition{}); err != nil {
 		t.Fatal(err)
 	}
-	prov, err := s.MintProvisionerToken(ctx, adminCaller)
+	prov, err := s.MintProvisionerToken(ctx, adminCaller, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,17 +19,32 @@ func (s *Service) MintDeviceToken(ctx context.Context, caller Principal, id stri
 	return s.mint(ctx, caller, secrets.RoleDevice, id)
 }
 
-// MintProvisionerToken mints a provisioner token.
-func (s *Service) MintProvisionerToken(ctx context.Context, caller Principal) (Minted, error) {
-	return s.mint(ctx, caller, secrets.RoleProvisioner, "")
+// MintProvisionerToken mints a provisioner token, limited to scope when
+// it is not nil (see CheckScope). The caller may not give more than it
+// has: a scoped caller is refused (the API lets only the admin mint).
+func (s *Service) MintProvisionerToken(ctx context.Context, caller Principal, scope *secrets.Scope) (Minted, error) {
+	if caller.Scope != nil {
+		return Minted{}, newError(CodeForbidden, "a scoped token may not mint provisioner tokens")
+	}
+	scope, err := CheckScope(scope)
+	if err != nil {
+		return Minted{}, err
+	}
+	return s.mintScoped(ctx, caller, secrets.RoleProvisioner, "", scope)
 }
 
 // mint creates, stores and audits a token.
 func (s *Service) mint(ctx context.Context, caller Principal, role, deviceID string) (Minted, error) {
+	return s.mintScoped(ctx, caller, role, deviceID, nil)
+}
+
+// mintScoped creates, stores and audits a token with scope.
+func (s *Service) mintScoped(ctx context.Context, caller Principal, role, deviceID string, scope *secrets.Scope) (Minted, error) {
 	m, err := s.newToken(ctx, role, deviceID, time.Now())
 	if err != nil {
 		return Minted{}, err
 	}
+	m.Record.Scope = scope
 	err = s.store.PutToken(ctx, m.Record)
 	s.cache.forgetHash(m.Record.Hash)
 	if err != nil {
@@ -62,6 +77,9 @@ func auditMinted(ctx context.Context, caller Principal, t secrets.Token) {
 	ev := audit(ctx, caller, "token.created").Str("createdTokenId", t.ID).Str("createdRole", t.Role)
 	if t.DeviceID != "" {
 		ev = ev.Str("deviceId", t.DeviceID)
+	}
+	if t.Scope != nil {
+		ev = ev.Strs("scopeGroups", t.Scope.Groups).Interface("scopeLabels", t.Scope.Labels)
 	}
 	ev.Msg("audit")
 }

@@ -739,6 +739,17 @@ type TokenCreated struct {
 	Id   TokenId          `json:"id"`
 	Role TokenCreatedRole `json:"role"`
 
+	// Scope What a scoped provisioner token may act on. A device is inside when
+	// its `group` is one of `groups` (when given: a device of no group is
+	// then outside) and it has every label of `labels` with the value
+	// given (equality only; every pair must match). A group is inside when
+	// its ID is one of `groups` (when given) and its own labels match
+	// `labels`. Everything outside answers as if it did not exist (404,
+	// the body of a missing record; not listed); a write that would put a
+	// device or group outside is refused with 422 naming the fields.
+	// Without `scope` the token acts on every device and group.
+	Scope *TokenScope `json:"scope,omitempty"`
+
 	// Token The token text; shown only here.
 	Token string `json:"token"`
 }
@@ -752,10 +763,35 @@ type TokenId = string
 // TokenRequest defines model for TokenRequest.
 type TokenRequest struct {
 	Role TokenRequestRole `json:"role"`
+
+	// Scope What a scoped provisioner token may act on. A device is inside when
+	// its `group` is one of `groups` (when given: a device of no group is
+	// then outside) and it has every label of `labels` with the value
+	// given (equality only; every pair must match). A group is inside when
+	// its ID is one of `groups` (when given) and its own labels match
+	// `labels`. Everything outside answers as if it did not exist (404,
+	// the body of a missing record; not listed); a write that would put a
+	// device or group outside is refused with 422 naming the fields.
+	// Without `scope` the token acts on every device and group.
+	Scope *TokenScope `json:"scope,omitempty"`
 }
 
 // TokenRequestRole defines model for TokenRequest.Role.
 type TokenRequestRole string
+
+// TokenScope What a scoped provisioner token may act on. A device is inside when
+// its `group` is one of `groups` (when given: a device of no group is
+// then outside) and it has every label of `labels` with the value
+// given (equality only; every pair must match). A group is inside when
+// its ID is one of `groups` (when given) and its own labels match
+// `labels`. Everything outside answers as if it did not exist (404,
+// the body of a missing record; not listed); a write that would put a
+// device or group outside is refused with 422 naming the fields.
+// Without `scope` the token acts on every device and group.
+type TokenScope struct {
+	Groups *[]DeviceId        `json:"groups,omitempty"`
+	Labels *map[string]string `json:"labels,omitempty"`
+}
 
 // Topics The cloud's standard MQTT topics for this device, so that firmware can publish
 // telemetry and receive commands without knowing the cloud. `telemetry` and

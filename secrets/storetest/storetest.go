@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) secrets.Store) {
 		{"ListPagination", testListPagination},
 		{"ListConcurrentWriters", testListConcurrentWriters},
 		{"Tokens", testTokens},
+		{"TokenScope", testTokenScope},
 		{"Ping", testPing},
 		{"Keys", testKeys},
 		{"Groups", testGroups},
@@ -555,6 +556,44 @@ func testListConcurrentWriters(t *testing.T, s secrets.Store) {
 			}
 		}
 	}
+}
+
+// testTokenScope: a provisioner token's scope is kept as given, read back
+// by hash and by ID, before and after a revocation; a token without one
+// reads back without one.
+func testTokenScope(t *testing.T, s secrets.Store) {
+	created := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	scoped := secrets.Token{ID: "tok-scoped", Hash: Hash("csp_scoped"), Role: secrets.RoleProvisioner, CreatedAt: created,
+		Scope: &secrets.Scope{Groups: []string{"line-2", "line-1"}, Labels: map[string]string{"site": "sz", "team/a": ""}}}
+	plain := secrets.Token{ID: "tok-plain", Hash: Hash("csp_plain"), Role: secrets.RoleProvisioner, CreatedAt: created}
+	for _, tok := range []secrets.Token{scoped, plain} {
+		if err := s.PutToken(ctx(t), tok); err != nil {
+			t.Fatalf("PutToken(%q): %v", tok.ID, err)
+		}
+	}
+	check := func(when string) {
+		t.Helper()
+		for _, want := range []secrets.Token{scoped, plain} {
+			byHash, err := s.TokenByHash(ctx(t), want.Hash)
+			if err != nil {
+				t.Fatalf("%s: TokenByHash(%s): %v", when, want.ID, err)
+			}
+			byID, err := s.GetToken(ctx(t), want.ID)
+			if err != nil {
+				t.Fatalf("%s: GetToken(%s): %v", when, want.ID, err)
+			}
+			for _, got := range []secrets.Token{byHash, byID} {
+				if !reflect.DeepEqual(got.Scope, want.Scope) {
+					t.Fatalf("%s: token %s has scope %+v, want %+v", when, want.ID, got.Scope, want.Scope)
+				}
+			}
+		}
+	}
+	check("stored")
+	if err := s.RevokeToken(ctx(t), scoped.ID, created.Add(time.Hour)); err != nil {
+		t.Fatalf("RevokeToken: %v", err)
+	}
+	check("revoked")
 }
 
 func testTokens(t *testing.T, s secrets.Store) {
