@@ -1,8 +1,10 @@
 package secrets
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // CheckVersion applies the compare-and-set rule of DeviceStore.PutDevice:
@@ -73,4 +75,36 @@ func NormalizeGroup(g Group) (Group, error) {
 		out.Registration.Params = nil
 	}
 	return out, nil
+}
+
+// CarrySecret sets the secret bookkeeping of next, a write that replaces
+// old (nil for a create), as stored at now: a create has SecretVersion 1
+// and no previous secret; a write whose Secret equals the stored one keeps
+// old's bookkeeping; any other Secret is a rotation: SecretVersion one
+// more than old's (a record without one counts as 1), PreviousSecret old's
+// Secret, SecretRotatedAt now. Every store calls it in the write that
+// replaces old, so the rule is written once.
+func CarrySecret(old *Device, next *Device, now time.Time) {
+	switch {
+	case old == nil:
+		next.SecretVersion, next.PreviousSecret, next.SecretRotatedAt = 1, "", nil
+	case subtle.ConstantTimeCompare([]byte(old.Secret), []byte(next.Secret)) == 1:
+		next.SecretVersion, next.PreviousSecret, next.SecretRotatedAt = max(old.SecretVersion, 1), old.PreviousSecret, old.SecretRotatedAt
+	default:
+		at := now.UTC()
+		next.SecretVersion, next.PreviousSecret, next.SecretRotatedAt = max(old.SecretVersion, 1)+1, old.Secret, &at
+	}
+}
+
+// Matches reports whether d passes the filters of opts (Cloud, Labels).
+func (opts ListOptions) Matches(d Device) bool {
+	if opts.Cloud != "" && d.Cloud != opts.Cloud {
+		return false
+	}
+	for k, v := range opts.Labels {
+		if got, ok := d.Labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
