@@ -96,9 +96,10 @@ func CarrySecret(old *Device, next *Device, now time.Time) {
 	}
 }
 
-// Matches reports whether d passes the filters of opts (Cloud, Labels).
+// Matches reports whether d passes the filters of opts (Cloud, Group,
+// Labels).
 func (opts ListOptions) Matches(d Device) bool {
-	if opts.Cloud != "" && d.Cloud != opts.Cloud {
+	if (opts.Cloud != "" && d.Cloud != opts.Cloud) || (opts.Group != "" && d.Group != opts.Group) {
 		return false
 	}
 	for k, v := range opts.Labels {

@@ -110,6 +110,8 @@ type Token struct {
 type ListOptions struct {
 	// Cloud, when set, keeps only devices of that cloud.
 	Cloud string
+	// Group, when set, keeps only devices of that group.
+	Group string
 	// Labels keeps only devices that have every label with the value
 	// given.
 	Labels map[string]string
