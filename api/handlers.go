@@ -147,10 +147,10 @@ func apiDevice(d secrets.Device) oapi.Device {
 	params := map[string]oapi.ParamValue{}
 	maps.Copy(params, d.Params)
 	out := oapi.Device{
-		Id:        d.ID,
-		Cloud:     d.Cloud,
-		Group:     optional(d.Group),
-		Params:    params,
+		Id:            d.ID,
+		Cloud:         d.Cloud,
+		Group:         optional(d.Group),
+		Params:        params,
 		Labels:        labels,
 		SecretVersion: max(d.SecretVersion, 1),
 		Version:       d.Version,
