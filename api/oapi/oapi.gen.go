@@ -389,7 +389,7 @@ type DeviceList struct {
 	Next *string `json:"next"`
 
 	// Partial True when the store spent its scan budget (the embedded store
-	// 50,000 records, Vault 5,000 a request) before the page was full:
+	// 50,000 records, Vault 1,000 a request) before the page was full:
 	// the page is short, perhaps empty, and `next` continues after the
 	// last record examined. Absent otherwise: a page that is not full is
 	// then the last one.
