@@ -106,3 +106,27 @@ func TestListScanCost(t *testing.T) {
 		t.Fatalf("Vault got %d LISTs and %d reads, want %d and %d", lists.Load(), reads.Load(), calls, n)
 	}
 }
+
+// TestDeviceWithoutSecretVersion reads a device record written before
+// secret versions existed (as `vault kv put` or an older credsign left it):
+// it reads as secret version 1, and its first rotation makes it 2.
+func TestDeviceWithoutSecretVersion(t *testing.T) {
+	srv := vaulttest.Start(t)
+	cfg := baseConfig(srv, srv.RootToken)
+	s := newStore(t, cfg)
+	ctx := context.Background()
+	old := map[string]any{"id": "old", "cloud": "aliyun", "params": map[string]any{"productKey": "pk", "deviceName": "old"},
+		"secret": "old-secret", "createdAt": "2026-01-02T03:04:05Z", "updatedAt": "2026-01-02T03:04:05Z"}
+	if _, err := srv.Client(t).KVv2("secret").Put(ctx, cfg.Prefix+"devices/old", old); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.GetDevice(ctx, "old")
+	if err != nil || d.SecretVersion != 1 || d.PreviousSecret != "" || d.SecretRotatedAt != nil {
+		t.Fatalf("GetDevice: secretVersion %d, %v", d.SecretVersion, err)
+	}
+	d.Secret = "new-secret"
+	got, err := s.PutDevice(ctx, d, d.Version)
+	if err != nil || got.SecretVersion != 2 || got.PreviousSecret != "old-secret" {
+		t.Fatalf("first rotation: secretVersion %d, previous kept %t, %v", got.SecretVersion, got.PreviousSecret == "old-secret", err)
+	}
+}
