@@ -26,7 +26,9 @@ func (h handlers) DoctorDevice(ctx context.Context, req oapi.DoctorDeviceRequest
 	if err != nil {
 		return nil, err
 	}
-	out := oapi.Diagnosis{Cloud: dg.Cloud, Match: dg.Match, At: dg.At, Findings: make([]oapi.Finding, len(dg.Findings))}
+	secret := oapi.DiagnosisSecret(dg.Secret)
+	out := oapi.Diagnosis{Cloud: dg.Cloud, Match: dg.Match, At: dg.At, Findings: make([]oapi.Finding, len(dg.Findings)),
+		Secret: &secret, SecretVersion: &dg.SecretVersion}
 	for i, f := range dg.Findings {
 		out.Findings[i] = oapi.Finding{Part: oapi.FindingPart(f.Part), Status: oapi.FindingStatus(f.Status), Cause: f.Cause,
 			Confidence: oapi.FindingConfidence(f.Confidence)}

@@ -120,20 +120,24 @@ func (h handlers) ListDevices(ctx context.Context, req oapi.ListDevicesRequestOb
 	if req.Params.Cloud != nil {
 		q.Cloud = *req.Params.Cloud
 	}
+	if req.Params.Group != nil {
+		q.Group = *req.Params.Group
+	}
 	if req.Params.After != nil {
 		q.After = *req.Params.After
 	}
 	q.Scope = caller(ctx).Scope
-	found, next, err := h.s.svc.ListDevices(ctx, q)
+	page, err := h.s.svc.ListDevices(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	out := oapi.ListDevices200JSONResponse{Devices: make([]oapi.Device, len(found))}
-	for i, d := range found {
+	out := oapi.ListDevices200JSONResponse{Devices: make([]oapi.Device, len(page.Devices)), Next: optional(page.Next), Scanned: &page.Scanned}
+	for i, d := range page.Devices {
 		out.Devices[i] = apiDevice(d)
 	}
-	if next != "" {
-		out.Next = &next
+	if page.Partial {
+		reason := fmt.Sprintf("the scan budget ran out after %d records; continue with after=%s", page.Scanned, page.Next)
+		out.Partial, out.Reason = &page.Partial, &reason
 	}
 	return out, nil
 }
@@ -144,16 +148,22 @@ func apiDevice(d secrets.Device) oapi.Device {
 	maps.Copy(labels, d.Labels)
 	params := map[string]oapi.ParamValue{}
 	maps.Copy(params, d.Params)
-	return oapi.Device{
-		Id:        d.ID,
-		Cloud:     d.Cloud,
-		Group:     optional(d.Group),
-		Params:    params,
-		Labels:    labels,
-		Version:   d.Version,
-		CreatedAt: d.CreatedAt.UTC(),
-		UpdatedAt: d.UpdatedAt.UTC(),
+	out := oapi.Device{
+		Id:            d.ID,
+		Cloud:         d.Cloud,
+		Group:         optional(d.Group),
+		Params:        params,
+		Labels:        labels,
+		SecretVersion: max(d.SecretVersion, 1),
+		Version:       d.Version,
+		CreatedAt:     d.CreatedAt.UTC(),
+		UpdatedAt:     d.UpdatedAt.UTC(),
 	}
+	if d.SecretRotatedAt != nil {
+		at := d.SecretRotatedAt.UTC()
+		out.SecretRotatedAt = &at
+	}
+	return out
 }
 
 // GetDevice implements oapi.StrictServerInterface.
@@ -168,7 +178,7 @@ func (h handlers) GetDevice(ctx context.Context, req oapi.GetDeviceRequestObject
 
 // PutDevice implements oapi.StrictServerInterface.
 func (h handlers) PutDevice(ctx context.Context, req oapi.PutDeviceRequestObject) (oapi.PutDeviceResponseObject, error) {
-	cond, err := precondition(req.Params)
+	cond, err := precondition(req.Params.IfMatch, req.Params.IfNoneMatch != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -199,17 +209,18 @@ func (h handlers) PutDevice(ctx context.Context, req oapi.PutDeviceRequestObject
 	return oapi.PutDevice200JSONResponse{Body: apiDevice(stored), Headers: oapi.PutDevice200ResponseHeaders{ETag: &tag}}, nil
 }
 
-// precondition turns If-Match / If-None-Match into the service's condition.
-func precondition(p oapi.PutDeviceParams) (service.Precondition, error) {
+// precondition turns If-Match (nil when absent) and whether If-None-Match
+// was sent into the service's condition.
+func precondition(ifMatch *string, ifNoneMatch bool) (service.Precondition, error) {
 	switch {
-	case p.IfMatch != nil && p.IfNoneMatch != nil:
+	case ifMatch != nil && ifNoneMatch:
 		return service.Precondition{}, problem.New(http.StatusBadRequest, "send If-Match or If-None-Match, not both")
-	case p.IfNoneMatch != nil:
+	case ifNoneMatch:
 		return service.Precondition{MustNotExist: true}, nil
-	case p.IfMatch == nil:
+	case ifMatch == nil:
 		return service.Precondition{}, nil
 	}
-	m, ok := parseIfMatch(*p.IfMatch)
+	m, ok := parseIfMatch(*ifMatch)
 	if !ok {
 		return service.Precondition{}, problem.New(http.StatusBadRequest, "the request is malformed",
 			problem.FieldError{Field: "header.If-Match", Reason: "not a list of entity tags"})

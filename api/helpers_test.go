@@ -197,6 +197,8 @@ func (e *env) do(method, path, token string, body any, hdr ...string) resp {
 	case nil:
 	case ndjsonBody:
 		raw, ct = []byte(b), ndjson
+	case mergePatch:
+		raw, ct = []byte(b), "application/merge-patch+json"
 	case string:
 		raw = []byte(b)
 	case []byte:

@@ -338,9 +338,17 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, route *routers
 	if err := notEncoded(r); err != nil {
 		return err
 	}
+	// The operation's media type: application/json, or
+	// application/merge-patch+json for a PATCH.
+	want := "application/json"
+	if content := route.Operation.RequestBody.Value.Content; content.Get(want) == nil {
+		for mt := range content {
+			want = mt
+		}
+	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		return problem.New(http.StatusUnsupportedMediaType, "the request body must be application/json")
+	if err != nil || mt != want {
+		return problem.New(http.StatusUnsupportedMediaType, "the request body must be "+want)
 	}
 	if !json.Valid(body) {
 		return problem.New(http.StatusBadRequest, "the request body is not valid JSON",

@@ -150,6 +150,9 @@ func testScopeMatrix(t *testing.T, newE func() *env) {
 		"putDevice": {func() any {
 			return map[string]any{"group": "line-1", "labels": map[string]string{"site": "sz", "x": "y"}}
 		}, 200},
+		"patchDevice":          {func() any { return mergePatch(`{"labels":{"x":"y"}}`) }, 200},
+		"rotateDeviceSecret":   {func() any { return map[string]any{"secret": "c2NvcGVkLXJvdGF0aW9uLWtleS0wMTIzNDU2Nzg5YWI="} }, 200},
+		"patchGroup":           {func() any { return mergePatch(`{"labels":{"x":"y"}}`) }, 200},
 		"deleteDevice":         {none, 204},
 		"issueCredentials":     {none, 200},
 		"doctorDevice":         {func() any { return map[string]any{"clientId": "c", "username": "u", "password": "p"} }, 200},

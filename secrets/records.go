@@ -1,8 +1,11 @@
 package secrets
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
+	"sort"
+	"time"
 )
 
 // CheckVersion applies the compare-and-set rule of DeviceStore.PutDevice:
@@ -73,4 +76,65 @@ func NormalizeGroup(g Group) (Group, error) {
 		out.Registration.Params = nil
 	}
 	return out, nil
+}
+
+// CarrySecret sets the secret bookkeeping of next, a write that replaces
+// old (nil for a create), as stored at now: a create has SecretVersion 1
+// and no previous secret; a write whose Secret equals the stored one keeps
+// old's bookkeeping; any other Secret is a rotation: SecretVersion one
+// more than old's (a record without one counts as 1), PreviousSecret old's
+// Secret, SecretRotatedAt now. Every store calls it in the write that
+// replaces old, so the rule is written once.
+func CarrySecret(old *Device, next *Device, now time.Time) {
+	switch {
+	case old == nil:
+		next.SecretVersion, next.PreviousSecret, next.SecretRotatedAt = 1, "", nil
+	case subtle.ConstantTimeCompare([]byte(old.Secret), []byte(next.Secret)) == 1:
+		next.SecretVersion, next.PreviousSecret, next.SecretRotatedAt = max(old.SecretVersion, 1), old.PreviousSecret, old.SecretRotatedAt
+	default:
+		at := now.UTC()
+		next.SecretVersion, next.PreviousSecret, next.SecretRotatedAt = max(old.SecretVersion, 1)+1, old.Secret, &at
+	}
+}
+
+// Matches reports whether d passes the filters of opts (Cloud, Group,
+// Labels, Scope).
+func (opts ListOptions) Matches(d Device) bool {
+	if (opts.Cloud != "" && d.Cloud != opts.Cloud) || (opts.Group != "" && d.Group != opts.Group) {
+		return false
+	}
+	return HasLabels(d.Labels, opts.Labels) && opts.Scope.HasDevice(d)
+}
+
+// HasLabels reports whether have holds every label of want with its value.
+func HasLabels(have, want map[string]string) bool {
+	for k, v := range want {
+		if got, ok := have[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// HasDevice reports whether device d is inside the scope (a nil scope
+// holds every device): its group is one of Groups (when Groups is not
+// empty) and it has every label of Labels.
+func (sc *Scope) HasDevice(d Device) bool {
+	return sc == nil || (sc.HasGroupID(d.Group) && HasLabels(d.Labels, sc.Labels))
+}
+
+// HasGroup reports whether group g is inside the scope.
+func (sc *Scope) HasGroup(g Group) bool {
+	return sc == nil || (sc.HasGroupID(g.ID) && HasLabels(g.Labels, sc.Labels))
+}
+
+// HasGroupID reports whether the scope's group list admits group id ("" for
+// no group: admitted only when the scope names no groups). Groups is kept
+// sorted.
+func (sc *Scope) HasGroupID(id string) bool {
+	if sc == nil || len(sc.Groups) == 0 {
+		return true
+	}
+	i := sort.SearchStrings(sc.Groups, id)
+	return id != "" && i < len(sc.Groups) && sc.Groups[i] == id
 }

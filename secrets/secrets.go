@@ -76,6 +76,18 @@ type Device struct {
 	// of a group may have no Secret: the service derives it from the
 	// group's.
 	Group string `json:"group,omitempty"`
+	// SecretVersion counts the device's secrets: 1 at creation, one more
+	// each time a write stores a Secret other than the stored one (a
+	// rotation). The store sets it (see CarrySecret); a record written
+	// before secret versions existed reads as 1.
+	SecretVersion int64 `json:"secretVersion,omitempty"`
+	// PreviousSecret is the secret the last rotation replaced, "" before
+	// the first; write-only like Secret, kept so that a diagnosis can
+	// compare both while a cloud-side change propagates. The store sets it.
+	PreviousSecret string `json:"previousSecret,omitempty"`
+	// SecretRotatedAt is when the last rotation was stored, nil before the
+	// first. The store sets it.
+	SecretRotatedAt *time.Time `json:"secretRotatedAt,omitempty"`
 	// Version starts at 1 and increases by one on every successful write.
 	Version   int64     `json:"version"`
 	CreatedAt time.Time `json:"createdAt"`
@@ -118,6 +130,19 @@ type Scope struct {
 type ListOptions struct {
 	// Cloud, when set, keeps only devices of that cloud.
 	Cloud string
+	// Group, when set, keeps only devices of that group.
+	Group string
+	// Labels keeps only devices that have every label with the value
+	// given.
+	Labels map[string]string
+	// Scope, when set, keeps only the devices inside it (a scoped
+	// provisioner token's scope).
+	Scope *Scope
+	// MaxScan bounds how many device records one call examines (filters
+	// included); 0 means the store's own budget (ScanBudget of the
+	// filestore, of the vaultstore). A call that spends it before the page
+	// is full returns the page found so far with Partial set.
+	MaxScan int
 	// After is the cursor: only devices whose ID sorts after it are returned.
 	After string
 	// Limit caps the page size; 0 means a default of 100.
@@ -125,10 +150,18 @@ type ListOptions struct {
 }
 
 // Page is one page of a device listing, sorted by ID. Next is the cursor for
-// the following page, empty on the last page.
+// the following page, empty on the last page. A page that is not full is
+// the last one (Next empty), unless Partial says the scan budget ran out:
+// Next is then the last ID examined, so the following call continues
+// after it.
 type Page struct {
 	Devices []Device
 	Next    string
+	// Scanned is how many device records the call examined.
+	Scanned int
+	// Partial reports that the call stopped at its scan budget before the
+	// page was full and before the end (Next is set).
+	Partial bool
 }
 
 // DeviceStore keeps device records.
@@ -136,15 +169,19 @@ type DeviceStore interface {
 	// GetDevice returns the device or ErrNotFound. The returned record is
 	// the caller's to modify.
 	GetDevice(ctx context.Context, id string) (Device, error)
-	// PutDevice writes d (ID, Cloud, Params, Secret, Labels are used; the
-	// store sets Version, CreatedAt, UpdatedAt). ifVersion < 0 writes
+	// PutDevice writes d (ID, Cloud, Params, Secret, Labels, Group are
+	// used; the store sets Version, CreatedAt, UpdatedAt and the secret's
+	// bookkeeping, SecretVersion, PreviousSecret and SecretRotatedAt, by
+	// CarrySecret). ifVersion < 0 writes
 	// unconditionally; 0 requires that the device not exist; > 0 requires that
 	// the stored version equal it, else ErrConflict. It returns the stored record.
 	PutDevice(ctx context.Context, d Device, ifVersion int64) (Device, error)
 	// DeleteDevice removes the device and every version of its secret, or
 	// returns ErrNotFound.
 	DeleteDevice(ctx context.Context, id string) error
-	// ListDevices returns a page of devices sorted by ID.
+	// ListDevices returns a page of devices sorted by ID, of those that
+	// match opts' filters, examining at most opts.MaxScan records (or the
+	// store's budget).
 	ListDevices(ctx context.Context, opts ListOptions) (Page, error)
 }
 

@@ -193,7 +193,7 @@ func (s *Service) keepExisting(ctx context.Context, sc *secrets.Scope, want secr
 	if err != nil {
 		return Imported{}, fmt.Errorf("reading the existing device: %w", err)
 	}
-	if !scopeHasDevice(sc, got) {
+	if !sc.HasDevice(got) {
 		return Imported{}, errOutsideScope
 	}
 	if !sameDevice(got, want) {

@@ -85,7 +85,7 @@ func (s *Service) PutDevice(ctx context.Context, caller Principal, id string, do
 			return secrets.Device{}, false, newError(CodePrecondition, "the device does not exist")
 		case err != nil:
 			return secrets.Device{}, false, fmt.Errorf("reading device for If-Match: %w", err)
-		case !scopeHasDevice(caller.Scope, cur):
+		case !caller.Scope.HasDevice(cur):
 			return secrets.Device{}, false, errOutsideScope
 		case !cond.Match(cur):
 			return secrets.Device{}, false, errChanged
@@ -254,8 +254,7 @@ func (s *Service) GetDevice(ctx context.Context, id string) (secrets.Device, err
 	if err != nil {
 		return secrets.Device{}, fmt.Errorf("reading device: %w", err)
 	}
-	d.Secret = ""
-	return d, nil
+	return withoutSecrets(d), nil
 }
 
 // DeleteDevice deletes device id. Its device tokens stop working at once
@@ -271,13 +270,12 @@ func (s *Service) DeleteDevice(ctx context.Context, caller Principal, id string)
 	return nil
 }
 
-// maxListScan bounds how many store pages one filtered listing reads.
-const maxListScan = 20
-
 // ListQuery selects devices.
 type ListQuery struct {
 	// Cloud, when set, keeps only that cloud's devices.
 	Cloud string
+	// Group, when set, keeps only that group's devices.
+	Group string
 	// Labels keeps devices that have every label with the value given.
 	Labels map[string]string
 	// After is the cursor of a previous page.
@@ -289,65 +287,41 @@ type ListQuery struct {
 	Scope *secrets.Scope
 }
 
-// matches reports whether device d passes the query's filters read from
-// each record (labels, scope).
-func (q ListQuery) matches(d secrets.Device) bool {
-	return hasLabels(d.Labels, q.Labels) && scopeHasDevice(q.Scope, d)
+// DevicePage is one page of a device listing.
+type DevicePage struct {
+	// Devices are sorted by ID, without their secrets.
+	Devices []secrets.Device
+	// Next is the cursor of the following page, "" on the last one.
+	Next string
+	// Scanned is how many device records the store examined.
+	Scanned int
+	// Partial reports that the store spent its scan budget (the
+	// filestore's or the vaultstore's ScanBudget) before the page was full:
+	// the page may be short, even empty, and Next goes on from the last
+	// record examined.
+	Partial bool
 }
 
-// ListDevices returns one page of devices (without secrets) sorted by ID,
-// and the cursor of the next page, "" on the last one. A label filter that
-// matches few devices reads at most maxListScan store pages and may return
-// a short page with a cursor to continue from.
-func (s *Service) ListDevices(ctx context.Context, q ListQuery) ([]secrets.Device, string, error) {
+// ListDevices returns one page of devices (without secrets) sorted by ID.
+// The store applies the filters as it scans, in one call: a page is short
+// only at the end of the listing, or when the store's scan budget ran out
+// (Partial).
+//
+// Cost: one store listing call (see the stores' ListDevices).
+func (s *Service) ListDevices(ctx context.Context, q ListQuery) (DevicePage, error) {
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 100
 	}
-	opts := secrets.ListOptions{Limit: limit, Cloud: q.Cloud, After: q.After}
-	devices := make([]secrets.Device, 0, limit)
-	for scanned := 0; ; scanned++ {
-		page, err := s.store.ListDevices(ctx, opts)
-		if err != nil {
-			return nil, "", fmt.Errorf("listing devices: %w", err)
-		}
-		for i, d := range page.Devices {
-			if !q.matches(d) {
-				continue
-			}
-			d.Secret = ""
-			devices = append(devices, d)
-			if len(devices) < limit {
-				continue
-			}
-			// The page is full. Another follows only if a device after
-			// this one could match.
-			rest := page.Devices[i+1:]
-			if slices.ContainsFunc(rest, q.matches) {
-				return devices, d.ID, nil
-			}
-			if page.Next != "" {
-				return devices, page.Next, nil
-			}
-			return devices, "", nil
-		}
-		if page.Next == "" {
-			return devices, "", nil
-		}
-		if scanned+1 >= maxListScan {
-			// A filter that matches few devices: return what was found
-			// and let the caller continue from where the scan stopped.
-			return devices, page.Next, nil
-		}
-		opts.After = page.Next
+	page, err := s.store.ListDevices(ctx, secrets.ListOptions{Limit: limit, Cloud: q.Cloud, Group: q.Group, Labels: q.Labels, Scope: q.Scope, After: q.After})
+	if err != nil {
+		return DevicePage{}, fmt.Errorf("listing devices: %w", err)
 	}
-}
-
-func hasLabels(have, want map[string]string) bool {
-	for k, v := range want {
-		if got, ok := have[k]; !ok || got != v {
-			return false
-		}
+	for i := range page.Devices {
+		page.Devices[i] = withoutSecrets(page.Devices[i])
 	}
-	return true
+	if page.Devices == nil {
+		page.Devices = []secrets.Device{}
+	}
+	return DevicePage{Devices: page.Devices, Next: page.Next, Scanned: page.Scanned, Partial: page.Partial}, nil
 }

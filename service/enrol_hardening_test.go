@@ -467,12 +467,12 @@ func TestGroupIdentity(t *testing.T) {
 	}
 	// Nobody else derives lamp-050's key: every device of the group has
 	// the registration ID its template gives its ID.
-	p, _, err := s.ListDevices(ctx, ListQuery{})
+	p, err := s.ListDevices(ctx, ListQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]string{}
-	for _, d := range p {
+	for _, d := range p.Devices {
 		full, _ := st.GetDevice(ctx, d.ID)
 		if d.Group != "lamps" {
 			continue

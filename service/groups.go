@@ -113,7 +113,7 @@ func (s *Service) PutGroup(ctx context.Context, caller Principal, id string, doc
 	ifVersion := int64(0)
 	cur, err := s.store.GetGroup(ctx, id)
 	switch {
-	case err == nil && !scopeHasGroup(caller.Scope, cur):
+	case err == nil && !caller.Scope.HasGroup(cur):
 		return secrets.Group{}, false, errOutsideScope
 	case err == nil:
 		if !maps.Equal(identityTemplate(cur), identityTemplate(g)) {
@@ -377,7 +377,7 @@ func (s *Service) groupDocument(ctx context.Context, sc *secrets.Scope, id strin
 // group outside scope sc is a group that does not exist.
 func (s *Service) readGroup(ctx context.Context, sc *secrets.Scope, id string) (secrets.Group, error) {
 	g, err := s.store.GetGroup(ctx, id)
-	if err == nil && !scopeHasGroup(sc, g) {
+	if err == nil && !sc.HasGroup(g) {
 		err = secrets.ErrNotFound
 	}
 	switch {

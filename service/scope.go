@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 
 	"github.com/credsign/credsign/secrets"
 )
@@ -100,27 +99,6 @@ func CheckScope(sc *secrets.Scope) (*secrets.Scope, error) {
 	return out, nil
 }
 
-// scopeHasDevice reports whether device d is inside scope sc (nil: every
-// device is).
-func scopeHasDevice(sc *secrets.Scope, d secrets.Device) bool {
-	return sc == nil || (scopeHasGroupID(sc, d.Group) && hasLabels(d.Labels, sc.Labels))
-}
-
-// scopeHasGroup reports whether group g is inside scope sc.
-func scopeHasGroup(sc *secrets.Scope, g secrets.Group) bool {
-	return sc == nil || (scopeHasGroupID(sc, g.ID) && hasLabels(g.Labels, sc.Labels))
-}
-
-// scopeHasGroupID reports whether the scope's group list admits group id
-// ("" for no group: admitted only when the scope names no groups).
-func scopeHasGroupID(sc *secrets.Scope, id string) bool {
-	if sc == nil || len(sc.Groups) == 0 {
-		return true
-	}
-	i := sort.SearchStrings(sc.Groups, id)
-	return id != "" && i < len(sc.Groups) && sc.Groups[i] == id
-}
-
 // errOutsideScope is the answer for a device or group outside the caller's
 // scope: the store's own "not found", so that its body is that of a
 // record that does not exist.
@@ -135,7 +113,7 @@ func landingFields(sc *secrets.Scope, group string, labels map[string]string) []
 		return nil
 	}
 	var fields []FieldError
-	if !scopeHasGroupID(sc, group) {
+	if !sc.HasGroupID(group) {
 		fields = append(fields, FieldError{Field: "group", Reason: "outside this token's scope (its groups)"})
 	}
 	for _, k := range slices.Sorted(maps.Keys(sc.Labels)) {
@@ -191,11 +169,11 @@ func (s *Service) AuthorizeScope(ctx context.Context, caller Principal, kind, id
 	case ScopeDevice:
 		var d secrets.Device
 		d, err = s.cache.device(ctx, id)
-		in = err == nil && scopeHasDevice(caller.Scope, d)
+		in = err == nil && caller.Scope.HasDevice(d)
 	case ScopeGroup:
 		var g secrets.Group
 		g, err = s.cache.group(ctx, id)
-		in = err == nil && scopeHasGroup(caller.Scope, g)
+		in = err == nil && caller.Scope.HasGroup(g)
 	default:
 		return nil
 	}
@@ -230,7 +208,7 @@ func (s *Service) listScopedGroups(ctx context.Context, sc *secrets.Scope, after
 	// take keeps g if it is inside the scope; it reports whether the page
 	// is done (full, and g is one more).
 	take := func(g secrets.Group) bool {
-		if !scopeHasGroup(sc, g) {
+		if !sc.HasGroup(g) {
 			return false
 		}
 		if len(out) == limit {
@@ -286,7 +264,7 @@ func (s *Service) scopedVersion(ctx context.Context, sc *secrets.Scope, id strin
 		return 0, nil
 	case err != nil:
 		return 0, fmt.Errorf("reading the existing device: %w", err)
-	case !scopeHasDevice(sc, cur):
+	case !sc.HasDevice(cur):
 		return 0, errOutsideScope
 	}
 	return cur.Version, nil
@@ -306,7 +284,7 @@ func (s *Service) existsError(ctx context.Context, sc *secrets.Scope, id string)
 		return exists // deleted since: still a conflict of the create
 	case err != nil:
 		return fmt.Errorf("reading the existing device: %w", err)
-	case !scopeHasDevice(sc, cur):
+	case !sc.HasDevice(cur):
 		return errOutsideScope
 	}
 	return exists

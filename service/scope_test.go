@@ -37,14 +37,14 @@ func TestScopeHasDevice(t *testing.T) {
 		{"both, group wrong", both, dev("b", map[string]string{"site": "sz"}), false},
 	}
 	for _, c := range cases {
-		if got := scopeHasDevice(c.sc, c.d); got != c.want {
+		if got := c.sc.HasDevice(c.d); got != c.want {
 			t.Errorf("%s: scopeHasDevice = %v, want %v", c.name, got, c.want)
 		}
 		g := secrets.Group{ID: c.d.Group, Labels: c.d.Labels}
 		if c.d.Group == "" {
 			continue
 		}
-		if got := scopeHasGroup(c.sc, g); got != c.want {
+		if got := c.sc.HasGroup(g); got != c.want {
 			t.Errorf("%s: scopeHasGroup = %v, want %v", c.name, got, c.want)
 		}
 	}

@@ -17,6 +17,24 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for DiagnosisSecret.
+const (
+	DiagnosisSecretCurrent  DiagnosisSecret = "current"
+	DiagnosisSecretPrevious DiagnosisSecret = "previous"
+)
+
+// Valid indicates whether the value is a known member of the DiagnosisSecret enum.
+func (e DiagnosisSecret) Valid() bool {
+	switch e {
+	case DiagnosisSecretCurrent:
+		return true
+	case DiagnosisSecretPrevious:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for FindingConfidence.
 const (
 	FindingConfidenceCertain  FindingConfidence = "certain"
@@ -315,9 +333,15 @@ type Device struct {
 	// Labels Free-form labels for listing and filtering; keys are letters, digits, `.`, `_`, `/`, `-`.
 	//
 	// Example: {"site":"sz"}
-	Labels    Labels                `json:"labels"`
-	Params    map[string]ParamValue `json:"params"`
-	UpdatedAt time.Time             `json:"updatedAt"`
+	Labels Labels                `json:"labels"`
+	Params map[string]ParamValue `json:"params"`
+
+	// SecretRotatedAt When the secret was last replaced; absent before the first rotation.
+	SecretRotatedAt *time.Time `json:"secretRotatedAt,omitempty"`
+
+	// SecretVersion 1 at creation, one more each time the secret is replaced (`PUT /v1/devices/{id}/secret`, or a `PUT` of the device with another secret).
+	SecretVersion int64     `json:"secretVersion"`
+	UpdatedAt     time.Time `json:"updatedAt"`
 
 	// Version Increases by one on every write; the ETag carries it.
 	Version int64 `json:"version"`
@@ -363,7 +387,25 @@ type DeviceList struct {
 
 	// Next Cursor for the next page (pass as `after`); null on the last page.
 	Next *string `json:"next"`
+
+	// Partial True when the store spent its scan budget (the embedded store
+	// 50,000 records, Vault 1,000 a request) before the page was full:
+	// the page is short, perhaps empty, and `next` continues after the
+	// last record examined. Absent otherwise: a page that is not full is
+	// then the last one.
+	Partial *bool `json:"partial,omitempty"`
+
+	// Reason Why a partial page stopped early, for people; present when `partial` is.
+	Reason *string `json:"reason,omitempty"`
+
+	// Scanned How many device records the store examined for this page.
+	Scanned *int `json:"scanned,omitempty"`
 }
+
+// DevicePatch A JSON Merge Patch (RFC 7396) of a device document: members left out
+// stay as they are, `null` removes one. No `secret`: it is kept as
+// stored (see `PUT /v1/devices/{id}/secret`).
+type DevicePatch = map[string]any
 
 // Diagnosis defines model for Diagnosis.
 type Diagnosis struct {
@@ -380,7 +422,22 @@ type Diagnosis struct {
 
 	// Match True when every part matches what the recipe produces and nothing in it has expired.
 	Match bool `json:"match"`
+
+	// Secret The device secret the findings were computed with: `previous` when
+	// the password matches the secret the last rotation replaced and not
+	// the current one (the device, or the cloud, has not taken the new
+	// secret yet); else `current`.
+	Secret *DiagnosisSecret `json:"secret,omitempty"`
+
+	// SecretVersion The device's current secret version.
+	SecretVersion *int64 `json:"secretVersion,omitempty"`
 }
+
+// DiagnosisSecret The device secret the findings were computed with: `previous` when
+// the password matches the secret the last rotation replaced and not
+// the current one (the device, or the cloud, has not taken the new
+// secret yet); else `current`.
+type DiagnosisSecret string
 
 // DoctorRequest A triple captured from a device the broker refused.
 type DoctorRequest struct {
@@ -575,6 +632,11 @@ type GroupList struct {
 	Next *string `json:"next"`
 }
 
+// GroupPatch A JSON Merge Patch (RFC 7396) of a group document: members left out
+// stay as they are, `null` removes one. No `secret`: it is kept as
+// stored.
+type GroupPatch = map[string]any
+
 // GroupRegistration How the service registers a new device of the group with the cloud (at enrolment, and when a device of the group is written without a secret).
 type GroupRegistration struct {
 	Kind GroupRegistrationKind `json:"kind"`
@@ -726,6 +788,12 @@ type Problem struct {
 
 	// Type Example: about:blank
 	Type string `json:"type"`
+}
+
+// SecretRotation defines model for SecretRotation.
+type SecretRotation struct {
+	// Secret The new device secret as the cloud's console shows it, without control characters. Write-only.
+	Secret *string `json:"secret,omitempty"`
 }
 
 // TokenCreated defines model for TokenCreated.
@@ -908,6 +976,9 @@ type ListDevicesParams struct {
 	// Cloud Keep only devices of this cloud.
 	Cloud *CloudName `form:"cloud,omitempty" json:"cloud,omitempty"`
 
+	// Group Keep only devices of this group.
+	Group *DeviceId `form:"group,omitempty" json:"group,omitempty"`
+
 	// Label Keep only devices with this label, written `key=value`; repeat for several.
 	Label *[]string `form:"label,omitempty" json:"label,omitempty"`
 
@@ -916,6 +987,12 @@ type ListDevicesParams struct {
 
 	// Limit Page size.
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// PatchDeviceParams defines parameters for PatchDevice.
+type PatchDeviceParams struct {
+	// IfMatch Patch only if the device's current ETag is one of these (or `*`).
+	IfMatch *string `json:"If-Match,omitempty"`
 }
 
 // PutDeviceParams defines parameters for PutDevice.
@@ -929,6 +1006,12 @@ type PutDeviceParams struct {
 
 // PutDeviceParamsIfNoneMatch defines parameters for PutDevice.
 type PutDeviceParamsIfNoneMatch string
+
+// RotateDeviceSecretParams defines parameters for RotateDeviceSecret.
+type RotateDeviceSecretParams struct {
+	// IfMatch Rotate only if the device's current ETag is one of these (or `*`).
+	IfMatch *string `json:"If-Match,omitempty"`
+}
 
 // ListGroupsParams defines parameters for ListGroups.
 type ListGroupsParams struct {
@@ -951,6 +1034,9 @@ type ImportDevicesParams struct {
 // ImportDevicesParamsMode defines parameters for ImportDevices.
 type ImportDevicesParamsMode string
 
+// PatchDeviceApplicationMergePatchPlusJSONRequestBody defines body for PatchDevice for application/merge-patch+json ContentType.
+type PatchDeviceApplicationMergePatchPlusJSONRequestBody = DevicePatch
+
 // PutDeviceJSONRequestBody defines body for PutDevice for application/json ContentType.
 type PutDeviceJSONRequestBody = DeviceDocument
 
@@ -960,8 +1046,14 @@ type IssueCredentialsJSONRequestBody = CredentialsRequest
 // DoctorDeviceJSONRequestBody defines body for DoctorDevice for application/json ContentType.
 type DoctorDeviceJSONRequestBody = DoctorRequest
 
+// RotateDeviceSecretJSONRequestBody defines body for RotateDeviceSecret for application/json ContentType.
+type RotateDeviceSecretJSONRequestBody = SecretRotation
+
 // EnrolJSONRequestBody defines body for Enrol for application/json ContentType.
 type EnrolJSONRequestBody = EnrolRequest
+
+// PatchGroupApplicationMergePatchPlusJSONRequestBody defines body for PatchGroup for application/merge-patch+json ContentType.
+type PatchGroupApplicationMergePatchPlusJSONRequestBody = GroupPatch
 
 // PutGroupJSONRequestBody defines body for PutGroup for application/json ContentType.
 type PutGroupJSONRequestBody = GroupDocument
@@ -1113,6 +1205,9 @@ type ServerInterface interface {
 	// GetDevice Read a device (never its secret)
 	// (GET /v1/devices/{id})
 	GetDevice(w http.ResponseWriter, r *http.Request, id DeviceIdPath)
+	// PatchDevice Change a device without its secret
+	// (PATCH /v1/devices/{id})
+	PatchDevice(w http.ResponseWriter, r *http.Request, id DeviceIdPath, params PatchDeviceParams)
 	// PutDevice Create or replace a device
 	// (PUT /v1/devices/{id})
 	PutDevice(w http.ResponseWriter, r *http.Request, id DeviceIdPath, params PutDeviceParams)
@@ -1122,6 +1217,9 @@ type ServerInterface interface {
 	// DoctorDevice Say why a device's captured MQTT triple is refused
 	// (POST /v1/devices/{id}/doctor)
 	DoctorDevice(w http.ResponseWriter, r *http.Request, id DeviceIdPath)
+	// RotateDeviceSecret Rotate a device's cloud secret
+	// (PUT /v1/devices/{id}/secret)
+	RotateDeviceSecret(w http.ResponseWriter, r *http.Request, id DeviceIdPath, params RotateDeviceSecretParams)
 	// CreateDeviceToken Mint a device token bound to this device
 	// (POST /v1/devices/{id}/tokens)
 	CreateDeviceToken(w http.ResponseWriter, r *http.Request, id DeviceIdPath)
@@ -1140,6 +1238,9 @@ type ServerInterface interface {
 	// GetGroup Read a group (never its secret)
 	// (GET /v1/groups/{groupId})
 	GetGroup(w http.ResponseWriter, r *http.Request, groupId GroupIdPath)
+	// PatchGroup Change a group without its secret
+	// (PATCH /v1/groups/{groupId})
+	PatchGroup(w http.ResponseWriter, r *http.Request, groupId GroupIdPath)
 	// PutGroup Create or replace a group
 	// (PUT /v1/groups/{groupId})
 	PutGroup(w http.ResponseWriter, r *http.Request, groupId GroupIdPath)
@@ -1230,6 +1331,12 @@ func (_ Unimplemented) GetDevice(w http.ResponseWriter, r *http.Request, id Devi
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// PatchDevice Change a device without its secret
+// (PATCH /v1/devices/{id})
+func (_ Unimplemented) PatchDevice(w http.ResponseWriter, r *http.Request, id DeviceIdPath, params PatchDeviceParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // PutDevice Create or replace a device
 // (PUT /v1/devices/{id})
 func (_ Unimplemented) PutDevice(w http.ResponseWriter, r *http.Request, id DeviceIdPath, params PutDeviceParams) {
@@ -1245,6 +1352,12 @@ func (_ Unimplemented) IssueCredentials(w http.ResponseWriter, r *http.Request, 
 // DoctorDevice Say why a device's captured MQTT triple is refused
 // (POST /v1/devices/{id}/doctor)
 func (_ Unimplemented) DoctorDevice(w http.ResponseWriter, r *http.Request, id DeviceIdPath) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RotateDeviceSecret Rotate a device's cloud secret
+// (PUT /v1/devices/{id}/secret)
+func (_ Unimplemented) RotateDeviceSecret(w http.ResponseWriter, r *http.Request, id DeviceIdPath, params RotateDeviceSecretParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -1281,6 +1394,12 @@ func (_ Unimplemented) DeleteGroup(w http.ResponseWriter, r *http.Request, group
 // GetGroup Read a group (never its secret)
 // (GET /v1/groups/{groupId})
 func (_ Unimplemented) GetGroup(w http.ResponseWriter, r *http.Request, groupId GroupIdPath) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// PatchGroup Change a group without its secret
+// (PATCH /v1/groups/{groupId})
+func (_ Unimplemented) PatchGroup(w http.ResponseWriter, r *http.Request, groupId GroupIdPath) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -1461,6 +1580,19 @@ func (siw *ServerInterfaceWrapper) ListDevices(w http.ResponseWriter, r *http.Re
 		return
 	}
 
+	// ------------- Optional query parameter "group" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "group", r.URL.Query(), &params.Group, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "group"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "group", Err: err})
+		}
+		return
+	}
+
 	// ------------- Optional query parameter "label" -------------
 
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "label", r.URL.Query(), &params.Label, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
@@ -1554,6 +1686,56 @@ func (siw *ServerInterfaceWrapper) GetDevice(w http.ResponseWriter, r *http.Requ
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetDevice(w, r, id)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// PatchDevice operation middleware
+func (siw *ServerInterfaceWrapper) PatchDevice(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id DeviceIdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", chi.URLParam(r, "id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params PatchDeviceParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch string
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "If-Match", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "If-Match", Err: err})
+			return
+		}
+
+		params.IfMatch = &IfMatch
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.PatchDevice(w, r, id, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1675,6 +1857,56 @@ func (siw *ServerInterfaceWrapper) DoctorDevice(w http.ResponseWriter, r *http.R
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.DoctorDevice(w, r, id)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RotateDeviceSecret operation middleware
+func (siw *ServerInterfaceWrapper) RotateDeviceSecret(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id DeviceIdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", chi.URLParam(r, "id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RotateDeviceSecretParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch string
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "If-Match", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "If-Match", Err: err})
+			return
+		}
+
+		params.IfMatch = &IfMatch
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RotateDeviceSecret(w, r, id, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1848,6 +2080,32 @@ func (siw *ServerInterfaceWrapper) GetGroup(w http.ResponseWriter, r *http.Reque
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetGroup(w, r, groupId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// PatchGroup operation middleware
+func (siw *ServerInterfaceWrapper) PatchGroup(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "groupId" -------------
+	var groupId GroupIdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "groupId", chi.URLParam(r, "groupId"), &groupId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "groupId", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.PatchGroup(w, r, groupId)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -2226,7 +2484,13 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Get(options.BaseURL+"/v1/devices/{id}", wrapper.GetDevice)
 	})
 	r.Group(func(r chi.Router) {
+		r.Patch(options.BaseURL+"/v1/devices/{id}", wrapper.PatchDevice)
+	})
+	r.Group(func(r chi.Router) {
 		r.Put(options.BaseURL+"/v1/devices/{id}", wrapper.PutDevice)
+	})
+	r.Group(func(r chi.Router) {
+		r.Put(options.BaseURL+"/v1/devices/{id}/secret", wrapper.RotateDeviceSecret)
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/devices/{id}/credentials", wrapper.IssueCredentials)
@@ -2257,6 +2521,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/groups/{groupId}", wrapper.GetGroup)
+	})
+	r.Group(func(r chi.Router) {
+		r.Patch(options.BaseURL+"/v1/groups/{groupId}", wrapper.PatchGroup)
 	})
 	r.Group(func(r chi.Router) {
 		r.Put(options.BaseURL+"/v1/groups/{groupId}", wrapper.PutGroup)
@@ -3244,6 +3511,241 @@ func (response GetDevice503ApplicationProblemPlusJSONResponse) VisitGetDeviceRes
 	return err
 }
 
+type PatchDeviceRequestObject struct {
+	Id     DeviceIdPath `json:"id"`
+	Params PatchDeviceParams
+	Body   *PatchDeviceApplicationMergePatchPlusJSONRequestBody
+}
+
+type PatchDeviceResponseObject interface {
+	VisitPatchDeviceResponse(w http.ResponseWriter) error
+}
+
+type PatchDevice200ResponseHeaders struct {
+	ETag *string
+}
+
+type PatchDevice200JSONResponse struct {
+	Body    Device
+	Headers PatchDevice200ResponseHeaders
+}
+
+func (response PatchDevice200JSONResponse) VisitPatchDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchDevice400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response PatchDevice400ApplicationProblemPlusJSONResponse) VisitPatchDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchDevice401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response PatchDevice401ApplicationProblemPlusJSONResponse) VisitPatchDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchDevice403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response PatchDevice403ApplicationProblemPlusJSONResponse) VisitPatchDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchDevice404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response PatchDevice404ApplicationProblemPlusJSONResponse) VisitPatchDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchDevice412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response PatchDevice412ApplicationProblemPlusJSONResponse) VisitPatchDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchDevice413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response PatchDevice413ApplicationProblemPlusJSONResponse) VisitPatchDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchDevice415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response PatchDevice415ApplicationProblemPlusJSONResponse) VisitPatchDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchDevice422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableApplicationProblemPlusJSONResponse
+}
+
+func (response PatchDevice422ApplicationProblemPlusJSONResponse) VisitPatchDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchDevice429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response PatchDevice429ApplicationProblemPlusJSONResponse) VisitPatchDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchDevice500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response PatchDevice500ApplicationProblemPlusJSONResponse) VisitPatchDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchDevice502ApplicationProblemPlusJSONResponse struct {
+	BadGatewayApplicationProblemPlusJSONResponse
+}
+
+func (response PatchDevice502ApplicationProblemPlusJSONResponse) VisitPatchDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchDevice503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response PatchDevice503ApplicationProblemPlusJSONResponse) VisitPatchDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PutDeviceRequestObject struct {
 	Id     DeviceIdPath `json:"id"`
 	Params PutDeviceParams
@@ -3941,6 +4443,241 @@ type DoctorDevice503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response DoctorDevice503ApplicationProblemPlusJSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDeviceSecretRequestObject struct {
+	Id     DeviceIdPath `json:"id"`
+	Params RotateDeviceSecretParams
+	Body   *RotateDeviceSecretJSONRequestBody
+}
+
+type RotateDeviceSecretResponseObject interface {
+	VisitRotateDeviceSecretResponse(w http.ResponseWriter) error
+}
+
+type RotateDeviceSecret200ResponseHeaders struct {
+	ETag *string
+}
+
+type RotateDeviceSecret200JSONResponse struct {
+	Body    Device
+	Headers RotateDeviceSecret200ResponseHeaders
+}
+
+func (response RotateDeviceSecret200JSONResponse) VisitRotateDeviceSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDeviceSecret400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDeviceSecret400ApplicationProblemPlusJSONResponse) VisitRotateDeviceSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDeviceSecret401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDeviceSecret401ApplicationProblemPlusJSONResponse) VisitRotateDeviceSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDeviceSecret403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDeviceSecret403ApplicationProblemPlusJSONResponse) VisitRotateDeviceSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDeviceSecret404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDeviceSecret404ApplicationProblemPlusJSONResponse) VisitRotateDeviceSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDeviceSecret412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDeviceSecret412ApplicationProblemPlusJSONResponse) VisitRotateDeviceSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDeviceSecret413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDeviceSecret413ApplicationProblemPlusJSONResponse) VisitRotateDeviceSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDeviceSecret415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDeviceSecret415ApplicationProblemPlusJSONResponse) VisitRotateDeviceSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDeviceSecret422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDeviceSecret422ApplicationProblemPlusJSONResponse) VisitRotateDeviceSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDeviceSecret429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDeviceSecret429ApplicationProblemPlusJSONResponse) VisitRotateDeviceSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDeviceSecret500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDeviceSecret500ApplicationProblemPlusJSONResponse) VisitRotateDeviceSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDeviceSecret502ApplicationProblemPlusJSONResponse struct {
+	BadGatewayApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDeviceSecret502ApplicationProblemPlusJSONResponse) VisitRotateDeviceSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDeviceSecret503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDeviceSecret503ApplicationProblemPlusJSONResponse) VisitRotateDeviceSecretResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -4856,6 +5593,214 @@ type GetGroup503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetGroup503ApplicationProblemPlusJSONResponse) VisitGetGroupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchGroupRequestObject struct {
+	GroupId GroupIdPath `json:"groupId"`
+	Body    *PatchGroupApplicationMergePatchPlusJSONRequestBody
+}
+
+type PatchGroupResponseObject interface {
+	VisitPatchGroupResponse(w http.ResponseWriter) error
+}
+
+type PatchGroup200JSONResponse Group
+
+func (response PatchGroup200JSONResponse) VisitPatchGroupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchGroup400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response PatchGroup400ApplicationProblemPlusJSONResponse) VisitPatchGroupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchGroup401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response PatchGroup401ApplicationProblemPlusJSONResponse) VisitPatchGroupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchGroup403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response PatchGroup403ApplicationProblemPlusJSONResponse) VisitPatchGroupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchGroup404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response PatchGroup404ApplicationProblemPlusJSONResponse) VisitPatchGroupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchGroup409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response PatchGroup409ApplicationProblemPlusJSONResponse) VisitPatchGroupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchGroup413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response PatchGroup413ApplicationProblemPlusJSONResponse) VisitPatchGroupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchGroup415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response PatchGroup415ApplicationProblemPlusJSONResponse) VisitPatchGroupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchGroup422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableApplicationProblemPlusJSONResponse
+}
+
+func (response PatchGroup422ApplicationProblemPlusJSONResponse) VisitPatchGroupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchGroup429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response PatchGroup429ApplicationProblemPlusJSONResponse) VisitPatchGroupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchGroup500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response PatchGroup500ApplicationProblemPlusJSONResponse) VisitPatchGroupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PatchGroup503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response PatchGroup503ApplicationProblemPlusJSONResponse) VisitPatchGroupResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -6240,6 +7185,9 @@ type StrictServerInterface interface {
 	// GetDevice Read a device (never its secret)
 	// (GET /v1/devices/{id})
 	GetDevice(ctx context.Context, request GetDeviceRequestObject) (GetDeviceResponseObject, error)
+	// PatchDevice Change a device without its secret
+	// (PATCH /v1/devices/{id})
+	PatchDevice(ctx context.Context, request PatchDeviceRequestObject) (PatchDeviceResponseObject, error)
 	// PutDevice Create or replace a device
 	// (PUT /v1/devices/{id})
 	PutDevice(ctx context.Context, request PutDeviceRequestObject) (PutDeviceResponseObject, error)
@@ -6249,6 +7197,9 @@ type StrictServerInterface interface {
 	// DoctorDevice Say why a device's captured MQTT triple is refused
 	// (POST /v1/devices/{id}/doctor)
 	DoctorDevice(ctx context.Context, request DoctorDeviceRequestObject) (DoctorDeviceResponseObject, error)
+	// RotateDeviceSecret Rotate a device's cloud secret
+	// (PUT /v1/devices/{id}/secret)
+	RotateDeviceSecret(ctx context.Context, request RotateDeviceSecretRequestObject) (RotateDeviceSecretResponseObject, error)
 	// CreateDeviceToken Mint a device token bound to this device
 	// (POST /v1/devices/{id}/tokens)
 	CreateDeviceToken(ctx context.Context, request CreateDeviceTokenRequestObject) (CreateDeviceTokenResponseObject, error)
@@ -6267,6 +7218,9 @@ type StrictServerInterface interface {
 	// GetGroup Read a group (never its secret)
 	// (GET /v1/groups/{groupId})
 	GetGroup(ctx context.Context, request GetGroupRequestObject) (GetGroupResponseObject, error)
+	// PatchGroup Change a group without its secret
+	// (PATCH /v1/groups/{groupId})
+	PatchGroup(ctx context.Context, request PatchGroupRequestObject) (PatchGroupResponseObject, error)
 	// PutGroup Create or replace a group
 	// (PUT /v1/groups/{groupId})
 	PutGroup(ctx context.Context, request PutGroupRequestObject) (PutGroupResponseObject, error)
@@ -6578,6 +7532,40 @@ func (sh *strictHandler) GetDevice(w http.ResponseWriter, r *http.Request, id De
 	}
 }
 
+// PatchDevice operation middleware
+func (sh *strictHandler) PatchDevice(w http.ResponseWriter, r *http.Request, id DeviceIdPath, params PatchDeviceParams) {
+	var request PatchDeviceRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	var body PatchDeviceApplicationMergePatchPlusJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.PatchDevice(ctx, request.(PatchDeviceRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PatchDevice")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(PatchDeviceResponseObject); ok {
+		if err := validResponse.VisitPatchDeviceResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // PutDevice operation middleware
 func (sh *strictHandler) PutDevice(w http.ResponseWriter, r *http.Request, id DeviceIdPath, params PutDeviceParams) {
 	var request PutDeviceRequestObject
@@ -6674,6 +7662,40 @@ func (sh *strictHandler) DoctorDevice(w http.ResponseWriter, r *http.Request, id
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(DoctorDeviceResponseObject); ok {
 		if err := validResponse.VisitDoctorDeviceResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RotateDeviceSecret operation middleware
+func (sh *strictHandler) RotateDeviceSecret(w http.ResponseWriter, r *http.Request, id DeviceIdPath, params RotateDeviceSecretParams) {
+	var request RotateDeviceSecretRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	var body RotateDeviceSecretJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RotateDeviceSecret(ctx, request.(RotateDeviceSecretRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RotateDeviceSecret")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RotateDeviceSecretResponseObject); ok {
+		if err := validResponse.VisitRotateDeviceSecretResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -6836,6 +7858,39 @@ func (sh *strictHandler) GetGroup(w http.ResponseWriter, r *http.Request, groupI
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(GetGroupResponseObject); ok {
 		if err := validResponse.VisitGetGroupResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// PatchGroup operation middleware
+func (sh *strictHandler) PatchGroup(w http.ResponseWriter, r *http.Request, groupId GroupIdPath) {
+	var request PatchGroupRequestObject
+
+	request.GroupId = groupId
+
+	var body PatchGroupApplicationMergePatchPlusJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.PatchGroup(ctx, request.(PatchGroupRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PatchGroup")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(PatchGroupResponseObject); ok {
+		if err := validResponse.VisitPatchGroupResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

@@ -347,6 +347,7 @@ func (s *Store) ImportDevice(ctx context.Context, d secrets.Device, ifVersion in
 		return secrets.Device{}, fmt.Errorf("filestore: import device %.64q: %w", d.ID, errors.Join(err, secrets.ErrInvalid))
 	}
 	rec.CreatedAt, rec.UpdatedAt = d.CreatedAt.UTC(), d.UpdatedAt.UTC()
+	rec.SecretVersion, rec.PreviousSecret, rec.SecretRotatedAt = d.SecretVersion, d.PreviousSecret, d.SecretRotatedAt
 	out, err := importRecord(ctx, s, bucketDevices, rec.ID, ifVersion, rec, s.c.openDevice,
 		func(r *secrets.Device, v int64) { r.Version = v }, func(r secrets.Device) int64 { return r.Version }, s.c.sealDevice)
 	if err != nil {

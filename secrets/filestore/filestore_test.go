@@ -848,3 +848,32 @@ func TestPutDevicesHelper(t *testing.T) {
 		})
 	}
 }
+
+// TestDeviceWithoutSecretVersion reads a device record sealed before
+// secret versions existed: it reads as secret version 1, and its first
+// rotation makes it 2.
+func TestDeviceWithoutSecretVersion(t *testing.T) {
+	s, err := Open(Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	rec := secrets.Device{ID: "old", Cloud: "aliyun", Secret: "old-secret", Version: 1, CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC()}
+	sealed, err := s.c.sealDevice(rec) // SecretVersion 0: as an older credsign wrote it
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.write(ctx, func(tx *bolt.Tx) error { return s.put(tx, bucketDevices, []byte("old"), sealed) }); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.GetDevice(ctx, "old")
+	if err != nil || d.SecretVersion != 1 {
+		t.Fatalf("GetDevice: secretVersion %d, %v", d.SecretVersion, err)
+	}
+	d.Secret = "new-secret"
+	got, err := s.PutDevice(ctx, d, 1)
+	if err != nil || got.SecretVersion != 2 || got.PreviousSecret != "old-secret" {
+		t.Fatalf("first rotation: secretVersion %d, previous kept %t, %v", got.SecretVersion, got.PreviousSecret == "old-secret", err)
+	}
+}

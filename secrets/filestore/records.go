@@ -150,6 +150,9 @@ func (c *sealer) openDevice(id, value []byte) (secrets.Device, error) {
 	if err := json.Unmarshal(plain, &d); err != nil || d.ID != string(id) {
 		return secrets.Device{}, fmt.Errorf("%w: device record %.64q does not decode", ErrDamaged, id)
 	}
+	if d.SecretVersion == 0 {
+		d.SecretVersion = 1 // written before secret versions
+	}
 	return d, nil
 }
 

@@ -49,6 +49,8 @@ func Run(t *testing.T, newStore func(t *testing.T) secrets.Store) {
 		{"Keys", testKeys},
 		{"Groups", testGroups},
 		{"DeviceGroup", testDeviceGroup},
+		{"SecretVersions", testSecretVersions},
+		{"ListScan", testListScan},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -24,21 +24,45 @@ const casRetries = 5
 // deviceData is what the store writes at <prefix>devices/<id>, and what
 // `vault kv get` shows. The version is the KV version, not a field.
 type deviceData struct {
-	ID        string            `json:"id"`
-	Cloud     string            `json:"cloud"`
-	Params    map[string]any    `json:"params,omitempty"`
-	Secret    string            `json:"secret"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	Group     string            `json:"group,omitempty"`
-	CreatedAt time.Time         `json:"createdAt"`
-	UpdatedAt time.Time         `json:"updatedAt"`
+	ID     string            `json:"id"`
+	Cloud  string            `json:"cloud"`
+	Params map[string]any    `json:"params,omitempty"`
+	Secret string            `json:"secret"`
+	Labels map[string]string `json:"labels,omitempty"`
+	Group  string            `json:"group,omitempty"`
+	// The secret's bookkeeping (secrets.CarrySecret); a record without
+	// secretVersion was written before secret versions and reads as 1.
+	SecretVersion   int64      `json:"secretVersion,omitempty"`
+	PreviousSecret  string     `json:"previousSecret,omitempty"`
+	SecretRotatedAt *time.Time `json:"secretRotatedAt,omitempty"`
+	CreatedAt       time.Time  `json:"createdAt"`
+	UpdatedAt       time.Time  `json:"updatedAt"`
 }
 
 func (d deviceData) device(version int64) secrets.Device {
 	return secrets.Device{
 		ID: d.ID, Cloud: d.Cloud, Params: d.Params, Secret: d.Secret, Labels: d.Labels, Group: d.Group,
+		SecretVersion: max(d.SecretVersion, 1), PreviousSecret: d.PreviousSecret, SecretRotatedAt: d.SecretRotatedAt,
 		Version: version, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
 	}
+}
+
+// carry sets the secret's bookkeeping of d, replacing old (nil: a
+// create), by secrets.CarrySecret, and returns the previous secret for
+// scrubbing from errors.
+func (d *deviceData) carry(old *deviceData, now time.Time) []string {
+	next := d.device(0)
+	if old == nil {
+		secrets.CarrySecret(nil, &next, now)
+	} else {
+		prev := old.device(0)
+		secrets.CarrySecret(&prev, &next, now)
+	}
+	d.SecretVersion, d.PreviousSecret, d.SecretRotatedAt = next.SecretVersion, next.PreviousSecret, next.SecretRotatedAt
+	if d.PreviousSecret == "" {
+		return nil
+	}
+	return []string{d.PreviousSecret}
 }
 
 func deviceRel(id string) string { return "devices/" + id }
@@ -106,9 +130,18 @@ func (s *Store) DeleteDevice(ctx context.Context, id string) error {
 	return s.deleteRecord(ctx, "device", id, deviceRel(id))
 }
 
-// ListDevices returns a page of devices sorted by ID. It lists the device
-// keys, then reads devices after the cursor (several at a time) until the
-// page is full; with a cloud filter it may read many to fill one page.
+// ScanBudget is how many device records one ListDevices call reads at most
+// when secrets.ListOptions.MaxScan is 0. Each is one Vault read (eight at a
+// time), so a call costs at most one LIST and ScanBudget reads: a fraction
+// of a second on an idle loopback Vault, about three seconds on a busy
+// two-core machine (330 reads a second), well inside the call timeout.
+const ScanBudget = 1_000
+
+// ListDevices returns a page of devices sorted by ID, of those that match
+// opts' filters. Cost: one LIST of the device keys, then one read per
+// device examined (eight at a time), until the page is full and one more
+// match is found (to know whether a page follows), the end, or the scan
+// budget (opts.MaxScan, else ScanBudget).
 func (s *Store) ListDevices(ctx context.Context, opts secrets.ListOptions) (secrets.Page, error) {
 	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
@@ -124,6 +157,10 @@ func (s *Store) listDevices(ctx context.Context, opts secrets.ListOptions) (secr
 	if limit <= 0 {
 		limit = defaultLimit
 	}
+	budget := opts.MaxScan
+	if budget <= 0 {
+		budget = ScanBudget
+	}
 	keys, err := s.list(ctx, "devices/")
 	if err != nil {
 		return secrets.Page{}, err
@@ -135,11 +172,17 @@ func (s *Store) listDevices(ctx context.Context, opts secrets.ListOptions) (secr
 		}
 	}
 	slices.Sort(ids)
-	// Read one more than the limit so Next is set only if a page follows.
-	var found []secrets.Device
-	for len(ids) > 0 && len(found) <= limit {
-		batch := ids[:min(len(ids), max(limit+1-len(found), readConcurrency))]
-		ids = ids[len(batch):]
+	// Read until one more than the limit matches, so Next is set only if a
+	// page follows.
+	var (
+		found []secrets.Device
+		page  secrets.Page
+		last  string
+	)
+	for len(ids) > 0 && len(found) <= limit && page.Scanned < budget {
+		n := min(len(ids), max(limit+1-len(found), readConcurrency), budget-page.Scanned)
+		batch := ids[:n]
+		ids = ids[n:]
 		devs := make([]secrets.Device, len(batch))
 		ok := make([]bool, len(batch))
 		g, gctx := errgroup.WithContext(ctx)
@@ -155,15 +198,24 @@ func (s *Store) listDevices(ctx context.Context, opts secrets.ListOptions) (secr
 			return secrets.Page{}, err
 		}
 		for i := range batch {
-			if ok[i] && (opts.Cloud == "" || devs[i].Cloud == opts.Cloud) {
+			page.Scanned++
+			last = batch[i]
+			if ok[i] && opts.Matches(devs[i]) {
 				found = append(found, devs[i])
+				if len(found) > limit {
+					break // the rest of the batch was read for nothing
+				}
 			}
 		}
 	}
-	var page secrets.Page
-	if len(found) > limit {
+	switch {
+	case len(found) > limit:
 		found = found[:limit]
 		page.Next = found[limit-1].ID
+	case len(ids) > 0 && len(found) == limit:
+		page.Next = found[limit-1].ID // the budget ran out with the page full
+	case len(ids) > 0:
+		page.Next, page.Partial = last, true
 	}
 	page.Devices = found
 	return page, nil

@@ -56,8 +56,9 @@ func (s *Store) ImportDevice(ctx context.Context, d secrets.Device, ifVersion in
 	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
 	dd := deviceData{ID: n.ID, Cloud: n.Cloud, Params: n.Params, Secret: n.Secret, Labels: n.Labels, Group: n.Group,
+		SecretVersion: d.SecretVersion, PreviousSecret: d.PreviousSecret, SecretRotatedAt: d.SecretRotatedAt,
 		CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC()}
-	v, err := importRecord[deviceData](ctx, s, deviceRel(d.ID), dd, ifVersion, d.Secret)
+	v, err := importRecord[deviceData](ctx, s, deviceRel(d.ID), dd, ifVersion, d.Secret, d.PreviousSecret)
 	if err != nil {
 		return secrets.Device{}, fmt.Errorf("vaultstore: import device %q: %w", d.ID, err)
 	}

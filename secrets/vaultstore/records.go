@@ -16,12 +16,16 @@ type stamped[T any] interface {
 	*T
 	stamp(created, updated time.Time)
 	createdAt() time.Time
+	// carry sets what the record keeps from the one it replaces (old, nil
+	// for a create) and returns more text to scrub from errors.
+	carry(old *T, now time.Time) []string
 }
 
-func (d *deviceData) stamp(created, updated time.Time) { d.CreatedAt, d.UpdatedAt = created, updated }
-func (d *deviceData) createdAt() time.Time             { return d.CreatedAt }
-func (g *groupData) stamp(created, updated time.Time)  { g.CreatedAt, g.UpdatedAt = created, updated }
-func (g *groupData) createdAt() time.Time              { return g.CreatedAt }
+func (d *deviceData) stamp(created, updated time.Time)    { d.CreatedAt, d.UpdatedAt = created, updated }
+func (d *deviceData) createdAt() time.Time                { return d.CreatedAt }
+func (g *groupData) stamp(created, updated time.Time)     { g.CreatedAt, g.UpdatedAt = created, updated }
+func (g *groupData) createdAt() time.Time                 { return g.CreatedAt }
+func (g *groupData) carry(*groupData, time.Time) []string { return nil }
 
 // readRecord reads the record at rel; ok is false when there is none
 // (version may still be set when its latest version was deleted by hand).
@@ -51,6 +55,7 @@ func putRecord[T any, P stamped[T]](ctx context.Context, s *Store, rel string, r
 	if ifVersion == 0 {
 		now := time.Now().UTC()
 		P(&rec).stamp(now, now)
+		P(&rec).carry(nil, now)
 		v, err := s.write(ctx, rel, rec, 0, creds...)
 		if err == nil {
 			return rec, v, nil
@@ -73,13 +78,15 @@ func putRecord[T any, P stamped[T]](ctx context.Context, s *Store, rel string, r
 		}
 		now := time.Now().UTC()
 		created := now
+		var old *T
 		if exists {
-			created = P(&cur).createdAt()
+			created, old = P(&cur).createdAt(), &cur
 		}
 		P(&rec).stamp(created, now)
+		scrub := append(P(&rec).carry(old, now), creds...)
 		// version, not current: a record whose latest KV version was
 		// deleted by hand does not exist but has a version to pass.
-		v, err := s.write(ctx, rel, rec, version, creds...)
+		v, err := s.write(ctx, rel, rec, version, scrub...)
 		if errors.Is(err, secrets.ErrConflict) && ifVersion < 0 && attempt < casRetries {
 			continue // lost a race; an unconditional write tries again
 		}
