@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/credsign/credsign/secrets"
 )
@@ -150,9 +151,11 @@ func (c *sealer) openToken(id, value []byte) (secrets.Token, error) {
 		return secrets.Token{}, fmt.Errorf("%w: token record %.64q does not decode", ErrDamaged, id)
 	}
 	t.CreatedAt = t.CreatedAt.UTC()
-	if t.RevokedAt != nil {
-		at := t.RevokedAt.UTC()
-		t.RevokedAt = &at
+	for _, p := range []**time.Time{&t.RevokedAt, &t.ExpiresAt, &t.ReplacedAt} {
+		if *p != nil {
+			at := (*p).UTC()
+			*p = &at
+		}
 	}
 	return t, nil
 }
