@@ -11,6 +11,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -67,6 +68,13 @@ type Config struct {
 	// refused (each such failure is a signed call to the cloud that
 	// created nothing); zero means DefaultMaxEnrolmentFailures.
 	MaxEnrolmentFailures int64
+	// RotationOverlap is how long a rotated device token keeps working
+	// after its successor is minted; zero means DefaultRotationOverlap.
+	RotationOverlap time.Duration
+	// MinTokenLifetime is the shortest lifetime a token may be minted
+	// with; zero means DefaultMinTokenLifetime (tests and demonstrations
+	// set seconds).
+	MinTokenLifetime time.Duration
 }
 
 // Service is the domain layer. It is safe for concurrent use.
@@ -86,6 +94,9 @@ type Service struct {
 	maxEnrolFailures int64
 	patterns         patterns
 	inflight         inflight
+	// rotationOverlap and minTokenLifetime are the Config's, with defaults.
+	rotationOverlap  time.Duration
+	minTokenLifetime time.Duration
 }
 
 // New returns a Service for cfg.
@@ -132,6 +143,9 @@ func New(cfg Config) (*Service, error) {
 	if s.maxDeviceTTL <= 0 {
 		s.maxDeviceTTL = DefaultMaxDeviceTTL
 	}
+	s.rotationOverlap = cmp.Or(max(cfg.RotationOverlap, 0), DefaultRotationOverlap)
+	s.minTokenLifetime = cmp.Or(max(cfg.MinTokenLifetime, 0), DefaultMinTokenLifetime)
+	authn.rotationOverlap = s.rotationOverlap
 	if s.maxDeviceTTL < time.Second {
 		return nil, errors.New("service: the device TTL cap must be at least 1s")
 	}
