@@ -311,47 +311,6 @@ func (r credentialsResponse) VisitIssueCredentialsResponse(w http.ResponseWriter
 // before it goes back.
 var credentialBufs = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 2048)) }}
 
-// CreateDeviceToken implements oapi.StrictServerInterface.
-func (h handlers) CreateDeviceToken(ctx context.Context, req oapi.CreateDeviceTokenRequestObject) (oapi.CreateDeviceTokenResponseObject, error) {
-	m, err := h.s.svc.MintDeviceToken(ctx, caller(ctx), req.Id)
-	if err != nil {
-		return nil, err
-	}
-	return oapi.CreateDeviceToken201JSONResponse{
-		Body:    oapi.TokenCreated{Id: m.Record.ID, Token: m.Text, Role: oapi.TokenCreatedRoleDevice, DeviceId: &m.Record.DeviceID},
-		Headers: oapi.CreateDeviceToken201ResponseHeaders{CacheControl: &noStore},
-	}, nil
-}
-
-// RevokeDeviceToken implements oapi.StrictServerInterface.
-func (h handlers) RevokeDeviceToken(ctx context.Context, req oapi.RevokeDeviceTokenRequestObject) (oapi.RevokeDeviceTokenResponseObject, error) {
-	if err := h.s.svc.RevokeDeviceToken(ctx, caller(ctx), req.Id, req.TokenId); err != nil {
-		return nil, err
-	}
-	return oapi.RevokeDeviceToken204Response{}, nil
-}
-
-// CreateToken implements oapi.StrictServerInterface. The contract allows
-// only the provisioner role in the body.
-func (h handlers) CreateToken(ctx context.Context, _ oapi.CreateTokenRequestObject) (oapi.CreateTokenResponseObject, error) {
-	m, err := h.s.svc.MintProvisionerToken(ctx, caller(ctx))
-	if err != nil {
-		return nil, err
-	}
-	return oapi.CreateToken201JSONResponse{
-		Body:    oapi.TokenCreated{Id: m.Record.ID, Token: m.Text, Role: oapi.TokenCreatedRoleProvisioner},
-		Headers: oapi.CreateToken201ResponseHeaders{CacheControl: &noStore},
-	}, nil
-}
-
-// RevokeToken implements oapi.StrictServerInterface.
-func (h handlers) RevokeToken(ctx context.Context, req oapi.RevokeTokenRequestObject) (oapi.RevokeTokenResponseObject, error) {
-	if err := h.s.svc.RevokeToken(ctx, caller(ctx), req.TokenId); err != nil {
-		return nil, err
-	}
-	return oapi.RevokeToken204Response{}, nil
-}
-
 // GetJWKS implements oapi.StrictServerInterface.
 func (h handlers) GetJWKS(ctx context.Context, _ oapi.GetJWKSRequestObject) (oapi.GetJWKSResponseObject, error) {
 	set, err := h.s.svc.JWKS(ctx)

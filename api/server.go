@@ -82,6 +82,10 @@ type Config struct {
 	EnrolmentRateBurst int
 	// MaxEnrolmentFailures is service.Config.MaxEnrolmentFailures.
 	MaxEnrolmentFailures int64
+	// RotationOverlap is service.Config.RotationOverlap.
+	RotationOverlap time.Duration
+	// MinTokenLifetime is service.Config.MinTokenLifetime.
+	MinTokenLifetime time.Duration
 	// MaxBodyBytes caps request bodies; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// Now is the clock credentials are signed with (and the rate limiter
@@ -180,6 +184,8 @@ func New(cfg Config) (*Server, error) {
 		Issuer:       cfg.Issuer,
 
 		MaxEnrolmentFailures: cfg.MaxEnrolmentFailures,
+		RotationOverlap:      cfg.RotationOverlap,
+		MinTokenLifetime:     cfg.MinTokenLifetime,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
