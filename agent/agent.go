@@ -214,12 +214,7 @@ func (a *Agent) publish(ctx context.Context, p *pending) error {
 // Run keeps the device connected until ctx ends; it returns ctx's cause,
 // or the error Config.Fatal gave up on.
 func (a *Agent) Run(ctx context.Context) error {
-	if r, ok := a.cfg.Source.(TokenRotator); ok {
-		rctx, stop := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); a.rotateLoop(rctx, r) }()
-		defer func() { stop(); <-done }()
-	}
+	defer startRotation(ctx, a.cfg.Source, a.cfg.Backoff, a.log, a.cfg.OnEvent)()
 	var (
 		creds     *Credentials
 		refreshAt time.Time

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -154,13 +155,13 @@ func errRefused(err error) bool {
 	return errors.As(err, &fe) && fe.Status == http.StatusUnauthorized
 }
 
-// rotateLoop rotates the source's device token at RotateAt of each token's
-// life, retrying failures with the agent's back-off, until ctx ends. A
-// token without expiry is looked at again every recheck (the token file
-// may be replaced by a re-enrolment).
-func (a *Agent) rotateLoop(ctx context.Context, r TokenRotator) {
+// rotateTokens rotates r's device token at RotateAt of each token's life,
+// retrying failures with back-off b, until ctx ends. A token without
+// expiry is looked at again every recheck (the token file may be replaced
+// by a re-enrolment). Agent.Run and Exec run it beside their work.
+func rotateTokens(ctx context.Context, r TokenRotator, b Backoff, log *slog.Logger, onEvent func(Event)) {
 	const recheck = time.Hour
-	retry := retries{b: a.cfg.Backoff}
+	retry := retries{b: b}
 	for ctx.Err() == nil {
 		minted, expires, err := r.TokenLife()
 		if err != nil || expires.IsZero() {
@@ -181,17 +182,17 @@ func (a *Agent) rotateLoop(ctx context.Context, r TokenRotator) {
 			return
 		case err == nil:
 			retry.reset()
-			a.log.Info("device token rotated", "expires", next.UTC().Format(time.RFC3339))
-			a.emit(Event{Kind: EventTokenRotated})
+			log.Info("device token rotated", "expires", next.UTC().Format(time.RFC3339))
+			emit(onEvent, Event{Kind: EventTokenRotated})
 			continue
 		case errRefused(err):
 			// Expired, revoked or rotated already: the device must be
 			// enrolled again (or given a new token file).
-			a.log.Error("device token refused: re-enrol the device", "err", err)
+			log.Error("device token refused: re-enrol the device", "err", err)
 		default:
-			a.log.Warn("device token rotation failed", "err", err, "expires", expires.UTC().Format(time.RFC3339))
+			log.Warn("device token rotation failed", "err", err, "expires", expires.UTC().Format(time.RFC3339))
 		}
-		a.emit(Event{Kind: EventTokenRotateFailed, Err: err})
+		emit(onEvent, Event{Kind: EventTokenRotateFailed, Err: err})
 		d := retry.next(err)
 		if errRefused(err) {
 			d = max(d, recheck)
@@ -200,4 +201,17 @@ func (a *Agent) rotateLoop(ctx context.Context, r TokenRotator) {
 			return
 		}
 	}
+}
+
+// startRotation runs rotateTokens beside the caller's work when src can
+// rotate its token; the returned function stops it and waits.
+func startRotation(ctx context.Context, src Source, b Backoff, log *slog.Logger, onEvent func(Event)) (stop func()) {
+	r, ok := src.(TokenRotator)
+	if !ok {
+		return func() {}
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); rotateTokens(rctx, r, b, log, onEvent) }()
+	return func() { cancel(); <-done }
 }

@@ -126,7 +126,7 @@ func TestRotateAgainstServer(t *testing.T) {
 	}
 	var mu sync.Mutex
 	rotated := make(chan struct{}, 4)
-	a, err := New(Config{Source: src, Backoff: Backoff{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond}, OnEvent: func(e Event) {
+	onEvent := func(e Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch e.Kind {
@@ -135,14 +135,14 @@ func TestRotateAgainstServer(t *testing.T) {
 		case EventTokenRotateFailed:
 			t.Errorf("rotation failed: %v", e.Err)
 		}
-	}})
-	if err != nil {
-		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	done := make(chan struct{})
-	go func() { defer close(done); a.rotateLoop(ctx, src) }()
+	go func() {
+		defer close(done)
+		rotateTokens(ctx, src, Backoff{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond}, orDiscard(nil), onEvent)
+	}()
 	defer func() { cancel(); <-done }()
 	start := time.Now()
 	select {
