@@ -61,6 +61,8 @@ type serverOptions struct {
 	ratePerMi float64 // device token rate a minute; 0: unlimited
 	// firstIssue runs once, before the first credentials request is served.
 	firstIssue func()
+	// minTokenLifetime and rotationOverlap are the server's (0: defaults).
+	minTokenLifetime, rotationOverlap time.Duration
 }
 
 func startServer(t *testing.T, o serverOptions) *server {
@@ -71,7 +73,7 @@ func startServer(t *testing.T, o serverOptions) *server {
 	}
 	s := &server{t: t, adminToken: testutil.RandomHex(t, 24)}
 	h, err := api.New(api.Config{Store: store, AdminToken: s.adminToken, Logger: zerolog.Nop(), Now: o.now,
-		RatePerMinute: o.ratePerMi, RateBurst: 1})
+		RatePerMinute: o.ratePerMi, RateBurst: 1, MinTokenLifetime: o.minTokenLifetime, RotationOverlap: o.rotationOverlap})
 	if err != nil {
 		t.Fatalf("api: %v", err)
 	}

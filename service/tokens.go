@@ -242,10 +242,10 @@ func (s *Service) tokenInfo(t secrets.Token, now time.Time) TokenInfo {
 	switch {
 	case t.RevokedAt != nil:
 		st = TokenRevoked
-	case t.ExpiresAt != nil && !now.Before(*t.ExpiresAt):
-		st = TokenExpired
 	case t.ReplacedAt != nil:
 		st = TokenRotated
+	case t.ExpiresAt != nil && !now.Before(*t.ExpiresAt):
+		st = TokenExpired
 	}
 	return TokenInfo{Token: t, State: st}
 }
