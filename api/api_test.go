@@ -585,7 +585,7 @@ func TestMethodNotAllowed(t *testing.T) {
 		{"PATCH", "/v1/devices/lamp-1", "GET, HEAD, PUT, DELETE"},
 		{"GET", "/v1/devices/lamp-1/credentials", "POST"},
 		{"HEAD", "/v1/devices/lamp-1/credentials", "POST"},
-		{"PUT", "/v1/tokens", "POST"},
+		{"PUT", "/v1/tokens", "GET, HEAD, POST"},
 		{"POST", "/v1/devices", "GET, HEAD"},
 		{"POST", "/metrics", "GET, HEAD"},
 		{"DELETE", "/healthz", "GET, HEAD"},

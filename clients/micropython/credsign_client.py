@@ -7,7 +7,9 @@
 # topic, refreshes at refreshAfter (plus jitter), reconnects before an
 # enforced expiry or when the device moved (cloud, host, port or topics
 # changed), backs off on failures (honouring Retry-After), and stops on a
-# permanent refusal. docs/devices.md is the protocol it follows.
+# permanent refusal. A device token minted with a lifetime is rotated at two
+# thirds of it and the new one written over the token file (a temporary file
+# beside it, renamed). docs/devices.md is the protocol it follows.
 #
 # Settings: a JSON file (path in sys.argv[1], default "credsign.json"):
 #   {"server": "https://credsign.example", "device": "lamp-7",
@@ -259,15 +261,18 @@ def post(url, body, headers, ctx, timeout):
         s.close()
 
 
-def fetch(cfg, ctx):
-    """POST /v1/devices/{id}/credentials with the device token."""
+def read_token(cfg):
     try:
         with open(cfg["token_file"]) as f:  # re-read: a rotated token is picked up
-            token = f.read().strip()
+            return f.read().strip()
     except OSError:
         raise Retry("cannot read the device token file")
-    body = json.dumps({"ttlSeconds": cfg["ttl"]}) if cfg.get("ttl") else "{}"
-    url = cfg["server"].rstrip("/") + "/v1/devices/" + cfg["device"] + "/credentials"
+
+
+def call(cfg, ctx, path, token, body, ok):
+    """POST body to path with the device token: the answer's body when its
+    status is ok, else Permanent (a 4xx but 408 and 429) or Retry."""
+    url = cfg["server"].rstrip("/") + path
     try:
         status, hdrs, data = post(url, body, {"Authorization": "Bearer " + token,
                                               "Content-Type": "application/json", "Accept": "application/json"},
@@ -276,13 +281,8 @@ def fetch(cfg, ctx):
         raise
     except Exception as e:  # OSError, TLS (ValueError), MemoryError, a malformed answer
         raise Retry("cannot reach credsign: " + why(e))
-    finally:
-        token = None
-    if status == 200:
-        try:
-            return Creds(json.loads(data))
-        except Exception as e:
-            raise Retry("credsign's answer is not credentials: " + why(e))
+    if status == ok:
+        return data
     try:
         p = json.loads(data)  # RFC 9457 problem: title and detail, never a secret
         msg = "%s: %s" % (p.get("title", ""), p.get("detail", ""))
@@ -293,6 +293,100 @@ def fetch(cfg, ctx):
         raise Permanent(msg)
     after = hdrs.get("retry-after", "")
     raise Retry(msg, int(after) * 1000 if after.isdigit() else 0)
+
+
+def fetch(cfg, ctx):
+    """POST /v1/devices/{id}/credentials with the device token."""
+    body = json.dumps({"ttlSeconds": cfg["ttl"]}) if cfg.get("ttl") else "{}"
+    data = call(cfg, ctx, "/v1/devices/" + cfg["device"] + "/credentials", read_token(cfg), body, 200)
+    try:
+        return Creds(json.loads(data))
+    except Exception as e:
+        raise Retry("credsign's answer is not credentials: " + why(e))
+
+
+def token_life_ms(token):
+    """(minted, expires) in Unix milliseconds of a token minted with a
+    lifetime (csd_3.<id>.<device>.<minted ns>.<expires ns>.<MAC>), else None."""
+    if not token.startswith("csd_3."):
+        return None
+    p = token[6:].split(".")
+    try:
+        m, e = int(p[2]) // 1000000, int(p[3]) // 1000000
+    except (IndexError, ValueError):
+        return None
+    return (m, e) if len(p) == 5 and e > m else None
+
+
+def replace_file(path, data):
+    """Replace path with data: a temporary file beside it, written, closed,
+    renamed over it (atomic on LittleFS, FAT's rename is not: a power cut
+    may leave the temporary file, never a half-written token file)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(data)
+        f.flush()
+    import os
+
+    os.rename(tmp, path)
+    if hasattr(os, "sync"):
+        os.sync()
+
+
+class Rotation:
+    """Exchanges a device token that has a lifetime for a new one at two
+    thirds of its life (POST /v1/devices/{id}/tokens/rotate, the token its
+    only credential) and writes it to the token file (replace_file). The
+    token carries the server's Unix times: they are compared with the
+    server's clock as the last credentials' issuedAt showed it, so a module
+    with no RTC rotates on time."""
+
+    def __init__(self):
+        self.server_ms, self.at = None, ticks_ms()  # server time at ticks self.at
+        self.next_try, self.failures = ticks_ms(), 0
+
+    def saw(self, issued_ms):
+        self.server_ms, self.at = issued_ms, ticks_ms()
+
+    def step(self, cfg, ctx):
+        if self.server_ms is None or ticks_diff(ticks_ms(), self.next_try) < 0:
+            return
+        now = self.server_ms + ticks_diff(ticks_ms(), self.at)
+        self.next_try = ticks_add(ticks_ms(), 60000)
+        try:
+            token = read_token(cfg)
+        except Retry:
+            return
+        life = token_life_ms(token)
+        if life is None:
+            return
+        at = life[0] + (life[1] - life[0]) * 2 // 3
+        if now < at:
+            self.next_try = ticks_add(ticks_ms(), min(at - now, 60000))
+            return
+        try:
+            data = call(cfg, ctx, "/v1/devices/" + cfg["device"] + "/tokens/rotate", token, "{}", 201)
+            token = None
+            new = json.loads(data).get("token", "")
+            data = None
+            if not new.startswith("csd_"):
+                raise Retry("credsign answered no token")
+            replace_file(cfg["token_file"], new + "\n")
+        except Permanent as e:
+            # Expired, revoked or rotated already: only re-enrolment helps.
+            log("%s; the device token cannot be rotated: re-enrol the device" % e)
+            self.next_try = ticks_add(ticks_ms(), 3600000)
+            return
+        except Exception as e:  # Retry, OSError, MemoryError
+            d = backoff_ms(self.failures, getattr(e, "after_ms", 0))
+            self.failures += 1
+            self.next_try = ticks_add(ticks_ms(), d)
+            log("device token rotation failed: %s; retrying in %dms" % (why(e), d))
+            return
+        self.failures = 0
+        life = token_life_ms(new)
+        new = None
+        log("rotated the device token (the new one expires in %ds)" % (((life[1] if life else now) - now) // 1000))
 
 
 def backoff_ms(failures, after_ms=0):
@@ -369,7 +463,9 @@ def run(cfg):
     conn_failures = 0   # broker failures in a row; reset by a connection up for 30 s
     next_pub = last_io = connected_at = ticks_ms()
     interval_ms = int(cfg.get("interval", 10) * 1000)
+    rotation = Rotation()
     while True:
+        rotation.step(cfg, ctx)
         if mq and ticks_diff(ticks_ms(), connected_at) >= STABLE_AFTER_MS:
             conn_failures = 0
         if creds is None or creds.expired() or creds.due():
@@ -400,6 +496,7 @@ def run(cfg):
                     close(mq)
                 return 2
             fetch_failures = 0
+            rotation.saw(parse_ms(c["issuedAt"]))
             if mq and (creds.enforced or creds.where() != fresh.where()):
                 if creds.where() != fresh.where():
                     log("the device moved to %s at %s:%d; reconnecting" % (c["cloud"], c["host"], c["port"]))
