@@ -9,7 +9,8 @@
 # changed), backs off on failures (honouring Retry-After), and stops on a
 # permanent refusal. A device token minted with a lifetime is rotated at two
 # thirds of it and the new one written over the token file (a temporary file
-# beside it, renamed). docs/devices.md is the protocol it follows.
+# beside it, renamed), by credsign_rotate.py (copy it beside this file; it is
+# imported only for such a token). docs/devices.md is the protocol it follows.
 #
 # Settings: a JSON file (path in sys.argv[1], default "credsign.json"):
 #   {"server": "https://credsign.example", "device": "lamp-7",
@@ -305,90 +306,6 @@ def fetch(cfg, ctx):
         raise Retry("credsign's answer is not credentials: " + why(e))
 
 
-def token_life_ms(token):
-    """(minted, expires) in Unix milliseconds of a token minted with a
-    lifetime (csd_3.<id>.<device>.<minted ns>.<expires ns>.<MAC>), else None."""
-    if not token.startswith("csd_3."):
-        return None
-    p = token[6:].split(".")
-    try:
-        m, e = int(p[2]) // 1000000, int(p[3]) // 1000000
-    except (IndexError, ValueError):
-        return None
-    return (m, e) if len(p) == 5 and e > m else None
-
-
-def replace_file(path, data):
-    """Replace path with data: a temporary file beside it, written, closed,
-    renamed over it (atomic on LittleFS, FAT's rename is not: a power cut
-    may leave the temporary file, never a half-written token file)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(data)
-        f.flush()
-    import os
-
-    os.rename(tmp, path)
-    if hasattr(os, "sync"):
-        os.sync()
-
-
-class Rotation:
-    """Exchanges a device token that has a lifetime for a new one at two
-    thirds of its life (POST /v1/devices/{id}/tokens/rotate, the token its
-    only credential) and writes it to the token file (replace_file). The
-    token carries the server's Unix times: they are compared with the
-    server's clock as the last credentials' issuedAt showed it, so a module
-    with no RTC rotates on time."""
-
-    def __init__(self):
-        self.server_ms, self.at = None, ticks_ms()  # server time at ticks self.at
-        self.next_try, self.failures = ticks_ms(), 0
-
-    def saw(self, issued_ms):
-        self.server_ms, self.at = issued_ms, ticks_ms()
-
-    def step(self, cfg, ctx):
-        if self.server_ms is None or ticks_diff(ticks_ms(), self.next_try) < 0:
-            return
-        now = self.server_ms + ticks_diff(ticks_ms(), self.at)
-        self.next_try = ticks_add(ticks_ms(), 60000)
-        try:
-            token = read_token(cfg)
-        except Retry:
-            return
-        life = token_life_ms(token)
-        if life is None:
-            return
-        at = life[0] + (life[1] - life[0]) * 2 // 3
-        if now < at:
-            self.next_try = ticks_add(ticks_ms(), min(at - now, 60000))
-            return
-        try:
-            data = call(cfg, ctx, "/v1/devices/" + cfg["device"] + "/tokens/rotate", token, "{}", 201)
-            token = None
-            new = json.loads(data).get("token", "")
-            data = None
-            if not new.startswith("csd_"):
-                raise Retry("credsign answered no token")
-            replace_file(cfg["token_file"], new + "\n")
-        except Permanent as e:
-            # Expired, revoked or rotated already: only re-enrolment helps.
-            log("%s; the device token cannot be rotated: re-enrol the device" % e)
-            self.next_try = ticks_add(ticks_ms(), 3600000)
-            return
-        except Exception as e:  # Retry, OSError, MemoryError
-            d = backoff_ms(self.failures, getattr(e, "after_ms", 0))
-            self.failures += 1
-            self.next_try = ticks_add(ticks_ms(), d)
-            log("device token rotation failed: %s; retrying in %dms" % (why(e), d))
-            return
-        self.failures = 0
-        life = token_life_ms(new)
-        new = None
-        log("rotated the device token (the new one expires in %ds)" % (((life[1] if life else now) - now) // 1000))
-
-
 def backoff_ms(failures, after_ms=0):
     d = min(BACKOFF_MAX_MS, BACKOFF_INITIAL_MS << min(failures, 20))
     return max(d // 2 + rand(d // 2 + 1), after_ms)
@@ -463,9 +380,10 @@ def run(cfg):
     conn_failures = 0   # broker failures in a row; reset by a connection up for 30 s
     next_pub = last_io = connected_at = ticks_ms()
     interval_ms = int(cfg.get("interval", 10) * 1000)
-    rotation = Rotation()
+    rotation = None  # set for a token with a lifetime
     while True:
-        rotation.step(cfg, ctx)
+        if rotation:
+            rotation.step(cfg, ctx)
         if mq and ticks_diff(ticks_ms(), connected_at) >= STABLE_AFTER_MS:
             conn_failures = 0
         if creds is None or creds.expired() or creds.due():
@@ -496,7 +414,14 @@ def run(cfg):
                     close(mq)
                 return 2
             fetch_failures = 0
-            rotation.saw(parse_ms(c["issuedAt"]))
+            if rotation is None and read_token(cfg).startswith("csd_3."):
+                # Only a token with a lifetime needs it: a board whose tokens
+                # never expire neither compiles nor keeps that code.
+                import credsign_rotate
+
+                rotation = credsign_rotate.Rotation(globals())
+            if rotation:
+                rotation.saw(parse_ms(c["issuedAt"]))
             if mq and (creds.enforced or creds.where() != fresh.where()):
                 if creds.where() != fresh.where():
                     log("the device moved to %s at %s:%d; reconnecting" % (c["cloud"], c["host"], c["port"]))
