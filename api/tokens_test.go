@@ -21,7 +21,7 @@ func TestTokenLifecycleAPI(t *testing.T) {
 	}
 	r.json(t, &minted)
 	if !strings.HasPrefix(minted.Token, "csd_3.") || minted.Name != "lamp 1 factory" || minted.ExpiresAt == nil ||
-		minted.ExpiresAt.Sub(time.Now()) > time.Hour || minted.ExpiresAt.Sub(time.Now()) < 59*time.Minute {
+		time.Until(*minted.ExpiresAt) > time.Hour || time.Until(*minted.ExpiresAt) < 59*time.Minute {
 		t.Fatalf("minted %+v", minted)
 	}
 	for _, tc := range []struct {
