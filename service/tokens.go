@@ -295,17 +295,31 @@ func (s *Service) ListEnrolmentTokens(ctx context.Context, group, after string, 
 	if err != nil {
 		return nil, "", fmt.Errorf("reading group: %w", err)
 	}
-	p, err := s.store.ListEnrolmentTokens(ctx, group, after, limit)
-	if err != nil {
-		return nil, "", fmt.Errorf("listing enrolment tokens: %w", err)
+	if limit <= 0 {
+		limit = 100
 	}
-	out := make([]EnrolmentToken, 0, len(p.Tokens))
-	for _, r := range p.Tokens {
-		if sameGroup(r, g) {
+	// Read on past tokens of an earlier group, so that a page is empty
+	// only at the end.
+	var out []EnrolmentToken
+	for {
+		p, err := s.store.ListEnrolmentTokens(ctx, group, after, limit)
+		if err != nil {
+			return nil, "", fmt.Errorf("listing enrolment tokens: %w", err)
+		}
+		for _, r := range p.Tokens {
+			if !sameGroup(r, g) {
+				continue
+			}
+			if len(out) == limit {
+				return out, out[limit-1].ID, nil
+			}
 			out = append(out, publicEnrolment(r))
 		}
+		if p.Next == "" {
+			return out, "", nil
+		}
+		after = p.Next
 	}
-	return out, p.Next, nil
 }
 
 // RevokeDeviceToken revokes token tokenID of device id; a token of another
@@ -385,8 +399,14 @@ func (s *Service) RotateDeviceToken(ctx context.Context, caller Principal, id st
 	case old.ReplacedBy != "":
 		return Minted{}, s.reused(ctx, caller, old)
 	}
-	if _, err := s.store.GetDevice(ctx, id); err != nil {
+	d, err := s.store.GetDevice(ctx, id)
+	if err != nil {
 		return Minted{}, fmt.Errorf("reading device: %w", err)
+	}
+	if old.CreatedAt.Before(d.CreatedAt) {
+		// Minted for an earlier device of the same ID: it must not mint a
+		// token the device of today would accept.
+		return Minted{}, newError(CodeForbidden, "this token was minted for a device that has since been deleted")
 	}
 	now := time.Now()
 	req := TokenRequest{Role: secrets.RoleDevice, DeviceID: id, Name: old.Name, TTL: time.Duration(old.LifetimeSeconds) * time.Second}

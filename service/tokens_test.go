@@ -277,3 +277,49 @@ func TestTokenKindsTable(t *testing.T) {
 		t.Error("an unknown prefix has a kind")
 	}
 }
+
+// TestRotateTokenOfEarlierDevice: a token of a deleted device cannot mint,
+// by rotating, a token for a new device of the same ID.
+func TestRotateTokenOfEarlierDevice(t *testing.T) {
+	s, _ := newService(t, Config{})
+	ctx := context.Background()
+	putLamp(t, s, "lamp")
+	old, err := s.MintToken(ctx, adminCaller, TokenRequest{Role: secrets.RoleDevice, DeviceID: "lamp", TTL: 48 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mustAuth(t, s, old.Text)
+	if err := s.DeleteDevice(ctx, adminCaller, "lamp"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Millisecond) // the new device is created after the token
+	putLamp(t, s, "lamp")
+	if _, err := s.RotateDeviceToken(ctx, p, "lamp"); code(err) != CodeForbidden {
+		t.Errorf("rotating a token of the earlier device: %v, want forbidden", err)
+	}
+}
+
+// TestListEnrolmentTokensOfEarlierGroup: tokens of a deleted group of the
+// same ID are left out, without an empty page that has a next.
+func TestListEnrolmentTokensOfEarlierGroup(t *testing.T) {
+	s, _ := newService(t, Config{})
+	ctx := context.Background()
+	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		mintEnrolment(t, s, "lamps", EnrolmentTokenRequest{MaxUses: 1, TTL: time.Hour})
+	}
+	if err := s.DeleteGroup(ctx, adminCaller, "lamps"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Millisecond) // the new group is created after the tokens
+	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
+		t.Fatal(err)
+	}
+	now, _ := mintEnrolment(t, s, "lamps", EnrolmentTokenRequest{MaxUses: 1, TTL: time.Hour, Name: "today"})
+	got, next, err := s.ListEnrolmentTokens(ctx, "lamps", "", 1)
+	if err != nil || len(got) != 1 || got[0].ID != now.ID || got[0].Name != "today" || next != "" {
+		t.Fatalf("listed %+v, next %q, %v; want only %s", got, next, err, now.ID)
+	}
+}
