@@ -78,16 +78,18 @@ type EventKind int
 
 // The events an Agent reports.
 const (
-	EventFetched       EventKind = iota // new credentials arrived
-	EventFetchFailed                    // credsign could not be asked or refused
-	EventConnected                      // the broker accepted the CONNECT
-	EventConnectFailed                  // the CONNECT failed (Err wraps ErrRejected when refused)
-	EventLost                           // an established connection dropped
-	EventRotate                         // reconnecting with fresh credentials: before an enforced expiry, or they name another broker
-	EventBackoff                        // waiting Delay before the next try
+	EventFetched           EventKind = iota // new credentials arrived
+	EventFetchFailed                        // credsign could not be asked or refused
+	EventConnected                          // the broker accepted the CONNECT
+	EventConnectFailed                      // the CONNECT failed (Err wraps ErrRejected when refused)
+	EventLost                               // an established connection dropped
+	EventRotate                             // reconnecting with fresh credentials: before an enforced expiry, or they name another broker
+	EventBackoff                            // waiting Delay before the next try
+	EventTokenRotated                       // the device token was exchanged for a new one
+	EventTokenRotateFailed                  // exchanging the device token failed (Err says why)
 )
 
-var eventNames = [...]string{"fetched", "fetch-failed", "connected", "connect-failed", "lost", "rotate", "backoff"}
+var eventNames = [...]string{"fetched", "fetch-failed", "connected", "connect-failed", "lost", "rotate", "backoff", "token-rotated", "token-rotate-failed"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventNames) {
@@ -212,6 +214,7 @@ func (a *Agent) publish(ctx context.Context, p *pending) error {
 // Run keeps the device connected until ctx ends; it returns ctx's cause,
 // or the error Config.Fatal gave up on.
 func (a *Agent) Run(ctx context.Context) error {
+	defer startRotation(ctx, a.cfg.Source, a.cfg.Backoff, a.log, a.cfg.OnEvent)()
 	var (
 		creds     *Credentials
 		refreshAt time.Time

@@ -93,6 +93,7 @@ func Exec(ctx context.Context, cfg ExecConfig) error {
 		cfg.StopTimeout = 10 * time.Second
 	}
 	log := orDiscard(cfg.Logger)
+	defer startRotation(ctx, cfg.Source, cfg.Backoff, log, cfg.OnEvent)()
 	fc := FetchConfig{Backoff: cfg.Backoff, Logger: log, OnEvent: cfg.OnEvent}
 	creds, err := FetchWithRetry(ctx, cfg.Source, fc)
 	if err != nil {

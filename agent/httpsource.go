@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/credsign/credsign/agent/client"
@@ -23,8 +24,10 @@ type HTTPSource struct {
 	c         *client.ClientWithResponses
 	deviceID  string
 	tokenFile string
-	token     string
 	ttl       time.Duration
+	// mu guards token, replaced by a rotation when there is no token file.
+	mu    sync.Mutex
+	token string
 }
 
 // HTTPSourceConfig configures an HTTPSource.
@@ -126,6 +129,8 @@ func CertPool(file string) (*x509.CertPool, error) {
 
 func (s *HTTPSource) readToken() (string, error) {
 	if s.tokenFile == "" {
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		return s.token, nil
 	}
 	b, err := os.ReadFile(s.tokenFile)

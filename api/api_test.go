@@ -121,6 +121,10 @@ func TestRoleMatrix(t *testing.T) {
 		"issueCredentials":     {"POST", "/v1/devices/aliyun-1/credentials", nil, 200, true},
 		"createDeviceToken":    {"POST", "/v1/devices/aliyun-1/tokens", nil, 201, true},
 		"createToken":          {"POST", "/v1/tokens", map[string]any{"role": "provisioner"}, 201, false},
+		"listTokens":           {"GET", "/v1/tokens", nil, 200, false},
+		"listDeviceTokens":     {"GET", "/v1/devices/aliyun-1/tokens", nil, 200, true},
+		"rotateDeviceToken":    {"POST", "/v1/devices/aliyun-1/tokens/rotate", nil, 201, true},
+		"listEnrolmentTokens":  {"GET", "/v1/groups/grp/enrolment-tokens", nil, 200, false},
 		"importDevices":        {"POST", "/v1/imports?mode=upsert", importLines(map[string]any{"id": "aliyun-9", "cloud": "aliyun", "params": devices()["aliyun"]["params"], "secret": "aliyun-secret-9"}), 200, false},
 		"rotateJWTKey":         {"POST", "/v1/keys/jwt/rotate", nil, 200, false},
 		"getBackup":            {"GET", "/v1/admin/backup", nil, 200, false},
@@ -207,7 +211,7 @@ func TestRoleMatrix(t *testing.T) {
 				want = cl.ok
 			}
 			r := f.do(cl.method, cl.path, c.tok(f), cl.body)
-			if r.status < 300 && cl.method == "DELETE" {
+			if r.status < 300 && (cl.method == "DELETE" || op.id == "rotateDeviceToken") {
 				f = nil // a new fixture for the next caller
 			}
 			if r.status != want {
@@ -588,7 +592,7 @@ func TestMethodNotAllowed(t *testing.T) {
 		{"POST", "/v1/devices/lamp-1", "GET, HEAD, PUT, PATCH, DELETE"},
 		{"GET", "/v1/devices/lamp-1/credentials", "POST"},
 		{"HEAD", "/v1/devices/lamp-1/credentials", "POST"},
-		{"PUT", "/v1/tokens", "POST"},
+		{"PUT", "/v1/tokens", "GET, HEAD, POST"},
 		{"POST", "/v1/devices", "GET, HEAD"},
 		{"POST", "/metrics", "GET, HEAD"},
 		{"DELETE", "/healthz", "GET, HEAD"},

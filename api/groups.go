@@ -105,7 +105,7 @@ func (h handlers) ListGroups(ctx context.Context, req oapi.ListGroupsRequestObje
 func apiEnrolmentToken(t service.EnrolmentToken) oapi.EnrolmentToken {
 	out := oapi.EnrolmentToken{
 		Id: t.ID, Group: t.Group, MaxUses: t.MaxUses, Uses: t.Uses, Failures: t.Failures,
-		ExpiresAt: t.ExpiresAt.UTC(), CreatedAt: t.CreatedAt.UTC(), IdPattern: optional(t.IDPattern),
+		ExpiresAt: t.ExpiresAt.UTC(), CreatedAt: t.CreatedAt.UTC(), IdPattern: optional(t.IDPattern), Name: optional(t.Name),
 	}
 	if t.RevokedAt != nil {
 		at := t.RevokedAt.UTC()
@@ -125,6 +125,9 @@ func (h handlers) CreateEnrolmentToken(ctx context.Context, req oapi.CreateEnrol
 		}
 		if b.IdPattern != nil {
 			r.IDPattern = *b.IdPattern
+		}
+		if b.Name != nil {
+			r.Name = *b.Name
 		}
 	}
 	t, text, err := h.s.svc.CreateEnrolmentToken(ctx, caller(ctx), req.GroupId, r)

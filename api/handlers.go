@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -323,74 +322,6 @@ func (r credentialsResponse) VisitIssueCredentialsResponse(w http.ResponseWriter
 // credentialBufs keeps the buffers credentials are encoded in, each wiped
 // before it goes back.
 var credentialBufs = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 2048)) }}
-
-// CreateDeviceToken implements oapi.StrictServerInterface.
-func (h handlers) CreateDeviceToken(ctx context.Context, req oapi.CreateDeviceTokenRequestObject) (oapi.CreateDeviceTokenResponseObject, error) {
-	m, err := h.s.svc.MintDeviceToken(ctx, caller(ctx), req.Id)
-	if err != nil {
-		return nil, err
-	}
-	return oapi.CreateDeviceToken201JSONResponse{
-		Body:    oapi.TokenCreated{Id: m.Record.ID, Token: m.Text, Role: oapi.TokenCreatedRoleDevice, DeviceId: &m.Record.DeviceID},
-		Headers: oapi.CreateDeviceToken201ResponseHeaders{CacheControl: &noStore},
-	}, nil
-}
-
-// RevokeDeviceToken implements oapi.StrictServerInterface.
-func (h handlers) RevokeDeviceToken(ctx context.Context, req oapi.RevokeDeviceTokenRequestObject) (oapi.RevokeDeviceTokenResponseObject, error) {
-	if err := h.s.svc.RevokeDeviceToken(ctx, caller(ctx), req.Id, req.TokenId); err != nil {
-		return nil, err
-	}
-	return oapi.RevokeDeviceToken204Response{}, nil
-}
-
-// CreateToken implements oapi.StrictServerInterface. The contract allows
-// only the provisioner role in the body.
-func (h handlers) CreateToken(ctx context.Context, req oapi.CreateTokenRequestObject) (oapi.CreateTokenResponseObject, error) {
-	var scope *secrets.Scope
-	if req.Body != nil && req.Body.Scope != nil {
-		scope = &secrets.Scope{}
-		if req.Body.Scope.Groups != nil {
-			scope.Groups = *req.Body.Scope.Groups
-		}
-		if req.Body.Scope.Labels != nil {
-			scope.Labels = *req.Body.Scope.Labels
-		}
-	}
-	m, err := h.s.svc.MintProvisionerToken(ctx, caller(ctx), scope)
-	if err != nil {
-		return nil, err
-	}
-	return oapi.CreateToken201JSONResponse{
-		Body:    oapi.TokenCreated{Id: m.Record.ID, Token: m.Text, Role: oapi.TokenCreatedRoleProvisioner, Scope: apiScope(m.Record.Scope)},
-		Headers: oapi.CreateToken201ResponseHeaders{CacheControl: &noStore},
-	}, nil
-}
-
-// apiScope is the API's form of a token's scope (nil: unscoped).
-func apiScope(sc *secrets.Scope) *oapi.TokenScope {
-	if sc == nil {
-		return nil
-	}
-	out := &oapi.TokenScope{}
-	if len(sc.Groups) > 0 {
-		groups := slices.Clone(sc.Groups)
-		out.Groups = &groups
-	}
-	if len(sc.Labels) > 0 {
-		labels := maps.Clone(sc.Labels)
-		out.Labels = &labels
-	}
-	return out
-}
-
-// RevokeToken implements oapi.StrictServerInterface.
-func (h handlers) RevokeToken(ctx context.Context, req oapi.RevokeTokenRequestObject) (oapi.RevokeTokenResponseObject, error) {
-	if err := h.s.svc.RevokeToken(ctx, caller(ctx), req.TokenId); err != nil {
-		return nil, err
-	}
-	return oapi.RevokeToken204Response{}, nil
-}
 
 // GetJWKS implements oapi.StrictServerInterface.
 func (h handlers) GetJWKS(ctx context.Context, _ oapi.GetJWKSRequestObject) (oapi.GetJWKSResponseObject, error) {

@@ -62,6 +62,8 @@ type serverOptions struct {
 	ratePerMi float64 // device token rate a minute; 0: unlimited
 	// firstIssue runs once, before the first credentials request is served.
 	firstIssue func()
+	// minTokenLifetime and rotationOverlap are the server's (0: defaults).
+	minTokenLifetime, rotationOverlap time.Duration
 }
 
 func startServer(t *testing.T, o serverOptions) *server {
@@ -71,7 +73,8 @@ func startServer(t *testing.T, o serverOptions) *server {
 		t.Fatalf("open store: %v", err)
 	}
 	s := &server{t: t, adminToken: testutil.RandomHex(t, 24)}
-	svc, err := service.New(service.Config{Store: store, AdminToken: s.adminToken, Now: o.now})
+	svc, err := service.New(service.Config{Store: store, AdminToken: s.adminToken, Now: o.now,
+		MinTokenLifetime: o.minTokenLifetime, RotationOverlap: o.rotationOverlap})
 	if err != nil {
 		t.Fatalf("service: %v", err)
 	}

@@ -101,14 +101,28 @@ const (
 )
 
 // Token is a stored API token. Only the SHA-256 hash of the token text is
-// kept; the text itself is shown once to whoever created it.
+// kept; the text itself is shown once to whoever created it. Records
+// written before Name, ExpiresAt and the rotation fields existed read with
+// them empty: no name, no expiry, never rotated. Stores keep the record as
+// JSON, so a field added here later is kept by both without a change.
 type Token struct {
-	ID        string     `json:"id"`
-	Hash      string     `json:"hash"` // lowercase hex SHA-256 of the token text
-	Role      string     `json:"role"`
-	DeviceID  string     `json:"deviceId,omitempty"` // set for RoleDevice
-	CreatedAt time.Time  `json:"createdAt"`
-	RevokedAt *time.Time `json:"revokedAt,omitempty"`
+	ID       string `json:"id"`
+	Hash     string `json:"hash"` // lowercase hex SHA-256 of the token text
+	Role     string `json:"role"`
+	DeviceID string `json:"deviceId,omitempty"` // set for RoleDevice
+	// Name is what the minter called the token ("" when none was given).
+	Name      string    `json:"name,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	// ExpiresAt is when the token stops working; nil: never.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	// LifetimeSeconds is the lifetime the token was minted with (0: none);
+	// a rotation gives the successor the same.
+	LifetimeSeconds int64      `json:"lifetimeSeconds,omitempty"`
+	RevokedAt       *time.Time `json:"revokedAt,omitempty"`
+	// ReplacedBy is the ID of the token a rotation exchanged this one for
+	// ("" if it was never rotated), ReplacedAt when.
+	ReplacedBy string     `json:"replacedBy,omitempty"`
+	ReplacedAt *time.Time `json:"replacedAt,omitempty"`
 	// Scope limits a provisioner token to some devices and groups; nil
 	// for an unscoped token (every device and group).
 	Scope *Scope `json:"scope,omitempty"`
@@ -124,6 +138,26 @@ type Scope struct {
 	// Labels, when not empty, keeps devices and groups that have every
 	// one of these labels with the value given.
 	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// TokenListOptions selects a page of token records.
+type TokenListOptions struct {
+	// Role is RoleProvisioner (every provisioner token) or RoleDevice (the
+	// tokens of DeviceID).
+	Role     string
+	DeviceID string
+	// After is the cursor: only tokens whose ID sorts after it are returned.
+	After string
+	// Limit caps the page size; 0 means a default of 100.
+	Limit int
+}
+
+// TokenPage is one page of a token listing, sorted by ID (so by mint time:
+// token IDs start with it). Next is the cursor for the following page,
+// empty on the last page.
+type TokenPage struct {
+	Tokens []Token
+	Next   string
 }
 
 // ListOptions selects a page of devices.
@@ -198,6 +232,15 @@ type TokenStore interface {
 	// RevokeToken marks the token revoked at the given time, or returns
 	// ErrNotFound. Revoking a revoked token succeeds and keeps the first time.
 	RevokeToken(ctx context.Context, id string, at time.Time) error
+	// ReplaceToken records that token id was exchanged for token by at
+	// time at and returns the record as stored. It is a compare-and-set:
+	// a token already replaced (by any token) or revoked is not changed
+	// and the answer is ErrConflict; an unknown one ErrNotFound. Of two
+	// rotations of one token at once, exactly one succeeds.
+	ReplaceToken(ctx context.Context, id, by string, at time.Time) (Token, error)
+	// ListTokens returns a page of the provisioner tokens, or of one
+	// device's tokens, sorted by ID; revoked and replaced ones included.
+	ListTokens(ctx context.Context, opts TokenListOptions) (TokenPage, error)
 }
 
 // KeyStore keeps the service's own keys and small shared values (the MAC
@@ -217,6 +260,7 @@ type Store interface {
 	DeviceStore
 	GroupStore
 	TokenStore
+	EnrolmentTokenStore
 	KeyStore
 	// Ping reports whether the store is reachable (ErrUnavailable if not).
 	Ping(ctx context.Context) error

@@ -1,7 +1,8 @@
 package service
 
 // Callers authenticate by bearer token. Token texts are random (256 bits),
-// carry a prefix that secret scanners can recognise (TokenKinds lists them),
+// carry a prefix that secret scanners can recognise (TokenKinds in
+// tokens.go lists them, with what else is known of each kind),
 // are shown once and are stored only as their SHA-256 hash.
 
 import (
@@ -26,32 +27,6 @@ const RoleAdmin = "admin"
 
 // AdminTokenID is the token ID that audit events and logs show for the admin.
 const AdminTokenID = "admin"
-
-// Token text prefixes, so that leaked tokens are easy to find. A new kind
-// of token gets its prefix here and a row in TokenKinds.
-const (
-	PrefixProvisioner = "csp_"
-	PrefixDevice      = "csd_"
-	PrefixAdmin       = "csa_"
-)
-
-// TokenKind is one kind of token text credsign mints.
-type TokenKind struct {
-	// Prefix starts every text of this kind.
-	Prefix string
-	// Role is the role its bearer acts in.
-	Role string
-}
-
-// TokenKinds is every kind of token text credsign mints, the one list that
-// the access log's redaction, TestTokenKindsDocumented (docs/api.md) and
-// anything else that looks for leaked tokens read.
-var TokenKinds = []TokenKind{
-	{Prefix: PrefixAdmin, Role: RoleAdmin},
-	{Prefix: PrefixProvisioner, Role: secrets.RoleProvisioner},
-	{Prefix: PrefixDevice, Role: secrets.RoleDevice},
-	{Prefix: PrefixEnrolment, Role: RoleEnrolment},
-}
 
 // TokenRandomHexDigits is the length of the random part of every minted
 // token text (256 bits as hex digits): a run of that many hex digits looks
@@ -177,6 +152,8 @@ type Authenticator struct {
 	// enrolments reads enrolment token records, caching unknown IDs and
 	// known hashes; nil: none are accepted.
 	enrolments *cache
+	// rotationOverlap is how long a rotated token keeps working.
+	rotationOverlap time.Duration
 }
 
 // tokenFinder finds token records by the hash of their text.
@@ -254,15 +231,38 @@ func (a *Authenticator) Authenticate(ctx context.Context, header string) (Princi
 	if a.isAdmin(sum) {
 		return Principal{TokenID: AdminTokenID, Role: RoleAdmin}, nil
 	}
-	if strings.HasPrefix(token, PrefixEnrolment) {
-		return a.authenticateEnrolment(ctx, token)
-	}
-	if !strings.HasPrefix(token, PrefixProvisioner) && !strings.HasPrefix(token, PrefixDevice) {
+	kind, ok := tokenKind(token)
+	if !ok {
 		return Principal{}, errUnauthorized()
 	}
-	if strings.HasPrefix(token, deviceTokenV2) && a.v2 != nil {
+	return kind.authenticate(a, ctx, token)
+}
+
+// authenticateDevice checks a device token: one that carries its binding
+// by its MAC (see deviceTokens), one from before by its record.
+func (a *Authenticator) authenticateDevice(ctx context.Context, token string) (Principal, error) {
+	if a.v2 != nil && a.v2.carriesBinding(token) {
 		return a.v2.check(ctx, token) // no store read: see deviceTokens
 	}
+	return a.authenticateRecord(ctx, token)
+}
+
+// errExpired is the answer to a token past its expiry: the one refusal
+// that says why, so that a device can log what to do.
+func errExpired() *Error {
+	return newError(CodeUnauthorized, "token expired: re-enrol")
+}
+
+// errRotated is the answer to a rotated token after the overlap.
+func errRotated() *Error {
+	return newError(CodeUnauthorized, "token rotated: use its successor, or re-enrol")
+}
+
+// authenticateRecord checks a token by its record, found by the hash of
+// its text: not revoked, not expired, not rotated longer ago than the
+// overlap.
+func (a *Authenticator) authenticateRecord(ctx context.Context, token string) (Principal, error) {
+	sum := sha256.Sum256([]byte(token))
 	rec, err := a.tokens.TokenByHash(ctx, hex.EncodeToString(sum[:]))
 	switch {
 	case errors.Is(err, secrets.ErrNotFound):
@@ -271,6 +271,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, header string) (Princi
 		return Principal{}, fmt.Errorf("looking up a token: %w", err)
 	case rec.RevokedAt != nil:
 		return Principal{}, errUnauthorized()
+	case rec.ExpiresAt != nil && !time.Now().Before(*rec.ExpiresAt):
+		return Principal{}, errExpired()
+	case rec.ReplacedAt != nil && !time.Now().Before(rec.ReplacedAt.Add(a.rotationOverlap)):
+		return Principal{}, errRotated()
 	}
 	p := Principal{TokenID: rec.ID, Role: rec.Role, DeviceID: rec.DeviceID, CreatedAt: rec.CreatedAt}
 	if rec.Role == secrets.RoleProvisioner {

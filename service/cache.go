@@ -174,7 +174,7 @@ func (c *cache) TokenByHash(ctx context.Context, hash string) (secrets.Token, er
 var errWrongText = errors.New("the enrolment token text does not match its ID")
 
 // enrolment reads the record of enrolment token id for a text whose
-// SHA-256 (lowercase hex) is hash: its value and version, ErrNotFound for
+// SHA-256 (lowercase hex) is hash: the record (with its version), ErrNotFound for
 // an ID that does not exist, errWrongText for a text whose ID is known but
 // whose hash is not the record's. An unknown ID is answered from the cache
 // for TTL and a known ID's hash for as long as it stays cached, so a flood
@@ -182,9 +182,9 @@ var errWrongText = errors.New("the enrolment token text does not match its ID")
 // request; a known, matching text always reads the record (its uses,
 // revocation and version must be current). Concurrent reads of one ID are
 // one read (single flight). rememberHash records the hash of a record read.
-func (c *cache) enrolment(ctx context.Context, id, hash string) ([]byte, int64, error) {
-	read := func(ctx context.Context) ([]byte, int64, error) {
-		return c.store.GetKey(ctx, enrolmentKeyPrefix+id)
+func (c *cache) enrolment(ctx context.Context, id, hash string) (secrets.EnrolmentToken, error) {
+	read := func(ctx context.Context) (secrets.EnrolmentToken, error) {
+		return c.store.GetEnrolmentToken(ctx, id)
 	}
 	if !c.enabled() {
 		return read(ctx)
@@ -193,20 +193,16 @@ func (c *cache) enrolment(ctx context.Context, id, hash string) ([]byte, int64, 
 		switch {
 		case e.notFound && c.now().Sub(e.at) < c.ttl:
 			c.metrics.Cache("enrolment", "hit")
-			return nil, 0, secrets.ErrNotFound
+			return secrets.EnrolmentToken{}, secrets.ErrNotFound
 		case !e.notFound && subtle.ConstantTimeCompare([]byte(e.val), []byte(hash)) != 1:
 			c.metrics.Cache("enrolment", "hit")
-			return nil, 0, errWrongText
+			return secrets.EnrolmentToken{}, errWrongText
 		}
 	}
 	c.metrics.Cache("enrolment", "miss")
-	type got struct {
-		b []byte
-		v int64
-	}
 	ch := c.flight.DoChan("e:"+id, func() (any, error) {
 		gen := c.gen.Load()
-		b, v, err := read(context.WithoutCancel(ctx))
+		rec, err := read(context.WithoutCancel(ctx))
 		switch {
 		case err == nil:
 			c.up()
@@ -218,17 +214,16 @@ func (c *cache) enrolment(ctx context.Context, id, hash string) ([]byte, int64, 
 		case errors.Is(err, secrets.ErrUnavailable):
 			c.down()
 		}
-		return got{b, v}, err
+		return rec, err
 	})
 	select {
 	case res := <-ch:
 		if res.Err != nil {
-			return nil, 0, res.Err
+			return secrets.EnrolmentToken{}, res.Err
 		}
-		g := res.Val.(got)
-		return g.b, g.v, nil
+		return res.Val.(secrets.EnrolmentToken), nil
 	case <-ctx.Done():
-		return nil, 0, ctx.Err()
+		return secrets.EnrolmentToken{}, ctx.Err()
 	}
 }
 

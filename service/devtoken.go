@@ -34,8 +34,17 @@ import (
 // cache TTL) says whether it still counts. Its record is stored too (by the hash of its text, as every token),
 // so that revoking by ID works as before. Device tokens minted before this
 // format (csd_ and 64 hex digits) keep working through the record lookup.
+//
+// A device token minted with a lifetime carries its expiry as well:
+//
+//	csd_3.<token ID>.<device ID, base64url>.<minted>.<expires, Unix nanoseconds>.<MAC>
+//
+// with the expiry in the MAC. When such a token is rotated, its ID goes on
+// its revoked list as "<ID>@<Unix nanoseconds>": revoked from then on (the
+// end of the rotation overlap).
 const (
 	deviceTokenV2 = PrefixDevice + "2."
+	deviceTokenV3 = PrefixDevice + "3."
 	macKeyName    = "device-token-mac"
 	// revokedKeyName holds the JSON list of revoked v2 device token IDs
 	// that credsign wrote before the lists were sharded; it is still read.
@@ -69,10 +78,33 @@ type deviceTokens struct {
 	flight singleflight.Group
 }
 
-// revokedList is this replica's copy of one list of revoked token IDs.
+// revokedList is this replica's copy of one list of revoked token IDs:
+// each with the time it is revoked from (Unix nanoseconds; 0: always).
 type revokedList struct {
-	ids     map[string]bool
+	ids     map[string]int64
 	fetched time.Time
+}
+
+// parseRevoked reads an entry of a revoked list: "<ID>" (revoked) or
+// "<ID>@<Unix nanoseconds>" (revoked from then on: a rotated token).
+func parseRevoked(entry string) (id string, from int64) {
+	id, at, ok := strings.Cut(entry, "@")
+	if !ok {
+		return id, 0
+	}
+	from, err := strconv.ParseInt(at, 10, 64)
+	if err != nil {
+		return id, 0
+	}
+	return id, from
+}
+
+// addRevoked records in set that id is revoked from from: the earliest
+// time wins.
+func addRevoked(set map[string]int64, id string, from int64) {
+	if cur, ok := set[id]; !ok || from < cur {
+		set[id] = from
+	}
 }
 
 // revokedListName is the list token id is revoked on.
@@ -122,8 +154,9 @@ type macState struct {
 
 var macStates sync.Pool
 
-// mac returns the MAC of a v2 token's binding, appended to dst.
-func mac(dst, key []byte, id, deviceID string, minted int64) []byte {
+// mac returns the MAC of a token's binding, appended to dst: a v2 token's
+// when expires is 0, else a v3 token's.
+func mac(dst, key []byte, id, deviceID string, minted, expires int64) []byte {
 	st, _ := macStates.Get().(*macState)
 	if st == nil || !bytes.Equal(st.key, key) {
 		st = &macState{key: bytes.Clone(key), h: hmac.New(sha256.New, key)}
@@ -131,31 +164,63 @@ func mac(dst, key []byte, id, deviceID string, minted int64) []byte {
 	st.h.Reset()
 	var arr [256]byte
 	msg := append(arr[:0], "credsign device token v2\x00"...)
+	if expires != 0 {
+		msg = append(arr[:0], "credsign device token v3\x00"...)
+	}
 	msg = append(append(msg, id...), 0)
 	msg = append(append(msg, deviceID...), 0)
 	msg = strconv.AppendInt(msg, minted, 10)
+	if expires != 0 {
+		msg = strconv.AppendInt(append(msg, 0), expires, 10)
+	}
 	st.h.Write(msg)
 	out := st.h.Sum(dst)
 	macStates.Put(st)
 	return out
 }
 
-// mint returns the text of a v2 token for the token record r.
+// carriesBinding reports whether text is a v2 or v3 device token.
+func (dt *deviceTokens) carriesBinding(text string) bool {
+	return strings.HasPrefix(text, deviceTokenV2) || strings.HasPrefix(text, deviceTokenV3)
+}
+
+// mint returns the text of a token for the token record r: v3 when it
+// expires, else v2.
 func (dt *deviceTokens) mint(ctx context.Context, r secrets.Token) (string, error) {
 	key, err := dt.macKey(ctx)
 	if err != nil {
 		return "", err
 	}
 	minted := r.CreatedAt.UnixNano()
-	return deviceTokenV2 + r.ID + "." + b64.EncodeToString([]byte(r.DeviceID)) + "." +
-		strconv.FormatInt(minted, 10) + "." + b64.EncodeToString(mac(nil, key, r.ID, r.DeviceID, minted)), nil
+	prefix, expires, exp := deviceTokenV2, int64(0), ""
+	if r.ExpiresAt != nil {
+		prefix, expires = deviceTokenV3, r.ExpiresAt.UnixNano()
+		exp = strconv.FormatInt(expires, 10) + "."
+	}
+	return prefix + r.ID + "." + b64.EncodeToString([]byte(r.DeviceID)) + "." +
+		strconv.FormatInt(minted, 10) + "." + exp + b64.EncodeToString(mac(nil, key, r.ID, r.DeviceID, minted, expires)), nil
 }
 
-// check resolves a v2 token text to its caller, or CodeUnauthorized.
+// check resolves a v2 or v3 token text to its caller, or CodeUnauthorized
+// (saying why for a token expired or rotated: see errExpired).
 func (dt *deviceTokens) check(ctx context.Context, text string) (Principal, error) {
-	parts := strings.Split(strings.TrimPrefix(text, deviceTokenV2), ".")
-	if len(parts) != 4 {
-		return Principal{}, errUnauthorized()
+	var parts []string
+	var expires int64
+	if rest, ok := strings.CutPrefix(text, deviceTokenV3); ok {
+		parts = strings.Split(rest, ".")
+		if len(parts) != 5 {
+			return Principal{}, errUnauthorized()
+		}
+		var err error
+		if expires, err = strconv.ParseInt(parts[3], 10, 64); err != nil || expires == 0 {
+			return Principal{}, errUnauthorized()
+		}
+		parts = append(parts[:3], parts[4])
+	} else {
+		parts = strings.Split(strings.TrimPrefix(text, deviceTokenV2), ".")
+		if len(parts) != 4 {
+			return Principal{}, errUnauthorized()
+		}
 	}
 	dev, err1 := b64.DecodeString(parts[1])
 	minted, err2 := strconv.ParseInt(parts[2], 10, 64)
@@ -168,53 +233,61 @@ func (dt *deviceTokens) check(ctx context.Context, text string) (Principal, erro
 		return Principal{}, err
 	}
 	var want [sha256.Size]byte
-	if !hmac.Equal(sum, mac(want[:0], key, parts[0], string(dev), minted)) {
+	if !hmac.Equal(sum, mac(want[:0], key, parts[0], string(dev), minted, expires)) {
 		return Principal{}, errUnauthorized()
 	}
-	revoked, err := dt.isRevoked(ctx, parts[0])
-	if err != nil {
+	now := dt.now()
+	from, revoked, err := dt.revokedFrom(ctx, parts[0])
+	switch {
+	case err != nil:
 		return Principal{}, err
-	}
-	if revoked {
+	case revoked && from == 0:
 		return Principal{}, errUnauthorized()
+	case expires != 0 && now.UnixNano() >= expires:
+		return Principal{}, errExpired()
+	case revoked && now.UnixNano() >= from:
+		return Principal{}, errRotated()
 	}
 	return Principal{TokenID: parts[0], Role: secrets.RoleDevice, DeviceID: string(dev), CreatedAt: time.Unix(0, minted).UTC()}, nil
 }
 
-// isRevoked reports whether token id is revoked: on its list, or on the
-// list of the versions before the shards.
-func (dt *deviceTokens) isRevoked(ctx context.Context, id string) (bool, error) {
+// revokedFrom reports whether token id is on its list, or on the list of
+// the versions before the shards, and from when it is revoked (Unix
+// nanoseconds; 0: always).
+func (dt *deviceTokens) revokedFrom(ctx context.Context, id string) (int64, bool, error) {
 	for _, name := range [2]string{revokedListName(id), revokedKeyName} {
-		if revoked, err := dt.onList(ctx, name, id); err != nil || revoked {
-			return revoked, err
+		if from, revoked, err := dt.onList(ctx, name, id); err != nil || revoked {
+			return from, revoked, err
 		}
 	}
-	return false, nil
+	return 0, false, nil
 }
 
-// onList reports whether id is on list name, reading the list again when
+// onList reports whether id is on list name (and from when it is
+// revoked), reading the list again when
 // this replica's copy is older than half the TTL (once for all callers).
 // While the store does not answer, a copy younger than the TTL still
 // serves; an older one vouches for nothing, and the caller gets an error
 // wrapping secrets.ErrUnavailable (503): a revoke on another replica may
 // be on the list by now.
-func (dt *deviceTokens) onList(ctx context.Context, name, id string) (bool, error) {
+func (dt *deviceTokens) onList(ctx context.Context, name, id string) (int64, bool, error) {
 	dt.mu.RLock()
 	l := dt.lists[name]
 	var age time.Duration
+	var from int64
 	revoked, known := false, l != nil && !l.fetched.IsZero()
 	if known {
 		age = dt.now().Sub(l.fetched)
 	}
 	if l != nil {
-		revoked = l.ids[id]
+		from, revoked = l.ids[id]
 	}
 	dt.mu.RUnlock()
-	if revoked {
-		return true, nil
+	if revoked && from == 0 {
+		return 0, true, nil
 	}
 	if known && dt.ttl > 0 && age < dt.ttl/2 {
-		return false, nil
+		return from, revoked, nil
 	}
 	_, err, _ := dt.flight.Do(name, func() (any, error) {
 		start := dt.now()
@@ -222,9 +295,10 @@ func (dt *deviceTokens) onList(ctx context.Context, name, id string) (bool, erro
 		if err != nil {
 			return nil, err
 		}
-		set := make(map[string]bool, len(ids))
+		set := make(map[string]int64, len(ids))
 		for _, r := range ids {
-			set[r] = true
+			id, from := parseRevoked(r)
+			addRevoked(set, id, from)
 		}
 		dt.mu.Lock()
 		if dt.lists == nil {
@@ -234,8 +308,8 @@ func (dt *deviceTokens) onList(ctx context.Context, name, id string) (bool, erro
 			// A revoke is for good: keep what this replica knew,
 			// its own revokes made while the read was under way
 			// included.
-			for r := range old.ids {
-				set[r] = true
+			for r, from := range old.ids {
+				addRevoked(set, r, from)
 			}
 		}
 		dt.lists[name] = &revokedList{ids: set, fetched: start}
@@ -246,13 +320,14 @@ func (dt *deviceTokens) onList(ctx context.Context, name, id string) (bool, erro
 		// The age now, after the failed read (which may have waited out
 		// the store's timeout).
 		if errors.Is(err, secrets.ErrUnavailable) && known && dt.ttl > 0 && dt.now().Sub(l.fetched) < dt.ttl {
-			return false, nil
+			return from, revoked, nil
 		}
-		return false, fmt.Errorf("reading the revoked device tokens: %w", err)
+		return 0, false, fmt.Errorf("reading the revoked device tokens: %w", err)
 	}
 	dt.mu.RLock()
 	defer dt.mu.RUnlock()
-	return dt.lists[name].ids[id], nil
+	from, revoked = dt.lists[name].ids[id]
+	return from, revoked, nil
 }
 
 // readRevoked reads a list of revoked token IDs and its version (0: none
@@ -272,22 +347,28 @@ func (dt *deviceTokens) readRevoked(ctx context.Context, name string) ([]string,
 	return ids, version, nil
 }
 
-// revoke puts token id on its list of revoked tokens (compare-and-set,
-// retried when another replica wrote it meanwhile), and on this replica's
-// copy at once. Cost: one read and one write of that list, about 1/64 of
-// the revoked IDs.
-func (dt *deviceTokens) revoke(ctx context.Context, id string) error {
+// revoke puts token id on its list of revoked tokens, revoked from time
+// from on (zero: at once, for good), with a compare-and-set retried when
+// another replica wrote the list meanwhile, and on this replica's copy at
+// once. Cost: one read and one write of that list, about 1/64 of the
+// revoked IDs.
+func (dt *deviceTokens) revoke(ctx context.Context, id string, from time.Time) error {
 	name := revokedListName(id)
+	entry, at := id, int64(0)
+	if !from.IsZero() {
+		at = from.UnixNano()
+		entry = id + "@" + strconv.FormatInt(at, 10)
+	}
 	for attempt := 0; ; attempt++ {
 		ids, version, err := dt.readRevoked(ctx, name)
 		if err != nil {
 			return fmt.Errorf("reading the revoked device tokens: %w", err)
 		}
-		if slices.Contains(ids, id) {
-			dt.markRevoked(name, id)
+		if slices.Contains(ids, entry) || slices.Contains(ids, id) {
+			dt.markRevoked(name, id, at)
 			return nil
 		}
-		raw, err := json.Marshal(append(ids, id))
+		raw, err := json.Marshal(append(ids, entry))
 		if err != nil {
 			return err
 		}
@@ -298,13 +379,14 @@ func (dt *deviceTokens) revoke(ctx context.Context, id string) error {
 		if err != nil {
 			return fmt.Errorf("writing the revoked device tokens: %w", err)
 		}
-		dt.markRevoked(name, id)
+		dt.markRevoked(name, id, at)
 		return nil
 	}
 }
 
-// markRevoked puts id on this replica's copy of list name.
-func (dt *deviceTokens) markRevoked(name, id string) {
+// markRevoked puts id, revoked from from, on this replica's copy of list
+// name.
+func (dt *deviceTokens) markRevoked(name, id string, from int64) {
 	dt.mu.Lock()
 	defer dt.mu.Unlock()
 	if dt.lists == nil {
@@ -313,8 +395,8 @@ func (dt *deviceTokens) markRevoked(name, id string) {
 	l := dt.lists[name]
 	if l == nil {
 		// Not read yet: the next check reads it (fetched is zero).
-		l = &revokedList{ids: map[string]bool{}}
+		l = &revokedList{ids: map[string]int64{}}
 		dt.lists[name] = l
 	}
-	l.ids[id] = true
+	addRevoked(l.ids, id, from)
 }

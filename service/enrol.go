@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -30,15 +29,10 @@ const RoleEnrolment = "enrolment"
 //
 //	cse_<token ID>.<64 hex digits>
 //
-// The ID inside the text finds the record in one read (KeyStore name
-// enrolmentKeyPrefix+ID); the record keeps the SHA-256 of the text, which
-// is compared in constant time.
+// The ID inside the text finds the record in one read
+// (secrets.EnrolmentTokenStore); the record keeps the SHA-256 of the text,
+// which is compared in constant time.
 const PrefixEnrolment = "cse_"
-
-// enrolmentKeyPrefix names enrolment token records in the KeyStore. A
-// record is JSON (enrolmentRecord); its KeyStore version makes counting
-// uses a compare-and-set.
-const enrolmentKeyPrefix = "enrolment-token."
 
 // Enrolment token limits.
 const (
@@ -56,32 +50,17 @@ const (
 
 var validTokenID = regexp.MustCompile(`^[a-z0-9]{1,64}$`)
 
-// enrolmentRecord is what the store keeps of an enrolment token.
-type enrolmentRecord struct {
-	ID        string     `json:"id"`
-	Hash      string     `json:"hash"` // lowercase hex SHA-256 of the text
-	Group     string     `json:"group"`
-	MaxUses   int64      `json:"maxUses"`
-	Uses      int64      `json:"uses"`
-	ExpiresAt time.Time  `json:"expiresAt"`
-	IDPattern string     `json:"idPattern,omitempty"`
-	CreatedAt time.Time  `json:"createdAt"`
-	RevokedAt *time.Time `json:"revokedAt,omitempty"`
-	// GroupCreatedAt is the CreatedAt of the group the token was minted
-	// for: a group of the same ID created again later is another group,
-	// and the token enrols nobody in it. Zero in records written before
-	// it was kept (see sameGroup).
-	GroupCreatedAt time.Time `json:"groupCreatedAt"`
-	// Failures counts the enrolments that called the cloud's registration
-	// and failed (their use was given back).
-	Failures int64 `json:"failures,omitempty"`
-}
+// enrolmentRecord is what the store keeps of an enrolment token; its
+// Version makes counting uses a compare-and-set.
+type enrolmentRecord = secrets.EnrolmentToken
 
 // EnrolmentToken is what the API shows of an enrolment token (never its
 // text, which only the minting response carries).
 type EnrolmentToken struct {
-	ID        string
-	Group     string
+	ID    string
+	Group string
+	// Name is what the minter called it ("" when none was given).
+	Name      string
 	MaxUses   int64
 	Uses      int64
 	ExpiresAt time.Time
@@ -93,8 +72,8 @@ type EnrolmentToken struct {
 	Failures int64
 }
 
-func (r enrolmentRecord) public() EnrolmentToken {
-	return EnrolmentToken{ID: r.ID, Group: r.Group, MaxUses: r.MaxUses, Uses: r.Uses, ExpiresAt: r.ExpiresAt,
+func publicEnrolment(r enrolmentRecord) EnrolmentToken {
+	return EnrolmentToken{ID: r.ID, Group: r.Group, Name: r.Name, MaxUses: r.MaxUses, Uses: r.Uses, ExpiresAt: r.ExpiresAt,
 		IDPattern: r.IDPattern, CreatedAt: r.CreatedAt, RevokedAt: r.RevokedAt, Failures: r.Failures}
 }
 
@@ -116,6 +95,8 @@ func sameGroup(rec enrolmentRecord, g secrets.Group) bool {
 
 // EnrolmentTokenRequest is what a provisioner asks for.
 type EnrolmentTokenRequest struct {
+	// Name, optional, is what the minter calls the token (MaxTokenName bytes at most).
+	Name string
 	// MaxUses is how many devices the token may enrol (1 to MaxEnrolmentUses).
 	MaxUses int64
 	// TTL or ExpiresAt (exactly one) says when the token stops enrolling.
@@ -260,6 +241,9 @@ func (s *Service) CreateEnrolmentToken(ctx context.Context, caller Principal, gr
 	default:
 		fields = append(fields, FieldError{Field: "ttlSeconds", Reason: "required (or expiresAt)"})
 	}
+	if err := checkTokenName(req.Name); err != nil {
+		fields = append(fields, *err)
+	}
 	if req.IDPattern != "" {
 		if len(req.IDPattern) > maxIDPatternLength {
 			fields = append(fields, FieldError{Field: "idPattern", Reason: "longer than 256 bytes"})
@@ -283,7 +267,7 @@ func (s *Service) CreateEnrolmentToken(ctx context.Context, caller Principal, gr
 		return EnrolmentToken{}, "", fmt.Errorf("minting an enrolment token: %w", err)
 	}
 	text := PrefixEnrolment + id + "." + secret
-	rec := enrolmentRecord{ID: id, Hash: Hash(text), Group: group, MaxUses: req.MaxUses, ExpiresAt: expires,
+	rec := enrolmentRecord{ID: id, Hash: Hash(text), Group: group, Name: req.Name, MaxUses: req.MaxUses, ExpiresAt: expires,
 		IDPattern: req.IDPattern, CreatedAt: now, GroupCreatedAt: g.CreatedAt}
 	_, err = s.putEnrolment(ctx, rec, 0)
 	s.cache.forgetEnrolment(id)
@@ -292,15 +276,11 @@ func (s *Service) CreateEnrolmentToken(ctx context.Context, caller Principal, gr
 	}
 	audit(ctx, caller, "enrolment_token.created").Str("enrolmentTokenId", id).Str("group", group).
 		Int64("maxUses", rec.MaxUses).Time("expiresAt", expires).Msg("audit")
-	return rec.public(), text, nil
+	return publicEnrolment(rec), text, nil
 }
 
 func (s *Service) putEnrolment(ctx context.Context, rec enrolmentRecord, ifVersion int64) (int64, error) {
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return 0, fmt.Errorf("encoding an enrolment token: %w", err)
-	}
-	v, err := s.store.PutKey(ctx, enrolmentKeyPrefix+rec.ID, b, ifVersion)
+	v, err := s.store.PutEnrolmentToken(ctx, rec, ifVersion)
 	if err != nil {
 		return 0, fmt.Errorf("storing an enrolment token: %w", err)
 	}
@@ -312,18 +292,14 @@ func (s *Service) readEnrolment(ctx context.Context, id string) (enrolmentRecord
 	if !validTokenID.MatchString(id) {
 		return enrolmentRecord{}, 0, newError(CodeNotFound, "no such enrolment token")
 	}
-	b, v, err := s.store.GetKey(ctx, enrolmentKeyPrefix+id)
+	rec, err := s.store.GetEnrolmentToken(ctx, id)
 	switch {
 	case errors.Is(err, secrets.ErrNotFound):
 		return enrolmentRecord{}, 0, newError(CodeNotFound, "no such enrolment token")
 	case err != nil:
 		return enrolmentRecord{}, 0, fmt.Errorf("reading an enrolment token: %w", err)
 	}
-	var rec enrolmentRecord
-	if err := json.Unmarshal(b, &rec); err != nil || rec.ID != id {
-		return enrolmentRecord{}, 0, fmt.Errorf("enrolment token %q: the record does not decode", id)
-	}
-	return rec, v, nil
+	return rec, rec.Version, nil
 }
 
 // GetEnrolmentToken returns enrolment token id of group (CodeNotFound for
@@ -338,7 +314,7 @@ func (s *Service) GetEnrolmentToken(ctx context.Context, group, id string) (Enro
 	if err := s.tokenOfGroup(ctx, rec, group); err != nil {
 		return EnrolmentToken{}, err
 	}
-	return rec.public(), nil
+	return publicEnrolment(rec), nil
 }
 
 // tokenOfGroup returns nil when enrolment token rec was minted for group
@@ -402,17 +378,14 @@ func (a *Authenticator) authenticateEnrolment(ctx context.Context, token string)
 		return Principal{}, errUnauthorized()
 	}
 	sum := sha256.Sum256([]byte(token))
-	b, v, err := a.enrolments.enrolment(ctx, id, hex.EncodeToString(sum[:]))
+	rec, err := a.enrolments.enrolment(ctx, id, hex.EncodeToString(sum[:]))
 	switch {
 	case errors.Is(err, secrets.ErrNotFound), errors.Is(err, errWrongText):
 		return Principal{}, errUnauthorized()
 	case err != nil:
 		return Principal{}, fmt.Errorf("looking up an enrolment token: %w", err)
 	}
-	var rec enrolmentRecord
-	if err := json.Unmarshal(b, &rec); err != nil || rec.ID != id {
-		return Principal{}, fmt.Errorf("enrolment token %q: the record does not decode", id)
-	}
+	v := rec.Version
 	want, err := hex.DecodeString(rec.Hash)
 	if err != nil || len(want) != sha256.Size {
 		return Principal{}, fmt.Errorf("enrolment token %q: the record does not decode", id)

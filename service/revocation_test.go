@@ -253,13 +253,13 @@ func TestRevocationStaleAfterTimeout(t *testing.T) {
 	link.setDown(false)
 	clk.advance(ttl)
 	name := revokedListName(dev.Record.ID)
-	if _, err := b.devTokens.onList(ctx, name, dev.Record.ID); err != nil {
+	if _, _, err := b.devTokens.onList(ctx, name, dev.Record.ID); err != nil {
 		t.Fatal(err)
 	}
 	link.setDown(true)
 	timedOut = false
 	clk.advance(ttl * 2 / 3)
-	if _, err := b.devTokens.onList(ctx, name, dev.Record.ID); !errors.Is(err, secrets.ErrUnavailable) {
+	if _, _, err := b.devTokens.onList(ctx, name, dev.Record.ID); !errors.Is(err, secrets.ErrUnavailable) {
 		t.Errorf("a list %v old vouched: %v, want unavailable", ttl*2/3+ttl/2, err)
 	}
 }

@@ -11,6 +11,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -75,6 +76,13 @@ type Config struct {
 	// Log is the diagnostic log, where an audit event that Audit failed to
 	// take is written instead.
 	Log zerolog.Logger
+	// RotationOverlap is how long a rotated device token keeps working
+	// after its successor is minted; zero means DefaultRotationOverlap.
+	RotationOverlap time.Duration
+	// MinTokenLifetime is the shortest lifetime a token may be minted
+	// with; zero means DefaultMinTokenLifetime (tests and demonstrations
+	// set seconds).
+	MinTokenLifetime time.Duration
 }
 
 // Service is the domain layer. It is safe for concurrent use.
@@ -98,6 +106,9 @@ type Service struct {
 	audit *zerolog.Logger
 	// adminTokens are the admin tokens the service was built with.
 	adminTokens []string
+	// rotationOverlap and minTokenLifetime are the Config's, with defaults.
+	rotationOverlap  time.Duration
+	minTokenLifetime time.Duration
 }
 
 // New returns a Service for cfg.
@@ -149,6 +160,9 @@ func New(cfg Config) (*Service, error) {
 	if s.maxDeviceTTL <= 0 {
 		s.maxDeviceTTL = DefaultMaxDeviceTTL
 	}
+	s.rotationOverlap = cmp.Or(max(cfg.RotationOverlap, 0), DefaultRotationOverlap)
+	s.minTokenLifetime = cmp.Or(max(cfg.MinTokenLifetime, 0), DefaultMinTokenLifetime)
+	authn.rotationOverlap = s.rotationOverlap
 	if s.maxDeviceTTL < time.Second {
 		return nil, errors.New("service: the device TTL cap must be at least 1s")
 	}

@@ -21,8 +21,15 @@ const admin = "service-test-admin-token-0123"
 type counting struct {
 	secrets.Store
 	reads atomic.Int64
-	// keys counts the reads of reads that were GetKey.
+	// keys counts the reads of reads that were GetKey or GetEnrolmentToken
+	// (the service's own records).
 	keys atomic.Int64
+}
+
+func (c *counting) GetEnrolmentToken(ctx context.Context, id string) (secrets.EnrolmentToken, error) {
+	c.reads.Add(1)
+	c.keys.Add(1)
+	return c.Store.GetEnrolmentToken(ctx, id)
 }
 
 func (c *counting) GetDevice(ctx context.Context, id string) (secrets.Device, error) {

@@ -17,6 +17,24 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for TokenCreatedRole.
+const (
+	TokenCreatedRoleDevice      TokenCreatedRole = "device"
+	TokenCreatedRoleProvisioner TokenCreatedRole = "provisioner"
+)
+
+// Valid indicates whether the value is a known member of the TokenCreatedRole enum.
+func (e TokenCreatedRole) Valid() bool {
+	switch e {
+	case TokenCreatedRoleDevice:
+		return true
+	case TokenCreatedRoleProvisioner:
+		return true
+	default:
+		return false
+	}
+}
+
 // CloudName A cloud name from `GET /v1/clouds`.
 //
 // Example: aliyun
@@ -116,6 +134,30 @@ type Problem struct {
 	// Type Example: about:blank
 	Type string `json:"type"`
 }
+
+// TokenCreated defines model for TokenCreated.
+type TokenCreated struct {
+	CreatedAt *time.Time `json:"createdAt,omitempty"`
+
+	// DeviceId Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
+	//
+	// Example: lamp-7
+	DeviceId *DeviceId `json:"deviceId,omitempty"`
+
+	// ExpiresAt When the token stops working; absent when it never does.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+
+	// Id Example: 3f9a0c7d2b1e4a6f8c5d
+	Id   TokenId          `json:"id"`
+	Name *string          `json:"name,omitempty"`
+	Role TokenCreatedRole `json:"role"`
+
+	// Token The token text; shown only here.
+	Token string `json:"token"`
+}
+
+// TokenCreatedRole defines model for TokenCreated.Role.
+type TokenCreatedRole string
 
 // TokenId Example: 3f9a0c7d2b1e4a6f8c5d
 type TokenId = string
@@ -343,6 +385,21 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/devices/{id}/credentials (the `IssueCredentials` operationId).
 	IssueCredentials(ctx context.Context, id DeviceIdPath, body IssueCredentialsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RotateDeviceToken Exchange the caller's device token for a new one
+	//
+	// A device presents its own device token, its only credential, and
+	// gets a new token of the same device, with the same name and lifetime
+	// (counted from now). The old token keeps working for the server's
+	// rotation overlap (`credsign serve --token-rotation-overlap`, 10
+	// minutes by default), then is refused (401). A token rotated already
+	// is never rotated again: such a request is refused (401) and the
+	// token's successors are revoked, so a stolen copy dies at the next
+	// rotation. A token past its expiry is refused with the detail
+	// `token expired: re-enrol`. Device tokens only, on their own device.
+	//
+	// Corresponds with POST /v1/devices/{id}/tokens/rotate (the `RotateDeviceToken` operationId).
+	RotateDeviceToken(ctx context.Context, id DeviceIdPath, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// EnrolWithBody Enrol a device with an enrolment token
 	//
 	// Called by a device with its enrolment token as the bearer token (the
@@ -430,6 +487,31 @@ func (c *Client) IssueCredentialsWithBody(ctx context.Context, id DeviceIdPath, 
 // Corresponds with POST /v1/devices/{id}/credentials (the `IssueCredentials` operationId).
 func (c *Client) IssueCredentials(ctx context.Context, id DeviceIdPath, body IssueCredentialsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewIssueCredentialsRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RotateDeviceToken Exchange the caller's device token for a new one
+//
+// A device presents its own device token, its only credential, and
+// gets a new token of the same device, with the same name and lifetime
+// (counted from now). The old token keeps working for the server's
+// rotation overlap (`credsign serve --token-rotation-overlap`, 10
+// minutes by default), then is refused (401). A token rotated already
+// is never rotated again: such a request is refused (401) and the
+// token's successors are revoked, so a stolen copy dies at the next
+// rotation. A token past its expiry is refused with the detail
+// `token expired: re-enrol`. Device tokens only, on their own device.
+//
+// Corresponds with POST /v1/devices/{id}/tokens/rotate (the `RotateDeviceToken` operationId).
+func (c *Client) RotateDeviceToken(ctx context.Context, id DeviceIdPath, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateDeviceTokenRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -543,6 +625,40 @@ func NewIssueCredentialsRequestWithBody(server string, id DeviceIdPath, contentT
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRotateDeviceTokenRequest constructs an http.Request for the RotateDeviceToken method
+func NewRotateDeviceTokenRequest(server string, id DeviceIdPath) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/devices/%s/tokens/rotate", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -666,6 +782,23 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/devices/{id}/credentials (the `IssueCredentials` operationId).
 	IssueCredentialsWithResponse(ctx context.Context, id DeviceIdPath, body IssueCredentialsJSONRequestBody, reqEditors ...RequestEditorFn) (*IssueCredentialsResponse, error)
+
+	// RotateDeviceTokenWithResponse Exchange the caller's device token for a new one
+	//
+	// A device presents its own device token, its only credential, and
+	// gets a new token of the same device, with the same name and lifetime
+	// (counted from now). The old token keeps working for the server's
+	// rotation overlap (`credsign serve --token-rotation-overlap`, 10
+	// minutes by default), then is refused (401). A token rotated already
+	// is never rotated again: such a request is refused (401) and the
+	// token's successors are revoked, so a stolen copy dies at the next
+	// rotation. A token past its expiry is refused with the detail
+	// `token expired: re-enrol`. Device tokens only, on their own device.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/devices/{id}/tokens/rotate (the `RotateDeviceToken` operationId).
+	RotateDeviceTokenWithResponse(ctx context.Context, id DeviceIdPath, reqEditors ...RequestEditorFn) (*RotateDeviceTokenResponse, error)
 
 	// EnrolWithBodyWithResponse Enrol a device with an enrolment token
 	//
@@ -848,6 +981,124 @@ func (r IssueCredentialsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r IssueCredentialsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RotateDeviceTokenResponse201Headers the declared response headers of an HTTP 201 response for RotateDeviceToken
+type RotateDeviceTokenResponse201Headers struct {
+	CacheControl *string
+}
+
+// RotateDeviceTokenResponse401Headers the declared response headers of an HTTP 401 response for RotateDeviceToken
+type RotateDeviceTokenResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// RotateDeviceTokenResponse429Headers the declared response headers of an HTTP 429 response for RotateDeviceToken
+type RotateDeviceTokenResponse429Headers struct {
+	RetryAfter *int
+}
+
+// RotateDeviceTokenResponse503Headers the declared response headers of an HTTP 503 response for RotateDeviceToken
+type RotateDeviceTokenResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RotateDeviceTokenResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *TokenCreated
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *RotateDeviceTokenResponse201Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RotateDeviceTokenResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RotateDeviceTokenResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RotateDeviceTokenResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r RotateDeviceTokenResponse) GetJSON201() *TokenCreated {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RotateDeviceTokenResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RotateDeviceTokenResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RotateDeviceTokenResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RotateDeviceTokenResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RotateDeviceTokenResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RotateDeviceTokenResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RotateDeviceTokenResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RotateDeviceTokenResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RotateDeviceTokenResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RotateDeviceTokenResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RotateDeviceTokenResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -1048,6 +1299,29 @@ func (c *ClientWithResponses) IssueCredentialsWithResponse(ctx context.Context, 
 	return ParseIssueCredentialsResponse(rsp)
 }
 
+// RotateDeviceTokenWithResponse Exchange the caller's device token for a new one
+//
+// A device presents its own device token, its only credential, and
+// gets a new token of the same device, with the same name and lifetime
+// (counted from now). The old token keeps working for the server's
+// rotation overlap (`credsign serve --token-rotation-overlap`, 10
+// minutes by default), then is refused (401). A token rotated already
+// is never rotated again: such a request is refused (401) and the
+// token's successors are revoked, so a stolen copy dies at the next
+// rotation. A token past its expiry is refused with the detail
+// `token expired: re-enrol`. Device tokens only, on their own device.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/devices/{id}/tokens/rotate (the `RotateDeviceToken` operationId).
+func (c *ClientWithResponses) RotateDeviceTokenWithResponse(ctx context.Context, id DeviceIdPath, reqEditors ...RequestEditorFn) (*RotateDeviceTokenResponse, error) {
+	rsp, err := c.RotateDeviceToken(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateDeviceTokenResponse(rsp)
+}
+
 // EnrolWithBodyWithResponse Enrol a device with an enrolment token
 //
 // Called by a device with its enrolment token as the bearer token (the
@@ -1233,6 +1507,124 @@ func ParseIssueCredentialsResponse(rsp *http.Response) (*IssueCredentialsRespons
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers IssueCredentialsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRotateDeviceTokenResponse parses an HTTP response from a RotateDeviceTokenWithResponse call
+func ParseRotateDeviceTokenResponse(rsp *http.Response) (*RotateDeviceTokenResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RotateDeviceTokenResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest TokenCreated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers RotateDeviceTokenResponse201Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 401:
+		var headers RotateDeviceTokenResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers RotateDeviceTokenResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers RotateDeviceTokenResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

@@ -164,6 +164,48 @@ func (e ParamSpecType) Valid() bool {
 	}
 }
 
+// Defines values for TokenRole.
+const (
+	TokenRoleDevice      TokenRole = "device"
+	TokenRoleProvisioner TokenRole = "provisioner"
+)
+
+// Valid indicates whether the value is a known member of the TokenRole enum.
+func (e TokenRole) Valid() bool {
+	switch e {
+	case TokenRoleDevice:
+		return true
+	case TokenRoleProvisioner:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TokenState.
+const (
+	TokenStateActive  TokenState = "active"
+	TokenStateExpired TokenState = "expired"
+	TokenStateRevoked TokenState = "revoked"
+	TokenStateRotated TokenState = "rotated"
+)
+
+// Valid indicates whether the value is a known member of the TokenState enum.
+func (e TokenState) Valid() bool {
+	switch e {
+	case TokenStateActive:
+		return true
+	case TokenStateExpired:
+		return true
+	case TokenStateRevoked:
+		return true
+	case TokenStateRotated:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TokenCreatedRole.
 const (
 	TokenCreatedRoleDevice      TokenCreatedRole = "device"
@@ -407,6 +449,20 @@ type DeviceList struct {
 // stored (see `PUT /v1/devices/{id}/secret`).
 type DevicePatch = map[string]any
 
+// DeviceTokenRequest defines model for DeviceTokenRequest.
+type DeviceTokenRequest struct {
+	// Name What the minter calls the token (no control characters); optional.
+	//
+	// Example: lamp-7 factory
+	Name *TokenName `json:"name,omitempty"`
+
+	// TtlSeconds The token's lifetime in seconds: it expires that long after it is
+	// minted. At least a day (86400) unless the server says less
+	// (`credsign serve --token-min-lifetime`), at most 366 days. Absent:
+	// the token never expires.
+	TtlSeconds *TokenLifetime `json:"ttlSeconds,omitempty"`
+}
+
 // Diagnosis defines model for Diagnosis.
 type Diagnosis struct {
 	// At The time the triple was judged at.
@@ -498,9 +554,12 @@ type EnrolmentToken struct {
 	Group DeviceId `json:"group"`
 
 	// Id Example: 3f9a0c7d2b1e4a6f8c5d
-	Id        TokenId    `json:"id"`
-	IdPattern *string    `json:"idPattern,omitempty"`
-	MaxUses   int64      `json:"maxUses"`
+	Id        TokenId `json:"id"`
+	IdPattern *string `json:"idPattern,omitempty"`
+	MaxUses   int64   `json:"maxUses"`
+
+	// Name Absent for tokens minted without one (and before tokens had names).
+	Name      *string    `json:"name,omitempty"`
 	RevokedAt *time.Time `json:"revokedAt,omitempty"`
 
 	// Uses Devices enrolled so far.
@@ -521,9 +580,12 @@ type EnrolmentTokenCreated struct {
 	Group DeviceId `json:"group"`
 
 	// Id Example: 3f9a0c7d2b1e4a6f8c5d
-	Id        TokenId    `json:"id"`
-	IdPattern *string    `json:"idPattern,omitempty"`
-	MaxUses   int64      `json:"maxUses"`
+	Id        TokenId `json:"id"`
+	IdPattern *string `json:"idPattern,omitempty"`
+	MaxUses   int64   `json:"maxUses"`
+
+	// Name Absent for tokens minted without one (and before tokens had names).
+	Name      *string    `json:"name,omitempty"`
 	RevokedAt *time.Time `json:"revokedAt,omitempty"`
 
 	// Token The enrolment token text (`cse_<id>.<random>`); shown only here.
@@ -531,6 +593,14 @@ type EnrolmentTokenCreated struct {
 
 	// Uses Devices enrolled so far.
 	Uses int64 `json:"uses"`
+}
+
+// EnrolmentTokenList defines model for EnrolmentTokenList.
+type EnrolmentTokenList struct {
+	EnrolmentTokens []EnrolmentToken `json:"enrolmentTokens"`
+
+	// Next Cursor for the next page (pass as `after`); null on the last page.
+	Next *string `json:"next"`
 }
 
 // EnrolmentTokenRequest One of `ttlSeconds` and `expiresAt` is required.
@@ -543,6 +613,11 @@ type EnrolmentTokenRequest struct {
 
 	// MaxUses How many devices the token may enrol.
 	MaxUses int64 `json:"maxUses"`
+
+	// Name What the minter calls the token (no control characters); optional.
+	//
+	// Example: lamp-7 factory
+	Name *TokenName `json:"name,omitempty"`
 
 	// TtlSeconds Lifetime from now.
 	TtlSeconds *int64 `json:"ttlSeconds,omitempty"`
@@ -796,15 +871,71 @@ type SecretRotation struct {
 	Secret *string `json:"secret,omitempty"`
 }
 
-// TokenCreated defines model for TokenCreated.
-type TokenCreated struct {
+// Token A token as the server keeps it, never its text. Records from before
+// tokens had names show none (`name` absent); every record has its
+// `createdAt`.
+type Token struct {
+	CreatedAt time.Time `json:"createdAt"`
+
 	// DeviceId Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 	//
 	// Example: lamp-7
 	DeviceId *DeviceId `json:"deviceId,omitempty"`
 
+	// ExpiresAt Absent when the token never expires.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+
+	// Id Example: 3f9a0c7d2b1e4a6f8c5d
+	Id TokenId `json:"id"`
+
+	// LifetimeSeconds The lifetime it was minted with; a rotation gives its successor the same.
+	LifetimeSeconds *int64  `json:"lifetimeSeconds,omitempty"`
+	Name            *string `json:"name,omitempty"`
+
+	// ReplacedBy Example: 3f9a0c7d2b1e4a6f8c5d
+	ReplacedBy *TokenId   `json:"replacedBy,omitempty"`
+	RevokedAt  *time.Time `json:"revokedAt,omitempty"`
+	Role       TokenRole  `json:"role"`
+
+	// RotatedAt When the device exchanged it for `replacedBy`; it worked for the rotation overlap after that.
+	RotatedAt *time.Time `json:"rotatedAt,omitempty"`
+
+	// Scope What a scoped provisioner token may act on. A device is inside when
+	// its `group` is one of `groups` (when given: a device of no group is
+	// then outside) and it has every label of `labels` with the value
+	// given (equality only; every pair must match). A group is inside when
+	// its ID is one of `groups` (when given) and its own labels match
+	// `labels`. Everything outside answers as if it did not exist (404,
+	// the body of a missing record; not listed); a write that would put a
+	// device or group outside is refused with 422 naming the fields.
+	// Without `scope` the token acts on every device and group.
+	Scope *TokenScope `json:"scope,omitempty"`
+
+	// State `rotated`: exchanged for a successor (it works until the overlap ends).
+	State TokenState `json:"state"`
+}
+
+// TokenRole defines model for Token.Role.
+type TokenRole string
+
+// TokenState `rotated`: exchanged for a successor (it works until the overlap ends).
+type TokenState string
+
+// TokenCreated defines model for TokenCreated.
+type TokenCreated struct {
+	CreatedAt *time.Time `json:"createdAt,omitempty"`
+
+	// DeviceId Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
+	//
+	// Example: lamp-7
+	DeviceId *DeviceId `json:"deviceId,omitempty"`
+
+	// ExpiresAt When the token stops working; absent when it never does.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+
 	// Id Example: 3f9a0c7d2b1e4a6f8c5d
 	Id   TokenId          `json:"id"`
+	Name *string          `json:"name,omitempty"`
 	Role TokenCreatedRole `json:"role"`
 
 	// Scope What a scoped provisioner token may act on. A device is inside when
@@ -828,8 +959,30 @@ type TokenCreatedRole string
 // TokenId Example: 3f9a0c7d2b1e4a6f8c5d
 type TokenId = string
 
+// TokenLifetime The token's lifetime in seconds: it expires that long after it is
+// minted. At least a day (86400) unless the server says less
+// (`credsign serve --token-min-lifetime`), at most 366 days. Absent:
+// the token never expires.
+type TokenLifetime = int64
+
+// TokenList defines model for TokenList.
+type TokenList struct {
+	// Next Cursor for the next page (pass as `after`); null on the last page.
+	Next   *string `json:"next"`
+	Tokens []Token `json:"tokens"`
+}
+
+// TokenName What the minter calls the token (no control characters); optional.
+//
+// Example: lamp-7 factory
+type TokenName = string
+
 // TokenRequest defines model for TokenRequest.
 type TokenRequest struct {
+	// Name What the minter calls the token (no control characters); optional.
+	//
+	// Example: lamp-7 factory
+	Name *TokenName       `json:"name,omitempty"`
 	Role TokenRequestRole `json:"role"`
 
 	// Scope What a scoped provisioner token may act on. A device is inside when
@@ -842,6 +995,12 @@ type TokenRequest struct {
 	// device or group outside is refused with 422 naming the fields.
 	// Without `scope` the token acts on every device and group.
 	Scope *TokenScope `json:"scope,omitempty"`
+
+	// TtlSeconds The token's lifetime in seconds: it expires that long after it is
+	// minted. At least a day (86400) unless the server says less
+	// (`credsign serve --token-min-lifetime`), at most 366 days. Absent:
+	// the token never expires.
+	TtlSeconds *TokenLifetime `json:"ttlSeconds,omitempty"`
 }
 
 // TokenRequestRole defines model for TokenRequest.Role.
@@ -1013,10 +1172,28 @@ type RotateDeviceSecretParams struct {
 	IfMatch *string `json:"If-Match,omitempty"`
 }
 
+// ListDeviceTokensParams defines parameters for ListDeviceTokens.
+type ListDeviceTokensParams struct {
+	// After Cursor from the previous page's `next`.
+	After *TokenId `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit Page size.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // ListGroupsParams defines parameters for ListGroups.
 type ListGroupsParams struct {
 	// After Cursor from the previous page's `next`.
 	After *DeviceId `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit Page size.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListEnrolmentTokensParams defines parameters for ListEnrolmentTokens.
+type ListEnrolmentTokensParams struct {
+	// After Cursor from the previous page's `next`.
+	After *TokenId `form:"after,omitempty" json:"after,omitempty"`
 
 	// Limit Page size.
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
@@ -1034,6 +1211,15 @@ type ImportDevicesParams struct {
 // ImportDevicesParamsMode defines parameters for ImportDevices.
 type ImportDevicesParamsMode string
 
+// ListTokensParams defines parameters for ListTokens.
+type ListTokensParams struct {
+	// After Cursor from the previous page's `next`.
+	After *TokenId `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit Page size.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // PatchDeviceApplicationMergePatchPlusJSONRequestBody defines body for PatchDevice for application/merge-patch+json ContentType.
 type PatchDeviceApplicationMergePatchPlusJSONRequestBody = DevicePatch
 
@@ -1048,6 +1234,9 @@ type DoctorDeviceJSONRequestBody = DoctorRequest
 
 // RotateDeviceSecretJSONRequestBody defines body for RotateDeviceSecret for application/json ContentType.
 type RotateDeviceSecretJSONRequestBody = SecretRotation
+
+// CreateDeviceTokenJSONRequestBody defines body for CreateDeviceToken for application/json ContentType.
+type CreateDeviceTokenJSONRequestBody = DeviceTokenRequest
 
 // EnrolJSONRequestBody defines body for Enrol for application/json ContentType.
 type EnrolJSONRequestBody = EnrolRequest
@@ -1220,9 +1409,15 @@ type ServerInterface interface {
 	// RotateDeviceSecret Rotate a device's cloud secret
 	// (PUT /v1/devices/{id}/secret)
 	RotateDeviceSecret(w http.ResponseWriter, r *http.Request, id DeviceIdPath, params RotateDeviceSecretParams)
+	// ListDeviceTokens List a device's tokens (never their text)
+	// (GET /v1/devices/{id}/tokens)
+	ListDeviceTokens(w http.ResponseWriter, r *http.Request, id DeviceIdPath, params ListDeviceTokensParams)
 	// CreateDeviceToken Mint a device token bound to this device
 	// (POST /v1/devices/{id}/tokens)
 	CreateDeviceToken(w http.ResponseWriter, r *http.Request, id DeviceIdPath)
+	// RotateDeviceToken Exchange the caller's device token for a new one
+	// (POST /v1/devices/{id}/tokens/rotate)
+	RotateDeviceToken(w http.ResponseWriter, r *http.Request, id DeviceIdPath)
 	// RevokeDeviceToken Revoke a device token
 	// (DELETE /v1/devices/{id}/tokens/{tokenId})
 	RevokeDeviceToken(w http.ResponseWriter, r *http.Request, id DeviceIdPath, tokenId TokenIdPath)
@@ -1244,6 +1439,9 @@ type ServerInterface interface {
 	// PutGroup Create or replace a group
 	// (PUT /v1/groups/{groupId})
 	PutGroup(w http.ResponseWriter, r *http.Request, groupId GroupIdPath)
+	// ListEnrolmentTokens List a group's enrolment tokens (never their text)
+	// (GET /v1/groups/{groupId}/enrolment-tokens)
+	ListEnrolmentTokens(w http.ResponseWriter, r *http.Request, groupId GroupIdPath, params ListEnrolmentTokensParams)
 	// CreateEnrolmentToken Mint an enrolment token for a group
 	// (POST /v1/groups/{groupId}/enrolment-tokens)
 	CreateEnrolmentToken(w http.ResponseWriter, r *http.Request, groupId GroupIdPath)
@@ -1259,6 +1457,9 @@ type ServerInterface interface {
 	// RotateJWTKey Rotate the JWT signing key
 	// (POST /v1/keys/jwt/rotate)
 	RotateJWTKey(w http.ResponseWriter, r *http.Request)
+	// ListTokens List the provisioner tokens (never their text)
+	// (GET /v1/tokens)
+	ListTokens(w http.ResponseWriter, r *http.Request, params ListTokensParams)
 	// CreateToken Create a provisioner token
 	// (POST /v1/tokens)
 	CreateToken(w http.ResponseWriter, r *http.Request)
@@ -1361,9 +1562,21 @@ func (_ Unimplemented) RotateDeviceSecret(w http.ResponseWriter, r *http.Request
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// ListDeviceTokens List a device's tokens (never their text)
+// (GET /v1/devices/{id}/tokens)
+func (_ Unimplemented) ListDeviceTokens(w http.ResponseWriter, r *http.Request, id DeviceIdPath, params ListDeviceTokensParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // CreateDeviceToken Mint a device token bound to this device
 // (POST /v1/devices/{id}/tokens)
 func (_ Unimplemented) CreateDeviceToken(w http.ResponseWriter, r *http.Request, id DeviceIdPath) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RotateDeviceToken Exchange the caller's device token for a new one
+// (POST /v1/devices/{id}/tokens/rotate)
+func (_ Unimplemented) RotateDeviceToken(w http.ResponseWriter, r *http.Request, id DeviceIdPath) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -1409,6 +1622,12 @@ func (_ Unimplemented) PutGroup(w http.ResponseWriter, r *http.Request, groupId 
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// ListEnrolmentTokens List a group's enrolment tokens (never their text)
+// (GET /v1/groups/{groupId}/enrolment-tokens)
+func (_ Unimplemented) ListEnrolmentTokens(w http.ResponseWriter, r *http.Request, groupId GroupIdPath, params ListEnrolmentTokensParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // CreateEnrolmentToken Mint an enrolment token for a group
 // (POST /v1/groups/{groupId}/enrolment-tokens)
 func (_ Unimplemented) CreateEnrolmentToken(w http.ResponseWriter, r *http.Request, groupId GroupIdPath) {
@@ -1436,6 +1655,12 @@ func (_ Unimplemented) ImportDevices(w http.ResponseWriter, r *http.Request, par
 // RotateJWTKey Rotate the JWT signing key
 // (POST /v1/keys/jwt/rotate)
 func (_ Unimplemented) RotateJWTKey(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListTokens List the provisioner tokens (never their text)
+// (GET /v1/tokens)
+func (_ Unimplemented) ListTokens(w http.ResponseWriter, r *http.Request, params ListTokensParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -1916,6 +2141,61 @@ func (siw *ServerInterfaceWrapper) RotateDeviceSecret(w http.ResponseWriter, r *
 	handler.ServeHTTP(w, r)
 }
 
+// ListDeviceTokens operation middleware
+func (siw *ServerInterfaceWrapper) ListDeviceTokens(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id DeviceIdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", chi.URLParam(r, "id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListDeviceTokensParams
+
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", r.URL.Query(), &params.After, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "after"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "after", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListDeviceTokens(w, r, id, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // CreateDeviceToken operation middleware
 func (siw *ServerInterfaceWrapper) CreateDeviceToken(w http.ResponseWriter, r *http.Request) {
 
@@ -1933,6 +2213,32 @@ func (siw *ServerInterfaceWrapper) CreateDeviceToken(w http.ResponseWriter, r *h
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.CreateDeviceToken(w, r, id)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RotateDeviceToken operation middleware
+func (siw *ServerInterfaceWrapper) RotateDeviceToken(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id DeviceIdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", chi.URLParam(r, "id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RotateDeviceToken(w, r, id)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -2141,6 +2447,61 @@ func (siw *ServerInterfaceWrapper) PutGroup(w http.ResponseWriter, r *http.Reque
 	handler.ServeHTTP(w, r)
 }
 
+// ListEnrolmentTokens operation middleware
+func (siw *ServerInterfaceWrapper) ListEnrolmentTokens(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "groupId" -------------
+	var groupId GroupIdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "groupId", chi.URLParam(r, "groupId"), &groupId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "groupId", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListEnrolmentTokensParams
+
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", r.URL.Query(), &params.After, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "after"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "after", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListEnrolmentTokens(w, r, groupId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // CreateEnrolmentToken operation middleware
 func (siw *ServerInterfaceWrapper) CreateEnrolmentToken(w http.ResponseWriter, r *http.Request) {
 
@@ -2288,6 +2649,52 @@ func (siw *ServerInterfaceWrapper) RotateJWTKey(w http.ResponseWriter, r *http.R
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.RotateJWTKey(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListTokens operation middleware
+func (siw *ServerInterfaceWrapper) ListTokens(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListTokensParams
+
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", r.URL.Query(), &params.After, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "after"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "after", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListTokens(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -2499,13 +2906,22 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Post(options.BaseURL+"/v1/devices/{id}/doctor", wrapper.DoctorDevice)
 	})
 	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/devices/{id}/tokens", wrapper.ListDeviceTokens)
+	})
+	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/devices/{id}/tokens", wrapper.CreateDeviceToken)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/devices/{id}/tokens/rotate", wrapper.RotateDeviceToken)
 	})
 	r.Group(func(r chi.Router) {
 		r.Delete(options.BaseURL+"/v1/devices/{id}/tokens/{tokenId}", wrapper.RevokeDeviceToken)
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/imports", wrapper.ImportDevices)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/tokens", wrapper.ListTokens)
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/tokens", wrapper.CreateToken)
@@ -2527,6 +2943,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Put(options.BaseURL+"/v1/groups/{groupId}", wrapper.PutGroup)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/groups/{groupId}/enrolment-tokens", wrapper.ListEnrolmentTokens)
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/groups/{groupId}/enrolment-tokens", wrapper.CreateEnrolmentToken)
@@ -4692,8 +5111,153 @@ func (response RotateDeviceSecret503ApplicationProblemPlusJSONResponse) VisitRot
 	return err
 }
 
+type ListDeviceTokensRequestObject struct {
+	Id     DeviceIdPath `json:"id"`
+	Params ListDeviceTokensParams
+}
+
+type ListDeviceTokensResponseObject interface {
+	VisitListDeviceTokensResponse(w http.ResponseWriter) error
+}
+
+type ListDeviceTokens200JSONResponse TokenList
+
+func (response ListDeviceTokens200JSONResponse) VisitListDeviceTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeviceTokens400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListDeviceTokens400ApplicationProblemPlusJSONResponse) VisitListDeviceTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeviceTokens401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListDeviceTokens401ApplicationProblemPlusJSONResponse) VisitListDeviceTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeviceTokens403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListDeviceTokens403ApplicationProblemPlusJSONResponse) VisitListDeviceTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeviceTokens404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListDeviceTokens404ApplicationProblemPlusJSONResponse) VisitListDeviceTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeviceTokens429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListDeviceTokens429ApplicationProblemPlusJSONResponse) VisitListDeviceTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeviceTokens500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListDeviceTokens500ApplicationProblemPlusJSONResponse) VisitListDeviceTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeviceTokens503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListDeviceTokens503ApplicationProblemPlusJSONResponse) VisitListDeviceTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateDeviceTokenRequestObject struct {
-	Id DeviceIdPath `json:"id"`
+	Id   DeviceIdPath `json:"id"`
+	Body *CreateDeviceTokenJSONRequestBody
 }
 
 type CreateDeviceTokenResponseObject interface {
@@ -4791,6 +5355,54 @@ func (response CreateDeviceToken404ApplicationProblemPlusJSONResponse) VisitCrea
 	return err
 }
 
+type CreateDeviceToken413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateDeviceToken413ApplicationProblemPlusJSONResponse) VisitCreateDeviceTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateDeviceToken415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateDeviceToken415ApplicationProblemPlusJSONResponse) VisitCreateDeviceTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateDeviceToken422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableApplicationProblemPlusJSONResponse
+}
+
+func (response CreateDeviceToken422ApplicationProblemPlusJSONResponse) VisitCreateDeviceTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateDeviceToken429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -4831,6 +5443,159 @@ type CreateDeviceToken503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response CreateDeviceToken503ApplicationProblemPlusJSONResponse) VisitCreateDeviceTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDeviceTokenRequestObject struct {
+	Id DeviceIdPath `json:"id"`
+}
+
+type RotateDeviceTokenResponseObject interface {
+	VisitRotateDeviceTokenResponse(w http.ResponseWriter) error
+}
+
+type RotateDeviceToken201ResponseHeaders struct {
+	CacheControl *string
+}
+
+type RotateDeviceToken201JSONResponse struct {
+	Body    TokenCreated
+	Headers RotateDeviceToken201ResponseHeaders
+}
+
+func (response RotateDeviceToken201JSONResponse) VisitRotateDeviceTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDeviceToken400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDeviceToken400ApplicationProblemPlusJSONResponse) VisitRotateDeviceTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDeviceToken401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDeviceToken401ApplicationProblemPlusJSONResponse) VisitRotateDeviceTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDeviceToken403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDeviceToken403ApplicationProblemPlusJSONResponse) VisitRotateDeviceTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDeviceToken404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDeviceToken404ApplicationProblemPlusJSONResponse) VisitRotateDeviceTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDeviceToken429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDeviceToken429ApplicationProblemPlusJSONResponse) VisitRotateDeviceTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDeviceToken500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDeviceToken500ApplicationProblemPlusJSONResponse) VisitRotateDeviceTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateDeviceToken503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RotateDeviceToken503ApplicationProblemPlusJSONResponse) VisitRotateDeviceTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -6021,6 +6786,150 @@ func (response PutGroup503ApplicationProblemPlusJSONResponse) VisitPutGroupRespo
 	return err
 }
 
+type ListEnrolmentTokensRequestObject struct {
+	GroupId GroupIdPath `json:"groupId"`
+	Params  ListEnrolmentTokensParams
+}
+
+type ListEnrolmentTokensResponseObject interface {
+	VisitListEnrolmentTokensResponse(w http.ResponseWriter) error
+}
+
+type ListEnrolmentTokens200JSONResponse EnrolmentTokenList
+
+func (response ListEnrolmentTokens200JSONResponse) VisitListEnrolmentTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEnrolmentTokens400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListEnrolmentTokens400ApplicationProblemPlusJSONResponse) VisitListEnrolmentTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEnrolmentTokens401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListEnrolmentTokens401ApplicationProblemPlusJSONResponse) VisitListEnrolmentTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEnrolmentTokens403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListEnrolmentTokens403ApplicationProblemPlusJSONResponse) VisitListEnrolmentTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEnrolmentTokens404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListEnrolmentTokens404ApplicationProblemPlusJSONResponse) VisitListEnrolmentTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEnrolmentTokens429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListEnrolmentTokens429ApplicationProblemPlusJSONResponse) VisitListEnrolmentTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEnrolmentTokens500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListEnrolmentTokens500ApplicationProblemPlusJSONResponse) VisitListEnrolmentTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEnrolmentTokens503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListEnrolmentTokens503ApplicationProblemPlusJSONResponse) VisitListEnrolmentTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateEnrolmentTokenRequestObject struct {
 	GroupId GroupIdPath `json:"groupId"`
 	Body    *CreateEnrolmentTokenJSONRequestBody
@@ -6831,6 +7740,149 @@ func (response RotateJWTKey503ApplicationProblemPlusJSONResponse) VisitRotateJWT
 	return err
 }
 
+type ListTokensRequestObject struct {
+	Params ListTokensParams
+}
+
+type ListTokensResponseObject interface {
+	VisitListTokensResponse(w http.ResponseWriter) error
+}
+
+type ListTokens200JSONResponse TokenList
+
+func (response ListTokens200JSONResponse) VisitListTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTokens400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListTokens400ApplicationProblemPlusJSONResponse) VisitListTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTokens401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListTokens401ApplicationProblemPlusJSONResponse) VisitListTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTokens403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListTokens403ApplicationProblemPlusJSONResponse) VisitListTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTokens404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListTokens404ApplicationProblemPlusJSONResponse) VisitListTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTokens429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListTokens429ApplicationProblemPlusJSONResponse) VisitListTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTokens500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListTokens500ApplicationProblemPlusJSONResponse) VisitListTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTokens503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListTokens503ApplicationProblemPlusJSONResponse) VisitListTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateTokenRequestObject struct {
 	Body *CreateTokenJSONRequestBody
 }
@@ -7200,9 +8252,15 @@ type StrictServerInterface interface {
 	// RotateDeviceSecret Rotate a device's cloud secret
 	// (PUT /v1/devices/{id}/secret)
 	RotateDeviceSecret(ctx context.Context, request RotateDeviceSecretRequestObject) (RotateDeviceSecretResponseObject, error)
+	// ListDeviceTokens List a device's tokens (never their text)
+	// (GET /v1/devices/{id}/tokens)
+	ListDeviceTokens(ctx context.Context, request ListDeviceTokensRequestObject) (ListDeviceTokensResponseObject, error)
 	// CreateDeviceToken Mint a device token bound to this device
 	// (POST /v1/devices/{id}/tokens)
 	CreateDeviceToken(ctx context.Context, request CreateDeviceTokenRequestObject) (CreateDeviceTokenResponseObject, error)
+	// RotateDeviceToken Exchange the caller's device token for a new one
+	// (POST /v1/devices/{id}/tokens/rotate)
+	RotateDeviceToken(ctx context.Context, request RotateDeviceTokenRequestObject) (RotateDeviceTokenResponseObject, error)
 	// RevokeDeviceToken Revoke a device token
 	// (DELETE /v1/devices/{id}/tokens/{tokenId})
 	RevokeDeviceToken(ctx context.Context, request RevokeDeviceTokenRequestObject) (RevokeDeviceTokenResponseObject, error)
@@ -7224,6 +8282,9 @@ type StrictServerInterface interface {
 	// PutGroup Create or replace a group
 	// (PUT /v1/groups/{groupId})
 	PutGroup(ctx context.Context, request PutGroupRequestObject) (PutGroupResponseObject, error)
+	// ListEnrolmentTokens List a group's enrolment tokens (never their text)
+	// (GET /v1/groups/{groupId}/enrolment-tokens)
+	ListEnrolmentTokens(ctx context.Context, request ListEnrolmentTokensRequestObject) (ListEnrolmentTokensResponseObject, error)
 	// CreateEnrolmentToken Mint an enrolment token for a group
 	// (POST /v1/groups/{groupId}/enrolment-tokens)
 	CreateEnrolmentToken(ctx context.Context, request CreateEnrolmentTokenRequestObject) (CreateEnrolmentTokenResponseObject, error)
@@ -7239,6 +8300,9 @@ type StrictServerInterface interface {
 	// RotateJWTKey Rotate the JWT signing key
 	// (POST /v1/keys/jwt/rotate)
 	RotateJWTKey(ctx context.Context, request RotateJWTKeyRequestObject) (RotateJWTKeyResponseObject, error)
+	// ListTokens List the provisioner tokens (never their text)
+	// (GET /v1/tokens)
+	ListTokens(ctx context.Context, request ListTokensRequestObject) (ListTokensResponseObject, error)
 	// CreateToken Create a provisioner token
 	// (POST /v1/tokens)
 	CreateToken(ctx context.Context, request CreateTokenRequestObject) (CreateTokenResponseObject, error)
@@ -7703,11 +8767,48 @@ func (sh *strictHandler) RotateDeviceSecret(w http.ResponseWriter, r *http.Reque
 	}
 }
 
+// ListDeviceTokens operation middleware
+func (sh *strictHandler) ListDeviceTokens(w http.ResponseWriter, r *http.Request, id DeviceIdPath, params ListDeviceTokensParams) {
+	var request ListDeviceTokensRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListDeviceTokens(ctx, request.(ListDeviceTokensRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListDeviceTokens")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListDeviceTokensResponseObject); ok {
+		if err := validResponse.VisitListDeviceTokensResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // CreateDeviceToken operation middleware
 func (sh *strictHandler) CreateDeviceToken(w http.ResponseWriter, r *http.Request, id DeviceIdPath) {
 	var request CreateDeviceTokenRequestObject
 
 	request.Id = id
+
+	var body CreateDeviceTokenJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		if !errors.Is(err, io.EOF) {
+			sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+			return
+		}
+	} else {
+		request.Body = &body
+	}
 
 	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
 		return sh.ssi.CreateDeviceToken(ctx, request.(CreateDeviceTokenRequestObject))
@@ -7722,6 +8823,32 @@ func (sh *strictHandler) CreateDeviceToken(w http.ResponseWriter, r *http.Reques
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(CreateDeviceTokenResponseObject); ok {
 		if err := validResponse.VisitCreateDeviceTokenResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RotateDeviceToken operation middleware
+func (sh *strictHandler) RotateDeviceToken(w http.ResponseWriter, r *http.Request, id DeviceIdPath) {
+	var request RotateDeviceTokenRequestObject
+
+	request.Id = id
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RotateDeviceToken(ctx, request.(RotateDeviceTokenRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RotateDeviceToken")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RotateDeviceTokenResponseObject); ok {
+		if err := validResponse.VisitRotateDeviceTokenResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -7931,6 +9058,33 @@ func (sh *strictHandler) PutGroup(w http.ResponseWriter, r *http.Request, groupI
 	}
 }
 
+// ListEnrolmentTokens operation middleware
+func (sh *strictHandler) ListEnrolmentTokens(w http.ResponseWriter, r *http.Request, groupId GroupIdPath, params ListEnrolmentTokensParams) {
+	var request ListEnrolmentTokensRequestObject
+
+	request.GroupId = groupId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListEnrolmentTokens(ctx, request.(ListEnrolmentTokensRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListEnrolmentTokens")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListEnrolmentTokensResponseObject); ok {
+		if err := validResponse.VisitListEnrolmentTokensResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // CreateEnrolmentToken operation middleware
 func (sh *strictHandler) CreateEnrolmentToken(w http.ResponseWriter, r *http.Request, groupId GroupIdPath) {
 	var request CreateEnrolmentTokenRequestObject
@@ -8063,6 +9217,32 @@ func (sh *strictHandler) RotateJWTKey(w http.ResponseWriter, r *http.Request) {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(RotateJWTKeyResponseObject); ok {
 		if err := validResponse.VisitRotateJWTKeyResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListTokens operation middleware
+func (sh *strictHandler) ListTokens(w http.ResponseWriter, r *http.Request, params ListTokensParams) {
+	var request ListTokensRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListTokens(ctx, request.(ListTokensRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListTokens")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListTokensResponseObject); ok {
+		if err := validResponse.VisitListTokensResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

@@ -7,7 +7,9 @@
  * topic, refreshes at refreshAfter (plus jitter), reconnects before an
  * enforced expiry or when the device moved (cloud, host, port or topics
  * changed), backs off on failures (honouring Retry-After), and stops on a
- * permanent refusal. docs/devices.md is the protocol it follows.
+ * permanent refusal. A device token minted with a lifetime is rotated at two
+ * thirds of it and the new one written to the token file atomically.
+ * docs/devices.md is the protocol it follows.
  *
  * Settings (environment): CREDSIGN_SERVER, CREDSIGN_DEVICE, CREDSIGN_TOKEN_FILE,
  * CREDSIGN_CA_FILE (PEM for credsign; when set, the only CA trusted),
@@ -25,6 +27,7 @@
  */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -289,33 +292,33 @@ static int read_token(const char *file, char *tok, size_t size)
 	return n > 0;
 }
 
-/* POST /v1/devices/{id}/credentials with the device token. */
-static int fetch(const struct config *cfg, struct creds *c, double *retry_after)
-{
-	static struct body b;
-	char tok[512], auth[600], url[1024], req[64], issued[64], refresh[64], expires[64];
-	*retry_after = 0;
-	if (!read_token(cfg->token_file, tok, sizeof tok)) {
-		logf_("cannot read the device token file");
-		return FETCH_RETRY; /* it may be written or rotated in place */
-	}
-	snprintf(auth, sizeof auth, "Authorization: Bearer %s", tok);
-	explicit_bzero(tok, sizeof tok);
-	snprintf(url, sizeof url, "%s/v1/devices/%s/credentials", cfg->server, cfg->device);
-	snprintf(req, sizeof req, cfg->ttl > 0 ? "{\"ttlSeconds\":%ld}" : "{}", cfg->ttl);
+/* server_offset is the server's Unix time minus now_mono(), as the last
+ * credentials' issuedAt showed it (have_offset once known): token times are
+ * the server's, and a device whose wall clock is wrong still rotates on time. */
+static double server_offset;
+static int have_offset;
 
+/* POST req to path with the device token tok; the answer in b. */
+static CURLcode post_json(const struct config *cfg, const char *path, const char *tok, const char *req,
+			  struct body *b, long *status, double *retry_after)
+{
+	char auth[600], url[1024];
+	*retry_after = 0;
+	*status = 0;
+	snprintf(auth, sizeof auth, "Authorization: Bearer %s", tok);
+	snprintf(url, sizeof url, "%s%s", cfg->server, path);
 	CURL *h = curl_easy_init();
 	struct curl_slist *hd = curl_slist_append(NULL, auth);
 	explicit_bzero(auth, sizeof auth);
 	hd = curl_slist_append(hd, "Content-Type: application/json");
-	b.len = 0;
-	b.data[0] = 0;
+	b->len = 0;
+	b->data[0] = 0;
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
 	curl_easy_setopt(h, CURLOPT_POSTFIELDS, req);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, retry_after);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
@@ -323,10 +326,27 @@ static int fetch(const struct config *cfg, struct creds *c, double *retry_after)
 	if (cfg->ca_file)
 		curl_easy_setopt(h, CURLOPT_CAINFO, cfg->ca_file);
 	CURLcode rc = curl_easy_perform(h);
-	long status = 0;
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
 	curl_slist_free_all(hd);
 	curl_easy_cleanup(h);
+	return rc;
+}
+
+/* POST /v1/devices/{id}/credentials with the device token. */
+static int fetch(const struct config *cfg, struct creds *c, double *retry_after)
+{
+	static struct body b;
+	char tok[512], path[512], req[64], issued[64], refresh[64], expires[64];
+	*retry_after = 0;
+	if (!read_token(cfg->token_file, tok, sizeof tok)) {
+		logf_("cannot read the device token file");
+		return FETCH_RETRY; /* it may be written or rotated in place */
+	}
+	snprintf(path, sizeof path, "/v1/devices/%s/credentials", cfg->device);
+	snprintf(req, sizeof req, cfg->ttl > 0 ? "{\"ttlSeconds\":%ld}" : "{}", cfg->ttl);
+	long status;
+	CURLcode rc = post_json(cfg, path, tok, req, &b, &status, retry_after);
+	explicit_bzero(tok, sizeof tok);
 	if (rc != CURLE_OK) {
 		logf_("cannot reach credsign: %s", curl_easy_strerror(rc));
 		return FETCH_RETRY;
@@ -373,6 +393,8 @@ static int fetch(const struct config *cfg, struct creds *c, double *retry_after)
 	double window = (has_exp && te - tr < tr - ti ? te - tr : tr - ti) / 4;
 	c->refresh_at = now + (tr - ti) + uniform(0, window > 0 ? window : 0);
 	c->expires_at = has_exp ? now + (te - ti) : 0;
+	server_offset = ti - now;
+	have_offset = 1;
 	logf_("fetched credentials: %s device %s at %s:%ld tls=%d, client id %s, refresh in %.1fs, enforced expiry %s",
 	      c->cloud, c->device, c->host, c->port, c->tls, c->client_id, c->refresh_at - now, c->enforced ? "yes" : "no");
 	return FETCH_OK;
@@ -436,6 +458,128 @@ static void mqtt_close(MQTTClient *m)
 	}
 }
 
+/* token_life reads when a token minted with a lifetime
+ * (csd_3.<id>.<device>.<minted ns>.<expires ns>.<MAC>) was minted and
+ * expires, in Unix seconds; 0 for any other token. */
+static int token_life(const char *tok, double *minted, double *expires)
+{
+	if (strncmp(tok, "csd_3.", 6) != 0)
+		return 0;
+	const char *f[6] = {tok + 6};
+	int n = 1;
+	for (const char *p = tok + 6; *p && n < 6; p++)
+		if (*p == '.')
+			f[n++] = p + 1;
+	if (n != 5 || strchr(f[4], '.'))
+		return 0;
+	char *end;
+	long long m = strtoll(f[2], &end, 10);
+	if (*end != '.')
+		return 0;
+	long long e = strtoll(f[3], &end, 10);
+	if (*end != '.' || e <= m)
+		return 0;
+	*minted = m / 1e9;
+	*expires = e / 1e9;
+	return 1;
+}
+
+/* replace_file replaces path with data, mode 0600, all or nothing: a
+ * temporary file in the same directory, written and synced, renamed over
+ * path, then the directory synced. */
+static int replace_file(const char *path, const char *data)
+{
+	char tmp[1100], dir[1100];
+	snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
+	snprintf(dir, sizeof dir, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = 0;
+	else
+		snprintf(dir, sizeof dir, ".");
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return 0;
+	size_t len = strlen(data);
+	int ok = write(fd, data, len) == (ssize_t)len && fsync(fd) == 0;
+	ok = close(fd) == 0 && ok;
+	if (!ok || rename(tmp, path) != 0) {
+		unlink(tmp);
+		return 0;
+	}
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 1;
+}
+
+/* rotate_step exchanges a device token that has a lifetime for a new one at
+ * two thirds of its life (POST /v1/devices/{id}/tokens/rotate, the token its
+ * only credential) and writes it to the token file with replace_file. */
+static void rotate_step(const struct config *cfg)
+{
+	static double next_try;
+	static int failures;
+	static struct body b;
+	double mono = now_mono();
+	if (!have_offset || mono < next_try)
+		return;
+	double now = mono + server_offset, minted, expires, retry_after;
+	next_try = mono + 60;
+	char tok[512], path[512], fresh[512];
+	if (!read_token(cfg->token_file, tok, sizeof tok) || !token_life(tok, &minted, &expires)) {
+		explicit_bzero(tok, sizeof tok);
+		return;
+	}
+	double at = minted + (expires - minted) * 2 / 3;
+	if (now < at) {
+		explicit_bzero(tok, sizeof tok);
+		if (at - now < 60)
+			next_try = mono + (at - now);
+		return;
+	}
+	snprintf(path, sizeof path, "/v1/devices/%s/tokens/rotate", cfg->device);
+	long status;
+	CURLcode rc = post_json(cfg, path, tok, "{}", &b, &status, &retry_after);
+	explicit_bzero(tok, sizeof tok);
+	int got = rc == CURLE_OK && status == 201 && json_get(b.data, "token", fresh, sizeof fresh - 1) &&
+		  strncmp(fresh, "csd_", 4) == 0;
+	if (got) {
+		strcat(fresh, "\n");
+		got = replace_file(cfg->token_file, fresh);
+		if (!got)
+			logf_("cannot write the rotated device token to its file; re-enrol if the old one stops working");
+	}
+	explicit_bzero(fresh, sizeof fresh);
+	if (got) {
+		explicit_bzero(&b, sizeof b);
+		failures = 0;
+		logf_("rotated the device token");
+		return;
+	}
+	if (rc != CURLE_OK) {
+		logf_("device token rotation: cannot reach credsign: %s", curl_easy_strerror(rc));
+	} else if (status != 201) {
+		char title[256] = "", detail[512] = "";
+		json_get(b.data, "title", title, sizeof title);
+		json_get(b.data, "detail", detail, sizeof detail);
+		logf_("device token rotation: credsign answered %ld %s: %s", status, title, detail);
+		if (status >= 400 && status < 500 && status != 408 && status != 429) {
+			/* Expired, revoked or rotated already: only re-enrolment helps. */
+			logf_("the device token cannot be rotated: re-enrol the device");
+			next_try = mono + 3600;
+			explicit_bzero(&b, sizeof b);
+			return;
+		}
+	}
+	explicit_bzero(&b, sizeof b);
+	double d = backoff(failures++, retry_after);
+	next_try = mono + d;
+	logf_("device token rotation failed; retrying in %.1fs", d);
+}
+
 static int run(const struct config *cfg)
 {
 	struct creds creds, fresh;
@@ -445,6 +589,7 @@ static int run(const struct config *cfg)
 	MQTTClient m = NULL;
 	double next_pub = now_mono(), connected_at = 0, retry_after;
 	for (;;) {
+		rotate_step(cfg);
 		double now = now_mono();
 		if (m && now - connected_at >= 30)
 			conn_failures = 0;

@@ -7,7 +7,10 @@
 # topic, refreshes at refreshAfter (plus jitter), reconnects before an
 # enforced expiry or when the device moved (cloud, host, port or topics
 # changed), backs off on failures (honouring Retry-After), and stops on a
-# permanent refusal. docs/devices.md is the protocol it follows.
+# permanent refusal. A device token minted with a lifetime is rotated at two
+# thirds of it and the new one written over the token file (a temporary file
+# beside it, renamed), by credsign_rotate.py (copy it beside this file; it is
+# imported only for such a token). docs/devices.md is the protocol it follows.
 #
 # Settings: a JSON file (path in sys.argv[1], default "credsign.json"):
 #   {"server": "https://credsign.example", "device": "lamp-7",
@@ -259,15 +262,18 @@ def post(url, body, headers, ctx, timeout):
         s.close()
 
 
-def fetch(cfg, ctx):
-    """POST /v1/devices/{id}/credentials with the device token."""
+def read_token(cfg):
     try:
         with open(cfg["token_file"]) as f:  # re-read: a rotated token is picked up
-            token = f.read().strip()
+            return f.read().strip()
     except OSError:
         raise Retry("cannot read the device token file")
-    body = json.dumps({"ttlSeconds": cfg["ttl"]}) if cfg.get("ttl") else "{}"
-    url = cfg["server"].rstrip("/") + "/v1/devices/" + cfg["device"] + "/credentials"
+
+
+def call(cfg, ctx, path, token, body, ok):
+    """POST body to path with the device token: the answer's body when its
+    status is ok, else Permanent (a 4xx but 408 and 429) or Retry."""
+    url = cfg["server"].rstrip("/") + path
     try:
         status, hdrs, data = post(url, body, {"Authorization": "Bearer " + token,
                                               "Content-Type": "application/json", "Accept": "application/json"},
@@ -276,13 +282,8 @@ def fetch(cfg, ctx):
         raise
     except Exception as e:  # OSError, TLS (ValueError), MemoryError, a malformed answer
         raise Retry("cannot reach credsign: " + why(e))
-    finally:
-        token = None
-    if status == 200:
-        try:
-            return Creds(json.loads(data))
-        except Exception as e:
-            raise Retry("credsign's answer is not credentials: " + why(e))
+    if status == ok:
+        return data
     try:
         p = json.loads(data)  # RFC 9457 problem: title and detail, never a secret
         msg = "%s: %s" % (p.get("title", ""), p.get("detail", ""))
@@ -293,6 +294,16 @@ def fetch(cfg, ctx):
         raise Permanent(msg)
     after = hdrs.get("retry-after", "")
     raise Retry(msg, int(after) * 1000 if after.isdigit() else 0)
+
+
+def fetch(cfg, ctx):
+    """POST /v1/devices/{id}/credentials with the device token."""
+    body = json.dumps({"ttlSeconds": cfg["ttl"]}) if cfg.get("ttl") else "{}"
+    data = call(cfg, ctx, "/v1/devices/" + cfg["device"] + "/credentials", read_token(cfg), body, 200)
+    try:
+        return Creds(json.loads(data))
+    except Exception as e:
+        raise Retry("credsign's answer is not credentials: " + why(e))
 
 
 def backoff_ms(failures, after_ms=0):
@@ -369,7 +380,10 @@ def run(cfg):
     conn_failures = 0   # broker failures in a row; reset by a connection up for 30 s
     next_pub = last_io = connected_at = ticks_ms()
     interval_ms = int(cfg.get("interval", 10) * 1000)
+    rotation = None  # set for a token with a lifetime
     while True:
+        if rotation:
+            rotation.step(cfg, ctx)
         if mq and ticks_diff(ticks_ms(), connected_at) >= STABLE_AFTER_MS:
             conn_failures = 0
         if creds is None or creds.expired() or creds.due():
@@ -400,6 +414,14 @@ def run(cfg):
                     close(mq)
                 return 2
             fetch_failures = 0
+            if rotation is None and read_token(cfg).startswith("csd_3."):
+                # Only a token with a lifetime needs it: a board whose tokens
+                # never expire neither compiles nor keeps that code.
+                import credsign_rotate
+
+                rotation = credsign_rotate.Rotation(globals())
+            if rotation:
+                rotation.saw(parse_ms(c["issuedAt"]))
             if mq and (creds.enforced or creds.where() != fresh.where()):
                 if creds.where() != fresh.where():
                     log("the device moved to %s at %s:%d; reconnecting" % (c["cloud"], c["host"], c["port"]))

@@ -7,12 +7,16 @@ seconds to the credentials' telemetry topic and listens on their commands
 topic, refreshes at refreshAfter (plus jitter), reconnects before an
 enforced expiry or when the device moved (cloud, host, port or topics
 changed), backs off on failures (honouring Retry-After), and stops on a
-permanent refusal. docs/devices.md is the protocol it follows.
+permanent refusal. A device token minted with a lifetime is rotated at two
+thirds of it and the new one written to the token file atomically.
+docs/devices.md is the protocol it follows.
 
 Settings (environment):
   CREDSIGN_SERVER          credsign base URL (https://…; http:// on loopback)
   CREDSIGN_DEVICE          device id the token is bound to
-  CREDSIGN_TOKEN_FILE      file holding the device token (re-read at every fetch)
+  CREDSIGN_TOKEN_FILE      file holding the device token (re-read at every fetch,
+                           replaced when the token is rotated: its directory
+                           must be writable)
   CREDSIGN_CA_FILE         optional PEM trusted for credsign besides system roots
   CREDSIGN_BROKER_CA_FILE  optional PEM trusted for the broker besides system roots
   CREDSIGN_TTL             optional lifetime to ask for, in seconds
@@ -129,24 +133,25 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def fetch(cfg):
-    """POST /v1/devices/{id}/credentials with the device token."""
+def read_token(cfg):
     try:
         with open(cfg["token_file"]) as f:  # re-read: a rotated token is picked up
-            token = f.read().strip()
+            return f.read().strip()
     except OSError as e:
         raise Retry("cannot read the device token file: %s" % e.strerror)
-    body = {"ttlSeconds": cfg["ttl"]} if cfg["ttl"] else {}
+
+
+def call(cfg, path, token, body):
+    """POST body (JSON) to path with the device token; the answer's JSON."""
     req = urllib.request.Request(
-        cfg["server"].rstrip("/") + "/v1/devices/%s/credentials" % cfg["device"],
-        data=json.dumps(body).encode(), method="POST",
+        cfg["server"].rstrip("/") + path, data=json.dumps(body).encode(), method="POST",
         headers={"Authorization": "Bearer " + token, "Content-Type": "application/json",
                  "Accept": "application/json"})
     ctx = tls_context(cfg["ca_file"]) if cfg["server"].startswith("https:") else None
     opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=ctx))
     try:
         with opener.open(req, timeout=30) as r:
-            return Creds(json.load(r))
+            return json.load(r)
     except urllib.error.HTTPError as e:
         status, after = e.code, e.headers.get("Retry-After", "")
         try:
@@ -158,8 +163,103 @@ def fetch(cfg):
         if 400 <= status < 500 and status not in (408, 429):
             raise Permanent(msg)
         raise Retry(msg, float(after) if after.isdigit() else 0.0)
-    except (OSError, ValueError, KeyError) as e:  # network, TLS, bad JSON
+    except (OSError, ValueError) as e:  # network, TLS, bad JSON
         raise Retry("cannot reach credsign: %s" % (getattr(e, "reason", None) or type(e).__name__))
+
+
+def fetch(cfg):
+    """POST /v1/devices/{id}/credentials with the device token."""
+    body = {"ttlSeconds": cfg["ttl"]} if cfg["ttl"] else {}
+    c = call(cfg, "/v1/devices/%s/credentials" % cfg["device"], read_token(cfg), body)
+    try:
+        return Creds(c)
+    except (KeyError, TypeError, ValueError) as e:
+        raise Retry("credsign answered credentials this client cannot read: %s" % type(e).__name__)
+
+
+def token_life(token):
+    """(minted, expires) in Unix seconds of a token minted with a lifetime
+    (csd_3.<id>.<device>.<minted ns>.<expires ns>.<MAC>), else None."""
+    if not token.startswith("csd_3."):
+        return None
+    p = token[6:].split(".")
+    try:
+        m, e = int(p[2]), int(p[3])
+    except (IndexError, ValueError):
+        return None
+    return (m / 1e9, e / 1e9) if len(p) == 5 and e > m else None
+
+
+def replace_file(path, data):
+    """Replace path with data, mode 0600, all or nothing: a temporary file in
+    the same directory, written and synced, renamed over path, then the
+    directory synced."""
+    d = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(d, ".%s.tmp-%d" % (os.path.basename(path), os.getpid()))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        os.unlink(tmp)
+        raise
+    dfd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+class Rotation:
+    """Exchanges a device token that has a lifetime for a new one at two
+    thirds of its life (POST /v1/devices/{id}/tokens/rotate, the token its
+    only credential) and writes the new one to the token file atomically.
+    The token carries the server's Unix times: they are compared with the
+    server's clock as the last credentials' issuedAt showed it (offset), so
+    a device whose own clock is wrong still rotates on time."""
+
+    def __init__(self):
+        self.next_try, self.failures, self.offset = 0.0, 0, 0.0
+
+    def step(self, cfg):
+        local = time.time()
+        if local < self.next_try:
+            return
+        now = local + self.offset  # the server's time
+        self.next_try = local + 60
+        try:
+            token = read_token(cfg)
+        except Retry:
+            return
+        life = token_life(token)
+        if life is None:
+            return
+        at = life[0] + (life[1] - life[0]) * 2 / 3
+        if now < at:
+            self.next_try = min(self.next_try, local + at - now)
+            return
+        try:
+            new = call(cfg, "/v1/devices/%s/tokens/rotate" % cfg["device"], token, {}).get("token", "")
+            if not new.startswith("csd_"):
+                raise Retry("credsign answered no token")
+            replace_file(cfg["token_file"], new + "\n")
+        except Permanent as e:
+            # Expired, revoked or rotated already: only re-enrolment helps.
+            log("%s; the device token cannot be rotated: re-enrol the device" % e)
+            self.next_try = local + 3600
+            return
+        except (Retry, OSError) as e:
+            d = backoff(self.failures, getattr(e, "after", 0.0))
+            self.failures += 1
+            self.next_try = local + d
+            log("device token rotation failed: %s; retrying in %.1fs" % (e, d))
+            return
+        self.failures = 0
+        log("rotated the device token (the new one expires in %.0fs)" % ((token_life(new) or (0, now))[1] - now))
 
 
 def backoff(failures, after=0.0):
@@ -227,7 +327,9 @@ def run(cfg):
     fetch_failures = 0  # credsign failures in a row; reset by a successful fetch
     conn_failures = 0   # broker failures in a row; reset by a connection up for 30 s
     sent, next_pub, connected_at = 0, time.monotonic(), 0.0
+    rotation = Rotation()
     while True:
+        rotation.step(cfg)
         now = time.monotonic()
         if session and now - connected_at >= STABLE_AFTER:
             conn_failures = 0
@@ -250,6 +352,7 @@ def run(cfg):
                     log("%s; staying connected, retrying in %.1fs" % (e, d))
                 continue
             log("fetched credentials: " + fresh.describe())
+            rotation.offset = parse_time(fresh.c["issuedAt"]) - time.time()
             fetch_failures = 0
             if session and (creds.enforced or creds.where() != fresh.where()):
                 if creds.where() != fresh.where():

@@ -72,6 +72,8 @@ type serveFlags struct {
 	enrolRate       float64
 	enrolBurst      int
 	enrolFailures   int64
+	rotationOverlap time.Duration
+	minTokenLife    time.Duration
 	maxBody         int64
 	importIdle      time.Duration
 	imports         int
@@ -138,7 +140,7 @@ func serveFlagGroups() []flagGroup {
 			names: []string{"addr", "tls-cert", "tls-key", "client-ca", "insecure-http", "issuer", "shutdown-timeout"}},
 		{title: "Admin plane (admin and provisioner operations, /metrics, /openapi.yaml, /docs)",
 			names: []string{"admin-addr", "admin-tls-cert", "admin-tls-key", "admin-client-ca"}},
-		{title: "Tokens and signing", names: []string{"dev", "admin-token-file", "max-device-ttl", "jwt-alg"}},
+		{title: "Tokens and signing", names: []string{"dev", "admin-token-file", "max-device-ttl", "jwt-alg", "token-rotation-overlap", "token-min-lifetime"}},
 		{title: "Store", names: []string{"store", "data-dir", "store-key-file"}},
 		{title: "Vault (--store vault; environment variables)", notes: vault},
 		{title: "Cache", names: []string{"cache-size", "cache-ttl", "cache-stale"}},
@@ -214,6 +216,8 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 	fs.Float64Var(&f.enrolRate, "enrolment-rate-limit", api.DefaultEnrolmentRatePerMinute, "requests per minute per enrolment token (a batch of devices shares one); negative leaves them unlimited")
 	fs.IntVar(&f.enrolBurst, "enrolment-rate-burst", api.DefaultEnrolmentRateBurst, "requests an enrolment token may make in a burst")
 	fs.Int64Var(&f.enrolFailures, "enrolment-max-failures", service.DefaultMaxEnrolmentFailures, "failed registrations with the cloud after which an enrolment token enrols nobody (mint a new one)")
+	fs.DurationVar(&f.rotationOverlap, "token-rotation-overlap", service.DefaultRotationOverlap, "how long a device token keeps working after the device rotated it (POST /v1/devices/{id}/tokens/rotate)")
+	fs.DurationVar(&f.minTokenLife, "token-min-lifetime", service.DefaultMinTokenLifetime, "shortest lifetime (ttlSeconds) a device or provisioner token may be minted with")
 	fs.Int64Var(&f.maxBody, "max-body-bytes", api.DefaultMaxBodyBytes, "largest request body accepted")
 	fs.DurationVar(&f.importIdle, "import-idle-timeout", api.DefaultImportIdleTimeout, "an import (POST /v1/imports) that sends no device line, or takes none of its results, this long is ended")
 	fs.IntVar(&f.imports, "imports", api.DefaultImports, "imports under way at once on this server; more are answered 429")
@@ -264,6 +268,10 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 		return f, errors.New("--enrolment-rate-burst must be at least 1")
 	case f.enrolFailures < 1:
 		return f, errors.New("--enrolment-max-failures must be at least 1")
+	case f.rotationOverlap < time.Second:
+		return f, errors.New("--token-rotation-overlap must be at least 1s")
+	case f.minTokenLife < time.Second:
+		return f, errors.New("--token-min-lifetime must be at least 1s")
 	case f.cache.TTL == 0 || f.cache.StaleFor == 0:
 		return f, errors.New("--cache-ttl and --cache-stale are durations (negative turns them off), not 0")
 	case f.maxDeviceTTL < time.Second:
@@ -413,6 +421,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		JWTAlg:               f.jwtAlg,
 		Issuer:               f.issuerURL(),
 		MaxEnrolmentFailures: f.enrolFailures,
+		RotationOverlap:      f.rotationOverlap,
+		MinTokenLifetime:     f.minTokenLife,
 		Audit:                auditSink.writer(),
 		Log:                  logger,
 	})

@@ -293,6 +293,28 @@ func (s *store) RevokeToken(ctx context.Context, id string, at time.Time) error 
 	return timedErr(s.m, "revoke_token", func() error { return s.s.RevokeToken(ctx, id, at) })
 }
 
+func (s *store) ReplaceToken(ctx context.Context, id, by string, at time.Time) (secrets.Token, error) {
+	return timed(s.m, "replace_token", func() (secrets.Token, error) { return s.s.ReplaceToken(ctx, id, by, at) })
+}
+
+func (s *store) ListTokens(ctx context.Context, opts secrets.TokenListOptions) (secrets.TokenPage, error) {
+	return timed(s.m, "list_tokens", func() (secrets.TokenPage, error) { return s.s.ListTokens(ctx, opts) })
+}
+
+func (s *store) GetEnrolmentToken(ctx context.Context, id string) (secrets.EnrolmentToken, error) {
+	return timed(s.m, "get_enrolment_token", func() (secrets.EnrolmentToken, error) { return s.s.GetEnrolmentToken(ctx, id) })
+}
+
+func (s *store) PutEnrolmentToken(ctx context.Context, t secrets.EnrolmentToken, ifVersion int64) (int64, error) {
+	return timed(s.m, "put_enrolment_token", func() (int64, error) { return s.s.PutEnrolmentToken(ctx, t, ifVersion) })
+}
+
+func (s *store) ListEnrolmentTokens(ctx context.Context, group, after string, limit int) (secrets.EnrolmentTokenPage, error) {
+	return timed(s.m, "list_enrolment_tokens", func() (secrets.EnrolmentTokenPage, error) {
+		return s.s.ListEnrolmentTokens(ctx, group, after, limit)
+	})
+}
+
 func (s *store) GetKey(ctx context.Context, name string) ([]byte, int64, error) {
 	var version int64
 	v, err := timed(s.m, "get_key", func() (v []byte, err error) {

@@ -277,6 +277,14 @@ func (s *Store) setup(legacy *legacyFile) error {
 				return err
 			}
 		}
+		if tx.Bucket(bucketTokenOwners) == nil {
+			if _, err := tx.CreateBucket(bucketTokenOwners); err != nil {
+				return err
+			}
+			if err := s.fillTokenOwners(tx); err != nil {
+				return err
+			}
+		}
 		return s.checkTally(tx)
 	})
 }
@@ -286,7 +294,7 @@ func (s *Store) create(tx *bolt.Tx, legacy *legacyFile) error {
 	if err != nil {
 		return err
 	}
-	for _, b := range [][]byte{bucketDevices, bucketTokens, bucketTokenHashes, bucketKeys, bucketGroups} {
+	for _, b := range [][]byte{bucketDevices, bucketTokens, bucketTokenHashes, bucketKeys, bucketGroups, bucketTokenOwners} {
 		if _, err := tx.CreateBucket(b); err != nil {
 			return err
 		}

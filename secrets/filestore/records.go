@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/credsign/credsign/secrets"
 )
@@ -174,9 +175,11 @@ func (c *sealer) openToken(id, value []byte) (secrets.Token, error) {
 		return secrets.Token{}, fmt.Errorf("%w: token record %.64q does not decode", ErrDamaged, id)
 	}
 	t.CreatedAt = t.CreatedAt.UTC()
-	if t.RevokedAt != nil {
-		at := t.RevokedAt.UTC()
-		t.RevokedAt = &at
+	for _, p := range []**time.Time{&t.RevokedAt, &t.ExpiresAt, &t.ReplacedAt} {
+		if *p != nil {
+			at := (*p).UTC()
+			*p = &at
+		}
 	}
 	return t, nil
 }

@@ -1,7 +1,9 @@
 package filestore
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,10 +12,27 @@ import (
 	"github.com/credsign/credsign/secrets"
 )
 
+// bucketTokenOwners indexes token records by who they belong to: key
+// ownerKey(role, deviceID) + token ID, empty value. It only finds records
+// for ListTokens, which reads each record it names and checks that it
+// matches, so the index is not part of the tally (a stale or forged entry
+// lists nothing). Files written before it existed get it at open, filled
+// from the token records (see fillTokenOwners).
+var bucketTokenOwners = []byte("token-owners")
+
+// ownerKey is the prefix of the index keys of the tokens of role (and
+// deviceID, for a device token).
+func ownerKey(role, deviceID string) []byte {
+	if role == secrets.RoleDevice {
+		return []byte("d\x00" + deviceID + "\x00")
+	}
+	return []byte(role + "\x00")
+}
+
 // sealedToken is a token record ready to write: its ID, sealed value and
-// index key.
+// index keys.
 type sealedToken struct {
-	id, value, hashKey []byte
+	id, value, hashKey, ownerKey []byte
 }
 
 func (s *Store) sealToken(t secrets.Token) (*sealedToken, error) {
@@ -22,7 +41,8 @@ func (s *Store) sealToken(t secrets.Token) (*sealedToken, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sealedToken{id: []byte(t.ID), value: v, hashKey: s.c.hashKey(t.Hash)}, nil
+	return &sealedToken{id: []byte(t.ID), value: v, hashKey: s.c.hashKey(t.Hash),
+		ownerKey: append(ownerKey(t.Role, t.DeviceID), t.ID...)}, nil
 }
 
 // conflict reports whether the token's ID or hash is taken.
@@ -42,7 +62,24 @@ func (s *Store) putToken(tx *bolt.Tx, t *sealedToken) error {
 	if err := s.put(tx, bucketTokens, t.id, t.value); err != nil {
 		return err
 	}
-	return s.put(tx, bucketTokenHashes, t.hashKey, t.id)
+	if err := s.put(tx, bucketTokenHashes, t.hashKey, t.id); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketTokenOwners).Put(t.ownerKey, nil)
+}
+
+// fillTokenOwners indexes every token record of tx by its owner: the
+// migration of a file written before bucketTokenOwners existed, run once
+// at open.
+func (s *Store) fillTokenOwners(tx *bolt.Tx) error {
+	owners := tx.Bucket(bucketTokenOwners)
+	return tx.Bucket(bucketTokens).ForEach(func(id, v []byte) error {
+		t, err := s.c.openToken(id, v)
+		if err != nil {
+			return err
+		}
+		return owners.Put(append(ownerKey(t.Role, t.DeviceID), id...), nil)
+	})
 }
 
 // PutToken stores a new token record and its hash index entry. Cost: two
@@ -144,4 +181,80 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error 
 		return fmt.Errorf("filestore: revoke token %q: %w", id, err)
 	}
 	return nil
+}
+
+// ReplaceToken implements secrets.TokenStore: the check and the write are
+// one read-write transaction. Cost: one record read and rewritten.
+func (s *Store) ReplaceToken(ctx context.Context, id, by string, at time.Time) (secrets.Token, error) {
+	if !secrets.ValidID(id) || !secrets.ValidID(by) {
+		return secrets.Token{}, fmt.Errorf("filestore: replace token %.64q: %w", id, secrets.ErrInvalid)
+	}
+	at = at.UTC()
+	var out secrets.Token
+	err := s.write(ctx, func(tx *bolt.Tx) error {
+		t, err := s.tokenByID(tx, []byte(id))
+		switch {
+		case err != nil:
+			return err
+		case t.ReplacedBy != "":
+			return fmt.Errorf("%w: token was replaced already", secrets.ErrConflict)
+		case t.RevokedAt != nil:
+			return fmt.Errorf("%w: token is revoked", secrets.ErrConflict)
+		}
+		t.ReplacedBy, t.ReplacedAt = by, &at
+		sealed, err := s.c.sealToken(t)
+		if err != nil {
+			return err
+		}
+		out = t
+		return abort(s.put(tx, bucketTokens, []byte(id), sealed))
+	})
+	if err != nil {
+		return secrets.Token{}, fmt.Errorf("filestore: replace token %q: %w", id, err)
+	}
+	return out, nil
+}
+
+// ListTokens implements secrets.TokenStore through the owner index: one
+// read transaction, a cursor over the owner's entries after the cursor,
+// one record opened per token on the page (plus one to know whether a
+// page follows).
+func (s *Store) ListTokens(ctx context.Context, opts secrets.TokenListOptions) (secrets.TokenPage, error) {
+	if opts.Role != secrets.RoleProvisioner && opts.Role != secrets.RoleDevice ||
+		opts.Role == secrets.RoleDevice && !secrets.ValidID(opts.DeviceID) {
+		return secrets.TokenPage{}, fmt.Errorf("filestore: list tokens: %w", secrets.ErrInvalid)
+	}
+	limit := opts.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	prefix := ownerKey(opts.Role, opts.DeviceID)
+	var page secrets.TokenPage
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketTokenOwners).Cursor()
+		k, _ := c.Seek(append(bytes.Clone(prefix), opts.After...))
+		for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			id := k[len(prefix):]
+			if string(id) <= opts.After {
+				continue
+			}
+			t, err := s.tokenByID(tx, id)
+			if errors.Is(err, secrets.ErrNotFound) || err == nil && (t.Role != opts.Role || t.DeviceID != opts.DeviceID) {
+				continue // a stale index entry
+			}
+			if err != nil {
+				return err
+			}
+			if len(page.Tokens) == limit {
+				page.Next = page.Tokens[limit-1].ID
+				break
+			}
+			page.Tokens = append(page.Tokens, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return secrets.TokenPage{}, fmt.Errorf("filestore: list tokens: %w", err)
+	}
+	return page, nil
 }

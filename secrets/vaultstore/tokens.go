@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/credsign/credsign/secrets"
 )
@@ -14,10 +17,26 @@ import (
 // authenticated request makes), with an index <prefix>tokens/by-id/<id>
 // holding {"hash": …} for GetToken and RevokeToken. PutToken claims the ID
 // first, so a crash between the two writes leaves at worst an index entry
-// without a record, which reads as not found.
+// without a record, which reads as not found. A third write indexes the
+// token by its owner, for ListTokens: <prefix>tokens/by-device/<device>/<id>
+// or <prefix>tokens/provisioners/<id>; an entry without its record lists
+// nothing.
 
 func tokenHashRel(hash string) string { return "tokens/by-hash/" + hash }
 func tokenIDRel(id string) string     { return "tokens/by-id/" + id }
+
+// tokenOwnerFolder is the folder of the owner index entries of the tokens
+// of role (and deviceID).
+func tokenOwnerFolder(role, deviceID string) string {
+	if role == secrets.RoleDevice {
+		return "tokens/by-device/" + deviceID + "/"
+	}
+	return "tokens/provisioners/"
+}
+
+// ownersIndexedRel marks a store whose owner index covers every token
+// (written by the first ListTokens that indexed the tokens from before it).
+const ownersIndexedRel = "tokens/owners-indexed"
 
 type tokenIndex struct {
 	Hash string `json:"hash"`
@@ -46,7 +65,7 @@ func (s *Store) putToken(ctx context.Context, t secrets.Token) error {
 	}
 	_, err := s.write(ctx, tokenHashRel(t.Hash), t, 0)
 	if err == nil {
-		return nil
+		return s.indexOwner(ctx, t)
 	}
 	// Give the ID back; if that fails too, the index entry reads as not found.
 	if derr := s.destroy(ctx, tokenIDRel(t.ID)); derr != nil {
@@ -149,4 +168,159 @@ func (s *Store) revokeToken(ctx context.Context, id string, at time.Time) error 
 		}
 		return err
 	}
+}
+
+// indexOwner writes the owner index entry of t (once: an entry that exists
+// is left as it is).
+func (s *Store) indexOwner(ctx context.Context, t secrets.Token) error {
+	_, err := s.write(ctx, tokenOwnerFolder(t.Role, t.DeviceID)+t.ID, tokenIndex{Hash: t.Hash}, 0)
+	if errors.Is(err, secrets.ErrConflict) {
+		return nil
+	}
+	return err
+}
+
+// ReplaceToken implements secrets.TokenStore with a check-and-set on the
+// record's KV version. Cost: two reads (the ID index, the record), one
+// write.
+func (s *Store) ReplaceToken(ctx context.Context, id, by string, at time.Time) (secrets.Token, error) {
+	if !secrets.ValidID(id) || !secrets.ValidID(by) {
+		return secrets.Token{}, fmt.Errorf("vaultstore: replace token %.64q: %w", id, secrets.ErrInvalid)
+	}
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	at = at.UTC()
+	t, version, err := s.tokenByID(ctx, id)
+	switch {
+	case err != nil:
+	case t.ReplacedBy != "":
+		err = fmt.Errorf("%w: token was replaced already", secrets.ErrConflict)
+	case t.RevokedAt != nil:
+		err = fmt.Errorf("%w: token is revoked", secrets.ErrConflict)
+	default:
+		t.ReplacedBy, t.ReplacedAt = by, &at
+		_, err = s.write(ctx, tokenHashRel(t.Hash), t, version)
+	}
+	if err != nil {
+		return secrets.Token{}, fmt.Errorf("vaultstore: replace token %q: %w", id, err)
+	}
+	return t, nil
+}
+
+// ListTokens implements secrets.TokenStore. Cost: one LIST of the owner's
+// index folder, then two reads (the ID index, the record) per token on the
+// page plus one, eight at a time. The first call of a process on a store
+// whose tokens predate the owner index indexes them first (see
+// indexTokenOwners).
+func (s *Store) ListTokens(ctx context.Context, opts secrets.TokenListOptions) (secrets.TokenPage, error) {
+	if opts.Role != secrets.RoleProvisioner && opts.Role != secrets.RoleDevice ||
+		opts.Role == secrets.RoleDevice && !secrets.ValidID(opts.DeviceID) {
+		return secrets.TokenPage{}, fmt.Errorf("vaultstore: list tokens: %w", secrets.ErrInvalid)
+	}
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	page, err := s.listTokens(ctx, opts)
+	if err != nil {
+		return secrets.TokenPage{}, fmt.Errorf("vaultstore: list tokens: %w", err)
+	}
+	return page, nil
+}
+
+func (s *Store) listTokens(ctx context.Context, opts secrets.TokenListOptions) (secrets.TokenPage, error) {
+	if err := s.indexTokenOwners(ctx); err != nil {
+		return secrets.TokenPage{}, err
+	}
+	limit := opts.Limit
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	keys, err := s.list(ctx, tokenOwnerFolder(opts.Role, opts.DeviceID))
+	if err != nil {
+		return secrets.TokenPage{}, err
+	}
+	ids := keys[:0]
+	for _, k := range keys {
+		if k > opts.After && secrets.ValidID(k) {
+			ids = append(ids, k)
+		}
+	}
+	slices.Sort(ids)
+	var page secrets.TokenPage
+	for len(ids) > 0 && len(page.Tokens) <= limit {
+		batch := ids[:min(len(ids), max(limit+1-len(page.Tokens), readConcurrency))]
+		ids = ids[len(batch):]
+		toks := make([]secrets.Token, len(batch))
+		errs := make([]error, len(batch))
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(readConcurrency)
+		for i, id := range batch {
+			g.Go(func() error {
+				toks[i], _, errs[i] = s.tokenByID(gctx, id)
+				if errors.Is(errs[i], secrets.ErrNotFound) {
+					return nil
+				}
+				return errs[i]
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return secrets.TokenPage{}, err
+		}
+		for i, t := range toks {
+			if errs[i] == nil && t.Role == opts.Role && t.DeviceID == opts.DeviceID {
+				page.Tokens = append(page.Tokens, t)
+			}
+		}
+	}
+	if len(page.Tokens) > limit {
+		page.Tokens = page.Tokens[:limit]
+		page.Next = page.Tokens[limit-1].ID
+	}
+	return page, nil
+}
+
+// indexTokenOwners makes sure that the owner index covers the tokens
+// written before it existed: the migration of the Vault layout, done by
+// the first listing of a process (one read of the marker), and on a store
+// not yet marked by walking every token once (one LIST, two reads and one
+// write per token), then writing the marker. Replicas that do it at the
+// same time write the same entries.
+func (s *Store) indexTokenOwners(ctx context.Context) error {
+	if s.ownersIndexed.Load() {
+		return nil
+	}
+	e, err := s.read(ctx, ownersIndexedRel)
+	if err != nil {
+		return err
+	}
+	if e.data == nil {
+		ids, err := s.list(ctx, "tokens/by-id/")
+		if err != nil {
+			return err
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(readConcurrency)
+		for _, id := range ids {
+			if !secrets.ValidID(id) {
+				continue
+			}
+			g.Go(func() error {
+				t, _, err := s.tokenByID(gctx, id)
+				if errors.Is(err, secrets.ErrNotFound) {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				return s.indexOwner(gctx, t)
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return fmt.Errorf("indexing the tokens by owner: %w", err)
+		}
+		if _, err := s.write(ctx, ownersIndexedRel, map[string]any{"indexed": true}, 0); err != nil && !errors.Is(err, secrets.ErrConflict) {
+			return err
+		}
+	}
+	s.ownersIndexed.Store(true)
+	return nil
 }

@@ -62,6 +62,9 @@ type Store struct {
 	// expiry is when the current token expires (Unix nanoseconds), 0 when
 	// it does not.
 	expiry atomic.Int64
+	// ownersIndexed is set once the token owner index is known to cover
+	// the records written before it existed (see indexTokenOwners).
+	ownersIndexed atomic.Bool
 }
 
 // TokenExpiry returns when the store's current Vault token expires unless

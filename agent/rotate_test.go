@@ -1,0 +1,181 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/credsign/credsign/api"
+	"github.com/credsign/credsign/secrets/filestore"
+)
+
+func TestTokenLife(t *testing.T) {
+	m, e := time.Unix(0, 1000), time.Unix(0, 4000)
+	tests := []struct {
+		tok        string
+		wantM, wan time.Time
+	}{
+		{"csd_3.id.ZGV2.1000.4000.bWFj", m, e},
+		{"csd_2.id.ZGV2.1000.bWFj", time.Time{}, time.Time{}},
+		{"csd_3.id.ZGV2.4000.1000.bWFj", time.Time{}, time.Time{}}, // expires before minted
+		{"csd_3.id.ZGV2.x.4000.bWFj", time.Time{}, time.Time{}},
+		{"csp_abc", time.Time{}, time.Time{}},
+	}
+	for _, tc := range tests {
+		gm, ge := tokenLife(tc.tok)
+		if !gm.Equal(tc.wantM) || !ge.Equal(tc.wan) {
+			t.Errorf("tokenLife(%q) = %v, %v", tc.tok, gm, ge)
+		}
+	}
+	if at := RotateAt(m, e); !at.Equal(time.Unix(0, 3000)) {
+		t.Errorf("RotateAt = %v, want two thirds of the way", at)
+	}
+}
+
+func TestReplaceFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "token")
+	if err := os.WriteFile(p, []byte("old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := ReplaceFile(p, []byte("new\n")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	fi, _ := os.Stat(p)
+	if err != nil || string(b) != "new\n" || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("after ReplaceFile: %q, mode %v, %v", b, fi.Mode(), err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("ReplaceFile left %d files", len(ents))
+	}
+	if err := ReplaceFile(filepath.Join(dir, "missing-dir", "token"), []byte("x")); err == nil {
+		t.Error("ReplaceFile into a missing directory succeeded")
+	}
+}
+
+// TestRotateAgainstServer: the agent rotates a short-lived device token of
+// a real credsign server at two thirds of its life and writes the new one
+// atomically; the old token is refused after the server's overlap, the
+// new one works, and the next token is rotated in turn.
+func TestRotateAgainstServer(t *testing.T) {
+	store, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	const admin = "csa_rotate-test-admin-token-0123456789"
+	h, err := api.New(api.Config{Store: store, AdminToken: admin, Logger: zerolog.Nop(),
+		MinTokenLifetime: time.Second, RotationOverlap: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	call := func(method, path, tok string, body any) (int, []byte) {
+		t.Helper()
+		var rd *bytes.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		} else {
+			rd = bytes.NewReader(nil)
+		}
+		req, _ := http.NewRequest(method, srv.URL+path, rd)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var buf bytes.Buffer
+		_, _ = buf.ReadFrom(resp.Body)
+		return resp.StatusCode, buf.Bytes()
+	}
+	if st, b := call("PUT", "/v1/devices/lamp-1", admin, map[string]any{"cloud": "aliyun",
+		"params": map[string]any{"productKey": "a1B2c3D4e5F", "deviceName": "lamp-1"}, "secret": "aliyun-secret-1"}); st != 201 {
+		t.Fatalf("put device: %d %s", st, b)
+	}
+	st, b := call("POST", "/v1/devices/lamp-1/tokens", admin, map[string]any{"ttlSeconds": 3, "name": "lamp-1"})
+	if st != 201 {
+		t.Fatalf("mint: %d %s", st, b)
+	}
+	var minted struct{ Token string }
+	_ = json.Unmarshal(b, &minted)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "token")
+	if err := os.WriteFile(file, []byte(minted.Token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src, err := NewHTTPSource(HTTPSourceConfig{Server: srv.URL, DeviceID: "lamp-1", TokenFile: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	rotated := make(chan struct{}, 4)
+	onEvent := func(e Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch e.Kind {
+		case EventTokenRotated:
+			rotated <- struct{}{}
+		case EventTokenRotateFailed:
+			t.Errorf("rotation failed: %v", e.Err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rotateTokens(ctx, src, Backoff{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond}, orDiscard(nil), onEvent)
+	}()
+	defer func() { cancel(); <-done }()
+	start := time.Now()
+	select {
+	case <-rotated:
+	case <-ctx.Done():
+		t.Fatal("no rotation")
+	}
+	if d := time.Since(start); d < time.Second || d > 3*time.Second {
+		t.Errorf("rotated after %v, want about 2s (two thirds of 3s)", d)
+	}
+	nb, _ := os.ReadFile(file)
+	next := strings.TrimSpace(string(nb))
+	if fi, _ := os.Stat(file); next == minted.Token || !strings.HasPrefix(next, "csd_3.") || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file after rotation: %.12q…, mode %v", next, fi.Mode())
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("rotation left %d files in the token directory", len(ents))
+	}
+	if st, b := call("POST", "/v1/devices/lamp-1/credentials", next, nil); st != 200 {
+		t.Errorf("new token: %d %s", st, b)
+	}
+	time.Sleep(1100 * time.Millisecond) // past the server's overlap
+	if st, _ := call("POST", "/v1/devices/lamp-1/credentials", minted.Token, nil); st != 401 {
+		t.Errorf("old token after the overlap: %d, want 401", st)
+	}
+	// The next token is rotated in its turn.
+	select {
+	case <-rotated:
+	case <-ctx.Done():
+		t.Fatal("no second rotation")
+	}
+	st, b = call("GET", "/v1/devices/lamp-1/tokens", admin, nil)
+	if st != 200 || strings.Count(string(b), `"name":"lamp-1"`) != 3 {
+		t.Errorf("tokens after two rotations: %d %s", st, b)
+	}
+}

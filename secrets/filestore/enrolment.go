@@ -1,0 +1,92 @@
+package filestore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/credsign/credsign/secrets"
+)
+
+// Enrolment token records live in bucketKeys under the names
+// secrets.EnrolmentKeyPrefix + ID, where credsign kept them before they
+// were typed records: files written then are read as they are.
+
+// GetEnrolmentToken implements secrets.EnrolmentTokenStore. Cost: one read
+// transaction, one lookup.
+func (s *Store) GetEnrolmentToken(ctx context.Context, id string) (secrets.EnrolmentToken, error) {
+	if !secrets.ValidID(id) {
+		return secrets.EnrolmentToken{}, fmt.Errorf("filestore: get enrolment token %.64q: %w", id, secrets.ErrInvalid)
+	}
+	var t secrets.EnrolmentToken
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		b, v, err := s.readKey(tx, secrets.EnrolmentKeyPrefix+id)
+		if err != nil {
+			return err
+		}
+		t, err = secrets.DecodeEnrolmentToken(id, b, v)
+		return err
+	})
+	if err != nil {
+		return secrets.EnrolmentToken{}, fmt.Errorf("filestore: get enrolment token %q: %w", id, err)
+	}
+	return t, nil
+}
+
+// PutEnrolmentToken implements secrets.EnrolmentTokenStore. Cost: one
+// record sealed and written in a shared read-write transaction.
+func (s *Store) PutEnrolmentToken(ctx context.Context, t secrets.EnrolmentToken, ifVersion int64) (int64, error) {
+	b, err := secrets.EncodeEnrolmentToken(t)
+	if err != nil {
+		return 0, fmt.Errorf("filestore: %w", err)
+	}
+	v, err := s.PutKey(ctx, secrets.EnrolmentKeyPrefix+t.ID, b, ifVersion)
+	clear(b)
+	return v, err
+}
+
+// ListEnrolmentTokens implements secrets.EnrolmentTokenStore: one read
+// transaction, a cursor over the enrolment token records after the cursor
+// (of every group: they are few), each opened to see its group.
+func (s *Store) ListEnrolmentTokens(ctx context.Context, group, after string, limit int) (secrets.EnrolmentTokenPage, error) {
+	if !secrets.ValidID(group) {
+		return secrets.EnrolmentTokenPage{}, fmt.Errorf("filestore: list enrolment tokens: %w", secrets.ErrInvalid)
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	prefix := []byte(secrets.EnrolmentKeyPrefix)
+	var page secrets.EnrolmentTokenPage
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketKeys).Cursor()
+		for k, _ := c.Seek(append(bytes.Clone(prefix), after...)); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			id, ok := secrets.EnrolmentTokenID(string(k))
+			if !ok || id <= after {
+				continue
+			}
+			b, v, err := s.readKey(tx, string(k))
+			if err != nil {
+				return err
+			}
+			t, err := secrets.DecodeEnrolmentToken(id, b, v)
+			if err != nil {
+				return err
+			}
+			if t.Group != group {
+				continue
+			}
+			if len(page.Tokens) == limit {
+				page.Next = page.Tokens[limit-1].ID
+				break
+			}
+			page.Tokens = append(page.Tokens, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return secrets.EnrolmentTokenPage{}, fmt.Errorf("filestore: list enrolment tokens: %w", err)
+	}
+	return page, nil
+}
