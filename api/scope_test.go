@@ -153,6 +153,8 @@ func testScopeMatrix(t *testing.T, newE func() *env) {
 		"patchDevice":          {func() any { return mergePatch(`{"labels":{"x":"y"}}`) }, 200},
 		"rotateDeviceSecret":   {func() any { return map[string]any{"secret": "c2NvcGVkLXJvdGF0aW9uLWtleS0wMTIzNDU2Nzg5YWI="} }, 200},
 		"patchGroup":           {func() any { return mergePatch(`{"labels":{"x":"y"}}`) }, 200},
+		"listDeviceTokens":     {none, 200},
+		"listEnrolmentTokens":  {none, 200},
 		"deleteDevice":         {none, 204},
 		"issueCredentials":     {none, 200},
 		"doctorDevice":         {func() any { return map[string]any{"clientId": "c", "username": "u", "password": "p"} }, 200},
