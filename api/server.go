@@ -267,7 +267,7 @@ func (s *Server) routes(p Plane) http.Handler {
 		// RFC 9110 section 15.5.6: a 405 lists the methods the resource has.
 		// Only the methods this plane serves: another plane's are not there.
 		var allow []string
-		for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodPatch} {
+		for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPatch, http.MethodPost, http.MethodDelete} {
 			rc := chi.NewRouteContext()
 			if !mux.Match(rc, m, r.URL.Path) {
 				continue
