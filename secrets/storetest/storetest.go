@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) secrets.Store) {
 		{"Keys", testKeys},
 		{"Groups", testGroups},
 		{"DeviceGroup", testDeviceGroup},
+		{"DeviceKeys", testDeviceKeys},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

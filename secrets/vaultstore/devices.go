@@ -24,20 +24,22 @@ const casRetries = 5
 // deviceData is what the store writes at <prefix>devices/<id>, and what
 // `vault kv get` shows. The version is the KV version, not a field.
 type deviceData struct {
-	ID        string            `json:"id"`
-	Cloud     string            `json:"cloud"`
-	Params    map[string]any    `json:"params,omitempty"`
-	Secret    string            `json:"secret"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	Group     string            `json:"group,omitempty"`
-	CreatedAt time.Time         `json:"createdAt"`
-	UpdatedAt time.Time         `json:"updatedAt"`
+	ID         string              `json:"id"`
+	Cloud      string              `json:"cloud"`
+	Params     map[string]any      `json:"params,omitempty"`
+	Secret     string              `json:"secret"`
+	Labels     map[string]string   `json:"labels,omitempty"`
+	Group      string              `json:"group,omitempty"`
+	Keys       []secrets.DeviceKey `json:"keys,omitempty"`
+	RequireKey bool                `json:"requireKey,omitempty"`
+	CreatedAt  time.Time           `json:"createdAt"`
+	UpdatedAt  time.Time           `json:"updatedAt"`
 }
 
 func (d deviceData) device(version int64) secrets.Device {
 	return secrets.Device{
 		ID: d.ID, Cloud: d.Cloud, Params: d.Params, Secret: d.Secret, Labels: d.Labels, Group: d.Group,
-		Version: version, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+		Keys: d.Keys, RequireKey: d.RequireKey, Version: version, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
 	}
 }
 
@@ -92,7 +94,8 @@ func (s *Store) putDevice(ctx context.Context, d secrets.Device, ifVersion int64
 	if err != nil {
 		return secrets.Device{}, err
 	}
-	dd := deviceData{ID: n.ID, Cloud: n.Cloud, Params: n.Params, Secret: n.Secret, Labels: n.Labels, Group: n.Group}
+	dd := deviceData{ID: n.ID, Cloud: n.Cloud, Params: n.Params, Secret: n.Secret, Labels: n.Labels, Group: n.Group,
+		Keys: n.Keys, RequireKey: n.RequireKey}
 	out, v, err := putRecord(ctx, s, deviceRel(d.ID), dd, ifVersion, d.Secret)
 	if err != nil {
 		return secrets.Device{}, err
