@@ -24,6 +24,10 @@ type Document struct {
 	// Group names the device's group, "" for none. The group gives the
 	// cloud and the params template; the secret may then be left out.
 	Group string
+	// RequireKey refuses the device's bearer tokens: proofs of possession
+	// only. The device's keys are not part of the document: a write keeps
+	// them (see AddDeviceKey).
+	RequireKey bool
 }
 
 // Precondition is a caller's condition on the current device for a write.
@@ -48,8 +52,9 @@ var validLabelKey = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$`)
 // (cloud.GroupKeyDeriver), its key is derived from the group key whenever
 // it signs.
 //
-// Cost: one store write; with cond.Match one read before it; with a group
-// one read of the group.
+// Cost: one store read and one write (the read keeps the device's keys;
+// none for a create with cond.MustNotExist); with a group one read of the
+// group.
 func (s *Service) PutDevice(ctx context.Context, caller Principal, id string, doc Document, cond Precondition) (d secrets.Device, created bool, err error) {
 	var g *secrets.Group
 	if doc.Group != "" {
@@ -60,6 +65,10 @@ func (s *Service) PutDevice(ctx context.Context, caller Principal, id string, do
 	d, err = s.checkDocument(id, doc, g)
 	if err != nil {
 		return secrets.Device{}, false, err
+	}
+	d.RequireKey = doc.RequireKey
+	if !cond.MustNotExist && cond.Match == nil {
+		return s.replaceDevice(ctx, caller, d)
 	}
 	ifVersion := int64(-1)
 	switch {
@@ -80,6 +89,7 @@ func (s *Service) PutDevice(ctx context.Context, caller Principal, id string, do
 			return secrets.Device{}, false, errChanged
 		}
 		ifVersion = cur.Version
+		d.Keys = cur.Keys
 	}
 	stored, err := s.store.PutDevice(ctx, d, ifVersion)
 	s.cache.forgetDevice(id) // even on error: the write may have landed
@@ -91,12 +101,46 @@ func (s *Service) PutDevice(ctx context.Context, caller Principal, id string, do
 	case err != nil:
 		return secrets.Device{}, false, fmt.Errorf("storing device: %w", err)
 	}
+	auditPut(ctx, caller, stored)
+	return stored, stored.Version == 1, nil
+}
+
+func auditPut(ctx context.Context, caller Principal, stored secrets.Device) {
 	ev := audit(ctx, caller, "device.put").Str("deviceId", stored.ID).Str("cloud", stored.Cloud).Int64("version", stored.Version)
 	if stored.Group != "" {
 		ev = ev.Str("group", stored.Group)
 	}
 	ev.Msg("audit")
-	return stored, stored.Version == 1, nil
+}
+
+// replaceDevice writes d unconditionally, keeping the keys bound to the
+// device it replaces: it reads the current record and writes under
+// compare-and-set on its version, read again after losing a race.
+func (s *Service) replaceDevice(ctx context.Context, caller Principal, d secrets.Device) (secrets.Device, bool, error) {
+	for attempt := range casAttempts {
+		if attempt > 0 {
+			backoff(ctx, attempt)
+		}
+		cur, err := s.store.GetDevice(ctx, d.ID)
+		switch {
+		case errors.Is(err, secrets.ErrNotFound):
+			cur = secrets.Device{}
+		case err != nil:
+			return secrets.Device{}, false, fmt.Errorf("reading device: %w", err)
+		}
+		d.Keys = cur.Keys
+		stored, err := s.store.PutDevice(ctx, d, cur.Version)
+		s.cache.forgetDevice(d.ID) // even on error: the write may have landed
+		switch {
+		case errors.Is(err, secrets.ErrConflict), errors.Is(err, secrets.ErrNotFound):
+			continue
+		case err != nil:
+			return secrets.Device{}, false, fmt.Errorf("storing device: %w", err)
+		}
+		auditPut(ctx, caller, stored)
+		return stored, stored.Version == 1, nil
+	}
+	return secrets.Device{}, false, fmt.Errorf("replacing a device: %w", errBusy)
 }
 
 var errChanged = newError(CodePrecondition, "the device changed; read it again and retry")
