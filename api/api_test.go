@@ -29,6 +29,8 @@ type fixture struct {
 	// An azure group "grp", an enrolment token of it (and its ID), and a
 	// revoked one.
 	enrol, enrolID, revokedEnrol string
+	// kid is a key bound to aliyun-1 by TestRoleMatrix, "" for none.
+	kid string
 }
 
 // testGroupKey is the group key of the fixture's group (base64 of 32 bytes).
@@ -131,6 +133,7 @@ func TestRoleMatrix(t *testing.T) {
 		"deleteGroup":          {"DELETE", "/v1/groups/grp", nil, 204, false},
 		"createEnrolmentToken": {"POST", "/v1/groups/grp/enrolment-tokens", map[string]any{"maxUses": 1, "ttlSeconds": 60}, 201, false},
 		"enrol":                {"POST", "/v1/enrol", map[string]any{"deviceId": "enrolled-1"}, 201, false},
+		"listDeviceKeys":       {"GET", "/v1/devices/aliyun-1/keys", nil, 200, true},
 	}
 	doc, err := openapi3.NewLoader().LoadFromData(credsign.OpenAPI)
 	if err != nil {
@@ -186,6 +189,19 @@ func TestRoleMatrix(t *testing.T) {
 				cl, ok = call{"GET", "/v1/groups/grp/enrolment-tokens/" + f.enrolID, nil, 200, false}, true
 			case "revokeEnrolmentToken":
 				cl, ok = call{"DELETE", "/v1/groups/grp/enrolment-tokens/" + f.enrolID, nil, 204, false}, true
+			case "addDeviceKey":
+				_, jwk := newTestKey(t)
+				cl, ok = call{"POST", "/v1/devices/aliyun-1/keys", map[string]any{"jwk": jwk}, 201, true}, true
+			case "removeDeviceKey":
+				if f.kid == "" {
+					_, jwk := newTestKey(t)
+					r := f.do("POST", "/v1/devices/aliyun-1/keys", testAdmin, map[string]any{"jwk": jwk})
+					mustStatus(t, r, 201, "add a key to remove")
+					var k struct{ Kid string }
+					r.json(t, &k)
+					f.kid = k.Kid
+				}
+				cl, ok = call{"DELETE", "/v1/devices/aliyun-1/keys/" + f.kid, nil, 204, true}, true
 			}
 			if !ok {
 				t.Fatalf("operation %s of openapi.yaml is not in the role matrix", op.id)

@@ -143,14 +143,15 @@ func apiDevice(d secrets.Device) oapi.Device {
 	params := map[string]oapi.ParamValue{}
 	maps.Copy(params, d.Params)
 	return oapi.Device{
-		Id:        d.ID,
-		Cloud:     d.Cloud,
-		Group:     optional(d.Group),
-		Params:    params,
-		Labels:    labels,
-		Version:   d.Version,
-		CreatedAt: d.CreatedAt.UTC(),
-		UpdatedAt: d.UpdatedAt.UTC(),
+		Id:         d.ID,
+		Cloud:      d.Cloud,
+		Group:      optional(d.Group),
+		Params:     params,
+		Labels:     labels,
+		Version:    d.Version,
+		CreatedAt:  d.CreatedAt.UTC(),
+		UpdatedAt:  d.UpdatedAt.UTC(),
+		RequireKey: optionalTrue(d.RequireKey),
 	}
 }
 
@@ -172,7 +173,7 @@ func (h handlers) PutDevice(ctx context.Context, req oapi.PutDeviceRequestObject
 	}
 	var doc service.Document
 	if req.Body != nil {
-		doc = service.Document{Secret: req.Body.Secret}
+		doc = service.Document{Secret: req.Body.Secret, RequireKey: req.Body.RequireKey != nil && *req.Body.RequireKey}
 		if req.Body.Cloud != nil {
 			doc.Cloud = *req.Body.Cloud
 		}

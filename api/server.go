@@ -95,6 +95,10 @@ type Config struct {
 	Cache service.CacheConfig
 	// JWTAlg and Issuer configure the token family's JWTs (see service.Config).
 	JWTAlg, Issuer string
+	// PublicURL and RequireDPoPNonce configure proofs of possession (see
+	// service.Config).
+	PublicURL        string
+	RequireDPoPNonce bool
 	// Expiries are times /metrics exports for the alerting rules.
 	Expiries []Expiry
 	// Registrar registers new devices of groups with a registration
@@ -178,6 +182,9 @@ func New(cfg Config) (*Server, error) {
 		Clouds:       cfg.Clouds,
 		JWTAlg:       cfg.JWTAlg,
 		Issuer:       cfg.Issuer,
+		PublicURL:    cfg.PublicURL,
+
+		RequireDPoPNonce: cfg.RequireDPoPNonce,
 
 		MaxEnrolmentFailures: cfg.MaxEnrolmentFailures,
 	})

@@ -67,6 +67,8 @@ type serveFlags struct {
 	cache           service.CacheConfig
 	jwtAlg          string
 	issuer          string
+	publicURL       string
+	dpopNonce       bool
 	storeKeyFile    string
 	cloudCAFile     string
 	logFlush        time.Duration
@@ -139,6 +141,8 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 	fs.DurationVar(&f.cache.StaleFor, "cache-stale", service.DefaultStaleFor, "how long past --cache-ttl cached device and group records keep serving while the store does not answer (never token records or revocation lists); negative never")
 	fs.StringVar(&f.jwtAlg, "jwt-alg", "ES256", "algorithm of the JWT signing key created on first use (jwt and aws clouds): ES256, RS256 or EdDSA")
 	fs.StringVar(&f.issuer, "issuer", "", "iss claim of the JWTs credsign signs: this server's public URL (default http(s)://ADDR)")
+	fs.StringVar(&f.publicURL, "public-url", "", "URL devices address this server by, behind a proxy (https://host[:port][/prefix]): the htu of their DPoP proofs is checked against it instead of the request's scheme and Host")
+	fs.BoolVar(&f.dpopNonce, "dpop-require-nonce", false, "refuse DPoP proofs without a server nonce (from the DPoP-Nonce response header) instead of accepting a 60s iat window")
 	fs.StringVar(&f.cloudCAFile, "cloud-ca-file", "", "PEM CA bundle trusted, beside the system's roots, for the clouds' registration APIs (a TLS-inspecting proxy, an emulator)")
 	fs.BoolVar(&f.regAllowPrivate, "registration-allow-private", false, "let group registrations reach addresses that are not public (loopback, private, link-local, ...): an emulator, a private endpoint; checked on each address dialled")
 	fs.Var(&f.regAllowHosts, "registration-allow-host", "host a group registration may call besides the clouds' documented domains: name, *.domain or IP address; repeat or separate with commas")
@@ -309,6 +313,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Cache:                    f.cache,
 		JWTAlg:                   f.jwtAlg,
 		Issuer:                   f.issuerURL(),
+		PublicURL:                f.publicURL,
+		RequireDPoPNonce:         f.dpopNonce,
 		Expiries:                 expiries,
 		Registrar:                newRegistrar(regClient),
 		Clouds:                   registry,
