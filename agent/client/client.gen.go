@@ -17,6 +17,54 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for ProblemReason.
+const (
+	ProblemReasonBadNonce     ProblemReason = "bad-nonce"
+	ProblemReasonBadSignature ProblemReason = "bad-signature"
+	ProblemReasonFuture       ProblemReason = "future"
+	ProblemReasonKeyRequired  ProblemReason = "key-required"
+	ProblemReasonMalformed    ProblemReason = "malformed"
+	ProblemReasonMissing      ProblemReason = "missing"
+	ProblemReasonReplayed     ProblemReason = "replayed"
+	ProblemReasonStale        ProblemReason = "stale"
+	ProblemReasonUnknownKey   ProblemReason = "unknown-key"
+	ProblemReasonUseNonce     ProblemReason = "use-nonce"
+	ProblemReasonWrongMethod  ProblemReason = "wrong-method"
+	ProblemReasonWrongUrl     ProblemReason = "wrong-url"
+)
+
+// Valid indicates whether the value is a known member of the ProblemReason enum.
+func (e ProblemReason) Valid() bool {
+	switch e {
+	case ProblemReasonBadNonce:
+		return true
+	case ProblemReasonBadSignature:
+		return true
+	case ProblemReasonFuture:
+		return true
+	case ProblemReasonKeyRequired:
+		return true
+	case ProblemReasonMalformed:
+		return true
+	case ProblemReasonMissing:
+		return true
+	case ProblemReasonReplayed:
+		return true
+	case ProblemReasonStale:
+		return true
+	case ProblemReasonUnknownKey:
+		return true
+	case ProblemReasonUseNonce:
+		return true
+	case ProblemReasonWrongMethod:
+		return true
+	case ProblemReasonWrongUrl:
+		return true
+	default:
+		return false
+	}
+}
+
 // CloudName A cloud name from `GET /v1/clouds`.
 //
 // Example: aliyun
@@ -76,7 +124,7 @@ type EnrolRequest struct {
 	DeviceId DeviceId `json:"deviceId"`
 }
 
-// Enrolled defines model for Enrolled.
+// Enrolled The enrolled device, with either its device token (`tokenId`, `token`) or, when the enrolment bound a key, that key's ID (`keyId`).
 type Enrolled struct {
 	// DeviceId Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 	//
@@ -88,11 +136,16 @@ type Enrolled struct {
 	// Example: lamp-7
 	Group DeviceId `json:"group"`
 
+	// KeyId A device key's ID, its RFC 7638 SHA-256 JWK thumbprint (base64url, no padding).
+	//
+	// Example: 0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I
+	KeyId *KeyId `json:"keyId,omitempty"`
+
 	// Token The device's own device token (`csd_…`); shown only here.
-	Token string `json:"token"`
+	Token *string `json:"token,omitempty"`
 
 	// TokenId Example: 3f9a0c7d2b1e4a6f8c5d
-	TokenId TokenId `json:"tokenId"`
+	TokenId *TokenId `json:"tokenId,omitempty"`
 }
 
 // FieldError defines model for FieldError.
@@ -102,11 +155,19 @@ type FieldError struct {
 	Reason string `json:"reason"`
 }
 
+// KeyId A device key's ID, its RFC 7638 SHA-256 JWK thumbprint (base64url, no padding).
+//
+// Example: 0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I
+type KeyId = string
+
 // Problem RFC 9457 problem details.
 type Problem struct {
 	Detail   *string       `json:"detail,omitempty"`
 	Errors   *[]FieldError `json:"errors,omitempty"`
 	Instance *string       `json:"instance,omitempty"`
+
+	// Reason Why a DPoP proof was refused (401 only).
+	Reason *ProblemReason `json:"reason,omitempty"`
 
 	// RequestId The request ID, also in the access log and the X-Request-Id header.
 	RequestId *string `json:"requestId,omitempty"`
@@ -116,6 +177,9 @@ type Problem struct {
 	// Type Example: about:blank
 	Type string `json:"type"`
 }
+
+// ProblemReason Why a DPoP proof was refused (401 only).
+type ProblemReason string
 
 // TokenId Example: 3f9a0c7d2b1e4a6f8c5d
 type TokenId = string
@@ -184,6 +248,11 @@ type DeviceIdPath = DeviceId
 //
 // Example: lamp-7
 type GroupIdPath = DeviceId
+
+// KeyIdPath A device key's ID, its RFC 7638 SHA-256 JWK thumbprint (base64url, no padding).
+//
+// Example: 0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I
+type KeyIdPath = KeyId
 
 // TokenIdPath Example: 3f9a0c7d2b1e4a6f8c5d
 type TokenIdPath = TokenId
@@ -320,6 +389,11 @@ type ClientInterface interface {
 	// exist); once a device of the same id is created again, the old token gets
 	// 403 (it was minted for the earlier device) and never works again.
 	//
+	// A device with a key authenticates with a DPoP proof of it instead of a
+	// token (`DPoP` header, no `Authorization`); a device or group with
+	// `requireKey` refuses the device's bearer tokens (401, reason
+	// `key-required`). The response carries a fresh server nonce in `DPoP-Nonce`.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/devices/{id}/credentials (the `IssueCredentials` operationId).
@@ -337,6 +411,11 @@ type ClientInterface interface {
 	// A token of a device that has been deleted gets 404 (the device does not
 	// exist); once a device of the same id is created again, the old token gets
 	// 403 (it was minted for the earlier device) and never works again.
+	//
+	// A device with a key authenticates with a DPoP proof of it instead of a
+	// token (`DPoP` header, no `Authorization`); a device or group with
+	// `requireKey` refuses the device's bearer tokens (401, reason
+	// `key-required`). The response carries a fresh server nonce in `DPoP-Nonce`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -358,6 +437,12 @@ type ClientInterface interface {
 	// Enrolment tokens have a rate limit of their own (429), lower than
 	// provisioners'.
 	//
+	// With a DPoP proof (`DPoP` header, `htm` POST, `htu` this URL) signed by
+	// a key the device generated, that key is bound to the new device and no
+	// device token is issued: the response has `keyId` and no `token`. A
+	// group with `requireKey` refuses enrolment without a proof (401, reason
+	// `key-required`).
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/enrol (the `Enrol` operationId).
@@ -378,6 +463,12 @@ type ClientInterface interface {
 	// Enrolment tokens have a rate limit of their own (429), lower than
 	// provisioners'.
 	//
+	// With a DPoP proof (`DPoP` header, `htm` POST, `htu` this URL) signed by
+	// a key the device generated, that key is bound to the new device and no
+	// device token is issued: the response has `keyId` and no `token`. A
+	// group with `requireKey` refuses enrolment without a proof (401, reason
+	// `key-required`).
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/enrol (the `Enrol` operationId).
@@ -396,6 +487,11 @@ type ClientInterface interface {
 // A token of a device that has been deleted gets 404 (the device does not
 // exist); once a device of the same id is created again, the old token gets
 // 403 (it was minted for the earlier device) and never works again.
+//
+// A device with a key authenticates with a DPoP proof of it instead of a
+// token (`DPoP` header, no `Authorization`); a device or group with
+// `requireKey` refuses the device's bearer tokens (401, reason
+// `key-required`). The response carries a fresh server nonce in `DPoP-Nonce`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -424,6 +520,11 @@ func (c *Client) IssueCredentialsWithBody(ctx context.Context, id DeviceIdPath, 
 // A token of a device that has been deleted gets 404 (the device does not
 // exist); once a device of the same id is created again, the old token gets
 // 403 (it was minted for the earlier device) and never works again.
+//
+// A device with a key authenticates with a DPoP proof of it instead of a
+// token (`DPoP` header, no `Authorization`); a device or group with
+// `requireKey` refuses the device's bearer tokens (401, reason
+// `key-required`). The response carries a fresh server nonce in `DPoP-Nonce`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -455,6 +556,12 @@ func (c *Client) IssueCredentials(ctx context.Context, id DeviceIdPath, body Iss
 // Enrolment tokens have a rate limit of their own (429), lower than
 // provisioners'.
 //
+// With a DPoP proof (`DPoP` header, `htm` POST, `htu` this URL) signed by
+// a key the device generated, that key is bound to the new device and no
+// device token is issued: the response has `keyId` and no `token`. A
+// group with `requireKey` refuses enrolment without a proof (401, reason
+// `key-required`).
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/enrol (the `Enrol` operationId).
@@ -484,6 +591,12 @@ func (c *Client) EnrolWithBody(ctx context.Context, contentType string, body io.
 // (403); a device that already exists is never enrolled again (409).
 // Enrolment tokens have a rate limit of their own (429), lower than
 // provisioners'.
+//
+// With a DPoP proof (`DPoP` header, `htm` POST, `htu` this URL) signed by
+// a key the device generated, that key is bound to the new device and no
+// device token is issued: the response has `keyId` and no `token`. A
+// group with `requireKey` refuses enrolment without a proof (401, reason
+// `key-required`).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -644,6 +757,11 @@ type ClientWithResponsesInterface interface {
 	// exist); once a device of the same id is created again, the old token gets
 	// 403 (it was minted for the earlier device) and never works again.
 	//
+	// A device with a key authenticates with a DPoP proof of it instead of a
+	// token (`DPoP` header, no `Authorization`); a device or group with
+	// `requireKey` refuses the device's bearer tokens (401, reason
+	// `key-required`). The response carries a fresh server nonce in `DPoP-Nonce`.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/devices/{id}/credentials (the `IssueCredentials` operationId).
@@ -661,6 +779,11 @@ type ClientWithResponsesInterface interface {
 	// A token of a device that has been deleted gets 404 (the device does not
 	// exist); once a device of the same id is created again, the old token gets
 	// 403 (it was minted for the earlier device) and never works again.
+	//
+	// A device with a key authenticates with a DPoP proof of it instead of a
+	// token (`DPoP` header, no `Authorization`); a device or group with
+	// `requireKey` refuses the device's bearer tokens (401, reason
+	// `key-required`). The response carries a fresh server nonce in `DPoP-Nonce`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -682,6 +805,12 @@ type ClientWithResponsesInterface interface {
 	// Enrolment tokens have a rate limit of their own (429), lower than
 	// provisioners'.
 	//
+	// With a DPoP proof (`DPoP` header, `htm` POST, `htu` this URL) signed by
+	// a key the device generated, that key is bound to the new device and no
+	// device token is issued: the response has `keyId` and no `token`. A
+	// group with `requireKey` refuses enrolment without a proof (401, reason
+	// `key-required`).
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/enrol (the `Enrol` operationId).
@@ -701,6 +830,12 @@ type ClientWithResponsesInterface interface {
 	// (403); a device that already exists is never enrolled again (409).
 	// Enrolment tokens have a rate limit of their own (429), lower than
 	// provisioners'.
+	//
+	// With a DPoP proof (`DPoP` header, `htm` POST, `htu` this URL) signed by
+	// a key the device generated, that key is bound to the new device and no
+	// device token is issued: the response has `keyId` and no `token`. A
+	// group with `requireKey` refuses enrolment without a proof (401, reason
+	// `key-required`).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1013,6 +1148,11 @@ func (r EnrolResponse) ContentType() string {
 // exist); once a device of the same id is created again, the old token gets
 // 403 (it was minted for the earlier device) and never works again.
 //
+// A device with a key authenticates with a DPoP proof of it instead of a
+// token (`DPoP` header, no `Authorization`); a device or group with
+// `requireKey` refuses the device's bearer tokens (401, reason
+// `key-required`). The response carries a fresh server nonce in `DPoP-Nonce`.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/devices/{id}/credentials (the `IssueCredentials` operationId).
@@ -1036,6 +1176,11 @@ func (c *ClientWithResponses) IssueCredentialsWithBodyWithResponse(ctx context.C
 // A token of a device that has been deleted gets 404 (the device does not
 // exist); once a device of the same id is created again, the old token gets
 // 403 (it was minted for the earlier device) and never works again.
+//
+// A device with a key authenticates with a DPoP proof of it instead of a
+// token (`DPoP` header, no `Authorization`); a device or group with
+// `requireKey` refuses the device's bearer tokens (401, reason
+// `key-required`). The response carries a fresh server nonce in `DPoP-Nonce`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -1063,6 +1208,12 @@ func (c *ClientWithResponses) IssueCredentialsWithResponse(ctx context.Context, 
 // Enrolment tokens have a rate limit of their own (429), lower than
 // provisioners'.
 //
+// With a DPoP proof (`DPoP` header, `htm` POST, `htu` this URL) signed by
+// a key the device generated, that key is bound to the new device and no
+// device token is issued: the response has `keyId` and no `token`. A
+// group with `requireKey` refuses enrolment without a proof (401, reason
+// `key-required`).
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/enrol (the `Enrol` operationId).
@@ -1088,6 +1239,12 @@ func (c *ClientWithResponses) EnrolWithBodyWithResponse(ctx context.Context, con
 // (403); a device that already exists is never enrolled again (409).
 // Enrolment tokens have a rate limit of their own (429), lower than
 // provisioners'.
+//
+// With a DPoP proof (`DPoP` header, `htm` POST, `htu` this URL) signed by
+// a key the device generated, that key is bound to the new device and no
+// device token is issued: the response has `keyId` and no `token`. A
+// group with `requireKey` refuses enrolment without a proof (401, reason
+// `key-required`).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
