@@ -58,9 +58,11 @@ func NewProver(signer crypto.Signer) (*Prover, error) {
 		if pub.Curve != elliptic.P256() {
 			return nil, errors.New("device key: an ECDSA key must be on curve P-256")
 		}
-		x, y := make([]byte, 32), make([]byte, 32)
-		pub.X.FillBytes(x)
-		pub.Y.FillBytes(y)
+		raw, err := pub.Bytes() // 0x04 || x || y
+		if err != nil {
+			return nil, fmt.Errorf("device key: %w", err)
+		}
+		x, y := raw[1:33], raw[33:]
 		// Members in the order of RFC 7638, so jwk is the thumbprint input.
 		jwk = `{"crv":"P-256","kty":"EC","x":"` + b64url.EncodeToString(x) + `","y":"` + b64url.EncodeToString(y) + `"}`
 		p.alg = "ES256"

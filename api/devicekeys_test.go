@@ -21,10 +21,8 @@ func newTestKey(t testing.TB) (*ecdsa.PrivateKey, map[string]any) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x, y := make([]byte, 32), make([]byte, 32)
-	k.X.FillBytes(x)
-	k.Y.FillBytes(y)
-	return k, map[string]any{"kty": "EC", "crv": "P-256", "x": rawURL.EncodeToString(x), "y": rawURL.EncodeToString(y)}
+	raw, _ := k.PublicKey.Bytes() // 0x04 || x || y
+	return k, map[string]any{"kty": "EC", "crv": "P-256", "x": rawURL.EncodeToString(raw[1:33]), "y": rawURL.EncodeToString(raw[33:])}
 }
 
 // signProof signs a DPoP proof by hand (no go-jose): header and claims as

@@ -38,10 +38,8 @@ func signES256(t testing.TB, k *ecdsa.PrivateKey, header, claims map[string]any)
 }
 
 func ecJWK(k *ecdsa.PublicKey) map[string]any {
-	x, y := make([]byte, 32), make([]byte, 32)
-	k.X.FillBytes(x)
-	k.Y.FillBytes(y)
-	return map[string]any{"kty": "EC", "crv": "P-256", "x": b64.EncodeToString(x), "y": b64.EncodeToString(y)}
+	raw, _ := k.Bytes() // 0x04 || x || y
+	return map[string]any{"kty": "EC", "crv": "P-256", "x": b64.EncodeToString(raw[1:33]), "y": b64.EncodeToString(raw[33:])}
 }
 
 const testURL = "https://credsign.example:8443/v1/devices/lamp-7/credentials"
@@ -139,8 +137,7 @@ func TestVerifyRefuses(t *testing.T) {
 	}()
 	withPrivate := with(func(h map[string]any) {
 		j := ecJWK(&k.PublicKey)
-		d := make([]byte, 32)
-		k.D.FillBytes(d)
+		d, _ := k.Bytes()
 		j["d"] = b64.EncodeToString(d)
 		h["jwk"] = j
 	}, nil)
@@ -185,7 +182,8 @@ func TestVerifyRefuses(t *testing.T) {
 		{"no jwk", with(func(h map[string]any) { delete(h, "jwk") }, nil), "GET", testURL, Malformed},
 		{"jwk private", withPrivate, "GET", testURL, Malformed},
 		{"jwk P-384", with(func(h map[string]any) {
-			j := map[string]any{"kty": "EC", "crv": "P-384", "x": b64.EncodeToString(p384.X.Bytes()), "y": b64.EncodeToString(p384.Y.Bytes())}
+			raw, _ := p384.PublicKey.Bytes()
+			j := map[string]any{"kty": "EC", "crv": "P-384", "x": b64.EncodeToString(raw[1:49]), "y": b64.EncodeToString(raw[49:])}
 			h["jwk"] = j
 		}, nil), "GET", testURL, Malformed},
 		{"jwk not on curve", with(func(h map[string]any) { j := ecJWK(&k.PublicKey); j["y"] = j["x"]; h["jwk"] = j }, nil), "GET", testURL, Malformed},
@@ -292,11 +290,10 @@ func TestParseKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, _ := Thumbprint(jose.JSONWebKey{Key: &k.PublicKey})
-	if kid != want || key.Key.(*ecdsa.PublicKey).X.Cmp(k.X) != 0 {
+	if kid != want || !key.Key.(*ecdsa.PublicKey).Equal(&k.PublicKey) {
 		t.Errorf("kid %q", kid)
 	}
-	d := make([]byte, 32)
-	k.D.FillBytes(d)
+	d, _ := k.Bytes()
 	j["d"] = b64.EncodeToString(d)
 	priv, _ := json.Marshal(j)
 	for _, bad := range []string{string(priv), `{"kty":"oct","k":"AAAA"}`, `{"kty":"EC","crv":"P-256"}`, `[]`, `{"kty":"RSA","n":"AQAB","e":"AQAB"}`} {

@@ -84,8 +84,12 @@ func rfc6979(d *big.Int, hash []byte) (r, s *big.Int) {
 		v = mac(k, v)
 		kk := new(big.Int).SetBytes(v)
 		if kk.Sign() > 0 && kk.Cmp(n) < 0 {
-			rx, _ := c.ScalarBaseMult(int2octets(kk))
-			r = new(big.Int).Mod(rx, n)
+			kG, err := ecdsa.ParseRawPrivateKey(c, int2octets(kk))
+			if err != nil {
+				panic(err)
+			}
+			pt, _ := kG.PublicKey.Bytes() // 0x04 || x || y
+			r = new(big.Int).Mod(new(big.Int).SetBytes(pt[1:33]), n)
 			if r.Sign() != 0 {
 				e := new(big.Int).SetBytes(hash)
 				s = new(big.Int).ModInverse(kk, n)
@@ -123,14 +127,18 @@ func TestDocVector(t *testing.T) {
 	if !ok {
 		t.Fatal("the private key is not hex")
 	}
-	x, y := elliptic.P256().ScalarBaseMult(d.FillBytes(make([]byte, 32)))
-	if got := b64.EncodeToString(x.FillBytes(make([]byte, 32))); got != v["x"] {
+	priv, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), d.FillBytes(make([]byte, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, _ := priv.PublicKey.Bytes() // 0x04 || x || y
+	if got := b64.EncodeToString(pt[1:33]); got != v["x"] {
 		t.Errorf("x: the doc says %s, the key gives %s", v["x"], got)
 	}
-	if got := b64.EncodeToString(y.FillBytes(make([]byte, 32))); got != v["y"] {
+	if got := b64.EncodeToString(pt[33:]); got != v["y"] {
 		t.Errorf("y: the doc says %s, the key gives %s", v["y"], got)
 	}
-	pub := &ecdsa.PublicKey{Curve: elliptic.P256(), X: x, Y: y}
+	pub := &priv.PublicKey
 	if kid, _ := Thumbprint(jose.JSONWebKey{Key: pub}); kid != v["kid"] {
 		t.Errorf("kid: the doc says %s, RFC 7638 gives %s", v["kid"], kid)
 	}
