@@ -4,12 +4,18 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/rs/zerolog"
+
+	"github.com/credsign/credsign/api"
 	"github.com/credsign/credsign/internal/cloudemu"
+	"github.com/credsign/credsign/internal/testing/testutil"
+	"github.com/credsign/credsign/secrets/filestore"
 )
 
 // TestEnrolWithKeyThenPublish: enrol creates the device key file (0600)
@@ -92,5 +98,45 @@ func TestEnrolWithKeyThenPublish(t *testing.T) {
 	base["CREDSIGN_KEY_FILE"] = key2
 	if r := runWith(ctx, nil, env(base), "creds", "--timeout", "20s"); r.code != 0 {
 		t.Fatalf("creds with the second key: exit %d: %s", r.code, r.stderr)
+	}
+}
+
+// TestKeyNonce: against a server that requires its nonce in proofs, the
+// agent's first proof is refused (use-nonce) and the second, carrying the
+// nonce of that answer, is accepted: one command, exit 0.
+func TestKeyNonce(t *testing.T) {
+	store, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	logs := &testutil.SyncBuffer{}
+	f := &enrolFixture{t: t, admin: "csa_" + randomB64(t, 24), logs: logs, responses: &testutil.SyncBuffer{}, dir: t.TempDir()}
+	h, err := api.New(api.Config{Store: store, AdminToken: f.admin, Logger: zerolog.New(logs), RequireDPoPNonce: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	f.url = srv.URL
+	f.call("PUT", "/v1/devices/n1", map[string]any{"cloud": "azure", "params": map[string]any{"hubHost": "h.azure-devices.net", "deviceId": "n1"},
+		"secret": "c2VjcmV0LWtleS0xMjM0NTY3ODkw"}, 201, nil)
+	keyFile := filepath.Join(f.dir, "n1.key")
+	ctx := testCtx(t)
+	r := runWith(ctx, nil, env(map[string]string{}), "keygen", "--key-file", keyFile)
+	var kg struct {
+		Kid string
+		JWK json.RawMessage
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &kg) != nil {
+		t.Fatalf("keygen: %d %q", r.code, r.stderr)
+	}
+	f.call("POST", "/v1/devices/n1/keys", map[string]any{"jwk": kg.JWK}, 201, nil)
+	r = runWith(ctx, nil, env(map[string]string{"CREDSIGN_SERVER": f.url, "CREDSIGN_DEVICE": "n1", "CREDSIGN_KEY_FILE": keyFile}), "creds", "--timeout", "20s")
+	if r.code != 0 {
+		t.Fatalf("creds: exit %d: %s", r.code, r.stderr)
+	}
+	if n401, n200 := strings.Count(logs.String(), `"status":401`), strings.Count(logs.String(), `"status":200`); n401 != 1 || n200 < 1 {
+		t.Errorf("want one refusal (use-nonce) then success; the log has %d 401s and %d 200s", n401, n200)
 	}
 }
