@@ -55,7 +55,15 @@ type proofs struct {
 
 	mu sync.Mutex
 	v  *dpop.Verifier
+	// failed is when reading the nonce key last failed: the store is not
+	// asked again for nonceKeyRetry, so that an outage does not put a
+	// store call (under mu) in every device request.
+	failed time.Time
+	err    error
 }
+
+// nonceKeyRetry is how long a failure to read the nonce key is reused.
+const nonceKeyRetry = 5 * time.Second
 
 // verifier returns the proof verifier, reading the nonce key on first use.
 func (s *Service) verifier(ctx context.Context) (*dpop.Verifier, error) {
@@ -64,6 +72,21 @@ func (s *Service) verifier(ctx context.Context) (*dpop.Verifier, error) {
 	if s.proofs.v != nil {
 		return s.proofs.v, nil
 	}
+	if time.Since(s.proofs.failed) < nonceKeyRetry {
+		return nil, s.proofs.err
+	}
+	v, err := s.loadVerifier(ctx)
+	if err != nil {
+		s.proofs.failed, s.proofs.err = time.Now(), err
+		return nil, err
+	}
+	s.proofs.v = v
+	return v, nil
+}
+
+// loadVerifier reads the nonce key (creating it on first use) and makes
+// the verifier.
+func (s *Service) loadVerifier(ctx context.Context) (*dpop.Verifier, error) {
 	key, _, err := s.store.GetKey(ctx, dpopNonceKeyName)
 	if errors.Is(err, secrets.ErrNotFound) {
 		fresh := make([]byte, 32)
@@ -85,7 +108,6 @@ func (s *Service) verifier(ctx context.Context) (*dpop.Verifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
-	s.proofs.v = v
 	return v, nil
 }
 
