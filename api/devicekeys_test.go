@@ -199,7 +199,15 @@ func TestEnrolWithKey(t *testing.T) {
 	r = f.do("POST", "/v1/enrol", f.enrol, map[string]any{"deviceId": "keyed-2"}, "DPoP", proofFor(t, k, jwk, "POST", f.url+"/v1/devices", nil))
 	mustStatus(t, r, 401, "enrol with a proof for another URL")
 	mustStatus(t, f.do("GET", "/v1/devices/keyed-2", f.prov, nil), 404, "nothing enrolled")
-	// A group that requires keys refuses enrolment without one.
+	// A device of the group enrolled with a token, before the group
+	// requires keys.
+	r = f.do("POST", "/v1/enrol", f.enrol, map[string]any{"deviceId": "bearer-1"})
+	mustStatus(t, r, 201, "enrol with a token")
+	var tokened struct{ Token string }
+	r.json(t, &tokened)
+	mustStatus(t, f.do("POST", "/v1/devices/bearer-1/credentials", tokened.Token, nil), 200, "bearer before the group requires keys")
+	// A group that requires keys refuses its devices' bearer tokens, and
+	// enrolment without a key.
 	g := groupDoc()
 	g["requireKey"] = true
 	mustStatus(t, f.do("PUT", "/v1/groups/grp", f.prov, g), 200, "group requireKey")
@@ -210,4 +218,9 @@ func TestEnrolWithKey(t *testing.T) {
 		t.Fatalf("enrol without a key in a group that requires one: %d %s", r.status, r.body)
 	}
 	mustStatus(t, f.do("GET", "/v1/devices/keyed-3", f.prov, nil), 404, "nothing enrolled")
+	r = f.do("POST", "/v1/devices/bearer-1/credentials", tokened.Token, nil)
+	r.json(t, &p)
+	if r.status != 401 || p.Reason != "key-required" {
+		t.Fatalf("a group device's bearer token in a group that requires keys: %d %s", r.status, r.body)
+	}
 }
