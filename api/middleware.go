@@ -222,13 +222,14 @@ func (s *Server) gate(next http.Handler) http.Handler {
 // proof alone (no Authorization header) on an operation a device may
 // call, else by the bearer token, with the enrolment's proof when one is
 // sent along. A device's bearer token is refused where the device or its
-// group requires keys. Device-plane responses (those operations and
-// enrolment) carry a fresh server nonce in DPoP-Nonce, refusals too.
+// group requires keys. The answer to a request with a proof, on those
+// operations and enrolment, carries a fresh server nonce in DPoP-Nonce,
+// refusals too (no nonce key is made for a deployment that sees no proof).
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, op *operation, pathParams map[string]string) (service.Principal, error) {
 	ctx := r.Context()
 	proofs := r.Header.Values("DPoP")
 	devicePlane := slices.Contains(op.roles, secrets.RoleDevice) || slices.Contains(op.roles, service.RoleEnrolment)
-	if devicePlane {
+	if devicePlane && len(proofs) > 0 {
 		if n := s.svc.DPoPNonce(ctx); n != "" {
 			w.Header().Set("DPoP-Nonce", n)
 		}

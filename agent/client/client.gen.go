@@ -392,7 +392,8 @@ type ClientInterface interface {
 	// A device with a key authenticates with a DPoP proof of it instead of a
 	// token (`DPoP` header, no `Authorization`); a device or group with
 	// `requireKey` refuses the device's bearer tokens (401, reason
-	// `key-required`). The response carries a fresh server nonce in `DPoP-Nonce`.
+	// `key-required`). The answer to a request with a proof carries a fresh
+	// server nonce in `DPoP-Nonce`.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -415,7 +416,8 @@ type ClientInterface interface {
 	// A device with a key authenticates with a DPoP proof of it instead of a
 	// token (`DPoP` header, no `Authorization`); a device or group with
 	// `requireKey` refuses the device's bearer tokens (401, reason
-	// `key-required`). The response carries a fresh server nonce in `DPoP-Nonce`.
+	// `key-required`). The answer to a request with a proof carries a fresh
+	// server nonce in `DPoP-Nonce`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -491,7 +493,8 @@ type ClientInterface interface {
 // A device with a key authenticates with a DPoP proof of it instead of a
 // token (`DPoP` header, no `Authorization`); a device or group with
 // `requireKey` refuses the device's bearer tokens (401, reason
-// `key-required`). The response carries a fresh server nonce in `DPoP-Nonce`.
+// `key-required`). The answer to a request with a proof carries a fresh
+// server nonce in `DPoP-Nonce`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -524,7 +527,8 @@ func (c *Client) IssueCredentialsWithBody(ctx context.Context, id DeviceIdPath, 
 // A device with a key authenticates with a DPoP proof of it instead of a
 // token (`DPoP` header, no `Authorization`); a device or group with
 // `requireKey` refuses the device's bearer tokens (401, reason
-// `key-required`). The response carries a fresh server nonce in `DPoP-Nonce`.
+// `key-required`). The answer to a request with a proof carries a fresh
+// server nonce in `DPoP-Nonce`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -760,7 +764,8 @@ type ClientWithResponsesInterface interface {
 	// A device with a key authenticates with a DPoP proof of it instead of a
 	// token (`DPoP` header, no `Authorization`); a device or group with
 	// `requireKey` refuses the device's bearer tokens (401, reason
-	// `key-required`). The response carries a fresh server nonce in `DPoP-Nonce`.
+	// `key-required`). The answer to a request with a proof carries a fresh
+	// server nonce in `DPoP-Nonce`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -783,7 +788,8 @@ type ClientWithResponsesInterface interface {
 	// A device with a key authenticates with a DPoP proof of it instead of a
 	// token (`DPoP` header, no `Authorization`); a device or group with
 	// `requireKey` refuses the device's bearer tokens (401, reason
-	// `key-required`). The response carries a fresh server nonce in `DPoP-Nonce`.
+	// `key-required`). The answer to a request with a proof carries a fresh
+	// server nonce in `DPoP-Nonce`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1151,7 +1157,8 @@ func (r EnrolResponse) ContentType() string {
 // A device with a key authenticates with a DPoP proof of it instead of a
 // token (`DPoP` header, no `Authorization`); a device or group with
 // `requireKey` refuses the device's bearer tokens (401, reason
-// `key-required`). The response carries a fresh server nonce in `DPoP-Nonce`.
+// `key-required`). The answer to a request with a proof carries a fresh
+// server nonce in `DPoP-Nonce`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -1180,7 +1187,8 @@ func (c *ClientWithResponses) IssueCredentialsWithBodyWithResponse(ctx context.C
 // A device with a key authenticates with a DPoP proof of it instead of a
 // token (`DPoP` header, no `Authorization`); a device or group with
 // `requireKey` refuses the device's bearer tokens (401, reason
-// `key-required`). The response carries a fresh server nonce in `DPoP-Nonce`.
+// `key-required`). The answer to a request with a proof carries a fresh
+// server nonce in `DPoP-Nonce`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
