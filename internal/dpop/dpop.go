@@ -16,10 +16,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"strconv"
 	"strings"
 	"time"
@@ -166,62 +168,121 @@ func Thumbprint(k jose.JSONWebKey) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(sum), nil
 }
 
-// parse checks a proof's form and signature, and returns its key and its
-// claims; nothing about the request or the clock yet.
-func parse(proof string) (jose.JSONWebKey, claims, error) {
+// header is a proof header that go-jose parsed and whose signature it
+// verified once: its key, the key's ID and alg.
+type header struct {
+	key jose.JSONWebKey
+	kid string
+	es  bool // ES256; else EdDSA
+}
+
+// verifySig checks sig over input with the header's key and alg, as
+// go-jose does (ES256: r||s of the SHA-256, 32 bytes each).
+func (h *header) verifySig(input string, sig []byte) bool {
+	if !h.es {
+		return ed25519.Verify(h.key.Key.(ed25519.PublicKey), []byte(input), sig)
+	}
+	if len(sig) != 64 {
+		return false
+	}
+	sum := sha256.Sum256([]byte(input))
+	r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+	return ecdsa.Verify(h.key.Key.(*ecdsa.PublicKey), sum[:], r, s)
+}
+
+// parse checks a proof's form and signature, and returns its header and
+// its claims; nothing about the request or the clock yet. A header seen
+// before (a device signs all its proofs with one header) is taken from
+// the verifier's cache of headers go-jose parsed and verified, and only
+// the signature is checked again.
+func (v *Verifier) parse(proof string) (*header, claims, error) {
 	var c claims
 	if proof == "" {
-		return jose.JSONWebKey{}, c, refuse(Missing, "the request has no DPoP proof")
+		return nil, c, refuse(Missing, "the request has no DPoP proof")
 	}
 	if len(proof) > MaxProofLen || strings.Count(proof, ".") != 2 || strings.ContainsAny(proof, "{} \t\r\n") {
-		return jose.JSONWebKey{}, c, refuse(Malformed, "the DPoP proof is not a compact JWS")
+		return nil, c, refuse(Malformed, "the DPoP proof is not a compact JWS")
 	}
+	first, last := strings.IndexByte(proof, '.'), strings.LastIndexByte(proof, '.')
+	var payload []byte
+	h := v.header(proof[:first])
+	if h != nil {
+		sig, err1 := base64.RawURLEncoding.DecodeString(proof[last+1:])
+		p, err2 := base64.RawURLEncoding.DecodeString(proof[first+1 : last])
+		if err2 != nil {
+			return nil, c, refuse(Malformed, "the DPoP proof is not a compact JWS")
+		}
+		if err1 != nil || !h.verifySig(proof[:last], sig) {
+			return nil, c, refuse(BadSignature, "the DPoP proof's signature does not verify with its jwk")
+		}
+		payload = p
+	} else {
+		var err error
+		if h, payload, err = parseJOSE(proof); err != nil {
+			return nil, c, err
+		}
+		v.rememberHeader(proof[:first], h)
+	}
+	return h, c, decodeClaims(payload, &c)
+}
+
+// parseJOSE parses and verifies a proof with go-jose.
+func parseJOSE(proof string) (*header, []byte, error) {
 	jws, err := jose.ParseSigned(proof, Algorithms)
 	if err != nil {
-		return jose.JSONWebKey{}, c, refuse(Malformed, "the DPoP proof is not a JWS signed with ES256 or EdDSA")
+		return nil, nil, refuse(Malformed, "the DPoP proof is not a JWS signed with ES256 or EdDSA")
 	}
 	if len(jws.Signatures) != 1 {
-		return jose.JSONWebKey{}, c, refuse(Malformed, "the DPoP proof must have one signature")
+		return nil, nil, refuse(Malformed, "the DPoP proof must have one signature")
 	}
 	h := jws.Signatures[0].Protected
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != ProofType {
-		return jose.JSONWebKey{}, c, refuse(Malformed, `the DPoP proof's typ header must be "dpop+jwt"`)
+		return nil, nil, refuse(Malformed, `the DPoP proof's typ header must be "dpop+jwt"`)
 	}
 	if _, ok := h.ExtraHeaders[jose.HeaderKey("crit")]; ok {
-		return jose.JSONWebKey{}, c, refuse(Malformed, "the DPoP proof must not have a crit header")
+		return nil, nil, refuse(Malformed, "the DPoP proof must not have a crit header")
 	}
 	if h.JSONWebKey == nil || !h.JSONWebKey.IsPublic() || !h.JSONWebKey.Valid() {
-		return jose.JSONWebKey{}, c, refuse(Malformed, "the DPoP proof's jwk header must be a public key")
+		return nil, nil, refuse(Malformed, "the DPoP proof's jwk header must be a public key")
 	}
 	key := jose.JSONWebKey{Key: h.JSONWebKey.Key}
 	if err := checkKey(&key); err != nil {
-		return jose.JSONWebKey{}, c, refuse(Malformed, "the DPoP proof's jwk: "+err.Error())
+		return nil, nil, refuse(Malformed, "the DPoP proof's jwk: "+err.Error())
 	}
 	if (h.Algorithm == string(jose.ES256)) != isEC(key) {
-		return jose.JSONWebKey{}, c, refuse(Malformed, "the DPoP proof's alg does not fit its key")
+		return nil, nil, refuse(Malformed, "the DPoP proof's alg does not fit its key")
 	}
 	payload, err := jws.Verify(key.Key)
 	if err != nil {
-		return jose.JSONWebKey{}, c, refuse(BadSignature, "the DPoP proof's signature does not verify with its jwk")
+		return nil, nil, refuse(BadSignature, "the DPoP proof's signature does not verify with its jwk")
 	}
+	kid, err := Thumbprint(key)
+	if err != nil {
+		return nil, nil, refuse(Malformed, "the DPoP proof's jwk has no thumbprint")
+	}
+	return &header{key: key, kid: kid, es: isEC(key)}, payload, nil
+}
+
+// decodeClaims decodes and checks the claims of a verified proof.
+func decodeClaims(payload []byte, c *claims) error {
 	dec := json.NewDecoder(bytes.NewReader(payload))
-	if err := dec.Decode(&c); err != nil || dec.More() {
-		return jose.JSONWebKey{}, c, refuse(Malformed, "the DPoP proof's claims are not a JSON object")
+	if err := dec.Decode(c); err != nil || dec.More() {
+		return refuse(Malformed, "the DPoP proof's claims are not a JSON object")
 	}
 	switch {
 	case c.JTI == nil || len(*c.JTI) < MinJTI || len(*c.JTI) > MaxJTI:
-		return jose.JSONWebKey{}, c, refuse(Malformed, "the DPoP proof's jti must be a string of 16 to 64 characters")
+		return refuse(Malformed, "the DPoP proof's jti must be a string of 16 to 64 characters")
 	case c.HTM == nil || *c.HTM == "":
-		return jose.JSONWebKey{}, c, refuse(Malformed, "the DPoP proof has no htm")
+		return refuse(Malformed, "the DPoP proof has no htm")
 	case c.HTU == nil || *c.HTU == "":
-		return jose.JSONWebKey{}, c, refuse(Malformed, "the DPoP proof has no htu")
+		return refuse(Malformed, "the DPoP proof has no htu")
 	case c.IAT == nil:
-		return jose.JSONWebKey{}, c, refuse(Malformed, "the DPoP proof has no iat")
+		return refuse(Malformed, "the DPoP proof has no iat")
 	}
 	if _, ok := c.iat(); !ok {
-		return jose.JSONWebKey{}, c, refuse(Malformed, "the DPoP proof's iat must be an integer of seconds")
+		return refuse(Malformed, "the DPoP proof's iat must be an integer of seconds")
 	}
-	return key, c, nil
+	return nil
 }
 
 // iat returns the iat claim, an integer written without fraction,

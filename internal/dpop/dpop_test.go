@@ -222,15 +222,26 @@ func TestVerifyRefuses(t *testing.T) {
 		{"old nonce", with(nil, func(c map[string]any) { c["nonce"] = v.nonceAt(uint64(testNow.Unix()/60 - NonceSteps - 1)) }), "GET", testURL, BadNonce},
 		{"future nonce", with(nil, func(c map[string]any) { c["nonce"] = v.nonceAt(uint64(testNow.Unix()/60 + 1)) }), "GET", testURL, BadNonce},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := v.Verify(tc.proof, tc.method, tc.url, false)
-			if got := ReasonOf(err); got != tc.want {
-				t.Fatalf("reason %q (%v), want %q", got, err, tc.want)
-			}
-			if strings.Contains(err.Error(), tc.proof) && tc.proof != "" {
-				t.Errorf("the error quotes the proof")
-			}
-		})
+		// Cold: go-jose parses the header; warm: a good proof with the
+		// same header was verified before, so the header comes from the
+		// cache and only the signature is checked again.
+		for _, warm := range []bool{false, true} {
+			t.Run(tc.name+map[bool]string{false: " (cold)", true: " (warm)"}[warm], func(t *testing.T) {
+				v := newVerifier(t)
+				if warm {
+					if _, err := v.Verify(good, "GET", testURL, false); err != nil {
+						t.Fatal(err)
+					}
+				}
+				_, err := v.Verify(tc.proof, tc.method, tc.url, false)
+				if got := ReasonOf(err); got != tc.want {
+					t.Fatalf("reason %q (%v), want %q", got, err, tc.want)
+				}
+				if strings.Contains(err.Error(), tc.proof) && tc.proof != "" {
+					t.Errorf("the error quotes the proof")
+				}
+			})
+		}
 	}
 	// A nonce is required: a proof without one is refused, one with one
 	// is accepted even with iat 0 (a device without a clock).

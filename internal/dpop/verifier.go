@@ -45,6 +45,11 @@ type Verifier struct {
 	// prefix, which replaces the request's.
 	base string
 
+	// headers caches the headers go-jose parsed and verified, by their
+	// base64url text (maxHeaders at most; emptied when full).
+	hmu     sync.RWMutex
+	headers map[string]*header
+
 	mu      sync.Mutex
 	cur     map[[16]byte]struct{}
 	prev    map[[16]byte]struct{}
@@ -73,7 +78,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		return nil, errors.New("dpop: the nonce key must be at least 32 bytes")
 	}
 	v := &Verifier{nonceKey: cfg.NonceKey, now: cfg.Now, maxJTIs: cfg.MaxJTIs,
-		cur: map[[16]byte]struct{}{}, prev: map[[16]byte]struct{}{}}
+		cur: map[[16]byte]struct{}{}, prev: map[[16]byte]struct{}{}, headers: map[string]*header{}}
 	if v.now == nil {
 		v.now = time.Now
 	}
@@ -133,7 +138,7 @@ func normalURL(htu string) (string, bool) {
 // consult the jti cache: call Accept once everything else about the
 // request is settled.
 func (v *Verifier) Verify(proof, method, wantURL string, requireNonce bool) (Proof, error) {
-	key, c, err := parse(proof)
+	h, c, err := v.parse(proof)
 	if err != nil {
 		return Proof{}, err
 	}
@@ -148,10 +153,7 @@ func (v *Verifier) Verify(proof, method, wantURL string, requireNonce bool) (Pro
 		return Proof{}, refuse(WrongURL, "the DPoP proof's htu is not this request's URL")
 	}
 	iat, _ := c.iat()
-	p := Proof{Key: key, JTI: *c.JTI, IssuedAt: iat}
-	if p.KeyID, err = Thumbprint(key); err != nil {
-		return Proof{}, refuse(Malformed, "the DPoP proof's jwk has no thumbprint")
-	}
+	p := Proof{Key: h.key, KeyID: h.kid, JTI: *c.JTI, IssuedAt: iat}
 	now := v.now()
 	if c.Nonce != nil {
 		if !v.nonceValid(*c.Nonce, now) {
@@ -205,6 +207,27 @@ func (v *Verifier) Accept(p Proof) error {
 	}
 	v.cur[id] = struct{}{}
 	return nil
+}
+
+// maxHeaders bounds the header cache: a header is about 300 bytes and its
+// parsed key, so at most a few MB.
+const maxHeaders = 10_000
+
+// header returns the cached header whose base64url text is text, or nil.
+func (v *Verifier) header(text string) *header {
+	v.hmu.RLock()
+	defer v.hmu.RUnlock()
+	return v.headers[text]
+}
+
+// rememberHeader caches a header go-jose parsed and verified.
+func (v *Verifier) rememberHeader(text string, h *header) {
+	v.hmu.Lock()
+	defer v.hmu.Unlock()
+	if len(v.headers) >= maxHeaders {
+		clear(v.headers)
+	}
+	v.headers[text] = h
 }
 
 // Nonce returns a fresh server nonce for the DPoP-Nonce header.
