@@ -2,7 +2,9 @@
 // their calls: DPoP proofs (RFC 9449 section 4), a JWS in compact form in
 // the DPoP request header, used without an access token. The proof's
 // embedded public key (jwk) is the device key; its RFC 7638 SHA-256
-// thumbprint is the key's ID. The signature is checked with go-jose v4.
+// thumbprint is the key's ID. Proofs are parsed and verified with go-jose
+// v4; a header it accepted is cached, and a later proof with the same
+// header text has only its signature checked (crypto/ecdsa, ed25519).
 //
 // A Verifier checks one proof against the request it came with (method
 // and URL), the clock (iat within a window) or a server nonce (a stateless
