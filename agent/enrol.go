@@ -34,8 +34,11 @@ type EnrolConfig struct {
 	// DeviceID is the ID to enrol the device as.
 	DeviceID string
 	// TokenFile is where the device token goes: created mode 0600, never
-	// replacing a file.
+	// replacing a file. Unused with a Prover.
 	TokenFile string
+	// Prover, when set, signs the enrolment's DPoP proof with the device
+	// key: the server binds that key to the device and issues no token.
+	Prover *Prover
 	// Timeout bounds one request; default 30s.
 	Timeout time.Duration
 	// Backoff paces the retries of failures that may clear (network, 429,
@@ -49,6 +52,8 @@ type EnrolConfig struct {
 // to the token file.
 type Enrolment struct {
 	DeviceID, Group, TokenID string
+	// KeyID is the device key bound at enrolment (with a Prover).
+	KeyID string
 }
 
 // Enrol enrols the device with its enrolment token and writes the device
@@ -65,13 +70,15 @@ func Enrol(ctx context.Context, cfg EnrolConfig) (Enrolment, error) {
 		return Enrolment{}, errors.New("no device id (--device or CREDSIGN_DEVICE)")
 	case cfg.EnrolmentTokenFile == "":
 		return Enrolment{}, errors.New("no enrolment token (--enrolment-token-file or CREDSIGN_ENROLMENT_TOKEN_FILE)")
-	case cfg.TokenFile == "":
-		return Enrolment{}, errors.New("no device token file to write (--token-file or CREDSIGN_TOKEN_FILE)")
+	case cfg.TokenFile == "" && cfg.Prover == nil:
+		return Enrolment{}, errors.New("no device token file to write (--token-file or CREDSIGN_TOKEN_FILE), nor a device key (--key-file)")
 	}
-	if _, err := os.Lstat(cfg.TokenFile); err == nil {
-		return Enrolment{}, fmt.Errorf("%w (%s)", ErrEnrolled, cfg.TokenFile)
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return Enrolment{}, fmt.Errorf("token file: %w", err)
+	if cfg.Prover == nil {
+		if _, err := os.Lstat(cfg.TokenFile); err == nil {
+			return Enrolment{}, fmt.Errorf("%w (%s)", ErrEnrolled, cfg.TokenFile)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return Enrolment{}, fmt.Errorf("token file: %w", err)
+		}
 	}
 	b, err := os.ReadFile(cfg.EnrolmentTokenFile)
 	if err != nil {
@@ -86,19 +93,34 @@ func Enrol(ctx context.Context, cfg EnrolConfig) (Enrolment, error) {
 		return Enrolment{}, err
 	}
 	log := orDiscard(cfg.Logger)
-	auth := func(_ context.Context, r *http.Request) error {
+	editors := []client.RequestEditorFn{func(_ context.Context, r *http.Request) error {
 		r.Header.Set("Authorization", "Bearer "+tok)
 		return nil
+	}}
+	if cfg.Prover != nil {
+		editors = append(editors, cfg.Prover.editor())
 	}
 	retry := retries{b: cfg.Backoff}
 	for {
-		resp, err := c.EnrolWithResponse(ctx, client.EnrolRequest{DeviceId: cfg.DeviceID}, auth)
+		resp, err := c.EnrolWithResponse(ctx, client.EnrolRequest{DeviceId: cfg.DeviceID}, editors...)
+		if err == nil && cfg.Prover != nil && cfg.Prover.observe(resp.HTTPResponse, reasonOf(problemIn(resp.Body))) {
+			resp, err = c.EnrolWithResponse(ctx, client.EnrolRequest{DeviceId: cfg.DeviceID}, editors...)
+		}
 		if err == nil && resp.JSON201 != nil {
 			e := resp.JSON201
-			if err := writeNew(cfg.TokenFile, []byte(e.Token+"\n")); err != nil {
+			if cfg.Prover != nil {
+				if e.KeyId == nil || *e.KeyId != cfg.Prover.KeyID() {
+					return Enrolment{}, fmt.Errorf("enrolled as %s, but the server did not bind the device key", e.DeviceId)
+				}
+				return Enrolment{DeviceID: e.DeviceId, Group: e.Group, KeyID: *e.KeyId}, nil
+			}
+			if e.Token == nil || e.TokenId == nil {
+				return Enrolment{}, fmt.Errorf("enrolled as %s, but the server sent no device token", e.DeviceId)
+			}
+			if err := writeNew(cfg.TokenFile, []byte(*e.Token+"\n")); err != nil {
 				return Enrolment{}, fmt.Errorf("enrolled as %s, but the device token could not be written (delete the device and enrol again): %w", e.DeviceId, err)
 			}
-			return Enrolment{DeviceID: e.DeviceId, Group: e.Group, TokenID: e.TokenId}, nil
+			return Enrolment{DeviceID: e.DeviceId, Group: e.Group, TokenID: *e.TokenId}, nil
 		}
 		if err == nil {
 			err = fetchError(resp.HTTPResponse, problemIn(resp.Body))

@@ -34,6 +34,8 @@ type FetchError struct {
 	Errors []FieldError
 	// RetryAfter is the server's Retry-After (429, 503), zero when absent.
 	RetryAfter time.Duration
+	// Reason is why a DPoP proof was refused (401), "" otherwise.
+	Reason string
 }
 
 // FieldError is one entry of a problem's errors[].
@@ -45,6 +47,11 @@ type FieldError struct {
 func (e *FetchError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "credsign answered %d", e.Status)
+	if x := Explain(e.Reason); x != "" {
+		// One line a device can log: what was refused and what to check.
+		b.WriteString(": " + x)
+		return b.String()
+	}
 	if e.Title != "" {
 		b.WriteString(" " + e.Title)
 	}

@@ -24,6 +24,7 @@ type HTTPSource struct {
 	c         *client.ClientWithResponses
 	deviceID  string
 	tokenFile string
+	prover    *Prover
 	ttl       time.Duration
 	// mu guards token, replaced by a rotation when there is no token file.
 	mu    sync.Mutex
@@ -41,6 +42,9 @@ type HTTPSourceConfig struct {
 	// rotated token is picked up. Token is used when TokenFile is empty.
 	TokenFile string
 	Token     string
+	// Prover, when set, signs a DPoP proof of the device key for every
+	// call instead of a token (TokenFile and Token are then unused).
+	Prover *Prover
 	// Roots verifies the server's TLS certificate; nil means the system
 	// roots (CertPool adds a PEM bundle to them).
 	Roots *x509.CertPool
@@ -58,14 +62,14 @@ func NewHTTPSource(cfg HTTPSourceConfig) (*HTTPSource, error) {
 	if cfg.DeviceID == "" {
 		return nil, errors.New("no device id (--device or CREDSIGN_DEVICE)")
 	}
-	if cfg.TokenFile == "" && cfg.Token == "" {
+	if cfg.TokenFile == "" && cfg.Token == "" && cfg.Prover == nil {
 		return nil, errors.New("no device token (--token-file or CREDSIGN_TOKEN_FILE)")
 	}
 	c, err := newClient(cfg.Server, cfg.Roots, cfg.Timeout)
 	if err != nil {
 		return nil, err
 	}
-	return &HTTPSource{c: c, deviceID: cfg.DeviceID, tokenFile: cfg.TokenFile, token: cfg.Token, ttl: cfg.TTL}, nil
+	return &HTTPSource{c: c, deviceID: cfg.DeviceID, tokenFile: cfg.TokenFile, token: cfg.Token, prover: cfg.Prover, ttl: cfg.TTL}, nil
 }
 
 // newClient returns the generated client for server (https://, or http://
@@ -146,23 +150,35 @@ func (s *HTTPSource) readToken() (string, error) {
 
 // Fetch implements Source.
 func (s *HTTPSource) Fetch(ctx context.Context) (Credentials, error) {
-	tok, err := s.readToken()
-	if err != nil {
-		return Credentials{}, err
-	}
 	var body client.CredentialsRequest
 	if s.ttl > 0 {
 		secs := int((s.ttl + time.Second - 1) / time.Second)
 		body.TtlSeconds = &secs
 	}
-	auth := func(_ context.Context, r *http.Request) error {
-		r.Header.Set("Authorization", "Bearer "+tok)
-		return nil
+	var auth client.RequestEditorFn
+	if s.prover != nil {
+		auth = s.prover.editor()
+	} else {
+		tok, err := s.readToken()
+		if err != nil {
+			return Credentials{}, err
+		}
+		auth = func(_ context.Context, r *http.Request) error {
+			r.Header.Set("Authorization", "Bearer "+tok)
+			return nil
+		}
 	}
 	resp, err := s.c.IssueCredentialsWithResponse(ctx, s.deviceID, body, auth)
+	if err == nil && s.prover != nil && s.prover.observe(resp.HTTPResponse, reasonOf(problemOf(resp))) {
+		// The server wants its nonce (or refused the clock): once more with it.
+		resp, err = s.c.IssueCredentialsWithResponse(ctx, s.deviceID, body, auth)
+	}
 	if err != nil {
 		// The URL is in the error, the token never is.
 		return Credentials{}, fmt.Errorf("fetch credentials: %w", err)
+	}
+	if s.prover != nil {
+		s.prover.observe(resp.HTTPResponse, "")
 	}
 	if c := resp.JSON200; c != nil {
 		out := Credentials{
@@ -187,6 +203,7 @@ func fetchError(resp *http.Response, p *client.Problem) *FetchError {
 		if p.Detail != nil {
 			fe.Detail = *p.Detail
 		}
+		fe.Reason = reasonOf(p)
 		if p.Errors != nil {
 			for _, f := range *p.Errors {
 				fe.Errors = append(fe.Errors, FieldError{Field: f.Field, Reason: f.Reason})
@@ -197,6 +214,14 @@ func fetchError(resp *http.Response, p *client.Problem) *FetchError {
 		fe.RetryAfter = parseRetryAfter(ra, time.Now())
 	}
 	return fe
+}
+
+// reasonOf is the reason member of a problem, "" when none.
+func reasonOf(p *client.Problem) string {
+	if p == nil || p.Reason == nil {
+		return ""
+	}
+	return string(*p.Reason)
 }
 
 func deref(s *string) string {

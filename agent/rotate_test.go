@@ -17,6 +17,7 @@ import (
 
 	"github.com/credsign/credsign/api"
 	"github.com/credsign/credsign/secrets/filestore"
+	"github.com/credsign/credsign/service"
 )
 
 func TestTokenLife(t *testing.T) {
@@ -75,8 +76,11 @@ func TestRotateAgainstServer(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = store.Close() })
 	const admin = "csa_rotate-test-admin-token-0123456789"
-	h, err := api.New(api.Config{Store: store, AdminToken: admin, Logger: zerolog.Nop(),
-		MinTokenLifetime: time.Second, RotationOverlap: time.Second})
+	svc, err := service.New(service.Config{Store: store, AdminToken: admin, MinTokenLifetime: time.Second, RotationOverlap: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := api.New(svc, api.Config{Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}

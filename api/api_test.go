@@ -29,6 +29,8 @@ type fixture struct {
 	// An azure group "grp", an enrolment token of it (and its ID), and a
 	// revoked one.
 	enrol, enrolID, revokedEnrol string
+	// kid is a key bound to aliyun-1 by TestRoleMatrix, "" for none.
+	kid string
 }
 
 // testGroupKey is the group key of the fixture's group (base64 of 32 bytes).
@@ -137,6 +139,7 @@ func TestRoleMatrix(t *testing.T) {
 		"enrol":                {"POST", "/v1/enrol", map[string]any{"deviceId": "enrolled-1"}, 201, false},
 		"patchDevice":          {"PATCH", "/v1/devices/aliyun-1", mergePatch(`{"labels":{"row":"3"}}`), 200, true},
 		"patchGroup":           {"PATCH", "/v1/groups/grp", mergePatch(`{"labels":{"owner":"team-b"}}`), 200, false},
+		"listDeviceKeys":       {"GET", "/v1/devices/aliyun-1/keys", nil, 200, true},
 	}
 	rotations := 0
 	doc, err := openapi3.NewLoader().LoadFromData(credsign.OpenAPI)
@@ -197,6 +200,19 @@ func TestRoleMatrix(t *testing.T) {
 				// A new secret each time: the current one is refused.
 				rotations++
 				cl, ok = call{"PUT", "/v1/devices/aliyun-1/secret", map[string]any{"secret": fmt.Sprintf("aliyun-rotated-%d", rotations)}, 200, true}, true
+			case "addDeviceKey":
+				_, jwk := newTestKey(t)
+				cl, ok = call{"POST", "/v1/devices/aliyun-1/keys", map[string]any{"jwk": jwk}, 201, true}, true
+			case "removeDeviceKey":
+				if f.kid == "" {
+					_, jwk := newTestKey(t)
+					r := f.do("POST", "/v1/devices/aliyun-1/keys", testAdmin, map[string]any{"jwk": jwk})
+					mustStatus(t, r, 201, "add a key to remove")
+					var k struct{ Kid string }
+					r.json(t, &k)
+					f.kid = k.Kid
+				}
+				cl, ok = call{"DELETE", "/v1/devices/aliyun-1/keys/" + f.kid, nil, 204, true}, true
 			}
 			if !ok {
 				t.Fatalf("operation %s of openapi.yaml is not in the role matrix", op.id)

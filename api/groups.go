@@ -17,13 +17,14 @@ func apiGroup(g secrets.Group) oapi.Group {
 	params := map[string]oapi.ParamValue{}
 	maps.Copy(params, g.Params)
 	out := oapi.Group{
-		Id:        g.ID,
-		Cloud:     g.Cloud,
-		Params:    params,
-		Labels:    labels,
-		Version:   g.Version,
-		CreatedAt: g.CreatedAt.UTC(),
-		UpdatedAt: g.UpdatedAt.UTC(),
+		Id:         g.ID,
+		Cloud:      g.Cloud,
+		Params:     params,
+		Labels:     labels,
+		Version:    g.Version,
+		CreatedAt:  g.CreatedAt.UTC(),
+		UpdatedAt:  g.UpdatedAt.UTC(),
+		RequireKey: optionalTrue(g.RequireKey),
 	}
 	if r := g.Registration; r != nil {
 		out.Registration = &oapi.GroupRegistration{Kind: oapi.GroupRegistrationKind(r.Kind)}
@@ -39,7 +40,7 @@ func apiGroup(g secrets.Group) oapi.Group {
 func (h handlers) PutGroup(ctx context.Context, req oapi.PutGroupRequestObject) (oapi.PutGroupResponseObject, error) {
 	var doc service.GroupDocument
 	if b := req.Body; b != nil {
-		doc = service.GroupDocument{Cloud: b.Cloud, Params: b.Params}
+		doc = service.GroupDocument{Cloud: b.Cloud, Params: b.Params, RequireKey: b.RequireKey != nil && *b.RequireKey}
 		if b.Secret != nil {
 			doc.Secret = *b.Secret
 		}
@@ -171,8 +172,11 @@ func (h handlers) Enrol(ctx context.Context, req oapi.EnrolRequestObject) (oapi.
 	if err != nil {
 		return nil, err
 	}
-	return oapi.Enrol201JSONResponse{
-		Body:    oapi.Enrolled{DeviceId: e.Device.ID, Group: e.Device.Group, TokenId: e.Token.Record.ID, Token: e.Token.Text},
-		Headers: oapi.Enrol201ResponseHeaders{CacheControl: &noStore},
-	}, nil
+	body := oapi.Enrolled{DeviceId: e.Device.ID, Group: e.Device.Group}
+	if e.KeyID != "" {
+		body.KeyId = &e.KeyID
+	} else {
+		body.TokenId, body.Token = &e.Token.Record.ID, &e.Token.Text
+	}
+	return oapi.Enrol201JSONResponse{Body: body, Headers: oapi.Enrol201ResponseHeaders{CacheControl: &noStore}}, nil
 }

@@ -157,6 +157,7 @@ func apiDevice(d secrets.Device) oapi.Device {
 		Version:       d.Version,
 		CreatedAt:     d.CreatedAt.UTC(),
 		UpdatedAt:     d.UpdatedAt.UTC(),
+		RequireKey:    optionalTrue(d.RequireKey),
 	}
 	if d.SecretRotatedAt != nil {
 		at := d.SecretRotatedAt.UTC()
@@ -183,7 +184,7 @@ func (h handlers) PutDevice(ctx context.Context, req oapi.PutDeviceRequestObject
 	}
 	var doc service.Document
 	if req.Body != nil {
-		doc = service.Document{Secret: req.Body.Secret}
+		doc = service.Document{Secret: req.Body.Secret, RequireKey: req.Body.RequireKey != nil && *req.Body.RequireKey}
 		if req.Body.Cloud != nil {
 			doc.Cloud = *req.Body.Cloud
 		}

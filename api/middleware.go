@@ -183,7 +183,7 @@ func (s *Server) gatePlane(plane Plane, next http.Handler) http.Handler {
 			pathParams[k] = rc.URLParams.Values[i]
 		}
 		if op.roles != nil {
-			p, err := s.svc.Authenticate(r.Context(), r.Header.Get("Authorization"))
+			p, err := s.authenticate(w, r, op, pathParams)
 			if err != nil {
 				s.fail(w, r, err)
 				return
@@ -246,6 +246,51 @@ func (s *Server) gatePlane(plane Plane, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// authenticate resolves the caller of a secured operation: by a DPoP
+// proof alone (no Authorization header) on an operation a device may
+// call, else by the bearer token, with the enrolment's proof when one is
+// sent along. A device's bearer token is refused where the device or its
+// group requires keys. The answer to a request with a proof, on those
+// operations and enrolment, carries a fresh server nonce in DPoP-Nonce,
+// refusals too (no nonce key is made for a deployment that sees no proof).
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, op *operation, pathParams map[string]string) (service.Principal, error) {
+	ctx := r.Context()
+	proofs := r.Header.Values("DPoP")
+	devicePlane := slices.Contains(op.roles, secrets.RoleDevice) || slices.Contains(op.roles, service.RoleEnrolment)
+	if devicePlane && len(proofs) > 0 {
+		if n := s.svc.DPoPNonce(ctx); n != "" {
+			w.Header().Set("DPoP-Nonce", n)
+		}
+	}
+	auth := r.Header.Get("Authorization")
+	if len(proofs) == 0 || !devicePlane {
+		p, err := s.svc.Authenticate(ctx, auth)
+		if err == nil && p.Role == secrets.RoleDevice {
+			err = s.svc.CheckBearer(ctx, p)
+		}
+		return p, err
+	}
+	req := service.ProofRequest{Proof: proofs[0], Method: r.Method, TLS: r.TLS != nil, Host: r.Host,
+		EscapedPath: r.URL.EscapedPath(), DeviceID: pathParams["id"]}
+	if len(proofs) > 1 {
+		req.Proof = "more.than.one" // refused as malformed: which one would a proxy have checked?
+	}
+	if auth == "" && slices.Contains(op.roles, secrets.RoleDevice) {
+		return s.svc.AuthenticateProof(ctx, req)
+	}
+	p, err := s.svc.Authenticate(ctx, auth)
+	if err != nil {
+		return p, err
+	}
+	if p.Role == service.RoleEnrolment {
+		return s.svc.ProveEnrolment(ctx, p, req)
+	}
+	if p.Role == secrets.RoleDevice {
+		err = s.svc.CheckBearer(ctx, p)
+	}
+	return p, err
 }
 
 // rolesExtension is the operation extension of openapi.yaml that lists

@@ -88,7 +88,7 @@ func newScopeWorld(t *testing.T, e *env) *scopeWorld {
 
 // path fills the spec's path template for the device or group name.
 func (w *scopeWorld) path(template, name string) string {
-	p := strings.NewReplacer("{id}", name, "{groupId}", name).Replace(template)
+	p := strings.NewReplacer("{id}", name, "{groupId}", name, "{kid}", strings.Repeat("A", 43)).Replace(template)
 	if tok, ok := w.tokenIDs[name]; ok {
 		p = strings.ReplaceAll(p, "{tokenId}", tok)
 	}
@@ -150,10 +150,16 @@ func testScopeMatrix(t *testing.T, newE func() *env) {
 		"putDevice": {func() any {
 			return map[string]any{"group": "line-1", "labels": map[string]string{"site": "sz", "x": "y"}}
 		}, 200},
-		"patchDevice":          {func() any { return mergePatch(`{"labels":{"x":"y"}}`) }, 200},
-		"rotateDeviceSecret":   {func() any { return map[string]any{"secret": "c2NvcGVkLXJvdGF0aW9uLWtleS0wMTIzNDU2Nzg5YWI="} }, 200},
-		"patchGroup":           {func() any { return mergePatch(`{"labels":{"x":"y"}}`) }, 200},
-		"listDeviceTokens":     {none, 200},
+		"patchDevice":        {func() any { return mergePatch(`{"labels":{"x":"y"}}`) }, 200},
+		"rotateDeviceSecret": {func() any { return map[string]any{"secret": "c2NvcGVkLXJvdGF0aW9uLWtleS0wMTIzNDU2Nzg5YWI="} }, 200},
+		"patchGroup":         {func() any { return mergePatch(`{"labels":{"x":"y"}}`) }, 200},
+		"listDeviceTokens":   {none, 200},
+		"listDeviceKeys":     {none, 200},
+		// A key ID the device does not have: inside the scope the device is
+		// found and the key is not (TestRoleMatrix removes a real one);
+		// outside, the device itself is absent.
+		"removeDeviceKey":      {none, 404},
+		"addDeviceKey":         {func() any { _, jwk := newTestKey(t); return map[string]any{"jwk": jwk} }, 201},
 		"listEnrolmentTokens":  {none, 200},
 		"deleteDevice":         {none, 204},
 		"issueCredentials":     {none, 200},

@@ -33,7 +33,8 @@ func CheckVersion(stored, ifVersion int64) error {
 // UpdatedAt are zero). Params or labels JSON cannot encode (NaN, a channel)
 // give an error wrapping ErrInvalid that quotes nothing of d.
 func NormalizeDevice(d Device) (Device, error) {
-	in := Device{ID: d.ID, Cloud: d.Cloud, Params: d.Params, Secret: d.Secret, Labels: d.Labels, Group: d.Group}
+	in := Device{ID: d.ID, Cloud: d.Cloud, Params: d.Params, Secret: d.Secret, Labels: d.Labels, Group: d.Group,
+		Keys: d.Keys, RequireKey: d.RequireKey}
 	b, err := json.Marshal(in)
 	if err != nil {
 		return Device{}, fmt.Errorf("%w: params or labels cannot be encoded as JSON", ErrInvalid)
@@ -49,6 +50,12 @@ func NormalizeDevice(d Device) (Device, error) {
 	if len(out.Labels) == 0 {
 		out.Labels = nil
 	}
+	if len(out.Keys) == 0 {
+		out.Keys = nil
+	}
+	if len(out.Keys) > MaxDeviceKeys {
+		return Device{}, fmt.Errorf("%w: a device holds at most %d keys", ErrInvalid, MaxDeviceKeys)
+	}
 	return out, nil
 }
 
@@ -56,7 +63,8 @@ func NormalizeDevice(d Device) (Device, error) {
 // (ID, Cloud, Params, Secret, Labels, Registration) as every store reads
 // them back, sharing nothing with g, without bookkeeping.
 func NormalizeGroup(g Group) (Group, error) {
-	in := Group{ID: g.ID, Cloud: g.Cloud, Params: g.Params, Secret: g.Secret, Labels: g.Labels, Registration: g.Registration}
+	in := Group{ID: g.ID, Cloud: g.Cloud, Params: g.Params, Secret: g.Secret, Labels: g.Labels, Registration: g.Registration,
+		RequireKey: g.RequireKey}
 	b, err := json.Marshal(in)
 	if err != nil {
 		return Group{}, fmt.Errorf("%w: params or labels cannot be encoded as JSON", ErrInvalid)

@@ -7,6 +7,7 @@ package secrets
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"regexp"
 	"time"
@@ -88,10 +89,31 @@ type Device struct {
 	// SecretRotatedAt is when the last rotation was stored, nil before the
 	// first. The store sets it.
 	SecretRotatedAt *time.Time `json:"secretRotatedAt,omitempty"`
+	// Keys are the device's public keys, with which it signs proofs of
+	// possession instead of sending a bearer token (MaxDeviceKeys at most).
+	Keys []DeviceKey `json:"keys,omitempty"`
+	// RequireKey refuses the device's bearer tokens: proofs only.
+	RequireKey bool `json:"requireKey,omitempty"`
 	// Version starts at 1 and increases by one on every successful write.
 	Version   int64     `json:"version"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// MaxDeviceKeys is how many keys one device may hold: enough to roll a
+// key over (old and new) with room to spare, few enough that checking a
+// proof against them all stays cheap.
+const MaxDeviceKeys = 4
+
+// DeviceKey is a public key bound to a device. Its ID is the RFC 7638
+// SHA-256 thumbprint of the key (base64url); JWK is the public JWK as
+// JSON. Nothing of it is secret.
+type DeviceKey struct {
+	ID          string          `json:"kid"`
+	JWK         json.RawMessage `json:"jwk"`
+	Name        string          `json:"name,omitempty"`
+	Attestation string          `json:"attestation,omitempty"`
+	CreatedAt   time.Time       `json:"createdAt"`
 }
 
 // Token roles.
@@ -288,6 +310,9 @@ type Group struct {
 	Secret       string            `json:"secret"`
 	Labels       map[string]string `json:"labels,omitempty"`
 	Registration *Registration     `json:"registration,omitempty"`
+	// RequireKey refuses the bearer tokens of the group's devices: proofs
+	// of possession only.
+	RequireKey bool `json:"requireKey,omitempty"`
 	// Version starts at 1 and increases by one on every successful write.
 	Version   int64     `json:"version"`
 	CreatedAt time.Time `json:"createdAt"`

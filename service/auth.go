@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/credsign/credsign/secrets"
 )
 
@@ -49,6 +51,11 @@ type Principal struct {
 	Scope *secrets.Scope
 	// enrol is the enrolment token record Authenticate read, for Enrol.
 	enrol *enrolState
+	// KeyID is the device key that signed the caller's proof of
+	// possession, "" for a bearer token.
+	KeyID string
+	// proofKey is the key of an enrolment's proof, to bind to the device.
+	proofKey *jose.JSONWebKey
 }
 
 // Hash returns the lowercase hex SHA-256 of a token text, as stored.

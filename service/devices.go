@@ -24,6 +24,10 @@ type Document struct {
 	// Group names the device's group, "" for none. The group gives the
 	// cloud and the params template; the secret may then be left out.
 	Group string
+	// RequireKey refuses the device's bearer tokens: proofs of possession
+	// only. The device's keys are not part of the document: a write keeps
+	// them (see AddDeviceKey).
+	RequireKey bool
 }
 
 // Precondition is a caller's condition on the current device for a write.
@@ -51,11 +55,12 @@ var validLabelKey = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$`)
 // A scoped caller (whose gate checked that the device is inside its scope
 // or absent) may not write a device outside its scope: the fields that
 // would put it there are named (CodeInvalid) before anything is read, and
-// a group outside the scope is a group that does not exist.
+// a group outside the scope is a group that does not exist; a device that
+// is outside it when read is absent to that caller.
 //
-// Cost: one store write; with cond.Match, or for a scoped caller, one read
-// before it (the write is then a compare-and-set on the version read);
-// with a group one read of the group.
+// Cost: one store read and one write (the read keeps the device's keys;
+// none for a create with cond.MustNotExist); with a group one read of the
+// group.
 func (s *Service) PutDevice(ctx context.Context, caller Principal, id string, doc Document, cond Precondition) (d secrets.Device, created bool, err error) {
 	if err := checkLanding(caller, doc.Group, doc.Labels); err != nil {
 		return secrets.Device{}, false, err
@@ -69,6 +74,10 @@ func (s *Service) PutDevice(ctx context.Context, caller Principal, id string, do
 	d, err = s.checkDocument(id, doc, g)
 	if err != nil {
 		return secrets.Device{}, false, err
+	}
+	d.RequireKey = doc.RequireKey
+	if !cond.MustNotExist && cond.Match == nil {
+		return s.replaceDevice(ctx, caller, d)
 	}
 	ifVersion := int64(-1)
 	switch {
@@ -91,11 +100,7 @@ func (s *Service) PutDevice(ctx context.Context, caller Principal, id string, do
 			return secrets.Device{}, false, errChanged
 		}
 		ifVersion = cur.Version
-	case caller.Scope != nil:
-		// Write over the device only as it was seen inside the scope.
-		if ifVersion, err = s.scopedVersion(ctx, caller.Scope, id); err != nil {
-			return secrets.Device{}, false, err
-		}
+		d.Keys = cur.Keys
 	}
 	stored, err := s.store.PutDevice(ctx, d, ifVersion)
 	s.cache.forgetDevice(id) // even on error: the write may have landed
@@ -107,12 +112,48 @@ func (s *Service) PutDevice(ctx context.Context, caller Principal, id string, do
 	case err != nil:
 		return secrets.Device{}, false, fmt.Errorf("storing device: %w", err)
 	}
+	auditPut(ctx, caller, stored)
+	return stored, stored.Version == 1, nil
+}
+
+func auditPut(ctx context.Context, caller Principal, stored secrets.Device) {
 	ev := audit(ctx, caller, "device.put").Str("deviceId", stored.ID).Str("cloud", stored.Cloud).Int64("version", stored.Version)
 	if stored.Group != "" {
 		ev = ev.Str("group", stored.Group)
 	}
 	ev.Msg("audit")
-	return stored, stored.Version == 1, nil
+}
+
+// replaceDevice writes d unconditionally, keeping the keys bound to the
+// device it replaces: it reads the current record and writes under
+// compare-and-set on its version, read again after losing a race.
+func (s *Service) replaceDevice(ctx context.Context, caller Principal, d secrets.Device) (secrets.Device, bool, error) {
+	for attempt := range casAttempts {
+		if attempt > 0 {
+			backoff(ctx, attempt)
+		}
+		cur, err := s.store.GetDevice(ctx, d.ID)
+		switch {
+		case errors.Is(err, secrets.ErrNotFound):
+			cur = secrets.Device{}
+		case err != nil:
+			return secrets.Device{}, false, fmt.Errorf("reading device: %w", err)
+		case !caller.Scope.HasDevice(cur):
+			return secrets.Device{}, false, errOutsideScope
+		}
+		d.Keys = cur.Keys
+		stored, err := s.store.PutDevice(ctx, d, cur.Version)
+		s.cache.forgetDevice(d.ID) // even on error: the write may have landed
+		switch {
+		case errors.Is(err, secrets.ErrConflict), errors.Is(err, secrets.ErrNotFound):
+			continue
+		case err != nil:
+			return secrets.Device{}, false, fmt.Errorf("storing device: %w", err)
+		}
+		auditPut(ctx, caller, stored)
+		return stored, stored.Version == 1, nil
+	}
+	return secrets.Device{}, false, fmt.Errorf("replacing a device: %w", errBusy)
 }
 
 var errChanged = newError(CodePrecondition, "the device changed; read it again and retry")

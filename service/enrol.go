@@ -17,6 +17,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/credsign/credsign/internal/dpop"
 	"github.com/credsign/credsign/internal/metrics"
 	"github.com/credsign/credsign/secrets"
 )
@@ -404,7 +405,10 @@ func (a *Authenticator) authenticateEnrolment(ctx context.Context, token string)
 // device token, whose text is shown once.
 type Enrolled struct {
 	Device secrets.Device
-	Token  Minted
+	// Token is the device's bearer token; none (zero) when the enrolment
+	// bound a key (KeyID) instead.
+	Token Minted
+	KeyID string
 }
 
 // Enrol creates device id in the group of the caller's enrolment token and
@@ -455,6 +459,16 @@ func (s *Service) Enrol(ctx context.Context, caller Principal, id string) (Enrol
 		return fail(metrics.OutcomeError, fmt.Errorf("reading the group: %w", err))
 	}
 	cloud = g.Cloud
+	var key *secrets.DeviceKey
+	if caller.proofKey != nil {
+		k, err := s.enrolmentKey(caller)
+		if err != nil {
+			return fail(metrics.OutcomeError, err)
+		}
+		key = &k
+	} else if g.RequireKey {
+		return fail(metrics.OutcomeDenied, refusal(dpop.KeyRequired, "this group's devices enrol with a key: send a DPoP proof signed by the device's key"))
+	}
 	registers := g.Registration != nil
 	if registers {
 		// One registration with the cloud per token at a time: a token
@@ -480,7 +494,7 @@ func (s *Service) Enrol(ctx context.Context, caller Principal, id string) (Enrol
 		}
 		return fail(metrics.OutcomeError, err)
 	}
-	d, err := s.createEnrolled(ctx, g, id)
+	d, err := s.createEnrolled(ctx, g, id, key)
 	if err != nil {
 		s.giveUse(ctx, st.rec.ID, registers)
 		switch {
@@ -490,6 +504,14 @@ func (s *Service) Enrol(ctx context.Context, caller Principal, id string) (Enrol
 			return fail(metrics.OutcomeRejected, err)
 		}
 		return fail(metrics.OutcomeError, err)
+	}
+	if key != nil {
+		// The key is the device's credential: no bearer token is issued.
+		s.metrics.Enrolled(cloud, metrics.OutcomeEnrolled)
+		audit(ctx, caller, "device.enrolled").Str("enrolmentTokenId", st.rec.ID).Str("group", g.ID).Str("deviceId", id).
+			Str("cloud", d.Cloud).Str("keyId", key.ID).Int64("uses", st.rec.Uses).Int64("maxUses", st.rec.MaxUses).Msg("audit")
+		d.Secret = ""
+		return Enrolled{Device: d, KeyID: key.ID}, nil
 	}
 	tok, err := s.mint(ctx, caller, secrets.RoleDevice, id)
 	if err != nil {
@@ -511,8 +533,8 @@ func (s *Service) Enrol(ctx context.Context, caller Principal, id string) (Enrol
 }
 
 // createEnrolled registers (when the group says so), checks and creates
-// device id of group g; ErrConflict when it exists.
-func (s *Service) createEnrolled(ctx context.Context, g secrets.Group, id string) (secrets.Device, error) {
+// device id of group g, with key when not nil; ErrConflict when it exists.
+func (s *Service) createEnrolled(ctx context.Context, g secrets.Group, id string, key *secrets.DeviceKey) (secrets.Device, error) {
 	doc, err := s.register(ctx, g, id, Document{Group: g.ID, Labels: g.Labels})
 	if err != nil {
 		return secrets.Device{}, err
@@ -520,6 +542,9 @@ func (s *Service) createEnrolled(ctx context.Context, g secrets.Group, id string
 	d, err := s.checkDocument(id, doc, &g)
 	if err != nil {
 		return secrets.Device{}, err
+	}
+	if key != nil {
+		d.Keys = []secrets.DeviceKey{*key}
 	}
 	stored, err := s.store.PutDevice(ctx, d, 0)
 	s.cache.forgetDevice(id)

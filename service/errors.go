@@ -24,6 +24,8 @@ const (
 	CodeCloudRefused Code = "cloud_refused"
 	// CodeCloudUnavailable: the cloud could not be reached to register a device (503).
 	CodeCloudUnavailable Code = "cloud_unavailable"
+	// CodeBusy: this replica cannot take the request now; retry (503).
+	CodeBusy Code = "busy"
 )
 
 // Errors a Registrar wraps (fmt.Errorf("...: %w", ErrCloudRefused)) so that
@@ -54,6 +56,9 @@ type Error struct {
 	Code   Code
 	Detail string
 	Fields []FieldError
+	// Reason, on a refused proof of possession, is why (internal/dpop's
+	// reasons): the API sends it as the problem's reason member.
+	Reason string
 }
 
 // Error implements error.

@@ -84,6 +84,9 @@ type GroupDocument struct {
 	Secret       string
 	Labels       map[string]string
 	Registration *secrets.Registration
+	// RequireKey refuses the bearer tokens of the group's devices, and
+	// enrolments without a key: proofs of possession only.
+	RequireKey bool
 }
 
 // sampleDeviceID stands for a device when a group's template is checked.
@@ -194,7 +197,8 @@ func (s *Service) checkGroup(id string, doc GroupDocument) (secrets.Group, error
 	if len(fields) > 0 {
 		return secrets.Group{}, invalid(fields...)
 	}
-	g := secrets.Group{ID: id, Cloud: doc.Cloud, Params: doc.Params, Secret: doc.Secret, Labels: doc.Labels, Registration: doc.Registration}
+	g := secrets.Group{ID: id, Cloud: doc.Cloud, Params: doc.Params, Secret: doc.Secret, Labels: doc.Labels, Registration: doc.Registration,
+		RequireKey: doc.RequireKey}
 	if deriver, ok := s.clouds.GroupKeyDeriver(doc.Cloud); ok && doc.Registration == nil {
 		if f := distinctKeys(g, deriver); len(f) > 0 {
 			return secrets.Group{}, invalid(f...)

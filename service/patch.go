@@ -119,6 +119,8 @@ func (s *Service) writeOver(ctx context.Context, caller Principal, cur secrets.D
 	if err != nil {
 		return secrets.Device{}, err
 	}
+	// A patch or a secret rotation keeps the device's keys and key rule.
+	d.Keys, d.RequireKey = cur.Keys, cur.RequireKey
 	stored, err := s.store.PutDevice(ctx, d, cur.Version)
 	s.cache.forgetDevice(cur.ID) // even on error: the write may have landed
 	switch {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/credsign/credsign/cloud"
 	"github.com/credsign/credsign/cloud/clouds"
+	"github.com/credsign/credsign/internal/dpop"
 	"github.com/credsign/credsign/internal/metrics"
 	"github.com/credsign/credsign/secrets"
 )
@@ -83,6 +84,15 @@ type Config struct {
 	// with; zero means DefaultMinTokenLifetime (tests and demonstrations
 	// set seconds).
 	MinTokenLifetime time.Duration
+	// PublicURL, when set, is the URL devices address the server by
+	// (behind a proxy): the htu of their proofs of possession is checked
+	// against it instead of the request's scheme and Host.
+	PublicURL string
+	// RequireDPoPNonce refuses proofs of possession without a server
+	// nonce (reason use-nonce).
+	RequireDPoPNonce bool
+	// MaxDPoPJTIs bounds the replay cache of proofs; zero: the default.
+	MaxDPoPJTIs int
 }
 
 // Service is the domain layer. It is safe for concurrent use.
@@ -109,6 +119,7 @@ type Service struct {
 	// rotationOverlap and minTokenLifetime are the Config's, with defaults.
 	rotationOverlap  time.Duration
 	minTokenLifetime time.Duration
+	proofs           proofs
 }
 
 // New returns a Service for cfg.
@@ -148,6 +159,12 @@ func New(cfg Config) (*Service, error) {
 	}
 	if alg != cloud.AlgES256 && alg != cloud.AlgRS256 && alg != cloud.AlgEdDSA {
 		return nil, fmt.Errorf("service: JWT algorithm %q is not ES256, RS256 or EdDSA", alg)
+	}
+	s.proofs = proofs{publicURL: cfg.PublicURL, requireNonce: cfg.RequireDPoPNonce, maxJTIs: cfg.MaxDPoPJTIs}
+	if cfg.PublicURL != "" {
+		if _, err := dpop.NewVerifier(dpop.Config{NonceKey: make([]byte, 32), PublicURL: cfg.PublicURL}); err != nil {
+			return nil, fmt.Errorf("service: %w", err)
+		}
 	}
 	s.jwt = &jwtKeys{store: cfg.Store, alg: alg, ttl: c.ttl, now: time.Now}
 	if s.now == nil {

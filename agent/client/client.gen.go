@@ -17,6 +17,54 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for ProblemReason.
+const (
+	ProblemReasonBadNonce     ProblemReason = "bad-nonce"
+	ProblemReasonBadSignature ProblemReason = "bad-signature"
+	ProblemReasonFuture       ProblemReason = "future"
+	ProblemReasonKeyRequired  ProblemReason = "key-required"
+	ProblemReasonMalformed    ProblemReason = "malformed"
+	ProblemReasonMissing      ProblemReason = "missing"
+	ProblemReasonReplayed     ProblemReason = "replayed"
+	ProblemReasonStale        ProblemReason = "stale"
+	ProblemReasonUnknownKey   ProblemReason = "unknown-key"
+	ProblemReasonUseNonce     ProblemReason = "use-nonce"
+	ProblemReasonWrongMethod  ProblemReason = "wrong-method"
+	ProblemReasonWrongUrl     ProblemReason = "wrong-url"
+)
+
+// Valid indicates whether the value is a known member of the ProblemReason enum.
+func (e ProblemReason) Valid() bool {
+	switch e {
+	case ProblemReasonBadNonce:
+		return true
+	case ProblemReasonBadSignature:
+		return true
+	case ProblemReasonFuture:
+		return true
+	case ProblemReasonKeyRequired:
+		return true
+	case ProblemReasonMalformed:
+		return true
+	case ProblemReasonMissing:
+		return true
+	case ProblemReasonReplayed:
+		return true
+	case ProblemReasonStale:
+		return true
+	case ProblemReasonUnknownKey:
+		return true
+	case ProblemReasonUseNonce:
+		return true
+	case ProblemReasonWrongMethod:
+		return true
+	case ProblemReasonWrongUrl:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TokenCreatedRole.
 const (
 	TokenCreatedRoleDevice      TokenCreatedRole = "device"
@@ -94,7 +142,7 @@ type EnrolRequest struct {
 	DeviceId DeviceId `json:"deviceId"`
 }
 
-// Enrolled defines model for Enrolled.
+// Enrolled The enrolled device, with either its device token (`tokenId`, `token`) or, when the enrolment bound a key, that key's ID (`keyId`).
 type Enrolled struct {
 	// DeviceId Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 	//
@@ -106,11 +154,16 @@ type Enrolled struct {
 	// Example: lamp-7
 	Group DeviceId `json:"group"`
 
+	// KeyId A device key's ID, its RFC 7638 SHA-256 JWK thumbprint (base64url, no padding).
+	//
+	// Example: 0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I
+	KeyId *KeyId `json:"keyId,omitempty"`
+
 	// Token The device's own device token (`csd_…`); shown only here.
-	Token string `json:"token"`
+	Token *string `json:"token,omitempty"`
 
 	// TokenId Example: 3f9a0c7d2b1e4a6f8c5d
-	TokenId TokenId `json:"tokenId"`
+	TokenId *TokenId `json:"tokenId,omitempty"`
 }
 
 // FieldError defines model for FieldError.
@@ -120,11 +173,19 @@ type FieldError struct {
 	Reason string `json:"reason"`
 }
 
+// KeyId A device key's ID, its RFC 7638 SHA-256 JWK thumbprint (base64url, no padding).
+//
+// Example: 0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I
+type KeyId = string
+
 // Problem RFC 9457 problem details.
 type Problem struct {
 	Detail   *string       `json:"detail,omitempty"`
 	Errors   *[]FieldError `json:"errors,omitempty"`
 	Instance *string       `json:"instance,omitempty"`
+
+	// Reason Why a DPoP proof was refused (401 only).
+	Reason *ProblemReason `json:"reason,omitempty"`
 
 	// RequestId The request ID, also in the access log and the X-Request-Id header.
 	RequestId *string `json:"requestId,omitempty"`
@@ -134,6 +195,9 @@ type Problem struct {
 	// Type Example: about:blank
 	Type string `json:"type"`
 }
+
+// ProblemReason Why a DPoP proof was refused (401 only).
+type ProblemReason string
 
 // TokenCreated defines model for TokenCreated.
 type TokenCreated struct {
@@ -152,6 +216,17 @@ type TokenCreated struct {
 	Name *string          `json:"name,omitempty"`
 	Role TokenCreatedRole `json:"role"`
 
+	// Scope What a scoped provisioner token may act on. A device is inside when
+	// its `group` is one of `groups` (when given: a device of no group is
+	// then outside) and it has every label of `labels` with the value
+	// given (equality only; every pair must match). A group is inside when
+	// its ID is one of `groups` (when given) and its own labels match
+	// `labels`. Everything outside answers as if it did not exist (404,
+	// the body of a missing record; not listed); a write that would put a
+	// device or group outside is refused with 422 naming the fields.
+	// Without `scope` the token acts on every device and group.
+	Scope *TokenScope `json:"scope,omitempty"`
+
 	// Token The token text; shown only here.
 	Token string `json:"token"`
 }
@@ -161,6 +236,20 @@ type TokenCreatedRole string
 
 // TokenId Example: 3f9a0c7d2b1e4a6f8c5d
 type TokenId = string
+
+// TokenScope What a scoped provisioner token may act on. A device is inside when
+// its `group` is one of `groups` (when given: a device of no group is
+// then outside) and it has every label of `labels` with the value
+// given (equality only; every pair must match). A group is inside when
+// its ID is one of `groups` (when given) and its own labels match
+// `labels`. Everything outside answers as if it did not exist (404,
+// the body of a missing record; not listed); a write that would put a
+// device or group outside is refused with 422 naming the fields.
+// Without `scope` the token acts on every device and group.
+type TokenScope struct {
+	Groups *[]DeviceId        `json:"groups,omitempty"`
+	Labels *map[string]string `json:"labels,omitempty"`
+}
 
 // Topics The cloud's standard MQTT topics for this device, so that firmware can publish
 // telemetry and receive commands without knowing the cloud. `telemetry` and
@@ -226,6 +315,11 @@ type DeviceIdPath = DeviceId
 //
 // Example: lamp-7
 type GroupIdPath = DeviceId
+
+// KeyIdPath A device key's ID, its RFC 7638 SHA-256 JWK thumbprint (base64url, no padding).
+//
+// Example: 0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I
+type KeyIdPath = KeyId
 
 // TokenIdPath Example: 3f9a0c7d2b1e4a6f8c5d
 type TokenIdPath = TokenId
@@ -362,6 +456,12 @@ type ClientInterface interface {
 	// exist); once a device of the same id is created again, the old token gets
 	// 403 (it was minted for the earlier device) and never works again.
 	//
+	// A device with a key authenticates with a DPoP proof of it instead of a
+	// token (`DPoP` header, no `Authorization`); a device or group with
+	// `requireKey` refuses the device's bearer tokens (401, reason
+	// `key-required`). The answer to a request with a proof carries a fresh
+	// server nonce in `DPoP-Nonce`.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/devices/{id}/credentials (the `IssueCredentials` operationId).
@@ -379,6 +479,12 @@ type ClientInterface interface {
 	// A token of a device that has been deleted gets 404 (the device does not
 	// exist); once a device of the same id is created again, the old token gets
 	// 403 (it was minted for the earlier device) and never works again.
+	//
+	// A device with a key authenticates with a DPoP proof of it instead of a
+	// token (`DPoP` header, no `Authorization`); a device or group with
+	// `requireKey` refuses the device's bearer tokens (401, reason
+	// `key-required`). The answer to a request with a proof carries a fresh
+	// server nonce in `DPoP-Nonce`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -415,6 +521,12 @@ type ClientInterface interface {
 	// Enrolment tokens have a rate limit of their own (429), lower than
 	// provisioners'.
 	//
+	// With a DPoP proof (`DPoP` header, `htm` POST, `htu` this URL) signed by
+	// a key the device generated, that key is bound to the new device and no
+	// device token is issued: the response has `keyId` and no `token`. A
+	// group with `requireKey` refuses enrolment without a proof (401, reason
+	// `key-required`).
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/enrol (the `Enrol` operationId).
@@ -435,6 +547,12 @@ type ClientInterface interface {
 	// Enrolment tokens have a rate limit of their own (429), lower than
 	// provisioners'.
 	//
+	// With a DPoP proof (`DPoP` header, `htm` POST, `htu` this URL) signed by
+	// a key the device generated, that key is bound to the new device and no
+	// device token is issued: the response has `keyId` and no `token`. A
+	// group with `requireKey` refuses enrolment without a proof (401, reason
+	// `key-required`).
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/enrol (the `Enrol` operationId).
@@ -453,6 +571,12 @@ type ClientInterface interface {
 // A token of a device that has been deleted gets 404 (the device does not
 // exist); once a device of the same id is created again, the old token gets
 // 403 (it was minted for the earlier device) and never works again.
+//
+// A device with a key authenticates with a DPoP proof of it instead of a
+// token (`DPoP` header, no `Authorization`); a device or group with
+// `requireKey` refuses the device's bearer tokens (401, reason
+// `key-required`). The answer to a request with a proof carries a fresh
+// server nonce in `DPoP-Nonce`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -481,6 +605,12 @@ func (c *Client) IssueCredentialsWithBody(ctx context.Context, id DeviceIdPath, 
 // A token of a device that has been deleted gets 404 (the device does not
 // exist); once a device of the same id is created again, the old token gets
 // 403 (it was minted for the earlier device) and never works again.
+//
+// A device with a key authenticates with a DPoP proof of it instead of a
+// token (`DPoP` header, no `Authorization`); a device or group with
+// `requireKey` refuses the device's bearer tokens (401, reason
+// `key-required`). The answer to a request with a proof carries a fresh
+// server nonce in `DPoP-Nonce`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -537,6 +667,12 @@ func (c *Client) RotateDeviceToken(ctx context.Context, id DeviceIdPath, reqEdit
 // Enrolment tokens have a rate limit of their own (429), lower than
 // provisioners'.
 //
+// With a DPoP proof (`DPoP` header, `htm` POST, `htu` this URL) signed by
+// a key the device generated, that key is bound to the new device and no
+// device token is issued: the response has `keyId` and no `token`. A
+// group with `requireKey` refuses enrolment without a proof (401, reason
+// `key-required`).
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/enrol (the `Enrol` operationId).
@@ -566,6 +702,12 @@ func (c *Client) EnrolWithBody(ctx context.Context, contentType string, body io.
 // (403); a device that already exists is never enrolled again (409).
 // Enrolment tokens have a rate limit of their own (429), lower than
 // provisioners'.
+//
+// With a DPoP proof (`DPoP` header, `htm` POST, `htu` this URL) signed by
+// a key the device generated, that key is bound to the new device and no
+// device token is issued: the response has `keyId` and no `token`. A
+// group with `requireKey` refuses enrolment without a proof (401, reason
+// `key-required`).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -760,6 +902,12 @@ type ClientWithResponsesInterface interface {
 	// exist); once a device of the same id is created again, the old token gets
 	// 403 (it was minted for the earlier device) and never works again.
 	//
+	// A device with a key authenticates with a DPoP proof of it instead of a
+	// token (`DPoP` header, no `Authorization`); a device or group with
+	// `requireKey` refuses the device's bearer tokens (401, reason
+	// `key-required`). The answer to a request with a proof carries a fresh
+	// server nonce in `DPoP-Nonce`.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/devices/{id}/credentials (the `IssueCredentials` operationId).
@@ -777,6 +925,12 @@ type ClientWithResponsesInterface interface {
 	// A token of a device that has been deleted gets 404 (the device does not
 	// exist); once a device of the same id is created again, the old token gets
 	// 403 (it was minted for the earlier device) and never works again.
+	//
+	// A device with a key authenticates with a DPoP proof of it instead of a
+	// token (`DPoP` header, no `Authorization`); a device or group with
+	// `requireKey` refuses the device's bearer tokens (401, reason
+	// `key-required`). The answer to a request with a proof carries a fresh
+	// server nonce in `DPoP-Nonce`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -815,6 +969,12 @@ type ClientWithResponsesInterface interface {
 	// Enrolment tokens have a rate limit of their own (429), lower than
 	// provisioners'.
 	//
+	// With a DPoP proof (`DPoP` header, `htm` POST, `htu` this URL) signed by
+	// a key the device generated, that key is bound to the new device and no
+	// device token is issued: the response has `keyId` and no `token`. A
+	// group with `requireKey` refuses enrolment without a proof (401, reason
+	// `key-required`).
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/enrol (the `Enrol` operationId).
@@ -834,6 +994,12 @@ type ClientWithResponsesInterface interface {
 	// (403); a device that already exists is never enrolled again (409).
 	// Enrolment tokens have a rate limit of their own (429), lower than
 	// provisioners'.
+	//
+	// With a DPoP proof (`DPoP` header, `htm` POST, `htu` this URL) signed by
+	// a key the device generated, that key is bound to the new device and no
+	// device token is issued: the response has `keyId` and no `token`. A
+	// group with `requireKey` refuses enrolment without a proof (401, reason
+	// `key-required`).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1264,6 +1430,12 @@ func (r EnrolResponse) ContentType() string {
 // exist); once a device of the same id is created again, the old token gets
 // 403 (it was minted for the earlier device) and never works again.
 //
+// A device with a key authenticates with a DPoP proof of it instead of a
+// token (`DPoP` header, no `Authorization`); a device or group with
+// `requireKey` refuses the device's bearer tokens (401, reason
+// `key-required`). The answer to a request with a proof carries a fresh
+// server nonce in `DPoP-Nonce`.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/devices/{id}/credentials (the `IssueCredentials` operationId).
@@ -1287,6 +1459,12 @@ func (c *ClientWithResponses) IssueCredentialsWithBodyWithResponse(ctx context.C
 // A token of a device that has been deleted gets 404 (the device does not
 // exist); once a device of the same id is created again, the old token gets
 // 403 (it was minted for the earlier device) and never works again.
+//
+// A device with a key authenticates with a DPoP proof of it instead of a
+// token (`DPoP` header, no `Authorization`); a device or group with
+// `requireKey` refuses the device's bearer tokens (401, reason
+// `key-required`). The answer to a request with a proof carries a fresh
+// server nonce in `DPoP-Nonce`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -1337,6 +1515,12 @@ func (c *ClientWithResponses) RotateDeviceTokenWithResponse(ctx context.Context,
 // Enrolment tokens have a rate limit of their own (429), lower than
 // provisioners'.
 //
+// With a DPoP proof (`DPoP` header, `htm` POST, `htu` this URL) signed by
+// a key the device generated, that key is bound to the new device and no
+// device token is issued: the response has `keyId` and no `token`. A
+// group with `requireKey` refuses enrolment without a proof (401, reason
+// `key-required`).
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/enrol (the `Enrol` operationId).
@@ -1362,6 +1546,12 @@ func (c *ClientWithResponses) EnrolWithBodyWithResponse(ctx context.Context, con
 // (403); a device that already exists is never enrolled again (409).
 // Enrolment tokens have a rate limit of their own (429), lower than
 // provisioners'.
+//
+// With a DPoP proof (`DPoP` header, `htm` POST, `htu` this URL) signed by
+// a key the device generated, that key is bound to the new device and no
+// device token is issued: the response has `keyId` and no `token`. A
+// group with `requireKey` refuses enrolment without a proof (401, reason
+// `key-required`).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

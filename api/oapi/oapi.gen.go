@@ -17,6 +17,24 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for DeviceKeyAttestation.
+const (
+	DeviceKeyAttestationNone DeviceKeyAttestation = "none"
+	DeviceKeyAttestationTpm  DeviceKeyAttestation = "tpm"
+)
+
+// Valid indicates whether the value is a known member of the DeviceKeyAttestation enum.
+func (e DeviceKeyAttestation) Valid() bool {
+	switch e {
+	case DeviceKeyAttestationNone:
+		return true
+	case DeviceKeyAttestationTpm:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DiagnosisSecret.
 const (
 	DiagnosisSecretCurrent  DiagnosisSecret = "current"
@@ -158,6 +176,123 @@ func (e ParamSpecType) Valid() bool {
 	case ParamSpecTypeObject:
 		return true
 	case ParamSpecTypeString:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ProblemReason.
+const (
+	ProblemReasonBadNonce     ProblemReason = "bad-nonce"
+	ProblemReasonBadSignature ProblemReason = "bad-signature"
+	ProblemReasonFuture       ProblemReason = "future"
+	ProblemReasonKeyRequired  ProblemReason = "key-required"
+	ProblemReasonMalformed    ProblemReason = "malformed"
+	ProblemReasonMissing      ProblemReason = "missing"
+	ProblemReasonReplayed     ProblemReason = "replayed"
+	ProblemReasonStale        ProblemReason = "stale"
+	ProblemReasonUnknownKey   ProblemReason = "unknown-key"
+	ProblemReasonUseNonce     ProblemReason = "use-nonce"
+	ProblemReasonWrongMethod  ProblemReason = "wrong-method"
+	ProblemReasonWrongUrl     ProblemReason = "wrong-url"
+)
+
+// Valid indicates whether the value is a known member of the ProblemReason enum.
+func (e ProblemReason) Valid() bool {
+	switch e {
+	case ProblemReasonBadNonce:
+		return true
+	case ProblemReasonBadSignature:
+		return true
+	case ProblemReasonFuture:
+		return true
+	case ProblemReasonKeyRequired:
+		return true
+	case ProblemReasonMalformed:
+		return true
+	case ProblemReasonMissing:
+		return true
+	case ProblemReasonReplayed:
+		return true
+	case ProblemReasonStale:
+		return true
+	case ProblemReasonUnknownKey:
+		return true
+	case ProblemReasonUseNonce:
+		return true
+	case ProblemReasonWrongMethod:
+		return true
+	case ProblemReasonWrongUrl:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PublicJWKAlg.
+const (
+	PublicJWKAlgES256 PublicJWKAlg = "ES256"
+	PublicJWKAlgEdDSA PublicJWKAlg = "EdDSA"
+)
+
+// Valid indicates whether the value is a known member of the PublicJWKAlg enum.
+func (e PublicJWKAlg) Valid() bool {
+	switch e {
+	case PublicJWKAlgES256:
+		return true
+	case PublicJWKAlgEdDSA:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PublicJWKCrv.
+const (
+	PublicJWKCrvEd25519 PublicJWKCrv = "Ed25519"
+	PublicJWKCrvP256    PublicJWKCrv = "P-256"
+)
+
+// Valid indicates whether the value is a known member of the PublicJWKCrv enum.
+func (e PublicJWKCrv) Valid() bool {
+	switch e {
+	case PublicJWKCrvEd25519:
+		return true
+	case PublicJWKCrvP256:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PublicJWKKty.
+const (
+	PublicJWKKtyEC  PublicJWKKty = "EC"
+	PublicJWKKtyOKP PublicJWKKty = "OKP"
+)
+
+// Valid indicates whether the value is a known member of the PublicJWKKty enum.
+func (e PublicJWKKty) Valid() bool {
+	switch e {
+	case PublicJWKKtyEC:
+		return true
+	case PublicJWKKtyOKP:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PublicJWKUse.
+const (
+	PublicJWKUseSig PublicJWKUse = "sig"
+)
+
+// Valid indicates whether the value is a known member of the PublicJWKUse enum.
+func (e PublicJWKUse) Valid() bool {
+	switch e {
+	case PublicJWKUseSig:
 		return true
 	default:
 		return false
@@ -375,8 +510,9 @@ type Device struct {
 	// Labels Free-form labels for listing and filtering; keys are letters, digits, `.`, `_`, `/`, `-`.
 	//
 	// Example: {"site":"sz"}
-	Labels Labels                `json:"labels"`
-	Params map[string]ParamValue `json:"params"`
+	Labels     Labels                `json:"labels"`
+	Params     map[string]ParamValue `json:"params"`
+	RequireKey *bool                 `json:"requireKey,omitempty"`
 
 	// SecretRotatedAt When the secret was last replaced; absent before the first rotation.
 	SecretRotatedAt *time.Time `json:"secretRotatedAt,omitempty"`
@@ -414,6 +550,9 @@ type DeviceDocument struct {
 	// Params The cloud's parameters (see `GET /v1/clouds`).
 	Params *map[string]ParamValue `json:"params,omitempty"`
 
+	// RequireKey Refuse the device's bearer tokens; it authenticates with DPoP proofs of its keys only. The keys are not part of the document (a write keeps them).
+	RequireKey *bool `json:"requireKey,omitempty"`
+
 	// Secret The device secret as the cloud's console shows it, without control characters (no trailing newline). Write-only.
 	Secret *string `json:"secret,omitempty"`
 }
@@ -422,6 +561,37 @@ type DeviceDocument struct {
 //
 // Example: lamp-7
 type DeviceId = string
+
+// DeviceKey A public key bound to a device.
+type DeviceKey struct {
+	// Attestation `tpm`: enrolment proved that the key lives in the device's TPM.
+	Attestation DeviceKeyAttestation `json:"attestation"`
+	CreatedAt   time.Time            `json:"createdAt"`
+
+	// Jwk A public JWK, EC P-256 (`kty` EC, `crv` P-256, `x`, `y`) or OKP Ed25519 (`kty` OKP, `crv` Ed25519, `x`). Private members are refused.
+	Jwk PublicJWK `json:"jwk"`
+
+	// Kid A device key's ID, its RFC 7638 SHA-256 JWK thumbprint (base64url, no padding).
+	//
+	// Example: 0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I
+	Kid  KeyId   `json:"kid"`
+	Name *string `json:"name,omitempty"`
+}
+
+// DeviceKeyAttestation `tpm`: enrolment proved that the key lives in the device's TPM.
+type DeviceKeyAttestation string
+
+// DeviceKeyList defines model for DeviceKeyList.
+type DeviceKeyList struct {
+	Keys []DeviceKey `json:"keys"`
+}
+
+// DeviceKeyRequest defines model for DeviceKeyRequest.
+type DeviceKeyRequest struct {
+	// Jwk A public JWK, EC P-256 (`kty` EC, `crv` P-256, `x`, `y`) or OKP Ed25519 (`kty` OKP, `crv` Ed25519, `x`). Private members are refused.
+	Jwk  PublicJWK `json:"jwk"`
+	Name *string   `json:"name,omitempty"`
+}
 
 // DeviceList defines model for DeviceList.
 type DeviceList struct {
@@ -521,7 +691,7 @@ type EnrolRequest struct {
 	DeviceId DeviceId `json:"deviceId"`
 }
 
-// Enrolled defines model for Enrolled.
+// Enrolled The enrolled device, with either its device token (`tokenId`, `token`) or, when the enrolment bound a key, that key's ID (`keyId`).
 type Enrolled struct {
 	// DeviceId Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 	//
@@ -533,11 +703,16 @@ type Enrolled struct {
 	// Example: lamp-7
 	Group DeviceId `json:"group"`
 
+	// KeyId A device key's ID, its RFC 7638 SHA-256 JWK thumbprint (base64url, no padding).
+	//
+	// Example: 0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I
+	KeyId *KeyId `json:"keyId,omitempty"`
+
 	// Token The device's own device token (`csd_…`); shown only here.
-	Token string `json:"token"`
+	Token *string `json:"token,omitempty"`
 
 	// TokenId Example: 3f9a0c7d2b1e4a6f8c5d
-	TokenId TokenId `json:"tokenId"`
+	TokenId *TokenId `json:"tokenId,omitempty"`
 }
 
 // EnrolmentToken defines model for EnrolmentToken.
@@ -673,6 +848,7 @@ type Group struct {
 
 	// Registration How the service registers a new device of the group with the cloud (at enrolment, and when a device of the group is written without a secret).
 	Registration *GroupRegistration `json:"registration,omitempty"`
+	RequireKey   *bool              `json:"requireKey,omitempty"`
 	UpdatedAt    time.Time          `json:"updatedAt"`
 	Version      int64              `json:"version"`
 }
@@ -694,6 +870,9 @@ type GroupDocument struct {
 
 	// Registration How the service registers a new device of the group with the cloud (at enrolment, and when a device of the group is written without a secret).
 	Registration *GroupRegistration `json:"registration,omitempty"`
+
+	// RequireKey Refuse the bearer tokens of the group's devices, and enrolments without a DPoP proof.
+	RequireKey *bool `json:"requireKey,omitempty"`
 
 	// Secret The group key (Azure DPS group enrollment, base64) or product secret, without control characters. Write-only.
 	Secret *string `json:"secret,omitempty"`
@@ -827,6 +1006,11 @@ type JWKS_Keys_Item struct {
 	AdditionalProperties map[string]interface{} `json:"-"`
 }
 
+// KeyId A device key's ID, its RFC 7638 SHA-256 JWK thumbprint (base64url, no padding).
+//
+// Example: 0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I
+type KeyId = string
+
 // Labels Free-form labels for listing and filtering; keys are letters, digits, `.`, `_`, `/`, `-`.
 //
 // Example: {"site":"sz"}
@@ -856,6 +1040,9 @@ type Problem struct {
 	Errors   *[]FieldError `json:"errors,omitempty"`
 	Instance *string       `json:"instance,omitempty"`
 
+	// Reason Why a DPoP proof was refused (401 only).
+	Reason *ProblemReason `json:"reason,omitempty"`
+
 	// RequestId The request ID, also in the access log and the X-Request-Id header.
 	RequestId *string `json:"requestId,omitempty"`
 	Status    int     `json:"status"`
@@ -864,6 +1051,32 @@ type Problem struct {
 	// Type Example: about:blank
 	Type string `json:"type"`
 }
+
+// ProblemReason Why a DPoP proof was refused (401 only).
+type ProblemReason string
+
+// PublicJWK A public JWK, EC P-256 (`kty` EC, `crv` P-256, `x`, `y`) or OKP Ed25519 (`kty` OKP, `crv` Ed25519, `x`). Private members are refused.
+type PublicJWK struct {
+	Alg *PublicJWKAlg `json:"alg,omitempty"`
+	Crv *PublicJWKCrv `json:"crv,omitempty"`
+	Kid *string       `json:"kid,omitempty"`
+	Kty PublicJWKKty  `json:"kty"`
+	Use *PublicJWKUse `json:"use,omitempty"`
+	X   *string       `json:"x,omitempty"`
+	Y   *string       `json:"y,omitempty"`
+}
+
+// PublicJWKAlg defines model for PublicJWK.Alg.
+type PublicJWKAlg string
+
+// PublicJWKCrv defines model for PublicJWK.Crv.
+type PublicJWKCrv string
+
+// PublicJWKKty defines model for PublicJWK.Kty.
+type PublicJWKKty string
+
+// PublicJWKUse defines model for PublicJWK.Use.
+type PublicJWKUse string
 
 // SecretRotation defines model for SecretRotation.
 type SecretRotation struct {
@@ -1085,6 +1298,11 @@ type DeviceIdPath = DeviceId
 // Example: lamp-7
 type GroupIdPath = DeviceId
 
+// KeyIdPath A device key's ID, its RFC 7638 SHA-256 JWK thumbprint (base64url, no padding).
+//
+// Example: 0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I
+type KeyIdPath = KeyId
+
 // TokenIdPath Example: 3f9a0c7d2b1e4a6f8c5d
 type TokenIdPath = TokenId
 
@@ -1231,6 +1449,9 @@ type IssueCredentialsJSONRequestBody = CredentialsRequest
 
 // DoctorDeviceJSONRequestBody defines body for DoctorDevice for application/json ContentType.
 type DoctorDeviceJSONRequestBody = DoctorRequest
+
+// AddDeviceKeyJSONRequestBody defines body for AddDeviceKey for application/json ContentType.
+type AddDeviceKeyJSONRequestBody = DeviceKeyRequest
 
 // RotateDeviceSecretJSONRequestBody defines body for RotateDeviceSecret for application/json ContentType.
 type RotateDeviceSecretJSONRequestBody = SecretRotation
@@ -1406,6 +1627,15 @@ type ServerInterface interface {
 	// DoctorDevice Say why a device's captured MQTT triple is refused
 	// (POST /v1/devices/{id}/doctor)
 	DoctorDevice(w http.ResponseWriter, r *http.Request, id DeviceIdPath)
+	// ListDeviceKeys List the public keys bound to a device
+	// (GET /v1/devices/{id}/keys)
+	ListDeviceKeys(w http.ResponseWriter, r *http.Request, id DeviceIdPath)
+	// AddDeviceKey Bind a public key to a device
+	// (POST /v1/devices/{id}/keys)
+	AddDeviceKey(w http.ResponseWriter, r *http.Request, id DeviceIdPath)
+	// RemoveDeviceKey Remove a public key from a device
+	// (DELETE /v1/devices/{id}/keys/{kid})
+	RemoveDeviceKey(w http.ResponseWriter, r *http.Request, id DeviceIdPath, kid KeyIdPath)
 	// RotateDeviceSecret Rotate a device's cloud secret
 	// (PUT /v1/devices/{id}/secret)
 	RotateDeviceSecret(w http.ResponseWriter, r *http.Request, id DeviceIdPath, params RotateDeviceSecretParams)
@@ -1553,6 +1783,24 @@ func (_ Unimplemented) IssueCredentials(w http.ResponseWriter, r *http.Request, 
 // DoctorDevice Say why a device's captured MQTT triple is refused
 // (POST /v1/devices/{id}/doctor)
 func (_ Unimplemented) DoctorDevice(w http.ResponseWriter, r *http.Request, id DeviceIdPath) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListDeviceKeys List the public keys bound to a device
+// (GET /v1/devices/{id}/keys)
+func (_ Unimplemented) ListDeviceKeys(w http.ResponseWriter, r *http.Request, id DeviceIdPath) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// AddDeviceKey Bind a public key to a device
+// (POST /v1/devices/{id}/keys)
+func (_ Unimplemented) AddDeviceKey(w http.ResponseWriter, r *http.Request, id DeviceIdPath) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RemoveDeviceKey Remove a public key from a device
+// (DELETE /v1/devices/{id}/keys/{kid})
+func (_ Unimplemented) RemoveDeviceKey(w http.ResponseWriter, r *http.Request, id DeviceIdPath, kid KeyIdPath) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -2082,6 +2330,93 @@ func (siw *ServerInterfaceWrapper) DoctorDevice(w http.ResponseWriter, r *http.R
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.DoctorDevice(w, r, id)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListDeviceKeys operation middleware
+func (siw *ServerInterfaceWrapper) ListDeviceKeys(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id DeviceIdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", chi.URLParam(r, "id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListDeviceKeys(w, r, id)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// AddDeviceKey operation middleware
+func (siw *ServerInterfaceWrapper) AddDeviceKey(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id DeviceIdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", chi.URLParam(r, "id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AddDeviceKey(w, r, id)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RemoveDeviceKey operation middleware
+func (siw *ServerInterfaceWrapper) RemoveDeviceKey(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id DeviceIdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", chi.URLParam(r, "id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "kid" -------------
+	var kid KeyIdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "kid", chi.URLParam(r, "kid"), &kid, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "kid", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RemoveDeviceKey(w, r, id, kid)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -2916,6 +3251,15 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Delete(options.BaseURL+"/v1/devices/{id}/tokens/{tokenId}", wrapper.RevokeDeviceToken)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/devices/{id}/keys", wrapper.ListDeviceKeys)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/devices/{id}/keys", wrapper.AddDeviceKey)
+	})
+	r.Group(func(r chi.Router) {
+		r.Delete(options.BaseURL+"/v1/devices/{id}/keys/{kid}", wrapper.RemoveDeviceKey)
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/imports", wrapper.ImportDevices)
@@ -4862,6 +5206,495 @@ type DoctorDevice503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response DoctorDevice503ApplicationProblemPlusJSONResponse) VisitDoctorDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeviceKeysRequestObject struct {
+	Id DeviceIdPath `json:"id"`
+}
+
+type ListDeviceKeysResponseObject interface {
+	VisitListDeviceKeysResponse(w http.ResponseWriter) error
+}
+
+type ListDeviceKeys200JSONResponse DeviceKeyList
+
+func (response ListDeviceKeys200JSONResponse) VisitListDeviceKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeviceKeys400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListDeviceKeys400ApplicationProblemPlusJSONResponse) VisitListDeviceKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeviceKeys401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListDeviceKeys401ApplicationProblemPlusJSONResponse) VisitListDeviceKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeviceKeys403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListDeviceKeys403ApplicationProblemPlusJSONResponse) VisitListDeviceKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeviceKeys404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListDeviceKeys404ApplicationProblemPlusJSONResponse) VisitListDeviceKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeviceKeys429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListDeviceKeys429ApplicationProblemPlusJSONResponse) VisitListDeviceKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeviceKeys500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListDeviceKeys500ApplicationProblemPlusJSONResponse) VisitListDeviceKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeviceKeys503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListDeviceKeys503ApplicationProblemPlusJSONResponse) VisitListDeviceKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddDeviceKeyRequestObject struct {
+	Id   DeviceIdPath `json:"id"`
+	Body *AddDeviceKeyJSONRequestBody
+}
+
+type AddDeviceKeyResponseObject interface {
+	VisitAddDeviceKeyResponse(w http.ResponseWriter) error
+}
+
+type AddDeviceKey201JSONResponse DeviceKey
+
+func (response AddDeviceKey201JSONResponse) VisitAddDeviceKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddDeviceKey400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AddDeviceKey400ApplicationProblemPlusJSONResponse) VisitAddDeviceKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddDeviceKey401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AddDeviceKey401ApplicationProblemPlusJSONResponse) VisitAddDeviceKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddDeviceKey403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AddDeviceKey403ApplicationProblemPlusJSONResponse) VisitAddDeviceKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddDeviceKey404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AddDeviceKey404ApplicationProblemPlusJSONResponse) VisitAddDeviceKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddDeviceKey409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response AddDeviceKey409ApplicationProblemPlusJSONResponse) VisitAddDeviceKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddDeviceKey413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response AddDeviceKey413ApplicationProblemPlusJSONResponse) VisitAddDeviceKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddDeviceKey415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response AddDeviceKey415ApplicationProblemPlusJSONResponse) VisitAddDeviceKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddDeviceKey422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableApplicationProblemPlusJSONResponse
+}
+
+func (response AddDeviceKey422ApplicationProblemPlusJSONResponse) VisitAddDeviceKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddDeviceKey429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response AddDeviceKey429ApplicationProblemPlusJSONResponse) VisitAddDeviceKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddDeviceKey500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AddDeviceKey500ApplicationProblemPlusJSONResponse) VisitAddDeviceKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddDeviceKey503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AddDeviceKey503ApplicationProblemPlusJSONResponse) VisitAddDeviceKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveDeviceKeyRequestObject struct {
+	Id  DeviceIdPath `json:"id"`
+	Kid KeyIdPath    `json:"kid"`
+}
+
+type RemoveDeviceKeyResponseObject interface {
+	VisitRemoveDeviceKeyResponse(w http.ResponseWriter) error
+}
+
+type RemoveDeviceKey204Response struct {
+}
+
+func (response RemoveDeviceKey204Response) VisitRemoveDeviceKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type RemoveDeviceKey400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RemoveDeviceKey400ApplicationProblemPlusJSONResponse) VisitRemoveDeviceKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveDeviceKey401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RemoveDeviceKey401ApplicationProblemPlusJSONResponse) VisitRemoveDeviceKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveDeviceKey403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RemoveDeviceKey403ApplicationProblemPlusJSONResponse) VisitRemoveDeviceKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveDeviceKey404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RemoveDeviceKey404ApplicationProblemPlusJSONResponse) VisitRemoveDeviceKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveDeviceKey429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RemoveDeviceKey429ApplicationProblemPlusJSONResponse) VisitRemoveDeviceKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveDeviceKey500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RemoveDeviceKey500ApplicationProblemPlusJSONResponse) VisitRemoveDeviceKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveDeviceKey503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RemoveDeviceKey503ApplicationProblemPlusJSONResponse) VisitRemoveDeviceKeyResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -8249,6 +9082,15 @@ type StrictServerInterface interface {
 	// DoctorDevice Say why a device's captured MQTT triple is refused
 	// (POST /v1/devices/{id}/doctor)
 	DoctorDevice(ctx context.Context, request DoctorDeviceRequestObject) (DoctorDeviceResponseObject, error)
+	// ListDeviceKeys List the public keys bound to a device
+	// (GET /v1/devices/{id}/keys)
+	ListDeviceKeys(ctx context.Context, request ListDeviceKeysRequestObject) (ListDeviceKeysResponseObject, error)
+	// AddDeviceKey Bind a public key to a device
+	// (POST /v1/devices/{id}/keys)
+	AddDeviceKey(ctx context.Context, request AddDeviceKeyRequestObject) (AddDeviceKeyResponseObject, error)
+	// RemoveDeviceKey Remove a public key from a device
+	// (DELETE /v1/devices/{id}/keys/{kid})
+	RemoveDeviceKey(ctx context.Context, request RemoveDeviceKeyRequestObject) (RemoveDeviceKeyResponseObject, error)
 	// RotateDeviceSecret Rotate a device's cloud secret
 	// (PUT /v1/devices/{id}/secret)
 	RotateDeviceSecret(ctx context.Context, request RotateDeviceSecretRequestObject) (RotateDeviceSecretResponseObject, error)
@@ -8726,6 +9568,92 @@ func (sh *strictHandler) DoctorDevice(w http.ResponseWriter, r *http.Request, id
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(DoctorDeviceResponseObject); ok {
 		if err := validResponse.VisitDoctorDeviceResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListDeviceKeys operation middleware
+func (sh *strictHandler) ListDeviceKeys(w http.ResponseWriter, r *http.Request, id DeviceIdPath) {
+	var request ListDeviceKeysRequestObject
+
+	request.Id = id
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListDeviceKeys(ctx, request.(ListDeviceKeysRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListDeviceKeys")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListDeviceKeysResponseObject); ok {
+		if err := validResponse.VisitListDeviceKeysResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// AddDeviceKey operation middleware
+func (sh *strictHandler) AddDeviceKey(w http.ResponseWriter, r *http.Request, id DeviceIdPath) {
+	var request AddDeviceKeyRequestObject
+
+	request.Id = id
+
+	var body AddDeviceKeyJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.AddDeviceKey(ctx, request.(AddDeviceKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AddDeviceKey")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(AddDeviceKeyResponseObject); ok {
+		if err := validResponse.VisitAddDeviceKeyResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RemoveDeviceKey operation middleware
+func (sh *strictHandler) RemoveDeviceKey(w http.ResponseWriter, r *http.Request, id DeviceIdPath, kid KeyIdPath) {
+	var request RemoveDeviceKeyRequestObject
+
+	request.Id = id
+	request.Kid = kid
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RemoveDeviceKey(ctx, request.(RemoveDeviceKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RemoveDeviceKey")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RemoveDeviceKeyResponseObject); ok {
+		if err := validResponse.VisitRemoveDeviceKeyResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

@@ -37,16 +37,19 @@ var statusOf = map[service.Code]int{
 	// no) or unreachable (retry later).
 	service.CodeCloudRefused:     http.StatusBadGateway,
 	service.CodeCloudUnavailable: http.StatusServiceUnavailable,
+	service.CodeBusy:             http.StatusServiceUnavailable,
 }
 
 // Document is the JSON body of a problem response.
 type Document struct {
-	Type      string       `json:"type"`
-	Title     string       `json:"title"`
-	Status    int          `json:"status"`
-	Detail    string       `json:"detail,omitempty"`
-	RequestID string       `json:"requestId,omitempty"`
-	Errors    []FieldError `json:"errors,omitempty"`
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail,omitempty"`
+	RequestID string `json:"requestId,omitempty"`
+	// Reason says why a DPoP proof was refused (401 only).
+	Reason string       `json:"reason,omitempty"`
+	Errors []FieldError `json:"errors,omitempty"`
 }
 
 // Error is an error that carries the HTTP status and the client-safe text
@@ -60,6 +63,8 @@ type Error struct {
 	RetryAfter int
 	// Header holds extra response headers (WWW-Authenticate).
 	Header http.Header
+	// Reason is the reason member (a refused DPoP proof).
+	Reason string
 }
 
 // Error implements error.
@@ -86,10 +91,18 @@ func Classify(err error) (*Error, bool) {
 		return pe, true
 	case errors.As(err, &se) && se.Code != service.CodeInvalid:
 		e := New(statusOf[se.Code], se.Detail, se.Fields...)
-		if e.Status == http.StatusUnauthorized {
-			e.Header = http.Header{"Www-Authenticate": {`Bearer realm="credsign"`}}
+		switch {
+		case e.Status == http.StatusUnauthorized && se.Reason != "":
+			e.Reason = se.Reason
+			code := "invalid_dpop_proof"
+			if se.Reason == "use-nonce" {
+				code = "use_dpop_nonce"
+			}
+			e.Header = http.Header{"Www-Authenticate": {`DPoP algs="ES256 EdDSA", error="` + code + `", error_description="` + se.Reason + `"`}}
+		case e.Status == http.StatusUnauthorized:
+			e.Header = http.Header{"Www-Authenticate": {`Bearer realm="credsign"`, `DPoP algs="ES256 EdDSA"`}}
 		}
-		if se.Code == service.CodeCloudUnavailable {
+		if se.Code == service.CodeCloudUnavailable || se.Code == service.CodeBusy {
 			e.RetryAfter = UnavailableRetryAfter
 		}
 		return e, true
@@ -133,6 +146,7 @@ func Write(w http.ResponseWriter, err error, requestID string) {
 		Status:    pe.Status,
 		Detail:    pe.Detail,
 		RequestID: requestID,
+		Reason:    pe.Reason,
 		Errors:    pe.Fields,
 	})
 }

@@ -147,6 +147,16 @@ credsign refuses for good, or after --timeout.
 		},
 		run: cmdCreds,
 	},
+	"keygen": {
+		synopsis: "--key-file FILE",
+		help: `Create a device key (ECDSA P-256) in --key-file, mode 0600, unless the
+file exists, and print its public JWK and key ID as one JSON line
+{"kid": …, "jwk": {…}} for POST /v1/devices/{id}/keys. The private key
+never leaves the file. With a key file, every call carries a DPoP proof
+signed with it instead of a bearer token (docs/devices.md).
+`,
+		run: cmdKeygen,
+	},
 	"exec": {
 		synopsis: "[flags] -- CMD [ARG]...",
 		help: `Run CMD with the credentials in CREDSIGN_MQTT_HOST, _PORT, _TLS,
@@ -356,11 +366,16 @@ func cmdEnrol(ctx context.Context, c *command) error {
 	for _, need := range []struct{ key, what string }{
 		{"server", "--server (CREDSIGN_SERVER)"}, {"device", "--device (CREDSIGN_DEVICE)"},
 		{"enrolment-token-file", "--enrolment-token-file (CREDSIGN_ENROLMENT_TOKEN_FILE)"},
-		{"token-file", "--token-file (CREDSIGN_TOKEN_FILE)"},
 	} {
 		if c.values[need.key] == "" {
 			return usagef("enrol needs %s", need.what)
 		}
+	}
+	if c.values["token-file"] == "" && c.values["key-file"] == "" {
+		return usagef("enrol needs --token-file (CREDSIGN_TOKEN_FILE) or --key-file (CREDSIGN_KEY_FILE)")
+	}
+	if cfg.Prover, err = c.prover(true); err != nil {
+		return err
 	}
 	if f := c.values["ca-file"]; f != "" {
 		if cfg.Roots, err = agent.CertPool(f); err != nil {
@@ -376,7 +391,7 @@ func cmdEnrol(ctx context.Context, c *command) error {
 		return nil
 	case err != nil:
 		var fe *agent.FetchError
-		if errors.As(err, &fe) && (fe.Status == http.StatusUnauthorized || fe.Status == http.StatusForbidden) {
+		if errors.As(err, &fe) && fe.Reason == "" && (fe.Status == http.StatusUnauthorized || fe.Status == http.StatusForbidden) {
 			return fmt.Errorf("%w (check the enrolment token in --enrolment-token-file, and --device)", err)
 		}
 		if h, ok := certHint(err); ok {
@@ -384,7 +399,33 @@ func cmdEnrol(ctx context.Context, c *command) error {
 		}
 		return err
 	}
+	if e.KeyID != "" {
+		fmt.Fprintf(c.stdout, "enrolled %s in group %s; device key %s bound (no token issued), key in %s\n", e.DeviceID, e.Group, e.KeyID, c.values["key-file"])
+		return nil
+	}
 	fmt.Fprintf(c.stdout, "enrolled %s in group %s; device token written to %s\n", e.DeviceID, e.Group, cfg.TokenFile)
+	return nil
+}
+
+// cmdKeygen creates the device key file (when absent) and prints the
+// public key: one JSON line {"kid", "jwk"}.
+func cmdKeygen(_ context.Context, c *command) error {
+	if c.values["key-file"] == "" {
+		return usagef("keygen needs --key-file (CREDSIGN_KEY_FILE)")
+	}
+	p, err := c.prover(true)
+	if err != nil {
+		return err
+	}
+	s, err := c.deviceSigner(false)
+	if err != nil {
+		return err
+	}
+	jwk, err := agent.PublicJWK(s)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "{\"kid\":%q,\"jwk\":%s}\n", p.KeyID(), jwk)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,6 +39,7 @@ var settings = []setting{
 	{"server", "CREDSIGN_SERVER", "credsign base URL (https://…; http:// on loopback only)", false, false},
 	{"device", "CREDSIGN_DEVICE", "device id the token is bound to", false, false},
 	{"token-file", "CREDSIGN_TOKEN_FILE", "file holding the device token (read on every fetch)", false, false},
+	{"key-file", "CREDSIGN_KEY_FILE", "file holding the device key (PKCS#8 PEM, ECDSA P-256 or Ed25519): every call carries a DPoP proof signed with it instead of a token; enrol and keygen create it (mode 0600) when absent", false, false},
 	{"ca-file", "CREDSIGN_CA_FILE", "PEM bundle trusted for the credsign server, besides the system roots", false, false},
 	{"broker-ca-file", "CREDSIGN_BROKER_CA_FILE", "PEM bundle trusted for the MQTT broker, besides the system roots", true, false},
 	{"ttl", "CREDSIGN_TTL", "credential lifetime to ask for, such as 1h (default: the cloud's)", false, false},
@@ -243,6 +245,9 @@ func (c *command) source() (*agent.HTTPSource, error) {
 		return nil, err
 	}
 	cfg := agent.HTTPSourceConfig{Server: c.values["server"], DeviceID: c.values["device"], TokenFile: c.values["token-file"], TTL: ttl}
+	if cfg.Prover, err = c.prover(false); err != nil {
+		return nil, err
+	}
 	if f := c.values["ca-file"]; f != "" {
 		if cfg.Roots, err = agent.CertPool(f); err != nil {
 			return nil, fmt.Errorf("--ca-file: %w", err)
@@ -253,6 +258,38 @@ func (c *command) source() (*agent.HTTPSource, error) {
 		return nil, usageError{err}
 	}
 	return src, nil
+}
+
+// deviceSigner returns the device key the settings name (--key-file),
+// nil when none; create makes a key file that does not exist.
+func (c *command) deviceSigner(create bool) (crypto.Signer, error) {
+	path := c.values["key-file"]
+	if path == "" {
+		return nil, nil
+	}
+	load := agent.LoadKeyFile
+	if create {
+		load = agent.LoadOrGenerateKeyFile
+	}
+	s, err := load(path)
+	if err != nil {
+		return nil, fmt.Errorf("--key-file: %w", err)
+	}
+	return s, nil
+}
+
+// prover returns the signer of proofs for the device key, nil when the
+// settings name none.
+func (c *command) prover(create bool) (*agent.Prover, error) {
+	s, err := c.deviceSigner(create)
+	if err != nil || s == nil {
+		return nil, err
+	}
+	p, err := agent.NewProver(s)
+	if err != nil {
+		return nil, fmt.Errorf("--key-file: %w", err)
+	}
+	return p, nil
 }
 
 // sourceAndLog returns the credsign client and the logger (at def unless

@@ -62,7 +62,9 @@ commands:
   exec   run a command with credentials in CREDSIGN_MQTT_* and restart it
          with fresh ones when they are refreshed: exec [flags] -- CMD ARG...
   enrol  enrol the device with its enrolment token and write its device
-         token to --token-file (first boot; nothing to do when it exists)
+         token to --token-file (first boot; nothing to do when it exists),
+         or with --key-file bind the device key (created if absent) instead
+  keygen create the device key in --key-file and print its public JWK
 
 Run "credsign-agent COMMAND -h" for the flags of a command.
 `

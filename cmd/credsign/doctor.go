@@ -199,6 +199,8 @@ func (f *doctorFlags) remoteDiagnose(ctx context.Context, in doctorInput) (cloud
 	if res.StatusCode != http.StatusOK {
 		var p struct {
 			Detail string `json:"detail"`
+			// Reason: why a DPoP proof was refused (docs/devices.md).
+			Reason string `json:"reason"`
 			Errors []struct {
 				Field  string `json:"field"`
 				Reason string `json:"reason"`
@@ -206,6 +208,9 @@ func (f *doctorFlags) remoteDiagnose(ctx context.Context, in doctorInput) (cloud
 		}
 		_ = json.Unmarshal(raw, &p) // a body that is not a problem leaves the status alone
 		msg := fmt.Sprintf("the server answered %s", res.Status)
+		if p.Reason != "" {
+			msg += " (proof refused: " + p.Reason + ")"
+		}
 		if p.Detail != "" {
 			msg += ": " + p.Detail
 		}

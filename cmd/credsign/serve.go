@@ -81,6 +81,9 @@ type serveFlags struct {
 	// cloud registration: regAllowPrivate and regAllowHosts widen where
 	// group registrations may call (registration.Client.AllowPrivate,
 	// AllowHosts).
+	// proofs of possession
+	publicURL       string
+	dpopNonce       bool
 	cloudCAFile     string
 	regAllowPrivate bool
 	regAllowHosts   hostList
@@ -140,7 +143,7 @@ func serveFlagGroups() []flagGroup {
 			names: []string{"addr", "tls-cert", "tls-key", "client-ca", "insecure-http", "issuer", "shutdown-timeout"}},
 		{title: "Admin plane (admin and provisioner operations, /metrics, /openapi.yaml, /docs)",
 			names: []string{"admin-addr", "admin-tls-cert", "admin-tls-key", "admin-client-ca"}},
-		{title: "Tokens and signing", names: []string{"dev", "admin-token-file", "max-device-ttl", "jwt-alg", "token-rotation-overlap", "token-min-lifetime"}},
+		{title: "Tokens and signing", names: []string{"dev", "admin-token-file", "max-device-ttl", "jwt-alg", "token-rotation-overlap", "token-min-lifetime", "public-url", "dpop-require-nonce"}},
 		{title: "Store", names: []string{"store", "data-dir", "store-key-file"}},
 		{title: "Vault (--store vault; environment variables)", notes: vault},
 		{title: "Cache", names: []string{"cache-size", "cache-ttl", "cache-stale"}},
@@ -223,6 +226,9 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 	fs.IntVar(&f.imports, "imports", api.DefaultImports, "imports under way at once on this server; more are answered 429")
 	fs.IntVar(&f.importsPerToken, "imports-per-token", api.DefaultImportsPerToken, "imports under way at once for one token; more are answered 429")
 	// cloud registration
+	// proofs of possession
+	fs.StringVar(&f.publicURL, "public-url", "", "URL devices address this server by, behind a proxy (https://host[:port][/prefix]): the htu of their DPoP proofs is checked against it instead of the request's scheme and Host")
+	fs.BoolVar(&f.dpopNonce, "dpop-require-nonce", false, "refuse DPoP proofs without a server nonce (from the DPoP-Nonce response header) instead of accepting a 60s iat window")
 	fs.StringVar(&f.cloudCAFile, "cloud-ca-file", "", "PEM CA bundle trusted, beside the system's roots, for the clouds' registration APIs (a TLS-inspecting proxy, an emulator)")
 	fs.BoolVar(&f.regAllowPrivate, "registration-allow-private", false, "let group registrations reach addresses that are not public (loopback, private, link-local, ...): an emulator, a private endpoint; checked on each address dialled")
 	fs.Var(&f.regAllowHosts, "registration-allow-host", "host a group registration may call besides the clouds' documented domains: name, *.domain or IP address; repeat or separate with commas")
@@ -421,6 +427,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		JWTAlg:               f.jwtAlg,
 		Issuer:               f.issuerURL(),
 		MaxEnrolmentFailures: f.enrolFailures,
+		PublicURL:            f.publicURL,
+		RequireDPoPNonce:     f.dpopNonce,
 		RotationOverlap:      f.rotationOverlap,
 		MinTokenLifetime:     f.minTokenLife,
 		Audit:                auditSink.writer(),

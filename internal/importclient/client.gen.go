@@ -15,6 +15,54 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for ProblemReason.
+const (
+	ProblemReasonBadNonce     ProblemReason = "bad-nonce"
+	ProblemReasonBadSignature ProblemReason = "bad-signature"
+	ProblemReasonFuture       ProblemReason = "future"
+	ProblemReasonKeyRequired  ProblemReason = "key-required"
+	ProblemReasonMalformed    ProblemReason = "malformed"
+	ProblemReasonMissing      ProblemReason = "missing"
+	ProblemReasonReplayed     ProblemReason = "replayed"
+	ProblemReasonStale        ProblemReason = "stale"
+	ProblemReasonUnknownKey   ProblemReason = "unknown-key"
+	ProblemReasonUseNonce     ProblemReason = "use-nonce"
+	ProblemReasonWrongMethod  ProblemReason = "wrong-method"
+	ProblemReasonWrongUrl     ProblemReason = "wrong-url"
+)
+
+// Valid indicates whether the value is a known member of the ProblemReason enum.
+func (e ProblemReason) Valid() bool {
+	switch e {
+	case ProblemReasonBadNonce:
+		return true
+	case ProblemReasonBadSignature:
+		return true
+	case ProblemReasonFuture:
+		return true
+	case ProblemReasonKeyRequired:
+		return true
+	case ProblemReasonMalformed:
+		return true
+	case ProblemReasonMissing:
+		return true
+	case ProblemReasonReplayed:
+		return true
+	case ProblemReasonStale:
+		return true
+	case ProblemReasonUnknownKey:
+		return true
+	case ProblemReasonUseNonce:
+		return true
+	case ProblemReasonWrongMethod:
+		return true
+	case ProblemReasonWrongUrl:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ImportDevicesParamsMode.
 const (
 	ImportDevicesParamsModeCreate ImportDevicesParamsMode = "create"
@@ -130,6 +178,11 @@ type ImportSummary struct {
 	Updated int64 `json:"updated"`
 }
 
+// KeyId A device key's ID, its RFC 7638 SHA-256 JWK thumbprint (base64url, no padding).
+//
+// Example: 0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I
+type KeyId = string
+
 // Labels Free-form labels for listing and filtering; keys are letters, digits, `.`, `_`, `/`, `-`.
 //
 // Example: {"site":"sz"}
@@ -144,6 +197,9 @@ type Problem struct {
 	Errors   *[]FieldError `json:"errors,omitempty"`
 	Instance *string       `json:"instance,omitempty"`
 
+	// Reason Why a DPoP proof was refused (401 only).
+	Reason *ProblemReason `json:"reason,omitempty"`
+
 	// RequestId The request ID, also in the access log and the X-Request-Id header.
 	RequestId *string `json:"requestId,omitempty"`
 	Status    int     `json:"status"`
@@ -152,6 +208,9 @@ type Problem struct {
 	// Type Example: about:blank
 	Type string `json:"type"`
 }
+
+// ProblemReason Why a DPoP proof was refused (401 only).
+type ProblemReason string
 
 // TokenId Example: 3f9a0c7d2b1e4a6f8c5d
 type TokenId = string
@@ -165,6 +224,11 @@ type DeviceIdPath = DeviceId
 //
 // Example: lamp-7
 type GroupIdPath = DeviceId
+
+// KeyIdPath A device key's ID, its RFC 7638 SHA-256 JWK thumbprint (base64url, no padding).
+//
+// Example: 0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I
+type KeyIdPath = KeyId
 
 // TokenIdPath Example: 3f9a0c7d2b1e4a6f8c5d
 type TokenIdPath = TokenId

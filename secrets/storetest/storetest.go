@@ -54,6 +54,7 @@ func Run(t *testing.T, newStore func(t *testing.T) secrets.Store) {
 		{"DeviceGroup", testDeviceGroup},
 		{"SecretVersions", testSecretVersions},
 		{"ListScan", testListScan},
+		{"DeviceKeys", testDeviceKeys},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

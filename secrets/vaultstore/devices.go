@@ -35,15 +35,18 @@ type deviceData struct {
 	SecretVersion   int64      `json:"secretVersion,omitempty"`
 	PreviousSecret  string     `json:"previousSecret,omitempty"`
 	SecretRotatedAt *time.Time `json:"secretRotatedAt,omitempty"`
-	CreatedAt       time.Time  `json:"createdAt"`
-	UpdatedAt       time.Time  `json:"updatedAt"`
+	// The device's public keys and key rule (proofs of possession).
+	Keys       []secrets.DeviceKey `json:"keys,omitempty"`
+	RequireKey bool                `json:"requireKey,omitempty"`
+	CreatedAt  time.Time           `json:"createdAt"`
+	UpdatedAt  time.Time           `json:"updatedAt"`
 }
 
 func (d deviceData) device(version int64) secrets.Device {
 	return secrets.Device{
 		ID: d.ID, Cloud: d.Cloud, Params: d.Params, Secret: d.Secret, Labels: d.Labels, Group: d.Group,
 		SecretVersion: max(d.SecretVersion, 1), PreviousSecret: d.PreviousSecret, SecretRotatedAt: d.SecretRotatedAt,
-		Version: version, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+		Keys: d.Keys, RequireKey: d.RequireKey, Version: version, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
 	}
 }
 
@@ -116,7 +119,8 @@ func (s *Store) putDevice(ctx context.Context, d secrets.Device, ifVersion int64
 	if err != nil {
 		return secrets.Device{}, err
 	}
-	dd := deviceData{ID: n.ID, Cloud: n.Cloud, Params: n.Params, Secret: n.Secret, Labels: n.Labels, Group: n.Group}
+	dd := deviceData{ID: n.ID, Cloud: n.Cloud, Params: n.Params, Secret: n.Secret, Labels: n.Labels, Group: n.Group,
+		Keys: n.Keys, RequireKey: n.RequireKey}
 	out, v, err := putRecord(ctx, s, deviceRel(d.ID), dd, ifVersion, d.Secret)
 	if err != nil {
 		return secrets.Device{}, err

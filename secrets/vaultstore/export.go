@@ -57,7 +57,7 @@ func (s *Store) ImportDevice(ctx context.Context, d secrets.Device, ifVersion in
 	defer cancel()
 	dd := deviceData{ID: n.ID, Cloud: n.Cloud, Params: n.Params, Secret: n.Secret, Labels: n.Labels, Group: n.Group,
 		SecretVersion: d.SecretVersion, PreviousSecret: d.PreviousSecret, SecretRotatedAt: d.SecretRotatedAt,
-		CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC()}
+		Keys: n.Keys, RequireKey: n.RequireKey, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC()}
 	v, err := importRecord[deviceData](ctx, s, deviceRel(d.ID), dd, ifVersion, d.Secret, d.PreviousSecret)
 	if err != nil {
 		return secrets.Device{}, fmt.Errorf("vaultstore: import device %q: %w", d.ID, err)
@@ -74,7 +74,8 @@ func (s *Store) ImportGroup(ctx context.Context, g secrets.Group, ifVersion int6
 	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
 	gd := groupData{ID: n.ID, Cloud: n.Cloud, Params: n.Params, Secret: n.Secret, Labels: n.Labels, Registration: n.Registration,
-		CreatedAt: g.CreatedAt.UTC(), UpdatedAt: g.UpdatedAt.UTC()}
+		RequireKey: n.RequireKey,
+		CreatedAt:  g.CreatedAt.UTC(), UpdatedAt: g.UpdatedAt.UTC()}
 	v, err := importRecord[groupData](ctx, s, groupRel(g.ID), gd, ifVersion, g.Secret)
 	if err != nil {
 		return secrets.Group{}, fmt.Errorf("vaultstore: import group %q: %w", g.ID, err)
