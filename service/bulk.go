@@ -71,13 +71,13 @@ type ImportResult struct {
 //
 // Cost: one bulk store write; on a store without bulk writes, with tokens,
 // one more token write an item; in ImportResume, one read and (with mint)
-// one token write for each device that exists. A scoped caller's lines
-// that would put a device outside its scope are refused each with the
-// fields named, and a device that exists outside it is refused as a PUT
-// refuses it (CodeNotFound): that costs, for a scoped caller, one read a
-// line in ImportUpsert (the write is then a compare-and-set on the version
-// read) and one read for each line that finds its device existing in
-// ImportCreate.
+// one token write for each device that exists; in ImportUpsert one read a
+// line (the write is then a compare-and-set on the version read, and keeps
+// the device's keys, as a PUT does). A scoped caller's lines that would put
+// a device outside its scope are refused each with the fields named, and a
+// device that exists outside it is refused as a PUT refuses it
+// (CodeNotFound): for a scoped caller that costs one read for each line
+// that finds its device existing in ImportCreate.
 func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []ImportItem, mode ImportMode, mint bool) []ImportResult {
 	out := make([]ImportResult, len(items))
 	upsert := mode == ImportUpsert
@@ -123,12 +123,23 @@ func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []I
 			out[i].Err = err
 			continue
 		}
+		d.RequireKey = it.Doc.RequireKey
 		p := secrets.DevicePut{Device: d, IfVersion: ifVersion}
-		if upsert && caller.Scope != nil {
-			// Replace only a device inside the scope, as it was read.
-			if p.IfVersion, err = s.scopedVersion(ctx, caller.Scope, it.ID); err != nil {
-				out[i].Err = err
+		if upsert {
+			// Replace the device as it was read (inside the caller's
+			// scope), keeping its keys as a PUT does.
+			cur, err := s.store.GetDevice(ctx, it.ID)
+			switch {
+			case errors.Is(err, secrets.ErrNotFound):
+				p.IfVersion = 0
+			case err != nil:
+				out[i].Err = fmt.Errorf("reading the existing device: %w", err)
 				continue
+			case !caller.Scope.HasDevice(cur):
+				out[i].Err = errOutsideScope
+				continue
+			default:
+				p.IfVersion, p.Device.Keys = cur.Version, cur.Keys
 			}
 		}
 		if together {

@@ -254,22 +254,6 @@ func (s *Service) listScopedGroups(ctx context.Context, sc *secrets.Scope, after
 	}
 }
 
-// scopedVersion reads device id for a scoped upsert and returns the
-// version to write over (0: it must still not exist), or errOutsideScope
-// for a device outside sc.
-func (s *Service) scopedVersion(ctx context.Context, sc *secrets.Scope, id string) (int64, error) {
-	cur, err := s.store.GetDevice(ctx, id)
-	switch {
-	case errors.Is(err, secrets.ErrNotFound):
-		return 0, nil
-	case err != nil:
-		return 0, fmt.Errorf("reading the existing device: %w", err)
-	case !sc.HasDevice(cur):
-		return 0, errOutsideScope
-	}
-	return cur.Version, nil
-}
-
 // existsError is the answer to a create that found device id existing:
 // CodeConflict, or for a device outside scope sc (one read to tell) the
 // answer of a PUT by that caller, CodeNotFound.
