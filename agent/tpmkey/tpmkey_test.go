@@ -101,19 +101,6 @@ func TestKeyInTPM(t *testing.T) {
 		if err != nil || !got.Equal(pub) {
 			t.Errorf("public area's key %v (%v), want the signer's", got, err)
 		}
-		// Duplication (the TPM's only way to move a key out) is refused
-		// for a fixedParent key.
-		h, name := tpmkey.Handle(key)
-		_, err = tpm2.Duplicate{
-			ObjectHandle:    tpm2.AuthHandle{Handle: h, Name: name, Auth: tpm2.PasswordAuth(nil)},
-			NewParentHandle: tpm2.TPMRHNull,
-			Symmetric:       tpm2.TPMTSymDef{Algorithm: tpm2.TPMAlgNull},
-		}.Execute(tpm)
-		if err == nil {
-			t.Error("the TPM duplicated the key")
-		} else if !errors.Is(err, tpm2.TPMRCAttributes) {
-			t.Errorf("duplication refused with %v, want TPM_RC_ATTRIBUTES (fixedParent)", err)
-		}
 		// The file holds the key wrapped, not the private scalar.
 		raw, _ := os.ReadFile(file)
 		blk, _ := pem.Decode(raw)
