@@ -29,6 +29,7 @@ import (
 	"github.com/credsign/credsign/internal/metrics"
 	"github.com/credsign/credsign/secrets"
 	"github.com/credsign/credsign/service"
+	"github.com/credsign/credsign/service/tpmattest"
 )
 
 // DefaultMaxBodyBytes caps request bodies when Config.MaxBodyBytes is zero.
@@ -82,6 +83,8 @@ type Config struct {
 	EnrolmentRateBurst int
 	// MaxEnrolmentFailures is service.Config.MaxEnrolmentFailures.
 	MaxEnrolmentFailures int64
+	// TPMAttestation is service.Config.TPMAttestation.
+	TPMAttestation *tpmattest.Verifier
 	// MaxBodyBytes caps request bodies; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// Now is the clock credentials are signed with (and the rate limiter
@@ -180,6 +183,7 @@ func New(cfg Config) (*Server, error) {
 		Issuer:       cfg.Issuer,
 
 		MaxEnrolmentFailures: cfg.MaxEnrolmentFailures,
+		TPMAttestation:       cfg.TPMAttestation,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)

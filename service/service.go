@@ -22,6 +22,7 @@ import (
 	"github.com/credsign/credsign/cloud/clouds"
 	"github.com/credsign/credsign/internal/metrics"
 	"github.com/credsign/credsign/secrets"
+	"github.com/credsign/credsign/service/tpmattest"
 )
 
 // DefaultMaxDeviceTTL caps the lifetime a device token may ask for when
@@ -67,6 +68,10 @@ type Config struct {
 	// refused (each such failure is a signed call to the cloud that
 	// created nothing); zero means DefaultMaxEnrolmentFailures.
 	MaxEnrolmentFailures int64
+	// TPMAttestation verifies TPM attestation at enrolment
+	// (POST /v1/enrol/attest); nil: the server has no TPM EK CAs and
+	// refuses it.
+	TPMAttestation *tpmattest.Verifier
 }
 
 // Service is the domain layer. It is safe for concurrent use.
@@ -86,6 +91,7 @@ type Service struct {
 	maxEnrolFailures int64
 	patterns         patterns
 	inflight         inflight
+	tpm              *tpmattest.Verifier
 }
 
 // New returns a Service for cfg.
@@ -109,7 +115,7 @@ func New(cfg Config) (*Service, error) {
 	authn.v2 = dt
 	authn.enrolments = c
 	s := &Service{store: cfg.Store, cache: c, authn: authn, devTokens: dt, metrics: m, now: cfg.Now, maxDeviceTTL: cfg.MaxDeviceTTL,
-		issuer: cfg.Issuer, registrar: cfg.Registrar, clouds: cfg.Clouds}
+		issuer: cfg.Issuer, registrar: cfg.Registrar, clouds: cfg.Clouds, tpm: cfg.TPMAttestation}
 	if s.clouds == nil {
 		s.clouds = clouds.Registry()
 	}

@@ -70,6 +70,13 @@ type DeviceId = string
 
 // EnrolRequest defines model for EnrolRequest.
 type EnrolRequest struct {
+	// Attestation The answer to a TPM attestation challenge (`POST /v1/enrol/attest`), sent
+	// as `attestation` in `POST /v1/enrol` with the DPoP proof of the device
+	// key: the secret the TPM activated, and the AK's TPM2_Certify of the
+	// device key, whose public key must be the proof's `jwk` and whose
+	// attributes must include fixedTPM, fixedParent and sensitiveDataOrigin.
+	Attestation *TpmAttestation `json:"attestation,omitempty"`
+
 	// DeviceId Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 	//
 	// Example: lamp-7
@@ -173,6 +180,27 @@ type Topics struct {
 
 	// TwinResponse Where Azure answers twin requests (subscribe).
 	TwinResponse *string `json:"twinResponse,omitempty"`
+}
+
+// TpmAttestation The answer to a TPM attestation challenge (`POST /v1/enrol/attest`), sent
+// as `attestation` in `POST /v1/enrol` with the DPoP proof of the device
+// key: the secret the TPM activated, and the AK's TPM2_Certify of the
+// device key, whose public key must be the proof's `jwk` and whose
+// attributes must include fixedTPM, fixedParent and sensitiveDataOrigin.
+type TpmAttestation struct {
+	// ActivatedSecret TPM2_ActivateCredential's certInfo (base64).
+	ActivatedSecret []byte `json:"activatedSecret"`
+	ChallengeId     string `json:"challengeId"`
+	KeyCertify      struct {
+		// Attest TPM2_Certify's certifyInfo (the TPMS_ATTEST, base64), with the challenge ID as qualifying data.
+		Attest []byte `json:"attest"`
+
+		// Public The device key's TPM2B_PUBLIC (base64).
+		Public []byte `json:"public"`
+
+		// Signature The AK's TPMT_SIGNATURE over `attest` (base64).
+		Signature []byte `json:"signature"`
+	} `json:"keyCertify"`
 }
 
 // DeviceIdPath Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.

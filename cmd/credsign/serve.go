@@ -29,6 +29,7 @@ import (
 	"github.com/credsign/credsign/secrets/filestore"
 	"github.com/credsign/credsign/secrets/vaultstore"
 	"github.com/credsign/credsign/service"
+	"github.com/credsign/credsign/service/tpmattest"
 )
 
 // HTTP server limits.
@@ -43,6 +44,7 @@ const (
 // serveFlags are the flags of `credsign serve`.
 type serveFlags struct {
 	dev             bool
+	tpmEKCA         string
 	addr            string
 	dataDir         string
 	store           string
@@ -128,6 +130,7 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 	fs.Float64Var(&f.enrolRate, "enrolment-rate-limit", api.DefaultEnrolmentRatePerMinute, "requests per minute per enrolment token (a batch of devices shares one); negative leaves them unlimited")
 	fs.IntVar(&f.enrolBurst, "enrolment-rate-burst", api.DefaultEnrolmentRateBurst, "requests an enrolment token may make in a burst")
 	fs.Int64Var(&f.enrolFailures, "enrolment-max-failures", service.DefaultMaxEnrolmentFailures, "failed registrations with the cloud after which an enrolment token enrols nobody (mint a new one)")
+	fs.StringVar(&f.tpmEKCA, "tpm-ek-ca", "", "PEM file of the CA certificates that issue TPM endorsement key certificates (the TPM makers' roots and intermediates); turns on TPM attestation at enrolment (POST /v1/enrol/attest)")
 	fs.Int64Var(&f.maxBody, "max-body-bytes", api.DefaultMaxBodyBytes, "largest request body accepted")
 	fs.DurationVar(&f.importIdle, "import-idle-timeout", api.DefaultImportIdleTimeout, "an import (POST /v1/imports) that sends no device line, or takes none of its results, this long is ended")
 	fs.IntVar(&f.imports, "imports", api.DefaultImports, "imports under way at once on this server; more are answered 429")
@@ -284,6 +287,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			Help: "When the TLS certificate being served expires (Unix seconds).", At: reloader.NotAfter})
 	}
 
+	var tpmVerifier *tpmattest.Verifier
+	if f.tpmEKCA != "" {
+		b, err := os.ReadFile(f.tpmEKCA)
+		if err == nil {
+			tpmVerifier, err = tpmattest.New(tpmattest.Config{CAs: b})
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "credsign serve: --tpm-ek-ca: %v\n", err)
+			return exitUsage
+		}
+	}
 	regClient, err := newRegistrationClient(f.cloudCAFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "credsign serve: %v\n", err)
@@ -301,6 +315,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		EnrolmentRatePerMinute:   f.enrolRate,
 		EnrolmentRateBurst:       f.enrolBurst,
 		MaxEnrolmentFailures:     f.enrolFailures,
+		TPMAttestation:           tpmVerifier,
 		MaxBodyBytes:             f.maxBody,
 		ImportIdleTimeout:        f.importIdle,
 		Imports:                  f.imports,

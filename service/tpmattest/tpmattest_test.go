@@ -73,12 +73,12 @@ func loadExternal(t *testing.T, tpm transport.TPM, k *ecdsa.PrivateKey) tpm2.Aut
 	t.Helper()
 	tmpl := tpmkey.KeyTemplate
 	tmpl.ObjectAttributes = tpm2.TPMAObject{UserWithAuth: true, NoDA: true, SignEncrypt: true}
-	x, y := k.X.FillBytes(make([]byte, 32)), k.Y.FillBytes(make([]byte, 32))
+	x, y := point(t, &k.PublicKey)
 	tmpl.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{X: tpm2.TPM2BECCParameter{Buffer: x}, Y: tpm2.TPM2BECCParameter{Buffer: y}})
 	rsp, err := tpm2.LoadExternal{
 		InPrivate: tpm2.New2B(tpm2.TPMTSensitive{
 			SensitiveType: tpm2.TPMAlgECC,
-			Sensitive:     tpm2.NewTPMUSensitiveComposite(tpm2.TPMAlgECC, &tpm2.TPM2BECCParameter{Buffer: k.D.FillBytes(make([]byte, 32))}),
+			Sensitive:     tpm2.NewTPMUSensitiveComposite(tpm2.TPMAlgECC, &tpm2.TPM2BECCParameter{Buffer: privBytes(t, k)}),
 		}),
 		InPublic:  tpm2.New2B(tmpl),
 		Hierarchy: tpm2.TPMRHNull,
@@ -145,7 +145,7 @@ func TestAttestation(t *testing.T) {
 		{"a public area that claims fixedTPM for a file key fails", func(t *testing.T, c tpmattest.Challenge) (tpmattest.Binding, tpmattest.Attestation, any) {
 			a := dev.answer(t, c)
 			tmpl := tpmkey.KeyTemplate
-			x, y := fileKey.X.FillBytes(make([]byte, 32)), fileKey.Y.FillBytes(make([]byte, 32))
+			x, y := point(t, &fileKey.PublicKey)
 			tmpl.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{X: tpm2.TPM2BECCParameter{Buffer: x}, Y: tpm2.TPM2BECCParameter{Buffer: y}})
 			a.KeyPublic = tpm2.Marshal(tpm2.New2B(tmpl))
 			return bind, a, &fileKey.PublicKey
@@ -268,4 +268,22 @@ func (d *device) answerNoActivate(t *testing.T, c tpmattest.Challenge) tpmattest
 		t.Fatal(err)
 	}
 	return tpmattest.Attestation{ChallengeID: c.ID, ActivatedSecret: make([]byte, 32), KeyPublic: cert.Public, Attest: cert.Attest, Signature: cert.Signature}
+}
+
+func point(t *testing.T, k *ecdsa.PublicKey) (x, y []byte) {
+	t.Helper()
+	b, err := k.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b[1:33], b[33:]
+}
+
+func privBytes(t *testing.T, k *ecdsa.PrivateKey) []byte {
+	t.Helper()
+	b, err := k.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
