@@ -41,7 +41,7 @@ func groupDoc() map[string]any {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{env: newEnv(t, nil)}
+	f := &fixture{env: newEnv(t, withTPM(t))}
 	f.tokens = append(f.tokens, testAdmin)
 	mk := func() (string, string) {
 		r := f.do("POST", "/v1/tokens", testAdmin, map[string]any{"role": "provisioner"})
@@ -131,6 +131,7 @@ func TestRoleMatrix(t *testing.T) {
 		"deleteGroup":          {"DELETE", "/v1/groups/grp", nil, 204, false},
 		"createEnrolmentToken": {"POST", "/v1/groups/grp/enrolment-tokens", map[string]any{"maxUses": 1, "ttlSeconds": 60}, 201, false},
 		"enrol":                {"POST", "/v1/enrol", map[string]any{"deviceId": "enrolled-1"}, 201, false},
+		"enrolAttest":          {"POST", "/v1/enrol/attest", attestBody(t, "enrolled-2"), 200, false},
 	}
 	doc, err := openapi3.NewLoader().LoadFromData(credsign.OpenAPI)
 	if err != nil {
