@@ -346,6 +346,12 @@ func (v *Verifier) VerifyAttestation(ctx context.Context, b Binding, a Attestati
 	if subtle.ConstantTimeCompare(a.ActivatedSecret, c.secret) != 1 {
 		return refused("the activated secret is wrong: the AK is not in the TPM of that EK")
 	}
+	return checkCertification(c.ak, a, key)
+}
+
+// checkCertification checks the AK's certification of the device key in a,
+// for challenge a.ChallengeID, and that the key is key.
+func checkCertification(ak *ecdsa.PublicKey, a Attestation, key crypto.PublicKey) error {
 	if len(a.Attest) > maxBlob || len(a.Signature) > maxBlob || len(a.KeyPublic) > maxBlob {
 		return malformed("a field is longer than %d bytes", maxBlob)
 	}
@@ -359,7 +365,7 @@ func (v *Verifier) VerifyAttestation(ctx context.Context, b Binding, a Attestati
 		return refused("keyCertify.signature is not an ECDSA SHA-256 signature")
 	}
 	h := sha256.Sum256(a.Attest)
-	if !ecdsa.Verify(c.ak, h[:], new(big.Int).SetBytes(es.SignatureR.Buffer), new(big.Int).SetBytes(es.SignatureS.Buffer)) {
+	if !ecdsa.Verify(ak, h[:], new(big.Int).SetBytes(es.SignatureR.Buffer), new(big.Int).SetBytes(es.SignatureS.Buffer)) {
 		return refused("keyCertify.signature does not verify with the AK")
 	}
 	// What the AK signed: a TPM-made certification of a key's name, for
