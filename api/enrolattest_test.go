@@ -91,3 +91,23 @@ func TestEnrolAttest(t *testing.T) {
 		}
 	})
 }
+
+func TestGroupRequireAttestation(t *testing.T) {
+	e := &fixture{env: newEnv(t, nil)}
+	doc := groupDoc()
+	doc["requireAttestation"] = "tpm"
+	mustStatus(t, e.do("PUT", "/v1/groups/grp", testAdmin, doc), 201, "group requiring TPM attestation")
+	var g map[string]any
+	e.do("GET", "/v1/groups/grp", testAdmin, nil).json(t, &g)
+	if g["requireAttestation"] != "tpm" {
+		t.Fatalf("group %v", g)
+	}
+	r := e.do("POST", "/v1/groups/grp/enrolment-tokens", testAdmin, map[string]any{"maxUses": 1, "ttlSeconds": 60})
+	var et struct{ Token string }
+	r.json(t, &et)
+	r = e.do("POST", "/v1/enrol", et.Token, map[string]any{"deviceId": "lamp-1"})
+	mustStatus(t, r, 403, "enrol without attestation")
+	mustStatus(t, e.do("GET", "/v1/devices/lamp-1", testAdmin, nil), 404, "device of a refused enrolment")
+	doc["requireAttestation"] = "sometimes"
+	mustStatus(t, e.do("PUT", "/v1/groups/grp", testAdmin, doc), 422, "unknown requireAttestation")
+}

@@ -25,6 +25,10 @@ func apiGroup(g secrets.Group) oapi.Group {
 		CreatedAt: g.CreatedAt.UTC(),
 		UpdatedAt: g.UpdatedAt.UTC(),
 	}
+	if g.RequireAttestation != "" {
+		ra := oapi.RequireAttestation(g.RequireAttestation)
+		out.RequireAttestation = &ra
+	}
 	if r := g.Registration; r != nil {
 		out.Registration = &oapi.GroupRegistration{Kind: oapi.GroupRegistrationKind(r.Kind)}
 		if len(r.Params) > 0 {
@@ -45,6 +49,9 @@ func (h handlers) PutGroup(ctx context.Context, req oapi.PutGroupRequestObject) 
 		}
 		if b.Labels != nil {
 			doc.Labels = *b.Labels
+		}
+		if b.RequireAttestation != nil {
+			doc.RequireAttestation = string(*b.RequireAttestation)
 		}
 		if b.Registration != nil {
 			doc.Registration = &secrets.Registration{Kind: string(b.Registration.Kind)}

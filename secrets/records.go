@@ -53,7 +53,8 @@ func NormalizeDevice(d Device) (Device, error) {
 // (ID, Cloud, Params, Secret, Labels, Registration) as every store reads
 // them back, sharing nothing with g, without bookkeeping.
 func NormalizeGroup(g Group) (Group, error) {
-	in := Group{ID: g.ID, Cloud: g.Cloud, Params: g.Params, Secret: g.Secret, Labels: g.Labels, Registration: g.Registration}
+	in := Group{ID: g.ID, Cloud: g.Cloud, Params: g.Params, Secret: g.Secret, Labels: g.Labels, Registration: g.Registration,
+		RequireAttestation: g.RequireAttestation}
 	b, err := json.Marshal(in)
 	if err != nil {
 		return Group{}, fmt.Errorf("%w: params or labels cannot be encoded as JSON", ErrInvalid)

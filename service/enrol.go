@@ -482,6 +482,11 @@ func (s *Service) Enrol(ctx context.Context, caller Principal, id string) (Enrol
 		return fail(metrics.OutcomeError, fmt.Errorf("reading the group: %w", err))
 	}
 	cloud = g.Cloud
+	if g.RequireAttestation == AttestationTPM {
+		// Until enrolment binds device keys with their attestation
+		// (VerifyEnrolAttestation), such a group enrols nobody here.
+		return fail(metrics.OutcomeDenied, newError(CodeForbidden, "this group requires TPM attestation of the device key (POST /v1/enrol/attest, then attestation in POST /v1/enrol with a DPoP proof)"))
+	}
 	registers := g.Registration != nil
 	if registers {
 		// One registration with the cloud per token at a time: a token

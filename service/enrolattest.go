@@ -9,6 +9,10 @@ import (
 	"github.com/credsign/credsign/service/tpmattest"
 )
 
+// AttestationTPM is the kind of attestation of TPM device keys: a group's
+// RequireAttestation, and a device key's attestation.
+const AttestationTPM = "tpm"
+
 // tpmError maps a tpmattest error to the domain's: malformed input is
 // invalid (422), an attestation that proves nothing is forbidden (403), and
 // a replica full of challenges is unavailable (503, retry later).

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -110,4 +111,34 @@ func TestEnrolAttestation(t *testing.T) {
 			t.Fatalf("EnrolAttest = %v", err)
 		}
 	})
+}
+
+// TestRequireAttestation: a group that requires TPM attestation refuses an
+// enrolment without it (403) and changes nothing; the field takes "tpm"
+// only.
+func TestRequireAttestation(t *testing.T) {
+	s, _ := newService(t, Config{})
+	ctx := context.Background()
+	doc := azureGroup()
+	doc.RequireAttestation = "always"
+	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps", doc); !strings.Contains(fmt.Sprint(InvalidFields(err)), "requireAttestation") {
+		t.Fatalf("PutGroup with requireAttestation %q: %v", doc.RequireAttestation, err)
+	}
+	doc.RequireAttestation = AttestationTPM
+	g, _, err := s.PutGroup(ctx, adminCaller, "lamps", doc)
+	if err != nil || g.RequireAttestation != AttestationTPM {
+		t.Fatalf("PutGroup: %+v, %v", g, err)
+	}
+	et, text := mintEnrolment(t, s, "lamps", EnrolmentTokenRequest{MaxUses: 1, TTL: time.Hour})
+	_, err = s.Enrol(ctx, mustAuth(t, s, text), "lamp-1")
+	var se *Error
+	if !errors.As(err, &se) || se.Code != CodeForbidden || !strings.Contains(se.Detail, "requires TPM attestation") {
+		t.Fatalf("Enrol = %v, want 403", err)
+	}
+	if _, err := s.store.GetDevice(ctx, "lamp-1"); err == nil {
+		t.Error("the refused enrolment created the device")
+	}
+	if got, err := s.GetEnrolmentToken(ctx, "lamps", et.ID); err != nil || got.Uses != 0 {
+		t.Errorf("the refused enrolment used the token: %+v, %v", got, err)
+	}
 }

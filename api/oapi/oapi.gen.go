@@ -146,6 +146,21 @@ func (e ParamSpecType) Valid() bool {
 	}
 }
 
+// Defines values for RequireAttestation.
+const (
+	RequireAttestationTpm RequireAttestation = "tpm"
+)
+
+// Valid indicates whether the value is a known member of the RequireAttestation enum.
+func (e RequireAttestation) Valid() bool {
+	switch e {
+	case RequireAttestationTpm:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TokenCreatedRole.
 const (
 	TokenCreatedRoleDevice      TokenCreatedRole = "device"
@@ -581,8 +596,14 @@ type Group struct {
 
 	// Registration How the service registers a new device of the group with the cloud (at enrolment, and when a device of the group is written without a secret).
 	Registration *GroupRegistration `json:"registration,omitempty"`
-	UpdatedAt    time.Time          `json:"updatedAt"`
-	Version      int64              `json:"version"`
+
+	// RequireAttestation `tpm`: a device of the group enrols only with TPM attestation of its
+	// device key (`POST /v1/enrol/attest`, then `attestation` in
+	// `POST /v1/enrol`); an enrolment without it is refused (403).
+	// Absent: none is required.
+	RequireAttestation *RequireAttestation `json:"requireAttestation,omitempty"`
+	UpdatedAt          time.Time           `json:"updatedAt"`
+	Version            int64               `json:"version"`
 }
 
 // GroupDocument What a group is, written with `PUT /v1/groups/{groupId}`.
@@ -602,6 +623,12 @@ type GroupDocument struct {
 
 	// Registration How the service registers a new device of the group with the cloud (at enrolment, and when a device of the group is written without a secret).
 	Registration *GroupRegistration `json:"registration,omitempty"`
+
+	// RequireAttestation `tpm`: a device of the group enrols only with TPM attestation of its
+	// device key (`POST /v1/enrol/attest`, then `attestation` in
+	// `POST /v1/enrol`); an enrolment without it is refused (403).
+	// Absent: none is required.
+	RequireAttestation *RequireAttestation `json:"requireAttestation,omitempty"`
 
 	// Secret The group key (Azure DPS group enrollment, base64) or product secret, without control characters. Write-only.
 	Secret *string `json:"secret,omitempty"`
@@ -767,6 +794,12 @@ type Problem struct {
 	// Type Example: about:blank
 	Type string `json:"type"`
 }
+
+// RequireAttestation `tpm`: a device of the group enrols only with TPM attestation of its
+// device key (`POST /v1/enrol/attest`, then `attestation` in
+// `POST /v1/enrol`); an enrolment without it is refused (403).
+// Absent: none is required.
+type RequireAttestation string
 
 // TokenCreated defines model for TokenCreated.
 type TokenCreated struct {
