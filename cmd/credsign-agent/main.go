@@ -8,6 +8,7 @@
 //	credsign-agent creds [flags] [--format json|env]
 //	credsign-agent exec  [flags] -- COMMAND [ARG]...
 //	credsign-agent enrol [flags] --enrolment-token-file FILE --device ID --token-file FILE
+//	credsign-agent tpm-key --tpm PATH --tpm-key-file FILE
 //	credsign-agent --version
 //
 // Common flags (each also an environment variable and a key of the
@@ -63,6 +64,8 @@ commands:
          with fresh ones when they are refreshed: exec [flags] -- CMD ARG...
   enrol  enrol the device with its enrolment token and write its device
          token to --token-file (first boot; nothing to do when it exists)
+  tpm-key  create the device key in the TPM (when --tpm-key-file is missing)
+         and print its public JWK and kid, to bind it to the device
 
 Run "credsign-agent COMMAND -h" for the flags of a command.
 `
