@@ -215,3 +215,29 @@ func rawRS(der []byte) ([]byte, error) {
 	rs.S.FillBytes(out[32:])
 	return out, nil
 }
+
+// BenchmarkSign measures one proof signature in swtpm (a hardware TPM is
+// slower: tens of milliseconds for ECDSA P-256).
+func BenchmarkSign(b *testing.B) {
+	sw := swtpmtest.Start(b, "")
+	tpm, err := tpmkey.Open("tcp:" + sw.Addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tpm.Close()
+	file := filepath.Join(b.TempDir(), "k")
+	if err := tpmkey.Create(tpm, file); err != nil {
+		b.Fatal(err)
+	}
+	key, err := tpmkey.Load(tpm, file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer key.Close()
+	h := sha256.Sum256([]byte("proof"))
+	for b.Loop() {
+		if _, err := key.Sign(rand.Reader, h[:], crypto.SHA256); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
