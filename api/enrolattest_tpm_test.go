@@ -1,0 +1,216 @@
+package api
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/asn1"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/rs/zerolog"
+
+	"github.com/credsign/credsign/agent/tpmkey"
+	"github.com/credsign/credsign/api/oapi"
+	"github.com/credsign/credsign/internal/testing/swtpmtest"
+	"github.com/credsign/credsign/internal/testing/testutil"
+	"github.com/credsign/credsign/secrets/filestore"
+	"github.com/credsign/credsign/service/tpmattest"
+)
+
+// tpmSigner signs a JWS with a TPM key: ES256 takes r‖s, not ASN.1.
+type tpmSigner struct{ k *tpmkey.Key }
+
+func (s tpmSigner) Public() *jose.JSONWebKey {
+	return &jose.JSONWebKey{Key: s.k.Public(), Algorithm: string(jose.ES256)}
+}
+func (s tpmSigner) Algs() []jose.SignatureAlgorithm { return []jose.SignatureAlgorithm{jose.ES256} }
+func (s tpmSigner) SignPayload(p []byte, _ jose.SignatureAlgorithm) ([]byte, error) {
+	h := sha256.Sum256(p)
+	der, err := s.k.Sign(rand.Reader, h[:], crypto.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	var rs struct{ R, S *big.Int }
+	if _, err := asn1.Unmarshal(der, &rs); err != nil {
+		return nil, err
+	}
+	out := make([]byte, 64)
+	rs.R.FillBytes(out[:32])
+	rs.S.FillBytes(out[32:])
+	return out, nil
+}
+
+// TestEnrolAttestTPM runs TPM attestation over HTTP with a manufactured
+// swtpm: the wire format of POST /v1/enrol/attest carries the EK
+// certificate, the AK and the credential intact, and the body's
+// `attestation` (TpmAttestation, as a device sends it to POST /v1/enrol)
+// with the jwk of a DPoP proof signed in the TPM passes the enrol check;
+// the same attestation with a proof signed by another key does not.
+func TestEnrolAttestTPM(t *testing.T) {
+	ca := swtpmtest.NewCA(t)
+	sw := swtpmtest.Start(t, swtpmtest.Manufacture(t, ca))
+	tpm, err := tpmkey.Open("tcp:" + sw.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tpm.Close()
+	file := filepath.Join(t.TempDir(), "key")
+	if err := tpmkey.Create(tpm, file); err != nil {
+		t.Fatal(err)
+	}
+	key, err := tpmkey.Load(tpm, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer key.Close()
+	att, err := tpmkey.NewAttestor(tpm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer att.Close()
+
+	fs, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	v, err := tpmattest.New(tpmattest.Config{CAs: ca.PEM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{Store: fs, AdminToken: testAdmin, Logger: zerolog.Nop(), TPMAttestation: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	e := &env{t: t, url: ts.URL, router: testRouter(t), bodies: &testutil.SyncBuffer{}}
+	mustStatus(t, e.do("PUT", "/v1/groups/grp", testAdmin, map[string]any{"cloud": "azure", "secret": groupDoc()["secret"], "params": groupDoc()["params"], "requireAttestation": "tpm"}), 201, "group")
+	r := e.do("POST", "/v1/groups/grp/enrolment-tokens", testAdmin, map[string]any{"maxUses": 5, "ttlSeconds": 600})
+	var et struct{ Token string }
+	r.json(t, &et)
+	ctx := context.Background()
+	caller, err := srv.svc.Authenticate(ctx, "Bearer "+et.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The device, over HTTP: its EK certificate and AK, then the answer.
+	attest := func(t *testing.T) map[string]any {
+		t.Helper()
+		r := e.do("POST", "/v1/enrol/attest", et.Token, map[string]any{"deviceId": "lamp-1",
+			"ek": map[string]any{"cert": att.EKCert()}, "ak": map[string]any{"public": att.AKPublic()}})
+		mustStatus(t, r, 200, "attest")
+		var c struct {
+			ChallengeID string `json:"challengeId"`
+			Credential  struct {
+				CredentialBlob []byte `json:"credentialBlob"`
+				Secret         []byte `json:"secret"`
+			} `json:"credential"`
+		}
+		r.json(t, &c)
+		secret, err := att.Activate(c.Credential.CredentialBlob, c.Credential.Secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := att.Certify(key, []byte(c.ChallengeID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return map[string]any{"challengeId": c.ChallengeID, "activatedSecret": secret,
+			"keyCertify": map[string]any{"public": cert.Public, "attest": cert.Attest, "signature": cert.Signature}}
+	}
+	// The server's side of POST /v1/enrol: the body's attestation as the
+	// generated type, and the jwk of the DPoP proof.
+	check := func(t *testing.T, body map[string]any, proof string) error {
+		t.Helper()
+		raw, err := json.Marshal(map[string]any{"deviceId": "lamp-1", "attestation": body})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var req oapi.EnrolRequest
+		if err := json.Unmarshal(raw, &req); err != nil || req.Attestation == nil {
+			t.Fatalf("enrol body: %v", err)
+		}
+		jws, err := jose.ParseSigned(proof, []jose.SignatureAlgorithm{jose.ES256})
+		if err != nil {
+			t.Fatal(err)
+		}
+		jwk := jws.Signatures[0].Protected.JSONWebKey
+		if _, err := jws.Verify(jwk); err != nil {
+			t.Fatalf("proof: %v", err)
+		}
+		a := req.Attestation
+		return srv.svc.VerifyEnrolAttestation(ctx, caller, req.DeviceId, tpmattest.Attestation{
+			ChallengeID: a.ChallengeId, ActivatedSecret: a.ActivatedSecret,
+			KeyPublic: a.KeyCertify.Public, Attest: a.KeyCertify.Attest, Signature: a.KeyCertify.Signature,
+		}, jwk.Key)
+	}
+	proofBy := func(t *testing.T, s jose.OpaqueSigner) string {
+		t.Helper()
+		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: s}, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		claims := fmt.Sprintf(`{"jti":%q,"htm":"POST","htu":%q,"iat":%d}`, base64.RawURLEncoding.EncodeToString([]byte("0123456789abcdef")), ts.URL+"/v1/enrol", time.Now().Unix())
+		j, err := signer.Sign([]byte(claims))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := j.CompactSerialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+
+	t.Run("a proof signed in the TPM passes", func(t *testing.T) {
+		if err := check(t, attest(t), proofBy(t, tpmSigner{key})); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("a proof signed by a file key fails", func(t *testing.T) {
+		fileKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = check(t, attest(t), proofBy(t, fileSigner{fileKey}))
+		if err == nil || !strings.Contains(err.Error(), "not the key of the enrolment's proof") {
+			t.Fatalf("check = %v", err)
+		}
+	})
+	t.Run("the group refuses an enrolment without attestation", func(t *testing.T) {
+		mustStatus(t, e.do("POST", "/v1/enrol", et.Token, map[string]any{"deviceId": "lamp-1"}), 403, "enrol without attestation")
+	})
+}
+
+// fileSigner is fileKey behind the same interface.
+type fileSigner struct{ k *ecdsa.PrivateKey }
+
+func (s fileSigner) Public() *jose.JSONWebKey {
+	return &jose.JSONWebKey{Key: &s.k.PublicKey, Algorithm: string(jose.ES256)}
+}
+func (s fileSigner) Algs() []jose.SignatureAlgorithm { return []jose.SignatureAlgorithm{jose.ES256} }
+func (s fileSigner) SignPayload(p []byte, _ jose.SignatureAlgorithm) ([]byte, error) {
+	h := sha256.Sum256(p)
+	r, ss, err := ecdsa.Sign(rand.Reader, s.k, h[:])
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 64)
+	r.FillBytes(out[:32])
+	ss.FillBytes(out[32:])
+	return out, nil
+}
