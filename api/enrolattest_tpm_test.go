@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/rs/zerolog"
 
+	"github.com/credsign/credsign/agent/client"
 	"github.com/credsign/credsign/agent/tpmkey"
 	"github.com/credsign/credsign/api/oapi"
 	"github.com/credsign/credsign/internal/testing/swtpmtest"
@@ -107,31 +109,40 @@ func TestEnrolAttestTPM(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The device, over HTTP: its EK certificate and AK, then the answer.
+	// The device, over HTTP with the agent's client (tpmkey.Attest): its
+	// EK certificate and AK, then the answer.
+	c, err := client.NewClientWithResponses(ts.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearer := func(tok string) client.RequestEditorFn {
+		return func(_ context.Context, r *http.Request) error {
+			r.Header.Set("Authorization", "Bearer "+tok)
+			return nil
+		}
+	}
 	attest := func(t *testing.T) map[string]any {
 		t.Helper()
-		r := e.do("POST", "/v1/enrol/attest", et.Token, map[string]any{"deviceId": "lamp-1",
-			"ek": map[string]any{"cert": att.EKCert()}, "ak": map[string]any{"public": att.AKPublic()}})
-		mustStatus(t, r, 200, "attest")
-		var c struct {
-			ChallengeID string `json:"challengeId"`
-			Credential  struct {
-				CredentialBlob []byte `json:"credentialBlob"`
-				Secret         []byte `json:"secret"`
-			} `json:"credential"`
-		}
-		r.json(t, &c)
-		secret, err := att.Activate(c.Credential.CredentialBlob, c.Credential.Secret)
+		a, err := att.Attest(ctx, c, bearer(et.Token), "lamp-1", key)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cert, err := att.Certify(key, []byte(c.ChallengeID))
+		raw, err := json.Marshal(a)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return map[string]any{"challengeId": c.ChallengeID, "activatedSecret": secret,
-			"keyCertify": map[string]any{"public": cert.Public, "attest": cert.Attest, "signature": cert.Signature}}
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
 	}
+	t.Run("a refusal names the status and the detail", func(t *testing.T) {
+		_, err := att.Attest(ctx, c, bearer(et.Token), "../nope", key)
+		if err == nil || !strings.Contains(err.Error(), "422") {
+			t.Fatalf("Attest = %v", err)
+		}
+	})
 	// The server's side of POST /v1/enrol: the body's attestation as the
 	// generated type, and the jwk of the DPoP proof.
 	check := func(t *testing.T, body map[string]any, proof string) error {

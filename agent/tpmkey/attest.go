@@ -1,11 +1,15 @@
 package tpmkey
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
+
+	"github.com/credsign/credsign/agent/client"
 )
 
 // NVIndexRSAEKCert is where a TPM keeps the certificate of its RSA 2048
@@ -178,4 +182,36 @@ func (a *Attestor) Close() error {
 		return fmt.Errorf("tpm: flush the attestation key: %w", err)
 	}
 	return nil
+}
+
+// Attest runs TPM attestation for an enrolment with the credsign API c:
+// it asks POST /v1/enrol/attest for a challenge for deviceID (auth adds
+// the enrolment token), activates it, has the AK certify key with the
+// challenge ID, and returns the `attestation` member of the enrol request
+// that goes with a DPoP proof signed by key. A refusal is an error naming
+// the HTTP status and the server's detail.
+func (a *Attestor) Attest(ctx context.Context, c *client.ClientWithResponses, auth client.RequestEditorFn, deviceID string, key *Key) (client.TpmAttestation, error) {
+	var req client.EnrolAttestRequest
+	req.DeviceId, req.Ek.Cert, req.Ak.Public = deviceID, a.ekCert, a.akPublic
+	rsp, err := c.EnrolAttestWithResponse(ctx, req, auth)
+	if err != nil {
+		return client.TpmAttestation{}, fmt.Errorf("tpm attestation: %w", err)
+	}
+	if rsp.JSON200 == nil {
+		var p struct{ Detail string }
+		_ = json.Unmarshal(rsp.Body, &p)
+		return client.TpmAttestation{}, fmt.Errorf("tpm attestation: %s: %s", rsp.Status(), p.Detail)
+	}
+	ch := rsp.JSON200
+	secret, err := a.Activate(ch.Credential.CredentialBlob, ch.Credential.Secret)
+	if err != nil {
+		return client.TpmAttestation{}, err
+	}
+	cert, err := a.Certify(key, []byte(ch.ChallengeId))
+	if err != nil {
+		return client.TpmAttestation{}, err
+	}
+	out := client.TpmAttestation{ChallengeId: ch.ChallengeId, ActivatedSecret: secret}
+	out.KeyCertify.Public, out.KeyCertify.Attest, out.KeyCertify.Signature = cert.Public, cert.Attest, cert.Signature
+	return out, nil
 }
