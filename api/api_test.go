@@ -43,7 +43,7 @@ func groupDoc() map[string]any {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{env: newEnv(t, nil)}
+	f := &fixture{env: newEnv(t, withTPM(t))}
 	f.tokens = append(f.tokens, testAdmin)
 	mk := func() (string, string) {
 		r := f.do("POST", "/v1/tokens", testAdmin, map[string]any{"role": "provisioner"})
@@ -140,6 +140,7 @@ func TestRoleMatrix(t *testing.T) {
 		"patchDevice":          {"PATCH", "/v1/devices/aliyun-1", mergePatch(`{"labels":{"row":"3"}}`), 200, true},
 		"patchGroup":           {"PATCH", "/v1/groups/grp", mergePatch(`{"labels":{"owner":"team-b"}}`), 200, false},
 		"listDeviceKeys":       {"GET", "/v1/devices/aliyun-1/keys", nil, 200, true},
+		"enrolAttest":          {"POST", "/v1/enrol/attest", attestBody(t, "enrolled-2"), 200, false},
 	}
 	rotations := 0
 	doc, err := openapi3.NewLoader().LoadFromData(credsign.OpenAPI)

@@ -8,6 +8,7 @@ import (
 	"github.com/credsign/credsign/api/oapi"
 	"github.com/credsign/credsign/secrets"
 	"github.com/credsign/credsign/service"
+	"github.com/credsign/credsign/service/tpmattest"
 )
 
 // apiGroup is the API's form of a stored group (never its secret).
@@ -25,6 +26,10 @@ func apiGroup(g secrets.Group) oapi.Group {
 		CreatedAt:  g.CreatedAt.UTC(),
 		UpdatedAt:  g.UpdatedAt.UTC(),
 		RequireKey: optionalTrue(g.RequireKey),
+	}
+	if g.RequireAttestation != "" {
+		ra := oapi.RequireAttestation(g.RequireAttestation)
+		out.RequireAttestation = &ra
 	}
 	if r := g.Registration; r != nil {
 		out.Registration = &oapi.GroupRegistration{Kind: oapi.GroupRegistrationKind(r.Kind)}
@@ -46,6 +51,9 @@ func (h handlers) PutGroup(ctx context.Context, req oapi.PutGroupRequestObject) 
 		}
 		if b.Labels != nil {
 			doc.Labels = *b.Labels
+		}
+		if b.RequireAttestation != nil {
+			doc.RequireAttestation = string(*b.RequireAttestation)
 		}
 		if b.Registration != nil {
 			doc.Registration = &secrets.Registration{Kind: string(b.Registration.Kind)}
@@ -165,10 +173,15 @@ func (h handlers) RevokeEnrolmentToken(ctx context.Context, req oapi.RevokeEnrol
 // Enrol implements oapi.StrictServerInterface.
 func (h handlers) Enrol(ctx context.Context, req oapi.EnrolRequestObject) (oapi.EnrolResponseObject, error) {
 	id := ""
-	if req.Body != nil {
-		id = req.Body.DeviceId
+	var att *tpmattest.Attestation
+	if b := req.Body; b != nil {
+		id = b.DeviceId
+		if a := b.Attestation; a != nil {
+			att = &tpmattest.Attestation{ChallengeID: a.ChallengeId, ActivatedSecret: a.ActivatedSecret,
+				KeyPublic: a.KeyCertify.Public, Attest: a.KeyCertify.Attest, Signature: a.KeyCertify.Signature}
+		}
 	}
-	e, err := h.s.svc.Enrol(ctx, caller(ctx), id)
+	e, err := h.s.svc.Enrol(ctx, caller(ctx), id, att)
 	if err != nil {
 		return nil, err
 	}

@@ -64,7 +64,7 @@ func NormalizeDevice(d Device) (Device, error) {
 // them back, sharing nothing with g, without bookkeeping.
 func NormalizeGroup(g Group) (Group, error) {
 	in := Group{ID: g.ID, Cloud: g.Cloud, Params: g.Params, Secret: g.Secret, Labels: g.Labels, Registration: g.Registration,
-		RequireKey: g.RequireKey}
+		RequireKey: g.RequireKey, RequireAttestation: g.RequireAttestation}
 	b, err := json.Marshal(in)
 	if err != nil {
 		return Group{}, fmt.Errorf("%w: params or labels cannot be encoded as JSON", ErrInvalid)

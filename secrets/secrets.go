@@ -313,6 +313,9 @@ type Group struct {
 	// RequireKey refuses the bearer tokens of the group's devices: proofs
 	// of possession only.
 	RequireKey bool `json:"requireKey,omitempty"`
+	// RequireAttestation, when "tpm", refuses the group's enrolments
+	// without TPM attestation of the device key ("" requires none).
+	RequireAttestation string `json:"requireAttestation,omitempty"`
 	// Version starts at 1 and increases by one on every successful write.
 	Version   int64     `json:"version"`
 	CreatedAt time.Time `json:"createdAt"`
@@ -330,7 +333,8 @@ type GroupPage struct {
 type GroupStore interface {
 	// GetGroup returns the group or ErrNotFound.
 	GetGroup(ctx context.Context, id string) (Group, error)
-	// PutGroup writes g (ID, Cloud, Params, Secret, Labels, Registration
+	// PutGroup writes g (ID, Cloud, Params, Secret, Labels, Registration,
+	// RequireAttestation
 	// are used; the store sets Version, CreatedAt, UpdatedAt) under the
 	// compare-and-set rules of DeviceStore.PutDevice (CheckVersion).
 	PutGroup(ctx context.Context, g Group, ifVersion int64) (Group, error)

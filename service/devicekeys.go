@@ -339,10 +339,10 @@ func (s *Service) updateKeys(ctx context.Context, id string, change func(*secret
 
 // enrolmentKey is the record of the key an enrolment's proof was signed
 // with.
-func (s *Service) enrolmentKey(caller Principal) (secrets.DeviceKey, error) {
+func (s *Service) enrolmentKey(caller Principal, attestation string) (secrets.DeviceKey, error) {
 	pub, err := json.Marshal(caller.proofKey)
 	if err != nil {
 		return secrets.DeviceKey{}, fmt.Errorf("encoding a device key: %w", err)
 	}
-	return newDeviceKey(pub, "enrolment", AttestationNone, time.Now())
+	return newDeviceKey(pub, "enrolment", attestation, time.Now())
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/credsign/credsign/internal/dpop"
 	"github.com/credsign/credsign/internal/metrics"
 	"github.com/credsign/credsign/secrets"
+	"github.com/credsign/credsign/service/tpmattest"
 )
 
 // RoleEnrolment is the role of an enrolment token: it may enrol devices in
@@ -422,14 +423,18 @@ type Enrolled struct {
 // this replica), and a failure after the cloud was called counts against
 // the token's budget of failures (Config.MaxEnrolmentFailures). A device
 // that exists is never enrolled (CodeConflict): an enrolment token does
-// not hand out tokens for existing devices.
+// not hand out tokens for existing devices. With a DPoP proof (the
+// caller's proof key) the key is bound instead of a token minted; att, the
+// answer to a TPM attestation challenge (EnrolAttest), marks that key as
+// living in the TPM when it verifies, and a group that requires TPM
+// attestation enrols nothing else.
 //
 // Cost, with the group in the cache: the token read by Authenticate, one
 // write counting the use (more under contention), one write of the device,
 // one of its token; a group that registers its devices adds a device read
 // (to not register an existing device) and the cloud's registration; a
 // cold cache one read of the group.
-func (s *Service) Enrol(ctx context.Context, caller Principal, id string) (Enrolled, error) {
+func (s *Service) Enrol(ctx context.Context, caller Principal, id string, att *tpmattest.Attestation) (Enrolled, error) {
 	if caller.Role != RoleEnrolment || caller.enrol == nil {
 		return Enrolled{}, newError(CodeForbidden, "only an enrolment token may enrol")
 	}
@@ -459,15 +464,28 @@ func (s *Service) Enrol(ctx context.Context, caller Principal, id string) (Enrol
 		return fail(metrics.OutcomeError, fmt.Errorf("reading the group: %w", err))
 	}
 	cloud = g.Cloud
+	if att != nil && caller.proofKey == nil {
+		return fail(metrics.OutcomeDenied, invalid(FieldError{Field: "attestation", Reason: "attests a device key: send it with the DPoP proof of that key"}))
+	}
 	var key *secrets.DeviceKey
 	if caller.proofKey != nil {
-		k, err := s.enrolmentKey(caller)
+		attestation := AttestationNone
+		if att != nil {
+			if err := s.VerifyEnrolAttestation(ctx, caller, id, *att, caller.proofKey.Key); err != nil {
+				return fail(metrics.OutcomeDenied, err)
+			}
+			attestation = AttestationTPM
+		}
+		k, err := s.enrolmentKey(caller, attestation)
 		if err != nil {
 			return fail(metrics.OutcomeError, err)
 		}
 		key = &k
 	} else if g.RequireKey {
 		return fail(metrics.OutcomeDenied, refusal(dpop.KeyRequired, "this group's devices enrol with a key: send a DPoP proof signed by the device's key"))
+	}
+	if g.RequireAttestation == AttestationTPM && (key == nil || key.Attestation != AttestationTPM) {
+		return fail(metrics.OutcomeDenied, newError(CodeForbidden, "this group requires TPM attestation of the device key (POST /v1/enrol/attest, then attestation in POST /v1/enrol with a DPoP proof)"))
 	}
 	registers := g.Registration != nil
 	if registers {

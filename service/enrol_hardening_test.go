@@ -39,7 +39,7 @@ func enrolGroupCreatedAgain(t *testing.T, s *Service, st secrets.Store) {
 	if _, created, err := s.PutGroup(ctx, adminCaller, "lamps", relabelled); err != nil || created {
 		t.Fatalf("replace: created %v, %v", created, err)
 	}
-	if _, err := s.Enrol(ctx, mustAuth(t, s, oldText), "before-1"); err != nil {
+	if _, err := s.Enrol(ctx, mustAuth(t, s, oldText), "before-1", nil); err != nil {
 		t.Fatalf("enrol after a replace of the group: %v", err)
 	}
 	// Deleted, then a new group of the same ID with another key.
@@ -52,7 +52,7 @@ func enrolGroupCreatedAgain(t *testing.T, s *Service, st secrets.Store) {
 		t.Fatalf("create again: created %v, %v", created, err)
 	}
 	for _, id := range []string{"after-1", "after-2"} {
-		if _, err := s.Enrol(ctx, mustAuth(t, s, oldText), id); code(err) != CodeForbidden {
+		if _, err := s.Enrol(ctx, mustAuth(t, s, oldText), id, nil); code(err) != CodeForbidden {
 			t.Errorf("old token enrolling %s in the new group: %v, want forbidden", id, err)
 		}
 		if _, err := st.GetDevice(ctx, id); !errors.Is(err, secrets.ErrNotFound) {
@@ -68,7 +68,7 @@ func enrolGroupCreatedAgain(t *testing.T, s *Service, st secrets.Store) {
 	}
 	// A token of the new group enrols, with the new key.
 	_, newText := mintEnrolment(t, s, "lamps", EnrolmentTokenRequest{MaxUses: 1, TTL: time.Hour})
-	e, err := s.Enrol(ctx, mustAuth(t, s, newText), "after-3")
+	e, err := s.Enrol(ctx, mustAuth(t, s, newText), "after-3", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestEnrolLegacyTokenGroup(t *testing.T) {
 		if _, err := s.putEnrolment(ctx, rec, v); err != nil {
 			t.Fatal(err)
 		}
-		_, err = s.Enrol(ctx, mustAuth(t, s, text), "legacy-"+et.ID)
+		_, err = s.Enrol(ctx, mustAuth(t, s, text), "legacy-"+et.ID, nil)
 		if (err == nil) != tc.ok || (err != nil && code(err) != CodeForbidden) {
 			t.Errorf("%s: %v, want ok=%v (else forbidden)", tc.name, err, tc.ok)
 		}
@@ -165,7 +165,7 @@ func TestIDPatternWholeExpression(t *testing.T) {
 			continue
 		}
 		for _, id := range tc.refuse {
-			if _, err := s.Enrol(ctx, mustAuth(t, s, text), id); code(err) != CodeForbidden {
+			if _, err := s.Enrol(ctx, mustAuth(t, s, text), id, nil); code(err) != CodeForbidden {
 				t.Errorf("pattern %q enrolled %q: %v, want forbidden", tc.pattern, id, err)
 			}
 		}
@@ -175,7 +175,7 @@ func TestIDPatternWholeExpression(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if _, err := s.Enrol(ctx, mustAuth(t, s, text), id); err != nil {
+			if _, err := s.Enrol(ctx, mustAuth(t, s, text), id, nil); err != nil {
 				t.Errorf("pattern %q did not enrol %q: %v", tc.pattern, id, err)
 			}
 		}
@@ -192,7 +192,7 @@ func TestIDPatternWholeExpression(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"anything", "a"} {
-		if _, err := s.Enrol(ctx, mustAuth(t, s, text), id); code(err) != CodeForbidden {
+		if _, err := s.Enrol(ctx, mustAuth(t, s, text), id, nil); code(err) != CodeForbidden {
 			t.Errorf("stored escaping pattern enrolled %q: %v, want forbidden", id, err)
 		}
 	}
@@ -274,7 +274,7 @@ func enrolFailureBudget(t *testing.T, s *Service, _ secrets.Store, reg *failingR
 	}
 	et, text := mintEnrolment(t, s, "sensors", EnrolmentTokenRequest{MaxUses: 1, TTL: time.Hour})
 	for i := range 20 {
-		_, err := s.Enrol(ctx, mustAuth(t, s, text), fmt.Sprintf("s-%d", i))
+		_, err := s.Enrol(ctx, mustAuth(t, s, text), fmt.Sprintf("s-%d", i), nil)
 		want := CodeCloudRefused
 		if i >= 3 {
 			want = CodeForbidden
@@ -300,11 +300,11 @@ func enrolFailureBudget(t *testing.T, s *Service, _ secrets.Store, reg *failingR
 	}
 	lt, ltext := mintEnrolment(t, s, "lamps", EnrolmentTokenRequest{MaxUses: 1, TTL: time.Hour})
 	for range 5 {
-		if _, err := s.Enrol(ctx, mustAuth(t, s, ltext), "lamp-1"); code(err) != CodeConflict {
+		if _, err := s.Enrol(ctx, mustAuth(t, s, ltext), "lamp-1", nil); code(err) != CodeConflict {
 			t.Errorf("enrol of an existing device: %v, want conflict", err)
 		}
 	}
-	if _, err := s.Enrol(ctx, mustAuth(t, s, ltext), "lamp-2"); err != nil {
+	if _, err := s.Enrol(ctx, mustAuth(t, s, ltext), "lamp-2", nil); err != nil {
 		t.Errorf("enrol after refusals that called no cloud: %v", err)
 	}
 	if got, _ := s.GetEnrolmentToken(ctx, "lamps", lt.ID); got.Failures != 0 || got.Uses != 1 {
@@ -338,7 +338,7 @@ func TestEnrolOneRegistrationInFlight(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if _, err := s.Enrol(ctx, p, fmt.Sprintf("race-%d-%d", tokens, i)); code(err) != CodeCloudRefused {
+				if _, err := s.Enrol(ctx, p, fmt.Sprintf("race-%d-%d", tokens, i), nil); code(err) != CodeCloudRefused {
 					t.Errorf("enrol: %v", err)
 				}
 			}()
@@ -414,10 +414,10 @@ func TestForgedEnrolmentTokensCached(t *testing.T) {
 	for i := range 3 {
 		p := mustAuth(t, s, text)
 		if i < 2 {
-			if _, err := s.Enrol(ctx, p, fmt.Sprintf("real-%d", i)); err != nil {
+			if _, err := s.Enrol(ctx, p, fmt.Sprintf("real-%d", i), nil); err != nil {
 				t.Fatal(err)
 			}
-		} else if _, err := s.Enrol(ctx, p, "real-2"); code(err) != CodeForbidden {
+		} else if _, err := s.Enrol(ctx, p, "real-2", nil); code(err) != CodeForbidden {
 			t.Errorf("third use of a two-use token: %v", err) // the record was read fresh
 		}
 	}
@@ -458,7 +458,7 @@ func TestGroupIdentity(t *testing.T) {
 	}
 	// Enrolled first, then a provisioner's device claiming its identity.
 	_, text := mintEnrolment(t, s, "lamps", EnrolmentTokenRequest{MaxUses: 5, TTL: time.Hour})
-	e, err := s.Enrol(ctx, mustAuth(t, s, text), "lamp-050")
+	e, err := s.Enrol(ctx, mustAuth(t, s, text), "lamp-050", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

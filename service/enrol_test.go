@@ -255,7 +255,7 @@ func TestEnrolRefusals(t *testing.T) {
 	}
 	// Outside the pattern (anchored: "xlamp-1" and "lamp-1x" do not match).
 	for _, id := range []string{"other-1", "xlamp-1", "lamp-1x"} {
-		if _, err := s.Enrol(ctx, p, id); code(err) != CodeForbidden {
+		if _, err := s.Enrol(ctx, p, id, nil); code(err) != CodeForbidden {
 			t.Errorf("enrol %q outside the pattern: %v, want forbidden", id, err)
 		}
 	}
@@ -263,7 +263,7 @@ func TestEnrolRefusals(t *testing.T) {
 	if _, _, err := s.PutDevice(ctx, adminCaller, "lamp-0", Document{Group: "lamps"}, Precondition{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Enrol(ctx, mustAuth(t, s, text), "lamp-0"); code(err) != CodeConflict {
+	if _, err := s.Enrol(ctx, mustAuth(t, s, text), "lamp-0", nil); code(err) != CodeConflict {
 		t.Errorf("enrol an existing device: %v, want conflict", err)
 	}
 	if got, _ := s.GetEnrolmentToken(ctx, "lamps", et.ID); got.Uses != 0 {
@@ -271,7 +271,7 @@ func TestEnrolRefusals(t *testing.T) {
 	}
 	var enrolled []Enrolled
 	for _, id := range []string{"lamp-1", "lamp-2"} {
-		e, err := s.Enrol(ctx, mustAuth(t, s, text), id)
+		e, err := s.Enrol(ctx, mustAuth(t, s, text), id, nil)
 		if err != nil {
 			t.Fatalf("enrol %s: %v", id, err)
 		}
@@ -280,7 +280,7 @@ func TestEnrolRefusals(t *testing.T) {
 		}
 		enrolled = append(enrolled, e)
 	}
-	if _, err := s.Enrol(ctx, mustAuth(t, s, text), "lamp-3"); code(err) != CodeForbidden {
+	if _, err := s.Enrol(ctx, mustAuth(t, s, text), "lamp-3", nil); code(err) != CodeForbidden {
 		t.Errorf("enrol past the limit: %v, want forbidden", err)
 	}
 	if _, err := st.GetDevice(ctx, "lamp-3"); !errors.Is(err, secrets.ErrNotFound) {
@@ -303,7 +303,7 @@ func TestEnrolRefusals(t *testing.T) {
 	if _, err := s.Authenticate(ctx, "Bearer "+text2); code(err) != CodeUnauthorized {
 		t.Errorf("revoked enrolment token authenticates: %v", err)
 	}
-	if _, err := s.Enrol(ctx, p2, "lamp-9"); code(err) != CodeUnauthorized {
+	if _, err := s.Enrol(ctx, p2, "lamp-9", nil); code(err) != CodeUnauthorized {
 		t.Errorf("enrol with a token revoked after it authenticated: %v, want unauthorized", err)
 	}
 	if err := s.RevokeEnrolmentToken(ctx, adminCaller, "lamps", et.ID); err != nil {
@@ -321,7 +321,7 @@ func TestEnrolRefusals(t *testing.T) {
 	if _, err := s.Authenticate(ctx, "Bearer "+text3); code(err) != CodeUnauthorized {
 		t.Errorf("expired enrolment token authenticates: %v", err)
 	}
-	if _, err := s.Enrol(ctx, p3, "lamp-8"); code(err) != CodeUnauthorized {
+	if _, err := s.Enrol(ctx, p3, "lamp-8", nil); code(err) != CodeUnauthorized {
 		t.Errorf("enrol with a token that expired after it authenticated: %v", err)
 	}
 	// Forged texts.
@@ -334,7 +334,7 @@ func TestEnrolRefusals(t *testing.T) {
 		}
 	}
 	// Other roles may not enrol.
-	if _, err := s.Enrol(ctx, adminCaller, "lamp-7"); code(err) != CodeForbidden {
+	if _, err := s.Enrol(ctx, adminCaller, "lamp-7", nil); code(err) != CodeForbidden {
 		t.Errorf("admin enrol: %v", err)
 	}
 }
@@ -405,7 +405,7 @@ func racingEnrolments(t *testing.T, s *Service, st secrets.Store) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, err := s.Enrol(ctx, ps[i], fmt.Sprintf("race-%d-%d", limit, i))
+				_, err := s.Enrol(ctx, ps[i], fmt.Sprintf("race-%d-%d", limit, i), nil)
 				switch {
 				case err == nil:
 					ok.Add(1)
@@ -467,7 +467,7 @@ func TestEnrolRegistration(t *testing.T) {
 		t.Fatal(err)
 	}
 	et, text := mintEnrolment(t, s, "sensors", EnrolmentTokenRequest{MaxUses: 5, TTL: time.Hour})
-	e, err := s.Enrol(ctx, mustAuth(t, s, text), "s-1")
+	e, err := s.Enrol(ctx, mustAuth(t, s, text), "s-1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +485,7 @@ func TestEnrolRegistration(t *testing.T) {
 	}
 	// An existing device is refused before the cloud is asked.
 	calls := reg.calls.Load()
-	if _, err := s.Enrol(ctx, mustAuth(t, s, text), "s-1"); code(err) != CodeConflict || reg.calls.Load() != calls {
+	if _, err := s.Enrol(ctx, mustAuth(t, s, text), "s-1", nil); code(err) != CodeConflict || reg.calls.Load() != calls {
 		t.Errorf("re-enrol: %v, registrar calls %d -> %d", err, calls, reg.calls.Load())
 	}
 	for _, tc := range []struct {
@@ -494,7 +494,7 @@ func TestEnrolRegistration(t *testing.T) {
 	}{{ErrCloudRefused, CodeCloudRefused}, {ErrCloudUnreachable, CodeCloudUnavailable}, {ErrRegistrationInvalid, CodeConflict}} {
 		reg.fail = tc.fail
 		var logs bytes.Buffer
-		_, err := s.Enrol(zerolog.New(&logs).WithContext(ctx), mustAuth(t, s, text), "s-2")
+		_, err := s.Enrol(zerolog.New(&logs).WithContext(ctx), mustAuth(t, s, text), "s-2", nil)
 		if code(err) != tc.want || strings.Contains(err.Error(), "product-secret-1") {
 			t.Errorf("registrar failing with %v: %v, want %s", tc.fail, err, tc.want)
 		}
@@ -567,7 +567,7 @@ func TestRegistrationKindMatchesCloud(t *testing.T) {
 	}
 	_, text := mintEnrolment(t, s, "old", EnrolmentTokenRequest{MaxUses: 5, TTL: time.Hour})
 	calls := reg.calls.Load()
-	_, err := s.Enrol(ctx, mustAuth(t, s, text), "dev-1")
+	_, err := s.Enrol(ctx, mustAuth(t, s, text), "dev-1", nil)
 	if code(err) != CodeConflict || !strings.Contains(err.Error(), "aliyun-dynamic registers aliyun devices, but the group's cloud is azure") {
 		t.Errorf("enrol in a mismatched group: %v", err)
 	}
@@ -652,7 +652,7 @@ func TestEnrolStoreCost(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, text := mintEnrolment(t, s0, "lamps", EnrolmentTokenRequest{MaxUses: 10, TTL: time.Hour})
-	if _, err := s0.Enrol(ctx, mustAuth(t, s0, text), "warm-up"); err != nil { // creates the device-token MAC key
+	if _, err := s0.Enrol(ctx, mustAuth(t, s0, text), "warm-up", nil); err != nil { // creates the device-token MAC key
 		t.Fatal(err)
 	}
 	oc := &opCounter{Store: st.Store, ops: map[string]int{}}
@@ -666,7 +666,7 @@ func TestEnrolStoreCost(t *testing.T) {
 		{"GetEnrolmentToken": 1, "PutEnrolmentToken": 1, "PutDevice": 1, "PutToken": 1},
 	} {
 		p := mustAuth(t, s, text)
-		if _, err := s.Enrol(ctx, p, fmt.Sprintf("cost-%d", i)); err != nil {
+		if _, err := s.Enrol(ctx, p, fmt.Sprintf("cost-%d", i), nil); err != nil {
 			t.Fatal(err)
 		}
 		if got := oc.take(); fmt.Sprint(got) != fmt.Sprint(want) {

@@ -87,6 +87,8 @@ type GroupDocument struct {
 	// RequireKey refuses the bearer tokens of the group's devices, and
 	// enrolments without a key: proofs of possession only.
 	RequireKey bool
+	// RequireAttestation is "tpm" (enrolments need TPM attestation) or "".
+	RequireAttestation string
 }
 
 // sampleDeviceID stands for a device when a group's template is checked.
@@ -194,11 +196,14 @@ func (s *Service) checkGroup(id string, doc GroupDocument) (secrets.Group, error
 			fields = append(fields, InvalidFields(err)...)
 		}
 	}
+	if doc.RequireAttestation != "" && doc.RequireAttestation != AttestationTPM {
+		fields = append(fields, FieldError{Field: "requireAttestation", Reason: `must be "tpm" or absent`})
+	}
 	if len(fields) > 0 {
 		return secrets.Group{}, invalid(fields...)
 	}
 	g := secrets.Group{ID: id, Cloud: doc.Cloud, Params: doc.Params, Secret: doc.Secret, Labels: doc.Labels, Registration: doc.Registration,
-		RequireKey: doc.RequireKey}
+		RequireKey: doc.RequireKey, RequireAttestation: doc.RequireAttestation}
 	if deriver, ok := s.clouds.GroupKeyDeriver(doc.Cloud); ok && doc.Registration == nil {
 		if f := distinctKeys(g, deriver); len(f) > 0 {
 			return secrets.Group{}, invalid(f...)

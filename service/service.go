@@ -25,6 +25,7 @@ import (
 	"github.com/credsign/credsign/internal/dpop"
 	"github.com/credsign/credsign/internal/metrics"
 	"github.com/credsign/credsign/secrets"
+	"github.com/credsign/credsign/service/tpmattest"
 )
 
 // DefaultMaxDeviceTTL caps the lifetime a device token may ask for when
@@ -93,6 +94,10 @@ type Config struct {
 	RequireDPoPNonce bool
 	// MaxDPoPJTIs bounds the replay cache of proofs; zero: the default.
 	MaxDPoPJTIs int
+	// TPMAttestation verifies TPM attestation at enrolment
+	// (POST /v1/enrol/attest); nil: the server has no TPM EK CAs and
+	// refuses it.
+	TPMAttestation *tpmattest.Verifier
 }
 
 // Service is the domain layer. It is safe for concurrent use.
@@ -120,6 +125,7 @@ type Service struct {
 	rotationOverlap  time.Duration
 	minTokenLifetime time.Duration
 	proofs           proofs
+	tpm              *tpmattest.Verifier
 }
 
 // New returns a Service for cfg.
@@ -143,7 +149,7 @@ func New(cfg Config) (*Service, error) {
 	authn.v2 = dt
 	authn.enrolments = c
 	s := &Service{store: cfg.Store, cache: c, authn: authn, devTokens: dt, metrics: m, now: cfg.Now, maxDeviceTTL: cfg.MaxDeviceTTL,
-		issuer: cfg.Issuer, registrar: cfg.Registrar, clouds: cfg.Clouds}
+		issuer: cfg.Issuer, registrar: cfg.Registrar, clouds: cfg.Clouds, tpm: cfg.TPMAttestation}
 	if s.clouds == nil {
 		s.clouds = clouds.Registry()
 	}

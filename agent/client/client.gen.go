@@ -134,8 +134,48 @@ type CredentialsRequest struct {
 // Example: lamp-7
 type DeviceId = string
 
+// EnrolAttestChallenge defines model for EnrolAttestChallenge.
+type EnrolAttestChallenge struct {
+	// ChallengeId Names the challenge in the `attestation`; also the qualifying data of the device key's TPM2_Certify.
+	ChallengeId string `json:"challengeId"`
+	Credential  struct {
+		// CredentialBlob TPM2_ActivateCredential's credentialBlob (the TPM2B_ID_OBJECT's contents, base64).
+		CredentialBlob []byte `json:"credentialBlob"`
+
+		// Secret TPM2_ActivateCredential's secret (the TPM2B_ENCRYPTED_SECRET's contents, base64).
+		Secret []byte `json:"secret"`
+	} `json:"credential"`
+
+	// ExpiresAt When the challenge can no longer be answered.
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// EnrolAttestRequest defines model for EnrolAttestRequest.
+type EnrolAttestRequest struct {
+	Ak struct {
+		// Public The AK's TPM2B_PUBLIC (base64); an ECDSA P-256 SHA-256 restricted signing key with fixedTPM, fixedParent and sensitiveDataOrigin.
+		Public []byte `json:"public"`
+	} `json:"ak"`
+
+	// DeviceId Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
+	//
+	// Example: lamp-7
+	DeviceId DeviceId `json:"deviceId"`
+	Ek       struct {
+		// Cert The TPM's RSA 2048 EK certificate (DER, base64), from NV index 0x01c00002.
+		Cert []byte `json:"cert"`
+	} `json:"ek"`
+}
+
 // EnrolRequest defines model for EnrolRequest.
 type EnrolRequest struct {
+	// Attestation The answer to a TPM attestation challenge (`POST /v1/enrol/attest`), sent
+	// as `attestation` in `POST /v1/enrol` with the DPoP proof of the device
+	// key: the secret the TPM activated, and the AK's TPM2_Certify of the
+	// device key, whose public key must be the proof's `jwk` and whose
+	// attributes must include fixedTPM, fixedParent and sensitiveDataOrigin.
+	Attestation *TpmAttestation `json:"attestation,omitempty"`
+
 	// DeviceId Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 	//
 	// Example: lamp-7
@@ -306,6 +346,27 @@ type Topics struct {
 	TwinResponse *string `json:"twinResponse,omitempty"`
 }
 
+// TpmAttestation The answer to a TPM attestation challenge (`POST /v1/enrol/attest`), sent
+// as `attestation` in `POST /v1/enrol` with the DPoP proof of the device
+// key: the secret the TPM activated, and the AK's TPM2_Certify of the
+// device key, whose public key must be the proof's `jwk` and whose
+// attributes must include fixedTPM, fixedParent and sensitiveDataOrigin.
+type TpmAttestation struct {
+	// ActivatedSecret TPM2_ActivateCredential's certInfo (base64).
+	ActivatedSecret []byte `json:"activatedSecret"`
+	ChallengeId     string `json:"challengeId"`
+	KeyCertify      struct {
+		// Attest TPM2_Certify's certifyInfo (the TPMS_ATTEST, base64), with the challenge ID as qualifying data.
+		Attest []byte `json:"attest"`
+
+		// Public The device key's TPM2B_PUBLIC (base64).
+		Public []byte `json:"public"`
+
+		// Signature The AK's TPMT_SIGNATURE over `attest` (base64).
+		Signature []byte `json:"signature"`
+	} `json:"keyCertify"`
+}
+
 // DeviceIdPath Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 //
 // Example: lamp-7
@@ -368,6 +429,9 @@ type IssueCredentialsJSONRequestBody = CredentialsRequest
 
 // EnrolJSONRequestBody defines body for Enrol for application/json ContentType.
 type EnrolJSONRequestBody = EnrolRequest
+
+// EnrolAttestJSONRequestBody defines body for EnrolAttest for application/json ContentType.
+type EnrolAttestJSONRequestBody = EnrolAttestRequest
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -557,6 +621,48 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/enrol (the `Enrol` operationId).
 	Enrol(ctx context.Context, body EnrolJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// EnrolAttestWithBody Start TPM attestation of a device about to enrol
+	//
+	// The first of the two calls of TPM attestation (credential activation,
+	// as Azure DPS does; docs/devices.md, "TPM attestation"), with the
+	// enrolment token as the bearer token. The device sends its TPM's
+	// endorsement key (EK) certificate and the public area of a fresh
+	// attestation key (AK). The server verifies the EK certificate against
+	// its TPM EK CAs (`credsign serve --tpm-ek-ca`; 403 when it does not
+	// verify or the server has none), checks that the AK is a restricted
+	// signing key made in its TPM (403), and answers with a credential that
+	// only that TPM can open (TPM2_ActivateCredential), and only while the
+	// AK is loaded in it. The device then enrols (`POST /v1/enrol`) with the
+	// `attestation` (`TpmAttestation`) within `expiresAt`. The challenge is
+	// kept in the memory of the server replica that made it and is used
+	// once: both calls must reach the same replica. Nothing is stored.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/enrol/attest (the `EnrolAttest` operationId).
+	EnrolAttestWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// EnrolAttest Start TPM attestation of a device about to enrol
+	//
+	// The first of the two calls of TPM attestation (credential activation,
+	// as Azure DPS does; docs/devices.md, "TPM attestation"), with the
+	// enrolment token as the bearer token. The device sends its TPM's
+	// endorsement key (EK) certificate and the public area of a fresh
+	// attestation key (AK). The server verifies the EK certificate against
+	// its TPM EK CAs (`credsign serve --tpm-ek-ca`; 403 when it does not
+	// verify or the server has none), checks that the AK is a restricted
+	// signing key made in its TPM (403), and answers with a credential that
+	// only that TPM can open (TPM2_ActivateCredential), and only while the
+	// AK is loaded in it. The device then enrols (`POST /v1/enrol`) with the
+	// `attestation` (`TpmAttestation`) within `expiresAt`. The challenge is
+	// kept in the memory of the server replica that made it and is used
+	// once: both calls must reach the same replica. Nothing is stored.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/enrol/attest (the `EnrolAttest` operationId).
+	EnrolAttest(ctx context.Context, body EnrolAttestJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // IssueCredentialsWithBody Issue MQTT credentials for a device
@@ -724,6 +830,68 @@ func (c *Client) Enrol(ctx context.Context, body EnrolJSONRequestBody, reqEditor
 	return c.Client.Do(req)
 }
 
+// EnrolAttestWithBody Start TPM attestation of a device about to enrol
+//
+// The first of the two calls of TPM attestation (credential activation,
+// as Azure DPS does; docs/devices.md, "TPM attestation"), with the
+// enrolment token as the bearer token. The device sends its TPM's
+// endorsement key (EK) certificate and the public area of a fresh
+// attestation key (AK). The server verifies the EK certificate against
+// its TPM EK CAs (`credsign serve --tpm-ek-ca`; 403 when it does not
+// verify or the server has none), checks that the AK is a restricted
+// signing key made in its TPM (403), and answers with a credential that
+// only that TPM can open (TPM2_ActivateCredential), and only while the
+// AK is loaded in it. The device then enrols (`POST /v1/enrol`) with the
+// `attestation` (`TpmAttestation`) within `expiresAt`. The challenge is
+// kept in the memory of the server replica that made it and is used
+// once: both calls must reach the same replica. Nothing is stored.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/enrol/attest (the `EnrolAttest` operationId).
+func (c *Client) EnrolAttestWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEnrolAttestRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// EnrolAttest Start TPM attestation of a device about to enrol
+//
+// The first of the two calls of TPM attestation (credential activation,
+// as Azure DPS does; docs/devices.md, "TPM attestation"), with the
+// enrolment token as the bearer token. The device sends its TPM's
+// endorsement key (EK) certificate and the public area of a fresh
+// attestation key (AK). The server verifies the EK certificate against
+// its TPM EK CAs (`credsign serve --tpm-ek-ca`; 403 when it does not
+// verify or the server has none), checks that the AK is a restricted
+// signing key made in its TPM (403), and answers with a credential that
+// only that TPM can open (TPM2_ActivateCredential), and only while the
+// AK is loaded in it. The device then enrols (`POST /v1/enrol`) with the
+// `attestation` (`TpmAttestation`) within `expiresAt`. The challenge is
+// kept in the memory of the server replica that made it and is used
+// once: both calls must reach the same replica. Nothing is stored.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/enrol/attest (the `EnrolAttest` operationId).
+func (c *Client) EnrolAttest(ctx context.Context, body EnrolAttestJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEnrolAttestRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // NewIssueCredentialsRequest calls the generic IssueCredentials builder with application/json body
 func NewIssueCredentialsRequest(server string, id DeviceIdPath, body IssueCredentialsJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -826,6 +994,46 @@ func NewEnrolRequestWithBody(server string, contentType string, body io.Reader) 
 	}
 
 	operationPath := fmt.Sprintf("/v1/enrol")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewEnrolAttestRequest calls the generic EnrolAttest builder with application/json body
+func NewEnrolAttestRequest(server string, body EnrolAttestJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewEnrolAttestRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewEnrolAttestRequestWithBody constructs an http.Request for the EnrolAttest method, with any body, and a specified content type
+func NewEnrolAttestRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/enrol/attest")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -1005,6 +1213,48 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/enrol (the `Enrol` operationId).
 	EnrolWithResponse(ctx context.Context, body EnrolJSONRequestBody, reqEditors ...RequestEditorFn) (*EnrolResponse, error)
+
+	// EnrolAttestWithBodyWithResponse Start TPM attestation of a device about to enrol
+	//
+	// The first of the two calls of TPM attestation (credential activation,
+	// as Azure DPS does; docs/devices.md, "TPM attestation"), with the
+	// enrolment token as the bearer token. The device sends its TPM's
+	// endorsement key (EK) certificate and the public area of a fresh
+	// attestation key (AK). The server verifies the EK certificate against
+	// its TPM EK CAs (`credsign serve --tpm-ek-ca`; 403 when it does not
+	// verify or the server has none), checks that the AK is a restricted
+	// signing key made in its TPM (403), and answers with a credential that
+	// only that TPM can open (TPM2_ActivateCredential), and only while the
+	// AK is loaded in it. The device then enrols (`POST /v1/enrol`) with the
+	// `attestation` (`TpmAttestation`) within `expiresAt`. The challenge is
+	// kept in the memory of the server replica that made it and is used
+	// once: both calls must reach the same replica. Nothing is stored.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/enrol/attest (the `EnrolAttest` operationId).
+	EnrolAttestWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*EnrolAttestResponse, error)
+
+	// EnrolAttestWithResponse Start TPM attestation of a device about to enrol
+	//
+	// The first of the two calls of TPM attestation (credential activation,
+	// as Azure DPS does; docs/devices.md, "TPM attestation"), with the
+	// enrolment token as the bearer token. The device sends its TPM's
+	// endorsement key (EK) certificate and the public area of a fresh
+	// attestation key (AK). The server verifies the EK certificate against
+	// its TPM EK CAs (`credsign serve --tpm-ek-ca`; 403 when it does not
+	// verify or the server has none), checks that the AK is a restricted
+	// signing key made in its TPM (403), and answers with a credential that
+	// only that TPM can open (TPM2_ActivateCredential), and only while the
+	// AK is loaded in it. The device then enrols (`POST /v1/enrol`) with the
+	// `attestation` (`TpmAttestation`) within `expiresAt`. The challenge is
+	// kept in the memory of the server replica that made it and is used
+	// once: both calls must reach the same replica. Nothing is stored.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/enrol/attest (the `EnrolAttest` operationId).
+	EnrolAttestWithResponse(ctx context.Context, body EnrolAttestJSONRequestBody, reqEditors ...RequestEditorFn) (*EnrolAttestResponse, error)
 }
 
 // IssueCredentialsResponse200Headers the declared response headers of an HTTP 200 response for IssueCredentials
@@ -1417,6 +1667,138 @@ func (r EnrolResponse) ContentType() string {
 	return ""
 }
 
+// EnrolAttestResponse200Headers the declared response headers of an HTTP 200 response for EnrolAttest
+type EnrolAttestResponse200Headers struct {
+	CacheControl *string
+}
+
+// EnrolAttestResponse401Headers the declared response headers of an HTTP 401 response for EnrolAttest
+type EnrolAttestResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// EnrolAttestResponse429Headers the declared response headers of an HTTP 429 response for EnrolAttest
+type EnrolAttestResponse429Headers struct {
+	RetryAfter *int
+}
+
+// EnrolAttestResponse503Headers the declared response headers of an HTTP 503 response for EnrolAttest
+type EnrolAttestResponse503Headers struct {
+	RetryAfter *int
+}
+
+type EnrolAttestResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnrolAttestChallenge
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Unprocessable
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *EnrolAttestResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *EnrolAttestResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *EnrolAttestResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *EnrolAttestResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r EnrolAttestResponse) GetJSON200() *EnrolAttestChallenge {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r EnrolAttestResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r EnrolAttestResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r EnrolAttestResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r EnrolAttestResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r EnrolAttestResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r EnrolAttestResponse) GetApplicationproblemJSON422() *Unprocessable {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r EnrolAttestResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r EnrolAttestResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r EnrolAttestResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r EnrolAttestResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r EnrolAttestResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r EnrolAttestResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r EnrolAttestResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // IssueCredentialsWithBodyWithResponse Issue MQTT credentials for a device
 //
 // Signs a fresh ClientId/Username/Password triple with the device's secret.
@@ -1562,6 +1944,60 @@ func (c *ClientWithResponses) EnrolWithResponse(ctx context.Context, body EnrolJ
 		return nil, err
 	}
 	return ParseEnrolResponse(rsp)
+}
+
+// EnrolAttestWithBodyWithResponse Start TPM attestation of a device about to enrol
+//
+// The first of the two calls of TPM attestation (credential activation,
+// as Azure DPS does; docs/devices.md, "TPM attestation"), with the
+// enrolment token as the bearer token. The device sends its TPM's
+// endorsement key (EK) certificate and the public area of a fresh
+// attestation key (AK). The server verifies the EK certificate against
+// its TPM EK CAs (`credsign serve --tpm-ek-ca`; 403 when it does not
+// verify or the server has none), checks that the AK is a restricted
+// signing key made in its TPM (403), and answers with a credential that
+// only that TPM can open (TPM2_ActivateCredential), and only while the
+// AK is loaded in it. The device then enrols (`POST /v1/enrol`) with the
+// `attestation` (`TpmAttestation`) within `expiresAt`. The challenge is
+// kept in the memory of the server replica that made it and is used
+// once: both calls must reach the same replica. Nothing is stored.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/enrol/attest (the `EnrolAttest` operationId).
+func (c *ClientWithResponses) EnrolAttestWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*EnrolAttestResponse, error) {
+	rsp, err := c.EnrolAttestWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEnrolAttestResponse(rsp)
+}
+
+// EnrolAttestWithResponse Start TPM attestation of a device about to enrol
+//
+// The first of the two calls of TPM attestation (credential activation,
+// as Azure DPS does; docs/devices.md, "TPM attestation"), with the
+// enrolment token as the bearer token. The device sends its TPM's
+// endorsement key (EK) certificate and the public area of a fresh
+// attestation key (AK). The server verifies the EK certificate against
+// its TPM EK CAs (`credsign serve --tpm-ek-ca`; 403 when it does not
+// verify or the server has none), checks that the AK is a restricted
+// signing key made in its TPM (403), and answers with a credential that
+// only that TPM can open (TPM2_ActivateCredential), and only while the
+// AK is loaded in it. The device then enrols (`POST /v1/enrol`) with the
+// `attestation` (`TpmAttestation`) within `expiresAt`. The challenge is
+// kept in the memory of the server replica that made it and is used
+// once: both calls must reach the same replica. Nothing is stored.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/enrol/attest (the `EnrolAttest` operationId).
+func (c *ClientWithResponses) EnrolAttestWithResponse(ctx context.Context, body EnrolAttestJSONRequestBody, reqEditors ...RequestEditorFn) (*EnrolAttestResponse, error) {
+	rsp, err := c.EnrolAttest(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEnrolAttestResponse(rsp)
 }
 
 // ParseIssueCredentialsResponse parses an HTTP response from a IssueCredentialsWithResponse call
@@ -1961,6 +2397,138 @@ func ParseEnrolResponse(rsp *http.Response) (*EnrolResponse, error) {
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers EnrolResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseEnrolAttestResponse parses an HTTP response from a EnrolAttestWithResponse call
+func ParseEnrolAttestResponse(rsp *http.Response) (*EnrolAttestResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &EnrolAttestResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnrolAttestChallenge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Unprocessable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers EnrolAttestResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers EnrolAttestResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers EnrolAttestResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers EnrolAttestResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

@@ -299,6 +299,21 @@ func (e PublicJWKUse) Valid() bool {
 	}
 }
 
+// Defines values for RequireAttestation.
+const (
+	RequireAttestationTpm RequireAttestation = "tpm"
+)
+
+// Valid indicates whether the value is a known member of the RequireAttestation enum.
+func (e RequireAttestation) Valid() bool {
+	switch e {
+	case RequireAttestationTpm:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TokenRole.
 const (
 	TokenRoleDevice      TokenRole = "device"
@@ -683,8 +698,48 @@ type DoctorRequest struct {
 	Username string `json:"username"`
 }
 
+// EnrolAttestChallenge defines model for EnrolAttestChallenge.
+type EnrolAttestChallenge struct {
+	// ChallengeId Names the challenge in the `attestation`; also the qualifying data of the device key's TPM2_Certify.
+	ChallengeId string `json:"challengeId"`
+	Credential  struct {
+		// CredentialBlob TPM2_ActivateCredential's credentialBlob (the TPM2B_ID_OBJECT's contents, base64).
+		CredentialBlob []byte `json:"credentialBlob"`
+
+		// Secret TPM2_ActivateCredential's secret (the TPM2B_ENCRYPTED_SECRET's contents, base64).
+		Secret []byte `json:"secret"`
+	} `json:"credential"`
+
+	// ExpiresAt When the challenge can no longer be answered.
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// EnrolAttestRequest defines model for EnrolAttestRequest.
+type EnrolAttestRequest struct {
+	Ak struct {
+		// Public The AK's TPM2B_PUBLIC (base64); an ECDSA P-256 SHA-256 restricted signing key with fixedTPM, fixedParent and sensitiveDataOrigin.
+		Public []byte `json:"public"`
+	} `json:"ak"`
+
+	// DeviceId Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
+	//
+	// Example: lamp-7
+	DeviceId DeviceId `json:"deviceId"`
+	Ek       struct {
+		// Cert The TPM's RSA 2048 EK certificate (DER, base64), from NV index 0x01c00002.
+		Cert []byte `json:"cert"`
+	} `json:"ek"`
+}
+
 // EnrolRequest defines model for EnrolRequest.
 type EnrolRequest struct {
+	// Attestation The answer to a TPM attestation challenge (`POST /v1/enrol/attest`), sent
+	// as `attestation` in `POST /v1/enrol` with the DPoP proof of the device
+	// key: the secret the TPM activated, and the AK's TPM2_Certify of the
+	// device key, whose public key must be the proof's `jwk` and whose
+	// attributes must include fixedTPM, fixedParent and sensitiveDataOrigin.
+	Attestation *TpmAttestation `json:"attestation,omitempty"`
+
 	// DeviceId Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 	//
 	// Example: lamp-7
@@ -848,9 +903,15 @@ type Group struct {
 
 	// Registration How the service registers a new device of the group with the cloud (at enrolment, and when a device of the group is written without a secret).
 	Registration *GroupRegistration `json:"registration,omitempty"`
-	RequireKey   *bool              `json:"requireKey,omitempty"`
-	UpdatedAt    time.Time          `json:"updatedAt"`
-	Version      int64              `json:"version"`
+
+	// RequireAttestation `tpm`: a device of the group enrols only with TPM attestation of its
+	// device key (`POST /v1/enrol/attest`, then `attestation` in
+	// `POST /v1/enrol`); an enrolment without it is refused (403).
+	// Absent: none is required.
+	RequireAttestation *RequireAttestation `json:"requireAttestation,omitempty"`
+	RequireKey         *bool               `json:"requireKey,omitempty"`
+	UpdatedAt          time.Time           `json:"updatedAt"`
+	Version            int64               `json:"version"`
 }
 
 // GroupDocument What a group is, written with `PUT /v1/groups/{groupId}`.
@@ -870,6 +931,12 @@ type GroupDocument struct {
 
 	// Registration How the service registers a new device of the group with the cloud (at enrolment, and when a device of the group is written without a secret).
 	Registration *GroupRegistration `json:"registration,omitempty"`
+
+	// RequireAttestation `tpm`: a device of the group enrols only with TPM attestation of its
+	// device key (`POST /v1/enrol/attest`, then `attestation` in
+	// `POST /v1/enrol`); an enrolment without it is refused (403).
+	// Absent: none is required.
+	RequireAttestation *RequireAttestation `json:"requireAttestation,omitempty"`
 
 	// RequireKey Refuse the bearer tokens of the group's devices, and enrolments without a DPoP proof.
 	RequireKey *bool `json:"requireKey,omitempty"`
@@ -1077,6 +1144,12 @@ type PublicJWKKty string
 
 // PublicJWKUse defines model for PublicJWK.Use.
 type PublicJWKUse string
+
+// RequireAttestation `tpm`: a device of the group enrols only with TPM attestation of its
+// device key (`POST /v1/enrol/attest`, then `attestation` in
+// `POST /v1/enrol`); an enrolment without it is refused (403).
+// Absent: none is required.
+type RequireAttestation string
 
 // SecretRotation defines model for SecretRotation.
 type SecretRotation struct {
@@ -1288,6 +1361,27 @@ type Topics struct {
 	TwinResponse *string `json:"twinResponse,omitempty"`
 }
 
+// TpmAttestation The answer to a TPM attestation challenge (`POST /v1/enrol/attest`), sent
+// as `attestation` in `POST /v1/enrol` with the DPoP proof of the device
+// key: the secret the TPM activated, and the AK's TPM2_Certify of the
+// device key, whose public key must be the proof's `jwk` and whose
+// attributes must include fixedTPM, fixedParent and sensitiveDataOrigin.
+type TpmAttestation struct {
+	// ActivatedSecret TPM2_ActivateCredential's certInfo (base64).
+	ActivatedSecret []byte `json:"activatedSecret"`
+	ChallengeId     string `json:"challengeId"`
+	KeyCertify      struct {
+		// Attest TPM2_Certify's certifyInfo (the TPMS_ATTEST, base64), with the challenge ID as qualifying data.
+		Attest []byte `json:"attest"`
+
+		// Public The device key's TPM2B_PUBLIC (base64).
+		Public []byte `json:"public"`
+
+		// Signature The AK's TPMT_SIGNATURE over `attest` (base64).
+		Signature []byte `json:"signature"`
+	} `json:"keyCertify"`
+}
+
 // DeviceIdPath Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 //
 // Example: lamp-7
@@ -1461,6 +1555,9 @@ type CreateDeviceTokenJSONRequestBody = DeviceTokenRequest
 
 // EnrolJSONRequestBody defines body for Enrol for application/json ContentType.
 type EnrolJSONRequestBody = EnrolRequest
+
+// EnrolAttestJSONRequestBody defines body for EnrolAttest for application/json ContentType.
+type EnrolAttestJSONRequestBody = EnrolAttestRequest
 
 // PatchGroupApplicationMergePatchPlusJSONRequestBody defines body for PatchGroup for application/merge-patch+json ContentType.
 type PatchGroupApplicationMergePatchPlusJSONRequestBody = GroupPatch
@@ -1654,6 +1751,9 @@ type ServerInterface interface {
 	// Enrol Enrol a device with an enrolment token
 	// (POST /v1/enrol)
 	Enrol(w http.ResponseWriter, r *http.Request)
+	// EnrolAttest Start TPM attestation of a device about to enrol
+	// (POST /v1/enrol/attest)
+	EnrolAttest(w http.ResponseWriter, r *http.Request)
 	// ListGroups List groups
 	// (GET /v1/groups)
 	ListGroups(w http.ResponseWriter, r *http.Request, params ListGroupsParams)
@@ -1837,6 +1937,12 @@ func (_ Unimplemented) RevokeDeviceToken(w http.ResponseWriter, r *http.Request,
 // Enrol Enrol a device with an enrolment token
 // (POST /v1/enrol)
 func (_ Unimplemented) Enrol(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// EnrolAttest Start TPM attestation of a device about to enrol
+// (POST /v1/enrol/attest)
+func (_ Unimplemented) EnrolAttest(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -2632,6 +2738,20 @@ func (siw *ServerInterfaceWrapper) Enrol(w http.ResponseWriter, r *http.Request)
 	handler.ServeHTTP(w, r)
 }
 
+// EnrolAttest operation middleware
+func (siw *ServerInterfaceWrapper) EnrolAttest(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.EnrolAttest(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // ListGroups operation middleware
 func (siw *ServerInterfaceWrapper) ListGroups(w http.ResponseWriter, r *http.Request) {
 
@@ -3302,6 +3422,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/enrol", wrapper.Enrol)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/enrol/attest", wrapper.EnrolAttest)
 	})
 
 	return r
@@ -6798,6 +6921,191 @@ func (response Enrol503ApplicationProblemPlusJSONResponse) VisitEnrolResponse(w 
 	return err
 }
 
+type EnrolAttestRequestObject struct {
+	Body *EnrolAttestJSONRequestBody
+}
+
+type EnrolAttestResponseObject interface {
+	VisitEnrolAttestResponse(w http.ResponseWriter) error
+}
+
+type EnrolAttest200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type EnrolAttest200JSONResponse struct {
+	Body    EnrolAttestChallenge
+	Headers EnrolAttest200ResponseHeaders
+}
+
+func (response EnrolAttest200JSONResponse) VisitEnrolAttestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EnrolAttest400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response EnrolAttest400ApplicationProblemPlusJSONResponse) VisitEnrolAttestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EnrolAttest401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response EnrolAttest401ApplicationProblemPlusJSONResponse) VisitEnrolAttestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EnrolAttest403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response EnrolAttest403ApplicationProblemPlusJSONResponse) VisitEnrolAttestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EnrolAttest413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response EnrolAttest413ApplicationProblemPlusJSONResponse) VisitEnrolAttestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EnrolAttest415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response EnrolAttest415ApplicationProblemPlusJSONResponse) VisitEnrolAttestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EnrolAttest422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableApplicationProblemPlusJSONResponse
+}
+
+func (response EnrolAttest422ApplicationProblemPlusJSONResponse) VisitEnrolAttestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EnrolAttest429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response EnrolAttest429ApplicationProblemPlusJSONResponse) VisitEnrolAttestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EnrolAttest500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response EnrolAttest500ApplicationProblemPlusJSONResponse) VisitEnrolAttestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EnrolAttest503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response EnrolAttest503ApplicationProblemPlusJSONResponse) VisitEnrolAttestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListGroupsRequestObject struct {
 	Params ListGroupsParams
 }
@@ -9109,6 +9417,9 @@ type StrictServerInterface interface {
 	// Enrol Enrol a device with an enrolment token
 	// (POST /v1/enrol)
 	Enrol(ctx context.Context, request EnrolRequestObject) (EnrolResponseObject, error)
+	// EnrolAttest Start TPM attestation of a device about to enrol
+	// (POST /v1/enrol/attest)
+	EnrolAttest(ctx context.Context, request EnrolAttestRequestObject) (EnrolAttestResponseObject, error)
 	// ListGroups List groups
 	// (GET /v1/groups)
 	ListGroups(ctx context.Context, request ListGroupsRequestObject) (ListGroupsResponseObject, error)
@@ -9835,6 +10146,37 @@ func (sh *strictHandler) Enrol(w http.ResponseWriter, r *http.Request) {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(EnrolResponseObject); ok {
 		if err := validResponse.VisitEnrolResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// EnrolAttest operation middleware
+func (sh *strictHandler) EnrolAttest(w http.ResponseWriter, r *http.Request) {
+	var request EnrolAttestRequestObject
+
+	var body EnrolAttestJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.EnrolAttest(ctx, request.(EnrolAttestRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "EnrolAttest")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(EnrolAttestResponseObject); ok {
+		if err := validResponse.VisitEnrolAttestResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

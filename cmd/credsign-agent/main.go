@@ -8,6 +8,7 @@
 //	credsign-agent creds [flags] [--format json|env]
 //	credsign-agent exec  [flags] -- COMMAND [ARG]...
 //	credsign-agent enrol [flags] --enrolment-token-file FILE --device ID --token-file FILE
+//	credsign-agent tpm-key --tpm PATH --tpm-key-file FILE
 //	credsign-agent --version
 //
 // Common flags (each also an environment variable and a key of the
@@ -65,6 +66,8 @@ commands:
          token to --token-file (first boot; nothing to do when it exists),
          or with --key-file bind the device key (created if absent) instead
   keygen create the device key in --key-file and print its public JWK
+  tpm-key  create the device key in the TPM (when --tpm-key-file is missing)
+         and print its public JWK and kid, to bind it to the device
 
 Run "credsign-agent COMMAND -h" for the flags of a command.
 `

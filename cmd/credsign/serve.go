@@ -25,6 +25,7 @@ import (
 	"github.com/credsign/credsign/secrets/filestore"
 	"github.com/credsign/credsign/secrets/vaultstore"
 	"github.com/credsign/credsign/service"
+	"github.com/credsign/credsign/service/tpmattest"
 )
 
 // HTTP server limits.
@@ -40,6 +41,7 @@ const (
 // in parseServeFlags (the Vault store's from the environment, in
 // vaultConfigFromEnv).
 type serveFlags struct {
+	tpmEKCA string // TPM attestation
 	// listen and TLS: the device plane, or every plane with one address
 	addr            string
 	tlsCert         string
@@ -143,7 +145,7 @@ func serveFlagGroups() []flagGroup {
 			names: []string{"addr", "tls-cert", "tls-key", "client-ca", "insecure-http", "issuer", "shutdown-timeout"}},
 		{title: "Admin plane (admin and provisioner operations, /metrics, /openapi.yaml, /docs)",
 			names: []string{"admin-addr", "admin-tls-cert", "admin-tls-key", "admin-client-ca"}},
-		{title: "Tokens and signing", names: []string{"dev", "admin-token-file", "max-device-ttl", "jwt-alg", "token-rotation-overlap", "token-min-lifetime", "public-url", "dpop-require-nonce"}},
+		{title: "Tokens and signing", names: []string{"dev", "admin-token-file", "max-device-ttl", "jwt-alg", "token-rotation-overlap", "token-min-lifetime", "public-url", "dpop-require-nonce", "tpm-ek-ca"}},
 		{title: "Store", names: []string{"store", "data-dir", "store-key-file"}},
 		{title: "Vault (--store vault; environment variables)", notes: vault},
 		{title: "Cache", names: []string{"cache-size", "cache-ttl", "cache-stale"}},
@@ -221,6 +223,7 @@ func parseServeFlags(args []string, help io.Writer) (serveFlags, error) {
 	fs.Int64Var(&f.enrolFailures, "enrolment-max-failures", service.DefaultMaxEnrolmentFailures, "failed registrations with the cloud after which an enrolment token enrols nobody (mint a new one)")
 	fs.DurationVar(&f.rotationOverlap, "token-rotation-overlap", service.DefaultRotationOverlap, "how long a device token keeps working after the device rotated it (POST /v1/devices/{id}/tokens/rotate)")
 	fs.DurationVar(&f.minTokenLife, "token-min-lifetime", service.DefaultMinTokenLifetime, "shortest lifetime (ttlSeconds) a device or provisioner token may be minted with")
+	fs.StringVar(&f.tpmEKCA, "tpm-ek-ca", "", "PEM file of the CA certificates that issue TPM endorsement key certificates (the TPM makers' roots and intermediates); turns on TPM attestation at enrolment (POST /v1/enrol/attest)")
 	fs.Int64Var(&f.maxBody, "max-body-bytes", api.DefaultMaxBodyBytes, "largest request body accepted")
 	fs.DurationVar(&f.importIdle, "import-idle-timeout", api.DefaultImportIdleTimeout, "an import (POST /v1/imports) that sends no device line, or takes none of its results, this long is ended")
 	fs.IntVar(&f.imports, "imports", api.DefaultImports, "imports under way at once on this server; more are answered 429")
@@ -392,6 +395,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer auditSink.Close()
 
+	var tpmVerifier *tpmattest.Verifier
+	if f.tpmEKCA != "" {
+		b, err := os.ReadFile(f.tpmEKCA)
+		if err == nil {
+			tpmVerifier, err = tpmattest.New(tpmattest.Config{CAs: b})
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "credsign serve: --tpm-ek-ca: %v\n", err)
+			return exitUsage
+		}
+	}
 	planes, err := newPlanes(f, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "credsign serve: configuring TLS: %v\n", err)
@@ -429,6 +443,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		MaxEnrolmentFailures: f.enrolFailures,
 		PublicURL:            f.publicURL,
 		RequireDPoPNonce:     f.dpopNonce,
+		TPMAttestation:       tpmVerifier,
 		RotationOverlap:      f.rotationOverlap,
 		MinTokenLifetime:     f.minTokenLife,
 		Audit:                auditSink.writer(),

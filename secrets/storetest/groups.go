@@ -24,6 +24,8 @@ func testGroups(t *testing.T, s secrets.Store) {
 		Params:       map[string]any{"hubHost": "h.azure-devices.net", "deviceId": "{deviceId}", "n": 3},
 		Labels:       map[string]string{"site": "sz"},
 		Registration: &secrets.Registration{Kind: "azure-dps", Params: map[string]string{"idScope": "0ne00000001"}},
+		// TPM attestation required (#23).
+		RequireAttestation: "tpm",
 	}
 	if _, err := s.GetGroup(c, "lamps"); !errors.Is(err, secrets.ErrNotFound) {
 		t.Fatalf("GetGroup of a missing group: %v, want ErrNotFound", err)
@@ -44,7 +46,8 @@ func testGroups(t *testing.T, s secrets.Store) {
 	}
 	for _, g := range []secrets.Group{got, read} {
 		if g.ID != want.ID || g.Cloud != want.Cloud || g.Secret != want.Secret || !reflect.DeepEqual(g.Params, want.Params) ||
-			!reflect.DeepEqual(g.Labels, want.Labels) || !reflect.DeepEqual(g.Registration, want.Registration) {
+			!reflect.DeepEqual(g.Labels, want.Labels) || !reflect.DeepEqual(g.Registration, want.Registration) ||
+			g.RequireAttestation != want.RequireAttestation {
 			t.Fatalf("group round trip:\n got %+v\nwant %+v", redactGroup(g), redactGroup(want))
 		}
 	}

@@ -74,8 +74,8 @@ func (s *Store) ImportGroup(ctx context.Context, g secrets.Group, ifVersion int6
 	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
 	gd := groupData{ID: n.ID, Cloud: n.Cloud, Params: n.Params, Secret: n.Secret, Labels: n.Labels, Registration: n.Registration,
-		RequireKey: n.RequireKey,
-		CreatedAt:  g.CreatedAt.UTC(), UpdatedAt: g.UpdatedAt.UTC()}
+		RequireKey: n.RequireKey, RequireAttestation: n.RequireAttestation,
+		CreatedAt: g.CreatedAt.UTC(), UpdatedAt: g.UpdatedAt.UTC()}
 	v, err := importRecord[groupData](ctx, s, groupRel(g.ID), gd, ifVersion, g.Secret)
 	if err != nil {
 		return secrets.Group{}, fmt.Errorf("vaultstore: import group %q: %w", g.ID, err)

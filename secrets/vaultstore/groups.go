@@ -19,14 +19,16 @@ type groupData struct {
 	Labels       map[string]string     `json:"labels,omitempty"`
 	Registration *secrets.Registration `json:"registration,omitempty"`
 	RequireKey   bool                  `json:"requireKey,omitempty"`
-	CreatedAt    time.Time             `json:"createdAt"`
-	UpdatedAt    time.Time             `json:"updatedAt"`
+	// RequireAttestation is secrets.Group.RequireAttestation.
+	RequireAttestation string    `json:"requireAttestation,omitempty"`
+	CreatedAt          time.Time `json:"createdAt"`
+	UpdatedAt          time.Time `json:"updatedAt"`
 }
 
 func (g groupData) group(version int64) secrets.Group {
 	return secrets.Group{
 		ID: g.ID, Cloud: g.Cloud, Params: g.Params, Secret: g.Secret, Labels: g.Labels, Registration: g.Registration,
-		RequireKey: g.RequireKey, Version: version, CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt,
+		RequireKey: g.RequireKey, RequireAttestation: g.RequireAttestation, Version: version, CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt,
 	}
 }
 
@@ -80,7 +82,7 @@ func (s *Store) putGroup(ctx context.Context, g secrets.Group, ifVersion int64) 
 		return secrets.Group{}, err
 	}
 	gd := groupData{ID: n.ID, Cloud: n.Cloud, Params: n.Params, Secret: n.Secret, Labels: n.Labels, Registration: n.Registration,
-		RequireKey: n.RequireKey}
+		RequireKey: n.RequireKey, RequireAttestation: n.RequireAttestation}
 	out, v, err := putRecord(ctx, s, groupRel(g.ID), gd, ifVersion, g.Secret)
 	if err != nil {
 		return secrets.Group{}, err
