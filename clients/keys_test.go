@@ -216,8 +216,11 @@ type verifier struct {
 	mu    sync.Mutex
 	keys  map[string]*ecdsa.PublicKey // device id -> its bound key
 	token map[string]string           // device id -> its token, for the API behind
-	// nonces issued, and proofs seen (to refuse a replayed jti).
-	nonces    map[string]bool
+	// nonceTTL is how long a nonce it issued stays good (0: for ever); an
+	// older one is refused with bad-nonce, as credsign does.
+	nonceTTL time.Duration
+	// nonces issued (when), and proofs seen (to refuse a replayed jti).
+	nonces    map[string]time.Time
 	lastNonce string
 	jtis      map[string]bool
 	log       []proofSeen
@@ -232,7 +235,7 @@ type proofSeen struct {
 }
 
 func newVerifier(t *testing.T) *verifier {
-	return &verifier{t: t, keys: map[string]*ecdsa.PublicKey{}, token: map[string]string{}, nonces: map[string]bool{},
+	return &verifier{t: t, keys: map[string]*ecdsa.PublicKey{}, token: map[string]string{}, nonces: map[string]time.Time{},
 		jtis: map[string]bool{}}
 }
 
@@ -260,7 +263,7 @@ func (v *verifier) wrap(next http.Handler) http.Handler {
 		claims, reason := v.check(r, id)
 		seen.nonce, seen.reason = claims.Nonce, reason
 		nonce := testutil.RandomHex(v.t, 16)
-		v.nonces[nonce], v.lastNonce = true, nonce
+		v.nonces[nonce], v.lastNonce = time.Now(), nonce
 		v.log = append(v.log, seen)
 		token := v.token[id]
 		v.mu.Unlock()
@@ -339,8 +342,12 @@ func (v *verifier) check(r *http.Request, id string) (proofClaims, string) {
 		return c, "future"
 	case v.jtis[c.JTI]:
 		return c, "replayed"
-	case !v.nonces[c.Nonce]:
+	}
+	switch at, ok := v.nonces[c.Nonce]; {
+	case !ok:
 		return c, "use-nonce"
+	case v.nonceTTL > 0 && time.Since(at) > v.nonceTTL:
+		return c, "bad-nonce"
 	}
 	v.jtis[c.JTI] = true
 	return c, ""
@@ -621,5 +628,39 @@ func TestPythonKeygen(t *testing.T) {
 	again, err := rt.command(t, settings{}, ref, "keygen").Output()
 	if err != nil || string(again) != string(out) {
 		t.Errorf("a second keygen printed %s (%v); want the same key", again, err)
+	}
+}
+
+// TestClientsRenewAnExpiredNonce: nonces stay good for 2 s here, so the
+// nonce a client kept from its last answer has expired by its refresh; the
+// refusal (bad-nonce, with a fresh DPoP-Nonce) is retried once with the
+// fresh nonce, and the client carries on.
+func TestClientsRenewAnExpiredNonce(t *testing.T) {
+	for _, kc := range keyCases[:2] {
+		t.Run(kc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := testContext(t, 60*time.Second)
+			v := newVerifier(t)
+			v.nonceTTL = 2 * time.Second
+			srv := startServer(t, serverOptions{wrap: v.wrap})
+			r := srv.register(t, devices[1], nil)
+			ref, pub := kc.key(t)
+			v.bind(r.id, pub, r.token)
+			s := settingsFor(srv, r, 6)
+			s.tokenFile = ""
+			p := startFor(t, kc.rt.command(t, s, ref), srv, r)
+			testutil.WaitFor(ctx, t, "a refresh", func() bool {
+				if p.exited() {
+					t.Fatalf("the client exited (%v)", p.err)
+				}
+				return len(issued(srv)) >= 2
+			})
+			seen := v.seen()
+			stale := slices.IndexFunc(seen, func(s proofSeen) bool { return s.reason == "bad-nonce" })
+			if stale < 0 || stale+1 >= len(seen) || seen[stale+1].reason != "" || seen[stale+1].nonce != seen[stale+1].last {
+				t.Fatalf("requests %+v; want a bad-nonce refusal followed by an accepted proof with the fresh nonce", seen)
+			}
+			healthy(t, p, srv, r)
+		})
 	}
 }

@@ -291,6 +291,12 @@ struct devkey {
 
 static struct devkey devkey;      /* pkey is NULL in bearer-token mode */
 static char dpop_nonce[256];      /* the last DPoP-Nonce credsign sent; "" before the first */
+static double dpop_nonce_at;      /* when it came (monotonic seconds) */
+
+/* How long a nonce is worth sending: credsign's stay valid for 5 minutes.
+ * An older one would be refused (bad-nonce); without one, a server that
+ * wants nonces answers use_dpop_nonce with a fresh one. */
+#define DPOP_NONCE_MAX_AGE 240.0
 
 static const char b64url_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -565,14 +571,16 @@ static void dpop_note_nonce(const char *line, size_t len)
 	if (n && n < sizeof dpop_nonce) {
 		memcpy(dpop_nonce, v, n);
 		dpop_nonce[n] = 0;
+		dpop_nonce_at = now_mono();
 	}
 }
 
-/* Whether a WWW-Authenticate header line asks for a nonce (RFC 9449 section 8). */
+/* Whether a WWW-Authenticate header line asks for a (fresh) nonce: RFC
+ * 9449's use_dpop_nonce, or credsign's bad-nonce for one that expired. */
 static int dpop_wants_nonce(const char *line, size_t len)
 {
 	return len > 17 && strncasecmp(line, "WWW-Authenticate:", 17) == 0 &&
-	       memmem(line, len, "use_dpop_nonce", 14) != NULL;
+	       (memmem(line, len, "use_dpop_nonce", 14) || memmem(line, len, "\"bad-nonce\"", 11));
 }
 
 /* ---- credsign ---- */
@@ -623,12 +631,14 @@ static int read_token(const char *file, char *tok, size_t size)
 	return n > 0;
 }
 
-/* The DPoP request header for a POST to url, with the last nonce if any. */
+/* The DPoP request header for a POST to url, with the last nonce if it is
+ * recent. */
 static int dpop_header(const char *url, char *out, size_t size)
 {
 	static const char name[] = "DPoP: ";
 	memcpy(out, name, sizeof name);
-	if (!dpop_proof(&devkey, "POST", url, dpop_nonce, NULL, (long long)time(NULL), out + sizeof name - 1,
+	const char *nonce = now_mono() - dpop_nonce_at < DPOP_NONCE_MAX_AGE ? dpop_nonce : NULL;
+	if (!dpop_proof(&devkey, "POST", url, nonce, NULL, (long long)time(NULL), out + sizeof name - 1,
 			size - sizeof name + 1)) {
 		logf_("cannot sign a DPoP proof with the device key");
 		ERR_clear_error();
@@ -687,7 +697,7 @@ again:
 	curl_easy_cleanup(h);
 	*retry_after = ah.retry_after;
 	if (rc == CURLE_OK && status == 401 && devkey.pkey && ah.use_nonce && !nonce_retry++) {
-		logf_("credsign asks for a DPoP nonce; signing again with it");
+		logf_("credsign asks for a fresh DPoP nonce; signing again with it");
 		goto again; /* once: a second refusal is logged below */
 	}
 	if (rc != CURLE_OK) {

@@ -209,10 +209,23 @@ class DeviceKey:
         return si + "." + b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
 
 
+# How long a nonce is worth sending: credsign's stay valid for 5 minutes. An
+# older one would be refused (bad-nonce); without one, a server that wants
+# nonces answers use_dpop_nonce with a fresh one.
+NONCE_MAX_AGE = 240.0
+
+
+def note_nonce(cfg, headers):
+    """Keeps the DPoP-Nonce of an answer (credsign sends one on each)."""
+    if headers.get("DPoP-Nonce"):
+        cfg["nonce"], cfg["nonce_at"] = headers["DPoP-Nonce"], time.monotonic()
+
+
 def auth_headers(cfg, url):
     """The request's credential: a DPoP proof with the device key, or the token."""
     if cfg.get("key"):
-        return {"DPoP": cfg["key"].proof("POST", url, cfg.get("nonce"))}
+        fresh = cfg.get("nonce") and time.monotonic() - cfg["nonce_at"] < NONCE_MAX_AGE
+        return {"DPoP": cfg["key"].proof("POST", url, cfg["nonce"] if fresh else None)}
     try:
         with open(cfg["token_file"]) as f:  # re-read: a rotated token is picked up
             token = f.read().strip()
@@ -226,12 +239,13 @@ def fetch(cfg):
     try:
         return fetch_once(cfg)
     except NonceRequired:  # credsign wants a nonce it has just sent: once more with it
-        log("credsign asks for a DPoP nonce; signing again with it")
+        log("credsign asks for a fresh DPoP nonce; signing again with it")
         return fetch_once(cfg, nonce_retry=False)
 
 
 class NonceRequired(Exception):
-    """A 401 whose WWW-Authenticate says use_dpop_nonce."""
+    """A 401 whose WWW-Authenticate asks for a fresh nonce: RFC 9449's
+    use_dpop_nonce, or credsign's bad-nonce for one that expired."""
 
 
 def fetch_once(cfg, nonce_retry=True):
@@ -244,13 +258,14 @@ def fetch_once(cfg, nonce_retry=True):
     opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=ctx))
     try:
         with opener.open(req, timeout=30) as r:
-            cfg["nonce"] = r.headers.get("DPoP-Nonce") or cfg.get("nonce")
+            note_nonce(cfg, r.headers)
             return Creds(json.load(r))
     except urllib.error.HTTPError as e:
         status, after = e.code, e.headers.get("Retry-After", "")
-        cfg["nonce"] = e.headers.get("DPoP-Nonce") or cfg.get("nonce")
+        note_nonce(cfg, e.headers)
+        challenge = " ".join(e.headers.get_all("WWW-Authenticate") or [])
         if (status == 401 and cfg.get("key") and nonce_retry
-                and "use_dpop_nonce" in e.headers.get("WWW-Authenticate", "")):
+                and ("use_dpop_nonce" in challenge or '"bad-nonce"' in challenge)):
             raise NonceRequired()
         try:
             p = json.load(e)  # RFC 9457 problem: title and detail, never a secret
