@@ -81,13 +81,13 @@ const (
 
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 
-func mustB64Int(t *testing.T, s string) *big.Int {
+func mustB64(t *testing.T, s string) []byte {
 	t.Helper()
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return new(big.Int).SetBytes(b)
+	return b
 }
 
 // pemKeyFile writes k as a PKCS#8 PEM file with mode perm.
@@ -148,8 +148,13 @@ var keyRuntimes = []keyRuntime{
 func TestKeyProofVector(t *testing.T) {
 	// The vector itself: its JSON is the spec's, its signing input and
 	// thumbprint the ones docs/devices.md prints.
-	priv := &ecdsa.PrivateKey{PublicKey: ecdsa.PublicKey{Curve: elliptic.P256(), X: mustB64Int(t, vectorKey.x), Y: mustB64Int(t, vectorKey.y)},
-		D: mustB64Int(t, vectorKey.d)}
+	priv, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), mustB64(t, vectorKey.d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub, err := priv.PublicKey.Bytes(); err != nil || string(pub) != "\x04"+string(mustB64(t, vectorKey.x))+string(mustB64(t, vectorKey.y)) {
+		t.Fatalf("the vector key's d does not give its x and y (%v)", err)
+	}
 	if got := b64(proofVectors[0].header) + "." + b64(proofVectors[0].claims); got != vectorSigningInput {
 		t.Fatalf("the vector's signing input is %s", got)
 	}
@@ -216,6 +221,8 @@ type verifier struct {
 	mu    sync.Mutex
 	keys  map[string]*ecdsa.PublicKey // device id -> its bound key
 	token map[string]string           // device id -> its token, for the API behind
+	// enrolmentToken is the bearer an enrolment must carry beside its proof.
+	enrolmentToken string
 	// nonceTTL is how long a nonce it issued stays good (0: for ever); an
 	// older one is refused with bad-nonce, as credsign does.
 	nonceTTL time.Duration
@@ -253,14 +260,22 @@ func (v *verifier) seen() []proofSeen {
 
 func (v *verifier) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasSuffix(r.URL.Path, "/credentials") {
+		enrol := r.URL.Path == "/v1/enrol"
+		if !strings.HasSuffix(r.URL.Path, "/credentials") && !enrol {
 			next.ServeHTTP(w, r)
 			return
 		}
 		v.mu.Lock()
 		seen := proofSeen{auth: r.Header.Get("Authorization") != "", last: v.lastNonce}
 		id := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v1/devices/"), "/credentials")
-		claims, reason := v.check(r, id)
+		var enrolled enrolment
+		if enrol {
+			if err := json.NewDecoder(r.Body).Decode(&enrolled); err != nil || enrolled.DeviceID == "" {
+				v.t.Errorf("enrolment request: %v", err)
+			}
+			id = enrolled.DeviceID
+		}
+		claims, key, reason := v.check(r, id, enrol)
 		seen.nonce, seen.reason = claims.Nonce, reason
 		nonce := testutil.RandomHex(v.t, 16)
 		v.nonces[nonce], v.lastNonce = time.Now(), nonce
@@ -280,6 +295,17 @@ func (v *verifier) wrap(next http.Handler) http.Handler {
 				"detail": "the DPoP proof was refused", "reason": reason})
 			return
 		}
+		if enrol { // bind the proof's key to the device, as credsign does
+			v.bind(id, key, token)
+			tp, err := (&jose.JSONWebKey{Key: key}).Thumbprint(crypto.SHA256)
+			if err != nil {
+				v.t.Error(err)
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusCreated)
+			_ = json.NewEncoder(w).Encode(map[string]string{"deviceId": id, "group": "lamps", "keyId": base64.RawURLEncoding.EncodeToString(tp)})
+			return
+		}
 		r = r.Clone(r.Context())
 		r.Header.Del("DPoP")
 		r.Header.Set("Authorization", "Bearer "+token)
@@ -295,21 +321,36 @@ type proofClaims struct {
 	Nonce string `json:"nonce"`
 }
 
-// check verifies r's proof for device id (v.mu held); it returns the
-// proof's claims and "" or the reason for a refusal.
-func (v *verifier) check(r *http.Request, id string) (proofClaims, string) {
+// enrolment is the body of POST /v1/enrol.
+type enrolment struct {
+	DeviceID string `json:"deviceId"`
+}
+
+// check verifies r's proof for device id (v.mu held): with its bound key,
+// or for an enrolment with the proof's own key, which must come with the
+// enrolment token. It returns the proof's claims and key, and "" or the
+// reason for a refusal.
+func (v *verifier) check(r *http.Request, id string, enrol bool) (proofClaims, *ecdsa.PublicKey, string) {
+	c, key, reason := v.checkProof(r, id, enrol)
+	if reason == "" && enrol != (r.Header.Get("Authorization") == "Bearer "+v.enrolmentToken) {
+		reason = "missing"
+	}
+	return c, key, reason
+}
+
+func (v *verifier) checkProof(r *http.Request, id string, enrol bool) (proofClaims, *ecdsa.PublicKey, string) {
 	var c proofClaims
 	proofs := r.Header.Values("DPoP")
-	if len(proofs) != 1 || r.Header.Get("Authorization") != "" {
-		return c, "missing"
+	if len(proofs) != 1 {
+		return c, nil, "missing"
 	}
 	jws, err := jose.ParseSigned(proofs[0], []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil || len(jws.Signatures) != 1 {
-		return c, "malformed"
+		return c, nil, "malformed"
 	}
 	h := jws.Signatures[0].Header
 	if h.ExtraHeaders[jose.HeaderType] != "dpop+jwt" || h.JSONWebKey == nil || !h.JSONWebKey.IsPublic() || h.KeyID != "" {
-		return c, "malformed"
+		return c, nil, "malformed"
 	}
 	// Only the members the spec names, and the embedded key is the bound one.
 	var raw struct {
@@ -317,40 +358,43 @@ func (v *verifier) check(r *http.Request, id string) (proofClaims, string) {
 	}
 	hb, err := base64.RawURLEncoding.DecodeString(strings.SplitN(proofs[0], ".", 2)[0])
 	if err != nil || json.Unmarshal(hb, &raw) != nil || len(raw.JWK) != 4 {
-		return c, "malformed"
+		return c, nil, "malformed"
 	}
 	bound := v.keys[id]
+	if embedded, ok := h.JSONWebKey.Key.(*ecdsa.PublicKey); enrol && ok {
+		bound = embedded
+	}
 	if bound == nil || !bound.Equal(h.JSONWebKey.Key) {
-		return c, "unknown-key"
+		return c, nil, "unknown-key"
 	}
 	payload, err := jws.Verify(bound)
 	if err != nil {
-		return c, "bad-signature"
+		return c, nil, "bad-signature"
 	}
 	if json.Unmarshal(payload, &c) != nil || c.IAT == nil || len(c.JTI) < 16 || len(c.JTI) > 64 {
-		return c, "malformed"
+		return c, nil, "malformed"
 	}
 	now := time.Now().Unix()
 	switch {
 	case c.HTM != r.Method:
-		return c, "wrong-method"
+		return c, nil, "wrong-method"
 	case c.HTU != "https://"+r.Host+r.URL.Path:
-		return c, "wrong-url"
+		return c, nil, "wrong-url"
 	case *c.IAT < now-60:
-		return c, "stale"
+		return c, nil, "stale"
 	case *c.IAT > now+5:
-		return c, "future"
+		return c, nil, "future"
 	case v.jtis[c.JTI]:
-		return c, "replayed"
+		return c, nil, "replayed"
 	}
 	switch at, ok := v.nonces[c.Nonce]; {
 	case !ok:
-		return c, "use-nonce"
+		return c, nil, "use-nonce"
 	case v.nonceTTL > 0 && time.Since(at) > v.nonceTTL:
-		return c, "bad-nonce"
+		return c, nil, "bad-nonce"
 	}
 	v.jtis[c.JTI] = true
-	return c, ""
+	return c, bound, ""
 }
 
 // softHSM is a SoftHSM2 token in a temporary directory holding an EC P-256
@@ -660,6 +704,55 @@ func TestClientsRenewAnExpiredNonce(t *testing.T) {
 			if stale < 0 || stale+1 >= len(seen) || seen[stale+1].reason != "" || seen[stale+1].nonce != seen[stale+1].last {
 				t.Fatalf("requests %+v; want a bad-nonce refusal followed by an accepted proof with the fresh nonce", seen)
 			}
+			healthy(t, p, srv, r)
+		})
+	}
+}
+
+// TestClientsEnrolWithDeviceKey: each client enrols its device with an
+// enrolment token and a proof by its key ("enrol"; the verifier binds the
+// proof's key to the device, as credsign does, and issues no token), then
+// runs with that key alone.
+func TestClientsEnrolWithDeviceKey(t *testing.T) {
+	for _, kc := range keyCases {
+		t.Run(kc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := testContext(t, 60*time.Second)
+			v := newVerifier(t)
+			v.enrolmentToken = "cse_" + testutil.RandomHex(t, 16)
+			srv := startServer(t, serverOptions{wrap: v.wrap})
+			r := srv.register(t, devices[1], nil)
+			ref, pub := kc.key(t)
+			v.bind(r.id, nil, r.token) // no key yet: the enrolment binds it
+			s := settingsFor(srv, r, 0)
+			s.tokenFile = ""
+			enrol := kc.rt.command(t, s, ref, "enrol")
+			enrol.Env = append(enrol.Env, "CREDSIGN_ENROLMENT_TOKEN_FILE="+testutil.WriteFile(t, "enrolment.token", []byte(v.enrolmentToken+"\n")))
+			out, err := enrol.CombinedOutput()
+			if err != nil {
+				t.Fatalf("enrol: %v\n%s", err, out)
+			}
+			if strings.Contains(string(out), v.enrolmentToken) {
+				t.Error("the client's output holds the enrolment token")
+			}
+			tp, err := (&jose.JSONWebKey{Key: pub}).Thumbprint(crypto.SHA256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := "enrolled " + r.id + " with device key " + base64.RawURLEncoding.EncodeToString(tp); !strings.Contains(string(out), want) {
+				t.Errorf("enrol said %q; want %q", out, want)
+			}
+			v.mu.Lock()
+			bound := v.keys[r.id]
+			v.mu.Unlock()
+			if bound == nil || !bound.Equal(pub) {
+				t.Fatal("the enrolment did not bind the device's key")
+			}
+			if seen := v.seen(); len(seen) != 2 || seen[0].reason != "use-nonce" || seen[1].reason != "" || !seen[1].auth {
+				t.Errorf("enrolment requests %+v; want one refused for a nonce, then one accepted with the enrolment token", seen)
+			}
+			p := startFor(t, kc.rt.command(t, s, ref), srv, r)
+			testutil.WaitFor(ctx, t, "a message", func() bool { _, _, n := count(r.emu); return n > 0 })
 			healthy(t, p, srv, r)
 		})
 	}

@@ -921,17 +921,101 @@ static int loopback(const char *url)
 	return 0;
 }
 
+/* POST /v1/enrol with the enrolment token (CREDSIGN_ENROLMENT_TOKEN_FILE)
+ * and a proof by the device key: credsign creates the device in the token's
+ * group and binds the key to it; no device token is issued. Returns an exit
+ * status (0 enrolled, 3 refused, 1 otherwise). */
+static int enrol(const struct config *cfg)
+{
+	static struct body b;
+	char tok[512], auth[600], proof[2048], url[1024], req[600] = "{\"deviceId\":", kid[64] = "";
+	const char *file = getenv("CREDSIGN_ENROLMENT_TOKEN_FILE");
+	struct answer_headers ah;
+	long status = 0;
+	int nonce_retry = 0;
+	CURLcode rc;
+	if (!file || !*file || !cfg->server || !cfg->device) {
+		logf_("enrol needs CREDSIGN_SERVER, CREDSIGN_DEVICE, CREDSIGN_KEY and CREDSIGN_ENROLMENT_TOKEN_FILE");
+		return 2;
+	}
+	if (strncmp(cfg->server, "https://", 8) != 0 && !loopback(cfg->server)) {
+		logf_("CREDSIGN_SERVER must be https:// (plain http only on loopback)");
+		return 2;
+	}
+	if (!json_put_string(req, sizeof req - 1, cfg->device))
+		return 2;
+	strcat(req, "}");
+	snprintf(url, sizeof url, "%s/v1/enrol", cfg->server);
+	do {
+		memset(&ah, 0, sizeof ah);
+		if (!read_token(file, tok, sizeof tok)) {
+			logf_("cannot read the enrolment token file");
+			return 1;
+		}
+		snprintf(auth, sizeof auth, "Authorization: Bearer %s", tok);
+		explicit_bzero(tok, sizeof tok);
+		if (!dpop_header(url, proof, sizeof proof))
+			return 1;
+		CURL *h = curl_easy_init();
+		struct curl_slist *hd = curl_slist_append(NULL, auth);
+		explicit_bzero(auth, sizeof auth);
+		hd = curl_slist_append(hd, proof);
+		hd = curl_slist_append(hd, "Content-Type: application/json");
+		b.len = 0;
+		b.data[0] = 0;
+		curl_easy_setopt(h, CURLOPT_URL, url);
+		curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req);
+		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+		curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+		curl_easy_setopt(h, CURLOPT_HEADERDATA, &ah);
+		curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+		curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+		if (cfg->ca_file)
+			curl_easy_setopt(h, CURLOPT_CAINFO, cfg->ca_file);
+		rc = curl_easy_perform(h);
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+		curl_slist_free_all(hd);
+		curl_easy_cleanup(h);
+	} while (rc == CURLE_OK && status == 401 && ah.use_nonce && !nonce_retry++);
+	if (rc != CURLE_OK) {
+		logf_("cannot reach credsign: %s", curl_easy_strerror(rc));
+		return 1;
+	}
+	if (status != 201) {
+		char title[256] = "", detail[512] = "", reason[64] = "";
+		json_get(b.data, "title", title, sizeof title);
+		json_get(b.data, "detail", detail, sizeof detail);
+		json_get(b.data, "reason", reason, sizeof reason);
+		logf_("credsign answered %ld %s: %s%s%s", status, title, detail, *reason ? " reason " : "", reason);
+		return status >= 400 && status < 500 && status != 408 && status != 429 ? 3 : 1;
+	}
+	int has_token = json_find(b.data, "token") != NULL;
+	json_get(b.data, "keyId", kid, sizeof kid);
+	explicit_bzero(&b, sizeof b);
+	if (has_token || strcmp(kid, devkey.kid) != 0) { /* a server that does not bind keys at enrolment */
+		logf_("credsign enrolled %s but did not bind this key (it issued a device token instead)", cfg->device);
+		return 1;
+	}
+	logf_("enrolled %s with device key %s", cfg->device, kid);
+	return 0;
+}
+
 /* The commands besides running: "jwk" prints the body that binds the
- * device key (POST /v1/devices/{id}/keys); "proof METHOD URL [IAT JTI
+ * device key (POST /v1/devices/{id}/keys); "enrol" enrols the device with
+ * it (see enrol); "proof METHOD URL [IAT JTI
  * [NONCE]]" prints a proof, e.g. for curl's DPoP header or to check the
  * docs' vector. Both use CREDSIGN_KEY. Returns an exit status. */
-static int key_command(int argc, char **argv)
+static int key_command(const struct config *cfg, int argc, char **argv)
 {
 	char proof[2048];
 	const char *spec = getenv("CREDSIGN_KEY");
-	int is_proof = !strcmp(argv[1], "proof");
-	if ((is_proof && (argc < 4 || argc == 5 || argc > 7)) || (!is_proof && (strcmp(argv[1], "jwk") || argc != 2))) {
-		logf_("usage: credsign-client [jwk | proof METHOD URL [IAT JTI [NONCE]]]");
+	int is_proof = !strcmp(argv[1], "proof"), is_enrol = !strcmp(argv[1], "enrol");
+	if ((is_proof && (argc < 4 || argc == 5 || argc > 7)) ||
+	    (!is_proof && ((strcmp(argv[1], "jwk") && !is_enrol) || argc != 2))) {
+		logf_("usage: credsign-client [jwk | enrol | proof METHOD URL [IAT JTI [NONCE]]]");
 		return 2;
 	}
 	if (!spec || !*spec) {
@@ -941,6 +1025,12 @@ static int key_command(int argc, char **argv)
 	if (!key_load(spec, &devkey))
 		return 2;
 	logf_("device key %s", devkey.kid);
+	if (is_enrol) {
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		int rc = enrol(cfg);
+		curl_global_cleanup();
+		return rc;
+	}
 	if (!is_proof) {
 		printf("{\"jwk\":%s}\n", devkey.jwk);
 		return 0;
@@ -961,7 +1051,7 @@ int main(int argc, char **argv)
 			     getenv("CREDSIGN_COMMANDS_TOPIC"), 0, 10};
 	const char *ttl = getenv("CREDSIGN_TTL"), *iv = getenv("CREDSIGN_INTERVAL"), *key = getenv("CREDSIGN_KEY");
 	if (argc > 1)
-		return key_command(argc, argv);
+		return key_command(&cfg, argc, argv);
 	if (!cfg.server || !cfg.device || (!cfg.token_file && !(key && *key))) {
 		logf_("set CREDSIGN_SERVER, CREDSIGN_DEVICE and CREDSIGN_TOKEN_FILE or CREDSIGN_KEY");
 		return 2;

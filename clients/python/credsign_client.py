@@ -29,6 +29,9 @@ Commands (with CREDSIGN_KEY; they need the `cryptography` package):
   keygen                   create the key file if absent (0600) and print the
                            body that binds it: POST /v1/devices/{id}/keys
   jwk                      print that body for an existing key
+  enrol                    enrol CREDSIGN_DEVICE with the enrolment token in
+                           CREDSIGN_ENROLMENT_TOKEN_FILE, binding the key (no
+                           device token is issued)
   proof METHOD URL [IAT JTI [NONCE]]
                            print a DPoP proof (for curl, or the docs' vector)
 
@@ -419,14 +422,69 @@ def run(cfg):
         time.sleep(0.05)
 
 
+def enrol(key):
+    """POST /v1/enrol with the enrolment token (CREDSIGN_ENROLMENT_TOKEN_FILE)
+    and a proof by the device key: credsign creates the device in the token's
+    group and binds the key to it; no device token is issued. Returns an exit
+    status (0 enrolled, 3 refused, 1 otherwise)."""
+    env = os.environ.get
+    server, device, token_file = env("CREDSIGN_SERVER", ""), env("CREDSIGN_DEVICE", ""), env("CREDSIGN_ENROLMENT_TOKEN_FILE", "")
+    if not (server and device and token_file):
+        log("enrol needs CREDSIGN_SERVER, CREDSIGN_DEVICE, CREDSIGN_KEY and CREDSIGN_ENROLMENT_TOKEN_FILE")
+        return 2
+    u = urllib.parse.urlsplit(server)
+    if u.scheme != "https" and not (u.scheme == "http" and u.hostname in ("localhost", "127.0.0.1", "::1")):
+        log("CREDSIGN_SERVER must be https:// (plain http only on loopback)")
+        return 2
+    url = server.rstrip("/") + "/v1/enrol"
+    ctx = tls_context(env("CREDSIGN_CA_FILE")) if u.scheme == "https" else None
+    opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=ctx))
+    cfg = {"key": key}
+    for retry in (True, False):
+        try:
+            with open(token_file) as f:
+                token = f.read().strip()
+        except OSError as e:
+            log("cannot read the enrolment token file: %s" % e.strerror)
+            return 1
+        headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json", "Accept": "application/json"}
+        headers.update(auth_headers(cfg, url))
+        req = urllib.request.Request(url, data=json.dumps({"deviceId": device}).encode(), method="POST", headers=headers)
+        try:
+            with opener.open(req, timeout=30) as r:
+                answer = json.load(r)
+            break
+        except urllib.error.HTTPError as e:
+            note_nonce(cfg, e.headers)
+            challenge = " ".join(e.headers.get_all("WWW-Authenticate") or [])
+            if e.code == 401 and retry and ("use_dpop_nonce" in challenge or '"bad-nonce"' in challenge):
+                continue
+            try:
+                p = json.load(e)
+                why = "%s: %s%s" % (p.get("title", ""), p.get("detail", ""),
+                                    " reason " + str(p["reason"]) if p.get("reason") else "")
+            except ValueError:
+                why = e.reason
+            log("credsign answered %d %s" % (e.code, why))
+            return 3 if 400 <= e.code < 500 and e.code not in (408, 429) else 1
+        except (OSError, ValueError) as e:
+            log("cannot reach credsign: %s" % (getattr(e, "reason", None) or type(e).__name__))
+            return 1
+    if "token" in answer or answer.get("keyId") != key.kid:  # a server that does not bind keys at enrolment
+        log("credsign enrolled %s but did not bind this key (it issued a device token instead)" % device)
+        return 1
+    log("enrolled %s with device key %s" % (device, key.kid))
+    return 0
+
+
 def key_command(args):
     """keygen, jwk or proof (see the module's doc); returns an exit status."""
     path = os.environ.get("CREDSIGN_KEY", "")
     if not path:
         log("set CREDSIGN_KEY (the device key's PEM file)")
         return 2
-    if not ((args[0] in ("keygen", "jwk") and len(args) == 1) or (args[0] == "proof" and len(args) in (3, 5, 6))):
-        log("usage: credsign_client.py [keygen | jwk | proof METHOD URL [IAT JTI [NONCE]]]")
+    if not ((args[0] in ("keygen", "jwk", "enrol") and len(args) == 1) or (args[0] == "proof" and len(args) in (3, 5, 6))):
+        log("usage: credsign_client.py [keygen | jwk | enrol | proof METHOD URL [IAT JTI [NONCE]]]")
         return 2
     try:
         key = DeviceKey(path, create=args[0] == "keygen")
@@ -434,6 +492,8 @@ def key_command(args):
         log("cannot use the device key: %s" % (getattr(e, "strerror", None) or e))
         return 2
     log("device key %s" % key.kid)
+    if args[0] == "enrol":
+        return enrol(key)
     if args[0] == "proof":
         iat, jti = (int(args[3]), args[4]) if len(args) > 3 else (None, None)
         print(key.proof(args[1], args[2], args[5] if len(args) > 5 else None, iat, jti))
