@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -39,44 +40,46 @@ import (
 // out of the token for SoftHSM2): the key's signature over the exact bytes
 // sent, typ, alg, the embedded JWK, jti, htm, htu, iat and the nonce.
 
-// vectorKey is the P-256 key of RFC 7515 Appendix A.3 (a published key, so
-// that anyone can recompute the vector below).
-var vectorKey = struct{ x, y, d string }{
-	x: "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
-	y: "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
-	d: "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI",
+// vectorKey is the P-256 key of RFC 6979 appendix A.2.5 (a published key),
+// the key of docs/devices.md's vector.
+var vectorKey = struct{ dHex, x, y string }{
+	dHex: "C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721",
+	x:    "YP7UuiVanTHJYet0xjVtaMBJuJI7Yfps5mliLmDyn7Y",
+	y:    "eQP-EAi4vJmkGunpVii8ZPLxsgwtfp9Rd6PClNRGIpk",
 }
 
-// The proof vector of docs/devices.md: its inputs, and the exact JSON of
-// the header and the claims a client must build from them (members in this
-// order, no spaces). ECDSA signatures are randomized, so the vector fixes
-// the signing input, base64url(header) "." base64url(claims), byte for
-// byte; the signature is checked by verifying it.
+// proofVectors are docs/devices.md's vector ("A worked example and a test
+// vector") and the same with a nonce: the inputs, and the exact JSON of the
+// header and the claims a client must build from them. The clients sign
+// with randomized ECDSA (neither Debian 12's OpenSSL 3.0 nor its
+// python3-cryptography 38 has RFC 6979), so the test fixes the signing
+// input, base64url(header) "." base64url(claims), byte for byte, and
+// verifies the signature with the key.
 var proofVectors = []struct {
 	name, htm, htu, jti, nonce string
 	iat                        int64
 	header, claims             string
 }{
 	{
-		name: "with a nonce", htm: "POST", htu: "https://credsign.example:8443/v1/devices/lamp-7/credentials",
-		jti: "AAECAwQFBgcICQoLDA0ODw", iat: 1767225600, nonce: "eyJ7S_zG.eyJH0-Z.HX4w-7v",
-		header: `{"typ":"dpop+jwt","alg":"ES256","jwk":{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}}`,
-		claims: `{"jti":"AAECAwQFBgcICQoLDA0ODw","htm":"POST","htu":"https://credsign.example:8443/v1/devices/lamp-7/credentials","iat":1767225600,"nonce":"eyJ7S_zG.eyJH0-Z.HX4w-7v"}`,
+		name: "docs", htm: "POST", htu: "https://credsign.example/v1/devices/lamp-7/credentials",
+		jti: "3q2-7wAAAAAAAAAAAAAAAA", iat: 1795000000,
+		header: `{"typ":"dpop+jwt","alg":"ES256","jwk":{"crv":"P-256","kty":"EC","x":"YP7UuiVanTHJYet0xjVtaMBJuJI7Yfps5mliLmDyn7Y","y":"eQP-EAi4vJmkGunpVii8ZPLxsgwtfp9Rd6PClNRGIpk"}}`,
+		claims: `{"jti":"3q2-7wAAAAAAAAAAAAAAAA","htm":"POST","htu":"https://credsign.example/v1/devices/lamp-7/credentials","iat":1795000000}`,
 	},
 	{
-		name: "without a nonce", htm: "GET", htu: "https://credsign.example/v1/devices/lamp-7/doctor",
-		jti: "AAECAwQFBgcICQoLDA0ODw", iat: 1767225600,
-		header: `{"typ":"dpop+jwt","alg":"ES256","jwk":{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}}`,
-		claims: `{"jti":"AAECAwQFBgcICQoLDA0ODw","htm":"GET","htu":"https://credsign.example/v1/devices/lamp-7/doctor","iat":1767225600}`,
+		name: "with a nonce", htm: "POST", htu: "https://credsign.example:8443/v1/enrol",
+		jti: "AAECAwQFBgcICQoLDA0ODw", iat: 0, nonce: "eyJ7S_zG.eyJH0-Z.HX4w-7v",
+		header: `{"typ":"dpop+jwt","alg":"ES256","jwk":{"crv":"P-256","kty":"EC","x":"YP7UuiVanTHJYet0xjVtaMBJuJI7Yfps5mliLmDyn7Y","y":"eQP-EAi4vJmkGunpVii8ZPLxsgwtfp9Rd6PClNRGIpk"}}`,
+		claims: `{"jti":"AAECAwQFBgcICQoLDA0ODw","htm":"POST","htu":"https://credsign.example:8443/v1/enrol","iat":0,"nonce":"eyJ7S_zG.eyJH0-Z.HX4w-7v"}`,
 	},
 }
 
-// vectorSigningInput is the first vector's signing input as docs/devices.md
-// prints it, and vectorKid the key's RFC 7638 thumbprint.
+// vectorSigningInput and vectorKid are the vector's signing input and the
+// key's RFC 7638 thumbprint as docs/devices.md prints them.
 const (
-	vectorSigningInput = "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2IiwiandrIjp7Imt0eSI6IkVDIiwiY3J2IjoiUC0yNTYiLCJ4IjoiZjgzT0ozRDJ4RjFCZzh2dWI5dExlMWdITXpWNzZlOFR1czl1UEh2UlZFVSIsInkiOiJ4X0ZFelJ1OW0zNkhMTl90dWU2NTlMTnBYVzZwQ3lTdGlrWWpLSVdJNWEwIn19" +
-		".eyJqdGkiOiJBQUVDQXdRRkJnY0lDUW9MREEwT0R3IiwiaHRtIjoiUE9TVCIsImh0dSI6Imh0dHBzOi8vY3JlZHNpZ24uZXhhbXBsZTo4NDQzL3YxL2RldmljZXMvbGFtcC03L2NyZWRlbnRpYWxzIiwiaWF0IjoxNzY3MjI1NjAwLCJub25jZSI6ImV5SjdTX3pHLmV5SkgwLVouSFg0dy03diJ9"
-	vectorKid = "oKIywvGUpTVTyxMQ3bwIIeQUudfr_CkLMjCE19ECD-U"
+	vectorSigningInput = "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2IiwiandrIjp7ImNydiI6IlAtMjU2Iiwia3R5IjoiRUMiLCJ4IjoiWVA3VXVpVmFuVEhKWWV0MHhqVnRhTUJKdUpJN1lmcHM1bWxpTG1EeW43WSIsInkiOiJlUVAtRUFpNHZKbWtHdW5wVmlpOFpQTHhzZ3d0ZnA5UmQ2UENsTlJHSXBrIn19" +
+		".eyJqdGkiOiIzcTItN3dBQUFBQUFBQUFBQUFBQUFBIiwiaHRtIjoiUE9TVCIsImh0dSI6Imh0dHBzOi8vY3JlZHNpZ24uZXhhbXBsZS92MS9kZXZpY2VzL2xhbXAtNy9jcmVkZW50aWFscyIsImlhdCI6MTc5NTAwMDAwMH0"
+	vectorKid = "DOvxvJiAdIqVWIkFt5hDtCunXLF0BV4-JGv4f-ALSm0"
 )
 
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
@@ -148,7 +151,11 @@ var keyRuntimes = []keyRuntime{
 func TestKeyProofVector(t *testing.T) {
 	// The vector itself: its JSON is the spec's, its signing input and
 	// thumbprint the ones docs/devices.md prints.
-	priv, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), mustB64(t, vectorKey.d))
+	d, err := hex.DecodeString(vectorKey.dHex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), d)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -285,7 +285,7 @@ static int parse_time(const char *s, double *out)
 struct devkey {
 	EVP_PKEY *pkey;
 	ENGINE *engine; /* set for a PKCS#11 key */
-	char jwk[160];  /* the public JWK, members in the order of the JWS header */
+	char jwk[160];  /* the public JWK as the JWS header carries it */
 	char kid[48];   /* its RFC 7638 thumbprint, to log and to bind */
 };
 
@@ -445,7 +445,7 @@ static EVP_PKEY *load_file_key(const char *path)
 static int key_load(const char *spec, struct devkey *k)
 {
 	unsigned char *pub = NULL, digest[32];
-	char x[48], y[48], canon[200];
+	char x[48], y[48];
 	size_t n = 0;
 	memset(k, 0, sizeof *k);
 	k->pkey = strncmp(spec, "pkcs11:", 7) == 0 ? load_pkcs11_key(spec, &k->engine) : load_file_key(spec);
@@ -466,10 +466,10 @@ static int key_load(const char *spec, struct devkey *k)
 	b64url(pub + 1, 32, x, sizeof x);
 	b64url(pub + 33, 32, y, sizeof y);
 	OPENSSL_free(pub);
-	snprintf(k->jwk, sizeof k->jwk, "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"%s\",\"y\":\"%s\"}", x, y);
-	/* RFC 7638: the required members in lexicographic order, no spaces. */
-	snprintf(canon, sizeof canon, "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", x, y);
-	EVP_Digest(canon, strlen(canon), digest, NULL, EVP_sha256(), NULL);
+	/* The members RFC 7638 hashes for the thumbprint, in its order (lexicographic,
+	 * no spaces); the header carries the same text (docs/devices.md's vector). */
+	snprintf(k->jwk, sizeof k->jwk, "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", x, y);
+	EVP_Digest(k->jwk, strlen(k->jwk), digest, NULL, EVP_sha256(), NULL);
 	b64url(digest, sizeof digest, k->kid, sizeof k->kid);
 	return 1;
 }
@@ -576,11 +576,14 @@ static void dpop_note_nonce(const char *line, size_t len)
 }
 
 /* Whether a WWW-Authenticate header line asks for a (fresh) nonce: RFC
- * 9449's use_dpop_nonce, or credsign's bad-nonce for one that expired. */
+ * 9449's use_dpop_nonce, or credsign's reasons that a nonce cures: bad-nonce
+ * (it expired), stale and future (the device's clock is off; a valid nonce
+ * replaces the time window). */
 static int dpop_wants_nonce(const char *line, size_t len)
 {
 	return len > 17 && strncasecmp(line, "WWW-Authenticate:", 17) == 0 &&
-	       (memmem(line, len, "use_dpop_nonce", 14) || memmem(line, len, "\"bad-nonce\"", 11));
+	       (memmem(line, len, "use_dpop_nonce", 14) || memmem(line, len, "\"bad-nonce\"", 11) ||
+		memmem(line, len, "\"stale\"", 7) || memmem(line, len, "\"future\"", 8));
 }
 
 /* ---- credsign ---- */

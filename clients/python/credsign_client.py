@@ -188,10 +188,11 @@ class DeviceKey:
         self.key = key
         pub = key.public_key().public_numbers()
         x, y = b64url(pub.x.to_bytes(32, "big")), b64url(pub.y.to_bytes(32, "big"))
-        # The public JWK in the order of the JWS header; the thumbprint
-        # (RFC 7638) hashes the required members in lexicographic order.
-        self.jwk = {"kty": "EC", "crv": "P-256", "x": x, "y": y}
-        self.kid = b64url(hashlib.sha256(compact_json({"crv": "P-256", "kty": "EC", "x": x, "y": y}).encode()).digest())
+        # The public JWK with the members RFC 7638 hashes for the thumbprint,
+        # in its order (lexicographic, no spaces); the header carries the same
+        # text (docs/devices.md's vector).
+        self.jwk = {"crv": "P-256", "kty": "EC", "x": x, "y": y}
+        self.kid = b64url(hashlib.sha256(compact_json(self.jwk).encode()).digest())
 
     def signing_input(self, htm, htu, iat, jti, nonce=None):
         """base64url(header) "." base64url(claims), as docs/devices.md's vector has it."""
@@ -248,7 +249,14 @@ def fetch(cfg):
 
 class NonceRequired(Exception):
     """A 401 whose WWW-Authenticate asks for a fresh nonce: RFC 9449's
-    use_dpop_nonce, or credsign's bad-nonce for one that expired."""
+    use_dpop_nonce, or credsign's reasons that a nonce cures: bad-nonce (it
+    expired), stale and future (the device's clock is off; a valid nonce
+    replaces the time window)."""
+
+
+def wants_nonce(headers):
+    challenge = " ".join(headers.get_all("WWW-Authenticate") or [])
+    return "use_dpop_nonce" in challenge or any('"%s"' % r in challenge for r in ("bad-nonce", "stale", "future"))
 
 
 def fetch_once(cfg, nonce_retry=True):
@@ -266,9 +274,7 @@ def fetch_once(cfg, nonce_retry=True):
     except urllib.error.HTTPError as e:
         status, after = e.code, e.headers.get("Retry-After", "")
         note_nonce(cfg, e.headers)
-        challenge = " ".join(e.headers.get_all("WWW-Authenticate") or [])
-        if (status == 401 and cfg.get("key") and nonce_retry
-                and ("use_dpop_nonce" in challenge or '"bad-nonce"' in challenge)):
+        if status == 401 and cfg.get("key") and nonce_retry and wants_nonce(e.headers):
             raise NonceRequired()
         try:
             p = json.load(e)  # RFC 9457 problem: title and detail, never a secret
@@ -456,8 +462,7 @@ def enrol(key):
             break
         except urllib.error.HTTPError as e:
             note_nonce(cfg, e.headers)
-            challenge = " ".join(e.headers.get_all("WWW-Authenticate") or [])
-            if e.code == 401 and retry and ("use_dpop_nonce" in challenge or '"bad-nonce"' in challenge):
+            if e.code == 401 and retry and wants_nonce(e.headers):
                 continue
             try:
                 p = json.load(e)
