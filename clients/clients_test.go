@@ -35,7 +35,7 @@ func missing(t *testing.T, format string, args ...any) {
 	if requireClients {
 		t.Fatalf("%s (CREDSIGN_REQUIRE_CLIENTS=1)", msg)
 	}
-	t.Skipf("%s; apt-get install python3-paho-mqtt libpaho-mqtt-dev libcurl4-openssl-dev build-essential libffi8, "+
+	t.Skipf("%s; apt-get install python3-paho-mqtt python3-cryptography libpaho-mqtt-dev libcurl4-openssl-dev libssl-dev build-essential libffi8, "+
 		"and put shared/tools/micropython beside the repository (CI does) or set CREDSIGN_MICROPYTHON_DIR", msg)
 }
 
@@ -163,16 +163,16 @@ func buildC() (built, error) {
 		return built{missing: "no C compiler (cc)"}, nil
 	}
 	probe := filepath.Join(cBuildDir, "probe.c")
-	if err := os.WriteFile(probe, []byte("#include <curl/curl.h>\n#include <MQTTClient.h>\nint main(void) { return 0; }\n"), 0o600); err != nil {
+	if err := os.WriteFile(probe, []byte("#include <curl/curl.h>\n#include <MQTTClient.h>\n#include <openssl/evp.h>\nint main(void) { return 0; }\n"), 0o600); err != nil {
 		return built{}, err
 	}
-	if out, err := exec.Command(cc, "-o", filepath.Join(cBuildDir, "probe"), probe, "-lcurl", "-lpaho-mqtt3cs").CombinedOutput(); err != nil {
-		return built{missing: fmt.Sprintf("no libcurl or Paho MQTT C development files (%s)", strings.TrimSpace(string(out)))}, nil
+	if out, err := exec.Command(cc, "-o", filepath.Join(cBuildDir, "probe"), probe, "-lcurl", "-lpaho-mqtt3cs", "-lcrypto").CombinedOutput(); err != nil {
+		return built{missing: fmt.Sprintf("no libcurl, Paho MQTT C or OpenSSL development files (%s)", strings.TrimSpace(string(out)))}, nil
 	}
 	bin := filepath.Join(cBuildDir, "credsign-client")
 	// The cc line of clients/c/Makefile, with warnings as errors.
 	out, err := exec.Command(cc, "-O2", "-Wall", "-Wextra", "-Werror", "-o", bin, filepath.Join("c", "credsign_client.c"),
-		"-lcurl", "-lpaho-mqtt3cs").CombinedOutput()
+		"-lcurl", "-lpaho-mqtt3cs", "-lcrypto").CombinedOutput()
 	if err != nil {
 		return built{}, fmt.Errorf("build clients/c: %w\n%s", err, out)
 	}
@@ -463,7 +463,7 @@ func TestCReader(t *testing.T) {
 	}
 	bin := filepath.Join(t.TempDir(), "reader_test")
 	if out, err := exec.Command("cc", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-		"-o", bin, filepath.Join("c", "reader_test.c"), "-lcurl", "-lpaho-mqtt3cs").CombinedOutput(); err != nil {
+		"-o", bin, filepath.Join("c", "reader_test.c"), "-lcurl", "-lpaho-mqtt3cs", "-lcrypto").CombinedOutput(); err != nil {
 		t.Fatalf("build reader_test.c: %v\n%s", err, out)
 	}
 	out, err := exec.Command(bin).CombinedOutput()

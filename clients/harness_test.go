@@ -64,6 +64,8 @@ type serverOptions struct {
 	firstIssue func()
 	// minTokenLifetime and rotationOverlap are the server's (0: defaults).
 	minTokenLifetime, rotationOverlap time.Duration
+	// wrap, when set, goes in front of the API (keys_test.go's proof verifier).
+	wrap func(http.Handler) http.Handler
 }
 
 func startServer(t *testing.T, o serverOptions) *server {
@@ -97,7 +99,11 @@ func startServer(t *testing.T, o serverOptions) *server {
 	s.caFile = testutil.WriteFile(t, "credsign-ca.pem", ca.CertPEM())
 	ln = tls.NewListener(ln, cfg)
 	s.url = "https://" + ln.Addr().String()
-	srv := &http.Server{Handler: s.record(h, o.firstIssue), ReadHeaderTimeout: 10 * time.Second}
+	handler := s.record(h, o.firstIssue)
+	if o.wrap != nil {
+		handler = o.wrap(handler)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

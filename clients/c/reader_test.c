@@ -1,5 +1,6 @@
-/* Unit test of the C client's JSON reader and time parser (run by
- * clients/clients_test.go, built with AddressSanitizer and UBSan). */
+/* Unit test of the C client's JSON reader and time parser, and of the
+ * pieces of its DPoP proofs (run by clients/clients_test.go, built with
+ * AddressSanitizer and UBSan; clients/keys_test.go checks whole proofs). */
 #define main client_main
 #include "credsign_client.c"
 #undef main
@@ -42,6 +43,48 @@ int main(void)
 	check(parse_time("2000-02-29T00:00:00Z", &t) && t == 951782400, "leap day");
 	check(parse_time("2026-11-23T19:38:04.514154053Z", &t) && t > 1795462684.514 && t < 1795462684.515, "nanoseconds");
 	check(!parse_time("yesterday", &t), "not a time");
+
+	/* base64url without padding (RFC 4648 section 10 vectors) */
+	struct {
+		const char *in, *out;
+	} b64[] = {{"", ""}, {"f", "Zg"}, {"fo", "Zm8"}, {"foo", "Zm9v"}, {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"},
+		   {"foobar", "Zm9vYmFy"}, {"\xfb\xff", "-_8"}};
+	for (size_t i = 0; i < sizeof b64 / sizeof *b64; i++)
+		check(b64url((const unsigned char *)b64[i].in, strlen(b64[i].in), out, sizeof out) == strlen(b64[i].out) &&
+			  !strcmp(out, b64[i].out),
+		      b64[i].out);
+	check(b64url((const unsigned char *)"foob", 4, small, sizeof small) == 0, "base64url into too small a buffer");
+	/* JSON strings in the claims */
+	strcpy(out, "{");
+	check(json_put_string(out, sizeof out, "a\"b\\c\n\xc3\xa9") && !strcmp(out, "{\"a\\\"b\\\\c\\u000a\xc3\xa9\""),
+	      "a JSON string with quotes, backslashes, a control character and UTF-8");
+	small[0] = 0;
+	check(!json_put_string(small, sizeof small, "abc"), "a JSON string too long for the buffer");
+	/* DPoP-Nonce and WWW-Authenticate header lines */
+	const char *line = "dpop-nonce:  n-0S6_WzA2Mj \r\n";
+	dpop_note_nonce(line, strlen(line));
+	check(!strcmp(dpop_nonce, "n-0S6_WzA2Mj"), "a DPoP-Nonce header, any case, trimmed");
+	dpop_note_nonce("DPoP-Nonce: \r\n", 14);
+	check(dpop_nonce_at > 0, "the time the nonce came");
+	check(!strcmp(dpop_nonce, "n-0S6_WzA2Mj"), "an empty DPoP-Nonce keeps the last one");
+	dpop_note_nonce("Retry-After: 3\r\n", 16);
+	check(!strcmp(dpop_nonce, "n-0S6_WzA2Mj"), "another header keeps the nonce");
+	const char *challenges[] = {"WWW-Authenticate: DPoP error=\"use_dpop_nonce\"\r\n",
+				    "www-authenticate: DPoP error=\"invalid_dpop_proof\", error_description=\"bad-nonce\"\r\n",
+				    "WWW-Authenticate: DPoP error=\"invalid_dpop_proof\", error_description=\"stale\"\r\n"};
+	for (size_t i = 0; i < sizeof challenges / sizeof *challenges; i++)
+		check(dpop_wants_nonce(challenges[i], strlen(challenges[i])), challenges[i]);
+	const char *final[] = {"WWW-Authenticate: DPoP error=\"invalid_dpop_proof\", error_description=\"unknown-key\"\r\n",
+			       "WWW-Authenticate: Bearer realm=\"credsign\"\r\n", "X-Note: use_dpop_nonce\r\n"};
+	for (size_t i = 0; i < sizeof final / sizeof *final; i++)
+		check(!dpop_wants_nonce(final[i], strlen(final[i])), final[i]);
+	/* the signing input, and refusing to overflow */
+	char si[512];
+	const char *jwk = "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"X\",\"y\":\"Y\"}";
+	check(dpop_signing_input(jwk, "j", "GET", "https://h/p", 7, NULL, si, sizeof si) > 0 &&
+		  !strcmp(strchr(si, '.') + 1, "eyJqdGkiOiJqIiwiaHRtIjoiR0VUIiwiaHR1IjoiaHR0cHM6Ly9oL3AiLCJpYXQiOjd9"),
+	      "claims without a nonce");
+	check(dpop_signing_input(jwk, "j", "GET", "https://h/p", 7, "n", si, 80) == 0, "a signing input too long for the buffer");
 	if (failures)
 		return 1;
 	puts("ok");

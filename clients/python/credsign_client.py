@@ -25,11 +25,26 @@ Settings (environment):
   CREDSIGN_COMMANDS_TOPIC  optional topic filter to subscribe to instead of the
                            credentials' commands topic
   CREDSIGN_INTERVAL        seconds between messages (default 10)
+  CREDSIGN_KEY             instead of CREDSIGN_TOKEN_FILE: a PEM file (mode 0600)
+                           holding the device's ECDSA P-256 key; each request
+                           then carries a DPoP proof signed with it and no token
+
+Commands (with CREDSIGN_KEY; they need the `cryptography` package):
+  keygen                   create the key file if absent (0600) and print the
+                           body that binds it: POST /v1/devices/{id}/keys
+  jwk                      print that body for an existing key
+  enrol                    enrol CREDSIGN_DEVICE with the enrolment token in
+                           CREDSIGN_ENROLMENT_TOKEN_FILE, binding the key (no
+                           device token is issued)
+  proof METHOD URL [IAT JTI [NONCE]]
+                           print a DPoP proof (for curl, or the docs' vector)
 
 Exit status: 2 bad settings, 3 credsign refused the device for good
 (401/403/404 or another 4xx); otherwise it runs until killed. Logs go to
 stderr and never hold the token or the password.
 """
+import base64
+import hashlib
 import json
 import os
 import random
@@ -141,22 +156,31 @@ def read_token(cfg):
         raise Retry("cannot read the device token file: %s" % e.strerror)
 
 
-def call(cfg, path, token, body):
-    """POST body (JSON) to path with the device token; the answer's JSON."""
+def call(cfg, path, auth, body, nonce_retry=False):
+    """POST body (JSON) to path with the request's credential auth (the
+    device token's Authorization header, or a DPoP proof); the answer's JSON.
+    With nonce_retry, a 401 asking for a fresh DPoP nonce raises
+    NonceRequired."""
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    headers.update(auth)
     req = urllib.request.Request(
-        cfg["server"].rstrip("/") + path, data=json.dumps(body).encode(), method="POST",
-        headers={"Authorization": "Bearer " + token, "Content-Type": "application/json",
-                 "Accept": "application/json"})
+        cfg["server"].rstrip("/") + path, data=json.dumps(body).encode(), method="POST", headers=headers)
     ctx = tls_context(cfg["ca_file"]) if cfg["server"].startswith("https:") else None
     opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=ctx))
     try:
         with opener.open(req, timeout=30) as r:
+            note_nonce(cfg, r.headers)
             return json.load(r)
     except urllib.error.HTTPError as e:
         status, after = e.code, e.headers.get("Retry-After", "")
+        note_nonce(cfg, e.headers)
+        if status == 401 and cfg.get("key") and nonce_retry and wants_nonce(e.headers):
+            raise NonceRequired()
         try:
             p = json.load(e)  # RFC 9457 problem: title and detail, never a secret
             why = "%s: %s" % (p.get("title", ""), p.get("detail", ""))
+            if p.get("reason"):  # why a DPoP proof was refused
+                why += " reason " + str(p["reason"])
         except ValueError:
             why = e.reason
         msg = "credsign answered %d %s" % (status, why)
@@ -167,10 +191,120 @@ def call(cfg, path, token, body):
         raise Retry("cannot reach credsign: %s" % (getattr(e, "reason", None) or type(e).__name__))
 
 
+# ---- the device key and its DPoP proofs (docs/devices.md) ----
+#
+# With CREDSIGN_KEY the client holds an ECDSA P-256 key instead of a bearer
+# token and authenticates each credentials request with a fresh DPoP proof
+# (RFC 9449 section 4, used without an access token): a compact JWS whose
+# header carries the public key and whose claims bind it to the method, the
+# URL, the time and the server's nonce, signed ES256.
+
+
+def b64url(b):
+    """Base64url without padding (RFC 7515 section 2)."""
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def compact_json(obj):
+    """JSON as the proof carries it: members in the order given, no spaces."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+class DeviceKey:
+    """An ECDSA P-256 private key read from a PEM file that only its owner may read."""
+
+    def __init__(self, path, create=False):
+        # Imported here: bearer-token mode does not need the package.
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec, utils
+        self._hashes, self._ec, self._utils = hashes, ec, utils
+        if create and not os.path.exists(path):
+            key = ec.generate_private_key(ec.SECP256R1())
+            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
+            with os.fdopen(fd, "wb") as f:
+                f.write(pem)
+        fd = os.open(path, os.O_RDONLY)
+        with os.fdopen(fd, "rb") as f:
+            if os.fstat(f.fileno()).st_mode & 0o077:
+                raise ValueError("the device key file may be read by others; chmod 600 it")
+            key = serialization.load_pem_private_key(f.read(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+            raise ValueError("the device key is not an ECDSA P-256 key")
+        self.key = key
+        pub = key.public_key().public_numbers()
+        x, y = b64url(pub.x.to_bytes(32, "big")), b64url(pub.y.to_bytes(32, "big"))
+        # The public JWK with the members RFC 7638 hashes for the thumbprint,
+        # in its order (lexicographic, no spaces); the header carries the same
+        # text (docs/devices.md's vector).
+        self.jwk = {"crv": "P-256", "kty": "EC", "x": x, "y": y}
+        self.kid = b64url(hashlib.sha256(compact_json(self.jwk).encode()).digest())
+
+    def signing_input(self, htm, htu, iat, jti, nonce=None):
+        """base64url(header) "." base64url(claims), as docs/devices.md's vector has it."""
+        header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk}
+        claims = {"jti": jti, "htm": htm, "htu": htu, "iat": iat}
+        if nonce:
+            claims["nonce"] = nonce
+        return b64url(compact_json(header).encode()) + "." + b64url(compact_json(claims).encode())
+
+    def proof(self, htm, htu, nonce=None, iat=None, jti=None):
+        """A signed proof; jti (16 random bytes) and iat (now) unless given."""
+        si = self.signing_input(htm, htu, int(time.time()) if iat is None else iat,
+                                jti or b64url(os.urandom(16)), nonce)
+        der = self.key.sign(si.encode(), self._ec.ECDSA(self._hashes.SHA256()))
+        # The library returns DER (an ECDSA-Sig-Value); JWS wants r||s, two
+        # 32-byte big-endian numbers (RFC 7518 section 3.4).
+        r, s = self._utils.decode_dss_signature(der)
+        return si + "." + b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+
+# How long a nonce is worth sending: credsign's stay valid for 5 minutes. An
+# older one would be refused (bad-nonce); without one, a server that wants
+# nonces answers use_dpop_nonce with a fresh one.
+NONCE_MAX_AGE = 240.0
+
+
+def note_nonce(cfg, headers):
+    """Keeps the DPoP-Nonce of an answer (credsign sends one on each)."""
+    if headers.get("DPoP-Nonce"):
+        cfg["nonce"], cfg["nonce_at"] = headers["DPoP-Nonce"], time.monotonic()
+
+
+def auth_headers(cfg, url):
+    """The request's credential: a DPoP proof with the device key, or the token."""
+    if cfg.get("key"):
+        fresh = cfg.get("nonce") and time.monotonic() - cfg["nonce_at"] < NONCE_MAX_AGE
+        return {"DPoP": cfg["key"].proof("POST", url, cfg["nonce"] if fresh else None)}
+    return {"Authorization": "Bearer " + read_token(cfg)}
+
+
 def fetch(cfg):
-    """POST /v1/devices/{id}/credentials with the device token."""
+    """POST /v1/devices/{id}/credentials with the device token or a DPoP proof."""
+    try:
+        return fetch_once(cfg)
+    except NonceRequired:  # credsign wants a nonce it has just sent: once more with it
+        log("credsign asks for a fresh DPoP nonce; signing again with it")
+        return fetch_once(cfg, nonce_retry=False)
+
+
+class NonceRequired(Exception):
+    """A 401 whose WWW-Authenticate asks for a fresh nonce: RFC 9449's
+    use_dpop_nonce, or credsign's reasons that a nonce cures: bad-nonce (it
+    expired), stale and future (the device's clock is off; a valid nonce
+    replaces the time window)."""
+
+
+def wants_nonce(headers):
+    challenge = " ".join(headers.get_all("WWW-Authenticate") or [])
+    return "use_dpop_nonce" in challenge or any('"%s"' % r in challenge for r in ("bad-nonce", "stale", "future"))
+
+
+def fetch_once(cfg, nonce_retry=True):
     body = {"ttlSeconds": cfg["ttl"]} if cfg["ttl"] else {}
-    c = call(cfg, "/v1/devices/%s/credentials" % cfg["device"], read_token(cfg), body)
+    path = "/v1/devices/%s/credentials" % cfg["device"]
+    c = call(cfg, path, auth_headers(cfg, cfg["server"].rstrip("/") + path), body, nonce_retry)
     try:
         return Creds(c)
     except (KeyError, TypeError, ValueError) as e:
@@ -243,7 +377,7 @@ class Rotation:
             self.next_try = min(self.next_try, local + at - now)
             return
         try:
-            new = call(cfg, "/v1/devices/%s/tokens/rotate" % cfg["device"], token, {}).get("token", "")
+            new = call(cfg, "/v1/devices/%s/tokens/rotate" % cfg["device"], {"Authorization": "Bearer " + token}, {}).get("token", "")
             if not new.startswith("csd_"):
                 raise Retry("credsign answered no token")
             replace_file(cfg["token_file"], new + "\n")
@@ -402,7 +536,88 @@ def run(cfg):
         time.sleep(0.05)
 
 
+def enrol(key):
+    """POST /v1/enrol with the enrolment token (CREDSIGN_ENROLMENT_TOKEN_FILE)
+    and a proof by the device key: credsign creates the device in the token's
+    group and binds the key to it; no device token is issued. Returns an exit
+    status (0 enrolled, 3 refused, 1 otherwise)."""
+    env = os.environ.get
+    server, device, token_file = env("CREDSIGN_SERVER", ""), env("CREDSIGN_DEVICE", ""), env("CREDSIGN_ENROLMENT_TOKEN_FILE", "")
+    if not (server and device and token_file):
+        log("enrol needs CREDSIGN_SERVER, CREDSIGN_DEVICE, CREDSIGN_KEY and CREDSIGN_ENROLMENT_TOKEN_FILE")
+        return 2
+    u = urllib.parse.urlsplit(server)
+    if u.scheme != "https" and not (u.scheme == "http" and u.hostname in ("localhost", "127.0.0.1", "::1")):
+        log("CREDSIGN_SERVER must be https:// (plain http only on loopback)")
+        return 2
+    url = server.rstrip("/") + "/v1/enrol"
+    ctx = tls_context(env("CREDSIGN_CA_FILE")) if u.scheme == "https" else None
+    opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=ctx))
+    cfg = {"key": key}
+    for retry in (True, False):
+        try:
+            with open(token_file) as f:
+                token = f.read().strip()
+        except OSError as e:
+            log("cannot read the enrolment token file: %s" % e.strerror)
+            return 1
+        headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json", "Accept": "application/json"}
+        headers.update(auth_headers(cfg, url))
+        req = urllib.request.Request(url, data=json.dumps({"deviceId": device}).encode(), method="POST", headers=headers)
+        try:
+            with opener.open(req, timeout=30) as r:
+                answer = json.load(r)
+            break
+        except urllib.error.HTTPError as e:
+            note_nonce(cfg, e.headers)
+            if e.code == 401 and retry and wants_nonce(e.headers):
+                continue
+            try:
+                p = json.load(e)
+                why = "%s: %s%s" % (p.get("title", ""), p.get("detail", ""),
+                                    " reason " + str(p["reason"]) if p.get("reason") else "")
+            except ValueError:
+                why = e.reason
+            log("credsign answered %d %s" % (e.code, why))
+            return 3 if 400 <= e.code < 500 and e.code not in (408, 429) else 1
+        except (OSError, ValueError) as e:
+            log("cannot reach credsign: %s" % (getattr(e, "reason", None) or type(e).__name__))
+            return 1
+    if "token" in answer or answer.get("keyId") != key.kid:  # a server that does not bind keys at enrolment
+        log("credsign enrolled %s but did not bind this key (it issued a device token instead)" % device)
+        return 1
+    log("enrolled %s with device key %s" % (device, key.kid))
+    return 0
+
+
+def key_command(args):
+    """keygen, jwk or proof (see the module's doc); returns an exit status."""
+    path = os.environ.get("CREDSIGN_KEY", "")
+    if not path:
+        log("set CREDSIGN_KEY (the device key's PEM file)")
+        return 2
+    if not ((args[0] in ("keygen", "jwk", "enrol") and len(args) == 1) or (args[0] == "proof" and len(args) in (3, 5, 6))):
+        log("usage: credsign_client.py [keygen | jwk | enrol | proof METHOD URL [IAT JTI [NONCE]]]")
+        return 2
+    try:
+        key = DeviceKey(path, create=args[0] == "keygen")
+    except (OSError, ValueError, ImportError) as e:
+        log("cannot use the device key: %s" % (getattr(e, "strerror", None) or e))
+        return 2
+    log("device key %s" % key.kid)
+    if args[0] == "enrol":
+        return enrol(key)
+    if args[0] == "proof":
+        iat, jti = (int(args[3]), args[4]) if len(args) > 3 else (None, None)
+        print(key.proof(args[1], args[2], args[5] if len(args) > 5 else None, iat, jti))
+    else:
+        print(compact_json({"jwk": key.jwk}))
+    return 0
+
+
 def main():
+    if len(sys.argv) > 1:
+        return key_command(sys.argv[1:])
     env = os.environ.get
     try:
         cfg = {"server": env("CREDSIGN_SERVER", ""), "device": env("CREDSIGN_DEVICE", ""),
@@ -413,7 +628,15 @@ def main():
     except ValueError:
         log("CREDSIGN_TTL and CREDSIGN_INTERVAL must be numbers")
         return 2
-    missing = [k for k in ("server", "device", "token_file") if not cfg[k]]
+    key = env("CREDSIGN_KEY")
+    if key:  # a device key replaces the token: proofs, no Authorization header
+        try:
+            cfg["key"] = DeviceKey(key)
+        except (OSError, ValueError, ImportError) as e:
+            log("cannot use the device key: %s" % (getattr(e, "strerror", None) or e))
+            return 2
+        log("signing requests with device key %s" % cfg["key"].kid)
+    missing = [k for k in ("server", "device", "token_file") if not cfg[k] and not (k == "token_file" and key)]
     if missing:
         log("missing settings: " + ", ".join("CREDSIGN_" + k.upper() for k in missing))
         return 2
