@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/credsign/credsign/internal/consolecsv"
-	"github.com/credsign/credsign/internal/importclient"
+	"github.com/credsign/credsign/internal/apiclient"
 )
 
 // maxFailuresShown is how many failed lines the summary lists.
@@ -147,7 +147,7 @@ type importTally struct {
 	existing                 int64 // kept as they were (--mode resume)
 	tokens                   int64
 	failures                 []failure // the first maxFailuresShown, by line
-	summary                  *importclient.ImportSummary
+	summary                  *apiclient.ImportSummary
 	cut                      string // why the stream ended early, if it did
 
 	// lineOf turns a line number of the answer into a line of the file.
@@ -222,8 +222,8 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 	}
 
-	client, err := importclient.NewClient(f.url, importclient.WithHTTPClient(&http.Client{}),
-		importclient.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
+	client, err := apiclient.NewClient(f.url, apiclient.WithHTTPClient(&http.Client{}),
+		apiclient.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
 			r.Header.Set("Authorization", "Bearer "+token)
 			return nil
 		}))
@@ -231,8 +231,8 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintf(stderr, "credsign import: %v\n", err)
 		return exitUsage
 	}
-	mode := importclient.ImportDevicesParamsMode(f.mode)
-	params := &importclient.ImportDevicesParams{Mode: &mode, Tokens: &f.tokens}
+	mode := apiclient.ImportDevicesParamsMode(f.mode)
+	params := &apiclient.ImportDevicesParams{Mode: &mode, Tokens: &f.tokens}
 	stopProgress := startProgress(stderr, t, total)
 	start := time.Now()
 	res, err := client.ImportDevicesWithBody(ctx, params, "application/x-ndjson", body)
@@ -345,7 +345,7 @@ func readResults(body io.Reader, t *importTally, tw tokenWriter) {
 	sc := bufio.NewScanner(body)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		var l importclient.ImportLine
+		var l apiclient.ImportLine
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			t.cut = "the server's answer could not be read"
 			return
@@ -394,7 +394,7 @@ func readResults(body io.Reader, t *importTally, tw tokenWriter) {
 	}
 }
 
-func failureText(line int64, l importclient.ImportLine) string {
+func failureText(line int64, l apiclient.ImportLine) string {
 	s := fmt.Sprintf("line %d", line)
 	if l.Id != nil {
 		s += " (" + *l.Id + ")"
