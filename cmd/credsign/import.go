@@ -10,9 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,8 +18,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/credsign/credsign/internal/consolecsv"
 	"github.com/credsign/credsign/internal/apiclient"
+	clisettings "github.com/credsign/credsign/internal/cli"
+	"github.com/credsign/credsign/internal/consolecsv"
 )
 
 // maxFailuresShown is how many failed lines the summary lists.
@@ -29,8 +28,8 @@ const maxFailuresShown = 10
 
 // importFlags are the flags of `credsign import`.
 type importFlags struct {
+	settings     clisettings.Settings
 	url          string
-	tokenFile    string
 	mode         string
 	tokens       bool
 	tokensOut    string
@@ -48,12 +47,7 @@ type importFlags struct {
 func parseImportFlags(args []string, stderr io.Writer) (importFlags, error) {
 	var f importFlags
 	fs := flag.NewFlagSet("credsign import", flag.ContinueOnError)
-	defURL := os.Getenv("CREDSIGN_URL")
-	if defURL == "" {
-		defURL = "http://127.0.0.1:8080"
-	}
-	fs.StringVar(&f.url, "url", defURL, "credsign base URL (else CREDSIGN_URL); plain http:// only to a loopback host")
-	fs.StringVar(&f.tokenFile, "token-file", "", "file holding an admin or provisioner token (else CREDSIGN_TOKEN)")
+	f.settings.Register(fs, "credsign import", nil, stderr, false)
 	fs.StringVar(&f.mode, "mode", "create", "create: refuse devices that exist (409 on their line); upsert: replace them; resume: keep a device that exists as its line says (counted apart; with --tokens it gets a new token), refuse one that differs")
 	fs.BoolVar(&f.tokens, "tokens", false, "mint each device's token in the same pass (implied by --tokens-out)")
 	fs.StringVar(&f.tokensOut, "tokens-out", "", "write the minted tokens to this new file (mode 0600)")
@@ -105,39 +99,9 @@ func parseImportFlags(args []string, stderr io.Writer) (importFlags, error) {
 	case f.format == "ndjson" && (len(f.params) > 0 || len(f.labels) > 0 || f.idTemplate != ""):
 		return f, errors.New("--param, --label and --id-template are for console CSV files; an NDJSON line carries its own")
 	}
-	return f, checkURL(f.url)
-}
-
-// checkURL refuses a URL a token should not be sent to: plain http:// is
-// allowed to a loopback host only.
-func checkURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return fmt.Errorf("--url %q is not an http(s) URL", raw)
-	}
-	if u.Scheme == "http" {
-		host := u.Hostname()
-		ip := net.ParseIP(host)
-		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return fmt.Errorf("refusing to send a token over plain http:// to %s, which is not loopback; use https://", host)
-		}
-	}
-	return nil
-}
-
-// readToken returns the API token from --token-file or CREDSIGN_TOKEN.
-func readToken(file string) (string, error) {
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("reading --token-file: %w", err)
-		}
-		return strings.TrimSpace(string(b)), nil
-	}
-	if t := os.Getenv("CREDSIGN_TOKEN"); t != "" {
-		return t, nil
-	}
-	return "", errors.New("no token: set CREDSIGN_TOKEN or give --token-file")
+	var err error
+	f.url, err = f.settings.Server()
+	return f, err
 }
 
 // importTally is what the answer said so far.
@@ -173,7 +137,7 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintf(stderr, "credsign import: %v\n", err)
 		return exitUsage
 	}
-	token, err := readToken(f.tokenFile)
+	token, err := f.settings.Token()
 	if err != nil {
 		fmt.Fprintf(stderr, "credsign import: %v\n", err)
 		return exitUsage
