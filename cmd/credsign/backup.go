@@ -22,10 +22,10 @@ import (
 
 // backupFlags are the flags of `credsign backup`.
 type backupFlags struct {
-	settings       clisettings.Settings
-	dataDir        string
-	keyFile        string
-	out            string
+	settings clisettings.Settings
+	dataDir  string
+	keyFile  string
+	out      string
 }
 
 // runBackup is `credsign backup`: a consistent copy of the embedded store,
