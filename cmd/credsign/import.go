@@ -31,6 +31,8 @@ type importFlags struct {
 	settings     clisettings.Settings
 	url          string
 	mode         string
+	skipExisting bool
+	read         string // what FILE was read as, for the summary
 	tokens       bool
 	tokensOut    string
 	tokensFormat string
@@ -49,6 +51,7 @@ func parseImportFlags(args []string, stderr io.Writer) (importFlags, error) {
 	fs := flag.NewFlagSet("credsign import", flag.ContinueOnError)
 	f.settings.Register(fs, "credsign import", nil, stderr, false)
 	fs.StringVar(&f.mode, "mode", "create", "create: refuse devices that exist (409 on their line); upsert: replace them; resume: keep a device that exists as its line says (counted apart; with --tokens it gets a new token), refuse one that differs")
+	fs.BoolVar(&f.skipExisting, "skip-existing", false, "keep the devices that already exist as their line describes them, counted apart as existing; exit 0 if nothing else failed (the same as --mode resume; a device that exists and differs still fails)")
 	fs.BoolVar(&f.tokens, "tokens", false, "mint each device's token in the same pass (implied by --tokens-out)")
 	fs.StringVar(&f.tokensOut, "tokens-out", "", "write the minted tokens to this new file (mode 0600)")
 	fs.StringVar(&f.tokensFormat, "tokens-format", "", "csv (id,token) or ndjson; default from the --tokens-out name (.ndjson/.jsonl: ndjson, else csv)")
@@ -85,6 +88,12 @@ func parseImportFlags(args []string, stderr io.Writer) (importFlags, error) {
 			}
 		}
 	}
+	if f.skipExisting {
+		if set := flagSet(fs, "mode"); set && f.mode != "resume" {
+			return f, fmt.Errorf("--skip-existing is --mode resume, not --mode %s", f.mode)
+		}
+		f.mode = "resume"
+	}
 	switch {
 	case f.mode != "create" && f.mode != "upsert" && f.mode != "resume":
 		return f, fmt.Errorf("--mode is create, upsert or resume, not %q", f.mode)
@@ -102,6 +111,13 @@ func parseImportFlags(args []string, stderr io.Writer) (importFlags, error) {
 	var err error
 	f.url, err = f.settings.Server()
 	return f, err
+}
+
+// flagSet reports whether the command line gave the flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // importTally is what the answer said so far.
@@ -150,7 +166,9 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	defer closeIn()
 	br := bufio.NewReaderSize(in, 64<<10)
 	var src *csvSource
+	f.read = "NDJSON"
 	if format := pickImportFormat(f, br); format != "ndjson" {
+		f.read = describeFormat(format)
 		if src, err = newCSVSource(br, f, format); err != nil {
 			fmt.Fprintf(stderr, "credsign import: %s: %v\n", f.file, err)
 			return exitUsage
@@ -417,6 +435,7 @@ func printImportSummary(w io.Writer, f importFlags, t *importTally, took time.Du
 	}
 	fmt.Fprintf(w, "%s: %d %s from line %d: %d created, %d updated%s, %d failed, %d tokens (%.1fs, %.0f devices/s)\n",
 		f.file, lines, unit, f.fromLine, t.created, t.updated, existing, t.failed, t.tokens, took.Seconds(), rate)
+	fmt.Fprintf(w, "read %s as %s; mode %s\n", f.file, f.read, f.mode)
 	if t.tokens > 0 && f.tokensOut != "" {
 		fmt.Fprintf(w, "tokens written to %s (%s)\n", f.tokensOut, f.tokensFormat)
 	}

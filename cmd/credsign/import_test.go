@@ -255,3 +255,42 @@ func TestImportRefused(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, errb.String())
 	}
 }
+
+// TestImportSkipExisting: a factory script re-running a whole file with
+// --skip-existing gets exit 0, the devices already there counted apart
+// and no new token for them; the summary names what it read. A device
+// that exists and differs still fails, and --skip-existing with another
+// mode is refused.
+func TestImportSkipExisting(t *testing.T) {
+	url := importServer(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "batch.ndjson")
+	lines := []string{aliyunLine("s-1", "secret-s1"), aliyunLine("s-2", "secret-s2"), aliyunLine("s-3", "secret-s3")}
+	if err := os.WriteFile(file, []byte(strings.Join(lines[:2], "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := runImportCLI(t, "import", "--server", url, file); code != exitOK || !strings.Contains(out, "read "+file+" as NDJSON; mode create") {
+		t.Fatalf("first run: exit %d\n%s%s", code, out, errs)
+	}
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Without the flag the existing devices fail the run.
+	if code, out, _ := runImportCLI(t, "import", "--server", url, file); code != exitError || !strings.Contains(out, "1 created, 0 updated, 2 failed") {
+		t.Fatalf("create over existing devices: exit %d\n%s", code, out)
+	}
+	code, out, errs := runImportCLI(t, "import", "--server", url, "--skip-existing", file)
+	if code != exitOK || !strings.Contains(out, "3 lines from line 1: 0 created, 0 updated, 3 existing, 0 failed, 0 tokens") || !strings.Contains(out, "mode resume") {
+		t.Fatalf("--skip-existing: exit %d\n%s%s", code, out, errs)
+	}
+	lines[1] = aliyunLine("s-2", "secret-changed")
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ := runImportCLI(t, "import", "--server", url, "--skip-existing", file); code != exitError || !strings.Contains(out, "2 existing, 1 failed") || !strings.Contains(out, "line 2 (s-2): 409") {
+		t.Errorf("--skip-existing with a changed device: exit %d\n%s", code, out)
+	}
+	if code, _, errs := runImportCLI(t, "import", "--server", url, "--skip-existing", "--mode", "upsert", file); code != exitUsage || !strings.Contains(errs, "--skip-existing is --mode resume") {
+		t.Errorf("--skip-existing --mode upsert: exit %d %s", code, errs)
+	}
+}

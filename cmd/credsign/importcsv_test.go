@@ -55,6 +55,7 @@ func TestImportConsoleCSV(t *testing.T) {
 	}
 	for _, want := range []string{
 		"tencent.csv: 4 rows from line 1: 2 created, 0 updated, 2 failed, 2 tokens",
+		"as console CSV tencent-csv (Tencent Cloud",
 		"failed lines (first 2 of 2):\n  line 3: 1 fields, the header has 2\n  line 5 (th-04): no secret\n",
 	} {
 		if !strings.Contains(out, want) {
