@@ -79,7 +79,7 @@ func TestImportFile(t *testing.T) {
 	for _, want := range []string{
 		"6 lines from line 1: 2 created, 0 updated, 4 failed, 2 tokens",
 		"line 2: 400 the line is not valid JSON",
-		"line 3 (f-3): 422 the request body is invalid (cloud: unknown cloud",
+		"line 3 (f-3): 422 the request body is invalid (cloud: value is not one of the allowed values [\"aliyun\"",
 		"line 4: 422",
 		"line 5 (f-1): 409 the id is on line 1 of this import already",
 		"tokens written to " + tokens,

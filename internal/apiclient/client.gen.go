@@ -107,14 +107,14 @@ func (e ImportDevicesParamsMode) Valid() bool {
 	}
 }
 
-// CloudName A cloud name from `GET /v1/clouds`.
+// CloudName A cloud name, as `GET /v1/clouds` lists them.
 //
 // Example: aliyun
 type CloudName = string
 
 // Device A stored device, without its secret.
 type Device struct {
-	// Cloud A cloud name from `GET /v1/clouds`.
+	// Cloud A cloud name, as `GET /v1/clouds` lists them.
 	//
 	// Example: aliyun
 	Cloud     CloudName `json:"cloud"`
@@ -148,7 +148,7 @@ type Device struct {
 // override it), and the secret may be left out (derived from the group
 // key, or obtained by the group's registration).
 type DeviceDocument struct {
-	// Cloud A cloud name from `GET /v1/clouds`.
+	// Cloud A cloud name, as `GET /v1/clouds` lists them.
 	//
 	// Example: aliyun
 	Cloud *CloudName `json:"cloud,omitempty"`
@@ -256,7 +256,7 @@ type FieldError struct {
 
 // Group A stored group, without its secret.
 type Group struct {
-	// Cloud A cloud name from `GET /v1/clouds`.
+	// Cloud A cloud name, as `GET /v1/clouds` lists them.
 	//
 	// Example: aliyun
 	Cloud     CloudName `json:"cloud"`
@@ -281,7 +281,7 @@ type Group struct {
 
 // GroupDocument What a group is, written with `PUT /v1/groups/{groupId}`.
 type GroupDocument struct {
-	// Cloud A cloud name from `GET /v1/clouds`.
+	// Cloud A cloud name, as `GET /v1/clouds` lists them.
 	//
 	// Example: aliyun
 	Cloud CloudName `json:"cloud"`
@@ -319,39 +319,6 @@ type GroupRegistration struct {
 
 // GroupRegistrationKind defines model for GroupRegistration.Kind.
 type GroupRegistrationKind string
-
-// ImportDevice One line of an import (`POST /v1/imports`): a device document with its
-// ID. As in `DeviceDocument`, a device that names a `group` takes its
-// cloud and params template from the group and may leave out its secret
-// (not for a group with a `registration`: its devices enrol, or are
-// written one at a time).
-type ImportDevice struct {
-	// Cloud A cloud name from `GET /v1/clouds`.
-	//
-	// Example: aliyun
-	Cloud *CloudName `json:"cloud,omitempty"`
-
-	// Group Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
-	//
-	// Example: lamp-7
-	Group *DeviceId `json:"group,omitempty"`
-
-	// Id Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
-	//
-	// Example: lamp-7
-	Id DeviceId `json:"id"`
-
-	// Labels Free-form labels for listing and filtering; keys are letters, digits, `.`, `_`, `/`, `-`.
-	//
-	// Example: {"site":"sz"}
-	Labels *Labels `json:"labels,omitempty"`
-
-	// Params The cloud's parameters (see `GET /v1/clouds`).
-	Params *map[string]ParamValue `json:"params,omitempty"`
-
-	// Secret The device secret, as in `DeviceDocument`. Write-only.
-	Secret *string `json:"secret,omitempty"`
-}
 
 // ImportLine One line of an import's answer: the result of one input line (`line`
 // set), or, last, the `summary`.
