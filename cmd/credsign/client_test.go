@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,5 +195,31 @@ func TestClientHelp(t *testing.T) {
 				t.Errorf("%s %s -h: exit %d\n%s%s", group, verb, code, out, errOut)
 			}
 		}
+	}
+}
+
+// TestClientListBadAnswers: answers a real server never gives (an
+// httptest fake, for that reason): a page that is not a list, and a next
+// that names the cursor just sent, end --all with exit 1 and one line
+// rather than a wrong list or a loop.
+func TestClientListBadAnswers(t *testing.T) {
+	for _, tt := range []struct {
+		name, body, want string
+	}{
+		{"not a list", `{"devices":"lamp-1","next":null}`, "is not a list of devices"},
+		{"not JSON", `<html>`, "is not a list of devices"},
+		{"same cursor", `{"devices":[],"next":"lamp-1"}`, `answered the same cursor "lamp-1" twice`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, tt.body)
+			}))
+			defer ts.Close()
+			code, _, errOut := clientCLI(t, "", nil, "devices", "list", "--server", ts.URL, "--all", "--json")
+			if code != exitError || !strings.Contains(errOut, tt.want) || strings.Count(errOut, "\n") != 1 {
+				t.Errorf("exit %d, stderr %q; want 1 and %q", code, errOut, tt.want)
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -29,6 +30,20 @@ func (p *pageFlags) register(fs *flag.FlagSet) {
 
 // fetchPage gets one page after a cursor: the answer's status and body.
 type fetchPage func(ctx context.Context, after *string) (int, []byte, error)
+
+// readAnswer reads an answer whole, unparsed: list checks and prints the
+// raw items of each page (a page is decoded once, not twice).
+func readAnswer(res *http.Response, err error) (int, []byte, error) {
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return 0, nil, fmt.Errorf("reading the answer: %w", err)
+	}
+	return res.StatusCode, b, nil
+}
 
 // list prints the pages of a list whose items are under key: one page, or
 // with --all every page following next. row prints an item for people.
@@ -54,7 +69,8 @@ func (c *clientRun) list(ctx context.Context, p pageFlags, key, header string, f
 		var page map[string]json.RawMessage
 		var items []json.RawMessage
 		var next *string
-		if err := json.Unmarshal(body, &page); err == nil {
+		err = json.Unmarshal(body, &page)
+		if err == nil {
 			err = errors.Join(json.Unmarshal(page[key], &items), json.Unmarshal(page["next"], &next))
 		}
 		if err != nil {
@@ -131,11 +147,7 @@ func devicesList(ctx context.Context, c *clientRun) int {
 	}
 	fetch := func(ctx context.Context, after *string) (int, []byte, error) {
 		params.After = after
-		res, err := c.client.ListDevicesWithResponse(ctx, &params)
-		if err != nil {
-			return 0, nil, err
-		}
-		return res.StatusCode(), res.Body, nil
+		return readAnswer(c.client.ListDevices(ctx, &params))
 	}
 	return c.list(ctx, p, "devices", "ID\tCLOUD\tGROUP\tLABELS\tVERSION\tUPDATED", fetch, func(w io.Writer, it json.RawMessage) error {
 		var d apiclient.Device
@@ -251,11 +263,7 @@ func groupsList(ctx context.Context, c *clientRun) int {
 	}
 	fetch := func(ctx context.Context, after *string) (int, []byte, error) {
 		params.After = after
-		res, err := c.client.ListGroupsWithResponse(ctx, &params)
-		if err != nil {
-			return 0, nil, err
-		}
-		return res.StatusCode(), res.Body, nil
+		return readAnswer(c.client.ListGroups(ctx, &params))
 	}
 	return c.list(ctx, p, "groups", "ID\tCLOUD\tREGISTRATION\tLABELS\tVERSION\tUPDATED", fetch, func(w io.Writer, it json.RawMessage) error {
 		var g apiclient.Group

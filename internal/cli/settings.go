@@ -44,7 +44,6 @@ type Settings struct {
 	tokenFile string
 	oldURL    string
 	oldToken  string
-	set       map[string]bool
 }
 
 // Register adds --server and --token-file to fs, and the deprecated --url
