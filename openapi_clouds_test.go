@@ -10,7 +10,8 @@ import (
 )
 
 // TestOpenAPIHeldToRegistry: what openapi.yaml says of the clouds is what
-// the registry (cloud/clouds) has: every cloud name fits CloudName, the
+// the registry (cloud/clouds) has: CloudName's enum is the registry's
+// clouds, info.description names each of them, the
 // registration kinds are GroupRegistration.kind's enum, and the clouds the
 // doctor diagnoses are those doctorDevice lists. A cloud added to the
 // list, or a kind to a cloud, fails here until the contract says so.
@@ -19,11 +20,22 @@ func TestOpenAPIHeldToRegistry(t *testing.T) {
 	reg := clouds.Registry()
 	schemas := doc.Components.Schemas
 
-	name := regexp.MustCompile(schemas["CloudName"].Value.Pattern)
-	for _, n := range reg.Names() {
-		if !name.MatchString(n) {
-			t.Errorf("cloud %q does not fit CloudName's pattern %s", n, name)
+	var names []string
+	for _, v := range schemas["CloudName"].Value.Enum {
+		names = append(names, v.(string))
+	}
+	if want := reg.Names(); !slices.Equal(names, want) {
+		t.Errorf("CloudName enum %v, the registry's clouds %v (sorted)", names, want)
+	}
+	// info.description names every cloud, with its title, and how many.
+	info := strings.Join(strings.Fields(doc.Info.Description), " ")
+	for _, c := range reg.Clouds() {
+		if !strings.Contains(info, "(`"+c.Name+"`)") {
+			t.Errorf("info.description does not name the cloud `%s` (%s)", c.Name, c.Title)
 		}
+	}
+	if n := len(regexp.MustCompile("\\(`[a-z0-9]+`\\)").FindAllString(info, -1)); n != len(reg.Names()) {
+		t.Errorf("info.description names %d clouds, the registry has %d", n, len(reg.Names()))
 	}
 
 	var kinds []string

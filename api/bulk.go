@@ -156,11 +156,14 @@ func (h handlers) ImportDevices(ctx context.Context, req oapi.ImportDevicesReque
 	var schema *openapi3.Schema
 	for _, op := range h.s.ops {
 		if op.stream && op.route.Operation.OperationID == "importDevices" {
-			schema = op.route.Operation.RequestBody.Value.Content.Get(ndjson).Schema.Value
+			// The body is a stream of lines; each is an ImportDevice.
+			if ref := op.route.Spec.Components.Schemas["ImportDevice"]; ref != nil {
+				schema = ref.Value
+			}
 		}
 	}
 	if schema == nil {
-		return nil, errors.New("openapi.yaml has no NDJSON schema for importDevices")
+		return nil, errors.New("openapi.yaml has no ImportDevice schema for the lines of importDevices")
 	}
 	body := req.Body
 	if body == nil {

@@ -15,7 +15,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 
-	"github.com/credsign/credsign/internal/importclient"
+	"github.com/credsign/credsign/internal/apiclient"
 )
 
 // ndjsonBody is a request body sent as application/x-ndjson by env.do.
@@ -74,9 +74,9 @@ func withID(cloud, id string) map[string]any {
 
 // importResults runs an import with the generated client and returns its
 // result lines and the summary.
-func importResults(t *testing.T, e *env, token string, params importclient.ImportDevicesParams, body io.Reader) ([]importclient.ImportLine, importclient.ImportSummary, []byte) {
+func importResults(t *testing.T, e *env, token string, params apiclient.ImportDevicesParams, body io.Reader) ([]apiclient.ImportLine, apiclient.ImportSummary, []byte) {
 	t.Helper()
-	c, err := importclient.NewClient(e.url, importclient.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
+	c, err := apiclient.NewClient(e.url, apiclient.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
 		r.Header.Set("Authorization", "Bearer "+token)
 		return nil
 	}))
@@ -96,10 +96,10 @@ func importResults(t *testing.T, e *env, token string, params importclient.Impor
 	if res.StatusCode != 200 || res.Header.Get("Content-Type") != ndjson || res.Header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("status %d, Content-Type %q, Cache-Control %q: %s", res.StatusCode, res.Header.Get("Content-Type"), res.Header.Get("Cache-Control"), raw)
 	}
-	var lines []importclient.ImportLine
-	var sum *importclient.ImportSummary
+	var lines []apiclient.ImportLine
+	var sum *apiclient.ImportSummary
 	for _, l := range bytes.Split(bytes.TrimSuffix(raw, []byte("\n")), []byte("\n")) {
-		var il importclient.ImportLine
+		var il apiclient.ImportLine
 		dec := json.NewDecoder(bytes.NewReader(l))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&il); err != nil {
@@ -123,8 +123,8 @@ func importResults(t *testing.T, e *env, token string, params importclient.Impor
 	return lines, *sum, raw
 }
 
-func mode(m importclient.ImportDevicesParamsMode, tokens bool) importclient.ImportDevicesParams {
-	return importclient.ImportDevicesParams{Mode: &m, Tokens: &tokens}
+func mode(m apiclient.ImportDevicesParamsMode, tokens bool) apiclient.ImportDevicesParams {
+	return apiclient.ImportDevicesParams{Mode: &m, Tokens: &tokens}
 }
 
 // TestImportDevices drives POST /v1/imports with the client generated from
@@ -169,7 +169,7 @@ func TestImportDevices(t *testing.T) {
 		{11, "imp-11", 201, ""},
 		{12, "imp-12", 201, ""},
 	}
-	lines, sum, raw := importResults(t, e, prov, mode(importclient.ImportDevicesParamsModeCreate, true), strings.NewReader(body))
+	lines, sum, raw := importResults(t, e, prov, mode(apiclient.ImportDevicesParamsModeCreate, true), strings.NewReader(body))
 	if len(lines) != len(want) {
 		t.Fatalf("%d results, want %d:\n%s", len(lines), len(want), raw)
 	}
@@ -197,7 +197,7 @@ func TestImportDevices(t *testing.T) {
 			t.Errorf("line %d: problem %s does not name %s", w.line, mustJSON(got.Problem), w.field)
 		}
 	}
-	wantSum := importclient.ImportSummary{Lines: 12, Created: 4, Updated: 0, Failed: 7, Tokens: 4}
+	wantSum := apiclient.ImportSummary{Lines: 12, Created: 4, Updated: 0, Failed: 7, Tokens: 4}
 	if sum != wantSum {
 		t.Errorf("summary %+v, want %+v", sum, wantSum)
 	}
@@ -220,7 +220,7 @@ func TestImportDevices(t *testing.T) {
 
 	// Resume: the same file again in create mode writes nothing new and
 	// says 409 for every device that exists.
-	lines, sum, _ = importResults(t, e, prov, mode(importclient.ImportDevicesParamsModeCreate, false), strings.NewReader(body))
+	lines, sum, _ = importResults(t, e, prov, mode(apiclient.ImportDevicesParamsModeCreate, false), strings.NewReader(body))
 	if sum.Created != 0 || sum.Updated != 0 || sum.Failed != 11 || sum.Tokens != 0 {
 		t.Errorf("re-run summary %+v", sum)
 	}
@@ -234,7 +234,7 @@ func TestImportDevices(t *testing.T) {
 	// Upsert replaces the devices (200), still refusing line 5's
 	// duplicate; the old tokens keep working (the device was replaced,
 	// not created again).
-	lines, sum, _ = importResults(t, e, prov, mode(importclient.ImportDevicesParamsModeUpsert, false), strings.NewReader(body))
+	lines, sum, _ = importResults(t, e, prov, mode(apiclient.ImportDevicesParamsModeUpsert, false), strings.NewReader(body))
 	if sum.Created != 0 || sum.Updated != 4 || sum.Failed != 7 {
 		t.Errorf("upsert summary %+v", sum)
 	}
@@ -251,7 +251,7 @@ func TestImportStreams(t *testing.T) {
 	e := newEnv(t, nil)
 	prov := createProvisioner(t, e)
 	pr, pw := io.Pipe()
-	req, err := importclient.NewImportDevicesRequestWithBody(e.url, &importclient.ImportDevicesParams{}, ndjson, pr)
+	req, err := apiclient.NewImportDevicesRequestWithBody(e.url, &apiclient.ImportDevicesParams{}, ndjson, pr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +325,7 @@ func TestImportRefusals(t *testing.T) {
 	mustStatus(t, e.do("GET", "/v1/devices/r-1", prov, nil), 404, "nothing written")
 }
 
-func hasField(errs []importclient.FieldError, field string) bool {
+func hasField(errs []apiclient.FieldError, field string) bool {
 	for _, e := range errs {
 		if e.Field == field {
 			return true
@@ -367,7 +367,7 @@ func TestImportBatches(t *testing.T) {
 			lines = append(lines, withID("aliyun", fmt.Sprintf("b-%d", i)))
 		}
 	}
-	results, sum, _ := importResults(t, e, prov, importclient.ImportDevicesParams{}, strings.NewReader(string(importLines(lines...))))
+	results, sum, _ := importResults(t, e, prov, apiclient.ImportDevicesParams{}, strings.NewReader(string(importLines(lines...))))
 	if len(results) != n {
 		t.Fatalf("%d results for %d lines", len(results), n)
 	}
@@ -403,7 +403,7 @@ func TestImportIntoGroup(t *testing.T) {
 		map[string]any{"id": "lamp-1", "group": "lamps"},
 		map[string]any{"id": "lamp-2", "group": "nowhere"},
 	)
-	lines, sum, raw := importResults(t, e, prov, mode(importclient.ImportDevicesParamsModeCreate, true), strings.NewReader(string(body)))
+	lines, sum, raw := importResults(t, e, prov, mode(apiclient.ImportDevicesParamsModeCreate, true), strings.NewReader(string(body)))
 	if len(lines) != 2 || *lines[0].Status != 201 || lines[0].Token == nil || *lines[1].Status != 422 ||
 		lines[1].Problem == nil || lines[1].Problem.Errors == nil || !hasField(*lines[1].Problem.Errors, "group") {
 		t.Fatalf("results:\n%s", raw)

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credsign/credsign/internal/importclient"
+	"github.com/credsign/credsign/internal/apiclient"
 )
 
 // wideDoc is a device document within the depth and width limits of a
@@ -112,7 +112,7 @@ func TestRefusedDocumentsAreBounded(t *testing.T) {
 				}
 				runtime.GC()
 				runtime.ReadMemStats(&before)
-				res, sum, raw := importResults(t, e, prov, importclient.ImportDevicesParams{}, strings.NewReader(string(importLines(lines...))))
+				res, sum, raw := importResults(t, e, prov, apiclient.ImportDevicesParams{}, strings.NewReader(string(importLines(lines...))))
 				runtime.ReadMemStats(&after)
 				perLine := (after.TotalAlloc - before.TotalAlloc) / n
 				t.Logf("import: %d KiB allocated each line, answer %d bytes", perLine>>10, len(raw))
@@ -328,7 +328,7 @@ func TestImportResumeAfterDisconnect(t *testing.T) {
 		if err != nil {
 			t.Fatalf("first run: %v", err)
 		}
-		var il importclient.ImportLine
+		var il apiclient.ImportLine
 		if err := json.Unmarshal([]byte(l), &il); err != nil {
 			t.Fatal(err)
 		}
@@ -345,7 +345,7 @@ func TestImportResumeAfterDisconnect(t *testing.T) {
 	other["secret"] = "another-secret-0123456789abcdef0"
 	mustStatus(t, e.do(http.MethodPut, "/v1/devices/res-59", prov, other), http.StatusCreated, "res-59 written apart")
 
-	results, sum, raw := importResults(t, e, prov, mode(importclient.ImportDevicesParamsModeResume, true), strings.NewReader(file))
+	results, sum, raw := importResults(t, e, prov, mode(apiclient.ImportDevicesParamsModeResume, true), strings.NewReader(file))
 	if sum.Created+sum.Existing != n-1 || sum.Failed != 1 || sum.Tokens != n-1 || sum.Existing < int64(len(heard)) {
 		t.Fatalf("resume summary %+v:\n%s", sum, raw)
 	}

@@ -112,7 +112,7 @@ start_credsign a1 "$token" credsign-a.log
 for i in $(seq -f '%06g' 1 "$devices"); do
 	echo '{"id":"dev-'"$i"'","cloud":"aliyun","params":{"productKey":"a1B2c3D4e5F","deviceName":"dev-'"$i"'"},"secret":"0123456789abcdef0123456789a'"$i"'"}'
 done > "$work/devices.ndjson"
-CREDSIGN_TOKEN="$CREDSIGN_ADMIN_TOKEN" "$work/credsign" import --url "$srv" --tokens-out "$work/tokens.csv" "$work/devices.ndjson" >&2
+CREDSIGN_TOKEN="$CREDSIGN_ADMIN_TOKEN" "$work/credsign" import --server "$srv" --tokens-out "$work/tokens.csv" "$work/devices.ndjson" >&2
 
 # The load: issuance (credsign-load) and a writer of new devices, which
 # logs each device it got 201 for.

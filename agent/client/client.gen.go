@@ -83,7 +83,7 @@ func (e TokenCreatedRole) Valid() bool {
 	}
 }
 
-// CloudName A cloud name from `GET /v1/clouds`.
+// CloudName A cloud name, as `GET /v1/clouds` lists them.
 //
 // Example: aliyun
 type CloudName = string
@@ -94,7 +94,7 @@ type Credentials struct {
 	Alpn     *string `json:"alpn,omitempty"`
 	ClientId string  `json:"clientId"`
 
-	// Cloud A cloud name from `GET /v1/clouds`.
+	// Cloud A cloud name, as `GET /v1/clouds` lists them.
 	//
 	// Example: aliyun
 	Cloud    CloudName `json:"cloud"`

@@ -439,7 +439,7 @@ type Cloud struct {
 	// MaxTtlSeconds The longest lifetime an admin or provisioner may ask for, with the cloud's default params.
 	MaxTtlSeconds int64 `json:"maxTtlSeconds"`
 
-	// Name A cloud name from `GET /v1/clouds`.
+	// Name A cloud name, as `GET /v1/clouds` lists them.
 	//
 	// Example: aliyun
 	Name   CloudName   `json:"name"`
@@ -458,7 +458,7 @@ type CloudList struct {
 	Clouds []Cloud `json:"clouds"`
 }
 
-// CloudName A cloud name from `GET /v1/clouds`.
+// CloudName A cloud name, as `GET /v1/clouds` lists them.
 //
 // Example: aliyun
 type CloudName = string
@@ -469,7 +469,7 @@ type Credentials struct {
 	Alpn     *string `json:"alpn,omitempty"`
 	ClientId string  `json:"clientId"`
 
-	// Cloud A cloud name from `GET /v1/clouds`.
+	// Cloud A cloud name, as `GET /v1/clouds` lists them.
 	//
 	// Example: aliyun
 	Cloud    CloudName `json:"cloud"`
@@ -506,7 +506,7 @@ type CredentialsRequest struct {
 
 // Device A stored device, without its secret.
 type Device struct {
-	// Cloud A cloud name from `GET /v1/clouds`.
+	// Cloud A cloud name, as `GET /v1/clouds` lists them.
 	//
 	// Example: aliyun
 	Cloud     CloudName `json:"cloud"`
@@ -547,7 +547,7 @@ type Device struct {
 // override it), and the secret may be left out (derived from the group
 // key, or obtained by the group's registration).
 type DeviceDocument struct {
-	// Cloud A cloud name from `GET /v1/clouds`.
+	// Cloud A cloud name, as `GET /v1/clouds` lists them.
 	//
 	// Example: aliyun
 	Cloud *CloudName `json:"cloud,omitempty"`
@@ -653,7 +653,7 @@ type Diagnosis struct {
 	// At The time the triple was judged at.
 	At time.Time `json:"at"`
 
-	// Cloud A cloud name from `GET /v1/clouds`.
+	// Cloud A cloud name, as `GET /v1/clouds` lists them.
 	//
 	// Example: aliyun
 	Cloud CloudName `json:"cloud"`
@@ -884,7 +884,7 @@ type FindingStatus string
 
 // Group A stored group, without its secret.
 type Group struct {
-	// Cloud A cloud name from `GET /v1/clouds`.
+	// Cloud A cloud name, as `GET /v1/clouds` lists them.
 	//
 	// Example: aliyun
 	Cloud     CloudName `json:"cloud"`
@@ -916,7 +916,7 @@ type Group struct {
 
 // GroupDocument What a group is, written with `PUT /v1/groups/{groupId}`.
 type GroupDocument struct {
-	// Cloud A cloud name from `GET /v1/clouds`.
+	// Cloud A cloud name, as `GET /v1/clouds` lists them.
 	//
 	// Example: aliyun
 	Cloud CloudName `json:"cloud"`
@@ -981,39 +981,6 @@ type Health struct {
 
 // HealthStatus defines model for Health.Status.
 type HealthStatus string
-
-// ImportDevice One line of an import (`POST /v1/imports`): a device document with its
-// ID. As in `DeviceDocument`, a device that names a `group` takes its
-// cloud and params template from the group and may leave out its secret
-// (not for a group with a `registration`: its devices enrol, or are
-// written one at a time).
-type ImportDevice struct {
-	// Cloud A cloud name from `GET /v1/clouds`.
-	//
-	// Example: aliyun
-	Cloud *CloudName `json:"cloud,omitempty"`
-
-	// Group Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
-	//
-	// Example: lamp-7
-	Group *DeviceId `json:"group,omitempty"`
-
-	// Id Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
-	//
-	// Example: lamp-7
-	Id DeviceId `json:"id"`
-
-	// Labels Free-form labels for listing and filtering; keys are letters, digits, `.`, `_`, `/`, `-`.
-	//
-	// Example: {"site":"sz"}
-	Labels *Labels `json:"labels,omitempty"`
-
-	// Params The cloud's parameters (see `GET /v1/clouds`).
-	Params *map[string]ParamValue `json:"params,omitempty"`
-
-	// Secret The device secret, as in `DeviceDocument`. Write-only.
-	Secret *string `json:"secret,omitempty"`
-}
 
 // ImportLine One line of an import's answer: the result of one input line (`line`
 // set), or, last, the `summary`.

@@ -35,10 +35,12 @@ type setting struct {
 	enrol            bool // only for enrol
 }
 
+// The server and the token file are spelled as for every client of the API
+// (internal/cli): --server/$CREDSIGN_SERVER, --token-file/$CREDSIGN_TOKEN_FILE.
 var settings = []setting{
-	{"server", "CREDSIGN_SERVER", "credsign base URL (https://…; http:// on loopback only)", false, false},
+	{cli.ServerFlag, cli.ServerEnv, "credsign base URL (https://…; http:// on loopback only)", false, false},
 	{"device", "CREDSIGN_DEVICE", "device id the token is bound to", false, false},
-	{"token-file", "CREDSIGN_TOKEN_FILE", "file holding the device token (read on every fetch)", false, false},
+	{cli.TokenFileFlag, cli.TokenFileEnv, "file holding the device token (read on every fetch)", false, false},
 	{"key-file", "CREDSIGN_KEY_FILE", "file holding the device key (PKCS#8 PEM, ECDSA P-256 or Ed25519): every call carries a DPoP proof signed with it instead of a token; enrol and keygen create it (mode 0600) when absent", false, false},
 	{"ca-file", "CREDSIGN_CA_FILE", "PEM bundle trusted for the credsign server, besides the system roots", false, false},
 	{"broker-ca-file", "CREDSIGN_BROKER_CA_FILE", "PEM bundle trusted for the MQTT broker, besides the system roots", true, false},

@@ -15,16 +15,17 @@ import (
 
 	"github.com/rs/zerolog"
 
+	clisettings "github.com/credsign/credsign/internal/cli"
 	"github.com/credsign/credsign/secrets"
 	"github.com/credsign/credsign/secrets/filestore"
 )
 
 // backupFlags are the flags of `credsign backup`.
 type backupFlags struct {
-	url, tokenFile string
-	dataDir        string
-	keyFile        string
-	out            string
+	settings clisettings.Settings
+	dataDir  string
+	keyFile  string
+	out      string
 }
 
 // runBackup is `credsign backup`: a consistent copy of the embedded store,
@@ -36,12 +37,7 @@ func runBackup(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	}
 	var f backupFlags
 	fs := flag.NewFlagSet("credsign backup", flag.ContinueOnError)
-	defURL := os.Getenv("CREDSIGN_URL")
-	if defURL == "" {
-		defURL = "http://127.0.0.1:8080"
-	}
-	fs.StringVar(&f.url, "url", defURL, "URL of the running server to back up (else CREDSIGN_URL); plain http:// only to a loopback host")
-	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the admin token (else CREDSIGN_TOKEN)")
+	f.settings.Register(fs, "credsign backup", nil, stderr, false)
 	fs.StringVar(&f.dataDir, "data-dir", "", "back up this data directory instead of a server (the server must be stopped: the store is open in one process at a time)")
 	fs.StringVar(&f.keyFile, "store-key-file", "", "with --data-dir: the store's key file (else CREDSIGN_STORE_KEY, else the key file in --data-dir)")
 	fs.StringVar(&f.out, "o", "", "write the backup to this new `file` (required)")
@@ -76,14 +72,15 @@ flags:`)
 	if f.dataDir != "" {
 		fetch = func(w io.Writer) (int64, error) { return backupDir(ctx, f, w) }
 	} else {
-		if err := checkURL(f.url); err != nil {
-			return fail(exitUsage, err)
-		}
-		token, err := readToken(f.tokenFile)
+		server, err := f.settings.Server()
 		if err != nil {
 			return fail(exitUsage, err)
 		}
-		fetch = func(w io.Writer) (int64, error) { return backupServer(ctx, f.url, token, w) }
+		token, err := f.settings.Token()
+		if err != nil {
+			return fail(exitUsage, err)
+		}
+		fetch = func(w io.Writer) (int64, error) { return backupServer(ctx, server, token, w) }
 	}
 	start := time.Now()
 	n, err := writeNewFile(f.out, fetch)

@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-// TestBackupRestoreCLI: `credsign backup --url` during a load run, with no
+// TestBackupRestoreCLI: `credsign backup --server` during a load run, with no
 // request failing; `backup verify`; `restore` into a new directory, which
 // then serves every device and token; `backup --data-dir` of a stopped
 // server; and the refusals (a store in use, a store already there, a
@@ -60,7 +60,7 @@ func TestBackupRestoreCLI(t *testing.T) {
 		}()
 	}
 	backup := filepath.Join(t.TempDir(), "credsign.backup")
-	code, out, errOut := cli(t, "backup", "--url", base, "--token-file", tokenFile, "-o", backup)
+	code, out, errOut := cli(t, "backup", "--server", base, "--token-file", tokenFile, "-o", backup)
 	stop.Store(true)
 	wg.Wait()
 	if code != 0 {
@@ -69,13 +69,13 @@ func TestBackupRestoreCLI(t *testing.T) {
 	if failed.Load() != 0 {
 		t.Fatalf("%d of %d issues failed during the backup", failed.Load(), failed.Load()+issued.Load())
 	}
-	if code, out, errOut := cli(t, "backup", "--url", base, "--token-file", tokenFile, "-o", backup); code != 1 || !strings.Contains(errOut, "exists") {
+	if code, out, errOut := cli(t, "backup", "--server", base, "--token-file", tokenFile, "-o", backup); code != 1 || !strings.Contains(errOut, "exists") {
 		t.Errorf("backup over an existing file: %d %s%s", code, out, errOut)
 	}
 	provFile := filepath.Join(t.TempDir(), "prov")
 	os.WriteFile(provFile, []byte(f.prov), 0o600)
 	bad := filepath.Join(t.TempDir(), "bad")
-	if code, _, errOut := cli(t, "backup", "--url", base, "--token-file", provFile, "-o", bad); code != 1 || !strings.Contains(errOut, "403") {
+	if code, _, errOut := cli(t, "backup", "--server", base, "--token-file", provFile, "-o", bad); code != 1 || !strings.Contains(errOut, "403") {
 		t.Errorf("backup as provisioner: %d %s", code, errOut)
 	}
 	if _, err := os.Stat(bad); err == nil {
@@ -126,7 +126,7 @@ func TestBackupUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"backup"},
 		{"backup", "-o", "x", "extra"},
-		{"backup", "-o", "x", "--url", "http://example.com"},
+		{"backup", "-o", "x", "--server", "http://example.com"},
 		{"backup", "-o", "x", "--store-key-file", "k"},
 		{"backup", "verify"},
 		{"restore", "file"},

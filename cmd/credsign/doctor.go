@@ -10,12 +10,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/credsign/credsign/cloud"
+	clisettings "github.com/credsign/credsign/internal/cli"
 )
 
 // doctorFlags are the flags of credsign doctor.
@@ -32,11 +32,11 @@ type doctorFlags struct {
 	now          string
 	json         bool
 	id           string
-	url          string
-	token        string
+	settings     clisettings.Settings
+	url, token   string // with --id, from settings
 }
 
-func newDoctorFlags() *doctorFlags {
+func newDoctorFlags(stderr io.Writer) *doctorFlags {
 	f := &doctorFlags{fs: flag.NewFlagSet("doctor", flag.ContinueOnError), params: paramFlags{}}
 	f.fs.StringVar(&f.device, "device", "", "the device document {cloud, params, secret, labels} as `FILE` ('-' for standard input)")
 	f.fs.Var(f.params, "param", "override a param of the device document as name=value; repeat for each")
@@ -49,8 +49,7 @@ func newDoctorFlags() *doctorFlags {
 	f.fs.StringVar(&f.now, "now", "", "when the device was refused: RFC 3339 or Unix seconds (default: the clock)")
 	f.fs.BoolVar(&f.json, "json", false, "print the diagnosis as JSON")
 	f.fs.StringVar(&f.id, "id", "", "ask a running server to diagnose its device `ID` (POST /v1/devices/ID/doctor) instead of reading --device")
-	f.fs.StringVar(&f.url, "url", os.Getenv("CREDSIGN_URL"), "with --id: the server's base `URL` (default $CREDSIGN_URL)")
-	f.fs.StringVar(&f.token, "token", "", "with --id: an admin or provisioner token (default $CREDSIGN_TOKEN; the flag is visible in the process list)")
+	f.settings.Register(f.fs, "credsign doctor", nil, stderr, true)
 	return f
 }
 
@@ -81,8 +80,8 @@ func (f *doctorFlags) input(args []string, stdin io.Reader, clock func() time.Ti
 		return doctorInput{}, usagef("give the device once: --device FILE or --id DEVICE, not both")
 	case f.id != "" && (f.secretFile != "" || len(f.params) > 0):
 		return doctorInput{}, usagef("--secret-file and --param go with --device; with --id the server reads the device")
-	case f.id == "" && (set["url"] || set["token"]):
-		return doctorInput{}, usagef("--url and --token go with --id")
+	case f.id == "" && f.settings.Given(f.fs):
+		return doctorInput{}, usagef("--server and --token-file go with --id")
 	}
 	for _, name := range []string{"client-id", "username"} {
 		if !set[name] {
@@ -146,17 +145,12 @@ func (f *doctorFlags) input(args []string, stdin io.Reader, clock func() time.Ti
 
 // remoteInput checks the flags of the --id mode.
 func (f *doctorFlags) remoteInput() error {
-	if f.token == "" {
-		f.token = os.Getenv("CREDSIGN_TOKEN")
+	var err error
+	if f.url, err = f.settings.Server(); err != nil {
+		return usagef("%v", err)
 	}
-	if f.url == "" {
-		return usagef("--id needs the server: --url URL or $CREDSIGN_URL")
-	}
-	if u, err := url.Parse(f.url); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return usagef("--url %q: want http://host:port or https://host", f.url)
-	}
-	if f.token == "" {
-		return usagef("--id needs an admin or provisioner token: $CREDSIGN_TOKEN or --token")
+	if f.token, err = f.settings.Token(); err != nil {
+		return usagef("--id needs an admin or provisioner token: %v", err)
 	}
 	return nil
 }
@@ -183,7 +177,7 @@ func (f *doctorFlags) remoteDiagnose(ctx context.Context, in doctorInput) (cloud
 	endpoint := strings.TrimSuffix(f.url, "/") + "/v1/devices/" + url.PathEscape(f.id) + "/doctor"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(b))
 	if err != nil {
-		return cloud.Diagnosis{}, usagef("--url %q: %v", f.url, err)
+		return cloud.Diagnosis{}, usagef("--server %q: %v", f.url, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+f.token)
@@ -241,13 +235,13 @@ func readFile(flagName, path string, stdin io.Reader) (string, error) {
 }
 
 func runDoctor(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	f := newDoctorFlags()
+	f := newDoctorFlags(stderr)
 	in, err := f.input(args, stdin, time.Now)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(stdout, "usage: credsign doctor --device FILE|- --client-id X --username Y (--password Z | --password-file F|-) [--connack N] [--now T] [--json]")
-			fmt.Fprintln(stdout, "   or: credsign doctor --id DEVICE [--url URL] --client-id X --username Y (--password Z | --password-file F|-) [--connack N] [--now T] [--json]")
-			fmt.Fprintln(stdout, "       (with $CREDSIGN_URL and $CREDSIGN_TOKEN, an admin or provisioner token: the server reads the device)")
+			fmt.Fprintln(stdout, "   or: credsign doctor --id DEVICE [--server URL] [--token-file F] --client-id X --username Y (--password Z | --password-file F|-) [--connack N] [--now T] [--json]")
+			fmt.Fprintln(stdout, "       (an admin or provisioner token from --token-file, $CREDSIGN_TOKEN or $CREDSIGN_TOKEN_FILE: the server reads the device)")
 			fmt.Fprintln(stdout, "Compares a triple captured from a device that the broker refused with what the recipe produces for the device,")
 			fmt.Fprintln(stdout, "and names the part that differs and the likely cause, without printing the secret or the expected password.")
 			fmt.Fprintf(stdout, "Clouds diagnosed: %s. Exit status 0 when the triple matches, 1 when something differs, 2 on bad input.\n\nflags:\n", strings.Join(registry.DoctorClouds(), ", "))

@@ -67,8 +67,8 @@ func TestDoctorCLI(t *testing.T) {
 	}{
 		{[]string{"doctor"}, "--device FILE|- or --id DEVICE is required"},
 		{[]string{"doctor", "--device", dev, "--id", "x", "--client-id", "c", "--username", "u", "--password", "p"}, "not both"},
-		{[]string{"doctor", "--device", dev, "--token", "x", "--client-id", "c", "--username", "u", "--password", "p"}, "--url and --token go with --id"},
-		{[]string{"doctor", "--id", "x", "--url", "ftp://h", "--token", "t", "--client-id", "c", "--username", "u", "--password", "p"}, "--url \"ftp://h\""},
+		{[]string{"doctor", "--device", dev, "--token-file", "x", "--client-id", "c", "--username", "u", "--password", "p"}, "--server and --token-file go with --id"},
+		{[]string{"doctor", "--id", "x", "--server", "ftp://h", "--client-id", "c", "--username", "u", "--password", "p"}, "--server \"ftp://h\" is not an http(s) URL"},
 		{[]string{"doctor", "--device", dev, "--username", "u", "--password", "p"}, "--client-id is required"},
 		{[]string{"doctor", "--device", dev, "--client-id", "c", "--username", "u"}, "give the password the device sent once"},
 		{[]string{"doctor", "--device", dev, "--client-id", "c", "--username", "u", "--password", "p", "--password-file", pwFile}, "give the password the device sent once"},
@@ -100,7 +100,7 @@ func TestDoctorCLI(t *testing.T) {
 
 // TestDoctorCLIServer runs credsign doctor --id against a real server
 // started in-process (credsign serve), with the server and the token taken
-// from $CREDSIGN_URL and $CREDSIGN_TOKEN.
+// from $CREDSIGN_SERVER and $CREDSIGN_TOKEN.
 func TestDoctorCLIServer(t *testing.T) {
 	r := startServe(t, map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}, "--rate-limit", "0")
 	base := "http://" + r.addr
@@ -115,7 +115,7 @@ func TestDoctorCLIServer(t *testing.T) {
 	if code := call(t, http.DefaultClient, "POST", base+"/v1/devices/az-1/credentials", srvAdmin, nil, &creds); code != 200 {
 		t.Fatalf("issue: %d", code)
 	}
-	t.Setenv("CREDSIGN_URL", base)
+	t.Setenv("CREDSIGN_SERVER", base)
 	t.Setenv("CREDSIGN_TOKEN", srvAdmin)
 	args := []string{"doctor", "--id", "az-1", "--client-id", creds.ClientID, "--username", creds.Username}
 
@@ -140,8 +140,8 @@ func TestDoctorCLIServer(t *testing.T) {
 		t.Errorf("unknown device: exit %d, %q", code, errOut)
 	}
 	_, errOut, code = runCLI(t, "", "doctor", "--id", "az-1", "--token", "csp_nope", "--client-id", "c", "--username", "u", "--password", "p")
-	if code != 1 || !strings.Contains(errOut, "401") {
-		t.Errorf("bad token: exit %d, %q", code, errOut)
+	if code != 1 || !strings.Contains(errOut, "401") || !strings.Contains(errOut, "warning: --token is deprecated") {
+		t.Errorf("bad token (deprecated --token): exit %d, %q", code, errOut)
 	}
 	r.shutdown(t)
 	logs := r.stderr.String()

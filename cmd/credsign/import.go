@@ -10,9 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,8 +18,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/credsign/credsign/internal/apiclient"
+	clisettings "github.com/credsign/credsign/internal/cli"
 	"github.com/credsign/credsign/internal/consolecsv"
-	"github.com/credsign/credsign/internal/importclient"
 )
 
 // maxFailuresShown is how many failed lines the summary lists.
@@ -29,9 +28,11 @@ const maxFailuresShown = 10
 
 // importFlags are the flags of `credsign import`.
 type importFlags struct {
+	settings     clisettings.Settings
 	url          string
-	tokenFile    string
 	mode         string
+	skipExisting bool
+	read         string // what FILE was read as, for the summary
 	tokens       bool
 	tokensOut    string
 	tokensFormat string
@@ -48,13 +49,9 @@ type importFlags struct {
 func parseImportFlags(args []string, stderr io.Writer) (importFlags, error) {
 	var f importFlags
 	fs := flag.NewFlagSet("credsign import", flag.ContinueOnError)
-	defURL := os.Getenv("CREDSIGN_URL")
-	if defURL == "" {
-		defURL = "http://127.0.0.1:8080"
-	}
-	fs.StringVar(&f.url, "url", defURL, "credsign base URL (else CREDSIGN_URL); plain http:// only to a loopback host")
-	fs.StringVar(&f.tokenFile, "token-file", "", "file holding an admin or provisioner token (else CREDSIGN_TOKEN)")
+	f.settings.Register(fs, "credsign import", nil, stderr, false)
 	fs.StringVar(&f.mode, "mode", "create", "create: refuse devices that exist (409 on their line); upsert: replace them; resume: keep a device that exists as its line says (counted apart; with --tokens it gets a new token), refuse one that differs")
+	fs.BoolVar(&f.skipExisting, "skip-existing", false, "keep the devices that already exist as their line describes them, counted apart as existing; exit 0 if nothing else failed (the same as --mode resume; a device that exists and differs still fails)")
 	fs.BoolVar(&f.tokens, "tokens", false, "mint each device's token in the same pass (implied by --tokens-out)")
 	fs.StringVar(&f.tokensOut, "tokens-out", "", "write the minted tokens to this new file (mode 0600)")
 	fs.StringVar(&f.tokensFormat, "tokens-format", "", "csv (id,token) or ndjson; default from the --tokens-out name (.ndjson/.jsonl: ndjson, else csv)")
@@ -91,6 +88,12 @@ func parseImportFlags(args []string, stderr io.Writer) (importFlags, error) {
 			}
 		}
 	}
+	if f.skipExisting {
+		if set := flagSet(fs, "mode"); set && f.mode != "resume" {
+			return f, fmt.Errorf("--skip-existing is --mode resume, not --mode %s", f.mode)
+		}
+		f.mode = "resume"
+	}
 	switch {
 	case f.mode != "create" && f.mode != "upsert" && f.mode != "resume":
 		return f, fmt.Errorf("--mode is create, upsert or resume, not %q", f.mode)
@@ -105,39 +108,16 @@ func parseImportFlags(args []string, stderr io.Writer) (importFlags, error) {
 	case f.format == "ndjson" && (len(f.params) > 0 || len(f.labels) > 0 || f.idTemplate != ""):
 		return f, errors.New("--param, --label and --id-template are for console CSV files; an NDJSON line carries its own")
 	}
-	return f, checkURL(f.url)
+	var err error
+	f.url, err = f.settings.Server()
+	return f, err
 }
 
-// checkURL refuses a URL a token should not be sent to: plain http:// is
-// allowed to a loopback host only.
-func checkURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return fmt.Errorf("--url %q is not an http(s) URL", raw)
-	}
-	if u.Scheme == "http" {
-		host := u.Hostname()
-		ip := net.ParseIP(host)
-		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return fmt.Errorf("refusing to send a token over plain http:// to %s, which is not loopback; use https://", host)
-		}
-	}
-	return nil
-}
-
-// readToken returns the API token from --token-file or CREDSIGN_TOKEN.
-func readToken(file string) (string, error) {
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("reading --token-file: %w", err)
-		}
-		return strings.TrimSpace(string(b)), nil
-	}
-	if t := os.Getenv("CREDSIGN_TOKEN"); t != "" {
-		return t, nil
-	}
-	return "", errors.New("no token: set CREDSIGN_TOKEN or give --token-file")
+// flagSet reports whether the command line gave the flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // importTally is what the answer said so far.
@@ -147,7 +127,7 @@ type importTally struct {
 	existing                 int64 // kept as they were (--mode resume)
 	tokens                   int64
 	failures                 []failure // the first maxFailuresShown, by line
-	summary                  *importclient.ImportSummary
+	summary                  *apiclient.ImportSummary
 	cut                      string // why the stream ended early, if it did
 
 	// lineOf turns a line number of the answer into a line of the file.
@@ -173,7 +153,7 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintf(stderr, "credsign import: %v\n", err)
 		return exitUsage
 	}
-	token, err := readToken(f.tokenFile)
+	token, err := f.settings.Token()
 	if err != nil {
 		fmt.Fprintf(stderr, "credsign import: %v\n", err)
 		return exitUsage
@@ -186,7 +166,9 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	defer closeIn()
 	br := bufio.NewReaderSize(in, 64<<10)
 	var src *csvSource
+	f.read = "NDJSON"
 	if format := pickImportFormat(f, br); format != "ndjson" {
+		f.read = describeFormat(format)
 		if src, err = newCSVSource(br, f, format); err != nil {
 			fmt.Fprintf(stderr, "credsign import: %s: %v\n", f.file, err)
 			return exitUsage
@@ -222,8 +204,8 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 	}
 
-	client, err := importclient.NewClient(f.url, importclient.WithHTTPClient(&http.Client{}),
-		importclient.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
+	client, err := apiclient.NewClient(f.url, apiclient.WithHTTPClient(&http.Client{}),
+		apiclient.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
 			r.Header.Set("Authorization", "Bearer "+token)
 			return nil
 		}))
@@ -231,8 +213,8 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintf(stderr, "credsign import: %v\n", err)
 		return exitUsage
 	}
-	mode := importclient.ImportDevicesParamsMode(f.mode)
-	params := &importclient.ImportDevicesParams{Mode: &mode, Tokens: &f.tokens}
+	mode := apiclient.ImportDevicesParamsMode(f.mode)
+	params := &apiclient.ImportDevicesParams{Mode: &mode, Tokens: &f.tokens}
 	stopProgress := startProgress(stderr, t, total)
 	start := time.Now()
 	res, err := client.ImportDevicesWithBody(ctx, params, "application/x-ndjson", body)
@@ -345,7 +327,7 @@ func readResults(body io.Reader, t *importTally, tw tokenWriter) {
 	sc := bufio.NewScanner(body)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		var l importclient.ImportLine
+		var l apiclient.ImportLine
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			t.cut = "the server's answer could not be read"
 			return
@@ -394,7 +376,7 @@ func readResults(body io.Reader, t *importTally, tw tokenWriter) {
 	}
 }
 
-func failureText(line int64, l importclient.ImportLine) string {
+func failureText(line int64, l apiclient.ImportLine) string {
 	s := fmt.Sprintf("line %d", line)
 	if l.Id != nil {
 		s += " (" + *l.Id + ")"
@@ -453,6 +435,7 @@ func printImportSummary(w io.Writer, f importFlags, t *importTally, took time.Du
 	}
 	fmt.Fprintf(w, "%s: %d %s from line %d: %d created, %d updated%s, %d failed, %d tokens (%.1fs, %.0f devices/s)\n",
 		f.file, lines, unit, f.fromLine, t.created, t.updated, existing, t.failed, t.tokens, took.Seconds(), rate)
+	fmt.Fprintf(w, "read %s as %s; mode %s\n", f.file, f.read, f.mode)
 	if t.tokens > 0 && f.tokensOut != "" {
 		fmt.Fprintf(w, "tokens written to %s (%s)\n", f.tokensOut, f.tokensFormat)
 	}

@@ -77,14 +77,14 @@ func TestImportFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	tokens := filepath.Join(dir, "tokens.csv")
-	code, out, errs := runImportCLI(t, "import", "--url", url, "--tokens-out", tokens, file)
+	code, out, errs := runImportCLI(t, "import", "--server", url, "--tokens-out", tokens, file)
 	if code != exitError {
 		t.Fatalf("exit %d, want 1; stdout %s stderr %s", code, out, errs)
 	}
 	for _, want := range []string{
 		"6 lines from line 1: 2 created, 0 updated, 4 failed, 2 tokens",
 		"line 2: 400 the line is not valid JSON",
-		"line 3 (f-3): 422 the request body is invalid (cloud: unknown cloud",
+		"line 3 (f-3): 422 the request body is invalid (cloud: value is not one of the allowed values [\"aliyun\"",
 		"line 4: 422",
 		"line 5 (f-1): 409 the id is on line 1 of this import already",
 		"tokens written to " + tokens,
@@ -122,12 +122,12 @@ func TestImportFile(t *testing.T) {
 	// Resume from line 6 in create mode: f-6 exists (409, named as line 6
 	// of the file); tokens are not asked for, and a new tokens file must
 	// be new.
-	code, out, _ = runImportCLI(t, "import", "--url", url, "--from-line", "6", file)
+	code, out, _ = runImportCLI(t, "import", "--server", url, "--from-line", "6", file)
 	if code != exitError || !strings.Contains(out, "1 lines from line 6: 0 created, 0 updated, 1 failed") || !strings.Contains(out, "line 6 (f-6): 409") {
 		t.Errorf("resume: exit %d\n%s", code, out)
 	}
 	// Upsert replaces f-1 and f-6 (and still refuses the bad lines).
-	code, out, _ = runImportCLI(t, "import", "--url", url, "--mode", "upsert", "--tokens-out", filepath.Join(dir, "t.ndjson"), file)
+	code, out, _ = runImportCLI(t, "import", "--server", url, "--mode", "upsert", "--tokens-out", filepath.Join(dir, "t.ndjson"), file)
 	if code != exitError || !strings.Contains(out, "0 created, 2 updated, 4 failed, 2 tokens") {
 		t.Errorf("upsert: exit %d\n%s", code, out)
 	}
@@ -151,14 +151,14 @@ func TestImportResumeMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The first run's tokens "reach nobody".
-	if code, out, errs := runImportCLI(t, "import", "--url", url, "--tokens", file); code != exitOK {
+	if code, out, errs := runImportCLI(t, "import", "--server", url, "--tokens", file); code != exitOK {
 		t.Fatalf("first run: exit %d\n%s%s", code, out, errs)
 	}
 	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tokens := filepath.Join(dir, "tokens.csv")
-	code, out, errs := runImportCLI(t, "import", "--url", url, "--mode", "resume", "--tokens-out", tokens, file)
+	code, out, errs := runImportCLI(t, "import", "--server", url, "--mode", "resume", "--tokens-out", tokens, file)
 	if code != exitOK || !strings.Contains(out, "3 lines from line 1: 1 created, 0 updated, 2 existing, 0 failed, 3 tokens") {
 		t.Fatalf("resume: exit %d\n%s%s", code, out, errs)
 	}
@@ -188,7 +188,7 @@ func TestImportResumeMode(t *testing.T) {
 	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, out, _ = runImportCLI(t, "import", "--url", url, "--mode", "resume", file)
+	code, out, _ = runImportCLI(t, "import", "--server", url, "--mode", "resume", file)
 	if code != exitError || !strings.Contains(out, "0 created, 0 updated, 2 existing, 1 failed, 0 tokens") || !strings.Contains(out, "line 2 (m-2): 409") {
 		t.Errorf("resume with a changed line: exit %d\n%s", code, out)
 	}
@@ -200,7 +200,7 @@ func TestImportAllGood(t *testing.T) {
 	t.Setenv("CREDSIGN_TOKEN", importAdmin)
 	var out, errb bytes.Buffer
 	in := strings.NewReader(aliyunLine("g-1", "secret-g1") + "\n" + aliyunLine("g-2", "secret-g2"))
-	code := run(context.Background(), []string{"import", "--url", url, "-"}, in, &out, &errb)
+	code := run(context.Background(), []string{"import", "--server", url, "-"}, in, &out, &errb)
 	if code != exitOK || !strings.Contains(out.String(), "2 lines from line 1: 2 created, 0 updated, 0 failed, 0 tokens") {
 		t.Errorf("exit %d\n%s%s", code, out.String(), errb.String())
 	}
@@ -225,10 +225,10 @@ func TestImportUsage(t *testing.T) {
 		{"bad format", []string{"import", "--tokens-out", filepath.Join(dir, "x"), "--tokens-format", "xml", file}, "--tokens-format is csv or ndjson"},
 		{"format alone", []string{"import", "--tokens-format", "csv", file}, "--tokens-format needs --tokens-out"},
 		{"from line 0", []string{"import", "--from-line", "0", file}, "--from-line must be 1 or more"},
-		{"plain http", []string{"import", "--url", "http://credsign.example.com", file}, "not loopback"},
-		{"look-alike", []string{"import", "--url", "http://127.0.0.1.example.com", file}, "not loopback"},
-		{"no such file", []string{"import", "--url", "http://127.0.0.1:1", filepath.Join(dir, "nope")}, "no such file"},
-		{"tokens file exists", []string{"import", "--url", "http://127.0.0.1:1", "--tokens-out", exists, file}, "file exists"},
+		{"plain http", []string{"import", "--server", "http://credsign.example.com", file}, "not loopback"},
+		{"look-alike", []string{"import", "--server", "http://127.0.0.1.example.com", file}, "not loopback"},
+		{"no such file", []string{"import", "--server", "http://127.0.0.1:1", filepath.Join(dir, "nope")}, "no such file"},
+		{"tokens file exists", []string{"import", "--server", "http://127.0.0.1:1", "--tokens-out", exists, file}, "file exists"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errs := runImportCLI(t, tc.args...)
@@ -255,8 +255,47 @@ func TestImportRefused(t *testing.T) {
 	_ = os.WriteFile(file, []byte(aliyunLine("r-1", "secret-r1")+"\n"), 0o600)
 	t.Setenv("CREDSIGN_TOKEN", "csp_wrong")
 	var out, errb bytes.Buffer
-	code := run(context.Background(), []string{"import", "--url", url, file}, strings.NewReader(""), &out, &errb)
+	code := run(context.Background(), []string{"import", "--server", url, file}, strings.NewReader(""), &out, &errb)
 	if code != exitError || !strings.Contains(errb.String(), "401") {
 		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// TestImportSkipExisting: a factory script re-running a whole file with
+// --skip-existing gets exit 0, the devices already there counted apart
+// and no new token for them; the summary names what it read. A device
+// that exists and differs still fails, and --skip-existing with another
+// mode is refused.
+func TestImportSkipExisting(t *testing.T) {
+	url := importServer(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "batch.ndjson")
+	lines := []string{aliyunLine("s-1", "secret-s1"), aliyunLine("s-2", "secret-s2"), aliyunLine("s-3", "secret-s3")}
+	if err := os.WriteFile(file, []byte(strings.Join(lines[:2], "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := runImportCLI(t, "import", "--server", url, file); code != exitOK || !strings.Contains(out, "read "+file+" as NDJSON; mode create") {
+		t.Fatalf("first run: exit %d\n%s%s", code, out, errs)
+	}
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Without the flag the existing devices fail the run.
+	if code, out, _ := runImportCLI(t, "import", "--server", url, file); code != exitError || !strings.Contains(out, "1 created, 0 updated, 2 failed") {
+		t.Fatalf("create over existing devices: exit %d\n%s", code, out)
+	}
+	code, out, errs := runImportCLI(t, "import", "--server", url, "--skip-existing", file)
+	if code != exitOK || !strings.Contains(out, "3 lines from line 1: 0 created, 0 updated, 3 existing, 0 failed, 0 tokens") || !strings.Contains(out, "mode resume") {
+		t.Fatalf("--skip-existing: exit %d\n%s%s", code, out, errs)
+	}
+	lines[1] = aliyunLine("s-2", "secret-changed")
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ := runImportCLI(t, "import", "--server", url, "--skip-existing", file); code != exitError || !strings.Contains(out, "2 existing, 1 failed") || !strings.Contains(out, "line 2 (s-2): 409") {
+		t.Errorf("--skip-existing with a changed device: exit %d\n%s", code, out)
+	}
+	if code, _, errs := runImportCLI(t, "import", "--server", url, "--skip-existing", "--mode", "upsert", file); code != exitUsage || !strings.Contains(errs, "--skip-existing is --mode resume") {
+		t.Errorf("--skip-existing --mode upsert: exit %d %s", code, errs)
 	}
 }

@@ -42,6 +42,21 @@ func pickImportFormat(f importFlags, br *bufio.Reader) string {
 	return "ndjson"
 }
 
+// describeFormat names a console CSV format for the summary: its name and
+// the cloud and console it comes from.
+func describeFormat(format string) string {
+	for _, f := range registry.ConsoleFormats() {
+		if f.Name == format {
+			title := f.Cloud
+			if c, ok := registry.LookupCloud(f.Cloud); ok {
+				title = c.Title
+			}
+			return fmt.Sprintf("console CSV %s (%s, cloud %s)", format, title, f.Cloud)
+		}
+	}
+	return "console CSV " + format
+}
+
 // csvSource turns a console CSV file into the NDJSON body of an import,
 // keeping which CSV line each NDJSON line came from and the rows refused
 // before sending.

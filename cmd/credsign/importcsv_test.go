@@ -47,7 +47,7 @@ func TestImportConsoleCSV(t *testing.T) {
 		t.Fatal(err)
 	}
 	tokens := filepath.Join(dir, "tokens.csv")
-	code, out, errs := runImportCLI(t, "import", "--url", url, "--format", "tencent-csv",
+	code, out, errs := runImportCLI(t, "import", "--server", url, "--format", "tencent-csv",
 		"--param", "productId=9KX2P7QDRF", "--param", "port=8883", "--label", "batch=b7",
 		"--id-template", "{deviceName}", "--tokens-out", tokens, tencent)
 	if code != exitError {
@@ -55,6 +55,7 @@ func TestImportConsoleCSV(t *testing.T) {
 	}
 	for _, want := range []string{
 		"tencent.csv: 4 rows from line 1: 2 created, 0 updated, 2 failed, 2 tokens",
+		"as console CSV tencent-csv (Tencent Cloud",
 		"failed lines (first 2 of 2):\n  line 3: 1 fields, the header has 2\n  line 5 (th-04): no secret\n",
 	} {
 		if !strings.Contains(out, want) {
@@ -89,12 +90,12 @@ func TestImportConsoleCSV(t *testing.T) {
 	if err := os.WriteFile(aliyun, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, out, _ = runImportCLI(t, "import", "--url", url, "--param", "regionId=cn-hangzhou", aliyun)
+	code, out, _ = runImportCLI(t, "import", "--server", url, "--param", "regionId=cn-hangzhou", aliyun)
 	if code != exitError || !strings.Contains(out, "4 rows from line 1: 2 created, 0 updated, 2 failed") {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
 	// Run again: the two written answer 409, the file's own faults stay.
-	code, out, errs = runImportCLI(t, "import", "--url", url, "--param", "regionId=cn-hangzhou", aliyun)
+	code, out, errs = runImportCLI(t, "import", "--server", url, "--param", "regionId=cn-hangzhou", aliyun)
 	want := "failed lines (first 4 of 4):\n" +
 		"  line 2 (a1B2c3D4e5F.lamp-0001): 409 the device already exists\n" +
 		"  line 3: 4 fields, the header has 3\n" +
@@ -130,7 +131,7 @@ func TestImportConsoleCSV(t *testing.T) {
 	if err := os.WriteFile(huawei, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errs = runImportCLI(t, "import", "--url", url, "--from-line", "3", "--param", "checkTimestamp=false", huawei)
+	code, out, errs = runImportCLI(t, "import", "--server", url, "--from-line", "3", "--param", "checkTimestamp=false", huawei)
 	if code != exitOK || !strings.Contains(out, "1 rows from line 3: 1 created, 0 updated, 0 failed") {
 		t.Errorf("huawei: exit %d\n%s%s", code, out, errs)
 	}
@@ -145,7 +146,7 @@ func TestImportConsoleCSV(t *testing.T) {
 	// A sheet with node ids only: the product id comes from --param, read
 	// from stdin.
 	code, out, errs = runImportStdin(t, "node_id,secret\nvalve-09,s3cr3t-valve-09\n",
-		"import", "--url", url, "--format", "huawei-csv", "--param", "productId=64f0c3a1b2", "-")
+		"import", "--server", url, "--format", "huawei-csv", "--param", "productId=64f0c3a1b2", "-")
 	if code != exitOK || !strings.Contains(out, "-: 1 rows from line 1: 1 created") {
 		t.Errorf("huawei from stdin: exit %d\n%s%s", code, out, errs)
 	}
@@ -188,11 +189,11 @@ func TestImportConsoleCSVUsage(t *testing.T) {
 		{"param, not a header", []string{"import", "--label", "a=b", ndjson}, "is not the header of a console CSV file"},
 		{"not k=v", []string{"import", "--param", "regionId", aliyun}, "--param wants k=v"},
 		{"twice", []string{"import", "--param", "a=1", "--param", "a=2", aliyun}, "--param a given twice"},
-		{"unknown param", []string{"import", "--url", "http://127.0.0.1:1", "--param", "region=x", aliyun}, "aliyun has no such param"},
-		{"not an integer", []string{"import", "--url", "http://127.0.0.1:1", "--param", "port=x", aliyun}, `"x" is not an integer`},
-		{"param is a column", []string{"import", "--url", "http://127.0.0.1:1", "--param", "productKey=x", aliyun}, "productKey is a column of the file"},
-		{"no product", []string{"import", "--url", "http://127.0.0.1:1", "--format", "tencent-csv", zh}, "no productId column: give it as a param"},
-		{"bad template", []string{"import", "--url", "http://127.0.0.1:1", "--id-template", "{deviceName", aliyun}, "a '{' without its '}'"},
+		{"unknown param", []string{"import", "--server", "http://127.0.0.1:1", "--param", "region=x", aliyun}, "aliyun has no such param"},
+		{"not an integer", []string{"import", "--server", "http://127.0.0.1:1", "--param", "port=x", aliyun}, `"x" is not an integer`},
+		{"param is a column", []string{"import", "--server", "http://127.0.0.1:1", "--param", "productKey=x", aliyun}, "productKey is a column of the file"},
+		{"no product", []string{"import", "--server", "http://127.0.0.1:1", "--format", "tencent-csv", zh}, "no productId column: give it as a param"},
+		{"bad template", []string{"import", "--server", "http://127.0.0.1:1", "--id-template", "{deviceName", aliyun}, "a '{' without its '}'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errs := runImportCLI(t, tc.args...)

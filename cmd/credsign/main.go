@@ -9,6 +9,16 @@
 //	credsign backup   copy the embedded store while it serves; backup verify checks a copy
 //	credsign restore  install a backup as a data directory's store
 //	credsign migrate  copy every record from one store to another (file to Vault and back)
+//
+// and the API's client, with --server/$CREDSIGN_SERVER and
+// --token-file/$CREDSIGN_TOKEN_FILE (or $CREDSIGN_TOKEN), table output or
+// --json (docs/cli.md):
+//
+//	credsign devices           list|get|put|delete
+//	credsign groups            list|get|put|delete
+//	credsign tokens            mint|revoke
+//	credsign enrolment-tokens  mint|get|revoke
+//	credsign keys              rotate|jwks
 package main
 
 import (
@@ -47,6 +57,12 @@ var commands = map[string]command{
 	"backup":  runBackup,
 	"restore": runRestore,
 	"migrate": runMigrate,
+
+	"devices":          runClientGroup("devices"),
+	"groups":           runClientGroup("groups"),
+	"tokens":           runClientGroup("tokens"),
+	"enrolment-tokens": runClientGroup("enrolment-tokens"),
+	"keys":             runClientGroup("keys"),
 }
 
 func main() {
@@ -85,7 +101,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: credsign <command> [flags]")
 	fmt.Fprintln(w, "commands:")
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, summaries[n])
+		fmt.Fprintf(w, "  %-16s %s\n", n, summaries[n])
 	}
 	fmt.Fprintln(w, "run 'credsign <command> -h' for a command's flags; 'credsign --version' for the version")
 }
@@ -121,4 +137,10 @@ var summaries = map[string]string{
 	"backup":  "copy the embedded store while the server runs (GET /v1/admin/backup); 'backup verify FILE' checks a copy",
 	"restore": "install a backup as the store of a data directory",
 	"migrate": "copy every device, group, token and key from one store to another (file:DIR, vault)",
+
+	"devices":          "list, get, put and delete devices (the API's /v1/devices)",
+	"groups":           "list, get, put and delete groups (/v1/groups)",
+	"tokens":           "mint and revoke provisioner and device tokens",
+	"enrolment-tokens": "mint, get and revoke a group's enrolment tokens",
+	"keys":             "rotate the JWT signing key; show the JWKS",
 }

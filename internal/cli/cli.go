@@ -1,6 +1,8 @@
-// Package cli holds what the device-side commands (credsign-agent,
-// credsign-emulator) share at the edge of the process: the --version line
-// and a log in the server's format. It imports nothing of the server's.
+// Package cli holds what the commands share at the edge of the process:
+// the --version line and a log in the server's format (credsign-agent,
+// credsign-emulator), and the settings every client of the API spells the
+// same way (--server, --token-file and their variables: credsign's client
+// commands and credsign-agent). It imports nothing of the server's.
 package cli
 
 import (

@@ -114,29 +114,7 @@ type harness struct {
 // fails the document with its block, line and output; an output block marked
 // with <!-- doctest: output --> is checked against what its block printed.
 func TestDocs(t *testing.T) {
-	root, err := filepath.Abs("../../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := []string{"README.md"}
-	more, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range more {
-		names = append(names, filepath.Join("docs", filepath.Base(m)))
-	}
-	docs := make([]*Doc, len(names))
-	for i, name := range names {
-		src, err := os.ReadFile(filepath.Join(root, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if docs[i], err = Parse(src); err != nil {
-			t.Fatalf("%s:%v", name, strings.TrimPrefix(err.Error(), "line "))
-		}
-	}
-
+	root, names, docs := loadDocs(t)
 	h := newHarness(t, root)
 	var ran, skipped int
 	for i, name := range names {
@@ -150,6 +128,66 @@ func TestDocs(t *testing.T) {
 		})
 	}
 	t.Logf("%d documents: %d shell blocks run, %d skipped", len(names), ran, skipped)
+}
+
+// TestAllDocsInOneShell runs README.md and then each docs/*.md, in that
+// order, in one shell and one copy of the repository, as a reader who
+// keeps the terminal of one document open for the next: what a document
+// leaves running, exported or written must not break a later one (its
+// own port, its own data directory, a stop of what it started). A
+// document that needs what this machine lacks is left out (and fails the
+// test where its variable requires it).
+func TestAllDocsInOneShell(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every document")
+	}
+	root, names, docs := loadDocs(t)
+	h := newHarness(t, root)
+	var parts []part
+	for i, name := range names {
+		if need, how, require := h.missingNeed(docs[i]); need != "" {
+			if require {
+				t.Fatalf("%s needs %s, which is not on this machine (%s)", name, need, how)
+			}
+			t.Logf("%s left out: it needs %s (%s)", name, need, how)
+			continue
+		}
+		parts = append(parts, part{name, docs[i]})
+	}
+	ran, skipped, err := h.runDocs(t, "all documents in one shell", parts)
+	t.Logf("%d documents in one shell: %d shell blocks run, %d skipped", len(parts), ran, skipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// loadDocs parses README.md and docs/*.md (in that order) of the
+// repository.
+func loadDocs(t *testing.T) (root string, names []string, docs []*Doc) {
+	t.Helper()
+	root, err := filepath.Abs("../../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names = []string{"README.md"}
+	more, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range more {
+		names = append(names, filepath.Join("docs", filepath.Base(m)))
+	}
+	docs = make([]*Doc, len(names))
+	for i, name := range names {
+		src, err := os.ReadFile(filepath.Join(root, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if docs[i], err = Parse(src); err != nil {
+			t.Fatalf("%s:%v", name, strings.TrimPrefix(err.Error(), "line "))
+		}
+	}
+	return root, names, docs
 }
 
 func newHarness(t *testing.T, root string) *harness {
@@ -272,41 +310,70 @@ var needs = map[string]struct{ how, require string }{
 	"mosquitto": {"apt-get install -y mosquitto", "CREDSIGN_REQUIRE_MOSQUITTO"},
 }
 
+// part is one document of a run: its name and its blocks.
+type part struct {
+	name string
+	doc  *Doc
+}
+
+// blockRef is a block of a run: the part and the index in its Blocks.
+type blockRef struct{ part, block int }
+
+// missingNeed returns what doc needs that this machine lacks, with how a
+// reader gets it, or "" when it has all; require says the variable that
+// makes its absence a failure is set.
+func (h *harness) missingNeed(doc *Doc) (need, how string, require bool) {
+	for _, n := range doc.Needs {
+		if !h.have[n] {
+			return n, needs[n].how, os.Getenv(needs[n].require) == "1"
+		}
+	}
+	return "", "", false
+}
+
 // runDoc runs one document's shell blocks and checks its output blocks. It
 // returns how many shell blocks it ran and skipped, and an error saying
 // which block failed, where, and what it printed.
 func (h *harness) runDoc(t *testing.T, name string, doc *Doc) (ran, skipped int, err error) {
-	for _, need := range doc.Needs {
-		if h.have[need] {
-			continue
+	if need, how, require := h.missingNeed(doc); need != "" {
+		if require {
+			return 0, 0, fmt.Errorf("%s needs %s, which is not on this machine (%s=1; %s)", name, need, needs[need].require, how)
 		}
-		if os.Getenv(needs[need].require) == "1" {
-			return 0, 0, fmt.Errorf("%s needs %s, which is not on this machine (%s=1; %s)", name, need, needs[need].require, needs[need].how)
-		}
-		t.Skipf("%s needs %s, which is not on this machine (%s)", name, need, needs[need].how)
+		t.Skipf("%s needs %s, which is not on this machine (%s)", name, need, how)
 	}
-	var runs []int // indexes in doc.Blocks of the blocks to run
-	nth := map[int]int{}
-	for i, b := range doc.Blocks {
-		if !b.Run {
-			continue
+	return h.runDocs(t, name, []part{{name, doc}})
+}
+
+// runDocs runs the shell blocks of parts in order in one shell, one copy
+// of the repository, as a reader who follows one document after another
+// in one terminal, and checks their output blocks. label names the run.
+func (h *harness) runDocs(t *testing.T, label string, parts []part) (ran, skipped int, err error) {
+	var runs []blockRef // the blocks to run, in order
+	nth := map[blockRef]int{}
+	for p, pt := range parts {
+		for i, b := range pt.doc.Blocks {
+			if !b.Run {
+				continue
+			}
+			r := blockRef{p, i}
+			nth[r] = len(nth) + 1
+			if b.Skip != "" {
+				skipped++
+				t.Logf("%s:%d: shell block %d skipped: %s", pt.name, b.Line, nth[r], b.Skip)
+				continue
+			}
+			runs = append(runs, r)
 		}
-		nth[i] = len(nth) + 1
-		if b.Skip != "" {
-			skipped++
-			t.Logf("%s:%d: shell block %d skipped: %s", name, b.Line, nth[i], b.Skip)
-			continue
-		}
-		runs = append(runs, i)
 	}
 	if len(runs) == 0 {
-		t.Logf("%s: no shell block to run (%d skipped)", name, skipped)
+		t.Logf("%s: no shell block to run (%d skipped)", label, skipped)
 		return 0, skipped, nil
 	}
+	name := label
 
 	// A directory of its own for each run: the same document name may run
 	// more than once in one harness (the harness's own tests do).
-	work, err := os.MkdirTemp(h.tmp, strings.ReplaceAll(name, "/", "_")+"-")
+	work, err := os.MkdirTemp(h.tmp, strings.NewReplacer("/", "_", " ", "_").Replace(name)+"-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,10 +394,10 @@ func (h *harness) runDoc(t *testing.T, name string, doc *Doc) (ran, skipped int,
 	fmt.Fprintf(&driver, "set -eEo pipefail\n"+
 		"trap 'printf \"%%s\\t%%s\\t%%s\\t%%s\\n\" \"$?\" \"$LINENO\" \"${BASH_SOURCE[0]}\" \"$BASH_COMMAND\" >%q' ERR\n"+
 		"cd %q\n", filepath.Join(blocks, "failed"), repo)
-	for _, i := range runs {
-		n := nth[i]
+	for _, r := range runs {
+		n := nth[r]
 		f := filepath.Join(blocks, strconv.Itoa(n))
-		if err := os.WriteFile(f+".sh", []byte(doc.Blocks[i].Code), 0o644); err != nil {
+		if err := os.WriteFile(f+".sh", []byte(parts[r.part].doc.Blocks[r.block].Code), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		fmt.Fprintf(&driver, "echo %d >%q\n. %q >%q 2>%q\n", n, filepath.Join(blocks, "current"), f+".sh", f+".out", f+".err")
@@ -341,7 +408,7 @@ func (h *harness) runDoc(t *testing.T, name string, doc *Doc) (ran, skipped int,
 		t.Fatal(err)
 	}
 
-	timeout := h.timeout
+	timeout := h.timeout * time.Duration(len(parts))
 	if dl, ok := t.Deadline(); ok && time.Until(dl)-30*time.Second < timeout {
 		timeout = time.Until(dl) - 30*time.Second
 	}
@@ -384,12 +451,16 @@ func (h *harness) runDoc(t *testing.T, name string, doc *Doc) (ran, skipped int,
 	if err != nil || cur != "done" {
 		n, _ := strconv.Atoi(cur)
 		var b Block
-		for i, k := range nth {
+		in := name
+		for r, k := range nth {
 			if k == n {
-				b = doc.Blocks[i]
+				b, in = parts[r.part].doc.Blocks[r.block], parts[r.part].name
 			}
 		}
-		where := fmt.Sprintf("%s: shell block %d (line %d)", name, n, b.Line)
+		where := fmt.Sprintf("%s: shell block %d (line %d)", in, n, b.Line)
+		if len(parts) > 1 {
+			where = label + ": " + where
+		}
 		f := filepath.Join(blocks, cur)
 		switch failed, _ := os.ReadFile(filepath.Join(blocks, "failed")); {
 		case ctx.Err() != nil:
@@ -416,22 +487,25 @@ func (h *harness) runDoc(t *testing.T, name string, doc *Doc) (ran, skipped int,
 	t.Logf("%s: %d shell blocks run in %v, %d skipped", name, len(runs), elapsed, skipped)
 
 	var errs []error
-	for _, b := range doc.Blocks {
-		if b.Output == 0 {
-			continue
-		}
-		src := doc.Blocks[b.Output-1]
-		if src.Skip != "" {
-			t.Logf("%s:%d: output not checked: its shell block (line %d) is skipped", name, b.Line, src.Line)
-			continue
-		}
-		got, err := os.ReadFile(filepath.Join(blocks, strconv.Itoa(nth[b.Output-1])+".out"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := CheckOutput(b, got); err != nil {
-			errs = append(errs, fmt.Errorf("%s:%d: output of shell block %d (line %d): %w\n--- stdout ---\n%s", name, b.Line,
-				nth[b.Output-1], src.Line, err, cut(got)))
+	for p, pt := range parts {
+		for _, b := range pt.doc.Blocks {
+			if b.Output == 0 {
+				continue
+			}
+			src := pt.doc.Blocks[b.Output-1]
+			if src.Skip != "" {
+				t.Logf("%s:%d: output not checked: its shell block (line %d) is skipped", pt.name, b.Line, src.Line)
+				continue
+			}
+			k := nth[blockRef{p, b.Output - 1}]
+			got, err := os.ReadFile(filepath.Join(blocks, strconv.Itoa(k)+".out"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := CheckOutput(b, got); err != nil {
+				errs = append(errs, fmt.Errorf("%s:%d: output of shell block %d (line %d): %w\n--- stdout ---\n%s", pt.name, b.Line,
+					k, src.Line, err, cut(got)))
+			}
 		}
 	}
 	return len(runs), skipped, errors.Join(errs...)
@@ -602,6 +676,25 @@ func TestHarness(t *testing.T) {
 		// The first document's background loop died with it.
 		assertStopped(t, alive)
 	}
+
+	// Documents in sequence share one shell: the second sees what the
+	// first set, and a failure names its document and line there.
+	t.Run("documents in one shell", func(t *testing.T) {
+		h.timeout = fileTimeout
+		a, errA := Parse([]byte("```sh\nX=from-a\n```\n"))
+		b, errB := Parse([]byte("```sh\necho \"$X\"\n```\n<!-- doctest: output -->\n```text\nfrom-a\n```\n```sh\nfalse\n```\n"))
+		if errA != nil || errB != nil {
+			t.Fatal(errA, errB)
+		}
+		ran, _, err := h.runDocs(t, "both", []part{{"a.md", a}, {"b.md", b}})
+		if ran != 3 || err == nil || !strings.Contains(err.Error(), "both: b.md: shell block 3 (line 8): exit status 1 at line 9: false") {
+			t.Fatalf("ran %d, error %v", ran, err)
+		}
+		ran, _, err = h.runDocs(t, "both", []part{{"a.md", a}, {"b.md", b}}[:1])
+		if ran != 1 || err != nil {
+			t.Fatalf("a.md alone: ran %d, %v", ran, err)
+		}
+	})
 
 	// Without namespaces, the process group is killed.
 	t.Run("without namespaces", func(t *testing.T) {

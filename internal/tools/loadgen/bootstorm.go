@@ -17,7 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/credsign/credsign/internal/importclient"
+	"github.com/credsign/credsign/internal/apiclient"
 )
 
 // StormOptions configure a boot storm: Devices devices are registered
@@ -197,8 +197,8 @@ const importLines = 50_000
 // and returns each device's token by index.
 func importFleet(ctx context.Context, o StormOptions) ([]string, ImportStats, error) {
 	st := ImportStats{Devices: o.Devices}
-	c, err := importclient.NewClient(o.Server, importclient.WithHTTPClient(&http.Client{}),
-		importclient.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
+	c, err := apiclient.NewClient(o.Server, apiclient.WithHTTPClient(&http.Client{}),
+		apiclient.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
 			r.Header.Set("Authorization", "Bearer "+o.ProvisionerToken)
 			return nil
 		}))
@@ -229,7 +229,7 @@ func importFleet(ctx context.Context, o StormOptions) ([]string, ImportStats, er
 // importRange imports devices [from, to) in one request and writes their
 // tokens into tokens. It returns how many lines failed (an import cut short
 // counts its unanswered lines) and the first failed line's text.
-func importRange(ctx context.Context, c *importclient.Client, o StormOptions, from, to int, tokens []string) (int, string, error) {
+func importRange(ctx context.Context, c *apiclient.Client, o StormOptions, from, to int, tokens []string) (int, string, error) {
 	pr, pw := io.Pipe()
 	go func() {
 		bw := bufio.NewWriterSize(pw, 64<<10)
@@ -245,8 +245,8 @@ func importRange(ctx context.Context, c *importclient.Client, o StormOptions, fr
 		}
 		pw.CloseWithError(bw.Flush())
 	}()
-	mode, yes := importclient.ImportDevicesParamsModeUpsert, true
-	res, err := c.ImportDevicesWithBody(ctx, &importclient.ImportDevicesParams{Mode: &mode, Tokens: &yes}, "application/x-ndjson", pr)
+	mode, yes := apiclient.ImportDevicesParamsModeUpsert, true
+	res, err := c.ImportDevicesWithBody(ctx, &apiclient.ImportDevicesParams{Mode: &mode, Tokens: &yes}, "application/x-ndjson", pr)
 	if err != nil {
 		pr.CloseWithError(err)
 		return 0, "", fmt.Errorf("bootstorm: import: %w", err)
@@ -262,7 +262,7 @@ func importRange(ctx context.Context, c *importclient.Client, o StormOptions, fr
 	var failed, answered int
 	var firstErr string
 	for sc.Scan() {
-		var l importclient.ImportLine
+		var l apiclient.ImportLine
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			return 0, "", fmt.Errorf("bootstorm: import answer: %w", err)
 		}

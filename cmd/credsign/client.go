@@ -1,0 +1,313 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/credsign/credsign/internal/apiclient"
+	clisettings "github.com/credsign/credsign/internal/cli"
+)
+
+// Exit statuses of the client commands (devices, groups, tokens,
+// enrolment-tokens, keys), besides exitOK, exitError (the server failed
+// or could not be reached) and exitUsage (bad command line: nothing was
+// sent). Each names what the server's problem answer said, so a script
+// can act on it without reading stderr.
+const (
+	exitInvalid   = 3 // 400, 413, 415, 422: the request was refused as it stands
+	exitNotFound  = 4 // 404: no such device, group or token
+	exitConflict  = 5 // 409, 412: it exists, or changed since it was read
+	exitDenied    = 6 // 401, 403: the token is unknown, revoked or may not do this
+	exitTryLater  = 7 // 429, 503: over the rate limit or the store is unavailable; retry
+	exitUnhandled = exitError
+)
+
+// exitFor maps a refused request's status to an exit status.
+func exitFor(status int) int {
+	switch status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
+		return exitInvalid
+	case http.StatusNotFound:
+		return exitNotFound
+	case http.StatusConflict, http.StatusPreconditionFailed:
+		return exitConflict
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return exitDenied
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		return exitTryLater
+	}
+	return exitUnhandled
+}
+
+// subcommand is one verb of a client command: it parses its own flags and
+// arguments with call.parse, makes one or more requests and prints the
+// answer with call.done.
+type subcommand struct {
+	summary string
+	run     func(ctx context.Context, c *clientRun) int
+}
+
+// clientGroups are the client commands and their verbs. A verb the API
+// gains is one more entry here and one function.
+var clientGroups = map[string]map[string]subcommand{
+	"devices": {
+		"list":   {"list devices, a page at a time or --all (filters: --cloud, --label k=v)", devicesList},
+		"get":    {"show one device (never its secret)", devicesGet},
+		"put":    {"create or replace a device from a JSON document (--file)", devicesPut},
+		"delete": {"delete a device, its secret and its tokens", devicesDelete},
+	},
+	"groups": {
+		"list":   {"list groups, a page at a time or --all", groupsList},
+		"get":    {"show one group (never its secret)", groupsGet},
+		"put":    {"create or replace a group from a JSON document (--file)", groupsPut},
+		"delete": {"delete a group and its secret", groupsDelete},
+	},
+	"tokens": {
+		"mint":   {"mint a provisioner token (admin), or a device token with --device", tokensMint},
+		"revoke": {"revoke a token (any, admin), or a device's token with --device", tokensRevoke},
+	},
+	"enrolment-tokens": {
+		"mint":   {"mint an enrolment token for a group", enrolmentMint},
+		"get":    {"show an enrolment token's uses, limit and expiry (never its text)", enrolmentGet},
+		"revoke": {"revoke an enrolment token", enrolmentRevoke},
+	},
+	"keys": {
+		"rotate": {"make a new JWT signing key current (admin)", keysRotate},
+		"jwks":   {"show the published JWT verification keys", keysJWKS},
+	},
+}
+
+// runClientGroup returns the command that runs the verbs of group.
+func runClientGroup(group string) command {
+	return func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+		verbs := clientGroups[group]
+		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+			w := stdout
+			if len(args) == 0 {
+				w = stderr
+			}
+			fmt.Fprintf(w, "usage: credsign %s <verb> [flags] [args]\nverbs:\n", group)
+			names := make([]string, 0, len(verbs))
+			for n := range verbs {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			for _, n := range names {
+				fmt.Fprintf(w, "  %-7s %s\n", n, verbs[n].summary)
+			}
+			fmt.Fprintf(w, "run 'credsign %s <verb> -h' for its flags; docs/cli.md lists the exit statuses\n", group)
+			if len(args) == 0 {
+				return exitUsage
+			}
+			return exitOK
+		}
+		v, ok := verbs[args[0]]
+		if !ok {
+			fmt.Fprintf(stderr, "credsign %s: unknown verb %q (run 'credsign %s help')\n", group, args[0], group)
+			return exitUsage
+		}
+		c := &clientRun{name: "credsign " + group + " " + args[0], summary: v.summary, args: args[1:], stdin: stdin, stdout: stdout, stderr: stderr}
+		return v.run(ctx, c)
+	}
+}
+
+// clientRun is one run of a client verb: its command line, the client and
+// where it prints.
+type clientRun struct {
+	name, summary  string
+	args           []string
+	stdin          io.Reader
+	stdout, stderr io.Writer
+
+	fs       *flag.FlagSet
+	settings clisettings.Settings
+	json     bool
+	pos      []string
+	client   *apiclient.ClientWithResponses
+}
+
+// parse reads the flags (the settings, --json and those flags adds) and
+// exactly the positional arguments named in operands, then makes the
+// client. It returns false after printing a one-line message (or the
+// usage for -h); code is then the exit status.
+func (c *clientRun) parse(operands string, flags func(fs *flag.FlagSet)) (ok bool, code int) {
+	c.fs = flag.NewFlagSet(c.name, flag.ContinueOnError)
+	c.settings.Register(c.fs, c.name, nil, c.stderr, false)
+	c.fs.BoolVar(&c.json, "json", false, "print the API's JSON answer as it came, for scripts")
+	if flags != nil {
+		flags(c.fs)
+	}
+	c.fs.Usage = func() {
+		fmt.Fprintf(c.fs.Output(), "usage: %s [flags] %s\n\n%s.\n\nflags:\n", c.name, operands, c.summary)
+		c.fs.PrintDefaults()
+	}
+	c.fs.SetOutput(io.Discard)
+	if err := c.fs.Parse(c.args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			c.fs.SetOutput(c.stdout)
+			c.fs.Usage()
+			return false, exitOK
+		}
+		return false, c.usage("%v", err)
+	}
+	c.pos = c.fs.Args()
+	if want := len(strings.Fields(operands)); len(c.pos) != want {
+		if want == 0 {
+			return false, c.usage("unexpected argument %q", c.pos[0])
+		}
+		return false, c.usage("want %s (run '%s -h')", operands, c.name)
+	}
+	server, err := c.settings.Server()
+	if err != nil {
+		return false, c.usage("%v", err)
+	}
+	token, err := c.settings.Token()
+	if err != nil {
+		return false, c.usage("%v", err)
+	}
+	c.client, err = apiclient.NewClientWithResponses(server, apiclient.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
+		r.Header.Set("Authorization", "Bearer "+token)
+		r.Header.Set("User-Agent", "credsign-cli")
+		return nil
+	}))
+	if err != nil {
+		return false, c.usage("%v", err)
+	}
+	return true, exitOK
+}
+
+// usage prints a one-line message for a bad command line and returns
+// exitUsage.
+func (c *clientRun) usage(format string, args ...any) int {
+	fmt.Fprintf(c.stderr, "%s: %s\n", c.name, fmt.Sprintf(format, args...))
+	return exitUsage
+}
+
+// transport reports a request that got no answer.
+func (c *clientRun) transport(err error) int {
+	fmt.Fprintf(c.stderr, "%s: %v\n", c.name, err)
+	return exitError
+}
+
+// done finishes a request that was answered: a refusal is one line on
+// stderr and its exit status; otherwise --json prints body as it came and
+// else table prints it for people.
+func (c *clientRun) done(status int, body []byte, table func(w io.Writer)) int {
+	if code, refused := c.refused(status, body); refused {
+		return code
+	}
+	if c.json {
+		c.printJSON(body)
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	table(tw)
+	_ = tw.Flush()
+	return exitOK
+}
+
+// refused reports an answer that is not a success on stderr.
+func (c *clientRun) refused(status int, body []byte) (int, bool) {
+	if status >= 200 && status < 300 {
+		return exitOK, false
+	}
+	fmt.Fprintf(c.stderr, "%s: %s\n", c.name, problemLine(status, body))
+	return exitFor(status), true
+}
+
+// printJSON writes an answer's body as it came, ending with a newline.
+func (c *clientRun) printJSON(body []byte) {
+	_, _ = c.stdout.Write(body)
+	if !bytes.HasSuffix(body, []byte("\n")) {
+		_, _ = io.WriteString(c.stdout, "\n")
+	}
+}
+
+// problemLine is a refusal in one line: the status, the problem's title
+// and detail, and the fields it names.
+func problemLine(status int, body []byte) string {
+	var p apiclient.Problem
+	if json.Unmarshal(body, &p) != nil || p.Title == "" {
+		return fmt.Sprintf("%d %s", status, http.StatusText(status))
+	}
+	s := fmt.Sprintf("%d %s", status, oneLine(p.Title))
+	if p.Detail != nil && *p.Detail != "" {
+		s += ": " + oneLine(*p.Detail)
+	}
+	if p.Errors != nil {
+		var fields []string
+		for _, e := range *p.Errors {
+			fields = append(fields, oneLine(e.Field+": "+e.Reason))
+		}
+		if len(fields) > 0 {
+			s += " (" + strings.Join(fields, "; ") + ")"
+		}
+	}
+	return s
+}
+
+// oneLine keeps a server's text on one line of the terminal.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// readDocument reads the JSON document a put sends: a file, or "-" for
+// standard input.
+func (c *clientRun) readDocument(name string) ([]byte, error) {
+	if name == "" {
+		return nil, errors.New("--file FILE (or - for standard input) is required: the JSON document to write")
+	}
+	var b []byte
+	var err error
+	if name == "-" {
+		b, err = io.ReadAll(io.LimitReader(c.stdin, 1<<20))
+	} else {
+		b, err = os.ReadFile(name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--file: %w", err)
+	}
+	if !json.Valid(b) {
+		return nil, fmt.Errorf("--file %s is not one JSON document", name)
+	}
+	return b, nil
+}
+
+// labelsText writes labels as k=v,k=v in key order.
+func labelsText(l *apiclient.Labels) string {
+	if l == nil || len(*l) == 0 {
+		return "-"
+	}
+	keys := make([]string, 0, len(*l))
+	for k := range *l {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for i, k := range keys {
+		keys[i] = k + "=" + (*l)[k]
+	}
+	return oneLine(strings.Join(keys, ","))
+}
+
+// orDash is s, or "-" when it is empty or absent.
+func orDash[T ~string](s *T) string {
+	if s == nil || *s == "" {
+		return "-"
+	}
+	return oneLine(string(*s))
+}

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// clientCLI runs credsign with args against server, the admin token in
+// CREDSIGN_TOKEN (unless env sets it otherwise).
+func clientCLI(t *testing.T, stdin string, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	for _, k := range []string{"CREDSIGN_SERVER", "CREDSIGN_URL", "CREDSIGN_TOKEN_FILE"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("CREDSIGN_TOKEN", importAdmin)
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// TestClientCommands drives the client commands as a script would,
+// against a real server: every verb, its table and its --json, and the
+// exit status and one-line message of each kind of refusal.
+func TestClientCommands(t *testing.T) {
+	url := importServer(t)
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const secret = "0123456789abcdef0123456789abcdef"
+	dev := func(name, site string) string {
+		return write(name+".json", `{"cloud":"aliyun","params":{"productKey":"a1B2c3D4e5F","deviceName":"`+name+`"},"secret":"`+secret+`","labels":{"site":"`+site+`"}}`)
+	}
+	group := write("group.json", `{"cloud":"azure","params":{"hubHost":"hub.azure-devices.net","deviceId":"{deviceId}"},"secret":"8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw==","labels":{"site":"sz"}}`)
+	bad := write("bad.json", `{"cloud":"aliyun","params":{"productKey":"a1B2c3D4e5F"},"secret":"`+secret+`"}`)
+	adminFile := write("admin.token", importAdmin+"\n")
+	s := "--server=" + url
+
+	type want struct {
+		code   int
+		stdout []string // each must appear
+		stderr string   // must appear (and stderr is one line) when not empty
+		json   bool     // stdout is one JSON document
+	}
+	steps := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want want
+	}{
+		{"put lamp-1", nil, []string{"devices", "put", s, "--file", dev("lamp-1", "sz"), "lamp-1"}, want{code: 0, stdout: []string{"id", "lamp-1", "version", "etag"}}},
+		{"put lamp-2 json", nil, []string{"devices", "put", s, "--json", "--file", dev("lamp-2", "sz"), "lamp-2"}, want{code: 0, stdout: []string{`"id":"lamp-2"`}, json: true}},
+		{"put lamp-3", nil, []string{"devices", "put", s, "--file", dev("lamp-3", "bj"), "lamp-3"}, want{code: 0}},
+		{"put create-only exists", nil, []string{"devices", "put", s, "--create", "--file", dev("lamp-3", "bj"), "lamp-3"}, want{code: exitConflict, stderr: "409"}},
+		{"put stale etag", nil, []string{"devices", "put", s, "--if-match", `"1.1"`, "--file", dev("lamp-3", "bj"), "lamp-3"}, want{code: exitConflict, stderr: "412 Precondition Failed"}},
+		{"put invalid", nil, []string{"devices", "put", s, "--file", bad, "lamp-9"}, want{code: exitInvalid, stderr: "422 Unprocessable Entity: the request body is invalid (params.deviceName: is required for aliyun)"}},
+		{"put stdin", nil, []string{"devices", "put", s, "--file", "-", "lamp-4"}, want{code: 0, stdout: []string{"lamp-4"}}},
+		{"get", nil, []string{"devices", "get", s, "lamp-1"}, want{code: 0, stdout: []string{"lamp-1", "aliyun", "site=sz", `"deviceName":"lamp-1"`}}},
+		{"get json", nil, []string{"devices", "get", s, "--json", "lamp-1"}, want{code: 0, stdout: []string{`"labels":{"site":"sz"}`}, json: true}},
+		{"get missing", nil, []string{"devices", "get", s, "nope"}, want{code: exitNotFound, stderr: "404 Not Found"}},
+		{"get bad id", nil, []string{"devices", "get", s, "-x"}, want{code: exitUsage, stderr: "flag provided but not defined"}},
+		{"list", nil, []string{"devices", "list", s}, want{code: 0, stdout: []string{"ID", "CLOUD", "lamp-1", "lamp-2", "lamp-3", "lamp-4"}}},
+		{"list label", nil, []string{"devices", "list", s, "--label", "site=bj"}, want{code: 0, stdout: []string{"lamp-3"}}},
+		{"list page", nil, []string{"devices", "list", s, "--limit", "1", "--json"}, want{code: 0, stdout: []string{`"next":"lamp-1"`}, json: true}},
+		{"list all", nil, []string{"devices", "list", s, "--limit", "1", "--all", "--json"}, want{code: 0, stdout: []string{`"lamp-1"`, `"lamp-4"`, `"next":null`}, json: true}},
+		{"list bad limit", nil, []string{"devices", "list", s, "--limit", "5000"}, want{code: exitInvalid, stderr: "400 Bad Request"}},
+		{"group put", nil, []string{"groups", "put", s, "--file", group, "lamps"}, want{code: 0, stdout: []string{"lamps", "azure"}}},
+		{"group list", nil, []string{"groups", "list", s}, want{code: 0, stdout: []string{"lamps", "azure", "site=sz"}}},
+		{"group get json", nil, []string{"groups", "get", s, "--json", "lamps"}, want{code: 0, stdout: []string{`"id":"lamps"`}, json: true}},
+		{"enrolment mint", nil, []string{"enrolment-tokens", "mint", s, "--max-uses", "5", "--ttl", "1h", "lamps"}, want{code: 0, stdout: []string{"token", "cse_", "0 of 5"}}},
+		{"enrolment mint no ttl", nil, []string{"enrolment-tokens", "mint", s, "--max-uses", "5", "lamps"}, want{code: exitUsage, stderr: "one of --ttl and --expires-at"}},
+		{"enrolment mint no group", nil, []string{"enrolment-tokens", "mint", s, "--max-uses", "5", "--ttl", "1h", "nogroup"}, want{code: exitNotFound, stderr: "404"}},
+		{"token mint provisioner", nil, []string{"tokens", "mint", s}, want{code: 0, stdout: []string{"provisioner", "csp_"}}},
+		{"token mint device", nil, []string{"tokens", "mint", s, "--device", "lamp-1", "--json"}, want{code: 0, stdout: []string{`"csd_`}, json: true}},
+		{"token revoke unknown", nil, []string{"tokens", "revoke", s, "ffffffffffffffffffff"}, want{code: exitNotFound, stderr: "404"}},
+		{"keys rotate", nil, []string{"keys", "rotate", s}, want{code: 0, stdout: []string{"kid"}}},
+		{"keys jwks", nil, []string{"keys", "jwks", s}, want{code: 0, stdout: []string{"KID", "EC"}}},
+		{"token file", map[string]string{"CREDSIGN_TOKEN": ""}, []string{"devices", "get", s, "--token-file", adminFile, "lamp-1"}, want{code: 0}},
+		{"token file env", map[string]string{"CREDSIGN_TOKEN": "", "CREDSIGN_TOKEN_FILE": adminFile, "CREDSIGN_SERVER": url}, []string{"devices", "get", "lamp-1"}, want{code: 0}},
+		{"deprecated url", nil, []string{"devices", "get", "--url", url, "lamp-1"}, want{code: 0, stderr: "warning: --url is deprecated"}},
+		{"deprecated env", map[string]string{"CREDSIGN_URL": url}, []string{"devices", "get", "lamp-1"}, want{code: 0, stderr: "warning: $CREDSIGN_URL is deprecated"}},
+		{"no token", map[string]string{"CREDSIGN_TOKEN": ""}, []string{"devices", "get", s, "lamp-1"}, want{code: exitUsage, stderr: "no token"}},
+		{"bad token", map[string]string{"CREDSIGN_TOKEN": "csp_nope"}, []string{"devices", "get", s, "lamp-1"}, want{code: exitDenied, stderr: "401 Unauthorized"}},
+		{"plain http", nil, []string{"devices", "list", "--server", "http://credsign.example.com"}, want{code: exitUsage, stderr: "not loopback"}},
+		{"no server", nil, []string{"devices", "list", "--server", "http://127.0.0.1:1"}, want{code: exitError, stderr: "connection refused"}},
+		{"missing id", nil, []string{"devices", "get", s}, want{code: exitUsage, stderr: "want ID"}},
+		{"unknown verb", nil, []string{"devices", "frob"}, want{code: exitUsage, stderr: `unknown verb "frob"`}},
+		{"delete", nil, []string{"devices", "delete", s, "lamp-2"}, want{code: 0, stdout: []string{"device lamp-2 deleted"}}},
+		{"delete again", nil, []string{"devices", "delete", s, "--json", "lamp-2"}, want{code: exitNotFound, stderr: "404"}},
+		{"group delete", nil, []string{"groups", "delete", s, "--json", "lamps"}, want{code: 0}},
+	}
+	for _, st := range steps {
+		stdin := ""
+		if st.name == "put stdin" {
+			b, _ := os.ReadFile(dev("lamp-4", "gz"))
+			stdin = string(b)
+		}
+		code, out, errOut := clientCLI(t, stdin, st.env, st.args...)
+		w := st.want
+		if code != w.code {
+			t.Errorf("%s: exit %d, want %d\nstdout %s\nstderr %s", st.name, code, w.code, out, errOut)
+			continue
+		}
+		for _, s := range w.stdout {
+			if !strings.Contains(out, s) {
+				t.Errorf("%s: stdout lacks %q:\n%s", st.name, s, out)
+			}
+		}
+		if w.stderr != "" && (!strings.Contains(errOut, w.stderr) || strings.Count(errOut, "\n") != 1) {
+			t.Errorf("%s: stderr %q, want one line with %q", st.name, errOut, w.stderr)
+		}
+		if w.stderr == "" && errOut != "" {
+			t.Errorf("%s: stderr %q, want nothing", st.name, errOut)
+		}
+		if w.json && (!json.Valid([]byte(out)) || strings.Count(out, "\n") != 1) {
+			t.Errorf("%s: stdout is not one JSON document on one line: %q", st.name, out)
+		}
+		if strings.Contains(out+errOut, secret) {
+			t.Errorf("%s: the device secret is in the output", st.name)
+		}
+		if st.name != "token mint provisioner" && strings.Contains(out+errOut, importAdmin) {
+			t.Errorf("%s: the admin token is in the output", st.name)
+		}
+	}
+
+	// --all follows next to the end: every device once, in order.
+	_, out, _ := clientCLI(t, "", nil, "devices", "list", s, "--limit", "2", "--all", "--json")
+	var all struct {
+		Devices []struct{ ID string }
+		Next    *string
+	}
+	if err := json.Unmarshal([]byte(out), &all); err != nil || all.Next != nil {
+		t.Fatalf("list --all --json: %v %s", err, out)
+	}
+	var ids []string
+	for _, d := range all.Devices {
+		ids = append(ids, d.ID)
+	}
+	if got := strings.Join(ids, ","); got != "lamp-1,lamp-3,lamp-4" {
+		t.Errorf("list --all: %s, want lamp-1,lamp-3,lamp-4", got)
+	}
+	// A table page that is not the last says how to go on.
+	code, out, errOut := clientCLI(t, "", nil, "devices", "list", s, "--limit", "1")
+	if code != 0 || !strings.Contains(errOut, "--after lamp-1") || strings.Count(out, "\n") != 2 {
+		t.Errorf("list one page: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// A minted device token works, and revoked it does not: the ID in
+	// --json is the one revoke takes.
+	_, out, _ = clientCLI(t, "", nil, "tokens", "mint", s, "--device", "lamp-1", "--json")
+	var tok struct{ ID, Token string }
+	if err := json.Unmarshal([]byte(out), &tok); err != nil || !strings.HasPrefix(tok.Token, "csd_") {
+		t.Fatalf("mint: %v %s", err, out)
+	}
+	if code, _, errOut := clientCLI(t, "", map[string]string{"CREDSIGN_TOKEN": tok.Token}, "devices", "get", s, "lamp-1"); code != exitDenied || !strings.Contains(errOut, "403") {
+		t.Errorf("device token reading a device: exit %d %s", code, errOut)
+	}
+	if code, out, errOut := clientCLI(t, "", nil, "tokens", "revoke", s, "--device", "lamp-1", tok.ID); code != 0 || !strings.Contains(out, "revoked") {
+		t.Errorf("revoke: exit %d %s%s", code, out, errOut)
+	}
+	if code, _, errOut := clientCLI(t, "", map[string]string{"CREDSIGN_TOKEN": tok.Token}, "devices", "get", s, "lamp-1"); code != exitDenied || !strings.Contains(errOut, "401") {
+		t.Errorf("revoked device token: exit %d %s", code, errOut)
+	}
+}
+
+// TestClientHelp: every group lists its verbs, and each verb's -h names
+// its flags, exit 0.
+func TestClientHelp(t *testing.T) {
+	for group, verbs := range clientGroups {
+		code, out, _ := clientCLI(t, "", nil, group, "help")
+		if code != 0 {
+			t.Errorf("%s help: exit %d", group, code)
+		}
+		for verb := range verbs {
+			if !strings.Contains(out, verb) {
+				t.Errorf("%s help lacks %s", group, verb)
+			}
+			code, out, errOut := clientCLI(t, "", nil, group, verb, "-h")
+			if code != 0 || !strings.Contains(out, "-server URL") || !strings.Contains(out, "-json") || errOut != "" {
+				t.Errorf("%s %s -h: exit %d\n%s%s", group, verb, code, out, errOut)
+			}
+		}
+	}
+}
+
+// TestClientListBadAnswers: answers a real server never gives (an
+// httptest fake, for that reason): a page that is not a list, and a next
+// that names the cursor just sent, end --all with exit 1 and one line
+// rather than a wrong list or a loop.
+func TestClientListBadAnswers(t *testing.T) {
+	for _, tt := range []struct {
+		name, body, want string
+	}{
+		{"not a list", `{"devices":"lamp-1","next":null}`, "is not a list of devices"},
+		{"not JSON", `<html>`, "is not a list of devices"},
+		{"same cursor", `{"devices":[],"next":"lamp-1"}`, `answered the same cursor "lamp-1" twice`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, tt.body)
+			}))
+			defer ts.Close()
+			code, _, errOut := clientCLI(t, "", nil, "devices", "list", "--server", ts.URL, "--all", "--json")
+			if code != exitError || !strings.Contains(errOut, tt.want) || strings.Count(errOut, "\n") != 1 {
+				t.Errorf("exit %d, stderr %q; want 1 and %q", code, errOut, tt.want)
+			}
+		})
+	}
+}

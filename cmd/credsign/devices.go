@@ -1,0 +1,335 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/credsign/credsign/internal/apiclient"
+)
+
+// pageFlags are the paging flags of a list.
+type pageFlags struct {
+	after string
+	limit int
+	all   bool
+}
+
+func (p *pageFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&p.after, "after", "", "start after this `ID` (the previous page's next)")
+	fs.IntVar(&p.limit, "limit", 0, "page size, 1 to 1000 (default: the server's, 100)")
+	fs.BoolVar(&p.all, "all", false, "follow next to the last page (with --json: one document holding every item, next null)")
+}
+
+// fetchPage gets one page after a cursor: the answer's status and body.
+type fetchPage func(ctx context.Context, after *string) (int, []byte, error)
+
+// readAnswer reads an answer whole, unparsed: list checks and prints the
+// raw items of each page (a page is decoded once, not twice).
+func readAnswer(res *http.Response, err error) (int, []byte, error) {
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return 0, nil, fmt.Errorf("reading the answer: %w", err)
+	}
+	return res.StatusCode, b, nil
+}
+
+// list prints the pages of a list whose items are under key: one page, or
+// with --all every page following next. row prints an item for people.
+func (c *clientRun) list(ctx context.Context, p pageFlags, key, header string, fetch fetchPage, row func(w io.Writer, item json.RawMessage) error) int {
+	var after *string
+	if p.after != "" {
+		after = &p.after
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	if !c.json {
+		fmt.Fprintln(tw, header)
+	}
+	for n := 0; ; n++ {
+		status, body, err := fetch(ctx, after)
+		if err != nil {
+			_ = tw.Flush()
+			return c.transport(err)
+		}
+		if code, refused := c.refused(status, body); refused {
+			_ = tw.Flush()
+			return code
+		}
+		var page map[string]json.RawMessage
+		var items []json.RawMessage
+		var next *string
+		err = json.Unmarshal(body, &page)
+		if err == nil {
+			err = errors.Join(json.Unmarshal(page[key], &items), json.Unmarshal(page["next"], &next))
+		}
+		if err != nil {
+			_ = tw.Flush()
+			return c.transport(fmt.Errorf("the server's answer is not a list of %s: %w", key, err))
+		}
+		switch {
+		case c.json && !p.all:
+			c.printJSON(body)
+		case c.json:
+			for i, it := range items {
+				sep := ","
+				if n == 0 && i == 0 {
+					sep = "{\"" + key + "\":["
+				}
+				fmt.Fprintf(c.stdout, "%s%s", sep, it)
+			}
+			if n == 0 && len(items) == 0 {
+				fmt.Fprintf(c.stdout, "{\"%s\":[", key)
+			}
+		default:
+			for _, it := range items {
+				if err := row(tw, it); err != nil {
+					_ = tw.Flush()
+					return c.transport(fmt.Errorf("the server's answer is not a list of %s: %w", key, err))
+				}
+			}
+		}
+		if next == nil || !p.all {
+			_ = tw.Flush()
+			if c.json && p.all {
+				fmt.Fprintln(c.stdout, `],"next":null}`)
+			}
+			if next != nil && !c.json {
+				fmt.Fprintf(c.stderr, "%s: more after this page: --after %s, or --all\n", c.name, *next)
+			}
+			return exitOK
+		}
+		if after != nil && *next == *after {
+			_ = tw.Flush()
+			return c.transport(fmt.Errorf("the server answered the same cursor %q twice", *next))
+		}
+		after = next
+	}
+}
+
+func devicesList(ctx context.Context, c *clientRun) int {
+	var p pageFlags
+	var cloud string
+	var labels []string
+	ok, code := c.parse("", func(fs *flag.FlagSet) {
+		p.register(fs)
+		fs.StringVar(&cloud, "cloud", "", "only devices of this `cloud`")
+		fs.Func("label", "only devices with this label, `k=v` (repeat: every one must match)", func(s string) error {
+			if !strings.Contains(s, "=") {
+				return fmt.Errorf("want key=value, not %q", s)
+			}
+			labels = append(labels, s)
+			return nil
+		})
+	})
+	if !ok {
+		return code
+	}
+	params := apiclient.ListDevicesParams{}
+	if cloud != "" {
+		params.Cloud = &cloud
+	}
+	if len(labels) > 0 {
+		params.Label = &labels
+	}
+	if p.limit != 0 {
+		params.Limit = &p.limit
+	}
+	fetch := func(ctx context.Context, after *string) (int, []byte, error) {
+		params.After = after
+		return readAnswer(c.client.ListDevices(ctx, &params))
+	}
+	return c.list(ctx, p, "devices", "ID\tCLOUD\tGROUP\tLABELS\tVERSION\tUPDATED", fetch, func(w io.Writer, it json.RawMessage) error {
+		var d apiclient.Device
+		if err := json.Unmarshal(it, &d); err != nil {
+			return err
+		}
+		deviceRow(w, d)
+		return nil
+	})
+}
+
+func deviceRow(w io.Writer, d apiclient.Device) {
+	fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", oneLine(d.Id), oneLine(d.Cloud), orDash(d.Group), labelsText(&d.Labels), d.Version, d.UpdatedAt.UTC().Format(time.RFC3339))
+}
+
+// deviceTable prints one device for people, field by field (never a
+// secret: the API has none to give).
+func deviceTable(w io.Writer, d *apiclient.Device, etag string) {
+	fmt.Fprintf(w, "id\t%s\ncloud\t%s\ngroup\t%s\n", oneLine(d.Id), oneLine(d.Cloud), orDash(d.Group))
+	fmt.Fprintf(w, "params\t%s\nlabels\t%s\n", paramsText(d.Params), labelsText(&d.Labels))
+	fmt.Fprintf(w, "version\t%d\netag\t%s\ncreated\t%s\nupdated\t%s\n", d.Version, orDash(&etag), d.CreatedAt.UTC().Format(time.RFC3339), d.UpdatedAt.UTC().Format(time.RFC3339))
+}
+
+// paramsText is a device's or group's params as one line of JSON.
+func paramsText(p map[string]apiclient.ParamValue) string {
+	if len(p) == 0 {
+		return "-"
+	}
+	b, _ := json.Marshal(p)
+	return oneLine(string(b))
+}
+
+func devicesGet(ctx context.Context, c *clientRun) int {
+	if ok, code := c.parse("ID", nil); !ok {
+		return code
+	}
+	res, err := c.client.GetDeviceWithResponse(ctx, c.pos[0])
+	if err != nil {
+		return c.transport(err)
+	}
+	return c.done(res.StatusCode(), res.Body, func(w io.Writer) {
+		deviceTable(w, res.JSON200, res.HTTPResponse.Header.Get("ETag"))
+	})
+}
+
+func devicesPut(ctx context.Context, c *clientRun) int {
+	var file, ifMatch string
+	var create bool
+	ok, code := c.parse("ID", func(fs *flag.FlagSet) {
+		fs.StringVar(&file, "file", "", "the device document {cloud, params, secret, labels, group} as JSON in `FILE` ('-' for standard input)")
+		fs.StringVar(&ifMatch, "if-match", "", "replace only if the device's ETag is still this one (from devices get)")
+		fs.BoolVar(&create, "create", false, "create only: refuse (exit 5) if the device exists")
+	})
+	if !ok {
+		return code
+	}
+	doc, err := c.readDocument(file)
+	if err != nil {
+		return c.usage("%v", err)
+	}
+	params := apiclient.PutDeviceParams{}
+	if ifMatch != "" {
+		params.IfMatch = &ifMatch
+	}
+	if create {
+		star := apiclient.PutDeviceParamsIfNoneMatch("*")
+		params.IfNoneMatch = &star
+	}
+	res, err := c.client.PutDeviceWithBodyWithResponse(ctx, c.pos[0], &params, "application/json", strings.NewReader(string(doc)))
+	if err != nil {
+		return c.transport(err)
+	}
+	return c.done(res.StatusCode(), res.Body, func(w io.Writer) {
+		d := res.JSON200
+		if d == nil {
+			d = res.JSON201
+		}
+		deviceTable(w, d, res.HTTPResponse.Header.Get("ETag"))
+	})
+}
+
+func devicesDelete(ctx context.Context, c *clientRun) int {
+	if ok, code := c.parse("ID", nil); !ok {
+		return code
+	}
+	res, err := c.client.DeleteDeviceWithResponse(ctx, c.pos[0])
+	if err != nil {
+		return c.transport(err)
+	}
+	return c.deleted(res.StatusCode(), res.Body, "device "+c.pos[0]+" deleted")
+}
+
+// deleted finishes a delete or revoke: the API answers 204 and no body,
+// so --json prints nothing and a person reads what is gone.
+func (c *clientRun) deleted(status int, body []byte, what string) int {
+	if code, refused := c.refused(status, body); refused {
+		return code
+	}
+	if !c.json {
+		fmt.Fprintln(c.stdout, what)
+	}
+	return exitOK
+}
+
+func groupsList(ctx context.Context, c *clientRun) int {
+	var p pageFlags
+	if ok, code := c.parse("", p.register); !ok {
+		return code
+	}
+	params := apiclient.ListGroupsParams{}
+	if p.limit != 0 {
+		params.Limit = &p.limit
+	}
+	fetch := func(ctx context.Context, after *string) (int, []byte, error) {
+		params.After = after
+		return readAnswer(c.client.ListGroups(ctx, &params))
+	}
+	return c.list(ctx, p, "groups", "ID\tCLOUD\tREGISTRATION\tLABELS\tVERSION\tUPDATED", fetch, func(w io.Writer, it json.RawMessage) error {
+		var g apiclient.Group
+		if err := json.Unmarshal(it, &g); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", oneLine(g.Id), oneLine(g.Cloud), registrationText(g.Registration), labelsText(&g.Labels), g.Version, g.UpdatedAt.UTC().Format(time.RFC3339))
+		return nil
+	})
+}
+
+func registrationText(r *apiclient.GroupRegistration) string {
+	if r == nil {
+		return "-"
+	}
+	return oneLine(string(r.Kind))
+}
+
+func groupTable(w io.Writer, g *apiclient.Group) {
+	fmt.Fprintf(w, "id\t%s\ncloud\t%s\nparams\t%s\nlabels\t%s\nregistration\t%s\n", oneLine(g.Id), oneLine(g.Cloud), paramsText(g.Params), labelsText(&g.Labels), registrationText(g.Registration))
+	fmt.Fprintf(w, "version\t%d\ncreated\t%s\nupdated\t%s\n", g.Version, g.CreatedAt.UTC().Format(time.RFC3339), g.UpdatedAt.UTC().Format(time.RFC3339))
+}
+
+func groupsGet(ctx context.Context, c *clientRun) int {
+	if ok, code := c.parse("GROUP", nil); !ok {
+		return code
+	}
+	res, err := c.client.GetGroupWithResponse(ctx, c.pos[0])
+	if err != nil {
+		return c.transport(err)
+	}
+	return c.done(res.StatusCode(), res.Body, func(w io.Writer) { groupTable(w, res.JSON200) })
+}
+
+func groupsPut(ctx context.Context, c *clientRun) int {
+	var file string
+	ok, code := c.parse("GROUP", func(fs *flag.FlagSet) {
+		fs.StringVar(&file, "file", "", "the group document {cloud, params, secret, labels, registration} as JSON in `FILE` ('-' for standard input)")
+	})
+	if !ok {
+		return code
+	}
+	doc, err := c.readDocument(file)
+	if err != nil {
+		return c.usage("%v", err)
+	}
+	res, err := c.client.PutGroupWithBodyWithResponse(ctx, c.pos[0], "application/json", strings.NewReader(string(doc)))
+	if err != nil {
+		return c.transport(err)
+	}
+	return c.done(res.StatusCode(), res.Body, func(w io.Writer) {
+		g := res.JSON200
+		if g == nil {
+			g = res.JSON201
+		}
+		groupTable(w, g)
+	})
+}
+
+func groupsDelete(ctx context.Context, c *clientRun) int {
+	if ok, code := c.parse("GROUP", nil); !ok {
+		return code
+	}
+	res, err := c.client.DeleteGroupWithResponse(ctx, c.pos[0])
+	if err != nil {
+		return c.transport(err)
+	}
+	return c.deleted(res.StatusCode(), res.Body, "group "+c.pos[0]+" deleted")
+}
