@@ -20,6 +20,7 @@
 package migrate
 
 import (
+	"encoding/json"
 	"context"
 	"errors"
 	"fmt"
@@ -269,7 +270,8 @@ func (c *copier) compare(ctx context.Context, kind secrets.Kind, id string) (ite
 		}
 		a, errA := secrets.NormalizeDevice(src)
 		b, errB := secrets.NormalizeDevice(dst)
-		equal := errA == nil && errB == nil && reflect.DeepEqual(a, b) && src.CreatedAt.Equal(dst.CreatedAt) && sameSecretBooks(src, dst)
+		equal := errA == nil && errB == nil && reflect.DeepEqual(canonicalKeys(a), canonicalKeys(b)) &&
+			src.CreatedAt.Equal(dst.CreatedAt) && sameSecretBooks(src, dst)
 		a.CreatedAt, a.UpdatedAt = src.CreatedAt, src.UpdatedAt
 		// The secret's bookkeeping goes as it is: the version a device's
 		// secret is at, the one it replaced and when.
@@ -395,6 +397,22 @@ func sameTime(a, b *time.Time) bool {
 		return a == nil && b == nil
 	}
 	return a.Equal(*b)
+}
+
+// canonicalKeys returns d with its keys' JWKs in one member order (Vault
+// gives JSON objects back with their members sorted, the embedded store
+// as they were written), so that equal keys compare equal.
+func canonicalKeys(d secrets.Device) secrets.Device {
+	keys := make([]secrets.DeviceKey, len(d.Keys))
+	for i, k := range d.Keys {
+		var v any
+		if json.Unmarshal(k.JWK, &v) == nil {
+			k.JWK, _ = json.Marshal(v)
+		}
+		keys[i] = k
+	}
+	d.Keys = keys
+	return d
 }
 
 // sameSecretBooks reports whether two devices' secret bookkeeping is the

@@ -102,8 +102,8 @@ func fillNewer(t *testing.T, s secrets.Store) {
 	keyAt := time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC)
 	d := secrets.Device{ID: "keyed", Cloud: "aliyun", Params: map[string]any{"productKey": "pk"}, Secret: "first-secret", Group: "tpm",
 		RequireKey: true, Keys: []secrets.DeviceKey{
-			{ID: "kid-a", JWK: json.RawMessage(`{"crv":"P-256","kty":"EC","x":"a","y":"b"}`), Name: "boot", Attestation: "tpm", CreatedAt: keyAt},
-			{ID: "kid-b", JWK: json.RawMessage(`{"crv":"Ed25519","kty":"OKP","x":"c"}`), CreatedAt: keyAt.Add(time.Hour)},
+			{ID: "kid-a", JWK: json.RawMessage(`{"kty":"EC","crv":"P-256","x":"a","y":"b"}`), Name: "boot", Attestation: "tpm", CreatedAt: keyAt},
+			{ID: "kid-b", JWK: json.RawMessage(`{"kty":"OKP","crv":"Ed25519","x":"c"}`), CreatedAt: keyAt.Add(time.Hour)},
 		}}
 	v, err := s.PutDevice(ctx, d, 0)
 	if err != nil {
@@ -166,6 +166,13 @@ func dump(t *testing.T, s secrets.Store) map[string]string {
 				n, _ := secrets.NormalizeDevice(d)
 				n.CreatedAt, n.UpdatedAt = d.CreatedAt.UTC(), d.UpdatedAt.UTC()
 				n.SecretVersion, n.PreviousSecret, n.SecretRotatedAt = d.SecretVersion, d.PreviousSecret, d.SecretRotatedAt
+				for i, k := range n.Keys { // members in one order (Vault sorts them)
+					var jwk any
+					if err := json.Unmarshal(k.JWK, &jwk); err != nil {
+						t.Fatal(err)
+					}
+					n.Keys[i].JWK, _ = json.Marshal(jwk)
+				}
 				v = n
 				// The device's token listing names the same tokens.
 				out["device-tokens/"+id] = listTokens(t, s, secrets.TokenListOptions{Role: secrets.RoleDevice, DeviceID: id})
