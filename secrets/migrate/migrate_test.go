@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	vaultapi "github.com/hashicorp/vault/api"
+
 	"github.com/credsign/credsign/internal/testing/vaulttest"
 	"github.com/credsign/credsign/secrets"
 	"github.com/credsign/credsign/secrets/filestore"
@@ -364,7 +366,8 @@ func testCopy(t *testing.T, from, to secrets.Store) {
 // and listed under its owner as before.
 func TestCopyThereAndBack(t *testing.T) {
 	ctx := context.Background()
-	file, vault, back := fileStore(t), vaultStore(t, vaulttest.Start(t), "credsign/"), fileStore(t)
+	srv := vaulttest.Start(t)
+	file, vault, back := fileStore(t), vaultStore(t, srv, "credsign/"), fileStore(t)
 	fill(t, file, 20)
 	want := dump(t, file)
 	for _, hop := range []struct {
@@ -373,6 +376,20 @@ func TestCopyThereAndBack(t *testing.T) {
 	}{{"file to vault", file, vault}, {"vault to file", vault, back}} {
 		if _, err := migrate.Copy(ctx, hop.from, hop.to, migrate.Options{}); err != nil {
 			t.Fatalf("%s: %v", hop.name, err)
+		}
+		if hop.to == vault {
+			// The destination was new: its owner index, written with each
+			// token, is marked complete, so that its first listing does
+			// not walk every token (which took longer than a call's
+			// timeout with a few thousand, and failed every time).
+			c, err := vaultapi.NewClient(&vaultapi.Config{Address: srv.Addr})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetToken(srv.RootToken)
+			if m, err := c.KVv2("secret").Get(ctx, "credsign/tokens/owners-indexed"); err != nil || m == nil {
+				t.Fatalf("the destination's owner index is not marked complete: %v", err)
+			}
 		}
 		sameDump(t, dump(t, hop.to), want)
 		if r, err := migrate.Copy(ctx, hop.from, hop.to, migrate.Options{}); err != nil || r[secrets.KindToken].Same != r[secrets.KindToken].Source {
