@@ -19,9 +19,13 @@ import (
 func TestBackupRestoreCLI(t *testing.T) {
 	dir := t.TempDir()
 	env := map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}
-	srv := startServe(t, env, "--data-dir", dir, "--rate-limit", "0")
+	srv := startServe(t, env, append([]string{"--data-dir", dir}, overlapFlags...)...)
 	base := "http://" + srv.addr
 	f := makeFleet(t, base, 100)
+	srv.shutdown(t)
+	f.rotateShort(t, env, "--data-dir", dir)
+	srv = startServe(t, env, append([]string{"--data-dir", dir}, overlapFlags...)...)
+	base = "http://" + srv.addr
 	tokenFile := filepath.Join(t.TempDir(), "admin")
 	if err := os.WriteFile(tokenFile, []byte(srvAdmin+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -83,7 +87,7 @@ func TestBackupRestoreCLI(t *testing.T) {
 	}
 	key := filepath.Join(dir, "store.key")
 	code, out, errOut = cli(t, "backup", "verify", "--key-file", key, backup)
-	if code != 0 || !strings.Contains(out, "devices 101") {
+	if code != 0 || !strings.Contains(out, "devices 102") {
 		t.Fatalf("verify: %d\n%s%s", code, out, errOut)
 	}
 	// The server holds its directory: a restore over it is refused.
@@ -100,7 +104,8 @@ func TestBackupRestoreCLI(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "copied the key") {
 		t.Fatalf("restore: %d\n%s%s", code, out, errOut)
 	}
-	srv = startServe(t, env, "--data-dir", restored, "--rate-limit", "0")
+	srv = startServe(t, env, append([]string{"--data-dir", restored}, overlapFlags...)...)
+	f.sameState(t, "http://"+srv.addr)
 	f.check(t, "http://"+srv.addr, "lamp-restored")
 	srv.shutdown(t)
 
@@ -109,7 +114,7 @@ func TestBackupRestoreCLI(t *testing.T) {
 	if code, out, errOut := cli(t, "backup", "--data-dir", dir, "-o", offline); code != 0 {
 		t.Fatalf("backup --data-dir: %d %s%s", code, out, errOut)
 	}
-	if code, out, errOut := cli(t, "backup", "verify", "--key-file", key, offline); code != 0 || !strings.Contains(out, "devices 101") {
+	if code, out, errOut := cli(t, "backup", "verify", "--key-file", key, offline); code != 0 || !strings.Contains(out, "devices 102") {
 		t.Fatalf("verify offline backup: %d %s%s", code, out, errOut)
 	}
 	// A damaged copy fails verification.

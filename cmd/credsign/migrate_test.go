@@ -2,6 +2,10 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +13,9 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/credsign/credsign/internal/testing/vaulttest"
 )
@@ -22,6 +29,124 @@ type fleet struct {
 	devTokens             map[string]string // device ID → its token
 	revokedDev, revokedOf string
 	jwks                  []byte
+	// keyed is a device with a rotated secret, two keys and requireKey,
+	// keyedKey the private half of its first key, keyedBearer a token
+	// minted before it required keys.
+	keyedKey    *ecdsa.PrivateKey
+	keyedBearer string
+	// rotatedOld is a named expiring token of device rotatedOf that the
+	// device rotated into rotatedNew.
+	rotatedOld, rotatedNew string
+	// shortOld was rotated into shortNew by a server whose overlap is
+	// 1s, at shortAt (see rotateShort): it stays refused wherever it goes.
+	shortOld, shortNew string
+	shortAt            time.Time
+	// scoped is a named provisioner token scoped to the group lamps.
+	scoped string
+	// state is what the API shows of the records and listings (see
+	// fleetState), as the last server left them.
+	state map[string]string
+}
+
+const (
+	keyed     = "keyed-1"
+	rotatedOf = "dev-00001"
+)
+
+// overlapFlags give the servers of the fleet tests a rotation overlap
+// long enough for the whole test, so that the rotated token works.
+var overlapFlags = []string{"--rate-limit", "0", "--token-rotation-overlap", "1h"}
+
+// statePaths are the documents and listings that must read the same
+// after a move: the keyed device (secret version, keys, requireKey), the
+// group requiring attestation, token listings of every kind (names,
+// expiry, rotation, scope), enrolment tokens with their uses.
+var statePaths = []string{
+	"/v1/devices/" + keyed, "/v1/devices/" + keyed + "/keys", "/v1/groups/tpm-lamps", "/v1/groups/lamps",
+	"/v1/devices/" + rotatedOf + "/tokens", "/v1/devices/" + keyed + "/tokens", "/v1/tokens", "/v1/groups/lamps/enrolment-tokens",
+}
+
+// fleetState reads statePaths on the server at base as admin, versions
+// and ETags (each store's own) left out.
+func fleetState(t *testing.T, base string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, p := range statePaths {
+		var doc any
+		if code := call(t, http.DefaultClient, "GET", base+p, srvAdmin, nil, &doc); code != 200 {
+			t.Fatalf("GET %s: %d", p, code)
+		}
+		b, _ := json.Marshal(dropVersions(doc))
+		out[p] = string(b)
+	}
+	return out
+}
+
+// dropVersions removes every "version" member of a decoded JSON document.
+func dropVersions(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		delete(v, "version")
+		for k, e := range v {
+			v[k] = dropVersions(e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = dropVersions(e)
+		}
+	}
+	return v
+}
+
+// sameState fails the test for each document that reads differently.
+func (f fleet) sameState(t *testing.T, base string) {
+	t.Helper()
+	got := fleetState(t, base)
+	for _, p := range statePaths {
+		if got[p] != f.state[p] {
+			t.Errorf("GET %s:\n%s\nwant\n%s", p, got[p], f.state[p])
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+// proof is a DPoP proof (docs/devices.md) of a POST to url signed by k.
+func proof(t *testing.T, k *ecdsa.PrivateKey, url string) string {
+	t.Helper()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k}, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jti := make([]byte, 16)
+	rand.Read(jti)
+	claims, _ := json.Marshal(map[string]any{"jti": base64.RawURLEncoding.EncodeToString(jti), "htm": "POST", "htu": url, "iat": time.Now().Unix()})
+	jws, err := signer.Sign(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := jws.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// issueWithProof asks for the keyed device's credentials with a proof of
+// its first key and returns the status.
+func (f fleet) issueWithProof(t *testing.T, base string) int {
+	t.Helper()
+	url := base + "/v1/devices/" + keyed + "/credentials"
+	req, _ := http.NewRequest("POST", url, nil)
+	req.Header.Set("DPoP", proof(t, f.keyedKey, url))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode
 }
 
 // makeFleet creates the fleet through the server at base, n devices.
@@ -86,6 +211,43 @@ func makeFleet(t *testing.T, base string, n int) fleet {
 	mustCall(204, "DELETE", "/v1/devices/dev-00000/tokens/"+tok.ID, f.prov, nil, nil)
 	mustCall(200, "POST", "/v1/keys/jwt/rotate", srvAdmin, nil, nil)
 	f.jwks = jwks(t, base)
+
+	// The kinds and fields added since: a group requiring TPM attestation
+	// and keys; a device with a bearer token, two keys, then a rotated
+	// secret and requireKey; a named expiring token rotated by its device;
+	// a scoped named provisioner token.
+	mustCall(201, "PUT", "/v1/groups/tpm-lamps", f.prov, map[string]any{"cloud": "azure", "params": map[string]any{"hubHost": "hub.azure-devices.net", "deviceId": "{deviceId}"},
+		"secret": "dHBtLWdyb3VwLWtleS1vZi10aGUtZml4dHVyZS0zMmJ5dGVz", "requireKey": true, "requireAttestation": "tpm"}, nil)
+	keyedDoc := map[string]any{"cloud": "aliyun", "params": map[string]any{"productKey": "a1B2c3D4e5F", "deviceName": keyed}, "secret": "first-secret"}
+	mustCall(201, "PUT", "/v1/devices/"+keyed, f.prov, keyedDoc, nil)
+	mustCall(201, "POST", "/v1/devices/"+keyed+"/tokens", f.prov, nil, &tok)
+	f.keyedBearer = tok.Token
+	for i := range 2 {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			f.keyedKey = k
+		}
+		raw, _ := k.PublicKey.Bytes()
+		jwk := map[string]string{"kty": "EC", "crv": "P-256", "x": base64.RawURLEncoding.EncodeToString(raw[1:33]), "y": base64.RawURLEncoding.EncodeToString(raw[33:])}
+		mustCall(201, "POST", "/v1/devices/"+keyed+"/keys", f.prov, map[string]any{"jwk": jwk, "name": fmt.Sprintf("key %d", i)}, nil)
+	}
+	keyedDoc["secret"], keyedDoc["requireKey"] = "second-secret", true
+	mustCall(200, "PUT", "/v1/devices/"+keyed, f.prov, keyedDoc, nil)
+	mustCall(201, "POST", "/v1/devices/"+rotatedOf+"/tokens", f.prov, map[string]any{"name": "boot token", "ttlSeconds": 7 * 86400}, &tok)
+	f.rotatedOld = tok.Token
+	mustCall(201, "POST", "/v1/devices/"+rotatedOf+"/tokens/rotate", f.rotatedOld, nil, &tok)
+	f.rotatedNew = tok.Token
+	mustCall(201, "POST", "/v1/tokens", srvAdmin, map[string]any{"role": "provisioner", "name": "line 2", "scope": map[string]any{"groups": []string{"lamps"}}}, &tok)
+	f.scoped = tok.Token
+	f.state = fleetState(t, base)
+	var dev map[string]any
+	mustCall(200, "GET", "/v1/devices/"+keyed, f.prov, nil, &dev)
+	if dev["secretVersion"] != 2.0 || dev["requireKey"] != true {
+		t.Fatalf("the keyed device reads %v", dev)
+	}
 	return f
 }
 
@@ -129,6 +291,12 @@ func (f fleet) check(t *testing.T, base, newDevice string) {
 		{"revoked provisioner", "GET", "/v1/clouds", f.revokedProv, nil, 401},
 		{"revoked enrolment", "POST", "/v1/enrol", f.revokedEnrol, map[string]any{"deviceId": newDevice + "-x"}, 401},
 		{"revoked device", "POST", "/v1/devices/" + f.revokedOf + "/credentials", f.revokedDev, nil, 401},
+		{"rotated (within the overlap)", "POST", "/v1/devices/" + rotatedOf + "/credentials", f.rotatedOld, nil, 200},
+		{"rotation's successor", "POST", "/v1/devices/" + rotatedOf + "/credentials", f.rotatedNew, nil, 200},
+		{"bearer of a device requiring keys", "POST", "/v1/devices/" + keyed + "/credentials", f.keyedBearer, nil, 401},
+		{"scoped, in scope", "GET", "/v1/devices/lamp-1", f.scoped, nil, 200},
+		{"scoped, out of scope", "GET", "/v1/devices/dev-00001", f.scoped, nil, 404},
+		{"scoped, other group", "GET", "/v1/groups/tpm-lamps", f.scoped, nil, 404},
 	} {
 		if code := call(t, c, c2.method, base+c2.path, c2.token, c2.body, nil); code != c2.want {
 			t.Errorf("%s token: %d, want %d", c2.what, code, c2.want)
@@ -137,6 +305,46 @@ func (f fleet) check(t *testing.T, base, newDevice string) {
 	if got := jwks(t, base); !bytes.Equal(got, f.jwks) {
 		t.Errorf("JWKS differs:\n%s\nwant\n%s", got, f.jwks)
 	}
+	time.Sleep(time.Until(f.shortAt.Add(1500 * time.Millisecond)))
+	if code := call(t, c, "POST", base+"/v1/devices/"+rotatedOf+"/credentials", f.shortOld, nil, nil); code != 401 {
+		t.Errorf("token rotated past its overlap: %d, want 401", code)
+	}
+	if code := call(t, c, "POST", base+"/v1/devices/"+rotatedOf+"/credentials", f.shortNew, nil, nil); code != 200 {
+		t.Errorf("its successor: %d, want 200", code)
+	}
+	if code := f.issueWithProof(t, base); code != 200 {
+		t.Errorf("the keyed device with a proof of its key: %d", code)
+	}
+	var page struct{ Devices []struct{ ID, Group string } }
+	if code := call(t, c, "GET", base+"/v1/devices", f.scoped, nil, &page); code != 200 || len(page.Devices) == 0 {
+		t.Errorf("scoped listing: %d, %d devices", code, len(page.Devices))
+	}
+	for _, d := range page.Devices {
+		if d.Group != "lamps" {
+			t.Errorf("the scoped token lists %s of group %q", d.ID, d.Group)
+		}
+	}
+}
+
+// rotateShort starts a server on the store (env and args as for
+// startServe) with a rotation overlap of 1s, mints a token for rotatedOf
+// and has the device rotate it, reads the fleet's state and stops the
+// server.
+func (f *fleet) rotateShort(t *testing.T, env map[string]string, args ...string) {
+	t.Helper()
+	srv := startServe(t, env, append(args, "--rate-limit", "0", "--token-rotation-overlap", "1s")...)
+	base := "http://" + srv.addr
+	var tok struct{ Token string }
+	if code := call(t, http.DefaultClient, "POST", base+"/v1/devices/"+rotatedOf+"/tokens", f.prov, map[string]any{"name": "short overlap", "ttlSeconds": 2 * 86400}, &tok); code != 201 {
+		t.Fatalf("mint: %d", code)
+	}
+	f.shortOld = tok.Token
+	if code := call(t, http.DefaultClient, "POST", base+"/v1/devices/"+rotatedOf+"/tokens/rotate", f.shortOld, nil, &tok); code != 201 {
+		t.Fatalf("rotate: %d", code)
+	}
+	f.shortNew, f.shortAt = tok.Token, time.Now()
+	f.state = fleetState(t, base)
+	srv.shutdown(t)
 }
 
 // cli runs a credsign command and returns its exit status and output.
@@ -158,16 +366,17 @@ func TestMigrateFileVaultAndBack(t *testing.T) {
 	fileEnv := map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}
 	vaultEnv := map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin, "VAULT_ADDR": v.Addr}
 	dir := t.TempDir()
-	srv := startServe(t, fileEnv, "--data-dir", dir, "--rate-limit", "0")
+	srv := startServe(t, fileEnv, append([]string{"--data-dir", dir}, overlapFlags...)...)
 	f := makeFleet(t, "http://"+srv.addr, 200)
 	srv.shutdown(t)
+	f.rotateShort(t, fileEnv, "--data-dir", dir)
 
 	code, out, errOut := cli(t, "migrate", "--from", "file:"+dir, "--to", "vault", "--dry-run")
-	if code != 0 || !strings.Contains(out, "devices       201      201        0") {
+	if code != 0 || !strings.Contains(out, "devices       202      202        0") {
 		t.Fatalf("dry run: %d\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = cli(t, "migrate", "--from", "file:"+dir, "--to", "vault", "--dry-run")
-	if code != 0 || !strings.Contains(out, "devices       201      201        0") {
+	if code != 0 || !strings.Contains(out, "devices       202      202        0") {
 		t.Fatalf("dry run wrote something: %d\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = cli(t, "migrate", "--from", "file:"+dir, "--to", "vault")
@@ -176,12 +385,13 @@ func TestMigrateFileVaultAndBack(t *testing.T) {
 	}
 	t.Logf("file -> vault:\n%s", out)
 	code, out, errOut = cli(t, "migrate", "--from", "file:"+dir, "--to", "vault")
-	if code != 0 || !strings.Contains(out, "devices       201        0      201") {
+	if code != 0 || !strings.Contains(out, "devices       202        0      202") {
 		t.Fatalf("second run: %d\n%s%s", code, out, errOut)
 	}
 
-	srv = startServe(t, vaultEnv, "--store", "vault", "--rate-limit", "0")
+	srv = startServe(t, vaultEnv, append([]string{"--store", "vault"}, overlapFlags...)...)
 	base := "http://" + srv.addr
+	f.sameState(t, base)
 	f.check(t, base, "lamp-on-vault")
 	// Changes made on Vault: a new device with its token, a revocation, a
 	// device changed (so the copy back differs from what dir holds).
@@ -196,17 +406,18 @@ func TestMigrateFileVaultAndBack(t *testing.T) {
 	if code := call(t, http.DefaultClient, "PUT", base+"/v1/devices/dev-00002", f.prov, map[string]any{"cloud": "aliyun", "params": map[string]any{"productKey": "a1B2c3D4e5F", "deviceName": "dev-00002"}, "secret": "rotated-secret"}, nil); code != 200 {
 		t.Fatalf("replace on vault: %d", code)
 	}
+	f.state = fleetState(t, base)
 	srv.shutdown(t)
 
 	// Back into the same directory: dev-00002 differs (a conflict), and
 	// so does the enrolment token's record (its use count went up on
 	// Vault); the rest is copied or the same.
 	code, out, errOut = cli(t, "migrate", "--from", "vault", "--to", "file:"+dir)
-	if code != 1 || !strings.Contains(errOut, "2 records differ") || !strings.Contains(out, "devices       203        2      200        0         1") {
+	if code != 1 || !strings.Contains(errOut, "2 records differ") || !strings.Contains(out, "devices       204        2      201        0         1") {
 		t.Fatalf("back without --force: %d, want 1 and a conflict\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = cli(t, "migrate", "--from", "vault", "--to", "file:"+dir, "--force")
-	if code != 0 || !strings.Contains(out, "devices       203        0      202        1         0") || !strings.Contains(out, "keys            5        0        4        1         0") {
+	if code != 0 || !strings.Contains(out, "devices       204        0      203        1         0") || !strings.Contains(out, "keys            8        0        7        1         0") {
 		t.Fatalf("back with --force: %d\n%s%s", code, out, errOut)
 	}
 	// And into a new directory.
@@ -217,7 +428,8 @@ func TestMigrateFileVaultAndBack(t *testing.T) {
 	}
 	t.Logf("vault -> file:\n%s", out)
 	for _, d := range []string{dir, dir2} {
-		srv = startServe(t, fileEnv, "--data-dir", d, "--rate-limit", "0")
+		srv = startServe(t, fileEnv, append([]string{"--data-dir", d}, overlapFlags...)...)
+		f.sameState(t, "http://"+srv.addr)
 		f.check(t, "http://"+srv.addr, "lamp-back")
 		srv.shutdown(t)
 	}

@@ -14,17 +14,21 @@
 //
 // A copy is resumable: a record already at the destination and equal to
 // the source's is skipped, one that differs is left alone and counted as a
-// conflict unless Options.Force overwrites it. A revoked source token whose
-// copy is not revoked is revoked at the destination (a token revoked
-// between two runs). Options.DryRun counts without writing.
+// conflict unless Options.Force overwrites it. A revoked (or rotated)
+// source token whose copy is not is revoked (or marked rotated) at the
+// destination: a token revoked or rotated between two runs. Options.DryRun counts without writing.
 package migrate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/credsign/credsign/secrets"
 )
@@ -266,8 +270,12 @@ func (c *copier) compare(ctx context.Context, kind secrets.Kind, id string) (ite
 		}
 		a, errA := secrets.NormalizeDevice(src)
 		b, errB := secrets.NormalizeDevice(dst)
-		equal := errA == nil && errB == nil && reflect.DeepEqual(a, b) && src.CreatedAt.Equal(dst.CreatedAt)
+		equal := errA == nil && errB == nil && reflect.DeepEqual(canonicalKeys(a), canonicalKeys(b)) &&
+			src.CreatedAt.Equal(dst.CreatedAt) && sameSecretBooks(src, dst)
 		a.CreatedAt, a.UpdatedAt = src.CreatedAt, src.UpdatedAt
+		// The secret's bookkeeping goes as it is: the version a device's
+		// secret is at, the one it replaced and when.
+		a.SecretVersion, a.PreviousSecret, a.SecretRotatedAt = src.SecretVersion, src.PreviousSecret, src.SecretRotatedAt
 		it.device, it.version = a, dst.Version
 		it.need = c.decide(found, equal)
 		return it, errA
@@ -312,8 +320,10 @@ func (c *copier) compare(ctx context.Context, kind secrets.Kind, id string) (ite
 			it.need = create
 		case sameToken(src, dst):
 			it.need = same
-		case src.RevokedAt != nil && dst.RevokedAt == nil && sameToken(unrevoked(src), dst):
-			it.need = update // revoked at the source since the last run
+		case sameToken(since(src, dst), dst) && (src.ReplacedBy == dst.ReplacedBy || dst.RevokedAt == nil):
+			// Revoked or rotated at the source since the last run (a
+			// token revoked at the destination cannot be rotated there).
+			it.need = update
 		default:
 			// A token record cannot be rewritten (its hash is its key),
 			// so even Force leaves it: the operator must look.
@@ -349,21 +359,67 @@ func present(err error) (bool, error) {
 	return err == nil, err
 }
 
-// unrevoked returns t as it was before it was revoked.
-func unrevoked(t secrets.Token) secrets.Token {
-	t.RevokedAt = nil
-	return t
+// since returns src as it was before the changes a token record takes
+// after it is written (a revocation, a rotation) that dst has not had: if
+// the result is dst, src is dst with those changes only, which the
+// destination's RevokeToken and ReplaceToken can make.
+func since(src, dst secrets.Token) secrets.Token {
+	if src.RevokedAt != nil && dst.RevokedAt == nil {
+		src.RevokedAt = nil
+	}
+	if src.ReplacedBy != "" && dst.ReplacedBy == "" {
+		src.ReplacedBy, src.ReplacedAt = "", nil
+	}
+	return src
 }
 
-// sameToken reports whether two token records are equal.
+// sameToken reports whether two token records are equal, field for field.
 func sameToken(a, b secrets.Token) bool {
-	if a.ID != b.ID || a.Hash != b.Hash || a.Role != b.Role || a.DeviceID != b.DeviceID || !a.CreatedAt.Equal(b.CreatedAt) {
-		return false
+	return a.ID == b.ID && a.Hash == b.Hash && a.Role == b.Role && a.DeviceID == b.DeviceID && a.Name == b.Name &&
+		a.CreatedAt.Equal(b.CreatedAt) && sameTime(a.ExpiresAt, b.ExpiresAt) && a.LifetimeSeconds == b.LifetimeSeconds &&
+		sameTime(a.RevokedAt, b.RevokedAt) && a.ReplacedBy == b.ReplacedBy && sameTime(a.ReplacedAt, b.ReplacedAt) &&
+		sameScope(a.Scope, b.Scope)
+}
+
+// sameScope reports whether two scopes admit the same records (nil and
+// empty lists alike).
+func sameScope(a, b *secrets.Scope) bool {
+	if a == nil || b == nil {
+		return a == b
 	}
-	if a.RevokedAt == nil || b.RevokedAt == nil {
-		return a.RevokedAt == nil && b.RevokedAt == nil
+	return slices.Equal(a.Groups, b.Groups) && maps.Equal(a.Labels, b.Labels)
+}
+
+// sameTime reports whether two optional times are the same instant (or
+// both absent).
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
 	}
-	return a.RevokedAt.Equal(*b.RevokedAt)
+	return a.Equal(*b)
+}
+
+// canonicalKeys returns d with its keys' JWKs in one member order (Vault
+// gives JSON objects back with their members sorted, the embedded store
+// as they were written), so that equal keys compare equal.
+func canonicalKeys(d secrets.Device) secrets.Device {
+	keys := make([]secrets.DeviceKey, len(d.Keys))
+	for i, k := range d.Keys {
+		var v any
+		if json.Unmarshal(k.JWK, &v) == nil {
+			k.JWK, _ = json.Marshal(v)
+		}
+		keys[i] = k
+	}
+	d.Keys = keys
+	return d
+}
+
+// sameSecretBooks reports whether two devices' secret bookkeeping is the
+// same (a record written before it existed reads as version 1).
+func sameSecretBooks(a, b secrets.Device) bool {
+	return max(a.SecretVersion, 1) == max(b.SecretVersion, 1) && a.PreviousSecret == b.PreviousSecret &&
+		sameTime(a.SecretRotatedAt, b.SecretRotatedAt)
 }
 
 // write writes one record that needs it.
@@ -383,10 +439,25 @@ func (c *copier) write(ctx context.Context, kind secrets.Kind, it item) error {
 		_, err := c.to.PutKey(ctx, it.id, it.key, ifVersion)
 		return err
 	case secrets.KindToken:
-		if it.need == update {
+		if it.need != update {
+			return c.to.PutToken(ctx, it.token)
+		}
+		// Rotated first: a revoked token can no longer be replaced.
+		if it.token.ReplacedBy != "" {
+			dst, err := c.to.GetToken(ctx, it.id)
+			if err != nil {
+				return err
+			}
+			if dst.ReplacedBy == "" {
+				if _, err := c.to.ReplaceToken(ctx, it.id, it.token.ReplacedBy, *it.token.ReplacedAt); err != nil {
+					return err
+				}
+			}
+		}
+		if it.token.RevokedAt != nil {
 			return c.to.RevokeToken(ctx, it.id, *it.token.RevokedAt)
 		}
-		return c.to.PutToken(ctx, it.token)
+		return nil
 	}
 	return fmt.Errorf("unknown kind %q", kind)
 }

@@ -41,7 +41,7 @@ func (s *Store) checkLayout(ctx context.Context) error {
 			return fmt.Errorf("write %s: %w", s.dataPath(layoutRel), err)
 		}
 		if err == nil {
-			return nil
+			return s.markIfNoTokens(ctx)
 		}
 		if e, err = s.read(ctx, layoutRel); err != nil {
 			return fmt.Errorf("read %s: %w", s.dataPath(layoutRel), err)
@@ -54,6 +54,26 @@ func (s *Store) checkLayout(ctx context.Context) error {
 	if rec.Format > LayoutVersion {
 		return fmt.Errorf("%s says layout version %d, this build reads up to %d: %w (run that release, or restore a snapshot taken before the upgrade)",
 			s.dataPath(layoutRel), rec.Format, LayoutVersion, secrets.ErrNewerLayout)
+	}
+	return nil
+}
+
+// markIfNoTokens marks the token owner index complete on a store that
+// holds no token when its layout record is first written (a new store,
+// such as the destination of credsign migrate, which then indexes every
+// token it is given): its first listing then has no tokens of an older
+// release to index. A store of v0.4.0 has tokens and is indexed by its
+// first listing (indexTokenOwners). Cost: one LIST, at the first open.
+func (s *Store) markIfNoTokens(ctx context.Context) error {
+	ids, err := s.list(ctx, "tokens/by-id/")
+	if err != nil {
+		return fmt.Errorf("list %s: %w", s.metadataPath("tokens/by-id/"), err)
+	}
+	if len(ids) > 0 {
+		return nil
+	}
+	if err := s.markOwnersIndexed(ctx); err != nil {
+		return fmt.Errorf("write %s: %w", s.dataPath(ownersIndexedRel), err)
 	}
 	return nil
 }

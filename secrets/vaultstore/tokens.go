@@ -217,6 +217,11 @@ func (s *Store) ListTokens(ctx context.Context, opts secrets.TokenListOptions) (
 		opts.Role == secrets.RoleDevice && !secrets.ValidID(opts.DeviceID) {
 		return secrets.TokenPage{}, fmt.Errorf("vaultstore: list tokens: %w", secrets.ErrInvalid)
 	}
+	// Not under one call's timeout: indexing a large store's tokens takes
+	// longer than one call (each of its calls has its own).
+	if err := s.indexTokenOwners(ctx); err != nil {
+		return secrets.TokenPage{}, fmt.Errorf("vaultstore: list tokens: %w", err)
+	}
 	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
 	page, err := s.listTokens(ctx, opts)
@@ -227,9 +232,6 @@ func (s *Store) ListTokens(ctx context.Context, opts secrets.TokenListOptions) (
 }
 
 func (s *Store) listTokens(ctx context.Context, opts secrets.TokenListOptions) (secrets.TokenPage, error) {
-	if err := s.indexTokenOwners(ctx); err != nil {
-		return secrets.TokenPage{}, err
-	}
 	limit := opts.Limit
 	if limit <= 0 {
 		limit = defaultLimit
@@ -282,18 +284,24 @@ func (s *Store) listTokens(ctx context.Context, opts secrets.TokenListOptions) (
 // written before it existed: the migration of the Vault layout, done by
 // the first listing of a process (one read of the marker), and on a store
 // not yet marked by walking every token once (one LIST, two reads and one
-// write per token), then writing the marker. Replicas that do it at the
-// same time write the same entries.
+// write per token), then writing the marker. Each of these calls has its
+// own timeout (Config.Timeout), the walk as a whole none but ctx's.
+// Replicas that do it at the same time write the same entries. A store
+// created empty is marked at once (see markOwnersIndexed).
 func (s *Store) indexTokenOwners(ctx context.Context) error {
 	if s.ownersIndexed.Load() {
 		return nil
 	}
-	e, err := s.read(ctx, ownersIndexedRel)
+	cctx, cancel := s.callCtx(ctx)
+	e, err := s.read(cctx, ownersIndexedRel)
+	cancel()
 	if err != nil {
 		return err
 	}
 	if e.data == nil {
-		ids, err := s.list(ctx, "tokens/by-id/")
+		cctx, cancel := s.callCtx(ctx)
+		ids, err := s.list(cctx, "tokens/by-id/")
+		cancel()
 		if err != nil {
 			return err
 		}
@@ -304,23 +312,36 @@ func (s *Store) indexTokenOwners(ctx context.Context) error {
 				continue
 			}
 			g.Go(func() error {
-				t, _, err := s.tokenByID(gctx, id)
+				cctx, cancel := s.callCtx(gctx)
+				defer cancel()
+				t, _, err := s.tokenByID(cctx, id)
 				if errors.Is(err, secrets.ErrNotFound) {
 					return nil
 				}
 				if err != nil {
 					return err
 				}
-				return s.indexOwner(gctx, t)
+				return s.indexOwner(cctx, t)
 			})
 		}
 		if err := g.Wait(); err != nil {
 			return fmt.Errorf("indexing the tokens by owner: %w", err)
 		}
-		if _, err := s.write(ctx, ownersIndexedRel, map[string]any{"indexed": true}, 0); err != nil && !errors.Is(err, secrets.ErrConflict) {
+		if err := s.markOwnersIndexed(ctx); err != nil {
 			return err
 		}
 	}
 	s.ownersIndexed.Store(true)
+	return nil
+}
+
+// markOwnersIndexed writes the marker that the owner index covers every
+// token (check-and-set 0: a marker already there is kept).
+func (s *Store) markOwnersIndexed(ctx context.Context) error {
+	cctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	if _, err := s.write(cctx, ownersIndexedRel, map[string]any{"indexed": true}, 0); err != nil && !errors.Is(err, secrets.ErrConflict) {
+		return err
+	}
 	return nil
 }

@@ -18,6 +18,11 @@ func TestTokenOwnersIndexed(t *testing.T) {
 	cfg := baseConfig(srv, policyToken(t, srv, "1h"))
 	s := newStore(t, cfg)
 	ctx := context.Background()
+	// A store created empty is marked indexed at once: every token
+	// written since is indexed as it is written.
+	if e, err := s.read(ctx, ownersIndexedRel); err != nil || e.data == nil {
+		t.Fatalf("a new store is not marked indexed: %v", err)
+	}
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	toks := []secrets.Token{
 		{ID: "t1", Hash: storetest.Hash("1"), Role: secrets.RoleDevice, DeviceID: "lamp", CreatedAt: at},
@@ -33,7 +38,14 @@ func TestTokenOwnersIndexed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Nor was there a marker.
+	if err := s.destroy(ctx, ownersIndexedRel); err != nil {
+		t.Fatal(err)
+	}
 	fresh := newStore(t, cfg) // another process: it has not indexed yet
+	if e, err := fresh.read(ctx, ownersIndexedRel); err != nil || e.data != nil {
+		t.Fatalf("a store with tokens was marked at open: %v", err)
+	}
 	p, err := fresh.ListTokens(ctx, secrets.TokenListOptions{Role: secrets.RoleDevice, DeviceID: "lamp"})
 	if err != nil || len(p.Tokens) != 2 || p.Tokens[0].ID != "t1" || p.Tokens[1].ID != "t3" {
 		t.Fatalf("after indexing: %+v, %v", p, err)

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -226,6 +227,68 @@ func serves(t *testing.T, base string, m manifest) {
 	}
 }
 
+// listsTokens asserts that the old release's tokens are listed under
+// their owners after the upgrade (each store indexes the tokens by owner
+// since; the old release wrote no index, so the new one builds it from
+// the records): every device of m lists tokens of its own, the
+// provisioner listing is not empty, and, when want is given (owner:
+// "device ID" or "provisioner" → token IDs), the listings are exactly want
+// (read before the test mints any).
+func listsTokens(t *testing.T, base string, m manifest, want map[string][]string) {
+	t.Helper()
+	owners := map[string]string{"provisioner": "/v1/tokens"}
+	for id := range m.Devices {
+		owners[id] = "/v1/devices/" + id + "/tokens"
+	}
+	for owner, path := range owners {
+		token := m.Provisioner
+		if owner == "provisioner" {
+			token = m.Admin // provisioner tokens are the admin's to list
+		}
+		code, body := call(t, "GET", base+path, token, "")
+		var list struct {
+			Tokens []struct {
+				ID       string `json:"id"`
+				DeviceID string `json:"deviceId"`
+			} `json:"tokens"`
+		}
+		if code != http.StatusOK || json.Unmarshal(body, &list) != nil || len(list.Tokens) == 0 {
+			t.Errorf("%s's tokens: %d, %s", owner, code, body)
+			continue
+		}
+		var ids []string
+		for _, tok := range list.Tokens {
+			if owner != "provisioner" && tok.DeviceID != owner {
+				t.Errorf("%s's listing holds a token of %q", owner, tok.DeviceID)
+			}
+			ids = append(ids, tok.ID)
+		}
+		if w, ok := want[owner]; want != nil && (!ok || !slices.Equal(ids, w)) {
+			t.Errorf("%s's tokens are %v, want %v", owner, ids, w)
+		}
+	}
+}
+
+// fixtureTokens is the owner → token IDs (sorted) of a Vault fixture's
+// token records.
+func fixtureTokens(f vaultFixture) map[string][]string {
+	want := map[string][]string{}
+	for rel, data := range f.Records {
+		if !strings.HasPrefix(rel, "tokens/by-hash/") {
+			continue
+		}
+		owner := "provisioner"
+		if data["role"] == "device" {
+			owner = fmt.Sprint(data["deviceId"])
+		}
+		want[owner] = append(want[owner], fmt.Sprint(data["id"]))
+	}
+	for _, ids := range want {
+		slices.Sort(ids)
+	}
+	return want
+}
+
 func TestFileStoreFromRelease(t *testing.T) {
 	for _, rel := range releases {
 		t.Run(rel, func(t *testing.T) {
@@ -233,6 +296,7 @@ func TestFileStoreFromRelease(t *testing.T) {
 			readJSON(t, filepath.Join("testdata", rel, "manifest.json"), &m)
 			dir := copyDir(t, filepath.Join("testdata", rel, "file"))
 			base := serve(t, []string{"CREDSIGN_ADMIN_TOKEN=" + m.Admin}, "--store", "file", "--data-dir", dir)
+			listsTokens(t, base, m, nil)
 			serves(t, base, m)
 		})
 	}
@@ -309,7 +373,11 @@ func TestVaultFromRelease(t *testing.T) {
 			v := vaulttest.Start(t)
 			c := loadVault(t, v, f)
 			base := serve(t, vaultEnv(v, f.Manifest.Admin), "--store", "vault")
+			listsTokens(t, base, f.Manifest, fixtureTokens(f))
 			serves(t, base, f.Manifest)
+			if idx, err := c.KVv2("secret").Get(context.Background(), "credsign/tokens/owners-indexed"); err != nil || idx == nil {
+				t.Errorf("the owner index is not marked complete after the upgrade: %v", err)
+			}
 			layout, err := c.KVv2("secret").Get(context.Background(), "credsign/meta/layout")
 			if err != nil || fmt.Sprint(layout.Data["format"]) != "1" {
 				t.Errorf("the layout record after the upgrade: %v, %v", layout, err)
