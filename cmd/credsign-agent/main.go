@@ -94,6 +94,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	c, err := parse(args[0], args[1:], getenv, stdin, stdout, stderr)
 	if err == nil {
 		err = sp.run(ctx, c)
+		c.close()
 	}
 	var ue usageError
 	var ee exitError
