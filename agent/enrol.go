@@ -39,6 +39,12 @@ type EnrolConfig struct {
 	// Prover, when set, signs the enrolment's DPoP proof with the device
 	// key: the server binds that key to the device and issues no token.
 	Prover *Prover
+	// Attest, when set, runs TPM attestation (POST /v1/enrol/attest, then
+	// the TPM's answer) before each enrol request, a challenge being good
+	// for one answer, and returns the request's attestation member; auth
+	// adds the enrolment token. It goes with a Prover whose key it
+	// certifies. Its errors stop Enrol.
+	Attest func(ctx context.Context, c *client.ClientWithResponses, auth client.RequestEditorFn, deviceID string) (*client.TpmAttestation, error)
 	// Timeout bounds one request; default 30s.
 	Timeout time.Duration
 	// Backoff paces the retries of failures that may clear (network, 429,
@@ -72,6 +78,8 @@ func Enrol(ctx context.Context, cfg EnrolConfig) (Enrolment, error) {
 		return Enrolment{}, errors.New("no enrolment token (--enrolment-token-file or CREDSIGN_ENROLMENT_TOKEN_FILE)")
 	case cfg.TokenFile == "" && cfg.Prover == nil:
 		return Enrolment{}, errors.New("no device token file to write (--token-file or CREDSIGN_TOKEN_FILE), nor a device key (--key-file)")
+	case cfg.Attest != nil && cfg.Prover == nil:
+		return Enrolment{}, errors.New("TPM attestation needs the device key it certifies")
 	}
 	if cfg.Prover == nil {
 		if _, err := os.Lstat(cfg.TokenFile); err == nil {
@@ -100,11 +108,27 @@ func Enrol(ctx context.Context, cfg EnrolConfig) (Enrolment, error) {
 	if cfg.Prover != nil {
 		editors = append(editors, cfg.Prover.editor())
 	}
+	// enrol sends one enrol request, with a fresh attestation when asked.
+	enrol := func() (*client.EnrolResponse, error) {
+		req := client.EnrolRequest{DeviceId: cfg.DeviceID}
+		if cfg.Attest != nil {
+			att, err := cfg.Attest(ctx, c, editors[0], cfg.DeviceID)
+			if err != nil {
+				return nil, errAttest{err}
+			}
+			req.Attestation = att
+		}
+		return c.EnrolWithResponse(ctx, req, editors...)
+	}
 	retry := retries{b: cfg.Backoff}
 	for {
-		resp, err := c.EnrolWithResponse(ctx, client.EnrolRequest{DeviceId: cfg.DeviceID}, editors...)
+		resp, err := enrol()
 		if err == nil && cfg.Prover != nil && cfg.Prover.observe(resp.HTTPResponse, reasonOf(problemIn(resp.Body))) {
-			resp, err = c.EnrolWithResponse(ctx, client.EnrolRequest{DeviceId: cfg.DeviceID}, editors...)
+			resp, err = enrol()
+		}
+		var ae errAttest
+		if errors.As(err, &ae) {
+			return Enrolment{}, ae.err
 		}
 		if err == nil && resp.JSON201 != nil {
 			e := resp.JSON201
@@ -141,6 +165,11 @@ func Enrol(ctx context.Context, cfg EnrolConfig) (Enrolment, error) {
 		}
 	}
 }
+
+// errAttest carries an attestation failure out of the enrol loop.
+type errAttest struct{ err error }
+
+func (e errAttest) Error() string { return e.err.Error() }
 
 // problemIn decodes an RFC 9457 body, nil when it is none.
 func problemIn(body []byte) *client.Problem {

@@ -64,8 +64,10 @@ type serverOptions struct {
 	firstIssue func()
 	// minTokenLifetime and rotationOverlap are the server's (0: defaults).
 	minTokenLifetime, rotationOverlap time.Duration
-	// wrap, when set, goes in front of the API (keys_test.go's proof verifier).
+	// wrap, when set, goes in front of the API (keys_test.go's proof recorder).
 	wrap func(http.Handler) http.Handler
+	// requireNonce makes the server require its DPoP nonce in proofs.
+	requireNonce bool
 }
 
 func startServer(t *testing.T, o serverOptions) *server {
@@ -76,7 +78,7 @@ func startServer(t *testing.T, o serverOptions) *server {
 	}
 	s := &server{t: t, adminToken: testutil.RandomHex(t, 24)}
 	svc, err := service.New(service.Config{Store: store, AdminToken: s.adminToken, Now: o.now,
-		MinTokenLifetime: o.minTokenLifetime, RotationOverlap: o.rotationOverlap})
+		MinTokenLifetime: o.minTokenLifetime, RotationOverlap: o.rotationOverlap, RequireDPoPNonce: o.requireNonce})
 	if err != nil {
 		t.Fatalf("service: %v", err)
 	}

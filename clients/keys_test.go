@@ -1,9 +1,11 @@
 package clients_test
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -13,6 +15,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net/http"
 	"os"
@@ -26,6 +29,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/credsign/credsign/internal/testing/emutest"
 	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
@@ -35,10 +39,13 @@ import (
 // is a PEM file or a key generated inside a SoftHSM2 token (a real PKCS#11
 // token) that never leaves it; the Python client's is a PEM file.
 //
-// Every proof is checked here independently of the clients' code, with
-// go-jose v4 and crypto/ecdsa, against the public key the test knows (read
-// out of the token for SoftHSM2): the key's signature over the exact bytes
-// sent, typ, alg, the embedded JWK, jti, htm, htu, iat and the nonce.
+// The keys are bound through the real API (POST /v1/devices/{id}/keys, or
+// the clients' own enrol) and the clients run against the real server,
+// which verifies every proof. Every proof is also checked here
+// independently of both the clients' and the server's code, with go-jose v4
+// and crypto/ecdsa, against the public key the test knows (read out of the
+// token for SoftHSM2): the key's signature over the exact bytes sent, typ,
+// alg, the embedded JWK, jti, htm, htu, iat and the nonce.
 
 // vectorKey is the P-256 key of RFC 6979 appendix A.2.5 (a published key),
 // the key of docs/devices.md's vector.
@@ -216,47 +223,43 @@ func verifyES256(t *testing.T, proof string, pub *ecdsa.PublicKey) {
 	}
 }
 
-// verifier stands in for credsign's proof verification in front of the real
-// API, for these tests only until the server's own DPoP support is merged;
-// it is also an independent verifier of the spec (go-jose, not the server's
-// code). A proof it accepts for a bound device is swapped for that device's
-// token on the way to the API; it requires a nonce (as a group that
-// requires nonces does): a proof without one, or with one it did not issue,
-// gets 401 use_dpop_nonce, and every answer carries a fresh DPoP-Nonce.
+// verifier records every proof a client sends to credsign and checks it
+// independently of the server's code (go-jose and crypto/ecdsa, not
+// internal/dpop): typ, alg, the embedded JWK (only the four public members,
+// the key the test bound), the signature over the exact bytes sent, jti
+// (16-64 characters, never seen before), htm, htu, iat and, when present,
+// that the nonce is one credsign sent. It changes nothing: the request goes
+// to the real API, which verifies the proof itself and answers; the test
+// fails if credsign accepts a proof that this check refuses.
 type verifier struct {
-	t     *testing.T
-	mu    sync.Mutex
-	keys  map[string]*ecdsa.PublicKey // device id -> its bound key
-	token map[string]string           // device id -> its token, for the API behind
-	// enrolmentToken is the bearer an enrolment must carry beside its proof.
-	enrolmentToken string
-	// nonceTTL is how long a nonce it issued stays good (0: for ever); an
-	// older one is refused with bad-nonce, as credsign does.
-	nonceTTL time.Duration
-	// nonces issued (when), and proofs seen (to refuse a replayed jti).
-	nonces    map[string]time.Time
+	t    *testing.T
+	mu   sync.Mutex
+	keys map[string]*ecdsa.PublicKey // device id -> its bound key
+	// nonces credsign sent, and the last one; proofs seen (jti).
+	nonces    map[string]bool
 	lastNonce string
 	jtis      map[string]bool
 	log       []proofSeen
 }
 
-// proofSeen is one request as the verifier judged it.
+// proofSeen is one request and credsign's answer.
 type proofSeen struct {
 	auth   bool   // it carried an Authorization header
-	reason string // "" when accepted, else the refusal's reason
+	status int    // credsign's answer
+	reason string // credsign's reason for a refusal
+	indep  string // "" when the independent check accepts the proof, else why not
 	nonce  string // the proof's nonce claim
-	last   string // the last nonce issued before it
+	last   string // the last nonce credsign sent before it
 }
 
 func newVerifier(t *testing.T) *verifier {
-	return &verifier{t: t, keys: map[string]*ecdsa.PublicKey{}, token: map[string]string{}, nonces: map[string]time.Time{},
-		jtis: map[string]bool{}}
+	return &verifier{t: t, keys: map[string]*ecdsa.PublicKey{}, nonces: map[string]bool{}, jtis: map[string]bool{}}
 }
 
-func (v *verifier) bind(id string, pub *ecdsa.PublicKey, token string) {
+func (v *verifier) bind(id string, pub *ecdsa.PublicKey) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.keys[id], v.token[id] = pub, token
+	v.keys[id] = pub
 }
 
 func (v *verifier) seen() []proofSeen {
@@ -272,51 +275,45 @@ func (v *verifier) wrap(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		id := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v1/devices/"), "/credentials")
+		if enrol {
+			b, err := io.ReadAll(r.Body)
+			var e struct {
+				DeviceID string `json:"deviceId"`
+			}
+			if err != nil || json.Unmarshal(b, &e) != nil || e.DeviceID == "" {
+				v.t.Errorf("enrolment request: %v %q", err, b)
+			}
+			id = e.DeviceID
+			r.Body = io.NopCloser(bytes.NewReader(b))
+		}
 		v.mu.Lock()
 		seen := proofSeen{auth: r.Header.Get("Authorization") != "", last: v.lastNonce}
-		id := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v1/devices/"), "/credentials")
-		var enrolled enrolment
-		if enrol {
-			if err := json.NewDecoder(r.Body).Decode(&enrolled); err != nil || enrolled.DeviceID == "" {
-				v.t.Errorf("enrolment request: %v", err)
-			}
-			id = enrolled.DeviceID
-		}
-		claims, key, reason := v.check(r, id, enrol)
-		seen.nonce, seen.reason = claims.Nonce, reason
-		nonce := testutil.RandomHex(v.t, 16)
-		v.nonces[nonce], v.lastNonce = time.Now(), nonce
-		v.log = append(v.log, seen)
-		token := v.token[id]
+		claims, key, indep := v.checkProof(r, id, enrol)
+		seen.nonce, seen.indep = claims.Nonce, indep
 		v.mu.Unlock()
-		w.Header().Set("DPoP-Nonce", nonce)
-		if reason != "" {
-			errName := "invalid_dpop_proof"
-			if reason == "use-nonce" {
-				errName = "use_dpop_nonce"
-			}
-			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`DPoP error=%q, error_description=%q`, errName, reason))
-			w.Header().Set("Content-Type", "application/problem+json")
-			w.WriteHeader(http.StatusUnauthorized)
-			_ = json.NewEncoder(w).Encode(map[string]any{"type": "about:blank", "title": "Unauthorized", "status": 401,
-				"detail": "the DPoP proof was refused", "reason": reason})
-			return
+		rw := &recordingWriter{ResponseWriter: w}
+		next.ServeHTTP(rw, r)
+		var p struct {
+			Reason string `json:"reason"`
 		}
-		if enrol { // bind the proof's key to the device, as credsign does
-			v.bind(id, key, token)
-			tp, err := (&jose.JSONWebKey{Key: key}).Thumbprint(crypto.SHA256)
-			if err != nil {
-				v.t.Error(err)
-			}
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusCreated)
-			_ = json.NewEncoder(w).Encode(map[string]string{"deviceId": id, "group": "lamps", "keyId": base64.RawURLEncoding.EncodeToString(tp)})
-			return
+		_ = json.Unmarshal(rw.body.Bytes(), &p)
+		seen.status, seen.reason = rw.status, p.Reason
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if n := w.Header().Get("DPoP-Nonce"); n != "" {
+			v.nonces[n], v.lastNonce = true, n
 		}
-		r = r.Clone(r.Context())
-		r.Header.Del("DPoP")
-		r.Header.Set("Authorization", "Bearer "+token)
-		next.ServeHTTP(w, r)
+		if rw.status < 300 {
+			if indep != "" {
+				v.t.Errorf("credsign accepted a proof that the independent check refuses (%s)", indep)
+			}
+			v.jtis[claims.JTI] = true
+			if enrol {
+				v.keys[id] = key
+			}
+		}
+		v.log = append(v.log, seen)
 	})
 }
 
@@ -328,23 +325,9 @@ type proofClaims struct {
 	Nonce string `json:"nonce"`
 }
 
-// enrolment is the body of POST /v1/enrol.
-type enrolment struct {
-	DeviceID string `json:"deviceId"`
-}
-
-// check verifies r's proof for device id (v.mu held): with its bound key,
-// or for an enrolment with the proof's own key, which must come with the
-// enrolment token. It returns the proof's claims and key, and "" or the
-// reason for a refusal.
-func (v *verifier) check(r *http.Request, id string, enrol bool) (proofClaims, *ecdsa.PublicKey, string) {
-	c, key, reason := v.checkProof(r, id, enrol)
-	if reason == "" && enrol != (r.Header.Get("Authorization") == "Bearer "+v.enrolmentToken) {
-		reason = "missing"
-	}
-	return c, key, reason
-}
-
+// checkProof verifies r's proof for device id (v.mu held): with its bound
+// key, or for an enrolment with the proof's own key. It returns the
+// proof's claims and key, and "" or why the proof is not good.
 func (v *verifier) checkProof(r *http.Request, id string, enrol bool) (proofClaims, *ecdsa.PublicKey, string) {
 	var c proofClaims
 	proofs := r.Header.Values("DPoP")
@@ -387,20 +370,15 @@ func (v *verifier) checkProof(r *http.Request, id string, enrol bool) (proofClai
 		return c, nil, "wrong-method"
 	case c.HTU != "https://"+r.Host+r.URL.Path:
 		return c, nil, "wrong-url"
-	case *c.IAT < now-60:
+	case c.Nonce != "" && !v.nonces[c.Nonce]:
+		return c, nil, "bad-nonce"
+	case c.Nonce == "" && *c.IAT < now-60:
 		return c, nil, "stale"
-	case *c.IAT > now+5:
+	case c.Nonce == "" && *c.IAT > now+5:
 		return c, nil, "future"
 	case v.jtis[c.JTI]:
 		return c, nil, "replayed"
 	}
-	switch at, ok := v.nonces[c.Nonce]; {
-	case !ok:
-		return c, nil, "use-nonce"
-	case v.nonceTTL > 0 && time.Since(at) > v.nonceTTL:
-		return c, nil, "bad-nonce"
-	}
-	v.jtis[c.JTI] = true
 	return c, bound, ""
 }
 
@@ -534,87 +512,193 @@ var keyCases = []keyCase{
 	{"c/softhsm2", keyRuntimes[1], tokenKey},
 }
 
-// TestClientsWithDeviceKey: each client with a device key (no token file)
-// fetches, connects, publishes and refreshes; every request carries one
-// proof that verifies with the bound key and no Authorization header; the
-// first, without a nonce, is refused with use_dpop_nonce and retried once
+// jwkOf is the public JWK of a P-256 key, as POST /v1/devices/{id}/keys
+// takes it.
+func jwkOf(t *testing.T, pub *ecdsa.PublicKey) map[string]string {
+	t.Helper()
+	b, err := pub.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{"kty": "EC", "crv": "P-256", "x": b64(string(b[1:33])), "y": b64(string(b[33:]))}
+}
+
+// bindKey binds pub to device id through the API, as a provisioner does,
+// and tells v; it returns the key's ID.
+func bindKey(t *testing.T, srv *server, v *verifier, id string, pub *ecdsa.PublicKey) string {
+	t.Helper()
+	var k struct{ Kid string }
+	srv.call("POST", "/v1/devices/"+id+"/keys", map[string]any{"jwk": jwkOf(t, pub), "name": "test"}, &k)
+	if v != nil {
+		v.bind(id, pub)
+	}
+	return k.Kid
+}
+
+// keyClouds are the devices the key tests connect through: a plain-TCP
+// broker (Tencent) and a TLS one whose expiry is enforced (Azure).
+var keyClouds = []device{devices[1], devices[3]}
+
+// TestClientsWithDeviceKey: each client with a device key bound through
+// POST /v1/devices/{id}/keys (no token file) fetches from the real server,
+// which requires its nonce, connects, publishes and refreshes, on two
+// clouds; every request carries one proof and no Authorization header;
+// the first, without a nonce, is refused with use-nonce and retried once
 // with the nonce of that answer, and each later proof carries the nonce of
 // the answer before it.
 func TestClientsWithDeviceKey(t *testing.T) {
 	for _, kc := range keyCases {
-		t.Run(kc.name, func(t *testing.T) {
-			t.Parallel()
-			ctx := testContext(t, 60*time.Second)
-			v := newVerifier(t)
-			srv := startServer(t, serverOptions{wrap: v.wrap})
-			r := srv.register(t, devices[1], nil)
-			ref, pub := kc.key(t)
-			v.bind(r.id, pub, r.token)
-			s := settingsFor(srv, r, 6)
-			s.tokenFile = ""
-			p := startFor(t, kc.rt.command(t, s, ref), srv, r)
-			testutil.WaitFor(ctx, t, "a refresh after messages", func() bool {
-				_, _, n := count(r.emu)
-				return n > 0 && len(issued(srv)) >= 2
+		for _, d := range keyClouds {
+			t.Run(kc.name+"/"+d.Cloud, func(t *testing.T) {
+				t.Parallel()
+				ctx := testContext(t, 90*time.Second)
+				v := newVerifier(t)
+				srv := startServer(t, serverOptions{wrap: v.wrap, requireNonce: true})
+				r := srv.register(t, d, nil)
+				ref, pub := kc.key(t)
+				bindKey(t, srv, v, r.id, pub)
+				s := settingsFor(srv, r, 6)
+				s.tokenFile = ""
+				p := startFor(t, kc.rt.command(t, s, ref), srv, r)
+				testutil.WaitFor(ctx, t, "a refresh after messages", func() bool {
+					_, _, n := count(r.emu)
+					return n > 0 && len(issued(srv)) >= 2
+				})
+				testutil.WaitFor(ctx, t, "messages after the refresh", func() bool { _, _, n := count(r.emu); return n >= 3 })
+				seen := v.seen()
+				if len(seen) < 3 || seen[0].status != http.StatusUnauthorized || seen[0].reason != "use-nonce" || seen[0].nonce != "" {
+					t.Fatalf("requests %+v; want a first proof without a nonce, refused with use-nonce", seen)
+				}
+				for i, s := range seen {
+					if s.auth {
+						t.Errorf("request %d carried an Authorization header beside its proof", i+1)
+					}
+					if i > 0 && (s.status != http.StatusOK || s.indep != "") {
+						t.Errorf("request %d: credsign answered %d (%s), the independent check says %q", i+1, s.status, s.reason, s.indep)
+					}
+					if i > 0 && s.nonce != s.last {
+						t.Errorf("request %d: nonce %q, want the last one credsign sent (%q)", i+1, s.nonce, s.last)
+					}
+				}
+				if !strings.Contains(p.out.String(), "DPoP nonce") {
+					t.Errorf("the client did not say why it signed again:\n%s", p.out.String())
+				}
+				healthy(t, p, srv, r)
 			})
-			testutil.WaitFor(ctx, t, "messages after the refresh", func() bool { _, _, n := count(r.emu); return n >= 3 })
-			seen := v.seen()
-			if len(seen) < 3 || seen[0].reason != "use-nonce" || seen[0].nonce != "" {
-				t.Fatalf("requests %+v; want a first proof without a nonce, refused with use-nonce", seen)
-			}
-			for i, s := range seen {
-				if s.auth {
-					t.Errorf("request %d carried an Authorization header beside its proof", i+1)
-				}
-				if i > 0 && s.reason != "" {
-					t.Errorf("request %d refused: %s", i+1, s.reason)
-				}
-				if i > 0 && s.nonce != s.last {
-					t.Errorf("request %d: nonce %q, want the last one credsign sent (%q)", i+1, s.nonce, s.last)
-				}
-			}
-			if !strings.Contains(p.out.String(), "DPoP nonce") {
-				t.Errorf("the client did not say why it signed again:\n%s", p.out.String())
-			}
-			healthy(t, p, srv, r)
-		})
+		}
 	}
 }
 
-// TestClientsStopOnRefusedProof: a key that is not (or no longer) bound to
-// the device is refused with 401 unknown-key; the client stops with status
-// 3 and logs the reason.
+// TestClientsStopOnRefusedProof: a key removed from the device (DELETE
+// /v1/devices/{id}/keys/{kid} while the client runs), or one that was never
+// the device's, is refused by credsign with 401 unknown-key at the next
+// fetch; the client stops with status 3, logs the reason and asks no more.
 func TestClientsStopOnRefusedProof(t *testing.T) {
+	for _, kc := range keyCases {
+		for _, removed := range []bool{true, false} {
+			name := kc.name + "/foreign"
+			if removed {
+				name = kc.name + "/removed"
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				ctx := testContext(t, 60*time.Second)
+				v := newVerifier(t)
+				srv := startServer(t, serverOptions{wrap: v.wrap})
+				r := srv.register(t, devices[1], nil)
+				ref, pub := kc.key(t)
+				if !removed {
+					foreign, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+					if err != nil {
+						t.Fatal(err)
+					}
+					pub = &foreign.PublicKey
+				}
+				kid := bindKey(t, srv, v, r.id, pub)
+				s := settingsFor(srv, r, 6)
+				s.tokenFile = ""
+				p := startFor(t, kc.rt.command(t, s, ref), srv, r)
+				before := 0
+				if removed {
+					testutil.WaitFor(ctx, t, "a first fetch", func() bool { return len(issued(srv)) == 1 })
+					srv.call("DELETE", "/v1/devices/"+r.id+"/keys/"+kid, nil, nil)
+					v.bind(r.id, nil)
+					before = len(v.seen())
+				}
+				select {
+				case <-p.done:
+				case <-ctx.Done():
+					t.Fatal("the client kept running after its proof was refused")
+				}
+				var ee *exec.ExitError
+				if !errors.As(p.err, &ee) || ee.ExitCode() != 3 || !strings.Contains(p.out.String(), "unknown-key") {
+					t.Errorf("client ended with %v; want status 3 and the reason logged:\n%s", p.err, p.out.String())
+				}
+				after := v.seen()[before:]
+				if len(after) != 1 || after[0].status != http.StatusUnauthorized || after[0].reason != "unknown-key" || after[0].indep != "unknown-key" {
+					t.Errorf("requests after the key went: %+v; want one refused with unknown-key, not retried", after)
+				}
+				if want := map[bool]int{true: 1, false: 0}[removed]; len(issued(srv)) != want {
+					t.Errorf("%d credentials issued, want %d", len(issued(srv)), want)
+				}
+			})
+		}
+	}
+}
+
+// TestClientsProofRefused: a proof a client printed (`proof POST URL`) is
+// accepted once by credsign; the same proof again (replayed), one made for
+// another device's URL or for another method is refused with 401 and the
+// reason, and nothing is issued for them.
+func TestClientsProofRefused(t *testing.T) {
 	for _, kc := range keyCases {
 		t.Run(kc.name, func(t *testing.T) {
 			t.Parallel()
-			ctx := testContext(t, 30*time.Second)
-			v := newVerifier(t)
-			srv := startServer(t, serverOptions{wrap: v.wrap})
+			srv := startServer(t, serverOptions{})
 			r := srv.register(t, devices[1], nil)
-			ref, _ := kc.key(t)
-			foreign, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-			if err != nil {
-				t.Fatal(err)
+			ref, pub := kc.key(t)
+			bindKey(t, srv, nil, r.id, pub)
+			url := srv.url + "/v1/devices/" + r.id + "/credentials"
+			proof := func(method, u string) string {
+				t.Helper()
+				c := kc.rt.command(t, settings{}, ref, "proof", method, u)
+				var stderr strings.Builder
+				c.Stderr = &stderr
+				out, err := c.Output()
+				if err != nil {
+					t.Fatalf("proof: %v: %s", err, stderr.String())
+				}
+				return strings.TrimSpace(string(out))
 			}
-			v.bind(r.id, &foreign.PublicKey, r.token)
-			s := settingsFor(srv, r, 6)
-			s.tokenFile = ""
-			p := startFor(t, kc.rt.command(t, s, ref), srv, r)
-			select {
-			case <-p.done:
-			case <-ctx.Done():
-				t.Fatal("the client kept running after its proof was refused")
+			send := func(p string) (int, string) {
+				t.Helper()
+				req, _ := http.NewRequest("POST", url, nil)
+				req.Header.Set("DPoP", p)
+				resp, err := srv.httpClient().Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				var pr struct{ Reason string }
+				_ = json.NewDecoder(resp.Body).Decode(&pr)
+				return resp.StatusCode, pr.Reason
 			}
-			var ee *exec.ExitError
-			if !errors.As(p.err, &ee) || ee.ExitCode() != 3 || !strings.Contains(p.out.String(), "unknown-key") {
-				t.Errorf("client ended with %v; want status 3 and the reason logged:\n%s", p.err, p.out.String())
+			good := proof("POST", url)
+			if st, reason := send(good); st != http.StatusOK {
+				t.Fatalf("a fresh proof: %d %s", st, reason)
 			}
-			if n := len(v.seen()); n != 1 {
-				t.Errorf("%d requests; a refused proof is not retried", n)
+			for _, c := range []struct{ name, proof, reason string }{
+				{"replayed", good, "replayed"},
+				{"another device's URL", proof("POST", srv.url+"/v1/devices/lamp-other/credentials"), "wrong-url"},
+				{"another host", proof("POST", "https://credsign.example/v1/devices/"+r.id+"/credentials"), "wrong-url"},
+				{"another method", proof("GET", url), "wrong-method"},
+			} {
+				if st, reason := send(c.proof); st != http.StatusUnauthorized || reason != c.reason {
+					t.Errorf("%s: %d %q, want 401 %q", c.name, st, reason, c.reason)
+				}
 			}
-			if len(issued(srv)) != 0 {
-				t.Error("credentials were issued")
+			if n := len(issued(srv)); n != 1 {
+				t.Errorf("%d credentials issued, want the one", n)
 			}
 		})
 	}
@@ -682,80 +766,66 @@ func TestPythonKeygen(t *testing.T) {
 	}
 }
 
-// TestClientsRenewAnExpiredNonce: nonces stay good for 2 s here, so the
-// nonce a client kept from its last answer has expired by its refresh; the
-// refusal (bad-nonce, with a fresh DPoP-Nonce) is retried once with the
-// fresh nonce, and the client carries on.
-func TestClientsRenewAnExpiredNonce(t *testing.T) {
-	for _, kc := range keyCases[:2] {
-		t.Run(kc.name, func(t *testing.T) {
-			t.Parallel()
-			ctx := testContext(t, 60*time.Second)
-			v := newVerifier(t)
-			v.nonceTTL = 2 * time.Second
-			srv := startServer(t, serverOptions{wrap: v.wrap})
-			r := srv.register(t, devices[1], nil)
-			ref, pub := kc.key(t)
-			v.bind(r.id, pub, r.token)
-			s := settingsFor(srv, r, 6)
-			s.tokenFile = ""
-			p := startFor(t, kc.rt.command(t, s, ref), srv, r)
-			testutil.WaitFor(ctx, t, "a refresh", func() bool {
-				if p.exited() {
-					t.Fatalf("the client exited (%v)", p.err)
-				}
-				return len(issued(srv)) >= 2
-			})
-			seen := v.seen()
-			stale := slices.IndexFunc(seen, func(s proofSeen) bool { return s.reason == "bad-nonce" })
-			if stale < 0 || stale+1 >= len(seen) || seen[stale+1].reason != "" || seen[stale+1].nonce != seen[stale+1].last {
-				t.Fatalf("requests %+v; want a bad-nonce refusal followed by an accepted proof with the fresh nonce", seen)
-			}
-			healthy(t, p, srv, r)
-		})
-	}
-}
-
-// TestClientsEnrolWithDeviceKey: each client enrols its device with an
-// enrolment token and a proof by its key ("enrol"; the verifier binds the
-// proof's key to the device, as credsign does, and issues no token), then
-// runs with that key alone.
+// TestClientsEnrolWithDeviceKey: each client enrols a new device with an
+// enrolment token of an Azure group and a proof by its key ("enrol"): the
+// real server binds the proof's key to the device and issues no token;
+// the client then runs with that key alone, through the emulated hub.
 func TestClientsEnrolWithDeviceKey(t *testing.T) {
 	for _, kc := range keyCases {
 		t.Run(kc.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := testContext(t, 60*time.Second)
 			v := newVerifier(t)
-			v.enrolmentToken = "cse_" + testutil.RandomHex(t, 16)
-			srv := startServer(t, serverOptions{wrap: v.wrap})
-			r := srv.register(t, devices[1], nil)
+			srv := startServer(t, serverOptions{wrap: v.wrap, requireNonce: true})
+			d := devices[3] // Azure: device keys derived from a DPS group key
+			e, params := emutest.Start(t, d.Device, nil)
+			groupKey := base64.StdEncoding.EncodeToString([]byte(testutil.RandomHex(t, 32)))
+			params["deviceId"] = "{deviceId}"
+			srv.call("PUT", "/v1/groups/lamps", map[string]any{"cloud": "azure", "params": params, "secret": groupKey}, nil)
+			const id = "lamp-enrolled"
+			mac := hmac.New(sha256.New, mustStdB64(t, groupKey))
+			mac.Write([]byte(id))
+			if err := e.AddDevice(map[string]string{"hubHost": "hub.azure-devices.net", "deviceId": id}, base64.StdEncoding.EncodeToString(mac.Sum(nil))); err != nil {
+				t.Fatal(err)
+			}
+			var et struct{ Token string }
+			srv.call("POST", "/v1/groups/lamps/enrolment-tokens", map[string]any{"maxUses": 1, "ttlSeconds": 3600}, &et)
+			r := &registered{device: d, id: id, emu: e, caFile: testutil.WriteFile(t, "hub-ca.pem", e.CAPEM())}
 			ref, pub := kc.key(t)
-			v.bind(r.id, nil, r.token) // no key yet: the enrolment binds it
 			s := settingsFor(srv, r, 0)
 			s.tokenFile = ""
 			enrol := kc.rt.command(t, s, ref, "enrol")
-			enrol.Env = append(enrol.Env, "CREDSIGN_ENROLMENT_TOKEN_FILE="+testutil.WriteFile(t, "enrolment.token", []byte(v.enrolmentToken+"\n")))
+			enrol.Env = append(enrol.Env, "CREDSIGN_ENROLMENT_TOKEN_FILE="+testutil.WriteFile(t, "enrolment.token", []byte(et.Token+"\n")))
 			out, err := enrol.CombinedOutput()
 			if err != nil {
 				t.Fatalf("enrol: %v\n%s", err, out)
 			}
-			if strings.Contains(string(out), v.enrolmentToken) {
+			if strings.Contains(string(out), et.Token) {
 				t.Error("the client's output holds the enrolment token")
 			}
 			tp, err := (&jose.JSONWebKey{Key: pub}).Thumbprint(crypto.SHA256)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := "enrolled " + r.id + " with device key " + base64.RawURLEncoding.EncodeToString(tp); !strings.Contains(string(out), want) {
+			kid := base64.RawURLEncoding.EncodeToString(tp)
+			if want := "enrolled " + id + " with device key " + kid; !strings.Contains(string(out), want) {
 				t.Errorf("enrol said %q; want %q", out, want)
 			}
-			v.mu.Lock()
-			bound := v.keys[r.id]
-			v.mu.Unlock()
-			if bound == nil || !bound.Equal(pub) {
-				t.Fatal("the enrolment did not bind the device's key")
+			var keys struct {
+				Keys []struct{ Kid string }
 			}
-			if seen := v.seen(); len(seen) != 2 || seen[0].reason != "use-nonce" || seen[1].reason != "" || !seen[1].auth {
+			srv.call("GET", "/v1/devices/"+id+"/keys", nil, &keys)
+			if len(keys.Keys) != 1 || keys.Keys[0].Kid != kid {
+				t.Fatalf("the device's keys %+v; want the client's %s", keys, kid)
+			}
+			var tokens struct {
+				Tokens []json.RawMessage
+			}
+			srv.call("GET", "/v1/devices/"+id+"/tokens", nil, &tokens)
+			if len(tokens.Tokens) != 0 {
+				t.Errorf("the enrolment issued device tokens: %s", tokens.Tokens)
+			}
+			if seen := v.seen(); len(seen) != 2 || seen[0].reason != "use-nonce" || seen[1].status != http.StatusCreated || seen[1].indep != "" || !seen[1].auth {
 				t.Errorf("enrolment requests %+v; want one refused for a nonce, then one accepted with the enrolment token", seen)
 			}
 			p := startFor(t, kc.rt.command(t, s, ref), srv, r)
@@ -763,4 +833,13 @@ func TestClientsEnrolWithDeviceKey(t *testing.T) {
 			healthy(t, p, srv, r)
 		})
 	}
+}
+
+func mustStdB64(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

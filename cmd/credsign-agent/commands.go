@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"sync"
 	"time"
 
@@ -112,11 +113,20 @@ what may clear (the network, 429, 503) until --timeout; stops with status 1
 at once when credsign refuses (a revoked, expired or used-up enrolment
 token, an ID outside its pattern, a device that exists).
 --device-id and --token-out are synonyms of --device and --token-file.
+With --key-file or --tpm-key-file instead of --token-file, the device key
+(created when absent) is bound at enrolment and no token is issued; a TPM
+key is also attested (credential activation against the TPM's endorsement
+key, then TPM2_Certify), which a group with requireAttestation "tpm" needs.
 `,
 		enrol: true, timeout: true,
 		flags: func(fs *flag.FlagSet, c *command) {
 			fs.StringVar(&c.deviceID, "device-id", "", "same as --device")
 			fs.StringVar(&c.tokenOut, "token-out", "", "same as --token-file")
+			fs.BoolFunc("tpm-attest", "with --tpm-key-file: prove that the key is in the TPM (default true; false for a server without TPM EK CAs)", func(v string) error {
+				b, err := strconv.ParseBool(v)
+				c.noAttest = !b
+				return err
+			})
 		},
 		check: func(c *command) error {
 			if c.deviceID != "" {
@@ -371,11 +381,14 @@ func cmdEnrol(ctx context.Context, c *command) error {
 			return usagef("enrol needs %s", need.what)
 		}
 	}
-	if c.values["token-file"] == "" && c.values["key-file"] == "" {
-		return usagef("enrol needs --token-file (CREDSIGN_TOKEN_FILE) or --key-file (CREDSIGN_KEY_FILE)")
+	if c.values["token-file"] == "" && c.values["key-file"] == "" && c.values["tpm-key-file"] == "" {
+		return usagef("enrol needs --token-file (CREDSIGN_TOKEN_FILE), --key-file (CREDSIGN_KEY_FILE) or --tpm-key-file (CREDSIGN_TPM_KEY_FILE)")
 	}
 	if cfg.Prover, err = c.prover(true); err != nil {
 		return err
+	}
+	if c.attest != nil && !c.noAttest {
+		cfg.Attest = c.attest
 	}
 	if f := c.values["ca-file"]; f != "" {
 		if cfg.Roots, err = agent.CertPool(f); err != nil {
@@ -400,7 +413,14 @@ func cmdEnrol(ctx context.Context, c *command) error {
 		return err
 	}
 	if e.KeyID != "" {
-		fmt.Fprintf(c.stdout, "enrolled %s in group %s; device key %s bound (no token issued), key in %s\n", e.DeviceID, e.Group, e.KeyID, c.values["key-file"])
+		where := "key in " + c.values["key-file"]
+		if f := c.values["tpm-key-file"]; f != "" {
+			where = "key in the TPM, wrapped in " + f
+			if cfg.Attest != nil {
+				where += ", attested"
+			}
+		}
+		fmt.Fprintf(c.stdout, "enrolled %s in group %s; device key %s bound (no token issued), %s\n", e.DeviceID, e.Group, e.KeyID, where)
 		return nil
 	}
 	fmt.Fprintf(c.stdout, "enrolled %s in group %s; device token written to %s\n", e.DeviceID, e.Group, cfg.TokenFile)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/credsign/credsign/agent"
+	"github.com/credsign/credsign/agent/client"
 	"github.com/credsign/credsign/internal/cli"
 )
 
@@ -42,6 +43,8 @@ var settings = []setting{
 	{"device", "CREDSIGN_DEVICE", "device id the token is bound to", false, false},
 	{cli.TokenFileFlag, cli.TokenFileEnv, "file holding the device token (read on every fetch)", false, false},
 	{"key-file", "CREDSIGN_KEY_FILE", "file holding the device key (PKCS#8 PEM, ECDSA P-256 or Ed25519): every call carries a DPoP proof signed with it instead of a token; enrol and keygen create it (mode 0600) when absent", false, false},
+	{"tpm", "CREDSIGN_TPM", "the TPM holding the device key: a device (default /dev/tpmrm0) or tcp:HOST:PORT for a TPM simulator", false, false},
+	{"tpm-key-file", "CREDSIGN_TPM_KEY_FILE", "file of the device key wrapped by the TPM (TSS2 PRIVATE KEY PEM): every call carries a DPoP proof signed in the TPM; enrol and tpm-key create the key in the TPM when the file is absent, and enrol attests it", false, false},
 	{"ca-file", "CREDSIGN_CA_FILE", "PEM bundle trusted for the credsign server, besides the system roots", false, false},
 	{"broker-ca-file", "CREDSIGN_BROKER_CA_FILE", "PEM bundle trusted for the MQTT broker, besides the system roots", true, false},
 	{"ttl", "CREDSIGN_TTL", "credential lifetime to ask for, such as 1h (default: the cloud's)", false, false},
@@ -85,6 +88,12 @@ type command struct {
 	tokenOut  string // enrol --token-out, a synonym of --token-file
 	timeout   time.Duration
 	argv      []string
+	noAttest  bool // enrol --tpm-attest=false
+
+	// attest, set by a TPM device key, runs TPM attestation at enrolment.
+	attest func(context.Context, *client.ClientWithResponses, client.RequestEditorFn, string) (*client.TpmAttestation, error)
+	// closers release what the command opened (the TPM), last first.
+	closers []func() error
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -262,10 +271,32 @@ func (c *command) source() (*agent.HTTPSource, error) {
 	return src, nil
 }
 
-// deviceSigner returns the device key the settings name (--key-file),
-// nil when none; create makes a key file that does not exist.
+// openTPMKey loads (create: creates first when its file is missing) the
+// device key in the TPM the settings name; set by tpm.go, nil in a build
+// without TPM support (build tag notpm).
+var openTPMKey func(c *command, create bool) (crypto.Signer, error)
+
+// close releases what the command opened.
+func (c *command) close() {
+	for i := len(c.closers) - 1; i >= 0; i-- {
+		_ = c.closers[i]()
+	}
+	c.closers = nil
+}
+
+// deviceSigner returns the device key the settings name (--key-file or
+// --tpm-key-file), nil when none; create makes a key that does not exist.
 func (c *command) deviceSigner(create bool) (crypto.Signer, error) {
 	path := c.values["key-file"]
+	if c.values["tpm-key-file"] != "" {
+		if path != "" {
+			return nil, usagef("--key-file and --tpm-key-file name two device keys: give one")
+		}
+		if openTPMKey == nil {
+			return nil, usagef("--tpm-key-file: this credsign-agent is built without TPM support")
+		}
+		return openTPMKey(c, create)
+	}
 	if path == "" {
 		return nil, nil
 	}

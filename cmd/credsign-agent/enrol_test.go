@@ -41,13 +41,24 @@ type enrolFixture struct {
 
 func newEnrolFixture(t *testing.T) *enrolFixture {
 	t.Helper()
+	return newEnrolFixtureWith(t, nil)
+}
+
+// newEnrolFixtureWith is newEnrolFixture with the service's configuration
+// amended by edit (nil: none).
+func newEnrolFixtureWith(t *testing.T, edit func(*service.Config)) *enrolFixture {
+	t.Helper()
 	store, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
 	f := &enrolFixture{t: t, admin: "csa_" + randomB64(t, 24), logs: &testutil.SyncBuffer{}, responses: &testutil.SyncBuffer{}, dir: t.TempDir()}
-	svc, err := service.New(service.Config{Store: store, AdminToken: f.admin})
+	cfg := service.Config{Store: store, AdminToken: f.admin}
+	if edit != nil {
+		edit(&cfg)
+	}
+	svc, err := service.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,10 @@
 // Common flags (each also an environment variable and a key of the
 // optional --config file, which uses the same NAME='value' lines as
 // `creds --format env`): --server CREDSIGN_SERVER, --device CREDSIGN_DEVICE,
-// --token-file CREDSIGN_TOKEN_FILE, --ca-file CREDSIGN_CA_FILE, --ttl
+// --token-file CREDSIGN_TOKEN_FILE, or instead a device key: --key-file
+// CREDSIGN_KEY_FILE, or --tpm-key-file CREDSIGN_TPM_KEY_FILE with --tpm
+// CREDSIGN_TPM for a key in a TPM (enrol attests it; the build tag notpm
+// leaves the TPM code out), --ca-file CREDSIGN_CA_FILE, --ttl
 // CREDSIGN_TTL, --log-level CREDSIGN_LOG_LEVEL, and for run, pub and sub
 // --broker-ca-file CREDSIGN_BROKER_CA_FILE and --keepalive
 // CREDSIGN_KEEPALIVE. Flags win over the environment, which wins over the
@@ -64,7 +67,8 @@ commands:
          with fresh ones when they are refreshed: exec [flags] -- CMD ARG...
   enrol  enrol the device with its enrolment token and write its device
          token to --token-file (first boot; nothing to do when it exists),
-         or with --key-file bind the device key (created if absent) instead
+         or with --key-file or --tpm-key-file bind the device key (created
+         if absent; a TPM key is attested) instead
   keygen create the device key in --key-file and print its public JWK
   tpm-key  create the device key in the TPM (when --tpm-key-file is missing)
          and print its public JWK and kid, to bind it to the device
@@ -94,6 +98,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	c, err := parse(args[0], args[1:], getenv, stdin, stdout, stderr)
 	if err == nil {
 		err = sp.run(ctx, c)
+		c.close()
 	}
 	var ue usageError
 	var ee exitError

@@ -1,17 +1,20 @@
+//go:build !notpm
+
 package main
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"os"
 
+	"github.com/credsign/credsign/agent/client"
 	"github.com/credsign/credsign/agent/tpmkey"
 )
 
@@ -26,11 +29,6 @@ to bind it. The file holds the key wrapped by that TPM (TSS2 PRIVATE KEY
 PEM, mode 0600), useless with any other TPM. --tpm is the TPM's device
 (/dev/tpmrm0) or tcp:HOST:PORT for a TPM simulator such as swtpm.
 `,
-		flags: func(fs *flag.FlagSet, c *command) {
-			c.values["tpm"] = "/dev/tpmrm0"
-			fs.Func("tpm", "the TPM: a device (default /dev/tpmrm0) or tcp:HOST:PORT", func(v string) error { c.values["tpm"] = v; return nil })
-			fs.Func("tpm-key-file", "`FILE` of the TPM-wrapped device key (created when missing)", func(v string) error { c.values["tpm-key-file"] = v; return nil })
-		},
 		check: func(c *command) error {
 			if c.values["tpm-key-file"] == "" {
 				return usagef("tpm-key needs --tpm-key-file")
@@ -41,27 +39,58 @@ PEM, mode 0600), useless with any other TPM. --tpm is the TPM's device
 	}
 }
 
+// openTPMKey opens the TPM (--tpm, default /dev/tpmrm0) and loads the
+// device key wrapped in --tpm-key-file, creating it in the TPM first when
+// create is set and the file is missing. The key and the TPM stay open
+// until the command ends; c.attest then attests the key at enrolment.
+func init() {
+	openTPMKey = func(c *command, create bool) (crypto.Signer, error) {
+		path := c.values["tpm"]
+		if path == "" {
+			path = "/dev/tpmrm0"
+		}
+		tpm, err := tpmkey.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		file := c.values["tpm-key-file"]
+		if _, err := os.Stat(file); create && errors.Is(err, fs.ErrNotExist) {
+			if err := tpmkey.Create(tpm, file); err != nil {
+				tpm.Close()
+				return nil, err
+			}
+			fmt.Fprintf(c.stderr, "credsign-agent %s: created a key in the TPM, wrapped in %s\n", c.name, file)
+		}
+		key, err := tpmkey.Load(tpm, file)
+		if err != nil {
+			tpm.Close()
+			return nil, err
+		}
+		c.closers = append(c.closers, tpm.Close, key.Close)
+		c.attest = func(ctx context.Context, api *client.ClientWithResponses, auth client.RequestEditorFn, deviceID string) (*client.TpmAttestation, error) {
+			a, err := tpmkey.NewAttestor(tpm)
+			if err != nil {
+				return nil, err
+			}
+			defer a.Close()
+			att, err := a.Attest(ctx, api, auth, deviceID, key)
+			if err != nil {
+				return nil, err
+			}
+			return &att, nil
+		}
+		return key, nil
+	}
+}
+
 // cmdTPMKey creates (when missing) and loads the TPM device key and prints
 // its public JWK.
 func cmdTPMKey(_ context.Context, c *command) error {
-	tpm, err := tpmkey.Open(c.values["tpm"])
+	s, err := c.deviceSigner(true)
 	if err != nil {
 		return err
 	}
-	defer tpm.Close()
-	file := c.values["tpm-key-file"]
-	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
-		if err := tpmkey.Create(tpm, file); err != nil {
-			return err
-		}
-		fmt.Fprintf(c.stderr, "credsign-agent tpm-key: created a key in the TPM, wrapped in %s\n", file)
-	}
-	key, err := tpmkey.Load(tpm, file)
-	if err != nil {
-		return err
-	}
-	defer key.Close()
-	jwk, kid, err := publicJWK(key.Public().(*ecdsa.PublicKey))
+	jwk, kid, err := publicJWK(s.Public().(*ecdsa.PublicKey))
 	if err != nil {
 		return err
 	}

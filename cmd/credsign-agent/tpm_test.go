@@ -1,3 +1,5 @@
+//go:build !notpm
+
 package main
 
 import (
@@ -5,6 +7,7 @@ import (
 	"crypto"
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +15,11 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/credsign/credsign/internal/cloudemu"
 	"github.com/credsign/credsign/internal/testing/swtpmtest"
+	"github.com/credsign/credsign/internal/testing/testutil"
+	"github.com/credsign/credsign/service"
+	"github.com/credsign/credsign/service/tpmattest"
 )
 
 // TestTPMKey: tpm-key creates the key in a real software TPM once, prints
@@ -60,5 +67,114 @@ func TestTPMKey(t *testing.T) {
 	r = runWith(context.Background(), nil, env(nil), "tpm-key", "--tpm", file, "--tpm-key-file", file)
 	if r.code != 1 || !strings.Contains(r.stderr, "not a character device") || strings.Count(r.stderr, "\n") != 1 {
 		t.Errorf("a file as the TPM: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+// TestEnrolWithTPMKey: against a server with the TPM EK CA of a real
+// software TPM (swtpm, its EK certificate from swtpm_localca), in a group
+// that requires TPM attestation: a file key is refused (403) and leaves no
+// device; enrol --tpm-key-file creates the key in the TPM, attests it
+// (challenge, credential activation, TPM2_Certify) and binds it with
+// attestation "tpm"; creds and run then sign their proofs in the TPM, and
+// run connects to the emulated broker and reconnects with refreshed
+// credentials before they lapse.
+func TestEnrolWithTPMKey(t *testing.T) {
+	ca := swtpmtest.NewCA(t)
+	sw := swtpmtest.Start(t, swtpmtest.Manufacture(t, ca))
+	verifier, err := tpmattest.New(tpmattest.Config{CAs: ca.PEM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newEnrolFixtureWith(t, func(c *service.Config) { c.TPMAttestation = verifier })
+	f.call("PUT", "/v1/groups/lamps", map[string]any{
+		"cloud":              "azure",
+		"params":             map[string]any{"hubHost": "hub.azure-devices.net", "deviceId": "{deviceId}", "host": f.emu.Host(), "port": f.emu.Port()},
+		"secret":             f.groupKey,
+		"requireAttestation": "tpm",
+	}, 200, nil)
+	ctx := testCtx(t)
+	const id = "lamp-tpm-1"
+	if err := f.emu.AddDevice(map[string]string{"hubHost": "hub.azure-devices.net", "deviceId": id}, derive(t, f.groupKey, id)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, tokFile := f.mint(map[string]any{"maxUses": 5, "ttlSeconds": 3600})
+	base := map[string]string{"CREDSIGN_SERVER": f.url, "CREDSIGN_DEVICE": id}
+
+	// A file key: refused, nothing made.
+	fileEnv := map[string]string{"CREDSIGN_KEY_FILE": filepath.Join(f.dir, "file.key")}
+	maps.Copy(fileEnv, base)
+	r := runWith(ctx, nil, env(fileEnv), "enrol", "--enrolment-token-file", tokFile, "--timeout", "20s")
+	if r.code != 1 || !strings.Contains(r.stderr, "403") || strings.Count(r.stderr, "\n") != 1 {
+		t.Fatalf("enrol with a file key in a group requiring TPM attestation: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	f.call("GET", "/v1/devices/"+id, nil, 404, nil)
+	// Nor a TPM key without its attestation.
+	keyFile := filepath.Join(f.dir, "device.tpmkey")
+	tpmEnv := map[string]string{"CREDSIGN_TPM": "tcp:" + sw.Addr, "CREDSIGN_TPM_KEY_FILE": keyFile}
+	maps.Copy(tpmEnv, base)
+	r = runWith(ctx, nil, env(tpmEnv), "enrol", "--enrolment-token-file", tokFile, "--tpm-attest=false", "--timeout", "20s")
+	if r.code != 1 || !strings.Contains(r.stderr, "403") {
+		t.Fatalf("enrol with an unattested TPM key: exit %d, stderr %q", r.code, r.stderr)
+	}
+	f.call("GET", "/v1/devices/"+id, nil, 404, nil)
+
+	// The TPM key, attested.
+	r = runWith(ctx, nil, env(tpmEnv), "enrol", "--enrolment-token-file", tokFile, "--timeout", "30s")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "enrolled "+id+" in group lamps; device key ") || !strings.Contains(r.stdout, ", attested") {
+		t.Fatalf("enrol with the TPM key: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	var keys struct {
+		Keys []struct{ Kid, Attestation string }
+	}
+	f.call("GET", "/v1/devices/"+id+"/keys", nil, 200, &keys)
+	if len(keys.Keys) != 1 || keys.Keys[0].Attestation != "tpm" || !strings.Contains(r.stdout, keys.Keys[0].Kid) {
+		t.Fatalf("keys %+v, enrol said %q", keys, r.stdout)
+	}
+	// tpm-key prints the same key (created once, by enrol).
+	r = runWith(ctx, nil, env(tpmEnv), "tpm-key")
+	if r.code != 0 || !strings.Contains(r.stdout, keys.Keys[0].Kid) || r.stderr != "" {
+		t.Fatalf("tpm-key: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	// The file key cannot fetch: it is not the device's.
+	r = runWith(ctx, nil, env(fileEnv), "creds", "--timeout", "20s")
+	if r.code != 1 {
+		t.Fatalf("creds with the file key: exit %d", r.code)
+	}
+	oneLine(t, r.stderr, "credsign answered 401", "proof refused (unknown-key)")
+	// --key-file and --tpm-key-file together are a usage error.
+	if r := runWith(ctx, nil, env(tpmEnv), "creds", "--key-file", fileEnv["CREDSIGN_KEY_FILE"]); r.code != 2 {
+		t.Errorf("two keys: exit %d, %q", r.code, r.stderr)
+	}
+	if r := runWith(ctx, nil, env(tpmEnv), "creds", "--timeout", "20s"); r.code != 0 || !strings.Contains(r.stdout, `"password"`) {
+		t.Fatalf("creds with the TPM key: exit %d: %s", r.code, r.stderr)
+	}
+
+	// run: connects, refreshes every few seconds and reconnects with the
+	// fresh SAS token before the old one lapses (the hub drops lapsed ones).
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan int, 1)
+	out := &testutil.SyncBuffer{}
+	go func() {
+		done <- run(runCtx, []string{"run", "--broker-ca-file", f.caFile, "--ttl", "6s", "--pub-telemetry"},
+			strings.NewReader("from the tpm\n"), out, out, env(tpmEnv))
+	}()
+	st, err := f.emu.Wait(ctx, func(s cloudemu.State) bool {
+		ok := 0
+		for _, a := range s.Attempts {
+			if a.Err == nil {
+				ok++
+			}
+		}
+		return ok >= 3 && len(s.Messages) >= 1
+	})
+	stop()
+	if code := <-done; code != 0 || err != nil {
+		t.Fatalf("run: exit %d, %v; output %s", code, err, out.String())
+	}
+	if st.Expired != 0 {
+		t.Errorf("%d sessions lapsed: the agent did not refresh in time", st.Expired)
+	}
+	if string(st.Messages[0].Payload) != "from the tpm" {
+		t.Errorf("message %q", st.Messages[0].Payload)
 	}
 }
