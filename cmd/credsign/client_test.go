@@ -49,6 +49,13 @@ func TestClientCommands(t *testing.T) {
 	group := write("group.json", `{"cloud":"azure","params":{"hubHost":"hub.azure-devices.net","deviceId":"{deviceId}"},"secret":"8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw==","labels":{"site":"sz"}}`)
 	bad := write("bad.json", `{"cloud":"aliyun","params":{"productKey":"a1B2c3D4e5F"},"secret":"`+secret+`"}`)
 	adminFile := write("admin.token", importAdmin+"\n")
+	relabel := write("relabel.json", `{"labels":{"site":"bj","row":"3"}}`)
+	badPatch := write("bad-patch.json", `{"cloud":"tencent"}`)
+	secretPatch := write("secret-patch.json", `{"secret":"`+secret+`"}`)
+	groupPatch := write("group-patch.json", `{"labels":{"owner":"team-b"}}`)
+	sameSecret := write("same.secret", secret+"\n")
+	const newSecret = "fedcba9876543210fedcba9876543210"
+	newSecretFile := write("new.secret", newSecret+"\n")
 	s := "--server=" + url
 
 	type want struct {
@@ -56,6 +63,7 @@ func TestClientCommands(t *testing.T) {
 		stdout []string // each must appear
 		stderr string   // must appear (and stderr is one line) when not empty
 		json   bool     // stdout is one JSON document
+		absent []string // none may appear in stdout
 	}
 	steps := []struct {
 		name string
@@ -74,19 +82,49 @@ func TestClientCommands(t *testing.T) {
 		{"get json", nil, []string{"devices", "get", s, "--json", "lamp-1"}, want{code: 0, stdout: []string{`"labels":{"site":"sz"}`}, json: true}},
 		{"get missing", nil, []string{"devices", "get", s, "nope"}, want{code: exitNotFound, stderr: "404 Not Found"}},
 		{"get bad id", nil, []string{"devices", "get", s, "-x"}, want{code: exitUsage, stderr: "flag provided but not defined"}},
+		{"patch stale etag", nil, []string{"devices", "patch", s, "--if-match", `"1.1"`, "--file", relabel, "lamp-1"}, want{code: exitConflict, stderr: "412 Precondition Failed"}},
+		{"patch relabel", nil, []string{"devices", "patch", s, "--file", relabel, "lamp-1"}, want{code: 0, stdout: []string{"lamp-1", "row=3,site=bj", "secretVersion  1", "etag"}}},
+		{"patch relabel json", nil, []string{"devices", "patch", s, "--json", "--file", "-", "lamp-1"}, want{code: 0, stdout: []string{`"labels":{"row":"3","site":"bj"}`}, json: true}},
+		{"patch unable to sign", nil, []string{"devices", "patch", s, "--file", badPatch, "lamp-1"}, want{code: exitInvalid, stderr: "422"}},
+		{"patch secret", nil, []string{"devices", "patch", s, "--file", secretPatch, "lamp-1"}, want{code: exitInvalid, stderr: "secret"}},
+		{"patch not json", nil, []string{"devices", "patch", s, "--file", adminFile, "lamp-1"}, want{code: exitUsage, stderr: "is not one JSON document"}},
+		{"patch missing", nil, []string{"devices", "patch", s, "--file", relabel, "nope"}, want{code: exitNotFound, stderr: "404"}},
+		{"patch kept", nil, []string{"devices", "get", s, "lamp-1"}, want{code: 0, stdout: []string{"row=3,site=bj", `"deviceName":"lamp-1"`}}},
+		{"rotate-secret same", nil, []string{"devices", "rotate-secret", s, "--secret-file", sameSecret, "lamp-3"}, want{code: exitInvalid, stderr: "422"}},
+		{"rotate-secret stale etag", nil, []string{"devices", "rotate-secret", s, "--if-match", `"1.1"`, "--secret-file", newSecretFile, "lamp-3"}, want{code: exitConflict, stderr: "412"}},
+		{"rotate-secret no file", nil, []string{"devices", "rotate-secret", s, "lamp-3"}, want{code: exitUsage, stderr: "--secret-file FILE"}},
+		{"rotate-secret unreadable", nil, []string{"devices", "rotate-secret", s, "--secret-file", filepath.Join(dir, "none"), "lamp-3"}, want{code: exitUsage, stderr: "no such file"}},
+		{"rotate-secret missing", nil, []string{"devices", "rotate-secret", s, "--secret-file", newSecretFile, "nope"}, want{code: exitNotFound, stderr: "404"}},
+		{"rotate-secret", nil, []string{"devices", "rotate-secret", s, "--secret-file", newSecretFile, "lamp-3"}, want{code: 0, stdout: []string{"lamp-3", "secretVersion  2", "secretRotated"}}},
 		{"list", nil, []string{"devices", "list", s}, want{code: 0, stdout: []string{"ID", "CLOUD", "lamp-1", "lamp-2", "lamp-3", "lamp-4"}}},
 		{"list label", nil, []string{"devices", "list", s, "--label", "site=bj"}, want{code: 0, stdout: []string{"lamp-3"}}},
 		{"list page", nil, []string{"devices", "list", s, "--limit", "1", "--json"}, want{code: 0, stdout: []string{`"next":"lamp-1"`}, json: true}},
 		{"list all", nil, []string{"devices", "list", s, "--limit", "1", "--all", "--json"}, want{code: 0, stdout: []string{`"lamp-1"`, `"lamp-4"`, `"next":null`}, json: true}},
 		{"list bad limit", nil, []string{"devices", "list", s, "--limit", "5000"}, want{code: exitInvalid, stderr: "400 Bad Request"}},
 		{"group put", nil, []string{"groups", "put", s, "--file", group, "lamps"}, want{code: 0, stdout: []string{"lamps", "azure"}}},
+		{"group patch", nil, []string{"groups", "patch", s, "--file", groupPatch, "lamps"}, want{code: 0, stdout: []string{"lamps", "owner=team-b,site=sz", "version"}}},
+		{"group patch json", nil, []string{"groups", "patch", s, "--json", "--file", groupPatch, "lamps"}, want{code: 0, stdout: []string{`"owner":"team-b"`}, json: true}},
+		{"group patch missing", nil, []string{"groups", "patch", s, "--file", groupPatch, "nogroup"}, want{code: exitNotFound, stderr: "404"}},
 		{"group list", nil, []string{"groups", "list", s}, want{code: 0, stdout: []string{"lamps", "azure", "site=sz"}}},
 		{"group get json", nil, []string{"groups", "get", s, "--json", "lamps"}, want{code: 0, stdout: []string{`"id":"lamps"`}, json: true}},
 		{"enrolment mint", nil, []string{"enrolment-tokens", "mint", s, "--max-uses", "5", "--ttl", "1h", "lamps"}, want{code: 0, stdout: []string{"token", "cse_", "0 of 5"}}},
+		{"enrolment mint name", nil, []string{"enrolment-tokens", "mint", s, "--max-uses", "3", "--ttl", "2h", "--name", "factory-b", "lamps"}, want{code: 0, stdout: []string{"factory-b", "0 of 3", "cse_"}}},
+		{"enrolment list", nil, []string{"enrolment-tokens", "list", s, "lamps"}, want{code: 0, stdout: []string{"ID", "USES", "factory-b", "0 of 3", "0 of 5"}, absent: []string{"cse_"}}},
+		{"enrolment list json", nil, []string{"enrolment-tokens", "list", s, "--json", "--all", "lamps"}, want{code: 0, stdout: []string{`"enrolmentTokens":[`, `"name":"factory-b"`}, json: true, absent: []string{"cse_"}}},
+		{"enrolment list no group", nil, []string{"enrolment-tokens", "list", s, "nogroup"}, want{code: exitNotFound, stderr: "404"}},
 		{"enrolment mint no ttl", nil, []string{"enrolment-tokens", "mint", s, "--max-uses", "5", "lamps"}, want{code: exitUsage, stderr: "one of --ttl and --expires-at"}},
 		{"enrolment mint no group", nil, []string{"enrolment-tokens", "mint", s, "--max-uses", "5", "--ttl", "1h", "nogroup"}, want{code: exitNotFound, stderr: "404"}},
-		{"token mint provisioner", nil, []string{"tokens", "mint", s}, want{code: 0, stdout: []string{"provisioner", "csp_"}}},
+		{"token mint provisioner", nil, []string{"tokens", "mint", s, "--name", "line-2", "--ttl", "48h"}, want{code: 0, stdout: []string{"provisioner", "csp_"}}},
+		{"token mint scoped device", nil, []string{"tokens", "mint", s, "--device", "lamp-1", "--scope-group", "lamps"}, want{code: exitUsage, stderr: "not with --device"}},
+		{"token mint scope bad label", nil, []string{"tokens", "mint", s, "--scope-label", "site"}, want{code: exitUsage, stderr: `want key=value, not "site"`}},
+		{"token mint scope two values", nil, []string{"tokens", "mint", s, "--scope-label", "site=a", "--scope-label", "site=b"}, want{code: exitUsage, stderr: `label "site" given twice`}},
+		{"token mint scope bad group", nil, []string{"tokens", "mint", s, "--scope-group", "-x"}, want{code: exitInvalid, stderr: "422"}},
 		{"token mint device", nil, []string{"tokens", "mint", s, "--device", "lamp-1", "--json"}, want{code: 0, stdout: []string{`"csd_`}, json: true}},
+		{"token list", nil, []string{"tokens", "list", s}, want{code: 0, stdout: []string{"ID", "NAME", "STATE", "line-2", "provisioner", "active"}, absent: []string{"csp_", "never"}}},
+		{"token list json", nil, []string{"tokens", "list", s, "--all", "--json"}, want{code: 0, stdout: []string{`"tokens":[`, `"name":"line-2"`, `"next":null`}, json: true, absent: []string{"csp_"}}},
+		{"token list device", nil, []string{"tokens", "list", s, "--device", "lamp-1"}, want{code: 0, stdout: []string{"device", "lamp-1", "active", "never"}, absent: []string{"csd_"}}},
+		{"token list device missing", nil, []string{"tokens", "list", s, "--device", "nope"}, want{code: exitNotFound, stderr: "404"}},
+		{"token list bad limit", nil, []string{"tokens", "list", s, "--limit", "5000"}, want{code: exitInvalid, stderr: "400"}},
 		{"token revoke unknown", nil, []string{"tokens", "revoke", s, "ffffffffffffffffffff"}, want{code: exitNotFound, stderr: "404"}},
 		{"keys rotate", nil, []string{"keys", "rotate", s}, want{code: 0, stdout: []string{"kid"}}},
 		{"keys jwks", nil, []string{"keys", "jwks", s}, want{code: 0, stdout: []string{"KID", "EC"}}},
@@ -106,9 +144,12 @@ func TestClientCommands(t *testing.T) {
 	}
 	for _, st := range steps {
 		stdin := ""
-		if st.name == "put stdin" {
+		switch st.name {
+		case "put stdin":
 			b, _ := os.ReadFile(dev("lamp-4", "gz"))
 			stdin = string(b)
+		case "patch relabel json":
+			stdin = `{"labels":{"row":"3"}}`
 		}
 		code, out, errOut := clientCLI(t, stdin, st.env, st.args...)
 		w := st.want
@@ -130,8 +171,13 @@ func TestClientCommands(t *testing.T) {
 		if w.json && (!json.Valid([]byte(out)) || strings.Count(out, "\n") != 1) {
 			t.Errorf("%s: stdout is not one JSON document on one line: %q", st.name, out)
 		}
-		if strings.Contains(out+errOut, secret) {
-			t.Errorf("%s: the device secret is in the output", st.name)
+		for _, a := range w.absent {
+			if strings.Contains(out, a) {
+				t.Errorf("%s: stdout has %q:\n%s", st.name, a, out)
+			}
+		}
+		if strings.Contains(out+errOut, secret) || strings.Contains(out+errOut, newSecret) {
+			t.Errorf("%s: a device secret is in the output", st.name)
 		}
 		if st.name != "token mint provisioner" && strings.Contains(out+errOut, importAdmin) {
 			t.Errorf("%s: the admin token is in the output", st.name)
@@ -179,22 +225,39 @@ func TestClientCommands(t *testing.T) {
 }
 
 // TestClientHelp: every group lists its verbs, and each verb's -h names
-// its flags, exit 0.
+// its flags, exit 0; a verb with verbs of its own (devices keys) lists
+// them, and each of those names its flags.
 func TestClientHelp(t *testing.T) {
-	for group, verbs := range clientGroups {
-		code, out, _ := clientCLI(t, "", nil, group, "help")
+	nested := map[string]map[string]subcommand{"devices keys": deviceKeyVerbs}
+	var check func(name string, verbs map[string]subcommand)
+	check = func(name string, verbs map[string]subcommand) {
+		args := strings.Fields(name)
+		code, out, _ := clientCLI(t, "", nil, append(args, "help")...)
 		if code != 0 {
-			t.Errorf("%s help: exit %d", group, code)
+			t.Errorf("%s help: exit %d", name, code)
 		}
 		for verb := range verbs {
 			if !strings.Contains(out, verb) {
-				t.Errorf("%s help lacks %s", group, verb)
+				t.Errorf("%s help lacks %s", name, verb)
 			}
-			code, out, errOut := clientCLI(t, "", nil, group, verb, "-h")
+			if sub, ok := nested[name+" "+verb]; ok {
+				check(name+" "+verb, sub)
+				continue
+			}
+			code, out, errOut := clientCLI(t, "", nil, append(args, verb, "-h")...)
 			if code != 0 || !strings.Contains(out, "-server URL") || !strings.Contains(out, "-json") || errOut != "" {
-				t.Errorf("%s %s -h: exit %d\n%s%s", group, verb, code, out, errOut)
+				t.Errorf("%s %s -h: exit %d\n%s%s", name, verb, code, out, errOut)
 			}
 		}
+	}
+	for group, verbs := range clientGroups {
+		check(group, verbs)
+	}
+	if code, _, errOut := clientCLI(t, "", nil, "devices", "keys"); code != exitUsage || !strings.Contains(errOut, "usage: credsign devices keys <verb>") {
+		t.Errorf("devices keys without a verb: exit %d %q", code, errOut)
+	}
+	if code, _, errOut := clientCLI(t, "", nil, "devices", "keys", "frob"); code != exitUsage || !strings.Contains(errOut, `credsign devices keys: unknown verb "frob"`) {
+		t.Errorf("devices keys frob: exit %d %q", code, errOut)
 	}
 }
 
