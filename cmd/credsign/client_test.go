@@ -3,6 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -221,6 +228,181 @@ func TestClientCommands(t *testing.T) {
 	}
 	if code, _, errOut := clientCLI(t, "", map[string]string{"CREDSIGN_TOKEN": tok.Token}, "devices", "get", s, "lamp-1"); code != exitDenied || !strings.Contains(errOut, "401") {
 		t.Errorf("revoked device token: exit %d %s", code, errOut)
+	}
+
+	t.Run("scoped tokens", func(t *testing.T) { clientScoped(t, s, write) })
+	t.Run("rotate-secret", func(t *testing.T) { clientRotateSecret(t, url, write) })
+	t.Run("device keys", func(t *testing.T) { clientDeviceKeys(t, s, write) })
+}
+
+// clientScoped: a provisioner token minted with --scope-label sees, reads
+// and writes only the devices inside its scope (lamp-1, relabelled site=bj
+// by patch, and lamp-3), and one minted with --scope-group only its group.
+func clientScoped(t *testing.T, s string, write func(name, body string) string) {
+	_, out, _ := clientCLI(t, "", nil, "tokens", "mint", s, "--name", "line-bj", "--scope-label", "site=bj", "--json")
+	var tok struct{ ID, Token string }
+	if err := json.Unmarshal([]byte(out), &tok); err != nil || !strings.HasPrefix(tok.Token, "csp_") {
+		t.Fatalf("mint scoped: %v %s", err, out)
+	}
+	as := map[string]string{"CREDSIGN_TOKEN": tok.Token}
+	code, out, errOut := clientCLI(t, "", as, "devices", "list", s, "--all", "--json")
+	var list struct{ Devices []struct{ ID string } }
+	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil {
+		t.Fatalf("scoped list: exit %d %v %s%s", code, err, out, errOut)
+	}
+	var ids []string
+	for _, d := range list.Devices {
+		ids = append(ids, d.ID)
+	}
+	if got := strings.Join(ids, ","); got != "lamp-1,lamp-3" {
+		t.Errorf("scoped list: %s, want lamp-1,lamp-3", got)
+	}
+	outside := write("outside.json", `{"labels":{"site":"sz"}}`)
+	for _, tt := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"get outside", []string{"devices", "get", s, "lamp-4"}, exitNotFound, "404"},
+		{"patch outside", []string{"devices", "patch", s, "--file", outside, "lamp-4"}, exitNotFound, "404"},
+		{"token of a device outside", []string{"tokens", "mint", s, "--device", "lamp-4"}, exitNotFound, "404"},
+		{"tokens of a device outside", []string{"tokens", "list", s, "--device", "lamp-4"}, exitNotFound, "404"},
+		{"patch out of scope", []string{"devices", "patch", s, "--file", outside, "lamp-1"}, exitInvalid, "422"},
+		{"provisioner tokens", []string{"tokens", "list", s}, exitDenied, "403"},
+		{"get inside", []string{"devices", "get", s, "lamp-3"}, 0, ""},
+		{"tokens of a device inside", []string{"tokens", "list", s, "--device", "lamp-1"}, 0, ""},
+	} {
+		code, out, errOut := clientCLI(t, "", as, tt.args...)
+		if code != tt.code || !strings.Contains(errOut, tt.want) {
+			t.Errorf("scoped %s: exit %d, want %d\n%s%s", tt.name, code, tt.code, out, errOut)
+		}
+	}
+	// What it was refused changed nothing.
+	if _, out, _ := clientCLI(t, "", nil, "devices", "get", s, "--json", "lamp-4"); !strings.Contains(out, `"labels":{"site":"gz"}`) {
+		t.Errorf("lamp-4 after a refused patch: %s", out)
+	}
+	if _, out, _ := clientCLI(t, "", nil, "devices", "get", s, "--json", "lamp-1"); !strings.Contains(out, `"site":"bj"`) {
+		t.Errorf("lamp-1 after a refused patch: %s", out)
+	}
+	// The admin's list shows the scope, never a token's text.
+	if code, out, _ := clientCLI(t, "", nil, "tokens", "list", s); code != 0 || !strings.Contains(out, "line-bj") || !strings.Contains(out, "site=bj") || strings.Contains(out, tok.Token) {
+		t.Errorf("tokens list: exit %d\n%s", code, out)
+	}
+
+	// --scope-group: its group and nothing else.
+	group := write("pumps.json", `{"cloud":"azure","params":{"hubHost":"hub.azure-devices.net","deviceId":"{deviceId}"},"secret":"8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw=="}`)
+	for _, g := range []string{"pumps", "fans"} {
+		if code, _, errOut := clientCLI(t, "", nil, "groups", "put", s, "--file", group, g); code != 0 {
+			t.Fatalf("groups put %s: %d %s", g, code, errOut)
+		}
+	}
+	_, out, _ = clientCLI(t, "", nil, "tokens", "mint", s, "--scope-group", "pumps", "--json")
+	if err := json.Unmarshal([]byte(out), &tok); err != nil {
+		t.Fatalf("mint group-scoped: %v %s", err, out)
+	}
+	as = map[string]string{"CREDSIGN_TOKEN": tok.Token}
+	if code, out, _ := clientCLI(t, "", as, "groups", "list", s); code != 0 || !strings.Contains(out, "pumps") || strings.Contains(out, "fans") {
+		t.Errorf("group-scoped groups list: exit %d\n%s", code, out)
+	}
+	if code, out, _ := clientCLI(t, "", as, "devices", "list", s); code != 0 || strings.Count(out, "\n") != 1 {
+		t.Errorf("group-scoped devices list (no device in pumps): exit %d\n%s", code, out)
+	}
+	if code, _, _ := clientCLI(t, "", as, "enrolment-tokens", "list", s, "fans"); code != exitNotFound {
+		t.Errorf("group-scoped enrolment-tokens list of another group: exit %d", code)
+	}
+}
+
+// clientRotateSecret: rotate-secret changes the credentials a device gets
+// (huawei's password is HMAC-SHA256 keyed with the hour of the ClientId
+// over the secret, so it names the secret it was signed with), the
+// device's token keeps working, and the new secret is printed nowhere.
+func clientRotateSecret(t *testing.T, url string, write func(name, body string) string) {
+	const oldSecret, newSecret = "meter-secret-one-0123456789", "meter-secret-two-9876543210"
+	s := "--server=" + url
+	if code, _, errOut := clientCLI(t, "", nil, "devices", "put", s, "--file", write("meter.json", `{"cloud":"huawei","params":{"deviceId":"meter-1"},"secret":"`+oldSecret+`"}`), "meter-1"); code != 0 {
+		t.Fatalf("put meter-1: %s", errOut)
+	}
+	_, out, _ := clientCLI(t, "", nil, "tokens", "mint", s, "--device", "meter-1", "--json")
+	var tok struct{ Token string }
+	if err := json.Unmarshal([]byte(out), &tok); err != nil {
+		t.Fatal(err)
+	}
+	signedWith := func(secret string) {
+		t.Helper()
+		var c struct{ ClientID, Password string }
+		if code := call(t, http.DefaultClient, "POST", url+"/v1/devices/meter-1/credentials", tok.Token, nil, &c); code != http.StatusOK || len(c.ClientID) < 10 {
+			t.Fatalf("credentials: %d %+v", code, c)
+		}
+		mac := hmac.New(sha256.New, []byte(c.ClientID[len(c.ClientID)-10:]))
+		mac.Write([]byte(secret))
+		if c.Password != hex.EncodeToString(mac.Sum(nil)) {
+			t.Errorf("the password is not signed with the secret %q expected", secret[:12])
+		}
+	}
+	signedWith(oldSecret)
+	code, out, errOut := clientCLI(t, newSecret+"\n", nil, "devices", "rotate-secret", s, "--json", "--secret-file", "-", "meter-1")
+	if code != 0 || !strings.Contains(out, `"secretVersion":2`) || strings.Contains(out+errOut, newSecret) {
+		t.Fatalf("rotate-secret: exit %d\n%s%s", code, out, errOut)
+	}
+	signedWith(newSecret)
+}
+
+// clientDeviceKeys: keys add takes credsign-agent keygen's line or a bare
+// JWK, list shows the key, remove removes it; a private JWK is refused.
+func clientDeviceKeys(t *testing.T, s string, write func(name, body string) string) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := key.PublicKey.ECDH()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := pub.Bytes() // 0x04 || X || Y
+	enc := base64.RawURLEncoding.EncodeToString
+	jwk := `{"kty":"EC","crv":"P-256","x":"` + enc(b[1:33]) + `","y":"` + enc(b[33:]) + `"}`
+	keygen := write("keygen.json", `{"kid":"from-keygen","jwk":`+jwk+`}`+"\n")
+	bare := write("jwk.json", jwk)
+	private := write("private.json", strings.TrimSuffix(jwk, "}")+`,"d":"`+enc(key.D.FillBytes(make([]byte, 32)))+`"}`)
+
+	code, out, errOut := clientCLI(t, "", nil, "devices", "keys", "add", s, "--json", "--name", "factory", "--jwk-file", keygen, "lamp-1")
+	var added struct{ Kid string }
+	if err := json.Unmarshal([]byte(out), &added); code != 0 || err != nil || len(added.Kid) != 43 {
+		t.Fatalf("keys add: exit %d %v\n%s%s", code, err, out, errOut)
+	}
+	for _, tt := range []struct {
+		name   string
+		stdin  string
+		args   []string
+		code   int
+		stdout []string
+		stderr string
+	}{
+		{"list", "", []string{"list", s, "lamp-1"}, 0, []string{"KID", added.Kid, "factory", "EC/P-256", "none"}, ""},
+		{"add again", "", []string{"add", s, "--jwk-file", bare, "lamp-1"}, exitConflict, nil, "409"},
+		{"add private", "", []string{"add", s, "--jwk-file", private, "lamp-3"}, exitInvalid, nil, "422"},
+		{"add not a jwk", `{"kid":"x"}`, []string{"add", s, "--jwk-file", "-", "lamp-3"}, exitUsage, nil, "neither kty"},
+		{"add no file", "", []string{"add", s, "lamp-3"}, exitUsage, nil, "--jwk-file FILE"},
+		{"add bare stdin", jwk, []string{"add", s, "--jwk-file", "-", "lamp-3"}, 0, []string{added.Kid, "EC/P-256"}, ""},
+		{"add missing device", "", []string{"add", s, "--jwk-file", bare, "nope"}, exitNotFound, nil, "404"},
+		{"remove", "", []string{"remove", s, "lamp-1", added.Kid}, 0, []string{"key " + added.Kid + " of device lamp-1 removed"}, ""},
+		{"remove again", "", []string{"remove", s, "lamp-1", added.Kid}, exitNotFound, nil, "404"},
+		{"list empty", "", []string{"list", s, "--json", "lamp-1"}, 0, []string{`"keys":[]`}, ""},
+		{"remove no kid", "", []string{"remove", s, "lamp-1"}, exitUsage, nil, "want ID KID"},
+	} {
+		code, out, errOut := clientCLI(t, tt.stdin, nil, append([]string{"devices", "keys"}, tt.args...)...)
+		if code != tt.code || !strings.Contains(errOut, tt.stderr) {
+			t.Errorf("keys %s: exit %d, want %d\n%s%s", tt.name, code, tt.code, out, errOut)
+		}
+		for _, w := range tt.stdout {
+			if !strings.Contains(out, w) {
+				t.Errorf("keys %s: stdout lacks %q:\n%s", tt.name, w, out)
+			}
+		}
+		if strings.Contains(out+errOut, enc(key.D.FillBytes(make([]byte, 32)))) {
+			t.Errorf("keys %s: the private key is in the output", tt.name)
+		}
 	}
 }
 
