@@ -115,7 +115,7 @@ func dispatch(ctx context.Context, name string, verbs map[string]subcommand, arg
 		}
 		sort.Strings(names)
 		for _, n := range names {
-			fmt.Fprintf(w, "  %-13s %s\n", n, verbs[n].summary)
+			fmt.Fprintf(w, "  %-14s %s\n", n, verbs[n].summary)
 		}
 		fmt.Fprintf(w, "run '%s <verb> -h' for its flags; docs/cli.md lists the exit statuses\n", name)
 		if len(args) == 0 {
