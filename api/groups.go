@@ -147,7 +147,7 @@ func (h handlers) CreateEnrolmentToken(ctx context.Context, req oapi.CreateEnrol
 	return oapi.CreateEnrolmentToken201JSONResponse{
 		Body: oapi.EnrolmentTokenCreated{
 			Id: pub.Id, Group: pub.Group, MaxUses: pub.MaxUses, Uses: pub.Uses, Failures: pub.Failures, ExpiresAt: pub.ExpiresAt,
-			CreatedAt: pub.CreatedAt, IdPattern: pub.IdPattern, RevokedAt: pub.RevokedAt, Token: text,
+			CreatedAt: pub.CreatedAt, IdPattern: pub.IdPattern, RevokedAt: pub.RevokedAt, Name: pub.Name, Token: text,
 		},
 		Headers: oapi.CreateEnrolmentToken201ResponseHeaders{CacheControl: &noStore},
 	}, nil

@@ -70,6 +70,7 @@ func apiToken(t service.TokenInfo) oapi.Token {
 	if t.LifetimeSeconds > 0 {
 		out.LifetimeSeconds = &t.LifetimeSeconds
 	}
+	out.Scope = apiScope(t.Scope)
 	return out
 }
 

@@ -61,23 +61,29 @@ type subcommand struct {
 // gains is one more entry here and one function.
 var clientGroups = map[string]map[string]subcommand{
 	"devices": {
-		"list":   {"list devices, a page at a time or --all (filters: --cloud, --label k=v)", devicesList},
-		"get":    {"show one device (never its secret)", devicesGet},
-		"put":    {"create or replace a device from a JSON document (--file)", devicesPut},
-		"delete": {"delete a device, its secret and its tokens", devicesDelete},
+		"list":          {"list devices, a page at a time or --all (filters: --cloud, --label k=v)", devicesList},
+		"get":           {"show one device (never its secret)", devicesGet},
+		"put":           {"create or replace a device from a JSON document (--file)", devicesPut},
+		"patch":         {"change a device without its secret, from a JSON merge patch (--file)", devicesPatch},
+		"rotate-secret": {"replace a device's cloud secret alone (--secret-file), never printing it", devicesRotateSecret},
+		"keys":          {"list, add or remove the public keys bound to a device (devices keys help)", devicesKeys},
+		"delete":        {"delete a device, its secret and its tokens", devicesDelete},
 	},
 	"groups": {
 		"list":   {"list groups, a page at a time or --all", groupsList},
 		"get":    {"show one group (never its secret)", groupsGet},
 		"put":    {"create or replace a group from a JSON document (--file)", groupsPut},
+		"patch":  {"change a group without its secret, from a JSON merge patch (--file)", groupsPatch},
 		"delete": {"delete a group and its secret", groupsDelete},
 	},
 	"tokens": {
-		"mint":   {"mint a provisioner token (admin), or a device token with --device", tokensMint},
+		"mint":   {"mint a provisioner token (admin; --scope-group, --scope-label), or a device token with --device", tokensMint},
+		"list":   {"list the provisioner tokens (admin), or a device's with --device (never their text)", tokensList},
 		"revoke": {"revoke a token (any, admin), or a device's token with --device", tokensRevoke},
 	},
 	"enrolment-tokens": {
 		"mint":   {"mint an enrolment token for a group", enrolmentMint},
+		"list":   {"list a group's enrolment tokens (never their text)", enrolmentList},
 		"get":    {"show an enrolment token's uses, limit and expiry (never its text)", enrolmentGet},
 		"revoke": {"revoke an enrolment token", enrolmentRevoke},
 	},
@@ -90,35 +96,40 @@ var clientGroups = map[string]map[string]subcommand{
 // runClientGroup returns the command that runs the verbs of group.
 func runClientGroup(group string) command {
 	return func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-		verbs := clientGroups[group]
-		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-			w := stdout
-			if len(args) == 0 {
-				w = stderr
-			}
-			fmt.Fprintf(w, "usage: credsign %s <verb> [flags] [args]\nverbs:\n", group)
-			names := make([]string, 0, len(verbs))
-			for n := range verbs {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			for _, n := range names {
-				fmt.Fprintf(w, "  %-7s %s\n", n, verbs[n].summary)
-			}
-			fmt.Fprintf(w, "run 'credsign %s <verb> -h' for its flags; docs/cli.md lists the exit statuses\n", group)
-			if len(args) == 0 {
-				return exitUsage
-			}
-			return exitOK
+		return dispatch(ctx, "credsign "+group, clientGroups[group], args, stdin, stdout, stderr)
+	}
+}
+
+// dispatch runs the verb args[0] of verbs (name is the command so far,
+// such as "credsign devices"), or prints the verbs for help or no verb.
+func dispatch(ctx context.Context, name string, verbs map[string]subcommand, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		w := stdout
+		if len(args) == 0 {
+			w = stderr
 		}
-		v, ok := verbs[args[0]]
-		if !ok {
-			fmt.Fprintf(stderr, "credsign %s: unknown verb %q (run 'credsign %s help')\n", group, args[0], group)
+		fmt.Fprintf(w, "usage: %s <verb> [flags] [args]\nverbs:\n", name)
+		names := make([]string, 0, len(verbs))
+		for n := range verbs {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			fmt.Fprintf(w, "  %-14s %s\n", n, verbs[n].summary)
+		}
+		fmt.Fprintf(w, "run '%s <verb> -h' for its flags; docs/cli.md lists the exit statuses\n", name)
+		if len(args) == 0 {
 			return exitUsage
 		}
-		c := &clientRun{name: "credsign " + group + " " + args[0], summary: v.summary, args: args[1:], stdin: stdin, stdout: stdout, stderr: stderr}
-		return v.run(ctx, c)
+		return exitOK
 	}
+	v, ok := verbs[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "%s: unknown verb %q (run '%s help')\n", name, args[0], name)
+		return exitUsage
+	}
+	c := &clientRun{name: name + " " + args[0], summary: v.summary, args: args[1:], stdin: stdin, stdout: stdout, stderr: stderr}
+	return v.run(ctx, c)
 }
 
 // clientRun is one run of a client verb: its command line, the client and

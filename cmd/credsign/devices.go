@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -168,6 +170,11 @@ func deviceRow(w io.Writer, d apiclient.Device) {
 func deviceTable(w io.Writer, d *apiclient.Device, etag string) {
 	fmt.Fprintf(w, "id\t%s\ncloud\t%s\ngroup\t%s\n", oneLine(d.Id), oneLine(d.Cloud), orDash(d.Group))
 	fmt.Fprintf(w, "params\t%s\nlabels\t%s\n", paramsText(d.Params), labelsText(&d.Labels))
+	rotated := "-"
+	if d.SecretRotatedAt != nil {
+		rotated = d.SecretRotatedAt.UTC().Format(time.RFC3339)
+	}
+	fmt.Fprintf(w, "secretVersion\t%d\nsecretRotated\t%s\n", d.SecretVersion, rotated)
 	fmt.Fprintf(w, "version\t%d\netag\t%s\ncreated\t%s\nupdated\t%s\n", d.Version, orDash(&etag), d.CreatedAt.UTC().Format(time.RFC3339), d.UpdatedAt.UTC().Format(time.RFC3339))
 }
 
@@ -226,6 +233,85 @@ func devicesPut(ctx context.Context, c *clientRun) int {
 			d = res.JSON201
 		}
 		deviceTable(w, d, res.HTTPResponse.Header.Get("ETag"))
+	})
+}
+
+// mergePatch is the content type of a JSON Merge Patch (RFC 7396).
+const mergePatch = "application/merge-patch+json"
+
+func devicesPatch(ctx context.Context, c *clientRun) int {
+	var file, ifMatch string
+	ok, code := c.parse("ID", func(fs *flag.FlagSet) {
+		fs.StringVar(&file, "file", "", "a JSON merge patch of {cloud, params, labels, group} in `FILE` ('-' for standard input); null removes a member")
+		fs.StringVar(&ifMatch, "if-match", "", "patch only if the device's ETag is still this one (from devices get)")
+	})
+	if !ok {
+		return code
+	}
+	doc, err := c.readDocument(file)
+	if err != nil {
+		return c.usage("%v", err)
+	}
+	params := apiclient.PatchDeviceParams{}
+	if ifMatch != "" {
+		params.IfMatch = &ifMatch
+	}
+	res, err := c.client.PatchDeviceWithBodyWithResponse(ctx, c.pos[0], &params, mergePatch, bytes.NewReader(doc))
+	if err != nil {
+		return c.transport(err)
+	}
+	return c.done(res.StatusCode(), res.Body, func(w io.Writer) {
+		deviceTable(w, res.JSON200, res.HTTPResponse.Header.Get("ETag"))
+	})
+}
+
+// readSecret reads a new secret from a file, or "-" for standard input:
+// its first line, without the line end. The secret is sent and never
+// printed: errors name the file, not what it holds.
+func (c *clientRun) readSecret(name string) (string, error) {
+	if name == "" {
+		return "", errors.New("--secret-file FILE (or - for standard input) is required: the new secret")
+	}
+	var b []byte
+	var err error
+	if name == "-" {
+		b, err = io.ReadAll(io.LimitReader(c.stdin, 64<<10))
+	} else {
+		b, err = os.ReadFile(name)
+	}
+	if err != nil {
+		return "", fmt.Errorf("--secret-file: %w", err)
+	}
+	secret, _, _ := strings.Cut(string(b), "\n")
+	if secret = strings.TrimSuffix(secret, "\r"); secret == "" {
+		return "", fmt.Errorf("--secret-file %s: the first line is empty", name)
+	}
+	return secret, nil
+}
+
+func devicesRotateSecret(ctx context.Context, c *clientRun) int {
+	var file, ifMatch string
+	ok, code := c.parse("ID", func(fs *flag.FlagSet) {
+		fs.StringVar(&file, "secret-file", "", "`FILE` whose first line is the new secret as the cloud's console shows it ('-' for standard input)")
+		fs.StringVar(&ifMatch, "if-match", "", "rotate only if the device's ETag is still this one (from devices get)")
+	})
+	if !ok {
+		return code
+	}
+	secret, err := c.readSecret(file)
+	if err != nil {
+		return c.usage("%v", err)
+	}
+	params := apiclient.RotateDeviceSecretParams{}
+	if ifMatch != "" {
+		params.IfMatch = &ifMatch
+	}
+	res, err := c.client.RotateDeviceSecretWithResponse(ctx, c.pos[0], &params, apiclient.SecretRotation{Secret: &secret})
+	if err != nil {
+		return c.transport(err)
+	}
+	return c.done(res.StatusCode(), res.Body, func(w io.Writer) {
+		deviceTable(w, res.JSON200, res.HTTPResponse.Header.Get("ETag"))
 	})
 }
 
@@ -321,6 +407,25 @@ func groupsPut(ctx context.Context, c *clientRun) int {
 		}
 		groupTable(w, g)
 	})
+}
+
+func groupsPatch(ctx context.Context, c *clientRun) int {
+	var file string
+	ok, code := c.parse("GROUP", func(fs *flag.FlagSet) {
+		fs.StringVar(&file, "file", "", "a JSON merge patch of {cloud, params, labels, registration} in `FILE` ('-' for standard input); null removes a member")
+	})
+	if !ok {
+		return code
+	}
+	doc, err := c.readDocument(file)
+	if err != nil {
+		return c.usage("%v", err)
+	}
+	res, err := c.client.PatchGroupWithBodyWithResponse(ctx, c.pos[0], mergePatch, bytes.NewReader(doc))
+	if err != nil {
+		return c.transport(err)
+	}
+	return c.done(res.StatusCode(), res.Body, func(w io.Writer) { groupTable(w, res.JSON200) })
 }
 
 func groupsDelete(ctx context.Context, c *clientRun) int {

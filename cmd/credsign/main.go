@@ -138,9 +138,9 @@ var summaries = map[string]string{
 	"restore": "install a backup as the store of a data directory",
 	"migrate": "copy every device, group, token and key from one store to another (file:DIR, vault)",
 
-	"devices":          "list, get, put and delete devices (the API's /v1/devices)",
-	"groups":           "list, get, put and delete groups (/v1/groups)",
-	"tokens":           "mint and revoke provisioner and device tokens",
-	"enrolment-tokens": "mint, get and revoke a group's enrolment tokens",
+	"devices":          "list, get, put, patch and delete devices, rotate a secret, bind keys (the API's /v1/devices)",
+	"groups":           "list, get, put, patch and delete groups (/v1/groups)",
+	"tokens":           "mint, list and revoke provisioner and device tokens",
+	"enrolment-tokens": "mint, list, get and revoke a group's enrolment tokens",
 	"keys":             "rotate the JWT signing key; show the JWKS",
 }

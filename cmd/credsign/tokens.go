@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/credsign/credsign/internal/apiclient"
@@ -23,13 +25,43 @@ func tokenTable(w io.Writer, t *apiclient.TokenCreated) {
 func tokensMint(ctx context.Context, c *clientRun) int {
 	var device, name string
 	var ttl time.Duration
+	var groups []string
+	labels := map[string]string{}
 	ok, code := c.parse("", func(fs *flag.FlagSet) {
 		fs.StringVar(&device, "device", "", "mint a device token bound to device `ID` (admin or provisioner); without it, a provisioner token (admin)")
 		fs.StringVar(&name, "name", "", "the token's `name`, shown when tokens are listed")
 		fs.DurationVar(&ttl, "ttl", 0, "the token's lifetime (e.g. 2160h); without it the token never expires")
+		fs.Func("scope-group", "a provisioner token limited to devices of `GROUP` and that group (repeat: any of them)", func(s string) error {
+			groups = append(groups, s)
+			return nil
+		})
+		fs.Func("scope-label", "a provisioner token limited to devices and groups with this label, `k=v` (repeat: every one must match)", func(s string) error {
+			k, v, found := strings.Cut(s, "=")
+			if !found || k == "" {
+				return fmt.Errorf("want key=value, not %q", s)
+			}
+			if old, dup := labels[k]; dup && old != v {
+				return fmt.Errorf("label %q given twice (%q and %q): a device has one value", k, old, v)
+			}
+			labels[k] = v
+			return nil
+		})
 	})
 	if !ok {
 		return code
+	}
+	var scope *apiclient.TokenScope
+	if len(groups) > 0 || len(labels) > 0 {
+		if device != "" {
+			return c.usage("--scope-group and --scope-label are for provisioner tokens, not with --device")
+		}
+		scope = &apiclient.TokenScope{}
+		if len(groups) > 0 {
+			scope.Groups = &groups
+		}
+		if len(labels) > 0 {
+			scope.Labels = &labels
+		}
 	}
 	var namePtr *string
 	if name != "" {
@@ -47,11 +79,77 @@ func tokensMint(ctx context.Context, c *clientRun) int {
 		}
 		return c.done(res.StatusCode(), res.Body, func(w io.Writer) { tokenTable(w, res.JSON201) })
 	}
-	res, err := c.client.CreateTokenWithResponse(ctx, apiclient.TokenRequest{Role: apiclient.TokenRequestRoleProvisioner, Name: namePtr, TtlSeconds: ttlPtr})
+	res, err := c.client.CreateTokenWithResponse(ctx, apiclient.TokenRequest{Role: apiclient.TokenRequestRoleProvisioner, Name: namePtr, TtlSeconds: ttlPtr, Scope: scope})
 	if err != nil {
 		return c.transport(err)
 	}
 	return c.done(res.StatusCode(), res.Body, func(w io.Writer) { tokenTable(w, res.JSON201) })
+}
+
+// tokenRow prints one listed token for people (a listed token has no
+// text: the server keeps only its hash).
+func tokenRow(w io.Writer, t apiclient.Token) {
+	expires := "never"
+	if t.ExpiresAt != nil {
+		expires = t.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", oneLine(t.Id), orDash(t.Name), oneLine(string(t.Role)), orDash(t.DeviceId),
+		oneLine(string(t.State)), t.CreatedAt.UTC().Format(time.RFC3339), expires, scopeText(t.Scope))
+}
+
+// scopeText is a token's scope in one cell: groups=a|b and the labels.
+func scopeText(s *apiclient.TokenScope) string {
+	if s == nil {
+		return "-"
+	}
+	var parts []string
+	if s.Groups != nil {
+		parts = append(parts, "groups="+strings.Join(*s.Groups, "|"))
+	}
+	if s.Labels != nil {
+		parts = append(parts, labelsText((*apiclient.Labels)(s.Labels)))
+	}
+	return oneLine(strings.Join(parts, ","))
+}
+
+func tokensList(ctx context.Context, c *clientRun) int {
+	var p pageFlags
+	var device string
+	ok, code := c.parse("", func(fs *flag.FlagSet) {
+		p.register(fs)
+		fs.StringVar(&device, "device", "", "list the tokens of device `ID` (admin or provisioner); without it, the provisioner tokens (admin)")
+	})
+	if !ok {
+		return code
+	}
+	var fetch fetchPage
+	if device != "" {
+		params := apiclient.ListDeviceTokensParams{}
+		if p.limit != 0 {
+			params.Limit = &p.limit
+		}
+		fetch = func(ctx context.Context, after *string) (int, []byte, error) {
+			params.After = after
+			return readAnswer(c.client.ListDeviceTokens(ctx, device, &params))
+		}
+	} else {
+		params := apiclient.ListTokensParams{}
+		if p.limit != 0 {
+			params.Limit = &p.limit
+		}
+		fetch = func(ctx context.Context, after *string) (int, []byte, error) {
+			params.After = after
+			return readAnswer(c.client.ListTokens(ctx, &params))
+		}
+	}
+	return c.list(ctx, p, "tokens", "ID\tNAME\tROLE\tDEVICE\tSTATE\tCREATED\tEXPIRES\tSCOPE", fetch, func(w io.Writer, it json.RawMessage) error {
+		var t apiclient.Token
+		if err := json.Unmarshal(it, &t); err != nil {
+			return err
+		}
+		tokenRow(w, t)
+		return nil
+	})
 }
 
 func tokensRevoke(ctx context.Context, c *clientRun) int {
@@ -80,7 +178,7 @@ func tokensRevoke(ctx context.Context, c *clientRun) int {
 // enrolmentTable prints an enrolment token (with its text only when it
 // was just minted).
 func enrolmentTable(w io.Writer, t apiclient.EnrolmentToken, token string) {
-	fmt.Fprintf(w, "id\t%s\ngroup\t%s\nuses\t%d of %d\nfailures\t%d\n", oneLine(t.Id), oneLine(t.Group), t.Uses, t.MaxUses, t.Failures)
+	fmt.Fprintf(w, "id\t%s\nname\t%s\ngroup\t%s\nuses\t%d of %d\nfailures\t%d\n", oneLine(t.Id), orDash(t.Name), oneLine(t.Group), t.Uses, t.MaxUses, t.Failures)
 	fmt.Fprintf(w, "idPattern\t%s\nexpires\t%s\ncreated\t%s\n", orDash(t.IdPattern), t.ExpiresAt.UTC().Format(time.RFC3339), t.CreatedAt.UTC().Format(time.RFC3339))
 	if t.RevokedAt != nil {
 		fmt.Fprintf(w, "revoked\t%s\n", t.RevokedAt.UTC().Format(time.RFC3339))
@@ -93,8 +191,9 @@ func enrolmentTable(w io.Writer, t apiclient.EnrolmentToken, token string) {
 func enrolmentMint(ctx context.Context, c *clientRun) int {
 	var maxUses int64
 	var ttl time.Duration
-	var expires, pattern string
+	var expires, pattern, name string
 	ok, code := c.parse("GROUP", func(fs *flag.FlagSet) {
+		fs.StringVar(&name, "name", "", "the token's `name`, shown when enrolment tokens are listed")
 		fs.Int64Var(&maxUses, "max-uses", 0, "how many devices the token may enrol (required)")
 		fs.DurationVar(&ttl, "ttl", 0, "lifetime from now, such as 168h (this or --expires-at)")
 		fs.StringVar(&expires, "expires-at", "", "when it stops enrolling, RFC 3339 (this or --ttl)")
@@ -124,6 +223,9 @@ func enrolmentMint(ctx context.Context, c *clientRun) int {
 	if pattern != "" {
 		req.IdPattern = &pattern
 	}
+	if name != "" {
+		req.Name = &name
+	}
 	res, err := c.client.CreateEnrolmentTokenWithResponse(ctx, c.pos[0], req)
 	if err != nil {
 		return c.transport(err)
@@ -131,7 +233,34 @@ func enrolmentMint(ctx context.Context, c *clientRun) int {
 	return c.done(res.StatusCode(), res.Body, func(w io.Writer) {
 		t := res.JSON201
 		enrolmentTable(w, apiclient.EnrolmentToken{Id: t.Id, Group: t.Group, MaxUses: t.MaxUses, Uses: t.Uses, Failures: t.Failures,
-			ExpiresAt: t.ExpiresAt, IdPattern: t.IdPattern, CreatedAt: t.CreatedAt, RevokedAt: t.RevokedAt}, t.Token)
+			ExpiresAt: t.ExpiresAt, IdPattern: t.IdPattern, CreatedAt: t.CreatedAt, RevokedAt: t.RevokedAt, Name: t.Name}, t.Token)
+	})
+}
+
+func enrolmentList(ctx context.Context, c *clientRun) int {
+	var p pageFlags
+	if ok, code := c.parse("GROUP", p.register); !ok {
+		return code
+	}
+	params := apiclient.ListEnrolmentTokensParams{}
+	if p.limit != 0 {
+		params.Limit = &p.limit
+	}
+	fetch := func(ctx context.Context, after *string) (int, []byte, error) {
+		params.After = after
+		return readAnswer(c.client.ListEnrolmentTokens(ctx, c.pos[0], &params))
+	}
+	return c.list(ctx, p, "enrolmentTokens", "ID\tNAME\tUSES\tFAILURES\tID-PATTERN\tEXPIRES\tREVOKED", fetch, func(w io.Writer, it json.RawMessage) error {
+		var t apiclient.EnrolmentToken
+		if err := json.Unmarshal(it, &t); err != nil {
+			return err
+		}
+		revoked := "-"
+		if t.RevokedAt != nil {
+			revoked = t.RevokedAt.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d of %d\t%d\t%s\t%s\t%s\n", oneLine(t.Id), orDash(t.Name), t.Uses, t.MaxUses, t.Failures, orDash(t.IdPattern), t.ExpiresAt.UTC().Format(time.RFC3339), revoked)
+		return nil
 	})
 }
 

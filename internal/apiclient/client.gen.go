@@ -17,6 +17,24 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for DeviceKeyAttestation.
+const (
+	DeviceKeyAttestationNone DeviceKeyAttestation = "none"
+	DeviceKeyAttestationTpm  DeviceKeyAttestation = "tpm"
+)
+
+// Valid indicates whether the value is a known member of the DeviceKeyAttestation enum.
+func (e DeviceKeyAttestation) Valid() bool {
+	switch e {
+	case DeviceKeyAttestationNone:
+		return true
+	case DeviceKeyAttestationTpm:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for GroupRegistrationKind.
 const (
 	GroupRegistrationKindAliyunDynamic  GroupRegistrationKind = "aliyun-dynamic"
@@ -86,6 +104,75 @@ func (e ProblemReason) Valid() bool {
 	}
 }
 
+// Defines values for PublicJWKAlg.
+const (
+	PublicJWKAlgES256 PublicJWKAlg = "ES256"
+	PublicJWKAlgEdDSA PublicJWKAlg = "EdDSA"
+)
+
+// Valid indicates whether the value is a known member of the PublicJWKAlg enum.
+func (e PublicJWKAlg) Valid() bool {
+	switch e {
+	case PublicJWKAlgES256:
+		return true
+	case PublicJWKAlgEdDSA:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PublicJWKCrv.
+const (
+	PublicJWKCrvEd25519 PublicJWKCrv = "Ed25519"
+	PublicJWKCrvP256    PublicJWKCrv = "P-256"
+)
+
+// Valid indicates whether the value is a known member of the PublicJWKCrv enum.
+func (e PublicJWKCrv) Valid() bool {
+	switch e {
+	case PublicJWKCrvEd25519:
+		return true
+	case PublicJWKCrvP256:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PublicJWKKty.
+const (
+	PublicJWKKtyEC  PublicJWKKty = "EC"
+	PublicJWKKtyOKP PublicJWKKty = "OKP"
+)
+
+// Valid indicates whether the value is a known member of the PublicJWKKty enum.
+func (e PublicJWKKty) Valid() bool {
+	switch e {
+	case PublicJWKKtyEC:
+		return true
+	case PublicJWKKtyOKP:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PublicJWKUse.
+const (
+	PublicJWKUseSig PublicJWKUse = "sig"
+)
+
+// Valid indicates whether the value is a known member of the PublicJWKUse enum.
+func (e PublicJWKUse) Valid() bool {
+	switch e {
+	case PublicJWKUseSig:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for RequireAttestation.
 const (
 	RequireAttestationTpm RequireAttestation = "tpm"
@@ -95,6 +182,48 @@ const (
 func (e RequireAttestation) Valid() bool {
 	switch e {
 	case RequireAttestationTpm:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TokenRole.
+const (
+	TokenRoleDevice      TokenRole = "device"
+	TokenRoleProvisioner TokenRole = "provisioner"
+)
+
+// Valid indicates whether the value is a known member of the TokenRole enum.
+func (e TokenRole) Valid() bool {
+	switch e {
+	case TokenRoleDevice:
+		return true
+	case TokenRoleProvisioner:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TokenState.
+const (
+	TokenStateActive  TokenState = "active"
+	TokenStateExpired TokenState = "expired"
+	TokenStateRevoked TokenState = "revoked"
+	TokenStateRotated TokenState = "rotated"
+)
+
+// Valid indicates whether the value is a known member of the TokenState enum.
+func (e TokenState) Valid() bool {
+	switch e {
+	case TokenStateActive:
+		return true
+	case TokenStateExpired:
+		return true
+	case TokenStateRevoked:
+		return true
+	case TokenStateRotated:
 		return true
 	default:
 		return false
@@ -248,6 +377,37 @@ type DeviceDocument struct {
 // Example: lamp-7
 type DeviceId = string
 
+// DeviceKey A public key bound to a device.
+type DeviceKey struct {
+	// Attestation `tpm`: enrolment proved that the key lives in the device's TPM.
+	Attestation DeviceKeyAttestation `json:"attestation"`
+	CreatedAt   time.Time            `json:"createdAt"`
+
+	// Jwk A public JWK, EC P-256 (`kty` EC, `crv` P-256, `x`, `y`) or OKP Ed25519 (`kty` OKP, `crv` Ed25519, `x`). Private members are refused.
+	Jwk PublicJWK `json:"jwk"`
+
+	// Kid A device key's ID, its RFC 7638 SHA-256 JWK thumbprint (base64url, no padding).
+	//
+	// Example: 0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I
+	Kid  KeyId   `json:"kid"`
+	Name *string `json:"name,omitempty"`
+}
+
+// DeviceKeyAttestation `tpm`: enrolment proved that the key lives in the device's TPM.
+type DeviceKeyAttestation string
+
+// DeviceKeyList defines model for DeviceKeyList.
+type DeviceKeyList struct {
+	Keys []DeviceKey `json:"keys"`
+}
+
+// DeviceKeyRequest defines model for DeviceKeyRequest.
+type DeviceKeyRequest struct {
+	// Jwk A public JWK, EC P-256 (`kty` EC, `crv` P-256, `x`, `y`) or OKP Ed25519 (`kty` OKP, `crv` Ed25519, `x`). Private members are refused.
+	Jwk  PublicJWK `json:"jwk"`
+	Name *string   `json:"name,omitempty"`
+}
+
 // DeviceList defines model for DeviceList.
 type DeviceList struct {
 	Devices []Device `json:"devices"`
@@ -268,6 +428,11 @@ type DeviceList struct {
 	// Scanned How many device records the store examined for this page.
 	Scanned *int `json:"scanned,omitempty"`
 }
+
+// DevicePatch A JSON Merge Patch (RFC 7396) of a device document: members left out
+// stay as they are, `null` removes one. No `secret`: it is kept as
+// stored (see `PUT /v1/devices/{id}/secret`).
+type DevicePatch = map[string]any
 
 // DeviceTokenRequest defines model for DeviceTokenRequest.
 type DeviceTokenRequest struct {
@@ -336,6 +501,14 @@ type EnrolmentTokenCreated struct {
 
 	// Uses Devices enrolled so far.
 	Uses int64 `json:"uses"`
+}
+
+// EnrolmentTokenList defines model for EnrolmentTokenList.
+type EnrolmentTokenList struct {
+	EnrolmentTokens []EnrolmentToken `json:"enrolmentTokens"`
+
+	// Next Cursor for the next page (pass as `after`); null on the last page.
+	Next *string `json:"next"`
 }
 
 // EnrolmentTokenRequest One of `ttlSeconds` and `expiresAt` is required.
@@ -435,6 +608,11 @@ type GroupList struct {
 	// Next Cursor for the next page (pass as `after`); null on the last page.
 	Next *string `json:"next"`
 }
+
+// GroupPatch A JSON Merge Patch (RFC 7396) of a group document: members left out
+// stay as they are, `null` removes one. No `secret`: it is kept as
+// stored.
+type GroupPatch = map[string]any
 
 // GroupRegistration How the service registers a new device of the group with the cloud (at enrolment, and when a device of the group is written without a secret).
 type GroupRegistration struct {
@@ -539,11 +717,90 @@ type Problem struct {
 // ProblemReason Why a DPoP proof was refused (401 only).
 type ProblemReason string
 
+// PublicJWK A public JWK, EC P-256 (`kty` EC, `crv` P-256, `x`, `y`) or OKP Ed25519 (`kty` OKP, `crv` Ed25519, `x`). Private members are refused.
+type PublicJWK struct {
+	Alg *PublicJWKAlg `json:"alg,omitempty"`
+	Crv *PublicJWKCrv `json:"crv,omitempty"`
+	Kid *string       `json:"kid,omitempty"`
+	Kty PublicJWKKty  `json:"kty"`
+	Use *PublicJWKUse `json:"use,omitempty"`
+	X   *string       `json:"x,omitempty"`
+	Y   *string       `json:"y,omitempty"`
+}
+
+// PublicJWKAlg defines model for PublicJWK.Alg.
+type PublicJWKAlg string
+
+// PublicJWKCrv defines model for PublicJWK.Crv.
+type PublicJWKCrv string
+
+// PublicJWKKty defines model for PublicJWK.Kty.
+type PublicJWKKty string
+
+// PublicJWKUse defines model for PublicJWK.Use.
+type PublicJWKUse string
+
 // RequireAttestation `tpm`: a device of the group enrols only with TPM attestation of its
 // device key (`POST /v1/enrol/attest`, then `attestation` in
 // `POST /v1/enrol`); an enrolment without it is refused (403).
 // Absent: none is required.
 type RequireAttestation string
+
+// SecretRotation defines model for SecretRotation.
+type SecretRotation struct {
+	// Secret The new device secret as the cloud's console shows it, without control characters. Write-only.
+	Secret *string `json:"secret,omitempty"`
+}
+
+// Token A token as the server keeps it, never its text. Records from before
+// tokens had names show none (`name` absent); every record has its
+// `createdAt`.
+type Token struct {
+	CreatedAt time.Time `json:"createdAt"`
+
+	// DeviceId Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
+	//
+	// Example: lamp-7
+	DeviceId *DeviceId `json:"deviceId,omitempty"`
+
+	// ExpiresAt Absent when the token never expires.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+
+	// Id Example: 3f9a0c7d2b1e4a6f8c5d
+	Id TokenId `json:"id"`
+
+	// LifetimeSeconds The lifetime it was minted with; a rotation gives its successor the same.
+	LifetimeSeconds *int64  `json:"lifetimeSeconds,omitempty"`
+	Name            *string `json:"name,omitempty"`
+
+	// ReplacedBy Example: 3f9a0c7d2b1e4a6f8c5d
+	ReplacedBy *TokenId   `json:"replacedBy,omitempty"`
+	RevokedAt  *time.Time `json:"revokedAt,omitempty"`
+	Role       TokenRole  `json:"role"`
+
+	// RotatedAt When the device exchanged it for `replacedBy`; it worked for the rotation overlap after that.
+	RotatedAt *time.Time `json:"rotatedAt,omitempty"`
+
+	// Scope What a scoped provisioner token may act on. A device is inside when
+	// its `group` is one of `groups` (when given: a device of no group is
+	// then outside) and it has every label of `labels` with the value
+	// given (equality only; every pair must match). A group is inside when
+	// its ID is one of `groups` (when given) and its own labels match
+	// `labels`. Everything outside answers as if it did not exist (404,
+	// the body of a missing record; not listed); a write that would put a
+	// device or group outside is refused with 422 naming the fields.
+	// Without `scope` the token acts on every device and group.
+	Scope *TokenScope `json:"scope,omitempty"`
+
+	// State `rotated`: exchanged for a successor (it works until the overlap ends).
+	State TokenState `json:"state"`
+}
+
+// TokenRole defines model for Token.Role.
+type TokenRole string
+
+// TokenState `rotated`: exchanged for a successor (it works until the overlap ends).
+type TokenState string
 
 // TokenCreated defines model for TokenCreated.
 type TokenCreated struct {
@@ -588,6 +845,13 @@ type TokenId = string
 // (`credsign serve --token-min-lifetime`), at most 366 days. Absent:
 // the token never expires.
 type TokenLifetime = int64
+
+// TokenList defines model for TokenList.
+type TokenList struct {
+	// Next Cursor for the next page (pass as `after`); null on the last page.
+	Next   *string `json:"next"`
+	Tokens []Token `json:"tokens"`
+}
 
 // TokenName What the minter calls the token (no control characters); optional.
 //
@@ -712,6 +976,12 @@ type ListDevicesParams struct {
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// PatchDeviceParams defines parameters for PatchDevice.
+type PatchDeviceParams struct {
+	// IfMatch Patch only if the device's current ETag is one of these (or `*`).
+	IfMatch *string `json:"If-Match,omitempty"`
+}
+
 // PutDeviceParams defines parameters for PutDevice.
 type PutDeviceParams struct {
 	// IfMatch Replace only if the device's current ETag is one of these (or `*` for any existing device).
@@ -724,10 +994,34 @@ type PutDeviceParams struct {
 // PutDeviceParamsIfNoneMatch defines parameters for PutDevice.
 type PutDeviceParamsIfNoneMatch string
 
+// RotateDeviceSecretParams defines parameters for RotateDeviceSecret.
+type RotateDeviceSecretParams struct {
+	// IfMatch Rotate only if the device's current ETag is one of these (or `*`).
+	IfMatch *string `json:"If-Match,omitempty"`
+}
+
+// ListDeviceTokensParams defines parameters for ListDeviceTokens.
+type ListDeviceTokensParams struct {
+	// After Cursor from the previous page's `next`.
+	After *TokenId `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit Page size.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // ListGroupsParams defines parameters for ListGroups.
 type ListGroupsParams struct {
 	// After Cursor from the previous page's `next`.
 	After *DeviceId `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit Page size.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListEnrolmentTokensParams defines parameters for ListEnrolmentTokens.
+type ListEnrolmentTokensParams struct {
+	// After Cursor from the previous page's `next`.
+	After *TokenId `form:"after,omitempty" json:"after,omitempty"`
 
 	// Limit Page size.
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
@@ -745,11 +1039,32 @@ type ImportDevicesParams struct {
 // ImportDevicesParamsMode defines parameters for ImportDevices.
 type ImportDevicesParamsMode string
 
+// ListTokensParams defines parameters for ListTokens.
+type ListTokensParams struct {
+	// After Cursor from the previous page's `next`.
+	After *TokenId `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit Page size.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// PatchDeviceApplicationMergePatchPlusJSONRequestBody defines body for PatchDevice for application/merge-patch+json ContentType.
+type PatchDeviceApplicationMergePatchPlusJSONRequestBody = DevicePatch
+
 // PutDeviceJSONRequestBody defines body for PutDevice for application/json ContentType.
 type PutDeviceJSONRequestBody = DeviceDocument
 
+// AddDeviceKeyJSONRequestBody defines body for AddDeviceKey for application/json ContentType.
+type AddDeviceKeyJSONRequestBody = DeviceKeyRequest
+
+// RotateDeviceSecretJSONRequestBody defines body for RotateDeviceSecret for application/json ContentType.
+type RotateDeviceSecretJSONRequestBody = SecretRotation
+
 // CreateDeviceTokenJSONRequestBody defines body for CreateDeviceToken for application/json ContentType.
 type CreateDeviceTokenJSONRequestBody = DeviceTokenRequest
+
+// PatchGroupApplicationMergePatchPlusJSONRequestBody defines body for PatchGroup for application/merge-patch+json ContentType.
+type PatchGroupApplicationMergePatchPlusJSONRequestBody = GroupPatch
 
 // PutGroupJSONRequestBody defines body for PutGroup for application/json ContentType.
 type PutGroupJSONRequestBody = GroupDocument
@@ -987,6 +1302,54 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/devices/{id} (the `GetDevice` operationId).
 	GetDevice(ctx context.Context, id DeviceIdPath, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// PatchDeviceWithBody Change a device without its secret
+	//
+	// Applies a JSON Merge Patch (RFC 7396, `application/merge-patch+json`)
+	// to the device's document (`cloud`, `params`, `labels`, `group`): a
+	// member set to `null` is removed (a label, a param, the group), an
+	// object is merged member by member, anything else replaces what is
+	// there. The secret stays as stored and cannot be patched (rotate it
+	// with `PUT /v1/devices/{id}/secret`). The result goes through the
+	// checks of `PUT` (a trial signature included): a patch that would leave
+	// the device unable to sign (a cloud whose params or secret format the
+	// device does not fit, a device that derives its key from its group
+	// taken out of it) is refused with 422 naming each field, and nothing is
+	// written. Moving a device into a group whose template derives a param
+	// from the device ID needs that param removed (`null`) or equal to what
+	// the template gives. Use `If-Match` with the device's ETag; without
+	// it, a device that changed while it was patched is patched again.
+	// Cost: one store read and one compare-and-set write (one group read
+	// for a device of a group). Admin and provisioner only.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/devices/{id} (the `PatchDevice` operationId).
+	PatchDeviceWithBody(ctx context.Context, id DeviceIdPath, params *PatchDeviceParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PatchDeviceWithApplicationMergePatchPlusJSONBody Change a device without its secret
+	//
+	// Applies a JSON Merge Patch (RFC 7396, `application/merge-patch+json`)
+	// to the device's document (`cloud`, `params`, `labels`, `group`): a
+	// member set to `null` is removed (a label, a param, the group), an
+	// object is merged member by member, anything else replaces what is
+	// there. The secret stays as stored and cannot be patched (rotate it
+	// with `PUT /v1/devices/{id}/secret`). The result goes through the
+	// checks of `PUT` (a trial signature included): a patch that would leave
+	// the device unable to sign (a cloud whose params or secret format the
+	// device does not fit, a device that derives its key from its group
+	// taken out of it) is refused with 422 naming each field, and nothing is
+	// written. Moving a device into a group whose template derives a param
+	// from the device ID needs that param removed (`null`) or equal to what
+	// the template gives. Use `If-Match` with the device's ETag; without
+	// it, a device that changed while it was patched is patched again.
+	// Cost: one store read and one compare-and-set write (one group read
+	// for a device of a group). Admin and provisioner only.
+	//
+	// Takes a body of the `application/merge-patch+json` content type.
+	//
+	// Corresponds with PATCH /v1/devices/{id} (the `PatchDevice` operationId).
+	PatchDeviceWithApplicationMergePatchPlusJSONBody(ctx context.Context, id DeviceIdPath, params *PatchDeviceParams, body PatchDeviceApplicationMergePatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// PutDeviceWithBody Create or replace a device
 	//
 	// Stores the device document. The document is checked against the cloud's
@@ -1014,6 +1377,91 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /v1/devices/{id} (the `PutDevice` operationId).
 	PutDevice(ctx context.Context, id DeviceIdPath, params *PutDeviceParams, body PutDeviceJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListDeviceKeys List the public keys bound to a device
+	//
+	// Corresponds with GET /v1/devices/{id}/keys (the `ListDeviceKeys` operationId).
+	ListDeviceKeys(ctx context.Context, id DeviceIdPath, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AddDeviceKeyWithBody Bind a public key to a device
+	//
+	// Binds a public JWK (EC P-256 for ES256, or OKP Ed25519 for EdDSA) to the
+	// device; from then on the device may authenticate its calls with DPoP
+	// proofs signed by the key. The key's ID (`kid`) is its RFC 7638 SHA-256
+	// thumbprint. A JWK with private members (`d`…) is refused (422), so is a
+	// key the device has (409) and a fifth key (409). Audited.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/devices/{id}/keys (the `AddDeviceKey` operationId).
+	AddDeviceKeyWithBody(ctx context.Context, id DeviceIdPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AddDeviceKey Bind a public key to a device
+	//
+	// Binds a public JWK (EC P-256 for ES256, or OKP Ed25519 for EdDSA) to the
+	// device; from then on the device may authenticate its calls with DPoP
+	// proofs signed by the key. The key's ID (`kid`) is its RFC 7638 SHA-256
+	// thumbprint. A JWK with private members (`d`…) is refused (422), so is a
+	// key the device has (409) and a fifth key (409). Audited.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/devices/{id}/keys (the `AddDeviceKey` operationId).
+	AddDeviceKey(ctx context.Context, id DeviceIdPath, body AddDeviceKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RemoveDeviceKey Remove a public key from a device
+	//
+	// Proofs signed with the key are refused from then on (reason
+	// `unknown-key`; on other replicas once their cache of the device lapses,
+	// `--cache-ttl`). 404 when the device has no such key. Audited.
+	//
+	// Corresponds with DELETE /v1/devices/{id}/keys/{kid} (the `RemoveDeviceKey` operationId).
+	RemoveDeviceKey(ctx context.Context, id DeviceIdPath, kid KeyIdPath, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RotateDeviceSecretWithBody Rotate a device's cloud secret
+	//
+	// Replaces the device's secret and nothing else. The new secret is
+	// checked against the device's cloud with a trial signature; the one
+	// it replaces is kept as the previous secret, so that the doctor can
+	// tell a device or cloud still on the old secret while the change
+	// propagates. `secretVersion` goes up by one and `secretRotatedAt` is
+	// set; the device's tokens keep working, its credentials change. The
+	// secret equal to the current one is refused (422). Audited as
+	// `secret.rotated`, without the secret. Use `If-Match` with the
+	// device's ETag. Cost: one store read and one compare-and-set write
+	// (one group read for a device of a group). Admin and provisioner only.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /v1/devices/{id}/secret (the `RotateDeviceSecret` operationId).
+	RotateDeviceSecretWithBody(ctx context.Context, id DeviceIdPath, params *RotateDeviceSecretParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RotateDeviceSecret Rotate a device's cloud secret
+	//
+	// Replaces the device's secret and nothing else. The new secret is
+	// checked against the device's cloud with a trial signature; the one
+	// it replaces is kept as the previous secret, so that the doctor can
+	// tell a device or cloud still on the old secret while the change
+	// propagates. `secretVersion` goes up by one and `secretRotatedAt` is
+	// set; the device's tokens keep working, its credentials change. The
+	// secret equal to the current one is refused (422). Audited as
+	// `secret.rotated`, without the secret. Use `If-Match` with the
+	// device's ETag. Cost: one store read and one compare-and-set write
+	// (one group read for a device of a group). Admin and provisioner only.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /v1/devices/{id}/secret (the `RotateDeviceSecret` operationId).
+	RotateDeviceSecret(ctx context.Context, id DeviceIdPath, params *RotateDeviceSecretParams, body RotateDeviceSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListDeviceTokens List a device's tokens (never their text)
+	//
+	// The device's tokens sorted by ID (so by mint time), a page at a
+	// time like `GET /v1/devices`: revoked, expired and rotated ones too,
+	// each with its `state`. Admin and provisioner only.
+	//
+	// Corresponds with GET /v1/devices/{id}/tokens (the `ListDeviceTokens` operationId).
+	ListDeviceTokens(ctx context.Context, id DeviceIdPath, params *ListDeviceTokensParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateDeviceTokenWithBody Mint a device token bound to this device
 	//
@@ -1072,6 +1520,38 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/groups/{groupId} (the `GetGroup` operationId).
 	GetGroup(ctx context.Context, groupId GroupIdPath, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// PatchGroupWithBody Change a group without its secret
+	//
+	// Applies a JSON Merge Patch (RFC 7396, `application/merge-patch+json`)
+	// to the group's document (`cloud`, `params`, `labels`,
+	// `registration`); `null` removes a member. The group secret stays as
+	// stored and cannot be patched (replace the group with `PUT` to change
+	// it). The result goes through the checks of `PUT` and is refused with
+	// 422 naming each field, or 409 when it would change a template param
+	// that contains `{deviceId}`; nothing is written then. Cost: one store
+	// read and one compare-and-set write. Admin and provisioner only.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/groups/{groupId} (the `PatchGroup` operationId).
+	PatchGroupWithBody(ctx context.Context, groupId GroupIdPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PatchGroupWithApplicationMergePatchPlusJSONBody Change a group without its secret
+	//
+	// Applies a JSON Merge Patch (RFC 7396, `application/merge-patch+json`)
+	// to the group's document (`cloud`, `params`, `labels`,
+	// `registration`); `null` removes a member. The group secret stays as
+	// stored and cannot be patched (replace the group with `PUT` to change
+	// it). The result goes through the checks of `PUT` and is refused with
+	// 422 naming each field, or 409 when it would change a template param
+	// that contains `{deviceId}`; nothing is written then. Cost: one store
+	// read and one compare-and-set write. Admin and provisioner only.
+	//
+	// Takes a body of the `application/merge-patch+json` content type.
+	//
+	// Corresponds with PATCH /v1/groups/{groupId} (the `PatchGroup` operationId).
+	PatchGroupWithApplicationMergePatchPlusJSONBody(ctx context.Context, groupId GroupIdPath, body PatchGroupApplicationMergePatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// PutGroupWithBody Create or replace a group
 	//
 	// Stores a group: a cloud, a params template (in string values
@@ -1105,6 +1585,15 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /v1/groups/{groupId} (the `PutGroup` operationId).
 	PutGroup(ctx context.Context, groupId GroupIdPath, body PutGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListEnrolmentTokens List a group's enrolment tokens (never their text)
+	//
+	// The group's enrolment tokens sorted by ID, a page at a time like
+	// `GET /v1/devices`: revoked, expired and used-up ones too. Admin and
+	// provisioner only.
+	//
+	// Corresponds with GET /v1/groups/{groupId}/enrolment-tokens (the `ListEnrolmentTokens` operationId).
+	ListEnrolmentTokens(ctx context.Context, groupId GroupIdPath, params *ListEnrolmentTokensParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateEnrolmentTokenWithBody Mint an enrolment token for a group
 	//
@@ -1214,6 +1703,15 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/keys/jwt/rotate (the `RotateJWTKey` operationId).
 	RotateJWTKey(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListTokens List the provisioner tokens (never their text)
+	//
+	// Provisioner tokens sorted by ID (so by mint time), a page at a time
+	// like `GET /v1/devices`, revoked and expired ones too. A device's
+	// tokens are listed under the device. Admin only.
+	//
+	// Corresponds with GET /v1/tokens (the `ListTokens` operationId).
+	ListTokens(ctx context.Context, params *ListTokensParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTokenWithBody Create a provisioner token
 	//
@@ -1325,6 +1823,74 @@ func (c *Client) GetDevice(ctx context.Context, id DeviceIdPath, reqEditors ...R
 	return c.Client.Do(req)
 }
 
+// PatchDeviceWithBody Change a device without its secret
+//
+// Applies a JSON Merge Patch (RFC 7396, `application/merge-patch+json`)
+// to the device's document (`cloud`, `params`, `labels`, `group`): a
+// member set to `null` is removed (a label, a param, the group), an
+// object is merged member by member, anything else replaces what is
+// there. The secret stays as stored and cannot be patched (rotate it
+// with `PUT /v1/devices/{id}/secret`). The result goes through the
+// checks of `PUT` (a trial signature included): a patch that would leave
+// the device unable to sign (a cloud whose params or secret format the
+// device does not fit, a device that derives its key from its group
+// taken out of it) is refused with 422 naming each field, and nothing is
+// written. Moving a device into a group whose template derives a param
+// from the device ID needs that param removed (`null`) or equal to what
+// the template gives. Use `If-Match` with the device's ETag; without
+// it, a device that changed while it was patched is patched again.
+// Cost: one store read and one compare-and-set write (one group read
+// for a device of a group). Admin and provisioner only.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/devices/{id} (the `PatchDevice` operationId).
+func (c *Client) PatchDeviceWithBody(ctx context.Context, id DeviceIdPath, params *PatchDeviceParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPatchDeviceRequestWithBody(c.Server, id, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PatchDeviceWithApplicationMergePatchPlusJSONBody Change a device without its secret
+//
+// Applies a JSON Merge Patch (RFC 7396, `application/merge-patch+json`)
+// to the device's document (`cloud`, `params`, `labels`, `group`): a
+// member set to `null` is removed (a label, a param, the group), an
+// object is merged member by member, anything else replaces what is
+// there. The secret stays as stored and cannot be patched (rotate it
+// with `PUT /v1/devices/{id}/secret`). The result goes through the
+// checks of `PUT` (a trial signature included): a patch that would leave
+// the device unable to sign (a cloud whose params or secret format the
+// device does not fit, a device that derives its key from its group
+// taken out of it) is refused with 422 naming each field, and nothing is
+// written. Moving a device into a group whose template derives a param
+// from the device ID needs that param removed (`null`) or equal to what
+// the template gives. Use `If-Match` with the device's ETag; without
+// it, a device that changed while it was patched is patched again.
+// Cost: one store read and one compare-and-set write (one group read
+// for a device of a group). Admin and provisioner only.
+//
+// Takes a body of the `application/merge-patch+json` content type.
+//
+// Corresponds with PATCH /v1/devices/{id} (the `PatchDevice` operationId).
+func (c *Client) PatchDeviceWithApplicationMergePatchPlusJSONBody(ctx context.Context, id DeviceIdPath, params *PatchDeviceParams, body PatchDeviceApplicationMergePatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPatchDeviceRequestWithApplicationMergePatchPlusJSONBody(c.Server, id, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // PutDeviceWithBody Create or replace a device
 //
 // Stores the device document. The document is checked against the cloud's
@@ -1363,6 +1929,161 @@ func (c *Client) PutDeviceWithBody(ctx context.Context, id DeviceIdPath, params 
 // Corresponds with PUT /v1/devices/{id} (the `PutDevice` operationId).
 func (c *Client) PutDevice(ctx context.Context, id DeviceIdPath, params *PutDeviceParams, body PutDeviceJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPutDeviceRequest(c.Server, id, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListDeviceKeys List the public keys bound to a device
+//
+// Corresponds with GET /v1/devices/{id}/keys (the `ListDeviceKeys` operationId).
+func (c *Client) ListDeviceKeys(ctx context.Context, id DeviceIdPath, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListDeviceKeysRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AddDeviceKeyWithBody Bind a public key to a device
+//
+// Binds a public JWK (EC P-256 for ES256, or OKP Ed25519 for EdDSA) to the
+// device; from then on the device may authenticate its calls with DPoP
+// proofs signed by the key. The key's ID (`kid`) is its RFC 7638 SHA-256
+// thumbprint. A JWK with private members (`d`…) is refused (422), so is a
+// key the device has (409) and a fifth key (409). Audited.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/devices/{id}/keys (the `AddDeviceKey` operationId).
+func (c *Client) AddDeviceKeyWithBody(ctx context.Context, id DeviceIdPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAddDeviceKeyRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AddDeviceKey Bind a public key to a device
+//
+// Binds a public JWK (EC P-256 for ES256, or OKP Ed25519 for EdDSA) to the
+// device; from then on the device may authenticate its calls with DPoP
+// proofs signed by the key. The key's ID (`kid`) is its RFC 7638 SHA-256
+// thumbprint. A JWK with private members (`d`…) is refused (422), so is a
+// key the device has (409) and a fifth key (409). Audited.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/devices/{id}/keys (the `AddDeviceKey` operationId).
+func (c *Client) AddDeviceKey(ctx context.Context, id DeviceIdPath, body AddDeviceKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAddDeviceKeyRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RemoveDeviceKey Remove a public key from a device
+//
+// Proofs signed with the key are refused from then on (reason
+// `unknown-key`; on other replicas once their cache of the device lapses,
+// `--cache-ttl`). 404 when the device has no such key. Audited.
+//
+// Corresponds with DELETE /v1/devices/{id}/keys/{kid} (the `RemoveDeviceKey` operationId).
+func (c *Client) RemoveDeviceKey(ctx context.Context, id DeviceIdPath, kid KeyIdPath, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRemoveDeviceKeyRequest(c.Server, id, kid)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RotateDeviceSecretWithBody Rotate a device's cloud secret
+//
+// Replaces the device's secret and nothing else. The new secret is
+// checked against the device's cloud with a trial signature; the one
+// it replaces is kept as the previous secret, so that the doctor can
+// tell a device or cloud still on the old secret while the change
+// propagates. `secretVersion` goes up by one and `secretRotatedAt` is
+// set; the device's tokens keep working, its credentials change. The
+// secret equal to the current one is refused (422). Audited as
+// `secret.rotated`, without the secret. Use `If-Match` with the
+// device's ETag. Cost: one store read and one compare-and-set write
+// (one group read for a device of a group). Admin and provisioner only.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /v1/devices/{id}/secret (the `RotateDeviceSecret` operationId).
+func (c *Client) RotateDeviceSecretWithBody(ctx context.Context, id DeviceIdPath, params *RotateDeviceSecretParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateDeviceSecretRequestWithBody(c.Server, id, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RotateDeviceSecret Rotate a device's cloud secret
+//
+// Replaces the device's secret and nothing else. The new secret is
+// checked against the device's cloud with a trial signature; the one
+// it replaces is kept as the previous secret, so that the doctor can
+// tell a device or cloud still on the old secret while the change
+// propagates. `secretVersion` goes up by one and `secretRotatedAt` is
+// set; the device's tokens keep working, its credentials change. The
+// secret equal to the current one is refused (422). Audited as
+// `secret.rotated`, without the secret. Use `If-Match` with the
+// device's ETag. Cost: one store read and one compare-and-set write
+// (one group read for a device of a group). Admin and provisioner only.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /v1/devices/{id}/secret (the `RotateDeviceSecret` operationId).
+func (c *Client) RotateDeviceSecret(ctx context.Context, id DeviceIdPath, params *RotateDeviceSecretParams, body RotateDeviceSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateDeviceSecretRequest(c.Server, id, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListDeviceTokens List a device's tokens (never their text)
+//
+// The device's tokens sorted by ID (so by mint time), a page at a
+// time like `GET /v1/devices`: revoked, expired and rotated ones too,
+// each with its `state`. Admin and provisioner only.
+//
+// Corresponds with GET /v1/devices/{id}/tokens (the `ListDeviceTokens` operationId).
+func (c *Client) ListDeviceTokens(ctx context.Context, id DeviceIdPath, params *ListDeviceTokensParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListDeviceTokensRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1490,6 +2211,58 @@ func (c *Client) GetGroup(ctx context.Context, groupId GroupIdPath, reqEditors .
 	return c.Client.Do(req)
 }
 
+// PatchGroupWithBody Change a group without its secret
+//
+// Applies a JSON Merge Patch (RFC 7396, `application/merge-patch+json`)
+// to the group's document (`cloud`, `params`, `labels`,
+// `registration`); `null` removes a member. The group secret stays as
+// stored and cannot be patched (replace the group with `PUT` to change
+// it). The result goes through the checks of `PUT` and is refused with
+// 422 naming each field, or 409 when it would change a template param
+// that contains `{deviceId}`; nothing is written then. Cost: one store
+// read and one compare-and-set write. Admin and provisioner only.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/groups/{groupId} (the `PatchGroup` operationId).
+func (c *Client) PatchGroupWithBody(ctx context.Context, groupId GroupIdPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPatchGroupRequestWithBody(c.Server, groupId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PatchGroupWithApplicationMergePatchPlusJSONBody Change a group without its secret
+//
+// Applies a JSON Merge Patch (RFC 7396, `application/merge-patch+json`)
+// to the group's document (`cloud`, `params`, `labels`,
+// `registration`); `null` removes a member. The group secret stays as
+// stored and cannot be patched (replace the group with `PUT` to change
+// it). The result goes through the checks of `PUT` and is refused with
+// 422 naming each field, or 409 when it would change a template param
+// that contains `{deviceId}`; nothing is written then. Cost: one store
+// read and one compare-and-set write. Admin and provisioner only.
+//
+// Takes a body of the `application/merge-patch+json` content type.
+//
+// Corresponds with PATCH /v1/groups/{groupId} (the `PatchGroup` operationId).
+func (c *Client) PatchGroupWithApplicationMergePatchPlusJSONBody(ctx context.Context, groupId GroupIdPath, body PatchGroupApplicationMergePatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPatchGroupRequestWithApplicationMergePatchPlusJSONBody(c.Server, groupId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // PutGroupWithBody Create or replace a group
 //
 // Stores a group: a cloud, a params template (in string values
@@ -1534,6 +2307,25 @@ func (c *Client) PutGroupWithBody(ctx context.Context, groupId GroupIdPath, cont
 // Corresponds with PUT /v1/groups/{groupId} (the `PutGroup` operationId).
 func (c *Client) PutGroup(ctx context.Context, groupId GroupIdPath, body PutGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPutGroupRequest(c.Server, groupId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListEnrolmentTokens List a group's enrolment tokens (never their text)
+//
+// The group's enrolment tokens sorted by ID, a page at a time like
+// `GET /v1/devices`: revoked, expired and used-up ones too. Admin and
+// provisioner only.
+//
+// Corresponds with GET /v1/groups/{groupId}/enrolment-tokens (the `ListEnrolmentTokens` operationId).
+func (c *Client) ListEnrolmentTokens(ctx context.Context, groupId GroupIdPath, params *ListEnrolmentTokensParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListEnrolmentTokensRequest(c.Server, groupId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1703,6 +2495,25 @@ func (c *Client) ImportDevicesWithBody(ctx context.Context, params *ImportDevice
 // Corresponds with POST /v1/keys/jwt/rotate (the `RotateJWTKey` operationId).
 func (c *Client) RotateJWTKey(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRotateJWTKeyRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListTokens List the provisioner tokens (never their text)
+//
+// Provisioner tokens sorted by ID (so by mint time), a page at a time
+// like `GET /v1/devices`, revoked and expired ones too. A device's
+// tokens are listed under the device. Admin only.
+//
+// Corresponds with GET /v1/tokens (the `ListTokens` operationId).
+func (c *Client) ListTokens(ctx context.Context, params *ListTokensParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListTokensRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1965,6 +2776,68 @@ func NewGetDeviceRequest(server string, id DeviceIdPath) (*http.Request, error) 
 	return req, nil
 }
 
+// NewPatchDeviceRequestWithApplicationMergePatchPlusJSONBody calls the generic PatchDevice builder with application/merge-patch+json body
+func NewPatchDeviceRequestWithApplicationMergePatchPlusJSONBody(server string, id DeviceIdPath, params *PatchDeviceParams, body PatchDeviceApplicationMergePatchPlusJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPatchDeviceRequestWithBody(server, id, params, "application/merge-patch+json", bodyReader)
+}
+
+// NewPatchDeviceRequestWithBody constructs an http.Request for the PatchDevice method, with any body, and a specified content type
+func NewPatchDeviceRequestWithBody(server string, id DeviceIdPath, params *PatchDeviceParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/devices/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IfMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-Match", *params.IfMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-Match", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewPutDeviceRequest calls the generic PutDevice builder with application/json body
 func NewPutDeviceRequest(server string, id DeviceIdPath, params *PutDeviceParams, body PutDeviceJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -2033,6 +2906,263 @@ func NewPutDeviceRequestWithBody(server string, id DeviceIdPath, params *PutDevi
 			req.Header.Set("If-None-Match", headerParam1)
 		}
 
+	}
+
+	return req, nil
+}
+
+// NewListDeviceKeysRequest constructs an http.Request for the ListDeviceKeys method
+func NewListDeviceKeysRequest(server string, id DeviceIdPath) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/devices/%s/keys", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAddDeviceKeyRequest calls the generic AddDeviceKey builder with application/json body
+func NewAddDeviceKeyRequest(server string, id DeviceIdPath, body AddDeviceKeyJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAddDeviceKeyRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewAddDeviceKeyRequestWithBody constructs an http.Request for the AddDeviceKey method, with any body, and a specified content type
+func NewAddDeviceKeyRequestWithBody(server string, id DeviceIdPath, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/devices/%s/keys", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRemoveDeviceKeyRequest constructs an http.Request for the RemoveDeviceKey method
+func NewRemoveDeviceKeyRequest(server string, id DeviceIdPath, kid KeyIdPath) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "kid", kid, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/devices/%s/keys/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRotateDeviceSecretRequest calls the generic RotateDeviceSecret builder with application/json body
+func NewRotateDeviceSecretRequest(server string, id DeviceIdPath, params *RotateDeviceSecretParams, body RotateDeviceSecretJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRotateDeviceSecretRequestWithBody(server, id, params, "application/json", bodyReader)
+}
+
+// NewRotateDeviceSecretRequestWithBody constructs an http.Request for the RotateDeviceSecret method, with any body, and a specified content type
+func NewRotateDeviceSecretRequestWithBody(server string, id DeviceIdPath, params *RotateDeviceSecretParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/devices/%s/secret", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IfMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-Match", *params.IfMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-Match", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewListDeviceTokensRequest constructs an http.Request for the ListDeviceTokens method
+func NewListDeviceTokensRequest(server string, id DeviceIdPath, params *ListDeviceTokensParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/devices/%s/tokens", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
 	}
 
 	return req, nil
@@ -2260,6 +3390,53 @@ func NewGetGroupRequest(server string, groupId GroupIdPath) (*http.Request, erro
 	return req, nil
 }
 
+// NewPatchGroupRequestWithApplicationMergePatchPlusJSONBody calls the generic PatchGroup builder with application/merge-patch+json body
+func NewPatchGroupRequestWithApplicationMergePatchPlusJSONBody(server string, groupId GroupIdPath, body PatchGroupApplicationMergePatchPlusJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPatchGroupRequestWithBody(server, groupId, "application/merge-patch+json", bodyReader)
+}
+
+// NewPatchGroupRequestWithBody constructs an http.Request for the PatchGroup method, with any body, and a specified content type
+func NewPatchGroupRequestWithBody(server string, groupId GroupIdPath, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "groupId", groupId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/groups/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewPutGroupRequest calls the generic PutGroup builder with application/json body
 func NewPutGroupRequest(server string, groupId GroupIdPath, body PutGroupJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -2303,6 +3480,79 @@ func NewPutGroupRequestWithBody(server string, groupId GroupIdPath, contentType 
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListEnrolmentTokensRequest constructs an http.Request for the ListEnrolmentTokens method
+func NewListEnrolmentTokensRequest(server string, groupId GroupIdPath, params *ListEnrolmentTokensParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "groupId", groupId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/groups/%s/enrolment-tokens", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -2531,6 +3781,72 @@ func NewRotateJWTKeyRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewListTokensRequest constructs an http.Request for the ListTokens method
+func NewListTokensRequest(server string, params *ListTokensParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tokens")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewCreateTokenRequest calls the generic CreateToken builder with application/json body
 func NewCreateTokenRequest(server string, body CreateTokenJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -2701,6 +4017,54 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/devices/{id} (the `GetDevice` operationId).
 	GetDeviceWithResponse(ctx context.Context, id DeviceIdPath, reqEditors ...RequestEditorFn) (*GetDeviceResponse, error)
 
+	// PatchDeviceWithBodyWithResponse Change a device without its secret
+	//
+	// Applies a JSON Merge Patch (RFC 7396, `application/merge-patch+json`)
+	// to the device's document (`cloud`, `params`, `labels`, `group`): a
+	// member set to `null` is removed (a label, a param, the group), an
+	// object is merged member by member, anything else replaces what is
+	// there. The secret stays as stored and cannot be patched (rotate it
+	// with `PUT /v1/devices/{id}/secret`). The result goes through the
+	// checks of `PUT` (a trial signature included): a patch that would leave
+	// the device unable to sign (a cloud whose params or secret format the
+	// device does not fit, a device that derives its key from its group
+	// taken out of it) is refused with 422 naming each field, and nothing is
+	// written. Moving a device into a group whose template derives a param
+	// from the device ID needs that param removed (`null`) or equal to what
+	// the template gives. Use `If-Match` with the device's ETag; without
+	// it, a device that changed while it was patched is patched again.
+	// Cost: one store read and one compare-and-set write (one group read
+	// for a device of a group). Admin and provisioner only.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/devices/{id} (the `PatchDevice` operationId).
+	PatchDeviceWithBodyWithResponse(ctx context.Context, id DeviceIdPath, params *PatchDeviceParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PatchDeviceResponse, error)
+
+	// PatchDeviceWithApplicationMergePatchPlusJSONBodyWithResponse Change a device without its secret
+	//
+	// Applies a JSON Merge Patch (RFC 7396, `application/merge-patch+json`)
+	// to the device's document (`cloud`, `params`, `labels`, `group`): a
+	// member set to `null` is removed (a label, a param, the group), an
+	// object is merged member by member, anything else replaces what is
+	// there. The secret stays as stored and cannot be patched (rotate it
+	// with `PUT /v1/devices/{id}/secret`). The result goes through the
+	// checks of `PUT` (a trial signature included): a patch that would leave
+	// the device unable to sign (a cloud whose params or secret format the
+	// device does not fit, a device that derives its key from its group
+	// taken out of it) is refused with 422 naming each field, and nothing is
+	// written. Moving a device into a group whose template derives a param
+	// from the device ID needs that param removed (`null`) or equal to what
+	// the template gives. Use `If-Match` with the device's ETag; without
+	// it, a device that changed while it was patched is patched again.
+	// Cost: one store read and one compare-and-set write (one group read
+	// for a device of a group). Admin and provisioner only.
+	//
+	// Takes a body of the `application/merge-patch+json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/devices/{id} (the `PatchDevice` operationId).
+	PatchDeviceWithApplicationMergePatchPlusJSONBodyWithResponse(ctx context.Context, id DeviceIdPath, params *PatchDeviceParams, body PatchDeviceApplicationMergePatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*PatchDeviceResponse, error)
+
 	// PutDeviceWithBodyWithResponse Create or replace a device
 	//
 	// Stores the device document. The document is checked against the cloud's
@@ -2728,6 +4092,97 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /v1/devices/{id} (the `PutDevice` operationId).
 	PutDeviceWithResponse(ctx context.Context, id DeviceIdPath, params *PutDeviceParams, body PutDeviceJSONRequestBody, reqEditors ...RequestEditorFn) (*PutDeviceResponse, error)
+
+	// ListDeviceKeysWithResponse List the public keys bound to a device
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/devices/{id}/keys (the `ListDeviceKeys` operationId).
+	ListDeviceKeysWithResponse(ctx context.Context, id DeviceIdPath, reqEditors ...RequestEditorFn) (*ListDeviceKeysResponse, error)
+
+	// AddDeviceKeyWithBodyWithResponse Bind a public key to a device
+	//
+	// Binds a public JWK (EC P-256 for ES256, or OKP Ed25519 for EdDSA) to the
+	// device; from then on the device may authenticate its calls with DPoP
+	// proofs signed by the key. The key's ID (`kid`) is its RFC 7638 SHA-256
+	// thumbprint. A JWK with private members (`d`…) is refused (422), so is a
+	// key the device has (409) and a fifth key (409). Audited.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/devices/{id}/keys (the `AddDeviceKey` operationId).
+	AddDeviceKeyWithBodyWithResponse(ctx context.Context, id DeviceIdPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AddDeviceKeyResponse, error)
+
+	// AddDeviceKeyWithResponse Bind a public key to a device
+	//
+	// Binds a public JWK (EC P-256 for ES256, or OKP Ed25519 for EdDSA) to the
+	// device; from then on the device may authenticate its calls with DPoP
+	// proofs signed by the key. The key's ID (`kid`) is its RFC 7638 SHA-256
+	// thumbprint. A JWK with private members (`d`…) is refused (422), so is a
+	// key the device has (409) and a fifth key (409). Audited.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/devices/{id}/keys (the `AddDeviceKey` operationId).
+	AddDeviceKeyWithResponse(ctx context.Context, id DeviceIdPath, body AddDeviceKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*AddDeviceKeyResponse, error)
+
+	// RemoveDeviceKeyWithResponse Remove a public key from a device
+	//
+	// Proofs signed with the key are refused from then on (reason
+	// `unknown-key`; on other replicas once their cache of the device lapses,
+	// `--cache-ttl`). 404 when the device has no such key. Audited.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/devices/{id}/keys/{kid} (the `RemoveDeviceKey` operationId).
+	RemoveDeviceKeyWithResponse(ctx context.Context, id DeviceIdPath, kid KeyIdPath, reqEditors ...RequestEditorFn) (*RemoveDeviceKeyResponse, error)
+
+	// RotateDeviceSecretWithBodyWithResponse Rotate a device's cloud secret
+	//
+	// Replaces the device's secret and nothing else. The new secret is
+	// checked against the device's cloud with a trial signature; the one
+	// it replaces is kept as the previous secret, so that the doctor can
+	// tell a device or cloud still on the old secret while the change
+	// propagates. `secretVersion` goes up by one and `secretRotatedAt` is
+	// set; the device's tokens keep working, its credentials change. The
+	// secret equal to the current one is refused (422). Audited as
+	// `secret.rotated`, without the secret. Use `If-Match` with the
+	// device's ETag. Cost: one store read and one compare-and-set write
+	// (one group read for a device of a group). Admin and provisioner only.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/devices/{id}/secret (the `RotateDeviceSecret` operationId).
+	RotateDeviceSecretWithBodyWithResponse(ctx context.Context, id DeviceIdPath, params *RotateDeviceSecretParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RotateDeviceSecretResponse, error)
+
+	// RotateDeviceSecretWithResponse Rotate a device's cloud secret
+	//
+	// Replaces the device's secret and nothing else. The new secret is
+	// checked against the device's cloud with a trial signature; the one
+	// it replaces is kept as the previous secret, so that the doctor can
+	// tell a device or cloud still on the old secret while the change
+	// propagates. `secretVersion` goes up by one and `secretRotatedAt` is
+	// set; the device's tokens keep working, its credentials change. The
+	// secret equal to the current one is refused (422). Audited as
+	// `secret.rotated`, without the secret. Use `If-Match` with the
+	// device's ETag. Cost: one store read and one compare-and-set write
+	// (one group read for a device of a group). Admin and provisioner only.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/devices/{id}/secret (the `RotateDeviceSecret` operationId).
+	RotateDeviceSecretWithResponse(ctx context.Context, id DeviceIdPath, params *RotateDeviceSecretParams, body RotateDeviceSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateDeviceSecretResponse, error)
+
+	// ListDeviceTokensWithResponse List a device's tokens (never their text)
+	//
+	// The device's tokens sorted by ID (so by mint time), a page at a
+	// time like `GET /v1/devices`: revoked, expired and rotated ones too,
+	// each with its `state`. Admin and provisioner only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/devices/{id}/tokens (the `ListDeviceTokens` operationId).
+	ListDeviceTokensWithResponse(ctx context.Context, id DeviceIdPath, params *ListDeviceTokensParams, reqEditors ...RequestEditorFn) (*ListDeviceTokensResponse, error)
 
 	// CreateDeviceTokenWithBodyWithResponse Mint a device token bound to this device
 	//
@@ -2794,6 +4249,38 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/groups/{groupId} (the `GetGroup` operationId).
 	GetGroupWithResponse(ctx context.Context, groupId GroupIdPath, reqEditors ...RequestEditorFn) (*GetGroupResponse, error)
 
+	// PatchGroupWithBodyWithResponse Change a group without its secret
+	//
+	// Applies a JSON Merge Patch (RFC 7396, `application/merge-patch+json`)
+	// to the group's document (`cloud`, `params`, `labels`,
+	// `registration`); `null` removes a member. The group secret stays as
+	// stored and cannot be patched (replace the group with `PUT` to change
+	// it). The result goes through the checks of `PUT` and is refused with
+	// 422 naming each field, or 409 when it would change a template param
+	// that contains `{deviceId}`; nothing is written then. Cost: one store
+	// read and one compare-and-set write. Admin and provisioner only.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/groups/{groupId} (the `PatchGroup` operationId).
+	PatchGroupWithBodyWithResponse(ctx context.Context, groupId GroupIdPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PatchGroupResponse, error)
+
+	// PatchGroupWithApplicationMergePatchPlusJSONBodyWithResponse Change a group without its secret
+	//
+	// Applies a JSON Merge Patch (RFC 7396, `application/merge-patch+json`)
+	// to the group's document (`cloud`, `params`, `labels`,
+	// `registration`); `null` removes a member. The group secret stays as
+	// stored and cannot be patched (replace the group with `PUT` to change
+	// it). The result goes through the checks of `PUT` and is refused with
+	// 422 naming each field, or 409 when it would change a template param
+	// that contains `{deviceId}`; nothing is written then. Cost: one store
+	// read and one compare-and-set write. Admin and provisioner only.
+	//
+	// Takes a body of the `application/merge-patch+json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/groups/{groupId} (the `PatchGroup` operationId).
+	PatchGroupWithApplicationMergePatchPlusJSONBodyWithResponse(ctx context.Context, groupId GroupIdPath, body PatchGroupApplicationMergePatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*PatchGroupResponse, error)
+
 	// PutGroupWithBodyWithResponse Create or replace a group
 	//
 	// Stores a group: a cloud, a params template (in string values
@@ -2827,6 +4314,17 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /v1/groups/{groupId} (the `PutGroup` operationId).
 	PutGroupWithResponse(ctx context.Context, groupId GroupIdPath, body PutGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*PutGroupResponse, error)
+
+	// ListEnrolmentTokensWithResponse List a group's enrolment tokens (never their text)
+	//
+	// The group's enrolment tokens sorted by ID, a page at a time like
+	// `GET /v1/devices`: revoked, expired and used-up ones too. Admin and
+	// provisioner only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/groups/{groupId}/enrolment-tokens (the `ListEnrolmentTokens` operationId).
+	ListEnrolmentTokensWithResponse(ctx context.Context, groupId GroupIdPath, params *ListEnrolmentTokensParams, reqEditors ...RequestEditorFn) (*ListEnrolmentTokensResponse, error)
 
 	// CreateEnrolmentTokenWithBodyWithResponse Mint an enrolment token for a group
 	//
@@ -2942,6 +4440,17 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/keys/jwt/rotate (the `RotateJWTKey` operationId).
 	RotateJWTKeyWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*RotateJWTKeyResponse, error)
+
+	// ListTokensWithResponse List the provisioner tokens (never their text)
+	//
+	// Provisioner tokens sorted by ID (so by mint time), a page at a time
+	// like `GET /v1/devices`, revoked and expired ones too. A device's
+	// tokens are listed under the device. Admin only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/tokens (the `ListTokens` operationId).
+	ListTokensWithResponse(ctx context.Context, params *ListTokensParams, reqEditors ...RequestEditorFn) (*ListTokensResponse, error)
 
 	// CreateTokenWithBodyWithResponse Create a provisioner token
 	//
@@ -3366,6 +4875,159 @@ func (r GetDeviceResponse) ContentType() string {
 	return ""
 }
 
+// PatchDeviceResponse200Headers the declared response headers of an HTTP 200 response for PatchDevice
+type PatchDeviceResponse200Headers struct {
+	ETag *string
+}
+
+// PatchDeviceResponse401Headers the declared response headers of an HTTP 401 response for PatchDevice
+type PatchDeviceResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// PatchDeviceResponse429Headers the declared response headers of an HTTP 429 response for PatchDevice
+type PatchDeviceResponse429Headers struct {
+	RetryAfter *int
+}
+
+// PatchDeviceResponse503Headers the declared response headers of an HTTP 503 response for PatchDevice
+type PatchDeviceResponse503Headers struct {
+	RetryAfter *int
+}
+
+type PatchDeviceResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Device
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
+	ApplicationproblemJSON412 *PreconditionFailed
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Unprocessable
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON502 the response for an HTTP 502 `application/problem+json` response
+	ApplicationproblemJSON502 *BadGateway
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *PatchDeviceResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PatchDeviceResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PatchDeviceResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PatchDeviceResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PatchDeviceResponse) GetJSON200() *Device {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PatchDeviceResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PatchDeviceResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PatchDeviceResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PatchDeviceResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
+func (r PatchDeviceResponse) GetApplicationproblemJSON412() *PreconditionFailed {
+	return r.ApplicationproblemJSON412
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PatchDeviceResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PatchDeviceResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PatchDeviceResponse) GetApplicationproblemJSON422() *Unprocessable {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PatchDeviceResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PatchDeviceResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON502 returns the response for an HTTP 502 `application/problem+json` response
+func (r PatchDeviceResponse) GetApplicationproblemJSON502() *BadGateway {
+	return r.ApplicationproblemJSON502
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PatchDeviceResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PatchDeviceResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PatchDeviceResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PatchDeviceResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PatchDeviceResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // PutDeviceResponse200Headers the declared response headers of an HTTP 200 response for PutDevice
 type PutDeviceResponse200Headers struct {
 	ETag *string
@@ -3534,6 +5196,624 @@ func (r PutDeviceResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r PutDeviceResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListDeviceKeysResponse401Headers the declared response headers of an HTTP 401 response for ListDeviceKeys
+type ListDeviceKeysResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListDeviceKeysResponse429Headers the declared response headers of an HTTP 429 response for ListDeviceKeys
+type ListDeviceKeysResponse429Headers struct {
+	RetryAfter *int
+}
+
+// ListDeviceKeysResponse503Headers the declared response headers of an HTTP 503 response for ListDeviceKeys
+type ListDeviceKeysResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ListDeviceKeysResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DeviceKeyList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListDeviceKeysResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListDeviceKeysResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListDeviceKeysResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListDeviceKeysResponse) GetJSON200() *DeviceKeyList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListDeviceKeysResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListDeviceKeysResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListDeviceKeysResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListDeviceKeysResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListDeviceKeysResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListDeviceKeysResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListDeviceKeysResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListDeviceKeysResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListDeviceKeysResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListDeviceKeysResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListDeviceKeysResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AddDeviceKeyResponse401Headers the declared response headers of an HTTP 401 response for AddDeviceKey
+type AddDeviceKeyResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// AddDeviceKeyResponse429Headers the declared response headers of an HTTP 429 response for AddDeviceKey
+type AddDeviceKeyResponse429Headers struct {
+	RetryAfter *int
+}
+
+// AddDeviceKeyResponse503Headers the declared response headers of an HTTP 503 response for AddDeviceKey
+type AddDeviceKeyResponse503Headers struct {
+	RetryAfter *int
+}
+
+type AddDeviceKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *DeviceKey
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Unprocessable
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *AddDeviceKeyResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AddDeviceKeyResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AddDeviceKeyResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r AddDeviceKeyResponse) GetJSON201() *DeviceKey {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AddDeviceKeyResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AddDeviceKeyResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AddDeviceKeyResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AddDeviceKeyResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r AddDeviceKeyResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r AddDeviceKeyResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r AddDeviceKeyResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AddDeviceKeyResponse) GetApplicationproblemJSON422() *Unprocessable {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AddDeviceKeyResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AddDeviceKeyResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AddDeviceKeyResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AddDeviceKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AddDeviceKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AddDeviceKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AddDeviceKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RemoveDeviceKeyResponse401Headers the declared response headers of an HTTP 401 response for RemoveDeviceKey
+type RemoveDeviceKeyResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// RemoveDeviceKeyResponse429Headers the declared response headers of an HTTP 429 response for RemoveDeviceKey
+type RemoveDeviceKeyResponse429Headers struct {
+	RetryAfter *int
+}
+
+// RemoveDeviceKeyResponse503Headers the declared response headers of an HTTP 503 response for RemoveDeviceKey
+type RemoveDeviceKeyResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RemoveDeviceKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RemoveDeviceKeyResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RemoveDeviceKeyResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RemoveDeviceKeyResponse503Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RemoveDeviceKeyResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RemoveDeviceKeyResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RemoveDeviceKeyResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RemoveDeviceKeyResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RemoveDeviceKeyResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RemoveDeviceKeyResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RemoveDeviceKeyResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RemoveDeviceKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RemoveDeviceKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RemoveDeviceKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RemoveDeviceKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RotateDeviceSecretResponse200Headers the declared response headers of an HTTP 200 response for RotateDeviceSecret
+type RotateDeviceSecretResponse200Headers struct {
+	ETag *string
+}
+
+// RotateDeviceSecretResponse401Headers the declared response headers of an HTTP 401 response for RotateDeviceSecret
+type RotateDeviceSecretResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// RotateDeviceSecretResponse429Headers the declared response headers of an HTTP 429 response for RotateDeviceSecret
+type RotateDeviceSecretResponse429Headers struct {
+	RetryAfter *int
+}
+
+// RotateDeviceSecretResponse503Headers the declared response headers of an HTTP 503 response for RotateDeviceSecret
+type RotateDeviceSecretResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RotateDeviceSecretResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Device
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
+	ApplicationproblemJSON412 *PreconditionFailed
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Unprocessable
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON502 the response for an HTTP 502 `application/problem+json` response
+	ApplicationproblemJSON502 *BadGateway
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RotateDeviceSecretResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RotateDeviceSecretResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RotateDeviceSecretResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RotateDeviceSecretResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RotateDeviceSecretResponse) GetJSON200() *Device {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RotateDeviceSecretResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RotateDeviceSecretResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RotateDeviceSecretResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RotateDeviceSecretResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
+func (r RotateDeviceSecretResponse) GetApplicationproblemJSON412() *PreconditionFailed {
+	return r.ApplicationproblemJSON412
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r RotateDeviceSecretResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r RotateDeviceSecretResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RotateDeviceSecretResponse) GetApplicationproblemJSON422() *Unprocessable {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RotateDeviceSecretResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RotateDeviceSecretResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON502 returns the response for an HTTP 502 `application/problem+json` response
+func (r RotateDeviceSecretResponse) GetApplicationproblemJSON502() *BadGateway {
+	return r.ApplicationproblemJSON502
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RotateDeviceSecretResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RotateDeviceSecretResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RotateDeviceSecretResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RotateDeviceSecretResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RotateDeviceSecretResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListDeviceTokensResponse401Headers the declared response headers of an HTTP 401 response for ListDeviceTokens
+type ListDeviceTokensResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListDeviceTokensResponse429Headers the declared response headers of an HTTP 429 response for ListDeviceTokens
+type ListDeviceTokensResponse429Headers struct {
+	RetryAfter *int
+}
+
+// ListDeviceTokensResponse503Headers the declared response headers of an HTTP 503 response for ListDeviceTokens
+type ListDeviceTokensResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ListDeviceTokensResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TokenList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListDeviceTokensResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListDeviceTokensResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListDeviceTokensResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListDeviceTokensResponse) GetJSON200() *TokenList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListDeviceTokensResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListDeviceTokensResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListDeviceTokensResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListDeviceTokensResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListDeviceTokensResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListDeviceTokensResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListDeviceTokensResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListDeviceTokensResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListDeviceTokensResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListDeviceTokensResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListDeviceTokensResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -4102,6 +6382,145 @@ func (r GetGroupResponse) ContentType() string {
 	return ""
 }
 
+// PatchGroupResponse401Headers the declared response headers of an HTTP 401 response for PatchGroup
+type PatchGroupResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// PatchGroupResponse429Headers the declared response headers of an HTTP 429 response for PatchGroup
+type PatchGroupResponse429Headers struct {
+	RetryAfter *int
+}
+
+// PatchGroupResponse503Headers the declared response headers of an HTTP 503 response for PatchGroup
+type PatchGroupResponse503Headers struct {
+	RetryAfter *int
+}
+
+type PatchGroupResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Group
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Unprocessable
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PatchGroupResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PatchGroupResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PatchGroupResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PatchGroupResponse) GetJSON200() *Group {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PatchGroupResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PatchGroupResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PatchGroupResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PatchGroupResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PatchGroupResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PatchGroupResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PatchGroupResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PatchGroupResponse) GetApplicationproblemJSON422() *Unprocessable {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PatchGroupResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PatchGroupResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PatchGroupResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PatchGroupResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PatchGroupResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PatchGroupResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PatchGroupResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // PutGroupResponse401Headers the declared response headers of an HTTP 401 response for PutGroup
 type PutGroupResponse401Headers struct {
 	WWWAuthenticate *string
@@ -4235,6 +6654,117 @@ func (r PutGroupResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r PutGroupResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListEnrolmentTokensResponse401Headers the declared response headers of an HTTP 401 response for ListEnrolmentTokens
+type ListEnrolmentTokensResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListEnrolmentTokensResponse429Headers the declared response headers of an HTTP 429 response for ListEnrolmentTokens
+type ListEnrolmentTokensResponse429Headers struct {
+	RetryAfter *int
+}
+
+// ListEnrolmentTokensResponse503Headers the declared response headers of an HTTP 503 response for ListEnrolmentTokens
+type ListEnrolmentTokensResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ListEnrolmentTokensResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnrolmentTokenList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListEnrolmentTokensResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListEnrolmentTokensResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListEnrolmentTokensResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListEnrolmentTokensResponse) GetJSON200() *EnrolmentTokenList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListEnrolmentTokensResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListEnrolmentTokensResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListEnrolmentTokensResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListEnrolmentTokensResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListEnrolmentTokensResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListEnrolmentTokensResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListEnrolmentTokensResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListEnrolmentTokensResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListEnrolmentTokensResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListEnrolmentTokensResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListEnrolmentTokensResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -4823,6 +7353,117 @@ func (r RotateJWTKeyResponse) ContentType() string {
 	return ""
 }
 
+// ListTokensResponse401Headers the declared response headers of an HTTP 401 response for ListTokens
+type ListTokensResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListTokensResponse429Headers the declared response headers of an HTTP 429 response for ListTokens
+type ListTokensResponse429Headers struct {
+	RetryAfter *int
+}
+
+// ListTokensResponse503Headers the declared response headers of an HTTP 503 response for ListTokens
+type ListTokensResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ListTokensResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TokenList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListTokensResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListTokensResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListTokensResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListTokensResponse) GetJSON200() *TokenList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListTokensResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListTokensResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListTokensResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListTokensResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListTokensResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListTokensResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListTokensResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListTokensResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListTokensResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListTokensResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListTokensResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // CreateTokenResponse201Headers the declared response headers of an HTTP 201 response for CreateToken
 type CreateTokenResponse201Headers struct {
 	CacheControl *string
@@ -5135,6 +7776,66 @@ func (c *ClientWithResponses) GetDeviceWithResponse(ctx context.Context, id Devi
 	return ParseGetDeviceResponse(rsp)
 }
 
+// PatchDeviceWithBodyWithResponse Change a device without its secret
+//
+// Applies a JSON Merge Patch (RFC 7396, `application/merge-patch+json`)
+// to the device's document (`cloud`, `params`, `labels`, `group`): a
+// member set to `null` is removed (a label, a param, the group), an
+// object is merged member by member, anything else replaces what is
+// there. The secret stays as stored and cannot be patched (rotate it
+// with `PUT /v1/devices/{id}/secret`). The result goes through the
+// checks of `PUT` (a trial signature included): a patch that would leave
+// the device unable to sign (a cloud whose params or secret format the
+// device does not fit, a device that derives its key from its group
+// taken out of it) is refused with 422 naming each field, and nothing is
+// written. Moving a device into a group whose template derives a param
+// from the device ID needs that param removed (`null`) or equal to what
+// the template gives. Use `If-Match` with the device's ETag; without
+// it, a device that changed while it was patched is patched again.
+// Cost: one store read and one compare-and-set write (one group read
+// for a device of a group). Admin and provisioner only.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/devices/{id} (the `PatchDevice` operationId).
+func (c *ClientWithResponses) PatchDeviceWithBodyWithResponse(ctx context.Context, id DeviceIdPath, params *PatchDeviceParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PatchDeviceResponse, error) {
+	rsp, err := c.PatchDeviceWithBody(ctx, id, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePatchDeviceResponse(rsp)
+}
+
+// PatchDeviceWithApplicationMergePatchPlusJSONBodyWithResponse Change a device without its secret
+//
+// Applies a JSON Merge Patch (RFC 7396, `application/merge-patch+json`)
+// to the device's document (`cloud`, `params`, `labels`, `group`): a
+// member set to `null` is removed (a label, a param, the group), an
+// object is merged member by member, anything else replaces what is
+// there. The secret stays as stored and cannot be patched (rotate it
+// with `PUT /v1/devices/{id}/secret`). The result goes through the
+// checks of `PUT` (a trial signature included): a patch that would leave
+// the device unable to sign (a cloud whose params or secret format the
+// device does not fit, a device that derives its key from its group
+// taken out of it) is refused with 422 naming each field, and nothing is
+// written. Moving a device into a group whose template derives a param
+// from the device ID needs that param removed (`null`) or equal to what
+// the template gives. Use `If-Match` with the device's ETag; without
+// it, a device that changed while it was patched is patched again.
+// Cost: one store read and one compare-and-set write (one group read
+// for a device of a group). Admin and provisioner only.
+//
+// Takes a body of the `application/merge-patch+json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/devices/{id} (the `PatchDevice` operationId).
+func (c *ClientWithResponses) PatchDeviceWithApplicationMergePatchPlusJSONBodyWithResponse(ctx context.Context, id DeviceIdPath, params *PatchDeviceParams, body PatchDeviceApplicationMergePatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*PatchDeviceResponse, error) {
+	rsp, err := c.PatchDeviceWithApplicationMergePatchPlusJSONBody(ctx, id, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePatchDeviceResponse(rsp)
+}
+
 // PutDeviceWithBodyWithResponse Create or replace a device
 //
 // Stores the device document. The document is checked against the cloud's
@@ -5173,6 +7874,139 @@ func (c *ClientWithResponses) PutDeviceWithResponse(ctx context.Context, id Devi
 		return nil, err
 	}
 	return ParsePutDeviceResponse(rsp)
+}
+
+// ListDeviceKeysWithResponse List the public keys bound to a device
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/devices/{id}/keys (the `ListDeviceKeys` operationId).
+func (c *ClientWithResponses) ListDeviceKeysWithResponse(ctx context.Context, id DeviceIdPath, reqEditors ...RequestEditorFn) (*ListDeviceKeysResponse, error) {
+	rsp, err := c.ListDeviceKeys(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListDeviceKeysResponse(rsp)
+}
+
+// AddDeviceKeyWithBodyWithResponse Bind a public key to a device
+//
+// Binds a public JWK (EC P-256 for ES256, or OKP Ed25519 for EdDSA) to the
+// device; from then on the device may authenticate its calls with DPoP
+// proofs signed by the key. The key's ID (`kid`) is its RFC 7638 SHA-256
+// thumbprint. A JWK with private members (`d`…) is refused (422), so is a
+// key the device has (409) and a fifth key (409). Audited.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/devices/{id}/keys (the `AddDeviceKey` operationId).
+func (c *ClientWithResponses) AddDeviceKeyWithBodyWithResponse(ctx context.Context, id DeviceIdPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AddDeviceKeyResponse, error) {
+	rsp, err := c.AddDeviceKeyWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAddDeviceKeyResponse(rsp)
+}
+
+// AddDeviceKeyWithResponse Bind a public key to a device
+//
+// Binds a public JWK (EC P-256 for ES256, or OKP Ed25519 for EdDSA) to the
+// device; from then on the device may authenticate its calls with DPoP
+// proofs signed by the key. The key's ID (`kid`) is its RFC 7638 SHA-256
+// thumbprint. A JWK with private members (`d`…) is refused (422), so is a
+// key the device has (409) and a fifth key (409). Audited.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/devices/{id}/keys (the `AddDeviceKey` operationId).
+func (c *ClientWithResponses) AddDeviceKeyWithResponse(ctx context.Context, id DeviceIdPath, body AddDeviceKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*AddDeviceKeyResponse, error) {
+	rsp, err := c.AddDeviceKey(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAddDeviceKeyResponse(rsp)
+}
+
+// RemoveDeviceKeyWithResponse Remove a public key from a device
+//
+// Proofs signed with the key are refused from then on (reason
+// `unknown-key`; on other replicas once their cache of the device lapses,
+// `--cache-ttl`). 404 when the device has no such key. Audited.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/devices/{id}/keys/{kid} (the `RemoveDeviceKey` operationId).
+func (c *ClientWithResponses) RemoveDeviceKeyWithResponse(ctx context.Context, id DeviceIdPath, kid KeyIdPath, reqEditors ...RequestEditorFn) (*RemoveDeviceKeyResponse, error) {
+	rsp, err := c.RemoveDeviceKey(ctx, id, kid, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRemoveDeviceKeyResponse(rsp)
+}
+
+// RotateDeviceSecretWithBodyWithResponse Rotate a device's cloud secret
+//
+// Replaces the device's secret and nothing else. The new secret is
+// checked against the device's cloud with a trial signature; the one
+// it replaces is kept as the previous secret, so that the doctor can
+// tell a device or cloud still on the old secret while the change
+// propagates. `secretVersion` goes up by one and `secretRotatedAt` is
+// set; the device's tokens keep working, its credentials change. The
+// secret equal to the current one is refused (422). Audited as
+// `secret.rotated`, without the secret. Use `If-Match` with the
+// device's ETag. Cost: one store read and one compare-and-set write
+// (one group read for a device of a group). Admin and provisioner only.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/devices/{id}/secret (the `RotateDeviceSecret` operationId).
+func (c *ClientWithResponses) RotateDeviceSecretWithBodyWithResponse(ctx context.Context, id DeviceIdPath, params *RotateDeviceSecretParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RotateDeviceSecretResponse, error) {
+	rsp, err := c.RotateDeviceSecretWithBody(ctx, id, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateDeviceSecretResponse(rsp)
+}
+
+// RotateDeviceSecretWithResponse Rotate a device's cloud secret
+//
+// Replaces the device's secret and nothing else. The new secret is
+// checked against the device's cloud with a trial signature; the one
+// it replaces is kept as the previous secret, so that the doctor can
+// tell a device or cloud still on the old secret while the change
+// propagates. `secretVersion` goes up by one and `secretRotatedAt` is
+// set; the device's tokens keep working, its credentials change. The
+// secret equal to the current one is refused (422). Audited as
+// `secret.rotated`, without the secret. Use `If-Match` with the
+// device's ETag. Cost: one store read and one compare-and-set write
+// (one group read for a device of a group). Admin and provisioner only.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/devices/{id}/secret (the `RotateDeviceSecret` operationId).
+func (c *ClientWithResponses) RotateDeviceSecretWithResponse(ctx context.Context, id DeviceIdPath, params *RotateDeviceSecretParams, body RotateDeviceSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateDeviceSecretResponse, error) {
+	rsp, err := c.RotateDeviceSecret(ctx, id, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateDeviceSecretResponse(rsp)
+}
+
+// ListDeviceTokensWithResponse List a device's tokens (never their text)
+//
+// The device's tokens sorted by ID (so by mint time), a page at a
+// time like `GET /v1/devices`: revoked, expired and rotated ones too,
+// each with its `state`. Admin and provisioner only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/devices/{id}/tokens (the `ListDeviceTokens` operationId).
+func (c *ClientWithResponses) ListDeviceTokensWithResponse(ctx context.Context, id DeviceIdPath, params *ListDeviceTokensParams, reqEditors ...RequestEditorFn) (*ListDeviceTokensResponse, error) {
+	rsp, err := c.ListDeviceTokens(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListDeviceTokensResponse(rsp)
 }
 
 // CreateDeviceTokenWithBodyWithResponse Mint a device token bound to this device
@@ -5276,6 +8110,50 @@ func (c *ClientWithResponses) GetGroupWithResponse(ctx context.Context, groupId 
 	return ParseGetGroupResponse(rsp)
 }
 
+// PatchGroupWithBodyWithResponse Change a group without its secret
+//
+// Applies a JSON Merge Patch (RFC 7396, `application/merge-patch+json`)
+// to the group's document (`cloud`, `params`, `labels`,
+// `registration`); `null` removes a member. The group secret stays as
+// stored and cannot be patched (replace the group with `PUT` to change
+// it). The result goes through the checks of `PUT` and is refused with
+// 422 naming each field, or 409 when it would change a template param
+// that contains `{deviceId}`; nothing is written then. Cost: one store
+// read and one compare-and-set write. Admin and provisioner only.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/groups/{groupId} (the `PatchGroup` operationId).
+func (c *ClientWithResponses) PatchGroupWithBodyWithResponse(ctx context.Context, groupId GroupIdPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PatchGroupResponse, error) {
+	rsp, err := c.PatchGroupWithBody(ctx, groupId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePatchGroupResponse(rsp)
+}
+
+// PatchGroupWithApplicationMergePatchPlusJSONBodyWithResponse Change a group without its secret
+//
+// Applies a JSON Merge Patch (RFC 7396, `application/merge-patch+json`)
+// to the group's document (`cloud`, `params`, `labels`,
+// `registration`); `null` removes a member. The group secret stays as
+// stored and cannot be patched (replace the group with `PUT` to change
+// it). The result goes through the checks of `PUT` and is refused with
+// 422 naming each field, or 409 when it would change a template param
+// that contains `{deviceId}`; nothing is written then. Cost: one store
+// read and one compare-and-set write. Admin and provisioner only.
+//
+// Takes a body of the `application/merge-patch+json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/groups/{groupId} (the `PatchGroup` operationId).
+func (c *ClientWithResponses) PatchGroupWithApplicationMergePatchPlusJSONBodyWithResponse(ctx context.Context, groupId GroupIdPath, body PatchGroupApplicationMergePatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*PatchGroupResponse, error) {
+	rsp, err := c.PatchGroupWithApplicationMergePatchPlusJSONBody(ctx, groupId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePatchGroupResponse(rsp)
+}
+
 // PutGroupWithBodyWithResponse Create or replace a group
 //
 // Stores a group: a cloud, a params template (in string values
@@ -5320,6 +8198,23 @@ func (c *ClientWithResponses) PutGroupWithResponse(ctx context.Context, groupId 
 		return nil, err
 	}
 	return ParsePutGroupResponse(rsp)
+}
+
+// ListEnrolmentTokensWithResponse List a group's enrolment tokens (never their text)
+//
+// The group's enrolment tokens sorted by ID, a page at a time like
+// `GET /v1/devices`: revoked, expired and used-up ones too. Admin and
+// provisioner only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/groups/{groupId}/enrolment-tokens (the `ListEnrolmentTokens` operationId).
+func (c *ClientWithResponses) ListEnrolmentTokensWithResponse(ctx context.Context, groupId GroupIdPath, params *ListEnrolmentTokensParams, reqEditors ...RequestEditorFn) (*ListEnrolmentTokensResponse, error) {
+	rsp, err := c.ListEnrolmentTokens(ctx, groupId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListEnrolmentTokensResponse(rsp)
 }
 
 // CreateEnrolmentTokenWithBodyWithResponse Mint an enrolment token for a group
@@ -5471,6 +8366,23 @@ func (c *ClientWithResponses) RotateJWTKeyWithResponse(ctx context.Context, reqE
 		return nil, err
 	}
 	return ParseRotateJWTKeyResponse(rsp)
+}
+
+// ListTokensWithResponse List the provisioner tokens (never their text)
+//
+// Provisioner tokens sorted by ID (so by mint time), a page at a time
+// like `GET /v1/devices`, revoked and expired ones too. A device's
+// tokens are listed under the device. Admin only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/tokens (the `ListTokens` operationId).
+func (c *ClientWithResponses) ListTokensWithResponse(ctx context.Context, params *ListTokensParams, reqEditors ...RequestEditorFn) (*ListTokensResponse, error) {
+	rsp, err := c.ListTokens(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListTokensResponse(rsp)
 }
 
 // CreateTokenWithBodyWithResponse Create a provisioner token
@@ -5904,6 +8816,159 @@ func ParseGetDeviceResponse(rsp *http.Response) (*GetDeviceResponse, error) {
 	return response, nil
 }
 
+// ParsePatchDeviceResponse parses an HTTP response from a PatchDeviceWithResponse call
+func ParsePatchDeviceResponse(rsp *http.Response) (*PatchDeviceResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PatchDeviceResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Device
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 412:
+		var dest PreconditionFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON412 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Unprocessable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
+		var dest BadGateway
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON502 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers PatchDeviceResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers PatchDeviceResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers PatchDeviceResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers PatchDeviceResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParsePutDeviceResponse parses an HTTP response from a PutDeviceWithResponse call
 func ParsePutDeviceResponse(rsp *http.Response) (*PutDeviceResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -6068,6 +9133,615 @@ func ParsePutDeviceResponse(rsp *http.Response) (*PutDeviceResponse, error) {
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers PutDeviceResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListDeviceKeysResponse parses an HTTP response from a ListDeviceKeysWithResponse call
+func ParseListDeviceKeysResponse(rsp *http.Response) (*ListDeviceKeysResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListDeviceKeysResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DeviceKeyList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListDeviceKeysResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListDeviceKeysResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListDeviceKeysResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAddDeviceKeyResponse parses an HTTP response from a AddDeviceKeyWithResponse call
+func ParseAddDeviceKeyResponse(rsp *http.Response) (*AddDeviceKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AddDeviceKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest DeviceKey
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Unprocessable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers AddDeviceKeyResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers AddDeviceKeyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers AddDeviceKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRemoveDeviceKeyResponse parses an HTTP response from a RemoveDeviceKeyWithResponse call
+func ParseRemoveDeviceKeyResponse(rsp *http.Response) (*RemoveDeviceKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RemoveDeviceKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RemoveDeviceKeyResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers RemoveDeviceKeyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers RemoveDeviceKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRotateDeviceSecretResponse parses an HTTP response from a RotateDeviceSecretWithResponse call
+func ParseRotateDeviceSecretResponse(rsp *http.Response) (*RotateDeviceSecretResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RotateDeviceSecretResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Device
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 412:
+		var dest PreconditionFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON412 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Unprocessable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
+		var dest BadGateway
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON502 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RotateDeviceSecretResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers RotateDeviceSecretResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers RotateDeviceSecretResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers RotateDeviceSecretResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListDeviceTokensResponse parses an HTTP response from a ListDeviceTokensWithResponse call
+func ParseListDeviceTokensResponse(rsp *http.Response) (*ListDeviceTokensResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListDeviceTokensResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TokenList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListDeviceTokensResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListDeviceTokensResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListDeviceTokensResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -6637,6 +10311,142 @@ func ParseGetGroupResponse(rsp *http.Response) (*GetGroupResponse, error) {
 	return response, nil
 }
 
+// ParsePatchGroupResponse parses an HTTP response from a PatchGroupWithResponse call
+func ParsePatchGroupResponse(rsp *http.Response) (*PatchGroupResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PatchGroupResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Group
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Unprocessable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers PatchGroupResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers PatchGroupResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers PatchGroupResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParsePutGroupResponse parses an HTTP response from a PutGroupWithResponse call
 func ParsePutGroupResponse(rsp *http.Response) (*PutGroupResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -6760,6 +10570,114 @@ func ParsePutGroupResponse(rsp *http.Response) (*PutGroupResponse, error) {
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers PutGroupResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListEnrolmentTokensResponse parses an HTTP response from a ListEnrolmentTokensWithResponse call
+func ParseListEnrolmentTokensResponse(rsp *http.Response) (*ListEnrolmentTokensResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListEnrolmentTokensResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnrolmentTokenList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListEnrolmentTokensResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListEnrolmentTokensResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListEnrolmentTokensResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -7333,6 +11251,114 @@ func ParseRotateJWTKeyResponse(rsp *http.Response) (*RotateJWTKeyResponse, error
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers RotateJWTKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListTokensResponse parses an HTTP response from a ListTokensWithResponse call
+func ParseListTokensResponse(rsp *http.Response) (*ListTokensResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListTokensResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TokenList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListTokensResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListTokensResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListTokensResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
