@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -95,11 +96,13 @@ func (s *signer) Fetch(context.Context) (agent.Credentials, error) {
 	if err != nil {
 		return agent.Credentials{}, err
 	}
-	return agent.Credentials{
-		DeviceID: c.DeviceID, Cloud: c.Cloud, ClientID: c.ClientID, Username: c.Username, Password: c.Password,
-		Host: c.Host, Port: c.Port, TLS: c.TLS, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt,
-		ExpiryEnforced: c.ExpiryEnforced, RefreshAfter: c.RefreshAfter, ALPN: c.ALPN, Topics: agent.Topics(c.Topics),
-	}, nil
+	// Through the wire, as HTTPSource gets them.
+	b, err := json.Marshal(c)
+	if err != nil {
+		return agent.Credentials{}, err
+	}
+	var out agent.Credentials
+	return out, json.Unmarshal(b, &out)
 }
 
 func roots(e *cloudemu.Emulator) *x509.CertPool {

@@ -8,56 +8,23 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/credsign/credsign/agent/client"
 )
 
 // Credentials is what credsign issues for a device: an MQTT CONNECT triple,
-// where to connect, and how long it lasts. Its JSON is the Credentials object of openapi.yaml.
-type Credentials struct {
-	DeviceID       string     `json:"deviceId"`
-	Cloud          string     `json:"cloud"`
-	ClientID       string     `json:"clientId"`
-	Username       string     `json:"username"`
-	Password       string     `json:"password"`
-	Host           string     `json:"host"`
-	Port           int        `json:"port"`
-	TLS            bool       `json:"tls"`
-	IssuedAt       time.Time  `json:"issuedAt"`
-	ExpiresAt      *time.Time `json:"expiresAt"`
-	ExpiryEnforced bool       `json:"expiryEnforced"`
-	RefreshAfter   time.Time  `json:"refreshAfter"`
-	// ALPN is the TLS application protocol the broker requires ("mqtt"
-	// for AWS IoT on port 443); empty when none is needed.
-	ALPN string `json:"alpn,omitempty"`
-	// Topics are the cloud's standard topics for this device.
-	Topics Topics `json:"topics"`
-}
+// where to connect, how long it lasts and the cloud's topics. It is the
+// Credentials object of openapi.yaml as agent/client generates it (the
+// wire shape is written once, in the spec), with the agent's methods.
+type Credentials client.Credentials
 
 // Topics are a cloud's standard MQTT topics for one device, as credsign
 // issues them, so that firmware can publish telemetry and receive commands
 // without knowing the cloud. Telemetry and Commands are set by every
-// credsign that knows topics; the others only where the cloud has them.
-// Placeholders in braces ({rid}, {request_id}) are filled per message.
-type Topics struct {
-	// Telemetry is where the device publishes its data.
-	Telemetry string `json:"telemetry"`
-	// Commands is the topic or filter to subscribe to for messages and
-	// commands from the cloud.
-	Commands        string `json:"commands"`
-	CommandResponse string `json:"commandResponse,omitempty"`
-	PropertyReport  string `json:"propertyReport,omitempty"`
-	PropertyReply   string `json:"propertyReply,omitempty"`
-	PropertySet     string `json:"propertySet,omitempty"`
-	Actions         string `json:"actions,omitempty"`
-	Events          string `json:"events,omitempty"`
-	ShadowUpdate    string `json:"shadowUpdate,omitempty"`
-	ShadowDelta     string `json:"shadowDelta,omitempty"`
-	Methods         string `json:"methods,omitempty"`
-	MethodResponse  string `json:"methodResponse,omitempty"`
-	TwinResponse    string `json:"twinResponse,omitempty"`
-	TwinGet         string `json:"twinGet,omitempty"`
-	TwinReported    string `json:"twinReported,omitempty"`
-	TwinDesired     string `json:"twinDesired,omitempty"`
-}
+// credsign that knows topics; the others ("" when absent) only where the
+// cloud has them. Placeholders in braces ({rid}, {request_id}) are filled
+// per message. It is the generated client.Topics.
+type Topics = client.Topics
 
 // String describes the credentials without the password.
 func (c Credentials) String() string {
@@ -103,7 +70,7 @@ func (c Credentials) Env() []EnvVar {
 		{"CREDSIGN_MQTT_USERNAME", c.Username},
 		{"CREDSIGN_MQTT_PASSWORD", c.Password},
 		{"CREDSIGN_MQTT_EXPIRES_AT", exp},
-		{"CREDSIGN_MQTT_CLOUD", c.Cloud},
+		{"CREDSIGN_MQTT_CLOUD", string(c.Cloud)},
 		{"CREDSIGN_MQTT_ALPN", c.ALPN},
 		{"CREDSIGN_MQTT_TELEMETRY_TOPIC", c.Topics.Telemetry},
 		{"CREDSIGN_MQTT_COMMANDS_TOPIC", c.Topics.Commands},

@@ -110,7 +110,7 @@ func Enrol(ctx context.Context, cfg EnrolConfig) (Enrolment, error) {
 	}
 	// enrol sends one enrol request, with a fresh attestation when asked.
 	enrol := func() (*client.EnrolResponse, error) {
-		req := client.EnrolRequest{DeviceId: cfg.DeviceID}
+		req := client.EnrolRequest{DeviceID: cfg.DeviceID}
 		if cfg.Attest != nil {
 			att, err := cfg.Attest(ctx, c, editors[0], cfg.DeviceID)
 			if err != nil {
@@ -133,18 +133,18 @@ func Enrol(ctx context.Context, cfg EnrolConfig) (Enrolment, error) {
 		if err == nil && resp.JSON201 != nil {
 			e := resp.JSON201
 			if cfg.Prover != nil {
-				if e.KeyId == nil || *e.KeyId != cfg.Prover.KeyID() {
-					return Enrolment{}, fmt.Errorf("enrolled as %s, but the server did not bind the device key", e.DeviceId)
+				if e.KeyID != cfg.Prover.KeyID() {
+					return Enrolment{}, fmt.Errorf("enrolled as %s, but the server did not bind the device key", e.DeviceID)
 				}
-				return Enrolment{DeviceID: e.DeviceId, Group: e.Group, KeyID: *e.KeyId}, nil
+				return Enrolment{DeviceID: e.DeviceID, Group: e.Group, KeyID: e.KeyID}, nil
 			}
-			if e.Token == nil || e.TokenId == nil {
-				return Enrolment{}, fmt.Errorf("enrolled as %s, but the server sent no device token", e.DeviceId)
+			if e.Token == "" || e.TokenID == "" {
+				return Enrolment{}, fmt.Errorf("enrolled as %s, but the server sent no device token", e.DeviceID)
 			}
-			if err := writeNew(cfg.TokenFile, []byte(*e.Token+"\n")); err != nil {
-				return Enrolment{}, fmt.Errorf("enrolled as %s, but the device token could not be written (delete the device and enrol again): %w", e.DeviceId, err)
+			if err := writeNew(cfg.TokenFile, []byte(e.Token+"\n")); err != nil {
+				return Enrolment{}, fmt.Errorf("enrolled as %s, but the device token could not be written (delete the device and enrol again): %w", e.DeviceID, err)
 			}
-			return Enrolment{DeviceID: e.DeviceId, Group: e.Group, TokenID: *e.TokenId}, nil
+			return Enrolment{DeviceID: e.DeviceID, Group: e.Group, TokenID: e.TokenID}, nil
 		}
 		if err == nil {
 			err = fetchError(resp.HTTPResponse, problemIn(resp.Body))

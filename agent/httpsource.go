@@ -10,12 +10,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/credsign/credsign/agent/client"
+	"github.com/credsign/credsign/internal/retry"
 )
 
 // HTTPSource fetches credentials from a credsign server with a device token,
@@ -153,7 +153,7 @@ func (s *HTTPSource) Fetch(ctx context.Context) (Credentials, error) {
 	var body client.CredentialsRequest
 	if s.ttl > 0 {
 		secs := int((s.ttl + time.Second - 1) / time.Second)
-		body.TtlSeconds = &secs
+		body.TTLSeconds = secs
 	}
 	var auth client.RequestEditorFn
 	if s.prover != nil {
@@ -181,11 +181,7 @@ func (s *HTTPSource) Fetch(ctx context.Context) (Credentials, error) {
 		s.prover.observe(resp.HTTPResponse, "")
 	}
 	if c := resp.JSON200; c != nil {
-		out := Credentials{
-			DeviceID: c.DeviceId, Cloud: string(c.Cloud), ClientID: c.ClientId, Username: c.Username, Password: c.Password,
-			Host: c.Host, Port: c.Port, TLS: c.Tls, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt,
-			ExpiryEnforced: c.ExpiryEnforced, RefreshAfter: c.RefreshAfter, ALPN: deref(c.Alpn), Topics: topicsOf(c.Topics),
-		}
+		out := Credentials(*c)
 		if err := out.Validate(); err != nil {
 			return Credentials{}, fmt.Errorf("fetch credentials: %w", err)
 		}
@@ -200,68 +196,33 @@ func fetchError(resp *http.Response, p *client.Problem) *FetchError {
 	fe := &FetchError{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode)}
 	if p != nil {
 		fe.Title = p.Title
-		if p.Detail != nil {
-			fe.Detail = *p.Detail
-		}
+		fe.Detail = p.Detail
 		fe.Reason = reasonOf(p)
-		if p.Errors != nil {
-			for _, f := range *p.Errors {
-				fe.Errors = append(fe.Errors, FieldError{Field: f.Field, Reason: f.Reason})
-			}
+		for _, f := range p.Errors {
+			fe.Errors = append(fe.Errors, FieldError{Field: f.Field, Reason: f.Reason})
 		}
 	}
-	if ra := resp.Header.Get("Retry-After"); ra != "" {
-		fe.RetryAfter = parseRetryAfter(ra, time.Now())
-	}
+	fe.RetryAfter, _ = retry.ParseAfter(resp.Header.Get("Retry-After"), time.Now())
 	return fe
 }
 
 // reasonOf is the reason member of a problem, "" when none.
 func reasonOf(p *client.Problem) string {
-	if p == nil || p.Reason == nil {
+	if p == nil {
 		return ""
 	}
-	return string(*p.Reason)
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
-
-func topicsOf(t client.Topics) Topics {
-	return Topics{
-		Telemetry: t.Telemetry, Commands: t.Commands, CommandResponse: deref(t.CommandResponse),
-		PropertyReport: deref(t.PropertyReport), PropertyReply: deref(t.PropertyReply), PropertySet: deref(t.PropertySet),
-		Actions: deref(t.Actions), Events: deref(t.Events), ShadowUpdate: deref(t.ShadowUpdate), ShadowDelta: deref(t.ShadowDelta),
-		Methods: deref(t.Methods), MethodResponse: deref(t.MethodResponse), TwinResponse: deref(t.TwinResponse),
-		TwinGet: deref(t.TwinGet), TwinReported: deref(t.TwinReported), TwinDesired: deref(t.TwinDesired),
-	}
+	return string(p.Reason)
 }
 
 func problemOf(r *client.IssueCredentialsResponse) *client.Problem {
 	for _, p := range []*client.Problem{
-		r.ApplicationproblemJSON400, r.ApplicationproblemJSON401, r.ApplicationproblemJSON403, r.ApplicationproblemJSON404, r.ApplicationproblemJSON409,
-		r.ApplicationproblemJSON413, r.ApplicationproblemJSON415, r.ApplicationproblemJSON422, r.ApplicationproblemJSON429,
-		r.ApplicationproblemJSON500, r.ApplicationproblemJSON503,
+		r.ApplicationProblemJSON400, r.ApplicationProblemJSON401, r.ApplicationProblemJSON403, r.ApplicationProblemJSON404, r.ApplicationProblemJSON409,
+		r.ApplicationProblemJSON413, r.ApplicationProblemJSON415, r.ApplicationProblemJSON422, r.ApplicationProblemJSON429,
+		r.ApplicationProblemJSON500, r.ApplicationProblemJSON503,
 	} {
 		if p != nil {
 			return p
 		}
 	}
 	return nil
-}
-
-// parseRetryAfter reads Retry-After as delta seconds or an HTTP date; it
-// returns zero for anything else.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }

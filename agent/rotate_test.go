@@ -1,10 +1,8 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -16,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/credsign/credsign/api"
+	"github.com/credsign/credsign/internal/testing/testutil"
 	"github.com/credsign/credsign/secrets/filestore"
 	"github.com/credsign/credsign/service"
 )
@@ -88,26 +87,8 @@ func TestRotateAgainstServer(t *testing.T) {
 	t.Cleanup(srv.Close)
 	call := func(method, path, tok string, body any) (int, []byte) {
 		t.Helper()
-		var rd *bytes.Reader
-		if body != nil {
-			b, _ := json.Marshal(body)
-			rd = bytes.NewReader(b)
-		} else {
-			rd = bytes.NewReader(nil)
-		}
-		req, _ := http.NewRequest(method, srv.URL+path, rd)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var buf bytes.Buffer
-		_, _ = buf.ReadFrom(resp.Body)
-		return resp.StatusCode, buf.Bytes()
+		st, _, b := testutil.Do(t, nil, method, srv.URL+path, tok, body)
+		return st, b
 	}
 	if st, b := call("PUT", "/v1/devices/lamp-1", admin, map[string]any{"cloud": "aliyun",
 		"params": map[string]any{"productKey": "a1B2c3D4e5F", "deviceName": "lamp-1"}, "secret": "aliyun-secret-1"}); st != 201 {

@@ -23,19 +23,10 @@ import (
 func BenchmarkIssueHTTP(b *testing.B) {
 	ts := benchServer(b)
 	req := func(method, path, token, body string) *http.Request {
-		r, _ := http.NewRequest(method, ts.URL+path, nil)
-		if body != "" {
-			r, _ = http.NewRequest(method, ts.URL+path, strings.NewReader(body))
-			r.Header.Set("Content-Type", "application/json")
-		}
-		r.Header.Set("Authorization", "Bearer "+token)
-		return r
+		return benchRequest(ts, method, path, token, body)
 	}
-	mustDo(b, req(http.MethodPut, "/v1/devices/bench", testAdmin, `{"cloud":"azure","params":{"hubHost":"h.azure-devices.net","deviceId":"d"},"secret":"c2VjcmV0LWtleS0xMjM0NTY3ODkw"}`), 201)
-	tok := mustDo(b, req(http.MethodPost, "/v1/devices/bench/tokens", testAdmin, ""), 201)
-	var minted struct{ Token string }
-	decode(b, tok, &minted)
-	issue := req(http.MethodPost, "/v1/devices/bench/credentials", minted.Token, "")
+	token := benchDevice(b, ts)
+	issue := req(http.MethodPost, "/v1/devices/bench/credentials", token, "")
 	body := mustDo(b, issue, 200)
 	b.Run("issue", func(b *testing.B) {
 		for b.Loop() {
@@ -114,4 +105,28 @@ func BenchmarkImportHTTP(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(run*n)/b.Elapsed().Seconds(), "devices/s")
+}
+
+// benchRequest builds a request to ts; an empty token sends no
+// Authorization, an empty body no Content-Type.
+func benchRequest(ts *httptest.Server, method, path, token, body string) *http.Request {
+	r, _ := http.NewRequest(method, ts.URL+path, nil)
+	if body != "" {
+		r, _ = http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	return r
+}
+
+// benchDevice puts the device "bench" on ts and returns a device token
+// minted for it.
+func benchDevice(b *testing.B, ts *httptest.Server) string {
+	mustDo(b, benchRequest(ts, http.MethodPut, "/v1/devices/bench", testAdmin, `{"cloud":"azure","params":{"hubHost":"h.azure-devices.net","deviceId":"d"},"secret":"c2VjcmV0LWtleS0xMjM0NTY3ODkw"}`), 201)
+	tok := mustDo(b, benchRequest(ts, http.MethodPost, "/v1/devices/bench/tokens", testAdmin, ""), 201)
+	var minted struct{ Token string }
+	decode(b, tok, &minted)
+	return minted.Token
 }

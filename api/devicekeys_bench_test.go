@@ -31,25 +31,14 @@ func cpuPerOp(b *testing.B) func() {
 func BenchmarkIssueHTTPKey(b *testing.B) {
 	ts := benchServer(b)
 	req := func(method, path, token, body string) *http.Request {
-		r, _ := http.NewRequest(method, ts.URL+path, nil)
-		if body != "" {
-			r, _ = http.NewRequest(method, ts.URL+path, strings.NewReader(body))
-			r.Header.Set("Content-Type", "application/json")
-		}
-		if token != "" {
-			r.Header.Set("Authorization", "Bearer "+token)
-		}
-		return r
+		return benchRequest(ts, method, path, token, body)
 	}
-	mustDo(b, req(http.MethodPut, "/v1/devices/bench", testAdmin, `{"cloud":"azure","params":{"hubHost":"h.azure-devices.net","deviceId":"d"},"secret":"c2VjcmV0LWtleS0xMjM0NTY3ODkw"}`), 201)
-	tok := mustDo(b, req(http.MethodPost, "/v1/devices/bench/tokens", testAdmin, ""), 201)
-	var minted struct{ Token string }
-	decode(b, tok, &minted)
+	token := benchDevice(b, ts)
 	k, jwk := newTestKey(b)
 	body := `{"jwk":{"kty":"EC","crv":"P-256","x":"` + jwk["x"].(string) + `","y":"` + jwk["y"].(string) + `"}}`
 	mustDo(b, req(http.MethodPost, "/v1/devices/bench/keys", testAdmin, body), 201)
 	url := ts.URL + "/v1/devices/bench/credentials"
-	issue := req(http.MethodPost, "/v1/devices/bench/credentials", minted.Token, "")
+	issue := req(http.MethodPost, "/v1/devices/bench/credentials", token, "")
 	mustDo(b, issue.Clone(issue.Context()), 200)
 	keyed := func() *http.Request {
 		r := req(http.MethodPost, "/v1/devices/bench/credentials", "", "")

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 var rawURL = base64.RawURLEncoding
@@ -29,24 +31,6 @@ func newTestKey(t testing.TB) (*ecdsa.PrivateKey, map[string]any) {
 	return k, map[string]any{"kty": "EC", "crv": "P-256", "x": rawURL.EncodeToString(raw[1:33]), "y": rawURL.EncodeToString(raw[33:])}
 }
 
-// signProof signs a DPoP proof by hand (no go-jose): header and claims as
-// given, ES256 with r||s.
-func signProof(t testing.TB, k *ecdsa.PrivateKey, header, claims map[string]any) string {
-	t.Helper()
-	h, _ := json.Marshal(header)
-	c, _ := json.Marshal(claims)
-	input := rawURL.EncodeToString(h) + "." + rawURL.EncodeToString(c)
-	sum := sha256.Sum256([]byte(input))
-	r, s, err := ecdsa.Sign(rand.Reader, k, sum[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig := make([]byte, 64)
-	r.FillBytes(sig[:32])
-	s.FillBytes(sig[32:])
-	return input + "." + rawURL.EncodeToString(sig)
-}
-
 // proofFor returns a fresh proof by k for method and url; mod changes its
 // claims before signing.
 func proofFor(t testing.TB, k *ecdsa.PrivateKey, jwk map[string]any, method, url string, mod func(map[string]any)) string {
@@ -57,7 +41,7 @@ func proofFor(t testing.TB, k *ecdsa.PrivateKey, jwk map[string]any, method, url
 	if mod != nil {
 		mod(c)
 	}
-	return signProof(t, k, map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk}, c)
+	return testutil.SignES256(t, k, map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk}, c)
 }
 
 type problemReason struct {
@@ -254,7 +238,7 @@ func TestDeviceKeyProofMalformed(t *testing.T) {
 		if edit != nil {
 			edit(h, c)
 		}
-		return signProof(t, signer, h, c)
+		return testutil.SignES256(t, signer, h, c)
 	}
 	jwkWith := func(key string, v any) func(h, _ map[string]any) {
 		return func(h, _ map[string]any) {

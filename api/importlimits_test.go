@@ -28,21 +28,10 @@ func wideDoc(shape, id string, members int) string {
 		b.WriteString(`"id":"` + id + `",`)
 	}
 	b.WriteString(`"cloud":"aliyun","secret":"0123456789abcdef0123456789abcdef","params":{"productKey":"a1B2c3D4e5F","deviceName":"wide"`)
-	inner := func(n int) string {
-		var s strings.Builder
-		s.WriteString("{")
-		for j := range n {
-			if j > 0 {
-				s.WriteString(",")
-			}
-			s.WriteString(`"k` + strconv.Itoa(j) + `":1`)
-		}
-		return s.String() + "}"
-	}
 	switch shape {
 	case "params":
 		for p := 0; p*256 < members; p++ {
-			b.WriteString(`,"p` + strconv.Itoa(p) + `":` + inner(min(256, members-p*256)))
+			b.WriteString(`,"p` + strconv.Itoa(p) + `":` + wideObject(min(256, members-p*256)))
 		}
 		b.WriteString(`}`)
 	case "unknown":
@@ -60,7 +49,7 @@ func wideDoc(shape, id string, members int) string {
 			if p > 0 {
 				b.WriteString(",")
 			}
-			b.WriteString(`"l` + strconv.Itoa(p) + `":` + inner(min(256, members-p*256)))
+			b.WriteString(`"l` + strconv.Itoa(p) + `":` + wideObject(min(256, members-p*256)))
 		}
 		b.WriteString(`}`)
 	}
@@ -411,4 +400,17 @@ func TestImportStopsWhenClientGone(t *testing.T) {
 	default:
 	}
 	mustStatus(t, e.do(http.MethodGet, "/v1/devices/gone-b", prov, nil), http.StatusNotFound, "gone-b, read after nothing more could be answered")
+}
+
+// wideObject is a JSON object of n members "k0": 1, "k1": 1, ...
+func wideObject(n int) string {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(`"k` + strconv.Itoa(i) + `":1`)
+	}
+	return b.String() + "}"
 }

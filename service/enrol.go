@@ -2,13 +2,11 @@ package service
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/big"
 	"regexp"
 	"regexp/syntax"
 	"strings"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/credsign/credsign/internal/dpop"
 	"github.com/credsign/credsign/internal/metrics"
+	"github.com/credsign/credsign/internal/retry"
 	"github.com/credsign/credsign/secrets"
 	"github.com/credsign/credsign/service/tpmattest"
 )
@@ -638,18 +637,11 @@ func (s *Service) giveUse(ctx context.Context, id string, failed bool) {
 	zerolog.Ctx(ctx).Error().Str("enrolmentTokenId", id).Msg("enrolment: could not give back a use (contention)")
 }
 
+// casBackoff paces compare-and-set retries: up to 1ms, doubling to 64ms.
+var casBackoff = retry.Backoff{Initial: time.Millisecond, Max: 64 * time.Millisecond}
+
 // backoff waits a random time, growing with attempt, so that racing
 // enrolments do not retry in lock step.
 func backoff(ctx context.Context, attempt int) {
-	ceiling := int64(time.Millisecond) << min(attempt, 6)
-	n, err := rand.Int(rand.Reader, big.NewInt(ceiling))
-	if err != nil {
-		return
-	}
-	t := time.NewTimer(time.Duration(n.Int64()))
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
+	_ = retry.Sleep(ctx, casBackoff.Delay(attempt))
 }

@@ -30,7 +30,7 @@ const (
 	ProblemReasonUnknownKey   ProblemReason = "unknown-key"
 	ProblemReasonUseNonce     ProblemReason = "use-nonce"
 	ProblemReasonWrongMethod  ProblemReason = "wrong-method"
-	ProblemReasonWrongUrl     ProblemReason = "wrong-url"
+	ProblemReasonWrongURL     ProblemReason = "wrong-url"
 )
 
 // Valid indicates whether the value is a known member of the ProblemReason enum.
@@ -58,7 +58,7 @@ func (e ProblemReason) Valid() bool {
 		return true
 	case ProblemReasonWrongMethod:
 		return true
-	case ProblemReasonWrongUrl:
+	case ProblemReasonWrongURL:
 		return true
 	default:
 		return false
@@ -90,15 +90,15 @@ type CloudName = string
 
 // Credentials An MQTT CONNECT triple and where to connect.
 type Credentials struct {
-	// Alpn The TLS application protocol the broker requires (`mqtt` for AWS IoT on port 443); absent when none is needed.
-	Alpn     *string `json:"alpn,omitempty"`
-	ClientId string  `json:"clientId"`
+	// ALPN The TLS application protocol the broker requires (`mqtt` for AWS IoT on port 443); absent when none is needed.
+	ALPN     string `json:"alpn,omitempty"`
+	ClientID string `json:"clientId"`
 
 	// Cloud A cloud name, as `GET /v1/clouds` lists them.
 	//
 	// Example: aliyun
 	Cloud    CloudName `json:"cloud"`
-	DeviceId string    `json:"deviceId"`
+	DeviceID string    `json:"deviceId"`
 
 	// ExpiresAt When the cloud stops accepting the triple; null when nothing in it expires.
 	ExpiresAt *time.Time `json:"expiresAt"`
@@ -112,7 +112,7 @@ type Credentials struct {
 
 	// RefreshAfter When an agent should fetch a new triple.
 	RefreshAfter time.Time `json:"refreshAfter"`
-	Tls          bool      `json:"tls"`
+	TLS          bool      `json:"tls"`
 
 	// Topics The cloud's standard MQTT topics for this device, so that firmware can publish
 	// telemetry and receive commands without knowing the cloud. `telemetry` and
@@ -125,19 +125,19 @@ type Credentials struct {
 
 // CredentialsRequest defines model for CredentialsRequest.
 type CredentialsRequest struct {
-	// TtlSeconds Requested lifetime in seconds; the cloud's default when absent.
-	TtlSeconds *int `json:"ttlSeconds,omitempty"`
+	// TTLSeconds Requested lifetime in seconds; the cloud's default when absent.
+	TTLSeconds int `json:"ttlSeconds,omitempty"`
 }
 
-// DeviceId Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
+// DeviceID Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 //
 // Example: lamp-7
-type DeviceId = string
+type DeviceID = string
 
 // EnrolAttestChallenge defines model for EnrolAttestChallenge.
 type EnrolAttestChallenge struct {
-	// ChallengeId Names the challenge in the `attestation`; also the qualifying data of the device key's TPM2_Certify.
-	ChallengeId string `json:"challengeId"`
+	// ChallengeID Names the challenge in the `attestation`; also the qualifying data of the device key's TPM2_Certify.
+	ChallengeID string `json:"challengeId"`
 	Credential  struct {
 		// CredentialBlob TPM2_ActivateCredential's credentialBlob (the TPM2B_ID_OBJECT's contents, base64).
 		CredentialBlob []byte `json:"credentialBlob"`
@@ -157,10 +157,10 @@ type EnrolAttestRequest struct {
 		Public []byte `json:"public"`
 	} `json:"ak"`
 
-	// DeviceId Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
+	// DeviceID Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 	//
 	// Example: lamp-7
-	DeviceId DeviceId `json:"deviceId"`
+	DeviceID DeviceID `json:"deviceId"`
 	Ek       struct {
 		// Cert The TPM's RSA 2048 EK certificate (DER, base64), from NV index 0x01c00002.
 		Cert []byte `json:"cert"`
@@ -176,34 +176,34 @@ type EnrolRequest struct {
 	// attributes must include fixedTPM, fixedParent and sensitiveDataOrigin.
 	Attestation *TpmAttestation `json:"attestation,omitempty"`
 
-	// DeviceId Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
+	// DeviceID Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 	//
 	// Example: lamp-7
-	DeviceId DeviceId `json:"deviceId"`
+	DeviceID DeviceID `json:"deviceId"`
 }
 
 // Enrolled The enrolled device, with either its device token (`tokenId`, `token`) or, when the enrolment bound a key, that key's ID (`keyId`).
 type Enrolled struct {
-	// DeviceId Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
+	// DeviceID Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 	//
 	// Example: lamp-7
-	DeviceId DeviceId `json:"deviceId"`
+	DeviceID DeviceID `json:"deviceId"`
 
 	// Group Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 	//
 	// Example: lamp-7
-	Group DeviceId `json:"group"`
+	Group DeviceID `json:"group"`
 
-	// KeyId A device key's ID, its RFC 7638 SHA-256 JWK thumbprint (base64url, no padding).
+	// KeyID A device key's ID, its RFC 7638 SHA-256 JWK thumbprint (base64url, no padding).
 	//
 	// Example: 0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I
-	KeyId *KeyId `json:"keyId,omitempty"`
+	KeyID KeyID `json:"keyId,omitempty"`
 
 	// Token The device's own device token (`csd_…`); shown only here.
-	Token *string `json:"token,omitempty"`
+	Token string `json:"token,omitempty"`
 
-	// TokenId Example: 3f9a0c7d2b1e4a6f8c5d
-	TokenId *TokenId `json:"tokenId,omitempty"`
+	// TokenID Example: 3f9a0c7d2b1e4a6f8c5d
+	TokenID TokenID `json:"tokenId,omitempty"`
 }
 
 // FieldError defines model for FieldError.
@@ -213,24 +213,24 @@ type FieldError struct {
 	Reason string `json:"reason"`
 }
 
-// KeyId A device key's ID, its RFC 7638 SHA-256 JWK thumbprint (base64url, no padding).
+// KeyID A device key's ID, its RFC 7638 SHA-256 JWK thumbprint (base64url, no padding).
 //
 // Example: 0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I
-type KeyId = string
+type KeyID = string
 
 // Problem RFC 9457 problem details.
 type Problem struct {
-	Detail   *string       `json:"detail,omitempty"`
-	Errors   *[]FieldError `json:"errors,omitempty"`
-	Instance *string       `json:"instance,omitempty"`
+	Detail   string       `json:"detail,omitempty"`
+	Errors   []FieldError `json:"errors,omitempty"`
+	Instance string       `json:"instance,omitempty"`
 
 	// Reason Why a DPoP proof was refused (401 only).
-	Reason *ProblemReason `json:"reason,omitempty"`
+	Reason ProblemReason `json:"reason,omitempty"`
 
-	// RequestId The request ID, also in the access log and the X-Request-Id header.
-	RequestId *string `json:"requestId,omitempty"`
-	Status    int     `json:"status"`
-	Title     string  `json:"title"`
+	// RequestID The request ID, also in the access log and the X-Request-Id header.
+	RequestID string `json:"requestId,omitempty"`
+	Status    int    `json:"status"`
+	Title     string `json:"title"`
 
 	// Type Example: about:blank
 	Type string `json:"type"`
@@ -241,19 +241,19 @@ type ProblemReason string
 
 // TokenCreated defines model for TokenCreated.
 type TokenCreated struct {
-	CreatedAt *time.Time `json:"createdAt,omitempty"`
+	CreatedAt time.Time `json:"createdAt,omitempty"`
 
-	// DeviceId Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
+	// DeviceID Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 	//
 	// Example: lamp-7
-	DeviceId *DeviceId `json:"deviceId,omitempty"`
+	DeviceID DeviceID `json:"deviceId,omitempty"`
 
 	// ExpiresAt When the token stops working; absent when it never does.
-	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	ExpiresAt time.Time `json:"expiresAt,omitempty"`
 
-	// Id Example: 3f9a0c7d2b1e4a6f8c5d
-	Id   TokenId          `json:"id"`
-	Name *string          `json:"name,omitempty"`
+	// ID Example: 3f9a0c7d2b1e4a6f8c5d
+	ID   TokenID          `json:"id"`
+	Name string           `json:"name,omitempty"`
 	Role TokenCreatedRole `json:"role"`
 
 	// Scope What a scoped provisioner token may act on. A device is inside when
@@ -265,7 +265,7 @@ type TokenCreated struct {
 	// the body of a missing record; not listed); a write that would put a
 	// device or group outside is refused with 422 naming the fields.
 	// Without `scope` the token acts on every device and group.
-	Scope *TokenScope `json:"scope,omitempty"`
+	Scope TokenScope `json:"scope,omitempty"`
 
 	// Token The token text; shown only here.
 	Token string `json:"token"`
@@ -274,8 +274,8 @@ type TokenCreated struct {
 // TokenCreatedRole defines model for TokenCreated.Role.
 type TokenCreatedRole string
 
-// TokenId Example: 3f9a0c7d2b1e4a6f8c5d
-type TokenId = string
+// TokenID Example: 3f9a0c7d2b1e4a6f8c5d
+type TokenID = string
 
 // TokenScope What a scoped provisioner token may act on. A device is inside when
 // its `group` is one of `groups` (when given: a device of no group is
@@ -287,8 +287,8 @@ type TokenId = string
 // device or group outside is refused with 422 naming the fields.
 // Without `scope` the token acts on every device and group.
 type TokenScope struct {
-	Groups *[]DeviceId        `json:"groups,omitempty"`
-	Labels *map[string]string `json:"labels,omitempty"`
+	Groups []DeviceID        `json:"groups,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // Topics The cloud's standard MQTT topics for this device, so that firmware can publish
@@ -298,52 +298,52 @@ type TokenScope struct {
 // `docs/clouds.md` gives each cloud's topics and their sources.
 type Topics struct {
 	// Actions Where the cloud asks the device to perform an action (subscribe).
-	Actions *string `json:"actions,omitempty"`
+	Actions string `json:"actions,omitempty"`
 
 	// CommandResponse Where the device publishes a command's result.
-	CommandResponse *string `json:"commandResponse,omitempty"`
+	CommandResponse string `json:"commandResponse,omitempty"`
 
 	// Commands The topic or filter to subscribe to for messages and commands from the cloud.
 	Commands string `json:"commands"`
 
 	// Events Where the device publishes thing-model events.
-	Events *string `json:"events,omitempty"`
+	Events string `json:"events,omitempty"`
 
 	// MethodResponse Where the device answers a direct method.
-	MethodResponse *string `json:"methodResponse,omitempty"`
+	MethodResponse string `json:"methodResponse,omitempty"`
 
 	// Methods Azure direct-method request filter (subscribe).
-	Methods *string `json:"methods,omitempty"`
+	Methods string `json:"methods,omitempty"`
 
 	// PropertyReply Where the cloud answers a property report (subscribe).
-	PropertyReply *string `json:"propertyReply,omitempty"`
+	PropertyReply string `json:"propertyReply,omitempty"`
 
 	// PropertyReport Where the device publishes thing-model properties.
-	PropertyReport *string `json:"propertyReport,omitempty"`
+	PropertyReport string `json:"propertyReport,omitempty"`
 
 	// PropertySet Where the cloud sets properties (subscribe).
-	PropertySet *string `json:"propertySet,omitempty"`
+	PropertySet string `json:"propertySet,omitempty"`
 
 	// ShadowDelta Where desired-state changes arrive (subscribe).
-	ShadowDelta *string `json:"shadowDelta,omitempty"`
+	ShadowDelta string `json:"shadowDelta,omitempty"`
 
 	// ShadowUpdate Where the device publishes its reported state.
-	ShadowUpdate *string `json:"shadowUpdate,omitempty"`
+	ShadowUpdate string `json:"shadowUpdate,omitempty"`
 
 	// Telemetry Where the device publishes its data.
 	Telemetry string `json:"telemetry"`
 
 	// TwinDesired Where desired-property changes arrive (subscribe).
-	TwinDesired *string `json:"twinDesired,omitempty"`
+	TwinDesired string `json:"twinDesired,omitempty"`
 
 	// TwinGet Publish here to get the whole twin.
-	TwinGet *string `json:"twinGet,omitempty"`
+	TwinGet string `json:"twinGet,omitempty"`
 
 	// TwinReported Publish here to update the twin's reported properties.
-	TwinReported *string `json:"twinReported,omitempty"`
+	TwinReported string `json:"twinReported,omitempty"`
 
 	// TwinResponse Where Azure answers twin requests (subscribe).
-	TwinResponse *string `json:"twinResponse,omitempty"`
+	TwinResponse string `json:"twinResponse,omitempty"`
 }
 
 // TpmAttestation The answer to a TPM attestation challenge (`POST /v1/enrol/attest`), sent
@@ -354,7 +354,7 @@ type Topics struct {
 type TpmAttestation struct {
 	// ActivatedSecret TPM2_ActivateCredential's certInfo (base64).
 	ActivatedSecret []byte `json:"activatedSecret"`
-	ChallengeId     string `json:"challengeId"`
+	ChallengeID     string `json:"challengeId"`
 	KeyCertify      struct {
 		// Attest TPM2_Certify's certifyInfo (the TPMS_ATTEST, base64), with the challenge ID as qualifying data.
 		Attest []byte `json:"attest"`
@@ -367,23 +367,23 @@ type TpmAttestation struct {
 	} `json:"keyCertify"`
 }
 
-// DeviceIdPath Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
+// DeviceIDPath Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 //
 // Example: lamp-7
-type DeviceIdPath = DeviceId
+type DeviceIDPath = DeviceID
 
-// GroupIdPath Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
+// GroupIDPath Letters, digits, `.`, `_`, `-` and `:`; starts with a letter or digit; at most 128 characters.
 //
 // Example: lamp-7
-type GroupIdPath = DeviceId
+type GroupIDPath = DeviceID
 
-// KeyIdPath A device key's ID, its RFC 7638 SHA-256 JWK thumbprint (base64url, no padding).
+// KeyIDPath A device key's ID, its RFC 7638 SHA-256 JWK thumbprint (base64url, no padding).
 //
 // Example: 0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I
-type KeyIdPath = KeyId
+type KeyIDPath = KeyID
 
-// TokenIdPath Example: 3f9a0c7d2b1e4a6f8c5d
-type TokenIdPath = TokenId
+// TokenIDPath Example: 3f9a0c7d2b1e4a6f8c5d
+type TokenIDPath = TokenID
 
 // BadGateway RFC 9457 problem details.
 type BadGateway = Problem
@@ -529,7 +529,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/devices/{id}/credentials (the `IssueCredentials` operationId).
-	IssueCredentialsWithBody(ctx context.Context, id DeviceIdPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	IssueCredentialsWithBody(ctx context.Context, id DeviceIDPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// IssueCredentials Issue MQTT credentials for a device
 	//
@@ -553,7 +553,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/devices/{id}/credentials (the `IssueCredentials` operationId).
-	IssueCredentials(ctx context.Context, id DeviceIdPath, body IssueCredentialsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	IssueCredentials(ctx context.Context, id DeviceIDPath, body IssueCredentialsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RotateDeviceToken Exchange the caller's device token for a new one
 	//
@@ -568,7 +568,7 @@ type ClientInterface interface {
 	// `token expired: re-enrol`. Device tokens only, on their own device.
 	//
 	// Corresponds with POST /v1/devices/{id}/tokens/rotate (the `RotateDeviceToken` operationId).
-	RotateDeviceToken(ctx context.Context, id DeviceIdPath, reqEditors ...RequestEditorFn) (*http.Response, error)
+	RotateDeviceToken(ctx context.Context, id DeviceIDPath, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// EnrolWithBody Enrol a device with an enrolment token
 	//
@@ -687,7 +687,7 @@ type ClientInterface interface {
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/devices/{id}/credentials (the `IssueCredentials` operationId).
-func (c *Client) IssueCredentialsWithBody(ctx context.Context, id DeviceIdPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+func (c *Client) IssueCredentialsWithBody(ctx context.Context, id DeviceIDPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewIssueCredentialsRequestWithBody(c.Server, id, contentType, body)
 	if err != nil {
 		return nil, err
@@ -721,7 +721,7 @@ func (c *Client) IssueCredentialsWithBody(ctx context.Context, id DeviceIdPath, 
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/devices/{id}/credentials (the `IssueCredentials` operationId).
-func (c *Client) IssueCredentials(ctx context.Context, id DeviceIdPath, body IssueCredentialsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+func (c *Client) IssueCredentials(ctx context.Context, id DeviceIDPath, body IssueCredentialsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewIssueCredentialsRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
@@ -746,7 +746,7 @@ func (c *Client) IssueCredentials(ctx context.Context, id DeviceIdPath, body Iss
 // `token expired: re-enrol`. Device tokens only, on their own device.
 //
 // Corresponds with POST /v1/devices/{id}/tokens/rotate (the `RotateDeviceToken` operationId).
-func (c *Client) RotateDeviceToken(ctx context.Context, id DeviceIdPath, reqEditors ...RequestEditorFn) (*http.Response, error) {
+func (c *Client) RotateDeviceToken(ctx context.Context, id DeviceIDPath, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRotateDeviceTokenRequest(c.Server, id)
 	if err != nil {
 		return nil, err
@@ -893,7 +893,7 @@ func (c *Client) EnrolAttest(ctx context.Context, body EnrolAttestJSONRequestBod
 }
 
 // NewIssueCredentialsRequest calls the generic IssueCredentials builder with application/json body
-func NewIssueCredentialsRequest(server string, id DeviceIdPath, body IssueCredentialsJSONRequestBody) (*http.Request, error) {
+func NewIssueCredentialsRequest(server string, id DeviceIDPath, body IssueCredentialsJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
@@ -904,7 +904,7 @@ func NewIssueCredentialsRequest(server string, id DeviceIdPath, body IssueCreden
 }
 
 // NewIssueCredentialsRequestWithBody constructs an http.Request for the IssueCredentials method, with any body, and a specified content type
-func NewIssueCredentialsRequestWithBody(server string, id DeviceIdPath, contentType string, body io.Reader) (*http.Request, error) {
+func NewIssueCredentialsRequestWithBody(server string, id DeviceIDPath, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -940,7 +940,7 @@ func NewIssueCredentialsRequestWithBody(server string, id DeviceIdPath, contentT
 }
 
 // NewRotateDeviceTokenRequest constructs an http.Request for the RotateDeviceToken method
-func NewRotateDeviceTokenRequest(server string, id DeviceIdPath) (*http.Request, error) {
+func NewRotateDeviceTokenRequest(server string, id DeviceIDPath) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -1119,7 +1119,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/devices/{id}/credentials (the `IssueCredentials` operationId).
-	IssueCredentialsWithBodyWithResponse(ctx context.Context, id DeviceIdPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IssueCredentialsResponse, error)
+	IssueCredentialsWithBodyWithResponse(ctx context.Context, id DeviceIDPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IssueCredentialsResponse, error)
 
 	// IssueCredentialsWithResponse Issue MQTT credentials for a device
 	//
@@ -1143,7 +1143,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/devices/{id}/credentials (the `IssueCredentials` operationId).
-	IssueCredentialsWithResponse(ctx context.Context, id DeviceIdPath, body IssueCredentialsJSONRequestBody, reqEditors ...RequestEditorFn) (*IssueCredentialsResponse, error)
+	IssueCredentialsWithResponse(ctx context.Context, id DeviceIDPath, body IssueCredentialsJSONRequestBody, reqEditors ...RequestEditorFn) (*IssueCredentialsResponse, error)
 
 	// RotateDeviceTokenWithResponse Exchange the caller's device token for a new one
 	//
@@ -1160,7 +1160,7 @@ type ClientWithResponsesInterface interface {
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/devices/{id}/tokens/rotate (the `RotateDeviceToken` operationId).
-	RotateDeviceTokenWithResponse(ctx context.Context, id DeviceIdPath, reqEditors ...RequestEditorFn) (*RotateDeviceTokenResponse, error)
+	RotateDeviceTokenWithResponse(ctx context.Context, id DeviceIDPath, reqEditors ...RequestEditorFn) (*RotateDeviceTokenResponse, error)
 
 	// EnrolWithBodyWithResponse Enrol a device with an enrolment token
 	//
@@ -1259,22 +1259,22 @@ type ClientWithResponsesInterface interface {
 
 // IssueCredentialsResponse200Headers the declared response headers of an HTTP 200 response for IssueCredentials
 type IssueCredentialsResponse200Headers struct {
-	CacheControl *string
+	CacheControl string
 }
 
 // IssueCredentialsResponse401Headers the declared response headers of an HTTP 401 response for IssueCredentials
 type IssueCredentialsResponse401Headers struct {
-	WWWAuthenticate *string
+	WWWAuthenticate string
 }
 
 // IssueCredentialsResponse429Headers the declared response headers of an HTTP 429 response for IssueCredentials
 type IssueCredentialsResponse429Headers struct {
-	RetryAfter *int
+	RetryAfter int
 }
 
 // IssueCredentialsResponse503Headers the declared response headers of an HTTP 503 response for IssueCredentials
 type IssueCredentialsResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter int
 }
 
 type IssueCredentialsResponse struct {
@@ -1282,28 +1282,28 @@ type IssueCredentialsResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *Credentials
-	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *BadRequest
-	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Unauthorized
-	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *Forbidden
-	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
-	ApplicationproblemJSON404 *NotFound
-	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
-	ApplicationproblemJSON409 *GroupGone
-	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationproblemJSON413 *PayloadTooLarge
-	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationproblemJSON415 *UnsupportedMediaType
-	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationproblemJSON422 *Unprocessable
-	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
-	ApplicationproblemJSON429 *TooManyRequests
-	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *InternalError
-	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Unavailable
+	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationProblemJSON400 *BadRequest
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *Unauthorized
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Forbidden
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *NotFound
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *GroupGone
+	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationProblemJSON413 *PayloadTooLarge
+	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationProblemJSON415 *UnsupportedMediaType
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *Unprocessable
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *TooManyRequests
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *IssueCredentialsResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -1319,59 +1319,59 @@ func (r IssueCredentialsResponse) GetJSON200() *Credentials {
 	return r.JSON200
 }
 
-// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r IssueCredentialsResponse) GetApplicationproblemJSON400() *BadRequest {
-	return r.ApplicationproblemJSON400
+// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r IssueCredentialsResponse) GetApplicationProblemJSON400() *BadRequest {
+	return r.ApplicationProblemJSON400
 }
 
-// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r IssueCredentialsResponse) GetApplicationproblemJSON401() *Unauthorized {
-	return r.ApplicationproblemJSON401
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r IssueCredentialsResponse) GetApplicationProblemJSON401() *Unauthorized {
+	return r.ApplicationProblemJSON401
 }
 
-// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r IssueCredentialsResponse) GetApplicationproblemJSON403() *Forbidden {
-	return r.ApplicationproblemJSON403
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r IssueCredentialsResponse) GetApplicationProblemJSON403() *Forbidden {
+	return r.ApplicationProblemJSON403
 }
 
-// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
-func (r IssueCredentialsResponse) GetApplicationproblemJSON404() *NotFound {
-	return r.ApplicationproblemJSON404
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r IssueCredentialsResponse) GetApplicationProblemJSON404() *NotFound {
+	return r.ApplicationProblemJSON404
 }
 
-// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
-func (r IssueCredentialsResponse) GetApplicationproblemJSON409() *GroupGone {
-	return r.ApplicationproblemJSON409
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r IssueCredentialsResponse) GetApplicationProblemJSON409() *GroupGone {
+	return r.ApplicationProblemJSON409
 }
 
-// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r IssueCredentialsResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
-	return r.ApplicationproblemJSON413
+// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r IssueCredentialsResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
+	return r.ApplicationProblemJSON413
 }
 
-// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r IssueCredentialsResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
-	return r.ApplicationproblemJSON415
+// GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r IssueCredentialsResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationProblemJSON415
 }
 
-// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r IssueCredentialsResponse) GetApplicationproblemJSON422() *Unprocessable {
-	return r.ApplicationproblemJSON422
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r IssueCredentialsResponse) GetApplicationProblemJSON422() *Unprocessable {
+	return r.ApplicationProblemJSON422
 }
 
-// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
-func (r IssueCredentialsResponse) GetApplicationproblemJSON429() *TooManyRequests {
-	return r.ApplicationproblemJSON429
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r IssueCredentialsResponse) GetApplicationProblemJSON429() *TooManyRequests {
+	return r.ApplicationProblemJSON429
 }
 
-// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r IssueCredentialsResponse) GetApplicationproblemJSON500() *InternalError {
-	return r.ApplicationproblemJSON500
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r IssueCredentialsResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
 }
 
-// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r IssueCredentialsResponse) GetApplicationproblemJSON503() *Unavailable {
-	return r.ApplicationproblemJSON503
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r IssueCredentialsResponse) GetApplicationProblemJSON503() *Unavailable {
+	return r.ApplicationProblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -1405,22 +1405,22 @@ func (r IssueCredentialsResponse) ContentType() string {
 
 // RotateDeviceTokenResponse201Headers the declared response headers of an HTTP 201 response for RotateDeviceToken
 type RotateDeviceTokenResponse201Headers struct {
-	CacheControl *string
+	CacheControl string
 }
 
 // RotateDeviceTokenResponse401Headers the declared response headers of an HTTP 401 response for RotateDeviceToken
 type RotateDeviceTokenResponse401Headers struct {
-	WWWAuthenticate *string
+	WWWAuthenticate string
 }
 
 // RotateDeviceTokenResponse429Headers the declared response headers of an HTTP 429 response for RotateDeviceToken
 type RotateDeviceTokenResponse429Headers struct {
-	RetryAfter *int
+	RetryAfter int
 }
 
 // RotateDeviceTokenResponse503Headers the declared response headers of an HTTP 503 response for RotateDeviceToken
 type RotateDeviceTokenResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter int
 }
 
 type RotateDeviceTokenResponse struct {
@@ -1428,20 +1428,20 @@ type RotateDeviceTokenResponse struct {
 	HTTPResponse *http.Response
 	// JSON201 the response for an HTTP 201 `application/json` response
 	JSON201 *TokenCreated
-	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *BadRequest
-	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Unauthorized
-	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *Forbidden
-	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
-	ApplicationproblemJSON404 *NotFound
-	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
-	ApplicationproblemJSON429 *TooManyRequests
-	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *InternalError
-	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Unavailable
+	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationProblemJSON400 *BadRequest
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *Unauthorized
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Forbidden
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *NotFound
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *TooManyRequests
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *Unavailable
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *RotateDeviceTokenResponse201Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -1457,39 +1457,39 @@ func (r RotateDeviceTokenResponse) GetJSON201() *TokenCreated {
 	return r.JSON201
 }
 
-// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r RotateDeviceTokenResponse) GetApplicationproblemJSON400() *BadRequest {
-	return r.ApplicationproblemJSON400
+// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RotateDeviceTokenResponse) GetApplicationProblemJSON400() *BadRequest {
+	return r.ApplicationProblemJSON400
 }
 
-// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r RotateDeviceTokenResponse) GetApplicationproblemJSON401() *Unauthorized {
-	return r.ApplicationproblemJSON401
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RotateDeviceTokenResponse) GetApplicationProblemJSON401() *Unauthorized {
+	return r.ApplicationProblemJSON401
 }
 
-// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r RotateDeviceTokenResponse) GetApplicationproblemJSON403() *Forbidden {
-	return r.ApplicationproblemJSON403
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RotateDeviceTokenResponse) GetApplicationProblemJSON403() *Forbidden {
+	return r.ApplicationProblemJSON403
 }
 
-// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
-func (r RotateDeviceTokenResponse) GetApplicationproblemJSON404() *NotFound {
-	return r.ApplicationproblemJSON404
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RotateDeviceTokenResponse) GetApplicationProblemJSON404() *NotFound {
+	return r.ApplicationProblemJSON404
 }
 
-// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
-func (r RotateDeviceTokenResponse) GetApplicationproblemJSON429() *TooManyRequests {
-	return r.ApplicationproblemJSON429
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RotateDeviceTokenResponse) GetApplicationProblemJSON429() *TooManyRequests {
+	return r.ApplicationProblemJSON429
 }
 
-// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r RotateDeviceTokenResponse) GetApplicationproblemJSON500() *InternalError {
-	return r.ApplicationproblemJSON500
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RotateDeviceTokenResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
 }
 
-// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r RotateDeviceTokenResponse) GetApplicationproblemJSON503() *Unavailable {
-	return r.ApplicationproblemJSON503
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RotateDeviceTokenResponse) GetApplicationProblemJSON503() *Unavailable {
+	return r.ApplicationProblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -1523,22 +1523,22 @@ func (r RotateDeviceTokenResponse) ContentType() string {
 
 // EnrolResponse201Headers the declared response headers of an HTTP 201 response for Enrol
 type EnrolResponse201Headers struct {
-	CacheControl *string
+	CacheControl string
 }
 
 // EnrolResponse401Headers the declared response headers of an HTTP 401 response for Enrol
 type EnrolResponse401Headers struct {
-	WWWAuthenticate *string
+	WWWAuthenticate string
 }
 
 // EnrolResponse429Headers the declared response headers of an HTTP 429 response for Enrol
 type EnrolResponse429Headers struct {
-	RetryAfter *int
+	RetryAfter int
 }
 
 // EnrolResponse503Headers the declared response headers of an HTTP 503 response for Enrol
 type EnrolResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter int
 }
 
 type EnrolResponse struct {
@@ -1546,28 +1546,28 @@ type EnrolResponse struct {
 	HTTPResponse *http.Response
 	// JSON201 the response for an HTTP 201 `application/json` response
 	JSON201 *Enrolled
-	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *BadRequest
-	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Unauthorized
-	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *Forbidden
-	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
-	ApplicationproblemJSON409 *Conflict
-	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationproblemJSON413 *PayloadTooLarge
-	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationproblemJSON415 *UnsupportedMediaType
-	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationproblemJSON422 *Unprocessable
-	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
-	ApplicationproblemJSON429 *TooManyRequests
-	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *InternalError
-	// ApplicationproblemJSON502 the response for an HTTP 502 `application/problem+json` response
-	ApplicationproblemJSON502 *BadGateway
-	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Unavailable
+	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationProblemJSON400 *BadRequest
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *Unauthorized
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Forbidden
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *Conflict
+	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationProblemJSON413 *PayloadTooLarge
+	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationProblemJSON415 *UnsupportedMediaType
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *Unprocessable
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *TooManyRequests
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+	// ApplicationProblemJSON502 the response for an HTTP 502 `application/problem+json` response
+	ApplicationProblemJSON502 *BadGateway
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *Unavailable
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *EnrolResponse201Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -1583,59 +1583,59 @@ func (r EnrolResponse) GetJSON201() *Enrolled {
 	return r.JSON201
 }
 
-// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r EnrolResponse) GetApplicationproblemJSON400() *BadRequest {
-	return r.ApplicationproblemJSON400
+// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r EnrolResponse) GetApplicationProblemJSON400() *BadRequest {
+	return r.ApplicationProblemJSON400
 }
 
-// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r EnrolResponse) GetApplicationproblemJSON401() *Unauthorized {
-	return r.ApplicationproblemJSON401
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r EnrolResponse) GetApplicationProblemJSON401() *Unauthorized {
+	return r.ApplicationProblemJSON401
 }
 
-// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r EnrolResponse) GetApplicationproblemJSON403() *Forbidden {
-	return r.ApplicationproblemJSON403
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r EnrolResponse) GetApplicationProblemJSON403() *Forbidden {
+	return r.ApplicationProblemJSON403
 }
 
-// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
-func (r EnrolResponse) GetApplicationproblemJSON409() *Conflict {
-	return r.ApplicationproblemJSON409
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r EnrolResponse) GetApplicationProblemJSON409() *Conflict {
+	return r.ApplicationProblemJSON409
 }
 
-// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r EnrolResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
-	return r.ApplicationproblemJSON413
+// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r EnrolResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
+	return r.ApplicationProblemJSON413
 }
 
-// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r EnrolResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
-	return r.ApplicationproblemJSON415
+// GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r EnrolResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationProblemJSON415
 }
 
-// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r EnrolResponse) GetApplicationproblemJSON422() *Unprocessable {
-	return r.ApplicationproblemJSON422
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r EnrolResponse) GetApplicationProblemJSON422() *Unprocessable {
+	return r.ApplicationProblemJSON422
 }
 
-// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
-func (r EnrolResponse) GetApplicationproblemJSON429() *TooManyRequests {
-	return r.ApplicationproblemJSON429
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r EnrolResponse) GetApplicationProblemJSON429() *TooManyRequests {
+	return r.ApplicationProblemJSON429
 }
 
-// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r EnrolResponse) GetApplicationproblemJSON500() *InternalError {
-	return r.ApplicationproblemJSON500
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r EnrolResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
 }
 
-// GetApplicationproblemJSON502 returns the response for an HTTP 502 `application/problem+json` response
-func (r EnrolResponse) GetApplicationproblemJSON502() *BadGateway {
-	return r.ApplicationproblemJSON502
+// GetApplicationProblemJSON502 returns the response for an HTTP 502 `application/problem+json` response
+func (r EnrolResponse) GetApplicationProblemJSON502() *BadGateway {
+	return r.ApplicationProblemJSON502
 }
 
-// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r EnrolResponse) GetApplicationproblemJSON503() *Unavailable {
-	return r.ApplicationproblemJSON503
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r EnrolResponse) GetApplicationProblemJSON503() *Unavailable {
+	return r.ApplicationProblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -1669,22 +1669,22 @@ func (r EnrolResponse) ContentType() string {
 
 // EnrolAttestResponse200Headers the declared response headers of an HTTP 200 response for EnrolAttest
 type EnrolAttestResponse200Headers struct {
-	CacheControl *string
+	CacheControl string
 }
 
 // EnrolAttestResponse401Headers the declared response headers of an HTTP 401 response for EnrolAttest
 type EnrolAttestResponse401Headers struct {
-	WWWAuthenticate *string
+	WWWAuthenticate string
 }
 
 // EnrolAttestResponse429Headers the declared response headers of an HTTP 429 response for EnrolAttest
 type EnrolAttestResponse429Headers struct {
-	RetryAfter *int
+	RetryAfter int
 }
 
 // EnrolAttestResponse503Headers the declared response headers of an HTTP 503 response for EnrolAttest
 type EnrolAttestResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter int
 }
 
 type EnrolAttestResponse struct {
@@ -1692,24 +1692,24 @@ type EnrolAttestResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *EnrolAttestChallenge
-	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *BadRequest
-	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Unauthorized
-	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *Forbidden
-	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationproblemJSON413 *PayloadTooLarge
-	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationproblemJSON415 *UnsupportedMediaType
-	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationproblemJSON422 *Unprocessable
-	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
-	ApplicationproblemJSON429 *TooManyRequests
-	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationproblemJSON500 *InternalError
-	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Unavailable
+	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationProblemJSON400 *BadRequest
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *Unauthorized
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Forbidden
+	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationProblemJSON413 *PayloadTooLarge
+	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationProblemJSON415 *UnsupportedMediaType
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *Unprocessable
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *TooManyRequests
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *EnrolAttestResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -1725,49 +1725,49 @@ func (r EnrolAttestResponse) GetJSON200() *EnrolAttestChallenge {
 	return r.JSON200
 }
 
-// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r EnrolAttestResponse) GetApplicationproblemJSON400() *BadRequest {
-	return r.ApplicationproblemJSON400
+// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r EnrolAttestResponse) GetApplicationProblemJSON400() *BadRequest {
+	return r.ApplicationProblemJSON400
 }
 
-// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r EnrolAttestResponse) GetApplicationproblemJSON401() *Unauthorized {
-	return r.ApplicationproblemJSON401
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r EnrolAttestResponse) GetApplicationProblemJSON401() *Unauthorized {
+	return r.ApplicationProblemJSON401
 }
 
-// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r EnrolAttestResponse) GetApplicationproblemJSON403() *Forbidden {
-	return r.ApplicationproblemJSON403
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r EnrolAttestResponse) GetApplicationProblemJSON403() *Forbidden {
+	return r.ApplicationProblemJSON403
 }
 
-// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r EnrolAttestResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
-	return r.ApplicationproblemJSON413
+// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r EnrolAttestResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
+	return r.ApplicationProblemJSON413
 }
 
-// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r EnrolAttestResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
-	return r.ApplicationproblemJSON415
+// GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r EnrolAttestResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationProblemJSON415
 }
 
-// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r EnrolAttestResponse) GetApplicationproblemJSON422() *Unprocessable {
-	return r.ApplicationproblemJSON422
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r EnrolAttestResponse) GetApplicationProblemJSON422() *Unprocessable {
+	return r.ApplicationProblemJSON422
 }
 
-// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
-func (r EnrolAttestResponse) GetApplicationproblemJSON429() *TooManyRequests {
-	return r.ApplicationproblemJSON429
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r EnrolAttestResponse) GetApplicationProblemJSON429() *TooManyRequests {
+	return r.ApplicationProblemJSON429
 }
 
-// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r EnrolAttestResponse) GetApplicationproblemJSON500() *InternalError {
-	return r.ApplicationproblemJSON500
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r EnrolAttestResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
 }
 
-// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r EnrolAttestResponse) GetApplicationproblemJSON503() *Unavailable {
-	return r.ApplicationproblemJSON503
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r EnrolAttestResponse) GetApplicationProblemJSON503() *Unavailable {
+	return r.ApplicationProblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -1821,7 +1821,7 @@ func (r EnrolAttestResponse) ContentType() string {
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/devices/{id}/credentials (the `IssueCredentials` operationId).
-func (c *ClientWithResponses) IssueCredentialsWithBodyWithResponse(ctx context.Context, id DeviceIdPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IssueCredentialsResponse, error) {
+func (c *ClientWithResponses) IssueCredentialsWithBodyWithResponse(ctx context.Context, id DeviceIDPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IssueCredentialsResponse, error) {
 	rsp, err := c.IssueCredentialsWithBody(ctx, id, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
@@ -1851,7 +1851,7 @@ func (c *ClientWithResponses) IssueCredentialsWithBodyWithResponse(ctx context.C
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/devices/{id}/credentials (the `IssueCredentials` operationId).
-func (c *ClientWithResponses) IssueCredentialsWithResponse(ctx context.Context, id DeviceIdPath, body IssueCredentialsJSONRequestBody, reqEditors ...RequestEditorFn) (*IssueCredentialsResponse, error) {
+func (c *ClientWithResponses) IssueCredentialsWithResponse(ctx context.Context, id DeviceIDPath, body IssueCredentialsJSONRequestBody, reqEditors ...RequestEditorFn) (*IssueCredentialsResponse, error) {
 	rsp, err := c.IssueCredentials(ctx, id, body, reqEditors...)
 	if err != nil {
 		return nil, err
@@ -1874,7 +1874,7 @@ func (c *ClientWithResponses) IssueCredentialsWithResponse(ctx context.Context, 
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/devices/{id}/tokens/rotate (the `RotateDeviceToken` operationId).
-func (c *ClientWithResponses) RotateDeviceTokenWithResponse(ctx context.Context, id DeviceIdPath, reqEditors ...RequestEditorFn) (*RotateDeviceTokenResponse, error) {
+func (c *ClientWithResponses) RotateDeviceTokenWithResponse(ctx context.Context, id DeviceIDPath, reqEditors ...RequestEditorFn) (*RotateDeviceTokenResponse, error) {
 	rsp, err := c.RotateDeviceToken(ctx, id, reqEditors...)
 	if err != nil {
 		return nil, err
@@ -2026,77 +2026,77 @@ func ParseIssueCredentialsResponse(rsp *http.Response) (*IssueCredentialsRespons
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON400 = &dest
+		response.ApplicationProblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON401 = &dest
+		response.ApplicationProblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
 		var dest Forbidden
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON403 = &dest
+		response.ApplicationProblemJSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON404 = &dest
+		response.ApplicationProblemJSON404 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest GroupGone
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON409 = &dest
+		response.ApplicationProblemJSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest PayloadTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON413 = &dest
+		response.ApplicationProblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
 		var dest UnsupportedMediaType
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON415 = &dest
+		response.ApplicationProblemJSON415 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Unprocessable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON422 = &dest
+		response.ApplicationProblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest TooManyRequests
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON429 = &dest
+		response.ApplicationProblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON500 = &dest
+		response.ApplicationProblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON503 = &dest
+		response.ApplicationProblemJSON503 = &dest
 
 	}
 
@@ -2108,7 +2108,7 @@ func ParseIssueCredentialsResponse(rsp *http.Response) (*IssueCredentialsRespons
 			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.CacheControl = &value
+			headers.CacheControl = value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
@@ -2118,7 +2118,7 @@ func ParseIssueCredentialsResponse(rsp *http.Response) (*IssueCredentialsRespons
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.WWWAuthenticate = &value
+			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
@@ -2128,7 +2128,7 @@ func ParseIssueCredentialsResponse(rsp *http.Response) (*IssueCredentialsRespons
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.RetryAfter = &value
+			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
@@ -2138,7 +2138,7 @@ func ParseIssueCredentialsResponse(rsp *http.Response) (*IssueCredentialsRespons
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.RetryAfter = &value
+			headers.RetryAfter = value
 		}
 		response.Headers503 = &headers
 	}
@@ -2172,49 +2172,49 @@ func ParseRotateDeviceTokenResponse(rsp *http.Response) (*RotateDeviceTokenRespo
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON400 = &dest
+		response.ApplicationProblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON401 = &dest
+		response.ApplicationProblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
 		var dest Forbidden
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON403 = &dest
+		response.ApplicationProblemJSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON404 = &dest
+		response.ApplicationProblemJSON404 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest TooManyRequests
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON429 = &dest
+		response.ApplicationProblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON500 = &dest
+		response.ApplicationProblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON503 = &dest
+		response.ApplicationProblemJSON503 = &dest
 
 	}
 
@@ -2226,7 +2226,7 @@ func ParseRotateDeviceTokenResponse(rsp *http.Response) (*RotateDeviceTokenRespo
 			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.CacheControl = &value
+			headers.CacheControl = value
 		}
 		response.Headers201 = &headers
 	case rsp.StatusCode == 401:
@@ -2236,7 +2236,7 @@ func ParseRotateDeviceTokenResponse(rsp *http.Response) (*RotateDeviceTokenRespo
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.WWWAuthenticate = &value
+			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
@@ -2246,7 +2246,7 @@ func ParseRotateDeviceTokenResponse(rsp *http.Response) (*RotateDeviceTokenRespo
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.RetryAfter = &value
+			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
@@ -2256,7 +2256,7 @@ func ParseRotateDeviceTokenResponse(rsp *http.Response) (*RotateDeviceTokenRespo
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.RetryAfter = &value
+			headers.RetryAfter = value
 		}
 		response.Headers503 = &headers
 	}
@@ -2290,77 +2290,77 @@ func ParseEnrolResponse(rsp *http.Response) (*EnrolResponse, error) {
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON400 = &dest
+		response.ApplicationProblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON401 = &dest
+		response.ApplicationProblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
 		var dest Forbidden
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON403 = &dest
+		response.ApplicationProblemJSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON409 = &dest
+		response.ApplicationProblemJSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest PayloadTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON413 = &dest
+		response.ApplicationProblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
 		var dest UnsupportedMediaType
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON415 = &dest
+		response.ApplicationProblemJSON415 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Unprocessable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON422 = &dest
+		response.ApplicationProblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest TooManyRequests
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON429 = &dest
+		response.ApplicationProblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON500 = &dest
+		response.ApplicationProblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
 		var dest BadGateway
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON502 = &dest
+		response.ApplicationProblemJSON502 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON503 = &dest
+		response.ApplicationProblemJSON503 = &dest
 
 	}
 
@@ -2372,7 +2372,7 @@ func ParseEnrolResponse(rsp *http.Response) (*EnrolResponse, error) {
 			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.CacheControl = &value
+			headers.CacheControl = value
 		}
 		response.Headers201 = &headers
 	case rsp.StatusCode == 401:
@@ -2382,7 +2382,7 @@ func ParseEnrolResponse(rsp *http.Response) (*EnrolResponse, error) {
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.WWWAuthenticate = &value
+			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
@@ -2392,7 +2392,7 @@ func ParseEnrolResponse(rsp *http.Response) (*EnrolResponse, error) {
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.RetryAfter = &value
+			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
@@ -2402,7 +2402,7 @@ func ParseEnrolResponse(rsp *http.Response) (*EnrolResponse, error) {
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.RetryAfter = &value
+			headers.RetryAfter = value
 		}
 		response.Headers503 = &headers
 	}
@@ -2436,63 +2436,63 @@ func ParseEnrolAttestResponse(rsp *http.Response) (*EnrolAttestResponse, error) 
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON400 = &dest
+		response.ApplicationProblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON401 = &dest
+		response.ApplicationProblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
 		var dest Forbidden
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON403 = &dest
+		response.ApplicationProblemJSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest PayloadTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON413 = &dest
+		response.ApplicationProblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
 		var dest UnsupportedMediaType
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON415 = &dest
+		response.ApplicationProblemJSON415 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Unprocessable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON422 = &dest
+		response.ApplicationProblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest TooManyRequests
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON429 = &dest
+		response.ApplicationProblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON500 = &dest
+		response.ApplicationProblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON503 = &dest
+		response.ApplicationProblemJSON503 = &dest
 
 	}
 
@@ -2504,7 +2504,7 @@ func ParseEnrolAttestResponse(rsp *http.Response) (*EnrolAttestResponse, error) 
 			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.CacheControl = &value
+			headers.CacheControl = value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
@@ -2514,7 +2514,7 @@ func ParseEnrolAttestResponse(rsp *http.Response) (*EnrolAttestResponse, error) 
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.WWWAuthenticate = &value
+			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
@@ -2524,7 +2524,7 @@ func ParseEnrolAttestResponse(rsp *http.Response) (*EnrolAttestResponse, error) 
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.RetryAfter = &value
+			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
@@ -2534,7 +2534,7 @@ func ParseEnrolAttestResponse(rsp *http.Response) (*EnrolAttestResponse, error) 
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.RetryAfter = &value
+			headers.RetryAfter = value
 		}
 		response.Headers503 = &headers
 	}

@@ -192,7 +192,7 @@ func (a *Attestor) Close() error {
 // the HTTP status and the server's detail.
 func (a *Attestor) Attest(ctx context.Context, c *client.ClientWithResponses, auth client.RequestEditorFn, deviceID string, key *Key) (client.TpmAttestation, error) {
 	var req client.EnrolAttestRequest
-	req.DeviceId, req.Ek.Cert, req.Ak.Public = deviceID, a.ekCert, a.akPublic
+	req.DeviceID, req.Ek.Cert, req.Ak.Public = deviceID, a.ekCert, a.akPublic
 	rsp, err := c.EnrolAttestWithResponse(ctx, req, auth)
 	if err != nil {
 		return client.TpmAttestation{}, fmt.Errorf("tpm attestation: %w", err)
@@ -207,11 +207,11 @@ func (a *Attestor) Attest(ctx context.Context, c *client.ClientWithResponses, au
 	if err != nil {
 		return client.TpmAttestation{}, err
 	}
-	cert, err := a.Certify(key, []byte(ch.ChallengeId))
+	cert, err := a.Certify(key, []byte(ch.ChallengeID))
 	if err != nil {
 		return client.TpmAttestation{}, err
 	}
-	out := client.TpmAttestation{ChallengeId: ch.ChallengeId, ActivatedSecret: secret}
+	out := client.TpmAttestation{ChallengeID: ch.ChallengeID, ActivatedSecret: secret}
 	out.KeyCertify.Public, out.KeyCertify.Attest, out.KeyCertify.Signature = cert.Public, cert.Attest, cert.Signature
 	return out, nil
 }

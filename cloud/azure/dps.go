@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/credsign/credsign/cloud/registration"
+	"github.com/credsign/credsign/internal/retry"
 )
 
 // Azure IoT Hub Device Provisioning Service, HTTPS registration with a
@@ -185,7 +186,7 @@ func registerDPS(ctx context.Context, c *registration.Client, r registration.Req
 		if op.OperationID == "" {
 			return registration.Result{}, fmt.Errorf("%s: registration %s: %w: %s without an operationId", what, regID, registration.ErrUnavailable, op.Status)
 		}
-		wait, ok := registration.ParseRetryAfter(a.Header.Get("Retry-After"), c.Clock())
+		wait, ok := retry.ParseAfter(a.Header.Get("Retry-After"), c.Clock())
 		if !ok {
 			wait = registration.OrDuration(c.PollInterval, 2*time.Second)
 		}

@@ -22,6 +22,5 @@ const KindAzureDPS, KindAliyunDynamic, KindTencentDynamic = azure.KindDPS, aliyu
 
 var (
 	ErrRefused, ErrUnavailable, ErrInvalid = registration.ErrRefused, registration.ErrUnavailable, registration.ErrInvalid
-	ParseRetryAfter                        = registration.ParseRetryAfter
 	Validate, ValidateSecret               = reg.RegistrationKinds().Validate, reg.RegistrationKinds().ValidateSecret
 )

@@ -30,6 +30,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/credsign/credsign/internal/retry"
 )
 
 var (
@@ -107,8 +109,10 @@ type Client struct {
 	// Attempts bounds the tries of each HTTP call that fails transiently
 	// (network error, 5xx, 429); 0 means 3.
 	Attempts int
-	// Backoff is the first wait between such tries when the cloud sends no
-	// Retry-After; it doubles each time. 0 means 500ms.
+	// Backoff is the first ceiling of the waits between such tries when
+	// the cloud sends no Retry-After: each wait is random in [0, ceiling]
+	// (full jitter, retry.Backoff), the ceiling doubling each time up to
+	// MaxWait. 0 means 500ms.
 	Backoff time.Duration
 	// PollInterval is the wait between DPS operation polls when the answer
 	// has no Retry-After; 0 means 2s (as Azure's device SDKs).
@@ -369,7 +373,7 @@ func (c *Client) send(ctx context.Context, what string, build func() (*http.Requ
 	if attempts <= 0 {
 		attempts = 3
 	}
-	backoff := orDuration(c.Backoff, 500*time.Millisecond)
+	backoff := retry.Backoff{Initial: orDuration(c.Backoff, 500*time.Millisecond), Max: c.capWait(time.Duration(1<<63 - 1))}
 	var last error
 	for try := 1; ; try++ {
 		req, err := build()
@@ -385,8 +389,7 @@ func (c *Client) send(ctx context.Context, what string, build func() (*http.Requ
 			return answer{}, last
 		}
 		if wait <= 0 {
-			wait = backoff
-			backoff *= 2
+			wait = backoff.Delay(try - 1)
 		}
 		if err := c.sleep(ctx, wait); err != nil {
 			return answer{}, fmt.Errorf("%w (waiting to retry after: %v)", last, err)
@@ -422,7 +425,7 @@ func (c *Client) once(ctx context.Context, req *http.Request) (answer, time.Dura
 	}
 	a := answer{status: resp.StatusCode, header: resp.Header, body: body}
 	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
-		wait, _ := ParseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+		wait, _ := retry.ParseAfter(resp.Header.Get("Retry-After"), c.now())
 		return a, c.capWait(wait), fmt.Errorf("%w: HTTP %d", ErrUnavailable, resp.StatusCode)
 	}
 	return a, 0, nil
@@ -455,40 +458,10 @@ func (c *Client) capWait(d time.Duration) time.Duration {
 
 // sleep waits d or until ctx ends.
 func (c *Client) sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", ErrUnavailable, context.Cause(ctx))
+	if err := retry.Sleep(ctx, d); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-}
-
-// ParseRetryAfter reads a Retry-After header (RFC 9110 §10.2.3): delay
-// seconds or an HTTP date, relative to now. It reports false when the
-// header is absent or malformed; a date in the past is a zero wait.
-func ParseRetryAfter(h string, now time.Time) (time.Duration, bool) {
-	if h == "" {
-		return 0, false
-	}
-	if n, err := strconv.ParseInt(h, 10, 64); err == nil {
-		if n < 0 {
-			return 0, false
-		}
-		if n > 1<<31 {
-			n = 1 << 31
-		}
-		return time.Duration(n) * time.Second, true
-	}
-	t, err := http.ParseTime(h)
-	if err != nil {
-		return 0, false
-	}
-	if d := t.Sub(now); d > 0 {
-		return d, true
-	}
-	return 0, true
+	return nil
 }
 
 // safeRE matches what of a server's answer may go into an error: short

@@ -3,24 +3,10 @@ package registration
 import (
 	"strings"
 	"testing"
-	"time"
 )
 
 // safe is Safe, as this test was written.
 var safe = Safe
-
-func FuzzParseRetryAfter(f *testing.F) {
-	for _, s := range []string{"0", "120", "-5", "Wed, 21 Oct 2015 07:28:00 GMT", "99999999999999999999", ""} {
-		f.Add(s)
-	}
-	now := time.Date(2015, 10, 21, 7, 0, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, h string) {
-		d, ok := ParseRetryAfter(h, now)
-		if d < 0 || (!ok && d != 0) {
-			t.Fatalf("ParseRetryAfter(%q) = %v, %v", h, d, ok)
-		}
-	})
-}
 
 func FuzzSafe(f *testing.F) {
 	f.Add("401002")

@@ -82,24 +82,9 @@ func TestEnrolThroughDPS(t *testing.T) {
 	t.Cleanup(srv.Close)
 	do := func(method, path, token string, body any) (int, http.Header, []byte) {
 		t.Helper()
-		var rd io.Reader
-		if body != nil {
-			b, _ := json.Marshal(body)
-			rd = bytes.NewReader(b)
-		}
-		req, _ := http.NewRequest(method, srv.URL+path, rd)
-		req.Header.Set("Authorization", "Bearer "+token)
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		st, h, b := testutil.Do(t, nil, method, srv.URL+path, token, body)
 		answers.Write(b)
-		return resp.StatusCode, resp.Header, b
+		return st, h, b
 	}
 	group := func(id, key, dpsHost, idScope string) {
 		t.Helper()

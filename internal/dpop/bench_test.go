@@ -7,6 +7,8 @@ import (
 	"crypto/sha256"
 	"strconv"
 	"testing"
+
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 // BenchmarkVerify is the server's cost of one proof: parse, signature,
@@ -20,7 +22,7 @@ func BenchmarkVerify(b *testing.B) {
 	for i := range proofs {
 		c := goodClaims()
 		c["jti"] = "jti-" + strconv.Itoa(i) + "-AAAAAAAAAAAAAAAA"
-		proofs[i] = signES256(b, k, goodHeader(k), c)
+		proofs[i] = testutil.SignES256(b, k, goodHeader(k), c)
 	}
 	b.ResetTimer()
 	for i := range b.N {

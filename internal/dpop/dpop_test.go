@@ -15,27 +15,11 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 var b64 = base64.RawURLEncoding
-
-// signES256 builds a compact JWS by hand (not with go-jose, which
-// verifies): header and claims as given, signed with k, r||s.
-func signES256(t testing.TB, k *ecdsa.PrivateKey, header, claims map[string]any) string {
-	t.Helper()
-	h, _ := json.Marshal(header)
-	c, _ := json.Marshal(claims)
-	input := b64.EncodeToString(h) + "." + b64.EncodeToString(c)
-	sum := sha256.Sum256([]byte(input))
-	r, s, err := ecdsa.Sign(rand.Reader, k, sum[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig := make([]byte, 64)
-	r.FillBytes(sig[:32])
-	s.FillBytes(sig[32:])
-	return input + "." + b64.EncodeToString(sig)
-}
 
 func ecJWK(k *ecdsa.PublicKey) map[string]any {
 	raw, _ := k.Bytes() // 0x04 || x || y
@@ -69,7 +53,7 @@ func TestVerifyAccepts(t *testing.T) {
 	for _, htu := range []string{testURL, "HTTPS://CREDSIGN.example:8443/v1/devices/lamp-7/credentials?x=1#f"} {
 		c := goodClaims()
 		c["htu"] = htu
-		p, err := v.Verify(signES256(t, k, goodHeader(k), c), "GET", testURL, false)
+		p, err := v.Verify(testutil.SignES256(t, k, goodHeader(k), c), "GET", testURL, false)
 		if err != nil {
 			t.Fatalf("%s: %v", htu, err)
 		}
@@ -81,7 +65,7 @@ func TestVerifyAccepts(t *testing.T) {
 	// Default ports are normalised on both sides.
 	c := goodClaims()
 	c["htu"] = "https://h.example/v1/enrol"
-	if _, err := v.Verify(signES256(t, k, goodHeader(k), c), "GET", v.ExpectedURL(true, "h.example:443", "/v1/enrol"), false); err != nil {
+	if _, err := v.Verify(testutil.SignES256(t, k, goodHeader(k), c), "GET", v.ExpectedURL(true, "h.example:443", "/v1/enrol"), false); err != nil {
 		t.Errorf("default port: %v", err)
 	}
 	// Ed25519, signed by go-jose.
@@ -121,7 +105,7 @@ func TestVerifyRefuses(t *testing.T) {
 		if cmod != nil {
 			cmod(c)
 		}
-		return signES256(t, k, h, c)
+		return testutil.SignES256(t, k, h, c)
 	}
 	good := with(nil, nil)
 	parts := strings.Split(good, ".")
@@ -261,7 +245,7 @@ func TestAcceptRefusesReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proof := signES256(t, k, goodHeader(k), goodClaims())
+	proof := testutil.SignES256(t, k, goodHeader(k), goodClaims())
 	p, err := v.Verify(proof, "GET", testURL, false)
 	if err != nil {
 		t.Fatal(err)
@@ -318,7 +302,7 @@ func TestParseKey(t *testing.T) {
 
 func FuzzVerify(f *testing.F) {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	f.Add(signES256(f, k, goodHeader(k), goodClaims()))
+	f.Add(testutil.SignES256(f, k, goodHeader(k), goodClaims()))
 	f.Add("a.b.c")
 	f.Add("")
 	v := newVerifier(f)

@@ -59,40 +59,51 @@ type Admin struct {
 // is 2xx, and decodes a JSON answer into out (when not nil).
 func (a Admin) Call(method, path string, body, out any) {
 	a.T.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			a.T.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, a.URL+path, rd)
-	if err != nil {
-		a.T.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+a.Token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	client := a.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		a.T.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		a.T.Fatalf("%s %s: %s: %s", method, path, resp.Status, b)
+	status, _, b := Do(a.T, a.Client, method, a.URL+path, a.Token, body)
+	if status >= 300 {
+		a.T.Fatalf("%s %s: %d: %s", method, path, status, b)
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
 			a.T.Fatalf("%s %s: decode: %v", method, path, err)
 		}
 	}
+}
+
+// Do sends one request to url with token as its bearer (none when empty)
+// and body (when not nil) as JSON, through client (nil:
+// http.DefaultClient), and returns the answer read in full; it fails the
+// test only when no answer comes.
+func Do(t testing.TB, client *http.Client, method, url, token string, body any) (int, http.Header, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
 }
 
 // Register creates (or replaces) device id and mints a device token for it,
