@@ -243,9 +243,7 @@ func topicsOf(t client.Topics) Topics {
 
 func problemOf(r *client.IssueCredentialsResponse) *client.Problem {
 	for _, p := range []*client.Problem{
-		r.ApplicationproblemJSON400, r.ApplicationproblemJSON401, r.ApplicationproblemJSON403, r.ApplicationproblemJSON404, r.ApplicationproblemJSON409,
-		r.ApplicationproblemJSON413, r.ApplicationproblemJSON415, r.ApplicationproblemJSON422, r.ApplicationproblemJSON429,
-		r.ApplicationproblemJSON500, r.ApplicationproblemJSON503,
+		r.ApplicationproblemJSON401, r.ApplicationproblemJSON429, r.ApplicationproblemJSON503, r.ApplicationproblemJSONDefault,
 	} {
 		if p != nil {
 			return p

@@ -89,8 +89,8 @@ func (s *HTTPSource) RotateToken(ctx context.Context) (time.Time, error) {
 	created := resp.JSON201
 	if created == nil || !strings.HasPrefix(created.Token, "csd_") {
 		var p *client.Problem
-		for _, q := range []*client.Problem{resp.ApplicationproblemJSON400, resp.ApplicationproblemJSON401, resp.ApplicationproblemJSON403,
-			resp.ApplicationproblemJSON404, resp.ApplicationproblemJSON429, resp.ApplicationproblemJSON500, resp.ApplicationproblemJSON503} {
+		for _, q := range []*client.Problem{resp.ApplicationproblemJSON401, resp.ApplicationproblemJSON429,
+			resp.ApplicationproblemJSON503, resp.ApplicationproblemJSONDefault} {
 			if q != nil {
 				p = q
 			}
