@@ -2,7 +2,6 @@ package credsign
 
 import (
 	"context"
-	"net/http"
 	"reflect"
 	"slices"
 	"strings"
@@ -33,6 +32,10 @@ func TestOpenAPIValid(t *testing.T) {
 	}
 }
 
+// problemResponse is the response every operation answers its failures
+// with (its default).
+const problemResponse = "#/components/responses/Problem"
+
 // TestOpenAPIRules checks the project's conventions for every operation.
 func TestOpenAPIRules(t *testing.T) {
 	doc := loadSpec(t)
@@ -47,38 +50,44 @@ func TestOpenAPIRules(t *testing.T) {
 			if op.Summary == "" || len(op.Tags) == 0 {
 				t.Errorf("%s: needs a summary and a tag", where)
 			}
-			want := []string{"500"}
+			// Every failure is covered by the shared problem response,
+			// the operation's default; an error status is listed beside
+			// it only for what default cannot say: a header (or a schema)
+			// of its own.
+			def := op.Responses.Default()
+			if def == nil || def.Ref != problemResponse {
+				t.Errorf("%s: default is not %s", where, problemResponse)
+			}
+			var want []string
 			public := op.Security != nil && len(*op.Security) == 0
 			if !public {
-				want = append(want, "401", "403", "429", "503")
-			}
-			if op.RequestBody != nil {
-				want = append(want, "400", "413", "415", "422")
-			}
-			if len(item.Parameters) > 0 || len(op.Parameters) > 0 {
-				want = append(want, "400")
-			}
-			// What a path names may not exist; a PUT creates it instead
-			// (putDevice still says 404, for If-Match on no device).
-			if strings.Contains(path, "{") && method != http.MethodPut {
-				want = append(want, "404")
+				want = append(want, "401", "429", "503")
 			}
 			for _, code := range want {
-				r := op.Responses.Value(code)
-				if r == nil {
+				if op.Responses.Value(code) == nil {
 					t.Errorf("%s: does not declare %s", where, code)
-					continue
-				}
-				if r.Value.Content.Get("application/problem+json") == nil {
-					t.Errorf("%s: %s is not problem JSON", where, code)
 				}
 			}
 			for code, r := range op.Responses.Map() {
-				if code >= "400" && r.Value.Content.Get("application/problem+json") == nil {
+				if code == "default" || code < "400" {
+					continue
+				}
+				mt := r.Value.Content.Get("application/problem+json")
+				if mt == nil {
 					t.Errorf("%s: %s is not problem JSON", where, code)
+					continue
+				}
+				if r.Ref == problemResponse || (len(r.Value.Headers) == 0 && mt.Schema.Ref == "#/components/schemas/Problem") {
+					t.Errorf("%s: %s says nothing default does not (no header or schema of its own); leave it to default", where, code)
 				}
 			}
 		}
+	}
+	// The shared problem response is problem JSON of the Problem schema.
+	pr := doc.Components.Responses["Problem"]
+	if pr == nil || pr.Value.Content.Get("application/problem+json") == nil ||
+		pr.Value.Content.Get("application/problem+json").Schema.Ref != "#/components/schemas/Problem" || len(pr.Value.Content) != 1 {
+		t.Errorf("components/responses/Problem must be application/problem+json of #/components/schemas/Problem, alone")
 	}
 	// The secret is write-only wherever it appears.
 	dd := doc.Components.Schemas["DeviceDocument"].Value

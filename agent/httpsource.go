@@ -216,9 +216,7 @@ func reasonOf(p *client.Problem) string {
 
 func problemOf(r *client.IssueCredentialsResponse) *client.Problem {
 	for _, p := range []*client.Problem{
-		r.ApplicationProblemJSON400, r.ApplicationProblemJSON401, r.ApplicationProblemJSON403, r.ApplicationProblemJSON404, r.ApplicationProblemJSON409,
-		r.ApplicationProblemJSON413, r.ApplicationProblemJSON415, r.ApplicationProblemJSON422, r.ApplicationProblemJSON429,
-		r.ApplicationProblemJSON500, r.ApplicationProblemJSON503,
+		r.ApplicationProblemJSON401, r.ApplicationProblemJSON429, r.ApplicationProblemJSON503, r.ApplicationProblemJSONDefault,
 	} {
 		if p != nil {
 			return p

@@ -89,8 +89,8 @@ func (s *HTTPSource) RotateToken(ctx context.Context) (time.Time, error) {
 	created := resp.JSON201
 	if created == nil || !strings.HasPrefix(created.Token, "csd_") {
 		var p *client.Problem
-		for _, q := range []*client.Problem{resp.ApplicationProblemJSON400, resp.ApplicationProblemJSON401, resp.ApplicationProblemJSON403,
-			resp.ApplicationProblemJSON404, resp.ApplicationProblemJSON429, resp.ApplicationProblemJSON500, resp.ApplicationProblemJSON503} {
+		for _, q := range []*client.Problem{resp.ApplicationProblemJSON401, resp.ApplicationProblemJSON429,
+			resp.ApplicationProblemJSON503, resp.ApplicationProblemJSONDefault} {
 			if q != nil {
 				p = q
 			}

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -162,5 +163,17 @@ func TestRotateAgainstServer(t *testing.T) {
 	st, b = call("GET", "/v1/devices/lamp-1/tokens", admin, nil)
 	if st != 200 || strings.Count(string(b), `"name":"lamp-1"`) != 3 {
 		t.Errorf("tokens after two rotations: %d %s", st, b)
+	}
+	// A 422 is the contract's default problem response (it has no header
+	// of its own): the agent still reads its title, detail and fields.
+	long, err := NewHTTPSource(HTTPSourceConfig{Server: srv.URL, DeviceID: "lamp-1", TokenFile: file, TTL: 48 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = long.Fetch(ctx)
+	var fe *FetchError
+	if !errors.As(err, &fe) || fe.Status != 422 || fe.Title != "Unprocessable Entity" || fe.Detail != "the request body is invalid" ||
+		len(fe.Errors) != 1 || fe.Errors[0].Field != "ttlSeconds" {
+		t.Errorf("credentials over the cloud's maximum: %v, want 422 naming ttlSeconds", err)
 	}
 }

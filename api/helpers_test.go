@@ -265,6 +265,20 @@ func (e *env) validate(req *http.Request, reqBody []byte, res *http.Response, bo
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
 		e.t.Errorf("%s %s → %d does not match openapi.yaml: %v\nbody: %s", req.Method, req.URL.Path, res.StatusCode, err, body)
 	}
+	// A status the operation does not list is declared only through its
+	// default, the shared problem response, which covers failures alone;
+	// and a problem says the status it was answered with.
+	if route.Operation.Responses.Status(res.StatusCode) == nil && res.StatusCode < 400 {
+		e.t.Errorf("%s %s → %d: a success the operation does not list", req.Method, req.URL.Path, res.StatusCode)
+	}
+	if res.StatusCode >= 400 && req.Method != http.MethodHead {
+		var p struct {
+			Status int `json:"status"`
+		}
+		if err := json.Unmarshal(body, &p); err != nil || p.Status != res.StatusCode {
+			e.t.Errorf("%s %s → %d: problem status %d (%v)", req.Method, req.URL.Path, res.StatusCode, p.Status, err)
+		}
+	}
 }
 
 // devices returns a valid device document per cloud.

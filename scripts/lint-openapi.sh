@@ -2,8 +2,8 @@
 # lint-openapi.sh checks openapi.yaml: it must load and validate as OpenAPI
 # 3.0.3 with kin-openapi (examples included), and follow the project's rules
 # (every operation has an operationId, summary and tag; every failure it can
-# produce is declared as problem JSON). The rules are the tests in
-# openapi_test.go.
+# produce is problem JSON, through its default response). The rules are the
+# tests in openapi_test.go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"

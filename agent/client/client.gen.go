@@ -385,30 +385,6 @@ type KeyIDPath = KeyID
 // TokenIDPath Example: 3f9a0c7d2b1e4a6f8c5d
 type TokenIDPath = TokenID
 
-// BadGateway RFC 9457 problem details.
-type BadGateway = Problem
-
-// BadRequest RFC 9457 problem details.
-type BadRequest = Problem
-
-// Conflict RFC 9457 problem details.
-type Conflict = Problem
-
-// Forbidden RFC 9457 problem details.
-type Forbidden = Problem
-
-// GroupGone RFC 9457 problem details.
-type GroupGone = Problem
-
-// InternalError RFC 9457 problem details.
-type InternalError = Problem
-
-// NotFound RFC 9457 problem details.
-type NotFound = Problem
-
-// PayloadTooLarge RFC 9457 problem details.
-type PayloadTooLarge = Problem
-
 // TooManyRequests RFC 9457 problem details.
 type TooManyRequests = Problem
 
@@ -417,12 +393,6 @@ type Unauthorized = Problem
 
 // Unavailable RFC 9457 problem details.
 type Unavailable = Problem
-
-// Unprocessable RFC 9457 problem details.
-type Unprocessable = Problem
-
-// UnsupportedMediaType RFC 9457 problem details.
-type UnsupportedMediaType = Problem
 
 // IssueCredentialsJSONRequestBody defines body for IssueCredentials for application/json ContentType.
 type IssueCredentialsJSONRequestBody = CredentialsRequest
@@ -518,7 +488,9 @@ type ClientInterface interface {
 	//
 	// A token of a device that has been deleted gets 404 (the device does not
 	// exist); once a device of the same id is created again, the old token gets
-	// 403 (it was minted for the earlier device) and never works again.
+	// 403 (it was minted for the earlier device) and never works again. A
+	// device without a secret of its own whose group is gone (or whose
+	// group's cloud derives no key) gets 409.
 	//
 	// A device with a key authenticates with a DPoP proof of it instead of a
 	// token (`DPoP` header, no `Authorization`); a device or group with
@@ -542,7 +514,9 @@ type ClientInterface interface {
 	//
 	// A token of a device that has been deleted gets 404 (the device does not
 	// exist); once a device of the same id is created again, the old token gets
-	// 403 (it was minted for the earlier device) and never works again.
+	// 403 (it was minted for the earlier device) and never works again. A
+	// device without a secret of its own whose group is gone (or whose
+	// group's cloud derives no key) gets 409.
 	//
 	// A device with a key authenticates with a DPoP proof of it instead of a
 	// token (`DPoP` header, no `Authorization`); a device or group with
@@ -676,7 +650,9 @@ type ClientInterface interface {
 //
 // A token of a device that has been deleted gets 404 (the device does not
 // exist); once a device of the same id is created again, the old token gets
-// 403 (it was minted for the earlier device) and never works again.
+// 403 (it was minted for the earlier device) and never works again. A
+// device without a secret of its own whose group is gone (or whose
+// group's cloud derives no key) gets 409.
 //
 // A device with a key authenticates with a DPoP proof of it instead of a
 // token (`DPoP` header, no `Authorization`); a device or group with
@@ -710,7 +686,9 @@ func (c *Client) IssueCredentialsWithBody(ctx context.Context, id DeviceIDPath, 
 //
 // A token of a device that has been deleted gets 404 (the device does not
 // exist); once a device of the same id is created again, the old token gets
-// 403 (it was minted for the earlier device) and never works again.
+// 403 (it was minted for the earlier device) and never works again. A
+// device without a secret of its own whose group is gone (or whose
+// group's cloud derives no key) gets 409.
 //
 // A device with a key authenticates with a DPoP proof of it instead of a
 // token (`DPoP` header, no `Authorization`); a device or group with
@@ -1108,7 +1086,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// A token of a device that has been deleted gets 404 (the device does not
 	// exist); once a device of the same id is created again, the old token gets
-	// 403 (it was minted for the earlier device) and never works again.
+	// 403 (it was minted for the earlier device) and never works again. A
+	// device without a secret of its own whose group is gone (or whose
+	// group's cloud derives no key) gets 409.
 	//
 	// A device with a key authenticates with a DPoP proof of it instead of a
 	// token (`DPoP` header, no `Authorization`); a device or group with
@@ -1132,7 +1112,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// A token of a device that has been deleted gets 404 (the device does not
 	// exist); once a device of the same id is created again, the old token gets
-	// 403 (it was minted for the earlier device) and never works again.
+	// 403 (it was minted for the earlier device) and never works again. A
+	// device without a secret of its own whose group is gone (or whose
+	// group's cloud derives no key) gets 409.
 	//
 	// A device with a key authenticates with a DPoP proof of it instead of a
 	// token (`DPoP` header, no `Authorization`); a device or group with
@@ -1282,28 +1264,14 @@ type IssueCredentialsResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *Credentials
-	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationProblemJSON400 *BadRequest
 	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationProblemJSON401 *Unauthorized
-	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationProblemJSON403 *Forbidden
-	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
-	ApplicationProblemJSON404 *NotFound
-	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
-	ApplicationProblemJSON409 *GroupGone
-	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationProblemJSON413 *PayloadTooLarge
-	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationProblemJSON415 *UnsupportedMediaType
-	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationProblemJSON422 *Unprocessable
 	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationProblemJSON429 *TooManyRequests
-	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationProblemJSON500 *InternalError
 	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationProblemJSON503 *Unavailable
+	// ApplicationProblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationProblemJSONDefault *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *IssueCredentialsResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -1319,44 +1287,9 @@ func (r IssueCredentialsResponse) GetJSON200() *Credentials {
 	return r.JSON200
 }
 
-// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r IssueCredentialsResponse) GetApplicationProblemJSON400() *BadRequest {
-	return r.ApplicationProblemJSON400
-}
-
 // GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r IssueCredentialsResponse) GetApplicationProblemJSON401() *Unauthorized {
 	return r.ApplicationProblemJSON401
-}
-
-// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r IssueCredentialsResponse) GetApplicationProblemJSON403() *Forbidden {
-	return r.ApplicationProblemJSON403
-}
-
-// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
-func (r IssueCredentialsResponse) GetApplicationProblemJSON404() *NotFound {
-	return r.ApplicationProblemJSON404
-}
-
-// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
-func (r IssueCredentialsResponse) GetApplicationProblemJSON409() *GroupGone {
-	return r.ApplicationProblemJSON409
-}
-
-// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r IssueCredentialsResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
-	return r.ApplicationProblemJSON413
-}
-
-// GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r IssueCredentialsResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
-	return r.ApplicationProblemJSON415
-}
-
-// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r IssueCredentialsResponse) GetApplicationProblemJSON422() *Unprocessable {
-	return r.ApplicationProblemJSON422
 }
 
 // GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
@@ -1364,14 +1297,14 @@ func (r IssueCredentialsResponse) GetApplicationProblemJSON429() *TooManyRequest
 	return r.ApplicationProblemJSON429
 }
 
-// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r IssueCredentialsResponse) GetApplicationProblemJSON500() *InternalError {
-	return r.ApplicationProblemJSON500
-}
-
 // GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r IssueCredentialsResponse) GetApplicationProblemJSON503() *Unavailable {
 	return r.ApplicationProblemJSON503
+}
+
+// GetApplicationProblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r IssueCredentialsResponse) GetApplicationProblemJSONDefault() *Problem {
+	return r.ApplicationProblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -1428,20 +1361,14 @@ type RotateDeviceTokenResponse struct {
 	HTTPResponse *http.Response
 	// JSON201 the response for an HTTP 201 `application/json` response
 	JSON201 *TokenCreated
-	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationProblemJSON400 *BadRequest
 	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationProblemJSON401 *Unauthorized
-	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationProblemJSON403 *Forbidden
-	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
-	ApplicationProblemJSON404 *NotFound
 	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationProblemJSON429 *TooManyRequests
-	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationProblemJSON500 *InternalError
 	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationProblemJSON503 *Unavailable
+	// ApplicationProblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationProblemJSONDefault *Problem
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *RotateDeviceTokenResponse201Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -1457,24 +1384,9 @@ func (r RotateDeviceTokenResponse) GetJSON201() *TokenCreated {
 	return r.JSON201
 }
 
-// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r RotateDeviceTokenResponse) GetApplicationProblemJSON400() *BadRequest {
-	return r.ApplicationProblemJSON400
-}
-
 // GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r RotateDeviceTokenResponse) GetApplicationProblemJSON401() *Unauthorized {
 	return r.ApplicationProblemJSON401
-}
-
-// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r RotateDeviceTokenResponse) GetApplicationProblemJSON403() *Forbidden {
-	return r.ApplicationProblemJSON403
-}
-
-// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
-func (r RotateDeviceTokenResponse) GetApplicationProblemJSON404() *NotFound {
-	return r.ApplicationProblemJSON404
 }
 
 // GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
@@ -1482,14 +1394,14 @@ func (r RotateDeviceTokenResponse) GetApplicationProblemJSON429() *TooManyReques
 	return r.ApplicationProblemJSON429
 }
 
-// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r RotateDeviceTokenResponse) GetApplicationProblemJSON500() *InternalError {
-	return r.ApplicationProblemJSON500
-}
-
 // GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r RotateDeviceTokenResponse) GetApplicationProblemJSON503() *Unavailable {
 	return r.ApplicationProblemJSON503
+}
+
+// GetApplicationProblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RotateDeviceTokenResponse) GetApplicationProblemJSONDefault() *Problem {
+	return r.ApplicationProblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -1546,28 +1458,14 @@ type EnrolResponse struct {
 	HTTPResponse *http.Response
 	// JSON201 the response for an HTTP 201 `application/json` response
 	JSON201 *Enrolled
-	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationProblemJSON400 *BadRequest
 	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationProblemJSON401 *Unauthorized
-	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationProblemJSON403 *Forbidden
-	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
-	ApplicationProblemJSON409 *Conflict
-	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationProblemJSON413 *PayloadTooLarge
-	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationProblemJSON415 *UnsupportedMediaType
-	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationProblemJSON422 *Unprocessable
 	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationProblemJSON429 *TooManyRequests
-	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationProblemJSON500 *InternalError
-	// ApplicationProblemJSON502 the response for an HTTP 502 `application/problem+json` response
-	ApplicationProblemJSON502 *BadGateway
 	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationProblemJSON503 *Unavailable
+	// ApplicationProblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationProblemJSONDefault *Problem
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *EnrolResponse201Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -1583,39 +1481,9 @@ func (r EnrolResponse) GetJSON201() *Enrolled {
 	return r.JSON201
 }
 
-// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r EnrolResponse) GetApplicationProblemJSON400() *BadRequest {
-	return r.ApplicationProblemJSON400
-}
-
 // GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r EnrolResponse) GetApplicationProblemJSON401() *Unauthorized {
 	return r.ApplicationProblemJSON401
-}
-
-// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r EnrolResponse) GetApplicationProblemJSON403() *Forbidden {
-	return r.ApplicationProblemJSON403
-}
-
-// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
-func (r EnrolResponse) GetApplicationProblemJSON409() *Conflict {
-	return r.ApplicationProblemJSON409
-}
-
-// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r EnrolResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
-	return r.ApplicationProblemJSON413
-}
-
-// GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r EnrolResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
-	return r.ApplicationProblemJSON415
-}
-
-// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r EnrolResponse) GetApplicationProblemJSON422() *Unprocessable {
-	return r.ApplicationProblemJSON422
 }
 
 // GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
@@ -1623,19 +1491,14 @@ func (r EnrolResponse) GetApplicationProblemJSON429() *TooManyRequests {
 	return r.ApplicationProblemJSON429
 }
 
-// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r EnrolResponse) GetApplicationProblemJSON500() *InternalError {
-	return r.ApplicationProblemJSON500
-}
-
-// GetApplicationProblemJSON502 returns the response for an HTTP 502 `application/problem+json` response
-func (r EnrolResponse) GetApplicationProblemJSON502() *BadGateway {
-	return r.ApplicationProblemJSON502
-}
-
 // GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r EnrolResponse) GetApplicationProblemJSON503() *Unavailable {
 	return r.ApplicationProblemJSON503
+}
+
+// GetApplicationProblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r EnrolResponse) GetApplicationProblemJSONDefault() *Problem {
+	return r.ApplicationProblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -1692,24 +1555,14 @@ type EnrolAttestResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *EnrolAttestChallenge
-	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationProblemJSON400 *BadRequest
 	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationProblemJSON401 *Unauthorized
-	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationProblemJSON403 *Forbidden
-	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationProblemJSON413 *PayloadTooLarge
-	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationProblemJSON415 *UnsupportedMediaType
-	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationProblemJSON422 *Unprocessable
 	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationProblemJSON429 *TooManyRequests
-	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationProblemJSON500 *InternalError
 	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationProblemJSON503 *Unavailable
+	// ApplicationProblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationProblemJSONDefault *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *EnrolAttestResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -1725,34 +1578,9 @@ func (r EnrolAttestResponse) GetJSON200() *EnrolAttestChallenge {
 	return r.JSON200
 }
 
-// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r EnrolAttestResponse) GetApplicationProblemJSON400() *BadRequest {
-	return r.ApplicationProblemJSON400
-}
-
 // GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r EnrolAttestResponse) GetApplicationProblemJSON401() *Unauthorized {
 	return r.ApplicationProblemJSON401
-}
-
-// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r EnrolAttestResponse) GetApplicationProblemJSON403() *Forbidden {
-	return r.ApplicationProblemJSON403
-}
-
-// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r EnrolAttestResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
-	return r.ApplicationProblemJSON413
-}
-
-// GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r EnrolAttestResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
-	return r.ApplicationProblemJSON415
-}
-
-// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r EnrolAttestResponse) GetApplicationProblemJSON422() *Unprocessable {
-	return r.ApplicationProblemJSON422
 }
 
 // GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
@@ -1760,14 +1588,14 @@ func (r EnrolAttestResponse) GetApplicationProblemJSON429() *TooManyRequests {
 	return r.ApplicationProblemJSON429
 }
 
-// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r EnrolAttestResponse) GetApplicationProblemJSON500() *InternalError {
-	return r.ApplicationProblemJSON500
-}
-
 // GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r EnrolAttestResponse) GetApplicationProblemJSON503() *Unavailable {
 	return r.ApplicationProblemJSON503
+}
+
+// GetApplicationProblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r EnrolAttestResponse) GetApplicationProblemJSONDefault() *Problem {
+	return r.ApplicationProblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -1810,7 +1638,9 @@ func (r EnrolAttestResponse) ContentType() string {
 //
 // A token of a device that has been deleted gets 404 (the device does not
 // exist); once a device of the same id is created again, the old token gets
-// 403 (it was minted for the earlier device) and never works again.
+// 403 (it was minted for the earlier device) and never works again. A
+// device without a secret of its own whose group is gone (or whose
+// group's cloud derives no key) gets 409.
 //
 // A device with a key authenticates with a DPoP proof of it instead of a
 // token (`DPoP` header, no `Authorization`); a device or group with
@@ -1840,7 +1670,9 @@ func (c *ClientWithResponses) IssueCredentialsWithBodyWithResponse(ctx context.C
 //
 // A token of a device that has been deleted gets 404 (the device does not
 // exist); once a device of the same id is created again, the old token gets
-// 403 (it was minted for the earlier device) and never works again.
+// 403 (it was minted for the earlier device) and never works again. A
+// device without a secret of its own whose group is gone (or whose
+// group's cloud derives no key) gets 409.
 //
 // A device with a key authenticates with a DPoP proof of it instead of a
 // token (`DPoP` header, no `Authorization`); a device or group with
@@ -2021,61 +1853,12 @@ func ParseIssueCredentialsResponse(rsp *http.Response) (*IssueCredentialsRespons
 		}
 		response.JSON200 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON400 = &dest
-
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationProblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest Forbidden
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON403 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
-		var dest NotFound
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON404 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
-		var dest GroupGone
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON409 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
-		var dest PayloadTooLarge
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON413 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
-		var dest UnsupportedMediaType
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON415 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest Unprocessable
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest TooManyRequests
@@ -2084,19 +1867,19 @@ func ParseIssueCredentialsResponse(rsp *http.Response) (*IssueCredentialsRespons
 		}
 		response.ApplicationProblemJSON429 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON500 = &dest
-
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationProblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSONDefault = &dest
 
 	}
 
@@ -2167,33 +1950,12 @@ func ParseRotateDeviceTokenResponse(rsp *http.Response) (*RotateDeviceTokenRespo
 		}
 		response.JSON201 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON400 = &dest
-
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationProblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest Forbidden
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON403 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
-		var dest NotFound
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON404 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest TooManyRequests
@@ -2202,19 +1964,19 @@ func ParseRotateDeviceTokenResponse(rsp *http.Response) (*RotateDeviceTokenRespo
 		}
 		response.ApplicationProblemJSON429 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON500 = &dest
-
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationProblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSONDefault = &dest
 
 	}
 
@@ -2285,54 +2047,12 @@ func ParseEnrolResponse(rsp *http.Response) (*EnrolResponse, error) {
 		}
 		response.JSON201 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON400 = &dest
-
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationProblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest Forbidden
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON403 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
-		var dest Conflict
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON409 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
-		var dest PayloadTooLarge
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON413 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
-		var dest UnsupportedMediaType
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON415 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest Unprocessable
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest TooManyRequests
@@ -2341,26 +2061,19 @@ func ParseEnrolResponse(rsp *http.Response) (*EnrolResponse, error) {
 		}
 		response.ApplicationProblemJSON429 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
-		var dest BadGateway
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON502 = &dest
-
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationProblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSONDefault = &dest
 
 	}
 
@@ -2431,47 +2144,12 @@ func ParseEnrolAttestResponse(rsp *http.Response) (*EnrolAttestResponse, error) 
 		}
 		response.JSON200 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON400 = &dest
-
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationProblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest Forbidden
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON403 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
-		var dest PayloadTooLarge
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON413 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
-		var dest UnsupportedMediaType
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON415 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest Unprocessable
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest TooManyRequests
@@ -2480,19 +2158,19 @@ func ParseEnrolAttestResponse(rsp *http.Response) (*EnrolAttestResponse, error) 
 		}
 		response.ApplicationProblemJSON429 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON500 = &dest
-
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationProblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSONDefault = &dest
 
 	}
 

@@ -74,8 +74,9 @@ func command(t *testing.T, dir string, env []string, name string, args ...string
 
 // TestGoClientFromServedSpec generates a Go client of every operation from
 // the contract a running server serves, as a user of the API would, and
-// compiles it with a program that calls it: a contract oapi-codegen cannot
-// turn into compiling Go fails here.
+// compiles it with a program that calls it and reads a failure's problem
+// from the default response: a contract oapi-codegen cannot turn into
+// compiling Go fails here.
 func TestGoClientFromServedSpec(t *testing.T) {
 	if testing.Short() {
 		t.Skip("generates and builds a module")
@@ -123,6 +124,10 @@ func main() {
 	doc := gen.DeviceDocument{Cloud: &cloud, Params: &map[string]gen.ParamValue{"claims": map[string]any{"aud": "mqtt", "tier": 3}}}
 	res, err := c.PutDeviceWithResponse(context.Background(), "lamp-7", &gen.PutDeviceParams{}, doc)
 	fmt.Println(res, err)
+	// A failure without a header of its own is the default problem.
+	if res != nil && res.ApplicationproblemJSONDefault != nil {
+		fmt.Println(res.ApplicationproblemJSONDefault.Status)
+	}
 }
 `
 	for name, body := range map[string][]byte{
@@ -141,7 +146,8 @@ func main() {
 // contract with openapi-typescript and type-checks, with tsc --strict, a
 // jwt device whose claims hold members (the object branch of ParamValue
 // must take them), a cloud name from the enum, and refusals of an unknown
-// cloud and of a device document with a member the contract lacks. It
+// cloud and of a device document with a member the contract lacks, and
+// the problem of a failure through an operation's default response. It
 // needs npm, which installs both once (scripts/openapi-typescript.sh);
 // CREDSIGN_REQUIRE_TYPESCRIPT=1 makes their absence a failure.
 func TestTypeScriptFromServedSpec(t *testing.T) {
@@ -161,7 +167,7 @@ func TestTypeScriptFromServedSpec(t *testing.T) {
 	dir := t.TempDir()
 	spec := servedSpec(t, dir)
 	command(t, dir, nil, filepath.Join(bin, "openapi-typescript"), spec, "-o", filepath.Join(dir, "api.ts"))
-	example := `import type { components } from "./api";
+	example := `import type { components, paths } from "./api";
 
 type DeviceDocument = components["schemas"]["DeviceDocument"];
 
@@ -176,6 +182,10 @@ export const nimbus: components["schemas"]["CloudName"] = "nimbus";
 
 // @ts-expect-error DeviceDocument has no such member
 export const extra: DeviceDocument = { cloud: "aliyun", color: "red" };
+
+// A failure without a header of its own is the default problem.
+type PutProblem = paths["/v1/devices/{id}"]["put"]["responses"]["default"]["content"]["application/problem+json"];
+export const conflict: PutProblem = { type: "about:blank", title: "Conflict", status: 409 };
 `
 	if err := os.WriteFile(filepath.Join(dir, "example.ts"), []byte(example), 0o600); err != nil {
 		t.Fatal(err)
