@@ -265,9 +265,11 @@ func TestLastPageHasNoNext(t *testing.T) {
 // credentials for a bounded time while the store does not answer, /readyz
 // says so, writes fail, and after the bound everything is 503.
 func TestCacheServesWhileStoreDown(t *testing.T) {
+	clk := &wallClock{}
 	e := newEnv(t, func(c *envConfig) {
 		c.Cache.TTL = 300 * time.Millisecond
 		c.Cache.StaleFor = 1500 * time.Millisecond
+		c.Now = clk.now
 	})
 	mustStatus(t, e.do(http.MethodPut, "/v1/devices/az", testAdmin, devices()["azure"]), 201, "put")
 	var tok struct{ Token string }
@@ -275,8 +277,7 @@ func TestCacheServesWhileStoreDown(t *testing.T) {
 	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 200, "warm the cache")
 
 	e.store.down.Store(true)
-	start := time.Now()
-	time.Sleep(400 * time.Millisecond) // past the TTL: only stale entries are left
+	clk.advance(400 * time.Millisecond) // past the TTL: only stale entries are left
 	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 200, "cached device while the store is down")
 	var h struct{ Status, Detail string }
 	r := e.do(http.MethodGet, "/readyz", "", nil)
@@ -291,13 +292,14 @@ func TestCacheServesWhileStoreDown(t *testing.T) {
 	if !strings.Contains(e.logs.String(), "serving cached devices") {
 		t.Errorf("no log line says cached devices are being served")
 	}
-	time.Sleep(time.Until(start.Add(2500 * time.Millisecond))) // past every bound: the entry's, and readyz's from when the outage was seen
+	clk.advance(2100 * time.Millisecond) // past every bound: the entry's, and readyz's from when the outage was seen
 	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 503, "past the stale bound")
 	mustStatus(t, e.do(http.MethodGet, "/readyz", "", nil), 503, "readyz past the bound")
 
 	e.store.down.Store(false)
 	mustStatus(t, e.do(http.MethodPost, "/v1/devices/az/credentials", tok.Token, nil), 200, "store back")
-	readyzWithin(t, e, DefaultReadyCacheFor+time.Second, "ok")
+	clk.advance(DefaultReadyCacheFor) // past readyz's cached answer
+	readyzWithin(t, e, time.Second, "ok")
 }
 
 // readyzWithin fails unless /readyz answers 200 with status want within d.

@@ -2,16 +2,29 @@ package api
 
 import (
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
+
+// wallClock is the wall clock moved on by advance: the service's clock
+// (service.Config.Now) in tests of its time rules, instead of sleeping.
+type wallClock struct{ off atomic.Int64 }
+
+func (c *wallClock) now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *wallClock) advance(d time.Duration) { c.off.Add(int64(d)) }
 
 // TestTokenLifecycleAPI: tokens minted with a name and a lifetime are
 // listed (never their text), a device rotates its own token, the old one
 // works for the overlap and then is refused, a second rotation of it is
 // refused; bad names and lifetimes are 422 and store nothing.
 func TestTokenLifecycleAPI(t *testing.T) {
-	e := newEnv(t, func(c *envConfig) { c.RotationOverlap = 300 * time.Millisecond; c.MinTokenLifetime = time.Second })
+	clk := &wallClock{}
+	e := newEnv(t, func(c *envConfig) {
+		c.RotationOverlap = 300 * time.Millisecond
+		c.MinTokenLifetime = time.Second
+		c.Now = clk.now
+	})
 	mustStatus(t, e.do("PUT", "/v1/devices/lamp-1", testAdmin, devices()["aliyun"]), 201, "put")
 	r := e.do("POST", "/v1/devices/lamp-1/tokens", testAdmin, map[string]any{"name": "lamp 1 factory", "ttlSeconds": 3600})
 	mustStatus(t, r, 201, "mint")
@@ -74,7 +87,7 @@ func TestTokenLifecycleAPI(t *testing.T) {
 		t.Fatalf("rotated to %+v", next)
 	}
 	mustStatus(t, e.do("POST", "/v1/devices/lamp-1/credentials", minted.Token, nil), 200, "old token in the overlap")
-	time.Sleep(400 * time.Millisecond) // past the overlap
+	clk.advance(400 * time.Millisecond) // past the overlap
 	r = e.do("POST", "/v1/devices/lamp-1/credentials", minted.Token, nil)
 	mustStatus(t, r, 401, "old token after the overlap")
 	mustStatus(t, e.do("POST", "/v1/devices/lamp-1/credentials", next.Token, nil), 200, "new token")
@@ -104,13 +117,14 @@ func TestTokenLifecycleAPI(t *testing.T) {
 // TestExpiredTokenReason: an expired device token is 401 with a reason the
 // device can log.
 func TestExpiredTokenReason(t *testing.T) {
-	e := newEnv(t, func(c *envConfig) { c.MinTokenLifetime = time.Second })
+	clk := &wallClock{}
+	e := newEnv(t, func(c *envConfig) { c.MinTokenLifetime = time.Second; c.Now = clk.now })
 	mustStatus(t, e.do("PUT", "/v1/devices/lamp-1", testAdmin, devices()["aliyun"]), 201, "put")
 	r := e.do("POST", "/v1/devices/lamp-1/tokens", testAdmin, map[string]any{"ttlSeconds": 1})
 	mustStatus(t, r, 201, "mint")
 	var m struct{ Token string }
 	r.json(t, &m)
-	time.Sleep(1100 * time.Millisecond)
+	clk.advance(1100 * time.Millisecond)
 	r = e.do("POST", "/v1/devices/lamp-1/credentials", m.Token, nil)
 	mustStatus(t, r, 401, "expired")
 	if !strings.Contains(string(r.body), "token expired: re-enrol") {

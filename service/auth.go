@@ -161,6 +161,8 @@ type Authenticator struct {
 	enrolments *cache
 	// rotationOverlap is how long a rotated token keeps working.
 	rotationOverlap time.Duration
+	// now is the service's clock (Config.Now).
+	now func() time.Time
 }
 
 // tokenFinder finds token records by the hash of their text.
@@ -171,7 +173,7 @@ type tokenFinder interface {
 // NewAuthenticator returns an Authenticator that accepts adminToken as the
 // admin and looks every other token up in tokens.
 func NewAuthenticator(adminToken string, tokens tokenFinder) (*Authenticator, error) {
-	a := &Authenticator{tokens: tokens}
+	a := &Authenticator{tokens: tokens, now: time.Now}
 	if err := a.SetAdminTokens([]string{adminToken}); err != nil {
 		return nil, err
 	}
@@ -278,9 +280,9 @@ func (a *Authenticator) authenticateRecord(ctx context.Context, token string) (P
 		return Principal{}, fmt.Errorf("looking up a token: %w", err)
 	case rec.RevokedAt != nil:
 		return Principal{}, errUnauthorized()
-	case rec.ExpiresAt != nil && !time.Now().Before(*rec.ExpiresAt):
+	case rec.ExpiresAt != nil && !a.now().Before(*rec.ExpiresAt):
 		return Principal{}, errExpired()
-	case rec.ReplacedAt != nil && !time.Now().Before(rec.ReplacedAt.Add(a.rotationOverlap)):
+	case rec.ReplacedAt != nil && !a.now().Before(rec.ReplacedAt.Add(a.rotationOverlap)):
 		return Principal{}, errRotated()
 	}
 	p := Principal{TokenID: rec.ID, Role: rec.Role, DeviceID: rec.DeviceID, CreatedAt: rec.CreatedAt}

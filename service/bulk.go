@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/credsign/credsign/secrets"
 )
@@ -87,7 +86,7 @@ func (s *Service) ImportDevices(ctx context.Context, caller Principal, items []I
 	}
 	_, bulk := s.store.(secrets.BulkDeviceStore)
 	together := mint && bulk // tokens written with their devices
-	now := time.Now()
+	now := s.now()
 	puts := make([]secrets.DevicePut, 0, len(items))
 	idx := make([]int, 0, len(items))
 	minted := make([]Minted, 0, len(items)) // minted[k]: the token of puts[k], when together
@@ -253,7 +252,7 @@ func (s *Service) mintAll(ctx context.Context, caller Principal, out []ImportRes
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			m, err := s.mint(ctx, caller, secrets.RoleDevice, out[i].Device.ID)
+			m, err := s.mint(ctx, caller, out[i].Device)
 			if err != nil {
 				out[i].Err = fmt.Errorf("device written, minting its token: %w", err)
 				return

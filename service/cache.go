@@ -109,8 +109,8 @@ type cache struct {
 	gen atomic.Uint64
 }
 
-func newCache(store secrets.Store, m *metrics.Metrics, cfg CacheConfig) (*cache, error) {
-	c := &cache{store: store, metrics: m, ttl: cfg.TTL, staleFor: cfg.StaleFor, now: time.Now}
+func newCache(store secrets.Store, m *metrics.Metrics, cfg CacheConfig, now func() time.Time) (*cache, error) {
+	c := &cache{store: store, metrics: m, ttl: cfg.TTL, staleFor: cfg.StaleFor, now: now}
 	if c.ttl == 0 {
 		c.ttl = DefaultCacheTTL
 	}

@@ -72,12 +72,12 @@ func (s *Service) verifier(ctx context.Context) (*dpop.Verifier, error) {
 	if s.proofs.v != nil {
 		return s.proofs.v, nil
 	}
-	if time.Since(s.proofs.failed) < nonceKeyRetry {
+	if s.now().Sub(s.proofs.failed) < nonceKeyRetry {
 		return nil, s.proofs.err
 	}
 	v, err := s.loadVerifier(ctx)
 	if err != nil {
-		s.proofs.failed, s.proofs.err = time.Now(), err
+		s.proofs.failed, s.proofs.err = s.now(), err
 		return nil, err
 	}
 	s.proofs.v = v
@@ -104,7 +104,7 @@ func (s *Service) loadVerifier(ctx context.Context) (*dpop.Verifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the DPoP nonce key: %w", err)
 	}
-	v, err := dpop.NewVerifier(dpop.Config{NonceKey: key, PublicURL: s.proofs.publicURL, MaxJTIs: s.proofs.maxJTIs})
+	v, err := dpop.NewVerifier(dpop.Config{NonceKey: key, PublicURL: s.proofs.publicURL, MaxJTIs: s.proofs.maxJTIs, Now: s.now})
 	if err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
@@ -255,7 +255,7 @@ func newDeviceKey(jwk []byte, name, attestation string, now time.Time) (secrets.
 //
 // Cost: one store read and one write (more when another write races it).
 func (s *Service) AddDeviceKey(ctx context.Context, caller Principal, id string, jwk []byte, name string) (DeviceKey, error) {
-	k, err := newDeviceKey(jwk, name, AttestationNone, time.Now())
+	k, err := newDeviceKey(jwk, name, AttestationNone, s.now())
 	if err != nil {
 		return DeviceKey{}, err
 	}
@@ -344,5 +344,5 @@ func (s *Service) enrolmentKey(caller Principal, attestation string) (secrets.De
 	if err != nil {
 		return secrets.DeviceKey{}, fmt.Errorf("encoding a device key: %w", err)
 	}
-	return newDeviceKey(pub, "enrolment", attestation, time.Now())
+	return newDeviceKey(pub, "enrolment", attestation, s.now())
 }

@@ -221,7 +221,7 @@ func (f *inflight) acquire(ctx context.Context, id string) (release func(), err 
 // The token belongs to this group, not to its ID: if the group is deleted
 // and a group of the same ID created, the token enrols nobody in it.
 func (s *Service) CreateEnrolmentToken(ctx context.Context, caller Principal, group string, req EnrolmentTokenRequest) (EnrolmentToken, string, error) {
-	now := time.Now().UTC()
+	now := s.now().UTC()
 	var fields []FieldError
 	if req.MaxUses < 1 || req.MaxUses > MaxEnrolmentUses {
 		fields = append(fields, FieldError{Field: "maxUses", Reason: fmt.Sprintf("must be 1 to %d", MaxEnrolmentUses)})
@@ -352,7 +352,7 @@ func (s *Service) RevokeEnrolmentToken(ctx context.Context, caller Principal, gr
 		if rec.RevokedAt != nil {
 			return nil
 		}
-		at := time.Now().UTC()
+		at := s.now().UTC()
 		rec.RevokedAt = &at
 		if _, err := s.putEnrolment(ctx, rec, v); errors.Is(err, secrets.ErrConflict) {
 			continue // a use was counted meanwhile
@@ -395,7 +395,7 @@ func (a *Authenticator) authenticateEnrolment(ctx context.Context, token string)
 	if subtle.ConstantTimeCompare(sum[:], want) != 1 {
 		return Principal{}, errUnauthorized()
 	}
-	if rec.RevokedAt != nil || !time.Now().Before(rec.ExpiresAt) {
+	if rec.RevokedAt != nil || !a.now().Before(rec.ExpiresAt) {
 		return Principal{}, errUnauthorized()
 	}
 	return Principal{TokenID: id, Role: RoleEnrolment, CreatedAt: rec.CreatedAt, enrol: &enrolState{rec: rec, version: v}}, nil
@@ -530,7 +530,7 @@ func (s *Service) Enrol(ctx context.Context, caller Principal, id string, att *t
 		d.Secret = ""
 		return Enrolled{Device: d, KeyID: key.ID}, nil
 	}
-	tok, err := s.mint(ctx, caller, secrets.RoleDevice, id)
+	tok, err := s.mint(ctx, caller, d)
 	if err != nil {
 		// Leave nothing half done: no device without its token.
 		derr := s.store.DeleteDevice(context.WithoutCancel(ctx), id)
@@ -585,7 +585,7 @@ func (s *Service) takeUse(ctx context.Context, st enrolState) (enrolState, error
 			backoff(ctx, attempt)
 		}
 		switch {
-		case st.rec.RevokedAt != nil, !time.Now().Before(st.rec.ExpiresAt):
+		case st.rec.RevokedAt != nil, !s.now().Before(st.rec.ExpiresAt):
 			return st, errUnauthorized()
 		case st.rec.Failures >= s.maxEnrolFailures:
 			return st, newError(CodeForbidden, "this enrolment token has had too many failed registrations with the cloud; mint a new one")

@@ -243,7 +243,8 @@ func mintEnrolment(t *testing.T, s *Service, group string, req EnrolmentTokenReq
 // revocation and after expiry no device is created; revocation does not
 // touch devices already enrolled; an existing device is never enrolled.
 func TestEnrolRefusals(t *testing.T) {
-	s, st := newService(t, Config{})
+	clk := &wallClock{}
+	s, st := newService(t, Config{Now: clk.now})
 	ctx := context.Background()
 	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
 		t.Fatal(err)
@@ -317,7 +318,7 @@ func TestEnrolRefusals(t *testing.T) {
 	// Expiry.
 	_, text3 := mintEnrolment(t, s, "lamps", EnrolmentTokenRequest{MaxUses: 10, TTL: time.Second})
 	p3 := mustAuth(t, s, text3)
-	time.Sleep(1100 * time.Millisecond)
+	clk.advance(1100 * time.Millisecond)
 	if _, err := s.Authenticate(ctx, "Bearer "+text3); code(err) != CodeUnauthorized {
 		t.Errorf("expired enrolment token authenticates: %v", err)
 	}

@@ -45,8 +45,14 @@ type Config struct {
 	AdminTokens []string
 	// Metrics receives the issuance outcomes; nil creates a private set.
 	Metrics *metrics.Metrics
-	// Now is the clock credentials are signed with; nil means time.Now.
-	// Token and store records always use the wall clock.
+	// Now is the service's one clock: credentials are signed with it, and
+	// every time rule of the service reads it (token mint times, expiry
+	// and rotation overlap, enrolment tokens, device keys, proofs of
+	// possession and their nonces, the record cache's TTL, the times
+	// handed to the store); nil means time.Now. The stores stamp device
+	// and group records with their own clock: a device token minted for a
+	// device is never dated before the device's stamp, so that a clock
+	// behind the store's does not mint tokens their device refuses.
 	Now func() time.Time
 	// MaxDeviceTTL caps the lifetime a device token may ask for (admin and
 	// provisioner callers may ask up to the cloud's maximum); zero means
@@ -96,7 +102,7 @@ type Config struct {
 	MaxDPoPJTIs int
 	// TPMAttestation verifies TPM attestation at enrolment
 	// (POST /v1/enrol/attest); nil: the server has no TPM EK CAs and
-	// refuses it.
+	// refuses it. The service uses it with its own clock (Now).
 	TPMAttestation *tpmattest.Verifier
 }
 
@@ -137,19 +143,26 @@ func New(cfg Config) (*Service, error) {
 	if m == nil {
 		m = metrics.New()
 	}
-	c, err := newCache(cfg.Store, m, cfg.Cache)
+	now := cfg.Now
+	if now == nil {
+		now = time.Now // the one default of the service's clock
+	}
+	c, err := newCache(cfg.Store, m, cfg.Cache, now)
 	if err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
-	authn := &Authenticator{tokens: c}
+	authn := &Authenticator{tokens: c, now: now}
 	if err := authn.SetAdminTokens(adminTokens(cfg)); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
-	dt := &deviceTokens{store: cfg.Store, ttl: c.ttl, now: time.Now}
+	dt := &deviceTokens{store: cfg.Store, ttl: c.ttl, now: now}
 	authn.v2 = dt
 	authn.enrolments = c
-	s := &Service{store: cfg.Store, cache: c, authn: authn, devTokens: dt, metrics: m, now: cfg.Now, maxDeviceTTL: cfg.MaxDeviceTTL,
+	s := &Service{store: cfg.Store, cache: c, authn: authn, devTokens: dt, metrics: m, now: now, maxDeviceTTL: cfg.MaxDeviceTTL,
 		issuer: cfg.Issuer, registrar: cfg.Registrar, clouds: cfg.Clouds, tpm: cfg.TPMAttestation}
+	if s.tpm != nil {
+		s.tpm = s.tpm.WithClock(now)
+	}
 	if s.clouds == nil {
 		s.clouds = clouds.Registry()
 	}
@@ -172,10 +185,7 @@ func New(cfg Config) (*Service, error) {
 			return nil, fmt.Errorf("service: %w", err)
 		}
 	}
-	s.jwt = &jwtKeys{store: cfg.Store, alg: alg, ttl: c.ttl, now: time.Now}
-	if s.now == nil {
-		s.now = time.Now
-	}
+	s.jwt = &jwtKeys{store: cfg.Store, alg: alg, ttl: c.ttl, now: now}
 	s.maxEnrolFailures = cfg.MaxEnrolmentFailures
 	if s.maxEnrolFailures <= 0 {
 		s.maxEnrolFailures = DefaultMaxEnrolmentFailures

@@ -168,7 +168,8 @@ func TestDeviceTokenChecks(t *testing.T) {
 	// Another replica (same store) accepts it; after a revoke on the first,
 	// the first refuses at once and the second once its list is older than
 	// its TTL (here: a replica whose TTL is short).
-	s2, err := New(Config{Store: st, AdminToken: admin, Cache: CacheConfig{TTL: 50 * time.Millisecond}})
+	clk := &wallClock{}
+	s2, err := New(Config{Store: st, AdminToken: admin, Cache: CacheConfig{TTL: 50 * time.Millisecond}, Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +182,7 @@ func TestDeviceTokenChecks(t *testing.T) {
 	if _, err := s.Authenticate(ctx, "Bearer "+m.Text); err == nil {
 		t.Error("revoked token accepted by the replica that revoked it")
 	}
-	time.Sleep(60 * time.Millisecond)
+	clk.advance(60 * time.Millisecond)
 	if _, err := s2.Authenticate(ctx, "Bearer "+m.Text); err == nil {
 		t.Error("revoked token accepted by another replica past its TTL")
 	}

@@ -162,17 +162,32 @@ func (s *Service) MintToken(ctx context.Context, caller Principal, req TokenRequ
 			return Minted{}, err
 		}
 	}
+	now := s.now()
 	if req.Role == secrets.RoleDevice {
-		if _, err := s.store.GetDevice(ctx, req.DeviceID); err != nil {
+		d, err := s.store.GetDevice(ctx, req.DeviceID)
+		if err != nil {
 			return Minted{}, fmt.Errorf("reading device: %w", err)
 		}
+		now = notBefore(now, d.CreatedAt)
 	}
-	return s.mintRecord(ctx, caller, req, time.Now())
+	return s.mintRecord(ctx, caller, req, now)
 }
 
-// mint creates, stores and audits a token without name or expiry.
-func (s *Service) mint(ctx context.Context, caller Principal, role, deviceID string) (Minted, error) {
-	return s.mintRecord(ctx, caller, TokenRequest{Role: role, DeviceID: deviceID}, time.Now())
+// mint creates, stores and audits a device token without name or expiry
+// for device d.
+func (s *Service) mint(ctx context.Context, caller Principal, d secrets.Device) (Minted, error) {
+	return s.mintRecord(ctx, caller, TokenRequest{Role: secrets.RoleDevice, DeviceID: d.ID}, notBefore(s.now(), d.CreatedAt))
+}
+
+// notBefore is now, or the device's stamp created when now is before it: a
+// device token minted for a device is never dated before the device, which
+// the store stamps with its own clock (see Config.Now), so that the device
+// accepts it.
+func notBefore(now, created time.Time) time.Time {
+	if now.Before(created) {
+		return created
+	}
+	return now
 }
 
 // mintRecord creates, stores and audits the token req asks for, minted at now.
@@ -190,9 +205,7 @@ func (s *Service) mintRecord(ctx context.Context, caller Principal, req TokenReq
 	return m, nil
 }
 
-// newToken creates a token minted at now, without storing it. Token times
-// are wall-clock times, like the store's device times they are compared
-// with (Config.Now only moves the signing clock).
+// newToken creates a token minted at now, without storing it.
 func (s *Service) newToken(ctx context.Context, role, deviceID string, now time.Time) (Minted, error) {
 	return s.newTokenWith(ctx, TokenRequest{Role: role, DeviceID: deviceID}, now)
 }
@@ -293,7 +306,7 @@ func (s *Service) ListTokens(ctx context.Context, role, deviceID, after string, 
 	if err != nil {
 		return TokenPage{}, fmt.Errorf("listing tokens: %w", err)
 	}
-	now := time.Now()
+	now := s.now()
 	out := TokenPage{Tokens: make([]TokenInfo, 0, len(p.Tokens)), Next: p.Next}
 	for _, t := range p.Tokens {
 		out.Tokens = append(out.Tokens, s.tokenInfo(t, now))
@@ -370,7 +383,7 @@ func (s *Service) revoke(ctx context.Context, caller Principal, t secrets.Token)
 			return fmt.Errorf("revoking token: %w", err)
 		}
 	}
-	err := s.store.RevokeToken(ctx, t.ID, time.Now().UTC())
+	err := s.store.RevokeToken(ctx, t.ID, s.now().UTC())
 	s.cache.forgetHash(t.Hash)
 	if err != nil {
 		return fmt.Errorf("revoking token: %w", err)
@@ -427,7 +440,7 @@ func (s *Service) RotateDeviceToken(ctx context.Context, caller Principal, id st
 		// token the device of today would accept.
 		return Minted{}, newError(CodeForbidden, "this token was minted for a device that has since been deleted")
 	}
-	now := time.Now()
+	now := notBefore(s.now(), d.CreatedAt)
 	req := TokenRequest{Role: secrets.RoleDevice, DeviceID: id, Name: old.Name, TTL: time.Duration(old.LifetimeSeconds) * time.Second}
 	m, err := s.newTokenWith(ctx, req, now)
 	if err != nil {

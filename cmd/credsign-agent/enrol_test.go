@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,7 +38,13 @@ type enrolFixture struct {
 	dir       string
 	logs      *testutil.SyncBuffer
 	responses *testutil.SyncBuffer // every answer the test read from credsign
+	// off moves credsign's clock (service.Config.Now) on from the wall
+	// clock: tests of its time rules advance it instead of sleeping.
+	off atomic.Int64
 }
+
+// advance moves credsign's clock on by d.
+func (f *enrolFixture) advance(d time.Duration) { f.off.Add(int64(d)) }
 
 func newEnrolFixture(t *testing.T) *enrolFixture {
 	t.Helper()
@@ -54,7 +61,8 @@ func newEnrolFixtureWith(t *testing.T, edit func(*service.Config)) *enrolFixture
 	}
 	t.Cleanup(func() { _ = store.Close() })
 	f := &enrolFixture{t: t, admin: "csa_" + randomB64(t, 24), logs: &testutil.SyncBuffer{}, responses: &testutil.SyncBuffer{}, dir: t.TempDir()}
-	cfg := service.Config{Store: store, AdminToken: f.admin}
+	now := func() time.Time { return time.Now().Add(time.Duration(f.off.Load())) }
+	cfg := service.Config{Store: store, AdminToken: f.admin, Now: now}
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -253,7 +261,7 @@ func TestEnrolThenPublish(t *testing.T) {
 	}
 	// Expiry.
 	_, text3, file3 := f.mint(map[string]any{"maxUses": 10, "ttlSeconds": 1})
-	time.Sleep(1100 * time.Millisecond)
+	f.advance(1100 * time.Millisecond)
 	refused("after expiry", file3, "lamp-005", "credsign answered 401")
 	// What the operator sees of the group never holds its key.
 	f.call("GET", "/v1/groups/lamps", nil, 200, nil)

@@ -161,6 +161,13 @@ func New(cfg Config) (*Verifier, error) {
 	return v, nil
 }
 
+// WithClock returns a verifier with v's CAs and TTL that reads the clock
+// now (the service's, so that one clock rules every time), with no
+// challenges of its own yet.
+func (v *Verifier) WithClock(now func() time.Time) *Verifier {
+	return &Verifier{roots: v.roots, ttl: v.ttl, now: now, m: map[string]challenge{}}
+}
+
 func malformed(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, a...))
 }
