@@ -115,3 +115,32 @@ func BenchmarkImportHTTP(b *testing.B) {
 	}
 	b.ReportMetric(float64(run*n)/b.Elapsed().Seconds(), "devices/s")
 }
+
+// BenchmarkIssueHandler is one warm issuance through the server's handler
+// alone (no connection, no client): what the gate, the handler and the
+// service allocate and spend on one credential.
+func BenchmarkIssueHandler(b *testing.B) {
+	ts := benchServer(b)
+	req := func(method, path, token, body string) *http.Request {
+		r, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+		if body != "" {
+			r.Header.Set("Content-Type", "application/json")
+		}
+		r.Header.Set("Authorization", "Bearer "+token)
+		return r
+	}
+	mustDo(b, req(http.MethodPut, "/v1/devices/bench", testAdmin, `{"cloud":"azure","params":{"hubHost":"h.azure-devices.net","deviceId":"d"},"secret":"c2VjcmV0LWtleS0xMjM0NTY3ODkw"}`), 201)
+	var minted struct{ Token string }
+	decode(b, mustDo(b, req(http.MethodPost, "/v1/devices/bench/tokens", testAdmin, ""), 201), &minted)
+	h := ts.Config.Handler
+	issue := httptest.NewRequest(http.MethodPost, "/v1/devices/bench/credentials", nil)
+	issue.Header.Set("Authorization", "Bearer "+minted.Token)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, issue.Clone(issue.Context()))
+		if w.Code != http.StatusOK {
+			b.Fatalf("%d %s", w.Code, w.Body)
+		}
+	}
+}

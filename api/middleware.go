@@ -106,7 +106,7 @@ func (s *Server) observe(p Plane) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			id := r.Header.Get("X-Request-Id")
-			if !validRequestID.MatchString(id) {
+			if id == "" || !validRequestID.MatchString(id) {
 				id = xid.New().String()
 			}
 			w.Header().Set("X-Request-Id", id)
