@@ -130,3 +130,22 @@ func benchDevice(b *testing.B, ts *httptest.Server) string {
 	decode(b, tok, &minted)
 	return minted.Token
 }
+
+// BenchmarkIssueHandler is one warm issuance through the server's handler
+// alone (no connection, no client): what the gate, the handler and the
+// service allocate and spend on one credential.
+func BenchmarkIssueHandler(b *testing.B) {
+	ts := benchServer(b)
+	token := benchDevice(b, ts)
+	h := ts.Config.Handler
+	issue := httptest.NewRequest(http.MethodPost, "/v1/devices/bench/credentials", nil)
+	issue.Header.Set("Authorization", "Bearer "+token)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, issue.Clone(issue.Context()))
+		if w.Code != http.StatusOK {
+			b.Fatalf("%d %s", w.Code, w.Body)
+		}
+	}
+}

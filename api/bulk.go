@@ -20,7 +20,6 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
 	"github.com/rs/zerolog"
 
 	"github.com/credsign/credsign/api/oapi"
@@ -129,7 +128,7 @@ func (l *importLimits) start(tokenID string) (func(), error) {
 // streamBody is the gate's check of a streamed (NDJSON) body: the media
 // type, no content coding, and the total size cap. The handler reads and
 // checks the lines one at a time.
-func (s *Server) streamBody(w http.ResponseWriter, r *http.Request, _ *routers.Route) error {
+func (s *Server) streamBody(w http.ResponseWriter, r *http.Request) error {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil // an empty import: a summary of no lines
 	}
@@ -153,18 +152,11 @@ func (s *Server) streamBody(w http.ResponseWriter, r *http.Request, _ *routers.R
 // ImportDevices implements oapi.StrictServerInterface. The work happens
 // while the answer is written (importStream), one line at a time.
 func (h handlers) ImportDevices(ctx context.Context, req oapi.ImportDevicesRequestObject) (oapi.ImportDevicesResponseObject, error) {
-	var schema *openapi3.Schema
-	for _, op := range h.s.ops {
-		if op.stream && op.route.Operation.OperationID == "importDevices" {
-			// The body is a stream of lines; each is an ImportDevice.
-			if ref := op.route.Spec.Components.Schemas["ImportDevice"]; ref != nil {
-				schema = ref.Value
-			}
-		}
+	op := operationOf(ctx)
+	if op == nil || op.lineSchema == nil {
+		return nil, errors.New("the gate let through an import without the schema of its lines")
 	}
-	if schema == nil {
-		return nil, errors.New("openapi.yaml has no ImportDevice schema for the lines of importDevices")
-	}
+	schema := op.lineSchema
 	body := req.Body
 	if body == nil {
 		body = http.NoBody
@@ -472,23 +464,21 @@ func (st *importStream) check(n int64, raw []byte, tooLong bool) (importResult, 
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return r, nil
 	}
-	if !utf8.Valid(raw) {
+	// One pass reads the line and checks the limits of every request
+	// body: depth, width, members named twice, lone surrogates.
+	sc := scanJSON(raw)
+	if sc.badUTF8 || sc.syntax && !utf8.Valid(raw) {
 		return fail(problem.New(http.StatusBadRequest, "the line is not valid UTF-8",
 			problem.FieldError{Field: "body", Reason: "not valid UTF-8"}))
 	}
-	if !json.Valid(raw) {
+	if sc.syntax {
 		return fail(problem.New(http.StatusBadRequest, "the line is not valid JSON",
 			problem.FieldError{Field: "body", Reason: "not valid JSON"}))
 	}
-	// The limits of every request body, per line: depth, width, members
-	// named twice, lone surrogates.
-	if err := checkJSON(raw); err != nil {
+	if err := sc.problem(); err != nil {
 		return fail(err)
 	}
-	var generic any
-	if err := json.Unmarshal(raw, &generic); err != nil {
-		return fail(problem.New(http.StatusBadRequest, "the line is not valid JSON"))
-	}
+	generic := sc.value
 	if obj, ok := generic.(map[string]any); ok {
 		if id, ok := obj["id"].(string); ok && len(id) <= 128 {
 			r.ID = id

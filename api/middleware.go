@@ -15,11 +15,9 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/xid"
 	"github.com/rs/zerolog"
@@ -48,6 +46,27 @@ type requestInfo struct {
 
 	mu     sync.Mutex
 	caller service.Principal
+	op     *operation
+}
+
+func (ri *requestInfo) setOperation(op *operation) {
+	ri.mu.Lock()
+	ri.op = op
+	ri.mu.Unlock()
+}
+
+func (ri *requestInfo) getOperation() *operation {
+	ri.mu.Lock()
+	defer ri.mu.Unlock()
+	return ri.op
+}
+
+// operationOf returns the operation of the contract the gate let through.
+func operationOf(ctx context.Context) *operation {
+	if ri, ok := ctx.Value(requestKey{}).(*requestInfo); ok {
+		return ri.getOperation()
+	}
+	return nil
 }
 
 func (ri *requestInfo) setCaller(p service.Principal) {
@@ -87,7 +106,7 @@ func (s *Server) observe(p Plane) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			id := r.Header.Get("X-Request-Id")
-			if !validRequestID.MatchString(id) {
+			if id == "" || !validRequestID.MatchString(id) {
 				id = xid.New().String()
 			}
 			w.Header().Set("X-Request-Id", id)
@@ -104,7 +123,7 @@ func (s *Server) observe(p Plane) func(http.Handler) http.Handler {
 					status = http.StatusOK
 				}
 				s.metrics.ObserveRequest(route, r.Method, status, d)
-				if status < 300 && r.Method == http.MethodPost && route == issueRoute && !s.sample.take() {
+				if op := info.getOperation(); status < 300 && op != nil && op.issues && !s.sample.take() {
 					return
 				}
 				caller := info.getCaller()
@@ -125,10 +144,6 @@ func (s *Server) observe(p Plane) func(http.Handler) http.Handler {
 		})
 	}
 }
-
-// issueRoute is the route of issueCredentials, whose successful calls the
-// access log samples (Config.AccessLogSample).
-const issueRoute = "/v1/devices/{id}/credentials"
 
 // recoverPanics turns a handler panic into a logged 500.
 func (s *Server) recoverPanics(next http.Handler) http.Handler {
@@ -173,6 +188,10 @@ func (s *Server) gatePlane(plane Plane, next http.Handler) http.Handler {
 			s.fail(w, r, problem.New(http.StatusNotFound, "no such endpoint"))
 			return
 		}
+		info, _ := r.Context().Value(requestKey{}).(*requestInfo)
+		if info != nil {
+			info.setOperation(op)
+		}
 		if len(r.Header.Values("Authorization")) > 1 {
 			// Which one did a proxy in front check? Refuse to guess.
 			s.fail(w, r, problem.New(http.StatusBadRequest, "the request has more than one Authorization header"))
@@ -188,8 +207,8 @@ func (s *Server) gatePlane(plane Plane, next http.Handler) http.Handler {
 				s.fail(w, r, err)
 				return
 			}
-			if ri, ok := r.Context().Value(requestKey{}).(*requestInfo); ok {
-				ri.setCaller(p)
+			if info != nil {
+				info.setCaller(p)
 			}
 			if ok, wait := s.limiterFor(p).Allow(p.TokenID, s.now()); !ok {
 				pe := problem.New(http.StatusTooManyRequests, "too many requests for this token; retry after "+strconv.Itoa(int(wait.Seconds()))+"s")
@@ -200,7 +219,7 @@ func (s *Server) gatePlane(plane Plane, next http.Handler) http.Handler {
 			err = s.svc.Authorize(p, service.Operation{
 				Roles:    op.roles,
 				DeviceID: pathParams["id"],
-				Issues:   op.route.Operation.OperationID == "issueCredentials",
+				Issues:   op.issues,
 			})
 			if err != nil {
 				s.fail(w, r, err)
@@ -214,33 +233,18 @@ func (s *Server) gatePlane(plane Plane, next http.Handler) http.Handler {
 				return
 			}
 		}
-		readBody := s.readBody
+		var doc any
+		var err error
 		if op.stream {
-			readBody = s.streamBody
+			err = s.streamBody(w, r)
+		} else {
+			doc, err = s.readBody(w, r, op)
 		}
-		if err := readBody(w, r, op.route); err != nil {
+		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		vreq := r
-		if op.stream {
-			// kin-openapi reads the whole body for its authentication hook
-			// even when told to skip the body: give it none to read.
-			vreq = r.WithContext(r.Context())
-			vreq.Body = http.NoBody
-		}
-		err := openapi3filter.ValidateRequest(r.Context(), &openapi3filter.RequestValidationInput{
-			Request:    vreq,
-			PathParams: pathParams,
-			Route:      op.route,
-			Options: &openapi3filter.Options{
-				AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
-				MultiError:         true,
-				// A streamed body is checked line by line by its handler.
-				ExcludeRequestBody: op.stream,
-			},
-		})
-		if err != nil {
+		if err := s.validate(r, op, pathParams, doc); err != nil {
 			s.fail(w, r, validationProblem(err))
 			return
 		}
@@ -359,53 +363,113 @@ func (s *Server) limiterFor(p service.Principal) *ratelimit.Limiter {
 	return s.staffLimiter
 }
 
-// readBody reads the whole body under the size cap and checks that a body
-// sent to an operation that takes one is JSON. It leaves the body in r for
-// the validator and the handler.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request, route *routers.Route) error {
-	if r.Body == nil || r.Body == http.NoBody || route.Operation.RequestBody == nil {
+// readBody reads the whole body under the size cap, checks that a body
+// sent to an operation that takes one is JSON of its media type, and reads
+// the document once (scanJSON), returning it for the schema. It leaves the
+// bytes in r for the handler's decoding.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, op *operation) (any, error) {
+	if r.Body == nil || r.Body == http.NoBody || op.body.mediaType == "" {
 		// Operations without a body ignore whatever was sent.
-		return nil
+		return nil, nil
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return mbe
+			return nil, mbe
 		}
-		return problem.New(http.StatusBadRequest, "the request body could not be read")
+		return nil, problem.New(http.StatusBadRequest, "the request body could not be read")
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	if len(body) == 0 {
-		return nil
+		return nil, nil
 	}
 	if err := notEncoded(r); err != nil {
-		return err
+		return nil, err
 	}
-	// The operation's media type: application/json, or
-	// application/merge-patch+json for a PATCH.
-	want := "application/json"
-	if content := route.Operation.RequestBody.Value.Content; content.Get(want) == nil {
-		for mt := range content {
-			want = mt
-		}
-	}
+	want := op.body.mediaType
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != want {
-		return problem.New(http.StatusUnsupportedMediaType, "the request body must be "+want)
+		return nil, problem.New(http.StatusUnsupportedMediaType, "the request body must be "+want)
 	}
-	if !json.Valid(body) {
-		return problem.New(http.StatusBadRequest, "the request body is not valid JSON",
+	sc := scanJSON(body)
+	switch {
+	case sc.syntax:
+		return nil, problem.New(http.StatusBadRequest, "the request body is not valid JSON",
 			problem.FieldError{Field: "body", Reason: "not valid JSON"})
-	}
-	if !utf8.Valid(body) {
+	case sc.badUTF8:
 		// encoding/json would quietly turn the bad bytes into U+FFFD and
 		// store a secret other than the one sent.
-		return problem.New(http.StatusBadRequest, "the request body is not valid UTF-8",
+		return nil, problem.New(http.StatusBadRequest, "the request body is not valid UTF-8",
 			problem.FieldError{Field: "body", Reason: "not valid UTF-8"})
 	}
-	return checkJSON(body)
+	if err := sc.problem(); err != nil {
+		return nil, err
+	}
+	return sc.value, nil
+}
+
+// validationOptions are those of kin-openapi's validation of parameters.
+var validationOptions = openapi3filter.Options{MultiError: true}
+
+// validate checks the parameters of r and its body's document doc (nil:
+// no body read) against the contract, as kin-openapi's ValidateRequest
+// does, with every failure in one openapi3.MultiError: the parameters in
+// the contract's order, then the body. It leaves out the security
+// requirements, which the gate checked (authenticate), and decodes no body:
+// doc is the document scanJSON read.
+func (s *Server) validate(r *http.Request, op *operation, pathParams map[string]string, doc any) error {
+	input := &openapi3filter.RequestValidationInput{Request: r, PathParams: pathParams, Route: op.route, Options: &validationOptions}
+	var me openapi3.MultiError
+	for _, p := range op.params {
+		if err := openapi3filter.ValidateParameter(r.Context(), input, p); err != nil {
+			me = append(me, err)
+		}
+	}
+	if err := validateBody(r, op, input, doc); err != nil {
+		me = append(me, err)
+	}
+	if len(me) > 0 {
+		return me
+	}
+	return nil
+}
+
+// validateBody checks the document of a JSON body against the operation's
+// schema as kin-openapi's ValidateRequestBody does, defaults written back
+// into the body included.
+func validateBody(r *http.Request, op *operation, input *openapi3filter.RequestValidationInput, doc any) error {
+	if op.body.mediaType == "" {
+		return nil
+	}
+	rb := op.route.Operation.RequestBody.Value
+	if r.ContentLength <= 0 || r.Body == nil || r.Body == http.NoBody {
+		if op.body.required {
+			return &openapi3filter.RequestError{Input: input, RequestBody: rb, Err: openapi3filter.ErrInvalidRequired}
+		}
+		return nil
+	}
+	if ct := r.Header.Get("Content-Type"); rb.Content.Get(ct) == nil {
+		return &openapi3filter.RequestError{Input: input, RequestBody: rb, Reason: fmt.Sprintf("header Content-Type has unexpected value %q", ct)}
+	}
+	if op.body.schema == nil {
+		return nil
+	}
+	defaultsSet := false
+	err := op.body.schema.Value.VisitJSON(doc, openapi3.VisitAsRequest(), openapi3.DefaultsSet(func() { defaultsSet = true }), openapi3.MultiErrors())
+	if err != nil {
+		return &openapi3filter.RequestError{Input: input, RequestBody: rb, Reason: "doesn't match schema", Err: err}
+	}
+	if defaultsSet {
+		data, err := json.Marshal(doc)
+		if err != nil {
+			return &openapi3filter.RequestError{Input: input, RequestBody: rb, Reason: "rewriting body failed", Err: err}
+		}
+		r.Body = io.NopCloser(bytes.NewReader(data))
+		r.ContentLength = int64(len(data))
+	}
+	return nil
 }
 
 // validationProblem turns kin-openapi validation errors into one problem

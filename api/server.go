@@ -125,14 +125,34 @@ type Server struct {
 	sample *sampler
 }
 
-// operation is one operation of the contract, as the gate needs it.
+// operation is one operation of the contract, as the gate needs it: all
+// of it is read from openapi.yaml when the server is built, so that what
+// the gate does for an operation is declared there, never keyed on its
+// name in code.
 type operation struct {
 	route *routers.Route
+	// params are the parameters the gate validates, in kin-openapi's order
+	// (the path item's not overridden, then the operation's).
+	params []*openapi3.Parameter
 	// roles may call it; nil for a public operation.
 	roles []string
+	// body is the media type and schema of a JSON body (mediaType "" when
+	// the operation takes none, or streams it).
+	body struct {
+		mediaType string
+		required  bool
+		schema    *openapi3.SchemaRef
+	}
 	// stream: the body is NDJSON, read line by line by the handler
 	// (see streamBody), not read whole and validated by the gate.
 	stream bool
+	// lineSchema is the schema of each line of a streamed body
+	// (x-credsign-line-schema).
+	lineSchema *openapi3.Schema
+	// issues: the operation issues credentials (x-credsign-issues): its
+	// refusals count in the issue metrics and the access lines of its
+	// successes are sampled (Config.AccessLogSample).
+	issues bool
 	// planes are the planes that serve it (see operationPlanes).
 	planes planeSet
 	// scope says how a scoped token's scope applies (x-credsign-scope:
@@ -205,7 +225,13 @@ func specOperations() (map[string]*operation, error) {
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			o := &operation{route: &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}}
-			o.stream = op.RequestBody != nil && op.RequestBody.Value.Content.Get(ndjson) != nil
+			o.params = operationParams(item, op)
+			if err := o.readBody(doc); err != nil {
+				return nil, fmt.Errorf("openapi.yaml %s %s: %w", method, path, err)
+			}
+			if o.issues, err = operationIssues(op); err != nil {
+				return nil, fmt.Errorf("openapi.yaml %s %s: %w", method, path, err)
+			}
 			if o.scope, err = operationScope(path, op); err != nil {
 				return nil, fmt.Errorf("openapi.yaml %s %s: %w", method, path, err)
 			}
@@ -221,6 +247,79 @@ func specOperations() (map[string]*operation, error) {
 		}
 	}
 	return ops, nil
+}
+
+// operationParams lists the parameters of op at item as kin-openapi's
+// ValidateRequest visits them: the path item's that op does not override,
+// then op's own.
+func operationParams(item *openapi3.PathItem, op *openapi3.Operation) []*openapi3.Parameter {
+	var params []*openapi3.Parameter
+	for _, ref := range item.Parameters {
+		if op.Parameters.GetByInAndName(ref.Value.In, ref.Value.Name) == nil {
+			params = append(params, ref.Value)
+		}
+	}
+	for _, ref := range op.Parameters {
+		params = append(params, ref.Value)
+	}
+	return params
+}
+
+// readBody records what the operation's request body is: a JSON document
+// of one media type (application/json, or application/merge-patch+json
+// for a PATCH) with its schema, or an NDJSON stream whose lines follow the
+// schema its x-credsign-line-schema names.
+func (o *operation) readBody(doc *openapi3.T) error {
+	rb := o.route.Operation.RequestBody
+	if rb == nil {
+		return nil
+	}
+	content := rb.Value.Content
+	if mt := content.Get(ndjson); mt != nil {
+		o.stream = true
+		var ref string
+		if mt.Schema != nil {
+			raw, _ := mt.Schema.Value.Extensions[lineSchemaExtension].(map[string]any)
+			ref, _ = raw["$ref"].(string)
+		}
+		name, ok := strings.CutPrefix(ref, "#/components/schemas/")
+		if s := doc.Components.Schemas[name]; ok && s != nil && s.Value != nil {
+			o.lineSchema = s.Value
+			return nil
+		}
+		return fmt.Errorf("the %s body of %s has no %s naming a schema of the components", ndjson, o.route.Operation.OperationID, lineSchemaExtension)
+	}
+	want := "application/json"
+	if content.Get(want) == nil {
+		for mt := range content {
+			want = mt
+		}
+	}
+	o.body.mediaType, o.body.required = want, rb.Value.Required
+	if mt := content.Get(want); mt != nil {
+		o.body.schema = mt.Schema
+	}
+	return nil
+}
+
+// lineSchemaExtension is the schema extension of openapi.yaml, on the
+// schema of an NDJSON request body, that names the schema of each line.
+const lineSchemaExtension = "x-credsign-line-schema"
+
+// issuesExtension is the operation extension of openapi.yaml that marks
+// the operation issuing credentials (x-credsign-issues: true).
+const issuesExtension = "x-credsign-issues"
+
+// operationIssues reports whether op issues credentials.
+func operationIssues(op *openapi3.Operation) (bool, error) {
+	raw, ok := op.Extensions[issuesExtension]
+	if !ok {
+		return false, nil
+	}
+	if b, _ := raw.(bool); !b {
+		return false, fmt.Errorf("operation %s: %s is %v, not true", op.OperationID, issuesExtension, raw)
+	}
+	return true, nil
 }
 
 // SetAdminTokens makes tokens the admin tokens, all valid at once, in place

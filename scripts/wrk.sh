@@ -28,7 +28,7 @@ base="http://$listen"
 for i in $(seq "$devices"); do
 	printf '{"id":"d-%d","cloud":"aliyun","params":{"productKey":"a1B2c3D4e5F","deviceName":"d-%d"},"secret":"0123456789abcdef0123456789abcdef"}\n' "$i" "$i"
 done >"$work/batch.ndjson"
-"$work/credsign" import --url "$base" --token-file "$work/admin.token" --tokens-out "$work/tokens.csv" "$work/batch.ndjson" >/dev/null
+"$work/credsign" import --server "$base" --token-file "$work/admin.token" --tokens-out "$work/tokens.csv" "$work/batch.ndjson" >/dev/null
 
 # One answer, for the baseline's body and to check the tokens work.
 IFS=, read -r id tok < <(sed -n 2p "$work/tokens.csv")
