@@ -173,22 +173,8 @@ func patchedDocument(cur secrets.Device, patch map[string]any) (Document, error)
 	fields = append(fields, patchedString(out, "cloud", &doc.Cloud)...)
 	fields = append(fields, patchedString(out, "group", &doc.Group)...)
 	var f []FieldError
-	doc.Params, f = patchedObject(out, "params", func(v any) bool {
-		switch v.(type) {
-		case string, float64, bool, map[string]any:
-			return true
-		}
-		return false
-	})
+	doc.Params, doc.Labels, f = patchedParamsLabels(out)
 	fields = append(fields, f...)
-	labels, f := patchedObject(out, "labels", func(v any) bool { _, ok := v.(string); return ok })
-	fields = append(fields, f...)
-	if len(labels) > 0 {
-		doc.Labels = make(map[string]string, len(labels))
-		for k, v := range labels {
-			doc.Labels[k] = v.(string)
-		}
-	}
 	if len(fields) > 0 {
 		return Document{}, invalid(fields...)
 	}
@@ -313,22 +299,8 @@ func patchedGroup(cur secrets.Group, patch map[string]any) (GroupDocument, error
 	var fields []FieldError
 	fields = append(fields, patchedString(out, "cloud", &doc.Cloud)...)
 	var f []FieldError
-	doc.Params, f = patchedObject(out, "params", func(v any) bool {
-		switch v.(type) {
-		case string, float64, bool, map[string]any:
-			return true
-		}
-		return false
-	})
+	doc.Params, doc.Labels, f = patchedParamsLabels(out)
 	fields = append(fields, f...)
-	labels, f := patchedObject(out, "labels", func(v any) bool { _, ok := v.(string); return ok })
-	fields = append(fields, f...)
-	if len(labels) > 0 {
-		doc.Labels = make(map[string]string, len(labels))
-		for k, v := range labels {
-			doc.Labels[k] = v.(string)
-		}
-	}
 	if reg, ok := out["registration"]; ok {
 		r, _ := reg.(map[string]any)
 		doc.Registration = &secrets.Registration{}
@@ -351,4 +323,26 @@ func patchedGroup(cur secrets.Group, patch map[string]any) (GroupDocument, error
 		return GroupDocument{}, invalid(fields...)
 	}
 	return doc, nil
+}
+
+// patchedParamsLabels reads the params and labels of a patched device or
+// group document (out), naming each member of the wrong type.
+func patchedParamsLabels(out map[string]any) (map[string]any, map[string]string, []FieldError) {
+	params, fields := patchedObject(out, "params", func(v any) bool {
+		switch v.(type) {
+		case string, float64, bool, map[string]any:
+			return true
+		}
+		return false
+	})
+	raw, f := patchedObject(out, "labels", func(v any) bool { _, ok := v.(string); return ok })
+	fields = append(fields, f...)
+	var labels map[string]string
+	if len(raw) > 0 {
+		labels = make(map[string]string, len(raw))
+		for k, v := range raw {
+			labels[k] = v.(string)
+		}
+	}
+	return params, labels, fields
 }
