@@ -4,7 +4,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
@@ -264,18 +263,7 @@ func TestDeviceKeyProofMalformed(t *testing.T) {
 		}
 	}
 	// raw re-signs arbitrary header and claims texts with k.
-	raw := func(header, claims string) string {
-		input := rawURL.EncodeToString([]byte(header)) + "." + rawURL.EncodeToString([]byte(claims))
-		sum := sha256.Sum256([]byte(input))
-		r, s, err := ecdsa.Sign(rand.Reader, k, sum[:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		sig := make([]byte, 64)
-		r.FillBytes(sig[:32])
-		s.FillBytes(sig[32:])
-		return input + "." + rawURL.EncodeToString(sig)
-	}
+	raw := func(header, claims string) string { return testutil.SignES256Texts(t, k, header, claims) }
 	hdrJSON, _ := json.Marshal(map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk})
 	// withSig replaces the signature of a good proof.
 	withSig := func(p string, sig func(parts []string) string) string {

@@ -17,8 +17,15 @@ func SignES256(t testing.TB, k *ecdsa.PrivateKey, header, claims map[string]any)
 	t.Helper()
 	h, _ := json.Marshal(header)
 	c, _ := json.Marshal(claims)
+	return SignES256Texts(t, k, string(h), string(c))
+}
+
+// SignES256Texts is SignES256 over header and claims texts as given, JSON
+// or not (a malformed proof's).
+func SignES256Texts(t testing.TB, k *ecdsa.PrivateKey, header, claims string) string {
+	t.Helper()
 	b64 := base64.RawURLEncoding
-	input := b64.EncodeToString(h) + "." + b64.EncodeToString(c)
+	input := b64.EncodeToString([]byte(header)) + "." + b64.EncodeToString([]byte(claims))
 	sum := sha256.Sum256([]byte(input))
 	r, s, err := ecdsa.Sign(rand.Reader, k, sum[:])
 	if err != nil {
