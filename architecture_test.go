@@ -2,7 +2,6 @@ package credsign
 
 import (
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -16,12 +15,8 @@ import (
 // dir/name for each of them, and the module root is `credsign`.
 func TestArchitectureTable(t *testing.T) {
 	const mod = "github.com/credsign/credsign"
-	out, err := exec.Command("go", "list", "./...").Output()
-	if err != nil {
-		t.Fatalf("go list ./...: %v", err)
-	}
 	var listed []string
-	for _, p := range strings.Fields(string(out)) {
+	for _, p := range goList(t, "./...") {
 		if p == mod {
 			listed = append(listed, "credsign")
 			continue

@@ -1,7 +1,6 @@
 package credsign
 
 import (
-	"os/exec"
 	"strings"
 	"testing"
 )
@@ -12,18 +11,9 @@ import (
 // end up in a shipped binary.
 func TestInternalLayout(t *testing.T) {
 	const mod = "github.com/credsign/credsign/"
-	list := func(t *testing.T, args ...string) []string {
-		t.Helper()
-		out, err := exec.Command("go", append([]string{"list"}, args...)...).Output()
-		if err != nil {
-			t.Fatalf("go list %s: %v", strings.Join(args, " "), err)
-		}
-		return strings.Split(strings.TrimSpace(string(out)), "\n")
-	}
-
 	t.Run("harnesses imported by tests only", func(t *testing.T) {
 		// One line per package: its path, then its non-test imports.
-		for _, line := range list(t, "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...") {
+		for _, line := range goList(t, "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...") {
 			pkg, imports, _ := strings.Cut(line, " ")
 			if strings.HasPrefix(pkg, mod+"internal/testing/") {
 				continue
@@ -38,7 +28,7 @@ func TestInternalLayout(t *testing.T) {
 
 	for _, cmd := range []string{"./cmd/credsign", "./cmd/credsign-agent", "./cmd/credsign-emulator"} {
 		t.Run(cmd+" links no harness or tool", func(t *testing.T) {
-			for _, dep := range list(t, "-deps", cmd) {
+			for _, dep := range goList(t, "-deps", cmd) {
 				if strings.HasPrefix(dep, mod+"internal/testing/") || strings.HasPrefix(dep, mod+"internal/tools/") {
 					t.Errorf("%s links %s", cmd, dep)
 				}
