@@ -35,8 +35,8 @@ func (Backend) Describe() *cloud.Cloud {
 		Title:        "Tuya (TuyaLink)",
 		SecretFormat: cloud.SecretText,
 		Params: []cloud.ParamSpec{
-			{Name: "deviceId", Type: cloud.TypeString, Required: true, Description: "Device ID.", Check: cloud.Forbid("|,=/+#", "it is part of the username, the string signed and the topics")},
-			{Name: "region", Type: cloud.TypeString, Default: "cn", Allowed: []any{"cn", "us", "eu", "in"}, Description: "Data centre; the host is m1.tuya{region}.com."},
+			cloud.RequiredParam("deviceId", "Device ID.", cloud.Forbid("|,=/+#", "it is part of the username, the string signed and the topics")),
+			cloud.EnumParam("region", "Data centre; the host is m1.tuya{region}.com.", "cn", "us", "eu", "in"),
 			cloud.HostParam("Broker host (default m1.tuya{region}.com)."),
 			cloud.PortParam("Broker port (default 8883, TLS)."),
 		},

@@ -31,8 +31,8 @@ func (Backend) Describe() *cloud.Cloud {
 		Title:        "Tuya device protocol (tuya-connect-kit, MQTT PV2.2)",
 		SecretFormat: cloud.SecretText,
 		Params: []cloud.ParamSpec{
-			{Name: "deviceId", Type: cloud.TypeString, Required: true, Description: "devId from the device's activation.", Check: cloud.Forbid("/+#", "it is a level of the device's topics")},
-			{Name: "region", Type: cloud.TypeString, Default: "cn", Allowed: []any{"cn", "us", "eu", "in"}, Description: "Data centre; the host is m2.tuya{region}.com (tuya_endpoint.c), unless activation named another."},
+			cloud.RequiredParam("deviceId", "devId from the device's activation.", cloud.Forbid("/+#", "it is a level of the device's topics")),
+			cloud.EnumParam("region", "Data centre; the host is m2.tuya{region}.com (tuya_endpoint.c), unless activation named another.", "cn", "us", "eu", "in"),
 			cloud.HostParam("Broker host (default m2.tuya{region}.com; use the mqttsUrl host the activation answered)."),
 			cloud.PortParam("Broker port (default 8883, TLS)."),
 		},
