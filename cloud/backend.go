@@ -116,12 +116,19 @@ func (r *Registry) RegistrationKinds() registration.Kinds { return r.kinds }
 
 // ConsoleFormats returns the console file layouts of every cloud that has
 // one, in the order the clouds were listed (a file whose header fits two
-// layouts is read by the first).
+// layouts is read by the first), with their Cloud and Required filled in.
 func (r *Registry) ConsoleFormats() []*ConsoleFormat {
 	var out []*ConsoleFormat
 	for _, n := range r.order {
 		if l, ok := r.backends[n].(ConsoleLayout); ok {
-			out = append(out, l.ConsoleFormat())
+			f := l.ConsoleFormat()
+			f.Cloud = n
+			for _, s := range r.clouds[n].Params {
+				if s.Required {
+					f.Required = append(f.Required, s.Name)
+				}
+			}
+			out = append(out, f)
 		}
 	}
 	return out
