@@ -38,7 +38,8 @@ type GroupKeyDeriver interface {
 // Registerer is a Backend whose devices credsign can register with the
 // cloud on enrolment (docs/enrolment.md), by one or more kinds.
 type Registerer interface {
-	// RegistrationKinds lists the kinds the cloud offers.
+	// RegistrationKinds lists the kinds the cloud offers; the Registry
+	// fills in their Cloud.
 	RegistrationKinds() []registration.Kind
 }
 
@@ -71,9 +72,10 @@ func NewRegistry(backends ...Backend) *Registry {
 		r.order = append(r.order, c.Name)
 		if rg, ok := b.(Registerer); ok {
 			for _, k := range rg.RegistrationKinds() {
-				if _, dup := r.kinds[k.Name]; dup || k.Cloud != c.Name || k.Host == nil || len(k.Hosts) == 0 || k.Register == nil {
-					panic("cloud: registration kind " + k.Name + " listed twice, for another cloud than " + c.Name + ", or without its hosts or calls")
+				if _, dup := r.kinds[k.Name]; dup || k.Host == nil || len(k.Hosts) == 0 || k.Register == nil {
+					panic("cloud: registration kind " + k.Name + " of " + c.Name + " listed twice, or without its hosts or calls")
 				}
+				k.Cloud = c.Name
 				r.kinds[k.Name] = k
 			}
 		}
