@@ -90,7 +90,7 @@ func startServer(t *testing.T, o serverOptions) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, cfg := testutil.LoopbackTLS(t)
+	ca, cfg := emutest.LoopbackTLS(t)
 	s.caFile = testutil.WriteFile(t, "credsign-ca.pem", ca.CertPEM())
 	ln = tls.NewListener(ln, cfg)
 	s.url = "https://" + ln.Addr().String()

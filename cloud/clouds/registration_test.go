@@ -16,7 +16,7 @@ import (
 	"github.com/credsign/credsign/cloud"
 	"github.com/credsign/credsign/cloud/azure"
 	"github.com/credsign/credsign/internal/cloudemu"
-	"github.com/credsign/credsign/internal/testing/testutil"
+	"github.com/credsign/credsign/internal/testing/emutest"
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
@@ -443,7 +443,7 @@ func TestUnreachableDynamic(t *testing.T) {
 // may carry them.
 func TestErrorsWithholdEchoedSecrets(t *testing.T) {
 	t.Parallel()
-	ca, cfg := testutil.LoopbackTLS(t)
+	ca, cfg := emutest.LoopbackTLS(t)
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
 	if err != nil {
 		t.Fatal(err)

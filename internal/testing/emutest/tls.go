@@ -1,4 +1,4 @@
-package testutil
+package emutest
 
 import (
 	"crypto/tls"
@@ -7,9 +7,10 @@ import (
 	"github.com/credsign/credsign/internal/cloudemu"
 )
 
-// LoopbackTLS returns a throw-away CA and a server TLS configuration with a
-// certificate from it for localhost, 127.0.0.1 and ::1, for servers a test
-// starts on loopback; the CA is for the clients' trust (Pool, CertPEM).
+// LoopbackTLS returns a throw-away CA (cloudemu.TestCA, the emulators')
+// and a server TLS configuration with a certificate from it for localhost,
+// 127.0.0.1 and ::1, for the servers a test starts on loopback; the CA is
+// for the clients' trust (Pool, CertPEM).
 func LoopbackTLS(t testing.TB) (*cloudemu.TestCA, *tls.Config) {
 	t.Helper()
 	ca, err := cloudemu.NewTestCA()
