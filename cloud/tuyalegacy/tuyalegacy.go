@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 
 	"github.com/credsign/credsign/cloud"
+	"github.com/credsign/credsign/cloud/tuya"
 )
 
 // Backend is Tuya's older device protocol, the one
@@ -32,7 +33,7 @@ func (Backend) Describe() *cloud.Cloud {
 		SecretFormat: cloud.SecretText,
 		Params: []cloud.ParamSpec{
 			cloud.RequiredParam("deviceId", "devId from the device's activation.", cloud.Forbid("/+#", "it is a level of the device's topics")),
-			cloud.EnumParam("region", "Data centre; the host is m2.tuya{region}.com (tuya_endpoint.c), unless activation named another.", "cn", "us", "eu", "in"),
+			tuya.RegionParam("Data centre; the host is m2.tuya{region}.com (tuya_endpoint.c), unless activation named another."),
 			cloud.HostParam("Broker host (default m2.tuya{region}.com; use the mqttsUrl host the activation answered)."),
 			cloud.PortParam("Broker port (default 8883, TLS)."),
 		},
