@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/credsign/credsign/internal/cloudemu"
+	"github.com/credsign/credsign/internal/testing/emutest"
 	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
@@ -116,14 +117,7 @@ func selfSigned(t *testing.T) (*tls.Config, []byte) {
 // a private CA, and the CA's PEM file.
 func loopbackTLS(t *testing.T) (*tls.Config, string) {
 	t.Helper()
-	ca, err := cloudemu.NewTestCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := ca.ServerConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, cfg := emutest.LoopbackTLS(t)
 	return cfg, testutil.WriteFile(t, "fake-ca.pem", ca.CertPEM())
 }
 

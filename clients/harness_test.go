@@ -90,14 +90,7 @@ func startServer(t *testing.T, o serverOptions) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, err := cloudemu.NewTestCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := ca.ServerConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, cfg := emutest.LoopbackTLS(t)
 	s.caFile = testutil.WriteFile(t, "credsign-ca.pem", ca.CertPEM())
 	ln = tls.NewListener(ln, cfg)
 	s.url = "https://" + ln.Addr().String()

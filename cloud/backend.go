@@ -38,7 +38,8 @@ type GroupKeyDeriver interface {
 // Registerer is a Backend whose devices credsign can register with the
 // cloud on enrolment (docs/enrolment.md), by one or more kinds.
 type Registerer interface {
-	// RegistrationKinds lists the kinds the cloud offers.
+	// RegistrationKinds lists the kinds the cloud offers; the Registry
+	// fills in their Cloud.
 	RegistrationKinds() []registration.Kind
 }
 
@@ -71,9 +72,10 @@ func NewRegistry(backends ...Backend) *Registry {
 		r.order = append(r.order, c.Name)
 		if rg, ok := b.(Registerer); ok {
 			for _, k := range rg.RegistrationKinds() {
-				if _, dup := r.kinds[k.Name]; dup || k.Cloud != c.Name || k.Host == nil || len(k.Hosts) == 0 || k.Register == nil {
-					panic("cloud: registration kind " + k.Name + " listed twice, for another cloud than " + c.Name + ", or without its hosts or calls")
+				if _, dup := r.kinds[k.Name]; dup || k.Host == nil || len(k.Hosts) == 0 || k.Register == nil {
+					panic("cloud: registration kind " + k.Name + " of " + c.Name + " listed twice, or without its hosts or calls")
 				}
+				k.Cloud = c.Name
 				r.kinds[k.Name] = k
 			}
 		}
@@ -116,12 +118,19 @@ func (r *Registry) RegistrationKinds() registration.Kinds { return r.kinds }
 
 // ConsoleFormats returns the console file layouts of every cloud that has
 // one, in the order the clouds were listed (a file whose header fits two
-// layouts is read by the first).
+// layouts is read by the first), with their Cloud and Required filled in.
 func (r *Registry) ConsoleFormats() []*ConsoleFormat {
 	var out []*ConsoleFormat
 	for _, n := range r.order {
 		if l, ok := r.backends[n].(ConsoleLayout); ok {
-			out = append(out, l.ConsoleFormat())
+			f := l.ConsoleFormat()
+			f.Cloud = n
+			for _, s := range r.clouds[n].Params {
+				if s.Required {
+					f.Required = append(f.Required, s.Name)
+				}
+			}
+			out = append(out, f)
 		}
 	}
 	return out

@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"fmt"
 	"strings"
 	"unicode"
 )
@@ -19,22 +20,21 @@ import (
 type ConsoleFormat struct {
 	// Name is the --format value, e.g. "aliyun-csv".
 	Name string
-	// Cloud is the credsign cloud the devices belong to.
+	// Cloud is the credsign cloud the devices belong to; the Registry
+	// fills it in with the cloud that gives the layout.
 	Cloud string
 	// Secret is the column holding the device secret.
 	Secret ConsoleColumn
 	// Params are the columns that become params, by param name.
 	Params []ConsoleColumn
 	// Required lists the params every device must end up with (from a
-	// column or from the importer's params).
+	// column or from the importer's params); the Registry fills it in with
+	// the cloud's required params.
 	Required []string
 	// DefaultID is the id template used when the importer gives none.
 	DefaultID string
 	// Signature lists the header names that identify the format.
 	Signature []string
-	// Check validates one param's value from the file; the message
-	// must not repeat the value (a misplaced column may hold a secret).
-	Check func(param, value string) string
 	// SecretOK validates the secret; the message must not repeat it.
 	SecretOK func(secret string) string
 	// Derive, when set, fills params derivable from others (huawei deviceId).
@@ -49,6 +49,31 @@ type ConsoleFormat struct {
 type ConsoleColumn struct {
 	Param string
 	Names []string
+	// Check, when set, validates a param's value from the file; the
+	// message must not repeat the value (a misplaced column may hold a
+	// secret).
+	Check func(value string) string
+}
+
+// ConsoleWord returns a column check that accepts min to max bytes of
+// ASCII letters, digits and the characters of extra, and otherwise says
+// the value is not a what. An id of letters and digits only (extra
+// empty) is told as such, its length bound being a guard only.
+func ConsoleWord(what string, min, max int, extra string) func(string) string {
+	rule := "letters and digits"
+	if extra != "" {
+		quoted := make([]string, 0, len(extra))
+		for _, r := range extra {
+			quoted = append(quoted, "'"+string(r)+"'")
+		}
+		rule = fmt.Sprintf("%d to %d letters, digits, %s", min, max, strings.Join(quoted, ", "))
+	}
+	return func(v string) string {
+		if n := len(v); n < min || n > max || strings.IndexFunc(v, NotIn(extra)) >= 0 {
+			return "is not a " + what + " (" + rule + ")"
+		}
+		return ""
+	}
 }
 
 // NotIn reports a rune that is neither an ASCII letter or digit nor in extra.

@@ -507,6 +507,27 @@ func TokenFields(s string) map[string]string {
 	return out
 }
 
+// HexDim is how a hex MAC is written into a password: lower case (the
+// recipe), upper case (upper says what that is to the cloud: UpperHex when
+// it wants lower case), or base64 instead of hex.
+func HexDim(upper Variation) Dim {
+	return Dim{{}, upper, {Cause: "the HMAC is base64-encoded instead of hex"}}
+}
+
+// UpperHex is the upper-case variation of a cloud that wants lower case.
+var UpperHex = Variation{Cause: "upper-case hex where the recipe writes lower case"}
+
+// EncodeHex writes sum as selection s of a HexDim does.
+func EncodeHex(s int, sum []byte) string {
+	switch s {
+	case 1:
+		return strings.ToUpper(hex.EncodeToString(sum))
+	case 2:
+		return base64.StdEncoding.EncodeToString(sum)
+	}
+	return hex.EncodeToString(sum)
+}
+
 // SigDim is how a base64 signature is written into a token: URL-encoded
 // (the recipe), not URL-encoded, base64url, or hex.
 var SigDim = Dim{{},

@@ -19,19 +19,22 @@ func (Backend) Describe() *cloud.Cloud {
 		Title:        "Alibaba Cloud IoT Platform",
 		SecretFormat: cloud.SecretText,
 		Params: []cloud.ParamSpec{
-			{Name: "productKey", Type: cloud.TypeString, Required: true, Description: "ProductKey of the device's product.", Check: cloud.Forbid("&|", "it is part of the username and ClientId")},
-			{Name: "deviceName", Type: cloud.TypeString, Required: true, Description: "DeviceName.", Check: cloud.Forbid("&|", "it is part of the username and ClientId")},
-			{Name: "clientId", Type: cloud.TypeString, Description: "Client id of at most 64 characters, without '|'; defaults to productKey.deviceName.", Check: checkAliyunClientID},
-			{Name: "signMethod", Type: cloud.TypeString, Default: "hmacsha256", Allowed: []any{"hmacsha256", "hmacsha1", "hmacmd5"}, Description: "HMAC used for the password."},
-			{Name: "secureMode", Type: cloud.TypeInteger, Default: 2, Allowed: []any{2, 3}, Description: "2 for TLS, 3 for plain TCP."},
-			{Name: "regionId", Type: cloud.TypeString, Default: "cn-shanghai", Description: "Region of a legacy public instance; used in its host name.", Check: cloud.Forbid(".", "it is a label of the host name")},
-			{Name: "instanceId", Type: cloud.TypeString, Description: "Instance id of a new public or enterprise instance; when set the host is ${instanceId}.mqtt.iothub.aliyuncs.com.", Check: cloud.Forbid(".", "it is a label of the host name")},
+			cloud.RequiredParam("productKey", "ProductKey of the device's product.", inUsername),
+			cloud.RequiredParam("deviceName", "DeviceName.", inUsername),
+			cloud.StringParam("clientId", "", "Client id of at most 64 characters, without '|'; defaults to productKey.deviceName.", checkAliyunClientID),
+			cloud.EnumParam("signMethod", "HMAC used for the password.", "hmacsha256", "hmacsha1", "hmacmd5"),
+			cloud.EnumParam("secureMode", "2 for TLS, 3 for plain TCP.", 2, 3),
+			cloud.LabelParam("regionId", "cn-shanghai", "Region of a legacy public instance; used in its host name."),
+			cloud.LabelParam("instanceId", "", "Instance id of a new public or enterprise instance; when set the host is ${instanceId}.mqtt.iothub.aliyuncs.com."),
 			cloud.HostParam("Broker host; overrides the host derived from instanceId or productKey and regionId."),
 			cloud.PortParam("Broker port (default 1883, for TLS and plain TCP alike)."),
 		},
 		Recipe: aliyun,
 	}
 }
+
+// inUsername refuses what cannot be part of the username and ClientId.
+var inUsername = cloud.Forbid("&|", "it is part of the username and ClientId")
 
 func checkAliyunClientID(s string) error {
 	if n := utf8.RuneCountInString(s); n > 64 {

@@ -28,29 +28,14 @@ import (
 func (Backend) ConsoleFormat() *cloud.ConsoleFormat {
 	return &cloud.ConsoleFormat{
 		Name:   "aliyun-csv",
-		Cloud:  "aliyun",
 		Secret: cloud.ConsoleColumn{Param: "secret", Names: []string{"devicesecret", "设备密钥", "设备秘钥", "设备密钥devicesecret"}},
 		Params: []cloud.ConsoleColumn{
-			{Param: "productKey", Names: []string{"productkey", "产品key", "产品productkey"}},
-			{Param: "deviceName", Names: []string{"devicename", "设备名称", "设备名称devicename"}},
+			{Param: "productKey", Names: []string{"productkey", "产品key", "产品productkey"}, Check: cloud.ConsoleWord("ProductKey", 1, 64, "")},
+			// BatchImportDevice: 4 to 32 letters, digits, - _ @ . :
+			{Param: "deviceName", Names: []string{"devicename", "设备名称", "设备名称devicename"}, Check: cloud.ConsoleWord("DeviceName", 4, 32, "-_@.:")},
 		},
-		Required:  []string{"productKey", "deviceName"},
 		DefaultID: "{productKey}.{deviceName}",
 		Signature: []string{"productkey", "devicesecret"},
-		Check: func(param, v string) string {
-			switch param {
-			case "deviceName":
-				// BatchImportDevice: 4 to 32 letters, digits, - _ @ . :
-				if n := len(v); n < 4 || n > 32 || strings.IndexFunc(v, cloud.NotIn("-_@.:")) >= 0 {
-					return "is not a DeviceName (4 to 32 letters, digits, '-', '_', '@', '.', ':')"
-				}
-			case "productKey":
-				if v == "" || len(v) > 64 || strings.IndexFunc(v, cloud.NotIn("")) >= 0 {
-					return "is not a ProductKey (letters and digits)"
-				}
-			}
-			return ""
-		},
 		SecretOK: func(s string) string {
 			if len(s) > 64 || strings.IndexFunc(s, unicode.IsSpace) >= 0 {
 				return "is not a DeviceSecret (at most 64 characters, no spaces)"

@@ -1,8 +1,6 @@
 package aliyun
 
 import (
-	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -91,7 +89,7 @@ func (Backend) Diagnose(d *cloud.Doctor) {
 		{Cause: "the timestamp was left out of the signed content while the ClientId sends one"},
 		{Cause: "productKey and deviceName were swapped in the signed content"},
 	}
-	encDim := cloud.Dim{{}, {Cause: "upper-case hex, which the platform accepts", Benign: true}, {Cause: "the HMAC is base64-encoded instead of hex"}}
+	encDim := cloud.HexDim(cloud.Variation{Cause: "upper-case hex, which the platform accepts", Benign: true})
 	keyDim := d.KeyDim()
 	dims := []cloud.Dim{mDim, tsDim, contentDim, keyDim, encDim}
 	sel, ok := d.Search(dims, d.Got.Password, func(s []int) string {
@@ -119,14 +117,7 @@ func (Backend) Diagnose(d *cloud.Doctor) {
 		if t != "" {
 			content += "timestamp" + t
 		}
-		sum := cloud.MAC(cloud.HashFor(methods[s[0]]), key, content)
-		switch s[4] {
-		case 1:
-			return strings.ToUpper(hex.EncodeToString(sum))
-		case 2:
-			return base64.StdEncoding.EncodeToString(sum)
-		}
-		return hex.EncodeToString(sum)
+		return cloud.EncodeHex(s[4], cloud.MAC(cloud.HashFor(methods[s[0]]), key, content))
 	})
 	context := ""
 	if hasTS {

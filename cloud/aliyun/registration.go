@@ -107,14 +107,7 @@ func registerAliyun(ctx context.Context, c *registration.Client, r registration.
 		// ("productKey=%s&deviceName=%s&random=%s&sign=%s&signMethod=%s").
 		form := "productKey=" + url.QueryEscape(pk) + "&deviceName=" + url.QueryEscape(dn) + "&random=" + random +
 			"&sign=" + aliyunSign(method, r.GroupSecret, pk, dn, random) + "&signMethod=" + method
-		req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form))
-		if err != nil {
-			return nil, fmt.Errorf("build request: %s", registration.RedactURL(u))
-		}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Accept", "application/json")
-		req.Header.Set("User-Agent", "credsign-registration")
-		return req, nil
+		return registration.NewRequest(http.MethodPost, u, "application/x-www-form-urlencoded", []byte(form))
 	})
 	if err != nil {
 		return registration.Result{}, err
@@ -143,7 +136,7 @@ const KindDynamic = "aliyun-dynamic"
 
 // RegistrationKinds implements cloud.Registerer.
 func (Backend) RegistrationKinds() []registration.Kind {
-	return []registration.Kind{{Name: KindDynamic, Cloud: "aliyun", Required: []string{"productKey"}, Optional: []string{"regionId", "host", "deviceName", "signMethod"},
+	return []registration.Kind{{Name: KindDynamic, Required: []string{"productKey"}, Optional: []string{"regionId", "host", "deviceName", "signMethod"},
 		// iot-auth.{regionId}.aliyuncs.com, and instance endpoints under
 		// aliyuncs.com.
 		Hosts: []string{"*.aliyuncs.com"}, Host: aliyunHost,

@@ -18,17 +18,20 @@ func (Backend) Describe() *cloud.Cloud {
 		Title:        "Azure IoT Hub",
 		SecretFormat: cloud.SecretBase64,
 		Params: []cloud.ParamSpec{
-			{Name: "hubHost", Type: cloud.TypeString, Required: true, Description: "IoT hub host name, {hub}.azure-devices.net.", Check: cloud.CheckHost},
-			{Name: "deviceId", Type: cloud.TypeString, Required: true, Description: "Device id.", Check: cloud.Forbid("/", "it is a segment of the resource URI")},
-			{Name: "moduleId", Type: cloud.TypeString, Description: "Module id, for a module identity.", Check: cloud.Forbid("/", "it is a segment of the resource URI")},
-			{Name: "policyName", Type: cloud.TypeString, Description: "Shared access policy name, when the secret is a policy key rather than a device key (adds skn)."},
-			{Name: "apiVersion", Type: cloud.TypeString, Default: "2021-04-12", Description: "api-version in the username."},
+			cloud.RequiredParam("hubHost", "IoT hub host name, {hub}.azure-devices.net.", cloud.CheckHost),
+			cloud.RequiredParam("deviceId", "Device id.", inResource),
+			cloud.StringParam("moduleId", "", "Module id, for a module identity.", inResource),
+			cloud.StringParam("policyName", "", "Shared access policy name, when the secret is a policy key rather than a device key (adds skn).", nil),
+			cloud.StringParam("apiVersion", "2021-04-12", "api-version in the username.", nil),
 			cloud.HostParam("Broker host (default hubHost)."),
 			cloud.PortParam("Broker port (default 8883; TLS is mandatory)."),
 		},
 		Recipe: azure,
 	}
 }
+
+// inResource refuses what would break the resource URI's segments.
+var inResource = cloud.Forbid("/", "it is a segment of the resource URI")
 
 func azure(in cloud.Input) (cloud.Credentials, error) {
 	p := in.Params

@@ -1,7 +1,6 @@
 package azure
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -136,16 +135,11 @@ func registerDPS(ctx context.Context, c *registration.Client, r registration.Req
 			if err != nil {
 				return nil, err
 			}
-			req, err := http.NewRequest(method, u, bytes.NewReader(body))
+			req, err := registration.NewRequest(method, u, "application/json; charset=utf-8", body)
 			if err != nil {
-				return nil, fmt.Errorf("build request: %s", registration.RedactURL(u))
+				return nil, err
 			}
 			req.Header.Set("Authorization", sas)
-			req.Header.Set("Accept", "application/json")
-			req.Header.Set("User-Agent", "credsign-registration")
-			if body != nil {
-				req.Header.Set("Content-Type", "application/json; charset=utf-8")
-			}
 			return req, nil
 		}
 	}
@@ -210,7 +204,7 @@ const KindDPS = "azure-dps"
 
 // RegistrationKinds implements cloud.Registerer.
 func (Backend) RegistrationKinds() []registration.Kind {
-	return []registration.Kind{{Name: KindDPS, Cloud: "azure", Required: []string{"idScope"}, Optional: []string{"host", "registrationId"},
+	return []registration.Kind{{Name: KindDPS, Required: []string{"idScope"}, Optional: []string{"host", "registrationId"},
 		// global.azure-devices-provisioning.net and the DPS instances' own
 		// {name}.azure-devices-provisioning.net (Azure public cloud).
 		Hosts: []string{"*.azure-devices-provisioning.net"}, Host: func(p map[string]string) string { return registration.Param(p, "host", DPSHost) },

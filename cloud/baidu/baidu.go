@@ -26,15 +26,15 @@ func (Backend) Describe() *cloud.Cloud {
 		Title:        "Baidu AI Cloud IoT Core",
 		SecretFormat: cloud.SecretText,
 		Params: []cloud.ParamSpec{
-			{Name: "iotCoreId", Type: cloud.TypeString, Required: true, Description: "IoTCoreId of the IoT Core instance.", Check: cloud.Forbid("|@.", "it is part of the username and host")},
-			{Name: "deviceKey", Type: cloud.TypeString, Required: true, Description: "DeviceKey (the device name).", Check: cloud.Forbid("|&", "it is part of the username and of the string hashed")},
-			{Name: "signMethod", Type: cloud.TypeString, Default: "MD5", Allowed: []any{"MD5", "SHA256"}, Description: "Hash of the password (a plain hash, not an HMAC)."},
-			{Name: "clientId", Type: cloud.TypeString, Description: "MQTT ClientId (default the deviceKey)."},
-			{Name: "checkTimestamp", Type: cloud.TypeBoolean, Default: true, Description: "Sign with the issue time, which Baidu accepts for 10 minutes either side of its clock; with false sign with the documented timestamp 0, which is never checked and does not expire."},
-			{Name: "region", Type: cloud.TypeString, Default: "gz", Description: "Region of the instance; used in its host name.", Check: cloud.Forbid(".", "it is a label of the host name")},
+			cloud.RequiredParam("iotCoreId", "IoTCoreId of the IoT Core instance.", cloud.Forbid("|@.", "it is part of the username and host")),
+			cloud.RequiredParam("deviceKey", "DeviceKey (the device name).", cloud.Forbid("|&", "it is part of the username and of the string hashed")),
+			cloud.EnumParam("signMethod", "Hash of the password (a plain hash, not an HMAC).", "MD5", "SHA256"),
+			cloud.StringParam("clientId", "", "MQTT ClientId (default the deviceKey).", nil),
+			cloud.BoolParam("checkTimestamp", true, "Sign with the issue time, which Baidu accepts for 10 minutes either side of its clock; with false sign with the documented timestamp 0, which is never checked and does not expire."),
+			cloud.LabelParam("region", "gz", "Region of the instance; used in its host name."),
 			cloud.HostParam("Broker host (default {iotCoreId}.iot.{region}.baidubce.com)."),
 			cloud.PortParam("Broker port (default 1883 plain, 1884 with tls)."),
-			{Name: "tls", Type: cloud.TypeBoolean, Default: false, Description: "Plain MQTT on 1883, where Baidu's SDK signs in with a signature password; true for TLS on 1884, which Baidu's SDK uses only with client certificates (a signature password there is unverified)."},
+			cloud.BoolParam("tls", false, "Plain MQTT on 1883, where Baidu's SDK signs in with a signature password; true for TLS on 1884, which Baidu's SDK uses only with client certificates (a signature password there is unverified)."),
 		},
 		// With checkTimestamp the triple is accepted for baiduSkew after its
 		// timestamp, so no longer lifetime can be honoured.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/credsign/credsign/internal/cloudemu"
+	"github.com/credsign/credsign/internal/testing/emutest"
 )
 
 // A group's host is checked when it is written: by default only the
@@ -113,14 +114,7 @@ func TestDefaultRefusesLoopbackName(t *testing.T) {
 // The call fails at once as a refusal, without retries.
 func TestRedirectsRefused(t *testing.T) {
 	t.Parallel()
-	ca, err := cloudemu.NewTestCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := ca.ServerConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, cfg := emutest.LoopbackTLS(t)
 	var targetHits atomic.Int64
 	target := func(tlsOn bool) string {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -16,6 +16,7 @@ import (
 	"github.com/credsign/credsign/cloud"
 	"github.com/credsign/credsign/cloud/azure"
 	"github.com/credsign/credsign/internal/cloudemu"
+	"github.com/credsign/credsign/internal/testing/emutest"
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
@@ -442,14 +443,7 @@ func TestUnreachableDynamic(t *testing.T) {
 // may carry them.
 func TestErrorsWithholdEchoedSecrets(t *testing.T) {
 	t.Parallel()
-	ca, err := cloudemu.NewTestCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := ca.ServerConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, cfg := emutest.LoopbackTLS(t)
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -32,12 +33,8 @@ func TestRequestsAsOfficialSDKs(t *testing.T) {
 	t.Parallel()
 	t.Run("aliyun-dynamic", func(t *testing.T) {
 		t.Parallel()
-		a := startAliyun(t)
 		const pk, dn, ps = "a1pk0000001", "sensor-1", "ps-aliyun-product-secret-1"
-		if _, err := clientFor(a.Client()).Register(ctxT(t, 30*time.Second), Request{Kind: KindAliyunDynamic, Params: map[string]string{"productKey": pk, "host": a.Addr()}, GroupSecret: ps, DeviceID: dn}); err != nil {
-			t.Fatal(err)
-		}
-		body, _ := a.LastRequest()
+		body, _ := registered(t, startAliyun(t), KindAliyunDynamic, map[string]string{"productKey": pk}, ps, dn)
 		q, err := url.ParseQuery(string(body))
 		if err != nil {
 			t.Fatal(err)
@@ -61,10 +58,7 @@ func TestRequestsAsOfficialSDKs(t *testing.T) {
 		t.Parallel()
 		e := startTencent(t)
 		const pid, dn, ps = "ABCDEFGHIJ", "pump-7", "tc-product-secret-0123456789"
-		if _, err := clientFor(e.Client()).Register(ctxT(t, 30*time.Second), Request{Kind: KindTencentDynamic, Params: map[string]string{"productId": pid, "host": e.Addr()}, GroupSecret: ps, DeviceID: dn}); err != nil {
-			t.Fatal(err)
-		}
-		body, h := e.LastRequest()
+		body, h := registered(t, e, KindTencentDynamic, map[string]string{"productId": pid}, ps, dn)
 		requestText := fmt.Sprintf("{\"ProductId\":\"%s\",\"DeviceName\":\"%s\"}", pid, dn)
 		if string(body) != requestText {
 			t.Fatalf("body %s, want (hub.py dynregDevice) %s", body, requestText)
@@ -91,4 +85,23 @@ func TestRequestsAsOfficialSDKs(t *testing.T) {
 			}
 		}
 	})
+}
+
+// dynReg is what registered needs of a dynamic registration emulator.
+type dynReg interface {
+	Client() *http.Client
+	Addr() string
+	LastRequest() ([]byte, http.Header)
+}
+
+// registered registers device by kind at the emulator e (params.host is
+// e's address), failing t unless it succeeds, and returns the request e
+// received.
+func registered(t *testing.T, e dynReg, kind string, params map[string]string, groupSecret, device string) ([]byte, http.Header) {
+	t.Helper()
+	params["host"] = e.Addr()
+	if _, err := clientFor(e.Client()).Register(ctxT(t, 30*time.Second), Request{Kind: kind, Params: params, GroupSecret: groupSecret, DeviceID: device}); err != nil {
+		t.Fatal(err)
+	}
+	return e.LastRequest()
 }

@@ -27,3 +27,12 @@ func HMAC(newHash func() hash.Hash, key, msg []byte) []byte {
 	m.Write(msg)
 	return m.Sum(nil)
 }
+
+// TuyaDevices are the device ids and secrets on which the tests of Tuya's
+// two protocols (cloud/tuya, cloud/tuyalegacy) compare credsign with
+// their ports of the official SDKs: inputs of credsign's own, 16
+// characters of secret as the Tuya console issues.
+var TuyaDevices = []struct{ ID, Secret string }{
+	{"bf3a9c0e2d41f7a8c5xq1z", "0f1e2d3c4b5a6978"},
+	{"6c12ab34cd56ef7890abcd", "Zz9-Yy8_Xx7.Ww6~"},
+}

@@ -26,25 +26,15 @@ import (
 func (Backend) ConsoleFormat() *cloud.ConsoleFormat {
 	return &cloud.ConsoleFormat{
 		Name:   "huawei-csv",
-		Cloud:  "huawei",
 		Secret: cloud.ConsoleColumn{Param: "secret", Names: []string{"secret", "devicesecret", "密钥", "设备密钥", "设备秘钥"}},
+		// AddDevice: device_id at most 128, node_id at most 64 characters.
 		Params: []cloud.ConsoleColumn{
-			{Param: "deviceId", Names: []string{"deviceid", "设备id"}},
-			{Param: "nodeId", Names: []string{"nodeid", "设备标识码", "设备标识"}},
-			{Param: "productId", Names: []string{"productid", "产品id"}},
+			{Param: "deviceId", Names: []string{"deviceid", "设备id"}, Check: atMost("deviceId", 128)},
+			{Param: "nodeId", Names: []string{"nodeid", "设备标识码", "设备标识"}, Check: atMost("nodeId", 64)},
+			{Param: "productId", Names: []string{"productid", "产品id"}, Check: atMost("productId", 64)},
 		},
-		Required:  []string{"deviceId"},
 		DefaultID: "{deviceId}",
 		Signature: []string{"deviceid", "nodeid", "设备标识码", "设备标识"},
-		Check: func(param, v string) string {
-			// AddDevice: device_id at most 128, node_id at most 64
-			// characters; no spaces or control characters here.
-			max := map[string]int{"deviceId": 128, "nodeId": 64, "productId": 64}[param]
-			if v == "" || len(v) > max || strings.IndexFunc(v, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
-				return "is not a valid " + param + " (at most " + strconv.Itoa(max) + " characters, no spaces)"
-			}
-			return ""
-		},
 		SecretOK: func(s string) string {
 			if len(s) > 4096 {
 				return "is longer than 4096 characters"
@@ -57,5 +47,16 @@ func (Backend) ConsoleFormat() *cloud.ConsoleFormat {
 				p["deviceId"] = p["productId"] + "_" + p["nodeId"]
 			}
 		},
+	}
+}
+
+// atMost is the check of a column of at most max characters without
+// spaces or control characters.
+func atMost(param string, max int) func(string) string {
+	return func(v string) string {
+		if v == "" || len(v) > max || strings.IndexFunc(v, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+			return "is not a valid " + param + " (at most " + strconv.Itoa(max) + " characters, no spaces)"
+		}
+		return ""
 	}
 }

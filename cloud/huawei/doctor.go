@@ -2,9 +2,7 @@ package huawei
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/credsign/credsign/cloud"
@@ -72,7 +70,7 @@ func (Backend) Diagnose(d *cloud.Doctor) {
 		}
 	}
 	swapDim := cloud.Dim{{}, {Cause: "key and message swapped: the HMAC was keyed by the secret over the timestamp (the timestamp is the key, the secret the message)"}}
-	encDim := cloud.Dim{{}, {Cause: "upper-case hex where the recipe writes lower case"}}
+	encDim := cloud.Dim{{}, cloud.UpperHex}
 	dims := []cloud.Dim{hourDim, swapDim, encDim}
 	sel, ok := d.Search(dims, d.Got.Password, func(s []int) string {
 		var sum []byte
@@ -81,10 +79,7 @@ func (Backend) Diagnose(d *cloud.Doctor) {
 		} else {
 			sum = cloud.MAC(sha256.New, []byte(hours[s[0]]), d.Secret)
 		}
-		if s[2] == 1 {
-			return strings.ToUpper(hex.EncodeToString(sum))
-		}
-		return hex.EncodeToString(sum)
+		return cloud.EncodeHex(s[2], sum)
 	})
 	d.PasswordFinding(dims, sel, ok, " with the hour "+ts+" the ClientId sends", cloud.HexShape(d.Got.Password, "hmacsha256"))
 }

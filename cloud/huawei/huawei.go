@@ -17,10 +17,10 @@ func (Backend) Describe() *cloud.Cloud {
 		Title:        "Huawei Cloud IoTDA",
 		SecretFormat: cloud.SecretText,
 		Params: []cloud.ParamSpec{
-			{Name: "deviceId", Type: cloud.TypeString, Required: true, Description: "Device id, usually ${productId}_${nodeId}."},
-			{Name: "checkTimestamp", Type: cloud.TypeBoolean, Default: true, Description: "Whether the platform checks the timestamp (ClientId flag 1); with false nothing expires."},
+			cloud.RequiredParam("deviceId", "Device id, usually ${productId}_${nodeId}.", nil),
+			cloud.BoolParam("checkTimestamp", true, "Whether the platform checks the timestamp (ClientId flag 1); with false nothing expires."),
 			cloud.HostParam("Broker host (default the legacy shared endpoint iot-mqtts.cn-north-4.myhuaweicloud.com; use your instance's from the console)."),
-			{Name: "tls", Type: cloud.TypeBoolean, Default: true, Description: "TLS (port 8883) or, with false, plain MQTT (port 1883)."},
+			cloud.BoolParam("tls", true, "TLS (port 8883) or, with false, plain MQTT (port 1883)."),
 			cloud.PortParam("Broker port (default 8883 with TLS, 1883 without)."),
 		},
 		// The timestamp names an hour; with checkTimestamp the triple is good

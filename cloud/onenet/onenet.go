@@ -18,17 +18,20 @@ func (Backend) Describe() *cloud.Cloud {
 		Title:        "China Mobile OneNET Studio",
 		SecretFormat: cloud.SecretBase64,
 		Params: []cloud.ParamSpec{
-			{Name: "productId", Type: cloud.TypeString, Required: true, Description: "Product ID (the MQTT username).", Check: cloud.Forbid("/", "it is a segment of res")},
-			{Name: "deviceName", Type: cloud.TypeString, Required: true, Description: "Device name (the MQTT ClientId).", Check: cloud.Forbid("/", "it is a segment of res")},
-			{Name: "signMethod", Type: cloud.TypeString, Default: "sha256", Allowed: []any{"sha256", "sha1", "md5"}, Description: "HMAC hash of the token's sign (method in the token)."},
-			{Name: "keyScope", Type: cloud.TypeString, Default: "device", Allowed: []any{"device", "product"}, Description: "device: the secret is the device key (res products/{productId}/devices/{deviceName}); product: the product access key (res products/{productId})."},
+			cloud.RequiredParam("productId", "Product ID (the MQTT username).", inRes),
+			cloud.RequiredParam("deviceName", "Device name (the MQTT ClientId).", inRes),
+			cloud.EnumParam("signMethod", "HMAC hash of the token's sign (method in the token).", "sha256", "sha1", "md5"),
+			cloud.EnumParam("keyScope", "device: the secret is the device key (res products/{productId}/devices/{deviceName}); product: the product access key (res products/{productId}).", "device", "product"),
 			cloud.HostParam("Broker host (default mqtts.heclouds.com, or mqttstls.heclouds.com with TLS)."),
 			cloud.PortParam("Broker port (default 1883, or 8883 with TLS)."),
-			{Name: "tls", Type: cloud.TypeBoolean, Default: false, Description: "TLS (port 8883) or plain MQTT (port 1883)."},
+			cloud.BoolParam("tls", false, "TLS (port 8883) or plain MQTT (port 1883)."),
 		},
 		Recipe: onenet,
 	}
 }
+
+// inRes refuses what would break the segments of the token's res.
+var inRes = cloud.Forbid("/", "it is a segment of res")
 
 // onenetVersion is the only token version OneNET accepts.
 const onenetVersion = "2018-10-31"

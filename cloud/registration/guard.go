@@ -102,10 +102,11 @@ func (e *AddressError) Error() string {
 	return fmt.Sprintf("refused to connect to %s: %s, not a public address (credsign serve --registration-allow-private allows it)", e.Addr, e.Reason)
 }
 
-// nonPublic4 are the IPv4 ranges that are not globally reachable (IANA
-// IPv4 Special-Purpose Address Registry), with what AddressReason calls
-// them.
-var nonPublic4 = []struct {
+// nonPublic are the IPv4 and IPv6 ranges that are not globally reachable
+// (IANA IPv4 and IPv6 Special-Purpose Address Registries), with what
+// AddressReason calls them. An address is only ever in a range of its own
+// family.
+var nonPublic = []struct {
 	prefix netip.Prefix
 	reason string
 }{
@@ -124,29 +125,23 @@ var nonPublic4 = []struct {
 	{netip.MustParsePrefix("203.0.113.0/24"), "a documentation address"},
 	{netip.MustParsePrefix("224.0.0.0/4"), "a multicast address"},
 	{netip.MustParsePrefix("240.0.0.0/4"), "a reserved or broadcast address"},
+	{netip.MustParsePrefix("::1/128"), "a loopback address"},
+	{netip.MustParsePrefix("::/128"), "the unspecified address"},
+	{netip.MustParsePrefix("fe80::/10"), "a link-local address"},
+	{netip.MustParsePrefix("fc00::/7"), "a unique local (private) address"},
+	{netip.MustParsePrefix("fec0::/10"), "a site-local address"},
+	{netip.MustParsePrefix("ff00::/8"), "a multicast address"},
+	{netip.MustParsePrefix("64:ff9b:1::/48"), "a local-use NAT64 address"},
+	{netip.MustParsePrefix("2001::/23"), "an IETF protocol assignment (Teredo, ORCHID, ...)"},
+	{netip.MustParsePrefix("2001:db8::/32"), "a documentation address"},
+	{netip.MustParsePrefix("3fff::/20"), "a documentation address"},
 }
 
-// IPv6 prefixes that carry an IPv4 address, and those named before the
-// rule that only 2000::/3 is global unicast.
+// IPv6 prefixes that carry an IPv4 address, and the one of global unicast.
 var (
-	nat64      = netip.MustParsePrefix("64:ff9b::/96")
-	sixToFour  = netip.MustParsePrefix("2002::/16")
-	global6    = netip.MustParsePrefix("2000::/3")
-	nonPublic6 = []struct {
-		prefix netip.Prefix
-		reason string
-	}{
-		{netip.MustParsePrefix("::1/128"), "a loopback address"},
-		{netip.MustParsePrefix("::/128"), "the unspecified address"},
-		{netip.MustParsePrefix("fe80::/10"), "a link-local address"},
-		{netip.MustParsePrefix("fc00::/7"), "a unique local (private) address"},
-		{netip.MustParsePrefix("fec0::/10"), "a site-local address"},
-		{netip.MustParsePrefix("ff00::/8"), "a multicast address"},
-		{netip.MustParsePrefix("64:ff9b:1::/48"), "a local-use NAT64 address"},
-		{netip.MustParsePrefix("2001::/23"), "an IETF protocol assignment (Teredo, ORCHID, ...)"},
-		{netip.MustParsePrefix("2001:db8::/32"), "a documentation address"},
-		{netip.MustParsePrefix("3fff::/20"), "a documentation address"},
-	}
+	nat64     = netip.MustParsePrefix("64:ff9b::/96")
+	sixToFour = netip.MustParsePrefix("2002::/16")
+	global6   = netip.MustParsePrefix("2000::/3")
 )
 
 // AddressReason says why a is not a public address ("a loopback address",
@@ -159,18 +154,13 @@ func AddressReason(a netip.Addr) string {
 	if !a.IsValid() {
 		return "not an address"
 	}
-	if a.Is4() {
-		for _, r := range nonPublic4 {
-			if r.prefix.Contains(a) {
-				return r.reason
-			}
-		}
-		return ""
-	}
-	for _, r := range nonPublic6 {
+	for _, r := range nonPublic {
 		if r.prefix.Contains(a) {
 			return r.reason
 		}
+	}
+	if a.Is4() {
+		return ""
 	}
 	b := a.As16()
 	switch {

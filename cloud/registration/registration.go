@@ -17,6 +17,7 @@
 package registration
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -143,7 +144,8 @@ func (e FieldError) Error() string { return e.Field + ": " + e.Reason }
 type Kind struct {
 	// Name is the kind's name in a group's registration ("azure-dps").
 	Name string
-	// Cloud names the cloud whose devices it registers.
+	// Cloud names the cloud whose devices it registers (the cloud's
+	// Registry fills it in).
 	Cloud string
 	// Required and Optional list the kind's params.
 	Required, Optional []string
@@ -530,8 +532,21 @@ func (c *Client) Sleep(ctx context.Context, d time.Duration) error { return c.sl
 // CapWait caps a wait at c.MaxWait.
 func (c *Client) CapWait(d time.Duration) time.Duration { return c.capWait(d) }
 
-// RedactURL keeps a URL's scheme, host and path, for an error.
-func RedactURL(s string) string { return redactURL(s) }
+// NewRequest returns a request of a kind's call to u: its body, when not
+// nil, of the given content type, asking for JSON, with credsign's
+// User-Agent. Its error names u without its query.
+func NewRequest(method, u, contentType string, body []byte) (*http.Request, error) {
+	req, err := http.NewRequest(method, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("build request: %s", redactURL(u))
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "credsign-registration")
+	if body != nil {
+		req.Header.Set("Content-Type", contentType)
+	}
+	return req, nil
+}
 
 // OrDuration returns d when positive, else def.
 func OrDuration(d, def time.Duration) time.Duration { return orDuration(d, def) }

@@ -2,7 +2,6 @@ package tencent
 
 import (
 	"encoding/base64"
-	"strings"
 
 	"github.com/credsign/credsign/cloud"
 )
@@ -21,29 +20,14 @@ import (
 func (Backend) ConsoleFormat() *cloud.ConsoleFormat {
 	return &cloud.ConsoleFormat{
 		Name:   "tencent-csv",
-		Cloud:  "tencent",
 		Secret: cloud.ConsoleColumn{Param: "secret", Names: []string{"devicepsk", "psk", "设备密钥", "设备秘钥", "密钥"}},
 		Params: []cloud.ConsoleColumn{
-			{Param: "productId", Names: []string{"productid", "产品id"}},
-			{Param: "deviceName", Names: []string{"devicename", "设备名称", "设备名"}},
+			{Param: "productId", Names: []string{"productid", "产品id"}, Check: cloud.ConsoleWord("ProductId", 1, 64, "")},
+			// CreateDevice: [a-zA-Z0-9:_-]{1,48}
+			{Param: "deviceName", Names: []string{"devicename", "设备名称", "设备名"}, Check: cloud.ConsoleWord("DeviceName", 1, 48, ":_-")},
 		},
-		Required:  []string{"productId", "deviceName"},
 		DefaultID: "{productId}.{deviceName}",
 		Signature: []string{"devicepsk", "psk"},
-		Check: func(param, v string) string {
-			switch param {
-			case "deviceName":
-				// CreateDevice: [a-zA-Z0-9:_-]{1,48}
-				if n := len(v); n < 1 || n > 48 || strings.IndexFunc(v, cloud.NotIn(":_-")) >= 0 {
-					return "is not a DeviceName (1 to 48 letters, digits, ':', '_', '-')"
-				}
-			case "productId":
-				if v == "" || len(v) > 64 || strings.IndexFunc(v, cloud.NotIn("")) >= 0 {
-					return "is not a ProductId (letters and digits)"
-				}
-			}
-			return ""
-		},
 		SecretOK: func(s string) string {
 			if _, err := base64.StdEncoding.DecodeString(s); err != nil {
 				return "is not a base64 PSK"

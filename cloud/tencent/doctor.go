@@ -1,8 +1,6 @@
 package tencent
 
 import (
-	"encoding/base64"
-	"encoding/hex"
 	"strings"
 
 	"github.com/credsign/credsign/cloud"
@@ -44,17 +42,10 @@ func (Backend) Diagnose(d *cloud.Doctor) {
 		sentMethod = method
 	}
 	mDim, methods := cloud.MethodDim(sentMethod, []string{"hmacsha256", "hmacsha1"}, cloud.HashName)
-	encDim := cloud.Dim{{}, {Cause: "upper-case hex where the recipe writes lower case"}, {Cause: "the HMAC is base64-encoded instead of hex"}}
+	encDim := cloud.HexDim(cloud.UpperHex)
 	dims := []cloud.Dim{mDim, d.KeyDim(), encDim}
 	sel, ok := d.Search(dims, sig, func(s []int) string {
-		sum := cloud.MAC(cloud.HashFor(methods[s[0]]), d.KeyFor(s[1]), d.Got.Username)
-		switch s[2] {
-		case 1:
-			return strings.ToUpper(hex.EncodeToString(sum))
-		case 2:
-			return base64.StdEncoding.EncodeToString(sum)
-		}
-		return hex.EncodeToString(sum)
+		return cloud.EncodeHex(s[2], cloud.MAC(cloud.HashFor(methods[s[0]]), d.KeyFor(s[1]), d.Got.Username))
 	})
 	d.PasswordFinding(dims, sel, ok, " over the username as sent", cloud.HexShape(sig, sentMethod))
 }

@@ -145,13 +145,10 @@ func registerTencent(ctx context.Context, c *registration.Client, r registration
 		}
 		nonce := strconv.FormatUint(uint64(binary.BigEndian.Uint32(nb[:])>>1), 10)
 		ts := strconv.FormatInt(c.Clock().Unix(), 10)
-		req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
+		req, err := registration.NewRequest(http.MethodPost, u, "application/json; charset=utf-8", body)
 		if err != nil {
-			return nil, fmt.Errorf("build request: %s", registration.RedactURL(u))
+			return nil, err
 		}
-		req.Header.Set("Content-Type", "application/json; charset=utf-8")
-		req.Header.Set("Accept", "application/json")
-		req.Header.Set("User-Agent", "credsign-registration")
 		req.Header.Set("X-TC-Algorithm", "hmacsha256")
 		req.Header.Set("X-TC-Timestamp", ts)
 		req.Header.Set("X-TC-Nonce", nonce)
@@ -186,7 +183,7 @@ const KindDynamic = "tencent-dynamic"
 
 // RegistrationKinds implements cloud.Registerer.
 func (Backend) RegistrationKinds() []registration.Kind {
-	return []registration.Kind{{Name: KindDynamic, Cloud: "tencent", Required: []string{"productId"}, Optional: []string{"host", "deviceName"},
+	return []registration.Kind{{Name: KindDynamic, Required: []string{"productId"}, Optional: []string{"host", "deviceName"},
 		// ap-guangzhou.gateway.tencentdevices.com and the other regions'.
 		Hosts: []string{"*.tencentdevices.com"}, Host: func(p map[string]string) string { return registration.Param(p, "host", TencentHost) },
 		CheckSecret: checkProductSecret, Register: registerTencent}}

@@ -20,17 +20,20 @@ func (Backend) Describe() *cloud.Cloud {
 		Title:        "Tencent Cloud IoT Hub / IoT Explorer",
 		SecretFormat: cloud.SecretBase64,
 		Params: []cloud.ParamSpec{
-			{Name: "productId", Type: cloud.TypeString, Required: true, Description: "ProductId of the device's product.", Check: cloud.Forbid(";", "it delimits the username")},
-			{Name: "deviceName", Type: cloud.TypeString, Required: true, Description: "DeviceName.", Check: cloud.Forbid(";", "it delimits the username")},
-			{Name: "signMethod", Type: cloud.TypeString, Default: "hmacsha256", Allowed: []any{"hmacsha256", "hmacsha1"}, Description: "HMAC used for the password."},
-			{Name: "sdkAppId", Type: cloud.TypeString, Default: "12010126", Description: "SDK application id in the username (the official SDKs send 21010406; both are accepted).", Check: checkDigits},
-			{Name: "connId", Type: cloud.TypeString, Description: "Connection id in the username: 5 letters or digits; random per issue when absent.", Check: CheckConnID},
+			cloud.RequiredParam("productId", "ProductId of the device's product.", inUsername),
+			cloud.RequiredParam("deviceName", "DeviceName.", inUsername),
+			cloud.EnumParam("signMethod", "HMAC used for the password.", "hmacsha256", "hmacsha1"),
+			cloud.StringParam("sdkAppId", "12010126", "SDK application id in the username (the official SDKs send 21010406; both are accepted).", checkDigits),
+			cloud.StringParam("connId", "", "Connection id in the username: 5 letters or digits; random per issue when absent.", CheckConnID),
 			cloud.HostParam("Broker host (default ${productId}.iotcloud.tencentdevices.com)."),
 			cloud.PortParam("Broker port (default 1883: HMAC passwords are checked on plain TCP)."),
 		},
 		Recipe: tencent,
 	}
 }
+
+// inUsername refuses what would break the username's fields.
+var inUsername = cloud.Forbid(";", "it delimits the username")
 
 func checkDigits(s string) error {
 	for i := 0; i < len(s); i++ {

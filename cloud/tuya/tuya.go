@@ -25,6 +25,13 @@ func checkTuyaSecret(s string) error {
 	return nil
 }
 
+// RegionParam is the region param of Tuya's protocols (this one and
+// cloud/tuyalegacy): one of Tuya's data centres, cn by default, whose name
+// is part of the broker's host as desc says.
+func RegionParam(desc string) cloud.ParamSpec {
+	return cloud.EnumParam("region", desc, "cn", "us", "eu", "in")
+}
+
 // Backend is Tuya, TuyaLink open MQTT protocol (docs/clouds.md, "tuya").
 type Backend struct{}
 
@@ -35,8 +42,8 @@ func (Backend) Describe() *cloud.Cloud {
 		Title:        "Tuya (TuyaLink)",
 		SecretFormat: cloud.SecretText,
 		Params: []cloud.ParamSpec{
-			{Name: "deviceId", Type: cloud.TypeString, Required: true, Description: "Device ID.", Check: cloud.Forbid("|,=/+#", "it is part of the username, the string signed and the topics")},
-			{Name: "region", Type: cloud.TypeString, Default: "cn", Allowed: []any{"cn", "us", "eu", "in"}, Description: "Data centre; the host is m1.tuya{region}.com."},
+			cloud.RequiredParam("deviceId", "Device ID.", cloud.Forbid("|,=/+#", "it is part of the username, the string signed and the topics")),
+			RegionParam("Data centre; the host is m1.tuya{region}.com."),
 			cloud.HostParam("Broker host (default m1.tuya{region}.com)."),
 			cloud.PortParam("Broker port (default 8883, TLS)."),
 		},

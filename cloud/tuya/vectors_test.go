@@ -48,23 +48,20 @@ func TestTuyaVendorVectors(t *testing.T) {
 // TestTuyaLegacyAsOfficialSDKs in cloud/tuyalegacy.)
 func TestTuyaAsOfficialSDKs(t *testing.T) {
 	now := time.Unix(1765000123, 0)
-	for _, tt := range []struct{ id, secret string }{
-		{"bf3a9c0e2d41f7a8c5xq1z", "0f1e2d3c4b5a6978"},
-		{"6c12ab34cd56ef7890abcd", "Zz9-Yy8_Xx7.Ww6~"},
-	} {
-		c := mustSign(t, cloud.Request{Cloud: "tuya", Params: map[string]any{"deviceId": tt.id}, Secret: tt.secret, Now: now})
+	for _, tt := range cloudtest.TuyaDevices {
+		c := mustSign(t, cloud.Request{Cloud: "tuya", Params: map[string]any{"deviceId": tt.ID}, Secret: tt.Secret, Now: now})
 		ts := int32(now.Unix())
-		m := hmac.New(sha256.New, []byte(tt.secret)[:16])
-		m.Write([]byte(fmt.Sprintf("deviceId=%s,timestamp=%d,secureMode=1,accessType=1", tt.id, ts)))
+		m := hmac.New(sha256.New, []byte(tt.Secret)[:16])
+		m.Write([]byte(fmt.Sprintf("deviceId=%s,timestamp=%d,secureMode=1,accessType=1", tt.ID, ts)))
 		var pw strings.Builder
 		for _, b := range m.Sum(nil) {
 			fmt.Fprintf(&pw, "%02x", b)
 		}
-		if want := fmt.Sprintf("%s|signMethod=hmacSha256,timestamp=%d,secureMode=1,accessType=1", tt.id, ts); c.Username != want {
+		if want := fmt.Sprintf("%s|signMethod=hmacSha256,timestamp=%d,secureMode=1,accessType=1", tt.ID, ts); c.Username != want {
 			t.Errorf("username %s, want %s", c.Username, want)
 		}
-		if c.ClientID != "tuyalink_"+tt.id || c.Password != pw.String() {
-			t.Errorf("clientId, password = %s, %s; want tuyalink_%s, %s", c.ClientID, c.Password, tt.id, pw.String())
+		if c.ClientID != "tuyalink_"+tt.ID || c.Password != pw.String() {
+			t.Errorf("clientId, password = %s, %s; want tuyalink_%s, %s", c.ClientID, c.Password, tt.ID, pw.String())
 		}
 	}
 	for _, bad := range []string{"fb803786602df76", "fb803786602df7600", "fb803786602df760fb803786602df760"} {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 
 	"github.com/credsign/credsign/cloud"
+	"github.com/credsign/credsign/cloud/tuya"
 )
 
 // Backend is Tuya's older device protocol, the one
@@ -31,8 +32,8 @@ func (Backend) Describe() *cloud.Cloud {
 		Title:        "Tuya device protocol (tuya-connect-kit, MQTT PV2.2)",
 		SecretFormat: cloud.SecretText,
 		Params: []cloud.ParamSpec{
-			{Name: "deviceId", Type: cloud.TypeString, Required: true, Description: "devId from the device's activation.", Check: cloud.Forbid("/+#", "it is a level of the device's topics")},
-			{Name: "region", Type: cloud.TypeString, Default: "cn", Allowed: []any{"cn", "us", "eu", "in"}, Description: "Data centre; the host is m2.tuya{region}.com (tuya_endpoint.c), unless activation named another."},
+			cloud.RequiredParam("deviceId", "devId from the device's activation.", cloud.Forbid("/+#", "it is a level of the device's topics")),
+			tuya.RegionParam("Data centre; the host is m2.tuya{region}.com (tuya_endpoint.c), unless activation named another."),
 			cloud.HostParam("Broker host (default m2.tuya{region}.com; use the mqttsUrl host the activation answered)."),
 			cloud.PortParam("Broker port (default 8883, TLS)."),
 		},

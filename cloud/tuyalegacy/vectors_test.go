@@ -20,16 +20,13 @@ import (
 // tuya-connect-kit's src/mqtt_service.c tuya_mqtt_signature_tool.
 func TestTuyaLegacyAsOfficialSDKs(t *testing.T) {
 	now := time.Unix(1765000123, 0)
-	for _, tt := range []struct{ id, secret string }{
-		{"bf3a9c0e2d41f7a8c5xq1z", "0f1e2d3c4b5a6978"},
-		{"6c12ab34cd56ef7890abcd", "Zz9-Yy8_Xx7.Ww6~"},
-	} {
-		l := mustSign(t, cloud.Request{Cloud: "tuyalegacy", Params: map[string]any{"deviceId": tt.id}, Secret: tt.secret, Now: now})
-		sum := md5.Sum([]byte(tt.secret))
-		if want := hex.EncodeToString(sum[:])[8 : 8+8*2]; l.ClientID != tt.id || l.Username != tt.id || l.Password != want {
-			t.Errorf("tuyalegacy = %q %q %q, want %q %q %q", l.ClientID, l.Username, l.Password, tt.id, tt.id, want)
+	for _, tt := range cloudtest.TuyaDevices {
+		l := mustSign(t, cloud.Request{Cloud: "tuyalegacy", Params: map[string]any{"deviceId": tt.ID}, Secret: tt.Secret, Now: now})
+		sum := md5.Sum([]byte(tt.Secret))
+		if want := hex.EncodeToString(sum[:])[8 : 8+8*2]; l.ClientID != tt.ID || l.Username != tt.ID || l.Password != want {
+			t.Errorf("tuyalegacy = %q %q %q, want %q %q %q", l.ClientID, l.Username, l.Password, tt.ID, tt.ID, want)
 		}
-		if l.Topics.Telemetry != "smart/device/out/"+tt.id || l.Topics.Commands != "smart/device/in/"+tt.id || l.Host != "m2.tuyacn.com" || l.Port != 8883 || !l.TLS || l.ExpiresAt != nil {
+		if l.Topics.Telemetry != "smart/device/out/"+tt.ID || l.Topics.Commands != "smart/device/in/"+tt.ID || l.Host != "m2.tuyacn.com" || l.Port != 8883 || !l.TLS || l.ExpiresAt != nil {
 			t.Errorf("tuyalegacy address, topics or expiry: %+v", l)
 		}
 	}

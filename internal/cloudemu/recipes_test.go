@@ -201,38 +201,32 @@ func TestVerifyTencent(t *testing.T) {
 	}
 }
 
-func FuzzParseAliyunClientID(f *testing.F) {
-	f.Add("12345|securemode=3,signmethod=hmacsha1,timestamp=789|")
-	f.Add("a|signmethod=x|")
-	f.Add("||")
+// fuzzParser fuzzes parse from seeds: a text it accepts must not give a
+// value that broken reports.
+func fuzzParser[T any](f *testing.F, parse func(string) (T, error), broken func(T) bool, seeds ...string) {
+	for _, s := range seeds {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, s string) {
-		c, err := parseAliyunClientID(s)
-		if err == nil && (c.id == "" || c.signMethod == "" || len(c.id) > 64) {
-			t.Fatalf("accepted %q as %+v", s, c)
+		if v, err := parse(s); err == nil && broken(v) {
+			t.Fatalf("accepted %q as %+v", s, v)
 		}
 	})
+}
+
+func FuzzParseAliyunClientID(f *testing.F) {
+	fuzzParser(f, parseAliyunClientID, func(c aliyunClientID) bool { return c.id == "" || c.signMethod == "" || len(c.id) > 64 },
+		"12345|securemode=3,signmethod=hmacsha1,timestamp=789|", "a|signmethod=x|", "||")
 }
 
 func FuzzParseTencentUsername(f *testing.F) {
-	f.Add("pdev;12010126;abcde;1700000000")
-	f.Add(";;;")
-	f.Fuzz(func(t *testing.T, s string) {
-		u, err := parseTencentUsername(s)
-		if err == nil && (u.clientID == "" || u.expiry.Unix() <= 0) {
-			t.Fatalf("accepted %q as %+v", s, u)
-		}
-	})
+	fuzzParser(f, parseTencentUsername, func(u tencentUsername) bool { return u.clientID == "" || u.expiry.Unix() <= 0 },
+		"pdev;12010126;abcde;1700000000", ";;;")
 }
 
 func FuzzParseHuaweiClientID(f *testing.F) {
-	f.Add("prod_node1_0_1_2025041401")
-	f.Add("___")
-	f.Fuzz(func(t *testing.T, s string) {
-		c, err := parseHuaweiClientID(s)
-		if err == nil && (c.deviceID == "" || c.hour.Format("2006010215") != c.ts) {
-			t.Fatalf("accepted %q as %+v", s, c)
-		}
-	})
+	fuzzParser(f, parseHuaweiClientID, func(c huaweiClientID) bool { return c.deviceID == "" || c.hour.Format("2006010215") != c.ts },
+		"prod_node1_0_1_2025041401", "___")
 }
 
 func FuzzParseAzure(f *testing.F) {

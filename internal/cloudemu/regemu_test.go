@@ -160,12 +160,20 @@ func TestDPSEmulatorRefuses(t *testing.T) {
 	}
 }
 
-func TestAliyunDynRegEmulator(t *testing.T) {
+// startAliyun starts an Aliyun dynamic registration emulator that closes
+// when t ends.
+func startAliyun(t *testing.T) *AliyunDynReg {
+	t.Helper()
 	a, err := StartAliyunDynReg(AliyunDynRegOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = a.Close() })
+	return a
+}
+
+func TestAliyunDynRegEmulator(t *testing.T) {
+	a := startAliyun(t)
 	a.AddProduct("a1pk", "productSecret1")
 	a.AddDevice("a1pk", "dev1", "deviceSecret1")
 	// sign = hex(HMAC-MD5(productSecret, "deviceName" + dn + "productKey" + pk + "random" + r)), the
@@ -276,11 +284,7 @@ func TestTencentDynRegEmulator(t *testing.T) {
 }
 
 func TestInjectedFaultsAndLog(t *testing.T) {
-	a, err := StartAliyunDynReg(AliyunDynRegOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.Close() })
+	a := startAliyun(t)
 	a.InjectFaults(Fault{Status: 503, RetryAfter: "7"})
 	resp, _ := do(t, a.Client(), http.MethodPost, "https://"+a.Addr()+"/auth/register/device", "", nil, nil)
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "7" {

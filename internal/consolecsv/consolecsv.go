@@ -407,7 +407,10 @@ func (r *Reader) row(line int64, rec []string) Row {
 			delete(vals, c.Param)
 			continue
 		}
-		if msg := f.Check(c.Param, v); msg != "" {
+		if c.Check == nil {
+			continue
+		}
+		if msg := c.Check(v); msg != "" {
 			return rowErr(line, "", c.Param+" "+msg)
 		}
 	}
