@@ -38,13 +38,7 @@ func (s *Store) GetEnrolmentToken(ctx context.Context, id string) (secrets.Enrol
 // PutEnrolmentToken implements secrets.EnrolmentTokenStore. Cost: one
 // record sealed and written in a shared read-write transaction.
 func (s *Store) PutEnrolmentToken(ctx context.Context, t secrets.EnrolmentToken, ifVersion int64) (int64, error) {
-	b, err := secrets.EncodeEnrolmentToken(t)
-	if err != nil {
-		return 0, fmt.Errorf("filestore: %w", err)
-	}
-	v, err := s.PutKey(ctx, secrets.EnrolmentKeyPrefix+t.ID, b, ifVersion)
-	clear(b)
-	return v, err
+	return secrets.PutEnrolmentTokenKey(ctx, s, "filestore", t, ifVersion)
 }
 
 // ListEnrolmentTokens implements secrets.EnrolmentTokenStore: one read
@@ -54,9 +48,7 @@ func (s *Store) ListEnrolmentTokens(ctx context.Context, group, after string, li
 	if !secrets.ValidID(group) {
 		return secrets.EnrolmentTokenPage{}, fmt.Errorf("filestore: list enrolment tokens: %w", secrets.ErrInvalid)
 	}
-	if limit <= 0 {
-		limit = 100
-	}
+	limit = secrets.PageLimit(limit)
 	prefix := []byte(secrets.EnrolmentKeyPrefix)
 	var page secrets.EnrolmentTokenPage
 	err := s.view(ctx, func(tx *bolt.Tx) error {

@@ -99,9 +99,7 @@ func (s *Store) DeleteGroup(ctx context.Context, id string) error {
 // ListGroups implements secrets.GroupStore. Cost: one read transaction, a
 // cursor seek, one record opened per group returned.
 func (s *Store) ListGroups(ctx context.Context, after string, limit int) (secrets.GroupPage, error) {
-	if limit <= 0 {
-		limit = defaultLimit
-	}
+	limit = secrets.PageLimit(limit)
 	var page secrets.GroupPage
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		page = secrets.GroupPage{}

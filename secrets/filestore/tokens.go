@@ -220,14 +220,10 @@ func (s *Store) ReplaceToken(ctx context.Context, id, by string, at time.Time) (
 // one record opened per token on the page (plus one to know whether a
 // page follows).
 func (s *Store) ListTokens(ctx context.Context, opts secrets.TokenListOptions) (secrets.TokenPage, error) {
-	if opts.Role != secrets.RoleProvisioner && opts.Role != secrets.RoleDevice ||
-		opts.Role == secrets.RoleDevice && !secrets.ValidID(opts.DeviceID) {
+	if !opts.Valid() {
 		return secrets.TokenPage{}, fmt.Errorf("filestore: list tokens: %w", secrets.ErrInvalid)
 	}
-	limit := opts.Limit
-	if limit <= 0 {
-		limit = 100
-	}
+	limit := secrets.PageLimit(opts.Limit)
 	prefix := ownerKey(opts.Role, opts.DeviceID)
 	var page secrets.TokenPage
 	err := s.view(ctx, func(tx *bolt.Tx) error {

@@ -11,9 +11,6 @@ import (
 	"github.com/credsign/credsign/secrets"
 )
 
-// defaultLimit is the page size when ListOptions.Limit is 0.
-const defaultLimit = 100
-
 // readConcurrency bounds the parallel reads of one listing.
 const readConcurrency = 8
 
@@ -157,14 +154,8 @@ func (s *Store) ListDevices(ctx context.Context, opts secrets.ListOptions) (secr
 }
 
 func (s *Store) listDevices(ctx context.Context, opts secrets.ListOptions) (secrets.Page, error) {
-	limit := opts.Limit
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	budget := opts.MaxScan
-	if budget <= 0 {
-		budget = ScanBudget
-	}
+	limit := secrets.PageLimit(opts.Limit)
+	budget := opts.Budget(ScanBudget)
 	keys, err := s.list(ctx, "devices/")
 	if err != nil {
 		return secrets.Page{}, err

@@ -34,13 +34,7 @@ func (s *Store) GetEnrolmentToken(ctx context.Context, id string) (secrets.Enrol
 // PutEnrolmentToken implements secrets.EnrolmentTokenStore with KV
 // check-and-set. Cost: one Vault write.
 func (s *Store) PutEnrolmentToken(ctx context.Context, t secrets.EnrolmentToken, ifVersion int64) (int64, error) {
-	b, err := secrets.EncodeEnrolmentToken(t)
-	if err != nil {
-		return 0, fmt.Errorf("vaultstore: %w", err)
-	}
-	v, err := s.PutKey(ctx, secrets.EnrolmentKeyPrefix+t.ID, b, ifVersion)
-	clear(b)
-	return v, err
+	return secrets.PutEnrolmentTokenKey(ctx, s, "vaultstore", t, ifVersion)
 }
 
 // ListEnrolmentTokens implements secrets.EnrolmentTokenStore. Cost: one
@@ -51,9 +45,7 @@ func (s *Store) ListEnrolmentTokens(ctx context.Context, group, after string, li
 	if !secrets.ValidID(group) {
 		return secrets.EnrolmentTokenPage{}, fmt.Errorf("vaultstore: list enrolment tokens: %w", secrets.ErrInvalid)
 	}
-	if limit <= 0 {
-		limit = defaultLimit
-	}
+	limit = secrets.PageLimit(limit)
 	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
 	keys, err := s.list(ctx, "keys/")

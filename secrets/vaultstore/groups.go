@@ -99,9 +99,7 @@ func (s *Store) DeleteGroup(ctx context.Context, id string) error {
 // ListGroups implements secrets.GroupStore: one list, then one read per
 // group of the page (groups are few; they are read one after the other).
 func (s *Store) ListGroups(ctx context.Context, after string, limit int) (secrets.GroupPage, error) {
-	if limit <= 0 {
-		limit = defaultLimit
-	}
+	limit = secrets.PageLimit(limit)
 	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
 	keys, err := s.list(ctx, "groups/")
