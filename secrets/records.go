@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"sort"
 	"time"
 )
@@ -107,6 +108,33 @@ func CarrySecret(old *Device, next *Device, now time.Time) {
 		at := now.UTC()
 		next.SecretVersion, next.PreviousSecret, next.SecretRotatedAt = max(old.SecretVersion, 1)+1, old.Secret, &at
 	}
+}
+
+// CollectPage returns a page of a listing sorted by ID: of ids, the IDs
+// after the cursor in order, the records that read keeps (ok false leaves
+// one out: a stale index entry, another group's), at most limit of them,
+// and the cursor of the next page: the page's last ID when one more record
+// follows, else "". It reads one record past the page, to know whether a
+// page follows, and stops there.
+func CollectPage[T any](ids iter.Seq[string], limit int, read func(id string) (rec T, ok bool, err error)) ([]T, string, error) {
+	var (
+		recs []T
+		last string
+	)
+	for id := range ids {
+		rec, ok, err := read(id)
+		if err != nil {
+			return nil, "", err
+		}
+		if !ok {
+			continue
+		}
+		if len(recs) == limit {
+			return recs, last, nil
+		}
+		recs, last = append(recs, rec), id
+	}
+	return recs, "", nil
 }
 
 // Matches reports whether d passes the filters of opts (Cloud, Group,

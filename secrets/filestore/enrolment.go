@@ -1,7 +1,6 @@
 package filestore
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 
@@ -49,33 +48,22 @@ func (s *Store) ListEnrolmentTokens(ctx context.Context, group, after string, li
 		return secrets.EnrolmentTokenPage{}, fmt.Errorf("filestore: list enrolment tokens: %w", secrets.ErrInvalid)
 	}
 	limit = secrets.PageLimit(limit)
-	prefix := []byte(secrets.EnrolmentKeyPrefix)
 	var page secrets.EnrolmentTokenPage
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketKeys).Cursor()
-		for k, _ := c.Seek(append(bytes.Clone(prefix), after...)); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			id, ok := secrets.EnrolmentTokenID(string(k))
-			if !ok || id <= after {
-				continue
-			}
-			b, v, err := s.readKey(tx, string(k))
-			if err != nil {
-				return err
-			}
-			t, err := secrets.DecodeEnrolmentToken(id, b, v)
-			if err != nil {
-				return err
-			}
-			if t.Group != group {
-				continue
-			}
-			if len(page.Tokens) == limit {
-				page.Next = page.Tokens[limit-1].ID
-				break
-			}
-			page.Tokens = append(page.Tokens, t)
-		}
-		return nil
+		var err error
+		page.Tokens, page.Next, err = secrets.CollectPage(keysAfter(tx, bucketKeys, secrets.EnrolmentKeyPrefix, after), limit,
+			func(id string) (secrets.EnrolmentToken, bool, error) {
+				if !secrets.ValidID(id) {
+					return secrets.EnrolmentToken{}, false, nil
+				}
+				b, v, err := s.readKey(tx, secrets.EnrolmentKeyPrefix+id)
+				if err != nil {
+					return secrets.EnrolmentToken{}, false, err
+				}
+				t, err := secrets.DecodeEnrolmentToken(id, b, v)
+				return t, err == nil && t.Group == group, err
+			})
+		return err
 	})
 	if err != nil {
 		return secrets.EnrolmentTokenPage{}, fmt.Errorf("filestore: list enrolment tokens: %w", err)

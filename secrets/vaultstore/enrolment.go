@@ -60,26 +60,16 @@ func (s *Store) ListEnrolmentTokens(ctx context.Context, group, after string, li
 	}
 	slices.Sort(ids)
 	var page secrets.EnrolmentTokenPage
-	for _, id := range ids {
+	page.Tokens, page.Next, err = secrets.CollectPage(slices.Values(ids), limit, func(id string) (secrets.EnrolmentToken, bool, error) {
 		e, err := s.read(ctx, keyRel(secrets.EnrolmentKeyPrefix+id))
-		if err != nil {
-			return secrets.EnrolmentTokenPage{}, fmt.Errorf("vaultstore: list enrolment tokens: %w", err)
-		}
-		if e.data == nil {
-			continue
+		if err != nil || e.data == nil {
+			return secrets.EnrolmentToken{}, false, err
 		}
 		t, err := decodeEnrolment(id, e)
-		if err != nil {
-			return secrets.EnrolmentTokenPage{}, fmt.Errorf("vaultstore: list enrolment tokens: %w", err)
-		}
-		if t.Group != group {
-			continue
-		}
-		if len(page.Tokens) == limit {
-			page.Next = page.Tokens[limit-1].ID
-			break
-		}
-		page.Tokens = append(page.Tokens, t)
+		return t, err == nil && t.Group == group, err
+	})
+	if err != nil {
+		return secrets.EnrolmentTokenPage{}, fmt.Errorf("vaultstore: list enrolment tokens: %w", err)
 	}
 	return page, nil
 }

@@ -80,19 +80,11 @@ func (s *Store) ListGroups(ctx context.Context, after string, limit int) (secret
 	}
 	slices.Sort(ids)
 	var page secrets.GroupPage
-	for _, id := range ids {
-		g, ok, err := groups.read(ctx, s, id)
-		if err != nil {
-			return secrets.GroupPage{}, fmt.Errorf("vaultstore: list groups: %w", err)
-		}
-		if !ok {
-			continue
-		}
-		if len(page.Groups) == limit {
-			page.Next = page.Groups[limit-1].ID
-			break
-		}
-		page.Groups = append(page.Groups, g)
+	page.Groups, page.Next, err = secrets.CollectPage(slices.Values(ids), limit, func(id string) (secrets.Group, bool, error) {
+		return groups.read(ctx, s, id)
+	})
+	if err != nil {
+		return secrets.GroupPage{}, fmt.Errorf("vaultstore: list groups: %w", err)
 	}
 	return page, nil
 }
