@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/credsign/credsign/cloud"
 	"github.com/credsign/credsign/cloud/clouds"
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 // TestVerifyOneNET: the published token (OneNET token algorithm doc, as in
@@ -369,7 +369,7 @@ func TestJWTEmulatorExpiryAndRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	joseOnly := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{jk}}
-	e2, err := Start(Options{Cloud: JWT, JWKS: mustJSON(t, joseOnly)})
+	e2, err := Start(Options{Cloud: JWT, JWKS: testutil.MustJSON(t, joseOnly)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,15 +399,6 @@ func TestJWTEmulatorExpiryAndRotation(t *testing.T) {
 	if at := e.Snapshot().Attempts; !errors.Is(at[len(at)-1].Err, ErrExpired) {
 		t.Errorf("last attempt: %v, want ErrExpired", at[len(at)-1].Err)
 	}
-}
-
-func mustJSON(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // TestOneNETDevicePublishesOnSysTopics: OneNET's device topics start with

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credsign/credsign/internal/testing/testutil"
 	"github.com/credsign/credsign/secrets"
 )
 
@@ -40,7 +41,7 @@ func testDeviceKeys(t *testing.T, s secrets.Store) {
 			_ = json.Unmarshal(k.JWK, &a)
 			_ = json.Unmarshal(w.JWK, &b)
 			if k.ID != w.ID || k.Name != w.Name || k.Attestation != w.Attestation || !k.CreatedAt.Equal(w.CreatedAt) ||
-				!bytes.Equal(mustJSON(t, a), mustJSON(t, b)) {
+				!bytes.Equal(testutil.MustJSON(t, a), testutil.MustJSON(t, b)) {
 				t.Fatalf("key %d: got %+v, want %+v", i, k, w)
 			}
 		}
@@ -85,13 +86,4 @@ func testDeviceKeys(t *testing.T, s secrets.Store) {
 	if rg, err := s.GetGroup(c, g.ID); err != nil || !rg.RequireKey {
 		t.Fatalf("group requireKey: %v %v", rg.RequireKey, err)
 	}
-}
-
-func mustJSON(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
