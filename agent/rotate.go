@@ -117,13 +117,31 @@ func (s *HTTPSource) RotateToken(ctx context.Context) (time.Time, error) {
 // path, then the directory synced, so that after a crash path holds the old
 // or the new content, never a mix.
 func ReplaceFile(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmp, err := syncedTemp(path, data)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
 	defer os.Remove(tmp) // after the rename, a no-op
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// syncedTemp writes data to a new temporary file of path's directory,
+// mode 0600, synced and closed, and returns its name, for the caller to
+// put in place and then remove (a no-op once renamed). A failure removes
+// it.
+func syncedTemp(path string, data []byte) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return "", err
+	}
 	err = f.Chmod(0o600)
 	if err == nil {
 		_, err = f.Write(data)
@@ -134,18 +152,11 @@ func ReplaceFile(path string, data []byte) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
 	if err != nil {
-		return err
+		os.Remove(f.Name())
+		return "", err
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return f.Name(), nil
 }
 
 // errRefused reports whether err is the server refusing the token itself

@@ -91,13 +91,7 @@ func (h handlers) DeleteGroup(ctx context.Context, req oapi.DeleteGroupRequestOb
 
 // ListGroups implements oapi.StrictServerInterface.
 func (h handlers) ListGroups(ctx context.Context, req oapi.ListGroupsRequestObject) (oapi.ListGroupsResponseObject, error) {
-	after, limit := "", 0
-	if req.Params.After != nil {
-		after = *req.Params.After
-	}
-	if req.Params.Limit != nil {
-		limit = *req.Params.Limit
-	}
+	after, limit := page(req.Params.After, req.Params.Limit)
 	found, next, err := h.s.svc.ListGroups(ctx, caller(ctx), after, limit)
 	if err != nil {
 		return nil, err

@@ -102,10 +102,8 @@ func CloudList(clouds []service.CloudInfo) oapi.CloudList {
 
 // ListDevices implements oapi.StrictServerInterface.
 func (h handlers) ListDevices(ctx context.Context, req oapi.ListDevicesRequestObject) (oapi.ListDevicesResponseObject, error) {
-	q := service.ListQuery{Labels: map[string]string{}}
-	if req.Params.Limit != nil {
-		q.Limit = *req.Params.Limit
-	}
+	q := service.ListQuery{Cloud: deref(req.Params.Cloud), Group: deref(req.Params.Group), Labels: map[string]string{}}
+	q.After, q.Limit = page(req.Params.After, req.Params.Limit)
 	if req.Params.Label != nil {
 		for _, l := range *req.Params.Label {
 			k, v, _ := strings.Cut(l, "=")
@@ -115,15 +113,6 @@ func (h handlers) ListDevices(ctx context.Context, req oapi.ListDevicesRequestOb
 			}
 			q.Labels[k] = v
 		}
-	}
-	if req.Params.Cloud != nil {
-		q.Cloud = *req.Params.Cloud
-	}
-	if req.Params.Group != nil {
-		q.Group = *req.Params.Group
-	}
-	if req.Params.After != nil {
-		q.After = *req.Params.After
 	}
 	q.Scope = caller(ctx).Scope
 	page, err := h.s.svc.ListDevices(ctx, q)
@@ -184,19 +173,8 @@ func (h handlers) PutDevice(ctx context.Context, req oapi.PutDeviceRequestObject
 	}
 	var doc service.Document
 	if req.Body != nil {
-		doc = service.Document{Secret: req.Body.Secret, RequireKey: req.Body.RequireKey != nil && *req.Body.RequireKey}
-		if req.Body.Cloud != nil {
-			doc.Cloud = *req.Body.Cloud
-		}
-		if req.Body.Params != nil {
-			doc.Params = *req.Body.Params
-		}
-		if req.Body.Labels != nil {
-			doc.Labels = *req.Body.Labels
-		}
-		if req.Body.Group != nil {
-			doc.Group = *req.Body.Group
-		}
+		doc = service.Document{Cloud: deref(req.Body.Cloud), Params: deref(req.Body.Params), Secret: req.Body.Secret,
+			Labels: deref(req.Body.Labels), Group: deref(req.Body.Group), RequireKey: deref(req.Body.RequireKey)}
 	}
 	stored, created, err := h.s.svc.PutDevice(ctx, caller(ctx), req.Id, doc, cond)
 	if err != nil {

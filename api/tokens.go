@@ -85,14 +85,17 @@ func tokenList(p service.TokenPage) oapi.TokenList {
 
 // page returns the cursor and limit of a listing's parameters.
 func page(after *string, limit *int) (string, int) {
-	a, l := "", 0
-	if after != nil {
-		a = *after
+	return deref(after), deref(limit)
+}
+
+// deref returns *p, or the zero value for a nil p (an optional parameter
+// or member left out).
+func deref[T any](p *T) T {
+	if p == nil {
+		var zero T
+		return zero
 	}
-	if limit != nil {
-		l = *limit
-	}
-	return a, l
+	return *p
 }
 
 // lifetime converts an optional ttlSeconds.

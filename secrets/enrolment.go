@@ -79,6 +79,20 @@ func EncodeEnrolmentToken(t EnrolmentToken) ([]byte, error) {
 	return b, nil
 }
 
+// PutEnrolmentTokenKey is EnrolmentTokenStore.PutEnrolmentToken for a
+// store that keeps enrolment tokens among the values of its KeyStore, ks,
+// as both stores do (see EnrolmentKeyPrefix): one PutKey of the encoded
+// record, under the same compare-and-set rule. An invalid t gives an error
+// wrapping ErrInvalid that names the store (as its own errors do).
+func PutEnrolmentTokenKey(ctx context.Context, ks KeyStore, store string, t EnrolmentToken, ifVersion int64) (int64, error) {
+	b, err := EncodeEnrolmentToken(t)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", store, err)
+	}
+	defer clear(b)
+	return ks.PutKey(ctx, EnrolmentKeyPrefix+t.ID, b, ifVersion)
+}
+
 // DecodeEnrolmentToken reads the stored form of enrolment token id.
 func DecodeEnrolmentToken(id string, b []byte, version int64) (EnrolmentToken, error) {
 	var t EnrolmentToken

@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"sort"
 	"time"
 )
@@ -33,23 +34,12 @@ func CheckVersion(stored, ifVersion int64) error {
 // UpdatedAt are zero). Params or labels JSON cannot encode (NaN, a channel)
 // give an error wrapping ErrInvalid that quotes nothing of d.
 func NormalizeDevice(d Device) (Device, error) {
-	in := Device{ID: d.ID, Cloud: d.Cloud, Params: d.Params, Secret: d.Secret, Labels: d.Labels, Group: d.Group,
-		Keys: d.Keys, RequireKey: d.RequireKey}
-	b, err := json.Marshal(in)
+	out, err := roundTrip(Device{ID: d.ID, Cloud: d.Cloud, Params: d.Params, Secret: d.Secret, Labels: d.Labels, Group: d.Group,
+		Keys: d.Keys, RequireKey: d.RequireKey})
 	if err != nil {
-		return Device{}, fmt.Errorf("%w: params or labels cannot be encoded as JSON", ErrInvalid)
+		return Device{}, err
 	}
-	defer clear(b)
-	var out Device
-	if err := json.Unmarshal(b, &out); err != nil {
-		return Device{}, fmt.Errorf("%w: params or labels cannot be decoded", ErrInvalid)
-	}
-	if len(out.Params) == 0 {
-		out.Params = nil
-	}
-	if len(out.Labels) == 0 {
-		out.Labels = nil
-	}
+	out.Params, out.Labels = nilIfEmpty(out.Params), nilIfEmpty(out.Labels)
 	if len(out.Keys) == 0 {
 		out.Keys = nil
 	}
@@ -63,27 +53,42 @@ func NormalizeDevice(d Device) (Device, error) {
 // (ID, Cloud, Params, Secret, Labels, Registration) as every store reads
 // them back, sharing nothing with g, without bookkeeping.
 func NormalizeGroup(g Group) (Group, error) {
-	in := Group{ID: g.ID, Cloud: g.Cloud, Params: g.Params, Secret: g.Secret, Labels: g.Labels, Registration: g.Registration,
-		RequireKey: g.RequireKey, RequireAttestation: g.RequireAttestation}
-	b, err := json.Marshal(in)
+	out, err := roundTrip(Group{ID: g.ID, Cloud: g.Cloud, Params: g.Params, Secret: g.Secret, Labels: g.Labels, Registration: g.Registration,
+		RequireKey: g.RequireKey, RequireAttestation: g.RequireAttestation})
 	if err != nil {
-		return Group{}, fmt.Errorf("%w: params or labels cannot be encoded as JSON", ErrInvalid)
+		return Group{}, err
 	}
-	defer clear(b)
-	var out Group
-	if err := json.Unmarshal(b, &out); err != nil {
-		return Group{}, fmt.Errorf("%w: params or labels cannot be decoded", ErrInvalid)
-	}
-	if len(out.Params) == 0 {
-		out.Params = nil
-	}
-	if len(out.Labels) == 0 {
-		out.Labels = nil
-	}
-	if out.Registration != nil && len(out.Registration.Params) == 0 {
-		out.Registration.Params = nil
+	out.Params, out.Labels = nilIfEmpty(out.Params), nilIfEmpty(out.Labels)
+	if out.Registration != nil {
+		out.Registration.Params = nilIfEmpty(out.Registration.Params)
 	}
 	return out, nil
+}
+
+// roundTrip returns in as encoding/json reads it back: numbers in maps of
+// any become float64, and the result shares nothing with in. What JSON
+// cannot encode gives an error wrapping ErrInvalid that quotes nothing of
+// in.
+func roundTrip[T any](in T) (T, error) {
+	var out T
+	b, err := json.Marshal(in)
+	if err != nil {
+		return out, fmt.Errorf("%w: params or labels cannot be encoded as JSON", ErrInvalid)
+	}
+	defer clear(b)
+	if err := json.Unmarshal(b, &out); err != nil {
+		return out, fmt.Errorf("%w: params or labels cannot be decoded", ErrInvalid)
+	}
+	return out, nil
+}
+
+// nilIfEmpty returns m, or nil when it is empty: a record reads back an
+// empty map as none.
+func nilIfEmpty[M ~map[K]V, K comparable, V any](m M) M {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
 }
 
 // CarrySecret sets the secret bookkeeping of next, a write that replaces
@@ -103,6 +108,33 @@ func CarrySecret(old *Device, next *Device, now time.Time) {
 		at := now.UTC()
 		next.SecretVersion, next.PreviousSecret, next.SecretRotatedAt = max(old.SecretVersion, 1)+1, old.Secret, &at
 	}
+}
+
+// CollectPage returns a page of a listing sorted by ID: of ids, the IDs
+// after the cursor in order, the records that read keeps (ok false leaves
+// one out: a stale index entry, another group's), at most limit of them,
+// and the cursor of the next page: the page's last ID when one more record
+// follows, else "". It reads one record past the page, to know whether a
+// page follows, and stops there.
+func CollectPage[T any](ids iter.Seq[string], limit int, read func(id string) (rec T, ok bool, err error)) ([]T, string, error) {
+	var (
+		recs []T
+		last string
+	)
+	for id := range ids {
+		rec, ok, err := read(id)
+		if err != nil {
+			return nil, "", err
+		}
+		if !ok {
+			continue
+		}
+		if len(recs) == limit {
+			return recs, last, nil
+		}
+		recs, last = append(recs, rec), id
+	}
+	return recs, "", nil
 }
 
 // Matches reports whether d passes the filters of opts (Cloud, Group,

@@ -174,6 +174,25 @@ type TokenListOptions struct {
 	Limit int
 }
 
+// Valid reports whether opts selects a listing: the provisioner tokens,
+// or the tokens of a device whose ID is valid. Stores refuse other options
+// with an error wrapping ErrInvalid.
+func (opts TokenListOptions) Valid() bool {
+	return opts.Role == RoleProvisioner || opts.Role == RoleDevice && ValidID(opts.DeviceID)
+}
+
+// DefaultLimit is the page size of a listing asked for with a limit of 0.
+const DefaultLimit = 100
+
+// PageLimit returns the page size of a listing asked for with limit:
+// limit, or DefaultLimit when it is 0 or less.
+func PageLimit(limit int) int {
+	if limit <= 0 {
+		return DefaultLimit
+	}
+	return limit
+}
+
 // TokenPage is one page of a token listing, sorted by ID (so by mint time:
 // token IDs start with it). Next is the cursor for the following page,
 // empty on the last page.
@@ -203,6 +222,15 @@ type ListOptions struct {
 	After string
 	// Limit caps the page size; 0 means a default of 100.
 	Limit int
+}
+
+// Budget returns how many records a listing with opts examines at most:
+// opts.MaxScan, or storeBudget, the store's own, when it is 0 or less.
+func (opts ListOptions) Budget(storeBudget int) int {
+	if opts.MaxScan <= 0 {
+		return storeBudget
+	}
+	return opts.MaxScan
 }
 
 // Page is one page of a device listing, sorted by ID. Next is the cursor for

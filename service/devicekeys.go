@@ -87,28 +87,40 @@ func (s *Service) verifier(ctx context.Context) (*dpop.Verifier, error) {
 // loadVerifier reads the nonce key (creating it on first use) and makes
 // the verifier.
 func (s *Service) loadVerifier(ctx context.Context) (*dpop.Verifier, error) {
-	key, _, err := s.store.GetKey(ctx, dpopNonceKeyName)
-	if errors.Is(err, secrets.ErrNotFound) {
-		fresh := make([]byte, 32)
-		if _, err := rand.Read(fresh); err != nil {
-			return nil, fmt.Errorf("generating the DPoP nonce key: %w", err)
-		}
-		_, err = s.store.PutKey(ctx, dpopNonceKeyName, fresh, 0)
-		switch {
-		case err == nil:
-			key = fresh
-		case errors.Is(err, secrets.ErrConflict):
-			key, _, err = s.store.GetKey(ctx, dpopNonceKeyName)
-		}
-	}
+	key, err := sharedKey(ctx, s.store, dpopNonceKeyName, "DPoP nonce key")
 	if err != nil {
-		return nil, fmt.Errorf("reading the DPoP nonce key: %w", err)
+		return nil, err
 	}
 	v, err := dpop.NewVerifier(dpop.Config{NonceKey: key, PublicURL: s.proofs.publicURL, MaxJTIs: s.proofs.maxJTIs, Now: s.now})
 	if err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
 	return v, nil
+}
+
+// sharedKey returns the random 32-byte key kept in store under name,
+// creating it on first use: of replicas that create it at once, one write
+// wins and the others read it. what names the key in errors.
+func sharedKey(ctx context.Context, store secrets.KeyStore, name, what string) ([]byte, error) {
+	key, _, err := store.GetKey(ctx, name)
+	if errors.Is(err, secrets.ErrNotFound) {
+		fresh := make([]byte, 32)
+		if _, err := rand.Read(fresh); err != nil {
+			return nil, fmt.Errorf("generating the %s: %w", what, err)
+		}
+		_, err = store.PutKey(ctx, name, fresh, 0)
+		switch {
+		case err == nil:
+			key = fresh
+		case errors.Is(err, secrets.ErrConflict):
+			// Another replica created it first: use theirs.
+			key, _, err = store.GetKey(ctx, name)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the %s: %w", what, err)
+	}
+	return key, nil
 }
 
 // ProofRequest is what a proof of possession is checked against.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -120,23 +119,9 @@ func (dt *deviceTokens) macKey(ctx context.Context) ([]byte, error) {
 	if dt.key != nil {
 		return dt.key, nil
 	}
-	key, _, err := dt.store.GetKey(ctx, macKeyName)
-	if errors.Is(err, secrets.ErrNotFound) {
-		fresh := make([]byte, 32)
-		if _, err := rand.Read(fresh); err != nil {
-			return nil, fmt.Errorf("generating the device token key: %w", err)
-		}
-		_, err = dt.store.PutKey(ctx, macKeyName, fresh, 0)
-		switch {
-		case err == nil:
-			key = fresh
-		case errors.Is(err, secrets.ErrConflict):
-			// Another replica created it first: use theirs.
-			key, _, err = dt.store.GetKey(ctx, macKeyName)
-		}
-	}
+	key, err := sharedKey(ctx, dt.store, macKeyName, "device token key")
 	if err != nil {
-		return nil, fmt.Errorf("reading the device token key: %w", err)
+		return nil, err
 	}
 	if len(key) != 32 {
 		return nil, fmt.Errorf("the device token key in the store is %d bytes, want 32", len(key))

@@ -37,14 +37,9 @@ func (s *Service) PatchDevice(ctx context.Context, caller Principal, id string, 
 		return secrets.Device{}, invalid(fields...)
 	}
 	for attempt := 0; ; attempt++ {
-		cur, err := s.store.GetDevice(ctx, id)
-		switch {
-		case err != nil:
-			return secrets.Device{}, fmt.Errorf("reading device: %w", err)
-		case !caller.Scope.HasDevice(cur):
-			return secrets.Device{}, errOutsideScope
-		case cond.Match != nil && !cond.Match(cur):
-			return secrets.Device{}, errChanged
+		cur, err := toChange(ctx, s.store.GetDevice, "device", id, caller.Scope.HasDevice, cond.Match)
+		if err != nil {
+			return secrets.Device{}, err
 		}
 		doc, err := patchedDocument(cur, patch)
 		if err != nil {
@@ -78,15 +73,11 @@ func (s *Service) PatchDevice(ctx context.Context, caller Principal, id string, 
 // Cost: one store read, one compare-and-set write (a Vault store reads the
 // version again before writing), one group read for a device of a group.
 func (s *Service) RotateSecret(ctx context.Context, caller Principal, id, secret string, cond Precondition) (secrets.Device, error) {
-	cur, err := s.store.GetDevice(ctx, id)
-	switch {
-	case err != nil:
-		return secrets.Device{}, fmt.Errorf("reading device: %w", err)
-	case !caller.Scope.HasDevice(cur):
-		return secrets.Device{}, errOutsideScope
-	case cond.Match != nil && !cond.Match(cur):
-		return secrets.Device{}, errChanged
-	case subtle.ConstantTimeCompare([]byte(secret), []byte(cur.Secret)) == 1:
+	cur, err := toChange(ctx, s.store.GetDevice, "device", id, caller.Scope.HasDevice, cond.Match)
+	if err != nil {
+		return secrets.Device{}, err
+	}
+	if subtle.ConstantTimeCompare([]byte(secret), []byte(cur.Secret)) == 1 {
 		return secrets.Device{}, invalid(FieldError{Field: "secret", Reason: "is the current secret; nothing to rotate"})
 	}
 	doc := Document{Cloud: cur.Cloud, Params: cur.Params, Secret: &secret, Labels: cur.Labels, Group: cur.Group}
@@ -97,6 +88,24 @@ func (s *Service) RotateSecret(ctx context.Context, caller Principal, id, secret
 	audit(ctx, caller, "secret.rotated").Str("deviceId", stored.ID).Str("cloud", stored.Cloud).
 		Int64("secretVersion", stored.SecretVersion).Int64("version", stored.Version).Msg("audit")
 	return withoutSecrets(stored), nil
+}
+
+// toChange reads record id of kind what ("device", "group") with get, for
+// a change by a caller whose scope holds it (inScope, else
+// errOutsideScope) and under a precondition (match, nil for none, else
+// errChanged).
+func toChange[T any](ctx context.Context, get func(context.Context, string) (T, error), what, id string, inScope, match func(T) bool) (T, error) {
+	var zero T
+	cur, err := get(ctx, id)
+	switch {
+	case err != nil:
+		return zero, fmt.Errorf("reading %s: %w", what, err)
+	case !inScope(cur):
+		return zero, errOutsideScope
+	case match != nil && !match(cur):
+		return zero, errChanged
+	}
+	return cur, nil
 }
 
 // writeOver checks doc as PutDevice does (the caller's scope included) and
@@ -244,12 +253,9 @@ func (s *Service) PatchGroup(ctx context.Context, caller Principal, id string, p
 		return secrets.Group{}, invalid(fields...)
 	}
 	for attempt := 0; ; attempt++ {
-		cur, err := s.store.GetGroup(ctx, id)
-		switch {
-		case err != nil:
-			return secrets.Group{}, fmt.Errorf("reading group: %w", err)
-		case !caller.Scope.HasGroup(cur):
-			return secrets.Group{}, errOutsideScope
+		cur, err := toChange(ctx, s.store.GetGroup, "group", id, caller.Scope.HasGroup, nil)
+		if err != nil {
+			return secrets.Group{}, err
 		}
 		doc, err := patchedGroup(cur, patch)
 		if err != nil {

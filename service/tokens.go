@@ -192,6 +192,16 @@ func notBefore(now, created time.Time) time.Time {
 
 // mintRecord creates, stores and audits the token req asks for, minted at now.
 func (s *Service) mintRecord(ctx context.Context, caller Principal, req TokenRequest, now time.Time) (Minted, error) {
+	m, err := s.storeNewToken(ctx, req, now)
+	if err != nil {
+		return Minted{}, err
+	}
+	auditMinted(ctx, caller, m.Record)
+	return m, nil
+}
+
+// storeNewToken creates and stores the token req asks for, minted at now.
+func (s *Service) storeNewToken(ctx context.Context, req TokenRequest, now time.Time) (Minted, error) {
 	m, err := s.newTokenWith(ctx, req, now)
 	if err != nil {
 		return Minted{}, err
@@ -201,7 +211,6 @@ func (s *Service) mintRecord(ctx context.Context, caller Principal, req TokenReq
 	if err != nil {
 		return Minted{}, fmt.Errorf("storing token: %w", err)
 	}
-	auditMinted(ctx, caller, m.Record)
 	return m, nil
 }
 
@@ -442,14 +451,9 @@ func (s *Service) RotateDeviceToken(ctx context.Context, caller Principal, id st
 	}
 	now := notBefore(s.now(), d.CreatedAt)
 	req := TokenRequest{Role: secrets.RoleDevice, DeviceID: id, Name: old.Name, TTL: time.Duration(old.LifetimeSeconds) * time.Second}
-	m, err := s.newTokenWith(ctx, req, now)
+	m, err := s.storeNewToken(ctx, req, now)
 	if err != nil {
 		return Minted{}, err
-	}
-	err = s.store.PutToken(ctx, m.Record)
-	s.cache.forgetHash(m.Record.Hash)
-	if err != nil {
-		return Minted{}, fmt.Errorf("storing token: %w", err)
 	}
 	if _, err := s.store.ReplaceToken(ctx, old.ID, m.Record.ID, now); err != nil {
 		// Never hand out a successor that is not recorded as one.

@@ -20,26 +20,7 @@ const NVIndexRSAEKCert = tpm2.TPMHandle(0x01c00002)
 // signing key made in the TPM and bound to it. Restricted, it signs only
 // what the TPM itself produced and vouches for (TPM2_Certify's attestation
 // structures), never an outside digest that could pass for one.
-var AKTemplate = tpm2.TPMTPublic{
-	Type:    tpm2.TPMAlgECC,
-	NameAlg: tpm2.TPMAlgSHA256,
-	ObjectAttributes: tpm2.TPMAObject{
-		FixedTPM:            true,
-		FixedParent:         true,
-		SensitiveDataOrigin: true,
-		UserWithAuth:        true,
-		NoDA:                true,
-		Restricted:          true,
-		SignEncrypt:         true,
-	},
-	Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
-		Scheme: tpm2.TPMTECCScheme{
-			Scheme:  tpm2.TPMAlgECDSA,
-			Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA256}),
-		},
-		CurveID: tpm2.TPMECCNistP256,
-	}),
-}
+var AKTemplate = p256Template(true)
 
 // Attestor is the device's half of TPM attestation: the TPM's endorsement
 // key (EK) certificate, and a fresh attestation key (AK) that the server

@@ -106,24 +106,33 @@ func (s *stream) Close() error { return s.c.Close() }
 // exported), a plain signing key (not restricted: it signs any digest),
 // usable with the empty password (userWithAuth) and outside the TPM's
 // dictionary-attack lockout (noDA: there is no password to guess).
-var KeyTemplate = tpm2.TPMTPublic{
-	Type:    tpm2.TPMAlgECC,
-	NameAlg: tpm2.TPMAlgSHA256,
-	ObjectAttributes: tpm2.TPMAObject{
-		FixedTPM:            true,
-		FixedParent:         true,
-		SensitiveDataOrigin: true,
-		UserWithAuth:        true,
-		NoDA:                true,
-		SignEncrypt:         true,
-	},
-	Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
-		Scheme: tpm2.TPMTECCScheme{
-			Scheme:  tpm2.TPMAlgECDSA,
-			Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA256}),
+var KeyTemplate = p256Template(false)
+
+// p256Template is the template of an ECDSA P-256 signing key with SHA-256
+// made in the TPM, bound to it and to its parent, usable with the empty
+// password and outside the dictionary-attack lockout; restricted or not
+// (see AKTemplate and KeyTemplate).
+func p256Template(restricted bool) tpm2.TPMTPublic {
+	return tpm2.TPMTPublic{
+		Type:    tpm2.TPMAlgECC,
+		NameAlg: tpm2.TPMAlgSHA256,
+		ObjectAttributes: tpm2.TPMAObject{
+			FixedTPM:            true,
+			FixedParent:         true,
+			SensitiveDataOrigin: true,
+			UserWithAuth:        true,
+			NoDA:                true,
+			Restricted:          restricted,
+			SignEncrypt:         true,
 		},
-		CurveID: tpm2.TPMECCNistP256,
-	}),
+		Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
+			Scheme: tpm2.TPMTECCScheme{
+				Scheme:  tpm2.TPMAlgECDSA,
+				Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA256}),
+			},
+			CurveID: tpm2.TPMECCNistP256,
+		}),
+	}
 }
 
 // srk creates the owner hierarchy's storage root key (the TCG's ECC P-256

@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/credsign/credsign/secrets"
 )
 
 // want is what one row must become: a device (id, params, secret) or an
@@ -168,13 +170,7 @@ func TestSamples(t *testing.T) {
 					t.Errorf("line %d: %v", w.line, r.Err)
 					continue
 				}
-				var d struct {
-					ID     string            `json:"id"`
-					Cloud  string            `json:"cloud"`
-					Params map[string]any    `json:"params"`
-					Secret string            `json:"secret"`
-					Labels map[string]string `json:"labels"`
-				}
+				var d secrets.Device // the line is a device document
 				if err := json.Unmarshal(r.JSON, &d); err != nil {
 					t.Fatalf("line %d: %v: %s", w.line, err, r.JSON)
 				}

@@ -348,8 +348,8 @@ func (s *Store) ImportDevice(ctx context.Context, d secrets.Device, ifVersion in
 	}
 	rec.CreatedAt, rec.UpdatedAt = d.CreatedAt.UTC(), d.UpdatedAt.UTC()
 	rec.SecretVersion, rec.PreviousSecret, rec.SecretRotatedAt = d.SecretVersion, d.PreviousSecret, d.SecretRotatedAt
-	out, err := importRecord(ctx, s, bucketDevices, rec.ID, ifVersion, rec, s.c.openDevice,
-		func(r *secrets.Device, v int64) { r.Version = v }, func(r secrets.Device) int64 { return r.Version }, s.c.sealDevice)
+	out, err := writeRecord(ctx, s, bucketDevices, rec.ID, ifVersion, s.c.openDevice, deviceVersion, s.c.sealDevice,
+		func(old *secrets.Device) secrets.Device { rec.Version = stored(old, deviceVersion) + 1; return rec })
 	if err != nil {
 		return secrets.Device{}, fmt.Errorf("filestore: import device %q: %w", d.ID, err)
 	}
@@ -363,44 +363,54 @@ func (s *Store) ImportGroup(ctx context.Context, g secrets.Group, ifVersion int6
 		return secrets.Group{}, fmt.Errorf("filestore: import group %.64q: %w", g.ID, errors.Join(err, secrets.ErrInvalid))
 	}
 	rec.CreatedAt, rec.UpdatedAt = g.CreatedAt.UTC(), g.UpdatedAt.UTC()
-	out, err := importRecord(ctx, s, bucketGroups, rec.ID, ifVersion, rec, s.c.openGroup,
-		func(r *secrets.Group, v int64) { r.Version = v }, func(r secrets.Group) int64 { return r.Version }, s.c.sealGroup)
+	out, err := writeRecord(ctx, s, bucketGroups, rec.ID, ifVersion, s.c.openGroup, groupVersion, s.c.sealGroup,
+		func(old *secrets.Group) secrets.Group { rec.Version = stored(old, groupVersion) + 1; return rec })
 	if err != nil {
 		return secrets.Group{}, fmt.Errorf("filestore: import group %q: %w", g.ID, err)
 	}
 	return out, nil
 }
 
-// importRecord writes rec at id of bucket under the compare-and-set rule,
-// its version the stored one plus one (1 for a create), its times as given.
-func importRecord[T any](ctx context.Context, s *Store, bucket []byte, id string, ifVersion int64, rec T,
-	open func(id, v []byte) (T, error), setVersion func(*T, int64), version func(T) int64, seal func(T) ([]byte, error)) (T, error) {
+// writeRecord writes next(old) at id of bucket, old being the record
+// stored there (nil: none), under the compare-and-set rule of ifVersion on
+// its version, and returns what it wrote.
+func writeRecord[T any](ctx context.Context, s *Store, bucket []byte, id string, ifVersion int64,
+	open func(id, v []byte) (T, error), version func(T) int64, seal func(T) ([]byte, error), next func(old *T) T) (T, error) {
 	key := []byte(id)
 	var out T
 	err := s.write(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucket)
-		stored := int64(0)
-		if v := b.Get(key); v != nil {
-			old, err := open(key, v)
+		var old *T
+		if v := tx.Bucket(bucket).Get(key); v != nil {
+			rec, err := open(key, v)
 			if err != nil {
 				return err
 			}
-			stored = version(old)
+			old = &rec
 		}
-		if err := secrets.CheckVersion(stored, ifVersion); err != nil {
+		if err := secrets.CheckVersion(stored(old, version), ifVersion); err != nil {
 			return err
 		}
-		next := rec
-		setVersion(&next, stored+1)
-		sealed, err := seal(next)
+		rec := next(old)
+		sealed, err := seal(rec)
 		if err != nil {
 			return err
 		}
 		if err := s.put(tx, bucket, key, sealed); err != nil {
 			return abort(err)
 		}
-		out = next
+		out = rec
 		return nil
 	})
 	return out, err
 }
+
+// stored is the version of old, 0 when it is nil (no record).
+func stored[T any](old *T, version func(T) int64) int64 {
+	if old == nil {
+		return 0
+	}
+	return version(*old)
+}
+
+func deviceVersion(d secrets.Device) int64 { return d.Version }
+func groupVersion(g secrets.Group) int64   { return g.Version }

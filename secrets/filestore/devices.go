@@ -174,14 +174,8 @@ const ScanBudget = 50_000
 // one more match is found (to know whether a page follows), the end, or
 // the scan budget (opts.MaxScan, else ScanBudget).
 func (s *Store) ListDevices(ctx context.Context, opts secrets.ListOptions) (secrets.Page, error) {
-	limit := opts.Limit
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	budget := opts.MaxScan
-	if budget <= 0 {
-		budget = ScanBudget
-	}
+	limit := secrets.PageLimit(opts.Limit)
+	budget := opts.Budget(ScanBudget)
 	var page secrets.Page
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		page = secrets.Page{}

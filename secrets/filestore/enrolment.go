@@ -1,7 +1,6 @@
 package filestore
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 
@@ -38,13 +37,7 @@ func (s *Store) GetEnrolmentToken(ctx context.Context, id string) (secrets.Enrol
 // PutEnrolmentToken implements secrets.EnrolmentTokenStore. Cost: one
 // record sealed and written in a shared read-write transaction.
 func (s *Store) PutEnrolmentToken(ctx context.Context, t secrets.EnrolmentToken, ifVersion int64) (int64, error) {
-	b, err := secrets.EncodeEnrolmentToken(t)
-	if err != nil {
-		return 0, fmt.Errorf("filestore: %w", err)
-	}
-	v, err := s.PutKey(ctx, secrets.EnrolmentKeyPrefix+t.ID, b, ifVersion)
-	clear(b)
-	return v, err
+	return secrets.PutEnrolmentTokenKey(ctx, s, "filestore", t, ifVersion)
 }
 
 // ListEnrolmentTokens implements secrets.EnrolmentTokenStore: one read
@@ -54,36 +47,23 @@ func (s *Store) ListEnrolmentTokens(ctx context.Context, group, after string, li
 	if !secrets.ValidID(group) {
 		return secrets.EnrolmentTokenPage{}, fmt.Errorf("filestore: list enrolment tokens: %w", secrets.ErrInvalid)
 	}
-	if limit <= 0 {
-		limit = 100
-	}
-	prefix := []byte(secrets.EnrolmentKeyPrefix)
+	limit = secrets.PageLimit(limit)
 	var page secrets.EnrolmentTokenPage
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketKeys).Cursor()
-		for k, _ := c.Seek(append(bytes.Clone(prefix), after...)); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			id, ok := secrets.EnrolmentTokenID(string(k))
-			if !ok || id <= after {
-				continue
-			}
-			b, v, err := s.readKey(tx, string(k))
-			if err != nil {
-				return err
-			}
-			t, err := secrets.DecodeEnrolmentToken(id, b, v)
-			if err != nil {
-				return err
-			}
-			if t.Group != group {
-				continue
-			}
-			if len(page.Tokens) == limit {
-				page.Next = page.Tokens[limit-1].ID
-				break
-			}
-			page.Tokens = append(page.Tokens, t)
-		}
-		return nil
+		var err error
+		page.Tokens, page.Next, err = secrets.CollectPage(keysAfter(tx, bucketKeys, secrets.EnrolmentKeyPrefix, after), limit,
+			func(id string) (secrets.EnrolmentToken, bool, error) {
+				if !secrets.ValidID(id) {
+					return secrets.EnrolmentToken{}, false, nil
+				}
+				b, v, err := s.readKey(tx, secrets.EnrolmentKeyPrefix+id)
+				if err != nil {
+					return secrets.EnrolmentToken{}, false, err
+				}
+				t, err := secrets.DecodeEnrolmentToken(id, b, v)
+				return t, err == nil && t.Group == group, err
+			})
+		return err
 	})
 	if err != nil {
 		return secrets.EnrolmentTokenPage{}, fmt.Errorf("filestore: list enrolment tokens: %w", err)

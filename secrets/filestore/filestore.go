@@ -61,9 +61,6 @@ const (
 	LockFileName = "store.lock"
 )
 
-// defaultLimit is the page size when ListOptions.Limit is 0.
-const defaultLimit = 100
-
 // DefaultLockTimeout is how long Open waits for another process to release
 // the data file.
 const DefaultLockTimeout = 2 * time.Second

@@ -462,17 +462,23 @@ func TestRollbackDetected(t *testing.T) {
 			}
 		}},
 	}
+	// history makes a store in dir, copied to snapshot after before and
+	// changed by after since.
+	history := func(t *testing.T) (dir, snapshot string) {
+		dir = t.TempDir()
+		s := open(t, Config{Dir: dir, Key: key})
+		before(t, s)
+		s.Close()
+		snapshot = filepath.Join(t.TempDir(), "earlier.db")
+		copyTestFile(t, filepath.Join(dir, DataFileName), snapshot)
+		s = open(t, Config{Dir: dir, Key: key})
+		after(t, s)
+		s.Close()
+		return dir, snapshot
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			s := open(t, Config{Dir: dir, Key: key})
-			before(t, s)
-			s.Close()
-			snapshot := filepath.Join(t.TempDir(), "earlier.db")
-			copyTestFile(t, filepath.Join(dir, DataFileName), snapshot)
-			s = open(t, Config{Dir: dir, Key: key})
-			after(t, s)
-			s.Close()
+			dir, snapshot := history(t)
 			old, err := bolt.Open(snapshot, 0o600, &bolt.Options{ReadOnly: true})
 			if err != nil {
 				t.Fatal(err)
@@ -495,17 +501,9 @@ func TestRollbackDetected(t *testing.T) {
 	}
 
 	t.Run("whole file put back: not detected", func(t *testing.T) {
-		dir := t.TempDir()
-		s := open(t, Config{Dir: dir, Key: key})
-		before(t, s)
-		s.Close()
-		snapshot := filepath.Join(t.TempDir(), "earlier.db")
-		copyTestFile(t, filepath.Join(dir, DataFileName), snapshot)
-		s = open(t, Config{Dir: dir, Key: key})
-		after(t, s)
-		s.Close()
+		dir, snapshot := history(t)
 		copyTestFile(t, snapshot, filepath.Join(dir, DataFileName))
-		s = open(t, Config{Dir: dir, Key: key})
+		s := open(t, Config{Dir: dir, Key: key})
 		if tok, err := s.GetToken(ctx, "tok-lamp"); err != nil || tok.RevokedAt != nil {
 			t.Errorf("the earlier file's token: %+v, %v; want it as it was, unrevoked", tok, err)
 		}

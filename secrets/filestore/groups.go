@@ -3,7 +3,6 @@ package filestore
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -18,25 +17,11 @@ import (
 var bucketGroups = []byte("groups")
 
 func (c *sealer) sealGroup(g secrets.Group) ([]byte, error) {
-	plain, err := json.Marshal(g)
-	if err != nil {
-		return nil, fmt.Errorf("%w: params or labels cannot be encoded as JSON", secrets.ErrInvalid)
-	}
-	defer clear(plain)
-	return c.seal(bucketGroups, []byte(g.ID), plain)
+	return sealRecord(c, bucketGroups, g.ID, g)
 }
 
 func (c *sealer) openGroup(id, value []byte) (secrets.Group, error) {
-	plain, err := c.open(bucketGroups, id, value)
-	if err != nil {
-		return secrets.Group{}, err
-	}
-	defer clear(plain)
-	var g secrets.Group
-	if err := json.Unmarshal(plain, &g); err != nil || g.ID != string(id) {
-		return secrets.Group{}, fmt.Errorf("%w: group record %.64q does not decode", ErrDamaged, id)
-	}
-	return g, nil
+	return openRecord(c, bucketGroups, "group", id, value, func(g secrets.Group) string { return g.ID })
 }
 
 // GetGroup implements secrets.GroupStore. Cost: one read transaction, one
@@ -55,36 +40,16 @@ func (s *Store) PutGroup(ctx context.Context, g secrets.Group, ifVersion int64) 
 	if err != nil {
 		return secrets.Group{}, fmt.Errorf("filestore: put group %q: %w", g.ID, err)
 	}
-	key := []byte(rec.ID)
-	var out secrets.Group
-	err = s.write(ctx, func(tx *bolt.Tx) error {
-		out = secrets.Group{}
-		b := tx.Bucket(bucketGroups)
-		now := time.Now().UTC()
-		next := rec
-		next.Version, next.CreatedAt, next.UpdatedAt = 1, now, now
-		if v := b.Get(key); v != nil {
-			old, err := s.c.openGroup(key, v)
-			if err != nil {
-				return err
+	out, err := writeRecord(ctx, s, bucketGroups, rec.ID, ifVersion, s.c.openGroup, groupVersion, s.c.sealGroup,
+		func(old *secrets.Group) secrets.Group {
+			now := time.Now().UTC()
+			next := rec
+			next.Version, next.CreatedAt, next.UpdatedAt = 1, now, now
+			if old != nil {
+				next.Version, next.CreatedAt = old.Version+1, old.CreatedAt
 			}
-			if err := secrets.CheckVersion(old.Version, ifVersion); err != nil {
-				return err
-			}
-			next.Version, next.CreatedAt = old.Version+1, old.CreatedAt
-		} else if err := secrets.CheckVersion(0, ifVersion); err != nil {
-			return err
-		}
-		sealed, err := s.c.sealGroup(next)
-		if err != nil {
-			return err
-		}
-		if err := s.put(tx, bucketGroups, key, sealed); err != nil {
-			return abort(err)
-		}
-		out = next
-		return nil
-	})
+			return next
+		})
 	if err != nil {
 		return secrets.Group{}, fmt.Errorf("filestore: put group %q: %w", g.ID, err)
 	}
@@ -99,9 +64,7 @@ func (s *Store) DeleteGroup(ctx context.Context, id string) error {
 // ListGroups implements secrets.GroupStore. Cost: one read transaction, a
 // cursor seek, one record opened per group returned.
 func (s *Store) ListGroups(ctx context.Context, after string, limit int) (secrets.GroupPage, error) {
-	if limit <= 0 {
-		limit = defaultLimit
-	}
+	limit = secrets.PageLimit(limit)
 	var page secrets.GroupPage
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		page = secrets.GroupPage{}

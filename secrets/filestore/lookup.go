@@ -1,8 +1,10 @@
 package filestore
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"iter"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -53,4 +55,17 @@ func (s *Store) deleteRecord(ctx context.Context, bucket []byte, kind, id string
 		return fmt.Errorf("filestore: delete %s %q: %w", kind, id, err)
 	}
 	return nil
+}
+
+// keysAfter yields the IDs of the keys of bucket that are prefix + ID,
+// with an ID after after, in key order.
+func keysAfter(tx *bolt.Tx, bucket []byte, prefix, after string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		c := tx.Bucket(bucket).Cursor()
+		for k, _ := c.Seek([]byte(prefix + after)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, _ = c.Next() {
+			if id := string(k[len(prefix):]); id > after && !yield(id) {
+				return
+			}
+		}
+	}
 }

@@ -132,29 +132,43 @@ func (c *sealer) hashKey(hash string) []byte {
 	return m.Sum(nil)
 }
 
-func (c *sealer) sealDevice(d secrets.Device) ([]byte, error) {
-	plain, err := json.Marshal(d)
+// sealRecord seals rec, a device or a group, as JSON for key id of
+// bucket.
+func sealRecord[T any](c *sealer, bucket []byte, id string, rec T) ([]byte, error) {
+	plain, err := json.Marshal(rec)
 	if err != nil {
 		return nil, fmt.Errorf("%w: params or labels cannot be encoded as JSON", secrets.ErrInvalid)
 	}
 	defer clear(plain)
-	return c.seal(bucketDevices, []byte(d.ID), plain)
+	return c.seal(bucket, []byte(id), plain)
+}
+
+// openRecord opens the value sealRecord sealed at key id of bucket: a
+// record of kind ("device", "group") whose ID, idOf, must be id.
+func openRecord[T any](c *sealer, bucket []byte, kind string, id, value []byte, idOf func(T) string) (T, error) {
+	var rec T
+	plain, err := c.open(bucket, id, value)
+	if err != nil {
+		return rec, err
+	}
+	defer clear(plain)
+	if err := json.Unmarshal(plain, &rec); err != nil || idOf(rec) != string(id) {
+		var zero T
+		return zero, fmt.Errorf("%w: %s record %.64q does not decode", ErrDamaged, kind, id)
+	}
+	return rec, nil
+}
+
+func (c *sealer) sealDevice(d secrets.Device) ([]byte, error) {
+	return sealRecord(c, bucketDevices, d.ID, d)
 }
 
 func (c *sealer) openDevice(id, value []byte) (secrets.Device, error) {
-	plain, err := c.open(bucketDevices, id, value)
-	if err != nil {
-		return secrets.Device{}, err
-	}
-	defer clear(plain)
-	var d secrets.Device
-	if err := json.Unmarshal(plain, &d); err != nil || d.ID != string(id) {
-		return secrets.Device{}, fmt.Errorf("%w: device record %.64q does not decode", ErrDamaged, id)
-	}
-	if d.SecretVersion == 0 {
+	d, err := openRecord(c, bucketDevices, "device", id, value, func(d secrets.Device) string { return d.ID })
+	if err == nil && d.SecretVersion == 0 {
 		d.SecretVersion = 1 // written before secret versions
 	}
-	return d, nil
+	return d, err
 }
 
 func (c *sealer) sealToken(t secrets.Token) ([]byte, error) {

@@ -1,7 +1,6 @@
 package filestore
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -220,38 +219,22 @@ func (s *Store) ReplaceToken(ctx context.Context, id, by string, at time.Time) (
 // one record opened per token on the page (plus one to know whether a
 // page follows).
 func (s *Store) ListTokens(ctx context.Context, opts secrets.TokenListOptions) (secrets.TokenPage, error) {
-	if opts.Role != secrets.RoleProvisioner && opts.Role != secrets.RoleDevice ||
-		opts.Role == secrets.RoleDevice && !secrets.ValidID(opts.DeviceID) {
+	if !opts.Valid() {
 		return secrets.TokenPage{}, fmt.Errorf("filestore: list tokens: %w", secrets.ErrInvalid)
 	}
-	limit := opts.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	prefix := ownerKey(opts.Role, opts.DeviceID)
+	limit := secrets.PageLimit(opts.Limit)
 	var page secrets.TokenPage
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketTokenOwners).Cursor()
-		k, _ := c.Seek(append(bytes.Clone(prefix), opts.After...))
-		for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			id := k[len(prefix):]
-			if string(id) <= opts.After {
-				continue
-			}
-			t, err := s.tokenByID(tx, id)
-			if errors.Is(err, secrets.ErrNotFound) || err == nil && (t.Role != opts.Role || t.DeviceID != opts.DeviceID) {
-				continue // a stale index entry
-			}
-			if err != nil {
-				return err
-			}
-			if len(page.Tokens) == limit {
-				page.Next = page.Tokens[limit-1].ID
-				break
-			}
-			page.Tokens = append(page.Tokens, t)
-		}
-		return nil
+		var err error
+		page.Tokens, page.Next, err = secrets.CollectPage(keysAfter(tx, bucketTokenOwners, string(ownerKey(opts.Role, opts.DeviceID)), opts.After), limit,
+			func(id string) (secrets.Token, bool, error) {
+				t, err := s.tokenByID(tx, []byte(id))
+				if errors.Is(err, secrets.ErrNotFound) {
+					return t, false, nil // a stale index entry
+				}
+				return t, err == nil && t.Role == opts.Role && t.DeviceID == opts.DeviceID, err
+			})
+		return err
 	})
 	if err != nil {
 		return secrets.TokenPage{}, fmt.Errorf("filestore: list tokens: %w", err)

@@ -255,17 +255,8 @@ func (c *copier) compare(ctx context.Context, kind secrets.Kind, id string) (ite
 	it := item{id: id}
 	switch kind {
 	case secrets.KindDevice:
-		src, err := c.from.GetDevice(ctx, id)
-		if errors.Is(err, secrets.ErrNotFound) {
-			it.need = gone
-			return it, nil
-		}
-		if err != nil {
-			return it, err
-		}
-		dst, err := c.to.GetDevice(ctx, id)
-		found, err := present(err)
-		if err != nil {
+		src, dst, found, err := readBoth(ctx, &it, c.from.GetDevice, c.to.GetDevice)
+		if err != nil || it.need == gone {
 			return it, err
 		}
 		a, errA := secrets.NormalizeDevice(src)
@@ -280,17 +271,8 @@ func (c *copier) compare(ctx context.Context, kind secrets.Kind, id string) (ite
 		it.need = c.decide(found, equal)
 		return it, errA
 	case secrets.KindGroup:
-		src, err := c.from.GetGroup(ctx, id)
-		if errors.Is(err, secrets.ErrNotFound) {
-			it.need = gone
-			return it, nil
-		}
-		if err != nil {
-			return it, err
-		}
-		dst, err := c.to.GetGroup(ctx, id)
-		found, err := present(err)
-		if err != nil {
+		src, dst, found, err := readBoth(ctx, &it, c.from.GetGroup, c.to.GetGroup)
+		if err != nil || it.need == gone {
 			return it, err
 		}
 		a, errA := secrets.NormalizeGroup(src)
@@ -301,17 +283,8 @@ func (c *copier) compare(ctx context.Context, kind secrets.Kind, id string) (ite
 		it.need = c.decide(found, equal)
 		return it, errA
 	case secrets.KindToken:
-		src, err := c.from.GetToken(ctx, id)
-		if errors.Is(err, secrets.ErrNotFound) {
-			it.need = gone
-			return it, nil
-		}
-		if err != nil {
-			return it, err
-		}
-		dst, err := c.to.GetToken(ctx, id)
-		found, err := present(err)
-		if err != nil {
+		src, dst, found, err := readBoth(ctx, &it, c.from.GetToken, c.to.GetToken)
+		if err != nil || it.need == gone {
 			return it, err
 		}
 		it.token = src
@@ -349,6 +322,23 @@ func (c *copier) compare(ctx context.Context, kind secrets.Kind, id string) (ite
 		return it, nil
 	}
 	return it, fmt.Errorf("unknown kind %q", kind)
+}
+
+// readBoth reads record it.id from the source with from and, when the
+// source has it, from the destination with to; found says whether the
+// destination has it. A record the source does not have sets it.need to gone.
+func readBoth[T any](ctx context.Context, it *item, from, to func(context.Context, string) (T, error)) (src, dst T, found bool, err error) {
+	src, err = from(ctx, it.id)
+	if errors.Is(err, secrets.ErrNotFound) {
+		it.need = gone
+		return src, dst, false, nil
+	}
+	if err != nil {
+		return src, dst, false, err
+	}
+	dst, err = to(ctx, it.id)
+	found, err = present(err)
+	return src, dst, found, err
 }
 
 // present turns a destination read's error into whether the record exists.

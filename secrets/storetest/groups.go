@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/credsign/credsign/secrets"
@@ -79,22 +77,12 @@ func testGroups(t *testing.T, s secrets.Store) {
 		t.Errorf("update of a missing group: %v, want ErrConflict", err)
 	}
 	// Concurrent creators: one wins.
-	var wins atomic.Int32
-	var wg sync.WaitGroup
-	for range 6 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := s.PutGroup(c, secrets.Group{ID: "race", Cloud: "aliyun", Secret: secret}, 0); err == nil {
-				wins.Add(1)
-			} else if !errors.Is(err, secrets.ErrConflict) {
-				t.Errorf("racing create: %v", err)
-			}
-		}()
-	}
-	wg.Wait()
-	if wins.Load() != 1 {
-		t.Errorf("%d racing group creates won, want 1", wins.Load())
+	wins, _ := race(t, "racing create", 6, func(int) error {
+		_, err := s.PutGroup(c, secrets.Group{ID: "race", Cloud: "aliyun", Secret: secret}, 0)
+		return err
+	})
+	if wins != 1 {
+		t.Errorf("%d racing group creates won, want 1", wins)
 	}
 	// Invalid IDs.
 	for _, id := range []string{"", "../x", "a/b", strings.Repeat("a", 129)} {

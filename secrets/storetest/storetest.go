@@ -19,7 +19,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -245,29 +244,10 @@ func testCompareAndSet(t *testing.T, s secrets.Store) {
 func testConcurrentCompareAndSet(t *testing.T, s secrets.Store) {
 	cur := mustPut(t, s, device("race", "aliyun"), 0)
 	const n = 6
-	var (
-		wg              sync.WaitGroup
-		mu              sync.Mutex
-		wins, conflicts int
-	)
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := s.PutDevice(ctx(t), device("race", "tencent"), cur.Version)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				wins++
-			case errors.Is(err, secrets.ErrConflict):
-				conflicts++
-			default:
-				t.Errorf("PutDevice: %v", err)
-			}
-		}()
-	}
-	wg.Wait()
+	wins, conflicts := race(t, "PutDevice", n, func(int) error {
+		_, err := s.PutDevice(ctx(t), device("race", "tencent"), cur.Version)
+		return err
+	})
 	if wins != 1 || conflicts != n-1 {
 		t.Fatalf("%d writers with the same version: %d succeeded, %d conflicted; want 1 and %d", n, wins, conflicts, n-1)
 	}
@@ -705,21 +685,39 @@ func testKeys(t *testing.T, s secrets.Store) {
 		t.Errorf("bad name: %v, want ErrInvalid", err)
 	}
 	// Replicas starting together: one creator wins, the rest see ErrConflict.
-	var wins atomic.Int32
+	wins, _ := race(t, "racing create", 8, func(i int) error {
+		_, err := s.PutKey(c, "race", []byte{byte(i)}, 0)
+		return err
+	})
+	if wins != 1 {
+		t.Errorf("%d racing creates won, want 1", wins)
+	}
+}
+
+// race calls write(0), …, write(n-1) at once, as writers of one record on
+// replicas do, and returns how many succeeded and how many were refused
+// with ErrConflict; any other error fails t, reported as what.
+func race(t *testing.T, what string, n int, write func(i int) error) (wins, conflicts int) {
+	t.Helper()
+	errs := make([]error, n)
 	var wg sync.WaitGroup
-	for i := range 8 {
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := s.PutKey(c, "race", []byte{byte(i)}, 0); err == nil {
-				wins.Add(1)
-			} else if !errors.Is(err, secrets.ErrConflict) {
-				t.Errorf("racing create: %v", err)
-			}
+			errs[i] = write(i)
 		}()
 	}
 	wg.Wait()
-	if wins.Load() != 1 {
-		t.Errorf("%d racing creates won, want 1", wins.Load())
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case errors.Is(err, secrets.ErrConflict):
+			conflicts++
+		default:
+			t.Errorf("%s: %v", what, err)
+		}
 	}
+	return wins, conflicts
 }

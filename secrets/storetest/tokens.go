@@ -64,30 +64,15 @@ func testTokenRecords(t *testing.T, s secrets.Store) {
 		t.Errorf("ReplaceToken of a revoked token: %v, want ErrConflict", err)
 	}
 	// Of concurrent rotations of one token, exactly one wins.
-	race := secrets.Token{ID: "tok-race", Hash: Hash("race"), Role: secrets.RoleDevice, DeviceID: "lamp-8", CreatedAt: created}
-	if err := s.PutToken(c, race); err != nil {
+	rotated := secrets.Token{ID: "tok-race", Hash: Hash("race"), Role: secrets.RoleDevice, DeviceID: "lamp-8", CreatedAt: created}
+	if err := s.PutToken(c, rotated); err != nil {
 		t.Fatal(err)
 	}
 	const n = 8
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = s.ReplaceToken(c, race.ID, fmt.Sprintf("tok-next-%d", i), at)
-		}()
-	}
-	wg.Wait()
-	won := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			won++
-		case !errors.Is(err, secrets.ErrConflict):
-			t.Errorf("concurrent ReplaceToken: %v", err)
-		}
-	}
+	won, _ := race(t, "concurrent ReplaceToken", n, func(i int) error {
+		_, err := s.ReplaceToken(c, rotated.ID, fmt.Sprintf("tok-next-%d", i), at)
+		return err
+	})
 	if won != 1 {
 		t.Errorf("%d of %d concurrent rotations of one token succeeded, want 1", won, n)
 	}

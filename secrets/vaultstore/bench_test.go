@@ -41,7 +41,7 @@ func BenchmarkGetDevice(b *testing.B) {
 		})
 	})
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}}
-	url := strings.TrimRight(srv.Addr, "/") + "/v1/" + s.dataPath(deviceRel("bench"))
+	url := strings.TrimRight(srv.Addr, "/") + "/v1/" + s.dataPath(devices.rel("bench"))
 	b.Run("bare", func(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {

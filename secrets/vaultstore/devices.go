@@ -11,9 +11,6 @@ import (
 	"github.com/credsign/credsign/secrets"
 )
 
-// defaultLimit is the page size when ListOptions.Limit is 0.
-const defaultLimit = 100
-
 // readConcurrency bounds the parallel reads of one listing.
 const readConcurrency = 8
 
@@ -50,6 +47,19 @@ func (d deviceData) device(version int64) secrets.Device {
 	}
 }
 
+// devices is how the store keeps devices.
+var devices = recordKind[secrets.Device, deviceData, *deviceData]{
+	name: "device", folder: "devices/", normalize: secrets.NormalizeDevice,
+	id: func(d secrets.Device) string { return d.ID },
+	data: func(n, d secrets.Device) deviceData {
+		return deviceData{ID: n.ID, Cloud: n.Cloud, Params: n.Params, Secret: n.Secret, Labels: n.Labels, Group: n.Group,
+			SecretVersion: d.SecretVersion, PreviousSecret: d.PreviousSecret, SecretRotatedAt: d.SecretRotatedAt,
+			Keys: n.Keys, RequireKey: n.RequireKey, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC()}
+	},
+	record: func(id string, d deviceData, version int64) secrets.Device { d.ID = id; return d.device(version) },
+	creds:  func(d secrets.Device) []string { return []string{d.Secret, d.PreviousSecret} },
+}
+
 // carry sets the secret's bookkeeping of d, replacing old (nil: a
 // create), by secrets.CarrySecret, and returns the previous secret for
 // scrubbing from errors.
@@ -68,70 +78,22 @@ func (d *deviceData) carry(old *deviceData, now time.Time) []string {
 	return []string{d.PreviousSecret}
 }
 
-func deviceRel(id string) string { return "devices/" + id }
-
-// readDevice reads a device; ok is false when it does not exist (version may
-// still be set when its latest version was soft-deleted by hand).
-func (s *Store) readDevice(ctx context.Context, id string) (d secrets.Device, version int64, ok bool, err error) {
-	dd, version, ok, err := readRecord[deviceData](ctx, s, deviceRel(id))
-	if err != nil || !ok {
-		return secrets.Device{}, version, false, err
-	}
-	dd.ID = id
-	return dd.device(version), version, true, nil
-}
-
 // GetDevice returns the device or an error wrapping secrets.ErrNotFound.
+// Cost: one Vault read.
 func (s *Store) GetDevice(ctx context.Context, id string) (secrets.Device, error) {
-	if !secrets.ValidID(id) {
-		return secrets.Device{}, fmt.Errorf("vaultstore: get device %.64q: %w", id, secrets.ErrInvalid)
-	}
-	ctx, cancel := s.callCtx(ctx)
-	defer cancel()
-	d, _, ok, err := s.readDevice(ctx, id)
-	if err == nil && !ok {
-		err = secrets.ErrNotFound
-	}
-	if err != nil {
-		return secrets.Device{}, fmt.Errorf("vaultstore: get device %q: %w", id, err)
-	}
-	return d, nil
+	return devices.get(ctx, s, id)
 }
 
 // PutDevice writes d under the compare-and-set rules of
-// secrets.DeviceStore, using KV check-and-set.
+// secrets.DeviceStore, using KV check-and-set (see putRecord for its cost).
 func (s *Store) PutDevice(ctx context.Context, d secrets.Device, ifVersion int64) (secrets.Device, error) {
-	if !secrets.ValidID(d.ID) {
-		return secrets.Device{}, fmt.Errorf("vaultstore: put device %.64q: %w", d.ID, secrets.ErrInvalid)
-	}
-	ctx, cancel := s.callCtx(ctx)
-	defer cancel()
-	out, err := s.putDevice(ctx, d, ifVersion)
-	if err != nil {
-		return secrets.Device{}, fmt.Errorf("vaultstore: put device %q: %w", d.ID, err)
-	}
-	return out, nil
-}
-
-// putDevice writes d (see putRecord for its cost).
-func (s *Store) putDevice(ctx context.Context, d secrets.Device, ifVersion int64) (secrets.Device, error) {
-	n, err := secrets.NormalizeDevice(d)
-	if err != nil {
-		return secrets.Device{}, err
-	}
-	dd := deviceData{ID: n.ID, Cloud: n.Cloud, Params: n.Params, Secret: n.Secret, Labels: n.Labels, Group: n.Group,
-		Keys: n.Keys, RequireKey: n.RequireKey}
-	out, v, err := putRecord(ctx, s, deviceRel(d.ID), dd, ifVersion, d.Secret)
-	if err != nil {
-		return secrets.Device{}, err
-	}
-	return out.device(v), nil
+	return devices.put(ctx, s, d, ifVersion)
 }
 
 // DeleteDevice deletes the device's KV metadata, which removes every version
 // of its secret, or returns an error wrapping secrets.ErrNotFound.
 func (s *Store) DeleteDevice(ctx context.Context, id string) error {
-	return s.deleteRecord(ctx, "device", id, deviceRel(id))
+	return devices.delete(ctx, s, id)
 }
 
 // ScanBudget is how many device records one ListDevices call reads at most
@@ -157,15 +119,9 @@ func (s *Store) ListDevices(ctx context.Context, opts secrets.ListOptions) (secr
 }
 
 func (s *Store) listDevices(ctx context.Context, opts secrets.ListOptions) (secrets.Page, error) {
-	limit := opts.Limit
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	budget := opts.MaxScan
-	if budget <= 0 {
-		budget = ScanBudget
-	}
-	keys, err := s.list(ctx, "devices/")
+	limit := secrets.PageLimit(opts.Limit)
+	budget := opts.Budget(ScanBudget)
+	keys, err := s.list(ctx, devices.folder)
 	if err != nil {
 		return secrets.Page{}, err
 	}
@@ -194,7 +150,7 @@ func (s *Store) listDevices(ctx context.Context, opts secrets.ListOptions) (secr
 		for i, id := range batch {
 			g.Go(func() error {
 				var err error
-				devs[i], _, ok[i], err = s.readDevice(gctx, id)
+				devs[i], ok[i], err = devices.read(gctx, s, id)
 				return err
 			})
 		}

@@ -34,13 +34,7 @@ func (s *Store) GetEnrolmentToken(ctx context.Context, id string) (secrets.Enrol
 // PutEnrolmentToken implements secrets.EnrolmentTokenStore with KV
 // check-and-set. Cost: one Vault write.
 func (s *Store) PutEnrolmentToken(ctx context.Context, t secrets.EnrolmentToken, ifVersion int64) (int64, error) {
-	b, err := secrets.EncodeEnrolmentToken(t)
-	if err != nil {
-		return 0, fmt.Errorf("vaultstore: %w", err)
-	}
-	v, err := s.PutKey(ctx, secrets.EnrolmentKeyPrefix+t.ID, b, ifVersion)
-	clear(b)
-	return v, err
+	return secrets.PutEnrolmentTokenKey(ctx, s, "vaultstore", t, ifVersion)
 }
 
 // ListEnrolmentTokens implements secrets.EnrolmentTokenStore. Cost: one
@@ -51,9 +45,7 @@ func (s *Store) ListEnrolmentTokens(ctx context.Context, group, after string, li
 	if !secrets.ValidID(group) {
 		return secrets.EnrolmentTokenPage{}, fmt.Errorf("vaultstore: list enrolment tokens: %w", secrets.ErrInvalid)
 	}
-	if limit <= 0 {
-		limit = defaultLimit
-	}
+	limit = secrets.PageLimit(limit)
 	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
 	keys, err := s.list(ctx, "keys/")
@@ -68,26 +60,16 @@ func (s *Store) ListEnrolmentTokens(ctx context.Context, group, after string, li
 	}
 	slices.Sort(ids)
 	var page secrets.EnrolmentTokenPage
-	for _, id := range ids {
+	page.Tokens, page.Next, err = secrets.CollectPage(slices.Values(ids), limit, func(id string) (secrets.EnrolmentToken, bool, error) {
 		e, err := s.read(ctx, keyRel(secrets.EnrolmentKeyPrefix+id))
-		if err != nil {
-			return secrets.EnrolmentTokenPage{}, fmt.Errorf("vaultstore: list enrolment tokens: %w", err)
-		}
-		if e.data == nil {
-			continue
+		if err != nil || e.data == nil {
+			return secrets.EnrolmentToken{}, false, err
 		}
 		t, err := decodeEnrolment(id, e)
-		if err != nil {
-			return secrets.EnrolmentTokenPage{}, fmt.Errorf("vaultstore: list enrolment tokens: %w", err)
-		}
-		if t.Group != group {
-			continue
-		}
-		if len(page.Tokens) == limit {
-			page.Next = page.Tokens[limit-1].ID
-			break
-		}
-		page.Tokens = append(page.Tokens, t)
+		return t, err == nil && t.Group == group, err
+	})
+	if err != nil {
+		return secrets.EnrolmentTokenPage{}, fmt.Errorf("vaultstore: list enrolment tokens: %w", err)
 	}
 	return page, nil
 }

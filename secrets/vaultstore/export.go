@@ -2,7 +2,6 @@ package vaultstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -14,8 +13,8 @@ var _ secrets.Enumerator = (*Store)(nil)
 // kindFolders maps each kind of record to the folder that names one record
 // per key (tokens by their ID index).
 var kindFolders = map[secrets.Kind]string{
-	secrets.KindDevice: "devices/",
-	secrets.KindGroup:  "groups/",
+	secrets.KindDevice: devices.folder,
+	secrets.KindGroup:  groups.folder,
 	secrets.KindToken:  "tokens/by-id/",
 	secrets.KindKey:    "keys/",
 }
@@ -49,38 +48,12 @@ var _ secrets.Importer = (*Store)(nil)
 // ImportDevice implements secrets.Importer. Cost: a create is one write
 // (check-and-set 0); an overwrite one read and one write.
 func (s *Store) ImportDevice(ctx context.Context, d secrets.Device, ifVersion int64) (secrets.Device, error) {
-	n, err := secrets.NormalizeDevice(d)
-	if err != nil || !secrets.ValidID(d.ID) {
-		return secrets.Device{}, fmt.Errorf("vaultstore: import device %.64q: %w", d.ID, errors.Join(err, secrets.ErrInvalid))
-	}
-	ctx, cancel := s.callCtx(ctx)
-	defer cancel()
-	dd := deviceData{ID: n.ID, Cloud: n.Cloud, Params: n.Params, Secret: n.Secret, Labels: n.Labels, Group: n.Group,
-		SecretVersion: d.SecretVersion, PreviousSecret: d.PreviousSecret, SecretRotatedAt: d.SecretRotatedAt,
-		Keys: n.Keys, RequireKey: n.RequireKey, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC()}
-	v, err := importRecord[deviceData](ctx, s, deviceRel(d.ID), dd, ifVersion, d.Secret, d.PreviousSecret)
-	if err != nil {
-		return secrets.Device{}, fmt.Errorf("vaultstore: import device %q: %w", d.ID, err)
-	}
-	return dd.device(v), nil
+	return devices.importAs(ctx, s, d, ifVersion)
 }
 
 // ImportGroup implements secrets.Importer, at the cost of ImportDevice.
 func (s *Store) ImportGroup(ctx context.Context, g secrets.Group, ifVersion int64) (secrets.Group, error) {
-	n, err := secrets.NormalizeGroup(g)
-	if err != nil || !secrets.ValidID(g.ID) {
-		return secrets.Group{}, fmt.Errorf("vaultstore: import group %.64q: %w", g.ID, errors.Join(err, secrets.ErrInvalid))
-	}
-	ctx, cancel := s.callCtx(ctx)
-	defer cancel()
-	gd := groupData{ID: n.ID, Cloud: n.Cloud, Params: n.Params, Secret: n.Secret, Labels: n.Labels, Registration: n.Registration,
-		RequireKey: n.RequireKey, RequireAttestation: n.RequireAttestation,
-		CreatedAt: g.CreatedAt.UTC(), UpdatedAt: g.UpdatedAt.UTC()}
-	v, err := importRecord[groupData](ctx, s, groupRel(g.ID), gd, ifVersion, g.Secret)
-	if err != nil {
-		return secrets.Group{}, fmt.Errorf("vaultstore: import group %q: %w", g.ID, err)
-	}
-	return gd.group(v), nil
+	return groups.importAs(ctx, s, g, ifVersion)
 }
 
 // importRecord writes rec at rel under the compare-and-set rule with KV

@@ -32,79 +32,43 @@ func (g groupData) group(version int64) secrets.Group {
 	}
 }
 
-func groupRel(id string) string { return "groups/" + id }
-
-// readGroup reads a group; ok is false when it does not exist.
-func (s *Store) readGroup(ctx context.Context, id string) (g secrets.Group, version int64, ok bool, err error) {
-	gd, version, ok, err := readRecord[groupData](ctx, s, groupRel(id))
-	if err != nil || !ok {
-		return secrets.Group{}, version, false, err
-	}
-	gd.ID = id
-	return gd.group(version), version, true, nil
+// groups is how the store keeps groups.
+var groups = recordKind[secrets.Group, groupData, *groupData]{
+	name: "group", folder: "groups/", normalize: secrets.NormalizeGroup,
+	id: func(g secrets.Group) string { return g.ID },
+	data: func(n, g secrets.Group) groupData {
+		return groupData{ID: n.ID, Cloud: n.Cloud, Params: n.Params, Secret: n.Secret, Labels: n.Labels, Registration: n.Registration,
+			RequireKey: n.RequireKey, RequireAttestation: n.RequireAttestation,
+			CreatedAt: g.CreatedAt.UTC(), UpdatedAt: g.UpdatedAt.UTC()}
+	},
+	record: func(id string, g groupData, version int64) secrets.Group { g.ID = id; return g.group(version) },
+	creds:  func(g secrets.Group) []string { return []string{g.Secret} },
 }
 
 // GetGroup implements secrets.GroupStore. Cost: one Vault read.
 func (s *Store) GetGroup(ctx context.Context, id string) (secrets.Group, error) {
-	if !secrets.ValidID(id) {
-		return secrets.Group{}, fmt.Errorf("vaultstore: get group %.64q: %w", id, secrets.ErrInvalid)
-	}
-	ctx, cancel := s.callCtx(ctx)
-	defer cancel()
-	g, _, ok, err := s.readGroup(ctx, id)
-	if err == nil && !ok {
-		err = secrets.ErrNotFound
-	}
-	if err != nil {
-		return secrets.Group{}, fmt.Errorf("vaultstore: get group %q: %w", id, err)
-	}
-	return g, nil
+	return groups.get(ctx, s, id)
 }
 
 // PutGroup implements secrets.GroupStore with KV check-and-set (see
 // putRecord for its cost).
 func (s *Store) PutGroup(ctx context.Context, g secrets.Group, ifVersion int64) (secrets.Group, error) {
-	if !secrets.ValidID(g.ID) {
-		return secrets.Group{}, fmt.Errorf("vaultstore: put group %.64q: %w", g.ID, secrets.ErrInvalid)
-	}
-	ctx, cancel := s.callCtx(ctx)
-	defer cancel()
-	out, err := s.putGroup(ctx, g, ifVersion)
-	if err != nil {
-		return secrets.Group{}, fmt.Errorf("vaultstore: put group %q: %w", g.ID, err)
-	}
-	return out, nil
-}
-
-func (s *Store) putGroup(ctx context.Context, g secrets.Group, ifVersion int64) (secrets.Group, error) {
-	n, err := secrets.NormalizeGroup(g)
-	if err != nil {
-		return secrets.Group{}, err
-	}
-	gd := groupData{ID: n.ID, Cloud: n.Cloud, Params: n.Params, Secret: n.Secret, Labels: n.Labels, Registration: n.Registration,
-		RequireKey: n.RequireKey, RequireAttestation: n.RequireAttestation}
-	out, v, err := putRecord(ctx, s, groupRel(g.ID), gd, ifVersion, g.Secret)
-	if err != nil {
-		return secrets.Group{}, err
-	}
-	return out.group(v), nil
+	return groups.put(ctx, s, g, ifVersion)
 }
 
 // DeleteGroup implements secrets.GroupStore: it deletes the group's KV
 // metadata, which removes every version of its secret.
 func (s *Store) DeleteGroup(ctx context.Context, id string) error {
-	return s.deleteRecord(ctx, "group", id, groupRel(id))
+	return groups.delete(ctx, s, id)
 }
 
 // ListGroups implements secrets.GroupStore: one list, then one read per
 // group of the page (groups are few; they are read one after the other).
 func (s *Store) ListGroups(ctx context.Context, after string, limit int) (secrets.GroupPage, error) {
-	if limit <= 0 {
-		limit = defaultLimit
-	}
+	limit = secrets.PageLimit(limit)
 	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
-	keys, err := s.list(ctx, "groups/")
+	keys, err := s.list(ctx, groups.folder)
 	if err != nil {
 		return secrets.GroupPage{}, fmt.Errorf("vaultstore: list groups: %w", err)
 	}
@@ -116,19 +80,11 @@ func (s *Store) ListGroups(ctx context.Context, after string, limit int) (secret
 	}
 	slices.Sort(ids)
 	var page secrets.GroupPage
-	for _, id := range ids {
-		g, _, ok, err := s.readGroup(ctx, id)
-		if err != nil {
-			return secrets.GroupPage{}, fmt.Errorf("vaultstore: list groups: %w", err)
-		}
-		if !ok {
-			continue
-		}
-		if len(page.Groups) == limit {
-			page.Next = page.Groups[limit-1].ID
-			break
-		}
-		page.Groups = append(page.Groups, g)
+	page.Groups, page.Next, err = secrets.CollectPage(slices.Values(ids), limit, func(id string) (secrets.Group, bool, error) {
+		return groups.read(ctx, s, id)
+	})
+	if err != nil {
+		return secrets.GroupPage{}, fmt.Errorf("vaultstore: list groups: %w", err)
 	}
 	return page, nil
 }

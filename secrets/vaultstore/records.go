@@ -27,6 +27,94 @@ func (g *groupData) stamp(created, updated time.Time)     { g.CreatedAt, g.Updat
 func (g *groupData) createdAt() time.Time                 { return g.CreatedAt }
 func (g *groupData) carry(*groupData, time.Time) []string { return nil }
 
+// recordKind is a kind of secrets record R (a device, a group) that the
+// store keeps as D at a KV path of its own, <prefix><folder><id>.
+type recordKind[R, D any, P stamped[D]] struct {
+	name      string // in errors: "device", "group"
+	folder    string
+	normalize func(R) (R, error)
+	id        func(R) string
+	// data is what the store writes for r, given n, r normalized: the
+	// times and bookkeeping are r's, which a put replaces (putRecord) and
+	// an import keeps.
+	data func(n, r R) D
+	// record is the record of d, stored at id with a KV version.
+	record func(id string, d D, version int64) R
+	// creds are r's secrets, scrubbed from errors.
+	creds func(r R) []string
+}
+
+func (k recordKind[R, D, P]) rel(id string) string { return k.folder + id }
+
+// read reads record id; ok is false when it does not exist. Cost: one
+// Vault read.
+func (k recordKind[R, D, P]) read(ctx context.Context, s *Store, id string) (r R, ok bool, err error) {
+	d, version, ok, err := readRecord[D](ctx, s, k.rel(id))
+	if err != nil || !ok {
+		return r, false, err
+	}
+	return k.record(id, d, version), true, nil
+}
+
+// get returns record id or an error wrapping secrets.ErrNotFound. Cost:
+// one Vault read.
+func (k recordKind[R, D, P]) get(ctx context.Context, s *Store, id string) (R, error) {
+	var zero R
+	if !secrets.ValidID(id) {
+		return zero, fmt.Errorf("vaultstore: get %s %.64q: %w", k.name, id, secrets.ErrInvalid)
+	}
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	r, ok, err := k.read(ctx, s, id)
+	if err == nil && !ok {
+		err = secrets.ErrNotFound
+	}
+	if err != nil {
+		return zero, fmt.Errorf("vaultstore: get %s %q: %w", k.name, id, err)
+	}
+	return r, nil
+}
+
+// put writes r under the compare-and-set rules of the secrets stores,
+// stamping its times and bookkeeping (see putRecord for its cost).
+func (k recordKind[R, D, P]) put(ctx context.Context, s *Store, r R, ifVersion int64) (R, error) {
+	var zero R
+	id := k.id(r)
+	if !secrets.ValidID(id) {
+		return zero, fmt.Errorf("vaultstore: put %s %.64q: %w", k.name, id, secrets.ErrInvalid)
+	}
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	n, err := k.normalize(r)
+	if err != nil {
+		return zero, fmt.Errorf("vaultstore: put %s %q: %w", k.name, id, err)
+	}
+	out, v, err := putRecord[D, P](ctx, s, k.rel(id), k.data(n, r), ifVersion, k.creds(r)...)
+	if err != nil {
+		return zero, fmt.Errorf("vaultstore: put %s %q: %w", k.name, id, err)
+	}
+	return k.record(id, out, v), nil
+}
+
+// importAs writes r as it is, times and bookkeeping included, under the
+// compare-and-set rules (see importRecord).
+func (k recordKind[R, D, P]) importAs(ctx context.Context, s *Store, r R, ifVersion int64) (R, error) {
+	var zero R
+	id := k.id(r)
+	n, err := k.normalize(r)
+	if err != nil || !secrets.ValidID(id) {
+		return zero, fmt.Errorf("vaultstore: import %s %.64q: %w", k.name, id, errors.Join(err, secrets.ErrInvalid))
+	}
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	d := k.data(n, r)
+	v, err := importRecord[D](ctx, s, k.rel(id), d, ifVersion, k.creds(r)...)
+	if err != nil {
+		return zero, fmt.Errorf("vaultstore: import %s %q: %w", k.name, id, err)
+	}
+	return k.record(id, d, v), nil
+}
+
 // readRecord reads the record at rel; ok is false when there is none
 // (version may still be set when its latest version was deleted by hand).
 // Cost: one Vault read.
@@ -97,15 +185,15 @@ func putRecord[T any, P stamped[T]](ctx context.Context, s *Store, rel string, r
 	}
 }
 
-// deleteRecord removes every version of the record of kind ("device",
-// "group") at rel, or returns an error wrapping secrets.ErrNotFound.
-// Cost: one metadata read and one delete.
-func (s *Store) deleteRecord(ctx context.Context, kind, id, rel string) error {
+// delete removes every version of record id, or returns an error
+// wrapping secrets.ErrNotFound. Cost: one metadata read and one delete.
+func (k recordKind[R, D, P]) delete(ctx context.Context, s *Store, id string) error {
 	if !secrets.ValidID(id) {
-		return fmt.Errorf("vaultstore: delete %s %.64q: %w", kind, id, secrets.ErrInvalid)
+		return fmt.Errorf("vaultstore: delete %s %.64q: %w", k.name, id, secrets.ErrInvalid)
 	}
 	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
+	rel := k.rel(id)
 	ok, err := s.exists(ctx, rel)
 	if err == nil && !ok {
 		err = secrets.ErrNotFound
@@ -114,7 +202,7 @@ func (s *Store) deleteRecord(ctx context.Context, kind, id, rel string) error {
 		err = s.destroy(ctx, rel)
 	}
 	if err != nil {
-		return fmt.Errorf("vaultstore: delete %s %q: %w", kind, id, err)
+		return fmt.Errorf("vaultstore: delete %s %q: %w", k.name, id, err)
 	}
 	return nil
 }

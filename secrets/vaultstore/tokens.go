@@ -213,8 +213,7 @@ func (s *Store) ReplaceToken(ctx context.Context, id, by string, at time.Time) (
 // whose tokens predate the owner index indexes them first (see
 // indexTokenOwners).
 func (s *Store) ListTokens(ctx context.Context, opts secrets.TokenListOptions) (secrets.TokenPage, error) {
-	if opts.Role != secrets.RoleProvisioner && opts.Role != secrets.RoleDevice ||
-		opts.Role == secrets.RoleDevice && !secrets.ValidID(opts.DeviceID) {
+	if !opts.Valid() {
 		return secrets.TokenPage{}, fmt.Errorf("vaultstore: list tokens: %w", secrets.ErrInvalid)
 	}
 	// Not under one call's timeout: indexing a large store's tokens takes
@@ -232,10 +231,7 @@ func (s *Store) ListTokens(ctx context.Context, opts secrets.TokenListOptions) (
 }
 
 func (s *Store) listTokens(ctx context.Context, opts secrets.TokenListOptions) (secrets.TokenPage, error) {
-	limit := opts.Limit
-	if limit <= 0 {
-		limit = defaultLimit
-	}
+	limit := secrets.PageLimit(opts.Limit)
 	keys, err := s.list(ctx, tokenOwnerFolder(opts.Role, opts.DeviceID))
 	if err != nil {
 		return secrets.TokenPage{}, err

@@ -260,28 +260,28 @@ func (s *Store) login(ctx context.Context) (*api.Secret, error) {
 	s.loginMu.Lock()
 	defer s.loginMu.Unlock()
 	var (
-		body   map[string]any
-		cred   string
-		method = s.cfg.Auth
+		body map[string]any
+		// The login's credential is read from file (what names it in
+		// errors) into body[field].
+		file, what, field string
+		method            = s.cfg.Auth
 	)
 	switch s.cfg.Auth {
 	case AuthAppRole:
-		b, err := os.ReadFile(s.cfg.SecretIDFile)
-		if err != nil {
-			return nil, fmt.Errorf("approle login: secret ID file: %w", err)
-		}
-		cred = strings.TrimSpace(string(b))
-		body = map[string]any{"role_id": s.cfg.RoleID, "secret_id": cred}
+		body = map[string]any{"role_id": s.cfg.RoleID}
+		file, what, field = s.cfg.SecretIDFile, "approle login: secret ID file", "secret_id"
 	case AuthKubernetes:
-		b, err := os.ReadFile(s.cfg.K8sTokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("kubernetes login: service account token: %w", err)
-		}
-		cred = strings.TrimSpace(string(b))
-		body = map[string]any{"role": s.cfg.K8sRole, "jwt": cred}
+		body = map[string]any{"role": s.cfg.K8sRole}
+		file, what, field = s.cfg.K8sTokenFile, "kubernetes login: service account token", "jwt"
 	default:
 		return nil, fmt.Errorf("cannot log in with %s auth", method)
 	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	cred := strings.TrimSpace(string(b))
+	body[field] = cred
 	c, err := s.client.Clone()
 	if err != nil {
 		return nil, fmt.Errorf("%s login: %w", method, err)

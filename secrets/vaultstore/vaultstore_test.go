@@ -122,21 +122,28 @@ func TestVaultCLIReadsDevice(t *testing.T) {
 	}
 }
 
-// TestDeleteRemovesEveryVersion reads KV metadata and old versions directly.
+// writtenDevice starts a Vault and a store on it, and writes device id n
+// times (KV versions 1 to n).
+func writtenDevice(t *testing.T, id string, n int64) (*vaulttest.Server, Config, *Store, secrets.Device) {
+	t.Helper()
+	srv := vaulttest.Start(t)
+	cfg := baseConfig(srv, srv.RootToken)
+	s := newStore(t, cfg)
+	d := secrets.Device{ID: id, Cloud: "aliyun", Secret: storetest.NewSecret()}
+	for v := range n {
+		if _, err := s.PutDevice(context.Background(), d, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return srv, cfg, s, d
+}
+
 // TestSoftDeletedDevice: a device whose latest KV version an operator
 // deleted by hand (vault kv delete) reads as absent, and a create (one
 // check-and-set write of 0, refused by Vault here) writes over it.
 func TestSoftDeletedDevice(t *testing.T) {
-	srv := vaulttest.Start(t)
-	cfg := baseConfig(srv, srv.RootToken)
-	s := newStore(t, cfg)
+	srv, cfg, s, d := writtenDevice(t, "soft", 2)
 	ctx := context.Background()
-	d := secrets.Device{ID: "soft", Cloud: "aliyun", Secret: storetest.NewSecret()}
-	for v := int64(0); v < 2; v++ {
-		if _, err := s.PutDevice(ctx, d, v); err != nil {
-			t.Fatal(err)
-		}
-	}
 	if err := srv.Client(t).KVv2("secret").Delete(ctx, cfg.Prefix+"devices/soft"); err != nil {
 		t.Fatal(err)
 	}
@@ -158,17 +165,10 @@ func TestSoftDeletedDevice(t *testing.T) {
 	}
 }
 
+// TestDeleteRemovesEveryVersion reads KV metadata and old versions directly.
 func TestDeleteRemovesEveryVersion(t *testing.T) {
-	srv := vaulttest.Start(t)
-	cfg := baseConfig(srv, srv.RootToken)
-	s := newStore(t, cfg)
+	srv, cfg, s, _ := writtenDevice(t, "doomed", 3)
 	ctx := context.Background()
-	d := secrets.Device{ID: "doomed", Cloud: "aliyun", Secret: storetest.NewSecret()}
-	for v := int64(0); v < 3; v++ {
-		if _, err := s.PutDevice(ctx, d, v); err != nil {
-			t.Fatal(err)
-		}
-	}
 	if err := s.DeleteDevice(ctx, "doomed"); err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// MustJSON returns the JSON encoding of v, failing t when it has none.
+// MustJSON returns v encoded by encoding/json, failing t if it cannot be.
 func MustJSON(t testing.TB, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)
