@@ -27,11 +27,7 @@ const (
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestParsePrecedence(t *testing.T) {
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "agent.env")
-	if err := os.WriteFile(conf, []byte("# device agent\nCREDSIGN_SERVER='https://file.example'\nCREDSIGN_DEVICE=from-file\nexport CREDSIGN_TTL=2h\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	conf := testutil.WriteFile(t, "agent.env", []byte("# device agent\nCREDSIGN_SERVER='https://file.example'\nCREDSIGN_DEVICE=from-file\nexport CREDSIGN_TTL=2h\n"))
 	tests := []struct {
 		name   string
 		args   []string
@@ -60,18 +56,14 @@ func TestParsePrecedence(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
-	dir := t.TempDir()
-	bad := filepath.Join(dir, "bad.env")
-	if err := os.WriteFile(bad, []byte("CREDSIGN_SERVR=https://x\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	bad := testutil.WriteFile(t, "bad.env", []byte("CREDSIGN_SERVR=https://x\n"))
 	tests := []struct {
 		name, cmd string
 		args      []string
 		want      string
 	}{
 		{"unknown config variable", "creds", []string{"--config", bad}, "unknown variable CREDSIGN_SERVR"},
-		{"missing config", "creds", []string{"--config", filepath.Join(dir, "none")}, "no such file"},
+		{"missing config", "creds", []string{"--config", filepath.Join(t.TempDir(), "none")}, "no such file"},
 		{"exec without command", "exec", nil, "exec needs a command"},
 		{"stray argument", "pub", []string{"x"}, "unexpected arguments"},
 		{"bad qos", "sub", []string{"-q", "3"}, "want 0, 1 or 2"},

@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 // getDevice reads a device through the API as the admin.
@@ -168,14 +170,7 @@ func runImportStdin(t *testing.T, stdin string, args ...string) (int, string, st
 // TestImportConsoleCSVUsage: a CSV that cannot be read as its format, or
 // flags that do not fit it, exit 2 with one line and send nothing.
 func TestImportConsoleCSVUsage(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, body string) string { return testutil.WriteFile(t, name, []byte(body)) }
 	aliyun := write("a.csv", "ProductKey,DeviceName,DeviceSecret\npk1,dev-0001,s3cr3t-1\n")
 	ndjson := write("f.ndjson", aliyunLine("u-1", "secret-u1")+"\n")
 	zh := write("zh.csv", "设备名称,设备密钥\ndev-01,c2VjcmV0\n")
