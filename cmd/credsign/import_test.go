@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/credsign/credsign/api"
+	"github.com/credsign/credsign/internal/testing/testutil"
 	"github.com/credsign/credsign/secrets/filestore"
 	"github.com/credsign/credsign/service"
 )
@@ -57,6 +58,37 @@ func runImportCLI(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
+// summaryHas fails t for each of wants that import's summary out lacks.
+func summaryHas(t *testing.T, out string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// readTokensCSV reads the tokens file import wrote as CSV: a header, then
+// a device's id and token a row.
+func readTokensCSV(name string) ([][]string, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	return csv.NewReader(bytes.NewReader(b)).ReadAll()
+}
+
+// wantCredentials fails t unless each device of rows (id, token) gets
+// credentials with its token, whose is what the message calls it.
+func wantCredentials(t *testing.T, url string, rows [][]string, whose string) {
+	t.Helper()
+	for _, r := range rows {
+		if status, _, _ := testutil.Do(t, nil, http.MethodPost, url+"/v1/devices/"+r[0]+"/credentials", r[1], nil); status != 200 {
+			t.Errorf("credentials with %s of %s: %d", whose, r[0], status)
+		}
+	}
+}
+
 // TestImportFile: a file with malformed lines (bad JSON, unknown cloud,
 // missing id, an id twice) imports every other line, names the bad ones by
 // line number, exits 1 and writes the minted tokens (0600) that then get
@@ -81,18 +113,14 @@ func TestImportFile(t *testing.T) {
 	if code != exitError {
 		t.Fatalf("exit %d, want 1; stdout %s stderr %s", code, out, errs)
 	}
-	for _, want := range []string{
+	summaryHas(t, out,
 		"6 lines from line 1: 2 created, 0 updated, 4 failed, 2 tokens",
 		"line 2: 400 the line is not valid JSON",
 		"line 3 (f-3): 422 the request body is invalid (cloud: value is not one of the allowed values [\"aliyun\"",
 		"line 4: 422",
 		"line 5 (f-1): 409 the id is on line 1 of this import already",
-		"tokens written to " + tokens,
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("summary lacks %q:\n%s", want, out)
-		}
-	}
+		"tokens written to "+tokens,
+	)
 	if strings.Contains(out+errs, "secret-") || strings.Contains(out+errs, "csd_") {
 		t.Errorf("a secret or token in the output:\n%s%s", out, errs)
 	}
@@ -100,24 +128,11 @@ func TestImportFile(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("tokens file: %v %v", st, err)
 	}
-	fh, _ := os.Open(tokens)
-	recs, err := csv.NewReader(fh).ReadAll()
-	fh.Close()
+	recs, err := readTokensCSV(tokens)
 	if err != nil || len(recs) != 3 || recs[0][0] != "id" || recs[1][0] != "f-1" || recs[2][0] != "f-6" {
 		t.Fatalf("tokens file: %v %v", recs, err)
 	}
-	for _, r := range recs[1:] {
-		req, _ := http.NewRequest("POST", url+"/v1/devices/"+r[0]+"/credentials", nil)
-		req.Header.Set("Authorization", "Bearer "+r[1])
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != 200 {
-			t.Errorf("credentials with the token of %s: %d", r[0], res.StatusCode)
-		}
-	}
+	wantCredentials(t, url, recs[1:], "the token")
 
 	// Resume from line 6 in create mode: f-6 exists (409, named as line 6
 	// of the file); tokens are not asked for, and a new tokens file must
@@ -162,27 +177,11 @@ func TestImportResumeMode(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "3 lines from line 1: 1 created, 0 updated, 2 existing, 0 failed, 3 tokens") {
 		t.Fatalf("resume: exit %d\n%s%s", code, out, errs)
 	}
-	fh, err := os.Open(tokens)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs, err := csv.NewReader(fh).ReadAll()
-	fh.Close()
+	recs, err := readTokensCSV(tokens)
 	if err != nil || len(recs) != 4 {
 		t.Fatalf("tokens file: %v %v", recs, err)
 	}
-	for _, r := range recs[1:] {
-		req, _ := http.NewRequest("POST", url+"/v1/devices/"+r[0]+"/credentials", nil)
-		req.Header.Set("Authorization", "Bearer "+r[1])
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != 200 {
-			t.Errorf("credentials with the resumed token of %s: %d", r[0], res.StatusCode)
-		}
-	}
+	wantCredentials(t, url, recs[1:], "the resumed token")
 	// Without tokens, and with m-2 changed in the file: m-2 fails.
 	lines[1] = aliyunLine("m-2", "secret-changed")
 	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
