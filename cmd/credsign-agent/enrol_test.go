@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -148,16 +146,15 @@ func (f *enrolFixture) mint(req map[string]any) (string, string, string) {
 	return et.ID, et.Token, file
 }
 
-// derive is the Azure DPS group enrollment derivation, written here without
-// credsign's code: base64(HMAC-SHA256(base64dec(group key), registration ID)).
+// derive is the Azure DPS group enrollment derivation, the emulator's
+// (not credsign's code): base64(HMAC-SHA256(base64dec(group key),
+// registration ID)).
 func derive(t *testing.T, groupKey, id string) string {
-	k, err := base64.StdEncoding.DecodeString(groupKey)
+	k, err := cloudemu.DPSDeviceKey(groupKey, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := hmac.New(sha256.New, k)
-	m.Write([]byte(id))
-	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+	return k
 }
 
 // A device flashed with an enrolment token enrols itself, gets its own

@@ -219,17 +219,7 @@ func TestPubAndRun(t *testing.T) {
 	if _, err := io.WriteString(stdinW, "two\nthree\n"); err != nil {
 		t.Fatal(err)
 	}
-	var conn net.Conn
-	for conn == nil { // the socket appears once run has started
-		var err error
-		if conn, err = net.Dial("unix", sock); err != nil {
-			select {
-			case <-time.After(20 * time.Millisecond):
-			case <-ctx.Done():
-				t.Fatalf("dial %s: %v", sock, err)
-			}
-		}
-	}
+	conn := dialSocket(ctx, t, sock)
 	if _, err := io.WriteString(conn, "four\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -294,5 +284,22 @@ func TestExecPassesCredentialsAndStatus(t *testing.T) {
 	r := f.run(testCtx(t), nil, "exec", "--", "sh", "-c", `echo "$CREDSIGN_MQTT_CLIENT_ID@$CREDSIGN_MQTT_HOST"; exit 4`)
 	if r.code != 4 || !strings.HasPrefix(r.stdout, "lamp@127.0.0.1\n") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// dialSocket connects to the unix socket sock of `run --pub-socket`, which
+// appears once run has started; it fails t if ctx ends first.
+func dialSocket(ctx context.Context, t *testing.T, sock string) net.Conn {
+	t.Helper()
+	for {
+		conn, err := net.Dial("unix", sock)
+		if err == nil {
+			return conn
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatalf("dial %s: %v", sock, err)
+		}
 	}
 }
