@@ -660,12 +660,7 @@ func serveNoStart(env map[string]string, args ...string) (int, string) {
 // without labels (NaN when absent).
 func metricValue(t *testing.T, c *http.Client, base, name string) float64 {
 	t.Helper()
-	res, err := c.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
+	_, _, body := testutil.Do(t, c, http.MethodGet, base+"/metrics", "", nil)
 	for _, line := range strings.Split(string(body), "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
