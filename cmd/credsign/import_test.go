@@ -58,9 +58,21 @@ func runImportCLI(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-// summaryHas fails t for each of wants that import's summary out lacks.
-func summaryHas(t *testing.T, out string, wants ...string) {
+// writeLines writes lines to file, each ended by a newline.
+func writeLines(t *testing.T, file string, lines ...string) {
 	t.Helper()
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// summaryHas fails t at once unless import exited with wantCode, and then
+// for each of wants that its summary out lacks; errs is its stderr.
+func summaryHas(t *testing.T, code, wantCode int, out, errs string, wants ...string) {
+	t.Helper()
+	if code != wantCode {
+		t.Fatalf("exit %d, want %d; stdout %s stderr %s", code, wantCode, out, errs)
+	}
 	for _, want := range wants {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
@@ -105,15 +117,10 @@ func TestImportFile(t *testing.T) {
 		aliyunLine("f-1", "secret-five-5"),
 		aliyunLine("f-6", "secret-six-6"),
 	}
-	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeLines(t, file, lines...)
 	tokens := filepath.Join(dir, "tokens.csv")
 	code, out, errs := runImportCLI(t, "import", "--server", url, "--tokens-out", tokens, file)
-	if code != exitError {
-		t.Fatalf("exit %d, want 1; stdout %s stderr %s", code, out, errs)
-	}
-	summaryHas(t, out,
+	summaryHas(t, code, exitError, out, errs,
 		"6 lines from line 1: 2 created, 0 updated, 4 failed, 2 tokens",
 		"line 2: 400 the line is not valid JSON",
 		"line 3 (f-3): 422 the request body is invalid (cloud: value is not one of the allowed values [\"aliyun\"",
@@ -162,16 +169,12 @@ func TestImportResumeMode(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "batch.ndjson")
 	lines := []string{aliyunLine("m-1", "secret-m1"), aliyunLine("m-2", "secret-m2"), aliyunLine("m-3", "secret-m3")}
-	if err := os.WriteFile(file, []byte(strings.Join(lines[:2], "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeLines(t, file, lines[:2]...)
 	// The first run's tokens "reach nobody".
 	if code, out, errs := runImportCLI(t, "import", "--server", url, "--tokens", file); code != exitOK {
 		t.Fatalf("first run: exit %d\n%s%s", code, out, errs)
 	}
-	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeLines(t, file, lines...)
 	tokens := filepath.Join(dir, "tokens.csv")
 	code, out, errs := runImportCLI(t, "import", "--server", url, "--mode", "resume", "--tokens-out", tokens, file)
 	if code != exitOK || !strings.Contains(out, "3 lines from line 1: 1 created, 0 updated, 2 existing, 0 failed, 3 tokens") {
@@ -184,9 +187,7 @@ func TestImportResumeMode(t *testing.T) {
 	wantCredentials(t, url, recs[1:], "the resumed token")
 	// Without tokens, and with m-2 changed in the file: m-2 fails.
 	lines[1] = aliyunLine("m-2", "secret-changed")
-	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeLines(t, file, lines...)
 	code, out, _ = runImportCLI(t, "import", "--server", url, "--mode", "resume", file)
 	if code != exitError || !strings.Contains(out, "0 created, 0 updated, 2 existing, 1 failed, 0 tokens") || !strings.Contains(out, "line 2 (m-2): 409") {
 		t.Errorf("resume with a changed line: exit %d\n%s", code, out)
@@ -270,15 +271,11 @@ func TestImportSkipExisting(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "batch.ndjson")
 	lines := []string{aliyunLine("s-1", "secret-s1"), aliyunLine("s-2", "secret-s2"), aliyunLine("s-3", "secret-s3")}
-	if err := os.WriteFile(file, []byte(strings.Join(lines[:2], "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeLines(t, file, lines[:2]...)
 	if code, out, errs := runImportCLI(t, "import", "--server", url, file); code != exitOK || !strings.Contains(out, "read "+file+" as NDJSON; mode create") {
 		t.Fatalf("first run: exit %d\n%s%s", code, out, errs)
 	}
-	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeLines(t, file, lines...)
 	// Without the flag the existing devices fail the run.
 	if code, out, _ := runImportCLI(t, "import", "--server", url, file); code != exitError || !strings.Contains(out, "1 created, 0 updated, 2 failed") {
 		t.Fatalf("create over existing devices: exit %d\n%s", code, out)
@@ -288,9 +285,7 @@ func TestImportSkipExisting(t *testing.T) {
 		t.Fatalf("--skip-existing: exit %d\n%s%s", code, out, errs)
 	}
 	lines[1] = aliyunLine("s-2", "secret-changed")
-	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeLines(t, file, lines...)
 	if code, out, _ := runImportCLI(t, "import", "--server", url, "--skip-existing", file); code != exitError || !strings.Contains(out, "2 existing, 1 failed") || !strings.Contains(out, "line 2 (s-2): 409") {
 		t.Errorf("--skip-existing with a changed device: exit %d\n%s", code, out)
 	}
