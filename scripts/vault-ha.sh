@@ -20,8 +20,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 NAME=vault-ha.sh
-# shellcheck source=scripts/lib.sh
-. scripts/lib.sh
 # shellcheck source=scripts/vault-lib.sh
 . scripts/vault-lib.sh
 

@@ -1,12 +1,16 @@
 # vault-lib.sh: a Vault 1.13 Raft cluster on loopback and credsign on it,
-# for vault-ha.sh and vault-snapshot.sh. Source it after lib.sh:
+# for vault-ha.sh and vault-snapshot.sh. Source it, from the repository's
+# root, after setting NAME as lib.sh (which it sources) wants:
 #
-#   NAME=vault-ha.sh; . scripts/lib.sh; . scripts/vault-lib.sh
+#   NAME=vault-ha.sh; . scripts/vault-lib.sh
 #
-# It checks for jq and curl, sets VAULT_BIN (the binary of scripts/vault.sh
-# unless set), and gives start_cluster, credsign_token, start_credsign and,
-# for a node named as start_cluster names them (a0, a1, ...), addr, v,
-# health and wait_active.
+# Besides what lib.sh gives, it checks for jq and curl, sets VAULT_BIN (the
+# binary of scripts/vault.sh unless set), and gives start_cluster,
+# credsign_token, start_credsign and, for a node named as start_cluster
+# names them (a0, a1, ...), addr, v, health and wait_active.
+
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 command -v jq >/dev/null || fail "jq is not installed"
 command -v curl >/dev/null || fail "curl is not installed"

@@ -22,8 +22,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 NAME=vault-snapshot.sh
-# shellcheck source=scripts/lib.sh
-. scripts/lib.sh
 # shellcheck source=scripts/vault-lib.sh
 . scripts/vault-lib.sh
 devices="${1:-2000}"
