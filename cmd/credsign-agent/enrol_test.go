@@ -49,9 +49,10 @@ func newEnrolFixture(t *testing.T) *enrolFixture {
 	return newEnrolFixtureWith(t, nil)
 }
 
-// newEnrolFixtureWith is newEnrolFixture with the service's configuration
-// amended by edit (nil: none).
-func newEnrolFixtureWith(t *testing.T, edit func(*service.Config)) *enrolFixture {
+// newServerFixture is the part of an enrolFixture that is credsign: a real
+// server on the embedded store, its clock the fixture's and its
+// configuration amended by edit (nil: none), on loopback.
+func newServerFixture(t *testing.T, edit func(*service.Config)) *enrolFixture {
 	t.Helper()
 	store, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
 	if err != nil {
@@ -75,6 +76,16 @@ func newEnrolFixtureWith(t *testing.T, edit func(*service.Config)) *enrolFixture
 	srv := httptest.NewServer(h) // 127.0.0.1, a free port
 	t.Cleanup(srv.Close)
 	f.url = srv.URL
+	return f
+}
+
+// newEnrolFixtureWith is newEnrolFixture with the service's configuration
+// amended by edit (nil: none): the server, the emulated Azure hub and the
+// group of its devices.
+func newEnrolFixtureWith(t *testing.T, edit func(*service.Config)) *enrolFixture {
+	t.Helper()
+	f := newServerFixture(t, edit)
+	var err error
 	f.emu, err = cloudemu.Start(cloudemu.Options{Cloud: cloudemu.Azure, TLS: true})
 	if err != nil {
 		t.Fatal(err)
