@@ -6,17 +6,13 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/rs/zerolog"
-
-	"github.com/credsign/credsign/api"
+	"github.com/credsign/credsign/internal/testing/servertest"
 	"github.com/credsign/credsign/internal/testing/testutil"
-	"github.com/credsign/credsign/secrets/filestore"
 	"github.com/credsign/credsign/service"
 )
 
@@ -25,23 +21,7 @@ const importAdmin = "csa_import-test-admin-0123456789"
 // importServer is a real API server on loopback with an embedded store.
 func importServer(t *testing.T) string {
 	t.Helper()
-	st, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := service.New(service.Config{Store: st, AdminToken: importAdmin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := api.New(svc, api.Config{Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		ts.Close()
-		_ = st.Close()
-	})
+	ts, _ := servertest.Start(t, service.Config{AdminToken: importAdmin})
 	return ts.URL
 }
 
