@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -36,6 +37,32 @@ func runImportCLI(t *testing.T, args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
 	code := run(context.Background(), args, strings.NewReader(""), &out, &errb)
 	return code, out.String(), errb.String()
+}
+
+// firstTwoOfThree returns the lines of three devices, prefix-1 to
+// prefix-3 (secrets secret-prefix1 ...), and a file in a new directory
+// holding the first two.
+func firstTwoOfThree(t *testing.T, prefix string) (file string, lines []string) {
+	t.Helper()
+	for i := 1; i <= 3; i++ {
+		lines = append(lines, aliyunLine(fmt.Sprintf("%s-%d", prefix, i), fmt.Sprintf("secret-%s%d", prefix, i)))
+	}
+	file = filepath.Join(t.TempDir(), "batch.ndjson")
+	writeLines(t, file, lines[:2]...)
+	return file, lines
+}
+
+// wantUsageLine runs credsign with args and fails t unless it exits 2
+// with nothing on stdout and one line on stderr that says want.
+func wantUsageLine(t *testing.T, want string, args ...string) {
+	t.Helper()
+	code, out, errs := runImportCLI(t, args...)
+	if code != exitUsage || out != "" || !strings.Contains(errs, want) {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 2 and %q", code, out, errs, want)
+	}
+	if strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+		t.Errorf("more than one line on stderr: %q", errs)
+	}
 }
 
 // writeLines writes lines to file, each ended by a newline.
@@ -146,16 +173,13 @@ func TestImportFile(t *testing.T) {
 // fails the run.
 func TestImportResumeMode(t *testing.T) {
 	url := importServer(t)
-	dir := t.TempDir()
-	file := filepath.Join(dir, "batch.ndjson")
-	lines := []string{aliyunLine("m-1", "secret-m1"), aliyunLine("m-2", "secret-m2"), aliyunLine("m-3", "secret-m3")}
-	writeLines(t, file, lines[:2]...)
+	file, lines := firstTwoOfThree(t, "m")
 	// The first run's tokens "reach nobody".
 	if code, out, errs := runImportCLI(t, "import", "--server", url, "--tokens", file); code != exitOK {
 		t.Fatalf("first run: exit %d\n%s%s", code, out, errs)
 	}
 	writeLines(t, file, lines...)
-	tokens := filepath.Join(dir, "tokens.csv")
+	tokens := filepath.Join(t.TempDir(), "tokens.csv")
 	code, out, errs := runImportCLI(t, "import", "--server", url, "--mode", "resume", "--tokens-out", tokens, file)
 	if code != exitOK || !strings.Contains(out, "3 lines from line 1: 1 created, 0 updated, 2 existing, 0 failed, 3 tokens") {
 		t.Fatalf("resume: exit %d\n%s%s", code, out, errs)
@@ -210,15 +234,7 @@ func TestImportUsage(t *testing.T) {
 		{"no such file", []string{"import", "--server", "http://127.0.0.1:1", filepath.Join(dir, "nope")}, "no such file"},
 		{"tokens file exists", []string{"import", "--server", "http://127.0.0.1:1", "--tokens-out", exists, file}, "file exists"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			code, out, errs := runImportCLI(t, tc.args...)
-			if code != exitUsage || out != "" || !strings.Contains(errs, tc.want) {
-				t.Errorf("exit %d, stdout %q, stderr %q; want 2 and %q", code, out, errs, tc.want)
-			}
-			if strings.Count(strings.TrimSpace(errs), "\n") != 0 {
-				t.Errorf("more than one line on stderr: %q", errs)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantUsageLine(t, tc.want, tc.args...) })
 	}
 	t.Setenv("CREDSIGN_TOKEN", "")
 	var out, errb bytes.Buffer
@@ -248,10 +264,7 @@ func TestImportRefused(t *testing.T) {
 // mode is refused.
 func TestImportSkipExisting(t *testing.T) {
 	url := importServer(t)
-	dir := t.TempDir()
-	file := filepath.Join(dir, "batch.ndjson")
-	lines := []string{aliyunLine("s-1", "secret-s1"), aliyunLine("s-2", "secret-s2"), aliyunLine("s-3", "secret-s3")}
-	writeLines(t, file, lines[:2]...)
+	file, lines := firstTwoOfThree(t, "s")
 	if code, out, errs := runImportCLI(t, "import", "--server", url, file); code != exitOK || !strings.Contains(out, "read "+file+" as NDJSON; mode create") {
 		t.Fatalf("first run: exit %d\n%s%s", code, out, errs)
 	}

@@ -183,14 +183,6 @@ func TestImportConsoleCSVUsage(t *testing.T) {
 		{"no product", []string{"import", "--server", "http://127.0.0.1:1", "--format", "tencent-csv", zh}, "no productId column: give it as a param"},
 		{"bad template", []string{"import", "--server", "http://127.0.0.1:1", "--id-template", "{deviceName", aliyun}, "a '{' without its '}'"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			code, out, errs := runImportCLI(t, tc.args...)
-			if code != exitUsage || out != "" || !strings.Contains(errs, tc.want) {
-				t.Errorf("exit %d, stdout %q, stderr %q; want 2 and %q", code, out, errs, tc.want)
-			}
-			if strings.Count(strings.TrimSpace(errs), "\n") != 0 {
-				t.Errorf("more than one line on stderr: %q", errs)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantUsageLine(t, tc.want, tc.args...) })
 	}
 }
