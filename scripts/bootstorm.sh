@@ -9,11 +9,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
+NAME=bootstorm.sh
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 devices="${1:-20000}"
 conc="${2:-256}"
-work="$(mktemp -d)"
-pid=""
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
 go build -o "$work/" ./cmd/credsign ./cmd/credsign-load
 export CREDSIGN_ADMIN_TOKEN="csa_storm_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 
@@ -22,19 +22,12 @@ storm() {
 	local store="$1" log="$work/log-$1"
 	"$work/credsign" serve --addr 127.0.0.1:0 --store "$store" --data-dir "$work/data-$store" \
 		--rate-limit 0 --provisioner-rate-limit 0 2>"$log" >/dev/null &
-	pid=$!
-	local addr=""
-	for _ in $(seq 100); do
-		addr="$(sed -n 's/.*"addr":"\([^"]*\)".*"message":"listening".*/\1/p' "$log")"
-		[ -n "$addr" ] && break
-		sleep 0.1
-	done
-	[ -n "$addr" ] || { echo "bootstorm.sh: server did not start"; cat "$log"; exit 1; }
+	pids+=($!)
+	wait_listening "$log"
 	echo "== credsign serve --store $store: $devices devices, $conc concurrent"
-	"$work/credsign-load" --server "http://$addr" --storm "$devices" --storm-concurrency "$conc"
-	kill "$pid"
-	wait "$pid" 2>/dev/null || true
-	pid=""
+	"$work/credsign-load" --server "http://$listen" --storm "$devices" --storm-concurrency "$conc"
+	kill "${pids[-1]}"
+	wait "${pids[-1]}" 2>/dev/null || true
 }
 
 storm file

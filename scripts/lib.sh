@@ -1,5 +1,6 @@
 # lib.sh: helpers shared by the scripts that start servers on loopback
-# (vault-ha.sh, vault-snapshot.sh, check-prometheus.sh). Source it after
+# (vault-ha.sh, vault-snapshot.sh, check-prometheus.sh, load.sh,
+# bootstorm.sh, upgrade-fixtures.sh). Source it after
 # setting NAME (the script's name for messages):
 #
 #   NAME=vault-ha.sh; . scripts/lib.sh
@@ -39,7 +40,8 @@ free_port() {
 wait_listening() {
 	listen=""
 	for _ in $(seq 100); do
-		listen="$(sed -n 's/.*"addr":"\([^"]*\)".*"message":"listening".*/\1/p' "$1")"
+		# The background job opens LOG, maybe after the first look.
+		listen="$(sed -n 's/.*"addr":"\([^"]*\)".*"message":"listening".*/\1/p' "$1" 2>/dev/null || true)"
 		[ -n "$listen" ] && return
 		sleep 0.1
 	done

@@ -5,16 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
-work="$(mktemp -d)"
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+NAME=load.sh
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 go build -o "$work/" ./cmd/credsign ./cmd/credsign-load
 export CREDSIGN_ADMIN_TOKEN="csa_load_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 "$work/credsign" serve --dev --addr 127.0.0.1:0 --data-dir "$work/data" --rate-limit 0 2>"$work/log" &
-pid=$!
-for _ in $(seq 100); do
-	addr="$(sed -n 's/.*"addr":"\([^"]*\)".*"message":"listening".*/\1/p' "$work/log")"
-	[ -n "$addr" ] && break
-	sleep 0.1
-done
-[ -n "$addr" ] || { echo "load.sh: server did not start"; cat "$work/log"; exit 1; }
-"$work/credsign-load" --server "http://$addr" "$@"
+pids+=($!)
+wait_listening "$work/log"
+"$work/credsign-load" --server "http://$listen" "$@"

@@ -22,89 +22,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 NAME=vault-snapshot.sh
-# shellcheck source=scripts/lib.sh
-. scripts/lib.sh
-command -v jq >/dev/null || fail "jq is not installed"
-command -v curl >/dev/null || fail "curl is not installed"
-VAULT_BIN="${VAULT_BIN:-$(scripts/vault.sh | tail -n1)}"
+# shellcheck source=scripts/vault-lib.sh
+. scripts/vault-lib.sh
 devices="${1:-2000}"
-
-declare -A api
-addr() { echo "http://127.0.0.1:${api[$1]}"; } # NODE, e.g. a0
-v() { local n=$1; shift; VAULT_ADDR="$(addr "$n")" "$VAULT_BIN" "$@"; }
-health() { curl -s -o /dev/null -w '%{http_code}' "$(addr "$1")/v1/sys/health"; }
-wait_active() { # NODE...: until one of them is active; prints it
-	for _ in $(seq 300); do
-		for n in "$@"; do
-			if [ "$(health "$n")" = 200 ]; then echo "$n"; return 0; fi
-		done
-		sleep 0.1
-	done
-	return 1
-}
-
-# start_cluster C: three Raft nodes C0 C1 C2, initialised (one key share),
-# unsealed and joined; sets unseal_C and root_C.
-start_cluster() {
-	local c=$1 n
-	for n in 0 1 2; do
-		free_port; api[$c$n]=$port
-		free_port; local cl=$port
-		mkdir -p "$work/$c$n"
-		cat > "$work/$c$n.hcl" <<EOF
-storage "raft" {
-  path    = "$work/$c$n"
-  node_id = "$c$n"
-  performance_multiplier = 1
-}
-listener "tcp" {
-  address         = "127.0.0.1:${api[$c$n]}"
-  cluster_address = "127.0.0.1:$cl"
-  tls_disable     = true
-}
-api_addr      = "http://127.0.0.1:${api[$c$n]}"
-cluster_addr  = "https://127.0.0.1:$cl"
-disable_mlock = true
-EOF
-		"$VAULT_BIN" server -config="$work/$c$n.hcl" -log-level=warn >"$work/$c$n.log" 2>&1 &
-		pids+=($!)
-	done
-	for n in 0 1 2; do
-		for _ in $(seq 100); do [ "$(health "$c$n")" != 000 ] && break; sleep 0.2; done
-		[ "$(health "$c$n")" != 000 ] || { cat "$work/$c$n.log" >&2; fail "vault node $c$n did not start"; }
-	done
-	v "${c}0" operator init -key-shares=1 -key-threshold=1 -format=json > "$work/init-$c.json"
-	printf -v "unseal_$c" '%s' "$(jq -r '.unseal_keys_b64[0]' "$work/init-$c.json")"
-	printf -v "root_$c" '%s' "$(jq -r '.root_token' "$work/init-$c.json")"
-	local key="unseal_$c"
-	v "${c}0" operator unseal "${!key}" >/dev/null
-	wait_active "${c}0" >/dev/null || fail "node ${c}0 did not become active"
-	for n in 1 2; do
-		v "$c$n" operator raft join "$(addr "${c}0")" >/dev/null
-		v "$c$n" operator unseal "${!key}" >/dev/null
-	done
-	local root="root_$c"
-	for _ in $(seq 100); do
-		[ "$(VAULT_TOKEN="${!root}" v "${c}0" operator raft list-peers -format=json 2>/dev/null | jq '[.data.config.servers[] | select(.voter)] | length')" = 3 ] && return 0
-		sleep 0.2
-	done
-	fail "cluster $c did not reach three voters"
-}
-
-# start_credsign NODE TOKEN LOG: credsign serve on NODE; sets srv.
-start_credsign() {
-	VAULT_ADDR="$(addr "$1")" VAULT_TOKEN="$2" "$work/credsign" serve --addr 127.0.0.1:0 --rate-limit 0 2>"$work/$3" >/dev/null &
-	pids+=($!)
-	wait_listening "$work/$3"
-	srv="http://$listen"
-	curl -sf "$srv/readyz" >/dev/null || fail "credsign on $1 is not ready"
-}
 
 go build -o "$work/" ./cmd/credsign ./cmd/credsign-load
 start_cluster a
-VAULT_TOKEN="$root_a" v a0 secrets enable -path=secret kv-v2 >/dev/null
-VAULT_TOKEN="$root_a" v a0 policy write credsign deployments/vault/credsign-policy.hcl >/dev/null
-token="$(VAULT_TOKEN="$root_a" v a0 token create -policy=credsign -no-default-policy -period=24h -field=token)"
+token="$(credsign_token a 24h)"
 echo "vault-snapshot.sh: cluster a up: $(addr a0) $(addr a1) $(addr a2)" >&2
 
 export CREDSIGN_ADMIN_TOKEN="csa_snapshot_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"

@@ -4,18 +4,12 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/rs/zerolog"
-
-	"github.com/credsign/credsign/api"
 	"github.com/credsign/credsign/internal/cloudemu"
-	"github.com/credsign/credsign/internal/testing/testutil"
-	"github.com/credsign/credsign/secrets/filestore"
 	"github.com/credsign/credsign/service"
 )
 
@@ -106,24 +100,7 @@ func TestEnrolWithKeyThenPublish(t *testing.T) {
 // agent's first proof is refused (use-nonce) and the second, carrying the
 // nonce of that answer, is accepted: one command, exit 0.
 func TestKeyNonce(t *testing.T) {
-	store, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	logs := &testutil.SyncBuffer{}
-	f := &enrolFixture{t: t, admin: "csa_" + randomB64(t, 24), logs: logs, responses: &testutil.SyncBuffer{}, dir: t.TempDir()}
-	svc, err := service.New(service.Config{Store: store, AdminToken: f.admin, RequireDPoPNonce: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := api.New(svc, api.Config{Logger: zerolog.New(logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	f.url = srv.URL
+	f := newServerFixture(t, func(c *service.Config) { c.RequireDPoPNonce = true })
 	f.call("PUT", "/v1/devices/n1", map[string]any{"cloud": "azure", "params": map[string]any{"hubHost": "h.azure-devices.net", "deviceId": "n1"},
 		"secret": "c2VjcmV0LWtleS0xMjM0NTY3ODkw"}, 201, nil)
 	keyFile := filepath.Join(f.dir, "n1.key")
@@ -141,7 +118,7 @@ func TestKeyNonce(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("creds: exit %d: %s", r.code, r.stderr)
 	}
-	if n401, n200 := strings.Count(logs.String(), `"status":401`), strings.Count(logs.String(), `"status":200`); n401 != 1 || n200 < 1 {
+	if n401, n200 := strings.Count(f.logs.String(), `"status":401`), strings.Count(f.logs.String(), `"status":200`); n401 != 1 || n200 < 1 {
 		t.Errorf("want one refusal (use-nonce) then success; the log has %d 401s and %d 200s", n401, n200)
 	}
 }

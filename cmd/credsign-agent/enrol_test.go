@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -51,9 +49,10 @@ func newEnrolFixture(t *testing.T) *enrolFixture {
 	return newEnrolFixtureWith(t, nil)
 }
 
-// newEnrolFixtureWith is newEnrolFixture with the service's configuration
-// amended by edit (nil: none).
-func newEnrolFixtureWith(t *testing.T, edit func(*service.Config)) *enrolFixture {
+// newServerFixture is the part of an enrolFixture that is credsign: a real
+// server on the embedded store, its clock the fixture's and its
+// configuration amended by edit (nil: none), on loopback.
+func newServerFixture(t *testing.T, edit func(*service.Config)) *enrolFixture {
 	t.Helper()
 	store, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
 	if err != nil {
@@ -77,6 +76,16 @@ func newEnrolFixtureWith(t *testing.T, edit func(*service.Config)) *enrolFixture
 	srv := httptest.NewServer(h) // 127.0.0.1, a free port
 	t.Cleanup(srv.Close)
 	f.url = srv.URL
+	return f
+}
+
+// newEnrolFixtureWith is newEnrolFixture with the service's configuration
+// amended by edit (nil: none): the server, the emulated Azure hub and the
+// group of its devices.
+func newEnrolFixtureWith(t *testing.T, edit func(*service.Config)) *enrolFixture {
+	t.Helper()
+	f := newServerFixture(t, edit)
+	var err error
 	f.emu, err = cloudemu.Start(cloudemu.Options{Cloud: cloudemu.Azure, TLS: true})
 	if err != nil {
 		t.Fatal(err)
@@ -148,16 +157,15 @@ func (f *enrolFixture) mint(req map[string]any) (string, string, string) {
 	return et.ID, et.Token, file
 }
 
-// derive is the Azure DPS group enrollment derivation, written here without
-// credsign's code: base64(HMAC-SHA256(base64dec(group key), registration ID)).
+// derive is the Azure DPS group enrollment derivation, the emulator's
+// (not credsign's code): base64(HMAC-SHA256(base64dec(group key),
+// registration ID)).
 func derive(t *testing.T, groupKey, id string) string {
-	k, err := base64.StdEncoding.DecodeString(groupKey)
+	k, err := cloudemu.DPSDeviceKey(groupKey, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := hmac.New(sha256.New, k)
-	m.Write([]byte(id))
-	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+	return k
 }
 
 // A device flashed with an enrolment token enrols itself, gets its own

@@ -27,11 +27,7 @@ const (
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestParsePrecedence(t *testing.T) {
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "agent.env")
-	if err := os.WriteFile(conf, []byte("# device agent\nCREDSIGN_SERVER='https://file.example'\nCREDSIGN_DEVICE=from-file\nexport CREDSIGN_TTL=2h\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	conf := testutil.WriteFile(t, "agent.env", []byte("# device agent\nCREDSIGN_SERVER='https://file.example'\nCREDSIGN_DEVICE=from-file\nexport CREDSIGN_TTL=2h\n"))
 	tests := []struct {
 		name   string
 		args   []string
@@ -60,18 +56,14 @@ func TestParsePrecedence(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
-	dir := t.TempDir()
-	bad := filepath.Join(dir, "bad.env")
-	if err := os.WriteFile(bad, []byte("CREDSIGN_SERVR=https://x\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	bad := testutil.WriteFile(t, "bad.env", []byte("CREDSIGN_SERVR=https://x\n"))
 	tests := []struct {
 		name, cmd string
 		args      []string
 		want      string
 	}{
 		{"unknown config variable", "creds", []string{"--config", bad}, "unknown variable CREDSIGN_SERVR"},
-		{"missing config", "creds", []string{"--config", filepath.Join(dir, "none")}, "no such file"},
+		{"missing config", "creds", []string{"--config", filepath.Join(t.TempDir(), "none")}, "no such file"},
 		{"exec without command", "exec", nil, "exec needs a command"},
 		{"stray argument", "pub", []string{"x"}, "unexpected arguments"},
 		{"bad qos", "sub", []string{"-q", "3"}, "want 0, 1 or 2"},
@@ -227,17 +219,7 @@ func TestPubAndRun(t *testing.T) {
 	if _, err := io.WriteString(stdinW, "two\nthree\n"); err != nil {
 		t.Fatal(err)
 	}
-	var conn net.Conn
-	for conn == nil { // the socket appears once run has started
-		var err error
-		if conn, err = net.Dial("unix", sock); err != nil {
-			select {
-			case <-time.After(20 * time.Millisecond):
-			case <-ctx.Done():
-				t.Fatalf("dial %s: %v", sock, err)
-			}
-		}
-	}
+	conn := dialSocket(ctx, t, sock)
 	if _, err := io.WriteString(conn, "four\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -302,5 +284,22 @@ func TestExecPassesCredentialsAndStatus(t *testing.T) {
 	r := f.run(testCtx(t), nil, "exec", "--", "sh", "-c", `echo "$CREDSIGN_MQTT_CLIENT_ID@$CREDSIGN_MQTT_HOST"; exit 4`)
 	if r.code != 4 || !strings.HasPrefix(r.stdout, "lamp@127.0.0.1\n") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// dialSocket connects to the unix socket sock of `run --pub-socket`, which
+// appears once run has started; it fails t if ctx ends first.
+func dialSocket(ctx context.Context, t *testing.T, sock string) net.Conn {
+	t.Helper()
+	for {
+		conn, err := net.Dial("unix", sock)
+		if err == nil {
+			return conn
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatalf("dial %s: %v", sock, err)
+		}
 	}
 }

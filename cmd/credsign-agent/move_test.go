@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,17 +64,7 @@ func TestDeviceMovesBetweenCloudsWithoutNewFirmware(t *testing.T) {
 	go func() {
 		done <- run(runCtx, []string{"run", "--pub-telemetry", "--sub-commands", "--pub-socket", sock}, strings.NewReader(""), out, errb, getenv)
 	}()
-	var conn net.Conn
-	for conn == nil {
-		var err error
-		if conn, err = net.Dial("unix", sock); err != nil {
-			select {
-			case <-time.After(20 * time.Millisecond):
-			case <-ctx.Done():
-				t.Fatalf("dial %s: %v", sock, err)
-			}
-		}
-	}
+	conn := dialSocket(ctx, t, sock)
 	defer conn.Close()
 
 	n := 0

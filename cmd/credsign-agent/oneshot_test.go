@@ -211,6 +211,19 @@ func TestOneShotTimeout(t *testing.T) {
 // connack4Broker listens on loopback and answers every MQTT CONNECT with
 // CONNACK return code 4 (bad user name or password); it returns the port.
 func connack4Broker(t *testing.T) int {
+	return fakeBroker(t, func(conn net.Conn) {
+		if _, err := packets.ReadPacket(conn); err != nil {
+			return
+		}
+		ack := packets.NewControlPacket(packets.Connack).(*packets.ConnackPacket)
+		ack.ReturnCode = packets.ErrRefusedBadUsernameOrPassword
+		_ = ack.Write(conn)
+	})
+}
+
+// fakeBroker listens on loopback and hands each connection to serve, for
+// at most 10 s, then closes it; it returns the port.
+func fakeBroker(t *testing.T, serve func(conn net.Conn)) int {
 	ln, port := listen(t)
 	go func() {
 		for {
@@ -221,12 +234,7 @@ func connack4Broker(t *testing.T) int {
 			go func() {
 				defer conn.Close()
 				_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-				if _, err := packets.ReadPacket(conn); err != nil {
-					return
-				}
-				ack := packets.NewControlPacket(packets.Connack).(*packets.ConnackPacket)
-				ack.ReturnCode = packets.ErrRefusedBadUsernameOrPassword
-				_ = ack.Write(conn)
+				serve(conn)
 			}()
 		}
 	}()
@@ -257,22 +265,8 @@ func tlsOnlyBroker(t *testing.T, edit func(*x509.Certificate)) (int, string) {
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ln, port := listen(t)
 	cfg := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-				_ = tls.Server(conn, cfg).Handshake()
-			}()
-		}
-	}()
-	return port, caFile
+	return fakeBroker(t, func(conn net.Conn) { _ = tls.Server(conn, cfg).Handshake() }), caFile
 }
 
 // A broker certificate that does not verify (an authority not trusted, a

@@ -2,24 +2,18 @@ package main
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 // TestParseSettings: credsign-load finds the server and the token as the
 // other client commands do, its old variables still work, and a token's
 // kind decides which of the two it is.
 func TestParseSettings(t *testing.T) {
-	dir := t.TempDir()
-	file := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	file := func(name, body string) string { return testutil.WriteFile(t, name, []byte(body)) }
 	const admin, prov = "csa_load-test-admin-0123456789", "csp_load-test-provisioner-0123456789"
 	adminFile, provFile := file("admin", admin+"\n"), file("prov", prov+"\n")
 	for _, tt := range []struct {
@@ -37,7 +31,7 @@ func TestParseSettings(t *testing.T) {
 		{name: "--token-file wins over the old variables", args: []string{"--token-file", provFile}, env: map[string]string{"CREDSIGN_ADMIN_TOKEN": admin}, server: "http://127.0.0.1:8080", provTok: prov},
 		{name: "deprecated --url", args: []string{"--url", "http://localhost:8081"}, env: map[string]string{"CREDSIGN_TOKEN": admin}, server: "http://localhost:8081", adminTok: admin, warn: "--url is deprecated"},
 		{name: "no token", err: "no token: give --token-file FILE"},
-		{name: "token file missing", args: []string{"--token-file", filepath.Join(dir, "none")}, err: "reading --token-file"},
+		{name: "token file missing", args: []string{"--token-file", filepath.Join(t.TempDir(), "none")}, err: "reading --token-file"},
 		{name: "plain http to another host", args: []string{"--server", "http://credsign.example.com"}, env: map[string]string{"CREDSIGN_TOKEN": admin}, err: "not loopback"},
 		{name: "an argument", args: []string{"extra"}, env: map[string]string{"CREDSIGN_TOKEN": admin}, err: "unexpected arguments [extra]"},
 	} {

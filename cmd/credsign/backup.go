@@ -28,6 +28,17 @@ type backupFlags struct {
 	out      string
 }
 
+// backupUsage is the help of `credsign backup`.
+const backupUsage = `usage: credsign backup [flags] -o FILE
+       credsign backup verify [--key-file K] FILE
+
+Writes a consistent copy of the embedded store while the server keeps serving
+(GET /v1/admin/backup, admin token), or of a stopped server's --data-dir. The
+copy is the data file with its records sealed; the key is not in it: keep the
+key file apart. 'backup verify' opens a copy with the key and reads every record.
+
+flags:`
+
 // runBackup is `credsign backup`: a consistent copy of the embedded store,
 // from a running server (GET /v1/admin/backup) or from a stopped one's
 // data directory; `credsign backup verify FILE` checks one.
@@ -41,25 +52,10 @@ func runBackup(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	fs.StringVar(&f.dataDir, "data-dir", "", "back up this data directory instead of a server (the server must be stopped: the store is open in one process at a time)")
 	fs.StringVar(&f.keyFile, "store-key-file", "", "with --data-dir: the store's key file (else CREDSIGN_STORE_KEY, else the key file in --data-dir)")
 	fs.StringVar(&f.out, "o", "", "write the backup to this new `file` (required)")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `usage: credsign backup [flags] -o FILE
-       credsign backup verify [--key-file K] FILE
-
-Writes a consistent copy of the embedded store while the server keeps serving
-(GET /v1/admin/backup, admin token), or of a stopped server's --data-dir. The
-copy is the data file with its records sealed; the key is not in it: keep the
-key file apart. 'backup verify' opens a copy with the key and reads every record.
-
-flags:`)
-		fs.PrintDefaults()
-	}
-	if code, done := parseCLI(fs, args, stderr); done {
+	if code, done := parseCLI(fs, backupUsage, args, stderr); done {
 		return code
 	}
-	fail := func(code int, err error) int {
-		fmt.Fprintf(stderr, "credsign backup: %v\n", err)
-		return code
-	}
+	fail := failWith(stderr, fs.Name())
 	switch {
 	case fs.NArg() != 0:
 		return fail(exitUsage, fmt.Errorf("unexpected argument %q (the file goes after -o)", fs.Arg(0)))
@@ -93,9 +89,14 @@ flags:`)
 	return exitOK
 }
 
-// parseCLI parses args into fs, one line on stderr for a bad flag; done
-// says the caller should return code.
-func parseCLI(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, done bool) {
+// parseCLI parses args into fs, whose usage is usage followed by the
+// flags, one line on stderr for a bad flag; done says the caller should
+// return code.
+func parseCLI(fs *flag.FlagSet, usage string, args []string, stderr io.Writer) (code int, done bool) {
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
 	fs.SetOutput(io.Discard)
 	err := fs.Parse(args)
 	switch {
@@ -108,6 +109,15 @@ func parseCLI(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, done
 		return exitUsage, true
 	}
 	return 0, false
+}
+
+// failWith returns what reports err as one line of the command name on
+// stderr and returns code.
+func failWith(stderr io.Writer, name string) func(code int, err error) int {
+	return func(code int, err error) int {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return code
+	}
 }
 
 // backupDir copies the data directory's store (not open elsewhere).
@@ -200,32 +210,29 @@ func writeNewFile(path string, fill func(io.Writer) (int64, error)) (int64, erro
 	return n, err
 }
 
+// verifyUsage is the help of `credsign backup verify`.
+const verifyUsage = "usage: credsign backup verify [--key-file K] FILE\n\nOpens a copy of the backup FILE with the key (the same checks as the server at\nstart), reads and authenticates every record, checks the token index, and prints\nthe count of each kind of record. FILE is not changed. Exits 1 if anything fails.\n\nflags:"
+
 // runBackupVerify is `credsign backup verify FILE`.
 func runBackupVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("credsign backup verify", flag.ContinueOnError)
 	keyFile := fs.String("key-file", "", "the store's key file (else CREDSIGN_STORE_KEY)")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: credsign backup verify [--key-file K] FILE\n\nOpens a copy of the backup FILE with the key (the same checks as the server at\nstart), reads and authenticates every record, checks the token index, and prints\nthe count of each kind of record. FILE is not changed. Exits 1 if anything fails.\n\nflags:")
-		fs.PrintDefaults()
-	}
-	if code, done := parseCLI(fs, args, stderr); done {
+	if code, done := parseCLI(fs, verifyUsage, args, stderr); done {
 		return code
 	}
+	fail := failWith(stderr, fs.Name())
 	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "credsign backup verify: give one FILE")
-		return exitUsage
+		return fail(exitUsage, errors.New("give one FILE"))
 	}
 	key, err := cliStoreKey(*keyFile)
 	if err != nil {
-		fmt.Fprintf(stderr, "credsign backup verify: %v\n", err)
-		return exitUsage
+		return fail(exitUsage, err)
 	}
 	defer clear(key)
 	start := time.Now()
 	counts, err := filestore.VerifyBackup(ctx, fs.Arg(0), key)
 	if err != nil {
-		fmt.Fprintf(stderr, "credsign backup verify: %v\n", err)
-		return exitError
+		return fail(exitError, err)
 	}
 	fmt.Fprintf(stdout, "%s: ok in %s: %s\n", fs.Arg(0), time.Since(start).Round(time.Millisecond), formatCounts(counts))
 	return exitOK
@@ -262,23 +269,19 @@ func cliStoreKey(file string) ([]byte, error) {
 	return key, err
 }
 
+// restoreUsage is the help of `credsign restore`.
+const restoreUsage = "usage: credsign restore --data-dir DIR [--key-file K] [--force] FILE\n\nChecks the backup FILE as 'credsign backup verify' does, then installs it as\nthe store of DIR. A store already in DIR is refused unless --force, and never\nreplaced while a server has it open. Start the server on DIR afterwards.\n\nflags:"
+
 // runRestore is `credsign restore`.
 func runRestore(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("credsign restore", flag.ContinueOnError)
 	dataDir := fs.String("data-dir", "", "the data directory to install the backup in (required)")
 	keyFile := fs.String("key-file", "", "the store's key file (else CREDSIGN_STORE_KEY, else the key file in --data-dir); copied into --data-dir when it has none")
 	replace := fs.Bool("force", false, "replace the store in --data-dir (kept beside it as store.db.replaced-TIME); refused while a server has it open")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: credsign restore --data-dir DIR [--key-file K] [--force] FILE\n\nChecks the backup FILE as 'credsign backup verify' does, then installs it as\nthe store of DIR. A store already in DIR is refused unless --force, and never\nreplaced while a server has it open. Start the server on DIR afterwards.\n\nflags:")
-		fs.PrintDefaults()
-	}
-	if code, done := parseCLI(fs, args, stderr); done {
+	if code, done := parseCLI(fs, restoreUsage, args, stderr); done {
 		return code
 	}
-	fail := func(code int, err error) int {
-		fmt.Fprintf(stderr, "credsign restore: %v\n", err)
-		return code
-	}
+	fail := failWith(stderr, fs.Name())
 	if fs.NArg() != 1 || *dataDir == "" {
 		return fail(exitUsage, errors.New("give --data-dir and one FILE"))
 	}

@@ -145,6 +145,9 @@ type clientRun struct {
 	json     bool
 	pos      []string
 	client   *apiclient.ClientWithResponses
+	// inputs read the files the verb's flags name, once the command
+	// line is parsed and the client made.
+	inputs []func() error
 }
 
 // parse reads the flags (the settings, --json and those flags adds) and
@@ -194,6 +197,11 @@ func (c *clientRun) parse(operands string, flags func(fs *flag.FlagSet)) (ok boo
 	if err != nil {
 		return false, c.usage("%v", err)
 	}
+	for _, read := range c.inputs {
+		if err := read(); err != nil {
+			return false, c.usage("%v", err)
+		}
+	}
 	return true, exitOK
 }
 
@@ -210,20 +218,45 @@ func (c *clientRun) transport(err error) int {
 	return exitError
 }
 
-// done finishes a request that was answered: a refusal is one line on
-// stderr and its exit status; otherwise --json prints body as it came and
-// else table prints it for people.
-func (c *clientRun) done(status int, body []byte, table func(w io.Writer)) int {
-	if code, refused := c.refused(status, body); refused {
+// answer is an answer of the generated client: its status and its body
+// as it came.
+type answer interface {
+	StatusCode() int
+	GetBody() []byte
+}
+
+// done finishes a request: no answer is a transport error, a refusal is
+// one line on stderr and its exit status; otherwise --json prints the
+// body as it came and else table prints it for people.
+func (c *clientRun) done(res answer, err error, table func(w io.Writer)) int {
+	if err != nil {
+		return c.transport(err)
+	}
+	if code, refused := c.refused(res.StatusCode(), res.GetBody()); refused {
 		return code
 	}
 	if c.json {
-		c.printJSON(body)
+		c.printJSON(res.GetBody())
 		return exitOK
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	table(tw)
 	_ = tw.Flush()
+	return exitOK
+}
+
+// deleted finishes a delete or revoke like done: the API answers 204 and
+// no body, so --json prints nothing and a person reads what is gone.
+func (c *clientRun) deleted(res answer, err error, what string) int {
+	if err != nil {
+		return c.transport(err)
+	}
+	if code, refused := c.refused(res.StatusCode(), res.GetBody()); refused {
+		return code
+	}
+	if !c.json {
+		fmt.Fprintln(c.stdout, what)
+	}
 	return exitOK
 }
 
@@ -277,26 +310,62 @@ func oneLine(s string) string {
 	}, s)
 }
 
-// readDocument reads the JSON document a put sends: a file, or "-" for
-// standard input.
-func (c *clientRun) readDocument(name string) ([]byte, error) {
-	if name == "" {
-		return nil, errors.New("--file FILE (or - for standard input) is required: the JSON document to write")
+// inputFlag registers the flag name, a file ('-' for standard input) the
+// verb reads once its command line is parsed: read turns what the file
+// named holds into the verb's input, or says why not.
+func (c *clientRun) inputFlag(fs *flag.FlagSet, name, usage string, read func(file string) error) {
+	file := fs.String(name, "", usage)
+	c.inputs = append(c.inputs, func() error { return read(*file) })
+}
+
+// readInput reads the file the flag name gave, or at most limit bytes of
+// standard input for "-"; need says what the file is for when none was
+// given.
+func (c *clientRun) readInput(name, file, need string, limit int64) ([]byte, error) {
+	if file == "" {
+		return nil, fmt.Errorf("--%s FILE (or - for standard input) is required: %s", name, need)
 	}
 	var b []byte
 	var err error
-	if name == "-" {
-		b, err = io.ReadAll(io.LimitReader(c.stdin, 1<<20))
+	if file == "-" {
+		b, err = io.ReadAll(io.LimitReader(c.stdin, limit))
 	} else {
-		b, err = os.ReadFile(name)
+		b, err = os.ReadFile(file)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("--file: %w", err)
-	}
-	if !json.Valid(b) {
-		return nil, fmt.Errorf("--file %s is not one JSON document", name)
+		return nil, fmt.Errorf("--%s: %w", name, err)
 	}
 	return b, nil
+}
+
+// documentFlag registers --file, the JSON document a put or patch sends,
+// read into doc.
+func (c *clientRun) documentFlag(fs *flag.FlagSet, doc *[]byte, usage string) {
+	c.inputFlag(fs, "file", usage, func(file string) error {
+		b, err := c.readInput("file", file, "the JSON document to write", 1<<20)
+		if err == nil && !json.Valid(b) {
+			err = fmt.Errorf("--file %s is not one JSON document", file)
+		}
+		*doc = b
+		return err
+	})
+}
+
+// parseDocument is parse for a verb whose one flag is --file, the JSON
+// document it sends: usage says what the document holds.
+func (c *clientRun) parseDocument(operands, usage string) (doc []byte, ok bool, code int) {
+	ok, code = c.parse(operands, func(fs *flag.FlagSet) { c.documentFlag(fs, &doc, usage) })
+	return doc, ok, code
+}
+
+// optional is v, or nil for its zero value: a flag left out is a
+// parameter not sent.
+func optional[T comparable](v T) *T {
+	var zero T
+	if v == zero {
+		return nil
+	}
+	return &v
 }
 
 // labelsText writes labels as k=v,k=v in key order.

@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 // clientCLI runs credsign with args against server, the admin token in
@@ -41,14 +43,7 @@ func clientCLI(t *testing.T, stdin string, env map[string]string, args ...string
 // exit status and one-line message of each kind of refusal.
 func TestClientCommands(t *testing.T) {
 	url := importServer(t)
-	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, body string) string { return testutil.WriteFile(t, name, []byte(body)) }
 	const secret = "0123456789abcdef0123456789abcdef"
 	dev := func(name, site string) string {
 		return write(name+".json", `{"cloud":"aliyun","params":{"productKey":"a1B2c3D4e5F","deviceName":"`+name+`"},"secret":"`+secret+`","labels":{"site":"`+site+`"}}`)
@@ -100,7 +95,7 @@ func TestClientCommands(t *testing.T) {
 		{"rotate-secret same", nil, []string{"devices", "rotate-secret", s, "--secret-file", sameSecret, "lamp-3"}, want{code: exitInvalid, stderr: "422"}},
 		{"rotate-secret stale etag", nil, []string{"devices", "rotate-secret", s, "--if-match", `"1.1"`, "--secret-file", newSecretFile, "lamp-3"}, want{code: exitConflict, stderr: "412"}},
 		{"rotate-secret no file", nil, []string{"devices", "rotate-secret", s, "lamp-3"}, want{code: exitUsage, stderr: "--secret-file FILE"}},
-		{"rotate-secret unreadable", nil, []string{"devices", "rotate-secret", s, "--secret-file", filepath.Join(dir, "none"), "lamp-3"}, want{code: exitUsage, stderr: "no such file"}},
+		{"rotate-secret unreadable", nil, []string{"devices", "rotate-secret", s, "--secret-file", filepath.Join(t.TempDir(), "none"), "lamp-3"}, want{code: exitUsage, stderr: "no such file"}},
 		{"rotate-secret missing", nil, []string{"devices", "rotate-secret", s, "--secret-file", newSecretFile, "nope"}, want{code: exitNotFound, stderr: "404"}},
 		{"rotate-secret", nil, []string{"devices", "rotate-secret", s, "--secret-file", newSecretFile, "lamp-3"}, want{code: 0, stdout: []string{"lamp-3", "secretVersion  2", "secretRotated"}}},
 		{"list", nil, []string{"devices", "list", s}, want{code: 0, stdout: []string{"ID", "CLOUD", "lamp-1", "lamp-2", "lamp-3", "lamp-4"}}},

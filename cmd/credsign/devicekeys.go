@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/credsign/credsign/internal/apiclient"
@@ -38,10 +36,7 @@ func deviceKeysList(ctx context.Context, c *clientRun) int {
 		return code
 	}
 	res, err := c.client.ListDeviceKeysWithResponse(ctx, c.pos[0])
-	if err != nil {
-		return c.transport(err)
-	}
-	return c.done(res.StatusCode(), res.Body, func(w io.Writer) {
+	return c.done(res, err, func(w io.Writer) {
 		fmt.Fprintln(w, deviceKeyHeader)
 		for _, k := range res.JSON200.Keys {
 			deviceKeyRow(w, k)
@@ -53,59 +48,45 @@ func deviceKeysList(ctx context.Context, c *clientRun) int {
 // `credsign-agent keygen` prints ({"kid", "jwk"}), from a file or "-".
 // The JWK goes to the server as it was written; the server refuses
 // private members.
-func (c *clientRun) readJWK(name string) (json.RawMessage, error) {
-	if name == "" {
-		return nil, errors.New("--jwk-file FILE (or - for standard input) is required: the public JWK, or the output of credsign-agent keygen")
-	}
-	var b []byte
-	var err error
-	if name == "-" {
-		b, err = io.ReadAll(io.LimitReader(c.stdin, 64<<10))
-	} else {
-		b, err = os.ReadFile(name)
-	}
+func (c *clientRun) readJWK(file string) (json.RawMessage, error) {
+	b, err := c.readInput("jwk-file", file, "the public JWK, or the output of credsign-agent keygen", 64<<10)
 	if err != nil {
-		return nil, fmt.Errorf("--jwk-file: %w", err)
+		return nil, err
 	}
 	var doc map[string]json.RawMessage
 	if json.Unmarshal(b, &doc) != nil {
-		return nil, fmt.Errorf("--jwk-file %s is not one JSON object", name)
+		return nil, fmt.Errorf("--jwk-file %s is not one JSON object", file)
 	}
 	if jwk, ok := doc["jwk"]; ok {
 		return jwk, nil
 	}
 	if _, ok := doc["kty"]; !ok {
-		return nil, fmt.Errorf("--jwk-file %s has neither kty (a JWK) nor jwk (credsign-agent keygen's output)", name)
+		return nil, fmt.Errorf("--jwk-file %s has neither kty (a JWK) nor jwk (credsign-agent keygen's output)", file)
 	}
 	return bytes.TrimSpace(b), nil
 }
 
 func deviceKeysAdd(ctx context.Context, c *clientRun) int {
-	var file, name string
+	var body struct {
+		JWK  json.RawMessage `json:"jwk"`
+		Name string          `json:"name,omitempty"`
+	}
 	ok, code := c.parse("ID", func(fs *flag.FlagSet) {
-		fs.StringVar(&file, "jwk-file", "", "`FILE` holding the public JWK, or the JSON line credsign-agent keygen prints ('-' for standard input)")
-		fs.StringVar(&name, "name", "", "what to call the key, shown when keys are listed")
+		c.inputFlag(fs, "jwk-file", "`FILE` holding the public JWK, or the JSON line credsign-agent keygen prints ('-' for standard input)", func(file string) (err error) {
+			body.JWK, err = c.readJWK(file)
+			return err
+		})
+		fs.StringVar(&body.Name, "name", "", "what to call the key, shown when keys are listed")
 	})
 	if !ok {
 		return code
 	}
-	jwk, err := c.readJWK(file)
-	if err != nil {
-		return c.usage("%v", err)
-	}
-	body := struct {
-		JWK  json.RawMessage `json:"jwk"`
-		Name string          `json:"name,omitempty"`
-	}{jwk, name}
 	doc, err := json.Marshal(body)
 	if err != nil {
 		return c.usage("--jwk-file: %v", err)
 	}
 	res, err := c.client.AddDeviceKeyWithBodyWithResponse(ctx, c.pos[0], "application/json", bytes.NewReader(doc))
-	if err != nil {
-		return c.transport(err)
-	}
-	return c.done(res.StatusCode(), res.Body, func(w io.Writer) {
+	return c.done(res, err, func(w io.Writer) {
 		fmt.Fprintln(w, deviceKeyHeader)
 		deviceKeyRow(w, *res.JSON201)
 	})
@@ -116,8 +97,5 @@ func deviceKeysRemove(ctx context.Context, c *clientRun) int {
 		return code
 	}
 	res, err := c.client.RemoveDeviceKeyWithResponse(ctx, c.pos[0], c.pos[1])
-	if err != nil {
-		return c.transport(err)
-	}
-	return c.deleted(res.StatusCode(), res.Body, "key "+c.pos[1]+" of device "+c.pos[0]+" removed")
+	return c.deleted(res, err, "key "+c.pos[1]+" of device "+c.pos[0]+" removed")
 }

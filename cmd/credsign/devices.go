@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,26 +29,15 @@ func (p *pageFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&p.all, "all", false, "follow next to the last page (with --json: one document holding every item, next null)")
 }
 
-// fetchPage gets one page after a cursor: the answer's status and body.
-type fetchPage func(ctx context.Context, after *string) (int, []byte, error)
+// fetchPage gets one page of at most limit items (nil: the server's
+// page size) after a cursor.
+type fetchPage func(ctx context.Context, after *string, limit *int) (*http.Response, error)
 
-// readAnswer reads an answer whole, unparsed: list checks and prints the
-// raw items of each page (a page is decoded once, not twice).
-func readAnswer(res *http.Response, err error) (int, []byte, error) {
-	if err != nil {
-		return 0, nil, err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		return 0, nil, fmt.Errorf("reading the answer: %w", err)
-	}
-	return res.StatusCode, b, nil
-}
-
-// list prints the pages of a list whose items are under key: one page, or
-// with --all every page following next. row prints an item for people.
-func (c *clientRun) list(ctx context.Context, p pageFlags, key, header string, fetch fetchPage, row func(w io.Writer, item json.RawMessage) error) int {
+// list prints the pages of a list whose items, each a T, are under key:
+// one page, or with --all every page following next. row prints an item
+// for people. It reads each answer whole and unparsed: --json prints the
+// raw items of each page, and a page is decoded once, not twice.
+func list[T any](ctx context.Context, c *clientRun, p pageFlags, key, header string, fetch fetchPage, row func(w io.Writer, item T)) int {
 	var after *string
 	if p.after != "" {
 		after = &p.after
@@ -58,11 +46,14 @@ func (c *clientRun) list(ctx context.Context, p pageFlags, key, header string, f
 	if !c.json {
 		fmt.Fprintln(tw, header)
 	}
+	failed := func(err error) int {
+		_ = tw.Flush()
+		return c.transport(err)
+	}
 	for n := 0; ; n++ {
-		status, body, err := fetch(ctx, after)
+		status, body, err := readAnswer(fetch(ctx, after, optional(p.limit)))
 		if err != nil {
-			_ = tw.Flush()
-			return c.transport(err)
+			return failed(err)
 		}
 		if code, refused := c.refused(status, body); refused {
 			_ = tw.Flush()
@@ -76,8 +67,7 @@ func (c *clientRun) list(ctx context.Context, p pageFlags, key, header string, f
 			err = errors.Join(json.Unmarshal(page[key], &items), json.Unmarshal(page["next"], &next))
 		}
 		if err != nil {
-			_ = tw.Flush()
-			return c.transport(fmt.Errorf("the server's answer is not a list of %s: %w", key, err))
+			return failed(fmt.Errorf("the server's answer is not a list of %s: %w", key, err))
 		}
 		switch {
 		case c.json && !p.all:
@@ -95,10 +85,11 @@ func (c *clientRun) list(ctx context.Context, p pageFlags, key, header string, f
 			}
 		default:
 			for _, it := range items {
-				if err := row(tw, it); err != nil {
-					_ = tw.Flush()
-					return c.transport(fmt.Errorf("the server's answer is not a list of %s: %w", key, err))
+				var v T
+				if err := json.Unmarshal(it, &v); err != nil {
+					return failed(fmt.Errorf("the server's answer is not a list of %s: %w", key, err))
 				}
+				row(tw, v)
 			}
 		}
 		if next == nil || !p.all {
@@ -112,11 +103,23 @@ func (c *clientRun) list(ctx context.Context, p pageFlags, key, header string, f
 			return exitOK
 		}
 		if after != nil && *next == *after {
-			_ = tw.Flush()
-			return c.transport(fmt.Errorf("the server answered the same cursor %q twice", *next))
+			return failed(fmt.Errorf("the server answered the same cursor %q twice", *next))
 		}
 		after = next
 	}
+}
+
+// readAnswer reads an answer whole: its status and body.
+func readAnswer(res *http.Response, err error) (int, []byte, error) {
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return 0, nil, fmt.Errorf("reading the answer: %w", err)
+	}
+	return res.StatusCode, b, nil
 }
 
 func devicesList(ctx context.Context, c *clientRun) int {
@@ -137,28 +140,14 @@ func devicesList(ctx context.Context, c *clientRun) int {
 	if !ok {
 		return code
 	}
-	params := apiclient.ListDevicesParams{}
-	if cloud != "" {
-		params.Cloud = &cloud
-	}
+	params := apiclient.ListDevicesParams{Cloud: optional(cloud)}
 	if len(labels) > 0 {
 		params.Label = &labels
 	}
-	if p.limit != 0 {
-		params.Limit = &p.limit
-	}
-	fetch := func(ctx context.Context, after *string) (int, []byte, error) {
-		params.After = after
-		return readAnswer(c.client.ListDevices(ctx, &params))
-	}
-	return c.list(ctx, p, "devices", "ID\tCLOUD\tGROUP\tLABELS\tVERSION\tUPDATED", fetch, func(w io.Writer, it json.RawMessage) error {
-		var d apiclient.Device
-		if err := json.Unmarshal(it, &d); err != nil {
-			return err
-		}
-		deviceRow(w, d)
-		return nil
-	})
+	return list(ctx, c, p, "devices", "ID\tCLOUD\tGROUP\tLABELS\tVERSION\tUPDATED", func(ctx context.Context, after *string, limit *int) (*http.Response, error) {
+		params.After, params.Limit = after, limit
+		return c.client.ListDevices(ctx, &params)
+	}, deviceRow)
 }
 
 func deviceRow(w io.Writer, d apiclient.Device) {
@@ -187,52 +176,49 @@ func paramsText(p map[string]apiclient.ParamValue) string {
 	return oneLine(string(b))
 }
 
+// etag is an answer's ETag header.
+func etag(res *http.Response) string {
+	return res.Header.Get("ETag")
+}
+
 func devicesGet(ctx context.Context, c *clientRun) int {
 	if ok, code := c.parse("ID", nil); !ok {
 		return code
 	}
 	res, err := c.client.GetDeviceWithResponse(ctx, c.pos[0])
-	if err != nil {
-		return c.transport(err)
-	}
-	return c.done(res.StatusCode(), res.Body, func(w io.Writer) {
-		deviceTable(w, res.JSON200, res.HTTPResponse.Header.Get("ETag"))
-	})
+	return c.done(res, err, func(w io.Writer) { deviceTable(w, res.JSON200, etag(res.HTTPResponse)) })
+}
+
+// ifMatchFlag registers --if-match: the verb does what it does (replace,
+// patch, rotate) only if the device's ETag is still the one given.
+func ifMatchFlag(fs *flag.FlagSet, ifMatch *string, does string) {
+	fs.StringVar(ifMatch, "if-match", "", does+" only if the device's ETag is still this one (from devices get)")
 }
 
 func devicesPut(ctx context.Context, c *clientRun) int {
-	var file, ifMatch string
+	var doc []byte
+	var ifMatch string
 	var create bool
 	ok, code := c.parse("ID", func(fs *flag.FlagSet) {
-		fs.StringVar(&file, "file", "", "the device document {cloud, params, secret, labels, group} as JSON in `FILE` ('-' for standard input)")
-		fs.StringVar(&ifMatch, "if-match", "", "replace only if the device's ETag is still this one (from devices get)")
+		c.documentFlag(fs, &doc, "the device document {cloud, params, secret, labels, group} as JSON in `FILE` ('-' for standard input)")
+		ifMatchFlag(fs, &ifMatch, "replace")
 		fs.BoolVar(&create, "create", false, "create only: refuse (exit 5) if the device exists")
 	})
 	if !ok {
 		return code
 	}
-	doc, err := c.readDocument(file)
-	if err != nil {
-		return c.usage("%v", err)
-	}
-	params := apiclient.PutDeviceParams{}
-	if ifMatch != "" {
-		params.IfMatch = &ifMatch
-	}
+	params := apiclient.PutDeviceParams{IfMatch: optional(ifMatch)}
 	if create {
 		star := apiclient.PutDeviceParamsIfNoneMatch("*")
 		params.IfNoneMatch = &star
 	}
-	res, err := c.client.PutDeviceWithBodyWithResponse(ctx, c.pos[0], &params, "application/json", strings.NewReader(string(doc)))
-	if err != nil {
-		return c.transport(err)
-	}
-	return c.done(res.StatusCode(), res.Body, func(w io.Writer) {
+	res, err := c.client.PutDeviceWithBodyWithResponse(ctx, c.pos[0], &params, "application/json", bytes.NewReader(doc))
+	return c.done(res, err, func(w io.Writer) {
 		d := res.JSON200
 		if d == nil {
 			d = res.JSON201
 		}
-		deviceTable(w, d, res.HTTPResponse.Header.Get("ETag"))
+		deviceTable(w, d, etag(res.HTTPResponse))
 	})
 }
 
@@ -240,79 +226,48 @@ func devicesPut(ctx context.Context, c *clientRun) int {
 const mergePatch = "application/merge-patch+json"
 
 func devicesPatch(ctx context.Context, c *clientRun) int {
-	var file, ifMatch string
+	var doc []byte
+	var ifMatch string
 	ok, code := c.parse("ID", func(fs *flag.FlagSet) {
-		fs.StringVar(&file, "file", "", "a JSON merge patch of {cloud, params, labels, group} in `FILE` ('-' for standard input); null removes a member")
-		fs.StringVar(&ifMatch, "if-match", "", "patch only if the device's ETag is still this one (from devices get)")
+		c.documentFlag(fs, &doc, "a JSON merge patch of {cloud, params, labels, group} in `FILE` ('-' for standard input); null removes a member")
+		ifMatchFlag(fs, &ifMatch, "patch")
 	})
 	if !ok {
 		return code
 	}
-	doc, err := c.readDocument(file)
-	if err != nil {
-		return c.usage("%v", err)
-	}
-	params := apiclient.PatchDeviceParams{}
-	if ifMatch != "" {
-		params.IfMatch = &ifMatch
-	}
-	res, err := c.client.PatchDeviceWithBodyWithResponse(ctx, c.pos[0], &params, mergePatch, bytes.NewReader(doc))
-	if err != nil {
-		return c.transport(err)
-	}
-	return c.done(res.StatusCode(), res.Body, func(w io.Writer) {
-		deviceTable(w, res.JSON200, res.HTTPResponse.Header.Get("ETag"))
-	})
+	res, err := c.client.PatchDeviceWithBodyWithResponse(ctx, c.pos[0], &apiclient.PatchDeviceParams{IfMatch: optional(ifMatch)}, mergePatch, bytes.NewReader(doc))
+	return c.done(res, err, func(w io.Writer) { deviceTable(w, res.JSON200, etag(res.HTTPResponse)) })
 }
 
 // readSecret reads a new secret from a file, or "-" for standard input:
 // its first line, without the line end. The secret is sent and never
 // printed: errors name the file, not what it holds.
-func (c *clientRun) readSecret(name string) (string, error) {
-	if name == "" {
-		return "", errors.New("--secret-file FILE (or - for standard input) is required: the new secret")
-	}
-	var b []byte
-	var err error
-	if name == "-" {
-		b, err = io.ReadAll(io.LimitReader(c.stdin, 64<<10))
-	} else {
-		b, err = os.ReadFile(name)
-	}
+func (c *clientRun) readSecret(file string) (string, error) {
+	b, err := c.readInput("secret-file", file, "the new secret", 64<<10)
 	if err != nil {
-		return "", fmt.Errorf("--secret-file: %w", err)
+		return "", err
 	}
 	secret, _, _ := strings.Cut(string(b), "\n")
 	if secret = strings.TrimSuffix(secret, "\r"); secret == "" {
-		return "", fmt.Errorf("--secret-file %s: the first line is empty", name)
+		return "", fmt.Errorf("--secret-file %s: the first line is empty", file)
 	}
 	return secret, nil
 }
 
 func devicesRotateSecret(ctx context.Context, c *clientRun) int {
-	var file, ifMatch string
+	var secret, ifMatch string
 	ok, code := c.parse("ID", func(fs *flag.FlagSet) {
-		fs.StringVar(&file, "secret-file", "", "`FILE` whose first line is the new secret as the cloud's console shows it ('-' for standard input)")
-		fs.StringVar(&ifMatch, "if-match", "", "rotate only if the device's ETag is still this one (from devices get)")
+		c.inputFlag(fs, "secret-file", "`FILE` whose first line is the new secret as the cloud's console shows it ('-' for standard input)", func(file string) (err error) {
+			secret, err = c.readSecret(file)
+			return err
+		})
+		ifMatchFlag(fs, &ifMatch, "rotate")
 	})
 	if !ok {
 		return code
 	}
-	secret, err := c.readSecret(file)
-	if err != nil {
-		return c.usage("%v", err)
-	}
-	params := apiclient.RotateDeviceSecretParams{}
-	if ifMatch != "" {
-		params.IfMatch = &ifMatch
-	}
-	res, err := c.client.RotateDeviceSecretWithResponse(ctx, c.pos[0], &params, apiclient.SecretRotation{Secret: &secret})
-	if err != nil {
-		return c.transport(err)
-	}
-	return c.done(res.StatusCode(), res.Body, func(w io.Writer) {
-		deviceTable(w, res.JSON200, res.HTTPResponse.Header.Get("ETag"))
-	})
+	res, err := c.client.RotateDeviceSecretWithResponse(ctx, c.pos[0], &apiclient.RotateDeviceSecretParams{IfMatch: optional(ifMatch)}, apiclient.SecretRotation{Secret: &secret})
+	return c.done(res, err, func(w io.Writer) { deviceTable(w, res.JSON200, etag(res.HTTPResponse)) })
 }
 
 func devicesDelete(ctx context.Context, c *clientRun) int {
@@ -320,22 +275,7 @@ func devicesDelete(ctx context.Context, c *clientRun) int {
 		return code
 	}
 	res, err := c.client.DeleteDeviceWithResponse(ctx, c.pos[0])
-	if err != nil {
-		return c.transport(err)
-	}
-	return c.deleted(res.StatusCode(), res.Body, "device "+c.pos[0]+" deleted")
-}
-
-// deleted finishes a delete or revoke: the API answers 204 and no body,
-// so --json prints nothing and a person reads what is gone.
-func (c *clientRun) deleted(status int, body []byte, what string) int {
-	if code, refused := c.refused(status, body); refused {
-		return code
-	}
-	if !c.json {
-		fmt.Fprintln(c.stdout, what)
-	}
-	return exitOK
+	return c.deleted(res, err, "device "+c.pos[0]+" deleted")
 }
 
 func groupsList(ctx context.Context, c *clientRun) int {
@@ -343,21 +283,10 @@ func groupsList(ctx context.Context, c *clientRun) int {
 	if ok, code := c.parse("", p.register); !ok {
 		return code
 	}
-	params := apiclient.ListGroupsParams{}
-	if p.limit != 0 {
-		params.Limit = &p.limit
-	}
-	fetch := func(ctx context.Context, after *string) (int, []byte, error) {
-		params.After = after
-		return readAnswer(c.client.ListGroups(ctx, &params))
-	}
-	return c.list(ctx, p, "groups", "ID\tCLOUD\tREGISTRATION\tLABELS\tVERSION\tUPDATED", fetch, func(w io.Writer, it json.RawMessage) error {
-		var g apiclient.Group
-		if err := json.Unmarshal(it, &g); err != nil {
-			return err
-		}
+	return list(ctx, c, p, "groups", "ID\tCLOUD\tREGISTRATION\tLABELS\tVERSION\tUPDATED", func(ctx context.Context, after *string, limit *int) (*http.Response, error) {
+		return c.client.ListGroups(ctx, &apiclient.ListGroupsParams{After: after, Limit: limit})
+	}, func(w io.Writer, g apiclient.Group) {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", oneLine(g.Id), oneLine(g.Cloud), registrationText(g.Registration), labelsText(&g.Labels), g.Version, g.UpdatedAt.UTC().Format(time.RFC3339))
-		return nil
 	})
 }
 
@@ -378,29 +307,16 @@ func groupsGet(ctx context.Context, c *clientRun) int {
 		return code
 	}
 	res, err := c.client.GetGroupWithResponse(ctx, c.pos[0])
-	if err != nil {
-		return c.transport(err)
-	}
-	return c.done(res.StatusCode(), res.Body, func(w io.Writer) { groupTable(w, res.JSON200) })
+	return c.done(res, err, func(w io.Writer) { groupTable(w, res.JSON200) })
 }
 
 func groupsPut(ctx context.Context, c *clientRun) int {
-	var file string
-	ok, code := c.parse("GROUP", func(fs *flag.FlagSet) {
-		fs.StringVar(&file, "file", "", "the group document {cloud, params, secret, labels, registration} as JSON in `FILE` ('-' for standard input)")
-	})
+	doc, ok, code := c.parseDocument("GROUP", "the group document {cloud, params, secret, labels, registration} as JSON in `FILE` ('-' for standard input)")
 	if !ok {
 		return code
 	}
-	doc, err := c.readDocument(file)
-	if err != nil {
-		return c.usage("%v", err)
-	}
-	res, err := c.client.PutGroupWithBodyWithResponse(ctx, c.pos[0], "application/json", strings.NewReader(string(doc)))
-	if err != nil {
-		return c.transport(err)
-	}
-	return c.done(res.StatusCode(), res.Body, func(w io.Writer) {
+	res, err := c.client.PutGroupWithBodyWithResponse(ctx, c.pos[0], "application/json", bytes.NewReader(doc))
+	return c.done(res, err, func(w io.Writer) {
 		g := res.JSON200
 		if g == nil {
 			g = res.JSON201
@@ -410,22 +326,12 @@ func groupsPut(ctx context.Context, c *clientRun) int {
 }
 
 func groupsPatch(ctx context.Context, c *clientRun) int {
-	var file string
-	ok, code := c.parse("GROUP", func(fs *flag.FlagSet) {
-		fs.StringVar(&file, "file", "", "a JSON merge patch of {cloud, params, labels, registration} in `FILE` ('-' for standard input); null removes a member")
-	})
+	doc, ok, code := c.parseDocument("GROUP", "a JSON merge patch of {cloud, params, labels, registration} in `FILE` ('-' for standard input); null removes a member")
 	if !ok {
 		return code
 	}
-	doc, err := c.readDocument(file)
-	if err != nil {
-		return c.usage("%v", err)
-	}
 	res, err := c.client.PatchGroupWithBodyWithResponse(ctx, c.pos[0], mergePatch, bytes.NewReader(doc))
-	if err != nil {
-		return c.transport(err)
-	}
-	return c.done(res.StatusCode(), res.Body, func(w io.Writer) { groupTable(w, res.JSON200) })
+	return c.done(res, err, func(w io.Writer) { groupTable(w, res.JSON200) })
 }
 
 func groupsDelete(ctx context.Context, c *clientRun) int {
@@ -433,8 +339,5 @@ func groupsDelete(ctx context.Context, c *clientRun) int {
 		return code
 	}
 	res, err := c.client.DeleteGroupWithResponse(ctx, c.pos[0])
-	if err != nil {
-		return c.transport(err)
-	}
-	return c.deleted(res.StatusCode(), res.Body, "group "+c.pos[0]+" deleted")
+	return c.deleted(res, err, "group "+c.pos[0]+" deleted")
 }

@@ -145,23 +145,21 @@ type failure struct {
 }
 
 func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fail := failWith(stderr, "credsign import")
 	f, err := parseImportFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "credsign import: %v\n", err)
-		return exitUsage
+		return fail(exitUsage, err)
 	}
 	token, err := f.settings.Token()
 	if err != nil {
-		fmt.Fprintf(stderr, "credsign import: %v\n", err)
-		return exitUsage
+		return fail(exitUsage, err)
 	}
 	in, total, closeIn, err := openImportFile(f.file, stdin)
 	if err != nil {
-		fmt.Fprintf(stderr, "credsign import: %v\n", err)
-		return exitUsage
+		return fail(exitUsage, err)
 	}
 	defer closeIn()
 	br := bufio.NewReaderSize(in, 64<<10)
@@ -170,20 +168,17 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if format := pickImportFormat(f, br); format != "ndjson" {
 		f.read = describeFormat(format)
 		if src, err = newCSVSource(br, f, format); err != nil {
-			fmt.Fprintf(stderr, "credsign import: %s: %v\n", f.file, err)
-			return exitUsage
+			return fail(exitUsage, fmt.Errorf("%s: %w", f.file, err))
 		}
 	} else if len(f.params) > 0 || len(f.labels) > 0 || f.idTemplate != "" {
-		fmt.Fprintf(stderr, "credsign import: %s: the first line is not the header of a console CSV file (%s); give --format\n", f.file, strings.Join(consolecsv.Formats(), ", "))
-		return exitUsage
+		return fail(exitUsage, fmt.Errorf("%s: the first line is not the header of a console CSV file (%s); give --format", f.file, strings.Join(consolecsv.Formats(), ", ")))
 	}
 	var tokensOut *os.File
 	if f.tokensOut != "" {
 		// A new file only: tokens from an earlier run are not overwritten.
 		tokensOut, err = os.OpenFile(f.tokensOut, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
-			fmt.Fprintf(stderr, "credsign import: --tokens-out: %v\n", err)
-			return exitUsage
+			return fail(exitUsage, fmt.Errorf("--tokens-out: %w", err))
 		}
 		defer tokensOut.Close()
 	}
@@ -196,8 +191,7 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		defer src.stop()
 	} else {
 		if err := skipLines(br, f.fromLine-1); err != nil {
-			fmt.Fprintf(stderr, "credsign import: %s: %v\n", f.file, err)
-			return exitError
+			return fail(exitError, fmt.Errorf("%s: %w", f.file, err))
 		}
 		if total > 0 {
 			total -= f.fromLine - 1
@@ -210,8 +204,7 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			return nil
 		}))
 	if err != nil {
-		fmt.Fprintf(stderr, "credsign import: %v\n", err)
-		return exitUsage
+		return fail(exitUsage, err)
 	}
 	mode := apiclient.ImportDevicesParamsMode(f.mode)
 	params := &apiclient.ImportDevicesParams{Mode: &mode, Tokens: &f.tokens}
@@ -220,14 +213,12 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	res, err := client.ImportDevicesWithBody(ctx, params, "application/x-ndjson", body)
 	if err != nil {
 		stopProgress()
-		fmt.Fprintf(stderr, "credsign import: %v\n", err)
-		return exitError
+		return fail(exitError, err)
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
 		stopProgress()
-		fmt.Fprintf(stderr, "credsign import: the server refused the import: %s\n", problemText(res))
-		return exitError
+		return fail(exitError, fmt.Errorf("the server refused the import: %s", problemText(res)))
 	}
 	var tw tokenWriter
 	if tokensOut != nil {

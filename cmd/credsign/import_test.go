@@ -5,17 +5,15 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/rs/zerolog"
-
-	"github.com/credsign/credsign/api"
-	"github.com/credsign/credsign/secrets/filestore"
+	"github.com/credsign/credsign/internal/testing/servertest"
+	"github.com/credsign/credsign/internal/testing/testutil"
 	"github.com/credsign/credsign/service"
 )
 
@@ -24,23 +22,7 @@ const importAdmin = "csa_import-test-admin-0123456789"
 // importServer is a real API server on loopback with an embedded store.
 func importServer(t *testing.T) string {
 	t.Helper()
-	st, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := service.New(service.Config{Store: st, AdminToken: importAdmin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := api.New(svc, api.Config{Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		ts.Close()
-		_ = st.Close()
-	})
+	ts, _ := servertest.Start(t, service.Config{AdminToken: importAdmin})
 	return ts.URL
 }
 
@@ -55,6 +37,75 @@ func runImportCLI(t *testing.T, args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
 	code := run(context.Background(), args, strings.NewReader(""), &out, &errb)
 	return code, out.String(), errb.String()
+}
+
+// firstTwoOfThree returns the lines of three devices, prefix-1 to
+// prefix-3 (secrets secret-prefix1 ...), and a file in a new directory
+// holding the first two.
+func firstTwoOfThree(t *testing.T, prefix string) (file string, lines []string) {
+	t.Helper()
+	for i := 1; i <= 3; i++ {
+		lines = append(lines, aliyunLine(fmt.Sprintf("%s-%d", prefix, i), fmt.Sprintf("secret-%s%d", prefix, i)))
+	}
+	file = filepath.Join(t.TempDir(), "batch.ndjson")
+	writeLines(t, file, lines[:2]...)
+	return file, lines
+}
+
+// wantUsageLine runs credsign with args and fails t unless it exits 2
+// with nothing on stdout and one line on stderr that says want.
+func wantUsageLine(t *testing.T, want string, args ...string) {
+	t.Helper()
+	code, out, errs := runImportCLI(t, args...)
+	if code != exitUsage || out != "" || !strings.Contains(errs, want) {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 2 and %q", code, out, errs, want)
+	}
+	if strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+		t.Errorf("more than one line on stderr: %q", errs)
+	}
+}
+
+// writeLines writes lines to file, each ended by a newline.
+func writeLines(t *testing.T, file string, lines ...string) {
+	t.Helper()
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// summaryHas fails t at once unless import exited with wantCode, and then
+// for each of wants that its summary out lacks; errs is its stderr.
+func summaryHas(t *testing.T, code, wantCode int, out, errs string, wants ...string) {
+	t.Helper()
+	if code != wantCode {
+		t.Fatalf("exit %d, want %d; stdout %s stderr %s", code, wantCode, out, errs)
+	}
+	for _, want := range wants {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// readTokensCSV reads the tokens file import wrote as CSV: a header, then
+// a device's id and token a row.
+func readTokensCSV(name string) ([][]string, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	return csv.NewReader(bytes.NewReader(b)).ReadAll()
+}
+
+// wantCredentials fails t unless each device of rows (id, token) gets
+// credentials with its token, whose is what the message calls it.
+func wantCredentials(t *testing.T, url string, rows [][]string, whose string) {
+	t.Helper()
+	for _, r := range rows {
+		if status, _, _ := testutil.Do(t, nil, http.MethodPost, url+"/v1/devices/"+r[0]+"/credentials", r[1], nil); status != 200 {
+			t.Errorf("credentials with %s of %s: %d", whose, r[0], status)
+		}
+	}
 }
 
 // TestImportFile: a file with malformed lines (bad JSON, unknown cloud,
@@ -73,26 +124,17 @@ func TestImportFile(t *testing.T) {
 		aliyunLine("f-1", "secret-five-5"),
 		aliyunLine("f-6", "secret-six-6"),
 	}
-	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeLines(t, file, lines...)
 	tokens := filepath.Join(dir, "tokens.csv")
 	code, out, errs := runImportCLI(t, "import", "--server", url, "--tokens-out", tokens, file)
-	if code != exitError {
-		t.Fatalf("exit %d, want 1; stdout %s stderr %s", code, out, errs)
-	}
-	for _, want := range []string{
+	summaryHas(t, code, exitError, out, errs,
 		"6 lines from line 1: 2 created, 0 updated, 4 failed, 2 tokens",
 		"line 2: 400 the line is not valid JSON",
 		"line 3 (f-3): 422 the request body is invalid (cloud: value is not one of the allowed values [\"aliyun\"",
 		"line 4: 422",
 		"line 5 (f-1): 409 the id is on line 1 of this import already",
-		"tokens written to " + tokens,
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("summary lacks %q:\n%s", want, out)
-		}
-	}
+		"tokens written to "+tokens,
+	)
 	if strings.Contains(out+errs, "secret-") || strings.Contains(out+errs, "csd_") {
 		t.Errorf("a secret or token in the output:\n%s%s", out, errs)
 	}
@@ -100,24 +142,11 @@ func TestImportFile(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("tokens file: %v %v", st, err)
 	}
-	fh, _ := os.Open(tokens)
-	recs, err := csv.NewReader(fh).ReadAll()
-	fh.Close()
+	recs, err := readTokensCSV(tokens)
 	if err != nil || len(recs) != 3 || recs[0][0] != "id" || recs[1][0] != "f-1" || recs[2][0] != "f-6" {
 		t.Fatalf("tokens file: %v %v", recs, err)
 	}
-	for _, r := range recs[1:] {
-		req, _ := http.NewRequest("POST", url+"/v1/devices/"+r[0]+"/credentials", nil)
-		req.Header.Set("Authorization", "Bearer "+r[1])
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != 200 {
-			t.Errorf("credentials with the token of %s: %d", r[0], res.StatusCode)
-		}
-	}
+	wantCredentials(t, url, recs[1:], "the token")
 
 	// Resume from line 6 in create mode: f-6 exists (409, named as line 6
 	// of the file); tokens are not asked for, and a new tokens file must
@@ -144,50 +173,25 @@ func TestImportFile(t *testing.T) {
 // fails the run.
 func TestImportResumeMode(t *testing.T) {
 	url := importServer(t)
-	dir := t.TempDir()
-	file := filepath.Join(dir, "batch.ndjson")
-	lines := []string{aliyunLine("m-1", "secret-m1"), aliyunLine("m-2", "secret-m2"), aliyunLine("m-3", "secret-m3")}
-	if err := os.WriteFile(file, []byte(strings.Join(lines[:2], "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file, lines := firstTwoOfThree(t, "m")
 	// The first run's tokens "reach nobody".
 	if code, out, errs := runImportCLI(t, "import", "--server", url, "--tokens", file); code != exitOK {
 		t.Fatalf("first run: exit %d\n%s%s", code, out, errs)
 	}
-	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tokens := filepath.Join(dir, "tokens.csv")
+	writeLines(t, file, lines...)
+	tokens := filepath.Join(t.TempDir(), "tokens.csv")
 	code, out, errs := runImportCLI(t, "import", "--server", url, "--mode", "resume", "--tokens-out", tokens, file)
 	if code != exitOK || !strings.Contains(out, "3 lines from line 1: 1 created, 0 updated, 2 existing, 0 failed, 3 tokens") {
 		t.Fatalf("resume: exit %d\n%s%s", code, out, errs)
 	}
-	fh, err := os.Open(tokens)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs, err := csv.NewReader(fh).ReadAll()
-	fh.Close()
+	recs, err := readTokensCSV(tokens)
 	if err != nil || len(recs) != 4 {
 		t.Fatalf("tokens file: %v %v", recs, err)
 	}
-	for _, r := range recs[1:] {
-		req, _ := http.NewRequest("POST", url+"/v1/devices/"+r[0]+"/credentials", nil)
-		req.Header.Set("Authorization", "Bearer "+r[1])
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != 200 {
-			t.Errorf("credentials with the resumed token of %s: %d", r[0], res.StatusCode)
-		}
-	}
+	wantCredentials(t, url, recs[1:], "the resumed token")
 	// Without tokens, and with m-2 changed in the file: m-2 fails.
 	lines[1] = aliyunLine("m-2", "secret-changed")
-	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeLines(t, file, lines...)
 	code, out, _ = runImportCLI(t, "import", "--server", url, "--mode", "resume", file)
 	if code != exitError || !strings.Contains(out, "0 created, 0 updated, 2 existing, 1 failed, 0 tokens") || !strings.Contains(out, "line 2 (m-2): 409") {
 		t.Errorf("resume with a changed line: exit %d\n%s", code, out)
@@ -230,15 +234,7 @@ func TestImportUsage(t *testing.T) {
 		{"no such file", []string{"import", "--server", "http://127.0.0.1:1", filepath.Join(dir, "nope")}, "no such file"},
 		{"tokens file exists", []string{"import", "--server", "http://127.0.0.1:1", "--tokens-out", exists, file}, "file exists"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			code, out, errs := runImportCLI(t, tc.args...)
-			if code != exitUsage || out != "" || !strings.Contains(errs, tc.want) {
-				t.Errorf("exit %d, stdout %q, stderr %q; want 2 and %q", code, out, errs, tc.want)
-			}
-			if strings.Count(strings.TrimSpace(errs), "\n") != 0 {
-				t.Errorf("more than one line on stderr: %q", errs)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantUsageLine(t, tc.want, tc.args...) })
 	}
 	t.Setenv("CREDSIGN_TOKEN", "")
 	var out, errb bytes.Buffer
@@ -268,18 +264,11 @@ func TestImportRefused(t *testing.T) {
 // mode is refused.
 func TestImportSkipExisting(t *testing.T) {
 	url := importServer(t)
-	dir := t.TempDir()
-	file := filepath.Join(dir, "batch.ndjson")
-	lines := []string{aliyunLine("s-1", "secret-s1"), aliyunLine("s-2", "secret-s2"), aliyunLine("s-3", "secret-s3")}
-	if err := os.WriteFile(file, []byte(strings.Join(lines[:2], "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file, lines := firstTwoOfThree(t, "s")
 	if code, out, errs := runImportCLI(t, "import", "--server", url, file); code != exitOK || !strings.Contains(out, "read "+file+" as NDJSON; mode create") {
 		t.Fatalf("first run: exit %d\n%s%s", code, out, errs)
 	}
-	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeLines(t, file, lines...)
 	// Without the flag the existing devices fail the run.
 	if code, out, _ := runImportCLI(t, "import", "--server", url, file); code != exitError || !strings.Contains(out, "1 created, 0 updated, 2 failed") {
 		t.Fatalf("create over existing devices: exit %d\n%s", code, out)
@@ -289,9 +278,7 @@ func TestImportSkipExisting(t *testing.T) {
 		t.Fatalf("--skip-existing: exit %d\n%s%s", code, out, errs)
 	}
 	lines[1] = aliyunLine("s-2", "secret-changed")
-	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeLines(t, file, lines...)
 	if code, out, _ := runImportCLI(t, "import", "--server", url, "--skip-existing", file); code != exitError || !strings.Contains(out, "2 existing, 1 failed") || !strings.Contains(out, "line 2 (s-2): 409") {
 		t.Errorf("--skip-existing with a changed device: exit %d\n%s", code, out)
 	}

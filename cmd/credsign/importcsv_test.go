@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 // getDevice reads a device through the API as the admin.
@@ -50,18 +52,11 @@ func TestImportConsoleCSV(t *testing.T) {
 	code, out, errs := runImportCLI(t, "import", "--server", url, "--format", "tencent-csv",
 		"--param", "productId=9KX2P7QDRF", "--param", "port=8883", "--label", "batch=b7",
 		"--id-template", "{deviceName}", "--tokens-out", tokens, tencent)
-	if code != exitError {
-		t.Fatalf("exit %d, want 1\n%s%s", code, out, errs)
-	}
-	for _, want := range []string{
+	summaryHas(t, code, exitError, out, errs,
 		"tencent.csv: 4 rows from line 1: 2 created, 0 updated, 2 failed, 2 tokens",
 		"as console CSV tencent-csv (Tencent Cloud",
 		"failed lines (first 2 of 2):\n  line 3: 1 fields, the header has 2\n  line 5 (th-04): no secret\n",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("summary lacks %q:\n%s", want, out)
-		}
-	}
+	)
 	code1, d := getDevice(t, url, "th-01")
 	wantParams := map[string]any{"productId": "9KX2P7QDRF", "deviceName": "th-01", "port": float64(8883)}
 	if code1 != 200 || d["cloud"] != "tencent" || !reflect.DeepEqual(d["params"], wantParams) ||
@@ -168,14 +163,7 @@ func runImportStdin(t *testing.T, stdin string, args ...string) (int, string, st
 // TestImportConsoleCSVUsage: a CSV that cannot be read as its format, or
 // flags that do not fit it, exit 2 with one line and send nothing.
 func TestImportConsoleCSVUsage(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, body string) string { return testutil.WriteFile(t, name, []byte(body)) }
 	aliyun := write("a.csv", "ProductKey,DeviceName,DeviceSecret\npk1,dev-0001,s3cr3t-1\n")
 	ndjson := write("f.ndjson", aliyunLine("u-1", "secret-u1")+"\n")
 	zh := write("zh.csv", "设备名称,设备密钥\ndev-01,c2VjcmV0\n")
@@ -195,14 +183,6 @@ func TestImportConsoleCSVUsage(t *testing.T) {
 		{"no product", []string{"import", "--server", "http://127.0.0.1:1", "--format", "tencent-csv", zh}, "no productId column: give it as a param"},
 		{"bad template", []string{"import", "--server", "http://127.0.0.1:1", "--id-template", "{deviceName", aliyun}, "a '{' without its '}'"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			code, out, errs := runImportCLI(t, tc.args...)
-			if code != exitUsage || out != "" || !strings.Contains(errs, tc.want) {
-				t.Errorf("exit %d, stdout %q, stderr %q; want 2 and %q", code, out, errs, tc.want)
-			}
-			if strings.Count(strings.TrimSpace(errs), "\n") != 0 {
-				t.Errorf("more than one line on stderr: %q", errs)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantUsageLine(t, tc.want, tc.args...) })
 	}
 }

@@ -17,6 +17,20 @@ import (
 	"github.com/credsign/credsign/secrets/migrate"
 )
 
+// migrateUsage is the help of `credsign migrate`.
+const migrateUsage = `usage: credsign migrate --from file:DIR|vault --to file:DIR|vault [flags]
+
+Copies every record of one store into another: devices and groups with their
+secrets, every token record (provisioner, device, enrolment) by its hash, the
+device token MAC key, the revocation lists and the JWT key ring, so that every
+device and every token keeps working on the destination. Resumable: records
+already equal at the destination are skipped; ones that differ are reported and
+left alone unless --force. The servers on both stores should be stopped (a file
+store is open in one process at a time; migrate from a backup to keep serving).
+Prints a count of each kind at the end; exits 1 if anything differed or failed.
+
+flags:`
+
 // runMigrate is `credsign migrate`: copy every record of one store into
 // another.
 func runMigrate(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
@@ -28,28 +42,10 @@ func runMigrate(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	dryRun := fs.Bool("dry-run", false, "read both stores and count what would be copied; write nothing")
 	force := fs.Bool("force", false, "overwrite devices, groups and keys that differ at the destination (token records are never overwritten)")
 	parallel := fs.Int("parallel", 32, "reads and writes under way at once (each a round trip to Vault)")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `usage: credsign migrate --from file:DIR|vault --to file:DIR|vault [flags]
-
-Copies every record of one store into another: devices and groups with their
-secrets, every token record (provisioner, device, enrolment) by its hash, the
-device token MAC key, the revocation lists and the JWT key ring, so that every
-device and every token keeps working on the destination. Resumable: records
-already equal at the destination are skipped; ones that differ are reported and
-left alone unless --force. The servers on both stores should be stopped (a file
-store is open in one process at a time; migrate from a backup to keep serving).
-Prints a count of each kind at the end; exits 1 if anything differed or failed.
-
-flags:`)
-		fs.PrintDefaults()
-	}
-	if code, done := parseCLI(fs, args, stderr); done {
+	if code, done := parseCLI(fs, migrateUsage, args, stderr); done {
 		return code
 	}
-	fail := func(code int, err error) int {
-		fmt.Fprintf(stderr, "credsign migrate: %v\n", err)
-		return code
-	}
+	fail := failWith(stderr, fs.Name())
 	src, err := parseStoreSpec(*from, *fromKey, "--from")
 	var dst serveFlags
 	if err == nil {

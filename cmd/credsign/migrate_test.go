@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/credsign/credsign/internal/testing/testutil"
 	"github.com/credsign/credsign/internal/testing/vaulttest"
 )
 
@@ -115,26 +116,12 @@ func (f fleet) sameState(t *testing.T, base string) {
 // proof is a DPoP proof (docs/devices.md) of a POST to url signed by k.
 func proof(t *testing.T, k *ecdsa.PrivateKey, url string) string {
 	t.Helper()
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k}, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	jti := make([]byte, 16)
 	rand.Read(jti)
-	claims, _ := json.Marshal(map[string]any{"jti": base64.RawURLEncoding.EncodeToString(jti), "htm": "POST", "htu": url, "iat": time.Now().Unix()})
-	jws, err := signer.Sign(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testutil.SignES256(t, k, map[string]any{"alg": "ES256", "typ": "dpop+jwt", "jwk": jose.JSONWebKey{Key: &k.PublicKey}},
+		map[string]any{"jti": base64.RawURLEncoding.EncodeToString(jti), "htm": "POST", "htu": url, "iat": time.Now().Unix()})
 }
 
-// issueWithProof asks for the keyed device's credentials with a proof of
-// its first key and returns the status.
 func (f fleet) issueWithProof(t *testing.T, base string) int {
 	t.Helper()
 	url := base + "/v1/devices/" + keyed + "/credentials"
@@ -253,12 +240,7 @@ func makeFleet(t *testing.T, base string, n int) fleet {
 
 func jwks(t *testing.T, base string) []byte {
 	t.Helper()
-	res, err := http.Get(base + "/.well-known/jwks.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
+	_, _, b := testutil.Do(t, nil, http.MethodGet, base+"/.well-known/jwks.json", "", nil)
 	return b
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -10,12 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -241,25 +237,30 @@ func TestRegistrarErrors(t *testing.T) {
 	}
 }
 
+// startDPS starts the DPS emulator of ID scope with one enrolment group,
+// whose key (returned, base64) is keyText, assigning its devices to hub.
+// caFile holds the CA of the emulator's certificate.
+func startDPS(t *testing.T, scope, keyText, hub string) (dps *cloudemu.DPS, groupKey, caFile string) {
+	t.Helper()
+	dps, err := cloudemu.StartDPS(cloudemu.DPSOptions{IDScope: scope, RetryAfter: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dps.Close() })
+	groupKey = base64.StdEncoding.EncodeToString([]byte(keyText))
+	if err := dps.AddGroup(cloudemu.DPSGroup{Key: groupKey, Hub: hub}); err != nil {
+		t.Fatal(err)
+	}
+	return dps, groupKey, testutil.WriteFile(t, "cloud-ca.pem", dps.CAPEM())
+}
+
 // TestServeCloudCA: `serve --cloud-ca-file` makes the registrar trust a
 // cloud endpoint signed by that CA (here the emulated DPS); without it the
 // same enrolment fails as a cloud that cannot be reached, with its use given
 // back; a file with no certificate stops serve with one line.
 func TestServeCloudCA(t *testing.T) {
 	const scope = "0ne00CAFE01"
-	dps, err := cloudemu.StartDPS(cloudemu.DPSOptions{IDScope: scope, RetryAfter: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = dps.Close() })
-	groupKey := base64.StdEncoding.EncodeToString([]byte("a group key of the serve test, 32+ bytes long"))
-	if err := dps.AddGroup(cloudemu.DPSGroup{Key: groupKey, Hub: "serve-hub.azure-devices.net"}); err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(t.TempDir(), "cloud-ca.pem")
-	if err := os.WriteFile(caFile, dps.CAPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dps, groupKey, caFile := startDPS(t, scope, "a group key of the serve test, 32+ bytes long", "serve-hub.azure-devices.net")
 	env := map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}
 	for _, tc := range []struct {
 		name   string
@@ -287,14 +288,9 @@ func TestServeCloudCA(t *testing.T) {
 		})
 	}
 	t.Run("not a certificate", func(t *testing.T) {
-		bad := filepath.Join(t.TempDir(), "bad.pem")
-		if err := os.WriteFile(bad, []byte("not PEM\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		var errb testutil.SyncBuffer
-		code := serve(context.Background(), []string{"--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--cloud-ca-file", bad},
-			func(k string) string { return env[k] }, io.Discard, &errb)
-		out := strings.TrimSpace(errb.String())
+		bad := testutil.WriteFile(t, "bad.pem", []byte("not PEM\n"))
+		code, out := serveNoStart(env, "--data-dir", t.TempDir(), "--cloud-ca-file", bad)
+		out = strings.TrimSpace(out)
 		if code != exitUsage || strings.Count(out, "\n") != 0 || !strings.Contains(out, "--cloud-ca-file") {
 			t.Fatalf("exit %d, stderr %q; want exit 2 and one line naming the flag", code, out)
 		}
@@ -323,19 +319,7 @@ func TestServeRegistrationPolicy(t *testing.T) {
 // environment env.
 func registrationPolicy(t *testing.T, env map[string]string) {
 	const scope = "0ne00CAFE02"
-	dps, err := cloudemu.StartDPS(cloudemu.DPSOptions{IDScope: scope, RetryAfter: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = dps.Close() })
-	groupKey := base64.StdEncoding.EncodeToString([]byte("a group key of the policy test, 32+ bytes"))
-	if err := dps.AddGroup(cloudemu.DPSGroup{Key: groupKey, Hub: "policy-hub.azure-devices.net"}); err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(t.TempDir(), "cloud-ca.pem")
-	if err := os.WriteFile(caFile, dps.CAPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dps, groupKey, caFile := startDPS(t, scope, "a group key of the policy test, 32+ bytes", "policy-hub.azure-devices.net")
 	_, port, _ := net.SplitHostPort(dps.Addr())
 	group := func(cloud, kind, host string) map[string]any {
 		return map[string]any{"cloud": cloud, "secret": groupKey, "params": map[string]any{},
@@ -343,17 +327,8 @@ func registrationPolicy(t *testing.T, env map[string]string) {
 	}
 	putGroup := func(t *testing.T, base, id string, doc map[string]any) (int, string) {
 		t.Helper()
-		b, _ := json.Marshal(doc)
-		req, _ := http.NewRequest("PUT", base+"/v1/groups/"+id, bytes.NewReader(b))
-		req.Header.Set("Authorization", "Bearer "+srvAdmin)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		out, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(out)
+		status, _, out := testutil.Do(t, nil, "PUT", base+"/v1/groups/"+id, srvAdmin, doc)
+		return status, string(out)
 	}
 	enrol := func(t *testing.T, base, groupID, device string) (int, string) {
 		t.Helper()
@@ -443,10 +418,8 @@ func registrationPolicy(t *testing.T, env map[string]string) {
 	})
 	t.Run("bad flag", func(t *testing.T) {
 		for _, v := range []string{"https://dps.example.com", "*", "dps.example.com:443"} {
-			var errb testutil.SyncBuffer
-			code := serve(context.Background(), []string{"--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--registration-allow-host", v},
-				func(k string) string { return env[k] }, io.Discard, &errb)
-			out := strings.TrimSpace(errb.String())
+			code, out := serveNoStart(env, "--data-dir", t.TempDir(), "--registration-allow-host", v)
+			out = strings.TrimSpace(out)
 			if code != exitUsage || strings.Count(out, "\n") != 0 || !strings.Contains(out, "registration-allow-host") {
 				t.Errorf("--registration-allow-host %s: exit %d, stderr %q; want exit 2 and one line naming the flag", v, code, out)
 			}

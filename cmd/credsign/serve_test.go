@@ -577,13 +577,7 @@ func TestServeStoreKeyFromEnv(t *testing.T) {
 	key := make([]byte, 32)
 	rand.Read(key)
 	env := map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin, "CREDSIGN_STORE_KEY": base64.StdEncoding.EncodeToString(key)}
-	r := startServe(t, env, "--data-dir", dir)
-	c := &http.Client{Timeout: 5 * time.Second}
-	doc := map[string]any{"cloud": "huawei", "params": map[string]any{"deviceId": "d1"}, "secret": "key-test-secret"}
-	if code := call(t, c, http.MethodPut, "http://"+r.addr+"/v1/devices/d1", srvAdmin, doc, nil); code != http.StatusCreated {
-		t.Fatalf("PUT = %d", code)
-	}
-	r.shutdown(t)
+	putOneDevice(t, env, "key-test-secret", "--data-dir", dir)
 	if _, err := os.Stat(filepath.Join(dir, "store.key")); !os.IsNotExist(err) {
 		t.Errorf("a key file was written although the key came from the environment: %v", err)
 	}
@@ -595,10 +589,9 @@ func TestServeStoreKeyFromEnv(t *testing.T) {
 		{"not-base64!", "CREDSIGN_STORE_KEY"},
 	} {
 		env["CREDSIGN_STORE_KEY"] = tt.key
-		stderr := &testutil.SyncBuffer{}
-		code := serve(context.Background(), []string{"--addr", "127.0.0.1:0", "--data-dir", dir}, func(k string) string { return env[k] }, io.Discard, stderr)
-		if code == 0 || !strings.Contains(stderr.String(), tt.want) {
-			t.Errorf("restart with key %q: exit %d, stderr %q, want it to say %q", tt.key, code, stderr.String(), tt.want)
+		code, stderr := serveNoStart(env, "--data-dir", dir)
+		if code == 0 || !strings.Contains(stderr, tt.want) {
+			t.Errorf("restart with key %q: exit %d, stderr %q, want it to say %q", tt.key, code, stderr, tt.want)
 		}
 	}
 }
@@ -612,19 +605,14 @@ func TestServeStoreKeyFile(t *testing.T) {
 	keyFile := filepath.Join(keyDir, "store-key")
 	writeFile(t, keyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"))
 	env := map[string]string{"CREDSIGN_ADMIN_TOKEN": srvAdmin}
-	r := startServe(t, env, "--data-dir", dir, "--store-key-file", keyFile)
-	c := &http.Client{Timeout: 5 * time.Second}
-	doc := map[string]any{"cloud": "huawei", "params": map[string]any{"deviceId": "d1"}, "secret": "key-file-secret"}
-	if code := call(t, c, http.MethodPut, "http://"+r.addr+"/v1/devices/d1", srvAdmin, doc, nil); code != http.StatusCreated {
-		t.Fatalf("PUT = %d", code)
-	}
-	r.shutdown(t)
+	putOneDevice(t, env, "key-file-secret", "--data-dir", dir, "--store-key-file", keyFile)
 	if _, err := os.Stat(filepath.Join(dir, "store.key")); !os.IsNotExist(err) {
 		t.Errorf("a key file was written beside the data although --store-key-file was given: %v", err)
 	}
 	// The same key from the environment opens the same data.
 	env["CREDSIGN_STORE_KEY"] = base64.StdEncoding.EncodeToString(key)
-	r = startServe(t, env, "--data-dir", dir)
+	r := startServe(t, env, "--data-dir", dir)
+	c := &http.Client{Timeout: 5 * time.Second}
 	if code := call(t, c, http.MethodGet, "http://"+r.addr+"/v1/devices/d1", srvAdmin, nil, nil); code != http.StatusOK {
 		t.Errorf("GET with the key from the environment = %d", code)
 	}
@@ -639,24 +627,40 @@ func TestServeStoreKeyFile(t *testing.T) {
 		{bad, "--store-key-file"},
 		{filepath.Join(keyDir, "missing"), "reading --store-key-file"},
 	} {
-		stderr := &testutil.SyncBuffer{}
-		code := serve(context.Background(), []string{"--addr", "127.0.0.1:0", "--data-dir", dir, "--store-key-file", tt.file}, func(k string) string { return env[k] }, io.Discard, stderr)
-		if code == 0 || !strings.Contains(stderr.String(), tt.want) || strings.Contains(stderr.String(), "not a key") {
-			t.Errorf("key file %s: exit %d, stderr %q, want it to say %q", tt.file, code, stderr.String(), tt.want)
+		code, stderr := serveNoStart(env, "--data-dir", dir, "--store-key-file", tt.file)
+		if code == 0 || !strings.Contains(stderr, tt.want) || strings.Contains(stderr, "not a key") {
+			t.Errorf("key file %s: exit %d, stderr %q, want it to say %q", tt.file, code, stderr, tt.want)
 		}
 	}
+}
+
+// putOneDevice starts serve with env and args, creates device d1 (a
+// Huawei device whose secret is secret) and stops the server: a store for
+// the tests of its key.
+func putOneDevice(t *testing.T, env map[string]string, secret string, args ...string) {
+	t.Helper()
+	r := startServe(t, env, args...)
+	doc := map[string]any{"cloud": "huawei", "params": map[string]any{"deviceId": "d1"}, "secret": secret}
+	if code := call(t, &http.Client{Timeout: 5 * time.Second}, http.MethodPut, "http://"+r.addr+"/v1/devices/d1", srvAdmin, doc, nil); code != http.StatusCreated {
+		t.Fatalf("PUT = %d", code)
+	}
+	r.shutdown(t)
+}
+
+// serveNoStart runs serve on a free port with env and args, which should
+// keep it from starting, and returns its exit status and what it wrote to
+// stderr.
+func serveNoStart(env map[string]string, args ...string) (int, string) {
+	stderr := &testutil.SyncBuffer{}
+	code := serve(context.Background(), append([]string{"--addr", "127.0.0.1:0"}, args...), func(k string) string { return env[k] }, io.Discard, stderr)
+	return code, stderr.String()
 }
 
 // metricValue scrapes base/metrics and returns the value of a metric
 // without labels (NaN when absent).
 func metricValue(t *testing.T, c *http.Client, base, name string) float64 {
 	t.Helper()
-	res, err := c.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
+	_, _, body := testutil.Do(t, c, http.MethodGet, base+"/metrics", "", nil)
 	for _, line := range strings.Split(string(body), "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)

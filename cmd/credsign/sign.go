@@ -308,15 +308,26 @@ func printFlags(w io.Writer, f *signFlags, what string) {
 	f.fs.PrintDefaults()
 }
 
-func runSign(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	f := newSignFlags("sign")
+// parseSign parses the command line of sign or explain (name) into a
+// request; -h prints the usage with what, what the command does. When ok
+// is false the command returns code.
+func parseSign(name, what string, args []string, stdin io.Reader, stdout, stderr io.Writer) (req cloud.Request, code int, ok bool) {
+	f := newSignFlags(name)
 	req, err := f.request(args, stdin, time.Now)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			printFlags(stdout, f, "Derives MQTT credentials offline (no server, no store) and prints them as JSON.")
-			return exitOK
-		}
-		return fail(stderr, "sign", err)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		printFlags(stdout, f, what)
+		return req, exitOK, false
+	case err != nil:
+		return req, fail(stderr, name, err), false
+	}
+	return req, exitOK, true
+}
+
+func runSign(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	req, code, ok := parseSign("sign", "Derives MQTT credentials offline (no server, no store) and prints them as JSON.", args, stdin, stdout, stderr)
+	if !ok {
+		return code
 	}
 	creds, err := registry.Sign(req)
 	if err != nil {
@@ -326,14 +337,9 @@ func runSign(_ context.Context, args []string, stdin io.Reader, stdout, stderr i
 }
 
 func runExplain(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	f := newSignFlags("explain")
-	req, err := f.request(args, stdin, time.Now)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			printFlags(stdout, f, "Prints each step of the cloud's recipe (the exact string signed, the key and how it was decoded, the algorithm, the encoding) with the secret redacted, then the credentials.")
-			return exitOK
-		}
-		return fail(stderr, "explain", err)
+	req, code, ok := parseSign("explain", "Prints each step of the cloud's recipe (the exact string signed, the key and how it was decoded, the algorithm, the encoding) with the secret redacted, then the credentials.", args, stdin, stdout, stderr)
+	if !ok {
+		return code
 	}
 	creds, steps, err := registry.Explain(req)
 	if err != nil {

@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"time"
 
@@ -63,27 +63,17 @@ func tokensMint(ctx context.Context, c *clientRun) int {
 			scope.Labels = &labels
 		}
 	}
-	var namePtr *string
-	if name != "" {
-		namePtr = &name
-	}
 	var ttlPtr *int64
 	if ttl != 0 {
 		secs := int64(ttl / time.Second)
 		ttlPtr = &secs
 	}
 	if device != "" {
-		res, err := c.client.CreateDeviceTokenWithResponse(ctx, device, apiclient.DeviceTokenRequest{Name: namePtr, TtlSeconds: ttlPtr})
-		if err != nil {
-			return c.transport(err)
-		}
-		return c.done(res.StatusCode(), res.Body, func(w io.Writer) { tokenTable(w, res.JSON201) })
+		res, err := c.client.CreateDeviceTokenWithResponse(ctx, device, apiclient.DeviceTokenRequest{Name: optional(name), TtlSeconds: ttlPtr})
+		return c.done(res, err, func(w io.Writer) { tokenTable(w, res.JSON201) })
 	}
-	res, err := c.client.CreateTokenWithResponse(ctx, apiclient.TokenRequest{Role: apiclient.TokenRequestRoleProvisioner, Name: namePtr, TtlSeconds: ttlPtr, Scope: scope})
-	if err != nil {
-		return c.transport(err)
-	}
-	return c.done(res.StatusCode(), res.Body, func(w io.Writer) { tokenTable(w, res.JSON201) })
+	res, err := c.client.CreateTokenWithResponse(ctx, apiclient.TokenRequest{Role: apiclient.TokenRequestRoleProvisioner, Name: optional(name), TtlSeconds: ttlPtr, Scope: scope})
+	return c.done(res, err, func(w io.Writer) { tokenTable(w, res.JSON201) })
 }
 
 // tokenRow prints one listed token for people (a listed token has no
@@ -122,34 +112,12 @@ func tokensList(ctx context.Context, c *clientRun) int {
 	if !ok {
 		return code
 	}
-	var fetch fetchPage
-	if device != "" {
-		params := apiclient.ListDeviceTokensParams{}
-		if p.limit != 0 {
-			params.Limit = &p.limit
+	return list(ctx, c, p, "tokens", "ID\tNAME\tROLE\tDEVICE\tSTATE\tCREATED\tEXPIRES\tSCOPE", func(ctx context.Context, after *string, limit *int) (*http.Response, error) {
+		if device != "" {
+			return c.client.ListDeviceTokens(ctx, device, &apiclient.ListDeviceTokensParams{After: after, Limit: limit})
 		}
-		fetch = func(ctx context.Context, after *string) (int, []byte, error) {
-			params.After = after
-			return readAnswer(c.client.ListDeviceTokens(ctx, device, &params))
-		}
-	} else {
-		params := apiclient.ListTokensParams{}
-		if p.limit != 0 {
-			params.Limit = &p.limit
-		}
-		fetch = func(ctx context.Context, after *string) (int, []byte, error) {
-			params.After = after
-			return readAnswer(c.client.ListTokens(ctx, &params))
-		}
-	}
-	return c.list(ctx, p, "tokens", "ID\tNAME\tROLE\tDEVICE\tSTATE\tCREATED\tEXPIRES\tSCOPE", fetch, func(w io.Writer, it json.RawMessage) error {
-		var t apiclient.Token
-		if err := json.Unmarshal(it, &t); err != nil {
-			return err
-		}
-		tokenRow(w, t)
-		return nil
-	})
+		return c.client.ListTokens(ctx, &apiclient.ListTokensParams{After: after, Limit: limit})
+	}, tokenRow)
 }
 
 func tokensRevoke(ctx context.Context, c *clientRun) int {
@@ -163,16 +131,10 @@ func tokensRevoke(ctx context.Context, c *clientRun) int {
 	id := c.pos[0]
 	if device != "" {
 		res, err := c.client.RevokeDeviceTokenWithResponse(ctx, device, id)
-		if err != nil {
-			return c.transport(err)
-		}
-		return c.deleted(res.StatusCode(), res.Body, "token "+id+" of device "+device+" revoked")
+		return c.deleted(res, err, "token "+id+" of device "+device+" revoked")
 	}
 	res, err := c.client.RevokeTokenWithResponse(ctx, id)
-	if err != nil {
-		return c.transport(err)
-	}
-	return c.deleted(res.StatusCode(), res.Body, "token "+id+" revoked")
+	return c.deleted(res, err, "token "+id+" revoked")
 }
 
 // enrolmentTable prints an enrolment token (with its text only when it
@@ -202,7 +164,7 @@ func enrolmentMint(ctx context.Context, c *clientRun) int {
 	if !ok {
 		return code
 	}
-	req := apiclient.EnrolmentTokenRequest{MaxUses: maxUses}
+	req := apiclient.EnrolmentTokenRequest{MaxUses: maxUses, IdPattern: optional(pattern), Name: optional(name)}
 	switch {
 	case maxUses < 1:
 		return c.usage("--max-uses N is required: how many devices the token may enrol")
@@ -220,17 +182,8 @@ func enrolmentMint(ctx context.Context, c *clientRun) int {
 		}
 		req.ExpiresAt = &at
 	}
-	if pattern != "" {
-		req.IdPattern = &pattern
-	}
-	if name != "" {
-		req.Name = &name
-	}
 	res, err := c.client.CreateEnrolmentTokenWithResponse(ctx, c.pos[0], req)
-	if err != nil {
-		return c.transport(err)
-	}
-	return c.done(res.StatusCode(), res.Body, func(w io.Writer) {
+	return c.done(res, err, func(w io.Writer) {
 		t := res.JSON201
 		enrolmentTable(w, apiclient.EnrolmentToken{Id: t.Id, Group: t.Group, MaxUses: t.MaxUses, Uses: t.Uses, Failures: t.Failures,
 			ExpiresAt: t.ExpiresAt, IdPattern: t.IdPattern, CreatedAt: t.CreatedAt, RevokedAt: t.RevokedAt, Name: t.Name}, t.Token)
@@ -242,25 +195,14 @@ func enrolmentList(ctx context.Context, c *clientRun) int {
 	if ok, code := c.parse("GROUP", p.register); !ok {
 		return code
 	}
-	params := apiclient.ListEnrolmentTokensParams{}
-	if p.limit != 0 {
-		params.Limit = &p.limit
-	}
-	fetch := func(ctx context.Context, after *string) (int, []byte, error) {
-		params.After = after
-		return readAnswer(c.client.ListEnrolmentTokens(ctx, c.pos[0], &params))
-	}
-	return c.list(ctx, p, "enrolmentTokens", "ID\tNAME\tUSES\tFAILURES\tID-PATTERN\tEXPIRES\tREVOKED", fetch, func(w io.Writer, it json.RawMessage) error {
-		var t apiclient.EnrolmentToken
-		if err := json.Unmarshal(it, &t); err != nil {
-			return err
-		}
+	return list(ctx, c, p, "enrolmentTokens", "ID\tNAME\tUSES\tFAILURES\tID-PATTERN\tEXPIRES\tREVOKED", func(ctx context.Context, after *string, limit *int) (*http.Response, error) {
+		return c.client.ListEnrolmentTokens(ctx, c.pos[0], &apiclient.ListEnrolmentTokensParams{After: after, Limit: limit})
+	}, func(w io.Writer, t apiclient.EnrolmentToken) {
 		revoked := "-"
 		if t.RevokedAt != nil {
 			revoked = t.RevokedAt.UTC().Format(time.RFC3339)
 		}
 		fmt.Fprintf(w, "%s\t%s\t%d of %d\t%d\t%s\t%s\t%s\n", oneLine(t.Id), orDash(t.Name), t.Uses, t.MaxUses, t.Failures, orDash(t.IdPattern), t.ExpiresAt.UTC().Format(time.RFC3339), revoked)
-		return nil
 	})
 }
 
@@ -269,10 +211,7 @@ func enrolmentGet(ctx context.Context, c *clientRun) int {
 		return code
 	}
 	res, err := c.client.GetEnrolmentTokenWithResponse(ctx, c.pos[0], c.pos[1])
-	if err != nil {
-		return c.transport(err)
-	}
-	return c.done(res.StatusCode(), res.Body, func(w io.Writer) { enrolmentTable(w, *res.JSON200, "") })
+	return c.done(res, err, func(w io.Writer) { enrolmentTable(w, *res.JSON200, "") })
 }
 
 func enrolmentRevoke(ctx context.Context, c *clientRun) int {
@@ -280,10 +219,7 @@ func enrolmentRevoke(ctx context.Context, c *clientRun) int {
 		return code
 	}
 	res, err := c.client.RevokeEnrolmentTokenWithResponse(ctx, c.pos[0], c.pos[1])
-	if err != nil {
-		return c.transport(err)
-	}
-	return c.deleted(res.StatusCode(), res.Body, "enrolment token "+c.pos[1]+" of group "+c.pos[0]+" revoked")
+	return c.deleted(res, err, "enrolment token "+c.pos[1]+" of group "+c.pos[0]+" revoked")
 }
 
 func keysRotate(ctx context.Context, c *clientRun) int {
@@ -291,10 +227,7 @@ func keysRotate(ctx context.Context, c *clientRun) int {
 		return code
 	}
 	res, err := c.client.RotateJWTKeyWithResponse(ctx)
-	if err != nil {
-		return c.transport(err)
-	}
-	return c.done(res.StatusCode(), res.Body, func(w io.Writer) { fmt.Fprintf(w, "kid\t%s\n", oneLine(res.JSON200.Kid)) })
+	return c.done(res, err, func(w io.Writer) { fmt.Fprintf(w, "kid\t%s\n", oneLine(res.JSON200.Kid)) })
 }
 
 func keysJWKS(ctx context.Context, c *clientRun) int {
@@ -302,10 +235,7 @@ func keysJWKS(ctx context.Context, c *clientRun) int {
 		return code
 	}
 	res, err := c.client.GetJWKSWithResponse(ctx)
-	if err != nil {
-		return c.transport(err)
-	}
-	return c.done(res.StatusCode(), res.Body, func(w io.Writer) {
+	return c.done(res, err, func(w io.Writer) {
 		fmt.Fprintln(w, "KID\tKTY\tALG\tUSE")
 		for _, k := range res.JSON200.Keys {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", oneLine(k.Kid), oneLine(k.Kty), orDash(k.Alg), orDash(k.Use))

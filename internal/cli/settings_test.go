@@ -4,23 +4,17 @@ import (
 	"bytes"
 	"flag"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 // TestSettings: which of the flags and variables wins, the deprecated
 // spellings with their warning, and the refusals.
 func TestSettings(t *testing.T) {
-	dir := t.TempDir()
-	file := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	file := func(name, body string) string { return testutil.WriteFile(t, name, []byte(body)) }
 	flagTok := file("flag.token", "csp_from-flag\nsecond line ignored\n")
 	envTok := file("env.token", "  csp_from-env-file  \n")
 	empty := file("empty.token", "\n")
@@ -47,7 +41,7 @@ func TestSettings(t *testing.T) {
 		{name: "no old token flag", args: []string{"--token", "x"}, noOldToken: true, err: "flag provided but not defined"},
 		{name: "no token", server: DefaultServer, err: "no token"},
 		{name: "empty token file", args: []string{"--token-file", empty}, server: DefaultServer, err: "is empty"},
-		{name: "missing token file", env: map[string]string{TokenFileEnv: filepath.Join(dir, "nope")}, server: DefaultServer, err: "reading $CREDSIGN_TOKEN_FILE"},
+		{name: "missing token file", env: map[string]string{TokenFileEnv: filepath.Join(t.TempDir(), "nope")}, server: DefaultServer, err: "reading $CREDSIGN_TOKEN_FILE"},
 		{name: "plain http away", args: []string{"--server", "http://10.0.0.1:8080"}, err: "not loopback"},
 		{name: "look-alike", args: []string{"--server", "http://127.0.0.1.example.com"}, err: "not loopback"},
 		{name: "not a url", args: []string{"--server", "ftp://x"}, err: "not an http(s) URL"},

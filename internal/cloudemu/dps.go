@@ -222,8 +222,7 @@ func (d *DPS) authorize(header, scope, regID string) (DPSGroup, string, int, int
 	d.mu.Unlock()
 	msg := []byte(sas.sr + "\n" + strconv.FormatInt(sas.se, 10))
 	for _, g := range groups {
-		gk, _ := base64.StdEncoding.DecodeString(g.Key)
-		deviceKey := base64.StdEncoding.EncodeToString(hmacSum(sha256.New, gk, []byte(regID)))
+		deviceKey, _ := DPSDeviceKey(g.Key, regID)
 		dk, _ := base64.StdEncoding.DecodeString(deviceKey)
 		expect := base64.StdEncoding.EncodeToString(hmacSum(sha256.New, dk, msg))
 		if subtle.ConstantTimeCompare([]byte(expect), []byte(sig)) == 1 {
@@ -316,4 +315,12 @@ func (d *DPS) finish(w http.ResponseWriter, op *dpsOp) {
 		state["errorCode"], state["errorMessage"] = 400209, "custom allocation failed"
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"operationId": op.id, "status": op.group.Outcome, "registrationState": state})
+}
+
+// DPSDeviceKey is the key DPS derives for device regID of a symmetric-key
+// enrolment group whose key is groupKey, as Microsoft documents it:
+// base64(HMAC-SHA256(base64-decoded group key, regID)).
+func DPSDeviceKey(groupKey, regID string) (string, error) {
+	gk, err := base64.StdEncoding.DecodeString(groupKey)
+	return base64.StdEncoding.EncodeToString(hmacSum(sha256.New, gk, []byte(regID))), err
 }

@@ -74,6 +74,12 @@ func TestMicrosoftDerivationVector(t *testing.T) {
 	if got := hmacB64(msGroupKey, msRegID); got != msDeviceKey {
 		t.Fatalf("derived %s, Microsoft publishes %s", got, msDeviceKey)
 	}
+	if got, err := DPSDeviceKey(msGroupKey, msRegID); err != nil || got != msDeviceKey {
+		t.Fatalf("DPSDeviceKey: %s %v, Microsoft publishes %s", got, err, msDeviceKey)
+	}
+	if _, err := DPSDeviceKey("not base64!", msRegID); err == nil {
+		t.Fatal("DPSDeviceKey took a group key that is not base64")
+	}
 }
 
 func TestDPSEmulatorFlow(t *testing.T) {

@@ -185,62 +185,75 @@ func isTopLevel(def map[string]any) bool {
 // a definition being inlined (only the CRD validation schema type has one)
 // becomes an empty schema, which admits anything.
 func inline(v any, defs map[string]map[string]any, seen map[string]bool) (any, error) {
+	m, isObject := v.(map[string]any)
+	if ref, ok := m["$ref"].(string); ok {
+		name := strings.TrimPrefix(ref, "#/definitions/")
+		switch name {
+		case intOrStringDef:
+			return intOrString(), nil
+		case quantityDef:
+			return map[string]any{"oneOf": []any{nullable("string"), nullable("number")}}, nil
+		}
+		if seen[name] {
+			return map[string]any{}, nil
+		}
+		def, ok := defs[name]
+		if !ok {
+			return nil, fmt.Errorf("unknown $ref %s", ref)
+		}
+		seen[name] = true
+		defer delete(seen, name)
+		return inline(def, defs, seen)
+	}
+	c, err := copySchema(v, func(e any) (any, error) { return inline(e, defs, seen) })
+	if err != nil || !isObject {
+		return c, err
+	}
+	if m["format"] == "int-or-string" {
+		return intOrString(), nil
+	}
+	out := c.(map[string]any)
+	strict(out)
+	if t, ok := out["type"].(string); ok {
+		out["type"] = []any{t, "null"}
+	}
+	return out, nil
+}
+
+// copySchema copies the schema value v: an object schema without its
+// description, format and Kubernetes extensions, an array item by item,
+// anything else as it is. conv copies each value kept (each property's
+// schema) and each item.
+func copySchema(v any, conv func(any) (any, error)) (any, error) {
 	switch v := v.(type) {
 	case map[string]any:
-		if ref, ok := v["$ref"].(string); ok {
-			name := strings.TrimPrefix(ref, "#/definitions/")
-			switch name {
-			case intOrStringDef:
-				return intOrString(), nil
-			case quantityDef:
-				return map[string]any{"oneOf": []any{nullable("string"), nullable("number")}}, nil
-			}
-			if seen[name] {
-				return map[string]any{}, nil
-			}
-			def, ok := defs[name]
-			if !ok {
-				return nil, fmt.Errorf("unknown $ref %s", ref)
-			}
-			seen[name] = true
-			defer delete(seen, name)
-			return inline(def, defs, seen)
-		}
 		out := map[string]any{}
 		for k, e := range v {
 			switch {
 			case k == "description", k == "format", strings.HasPrefix(k, "x-kubernetes-"):
-				continue
 			case k == "properties":
 				props := map[string]any{}
 				for pn, ps := range e.(map[string]any) {
-					c, err := inline(ps, defs, seen)
+					c, err := conv(ps)
 					if err != nil {
 						return nil, err
 					}
 					props[pn] = c
 				}
 				out[k] = props
-				continue
+			default:
+				c, err := conv(e)
+				if err != nil {
+					return nil, err
+				}
+				out[k] = c
 			}
-			c, err := inline(e, defs, seen)
-			if err != nil {
-				return nil, err
-			}
-			out[k] = c
-		}
-		if v["format"] == "int-or-string" {
-			return intOrString(), nil
-		}
-		strict(out)
-		if t, ok := out["type"].(string); ok {
-			out["type"] = []any{t, "null"}
 		}
 		return out, nil
 	case []any:
 		out := make([]any, len(v))
 		for i, e := range v {
-			c, err := inline(e, defs, seen)
+			c, err := conv(e)
 			if err != nil {
 				return nil, err
 			}
@@ -332,40 +345,15 @@ func fromCRD(b []byte, schemas map[string]map[string]any) error {
 // crdSchema makes a CRD's OpenAPI v3 schema strict, with the Kubernetes
 // extensions it uses turned into plain JSON schema.
 func crdSchema(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		if v["x-kubernetes-int-or-string"] == true {
-			return intOrString()
-		}
-		preserve := v["x-kubernetes-preserve-unknown-fields"] == true
-		out := map[string]any{}
-		for k, e := range v {
-			switch {
-			case k == "description", k == "format", strings.HasPrefix(k, "x-kubernetes-"):
-				continue
-			case k == "properties":
-				props := map[string]any{}
-				for pn, ps := range e.(map[string]any) {
-					props[pn] = crdSchema(ps)
-				}
-				out[k] = props
-				continue
-			}
-			out[k] = crdSchema(e)
-		}
-		if !preserve {
-			strict(out)
-		}
-		return out
-	case []any:
-		out := make([]any, len(v))
-		for i, e := range v {
-			out[i] = crdSchema(e)
-		}
-		return out
-	default:
-		return v
+	m, isObject := v.(map[string]any)
+	if m["x-kubernetes-int-or-string"] == true {
+		return intOrString()
 	}
+	out, _ := copySchema(v, func(e any) (any, error) { return crdSchema(e), nil })
+	if isObject && m["x-kubernetes-preserve-unknown-fields"] != true {
+		strict(out.(map[string]any))
+	}
+	return out
 }
 
 func write(dir string, schemas map[string]map[string]any) error {

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 // swagger is a cut-down Kubernetes OpenAPI v2 document in the shape of
@@ -218,13 +220,7 @@ func TestCRDSchemas(t *testing.T) {
 
 func TestErrors(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, text string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, body string) string { return testutil.WriteFile(t, name, []byte(body)) }
 	tests := []struct {
 		name string
 		args []string

@@ -106,10 +106,7 @@ func main() {
 			bw.Flush()
 			pw.Close()
 		}()
-		req, _ := http.NewRequest("POST", *url+"/v1/imports", pr)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Content-Type", "application/x-ndjson")
-		res, err := http.DefaultClient.Do(req)
+		res, err := send("POST", *url+"/v1/imports", tok, "application/x-ndjson", pr)
 		if err != nil {
 			fmt.Println("error", err)
 			return
@@ -146,10 +143,7 @@ func main() {
 				} else {
 					body = []byte(`{"cloud":"aliyun","params":{"productKey":"a1B2c3D4e5F","deviceName":"` + id + `"},"secret":"0123456789abcdef0123456789abcdef"}`)
 				}
-				req, _ := http.NewRequest("PUT", *url+"/v1/devices/"+id, bytes.NewReader(body))
-				req.Header.Set("Authorization", "Bearer "+tok)
-				req.Header.Set("Content-Type", "application/json")
-				res, err := http.DefaultClient.Do(req)
+				res, err := send("PUT", *url+"/v1/devices/"+id, tok, "application/json", bytes.NewReader(body))
 				if err != nil {
 					fmt.Println("error", err)
 					return
@@ -168,6 +162,17 @@ func main() {
 	c1 := cpu(*pid)
 	fmt.Printf("%s n=%d members=%d line=%dB: %v wall; server peak RSS (VmHWM) %s -> %s, RSS now %s -> %s; server CPU %v (%.2f ms each)\n",
 		*what, *n, *members, len(doc("atk-0", *members)), time.Since(start).Round(time.Millisecond), h0, h1, r0, r1, c1-c0, float64(c1-c0)/float64(time.Millisecond)/float64(*n))
+}
+
+// send makes one request to credsign with tok as its bearer token.
+func send(method, url, tok, contentType string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", contentType)
+	return http.DefaultClient.Do(req)
 }
 
 func paramsDoc(id string, members int) []byte {
