@@ -1,0 +1,43 @@
+package testutil
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/asn1"
+	"errors"
+	"math/big"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// ES256Signer puts any crypto.Signer of a P-256 key (a key in a TPM, a
+// software key) behind go-jose's OpaqueSigner for ES256, the way a
+// device's proof signer does: the signer's ASN.1 signature becomes JWS's
+// r‖s.
+type ES256Signer struct{ Signer crypto.Signer }
+
+// Public is the signer's public key as an ES256 JWK.
+func (s ES256Signer) Public() *jose.JSONWebKey {
+	return &jose.JSONWebKey{Key: s.Signer.Public(), Algorithm: string(jose.ES256)}
+}
+
+// Algs is ES256 only.
+func (s ES256Signer) Algs() []jose.SignatureAlgorithm { return []jose.SignatureAlgorithm{jose.ES256} }
+
+// SignPayload signs the SHA-256 of payload and returns r‖s.
+func (s ES256Signer) SignPayload(payload []byte, _ jose.SignatureAlgorithm) ([]byte, error) {
+	h := sha256.Sum256(payload)
+	der, err := s.Signer.Sign(rand.Reader, h[:], crypto.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	var rs struct{ R, S *big.Int }
+	if rest, err := asn1.Unmarshal(der, &rs); err != nil || len(rest) > 0 {
+		return nil, errors.New("not an ASN.1 ECDSA signature")
+	}
+	out := make([]byte, 64)
+	rs.R.FillBytes(out[:32])
+	rs.S.FillBytes(out[32:])
+	return out, nil
+}
