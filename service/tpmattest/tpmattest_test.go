@@ -15,6 +15,7 @@ import (
 
 	"github.com/credsign/credsign/agent/tpmkey"
 	"github.com/credsign/credsign/internal/testing/swtpmtest"
+	"github.com/credsign/credsign/internal/testing/testutil"
 	"github.com/credsign/credsign/service/tpmattest"
 )
 
@@ -45,7 +46,7 @@ func loadExternal(t *testing.T, tpm transport.TPM, k *ecdsa.PrivateKey) tpm2.Aut
 	rsp, err := tpm2.LoadExternal{
 		InPrivate: tpm2.New2B(tpm2.TPMTSensitive{
 			SensitiveType: tpm2.TPMAlgECC,
-			Sensitive:     tpm2.NewTPMUSensitiveComposite(tpm2.TPMAlgECC, &tpm2.TPM2BECCParameter{Buffer: privBytes(t, k)}),
+			Sensitive:     tpm2.NewTPMUSensitiveComposite(tpm2.TPMAlgECC, &tpm2.TPM2BECCParameter{Buffer: testutil.PrivateBytes(t, k)}),
 		}),
 		InPublic:  tpm2.New2B(tmpl),
 		Hierarchy: tpm2.TPMRHNull,
@@ -241,13 +242,4 @@ func point(t *testing.T, k *ecdsa.PublicKey) (x, y []byte) {
 		t.Fatal(err)
 	}
 	return b[1:33], b[33:]
-}
-
-func privBytes(t *testing.T, k *ecdsa.PrivateKey) []byte {
-	t.Helper()
-	b, err := k.Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
