@@ -3,7 +3,6 @@ package apiclient_test
 import (
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,10 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rs/zerolog"
-
-	"github.com/credsign/credsign/api"
-	"github.com/credsign/credsign/secrets/filestore"
+	"github.com/credsign/credsign/internal/testing/servertest"
 	"github.com/credsign/credsign/service"
 )
 
@@ -22,23 +18,7 @@ import (
 // /openapi.yaml, written to a file in dir.
 func servedSpec(t *testing.T, dir string) string {
 	t.Helper()
-	st, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := service.New(service.Config{Store: st, AdminToken: "csa_served-spec-test-admin-0123456789"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := api.New(svc, api.Config{Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		ts.Close()
-		_ = st.Close()
-	})
+	ts, _ := servertest.Start(t, service.Config{AdminToken: "csa_served-spec-test-admin-0123456789"})
 	res, err := http.Get(ts.URL + "/openapi.yaml")
 	if err != nil {
 		t.Fatal(err)

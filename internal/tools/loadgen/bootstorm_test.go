@@ -8,8 +8,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/credsign/credsign/internal/testing/servertest"
 	"github.com/credsign/credsign/internal/testing/vaulttest"
 	"github.com/credsign/credsign/secrets"
+	"github.com/credsign/credsign/service"
 )
 
 // TestBootStorm runs a small storm against a real server (embedded store,
@@ -20,7 +22,7 @@ import (
 func TestBootStorm(t *testing.T) {
 	vault := vaulttest.Start(t)
 	const admin = "csa_bootstorm-test-admin-0123456789"
-	ts, st := startServer(t, admin)
+	ts, st := servertest.Start(t, service.Config{AdminToken: admin})
 
 	const n = 24
 	r, err := BootStorm(context.Background(), StormOptions{Server: ts.URL, AdminToken: admin, Devices: n, Concurrency: 4,
@@ -53,7 +55,7 @@ func TestBootStorm(t *testing.T) {
 // TestBootStormRefused: a wrong token fails the storm with the server's
 // answer.
 func TestBootStormRefused(t *testing.T) {
-	ts, _ := startServer(t, "csa_the-right-admin-token-0123")
+	ts, _ := servertest.Start(t, service.Config{AdminToken: "csa_the-right-admin-token-0123"})
 	_, err := BootStorm(context.Background(), StormOptions{Server: ts.URL, ProvisionerToken: "csp_wrong", Devices: 2})
 	if err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("err = %v, want a 401", err)

@@ -2,16 +2,12 @@ package loadgen
 
 import (
 	"context"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/credsign/credsign/api"
+	"github.com/credsign/credsign/internal/testing/servertest"
 	"github.com/credsign/credsign/secrets"
-	"github.com/credsign/credsign/secrets/filestore"
 	"github.com/credsign/credsign/service"
 )
 
@@ -20,7 +16,7 @@ import (
 // and the devices it registered must be gone afterwards.
 func TestRunAgainstRealServer(t *testing.T) {
 	const admin = "csa_loadgen-test-admin-0123456789"
-	ts, st := startServer(t, admin)
+	ts, st := servertest.Start(t, service.Config{AdminToken: admin})
 
 	r, err := Run(context.Background(), Options{Server: ts.URL, AdminToken: admin, Devices: 1, Concurrency: 2, Phase: 200 * time.Millisecond, Rounds: 1})
 	if err != nil {
@@ -44,31 +40,9 @@ func TestRunAgainstRealServer(t *testing.T) {
 // TestRunReportsRefusals: a wrong admin token fails the run with the server's
 // answer, not a hang or a zero report.
 func TestRunReportsRefusals(t *testing.T) {
-	ts, _ := startServer(t, "csa_the-right-admin-token-0123")
+	ts, _ := servertest.Start(t, service.Config{AdminToken: "csa_the-right-admin-token-0123"})
 	_, err := Run(context.Background(), Options{Server: ts.URL, AdminToken: "csa_a-wrong-admin-token-000000", Phase: 50 * time.Millisecond, Rounds: 1})
 	if err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("err = %v, want a 401", err)
 	}
-}
-
-// startServer runs a real server on the embedded store on loopback for the
-// test, with admin as its admin token.
-func startServer(t *testing.T, admin string) (*httptest.Server, *filestore.Store) {
-	t.Helper()
-	st, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	svc, err := service.New(service.Config{Store: st, AdminToken: admin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := api.New(svc, api.Config{Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
-	return ts, st
 }
