@@ -73,7 +73,7 @@ func (a Admin) Call(method, path string, body, out any) {
 // Do sends one request to url with token as its bearer (none when empty)
 // and body (when not nil) as JSON, through client (nil:
 // http.DefaultClient), and returns the answer read in full; it fails the
-// test only when no answer comes.
+// test only when no full answer comes.
 func Do(t testing.TB, client *http.Client, method, url, token string, body any) (int, http.Header, []byte) {
 	t.Helper()
 	var rd io.Reader
@@ -102,7 +102,10 @@ func Do(t testing.TB, client *http.Client, method, url, token string, body any) 
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read answer: %v", method, url, err)
+	}
 	return resp.StatusCode, resp.Header, b
 }
 
