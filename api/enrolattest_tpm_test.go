@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -127,26 +128,14 @@ func TestEnrolAttestTPM(t *testing.T) {
 			KeyPublic: a.KeyCertify.Public, Attest: a.KeyCertify.Attest, Signature: a.KeyCertify.Signature,
 		}, jwk.Key)
 	}
-	proofBy := func(t *testing.T, s jose.OpaqueSigner) string {
+	proofBy := func(t *testing.T, s crypto.Signer) string {
 		t.Helper()
-		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: s}, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
-		if err != nil {
-			t.Fatal(err)
-		}
 		claims := fmt.Sprintf(`{"jti":%q,"htm":"POST","htu":%q,"iat":%d}`, base64.RawURLEncoding.EncodeToString([]byte("0123456789abcdef")), ts.URL+"/v1/enrol", time.Now().Unix())
-		j, err := signer.Sign([]byte(claims))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := j.CompactSerialize()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
+		return testutil.ES256Signer{Signer: s}.Proof(t, claims)
 	}
 
 	t.Run("a proof signed in the TPM passes", func(t *testing.T) {
-		if err := check(t, attest(t), proofBy(t, testutil.ES256Signer{Signer: key})); err != nil {
+		if err := check(t, attest(t), proofBy(t, key)); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -155,7 +144,7 @@ func TestEnrolAttestTPM(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = check(t, attest(t), proofBy(t, testutil.ES256Signer{Signer: fileKey}))
+		err = check(t, attest(t), proofBy(t, fileKey))
 		if err == nil || !strings.Contains(err.Error(), "not the key of the enrolment's proof") {
 			t.Fatalf("check = %v", err)
 		}

@@ -89,20 +89,8 @@ func TestKeyInTPM(t *testing.T) {
 				t.Fatal("TPM signature does not verify with crypto/ecdsa")
 			}
 		}
-		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: testutil.ES256Signer{Signer: key}},
-			(&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
-		if err != nil {
-			t.Fatal(err)
-		}
 		claims := `{"jti":"` + strings.Repeat("a", 22) + `","htm":"GET","htu":"https://credsign.example/v1/devices/d/credentials","iat":` + itoa(time.Now().Unix()) + `}`
-		jws, err := signer.Sign([]byte(claims))
-		if err != nil {
-			t.Fatal(err)
-		}
-		compact, err := jws.CompactSerialize()
-		if err != nil {
-			t.Fatal(err)
-		}
+		compact := testutil.ES256Signer{Signer: key}.Proof(t, claims)
 		parsed, err := jose.ParseSigned(compact, []jose.SignatureAlgorithm{jose.ES256})
 		if err != nil {
 			t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"math/big"
+	"testing"
 
 	"github.com/go-jose/go-jose/v4"
 )
@@ -40,4 +41,23 @@ func (s ES256Signer) SignPayload(payload []byte, _ jose.SignatureAlgorithm) ([]b
 	rs.R.FillBytes(out[:32])
 	rs.S.FillBytes(out[32:])
 	return out, nil
+}
+
+// Proof signs claims, a JSON text, as a DPoP proof with go-jose (typ
+// dpop+jwt, the public jwk in the header) and returns it compact.
+func (s ES256Signer) Proof(t testing.TB, claims string) string {
+	t.Helper()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: s}, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jws, err := signer.Sign([]byte(claims))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := jws.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
