@@ -53,6 +53,14 @@ func NewService(t testing.TB, now func() time.Time) *Service {
 	return s
 }
 
+// StartService is NewService and Start.
+func StartService(t testing.TB, now func() time.Time) *Service {
+	t.Helper()
+	s := NewService(t, now)
+	s.Start()
+	return s
+}
+
 // URL is the base URL of the service.
 func (s *Service) URL() string { return "http://" + s.addr }
 
