@@ -26,9 +26,7 @@ func TestEnrolAttestation(t *testing.T) {
 	}
 	s, _ := newService(t, Config{TPMAttestation: v})
 	ctx := context.Background()
-	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
-		t.Fatal(err)
-	}
+	putLamps(t, s)
 	_, text := mintEnrolment(t, s, "lamps", EnrolmentTokenRequest{MaxUses: 5, TTL: time.Hour, IDPattern: "lamp-[0-9]+"})
 	_, text2 := mintEnrolment(t, s, "lamps", EnrolmentTokenRequest{MaxUses: 5, TTL: time.Hour})
 	caller, caller2 := mustAuth(t, s, text), mustAuth(t, s, text2)
