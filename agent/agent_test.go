@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -172,18 +171,7 @@ func TestAgentReconnectsBeforeEnforcedExpiryWithoutLosingMessages(t *testing.T) 
 					t.Fatalf("after %d messages, %d rotations: %v", len(sent), ev.Count(agent.EventRotate), err)
 				}
 			}
-			s, err := e.Wait(ctx, func(s cloudemu.State) bool {
-				var got []string
-				for _, m := range s.Messages {
-					got = append(got, string(m.Payload))
-				}
-				for _, m := range sent {
-					if !slices.Contains(got, m) {
-						return false
-					}
-				}
-				return true
-			})
+			s, err := e.WaitDelivered(ctx, sent)
 			if err != nil {
 				t.Fatalf("a QoS 1 message was lost: %v", err)
 			}
