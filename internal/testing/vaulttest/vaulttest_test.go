@@ -13,8 +13,12 @@ func TestBinary(t *testing.T) {
 	cached := filepath.Join(dir, "bin", "vault-"+Version)
 	explicit := filepath.Join(dir, "my-vault")
 	for _, p := range []string{cached, explicit} {
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	tests := []struct {
 		name    string
