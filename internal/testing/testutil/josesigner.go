@@ -4,12 +4,11 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/asn1"
-	"errors"
-	"math/big"
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/credsign/credsign/internal/es256"
 )
 
 // ES256Signer puts any crypto.Signer of a P-256 key (a key in a TPM, a
@@ -33,14 +32,7 @@ func (s ES256Signer) SignPayload(payload []byte, _ jose.SignatureAlgorithm) ([]b
 	if err != nil {
 		return nil, err
 	}
-	var rs struct{ R, S *big.Int }
-	if rest, err := asn1.Unmarshal(der, &rs); err != nil || len(rest) > 0 {
-		return nil, errors.New("not an ASN.1 ECDSA signature")
-	}
-	out := make([]byte, 64)
-	rs.R.FillBytes(out[:32])
-	rs.S.FillBytes(out[32:])
-	return out, nil
+	return es256.FromASN1(der)
 }
 
 // Proof signs claims, a JSON text, as a DPoP proof with go-jose (typ
