@@ -15,18 +15,18 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/big"
 	"net/http"
 	"os"
 	"sync"
 	"time"
+
+	"github.com/credsign/credsign/internal/es256"
 )
 
 var b64url = base64.RawURLEncoding
@@ -124,14 +124,10 @@ func (p *Prover) sign(input []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var rs struct{ R, S *big.Int }
-	if rest, err := asn1.Unmarshal(der, &rs); err != nil || len(rest) != 0 || rs.R.Sign() <= 0 || rs.S.Sign() <= 0 ||
-		rs.R.BitLen() > 256 || rs.S.BitLen() > 256 {
-		return nil, errors.New("the key's signature is not an ECDSA P-256 signature")
+	out, err := es256.FromASN1(der)
+	if err != nil {
+		return nil, fmt.Errorf("the key's signature: %w", err)
 	}
-	out := make([]byte, 64)
-	rs.R.FillBytes(out[:32])
-	rs.S.FillBytes(out[32:])
 	return out, nil
 }
 

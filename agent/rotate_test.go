@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,11 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/credsign/credsign/api"
+	"github.com/credsign/credsign/internal/testing/servertest"
 	"github.com/credsign/credsign/internal/testing/testutil"
-	"github.com/credsign/credsign/secrets/filestore"
 	"github.com/credsign/credsign/service"
 )
 
@@ -70,22 +66,8 @@ func TestReplaceFile(t *testing.T) {
 // atomically; the old token is refused after the server's overlap, the
 // new one works, and the next token is rotated in turn.
 func TestRotateAgainstServer(t *testing.T) {
-	store, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
 	const admin = "csa_rotate-test-admin-token-0123456789"
-	svc, err := service.New(service.Config{Store: store, AdminToken: admin, MinTokenLifetime: time.Second, RotationOverlap: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := api.New(svc, api.Config{Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
+	srv, _ := servertest.Start(t, service.Config{AdminToken: admin, MinTokenLifetime: time.Second, RotationOverlap: time.Second})
 	call := func(method, path, tok string, body any) (int, []byte) {
 		t.Helper()
 		st, _, b := testutil.Do(t, nil, method, srv.URL+path, tok, body)

@@ -485,37 +485,13 @@ func TestListDevices(t *testing.T) {
 		mustStatus(t, f.do("PUT", fmt.Sprintf("/v1/devices/lamp-%d", i), f.prov, d), 201, "put")
 	}
 	var all []string
-	after := ""
-	for pages := 0; ; pages++ {
-		q := "/v1/devices?limit=3"
-		if after != "" {
-			q += "&after=" + after
-		}
-		r := f.do("GET", q, f.prov, nil)
-		mustStatus(t, r, 200, "list")
-		var page struct {
-			Devices []struct{ ID string }
-			Next    *string
-		}
-		r.json(t, &page)
-		for _, d := range page.Devices {
-			all = append(all, d.ID)
-		}
-		if page.Next == nil {
-			break
-		}
-		after = *page.Next
-		if pages > 10 {
-			t.Fatal("pagination does not end")
-		}
+	for _, ids := range f.devicePages(t, "limit=3", f.prov, 12) {
+		all = append(all, ids...)
 	}
 	if len(all) != 9 {
 		t.Errorf("listed %d devices: %v", len(all), all)
 	}
-	var page struct {
-		Devices []struct{ ID string }
-		Next    *string
-	}
+	var page devicePage
 	f.do("GET", "/v1/devices?cloud=aliyun&label=row=1&label=site=sz", f.prov, nil).json(t, &page)
 	if len(page.Devices) != 2 || page.Devices[0].ID != "lamp-1" || page.Devices[1].ID != "lamp-3" {
 		t.Errorf("filtered: %+v", page.Devices)

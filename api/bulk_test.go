@@ -16,6 +16,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 
 	"github.com/credsign/credsign/internal/apiclient"
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 // ndjsonBody is a request body sent as application/x-ndjson by env.do.
@@ -84,14 +85,7 @@ func importResults(t *testing.T, e *env, token string, params apiclient.ImportDe
 		t.Fatal(err)
 	}
 	res, err := c.ImportDevicesWithBody(context.Background(), &params, ndjson, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := testutil.ReadAnswer(t, "import", res, err)
 	_, _ = e.bodies.Write(raw)
 	if res.StatusCode != 200 || res.Header.Get("Content-Type") != ndjson || res.Header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("status %d, Content-Type %q, Cache-Control %q: %s", res.StatusCode, res.Header.Get("Content-Type"), res.Header.Get("Cache-Control"), raw)

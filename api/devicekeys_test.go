@@ -296,7 +296,7 @@ func TestDeviceKeyProofMalformed(t *testing.T) {
 			{"alg EdDSA for an EC key", build(k, target, set("header", "alg", "EdDSA")), "malformed"},
 			{"alg missing", build(k, target, set("header", "alg", nil)), "malformed"},
 			{"jwk missing", build(k, target, set("header", "jwk", nil)), "malformed"},
-			{"jwk with a private member", build(k, target, jwkWith("d", rawURL.EncodeToString(privBytes(t, k)))), "malformed"},
+			{"jwk with a private member", build(k, target, jwkWith("d", rawURL.EncodeToString(testutil.PrivateBytes(t, k)))), "malformed"},
 			{"jwk kty RSA", build(k, target, jwkWith("kty", "RSA")), "malformed"},
 			{"jwk crv P-384", build(k, target, jwkWith("crv", "P-384")), "malformed"},
 			{"jwk off the curve", build(k, target, jwkWith("y", rawURL.EncodeToString(make([]byte, 32)))), "malformed"},
@@ -389,14 +389,4 @@ func TestDeviceKeyProofMalformed(t *testing.T) {
 			mustStatus(t, f.do("GET", "/v1/devices/"+id, f.prov, nil), 404, "nothing enrolled")
 		})
 	}
-}
-
-// privBytes is k's private scalar, 32 bytes.
-func privBytes(t *testing.T, k *ecdsa.PrivateKey) []byte {
-	t.Helper()
-	b, err := k.Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

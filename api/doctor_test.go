@@ -9,6 +9,22 @@ import (
 	"time"
 )
 
+// triple is what the doctor diagnoses of issued credentials.
+type triple struct {
+	ClientID, Username, Password string
+	IssuedAt                     time.Time
+}
+
+// issueTriple issues credentials for device id as the provisioner.
+func (f *fixture) issueTriple(t *testing.T, id string) triple {
+	t.Helper()
+	r := f.do("POST", "/v1/devices/"+id+"/credentials", f.prov, nil)
+	mustStatus(t, r, 200, "issue")
+	var c triple
+	r.json(t, &c)
+	return c
+}
+
 // TestDoctorAPI diagnoses triples through POST /v1/devices/{id}/doctor:
 // one the server itself issued (it matches), one made with the classic
 // Huawei mistake of keying the HMAC by the secret (computed here from
@@ -17,20 +33,14 @@ import (
 // secret never appear in a response or a log line.
 func TestDoctorAPI(t *testing.T) {
 	f := newFixture(t)
-	r := f.do("POST", "/v1/devices/huawei-1/credentials", f.prov, nil)
-	mustStatus(t, r, 200, "issue")
-	var c struct {
-		ClientID, Username, Password string
-		IssuedAt                     time.Time
-	}
-	r.json(t, &c)
+	c := f.issueTriple(t, "huawei-1")
 
 	type diagnosis struct {
 		Cloud    string
 		Match    bool
 		Findings []struct{ Part, Status, Cause, Confidence string }
 	}
-	r = f.do("POST", "/v1/devices/huawei-1/doctor", f.prov, map[string]any{"clientId": c.ClientID, "username": c.Username, "password": c.Password, "connack": 0, "at": c.IssuedAt})
+	r := f.do("POST", "/v1/devices/huawei-1/doctor", f.prov, map[string]any{"clientId": c.ClientID, "username": c.Username, "password": c.Password, "connack": 0, "at": c.IssuedAt})
 	mustStatus(t, r, 200, "doctor of a correct triple")
 	var dg diagnosis
 	r.json(t, &dg)
@@ -94,18 +104,12 @@ func TestDoctorGroupDevice(t *testing.T) {
 	f := newFixture(t)
 	mustStatus(t, f.do("PUT", "/v1/groups/lamps", testAdmin, groupDoc()), 201, "put group")
 	mustStatus(t, f.do("PUT", "/v1/devices/lamp-7", f.prov, map[string]any{"group": "lamps"}), 201, "put group device")
-	r := f.do("POST", "/v1/devices/lamp-7/credentials", f.prov, nil)
-	mustStatus(t, r, 200, "issue")
-	var c struct {
-		ClientID, Username, Password string
-		IssuedAt                     time.Time
-	}
-	r.json(t, &c)
+	c := f.issueTriple(t, "lamp-7")
 	var dg struct {
 		Match    bool
 		Findings []struct{ Part, Status, Cause string }
 	}
-	r = f.do("POST", "/v1/devices/lamp-7/doctor", f.prov, map[string]any{"clientId": c.ClientID, "username": c.Username, "password": c.Password, "at": c.IssuedAt})
+	r := f.do("POST", "/v1/devices/lamp-7/doctor", f.prov, map[string]any{"clientId": c.ClientID, "username": c.Username, "password": c.Password, "at": c.IssuedAt})
 	mustStatus(t, r, 200, "doctor of a group device")
 	r.json(t, &dg)
 	if !dg.Match {

@@ -6,15 +6,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +19,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/credsign/credsign/agent/client"
-	"github.com/credsign/credsign/agent/tpmkey"
 	"github.com/credsign/credsign/api/oapi"
 	"github.com/credsign/credsign/internal/testing/swtpmtest"
 	"github.com/credsign/credsign/internal/testing/testutil"
@@ -31,29 +26,6 @@ import (
 	"github.com/credsign/credsign/service"
 	"github.com/credsign/credsign/service/tpmattest"
 )
-
-// tpmSigner signs a JWS with a TPM key: ES256 takes r‖s, not ASN.1.
-type tpmSigner struct{ k *tpmkey.Key }
-
-func (s tpmSigner) Public() *jose.JSONWebKey {
-	return &jose.JSONWebKey{Key: s.k.Public(), Algorithm: string(jose.ES256)}
-}
-func (s tpmSigner) Algs() []jose.SignatureAlgorithm { return []jose.SignatureAlgorithm{jose.ES256} }
-func (s tpmSigner) SignPayload(p []byte, _ jose.SignatureAlgorithm) ([]byte, error) {
-	h := sha256.Sum256(p)
-	der, err := s.k.Sign(rand.Reader, h[:], crypto.SHA256)
-	if err != nil {
-		return nil, err
-	}
-	var rs struct{ R, S *big.Int }
-	if _, err := asn1.Unmarshal(der, &rs); err != nil {
-		return nil, err
-	}
-	out := make([]byte, 64)
-	rs.R.FillBytes(out[:32])
-	rs.S.FillBytes(out[32:])
-	return out, nil
-}
 
 // TestEnrolAttestTPM runs TPM attestation over HTTP with a manufactured
 // swtpm: the wire format of POST /v1/enrol/attest carries the EK
@@ -63,26 +35,8 @@ func (s tpmSigner) SignPayload(p []byte, _ jose.SignatureAlgorithm) ([]byte, err
 // the same attestation with a proof signed by another key does not.
 func TestEnrolAttestTPM(t *testing.T) {
 	ca := swtpmtest.NewCA(t)
-	sw := swtpmtest.Start(t, swtpmtest.Manufacture(t, ca))
-	tpm, err := tpmkey.Open("tcp:" + sw.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tpm.Close()
-	file := filepath.Join(t.TempDir(), "key")
-	if err := tpmkey.Create(tpm, file); err != nil {
-		t.Fatal(err)
-	}
-	key, err := tpmkey.Load(tpm, file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer key.Close()
-	att, err := tpmkey.NewAttestor(tpm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer att.Close()
+	dev := swtpmtest.NewDevice(t, ca)
+	key, att := dev.Key, dev.Att
 
 	fs, err := filestore.Open(filestore.Config{Dir: t.TempDir()})
 	if err != nil {
@@ -174,26 +128,14 @@ func TestEnrolAttestTPM(t *testing.T) {
 			KeyPublic: a.KeyCertify.Public, Attest: a.KeyCertify.Attest, Signature: a.KeyCertify.Signature,
 		}, jwk.Key)
 	}
-	proofBy := func(t *testing.T, s jose.OpaqueSigner) string {
+	proofBy := func(t *testing.T, s crypto.Signer) string {
 		t.Helper()
-		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: s}, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
-		if err != nil {
-			t.Fatal(err)
-		}
 		claims := fmt.Sprintf(`{"jti":%q,"htm":"POST","htu":%q,"iat":%d}`, base64.RawURLEncoding.EncodeToString([]byte("0123456789abcdef")), ts.URL+"/v1/enrol", time.Now().Unix())
-		j, err := signer.Sign([]byte(claims))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := j.CompactSerialize()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
+		return testutil.ES256Signer{Signer: s}.Proof(t, claims)
 	}
 
 	t.Run("a proof signed in the TPM passes", func(t *testing.T) {
-		if err := check(t, attest(t), proofBy(t, tpmSigner{key})); err != nil {
+		if err := check(t, attest(t), proofBy(t, key)); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -202,7 +144,7 @@ func TestEnrolAttestTPM(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = check(t, attest(t), proofBy(t, fileSigner{fileKey}))
+		err = check(t, attest(t), proofBy(t, fileKey))
 		if err == nil || !strings.Contains(err.Error(), "not the key of the enrolment's proof") {
 			t.Fatalf("check = %v", err)
 		}
@@ -210,23 +152,4 @@ func TestEnrolAttestTPM(t *testing.T) {
 	t.Run("the group refuses an enrolment without attestation", func(t *testing.T) {
 		mustStatus(t, e.do("POST", "/v1/enrol", et.Token, map[string]any{"deviceId": "lamp-1"}), 403, "enrol without attestation")
 	})
-}
-
-// fileSigner is fileKey behind the same interface.
-type fileSigner struct{ k *ecdsa.PrivateKey }
-
-func (s fileSigner) Public() *jose.JSONWebKey {
-	return &jose.JSONWebKey{Key: &s.k.PublicKey, Algorithm: string(jose.ES256)}
-}
-func (s fileSigner) Algs() []jose.SignatureAlgorithm { return []jose.SignatureAlgorithm{jose.ES256} }
-func (s fileSigner) SignPayload(p []byte, _ jose.SignatureAlgorithm) ([]byte, error) {
-	h := sha256.Sum256(p)
-	r, ss, err := ecdsa.Sign(rand.Reader, s.k, h[:])
-	if err != nil {
-		return nil, err
-	}
-	out := make([]byte, 64)
-	r.FillBytes(out[:32])
-	ss.FillBytes(out[32:])
-	return out, nil
 }

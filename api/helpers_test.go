@@ -223,14 +223,7 @@ func (e *env) do(method, path, token string, body any, hdr ...string) resp {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	out, err := io.ReadAll(res.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	out := testutil.ReadAnswer(e.t, method+" "+path, res, err)
 	_, _ = e.bodies.Write(out)
 	e.validate(req, raw, res, out)
 	return resp{status: res.StatusCode, header: res.Header, body: out}

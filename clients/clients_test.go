@@ -424,13 +424,7 @@ func TestClientsStopOnRevokedToken(t *testing.T) {
 		p := startFor(t, rt.command(t, settingsFor(srv, r, 3)), srv, r)
 		testutil.WaitFor(ctx, t, "a message", func() bool { _, _, n := count(r.emu); return n > 0 })
 		srv.call(http.MethodDelete, "/v1/devices/"+r.id+"/tokens/"+r.tokenID, nil, nil)
-		select {
-		case <-p.done:
-		case <-ctx.Done():
-			t.Fatal("the client kept running after its token was revoked")
-		}
-		var ee *exec.ExitError
-		if !errors.As(p.err, &ee) || ee.ExitCode() != 3 {
+		if p.exitStatus(ctx, t, "the client kept running after its token was revoked") != 3 {
 			t.Errorf("client ended with %v, want exit status 3", p.err)
 		}
 		ex := srv.exchanges()
@@ -523,13 +517,7 @@ func TestClientsRefusePlainHTTPElsewhere(t *testing.T) {
 				tok := testutil.WriteFile(t, "device.token", []byte("csd_not-a-real-token\n"))
 				p := start(t, rt.command(t, settings{server: server, device: "lamp", tokenFile: tok, topic: "up", interval: 1}),
 					func() []string { return nil })
-				select {
-				case <-p.done:
-				case <-ctx.Done():
-					t.Fatal("the client kept running")
-				}
-				var ee *exec.ExitError
-				if !errors.As(p.err, &ee) || ee.ExitCode() != 2 || !strings.Contains(p.out.String(), "https://") {
+				if p.exitStatus(ctx, t, "the client kept running") != 2 || !strings.Contains(p.out.String(), "https://") {
 					t.Errorf("client ended with %v, output %q; want status 2 and a line asking for https://", p.err, p.out.String())
 				}
 			})

@@ -9,12 +9,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"io"
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -300,13 +298,7 @@ func TestMicroPythonRefusesWhatItCannotVerify(t *testing.T) {
 					s.brokerCAFile = ""
 				}
 				p := startFor(t, rt.command(t, s), srv, r)
-				select {
-				case <-p.done:
-				case <-ctx.Done():
-					t.Fatal("the client kept running")
-				}
-				var ee *exec.ExitError
-				if !errors.As(p.err, &ee) || ee.ExitCode() != 2 || !strings.Contains(p.out.String(), want) {
+				if p.exitStatus(ctx, t, "the client kept running") != 2 || !strings.Contains(p.out.String(), want) {
 					t.Errorf("client ended with %v, output %q; want status 2 and a line naming %s", p.err, p.out.String(), want)
 				}
 				if n := len(srv.exchanges()); name == "credsign" && n != 0 {

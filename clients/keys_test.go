@@ -91,15 +91,6 @@ const (
 
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 
-func mustB64(t *testing.T, s string) []byte {
-	t.Helper()
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // pemKeyFile writes k as a PKCS#8 PEM file with mode perm.
 func pemKeyFile(t *testing.T, k *ecdsa.PrivateKey, perm os.FileMode) string {
 	t.Helper()
@@ -166,7 +157,7 @@ func TestKeyProofVector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pub, err := priv.PublicKey.Bytes(); err != nil || string(pub) != "\x04"+string(mustB64(t, vectorKey.x))+string(mustB64(t, vectorKey.y)) {
+	if pub, err := priv.PublicKey.Bytes(); err != nil || string(pub) != "\x04"+string(testutil.Decode(t, base64.RawURLEncoding.DecodeString, vectorKey.x))+string(testutil.Decode(t, base64.RawURLEncoding.DecodeString, vectorKey.y)) {
 		t.Fatalf("the vector key's d does not give its x and y (%v)", err)
 	}
 	if got := b64(proofVectors[0].header) + "." + b64(proofVectors[0].claims); got != vectorSigningInput {
@@ -625,13 +616,7 @@ func TestClientsStopOnRefusedProof(t *testing.T) {
 					v.bind(r.id, nil)
 					before = len(v.seen())
 				}
-				select {
-				case <-p.done:
-				case <-ctx.Done():
-					t.Fatal("the client kept running after its proof was refused")
-				}
-				var ee *exec.ExitError
-				if !errors.As(p.err, &ee) || ee.ExitCode() != 3 || !strings.Contains(p.out.String(), "unknown-key") {
+				if p.exitStatus(ctx, t, "the client kept running after its proof was refused") != 3 || !strings.Contains(p.out.String(), "unknown-key") {
 					t.Errorf("client ended with %v; want status 3 and the reason logged:\n%s", p.err, p.out.String())
 				}
 				after := v.seen()[before:]
@@ -783,7 +768,7 @@ func TestClientsEnrolWithDeviceKey(t *testing.T) {
 			params["deviceId"] = "{deviceId}"
 			srv.call("PUT", "/v1/groups/lamps", map[string]any{"cloud": "azure", "params": params, "secret": groupKey}, nil)
 			const id = "lamp-enrolled"
-			mac := hmac.New(sha256.New, mustStdB64(t, groupKey))
+			mac := hmac.New(sha256.New, testutil.Decode(t, base64.StdEncoding.DecodeString, groupKey))
 			mac.Write([]byte(id))
 			if err := e.AddDevice(map[string]string{"hubHost": "hub.azure-devices.net", "deviceId": id}, base64.StdEncoding.EncodeToString(mac.Sum(nil))); err != nil {
 				t.Fatal(err)
@@ -833,13 +818,4 @@ func TestClientsEnrolWithDeviceKey(t *testing.T) {
 			healthy(t, p, srv, r)
 		})
 	}
-}
-
-func mustStdB64(t *testing.T, s string) []byte {
-	t.Helper()
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

@@ -71,9 +71,7 @@ func newBenchService(b *testing.B) (*Service, *counting) {
 func BenchmarkIssueWarmGroup(b *testing.B) {
 	s, _ := newBenchService(b)
 	ctx := context.Background()
-	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
-		b.Fatal(err)
-	}
+	putLamps(b, s)
 	if _, _, err := s.PutDevice(ctx, adminCaller, "bench-member", Document{Group: "lamps"}, Precondition{}); err != nil {
 		b.Fatal(err)
 	}

@@ -126,9 +126,7 @@ func BenchmarkImport(b *testing.B) {
 func TestImportIntoGroup(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newService(t, Config{Registrar: &standInRegistrar{}})
-	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
-		t.Fatal(err)
-	}
+	putLamps(t, s)
 	reg := GroupDocument{Cloud: "aliyun", Secret: "product-secret-0123456789",
 		Params:       map[string]any{"productKey": "a1B2c3D4e5F", "deviceName": "{deviceId}"},
 		Registration: &secrets.Registration{Kind: RegistrationAliyunDynamic, Params: map[string]string{"productKey": "a1B2c3D4e5F"}}}

@@ -29,9 +29,7 @@ func TestEnrolGroupCreatedAgain(t *testing.T) {
 
 func enrolGroupCreatedAgain(t *testing.T, s *Service, st secrets.Store) {
 	ctx := context.Background()
-	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
-		t.Fatal(err)
-	}
+	putLamps(t, s)
 	old, oldText := mintEnrolment(t, s, "lamps", EnrolmentTokenRequest{MaxUses: 5, TTL: time.Hour})
 	// A replace of the group is the same group: the token still enrols.
 	relabelled := azureGroup()
@@ -122,9 +120,7 @@ func TestEnrolLegacyTokenGroup(t *testing.T) {
 func TestIDPatternWholeExpression(t *testing.T) {
 	s, _ := newService(t, Config{})
 	ctx := context.Background()
-	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
-		t.Fatal(err)
-	}
+	putLamps(t, s)
 	for _, tc := range []struct {
 		pattern string
 		ok      bool     // accepted at mint
@@ -292,9 +288,7 @@ func enrolFailureBudget(t *testing.T, s *Service, _ secrets.Store, reg *failingR
 	}
 	// Refusals before the cloud is called do not count: an existing device
 	// (a device re-running enrol after losing its token file).
-	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
-		t.Fatal(err)
-	}
+	putLamps(t, s)
 	if _, _, err := s.PutDevice(ctx, adminCaller, "lamp-1", Document{Group: "lamps"}, Precondition{}); err != nil {
 		t.Fatal(err)
 	}
@@ -379,9 +373,7 @@ func TestEnrolOneRegistrationInFlight(t *testing.T) {
 func TestForgedEnrolmentTokensCached(t *testing.T) {
 	s, st := newService(t, Config{})
 	ctx := context.Background()
-	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
-		t.Fatal(err)
-	}
+	putLamps(t, s)
 	et, text := mintEnrolment(t, s, "lamps", EnrolmentTokenRequest{MaxUses: 2, TTL: time.Hour})
 	reads := func(tok string, n int) int64 {
 		before := st.keys.Load()
@@ -427,9 +419,7 @@ func TestForgedEnrolmentTokensCached(t *testing.T) {
 	// A token minted here is found at once even if its ID was probed as
 	// unknown before (impossible to guess, but the cache must not hide it).
 	s2, st2 := newService(t, Config{})
-	if _, _, err := s2.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
-		t.Fatal(err)
-	}
+	putLamps(t, s2)
 	_ = st2
 	et2, text2 := mintEnrolment(t, s2, "lamps", EnrolmentTokenRequest{MaxUses: 1, TTL: time.Hour})
 	s2.cache.enrolments.Add(et2.ID, entry[string]{notFound: true, at: time.Now()})
@@ -442,9 +432,7 @@ func TestForgedEnrolmentTokensCached(t *testing.T) {
 func TestGroupIdentity(t *testing.T) {
 	s, st := newService(t, Config{})
 	ctx := context.Background()
-	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
-		t.Fatal(err)
-	}
+	putLamps(t, s)
 	// A provisioner's device naming itself as another ID would be named.
 	if _, _, err := s.PutDevice(ctx, adminCaller, "site1.lamp-050", Document{Group: "lamps", Params: map[string]any{"deviceId": "lamp-050"}}, Precondition{}); !hasField(err, "params.deviceId") {
 		t.Fatalf("site1.lamp-050 as deviceId lamp-050: %v, want 422 on params.deviceId", err)

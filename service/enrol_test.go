@@ -18,6 +18,7 @@ import (
 
 	"github.com/credsign/credsign/cloud"
 	"github.com/credsign/credsign/cloud/clouds"
+	"github.com/credsign/credsign/internal/testing/testutil"
 	"github.com/credsign/credsign/secrets"
 )
 
@@ -28,11 +29,7 @@ const groupKey = "8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFX
 // without azure.DeriveGroupKey: base64(HMAC-SHA256(base64dec(key), id)).
 func deriveIndependently(t testing.TB, key, id string) string {
 	t.Helper()
-	k, err := base64.StdEncoding.DecodeString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := hmac.New(sha256.New, k)
+	m := hmac.New(sha256.New, testutil.Decode(t, base64.StdEncoding.DecodeString, key))
 	m.Write([]byte(id))
 	return base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
@@ -40,6 +37,14 @@ func deriveIndependently(t testing.TB, key, id string) string {
 func azureGroup() GroupDocument {
 	return GroupDocument{Cloud: "azure", Secret: groupKey,
 		Params: map[string]any{"hubHost": "lamps.azure-devices.net", "deviceId": "{deviceId}"}, Labels: map[string]string{"fleet": "lamps"}}
+}
+
+// putLamps creates the group lamps (azureGroup) as the admin.
+func putLamps(t testing.TB, s *Service) {
+	t.Helper()
+	if _, _, err := s.PutGroup(context.Background(), adminCaller, "lamps", azureGroup()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // groupReads counts group reads on top of counting.
@@ -199,9 +204,7 @@ func TestGroupChecks(t *testing.T) {
 	if _, _, err := s.PutDevice(ctx, adminCaller, "x", Document{Group: "missing"}, Precondition{}); !hasField(err, "group") {
 		t.Errorf("device of a missing group: %v", err)
 	}
-	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
-		t.Fatal(err)
-	}
+	putLamps(t, s)
 	if _, _, err := s.PutDevice(ctx, adminCaller, "x", Document{Group: "lamps", Cloud: "aliyun"}, Precondition{}); !hasField(err, "cloud") {
 		t.Errorf("device of another cloud than its group: %v", err)
 	}
@@ -246,9 +249,7 @@ func TestEnrolRefusals(t *testing.T) {
 	clk := &wallClock{}
 	s, st := newService(t, Config{Now: clk.now})
 	ctx := context.Background()
-	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
-		t.Fatal(err)
-	}
+	putLamps(t, s)
 	et, text := mintEnrolment(t, s, "lamps", EnrolmentTokenRequest{MaxUses: 2, TTL: time.Hour, IDPattern: "lamp-[0-9]+"})
 	p := mustAuth(t, s, text)
 	if p.Role != RoleEnrolment || p.TokenID != et.ID {
@@ -344,9 +345,7 @@ func TestEnrolRefusals(t *testing.T) {
 func TestEnrolMintChecks(t *testing.T) {
 	s, _ := newService(t, Config{})
 	ctx := context.Background()
-	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
-		t.Fatal(err)
-	}
+	putLamps(t, s)
 	past, far := time.Now().Add(-time.Minute), time.Now().Add(400*24*time.Hour)
 	cases := []struct {
 		req   EnrolmentTokenRequest
@@ -389,9 +388,7 @@ func TestEnrolConcurrentAtLimit(t *testing.T) {
 // store is st.
 func racingEnrolments(t *testing.T, s *Service, st secrets.Store) {
 	ctx := context.Background()
-	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
-		t.Fatal(err)
-	}
+	putLamps(t, s)
 	for _, limit := range []int64{1, 3} {
 		et, text := mintEnrolment(t, s, "lamps", EnrolmentTokenRequest{MaxUses: limit, TTL: time.Hour})
 		const n = 12
@@ -649,9 +646,7 @@ func (o *opCounter) TokenByHash(ctx context.Context, h string) (secrets.Token, e
 func TestEnrolStoreCost(t *testing.T) {
 	s0, st := newService(t, Config{})
 	ctx := context.Background()
-	if _, _, err := s0.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
-		t.Fatal(err)
-	}
+	putLamps(t, s0)
 	_, text := mintEnrolment(t, s0, "lamps", EnrolmentTokenRequest{MaxUses: 10, TTL: time.Hour})
 	if _, err := s0.Enrol(ctx, mustAuth(t, s0, text), "warm-up", nil); err != nil { // creates the device-token MAC key
 		t.Fatal(err)
@@ -682,9 +677,7 @@ func TestEnrolStoreCost(t *testing.T) {
 func FuzzEnrolmentToken(f *testing.F) {
 	s, _ := newService(f, Config{})
 	ctx := context.Background()
-	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
-		f.Fatal(err)
-	}
+	putLamps(f, s)
 	et, text, err := s.CreateEnrolmentToken(ctx, adminCaller, "lamps", EnrolmentTokenRequest{MaxUses: 1, TTL: time.Hour})
 	if err != nil {
 		f.Fatal(err)

@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/credsign/credsign/agent/tpmkey"
 	"github.com/credsign/credsign/internal/testing/swtpmtest"
 	"github.com/credsign/credsign/service/tpmattest"
 )
@@ -20,26 +18,7 @@ import (
 // device only.
 func TestEnrolAttestation(t *testing.T) {
 	ca := swtpmtest.NewCA(t)
-	sw := swtpmtest.Start(t, swtpmtest.Manufacture(t, ca))
-	tpm, err := tpmkey.Open("tcp:" + sw.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tpm.Close()
-	file := filepath.Join(t.TempDir(), "key")
-	if err := tpmkey.Create(tpm, file); err != nil {
-		t.Fatal(err)
-	}
-	key, err := tpmkey.Load(tpm, file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer key.Close()
-	att, err := tpmkey.NewAttestor(tpm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer att.Close()
+	dev := swtpmtest.NewDevice(t, ca)
 
 	v, err := tpmattest.New(tpmattest.Config{CAs: ca.PEM})
 	if err != nil {
@@ -47,24 +26,15 @@ func TestEnrolAttestation(t *testing.T) {
 	}
 	s, _ := newService(t, Config{TPMAttestation: v})
 	ctx := context.Background()
-	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
-		t.Fatal(err)
-	}
+	putLamps(t, s)
 	_, text := mintEnrolment(t, s, "lamps", EnrolmentTokenRequest{MaxUses: 5, TTL: time.Hour, IDPattern: "lamp-[0-9]+"})
 	_, text2 := mintEnrolment(t, s, "lamps", EnrolmentTokenRequest{MaxUses: 5, TTL: time.Hour})
 	caller, caller2 := mustAuth(t, s, text), mustAuth(t, s, text2)
-	req := tpmattest.Request{EKCert: att.EKCert(), AKPublic: att.AKPublic()}
+	req := tpmattest.Request{EKCert: dev.Att.EKCert(), AKPublic: dev.Att.AKPublic()}
 
 	answer := func(t *testing.T, c tpmattest.Challenge) tpmattest.Attestation {
 		t.Helper()
-		secret, err := att.Activate(c.CredentialBlob, c.Secret)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert, err := att.Certify(key, []byte(c.ID))
-		if err != nil {
-			t.Fatal(err)
-		}
+		secret, cert := dev.Answer(t, c.ID, c.CredentialBlob, c.Secret)
 		return tpmattest.Attestation{ChallengeID: c.ID, ActivatedSecret: secret, KeyPublic: cert.Public, Attest: cert.Attest, Signature: cert.Signature}
 	}
 	for _, tc := range []struct {
@@ -83,7 +53,7 @@ func TestEnrolAttestation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = s.VerifyEnrolAttestation(ctx, tc.caller, tc.id, answer(t, c), key.Public())
+			err = s.VerifyEnrolAttestation(ctx, tc.caller, tc.id, answer(t, c), dev.Key.Public())
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)

@@ -313,9 +313,7 @@ func TestRotateTokenOfEarlierDevice(t *testing.T) {
 func TestListEnrolmentTokensOfEarlierGroup(t *testing.T) {
 	s, _ := newService(t, Config{})
 	ctx := context.Background()
-	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
-		t.Fatal(err)
-	}
+	putLamps(t, s)
 	for range 3 {
 		mintEnrolment(t, s, "lamps", EnrolmentTokenRequest{MaxUses: 1, TTL: time.Hour})
 	}
@@ -323,9 +321,7 @@ func TestListEnrolmentTokensOfEarlierGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Millisecond) // the new group is created after the tokens
-	if _, _, err := s.PutGroup(ctx, adminCaller, "lamps", azureGroup()); err != nil {
-		t.Fatal(err)
-	}
+	putLamps(t, s)
 	now, _ := mintEnrolment(t, s, "lamps", EnrolmentTokenRequest{MaxUses: 1, TTL: time.Hour, Name: "today"})
 	got, next, err := s.ListEnrolmentTokens(ctx, "lamps", "", 1)
 	if err != nil || len(got) != 1 || got[0].ID != now.ID || got[0].Name != "today" || next != "" {

@@ -101,3 +101,31 @@ func Context(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// Broker is what a broker emulator (cloudemu.Emulator) tells of the
+// CONNECTs it saw since a time: how many it refused and accepted.
+type Broker interface {
+	AttemptsSince(since time.Time) (refused, accepted int)
+}
+
+// BacksOff watches b for 3 s (or until ctx ends) while an agent with
+// back-off 200 ms to 1 s retries credentials the broker refuses, and fails
+// t if the broker ever accepted a CONNECT or if the agent did not retry
+// with back-off: with ceilings 0.2, 0.4, 0.8, 1, 1 … s and full jitter
+// (half that on average) there are about 8 CONNECTs in 3 s, 20 would take
+// luck below one in a million, and a tight loop makes hundreds.
+func BacksOff(ctx context.Context, t testing.TB, b Broker) {
+	t.Helper()
+	from := time.Now()
+	select {
+	case <-time.After(3 * time.Second):
+	case <-ctx.Done():
+	}
+	n, _ := b.AttemptsSince(from)
+	if _, accepted := b.AttemptsSince(time.Time{}); accepted > 0 {
+		t.Fatal("the broker accepted a CONNECT with credentials it should refuse")
+	}
+	if n < 1 || n > 20 {
+		t.Fatalf("%d CONNECT attempts in 3s: want back-off, 1 to 20", n)
+	}
+}

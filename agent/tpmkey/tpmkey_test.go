@@ -6,10 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/asn1"
 	"encoding/pem"
-	"errors"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,42 +16,14 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/google/go-tpm/tpm2"
-	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/credsign/credsign/agent/tpmkey"
 	"github.com/credsign/credsign/internal/testing/swtpmtest"
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
-func openTPM(t *testing.T, addr string) transport.TPMCloser {
-	t.Helper()
-	tpm, err := tpmkey.Open("tcp:" + addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tpm.Close() })
-	return tpm
-}
-
-// jwsSign signs a compact JWS with a crypto.Signer the way a proof's signer
-// does: ES256 takes r‖s, so the ASN.1 signature is converted.
-type opaque struct{ s crypto.Signer }
-
-func (o opaque) Public() *jose.JSONWebKey {
-	return &jose.JSONWebKey{Key: o.s.Public(), Algorithm: string(jose.ES256)}
-}
-func (o opaque) Algs() []jose.SignatureAlgorithm { return []jose.SignatureAlgorithm{jose.ES256} }
-func (o opaque) SignPayload(payload []byte, _ jose.SignatureAlgorithm) ([]byte, error) {
-	h := sha256.Sum256(payload)
-	der, err := o.s.Sign(rand.Reader, h[:], crypto.SHA256)
-	if err != nil {
-		return nil, err
-	}
-	return rawRS(der)
-}
-
 func TestKeyInTPM(t *testing.T) {
-	sw := swtpmtest.Start(t, "")
-	tpm := openTPM(t, sw.Addr)
+	tpm := swtpmtest.Start(t, "").Open(t)
 	file := filepath.Join(t.TempDir(), "device.tpmkey")
 	if err := tpmkey.Create(tpm, file); err != nil {
 		t.Fatal(err)
@@ -120,20 +89,8 @@ func TestKeyInTPM(t *testing.T) {
 				t.Fatal("TPM signature does not verify with crypto/ecdsa")
 			}
 		}
-		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: opaque{key}},
-			(&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
-		if err != nil {
-			t.Fatal(err)
-		}
 		claims := `{"jti":"` + strings.Repeat("a", 22) + `","htm":"GET","htu":"https://credsign.example/v1/devices/d/credentials","iat":` + itoa(time.Now().Unix()) + `}`
-		jws, err := signer.Sign([]byte(claims))
-		if err != nil {
-			t.Fatal(err)
-		}
-		compact, err := jws.CompactSerialize()
-		if err != nil {
-			t.Fatal(err)
-		}
+		compact := testutil.ES256Signer{Signer: key}.Proof(t, claims)
 		parsed, err := jose.ParseSigned(compact, []jose.SignatureAlgorithm{jose.ES256})
 		if err != nil {
 			t.Fatal(err)
@@ -161,7 +118,7 @@ func TestKeyInTPM(t *testing.T) {
 	})
 
 	t.Run("the key file is useless with another TPM", func(t *testing.T) {
-		other := openTPM(t, swtpmtest.Start(t, "").Addr)
+		other := swtpmtest.Start(t, "").Open(t)
 		if k, err := tpmkey.Load(other, file); err == nil {
 			k.Close()
 			t.Fatal("another TPM loaded the key")
@@ -181,8 +138,7 @@ func TestKeyInTPM(t *testing.T) {
 }
 
 func TestLoadRefusesBadFiles(t *testing.T) {
-	sw := swtpmtest.Start(t, "")
-	tpm := openTPM(t, sw.Addr)
+	tpm := swtpmtest.Start(t, "").Open(t)
 	dir := t.TempDir()
 	for _, tc := range []struct{ name, text string }{
 		{"empty", ""},
@@ -204,36 +160,10 @@ func TestLoadRefusesBadFiles(t *testing.T) {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-// rawRS converts an ASN.1 ECDSA P-256 signature to JWS's r‖s.
-func rawRS(der []byte) ([]byte, error) {
-	var rs struct{ R, S *big.Int }
-	if rest, err := asn1.Unmarshal(der, &rs); err != nil || len(rest) > 0 {
-		return nil, errors.New("not an ASN.1 ECDSA signature")
-	}
-	out := make([]byte, 64)
-	rs.R.FillBytes(out[:32])
-	rs.S.FillBytes(out[32:])
-	return out, nil
-}
-
 // BenchmarkSign measures one proof signature in swtpm (a hardware TPM is
 // slower: tens of milliseconds for ECDSA P-256).
 func BenchmarkSign(b *testing.B) {
-	sw := swtpmtest.Start(b, "")
-	tpm, err := tpmkey.Open("tcp:" + sw.Addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tpm.Close()
-	file := filepath.Join(b.TempDir(), "k")
-	if err := tpmkey.Create(tpm, file); err != nil {
-		b.Fatal(err)
-	}
-	key, err := tpmkey.Load(tpm, file)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer key.Close()
+	key := swtpmtest.NewKey(b, swtpmtest.Start(b, "").Open(b))
 	h := sha256.Sum256([]byte("proof"))
 	for b.Loop() {
 		if _, err := key.Sign(rand.Reader, h[:], crypto.SHA256); err != nil {

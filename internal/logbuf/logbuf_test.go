@@ -50,13 +50,11 @@ func TestWriter(t *testing.T) {
 			const goroutines, lines = 8, 200
 			var wg sync.WaitGroup
 			for g := range goroutines {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
+				wg.Go(func() {
 					for i := range lines {
 						fmt.Fprintf(w, "{\"g\":%d,\"i\":%d,\"pad\":%q}\n", g, i, strings.Repeat("x", 40))
 					}
-				}()
+				})
 			}
 			wg.Wait()
 			got, writes := dst.snapshot()

@@ -6,7 +6,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,39 +15,15 @@ import (
 
 	"github.com/credsign/credsign/agent/tpmkey"
 	"github.com/credsign/credsign/internal/testing/swtpmtest"
+	"github.com/credsign/credsign/internal/testing/testutil"
 	"github.com/credsign/credsign/service/tpmattest"
 )
 
 // device is a manufactured swtpm with its device key and attestor.
-type device struct {
-	tpm transport.TPM
-	key *tpmkey.Key
-	att *tpmkey.Attestor
-}
+type device struct{ *swtpmtest.Device }
 
 func newDevice(t *testing.T, ca *swtpmtest.CA) *device {
-	t.Helper()
-	sw := swtpmtest.Start(t, swtpmtest.Manufacture(t, ca))
-	tpm, err := tpmkey.Open("tcp:" + sw.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tpm.Close() })
-	file := filepath.Join(t.TempDir(), "key.pem")
-	if err := tpmkey.Create(tpm, file); err != nil {
-		t.Fatal(err)
-	}
-	key, err := tpmkey.Load(tpm, file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = key.Close() })
-	att, err := tpmkey.NewAttestor(tpm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = att.Close() })
-	return &device{tpm: tpm, key: key, att: att}
+	return &device{swtpmtest.NewDevice(t, ca)}
 }
 
 var bind = tpmattest.Binding{Group: "lamps", DeviceID: "lamp-1", TokenID: "tok1"}
@@ -56,14 +31,7 @@ var bind = tpmattest.Binding{Group: "lamps", DeviceID: "lamp-1", TokenID: "tok1"
 // answer is what an honest device sends for challenge c.
 func (d *device) answer(t *testing.T, c tpmattest.Challenge) tpmattest.Attestation {
 	t.Helper()
-	secret, err := d.att.Activate(c.CredentialBlob, c.Secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := d.att.Certify(d.key, []byte(c.ID))
-	if err != nil {
-		t.Fatal(err)
-	}
+	secret, cert := d.Answer(t, c.ID, c.CredentialBlob, c.Secret)
 	return tpmattest.Attestation{ChallengeID: c.ID, ActivatedSecret: secret, KeyPublic: cert.Public, Attest: cert.Attest, Signature: cert.Signature}
 }
 
@@ -78,7 +46,7 @@ func loadExternal(t *testing.T, tpm transport.TPM, k *ecdsa.PrivateKey) tpm2.Aut
 	rsp, err := tpm2.LoadExternal{
 		InPrivate: tpm2.New2B(tpm2.TPMTSensitive{
 			SensitiveType: tpm2.TPMAlgECC,
-			Sensitive:     tpm2.NewTPMUSensitiveComposite(tpm2.TPMAlgECC, &tpm2.TPM2BECCParameter{Buffer: privBytes(t, k)}),
+			Sensitive:     tpm2.NewTPMUSensitiveComposite(tpm2.TPMAlgECC, &tpm2.TPM2BECCParameter{Buffer: testutil.PrivateBytes(t, k)}),
 		}),
 		InPublic:  tpm2.New2B(tmpl),
 		Hierarchy: tpm2.TPMRHNull,
@@ -98,7 +66,7 @@ func TestAttestation(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	req := tpmattest.Request{EKCert: dev.att.EKCert(), AKPublic: dev.att.AKPublic()}
+	req := tpmattest.Request{EKCert: dev.Att.EKCert(), AKPublic: dev.Att.AKPublic()}
 	challenge := func(t *testing.T) tpmattest.Challenge {
 		t.Helper()
 		c, err := v.Challenge(ctx, bind, req)
@@ -123,19 +91,19 @@ func TestAttestation(t *testing.T) {
 		reason  string
 	}{
 		{"the key in the TPM passes", func(t *testing.T, c tpmattest.Challenge) (tpmattest.Binding, tpmattest.Attestation, any) {
-			return bind, dev.answer(t, c), dev.key.Public()
+			return bind, dev.answer(t, c), dev.Key.Public()
 		}, nil, ""},
 		{"a file key with an honest AK fails", func(t *testing.T, c tpmattest.Challenge) (tpmattest.Binding, tpmattest.Attestation, any) {
 			return bind, dev.answer(t, c), &fileKey.PublicKey
 		}, tpmattest.ErrRefused, "not the key of the enrolment's proof"},
 		{"a file key loaded into the TPM and certified fails", func(t *testing.T, c tpmattest.Challenge) (tpmattest.Binding, tpmattest.Attestation, any) {
 			a := dev.answer(t, c)
-			h := loadExternal(t, dev.tpm, fileKey)
-			rsp, err := tpm2.Certify{ObjectHandle: h, SignHandle: tpm2.AuthHandle{Handle: dev.att.AK().Handle, Name: dev.att.AK().Name, Auth: tpm2.PasswordAuth(nil)}, QualifyingData: tpm2.TPM2BData{Buffer: []byte(c.ID)}, InScheme: tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgNull}}.Execute(dev.tpm)
+			h := loadExternal(t, dev.TPM, fileKey)
+			rsp, err := tpm2.Certify{ObjectHandle: h, SignHandle: tpm2.AuthHandle{Handle: dev.Att.AK().Handle, Name: dev.Att.AK().Name, Auth: tpm2.PasswordAuth(nil)}, QualifyingData: tpm2.TPM2BData{Buffer: []byte(c.ID)}, InScheme: tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgNull}}.Execute(dev.TPM)
 			if err != nil {
 				t.Fatal(err)
 			}
-			pub, err := tpm2.ReadPublic{ObjectHandle: h.Handle}.Execute(dev.tpm)
+			pub, err := tpm2.ReadPublic{ObjectHandle: h.Handle}.Execute(dev.TPM)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -153,31 +121,31 @@ func TestAttestation(t *testing.T) {
 		{"a wrong activated secret fails", func(t *testing.T, c tpmattest.Challenge) (tpmattest.Binding, tpmattest.Attestation, any) {
 			a := dev.answer(t, c)
 			a.ActivatedSecret[0] ^= 1
-			return bind, a, dev.key.Public()
+			return bind, a, dev.Key.Public()
 		}, tpmattest.ErrRefused, "activated secret is wrong"},
 		{"a certification for another challenge fails", func(t *testing.T, c tpmattest.Challenge) (tpmattest.Binding, tpmattest.Attestation, any) {
 			a := dev.answer(t, c)
-			cert, err := dev.att.Certify(dev.key, []byte("another-challenge"))
+			cert, err := dev.Att.Certify(dev.Key, []byte("another-challenge"))
 			if err != nil {
 				t.Fatal(err)
 			}
 			a.Attest, a.Signature = cert.Attest, cert.Signature
-			return bind, a, dev.key.Public()
+			return bind, a, dev.Key.Public()
 		}, tpmattest.ErrRefused, "not made for this challenge"},
 		{"an attestation altered after signing fails", func(t *testing.T, c tpmattest.Challenge) (tpmattest.Binding, tpmattest.Attestation, any) {
 			a := dev.answer(t, c)
 			a.Attest[len(a.Attest)-1] ^= 1
-			return bind, a, dev.key.Public()
+			return bind, a, dev.Key.Public()
 		}, tpmattest.ErrRefused, "does not verify with the AK"},
 		{"another device's answer fails", func(t *testing.T, c tpmattest.Challenge) (tpmattest.Binding, tpmattest.Attestation, any) {
 			b := bind
 			b.DeviceID = "lamp-2"
-			return b, dev.answer(t, c), dev.key.Public()
+			return b, dev.answer(t, c), dev.Key.Public()
 		}, tpmattest.ErrRefused, "another device"},
 		{"a malformed signature fails", func(t *testing.T, c tpmattest.Challenge) (tpmattest.Binding, tpmattest.Attestation, any) {
 			a := dev.answer(t, c)
 			a.Signature = a.Signature[:5]
-			return bind, a, dev.key.Public()
+			return bind, a, dev.Key.Public()
 		}, tpmattest.ErrMalformed, "TPMT_SIGNATURE"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -192,7 +160,7 @@ func TestAttestation(t *testing.T) {
 				t.Fatalf("VerifyAttestation = %v, want %v (%s)", err, tc.wantErr, tc.reason)
 			}
 			// A challenge is answered once, whatever the outcome.
-			if err := v.VerifyAttestation(ctx, bind, dev.answerNoActivate(t, c), dev.key.Public()); !errors.Is(err, tpmattest.ErrRefused) {
+			if err := v.VerifyAttestation(ctx, bind, dev.answerNoActivate(t, c), dev.Key.Public()); !errors.Is(err, tpmattest.ErrRefused) {
 				t.Fatalf("second answer to one challenge: %v", err)
 			}
 		})
@@ -210,7 +178,7 @@ func TestAttestation(t *testing.T) {
 
 	t.Run("an AK that is not restricted fails", func(t *testing.T) {
 		r := req
-		r.AKPublic = dev.key.PublicArea()
+		r.AKPublic = dev.Key.PublicArea()
 		if _, err := v.Challenge(ctx, bind, r); !errors.Is(err, tpmattest.ErrRefused) || !strings.Contains(err.Error(), "restricted") {
 			t.Fatalf("Challenge = %v", err)
 		}
@@ -228,7 +196,7 @@ func TestAttestation(t *testing.T) {
 		}
 		a := dev.answer(t, c)
 		now = now.Add(tpmattest.DefaultTTL)
-		if err := short.VerifyAttestation(ctx, bind, a, dev.key.Public()); !errors.Is(err, tpmattest.ErrRefused) || !strings.Contains(err.Error(), "expired") {
+		if err := short.VerifyAttestation(ctx, bind, a, dev.Key.Public()); !errors.Is(err, tpmattest.ErrRefused) || !strings.Contains(err.Error(), "expired") {
 			t.Fatalf("VerifyAttestation = %v", err)
 		}
 	})
@@ -236,11 +204,11 @@ func TestAttestation(t *testing.T) {
 	t.Run("another TPM's EK certificate cannot be activated", func(t *testing.T) {
 		// The EK certificate of a genuine TPM, with the AK of the TPM
 		// that answers: the credential opens only in the first.
-		c, err := v.Challenge(ctx, bind, tpmattest.Request{EKCert: dev.att.EKCert(), AKPublic: thief.att.AKPublic()})
+		c, err := v.Challenge(ctx, bind, tpmattest.Request{EKCert: dev.Att.EKCert(), AKPublic: thief.Att.AKPublic()})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := thief.att.Activate(c.CredentialBlob, c.Secret); err == nil {
+		if _, err := thief.Att.Activate(c.CredentialBlob, c.Secret); err == nil {
 			t.Fatal("a TPM activated a credential made for another TPM's EK")
 		}
 	})
@@ -263,10 +231,7 @@ func TestAttestation(t *testing.T) {
 // challenge needs none).
 func (d *device) answerNoActivate(t *testing.T, c tpmattest.Challenge) tpmattest.Attestation {
 	t.Helper()
-	cert, err := d.att.Certify(d.key, []byte(c.ID))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := d.Certify(t, c.ID)
 	return tpmattest.Attestation{ChallengeID: c.ID, ActivatedSecret: make([]byte, 32), KeyPublic: cert.Public, Attest: cert.Attest, Signature: cert.Signature}
 }
 
@@ -277,13 +242,4 @@ func point(t *testing.T, k *ecdsa.PublicKey) (x, y []byte) {
 		t.Fatal(err)
 	}
 	return b[1:33], b[33:]
-}
-
-func privBytes(t *testing.T, k *ecdsa.PrivateKey) []byte {
-	t.Helper()
-	b, err := k.Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

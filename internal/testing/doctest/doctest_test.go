@@ -3,6 +3,8 @@ package doctest
 import (
 	"strings"
 	"testing"
+
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 func TestParse(t *testing.T) {
@@ -70,14 +72,8 @@ func TestParse(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			doc, err := Parse([]byte(tt.src))
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("Parse: error %v, want one containing %q", err, tt.err)
-				}
+			if testutil.WantErr(t, "Parse", err, tt.err) {
 				return
-			}
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
 			}
 			if len(doc.Blocks) != len(tt.want) {
 				t.Fatalf("Parse: %d blocks %+v, want %d", len(doc.Blocks), doc.Blocks, len(tt.want))
@@ -126,16 +122,7 @@ func TestCheckOutput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := CheckOutput(Block{Lang: tt.lang, Code: tt.want}, []byte(tt.got))
-			if tt.err == "" {
-				if err != nil {
-					t.Fatalf("CheckOutput: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.err) {
-				t.Fatalf("CheckOutput: error %v, want one containing %q", err, tt.err)
-			}
+			testutil.WantErr(t, "CheckOutput", CheckOutput(Block{Lang: tt.lang, Code: tt.want}, []byte(tt.got)), tt.err)
 		})
 	}
 }

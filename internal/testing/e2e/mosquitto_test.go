@@ -35,8 +35,7 @@ func (m *Mosquitto) observer(t *testing.T, topic string, got chan<- string) paho
 }
 
 func TestMosquittoInterop(t *testing.T) {
-	svc := NewService(t, nil)
-	svc.Start()
+	svc := StartService(t, nil)
 	for _, withTLS := range []bool{false, true} {
 		t.Run(map[bool]string{false: "plain", true: "tls"}[withTLS], func(t *testing.T) {
 			ctx := agenttest.Context(t, 60*time.Second)
@@ -57,25 +56,15 @@ func TestMosquittoInterop(t *testing.T) {
 				OnMessage:     func(msg agent.Message) { down <- msg },
 			})
 			publish(ctx, t, a, "/a1pk/"+id+"/user/up", "hello mosquitto")
-			select {
-			case got := <-up:
-				if got != "hello mosquitto" {
-					t.Fatalf("observer got %q", got)
-				}
-			case <-ctx.Done():
-				t.Fatal("the agent's message did not reach the observer")
+			if got := receive(ctx, t, up, "the agent's message did not reach the observer"); got != "hello mosquitto" {
+				t.Fatalf("observer got %q", got)
 			}
 			ev.Wait(ctx, t, agent.EventConnected, 1) // subscribed before Connected is reported
 			if tok := obs.Publish("/a1pk/"+id+"/user/down", 1, false, "hello agent"); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
 				t.Fatalf("observer publish: %v", tok.Error())
 			}
-			select {
-			case msg := <-down:
-				if string(msg.Payload) != "hello agent" {
-					t.Fatalf("agent got %q", msg.Payload)
-				}
-			case <-ctx.Done():
-				t.Fatal("the observer's message did not reach the agent")
+			if msg := receive(ctx, t, down, "the observer's message did not reach the agent"); string(msg.Payload) != "hello agent" {
+				t.Fatalf("agent got %q", msg.Payload)
 			}
 		})
 	}

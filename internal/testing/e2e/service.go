@@ -6,12 +6,7 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -24,6 +19,7 @@ import (
 
 	"github.com/credsign/credsign/agent"
 	"github.com/credsign/credsign/api"
+	"github.com/credsign/credsign/internal/testing/testutil"
 	"github.com/credsign/credsign/secrets/filestore"
 	"github.com/credsign/credsign/service"
 )
@@ -52,17 +48,17 @@ func NewService(t testing.TB, now func() time.Time) *Service {
 	}
 	addr := ln.Addr().String()
 	_ = ln.Close()
-	s := &Service{t: t, addr: addr, dir: t.TempDir(), admin: randomHex(t, 24), now: now}
+	s := &Service{t: t, addr: addr, dir: t.TempDir(), admin: testutil.RandomHex(t, 24), now: now}
 	t.Cleanup(s.Stop)
 	return s
 }
 
-func randomHex(t testing.TB, n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
+// StartService is NewService and Start.
+func StartService(t testing.TB, now func() time.Time) *Service {
+	t.Helper()
+	s := NewService(t, now)
+	s.Start()
+	return s
 }
 
 // URL is the base URL of the service.
@@ -113,46 +109,14 @@ func (s *Service) Stop() {
 // the test on a status of 300 or more.
 func (s *Service) Call(method, path string, body, out any) {
 	s.t.Helper()
-	status, b := s.Do(method, path, body)
-	if status >= 300 {
-		s.t.Fatalf("%s %s: %d: %s", method, path, status, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			s.t.Fatalf("%s %s: decode: %v", method, path, err)
-		}
-	}
+	testutil.Admin{T: s.t, URL: s.URL(), Token: s.admin}.Call(method, path, body, out)
 }
 
 // Do does an admin request and returns the status and body of the answer.
 func (s *Service) Do(method, path string, body any) (int, []byte) {
 	s.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, s.URL()+path, rd)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+s.admin)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		s.t.Fatalf("%s %s: read answer: %v", method, path, err)
-	}
-	return resp.StatusCode, b
+	status, _, b := testutil.Do(s.t, nil, method, s.URL()+path, s.admin, body)
+	return status, b
 }
 
 // Put creates or replaces a device (PUT /v1/devices/{id}): registering an

@@ -73,7 +73,7 @@ func (a Admin) Call(method, path string, body, out any) {
 // Do sends one request to url with token as its bearer (none when empty)
 // and body (when not nil) as JSON, through client (nil:
 // http.DefaultClient), and returns the answer read in full; it fails the
-// test only when no answer comes.
+// test only when no full answer comes.
 func Do(t testing.TB, client *http.Client, method, url, token string, body any) (int, http.Header, []byte) {
 	t.Helper()
 	var rd io.Reader
@@ -98,12 +98,24 @@ func Do(t testing.TB, client *http.Client, method, url, token string, body any) 
 		client = http.DefaultClient
 	}
 	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b := ReadAnswer(t, method+" "+url, resp, err)
 	return resp.StatusCode, resp.Header, b
+}
+
+// ReadAnswer reads and closes the body of the answer to request what (res
+// and err as an http.Client's Do returns them), and fails t when no answer
+// came or it was cut.
+func ReadAnswer(t testing.TB, what string, res *http.Response, err error) []byte {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("%s: read answer: %v", what, err)
+	}
+	return b
 }
 
 // Register creates (or replaces) device id and mints a device token for it,

@@ -11,7 +11,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,6 +24,7 @@ import (
 	vault "github.com/hashicorp/vault/api"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/credsign/credsign/internal/testing/testutil"
 	"github.com/credsign/credsign/internal/testing/vaulttest"
 )
 
@@ -153,29 +153,15 @@ func refused(t *testing.T, env []string, args ...string) string {
 	return string(out)
 }
 
+// call sends body, a JSON text (none when empty), with token as its bearer.
 func call(t *testing.T, method, url, token, body string) (int, []byte) {
 	t.Helper()
-	var r io.Reader
+	var b any
 	if body != "" {
-		r = strings.NewReader(body)
+		b = json.RawMessage(body)
 	}
-	req, err := http.NewRequest(method, url, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	code, _, out := testutil.Do(t, nil, method, url, token, b)
+	return code, out
 }
 
 // serves checks that everything the old release handed out works on base.

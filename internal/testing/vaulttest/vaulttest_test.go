@@ -3,8 +3,9 @@ package vaulttest
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 func TestBinary(t *testing.T) {
@@ -12,8 +13,12 @@ func TestBinary(t *testing.T) {
 	cached := filepath.Join(dir, "bin", "vault-"+Version)
 	explicit := filepath.Join(dir, "my-vault")
 	for _, p := range []string{cached, explicit} {
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	tests := []struct {
 		name    string
@@ -33,13 +38,10 @@ func TestBinary(t *testing.T) {
 			t.Setenv(EnvCache, tc.cache)
 			t.Setenv("PATH", t.TempDir()) // no vault on PATH
 			got, err := Binary()
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("Binary() = %q, %v; want error %q", got, err, tc.wantErr)
-				}
+			if testutil.WantErr(t, "Binary()", err, tc.wantErr) {
 				return
 			}
-			if err != nil || got != tc.want {
+			if got != tc.want {
 				t.Fatalf("Binary() = %q, %v; want %q", got, err, tc.want)
 			}
 		})
