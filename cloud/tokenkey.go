@@ -9,7 +9,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
@@ -17,6 +16,8 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+
+	"github.com/credsign/credsign/internal/es256"
 )
 
 // JWS algorithms a TokenKey signs with (RFC 7518, RFC 8037).
@@ -242,13 +243,10 @@ func SignJWS(k crypto.Signer, alg string, input []byte, rnd io.Reader) ([]byte, 
 	if alg != AlgES256 {
 		return sig, nil
 	}
-	var rs struct{ R, S *big.Int }
-	if rest, err := asn1.Unmarshal(sig, &rs); err != nil || len(rest) > 0 {
+	out, err := es256.FromASN1(sig)
+	if err != nil {
 		return nil, errors.New("signing: ES256: the signer returned no ASN.1 ECDSA signature")
 	}
-	out := make([]byte, 64)
-	rs.R.FillBytes(out[:32])
-	rs.S.FillBytes(out[32:])
 	return out, nil
 }
 
