@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -297,17 +298,24 @@ type credentialsResponse oapi.IssueCredentials200JSONResponse
 
 // VisitIssueCredentialsResponse implements oapi.IssueCredentialsResponseObject.
 func (r credentialsResponse) VisitIssueCredentialsResponse(w http.ResponseWriter) error {
-	buf := credentialBufs.Get().(*bytes.Buffer)
+	pooled := credentialBufs.Get().(*[]byte)
+	body, ok := credentialsWire.appendLine((*pooled)[:0], &r.Body)
 	defer func() {
-		// The buffer held a password: wipe it before it is used again.
-		clear(buf.Bytes()[:buf.Cap()])
-		buf.Reset()
-		credentialBufs.Put(buf)
+		// The buffers held a password: wipe them before they are used again.
+		clear((*pooled)[:cap(*pooled)])
+		clear(body[:cap(body)])
+		*pooled = body[:0]
+		credentialBufs.Put(pooled)
 	}()
-	enc := json.NewEncoder(buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r.Body); err != nil {
-		return fmt.Errorf("encoding credentials: %w", err)
+	if !ok {
+		// A time encoding/json refuses: its error, as before.
+		buf := bytes.NewBuffer(body[:0])
+		enc := json.NewEncoder(buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(r.Body); err != nil {
+			return fmt.Errorf("encoding credentials: %w", err)
+		}
+		body = buf.Bytes()
 	}
 	h := w.Header()
 	h["Content-Type"] = contentTypeJSON
@@ -319,7 +327,7 @@ func (r credentialsResponse) VisitIssueCredentialsResponse(w http.ResponseWriter
 		}
 	}
 	w.WriteHeader(http.StatusOK)
-	if _, err := w.Write(buf.Bytes()); err != nil {
+	if _, err := w.Write(body); err != nil {
 		return fmt.Errorf("writing credentials: %w", err)
 	}
 	return nil
@@ -335,7 +343,10 @@ var (
 
 // credentialBufs keeps the buffers credentials are encoded in, each wiped
 // before it goes back.
-var credentialBufs = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 2048)) }}
+var credentialBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// credentialsWire writes the body of an issue, as encoding/json would.
+var credentialsWire = mustWireEncoder(reflect.TypeFor[oapi.Credentials]())
 
 // GetJWKS implements oapi.StrictServerInterface.
 func (h handlers) GetJWKS(ctx context.Context, _ oapi.GetJWKSRequestObject) (oapi.GetJWKSResponseObject, error) {
