@@ -97,7 +97,7 @@ var wireTimes = []time.Time{
 	{}, time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC),
 	time.Date(1970, 1, 1, 0, 0, 0, 789000000, time.UTC),
 	time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.FixedZone("CST", 8*3600)),
-	time.Date(2026, 1, 2, 3, 4, 5, 100, time.FixedZone("odd", -(3*3600 + 30*60 + 15))),
+	time.Date(2026, 1, 2, 3, 4, 5, 100, time.FixedZone("odd", -(3*3600+30*60+15))),
 	time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
 	time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
 	time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
@@ -144,13 +144,17 @@ func TestNewWireEncoderRefuses(t *testing.T) {
 	type inner struct{ F float64 }
 	type embedded struct{ A string }
 	for name, v := range map[string]any{
-		"not a struct":   "text",
-		"float":          struct{ F float64 }{},
-		"nested float":   struct{ I inner }{},
-		"slice":          struct{ S []string }{},
-		"map":            struct{ M map[string]string }{},
-		"string option":  struct{ N int `json:"n,string"` }{},
-		"omitzero":       struct{ N int `json:"n,omitzero"` }{},
+		"not a struct": "text",
+		"float":        struct{ F float64 }{},
+		"nested float": struct{ I inner }{},
+		"slice":        struct{ S []string }{},
+		"map":          struct{ M map[string]string }{},
+		"string option": struct {
+			N int `json:"n,string"`
+		}{},
+		"omitzero": struct {
+			N int `json:"n,omitzero"`
+		}{},
 		"embedded":       struct{ embedded }{},
 		"marshaler":      struct{ R json.RawMessage }{},
 		"text marshaler": struct{ D *time.Location }{},
