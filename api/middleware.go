@@ -416,18 +416,22 @@ var validationOptions = openapi3filter.Options{MultiError: true}
 // validate checks the parameters of r and its body's document doc (nil:
 // no body read) against the contract, as kin-openapi's ValidateRequest
 // does, with every failure in one openapi3.MultiError: the parameters in
-// the contract's order, then the body. It leaves out the security
-// requirements, which the gate checked (authenticate), and decodes no body:
-// doc is the document scanJSON read.
+// the contract's order, then the body. Parameters that pass the
+// operation's precompiled checks (paramChecks) are not given to
+// kin-openapi. It leaves out the security requirements, which the gate
+// checked (authenticate), and decodes no body: doc is the document
+// scanJSON read.
 func (s *Server) validate(r *http.Request, op *operation, pathParams map[string]string, doc any) error {
-	input := &openapi3filter.RequestValidationInput{Request: r, PathParams: pathParams, Route: op.route, Options: &validationOptions}
 	var me openapi3.MultiError
-	for _, p := range op.params {
-		if err := openapi3filter.ValidateParameter(r.Context(), input, p); err != nil {
-			me = append(me, err)
+	if !op.paramChecks.pass(pathParams) {
+		input := validationInput(r, op, pathParams)
+		for _, p := range op.params {
+			if err := openapi3filter.ValidateParameter(r.Context(), input, p); err != nil {
+				me = append(me, err)
+			}
 		}
 	}
-	if err := validateBody(r, op, input, doc); err != nil {
+	if err := validateBody(r, op, pathParams, doc); err != nil {
 		me = append(me, err)
 	}
 	if len(me) > 0 {
@@ -436,20 +440,26 @@ func (s *Server) validate(r *http.Request, op *operation, pathParams map[string]
 	return nil
 }
 
+// validationInput is kin-openapi's view of request r to operation op.
+func validationInput(r *http.Request, op *operation, pathParams map[string]string) *openapi3filter.RequestValidationInput {
+	return &openapi3filter.RequestValidationInput{Request: r, PathParams: pathParams, Route: op.route, Options: &validationOptions}
+}
+
 // validateBody checks the document of a JSON body against the operation's
 // schema as kin-openapi's ValidateRequestBody does, defaults written back
 // into the body included.
-func validateBody(r *http.Request, op *operation, input *openapi3filter.RequestValidationInput, doc any) error {
+func validateBody(r *http.Request, op *operation, pathParams map[string]string, doc any) error {
 	if op.body.mediaType == "" {
 		return nil
 	}
 	rb := op.route.Operation.RequestBody.Value
 	if r.ContentLength <= 0 || r.Body == nil || r.Body == http.NoBody {
 		if op.body.required {
-			return &openapi3filter.RequestError{Input: input, RequestBody: rb, Err: openapi3filter.ErrInvalidRequired}
+			return &openapi3filter.RequestError{Input: validationInput(r, op, pathParams), RequestBody: rb, Err: openapi3filter.ErrInvalidRequired}
 		}
 		return nil
 	}
+	input := validationInput(r, op, pathParams)
 	if ct := r.Header.Get("Content-Type"); rb.Content.Get(ct) == nil {
 		return &openapi3filter.RequestError{Input: input, RequestBody: rb, Reason: fmt.Sprintf("header Content-Type has unexpected value %q", ct)}
 	}

@@ -134,6 +134,8 @@ type operation struct {
 	// params are the parameters the gate validates, in kin-openapi's order
 	// (the path item's not overridden, then the operation's).
 	params []*openapi3.Parameter
+	// paramChecks are the precompiled checks of params, when they fit.
+	paramChecks paramChecks
 	// roles may call it; nil for a public operation.
 	roles []string
 	// body is the media type and schema of a JSON body (mediaType "" when
@@ -226,6 +228,7 @@ func specOperations() (map[string]*operation, error) {
 		for method, op := range item.Operations() {
 			o := &operation{route: &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}}
 			o.params = operationParams(item, op)
+			o.paramChecks = newParamChecks(o.params)
 			if err := o.readBody(doc); err != nil {
 				return nil, fmt.Errorf("openapi.yaml %s %s: %w", method, path, err)
 			}
