@@ -71,14 +71,14 @@ func simpleStringParam(p *openapi3.Parameter) (*regexp.Regexp, bool) {
 }
 
 // pass reports whether every parameter of the operation is checked here
-// and its value in pathParams passes (kin-openapi then has nothing to
-// refuse).
-func (pc paramChecks) pass(pathParams map[string]string) bool {
+// and its value (param returns it by name) passes: kin-openapi then has
+// nothing to refuse.
+func (pc paramChecks) pass(param func(name string) string) bool {
 	if !pc.all {
 		return false
 	}
 	for _, c := range pc.checks {
-		if v := pathParams[c.name]; v == "" || !c.pattern.MatchString(v) {
+		if v := param(c.name); v == "" || !c.pattern.MatchString(v) {
 			return false
 		}
 	}

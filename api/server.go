@@ -252,6 +252,15 @@ func specOperations() (map[string]*operation, error) {
 	return ops, nil
 }
 
+// operation returns the operation of the contract at method and route
+// pattern (the key of ops, built on the stack: no allocation per request).
+func (s *Server) operation(method, pattern string) (*operation, bool) {
+	var buf [96]byte
+	key := append(append(append(buf[:0], method...), ' '), pattern...)
+	op, ok := s.ops[string(key)]
+	return op, ok
+}
+
 // operationParams lists the parameters of op at item as kin-openapi's
 // ValidateRequest visits them: the path item's that op does not override,
 // then op's own.
@@ -374,7 +383,7 @@ func (s *Server) routes(p Plane) http.Handler {
 			if !mux.Match(rc, m, r.URL.Path) {
 				continue
 			}
-			if op, ok := s.ops[m+" "+rc.RoutePattern()]; ok && !op.planes.has(p) {
+			if op, ok := s.operation(m, rc.RoutePattern()); ok && !op.planes.has(p) {
 				continue
 			}
 			allow = append(allow, m)

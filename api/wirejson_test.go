@@ -192,3 +192,23 @@ func TestWireEncoderTags(t *testing.T) {
 		t.Fatalf("got %s (%v), want %s", got, ok, want)
 	}
 }
+
+// BenchmarkCredentialsJSON compares the wire encoder with encoding/json on
+// an issue's body.
+func BenchmarkCredentialsJSON(b *testing.B) {
+	var c oapi.Credentials
+	fillWire(reflect.ValueOf(&c).Elem(), []string{"a1B2c3D4e5F.lamp-7", "hmacsha256&timestamp=1"}, wireTimes[1:2], 0x3, 8883)
+	buf := make([]byte, 0, 2048)
+	b.Run("wire", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			buf, _ = credentialsWire.appendLine(buf[:0], &c)
+		}
+	})
+	b.Run("encoding/json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = encodingJSON(&c)
+		}
+	})
+}
