@@ -247,7 +247,7 @@ func (h handlers) IssueCredentials(ctx context.Context, req oapi.IssueCredential
 	if err != nil {
 		return nil, err
 	}
-	return credentialsResponse{Body: apiCredentials(c), Headers: oapi.IssueCredentials200ResponseHeaders{CacheControl: &noStore}}, nil
+	return &credentialsResponse{Body: apiCredentials(c), Headers: oapi.IssueCredentials200ResponseHeaders{CacheControl: &noStore}}, nil
 }
 
 // apiCredentials is the API's form of signed credentials.
@@ -297,7 +297,9 @@ func optional(s string) *string {
 type credentialsResponse oapi.IssueCredentials200JSONResponse
 
 // VisitIssueCredentialsResponse implements oapi.IssueCredentialsResponseObject.
-func (r credentialsResponse) VisitIssueCredentialsResponse(w http.ResponseWriter) error {
+// (A pointer: the body is written from where the handler put it, not
+// from a copy.)
+func (r *credentialsResponse) VisitIssueCredentialsResponse(w http.ResponseWriter) error {
 	pooled := credentialBufs.Get().(*[]byte)
 	body, ok := credentialsWire.appendLine((*pooled)[:0], &r.Body)
 	defer func() {
