@@ -43,9 +43,9 @@ type Metrics struct {
 	httpDuration *prometheus.HistogramVec
 	// issued, requests and lookups are the series of issuances,
 	// httpDuration and cache that the warm issuance path counts on.
-	issued   series[[2]string, prometheus.Counter]
-	requests series[requestLabels, prometheus.Observer]
-	lookups  series[[2]string, prometheus.Counter]
+	issued       series[[2]string, prometheus.Counter]
+	requests     series[requestLabels, prometheus.Observer]
+	lookups      series[[2]string, prometheus.Counter]
 	storeLatency *prometheus.HistogramVec
 	storeErrors  *prometheus.CounterVec
 	cache        *prometheus.CounterVec
