@@ -97,8 +97,7 @@ func wireKindOf(t reflect.Type) (wireKind, *wireEncoder, error) {
 		return wireTime, nil, nil
 	case t.Kind() == reflect.Pointer && t.Elem() == timeType:
 		return wireTimePtr, nil, nil
-	case t.Implements(marshalerType) || reflect.PointerTo(t).Implements(marshalerType) ||
-		t.Implements(textMarshalerType) || reflect.PointerTo(t).Implements(textMarshalerType):
+	case hasMarshaler(t):
 		return 0, nil, fmt.Errorf("%s has a marshaler of its own", t)
 	}
 	switch t.Kind() {
@@ -109,8 +108,7 @@ func wireKindOf(t reflect.Type) (wireKind, *wireEncoder, error) {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		return wireInt, nil, nil
 	case reflect.Pointer:
-		if e := t.Elem(); e.Kind() == reflect.String && !e.Implements(marshalerType) && !e.Implements(textMarshalerType) &&
-			!reflect.PointerTo(e).Implements(marshalerType) && !reflect.PointerTo(e).Implements(textMarshalerType) {
+		if e := t.Elem(); e.Kind() == reflect.String && !hasMarshaler(e) {
 			return wireStringPtr, nil, nil
 		}
 	case reflect.Struct:
@@ -118,6 +116,17 @@ func wireKindOf(t reflect.Type) (wireKind, *wireEncoder, error) {
 		return wireStruct, sub, err
 	}
 	return 0, nil, fmt.Errorf("type %s is not supported", t)
+}
+
+// hasMarshaler reports whether encoding/json writes a value of type t
+// with its own (or its pointer's) MarshalJSON or MarshalText.
+func hasMarshaler(t reflect.Type) bool {
+	for _, m := range []reflect.Type{marshalerType, textMarshalerType} {
+		if t.Implements(m) || reflect.PointerTo(t).Implements(m) {
+			return true
+		}
+	}
+	return false
 }
 
 // appendLine appends v (a pointer to a value of the plan's type) and a
