@@ -22,7 +22,7 @@ func TestAPITopicsKeepsEveryTopic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := json.Marshal(apiTopics(in))
+	got, err := json.Marshal(apiTopics(in, new([14]string)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestAPITopicsKeepsEveryTopic(t *testing.T) {
 		t.Errorf("apiTopics(%s) = %s", want, got)
 	}
 	// Empty optional topics stay absent.
-	got, _ = json.Marshal(apiTopics(cloud.Topics{Telemetry: "t", Commands: "c"}))
+	got, _ = json.Marshal(apiTopics(cloud.Topics{Telemetry: "t", Commands: "c"}, new([14]string)))
 	if string(got) != `{"commands":"c","telemetry":"t"}` {
 		t.Errorf("minimal topics: %s", got)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -224,32 +225,32 @@ func (h handlers) IssueCredentials(ctx context.Context, req oapi.IssueCredential
 	if err != nil {
 		return nil, err
 	}
-	return credentialsResponse{Body: apiCredentials(c), Headers: oapi.IssueCredentials200ResponseHeaders{CacheControl: &noStore}}, nil
+	r := &credentialsResponse{}
+	r.Body, r.Headers.CacheControl = apiCredentials(c, &r.held), &noStore
+	return r, nil
 }
 
-// apiCredentials is the API's form of signed credentials.
-func apiCredentials(c cloud.Credentials) oapi.Credentials {
+// apiCredentials is the API's form of signed credentials. Its optional
+// members point into held (one array, not one allocation a member): the
+// ALPN, then the topics.
+func apiCredentials(c cloud.Credentials, held *[15]string) oapi.Credentials {
+	held[0] = c.ALPN
 	return oapi.Credentials{
 		DeviceId: c.DeviceID, Cloud: c.Cloud, ClientId: c.ClientID, Username: c.Username, Password: c.Password,
 		Host: c.Host, Port: c.Port, Tls: c.TLS, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt,
-		ExpiryEnforced: c.ExpiryEnforced, RefreshAfter: c.RefreshAfter, Topics: apiTopics(c.Topics), Alpn: optional(c.ALPN),
+		ExpiryEnforced: c.ExpiryEnforced, RefreshAfter: c.RefreshAfter, Topics: apiTopics(c.Topics, (*[14]string)(held[1:])),
+		Alpn: optionalAt(&held[0]),
 	}
 }
 
-// apiTopics is the API's form of a cloud's topics. (The agent's client is
-// generated from the same contract, so the contract's type stays its own
-// rather than the cloud core's: the agent carries no recipe code.)
-func apiTopics(t cloud.Topics) oapi.Topics {
-	// The optional topics point into one array: one allocation, not one
-	// a topic.
-	backing := &[14]string{t.CommandResponse, t.PropertyReport, t.PropertyReply, t.PropertySet, t.Actions, t.Events,
+// apiTopics is the API's form of a cloud's topics, its optional members
+// pointing into held. (The agent's client is generated from the same
+// contract, so the contract's type stays its own rather than the cloud
+// core's: the agent carries no recipe code.)
+func apiTopics(t cloud.Topics, held *[14]string) oapi.Topics {
+	*held = [14]string{t.CommandResponse, t.PropertyReport, t.PropertyReply, t.PropertySet, t.Actions, t.Events,
 		t.ShadowUpdate, t.ShadowDelta, t.Methods, t.MethodResponse, t.TwinResponse, t.TwinGet, t.TwinReported, t.TwinDesired}
-	opt := func(i int) *string {
-		if backing[i] == "" {
-			return nil
-		}
-		return &backing[i]
-	}
+	opt := func(i int) *string { return optionalAt(&held[i]) }
 	return oapi.Topics{
 		Telemetry: t.Telemetry, Commands: t.Commands,
 		CommandResponse: opt(0), PropertyReport: opt(1), PropertyReply: opt(2), PropertySet: opt(3),
@@ -257,6 +258,14 @@ func apiTopics(t cloud.Topics) oapi.Topics {
 		Methods: opt(8), MethodResponse: opt(9), TwinResponse: opt(10), TwinGet: opt(11),
 		TwinReported: opt(12), TwinDesired: opt(13),
 	}
+}
+
+// optionalAt returns nil when *s is "", else s.
+func optionalAt(s *string) *string {
+	if *s == "" {
+		return nil
+	}
+	return s
 }
 
 // optional returns nil for "", else a pointer to s.
@@ -271,21 +280,35 @@ func optional(s string) *string {
 // written without encoding/json's HTML escaping: usernames and passwords
 // of several clouds contain '&', and "\u0026" in the body is valid JSON but wrong
 // when copied from curl's output or cut out with sed into an MQTT client.
-type credentialsResponse oapi.IssueCredentials200JSONResponse
+// The strings its body's optional members point to are held in it: an
+// issue's answer is one allocation.
+type credentialsResponse struct {
+	oapi.IssueCredentials200JSONResponse
+	held [15]string
+}
 
 // VisitIssueCredentialsResponse implements oapi.IssueCredentialsResponseObject.
-func (r credentialsResponse) VisitIssueCredentialsResponse(w http.ResponseWriter) error {
-	buf := credentialBufs.Get().(*bytes.Buffer)
+// (A pointer: the body is written from where the handler put it, not
+// from a copy.)
+func (r *credentialsResponse) VisitIssueCredentialsResponse(w http.ResponseWriter) error {
+	pooled := credentialBufs.Get().(*[]byte)
+	body, ok := credentialsWire.appendLine((*pooled)[:0], &r.Body)
 	defer func() {
-		// The buffer held a password: wipe it before it is used again.
-		clear(buf.Bytes()[:buf.Cap()])
-		buf.Reset()
-		credentialBufs.Put(buf)
+		// The buffers held a password: wipe them before they are used again.
+		clear((*pooled)[:cap(*pooled)])
+		clear(body[:cap(body)])
+		*pooled = body[:0]
+		credentialBufs.Put(pooled)
 	}()
-	enc := json.NewEncoder(buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r.Body); err != nil {
-		return fmt.Errorf("encoding credentials: %w", err)
+	if !ok {
+		// A time encoding/json refuses: its error, as before.
+		buf := bytes.NewBuffer(body[:0])
+		enc := json.NewEncoder(buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(r.Body); err != nil {
+			return fmt.Errorf("encoding credentials: %w", err)
+		}
+		body = buf.Bytes()
 	}
 	h := w.Header()
 	h["Content-Type"] = contentTypeJSON
@@ -297,7 +320,7 @@ func (r credentialsResponse) VisitIssueCredentialsResponse(w http.ResponseWriter
 		}
 	}
 	w.WriteHeader(http.StatusOK)
-	if _, err := w.Write(buf.Bytes()); err != nil {
+	if _, err := w.Write(body); err != nil {
 		return fmt.Errorf("writing credentials: %w", err)
 	}
 	return nil
@@ -313,7 +336,10 @@ var (
 
 // credentialBufs keeps the buffers credentials are encoded in, each wiped
 // before it goes back.
-var credentialBufs = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 2048)) }}
+var credentialBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// credentialsWire writes the body of an issue, as encoding/json would.
+var credentialsWire = mustWireEncoder(reflect.TypeFor[oapi.Credentials]())
 
 // GetJWKS implements oapi.StrictServerInterface.
 func (h handlers) GetJWKS(ctx context.Context, _ oapi.GetJWKSRequestObject) (oapi.GetJWKSResponseObject, error) {

@@ -21,7 +21,6 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/xid"
 	"github.com/rs/zerolog"
-	"github.com/rs/zerolog/hlog"
 
 	"github.com/credsign/credsign/api/problem"
 	"github.com/credsign/credsign/api/ratelimit"
@@ -105,45 +104,94 @@ func caller(ctx context.Context) service.Principal {
 func (s *Server) observe(p Plane) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
 			id := r.Header.Get("X-Request-Id")
 			if id == "" || !validRequestID.MatchString(id) {
 				id = xid.New().String()
 			}
-			w.Header().Set("X-Request-Id", id)
-			info := &requestInfo{id: id}
+			w.Header()["X-Request-Id"] = []string{id}
+			st := &observed{info: requestInfo{id: id}, w: accessWriter{ResponseWriter: w}}
 			logger := s.log.With().Str("requestId", id).Logger()
-			ctx := logger.WithContext(context.WithValue(r.Context(), requestKey{}, info))
-			ctx = s.svc.WithAudit(ctx, id)
-			access := hlog.AccessHandler(func(r *http.Request, status, size int, d time.Duration) {
-				route := "unmatched"
-				if rc := chi.RouteContext(ctx); rc != nil && rc.RoutePattern() != "" {
-					route = rc.RoutePattern()
-				}
-				if status == 0 {
-					status = http.StatusOK
-				}
-				s.metrics.ObserveRequest(route, r.Method, status, d)
-				if op := info.getOperation(); status < 300 && op != nil && op.issues && !s.sample.take() {
-					return
-				}
-				caller := info.getCaller()
-				logger.Info().
-					Str("plane", string(p)).
-					Str("method", r.Method).
-					Str("path", s.redact.path(r.URL.Path)).
-					Str("route", route).
-					Int("status", status).
-					Int("bytes", size).
-					Dur("durationMs", d).
-					Str("remote", r.RemoteAddr).
-					Str("tokenId", caller.TokenID).
-					Str("role", caller.Role).
-					Msg("request")
-			})
-			access(next).ServeHTTP(w, r.WithContext(ctx))
+			ctx := logger.WithContext(context.WithValue(r.Context(), requestKey{}, &st.info))
+			r = r.WithContext(s.svc.WithAudit(ctx, id))
+			defer func() {
+				s.logAccess(p, r, &logger, &st.info, st.w.status, st.w.bytes, time.Since(start))
+			}()
+			next.ServeHTTP(&st.w, r)
 		})
 	}
 }
+
+// observed is what observe keeps of one request, in one allocation: what
+// the middleware further in learns, and the writer that counts the answer.
+type observed struct {
+	info requestInfo
+	w    accessWriter
+}
+
+// logAccess records one answered request r of plane p: the latency metric,
+// and the access line unless it is a successful issue that the sample
+// leaves out. status 0 means nothing was written (200).
+func (s *Server) logAccess(p Plane, r *http.Request, logger *zerolog.Logger, info *requestInfo, status, size int, d time.Duration) {
+	route := "unmatched"
+	if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+		route = rc.RoutePattern()
+	}
+	if status == 0 {
+		status = http.StatusOK
+	}
+	s.metrics.ObserveRequest(route, r.Method, status, d)
+	if op := info.getOperation(); status < 300 && op != nil && op.issues && !s.sample.take() {
+		return
+	}
+	caller := info.getCaller()
+	logger.Info().
+		Str("plane", string(p)).
+		Str("method", r.Method).
+		Str("path", s.redact.path(r.URL.Path)).
+		Str("route", route).
+		Int("status", status).
+		Int("bytes", size).
+		Dur("durationMs", d).
+		Str("remote", r.RemoteAddr).
+		Str("tokenId", caller.TokenID).
+		Str("role", caller.Role).
+		Msg("request")
+}
+
+// accessWriter passes an answer through, recording its status (the first
+// WriteHeader's; later ones are dropped, as hlog's writer did) and the
+// bytes of its body for the access line. http.ResponseController reaches
+// the connection's writer through Unwrap (flushing an import's results).
+// One is kept in observed, not allocated apart.
+type accessWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+}
+
+// WriteHeader implements http.ResponseWriter.
+func (w *accessWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+		w.ResponseWriter.WriteHeader(code)
+	}
+}
+
+// Write implements http.ResponseWriter.
+func (w *accessWriter) Write(b []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += n
+	return n, err
+}
+
+// Unwrap returns the writer underneath, for http.ResponseController.
+func (w *accessWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush implements http.Flusher (the generated streaming answers look for
+// it) by flushing the writer underneath.
+func (w *accessWriter) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
 
 // recoverPanics turns a handler panic into a logged 500.
 func (s *Server) recoverPanics(next http.Handler) http.Handler {
@@ -179,7 +227,7 @@ func (s *Server) gatePlane(plane Plane, next http.Handler) http.Handler {
 		if method == http.MethodHead {
 			method = http.MethodGet
 		}
-		op, ok := s.ops[method+" "+rc.RoutePattern()]
+		op, ok := s.operation(method, rc.RoutePattern())
 		if !ok {
 			s.fail(w, r, fmt.Errorf("no operation of openapi.yaml for %s %s", method, rc.RoutePattern()))
 			return
@@ -197,12 +245,9 @@ func (s *Server) gatePlane(plane Plane, next http.Handler) http.Handler {
 			s.fail(w, r, problem.New(http.StatusBadRequest, "the request has more than one Authorization header"))
 			return
 		}
-		pathParams := make(map[string]string, len(rc.URLParams.Keys))
-		for i, k := range rc.URLParams.Keys {
-			pathParams[k] = rc.URLParams.Values[i]
-		}
+		params := routeParams{rc}
 		if op.roles != nil {
-			p, err := s.authenticate(w, r, op, pathParams)
+			p, err := s.authenticate(w, r, op, params.get("id"))
 			if err != nil {
 				s.fail(w, r, err)
 				return
@@ -218,7 +263,7 @@ func (s *Server) gatePlane(plane Plane, next http.Handler) http.Handler {
 			}
 			err = s.svc.Authorize(p, service.Operation{
 				Roles:    op.roles,
-				DeviceID: pathParams["id"],
+				DeviceID: params.get("id"),
 				Issues:   op.issues,
 			})
 			if err != nil {
@@ -227,7 +272,7 @@ func (s *Server) gatePlane(plane Plane, next http.Handler) http.Handler {
 			}
 			// A scoped token: the device or group the path names must be
 			// inside its scope, or the answer is that of a missing one.
-			err = s.svc.AuthorizeScope(r.Context(), p, op.scope, pathParams[scopeParams[op.scope]], method == http.MethodPut)
+			err = s.svc.AuthorizeScope(r.Context(), p, op.scope, params.get(scopeParams[op.scope]), method == http.MethodPut)
 			if err != nil {
 				s.fail(w, r, err)
 				return
@@ -244,7 +289,7 @@ func (s *Server) gatePlane(plane Plane, next http.Handler) http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		if err := s.validate(r, op, pathParams, doc); err != nil {
+		if err := s.validate(r, op, params, doc); err != nil {
 			s.fail(w, r, validationProblem(err))
 			return
 		}
@@ -259,7 +304,8 @@ func (s *Server) gatePlane(plane Plane, next http.Handler) http.Handler {
 // group requires keys. The answer to a request with a proof, on those
 // operations and enrolment, carries a fresh server nonce in DPoP-Nonce,
 // refusals too (no nonce key is made for a deployment that sees no proof).
-func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, op *operation, pathParams map[string]string) (service.Principal, error) {
+// deviceID is the path's {id} ("" when it has none).
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, op *operation, deviceID string) (service.Principal, error) {
 	ctx := r.Context()
 	proofs := r.Header.Values("DPoP")
 	devicePlane := slices.Contains(op.roles, secrets.RoleDevice) || slices.Contains(op.roles, service.RoleEnrolment)
@@ -277,7 +323,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, op *operat
 		return p, err
 	}
 	req := service.ProofRequest{Proof: proofs[0], Method: r.Method, TLS: r.TLS != nil, Host: r.Host,
-		EscapedPath: r.URL.EscapedPath(), DeviceID: pathParams["id"]}
+		EscapedPath: r.URL.EscapedPath(), DeviceID: deviceID}
 	if len(proofs) > 1 {
 		req.Proof = "more.than.one" // refused as malformed: which one would a proxy have checked?
 	}
@@ -416,18 +462,22 @@ var validationOptions = openapi3filter.Options{MultiError: true}
 // validate checks the parameters of r and its body's document doc (nil:
 // no body read) against the contract, as kin-openapi's ValidateRequest
 // does, with every failure in one openapi3.MultiError: the parameters in
-// the contract's order, then the body. It leaves out the security
-// requirements, which the gate checked (authenticate), and decodes no body:
-// doc is the document scanJSON read.
-func (s *Server) validate(r *http.Request, op *operation, pathParams map[string]string, doc any) error {
-	input := &openapi3filter.RequestValidationInput{Request: r, PathParams: pathParams, Route: op.route, Options: &validationOptions}
+// the contract's order, then the body. Parameters that pass the
+// operation's precompiled checks (paramChecks) are not given to
+// kin-openapi. It leaves out the security requirements, which the gate
+// checked (authenticate), and decodes no body: doc is the document
+// scanJSON read.
+func (s *Server) validate(r *http.Request, op *operation, params routeParams, doc any) error {
 	var me openapi3.MultiError
-	for _, p := range op.params {
-		if err := openapi3filter.ValidateParameter(r.Context(), input, p); err != nil {
-			me = append(me, err)
+	if !op.paramChecks.pass(params.get) {
+		input := validationInput(r, op, params)
+		for _, p := range op.params {
+			if err := openapi3filter.ValidateParameter(r.Context(), input, p); err != nil {
+				me = append(me, err)
+			}
 		}
 	}
-	if err := validateBody(r, op, input, doc); err != nil {
+	if err := validateBody(r, op, params, doc); err != nil {
 		me = append(me, err)
 	}
 	if len(me) > 0 {
@@ -436,20 +486,41 @@ func (s *Server) validate(r *http.Request, op *operation, pathParams map[string]
 	return nil
 }
 
+// validationInput is kin-openapi's view of request r to operation op.
+func validationInput(r *http.Request, op *operation, params routeParams) *openapi3filter.RequestValidationInput {
+	return &openapi3filter.RequestValidationInput{Request: r, PathParams: params.toMap(), Route: op.route, Options: &validationOptions}
+}
+
+// routeParams are the path parameters chi matched for a request.
+type routeParams struct{ rc *chi.Context }
+
+// get returns the value of path parameter name ("" when there is none).
+func (p routeParams) get(name string) string { return p.rc.URLParam(name) }
+
+// toMap returns the parameters by name, as kin-openapi takes them.
+func (p routeParams) toMap() map[string]string {
+	m := make(map[string]string, len(p.rc.URLParams.Keys))
+	for i, k := range p.rc.URLParams.Keys {
+		m[k] = p.rc.URLParams.Values[i]
+	}
+	return m
+}
+
 // validateBody checks the document of a JSON body against the operation's
 // schema as kin-openapi's ValidateRequestBody does, defaults written back
 // into the body included.
-func validateBody(r *http.Request, op *operation, input *openapi3filter.RequestValidationInput, doc any) error {
+func validateBody(r *http.Request, op *operation, params routeParams, doc any) error {
 	if op.body.mediaType == "" {
 		return nil
 	}
 	rb := op.route.Operation.RequestBody.Value
 	if r.ContentLength <= 0 || r.Body == nil || r.Body == http.NoBody {
 		if op.body.required {
-			return &openapi3filter.RequestError{Input: input, RequestBody: rb, Err: openapi3filter.ErrInvalidRequired}
+			return &openapi3filter.RequestError{Input: validationInput(r, op, params), RequestBody: rb, Err: openapi3filter.ErrInvalidRequired}
 		}
 		return nil
 	}
+	input := validationInput(r, op, params)
 	if ct := r.Header.Get("Content-Type"); rb.Content.Get(ct) == nil {
 		return &openapi3filter.RequestError{Input: input, RequestBody: rb, Reason: fmt.Sprintf("header Content-Type has unexpected value %q", ct)}
 	}

@@ -134,6 +134,8 @@ type operation struct {
 	// params are the parameters the gate validates, in kin-openapi's order
 	// (the path item's not overridden, then the operation's).
 	params []*openapi3.Parameter
+	// paramChecks are the precompiled checks of params, when they fit.
+	paramChecks paramChecks
 	// roles may call it; nil for a public operation.
 	roles []string
 	// body is the media type and schema of a JSON body (mediaType "" when
@@ -226,6 +228,7 @@ func specOperations() (map[string]*operation, error) {
 		for method, op := range item.Operations() {
 			o := &operation{route: &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}}
 			o.params = operationParams(item, op)
+			o.paramChecks = newParamChecks(o.params)
 			if err := o.readBody(doc); err != nil {
 				return nil, fmt.Errorf("openapi.yaml %s %s: %w", method, path, err)
 			}
@@ -247,6 +250,15 @@ func specOperations() (map[string]*operation, error) {
 		}
 	}
 	return ops, nil
+}
+
+// operation returns the operation of the contract at method and route
+// pattern (the key of ops, built on the stack: no allocation per request).
+func (s *Server) operation(method, pattern string) (*operation, bool) {
+	var buf [96]byte
+	key := append(append(append(buf[:0], method...), ' '), pattern...)
+	op, ok := s.ops[string(key)]
+	return op, ok
 }
 
 // operationParams lists the parameters of op at item as kin-openapi's
@@ -371,7 +383,7 @@ func (s *Server) routes(p Plane) http.Handler {
 			if !mux.Match(rc, m, r.URL.Path) {
 				continue
 			}
-			if op, ok := s.ops[m+" "+rc.RoutePattern()]; ok && !op.planes.has(p) {
+			if op, ok := s.operation(m, rc.RoutePattern()); ok && !op.planes.has(p) {
 				continue
 			}
 			allow = append(allow, m)

@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"regexp"
 	"time"
 )
 
@@ -35,15 +34,28 @@ var (
 	ErrNewerLayout = errors.New("written by a newer credsign: downgrade refused")
 )
 
-// validID is the syntax of device and token IDs: it keeps them safe as a
-// single path segment in Vault and in URLs.
-var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
-
 // ValidID reports whether id may name a device or a token: 1 to 128
-// characters from [A-Za-z0-9._:-], starting with a letter or digit.
-// Stores reject other IDs with an error wrapping ErrInvalid.
+// characters from [A-Za-z0-9._:-], starting with a letter or digit
+// (^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$), which keeps it safe as a single
+// path segment in Vault and in URLs. Stores reject other IDs with an
+// error wrapping ErrInvalid. It is checked on every request that names a
+// device or carries a device token, hence a loop, not a regular
+// expression.
 func ValidID(id string) bool {
-	return validID.MatchString(id)
+	if len(id) == 0 || len(id) > 128 || !alnum(id[0]) {
+		return false
+	}
+	for i := 1; i < len(id); i++ {
+		if c := id[i]; !alnum(c) && c != '.' && c != '_' && c != ':' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// alnum reports whether c is an ASCII letter or digit.
+func alnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 // ValidHash reports whether h has the form of Token.Hash: 64 lowercase

@@ -1,9 +1,13 @@
 package secrets
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
+
+// validIDSyntax is the syntax ValidID documents, the oracle of FuzzValidID.
+var validIDSyntax = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
 
 func TestValidID(t *testing.T) {
 	tests := []struct {
@@ -59,6 +63,9 @@ func FuzzValidID(f *testing.F) {
 	f.Add("lamp-7")
 	f.Add("../x")
 	f.Fuzz(func(t *testing.T, id string) {
+		if ValidID(id) != validIDSyntax.MatchString(id) {
+			t.Fatalf("ValidID(%q) = %v, the syntax it documents says %v", id, ValidID(id), !ValidID(id))
+		}
 		if !ValidID(id) {
 			return
 		}

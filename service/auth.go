@@ -60,8 +60,19 @@ type Principal struct {
 
 // Hash returns the lowercase hex SHA-256 of a token text, as stored.
 func Hash(token string) string {
-	sum := sha256.Sum256([]byte(token))
+	sum := tokenSum(token)
 	return hex.EncodeToString(sum[:])
+}
+
+// tokenSum is the SHA-256 of a token text. A text no longer than a
+// bearer token may be (ParseBearer) is hashed from a copy on the stack:
+// authenticating allocates nothing for it.
+func tokenSum(token string) [sha256.Size]byte {
+	var buf [maxBearerLen]byte
+	if len(token) > len(buf) {
+		return sha256.Sum256([]byte(token))
+	}
+	return sha256.Sum256(buf[:copy(buf[:], token)])
 }
 
 // Minted is a newly created token: the record to store and the text to show once.
@@ -128,6 +139,9 @@ func random(prefix string, n int) (string, error) {
 	return prefix + hex.EncodeToString(b), nil
 }
 
+// maxBearerLen is the longest token ParseBearer accepts.
+const maxBearerLen = 512
+
 // ParseBearer extracts the token from an Authorization header value of the
 // form "Bearer <token>" (scheme case-insensitive). It refuses empty tokens
 // and tokens with characters outside printable ASCII.
@@ -137,7 +151,7 @@ func ParseBearer(header string) (string, bool) {
 		return "", false
 	}
 	token = strings.TrimLeft(token, " ")
-	if token == "" || len(token) > 512 {
+	if token == "" || len(token) > maxBearerLen {
 		return "", false
 	}
 	for i := 0; i < len(token); i++ {
@@ -236,7 +250,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, header string) (Princi
 	if !ok {
 		return Principal{}, errUnauthorized()
 	}
-	sum := sha256.Sum256([]byte(token))
+	sum := tokenSum(token)
 	if a.isAdmin(sum) {
 		return Principal{TokenID: AdminTokenID, Role: RoleAdmin}, nil
 	}
@@ -271,8 +285,7 @@ func errRotated() *Error {
 // its text: not revoked, not expired, not rotated longer ago than the
 // overlap.
 func (a *Authenticator) authenticateRecord(ctx context.Context, token string) (Principal, error) {
-	sum := sha256.Sum256([]byte(token))
-	rec, err := a.tokens.TokenByHash(ctx, hex.EncodeToString(sum[:]))
+	rec, err := a.tokens.TokenByHash(ctx, Hash(token))
 	switch {
 	case errors.Is(err, secrets.ErrNotFound):
 		return Principal{}, errUnauthorized()

@@ -143,9 +143,7 @@ func (c *cache) device(ctx context.Context, id string) (secrets.Device, error) {
 	if !c.enabled() {
 		return c.store.GetDevice(ctx, id)
 	}
-	return lookup(ctx, c, c.devices, c.recordFreshness(), "device", "d:"+id, id, func(ctx context.Context) (secrets.Device, error) {
-		return c.store.GetDevice(ctx, id)
-	})
+	return lookup(ctx, c, c.devices, c.recordFreshness(), "device", "d:", id, secrets.Store.GetDevice)
 }
 
 // group returns group id, from the cache when fresh.
@@ -153,9 +151,7 @@ func (c *cache) group(ctx context.Context, id string) (secrets.Group, error) {
 	if !c.enabled() {
 		return c.store.GetGroup(ctx, id)
 	}
-	return lookup(ctx, c, c.groups, c.recordFreshness(), "group", "g:"+id, id, func(ctx context.Context) (secrets.Group, error) {
-		return c.store.GetGroup(ctx, id)
-	})
+	return lookup(ctx, c, c.groups, c.recordFreshness(), "group", "g:", id, secrets.Store.GetGroup)
 }
 
 // TokenByHash returns the token whose text hashes to hash, from the cache
@@ -164,9 +160,7 @@ func (c *cache) TokenByHash(ctx context.Context, hash string) (secrets.Token, er
 	if !c.enabled() {
 		return c.store.TokenByHash(ctx, hash)
 	}
-	return lookup(ctx, c, c.tokens, c.revocableFreshness(), "token", "t:"+hash, hash, func(ctx context.Context) (secrets.Token, error) {
-		return c.store.TokenByHash(ctx, hash)
-	})
+	return lookup(ctx, c, c.tokens, c.revocableFreshness(), "token", "t:", hash, secrets.Store.TokenByHash)
 }
 
 // errWrongText says that an enrolment token's text is not the one minted
@@ -244,10 +238,13 @@ func (c *cache) forgetEnrolment(id string) {
 }
 
 // lookup serves key from lc when its entry is younger than f.fresh;
-// otherwise it reads the store once for every concurrent caller (single
-// flight) and caches the answer, found or not found. When the store is
-// unavailable, an entry younger than f.stale is served instead of the error.
-func lookup[T any](ctx context.Context, c *cache, lc *lru.Cache[string, entry[T]], f freshness, kind, flightKey, key string, read func(context.Context) (T, error)) (T, error) {
+// otherwise it reads the store (read(ctx, c.store, key)) once for every
+// concurrent caller (single flight on flightPrefix+key) and caches the
+// answer, found or not found. When the store is unavailable, an entry
+// younger than f.stale is served instead of the error. A hit allocates
+// nothing (read is a method expression, not a closure).
+func lookup[T any](ctx context.Context, c *cache, lc *lru.Cache[string, entry[T]], f freshness, kind, flightPrefix, key string,
+	read func(secrets.Store, context.Context, string) (T, error)) (T, error) {
 	var zero T
 	e, ok := lc.Get(key)
 	if ok && c.now().Sub(e.at) < f.fresh {
@@ -260,10 +257,10 @@ func lookup[T any](ctx context.Context, c *cache, lc *lru.Cache[string, entry[T]
 	c.metrics.Cache(kind, "miss")
 	// The read is shared by every caller waiting for it, so one caller's
 	// cancellation must not fail the others; the store bounds its own calls.
-	ch := c.flight.DoChan(flightKey, func() (any, error) {
+	ch := c.flight.DoChan(flightPrefix+key, func() (any, error) {
 		gen := c.gen.Load()
 		start := c.now()
-		v, err := read(context.WithoutCancel(ctx))
+		v, err := read(c.store, context.WithoutCancel(ctx), key)
 		switch {
 		case err == nil:
 			c.up()

@@ -109,8 +109,17 @@ func addRevoked(set map[string]int64, id string, from int64) {
 // revokedListName is the list token id is revoked on.
 func revokedListName(id string) string {
 	sum := sha256.Sum256([]byte(id))
-	return revokedKeyName + "." + strconv.FormatUint(uint64(sum[0]%revokedShards)+0x100, 16)[1:]
+	return revokedListNames[sum[0]%revokedShards]
 }
+
+// revokedListNames are the names of the shards of the revoked list, by
+// number: revokedKeyName + ".NN", NN two hex digits.
+var revokedListNames = func() (names [revokedShards]string) {
+	for i := range names {
+		names[i] = revokedKeyName + "." + strconv.FormatUint(uint64(i)+0x100, 16)[1:]
+	}
+	return names
+}()
 
 // macKey returns the MAC key, creating it in the store on first use.
 func (dt *deviceTokens) macKey(ctx context.Context) ([]byte, error) {
@@ -130,11 +139,14 @@ func (dt *deviceTokens) macKey(ctx context.Context) ([]byte, error) {
 	return key, nil
 }
 
-// macState is a pooled HMAC-SHA256 under one key: checking a token's MAC
-// on every issuance then allocates nothing.
+// macState is a pooled HMAC-SHA256 under one key, with room for the
+// message and the sum: checking a token's MAC on every issuance then
+// allocates nothing.
 type macState struct {
 	key []byte
 	h   hash.Hash
+	msg [256]byte
+	sum [sha256.Size]byte
 }
 
 var macStates sync.Pool
@@ -147,10 +159,9 @@ func mac(dst, key []byte, id, deviceID string, minted, expires int64) []byte {
 		st = &macState{key: bytes.Clone(key), h: hmac.New(sha256.New, key)}
 	}
 	st.h.Reset()
-	var arr [256]byte
-	msg := append(arr[:0], "credsign device token v2\x00"...)
+	msg := append(st.msg[:0], "credsign device token v2\x00"...)
 	if expires != 0 {
-		msg = append(arr[:0], "credsign device token v3\x00"...)
+		msg = append(st.msg[:0], "credsign device token v3\x00"...)
 	}
 	msg = append(append(msg, id...), 0)
 	msg = append(append(msg, deviceID...), 0)
@@ -159,7 +170,7 @@ func mac(dst, key []byte, id, deviceID string, minted, expires int64) []byte {
 		msg = strconv.AppendInt(append(msg, 0), expires, 10)
 	}
 	st.h.Write(msg)
-	out := st.h.Sum(dst)
+	out := append(dst, st.h.Sum(st.sum[:0])...)
 	macStates.Put(st)
 	return out
 }
@@ -189,28 +200,16 @@ func (dt *deviceTokens) mint(ctx context.Context, r secrets.Token) (string, erro
 // check resolves a v2 or v3 token text to its caller, or CodeUnauthorized
 // (saying why for a token expired or rotated: see errExpired).
 func (dt *deviceTokens) check(ctx context.Context, text string) (Principal, error) {
-	var parts []string
-	var expires int64
-	if rest, ok := strings.CutPrefix(text, deviceTokenV3); ok {
-		parts = strings.Split(rest, ".")
-		if len(parts) != 5 {
-			return Principal{}, errUnauthorized()
-		}
-		var err error
-		if expires, err = strconv.ParseInt(parts[3], 10, 64); err != nil || expires == 0 {
-			return Principal{}, errUnauthorized()
-		}
-		parts = append(parts[:3], parts[4])
-	} else {
-		parts = strings.Split(strings.TrimPrefix(text, deviceTokenV2), ".")
-		if len(parts) != 4 {
-			return Principal{}, errUnauthorized()
-		}
+	f, ok := splitDeviceToken(text)
+	if !ok {
+		return Principal{}, errUnauthorized()
 	}
-	dev, err1 := b64.DecodeString(parts[1])
-	minted, err2 := strconv.ParseInt(parts[2], 10, 64)
-	sum, err3 := b64.DecodeString(parts[3])
-	if err1 != nil || err2 != nil || err3 != nil || !secrets.ValidID(parts[0]) {
+	var devBuf [128]byte
+	var sumBuf [2 * sha256.Size]byte
+	dev, err1 := b64Decode(devBuf[:], f.device)
+	minted, err2 := strconv.ParseInt(f.minted, 10, 64)
+	sum, err3 := b64Decode(sumBuf[:], f.mac)
+	if err1 != nil || err2 != nil || err3 != nil || !secrets.ValidID(f.id) {
 		return Principal{}, errUnauthorized()
 	}
 	key, err := dt.macKey(ctx)
@@ -218,22 +217,69 @@ func (dt *deviceTokens) check(ctx context.Context, text string) (Principal, erro
 		return Principal{}, err
 	}
 	var want [sha256.Size]byte
-	if !hmac.Equal(sum, mac(want[:0], key, parts[0], string(dev), minted, expires)) {
+	if !hmac.Equal(sum, mac(want[:0], key, f.id, string(dev), minted, f.expires)) {
 		return Principal{}, errUnauthorized()
 	}
 	now := dt.now()
-	from, revoked, err := dt.revokedFrom(ctx, parts[0])
+	from, revoked, err := dt.revokedFrom(ctx, f.id)
 	switch {
 	case err != nil:
 		return Principal{}, err
 	case revoked && from == 0:
 		return Principal{}, errUnauthorized()
-	case expires != 0 && now.UnixNano() >= expires:
+	case f.expires != 0 && now.UnixNano() >= f.expires:
 		return Principal{}, errExpired()
 	case revoked && now.UnixNano() >= from:
 		return Principal{}, errRotated()
 	}
-	return Principal{TokenID: parts[0], Role: secrets.RoleDevice, DeviceID: string(dev), CreatedAt: time.Unix(0, minted).UTC()}, nil
+	return Principal{TokenID: f.id, Role: secrets.RoleDevice, DeviceID: string(dev), CreatedAt: time.Unix(0, minted).UTC()}, nil
+}
+
+// deviceTokenFields are the parts of a v2 or v3 token's text, not yet
+// decoded (expires is 0 for v2).
+type deviceTokenFields struct {
+	id, device, minted, mac string
+	expires                 int64
+}
+
+// splitDeviceToken cuts a v2 or v3 token's text at its dots: false when
+// it has more or fewer parts than its version has, or (v3) an expiry that
+// is not a non-zero integer.
+func splitDeviceToken(text string) (deviceTokenFields, bool) {
+	var f deviceTokenFields
+	rest, v3 := strings.CutPrefix(text, deviceTokenV3)
+	if !v3 {
+		rest = strings.TrimPrefix(text, deviceTokenV2)
+	}
+	var ok [5]bool
+	f.id, rest, ok[0] = strings.Cut(rest, ".")
+	f.device, rest, ok[1] = strings.Cut(rest, ".")
+	f.minted, rest, ok[2] = strings.Cut(rest, ".")
+	if v3 {
+		var expires string
+		expires, rest, ok[3] = strings.Cut(rest, ".")
+		var err error
+		if f.expires, err = strconv.ParseInt(expires, 10, 64); err != nil || f.expires == 0 {
+			return f, false
+		}
+	} else {
+		ok[3] = true
+	}
+	f.mac = rest
+	ok[4] = !strings.Contains(rest, ".")
+	return f, ok == [5]bool{true, true, true, true, true}
+}
+
+// b64Decode is b64.DecodeString into buf, with the text copied to the
+// stack on the way, when both fit: a token's check then allocates nothing
+// to decode it.
+func b64Decode(buf []byte, s string) ([]byte, error) {
+	var src [256]byte
+	if len(s) > len(src) || b64.DecodedLen(len(s)) > len(buf) {
+		return b64.DecodeString(s)
+	}
+	n, err := b64.Decode(buf, src[:copy(src[:], s)])
+	return buf[:n], err
 }
 
 // revokedFrom reports whether token id is on its list, or on the list of

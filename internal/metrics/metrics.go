@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +41,11 @@ type Metrics struct {
 
 	issuances    *prometheus.CounterVec
 	httpDuration *prometheus.HistogramVec
+	// issued, requests and lookups are the series of issuances,
+	// httpDuration and cache that the warm issuance path counts on.
+	issued       series[[2]string, prometheus.Counter]
+	requests     series[requestLabels, prometheus.Observer]
+	lookups      series[[2]string, prometheus.Counter]
 	storeLatency *prometheus.HistogramVec
 	storeErrors  *prometheus.CounterVec
 	cache        *prometheus.CounterVec
@@ -135,7 +141,7 @@ func (m *Metrics) Issued(cloud, outcome string) {
 	if cloud == "" {
 		cloud = "none"
 	}
-	m.issuances.WithLabelValues(cloud, outcome).Inc()
+	m.issued.get([2]string{cloud, outcome}, func() prometheus.Counter { return m.issuances.WithLabelValues(cloud, outcome) }).Inc()
 }
 
 // Enrolled counts one enrolment for cloud ("none" when the group was not
@@ -166,7 +172,7 @@ func (m *Metrics) Expiry(name, help string, at func() time.Time) {
 // Cache counts one cache lookup of kind ("device", "token") with result
 // ("hit", "miss", "stale").
 func (m *Metrics) Cache(kind, result string) {
-	m.cache.WithLabelValues(kind, result).Inc()
+	m.lookups.get([2]string{kind, result}, func() prometheus.Counter { return m.cache.WithLabelValues(kind, result) }).Inc()
 }
 
 // ObserveRequest records the latency of one HTTP request. Methods other
@@ -179,7 +185,31 @@ func (m *Metrics) ObserveRequest(route, method string, code int, d time.Duration
 	default:
 		method = "other"
 	}
-	m.httpDuration.WithLabelValues(route, method, strconv.Itoa(code)).Observe(d.Seconds())
+	m.requests.get(requestLabels{route, method, code}, func() prometheus.Observer {
+		return m.httpDuration.WithLabelValues(route, method, strconv.Itoa(code))
+	}).Observe(d.Seconds())
+}
+
+// requestLabels are the labels of a series of httpDuration.
+type requestLabels struct {
+	route, method string
+	code          int
+}
+
+// series keeps the series of one vector by their labels, found in one
+// lookup on the paths every request takes, where the vector's
+// WithLabelValues would hash and check the label values each time. The
+// labels are few (routes are templates, clouds come from the registry,
+// outcomes and kinds are constants), so it stays small.
+type series[K comparable, M any] struct{ m sync.Map }
+
+// get returns the series of labels k, made by newSeries the first time.
+func (s *series[K, M]) get(k K, newSeries func() M) M {
+	if v, ok := s.m.Load(k); ok {
+		return v.(M)
+	}
+	v, _ := s.m.LoadOrStore(k, newSeries())
+	return v.(M)
 }
 
 func (m *Metrics) observeStore(op string, start time.Time, err error) {
