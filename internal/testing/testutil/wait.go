@@ -1,0 +1,63 @@
+package testutil
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// pollEvery is how often Poll asks again.
+const pollEvery = 10 * time.Millisecond
+
+// Poll calls cond at once and then every 10ms until it returns nil, and
+// returns nil; or, once timeout has passed or ctx ended, cond's last
+// error. It is the one way the tests wait for something that gives no
+// event to wait on (a store, a server or a process that is answered by
+// being asked).
+func Poll(ctx context.Context, timeout time.Duration, cond func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(pollEvery)
+	defer tick.Stop()
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-tick.C:
+		}
+	}
+}
+
+// Eventually polls cond (see Poll) until it returns nil, and fails t with
+// cond's last error if timeout passes first.
+func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	if err := Poll(context.Background(), timeout, cond); err != nil {
+		t.Fatalf("not within %v: %v", timeout, err)
+	}
+}
+
+// Holds turns a condition given as a bool into one for Poll and
+// Eventually, whose error, while it does not hold, says that the test
+// still waits for what.
+func Holds(what string, cond func() bool) func() error {
+	return func() error {
+		if cond() {
+			return nil
+		}
+		return errors.New("still waiting for " + what)
+	}
+}
+
+// WaitFor polls cond until it holds, and fails t if ctx ends first.
+func WaitFor(ctx context.Context, t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	if err := Poll(ctx, time.Duration(1<<63-1), Holds(what, cond)); err != nil {
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
