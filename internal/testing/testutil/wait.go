@@ -3,6 +3,7 @@ package testutil
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"time"
 )
@@ -57,7 +58,7 @@ func Holds(what string, cond func() bool) func() error {
 // WaitFor polls cond until it holds, and fails t if ctx ends first.
 func WaitFor(ctx context.Context, t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	if err := Poll(ctx, time.Duration(1<<63-1), Holds(what, cond)); err != nil {
+	if err := Poll(ctx, math.MaxInt64, Holds(what, cond)); err != nil {
 		t.Fatalf("timed out waiting for %s", what)
 	}
 }
