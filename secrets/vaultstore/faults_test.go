@@ -159,21 +159,28 @@ func TestCallerCancelIsNotUnavailable(t *testing.T) {
 }
 
 // TestTokenRenewal gives the store a renewable token with a 4 s TTL and uses
-// it well past that; LifetimeWatcher must keep it alive.
+// it well past that, through three renewals; LifetimeWatcher must keep it
+// alive.
 func TestTokenRenewal(t *testing.T) {
 	leaks := goleak.IgnoreCurrent()
 	srv := vaulttest.Start(t)
 	token := policyToken(t, srv, "4s")
 	cfg := baseConfig(srv, token)
 	cfg.Timeout = 2 * time.Second
-	s := openStore(t, cfg, nil)
+	var logs testutil.SyncBuffer
+	s := openStore(t, cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	defer s.Close()
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+	start := time.Now()
+	testutil.Eventually(t, 15*time.Second, func() error {
 		mustWork(t, s, "with a renewed token")
-	}
+		if n := strings.Count(logs.String(), "vaultstore: token renewed"); n < 3 {
+			return fmt.Errorf("%d renewals of a token of 4 s, want 3", n)
+		}
+		return nil
+	})
 	// Vault revokes an expired token, so a lookup of it would fail.
 	if _, err := srv.Client(t).Auth().Token().Lookup(token); err != nil {
-		t.Fatalf("token gone after 10 s: %v", err)
+		t.Fatalf("token gone after %v: %v", time.Since(start).Round(time.Second), err)
 	}
 	s.Close()
 	goleak.VerifyNone(t, leaks)
