@@ -12,13 +12,15 @@ import (
 const pollEvery = 10 * time.Millisecond
 
 // Poll calls cond at once and then every 10ms until it returns nil, and
-// returns nil; or, once timeout has passed or ctx ended, cond's last
-// error. It is the one way the tests wait for something that gives no
-// event to wait on (a store, a server or a process that is answered by
-// being asked).
+// returns nil; once timeout has passed it calls cond a last time and
+// returns what that call returns, so that a condition is never judged by
+// a call made before the timeout alone. When ctx ends first, Poll returns
+// cond's last error. It is the one way the tests wait for something that
+// gives no event to wait on (a store, a server or a process that is
+// answered by being asked).
 func Poll(ctx context.Context, timeout time.Duration, cond func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
 	tick := time.NewTicker(pollEvery)
 	defer tick.Stop()
 	for {
@@ -29,6 +31,8 @@ func Poll(ctx context.Context, timeout time.Duration, cond func() error) error {
 		select {
 		case <-ctx.Done():
 			return err
+		case <-deadline.C:
+			return cond()
 		case <-tick.C:
 		}
 	}

@@ -9,7 +9,8 @@ import (
 )
 
 // TestPoll: Poll returns nil once the condition holds, and the condition's
-// last error when the timeout or the context ends first.
+// last error when it does not hold at the timeout or the context ends
+// first.
 func TestPoll(t *testing.T) {
 	n := 0
 	if err := Poll(context.Background(), time.Second, func() error {
@@ -24,6 +25,17 @@ func TestPoll(t *testing.T) {
 	err := Poll(context.Background(), 50*time.Millisecond, func() error { last++; return fmt.Errorf("call %d", last) })
 	if err == nil || err.Error() != fmt.Sprintf("call %d", last) || last < 2 {
 		t.Errorf("a condition that never holds: %v, want the last call's error", err)
+	}
+	// A call made once the timeout has passed decides, however long the
+	// calls before it took (here the first takes all of the timeout).
+	calls := 0
+	if err := Poll(context.Background(), 0, func() error {
+		if calls++; calls == 1 {
+			return errors.New("asked too early")
+		}
+		return nil
+	}); err != nil || calls != 2 {
+		t.Errorf("a condition that holds at the timeout: %v after %d calls", err, calls)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
