@@ -8,8 +8,11 @@ import (
 	"time"
 )
 
-// pollEvery is how often Poll asks again.
-const pollEvery = 10 * time.Millisecond
+// How often Poll and WaitFor ask again.
+const (
+	pollEvery    = 10 * time.Millisecond
+	waitForEvery = 50 * time.Millisecond // the pace the tests using WaitFor were written for
+)
 
 // Poll calls cond at once and then every 10ms until it returns nil, and
 // returns nil; once timeout has passed it calls cond a last time and
@@ -19,9 +22,14 @@ const pollEvery = 10 * time.Millisecond
 // gives no event to wait on (a store, a server or a process that is
 // answered by being asked).
 func Poll(ctx context.Context, timeout time.Duration, cond func() error) error {
+	return poll(ctx, timeout, pollEvery, cond)
+}
+
+// poll is Poll asking every so often.
+func poll(ctx context.Context, timeout, every time.Duration, cond func() error) error {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	tick := time.NewTicker(pollEvery)
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		err := cond()
@@ -59,10 +67,11 @@ func Holds(what string, cond func() bool) func() error {
 	}
 }
 
-// WaitFor polls cond until it holds, and fails t if ctx ends first.
+// WaitFor polls cond every 50ms until it holds, and fails t if ctx ends
+// first.
 func WaitFor(ctx context.Context, t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	if err := Poll(ctx, math.MaxInt64, Holds(what, cond)); err != nil {
+	if err := poll(ctx, math.MaxInt64, waitForEvery, Holds(what, cond)); err != nil {
 		t.Fatalf("timed out waiting for %s", what)
 	}
 }
