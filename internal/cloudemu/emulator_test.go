@@ -213,9 +213,7 @@ func TestStopWhileClientsConnect(t *testing.T) {
 	var wg sync.WaitGroup
 	var connected atomic.Int64
 	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for {
 				select {
 				case <-stop:
@@ -227,7 +225,7 @@ func TestStopWhileClientsConnect(t *testing.T) {
 					c.Close()
 				}
 			}
-		}()
+		})
 	}
 	for range 5 {
 		// The broker (restarted) takes connections again.
