@@ -317,6 +317,7 @@ func (st *importStream) VisitImportDevicesResponse(w http.ResponseWriter) error 
 			default:
 				gone.Store(true) // the connection broke
 				stop = readProblem(err)
+				log.Debug().Int64("line", line).Msg("import: the connection broke; no further batch is written")
 			}
 			break
 		}

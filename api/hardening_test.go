@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credsign/credsign/internal/testing/testutil"
 	"github.com/credsign/credsign/service"
 )
 
@@ -305,21 +307,17 @@ func TestCacheServesWhileStoreDown(t *testing.T) {
 // readyzWithin fails unless /readyz answers 200 with status want within d.
 func readyzWithin(t *testing.T, e *env, d time.Duration, want string) {
 	t.Helper()
-	start := time.Now()
-	for {
+	testutil.Eventually(t, d, func() error {
 		var h struct{ Status string }
 		r := e.do(http.MethodGet, "/readyz", "", nil)
 		if r.status == http.StatusOK {
 			r.json(t, &h)
 			if h.Status == want {
-				return
+				return nil
 			}
 		}
-		if time.Since(start) > d {
-			t.Fatalf("/readyz not %q within %v: %d %s", want, d, r.status, r.body)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("/readyz not %q: %d %s", want, r.status, r.body)
+	})
 }
 
 // TestOwnWritesTakeEffectAtOnce: this replica's revokes and deletes are
@@ -350,7 +348,8 @@ func TestOwnWritesTakeEffectAtOnce(t *testing.T) {
 // its answer serves for DefaultReadyCacheFor; a store that stops answering
 // shows within that.
 func TestReadyzPingsOnce(t *testing.T) {
-	e := newEnv(t, nil)
+	clk := &wallClock{}
+	e := newEnv(t, func(c *envConfig) { c.Now = clk.now })
 	e.store.pingDelay = 50 * time.Millisecond
 	const n = 32
 	var wg sync.WaitGroup
@@ -368,7 +367,8 @@ func TestReadyzPingsOnce(t *testing.T) {
 		t.Errorf("%d concurrent /readyz calls pinged the store %d times, want 1", n, got)
 	}
 	e.store.down.Store(true)
-	readyzWithin(t, e, DefaultReadyCacheFor+time.Second, "degraded")
+	clk.advance(DefaultReadyCacheFor) // the answer ages out
+	readyzWithin(t, e, time.Second, "degraded")
 	if got := e.store.pings.Load(); got != 2 {
 		t.Errorf("%d pings after the answer aged out, want 2", got)
 	}

@@ -10,10 +10,12 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/credsign/credsign/internal/apiclient"
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 // wideDoc is a device document within the depth and width limits of a
@@ -259,17 +261,12 @@ func TestImportConcurrencyCap(t *testing.T) {
 	}
 	// The slot is released when the handler returns, just after the
 	// summary was written: allow it a moment.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		r := e.do(http.MethodPost, "/v1/imports", c, line)
-		if r.status == http.StatusOK {
-			break
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if r := e.do(http.MethodPost, "/v1/imports", c, line); r.status != http.StatusOK {
+			return fmt.Errorf("the slot of an ended import is not free: %d %s", r.status, r.body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the slot of an ended import is not free: %d %s", r.status, r.body)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	pwB.Close()
 	_, _ = io.ReadAll(rdB)
 }
@@ -325,8 +322,8 @@ func TestImportResumeAfterDisconnect(t *testing.T) {
 			heard[*il.Id] = *il.Token
 		}
 	}
-	cancel() // the connection drops
-	time.Sleep(200 * time.Millisecond)
+	cancel()                                      // the connection drops
+	waitLog(t, e, "import: the client went away") // the first run has ended
 
 	// A device of the file that exists but differs (written meanwhile by
 	// someone else) is not the file's: refused, and left as it is.
@@ -370,6 +367,8 @@ func TestImportStopsWhenClientGone(t *testing.T) {
 	pw, _, cancel := pipeImport(t, e, prov, "")
 	h := &heldPuts{entered: make(chan string, 16), release: make(chan struct{})}
 	e.store.hold.Store(h)
+	release := sync.OnceFunc(func() { e.store.hold.Store(nil); close(h.release) })
+	t.Cleanup(release) // before the server's Close, which waits for the import
 	if _, err := io.WriteString(pw, string(importLines(withID("aliyun", "gone-a")))); err != nil {
 		t.Fatal(err)
 	}
@@ -381,25 +380,31 @@ func TestImportStopsWhenClientGone(t *testing.T) {
 	if _, err := io.WriteString(pw, string(importLines(withID("aliyun", "gone-b")))); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // the server reads gone-b: its batch waits for the writer
 	cancel()
-	time.Sleep(300 * time.Millisecond) // the server sees the connection drop
-	e.store.hold.Store(nil)
-	close(h.release)
-	deadline := time.Now().Add(5 * time.Second)
-	for e.do(http.MethodGet, "/v1/devices/gone-a", prov, nil).status != http.StatusOK {
-		if time.Now().After(deadline) {
-			t.Fatal("gone-a, whose write had begun, was not written")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(300 * time.Millisecond)
+	// The server sees the connection drop where line 4 would begin (line 1
+	// is pipeImport's blank line): it has read gone-b, whose batch waits
+	// for the writer.
+	waitLog(t, e, `"line":4,"message":"import: the connection broke`)
+	release()
+	waitLog(t, e, "import: the client went away") // the writer is done
+	mustStatus(t, e.do(http.MethodGet, "/v1/devices/gone-a", prov, nil), http.StatusOK, "gone-a, whose write had begun")
 	select {
 	case id := <-h.entered:
 		t.Errorf("%s was written after the client went away", id)
 	default:
 	}
 	mustStatus(t, e.do(http.MethodGet, "/v1/devices/gone-b", prov, nil), http.StatusNotFound, "gone-b, read after nothing more could be answered")
+}
+
+// waitLog waits for the server of e to log a line holding s.
+func waitLog(t *testing.T, e *env, s string) {
+	t.Helper()
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if !strings.Contains(e.logs.String(), s) {
+			return fmt.Errorf("no log line with %q in:\n%s", s, e.logs.String())
+		}
+		return nil
+	})
 }
 
 // wideObject is a JSON object of n members "k0": 1, "k1": 1, ...

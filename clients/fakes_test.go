@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -130,16 +131,13 @@ var (
 	}
 	answer = func(resp string) func(c net.Conn, r *bufio.Reader) {
 		return func(c net.Conn, r *bufio.Reader) {
-			for { // the request's headers and its small body
-				l, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				if l == "\r\n" {
-					break
-				}
+			req, err := http.ReadRequest(r) // the request's headers and its small body
+			if err != nil {
+				return
 			}
-			time.Sleep(50 * time.Millisecond)
+			if _, err := io.Copy(io.Discard, req.Body); err != nil {
+				return
+			}
 			_, _ = io.WriteString(c, resp)
 		}
 	}

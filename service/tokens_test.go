@@ -301,8 +301,7 @@ func TestRotateTokenOfEarlierDevice(t *testing.T) {
 	if err := s.DeleteDevice(ctx, adminCaller, "lamp"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Millisecond) // the new device is created after the token
-	putLamp(t, s, "lamp")
+	putLamp(t, s, "lamp") // stamped by the store's clock, a delete later than the token
 	if _, err := s.RotateDeviceToken(ctx, p, "lamp"); code(err) != CodeForbidden {
 		t.Errorf("rotating a token of the earlier device: %v, want forbidden", err)
 	}
@@ -320,7 +319,8 @@ func TestListEnrolmentTokensOfEarlierGroup(t *testing.T) {
 	if err := s.DeleteGroup(ctx, adminCaller, "lamps"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Millisecond) // the new group is created after the tokens
+	// The new group is stamped by the store's clock, a delete later than
+	// the tokens.
 	putLamps(t, s)
 	now, _ := mintEnrolment(t, s, "lamps", EnrolmentTokenRequest{MaxUses: 1, TTL: time.Hour, Name: "today"})
 	got, next, err := s.ListEnrolmentTokens(ctx, "lamps", "", 1)

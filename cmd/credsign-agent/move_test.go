@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -100,7 +101,20 @@ func TestDeviceMovesBetweenCloudsWithoutNewFirmware(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the agent is still connected to %s", stops[i-1].dev.Cloud)
 			}
-			time.Sleep(200 * time.Millisecond)
+			// The next line goes to the new cloud only.
+			n++
+			line := fmt.Sprintf("reading %d", n)
+			if _, err := fmt.Fprintln(conn, line); err != nil {
+				t.Fatal(err)
+			}
+			wctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+			_, err = emus[i].Wait(wctx, func(s cloudemu.State) bool {
+				return slices.ContainsFunc(s.Messages, func(m cloudemu.Message) bool { return string(m.Payload) == line })
+			})
+			cancel()
+			if err != nil {
+				t.Fatalf("%q did not reach %s", line, s.dev.Cloud)
+			}
 			if later := emus[i-1].Snapshot(); len(later.Messages) != len(old.Messages) {
 				t.Fatalf("%s still receives telemetry after the move", stops[i-1].dev.Cloud)
 			}

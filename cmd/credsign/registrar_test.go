@@ -378,13 +378,15 @@ func registrationPolicy(t *testing.T, env map[string]string) {
 			t.Fatalf("the DPS emulator got %d requests", n)
 		}
 		var line string
-		for deadline := time.Now().Add(5 * time.Second); line == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		testutil.Eventually(t, 5*time.Second, func() error {
 			for _, l := range strings.Split(r.stderr.String(), "\n") { // written in batches (--log-flush-interval)
 				if strings.Contains(l, "registration with the cloud failed") {
 					line = l
+					return nil
 				}
 			}
-		}
+			return errors.New("no log line says the registration failed")
+		})
 		for _, want := range []string{`"deviceId":"dev-loopback"`, `"group":"g-loopback"`, `"registration":"azure-dps"`, "a loopback address, not a public address", "--registration-allow-private"} {
 			if !strings.Contains(line, want) {
 				t.Errorf("log line %q lacks %q", line, want)

@@ -365,9 +365,14 @@ func TestServeGracefulShutdown(t *testing.T) {
 	}
 	defer conn.Close()
 	body := `{"role":"provisioner"}`
-	fmt.Fprintf(conn, "POST /v1/tokens HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+	fmt.Fprintf(conn, "POST /v1/tokens HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n%s",
 		srvAdmin, len(body), body[:5])
-	time.Sleep(200 * time.Millisecond) // the server has read the headers: the request is in flight
+	// net/http says 100 Continue when the handler begins to read the
+	// body: the request is in flight.
+	answers := bufio.NewReader(conn)
+	if res, err := http.ReadResponse(answers, nil); err != nil || res.StatusCode != http.StatusContinue {
+		t.Fatalf("no 100 Continue: %v", err)
+	}
 	r.stop()
 	if !waitUntil(func() bool { return strings.Contains(r.stderr.String(), "shutting down") }) {
 		t.Fatal("no shutdown began")
@@ -384,7 +389,7 @@ func TestServeGracefulShutdown(t *testing.T) {
 	if _, err := io.WriteString(conn, body[5:]); err != nil {
 		t.Fatal(err)
 	}
-	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	res, err := http.ReadResponse(answers, nil)
 	if err != nil {
 		t.Fatalf("in-flight request lost: %v", err)
 	}
@@ -402,14 +407,9 @@ func TestServeGracefulShutdown(t *testing.T) {
 	}
 }
 
+// waitUntil reports whether cond holds within 2s.
 func waitUntil(cond func() bool) bool {
-	for i := 0; i < 200; i++ {
-		if cond() {
-			return true
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return false
+	return testutil.Poll(context.Background(), 2*time.Second, testutil.Holds("a condition", cond)) == nil
 }
 
 // testPKI is a CA with helpers to issue leaf certificates.
@@ -531,10 +531,13 @@ func TestServeTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(1100 * time.Millisecond)
-	if !waitUntil(func() bool { return servedSerial(t, r.addr, cfg) == 200 }) {
-		t.Errorf("renewed certificate not served")
-	}
+	// The files are looked at once a second at most, on a handshake.
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if got := servedSerial(t, r.addr, cfg); got != 200 {
+			return fmt.Errorf("serial %d served, want the renewed certificate's 200", got)
+		}
+		return nil
+	})
 	// Log lines go out every --log-flush-interval.
 	if !waitUntil(func() bool { return strings.Contains(r.stderr.String(), "TLS certificate reloaded") }) {
 		t.Errorf("no reload log line")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -130,17 +131,12 @@ func TestServeVaultOutage(t *testing.T) {
 	}
 	expectIssuing := func(what string) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			code, _, _ := issue()
-			if code == http.StatusOK {
-				return
+		testutil.Eventually(t, 20*time.Second, func() error {
+			if code, _, _ := issue(); code != http.StatusOK {
+				return fmt.Errorf("%s: issuing did not resume (last status %d)", what, code)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: issuing did not resume (last status %d)", what, code)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 
 	register()
@@ -154,13 +150,12 @@ func TestServeVaultOutage(t *testing.T) {
 	v.Stop()
 	expectOutage("vault killed")
 	v.Restart(t)
-	deadline := time.Now().Add(20 * time.Second)
-	for call(t, c, "GET", base+"/readyz", "", nil, nil) != http.StatusOK {
-		if time.Now().After(deadline) {
-			t.Fatal("readyz did not recover after vault restarted")
+	testutil.Eventually(t, 20*time.Second, func() error {
+		if code := call(t, c, "GET", base+"/readyz", "", nil, nil); code != http.StatusOK {
+			return fmt.Errorf("readyz did not recover after vault restarted: %d", code)
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	register() // the restarted dev server starts empty
 	expectIssuing("after vault restarted")
 
@@ -204,16 +199,15 @@ func startProcess(t *testing.T, env []string, args ...string) *process {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := listenLine.FindStringSubmatch(p.stderr.String()); m != nil {
-			p.base = "http://" + m[1]
-			return p
+	testutil.Eventually(t, 20*time.Second, func() error {
+		m := listenLine.FindStringSubmatch(p.stderr.String())
+		if m == nil {
+			return fmt.Errorf("credsign serve did not listen:\n%s", p.stderr)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("credsign serve did not listen:\n%s", p.stderr)
-	return nil
+		p.base = "http://" + m[1]
+		return nil
+	})
+	return p
 }
 
 // TestServeReplicasShareVault runs two credsign processes on one real
@@ -260,12 +254,12 @@ func TestServeReplicasShareVault(t *testing.T) {
 	if code := issue(a, 0); code != 401 {
 		t.Errorf("replica A after its own revoke: %d, want 401 at once", code)
 	}
-	for issue(b, 0) != 401 {
-		if time.Since(revoked) > ttl+time.Second {
-			t.Fatalf("replica B still honours a token revoked on A %v ago (cache TTL %v)", time.Since(revoked), ttl)
+	testutil.Eventually(t, time.Until(revoked.Add(ttl+time.Second)), func() error {
+		if issue(b, 0) != 401 {
+			return fmt.Errorf("replica B still honours a token revoked on A %v ago (cache TTL %v)", time.Since(revoked), ttl)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	t.Logf("replica B honoured the revoke after %v (bound: --cache-ttl %v)", time.Since(revoked).Round(time.Millisecond), ttl)
 
 	// Revoke d2's token on A and freeze Vault at once: B refuses the token
@@ -279,22 +273,19 @@ func TestServeReplicasShareVault(t *testing.T) {
 	revoked = time.Now()
 	v.Pause(t)
 	defer v.Resume(t)
-	for {
-		asked := time.Since(revoked)
-		code := issue(b, 1)
-		if code != 200 {
-			if code != 503 && code != 401 {
-				t.Errorf("d2's revoked token on B with Vault frozen: %d, want 503 or 401", code)
-			}
-			t.Logf("replica B refused a token revoked on A just before Vault froze: %d to a request made %v after the revoke, answered after %v (bound: --cache-ttl %v; CREDSIGN_VAULT_TIMEOUT 2s)",
-				code, asked.Round(time.Millisecond), time.Since(revoked).Round(time.Millisecond), ttl)
-			break
+	var code int
+	var asked time.Duration
+	testutil.Eventually(t, time.Until(revoked.Add(ttl)), func() error {
+		if asked, code = time.Since(revoked), issue(b, 1); code == 200 {
+			return fmt.Errorf("replica B served a token revoked on A %v earlier, Vault frozen since (cache TTL %v)", asked, ttl)
 		}
-		if asked > ttl {
-			t.Fatalf("replica B served a token revoked on A %v earlier, Vault frozen since (cache TTL %v)", asked, ttl)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	})
+	if code != 503 && code != 401 {
+		t.Errorf("d2's revoked token on B with Vault frozen: %d, want 503 or 401", code)
 	}
+	t.Logf("replica B refused a token revoked on A just before Vault froze: %d to a request made %v after the revoke, answered after %v (bound: --cache-ttl %v; CREDSIGN_VAULT_TIMEOUT 2s)",
+		code, asked.Round(time.Millisecond), time.Since(revoked).Round(time.Millisecond), ttl)
 
 	// d2, known to B's cache, keeps getting credentials for the admin.
 	time.Sleep(ttl) // every cached record is past its TTL: only the stale window serves

@@ -9,10 +9,12 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/credsign/credsign/cloud"
+	"github.com/credsign/credsign/internal/testing/testutil"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
@@ -209,10 +211,9 @@ func TestStopWhileClientsConnect(t *testing.T) {
 	addr := e.Addr()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	var connected atomic.Int64
 	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for {
 				select {
 				case <-stop:
@@ -220,13 +221,21 @@ func TestStopWhileClientsConnect(t *testing.T) {
 				default:
 				}
 				if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+					connected.Add(1)
 					c.Close()
 				}
 			}
-		}()
+		})
 	}
 	for range 5 {
-		time.Sleep(20 * time.Millisecond)
+		// The broker (restarted) takes connections again.
+		last := connected.Load()
+		testutil.Eventually(t, 10*time.Second, func() error {
+			if connected.Load() < last+4 {
+				return errors.New("the broker takes no connections")
+			}
+			return nil
+		})
 		done := make(chan error, 1)
 		go func() { done <- e.Restart() }()
 		select {

@@ -2,12 +2,16 @@ package logbuf
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 // syncBuf is a bytes.Buffer safe for the flusher and the test at once,
@@ -64,11 +68,13 @@ func TestWriter(t *testing.T) {
 			if !tt.batched && writes != goroutines*lines {
 				t.Errorf("%d writes for %d lines, want one each", writes, goroutines*lines)
 			}
-			if tt.batched {
-				deadline := time.Now().Add(2 * time.Second)
-				for got, _ = dst.snapshot(); strings.Count(got, "\n") < goroutines*lines && time.Now().Before(deadline); got, _ = dst.snapshot() {
-					time.Sleep(5 * time.Millisecond)
-				}
+			if tt.batched { // every line after an interval or a few; the checks below say what is missing
+				_ = testutil.Poll(context.Background(), 2*time.Second, func() error {
+					if got, _ = dst.snapshot(); strings.Count(got, "\n") < goroutines*lines {
+						return errors.New("lines missing")
+					}
+					return nil
+				})
 			}
 			// Every line whole, each goroutine's lines in order.
 			next := make([]int, goroutines)

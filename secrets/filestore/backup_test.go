@@ -15,6 +15,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/credsign/credsign/internal/testing/testutil"
 	"github.com/credsign/credsign/secrets"
 )
 
@@ -70,7 +71,17 @@ func TestSnapshotWhileWriting(t *testing.T) {
 		}()
 	}
 	for range 5 {
-		time.Sleep(20 * time.Millisecond)
+		// Each copy is taken with more devices acknowledged since the last.
+		last := acked.Load()
+		testutil.Eventually(t, 10*time.Second, func() error {
+			if len(errs) > 0 {
+				t.Fatalf("a write failed during the backups: %v", <-errs)
+			}
+			if acked.Load() < last+16 {
+				return fmt.Errorf("%d devices acknowledged since the last copy, want 16", acked.Load()-last)
+			}
+			return nil
+		})
 		before := acked.Load()
 		path := backupOf(t, s)
 		after := acked.Load()

@@ -57,10 +57,9 @@ func fill(t *testing.T, s secrets.Store, n int) {
 		if i%10 == 0 {
 			d.Group, d.Secret = "g", ""
 		}
-		if _, err := s.PutDevice(ctx, d, 0); err != nil {
+		if _, err := s.PutDevice(ctx, d, 0); err != nil { // a write apart: of distinct times
 			t.Fatal(err)
 		}
-		time.Sleep(time.Millisecond) // devices of distinct times
 		tok := secrets.Token{ID: fmt.Sprintf("t%04d", i), Hash: hash(i), Role: secrets.RoleDevice, DeviceID: d.ID, CreatedAt: created}
 		if i%5 == 0 {
 			at := created.Add(time.Hour)

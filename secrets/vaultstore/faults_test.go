@@ -96,16 +96,13 @@ func mustWork(t *testing.T, s *Store, what string) {
 func waitWorks(t *testing.T, s *Store, what string, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
-	for {
+	testutil.Eventually(t, within, func() error {
 		_, err := s.GetDevice(context.Background(), "lamp-7")
 		if err == nil || errors.Is(err, secrets.ErrNotFound) {
-			break
+			return nil
 		}
-		if time.Since(start) > within {
-			t.Fatalf("%s: store still failing after %v: %v", what, within, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("%s: store still failing: %w", what, err)
+	})
 	took := time.Since(start)
 	mustWork(t, s, what)
 	return took
@@ -162,21 +159,28 @@ func TestCallerCancelIsNotUnavailable(t *testing.T) {
 }
 
 // TestTokenRenewal gives the store a renewable token with a 4 s TTL and uses
-// it well past that; LifetimeWatcher must keep it alive.
+// it well past that, through three renewals; LifetimeWatcher must keep it
+// alive.
 func TestTokenRenewal(t *testing.T) {
 	leaks := goleak.IgnoreCurrent()
 	srv := vaulttest.Start(t)
 	token := policyToken(t, srv, "4s")
 	cfg := baseConfig(srv, token)
 	cfg.Timeout = 2 * time.Second
-	s := openStore(t, cfg, nil)
+	var logs testutil.SyncBuffer
+	s := openStore(t, cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	defer s.Close()
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+	start := time.Now()
+	testutil.Eventually(t, 15*time.Second, func() error {
 		mustWork(t, s, "with a renewed token")
-	}
+		if n := strings.Count(logs.String(), "vaultstore: token renewed"); n < 3 {
+			return fmt.Errorf("%d renewals of a token of 4 s, want 3", n)
+		}
+		return nil
+	})
 	// Vault revokes an expired token, so a lookup of it would fail.
 	if _, err := srv.Client(t).Auth().Token().Lookup(token); err != nil {
-		t.Fatalf("token gone after 10 s: %v", err)
+		t.Fatalf("token gone after %v: %v", time.Since(start).Round(time.Second), err)
 	}
 	s.Close()
 	goleak.VerifyNone(t, leaks)
@@ -200,7 +204,12 @@ func TestExpiredTokenIsUnavailable(t *testing.T) {
 	s := openStore(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	defer s.Close()
 	mustWork(t, s, "fresh token")
-	time.Sleep(3 * time.Second)
+	testutil.Eventually(t, 5*time.Second, func() error { // Vault revokes the token when its 2s are up
+		if _, err := root.Auth().Token().Lookup(sec.Auth.ClientToken); err == nil {
+			return errors.New("the token is still valid")
+		}
+		return nil
+	})
 	expectUnavailable(t, s, "no-secret-here", sec.Auth.ClientToken, "permission denied")
 	want := `level=WARN msg="vaultstore: VAULT_TOKEN can no longer be renewed and will expire`
 	if !strings.Contains(logs.String(), want) || strings.Contains(logs.String(), sec.Auth.ClientToken) {
@@ -256,13 +265,13 @@ func TestAppRoleRelogin(t *testing.T) {
 	}
 	defer s.Close()
 	tokens := map[string]bool{}
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		mustWork(t, s, "with AppRole")
-		tokens[s.client.Token()] = true
-	}
-	if len(tokens) < 3 {
-		t.Fatalf("used %d tokens in 10 s with a 4 s max TTL; want a fresh login at least twice", len(tokens))
-	}
+		if tokens[s.client.Token()] = true; len(tokens) < 3 {
+			return fmt.Errorf("used %d tokens with a 4 s max TTL; want a fresh login at least twice", len(tokens))
+		}
+		return nil
+	})
 
 	if err := srv.Client(t).Auth().Token().RevokeOrphan(s.client.Token()); err != nil {
 		t.Fatal(err)
@@ -495,12 +504,12 @@ func noCredential(t *testing.T, err error, creds ...string) {
 // one call; the next fails without retrying; once it answers again calls
 // work and retry as before.
 func TestFailFastClearsOnAnswer(t *testing.T) {
-	var failing atomic.Bool
+	var failing, failOnce atomic.Bool
 	var calls atomic.Int32
 	failing.Store(true)
 	srv := fakeVault(t, func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
-		if failing.Load() {
+		if failing.Load() || failOnce.CompareAndSwap(true, false) {
 			w.WriteHeader(http.StatusInternalServerError)
 			fmt.Fprint(w, `{"errors":["storage backend exploded"]}`)
 			return
@@ -522,18 +531,10 @@ func TestFailFastClearsOnAnswer(t *testing.T) {
 	if _, err := s.GetDevice(context.Background(), "lamp-7"); err != nil {
 		t.Fatalf("after recovery: %v", err)
 	}
-	// Back to normal: a transient 500 is retried again.
+	// Back to normal: a transient 500 (of the next call only) is retried
+	// again.
 	calls.Store(0)
-	var once atomic.Bool
-	failing.Store(true)
-	go func() {
-		for calls.Load() == 0 {
-			time.Sleep(5 * time.Millisecond)
-		}
-		if once.CompareAndSwap(false, true) {
-			failing.Store(false)
-		}
-	}()
+	failOnce.Store(true)
 	if _, err := s.GetDevice(context.Background(), "lamp-7"); err != nil {
 		t.Fatalf("transient 500 after recovery: %v (attempts %d)", err, calls.Load())
 	}

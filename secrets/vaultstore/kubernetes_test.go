@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/credsign/credsign/internal/testing/testutil"
 	"github.com/credsign/credsign/internal/testing/vaulttest"
 )
 
@@ -114,9 +116,18 @@ func TestKubernetesLogin(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(second), 0o600); err != nil { // rotated by kubelet
 		t.Fatal(err)
 	}
-	for end := time.Now().Add(7 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+	// Past the token's max TTL (4s) the store logs in again, with the
+	// rotated service account token; calls work throughout.
+	testutil.Eventually(t, 7*time.Second, func() error {
 		mustWork(t, s, "with kubernetes auth")
-	}
+		mu.Lock()
+		defer mu.Unlock()
+		if reviewed[second] < 1 {
+			return errors.New("no login with the rotated service account token")
+		}
+		return nil
+	})
+	mustWork(t, s, "after a login with the rotated token")
 	mu.Lock()
 	defer mu.Unlock()
 	if reviewed[first] != 1 || reviewed[second] < 1 {

@@ -9,6 +9,7 @@ package swtpmtest
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
@@ -19,6 +20,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 // EnvRequire set to "1" makes a missing swtpm fail the test instead of
@@ -149,22 +152,27 @@ func Start(t testing.TB, state string) *TPM {
 
 // waitListening waits until addr accepts connections, or swtpm exits.
 func waitListening(addr string, done <-chan error) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	var exited error // swtpm's exit ends the wait
+	err := testutil.Poll(context.Background(), 10*time.Second, func() error {
 		select {
 		case err := <-done:
-			return fmt.Errorf("swtpm exited: %v", err)
+			exited = fmt.Errorf("swtpm exited: %v", err)
+			return nil
 		default:
 		}
 		// swtpm serves one connection at a time: the probe's is closed
 		// at once, and swtpm then accepts the next.
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			_ = c.Close()
-			return nil
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return fmt.Errorf("swtpm: %s not listening after 10s: %w", addr, err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		_ = c.Close()
+		return nil
+	})
+	if exited != nil {
+		return exited
 	}
-	return fmt.Errorf("swtpm: %s not listening after 10s", addr)
+	return err
 }
 
 func freePorts() (int, int, error) {

@@ -2,7 +2,6 @@ package testutil
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 )
 
 // RandomHex returns n random bytes in hex, for admin tokens and the like.
@@ -33,18 +31,6 @@ func WriteFile(t testing.TB, name string, b []byte) string {
 		t.Fatal(err)
 	}
 	return f
-}
-
-// WaitFor polls cond every 50ms until it holds, and fails t if ctx ends first.
-func WaitFor(ctx context.Context, t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 // Admin makes admin requests to a credsign server under test.

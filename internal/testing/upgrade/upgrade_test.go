@@ -120,22 +120,22 @@ func serve(t *testing.T, env []string, args ...string) string {
 		logFile.Close()
 	})
 	listening := regexp.MustCompile(`"addr":"([^"]+)".*"message":"listening"`)
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+	var addr string
+	testutil.Eventually(t, 20*time.Second, func() error {
+		b, _ := os.ReadFile(logPath)
 		select {
 		case err := <-exited:
-			b, _ := os.ReadFile(logPath)
 			t.Fatalf("credsign serve exited (%v):\n%s", err, b)
 		default:
 		}
-		b, _ := os.ReadFile(logPath)
-		if m := listening.FindSubmatch(b); m != nil {
-			return "http://" + string(m[1])
+		m := listening.FindSubmatch(b)
+		if m == nil {
+			return fmt.Errorf("credsign serve did not start:\n%s", b)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	b, _ := os.ReadFile(logPath)
-	t.Fatalf("credsign serve did not start:\n%s", b)
-	return ""
+		addr = "http://" + string(m[1])
+		return nil
+	})
+	return addr
 }
 
 // refused runs `credsign serve` expecting it to exit with an error, and

@@ -2,10 +2,13 @@ package vaulttest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 // sysProcAttr makes the kernel kill the server when the test process dies,
@@ -18,17 +21,21 @@ func sysProcAttr() *syscall.SysProcAttr {
 // true) or none is (false): a signal reaches a process's threads one by one,
 // and a thread not stopped yet still answers requests.
 func waitState(pid int, stopped bool) error {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	var failed error // a failure to read the threads' states ends the wait
+	err := testutil.Poll(context.Background(), 5*time.Second, func() error {
 		all, err := threadsStopped(pid, stopped)
-		if err != nil || all {
-			return err
-		}
-		if time.Now().After(deadline) {
+		switch {
+		case err != nil:
+			failed = err
+		case !all:
 			return fmt.Errorf("process %d: threads not all stopped=%v after 5s", pid, stopped)
 		}
-		time.Sleep(10 * time.Millisecond)
+		return nil
+	})
+	if failed != nil {
+		return failed
 	}
+	return err
 }
 
 func threadsStopped(pid int, stopped bool) (bool, error) {

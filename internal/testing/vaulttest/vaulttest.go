@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/credsign/credsign/internal/testing/testutil"
 )
 
 // Version is the Vault release scripts/vault.sh builds.
@@ -302,21 +304,22 @@ func (s *Server) Unseal(t testing.TB) {
 // come out a little after the server answers.
 func (s *Server) unsealKey() (string, error) {
 	const label = "Unseal Key: "
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	var key string
+	err := testutil.Poll(context.Background(), 10*time.Second, func() error {
 		b, err := os.ReadFile(s.log)
 		if err != nil {
-			return "", err
+			return err
 		}
 		s.mu.Lock()
 		b = b[min(s.logStart, len(b)):]
 		s.mu.Unlock()
 		if i := strings.LastIndex(string(b), label); i >= 0 {
-			if key, _, ok := strings.Cut(string(b[i+len(label):]), "\n"); ok {
-				return strings.TrimSpace(key), nil
+			if k, _, ok := strings.Cut(string(b[i+len(label):]), "\n"); ok {
+				key = strings.TrimSpace(k)
+				return nil
 			}
 		}
-		if time.Now().After(deadline) {
-			return "", errors.New("no unseal key in the dev server's output")
-		}
-	}
+		return errors.New("no unseal key in the dev server's output")
+	})
+	return key, err
 }
