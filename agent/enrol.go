@@ -128,7 +128,10 @@ func Enrol(ctx context.Context, cfg EnrolConfig) (Enrolment, error) {
 		}
 		var ae errAttest
 		if errors.As(err, &ae) {
-			return Enrolment{}, ae.err
+			if !attestRetryable(ae.err) {
+				return Enrolment{}, ae.err
+			}
+			err = ae.err
 		}
 		if err == nil && resp.JSON201 != nil {
 			e := resp.JSON201
@@ -146,9 +149,12 @@ func Enrol(ctx context.Context, cfg EnrolConfig) (Enrolment, error) {
 			}
 			return Enrolment{DeviceID: e.DeviceID, Group: e.Group, TokenID: e.TokenID}, nil
 		}
-		if err == nil {
+		switch {
+		case ae.err != nil:
+			// err is the attestation's failed challenge call, retried below.
+		case err == nil:
 			err = fetchError(resp.HTTPResponse, problemIn(resp.Body))
-		} else {
+		default:
 			// The URL is in the error, the token never is.
 			err = fmt.Errorf("enrol: %w", err)
 		}
@@ -163,6 +169,25 @@ func Enrol(ctx context.Context, cfg EnrolConfig) (Enrolment, error) {
 		if serr := sleep(ctx, d); serr != nil {
 			return Enrolment{}, fmt.Errorf("enrol: %w (last error: %w)", serr, err)
 		}
+	}
+}
+
+// attestRetryable reports whether an attestation failed in its challenge
+// call in a way that may clear (no answer, 408, 429 or 5xx), so that the
+// enrolment is tried again after a back-off like any other call; a refusal
+// or a failure of the TPM itself ends it. The attestor marks its call's
+// failures with an HTTPStatus method (tpmkey.CallError), which keeps the
+// agent free of the TPM code when it is built without it.
+func attestRetryable(err error) bool {
+	var call interface{ HTTPStatus() int }
+	if !errors.As(err, &call) {
+		return false
+	}
+	switch st := call.HTTPStatus(); {
+	case st == 0:
+		return !certificateError(err)
+	default:
+		return st == http.StatusRequestTimeout || st == http.StatusTooManyRequests || st >= 500
 	}
 }
 

@@ -6,9 +6,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/credsign/credsign/agent/tpmkey"
 )
 
 func TestPermanent(t *testing.T) {
@@ -66,6 +69,36 @@ func TestTokenFileErrorsArePermanent(t *testing.T) {
 		_, err = src.Fetch(context.Background())
 		if !errors.Is(err, ErrNoToken) || !Permanent(err) {
 			t.Fatalf("token file %s: %v, want a permanent ErrNoToken", file, err)
+		}
+	}
+}
+
+// TestAttestRetryable: an attestation whose challenge call got no answer,
+// 408, 429 or 5xx is tried again; a refusal, a certificate the agent does
+// not trust and a failure of the TPM itself end the enrolment.
+func TestAttestRetryable(t *testing.T) {
+	call := func(status int, err error) error {
+		return fmt.Errorf("attest: %w", &tpmkey.CallError{Status: status, Err: err})
+	}
+	refused := errors.New("tpm attestation: refused")
+	for _, c := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"no answer", call(0, errors.New("connection refused")), true},
+		{"untrusted server certificate", call(0, &tls.CertificateVerificationError{Err: errors.New("unknown authority")}), false},
+		{"408", call(http.StatusRequestTimeout, refused), true},
+		{"429", call(http.StatusTooManyRequests, refused), true},
+		{"500", call(http.StatusInternalServerError, refused), true},
+		{"503", call(http.StatusServiceUnavailable, refused), true},
+		{"400", call(http.StatusBadRequest, refused), false},
+		{"401", call(http.StatusUnauthorized, refused), false},
+		{"403", call(http.StatusForbidden, refused), false},
+		{"the TPM failed", errors.New("tpm: activate credential: integrity check failed"), false},
+	} {
+		if got := attestRetryable(c.err); got != c.want {
+			t.Errorf("%s: retryable %v, want %v", c.name, got, c.want)
 		}
 	}
 }

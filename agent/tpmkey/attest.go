@@ -165,6 +165,20 @@ func (a *Attestor) Close() error {
 	return nil
 }
 
+// CallError is an attestation whose challenge call failed: no answer came
+// (Status 0: Err says why) or the server answered Status. The caller
+// decides whether to call again; the TPM was not used.
+type CallError struct {
+	Status int
+	Err    error
+}
+
+func (e *CallError) Error() string { return e.Err.Error() }
+func (e *CallError) Unwrap() error { return e.Err }
+
+// HTTPStatus is the server's status, 0 when no answer came.
+func (e *CallError) HTTPStatus() int { return e.Status }
+
 // Attest runs TPM attestation for an enrolment with the credsign API c:
 // it asks POST /v1/enrol/attest for a challenge for deviceID (auth adds
 // the enrolment token), activates it, has the AK certify key with the
@@ -176,12 +190,12 @@ func (a *Attestor) Attest(ctx context.Context, c *client.ClientWithResponses, au
 	req.DeviceID, req.Ek.Cert, req.Ak.Public = deviceID, a.ekCert, a.akPublic
 	rsp, err := c.EnrolAttestWithResponse(ctx, req, auth)
 	if err != nil {
-		return client.TpmAttestation{}, fmt.Errorf("tpm attestation: %w", err)
+		return client.TpmAttestation{}, &CallError{Err: fmt.Errorf("tpm attestation: %w", err)}
 	}
 	if rsp.JSON200 == nil {
 		var p struct{ Detail string }
 		_ = json.Unmarshal(rsp.Body, &p)
-		return client.TpmAttestation{}, fmt.Errorf("tpm attestation: %s: %s", rsp.Status(), p.Detail)
+		return client.TpmAttestation{}, &CallError{Status: rsp.StatusCode(), Err: fmt.Errorf("tpm attestation: %s: %s", rsp.Status(), p.Detail)}
 	}
 	ch := rsp.JSON200
 	secret, err := a.Activate(ch.Credential.CredentialBlob, ch.Credential.Secret)

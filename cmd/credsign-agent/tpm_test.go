@@ -8,9 +8,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
@@ -118,11 +123,32 @@ func TestEnrolWithTPMKey(t *testing.T) {
 	}
 	f.call("GET", "/v1/devices/"+id, nil, 404, nil)
 
-	// The TPM key, attested.
+	// The TPM key, attested, through a proxy that answers the first
+	// challenge call 503 (a fake: the real server cannot be made to fail
+	// one call): the agent backs off and calls again.
+	var challenges atomic.Int32
+	server, err := url.Parse(f.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(server)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/enrol/attest" && challenges.Add(1) == 1 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	tpmEnv["CREDSIGN_SERVER"] = proxy.URL
 	r = runWith(ctx, nil, env(tpmEnv), "enrol", "--enrolment-token-file", tokFile, "--timeout", "30s")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "enrolled "+id+" in group lamps; device key ") || !strings.Contains(r.stdout, ", attested") {
 		t.Fatalf("enrol with the TPM key: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
+	if n := challenges.Load(); n != 2 {
+		t.Fatalf("a challenge call answered 503: %d challenge calls, want 2 (stderr %q)", n, r.stderr)
+	}
+	tpmEnv["CREDSIGN_SERVER"] = f.url
 	var keys struct {
 		Keys []struct{ Kid, Attestation string }
 	}
