@@ -121,7 +121,7 @@ type Emulator struct {
 	secrets   map[string]string
 	jwks      *jose.JSONWebKeySet // cached key set (jwt, aws)
 	server    *mqtt.Server
-	listener  *gatedTCP
+	listener  *gatedListener
 	connected map[*mqtt.Client]time.Time // live sessions and when they expire (zero: never)
 	state     State
 	changed   chan struct{}
@@ -182,16 +182,18 @@ func (e *Emulator) start() error {
 	if err := srv.AddHook(&authHook{e: e}, nil); err != nil {
 		return fmt.Errorf("cloudemu: add hook: %w", err)
 	}
-	// Bind first so that the address (and port) is known and kept on restart.
+	// The socket is bound here and served as it is, so that the address
+	// (and port) is known and kept on restart; binding a free port, closing
+	// it and binding again let another test take it in between.
 	ln, err := net.Listen("tcp", e.addr)
 	if err != nil {
 		return fmt.Errorf("cloudemu: listen on %s: %w", e.addr, err)
 	}
 	e.addr = ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		return fmt.Errorf("cloudemu: release %s: %w", e.addr, err)
+	if e.tls != nil {
+		ln = tls.NewListener(ln, e.tls)
 	}
-	l := &gatedTCP{TCP: listeners.NewTCP(listeners.Config{ID: "emu", Address: e.addr, TLSConfig: e.tls}), clients: &srv.Listeners.ClientsWg, srv: srv}
+	l := &gatedListener{Net: listeners.NewNet("emu", ln), clients: &srv.Listeners.ClientsWg, srv: srv}
 	if err := srv.AddListener(l); err != nil {
 		return fmt.Errorf("cloudemu: listen on %s: %w", e.addr, err)
 	}
@@ -591,15 +593,15 @@ func (h *authHook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
 	h.e.opts.Logger.Info("message", "client", cl.ID, "topic", strings.TrimPrefix(pk.TopicName, sysEscape), "qos", pk.FixedHeader.Qos, "payload", string(pk.Payload))
 }
 
-// gatedTCP is mochi's TCP listener with a gate in front of each new
-// connection. It works around a race in mochi v2.7.9: attaching a client
+// gatedListener is mochi's listener over a bound socket with a gate in
+// front of each new connection. It works around a race in mochi v2.7.9: attaching a client
 // calls Listeners.ClientsWg.Add(1) while Server.Close may already be in
 // ClientsWg.Wait (seen under -race when an agent reconnects as a test ends).
 // The gate adds to that WaitGroup itself, under a lock that Stop takes
 // before Close, so no connection is admitted once shutdown has begun and the
 // counter is never zero while an admitted one attaches.
-type gatedTCP struct {
-	*listeners.TCP
+type gatedListener struct {
+	*listeners.Net
 	clients *sync.WaitGroup
 	srv     *mqtt.Server
 
@@ -608,8 +610,8 @@ type gatedTCP struct {
 }
 
 // Serve serves connections through the gate.
-func (g *gatedTCP) Serve(establish listeners.EstablishFn) {
-	g.TCP.Serve(func(id string, c net.Conn) error {
+func (g *gatedListener) Serve(establish listeners.EstablishFn) {
+	g.Net.Serve(func(id string, c net.Conn) error {
 		g.mu.Lock()
 		if g.closing {
 			g.mu.Unlock()
@@ -628,8 +630,8 @@ func (g *gatedTCP) Serve(establish listeners.EstablishFn) {
 // disconnects in between waits in Clients.Delete for the write lock, which
 // blocks the second RLock, and Server.Close deadlocks (seen under -race when
 // an agent stops as a test ends). GetAll read-locks once.
-func (g *gatedTCP) Close(listeners.CloseFn) {
-	g.TCP.Close(func(id string) {
+func (g *gatedListener) Close(listeners.CloseFn) {
+	g.Net.Close(func(id string) {
 		for _, cl := range g.srv.Clients.GetAll() {
 			if cl.Net.Listener == id && !cl.Closed() {
 				_ = g.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
@@ -639,7 +641,7 @@ func (g *gatedTCP) Close(listeners.CloseFn) {
 }
 
 // shut closes the gate: connections accepted from now on are dropped.
-func (g *gatedTCP) shut() {
+func (g *gatedListener) shut() {
 	g.mu.Lock()
 	g.closing = true
 	g.mu.Unlock()
