@@ -351,9 +351,7 @@ type DevicePage struct {
 // Cost: one store listing call (see the stores' ListDevices).
 func (s *Service) ListDevices(ctx context.Context, q ListQuery) (DevicePage, error) {
 	limit := q.Limit
-	if limit <= 0 {
-		limit = 100
-	}
+	limit = secrets.PageLimit(limit)
 	page, err := s.store.ListDevices(ctx, secrets.ListOptions{Limit: limit, Cloud: q.Cloud, Group: q.Group, Labels: q.Labels, Scope: q.Scope, After: q.After})
 	if err != nil {
 		return DevicePage{}, fmt.Errorf("listing devices: %w", err)

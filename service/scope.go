@@ -201,9 +201,7 @@ func (s *Service) AuthorizeScope(ctx context.Context, caller Principal, kind, id
 // one more is found, or the groups end (groups are few: the embedded
 // store and Vault each list them as a handful of reads).
 func (s *Service) listScopedGroups(ctx context.Context, sc *secrets.Scope, after string, limit int) ([]secrets.Group, string, error) {
-	if limit <= 0 {
-		limit = 100
-	}
+	limit = secrets.PageLimit(limit)
 	var out []secrets.Group
 	// take keeps g if it is inside the scope; it reports whether the page
 	// is done (full, and g is one more).

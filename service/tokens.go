@@ -336,9 +336,7 @@ func (s *Service) ListEnrolmentTokens(ctx context.Context, group, after string, 
 	if err != nil {
 		return nil, "", fmt.Errorf("reading group: %w", err)
 	}
-	if limit <= 0 {
-		limit = 100
-	}
+	limit = secrets.PageLimit(limit)
 	// Read on past tokens of an earlier group, so that a page is empty
 	// only at the end.
 	var out []EnrolmentToken
