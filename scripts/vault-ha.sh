@@ -28,27 +28,30 @@ NAME=vault-ha.sh
 # election after a leader dies about five times slower.
 start_cluster v "${VAULT_RAFT_PERFORMANCE_MULTIPLIER:-1}"
 token="$(credsign_token v 1h)"
-echo "vault-ha.sh: Vault 1.13 Raft cluster up: $(addr v0) (active), $(addr v1), $(addr v2)" >&2
+# The node that is active now (usually v0, which was initialised first;
+# under load leadership may already have moved) is the one to kill.
+active="$(wait_active v0 v1 v2)"
+others=()
+for n in v0 v1 v2; do [ "$n" = "$active" ] || others+=("$n"); done
+echo "vault-ha.sh: Vault 1.13 Raft cluster up: $(addr "$active") (active), $(addr "${others[0]}"), $(addr "${others[1]}")" >&2
 
 # Two credsign replicas, on the standbys.
 go build -o "$work/" ./cmd/credsign ./scripts/vaultha
 export CREDSIGN_ADMIN_TOKEN="csa_vaultha_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 servers=""
 for r in 0 1; do
-	CREDSIGN_VAULT_TIMEOUT="${CREDSIGN_VAULT_TIMEOUT:-10s}" start_credsign "v$((r + 1))" "$token" "credsign$r.log"
+	CREDSIGN_VAULT_TIMEOUT="${CREDSIGN_VAULT_TIMEOUT:-10s}" start_credsign "${others[$r]}" "$token" "credsign$r.log"
 	servers="${servers:+$servers,}$srv"
 done
 echo "vault-ha.sh: credsign replicas: $servers" >&2
 
-active="$(wait_active v0 v1 v2)"
+[ "$(wait_active v0 v1 v2)" = "$active" ] || fail "leadership moved from $active while the replicas started; run again"
 echo "vault-ha.sh: the active node is $active (pid ${vpid[$active]}); killing it under load" >&2
 set +e
 "$work/vaultha" -servers "$servers" -kill "kill -9 ${vpid[$active]}; date +%s.%N > $work/killed" "$@" > "$work/report.json" &
 driver=$!
 # The election, timed from the kill.
 while [ ! -s "$work/killed" ] && kill -0 "$driver" 2>/dev/null; do sleep 0.05; done
-others=()
-for n in v0 v1 v2; do [ "$n" = "$active" ] || others+=("$n"); done
 new="$(wait_active "${others[@]}")"
 elected="$(date +%s.%N)"
 wait "$driver"
