@@ -269,21 +269,34 @@ func (s *scanner) object() (any, bool) {
 			return nil, false
 		}
 		m[name] = v
-		s.ws()
-		if s.i >= len(s.b) {
+		end, ok := s.separator('}')
+		if !ok {
 			return nil, false
 		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-			s.ws()
-		case '}':
-			s.i++
+		if end {
 			return m, true
-		default:
-			return nil, false
 		}
 	}
+}
+
+// separator reads what follows a member or an element: a comma (more
+// follow: end is false) or closer (the container ends: end is true);
+// anything else is a syntax error (ok is false).
+func (s *scanner) separator(closer byte) (end, ok bool) {
+	s.ws()
+	if s.i >= len(s.b) {
+		return false, false
+	}
+	switch s.b[s.i] {
+	case ',':
+		s.i++
+		s.ws()
+		return false, true
+	case closer:
+		s.i++
+		return true, true
+	}
+	return false, false
 }
 
 func hasKey(m map[string]any, k string) bool {
@@ -307,19 +320,12 @@ func (s *scanner) array() (any, bool) {
 			return nil, false
 		}
 		a = append(a, v)
-		s.ws()
-		if s.i >= len(s.b) {
+		end, ok := s.separator(']')
+		if !ok {
 			return nil, false
 		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-			s.ws()
-		case ']':
-			s.i++
+		if end {
 			return a, true
-		default:
-			return nil, false
 		}
 	}
 }
